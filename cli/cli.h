@@ -1,0 +1,22 @@
+/* CLI plumbing shared by the cmd_<name>.c files. Only cli/ prints and exits.
+ * Exit status: 0 ok, 1 failed, 2 bad usage. */
+#ifndef LMA_CLI_H
+#define LMA_CLI_H
+#include "lmadapt.h"
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+} lma_cli_command;
+
+/* One entry per subcommand: implemented in cli/cmd_<name>.c. */
+int cmd_score(int argc, char **argv);
+
+/* Prints "lmadapt <cmd>: <message>" (message = lma_last_error() when NULL) and returns 1. */
+int cli_fail(const char *cmd, const char *msg);
+/* Prints "lmadapt <cmd>: <message>\nTry 'lmadapt <cmd> --help'." and returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...);
+/* True when argv has -h or --help. */
+int cli_wants_help(int argc, char **argv);
+#endif

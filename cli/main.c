@@ -1,0 +1,51 @@
+/* lmadapt: the command-line entry point. A table of subcommands; each lives in
+ * cli/cmd_<name>.c and parses its own options. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+
+static const lma_cli_command commands[] = {
+    {"score", "log-probability of each token, total NLL and perplexity", cmd_score},
+};
+static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
+
+int cli_fail(const char *cmd, const char *msg) {
+    const char *m = msg ? msg : lma_last_error();
+    fprintf(stderr, "lmadapt %s: %s\n", cmd, (m && *m) ? m : "failed");
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "lmadapt %s: ", cmd);
+    va_start(ap, fmt); vfprintf(stderr, fmt, ap); va_end(ap);
+    fprintf(stderr, "\nTry 'lmadapt %s --help'.\n", cmd);
+    return 2;
+}
+
+int cli_wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
+    return 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "lmadapt %s — adapt large language models (Llama, Mistral, Qwen) in C\n\n"
+               "Usage: lmadapt <command> [options]\n       lmadapt <command> --help\n\nCommands:\n",
+            lma_version());
+    for (int i = 0; i < n_commands; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nOptions:\n  -h, --help     this help\n  -V, --version  print the version\n"
+               "\nEnvironment: LMA_THREADS (CPU threads), LMA_LOG (error|warn|info|debug), LMA_QUIET (no progress)\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    const char *c = argv[1];
+    if (!strcmp(c, "-h") || !strcmp(c, "--help") || !strcmp(c, "help")) { usage(stdout); return 0; }
+    if (!strcmp(c, "-V") || !strcmp(c, "--version")) { printf("lmadapt %s\n", lma_version()); return 0; }
+    for (int i = 0; i < n_commands; i++)
+        if (!strcmp(c, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "lmadapt: unknown command '%s'\nTry 'lmadapt --help'.\n", c);
+    return 2;
+}

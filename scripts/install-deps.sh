@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks to build and test lmadapt.
+# Usage: scripts/install-deps.sh   (as root, or with sudo available)
+set -euo pipefail
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libomp-dev \
+      libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libsqlite3-dev"
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  echo "installing:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+else
+  echo "all build dependencies present"
+fi

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): builds and runs the whole suite twice.
+#  1. Release build (gcc, -O3): every test (ctest labels unit, slow).
+#  2. clang ASan+UBSan build with the libFuzzer targets: unit tests and fuzzers
+#     (each fuzzer runs LMA_FUZZ_SECONDS, default 10).
+# Options: --fast (skip the sanitizer pass), LMA_JOBS (parallel build jobs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=${LMA_JOBS:-$(nproc)}
+fuzz_s=${LMA_FUZZ_SECONDS:-10}
+
+echo "== release build =="
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure -j"$jobs" -LE fuzz)
+
+if [ "${1:-}" = "--fast" ]; then exit 0; fi
+
+echo "== sanitizer build (clang, ASan+UBSan, libFuzzer) =="
+CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLMA_SANITIZE=ON -DLMA_FUZZ=ON \
+    -DLMA_FUZZ_SECONDS="$fuzz_s" -DCMAKE_C_FLAGS="-O1 -g" >/dev/null
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --output-on-failure -j"$jobs" -L "unit|fuzz")

@@ -1,0 +1,39 @@
+/* Checked file i/o.
+ * - lma_map: read-only mmap of a whole file (empty files map to len 0, data NULL).
+ * - lma_read_file: whole file into a malloc'd, NUL-terminated buffer (caller frees).
+ * - lma_atomic_*: write to "<path>.tmp.<pid>", fsync, rename over <path>, fsync the
+ *   directory. A crash or a full disk leaves the old file intact; on any error the
+ *   temporary file is removed and the destination is untouched. */
+#ifndef LMA_CORE_IO_H
+#define LMA_CORE_IO_H
+#include <stddef.h>
+#include <stdio.h>
+#include "core/status.h"
+
+typedef struct {
+    const unsigned char *data;
+    size_t len;
+} lma_map;
+
+lma_status lma_map_file(const char *path, lma_map *m);
+void lma_unmap_file(lma_map *m);
+lma_status lma_read_file(const char *path, char **data, size_t *len);
+int lma_file_exists(const char *path);
+int lma_is_dir(const char *path);
+lma_status lma_mkdir_p(const char *path);
+/* Joins dir and name into out (size cap); error if it does not fit. */
+lma_status lma_path_join(char *out, size_t cap, const char *dir, const char *name);
+
+typedef struct {
+    FILE *f;
+    char path[4096];
+    char tmp[4200];
+} lma_atomic_file;
+
+lma_status lma_atomic_open(lma_atomic_file *af, const char *path);
+lma_status lma_atomic_write(lma_atomic_file *af, const void *data, size_t len);
+lma_status lma_atomic_commit(lma_atomic_file *af); /* fsync + rename + dir fsync */
+void lma_atomic_abort(lma_atomic_file *af);        /* removes the temporary file */
+/* One-shot: the whole buffer, atomically. */
+lma_status lma_write_file_atomic(const char *path, const void *data, size_t len);
+#endif

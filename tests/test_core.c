@@ -1,0 +1,103 @@
+/* core: status messages, arena, atomic writes, JSON getters, RNG determinism. */
+#include <unistd.h>
+#include "core/arena.h"
+#include "core/io.h"
+#include "core/json.h"
+#include "core/rng.h"
+#include "test.h"
+
+static void test_status(void) {
+    lma_clear_error();
+    lma_status s = lma_error(LMA_ERR_FORMAT, "first %d", 1);
+    lma_error(LMA_ERR_IO, "second");
+    CHECK(s == LMA_ERR_FORMAT, "lma_error returns its code");
+    CHECK(!strcmp(lma_last_error(), "first 1"), "first message wins: '%s'", lma_last_error());
+    lma_clear_error();
+    CHECK(!strcmp(lma_last_error(), ""), "cleared");
+}
+
+static void test_arena(void) {
+    lma_arena a;
+    CHECK_OK(lma_arena_init(&a, 1024));
+    void *p = lma_arena_alloc(&a, 100), *q = lma_arena_alloc(&a, 100);
+    CHECK(p && q && ((size_t)q % 64) == 0 && (char *)q >= (char *)p + 100, "aligned, disjoint");
+    CHECK(lma_arena_alloc(&a, 2000) == NULL, "full arena refuses");
+    lma_clear_error();
+    lma_arena_reset(&a);
+    CHECK(lma_arena_alloc(&a, 1000) != NULL, "reset frees");
+    lma_arena_free(&a);
+    size_t r;
+    CHECK(!lma_mul_ok((size_t)1 << 40, (size_t)1 << 40, &r), "mul overflow detected");
+    CHECK(lma_mul_ok(3, 5, &r) && r == 15, "mul");
+}
+
+static void test_atomic(void) {
+    char dir[] = "/tmp/lma_core_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char path[256]; snprintf(path, sizeof path, "%s/f.txt", dir);
+    CHECK_OK(lma_write_file_atomic(path, "hello", 5));
+    lma_atomic_file af;
+    CHECK_OK(lma_atomic_open(&af, path));
+    CHECK_OK(lma_atomic_write(&af, "partial", 7));
+    lma_atomic_abort(&af); /* a killed writer: the old content stays */
+    char *d; size_t n;
+    CHECK_OK(lma_read_file(path, &d, &n));
+    CHECK(n == 5 && !memcmp(d, "hello", 5), "old content survives an aborted write");
+    free(d);
+    CHECK(access(af.tmp, F_OK) != 0, "temporary removed");
+    CHECK(lma_write_file_atomic("/nonexistent_dir/x", "a", 1) == LMA_ERR_IO, "unwritable path is an i/o error");
+    lma_clear_error();
+    unlink(path); rmdir(dir);
+}
+
+static void test_json(void) {
+    cJSON *j;
+    const char *t = "{\"a\": 3, \"b\": 2.5, \"c\": true, \"d\": \"x\", \"e\": null}";
+    CHECK_OK(lma_json_parse(t, strlen(t), "t.json", &j));
+    int64_t a = 0; double b = 0; int c = 0; const char *d = NULL;
+    CHECK_OK(lma_json_int(j, "a", 1, "t.json", &a));
+    CHECK_OK(lma_json_num(j, "b", 1, "t.json", &b));
+    CHECK_OK(lma_json_bool(j, "c", 1, "t.json", &c));
+    CHECK_OK(lma_json_str(j, "d", 1, "t.json", &d));
+    CHECK(a == 3 && b == 2.5 && c == 1 && d && !strcmp(d, "x"), "values");
+    CHECK(lma_json_int(j, "b", 1, "t.json", &a) == LMA_ERR_FORMAT, "2.5 is not an integer");
+    CHECK(strstr(lma_last_error(), "\"b\"") != NULL, "message names the field: %s", lma_last_error());
+    lma_clear_error();
+    CHECK(lma_json_int(j, "e", 1, "t.json", &a) == LMA_ERR_FORMAT, "null required field");
+    lma_clear_error();
+    a = 7;
+    CHECK_OK(lma_json_int(j, "zz", 0, "t.json", &a));
+    CHECK(a == 7, "optional missing leaves value");
+    cJSON_Delete(j);
+    CHECK(lma_json_parse("{\"a\":\n1,", 8, "bad.json", &j) == LMA_ERR_FORMAT, "malformed");
+    CHECK(strstr(lma_last_error(), "bad.json") != NULL, "names the file");
+    lma_clear_error();
+}
+
+static void test_rng(void) {
+    lma_rng a, b;
+    lma_rng_seed(&a, 42); lma_rng_seed(&b, 42);
+    int same = 1;
+    for (int i = 0; i < 100; i++) same &= lma_rng_u64(&a) == lma_rng_u64(&b);
+    CHECK(same, "same seed, same stream");
+    lma_rng c1 = lma_rng_split(&a, 1), c2 = lma_rng_split(&a, 2);
+    CHECK(lma_rng_u64(&c1) != lma_rng_u64(&c2), "split streams differ");
+    double m = 0, v = 0; int n = 20000;
+    for (int i = 0; i < n; i++) { double x = lma_rng_normal(&a); m += x; v += x * x; }
+    m /= n; v = v / n - m * m;
+    CHECK(fabs(m) < 0.05 && fabs(v - 1) < 0.05, "normal moments %g %g", m, v);
+    int hist[10] = {0};
+    for (int i = 0; i < n; i++) hist[lma_rng_below(&a, 10)]++;
+    int ok = 1;
+    for (int i = 0; i < 10; i++) ok &= abs(hist[i] - n / 10) < 300;
+    CHECK(ok, "below(10) uniform");
+}
+
+int main(void) {
+    test_status();
+    test_arena();
+    test_atomic();
+    test_json();
+    test_rng();
+    TEST_END();
+}
