@@ -1,0 +1,59 @@
+/* One CPU training step (forward + backward + AdamW) in tokens/s for the
+ * stories15M shape (dim 288, 6 layers, 6 heads, MLP 768, vocab 32000, untied
+ * head: 24.4M parameters; batch 8 x 256), the same setup as
+ * bench/torch_cpu_step.py. Usage: bench_train_step [--threads N] [--steps N]
+ * [--batch B] [--seq T]. Prints "RESULT lmadapt threads N step_ms X tok_s Y". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/progress.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "model/llama.h"
+
+int main(int argc, char **argv) {
+    int threads = 2, steps = 5, B = 8, T = 256;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seq")) T = atoi(argv[i + 1]);
+        else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
+    }
+    lma_threads_set(threads);
+    lma_config c = {0};
+    c.arch = LMA_ARCH_LLAMA;
+    c.vocab_size = 32000; c.hidden_size = 288; c.intermediate_size = 768; c.n_layers = 6;
+    c.n_heads = 6; c.n_kv_heads = 6; c.head_dim = 48; c.max_position_embeddings = 1024;
+    c.rms_norm_eps = 1e-5; c.rope_theta = 10000; c.bos_token_id = 1;
+    lma_model *m;
+    if (lma_model_create(&c, lma_backend_cpu(), &m) != LMA_OK || lma_model_enable_training(m) != LMA_OK) {
+        fprintf(stderr, "bench: %s\n", lma_last_error());
+        return 1;
+    }
+    lma_model_init_random(m, 1, 0.02f);
+    int N = B * T;
+    int32_t *x = malloc(N * sizeof(int32_t)), *y = malloc(N * sizeof(int32_t));
+    lma_rng r;
+    lma_rng_seed(&r, 2);
+    for (int i = 0; i < N; i++) { x[i] = (int32_t)lma_rng_below(&r, 32000); y[i] = (int32_t)lma_rng_below(&r, 32000); }
+    lma_adamw_params ap = lma_adamw_default_params();
+    ap.lr = 1e-4f; ap.clip = 0; ap.weight_decay = 0.01f; ap.decay_all = 1; /* torch AdamW defaults */
+    double t0 = 0;
+    float loss = 0;
+    for (int s = 0; s < steps + 2; s++) {
+        if (s == 2) t0 = lma_now();
+        if (lma_model_forward(m, x, y, NULL, B, T, 1, 1.0f, &loss) != LMA_OK || lma_model_backward(m) != LMA_OK ||
+            lma_model_adamw_step(m, &ap, s + 1, NULL) != LMA_OK) {
+            fprintf(stderr, "bench: %s\n", lma_last_error());
+            return 1;
+        }
+        lma_model_zero_grad(m);
+    }
+    double dt = (lma_now() - t0) / steps;
+    printf("RESULT lmadapt threads %d params %.1fM loss %.4f step_ms %.0f tok_s %.0f\n", lma_threads_get(),
+           lma_model_num_params(m) / 1e6, loss, dt * 1000, N / dt);
+    free(x); free(y);
+    lma_model_free(m);
+    return 0;
+}

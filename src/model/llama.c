@@ -1,0 +1,513 @@
+/* Llama-family forward and backward on the backend op table.
+ *
+ * Per layer l (pre-norm), with N = B*T tokens:
+ *   ln1  = rmsnorm(x, attn_norm)
+ *   q,k,v = ln1 @ Wq,Wk,Wv (+bias)         Qwen3: q,k = rmsnorm_per_head(q,k)
+ *   q,k  = rope(q,k, pos)                  pos restarts at each segment
+ *   atty = attention(q,k,v, seg)           causal, GQA, segment-masked
+ *   mid  = x + atty @ Wo (+bias)
+ *   ln2  = rmsnorm(mid, mlp_norm)
+ *   x'   = mid + (silu(ln2 @ Wgate) * (ln2 @ Wup)) @ Wdown
+ * then logits = rmsnorm(x_L, final_norm) @ lm_head and fused cross-entropy.
+ * The backward below walks the same steps in reverse. */
+#include "model/llama.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/arena.h"
+#include "core/io.h"
+#include "core/rng.h"
+#include "model/safetensors.h"
+
+struct lma_acts {
+    float *resid;           /* (L+1, N, C) residual stream entering layer l; [L] = last */
+    float *resid_mid;       /* (L, N, C) after the attention residual */
+    float *ln1, *ln2;       /* (L, N, C) */
+    float *rstd1, *rstd2;   /* (L, N) */
+    float *q_raw, *k_raw;   /* (L, N, QD), (L, N, KVD): projections before qk-norm (Qwen3 only) */
+    float *q_rstd, *k_rstd; /* (L, N*NH), (L, N*NKV) (Qwen3 only) */
+    float *q, *k, *v;       /* (L, N, QD), (L, N, KVD), (L, N, KVD): after norm + rope */
+    float *att;             /* (L, saved) what attention backward needs */
+    float *atty;            /* (L, N, QD) */
+    float *gate, *up, *swi; /* (L, N, I) */
+    float *lnf, *rstdf;     /* (N, C), (N) */
+    float *logits;          /* (N, V); dlogits after a want_grad forward */
+    float *losses;          /* (N) */
+    /* backward scratch */
+    float *dresid, *dln;    /* (N, C) */
+    float *dq, *dqr, *datty;/* (N, QD) */
+    float *dk, *dkr, *dv;   /* (N, KVD) */
+    float *dgate, *dup, *dswi; /* (N, I) */
+    size_t saved;           /* floats of attention state per layer */
+};
+
+#define ALIGN16(n) (((size_t)(n) + 15) & ~(size_t)15)
+
+/* Lays out the activation block for (B, T); with base == NULL only counts. */
+static size_t acts_layout(const lma_config *c, const lma_backend *be, int B, int T, float *base, lma_acts *a) {
+    size_t N = (size_t)B * T, C = c->hidden_size, L = c->n_layers, I = c->intermediate_size, V = c->vocab_size;
+    size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim, off = 0;
+    a->saved = be->attention_saved_floats(B, T, c->n_heads);
+#define TAKE(field, n) do { a->field = base ? base + off : NULL; off += ALIGN16(n); } while (0)
+    TAKE(resid, (L + 1) * N * C);
+    TAKE(resid_mid, L * N * C);
+    TAKE(ln1, L * N * C);
+    TAKE(ln2, L * N * C);
+    TAKE(rstd1, L * N);
+    TAKE(rstd2, L * N);
+    if (c->qk_norm) {
+        TAKE(q_raw, L * N * QD);
+        TAKE(k_raw, L * N * KVD);
+        TAKE(q_rstd, L * N * c->n_heads);
+        TAKE(k_rstd, L * N * c->n_kv_heads);
+    } else {
+        a->q_raw = a->k_raw = a->q_rstd = a->k_rstd = NULL;
+    }
+    TAKE(q, L * N * QD);
+    TAKE(k, L * N * KVD);
+    TAKE(v, L * N * KVD);
+    TAKE(att, L * a->saved);
+    TAKE(atty, L * N * QD);
+    TAKE(gate, L * N * I);
+    TAKE(up, L * N * I);
+    TAKE(swi, L * N * I);
+    TAKE(lnf, N * C);
+    TAKE(rstdf, N);
+    TAKE(logits, N * V);
+    TAKE(losses, N);
+    TAKE(dresid, N * C);
+    TAKE(dln, N * C);
+    TAKE(dq, N * QD);
+    TAKE(dqr, N * QD);
+    TAKE(datty, N * QD);
+    TAKE(dk, N * KVD);
+    TAKE(dkr, N * KVD);
+    TAKE(dv, N * KVD);
+    TAKE(dgate, N * I);
+    TAKE(dup, N * I);
+    TAKE(dswi, N * I);
+#undef TAKE
+    return off;
+}
+
+static void free_acts(lma_model *m) {
+    const lma_backend *be = m->be;
+    if (m->act_mem) be->free(m->act_mem);
+    if (m->d_ids) be->free(m->d_ids);
+    free(m->acts);
+    free(m->h_losses);
+    m->act_mem = NULL; m->acts = NULL; m->d_ids = NULL; m->h_losses = NULL;
+    m->d_targets = m->d_seg = m->d_pos = NULL;
+    m->cap_B = m->cap_T = 0;
+}
+
+static lma_status ensure_acts(lma_model *m, int B, int T) {
+    if (B <= 0 || T <= 0) return lma_error(LMA_ERR_ARG, "batch %d x %d tokens: both must be positive", B, T);
+    if (m->acts && (size_t)B * T <= (size_t)m->cap_B * m->cap_T && B <= m->cap_B) {
+        /* same or smaller: relayout over the existing block */
+        size_t need = acts_layout(&m->cfg, m->be, B, T, NULL, m->acts);
+        size_t have = acts_layout(&m->cfg, m->be, m->cap_B, m->cap_T, NULL, m->acts);
+        if (need <= have) {
+            acts_layout(&m->cfg, m->be, B, T, m->act_mem, m->acts);
+            m->B = B; m->T = T;
+            return LMA_OK;
+        }
+    }
+    free_acts(m);
+    m->acts = lma_calloc(1, sizeof *m->acts, "activation table");
+    if (!m->acts) return LMA_ERR_NOMEM;
+    size_t floats = acts_layout(&m->cfg, m->be, B, T, NULL, m->acts), bytes;
+    if (!lma_mul_ok(floats, sizeof(float), &bytes))
+        return lma_error(LMA_ERR_NOMEM, "activations for batch %d x %d overflow", B, T);
+    m->act_mem = m->be->alloc(bytes);
+    size_t N = (size_t)B * T;
+    m->d_ids = m->be->alloc(4 * N * sizeof(int32_t));
+    m->h_losses = malloc(N * sizeof(float));
+    if (!m->act_mem || !m->d_ids || !m->h_losses) {
+        free_acts(m);
+        return lma_error(LMA_ERR_NOMEM, "out of memory for activations of batch %d x %d (%.1f MB)", B, T,
+                         (double)bytes / 1e6);
+    }
+    m->d_targets = m->d_ids + N;
+    m->d_seg = m->d_ids + 2 * N;
+    m->d_pos = m->d_ids + 3 * N;
+    acts_layout(&m->cfg, m->be, B, T, m->act_mem, m->acts);
+    m->B = m->cap_B = B;
+    m->T = m->cap_T = T;
+    return LMA_OK;
+}
+
+lma_status lma_model_create(const lma_config *cfg, const lma_backend *be, lma_model **out) {
+    *out = NULL;
+    lma_model *m = lma_calloc(1, sizeof *m, "model");
+    if (!m) return LMA_ERR_NOMEM;
+    m->cfg = *cfg;
+    m->be = be;
+    lma_status s = lma_params_build(cfg, &m->table);
+    if (s != LMA_OK) goto fail;
+    size_t bytes;
+    if (!lma_mul_ok(m->table.total, sizeof(float), &bytes)) { s = lma_error(LMA_ERR_NOMEM, "parameter count overflows"); goto fail; }
+    m->params = be->alloc(bytes);
+    m->inv_freq = be->alloc(sizeof(float) * (size_t)(cfg->head_dim / 2 + 1));
+    if (!m->params || !m->inv_freq) {
+        s = lma_error(LMA_ERR_NOMEM, "out of memory for %zu parameters (%.1f MB)", m->table.total, (double)bytes / 1e6);
+        goto fail;
+    }
+    be->zero(m->params, bytes);
+    s = lma_tensors_carve(cfg, &m->table, m->params, &m->w);
+    if (s != LMA_OK) goto fail;
+    float *inv = malloc(sizeof(float) * (size_t)(cfg->head_dim / 2 + 1));
+    if (!inv) { s = lma_error(LMA_ERR_NOMEM, "out of memory"); goto fail; }
+    lma_config_rope_inv_freq(cfg, inv);
+    be->upload(m->inv_freq, inv, sizeof(float) * (size_t)(cfg->head_dim / 2));
+    free(inv);
+    *out = m;
+    return LMA_OK;
+fail:
+    lma_model_free(m);
+    return s;
+}
+
+void lma_model_free(lma_model *m) {
+    if (!m) return;
+    const lma_backend *be = m->be;
+    free_acts(m);
+    if (m->params) be->free(m->params);
+    if (m->grads) be->free(m->grads);
+    if (m->adam_m) be->free(m->adam_m);
+    if (m->adam_v) be->free(m->adam_v);
+    if (m->inv_freq) be->free(m->inv_freq);
+    lma_tensors_free(&m->w);
+    lma_tensors_free(&m->g);
+    lma_params_free(&m->table);
+    free(m);
+}
+
+size_t lma_model_num_params(const lma_model *m) {
+    size_t n = 0;
+    for (int i = 0; i < m->table.count; i++) n += m->table.info[i].numel;
+    return n;
+}
+
+void lma_model_init_random(lma_model *m, uint64_t seed, float std) {
+    lma_rng r;
+    lma_rng_seed(&r, seed);
+    float *h = malloc(m->table.total * sizeof(float));
+    if (!h) return;
+    memset(h, 0, m->table.total * sizeof(float));
+    for (int i = 0; i < m->table.count; i++) {
+        const lma_param_info *p = &m->table.info[i];
+        lma_rng tr = lma_rng_split(&r, (uint64_t)i);
+        float *d = h + p->offset;
+        int is_norm = p->kind == LMA_P_ATTN_NORM || p->kind == LMA_P_MLP_NORM || p->kind == LMA_P_FINAL_NORM ||
+                      p->kind == LMA_P_QNORM || p->kind == LMA_P_KNORM;
+        for (size_t j = 0; j < p->numel; j++)
+            d[j] = is_norm ? 1.0f : p->ndim == 1 ? 0.0f : (float)(std * lma_rng_normal(&tr));
+    }
+    m->be->upload(m->params, h, m->table.total * sizeof(float));
+    free(h);
+}
+
+lma_status lma_model_load(const char *dir, const lma_backend *be, lma_model **out) {
+    *out = NULL;
+    char path[4096];
+    lma_config cfg;
+    LMA_TRY(lma_path_join(path, sizeof path, dir, "config.json"));
+    LMA_TRY(lma_config_load(path, &cfg));
+    lma_st_file *st = NULL;
+    LMA_TRY(lma_st_open_dir(dir, &st));
+    lma_model *m = NULL;
+    lma_status s = lma_model_create(&cfg, be, &m);
+    float *stage = NULL;
+    char *seen = NULL;
+    if (s != LMA_OK) goto done;
+    seen = calloc((size_t)m->table.count, 1);
+    if (!seen) { s = lma_error(LMA_ERR_NOMEM, "out of memory"); goto done; }
+    for (int i = 0; i < lma_st_count(st); i++) {
+        const lma_st_tensor *t = lma_st_get(st, i);
+        const lma_param_info *p = lma_params_find(&m->table, t->name);
+        if (!p) {
+            size_t n = strlen(t->name);
+            if (n >= 20 && !strcmp(t->name + n - 20, "rotary_emb.inv_freq")) continue; /* old checkpoints */
+            if (cfg.tie_word_embeddings && !strcmp(t->name, "lm_head.weight")) continue; /* tied copy */
+            s = lma_error(LMA_ERR_FORMAT, "%s: unexpected tensor '%s' for %s (check config.json)", dir, t->name,
+                          lma_arch_name(cfg.arch));
+            goto done;
+        }
+        int ok = t->ndim == p->ndim;
+        for (int d = 0; ok && d < p->ndim; d++) ok = t->shape[d] == p->shape[d];
+        if (!ok) {
+            s = lma_error(LMA_ERR_SHAPE, "%s: tensor '%s' has shape [%lld%s%lld], config says [%lld, %lld]", dir, t->name,
+                          (long long)t->shape[0], t->ndim > 1 ? ", " : "", t->ndim > 1 ? (long long)t->shape[1] : 0LL,
+                          (long long)p->shape[0], (long long)p->shape[1]);
+            goto done;
+        }
+        float *tmp = realloc(stage, p->numel * sizeof(float));
+        if (!tmp) { s = lma_error(LMA_ERR_NOMEM, "out of memory reading %s", t->name); goto done; }
+        stage = tmp;
+        s = lma_st_read_f32(t, stage, p->numel);
+        if (s != LMA_OK) goto done;
+        be->upload(m->params + p->offset, stage, p->numel * sizeof(float));
+        seen[p - m->table.info] = 1;
+    }
+    for (int i = 0; i < m->table.count; i++)
+        if (!seen[i]) { s = lma_error(LMA_ERR_FORMAT, "%s: missing tensor '%s'", dir, m->table.info[i].name); goto done; }
+done:
+    free(stage);
+    free(seen);
+    lma_st_close(st);
+    if (s != LMA_OK) { lma_model_free(m); return s; }
+    *out = m;
+    return LMA_OK;
+}
+
+lma_status lma_model_save(const lma_model *m, const char *dir, int bf16, size_t max_shard_bytes) {
+    char path[4096];
+    LMA_TRY(lma_mkdir_p(dir));
+    LMA_TRY(lma_path_join(path, sizeof path, dir, "config.json"));
+    LMA_TRY(lma_config_save(path, &m->cfg));
+    float *h = lma_malloc(m->table.total * sizeof(float), "model save staging");
+    lma_st_entry *e = lma_calloc((size_t)m->table.count, sizeof *e, "model save entries");
+    lma_status s = LMA_OK;
+    if (!h || !e) { s = LMA_ERR_NOMEM; goto done; }
+    m->be->download(h, m->params, m->table.total * sizeof(float));
+    for (int i = 0; i < m->table.count; i++) {
+        const lma_param_info *p = &m->table.info[i];
+        e[i].name = p->name;
+        e[i].ndim = p->ndim;
+        e[i].shape[0] = p->shape[0];
+        e[i].shape[1] = p->shape[1];
+        e[i].data = h + p->offset;
+    }
+    s = lma_st_save_dir(dir, e, m->table.count, bf16 ? LMA_DT_BF16 : LMA_DT_F32, max_shard_bytes);
+done:
+    free(h);
+    free(e);
+    return s;
+}
+
+lma_status lma_model_enable_training(lma_model *m) {
+    if (m->grads) return LMA_OK;
+    size_t bytes = m->table.total * sizeof(float);
+    m->grads = m->be->alloc(bytes);
+    m->adam_m = m->be->alloc(bytes);
+    m->adam_v = m->be->alloc(bytes);
+    if (!m->grads || !m->adam_m || !m->adam_v)
+        return lma_error(LMA_ERR_NOMEM, "out of memory for gradients and optimizer state (3 x %.1f MB)", (double)bytes / 1e6);
+    m->be->zero(m->grads, bytes);
+    m->be->zero(m->adam_m, bytes);
+    m->be->zero(m->adam_v, bytes);
+    return lma_tensors_carve(&m->cfg, &m->table, m->grads, &m->g);
+}
+
+void lma_model_zero_grad(lma_model *m) {
+    if (m->grads) m->be->zero(m->grads, m->table.total * sizeof(float));
+}
+
+lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *targets, const int32_t *seg,
+                             int B, int T, int want_grad, float grad_scale, float *mean_loss) {
+    const lma_config *c = &m->cfg;
+    const lma_backend *be = m->be;
+    if (want_grad && !targets) return lma_error(LMA_ERR_ARG, "a forward for training needs targets");
+    if (want_grad && !m->grads) return lma_error(LMA_ERR_ARG, "training not enabled on this model");
+    if (c->sliding_window > 0 && T > c->sliding_window)
+        return lma_error(LMA_ERR_UNSUPPORTED, "sequence of %d tokens exceeds sliding_window %d (not implemented)", T,
+                         c->sliding_window);
+    LMA_TRY(ensure_acts(m, B, T));
+    lma_acts *a = m->acts;
+    int N = B * T, C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
+    int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, QD = NH * HD, KVD = NKV * HD;
+    float eps = (float)c->rms_norm_eps, scale = 1.0f / sqrtf((float)HD);
+
+    /* validate and stage the integer inputs: positions restart where the segment changes */
+    int32_t *h = malloc(2 * (size_t)N * sizeof(int32_t));
+    if (!h) return lma_error(LMA_ERR_NOMEM, "out of memory");
+    int32_t *pos = h, *tg = h + N;
+    int n_valid = 0;
+    for (int b = 0; b < B; b++) {
+        int start = 0;
+        for (int t = 0; t < T; t++) {
+            int i = b * T + t;
+            if (ids[i] < 0 || ids[i] >= V) {
+                free(h);
+                return lma_error(LMA_ERR_ARG, "token id %d at position %d is outside the vocabulary [0, %d)", ids[i], i, V);
+            }
+            if (seg && t > 0 && seg[i] != seg[i - 1]) start = t;
+            pos[i] = t - start;
+            if (targets) {
+                int y = targets[i];
+                if (y != LMA_IGNORE_INDEX && (y < 0 || y >= V)) {
+                    free(h);
+                    return lma_error(LMA_ERR_ARG, "target %d at position %d is outside the vocabulary [0, %d)", y, i, V);
+                }
+                tg[i] = y;
+                n_valid += y != LMA_IGNORE_INDEX;
+            }
+        }
+    }
+    be->upload(m->d_ids, ids, (size_t)N * sizeof(int32_t));
+    be->upload(m->d_pos, pos, (size_t)N * sizeof(int32_t));
+    if (seg) be->upload(m->d_seg, seg, (size_t)N * sizeof(int32_t));
+    if (targets) be->upload(m->d_targets, tg, (size_t)N * sizeof(int32_t));
+    free(h);
+    const int32_t *dseg = seg ? m->d_seg : NULL;
+
+    be->embedding_fwd(a->resid, m->d_ids, m->w.embed, N, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        const lma_layer_tensors *w = &m->w.layers[l];
+        float *x = a->resid + (size_t)l * N * C, *xo = a->resid + (size_t)(l + 1) * N * C;
+        float *ln1 = a->ln1 + (size_t)l * N * C, *ln2 = a->ln2 + (size_t)l * N * C;
+        float *mid = a->resid_mid + (size_t)l * N * C;
+        float *q = a->q + (size_t)l * N * QD, *k = a->k + (size_t)l * N * KVD, *v = a->v + (size_t)l * N * KVD;
+        float *atty = a->atty + (size_t)l * N * QD, *att = a->att + (size_t)l * a->saved;
+        float *gate = a->gate + (size_t)l * N * I, *up = a->up + (size_t)l * N * I, *swi = a->swi + (size_t)l * N * I;
+
+        be->rmsnorm_fwd(ln1, a->rstd1 + (size_t)l * N, x, w->attn_norm, N, C, eps);
+        if (c->qk_norm) {
+            float *qr = a->q_raw + (size_t)l * N * QD, *kr = a->k_raw + (size_t)l * N * KVD;
+            be->matmul_fwd(qr, ln1, w->wq, w->bq, N, C, QD);
+            be->matmul_fwd(kr, ln1, w->wk, w->bk, N, C, KVD);
+            be->rmsnorm_fwd(q, a->q_rstd + (size_t)l * N * NH, qr, w->q_norm, N * NH, HD, eps);
+            be->rmsnorm_fwd(k, a->k_rstd + (size_t)l * N * NKV, kr, w->k_norm, N * NKV, HD, eps);
+        } else {
+            be->matmul_fwd(q, ln1, w->wq, w->bq, N, C, QD);
+            be->matmul_fwd(k, ln1, w->wk, w->bk, N, C, KVD);
+        }
+        be->matmul_fwd(v, ln1, w->wv, w->bv, N, C, KVD);
+        be->rope_fwd(q, q, m->d_pos, m->inv_freq, N, NH, HD);
+        be->rope_fwd(k, k, m->d_pos, m->inv_freq, N, NKV, HD);
+        be->attention_fwd(atty, att, q, k, v, dseg, B, T, NH, NKV, HD, scale);
+        be->matmul_fwd(mid, atty, w->wo, w->bo, N, QD, C);
+        be->add(mid, mid, x, (size_t)N * C);
+        be->rmsnorm_fwd(ln2, a->rstd2 + (size_t)l * N, mid, w->mlp_norm, N, C, eps);
+        be->matmul_fwd(gate, ln2, w->wgate, NULL, N, C, I);
+        be->matmul_fwd(up, ln2, w->wup, NULL, N, C, I);
+        be->swiglu_fwd(swi, gate, up, (size_t)N * I);
+        be->matmul_fwd(xo, swi, w->wdown, NULL, N, I, C);
+        be->add(xo, xo, mid, (size_t)N * C);
+    }
+    float *xl = a->resid + (size_t)c->n_layers * N * C;
+    be->rmsnorm_fwd(a->lnf, a->rstdf, xl, m->w.final_norm, N, C, eps);
+    be->matmul_fwd(a->logits, a->lnf, m->w.lm_head, NULL, N, C, V);
+
+    m->has_targets = targets != NULL;
+    m->has_seg = seg != NULL;
+    m->n_valid = n_valid;
+    double total = 0;
+    if (targets) {
+        float ds = n_valid > 0 ? grad_scale / (float)n_valid : 0.0f;
+        be->cross_entropy(a->losses, want_grad ? a->logits : NULL, a->logits, m->d_targets, N, V, ds);
+        be->download(m->h_losses, a->losses, (size_t)N * sizeof(float));
+        for (int i = 0; i < N; i++) total += m->h_losses[i];
+    }
+    double mean = n_valid > 0 ? total / n_valid : 0.0;
+    if (mean_loss) *mean_loss = (float)mean;
+    if (targets && !isfinite(mean)) return lma_error(LMA_ERR_NUMERIC, "loss is not finite (%g)", mean);
+    return LMA_OK;
+}
+
+lma_status lma_model_backward(lma_model *m) {
+    const lma_config *c = &m->cfg;
+    const lma_backend *be = m->be;
+    if (!m->grads || !m->acts || !m->has_targets) return lma_error(LMA_ERR_ARG, "backward without a training forward");
+    lma_acts *a = m->acts;
+    int B = m->B, T = m->T, N = B * T, C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
+    int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, QD = NH * HD, KVD = NKV * HD;
+    float scale = 1.0f / sqrtf((float)HD);
+    const int32_t *seg = m->has_seg ? m->d_seg : NULL;
+    size_t NC = (size_t)N * C * sizeof(float);
+
+    /* head: logits = lnf @ lm_head^T  (a->logits holds dlogits) */
+    be->zero(a->dln, NC);
+    be->matmul_bwd(a->dln, m->g.lm_head, NULL, a->logits, a->lnf, m->w.lm_head, N, C, V);
+    be->zero(a->dresid, NC);
+    float *xl = a->resid + (size_t)c->n_layers * N * C;
+    be->rmsnorm_bwd(a->dresid, m->g.final_norm, a->dln, xl, m->w.final_norm, a->rstdf, N, C);
+
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        const lma_layer_tensors *w = &m->w.layers[l], *g = &m->g.layers[l];
+        float *x = a->resid + (size_t)l * N * C;
+        float *ln1 = a->ln1 + (size_t)l * N * C, *ln2 = a->ln2 + (size_t)l * N * C;
+        float *mid = a->resid_mid + (size_t)l * N * C;
+        float *q = a->q + (size_t)l * N * QD, *k = a->k + (size_t)l * N * KVD, *v = a->v + (size_t)l * N * KVD;
+        float *atty = a->atty + (size_t)l * N * QD, *att = a->att + (size_t)l * a->saved;
+        float *gate = a->gate + (size_t)l * N * I, *up = a->up + (size_t)l * N * I, *swi = a->swi + (size_t)l * N * I;
+
+        /* MLP: x' = mid + swi @ Wdown ; dresid flows to mid unchanged */
+        be->zero(a->dswi, (size_t)N * I * sizeof(float));
+        be->matmul_bwd(a->dswi, g->wdown, NULL, a->dresid, swi, w->wdown, N, I, C);
+        be->zero(a->dgate, (size_t)N * I * sizeof(float));
+        be->zero(a->dup, (size_t)N * I * sizeof(float));
+        be->swiglu_bwd(a->dgate, a->dup, a->dswi, gate, up, (size_t)N * I);
+        be->zero(a->dln, NC);
+        be->matmul_bwd(a->dln, g->wgate, NULL, a->dgate, ln2, w->wgate, N, C, I);
+        be->matmul_bwd(a->dln, g->wup, NULL, a->dup, ln2, w->wup, N, C, I);
+        be->rmsnorm_bwd(a->dresid, g->mlp_norm, a->dln, mid, w->mlp_norm, a->rstd2 + (size_t)l * N, N, C);
+
+        /* attention: mid = x + atty @ Wo */
+        be->zero(a->datty, (size_t)N * QD * sizeof(float));
+        be->matmul_bwd(a->datty, g->wo, g->bo, a->dresid, atty, w->wo, N, QD, C);
+        be->zero(a->dq, (size_t)N * QD * sizeof(float));
+        be->zero(a->dk, (size_t)N * KVD * sizeof(float));
+        be->zero(a->dv, (size_t)N * KVD * sizeof(float));
+        be->attention_bwd(a->dq, a->dk, a->dv, a->datty, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
+        be->zero(a->dqr, (size_t)N * QD * sizeof(float));
+        be->zero(a->dkr, (size_t)N * KVD * sizeof(float));
+        be->rope_bwd(a->dqr, a->dq, m->d_pos, m->inv_freq, N, NH, HD);
+        be->rope_bwd(a->dkr, a->dk, m->d_pos, m->inv_freq, N, NKV, HD);
+        float *dqp = a->dqr, *dkp = a->dkr; /* gradient w.r.t. the projections' outputs */
+        if (c->qk_norm) {
+            /* reuse dq/dk (no longer needed) as the gradients of q_raw/k_raw */
+            be->zero(a->dq, (size_t)N * QD * sizeof(float));
+            be->zero(a->dk, (size_t)N * KVD * sizeof(float));
+            be->rmsnorm_bwd(a->dq, g->q_norm, a->dqr, a->q_raw + (size_t)l * N * QD, w->q_norm,
+                            a->q_rstd + (size_t)l * N * NH, N * NH, HD);
+            be->rmsnorm_bwd(a->dk, g->k_norm, a->dkr, a->k_raw + (size_t)l * N * KVD, w->k_norm,
+                            a->k_rstd + (size_t)l * N * NKV, N * NKV, HD);
+            dqp = a->dq; dkp = a->dk;
+        }
+        be->zero(a->dln, NC);
+        be->matmul_bwd(a->dln, g->wq, g->bq, dqp, ln1, w->wq, N, C, QD);
+        be->matmul_bwd(a->dln, g->wk, g->bk, dkp, ln1, w->wk, N, C, KVD);
+        be->matmul_bwd(a->dln, g->wv, g->bv, a->dv, ln1, w->wv, N, C, KVD);
+        be->rmsnorm_bwd(a->dresid, g->attn_norm, a->dln, x, w->attn_norm, a->rstd1 + (size_t)l * N, N, C);
+    }
+    be->embedding_bwd(m->g.embed, a->dresid, m->d_ids, N, C);
+    return LMA_OK;
+}
+
+const float *lma_model_losses(const lma_model *m) { return m->has_targets ? m->h_losses : NULL; }
+
+lma_status lma_model_logits(const lma_model *m, float *host_out) {
+    if (!m->acts) return lma_error(LMA_ERR_ARG, "no forward pass has run");
+    m->be->download(host_out, m->acts->logits, (size_t)m->B * m->T * m->cfg.vocab_size * sizeof(float));
+    return LMA_OK;
+}
+
+lma_adamw_params lma_adamw_default_params(void) {
+    lma_adamw_params p = {.lr = 3e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f,
+                          .clip = 1.0f, .decay_all = 0};
+    return p;
+}
+
+lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, float *grad_norm) {
+    const lma_backend *be = m->be;
+    if (!m->grads) return lma_error(LMA_ERR_ARG, "training not enabled on this model");
+    if (t < 1) return lma_error(LMA_ERR_ARG, "optimizer step %d: steps count from 1", t);
+    double norm = sqrt(be->sum_sq(m->grads, m->table.total));
+    if (grad_norm) *grad_norm = (float)norm;
+    if (!isfinite(norm)) return lma_error(LMA_ERR_NUMERIC, "gradient norm is not finite (%g): update skipped", norm);
+    float gs = 1.0f;
+    if (p->clip > 0) {
+        double coef = p->clip / (norm + 1e-6);
+        if (coef < 1.0) gs = (float)coef;
+    }
+    for (int i = 0; i < m->table.count; i++) {
+        const lma_param_info *pi = &m->table.info[i];
+        float wd = (p->decay_all || !pi->is_norm_or_bias) ? p->weight_decay : 0.0f;
+        size_t o = pi->offset;
+        be->adamw(m->params + o, m->grads + o, m->adam_m + o, m->adam_v + o, pi->numel, p->lr, p->beta1, p->beta2,
+                  p->eps, wd, t, gs);
+    }
+    return LMA_OK;
+}

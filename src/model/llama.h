@@ -1,0 +1,79 @@
+/* The Llama-family transformer (Llama 2/3, Mistral, Qwen2, Qwen3), written once
+ * as calls on the backend op table: forward, hand-written backward (mirroring
+ * the forward in reverse), and the AdamW update.
+ *
+ * Memory (all on the model's backend, each one allocation):
+ *   params, grads, adam_m, adam_v  — carved by the parameter table (params.h);
+ *   activations                    — one block sized from (B, T), reallocated
+ *                                    only when (B, T) grows.
+ * grads/adam_* exist only after lma_model_enable_training().
+ *
+ * Ownership: lma_model_* handles are freed by lma_model_free. Failures return a
+ * status with the message naming the file/tensor/field. */
+#ifndef LMA_MODEL_LLAMA_H
+#define LMA_MODEL_LLAMA_H
+#include "backend/backend.h"
+#include "model/config.h"
+#include "model/params.h"
+
+typedef struct lma_acts lma_acts; /* activation pointers, private to llama.c */
+
+typedef struct {
+    lma_config cfg;
+    const lma_backend *be;
+    lma_param_table table;
+    float *params, *grads, *adam_m, *adam_v; /* (table.total) each */
+    lma_tensors w, g;                        /* carved views of params / grads */
+    float *inv_freq;                         /* (HD/2) RoPE frequencies with scaling */
+    /* activations for the current (B, T) */
+    int B, T, cap_B, cap_T;
+    void *act_mem;
+    lma_acts *acts;
+    int32_t *d_ids, *d_targets, *d_seg, *d_pos; /* (B, T) on the backend */
+    int has_targets, has_seg, n_valid;
+    float *h_losses;                          /* (B*T) host copy of per-token losses */
+} lma_model;
+
+/* Allocates parameters for cfg (uninitialised). */
+lma_status lma_model_create(const lma_config *cfg, const lma_backend *be, lma_model **out);
+/* Loads config.json + safetensors (single or sharded) from an HF model dir. */
+lma_status lma_model_load(const char *dir, const lma_backend *be, lma_model **out);
+/* HF-style init: N(0, std) for matrices and embeddings, ones for norms, zeros for biases. */
+void lma_model_init_random(lma_model *m, uint64_t seed, float std);
+/* Writes config.json + model.safetensors (sharded above max_shard_bytes; 0 = never). */
+lma_status lma_model_save(const lma_model *m, const char *dir, int bf16, size_t max_shard_bytes);
+void lma_model_free(lma_model *m);
+size_t lma_model_num_params(const lma_model *m); /* true count (no padding) */
+
+/* Allocates gradients and AdamW moments (zeroed). */
+lma_status lma_model_enable_training(lma_model *m);
+
+/* Forward pass on host arrays ids, targets, seg (B,T).
+ *  targets: next-token targets per position (LMA_IGNORE_INDEX = no loss), or NULL
+ *           for no loss (then logits (B,T,V) stay readable with lma_model_logits).
+ *  seg:     segment id per token, or NULL; tokens of different segments never
+ *           attend to each other and RoPE positions restart at each segment.
+ *  want_grad: overwrite the logits with dloss/dlogits * grad_scale / n_valid,
+ *           ready for lma_model_backward.
+ * *mean_loss (may be NULL): mean over non-ignored targets (0 if none). */
+lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *targets, const int32_t *seg,
+                             int B, int T, int want_grad, float grad_scale, float *mean_loss);
+/* Backward of the last forward (which must have had want_grad): ACCUMULATES into grads. */
+lma_status lma_model_backward(lma_model *m);
+void lma_model_zero_grad(lma_model *m);
+/* Per-token losses of the last forward (host, (B*T)); NULL if it had no targets. */
+const float *lma_model_losses(const lma_model *m);
+/* Copies the logits of the last forward (without want_grad) to host: (B,T,V). */
+lma_status lma_model_logits(const lma_model *m, float *host_out);
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    float clip;          /* max global grad norm; <= 0: no clipping */
+    int decay_all;       /* 1: decay every tensor (torch default); 0: skip norms and biases (HF Trainer) */
+} lma_adamw_params;
+lma_adamw_params lma_adamw_default_params(void);
+/* One AdamW step at step t (1-based) on all parameters with clipping by the global
+ * gradient norm (returned, before clipping, in *grad_norm). LMA_ERR_NUMERIC (and
+ * no update) if the norm is not finite. */
+lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, float *grad_norm);
+#endif

@@ -1,0 +1,59 @@
+/* The parameter table: every tensor of a Llama-family model, with its HF name,
+ * shape and offset into ONE flat fp32 allocation (llm.c's scheme). Parameters,
+ * gradients and both AdamW moments are four allocations of the same size,
+ * carved by the same table, so the optimizer, checkpoints and the loader walk
+ * one list. */
+#ifndef LMA_MODEL_PARAMS_H
+#define LMA_MODEL_PARAMS_H
+#include <stddef.h>
+#include <stdint.h>
+#include "model/config.h"
+
+typedef enum {
+    LMA_P_EMBED, LMA_P_ATTN_NORM, LMA_P_WQ, LMA_P_BQ, LMA_P_WK, LMA_P_BK, LMA_P_WV, LMA_P_BV,
+    LMA_P_WO, LMA_P_BO, LMA_P_QNORM, LMA_P_KNORM, LMA_P_MLP_NORM, LMA_P_WGATE, LMA_P_WUP,
+    LMA_P_WDOWN, LMA_P_FINAL_NORM, LMA_P_LM_HEAD, LMA_P_KIND_COUNT
+} lma_param_kind;
+
+typedef struct {
+    char name[96];       /* HF state-dict name */
+    lma_param_kind kind;
+    int layer;           /* -1 for embed / final norm / lm_head */
+    int ndim;
+    int64_t shape[2];
+    size_t offset, numel; /* in floats */
+    int is_norm_or_bias;  /* 1-D tensors: HF Trainer excludes them from weight decay */
+} lma_param_info;
+
+/* Per-layer pointers into a carved buffer (weights or gradients). Absent tensors are NULL. */
+typedef struct {
+    float *attn_norm;            /* (C) */
+    float *wq, *bq;              /* (NH*HD, C), (NH*HD) */
+    float *wk, *bk, *wv, *bv;    /* (NKV*HD, C), (NKV*HD) */
+    float *wo, *bo;              /* (C, NH*HD), (C) */
+    float *q_norm, *k_norm;      /* (HD) Qwen3 */
+    float *mlp_norm;             /* (C) */
+    float *wgate, *wup;          /* (I, C) */
+    float *wdown;                /* (C, I) */
+} lma_layer_tensors;
+
+typedef struct {
+    float *embed;       /* (V, C) */
+    float *final_norm;  /* (C) */
+    float *lm_head;     /* (V, C); == embed when tied */
+    lma_layer_tensors *layers; /* (L) */
+} lma_tensors;
+
+typedef struct {
+    lma_param_info *info;
+    int count;
+    size_t total; /* floats */
+} lma_param_table;
+
+lma_status lma_params_build(const lma_config *c, lma_param_table *t);
+void lma_params_free(lma_param_table *t);
+const lma_param_info *lma_params_find(const lma_param_table *t, const char *name);
+/* Points every member of out at base + offset (layers array malloc'd; free with lma_tensors_free). */
+lma_status lma_tensors_carve(const lma_config *c, const lma_param_table *t, float *base, lma_tensors *out);
+void lma_tensors_free(lma_tensors *t);
+#endif
