@@ -1,0 +1,32 @@
+/* lma_backend_cpu(): fp32 on the host, OpenMP + OpenBLAS (see cpu_ops.h). */
+#include "backend/backend.h"
+#include "backend/cpu/cpu_ops.h"
+#include "backend/host.h"
+
+static const lma_backend cpu_backend = {
+    .name = "cpu",
+    .alloc = lma_backend_host_alloc,
+    .free = lma_backend_host_free,
+    .upload = lma_backend_host_copy,
+    .download = lma_backend_host_copy,
+    .zero = lma_backend_host_zero,
+    .embedding_fwd = lma_cpu_embedding_fwd,
+    .embedding_bwd = lma_cpu_embedding_bwd,
+    .rmsnorm_fwd = lma_cpu_rmsnorm_fwd,
+    .rmsnorm_bwd = lma_cpu_rmsnorm_bwd,
+    .matmul_fwd = lma_cpu_matmul_fwd,
+    .matmul_bwd = lma_cpu_matmul_bwd,
+    .rope_fwd = lma_cpu_rope_fwd,
+    .rope_bwd = lma_cpu_rope_bwd,
+    .attention_saved_floats = lma_cpu_attention_saved_floats,
+    .attention_fwd = lma_cpu_attention_fwd,
+    .attention_bwd = lma_cpu_attention_bwd,
+    .swiglu_fwd = lma_cpu_swiglu_fwd,
+    .swiglu_bwd = lma_cpu_swiglu_bwd,
+    .add = lma_cpu_add,
+    .cross_entropy = lma_cpu_cross_entropy,
+    .adamw = lma_cpu_adamw,
+    .sum_sq = lma_cpu_sum_sq,
+};
+
+const lma_backend *lma_backend_cpu(void) { return &cpu_backend; }

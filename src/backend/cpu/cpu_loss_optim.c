@@ -1,0 +1,76 @@
+/* Fused softmax cross-entropy, AdamW, sum of squares. */
+#include "backend/backend.h"
+#include "backend/cpu/cpu_ops.h"
+#include <math.h>
+
+/* Per row (OpenMP over rows), while the row sits in cache: max; exp(x - max)
+ * written into dlogits (or only summed); loss = max + log(sum) - x[target]
+ * (x[target] read first: dlogits may alias logits); dlogits *= dscale / sum;
+ * dlogits[target] -= dscale. Ignored rows: loss 0, dlogits 0. */
+void lma_cpu_cross_entropy(float *losses, float *dlogits, const float *logits, const int32_t *targets, int N,
+                           int V, float dscale) {
+#pragma omp parallel for schedule(static) if ((size_t)N * V > 32768)
+    for (int n = 0; n < N; n++) {
+        const float *x = logits + (size_t)n * V;
+        float *d = dlogits ? dlogits + (size_t)n * V : NULL;
+        int tgt = targets[n];
+        if (tgt == LMA_IGNORE_INDEX) {
+            losses[n] = 0;
+            if (d) memset(d, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        float xt = x[tgt];
+        float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+        for (int j = 0; j < V; j++) mx = x[j] > mx ? x[j] : mx;
+        float sum = 0;
+        if (d) {
+#pragma omp simd reduction(+ : sum)
+            for (int j = 0; j < V; j++) {
+                float e = lma_cpu_expf(x[j] - mx);
+                d[j] = e;
+                sum += e;
+            }
+            float k = dscale / sum;
+#pragma omp simd
+            for (int j = 0; j < V; j++) d[j] *= k;
+            d[tgt] -= dscale;
+        } else {
+#pragma omp simd reduction(+ : sum)
+            for (int j = 0; j < V; j++) sum += lma_cpu_expf(x[j] - mx);
+        }
+        losses[n] = mx + logf(sum) - xt;
+    }
+}
+
+/* torch.optim.AdamW (single-tensor path), same operation order in float:
+ *   p *= 1 - lr wd ; m.lerp_(g, 1 - b1) ; v = v b2 + (1 - b2) g g ;
+ *   p += -(lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
+ * with the scalars computed in double and rounded to float, as torch does. */
+void lma_cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
+                   float eps, float wd, int t, float grad_scale) {
+    double bc1 = 1.0 - pow((double)b1, t), bc2 = 1.0 - pow((double)b2, t);
+    const float decay = (float)(1.0 - (double)lr * wd);
+    const float w1 = (float)(1.0 - (double)b1), w2 = (float)(1.0 - (double)b2);
+    const float neg_step = (float)(-(double)lr / bc1), bc2s = (float)sqrt(bc2);
+    const int lerp_lo = fabsf(w1) < 0.5f;
+#pragma omp parallel for simd schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * grad_scale;
+        float pi = p[i] * decay;
+        float mi = m[i];
+        mi = lerp_lo ? mi + w1 * (gi - mi) : gi - (gi - mi) * (1.0f - w1);
+        float vi = v[i] * b2 + w2 * gi * gi;
+        float den = sqrtf(vi) / bc2s + eps;
+        p[i] = pi + neg_step * (mi / den);
+        m[i] = mi;
+        v[i] = vi;
+    }
+}
+
+double lma_cpu_sum_sq(const float *x, size_t n) {
+    double s = 0;
+#pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > 32768)
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * (double)x[i];
+    return s;
+}

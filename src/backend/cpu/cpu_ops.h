@@ -1,0 +1,60 @@
+/* The fp32 CPU ops behind lma_backend_cpu() (OpenMP + OpenBLAS). Same
+ * signatures and semantics as the members of lma_backend (backend.h); these
+ * declarations only connect the files of cpu/. Ops never fail: where an op
+ * wants scratch it falls back to a slower path if malloc fails. */
+#ifndef LMA_BACKEND_CPU_OPS_H
+#define LMA_BACKEND_CPU_OPS_H
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* vectorizable exp(x) for float (Cephes polynomial, ~1-2 ulp); exp(x) = 0 for
+ * x < -87.3 (incl. -inf), NaN stays NaN. Used inside `omp simd` loops. */
+static inline float lma_cpu_expf(float x) {
+    const float lo = -87.3f, hi = 88.0f;
+    float xc = x < lo ? lo : x;
+    xc = xc > hi ? hi : xc;
+    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x/ln2) */
+    float r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * (r * r) + r + 1.0f;
+    union { int32_t i; float f; } sc;
+    sc.i = ((int32_t)n + 127) << 23;
+    float e = y * sc.f;
+    return x < lo ? 0.0f : e;
+}
+
+void lma_cpu_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C);
+void lma_cpu_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C);
+void lma_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps);
+void lma_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                         const float *rstd, int N, int C);
+void lma_cpu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC);
+void lma_cpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                        const float *w, int N, int C, int OC);
+void lma_cpu_rope_fwd(float *out, const float *inp, const int32_t *pos, const float *inv_freq, int N, int NH,
+                      int HD);
+void lma_cpu_rope_bwd(float *dinp, const float *dout, const int32_t *pos, const float *inv_freq, int N, int NH,
+                      int HD);
+size_t lma_cpu_attention_saved_floats(int B, int T, int NH);
+void lma_cpu_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
+                           const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale);
+void lma_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved,
+                           const float *q, const float *k, const float *v, const int32_t *seg, int B, int T,
+                           int NH, int NKV, int HD, float scale);
+void lma_cpu_swiglu_fwd(float *out, const float *gate, const float *up, size_t n);
+void lma_cpu_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                        size_t n);
+void lma_cpu_add(float *out, const float *a, const float *b, size_t n);
+void lma_cpu_cross_entropy(float *losses, float *dlogits, const float *logits, const int32_t *targets, int N,
+                           int V, float dscale);
+void lma_cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
+                   float eps, float wd, int t, float grad_scale);
+double lma_cpu_sum_sq(const float *x, size_t n);
+#endif

@@ -1,0 +1,271 @@
+/* lma_backend_ref(): the float op table on top of the double ref ops.
+ * Every op converts its float inputs to double scratch, runs the ref op, and
+ * rounds the results back (gradients: old value + increment, summed in double,
+ * rounded once). Scratch is malloc'd per call; on allocation failure the op
+ * records LMA_ERR_NOMEM and fills its outputs with NaN (see ref_ops.h). */
+#include "backend/backend.h"
+#include "backend/host.h"
+#include "backend/ref/ref_ops.h"
+#include "core/status.h"
+#include <math.h>
+#include <stdlib.h>
+
+#define MAX_SCRATCH 12
+
+typedef struct {
+    double *p[MAX_SCRATCH];
+    int n, failed;
+} scratch;
+
+static double *s_alloc(scratch *s, size_t n) {
+    if (s->failed || s->n == MAX_SCRATCH) { s->failed = 1; return NULL; }
+    double *p = malloc((n ? n : 1) * sizeof(double));
+    if (!p) {
+        s->failed = 1;
+        lma_error(LMA_ERR_NOMEM, "ref backend: cannot allocate %zu doubles of scratch", n);
+        return NULL;
+    }
+    s->p[s->n++] = p;
+    return p;
+}
+
+/* double copy of x (NULL stays NULL) */
+static double *s_in(scratch *s, const float *x, size_t n) {
+    if (!x) return NULL;
+    double *d = s_alloc(s, n);
+    if (d) for (size_t i = 0; i < n; i++) d[i] = x[i];
+    return d;
+}
+
+static void s_free(scratch *s) {
+    for (int i = 0; i < s->n; i++) free(s->p[i]);
+    s->n = 0;
+}
+
+static void put(float *dst, const double *src, size_t n) {
+    if (!dst) return;
+    for (size_t i = 0; i < n; i++) dst[i] = (float)src[i];
+}
+
+static void poison(float *dst, size_t n) {
+    if (!dst) return;
+    for (size_t i = 0; i < n; i++) dst[i] = NAN;
+}
+
+#define SZ(a, b) ((size_t)(a) * (size_t)(b))
+
+static void ref_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C) {
+    /* a pure gather: exact in float, no scratch needed */
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) out[SZ(n, C) + c] = wte[SZ(ids[n], C) + c];
+}
+
+static void ref_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C) {
+    if (!dwte) return;
+    /* accumulate per row in double; rows may repeat, so sum the increments first */
+    scratch s = {0};
+    double *acc = s_alloc(&s, (size_t)C);
+    if (!acc) { for (int n = 0; n < N; n++) poison(dwte + SZ(ids[n], C), C); s_free(&s); return; }
+    for (int n = 0; n < N; n++) {
+        int seen = 0;
+        for (int j = 0; j < n; j++) if (ids[j] == ids[n]) { seen = 1; break; }
+        if (seen) continue;
+        float *row = dwte + SZ(ids[n], C);
+        for (int c = 0; c < C; c++) acc[c] = row[c];
+        for (int j = n; j < N; j++)
+            if (ids[j] == ids[n])
+                for (int c = 0; c < C; c++) acc[c] += dout[SZ(j, C) + c];
+        put(row, acc, C);
+    }
+    s_free(&s);
+}
+
+static void ref_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+                            float eps) {
+    scratch s = {0};
+    double *x = s_in(&s, inp, SZ(N, C)), *wd = s_in(&s, w, C);
+    double *o = s_alloc(&s, SZ(N, C)), *r = s_alloc(&s, N);
+    if (s.failed) { poison(out, SZ(N, C)); poison(rstd, N); s_free(&s); return; }
+    lma_ref_rmsnorm_fwd(o, r, x, wd, N, C, eps);
+    put(out, o, SZ(N, C));
+    put(rstd, r, N);
+    s_free(&s);
+}
+
+static void ref_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                            const float *rstd, int N, int C) {
+    scratch s = {0};
+    double *g = s_in(&s, dout, SZ(N, C)), *x = s_in(&s, inp, SZ(N, C)), *wd = s_in(&s, w, C);
+    double *r = s_in(&s, rstd, N), *dx = s_in(&s, dinp, SZ(N, C)), *dwd = s_in(&s, dw, C);
+    if (s.failed) { poison(dinp, SZ(N, C)); poison(dw, C); s_free(&s); return; }
+    lma_ref_rmsnorm_bwd(dx, dwd, g, x, wd, r, N, C);
+    put(dinp, dx, SZ(N, C));
+    put(dw, dwd, C);
+    s_free(&s);
+}
+
+static void ref_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N, int C,
+                           int OC) {
+    scratch s = {0};
+    double *x = s_in(&s, inp, SZ(N, C)), *wd = s_in(&s, w, SZ(OC, C)), *bd = s_in(&s, bias, OC);
+    double *o = s_alloc(&s, SZ(N, OC));
+    if (s.failed) { poison(out, SZ(N, OC)); s_free(&s); return; }
+    lma_ref_matmul_fwd(o, x, wd, bd, N, C, OC);
+    put(out, o, SZ(N, OC));
+    s_free(&s);
+}
+
+static void ref_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                           const float *w, int N, int C, int OC) {
+    scratch s = {0};
+    double *g = s_in(&s, dout, SZ(N, OC)), *x = s_in(&s, inp, SZ(N, C)), *wd = s_in(&s, w, SZ(OC, C));
+    double *dx = s_in(&s, dinp, SZ(N, C)), *dwd = s_in(&s, dw, SZ(OC, C)), *db = s_in(&s, dbias, OC);
+    if (s.failed) {
+        poison(dinp, SZ(N, C)); poison(dw, SZ(OC, C)); poison(dbias, OC); s_free(&s); return;
+    }
+    lma_ref_matmul_bwd(dx, dwd, db, g, x, wd, N, C, OC);
+    put(dinp, dx, SZ(N, C));
+    put(dw, dwd, SZ(OC, C));
+    put(dbias, db, OC);
+    s_free(&s);
+}
+
+static void ref_rope_fwd(float *out, const float *inp, const int32_t *pos, const float *inv_freq, int N,
+                         int NH, int HD) {
+    size_t n = SZ(N, NH) * (size_t)HD;
+    scratch s = {0};
+    double *x = s_in(&s, inp, n), *f = s_in(&s, inv_freq, HD / 2), *o = s_alloc(&s, n);
+    if (s.failed) { poison(out, n); s_free(&s); return; }
+    lma_ref_rope_fwd(o, x, pos, f, N, NH, HD);
+    put(out, o, n);
+    s_free(&s);
+}
+
+static void ref_rope_bwd(float *dinp, const float *dout, const int32_t *pos, const float *inv_freq, int N,
+                         int NH, int HD) {
+    if (!dinp) return;
+    size_t n = SZ(N, NH) * (size_t)HD;
+    scratch s = {0};
+    double *g = s_in(&s, dout, n), *f = s_in(&s, inv_freq, HD / 2), *dx = s_in(&s, dinp, n);
+    if (s.failed) { poison(dinp, n); s_free(&s); return; }
+    lma_ref_rope_bwd(dx, g, pos, f, N, NH, HD);
+    put(dinp, dx, n);
+    s_free(&s);
+}
+
+/* saved = the probabilities (B,NH,T,T) as float, for inspection; the backward
+ * recomputes them in double from q and k. */
+static size_t ref_attention_saved_floats(int B, int T, int NH) { return SZ(B, NH) * SZ(T, T); }
+
+static void ref_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
+                              const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale) {
+    size_t nq = SZ(B, T) * SZ(NH, HD), nk = SZ(B, T) * SZ(NKV, HD), na = SZ(B, NH) * SZ(T, T);
+    scratch s = {0};
+    double *qd = s_in(&s, q, nq), *kd = s_in(&s, k, nk), *vd = s_in(&s, v, nk);
+    double *o = s_alloc(&s, nq), *att = s_alloc(&s, na);
+    if (s.failed) { poison(out, nq); poison(saved, na); s_free(&s); return; }
+    lma_ref_attention_fwd(o, att, qd, kd, vd, seg, B, T, NH, NKV, HD, scale);
+    put(out, o, nq);
+    put(saved, att, na);
+    s_free(&s);
+}
+
+static void ref_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved,
+                              const float *q, const float *k, const float *v, const int32_t *seg, int B,
+                              int T, int NH, int NKV, int HD, float scale) {
+    size_t nq = SZ(B, T) * SZ(NH, HD), nk = SZ(B, T) * SZ(NKV, HD), na = SZ(B, NH) * SZ(T, T);
+    scratch s = {0};
+    double *qd = s_in(&s, q, nq), *kd = s_in(&s, k, nk), *vd = s_in(&s, v, nk), *g = s_in(&s, dout, nq);
+    double *o = s_alloc(&s, nq), *att = s_alloc(&s, na);
+    double *dqd = s_in(&s, dq, nq), *dkd = s_in(&s, dk, nk), *dvd = s_in(&s, dv, nk);
+    if (s.failed) { poison(dq, nq); poison(dk, nk); poison(dv, nk); s_free(&s); return; }
+    lma_ref_attention_fwd(o, att, qd, kd, vd, seg, B, T, NH, NKV, HD, scale);
+    lma_ref_attention_bwd(dqd, dkd, dvd, g, att, qd, kd, vd, seg, B, T, NH, NKV, HD, scale);
+    put(dq, dqd, nq);
+    put(dk, dkd, nk);
+    put(dv, dvd, nk);
+    s_free(&s);
+}
+
+static void ref_swiglu_fwd(float *out, const float *gate, const float *up, size_t n) {
+    scratch s = {0};
+    double *g = s_in(&s, gate, n), *u = s_in(&s, up, n), *o = s_alloc(&s, n);
+    if (s.failed) { poison(out, n); s_free(&s); return; }
+    lma_ref_swiglu_fwd(o, g, u, n);
+    put(out, o, n);
+    s_free(&s);
+}
+
+static void ref_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                           size_t n) {
+    scratch s = {0};
+    double *go = s_in(&s, dout, n), *g = s_in(&s, gate, n), *u = s_in(&s, up, n);
+    double *dg = s_in(&s, dgate, n), *du = s_in(&s, dup, n);
+    if (s.failed) { poison(dgate, n); poison(dup, n); s_free(&s); return; }
+    lma_ref_swiglu_bwd(dg, du, go, g, u, n);
+    put(dgate, dg, n);
+    put(dup, du, n);
+    s_free(&s);
+}
+
+static void ref_add(float *out, const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = (float)((double)a[i] + (double)b[i]);
+}
+
+static void ref_cross_entropy(float *losses, float *dlogits, const float *logits, const int32_t *targets,
+                              int N, int V, float dscale) {
+    size_t n = SZ(N, V);
+    scratch s = {0};
+    double *x = s_in(&s, logits, n), *l = s_alloc(&s, N), *d = dlogits ? s_alloc(&s, n) : NULL;
+    if (s.failed) { poison(losses, N); poison(dlogits, n); s_free(&s); return; }
+    lma_ref_cross_entropy(l, d, x, targets, N, V, dscale);
+    put(losses, l, N);
+    put(dlogits, d, n);
+    s_free(&s);
+}
+
+static void ref_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
+                      float eps, float wd, int t, float grad_scale) {
+    scratch s = {0};
+    double *pd = s_in(&s, p, n), *gd = s_in(&s, g, n), *md = s_in(&s, m, n), *vd = s_in(&s, v, n);
+    if (s.failed) { poison(p, n); s_free(&s); return; }
+    lma_ref_adamw(pd, gd, md, vd, n, lr, b1, b2, eps, wd, t, grad_scale);
+    put(p, pd, n);
+    put(m, md, n);
+    put(v, vd, n);
+    s_free(&s);
+}
+
+static double ref_sum_sq(const float *x, size_t n) {
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) sum += (double)x[i] * (double)x[i];
+    return sum;
+}
+
+static const lma_backend ref_backend = {
+    .name = "ref",
+    .alloc = lma_backend_host_alloc,
+    .free = lma_backend_host_free,
+    .upload = lma_backend_host_copy,
+    .download = lma_backend_host_copy,
+    .zero = lma_backend_host_zero,
+    .embedding_fwd = ref_embedding_fwd,
+    .embedding_bwd = ref_embedding_bwd,
+    .rmsnorm_fwd = ref_rmsnorm_fwd,
+    .rmsnorm_bwd = ref_rmsnorm_bwd,
+    .matmul_fwd = ref_matmul_fwd,
+    .matmul_bwd = ref_matmul_bwd,
+    .rope_fwd = ref_rope_fwd,
+    .rope_bwd = ref_rope_bwd,
+    .attention_saved_floats = ref_attention_saved_floats,
+    .attention_fwd = ref_attention_fwd,
+    .attention_bwd = ref_attention_bwd,
+    .swiglu_fwd = ref_swiglu_fwd,
+    .swiglu_bwd = ref_swiglu_bwd,
+    .add = ref_add,
+    .cross_entropy = ref_cross_entropy,
+    .adamw = ref_adamw,
+    .sum_sq = ref_sum_sq,
+};
+
+const lma_backend *lma_backend_ref(void) { return &ref_backend; }
