@@ -19,7 +19,11 @@
 typedef enum {
     LMA_DT_BOOL, LMA_DT_U8, LMA_DT_I8, LMA_DT_I16, LMA_DT_U16, LMA_DT_F16, LMA_DT_BF16,
     LMA_DT_I32, LMA_DT_U32, LMA_DT_F32, LMA_DT_F64, LMA_DT_I64, LMA_DT_U64,
-    LMA_DT_F8_E4M3, LMA_DT_F8_E5M2, LMA_DT_COUNT
+    LMA_DT_F8_E4M3, LMA_DT_F8_E5M2,
+    /* parsed and validated, never convertible to f32: */
+    LMA_DT_C64, LMA_DT_F8_E8M0, LMA_DT_F8_E4M3FNUZ, LMA_DT_F8_E5M2FNUZ,
+    LMA_DT_F4, LMA_DT_F6_E2M3, LMA_DT_F6_E3M2, /* sub-byte: 4 or 6 bits per element */
+    LMA_DT_COUNT
 } lma_dtype;
 
 #define LMA_ST_MAX_DIMS 8
@@ -30,7 +34,7 @@ typedef struct {
     int ndim;
     int64_t shape[LMA_ST_MAX_DIMS];
     size_t numel, nbytes;
-    const void *data;    /* points into the mapping */
+    const void *data;    /* points into the mapping; may be unaligned (use lma_st_read_f32) */
 } lma_st_tensor;
 
 typedef struct lma_st_file lma_st_file;
@@ -50,7 +54,8 @@ const lma_st_tensor *lma_st_find(const lma_st_file *f, const char *name); /* NUL
 lma_status lma_st_read_f32(const lma_st_tensor *t, float *dst, size_t n);
 
 const char *lma_dtype_name(lma_dtype d);
-size_t lma_dtype_size(lma_dtype d);
+size_t lma_dtype_size(lma_dtype d);  /* bytes per element; 0 for the sub-byte F4/F6 types */
+size_t lma_dtype_bits(lma_dtype d);  /* bits per element (all dtypes) */
 
 /* Writing: tensors given in f32, stored as F32 or BF16 (round to nearest even). */
 typedef struct {
