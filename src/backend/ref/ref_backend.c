@@ -19,7 +19,7 @@ typedef struct {
 
 static double *s_alloc(scratch *s, size_t n) {
     if (s->failed || s->n == MAX_SCRATCH) { s->failed = 1; return NULL; }
-    double *p = malloc((n ? n : 1) * sizeof(double));
+    double *p = calloc(n ? n : 1, sizeof(double));
     if (!p) {
         s->failed = 1;
         lma_error(LMA_ERR_NOMEM, "ref backend: cannot allocate %zu doubles of scratch", n);
