@@ -538,6 +538,55 @@ static void adamw_hand(const lma_backend *be, double tol) {
     free(p); free(m); free(v);
 }
 
+/* AdamW against torch.optim.AdamW itself (fixture from tests/ref/backend/make_adamw_fixture.py):
+ * the CPU op does torch's float operations (with its fused multiply-adds), so it must
+ * agree bit for bit; the double ref agrees to float rounding (relative L2). */
+static int read_floats(FILE *f, float *x, int n) {
+    for (int i = 0; i < n; i++) if (fscanf(f, "%f", &x[i]) != 1) return 0;
+    return 1;
+}
+
+static float max_ulps(const float *a, const float *b, int n) {
+    float worst = 0;
+    for (int i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]), u = nextafterf(fabsf(b[i]), INFINITY) - fabsf(b[i]);
+        if (d / u > worst || isnan(d)) worst = isnan(d) ? INFINITY : d / u;
+    }
+    return worst;
+}
+
+static void adamw_torch(const lma_backend *be, int exact) {
+    const char *path = LMA_SRC_DIR "/tests/ref/backend/adamw_torch.txt";
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL, "cannot open %s", path);
+    if (!f) return;
+    int n = 0, steps = 0;
+    float lr, b1, b2, eps, wd, gs;
+    int ok = fscanf(f, "%d %d %f %f %f %f %f %f", &n, &steps, &lr, &b1, &b2, &eps, &wd, &gs) == 8 &&
+             n > 0 && n < 100000 && steps > 0 && steps < 100;
+    CHECK(ok, "%s: bad header", path);
+    if (!ok) { fclose(f); return; }
+    float *p = fvec(n), *m = fvec(n), *v = fvec(n), *g = fvec(n), *wp = fvec(n), *wm = fvec(n), *wv = fvec(n);
+    ok = read_floats(f, p, n);
+    float worst = 0;
+    double worst_l2 = 0;
+    for (int t = 1; ok && t <= steps; t++) {
+        ok = read_floats(f, g, n) && read_floats(f, wp, n) && read_floats(f, wm, n) && read_floats(f, wv, n);
+        if (!ok) break;
+        be->adamw(p, g, m, v, (size_t)n, lr, b1, b2, eps, wd, t, gs);
+        float e = fmaxf(max_ulps(p, wp, n), fmaxf(max_ulps(m, wm, n), max_ulps(v, wv, n)));
+        worst = fmaxf(worst, e);
+        worst_l2 = fmax(worst_l2, fmax(test_rel_l2f(p, wp, n), fmax(test_rel_l2f(m, wm, n), test_rel_l2f(v, wv, n))));
+    }
+    CHECK(ok, "%s: truncated", path);
+    if (exact) CHECK(worst == 0, "%s adamw vs torch: differs by up to %.3g ulp", be->name, worst);
+    else CHECK(worst_l2 <= 1e-6, "%s adamw vs torch: rel L2 %.3g", be->name, worst_l2);
+    printf("%s adamw vs torch.optim.AdamW over %d steps: worst %.3g ulp, rel L2 %.3g\n", be->name, steps, worst,
+           worst_l2);
+    fclose(f);
+    free(p); free(m); free(v); free(g); free(wp); free(wm); free(wv);
+}
+
 static void rope_identity(const lma_backend *be) {
     enum { N = 3, NH = 2, HD = 10 };
     int32_t pos[N] = {0, 0, 0};
@@ -582,6 +631,7 @@ int main(void) {
         ce_all_ignored(all[i]);
         adamw_hand(all[i], all[i] == ref ? 1e-7 : 1e-6);
         rope_identity(all[i]);
+        adamw_torch(all[i], all[i] == cpu);
     }
     CHECK(!lma_error_pending(), "no error recorded: %s", lma_last_error());
     TEST_END();

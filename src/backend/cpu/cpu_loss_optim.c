@@ -43,10 +43,17 @@ void lma_cpu_cross_entropy(float *losses, float *dlogits, const float *logits, c
     }
 }
 
-/* torch.optim.AdamW (single-tensor path), same operation order in float:
- *   p *= 1 - lr wd ; m.lerp_(g, 1 - b1) ; v = v b2 + (1 - b2) g g ;
- *   p += -(lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
- * with the scalars computed in double and rounded to float, as torch does. */
+/* torch.optim.AdamW (single-tensor CPU path) with the same float operations,
+ * including the fused multiply-adds of torch's vectorized kernels (lerp_,
+ * addcmul_, addcdiv_), so the result is bit-identical to torch (checked
+ * against a torch fixture in tests/test_backend_ops.c):
+ *   g  = g * grad_scale
+ *   p  = p * (1 - lr wd)
+ *   m  = m.lerp_(g, 1 - b1)   = fma(w, g - m, m), or fma(w - 1, g - m, g) when w >= 0.5
+ *   v  = v * b2 ; v = fma((1 - b2) g, g, v)
+ *   d  = sqrt(v) / sqrt(bc2) + eps
+ *   p  = fma(-lr / bc1, m / d, p)
+ * Scalars are computed in double and rounded to float, as torch does. */
 void lma_cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
                    float eps, float wd, int t, float grad_scale) {
     double bc1 = 1.0 - pow((double)b1, t), bc2 = 1.0 - pow((double)b2, t);
@@ -54,15 +61,17 @@ void lma_cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float
     const float w1 = (float)(1.0 - (double)b1), w2 = (float)(1.0 - (double)b2);
     const float neg_step = (float)(-(double)lr / bc1), bc2s = (float)sqrt(bc2);
     const int lerp_lo = fabsf(w1) < 0.5f;
+    const float coeff = lerp_lo ? w1 : w1 - 1.0f;
 #pragma omp parallel for simd schedule(static) if (n > 32768)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] * grad_scale;
         float pi = p[i] * decay;
         float mi = m[i];
-        mi = lerp_lo ? mi + w1 * (gi - mi) : gi - (gi - mi) * (1.0f - w1);
-        float vi = v[i] * b2 + w2 * gi * gi;
+        mi = fmaf(coeff, gi - mi, lerp_lo ? mi : gi);
+        float vi = v[i] * b2;
+        vi = fmaf(w2 * gi, gi, vi);
         float den = sqrtf(vi) / bc2s + eps;
-        p[i] = pi + neg_step * (mi / den);
+        p[i] = fmaf(neg_step, mi / den, pi);
         m[i] = mi;
         v[i] = vi;
     }
