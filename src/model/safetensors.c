@@ -286,7 +286,7 @@ static lma_status parse_one(lma_st_file *f, const unsigned char *data, size_t le
         const char *nm = f->t[sp[i].idx].name;
         if (sp[i].begin > pos) {
             s = prev ? lma_error(LMA_ERR_FORMAT, "%s: gap in the data: tensor \"%s\" starts at %" PRIu64 " but \"%s\" ends at %" PRIu64, ctx, nm, sp[i].begin, prev, pos)
-                     : lma_error(LMA_ERR_FORMAT, "%s: gap in the data: the first tensor \"%s\" starts at %" PRIu64 ", not 0", ctx, nm, sp[i].begin);
+                     : lma_error(LMA_ERR_FORMAT, "%s: the data does not start at 0: the first tensor \"%s\" starts at %" PRIu64, ctx, nm, sp[i].begin);
             goto out;
         }
         if (sp[i].begin < pos) {
@@ -668,20 +668,33 @@ lma_status lma_st_save_dir(const char *dir, const lma_st_entry *e, int n, lma_dt
     if (s == LMA_OK) s = lma_mkdir_p(dir);
     size_t es = lma_dtype_size(dtype), total = 0, params = 0;
     for (int i = 0; i < n && s == LMA_OK; i++) { total += numel[i] * es; params += numel[i]; }
-    if (s == LMA_OK && (max_shard_bytes == 0 || total <= max_shard_bytes)) {
+    /* Shards exactly as huggingface_hub split_torch_state_dict_into_shards (used by
+     * transformers): walk the tensors in the given order; a tensor larger than the
+     * limit gets a shard of its own at once; otherwise a new shard starts when the
+     * next tensor would push the current one over the limit. */
+    int ns = 0;
+    if (s == LMA_OK && n > 0) {
+        int *pos = lma_malloc((size_t)n * sizeof *pos, "shard plan"), cur = -1, g = 0;
+        size_t cur_size = 0, lim = max_shard_bytes ? max_shard_bytes : SIZE_MAX;
+        if (!pos) s = LMA_ERR_NOMEM;
+        for (int i = 0; i < n && s == LMA_OK; i++) {
+            size_t nb = numel[i] * es;
+            if (nb > lim) { shard_of[i] = g; pos[g++] = ns++; continue; }
+            if (cur >= 0 && cur_size + nb > lim) { pos[cur] = ns++; cur = -1; cur_size = 0; }
+            if (cur < 0) cur = g++;
+            shard_of[i] = cur; cur_size += nb;
+        }
+        if (s == LMA_OK) {
+            if (cur >= 0) pos[cur] = ns++;
+            for (int i = 0; i < n; i++) shard_of[i] = pos[shard_of[i]];
+        }
+        free(pos);
+    }
+    if (s == LMA_OK && ns <= 1) {
         for (int i = 0; i < n; i++) idx[i] = i;
         s = save_subset(spath, e, idx, n, dtype, numel);
         if (s == LMA_OK && lma_file_exists(ipath)) remove(ipath); /* a stale index would win over the new file */
     } else if (s == LMA_OK) {
-        /* Like transformers: walk in the given order, start a new shard when the next
-         * tensor would overflow a non-empty one. */
-        int ns = 0; size_t cur = 0;
-        for (int i = 0; i < n; i++) {
-            size_t nb = numel[i] * es;
-            if (i == 0) ns = 1;
-            else if (cur > 0 && cur + nb > max_shard_bytes) { ns++; cur = 0; } /* no overflow: checked total */
-            shard_of[i] = ns - 1; cur += nb;
-        }
         if (ns > 99999) s = lma_error(LMA_ERR_ARG, "%s: %d shards is more than the file names allow", dir, ns);
         for (int k = 0; k < ns && s == LMA_OK; k++) {
             int m = 0;
