@@ -253,7 +253,7 @@ static lma_status parse_one(lma_st_file *f, const unsigned char *data, size_t le
     if (n_keys && (!keys || !sp)) { free(keys); free(sp); s = lma_error(LMA_ERR_NOMEM, "%s: out of memory", ctx); goto done; }
     int nk = 0, ns = 0, first = f->n;
     for (const cJSON *k = root->child; k; k = k->next) keys[nk++] = k->string;
-    qsort(keys, (size_t)nk, sizeof *keys, cmp_str_ptr);
+    if (nk > 1) qsort(keys, (size_t)nk, sizeof *keys, cmp_str_ptr);
     for (int i = 1; i < nk; i++)
         if (!strcmp(keys[i], keys[i - 1])) {
             s = lma_error(LMA_ERR_FORMAT, "%s: duplicate tensor name \"%s\" in the header", ctx, keys[i]);
@@ -279,7 +279,7 @@ static lma_status parse_one(lma_st_file *f, const unsigned char *data, size_t le
         sp[ns].begin = b; sp[ns].end = e; sp[ns].idx = f->n - 1; ns++;
     }
     /* Offsets: contiguous from 0, sorted by (begin, end), no gaps or overlaps. */
-    qsort(sp, (size_t)ns, sizeof *sp, cmp_span);
+    if (ns > 1) qsort(sp, (size_t)ns, sizeof *sp, cmp_span);
     uint64_t pos = 0;
     const char *prev = NULL;
     for (int i = 0; i < ns; i++) {
@@ -401,7 +401,7 @@ static lma_status open_index(lma_st_file *f, const char *dir, const char *ipath)
         }
         files[nf++] = v;
     }
-    qsort(files, (size_t)nf, sizeof *files, cmp_str_ptr);
+    if (nf > 1) qsort(files, (size_t)nf, sizeof *files, cmp_str_ptr);
     int nu = 0;
     for (int i = 0; i < nf; i++) if (!nu || strcmp(files[i], files[nu - 1])) files[nu++] = files[i];
     for (int i = 0; i < nu; i++) {
