@@ -214,24 +214,32 @@ lma_status lma_model_load(const char *dir, const lma_backend *be, lma_model **ou
     lma_config cfg;
     LMA_TRY(lma_path_join(path, sizeof path, dir, "config.json"));
     LMA_TRY(lma_config_load(path, &cfg));
+    lma_model *m = NULL;
+    LMA_TRY(lma_model_create(&cfg, be, &m));
+    lma_status s = lma_model_load_weights(m, dir);
+    if (s != LMA_OK) { lma_model_free(m); return s; }
+    *out = m;
+    return LMA_OK;
+}
+
+lma_status lma_model_load_weights(lma_model *m, const char *dir) {
+    const lma_config *cfg = &m->cfg;
+    const lma_backend *be = m->be;
     lma_st_file *st = NULL;
     LMA_TRY(lma_st_open_dir(dir, &st));
-    lma_model *m = NULL;
-    lma_status s = lma_model_create(&cfg, be, &m);
+    lma_status s = LMA_OK;
     float *stage = NULL;
-    char *seen = NULL;
-    if (s != LMA_OK) goto done;
-    seen = calloc((size_t)m->table.count, 1);
+    char *seen = calloc((size_t)m->table.count, 1);
     if (!seen) { s = lma_error(LMA_ERR_NOMEM, "out of memory"); goto done; }
     for (int i = 0; i < lma_st_count(st); i++) {
         const lma_st_tensor *t = lma_st_get(st, i);
         const lma_param_info *p = lma_params_find(&m->table, t->name);
         if (!p) {
             size_t n = strlen(t->name);
-            if (n >= 20 && !strcmp(t->name + n - 20, "rotary_emb.inv_freq")) continue; /* old checkpoints */
-            if (cfg.tie_word_embeddings && !strcmp(t->name, "lm_head.weight")) continue; /* tied copy */
+            if (n >= 19 && !strcmp(t->name + n - 19, "rotary_emb.inv_freq")) continue; /* old checkpoints */
+            if (cfg->tie_word_embeddings && !strcmp(t->name, "lm_head.weight")) continue; /* tied copy */
             s = lma_error(LMA_ERR_FORMAT, "%s: unexpected tensor '%s' for %s (check config.json)", dir, t->name,
-                          lma_arch_name(cfg.arch));
+                          lma_arch_name(cfg->arch));
             goto done;
         }
         int ok = t->ndim == p->ndim;
@@ -256,9 +264,7 @@ done:
     free(stage);
     free(seen);
     lma_st_close(st);
-    if (s != LMA_OK) { lma_model_free(m); return s; }
-    *out = m;
-    return LMA_OK;
+    return s;
 }
 
 lma_status lma_model_save(const lma_model *m, const char *dir, int bf16, size_t max_shard_bytes) {

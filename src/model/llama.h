@@ -38,6 +38,9 @@ typedef struct {
 lma_status lma_model_create(const lma_config *cfg, const lma_backend *be, lma_model **out);
 /* Loads config.json + safetensors (single or sharded) from an HF model dir. */
 lma_status lma_model_load(const char *dir, const lma_backend *be, lma_model **out);
+/* Reads the tensors of an HF model dir (safetensors, single or sharded) into an
+ * existing model of the same config; every tensor must be present with its shape. */
+lma_status lma_model_load_weights(lma_model *m, const char *dir);
 /* HF-style init: N(0, std) for matrices and embeddings, ones for norms, zeros for biases. */
 void lma_model_init_random(lma_model *m, uint64_t seed, float std);
 /* Writes config.json + model.safetensors (sharded above max_shard_bytes; 0 = never). */

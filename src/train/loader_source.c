@@ -1,0 +1,24 @@
+#include "train/loader_source.h"
+
+static lma_status next(void *ctx, int32_t *ids, int32_t *targets, int32_t *seg) {
+    return lma_loader_next(ctx, ids, targets, seg);
+}
+static lma_status val_next(void *ctx, int32_t *ids, int32_t *targets, int32_t *seg, int *rows) {
+    return lma_loader_val_next(ctx, ids, targets, seg, rows);
+}
+static void val_reset(void *ctx) { lma_loader_val_reset(ctx); }
+static lma_status save(void *ctx, cJSON **state) {
+    lma_loader_cursor c;
+    lma_loader_get_cursor(ctx, &c);
+    return lma_loader_cursor_to_json(&c, state);
+}
+static lma_status restore(void *ctx, const cJSON *state) {
+    lma_loader_cursor c;
+    LMA_TRY(lma_loader_cursor_from_json(state, "trainer_state.json data", &c));
+    return lma_loader_set_cursor(ctx, &c);
+}
+
+lma_batch_source lma_loader_batch_source(lma_loader *L) {
+    lma_batch_source s = {L, next, lma_loader_val_docs(L) > 0 ? val_next : NULL, val_reset, save, restore};
+    return s;
+}
