@@ -1,0 +1,214 @@
+/* Dataset curation: validate, stats, dedup, filter, decontam, split.
+ *
+ * Each command has an in-memory core (usable from training code and tests) and a
+ * file driver lma_data_<cmd>() that streams an input file through lma_ex_reader
+ * (data/example.h), writes its outputs atomically (never in place), writes a JSON
+ * report (report_path, optional) and returns a small summary (cJSON, caller frees
+ * with cJSON_Delete) that the CLI prints.
+ *
+ * Memory: validate, filter, decontam and split hold one record (or one batch of
+ * LMA_CURATE_BATCH records) at a time: peak memory does not grow with the number of
+ * examples (decontam's 13-gram index grows with the evaluation sets, split's
+ * counters with the number of strata). dedup must remember what it kept: per kept
+ * example a 64-bit exact hash, one LSH entry per band and its 32-bit shingle hashes
+ * (for the exact Jaccard check), i.e. about 12*4*(bands+1) + 4*words bytes; stats
+ * uses the same engine for its duplicate rates (turn it off with dup = 0).
+ *
+ * Records the reader cannot normalize (invalid JSON, unknown format, invalid
+ * UTF-8) are reported with file:line and left out of every output; validate lists
+ * them as findings. Failures return lma_status with the message set. */
+#ifndef LMA_CURATE_H
+#define LMA_CURATE_H
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include "core/status.h"
+#include "data/example.h"
+#include "data/curate/text.h"
+
+#define LMA_CURATE_BATCH 2048
+
+/* ---- streaming JSON report ------------------------------------------------
+ * {"command": ..., "input": ..., "<list>": [item, ...], "summary": {...}}
+ * Items are written as they come (memory does not grow with their number). */
+typedef struct {
+    lma_atomic_file af;
+    int open;
+    int64_t n_items;
+} lma_report;
+/* path NULL: items are discarded. */
+lma_status lma_report_open(lma_report *r, const char *path, const char *command, const char *input,
+                           const char *list_name);
+/* Takes ownership of item. */
+lma_status lma_report_item(lma_report *r, cJSON *item);
+/* Writes summary (not freed) and commits the file. */
+lma_status lma_report_close(lma_report *r, const cJSON *summary);
+void lma_report_abort(lma_report *r);
+
+/* ---- validate ------------------------------------------------------------ */
+typedef struct {
+    const char *report_path;
+    /* The system prompt the inference side sends: NULL = not checked, "" = none
+     * (then any system turn is drift), else examples whose system turn differs. */
+    const char *inference_system;
+    /* Top-level field that names an example's task; answer formats are compared
+     * within a task (NULL: the whole file is one task). */
+    const char *task_field;
+    int format_check;       /* compare answer formats (on when task_field is set) */
+    double format_minority; /* an answer format below this share of its task is drift (0.1) */
+    int max_summary_findings; /* findings copied into the returned summary (20) */
+} lma_validate_params;
+void lma_validate_default_params(lma_validate_params *p);
+
+/* One finding about one example (also used by the in-memory check). */
+typedef struct {
+    const char *code;  /* stable key, e.g. "unrecognized_role" */
+    int severity;      /* 2 error, 1 warning */
+    char message[256];
+} lma_finding;
+/* Checks one example (structure, roles, empty turns, special tokens, system
+ * prompt); writes at most cap findings, returns how many there were. */
+size_t lma_validate_example(const lma_example *ex, const lma_validate_params *p, lma_finding *out, size_t cap);
+/* Streams path (read twice when the answer-format check needs its second pass). */
+lma_status lma_data_validate(const char *path, const lma_validate_params *p, cJSON **summary);
+
+/* ---- dedup ---------------------------------------------------------------- */
+typedef struct {
+    int bands, rows;       /* LSH: bands x rows MinHash values (14 x 8) */
+    int shingle;           /* words per shingle (5) */
+    double threshold;      /* Jaccard >= threshold is a near duplicate (0.8) */
+    int near;              /* 0: exact duplicates only */
+    uint64_t seed;         /* MinHash permutations */
+} lma_dedup_params;
+void lma_dedup_default_params(lma_dedup_params *p);
+
+typedef struct lma_dedup lma_dedup;
+/* A signature: computed from a text, thread-safe (no shared state written). */
+typedef struct {
+    uint64_t exact;      /* hash of the normalized text */
+    uint64_t *minhash;   /* (bands*rows) */
+    uint32_t *shingles;  /* (n_shingles) sorted, unique */
+    size_t n_shingles, cap_shingles;
+    lma_words words;
+} lma_dedup_sig;
+typedef enum { LMA_DUP_NONE = 0, LMA_DUP_EXACT, LMA_DUP_NEAR } lma_dup_kind;
+typedef struct {
+    lma_dup_kind kind;
+    int64_t twin;   /* id of the kept example it duplicates (-1 when kept) */
+    double jaccard; /* shingle-set Jaccard with the twin (1 for exact) */
+} lma_dup_result;
+
+lma_status lma_dedup_create(const lma_dedup_params *p, lma_dedup **out);
+void lma_dedup_free(lma_dedup *d);
+lma_status lma_dedup_sign(const lma_dedup *d, const char *text, size_t n, lma_dedup_sig *sig);
+void lma_dedup_sig_free(lma_dedup_sig *sig);
+/* Decides on one example (in order: keep-first) and remembers it when kept. */
+lma_status lma_dedup_insert(lma_dedup *d, const lma_dedup_sig *sig, int64_t id, lma_dup_result *res);
+/* Convenience: sign + insert. */
+lma_status lma_dedup_add(lma_dedup *d, const char *text, size_t n, int64_t id, lma_dup_result *res);
+size_t lma_dedup_memory(const lma_dedup *d); /* bytes of remembered state */
+/* Exact shingle-set Jaccard of two sorted unique arrays. */
+double lma_jaccard_sorted(const uint32_t *a, size_t na, const uint32_t *b, size_t nb);
+
+typedef struct {
+    lma_dedup_params dedup;
+    lma_ex_part part;         /* text compared (LMA_EX_ALL) */
+    const char *out_path;     /* kept examples (JSONL), required */
+    const char *removed_path; /* removed examples with their twin (optional) */
+    const char *report_path;
+} lma_dedup_file_params;
+lma_status lma_data_dedup(const char *in, const lma_dedup_file_params *p, cJSON **summary);
+
+/* ---- filter --------------------------------------------------------------- */
+typedef struct {
+    lma_ex_part part;            /* text the rules see (LMA_EX_ALL) */
+    /* Gopher quality rules */
+    int min_words, max_words;    /* 3, 100000 */
+    double min_mean_word_len, max_mean_word_len; /* 2, 10 */
+    double max_symbol_ratio;     /* ('#' + "..." / "…") per word: 0.1 */
+    double max_bullet_lines;     /* share of lines starting with a bullet: 0.9 */
+    double max_ellipsis_lines;   /* share of lines ending in an ellipsis: 0.3 */
+    double min_alpha_words;      /* share of words with a letter: 0.8 */
+    int min_stop_words;          /* of the, be, to, of, and, that, have, with: 2 */
+    /* Gopher repetition rules */
+    double max_dup_line_frac, max_dup_para_frac;           /* 0.3, 0.3 (by count) */
+    double max_dup_line_chars, max_dup_para_chars;         /* 0.2, 0.2 (by characters) */
+    double max_top_ngram[3];     /* top 2/3/4-gram character share: 0.2, 0.18, 0.16 */
+    double max_dup_ngram[6];     /* duplicated 5..10-gram character share: 0.15 .. 0.10 */
+    /* C4-style boilerplate: any of these phrases (lower-case) removes the example */
+    const char *const *boilerplate; /* NULL-terminated; NULL = built-in list */
+} lma_filter_params;
+void lma_filter_default_params(lma_filter_params *p);
+const char *const *lma_filter_default_boilerplate(void);
+
+typedef struct {
+    const char *rule;   /* NULL when the text passes; else the first failing rule */
+    double value, threshold;
+    char detail[96];    /* e.g. the boilerplate phrase */
+} lma_filter_verdict;
+/* Thread-safe; scratch is caller-owned (zero-init, lma_words_free). */
+lma_status lma_filter_check(const lma_filter_params *p, const char *text, size_t n, lma_filter_verdict *v);
+
+typedef struct {
+    lma_filter_params filter;
+    const char *out_path, *removed_path, *report_path;
+} lma_filter_file_params;
+lma_status lma_data_filter(const char *in, const lma_filter_file_params *p, cJSON **summary);
+
+/* ---- decontam ------------------------------------------------------------- */
+typedef struct lma_decontam lma_decontam;
+/* n: words per n-gram (13). */
+lma_status lma_decontam_create(int n, lma_decontam **out);
+void lma_decontam_free(lma_decontam *d);
+/* Adds an evaluation set: .jsonl (every string value of a line is one document),
+ * .csv (one document per row, RFC 4180 quoting), anything else plain text (one
+ * document per non-blank line); a directory adds its files (not recursive). */
+lma_status lma_decontam_add_eval(lma_decontam *d, const char *path);
+/* Adds one evaluation document from memory (name, line: where it came from). */
+lma_status lma_decontam_add_doc(lma_decontam *d, const char *text, size_t len, const char *name, int64_t line);
+typedef struct {
+    size_t overlaps;        /* n-grams of the text found in the evaluation sets */
+    const char *eval_file;  /* first match: file and line */
+    int64_t eval_line;
+    char ngram[200];        /* first matching n-gram (normalized, truncated) */
+} lma_decontam_hit;
+/* scratch is caller-owned (zero-init; lma_words_free). Thread-safe. */
+lma_status lma_decontam_check(const lma_decontam *d, const char *text, size_t n, lma_words *scratch,
+                              lma_decontam_hit *hit);
+size_t lma_decontam_ngrams(const lma_decontam *d);
+
+typedef struct {
+    int ngram;                /* 13 */
+    int min_overlaps;         /* remove when overlaps >= this (1) */
+    lma_ex_part part;         /* LMA_EX_ALL */
+    const char *const *evals; /* (n_evals) paths */
+    int n_evals;
+    const char *out_path, *removed_path, *report_path;
+} lma_decontam_file_params;
+lma_status lma_data_decontam(const char *in, const lma_decontam_file_params *p, cJSON **summary);
+
+/* ---- split ---------------------------------------------------------------- */
+typedef struct {
+    double ratio[3];          /* train, validation, test (0.8, 0.1, 0.1) */
+    uint64_t seed;
+    const char *stratify;     /* top-level field, NULL = none */
+    const char *out_path[3];  /* train, validation, test (NULL: not written) */
+    const char *report_path;
+} lma_split_params;
+void lma_split_default_params(lma_split_params *p);
+/* Two passes: counts per stratum, then sequential selection sampling so that each
+ * stratum's counts are exact (round(n*ratio)) and the assignment is uniformly
+ * random given the seed; deterministic for a given seed and input. */
+lma_status lma_data_split(const char *in, const lma_split_params *p, cJSON **summary);
+
+/* ---- stats ---------------------------------------------------------------- */
+typedef struct {
+    int dup;                  /* exact/near duplicate rates (1) */
+    lma_dedup_params dedup;
+    int top_verbs;            /* verbs listed (20), objects per verb (4) */
+    int top_objects;
+    const char *report_path;
+} lma_stats_params;
+void lma_stats_default_params(lma_stats_params *p);
+lma_status lma_data_stats(const char *in, const lma_stats_params *p, cJSON **summary);
+#endif
