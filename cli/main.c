@@ -7,6 +7,7 @@
 
 static const lma_cli_command commands[] = {
     {"score", "log-probability of each token, total NLL and perplexity", cmd_score},
+    {"data", "dataset curation: validate, stats, dedup, filter, decontam, split", cmd_data},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
