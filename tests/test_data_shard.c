@@ -1,11 +1,14 @@
 /* Token shards: round trip (width 2 and 4), byte layout, atomic writer, every
- * corruption with its own error, shard sets. */
+ * corruption with its own error, shard sets. Text sources: tinyshakespeare as one
+ * document and as paragraphs (then byte-tokenized into a shard and read back),
+ * JSONL made here (escapes, errors with file and line), directories, UTF-8. */
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/io.h"
 #include "core/rng.h"
 #include "data/shard.h"
+#include "data/text_source.h"
 #include "lmadapt.h"
 #include "test.h"
 
@@ -254,6 +257,228 @@ static void test_shardset(void) {
     free_docs(&d0); free_docs(&d2);
 }
 
+static void put(const char *name, const char *content) {
+    char path[512]; path_in(path, sizeof path, name);
+    CHECK_OK(lma_write_file_atomic(path, content, strlen(content)));
+}
+
+typedef struct { uint64_t last, total; int calls, monotonic; } prog_t;
+static void on_prog(void *ctx, uint64_t done, uint64_t total) {
+    prog_t *p = ctx;
+    if (done < p->last) p->monotonic = 0;
+    p->last = done; p->total = total; p->calls++;
+}
+
+static void test_text_shakespeare(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/data/tinyshakespeare.txt", LMA_SHARED_DIR);
+    char *raw; size_t rawlen;
+    CHECK_OK(lma_read_file(path, &raw, &rawlen));
+    if (!raw) return;
+    const char *paths[1] = { path };
+    /* default: the whole file is one document, byte for byte */
+    lma_text_source *ts = NULL;
+    prog_t pr = { 0, 0, 0, 1 };
+    lma_text_source_params p = lma_text_source_default_params();
+    p.on_progress = on_prog; p.progress_ctx = &pr;
+    CHECK_OK(lma_text_source_open(paths, 1, &p, &ts));
+    if (!ts) { free(raw); return; }
+    lma_text_doc d; int done = 0, ndoc = 0;
+    CHECK_OK(lma_text_source_next(ts, &d, &done));
+    CHECK(!done && d.len == rawlen && memcmp(d.text, raw, rawlen) == 0 && d.line == 1 && d.index == 0,
+          "whole-file document differs (%zu bytes)", d.len);
+    CHECK_OK(lma_text_source_next(ts, &d, &done));
+    CHECK(done, "one document only");
+    CHECK(pr.calls > 0 && pr.monotonic && pr.last == rawlen && pr.total == rawlen &&
+          lma_text_source_bytes_done(ts) == rawlen, "progress %llu/%llu over %d calls", (unsigned long long)pr.last,
+          (unsigned long long)pr.total, pr.calls);
+    lma_text_source_close(ts);
+
+    /* paragraphs: they appear in order, separated only by runs of >= 2 newlines,
+     * hold no blank line, and together with the separators rebuild the file;
+     * byte-tokenized (id = byte + 1, EOS 0) they survive a shard round trip */
+    p.split_blank_lines = 1;
+    CHECK_OK(lma_text_source_open(paths, 1, &p, &ts));
+    if (!ts) { free(raw); return; }
+    char shard[512]; path_in(shard, sizeof shard, "shakespeare.bin");
+    lma_shard_writer *w = NULL;
+    CHECK_OK(lma_shard_writer_open(shard, 2, 0, &w));
+    int32_t *ids = malloc(rawlen * sizeof *ids);
+    size_t pos = 0, *starts = malloc(rawlen / 2 * sizeof *starts), *lens = malloc(rawlen / 2 * sizeof *lens);
+    int ok = 1, lines_ok = 1;
+    uint64_t line = 1;
+    for (;;) {
+        CHECK_OK(lma_text_source_next(ts, &d, &done));
+        if (done) break;
+        size_t gap = 0;
+        while (pos + gap < rawlen && raw[pos + gap] == '\n') gap++;
+        if ((ndoc == 0 && gap != 0) || (ndoc > 0 && gap < 2)) ok = 0;
+        for (size_t i = pos; i < pos + gap; i++) line += raw[i] == '\n';
+        pos += gap;
+        lines_ok &= d.line == line;
+        if (pos + d.len > rawlen || memcmp(raw + pos, d.text, d.len) != 0 || strstr(d.text, "\n\n")) { ok = 0; break; }
+        for (size_t i = 0; i < d.len; i++) { ids[i] = (unsigned char)d.text[i] + 1; line += d.text[i] == '\n'; }
+        CHECK_OK(lma_shard_writer_add(w, ids, d.len));
+        starts[ndoc] = pos; lens[ndoc] = d.len;
+        pos += d.len;
+        ndoc++;
+    }
+    CHECK(ok && pos + 1 == rawlen && raw[pos] == '\n', "paragraphs do not rebuild the file (at %zu of %zu)", pos, rawlen);
+    CHECK(lines_ok, "paragraph start lines wrong");
+    CHECK(ndoc > 7000 && lma_text_source_skipped(ts) == 0, "%d paragraphs", ndoc);
+    CHECK_OK(lma_shard_writer_commit(w));
+    lma_text_source_close(ts);
+    lma_shard *sh = NULL;
+    CHECK_OK(lma_shard_open(shard, &sh));
+    if (sh) {
+        int same = lma_shard_ndocs(sh) == (uint64_t)ndoc && lma_shard_max_id(sh) <= 256;
+        for (int k = 0; same && k < ndoc; k++) {
+            uint64_t st, len;
+            same &= lma_shard_doc(sh, k, &st, &len) == LMA_OK && len == lens[k];
+            for (uint64_t i = 0; same && i < len; i++) same &= lma_shard_token(sh, st + i) == (unsigned char)raw[starts[k] + i] + 1;
+        }
+        CHECK(same, "byte-tokenized Shakespeare shard does not read back");
+        lma_shard_close(sh);
+    }
+    free(ids); free(starts); free(lens); free(raw);
+}
+
+static void expect_error(const char *name, lma_text_source_params *p, const char *want1, const char *want2) {
+    char path[512]; path_in(path, sizeof path, name);
+    const char *paths[1] = { path };
+    lma_text_source *ts = NULL;
+    CHECK_OK(lma_text_source_open(paths, 1, p, &ts));
+    if (!ts) return;
+    lma_text_doc d; int done = 0;
+    lma_status st = LMA_OK;
+    for (int i = 0; i < 100 && st == LMA_OK && !done; i++) st = lma_text_source_next(ts, &d, &done);
+    const char *m = lma_last_error();
+    CHECK(st == LMA_ERR_FORMAT && strstr(m, path) && strstr(m, want1) && (!want2 || strstr(m, want2)),
+          "%s: status %s, message '%s' (want '%s')", name, lma_status_name(st), m, want1);
+    lma_clear_error();
+    lma_text_source_close(ts);
+}
+
+static int read_all(const char *const *paths, size_t n, lma_text_source_params *p, lma_text_doc *out, char **texts, int max) {
+    lma_text_source *ts = NULL;
+    if (lma_text_source_open(paths, n, p, &ts) != LMA_OK) return -1;
+    int k = 0, done = 0;
+    lma_text_doc d;
+    while (k < max) {
+        if (lma_text_source_next(ts, &d, &done) != LMA_OK) { k = -1; break; }
+        if (done) break;
+        out[k] = d;
+        texts[k] = malloc(d.len + 1); memcpy(texts[k], d.text, d.len + 1);
+        out[k].text = texts[k];
+        out[k].path = NULL;
+        k++;
+    }
+    lma_text_source_close(ts);
+    return k;
+}
+
+static void test_text_jsonl_and_dirs(void) {
+    const char *jl = "{\"text\": \"first\"}\n"
+                     "\n"
+                     "{\"id\": 2, \"text\": \"caf\\u00e9 \\ud83d\\ude00\\nline\"}\r\n"
+                     "{\"text\": \"\"}\n"
+                     "   \n"
+                     "{\"text\": \"last\", \"meta\": {\"a\": [1, 2]}}";
+    put("good.jsonl", jl);
+    char path[512]; path_in(path, sizeof path, "good.jsonl");
+    const char *paths[1] = { path };
+    lma_text_source_params p = lma_text_source_default_params();
+    lma_text_doc d[8]; char *t[8];
+    int n = read_all(paths, 1, &p, d, t, 8);
+    CHECK(n == 3, "JSONL documents %d: %s", n, lma_last_error());
+    lma_clear_error();
+    if (n == 3) {
+        CHECK(!strcmp(t[0], "first") && d[0].line == 1 && d[0].index == 0, "jsonl doc 0");
+        CHECK(!strcmp(t[1], "caf\xC3\xA9 \xF0\x9F\x98\x80\nline") && d[1].line == 3 && d[1].len == 15, "jsonl doc 1 '%s'", t[1]);
+        CHECK(!strcmp(t[2], "last") && d[2].line == 6 && d[2].index == 2, "jsonl doc 2");
+    }
+    for (int i = 0; i < n; i++) free(t[i]);
+
+    put("nofield.jsonl", "{\"text\":\"a\"}\n{\"text\":\"b\"}\n{\"txt\":\"c\"}\n");
+    expect_error("nofield.jsonl", &p, ":3: no \"text\" field", NULL);
+    put("badjson.jsonl", "{\"text\":\"a\"}\n{\"text\": \"b\",}\n");
+    expect_error("badjson.jsonl", &p, ":2: malformed JSON", NULL);
+    put("notstr.jsonl", "{\"text\": 5}\n");
+    expect_error("notstr.jsonl", &p, ":1: field \"text\" is not a string", NULL);
+    put("array.jsonl", "[\"text\"]\n");
+    expect_error("array.jsonl", &p, ":1: a JSONL line must be an object", NULL);
+    put("badutf.jsonl", "{\"text\":\"ok\"}\n{\"text\":\"b\xff\"}\n");
+    expect_error("badutf.jsonl", &p, ":2: invalid UTF-8 at byte offset 24", "0xFF");
+    put("lone.jsonl", "{\"text\":\"\\udc00\"}\n");
+    expect_error("lone.jsonl", &p, ":1: malformed JSON", NULL); /* cJSON rejects lone surrogates */
+    p.field = "body";
+    put("field.jsonl", "{\"body\":\"x\"}\n");
+    path_in(path, sizeof path, "field.jsonl");
+    n = read_all(paths, 1, &p, d, t, 8);
+    CHECK(n == 1 && !strcmp(t[0], "x"), "custom field");
+    for (int i = 0; i < n; i++) free(t[i]);
+    p = lma_text_source_default_params();
+
+    /* plain text: invalid UTF-8 errors name the line and the byte offset in the file */
+    put("bad.txt", "\xEF\xBB\xBFline one\n\nline \xE2\x82x three\n");
+    expect_error("bad.txt", &p, ":3: invalid UTF-8 at byte offset 18", "0xE2");
+    p.split_blank_lines = 1;
+    expect_error("bad.txt", &p, ":3: invalid UTF-8 at byte offset 18", NULL);
+    /* replacement: each maximal invalid subpart -> U+FFFD, as Python's
+     * bytes.decode('utf-8', 'replace') gives for these inputs */
+    p.replace_invalid_utf8 = 1;
+    put("repl.txt", "a\xFF" "b \xE2\x82x \xED\xA0\x80 \xF0\x9F\x98 \xC0\xAF\n\nok\n");
+    path_in(path, sizeof path, "repl.txt");
+    n = read_all(paths, 1, &p, d, t, 8);
+    const char *want = "a\xEF\xBF\xBD" "b \xEF\xBF\xBDx \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD \xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD";
+    CHECK(n == 2 && !strcmp(t[0], want) && !strcmp(t[1], "ok"), "replacement: %d docs, gave %zu bytes, want %zu", n, n > 0 ? strlen(t[0]) : 0, strlen(want));
+    for (int i = 0; i < n; i++) free(t[i]);
+    path_in(path, sizeof path, "bad.txt");
+    p.split_blank_lines = 0;
+    n = read_all(paths, 1, &p, d, t, 8);
+    CHECK(n == 1 && !strcmp(t[0], "line one\n\nline \xEF\xBF\xBDx three\n"), "BOM dropped, one replacement");
+    for (int i = 0; i < n; i++) free(t[i]);
+    p = lma_text_source_default_params();
+
+    /* directories: recursive, sorted by path, regular files only, dot-files skipped */
+    char sub[512], cmd[1400];
+    path_in(sub, sizeof sub, "tree/sub");
+    CHECK_OK(lma_mkdir_p(sub));
+    put("tree/b.txt", "bee");
+    put("tree/a.jsonl", "{\"text\":\"aa\"}\n{\"text\":\"ab\"}\n");
+    put("tree/sub/c.txt", "sea\n\nsecond");
+    put("tree/.hidden", "no");
+    put("tree/empty.txt", "");
+    snprintf(cmd, sizeof cmd, "ln -s %s/tree/b.txt %s/tree/sub/link.txt", dir, dir);
+    CHECK(system(cmd) == 0, "symlink");
+    char tree[512]; path_in(tree, sizeof tree, "tree");
+    const char *tp[2] = { tree, tree };
+    lma_text_source *ts = NULL;
+    CHECK_OK(lma_text_source_open(tp, 1, &p, &ts));
+    if (ts) {
+        CHECK(lma_text_source_nfiles(ts) == 4 && strstr(lma_text_source_file(ts, 0), "tree/a.jsonl") &&
+              strstr(lma_text_source_file(ts, 1), "tree/b.txt") && strstr(lma_text_source_file(ts, 2), "tree/empty.txt") &&
+              strstr(lma_text_source_file(ts, 3), "tree/sub/c.txt"), "directory listing (%zu files)",
+              lma_text_source_nfiles(ts));
+        CHECK(lma_text_source_bytes_total(ts) == 28 + 3 + 0 + 11, "total bytes %llu",
+              (unsigned long long)lma_text_source_bytes_total(ts));
+        lma_text_source_close(ts);
+    }
+    n = read_all(tp, 2, &p, d, t, 8);
+    CHECK(n == 8 && !strcmp(t[0], "aa") && !strcmp(t[1], "ab") && !strcmp(t[2], "bee") && !strcmp(t[3], "sea\n\nsecond") &&
+          !strcmp(t[4], "aa") && d[7].index == 7, "directory documents (%d)", n);
+    for (int i = 0; i < n; i++) free(t[i]);
+    path_in(sub, sizeof sub, "emptydir");
+    CHECK_OK(lma_mkdir_p(sub));
+    const char *ep[1] = { sub };
+    CHECK(lma_text_source_open(ep, 1, &p, &ts) == LMA_ERR_ARG && strstr(lma_last_error(), "no regular files"),
+          "empty directory: %s", lma_last_error());
+    lma_clear_error();
+    path_in(sub, sizeof sub, "nope.txt");
+    CHECK(lma_text_source_open(ep, 1, &p, &ts) == LMA_ERR_IO && strstr(lma_last_error(), "nope.txt"), "missing file");
+    lma_clear_error();
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/lma_test_shard_XXXXXX");
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
@@ -262,6 +487,8 @@ int main(void) {
     test_writer_errors();
     test_corruptions();
     test_shardset();
+    test_text_shakespeare();
+    test_text_jsonl_and_dirs();
     char cmd[300]; snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
     TEST_END();
