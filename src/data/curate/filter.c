@@ -1,6 +1,7 @@
 /* filter: Gopher quality and repetition rules (Rae et al. 2021, as implemented by
  * datatrove's GopherQualityFilter / GopherRepetitionFilter) and C4-style
  * boilerplate phrases. Each rule has its threshold in lma_filter_params. */
+#define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,20 +127,23 @@ static int cmp_gram(const void *a, const void *b) {
 
 lma_status lma_filter_check(const lma_filter_params *p, const char *t, size_t n, lma_filter_verdict *v) {
     memset(v, 0, sizeof *v);
-    /* boilerplate (case-insensitive substring) */
+    /* boilerplate (case-insensitive substring, on a lower-cased copy) */
     const char *const *bp = p->boilerplate ? p->boilerplate : default_boilerplate;
-    for (int i = 0; bp[i]; i++) {
-        size_t k = strlen(bp[i]);
-        if (!k || k > n) continue;
-        for (size_t j = 0; j + k <= n; j++) {
-            size_t m = 0;
-            while (m < k && (char)((t[j + m] >= 'A' && t[j + m] <= 'Z') ? t[j + m] + 32 : t[j + m]) == bp[i][m]) m++;
-            if (m == k) {
+    if (bp[0]) {
+        char *low = lma_malloc(n + 1, "filter text");
+        if (!low) return LMA_ERR_NOMEM;
+        for (size_t i = 0; i < n; i++) low[i] = (char)((t[i] >= 'A' && t[i] <= 'Z') ? t[i] + 32 : t[i]);
+        low[n] = 0;
+        for (int i = 0; bp[i]; i++) {
+            size_t k = strlen(bp[i]);
+            if (k && k <= n && memmem(low, n, bp[i], k)) {
                 fail(v, "boilerplate", 1, 0);
                 snprintf(v->detail, sizeof v->detail, "%s", bp[i]);
+                free(low);
                 return LMA_OK;
             }
         }
+        free(low);
     }
     /* words */
     size_t nw = 0, cap = n / 2 + 1;

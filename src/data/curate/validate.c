@@ -79,7 +79,12 @@ static void check_msg_keys(const lma_ex_msg *m, const char *field, size_t i, sin
         for (int j = 0; ok[j]; j++) found |= k->string && !strcmp(k->string, ok[j]);
         if (!found) add(s, "message_unrecognized_key", 2, "%s[%zu] has unrecognized key \"%s\"", field, i, k->string ? k->string : "");
     }
-    if (role && (!cJSON_IsString(role) || m->role == LMA_ROLE_UNKNOWN))
+    static const char *const oa_roles[] = {"system", "user", "assistant", "function", "tool", NULL};
+    static const char *const sg_roles[] = {"system", "human", "gpt", "user", "assistant", "function_call", "observation", "tool", NULL};
+    int role_ok = 0;
+    for (int j = 0; cJSON_IsString(role) && (oa ? oa_roles : sg_roles)[j]; j++)
+        role_ok |= !strcmp(role->valuestring, (oa ? oa_roles : sg_roles)[j]);
+    if (role && !role_ok)
         add(s, "unrecognized_role", 2, "%s[%zu].%s \"%s\" is not one of %s", field, i, rk,
             cJSON_IsString(role) ? role->valuestring : "(not a string)",
             oa ? "system, user, assistant, function, tool" : "system, human, gpt, function_call, observation, tool");
