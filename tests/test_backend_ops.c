@@ -9,6 +9,7 @@
  *     alone; a fully ignored batch has zero loss and gradient; AdamW against a
  *     hand-computed double loop; rope at position 0 is the identity. */
 #include "backend/backend.h"
+#include "backend/cpu/cpu_ops.h"
 #include "backend/ref/ref_ops.h"
 #include "core/rng.h"
 #include "core/status.h"
@@ -433,6 +434,12 @@ static void test_cpu_vs_ref(void) {
     cmp_attention(2, 67, 4, 2, 24, 1);
     cmp_attention(2, 33, 6, 6, 17, 0);
     cmp_attention(3, 41, 4, 1, 8, 2);
+    cmp_attention(2, 150, 4, 2, 16, 1); /* several query blocks */
+    cmp_attention(1, 131, 2, 1, 8, 2);
+    lma_cpu_attention_rowwise = 1; /* the backward's fallback path */
+    cmp_attention(2, 150, 4, 2, 16, 1);
+    cmp_attention(3, 41, 4, 1, 8, 2);
+    lma_cpu_attention_rowwise = 0;
     cmp_swiglu_add(7);
     cmp_swiglu_add(1031);
     cmp_swiglu_add(70001); /* above the OpenMP threshold */

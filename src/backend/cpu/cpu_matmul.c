@@ -1,42 +1,112 @@
-/* Matmul on OpenBLAS (row-major):
+/* Matmul on OpenBLAS (row-major), split across the OpenMP threads by us:
  *   forward   out (N,OC)  = inp (N,C) @ w (OC,C)^T + bias     sgemm(N,T), beta 0
  *   backward  dinp (N,C) += dout (N,OC) @ w (OC,C)            sgemm(N,N), beta 1
  *             dw (OC,C)  += dout^T @ inp (N,C)                sgemm(T,N), beta 1
- *             dbias (OC) += column sums of dout               OpenMP over OC chunks */
+ *             dbias (OC) += column sums of dout
+ *
+ * Threading: every OpenMP thread runs a single-threaded sgemm on its slice of
+ * rows (or of output columns when there are few rows). Debian's default
+ * OpenBLAS is the pthreads build, whose worker threads busy-wait after each
+ * call and then fight the OpenMP threads of the next op for the cores
+ * (measured by bench/bench_ops.c: an OpenMP loop after an sgemm ran 10x slower
+ * on 2 cores). So with a pthreads OpenBLAS the op sets OpenBLAS to one thread
+ * for the duration of the call and restores the caller's setting after (a
+ * process-wide setting: do not run ops from two host threads at once). The
+ * OpenMP build of OpenBLAS runs single-threaded inside a parallel region by
+ * itself; the serial build needs nothing. */
 #include "backend/cpu/cpu_ops.h"
 #include <cblas.h>
+#include <omp.h>
+
+enum { MIN_ROWS = 32 }; /* rows per thread below which we split columns */
+
+int lma_cpu_blas_enter(void) {
+    if (openblas_get_parallel() != 1) return 0;
+    int prev = openblas_get_num_threads();
+    if (prev != 1) openblas_set_num_threads(1);
+    return prev;
+}
+
+void lma_cpu_blas_leave(int prev) {
+    if (prev > 1) openblas_set_num_threads(prev);
+}
+
+/* [lo, hi) of n for thread i of nt, in multiples of `align` */
+static void slice(int n, int i, int nt, int align, int *lo, int *hi) {
+    int units = (n + align - 1) / align;
+    int a = (int)((long)units * i / nt), b = (int)((long)units * (i + 1) / nt);
+    *lo = a * align < n ? a * align : n;
+    *hi = b * align < n ? b * align : n;
+}
 
 void lma_cpu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
-    if (bias) {
-#pragma omp parallel for schedule(static) if ((size_t)N * OC > 32768)
-        for (int n = 0; n < N; n++) {
-            float *o = out + (size_t)n * OC;
+    int prev = lma_cpu_blas_enter();
+    int big = (double)N * C * OC > 1e6;
+#pragma omp parallel if (big)
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num(), lo, hi;
+        if (N >= MIN_ROWS * nt) {
+            slice(N, id, nt, 8, &lo, &hi);
+            if (hi > lo)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, OC, C, 1.0f, inp + (size_t)lo * C, C,
+                            w, C, 0.0f, out + (size_t)lo * OC, OC);
+        } else {
+            slice(OC, id, nt, 16, &lo, &hi);
+            if (hi > lo)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, hi - lo, C, 1.0f, inp, C, w + (size_t)lo * C,
+                            C, 0.0f, out + lo, OC);
+        }
+        if (bias) {
+#pragma omp for schedule(static)
+            for (int n = 0; n < N; n++) {
+                float *o = out + (size_t)n * OC;
 #pragma omp simd
-            for (int j = 0; j < OC; j++) o[j] += bias[j];
+                for (int j = 0; j < OC; j++) o[j] += bias[j];
+            }
         }
     }
+    lma_cpu_blas_leave(prev);
 }
 
 void lma_cpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                         const float *w, int N, int C, int OC) {
-    if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
-    if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
-    if (dbias) {
-        enum { CH = 64 };
-        int nch = (OC + CH - 1) / CH;
-#pragma omp parallel for schedule(static) if ((size_t)N * OC > 32768)
-        for (int ch = 0; ch < nch; ch++) {
-            int o0 = ch * CH, o1 = o0 + CH < OC ? o0 + CH : OC;
-            float acc[CH] = {0};
-            for (int n = 0; n < N; n++) {
-                const float *g = dout + (size_t)n * OC;
-#pragma omp simd
-                for (int o = o0; o < o1; o++) acc[o - o0] += g[o];
+    if (!dinp && !dw && !dbias) return;
+    int prev = lma_cpu_blas_enter();
+    int big = (double)N * C * OC > 1e6;
+#pragma omp parallel if (big)
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num(), lo, hi;
+        if (dinp) {
+            if (N >= MIN_ROWS * nt) {
+                slice(N, id, nt, 8, &lo, &hi);
+                if (hi > lo)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, C, OC, 1.0f,
+                                dout + (size_t)lo * OC, OC, w, C, 1.0f, dinp + (size_t)lo * C, C);
+            } else {
+                slice(C, id, nt, 16, &lo, &hi);
+                if (hi > lo)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hi - lo, OC, 1.0f, dout, OC, w + lo, C,
+                                1.0f, dinp + lo, C);
             }
-            for (int o = o0; o < o1; o++) dbias[o] += acc[o - o0];
+        }
+        /* dw and dbias: each thread owns a range of output channels */
+        slice(OC, id, nt, 16, &lo, &hi);
+        if (dw && hi > lo)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, C, N, 1.0f, dout + lo, OC, inp, C, 1.0f,
+                        dw + (size_t)lo * C, C);
+        if (dbias) {
+            enum { CH = 64 };
+            for (int o0 = lo; o0 < hi; o0 += CH) {
+                int o1 = o0 + CH < hi ? o0 + CH : hi;
+                float acc[CH] = {0};
+                for (int n = 0; n < N; n++) {
+                    const float *g = dout + (size_t)n * OC;
+#pragma omp simd
+                    for (int o = o0; o < o1; o++) acc[o - o0] += g[o];
+                }
+                for (int o = o0; o < o1; o++) dbias[o] += acc[o - o0];
+            }
         }
     }
+    lma_cpu_blas_leave(prev);
 }

@@ -30,6 +30,15 @@ static inline float lma_cpu_expf(float x) {
     return x < lo ? 0.0f : e;
 }
 
+/* Around OpenMP regions whose threads each call a single-threaded sgemm: with
+ * a pthreads OpenBLAS, enter sets it to 1 thread and returns the previous
+ * count, leave restores it (see cpu_matmul.c). */
+int lma_cpu_blas_enter(void);
+void lma_cpu_blas_leave(int prev);
+/* Test hook: nonzero makes attention_bwd take its row-wise path (the one used
+ * when its per-thread scratch cannot be allocated). Not thread-safe. */
+extern int lma_cpu_attention_rowwise;
+
 void lma_cpu_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C);
 void lma_cpu_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C);
 void lma_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps);
