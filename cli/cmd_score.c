@@ -9,6 +9,7 @@
 #include "core/threads.h"
 #include "infer/score.h"
 #include "model/safetensors.h"
+#include "tok/tokenizer.h"
 
 static void help(void) {
     printf("Usage: lmadapt score --model DIR (--ids 1,2,3 | --text S | --file F) [options]\n\n"
@@ -17,8 +18,9 @@ static void help(void) {
            "Options:\n"
            "  --model DIR       HF model dir (config.json + model.safetensors or sharded index)\n"
            "  --ids LIST        comma-separated token ids (at least 2)\n"
-           "  --text S          text to tokenize with the model's tokenizer.json\n"
-           "  --file F          file whose text is tokenized\n"
+           "  --text S          text, tokenized with the model dir's tokenizer.json (with BOS\n"
+           "                    when the tokenizer's post-processor adds one)\n"
+           "  --file F          file whose text is tokenized the same way\n"
            "  --json            print {\"ids\": [...], \"logprobs\": [...], \"nll\": x, \"ppl\": y}\n"
            "                    where logprobs[i] = log p(ids[i+1] | ids[0..i])\n"
            "  --dtype f32|bf16  weight precision (bf16 rounds the weights; compute stays fp32)\n"
@@ -84,12 +86,22 @@ int cmd_score(int argc, char **argv) {
     if (!model) return cli_usage_error("score", "--model DIR is required");
     if (!!ids_s + !!text + !!file != 1) return cli_usage_error("score", "give exactly one of --ids, --text, --file");
     if (strcmp(dtype, "f32") && strcmp(dtype, "bf16")) return cli_usage_error("score", "--dtype must be f32 or bf16");
-    if (text || file)
-        return cli_fail("score", "tokenizer not available yet: pass token ids with --ids (see 'lmadapt score --help')");
     int32_t *ids = NULL;
     size_t n = 0;
-    if (!parse_ids(ids_s, &ids, &n)) return cli_usage_error("score", "--ids must be comma-separated non-negative integers");
-    if (n < 2) { free(ids); return cli_usage_error("score", "--ids needs at least 2 tokens"); }
+    if (ids_s) {
+        if (!parse_ids(ids_s, &ids, &n)) return cli_usage_error("score", "--ids must be comma-separated non-negative integers");
+    } else {
+        char *buf = NULL;
+        size_t len = 0;
+        if (file && lma_read_file(file, &buf, &len) != LMA_OK) return cli_fail("score", NULL);
+        lma_tokenizer *tok = NULL;
+        lma_status ts = lma_tok_load(model, &tok);
+        if (ts == LMA_OK) ts = lma_tok_encode(tok, file ? buf : text, file ? len : strlen(text), 1, &ids, &n);
+        lma_tok_free(tok);
+        free(buf);
+        if (ts != LMA_OK) return cli_fail("score", NULL);
+    }
+    if (n < 2) { free(ids); return cli_usage_error("score", "the input must have at least 2 tokens"); }
     lma_threads_set(threads);
 
     lma_model *m = NULL;

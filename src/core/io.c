@@ -140,3 +140,12 @@ lma_status lma_write_file_atomic(const char *path, const void *data, size_t len)
     LMA_TRY(lma_atomic_write(&af, data, len));
     return lma_atomic_commit(&af);
 }
+
+lma_status lma_copy_file(const char *src, const char *dst) {
+    char *data = NULL;
+    size_t len = 0;
+    LMA_TRY(lma_read_file(src, &data, &len));
+    lma_status s = lma_write_file_atomic(dst, data, len);
+    free(data);
+    return s;
+}

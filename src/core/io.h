@@ -34,6 +34,8 @@ lma_status lma_atomic_open(lma_atomic_file *af, const char *path);
 lma_status lma_atomic_write(lma_atomic_file *af, const void *data, size_t len);
 lma_status lma_atomic_commit(lma_atomic_file *af); /* fsync + rename + dir fsync */
 void lma_atomic_abort(lma_atomic_file *af);        /* removes the temporary file */
+/* Copies a file atomically (whole file in memory: for small files such as tokenizer.json). */
+lma_status lma_copy_file(const char *src, const char *dst);
 /* One-shot: the whole buffer, atomically. */
 lma_status lma_write_file_atomic(const char *path, const void *data, size_t len);
 #endif

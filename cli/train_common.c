@@ -1,0 +1,173 @@
+#include "train_common.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "core/io.h"
+#include "core/log.h"
+#include "data/tokenize.h"
+#include "model/presets.h"
+#include "train/loader_source.h"
+
+void cli_data_opts_init(cli_data_opts *d) {
+    memset(d, 0, sizeof *d);
+    d->tp = lma_text_source_default_params();
+    d->tp.split_blank_lines = 1;
+    d->tp.progress = 1;
+    d->tp.progress_label = "tokenizing";
+}
+
+int cli_data_add(cli_data_opts *d, const char *path) {
+    if (d->n >= CLI_MAX_PATHS) { fprintf(stderr, "lmadapt: at most %d data paths\n", CLI_MAX_PATHS); return 2; }
+    d->paths[d->n++] = path;
+    return 0;
+}
+
+int cli_data_format(cli_data_opts *d, const char *cmd, const char *v) {
+    if (!strcmp(v, "auto")) d->tp.format = LMA_TEXT_AUTO;
+    else if (!strcmp(v, "plain")) d->tp.format = LMA_TEXT_PLAIN;
+    else if (!strcmp(v, "jsonl")) d->tp.format = LMA_TEXT_JSONL;
+    else return cli_usage_error(cmd, "--format must be auto, plain or jsonl");
+    return 0;
+}
+
+int cli_data_docs(cli_data_opts *d, const char *cmd, const char *v) {
+    if (!strcmp(v, "paragraphs")) d->tp.split_blank_lines = 1;
+    else if (!strcmp(v, "files")) d->tp.split_blank_lines = 0;
+    else return cli_usage_error(cmd, "--docs must be paragraphs or files");
+    return 0;
+}
+
+static const char *tok_files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                  "generation_config.json"};
+
+/* Copies the tokenizer files present in src into dst. */
+static lma_status copy_tokenizer(const char *src, const char *dst) {
+    char a[4200], b[4200];
+    LMA_TRY(lma_mkdir_p(dst));
+    for (size_t i = 0; i < sizeof tok_files / sizeof tok_files[0]; i++) {
+        snprintf(a, sizeof a, "%s/%s", src, tok_files[i]);
+        snprintf(b, sizeof b, "%s/%s", dst, tok_files[i]);
+        if (lma_file_exists(a)) LMA_TRY(lma_copy_file(a, b));
+    }
+    return LMA_OK;
+}
+
+static lma_status make_shard(const cli_data_opts *d, const lma_tokenizer *tok, const char *path, int resume,
+                             const char *what) {
+    if (resume && lma_file_exists(path)) { lma_info("reusing %s", path); return LMA_OK; }
+    lma_tokenize_stats st;
+    lma_text_source_params tp = d->tp;
+    tp.progress = !getenv("LMA_QUIET");
+    LMA_TRY(lma_tokenize_to_shard(d->paths, (size_t)d->n, &tp, tok, 1, path, &st));
+    lma_info("%s: %llu documents, %llu tokens (%.2f bytes/token) -> %s", what, (unsigned long long)st.docs,
+             (unsigned long long)st.tokens, st.tokens ? (double)st.bytes / (double)st.tokens : 0.0, path);
+    return LMA_OK;
+}
+
+int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_opts *data, const cli_run_spec *spec) {
+    const char *run = to->tp.out_dir;
+    if (!run) return cli_usage_error(cmd, "--out RUN_DIR (or --resume RUN_DIR) is required");
+    char tokdir[4200], train_bin[4200], replay_bin[4200], cfg_path[4200], path[4400];
+    snprintf(tokdir, sizeof tokdir, "%s/tokenizer", run);
+    snprintf(train_bin, sizeof train_bin, "%s/data/train.bin", run);
+    snprintf(replay_bin, sizeof replay_bin, "%s/data/replay.bin", run);
+    snprintf(cfg_path, sizeof cfg_path, "%s/model_config.json", run);
+    if (lma_mkdir_p(run) != LMA_OK || lma_path_join(path, sizeof path, run, "data") != LMA_OK ||
+        lma_mkdir_p(path) != LMA_OK)
+        return cli_fail(cmd, NULL);
+
+    /* tokenizer: the run's own copy on resume, else the base model's, else --tokenizer */
+    const char *tsrc = spec->base_model ? spec->base_model : spec->tok_dir;
+    snprintf(path, sizeof path, "%s/tokenizer.json", tokdir);
+    if (!(to->tp.resume && lma_file_exists(path))) {
+        if (!tsrc)
+            return cli_usage_error(cmd, "--tokenizer DIR is required (train one with 'lmadapt tokenizer train')");
+        if (copy_tokenizer(tsrc, tokdir) != LMA_OK) return cli_fail(cmd, NULL);
+    }
+    lma_tokenizer *tok = NULL;
+    lma_model *m = NULL;
+    lma_shardset *ss = NULL, *rs = NULL;
+    lma_loader *L = NULL;
+    int rc = 1;
+    if (lma_tok_load(tokdir, &tok) != LMA_OK) goto done;
+    if (data->n == 0 && !lma_file_exists(train_bin)) { rc = cli_usage_error(cmd, "--data PATH is required"); goto done; }
+    if (make_shard(data, tok, train_bin, to->tp.resume || data->n == 0, "training data") != LMA_OK) goto done;
+    if (spec->replay && spec->replay->n > 0 &&
+        make_shard(spec->replay, tok, replay_bin, to->tp.resume, "replay data") != LMA_OK)
+        goto done;
+
+    /* model */
+    const lma_backend *be = lma_backend_cpu();
+    if (spec->base_model) {
+        if (lma_model_load(spec->base_model, be, &m) != LMA_OK) goto done;
+    } else {
+        lma_config c;
+        lma_status s;
+        if (to->tp.resume && lma_file_exists(cfg_path)) s = lma_config_load(cfg_path, &c);
+        else if (spec->config) s = lma_config_load(spec->config, &c);
+        else s = lma_config_preset(spec->preset, lma_tok_vocab_size(tok), to->tp.T, &c);
+        if (s != LMA_OK) goto done;
+        if (c.vocab_size < lma_tok_vocab_size(tok)) {
+            lma_error(LMA_ERR_SHAPE, "the config's vocab_size %d is smaller than the tokenizer's %d", c.vocab_size,
+                      lma_tok_vocab_size(tok));
+            goto done;
+        }
+        c.bos_token_id = lma_tok_bos_id(tok);
+        c.n_eos = 0;
+        if (lma_tok_eos_id(tok) >= 0) c.eos_token_ids[c.n_eos++] = lma_tok_eos_id(tok);
+        if (lma_model_create(&c, be, &m) != LMA_OK) goto done;
+        lma_model_init_random(m, to->seed, 0.02f);
+    }
+    if (lma_config_save(cfg_path, &m->cfg) != LMA_OK) goto done;
+    if (lma_tok_vocab_size(tok) > m->cfg.vocab_size) {
+        lma_error(LMA_ERR_SHAPE, "tokenizer has %d tokens, the model only %d", lma_tok_vocab_size(tok), m->cfg.vocab_size);
+        goto done;
+    }
+
+    /* data loader */
+    const char *tp[1] = {train_bin}, *rp[1] = {replay_bin};
+    if (lma_shardset_open(tp, 1, &ss) != LMA_OK) goto done;
+    lma_loader_params lp = lma_loader_default_params();
+    lp.B = to->tp.B; lp.T = to->tp.T; lp.seed = to->seed; lp.val_fraction = to->val_fraction;
+    if (spec->replay && spec->replay->n > 0) {
+        if (lma_shardset_open(rp, 1, &rs) != LMA_OK) goto done;
+        lp.replay = rs;
+        lp.replay_ratio = spec->replay_ratio;
+    }
+    if (lma_loader_create(ss, &lp, &L) != LMA_OK) goto done;
+    uint64_t per_epoch = lma_loader_train_tokens(L);
+    if (rs && spec->replay_ratio < 1) per_epoch = (uint64_t)((double)per_epoch / (1.0 - spec->replay_ratio));
+    if ((rc = cli_train_finish(cmd, to, per_epoch)) != 0) goto done;
+    rc = 1;
+    lma_info("%s: %s, %.2fM parameters, %d steps of %d x %d x %d tokens, %llu training documents, %llu held out",
+             cmd, lma_arch_name(m->cfg.arch), (double)lma_model_num_params(m) / 1e6, to->tp.steps, to->tp.B, to->tp.T,
+             to->tp.accum, (unsigned long long)lma_loader_train_docs(L), (unsigned long long)lma_loader_val_docs(L));
+
+    lma_batch_source src = lma_loader_batch_source(L);
+    lma_train_result res;
+    lma_status s = lma_train_run(m, &src, &to->tp, &res);
+    if (s != LMA_OK) goto done;
+    snprintf(path, sizeof path, "%s/final", run);
+    if (copy_tokenizer(tokdir, path) != LMA_OK) goto done;
+    printf("%s: %d steps, final loss %.4f, validation loss %.4f, %.0f tokens/s\n", cmd, res.steps_done, res.last_loss,
+           res.last_val_loss, res.tokens_per_s);
+    if (rs) {
+        lma_loader_cursor cur;
+        lma_loader_get_cursor(L, &cur);
+        double tot = (double)(cur.data_tokens + cur.replay_tokens);
+        printf("%s: replay share of training tokens %.4f (asked %.4f)\n", cmd, tot > 0 ? cur.replay_tokens / tot : 0.0,
+               spec->replay_ratio);
+    }
+    printf("%s: model written to %s (HF format; metrics in %s/metrics.jsonl)\n", cmd, path, run);
+    rc = 0;
+done:
+    if (rc == 1) cli_fail(cmd, NULL);
+    lma_loader_free(L);
+    lma_shardset_close(ss);
+    lma_shardset_close(rs);
+    lma_model_free(m);
+    lma_tok_free(tok);
+    return rc;
+}

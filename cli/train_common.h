@@ -1,0 +1,31 @@
+/* What the text-training commands (pretrain, cpt) share: the data options and
+ * the run itself (tokenizer, shards, model, loader, trainer, final model dir). */
+#ifndef LMA_CLI_TRAIN_COMMON_H
+#define LMA_CLI_TRAIN_COMMON_H
+#include "data/text_source.h"
+#include "train_flags.h"
+
+#define CLI_MAX_PATHS 256
+typedef struct {
+    const char *paths[CLI_MAX_PATHS];
+    int n;
+    lma_text_source_params tp;
+} cli_data_opts;
+
+void cli_data_opts_init(cli_data_opts *d);
+int cli_data_add(cli_data_opts *d, const char *path);                    /* 0 ok, 2 usage */
+int cli_data_format(cli_data_opts *d, const char *cmd, const char *v);   /* auto|plain|jsonl */
+int cli_data_docs(cli_data_opts *d, const char *cmd, const char *v);     /* paragraphs|files */
+
+typedef struct {
+    const char *base_model;   /* cpt: HF model dir to continue from; NULL: from scratch */
+    const char *tok_dir;      /* tokenizer dir (pretrain); NULL: base_model's or trained */
+    int vocab_size;           /* for a trained tokenizer */
+    const char *preset, *config;
+    const cli_data_opts *replay; /* cpt: general data replayed against forgetting */
+    double replay_ratio;
+} cli_run_spec;
+
+/* Runs the whole job; returns the exit status (0, 1, 2). */
+int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_opts *data, const cli_run_spec *spec);
+#endif
