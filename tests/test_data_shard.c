@@ -479,6 +479,67 @@ static void test_text_jsonl_and_dirs(void) {
     lma_clear_error();
 }
 
+/* byte-level encoder: id = byte + 1 (EOS is 0); ctx counts calls */
+static lma_status enc_bytes(void *ctx, const char *text, size_t len, int32_t **ids, size_t *n) {
+    (*(int *)ctx)++;
+    *ids = malloc((len + 1) * sizeof **ids);
+    if (!*ids) return LMA_ERR_NOMEM;
+    for (size_t i = 0; i < len; i++) (*ids)[i] = (unsigned char)text[i] + 1;
+    *n = len;
+    return LMA_OK;
+}
+/* adds an EOS like a post-processor would */
+static lma_status enc_with_eos(void *ctx, const char *text, size_t len, int32_t **ids, size_t *n) {
+    lma_status st = enc_bytes(ctx, text, len, ids, n);
+    if (st == LMA_OK) (*ids)[(*n)++] = 0;
+    return st;
+}
+
+static void test_text_to_shard(void) {
+    char path[512], out[512];
+    snprintf(path, sizeof path, "%s/data/tinyshakespeare.txt", LMA_SHARED_DIR);
+    path_in(out, sizeof out, "conv.bin");
+    const char *paths[1] = { path };
+    lma_text_source_params p = lma_text_source_default_params();
+    p.split_blank_lines = 1;
+    int calls = 0;
+    lma_text_shard_stats st;
+    CHECK_OK(lma_text_to_shard(paths, 1, &p, enc_bytes, &calls, out, 2, 0, &st));
+    /* the shard's documents are the source's documents, byte for byte */
+    lma_text_source *ts = NULL;
+    lma_shard *sh = NULL;
+    CHECK_OK(lma_text_source_open(paths, 1, &p, &ts));
+    CHECK_OK(lma_shard_open(out, &sh));
+    if (ts && sh) {
+        uint64_t k = 0, bytes = 0;
+        int same = 1, done = 0;
+        lma_text_doc d;
+        while (same && lma_text_source_next(ts, &d, &done) == LMA_OK && !done) {
+            uint64_t s0, len;
+            same &= lma_shard_doc(sh, k++, &s0, &len) == LMA_OK && len == d.len;
+            for (uint64_t i = 0; same && i < len; i++) same &= lma_shard_token(sh, s0 + i) == (unsigned char)d.text[i] + 1;
+            bytes += d.len;
+        }
+        CHECK(same && k == lma_shard_ndocs(sh) && st.docs == k && (uint64_t)calls == k, "converted shard differs");
+        CHECK(st.tokens == bytes + k && st.tokens == lma_shard_ntokens(sh) && st.bytes == 1115394, "stats %llu tokens",
+              (unsigned long long)st.tokens);
+    }
+    lma_text_source_close(ts);
+    lma_shard_close(sh);
+    /* an encoder that appends EOS: error naming the file and line; no output */
+    path_in(out, sizeof out, "conv_eos.bin");
+    lma_status s = lma_text_to_shard(paths, 1, &p, enc_with_eos, &calls, out, 2, 0, NULL);
+    CHECK(s == LMA_ERR_ARG && strstr(lma_last_error(), "tinyshakespeare.txt:1: the encoded document contains the EOS id"),
+          "EOS from encoder: %s", lma_last_error());
+    lma_clear_error();
+    CHECK(!lma_file_exists(out), "failed conversion left %s", out);
+    /* an EOS id beyond the 2-byte width: the writer's error, no output */
+    s = lma_text_to_shard(paths, 1, &p, enc_bytes, &calls, out, 2, 70000, NULL);
+    CHECK(s == LMA_ERR_ARG && strstr(lma_last_error(), "does not fit") && !lma_file_exists(out),
+          "EOS 70000 at width 2 refused: %s", lma_last_error());
+    lma_clear_error();
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/lma_test_shard_XXXXXX");
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
@@ -489,6 +550,7 @@ int main(void) {
     test_shardset();
     test_text_shakespeare();
     test_text_jsonl_and_dirs();
+    test_text_to_shard();
     char cmd[300]; snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
     TEST_END();

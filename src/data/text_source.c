@@ -379,3 +379,52 @@ lma_status lma_text_source_next(lma_text_source *s, lma_text_doc *doc, int *done
         if (got) return LMA_OK;
     }
 }
+
+lma_status lma_text_to_shard(const char *const *paths, size_t n, const lma_text_source_params *p,
+                             lma_text_encode_fn encode, void *ctx, const char *out_path, int width,
+                             int32_t eos_id, lma_text_shard_stats *stats) {
+    if (stats) memset(stats, 0, sizeof *stats);
+    if (!encode || !out_path) return lma_error(LMA_ERR_ARG, "text to shard: NULL encoder or output path");
+    lma_text_source *ts = NULL;
+    LMA_TRY(lma_text_source_open(paths, n, p, &ts));
+    lma_shard_writer *w = NULL;
+    lma_status st = lma_shard_writer_open(out_path, width, eos_id, &w);
+    while (st == LMA_OK) {
+        lma_text_doc d;
+        int done = 0;
+        if ((st = lma_text_source_next(ts, &d, &done)) != LMA_OK || done) break;
+        int32_t *ids = NULL;
+        size_t nid = 0;
+        st = encode(ctx, d.text, d.len, &ids, &nid);
+        if (st != LMA_OK) {
+            free(ids);
+            lma_error(st, "%s:%" PRIu64 ": could not encode the document", d.path, d.line);
+            break;
+        }
+        for (size_t i = 0; i < nid; i++)
+            if (ids[i] == eos_id) {
+                st = lma_error(LMA_ERR_ARG, "%s:%" PRIu64 ": the encoded document contains the EOS id %d at token %zu"
+                               " (encode without special tokens)", d.path, d.line, (int)eos_id, i);
+                break;
+            }
+        if (st == LMA_OK) {
+            st = lma_shard_writer_add(w, ids, nid);
+            if (st != LMA_OK) w = NULL; /* a failed add frees the writer */
+        }
+        free(ids);
+    }
+    if (st == LMA_OK) {
+        if (stats) {
+            stats->docs = lma_shard_writer_docs(w);
+            stats->tokens = lma_shard_writer_tokens(w);
+            stats->bytes = lma_text_source_bytes_done(ts);
+            stats->skipped = lma_text_source_skipped(ts);
+            stats->replaced = lma_text_source_replaced(ts);
+        }
+        st = lma_shard_writer_commit(w);
+    } else {
+        lma_shard_writer_abort(w);
+    }
+    lma_text_source_close(ts);
+    return st;
+}

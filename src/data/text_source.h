@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "core/status.h"
+#include "data/shard.h"
 
 typedef enum { LMA_TEXT_AUTO = 0, LMA_TEXT_PLAIN, LMA_TEXT_JSONL } lma_text_format;
 
@@ -76,5 +77,23 @@ const char *lma_text_source_file(const lma_text_source *s, size_t i); /* in read
 uint64_t lma_text_source_bytes_total(const lma_text_source *s);
 uint64_t lma_text_source_bytes_done(const lma_text_source *s);
 uint64_t lma_text_source_skipped(const lma_text_source *s); /* empty documents */
-uint64_t lma_text_source_replaced(const lma_text_source *s); /* bytes replaced by U+FFFD */
+uint64_t lma_text_source_replaced(const lma_text_source *s); /* invalid subparts replaced by U+FFFD */
+
+/* ---- text -> shard ----
+ * Encodes one document into *ids (malloc'd; lma_text_to_shard frees it) and *n.
+ * It must not add special tokens: a document whose ids contain the EOS id is an
+ * error naming the file and line. ctx is the caller's (e.g. an lma_tokenizer). */
+typedef lma_status (*lma_text_encode_fn)(void *ctx, const char *text, size_t len, int32_t **ids, size_t *n);
+
+typedef struct {
+    uint64_t docs, tokens; /* written; tokens include one EOS per document */
+    uint64_t bytes, skipped, replaced;
+} lma_text_shard_stats;
+
+/* Reads every document of paths (params p, NULL for defaults), encodes it and
+ * writes one shard at out_path (atomically: on any error out_path is untouched).
+ * stats may be NULL. */
+lma_status lma_text_to_shard(const char *const *paths, size_t n, const lma_text_source_params *p,
+                             lma_text_encode_fn encode, void *ctx, const char *out_path, int width,
+                             int32_t eos_id, lma_text_shard_stats *stats);
 #endif
