@@ -12,6 +12,7 @@ typedef struct {
 
 /* One entry per subcommand: implemented in cli/cmd_<name>.c. */
 int cmd_score(int argc, char **argv);
+int cmd_tokenizer(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_cpt(int argc, char **argv);
 int cmd_data(int argc, char **argv);
