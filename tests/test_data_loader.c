@@ -263,6 +263,25 @@ static void test_cursor(const lma_shardset *data, const lma_shardset *rep) {
         c2 = c; c2.data.pos = 1u << 30;
         CHECK(lma_loader_set_cursor(A, &c2) == LMA_ERR_ARG, "out-of-range cursor refused");
         lma_clear_error();
+        /* a bad replay part is refused after the data part was applied: the loader
+         * must be left as it was (same cursor, same next batch as a clean restore) */
+        lma_loader_cursor before, after;
+        lma_loader_get_cursor(A, &before);
+        c2 = c; c2.data.epoch = 0; c2.data.pos = 3; c2.data.offset = 0; c2.replay.offset = 1u << 30;
+        CHECK(lma_loader_set_cursor(A, &c2) == LMA_ERR_ARG && strstr(lma_last_error(), "replay offset"),
+              "bad replay offset refused: %s", lma_last_error());
+        lma_clear_error();
+        lma_loader_get_cursor(A, &after);
+        lma_loader *D = NULL;
+        CHECK_OK(lma_loader_create(data, &p, &D));
+        if (D) {
+            CHECK_OK(lma_loader_set_cursor(D, &before));
+            CHECK_OK(lma_loader_next(A, a.ids, a.tgt, a.seg));
+            CHECK_OK(lma_loader_next(D, b.ids, b.tgt, b.seg));
+            CHECK(!memcmp(&before, &after, sizeof before) && !memcmp(a.ids, b.ids, 2 * 64 * 4),
+                  "failed restore changed the loader");
+            lma_loader_free(D);
+        }
         lma_loader_free(A);
     }
     /* a cursor from other params is refused */

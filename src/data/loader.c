@@ -326,9 +326,10 @@ lma_status lma_loader_set_cursor(lma_loader *L, const lma_loader_cursor *c) {
                          "): different data, seed, val_fraction, replay ratio or shuffle", c->fingerprint, L->fingerprint);
     LMA_TRY(check_stream(&L->tr, &c->data, "data"));
     LMA_TRY(check_stream(&L->rp, &c->replay, "replay"));
+    lma_loader_stream_cursor old = L->tr.cur;
     LMA_TRY(apply_stream(&L->tr, &c->data, "data"));
     lma_status st = apply_stream(&L->rp, &c->replay, "replay");
-    if (st != LMA_OK) return st; /* data stream already moved; caller treats the loader as unusable */
+    if (st != LMA_OK) { apply_stream(&L->tr, &old, "data"); return st; } /* leave the loader as it was */
     L->data_tokens = c->data_tokens;
     L->replay_tokens = c->replay_tokens;
     L->rows = c->rows;
