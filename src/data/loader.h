@@ -98,7 +98,8 @@ uint64_t lma_loader_train_tokens(const lma_loader *L); /* per epoch, EOS include
 int lma_loader_is_val(const lma_loader *L, uint64_t doc); /* doc: global index in the data set */
 
 void lma_loader_get_cursor(const lma_loader *L, lma_loader_cursor *c);
-/* LMA_ERR_ARG when the cursor does not belong to this data/params or is out of range. */
+/* LMA_ERR_ARG when the cursor does not belong to this data/params or is out of
+ * range; the loader is then left exactly as it was. */
 lma_status lma_loader_set_cursor(lma_loader *L, const lma_loader_cursor *c);
 /* JSON object with every field (64-bit values as "0x..." hex strings). */
 lma_status lma_loader_cursor_to_json(const lma_loader_cursor *c, cJSON **out);
