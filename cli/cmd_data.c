@@ -75,6 +75,7 @@ static const char *usage_filter =
     "  --min-stop-words N (2)           of: the be to of and that have with\n"
     "  --max-dup-line-frac X (0.3)  --max-dup-para-frac X (0.3)\n"
     "  --max-dup-line-chars X (0.2) --max-dup-para-chars X (0.2)\n"
+    "  --ngram-min-words N (50)         n-gram rules below apply only to texts this long\n"
     "  --max-top-2gram X (0.2) --max-top-3gram X (0.18) --max-top-4gram X (0.16)\n"
     "  --max-dup-ngram X                one value for the 5..10-gram rules (0.15..0.10)\n"
     "  --boilerplate FILE               phrases (one per line, any case) replacing the\n"
@@ -296,7 +297,7 @@ static int do_filter(int argc, char **argv) {
         {"--min-mean-word-len", &p.filter.min_mean_word_len, NULL}, {"--max-mean-word-len", &p.filter.max_mean_word_len, NULL},
         {"--max-symbol-ratio", &p.filter.max_symbol_ratio, NULL}, {"--max-bullet-lines", &p.filter.max_bullet_lines, NULL},
         {"--max-ellipsis-lines", &p.filter.max_ellipsis_lines, NULL}, {"--min-alpha-words", &p.filter.min_alpha_words, NULL},
-        {"--min-stop-words", NULL, &p.filter.min_stop_words}, {"--max-dup-line-frac", &p.filter.max_dup_line_frac, NULL},
+        {"--min-stop-words", NULL, &p.filter.min_stop_words}, {"--ngram-min-words", NULL, &p.filter.ngram_min_words}, {"--max-dup-line-frac", &p.filter.max_dup_line_frac, NULL},
         {"--max-dup-para-frac", &p.filter.max_dup_para_frac, NULL}, {"--max-dup-line-chars", &p.filter.max_dup_line_chars, NULL},
         {"--max-dup-para-chars", &p.filter.max_dup_para_chars, NULL}, {"--max-top-2gram", &p.filter.max_top_ngram[0], NULL},
         {"--max-top-3gram", &p.filter.max_top_ngram[1], NULL}, {"--max-top-4gram", &p.filter.max_top_ngram[2], NULL},

@@ -133,6 +133,8 @@ typedef struct {
     /* Gopher repetition rules */
     double max_dup_line_frac, max_dup_para_frac;           /* 0.3, 0.3 (by count) */
     double max_dup_line_chars, max_dup_para_chars;         /* 0.2, 0.2 (by characters) */
+    int ngram_min_words;         /* n-gram rules only on texts with >= this many words (50:
+                                  * Gopher never applied them below its 50-word minimum) */
     double max_top_ngram[3];     /* top 2/3/4-gram character share: 0.2, 0.18, 0.16 */
     double max_dup_ngram[6];     /* duplicated 5..10-gram character share: 0.15 .. 0.10 */
     /* C4-style boilerplate: any of these phrases (lower-case) removes the example */

@@ -28,6 +28,7 @@ void lma_filter_default_params(lma_filter_params *p) {
     p->min_stop_words = 2;
     p->max_dup_line_frac = 0.3; p->max_dup_para_frac = 0.3;
     p->max_dup_line_chars = 0.2; p->max_dup_para_chars = 0.2;
+    p->ngram_min_words = 50;
     p->max_top_ngram[0] = 0.20; p->max_top_ngram[1] = 0.18; p->max_top_ngram[2] = 0.16;
     const double dup[6] = {0.15, 0.14, 0.13, 0.12, 0.11, 0.10};
     memcpy(p->max_dup_ngram, dup, sizeof dup);
@@ -210,7 +211,7 @@ lma_status lma_filter_check(const lma_filter_params *p, const char *t, size_t n,
             else if (c > p->max_dup_para_chars) failed = fail(v, "dup_para_chars", c, p->max_dup_para_chars);
         }
     }
-    if (!failed && nw >= 2) {
+    if (!failed && nw >= 2 && (int)nw >= p->ngram_min_words) {
         uint64_t *wh = lma_malloc(nw * sizeof *wh, "filter word hashes");
         gram *g = lma_malloc(nw * sizeof *g, "filter n-grams");
         hset s = {0};
