@@ -9,6 +9,7 @@ static const lma_cli_command commands[] = {
     {"pretrain", "pretrain a model from scratch on text (CPU)", cmd_pretrain},
     {"cpt", "continued pretraining on domain text with replay against forgetting", cmd_cpt},
     {"tokenizer", "encode, decode, train tokenizers; render chat templates (HF-exact)", cmd_tokenizer},
+    {"sft", "supervised fine-tuning on chat data (loss on assistant turns)", cmd_sft},
     {"score", "log-probability of each token, total NLL and perplexity", cmd_score},
     {"data", "dataset curation: validate, stats, dedup, filter, decontam, split", cmd_data},
 };

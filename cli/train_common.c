@@ -43,7 +43,7 @@ static const char *tok_files[] = {"tokenizer.json", "tokenizer_config.json", "sp
                                   "generation_config.json"};
 
 /* Copies the tokenizer files present in src into dst. */
-static lma_status copy_tokenizer(const char *src, const char *dst) {
+lma_status cli_copy_tokenizer(const char *src, const char *dst) {
     char a[4200], b[4200];
     LMA_TRY(lma_mkdir_p(dst));
     for (size_t i = 0; i < sizeof tok_files / sizeof tok_files[0]; i++) {
@@ -57,7 +57,7 @@ static lma_status copy_tokenizer(const char *src, const char *dst) {
 static lma_status make_shard(const cli_data_opts *d, const lma_tokenizer *tok, const char *path, int resume,
                              const char *what) {
     if (resume && lma_file_exists(path)) { lma_info("reusing %s", path); return LMA_OK; }
-    lma_tokenize_stats st;
+    lma_text_shard_stats st;
     lma_text_source_params tp = d->tp;
     tp.progress = !getenv("LMA_QUIET");
     LMA_TRY(lma_tokenize_to_shard(d->paths, (size_t)d->n, &tp, tok, 1, path, &st));
@@ -84,7 +84,7 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
     if (!(to->tp.resume && lma_file_exists(path))) {
         if (!tsrc)
             return cli_usage_error(cmd, "--tokenizer DIR is required (train one with 'lmadapt tokenizer train')");
-        if (copy_tokenizer(tsrc, tokdir) != LMA_OK) return cli_fail(cmd, NULL);
+        if (cli_copy_tokenizer(tsrc, tokdir) != LMA_OK) return cli_fail(cmd, NULL);
     }
     lma_tokenizer *tok = NULL;
     lma_model *m = NULL;
@@ -150,7 +150,7 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
     lma_status s = lma_train_run(m, &src, &to->tp, &res);
     if (s != LMA_OK) goto done;
     snprintf(path, sizeof path, "%s/final", run);
-    if (copy_tokenizer(tokdir, path) != LMA_OK) goto done;
+    if (cli_copy_tokenizer(tokdir, path) != LMA_OK) goto done;
     printf("%s: %d steps, final loss %.4f, validation loss %.4f, %.0f tokens/s\n", cmd, res.steps_done, res.last_loss,
            res.last_val_loss, res.tokens_per_s);
     if (rs) {

@@ -26,6 +26,10 @@ typedef struct {
     double replay_ratio;
 } cli_run_spec;
 
+/* Copies tokenizer.json, tokenizer_config.json (and special_tokens_map.json,
+ * generation_config.json when present) from src into dst. */
+lma_status cli_copy_tokenizer(const char *src, const char *dst);
+
 /* Runs the whole job; returns the exit status (0, 1, 2). */
 int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_opts *data, const cli_run_spec *spec);
 #endif

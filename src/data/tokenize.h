@@ -1,18 +1,12 @@
-/* Text files -> token shard: every document of a text source (files,
- * directories, JSONL "text" lines; see text_source.h) is encoded with the
- * tokenizer (BOS when add_bos and the tokenizer has one) and appended to one
- * shard with the tokenizer's EOS after each document. Atomic: on any error no
- * shard file is left behind. Memory is bounded by the largest document. */
+/* Text files -> token shard with a tokenizer: text_source.h's lma_text_to_shard
+ * with lma_tok_encode as the encoder (BOS first when add_bos and the tokenizer
+ * has one; the tokenizer's EOS after each document). Atomic. */
 #ifndef LMA_DATA_TOKENIZE_H
 #define LMA_DATA_TOKENIZE_H
 #include "data/text_source.h"
 #include "tok/tokenizer.h"
 
-typedef struct {
-    uint64_t docs, tokens, bytes;
-} lma_tokenize_stats;
-
 lma_status lma_tokenize_to_shard(const char *const *paths, size_t n, const lma_text_source_params *tp,
                                  const lma_tokenizer *tok, int add_bos, const char *out_path,
-                                 lma_tokenize_stats *stats);
+                                 lma_text_shard_stats *stats);
 #endif
