@@ -1,0 +1,81 @@
+/* Constant memory: validate, stats --no-dup, filter and decontam run (as the CLI,
+ * in child processes) on generated 100k- and 1M-line files; the peak RSS of the
+ * child (wait4 rusage) must not grow with the line count. dedup's state grows with
+ * the kept examples by design: its peak is printed, not bounded. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "core/rng.h"
+#include "test.h"
+
+static const char *words[] = {"the", "of", "and", "to", "in", "is", "was", "for", "on", "that", "with", "as", "by", "at",
+                              "from", "river", "stone", "garden", "music", "planet", "window", "letter", "winter",
+                              "question", "answer", "number", "market", "yellow", "quickly", "bridge", "forest", "coffee"};
+#define NW (sizeof words / sizeof words[0])
+
+static void gen(const char *path, long lines) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    static char buf[1 << 16];
+    setvbuf(f, buf, _IOFBF, sizeof buf);
+    lma_rng r; lma_rng_seed(&r, 99);
+    for (long i = 0; i < lines; i++) {
+        fputs("{\"messages\":[{\"role\":\"user\",\"content\":\"", f);
+        for (int k = 0; k < 10; k++) fprintf(f, "%s ", words[lma_rng_below(&r, NW)]);
+        fprintf(f, "%ld?\"},{\"role\":\"assistant\",\"content\":\"", i);
+        for (int k = 0; k < 16; k++) fprintf(f, k ? " %s" : "%s", words[lma_rng_below(&r, NW)]);
+        fputs(".\"}]}\n", f);
+    }
+    fclose(f);
+}
+
+/* Runs LMA_CLI with args (NULL-terminated), stdout to /dev/null; returns peak RSS in KB or -1. */
+static long run_rss(char *const *args) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) { dup2(fd, 1); close(fd); }
+        execv(LMA_CLI, args);
+        _exit(127);
+    }
+    int status; struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) != pid) return -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) > 1) return -1;
+    return ru.ru_maxrss;
+}
+
+int main(void) {
+    const char *small = "test_data_memory.100k.jsonl", *big = "test_data_memory.1m.jsonl";
+    const char *eval = "test_data_memory.eval.txt";
+    gen(small, 100000);
+    gen(big, 1000000);
+    FILE *f = fopen(eval, "wb");
+    fputs("the river and the stone of the garden with music in the planet window letter winter\n", f);
+    fclose(f);
+    struct { const char *name; char *args[10]; } cmds[] = {
+        {"validate", {"lmadapt", "data", "validate", NULL, NULL}},
+        {"stats", {"lmadapt", "data", "stats", NULL, "--no-dup", NULL}},
+        {"filter", {"lmadapt", "data", "filter", NULL, "-o", "test_data_memory.out.jsonl", "--removed", "test_data_memory.removed.jsonl", NULL}},
+        {"decontam", {"lmadapt", "data", "decontam", NULL, "--eval", (char *)eval, "-o", "test_data_memory.out.jsonl", NULL}},
+    };
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
+        cmds[c].args[3] = (char *)small;
+        long a = run_rss(cmds[c].args);
+        cmds[c].args[3] = (char *)big;
+        long b = run_rss(cmds[c].args);
+        printf("%-9s peak RSS: 100k lines %ld KB, 1M lines %ld KB\n", cmds[c].name, a, b);
+        CHECK(a > 0 && b > 0, "%s ran", cmds[c].name);
+        /* 900k more lines: growth of even 8 bytes a line (7 MB) would exceed this */
+        CHECK(b <= a + a / 10 + 4096, "%s: peak RSS grows with the line count (%ld KB -> %ld KB)", cmds[c].name, a, b);
+    }
+    char *dd[] = {"lmadapt", "data", "dedup", (char *)small, "-o", "test_data_memory.out.jsonl", NULL};
+    printf("dedup     peak RSS: 100k lines %ld KB (grows with the kept examples, by design)\n", run_rss(dd));
+    remove(small); remove(big); remove(eval);
+    remove("test_data_memory.out.jsonl"); remove("test_data_memory.removed.jsonl");
+    TEST_END();
+}
