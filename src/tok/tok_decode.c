@@ -244,10 +244,10 @@ lma_status lma_tok_stream_new(const lma_tokenizer *t, int skip_special, lma_tok_
 static lma_status stream_emit(lma_tok_stream *s, int final, char **text, size_t *len) {
     *text = NULL; *len = 0;
     char *full; size_t fl;
-    LMA_TRY(tok_decode_tokens(s->t, s->ids + s->start, s->n - s->start, s->skip, &full, &fl));
+    LMA_TRY(tok_decode_tokens(s->t, s->ids ? s->ids + s->start : NULL, s->n - s->start, s->skip, &full, &fl));
     int incomplete = fl >= 3 && !memcmp(full + fl - 3, "\xEF\xBF\xBD", 3);
     if ((fl > s->prefix_len && !incomplete) || (final && fl > s->prefix_len)) {
-        size_t common = s->prefix_len <= fl && !memcmp(full, s->prefix, s->prefix_len) ? s->prefix_len : 0;
+        size_t common = s->prefix_len && s->prefix_len <= fl && !memcmp(full, s->prefix, s->prefix_len) ? s->prefix_len : 0;
         char *o = malloc(fl - common + 1);
         if (!o) { free(full); return lma_error(LMA_ERR_NOMEM, "decode stream: out of memory"); }
         memcpy(o, full + common, fl - common); o[fl - common] = 0;
