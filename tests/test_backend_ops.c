@@ -604,6 +604,26 @@ static void rope_identity(const lma_backend *be) {
     free(x);
 }
 
+/* attention_cached: new tokens against a KV cache equal the matching rows of the
+ * full causal attention (one sequence), on both backends, for several splits. */
+static void attention_cached_vs_full(const lma_backend *be) {
+    enum { T = 13, NH = 4, NKV = 2, HD = 6 };
+    size_t nq = (size_t)T * NH * HD, nk = (size_t)T * NKV * HD;
+    float *q = frand(nq, 1), *k = frand(nk, 1), *v = frand(nk, 1), *full = fvec(nq), *out = fvec(nq);
+    float *saved = fvec(be->attention_saved_floats(1, T, NH));
+    float scale = 1.0f / sqrtf((float)HD);
+    be->attention_fwd(full, saved, q, k, v, NULL, 1, T, NH, NKV, HD, scale);
+    int splits[3] = {0, 5, 12};
+    for (int i = 0; i < 3; i++) {
+        int past = splits[i], n = T - past;
+        fnan(out, nq);
+        be->attention_cached(out, q + (size_t)past * NH * HD, k, v, past, n, NH, NKV, HD, scale);
+        double err = test_rel_l2f(out, full + (size_t)past * NH * HD, (size_t)n * NH * HD);
+        CHECK(err < 1e-6, "%s: cached attention past=%d equals full attention rows (rel %.3g)", be->name, past, err);
+    }
+    free(q); free(k); free(v); free(full); free(out); free(saved);
+}
+
 int main(void) {
     lma_rng_seed(&rng, 20240601);
     cpu = lma_backend_by_name("cpu");
@@ -617,7 +637,7 @@ int main(void) {
                        be->embedding_bwd && be->rmsnorm_fwd && be->rmsnorm_bwd && be->matmul_fwd &&
                        be->matmul_bwd && be->rope_fwd && be->rope_bwd && be->attention_saved_floats &&
                        be->attention_fwd && be->attention_bwd && be->swiglu_fwd && be->swiglu_bwd && be->add &&
-                       be->cross_entropy && be->adamw && be->sum_sq;
+                       be->cross_entropy && be->adamw && be->sum_sq && be->copy && be->attention_cached;
         CHECK(complete, "%s: every op implemented", be->name);
         float *blk = be->alloc(1000);
         CHECK(blk && ((uintptr_t)blk & 63) == 0, "%s: alloc is 64-byte aligned", be->name);
@@ -638,6 +658,7 @@ int main(void) {
         ce_all_ignored(all[i]);
         adamw_hand(all[i], all[i] == ref ? 1e-7 : 1e-6);
         rope_identity(all[i]);
+        attention_cached_vs_full(all[i]);
         adamw_torch(all[i], all[i] == cpu);
     }
     CHECK(!lma_error_pending(), "no error recorded: %s", lma_last_error());

@@ -32,6 +32,7 @@ struct lma_backend {
     void (*upload)(void *dst, const void *host, size_t bytes);
     void (*download)(void *host, const void *src, size_t bytes);
     void (*zero)(void *p, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes); /* backend to backend */
 
     /* ---- ops ---- */
     /* out (N,C) = wte[ids[n]] ; wte (V,C) */
@@ -67,6 +68,13 @@ struct lma_backend {
     void (*attention_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *saved,
                           const float *q, const float *k, const float *v, const int32_t *seg,
                           int B, int T, int NH, int NKV, int HD, float scale);
+
+    /* Inference attention of n new tokens of one sequence against its KV cache.
+     * q (n,NH,HD); kc, vc (>= past+n, NKV, HD) hold the cached tokens [0, past) and the
+     * new ones [past, past+n); new token i (position past+i) attends to cache rows
+     * [0, past+i]. out (n,NH,HD). Forward only. */
+    void (*attention_cached)(float *out, const float *q, const float *kc, const float *vc, int past, int n,
+                             int NH, int NKV, int HD, float scale);
 
     /* out (n) = silu(gate) * up */
     void (*swiglu_fwd)(float *out, const float *gate, const float *up, size_t n);

@@ -310,6 +310,67 @@ void lma_model_zero_grad(lma_model *m) {
     if (m->grads) m->be->zero(m->grads, m->table.total * sizeof(float));
 }
 
+/* Buffers of one layer's forward (training: the saved activations of layer l;
+ * inference: per-call scratch, with xo == x). q_raw..k_rstd are used with qk-norm only. */
+typedef struct {
+    float *x, *xo;                 /* (N, C) in, out */
+    float *ln1, *rstd1;            /* (N, C), (N) */
+    float *q_raw, *k_raw;          /* (N, QD), (N, KVD) */
+    float *q_rstd, *k_rstd;        /* (N*NH), (N*NKV) */
+    float *q, *k, *v;              /* (N, QD), (N, KVD), (N, KVD) after norm + rope */
+    float *att, *atty;             /* attention state, (N, QD) */
+    float *mid, *ln2, *rstd2;      /* (N, C), (N, C), (N) */
+    float *gate, *up, *swi;        /* (N, I) */
+} layer_io;
+
+/* Training: full causal attention over (B, T) with segments. Inference: the new
+ * tokens' k and v are appended to the layer's cache rows [past, past+N), then
+ * attention runs against the cache. */
+typedef struct {
+    const int32_t *seg;
+    int B, T;
+    float *kc, *vc; /* (cap, NKV, HD) of this layer, or NULL for training */
+    int past;
+} attn_ctx;
+
+static void layer_forward(const lma_model *m, int l, const layer_io *io, int N, const int32_t *pos, const attn_ctx *ac) {
+    const lma_config *c = &m->cfg;
+    const lma_backend *be = m->be;
+    const lma_layer_tensors *w = &m->w.layers[l];
+    int C = c->hidden_size, I = c->intermediate_size, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
+    int QD = NH * HD, KVD = NKV * HD;
+    float eps = (float)c->rms_norm_eps, scale = 1.0f / sqrtf((float)HD);
+    be->rmsnorm_fwd(io->ln1, io->rstd1, io->x, w->attn_norm, N, C, eps);
+    if (c->qk_norm) {
+        be->matmul_fwd(io->q_raw, io->ln1, w->wq, w->bq, N, C, QD);
+        be->matmul_fwd(io->k_raw, io->ln1, w->wk, w->bk, N, C, KVD);
+        be->rmsnorm_fwd(io->q, io->q_rstd, io->q_raw, w->q_norm, N * NH, HD, eps);
+        be->rmsnorm_fwd(io->k, io->k_rstd, io->k_raw, w->k_norm, N * NKV, HD, eps);
+    } else {
+        be->matmul_fwd(io->q, io->ln1, w->wq, w->bq, N, C, QD);
+        be->matmul_fwd(io->k, io->ln1, w->wk, w->bk, N, C, KVD);
+    }
+    be->matmul_fwd(io->v, io->ln1, w->wv, w->bv, N, C, KVD);
+    be->rope_fwd(io->q, io->q, pos, m->inv_freq, N, NH, HD);
+    be->rope_fwd(io->k, io->k, pos, m->inv_freq, N, NKV, HD);
+    if (ac->kc) {
+        size_t row = (size_t)KVD * sizeof(float);
+        be->copy(ac->kc + (size_t)ac->past * KVD, io->k, (size_t)N * row);
+        be->copy(ac->vc + (size_t)ac->past * KVD, io->v, (size_t)N * row);
+        be->attention_cached(io->atty, io->q, ac->kc, ac->vc, ac->past, N, NH, NKV, HD, scale);
+    } else {
+        be->attention_fwd(io->atty, io->att, io->q, io->k, io->v, ac->seg, ac->B, ac->T, NH, NKV, HD, scale);
+    }
+    be->matmul_fwd(io->mid, io->atty, w->wo, w->bo, N, QD, C);
+    be->add(io->mid, io->mid, io->x, (size_t)N * C);
+    be->rmsnorm_fwd(io->ln2, io->rstd2, io->mid, w->mlp_norm, N, C, eps);
+    be->matmul_fwd(io->gate, io->ln2, w->wgate, NULL, N, C, I);
+    be->matmul_fwd(io->up, io->ln2, w->wup, NULL, N, C, I);
+    be->swiglu_fwd(io->swi, io->gate, io->up, (size_t)N * I);
+    be->matmul_fwd(io->xo, io->swi, w->wdown, NULL, N, I, C);
+    be->add(io->xo, io->xo, io->mid, (size_t)N * C);
+}
+
 lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *targets, const int32_t *seg,
                              int B, int T, int want_grad, float grad_scale, float *mean_loss) {
     const lma_config *c = &m->cfg;
@@ -323,7 +384,6 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
     lma_acts *a = m->acts;
     int N = B * T, C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
     int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, QD = NH * HD, KVD = NKV * HD;
-    float eps = (float)c->rms_norm_eps, scale = 1.0f / sqrtf((float)HD);
 
     /* validate and stage the integer inputs: positions restart where the segment changes */
     int32_t *h = malloc(2 * (size_t)N * sizeof(int32_t));
@@ -359,41 +419,24 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
     const int32_t *dseg = seg ? m->d_seg : NULL;
 
     be->embedding_fwd(a->resid, m->d_ids, m->w.embed, N, C);
+    attn_ctx ac = {.seg = dseg, .B = B, .T = T};
     for (int l = 0; l < c->n_layers; l++) {
-        const lma_layer_tensors *w = &m->w.layers[l];
-        float *x = a->resid + (size_t)l * N * C, *xo = a->resid + (size_t)(l + 1) * N * C;
-        float *ln1 = a->ln1 + (size_t)l * N * C, *ln2 = a->ln2 + (size_t)l * N * C;
-        float *mid = a->resid_mid + (size_t)l * N * C;
-        float *q = a->q + (size_t)l * N * QD, *k = a->k + (size_t)l * N * KVD, *v = a->v + (size_t)l * N * KVD;
-        float *atty = a->atty + (size_t)l * N * QD, *att = a->att + (size_t)l * a->saved;
-        float *gate = a->gate + (size_t)l * N * I, *up = a->up + (size_t)l * N * I, *swi = a->swi + (size_t)l * N * I;
-
-        be->rmsnorm_fwd(ln1, a->rstd1 + (size_t)l * N, x, w->attn_norm, N, C, eps);
-        if (c->qk_norm) {
-            float *qr = a->q_raw + (size_t)l * N * QD, *kr = a->k_raw + (size_t)l * N * KVD;
-            be->matmul_fwd(qr, ln1, w->wq, w->bq, N, C, QD);
-            be->matmul_fwd(kr, ln1, w->wk, w->bk, N, C, KVD);
-            be->rmsnorm_fwd(q, a->q_rstd + (size_t)l * N * NH, qr, w->q_norm, N * NH, HD, eps);
-            be->rmsnorm_fwd(k, a->k_rstd + (size_t)l * N * NKV, kr, w->k_norm, N * NKV, HD, eps);
-        } else {
-            be->matmul_fwd(q, ln1, w->wq, w->bq, N, C, QD);
-            be->matmul_fwd(k, ln1, w->wk, w->bk, N, C, KVD);
-        }
-        be->matmul_fwd(v, ln1, w->wv, w->bv, N, C, KVD);
-        be->rope_fwd(q, q, m->d_pos, m->inv_freq, N, NH, HD);
-        be->rope_fwd(k, k, m->d_pos, m->inv_freq, N, NKV, HD);
-        be->attention_fwd(atty, att, q, k, v, dseg, B, T, NH, NKV, HD, scale);
-        be->matmul_fwd(mid, atty, w->wo, w->bo, N, QD, C);
-        be->add(mid, mid, x, (size_t)N * C);
-        be->rmsnorm_fwd(ln2, a->rstd2 + (size_t)l * N, mid, w->mlp_norm, N, C, eps);
-        be->matmul_fwd(gate, ln2, w->wgate, NULL, N, C, I);
-        be->matmul_fwd(up, ln2, w->wup, NULL, N, C, I);
-        be->swiglu_fwd(swi, gate, up, (size_t)N * I);
-        be->matmul_fwd(xo, swi, w->wdown, NULL, N, I, C);
-        be->add(xo, xo, mid, (size_t)N * C);
+        layer_io io = {
+            .x = a->resid + (size_t)l * N * C, .xo = a->resid + (size_t)(l + 1) * N * C,
+            .ln1 = a->ln1 + (size_t)l * N * C, .rstd1 = a->rstd1 + (size_t)l * N,
+            .q_raw = c->qk_norm ? a->q_raw + (size_t)l * N * QD : NULL,
+            .k_raw = c->qk_norm ? a->k_raw + (size_t)l * N * KVD : NULL,
+            .q_rstd = c->qk_norm ? a->q_rstd + (size_t)l * N * NH : NULL,
+            .k_rstd = c->qk_norm ? a->k_rstd + (size_t)l * N * NKV : NULL,
+            .q = a->q + (size_t)l * N * QD, .k = a->k + (size_t)l * N * KVD, .v = a->v + (size_t)l * N * KVD,
+            .att = a->att + (size_t)l * a->saved, .atty = a->atty + (size_t)l * N * QD,
+            .mid = a->resid_mid + (size_t)l * N * C, .ln2 = a->ln2 + (size_t)l * N * C,
+            .rstd2 = a->rstd2 + (size_t)l * N, .gate = a->gate + (size_t)l * N * I, .up = a->up + (size_t)l * N * I,
+            .swi = a->swi + (size_t)l * N * I};
+        layer_forward(m, l, &io, N, m->d_pos, &ac);
     }
     float *xl = a->resid + (size_t)c->n_layers * N * C;
-    be->rmsnorm_fwd(a->lnf, a->rstdf, xl, m->w.final_norm, N, C, eps);
+    be->rmsnorm_fwd(a->lnf, a->rstdf, xl, m->w.final_norm, N, C, (float)c->rms_norm_eps);
     be->matmul_fwd(a->logits, a->lnf, m->w.lm_head, NULL, N, C, V);
 
     m->has_targets = targets != NULL;
@@ -515,5 +558,92 @@ lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, 
         be->adamw(m->params + o, m->grads + o, m->adam_m + o, m->adam_v + o, pi->numel, p->lr, p->beta1, p->beta2,
                   p->eps, wd, t, gs);
     }
+    return LMA_OK;
+}
+
+/* ---- inference with a KV cache ------------------------------------------------ */
+
+lma_status lma_kv_create(const lma_model *m, int cap, lma_kv_cache **out) {
+    *out = NULL;
+    if (cap < 1) return lma_error(LMA_ERR_ARG, "KV cache capacity %d must be >= 1", cap);
+    const lma_config *c = &m->cfg;
+    lma_kv_cache *kv = lma_calloc(1, sizeof *kv, "kv cache");
+    if (!kv) return LMA_ERR_NOMEM;
+    size_t per = (size_t)c->n_layers * cap * c->n_kv_heads * c->head_dim;
+    kv->k = m->be->alloc(per * sizeof(float));
+    kv->v = m->be->alloc(per * sizeof(float));
+    kv->cap = cap;
+    if (!kv->k || !kv->v) {
+        lma_kv_free(m, kv);
+        return lma_error(LMA_ERR_NOMEM, "out of memory for a KV cache of %d tokens (%.1f MB)", cap,
+                         2.0 * (double)per * sizeof(float) / 1e6);
+    }
+    *out = kv;
+    return LMA_OK;
+}
+
+void lma_kv_free(const lma_model *m, lma_kv_cache *kv) {
+    if (!kv) return;
+    if (kv->k) m->be->free(kv->k);
+    if (kv->v) m->be->free(kv->v);
+    free(kv);
+}
+
+lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_t *ids, int n, float *logits,
+                                    int all_logits) {
+    const lma_config *c = &m->cfg;
+    const lma_backend *be = m->be;
+    if (n < 1) return lma_error(LMA_ERR_ARG, "no tokens to run");
+    if (kv->len + n > kv->cap)
+        return lma_error(LMA_ERR_ARG, "KV cache full: %d + %d tokens exceed its %d", kv->len, n, kv->cap);
+    if (c->sliding_window > 0 && kv->len + n > c->sliding_window)
+        return lma_error(LMA_ERR_UNSUPPORTED, "context of %d tokens exceeds sliding_window %d (not implemented)",
+                         kv->len + n, c->sliding_window);
+    int C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size, NH = c->n_heads, NKV = c->n_kv_heads;
+    int HD = c->head_dim, QD = NH * HD, KVD = NKV * HD, n_out = all_logits ? n : 1;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return lma_error(LMA_ERR_ARG, "token id %d is outside the vocabulary [0, %d)", ids[i], V);
+    /* scratch: x, ln, mid (n,C) x3; q, atty (n,QD) x2 (+ q_raw); k, v (n,KVD) (+ k_raw);
+     * gate, up, swi (n,I) x3; rstd (n) x2 + qk rstd; logits (n_out, V); ids + pos */
+    size_t f = 0, o[24];
+    int k_ = 0;
+#define NEXT(cnt) (o[k_++] = f, f += ALIGN16(cnt))
+    NEXT((size_t)n * C); NEXT((size_t)n * C); NEXT((size_t)n * C);
+    NEXT((size_t)n * QD); NEXT((size_t)n * QD); NEXT((size_t)n * QD);
+    NEXT((size_t)n * KVD); NEXT((size_t)n * KVD); NEXT((size_t)n * KVD);
+    NEXT((size_t)n * I); NEXT((size_t)n * I); NEXT((size_t)n * I);
+    NEXT((size_t)n); NEXT((size_t)n); NEXT((size_t)n * NH); NEXT((size_t)n * NKV);
+    NEXT((size_t)n_out * V); NEXT((size_t)2 * n);
+#undef NEXT
+    float *buf = be->alloc(f * sizeof(float));
+    if (!buf) return lma_error(LMA_ERR_NOMEM, "out of memory for %d tokens of inference scratch", n);
+    float *x = buf + o[0], *ln = buf + o[1], *mid = buf + o[2], *q = buf + o[3], *atty = buf + o[4];
+    float *q_raw = buf + o[5], *k = buf + o[6], *v = buf + o[7], *k_raw = buf + o[8];
+    float *gate = buf + o[9], *up = buf + o[10], *swi = buf + o[11], *rstd1 = buf + o[12], *rstd2 = buf + o[13];
+    float *q_rstd = buf + o[14], *k_rstd = buf + o[15], *lg = buf + o[16];
+    int32_t *d_ids = (int32_t *)(buf + o[17]), *d_pos = d_ids + n;
+    int32_t *pos = malloc((size_t)n * sizeof *pos);
+    if (!pos) { be->free(buf); return lma_error(LMA_ERR_NOMEM, "out of memory"); }
+    for (int i = 0; i < n; i++) pos[i] = kv->len + i;
+    be->upload(d_ids, ids, (size_t)n * sizeof(int32_t));
+    be->upload(d_pos, pos, (size_t)n * sizeof(int32_t));
+    free(pos);
+
+    be->embedding_fwd(x, d_ids, m->w.embed, n, C);
+    size_t layer = (size_t)kv->cap * KVD;
+    for (int l = 0; l < c->n_layers; l++) {
+        layer_io io = {.x = x, .xo = x, .ln1 = ln, .rstd1 = rstd1, .q_raw = q_raw, .k_raw = k_raw, .q_rstd = q_rstd,
+                       .k_rstd = k_rstd, .q = q, .k = k, .v = v, .att = NULL, .atty = atty, .mid = mid, .ln2 = ln,
+                       .rstd2 = rstd2, .gate = gate, .up = up, .swi = swi};
+        attn_ctx ac = {.kc = kv->k + l * layer, .vc = kv->v + l * layer, .past = kv->len};
+        layer_forward(m, l, &io, n, d_pos, &ac);
+    }
+    const float *xl = x + (size_t)(n - n_out) * C;
+    be->rmsnorm_fwd(ln, rstd1, xl, m->w.final_norm, n_out, C, (float)c->rms_norm_eps);
+    be->matmul_fwd(lg, ln, m->w.lm_head, NULL, n_out, C, V);
+    be->download(logits, lg, (size_t)n_out * V * sizeof(float));
+    be->free(buf);
+    kv->len += n;
     return LMA_OK;
 }

@@ -69,6 +69,22 @@ const float *lma_model_losses(const lma_model *m);
 /* Copies the logits of the last forward (without want_grad) to host: (B,T,V). */
 lma_status lma_model_logits(const lma_model *m, float *host_out);
 
+/* ---- inference with a KV cache ----
+ * The cache holds k and v (after RoPE) of every layer for up to cap tokens of one
+ * sequence; lma_model_forward_cached runs n new tokens (prefill n > 1, decode
+ * n = 1) at positions len..len+n-1 and appends them. Forward only; no activations
+ * are kept. Reset with kv->len = 0 (or truncate to roll back). */
+typedef struct {
+    float *k, *v; /* (L, cap, NKV, HD) each, on the model's backend */
+    int len, cap;
+} lma_kv_cache;
+
+lma_status lma_kv_create(const lma_model *m, int cap, lma_kv_cache **out);
+void lma_kv_free(const lma_model *m, lma_kv_cache *kv);
+/* logits (host): (n, V) when all_logits, else (1, V) for the last token. */
+lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_t *ids, int n, float *logits,
+                                    int all_logits);
+
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
     float clip;          /* max global grad norm; <= 0: no clipping */

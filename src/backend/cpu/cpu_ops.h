@@ -54,6 +54,8 @@ void lma_cpu_rope_bwd(float *dinp, const float *dout, const int32_t *pos, const 
 size_t lma_cpu_attention_saved_floats(int B, int T, int NH);
 void lma_cpu_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
                            const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale);
+void lma_cpu_attention_cached(float *out, const float *q, const float *kc, const float *vc, int past, int n, int NH,
+                              int NKV, int HD, float scale);
 void lma_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved,
                            const float *q, const float *k, const float *v, const int32_t *seg, int B, int T,
                            int NH, int NKV, int HD, float scale);

@@ -170,6 +170,17 @@ static void ref_attention_fwd(float *out, float *saved, const float *q, const fl
     s_free(&s);
 }
 
+static void ref_attention_cached(float *out, const float *q, const float *kc, const float *vc, int past, int n,
+                                 int NH, int NKV, int HD, float scale) {
+    size_t nq = SZ(n, NH) * (size_t)HD, nk = SZ(past + n, NKV) * (size_t)HD;
+    scratch s = {0};
+    double *qd = s_in(&s, q, nq), *kd = s_in(&s, kc, nk), *vd = s_in(&s, vc, nk), *o = s_alloc(&s, nq);
+    if (s.failed) { poison(out, nq); s_free(&s); return; }
+    lma_ref_attention_cached(o, qd, kd, vd, past, n, NH, NKV, HD, scale);
+    put(out, o, nq);
+    s_free(&s);
+}
+
 static void ref_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved,
                               const float *q, const float *k, const float *v, const int32_t *seg, int B,
                               int T, int NH, int NKV, int HD, float scale) {
@@ -249,6 +260,7 @@ static const lma_backend ref_backend = {
     .upload = lma_backend_host_copy,
     .download = lma_backend_host_copy,
     .zero = lma_backend_host_zero,
+    .copy = lma_backend_host_copy,
     .embedding_fwd = ref_embedding_fwd,
     .embedding_bwd = ref_embedding_bwd,
     .rmsnorm_fwd = ref_rmsnorm_fwd,
@@ -260,6 +272,7 @@ static const lma_backend ref_backend = {
     .attention_saved_floats = ref_attention_saved_floats,
     .attention_fwd = ref_attention_fwd,
     .attention_bwd = ref_attention_bwd,
+    .attention_cached = ref_attention_cached,
     .swiglu_fwd = ref_swiglu_fwd,
     .swiglu_bwd = ref_swiglu_bwd,
     .add = ref_add,

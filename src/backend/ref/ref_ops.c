@@ -141,6 +141,34 @@ void lma_ref_attention_fwd(double *out, double *att, const double *q, const doub
         }
 }
 
+void lma_ref_attention_cached(double *out, const double *q, const double *kc, const double *vc, int past, int n,
+                              int NH, int NKV, int HD, double scale) {
+    int group = NH / NKV, L = past + n;
+    double *p = malloc((size_t)L * sizeof *p);
+    if (!p) { for (size_t i = 0; i < (size_t)n * NH * HD; i++) out[i] = NAN; return; }
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < NH; h++) {
+            int kh = h / group, last = past + t;
+            const double *qt = q + ((size_t)t * NH + h) * HD;
+            double mx = -INFINITY, sum = 0;
+            for (int s = 0; s <= last; s++) {
+                const double *ks = kc + ((size_t)s * NKV + kh) * HD;
+                double d = 0;
+                for (int i = 0; i < HD; i++) d += qt[i] * ks[i];
+                p[s] = d * scale;
+                if (p[s] > mx) mx = p[s];
+            }
+            for (int s = 0; s <= last; s++) { p[s] = exp(p[s] - mx); sum += p[s]; }
+            double *ot = out + ((size_t)t * NH + h) * HD;
+            for (int i = 0; i < HD; i++) ot[i] = 0;
+            for (int s = 0; s <= last; s++) {
+                const double *vs = vc + ((size_t)s * NKV + kh) * HD;
+                for (int i = 0; i < HD; i++) ot[i] += p[s] / sum * vs[i];
+            }
+        }
+    free(p);
+}
+
 /* o_t = sum_s p_ts v_s ; p_ts = softmax_s(scale q_t.k_s):
  * dv_s += p_ts do_t ; dp_ts = do_t.v_s ; dz_ts = p_ts (dp_ts - sum_s' p_ts' dp_ts') ;
  * dq_t += scale sum_s dz_ts k_s ; dk_s += scale dz_ts q_t */

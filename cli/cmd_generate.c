@@ -1,0 +1,177 @@
+/* lmadapt generate: text continuation with a KV cache and the usual samplers. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "core/io.h"
+#include "core/threads.h"
+#include "infer/generate.h"
+
+static void help(void) {
+    printf("Usage: lmadapt generate --model DIR (--prompt S | --ids 1,2,3) [options]\n\n"
+           "Continues a prompt with a Hugging Face model dir, streaming the text as it is made.\n"
+           "Stops at an end-of-sequence token (generation_config.json eos_token_id, or config.json),\n"
+           "at a --stop string, or after --max-tokens.\n\n"
+           "Options:\n"
+           "  --model DIR             HF model dir (with tokenizer.json for --prompt and text output)\n"
+           "  --prompt S              prompt text (tokenized with BOS when the tokenizer adds one)\n"
+           "  --prompt-file F         prompt text from a file\n"
+           "  --ids LIST              prompt as comma-separated token ids\n"
+           "  --max-tokens N          tokens to generate at most (default 128)\n"
+           "  --temperature X         0 = greedy (default 0.7)\n"
+           "  --top-k K               keep the K most likely tokens (0 = off, default)\n"
+           "  --top-p P               nucleus sampling (1 = off, default)\n"
+           "  --min-p P               drop tokens below P x the top probability (0 = off, default)\n"
+           "  --repetition-penalty R  penalize tokens already present (1 = off, default)\n"
+           "  --seed N                sampling seed (default 0)\n"
+           "  --stop S                stop string (repeatable)\n"
+           "  --json                  print {\"ids\": [generated ids], \"text\": \"...\"} instead of streaming\n"
+           "  --threads N             CPU threads\n"
+           "  -h, --help              this help\n\n"
+           "Example: lmadapt generate --model runs/demo/final --prompt \"Once upon a time\" --max-tokens 64\n");
+}
+
+static int parse_ids(const char *s, int32_t **out, size_t *n) {
+    size_t cap = 16, k = 0;
+    int32_t *v = malloc(cap * sizeof *v);
+    for (const char *p = s; v && *p;) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 0 || x > 2147483647L) break;
+        if (k == cap) { int32_t *nv = realloc(v, (cap *= 2) * sizeof *v); if (!nv) break; v = nv; }
+        v[k++] = (int32_t)x;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) { k = 0; break; }
+        if (!*p) { *out = v; *n = k; return 1; }
+    }
+    free(v);
+    return 0;
+}
+
+static void stream_out(void *ctx, const char *text, size_t len) {
+    (void)ctx;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+}
+
+static void json_string(FILE *f, const char *s, size_t n) {
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c == '\n') fputs("\\n", f);
+        else if (c == '\t') fputs("\\t", f);
+        else if (c == '\r') fputs("\\r", f);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+int cmd_generate(int argc, char **argv) {
+    enum { O_MODEL = 1, O_PROMPT, O_PFILE, O_IDS, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_SEED, O_STOP,
+           O_JSON, O_THREADS, O_HELP };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, O_MODEL}, {"prompt", required_argument, 0, O_PROMPT},
+        {"prompt-file", required_argument, 0, O_PFILE}, {"ids", required_argument, 0, O_IDS},
+        {"max-tokens", required_argument, 0, O_MAX}, {"temperature", required_argument, 0, O_TEMP},
+        {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
+        {"min-p", required_argument, 0, O_MINP}, {"repetition-penalty", required_argument, 0, O_REP},
+        {"seed", required_argument, 0, O_SEED}, {"stop", required_argument, 0, O_STOP},
+        {"json", no_argument, 0, O_JSON}, {"threads", required_argument, 0, O_THREADS},
+        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+    const char *model = NULL, *prompt = NULL, *pfile = NULL, *ids_s = NULL, *stops[32];
+    int n_stops = 0, json = 0, threads = 0, c;
+    lma_gen_params gp = {.max_tokens = 128, .sample = lma_sample_default_params()};
+    gp.sample.temperature = 0.7f;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case O_MODEL: model = optarg; break;
+        case O_PROMPT: prompt = optarg; break;
+        case O_PFILE: pfile = optarg; break;
+        case O_IDS: ids_s = optarg; break;
+        case O_MAX: gp.max_tokens = (int)strtol(optarg, &end, 10); break;
+        case O_TEMP: gp.sample.temperature = strtof(optarg, &end); break;
+        case O_TOPK: gp.sample.top_k = (int)strtol(optarg, &end, 10); break;
+        case O_TOPP: gp.sample.top_p = strtof(optarg, &end); break;
+        case O_MINP: gp.sample.min_p = strtof(optarg, &end); break;
+        case O_REP: gp.sample.repetition_penalty = strtof(optarg, &end); break;
+        case O_SEED: gp.seed = strtoull(optarg, &end, 10); break;
+        case O_STOP:
+            if (n_stops == 32) return cli_usage_error("generate", "at most 32 --stop strings");
+            stops[n_stops++] = optarg;
+            break;
+        case O_JSON: json = 1; break;
+        case O_THREADS: threads = atoi(optarg); break;
+        case 'h': case O_HELP: help(); return 0;
+        default: return cli_usage_error("generate", "unknown option");
+        }
+        if (end && (*end || end == optarg)) return cli_usage_error("generate", "bad number '%s'", optarg);
+    }
+    if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
+    if (!model) return cli_usage_error("generate", "--model DIR is required");
+    if (!!prompt + !!pfile + !!ids_s != 1) return cli_usage_error("generate", "give one of --prompt, --prompt-file, --ids");
+    if (gp.max_tokens < 0 || gp.sample.temperature < 0 || gp.sample.top_k < 0 || gp.sample.top_p <= 0 ||
+        gp.sample.top_p > 1 || gp.sample.min_p < 0 || gp.sample.min_p >= 1 || gp.sample.repetition_penalty <= 0)
+        return cli_usage_error("generate", "a sampling option is out of range (see --help)");
+    lma_threads_set(threads);
+
+    lma_tokenizer *tok = NULL;
+    lma_model *m = NULL;
+    int32_t *ids = NULL, eos[16];
+    size_t n = 0;
+    char *buf = NULL, tpath[4200];
+    int rc = 1;
+    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", model);
+    if (lma_file_exists(tpath) && lma_tok_load(model, &tok) != LMA_OK) goto done;
+    if (ids_s) {
+        if (!parse_ids(ids_s, &ids, &n)) { rc = cli_usage_error("generate", "--ids must be comma-separated integers"); goto done; }
+    } else {
+        if (!tok) { rc = cli_fail("generate", "the model dir has no tokenizer.json: use --ids"); goto done; }
+        size_t len = 0;
+        if (pfile && lma_read_file(pfile, &buf, &len) != LMA_OK) goto done;
+        if (lma_tok_encode(tok, pfile ? buf : prompt, pfile ? len : strlen(prompt), 1, &ids, &n) != LMA_OK) goto done;
+        if (n == 0) { rc = cli_usage_error("generate", "the prompt is empty"); goto done; }
+    }
+    if (lma_model_load(model, lma_backend_cpu(), &m) != LMA_OK) goto done;
+    gp.n_stop_ids = lma_generation_eos(model, &m->cfg, eos, 16);
+    if (gp.n_stop_ids == 0 && tok && lma_tok_eos_id(tok) >= 0) eos[gp.n_stop_ids++] = lma_tok_eos_id(tok);
+    gp.stop_ids = eos;
+    gp.stop_strings = stops;
+    gp.n_stop_strings = n_stops;
+    if (!json && tok) gp.on_text = stream_out;
+    if (n_stops && !tok) { rc = cli_fail("generate", "--stop needs a tokenizer"); goto done; }
+    lma_gen_result r;
+    if (lma_generate(m, tok, ids, n, &gp, &r) != LMA_OK) goto done;
+    if (json) {
+        printf("{\"ids\": [");
+        for (size_t i = 0; i < r.n_ids; i++) printf("%s%d", i ? ", " : "", r.ids[i]);
+        printf("]");
+        if (r.text) { printf(", \"text\": "); json_string(stdout, r.text, r.len); }
+        printf(", \"finish_reason\": \"%s\"}\n", r.finish == LMA_FINISH_STOP ? "stop" : "length");
+    } else if (!tok) {
+        for (size_t i = 0; i < r.n_ids; i++) printf("%s%d", i ? " " : "", r.ids[i]);
+        printf("\n");
+    } else {
+        printf("\n");
+    }
+    fprintf(stderr, "[lmadapt] prompt %d tokens in %.2fs (%.1f tok/s); generated %zu tokens in %.2fs (%.1f tok/s); %s\n",
+            r.prompt_tokens, r.prefill_s, r.prefill_s > 0 ? r.prompt_tokens / r.prefill_s : 0.0, r.n_ids, r.decode_s,
+            r.decode_s > 0 ? r.n_ids / r.decode_s : 0.0, r.finish == LMA_FINISH_STOP ? "stopped" : "length limit");
+    free(r.ids);
+    free(r.text);
+    rc = 0;
+done:
+    if (rc == 1 && lma_last_error()[0]) cli_fail("generate", NULL);
+    free(buf);
+    free(ids);
+    lma_model_free(m);
+    lma_tok_free(tok);
+    return rc;
+}

@@ -1,0 +1,137 @@
+#include "infer/generate.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/arena.h"
+#include "core/io.h"
+#include "core/json.h"
+#include "core/progress.h"
+
+int lma_generation_eos(const char *model_dir, const lma_config *c, int32_t *ids, int cap) {
+    int n = 0;
+    char path[4200];
+    cJSON *j = NULL;
+    snprintf(path, sizeof path, "%s/generation_config.json", model_dir);
+    if (lma_file_exists(path) && lma_json_load(path, &j) == LMA_OK) {
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "eos_token_id"), *it;
+        if (cJSON_IsNumber(e) && n < cap) ids[n++] = e->valueint;
+        else if (cJSON_IsArray(e))
+            cJSON_ArrayForEach(it, e) if (cJSON_IsNumber(it) && n < cap) ids[n++] = it->valueint;
+    }
+    lma_clear_error();
+    cJSON_Delete(j);
+    for (int i = 0; n == 0 && i < c->n_eos && n < cap; i++) ids[n++] = c->eos_token_ids[i];
+    return n;
+}
+
+typedef struct { char *p; size_t len, cap; } sbuf;
+
+static int sb_add(sbuf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 256;
+        while (nc < b->len + n + 1) nc *= 2;
+        char *q = realloc(b->p, nc);
+        if (!q) return 0;
+        b->p = q; b->cap = nc;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+    return 1;
+}
+
+/* Earliest stop-string match at or after `from`; returns its offset or -1. */
+static long find_stop(const sbuf *b, size_t from, const lma_gen_params *p) {
+    long best = -1;
+    for (int i = 0; i < p->n_stop_strings; i++) {
+        size_t k = strlen(p->stop_strings[i]);
+        if (!k) continue;
+        size_t start = from > k ? from - k + 1 : 0;
+        for (size_t o = start; o + k <= b->len; o++)
+            if (!memcmp(b->p + o, p->stop_strings[i], k)) { if (best < 0 || (long)o < best) best = (long)o; break; }
+    }
+    return best;
+}
+
+/* Bytes at the end of b that could still start a stop string (held back from streaming). */
+static size_t stop_holdback(const sbuf *b, const lma_gen_params *p) {
+    size_t hold = 0;
+    for (int i = 0; i < p->n_stop_strings; i++) {
+        size_t k = strlen(p->stop_strings[i]);
+        for (size_t h = k > 1 ? k - 1 : 0; h > hold; h--)
+            if (h <= b->len && !memcmp(b->p + b->len - h, p->stop_strings[i], h)) { hold = h; break; }
+    }
+    return hold;
+}
+
+lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
+                        const lma_gen_params *p, lma_gen_result *res) {
+    memset(res, 0, sizeof *res);
+    if (n_prompt < 1) return lma_error(LMA_ERR_ARG, "the prompt is empty");
+    if (p->max_tokens < 0) return lma_error(LMA_ERR_ARG, "max_tokens must be >= 0");
+    int V = m->cfg.vocab_size, cap = (int)n_prompt + p->max_tokens;
+    lma_kv_cache *kv = NULL;
+    lma_tok_stream *ts = NULL;
+    float *logits = lma_malloc((size_t)V * sizeof(float), "logits");
+    int32_t *hist = lma_malloc((size_t)cap * sizeof(int32_t), "token history");
+    sbuf text = {0};
+    size_t streamed = 0;
+    lma_status s = (!logits || !hist) ? LMA_ERR_NOMEM : lma_kv_create(m, cap, &kv);
+    if (s == LMA_OK && tok) s = lma_tok_stream_new(tok, 1, &ts);
+    if (s != LMA_OK) goto done;
+    memcpy(hist, prompt, n_prompt * sizeof(int32_t));
+    lma_rng rng;
+    lma_rng_seed(&rng, p->seed);
+    double t0 = lma_now();
+    s = lma_model_forward_cached(m, kv, prompt, (int)n_prompt, logits, 0);
+    res->prefill_s = lma_now() - t0;
+    res->prompt_tokens = (int)n_prompt;
+    t0 = lma_now();
+    res->finish = LMA_FINISH_LENGTH;
+    size_t n_hist = n_prompt;
+    for (int step = 0; s == LMA_OK && step < p->max_tokens; step++) {
+        int32_t id = lma_sample(logits, V, &p->sample, hist, n_hist, &rng);
+        hist[n_hist++] = id;
+        int is_stop = 0;
+        for (int i = 0; i < p->n_stop_ids; i++) is_stop |= id == p->stop_ids[i];
+        if (is_stop) { res->finish = LMA_FINISH_STOP; break; }
+        if (ts) {
+            char *piece = NULL;
+            size_t plen = 0;
+            s = lma_tok_stream_push(ts, id, &piece, &plen);
+            if (s == LMA_OK && plen && !sb_add(&text, piece, plen)) s = lma_error(LMA_ERR_NOMEM, "out of memory");
+            free(piece);
+            if (s != LMA_OK) break;
+            long at = find_stop(&text, text.len - plen, p);
+            if (at >= 0) { text.len = (size_t)at; text.p[at] = 0; res->finish = LMA_FINISH_STOP; break; }
+            size_t ready = text.len - stop_holdback(&text, p);
+            if (p->on_text && ready > streamed) { p->on_text(p->ctx, text.p + streamed, ready - streamed); streamed = ready; }
+        }
+        if (step + 1 < p->max_tokens) s = lma_model_forward_cached(m, kv, &id, 1, logits, 0);
+    }
+    res->decode_s = lma_now() - t0;
+    if (s == LMA_OK && ts && res->finish == LMA_FINISH_LENGTH) {
+        char *piece = NULL;
+        size_t plen = 0;
+        if (lma_tok_stream_flush(ts, &piece, &plen) == LMA_OK && plen) sb_add(&text, piece, plen);
+        free(piece);
+    }
+    if (s == LMA_OK && p->on_text && text.len > streamed) p->on_text(p->ctx, text.p + streamed, text.len - streamed);
+    if (s == LMA_OK) {
+        res->n_ids = n_hist - n_prompt;
+        res->ids = lma_malloc((res->n_ids ? res->n_ids : 1) * sizeof(int32_t), "generated ids");
+        if (!res->ids) s = LMA_ERR_NOMEM;
+        else memcpy(res->ids, hist + n_prompt, res->n_ids * sizeof(int32_t));
+        if (tok) {
+            if (!text.p) sb_add(&text, "", 0);
+            res->text = text.p; res->len = text.len; text.p = NULL;
+        }
+    }
+done:
+    free(text.p);
+    free(logits);
+    free(hist);
+    lma_tok_stream_free(ts);
+    lma_kv_free(m, kv);
+    return s;
+}

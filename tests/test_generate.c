@@ -1,0 +1,168 @@
+/* infer: KV-cache logits equal full-recompute logits; greedy continuations
+ * (plain and with repetition penalty 1.3) equal transformers' generate on every
+ * fixture model (tests/ref/make_generate_fixtures.py); sampler properties;
+ * stop strings cut the text and streaming never splits it differently. */
+#include <dirent.h>
+#include "core/json.h"
+#include "infer/generate.h"
+#include "test.h"
+
+static void kv_vs_full(const char *name) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/ref/models/%s", LMA_SRC_DIR, name);
+    lma_model *m = NULL;
+    CHECK_OK(lma_model_load(dir, lma_backend_cpu(), &m));
+    if (!m) return;
+    enum { T = 12, P = 5 };
+    int V = m->cfg.vocab_size;
+    int32_t ids[T];
+    for (int i = 0; i < T; i++) ids[i] = (i * 37 + 11) % V;
+    float *full = malloc((size_t)T * V * sizeof(float)), *inc = malloc((size_t)T * V * sizeof(float));
+    CHECK_OK(lma_model_forward(m, ids, NULL, NULL, 1, T, 0, 1, NULL));
+    CHECK_OK(lma_model_logits(m, full));
+    lma_kv_cache *kv = NULL;
+    CHECK_OK(lma_kv_create(m, T, &kv));
+    CHECK_OK(lma_model_forward_cached(m, kv, ids, P, inc, 1));
+    for (int t = P; t < T; t++) CHECK_OK(lma_model_forward_cached(m, kv, ids + t, 1, inc + (size_t)t * V, 0));
+    double err = 0, mx = 0;
+    for (size_t i = 0; i < (size_t)T * V; i++) { err = fmax(err, fabs(inc[i] - full[i])); mx = fmax(mx, fabs(full[i])); }
+    CHECK(err <= 1e-5 * mx, "%s: KV-cache logits equal full recompute (max err %.3g)", name, err);
+    CHECK(lma_model_forward_cached(m, kv, ids, 1, inc, 0) == LMA_ERR_ARG, "%s: a full cache refuses more", name);
+    lma_clear_error();
+    lma_kv_free(m, kv);
+    free(full); free(inc);
+    lma_model_free(m);
+}
+
+static void greedy_vs_transformers(void) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/ref/generate.json", LMA_SRC_DIR);
+    cJSON *j = NULL;
+    CHECK_OK(lma_json_load(path, &j));
+    if (!j) return;
+    const cJSON *it;
+    int count = 0;
+    cJSON_ArrayForEach(it, j) {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/tests/ref/models/%s", LMA_SRC_DIR, it->string);
+        lma_model *m = NULL;
+        CHECK_OK(lma_model_load(dir, lma_backend_cpu(), &m));
+        if (!m) continue;
+        const cJSON *pr = cJSON_GetObjectItem(it, "prompt");
+        int32_t prompt[16];
+        int np = cJSON_GetArraySize(pr);
+        for (int i = 0; i < np; i++) prompt[i] = cJSON_GetArrayItem(pr, i)->valueint;
+        for (int rep = 0; rep < 2; rep++) {
+            const cJSON *want = cJSON_GetObjectItem(it, rep ? "generated_rep1.3" : "generated");
+            lma_gen_params gp = {.max_tokens = cJSON_GetArraySize(want), .sample = lma_sample_default_params()};
+            if (rep) gp.sample.repetition_penalty = 1.3f;
+            lma_gen_result r;
+            CHECK_OK(lma_generate(m, NULL, prompt, (size_t)np, &gp, &r));
+            int same = r.n_ids == (size_t)cJSON_GetArraySize(want);
+            for (size_t i = 0; same && i < r.n_ids; i++) same = r.ids[i] == cJSON_GetArrayItem(want, (int)i)->valueint;
+            CHECK(same, "%s: greedy%s continuation equals transformers' generate", it->string, rep ? " (rep 1.3)" : "");
+            free(r.ids);
+        }
+        lma_model_free(m);
+        count++;
+    }
+    CHECK(count >= 6, "%d models", count);
+    cJSON_Delete(j);
+}
+
+static void sampler_properties(void) {
+    enum { V = 5 };
+    float base[V] = {1.0f, 2.5f, 0.3f, 2.4f, -1.0f}, l[V];
+    lma_rng r;
+    lma_rng_seed(&r, 1);
+    lma_sample_params p = lma_sample_default_params();
+    memcpy(l, base, sizeof l);
+    CHECK(lma_sample(l, V, &p, NULL, 0, &r) == 1, "greedy = argmax");
+    p.temperature = 1.0f; p.top_k = 1;
+    memcpy(l, base, sizeof l);
+    CHECK(lma_sample(l, V, &p, NULL, 0, &r) == 1, "top-k 1 = argmax");
+    /* temperature 1 frequencies follow the softmax */
+    p.top_k = 0;
+    int hist[V] = {0}, n = 40000;
+    for (int i = 0; i < n; i++) { memcpy(l, base, sizeof l); hist[lma_sample(l, V, &p, NULL, 0, &r)]++; }
+    double z = 0, worst = 0;
+    for (int i = 0; i < V; i++) z += exp(base[i]);
+    for (int i = 0; i < V; i++) worst = fmax(worst, fabs(hist[i] / (double)n - exp(base[i]) / z));
+    CHECK(worst < 0.01, "sampling frequencies follow the softmax (worst %.4f)", worst);
+    /* top-p 0.5: only tokens 1 and 3 carry the first 50%+ of the mass (p1 ~ .43, p3 ~ .39) */
+    p.top_p = 0.5f;
+    int other = 0;
+    for (int i = 0; i < 2000; i++) { memcpy(l, base, sizeof l); int t = lma_sample(l, V, &p, NULL, 0, &r); other += t != 1 && t != 3; }
+    CHECK(other == 0, "top-p keeps the smallest set above p (%d others)", other);
+    /* min-p 0.95: only the top token (token 3 is exp(-0.1) = 0.905 of it) */
+    p.top_p = 1.0f; p.min_p = 0.95f;
+    other = 0;
+    for (int i = 0; i < 500; i++) { memcpy(l, base, sizeof l); other += lma_sample(l, V, &p, NULL, 0, &r) != 1; }
+    CHECK(other == 0, "min-p drops tokens below min_p * p_max");
+    /* repetition penalty (HF rule): positive logits divided, negative multiplied */
+    lma_sample_params g = lma_sample_default_params();
+    g.repetition_penalty = 2.0f;
+    int32_t h[3] = {1, 4, 1};
+    memcpy(l, base, sizeof l);
+    CHECK(lma_sample(l, V, &g, h, 3, &r) == 3 && l[1] == 1.25f && l[4] == -2.0f && l[3] == 2.4f,
+          "repetition penalty: %g %g", l[1], l[4]);
+}
+
+typedef struct { char buf[4096]; size_t len; int calls; } sink;
+static void on_text(void *ctx, const char *t, size_t n) {
+    sink *s = ctx;
+    if (s->len + n < sizeof s->buf) { memcpy(s->buf + s->len, t, n); s->len += n; }
+    s->calls++;
+}
+
+static void stop_strings(void) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/ref/tok/bl", LMA_SRC_DIR);
+    lma_tokenizer *tok = NULL;
+    CHECK_OK(lma_tok_load(dir, &tok));
+    if (!tok) return;
+    lma_config c = {0};
+    c.arch = LMA_ARCH_LLAMA; c.vocab_size = lma_tok_vocab_size(tok); c.hidden_size = 32; c.intermediate_size = 64;
+    c.n_layers = 1; c.n_heads = 2; c.n_kv_heads = 1; c.head_dim = 16; c.max_position_embeddings = 256;
+    c.rms_norm_eps = 1e-5; c.rope_theta = 10000; c.bos_token_id = -1;
+    lma_model *m = NULL;
+    CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
+    if (!m) { lma_tok_free(tok); return; }
+    lma_model_init_random(m, 3, 0.5f);
+    int32_t prompt[3] = {300, 301, 302};
+    lma_gen_params gp = {.max_tokens = 40, .sample = lma_sample_default_params(), .seed = 5};
+    gp.sample.temperature = 1.0f;
+    lma_gen_result a, b;
+    sink s1 = {0};
+    gp.on_text = on_text; gp.ctx = &s1;
+    CHECK_OK(lma_generate(m, tok, prompt, 3, &gp, &a));
+    CHECK(a.text && a.len == s1.len && !memcmp(a.text, s1.buf, a.len), "streamed text equals the final text");
+    if (a.text && a.len > 12) {
+        char stop[8];
+        memcpy(stop, a.text + a.len / 2, 4);
+        stop[4] = 0;
+        const char *stops[1] = {stop};
+        const char *first = strstr(a.text, stop);
+        sink s2 = {0};
+        gp.ctx = &s2;
+        gp.stop_strings = stops; gp.n_stop_strings = 1;
+        CHECK_OK(lma_generate(m, tok, prompt, 3, &gp, &b));
+        CHECK(b.finish == LMA_FINISH_STOP && b.len == (size_t)(first - a.text) && !memcmp(b.text, a.text, b.len),
+              "stop string '%s' cuts the text (%zu vs %zu)", stop, b.len, (size_t)(first - a.text));
+        CHECK(s2.len == b.len && !memcmp(s2.buf, b.text, b.len), "the stop string is never streamed");
+        free(b.ids); free(b.text);
+    }
+    free(a.ids); free(a.text);
+    lma_model_free(m);
+    lma_tok_free(tok);
+}
+
+int main(void) {
+    kv_vs_full("qwen3");
+    kv_vs_full("llama3_tied");
+    kv_vs_full("qwen2");
+    greedy_vs_transformers();
+    sampler_properties();
+    stop_strings();
+    TEST_END();
+}
