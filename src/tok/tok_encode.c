@@ -192,7 +192,7 @@ static lma_status split_added(enc_ctx *c, view v, int set, piece_fn next) {
 /* ---------------- BPE ---------------- */
 static inline int merge_get(const lma_tokenizer *t, int32_t a, int32_t b, int32_t *rank, int32_t *nw) {
     uint64_t k = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-    size_t i = tok_hash(&k, sizeof k) & (t->mslots - 1);
+    size_t i = tok_mix64(k) & (t->mslots - 1);
     for (;;) {
         uint64_t kk = t->mkeys[i];
         if (kk == k) { *rank = t->mrank[i]; *nw = t->mnew[i]; return 1; }
@@ -386,14 +386,10 @@ static void cache_put(const lma_tokenizer *t, uint64_t h, const char *w, size_t 
     pthread_mutex_unlock(&sh->mu);
 }
 
-/* The BPE model on one pre-tokenized word. */
-static lma_status model_word(enc_ctx *c, view v) {
+/* BPE merges on (part of) a word. */
+static lma_status model_piece(enc_ctx *c, view v) {
     const lma_tokenizer *t = c->t;
     if (v.n == 0) return LMA_OK;
-    if (t->ignore_merges) {
-        int32_t id = t->byte_level ? tok_strmap_get(&t->raw, v.s, v.n) : tok_strmap_get(&t->vocab, v.s, v.n);
-        if (id >= 0) return emit(c, id, v_orig(&v, 0), v_orig(&v, v.n));
-    }
     uint64_t h = 0;
     int cacheable = v.n <= TOK_CACHE_MAX_WORD;
     if (cacheable) {
@@ -420,6 +416,28 @@ static lma_status model_word(enc_ctx *c, view v) {
     }
     if (cacheable) cache_put(t, h, v.s, v.n, c->sym_prev, c->sym_start, (const uint32_t *)c->sym_next, k);
     return LMA_OK;
+}
+
+#define META "\xE2\x96\x81"
+/* The BPE model on one pre-tokenized word. When no vocab token holds "▁" after another
+ * char than "▁" (meta_split, SentencePiece vocabularies), no merge can cross the start of
+ * a "▁" run, so a long word (a whole text without pre-tokenizer) is merged piece by
+ * piece: the same result as HF's one-heap merge, with cacheable pieces. */
+static lma_status model_word(enc_ctx *c, view v) {
+    const lma_tokenizer *t = c->t;
+    if (v.n == 0) return LMA_OK;
+    if (t->ignore_merges) {
+        int32_t id = t->byte_level ? tok_strmap_get(&t->raw, v.s, v.n) : tok_strmap_get(&t->vocab, v.s, v.n);
+        if (id >= 0) return emit(c, id, v_orig(&v, 0), v_orig(&v, v.n));
+    }
+    if (!t->meta_split || v.n <= TOK_CACHE_MAX_WORD) return model_piece(c, v);
+    size_t start = 0;
+    for (size_t i = 3; i + 3 <= v.n; i++) {
+        if (memcmp(v.s + i, META, 3) || !memcmp(v.s + i - 3, META, 3)) continue;
+        LMA_TRY(model_piece(c, v_sub(&v, start, i)));
+        start = i;
+    }
+    return model_piece(c, v_sub(&v, start, v.n));
 }
 
 /* ---------------- pre-tokenizers ---------------- */

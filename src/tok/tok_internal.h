@@ -22,6 +22,11 @@ typedef struct {
 } tok_strmap;
 
 uint64_t tok_hash(const void *p, size_t n);
+/* Integer hash for merge pairs (a << 32 | b). */
+static inline uint64_t tok_mix64(uint64_t k) {
+    k ^= k >> 33; k *= 0xff51afd7ed558ccdULL; k ^= k >> 33; k *= 0xc4ceb9fe1a85ec53ULL; k ^= k >> 33;
+    return k;
+}
 lma_status tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v); /* overwrites */
 int32_t tok_strmap_get(const tok_strmap *m, const char *k, size_t n);           /* -1 if absent */
 void tok_strmap_free(tok_strmap *m);
@@ -93,6 +98,7 @@ struct lma_tokenizer {
     int32_t byte_id[256];  /* byte-level: id of the mapped char of each byte, -1 absent */
     int32_t bf_id[256];    /* <0xXX> tokens, -1 absent */
     int byte_fallback, fuse_unk, ignore_merges;
+    int meta_split;        /* no token has "▁" after a non-"▁" char and "▁" is in the vocab */
     int32_t unk_id;        /* -1: none */
     /* merges: (a,b) -> rank, new id */
     uint64_t *mkeys; int32_t *mrank, *mnew; size_t mslots; size_t n_merges;

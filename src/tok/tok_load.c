@@ -16,6 +16,24 @@ static char *dupn(const char *s, size_t n) {
     return d;
 }
 
+static int utf8_ok(const char *s) {
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        int l = tok_utf8_len((const unsigned char *)s + i, n - i);
+        if (!l) return 0;
+        i += (size_t)l;
+    }
+    return 1;
+}
+
+/* Strings that end up inside the text being tokenized must be valid UTF-8. */
+static const char *jtext(const cJSON *o, const char *k, const char *ctx, lma_status *st) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsString(v)) return NULL;
+    if (!utf8_ok(v->valuestring)) { *st = lma_error(LMA_ERR_FORMAT, "%s: \"%s\" is not valid UTF-8", ctx, k); return NULL; }
+    return v->valuestring;
+}
+
 static const char *jstr(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsString(v) ? v->valuestring : NULL;
@@ -31,7 +49,9 @@ static int jbool(const cJSON *o, const char *k, int dflt) {
 static lma_status parse_pattern(const cJSON *p, const char *ctx, char **lit, size_t *litlen, pcre2_code **re) {
     *lit = NULL; *litlen = 0; *re = NULL;
     if (!cJSON_IsObject(p)) return lma_error(LMA_ERR_FORMAT, "%s: \"pattern\" must be an object {\"String\"|\"Regex\": ...}", ctx);
-    const char *s = jstr(p, "String");
+    lma_status st = LMA_OK;
+    const char *s = jtext(p, "String", ctx, &st);
+    LMA_TRY(st);
     if (s) {
         *litlen = strlen(s);
         *lit = dupn(s, *litlen);
@@ -62,13 +82,17 @@ static lma_status add_norm(lma_tokenizer *t, const cJSON *n, const char *ctx) {
     else if (!strcmp(type, "Lowercase")) nm.type = NORM_LOWER;
     else if (!strcmp(type, "Prepend")) {
         nm.type = NORM_PREPEND;
-        const char *p = jstr(n, "prepend");
+        lma_status st = LMA_OK;
+        const char *p = jtext(n, "prepend", ctx, &st);
+        LMA_TRY(st);
         if (!p) return lma_error(LMA_ERR_FORMAT, "%s: Prepend normalizer needs \"prepend\"", ctx);
         nm.alen = strlen(p); nm.a = dupn(p, nm.alen);
         if (!nm.a) return lma_error(LMA_ERR_NOMEM, "%s: out of memory", ctx);
     } else if (!strcmp(type, "Replace")) {
         nm.type = NORM_REPLACE;
-        const char *c = jstr(n, "content");
+        lma_status st = LMA_OK;
+        const char *c = jtext(n, "content", ctx, &st);
+        LMA_TRY(st);
         if (!c) return lma_error(LMA_ERR_FORMAT, "%s: Replace normalizer needs \"content\"", ctx);
         LMA_TRY(parse_pattern(cJSON_GetObjectItemCaseSensitive(n, "pattern"), ctx, &nm.a, &nm.alen, &nm.re));
         nm.blen = strlen(c); nm.b = dupn(c, nm.blen);
@@ -258,7 +282,7 @@ static lma_status add_post(lma_tokenizer *t, const cJSON *n, const char *ctx) {
 /* ---------------- model ---------------- */
 static lma_status merges_put(lma_tokenizer *t, int32_t a, int32_t b, int32_t rank, int32_t nw) {
     uint64_t k = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-    size_t i = tok_hash(&k, sizeof k) & (t->mslots - 1);
+    size_t i = tok_mix64(k) & (t->mslots - 1);
     while (t->mkeys[i] != UINT64_MAX && t->mkeys[i] != k) i = (i + 1) & (t->mslots - 1);
     t->mkeys[i] = k; t->mrank[i] = rank; t->mnew[i] = nw; /* a repeated merge keeps the later rank, as HF's map */
     return LMA_OK;
@@ -480,6 +504,15 @@ lma_status lma_tok_load_json(const char *json, size_t len, const char *ctx, lma_
         t->byte_level = t->n_pres && t->pres[t->n_pres - 1].type == PRE_BYTELEVEL;
     }
     if (st == LMA_OK) st = build_byte_level(t); /* id_raw also serves the ByteLevel decoder */
+    if (st == LMA_OK && !t->byte_level && tok_strmap_get(&t->vocab, "\xE2\x96\x81", 3) >= 0) {
+        t->meta_split = 1;
+        for (size_t e = 0; e < t->vocab.n && t->meta_split; e++) {
+            const char *s = t->vocab.pool + t->vocab.off[e];
+            size_t n = t->vocab.len[e];
+            for (size_t i = 1; i + 3 <= n; i++)
+                if (!memcmp(s + i, "\xE2\x96\x81", 3) && (i < 3 || memcmp(s + i - 3, "\xE2\x96\x81", 3))) { t->meta_split = 0; break; }
+        }
+    }
     /* normalized added tokens are matched in their normalized form */
     for (size_t i = 0; st == LMA_OK && i < t->n_added; i++) {
         tok_added *a = &t->added[i];

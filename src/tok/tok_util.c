@@ -225,7 +225,7 @@ int tok_char_to_byte(uint32_t c) {
 /* ---------------- regex ---------------- */
 lma_status tok_regex_compile(const char *pat, size_t len, const char *ctx, pcre2_code **out) {
     int err; PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, len, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &off, NULL);
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, len, PCRE2_UTF | PCRE2_UCP, &err, &off, NULL);
     if (!re) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(err, msg, sizeof msg);
