@@ -49,11 +49,28 @@ static long run_rss(char *const *args) {
     return ru.ru_maxrss;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define LMA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LMA_ASAN 1
+#endif
+#endif
+
 int main(void) {
     const char *small = "test_data_memory.100k.jsonl", *big = "test_data_memory.1m.jsonl";
     const char *eval = "test_data_memory.eval.txt";
-    gen(small, 100000);
-    gen(big, 1000000);
+#ifdef LMA_ASAN
+    /* ASan's quarantine keeps freed memory, so RSS says nothing here: run smaller
+     * files for the error checks only; the bound is checked in normal builds. */
+    long n_small = 20000, n_big = 200000;
+    int bound = 0;
+#else
+    long n_small = 100000, n_big = 1000000;
+    int bound = 1;
+#endif
+    gen(small, n_small);
+    gen(big, n_big);
     FILE *f = fopen(eval, "wb");
     fputs("the river and the stone of the garden with music in the planet window letter winter\n", f);
     fclose(f);
@@ -68,13 +85,13 @@ int main(void) {
         long a = run_rss(cmds[c].args);
         cmds[c].args[3] = (char *)big;
         long b = run_rss(cmds[c].args);
-        printf("%-9s peak RSS: 100k lines %ld KB, 1M lines %ld KB\n", cmds[c].name, a, b);
+        printf("%-9s peak RSS: %ld lines %ld KB, %ld lines %ld KB\n", cmds[c].name, n_small, a, n_big, b);
         CHECK(a > 0 && b > 0, "%s ran", cmds[c].name);
         /* 900k more lines: growth of even 8 bytes a line (7 MB) would exceed this */
-        CHECK(b <= a + a / 10 + 4096, "%s: peak RSS grows with the line count (%ld KB -> %ld KB)", cmds[c].name, a, b);
+        if (bound) CHECK(b <= a + a / 10 + 4096, "%s: peak RSS grows with the line count (%ld KB -> %ld KB)", cmds[c].name, a, b);
     }
     char *dd[] = {"lmadapt", "data", "dedup", (char *)small, "-o", "test_data_memory.out.jsonl", NULL};
-    printf("dedup     peak RSS: 100k lines %ld KB (grows with the kept examples, by design)\n", run_rss(dd));
+    printf("dedup     peak RSS: %ld lines %ld KB (grows with the kept examples, by design)\n", n_small, run_rss(dd));
     remove(small); remove(big); remove(eval);
     remove("test_data_memory.out.jsonl"); remove("test_data_memory.removed.jsonl");
     TEST_END();

@@ -474,7 +474,10 @@ lma_status lma_ex_next(lma_ex_reader *r, lma_example **out) {
         if (ch == '"') in_str = 1;
         else if (ch == '{' || ch == '[') depth++;
         else if (ch == '}' || ch == ']') {
-            if (depth == 0) { i--; break; } /* a ']' closing the array: element is a scalar */
+            if (depth == 0) { /* a ']' closing the array after a scalar; a stray '}' is its own (bad) element */
+                if (i - 1 > r->pos) i--;
+                break;
+            }
             if (--depth == 0) break;
         } else if (ch == ',' && depth == 0) { i--; break; }
     }
