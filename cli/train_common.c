@@ -3,11 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli.h"
 #include "core/io.h"
 #include "core/log.h"
 #include "data/tokenize.h"
 #include "model/presets.h"
+#include "tok/bpe_train.h"
 #include "train/loader_source.h"
 
 void cli_data_opts_init(cli_data_opts *d) {
@@ -66,6 +68,43 @@ static lma_status make_shard(const cli_data_opts *d, const lma_tokenizer *tok, c
     return LMA_OK;
 }
 
+/* Trains a byte-level BPE tokenizer on the documents of d (written once to a
+ * temporary corpus file so that JSONL and directories work too). */
+static lma_status train_tokenizer(const cli_data_opts *d, int vocab, const char *run, const char *tokdir) {
+    char corpus[4200];
+    snprintf(corpus, sizeof corpus, "%s/data/tokenizer_corpus.txt", run);
+    lma_text_source_params tp = d->tp;
+    tp.progress = 0;
+    lma_text_source *src = NULL;
+    lma_atomic_file af;
+    LMA_TRY(lma_text_source_open(d->paths, (size_t)d->n, &tp, &src));
+    lma_status s = lma_atomic_open(&af, corpus);
+    while (s == LMA_OK) {
+        lma_text_doc doc;
+        int done = 0;
+        s = lma_text_source_next(src, &doc, &done);
+        if (s != LMA_OK || done) break;
+        s = lma_atomic_write(&af, doc.text, doc.len);
+        if (s == LMA_OK) s = lma_atomic_write(&af, "\n\n", 2);
+    }
+    lma_text_source_close(src);
+    if (s == LMA_OK) s = lma_atomic_commit(&af);
+    else lma_atomic_abort(&af);
+    if (s != LMA_OK) return s;
+    lma_bpe_train_params bp;
+    lma_bpe_train_default_params(&bp);
+    const char *special[1] = {"<|endoftext|>"};
+    bp.vocab_size = vocab;
+    bp.special = special;
+    bp.n_special = 1;
+    bp.quiet = getenv("LMA_QUIET") != NULL;
+    const char *files[1] = {corpus};
+    lma_info("training a byte-level BPE tokenizer of %d tokens on the data -> %s", vocab, tokdir);
+    s = lma_bpe_train_files(files, 1, &bp, tokdir);
+    unlink(corpus);
+    return s;
+}
+
 int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_opts *data, const cli_run_spec *spec) {
     const char *run = to->tp.out_dir;
     if (!run) return cli_usage_error(cmd, "--out RUN_DIR (or --resume RUN_DIR) is required");
@@ -82,9 +121,13 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
     const char *tsrc = spec->base_model ? spec->base_model : spec->tok_dir;
     snprintf(path, sizeof path, "%s/tokenizer.json", tokdir);
     if (!(to->tp.resume && lma_file_exists(path))) {
-        if (!tsrc)
-            return cli_usage_error(cmd, "--tokenizer DIR is required (train one with 'lmadapt tokenizer train')");
-        if (cli_copy_tokenizer(tsrc, tokdir) != LMA_OK) return cli_fail(cmd, NULL);
+        if (!tsrc) {
+            if (data->n == 0) return cli_usage_error(cmd, "--data PATH is required");
+            if (lma_mkdir_p(tokdir) != LMA_OK || train_tokenizer(data, spec->vocab_size, run, tokdir) != LMA_OK)
+                return cli_fail(cmd, NULL);
+        } else if (cli_copy_tokenizer(tsrc, tokdir) != LMA_OK) {
+            return cli_fail(cmd, NULL);
+        }
     }
     lma_tokenizer *tok = NULL;
     lma_model *m = NULL;
