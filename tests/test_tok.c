@@ -2,6 +2,7 @@
  * made by tests/ref/make_tok_fixtures.py (tokenizers trained there; texts cover prose,
  * code, whitespace, digits, CJK, emoji, combining marks, invalid UTF-8 and special
  * tokens inside text). Also the streaming decoder and load errors. */
+#include <pthread.h>
 #include <stdint.h>
 #include "core/io.h"
 #include "core/json.h"
@@ -151,6 +152,39 @@ static void offsets_tile(void) {
     lma_tok_free(t);
 }
 
+/* Several threads encoding at once (shared word cache) give the single-thread ids. */
+typedef struct { const lma_tokenizer *t; const char *text; size_t len; int32_t *ids; size_t n; lma_status st; } job;
+static void *encode_job(void *arg) {
+    job *j = arg;
+    j->st = lma_tok_encode(j->t, j->text, j->len, 1, &j->ids, &j->n);
+    return NULL;
+}
+static void threads_agree(const char *long_hex) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/ref/tok/sp", LMA_SRC_DIR);
+    lma_tokenizer *t = NULL, *ref = NULL;
+    CHECK_OK(lma_tok_load(dir, &t));
+    CHECK_OK(lma_tok_load(dir, &ref));
+    if (!t || !ref) return;
+    size_t tl; char *text = unhex(long_hex, &tl);
+    int32_t *want; size_t nw;
+    CHECK_OK(lma_tok_encode(ref, text, tl, 1, &want, &nw));
+    job jobs[4]; pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (job){t, text + i * 97, tl - (size_t)i * 97, NULL, 0, LMA_OK};
+        pthread_create(&th[i], NULL, encode_job, &jobs[i]);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        int32_t *w1; size_t n1;
+        CHECK_OK(lma_tok_encode(ref, text + i * 97, tl - (size_t)i * 97, 1, &w1, &n1));
+        CHECK(jobs[i].st == LMA_OK && jobs[i].n == n1 && !memcmp(jobs[i].ids, w1, n1 * sizeof *w1), "thread %d ids differ", i);
+        free(w1); free(jobs[i].ids);
+    }
+    free(want); free(text);
+    lma_tok_free(t); lma_tok_free(ref);
+}
+
 static void load_errors(void) {
     struct { const char *json; lma_status want; const char *needle; } cases[] = {
         {"{", LMA_ERR_FORMAT, "tokenizer.json"},
@@ -193,6 +227,7 @@ int main(void) {
     const char *long_hex = cJSON_GetObjectItem(cJSON_GetObjectItem(toks, "bl"), "long_hex")->valuestring;
     const char *names[] = {"bl", "sp", "spm", "g2"};
     for (int i = 0; i < 4; i++) run_tokenizer(names[i], cJSON_GetObjectItem(toks, names[i]), long_hex);
+    threads_agree(long_hex);
     cJSON_Delete(root);
     offsets_tile();
     load_errors();
