@@ -8,6 +8,7 @@
 #include "cli.h"
 
 static const lma_cli_command commands[] = {
+    {"demo", "the main job: pretrain a tiny model on lmadapt's docs, then sample (CPU, no download)", cmd_demo},
     {"pretrain", "pretrain a model from scratch on text (CPU)", cmd_pretrain},
     {"cpt", "continued pretraining on domain text with replay against forgetting", cmd_cpt},
     {"tokenizer", "encode, decode, train tokenizers; render chat templates (HF-exact)", cmd_tokenizer},

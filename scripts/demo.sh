@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The main job (README): build lmadapt, then score a token sequence with a tiny
-# Llama model that the tests ship (tests/ref/models/llama_gqa), as text and JSON.
+# The main job (README): build lmadapt, then `lmadapt demo`: pretrain a tiny Llama
+# model on CPU on lmadapt's own documentation (embedded in the binary, no
+# download), save it in Hugging Face format, and sample from it. About a minute
+# on 2 cores. Extra arguments go to `lmadapt demo` (see `lmadapt demo --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target lmadapt >/dev/null
-echo "== lmadapt score on tests/ref/models/llama_gqa =="
-build/lmadapt score --model tests/ref/models/llama_gqa --ids 1,17,42,99,3,250,7,7,120
-build/lmadapt score --model tests/ref/models/llama_gqa --ids 1,17,42,99,3,250,7,7,120 --json
+build/lmadapt demo --out "${LMA_DEMO_OUT:-build/demo}" "$@"

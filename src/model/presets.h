@@ -1,5 +1,6 @@
 /* Model size presets in Llama proportions (MLP hidden ~ 8/3 dim rounded to a
  * multiple of 32, head dim 48-64, untied head), for pretraining from scratch:
+ *   tiny dim 128,  4 layers,  4 heads            (demos and tests)
  *   15m  dim 288,  6 layers,  6 heads            (llama2.c stories15M)
  *   60m  dim 512,  8 layers,  8 heads
  *   125m dim 768,  12 layers, 12 heads
