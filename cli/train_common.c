@@ -41,8 +41,9 @@ int cli_data_docs(cli_data_opts *d, const char *cmd, const char *v) {
     return 0;
 }
 
-static const char *tok_files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                                  "generation_config.json"};
+/* tokenizer.json last: its presence marks a complete copy (resume checks it) */
+static const char *tok_files[] = {"tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+                                  "tokenizer.json"};
 
 /* Copies the tokenizer files present in src into dst. */
 lma_status cli_copy_tokenizer(const char *src, const char *dst) {
