@@ -4,6 +4,7 @@
 #include <string.h>
 #include "cli.h"
 #include "data/curate/curate.h"
+#include "tok/tokenizer.h"
 
 static const char *usage_main =
     "Usage: lmadapt data <command> INPUT [options]\n\n"
@@ -27,7 +28,8 @@ static const char *usage_validate =
     "  message_missing_key, message_unrecognized_key, unrecognized_role, missing_content,\n"
     "  empty_turn, example_missing_assistant_message, missing_user_message, role_order,\n"
     "  last_turn_not_assistant, invalid_weight, chosen_equals_rejected,\n"
-    "  stray_special_token, template_in_content, system_prompt_drift, answer_format_drift.\n\n"
+    "  stray_special_token, template_in_content, system_prompt_drift, answer_format_drift,\n"
+    "  too_long (with --tokenizer).\n\n"
     "Options:\n"
     "  --report FILE          write all findings and counts as JSON\n"
     "  --system TEXT          the system prompt the inference side sends (flags others)\n"
@@ -36,6 +38,10 @@ static const char *usage_validate =
     "  --single-task          compare answer formats across the whole file (one task)\n"
     "  --format-minority X    an answer format below this share of its task is drift (0.1)\n"
     "  --show N               findings printed in the summary (20)\n"
+    "  --tokenizer DIR        flag examples longer than --max-tokens (too_long), counted as\n"
+    "                         the chat template renders them (tokenizer.json + tokenizer_config.json)\n"
+    "  --max-tokens N         (16385, the OpenAI notebook's limit; use your training length)\n"
+    "  --chat-template NAME   llama2|llama3|chatml|zephyr|mistral instead of the tokenizer's own\n"
     "Exit status: 0 no errors (warnings allowed), 1 errors found or failure, 2 bad usage.\n";
 
 static const char *usage_stats =
@@ -136,7 +142,7 @@ static double getn(const cJSON *o, const char *k) {
 static int do_validate(int argc, char **argv) {
     const char *cmd = "data validate";
     lma_validate_params p; lma_validate_default_params(&p);
-    const char *in = NULL;
+    const char *in = NULL, *tok_dir = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--report")) { if (!need(i, argc, argv, cmd)) return 2; p.report_path = argv[++i]; }
@@ -146,13 +152,24 @@ static int do_validate(int argc, char **argv) {
         else if (!strcmp(a, "--task-field")) { if (!need(i, argc, argv, cmd)) return 2; p.task_field = argv[++i]; }
         else if (!strcmp(a, "--format-minority")) { if (!need(i, argc, argv, cmd) || !num(argv[++i], &p.format_minority)) return cli_usage_error(cmd, "--format-minority needs a number"); }
         else if (!strcmp(a, "--show")) { if (!need(i, argc, argv, cmd)) return 2; p.max_summary_findings = atoi(argv[++i]); }
+        else if (!strcmp(a, "--tokenizer")) { if (!need(i, argc, argv, cmd)) return 2; tok_dir = argv[++i]; }
+        else if (!strcmp(a, "--max-tokens")) { if (!need(i, argc, argv, cmd)) return 2; p.max_tokens = atoi(argv[++i]); }
+        else if (!strcmp(a, "--chat-template")) { if (!need(i, argc, argv, cmd)) return 2; p.chat_template = argv[++i]; }
         else if (a[0] == '-' && a[1]) return cli_usage_error(cmd, "unknown option %s", a);
         else if (!in) in = a;
         else return cli_usage_error(cmd, "one input file only (got %s and %s)", in, a);
     }
     if (!in) return cli_usage_error(cmd, "an input file is needed");
+    if (p.max_tokens < 1) return cli_usage_error(cmd, "--max-tokens must be positive");
+    lma_tokenizer *tok = NULL;
+    if (tok_dir) {
+        if (lma_tok_load(tok_dir, &tok)) return cli_fail(cmd, NULL);
+        p.tokenizer = tok;
+    }
     cJSON *s;
-    if (lma_data_validate(in, &p, &s)) return cli_fail(cmd, NULL);
+    lma_status vs = lma_data_validate(in, &p, &s);
+    lma_tok_free(tok);
+    if (vs) return cli_fail(cmd, NULL);
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(s, "findings");
     for (const cJSON *it = f ? f->child : NULL; it; it = it->next)
         printf("%s:%.0f: %s: %s [%s]\n", in, getn(it, "line"), cJSON_GetObjectItemCaseSensitive(it, "severity")->valuestring,

@@ -8,6 +8,8 @@
 #include "core/io.h"
 #include "core/json.h"
 #include "data/curate/curate.h"
+#include "tok/chat_template.h"
+#include "tok/tokenizer.h"
 #include "test.h"
 
 typedef struct { const char *line; const char *code; } plant;
@@ -136,8 +138,64 @@ static void drift(void) {
     remove(path); remove(p.report_path);
 }
 
+static int cmp_size(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* too_long: the flagged lines are exactly those whose chat-template encoding (the
+ * tokenizer module's, checked against transformers in its own tests) exceeds the limit. */
+static void too_long(void) {
+    lma_tokenizer *tok = NULL;
+    CHECK_OK(lma_tok_load(LMA_SRC_DIR "/tests/ref/tok/bl", &tok));
+    if (!tok) return;
+    const char *path = "test_data_validate_len.jsonl";
+    FILE *f = fopen(path, "wb");
+    lma_ex_reader *r;
+    CHECK_OK(lma_ex_open(LMA_SHARED_DIR "/data/gsm8k_train.jsonl", &r));
+    enum { N = 200 };
+    size_t len[N], sorted[N];
+    lma_example *e;
+    int n = 0;
+    while (r && n < N && lma_ex_next(r, &e) == LMA_OK && e) {
+        char *q = json_escape(e->msgs[0].text), *a = json_escape(e->msgs[1].text);
+        fprintf(f, "{\"messages\":[{\"role\":\"user\",\"content\":%s},{\"role\":\"assistant\",\"content\":%s}]}\n", q, a);
+        free(q); free(a);
+        lma_chat_msg m[2] = {{"user", e->msgs[0].text}, {"assistant", e->msgs[1].text}};
+        int32_t *ids = NULL; size_t n_ids = 0, *spans = NULL, ns = 0;
+        CHECK_OK(lma_chat_encode(tok, NULL, m, 2, 0, &ids, &n_ids, &spans, &ns));
+        free(ids); free(spans);
+        len[n] = sorted[n] = n_ids;
+        n++;
+    }
+    lma_ex_close(r);
+    fclose(f);
+    qsort(sorted, N, sizeof *sorted, cmp_size);
+    lma_validate_params p; lma_validate_default_params(&p);
+    p.tokenizer = tok;
+    p.max_tokens = (int)sorted[N / 2];
+    p.report_path = "test_data_validate_len.report.json";
+    cJSON *sum = NULL, *rep = NULL;
+    CHECK_OK(lma_data_validate(path, &p, &sum));
+    CHECK_OK(lma_json_load(p.report_path, &rep));
+    int want = 0, match = 0;
+    const cJSON *list = rep ? cJSON_GetObjectItem(rep, "findings") : NULL;
+    for (int i = 0; i < N && list; i++) {
+        int over = len[i] > (size_t)p.max_tokens;
+        want += over;
+        match += over == has_finding(list, i + 1, "too_long");
+    }
+    CHECK(want > 20 && want < N - 20, "limit splits the set (%d over)", want);
+    CHECK(match == N, "too_long flags exactly the over-length lines (%d/%d)", match, N);
+    CHECK(list && cJSON_GetArraySize((cJSON *)list) == want, "no other findings");
+    cJSON_Delete(sum); cJSON_Delete(rep);
+    lma_tok_free(tok);
+    remove(path); remove(p.report_path);
+}
+
 int main(void) {
     planted();
     drift();
+    too_long();
     TEST_END();
 }

@@ -57,7 +57,17 @@ typedef struct {
     int format_check;       /* compare answer formats (on when task_field is set) */
     double format_minority; /* an answer format below this share of its task is drift (0.1) */
     int max_summary_findings; /* findings copied into the returned summary (20) */
+    /* Over-length check (optional): examples longer than max_tokens tokens as the
+     * tokenizer's chat template renders them (or, for text, the tokenized text). */
+    const struct lma_tokenizer *tokenizer;
+    const char *chat_template; /* format name or Jinja string; NULL = the tokenizer's own */
+    int max_tokens;            /* 16385 (the OpenAI notebook's limit) */
 } lma_validate_params;
+/* Tokens of the example (the longer of chosen/rejected for preference data):
+ * rendered with the chat template when it accepts the turns, else the turns'
+ * text joined by newlines with BOS/EOS. *templated says which. */
+lma_status lma_validate_count_tokens(const lma_example *ex, const struct lma_tokenizer *t, const char *chat_template,
+                                     size_t *n_tokens, int *templated);
 void lma_validate_default_params(lma_validate_params *p);
 
 /* One finding about one example (also used by the in-memory check). */

@@ -8,11 +8,14 @@
 #include "data/curate/internal.h"
 #include "data/curate/text.h"
 #include "data/curate/u64map.h"
+#include "tok/chat_template.h"
+#include "tok/tokenizer.h"
 
 void lma_validate_default_params(lma_validate_params *p) {
     memset(p, 0, sizeof *p);
     p->format_minority = 0.1;
     p->max_summary_findings = 20;
+    p->max_tokens = 16385;
 }
 
 typedef struct {
@@ -198,6 +201,54 @@ size_t lma_validate_example(const lma_example *ex, const lma_validate_params *p,
     return s.n;
 }
 
+/* ---- token length ------------------------------------------------------------ */
+
+static lma_status count_list(const lma_example *ex, const lma_ex_msg *extra, size_t n_extra, const lma_tokenizer *t,
+                             const char *tmpl, size_t *n, int *templated) {
+    size_t total = ex->n_msgs + n_extra, k = 0;
+    lma_chat_msg *cm = total ? malloc(total * sizeof *cm) : NULL;
+    int ok = total > 0 && cm != NULL;
+    for (size_t i = 0; ok && i < total; i++) {
+        const lma_ex_msg *m = i < ex->n_msgs ? &ex->msgs[i] : &extra[i - ex->n_msgs];
+        if (m->role > LMA_ROLE_ASSISTANT) { ok = 0; break; }
+        cm[k].role = lma_role_name(m->role);
+        cm[k++].content = m->text;
+    }
+    if (ok) {
+        int32_t *ids = NULL; size_t n_ids = 0, *spans = NULL, n_spans = 0;
+        lma_status st = lma_chat_encode(t, tmpl, cm, k, 0, &ids, &n_ids, &spans, &n_spans);
+        free(ids); free(spans);
+        if (st == LMA_OK) { free(cm); *n = n_ids; *templated = 1; return LMA_OK; }
+        if (st == LMA_ERR_NOMEM) { free(cm); return st; }
+        lma_clear_error(); /* the template refused these turns: count the plain text */
+    }
+    free(cm);
+    lma_ex_buf b = {0};
+    lma_status st = LMA_OK;
+    for (size_t i = 0; i < total && !st; i++) {
+        const lma_ex_msg *m = i < ex->n_msgs ? &ex->msgs[i] : &extra[i - ex->n_msgs];
+        if (i) st = lma_ex_buf_append(&b, "\n", 1);
+        if (!st) st = lma_ex_buf_append(&b, m->text, m->len);
+    }
+    int32_t *ids = NULL; size_t n_ids = 0;
+    if (!st) st = lma_tok_encode(t, b.p ? b.p : "", b.len, 1, &ids, &n_ids);
+    free(ids);
+    lma_ex_buf_free(&b);
+    if (!st) { *n = n_ids; *templated = 0; }
+    return st;
+}
+
+lma_status lma_validate_count_tokens(const lma_example *ex, const lma_tokenizer *t, const char *tmpl, size_t *n, int *templated) {
+    *n = 0; *templated = 0;
+    if (ex->error_code) return LMA_OK;
+    if (ex->format != LMA_EXF_PREFERENCE) return count_list(ex, NULL, 0, t, tmpl, n, templated);
+    size_t a = 0, b = 0; int ta = 0, tb = 0;
+    LMA_TRY(count_list(ex, ex->chosen, ex->n_chosen, t, tmpl, &a, &ta));
+    LMA_TRY(count_list(ex, ex->rejected, ex->n_rejected, t, tmpl, &b, &tb));
+    *n = a > b ? a : b; *templated = a > b ? ta : tb;
+    return LMA_OK;
+}
+
 /* ---- answer formats per task (two-pass drift check) ------------------------ */
 
 #define MAX_TASKS 4096
@@ -293,6 +344,17 @@ lma_status lma_data_validate(const char *path, const lma_validate_params *pin, c
         for (size_t i = 0; i < n && i < 32 && !st; i++) {
             err |= fs[i].severity == 2;
             st = emit(&rep, summary, ex, &fs[i], p.max_summary_findings);
+        }
+        if (!st && p.tokenizer && !ex->error_code) {
+            size_t nt; int templated;
+            st = lma_validate_count_tokens(ex, p.tokenizer, p.chat_template, &nt, &templated);
+            if (!st && p.max_tokens > 0 && nt > (size_t)p.max_tokens) {
+                lma_finding fd = {"too_long", 2, {0}};
+                snprintf(fd.message, sizeof fd.message, "%zu tokens%s, over the limit of %d (it would be truncated)", nt,
+                         templated ? " with the chat template" : "", p.max_tokens);
+                err = 1;
+                st = emit(&rep, summary, ex, &fd, p.max_summary_findings);
+            }
         }
         n_bad += err != 0;
         if (!ex->error_code && (p.format_check || p.task_field)) {
