@@ -56,3 +56,68 @@ lma_status lma_curate_on_bad(const lma_example *ex, void *vctx) {
     }
     return lma_report_item(c->rep, o);
 }
+
+lma_status lma_curate_sieve_open(lma_curate_sieve *s, const char *cmd, const char *in, const char *out,
+                                 const char *removed, const char *report) {
+    memset(s, 0, sizeof *s);
+    s->bad.rep = &s->rep;
+    if (!out) return lma_error(LMA_ERR_ARG, "%s: an output path is required", cmd);
+    LMA_TRY(lma_curate_check_output(in, out));
+    LMA_TRY(lma_curate_check_output(in, removed));
+    LMA_TRY(lma_curate_check_output(in, report));
+    LMA_TRY(lma_atomic_open(&s->fo, out));
+    s->fo_open = 1;
+    lma_status st = LMA_OK;
+    if (removed && !(st = lma_atomic_open(&s->fr, removed))) s->fr_open = 1;
+    if (!st) st = lma_report_open(&s->rep, report, cmd, in, "removed");
+    if (st) lma_curate_sieve_abort(s);
+    return st;
+}
+
+lma_status lma_curate_sieve_keep(lma_curate_sieve *s, const lma_ex_buf *line) {
+    s->n_ex++; s->n_kept++;
+    lma_status st = lma_atomic_write(&s->fo, line->p, line->len);
+    if (!st) st = lma_atomic_write(&s->fo, "\n", 1);
+    if (st) s->fo_open = 0; /* the failed write removed it */
+    return st;
+}
+
+lma_status lma_curate_sieve_drop(lma_curate_sieve *s, cJSON *info, const lma_ex_buf *line) {
+    s->n_ex++; s->n_removed++;
+    if (!info) return lma_error(LMA_ERR_NOMEM, "out of memory");
+    lma_status st = LMA_OK;
+    if (s->fr_open) {
+        char *j = cJSON_PrintUnformatted(info);
+        if (!j) { cJSON_Delete(info); return lma_error(LMA_ERR_NOMEM, "out of memory"); }
+        s->tmp.len = 0;
+        st = lma_ex_buf_append(&s->tmp, j, strlen(j) - 1); /* without the closing brace */
+        free(j);
+        if (!st) st = lma_ex_buf_append(&s->tmp, ",\"example\":", 11);
+        if (!st) st = lma_ex_buf_append(&s->tmp, line->p, line->len);
+        if (!st) st = lma_ex_buf_append(&s->tmp, "}\n", 2);
+        if (!st && (st = lma_atomic_write(&s->fr, s->tmp.p, s->tmp.len))) s->fr_open = 0;
+    }
+    if (st) { cJSON_Delete(info); return st; }
+    return lma_report_item(&s->rep, info);
+}
+
+lma_status lma_curate_sieve_close(lma_curate_sieve *s, cJSON *summary) {
+    cJSON_AddNumberToObject(summary, "examples", (double)s->n_ex);
+    cJSON_AddNumberToObject(summary, "kept", (double)s->n_kept);
+    cJSON_AddNumberToObject(summary, "removed", (double)s->n_removed);
+    cJSON_AddNumberToObject(summary, "unreadable", (double)s->bad.unreadable);
+    lma_status st = lma_atomic_commit(&s->fo);
+    s->fo_open = 0;
+    if (!st && s->fr_open) { st = lma_atomic_commit(&s->fr); s->fr_open = 0; }
+    if (!st) st = lma_report_close(&s->rep, summary);
+    lma_curate_sieve_abort(s);
+    return st;
+}
+
+void lma_curate_sieve_abort(lma_curate_sieve *s) {
+    if (s->fo_open) lma_atomic_abort(&s->fo);
+    if (s->fr_open) lma_atomic_abort(&s->fr);
+    s->fo_open = s->fr_open = 0;
+    lma_report_abort(&s->rep);
+    lma_ex_buf_free(&s->tmp);
+}

@@ -209,28 +209,18 @@ size_t lma_dedup_memory(const lma_dedup *d) {
 
 lma_status lma_data_dedup(const char *in, const lma_dedup_file_params *p, cJSON **out) {
     *out = NULL;
-    if (!p->out_path) return lma_error(LMA_ERR_ARG, "dedup: an output path is required");
-    LMA_TRY(lma_curate_check_output(in, p->out_path));
-    LMA_TRY(lma_curate_check_output(in, p->removed_path));
-    LMA_TRY(lma_curate_check_output(in, p->report_path));
+    lma_curate_sieve sv;
+    LMA_TRY(lma_curate_sieve_open(&sv, "dedup", in, p->out_path, p->removed_path, p->report_path));
     lma_dedup *d = NULL;
     lma_ex_reader *r = NULL;
     lma_curate_batch *batch = calloc(1, sizeof *batch);
     lma_dedup_sig *sigs = calloc(LMA_CURATE_BATCH, sizeof *sigs);
-    lma_atomic_file fo, fr;
-    int fo_open = 0, fr_open = 0;
-    lma_report rep; memset(&rep, 0, sizeof rep);
-    lma_ex_buf tmp = {0};
-    int64_t n_ex = 0, n_kept = 0, n_exact = 0, n_near = 0;
+    int64_t n_exact = 0, n_near = 0;
     lma_status st = (batch && sigs) ? LMA_OK : lma_error(LMA_ERR_NOMEM, "dedup: out of memory");
     if (!st) st = lma_dedup_create(&p->dedup, &d);
     if (!st) st = lma_ex_open(in, &r);
-    if (!st && !(st = lma_atomic_open(&fo, p->out_path))) fo_open = 1;
-    if (!st && p->removed_path && !(st = lma_atomic_open(&fr, p->removed_path))) fr_open = 1;
-    if (!st) st = lma_report_open(&rep, p->report_path, "dedup", in, "removed");
-    lma_curate_bad bc = {&rep, 0};
     while (!st) {
-        if ((st = lma_curate_batch_read(r, p->part ? p->part : LMA_EX_ALL, batch, lma_curate_on_bad, &bc)) || !batch->n) break;
+        if ((st = lma_curate_batch_read(r, p->part ? p->part : LMA_EX_ALL, batch, lma_curate_on_bad, &sv.bad)) || !batch->n) break;
         lma_status ps = LMA_OK;
         #pragma omp parallel for schedule(dynamic, 16)
         for (size_t i = 0; i < batch->n; i++) {
@@ -244,46 +234,23 @@ lma_status lma_data_dedup(const char *in, const lma_dedup_file_params *p, cJSON 
         for (size_t i = 0; i < batch->n && !st; i++) {
             lma_dup_result res;
             if ((st = lma_dedup_insert(d, &sigs[i], batch->lineno[i], &res))) break;
-            n_ex++;
-            if (res.kind == LMA_DUP_NONE) {
-                n_kept++;
-                if (!(st = lma_atomic_write(&fo, batch->line[i].p, batch->line[i].len))) st = lma_atomic_write(&fo, "\n", 1);
-                if (st) fo_open = 0;
-                continue;
-            }
-            const char *why = res.kind == LMA_DUP_EXACT ? "exact" : "near";
+            if (res.kind == LMA_DUP_NONE) { st = lma_curate_sieve_keep(&sv, &batch->line[i]); continue; }
             if (res.kind == LMA_DUP_EXACT) n_exact++; else n_near++;
-            if (fr_open) {
-                char head[160];
-                int k = snprintf(head, sizeof head, "{\"line\":%lld,\"twin_line\":%lld,\"reason\":\"%s\",\"jaccard\":%.4f,\"example\":",
-                                 (long long)batch->lineno[i], (long long)res.twin, why, res.jaccard);
-                tmp.len = 0;
-                if (!(st = lma_ex_buf_append(&tmp, head, (size_t)k)) && !(st = lma_ex_buf_append(&tmp, batch->line[i].p, batch->line[i].len)) &&
-                    !(st = lma_ex_buf_append(&tmp, "}\n", 2)))
-                    st = lma_atomic_write(&fr, tmp.p, tmp.len);
-                if (st) { fr_open = 0; break; }
-            }
             cJSON *o = cJSON_CreateObject();
             if (o) {
                 cJSON_AddNumberToObject(o, "line", (double)batch->lineno[i]);
                 cJSON_AddNumberToObject(o, "twin_line", (double)res.twin);
-                cJSON_AddStringToObject(o, "reason", why);
+                cJSON_AddStringToObject(o, "reason", res.kind == LMA_DUP_EXACT ? "exact" : "near");
                 cJSON_AddNumberToObject(o, "jaccard", res.jaccard);
             }
-            st = lma_report_item(&rep, o);
+            st = lma_curate_sieve_drop(&sv, o, &batch->line[i]);
         }
     }
     cJSON *summary = NULL;
+    if (!st && !(summary = cJSON_CreateObject())) st = lma_error(LMA_ERR_NOMEM, "dedup: out of memory");
     if (!st) {
-        summary = cJSON_CreateObject();
-        if (!summary) st = lma_error(LMA_ERR_NOMEM, "dedup: out of memory");
-    }
-    if (!st) {
-        cJSON_AddNumberToObject(summary, "examples", (double)n_ex);
-        cJSON_AddNumberToObject(summary, "kept", (double)n_kept);
         cJSON_AddNumberToObject(summary, "exact_duplicates", (double)n_exact);
         cJSON_AddNumberToObject(summary, "near_duplicates", (double)n_near);
-        cJSON_AddNumberToObject(summary, "unreadable", (double)bc.unreadable);
         cJSON_AddNumberToObject(summary, "state_bytes", (double)lma_dedup_memory(d));
         cJSON *pp = cJSON_AddObjectToObject(summary, "params");
         if (pp) {
@@ -293,21 +260,14 @@ lma_status lma_data_dedup(const char *in, const lma_dedup_file_params *p, cJSON 
             cJSON_AddNumberToObject(pp, "threshold", d->p.threshold);
             cJSON_AddBoolToObject(pp, "near", d->p.near);
         }
-        if (!(st = lma_atomic_commit(&fo))) {
-            fo_open = 0;
-            if (fr_open) { st = lma_atomic_commit(&fr); fr_open = 0; }
-        }
-        if (!st) st = lma_report_close(&rep, summary);
+        st = lma_curate_sieve_close(&sv, summary);
     }
-    if (fo_open) lma_atomic_abort(&fo);
-    if (fr_open) lma_atomic_abort(&fr);
-    lma_report_abort(&rep);
+    lma_curate_sieve_abort(&sv);
     lma_ex_close(r);
     lma_dedup_free(d);
     if (sigs) for (size_t i = 0; i < LMA_CURATE_BATCH; i++) lma_dedup_sig_free(&sigs[i]);
     free(sigs);
     if (batch) { lma_curate_batch_free(batch); free(batch); }
-    lma_ex_buf_free(&tmp);
     if (st) { cJSON_Delete(summary); return st; }
     *out = summary;
     return LMA_OK;

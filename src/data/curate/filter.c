@@ -271,27 +271,16 @@ done:
 
 lma_status lma_data_filter(const char *in, const lma_filter_file_params *p, cJSON **out) {
     *out = NULL;
-    if (!p->out_path) return lma_error(LMA_ERR_ARG, "filter: an output path is required");
-    LMA_TRY(lma_curate_check_output(in, p->out_path));
-    LMA_TRY(lma_curate_check_output(in, p->removed_path));
-    LMA_TRY(lma_curate_check_output(in, p->report_path));
+    lma_curate_sieve sv;
+    LMA_TRY(lma_curate_sieve_open(&sv, "filter", in, p->out_path, p->removed_path, p->report_path));
     lma_ex_reader *r = NULL;
     lma_curate_batch *batch = calloc(1, sizeof *batch);
     lma_filter_verdict *vs = calloc(LMA_CURATE_BATCH, sizeof *vs);
     cJSON *reasons = cJSON_CreateObject();
-    lma_atomic_file fo, fr;
-    int fo_open = 0, fr_open = 0;
-    lma_report rep; memset(&rep, 0, sizeof rep);
-    lma_ex_buf tmp = {0};
-    int64_t n_ex = 0, n_kept = 0, n_removed = 0;
     lma_status st = (batch && vs && reasons) ? LMA_OK : lma_error(LMA_ERR_NOMEM, "filter: out of memory");
     if (!st) st = lma_ex_open(in, &r);
-    if (!st && !(st = lma_atomic_open(&fo, p->out_path))) fo_open = 1;
-    if (!st && p->removed_path && !(st = lma_atomic_open(&fr, p->removed_path))) fr_open = 1;
-    if (!st) st = lma_report_open(&rep, p->report_path, "filter", in, "removed");
-    lma_curate_bad bc = {&rep, 0};
     while (!st) {
-        if ((st = lma_curate_batch_read(r, p->filter.part ? p->filter.part : LMA_EX_ALL, batch, lma_curate_on_bad, &bc)) || !batch->n) break;
+        if ((st = lma_curate_batch_read(r, p->filter.part ? p->filter.part : LMA_EX_ALL, batch, lma_curate_on_bad, &sv.bad)) || !batch->n) break;
         lma_status ps = LMA_OK;
         #pragma omp parallel for schedule(dynamic, 16)
         for (size_t i = 0; i < batch->n; i++) {
@@ -303,60 +292,31 @@ lma_status lma_data_filter(const char *in, const lma_filter_file_params *p, cJSO
         }
         if ((st = ps)) break;
         for (size_t i = 0; i < batch->n && !st; i++) {
-            n_ex++;
-            if (!vs[i].rule) {
-                n_kept++;
-                if (!(st = lma_atomic_write(&fo, batch->line[i].p, batch->line[i].len))) st = lma_atomic_write(&fo, "\n", 1);
-                if (st) fo_open = 0;
-                continue;
-            }
-            n_removed++;
+            if (!vs[i].rule) { st = lma_curate_sieve_keep(&sv, &batch->line[i]); continue; }
             lma_curate_count(reasons, vs[i].rule, 1);
             cJSON *o = cJSON_CreateObject();
-            if (!o) { st = lma_error(LMA_ERR_NOMEM, "filter: out of memory"); break; }
-            cJSON_AddNumberToObject(o, "line", (double)batch->lineno[i]);
-            cJSON_AddStringToObject(o, "reason", vs[i].rule);
-            cJSON_AddNumberToObject(o, "value", vs[i].value);
-            cJSON_AddNumberToObject(o, "threshold", vs[i].threshold);
-            if (vs[i].detail[0]) cJSON_AddStringToObject(o, "detail", vs[i].detail);
-            if (fr_open) {
-                char *s = cJSON_PrintUnformatted(o);
-                if (!s) { cJSON_Delete(o); st = lma_error(LMA_ERR_NOMEM, "filter: out of memory"); break; }
-                tmp.len = 0;
-                st = lma_ex_buf_append(&tmp, s, strlen(s) - 1);
-                free(s);
-                if (!st) st = lma_ex_buf_append(&tmp, ",\"example\":", 11);
-                if (!st) st = lma_ex_buf_append(&tmp, batch->line[i].p, batch->line[i].len);
-                if (!st) st = lma_ex_buf_append(&tmp, "}\n", 2);
-                if (!st && (st = lma_atomic_write(&fr, tmp.p, tmp.len))) fr_open = 0;
+            if (o) {
+                cJSON_AddNumberToObject(o, "line", (double)batch->lineno[i]);
+                cJSON_AddStringToObject(o, "reason", vs[i].rule);
+                cJSON_AddNumberToObject(o, "value", vs[i].value);
+                cJSON_AddNumberToObject(o, "threshold", vs[i].threshold);
+                if (vs[i].detail[0]) cJSON_AddStringToObject(o, "detail", vs[i].detail);
             }
-            if (st) { cJSON_Delete(o); break; }
-            st = lma_report_item(&rep, o);
+            st = lma_curate_sieve_drop(&sv, o, &batch->line[i]);
         }
     }
     cJSON *summary = NULL;
     if (!st && !(summary = cJSON_CreateObject())) st = lma_error(LMA_ERR_NOMEM, "filter: out of memory");
     if (!st) {
-        cJSON_AddNumberToObject(summary, "examples", (double)n_ex);
-        cJSON_AddNumberToObject(summary, "kept", (double)n_kept);
-        cJSON_AddNumberToObject(summary, "removed", (double)n_removed);
-        cJSON_AddNumberToObject(summary, "unreadable", (double)bc.unreadable);
         cJSON_AddItemToObject(summary, "reasons", reasons);
         reasons = NULL;
-        if (!(st = lma_atomic_commit(&fo))) {
-            fo_open = 0;
-            if (fr_open) { st = lma_atomic_commit(&fr); fr_open = 0; }
-        }
-        if (!st) st = lma_report_close(&rep, summary);
+        st = lma_curate_sieve_close(&sv, summary);
     }
     cJSON_Delete(reasons);
-    if (fo_open) lma_atomic_abort(&fo);
-    if (fr_open) lma_atomic_abort(&fr);
-    lma_report_abort(&rep);
+    lma_curate_sieve_abort(&sv);
     lma_ex_close(r);
     free(vs);
     if (batch) { lma_curate_batch_free(batch); free(batch); }
-    lma_ex_buf_free(&tmp);
     if (st) { cJSON_Delete(summary); return st; }
     *out = summary;
     return LMA_OK;

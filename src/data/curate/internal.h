@@ -24,4 +24,24 @@ void lma_curate_batch_free(lma_curate_batch *b);
  * {"line", "reason": "unreadable", "error"}. ctx is an lma_curate_bad. */
 typedef struct { lma_report *rep; int64_t unreadable; } lma_curate_bad;
 lma_status lma_curate_on_bad(const lma_example *ex, void *ctx);
+/* The outputs of a command that keeps some examples and removes others (dedup,
+ * filter, decontam): the kept file, the removed file ({...info, "example": record}
+ * per line, optional) and the report (info per removed or unreadable record).
+ * Paths are checked against the input. close() adds examples/kept/removed/unreadable
+ * to the summary and commits everything; abort() removes the temporary files. */
+typedef struct {
+    lma_atomic_file fo, fr;
+    int fo_open, fr_open;
+    lma_report rep;
+    lma_curate_bad bad;
+    lma_ex_buf tmp;
+    int64_t n_ex, n_kept, n_removed;
+} lma_curate_sieve;
+lma_status lma_curate_sieve_open(lma_curate_sieve *s, const char *cmd, const char *in, const char *out,
+                                 const char *removed, const char *report);
+lma_status lma_curate_sieve_keep(lma_curate_sieve *s, const lma_ex_buf *line);
+/* Takes ownership of info (a JSON object describing why). */
+lma_status lma_curate_sieve_drop(lma_curate_sieve *s, cJSON *info, const lma_ex_buf *line);
+lma_status lma_curate_sieve_close(lma_curate_sieve *s, cJSON *summary);
+void lma_curate_sieve_abort(lma_curate_sieve *s);
 #endif
