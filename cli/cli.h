@@ -18,6 +18,7 @@ int cmd_cpt(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 
 /* Prints "lmadapt <cmd>: <message>" (message = lma_last_error() when NULL) and returns 1. */

@@ -14,6 +14,7 @@ static const lma_cli_command commands[] = {
     {"tokenizer", "encode, decode, train tokenizers; render chat templates (HF-exact)", cmd_tokenizer},
     {"sft", "supervised fine-tuning on chat data (loss on assistant turns)", cmd_sft},
     {"generate", "continue a prompt (KV cache; greedy, temperature, top-k/p, min-p)", cmd_generate},
+    {"chat", "interactive chat with the model's template (/reset, /system, /exit)", cmd_chat},
     {"score", "log-probability of each token, total NLL and perplexity", cmd_score},
     {"data", "dataset curation: validate, stats, dedup, filter, decontam, split", cmd_data},
 };

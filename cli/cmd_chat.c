@@ -1,0 +1,174 @@
+/* lmadapt chat: an interactive conversation with a model, rendered with its
+ * chat template. Reads one user turn per line from stdin (a terminal or a pipe). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cli.h"
+#include "core/threads.h"
+#include "infer/generate.h"
+#include "tok/chat_template.h"
+
+static void help(void) {
+    printf("Usage: lmadapt chat --model DIR [--system S] [--template NAME] [sampling options]\n\n"
+           "Talks with a chat model: each line you type is a user turn; the reply streams back.\n"
+           "The conversation is rendered with the model's chat template (or --template: llama2,\n"
+           "llama3, chatml, zephyr, mistral) exactly as transformers' apply_chat_template does.\n"
+           "Replies stop at the end-of-turn token of the template or an EOS id.\n\n"
+           "Commands: /reset (forget the conversation), /system TEXT (set the system prompt and\n"
+           "reset), /exit (or end of input).\n\n"
+           "Options:\n"
+           "  --model DIR              HF model dir with tokenizer.json and a chat template\n"
+           "  --system S               system prompt\n"
+           "  --template NAME          chat format instead of the tokenizer's chat_template\n"
+           "  --max-tokens N           per reply (default 256)\n"
+           "  --temperature X          0 = greedy (default 0.7)\n"
+           "  --top-k K, --top-p P, --min-p P, --repetition-penalty R, --seed N   as in generate\n"
+           "  --threads N              CPU threads\n");
+}
+
+typedef struct { lma_chat_msg *m; char **own; size_t n, cap; } history;
+
+static int hist_add(history *h, const char *role, const char *text, size_t len) {
+    if (h->n == h->cap) {
+        size_t nc = h->cap ? h->cap * 2 : 16;
+        lma_chat_msg *m = realloc(h->m, nc * sizeof *m);
+        char **o = realloc(h->own, nc * sizeof *o);
+        if (m) h->m = m;
+        if (o) h->own = o;
+        if (!m || !o) return 0;
+        h->cap = nc;
+    }
+    char *c = malloc(len + 1);
+    if (!c) return 0;
+    memcpy(c, text, len);
+    c[len] = 0;
+    h->own[h->n] = c;
+    h->m[h->n].role = role;
+    h->m[h->n].content = c;
+    h->n++;
+    return 1;
+}
+
+static void hist_reset(history *h, const char *system) {
+    for (size_t i = 0; i < h->n; i++) free(h->own[i]);
+    h->n = 0;
+    if (system && *system) hist_add(h, "system", system, strlen(system));
+}
+
+static void out_text(void *ctx, const char *t, size_t n) {
+    (void)ctx;
+    fwrite(t, 1, n, stdout);
+    fflush(stdout);
+}
+
+int cmd_chat(int argc, char **argv) {
+    enum { O_MODEL = 1, O_SYSTEM, O_TEMPLATE, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_SEED, O_THREADS, O_HELP };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, O_MODEL}, {"system", required_argument, 0, O_SYSTEM},
+        {"template", required_argument, 0, O_TEMPLATE}, {"max-tokens", required_argument, 0, O_MAX},
+        {"temperature", required_argument, 0, O_TEMP}, {"top-k", required_argument, 0, O_TOPK},
+        {"top-p", required_argument, 0, O_TOPP}, {"min-p", required_argument, 0, O_MINP},
+        {"repetition-penalty", required_argument, 0, O_REP}, {"seed", required_argument, 0, O_SEED},
+        {"threads", required_argument, 0, O_THREADS}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+    const char *model = NULL, *system = NULL, *tmpl = NULL;
+    int threads = 0, c;
+    lma_gen_params gp = {.max_tokens = 256, .sample = lma_sample_default_params()};
+    gp.sample.temperature = 0.7f;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case O_MODEL: model = optarg; break;
+        case O_SYSTEM: system = optarg; break;
+        case O_TEMPLATE: tmpl = optarg; break;
+        case O_MAX: gp.max_tokens = (int)strtol(optarg, &end, 10); break;
+        case O_TEMP: gp.sample.temperature = strtof(optarg, &end); break;
+        case O_TOPK: gp.sample.top_k = (int)strtol(optarg, &end, 10); break;
+        case O_TOPP: gp.sample.top_p = strtof(optarg, &end); break;
+        case O_MINP: gp.sample.min_p = strtof(optarg, &end); break;
+        case O_REP: gp.sample.repetition_penalty = strtof(optarg, &end); break;
+        case O_SEED: gp.seed = strtoull(optarg, &end, 10); break;
+        case O_THREADS: threads = atoi(optarg); break;
+        case 'h': case O_HELP: help(); return 0;
+        default: return cli_usage_error("chat", "unknown option");
+        }
+        if (end && (*end || end == optarg)) return cli_usage_error("chat", "bad number '%s'", optarg);
+    }
+    if (optind < argc) return cli_usage_error("chat", "unexpected argument '%s'", argv[optind]);
+    if (!model) return cli_usage_error("chat", "--model DIR is required");
+    if (gp.max_tokens < 1 || gp.sample.temperature < 0 || gp.sample.top_p <= 0 || gp.sample.top_p > 1)
+        return cli_usage_error("chat", "a sampling option is out of range (see --help)");
+    lma_threads_set(threads);
+    lma_tokenizer *tok = NULL;
+    lma_model *m = NULL;
+    if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load(model, lma_backend_cpu(), &m) != LMA_OK) {
+        cli_fail("chat", NULL);
+        lma_tok_free(tok);
+        return 1;
+    }
+    /* stop at EOS ids and at the end-of-turn markers the templates use */
+    int32_t stops[16];
+    int ns = lma_generation_eos(model, &m->cfg, stops, 12);
+    if (lma_tok_eos_id(tok) >= 0 && ns < 16) stops[ns++] = lma_tok_eos_id(tok);
+    static const char *eot[] = {"<|eot_id|>", "<|im_end|>", "</s>", "<|end_of_text|>"};
+    for (size_t i = 0; i < sizeof eot / sizeof eot[0] && ns < 16; i++) {
+        int32_t id = lma_tok_token_to_id(tok, eot[i]);
+        if (id >= 0) stops[ns++] = id;
+    }
+    gp.stop_ids = stops;
+    gp.n_stop_ids = ns;
+    gp.on_text = out_text;
+    int tty = isatty(0);
+    history h = {0};
+    hist_reset(&h, system);
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    if (tty) printf("lmadapt chat: %s (/reset, /system TEXT, /exit)\n", model);
+    for (;;) {
+        if (tty) { printf("> "); fflush(stdout); }
+        ssize_t n = getline(&line, &cap, stdin);
+        if (n < 0) break;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (n == 0) continue;
+        if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) break;
+        if (!strcmp(line, "/reset")) { hist_reset(&h, system); printf("[conversation reset]\n"); continue; }
+        if (!strncmp(line, "/system ", 8)) {
+            static char sys_buf[4096];
+            snprintf(sys_buf, sizeof sys_buf, "%s", line + 8);
+            system = sys_buf;
+            hist_reset(&h, system);
+            printf("[system prompt set; conversation reset]\n");
+            continue;
+        }
+        if (!hist_add(&h, "user", line, (size_t)n)) { rc = cli_fail("chat", "out of memory"); break; }
+        int32_t *ids = NULL;
+        size_t nids = 0, *spans = NULL, nsp = 0;
+        if (lma_chat_encode(tok, tmpl, h.m, h.n, 1, &ids, &nids, &spans, &nsp) != LMA_OK) {
+            cli_fail("chat", NULL);
+            lma_clear_error();
+            free(h.own[--h.n]); /* drop the turn the template refused */
+            continue;
+        }
+        free(spans);
+        lma_gen_result r;
+        lma_status s = lma_generate(m, tok, ids, nids, &gp, &r);
+        free(ids);
+        if (s != LMA_OK) { rc = cli_fail("chat", NULL); break; }
+        printf("\n");
+        fflush(stdout);
+        int ok = hist_add(&h, "assistant", r.text ? r.text : "", r.text ? r.len : 0);
+        free(r.ids);
+        free(r.text);
+        if (!ok) { rc = cli_fail("chat", "out of memory"); break; }
+    }
+    free(line);
+    hist_reset(&h, NULL);
+    free(h.m);
+    free(h.own);
+    lma_model_free(m);
+    lma_tok_free(tok);
+    return rc;
+}
