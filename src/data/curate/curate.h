@@ -1,4 +1,5 @@
-/* Dataset curation: validate, stats, dedup, filter, decontam, split.
+/* Dataset curation: validate, stats, dedup, filter, decontam, split, and the
+ * model-backed generate/accept, judge and debug.
  *
  * Each command has an in-memory core (usable from training code and tests) and a
  * file driver lma_data_<cmd>() that streams an input file through lma_ex_reader
@@ -21,10 +22,13 @@
 #define LMA_CURATE_H
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cjson/cJSON.h>
 #include "core/status.h"
 #include "data/example.h"
 #include "data/curate/text.h"
+#include "infer/generate.h"
+#include "tok/chat_template.h"
 
 #define LMA_CURATE_BATCH 2048
 
@@ -223,4 +227,161 @@ typedef struct {
 } lma_stats_params;
 void lma_stats_default_params(lma_stats_params *p);
 lma_status lma_data_stats(const char *in, const lma_stats_params *p, cJSON **summary);
+/* ---- model-backed curation: generate + accept, judge, debug --judge ----------
+ * generate.c, judge.c, debug.c. A curation model is an HF model dir with
+ * tokenizer.json: prompts are rendered with its chat template (or chat_template)
+ * and a generation prompt, then continued by lma_generate (infer/generate.h) with
+ * the model's eos ids as stop ids. */
+typedef struct {
+    lma_model *model;
+    lma_tokenizer *tok;
+    const char *chat_template; /* NULL: the tokenizer's own (see tok/chat_template.h) */
+    int32_t eos[16]; int n_eos;
+    uint64_t identity[2];      /* hash of config.json, tokenizer files and the weight files' names, sizes, mtimes */
+    int64_t calls;             /* lma_generate calls made through lma_curate_llm_reply */
+} lma_curate_llm;
+/* Loads model + tokenizer from dir (CPU backend). On failure *l is left empty. */
+lma_status lma_curate_llm_load(const char *dir, lma_curate_llm *l);
+void lma_curate_llm_free(lma_curate_llm *l);
+/* Renders msgs (roles system/user/assistant) with the generation prompt, encodes and
+ * generates with gp (gp->stop_ids NULL: the model's eos ids). *text is malloc'd and
+ * NUL-terminated, caller frees. Counts one call. */
+lma_status lma_curate_llm_reply(lma_curate_llm *l, const lma_chat_msg *msgs, size_t n, const lma_gen_params *gp,
+                                char **text, size_t *len);
+
+/* A prompt read from a prompt file record (any example format; prompt-only records
+ * {"prompt"}, {"instruction","input"?}, {"question"} and {"messages"} ending in a user
+ * turn are accepted; trailing assistant turns are dropped). msgs point into the
+ * record or into storage owned by the struct; free with lma_curate_prompt_free. */
+typedef struct {
+    lma_chat_msg *msgs; size_t n;
+    char *id;         /* the record's "id" (string or integer), else "p" + 16 hex of the prompt's hash */
+    char *store_;     /* private */
+} lma_curate_prompt;
+/* Returns LMA_ERR_FORMAT naming file:line when the record holds no usable prompt. */
+lma_status lma_curate_prompt_from(const lma_example *ex, lma_curate_prompt *p);
+void lma_curate_prompt_free(lma_curate_prompt *p);
+
+/* JSONL objects one at a time (review files, caches). Lines over LMA_EX_MAX_RECORD
+ * bytes, invalid JSON and non-objects are errors naming path:line, unless lenient
+ * (then they are skipped and counted in n_skipped). Blank lines are skipped. */
+typedef struct {
+    FILE *f;
+    char path[1024];
+    int64_t line, n_skipped;
+    int lenient;
+    char *buf; size_t cap;
+} lma_jsonl;
+lma_status lma_jsonl_open(lma_jsonl *j, const char *path, int lenient);
+/* *obj: the next object (caller frees with cJSON_Delete), NULL at the end; *line its line. */
+lma_status lma_jsonl_next(lma_jsonl *j, cJSON **obj, int64_t *line);
+void lma_jsonl_close(lma_jsonl *j);
+
+/* ---- generate: draft responses into a review file ----------------------------
+ * Review file (JSONL), one line per prompt:
+ *   {"id", "prompt": "..." (a single user turn) | "messages": [...], "draft": "...",
+ *    "status": "pending", "reviewer_note": ""}
+ * status is one of pending | accepted | edited | rejected; an edited line carries
+ * the reviewer's text in "response". Resumable: ids already in the review file are
+ * skipped and its lines are kept byte for byte (reviewers may have edited them).
+ * Output is atomic: the file is rewritten through a temporary file and renamed,
+ * at most every checkpoint_s seconds and at the end, so a crash loses at most that
+ * much work and never leaves a torn file. Every draft uses gen.seed, so a draft can
+ * be reproduced with lma_generate (or `lmadapt generate --seed`) alone. */
+typedef struct {
+    lma_gen_params gen;       /* max_tokens 256, greedy, seed 0 */
+    const char *system;       /* system turn added to prompts without one (NULL: none) */
+    double checkpoint_s;      /* 60; 0 = after every draft */
+    int progress;             /* progress bar on stderr (0) */
+    int64_t limit;            /* draft at most this many new prompts (0: all) */
+} lma_generate_params;
+void lma_generate_default_params(lma_generate_params *p);
+/* summary: prompts, drafted, skipped (already in the review file), duplicates
+ * (same id twice in the prompt file), unreadable, model_calls. */
+lma_status lma_data_generate(lma_curate_llm *l, const char *prompts, const char *review, const lma_generate_params *p,
+                             cJSON **summary);
+
+/* ---- accept: reviewed file -> training data ---------------------------------- */
+typedef enum { LMA_ACCEPT_MESSAGES = 0, LMA_ACCEPT_ALPACA } lma_accept_format;
+/* Keeps accepted lines (the draft, or "response" when the reviewer filled it) and
+ * edited lines ("response" required: the reviewer's text wins). An unknown status, a
+ * missing field or (alpaca) a prompt that is not a single user turn is an error with
+ * file:line. summary: {"lines", "pending", "accepted", "edited", "rejected", "written"}. */
+lma_status lma_data_accept(const char *review, const char *out, lma_accept_format fmt, cJSON **summary);
+
+/* ---- judge: score examples 1-5 against a rubric (AlpaGasus style) -------------
+ * The rubric is a prompt with the placeholders {instruction} (the prompt turns;
+ * several turns are written "role: text" per turn) and {response} (the last
+ * assistant reply, or the chosen reply). It is sent as one user turn. */
+const char *lma_judge_default_rubric(void);
+/* The score in a judge's text: the first integer after a cue (score, rating, rated,
+ * grade, "rate it", case-insensitive, then up to a few of ' :=*"#-' or "is"/"of"),
+ * else the first standalone integer anywhere; "4/5", "4 out of 5", "4.0" give 4;
+ * accepted only in 1..5 (a cued number outside it, e.g. "Score: 8/10", makes the text
+ * unparseable rather than falling back). Returns the score, or 0 when none. */
+int lma_judge_parse_score(const char *text, size_t len);
+typedef struct {
+    const char *rubric;       /* NULL: lma_judge_default_rubric() */
+    double threshold;         /* keep score >= threshold (4) */
+    int keep_unparsed;        /* keep examples whose score could not be parsed (0) */
+    lma_gen_params gen;       /* max_tokens 48, greedy */
+    const char *model_id;     /* NULL: the model's identity hash */
+    const char *cache_path;   /* JSONL cache (a directory: <dir>/judge_cache.jsonl); NULL: none */
+    const char *out_path;     /* kept examples (required) */
+    const char *scores_path;  /* {"line","index","score" (null when unparsed),"cached","judgement"} per example */
+    const char *removed_path, *report_path;
+    int progress;
+} lma_judge_params;
+void lma_judge_default_params(lma_judge_params *p);
+/* Cache key: 128-bit hash of (model id, rubric, the example's prompt and response
+ * texts, max_tokens and every sampling setting incl. seed). New entries are appended
+ * to the cache (a torn last line from a crash is skipped on the next load).
+ * summary adds: scored, cache_hits, model_calls, unparsed, histogram {"1".."5"}. */
+lma_status lma_data_judge(lma_curate_llm *l, const char *in, const lma_judge_params *p, cJSON **summary);
+
+/* ---- debug: examples that would teach unwanted behaviour ----------------------
+ * Rules file: one rule per line "KIND NAME REGEX" (PCRE2, UTF; '#' lines and blank
+ * lines ignored), applied to every assistant reply:
+ *   action   the reply claims or promises an action the assistant cannot take
+ *   praise   the reply praises a trait of the user; flagged only when the trait word
+ *            (named group "trait", else group 1) occurs in no earlier user/system turn
+ *   refusal  a refusal phrase; flagged only when the rest of the reply (outside the
+ *            sentence holding the phrase) has >= refusal_answer_words words
+ *   flag     any match is flagged
+ * plus, when a task field is given or single_task is set, "format_drift": a reply
+ * whose format (lma_text_format_of) is below format_minority of its task's replies
+ * (tasks with >= 10 replies; examples without the task field are not compared). */
+const char *lma_debug_default_rules(void);
+typedef struct lma_debug_rules lma_debug_rules;
+/* text: rules in the format above; ctx names the source in errors (file:line). */
+lma_status lma_debug_rules_parse(lma_debug_rules **rules, const char *text, size_t len, const char *ctx);
+void lma_debug_rules_free(lma_debug_rules *r);
+size_t lma_debug_rules_count(const lma_debug_rules *r);
+typedef struct {
+    const char *rule;   /* rule name (points into the rules) or "format_drift" */
+    const char *kind;   /* action | praise | refusal | flag | format */
+    size_t msg;         /* index of the reply in ex->msgs (or n_msgs + i for chosen/rejected) */
+    char excerpt[160];  /* the match with a little context, UTF-8 safe */
+} lma_debug_flag;
+/* Pattern rules on one example; writes at most cap flags, returns how many there were. */
+size_t lma_debug_example(const lma_debug_rules *r, int refusal_answer_words, const lma_example *ex,
+                         lma_debug_flag *out, size_t cap);
+typedef struct {
+    const char *const *rules_text; /* (n_rules) rule texts; NULL: the built-in rules */
+    const char *const *rules_name; /* (n_rules) their sources for messages */
+    int n_rules;
+    int refusal_answer_words;      /* 25 */
+    const char *task_field;        /* format check per task (NULL: off unless single_task) */
+    int single_task;
+    double format_minority;        /* 0.1 */
+    lma_curate_llm *judge;         /* NULL: no model opinion */
+    lma_gen_params judge_gen;      /* max_tokens 8, greedy */
+    const char *report_path;
+    const char *out_path, *removed_path; /* optional: unflagged / flagged examples */
+    int max_summary_flags;         /* flags copied into the summary (50) */
+} lma_debug_params;
+void lma_debug_default_params(lma_debug_params *p);
+/* summary: examples, flagged_examples, flags, per_rule {name: n}, unreadable,
+ * judge {"yes","no","unclear","model_calls"}, "flags": [{line, rule, kind, excerpt, judge?}]. */
+lma_status lma_data_debug(const char *in, const lma_debug_params *p, cJSON **summary);
 #endif

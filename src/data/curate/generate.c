@@ -1,0 +1,569 @@
+/* Model-backed curation, part 1: the curation model (load, identity, reply), prompts
+ * from prompt files, JSONL object reading, `data generate` (drafts into a review
+ * file, resumable, atomic) and `data accept` (reviewed file -> training data). */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "core/io.h"
+#include "core/progress.h"
+#include "data/curate/internal.h"
+#include "data/curate/u64map.h"
+
+/* ---- curation model --------------------------------------------------------- */
+
+static void hash_file_bytes(const char *dir, const char *name, uint64_t h[2]) {
+    char path[4200];
+    char *data = NULL; size_t len = 0;
+    if (lma_path_join(path, sizeof path, dir, name) || !lma_file_exists(path) || lma_read_file(path, &data, &len)) {
+        lma_clear_error();
+        return;
+    }
+    h[0] = lma_mix64(h[0] ^ lma_hash64(data, len, 11));
+    h[1] = lma_mix64(h[1] + lma_hash64(data, len, 12));
+    free(data);
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+/* config.json and tokenizer_config.json bytes; tokenizer.json and every weight file
+ * by name, size and mtime (hashing gigabytes of weights would cost a minute). */
+static void model_identity(const char *dir, uint64_t id[2]) {
+    id[0] = 0x6a756467652d6964ULL; id[1] = 0x6c6d61646170742dULL;
+    hash_file_bytes(dir, "config.json", id);
+    hash_file_bytes(dir, "tokenizer_config.json", id);
+    uint64_t acc[2] = {0, 0};
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (!ends_with(e->d_name, ".safetensors") && !ends_with(e->d_name, ".safetensors.index.json") &&
+            strcmp(e->d_name, "tokenizer.json"))
+            continue;
+        char path[4200];
+        struct stat st;
+        if (lma_path_join(path, sizeof path, dir, e->d_name) || stat(path, &st)) { lma_clear_error(); continue; }
+        uint64_t v[4] = {lma_hash64(e->d_name, strlen(e->d_name), 1), (uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec,
+                         (uint64_t)st.st_mtim.tv_nsec};
+        acc[0] += lma_hash64(v, sizeof v, 21); /* order-independent over the directory */
+        acc[1] += lma_hash64(v, sizeof v, 22);
+    }
+    if (d) closedir(d);
+    id[0] = lma_mix64(id[0] ^ acc[0]);
+    id[1] = lma_mix64(id[1] ^ acc[1]);
+}
+
+lma_status lma_curate_llm_load(const char *dir, lma_curate_llm *l) {
+    memset(l, 0, sizeof *l);
+    char path[4200];
+    LMA_TRY(lma_path_join(path, sizeof path, dir, "tokenizer.json"));
+    if (!lma_file_exists(path))
+        return lma_error(LMA_ERR_ARG, "%s: the model dir has no tokenizer.json (needed to render prompts)", dir);
+    LMA_TRY(lma_tok_load(dir, &l->tok));
+    lma_status st = lma_model_load(dir, lma_backend_cpu(), &l->model);
+    if (st) { lma_curate_llm_free(l); return st; }
+    l->n_eos = lma_generation_eos(dir, &l->model->cfg, l->eos, 16);
+    if (!l->n_eos && lma_tok_eos_id(l->tok) >= 0) l->eos[l->n_eos++] = lma_tok_eos_id(l->tok);
+    model_identity(dir, l->identity);
+    return LMA_OK;
+}
+
+void lma_curate_llm_free(lma_curate_llm *l) {
+    if (!l) return;
+    lma_model_free(l->model);
+    lma_tok_free(l->tok);
+    memset(l, 0, sizeof *l);
+}
+
+lma_status lma_curate_llm_reply(lma_curate_llm *l, const lma_chat_msg *msgs, size_t n, const lma_gen_params *gp,
+                                char **text, size_t *len) {
+    *text = NULL; *len = 0;
+    if (!l || !l->model || !l->tok) return lma_error(LMA_ERR_ARG, "curation model: not loaded");
+    int32_t *ids = NULL; size_t n_ids = 0, *spans = NULL, n_spans = 0;
+    LMA_TRY(lma_chat_encode(l->tok, l->chat_template, msgs, n, 1, &ids, &n_ids, &spans, &n_spans));
+    free(spans);
+    lma_gen_params g = *gp;
+    if (!g.stop_ids) { g.stop_ids = l->eos; g.n_stop_ids = l->n_eos; }
+    lma_gen_result r;
+    memset(&r, 0, sizeof r);
+    lma_status st = lma_generate(l->model, l->tok, ids, n_ids, &g, &r);
+    free(ids);
+    l->calls++;
+    if (st) return st;
+    free(r.ids);
+    if (!r.text) {
+        r.text = malloc(1);
+        if (!r.text) return lma_error(LMA_ERR_NOMEM, "curation model: out of memory");
+        r.text[0] = 0; r.len = 0;
+    }
+    *text = r.text; *len = r.len;
+    return LMA_OK;
+}
+
+/* ---- prompts ------------------------------------------------------------------ */
+
+static lma_status add_msg(lma_curate_prompt *p, size_t *cap, const char *role, const char *text, size_t len) {
+    if (p->n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 4;
+        lma_chat_msg *m = realloc(p->msgs, nc * sizeof *m);
+        if (!m) return lma_error(LMA_ERR_NOMEM, "prompt: out of memory");
+        p->msgs = m; *cap = nc;
+    }
+    char *c = malloc(len + 1);
+    if (!c) return lma_error(LMA_ERR_NOMEM, "prompt: out of memory");
+    memcpy(c, text, len); c[len] = 0;
+    p->msgs[p->n].role = role;
+    p->msgs[p->n].content = c;
+    p->n++;
+    return LMA_OK;
+}
+
+void lma_curate_prompt_free(lma_curate_prompt *p) {
+    for (size_t i = 0; p && i < p->n; i++) free((char *)p->msgs[i].content);
+    if (p) { free(p->msgs); free(p->id); free(p->store_); memset(p, 0, sizeof *p); }
+}
+
+static const char *chat_role(const char *name) {
+    if (!name) return NULL;
+    if (!strcmp(name, "system")) return "system";
+    if (!strcmp(name, "user") || !strcmp(name, "human")) return "user";
+    if (!strcmp(name, "assistant") || !strcmp(name, "gpt")) return "assistant";
+    return NULL;
+}
+
+static lma_status from_msg_list(const cJSON *list, lma_curate_prompt *p, size_t *cap, const lma_example *ex) {
+    const cJSON *it;
+    int k = 0;
+    cJSON_ArrayForEach(it, list) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(it, "role"), *c = cJSON_GetObjectItemCaseSensitive(it, "content");
+        const char *role = cJSON_IsString(r) ? chat_role(r->valuestring) : NULL;
+        if (!role || !cJSON_IsString(c))
+            return lma_error(LMA_ERR_FORMAT, "%s:%lld: message %d needs a role (system, user, assistant) and a string content",
+                             ex->file, (long long)ex->line, k);
+        LMA_TRY(add_msg(p, cap, role, c->valuestring, strlen(c->valuestring)));
+        k++;
+    }
+    return LMA_OK;
+}
+
+lma_status lma_curate_prompt_from(const lma_example *ex, lma_curate_prompt *p) {
+    memset(p, 0, sizeof *p);
+    size_t cap = 0;
+    lma_status st = LMA_OK;
+    const cJSON *o = ex->json;
+    if (!o || !cJSON_IsObject(o) || (ex->error_code && !strcmp(ex->error_code, "invalid_utf8")))
+        return lma_error(LMA_ERR_FORMAT, "%s", ex->error[0] ? ex->error : "record is not a JSON object");
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "prompt"), *ins = cJSON_GetObjectItemCaseSensitive(o, "instruction"),
+                *q = cJSON_GetObjectItemCaseSensitive(o, "question");
+    if (!ex->error_code && ex->format != LMA_EXF_TEXT) {
+        for (size_t i = 0; i < ex->n_msgs && !st; i++) {
+            const lma_ex_msg *m = &ex->msgs[i];
+            const char *role = m->role == LMA_ROLE_SYSTEM ? "system" : m->role == LMA_ROLE_USER ? "user"
+                             : m->role == LMA_ROLE_ASSISTANT ? "assistant" : NULL;
+            if (!role)
+                st = lma_error(LMA_ERR_FORMAT, "%s:%lld: turn %zu has role \"%s\"; prompts take system, user and assistant turns",
+                               ex->file, (long long)ex->line, i, m->role_name ? m->role_name : "?");
+            else st = add_msg(p, &cap, role, m->text, m->len);
+        }
+    } else if (ex->error_code && (!strcmp(ex->error_code, "missing_field") || !strcmp(ex->error_code, "missing_messages_list"))) {
+        if (cJSON_IsString(pr)) st = add_msg(p, &cap, "user", pr->valuestring, strlen(pr->valuestring));
+        else if (cJSON_IsArray(pr)) st = from_msg_list(pr, p, &cap, ex);
+        else if (cJSON_IsString(ins)) {
+            const cJSON *in = cJSON_GetObjectItemCaseSensitive(o, "input");
+            size_t a = strlen(ins->valuestring), b = cJSON_IsString(in) ? strlen(in->valuestring) : 0;
+            char *u = malloc(a + b + 3);
+            if (!u) return lma_error(LMA_ERR_NOMEM, "prompt: out of memory");
+            memcpy(u, ins->valuestring, a);
+            if (b) { memcpy(u + a, "\n\n", 2); memcpy(u + a + 2, in->valuestring, b); }
+            st = add_msg(p, &cap, "user", u, b ? a + 2 + b : a);
+            free(u);
+        } else if (cJSON_IsString(q)) st = add_msg(p, &cap, "user", q->valuestring, strlen(q->valuestring));
+        else st = lma_error(LMA_ERR_FORMAT, "%s:%lld: no prompt: expected \"prompt\", \"instruction\", \"question\" or \"messages\"",
+                            ex->file, (long long)ex->line);
+    } else {
+        st = lma_error(LMA_ERR_FORMAT, "%s", ex->error[0] ? ex->error : "record holds no prompt");
+    }
+    while (!st && p->n && !strcmp(p->msgs[p->n - 1].role, "assistant")) free((char *)p->msgs[--p->n].content);
+    if (!st && (!p->n || strcmp(p->msgs[p->n - 1].role, "user")))
+        st = lma_error(LMA_ERR_FORMAT, "%s:%lld: the prompt must end with a user turn", ex->file, (long long)ex->line);
+    if (!st) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+        char b[64];
+        if (cJSON_IsString(id) && id->valuestring[0]) p->id = strdup(id->valuestring);
+        else if (cJSON_IsNumber(id) && id->valuedouble == (double)(long long)id->valuedouble) {
+            snprintf(b, sizeof b, "%lld", (long long)id->valuedouble);
+            p->id = strdup(b);
+        } else {
+            uint64_t h = 0x70726f6d7074ULL;
+            for (size_t i = 0; i < p->n; i++) {
+                h = lma_hash64(p->msgs[i].role, strlen(p->msgs[i].role), h);
+                h = lma_hash64(p->msgs[i].content, strlen(p->msgs[i].content), h);
+            }
+            snprintf(b, sizeof b, "p%016llx", (unsigned long long)h);
+            p->id = strdup(b);
+        }
+        if (!p->id) st = lma_error(LMA_ERR_NOMEM, "prompt: out of memory");
+    }
+    if (st) lma_curate_prompt_free(p);
+    return st;
+}
+
+/* ---- JSONL objects --------------------------------------------------------------- */
+
+lma_status lma_jsonl_open(lma_jsonl *j, const char *path, int lenient) {
+    memset(j, 0, sizeof *j);
+    snprintf(j->path, sizeof j->path, "%s", path);
+    j->lenient = lenient;
+    j->f = fopen(path, "rb");
+    if (!j->f) return lma_error(LMA_ERR_IO, "%s: cannot open", path);
+    return LMA_OK;
+}
+
+lma_status lma_jsonl_next(lma_jsonl *j, cJSON **obj, int64_t *line) {
+    *obj = NULL;
+    for (;;) {
+        ssize_t n = getline(&j->buf, &j->cap, j->f);
+        if (n < 0) {
+            if (ferror(j->f)) return lma_error(LMA_ERR_IO, "%s:%lld: read error", j->path, (long long)j->line + 1);
+            return LMA_OK;
+        }
+        j->line++;
+        if ((size_t)n > LMA_EX_MAX_RECORD) {
+            if (j->lenient) { j->n_skipped++; continue; }
+            return lma_error(LMA_ERR_FORMAT, "%s:%lld: line longer than %zu bytes", j->path, (long long)j->line, LMA_EX_MAX_RECORD);
+        }
+        size_t k = 0;
+        while (k < (size_t)n && (j->buf[k] == ' ' || j->buf[k] == '\t' || j->buf[k] == '\r' || j->buf[k] == '\n')) k++;
+        if (k == (size_t)n) continue;
+        cJSON *o = cJSON_ParseWithLength(j->buf, (size_t)n);
+        if (!cJSON_IsObject(o)) {
+            cJSON_Delete(o);
+            if (j->lenient) { j->n_skipped++; continue; }
+            return lma_error(LMA_ERR_FORMAT, "%s:%lld: not a JSON object", j->path, (long long)j->line);
+        }
+        *obj = o;
+        if (line) *line = j->line;
+        return LMA_OK;
+    }
+}
+
+void lma_jsonl_close(lma_jsonl *j) {
+    if (j->f) fclose(j->f);
+    free(j->buf);
+    memset(j, 0, sizeof *j);
+}
+
+/* ---- generate ----------------------------------------------------------------------- */
+
+void lma_generate_default_params(lma_generate_params *p) {
+    memset(p, 0, sizeof *p);
+    p->gen.max_tokens = 256;
+    p->gen.sample = lma_sample_default_params();
+    p->checkpoint_s = 60;
+}
+
+static uint64_t id_hash(const char *id) { return lma_hash64(id, strlen(id), 0x1d); }
+
+/* Copies the committed file at path into af (adding a final newline if missing). */
+static lma_status copy_into(lma_atomic_file *af, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return lma_error(LMA_ERR_IO, "%s: cannot reopen", path);
+    char buf[65536];
+    size_t n, total = 0;
+    char last = '\n';
+    lma_status st = LMA_OK;
+    while (!st && (n = fread(buf, 1, sizeof buf, f)) > 0) {
+        st = lma_atomic_write(af, buf, n);
+        last = buf[n - 1];
+        total += n;
+    }
+    if (!st && ferror(f)) { lma_atomic_abort(af); st = lma_error(LMA_ERR_IO, "%s: read error", path); }
+    fclose(f);
+    if (!st && total && last != '\n') st = lma_atomic_write(af, "\n", 1);
+    return st;
+}
+
+static cJSON *prompt_json(cJSON *o, const lma_curate_prompt *p) {
+    if (p->n == 1 && !strcmp(p->msgs[0].role, "user")) {
+        cJSON_AddStringToObject(o, "prompt", p->msgs[0].content);
+        return o;
+    }
+    cJSON *arr = cJSON_AddArrayToObject(o, "messages");
+    for (size_t i = 0; arr && i < p->n; i++) {
+        cJSON *m = cJSON_CreateObject();
+        if (!m) break;
+        cJSON_AddStringToObject(m, "role", p->msgs[i].role);
+        cJSON_AddStringToObject(m, "content", p->msgs[i].content);
+        cJSON_AddItemToArray(arr, m);
+    }
+    return o;
+}
+
+static lma_status add_problem(cJSON *summary, int64_t line, const char *msg) {
+    cJSON *arr = cJSON_GetObjectItemCaseSensitive(summary, "problems");
+    if (cJSON_GetArraySize(arr) >= 20) return LMA_OK;
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return lma_error(LMA_ERR_NOMEM, "out of memory");
+    cJSON_AddNumberToObject(o, "line", (double)line);
+    cJSON_AddStringToObject(o, "error", msg);
+    cJSON_AddItemToArray(arr, o);
+    return LMA_OK;
+}
+
+lma_status lma_data_generate(lma_curate_llm *l, const char *prompts, const char *review, const lma_generate_params *pin,
+                             cJSON **out) {
+    lma_generate_params p;
+    if (pin) p = *pin; else lma_generate_default_params(&p);
+    *out = NULL;
+    if (!review) return lma_error(LMA_ERR_ARG, "generate: a review file path is required");
+    LMA_TRY(lma_curate_check_output(prompts, review));
+    lma_u64map done; memset(&done, 0, sizeof done);
+    cJSON *summary = cJSON_CreateObject();
+    if (!summary) return lma_error(LMA_ERR_NOMEM, "generate: out of memory");
+    cJSON_AddItemToObject(summary, "problems", cJSON_CreateArray());
+    int64_t existing = 0, n_prompts = 0, drafted = 0, skipped = 0, dups = 0, bad = 0, calls0 = l ? l->calls : 0;
+    lma_status st = LMA_OK;
+    /* 1. ids already in the review file: kept as they are */
+    int have_review = lma_file_exists(review);
+    if (have_review) {
+        lma_jsonl j;
+        st = lma_jsonl_open(&j, review, 0);
+        while (!st) {
+            cJSON *o; int64_t line;
+            if ((st = lma_jsonl_next(&j, &o, &line)) || !o) break;
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+            if (!cJSON_IsString(id))
+                st = lma_error(LMA_ERR_FORMAT, "%s:%lld: review line has no string \"id\" (fix or remove it before resuming)",
+                               review, (long long)line);
+            else st = lma_u64map_insert(&done, id_hash(id->valuestring), 1);
+            existing++;
+            cJSON_Delete(o);
+        }
+        lma_jsonl_close(&j);
+    }
+    /* 2. count prompts for the progress bar */
+    lma_ex_reader *r = NULL;
+    int64_t total = 0;
+    if (!st && p.progress && strcmp(prompts, "-")) {
+        st = lma_ex_open(prompts, &r);
+        lma_example *ex;
+        while (!st && !(st = lma_ex_next(r, &ex)) && ex) total++;
+        lma_ex_close(r); r = NULL;
+    }
+    lma_atomic_file af;
+    int af_open = 0;
+    if (!st && !(st = lma_atomic_open(&af, review))) af_open = 1;
+    if (!st && have_review && (st = copy_into(&af, review))) af_open = 0;
+    if (!st) st = lma_ex_open(prompts, &r);
+    lma_progress bar;
+    if (p.progress) lma_progress_start(&bar, "drafts", total);
+    double last_commit = lma_now();
+    int64_t uncommitted = 0;
+    while (!st) {
+        if (p.limit > 0 && drafted >= p.limit) break;
+        lma_example *ex;
+        if ((st = lma_ex_next(r, &ex)) || !ex) break;
+        n_prompts++;
+        lma_curate_prompt pr;
+        if (lma_curate_prompt_from(ex, &pr)) {
+            bad++;
+            st = add_problem(summary, ex->line, lma_last_error());
+            lma_clear_error();
+            continue;
+        }
+        uint64_t h = id_hash(pr.id);
+        uint32_t v = lma_u64map_get(&done, h);
+        if (v != UINT32_MAX) {
+            if (v == 1) skipped++; else dups++;
+            lma_curate_prompt_free(&pr);
+            if (p.progress) lma_progress_update(&bar, n_prompts);
+            continue;
+        }
+        /* the system turn, when asked for and absent */
+        lma_chat_msg *msgs = pr.msgs, *tmp = NULL;
+        size_t nm = pr.n;
+        if (p.system && strcmp(pr.msgs[0].role, "system")) {
+            tmp = malloc((pr.n + 1) * sizeof *tmp);
+            if (!tmp) { lma_curate_prompt_free(&pr); st = lma_error(LMA_ERR_NOMEM, "generate: out of memory"); break; }
+            tmp[0].role = "system"; tmp[0].content = p.system;
+            memcpy(tmp + 1, pr.msgs, pr.n * sizeof *tmp);
+            msgs = tmp; nm = pr.n + 1;
+        }
+        char *draft = NULL; size_t dlen = 0;
+        st = lma_curate_llm_reply(l, msgs, nm, &p.gen, &draft, &dlen);
+        cJSON *o = st ? NULL : cJSON_CreateObject();
+        if (o) {
+            cJSON_AddStringToObject(o, "id", pr.id);
+            if (tmp) {
+                lma_curate_prompt shown = pr;
+                shown.msgs = tmp; shown.n = nm;
+                prompt_json(o, &shown);
+            } else prompt_json(o, &pr);
+            cJSON_AddStringToObject(o, "draft", draft);
+            cJSON_AddStringToObject(o, "status", "pending");
+            cJSON_AddStringToObject(o, "reviewer_note", "");
+            char *s = cJSON_PrintUnformatted(o);
+            if (!s) st = lma_error(LMA_ERR_NOMEM, "generate: out of memory");
+            if (!st && (st = lma_atomic_write(&af, s, strlen(s)))) af_open = 0;
+            if (!st && (st = lma_atomic_write(&af, "\n", 1))) af_open = 0;
+            free(s);
+            cJSON_Delete(o);
+        } else if (!st) st = lma_error(LMA_ERR_NOMEM, "generate: out of memory");
+        if (!st) st = lma_u64map_insert(&done, h, 2);
+        free(draft); free(tmp);
+        lma_curate_prompt_free(&pr);
+        if (st) break;
+        drafted++; uncommitted++;
+        if (p.progress) lma_progress_update(&bar, n_prompts);
+        if (lma_now() - last_commit >= p.checkpoint_s) {
+            /* checkpoint: commit what we have, then continue in a fresh temporary copy */
+            af_open = 0;
+            if ((st = lma_atomic_commit(&af))) break;
+            if ((st = lma_atomic_open(&af, review))) break;
+            af_open = 1;
+            if ((st = copy_into(&af, review))) { af_open = 0; break; }
+            last_commit = lma_now();
+            uncommitted = 0;
+        }
+    }
+    lma_ex_close(r);
+    if (p.progress) lma_progress_finish(&bar);
+    if (!st && af_open) { af_open = 0; st = lma_atomic_commit(&af); }
+    if (af_open) lma_atomic_abort(&af);
+    lma_u64map_free(&done);
+    (void)uncommitted;
+    if (st) { cJSON_Delete(summary); return st; }
+    cJSON_AddNumberToObject(summary, "prompts", (double)n_prompts);
+    cJSON_AddNumberToObject(summary, "drafted", (double)drafted);
+    cJSON_AddNumberToObject(summary, "skipped", (double)skipped);
+    cJSON_AddNumberToObject(summary, "duplicates", (double)dups);
+    cJSON_AddNumberToObject(summary, "unreadable", (double)bad);
+    cJSON_AddNumberToObject(summary, "review_lines", (double)(existing + drafted));
+    cJSON_AddNumberToObject(summary, "model_calls", (double)((l ? l->calls : 0) - calls0));
+    *out = summary;
+    return LMA_OK;
+}
+
+/* ---- accept --------------------------------------------------------------------------- */
+
+static const char *str_field(const cJSON *o, const char *k) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+/* The training record for one accepted review line (caller deletes). */
+static lma_status accept_record(const cJSON *o, const char *text, lma_accept_format fmt, const char *path, int64_t line,
+                                cJSON **rec) {
+    *rec = NULL;
+    const char *prompt = str_field(o, "prompt");
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(o, "messages");
+    if (!prompt && !cJSON_IsArray(msgs))
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: review line has neither \"prompt\" (string) nor \"messages\" (list)", path,
+                         (long long)line);
+    cJSON *r = cJSON_CreateObject();
+    if (!r) return lma_error(LMA_ERR_NOMEM, "accept: out of memory");
+    if (fmt == LMA_ACCEPT_ALPACA) {
+        const char *user = prompt;
+        if (!user) {
+            const cJSON *m0 = cJSON_GetArrayItem(msgs, 0);
+            if (cJSON_GetArraySize(msgs) == 1 && str_field(m0, "role") && !strcmp(str_field(m0, "role"), "user"))
+                user = str_field(m0, "content");
+        }
+        if (!user) {
+            cJSON_Delete(r);
+            return lma_error(LMA_ERR_FORMAT, "%s:%lld: --format alpaca needs a single user turn; this prompt has %d messages "
+                             "(use --format messages)", path, (long long)line, cJSON_GetArraySize(msgs));
+        }
+        cJSON_AddStringToObject(r, "instruction", user);
+        cJSON_AddStringToObject(r, "input", "");
+        cJSON_AddStringToObject(r, "output", text);
+    } else {
+        cJSON *arr = cJSON_AddArrayToObject(r, "messages");
+        if (prompt) {
+            cJSON *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "role", "user");
+            cJSON_AddStringToObject(m, "content", prompt);
+            cJSON_AddItemToArray(arr, m);
+        } else {
+            const cJSON *it;
+            int k = 0;
+            cJSON_ArrayForEach(it, msgs) {
+                const char *role = str_field(it, "role"), *content = str_field(it, "content");
+                if (!role || !content) {
+                    cJSON_Delete(r);
+                    return lma_error(LMA_ERR_FORMAT, "%s:%lld: messages[%d] needs string \"role\" and \"content\"", path,
+                                     (long long)line, k);
+                }
+                cJSON_AddItemToArray(arr, cJSON_Duplicate(it, 1));
+                k++;
+            }
+        }
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "assistant");
+        cJSON_AddStringToObject(m, "content", text);
+        cJSON_AddItemToArray(arr, m);
+    }
+    *rec = r;
+    return LMA_OK;
+}
+
+lma_status lma_data_accept(const char *review, const char *out, lma_accept_format fmt, cJSON **summary) {
+    *summary = NULL;
+    if (!out) return lma_error(LMA_ERR_ARG, "accept: an output path is required");
+    LMA_TRY(lma_curate_check_output(review, out));
+    lma_jsonl j;
+    LMA_TRY(lma_jsonl_open(&j, review, 0));
+    lma_atomic_file af;
+    lma_status st = lma_atomic_open(&af, out);
+    int af_open = !st;
+    int64_t n[4] = {0, 0, 0, 0}, lines = 0;
+    static const char *names[4] = {"pending", "accepted", "edited", "rejected"};
+    while (!st) {
+        cJSON *o; int64_t line;
+        if ((st = lma_jsonl_next(&j, &o, &line)) || !o) break;
+        lines++;
+        const char *status = str_field(o, "status");
+        int k = -1;
+        for (int i = 0; status && i < 4; i++) if (!strcmp(status, names[i])) k = i;
+        const char *text = NULL;
+        if (!status) st = lma_error(LMA_ERR_FORMAT, "%s:%lld: review line has no string \"status\"", review, (long long)line);
+        else if (k < 0)
+            st = lma_error(LMA_ERR_FORMAT, "%s:%lld: status \"%.40s\" is not one of pending, accepted, edited, rejected", review,
+                           (long long)line, status);
+        else if (k == 1) {
+            const char *resp = str_field(o, "response");
+            text = resp && resp[0] ? resp : str_field(o, "draft");
+            if (!text) st = lma_error(LMA_ERR_FORMAT, "%s:%lld: accepted line has no string \"draft\"", review, (long long)line);
+        } else if (k == 2) {
+            text = str_field(o, "response");
+            if (!text || !text[strspn(text, " \t\r\n")])
+                st = lma_error(LMA_ERR_FORMAT, "%s:%lld: edited line needs the reviewer's text in \"response\"", review,
+                               (long long)line);
+        }
+        if (!st) n[k]++;
+        if (!st && text) {
+            cJSON *rec = NULL;
+            st = accept_record(o, text, fmt, review, line, &rec);
+            char *s = st ? NULL : cJSON_PrintUnformatted(rec);
+            if (!st && !s) st = lma_error(LMA_ERR_NOMEM, "accept: out of memory");
+            if (!st && (st = lma_atomic_write(&af, s, strlen(s)))) af_open = 0;
+            if (!st && (st = lma_atomic_write(&af, "\n", 1))) af_open = 0;
+            free(s);
+            cJSON_Delete(rec);
+        }
+        cJSON_Delete(o);
+    }
+    lma_jsonl_close(&j);
+    if (!st) { af_open = 0; st = lma_atomic_commit(&af); }
+    if (af_open) lma_atomic_abort(&af);
+    if (st) return st;
+    cJSON *s = cJSON_CreateObject();
+    if (!s) return lma_error(LMA_ERR_NOMEM, "accept: out of memory");
+    cJSON_AddNumberToObject(s, "lines", (double)lines);
+    for (int i = 0; i < 4; i++) cJSON_AddNumberToObject(s, names[i], (double)n[i]);
+    cJSON_AddNumberToObject(s, "written", (double)(n[1] + n[2]));
+    *summary = s;
+    return LMA_OK;
+}
