@@ -2,7 +2,8 @@
  * stories15M shape (dim 288, 6 layers, 6 heads, MLP 768, vocab 32000, untied
  * head: 24.4M parameters; batch 8 x 256), the same setup as
  * bench/torch_cpu_step.py. Usage: bench_train_step [--threads N] [--steps N]
- * [--batch B] [--seq T]. Prints "RESULT lmadapt threads N step_ms X tok_s Y". */
+ * [--batch B] [--seq T] [--device cpu|cuda]. Prints "RESULT lmadapt device D threads N ...
+ * step_ms X tok_s Y". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +14,13 @@
 
 int main(int argc, char **argv) {
     int threads = 2, steps = 5, B = 8, T = 256;
+    const char *device = "cpu";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seq")) T = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--device")) device = argv[i + 1];
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
     }
     lma_threads_set(threads);
@@ -27,7 +30,9 @@ int main(int argc, char **argv) {
     c.n_heads = 6; c.n_kv_heads = 6; c.head_dim = 48; c.max_position_embeddings = 1024;
     c.rms_norm_eps = 1e-5; c.rope_theta = 10000; c.bos_token_id = 1;
     lma_model *m;
-    if (lma_model_create(&c, lma_backend_cpu(), &m) != LMA_OK || lma_model_enable_training(m) != LMA_OK) {
+    const lma_backend *be = lma_backend_by_name(device);
+    if (!be) { fprintf(stderr, "bench: device '%s' is not available\n", device); return 1; }
+    if (lma_model_create(&c, be, &m) != LMA_OK || lma_model_enable_training(m) != LMA_OK) {
         fprintf(stderr, "bench: %s\n", lma_last_error());
         return 1;
     }
@@ -51,7 +56,7 @@ int main(int argc, char **argv) {
         lma_model_zero_grad(m);
     }
     double dt = (lma_now() - t0) / steps;
-    printf("RESULT lmadapt threads %d params %.1fM loss %.4f step_ms %.0f tok_s %.0f\n", lma_threads_get(),
+    printf("RESULT lmadapt device %s threads %d params %.1fM loss %.4f step_ms %.0f tok_s %.0f\n", be->name, lma_threads_get(),
            lma_model_num_params(m) / 1e6, loss, dt * 1000, N / dt);
     free(x); free(y);
     lma_model_free(m);

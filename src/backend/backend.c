@@ -28,5 +28,15 @@ const lma_backend *lma_backend_by_name(const char *name) {
     if (!name) return NULL;
     if (!strcmp(name, "cpu")) return lma_backend_cpu();
     if (!strcmp(name, "ref")) return lma_backend_ref();
+    if (!strcmp(name, "cuda")) return lma_backend_cuda();
     return NULL;
 }
+
+const lma_backend *lma_backend_default(void) {
+    const lma_backend *c = lma_backend_cuda();
+    return c ? c : lma_backend_cpu();
+}
+
+#ifndef LMA_HAVE_CUDA
+const lma_backend *lma_backend_cuda(void) { return NULL; }
+#endif

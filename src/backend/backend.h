@@ -22,6 +22,8 @@
 
 #define LMA_IGNORE_INDEX (-100)
 
+struct lma_nf4_tensor; /* model/nf4.h: NF4 codes + double-quantized block constants */
+
 typedef struct lma_backend lma_backend;
 struct lma_backend {
     const char *name;
@@ -97,11 +99,27 @@ struct lma_backend {
                   float eps, float wd, int t, float grad_scale);
     /* sum of squares, accumulated in double (for the global gradient norm) */
     double (*sum_sq)(const float *x, size_t n);
+
+    /* ---- LoRA / QLoRA (NULL on a backend without them) ---- */
+    /* x (n) *= s */
+    void (*scale)(float *x, float s, size_t n);
+    /* out (n) = a * b; out may alias a or b */
+    void (*mul)(float *out, const float *a, const float *b, size_t n);
+    /* out (N,OC) = inp (N,C) @ dequant(w)^T + bias, w an NF4 tensor of OC*C elements
+     * (row-major (OC,C)); dequantized a tile of rows at a time, never whole. */
+    void (*matmul_nf4_fwd)(float *out, const float *inp, const struct lma_nf4_tensor *w, const float *bias, int N,
+                           int C, int OC);
+    /* dinp (N,C) += dout (N,OC) @ dequant(w); the frozen base gets no gradient */
+    void (*matmul_nf4_bwd)(float *dinp, const float *dout, const struct lma_nf4_tensor *w, int N, int C, int OC);
 };
 
 const lma_backend *lma_backend_cpu(void);
 /* Float interface, double-precision arithmetic inside: the oracle for tests. */
 const lma_backend *lma_backend_ref(void);
-/* By name ("cpu", "ref"); NULL if unknown or not built. */
+/* fp32 on an NVIDIA GPU (cuda/); NULL when not built (no nvcc) or no GPU is present. */
+const lma_backend *lma_backend_cuda(void);
+/* The fastest available: cuda when a GPU is present, else cpu. */
+const lma_backend *lma_backend_default(void);
+/* By name ("cpu", "ref", "cuda"); NULL if unknown, not built or no device. */
 const lma_backend *lma_backend_by_name(const char *name);
 #endif

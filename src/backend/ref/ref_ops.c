@@ -3,6 +3,7 @@
 #include "backend/ref/ref_ops.h"
 #include "backend/backend.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- embedding ---- */

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds lmadapt with CUDA on the device machine (no package registry there):
+# the Debian packages carried in .deps/ (apt-get download of libcjson-dev,
+# libutf8proc-dev, libpcre2-dev, libopenblas-dev and their libraries) are
+# unpacked into /tmp/deps, never into /, and found through pkg-config.
+# Usage (on the device): bash bench/device_build.sh BUILD_DIR
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD="${1:-build-gpu}"
+D=/tmp/deps
+if [ -d .deps ]; then
+  mkdir -p "$D"
+  for f in .deps/*.deb; do dpkg -x "$f" "$D"; done
+  find "$D" -name '*.pc' -exec sed -i "s|=/usr|=$D/usr|" {} +
+  export PKG_CONFIG_PATH="$D/usr/lib/x86_64-linux-gnu/pkgconfig:$D/usr/lib/x86_64-linux-gnu/openblas-pthread/pkgconfig:${PKG_CONFIG_PATH:-}"
+  export LD_LIBRARY_PATH="$D/usr/lib/x86_64-linux-gnu:$D/usr/lib/x86_64-linux-gnu/openblas-pthread:${LD_LIBRARY_PATH:-}"
+fi
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLMA_CUDA=ON -DLMA_CUDA_ARCH=90 >/dev/null
+cmake --build "$BUILD" -j"$(nproc)"

@@ -1,0 +1,467 @@
+/* lma_backend_cuda(): the op table on an NVIDIA GPU, fp32 storage and compute.
+ *
+ * This is the correctness-first CUDA backend: every op of backend.h on the
+ * device, GEMMs through cuBLAS (fp32 math, no TF32, so results match the CPU
+ * backend at fp32 tolerances), the rest as simple kernels: one block per row
+ * for reductions (rmsnorm, softmax, cross-entropy), one thread per element
+ * otherwise. Attention keeps the probabilities (B,NH,T,T) like the CPU backend
+ * (not flash attention yet). The bf16/flash/fused fast path of the CUDA issue
+ * builds on this file and keeps it as its oracle.
+ *
+ * Errors: ops cannot return a status; the first CUDA or cuBLAS error is
+ * recorded with lma_error (LMA_ERR_INTERNAL, naming the op) and can be read with
+ * lma_last_error(); allocation failure returns NULL as the table says. */
+extern "C" {
+#include "backend/backend.h"
+#include "core/status.h"
+}
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdio.h>
+
+static cublasHandle_t g_blas;
+
+static void check(cudaError_t e, const char *what) {
+    if (e != cudaSuccess) lma_error(LMA_ERR_INTERNAL, "cuda %s: %s", what, cudaGetErrorString(e));
+}
+static void check_launch(const char *what) { check(cudaGetLastError(), what); }
+static void check_blas(cublasStatus_t s, const char *what) {
+    if (s != CUBLAS_STATUS_SUCCESS) lma_error(LMA_ERR_INTERNAL, "cublas %s: status %d", what, (int)s);
+}
+
+static unsigned blocks(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
+
+/* ---- memory ---------------------------------------------------------------- */
+
+static void *cu_alloc(size_t bytes) {
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) { cudaGetLastError(); return NULL; }
+    return p;
+}
+static void cu_free(void *p) { if (p) check(cudaFree(p), "free"); }
+static void cu_upload(void *dst, const void *src, size_t n) { check(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice), "upload"); }
+static void cu_download(void *dst, const void *src, size_t n) { check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost), "download"); }
+static void cu_zero(void *p, size_t n) { check(cudaMemset(p, 0, n), "memset"); }
+static void cu_copy(void *dst, const void *src, size_t n) { check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToDevice), "copy"); }
+
+/* ---- block reductions ---------------------------------------------------------- */
+
+__device__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+/* blockDim.x a multiple of 32, at most 1024; every thread gets the result */
+__device__ float block_sum(float v) {
+    __shared__ float s[32];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) s[w] = v;
+    __syncthreads();
+    v = lane < (int)(blockDim.x >> 5) ? s[lane] : 0.0f;
+    return warp_sum(v);
+}
+__device__ float block_max(float v) {
+    __shared__ float s[32];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) s[w] = v;
+    __syncthreads();
+    v = lane < (int)(blockDim.x >> 5) ? s[lane] : -INFINITY;
+    return warp_max(v);
+}
+
+/* ---- embedding ------------------------------------------------------------------ */
+
+__global__ void k_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C) return;
+    size_t n = i / C, c = i % C;
+    out[i] = wte[(size_t)ids[n] * C + c];
+}
+__global__ void k_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C) return;
+    size_t n = i / C, c = i % C;
+    atomicAdd(&dwte[(size_t)ids[n] * C + c], dout[i]);
+}
+static void cu_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C) {
+    k_embedding_fwd<<<blocks((size_t)N * C, 256), 256>>>(out, ids, wte, N, C);
+    check_launch("embedding_fwd");
+}
+static void cu_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C) {
+    if (!dwte) return;
+    k_embedding_bwd<<<blocks((size_t)N * C, 256), 256>>>(dwte, dout, ids, N, C);
+    check_launch("embedding_bwd");
+}
+
+/* ---- rmsnorm ---------------------------------------------------------------------- */
+
+__global__ void k_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int C, float eps) {
+    const float *x = inp + (size_t)blockIdx.x * C;
+    float ss = 0;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) ss += x[c] * x[c];
+    ss = block_sum(ss);
+    float r = rsqrtf(ss / C + eps);
+    if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+    float *o = out + (size_t)blockIdx.x * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) o[c] = w[c] * (x[c] * r);
+}
+/* dinp += r * (g w) - r^3 / C * x * sum(g w x) */
+__global__ void k_rmsnorm_bwd_inp(float *dinp, const float *dout, const float *inp, const float *w, const float *rstd,
+                                  int C) {
+    const float *x = inp + (size_t)blockIdx.x * C, *g = dout + (size_t)blockIdx.x * C;
+    float r = rstd[blockIdx.x], dot = 0;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) dot += g[c] * w[c] * x[c];
+    dot = block_sum(dot);
+    float k = r * r * r * dot / C;
+    float *d = dinp + (size_t)blockIdx.x * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) d[c] += r * g[c] * w[c] - k * x[c];
+}
+/* dw[c] += sum_n dout[n,c] * inp[n,c] * rstd[n] */
+__global__ void k_rmsnorm_bwd_w(float *dw, const float *dout, const float *inp, const float *rstd, int N, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float acc = 0;
+    for (int n = 0; n < N; n++) acc += dout[(size_t)n * C + c] * inp[(size_t)n * C + c] * rstd[n];
+    dw[c] += acc;
+}
+static void cu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
+    k_rmsnorm_fwd<<<N, 256>>>(out, rstd, inp, w, C, eps);
+    check_launch("rmsnorm_fwd");
+}
+static void cu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                           const float *rstd, int N, int C) {
+    if (dinp) { k_rmsnorm_bwd_inp<<<N, 256>>>(dinp, dout, inp, w, rstd, C); check_launch("rmsnorm_bwd"); }
+    if (dw) { k_rmsnorm_bwd_w<<<blocks(C, 128), 128>>>(dw, dout, inp, rstd, N, C); check_launch("rmsnorm_bwd_w"); }
+}
+
+/* ---- matmul (cuBLAS, row-major through the transposed view) ----------------------------- */
+
+__global__ void k_add_bias(float *out, const float *bias, int N, int OC) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < (size_t)N * OC) out[i] += bias[i % OC];
+}
+__global__ void k_bias_bwd(float *dbias, const float *dout, int N, int OC) {
+    int o = blockIdx.x * blockDim.x + threadIdx.x;
+    if (o >= OC) return;
+    float acc = 0;
+    for (int n = 0; n < N; n++) acc += dout[(size_t)n * OC + o];
+    dbias[o] += acc;
+}
+static void cu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
+    const float one = 1.0f, zero = 0.0f;
+    /* out^T (OC,N) = W (OC,C) . inp^T (C,N) in column-major terms */
+    check_blas(cublasSgemm(g_blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w, C, inp, C, &zero, out, OC), "matmul_fwd");
+    if (bias) { k_add_bias<<<blocks((size_t)N * OC, 256), 256>>>(out, bias, N, OC); check_launch("bias"); }
+}
+static void cu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                          int N, int C, int OC) {
+    const float one = 1.0f;
+    if (dinp) /* dinp^T (C,N) += W^T (C,OC) . dout^T (OC,N) */
+        check_blas(cublasSgemm(g_blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w, C, dout, OC, &one, dinp, C),
+                   "matmul_bwd dinp");
+    if (dw) /* dW^T (C,OC) += inp^T (C,N) . dout (N,OC) */
+        check_blas(cublasSgemm(g_blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dw, C),
+                   "matmul_bwd dw");
+    if (dbias) { k_bias_bwd<<<blocks(OC, 128), 128>>>(dbias, dout, N, OC); check_launch("bias_bwd"); }
+}
+
+/* ---- rope (HF half split) ------------------------------------------------------------ */
+
+__global__ void k_rope(float *out, const float *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
+                       int backward) {
+    int half = HD / 2;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * NH * half) return;
+    int j = (int)(i % half);
+    size_t row = i / half, n = row / NH;
+    float ang = (float)pos[n] * inv_freq[j], c = cosf(ang), s = sinf(ang);
+    const float *x = inp + row * HD;
+    float *o = out + row * HD;
+    float x1 = x[j], x2 = x[j + half];
+    if (!backward) { o[j] = x1 * c - x2 * s; o[j + half] = x2 * c + x1 * s; }
+    else { o[j] += x1 * c + x2 * s; o[j + half] += x2 * c - x1 * s; }
+}
+static void cu_rope_fwd(float *out, const float *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
+    k_rope<<<blocks((size_t)N * NH * (HD / 2), 256), 256>>>(out, inp, pos, inv_freq, N, NH, HD, 0);
+    check_launch("rope_fwd");
+}
+static void cu_rope_bwd(float *dinp, const float *dout, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
+    k_rope<<<blocks((size_t)N * NH * (HD / 2), 256), 256>>>(dinp, dout, pos, inv_freq, N, NH, HD, 1);
+    check_launch("rope_bwd");
+}
+
+/* ---- attention (probabilities kept) ------------------------------------------------------- */
+
+__device__ bool visible(const int32_t *seg, int b, int T, int t, int s) {
+    return s <= t && (!seg || seg[(size_t)b * T + s] == seg[(size_t)b * T + t]);
+}
+
+/* one block per (b, h, t): scores -> softmax row in att -> out = P V */
+__global__ void k_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
+                                const int32_t *seg, int T, int NH, int NKV, int HD, float scale) {
+    int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z, kh = h / (NH / NKV);
+    const float *qt = q + (((size_t)b * T + t) * NH + h) * HD;
+    float *p = att + (((size_t)b * NH + h) * T + t) * T;
+    float mx = -INFINITY;
+    for (int s = threadIdx.x; s < T; s += blockDim.x) {
+        float d = -INFINITY;
+        if (visible(seg, b, T, t, s)) {
+            const float *ks = k + (((size_t)b * T + s) * NKV + kh) * HD;
+            d = 0;
+            for (int i = 0; i < HD; i++) d += qt[i] * ks[i];
+            d *= scale;
+        }
+        p[s] = d;
+        mx = fmaxf(mx, d);
+    }
+    mx = block_max(mx);
+    float sum = 0;
+    for (int s = threadIdx.x; s < T; s += blockDim.x) {
+        float e = p[s] == -INFINITY ? 0.0f : __expf(p[s] - mx);
+        p[s] = e;
+        sum += e;
+    }
+    sum = block_sum(sum);
+    float inv = 1.0f / sum;
+    for (int s = threadIdx.x; s < T; s += blockDim.x) p[s] *= inv;
+    __syncthreads();
+    float *ot = out + (((size_t)b * T + t) * NH + h) * HD;
+    for (int i = threadIdx.x; i < HD; i += blockDim.x) {
+        float acc = 0;
+        for (int s = 0; s <= t; s++) acc += p[s] * v[(((size_t)b * T + s) * NKV + kh) * HD + i];
+        ot[i] = acc;
+    }
+}
+
+/* one block per (b, h, t): dp_s = do.v_s; dz = p (dp - sum p dp); dq += scale dz K; dk_s += scale dz_s q;
+ * dv_s += p_s do (atomics: query rows and grouped heads share k and v) */
+__global__ void k_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
+                                const float *k, const float *v, int T, int NH, int NKV, int HD, float scale) {
+    int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z, kh = h / (NH / NKV);
+    const float *p = att + (((size_t)b * NH + h) * T + t) * T;
+    const float *go = dout + (((size_t)b * T + t) * NH + h) * HD, *qt = q + (((size_t)b * T + t) * NH + h) * HD;
+    extern __shared__ float dz[]; /* (t+1) */
+    float dot = 0;
+    for (int s = threadIdx.x; s <= t; s += blockDim.x) {
+        float d = 0;
+        if (p[s] != 0.0f) {
+            const float *vs = v + (((size_t)b * T + s) * NKV + kh) * HD;
+            for (int i = 0; i < HD; i++) d += go[i] * vs[i];
+        }
+        dz[s] = d;
+        dot += p[s] * d;
+    }
+    dot = block_sum(dot);
+    for (int s = threadIdx.x; s <= t; s += blockDim.x) dz[s] = p[s] * (dz[s] - dot) * scale;
+    __syncthreads();
+    if (dq) {
+        float *dqt = dq + (((size_t)b * T + t) * NH + h) * HD;
+        for (int i = threadIdx.x; i < HD; i += blockDim.x) {
+            float acc = 0;
+            for (int s = 0; s <= t; s++) acc += dz[s] * k[(((size_t)b * T + s) * NKV + kh) * HD + i];
+            dqt[i] += acc;
+        }
+    }
+    for (int s = 0; s <= t; s++) {
+        if (p[s] == 0.0f) continue;
+        size_t o = (((size_t)b * T + s) * NKV + kh) * HD;
+        for (int i = threadIdx.x; i < HD; i += blockDim.x) {
+            if (dk) atomicAdd(&dk[o + i], dz[s] * qt[i]);
+            if (dv) atomicAdd(&dv[o + i], p[s] * go[i]);
+        }
+    }
+}
+
+static size_t cu_attention_saved_floats(int B, int T, int NH) { return (size_t)B * NH * T * T; }
+static void cu_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
+                             const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale) {
+    dim3 grid(T, NH, B);
+    k_attention_fwd<<<grid, 128>>>(out, saved, q, k, v, seg, T, NH, NKV, HD, scale);
+    check_launch("attention_fwd");
+}
+static void cu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved, const float *q,
+                             const float *k, const float *v, const int32_t *seg, int B, int T, int NH, int NKV,
+                             int HD, float scale) {
+    (void)seg; /* the saved probabilities are zero where the mask hides a key */
+    dim3 grid(T, NH, B);
+    size_t shm = (size_t)(T + 8) * sizeof(float);
+    if (shm > 48 * 1024) {
+        cudaFuncSetAttribute(k_attention_bwd, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+    }
+    k_attention_bwd<<<grid, 128, shm>>>(dq, dk, dv, dout, saved, q, k, v, T, NH, NKV, HD, scale);
+    check_launch("attention_bwd");
+}
+
+/* one block per (t, h) of the new tokens */
+__global__ void k_attention_cached(float *out, const float *q, const float *kc, const float *vc, int past, int NH,
+                                   int NKV, int HD, float scale) {
+    extern __shared__ float p[];
+    int t = blockIdx.x, h = blockIdx.y, kh = h / (NH / NKV), last = past + t;
+    const float *qt = q + ((size_t)t * NH + h) * HD;
+    float mx = -INFINITY;
+    for (int s = threadIdx.x; s <= last; s += blockDim.x) {
+        const float *ks = kc + ((size_t)s * NKV + kh) * HD;
+        float d = 0;
+        for (int i = 0; i < HD; i++) d += qt[i] * ks[i];
+        p[s] = d * scale;
+        mx = fmaxf(mx, p[s]);
+    }
+    mx = block_max(mx);
+    float sum = 0;
+    for (int s = threadIdx.x; s <= last; s += blockDim.x) { p[s] = __expf(p[s] - mx); sum += p[s]; }
+    sum = block_sum(sum);
+    __syncthreads();
+    float inv = 1.0f / sum, *ot = out + ((size_t)t * NH + h) * HD;
+    for (int i = threadIdx.x; i < HD; i += blockDim.x) {
+        float acc = 0;
+        for (int s = 0; s <= last; s++) acc += p[s] * vc[((size_t)s * NKV + kh) * HD + i];
+        ot[i] = acc * inv;
+    }
+}
+static void cu_attention_cached(float *out, const float *q, const float *kc, const float *vc, int past, int n, int NH,
+                                int NKV, int HD, float scale) {
+    size_t shm = (size_t)(past + n + 8) * sizeof(float);
+    if (shm > 48 * 1024) cudaFuncSetAttribute(k_attention_cached, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+    dim3 grid(n, NH);
+    k_attention_cached<<<grid, 128, shm>>>(out, q, kc, vc, past, NH, NKV, HD, scale);
+    check_launch("attention_cached");
+}
+
+/* ---- elementwise ------------------------------------------------------------------- */
+
+__global__ void k_swiglu_fwd(float *out, const float *g, const float *u, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+__global__ void k_swiglu_bwd(float *dg, float *du, const float *d, const float *g, const float *u, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float sg = 1.0f / (1.0f + expf(-g[i])), silu = g[i] * sg;
+    if (dg) dg[i] += d[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+    if (du) du[i] += d[i] * silu;
+}
+__global__ void k_add(float *out, const float *a, const float *b, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = a[i] + b[i];
+}
+static void cu_swiglu_fwd(float *out, const float *g, const float *u, size_t n) {
+    k_swiglu_fwd<<<blocks(n, 256), 256>>>(out, g, u, n);
+    check_launch("swiglu_fwd");
+}
+static void cu_swiglu_bwd(float *dg, float *du, const float *d, const float *g, const float *u, size_t n) {
+    k_swiglu_bwd<<<blocks(n, 256), 256>>>(dg, du, d, g, u, n);
+    check_launch("swiglu_bwd");
+}
+static void cu_add(float *out, const float *a, const float *b, size_t n) {
+    k_add<<<blocks(n, 256), 256>>>(out, a, b, n);
+    check_launch("add");
+}
+
+/* ---- cross-entropy: one block per row ------------------------------------------------------ */
+
+__global__ void k_cross_entropy(float *losses, float *dlogits, const float *logits, const int32_t *targets, int V,
+                                float dscale) {
+    size_t row = blockIdx.x;
+    const float *x = logits + row * V;
+    int y = targets[row];
+    if (y == LMA_IGNORE_INDEX) {
+        if (threadIdx.x == 0) losses[row] = 0.0f;
+        if (dlogits) for (int i = threadIdx.x; i < V; i += blockDim.x) dlogits[row * V + i] = 0.0f;
+        return;
+    }
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, x[i]);
+    mx = block_max(mx);
+    float sum = 0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) sum += expf(x[i] - mx);
+    sum = block_sum(sum);
+    float lse = mx + logf(sum), xy = x[y];
+    __syncthreads();
+    if (threadIdx.x == 0) losses[row] = lse - xy;
+    if (dlogits)
+        for (int i = threadIdx.x; i < V; i += blockDim.x)
+            dlogits[row * V + i] = (expf(x[i] - lse) - (i == y ? 1.0f : 0.0f)) * dscale;
+}
+static void cu_cross_entropy(float *losses, float *dlogits, const float *logits, const int32_t *targets, int N, int V,
+                             float dscale) {
+    k_cross_entropy<<<N, 512>>>(losses, dlogits, logits, targets, V, dscale);
+    check_launch("cross_entropy");
+}
+
+/* ---- optimizer ------------------------------------------------------------------------- */
+
+__global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps,
+                        float wd, float bc1, float bc2s, float gs) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float gi = g[i] * gs;
+    float mi = fmaf(b1, m[i] - gi, gi);          /* torch lerp: m + (1-b1)(g - m) */
+    float vi = fmaf(b2, v[i], (1.0f - b2) * gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    float pi = p[i] * (1.0f - lr * wd);
+    float denom = sqrtf(vi) / bc2s + eps;
+    p[i] = pi - (lr / bc1) * mi / denom;
+}
+static void cu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps,
+                     float wd, int t, float grad_scale) {
+    float bc1 = 1.0f - powf(b1, (float)t), bc2s = sqrtf(1.0f - powf(b2, (float)t));
+    k_adamw<<<blocks(n, 256), 256>>>(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2s, grad_scale);
+    check_launch("adamw");
+}
+
+__global__ void k_sum_sq(double *out, const float *x, size_t n) {
+    double acc = 0;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        acc += (double)x[i] * x[i];
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if ((threadIdx.x & 31) == 0) atomicAdd(out, acc);
+}
+static double cu_sum_sq(const float *x, size_t n) {
+    static double *d = NULL;
+    if (!d && cudaMalloc(&d, sizeof(double)) != cudaSuccess) { check(cudaGetLastError(), "sum_sq alloc"); return NAN; }
+    double h = 0;
+    check(cudaMemset(d, 0, sizeof(double)), "sum_sq");
+    k_sum_sq<<<264, 256>>>(d, x, n);
+    check_launch("sum_sq");
+    check(cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost), "sum_sq");
+    return h;
+}
+
+/* ---- the table ---------------------------------------------------------------------------- */
+
+static lma_backend cuda_backend;
+
+extern "C" const lma_backend *lma_backend_cuda(void) {
+    static int tried = 0, ok = 0;
+    if (!tried) {
+        tried = 1;
+        int n = 0;
+        if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) { cudaGetLastError(); return NULL; }
+        if (cublasCreate(&g_blas) != CUBLAS_STATUS_SUCCESS) return NULL;
+        cublasSetMathMode(g_blas, CUBLAS_PEDANTIC_MATH); /* fp32 exactly: no TF32 */
+        lma_backend *b = &cuda_backend;
+        b->name = "cuda";
+        b->alloc = cu_alloc; b->free = cu_free; b->upload = cu_upload; b->download = cu_download;
+        b->zero = cu_zero; b->copy = cu_copy;
+        b->embedding_fwd = cu_embedding_fwd; b->embedding_bwd = cu_embedding_bwd;
+        b->rmsnorm_fwd = cu_rmsnorm_fwd; b->rmsnorm_bwd = cu_rmsnorm_bwd;
+        b->matmul_fwd = cu_matmul_fwd; b->matmul_bwd = cu_matmul_bwd;
+        b->rope_fwd = cu_rope_fwd; b->rope_bwd = cu_rope_bwd;
+        b->attention_saved_floats = cu_attention_saved_floats;
+        b->attention_fwd = cu_attention_fwd; b->attention_bwd = cu_attention_bwd;
+        b->attention_cached = cu_attention_cached;
+        b->swiglu_fwd = cu_swiglu_fwd; b->swiglu_bwd = cu_swiglu_bwd; b->add = cu_add;
+        b->cross_entropy = cu_cross_entropy; b->adamw = cu_adamw; b->sum_sq = cu_sum_sq;
+        ok = 1;
+    }
+    return ok ? &cuda_backend : NULL;
+}
