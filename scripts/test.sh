@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): builds and runs the whole suite twice.
-#  1. Release build (gcc, -O3): every test (ctest labels unit, slow).
+#  1. Release build (gcc, -O3; the CUDA backend too when nvcc is present): every
+#     test (labels unit, slow; "cuda" tests report skipped without a GPU).
 #  2. clang ASan+UBSan build with the libFuzzer targets: unit tests and fuzzers
 #     (each fuzzer runs LMA_FUZZ_SECONDS, default 10).
 # Options: --fast (skip the sanitizer pass), LMA_JOBS (parallel build jobs).
@@ -17,7 +18,7 @@ cmake --build build -j"$jobs"
 if [ "${1:-}" = "--fast" ]; then exit 0; fi
 
 echo "== sanitizer build (clang, ASan+UBSan, libFuzzer) =="
-CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLMA_SANITIZE=ON -DLMA_FUZZ=ON \
+CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLMA_SANITIZE=ON -DLMA_FUZZ=ON -DLMA_CUDA=OFF \
     -DLMA_FUZZ_SECONDS="$fuzz_s" -DCMAKE_C_FLAGS="-O1 -g" >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
