@@ -25,6 +25,12 @@ int cmd_data(int argc, char **argv);
 int cli_fail(const char *cmd, const char *msg);
 /* Prints "lmadapt <cmd>: <message>\nTry 'lmadapt <cmd> --help'." and returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...);
+/* The backend for --device NAME: "cpu", "cuda", or NULL for the default (cuda when a
+ * GPU is present, else cpu). Prints an error and returns NULL when unavailable. */
+struct lma_backend;
+const struct lma_backend *cli_backend(const char *cmd, const char *device);
+/* Comma-separated non-negative token ids ("1,2,3"); 1 ok (caller frees *out), 0 bad. */
+int cli_parse_ids(const char *s, int32_t **out, size_t *n);
 /* True when argv has -h or --help. */
 int cli_wants_help(int argc, char **argv);
 #endif

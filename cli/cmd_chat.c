@@ -25,7 +25,8 @@ static void help(void) {
            "  --max-tokens N           per reply (default 256)\n"
            "  --temperature X          0 = greedy (default 0.7)\n"
            "  --top-k K, --top-p P, --min-p P, --repetition-penalty R, --seed N   as in generate\n"
-           "  --threads N              CPU threads\n");
+           "  --threads N              CPU threads\n"
+           "  --device cpu|cuda        where to compute (default: cuda when a GPU is present)\n");
 }
 
 typedef struct { lma_chat_msg *m; char **own; size_t n, cap; } history;
@@ -64,15 +65,17 @@ static void out_text(void *ctx, const char *t, size_t n) {
 }
 
 int cmd_chat(int argc, char **argv) {
-    enum { O_MODEL = 1, O_SYSTEM, O_TEMPLATE, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_SEED, O_THREADS, O_HELP };
+    enum { O_MODEL = 1, O_SYSTEM, O_TEMPLATE, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_SEED, O_THREADS, O_DEVICE,
+           O_HELP };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"system", required_argument, 0, O_SYSTEM},
         {"template", required_argument, 0, O_TEMPLATE}, {"max-tokens", required_argument, 0, O_MAX},
         {"temperature", required_argument, 0, O_TEMP}, {"top-k", required_argument, 0, O_TOPK},
         {"top-p", required_argument, 0, O_TOPP}, {"min-p", required_argument, 0, O_MINP},
         {"repetition-penalty", required_argument, 0, O_REP}, {"seed", required_argument, 0, O_SEED},
-        {"threads", required_argument, 0, O_THREADS}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    const char *model = NULL, *system = NULL, *tmpl = NULL;
+        {"threads", required_argument, 0, O_THREADS}, {"device", required_argument, 0, O_DEVICE},
+        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+    const char *model = NULL, *system = NULL, *tmpl = NULL, *device = NULL;
     int threads = 0, c;
     lma_gen_params gp = {.max_tokens = 256, .sample = lma_sample_default_params()};
     gp.sample.temperature = 0.7f;
@@ -91,6 +94,7 @@ int cmd_chat(int argc, char **argv) {
         case O_REP: gp.sample.repetition_penalty = strtof(optarg, &end); break;
         case O_SEED: gp.seed = strtoull(optarg, &end, 10); break;
         case O_THREADS: threads = atoi(optarg); break;
+        case O_DEVICE: device = optarg; break;
         case 'h': case O_HELP: help(); return 0;
         default: return cli_usage_error("chat", "unknown option");
         }
@@ -101,9 +105,11 @@ int cmd_chat(int argc, char **argv) {
     if (gp.max_tokens < 1 || gp.sample.temperature < 0 || gp.sample.top_p <= 0 || gp.sample.top_p > 1)
         return cli_usage_error("chat", "a sampling option is out of range (see --help)");
     lma_threads_set(threads);
+    const lma_backend *be = cli_backend("chat", device);
+    if (!be) return 1;
     lma_tokenizer *tok = NULL;
     lma_model *m = NULL;
-    if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load(model, lma_backend_cpu(), &m) != LMA_OK) {
+    if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load(model, be, &m) != LMA_OK) {
         cli_fail("chat", NULL);
         lma_tok_free(tok);
         return 1;

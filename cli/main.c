@@ -1,11 +1,14 @@
 /* lmadapt: the command-line entry point. A table of subcommands; each lives in
  * cli/cmd_<name>.c and parses its own options. */
+#include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "backend/backend.h"
 
 static const lma_cli_command commands[] = {
     {"demo", "the main job: pretrain a tiny model on lmadapt's docs, then sample (CPU, no download)", cmd_demo},
@@ -32,6 +35,42 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_start(ap, fmt); vfprintf(stderr, fmt, ap); va_end(ap);
     fprintf(stderr, "\nTry 'lmadapt %s --help'.\n", cmd);
     return 2;
+}
+
+const struct lma_backend *cli_backend(const char *cmd, const char *device) {
+    const lma_backend *be = device ? lma_backend_by_name(device) : lma_backend_default();
+    if (!be) {
+        if (device && !strcmp(device, "cuda"))
+            fprintf(stderr, "lmadapt %s: --device cuda: no CUDA GPU found (or lmadapt was built without nvcc)\n", cmd);
+        else
+            fprintf(stderr, "lmadapt %s: unknown --device '%s' (cpu or cuda)\n", cmd, device);
+    }
+    return be;
+}
+
+int cli_parse_ids(const char *s, int32_t **out, size_t *n) {
+    size_t cap = 16, k = 0;
+    int32_t *v = malloc(cap * sizeof *v);
+    const char *p = s;
+    while (v && *p) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 0 || x > 2147483647L) break;
+        if (k == cap) {
+            int32_t *nv = realloc(v, (cap *= 2) * sizeof *v);
+            if (!nv) break;
+            v = nv;
+        }
+        v[k++] = (int32_t)x;
+        p = end;
+        while (*p == ' ') p++;
+        if (*p == ',') p++;
+        else if (*p) break;
+        if (!*p) { *out = v; *n = k; return 1; }
+    }
+    free(v);
+    return 0;
 }
 
 int cli_wants_help(int argc, char **argv) {
