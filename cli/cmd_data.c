@@ -1,8 +1,11 @@
-/* lmadapt data <validate|stats|dedup|filter|decontam|split>: dataset curation. */
+/* lmadapt data <validate|stats|dedup|filter|decontam|split|generate|accept|judge|debug>:
+ * dataset curation. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "core/io.h"
+#include "core/threads.h"
 #include "data/curate/curate.h"
 #include "tok/tokenizer.h"
 
@@ -17,7 +20,11 @@ static const char *usage_main =
     "  dedup      remove exact and near duplicates (MinHash LSH), keep the first\n"
     "  filter     remove low-quality examples (Gopher rules, repetition, boilerplate)\n"
     "  decontam   remove examples sharing 13-grams with evaluation sets\n"
-    "  split      deterministic train/validation/test split\n\n"
+    "  split      deterministic train/validation/test split\n"
+    "  generate   a model drafts responses to prompts into a review file\n"
+    "  accept     reviewed file -> training data (accepted and edited lines)\n"
+    "  judge      a model scores each example 1-5 against a rubric; keep >= threshold\n"
+    "  debug      flag examples that would teach unwanted behaviour\n\n"
     "Every command takes --report FILE (JSON report) and prints a summary.\n"
     "Run 'lmadapt data <command> --help' for its options.\n";
 
@@ -441,6 +448,356 @@ static int do_split(int argc, char **argv) {
     return 0;
 }
 
+/* ---- model-backed commands: generate, accept, judge, debug ------------------ */
+
+#define SAMPLING_HELP \
+    "Sampling (as 'lmadapt generate'):\n" \
+    "  --max-tokens N  --temperature X (0 = greedy)  --top-k K  --top-p P  --min-p P\n" \
+    "  --repetition-penalty R  --seed N  --stop S (repeatable)  --threads N\n" \
+    "  --chat-template NAME   llama2|llama3|chatml|zephyr|mistral instead of the tokenizer's own\n"
+
+static const char *usage_generate =
+    "Usage: lmadapt data generate --model DIR --prompts FILE --out REVIEW.jsonl [options]\n\n"
+    "The model drafts a response for each prompt; people review the drafts. Prompt records:\n"
+    "{\"prompt\"}, {\"instruction\",\"input\"?}, {\"question\"}, {\"messages\"} (ending with a user turn;\n"
+    "trailing assistant turns are dropped) or any training format; an \"id\" field names the prompt\n"
+    "(else a hash of its text). Each prompt is rendered with the model's chat template and a\n"
+    "generation prompt. The review file gets one line per prompt:\n"
+    "  {\"id\", \"prompt\" | \"messages\", \"draft\", \"status\": \"pending\", \"reviewer_note\": \"\"}\n"
+    "Reviewers set status to accepted, edited (with their text in \"response\") or rejected; then\n"
+    "'lmadapt data accept' makes the training file. Rerunning skips ids already in the review file\n"
+    "and keeps its lines as they are (resume after a crash, or add prompts later).\n\n"
+    "Options:\n"
+    "  --model DIR            HF model dir with tokenizer.json\n"
+    "  --prompts FILE         prompt file (JSONL or JSON array)\n"
+    "  --out FILE             review file (created or resumed; written atomically)\n"
+    "  --system TEXT          system turn added to prompts that have none\n"
+    "  --checkpoint-s X       commit the review file at most every X seconds (60)\n"
+    "  --limit N              draft at most N new prompts this run\n"
+    SAMPLING_HELP
+    "  (defaults: --max-tokens 256, greedy, seed 0; every prompt uses the same seed, so a draft is\n"
+    "  reproduced by 'lmadapt generate' with the rendered prompt and that seed)\n";
+
+static const char *usage_accept =
+    "Usage: lmadapt data accept --review REVIEW.jsonl --out train.jsonl [--format messages|alpaca]\n\n"
+    "Turns a reviewed file into training data: accepted lines (the draft, or \"response\" when the\n"
+    "reviewer filled it) and edited lines (\"response\" required: the reviewer's text wins) are\n"
+    "written; pending and rejected lines are not. Prints the count per status. An unknown status\n"
+    "or a missing field stops with file:line.\n"
+    "  --format messages      {\"messages\": [...prompt turns, assistant]} (default)\n"
+    "  --format alpaca        {\"instruction\", \"input\": \"\", \"output\"} (single user-turn prompts only)\n";
+
+static const char *usage_judge =
+    "Usage: lmadapt data judge --model DIR --data FILE --out kept.jsonl [options]\n\n"
+    "A model scores each example 1-5 against a rubric prompt (AlpaGasus style) and the examples\n"
+    "scoring at least --threshold are kept. The score is the first integer after a cue such as\n"
+    "\"Score:\" in the model's text, else the first standalone integer 1-5; texts without one are\n"
+    "'unparsed' and not kept (--keep-unparsed keeps them). Scores are cached by a hash of (model\n"
+    "identity, rubric, example text, sampling settings): a rerun makes no model call.\n\n"
+    "Options:\n"
+    "  --rubric FILE          rubric prompt with {instruction} and {response} placeholders\n"
+    "                         (default: built in; --print-rubric shows it)\n"
+    "  --threshold X          keep score >= X (4)\n"
+    "  --keep-unparsed        keep examples whose score could not be read\n"
+    "  --scores FILE          one line per example: {line, index, score, cached, judgement}\n"
+    "  --cache PATH           JSONL cache file, or a directory (PATH/judge_cache.jsonl)\n"
+    "  --model-id S           model identity for the cache (default: hash of config.json,\n"
+    "                         tokenizer files and the weight files' names, sizes and mtimes)\n"
+    "  --removed FILE  --report FILE\n"
+    SAMPLING_HELP
+    "  (defaults: --max-tokens 48, greedy)\n";
+
+static const char *usage_debug =
+    "Usage: lmadapt data debug --data FILE [--rules FILE]... [--judge MODEL] [options]\n\n"
+    "Flags examples that would teach unwanted behaviour, with file:line, rule and excerpt:\n"
+    "  action   the assistant promises or claims actions it cannot take (\"I'll schedule ...\")\n"
+    "  praise   it praises a trait of the user that no earlier user turn mentions\n"
+    "  refusal  a refusal phrase in a reply that also answers (--refusal-words outside it)\n"
+    "  format   with --task-field NAME or --single-task: a reply format (json, yaml, markdown,\n"
+    "           code, plain) below --format-minority (10%) of its task's replies\n"
+    "Rules are editable pattern files, one rule a line: KIND NAME REGEX (PCRE2, case-insensitive;\n"
+    "KIND action|praise|refusal|flag; praise uses the group named trait). --print-rules shows\n"
+    "the built-in rules.\n\n"
+    "Options:\n"
+    "  --rules FILE           use these rules instead of the built-in ones (repeatable)\n"
+    "  --extra-rules FILE     add rules to the built-in ones (repeatable)\n"
+    "  --judge MODEL          ask this model (HF dir) yes/no for each flagged example\n"
+    "  --refusal-words N      words outside the refusal sentence that make it an answer (25)\n"
+    "  --task-field NAME  --single-task  --format-minority X\n"
+    "  -o, --output FILE      examples without flags   --removed FILE   flagged examples\n"
+    "  --report FILE  --show N (flags printed, 50)\n"
+    "Exit status: 0 nothing flagged, 1 flags found or failure, 2 bad usage.\n";
+
+/* Sampling options shared by generate and judge. 1 consumed, 0 not ours, -1 error. */
+static int sampling_opt(int *i, int argc, char **argv, const char *cmd, lma_gen_params *g, const char **stops,
+                        int *n_stops, const char **tmpl, int *threads) {
+    static const char *names[] = {"--max-tokens", "--temperature", "--top-k", "--top-p", "--min-p",
+                                  "--repetition-penalty", "--seed", "--stop", "--chat-template", "--threads"};
+    int which = -1;
+    for (int k = 0; k < 10; k++) if (!strcmp(argv[*i], names[k])) which = k;
+    if (which < 0) return 0;
+    if (!need(*i, argc, argv, cmd)) return -1;
+    const char *v = argv[++*i];
+    if (which == 7) {
+        if (*n_stops >= 16) { cli_usage_error(cmd, "at most 16 --stop strings"); return -1; }
+        stops[(*n_stops)++] = v;
+        return 1;
+    }
+    if (which == 8) { *tmpl = v; return 1; }
+    double x;
+    if (!num(v, &x)) { cli_usage_error(cmd, "%s needs a number", names[which]); return -1; }
+    switch (which) {
+    case 0: g->max_tokens = (int)x; break;
+    case 1: g->sample.temperature = (float)x; break;
+    case 2: g->sample.top_k = (int)x; break;
+    case 3: g->sample.top_p = (float)x; break;
+    case 4: g->sample.min_p = (float)x; break;
+    case 5: g->sample.repetition_penalty = (float)x; break;
+    case 6: g->seed = (uint64_t)x; break;
+    default: *threads = (int)x; break;
+    }
+    return 1;
+}
+
+static int sampling_ok(const lma_gen_params *g) {
+    return g->max_tokens > 0 && g->sample.temperature >= 0 && g->sample.top_k >= 0 && g->sample.top_p > 0 &&
+           g->sample.top_p <= 1 && g->sample.min_p >= 0 && g->sample.min_p < 1 && g->sample.repetition_penalty > 0;
+}
+
+static int do_generate(int argc, char **argv) {
+    const char *cmd = "data generate";
+    lma_generate_params p; lma_generate_default_params(&p);
+    p.progress = 1;
+    const char *model = NULL, *prompts = NULL, *outp = NULL, *stops[16], *tmpl = NULL;
+    int n_stops = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int k = sampling_opt(&i, argc, argv, cmd, &p.gen, stops, &n_stops, &tmpl, &threads);
+        if (k < 0) return 2;
+        if (k) continue;
+        if (!strcmp(a, "--model") || !strcmp(a, "--prompts") || !strcmp(a, "--out") || !strcmp(a, "-o") ||
+            !strcmp(a, "--system") || !strcmp(a, "--checkpoint-s") || !strcmp(a, "--limit")) {
+            if (!need(i, argc, argv, cmd)) return 2;
+            const char *v = argv[++i];
+            double x;
+            if (!strcmp(a, "--model")) model = v;
+            else if (!strcmp(a, "--prompts")) prompts = v;
+            else if (!strcmp(a, "--system")) p.system = v;
+            else if (!strcmp(a, "--out") || !strcmp(a, "-o")) outp = v;
+            else if (!num(v, &x) || x < 0) return cli_usage_error(cmd, "%s needs a non-negative number", a);
+            else if (!strcmp(a, "--limit")) p.limit = (int64_t)x;
+            else p.checkpoint_s = x;
+        } else if (a[0] == '-' && a[1]) return cli_usage_error(cmd, "unknown option %s", a);
+        else if (!prompts) prompts = a;
+        else return cli_usage_error(cmd, "one prompt file only");
+    }
+    if (!model) return cli_usage_error(cmd, "--model DIR is needed");
+    if (!prompts) return cli_usage_error(cmd, "--prompts FILE is needed");
+    if (!outp) return cli_usage_error(cmd, "--out REVIEW.jsonl is needed");
+    if (!sampling_ok(&p.gen)) return cli_usage_error(cmd, "a sampling option is out of range (see --help)");
+    p.gen.stop_strings = stops; p.gen.n_stop_strings = n_stops;
+    lma_threads_set(threads);
+    lma_curate_llm l;
+    if (lma_curate_llm_load(model, &l)) return cli_fail(cmd, NULL);
+    l.chat_template = tmpl;
+    cJSON *s;
+    lma_status st = lma_data_generate(&l, prompts, outp, &p, &s);
+    lma_curate_llm_free(&l);
+    if (st) return cli_fail(cmd, NULL);
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(s, "problems");
+    for (const cJSON *it = pr ? pr->child : NULL; it; it = it->next)
+        fprintf(stderr, "%s:%.0f: skipped: %s\n", prompts, getn(it, "line"),
+                cJSON_GetObjectItemCaseSensitive(it, "error")->valuestring);
+    printf("%s: %.0f prompts, %.0f drafted, %.0f already in the review file, %.0f duplicate ids, %.0f unreadable\n",
+           prompts, getn(s, "prompts"), getn(s, "drafted"), getn(s, "skipped"), getn(s, "duplicates"), getn(s, "unreadable"));
+    printf("review file: %s (%.0f lines); next: set each line's status, then 'lmadapt data accept'\n", outp,
+           getn(s, "review_lines"));
+    cJSON_Delete(s);
+    return 0;
+}
+
+static int do_accept(int argc, char **argv) {
+    const char *cmd = "data accept";
+    const char *review = NULL, *outp = NULL;
+    lma_accept_format fmt = LMA_ACCEPT_MESSAGES;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--review") || !strcmp(a, "--out") || !strcmp(a, "-o") || !strcmp(a, "--format")) {
+            if (!need(i, argc, argv, cmd)) return 2;
+            const char *v = argv[++i];
+            if (!strcmp(a, "--review")) review = v;
+            else if (!strcmp(a, "--format")) {
+                if (!strcmp(v, "messages")) fmt = LMA_ACCEPT_MESSAGES;
+                else if (!strcmp(v, "alpaca")) fmt = LMA_ACCEPT_ALPACA;
+                else return cli_usage_error(cmd, "--format must be messages or alpaca");
+            } else outp = v;
+        } else if (a[0] == '-' && a[1]) return cli_usage_error(cmd, "unknown option %s", a);
+        else if (!review) review = a;
+        else return cli_usage_error(cmd, "one review file only");
+    }
+    if (!review) return cli_usage_error(cmd, "--review FILE is needed");
+    if (!outp) return cli_usage_error(cmd, "--out FILE is needed");
+    cJSON *s;
+    if (lma_data_accept(review, outp, fmt, &s)) return cli_fail(cmd, NULL);
+    printf("%s: %.0f lines: %.0f accepted, %.0f edited, %.0f rejected, %.0f pending\n", review, getn(s, "lines"),
+           getn(s, "accepted"), getn(s, "edited"), getn(s, "rejected"), getn(s, "pending"));
+    printf("output: %s (%.0f examples)\n", outp, getn(s, "written"));
+    cJSON_Delete(s);
+    return 0;
+}
+
+static int do_judge(int argc, char **argv) {
+    const char *cmd = "data judge";
+    lma_judge_params p; lma_judge_default_params(&p);
+    p.progress = 1;
+    const char *model = NULL, *in = NULL, *rubric_path = NULL, *stops[16], *tmpl = NULL;
+    int n_stops = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int k = sampling_opt(&i, argc, argv, cmd, &p.gen, stops, &n_stops, &tmpl, &threads);
+        if (k < 0) return 2;
+        if (k) continue;
+        if (!strcmp(a, "--print-rubric")) { fputs(lma_judge_default_rubric(), stdout); return 0; }
+        if (!strcmp(a, "--keep-unparsed")) { p.keep_unparsed = 1; continue; }
+        static const char *vals[] = {"--model", "--data", "--rubric", "--threshold", "--out", "-o", "--scores",
+                                     "--cache", "--model-id", "--removed", "--report"};
+        int which = -1;
+        for (int v = 0; v < 11; v++) if (!strcmp(a, vals[v])) which = v;
+        if (which < 0) {
+            if (a[0] == '-' && a[1]) return cli_usage_error(cmd, "unknown option %s", a);
+            if (in) return cli_usage_error(cmd, "one input file only");
+            in = a;
+            continue;
+        }
+        if (!need(i, argc, argv, cmd)) return 2;
+        const char *v = argv[++i];
+        switch (which) {
+        case 0: model = v; break;
+        case 1: in = v; break;
+        case 2: rubric_path = v; break;
+        case 3: if (!num(v, &p.threshold)) return cli_usage_error(cmd, "--threshold needs a number"); break;
+        case 4: case 5: p.out_path = v; break;
+        case 6: p.scores_path = v; break;
+        case 7: p.cache_path = v; break;
+        case 8: p.model_id = v; break;
+        case 9: p.removed_path = v; break;
+        default: p.report_path = v; break;
+        }
+    }
+    if (!model) return cli_usage_error(cmd, "--model DIR is needed");
+    if (!in) return cli_usage_error(cmd, "--data FILE is needed");
+    if (!p.out_path) return cli_usage_error(cmd, "--out FILE is needed");
+    if (!sampling_ok(&p.gen)) return cli_usage_error(cmd, "a sampling option is out of range (see --help)");
+    p.gen.stop_strings = stops; p.gen.n_stop_strings = n_stops;
+    lma_threads_set(threads);
+    char *rubric = NULL;
+    size_t rlen;
+    if (rubric_path && lma_read_file(rubric_path, &rubric, &rlen)) return cli_fail(cmd, NULL);
+    p.rubric = rubric;
+    lma_curate_llm l;
+    if (lma_curate_llm_load(model, &l)) { free(rubric); return cli_fail(cmd, NULL); }
+    l.chat_template = tmpl;
+    cJSON *s;
+    lma_status st = lma_data_judge(&l, in, &p, &s);
+    lma_curate_llm_free(&l);
+    free(rubric);
+    if (st) return cli_fail(cmd, NULL);
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(s, "histogram");
+    printf("%s: %.0f examples scored (%.0f from the cache, %.0f model calls), %.0f unparsed, %.0f unreadable\n", in,
+           getn(s, "scored"), getn(s, "cache_hits"), getn(s, "model_calls"), getn(s, "unparsed"), getn(s, "unreadable"));
+    printf("scores: 1:%.0f 2:%.0f 3:%.0f 4:%.0f 5:%.0f (mean %.2f)\n", getn(h, "1"), getn(h, "2"), getn(h, "3"),
+           getn(h, "4"), getn(h, "5"), getn(s, "mean_score"));
+    printf("kept %.0f (score >= %g%s), removed %.0f; output: %s\n", getn(s, "kept"), p.threshold,
+           p.keep_unparsed ? " or unparsed" : "", getn(s, "removed"), p.out_path);
+    cJSON_Delete(s);
+    return 0;
+}
+
+static int do_debug(int argc, char **argv) {
+    const char *cmd = "data debug";
+    lma_debug_params p; lma_debug_default_params(&p);
+    const char *in = NULL, *judge_dir = NULL;
+    int n_files = 0, use_builtin = 1, rc = 0;
+    char **texts = calloc((size_t)argc + 1, sizeof *texts);
+    const char **names = calloc((size_t)argc + 1, sizeof *names);
+    if (!texts || !names) { free(texts); free(names); return cli_fail(cmd, "out of memory"); }
+    for (int i = 1; i < argc && !rc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--print-rules")) { fputs(lma_debug_default_rules(), stdout); goto done; }
+        if (!strcmp(a, "--single-task")) { p.single_task = 1; continue; }
+        static const char *vals[] = {"--data", "--rules", "--extra-rules", "--judge", "--refusal-words", "--task-field",
+                                     "--format-minority", "-o", "--output", "--removed", "--report", "--show"};
+        int which = -1;
+        for (int v = 0; v < 12; v++) if (!strcmp(a, vals[v])) which = v;
+        if (which < 0) {
+            if (a[0] == '-' && a[1]) { rc = cli_usage_error(cmd, "unknown option %s", a); break; }
+            if (in) { rc = cli_usage_error(cmd, "one input file only"); break; }
+            in = a;
+            continue;
+        }
+        if (!need(i, argc, argv, cmd)) { rc = 2; break; }
+        const char *v = argv[++i];
+        double x;
+        switch (which) {
+        case 0: in = v; break;
+        case 1: case 2: {
+            size_t len;
+            if (which == 1) use_builtin = 0;
+            if (lma_read_file(v, &texts[n_files], &len)) { rc = cli_fail(cmd, NULL); break; }
+            names[n_files++] = v;
+            break;
+        }
+        case 3: judge_dir = v; break;
+        case 6: if (!num(v, &p.format_minority)) rc = cli_usage_error(cmd, "%s needs a number", a); break;
+        case 4: case 11:
+            if (!num(v, &x) || x < 0) { rc = cli_usage_error(cmd, "%s needs a non-negative number", a); break; }
+            if (which == 4) p.refusal_answer_words = (int)x; else p.max_summary_flags = (int)x;
+            break;
+        case 5: p.task_field = v; break;
+        case 7: case 8: p.out_path = v; break;
+        case 9: p.removed_path = v; break;
+        default: p.report_path = v; break;
+        }
+    }
+    if (!rc && !in) rc = cli_usage_error(cmd, "--data FILE is needed");
+    if (rc) goto done;
+    if (n_files && use_builtin) { /* --extra-rules only: the built-ins first */
+        memmove(texts + 1, texts, (size_t)n_files * sizeof *texts);
+        memmove(names + 1, names, (size_t)n_files * sizeof *names);
+        texts[0] = strdup(lma_debug_default_rules());
+        names[0] = "built-in rules";
+        n_files++;
+    }
+    if (n_files) { p.rules_text = (const char *const *)texts; p.rules_name = names; p.n_rules = n_files; }
+    lma_curate_llm l;
+    if (judge_dir) {
+        if (lma_curate_llm_load(judge_dir, &l)) { rc = cli_fail(cmd, NULL); goto done; }
+        p.judge = &l;
+    }
+    cJSON *s;
+    lma_status st = lma_data_debug(in, &p, &s);
+    if (judge_dir) lma_curate_llm_free(&l);
+    if (st) { rc = cli_fail(cmd, NULL); goto done; }
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(s, "shown");
+    for (const cJSON *it = sh ? sh->child : NULL; it; it = it->next) {
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(it, "judge");
+        printf("%s:%.0f: %s [%s]: \"%s\"%s%s\n", in, getn(it, "line"), cJSON_GetObjectItemCaseSensitive(it, "rule")->valuestring,
+               cJSON_GetObjectItemCaseSensitive(it, "kind")->valuestring,
+               cJSON_GetObjectItemCaseSensitive(it, "excerpt")->valuestring, j ? " judge: " : "", j ? j->valuestring : "");
+    }
+    printf("%s: %.0f examples, %.0f flagged (%.0f flags), %.0f unreadable\n", in, getn(s, "examples"),
+           getn(s, "flagged_examples"), getn(s, "flags"), getn(s, "unreadable"));
+    print_counts(cJSON_GetObjectItemCaseSensitive(s, "per_rule"), "flags by rule");
+    if (p.judge) print_counts(cJSON_GetObjectItemCaseSensitive(s, "judge"), "judge");
+    if (p.report_path) printf("report: %s\n", p.report_path);
+    rc = getn(s, "flagged_examples") > 0 ? 1 : 0;
+    cJSON_Delete(s);
+done:
+    for (int k = 0; k < n_files; k++) free(texts[k]);
+    free(texts); free(names);
+    return rc;
+}
+
 int cmd_data(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         fputs(usage_main, argc < 2 ? stderr : stdout);
@@ -448,9 +805,11 @@ int cmd_data(int argc, char **argv) {
     }
     static const struct { const char *name; const char *usage; int (*run)(int, char **); } subs[] = {
         {"validate", NULL, do_validate}, {"stats", NULL, do_stats}, {"dedup", NULL, do_dedup},
-        {"filter", NULL, do_filter}, {"decontam", NULL, do_decontam}, {"split", NULL, do_split}};
-    const char *usages[] = {usage_validate, usage_stats, usage_dedup, usage_filter, usage_decontam, usage_split};
-    for (int i = 0; i < 6; i++) {
+        {"filter", NULL, do_filter}, {"decontam", NULL, do_decontam}, {"split", NULL, do_split},
+        {"generate", NULL, do_generate}, {"accept", NULL, do_accept}, {"judge", NULL, do_judge}, {"debug", NULL, do_debug}};
+    const char *usages[] = {usage_validate, usage_stats, usage_dedup, usage_filter, usage_decontam, usage_split,
+                            usage_generate, usage_accept, usage_judge, usage_debug};
+    for (int i = 0; i < 10; i++) {
         if (strcmp(argv[1], subs[i].name)) continue;
         if (cli_wants_help(argc - 1, argv + 1)) { fputs(usages[i], stdout); return 0; }
         return subs[i].run(argc - 1, argv + 1);

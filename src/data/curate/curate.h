@@ -382,6 +382,7 @@ typedef struct {
 } lma_debug_params;
 void lma_debug_default_params(lma_debug_params *p);
 /* summary: examples, flagged_examples, flags, per_rule {name: n}, unreadable,
- * judge {"yes","no","unclear","model_calls"}, "flags": [{line, rule, kind, excerpt, judge?}]. */
+ * judge {"yes","no","unclear","model_calls"}, "shown": the first max_summary_flags flags
+ * [{file, line, index, rule, kind, excerpt, judge?, judge_text?}] (the report has them all). */
 lma_status lma_data_debug(const char *in, const lma_debug_params *p, cJSON **summary);
 #endif
