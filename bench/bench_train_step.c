@@ -2,7 +2,8 @@
  * stories15M shape (dim 288, 6 layers, 6 heads, MLP 768, vocab 32000, untied
  * head: 24.4M parameters; batch 8 x 256), the same setup as
  * bench/torch_cpu_step.py. Usage: bench_train_step [--threads N] [--steps N]
- * [--batch B] [--seq T] [--device cpu|cuda]. Prints "RESULT lmadapt device D threads N ...
+ * [--batch B] [--seq T] [--device cpu|cuda] [--preset NAME --vocab V] (model size presets of
+ * model/presets.h instead of the stories15M shape). Prints "RESULT lmadapt device D threads N ...
  * step_ms X tok_s Y". */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,16 +12,20 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "model/llama.h"
+#include "model/presets.h"
 
 int main(int argc, char **argv) {
     int threads = 2, steps = 5, B = 8, T = 256;
-    const char *device = "cpu";
+    const char *device = "cpu", *preset = NULL;
+    int vocab = 32000;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seq")) T = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--device")) device = argv[i + 1];
+        else if (!strcmp(argv[i], "--preset")) preset = argv[i + 1];
+        else if (!strcmp(argv[i], "--vocab")) vocab = atoi(argv[i + 1]);
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
     }
     lma_threads_set(threads);
@@ -29,6 +34,8 @@ int main(int argc, char **argv) {
     c.vocab_size = 32000; c.hidden_size = 288; c.intermediate_size = 768; c.n_layers = 6;
     c.n_heads = 6; c.n_kv_heads = 6; c.head_dim = 48; c.max_position_embeddings = 1024;
     c.rms_norm_eps = 1e-5; c.rope_theta = 10000; c.bos_token_id = 1;
+    if (preset && lma_config_preset(preset, vocab, T, &c) != LMA_OK) { fprintf(stderr, "bench: %s\n", lma_last_error()); return 1; }
+    c.vocab_size = vocab;
     lma_model *m;
     const lma_backend *be = lma_backend_by_name(device);
     if (!be) { fprintf(stderr, "bench: device '%s' is not available\n", device); return 1; }
@@ -41,7 +48,7 @@ int main(int argc, char **argv) {
     int32_t *x = malloc(N * sizeof(int32_t)), *y = malloc(N * sizeof(int32_t));
     lma_rng r;
     lma_rng_seed(&r, 2);
-    for (int i = 0; i < N; i++) { x[i] = (int32_t)lma_rng_below(&r, 32000); y[i] = (int32_t)lma_rng_below(&r, 32000); }
+    for (int i = 0; i < N; i++) { x[i] = (int32_t)lma_rng_below(&r, (uint64_t)c.vocab_size); y[i] = (int32_t)lma_rng_below(&r, (uint64_t)c.vocab_size); }
     lma_adamw_params ap = lma_adamw_default_params();
     ap.lr = 1e-4f; ap.clip = 0; ap.weight_decay = 0.01f; ap.decay_all = 1; /* torch AdamW defaults */
     double t0 = 0;
