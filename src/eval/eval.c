@@ -1,0 +1,492 @@
+#include "eval/eval.h"
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/arena.h"
+#include "core/io.h"
+#include "core/progress.h"
+#include "data/example.h"
+#include "eval/gencheck.h"
+#include "infer/generate.h"
+#include "tok/chat_template.h"
+
+static const char *const kind_names[] = {"ppl", "mmlu", "gen"};
+static const char *const tag_names[] = {"", "general", "domain"};
+
+const char *lma_eval_kind_name(lma_eval_kind k) { return (unsigned)k < 3 ? kind_names[k] : "?"; }
+const char *lma_eval_tag_name(lma_eval_tag t) { return (unsigned)t < 3 ? tag_names[t] : "?"; }
+
+lma_eval_params lma_eval_default_params(void) {
+    lma_eval_params p = {0};
+    p.shots = 5;
+    p.mode = LMA_EVAL_SCORE_KV;
+    p.gen_max_tokens = 256;
+    p.gen_check = -1;
+    return p;
+}
+
+lma_status lma_eval_task_parse(const char *spec, lma_eval_task *out) {
+    memset(out, 0, sizeof *out);
+    const char *s = spec;
+    if (!strncmp(s, "general:", 8)) { out->tag = LMA_EVAL_GENERAL; s += 8; }
+    else if (!strncmp(s, "domain:", 7)) { out->tag = LMA_EVAL_DOMAIN; s += 7; }
+    const char *c = strchr(s, ':');
+    int k = -1;
+    for (int i = 0; c && i < 3; i++)
+        if ((size_t)(c - s) == strlen(kind_names[i]) && !strncmp(s, kind_names[i], (size_t)(c - s))) k = i;
+    if (k < 0)
+        return lma_error(LMA_ERR_ARG, "task '%s': expected [general:|domain:]KIND:PATH with KIND ppl, mmlu or gen", spec);
+    if (!c[1]) return lma_error(LMA_ERR_ARG, "task '%s': the PATH is empty", spec);
+    if (strlen(c + 1) >= sizeof out->path) return lma_error(LMA_ERR_ARG, "task '%s': path too long", spec);
+    out->kind = (lma_eval_kind)k;
+    strcpy(out->path, c + 1);
+    char tmp[4096];
+    strcpy(tmp, out->path);
+    size_t l = strlen(tmp);
+    while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
+    const char *base = strrchr(tmp, '/');
+    base = base ? base + 1 : tmp;
+    snprintf(out->name, sizeof out->name, "%s:%s", kind_names[k], base);
+    return LMA_OK;
+}
+
+void lma_eval_result_free(lma_eval_result *r) {
+    if (!r) return;
+    for (size_t i = 0; i < r->n_groups; i++) free(r->groups[i].name);
+    free(r->groups);
+    memset(r, 0, sizeof *r);
+}
+
+static lma_status add_group(lma_eval_result *r, const char *name, size_t *idx) {
+    for (size_t i = 0; i < r->n_groups; i++) if (!strcmp(r->groups[i].name, name)) { *idx = i; return LMA_OK; }
+    lma_eval_group *g = realloc(r->groups, (r->n_groups + 1) * sizeof *g);
+    if (!g) return lma_error(LMA_ERR_NOMEM, "out of memory");
+    r->groups = g;
+    g[r->n_groups].name = malloc(strlen(name) + 1);
+    if (!g[r->n_groups].name) return lma_error(LMA_ERR_NOMEM, "out of memory");
+    strcpy(g[r->n_groups].name, name);
+    g[r->n_groups].n = g[r->n_groups].correct = 0;
+    *idx = r->n_groups++;
+    return LMA_OK;
+}
+
+void lma_eval_finish_acc(lma_eval_result *r) {
+    long n = 0, c = 0;
+    double macro = 0;
+    size_t ng = 0;
+    for (size_t i = 0; i < r->n_groups; i++) {
+        n += r->groups[i].n; c += r->groups[i].correct;
+        if (r->groups[i].n) { macro += (double)r->groups[i].correct / (double)r->groups[i].n; ng++; }
+    }
+    r->metric = "acc";
+    r->higher_is_better = 1;
+    r->n = n; r->correct = c;
+    r->score = n ? (double)c / (double)n : 0;
+    r->macro = ng ? macro / (double)ng : 0;
+}
+
+/* ---------------- MMLU ---------------- */
+
+lma_status lma_eval_mmlu(lma_eval_scorer *sc, const lma_tokenizer *tok, const lma_mmlu_set *set,
+                         const lma_eval_params *p, lma_eval_result *res) {
+    static const char *const conts[4] = {" A", " B", " C", " D"};
+    size_t total = 0;
+    for (size_t s = 0; s < set->n; s++) {
+        size_t n = set->subj[s].n_items;
+        total += p->limit && n > p->limit ? p->limit : n;
+        if (p->shots > 0 && set->subj[s].n_shots < (size_t)p->shots + (set->subj[s].shots_are_items ? 1 : 0))
+            return lma_error(LMA_ERR_ARG, "MMLU subject %s: %d shots asked but its dev split has %zu rows%s",
+                             set->subj[s].name, p->shots, set->subj[s].n_shots,
+                             set->subj[s].n_shots ? "" : " (no dev folder found)");
+    }
+    lma_progress pg;
+    if (p->progress) lma_progress_start(&pg, "mmlu", (int64_t)total);
+    size_t done = 0;
+    lma_status st = LMA_OK;
+    for (size_t s = 0; st == LMA_OK && s < set->n; s++) {
+        const lma_mmlu_subject *u = &set->subj[s];
+        size_t gi;
+        if ((st = add_group(res, u->name, &gi)) != LMA_OK) break;
+        size_t n = p->limit && u->n_items > p->limit ? p->limit : u->n_items;
+        for (size_t i = 0; st == LMA_OK && i < n; i++) {
+            char *prompt = NULL;
+            size_t plen = 0;
+            int32_t *cids[4] = {0}, *ctx = NULL;
+            size_t nc[4] = {0}, nctx = 0;
+            st = lma_mmlu_prompt(u->name, u->shots, u->n_shots, u->shots_are_items, p->shots, &u->items[i], &prompt,
+                                 &plen);
+            for (int k = 0; st == LMA_OK && k < 4; k++) {
+                int32_t *c = NULL;
+                size_t n_c = 0;
+                st = lma_eval_encode_pair(tok, prompt, plen, conts[k], 2, k ? &c : &ctx, k ? &n_c : &nctx,
+                                          &cids[k], &nc[k]);
+                free(c);
+                if (st == LMA_OK && nc[k] == 0)
+                    st = lma_error(LMA_ERR_FORMAT, "MMLU %s item %zu: the continuation \"%s\" encodes to no tokens",
+                                   u->name, i + 1, conts[k]);
+            }
+            double ll[4];
+            if (st == LMA_OK) st = sc->loglik(sc, ctx, nctx, (const int32_t *const *)cids, nc, 4, ll);
+            if (st == LMA_OK) {
+                int best = 0;
+                for (int k = 1; k < 4; k++) if (ll[k] > ll[best]) best = k; /* first max wins, as np.argmax */
+                res->groups[gi].n++;
+                res->groups[gi].correct += best == u->items[i].answer;
+            }
+            free(prompt); free(ctx);
+            for (int k = 0; k < 4; k++) free(cids[k]);
+            if (p->progress) lma_progress_update(&pg, (int64_t)++done);
+        }
+    }
+    if (p->progress) lma_progress_finish(&pg);
+    if (st == LMA_OK) lma_eval_finish_acc(res);
+    return st;
+}
+
+/* ---------------- perplexity ---------------- */
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static lma_status list_files(const char *path, char ***files, size_t *n) {
+    *files = NULL; *n = 0;
+    char **v = NULL;
+    size_t k = 0;
+    if (!lma_is_dir(path)) {
+        v = malloc(sizeof *v);
+        if (!v || !(v[0] = strdup(path))) { free(v); return lma_error(LMA_ERR_NOMEM, "out of memory"); }
+        *files = v; *n = 1;
+        return LMA_OK;
+    }
+    DIR *d = opendir(path);
+    if (!d) return lma_error(LMA_ERR_IO, "%s: cannot open the folder", path);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char f[8192];
+        snprintf(f, sizeof f, "%s/%s", path, de->d_name);
+        if (lma_is_dir(f)) continue;
+        char **nv = realloc(v, (k + 1) * sizeof *v);
+        if (!nv || !(nv[k] = strdup(f))) {
+            v = nv ? nv : v;
+            for (size_t i = 0; i < k; i++) free(v[i]);
+            free(v); closedir(d);
+            return lma_error(LMA_ERR_NOMEM, "out of memory");
+        }
+        v = nv; k++;
+    }
+    closedir(d);
+    if (!k) { free(v); return lma_error(LMA_ERR_IO, "%s: no files to score", path); }
+    qsort(v, k, sizeof *v, cmp_str);
+    *files = v; *n = k;
+    return LMA_OK;
+}
+
+static lma_status ppl_file(lma_model *m, const lma_tokenizer *tok, const char *file, const lma_eval_params *p,
+                           lma_eval_result *res, lma_progress *pg) {
+    char *text = NULL;
+    size_t len = 0, n = 0;
+    int32_t *ids = NULL;
+    LMA_TRY(lma_read_file(file, &text, &len));
+    lma_status st = lma_tok_encode(tok, text, len, 1, &ids, &n);
+    free(text);
+    if (st != LMA_OK) return st;
+    if (p->limit && n > p->limit + 1) n = p->limit + 1;
+    int maxc = m->cfg.max_position_embeddings > 0 ? m->cfg.max_position_embeddings : 2048;
+    size_t W = p->ppl_window > 0 && p->ppl_window < maxc ? (size_t)p->ppl_window : (size_t)maxc;
+    size_t S = p->ppl_stride > 0 ? (size_t)p->ppl_stride : W / 2;
+    if (W < 2) { free(ids); return lma_error(LMA_ERR_ARG, "perplexity window must be at least 2 tokens"); }
+    if (S < 1) S = 1;
+    if (S > W - 1) S = W - 1;
+    int32_t *tg = lma_malloc(W * sizeof(int32_t), "ppl targets");
+    if (!tg) { free(ids); return LMA_ERR_NOMEM; }
+    size_t prev_end = 0;
+    for (size_t begin = 0; st == LMA_OK && n >= 2; begin += S) {
+        size_t end = begin + W < n ? begin + W : n, T = end - begin, from = prev_end > 1 ? prev_end : 1;
+        for (size_t t = 0; t < T; t++) {
+            size_t j = begin + t + 1; /* token predicted at position t */
+            tg[t] = j < end && j >= from ? ids[j] : LMA_IGNORE_INDEX;
+        }
+        st = lma_model_forward(m, ids + begin, tg, NULL, 1, (int)T, 0, 1.0f, NULL);
+        if (st != LMA_OK) break;
+        const float *losses = lma_model_losses(m);
+        for (size_t t = 0; t < T; t++)
+            if (tg[t] != LMA_IGNORE_INDEX) { res->nll += losses[t]; res->tokens++; }
+        res->tokens_run += (long)T;
+        prev_end = end;
+        if (pg) lma_progress_update(pg, pg->done + 1);
+        if (end == n) break;
+    }
+    res->bytes += (long)len;
+    free(tg); free(ids);
+    return st;
+}
+
+static lma_status run_ppl(lma_model *m, const lma_tokenizer *tok, const lma_eval_task *t, const lma_eval_params *p,
+                          lma_eval_result *res) {
+    char **files = NULL;
+    size_t nf = 0;
+    LMA_TRY(list_files(t->path, &files, &nf));
+    lma_progress pg;
+    if (p->progress) lma_progress_start(&pg, "ppl", 0);
+    lma_status st = LMA_OK;
+    for (size_t i = 0; st == LMA_OK && i < nf; i++) st = ppl_file(m, tok, files[i], p, res, p->progress ? &pg : NULL);
+    if (p->progress) lma_progress_finish(&pg);
+    for (size_t i = 0; i < nf; i++) free(files[i]);
+    free(files);
+    if (st != LMA_OK) return st;
+    if (res->tokens == 0) return lma_error(LMA_ERR_ARG, "%s: no tokens to score (each file needs at least 2)", t->path);
+    res->metric = "ppl";
+    res->higher_is_better = 0;
+    res->score = exp(res->nll / (double)res->tokens);
+    return LMA_OK;
+}
+
+/* ---------------- generation tasks ---------------- */
+
+static int json_text(const cJSON *j, const char *key, char *buf, size_t cap, const char **out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (cJSON_IsString(v)) { *out = v->valuestring; return 1; }
+    if (cJSON_IsNumber(v)) { snprintf(buf, cap, "%.17g", v->valuedouble); *out = buf; return 1; }
+    return 0;
+}
+
+static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON *j, const char *file, int64_t line,
+                             const lma_eval_params *p, lma_eval_result *res) {
+    const char *prompt = NULL, *question = NULL, *answer = NULL;
+    char numbuf[64];
+    json_text(j, "prompt", numbuf, sizeof numbuf, &prompt);
+    if (!prompt && !(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "question"))))
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"prompt\" (or \"question\") string", file,
+                         (long long)line);
+    if (!prompt) question = cJSON_GetObjectItemCaseSensitive(j, "question")->valuestring;
+    if (!json_text(j, "answer", numbuf, sizeof numbuf, &answer))
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"answer\" (string or number)", file,
+                         (long long)line);
+    int check = p->gen_check;
+    const cJSON *cj = cJSON_GetObjectItemCaseSensitive(j, "check");
+    if (check < 0 && cJSON_IsString(cj)) {
+        check = lma_gen_check_from_name(cj->valuestring);
+        if (check < 0)
+            return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"check\": unknown check '%s' (exact, number, json, yaml)",
+                             file, (long long)line, cj->valuestring);
+    }
+    if (check < 0) check = strstr(answer, "####") ? LMA_CHECK_NUMBER : LMA_CHECK_EXACT;
+    const char *keys[64], *stops[16];
+    size_t nk = 0;
+    int ns = 0;
+    const cJSON *it, *ka = cJSON_GetObjectItemCaseSensitive(j, "required_keys"),
+                     *sa = cJSON_GetObjectItemCaseSensitive(j, "stop");
+    if (ka && !cJSON_IsArray(ka))
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"required_keys\" must be a list of strings", file, (long long)line);
+    cJSON_ArrayForEach(it, ka) {
+        if (!cJSON_IsString(it) || nk == 64)
+            return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"required_keys\": at most 64 strings", file, (long long)line);
+        keys[nk++] = it->valuestring;
+    }
+    if (sa && !cJSON_IsArray(sa))
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"stop\" must be a list of strings", file, (long long)line);
+    cJSON_ArrayForEach(it, sa) {
+        if (!cJSON_IsString(it) || ns == 15)
+            return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"stop\": at most 15 strings", file, (long long)line);
+        stops[ns++] = it->valuestring;
+    }
+    char *qbuf = NULL;
+    if (question) {
+        size_t ql = strlen(question);
+        qbuf = lma_malloc(ql + 32, "prompt");
+        if (!qbuf) return LMA_ERR_NOMEM;
+        snprintf(qbuf, ql + 32, "Question: %s\nAnswer:", question);
+        prompt = qbuf;
+        if (!sa) stops[ns++] = "Question:";
+    }
+    int32_t *ids = NULL;
+    size_t n = 0, *sp = NULL, nsp = 0;
+    lma_status st;
+    if (p->chat) {
+        lma_chat_msg msg = {"user", prompt};
+        st = lma_chat_encode(tok, NULL, &msg, 1, 1, &ids, &n, &sp, &nsp);
+        free(sp);
+    } else {
+        st = lma_tok_encode(tok, prompt, strlen(prompt), 1, &ids, &n);
+    }
+    free(qbuf);
+    if (st == LMA_OK && n == 0) st = lma_error(LMA_ERR_FORMAT, "%s:%lld: the prompt is empty", file, (long long)line);
+    if (st != LMA_OK) { free(ids); return st; }
+    lma_gen_params gp = {.max_tokens = p->gen_max_tokens, .sample = lma_sample_default_params()};
+    gp.stop_ids = p->stop_ids; gp.n_stop_ids = p->n_stop_ids;
+    gp.stop_strings = stops; gp.n_stop_strings = ns;
+    lma_gen_result gr;
+    st = lma_generate(m, tok, ids, n, &gp, &gr);
+    free(ids);
+    if (st != LMA_OK) return st;
+    res->tokens_run += gr.prompt_tokens + (long)gr.n_ids;
+    const char *out = gr.text ? gr.text : "";
+    size_t olen = gr.text ? gr.len : 0;
+    int ok = 0, valid = 0;
+    switch (check) {
+    case LMA_CHECK_EXACT: ok = lma_gen_check_exact(out, olen, answer); break;
+    case LMA_CHECK_NUMBER: ok = lma_gen_check_number(out, olen, answer); break;
+    case LMA_CHECK_JSON: ok = lma_gen_check_json(out, olen, keys, nk, &valid); break;
+    default: ok = lma_gen_check_yaml(out, olen, keys, nk, &valid); break;
+    }
+    free(gr.ids); free(gr.text);
+    size_t gi;
+    LMA_TRY(add_group(res, lma_gen_check_name((lma_gen_check)check), &gi));
+    res->groups[gi].n++;
+    res->groups[gi].correct += ok;
+    res->valid += valid;
+    return LMA_OK;
+}
+
+static lma_status run_gen(lma_model *m, const lma_tokenizer *tok, const lma_eval_task *t, const lma_eval_params *p,
+                          lma_eval_result *res) {
+    lma_ex_reader *r = NULL;
+    LMA_TRY(lma_ex_open(t->path, &r));
+    lma_progress pg;
+    if (p->progress) lma_progress_start(&pg, "gen", 0);
+    lma_status st = LMA_OK;
+    lma_example *ex = NULL;
+    size_t done = 0;
+    while (st == LMA_OK && (!p->limit || done < p->limit)) {
+        if ((st = lma_ex_next(r, &ex)) != LMA_OK || !ex) break;
+        if (!ex->json || !cJSON_IsObject(ex->json)) {
+            st = lma_error(LMA_ERR_FORMAT, "%s:%lld: not a JSON object", t->path, (long long)ex->line);
+            break;
+        }
+        st = gen_record(m, tok, ex->json, t->path, ex->line, p, res);
+        done++;
+        if (p->progress) lma_progress_update(&pg, (int64_t)done);
+    }
+    if (p->progress) lma_progress_finish(&pg);
+    lma_ex_close(r);
+    if (st != LMA_OK) return st;
+    if (done == 0) return lma_error(LMA_ERR_FORMAT, "%s: no records", t->path);
+    lma_eval_finish_acc(res);
+    return LMA_OK;
+}
+
+/* ---------------- dispatch, JSON, compare ---------------- */
+
+lma_status lma_eval_run(lma_model *m, const lma_tokenizer *tok, const lma_eval_task *t, const lma_eval_params *p,
+                        lma_eval_result *res) {
+    memset(res, 0, sizeof *res);
+    res->task = *t;
+    if (!tok) return lma_error(LMA_ERR_ARG, "task %s needs the model's tokenizer", t->name);
+    double t0 = lma_now();
+    lma_status st;
+    if (t->kind == LMA_EVAL_MMLU) {
+        lma_mmlu_set set;
+        LMA_TRY(lma_mmlu_load(t->path, p->mmlu_split, &set));
+        lma_eval_scorer *sc = NULL;
+        st = lma_eval_scorer_model(m, p->mode, &sc);
+        if (st == LMA_OK) st = lma_eval_mmlu(sc, tok, &set, p, res);
+        if (sc) res->tokens_run = sc->tokens_run;
+        lma_eval_scorer_free(sc);
+        lma_mmlu_free(&set);
+    } else if (t->kind == LMA_EVAL_PPL) {
+        st = run_ppl(m, tok, t, p, res);
+    } else {
+        st = run_gen(m, tok, t, p, res);
+    }
+    res->seconds = lma_now() - t0;
+    if (st != LMA_OK) { lma_eval_task keep = res->task; lma_eval_result_free(res); res->task = keep; }
+    return st;
+}
+
+cJSON *lma_eval_result_json(const lma_eval_result *r) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "task", r->task.name);
+    cJSON_AddStringToObject(o, "kind", lma_eval_kind_name(r->task.kind));
+    if (r->task.tag) cJSON_AddStringToObject(o, "tag", lma_eval_tag_name(r->task.tag));
+    cJSON_AddStringToObject(o, "path", r->task.path);
+    cJSON_AddStringToObject(o, "metric", r->metric ? r->metric : "");
+    cJSON_AddNumberToObject(o, "score", r->score);
+    if (r->task.kind == LMA_EVAL_PPL) {
+        cJSON_AddNumberToObject(o, "ppl", r->score);
+        cJSON_AddNumberToObject(o, "nll", r->nll);
+        cJSON_AddNumberToObject(o, "tokens", (double)r->tokens);
+        cJSON_AddNumberToObject(o, "bytes", (double)r->bytes);
+        cJSON_AddNumberToObject(o, "bits_per_byte", r->bytes ? r->nll / log(2.0) / (double)r->bytes : 0);
+    } else {
+        cJSON_AddNumberToObject(o, "n", (double)r->n);
+        cJSON_AddNumberToObject(o, "correct", (double)r->correct);
+        if (r->task.kind == LMA_EVAL_MMLU) {
+            cJSON_AddNumberToObject(o, "micro_acc", r->score);
+            cJSON_AddNumberToObject(o, "macro_acc", r->macro);
+        } else {
+            cJSON_AddNumberToObject(o, "valid", (double)r->valid);
+        }
+        cJSON *g = cJSON_AddArrayToObject(o, r->task.kind == LMA_EVAL_MMLU ? "subjects" : "checks");
+        for (size_t i = 0; g && i < r->n_groups; i++) {
+            cJSON *e = cJSON_CreateObject();
+            if (!e) break;
+            cJSON_AddStringToObject(e, "name", r->groups[i].name);
+            cJSON_AddNumberToObject(e, "n", (double)r->groups[i].n);
+            cJSON_AddNumberToObject(e, "correct", (double)r->groups[i].correct);
+            cJSON_AddNumberToObject(e, "acc", r->groups[i].n ? (double)r->groups[i].correct / (double)r->groups[i].n : 0);
+            cJSON_AddItemToArray(g, e);
+        }
+    }
+    cJSON_AddNumberToObject(o, "seconds", r->seconds);
+    cJSON_AddNumberToObject(o, "tokens_run", (double)r->tokens_run);
+    return o;
+}
+
+lma_eval_delta lma_eval_compare_one(const lma_eval_result *a, const lma_eval_result *b) {
+    lma_eval_delta d;
+    d.delta = b->score - a->score;
+    d.rel = a->score != 0 ? b->score / a->score - 1 : 0;
+    d.better = a->higher_is_better ? d.delta > 0 : d.delta < 0;
+    return d;
+}
+
+void lma_eval_compare(const lma_eval_result *a, const lma_eval_result *b, size_t n, lma_eval_tag_summary sums[3]) {
+    memset(sums, 0, 3 * sizeof *sums);
+    for (size_t i = 0; i < n; i++) {
+        lma_eval_delta d = lma_eval_compare_one(&a[i], &b[i]);
+        lma_eval_tag_summary *s = &sums[a[i].task.tag];
+        if (a[i].task.kind == LMA_EVAL_PPL) { s->mean_rel_ppl += d.rel; s->n_ppl++; }
+        else { s->mean_dacc += d.delta; s->n_acc++; }
+    }
+    for (int t = 0; t < 3; t++) {
+        if (sums[t].n_acc) sums[t].mean_dacc /= sums[t].n_acc;
+        if (sums[t].n_ppl) sums[t].mean_rel_ppl /= sums[t].n_ppl;
+    }
+}
+
+cJSON *lma_eval_compare_json(const lma_eval_result *a, const lma_eval_result *b, size_t n) {
+    cJSON *o = cJSON_CreateObject(), *arr = o ? cJSON_AddArrayToObject(o, "tasks") : NULL;
+    if (!arr) { cJSON_Delete(o); return NULL; }
+    for (size_t i = 0; i < n; i++) {
+        lma_eval_delta d = lma_eval_compare_one(&a[i], &b[i]);
+        cJSON *e = cJSON_CreateObject();
+        if (!e) break;
+        cJSON_AddStringToObject(e, "task", a[i].task.name);
+        cJSON_AddStringToObject(e, "tag", a[i].task.tag ? lma_eval_tag_name(a[i].task.tag) : "untagged");
+        cJSON_AddStringToObject(e, "metric", a[i].metric ? a[i].metric : "");
+        cJSON_AddNumberToObject(e, "a", a[i].score);
+        cJSON_AddNumberToObject(e, "b", b[i].score);
+        cJSON_AddNumberToObject(e, "delta", d.delta);
+        cJSON_AddNumberToObject(e, "rel", d.rel);
+        cJSON_AddBoolToObject(e, "better", d.better);
+        cJSON_AddItemToArray(arr, e);
+    }
+    lma_eval_tag_summary s[3];
+    lma_eval_compare(a, b, n, s);
+    static const char *const keys[3] = {"untagged", "general", "domain"};
+    for (int t = 0; t < 3; t++) {
+        if (!s[t].n_acc && !s[t].n_ppl) continue;
+        cJSON *e = cJSON_AddObjectToObject(o, keys[t]);
+        if (!e) break;
+        cJSON_AddNumberToObject(e, "acc_tasks", s[t].n_acc);
+        cJSON_AddNumberToObject(e, "mean_delta_acc", s[t].mean_dacc);
+        cJSON_AddNumberToObject(e, "ppl_tasks", s[t].n_ppl);
+        cJSON_AddNumberToObject(e, "mean_rel_ppl_change", s[t].mean_rel_ppl);
+    }
+    if (s[LMA_EVAL_GENERAL].n_acc) cJSON_AddNumberToObject(o, "forgetting", -s[LMA_EVAL_GENERAL].mean_dacc);
+    if (s[LMA_EVAL_DOMAIN].n_acc) cJSON_AddNumberToObject(o, "domain_gain", s[LMA_EVAL_DOMAIN].mean_dacc);
+    return o;
+}
