@@ -118,6 +118,9 @@ const lma_backend *lma_backend_cpu(void);
 const lma_backend *lma_backend_ref(void);
 /* fp32 on an NVIDIA GPU (cuda/); NULL when not built (no nvcc) or no GPU is present. */
 const lma_backend *lma_backend_cuda(void);
+/* Test hook of the cuda backend: 1 selects its naive attention kernels (the oracle)
+ * instead of the batched-GEMM path. */
+extern int lma_cuda_attention_naive;
 /* The fastest available: cuda when a GPU is present, else cpu. */
 const lma_backend *lma_backend_default(void);
 /* By name ("cpu", "ref", "cuda"); NULL if unknown, not built or no device. */

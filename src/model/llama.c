@@ -17,7 +17,23 @@
 #include "core/arena.h"
 #include "core/io.h"
 #include "core/rng.h"
+#include "model/lora.h"
+#include "model/nf4.h"
 #include "model/safetensors.h"
+
+/* the projection of a parameter kind, or -1 */
+static int kind_proj(lma_param_kind k) {
+    switch (k) {
+    case LMA_P_WQ: return LMA_PROJ_Q;
+    case LMA_P_WK: return LMA_PROJ_K;
+    case LMA_P_WV: return LMA_PROJ_V;
+    case LMA_P_WO: return LMA_PROJ_O;
+    case LMA_P_WGATE: return LMA_PROJ_GATE;
+    case LMA_P_WUP: return LMA_PROJ_UP;
+    case LMA_P_WDOWN: return LMA_PROJ_DOWN;
+    default: return -1;
+    }
+}
 
 struct lma_acts {
     float *resid;           /* (L+1, N, C) residual stream entering layer l; [L] = last */
@@ -137,13 +153,41 @@ static lma_status ensure_acts(lma_model *m, int B, int T) {
     return LMA_OK;
 }
 
-lma_status lma_model_create(const lma_config *cfg, const lma_backend *be, lma_model **out) {
+/* Moves the projection weights out of the table into qtable (offsets of the rest
+ * recomputed) and allocates the (L*7) NF4 slots. */
+static lma_status split_quantized(lma_model *m) {
+    lma_param_table *t = &m->table, *q = &m->qtable;
+    memset(q, 0, sizeof *q);
+    q->info = lma_calloc((size_t)t->count, sizeof *q->info, "quantized table");
+    m->nf4 = lma_calloc((size_t)m->cfg.n_layers * LMA_PROJ_COUNT, sizeof *m->nf4, "NF4 weights");
+    if (!q->info || !m->nf4) return LMA_ERR_NOMEM;
+    int k = 0;
+    t->total = 0;
+    for (int i = 0; i < t->count; i++) {
+        lma_param_info p = t->info[i];
+        if (kind_proj(p.kind) >= 0) { q->info[q->count++] = p; continue; }
+        p.offset = t->total;
+        t->total += (p.numel + 15) & ~(size_t)15;
+        t->info[k++] = p;
+    }
+    t->count = k;
+    return LMA_OK;
+}
+
+static const lma_nf4_tensor *nf4_slot(const lma_model *m, int l, int p) {
+    return m->nf4 ? &m->nf4[(size_t)l * LMA_PROJ_COUNT + p] : NULL;
+}
+
+static lma_status create_impl(const lma_config *cfg, const lma_backend *be, int nf4, lma_model **out) {
     *out = NULL;
+    if (nf4 && (!be->matmul_nf4_fwd || !be->matmul_nf4_bwd || (be != lma_backend_cpu() && be != lma_backend_ref())))
+        return lma_error(LMA_ERR_UNSUPPORTED, "backend '%s' cannot hold an NF4 (QLoRA) model", be->name);
     lma_model *m = lma_calloc(1, sizeof *m, "model");
     if (!m) return LMA_ERR_NOMEM;
     m->cfg = *cfg;
     m->be = be;
     lma_status s = lma_params_build(cfg, &m->table);
+    if (s == LMA_OK && nf4) s = split_quantized(m);
     if (s != LMA_OK) goto fail;
     size_t bytes;
     if (!lma_mul_ok(m->table.total, sizeof(float), &bytes)) { s = lma_error(LMA_ERR_NOMEM, "parameter count overflows"); goto fail; }
@@ -168,6 +212,56 @@ fail:
     return s;
 }
 
+lma_status lma_model_create(const lma_config *cfg, const lma_backend *be, lma_model **out) {
+    return create_impl(cfg, be, 0, out);
+}
+
+lma_status lma_model_create_nf4(const lma_config *cfg, const lma_backend *be, lma_model **out) {
+    return create_impl(cfg, be, 1, out);
+}
+
+/* Quantizes one projection weight (host fp32) into its NF4 slot. */
+static lma_status set_quantized(lma_model *m, const lma_param_info *p, const float *x) {
+    lma_nf4_tensor *q = &m->nf4[(size_t)p->layer * LMA_PROJ_COUNT + kind_proj(p->kind)];
+    lma_nf4_free(q);
+    lma_status s = lma_nf4_quantize(x, (int64_t)p->numel, q);
+    if (s != LMA_OK) return lma_error(s, "%s: %s", p->name, lma_last_error());
+    return LMA_OK;
+}
+
+lma_status lma_model_to_nf4(const lma_model *src, lma_model **out) {
+    *out = NULL;
+    if (src->nf4) return lma_error(LMA_ERR_ARG, "model is already NF4");
+    lma_model *m = NULL;
+    LMA_TRY(create_impl(&src->cfg, src->be, 1, &m));
+    float *h = lma_malloc(src->table.total * sizeof(float), "NF4 conversion staging");
+    if (!h) { lma_model_free(m); return LMA_ERR_NOMEM; }
+    src->be->download(h, src->params, src->table.total * sizeof(float));
+    lma_status s = LMA_OK;
+    for (int i = 0; i < src->table.count && s == LMA_OK; i++) {
+        const lma_param_info *p = &src->table.info[i];
+        const lma_param_info *d = lma_params_find(&m->table, p->name);
+        if (d) m->be->upload(m->params + d->offset, h + p->offset, p->numel * sizeof(float));
+        else s = set_quantized(m, p, h + p->offset);
+    }
+    free(h);
+    if (s != LMA_OK) { lma_model_free(m); return s; }
+    *out = m;
+    return LMA_OK;
+}
+
+lma_trainable lma_model_trainable(const lma_model *m) {
+    lma_trainable t;
+    if (m->lora) {
+        t.table = &m->lora->table;
+        t.params = m->lora->params; t.grads = m->lora->grads; t.m = m->lora->adam_m; t.v = m->lora->adam_v;
+    } else {
+        t.table = &m->table;
+        t.params = m->params; t.grads = m->grads; t.m = m->adam_m; t.v = m->adam_v;
+    }
+    return t;
+}
+
 void lma_model_free(lma_model *m) {
     if (!m) return;
     const lma_backend *be = m->be;
@@ -180,46 +274,69 @@ void lma_model_free(lma_model *m) {
     lma_tensors_free(&m->w);
     lma_tensors_free(&m->g);
     lma_params_free(&m->table);
+    lma_lora_free(m->lora, be);
+    if (m->nf4)
+        for (int i = 0; i < m->cfg.n_layers * LMA_PROJ_COUNT; i++) lma_nf4_free(&m->nf4[i]);
+    free(m->nf4);
+    lma_params_free(&m->qtable);
     free(m);
 }
 
 size_t lma_model_num_params(const lma_model *m) {
     size_t n = 0;
     for (int i = 0; i < m->table.count; i++) n += m->table.info[i].numel;
+    for (int i = 0; i < m->qtable.count; i++) n += m->qtable.info[i].numel;
     return n;
 }
 
 void lma_model_init_random(lma_model *m, uint64_t seed, float std) {
     lma_rng r;
     lma_rng_seed(&r, seed);
-    float *h = malloc(m->table.total * sizeof(float));
-    if (!h) return;
+    lma_param_table full; /* the unsplit table: an NF4 model gets the same numbers, quantized */
+    if (lma_params_build(&m->cfg, &full) != LMA_OK) return;
+    float *h = malloc(m->table.total * sizeof(float)), *qbuf = NULL;
+    if (!h) { lma_params_free(&full); return; }
     memset(h, 0, m->table.total * sizeof(float));
-    for (int i = 0; i < m->table.count; i++) {
-        const lma_param_info *p = &m->table.info[i];
+    for (int i = 0; i < full.count; i++) {
+        const lma_param_info *p = &full.info[i];
         lma_rng tr = lma_rng_split(&r, (uint64_t)i);
-        float *d = h + p->offset;
+        const lma_param_info *own = lma_params_find(&m->table, p->name);
+        float *d = own ? h + own->offset : NULL;
+        if (!own) {
+            float *t = realloc(qbuf, p->numel * sizeof(float));
+            if (!t) break;
+            qbuf = d = t;
+        }
         int is_norm = p->kind == LMA_P_ATTN_NORM || p->kind == LMA_P_MLP_NORM || p->kind == LMA_P_FINAL_NORM ||
                       p->kind == LMA_P_QNORM || p->kind == LMA_P_KNORM;
         for (size_t j = 0; j < p->numel; j++)
             d[j] = is_norm ? 1.0f : p->ndim == 1 ? 0.0f : (float)(std * lma_rng_normal(&tr));
+        if (!own && set_quantized(m, p, d) != LMA_OK) break;
     }
     m->be->upload(m->params, h, m->table.total * sizeof(float));
     free(h);
+    free(qbuf);
+    lma_params_free(&full);
 }
 
-lma_status lma_model_load(const char *dir, const lma_backend *be, lma_model **out) {
+static lma_status load_impl(const char *dir, const lma_backend *be, int nf4, lma_model **out) {
     *out = NULL;
     char path[4096];
     lma_config cfg;
     LMA_TRY(lma_path_join(path, sizeof path, dir, "config.json"));
     LMA_TRY(lma_config_load(path, &cfg));
     lma_model *m = NULL;
-    LMA_TRY(lma_model_create(&cfg, be, &m));
+    LMA_TRY(create_impl(&cfg, be, nf4, &m));
     lma_status s = lma_model_load_weights(m, dir);
     if (s != LMA_OK) { lma_model_free(m); return s; }
     *out = m;
     return LMA_OK;
+}
+
+lma_status lma_model_load(const char *dir, const lma_backend *be, lma_model **out) { return load_impl(dir, be, 0, out); }
+
+lma_status lma_model_load_nf4(const char *dir, const lma_backend *be, lma_model **out) {
+    return load_impl(dir, be, 1, out);
 }
 
 lma_status lma_model_load_weights(lma_model *m, const char *dir) {
@@ -229,11 +346,13 @@ lma_status lma_model_load_weights(lma_model *m, const char *dir) {
     LMA_TRY(lma_st_open_dir(dir, &st));
     lma_status s = LMA_OK;
     float *stage = NULL;
-    char *seen = calloc((size_t)m->table.count, 1);
+    char *seen = calloc((size_t)(m->table.count + m->qtable.count), 1);
     if (!seen) { s = lma_error(LMA_ERR_NOMEM, "out of memory"); goto done; }
     for (int i = 0; i < lma_st_count(st); i++) {
         const lma_st_tensor *t = lma_st_get(st, i);
         const lma_param_info *p = lma_params_find(&m->table, t->name);
+        int quant = 0;
+        if (!p && m->nf4 && (p = lma_params_find(&m->qtable, t->name))) quant = 1;
         if (!p) {
             size_t n = strlen(t->name);
             if (n >= 19 && !strcmp(t->name + n - 19, "rotary_emb.inv_freq")) continue; /* old checkpoints */
@@ -255,11 +374,21 @@ lma_status lma_model_load_weights(lma_model *m, const char *dir) {
         stage = tmp;
         s = lma_st_read_f32(t, stage, p->numel);
         if (s != LMA_OK) goto done;
-        be->upload(m->params + p->offset, stage, p->numel * sizeof(float));
-        seen[p - m->table.info] = 1;
+        if (quant) {
+            s = set_quantized(m, p, stage);
+            if (s != LMA_OK) goto done;
+            seen[m->table.count + (p - m->qtable.info)] = 1;
+        } else {
+            be->upload(m->params + p->offset, stage, p->numel * sizeof(float));
+            seen[p - m->table.info] = 1;
+        }
     }
-    for (int i = 0; i < m->table.count; i++)
-        if (!seen[i]) { s = lma_error(LMA_ERR_FORMAT, "%s: missing tensor '%s'", dir, m->table.info[i].name); goto done; }
+    for (int i = 0; i < m->table.count + m->qtable.count; i++)
+        if (!seen[i]) {
+            const char *name = i < m->table.count ? m->table.info[i].name : m->qtable.info[i - m->table.count].name;
+            s = lma_error(LMA_ERR_FORMAT, "%s: missing tensor '%s'", dir, name);
+            goto done;
+        }
 done:
     free(stage);
     free(seen);
@@ -269,6 +398,7 @@ done:
 
 lma_status lma_model_save(const lma_model *m, const char *dir, int bf16, size_t max_shard_bytes) {
     char path[4096];
+    if (m->nf4) return lma_error(LMA_ERR_UNSUPPORTED, "%s: saving an NF4 model is not supported (merge on an fp32 base)", dir);
     LMA_TRY(lma_mkdir_p(dir));
     LMA_TRY(lma_path_join(path, sizeof path, dir, "config.json"));
     LMA_TRY(lma_config_save(path, &m->cfg));
@@ -293,6 +423,8 @@ done:
 }
 
 lma_status lma_model_enable_training(lma_model *m) {
+    if (m->lora) return lma_lora_enable_training(m->lora, m->be);
+    if (m->nf4) return lma_error(LMA_ERR_UNSUPPORTED, "an NF4 model trains only through a LoRA adapter (QLoRA)");
     if (m->grads) return LMA_OK;
     size_t bytes = m->table.total * sizeof(float);
     m->grads = m->be->alloc(bytes);
@@ -307,7 +439,8 @@ lma_status lma_model_enable_training(lma_model *m) {
 }
 
 void lma_model_zero_grad(lma_model *m) {
-    if (m->grads) m->be->zero(m->grads, m->table.total * sizeof(float));
+    lma_trainable t = lma_model_trainable(m);
+    if (t.grads) m->be->zero(t.grads, t.table->total * sizeof(float));
 }
 
 /* Buffers of one layer's forward (training: the saved activations of layer l;
@@ -333,6 +466,60 @@ typedef struct {
     int past;
 } attn_ctx;
 
+/* out (N,OC) = inp (N,C) @ W^T + bias, W fp32 or NF4; plus the LoRA term
+ * s * (dropout(inp) A^T) B^T when (l, p) is adapted. The adapter's xa slot
+ * keeps s * dropout(inp) A^T for the backward. */
+static void proj_fwd(const lma_model *m, int l, int p, float *out, const float *inp, const float *w,
+                     const float *bias, int N, int C, int OC) {
+    const lma_backend *be = m->be;
+    const lma_nf4_tensor *q = nf4_slot(m, l, p);
+    if (q) be->matmul_nf4_fwd(out, inp, q, bias, N, C, OC);
+    else be->matmul_fwd(out, inp, w, bias, N, C, OC);
+    lma_lora *lo = m->lora;
+    size_t k = (size_t)l * LMA_PROJ_COUNT + p;
+    if (!lo || !lo->A[k]) return;
+    int r = lo->p.r;
+    float *xa = lo->xa + k * (size_t)lo->cap_N * r;
+    const float *x = inp;
+    if (m->lora_train && lo->p.dropout > 0) {
+        lma_lora_make_mask(lo, be, lo->calls, l, p, N, C);
+        be->mul(lo->xd, inp, lo->mask, (size_t)N * C);
+        x = lo->xd;
+    }
+    be->matmul_fwd(xa, x, lo->A[k], NULL, N, C, r);
+    be->scale(xa, lo->scale, (size_t)N * r);
+    be->matmul_fwd(lo->tmp, xa, lo->B[k], NULL, N, r, OC);
+    be->add(out, out, lo->tmp, (size_t)N * OC);
+}
+
+/* Backward of proj_fwd: dinp += dout @ W (the frozen base: dw, dbias NULL), and
+ * for an adapter dB += dout^T xa, dA += s (dout B)^T dropout(inp), dinp += its path. */
+static void proj_bwd(const lma_model *m, int l, int p, float *dinp, float *dw, float *dbias, const float *dout,
+                     const float *inp, const float *w, int N, int C, int OC) {
+    const lma_backend *be = m->be;
+    const lma_nf4_tensor *q = nf4_slot(m, l, p);
+    if (q) be->matmul_nf4_bwd(dinp, dout, q, N, C, OC);
+    else be->matmul_bwd(dinp, dw, dbias, dout, inp, w, N, C, OC);
+    lma_lora *lo = m->lora;
+    size_t k = (size_t)l * LMA_PROJ_COUNT + p;
+    if (!lo || !lo->A[k]) return;
+    int r = lo->p.r;
+    float *xa = lo->xa + k * (size_t)lo->cap_N * r;
+    be->zero(lo->dxa, (size_t)N * r * sizeof(float));
+    be->matmul_bwd(lo->dxa, lo->dB[k], NULL, dout, xa, lo->B[k], N, r, OC);
+    be->scale(lo->dxa, lo->scale, (size_t)N * r);
+    if (lo->p.dropout > 0) {
+        lma_lora_make_mask(lo, be, lo->calls, l, p, N, C);
+        be->mul(lo->xd, inp, lo->mask, (size_t)N * C);
+        be->zero(lo->tmp, (size_t)N * C * sizeof(float));
+        be->matmul_bwd(lo->tmp, lo->dA[k], NULL, lo->dxa, lo->xd, lo->A[k], N, C, r);
+        be->mul(lo->tmp, lo->tmp, lo->mask, (size_t)N * C);
+        be->add(dinp, dinp, lo->tmp, (size_t)N * C);
+    } else {
+        be->matmul_bwd(dinp, lo->dA[k], NULL, lo->dxa, inp, lo->A[k], N, C, r);
+    }
+}
+
 static void layer_forward(const lma_model *m, int l, const layer_io *io, int N, const int32_t *pos, const attn_ctx *ac) {
     const lma_config *c = &m->cfg;
     const lma_backend *be = m->be;
@@ -342,15 +529,15 @@ static void layer_forward(const lma_model *m, int l, const layer_io *io, int N, 
     float eps = (float)c->rms_norm_eps, scale = 1.0f / sqrtf((float)HD);
     be->rmsnorm_fwd(io->ln1, io->rstd1, io->x, w->attn_norm, N, C, eps);
     if (c->qk_norm) {
-        be->matmul_fwd(io->q_raw, io->ln1, w->wq, w->bq, N, C, QD);
-        be->matmul_fwd(io->k_raw, io->ln1, w->wk, w->bk, N, C, KVD);
+        proj_fwd(m, l, LMA_PROJ_Q, io->q_raw, io->ln1, w->wq, w->bq, N, C, QD);
+        proj_fwd(m, l, LMA_PROJ_K, io->k_raw, io->ln1, w->wk, w->bk, N, C, KVD);
         be->rmsnorm_fwd(io->q, io->q_rstd, io->q_raw, w->q_norm, N * NH, HD, eps);
         be->rmsnorm_fwd(io->k, io->k_rstd, io->k_raw, w->k_norm, N * NKV, HD, eps);
     } else {
-        be->matmul_fwd(io->q, io->ln1, w->wq, w->bq, N, C, QD);
-        be->matmul_fwd(io->k, io->ln1, w->wk, w->bk, N, C, KVD);
+        proj_fwd(m, l, LMA_PROJ_Q, io->q, io->ln1, w->wq, w->bq, N, C, QD);
+        proj_fwd(m, l, LMA_PROJ_K, io->k, io->ln1, w->wk, w->bk, N, C, KVD);
     }
-    be->matmul_fwd(io->v, io->ln1, w->wv, w->bv, N, C, KVD);
+    proj_fwd(m, l, LMA_PROJ_V, io->v, io->ln1, w->wv, w->bv, N, C, KVD);
     be->rope_fwd(io->q, io->q, pos, m->inv_freq, N, NH, HD);
     be->rope_fwd(io->k, io->k, pos, m->inv_freq, N, NKV, HD);
     if (ac->kc) {
@@ -361,13 +548,13 @@ static void layer_forward(const lma_model *m, int l, const layer_io *io, int N, 
     } else {
         be->attention_fwd(io->atty, io->att, io->q, io->k, io->v, ac->seg, ac->B, ac->T, NH, NKV, HD, scale);
     }
-    be->matmul_fwd(io->mid, io->atty, w->wo, w->bo, N, QD, C);
+    proj_fwd(m, l, LMA_PROJ_O, io->mid, io->atty, w->wo, w->bo, N, QD, C);
     be->add(io->mid, io->mid, io->x, (size_t)N * C);
     be->rmsnorm_fwd(io->ln2, io->rstd2, io->mid, w->mlp_norm, N, C, eps);
-    be->matmul_fwd(io->gate, io->ln2, w->wgate, NULL, N, C, I);
-    be->matmul_fwd(io->up, io->ln2, w->wup, NULL, N, C, I);
+    proj_fwd(m, l, LMA_PROJ_GATE, io->gate, io->ln2, w->wgate, NULL, N, C, I);
+    proj_fwd(m, l, LMA_PROJ_UP, io->up, io->ln2, w->wup, NULL, N, C, I);
     be->swiglu_fwd(io->swi, io->gate, io->up, (size_t)N * I);
-    be->matmul_fwd(io->xo, io->swi, w->wdown, NULL, N, I, C);
+    proj_fwd(m, l, LMA_PROJ_DOWN, io->xo, io->swi, w->wdown, NULL, N, I, C);
     be->add(io->xo, io->xo, io->mid, (size_t)N * C);
 }
 
@@ -376,11 +563,16 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
     const lma_config *c = &m->cfg;
     const lma_backend *be = m->be;
     if (want_grad && !targets) return lma_error(LMA_ERR_ARG, "a forward for training needs targets");
-    if (want_grad && !m->grads) return lma_error(LMA_ERR_ARG, "training not enabled on this model");
+    if (want_grad && !lma_model_trainable(m).grads) return lma_error(LMA_ERR_ARG, "training not enabled on this model");
     if (c->sliding_window > 0 && T > c->sliding_window)
         return lma_error(LMA_ERR_UNSUPPORTED, "sequence of %d tokens exceeds sliding_window %d (not implemented)", T,
                          c->sliding_window);
     LMA_TRY(ensure_acts(m, B, T));
+    if (m->lora) {
+        LMA_TRY(lma_lora_ensure(m->lora, be, B * T));
+        if (want_grad) m->lora->calls++; /* the dropout stream of this forward */
+    }
+    m->lora_train = want_grad && m->lora;
     lma_acts *a = m->acts;
     int N = B * T, C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
     int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, QD = NH * HD, KVD = NKV * HD;
@@ -458,7 +650,10 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
 lma_status lma_model_backward(lma_model *m) {
     const lma_config *c = &m->cfg;
     const lma_backend *be = m->be;
-    if (!m->grads || !m->acts || !m->has_targets) return lma_error(LMA_ERR_ARG, "backward without a training forward");
+    if (!lma_model_trainable(m).grads || !m->acts || !m->has_targets || (m->lora && !m->lora_train))
+        return lma_error(LMA_ERR_ARG, "backward without a training forward");
+    static const lma_layer_tensors no_grads; /* frozen base: every parameter gradient NULL */
+    const lma_tensors *G = m->frozen ? NULL : &m->g;
     lma_acts *a = m->acts;
     int B = m->B, T = m->T, N = B * T, C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
     int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, QD = NH * HD, KVD = NKV * HD;
@@ -468,13 +663,13 @@ lma_status lma_model_backward(lma_model *m) {
 
     /* head: logits = lnf @ lm_head^T  (a->logits holds dlogits) */
     be->zero(a->dln, NC);
-    be->matmul_bwd(a->dln, m->g.lm_head, NULL, a->logits, a->lnf, m->w.lm_head, N, C, V);
+    be->matmul_bwd(a->dln, G ? G->lm_head : NULL, NULL, a->logits, a->lnf, m->w.lm_head, N, C, V);
     be->zero(a->dresid, NC);
     float *xl = a->resid + (size_t)c->n_layers * N * C;
-    be->rmsnorm_bwd(a->dresid, m->g.final_norm, a->dln, xl, m->w.final_norm, a->rstdf, N, C);
+    be->rmsnorm_bwd(a->dresid, G ? G->final_norm : NULL, a->dln, xl, m->w.final_norm, a->rstdf, N, C);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        const lma_layer_tensors *w = &m->w.layers[l], *g = &m->g.layers[l];
+        const lma_layer_tensors *w = &m->w.layers[l], *g = G ? &G->layers[l] : &no_grads;
         float *x = a->resid + (size_t)l * N * C;
         float *ln1 = a->ln1 + (size_t)l * N * C, *ln2 = a->ln2 + (size_t)l * N * C;
         float *mid = a->resid_mid + (size_t)l * N * C;
@@ -484,18 +679,18 @@ lma_status lma_model_backward(lma_model *m) {
 
         /* MLP: x' = mid + swi @ Wdown ; dresid flows to mid unchanged */
         be->zero(a->dswi, (size_t)N * I * sizeof(float));
-        be->matmul_bwd(a->dswi, g->wdown, NULL, a->dresid, swi, w->wdown, N, I, C);
+        proj_bwd(m, l, LMA_PROJ_DOWN, a->dswi, g->wdown, NULL, a->dresid, swi, w->wdown, N, I, C);
         be->zero(a->dgate, (size_t)N * I * sizeof(float));
         be->zero(a->dup, (size_t)N * I * sizeof(float));
         be->swiglu_bwd(a->dgate, a->dup, a->dswi, gate, up, (size_t)N * I);
         be->zero(a->dln, NC);
-        be->matmul_bwd(a->dln, g->wgate, NULL, a->dgate, ln2, w->wgate, N, C, I);
-        be->matmul_bwd(a->dln, g->wup, NULL, a->dup, ln2, w->wup, N, C, I);
+        proj_bwd(m, l, LMA_PROJ_GATE, a->dln, g->wgate, NULL, a->dgate, ln2, w->wgate, N, C, I);
+        proj_bwd(m, l, LMA_PROJ_UP, a->dln, g->wup, NULL, a->dup, ln2, w->wup, N, C, I);
         be->rmsnorm_bwd(a->dresid, g->mlp_norm, a->dln, mid, w->mlp_norm, a->rstd2 + (size_t)l * N, N, C);
 
         /* attention: mid = x + atty @ Wo */
         be->zero(a->datty, (size_t)N * QD * sizeof(float));
-        be->matmul_bwd(a->datty, g->wo, g->bo, a->dresid, atty, w->wo, N, QD, C);
+        proj_bwd(m, l, LMA_PROJ_O, a->datty, g->wo, g->bo, a->dresid, atty, w->wo, N, QD, C);
         be->zero(a->dq, (size_t)N * QD * sizeof(float));
         be->zero(a->dk, (size_t)N * KVD * sizeof(float));
         be->zero(a->dv, (size_t)N * KVD * sizeof(float));
@@ -516,12 +711,12 @@ lma_status lma_model_backward(lma_model *m) {
             dqp = a->dq; dkp = a->dk;
         }
         be->zero(a->dln, NC);
-        be->matmul_bwd(a->dln, g->wq, g->bq, dqp, ln1, w->wq, N, C, QD);
-        be->matmul_bwd(a->dln, g->wk, g->bk, dkp, ln1, w->wk, N, C, KVD);
-        be->matmul_bwd(a->dln, g->wv, g->bv, a->dv, ln1, w->wv, N, C, KVD);
+        proj_bwd(m, l, LMA_PROJ_Q, a->dln, g->wq, g->bq, dqp, ln1, w->wq, N, C, QD);
+        proj_bwd(m, l, LMA_PROJ_K, a->dln, g->wk, g->bk, dkp, ln1, w->wk, N, C, KVD);
+        proj_bwd(m, l, LMA_PROJ_V, a->dln, g->wv, g->bv, a->dv, ln1, w->wv, N, C, KVD);
         be->rmsnorm_bwd(a->dresid, g->attn_norm, a->dln, x, w->attn_norm, a->rstd1 + (size_t)l * N, N, C);
     }
-    be->embedding_bwd(m->g.embed, a->dresid, m->d_ids, N, C);
+    if (G) be->embedding_bwd(G->embed, a->dresid, m->d_ids, N, C);
     return LMA_OK;
 }
 
@@ -541,9 +736,10 @@ lma_adamw_params lma_adamw_default_params(void) {
 
 lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, float *grad_norm) {
     const lma_backend *be = m->be;
-    if (!m->grads) return lma_error(LMA_ERR_ARG, "training not enabled on this model");
+    lma_trainable tr = lma_model_trainable(m);
+    if (!tr.grads) return lma_error(LMA_ERR_ARG, "training not enabled on this model");
     if (t < 1) return lma_error(LMA_ERR_ARG, "optimizer step %d: steps count from 1", t);
-    double norm = sqrt(be->sum_sq(m->grads, m->table.total));
+    double norm = sqrt(be->sum_sq(tr.grads, tr.table->total));
     if (grad_norm) *grad_norm = (float)norm;
     if (!isfinite(norm)) return lma_error(LMA_ERR_NUMERIC, "gradient norm is not finite (%g): update skipped", norm);
     float gs = 1.0f;
@@ -551,11 +747,11 @@ lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, 
         double coef = p->clip / (norm + 1e-6);
         if (coef < 1.0) gs = (float)coef;
     }
-    for (int i = 0; i < m->table.count; i++) {
-        const lma_param_info *pi = &m->table.info[i];
+    for (int i = 0; i < tr.table->count; i++) {
+        const lma_param_info *pi = &tr.table->info[i];
         float wd = (p->decay_all || !pi->is_norm_or_bias) ? p->weight_decay : 0.0f;
         size_t o = pi->offset;
-        be->adamw(m->params + o, m->grads + o, m->adam_m + o, m->adam_v + o, pi->numel, p->lr, p->beta1, p->beta2,
+        be->adamw(tr.params + o, tr.grads + o, tr.m + o, tr.v + o, pi->numel, p->lr, p->beta1, p->beta2,
                   p->eps, wd, t, gs);
     }
     return LMA_OK;
@@ -601,6 +797,8 @@ lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_
                          kv->len + n, c->sliding_window);
     int C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size, NH = c->n_heads, NKV = c->n_kv_heads;
     int HD = c->head_dim, QD = NH * HD, KVD = NKV * HD, n_out = all_logits ? n : 1;
+    if (m->lora) LMA_TRY(lma_lora_ensure(m->lora, be, n));
+    m->lora_train = 0;
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= V)
             return lma_error(LMA_ERR_ARG, "token id %d is outside the vocabulary [0, %d)", ids[i], V);

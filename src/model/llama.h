@@ -17,6 +17,8 @@
 #include "model/params.h"
 
 typedef struct lma_acts lma_acts; /* activation pointers, private to llama.c */
+typedef struct lma_lora lma_lora; /* LoRA adapters (lora.h) */
+struct lma_nf4_tensor;            /* NF4 weights (nf4.h) */
 
 typedef struct {
     lma_config cfg;
@@ -32,10 +34,33 @@ typedef struct {
     int32_t *d_ids, *d_targets, *d_seg, *d_pos; /* (B, T) on the backend */
     int has_targets, has_seg, n_valid;
     float *h_losses;                          /* (B*T) host copy of per-token losses */
+    /* parameter-efficient fine-tuning (lora.h, nf4.h) */
+    lma_lora *lora;      /* adapters on the projections, or NULL */
+    int frozen;          /* 1 while an adapter is attached: the base gets no gradient */
+    int lora_train;      /* the current forward trains the adapter (dropout on) */
+    struct lma_nf4_tensor *nf4; /* (L * 7) NF4 q,k,v,o,gate,up,down weights (QLoRA base) in host
+                                   memory, or NULL; then those tensors are absent from `table` */
+    lma_param_table qtable;     /* the quantized tensors (names, shapes; offsets unused) */
 } lma_model;
+
+/* The tensors the optimizer updates: the adapter's when one is attached, else the model's. */
+typedef struct {
+    const lma_param_table *table;
+    float *params, *grads, *m, *v; /* (table->total) each; grads/m/v NULL before enable_training */
+} lma_trainable;
+lma_trainable lma_model_trainable(const lma_model *m);
 
 /* Allocates parameters for cfg (uninitialised). */
 lma_status lma_model_create(const lma_config *cfg, const lma_backend *be, lma_model **out);
+/* Like lma_model_create, but q,k,v,o,gate,up,down weights are stored as NF4 with
+ * double-quantized constants (QLoRA base; needs a host-memory backend: cpu, ref).
+ * Embeddings, norms, biases and lm_head stay fp32. */
+lma_status lma_model_create_nf4(const lma_config *cfg, const lma_backend *be, lma_model **out);
+/* lma_model_load with the projection weights quantized to NF4 as they are read
+ * (one tensor at a time: the fp32 model never exists whole). */
+lma_status lma_model_load_nf4(const char *dir, const lma_backend *be, lma_model **out);
+/* A copy of src (fp32) with its projections quantized to NF4. */
+lma_status lma_model_to_nf4(const lma_model *src, lma_model **out);
 /* Loads config.json + safetensors (single or sharded) from an HF model dir. */
 lma_status lma_model_load(const char *dir, const lma_backend *be, lma_model **out);
 /* Reads the tensors of an HF model dir (safetensors, single or sharded) into an
@@ -43,12 +68,15 @@ lma_status lma_model_load(const char *dir, const lma_backend *be, lma_model **ou
 lma_status lma_model_load_weights(lma_model *m, const char *dir);
 /* HF-style init: N(0, std) for matrices and embeddings, ones for norms, zeros for biases. */
 void lma_model_init_random(lma_model *m, uint64_t seed, float std);
-/* Writes config.json + model.safetensors (sharded above max_shard_bytes; 0 = never). */
+/* Writes config.json + model.safetensors (sharded above max_shard_bytes; 0 = never).
+ * The base weights only (an attached adapter is saved with lma_adapter_save);
+ * LMA_ERR_UNSUPPORTED for an NF4 model. */
 lma_status lma_model_save(const lma_model *m, const char *dir, int bf16, size_t max_shard_bytes);
 void lma_model_free(lma_model *m);
-size_t lma_model_num_params(const lma_model *m); /* true count (no padding) */
+size_t lma_model_num_params(const lma_model *m); /* base model, true count (no padding) */
 
-/* Allocates gradients and AdamW moments (zeroed). */
+/* Allocates gradients and AdamW moments (zeroed): for the adapter only when one
+ * is attached (the frozen base gets none). */
 lma_status lma_model_enable_training(lma_model *m);
 
 /* Forward pass on host arrays ids, targets, seg (B,T).
@@ -91,7 +119,7 @@ typedef struct {
     int decay_all;       /* 1: decay every tensor (torch default); 0: skip norms and biases (HF Trainer) */
 } lma_adamw_params;
 lma_adamw_params lma_adamw_default_params(void);
-/* One AdamW step at step t (1-based) on all parameters with clipping by the global
+/* One AdamW step at step t (1-based) on all trainable parameters with clipping by the global
  * gradient norm (returned, before clipping, in *grad_norm). LMA_ERR_NUMERIC (and
  * no update) if the norm is not finite. */
 lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, float *grad_norm);

@@ -29,6 +29,10 @@ static const lma_backend cpu_backend = {
     .cross_entropy = lma_cpu_cross_entropy,
     .adamw = lma_cpu_adamw,
     .sum_sq = lma_cpu_sum_sq,
+    .scale = lma_cpu_scale,
+    .mul = lma_cpu_mul,
+    .matmul_nf4_fwd = lma_cpu_matmul_nf4_fwd,
+    .matmul_nf4_bwd = lma_cpu_matmul_nf4_bwd,
 };
 
 const lma_backend *lma_backend_cpu(void) { return &cpu_backend; }

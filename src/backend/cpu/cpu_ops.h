@@ -68,4 +68,11 @@ void lma_cpu_cross_entropy(float *losses, float *dlogits, const float *logits, c
 void lma_cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
                    float eps, float wd, int t, float grad_scale);
 double lma_cpu_sum_sq(const float *x, size_t n);
+/* LoRA / QLoRA ops (cpu_nf4.c) */
+struct lma_nf4_tensor;
+void lma_cpu_scale(float *x, float s, size_t n);
+void lma_cpu_mul(float *out, const float *a, const float *b, size_t n);
+void lma_cpu_matmul_nf4_fwd(float *out, const float *inp, const struct lma_nf4_tensor *w, const float *bias, int N,
+                            int C, int OC);
+void lma_cpu_matmul_nf4_bwd(float *dinp, const float *dout, const struct lma_nf4_tensor *w, int N, int C, int OC);
 #endif

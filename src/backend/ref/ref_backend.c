@@ -6,6 +6,7 @@
 #include "backend/backend.h"
 #include "backend/host.h"
 #include "backend/ref/ref_ops.h"
+#include "model/nf4.h"
 #include "core/status.h"
 #include <math.h>
 #include <stdlib.h>
@@ -253,6 +254,33 @@ static double ref_sum_sq(const float *x, size_t n) {
     return sum;
 }
 
+static void ref_scale(float *x, float s, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)((double)x[i] * (double)s);
+}
+
+static void ref_mul(float *out, const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = (float)((double)a[i] * (double)b[i]);
+}
+
+/* NF4 matmuls: the whole weight dequantized element by element (the oracle). */
+static void ref_matmul_nf4_fwd(float *out, const float *inp, const struct lma_nf4_tensor *w, const float *bias,
+                               int N, int C, int OC) {
+    float *wd = malloc(SZ(OC, C) * sizeof(float));
+    if (!wd) { poison(out, SZ(N, OC)); return; }
+    lma_nf4_dequantize(w, 0, (int64_t)OC * C, wd);
+    ref_matmul_fwd(out, inp, wd, bias, N, C, OC);
+    free(wd);
+}
+
+static void ref_matmul_nf4_bwd(float *dinp, const float *dout, const struct lma_nf4_tensor *w, int N, int C,
+                               int OC) {
+    float *wd = malloc(SZ(OC, C) * sizeof(float));
+    if (!wd) { poison(dinp, SZ(N, C)); return; }
+    lma_nf4_dequantize(w, 0, (int64_t)OC * C, wd);
+    ref_matmul_bwd(dinp, NULL, NULL, dout, NULL, wd, N, C, OC);
+    free(wd);
+}
+
 static const lma_backend ref_backend = {
     .name = "ref",
     .alloc = lma_backend_host_alloc,
@@ -279,6 +307,10 @@ static const lma_backend ref_backend = {
     .cross_entropy = ref_cross_entropy,
     .adamw = ref_adamw,
     .sum_sq = ref_sum_sq,
+    .scale = ref_scale,
+    .mul = ref_mul,
+    .matmul_nf4_fwd = ref_matmul_nf4_fwd,
+    .matmul_nf4_bwd = ref_matmul_nf4_bwd,
 };
 
 const lma_backend *lma_backend_ref(void) { return &ref_backend; }

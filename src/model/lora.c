@@ -1,0 +1,261 @@
+/* LoRA adapters: parameter table, PEFT init, dropout masks, merge (see lora.h). */
+#include "model/lora.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/arena.h"
+#include "core/rng.h"
+
+static const char *proj_names[LMA_PROJ_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                 "gate_proj", "up_proj", "down_proj"};
+
+lma_lora_params lma_lora_default_params(void) {
+    lma_lora_params p = {.r = 8, .alpha = 8.0f, .dropout = 0.0f, .rslora = 0, .targets = LMA_LORA_ALL};
+    return p;
+}
+
+const char *lma_proj_name(lma_proj p) { return p < LMA_PROJ_COUNT ? proj_names[p] : "?"; }
+const char *lma_proj_module(lma_proj p) { return p <= LMA_PROJ_O ? "self_attn" : "mlp"; }
+
+void lma_proj_dims(const lma_config *c, lma_proj p, int *in, int *out) {
+    int C = c->hidden_size, I = c->intermediate_size, QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
+    switch (p) {
+    case LMA_PROJ_Q: *in = C; *out = QD; break;
+    case LMA_PROJ_K: case LMA_PROJ_V: *in = C; *out = KVD; break;
+    case LMA_PROJ_O: *in = QD; *out = C; break;
+    case LMA_PROJ_GATE: case LMA_PROJ_UP: *in = C; *out = I; break;
+    default: *in = I; *out = C; break;
+    }
+}
+
+lma_status lma_lora_parse_targets(const char *spec, unsigned *mask) {
+    *mask = 0;
+    if (!spec || !*spec) return lma_error(LMA_ERR_ARG, "LoRA targets: empty list (use all, attn, mlp or q,k,v,...)");
+    if (!strcmp(spec, "all")) { *mask = LMA_LORA_ALL; return LMA_OK; }
+    if (!strcmp(spec, "attn")) { *mask = LMA_LORA_ATTN; return LMA_OK; }
+    if (!strcmp(spec, "mlp")) { *mask = LMA_LORA_MLP; return LMA_OK; }
+    const char *s = spec;
+    while (*s) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        int found = -1;
+        for (int p = 0; p < LMA_PROJ_COUNT; p++) {
+            size_t short_len = strlen(proj_names[p]) - 5; /* without "_proj" */
+            if ((n == strlen(proj_names[p]) && !strncmp(s, proj_names[p], n)) ||
+                (n == short_len && !strncmp(s, proj_names[p], n)))
+                found = p;
+        }
+        if (found < 0)
+            return lma_error(LMA_ERR_ARG, "LoRA targets: unknown projection '%.*s' in '%s' (use q,k,v,o,gate,up,down)",
+                             (int)n, s, spec);
+        *mask |= 1u << found;
+        s += n;
+        if (*s == ',') s++;
+    }
+    if (!*mask) return lma_error(LMA_ERR_ARG, "LoRA targets: empty list in '%s'", spec);
+    return LMA_OK;
+}
+
+void lma_lora_free(lma_lora *lo, const lma_backend *be) {
+    if (!lo) return;
+    void *bufs[] = {lo->params, lo->grads, lo->adam_m, lo->adam_v, lo->xa, lo->xd, lo->tmp, lo->mask, lo->dxa};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) be->free(bufs[i]);
+    free(lo->h_mask);
+    free(lo->A);
+    lma_params_free(&lo->table);
+    free(lo);
+}
+
+/* table + pointers for the adapted projections of config c */
+static lma_status build(lma_lora *lo, const lma_config *c, const lma_backend *be) {
+    int L = c->n_layers, n = 0, r = lo->p.r;
+    for (int p = 0; p < LMA_PROJ_COUNT; p++) n += (lo->p.targets >> p & 1u) ? 2 * L : 0;
+    lo->table.info = lma_calloc((size_t)(n ? n : 1), sizeof *lo->table.info, "LoRA table");
+    lo->A = lma_calloc((size_t)L * LMA_PROJ_COUNT * 4, sizeof(float *), "LoRA pointers");
+    if (!lo->table.info || !lo->A) return LMA_ERR_NOMEM;
+    lo->B = lo->A + (size_t)L * LMA_PROJ_COUNT;
+    lo->dA = lo->B + (size_t)L * LMA_PROJ_COUNT;
+    lo->dB = lo->dA + (size_t)L * LMA_PROJ_COUNT;
+    lo->maxdim = 1;
+    for (int l = 0; l < L; l++)
+        for (int p = 0; p < LMA_PROJ_COUNT; p++) {
+            if (!(lo->p.targets >> p & 1u)) continue;
+            int in, out;
+            lma_proj_dims(c, (lma_proj)p, &in, &out);
+            if (in > lo->maxdim) lo->maxdim = in;
+            if (out > lo->maxdim) lo->maxdim = out;
+            for (int ab = 0; ab < 2; ab++) {
+                lma_param_info *pi = &lo->table.info[lo->table.count++];
+                snprintf(pi->name, sizeof pi->name, "base_model.model.model.layers.%d.%s.%s.lora_%c.weight", l,
+                         lma_proj_module((lma_proj)p), proj_names[p], ab ? 'B' : 'A');
+                pi->kind = (lma_param_kind)p; /* the projection (lma_proj), not a model kind */
+                pi->layer = l;
+                pi->ndim = 2;
+                pi->shape[0] = ab ? out : r;
+                pi->shape[1] = ab ? r : in;
+                pi->numel = (size_t)pi->shape[0] * (size_t)pi->shape[1];
+                pi->offset = lo->table.total;
+                lo->table.total += (pi->numel + 15) & ~(size_t)15;
+            }
+        }
+    size_t bytes;
+    if (!lma_mul_ok(lo->table.total ? lo->table.total : 1, sizeof(float), &bytes))
+        return lma_error(LMA_ERR_NOMEM, "LoRA parameter count overflows");
+    lo->params = be->alloc(bytes);
+    if (!lo->params) return lma_error(LMA_ERR_NOMEM, "out of memory for LoRA parameters (%.1f MB)", bytes / 1e6);
+    be->zero(lo->params, bytes);
+    for (int i = 0; i < lo->table.count; i++) {
+        const lma_param_info *pi = &lo->table.info[i];
+        size_t k = (size_t)pi->layer * LMA_PROJ_COUNT + (size_t)pi->kind;
+        if (i % 2 == 0) lo->A[k] = lo->params + pi->offset;
+        else lo->B[k] = lo->params + pi->offset;
+    }
+    return LMA_OK;
+}
+
+lma_status lma_lora_attach(lma_model *m, const lma_lora_params *p, uint64_t seed) {
+    if (m->lora) return lma_error(LMA_ERR_ARG, "the model already has a LoRA adapter");
+    if (p->r < 1 || p->r > 65536) return lma_error(LMA_ERR_ARG, "LoRA rank %d must be in [1, 65536]", p->r);
+    if (!(p->dropout >= 0 && p->dropout < 1)) return lma_error(LMA_ERR_ARG, "LoRA dropout %g must be in [0, 1)", p->dropout);
+    if (!isfinite(p->alpha)) return lma_error(LMA_ERR_ARG, "LoRA alpha is not finite");
+    if (!(p->targets & LMA_LORA_ALL)) return lma_error(LMA_ERR_ARG, "LoRA targets no projection");
+    const lma_backend *be = m->be;
+    if (!be->scale || !be->mul)
+        return lma_error(LMA_ERR_UNSUPPORTED, "backend '%s' has no LoRA ops (scale, mul)", be->name);
+    lma_lora *lo = lma_calloc(1, sizeof *lo, "LoRA adapter");
+    if (!lo) return LMA_ERR_NOMEM;
+    lo->p = *p;
+    lo->p.targets &= LMA_LORA_ALL;
+    lo->scale = p->rslora ? p->alpha / sqrtf((float)p->r) : p->alpha / (float)p->r;
+    lo->n_layers = m->cfg.n_layers;
+    lo->seed = seed;
+    lma_status s = build(lo, &m->cfg, be);
+    if (s != LMA_OK) { lma_lora_free(lo, be); return s; }
+    /* PEFT init: A ~ U(-1/sqrt(in), 1/sqrt(in)), B = 0; one stream per tensor */
+    float *h = lma_malloc(lo->table.total * sizeof(float) + 1, "LoRA init");
+    if (!h) { lma_lora_free(lo, be); return LMA_ERR_NOMEM; }
+    memset(h, 0, lo->table.total * sizeof(float));
+    lma_rng root;
+    lma_rng_seed(&root, seed);
+    for (int i = 0; i < lo->table.count; i += 2) {
+        const lma_param_info *pi = &lo->table.info[i];
+        lma_rng r = lma_rng_split(&root, (uint64_t)i);
+        double bound = 1.0 / sqrt((double)pi->shape[1]);
+        for (size_t j = 0; j < pi->numel; j++) h[pi->offset + j] = (float)((2.0 * lma_rng_uniform(&r) - 1.0) * bound);
+    }
+    be->upload(lo->params, h, lo->table.total * sizeof(float));
+    free(h);
+    m->lora = lo;
+    m->frozen = 1;
+    return LMA_OK;
+}
+
+void lma_lora_detach(lma_model *m) {
+    if (!m->lora) return;
+    lma_lora_free(m->lora, m->be);
+    m->lora = NULL;
+    m->frozen = 0;
+}
+
+lma_status lma_lora_enable_training(lma_lora *lo, const lma_backend *be) {
+    if (lo->grads) return LMA_OK;
+    size_t bytes = (lo->table.total ? lo->table.total : 1) * sizeof(float);
+    lo->grads = be->alloc(bytes);
+    lo->adam_m = be->alloc(bytes);
+    lo->adam_v = be->alloc(bytes);
+    if (!lo->grads || !lo->adam_m || !lo->adam_v)
+        return lma_error(LMA_ERR_NOMEM, "out of memory for LoRA gradients and optimizer state (3 x %.1f MB)", bytes / 1e6);
+    be->zero(lo->grads, bytes);
+    be->zero(lo->adam_m, bytes);
+    be->zero(lo->adam_v, bytes);
+    for (int i = 0; i < lo->table.count; i++) {
+        const lma_param_info *pi = &lo->table.info[i];
+        size_t k = (size_t)pi->layer * LMA_PROJ_COUNT + (size_t)pi->kind;
+        if (i % 2 == 0) lo->dA[k] = lo->grads + pi->offset;
+        else lo->dB[k] = lo->grads + pi->offset;
+    }
+    return LMA_OK;
+}
+
+lma_status lma_lora_ensure(lma_lora *lo, const lma_backend *be, int N) {
+    if (N <= lo->cap_N) return LMA_OK;
+    float **bufs[] = {&lo->xa, &lo->xd, &lo->tmp, &lo->mask, &lo->dxa};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (*bufs[i]) { be->free(*bufs[i]); *bufs[i] = NULL; }
+    free(lo->h_mask);
+    lo->h_mask = NULL;
+    lo->cap_N = 0;
+    size_t n = (size_t)N, r = (size_t)lo->p.r, md = (size_t)lo->maxdim;
+    size_t slots = (size_t)lo->n_layers * LMA_PROJ_COUNT;
+    lo->xa = be->alloc(slots * n * r * sizeof(float));
+    lo->xd = be->alloc(n * md * sizeof(float));
+    lo->tmp = be->alloc(n * md * sizeof(float));
+    lo->dxa = be->alloc(n * r * sizeof(float));
+    if (lo->p.dropout > 0) {
+        lo->mask = be->alloc(n * md * sizeof(float));
+        lo->h_mask = malloc(n * md * sizeof(float));
+    }
+    if (!lo->xa || !lo->xd || !lo->tmp || !lo->dxa || (lo->p.dropout > 0 && (!lo->mask || !lo->h_mask)))
+        return lma_error(LMA_ERR_NOMEM, "out of memory for LoRA activations of %d tokens", N);
+    lo->cap_N = N;
+    return LMA_OK;
+}
+
+lma_status lma_lora_make_mask(lma_lora *lo, const lma_backend *be, uint64_t call, int l, int p, int N, int in) {
+    if (!lo->h_mask || N > lo->cap_N) return lma_error(LMA_ERR_ARG, "LoRA dropout scratch not sized");
+    lma_rng root, r;
+    lma_rng_seed(&root, lo->seed ^ (call * 0x9e3779b97f4a7c15ULL));
+    r = lma_rng_split(&root, (uint64_t)l * LMA_PROJ_COUNT + (uint64_t)p);
+    float keep = 1.0f / (1.0f - lo->p.dropout);
+    size_t n = (size_t)N * in;
+    for (size_t i = 0; i < n; i++) lo->h_mask[i] = lma_rng_uniform(&r) < lo->p.dropout ? 0.0f : keep;
+    be->upload(lo->mask, lo->h_mask, n * sizeof(float));
+    return LMA_OK;
+}
+
+void lma_lora_counts(const lma_model *m, size_t *trainable, size_t *all) {
+    size_t t = 0;
+    if (m->lora)
+        for (int i = 0; i < m->lora->table.count; i++) t += m->lora->table.info[i].numel;
+    *trainable = m->lora ? t : lma_model_num_params(m);
+    *all = lma_model_num_params(m) + (m->lora ? t : 0);
+}
+
+lma_status lma_lora_merge(lma_model *m) {
+    lma_lora *lo = m->lora;
+    if (!lo) return lma_error(LMA_ERR_ARG, "no LoRA adapter to merge");
+    if (m->nf4) return lma_error(LMA_ERR_UNSUPPORTED, "merging into an NF4 base: load the base in fp32 to merge");
+    const lma_backend *be = m->be;
+    int L = lo->n_layers, r = lo->p.r;
+    float *hA = NULL, *hB = NULL, *hW = NULL;
+    size_t md = (size_t)lo->maxdim;
+    hA = malloc((size_t)r * md * sizeof(float));
+    hB = malloc(md * (size_t)r * sizeof(float));
+    hW = malloc(md * md * sizeof(float));
+    if (!hA || !hB || !hW) { free(hA); free(hB); free(hW); return lma_error(LMA_ERR_NOMEM, "out of memory merging LoRA"); }
+    for (int l = 0; l < L; l++) {
+        lma_layer_tensors *w = &m->w.layers[l];
+        float *ws[LMA_PROJ_COUNT] = {w->wq, w->wk, w->wv, w->wo, w->wgate, w->wup, w->wdown};
+        for (int p = 0; p < LMA_PROJ_COUNT; p++) {
+            size_t k = (size_t)l * LMA_PROJ_COUNT + p;
+            if (!lo->A[k]) continue;
+            int in, out;
+            lma_proj_dims(&m->cfg, (lma_proj)p, &in, &out);
+            be->download(hA, lo->A[k], (size_t)r * in * sizeof(float));
+            be->download(hB, lo->B[k], (size_t)out * r * sizeof(float));
+            be->download(hW, ws[p], (size_t)out * in * sizeof(float));
+            for (int o = 0; o < out; o++)
+                for (int i = 0; i < in; i++) {
+                    double acc = 0;
+                    for (int j = 0; j < r; j++) acc += (double)hB[(size_t)o * r + j] * hA[(size_t)j * in + i];
+                    hW[(size_t)o * in + i] = (float)(hW[(size_t)o * in + i] + lo->scale * acc);
+                }
+            be->upload(ws[p], hW, (size_t)out * in * sizeof(float));
+        }
+    }
+    free(hA); free(hB); free(hW);
+    lma_lora_detach(m);
+    return LMA_OK;
+}

@@ -1,0 +1,84 @@
+/* LoRA adapters on the linear projections of a Llama-family model, with PEFT's
+ * semantics (REFERENCE.md §5):
+ *
+ *   y = base(x) + s * (dropout(x) A^T) B^T      A (r, in), B (out, r)
+ *   s = alpha / r, or alpha / sqrt(r) with rsLoRA
+ *   init: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_(a=sqrt(5))), B = 0
+ *   merge: W = W0 + s * B A
+ *
+ * Any subset of q, k, v, o, gate, up, down is adapted in every layer. The A/B
+ * tensors have their own parameter table (PEFT state-dict names, e.g.
+ * base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight), carving one
+ * allocation each for parameters, gradients and both AdamW moments, so the
+ * optimizer, checkpoints and adapter files walk one list. Once attached, the
+ * base model is frozen: it gets no gradient and no optimizer memory.
+ *
+ * Dropout (training forwards only) draws its mask from a counter-based stream:
+ * (seed, forward count, layer, projection), regenerated in the backward, so
+ * saving `calls` in a checkpoint makes a resumed run bitwise identical.
+ *
+ * Ownership: the model owns its lma_lora (freed by lma_model_free). */
+#ifndef LMA_MODEL_LORA_H
+#define LMA_MODEL_LORA_H
+#include "model/llama.h"
+
+typedef enum {
+    LMA_PROJ_Q, LMA_PROJ_K, LMA_PROJ_V, LMA_PROJ_O, LMA_PROJ_GATE, LMA_PROJ_UP, LMA_PROJ_DOWN, LMA_PROJ_COUNT
+} lma_proj;
+
+#define LMA_LORA_ATTN 0x0fu /* q, k, v, o */
+#define LMA_LORA_MLP 0x70u  /* gate, up, down */
+#define LMA_LORA_ALL 0x7fu
+
+typedef struct {
+    int r;              /* rank (>= 1) */
+    float alpha;        /* scale numerator */
+    float dropout;      /* in [0, 1) */
+    int rslora;         /* s = alpha / sqrt(r) */
+    unsigned targets;   /* bit (1 << lma_proj) per adapted projection */
+} lma_lora_params;
+
+/* PEFT's LoraConfig defaults: r 8, alpha 8, dropout 0, no rsLoRA; targets all. */
+lma_lora_params lma_lora_default_params(void);
+/* "all" | "attn" | "mlp" | a comma list of q,k,v,o,gate,up,down (or q_proj, ...). */
+lma_status lma_lora_parse_targets(const char *spec, unsigned *mask);
+const char *lma_proj_name(lma_proj p);   /* "q_proj" ... */
+const char *lma_proj_module(lma_proj p); /* "self_attn" or "mlp" */
+/* in/out features of projection p under config c */
+void lma_proj_dims(const lma_config *c, lma_proj p, int *in, int *out);
+
+struct lma_lora {
+    lma_lora_params p;
+    float scale;                /* s */
+    int n_layers;
+    lma_param_table table;      /* lora_A / lora_B of each adapted (layer, projection) */
+    float *params, *grads, *adam_m, *adam_v; /* (table.total) each; grads and moments after training is enabled */
+    float **A, **B, **dA, **dB; /* (L * LMA_PROJ_COUNT) each: A (r, in), B (out, r); NULL where not adapted */
+    uint64_t seed;              /* dropout stream */
+    uint64_t calls;             /* training forwards run (dropout stream position) */
+    /* scratch on the backend, sized for N rows (grown on demand) */
+    int cap_N;
+    float *xa;                  /* (L * PROJ, cap_N, r) s * dropout(x) A^T saved for the backward */
+    float *xd, *tmp, *mask;     /* (cap_N, maxdim) each */
+    float *dxa;                 /* (cap_N, r) */
+    float *h_mask;              /* (cap_N * maxdim) host staging of the dropout mask */
+    int maxdim;
+};
+
+/* Attaches fresh adapters (PEFT init from seed) and freezes the base. The model
+ * must not already have one; its fp32 or NF4 base is kept as is. */
+lma_status lma_lora_attach(lma_model *m, const lma_lora_params *p, uint64_t seed);
+/* Frees the adapter and unfreezes the base (after a merge, or to drop it). */
+void lma_lora_detach(lma_model *m);
+/* W += s B A for every adapted projection, then detaches (fp32 base only). */
+lma_status lma_lora_merge(lma_model *m);
+/* PEFT's summary line counts: trainable = adapter parameters, all = base + adapter. */
+void lma_lora_counts(const lma_model *m, size_t *trainable, size_t *all);
+
+/* ---- used by llama.c ---- */
+lma_status lma_lora_enable_training(lma_lora *lo, const lma_backend *be);
+lma_status lma_lora_ensure(lma_lora *lo, const lma_backend *be, int N);
+void lma_lora_free(lma_lora *lo, const lma_backend *be);
+/* Fills lo->mask (N, in) for (layer l, projection p) of forward number `call`. */
+lma_status lma_lora_make_mask(lma_lora *lo, const lma_backend *be, uint64_t call, int l, int p, int N, int in);
+#endif
