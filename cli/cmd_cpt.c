@@ -1,5 +1,5 @@
-/* lmadapt cpt: continued pretraining of all weights on domain text, mixed with
- * replayed general text against catastrophic forgetting. */
+/* lmadapt cpt: continued pretraining on domain text (all weights, or a LoRA /
+ * QLoRA adapter), mixed with replayed general text against catastrophic forgetting. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +9,8 @@
 
 static void help(void) {
     printf("Usage: lmadapt cpt --model DIR --data DOMAIN... [--replay GENERAL... --replay-ratio R] --out RUN_DIR [options]\n\n"
-           "Continued pretraining: trains all weights of an HF model on new-domain text. General\n"
+           "Continued pretraining: trains all weights of an HF model (or, with --method lora|qlora,\n"
+           "a PEFT adapter on the frozen model) on new-domain text. General\n"
            "text given with --replay is mixed in at share R of the training tokens (within 1%%\n"
            "over a run) to limit catastrophic forgetting. The model's own tokenizer is used.\n\n"
            "Options:\n"

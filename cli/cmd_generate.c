@@ -8,6 +8,7 @@
 #include "core/io.h"
 #include "core/threads.h"
 #include "infer/generate.h"
+#include "model/adapter.h"
 
 static void help(void) {
     printf("Usage: lmadapt generate --model DIR (--prompt S | --ids 1,2,3) [options]\n\n"
@@ -16,6 +17,7 @@ static void help(void) {
            "at a --stop string, or after --max-tokens.\n\n"
            "Options:\n"
            "  --model DIR             HF model dir (with tokenizer.json for --prompt and text output)\n"
+           "  --adapter DIR           apply a PEFT LoRA adapter dir to the model\n"
            "  --prompt S              prompt text (tokenized with BOS when the tokenizer adds one)\n"
            "  --prompt-file F         prompt text from a file\n"
            "  --ids LIST              prompt as comma-separated token ids\n"
@@ -74,7 +76,7 @@ static void json_string(FILE *f, const char *s, size_t n) {
 
 int cmd_generate(int argc, char **argv) {
     enum { O_MODEL = 1, O_PROMPT, O_PFILE, O_IDS, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_SEED, O_STOP,
-           O_JSON, O_THREADS, O_HELP };
+           O_JSON, O_THREADS, O_HELP, O_ADAPTER };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"prompt", required_argument, 0, O_PROMPT},
         {"prompt-file", required_argument, 0, O_PFILE}, {"ids", required_argument, 0, O_IDS},
@@ -83,7 +85,8 @@ int cmd_generate(int argc, char **argv) {
         {"min-p", required_argument, 0, O_MINP}, {"repetition-penalty", required_argument, 0, O_REP},
         {"seed", required_argument, 0, O_SEED}, {"stop", required_argument, 0, O_STOP},
         {"json", no_argument, 0, O_JSON}, {"threads", required_argument, 0, O_THREADS},
-        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+        {"help", no_argument, 0, O_HELP}, {"adapter", required_argument, 0, O_ADAPTER}, {0, 0, 0, 0}};
+    const char *adapter = NULL;
     const char *model = NULL, *prompt = NULL, *pfile = NULL, *ids_s = NULL, *stops[32];
     int n_stops = 0, json = 0, threads = 0, c;
     lma_gen_params gp = {.max_tokens = 128, .sample = lma_sample_default_params()};
@@ -93,6 +96,7 @@ int cmd_generate(int argc, char **argv) {
         char *end = NULL;
         switch (c) {
         case O_MODEL: model = optarg; break;
+        case O_ADAPTER: adapter = optarg; break;
         case O_PROMPT: prompt = optarg; break;
         case O_PFILE: pfile = optarg; break;
         case O_IDS: ids_s = optarg; break;
@@ -140,6 +144,7 @@ int cmd_generate(int argc, char **argv) {
         if (n == 0) { rc = cli_usage_error("generate", "the prompt is empty"); goto done; }
     }
     if (lma_model_load(model, lma_backend_cpu(), &m) != LMA_OK) goto done;
+    if (adapter && lma_adapter_load(m, adapter) != LMA_OK) goto done;
     gp.n_stop_ids = lma_generation_eos(model, &m->cfg, eos, 16);
     if (gp.n_stop_ids == 0 && tok && lma_tok_eos_id(tok) >= 0) eos[gp.n_stop_ids++] = lma_tok_eos_id(tok);
     gp.stop_ids = eos;

@@ -8,6 +8,7 @@
 #include "core/io.h"
 #include "core/threads.h"
 #include "infer/score.h"
+#include "model/adapter.h"
 #include "model/safetensors.h"
 #include "tok/tokenizer.h"
 
@@ -17,6 +18,7 @@ static void help(void) {
            "each token given its prefix, the total negative log-likelihood and the perplexity.\n\n"
            "Options:\n"
            "  --model DIR       HF model dir (config.json + model.safetensors or sharded index)\n"
+           "  --adapter DIR     apply a PEFT LoRA adapter dir to the model\n"
            "  --ids LIST        comma-separated token ids (at least 2)\n"
            "  --text S          text, tokenized with the model dir's tokenizer.json (with BOS\n"
            "                    when the tokenizer's post-processor adds one)\n"
@@ -65,13 +67,16 @@ int cmd_score(int argc, char **argv) {
         {"model", required_argument, 0, 'm'}, {"ids", required_argument, 0, 'i'},
         {"text", required_argument, 0, 't'},  {"file", required_argument, 0, 'f'},
         {"json", no_argument, 0, 'j'},        {"dtype", required_argument, 0, 'd'},
-        {"threads", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"threads", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'},
+        {"adapter", required_argument, 0, 'a'}, {0, 0, 0, 0}};
+    const char *adapter = NULL;
     const char *model = NULL, *ids_s = NULL, *text = NULL, *file = NULL, *dtype = "f32";
     int json = 0, threads = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
+        case 'a': adapter = optarg; break;
         case 'i': ids_s = optarg; break;
         case 't': text = optarg; break;
         case 'f': file = optarg; break;
@@ -106,6 +111,7 @@ int cmd_score(int argc, char **argv) {
 
     lma_model *m = NULL;
     if (lma_model_load(model, lma_backend_cpu(), &m) != LMA_OK) { free(ids); return cli_fail("score", NULL); }
+    if (adapter && lma_adapter_load(m, adapter) != LMA_OK) { free(ids); lma_model_free(m); return cli_fail("score", NULL); }
     if (!strcmp(dtype, "bf16")) round_to_bf16(m);
     lma_score_result r;
     if (lma_score(m, ids, n, &r) != LMA_OK) { free(ids); lma_model_free(m); return cli_fail("score", NULL); }

@@ -1,4 +1,4 @@
-/* lmadapt sft: supervised fine-tuning on chat data (full fine-tuning). */
+/* lmadapt sft: supervised fine-tuning on chat data (full, LoRA or QLoRA). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +20,8 @@ static void help(void) {
            "  --model DIR        HF model dir with tokenizer.json and a chat_template\n"
            "  --data FILE        training examples (JSONL, or a JSON array)\n"
            "  --val FILE         validation examples (loss reported every --eval-every steps)\n"
-           "  --method M         full (default); lora and qlora are not implemented yet\n"
+           "  --method M         full (default), lora or qlora (see below; the run then writes a PEFT\n"
+           "                     adapter dir to RUN_DIR/final)\n"
            "  --template NAME    chat format: llama2, llama3, chatml, zephyr, mistral (default: the\n"
            "                     tokenizer's chat_template)\n"
            "  --all-tokens       loss on every token, not only the assistant turns\n"
@@ -46,10 +47,10 @@ static lma_status s_save(void *ctx, cJSON **out) { return lma_sft_batcher_save((
 static lma_status s_restore(void *ctx, const cJSON *j) { return lma_sft_batcher_restore(((sft_src *)ctx)->train, j); }
 
 int cmd_sft(int argc, char **argv) {
-    enum { O_MODEL = 1, O_DATA, O_VAL, O_METHOD, O_TEMPLATE, O_ALL, O_NOPACK, O_HELP };
+    enum { O_MODEL = 1, O_DATA, O_VAL, O_TEMPLATE, O_ALL, O_NOPACK, O_HELP };
     static const struct option own[] = {
         {"model", required_argument, 0, O_MODEL},  {"data", required_argument, 0, O_DATA},
-        {"val", required_argument, 0, O_VAL},      {"method", required_argument, 0, O_METHOD},
+        {"val", required_argument, 0, O_VAL},
         {"template", required_argument, 0, O_TEMPLATE}, {"all-tokens", no_argument, 0, O_ALL},
         {"no-pack", no_argument, 0, O_NOPACK},     {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     struct option opts[64];
@@ -58,7 +59,7 @@ int cmd_sft(int argc, char **argv) {
     cli_train_opts_init(&to);
     to.tp.sched.lr = 2e-5; to.tp.sched.min_lr = 2e-6; to.tp.B = 4; to.tp.T = 512;
     to.tp.eval_batches = 0;
-    const char *model = NULL, *data = NULL, *val = NULL, *method = "full", *tmpl = NULL;
+    const char *model = NULL, *data = NULL, *val = NULL, *tmpl = NULL;
     int all = 0, pack = 1, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -70,7 +71,6 @@ int cmd_sft(int argc, char **argv) {
         case O_MODEL: model = optarg; break;
         case O_DATA: data = optarg; break;
         case O_VAL: val = optarg; break;
-        case O_METHOD: method = optarg; break;
         case O_TEMPLATE: tmpl = optarg; break;
         case O_ALL: all = 1; break;
         case O_NOPACK: pack = 0; break;
@@ -79,11 +79,6 @@ int cmd_sft(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("sft", "unexpected argument '%s'", argv[optind]);
     if (!model || !data) return cli_usage_error("sft", "--model DIR and --data FILE are required");
-    if (strcmp(method, "full")) {
-        if (!strcmp(method, "lora") || !strcmp(method, "qlora"))
-            return cli_fail("sft", "--method lora/qlora is not implemented yet; use --method full");
-        return cli_usage_error("sft", "--method must be full, lora or qlora");
-    }
     lma_threads_set(to.threads);
     const char *run = to.tp.out_dir;
     if (!run) return cli_usage_error("sft", "--out RUN_DIR (or --resume RUN_DIR) is required");
@@ -111,7 +106,7 @@ int cmd_sft(int argc, char **argv) {
     if (vs && lma_sft_batcher_create(vs, to.tp.B, to.tp.T, pack, pad, to.seed, 0, 1, &ss.val) != LMA_OK) goto done;
     if ((rc = cli_train_finish("sft", &to, train_tokens)) != 0) goto done;
     rc = 1;
-    if (lma_model_load(model, lma_backend_cpu(), &m) != LMA_OK) goto done;
+    if (cli_train_load_model(&to, model, &m) != LMA_OK) goto done;
     if (lma_tok_vocab_size(tok) > m->cfg.vocab_size) {
         lma_error(LMA_ERR_SHAPE, "tokenizer has %d tokens, the model only %d", lma_tok_vocab_size(tok), m->cfg.vocab_size);
         goto done;
@@ -121,8 +116,9 @@ int cmd_sft(int argc, char **argv) {
     if (lma_train_run(m, &src, &to.tp, &res) != LMA_OK) goto done;
     snprintf(path, sizeof path, "%s/final", run);
     if (cli_copy_tokenizer(model, path) != LMA_OK) goto done;
-    printf("sft: %d steps, final loss %.4f, validation loss %.4f, %.0f tokens/s\nsft: model written to %s\n",
-           res.steps_done, res.last_loss, res.last_val_loss, res.tokens_per_s, path);
+    printf("sft: %d steps, final loss %.4f, validation loss %.4f, %.0f tokens/s\nsft: %s written to %s\n",
+           res.steps_done, res.last_loss, res.last_val_loss, res.tokens_per_s,
+           m->lora ? "adapter (PEFT format)" : "model", path);
     rc = 0;
 done:
     if (rc == 1) cli_fail("sft", NULL);

@@ -16,6 +16,7 @@ static const lma_cli_command commands[] = {
     {"cpt", "continued pretraining on domain text with replay against forgetting", cmd_cpt},
     {"tokenizer", "encode, decode, train tokenizers; render chat templates (HF-exact)", cmd_tokenizer},
     {"sft", "supervised fine-tuning on chat data (loss on assistant turns)", cmd_sft},
+    {"merge", "merge a LoRA adapter into its base model (writes a full HF model)", cmd_merge},
     {"generate", "continue a prompt (KV cache; greedy, temperature, top-k/p, min-p)", cmd_generate},
     {"chat", "interactive chat with the model's template (/reset, /system, /exit)", cmd_chat},
     {"score", "log-probability of each token, total NLL and perplexity", cmd_score},

@@ -145,8 +145,12 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
     /* model */
     const lma_backend *be = lma_backend_cpu();
     if (spec->base_model) {
-        if (lma_model_load(spec->base_model, be, &m) != LMA_OK) goto done;
+        if (cli_train_load_model(to, spec->base_model, &m) != LMA_OK) goto done;
     } else {
+        if (to->method != CLI_METHOD_FULL) {
+            rc = cli_usage_error(cmd, "--method lora/qlora needs a base model (use cpt or sft --model DIR)");
+            goto done;
+        }
         lma_config c;
         lma_status s;
         if (to->tp.resume && lma_file_exists(cfg_path)) s = lma_config_load(cfg_path, &c);
@@ -204,7 +208,8 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
         printf("%s: replay share of training tokens %.4f (asked %.4f)\n", cmd, tot > 0 ? cur.replay_tokens / tot : 0.0,
                spec->replay_ratio);
     }
-    printf("%s: model written to %s (HF format; metrics in %s/metrics.jsonl)\n", cmd, path, run);
+    printf("%s: %s written to %s (metrics in %s/metrics.jsonl)\n", cmd,
+           m->lora ? "adapter (PEFT format)" : "model (HF format)", path, run);
     rc = 0;
 done:
     if (rc == 1) cli_fail(cmd, NULL);

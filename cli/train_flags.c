@@ -6,7 +6,7 @@
 enum {
     O_OUT = 1000, O_STEPS, O_EPOCHS, O_BATCH, O_SEQ, O_ACCUM, O_LR, O_MIN_LR, O_WARMUP, O_SCHEDULE, O_WD,
     O_CLIP, O_SEED, O_SAVE_EVERY, O_EVAL_EVERY, O_EVAL_BATCHES, O_KEEP, O_RESUME, O_VAL_FRACTION, O_SPIKE_Z,
-    O_NAN_ABORT, O_THREADS
+    O_NAN_ABORT, O_THREADS, O_METHOD, O_LORA_R, O_LORA_ALPHA, O_LORA_DROPOUT, O_LORA_TARGETS, O_RSLORA
 };
 
 static const struct option shared[] = {
@@ -21,6 +21,9 @@ static const struct option shared[] = {
     {"keep", required_argument, 0, O_KEEP},         {"resume", required_argument, 0, O_RESUME},
     {"val-fraction", required_argument, 0, O_VAL_FRACTION}, {"spike-z", required_argument, 0, O_SPIKE_Z},
     {"nan-abort", required_argument, 0, O_NAN_ABORT}, {"threads", required_argument, 0, O_THREADS},
+    {"method", required_argument, 0, O_METHOD},     {"lora-r", required_argument, 0, O_LORA_R},
+    {"lora-alpha", required_argument, 0, O_LORA_ALPHA}, {"lora-dropout", required_argument, 0, O_LORA_DROPOUT},
+    {"lora-targets", required_argument, 0, O_LORA_TARGETS}, {"rslora", no_argument, 0, O_RSLORA},
 };
 
 void cli_train_opts_init(cli_train_opts *o) {
@@ -31,6 +34,11 @@ void cli_train_opts_init(cli_train_opts *o) {
     o->tp.eval_batches = 20;
     o->seed = 1234;
     o->val_fraction = 0.01;
+    o->method = CLI_METHOD_FULL;
+    o->lora = lma_lora_default_params();
+    o->lora.r = 16;
+    o->lora.alpha = 32;
+    o->lora.dropout = 0.05f;
 }
 
 void cli_train_long_options(const struct option *own, struct option *out, int cap) {
@@ -82,6 +90,22 @@ int cli_train_opt(const char *cmd, cli_train_opts *o, int code, const char *arg)
     case O_SPIKE_Z: NUM("spike-z", 0, 1e6); p->spike_z = v; return 1;
     case O_NAN_ABORT: NUM("nan-abort", 1, 1e6); p->nan_abort_after = (int)v; return 1;
     case O_THREADS: NUM("threads", 0, 4096); o->threads = (int)v; return 1;
+    case O_METHOD:
+        if (!strcmp(arg, "full")) o->method = CLI_METHOD_FULL;
+        else if (!strcmp(arg, "lora")) o->method = CLI_METHOD_LORA;
+        else if (!strcmp(arg, "qlora")) o->method = CLI_METHOD_QLORA;
+        else { cli_usage_error(cmd, "--method must be full, lora or qlora"); return -1; }
+        return 1;
+    case O_LORA_R: NUM("lora-r", 1, 65536); o->lora.r = (int)v; return 1;
+    case O_LORA_ALPHA: NUM("lora-alpha", 0, 1e6); o->lora.alpha = (float)v; return 1;
+    case O_LORA_DROPOUT: NUM("lora-dropout", 0, 0.99); o->lora.dropout = (float)v; return 1;
+    case O_LORA_TARGETS:
+        if (lma_lora_parse_targets(arg, &o->lora.targets) != LMA_OK) {
+            cli_usage_error(cmd, "--lora-targets: %s", lma_last_error());
+            return -1;
+        }
+        return 1;
+    case O_RSLORA: o->lora.rslora = 1; return 1;
     }
 #undef NUM
     return 0;
@@ -126,5 +150,45 @@ void cli_train_help(FILE *f) {
             "  --spike-z Z          skip updates whose loss is Z std devs above the recent mean (0 = off)\n"
             "  --nan-abort K        stop after K consecutive non-finite steps (default 5)\n"
             "  --threads N          CPU threads (default: all cores, or LMA_THREADS)\n"
+            "Parameter-efficient fine-tuning (sft, cpt):\n"
+            "  --method M           full | lora | qlora (default full). lora: frozen fp32 base + LoRA\n"
+            "                       adapters; qlora: the base's projections stored as NF4 (block 64,\n"
+            "                       double-quantized constants). The run saves a PEFT adapter dir.\n"
+            "  --lora-r R           adapter rank (default 16)\n"
+            "  --lora-alpha A       scale numerator: s = A/R, or A/sqrt(R) with --rslora (default 32)\n"
+            "  --lora-dropout P     dropout on the adapter input during training (default 0.05)\n"
+            "  --lora-targets T     all | attn | mlp | a list of q,k,v,o,gate,up,down (default all)\n"
+            "  --rslora             rank-stabilized scaling alpha/sqrt(r)\n"
             "Ctrl-C saves a checkpoint and exits; --resume continues bitwise-identically on CPU.\n");
+}
+
+/* 1234567 -> "1,234,567" (as Python's {:,d}) */
+static void commas(size_t v, char *out, size_t cap) {
+    char d[32];
+    int n = snprintf(d, sizeof d, "%zu", v), k = 0;
+    for (int i = 0; i < n && (size_t)k + 2 < cap; i++) {
+        if (i > 0 && (n - i) % 3 == 0) out[k++] = ',';
+        out[k++] = d[i];
+    }
+    out[k] = 0;
+}
+
+lma_status cli_train_load_model(const cli_train_opts *o, const char *dir, lma_model **out) {
+    *out = NULL;
+    lma_model *m = NULL;
+    if (o->method == CLI_METHOD_QLORA) LMA_TRY(lma_model_load_nf4(dir, lma_backend_cpu(), &m));
+    else LMA_TRY(lma_model_load(dir, lma_backend_cpu(), &m));
+    if (o->method != CLI_METHOD_FULL) {
+        lma_status s = lma_lora_attach(m, &o->lora, o->seed ^ 0x10a4ULL);
+        if (s != LMA_OK) { lma_model_free(m); return s; }
+        size_t tr, all;
+        char a[40], b[40];
+        lma_lora_counts(m, &tr, &all);
+        commas(tr, a, sizeof a);
+        commas(all, b, sizeof b);
+        printf("trainable params: %s || all params: %s || trainable%%: %.4f\n", a, b, 100.0 * (double)tr / (double)all);
+        fflush(stdout);
+    }
+    *out = m;
+    return LMA_OK;
 }

@@ -1,12 +1,17 @@
 /* The trainer flags every training command shares (pretrain, cpt, sft, ...):
  * --out --steps --epochs --batch --seq --accum --lr --min-lr --warmup --schedule
  * --weight-decay --clip --seed --save-every --eval-every --eval-batches --keep
- * --resume --val-fraction --spike-z --nan-abort --threads */
+ * --resume --val-fraction --spike-z --nan-abort --threads, and the
+ * parameter-efficient ones: --method --lora-r --lora-alpha --lora-dropout
+ * --lora-targets --rslora */
 #ifndef LMA_CLI_TRAIN_FLAGS_H
 #define LMA_CLI_TRAIN_FLAGS_H
 #include <getopt.h>
 #include <stdio.h>
+#include "model/lora.h"
 #include "train/trainer.h"
+
+typedef enum { CLI_METHOD_FULL, CLI_METHOD_LORA, CLI_METHOD_QLORA } cli_method;
 
 typedef struct {
     lma_train_params tp;
@@ -15,6 +20,8 @@ typedef struct {
     uint64_t seed;
     double val_fraction;
     int threads;
+    cli_method method;
+    lma_lora_params lora;
 } cli_train_opts;
 
 void cli_train_opts_init(cli_train_opts *o);
@@ -25,4 +32,8 @@ int cli_train_opt(const char *cmd, cli_train_opts *o, int code, const char *arg)
 /* Final checks and derived values (steps from epochs, schedule length). 0 ok, 2 usage error. */
 int cli_train_finish(const char *cmd, cli_train_opts *o, uint64_t train_tokens);
 void cli_train_help(FILE *f);
+/* Loads the base model of a fine-tuning run for o->method: fp32 (full, lora) or
+ * NF4 (qlora); attaches a fresh adapter for lora/qlora and prints PEFT's
+ * "trainable params" line. Returns an lma_status (message set). */
+lma_status cli_train_load_model(const cli_train_opts *o, const char *dir, lma_model **out);
 #endif

@@ -15,6 +15,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "model/adapter.h"
 #include "model/safetensors.h"
 
 static volatile sig_atomic_t g_stop;
@@ -120,14 +121,16 @@ typedef struct {
 } host_state;
 
 static lma_status download_state(lma_model *md, host_state *h) {
-    size_t bytes = md->table.total * sizeof(float);
+    lma_trainable tr = lma_model_trainable(md);
+    size_t bytes = tr.table->total * sizeof(float) + 1;
     h->params = lma_malloc(bytes, "checkpoint staging");
     h->m = lma_malloc(bytes, "checkpoint staging");
     h->v = lma_malloc(bytes, "checkpoint staging");
     if (!h->params || !h->m || !h->v) return LMA_ERR_NOMEM;
-    md->be->download(h->params, md->params, bytes);
-    md->be->download(h->m, md->adam_m, bytes);
-    md->be->download(h->v, md->adam_v, bytes);
+    bytes -= 1;
+    md->be->download(h->params, tr.params, bytes);
+    md->be->download(h->m, tr.m, bytes);
+    md->be->download(h->v, tr.v, bytes);
     return LMA_OK;
 }
 
@@ -136,21 +139,23 @@ static void free_state(host_state *h) { free(h->params); free(h->m); free(h->v);
 /* Tensor data only (padding between tensors excluded), in table order. */
 static uint64_t state_sum(const lma_model *md, const float *base) {
     uint64_t h = 0;
-    for (int i = 0; i < md->table.count; i++) {
-        const lma_param_info *p = &md->table.info[i];
+    const lma_param_table *t = lma_model_trainable(md).table;
+    for (int i = 0; i < t->count; i++) {
+        const lma_param_info *p = &t->info[i];
         h = h * 31 + checksum(base + p->offset, p->numel * sizeof(float));
     }
     return h;
 }
 
 static lma_status save_optimizer(const lma_model *md, const host_state *h, const char *path) {
-    int n = md->table.count;
+    const lma_param_table *t = lma_model_trainable(md).table;
+    int n = t->count;
     lma_st_entry *e = lma_calloc((size_t)2 * n, sizeof *e, "optimizer entries");
     char (*names)[112] = lma_calloc((size_t)2 * n, sizeof *names, "optimizer names");
     lma_status s = LMA_ERR_NOMEM;
     if (e && names) {
         for (int i = 0; i < n; i++) {
-            const lma_param_info *p = &md->table.info[i];
+            const lma_param_info *p = &t->info[i];
             for (int k = 0; k < 2; k++) {
                 lma_st_entry *x = &e[2 * i + k];
                 snprintf(names[2 * i + k], sizeof names[0], "%s.%s", k ? "exp_avg_sq" : "exp_avg", p->name);
@@ -177,7 +182,7 @@ static lma_status save_checkpoint(lma_model *md, lma_batch_source *src, const lm
     cJSON *st = NULL;
     lma_status s = remove_dir(tmp);
     if (s == LMA_OK) s = lma_mkdir_p(tmp);
-    if (s == LMA_OK) s = lma_model_save(md, tmp, 0, 0);
+    if (s == LMA_OK) s = md->lora ? lma_adapter_save(md, tmp, NULL) : lma_model_save(md, tmp, 0, 0);
     if (s == LMA_OK) s = download_state(md, &h);
     if (s == LMA_OK) { snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp); s = save_optimizer(md, &h, path); }
     if (s != LMA_OK) goto done;
@@ -188,6 +193,11 @@ static lma_status save_checkpoint(lma_model *md, lma_batch_source *src, const lm
     cJSON_AddNumberToObject(st, "opt_t", g->opt_t);
     cJSON_AddNumberToObject(st, "nan_streak", g->nan_streak);
     cJSON_AddNumberToObject(st, "hist_pos", g->hist_pos);
+    if (md->lora) { /* the LoRA dropout stream position (exact as a string) */
+        char c[32];
+        snprintf(c, sizeof c, "%llu", (unsigned long long)md->lora->calls);
+        cJSON_AddStringToObject(st, "lora_dropout_calls", c);
+    }
     cJSON *hist = cJSON_AddArrayToObject(st, "spike_window_losses");
     for (int i = 0; i < g->hist_n; i++) {
         char b[32];
@@ -234,8 +244,9 @@ static lma_status load_optimizer(lma_model *md, const char *path) {
     LMA_TRY(lma_st_open(path, &f));
     lma_status s = LMA_OK;
     float *stage = NULL;
-    for (int i = 0; i < md->table.count && s == LMA_OK; i++) {
-        const lma_param_info *p = &md->table.info[i];
+    lma_trainable tr = lma_model_trainable(md);
+    for (int i = 0; i < tr.table->count && s == LMA_OK; i++) {
+        const lma_param_info *p = &tr.table->info[i];
         for (int k = 0; k < 2 && s == LMA_OK; k++) {
             char name[128];
             snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", p->name);
@@ -245,7 +256,7 @@ static lma_status load_optimizer(lma_model *md, const char *path) {
             if (!tmp) { s = lma_error(LMA_ERR_NOMEM, "out of memory"); break; }
             stage = tmp;
             s = lma_st_read_f32(t, stage, p->numel);
-            if (s == LMA_OK) md->be->upload((k ? md->adam_v : md->adam_m) + p->offset, stage, p->numel * sizeof(float));
+            if (s == LMA_OK) md->be->upload((k ? tr.v : tr.m) + p->offset, stage, p->numel * sizeof(float));
         }
     }
     free(stage);
@@ -273,7 +284,7 @@ static lma_status load_checkpoint(lma_model *md, lma_batch_source *src, const lm
     int64_t v = 0;
     if (s == LMA_OK) s = lma_json_int(st, "step", 1, path, &v);
     if (s == LMA_OK && v != step) s = lma_error(LMA_ERR_FORMAT, "%s: step %lld does not match the directory", path, (long long)v);
-    if (s == LMA_OK) s = lma_model_load_weights(md, dir);
+    if (s == LMA_OK) s = md->lora ? lma_adapter_load_weights(md, dir) : lma_model_load_weights(md, dir);
     if (s == LMA_OK) { snprintf(path, sizeof path, "%s/optimizer.safetensors", dir); s = load_optimizer(md, path); }
     if (s == LMA_OK) s = download_state(md, &h);
     const cJSON *cs = st ? cJSON_GetObjectItemCaseSensitive(st, "checksums") : NULL;
@@ -284,6 +295,11 @@ static lma_status load_checkpoint(lma_model *md, lma_batch_source *src, const lm
     if (s == LMA_OK) { s = lma_json_int(st, "opt_t", 1, dir, &v); g->opt_t = (int)v; }
     if (s == LMA_OK) { s = lma_json_int(st, "nan_streak", 1, dir, &v); g->nan_streak = (int)v; }
     if (s == LMA_OK) { s = lma_json_int(st, "hist_pos", 1, dir, &v); g->hist_pos = (int)v; }
+    if (s == LMA_OK && md->lora) {
+        const char *c = NULL;
+        s = lma_json_str(st, "lora_dropout_calls", 1, dir, &c);
+        if (s == LMA_OK) md->lora->calls = strtoull(c, NULL, 10);
+    }
     if (s == LMA_OK) {
         const cJSON *hist = cJSON_GetObjectItemCaseSensitive(st, "spike_window_losses"), *it;
         g->hist_n = 0;
@@ -497,7 +513,7 @@ lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_train_pa
     if (s == LMA_OK && p->save_final) {
         char fin[4200];
         snprintf(fin, sizeof fin, "%s/final", p->out_dir);
-        s = lma_model_save(m, fin, 0, 0);
+        s = m->lora ? lma_adapter_save(m, fin, NULL) : lma_model_save(m, fin, 0, 0);
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

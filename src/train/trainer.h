@@ -16,6 +16,10 @@
  *                       checksums of the three tensor files' contents)
  *   latest              name of the newest complete checkpoint, written last
  *   final/              the trained model (HF layout) at the end
+ * With a LoRA adapter attached (lora.h) the checkpoints and final/ hold the
+ * adapter (PEFT layout: adapter_config.json + adapter_model.safetensors) and
+ * the optimizer state of the adapter tensors only; trainer_state.json also
+ * keeps the dropout stream position, so resume stays bitwise identical.
  * A checkpoint directory is written as ckpt-<step>.tmp and renamed when
  * complete; `latest` is replaced atomically after. Only the last keep_last
  * checkpoints are kept. On resume the newest checkpoint whose files and
