@@ -1,5 +1,6 @@
 /* cuda backend (label cuda): every op against the CPU backend on fresh random
  * inputs, outputs poisoned with NaN first and gradients pre-filled (+=); then
+ * (attention both through batched GEMMs and through the naive kernels); then
  * 20 AdamW training steps of each fixture model on the GPU against the same
  * steps on the CPU. Without a GPU (or a build without nvcc) the test says so
  * and exits 77, which ctest reports as skipped. */
@@ -11,6 +12,7 @@
 #include "test.h"
 
 static const lma_backend *cpu, *gpu;
+static double tf32_tol; /* 0: exact fp32 GEMMs, tolerances as written; else the TF32 bound */
 static lma_rng rng;
 
 static float *frand(size_t n, float sd) {
@@ -40,6 +42,7 @@ static void cmp(const char *what, const float *cpu_out, const float *d, size_t n
     int finite = 1;
     for (size_t i = 0; i < n; i++) finite &= isfinite(g[i]);
     double e = test_rel_l2f(g, cpu_out, n);
+    if (tf32_tol > tol) tol = tf32_tol;
     CHECK(finite && e <= tol, "cuda %s: rel L2 %.3g (tol %.1g)%s", what, e, tol, finite ? "" : ", non-finite output");
     free(g);
 }
@@ -150,7 +153,7 @@ static void ops(void) {
 }
 
 /* 20 AdamW steps of a fixture model on the GPU track the CPU run. */
-static void training(const char *name) {
+static void training(const char *name, float lr, double tol) {
     char dir[1024], path[1200];
     snprintf(dir, sizeof dir, "%s/tests/ref/models/%s", LMA_SRC_DIR, name);
     snprintf(path, sizeof path, "%s/expected.safetensors", dir);
@@ -169,7 +172,7 @@ static void training(const char *name) {
     for (int i = 0; i < N; i++) { ids[i] = (int32_t)fi[i]; tg[i] = (int32_t)ft[i]; }
     CHECK_OK(lma_model_enable_training(mc));
     CHECK_OK(lma_model_enable_training(mg));
-    lma_adamw_params ap = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .clip = 1.0f};
+    lma_adamw_params ap = {.lr = lr, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .clip = 1.0f};
     double worst = 0;
     for (int s = 1; s <= 20; s++) {
         float lc = 0, lg = 0, nc = 0, ng = 0;
@@ -183,8 +186,9 @@ static void training(const char *name) {
         lma_model_zero_grad(mg);
         worst = fmax(worst, fabs(lg - lc) / fabs(lc));
     }
-    CHECK(worst <= 1e-2, "%s: 20 GPU training steps track the CPU (worst loss rel err %.3g)", name, worst);
-    printf("%-18s 20 steps on cuda vs cpu: worst loss rel err %.3g\n", name, worst);
+    CHECK(worst <= tol, "%s: 20 GPU training steps at lr %g track the CPU (worst loss rel err %.3g, tol %g)", name, lr,
+          worst, tol);
+    printf("%-18s 20 steps on cuda vs cpu at lr %g: worst loss rel err %.3g\n", name, lr, worst);
     free(fi); free(ft); free(ids); free(tg);
     lma_st_close(ex);
     lma_model_free(mc);
@@ -199,8 +203,22 @@ int main(void) {
         return 77;
     }
     lma_rng_seed(&rng, 77);
+    lma_cuda_set_tf32(0);           /* exact fp32 GEMMs: fp32 tolerances */
+    ops();                          /* attention through batched GEMMs */
+    lma_cuda_attention_naive = 1;   /* and the naive kernels, the oracle */
     ops();
+    lma_cuda_attention_naive = 0;
+    lma_cuda_set_tf32(1);           /* TF32 tensor cores (10-bit mantissa products): */
+    tf32_tol = 5e-3;                /* relative L2 of a K-term dot product stays ~1e-3 */
+    ops();
+    tf32_tol = 0;
     const char *models[] = {"llama_gqa", "llama3_tied", "llama_linear_bias", "qwen2", "qwen3", "mistral"};
-    for (int i = 0; i < 6; i++) training(models[i]);
+    /* exact fp32 GEMMs at the fixtures' aggressive lr 1e-2: the runs stay within 1e-3;
+     * TF32 (the default) at a fine-tuning lr 1e-3: within the issue's 1e-2 (at lr 1e-2
+     * the tiny models amplify TF32 rounding chaotically: up to 7% after 20 steps) */
+    lma_cuda_set_tf32(0);
+    for (int i = 0; i < 6; i++) training(models[i], 1e-2f, 1e-3);
+    lma_cuda_set_tf32(1);
+    for (int i = 0; i < 6; i++) training(models[i], 1e-3f, 1e-2);
     TEST_END();
 }

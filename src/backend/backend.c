@@ -39,4 +39,6 @@ const lma_backend *lma_backend_default(void) {
 
 #ifndef LMA_HAVE_CUDA
 const lma_backend *lma_backend_cuda(void) { return NULL; }
+int lma_cuda_attention_naive = 0;
+void lma_cuda_set_tf32(int on) { (void)on; }
 #endif

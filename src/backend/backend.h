@@ -121,6 +121,8 @@ const lma_backend *lma_backend_cuda(void);
 /* Test hook of the cuda backend: 1 selects its naive attention kernels (the oracle)
  * instead of the batched-GEMM path. */
 extern int lma_cuda_attention_naive;
+/* cuda backend GEMM precision: 1 = TF32 tensor cores (the default), 0 = exact fp32. */
+void lma_cuda_set_tf32(int on);
 /* The fastest available: cuda when a GPU is present, else cpu. */
 const lma_backend *lma_backend_default(void);
 /* By name ("cpu", "ref", "cuda"); NULL if unknown, not built or no device. */

@@ -1,8 +1,10 @@
 /* lma_backend_cuda(): the op table on an NVIDIA GPU, fp32 storage and compute.
  *
  * This is the correctness-first CUDA backend: every op of backend.h on the
- * device, GEMMs through cuBLAS (fp32 math, no TF32, so results match the CPU
- * backend at fp32 tolerances), the rest as simple kernels: one block per row
+ * device, GEMMs through cuBLAS (TF32 tensor cores by default; exact fp32 with
+ * LMA_CUDA_TF32=0 or lma_cuda_set_tf32(0), which matches the CPU backend at fp32
+ * tolerances), attention as batched GEMMs plus masked-softmax kernels, the rest as
+ * simple kernels: one block per row
  * for reductions (rmsnorm, softmax, cross-entropy), one thread per element
  * otherwise. Attention keeps the probabilities (B,NH,T,T) like the CPU backend
  * (not flash attention yet). The bf16/flash/fused fast path of the CUDA issue
@@ -19,6 +21,8 @@ extern "C" {
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static cublasHandle_t g_blas;
 
@@ -281,13 +285,13 @@ __global__ void k_attention_bwd(float *dq, float *dk, float *dv, const float *do
 }
 
 static size_t cu_attention_saved_floats(int B, int T, int NH) { return (size_t)B * NH * T * T; }
-static void cu_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
+static void naive_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
                              const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale) {
     dim3 grid(T, NH, B);
     k_attention_fwd<<<grid, 128>>>(out, saved, q, k, v, seg, T, NH, NKV, HD, scale);
     check_launch("attention_fwd");
 }
-static void cu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved, const float *q,
+static void naive_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved, const float *q,
                              const float *k, const float *v, const int32_t *seg, int B, int T, int NH, int NKV,
                              int HD, float scale) {
     (void)seg; /* the saved probabilities are zero where the mask hides a key */
@@ -298,6 +302,137 @@ static void cu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
     }
     k_attention_bwd<<<grid, 128, shm>>>(dq, dk, dv, dout, saved, q, k, v, T, NH, NKV, HD, scale);
     check_launch("attention_bwd");
+}
+
+
+/* ---- attention through batched GEMMs (the default) --------------------------------------
+ * For each batch row b and each offset g inside a GQA group, one strided-batched GEMM
+ * runs over the NKV kv heads (query head h = kh*group + g):
+ *   S = scale Q K^T  ->  P = masked softmax(S) (in place, in `saved`)  ->  O = P V
+ * backward: dP = dO V^T; dS = P (dP - rowsum(P dP)) scale; dQ += dS K; dK += dS^T Q;
+ * dV += P^T dO. Row-major matrices are passed to column-major cuBLAS transposed. The
+ * naive kernels above stay as the oracle (lma_cuda_attention_naive = 1 selects them). */
+
+extern "C" { int lma_cuda_attention_naive = 0; }
+
+/* GEMM precision: TF32 tensor cores (fast, ~1e-3 relative) unless set to 0, or
+ * LMA_CUDA_TF32=0 in the environment: then exact fp32 (the tests compare both). */
+extern "C" void lma_cuda_set_tf32(int on) {
+    if (g_blas) cublasSetMathMode(g_blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);
+}
+
+static float *g_scratch;
+static size_t g_scratch_n;
+static float *scratch(size_t n) {
+    if (n > g_scratch_n) {
+        if (g_scratch) cudaFree(g_scratch);
+        g_scratch = NULL;
+        g_scratch_n = 0;
+        if (cudaMalloc(&g_scratch, n * sizeof(float)) != cudaSuccess) {
+            check(cudaGetLastError(), "attention scratch");
+            return NULL;
+        }
+        g_scratch_n = n;
+    }
+    return g_scratch;
+}
+
+/* P = masked softmax of one row of S (in place); one block per (b, h, t) */
+__global__ void k_masked_softmax(float *att, const int32_t *seg, int T, int NH) {
+    int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    float *p = att + (((size_t)b * NH + h) * T + t) * T;
+    float mx = -INFINITY;
+    for (int s = threadIdx.x; s < T; s += blockDim.x)
+        if (visible(seg, b, T, t, s)) mx = fmaxf(mx, p[s]);
+    mx = block_max(mx);
+    float sum = 0;
+    for (int s = threadIdx.x; s < T; s += blockDim.x) {
+        float e = visible(seg, b, T, t, s) ? __expf(p[s] - mx) : 0.0f;
+        p[s] = e;
+        sum += e;
+    }
+    sum = block_sum(sum);
+    float inv = 1.0f / sum;
+    for (int s = threadIdx.x; s < T; s += blockDim.x) p[s] *= inv;
+}
+
+/* dS = P (dP - rowsum(P dP)) * scale, in place in dP; rows of one batch row b: grid (T, NH) */
+__global__ void k_softmax_bwd(float *dp, const float *att, int T, int NH, int b, float scale) {
+    int t = blockIdx.x, h = blockIdx.y;
+    const float *p = att + (((size_t)b * NH + h) * T + t) * T;
+    float *d = dp + ((size_t)h * T + t) * T;
+    float dot = 0;
+    for (int s = threadIdx.x; s <= t; s += blockDim.x) dot += p[s] * d[s];
+    dot = block_sum(dot);
+    for (int s = threadIdx.x; s < T; s += blockDim.x) d[s] = s <= t ? p[s] * (d[s] - dot) * scale : 0.0f;
+}
+
+static void gemm_batched(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const float *A,
+                         int lda, long long sa, const float *Bm, int ldb, long long sb, float beta, float *C, int ldc,
+                         long long sc, int batch, const char *what) {
+    check_blas(cublasSgemmStridedBatched(g_blas, ta, tb, m, n, k, &alpha, A, lda, sa, Bm, ldb, sb, &beta, C, ldc, sc,
+                                         batch), what);
+}
+
+static void cu_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
+                             const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale) {
+    if (lma_cuda_attention_naive) { naive_attention_fwd(out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale); return; }
+    int G = NH / NKV, ldq = NH * HD, ldk = NKV * HD;
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < G; g++) {
+            const float *qb = q + (size_t)b * T * ldq + (size_t)g * HD, *kb = k + (size_t)b * T * ldk;
+            float *sb = saved + ((size_t)b * NH + g) * T * T;
+            /* S (T,T) = scale Q K^T */
+            gemm_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, HD, scale, kb, ldk, HD, qb, ldq, (long long)G * HD, 0.0f, sb,
+                         T, (long long)G * T * T, NKV, "attention S");
+        }
+    dim3 grid(T, NH, B);
+    k_masked_softmax<<<grid, 256>>>(saved, seg, T, NH);
+    check_launch("attention softmax");
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < G; g++) {
+            const float *vb = v + (size_t)b * T * ldk, *pb = saved + ((size_t)b * NH + g) * T * T;
+            float *ob = out + (size_t)b * T * ldq + (size_t)g * HD;
+            /* O (T,HD) = P V */
+            gemm_batched(CUBLAS_OP_N, CUBLAS_OP_N, HD, T, T, 1.0f, vb, ldk, HD, pb, T, (long long)G * T * T, 0.0f, ob,
+                         ldq, (long long)G * HD, NKV, "attention O");
+        }
+}
+
+static void cu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved, const float *q,
+                             const float *k, const float *v, const int32_t *seg, int B, int T, int NH, int NKV,
+                             int HD, float scale) {
+    if (lma_cuda_attention_naive) {
+        naive_attention_bwd(dq, dk, dv, dout, saved, q, k, v, seg, B, T, NH, NKV, HD, scale);
+        return;
+    }
+    int G = NH / NKV, ldq = NH * HD, ldk = NKV * HD;
+    float *dp = scratch((size_t)NH * T * T);
+    if (!dp) return;
+    for (int b = 0; b < B; b++) {
+        const float *qb = q + (size_t)b * T * ldq, *kb = k + (size_t)b * T * ldk, *vb = v + (size_t)b * T * ldk;
+        const float *gob = dout + (size_t)b * T * ldq, *pb = saved + (size_t)b * NH * T * T;
+        /* dP (T,T) = dO V^T for every head of this row, in head order: dp[h] */
+        for (int g = 0; g < G; g++)
+            gemm_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, HD, 1.0f, vb, ldk, HD, gob + (size_t)g * HD, ldq,
+                         (long long)G * HD, 0.0f, dp + (size_t)g * T * T, T, (long long)G * T * T, NKV, "attention dP");
+        dim3 grid(T, NH);
+        k_softmax_bwd<<<grid, 256>>>(dp, saved, T, NH, b, scale);
+        check_launch("attention softmax bwd");
+        for (int g = 0; g < G; g++) {
+            const float *ds = dp + (size_t)g * T * T, *pg = pb + (size_t)g * T * T;
+            long long sS = (long long)G * T * T, sQ = (long long)G * HD;
+            if (dq) /* dQ (T,HD) += dS K */
+                gemm_batched(CUBLAS_OP_N, CUBLAS_OP_N, HD, T, T, 1.0f, kb, ldk, HD, ds, T, sS, 1.0f,
+                             dq + (size_t)b * T * ldq + (size_t)g * HD, ldq, sQ, NKV, "attention dQ");
+            if (dk) /* dK (T,HD) += dS^T Q */
+                gemm_batched(CUBLAS_OP_N, CUBLAS_OP_T, HD, T, T, 1.0f, qb + (size_t)g * HD, ldq, sQ, ds, T, sS, 1.0f,
+                             dk + (size_t)b * T * ldk, ldk, HD, NKV, "attention dK");
+            if (dv) /* dV (T,HD) += P^T dO */
+                gemm_batched(CUBLAS_OP_N, CUBLAS_OP_T, HD, T, T, 1.0f, gob + (size_t)g * HD, ldq, sQ, pg, T, sS, 1.0f,
+                             dv + (size_t)b * T * ldk, ldk, HD, NKV, "attention dV");
+        }
+    }
 }
 
 /* one block per (t, h) of the new tokens */
@@ -447,7 +582,8 @@ extern "C" const lma_backend *lma_backend_cuda(void) {
         int n = 0;
         if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) { cudaGetLastError(); return NULL; }
         if (cublasCreate(&g_blas) != CUBLAS_STATUS_SUCCESS) return NULL;
-        cublasSetMathMode(g_blas, CUBLAS_PEDANTIC_MATH); /* fp32 exactly: no TF32 */
+        const char *e = getenv("LMA_CUDA_TF32");
+        cublasSetMathMode(g_blas, (e && !strcmp(e, "0")) ? CUBLAS_PEDANTIC_MATH : CUBLAS_TF32_TENSOR_OP_MATH);
         lma_backend *b = &cuda_backend;
         b->name = "cuda";
         b->alloc = cu_alloc; b->free = cu_free; b->upload = cu_upload; b->download = cu_download;
