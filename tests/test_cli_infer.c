@@ -56,6 +56,14 @@ int main(void) {
     CHECK(!strncmp(out, want, strlen(want)), "generate --json ids equal the library's greedy ids:\n%s\n%s", out, want);
     CHECK(strstr(out, "\"text\": \"") && strstr(out, "\"finish_reason\": \"length\""), "json has text and finish_reason");
     free(r.ids); free(r.text); free(ids);
+    /* score --text tokenizes with the model dir's tokenizer (BOS included) */
+    CHECK_OK(lma_tok_encode(tok, prompt, strlen(prompt), 1, &ids, &n));
+    snprintf(cmd, sizeof cmd, "%s score --model %s --text \"%s\" --json --threads 1 2>/dev/null", LMA_CLI, dir, prompt);
+    CHECK(run(cmd, out, sizeof out) == 0, "score --text exits 0");
+    char ids_json[1024] = "{\"ids\": [";
+    for (size_t i = 0; i < n; i++) snprintf(ids_json + strlen(ids_json), sizeof ids_json - strlen(ids_json), "%s%d", i ? ", " : "", ids[i]);
+    CHECK(!strncmp(out, ids_json, strlen(ids_json)), "score --text scores the tokenizer's ids:\n%s\n%s", out, ids_json);
+    free(ids);
     /* chat: same reply to the same first turn after /reset */
     snprintf(cmd, sizeof cmd, "printf 'hello there\\nand then?\\n/reset\\nhello there\\n/exit\\n' | %s chat --model %s "
              "--temperature 0 --max-tokens 6 --threads 1 2>/dev/null", LMA_CLI, dir);
