@@ -107,7 +107,8 @@ lma_status lma_adapter_read_config(const char *dir, lma_lora_params *p) {
     if (s == LMA_OK && bias && strcmp(bias, "none"))
         s = lma_error(LMA_ERR_UNSUPPORTED, "%s: bias '%s' (only \"none\" is supported)", path, bias);
     static const char *unsupported[] = {"rank_pattern", "alpha_pattern", "layers_to_transform", "modules_to_save",
-                                        "exclude_modules", "trainable_token_indices"};
+                                        "exclude_modules", "trainable_token_indices", "lora_bias",
+                                        "target_parameters", "layer_replication", "use_qalora"};
     for (size_t i = 0; s == LMA_OK && i < sizeof unsupported / sizeof unsupported[0]; i++)
         if (!is_empty(cJSON_GetObjectItemCaseSensitive(j, unsupported[i])))
             s = lma_error(LMA_ERR_UNSUPPORTED, "%s: '%s' is set (not supported)", path, unsupported[i]);
