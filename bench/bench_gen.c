@@ -1,0 +1,132 @@
+/* Batch-1 generation on CPU: prompt (prefill) tokens/s and decode tokens/s of a
+ * preset-shaped model with random weights, saved so that bench/gen_torch.py runs the
+ * same weights; and (--mmlu) the MMLU scoring paths, KV cache vs full forwards.
+ *
+ * Loop measured (the same as gen_torch.py): one forward of the P prompt tokens with
+ * the KV cache, argmax, then N single-token forwards with argmax. Best of --reps.
+ *
+ * Usage:
+ *   bench_gen --preset 15m --vocab 32000 --prompt 128 --gen 128 --threads 2 --dir /tmp/m15
+ *   bench_gen --mmlu ../shared/data/mmlu --tok tests/ref/tok/bl --shots 5 --limit 2
+ * Run by bench/gen_bench.sh (builds the bench_gen target). Last line:
+ *   RESULT lmadapt preset X params P prompt P gen N prefill_tok_s A decode_tok_s B */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/progress.h"
+#include "core/threads.h"
+#include "eval/eval.h"
+#include "model/llama.h"
+#include "model/presets.h"
+
+static int argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++) if (x[i] > x[b]) b = i;
+    return b;
+}
+
+static int die(const char *what) {
+    fprintf(stderr, "bench_gen: %s: %s\n", what, lma_last_error());
+    return 1;
+}
+
+static int mmlu_bench(const char *dir, const char *tokdir, int shots, int limit) {
+    lma_tokenizer *tok = NULL;
+    if (lma_tok_load(tokdir, &tok) != LMA_OK) return die("tokenizer");
+    lma_config c;
+    if (lma_config_preset("15m", lma_tok_vocab_size(tok), 2048, &c) != LMA_OK) return die("preset");
+    lma_model *m = NULL;
+    if (lma_model_create(&c, lma_backend_cpu(), &m) != LMA_OK) return die("model");
+    lma_model_init_random(m, 1, 0.02f);
+    lma_mmlu_set set;
+    if (lma_mmlu_load(dir, "val", &set) != LMA_OK) return die("mmlu");
+    printf("MMLU scoring, preset 15m (vocab %d, %zu params), %d shots, %d items per subject, %zu subjects\n",
+           c.vocab_size, lma_model_num_params(m), shots, limit, set.n);
+    long correct[2];
+    for (int mode = 0; mode < 2; mode++) {
+        lma_eval_scorer *sc = NULL;
+        lma_eval_scorer_model(m, mode ? LMA_EVAL_SCORE_FULL : LMA_EVAL_SCORE_KV, &sc);
+        lma_eval_params p = lma_eval_default_params();
+        p.shots = shots; p.limit = (size_t)limit;
+        lma_eval_result r = {0};
+        r.task.kind = LMA_EVAL_MMLU;
+        double t0 = lma_now();
+        if (lma_eval_mmlu(sc, tok, &set, &p, &r) != LMA_OK) return die("eval");
+        double dt = lma_now() - t0;
+        correct[mode] = r.correct;
+        printf("RESULT mmlu_scoring mode %s items %ld seconds %.2f items_s %.2f tokens_run %ld acc %.4f\n",
+               mode ? "full" : "kv", r.n, dt, (double)r.n / dt, sc->tokens_run, r.score);
+        lma_eval_result_free(&r);
+        lma_eval_scorer_free(sc);
+    }
+    printf("same answers correct: %s\n", correct[0] == correct[1] ? "yes" : "NO");
+    lma_mmlu_free(&set);
+    lma_model_free(m);
+    lma_tok_free(tok);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *preset = "15m", *dir = NULL, *mmlu = NULL, *tokdir = NULL;
+    int vocab = 32000, P = 128, N = 128, threads = 2, reps = 3, shots = 5, limit = 2;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (!strcmp(k, "--preset")) preset = v;
+        else if (!strcmp(k, "--vocab")) vocab = atoi(v);
+        else if (!strcmp(k, "--prompt")) P = atoi(v);
+        else if (!strcmp(k, "--gen")) N = atoi(v);
+        else if (!strcmp(k, "--threads")) threads = atoi(v);
+        else if (!strcmp(k, "--reps")) reps = atoi(v);
+        else if (!strcmp(k, "--dir")) dir = v;
+        else if (!strcmp(k, "--mmlu")) mmlu = v;
+        else if (!strcmp(k, "--tok")) tokdir = v;
+        else if (!strcmp(k, "--shots")) shots = atoi(v);
+        else if (!strcmp(k, "--limit")) limit = atoi(v);
+        else { fprintf(stderr, "bench_gen: unknown option %s\n", k); return 2; }
+    }
+    lma_threads_set(threads);
+    if (mmlu) return tokdir ? mmlu_bench(mmlu, tokdir, shots, limit) : 2;
+    lma_config c;
+    if (lma_config_preset(preset, vocab, 1024, &c) != LMA_OK) return die("preset");
+    lma_model *m = NULL;
+    if (lma_model_create(&c, lma_backend_cpu(), &m) != LMA_OK) return die("model");
+    lma_model_init_random(m, 1, 0.02f);
+    if (dir && lma_model_save(m, dir, 0, 0) != LMA_OK) return die("save");
+    int32_t *ids = malloc((size_t)(P + N) * sizeof(int32_t));
+    float *logits = malloc((size_t)c.vocab_size * sizeof(float));
+    uint64_t s = 12345;
+    for (int i = 0; i < P; i++) { s = s * 6364136223846793005ULL + 1442695040888963407ULL; ids[i] = (int32_t)((s >> 33) % (uint64_t)vocab); }
+    if (dir) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/prompt_ids.txt", dir);
+        FILE *f = fopen(path, "w");
+        for (int i = 0; f && i < P; i++) fprintf(f, "%d\n", ids[i]);
+        if (f) fclose(f);
+    }
+    lma_kv_cache *kv = NULL;
+    if (lma_kv_create(m, P + N, &kv) != LMA_OK) return die("kv");
+    double best_pre = 1e30, best_dec = 1e30;
+    for (int r = 0; r < reps + 1; r++) { /* the first round warms up */
+        kv->len = 0;
+        double t0 = lma_now();
+        if (lma_model_forward_cached(m, kv, ids, P, logits, 0) != LMA_OK) return die("prefill");
+        ids[P] = argmax(logits, c.vocab_size);
+        double t1 = lma_now();
+        for (int i = 0; i < N - 1; i++) {
+            if (lma_model_forward_cached(m, kv, ids + P + i, 1, logits, 0) != LMA_OK) return die("decode");
+            ids[P + i + 1] = argmax(logits, c.vocab_size);
+        }
+        double t2 = lma_now();
+        if (r == 0) continue;
+        if (t1 - t0 < best_pre) best_pre = t1 - t0;
+        if (t2 - t1 < best_dec) best_dec = t2 - t1;
+    }
+    printf("first generated ids:");
+    for (int i = 0; i < 16 && i < N; i++) printf(" %d", ids[P + i]);
+    printf("\nRESULT lmadapt preset %s params %zu prompt %d gen %d prefill_tok_s %.1f decode_tok_s %.2f\n", preset,
+           lma_model_num_params(m), P, N, P / best_pre, (N - 1) / best_dec);
+    lma_kv_free(m, kv);
+    free(ids); free(logits);
+    lma_model_free(m);
+    return 0;
+}
