@@ -1,5 +1,4 @@
 /* lmadapt generate: text continuation with a KV cache and the usual samplers. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,25 +32,6 @@ static void help(void) {
            "  --threads N             CPU threads\n"
            "  -h, --help              this help\n\n"
            "Example: lmadapt generate --model runs/demo/final --prompt \"Once upon a time\" --max-tokens 64\n");
-}
-
-static int parse_ids(const char *s, int32_t **out, size_t *n) {
-    size_t cap = 16, k = 0;
-    int32_t *v = malloc(cap * sizeof *v);
-    for (const char *p = s; v && *p;) {
-        char *end;
-        errno = 0;
-        long x = strtol(p, &end, 10);
-        if (end == p || errno || x < 0 || x > 2147483647L) break;
-        if (k == cap) { int32_t *nv = realloc(v, (cap *= 2) * sizeof *v); if (!nv) break; v = nv; }
-        v[k++] = (int32_t)x;
-        p = end;
-        if (*p == ',') p++;
-        else if (*p) { k = 0; break; }
-        if (!*p) { *out = v; *n = k; return 1; }
-    }
-    free(v);
-    return 0;
 }
 
 static void stream_out(void *ctx, const char *text, size_t len) {
@@ -135,7 +115,7 @@ int cmd_generate(int argc, char **argv) {
     snprintf(tpath, sizeof tpath, "%s/tokenizer.json", model);
     if (lma_file_exists(tpath) && lma_tok_load(model, &tok) != LMA_OK) goto done;
     if (ids_s) {
-        if (!parse_ids(ids_s, &ids, &n)) { rc = cli_usage_error("generate", "--ids must be comma-separated integers"); goto done; }
+        if (!cli_parse_ids(ids_s, &ids, &n)) { rc = cli_usage_error("generate", "--ids must be comma-separated integers"); goto done; }
     } else {
         if (!tok) { rc = cli_fail("generate", "the model dir has no tokenizer.json: use --ids"); goto done; }
         size_t len = 0;

@@ -1,5 +1,4 @@
 /* lmadapt score: per-token log-probabilities, total NLL and perplexity. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,27 +28,6 @@ static void help(void) {
            "  --threads N       CPU threads (default: all cores, or LMA_THREADS)\n"
            "  -h, --help        this help\n\n"
            "Example: lmadapt score --model tests/ref/models/llama_gqa --ids 1,5,9,2 --json\n");
-}
-
-static int parse_ids(const char *s, int32_t **out, size_t *n) {
-    size_t cap = 16, k = 0;
-    int32_t *v = malloc(cap * sizeof *v);
-    if (!v) return 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        errno = 0;
-        long x = strtol(p, &end, 10);
-        if (end == p || errno || x < 0 || x > 2147483647L) { free(v); return 0; }
-        if (k == cap) { int32_t *nv = realloc(v, (cap *= 2) * sizeof *v); if (!nv) { free(v); return 0; } v = nv; }
-        v[k++] = (int32_t)x;
-        p = end;
-        while (*p == ' ') p++;
-        if (*p == ',') p++;
-        else if (*p) { free(v); return 0; }
-    }
-    *out = v; *n = k;
-    return 1;
 }
 
 static void round_to_bf16(lma_model *m) {
@@ -94,7 +72,7 @@ int cmd_score(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t n = 0;
     if (ids_s) {
-        if (!parse_ids(ids_s, &ids, &n)) return cli_usage_error("score", "--ids must be comma-separated non-negative integers");
+        if (!cli_parse_ids(ids_s, &ids, &n)) return cli_usage_error("score", "--ids must be comma-separated non-negative integers");
     } else {
         char *buf = NULL;
         size_t len = 0;
