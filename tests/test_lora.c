@@ -78,8 +78,8 @@ static void fd_check(lma_model *m, const char *what, double tol) {
     double worst = 0;
     for (int i = 0; i < lo->table.count; i++) {
         const lma_param_info *pi = &lo->table.info[i];
-        double gn = 0, pn = 0;
-        for (size_t j = 0; j < pi->numel; j++) { gn += (double)g[pi->offset + j] * g[pi->offset + j]; pn += (double)p0[pi->offset + j] * p0[pi->offset + j]; }
+        double gn = 0;
+        for (size_t j = 0; j < pi->numel; j++) gn += (double)g[pi->offset + j] * g[pi->offset + j];
         gn = sqrt(gn);
         if (gn == 0) { bad++; CHECK(0, "%s: %s has a zero gradient", what, pi->name); continue; }
         double eps = 1e-3;
