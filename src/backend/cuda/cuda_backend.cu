@@ -10,12 +10,15 @@
  * (not flash attention yet). The bf16/flash/fused fast path of the CUDA issue
  * builds on this file and keeps it as its oracle.
  *
+ * Built as a plugin (liblmadapt_cuda.so) that backend.c loads with dlopen only
+ * when the NVIDIA driver is present, so CPU-only runs never map cuBLAS.
+ *
  * Errors: ops cannot return a status; the first CUDA or cuBLAS error is
  * recorded with lma_error (LMA_ERR_INTERNAL, naming the op) and can be read with
  * lma_last_error(); allocation failure returns NULL as the table says. */
 extern "C" {
 #include "backend/backend.h"
-#include "core/status.h"
+#include "lmadapt.h"
 }
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -25,6 +28,11 @@ extern "C" {
 #include <string.h>
 
 static cublasHandle_t g_blas;
+/* The library's lma_error, handed over by lma_cuda_plugin_open (this file is a
+ * plugin, loaded with dlopen: see backend.c). */
+static lma_status (*g_err)(lma_status, const char *, ...);
+static const int *g_naive; /* lma_cuda_attention_naive of the library */
+#define lma_error(...) (g_err ? g_err(__VA_ARGS__) : LMA_ERR_INTERNAL)
 
 static void check(cudaError_t e, const char *what) {
     if (e != cudaSuccess) lma_error(LMA_ERR_INTERNAL, "cuda %s: %s", what, cudaGetErrorString(e));
@@ -313,11 +321,11 @@ static void naive_attention_bwd(float *dq, float *dk, float *dv, const float *do
  * dV += P^T dO. Row-major matrices are passed to column-major cuBLAS transposed. The
  * naive kernels above stay as the oracle (lma_cuda_attention_naive = 1 selects them). */
 
-extern "C" { int lma_cuda_attention_naive = 0; }
+#define lma_cuda_attention_naive (g_naive && *g_naive)
 
 /* GEMM precision: TF32 tensor cores (fast, ~1e-3 relative) unless set to 0, or
  * LMA_CUDA_TF32=0 in the environment: then exact fp32 (the tests compare both). */
-extern "C" void lma_cuda_set_tf32(int on) {
+extern "C" __attribute__((visibility("default"))) void lma_cuda_plugin_set_tf32(int on) {
     if (g_blas) cublasSetMathMode(g_blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);
 }
 
@@ -575,8 +583,11 @@ static double cu_sum_sq(const float *x, size_t n) {
 
 static lma_backend cuda_backend;
 
-extern "C" const lma_backend *lma_backend_cuda(void) {
+extern "C" __attribute__((visibility("default"))) const lma_backend *
+lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int *naive_flag) {
     static int tried = 0, ok = 0;
+    g_err = err;
+    g_naive = naive_flag;
     if (!tried) {
         tried = 1;
         int n = 0;
