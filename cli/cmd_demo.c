@@ -88,7 +88,9 @@ int cmd_demo(int argc, char **argv) {
     int32_t *ids = NULL, eos[4];
     size_t n = 0;
     rc = 1;
-    if (lma_tok_load(final, &tok) != LMA_OK || lma_model_load(final, lma_backend_cpu(), &m) != LMA_OK ||
+    const lma_backend *be = NULL;
+    if (lma_backend_select(NULL, &be) != LMA_OK || lma_tok_load(final, &tok) != LMA_OK ||
+        lma_model_load(final, be, &m) != LMA_OK ||
         lma_tok_encode(tok, prompt, strlen(prompt), 1, &ids, &n) != LMA_OK)
         goto done;
     if (n == 0) { rc = cli_usage_error("demo", "the prompt is empty"); goto done; }

@@ -30,6 +30,7 @@ static void help(void) {
            "  --stop S                stop string (repeatable)\n"
            "  --json                  print {\"ids\": [generated ids], \"text\": \"...\"} instead of streaming\n"
            "  --threads N             CPU threads\n"
+           "  --device cpu|cuda       where to compute (default: cuda when a GPU is present)\n"
            "  -h, --help              this help\n\n"
            "Example: lmadapt generate --model runs/demo/final --prompt \"Once upon a time\" --max-tokens 64\n");
 }
@@ -56,7 +57,7 @@ static void json_string(FILE *f, const char *s, size_t n) {
 
 int cmd_generate(int argc, char **argv) {
     enum { O_MODEL = 1, O_PROMPT, O_PFILE, O_IDS, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_SEED, O_STOP,
-           O_JSON, O_THREADS, O_HELP, O_ADAPTER };
+           O_JSON, O_THREADS, O_DEVICE, O_HELP, O_ADAPTER };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"prompt", required_argument, 0, O_PROMPT},
         {"prompt-file", required_argument, 0, O_PFILE}, {"ids", required_argument, 0, O_IDS},
@@ -65,8 +66,10 @@ int cmd_generate(int argc, char **argv) {
         {"min-p", required_argument, 0, O_MINP}, {"repetition-penalty", required_argument, 0, O_REP},
         {"seed", required_argument, 0, O_SEED}, {"stop", required_argument, 0, O_STOP},
         {"json", no_argument, 0, O_JSON}, {"threads", required_argument, 0, O_THREADS},
+        {"device", required_argument, 0, O_DEVICE},
         {"help", no_argument, 0, O_HELP}, {"adapter", required_argument, 0, O_ADAPTER}, {0, 0, 0, 0}};
     const char *adapter = NULL;
+    const char *device = NULL;
     const char *model = NULL, *prompt = NULL, *pfile = NULL, *ids_s = NULL, *stops[32];
     int n_stops = 0, json = 0, threads = 0, c;
     lma_gen_params gp = {.max_tokens = 128, .sample = lma_sample_default_params()};
@@ -93,6 +96,7 @@ int cmd_generate(int argc, char **argv) {
             break;
         case O_JSON: json = 1; break;
         case O_THREADS: threads = atoi(optarg); break;
+        case O_DEVICE: device = optarg; break;
         case 'h': case O_HELP: help(); return 0;
         default: return cli_usage_error("generate", "unknown option");
         }
@@ -123,7 +127,9 @@ int cmd_generate(int argc, char **argv) {
         if (lma_tok_encode(tok, pfile ? buf : prompt, pfile ? len : strlen(prompt), 1, &ids, &n) != LMA_OK) goto done;
         if (n == 0) { rc = cli_usage_error("generate", "the prompt is empty"); goto done; }
     }
-    if (lma_model_load(model, lma_backend_cpu(), &m) != LMA_OK) goto done;
+    const lma_backend *be = cli_backend("generate", device);
+    if (!be) { rc = 1; goto done; }
+    if (lma_model_load(model, be, &m) != LMA_OK) goto done;
     if (adapter && lma_adapter_load(m, adapter) != LMA_OK) goto done;
     gp.n_stop_ids = lma_generation_eos(model, &m->cfg, eos, 16);
     if (gp.n_stop_ids == 0 && tok && lma_tok_eos_id(tok) >= 0) eos[gp.n_stop_ids++] = lma_tok_eos_id(tok);

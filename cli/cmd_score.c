@@ -26,6 +26,7 @@ static void help(void) {
            "                    where logprobs[i] = log p(ids[i+1] | ids[0..i])\n"
            "  --dtype f32|bf16  weight precision (bf16 rounds the weights; compute stays fp32)\n"
            "  --threads N       CPU threads (default: all cores, or LMA_THREADS)\n"
+           "  --device D        cpu | cuda (default: cuda when a GPU is present)\n"
            "  -h, --help        this help\n\n"
            "Example: lmadapt score --model tests/ref/models/llama_gqa --ids 1,5,9,2 --json\n");
 }
@@ -46,8 +47,8 @@ int cmd_score(int argc, char **argv) {
         {"text", required_argument, 0, 't'},  {"file", required_argument, 0, 'f'},
         {"json", no_argument, 0, 'j'},        {"dtype", required_argument, 0, 'd'},
         {"threads", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'},
-        {"adapter", required_argument, 0, 'a'}, {0, 0, 0, 0}};
-    const char *adapter = NULL;
+        {"adapter", required_argument, 0, 'a'}, {"device", required_argument, 0, 'D'}, {0, 0, 0, 0}};
+    const char *adapter = NULL, *device = NULL;
     const char *model = NULL, *ids_s = NULL, *text = NULL, *file = NULL, *dtype = "f32";
     int json = 0, threads = 0, c;
     optind = 1;
@@ -61,6 +62,7 @@ int cmd_score(int argc, char **argv) {
         case 'j': json = 1; break;
         case 'd': dtype = optarg; break;
         case 'n': threads = atoi(optarg); break;
+        case 'D': device = optarg; break;
         case 'h': help(); return 0;
         default: return cli_usage_error("score", "unknown option");
         }
@@ -88,7 +90,9 @@ int cmd_score(int argc, char **argv) {
     lma_threads_set(threads);
 
     lma_model *m = NULL;
-    if (lma_model_load(model, lma_backend_cpu(), &m) != LMA_OK) { free(ids); return cli_fail("score", NULL); }
+    const lma_backend *be = cli_backend("score", device);
+    if (!be) { free(ids); return 1; }
+    if (lma_model_load(model, be, &m) != LMA_OK) { free(ids); return cli_fail("score", NULL); }
     if (adapter && lma_adapter_load(m, adapter) != LMA_OK) { free(ids); lma_model_free(m); return cli_fail("score", NULL); }
     if (!strcmp(dtype, "bf16")) round_to_bf16(m);
     lma_score_result r;

@@ -40,13 +40,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
 }
 
 const struct lma_backend *cli_backend(const char *cmd, const char *device) {
-    const lma_backend *be = device ? lma_backend_by_name(device) : lma_backend_default();
-    if (!be) {
-        if (device && !strcmp(device, "cuda"))
-            fprintf(stderr, "lmadapt %s: --device cuda: no CUDA GPU found (or lmadapt was built without nvcc)\n", cmd);
-        else
-            fprintf(stderr, "lmadapt %s: unknown --device '%s' (cpu or cuda)\n", cmd, device);
-    }
+    const lma_backend *be = NULL;
+    if (lma_backend_select(device, &be) != LMA_OK) cli_fail(cmd, NULL);
     return be;
 }
 

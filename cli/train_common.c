@@ -143,7 +143,8 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
         goto done;
 
     /* model */
-    const lma_backend *be = lma_backend_cpu();
+    const lma_backend *be = NULL;
+    if (cli_train_backend(to, &be) != LMA_OK) goto done;
     if (spec->base_model) {
         if (cli_train_load_model(to, spec->base_model, &m) != LMA_OK) goto done;
     } else {

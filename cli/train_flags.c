@@ -6,7 +6,7 @@
 enum {
     O_OUT = 1000, O_STEPS, O_EPOCHS, O_BATCH, O_SEQ, O_ACCUM, O_LR, O_MIN_LR, O_WARMUP, O_SCHEDULE, O_WD,
     O_CLIP, O_SEED, O_SAVE_EVERY, O_EVAL_EVERY, O_EVAL_BATCHES, O_KEEP, O_RESUME, O_VAL_FRACTION, O_SPIKE_Z,
-    O_NAN_ABORT, O_THREADS, O_METHOD, O_LORA_R, O_LORA_ALPHA, O_LORA_DROPOUT, O_LORA_TARGETS, O_RSLORA
+    O_NAN_ABORT, O_THREADS, O_DEVICE, O_METHOD, O_LORA_R, O_LORA_ALPHA, O_LORA_DROPOUT, O_LORA_TARGETS, O_RSLORA
 };
 
 static const struct option shared[] = {
@@ -21,6 +21,7 @@ static const struct option shared[] = {
     {"keep", required_argument, 0, O_KEEP},         {"resume", required_argument, 0, O_RESUME},
     {"val-fraction", required_argument, 0, O_VAL_FRACTION}, {"spike-z", required_argument, 0, O_SPIKE_Z},
     {"nan-abort", required_argument, 0, O_NAN_ABORT}, {"threads", required_argument, 0, O_THREADS},
+    {"device", required_argument, 0, O_DEVICE},
     {"method", required_argument, 0, O_METHOD},     {"lora-r", required_argument, 0, O_LORA_R},
     {"lora-alpha", required_argument, 0, O_LORA_ALPHA}, {"lora-dropout", required_argument, 0, O_LORA_DROPOUT},
     {"lora-targets", required_argument, 0, O_LORA_TARGETS}, {"rslora", no_argument, 0, O_RSLORA},
@@ -90,6 +91,7 @@ int cli_train_opt(const char *cmd, cli_train_opts *o, int code, const char *arg)
     case O_SPIKE_Z: NUM("spike-z", 0, 1e6); p->spike_z = v; return 1;
     case O_NAN_ABORT: NUM("nan-abort", 1, 1e6); p->nan_abort_after = (int)v; return 1;
     case O_THREADS: NUM("threads", 0, 4096); o->threads = (int)v; return 1;
+    case O_DEVICE: o->device = arg; return 1;
     case O_METHOD:
         if (!strcmp(arg, "full")) o->method = CLI_METHOD_FULL;
         else if (!strcmp(arg, "lora")) o->method = CLI_METHOD_LORA;
@@ -150,6 +152,7 @@ void cli_train_help(FILE *f) {
             "  --spike-z Z          skip updates whose loss is Z std devs above the recent mean (0 = off)\n"
             "  --nan-abort K        stop after K consecutive non-finite steps (default 5)\n"
             "  --threads N          CPU threads (default: all cores, or LMA_THREADS)\n"
+            "  --device D           cpu | cuda (default: cuda when a GPU is present; lora/qlora: cpu)\n"
             "Parameter-efficient fine-tuning (sft, cpt):\n"
             "  --method M           full | lora | qlora (default full). lora: frozen fp32 base + LoRA\n"
             "                       adapters; qlora: the base's projections stored as NF4 (block 64,\n"
@@ -173,11 +176,19 @@ static void commas(size_t v, char *out, size_t cap) {
     out[k] = 0;
 }
 
+lma_status cli_train_backend(const cli_train_opts *o, const lma_backend **be) {
+    /* LoRA/QLoRA ops exist on the CPU backends only so far: default to cpu for them */
+    if (!o->device && o->method != CLI_METHOD_FULL) { *be = lma_backend_cpu(); return LMA_OK; }
+    return lma_backend_select(o->device, be);
+}
+
 lma_status cli_train_load_model(const cli_train_opts *o, const char *dir, lma_model **out) {
     *out = NULL;
     lma_model *m = NULL;
-    if (o->method == CLI_METHOD_QLORA) LMA_TRY(lma_model_load_nf4(dir, lma_backend_cpu(), &m));
-    else LMA_TRY(lma_model_load(dir, lma_backend_cpu(), &m));
+    const lma_backend *be = NULL;
+    LMA_TRY(cli_train_backend(o, &be));
+    if (o->method == CLI_METHOD_QLORA) LMA_TRY(lma_model_load_nf4(dir, be, &m));
+    else LMA_TRY(lma_model_load(dir, be, &m));
     if (o->method != CLI_METHOD_FULL) {
         lma_status s = lma_lora_attach(m, &o->lora, o->seed ^ 0x10a4ULL);
         if (s != LMA_OK) { lma_model_free(m); return s; }

@@ -20,6 +20,7 @@ typedef struct {
     uint64_t seed;
     double val_fraction;
     int threads;
+    const char *device;  /* --device: cpu | cuda | NULL (cuda when a GPU is present; cpu for lora/qlora) */
     cli_method method;
     lma_lora_params lora;
 } cli_train_opts;
@@ -32,6 +33,8 @@ int cli_train_opt(const char *cmd, cli_train_opts *o, int code, const char *arg)
 /* Final checks and derived values (steps from epochs, schedule length). 0 ok, 2 usage error. */
 int cli_train_finish(const char *cmd, cli_train_opts *o, uint64_t train_tokens);
 void cli_train_help(FILE *f);
+/* The backend of --device for this run (see the device field). */
+lma_status cli_train_backend(const cli_train_opts *o, const lma_backend **be);
 /* Loads the base model of a fine-tuning run for o->method: fp32 (full, lora) or
  * NF4 (qlora); attaches a fresh adapter for lora/qlora and prints PEFT's
  * "trainable params" line. Returns an lma_status (message set). */

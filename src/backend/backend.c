@@ -35,6 +35,14 @@ const lma_backend *lma_backend_by_name(const char *name) {
     return NULL;
 }
 
+lma_status lma_backend_select(const char *device, const lma_backend **out) {
+    *out = device ? lma_backend_by_name(device) : lma_backend_default();
+    if (*out) return LMA_OK;
+    if (!strcmp(device, "cuda"))
+        return lma_error(LMA_ERR_UNSUPPORTED, "--device cuda: no CUDA GPU found (or lmadapt was built without nvcc)");
+    return lma_error(LMA_ERR_UNSUPPORTED, "unknown --device '%s' (cpu or cuda)", device);
+}
+
 const lma_backend *lma_backend_default(void) {
     const lma_backend *c = lma_backend_cuda();
     return c ? c : lma_backend_cpu();

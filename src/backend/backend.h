@@ -19,6 +19,7 @@
 #define LMA_BACKEND_H
 #include <stddef.h>
 #include <stdint.h>
+#include "lmadapt.h"
 
 #define LMA_IGNORE_INDEX (-100)
 
@@ -125,6 +126,9 @@ extern int lma_cuda_attention_naive;
 void lma_cuda_set_tf32(int on);
 /* The fastest available: cuda when a GPU is present, else cpu. */
 const lma_backend *lma_backend_default(void);
+/* --device NAME: "cpu", "cuda", "ref", or NULL for lma_backend_default(). On failure
+ * LMA_ERR_UNSUPPORTED with a message that says why (unknown name, no GPU). */
+lma_status lma_backend_select(const char *device, const lma_backend **out);
 /* By name ("cpu", "ref", "cuda"); NULL if unknown, not built or no device. */
 const lma_backend *lma_backend_by_name(const char *name);
 #endif
