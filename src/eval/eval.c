@@ -189,10 +189,15 @@ static lma_status ppl_file(lma_model *m, const lma_tokenizer *tok, const char *f
     size_t len = 0, n = 0;
     int32_t *ids = NULL;
     LMA_TRY(lma_read_file(file, &text, &len));
-    lma_status st = lma_tok_encode(tok, text, len, 1, &ids, &n);
+    size_t *starts = NULL, *ends = NULL;
+    lma_status st = lma_tok_encode_offsets(tok, text, len, 1, &ids, &starts, &ends, &n);
     free(text);
-    if (st != LMA_OK) return st;
-    if (p->limit && n > p->limit + 1) n = p->limit + 1;
+    if (st == LMA_OK && p->limit && n > p->limit + 1) {
+        n = p->limit + 1;
+        len = ends[n - 1]; /* the bytes of the scored tokens */
+    }
+    free(starts); free(ends);
+    if (st != LMA_OK) { free(ids); return st; }
     int maxc = m->cfg.max_position_embeddings > 0 ? m->cfg.max_position_embeddings : 2048;
     size_t W = p->ppl_window > 0 && p->ppl_window < maxc ? (size_t)p->ppl_window : (size_t)maxc;
     size_t S = p->ppl_stride > 0 ? (size_t)p->ppl_stride : W / 2;
