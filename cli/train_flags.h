@@ -20,7 +20,7 @@ typedef struct {
     uint64_t seed;
     double val_fraction;
     int threads;
-    const char *device;  /* --device: cpu | cuda | NULL (cuda when a GPU is present; cpu for lora/qlora) */
+    const char *device;  /* --device: cpu | cuda | NULL (cuda when a GPU is present; cpu for qlora) */
     cli_method method;
     lma_lora_params lora;
 } cli_train_opts;

@@ -8,6 +8,7 @@
 #include "backend/backend.h"
 #include "core/rng.h"
 #include "model/llama.h"
+#include "model/lora.h"
 #include "model/safetensors.h"
 #include "test.h"
 
@@ -153,7 +154,7 @@ static void ops(void) {
 }
 
 /* 20 AdamW steps of a fixture model on the GPU track the CPU run. */
-static void training(const char *name, float lr, double tol) {
+static void training(const char *name, float lr, double tol, int lora) {
     char dir[1024], path[1200];
     snprintf(dir, sizeof dir, "%s/tests/ref/models/%s", LMA_SRC_DIR, name);
     snprintf(path, sizeof path, "%s/expected.safetensors", dir);
@@ -170,6 +171,12 @@ static void training(const char *name, float lr, double tol) {
     CHECK_OK(lma_st_read_f32(ti, fi, N));
     CHECK_OK(lma_st_read_f32(tt, ft, N));
     for (int i = 0; i < N; i++) { ids[i] = (int32_t)fi[i]; tg[i] = (int32_t)ft[i]; }
+    if (lora) { /* LoRA r 4 on every projection, dropout 0, same init on both sides */
+        lma_lora_params lp = lma_lora_default_params();
+        lp.r = 4; lp.alpha = 8;
+        CHECK_OK(lma_lora_attach(mc, &lp, 5));
+        CHECK_OK(lma_lora_attach(mg, &lp, 5));
+    }
     CHECK_OK(lma_model_enable_training(mc));
     CHECK_OK(lma_model_enable_training(mg));
     lma_adamw_params ap = {.lr = lr, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .clip = 1.0f};
@@ -186,9 +193,9 @@ static void training(const char *name, float lr, double tol) {
         lma_model_zero_grad(mg);
         worst = fmax(worst, fabs(lg - lc) / fabs(lc));
     }
-    CHECK(worst <= tol, "%s: 20 GPU training steps at lr %g track the CPU (worst loss rel err %.3g, tol %g)", name, lr,
-          worst, tol);
-    printf("%-18s 20 steps on cuda vs cpu at lr %g: worst loss rel err %.3g\n", name, lr, worst);
+    CHECK(worst <= tol, "%s%s: 20 GPU training steps at lr %g track the CPU (worst loss rel err %.3g, tol %g)", name,
+          lora ? " LoRA" : "", lr, worst, tol);
+    printf("%-18s %s20 steps on cuda vs cpu at lr %g: worst loss rel err %.3g\n", name, lora ? "LoRA " : "", lr, worst);
     free(fi); free(ft); free(ids); free(tg);
     lma_st_close(ex);
     lma_model_free(mc);
@@ -217,8 +224,9 @@ int main(void) {
      * TF32 (the default) at a fine-tuning lr 1e-3: within the issue's 1e-2 (at lr 1e-2
      * the tiny models amplify TF32 rounding chaotically: up to 7% after 20 steps) */
     lma_cuda_set_tf32(0);
-    for (int i = 0; i < 6; i++) training(models[i], 1e-2f, 1e-3);
+    for (int i = 0; i < 6; i++) training(models[i], 1e-2f, 1e-3, 0);
     lma_cuda_set_tf32(1);
-    for (int i = 0; i < 6; i++) training(models[i], 1e-3f, 1e-2);
+    for (int i = 0; i < 6; i++) training(models[i], 1e-3f, 1e-2, 0);
+    for (int i = 0; i < 6; i++) training(models[i], 1e-3f, 1e-2, 1); /* LoRA (QLoRA: CPU only so far) */
     TEST_END();
 }

@@ -495,6 +495,22 @@ __global__ void k_add(float *out, const float *a, const float *b, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) out[i] = a[i] + b[i];
 }
+__global__ void k_scale(float *x, float a, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] *= a;
+}
+__global__ void k_mul(float *out, const float *a, const float *b, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = a[i] * b[i];
+}
+static void cu_scale(float *x, float a, size_t n) {
+    k_scale<<<blocks(n, 256), 256>>>(x, a, n);
+    check_launch("scale");
+}
+static void cu_mul(float *out, const float *a, const float *b, size_t n) {
+    k_mul<<<blocks(n, 256), 256>>>(out, a, b, n);
+    check_launch("mul");
+}
 static void cu_swiglu_fwd(float *out, const float *g, const float *u, size_t n) {
     k_swiglu_fwd<<<blocks(n, 256), 256>>>(out, g, u, n);
     check_launch("swiglu_fwd");
@@ -608,6 +624,7 @@ lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int
         b->attention_cached = cu_attention_cached;
         b->swiglu_fwd = cu_swiglu_fwd; b->swiglu_bwd = cu_swiglu_bwd; b->add = cu_add;
         b->cross_entropy = cu_cross_entropy; b->adamw = cu_adamw; b->sum_sq = cu_sum_sq;
+        b->scale = cu_scale; b->mul = cu_mul; /* LoRA; the NF4 matmuls (QLoRA) are CPU-only so far */
         ok = 1;
     }
     return ok ? &cuda_backend : NULL;
