@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "core/threads.h"
 #include "infer/generate.h"
+#include "model/adapter.h"
 #include "tok/chat_template.h"
 
 static void help(void) {
@@ -22,6 +23,7 @@ static void help(void) {
            "  --model DIR              HF model dir with tokenizer.json and a chat template\n"
            "  --system S               system prompt\n"
            "  --template NAME          chat format instead of the tokenizer's chat_template\n"
+           "  --adapter DIR            apply a PEFT LoRA adapter dir to the model\n"
            "  --max-tokens N           per reply (default 256)\n"
            "  --temperature X          0 = greedy (default 0.7)\n"
            "  --top-k K, --top-p P, --min-p P, --repetition-penalty R, --seed N   as in generate\n"
@@ -66,7 +68,7 @@ static void out_text(void *ctx, const char *t, size_t n) {
 
 int cmd_chat(int argc, char **argv) {
     enum { O_MODEL = 1, O_SYSTEM, O_TEMPLATE, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_SEED, O_THREADS, O_DEVICE,
-           O_HELP };
+           O_ADAPTER, O_HELP };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"system", required_argument, 0, O_SYSTEM},
         {"template", required_argument, 0, O_TEMPLATE}, {"max-tokens", required_argument, 0, O_MAX},
@@ -74,8 +76,9 @@ int cmd_chat(int argc, char **argv) {
         {"top-p", required_argument, 0, O_TOPP}, {"min-p", required_argument, 0, O_MINP},
         {"repetition-penalty", required_argument, 0, O_REP}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"device", required_argument, 0, O_DEVICE},
+        {"adapter", required_argument, 0, O_ADAPTER},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    const char *model = NULL, *system = NULL, *tmpl = NULL, *device = NULL;
+    const char *model = NULL, *system = NULL, *tmpl = NULL, *device = NULL, *adapter = NULL;
     int threads = 0, c;
     lma_gen_params gp = {.max_tokens = 256, .sample = lma_sample_default_params()};
     gp.sample.temperature = 0.7f;
@@ -95,6 +98,7 @@ int cmd_chat(int argc, char **argv) {
         case O_SEED: gp.seed = strtoull(optarg, &end, 10); break;
         case O_THREADS: threads = atoi(optarg); break;
         case O_DEVICE: device = optarg; break;
+        case O_ADAPTER: adapter = optarg; break;
         case 'h': case O_HELP: help(); return 0;
         default: return cli_usage_error("chat", "unknown option");
         }
@@ -109,8 +113,10 @@ int cmd_chat(int argc, char **argv) {
     if (!be) return 1;
     lma_tokenizer *tok = NULL;
     lma_model *m = NULL;
-    if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load(model, be, &m) != LMA_OK) {
+    if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load(model, be, &m) != LMA_OK ||
+        (adapter && lma_adapter_load(m, adapter) != LMA_OK)) {
         cli_fail("chat", NULL);
+        lma_model_free(m);
         lma_tok_free(tok);
         return 1;
     }

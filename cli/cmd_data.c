@@ -454,7 +454,8 @@ static int do_split(int argc, char **argv) {
     "Sampling (as 'lmadapt generate'):\n" \
     "  --max-tokens N  --temperature X (0 = greedy)  --top-k K  --top-p P  --min-p P\n" \
     "  --repetition-penalty R  --seed N  --stop S (repeatable)  --threads N\n" \
-    "  --chat-template NAME   llama2|llama3|chatml|zephyr|mistral instead of the tokenizer's own\n"
+    "  --chat-template NAME   llama2|llama3|chatml|zephyr|mistral instead of the tokenizer's own\n" \
+    "  --adapter DIR          apply a PEFT LoRA adapter dir to the model\n"
 
 static const char *usage_generate =
     "Usage: lmadapt data generate --model DIR --prompts FILE --out REVIEW.jsonl [options]\n\n"
@@ -529,12 +530,15 @@ static const char *usage_debug =
     "Exit status: 0 nothing flagged, 1 flags found or failure, 2 bad usage.\n";
 
 /* Sampling options shared by generate and judge. 1 consumed, 0 not ours, -1 error. */
+static const char *g_adapter; /* --adapter DIR of the model commands (generate, judge, debug --judge) */
+
 static int sampling_opt(int *i, int argc, char **argv, const char *cmd, lma_gen_params *g, const char **stops,
                         int *n_stops, const char **tmpl, int *threads) {
     static const char *names[] = {"--max-tokens", "--temperature", "--top-k", "--top-p", "--min-p",
-                                  "--repetition-penalty", "--seed", "--stop", "--chat-template", "--threads"};
+                                  "--repetition-penalty", "--seed", "--stop", "--chat-template", "--threads",
+                                  "--adapter"};
     int which = -1;
-    for (int k = 0; k < 10; k++) if (!strcmp(argv[*i], names[k])) which = k;
+    for (int k = 0; k < 11; k++) if (!strcmp(argv[*i], names[k])) which = k;
     if (which < 0) return 0;
     if (!need(*i, argc, argv, cmd)) return -1;
     const char *v = argv[++*i];
@@ -544,6 +548,7 @@ static int sampling_opt(int *i, int argc, char **argv, const char *cmd, lma_gen_
         return 1;
     }
     if (which == 8) { *tmpl = v; return 1; }
+    if (which == 10) { g_adapter = v; return 1; }
     double x;
     if (!num(v, &x)) { cli_usage_error(cmd, "%s needs a number", names[which]); return -1; }
     switch (which) {
@@ -598,7 +603,7 @@ static int do_generate(int argc, char **argv) {
     p.gen.stop_strings = stops; p.gen.n_stop_strings = n_stops;
     lma_threads_set(threads);
     lma_curate_llm l;
-    if (lma_curate_llm_load(model, &l)) return cli_fail(cmd, NULL);
+    if (lma_curate_llm_load(model, g_adapter, &l)) return cli_fail(cmd, NULL);
     l.chat_template = tmpl;
     cJSON *s;
     lma_status st = lma_data_generate(&l, prompts, outp, &p, &s);
@@ -695,7 +700,7 @@ static int do_judge(int argc, char **argv) {
     if (rubric_path && lma_read_file(rubric_path, &rubric, &rlen)) return cli_fail(cmd, NULL);
     p.rubric = rubric;
     lma_curate_llm l;
-    if (lma_curate_llm_load(model, &l)) { free(rubric); return cli_fail(cmd, NULL); }
+    if (lma_curate_llm_load(model, g_adapter, &l)) { free(rubric); return cli_fail(cmd, NULL); }
     l.chat_template = tmpl;
     cJSON *s;
     lma_status st = lma_data_judge(&l, in, &p, &s);
@@ -771,7 +776,7 @@ static int do_debug(int argc, char **argv) {
     if (n_files) { p.rules_text = (const char *const *)texts; p.rules_name = names; p.n_rules = n_files; }
     lma_curate_llm l;
     if (judge_dir) {
-        if (lma_curate_llm_load(judge_dir, &l)) { rc = cli_fail(cmd, NULL); goto done; }
+        if (lma_curate_llm_load(judge_dir, g_adapter, &l)) { rc = cli_fail(cmd, NULL); goto done; }
         p.judge = &l;
     }
     cJSON *s;

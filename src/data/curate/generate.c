@@ -9,6 +9,7 @@
 #include "core/progress.h"
 #include "data/curate/internal.h"
 #include "data/curate/u64map.h"
+#include "model/adapter.h"
 
 /* ---- curation model --------------------------------------------------------- */
 
@@ -55,7 +56,7 @@ static void model_identity(const char *dir, uint64_t id[2]) {
     id[1] = lma_mix64(id[1] ^ acc[1]);
 }
 
-lma_status lma_curate_llm_load(const char *dir, lma_curate_llm *l) {
+lma_status lma_curate_llm_load(const char *dir, const char *adapter_dir, lma_curate_llm *l) {
     memset(l, 0, sizeof *l);
     char path[4200];
     LMA_TRY(lma_path_join(path, sizeof path, dir, "tokenizer.json"));
@@ -64,9 +65,17 @@ lma_status lma_curate_llm_load(const char *dir, lma_curate_llm *l) {
     LMA_TRY(lma_tok_load(dir, &l->tok));
     lma_status st = lma_model_load(dir, lma_backend_cpu(), &l->model);
     if (st) { lma_curate_llm_free(l); return st; }
+    if (adapter_dir && (st = lma_adapter_load(l->model, adapter_dir)) != LMA_OK) { lma_curate_llm_free(l); return st; }
     l->n_eos = lma_generation_eos(dir, &l->model->cfg, l->eos, 16);
     if (!l->n_eos && lma_tok_eos_id(l->tok) >= 0) l->eos[l->n_eos++] = lma_tok_eos_id(l->tok);
     model_identity(dir, l->identity);
+    if (adapter_dir) { /* the adapter's config and weights file join the identity */
+        uint64_t a[2];
+        model_identity(adapter_dir, a);
+        hash_file_bytes(adapter_dir, "adapter_config.json", a);
+        l->identity[0] = lma_mix64(l->identity[0] ^ a[0]);
+        l->identity[1] = lma_mix64(l->identity[1] ^ a[1]);
+    }
     return LMA_OK;
 }
 
