@@ -15,7 +15,7 @@
 
 static char tmp[64];
 
-static int run_cli(char *const args[], int kill_after_ms) {
+static int run_cli_sig(char *const args[], int kill_after_ms, int sig) {
     pid_t pid = fork();
     if (pid == 0) {
         int fd = open("/dev/null", 1);
@@ -26,13 +26,15 @@ static int run_cli(char *const args[], int kill_after_ms) {
     if (kill_after_ms > 0) {
         struct timespec ts = {kill_after_ms / 1000, (long)(kill_after_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
-        kill(pid, SIGKILL);
+        kill(pid, sig);
     }
     int st = 0;
     waitpid(pid, &st, 0);
     if (WIFSIGNALED(st)) return -WTERMSIG(st);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+static int run_cli(char *const args[], int kill_after_ms) { return run_cli_sig(args, kill_after_ms, SIGKILL); }
 
 static int read_losses(const char *run, char lines[][48], int cap) {
     char path[512], *d = NULL;
@@ -78,6 +80,42 @@ static void test_kill_resume(const char *data, const char *tok) {
     printf("kill/resume: %d kills\n", kills);
     CHECK(same, "losses after %d kills and resumes are bitwise identical (%d vs %d lines)", kills, na, nb);
     if (!same) for (int i = 0; i < na && i < nb; i++) if (strcmp(la[i], lb[i])) { fprintf(stderr, "step %d: %s vs %s\n", i + 1, la[i], lb[i]); break; }
+}
+
+/* Ctrl-C (SIGINT): the step finishes, a checkpoint is saved, the exit status is 1;
+ * --resume then finishes with the same losses as the uninterrupted run. */
+static void test_sigint(const char *data, const char *tok) {
+    char a[256], c[256], latest[300];
+    snprintf(a, sizeof a, "%s/full", tmp);
+    snprintf(c, sizeof c, "%s/interrupted", tmp);
+    char *first[] = {(char *)LMA_CLI, "pretrain", "--data", (char *)data, "--tokenizer", (char *)tok, "--preset", "tiny",
+                     "--out", c, "--steps", "24", "--batch", "2", "--seq", "64", "--save-every", "100", "--eval-every",
+                     "6", "--eval-batches", "2", "--threads", "2", "--lr", "3e-3", "--keep", "2", NULL};
+    char *resume[] = {(char *)LMA_CLI, "pretrain", "--data", (char *)data, "--tokenizer", (char *)tok, "--preset", "tiny",
+                      "--resume", c, "--steps", "24", "--batch", "2", "--seq", "64", "--save-every", "3", "--eval-every",
+                      "6", "--eval-batches", "2", "--threads", "2", "--lr", "3e-3", "--keep", "2", NULL};
+    static char la[64][48], lc[64][48];
+    int rc = -1, landed = 0;
+    /* interrupt after a delay that lands inside training (retry later if the run was faster) */
+    for (int delay = 300; delay <= 2400 && !landed; delay *= 2) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", c);
+        if (system(cmd) != 0) break;
+        rc = run_cli_sig(first, delay, SIGINT);
+        snprintf(latest, sizeof latest, "%s/latest", c);
+        landed = rc == 1 && lma_file_exists(latest);
+    }
+    CHECK(landed, "SIGINT mid-run exits 1 with a checkpoint and 'latest' written (status %d)", rc);
+    if (!landed) return;
+    char *d = NULL;
+    CHECK_OK(lma_read_file(latest, &d, NULL));
+    int step = d ? atoi(d + 5) : 0;
+    free(d);
+    CHECK(step > 0 && step < 24, "interrupted at step %d (checkpoint-every is 100: this one is the Ctrl-C save)", step);
+    CHECK(run_cli(resume, 0) == 0, "resume after Ctrl-C finishes");
+    int na = read_losses(a, la, 64), nc = read_losses(c, lc, 64), same = na == nc;
+    for (int i = 0; same && i < na; i++) same = !strcmp(la[i], lc[i]);
+    CHECK(same, "losses after Ctrl-C and resume are bitwise identical (%d vs %d lines)", na, nc);
 }
 
 static void test_cpt_replay(const char *data, const char *replay, const char *tok) {
@@ -142,6 +180,7 @@ int main(void) {
     CHECK_OK(lma_write_file_atomic(replay, text + 100000, 60000));
     free(text);
     test_kill_resume(data, tok);
+    test_sigint(data, tok);
     test_cpt_replay(data, replay, tok);
     test_sft(tok);
     char cmd[128];
