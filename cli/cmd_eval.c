@@ -49,6 +49,7 @@ static void help(void) {
            "  --json                print the results as JSON\n"
            "  --out FILE            also write the JSON to FILE (atomically)\n"
            "  --threads N           CPU threads\n"
+           "  --device D            cpu | cuda (default: cuda when a GPU is present)\n"
            "  -h, --help            this help\n\n"
            "Examples:\n"
            "  lmadapt eval --model runs/sft/final --task mmlu:data/mmlu --shots 5\n"
@@ -66,10 +67,12 @@ static int parse_int(const char *s, long lo, long hi, long *out) {
     return 1;
 }
 
+static const lma_backend *g_backend; /* --device */
+
 static int load_model(const char *dir, const char *adapter, lma_model **m, lma_tokenizer **tok) {
     *m = NULL; *tok = NULL;
     if (lma_tok_load(dir, tok) != LMA_OK) return 0;
-    if (lma_model_load(dir, lma_backend_cpu(), m) != LMA_OK) return 0;
+    if (lma_model_load(dir, g_backend ? g_backend : lma_backend_cpu(), m) != LMA_OK) return 0;
     if (adapter && lma_adapter_load(*m, adapter) != LMA_OK) return 0;
     return 1;
 }
@@ -139,7 +142,7 @@ static void print_compare(const lma_eval_result *a, const lma_eval_result *b, in
 
 int cmd_eval(int argc, char **argv) {
     enum { O_MODEL = 1, O_ADAPTER, O_TASK, O_COMPARE, O_CADAPTER, O_SHOTS, O_SPLIT, O_LIMIT, O_SCORING, O_PWIN,
-           O_PSTRIDE, O_MAXTOK, O_CHECK, O_CHAT, O_JSON, O_OUT, O_THREADS, O_HELP };
+           O_PSTRIDE, O_MAXTOK, O_CHECK, O_CHAT, O_JSON, O_OUT, O_THREADS, O_DEVICE, O_HELP };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"adapter", required_argument, 0, O_ADAPTER},
         {"task", required_argument, 0, O_TASK}, {"compare", required_argument, 0, O_COMPARE},
@@ -149,7 +152,9 @@ int cmd_eval(int argc, char **argv) {
         {"ppl-stride", required_argument, 0, O_PSTRIDE}, {"max-tokens", required_argument, 0, O_MAXTOK},
         {"check", required_argument, 0, O_CHECK}, {"chat", no_argument, 0, O_CHAT},
         {"json", no_argument, 0, O_JSON}, {"out", required_argument, 0, O_OUT},
-        {"threads", required_argument, 0, O_THREADS}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+        {"threads", required_argument, 0, O_THREADS}, {"device", required_argument, 0, O_DEVICE},
+        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+    const char *device = NULL;
     const char *model = NULL, *adapter = NULL, *cmp = NULL, *cadapter = NULL, *out = NULL;
     static lma_eval_task tasks[MAX_TASKS];
     int n_tasks = 0, json = 0, c;
@@ -191,6 +196,7 @@ int cmd_eval(int argc, char **argv) {
         case O_CHAT: p.chat = 1; break;
         case O_JSON: json = 1; break;
         case O_OUT: out = optarg; break;
+        case O_DEVICE: device = optarg; break;
         case O_THREADS: if (!parse_int(optarg, 0, 4096, &threads)) return cli_usage_error("eval", "--threads must be >= 0"); break;
         case 'h': case O_HELP: help(); return 0;
         default: return cli_usage_error("eval", "unknown option");
@@ -200,6 +206,7 @@ int cmd_eval(int argc, char **argv) {
     if (!model) return cli_usage_error("eval", "--model DIR is required");
     if (!n_tasks) return cli_usage_error("eval", "give at least one --task KIND:PATH (ppl, mmlu or gen)");
     lma_threads_set((int)threads);
+    if (!(g_backend = cli_backend("eval", device))) return 1;
     p.progress = 1;
     static lma_eval_result ra[MAX_TASKS], rb[MAX_TASKS];
     int two = cmp || cadapter, rc = 1;
