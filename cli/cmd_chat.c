@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "core/threads.h"
 #include "infer/generate.h"
+#include "sampling.h"
 #include "model/adapter.h"
 #include "tok/chat_template.h"
 
@@ -67,14 +68,10 @@ static void out_text(void *ctx, const char *t, size_t n) {
 }
 
 int cmd_chat(int argc, char **argv) {
-    enum { O_MODEL = 1, O_SYSTEM, O_TEMPLATE, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_SEED, O_THREADS, O_DEVICE,
-           O_ADAPTER, O_HELP };
+    enum { O_MODEL = 1, O_SYSTEM, O_TEMPLATE, O_THREADS, O_DEVICE, O_ADAPTER, O_HELP };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"system", required_argument, 0, O_SYSTEM},
-        {"template", required_argument, 0, O_TEMPLATE}, {"max-tokens", required_argument, 0, O_MAX},
-        {"temperature", required_argument, 0, O_TEMP}, {"top-k", required_argument, 0, O_TOPK},
-        {"top-p", required_argument, 0, O_TOPP}, {"min-p", required_argument, 0, O_MINP},
-        {"repetition-penalty", required_argument, 0, O_REP}, {"seed", required_argument, 0, O_SEED},
+        {"template", required_argument, 0, O_TEMPLATE}, CLI_SAMPLING_OPTIONS,
         {"threads", required_argument, 0, O_THREADS}, {"device", required_argument, 0, O_DEVICE},
         {"adapter", required_argument, 0, O_ADAPTER},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
@@ -84,30 +81,24 @@ int cmd_chat(int argc, char **argv) {
     gp.sample.temperature = 0.7f;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        char *end = NULL;
+        int r = cli_sampling_opt("chat", c, optarg, &gp);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         switch (c) {
         case O_MODEL: model = optarg; break;
         case O_SYSTEM: system = optarg; break;
         case O_TEMPLATE: tmpl = optarg; break;
-        case O_MAX: gp.max_tokens = (int)strtol(optarg, &end, 10); break;
-        case O_TEMP: gp.sample.temperature = strtof(optarg, &end); break;
-        case O_TOPK: gp.sample.top_k = (int)strtol(optarg, &end, 10); break;
-        case O_TOPP: gp.sample.top_p = strtof(optarg, &end); break;
-        case O_MINP: gp.sample.min_p = strtof(optarg, &end); break;
-        case O_REP: gp.sample.repetition_penalty = strtof(optarg, &end); break;
-        case O_SEED: gp.seed = strtoull(optarg, &end, 10); break;
         case O_THREADS: threads = atoi(optarg); break;
         case O_DEVICE: device = optarg; break;
         case O_ADAPTER: adapter = optarg; break;
         case 'h': case O_HELP: help(); return 0;
         default: return cli_usage_error("chat", "unknown option");
         }
-        if (end && (*end || end == optarg)) return cli_usage_error("chat", "bad number '%s'", optarg);
     }
     if (optind < argc) return cli_usage_error("chat", "unexpected argument '%s'", argv[optind]);
     if (!model) return cli_usage_error("chat", "--model DIR is required");
-    if (gp.max_tokens < 1 || gp.sample.temperature < 0 || gp.sample.top_p <= 0 || gp.sample.top_p > 1)
-        return cli_usage_error("chat", "a sampling option is out of range (see --help)");
+    if (gp.max_tokens < 1) return cli_usage_error("chat", "--max-tokens must be >= 1");
+    if (cli_sampling_check("chat", &gp)) return 2;
     lma_threads_set(threads);
     const lma_backend *be = cli_backend("chat", device);
     if (!be) return 1;

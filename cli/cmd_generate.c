@@ -7,6 +7,7 @@
 #include "core/io.h"
 #include "core/threads.h"
 #include "infer/generate.h"
+#include "sampling.h"
 #include "model/adapter.h"
 
 static void help(void) {
@@ -56,15 +57,11 @@ static void json_string(FILE *f, const char *s, size_t n) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    enum { O_MODEL = 1, O_PROMPT, O_PFILE, O_IDS, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_SEED, O_STOP,
-           O_JSON, O_THREADS, O_DEVICE, O_HELP, O_ADAPTER };
+    enum { O_MODEL = 1, O_PROMPT, O_PFILE, O_IDS, O_STOP, O_JSON, O_THREADS, O_DEVICE, O_HELP, O_ADAPTER };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"prompt", required_argument, 0, O_PROMPT},
         {"prompt-file", required_argument, 0, O_PFILE}, {"ids", required_argument, 0, O_IDS},
-        {"max-tokens", required_argument, 0, O_MAX}, {"temperature", required_argument, 0, O_TEMP},
-        {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
-        {"min-p", required_argument, 0, O_MINP}, {"repetition-penalty", required_argument, 0, O_REP},
-        {"seed", required_argument, 0, O_SEED}, {"stop", required_argument, 0, O_STOP},
+        CLI_SAMPLING_OPTIONS, {"stop", required_argument, 0, O_STOP},
         {"json", no_argument, 0, O_JSON}, {"threads", required_argument, 0, O_THREADS},
         {"device", required_argument, 0, O_DEVICE},
         {"help", no_argument, 0, O_HELP}, {"adapter", required_argument, 0, O_ADAPTER}, {0, 0, 0, 0}};
@@ -76,20 +73,15 @@ int cmd_generate(int argc, char **argv) {
     gp.sample.temperature = 0.7f;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        char *end = NULL;
+        int r = cli_sampling_opt("generate", c, optarg, &gp);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         switch (c) {
         case O_MODEL: model = optarg; break;
         case O_ADAPTER: adapter = optarg; break;
         case O_PROMPT: prompt = optarg; break;
         case O_PFILE: pfile = optarg; break;
         case O_IDS: ids_s = optarg; break;
-        case O_MAX: gp.max_tokens = (int)strtol(optarg, &end, 10); break;
-        case O_TEMP: gp.sample.temperature = strtof(optarg, &end); break;
-        case O_TOPK: gp.sample.top_k = (int)strtol(optarg, &end, 10); break;
-        case O_TOPP: gp.sample.top_p = strtof(optarg, &end); break;
-        case O_MINP: gp.sample.min_p = strtof(optarg, &end); break;
-        case O_REP: gp.sample.repetition_penalty = strtof(optarg, &end); break;
-        case O_SEED: gp.seed = strtoull(optarg, &end, 10); break;
         case O_STOP:
             if (n_stops == 32) return cli_usage_error("generate", "at most 32 --stop strings");
             stops[n_stops++] = optarg;
@@ -100,14 +92,11 @@ int cmd_generate(int argc, char **argv) {
         case 'h': case O_HELP: help(); return 0;
         default: return cli_usage_error("generate", "unknown option");
         }
-        if (end && (*end || end == optarg)) return cli_usage_error("generate", "bad number '%s'", optarg);
     }
     if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
     if (!model) return cli_usage_error("generate", "--model DIR is required");
     if (!!prompt + !!pfile + !!ids_s != 1) return cli_usage_error("generate", "give one of --prompt, --prompt-file, --ids");
-    if (gp.max_tokens < 0 || gp.sample.temperature < 0 || gp.sample.top_k < 0 || gp.sample.top_p <= 0 ||
-        gp.sample.top_p > 1 || gp.sample.min_p < 0 || gp.sample.min_p >= 1 || gp.sample.repetition_penalty <= 0)
-        return cli_usage_error("generate", "a sampling option is out of range (see --help)");
+    if (cli_sampling_check("generate", &gp)) return 2;
     lma_threads_set(threads);
 
     lma_tokenizer *tok = NULL;
