@@ -121,3 +121,12 @@ void lma_curate_sieve_abort(lma_curate_sieve *s) {
     lma_report_abort(&s->rep);
     lma_ex_buf_free(&s->tmp);
 }
+
+int lma_curate_reply_format(const lma_example *ex) {
+    const lma_ex_msg *m = NULL;
+    for (size_t i = 0; i < ex->n_msgs; i++)
+        if (ex->msgs[i].role == LMA_ROLE_ASSISTANT) m = &ex->msgs[i];
+    if (ex->n_chosen) m = &ex->chosen[ex->n_chosen - 1];
+    if (!m || !m->len) return -1;
+    return (int)lma_text_format_of(m->text, m->len);
+}

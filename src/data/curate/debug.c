@@ -246,16 +246,6 @@ static void task_tables_free(task_table *t) {
     free(t);
 }
 
-/* -1: not compared (no reply, or no task field) */
-static int reply_format(const lma_example *ex) {
-    const lma_ex_msg *m = NULL;
-    for (size_t i = 0; i < ex->n_msgs; i++)
-        if (ex->msgs[i].role == LMA_ROLE_ASSISTANT) m = &ex->msgs[i];
-    if (ex->n_chosen) m = &ex->chosen[ex->n_chosen - 1];
-    if (!m || !m->len) return -1;
-    return (int)lma_text_format_of(m->text, m->len);
-}
-
 static lma_status task_of(task_table *t, const lma_example *ex, const lma_debug_params *p, int create, size_t *slot) {
     *slot = SIZE_MAX;
     const char *name = "(all)";
@@ -392,7 +382,7 @@ lma_status lma_data_debug(const char *in, const lma_debug_params *pin, cJSON **o
             lma_example *ex;
             if ((st = lma_ex_next(r, &ex)) || !ex) break;
             if (ex->error_code) continue;
-            int f = reply_format(ex);
+            int f = lma_curate_reply_format(ex);
             size_t slot;
             if (f >= 0 && !(st = task_of(tasks, ex, &p, 1, &slot)) && slot != SIZE_MAX) tasks->count[slot][f]++;
         }
@@ -419,7 +409,7 @@ lma_status lma_data_debug(const char *in, const lma_debug_params *pin, cJSON **o
         size_t nf = lma_debug_example(rs, p.refusal_answer_words, ex, flags, MAX_FLAGS - 1);
         if (nf > MAX_FLAGS - 1) nf = MAX_FLAGS - 1;
         if (fmt_check) {
-            int f = reply_format(ex);
+            int f = lma_curate_reply_format(ex);
             size_t slot = SIZE_MAX;
             if (f >= 0 && !(st = task_of(tasks, ex, &p, 0, &slot)) && slot != SIZE_MAX) {
                 int64_t tot = 0, best = 0; int bf = 0;

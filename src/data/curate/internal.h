@@ -5,6 +5,9 @@
 
 /* Error when out names the same file as in (outputs never replace the input). */
 lma_status lma_curate_check_output(const char *in, const char *out);
+/* Format (lma_text_format) of the example's last assistant reply, or of its chosen
+ * reply for preference data; -1 when there is none. */
+int lma_curate_reply_format(const lma_example *ex);
 /* Adds "key": count to a JSON object of counters. */
 void lma_curate_count(cJSON *obj, const char *key, double by);
 /* A batch of records copied out of the reader: text for the rules, the JSONL line

@@ -268,15 +268,6 @@ static uint64_t task_hash(const lma_example *ex, const char *field, const char *
     return 2;
 }
 
-static int response_format(const lma_example *ex) {
-    const lma_ex_msg *m = NULL;
-    for (size_t i = 0; i < ex->n_msgs; i++)
-        if (ex->msgs[i].role == LMA_ROLE_ASSISTANT) m = &ex->msgs[i];
-    if (ex->n_chosen) m = &ex->chosen[ex->n_chosen - 1];
-    if (!m || !m->len) return -1;
-    return (int)lma_text_format_of(m->text, m->len);
-}
-
 static lma_status task_slot(task_table *t, const lma_example *ex, const char *field, int create, size_t *slot) {
     const char *name;
     uint64_t h = task_hash(ex, field, &name);
@@ -358,7 +349,7 @@ lma_status lma_data_validate(const char *path, const lma_validate_params *pin, c
         }
         n_bad += err != 0;
         if (!ex->error_code && (p.format_check || p.task_field)) {
-            int f = response_format(ex);
+            int f = lma_curate_reply_format(ex);
             size_t slot = SIZE_MAX;
             if (f >= 0 && !st && !(st = task_slot(tasks, ex, p.task_field, 1, &slot)) && slot != SIZE_MAX)
                 tasks->count[slot][f]++;
@@ -379,7 +370,7 @@ lma_status lma_data_validate(const char *path, const lma_validate_params *pin, c
             lma_example *ex;
             if ((st = lma_ex_next(r, &ex)) || !ex) break;
             if (ex->error_code) continue;
-            int f = response_format(ex);
+            int f = lma_curate_reply_format(ex);
             size_t slot = SIZE_MAX;
             if (f < 0 || (st = task_slot(tasks, ex, p.task_field, 0, &slot)) || slot == SIZE_MAX) continue;
             int64_t tot = 0, best = 0; int bf = 0;
