@@ -27,6 +27,7 @@ static void check_fixture(const char *dir, const char *name, const lma_backend *
     lma_model *m = NULL;
     lma_st_file *ex = NULL;
     CHECK_OK(lma_model_load(dir, be, &m));
+    if (m && be == lma_backend_cpu()) m->head_chunk_rows = 5; /* several loss-head chunks, one short */
     snprintf(path, sizeof path, "%s/expected.safetensors", dir);
     CHECK_OK(lma_st_open(path, &ex));
     if (!m || !ex) { lma_model_free(m); lma_st_close(ex); return; }

@@ -47,7 +47,7 @@ struct lma_acts {
     float *atty;            /* (L, N, QD) */
     float *gate, *up, *swi; /* (L, N, I) */
     float *lnf, *rstdf;     /* (N, C), (N) */
-    float *logits;          /* (N, V); dlogits after a want_grad forward */
+    float *logits;          /* (rows, V): one row chunk of the loss head (logits, then dlogits) */
     float *losses;          /* (N) */
     /* backward scratch */
     float *dresid, *dln;    /* (N, C) */
@@ -59,8 +59,17 @@ struct lma_acts {
 
 #define ALIGN16(n) (((size_t)(n) + 15) & ~(size_t)15)
 
+/* Rows of the (rows, V) logits block the loss head works on at a time: the fp32
+ * logits of a whole batch never exist during training (about 64 MB at most). */
+static size_t head_rows(const lma_config *c, size_t N, int override) {
+    size_t r = override > 0 ? (size_t)override : ((size_t)16 << 20) / (size_t)c->vocab_size;
+    if (r < 1) r = 1;
+    return r < N ? r : N;
+}
+
 /* Lays out the activation block for (B, T); with base == NULL only counts. */
-static size_t acts_layout(const lma_config *c, const lma_backend *be, int B, int T, float *base, lma_acts *a) {
+static size_t acts_layout(const lma_config *c, const lma_backend *be, int B, int T, int chunk, float *base,
+                          lma_acts *a) {
     size_t N = (size_t)B * T, C = c->hidden_size, L = c->n_layers, I = c->intermediate_size, V = c->vocab_size;
     size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim, off = 0;
     a->saved = be->attention_saved_floats(B, T, c->n_heads);
@@ -89,7 +98,7 @@ static size_t acts_layout(const lma_config *c, const lma_backend *be, int B, int
     TAKE(swi, L * N * I);
     TAKE(lnf, N * C);
     TAKE(rstdf, N);
-    TAKE(logits, N * V);
+    TAKE(logits, head_rows(c, N, chunk) * V);
     TAKE(losses, N);
     TAKE(dresid, N * C);
     TAKE(dln, N * C);
@@ -110,6 +119,9 @@ static void free_acts(lma_model *m) {
     const lma_backend *be = m->be;
     if (m->act_mem) be->free(m->act_mem);
     if (m->d_ids) be->free(m->d_ids);
+    if (m->full_logits) be->free(m->full_logits);
+    m->full_logits = NULL;
+    m->full_logits_cap = 0;
     free(m->acts);
     free(m->h_losses);
     m->act_mem = NULL; m->acts = NULL; m->d_ids = NULL; m->h_losses = NULL;
@@ -121,10 +133,10 @@ static lma_status ensure_acts(lma_model *m, int B, int T) {
     if (B <= 0 || T <= 0) return lma_error(LMA_ERR_ARG, "batch %d x %d tokens: both must be positive", B, T);
     if (m->acts && (size_t)B * T <= (size_t)m->cap_B * m->cap_T && B <= m->cap_B) {
         /* same or smaller: relayout over the existing block */
-        size_t need = acts_layout(&m->cfg, m->be, B, T, NULL, m->acts);
-        size_t have = acts_layout(&m->cfg, m->be, m->cap_B, m->cap_T, NULL, m->acts);
+        size_t need = acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, NULL, m->acts);
+        size_t have = acts_layout(&m->cfg, m->be, m->cap_B, m->cap_T, m->head_chunk_rows, NULL, m->acts);
         if (need <= have) {
-            acts_layout(&m->cfg, m->be, B, T, m->act_mem, m->acts);
+            acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, m->act_mem, m->acts);
             m->B = B; m->T = T;
             return LMA_OK;
         }
@@ -132,7 +144,7 @@ static lma_status ensure_acts(lma_model *m, int B, int T) {
     free_acts(m);
     m->acts = lma_calloc(1, sizeof *m->acts, "activation table");
     if (!m->acts) return LMA_ERR_NOMEM;
-    size_t floats = acts_layout(&m->cfg, m->be, B, T, NULL, m->acts), bytes;
+    size_t floats = acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, NULL, m->acts), bytes;
     if (!lma_mul_ok(floats, sizeof(float), &bytes))
         return lma_error(LMA_ERR_NOMEM, "activations for batch %d x %d overflow", B, T);
     m->act_mem = m->be->alloc(bytes);
@@ -147,7 +159,7 @@ static lma_status ensure_acts(lma_model *m, int B, int T) {
     m->d_targets = m->d_ids + N;
     m->d_seg = m->d_ids + 2 * N;
     m->d_pos = m->d_ids + 3 * N;
-    acts_layout(&m->cfg, m->be, B, T, m->act_mem, m->acts);
+    acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, m->act_mem, m->acts);
     m->B = m->cap_B = B;
     m->T = m->cap_T = T;
     return LMA_OK;
@@ -629,15 +641,36 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
     }
     float *xl = a->resid + (size_t)c->n_layers * N * C;
     be->rmsnorm_fwd(a->lnf, a->rstdf, xl, m->w.final_norm, N, C, (float)c->rms_norm_eps);
-    be->matmul_fwd(a->logits, a->lnf, m->w.lm_head, NULL, N, C, V);
 
     m->has_targets = targets != NULL;
     m->has_seg = seg != NULL;
     m->n_valid = n_valid;
     double total = 0;
-    if (targets) {
+    if (!targets) {
+        /* logits wanted (lma_model_logits): the whole (N, V) block, allocated on demand */
+        size_t need = (size_t)N * V;
+        if (need > m->full_logits_cap) {
+            if (m->full_logits) be->free(m->full_logits);
+            m->full_logits = be->alloc(need * sizeof(float));
+            m->full_logits_cap = m->full_logits ? need : 0;
+            if (!m->full_logits) return lma_error(LMA_ERR_NOMEM, "out of memory for %zu logits", need);
+        }
+        be->matmul_fwd(m->full_logits, a->lnf, m->w.lm_head, NULL, N, C, V);
+    } else {
+        /* the loss head in row chunks: logits -> cross-entropy (dlogits in place) ->
+         * with want_grad, at once the head's backward: dlnf (into a->dln) and d lm_head */
+        const lma_tensors *G = m->frozen ? NULL : &m->g;
         float ds = n_valid > 0 ? grad_scale / (float)n_valid : 0.0f;
-        be->cross_entropy(a->losses, want_grad ? a->logits : NULL, a->logits, m->d_targets, N, V, ds);
+        size_t R = head_rows(c, (size_t)N, m->head_chunk_rows);
+        if (want_grad) be->zero(a->dln, (size_t)N * C * sizeof(float));
+        for (size_t r0 = 0; r0 < (size_t)N; r0 += R) {
+            int rows = (int)((size_t)N - r0 < R ? (size_t)N - r0 : R);
+            const float *lnf = a->lnf + r0 * C;
+            be->matmul_fwd(a->logits, lnf, m->w.lm_head, NULL, rows, C, V);
+            be->cross_entropy(a->losses + r0, want_grad ? a->logits : NULL, a->logits, m->d_targets + r0, rows, V, ds);
+            if (want_grad)
+                be->matmul_bwd(a->dln + r0 * C, G ? G->lm_head : NULL, NULL, a->logits, lnf, m->w.lm_head, rows, C, V);
+        }
         be->download(m->h_losses, a->losses, (size_t)N * sizeof(float));
         for (int i = 0; i < N; i++) total += m->h_losses[i];
     }
@@ -655,15 +688,13 @@ lma_status lma_model_backward(lma_model *m) {
     static const lma_layer_tensors no_grads; /* frozen base: every parameter gradient NULL */
     const lma_tensors *G = m->frozen ? NULL : &m->g;
     lma_acts *a = m->acts;
-    int B = m->B, T = m->T, N = B * T, C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
+    int B = m->B, T = m->T, N = B * T, C = c->hidden_size, I = c->intermediate_size;
     int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, QD = NH * HD, KVD = NKV * HD;
     float scale = 1.0f / sqrtf((float)HD);
     const int32_t *seg = m->has_seg ? m->d_seg : NULL;
     size_t NC = (size_t)N * C * sizeof(float);
 
-    /* head: logits = lnf @ lm_head^T  (a->logits holds dlogits) */
-    be->zero(a->dln, NC);
-    be->matmul_bwd(a->dln, G ? G->lm_head : NULL, NULL, a->logits, a->lnf, m->w.lm_head, N, C, V);
+    /* head: the training forward already ran its backward (dlnf in a->dln, d lm_head) */
     be->zero(a->dresid, NC);
     float *xl = a->resid + (size_t)c->n_layers * N * C;
     be->rmsnorm_bwd(a->dresid, G ? G->final_norm : NULL, a->dln, xl, m->w.final_norm, a->rstdf, N, C);
@@ -724,7 +755,9 @@ const float *lma_model_losses(const lma_model *m) { return m->has_targets ? m->h
 
 lma_status lma_model_logits(const lma_model *m, float *host_out) {
     if (!m->acts) return lma_error(LMA_ERR_ARG, "no forward pass has run");
-    m->be->download(host_out, m->acts->logits, (size_t)m->B * m->T * m->cfg.vocab_size * sizeof(float));
+    if (!m->full_logits || m->has_targets)
+        return lma_error(LMA_ERR_ARG, "logits are kept only by a forward without targets");
+    m->be->download(host_out, m->full_logits, (size_t)m->B * m->T * m->cfg.vocab_size * sizeof(float));
     return LMA_OK;
 }
 

@@ -34,6 +34,9 @@ typedef struct {
     int32_t *d_ids, *d_targets, *d_seg, *d_pos; /* (B, T) on the backend */
     int has_targets, has_seg, n_valid;
     float *h_losses;                          /* (B*T) host copy of per-token losses */
+    float *full_logits;                       /* (B,T,V) of the last forward without targets */
+    size_t full_logits_cap;
+    int head_chunk_rows;                      /* rows of logits the loss head takes at a time; 0 = auto */
     /* parameter-efficient fine-tuning (lora.h, nf4.h) */
     lma_lora *lora;      /* adapters on the projections, or NULL */
     int frozen;          /* 1 while an adapter is attached: the base gets no gradient */
@@ -94,7 +97,8 @@ lma_status lma_model_backward(lma_model *m);
 void lma_model_zero_grad(lma_model *m);
 /* Per-token losses of the last forward (host, (B*T)); NULL if it had no targets. */
 const float *lma_model_losses(const lma_model *m);
-/* Copies the logits of the last forward (without want_grad) to host: (B,T,V). */
+/* Copies the logits of the last forward without targets to host: (B,T,V). (With
+ * targets the loss head works in row chunks and keeps no logits.) */
 lma_status lma_model_logits(const lma_model *m, float *host_out);
 
 /* ---- inference with a KV cache ----
