@@ -85,7 +85,10 @@ static void check_fixture(const char *dir, const char *name, const lma_backend *
         worst_gn = fmax(worst_gn, fabs(gn - gn_ref[step - 1]) / fabs(gn_ref[step - 1]));
     }
     CHECK(worst <= 1e-4, "%s [%s]: AdamW losses relative error %.3g", name, be->name, worst);
-    CHECK(worst_gn <= 1e-4, "%s [%s]: AdamW grad norms relative error %.3g", name, be->name, worst_gn);
+    /* 1e-3: the fixture's documented tolerance for the norms (tests/ref/README.md: a float64
+     * rerun of the reference moves them more than the losses); 1.2e-4 was seen for qwen3
+     * on a 16-thread Xeon */
+    CHECK(worst_gn <= 1e-3, "%s [%s]: AdamW grad norms relative error %.3g", name, be->name, worst_gn);
     printf("%-18s %-4s logits err %.2e (tol %.2e)  loss %.6f  adamw loss rel err %.2e\n", name, be->name, err, tol,
            loss_ref[0], worst);
 
