@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "backend/backend.h"
 #include "core/io.h"
 #include "core/threads.h"
 #include "data/curate/curate.h"
@@ -455,7 +456,8 @@ static int do_split(int argc, char **argv) {
     "  --max-tokens N  --temperature X (0 = greedy)  --top-k K  --top-p P  --min-p P\n" \
     "  --repetition-penalty R  --seed N  --stop S (repeatable)  --threads N\n" \
     "  --chat-template NAME   llama2|llama3|chatml|zephyr|mistral instead of the tokenizer's own\n" \
-    "  --adapter DIR          apply a PEFT LoRA adapter dir to the model\n"
+    "  --adapter DIR          apply a PEFT LoRA adapter dir to the model\n" \
+    "  --device D             cpu | cuda (default: cuda when a GPU is present)\n"
 
 static const char *usage_generate =
     "Usage: lmadapt data generate --model DIR --prompts FILE --out REVIEW.jsonl [options]\n\n"
@@ -531,14 +533,15 @@ static const char *usage_debug =
 
 /* Sampling options shared by generate and judge. 1 consumed, 0 not ours, -1 error. */
 static const char *g_adapter; /* --adapter DIR of the model commands (generate, judge, debug --judge) */
+static const char *g_device;  /* --device cpu|cuda of the same commands */
 
 static int sampling_opt(int *i, int argc, char **argv, const char *cmd, lma_gen_params *g, const char **stops,
                         int *n_stops, const char **tmpl, int *threads) {
     static const char *names[] = {"--max-tokens", "--temperature", "--top-k", "--top-p", "--min-p",
                                   "--repetition-penalty", "--seed", "--stop", "--chat-template", "--threads",
-                                  "--adapter"};
+                                  "--adapter", "--device"};
     int which = -1;
-    for (int k = 0; k < 11; k++) if (!strcmp(argv[*i], names[k])) which = k;
+    for (int k = 0; k < 12; k++) if (!strcmp(argv[*i], names[k])) which = k;
     if (which < 0) return 0;
     if (!need(*i, argc, argv, cmd)) return -1;
     const char *v = argv[++*i];
@@ -549,6 +552,7 @@ static int sampling_opt(int *i, int argc, char **argv, const char *cmd, lma_gen_
     }
     if (which == 8) { *tmpl = v; return 1; }
     if (which == 10) { g_adapter = v; return 1; }
+    if (which == 11) { g_device = v; return 1; }
     double x;
     if (!num(v, &x)) { cli_usage_error(cmd, "%s needs a number", names[which]); return -1; }
     switch (which) {
@@ -603,7 +607,9 @@ static int do_generate(int argc, char **argv) {
     p.gen.stop_strings = stops; p.gen.n_stop_strings = n_stops;
     lma_threads_set(threads);
     lma_curate_llm l;
-    if (lma_curate_llm_load(model, g_adapter, &l)) return cli_fail(cmd, NULL);
+    const lma_backend *be = cli_backend(cmd, g_device);
+    if (!be) return 1;
+    if (lma_curate_llm_load(model, g_adapter, be, &l)) return cli_fail(cmd, NULL);
     l.chat_template = tmpl;
     cJSON *s;
     lma_status st = lma_data_generate(&l, prompts, outp, &p, &s);
@@ -700,7 +706,9 @@ static int do_judge(int argc, char **argv) {
     if (rubric_path && lma_read_file(rubric_path, &rubric, &rlen)) return cli_fail(cmd, NULL);
     p.rubric = rubric;
     lma_curate_llm l;
-    if (lma_curate_llm_load(model, g_adapter, &l)) { free(rubric); return cli_fail(cmd, NULL); }
+    const lma_backend *be = cli_backend(cmd, g_device);
+    if (!be) { free(rubric); return 1; }
+    if (lma_curate_llm_load(model, g_adapter, be, &l)) { free(rubric); return cli_fail(cmd, NULL); }
     l.chat_template = tmpl;
     cJSON *s;
     lma_status st = lma_data_judge(&l, in, &p, &s);
@@ -776,7 +784,9 @@ static int do_debug(int argc, char **argv) {
     if (n_files) { p.rules_text = (const char *const *)texts; p.rules_name = names; p.n_rules = n_files; }
     lma_curate_llm l;
     if (judge_dir) {
-        if (lma_curate_llm_load(judge_dir, g_adapter, &l)) { rc = cli_fail(cmd, NULL); goto done; }
+        const lma_backend *be = cli_backend(cmd, g_device);
+        if (!be) { rc = 1; goto done; }
+        if (lma_curate_llm_load(judge_dir, g_adapter, be, &l)) { rc = cli_fail(cmd, NULL); goto done; }
         p.judge = &l;
     }
     cJSON *s;

@@ -121,7 +121,7 @@ static void generate(const char *mdir) {
     fprintf(f, "{\"instruction\": \"Name a color.\", \"output\": \"Red.\"}\n");
     fclose(f);
     lma_curate_llm l;
-    CHECK_OK(lma_curate_llm_load(mdir, NULL, &l));
+    CHECK_OK(lma_curate_llm_load(mdir, NULL, NULL, &l));
     if (!l.model) return;
     lma_generate_params p;
     lma_generate_default_params(&p);

@@ -130,7 +130,7 @@ static void judge(const char *mdir) {
     fclose(f);
     cJSON_Delete(arr);
     lma_curate_llm l;
-    CHECK_OK(lma_curate_llm_load(mdir, NULL, &l));
+    CHECK_OK(lma_curate_llm_load(mdir, NULL, NULL, &l));
     if (!l.model) return;
     lma_judge_params p;
     lma_judge_default_params(&p);
@@ -151,7 +151,7 @@ static void judge(const char *mdir) {
     char *kept_first = slurp(kept);
     /* rerun with a freshly loaded model: everything from the cache */
     lma_curate_llm_free(&l);
-    CHECK_OK(lma_curate_llm_load(mdir, NULL, &l));
+    CHECK_OK(lma_curate_llm_load(mdir, NULL, NULL, &l));
     p.scores_path = scores2; p.out_path = kept2;
     s = run(&l, data, &p);
     if (s) {

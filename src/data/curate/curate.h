@@ -240,10 +240,11 @@ typedef struct {
     uint64_t identity[2];      /* hash of config.json, tokenizer files and the weight files' names, sizes, mtimes */
     int64_t calls;             /* lma_generate calls made through lma_curate_llm_reply */
 } lma_curate_llm;
-/* Loads model + tokenizer from dir (CPU backend), with the PEFT LoRA adapter in
- * adapter_dir applied when not NULL (it is part of the model identity that keys the
- * judge cache). On failure *l is left empty. */
-lma_status lma_curate_llm_load(const char *dir, const char *adapter_dir, lma_curate_llm *l);
+/* Loads model + tokenizer from dir on backend be (NULL: cpu), with the PEFT LoRA
+ * adapter in adapter_dir applied when not NULL (it is part of the model identity that
+ * keys the judge cache). On failure *l is left empty. */
+lma_status lma_curate_llm_load(const char *dir, const char *adapter_dir, const struct lma_backend *be,
+                               lma_curate_llm *l);
 void lma_curate_llm_free(lma_curate_llm *l);
 /* Renders msgs (roles system/user/assistant) with the generation prompt, encodes and
  * generates with gp (gp->stop_ids NULL: the model's eos ids). *text is malloc'd and

@@ -56,14 +56,15 @@ static void model_identity(const char *dir, uint64_t id[2]) {
     id[1] = lma_mix64(id[1] ^ acc[1]);
 }
 
-lma_status lma_curate_llm_load(const char *dir, const char *adapter_dir, lma_curate_llm *l) {
+lma_status lma_curate_llm_load(const char *dir, const char *adapter_dir, const struct lma_backend *be,
+                               lma_curate_llm *l) {
     memset(l, 0, sizeof *l);
     char path[4200];
     LMA_TRY(lma_path_join(path, sizeof path, dir, "tokenizer.json"));
     if (!lma_file_exists(path))
         return lma_error(LMA_ERR_ARG, "%s: the model dir has no tokenizer.json (needed to render prompts)", dir);
     LMA_TRY(lma_tok_load(dir, &l->tok));
-    lma_status st = lma_model_load(dir, lma_backend_cpu(), &l->model);
+    lma_status st = lma_model_load(dir, be ? be : lma_backend_cpu(), &l->model);
     if (st) { lma_curate_llm_free(l); return st; }
     if (adapter_dir && (st = lma_adapter_load(l->model, adapter_dir)) != LMA_OK) { lma_curate_llm_free(l); return st; }
     l->n_eos = lma_generation_eos(dir, &l->model->cfg, l->eos, 16);
