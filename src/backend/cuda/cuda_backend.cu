@@ -44,6 +44,47 @@ static void check_blas(cublasStatus_t s, const char *what) {
 
 static unsigned blocks(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
 
+
+/* ---- per-op profile (LMA_CUDA_PROFILE=1): each op synchronizes before and after
+ * and adds its wall time; the table goes to stderr at exit. Off by default: it
+ * serializes the stream, so it explains where time goes, not how fast things are. */
+#include <chrono>
+static int g_prof = -1;
+static struct { const char *name; double ms; long calls; } g_prof_tab[48];
+static int g_prof_n;
+static void prof_report(void) {
+    double total = 0;
+    for (int i = 0; i < g_prof_n; i++) total += g_prof_tab[i].ms;
+    fprintf(stderr, "[lmadapt] cuda op profile (synchronized per op):\n%-22s %10s %8s %6s\n", "op", "ms", "calls", "%");
+    for (int i = 0; i < g_prof_n; i++)
+        fprintf(stderr, "%-22s %10.1f %8ld %5.1f%%\n", g_prof_tab[i].name, g_prof_tab[i].ms, g_prof_tab[i].calls,
+                total > 0 ? 100.0 * g_prof_tab[i].ms / total : 0.0);
+}
+static int prof_register(const char *name) {
+    if (g_prof < 0) {
+        const char *e = getenv("LMA_CUDA_PROFILE");
+        g_prof = e && strcmp(e, "0") ? 1 : 0;
+        if (g_prof) atexit(prof_report);
+    }
+    if (g_prof_n == 48) return -1;
+    g_prof_tab[g_prof_n].name = name;
+    return g_prof_n++;
+}
+struct prof_scope {
+    int id;
+    std::chrono::steady_clock::time_point t0;
+    explicit prof_scope(int i) : id(g_prof > 0 ? i : -1) {
+        if (id >= 0) { cudaDeviceSynchronize(); t0 = std::chrono::steady_clock::now(); }
+    }
+    ~prof_scope() {
+        if (id < 0) return;
+        cudaDeviceSynchronize();
+        g_prof_tab[id].ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        g_prof_tab[id].calls++;
+    }
+};
+#define PROFILE(name) static int prof_id_ = prof_register(name); prof_scope prof_s_(prof_id_)
+
 /* ---- memory ---------------------------------------------------------------- */
 
 static void *cu_alloc(size_t bytes) {
@@ -104,10 +145,12 @@ __global__ void k_embedding_bwd(float *dwte, const float *dout, const int32_t *i
     atomicAdd(&dwte[(size_t)ids[n] * C + c], dout[i]);
 }
 static void cu_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C) {
+    PROFILE("embedding_fwd");
     k_embedding_fwd<<<blocks((size_t)N * C, 256), 256>>>(out, ids, wte, N, C);
     check_launch("embedding_fwd");
 }
 static void cu_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C) {
+    PROFILE("embedding_bwd");
     if (!dwte) return;
     k_embedding_bwd<<<blocks((size_t)N * C, 256), 256>>>(dwte, dout, ids, N, C);
     check_launch("embedding_bwd");
@@ -136,22 +179,28 @@ __global__ void k_rmsnorm_bwd_inp(float *dinp, const float *dout, const float *i
     float *d = dinp + (size_t)blockIdx.x * C;
     for (int c = threadIdx.x; c < C; c += blockDim.x) d[c] += r * g[c] * w[c] - k * x[c];
 }
-/* dw[c] += sum_n dout[n,c] * inp[n,c] * rstd[n] */
+/* dw[c] += sum_n dout[n,c] * inp[n,c] * rstd[n]: each block sums a slab of ROWS rows
+ * for every column (coalesced) and adds it with one atomic per column. (A thread per
+ * column over all N rows used only C threads: 25% of a 124M training step.) */
+enum { COLSUM_ROWS = 64 };
 __global__ void k_rmsnorm_bwd_w(float *dw, const float *dout, const float *inp, const float *rstd, int N, int C) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    float acc = 0;
-    for (int n = 0; n < N; n++) acc += dout[(size_t)n * C + c] * inp[(size_t)n * C + c] * rstd[n];
-    dw[c] += acc;
+    int n0 = blockIdx.x * COLSUM_ROWS, n1 = min(N, n0 + COLSUM_ROWS);
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float acc = 0;
+        for (int n = n0; n < n1; n++) acc += dout[(size_t)n * C + c] * inp[(size_t)n * C + c] * rstd[n];
+        atomicAdd(&dw[c], acc);
+    }
 }
 static void cu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
+    PROFILE("rmsnorm_fwd");
     k_rmsnorm_fwd<<<N, 256>>>(out, rstd, inp, w, C, eps);
     check_launch("rmsnorm_fwd");
 }
 static void cu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
                            const float *rstd, int N, int C) {
+    PROFILE("rmsnorm_bwd");
     if (dinp) { k_rmsnorm_bwd_inp<<<N, 256>>>(dinp, dout, inp, w, rstd, C); check_launch("rmsnorm_bwd"); }
-    if (dw) { k_rmsnorm_bwd_w<<<blocks(C, 128), 128>>>(dw, dout, inp, rstd, N, C); check_launch("rmsnorm_bwd_w"); }
+    if (dw) { k_rmsnorm_bwd_w<<<blocks(N, COLSUM_ROWS), 256>>>(dw, dout, inp, rstd, N, C); check_launch("rmsnorm_bwd_w"); }
 }
 
 /* ---- matmul (cuBLAS, row-major through the transposed view) ----------------------------- */
@@ -161,13 +210,15 @@ __global__ void k_add_bias(float *out, const float *bias, int N, int OC) {
     if (i < (size_t)N * OC) out[i] += bias[i % OC];
 }
 __global__ void k_bias_bwd(float *dbias, const float *dout, int N, int OC) {
-    int o = blockIdx.x * blockDim.x + threadIdx.x;
-    if (o >= OC) return;
-    float acc = 0;
-    for (int n = 0; n < N; n++) acc += dout[(size_t)n * OC + o];
-    dbias[o] += acc;
+    int n0 = blockIdx.x * 64, n1 = min(N, n0 + 64); /* a slab of rows per block, as k_rmsnorm_bwd_w */
+    for (int o = threadIdx.x; o < OC; o += blockDim.x) {
+        float acc = 0;
+        for (int n = n0; n < n1; n++) acc += dout[(size_t)n * OC + o];
+        atomicAdd(&dbias[o], acc);
+    }
 }
 static void cu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
+    PROFILE("matmul_fwd");
     const float one = 1.0f, zero = 0.0f;
     /* out^T (OC,N) = W (OC,C) . inp^T (C,N) in column-major terms */
     check_blas(cublasSgemm(g_blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w, C, inp, C, &zero, out, OC), "matmul_fwd");
@@ -175,6 +226,7 @@ static void cu_matmul_fwd(float *out, const float *inp, const float *w, const fl
 }
 static void cu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                           int N, int C, int OC) {
+    PROFILE("matmul_bwd");
     const float one = 1.0f;
     if (dinp) /* dinp^T (C,N) += W^T (C,OC) . dout^T (OC,N) */
         check_blas(cublasSgemm(g_blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w, C, dout, OC, &one, dinp, C),
@@ -182,7 +234,7 @@ static void cu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dou
     if (dw) /* dW^T (C,OC) += inp^T (C,N) . dout (N,OC) */
         check_blas(cublasSgemm(g_blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dw, C),
                    "matmul_bwd dw");
-    if (dbias) { k_bias_bwd<<<blocks(OC, 128), 128>>>(dbias, dout, N, OC); check_launch("bias_bwd"); }
+    if (dbias) { k_bias_bwd<<<blocks(N, 64), 256>>>(dbias, dout, N, OC); check_launch("bias_bwd"); }
 }
 
 /* ---- rope (HF half split) ------------------------------------------------------------ */
@@ -202,10 +254,12 @@ __global__ void k_rope(float *out, const float *inp, const int32_t *pos, const f
     else { o[j] += x1 * c + x2 * s; o[j + half] += x2 * c - x1 * s; }
 }
 static void cu_rope_fwd(float *out, const float *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
+    PROFILE("rope_fwd");
     k_rope<<<blocks((size_t)N * NH * (HD / 2), 256), 256>>>(out, inp, pos, inv_freq, N, NH, HD, 0);
     check_launch("rope_fwd");
 }
 static void cu_rope_bwd(float *dinp, const float *dout, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
+    PROFILE("rope_bwd");
     k_rope<<<blocks((size_t)N * NH * (HD / 2), 256), 256>>>(dinp, dout, pos, inv_freq, N, NH, HD, 1);
     check_launch("rope_bwd");
 }
@@ -384,6 +438,7 @@ static void gemm_batched(cublasOperation_t ta, cublasOperation_t tb, int m, int 
 
 static void cu_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
                              const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale) {
+    PROFILE("attention_fwd");
     if (lma_cuda_attention_naive) { naive_attention_fwd(out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale); return; }
     int G = NH / NKV, ldq = NH * HD, ldk = NKV * HD;
     for (int b = 0; b < B; b++)
@@ -410,6 +465,7 @@ static void cu_attention_fwd(float *out, float *saved, const float *q, const flo
 static void cu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved, const float *q,
                              const float *k, const float *v, const int32_t *seg, int B, int T, int NH, int NKV,
                              int HD, float scale) {
+    PROFILE("attention_bwd");
     if (lma_cuda_attention_naive) {
         naive_attention_bwd(dq, dk, dv, dout, saved, q, k, v, seg, B, T, NH, NKV, HD, scale);
         return;
@@ -471,6 +527,7 @@ __global__ void k_attention_cached(float *out, const float *q, const float *kc, 
 }
 static void cu_attention_cached(float *out, const float *q, const float *kc, const float *vc, int past, int n, int NH,
                                 int NKV, int HD, float scale) {
+    PROFILE("attention_cached");
     size_t shm = (size_t)(past + n + 8) * sizeof(float);
     if (shm > 48 * 1024) cudaFuncSetAttribute(k_attention_cached, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
     dim3 grid(n, NH);
@@ -504,22 +561,27 @@ __global__ void k_mul(float *out, const float *a, const float *b, size_t n) {
     if (i < n) out[i] = a[i] * b[i];
 }
 static void cu_scale(float *x, float a, size_t n) {
+    PROFILE("scale");
     k_scale<<<blocks(n, 256), 256>>>(x, a, n);
     check_launch("scale");
 }
 static void cu_mul(float *out, const float *a, const float *b, size_t n) {
+    PROFILE("mul");
     k_mul<<<blocks(n, 256), 256>>>(out, a, b, n);
     check_launch("mul");
 }
 static void cu_swiglu_fwd(float *out, const float *g, const float *u, size_t n) {
+    PROFILE("swiglu_fwd");
     k_swiglu_fwd<<<blocks(n, 256), 256>>>(out, g, u, n);
     check_launch("swiglu_fwd");
 }
 static void cu_swiglu_bwd(float *dg, float *du, const float *d, const float *g, const float *u, size_t n) {
+    PROFILE("swiglu_bwd");
     k_swiglu_bwd<<<blocks(n, 256), 256>>>(dg, du, d, g, u, n);
     check_launch("swiglu_bwd");
 }
 static void cu_add(float *out, const float *a, const float *b, size_t n) {
+    PROFILE("add");
     k_add<<<blocks(n, 256), 256>>>(out, a, b, n);
     check_launch("add");
 }
@@ -551,6 +613,7 @@ __global__ void k_cross_entropy(float *losses, float *dlogits, const float *logi
 }
 static void cu_cross_entropy(float *losses, float *dlogits, const float *logits, const int32_t *targets, int N, int V,
                              float dscale) {
+    PROFILE("cross_entropy");
     k_cross_entropy<<<N, 512>>>(losses, dlogits, logits, targets, V, dscale);
     check_launch("cross_entropy");
 }
@@ -572,6 +635,7 @@ __global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, 
 }
 static void cu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps,
                      float wd, int t, float grad_scale) {
+    PROFILE("adamw");
     float bc1 = 1.0f - powf(b1, (float)t), bc2s = sqrtf(1.0f - powf(b2, (float)t));
     k_adamw<<<blocks(n, 256), 256>>>(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2s, grad_scale);
     check_launch("adamw");
@@ -585,6 +649,7 @@ __global__ void k_sum_sq(double *out, const float *x, size_t n) {
     if ((threadIdx.x & 31) == 0) atomicAdd(out, acc);
 }
 static double cu_sum_sq(const float *x, size_t n) {
+    PROFILE("sum_sq");
     static double *d = NULL;
     if (!d && cudaMalloc(&d, sizeof(double)) != cudaSuccess) { check(cudaGetLastError(), "sum_sq alloc"); return NAN; }
     double h = 0;
