@@ -9,15 +9,7 @@
 #include "model/lora.h"
 #include "tok/tokenizer.h"
 #include "test.h"
-
-static int run(const char *cmd, char *out, size_t cap) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+#include "test_models.h"
 
 static char *slurp(const char *path) {
     char *d = NULL;
@@ -34,23 +26,9 @@ int main(void) {
     snprintf(merged, sizeof merged, "%s/merged", dir);
     snprintf(tokdir, sizeof tokdir, "%s/tests/ref/tok/bl", LMA_SRC_DIR);
     lma_tokenizer *tok = NULL;
-    CHECK_OK(lma_tok_load(tokdir, &tok));
-    if (!tok) TEST_END();
-    lma_config c = {0};
-    c.arch = LMA_ARCH_LLAMA; c.vocab_size = lma_tok_vocab_size(tok); c.hidden_size = 32; c.intermediate_size = 64;
-    c.n_layers = 2; c.n_heads = 2; c.n_kv_heads = 1; c.head_dim = 16; c.max_position_embeddings = 512;
-    c.rms_norm_eps = 1e-5; c.rope_theta = 10000; c.bos_token_id = lma_tok_bos_id(tok);
-    lma_model *m = NULL;
-    CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
-    if (!m) TEST_END();
-    lma_model_init_random(m, 9, 0.3f);
-    CHECK_OK(lma_model_save(m, base, 0, 0));
+    lma_model *m = test_tok_model(base, (test_tok_model_params){2, 512, 9, 0}, &tok);
+    if (!m || !tok) TEST_END();
     const char *files[2] = {"tokenizer.json", "tokenizer_config.json"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(a, sizeof a, "%s/%s", tokdir, files[i]);
-        snprintf(b, sizeof b, "%s/%s", base, files[i]);
-        CHECK_OK(lma_copy_file(a, b));
-    }
     /* an adapter whose B is not zero (PEFT init has B = 0: identity) */
     lma_lora_params lp = lma_lora_default_params();
     lp.r = 4; lp.alpha = 16;
@@ -71,11 +49,11 @@ int main(void) {
     static char o_ad[8192], o_merged[8192], o_base[8192];
     const char *chat = "printf 'hello there\\n/exit\\n' | %s chat --model %s %s %s --temperature 0 --max-tokens 8 --threads 1 2>/dev/null";
     snprintf(cmd, sizeof cmd, chat, LMA_CLI, base, "--adapter", ad);
-    CHECK(run(cmd, o_ad, sizeof o_ad) == 0, "chat --adapter runs");
+    CHECK(test_run(cmd, o_ad, sizeof o_ad) == 0, "chat --adapter runs");
     snprintf(cmd, sizeof cmd, chat, LMA_CLI, merged, "", "");
-    CHECK(run(cmd, o_merged, sizeof o_merged) == 0, "chat on the merged model runs");
+    CHECK(test_run(cmd, o_merged, sizeof o_merged) == 0, "chat on the merged model runs");
     snprintf(cmd, sizeof cmd, chat, LMA_CLI, base, "", "");
-    CHECK(run(cmd, o_base, sizeof o_base) == 0, "chat on the base runs");
+    CHECK(test_run(cmd, o_base, sizeof o_base) == 0, "chat on the base runs");
     CHECK(!strcmp(o_ad, o_merged), "chat --adapter == merged model:\n%s\n%s", o_ad, o_merged);
     CHECK(strcmp(o_ad, o_base) != 0, "the adapter changes the reply");
     /* data generate */

@@ -4,15 +4,7 @@
 #include <sys/wait.h>
 #include "model/safetensors.h"
 #include "test.h"
-
-static int run(const char *cmd, char *out, size_t cap) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+#include "test_models.h"
 
 int main(void) {
     char dir[1024], path[1200], cmd[8192];
@@ -31,7 +23,7 @@ int main(void) {
     int k = snprintf(cmd, sizeof cmd, "%s score --threads 1 --json --model %s --ids ", LMA_CLI, dir);
     for (int t = 0; t < T; t++) k += snprintf(cmd + k, sizeof cmd - k, "%s%d", t ? "," : "", (int)ids[t]);
     static char out[1 << 16];
-    CHECK(run(cmd, out, sizeof out) == 0, "score exits 0");
+    CHECK(test_run(cmd, out, sizeof out) == 0, "score exits 0");
     char *p = strstr(out, "\"logprobs\": [");
     CHECK(p != NULL, "json has logprobs: %s", out);
     if (p) {
@@ -51,13 +43,13 @@ int main(void) {
         CHECK(r && fabs(strtod(r + 7, NULL) - exp(nll / (T - 1))) < 1e-3 * exp(nll / (T - 1)), "ppl");
     }
     snprintf(cmd, sizeof cmd, "%s score --model %s 2>&1", LMA_CLI, dir);
-    CHECK(run(cmd, out, sizeof out) == 2 && strstr(out, "--ids"), "missing input is a usage error: %s", out);
+    CHECK(test_run(cmd, out, sizeof out) == 2 && strstr(out, "--ids"), "missing input is a usage error: %s", out);
     snprintf(cmd, sizeof cmd, "%s score --model %s --ids 1,x 2>&1", LMA_CLI, dir);
-    CHECK(run(cmd, out, sizeof out) == 2, "bad ids are a usage error");
+    CHECK(test_run(cmd, out, sizeof out) == 2, "bad ids are a usage error");
     snprintf(cmd, sizeof cmd, "%s score --model /nonexistent --ids 1,2 2>&1", LMA_CLI);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "/nonexistent"), "missing model names the path: %s", out);
+    CHECK(test_run(cmd, out, sizeof out) == 1 && strstr(out, "/nonexistent"), "missing model names the path: %s", out);
     snprintf(cmd, sizeof cmd, "%s score --model %s --ids 1,99999 2>&1", LMA_CLI, dir);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "vocabulary"), "out-of-vocab id: %s", out);
+    CHECK(test_run(cmd, out, sizeof out) == 1 && strstr(out, "vocabulary"), "out-of-vocab id: %s", out);
     free(ids); free(lp);
     lma_st_close(ex);
     TEST_END();

@@ -11,6 +11,7 @@
 #include "core/json.h"
 #include "data/curate/curate.h"
 #include "test.h"
+#include "test_models.h"
 
 static char dir[] = "/tmp/lma_judge_XXXXXX";
 static void path(char *out, size_t cap, const char *name) { snprintf(out, cap, "%s/%s", dir, name); }
@@ -43,34 +44,6 @@ static void parsing(void) {
     }
 }
 
-static int make_model(const char *mdir) {
-    char tdir[1024], src[1200], dst[1200];
-    snprintf(tdir, sizeof tdir, "%s/tests/ref/tok/bl", LMA_SRC_DIR);
-    lma_tokenizer *tok = NULL;
-    CHECK_OK(lma_tok_load(tdir, &tok));
-    if (!tok) return 0;
-    lma_config c = {0};
-    c.arch = LMA_ARCH_LLAMA; c.vocab_size = lma_tok_vocab_size(tok); c.hidden_size = 32; c.intermediate_size = 64;
-    c.n_layers = 1; c.n_heads = 2; c.n_kv_heads = 1; c.head_dim = 16; c.max_position_embeddings = 1024;
-    c.rms_norm_eps = 1e-5; c.rope_theta = 10000; c.bos_token_id = lma_tok_bos_id(tok);
-    c.eos_token_ids[0] = lma_tok_eos_id(tok); c.n_eos = 1;
-    lma_tok_free(tok);
-    lma_model *m = NULL;
-    CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
-    if (!m) return 0;
-    lma_model_init_random(m, 7, 0.3f);
-    CHECK_OK(lma_mkdir_p(mdir));
-    CHECK_OK(lma_model_save(m, mdir, 0, 0));
-    lma_model_free(m);
-    const char *files[2] = {"tokenizer.json", "tokenizer_config.json"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(src, sizeof src, "%s/%s", tdir, files[i]);
-        snprintf(dst, sizeof dst, "%s/%s", mdir, files[i]);
-        CHECK_OK(lma_copy_file(src, dst));
-    }
-    return 1;
-}
-
 static double num(const cJSON *s, const char *k) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(s, k);
     return it ? it->valuedouble : -1;
@@ -94,6 +67,13 @@ static int read_scores(const char *p, int *score, char **text, int cap, int *con
     }
     lma_jsonl_close(&j);
     return n;
+}
+
+/* tiny random Llama with the bl tokenizer's vocabulary, saved as an HF dir */
+static int make_model(const char *mdir) {
+    lma_model *m = test_tok_model(mdir, (test_tok_model_params){1, 1024, 7, 1}, NULL);
+    lma_model_free(m);
+    return m != NULL;
 }
 
 static char *slurp(const char *p) {
