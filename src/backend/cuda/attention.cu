@@ -1,0 +1,411 @@
+/* Causal attention in the flash-attention manner (FA2): fused, tiled, with an
+ * online softmax, so the (T, T) probabilities never reach device memory. The
+ * forward keeps one float per query row (the log-sum-exp); the backward recomputes
+ * the probabilities tile by tile from it.
+ *
+ * Tiles: 64 query rows x 64 keys, 4 warps per block, each warp owning a strip of
+ * 16 rows; the matrix products run on the tensor cores through WMMA (bf16 inputs,
+ * fp32 accumulation), the softmax in fp32. q, k, v, out and their gradients are in
+ * the backend's activation storage (fp32 or bf16: template parameter TI) and are
+ * converted to bf16 as tiles are loaded into shared memory.
+ *
+ *   forward  (grid: query tile, head, batch row):   for each key tile kt <= qt:
+ *     S = Q K^T;  m' = max(m, rowmax(scale S));  P = exp(scale S - m')  (masked)
+ *     l = l e^(m-m') + rowsum P;  O = O e^(m-m') + P V;   at the end O /= l, lse = m + log l
+ *   backward (grid: key tile, kv head, batch row; loops over the G query heads of
+ *   the kv head and the query tiles qt >= kt, so dK, dV of a tile have one owner):
+ *     P = exp(scale Q K^T - lse);  dV += P^T dO;  dP = dO V^T;  dS = P (dP - D) scale
+ *     dK += dS^T Q;  dQ += dS K (fp32 atomics)      with D = rowsum(dO . O)
+ *
+ * Masking: key s is visible to query t iff s <= t and seg[b,s] == seg[b,t].
+ * Head dims 16, 32, 64, 128 (lma_cuda_flash_supported); the batched-GEMM path of
+ * cuda_backend.cu is the fallback and, with the naive kernels, the oracle. */
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <mma.h>
+#include <stdint.h>
+#include "backend/cuda/cuda_internal.h"
+
+using namespace nvcuda;
+typedef __nv_bfloat16 bf16;
+
+enum { BR = 64, NTHREADS = 128 };
+
+/* ---- element access for the two storage types ------------------------------------ */
+
+template <typename TI> struct io;
+template <> struct io<float> {
+    static __device__ __forceinline__ void load8(bf16 *dst, const float *src) {
+        float4 a = reinterpret_cast<const float4 *>(src)[0], b = reinterpret_cast<const float4 *>(src)[1];
+        __nv_bfloat162 *d = reinterpret_cast<__nv_bfloat162 *>(dst);
+        d[0] = __floats2bfloat162_rn(a.x, a.y);
+        d[1] = __floats2bfloat162_rn(a.z, a.w);
+        d[2] = __floats2bfloat162_rn(b.x, b.y);
+        d[3] = __floats2bfloat162_rn(b.z, b.w);
+    }
+    static __device__ __forceinline__ float get(const float *p) { return *p; }
+    static __device__ __forceinline__ void put(float *p, float x) { *p = x; }
+};
+template <> struct io<bf16> {
+    static __device__ __forceinline__ void load8(bf16 *dst, const bf16 *src) {
+        *reinterpret_cast<uint4 *>(dst) = *reinterpret_cast<const uint4 *>(src);
+    }
+    static __device__ __forceinline__ float get(const bf16 *p) { return __bfloat162float(*p); }
+    static __device__ __forceinline__ void put(bf16 *p, float x) { *p = __float2bfloat16(x); }
+};
+
+/* rows [0, valid) of a (BR, HD) tile from global rows `stride` elements apart into
+ * shared memory (row pitch HD + 8), zeros below */
+template <int HD, typename TI>
+__device__ __forceinline__ void load_tile(bf16 *s, const TI *g, size_t stride, int valid) {
+    constexpr int CH = HD / 8, LDH = HD + 8;
+    for (int i = threadIdx.x; i < BR * CH; i += NTHREADS) {
+        int r = i / CH, c = (i % CH) * 8;
+        bf16 *d = s + r * LDH + c;
+        if (r < valid) io<TI>::load8(d, g + (size_t)r * stride + c);
+        else *reinterpret_cast<uint4 *>(d) = make_uint4(0, 0, 0, 0);
+    }
+}
+
+typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> frag_acc;
+typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> frag_a;
+typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> frag_at;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> frag_b;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> frag_bt;
+
+/* out (16, BR) row-major at ld LDS = A (16, HD) . B^T where B is (BR, HD) row-major */
+template <int HD>
+__device__ __forceinline__ void strip_abt(float *out, int lds, const bf16 *a, const bf16 *b) {
+    constexpr int LDH = HD + 8;
+#pragma unroll
+    for (int j = 0; j < BR / 16; j++) {
+        frag_acc c;
+        wmma::fill_fragment(c, 0.0f);
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            frag_a fa;
+            frag_bt fb;
+            wmma::load_matrix_sync(fa, a + kk * 16, LDH);
+            wmma::load_matrix_sync(fb, b + j * 16 * LDH + kk * 16, LDH);
+            wmma::mma_sync(c, fa, fb, c);
+        }
+        wmma::store_matrix_sync(out + j * 16, c, lds, wmma::mem_row_major);
+    }
+}
+
+__device__ __forceinline__ bool visible(int t, int s, int T, const int32_t *seg_k, int segq) {
+    return t < T && s <= t && (!seg_k || seg_k[0] == segq);
+}
+
+/* ---- forward -------------------------------------------------------------------------- */
+
+template <int HD>
+struct fwd_smem {
+    static constexpr int LDH = HD + 8, LDS = BR + 4, LDP = BR + 8, LDO = HD + 4;
+    static constexpr size_t bytes = 3 * BR * LDH * 2 + BR * LDS * 4 + BR * LDP * 2 + BR * LDO * 4 + BR * 4;
+};
+
+template <int HD, typename TI>
+__global__ void __launch_bounds__(NTHREADS) k_flash_fwd(TI *out, float *lse, const TI *q, const TI *k, const TI *v,
+                                                        const int32_t *seg, int T, int NH, int NKV, float scale) {
+    typedef fwd_smem<HD> L;
+    constexpr int LDH = L::LDH, LDS = L::LDS, LDP = L::LDP, LDO = L::LDO;
+    int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z, kh = h / (NH / NKV); /* long rows first */
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    extern __shared__ __align__(128) unsigned char smem[];
+    bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sK = sQ + BR * LDH, *sV = sK + BR * LDH;
+    float *sS = reinterpret_cast<float *>(sV + BR * LDH);
+    bf16 *sP = reinterpret_cast<bf16 *>(sS + BR * LDS);
+    float *sO = reinterpret_cast<float *>(sP + BR * LDP);
+    int32_t *sSeg = reinterpret_cast<int32_t *>(sO + BR * LDO);
+
+    int t0 = qt * BR;
+    load_tile<HD, TI>(sQ, q + (((size_t)b * T + t0) * NH + h) * HD, (size_t)NH * HD, min(BR, T - t0));
+    for (int i = threadIdx.x; i < BR * LDO; i += NTHREADS) sO[i] = 0.0f;
+    /* this lane's row of the warp's strip and its half of the columns */
+    int row = warp * 16 + (lane >> 1), half = lane & 1, t = t0 + row;
+    int segq = (seg && t < T) ? seg[(size_t)b * T + t] : 0;
+    float m = -INFINITY, l = 0.0f;
+    for (int kt = 0; kt <= qt; kt++) {
+        int s0 = kt * BR, nk = min(BR, T - s0);
+        __syncthreads(); /* every warp is done with the previous K, V */
+        load_tile<HD, TI>(sK, k + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
+        load_tile<HD, TI>(sV, v + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
+        if (seg)
+            for (int i = threadIdx.x; i < BR; i += NTHREADS) sSeg[i] = i < nk ? seg[(size_t)b * T + s0 + i] : -1;
+        __syncthreads();
+        strip_abt<HD>(sS + warp * 16 * LDS, LDS, sQ + warp * 16 * LDH, sK);
+        __syncwarp();
+        /* online softmax on (row, half) */
+        const float *srow = sS + row * LDS + half * 32;
+        float sv[32], mx = -INFINITY;
+#pragma unroll
+        for (int c = 0; c < 32; c++) {
+            int j = half * 32 + c;
+            sv[c] = visible(t, s0 + j, T, seg ? sSeg + j : NULL, segq) && j < nk ? srow[c] * scale : -INFINITY;
+            mx = fmaxf(mx, sv[c]);
+        }
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        float mn = fmaxf(m, mx), alpha = mn == -INFINITY ? 1.0f : __expf(m - mn), sum = 0.0f;
+        bf16 *prow = sP + row * LDP + half * 32;
+#pragma unroll
+        for (int c = 0; c < 32; c++) {
+            float p = sv[c] == -INFINITY ? 0.0f : __expf(sv[c] - mn);
+            sum += p;
+            prow[c] = __float2bfloat16(p);
+        }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        l = l * alpha + sum;
+        m = mn;
+        float *orow = sO + row * LDO + half * (HD / 2);
+        if (alpha != 1.0f)
+            for (int c = 0; c < HD / 2; c++) orow[c] *= alpha;
+        __syncwarp();
+        /* O strip += P strip . V */
+#pragma unroll
+        for (int j = 0; j < HD / 16; j++) {
+            frag_acc c;
+            wmma::load_matrix_sync(c, sO + warp * 16 * LDO + j * 16, LDO, wmma::mem_row_major);
+#pragma unroll
+            for (int kk = 0; kk < BR / 16; kk++) {
+                frag_a fa;
+                frag_b fb;
+                wmma::load_matrix_sync(fa, sP + warp * 16 * LDP + kk * 16, LDP);
+                wmma::load_matrix_sync(fb, sV + kk * 16 * LDH + j * 16, LDH);
+                wmma::mma_sync(c, fa, fb, c);
+            }
+            wmma::store_matrix_sync(sO + warp * 16 * LDO + j * 16, c, LDO, wmma::mem_row_major);
+        }
+        __syncwarp();
+    }
+    if (t < T) {
+        float inv = 1.0f / l;
+        const float *orow = sO + row * LDO + half * (HD / 2);
+        TI *o = out + (((size_t)b * T + t) * NH + h) * HD + half * (HD / 2);
+        for (int c = 0; c < HD / 2; c++) io<TI>::put(o + c, orow[c] * inv);
+        if (!half) lse[((size_t)b * NH + h) * T + t] = m + logf(l);
+    }
+}
+
+/* ---- backward ------------------------------------------------------------------------- */
+
+/* D (B, NH, T) = rowsum(dO . O): one warp per (b, t, h) row */
+template <typename TI>
+__global__ void k_flash_rowdot(float *D, const TI *dout, const TI *out, int B, int T, int NH, int HD) {
+    size_t w = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (w >= (size_t)B * T * NH) return;
+    const TI *g = dout + w * HD, *o = out + w * HD;
+    float acc = 0.0f;
+    for (int i = lane; i < HD; i += 32) acc += io<TI>::get(g + i) * io<TI>::get(o + i);
+    for (int s = 16; s > 0; s >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, s);
+    if (lane == 0) {
+        size_t h = w % NH, bt = w / NH, b = bt / T, t = bt % T;
+        D[(b * NH + h) * T + t] = acc;
+    }
+}
+
+template <int HD>
+struct bwd_smem {
+    static constexpr int LDH = HD + 8, LDS = BR + 4, LDP = BR + 8, LDT = 20;
+    static constexpr size_t bytes = 4 * BR * LDH * 2 + 2 * BR * LDS * 4 + 2 * BR * LDP * 2 +
+                                    (NTHREADS / 32) * 16 * LDT * 4 + 3 * BR * 4;
+};
+
+/* a 16x16 accumulator into global rows (row0 + r) of `stride` elements (only rows < T):
+ * dst += frag, through the warp's shared temp tile */
+template <typename TI>
+__device__ __forceinline__ void frag_add_global(TI *dst, size_t stride, int row0, int T, const frag_acc &f, float *tmp) {
+    int lane = threadIdx.x & 31;
+    wmma::store_matrix_sync(tmp, f, 20, wmma::mem_row_major);
+    __syncwarp();
+    for (int i = lane; i < 256; i += 32) {
+        int r = i >> 4, c = i & 15;
+        if (row0 + r < T) {
+            TI *p = dst + (size_t)(row0 + r) * stride + c;
+            io<TI>::put(p, io<TI>::get(p) + tmp[r * 20 + c]);
+        }
+    }
+    __syncwarp();
+}
+
+template <int HD, typename TI>
+__global__ void __launch_bounds__(NTHREADS)
+    k_flash_bwd(float *dqacc, TI *dk, TI *dv, const TI *dout, const float *lse, const float *D, const TI *q,
+                const TI *k, const TI *v, const int32_t *seg, int T, int NH, int NKV, float scale) {
+    typedef bwd_smem<HD> L;
+    constexpr int LDH = L::LDH, LDS = L::LDS, LDP = L::LDP, LDT = L::LDT;
+    int kt = blockIdx.x, kh = blockIdx.y, b = blockIdx.z, G = NH / NKV, nqt = (T + BR - 1) / BR;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    extern __shared__ __align__(128) unsigned char smem[];
+    bf16 *sK = reinterpret_cast<bf16 *>(smem), *sV = sK + BR * LDH, *sQ = sV + BR * LDH, *sdO = sQ + BR * LDH;
+    float *sS = reinterpret_cast<float *>(sdO + BR * LDH), *sdP = sS + BR * LDS;
+    bf16 *sP = reinterpret_cast<bf16 *>(sdP + BR * LDS), *sdS = sP + BR * LDP;
+    float *sT = reinterpret_cast<float *>(sdS + BR * LDP) + warp * 16 * LDT;
+    float *sLse = reinterpret_cast<float *>(sdS + BR * LDP) + (NTHREADS / 32) * 16 * LDT, *sD = sLse + BR;
+    int32_t *sSeg = reinterpret_cast<int32_t *>(sD + BR);
+
+    int s0 = kt * BR, nk = min(BR, T - s0);
+    load_tile<HD, TI>(sK, k + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
+    load_tile<HD, TI>(sV, v + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
+    if (seg)
+        for (int i = threadIdx.x; i < BR; i += NTHREADS) sSeg[i] = i < nk ? seg[(size_t)b * T + s0 + i] : -1;
+    frag_acc dK[HD / 16], dV[HD / 16];
+#pragma unroll
+    for (int j = 0; j < HD / 16; j++) { wmma::fill_fragment(dK[j], 0.0f); wmma::fill_fragment(dV[j], 0.0f); }
+    int rrow = warp * 16 + (lane >> 1), half = lane & 1;
+
+    for (int g = 0; g < G; g++) {
+        int h = kh * G + g;
+        for (int qt = kt; qt < nqt; qt++) {
+            int t0 = qt * BR, nq = min(BR, T - t0), t = t0 + rrow;
+            __syncthreads(); /* previous tile's Q, dO, P, dS are consumed */
+            load_tile<HD, TI>(sQ, q + (((size_t)b * T + t0) * NH + h) * HD, (size_t)NH * HD, nq);
+            load_tile<HD, TI>(sdO, dout + (((size_t)b * T + t0) * NH + h) * HD, (size_t)NH * HD, nq);
+            for (int i = threadIdx.x; i < BR; i += NTHREADS) {
+                size_t o = ((size_t)b * NH + h) * T + t0 + i;
+                sLse[i] = i < nq ? lse[o] : 0.0f;
+                sD[i] = i < nq ? D[o] : 0.0f;
+            }
+            __syncthreads();
+            strip_abt<HD>(sS + warp * 16 * LDS, LDS, sQ + warp * 16 * LDH, sK);   /* S = Q K^T */
+            strip_abt<HD>(sdP + warp * 16 * LDS, LDS, sdO + warp * 16 * LDH, sV); /* dP = dO V^T */
+            __syncwarp();
+            {
+                int segq = (seg && t < T) ? seg[(size_t)b * T + t] : 0;
+                float ls = sLse[rrow], dd = sD[rrow];
+                const float *srow = sS + rrow * LDS + half * 32, *dprow = sdP + rrow * LDS + half * 32;
+                bf16 *prow = sP + rrow * LDP + half * 32, *dsrow = sdS + rrow * LDP + half * 32;
+#pragma unroll 8
+                for (int c = 0; c < 32; c++) {
+                    int j = half * 32 + c;
+                    bool vis = j < nk && visible(t, s0 + j, T, seg ? sSeg + j : NULL, segq);
+                    float p = vis ? __expf(srow[c] * scale - ls) : 0.0f;
+                    prow[c] = __float2bfloat16(p);
+                    dsrow[c] = __float2bfloat16(p * (dprow[c] - dd) * scale);
+                }
+            }
+            __syncthreads(); /* dV, dK read every strip of P and dS */
+            /* dV (key strip of this warp) += P^T dO ; dK += dS^T Q */
+#pragma unroll
+            for (int kk = 0; kk < BR / 16; kk++) {
+                frag_at pa, sa;
+                wmma::load_matrix_sync(pa, sP + kk * 16 * LDP + warp * 16, LDP);
+                wmma::load_matrix_sync(sa, sdS + kk * 16 * LDP + warp * 16, LDP);
+#pragma unroll
+                for (int j = 0; j < HD / 16; j++) {
+                    frag_b fo, fq;
+                    wmma::load_matrix_sync(fo, sdO + kk * 16 * LDH + j * 16, LDH);
+                    wmma::mma_sync(dV[j], pa, fo, dV[j]);
+                    wmma::load_matrix_sync(fq, sQ + kk * 16 * LDH + j * 16, LDH);
+                    wmma::mma_sync(dK[j], sa, fq, dK[j]);
+                }
+            }
+            /* dQ (query strip of this warp) += dS K, fp32 atomics */
+            if (dqacc) {
+#pragma unroll
+                for (int j = 0; j < HD / 16; j++) {
+                    frag_acc c;
+                    wmma::fill_fragment(c, 0.0f);
+#pragma unroll
+                    for (int kk = 0; kk < BR / 16; kk++) {
+                        frag_a fa;
+                        frag_b fb;
+                        wmma::load_matrix_sync(fa, sdS + warp * 16 * LDP + kk * 16, LDP);
+                        wmma::load_matrix_sync(fb, sK + kk * 16 * LDH + j * 16, LDH);
+                        wmma::mma_sync(c, fa, fb, c);
+                    }
+                    wmma::store_matrix_sync(sT, c, LDT, wmma::mem_row_major);
+                    __syncwarp();
+                    for (int i = lane; i < 256; i += 32) {
+                        int r = i >> 4, cc = i & 15, tt = t0 + warp * 16 + r;
+                        if (tt < T) atomicAdd(dqacc + (((size_t)b * T + tt) * NH + h) * HD + j * 16 + cc, sT[r * LDT + cc]);
+                    }
+                    __syncwarp();
+                }
+            }
+        }
+    }
+    /* this block owns rows [s0, s0 + 64) of kv head kh: plain read-modify-write */
+    size_t base = (((size_t)b * T) * NKV + kh) * HD, stride = (size_t)NKV * HD;
+#pragma unroll
+    for (int j = 0; j < HD / 16; j++) {
+        if (dk) frag_add_global<TI>(dk + base + j * 16, stride, s0 + warp * 16, T, dK[j], sT);
+        if (dv) frag_add_global<TI>(dv + base + j * 16, stride, s0 + warp * 16, T, dV[j], sT);
+    }
+}
+
+/* dst (bf16) += src (fp32) */
+__global__ void k_add_f32_to_bf16(bf16 *dst, const float *src, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = __float2bfloat16(__bfloat162float(dst[i]) + src[i]);
+}
+
+/* ---- host side -------------------------------------------------------------------------- */
+
+int lma_cuda_flash_supported(int HD) { return HD == 16 || HD == 32 || HD == 64 || HD == 128; }
+
+static float *g_fl_scratch;
+static size_t g_fl_scratch_n;
+static float *fl_scratch(size_t n) {
+    if (n > g_fl_scratch_n) {
+        cudaFree(g_fl_scratch);
+        g_fl_scratch = NULL;
+        g_fl_scratch_n = 0;
+        if (cudaMalloc(&g_fl_scratch, n * sizeof(float)) != cudaSuccess) return NULL;
+        g_fl_scratch_n = n;
+    }
+    return g_fl_scratch;
+}
+
+template <int HD, typename TI>
+static cudaError_t fwd_t(void *out, float *lse, const void *q, const void *k, const void *v, const int32_t *seg, int B,
+                         int T, int NH, int NKV, float scale) {
+    size_t shm = fwd_smem<HD>::bytes;
+    cudaFuncSetAttribute(k_flash_fwd<HD, TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+    dim3 grid((T + BR - 1) / BR, NH, B);
+    k_flash_fwd<HD, TI><<<grid, NTHREADS, shm>>>((TI *)out, lse, (const TI *)q, (const TI *)k, (const TI *)v, seg, T,
+                                                 NH, NKV, scale);
+    return cudaGetLastError();
+}
+
+template <int HD, typename TI>
+static cudaError_t bwd_t(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *lse,
+                         const void *q, const void *k, const void *v, const int32_t *seg, int B, int T, int NH, int NKV,
+                         float scale) {
+    size_t nq = (size_t)B * T * NH * HD, nrow = (size_t)B * NH * T;
+    int bf = sizeof(TI) == 2;
+    float *scr = fl_scratch(nrow + (bf && dq ? nq : 0));
+    if (!scr) return cudaErrorMemoryAllocation;
+    float *D = scr, *dqacc = dq ? (bf ? scr + nrow : (float *)dq) : NULL;
+    k_flash_rowdot<TI><<<(unsigned)((nrow * 32 + 255) / 256), 256>>>(D, (const TI *)dout, (const TI *)out, B, T, NH, HD);
+    if (bf && dq) cudaMemsetAsync(dqacc, 0, nq * sizeof(float));
+    size_t shm = bwd_smem<HD>::bytes;
+    cudaFuncSetAttribute(k_flash_bwd<HD, TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+    dim3 grid((T + BR - 1) / BR, NKV, B);
+    k_flash_bwd<HD, TI><<<grid, NTHREADS, shm>>>(dqacc, (TI *)dk, (TI *)dv, (const TI *)dout, lse, D, (const TI *)q,
+                                                 (const TI *)k, (const TI *)v, seg, T, NH, NKV, scale);
+    if (bf && dq) k_add_f32_to_bf16<<<(unsigned)((nq + 255) / 256), 256>>>((bf16 *)dq, dqacc, nq);
+    return cudaGetLastError();
+}
+
+#define LMA_FLASH_DISPATCH(fn, bf, HD, ...)                                                                            \
+    switch (HD) {                                                                                                      \
+    case 16: return bf ? fn<16, bf16>(__VA_ARGS__) : fn<16, float>(__VA_ARGS__);                                       \
+    case 32: return bf ? fn<32, bf16>(__VA_ARGS__) : fn<32, float>(__VA_ARGS__);                                       \
+    case 64: return bf ? fn<64, bf16>(__VA_ARGS__) : fn<64, float>(__VA_ARGS__);                                       \
+    case 128: return bf ? fn<128, bf16>(__VA_ARGS__) : fn<128, float>(__VA_ARGS__);                                    \
+    default: return cudaErrorInvalidValue;                                                                             \
+    }
+
+cudaError_t lma_cuda_flash_fwd(void *out, float *lse, const void *q, const void *k, const void *v, const int32_t *seg,
+                               int B, int T, int NH, int NKV, int HD, float scale, int bf16_storage) {
+    LMA_FLASH_DISPATCH(fwd_t, bf16_storage, HD, out, lse, q, k, v, seg, B, T, NH, NKV, scale)
+}
+
+cudaError_t lma_cuda_flash_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *lse,
+                               const void *q, const void *k, const void *v, const int32_t *seg, int B, int T, int NH,
+                               int NKV, int HD, float scale, int bf16_storage) {
+    LMA_FLASH_DISPATCH(bwd_t, bf16_storage, HD, dq, dk, dv, dout, out, lse, q, k, v, seg, B, T, NH, NKV, scale)
+}

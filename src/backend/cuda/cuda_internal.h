@@ -1,0 +1,20 @@
+/* Declarations shared by the .cu files of the CUDA plugin (not part of the op
+ * table: cuda_backend.cu wraps these into it). */
+#ifndef LMA_BACKEND_CUDA_INTERNAL_H
+#define LMA_BACKEND_CUDA_INTERNAL_H
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+/* Flash attention (attention.cu). Shapes and masking as attention_fwd/bwd of
+ * backend.h; lse (B, NH, T) is the log-sum-exp of each query row's scaled scores,
+ * written by the forward and read by the backward. bf16_storage: q, k, v, out and
+ * the gradients are bf16 (else fp32). The backward ACCUMULATES into dq, dk, dv (any
+ * may be NULL). Returns the launch error; cudaErrorInvalidValue for a head dim that
+ * lma_cuda_flash_supported rejects. */
+int lma_cuda_flash_supported(int HD);
+cudaError_t lma_cuda_flash_fwd(void *out, float *lse, const void *q, const void *k, const void *v, const int32_t *seg,
+                               int B, int T, int NH, int NKV, int HD, float scale, int bf16_storage);
+cudaError_t lma_cuda_flash_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *lse,
+                               const void *q, const void *k, const void *v, const int32_t *seg, int B, int T, int NH,
+                               int NKV, int HD, float scale, int bf16_storage);
+#endif
