@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N; i++) { ids[i] = (int32_t)lma_rng_below(&r, V); pos[i] = i % T; }
     float invf[24];
     for (int i = 0; i < HD / 2; i++) invf[i] = (float)(1.0 / pow(10000.0, 2.0 * i / HD));
-    float *saved = be->alloc(be->attention_saved_floats(B, T, NH) * sizeof(float));
+    float *saved = be->alloc(be->attention_saved_floats(B, T, NH, HD) * sizeof(float));
     double f;
 
     f = 2.0 * N * C * C;
@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
     f = 2.0 * B * NH * (T * (T + 1) / 2.0) * HD * 2;
     BENCH("attention_fwd", L, f, 0, be->attention_fwd(y, saved, x, y, z, NULL, B, T, NH, NH, HD, 0.144f));
     BENCH("attention_bwd", L, 2 * f, 0,
-          be->attention_bwd(x, y, z, z, saved, x, y, z, NULL, B, T, NH, NH, HD, 0.144f));
+          be->attention_bwd(x, y, z, z, y, saved, x, y, z, NULL, B, T, NH, NH, HD, 0.144f));
     BENCH("rmsnorm_fwd", 2 * L + 1, 0, 2.0 * N * C * 4, be->rmsnorm_fwd(y, rstd, x, nw, N, C, 1e-5f));
     BENCH("rmsnorm_bwd", 2 * L + 1, 0, 3.0 * N * C * 4, be->rmsnorm_bwd(z, dw, y, x, nw, rstd, N, C));
     BENCH("rope_fwd (q and k)", 2 * L, 0, 2.0 * N * C * 4, be->rope_fwd(y, x, pos, invf, N, NH, HD));
@@ -100,7 +100,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < (size_t)V * C; i++) v2[i] = fabsf(v2[i]);
     size_t np = 24400000, chunk = (size_t)V * C;
     BENCH("adamw (24.4M params)", 1, 0, 7.0 * np * 4, for (size_t o = 0; o < np; o += chunk)
-          be->adamw(wbig, dwbig, m, v2, np - o < chunk ? np - o : chunk, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 3, 1.0f));
+          be->adamw(wbig, dwbig, m, v2, NULL, np - o < chunk ? np - o : chunk, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 3,
+                    1.0f));
     BENCH("sum_sq (24.4M)", 1, 0, 1.0 * np * 4, for (size_t o = 0; o < np; o += chunk)
           (void)be->sum_sq(dwbig, np - o < chunk ? np - o : chunk));
     printf("%-34s %9s    %5s      %9.1f ms/step (ops only; model glue not included)\n", "TOTAL", "", "", step_total);

@@ -38,6 +38,7 @@ static void round_to_bf16(lma_model *m) {
     m->be->download(h, m->params, n * sizeof(float));
     for (size_t i = 0; i < n; i++) h[i] = lma_bf16_to_f32(lma_f32_to_bf16(h[i]));
     m->be->upload(m->params, h, n * sizeof(float));
+    lma_model_sync_weights(m);
     free(h);
 }
 

@@ -44,6 +44,7 @@ static lma_status write_adapter(int i, const char *dir, lma_model **keep) {
         for (int t = 1; t < lo->table.count; t += 2)
             for (size_t j = 0; j < lo->table.info[t].numel; j++)
                 lo->params[lo->table.info[t].offset + j] = (float)(0.05 * lma_rng_normal(&r));
+        lma_model_sync_weights(m);
         s = lma_adapter_save(m, dir, written[i].model);
     }
     if (s == LMA_OK && keep) *keep = m;

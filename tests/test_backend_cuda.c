@@ -95,16 +95,16 @@ static void ops(void) {
     cpu->rope_bwd(dq2, dq, pos, inv, N, NH, HD);
     gpu->rope_bwd(gdq2, gdq, gpos, ginv, N, NH, HD);
     cmp("rope_bwd", dq2, gdq2, nq, 1e-6);
-    float scale = 0.25f, *ao = malloc(nq * 4), *att = malloc(cpu->attention_saved_floats(B, T, NH) * 4);
-    float *gao = gpu->alloc(nq * 4), *gatt = gpu->alloc(gpu->attention_saved_floats(B, T, NH) * 4);
+    float scale = 0.25f, *ao = malloc(nq * 4), *att = malloc(cpu->attention_saved_floats(B, T, NH, HD) * 4);
+    float *gao = gpu->alloc(nq * 4), *gatt = gpu->alloc(gpu->attention_saved_floats(B, T, NH, HD) * 4);
     cpu->attention_fwd(ao, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
     poison_dev(gao, nq);
     gpu->attention_fwd(gao, gatt, gq, gk, gv, gseg, B, T, NH, NKV, HD, scale);
     cmp("attention_fwd", ao, gao, nq, 1e-5);
     float *ddq = frand(nq, 1), *ddk = frand(nk, 1), *ddv = frand(nk, 1), *gdo = dev(dq, nq * 4);
     float *gddq = dev(ddq, nq * 4), *gddk = dev(ddk, nk * 4), *gddv = dev(ddv, nk * 4);
-    cpu->attention_bwd(ddq, ddk, ddv, dq, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
-    gpu->attention_bwd(gddq, gddk, gddv, gdo, gatt, gq, gk, gv, gseg, B, T, NH, NKV, HD, scale);
+    cpu->attention_bwd(ddq, ddk, ddv, dq, ao, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
+    gpu->attention_bwd(gddq, gddk, gddv, gdo, gao, gatt, gq, gk, gv, gseg, B, T, NH, NKV, HD, scale);
     cmp("attention_bwd dq", ddq, gddq, nq, 1e-5);
     cmp("attention_bwd dk", ddk, gddk, nk, 1e-5);
     cmp("attention_bwd dv", ddv, gddv, nk, 1e-5);
@@ -142,8 +142,8 @@ static void ops(void) {
     for (size_t i = 0; i < np; i++) vv[i] = 0.01f * (float)(i % 13 + 1);
     float *gp = dev(p, np * 4), *ggr = dev(gr, np * 4), *gm = dev(m, np * 4), *gvv = dev(vv, np * 4);
     for (int t = 1; t <= 3; t++) {
-        cpu->adamw(p, gr, m, vv, np, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, t, 0.7f);
-        gpu->adamw(gp, ggr, gm, gvv, np, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, t, 0.7f);
+        cpu->adamw(p, gr, m, vv, NULL, np, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, t, 0.7f);
+        gpu->adamw(gp, ggr, gm, gvv, NULL, np, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, t, 0.7f);
     }
     cmp("adamw params", p, gp, np, 1e-6);
     double a = cpu->sum_sq(x, n), b = gpu->sum_sq(gx, n);

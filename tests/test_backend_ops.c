@@ -332,7 +332,7 @@ static void cmp_attention(int B, int T, int NH, int NKV, int HD, int seg_kind) {
     float scale = 1.0f / sqrtf((float)HD);
     float *q = frand(nq, 1), *k = frand(nk, 1), *v = frand(nk, 1);
     float *o1 = fvec(nq), *o2 = fvec(nq);
-    size_t ns1 = cpu->attention_saved_floats(B, T, NH), ns2 = ref->attention_saved_floats(B, T, NH);
+    size_t ns1 = cpu->attention_saved_floats(B, T, NH, HD), ns2 = ref->attention_saved_floats(B, T, NH, HD);
     float *s1 = fvec(ns1), *s2 = fvec(ns2);
     fnan(o1, nq); fnan(s1, ns1);
     cpu->attention_fwd(o1, s1, q, k, v, seg, B, T, NH, NKV, HD, scale);
@@ -341,14 +341,14 @@ static void cmp_attention(int B, int T, int NH, int NKV, int HD, int seg_kind) {
     float *g = frand(nq, 1);
     float *dq1 = frand(nq, 0.5), *dq2 = fcopy(dq1, nq), *dk1 = frand(nk, 0.5), *dk2 = fcopy(dk1, nk);
     float *dv1 = frand(nk, 0.5), *dv2 = fcopy(dv1, nk);
-    cpu->attention_bwd(dq1, dk1, dv1, g, s1, q, k, v, seg, B, T, NH, NKV, HD, scale);
-    ref->attention_bwd(dq2, dk2, dv2, g, s2, q, k, v, seg, B, T, NH, NKV, HD, scale);
+    cpu->attention_bwd(dq1, dk1, dv1, g, o1, s1, q, k, v, seg, B, T, NH, NKV, HD, scale);
+    ref->attention_bwd(dq2, dk2, dv2, g, o2, s2, q, k, v, seg, B, T, NH, NKV, HD, scale);
     CMP("attention dq", dq1, dq2, nq, TOL);
     CMP("attention dk", dk1, dk2, nk, TOL);
     CMP("attention dv", dv1, dv2, nk, TOL);
     /* only dq wanted (e.g. frozen k/v path) */
-    cpu->attention_bwd(dq1, NULL, NULL, g, s1, q, k, v, seg, B, T, NH, NKV, HD, scale);
-    ref->attention_bwd(dq2, NULL, NULL, g, s2, q, k, v, seg, B, T, NH, NKV, HD, scale);
+    cpu->attention_bwd(dq1, NULL, NULL, g, o1, s1, q, k, v, seg, B, T, NH, NKV, HD, scale);
+    ref->attention_bwd(dq2, NULL, NULL, g, o2, s2, q, k, v, seg, B, T, NH, NKV, HD, scale);
     CMP("attention dq (dk dv NULL)", dq1, dq2, nq, TOL);
     free(seg); free(q); free(k); free(v); free(o1); free(o2); free(s1); free(s2); free(g);
     free(dq1); free(dq2); free(dk1); free(dk2); free(dv1); free(dv2);
@@ -461,18 +461,18 @@ static void attention_segments_vs_separate(const lma_backend *be) {
     size_t nq = (size_t)T * NH * HD, nk = (size_t)T * NKV * HD;
     float scale = 0.3f;
     float *q = frand(nq, 1), *k = frand(nk, 1), *v = frand(nk, 1), *g = frand(nq, 1);
-    float *o = fvec(nq), *sv = fvec(be->attention_saved_floats(1, T, NH));
+    float *o = fvec(nq), *sv = fvec(be->attention_saved_floats(1, T, NH, HD));
     float *dq = fvec(nq), *dk = fvec(nk), *dv = fvec(nk);
     be->attention_fwd(o, sv, q, k, v, seg, 1, T, NH, NKV, HD, scale);
-    be->attention_bwd(dq, dk, dv, g, sv, q, k, v, seg, 1, T, NH, NKV, HD, scale);
+    be->attention_bwd(dq, dk, dv, g, o, sv, q, k, v, seg, 1, T, NH, NKV, HD, scale);
     float *o_s = fvec(nq), *dq_s = fvec(nq), *dk_s = fvec(nk), *dv_s = fvec(nk);
     for (int s = 0; s < 4; s++) {
         int t0 = starts[s], L = starts[s + 1] - t0;
         size_t qo = (size_t)t0 * NH * HD, ko = (size_t)t0 * NKV * HD;
-        float *sv1 = fvec(be->attention_saved_floats(1, L, NH));
+        float *sv1 = fvec(be->attention_saved_floats(1, L, NH, HD));
         be->attention_fwd(o_s + qo, sv1, q + qo, k + ko, v + ko, NULL, 1, L, NH, NKV, HD, scale);
-        be->attention_bwd(dq_s + qo, dk_s + ko, dv_s + ko, g + qo, sv1, q + qo, k + ko, v + ko, NULL, 1, L, NH,
-                          NKV, HD, scale);
+        be->attention_bwd(dq_s + qo, dk_s + ko, dv_s + ko, g + qo, o_s + qo, sv1, q + qo, k + ko, v + ko, NULL, 1,
+                          L, NH, NKV, HD, scale);
         free(sv1);
     }
     /* the same arithmetic on the same spans: equal up to summation order */
@@ -525,7 +525,7 @@ static void adamw_hand(const lma_backend *be, double tol) {
     for (int t = 1; t <= steps; t++) {
         float *g = frand(n, 1);
         g[3] = 0; /* a zero gradient: only decay moves it */
-        be->adamw(p, g, m, v, n, lr, b1, b2, eps, wd, t, gs);
+        be->adamw(p, g, m, v, NULL, n, lr, b1, b2, eps, wd, t, gs);
         for (int i = 0; i < n; i++) {
             double gi = (double)g[i] * gs;
             M[i] = (double)b1 * M[i] + (1 - (double)b1) * gi;
@@ -540,8 +540,15 @@ static void adamw_hand(const lma_backend *be, double tol) {
     CHECK(ep <= tol && em <= tol && ev <= tol, "%s adamw vs hand: p %.3g m %.3g v %.3g", be->name, ep, em, ev);
     /* the first step moves every coordinate with a gradient by ~lr (Adam's sign-like step) */
     float q[1] = {2.0f}, gq[1] = {-3.0f}, mq[1] = {0}, vq[1] = {0};
-    be->adamw(q, gq, mq, vq, 1, 0.1f, 0.9f, 0.999f, 0.0f, 0.0f, 1, 1.0f);
+    be->adamw(q, gq, mq, vq, q, 1, 0.1f, 0.9f, 0.999f, 0.0f, 0.0f, 1, 1.0f);
     CHECK(fabsf(q[0] - 2.1f) < 1e-6f, "%s adamw first step = lr * sign: %.9g", be->name, q[0]);
+    /* p_act: the updated p in act storage (fp32 here), and the casts are copies */
+    float r[3] = {1, -2, 3}, gr[3] = {0.5f, 0.25f, -1}, mr[3] = {0}, vr[3] = {0}, ra[3] = {NAN, NAN, NAN}, rb[3];
+    be->adamw(r, gr, mr, vr, ra, 3, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f, 1, 1.0f);
+    CHECK(!memcmp(r, ra, sizeof r), "%s adamw writes the act copy of p", be->name);
+    be->cast_to_act(ra, gr, 3);
+    be->act_to_f32(rb, ra, 3);
+    CHECK(!memcmp(rb, gr, sizeof rb), "%s cast_to_act / act_to_f32 round trip", be->name);
     free(p); free(m); free(v);
 }
 
@@ -580,7 +587,7 @@ static void adamw_torch(const lma_backend *be, int exact) {
     for (int t = 1; ok && t <= steps; t++) {
         ok = read_floats(f, g, n) && read_floats(f, wp, n) && read_floats(f, wm, n) && read_floats(f, wv, n);
         if (!ok) break;
-        be->adamw(p, g, m, v, (size_t)n, lr, b1, b2, eps, wd, t, gs);
+        be->adamw(p, g, m, v, NULL, (size_t)n, lr, b1, b2, eps, wd, t, gs);
         float e = fmaxf(max_ulps(p, wp, n), fmaxf(max_ulps(m, wm, n), max_ulps(v, wv, n)));
         worst = fmaxf(worst, e);
         worst_l2 = fmax(worst_l2, fmax(test_rel_l2f(p, wp, n), fmax(test_rel_l2f(m, wm, n), test_rel_l2f(v, wv, n))));
@@ -610,7 +617,7 @@ static void attention_cached_vs_full(const lma_backend *be) {
     enum { T = 13, NH = 4, NKV = 2, HD = 6 };
     size_t nq = (size_t)T * NH * HD, nk = (size_t)T * NKV * HD;
     float *q = frand(nq, 1), *k = frand(nk, 1), *v = frand(nk, 1), *full = fvec(nq), *out = fvec(nq);
-    float *saved = fvec(be->attention_saved_floats(1, T, NH));
+    float *saved = fvec(be->attention_saved_floats(1, T, NH, HD));
     float scale = 1.0f / sqrtf((float)HD);
     be->attention_fwd(full, saved, q, k, v, NULL, 1, T, NH, NKV, HD, scale);
     int splits[3] = {0, 5, 12};
@@ -637,8 +644,10 @@ int main(void) {
                        be->embedding_bwd && be->rmsnorm_fwd && be->rmsnorm_bwd && be->matmul_fwd &&
                        be->matmul_bwd && be->rope_fwd && be->rope_bwd && be->attention_saved_floats &&
                        be->attention_fwd && be->attention_bwd && be->swiglu_fwd && be->swiglu_bwd && be->add &&
-                       be->cross_entropy && be->adamw && be->sum_sq && be->copy && be->attention_cached;
+                       be->cross_entropy && be->adamw && be->sum_sq && be->copy && be->attention_cached &&
+                       be->cast_to_act && be->act_to_f32;
         CHECK(complete, "%s: every op implemented", be->name);
+        CHECK(be->act_bytes == 4, "%s: fp32 act storage (act_bytes %d)", be->name, be->act_bytes);
         float *blk = be->alloc(1000);
         CHECK(blk && ((uintptr_t)blk & 63) == 0, "%s: alloc is 64-byte aligned", be->name);
         float h[250], back[250];

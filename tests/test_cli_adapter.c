@@ -37,6 +37,7 @@ int main(void) {
     lma_rng r;
     lma_rng_seed(&r, 4);
     for (size_t i = 0; i < m->lora->table.total; i++) m->lora->params[i] = (float)(0.5 * lma_rng_normal(&r));
+    lma_model_sync_weights(m);
     CHECK_OK(lma_adapter_save(m, ad, base));
     snprintf(cmd, sizeof cmd, "%s merge --model %s --adapter %s --out %s >/dev/null 2>&1", LMA_CLI, base, ad, merged);
     CHECK(system(cmd) == 0, "merge");

@@ -114,6 +114,7 @@ int main(void) {
             float *h = malloc(nparam * sizeof(float));
             for (size_t i = 0; h && i < nparam; i++) h[i] = 0.3f * (float)sin(0.37 * (double)i);
             if (h) ma->be->upload(ma->lora->params, h, nparam * sizeof(float));
+            lma_model_sync_weights(ma);
             free(h);
             CHECK_OK(lma_adapter_save(ma, dad, "a"));
         }

@@ -34,6 +34,7 @@ static void randomize_adapter(lma_model *m, float bscale) {
         for (size_t j = 0; j < p->numel; j++) h[p->offset + j] = (float)(bscale * lma_rng_normal(&rng));
     }
     m->be->upload(lo->params, h, lo->table.total * sizeof(float));
+    lma_model_sync_weights(m);
     free(h);
 }
 
@@ -89,6 +90,7 @@ static void fd_check(lma_model *m, const char *what, double tol) {
             for (size_t j = 0; j < pi->numel; j++)
                 p1[pi->offset + j] = (float)(p0[pi->offset + j] + (sgn ? -eps : eps) * g[pi->offset + j] / gn);
             be->upload(lo->params, p1, P * sizeof(float));
+            lma_model_sync_weights(m);
             f[sgn] = loss_at(m, ids, tg, B, T, call0);
         }
         double fd = (f[0] - f[1]) / (2 * eps), rel = fabs(fd - gn) / gn;
@@ -97,6 +99,7 @@ static void fd_check(lma_model *m, const char *what, double tol) {
         if (rel > tol) { bad++; CHECK(0, "%s: %s directional FD %.6g vs |grad| %.6g (rel %.3g)", what, pi->name, fd, gn, rel); }
     }
     be->upload(lo->params, p0, P * sizeof(float));
+    lma_model_sync_weights(m);
     CHECK(bad == 0 && checked == lo->table.count, "%s: %d adapter gradients vs finite differences (worst rel %.2e, tol %.0e)",
           what, checked, worst, tol);
     printf("%-34s %d tensors, worst FD rel err %.2e\n", what, checked, worst);
@@ -200,9 +203,11 @@ static void test_qlora_vs_dequant(void) {
     CHECK_OK(lma_model_to_nf4(m, &q));
     if (!q) { lma_model_free(m); return; }
     CHECK(lma_model_num_params(q) == lma_model_num_params(m), "NF4 model counts the same parameters");
-    /* overwrite m's projections with the dequantized weights */
+    /* overwrite m's projections (the fp32 masters) with the dequantized weights */
+    lma_tensors mw;
+    CHECK_OK(lma_tensors_carve(&m->cfg, &m->table, m->params, sizeof(float), &mw));
     for (int l = 0; l < m->cfg.n_layers; l++) {
-        lma_layer_tensors *w = &m->w.layers[l];
+        lma_layer_tensors *w = &mw.layers[l];
         float *ws[7] = {w->wq, w->wk, w->wv, w->wo, w->wgate, w->wup, w->wdown};
         for (int p = 0; p < 7; p++) {
             int in, out;
@@ -211,6 +216,8 @@ static void test_qlora_vs_dequant(void) {
             CHECK(q->w.layers[l].wq == NULL, "NF4 model holds no fp32 projection");
         }
     }
+    lma_tensors_free(&mw);
+    lma_model_sync_weights(m);
     lma_lora_params p = lma_lora_default_params();
     p.r = 4;
     CHECK_OK(lma_lora_attach(m, &p, 5));

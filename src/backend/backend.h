@@ -7,7 +7,17 @@
  * silently emulated.
  *
  * Conventions
- * - Pointers are backend memory (host memory for cpu/ref); fp32 storage.
+ * - Pointers are backend memory (host memory for cpu/ref).
+ * - Two kinds of storage:
+ *   act  (`void *` / `const void *`): activations, activation gradients and the
+ *        "compute copy" of the weights the forward reads. Element type given by
+ *        act_bytes (4 = fp32 on cpu/ref/cuda for now; a backend may store bf16,
+ *        act_bytes 2). Callers step through act arrays in bytes (lma_at).
+ *   fp32 (`float *`), always: parameter gradients (dw, dbias, dwte and the other
+ *        weight gradients), AdamW p/g/m/v (the fp32 master weights and moments),
+ *        rstd, losses, attention `saved`, inv_freq, the input of sum_sq.
+ *   cast_to_act / act_to_f32 convert between the two; adamw refreshes the compute
+ *   copy of what it updates.
  * - Shapes are in comments: N rows (tokens, = B*T), C channels, OC output
  *   channels, V vocab, NH query heads, NKV kv heads, HD head dim.
  * - Backward ops ACCUMULATE (+=) into every gradient they write (inputs and
@@ -28,6 +38,7 @@ struct lma_nf4_tensor; /* model/nf4.h: NF4 codes + double-quantized block consta
 typedef struct lma_backend lma_backend;
 struct lma_backend {
     const char *name;
+    int act_bytes; /* bytes per element of act storage (4 = fp32, 2 = bf16) */
 
     /* ---- memory ---- */
     void *(*alloc)(size_t bytes);                     /* NULL on failure; 64-byte aligned */
@@ -36,88 +47,98 @@ struct lma_backend {
     void (*download)(void *host, const void *src, size_t bytes);
     void (*zero)(void *p, size_t bytes);
     void (*copy)(void *dst, const void *src, size_t bytes); /* backend to backend */
+    /* n elements fp32 -> act and act -> fp32, backend memory both; nothing when dst == src */
+    void (*cast_to_act)(void *dst, const float *src, size_t n);
+    void (*act_to_f32)(float *dst, const void *src, size_t n);
 
     /* ---- ops ---- */
     /* out (N,C) = wte[ids[n]] ; wte (V,C) */
-    void (*embedding_fwd)(float *out, const int32_t *ids, const float *wte, int N, int C);
+    void (*embedding_fwd)(void *out, const int32_t *ids, const void *wte, int N, int C);
     /* dwte[ids[n]] += dout[n] */
-    void (*embedding_bwd)(float *dwte, const float *dout, const int32_t *ids, int N, int C);
+    void (*embedding_bwd)(float *dwte, const void *dout, const int32_t *ids, int N, int C);
 
     /* out (N,C) = w (C) * x * rstd, rstd (N) = 1/sqrt(mean(x^2) + eps) */
-    void (*rmsnorm_fwd)(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps);
-    void (*rmsnorm_bwd)(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+    void (*rmsnorm_fwd)(void *out, float *rstd, const void *inp, const void *w, int N, int C, float eps);
+    void (*rmsnorm_bwd)(void *dinp, float *dw, const void *dout, const void *inp, const void *w,
                         const float *rstd, int N, int C);
 
     /* out (N,OC) = inp (N,C) @ w (OC,C)^T + bias (OC); bias may be NULL */
-    void (*matmul_fwd)(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC);
+    void (*matmul_fwd)(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC);
     /* dinp (N,C) += dout @ w ; dw (OC,C) += dout^T @ inp ; dbias (OC) += sum_n dout */
-    void (*matmul_bwd)(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-                       const float *w, int N, int C, int OC);
+    void (*matmul_bwd)(void *dinp, float *dw, float *dbias, const void *dout, const void *inp,
+                       const void *w, int N, int C, int OC);
 
     /* Rotary embedding, HF half-split pairing (x[i], x[i+HD/2]):
      * out (N,NH,HD) = rotate(inp, angle = pos[n] * inv_freq[i]); inv_freq (HD/2) carries any
      * scaling (linear, llama3). out may equal inp. */
-    void (*rope_fwd)(float *out, const float *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD);
+    void (*rope_fwd)(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD);
     /* dinp += rotate^T(dout); dinp must not alias dout */
-    void (*rope_bwd)(float *dinp, const float *dout, const int32_t *pos, const float *inv_freq, int N, int NH, int HD);
+    void (*rope_bwd)(void *dinp, const void *dout, const int32_t *pos, const float *inv_freq, int N, int NH, int HD);
 
     /* Causal self-attention with GQA and segment ids.
      * q (B,T,NH,HD), k v (B,T,NKV,HD), out (B,T,NH,HD); query head h reads kv head h/(NH/NKV).
      * Token t attends to s iff s <= t and seg[b,s] == seg[b,t] (seg (B,T) may be NULL: one segment).
-     * saved: attention_saved_floats(B,T,NH) floats the backward reads (probabilities or lse). */
-    size_t (*attention_saved_floats)(int B, int T, int NH);
-    void (*attention_fwd)(float *out, float *saved, const float *q, const float *k, const float *v,
+     * saved: attention_saved_floats(B,T,NH,HD) floats the backward reads (probabilities or lse).
+     * The backward also gets `out`, the attention_fwd output of the same inputs (a backend
+     * may ignore it). */
+    size_t (*attention_saved_floats)(int B, int T, int NH, int HD);
+    void (*attention_fwd)(void *out, float *saved, const void *q, const void *k, const void *v,
                           const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale);
-    void (*attention_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *saved,
-                          const float *q, const float *k, const float *v, const int32_t *seg,
+    void (*attention_bwd)(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *saved,
+                          const void *q, const void *k, const void *v, const int32_t *seg,
                           int B, int T, int NH, int NKV, int HD, float scale);
 
     /* Inference attention of n new tokens of one sequence against its KV cache.
      * q (n,NH,HD); kc, vc (>= past+n, NKV, HD) hold the cached tokens [0, past) and the
      * new ones [past, past+n); new token i (position past+i) attends to cache rows
      * [0, past+i]. out (n,NH,HD). Forward only. */
-    void (*attention_cached)(float *out, const float *q, const float *kc, const float *vc, int past, int n,
+    void (*attention_cached)(void *out, const void *q, const void *kc, const void *vc, int past, int n,
                              int NH, int NKV, int HD, float scale);
 
     /* out (n) = silu(gate) * up */
-    void (*swiglu_fwd)(float *out, const float *gate, const float *up, size_t n);
-    void (*swiglu_bwd)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n);
+    void (*swiglu_fwd)(void *out, const void *gate, const void *up, size_t n);
+    void (*swiglu_bwd)(void *dgate, void *dup, const void *dout, const void *gate, const void *up, size_t n);
 
     /* out (n) = a + b; out may alias a or b */
-    void (*add)(float *out, const float *a, const float *b, size_t n);
+    void (*add)(void *out, const void *a, const void *b, size_t n);
 
     /* Fused softmax cross-entropy. logits (N,V), targets (N) with LMA_IGNORE_INDEX rows ignored.
      * losses (N) = -log softmax(logits)[target] (0 on ignored rows).
      * If dlogits != NULL: dlogits (N,V) = (softmax - onehot(target)) * dscale, 0 on ignored rows;
      * dlogits may alias logits (then logits are overwritten). This one op OVERWRITES its gradient. */
-    void (*cross_entropy)(float *losses, float *dlogits, const float *logits, const int32_t *targets,
+    void (*cross_entropy)(float *losses, void *dlogits, const void *logits, const int32_t *targets,
                           int N, int V, float dscale);
 
-    /* AdamW exactly as torch.optim.AdamW (decoupled weight decay):
+    /* AdamW exactly as torch.optim.AdamW (decoupled weight decay), on the fp32 masters:
      * g' = g * grad_scale; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
-     * p *= (1 - lr wd); p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). t >= 1. */
-    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
+     * p *= (1 - lr wd); p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). t >= 1.
+     * p_act (n, act storage; may be NULL) receives the updated p converted to act: the
+     * compute copy; nothing extra when p_act == p. */
+    void (*adamw)(float *p, const float *g, float *m, float *v, void *p_act, size_t n, float lr, float b1, float b2,
                   float eps, float wd, int t, float grad_scale);
     /* sum of squares, accumulated in double (for the global gradient norm) */
     double (*sum_sq)(const float *x, size_t n);
 
     /* ---- LoRA / QLoRA (NULL on a backend without them) ---- */
     /* x (n) *= s */
-    void (*scale)(float *x, float s, size_t n);
+    void (*scale)(void *x, float s, size_t n);
     /* out (n) = a * b; out may alias a or b */
-    void (*mul)(float *out, const float *a, const float *b, size_t n);
+    void (*mul)(void *out, const void *a, const void *b, size_t n);
     /* out (N,OC) = inp (N,C) @ dequant(w)^T + bias, w an NF4 tensor of OC*C elements
      * (row-major (OC,C)); dequantized a tile of rows at a time, never whole. */
-    void (*matmul_nf4_fwd)(float *out, const float *inp, const struct lma_nf4_tensor *w, const float *bias, int N,
+    void (*matmul_nf4_fwd)(void *out, const void *inp, const struct lma_nf4_tensor *w, const void *bias, int N,
                            int C, int OC);
     /* dinp (N,C) += dout (N,OC) @ dequant(w); the frozen base gets no gradient */
-    void (*matmul_nf4_bwd)(float *dinp, const float *dout, const struct lma_nf4_tensor *w, int N, int C, int OC);
+    void (*matmul_nf4_bwd)(void *dinp, const void *dout, const struct lma_nf4_tensor *w, int N, int C, int OC);
 };
 
+/* Address of element i of an array of esz-byte elements (act storage: esz = act_bytes). */
+static inline void *lma_at(const void *p, size_t i, size_t esz) { return (char *)p + i * esz; }
+
 const lma_backend *lma_backend_cpu(void);
-/* Float interface, double-precision arithmetic inside: the oracle for tests. */
+/* fp32 interface (act_bytes 4), double-precision arithmetic inside: the oracle for tests. */
 const lma_backend *lma_backend_ref(void);
-/* fp32 on an NVIDIA GPU (cuda/); NULL when not built (no nvcc) or no GPU is present. */
+/* An NVIDIA GPU (cuda/; act storage fp32 so far); NULL when not built (no nvcc) or no GPU is present. */
 const lma_backend *lma_backend_cuda(void);
 /* Test hook of the cuda backend: 1 selects its naive attention kernels (the oracle)
  * instead of the batched-GEMM path. */

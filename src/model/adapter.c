@@ -184,6 +184,7 @@ lma_status lma_adapter_load_weights(lma_model *m, const char *dir) {
     }
     for (int i = 0; i < lo->table.count && s == LMA_OK; i++)
         if (!seen[i]) s = lma_error(LMA_ERR_FORMAT, "%s: missing tensor '%s'", path, lo->table.info[i].name);
+    if (s == LMA_OK) lma_model_sync_weights(m); /* the compute copy of the loaded masters */
     free(seen);
     free(stage);
     lma_st_close(f);

@@ -9,7 +9,12 @@
  *   ln2  = rmsnorm(mid, mlp_norm)
  *   x'   = mid + (silu(ln2 @ Wgate) * (ln2 @ Wup)) @ Wdown
  * then logits = rmsnorm(x_L, final_norm) @ lm_head and fused cross-entropy.
- * The backward below walks the same steps in reverse. */
+ * The backward below walks the same steps in reverse.
+ *
+ * Storage: activations, their gradients and the weights the ops read (the compute
+ * copy m->wact) are act storage, be->act_bytes per element, so they are `void *`
+ * here and every offset into them goes through lma_at (backend.h); rstd, attention
+ * state, losses, parameter gradients and the masters are fp32. */
 #include "model/llama.h"
 #include <math.h>
 #include <stdlib.h>
@@ -35,82 +40,87 @@ static int kind_proj(lma_param_kind k) {
     }
 }
 
+/* void *: act storage; float *: fp32 */
 struct lma_acts {
-    float *resid;           /* (L+1, N, C) residual stream entering layer l; [L] = last */
-    float *resid_mid;       /* (L, N, C) after the attention residual */
-    float *ln1, *ln2;       /* (L, N, C) */
+    void *resid;            /* (L+1, N, C) residual stream entering layer l; [L] = last */
+    void *resid_mid;        /* (L, N, C) after the attention residual */
+    void *ln1, *ln2;        /* (L, N, C) */
     float *rstd1, *rstd2;   /* (L, N) */
-    float *q_raw, *k_raw;   /* (L, N, QD), (L, N, KVD): projections before qk-norm (Qwen3 only) */
+    void *q_raw, *k_raw;    /* (L, N, QD), (L, N, KVD): projections before qk-norm (Qwen3 only) */
     float *q_rstd, *k_rstd; /* (L, N*NH), (L, N*NKV) (Qwen3 only) */
-    float *q, *k, *v;       /* (L, N, QD), (L, N, KVD), (L, N, KVD): after norm + rope */
+    void *q, *k, *v;        /* (L, N, QD), (L, N, KVD), (L, N, KVD): after norm + rope */
     float *att;             /* (L, saved) what attention backward needs */
-    float *atty;            /* (L, N, QD) */
-    float *gate, *up, *swi; /* (L, N, I) */
-    float *lnf, *rstdf;     /* (N, C), (N) */
-    float *logits;          /* (rows, V): one row chunk of the loss head (logits, then dlogits) */
+    void *atty;             /* (L, N, QD) */
+    void *gate, *up, *swi;  /* (L, N, I) */
+    void *lnf;              /* (N, C) */
+    float *rstdf;           /* (N) */
+    void *logits;           /* (rows, V): one row chunk of the loss head (logits, then dlogits) */
     float *losses;          /* (N) */
     /* backward scratch */
-    float *dresid, *dln;    /* (N, C) */
-    float *dq, *dqr, *datty;/* (N, QD) */
-    float *dk, *dkr, *dv;   /* (N, KVD) */
-    float *dgate, *dup, *dswi; /* (N, I) */
+    void *dresid, *dln;     /* (N, C) */
+    void *dq, *dqr, *datty; /* (N, QD) */
+    void *dk, *dkr, *dv;    /* (N, KVD) */
+    void *dgate, *dup, *dswi; /* (N, I) */
     size_t saved;           /* floats of attention state per layer */
 };
 
-#define ALIGN16(n) (((size_t)(n) + 15) & ~(size_t)15)
+#define ALIGN64(n) (((size_t)(n) + 63) & ~(size_t)63) /* bytes: every buffer 64-byte aligned */
 
-/* Rows of the (rows, V) logits block the loss head works on at a time: the fp32
- * logits of a whole batch never exist during training (about 64 MB at most). */
+/* Rows of the (rows, V) logits block the loss head works on at a time: the
+ * logits of a whole batch never exist during training (16M elements at most:
+ * 64 MB in fp32). */
 static size_t head_rows(const lma_config *c, size_t N, int override) {
     size_t r = override > 0 ? (size_t)override : ((size_t)16 << 20) / (size_t)c->vocab_size;
     if (r < 1) r = 1;
     return r < N ? r : N;
 }
 
-/* Lays out the activation block for (B, T); with base == NULL only counts. */
-static size_t acts_layout(const lma_config *c, const lma_backend *be, int B, int T, int chunk, float *base,
+/* Lays out the activation block for (B, T); returns its bytes; with base == NULL only counts. */
+static size_t acts_layout(const lma_config *c, const lma_backend *be, int B, int T, int chunk, char *base,
                           lma_acts *a) {
     size_t N = (size_t)B * T, C = c->hidden_size, L = c->n_layers, I = c->intermediate_size, V = c->vocab_size;
     size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim, off = 0;
-    a->saved = be->attention_saved_floats(B, T, c->n_heads);
-#define TAKE(field, n) do { a->field = base ? base + off : NULL; off += ALIGN16(n); } while (0)
-    TAKE(resid, (L + 1) * N * C);
-    TAKE(resid_mid, L * N * C);
-    TAKE(ln1, L * N * C);
-    TAKE(ln2, L * N * C);
-    TAKE(rstd1, L * N);
-    TAKE(rstd2, L * N);
+    size_t ea = (size_t)be->act_bytes, ef = sizeof(float); /* act, fp32 */
+    a->saved = be->attention_saved_floats(B, T, c->n_heads, c->head_dim);
+#define TAKE(field, n, esz) do { a->field = base ? (void *)(base + off) : NULL; off += ALIGN64((n) * (esz)); } while (0)
+    TAKE(resid, (L + 1) * N * C, ea);
+    TAKE(resid_mid, L * N * C, ea);
+    TAKE(ln1, L * N * C, ea);
+    TAKE(ln2, L * N * C, ea);
+    TAKE(rstd1, L * N, ef);
+    TAKE(rstd2, L * N, ef);
     if (c->qk_norm) {
-        TAKE(q_raw, L * N * QD);
-        TAKE(k_raw, L * N * KVD);
-        TAKE(q_rstd, L * N * c->n_heads);
-        TAKE(k_rstd, L * N * c->n_kv_heads);
+        TAKE(q_raw, L * N * QD, ea);
+        TAKE(k_raw, L * N * KVD, ea);
+        TAKE(q_rstd, L * N * c->n_heads, ef);
+        TAKE(k_rstd, L * N * c->n_kv_heads, ef);
     } else {
-        a->q_raw = a->k_raw = a->q_rstd = a->k_rstd = NULL;
+        a->q_raw = a->k_raw = NULL;
+        a->q_rstd = a->k_rstd = NULL;
     }
-    TAKE(q, L * N * QD);
-    TAKE(k, L * N * KVD);
-    TAKE(v, L * N * KVD);
-    TAKE(att, L * a->saved);
-    TAKE(atty, L * N * QD);
-    TAKE(gate, L * N * I);
-    TAKE(up, L * N * I);
-    TAKE(swi, L * N * I);
-    TAKE(lnf, N * C);
-    TAKE(rstdf, N);
-    TAKE(logits, head_rows(c, N, chunk) * V);
-    TAKE(losses, N);
-    TAKE(dresid, N * C);
-    TAKE(dln, N * C);
-    TAKE(dq, N * QD);
-    TAKE(dqr, N * QD);
-    TAKE(datty, N * QD);
-    TAKE(dk, N * KVD);
-    TAKE(dkr, N * KVD);
-    TAKE(dv, N * KVD);
-    TAKE(dgate, N * I);
-    TAKE(dup, N * I);
-    TAKE(dswi, N * I);
+    TAKE(q, L * N * QD, ea);
+    TAKE(k, L * N * KVD, ea);
+    TAKE(v, L * N * KVD, ea);
+    TAKE(att, L * a->saved, ef);
+    TAKE(atty, L * N * QD, ea);
+    TAKE(gate, L * N * I, ea);
+    TAKE(up, L * N * I, ea);
+    TAKE(swi, L * N * I, ea);
+    TAKE(lnf, N * C, ea);
+    TAKE(rstdf, N, ef);
+    TAKE(logits, head_rows(c, N, chunk) * V, ea);
+    TAKE(losses, N, ef);
+    TAKE(dresid, N * C, ea);
+    TAKE(dln, N * C, ea);
+    TAKE(dq, N * QD, ea);
+    TAKE(dqr, N * QD, ea);
+    TAKE(datty, N * QD, ea);
+    TAKE(dk, N * KVD, ea);
+    TAKE(dkr, N * KVD, ea);
+    TAKE(dv, N * KVD, ea);
+    TAKE(dgate, N * I, ea);
+    TAKE(dup, N * I, ea);
+    TAKE(dswi, N * I, ea);
 #undef TAKE
     return off;
 }
@@ -144,9 +154,7 @@ static lma_status ensure_acts(lma_model *m, int B, int T) {
     free_acts(m);
     m->acts = lma_calloc(1, sizeof *m->acts, "activation table");
     if (!m->acts) return LMA_ERR_NOMEM;
-    size_t floats = acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, NULL, m->acts), bytes;
-    if (!lma_mul_ok(floats, sizeof(float), &bytes))
-        return lma_error(LMA_ERR_NOMEM, "activations for batch %d x %d overflow", B, T);
+    size_t bytes = acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, NULL, m->acts);
     m->act_mem = m->be->alloc(bytes);
     size_t N = (size_t)B * T;
     m->d_ids = m->be->alloc(4 * N * sizeof(int32_t));
@@ -201,16 +209,24 @@ static lma_status create_impl(const lma_config *cfg, const lma_backend *be, int 
     lma_status s = lma_params_build(cfg, &m->table);
     if (s == LMA_OK && nf4) s = split_quantized(m);
     if (s != LMA_OK) goto fail;
-    size_t bytes;
-    if (!lma_mul_ok(m->table.total, sizeof(float), &bytes)) { s = lma_error(LMA_ERR_NOMEM, "parameter count overflows"); goto fail; }
+    size_t bytes, abytes; /* fp32 masters, compute copy */
+    if (!lma_mul_ok(m->table.total, sizeof(float), &bytes) ||
+        !lma_mul_ok(m->table.total, (size_t)be->act_bytes, &abytes)) {
+        s = lma_error(LMA_ERR_NOMEM, "parameter count overflows");
+        goto fail;
+    }
+    int alias = be->act_bytes == (int)sizeof(float); /* fp32 act storage: the masters are the compute copy */
     m->params = be->alloc(bytes);
+    m->wact = alias ? m->params : be->alloc(abytes);
     m->inv_freq = be->alloc(sizeof(float) * (size_t)(cfg->head_dim / 2 + 1));
-    if (!m->params || !m->inv_freq) {
-        s = lma_error(LMA_ERR_NOMEM, "out of memory for %zu parameters (%.1f MB)", m->table.total, (double)bytes / 1e6);
+    if (!m->params || !m->wact || !m->inv_freq) {
+        s = lma_error(LMA_ERR_NOMEM, "out of memory for %zu parameters (%.1f MB)", m->table.total,
+                      (double)(bytes + (alias ? 0 : abytes)) / 1e6);
         goto fail;
     }
     be->zero(m->params, bytes);
-    s = lma_tensors_carve(cfg, &m->table, m->params, &m->w);
+    if (!alias) be->zero(m->wact, abytes);
+    s = lma_tensors_carve(cfg, &m->table, m->wact, (size_t)be->act_bytes, &m->w);
     if (s != LMA_OK) goto fail;
     float *inv = malloc(sizeof(float) * (size_t)(cfg->head_dim / 2 + 1));
     if (!inv) { s = lma_error(LMA_ERR_NOMEM, "out of memory"); goto fail; }
@@ -258,6 +274,7 @@ lma_status lma_model_to_nf4(const lma_model *src, lma_model **out) {
     }
     free(h);
     if (s != LMA_OK) { lma_model_free(m); return s; }
+    lma_model_sync_weights(m);
     *out = m;
     return LMA_OK;
 }
@@ -267,17 +284,27 @@ lma_trainable lma_model_trainable(const lma_model *m) {
     if (m->lora) {
         t.table = &m->lora->table;
         t.params = m->lora->params; t.grads = m->lora->grads; t.m = m->lora->adam_m; t.v = m->lora->adam_v;
+        t.pact = m->lora->pact;
     } else {
         t.table = &m->table;
         t.params = m->params; t.grads = m->grads; t.m = m->adam_m; t.v = m->adam_v;
+        t.pact = m->wact;
     }
     return t;
+}
+
+void lma_model_sync_weights(lma_model *m) {
+    const lma_backend *be = m->be;
+    if (m->wact && m->wact != m->params) be->cast_to_act(m->wact, m->params, m->table.total);
+    lma_lora *lo = m->lora;
+    if (lo && lo->pact && lo->pact != lo->params) be->cast_to_act(lo->pact, lo->params, lo->table.total);
 }
 
 void lma_model_free(lma_model *m) {
     if (!m) return;
     const lma_backend *be = m->be;
     free_acts(m);
+    if (m->wact && m->wact != m->params) be->free(m->wact);
     if (m->params) be->free(m->params);
     if (m->grads) be->free(m->grads);
     if (m->adam_m) be->free(m->adam_m);
@@ -326,6 +353,7 @@ void lma_model_init_random(lma_model *m, uint64_t seed, float std) {
         if (!own && set_quantized(m, p, d) != LMA_OK) break;
     }
     m->be->upload(m->params, h, m->table.total * sizeof(float));
+    lma_model_sync_weights(m);
     free(h);
     free(qbuf);
     lma_params_free(&full);
@@ -401,6 +429,7 @@ lma_status lma_model_load_weights(lma_model *m, const char *dir) {
             s = lma_error(LMA_ERR_FORMAT, "%s: missing tensor '%s'", dir, name);
             goto done;
         }
+    lma_model_sync_weights(m);
 done:
     free(stage);
     free(seen);
@@ -447,7 +476,7 @@ lma_status lma_model_enable_training(lma_model *m) {
     m->be->zero(m->grads, bytes);
     m->be->zero(m->adam_m, bytes);
     m->be->zero(m->adam_v, bytes);
-    return lma_tensors_carve(&m->cfg, &m->table, m->grads, &m->g);
+    return lma_tensors_carve(&m->cfg, &m->table, m->grads, sizeof(float), &m->g);
 }
 
 void lma_model_zero_grad(lma_model *m) {
@@ -456,16 +485,20 @@ void lma_model_zero_grad(lma_model *m) {
 }
 
 /* Buffers of one layer's forward (training: the saved activations of layer l;
- * inference: per-call scratch, with xo == x). q_raw..k_rstd are used with qk-norm only. */
+ * inference: per-call scratch, with xo == x). q_raw..k_rstd are used with qk-norm only.
+ * void *: act storage; float *: fp32. */
 typedef struct {
-    float *x, *xo;                 /* (N, C) in, out */
-    float *ln1, *rstd1;            /* (N, C), (N) */
-    float *q_raw, *k_raw;          /* (N, QD), (N, KVD) */
+    void *x, *xo;                  /* (N, C) in, out */
+    void *ln1;                     /* (N, C) */
+    float *rstd1;                  /* (N) */
+    void *q_raw, *k_raw;           /* (N, QD), (N, KVD) */
     float *q_rstd, *k_rstd;        /* (N*NH), (N*NKV) */
-    float *q, *k, *v;              /* (N, QD), (N, KVD), (N, KVD) after norm + rope */
-    float *att, *atty;             /* attention state, (N, QD) */
-    float *mid, *ln2, *rstd2;      /* (N, C), (N, C), (N) */
-    float *gate, *up, *swi;        /* (N, I) */
+    void *q, *k, *v;               /* (N, QD), (N, KVD), (N, KVD) after norm + rope */
+    float *att;                    /* attention state */
+    void *atty;                    /* (N, QD) */
+    void *mid, *ln2;               /* (N, C), (N, C) */
+    float *rstd2;                  /* (N) */
+    void *gate, *up, *swi;         /* (N, I) */
 } layer_io;
 
 /* Training: full causal attention over (B, T) with segments. Inference: the new
@@ -474,15 +507,15 @@ typedef struct {
 typedef struct {
     const int32_t *seg;
     int B, T;
-    float *kc, *vc; /* (cap, NKV, HD) of this layer, or NULL for training */
+    void *kc, *vc;  /* (cap, NKV, HD) act of this layer, or NULL for training */
     int past;
 } attn_ctx;
 
-/* out (N,OC) = inp (N,C) @ W^T + bias, W fp32 or NF4; plus the LoRA term
+/* out (N,OC) = inp (N,C) @ W^T + bias, W the compute copy or NF4; plus the LoRA term
  * s * (dropout(inp) A^T) B^T when (l, p) is adapted. The adapter's xa slot
  * keeps s * dropout(inp) A^T for the backward. */
-static void proj_fwd(const lma_model *m, int l, int p, float *out, const float *inp, const float *w,
-                     const float *bias, int N, int C, int OC) {
+static void proj_fwd(const lma_model *m, int l, int p, void *out, const void *inp, const void *w,
+                     const void *bias, int N, int C, int OC) {
     const lma_backend *be = m->be;
     const lma_nf4_tensor *q = nf4_slot(m, l, p);
     if (q) be->matmul_nf4_fwd(out, inp, q, bias, N, C, OC);
@@ -491,8 +524,8 @@ static void proj_fwd(const lma_model *m, int l, int p, float *out, const float *
     size_t k = (size_t)l * LMA_PROJ_COUNT + p;
     if (!lo || !lo->A[k]) return;
     int r = lo->p.r;
-    float *xa = lo->xa + k * (size_t)lo->cap_N * r;
-    const float *x = inp;
+    void *xa = lma_at(lo->xa, k * (size_t)lo->cap_N * r, (size_t)be->act_bytes);
+    const void *x = inp;
     if (m->lora_train && lo->p.dropout > 0) {
         lma_lora_make_mask(lo, be, lo->calls, l, p, N, C);
         be->mul(lo->xd, inp, lo->mask, (size_t)N * C);
@@ -506,8 +539,8 @@ static void proj_fwd(const lma_model *m, int l, int p, float *out, const float *
 
 /* Backward of proj_fwd: dinp += dout @ W (the frozen base: dw, dbias NULL), and
  * for an adapter dB += dout^T xa, dA += s (dout B)^T dropout(inp), dinp += its path. */
-static void proj_bwd(const lma_model *m, int l, int p, float *dinp, float *dw, float *dbias, const float *dout,
-                     const float *inp, const float *w, int N, int C, int OC) {
+static void proj_bwd(const lma_model *m, int l, int p, void *dinp, float *dw, float *dbias, const void *dout,
+                     const void *inp, const void *w, int N, int C, int OC) {
     const lma_backend *be = m->be;
     const lma_nf4_tensor *q = nf4_slot(m, l, p);
     if (q) be->matmul_nf4_bwd(dinp, dout, q, N, C, OC);
@@ -516,14 +549,15 @@ static void proj_bwd(const lma_model *m, int l, int p, float *dinp, float *dw, f
     size_t k = (size_t)l * LMA_PROJ_COUNT + p;
     if (!lo || !lo->A[k]) return;
     int r = lo->p.r;
-    float *xa = lo->xa + k * (size_t)lo->cap_N * r;
-    be->zero(lo->dxa, (size_t)N * r * sizeof(float));
+    size_t es = (size_t)be->act_bytes;
+    void *xa = lma_at(lo->xa, k * (size_t)lo->cap_N * r, es);
+    be->zero(lo->dxa, (size_t)N * r * es);
     be->matmul_bwd(lo->dxa, lo->dB[k], NULL, dout, xa, lo->B[k], N, r, OC);
     be->scale(lo->dxa, lo->scale, (size_t)N * r);
     if (lo->p.dropout > 0) {
         lma_lora_make_mask(lo, be, lo->calls, l, p, N, C);
         be->mul(lo->xd, inp, lo->mask, (size_t)N * C);
-        be->zero(lo->tmp, (size_t)N * C * sizeof(float));
+        be->zero(lo->tmp, (size_t)N * C * es);
         be->matmul_bwd(lo->tmp, lo->dA[k], NULL, lo->dxa, lo->xd, lo->A[k], N, C, r);
         be->mul(lo->tmp, lo->tmp, lo->mask, (size_t)N * C);
         be->add(dinp, dinp, lo->tmp, (size_t)N * C);
@@ -553,9 +587,9 @@ static void layer_forward(const lma_model *m, int l, const layer_io *io, int N, 
     be->rope_fwd(io->q, io->q, pos, m->inv_freq, N, NH, HD);
     be->rope_fwd(io->k, io->k, pos, m->inv_freq, N, NKV, HD);
     if (ac->kc) {
-        size_t row = (size_t)KVD * sizeof(float);
-        be->copy(ac->kc + (size_t)ac->past * KVD, io->k, (size_t)N * row);
-        be->copy(ac->vc + (size_t)ac->past * KVD, io->v, (size_t)N * row);
+        size_t es = (size_t)be->act_bytes, row = (size_t)KVD * es;
+        be->copy(lma_at(ac->kc, (size_t)ac->past * KVD, es), io->k, (size_t)N * row);
+        be->copy(lma_at(ac->vc, (size_t)ac->past * KVD, es), io->v, (size_t)N * row);
         be->attention_cached(io->atty, io->q, ac->kc, ac->vc, ac->past, N, NH, NKV, HD, scale);
     } else {
         be->attention_fwd(io->atty, io->att, io->q, io->k, io->v, ac->seg, ac->B, ac->T, NH, NKV, HD, scale);
@@ -588,6 +622,7 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
     lma_acts *a = m->acts;
     int N = B * T, C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
     int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, QD = NH * HD, KVD = NKV * HD;
+    size_t es = (size_t)be->act_bytes;
 
     /* validate and stage the integer inputs: positions restart where the segment changes */
     int32_t *h = malloc(2 * (size_t)N * sizeof(int32_t));
@@ -626,20 +661,21 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
     attn_ctx ac = {.seg = dseg, .B = B, .T = T};
     for (int l = 0; l < c->n_layers; l++) {
         layer_io io = {
-            .x = a->resid + (size_t)l * N * C, .xo = a->resid + (size_t)(l + 1) * N * C,
-            .ln1 = a->ln1 + (size_t)l * N * C, .rstd1 = a->rstd1 + (size_t)l * N,
-            .q_raw = c->qk_norm ? a->q_raw + (size_t)l * N * QD : NULL,
-            .k_raw = c->qk_norm ? a->k_raw + (size_t)l * N * KVD : NULL,
+            .x = lma_at(a->resid, (size_t)l * N * C, es), .xo = lma_at(a->resid, (size_t)(l + 1) * N * C, es),
+            .ln1 = lma_at(a->ln1, (size_t)l * N * C, es), .rstd1 = a->rstd1 + (size_t)l * N,
+            .q_raw = c->qk_norm ? lma_at(a->q_raw, (size_t)l * N * QD, es) : NULL,
+            .k_raw = c->qk_norm ? lma_at(a->k_raw, (size_t)l * N * KVD, es) : NULL,
             .q_rstd = c->qk_norm ? a->q_rstd + (size_t)l * N * NH : NULL,
             .k_rstd = c->qk_norm ? a->k_rstd + (size_t)l * N * NKV : NULL,
-            .q = a->q + (size_t)l * N * QD, .k = a->k + (size_t)l * N * KVD, .v = a->v + (size_t)l * N * KVD,
-            .att = a->att + (size_t)l * a->saved, .atty = a->atty + (size_t)l * N * QD,
-            .mid = a->resid_mid + (size_t)l * N * C, .ln2 = a->ln2 + (size_t)l * N * C,
-            .rstd2 = a->rstd2 + (size_t)l * N, .gate = a->gate + (size_t)l * N * I, .up = a->up + (size_t)l * N * I,
-            .swi = a->swi + (size_t)l * N * I};
+            .q = lma_at(a->q, (size_t)l * N * QD, es), .k = lma_at(a->k, (size_t)l * N * KVD, es),
+            .v = lma_at(a->v, (size_t)l * N * KVD, es),
+            .att = a->att + (size_t)l * a->saved, .atty = lma_at(a->atty, (size_t)l * N * QD, es),
+            .mid = lma_at(a->resid_mid, (size_t)l * N * C, es), .ln2 = lma_at(a->ln2, (size_t)l * N * C, es),
+            .rstd2 = a->rstd2 + (size_t)l * N, .gate = lma_at(a->gate, (size_t)l * N * I, es),
+            .up = lma_at(a->up, (size_t)l * N * I, es), .swi = lma_at(a->swi, (size_t)l * N * I, es)};
         layer_forward(m, l, &io, N, m->d_pos, &ac);
     }
-    float *xl = a->resid + (size_t)c->n_layers * N * C;
+    void *xl = lma_at(a->resid, (size_t)c->n_layers * N * C, es);
     be->rmsnorm_fwd(a->lnf, a->rstdf, xl, m->w.final_norm, N, C, (float)c->rms_norm_eps);
 
     m->has_targets = targets != NULL;
@@ -651,7 +687,7 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
         size_t need = (size_t)N * V;
         if (need > m->full_logits_cap) {
             if (m->full_logits) be->free(m->full_logits);
-            m->full_logits = be->alloc(need * sizeof(float));
+            m->full_logits = be->alloc(need * es);
             m->full_logits_cap = m->full_logits ? need : 0;
             if (!m->full_logits) return lma_error(LMA_ERR_NOMEM, "out of memory for %zu logits", need);
         }
@@ -662,14 +698,15 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
         const lma_tensors *G = m->frozen ? NULL : &m->g;
         float ds = n_valid > 0 ? grad_scale / (float)n_valid : 0.0f;
         size_t R = head_rows(c, (size_t)N, m->head_chunk_rows);
-        if (want_grad) be->zero(a->dln, (size_t)N * C * sizeof(float));
+        if (want_grad) be->zero(a->dln, (size_t)N * C * es);
         for (size_t r0 = 0; r0 < (size_t)N; r0 += R) {
             int rows = (int)((size_t)N - r0 < R ? (size_t)N - r0 : R);
-            const float *lnf = a->lnf + r0 * C;
+            const void *lnf = lma_at(a->lnf, r0 * C, es);
             be->matmul_fwd(a->logits, lnf, m->w.lm_head, NULL, rows, C, V);
             be->cross_entropy(a->losses + r0, want_grad ? a->logits : NULL, a->logits, m->d_targets + r0, rows, V, ds);
             if (want_grad)
-                be->matmul_bwd(a->dln + r0 * C, G ? G->lm_head : NULL, NULL, a->logits, lnf, m->w.lm_head, rows, C, V);
+                be->matmul_bwd(lma_at(a->dln, r0 * C, es), G ? G->lm_head : NULL, NULL, a->logits, lnf, m->w.lm_head,
+                               rows, C, V);
         }
         be->download(m->h_losses, a->losses, (size_t)N * sizeof(float));
         for (int i = 0; i < N; i++) total += m->h_losses[i];
@@ -692,27 +729,30 @@ lma_status lma_model_backward(lma_model *m) {
     int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, QD = NH * HD, KVD = NKV * HD;
     float scale = 1.0f / sqrtf((float)HD);
     const int32_t *seg = m->has_seg ? m->d_seg : NULL;
-    size_t NC = (size_t)N * C * sizeof(float);
+    size_t es = (size_t)be->act_bytes, NC = (size_t)N * C * es;
 
     /* head: the training forward already ran its backward (dlnf in a->dln, d lm_head) */
     be->zero(a->dresid, NC);
-    float *xl = a->resid + (size_t)c->n_layers * N * C;
+    void *xl = lma_at(a->resid, (size_t)c->n_layers * N * C, es);
     be->rmsnorm_bwd(a->dresid, G ? G->final_norm : NULL, a->dln, xl, m->w.final_norm, a->rstdf, N, C);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const lma_layer_tensors *w = &m->w.layers[l], *g = G ? &G->layers[l] : &no_grads;
-        float *x = a->resid + (size_t)l * N * C;
-        float *ln1 = a->ln1 + (size_t)l * N * C, *ln2 = a->ln2 + (size_t)l * N * C;
-        float *mid = a->resid_mid + (size_t)l * N * C;
-        float *q = a->q + (size_t)l * N * QD, *k = a->k + (size_t)l * N * KVD, *v = a->v + (size_t)l * N * KVD;
-        float *atty = a->atty + (size_t)l * N * QD, *att = a->att + (size_t)l * a->saved;
-        float *gate = a->gate + (size_t)l * N * I, *up = a->up + (size_t)l * N * I, *swi = a->swi + (size_t)l * N * I;
+        void *x = lma_at(a->resid, (size_t)l * N * C, es);
+        void *ln1 = lma_at(a->ln1, (size_t)l * N * C, es), *ln2 = lma_at(a->ln2, (size_t)l * N * C, es);
+        void *mid = lma_at(a->resid_mid, (size_t)l * N * C, es);
+        void *q = lma_at(a->q, (size_t)l * N * QD, es), *k = lma_at(a->k, (size_t)l * N * KVD, es);
+        void *v = lma_at(a->v, (size_t)l * N * KVD, es);
+        void *atty = lma_at(a->atty, (size_t)l * N * QD, es);
+        float *att = a->att + (size_t)l * a->saved;
+        void *gate = lma_at(a->gate, (size_t)l * N * I, es), *up = lma_at(a->up, (size_t)l * N * I, es);
+        void *swi = lma_at(a->swi, (size_t)l * N * I, es);
 
         /* MLP: x' = mid + swi @ Wdown ; dresid flows to mid unchanged */
-        be->zero(a->dswi, (size_t)N * I * sizeof(float));
+        be->zero(a->dswi, (size_t)N * I * es);
         proj_bwd(m, l, LMA_PROJ_DOWN, a->dswi, g->wdown, NULL, a->dresid, swi, w->wdown, N, I, C);
-        be->zero(a->dgate, (size_t)N * I * sizeof(float));
-        be->zero(a->dup, (size_t)N * I * sizeof(float));
+        be->zero(a->dgate, (size_t)N * I * es);
+        be->zero(a->dup, (size_t)N * I * es);
         be->swiglu_bwd(a->dgate, a->dup, a->dswi, gate, up, (size_t)N * I);
         be->zero(a->dln, NC);
         proj_bwd(m, l, LMA_PROJ_GATE, a->dln, g->wgate, NULL, a->dgate, ln2, w->wgate, N, C, I);
@@ -720,24 +760,24 @@ lma_status lma_model_backward(lma_model *m) {
         be->rmsnorm_bwd(a->dresid, g->mlp_norm, a->dln, mid, w->mlp_norm, a->rstd2 + (size_t)l * N, N, C);
 
         /* attention: mid = x + atty @ Wo */
-        be->zero(a->datty, (size_t)N * QD * sizeof(float));
+        be->zero(a->datty, (size_t)N * QD * es);
         proj_bwd(m, l, LMA_PROJ_O, a->datty, g->wo, g->bo, a->dresid, atty, w->wo, N, QD, C);
-        be->zero(a->dq, (size_t)N * QD * sizeof(float));
-        be->zero(a->dk, (size_t)N * KVD * sizeof(float));
-        be->zero(a->dv, (size_t)N * KVD * sizeof(float));
-        be->attention_bwd(a->dq, a->dk, a->dv, a->datty, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
-        be->zero(a->dqr, (size_t)N * QD * sizeof(float));
-        be->zero(a->dkr, (size_t)N * KVD * sizeof(float));
+        be->zero(a->dq, (size_t)N * QD * es);
+        be->zero(a->dk, (size_t)N * KVD * es);
+        be->zero(a->dv, (size_t)N * KVD * es);
+        be->attention_bwd(a->dq, a->dk, a->dv, a->datty, atty, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
+        be->zero(a->dqr, (size_t)N * QD * es);
+        be->zero(a->dkr, (size_t)N * KVD * es);
         be->rope_bwd(a->dqr, a->dq, m->d_pos, m->inv_freq, N, NH, HD);
         be->rope_bwd(a->dkr, a->dk, m->d_pos, m->inv_freq, N, NKV, HD);
-        float *dqp = a->dqr, *dkp = a->dkr; /* gradient w.r.t. the projections' outputs */
+        void *dqp = a->dqr, *dkp = a->dkr; /* gradient w.r.t. the projections' outputs */
         if (c->qk_norm) {
             /* reuse dq/dk (no longer needed) as the gradients of q_raw/k_raw */
-            be->zero(a->dq, (size_t)N * QD * sizeof(float));
-            be->zero(a->dk, (size_t)N * KVD * sizeof(float));
-            be->rmsnorm_bwd(a->dq, g->q_norm, a->dqr, a->q_raw + (size_t)l * N * QD, w->q_norm,
+            be->zero(a->dq, (size_t)N * QD * es);
+            be->zero(a->dk, (size_t)N * KVD * es);
+            be->rmsnorm_bwd(a->dq, g->q_norm, a->dqr, lma_at(a->q_raw, (size_t)l * N * QD, es), w->q_norm,
                             a->q_rstd + (size_t)l * N * NH, N * NH, HD);
-            be->rmsnorm_bwd(a->dk, g->k_norm, a->dkr, a->k_raw + (size_t)l * N * KVD, w->k_norm,
+            be->rmsnorm_bwd(a->dk, g->k_norm, a->dkr, lma_at(a->k_raw, (size_t)l * N * KVD, es), w->k_norm,
                             a->k_rstd + (size_t)l * N * NKV, N * NKV, HD);
             dqp = a->dq; dkp = a->dk;
         }
@@ -753,12 +793,26 @@ lma_status lma_model_backward(lma_model *m) {
 
 const float *lma_model_losses(const lma_model *m) { return m->has_targets ? m->h_losses : NULL; }
 
+/* n act elements at src (backend) -> host fp32, through an fp32 backend buffer
+ * (f32, n floats, or NULL to allocate one) unless act storage is fp32 */
+static lma_status download_act(const lma_backend *be, float *host, const void *src, size_t n, float *f32) {
+    if (be->act_bytes == (int)sizeof(float)) {
+        be->download(host, src, n * sizeof(float));
+        return LMA_OK;
+    }
+    float *tmp = f32 ? f32 : be->alloc(n * sizeof(float));
+    if (!tmp) return lma_error(LMA_ERR_NOMEM, "out of memory for %zu fp32 logits", n);
+    be->act_to_f32(tmp, src, n);
+    be->download(host, tmp, n * sizeof(float));
+    if (!f32) be->free(tmp);
+    return LMA_OK;
+}
+
 lma_status lma_model_logits(const lma_model *m, float *host_out) {
     if (!m->acts) return lma_error(LMA_ERR_ARG, "no forward pass has run");
     if (!m->full_logits || m->has_targets)
         return lma_error(LMA_ERR_ARG, "logits are kept only by a forward without targets");
-    m->be->download(host_out, m->full_logits, (size_t)m->B * m->T * m->cfg.vocab_size * sizeof(float));
-    return LMA_OK;
+    return download_act(m->be, host_out, m->full_logits, (size_t)m->B * m->T * m->cfg.vocab_size, NULL);
 }
 
 lma_adamw_params lma_adamw_default_params(void) {
@@ -784,8 +838,8 @@ lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, 
         const lma_param_info *pi = &tr.table->info[i];
         float wd = (p->decay_all || !pi->is_norm_or_bias) ? p->weight_decay : 0.0f;
         size_t o = pi->offset;
-        be->adamw(tr.params + o, tr.grads + o, tr.m + o, tr.v + o, pi->numel, p->lr, p->beta1, p->beta2,
-                  p->eps, wd, t, gs);
+        be->adamw(tr.params + o, tr.grads + o, tr.m + o, tr.v + o, lma_at(tr.pact, o, (size_t)be->act_bytes),
+                  pi->numel, p->lr, p->beta1, p->beta2, p->eps, wd, t, gs);
     }
     return LMA_OK;
 }
@@ -798,14 +852,14 @@ lma_status lma_kv_create(const lma_model *m, int cap, lma_kv_cache **out) {
     const lma_config *c = &m->cfg;
     lma_kv_cache *kv = lma_calloc(1, sizeof *kv, "kv cache");
     if (!kv) return LMA_ERR_NOMEM;
-    size_t per = (size_t)c->n_layers * cap * c->n_kv_heads * c->head_dim;
-    kv->k = m->be->alloc(per * sizeof(float));
-    kv->v = m->be->alloc(per * sizeof(float));
+    size_t per = (size_t)c->n_layers * cap * c->n_kv_heads * c->head_dim * (size_t)m->be->act_bytes; /* bytes */
+    kv->k = m->be->alloc(per);
+    kv->v = m->be->alloc(per);
     kv->cap = cap;
     if (!kv->k || !kv->v) {
         lma_kv_free(m, kv);
         return lma_error(LMA_ERR_NOMEM, "out of memory for a KV cache of %d tokens (%.1f MB)", cap,
-                         2.0 * (double)per * sizeof(float) / 1e6);
+                         2.0 * (double)per / 1e6);
     }
     *out = kv;
     return LMA_OK;
@@ -835,25 +889,30 @@ lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= V)
             return lma_error(LMA_ERR_ARG, "token id %d is outside the vocabulary [0, %d)", ids[i], V);
-    /* scratch: x, ln, mid (n,C) x3; q, atty (n,QD) x2 (+ q_raw); k, v (n,KVD) (+ k_raw);
-     * gate, up, swi (n,I) x3; rstd (n) x2 + qk rstd; logits (n_out, V); ids + pos */
-    size_t f = 0, o[24];
+    /* scratch (bytes): act x, ln, mid (n,C) x3; q, atty (n,QD) x2 (+ q_raw); k, v (n,KVD) (+ k_raw);
+     * gate, up, swi (n,I) x3; fp32 rstd (n) x2 + qk rstd; act logits (n_out, V); ids + pos;
+     * fp32 logits (n_out, V) when act storage is not fp32 */
+    size_t ea = (size_t)be->act_bytes, ef = sizeof(float), f = 0, o[24];
     int k_ = 0;
-#define NEXT(cnt) (o[k_++] = f, f += ALIGN16(cnt))
-    NEXT((size_t)n * C); NEXT((size_t)n * C); NEXT((size_t)n * C);
-    NEXT((size_t)n * QD); NEXT((size_t)n * QD); NEXT((size_t)n * QD);
-    NEXT((size_t)n * KVD); NEXT((size_t)n * KVD); NEXT((size_t)n * KVD);
-    NEXT((size_t)n * I); NEXT((size_t)n * I); NEXT((size_t)n * I);
-    NEXT((size_t)n); NEXT((size_t)n); NEXT((size_t)n * NH); NEXT((size_t)n * NKV);
-    NEXT((size_t)n_out * V); NEXT((size_t)2 * n);
+#define NEXT(cnt, esz) (o[k_++] = f, f += ALIGN64((cnt) * (esz)))
+    NEXT((size_t)n * C, ea); NEXT((size_t)n * C, ea); NEXT((size_t)n * C, ea);
+    NEXT((size_t)n * QD, ea); NEXT((size_t)n * QD, ea); NEXT((size_t)n * QD, ea);
+    NEXT((size_t)n * KVD, ea); NEXT((size_t)n * KVD, ea); NEXT((size_t)n * KVD, ea);
+    NEXT((size_t)n * I, ea); NEXT((size_t)n * I, ea); NEXT((size_t)n * I, ea);
+    NEXT((size_t)n, ef); NEXT((size_t)n, ef); NEXT((size_t)n * NH, ef); NEXT((size_t)n * NKV, ef);
+    NEXT((size_t)n_out * V, ea); NEXT((size_t)2 * n, sizeof(int32_t));
+    NEXT(ea == ef ? 0 : (size_t)n_out * V, ef);
 #undef NEXT
-    float *buf = be->alloc(f * sizeof(float));
+    char *buf = be->alloc(f);
     if (!buf) return lma_error(LMA_ERR_NOMEM, "out of memory for %d tokens of inference scratch", n);
-    float *x = buf + o[0], *ln = buf + o[1], *mid = buf + o[2], *q = buf + o[3], *atty = buf + o[4];
-    float *q_raw = buf + o[5], *k = buf + o[6], *v = buf + o[7], *k_raw = buf + o[8];
-    float *gate = buf + o[9], *up = buf + o[10], *swi = buf + o[11], *rstd1 = buf + o[12], *rstd2 = buf + o[13];
-    float *q_rstd = buf + o[14], *k_rstd = buf + o[15], *lg = buf + o[16];
+    void *x = buf + o[0], *ln = buf + o[1], *mid = buf + o[2], *q = buf + o[3], *atty = buf + o[4];
+    void *q_raw = buf + o[5], *k = buf + o[6], *v = buf + o[7], *k_raw = buf + o[8];
+    void *gate = buf + o[9], *up = buf + o[10], *swi = buf + o[11];
+    float *rstd1 = (float *)(buf + o[12]), *rstd2 = (float *)(buf + o[13]);
+    float *q_rstd = (float *)(buf + o[14]), *k_rstd = (float *)(buf + o[15]);
+    void *lg = buf + o[16];
     int32_t *d_ids = (int32_t *)(buf + o[17]), *d_pos = d_ids + n;
+    float *lg32 = (float *)(buf + o[18]);
     int32_t *pos = malloc((size_t)n * sizeof *pos);
     if (!pos) { be->free(buf); return lma_error(LMA_ERR_NOMEM, "out of memory"); }
     for (int i = 0; i < n; i++) pos[i] = kv->len + i;
@@ -867,14 +926,16 @@ lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_
         layer_io io = {.x = x, .xo = x, .ln1 = ln, .rstd1 = rstd1, .q_raw = q_raw, .k_raw = k_raw, .q_rstd = q_rstd,
                        .k_rstd = k_rstd, .q = q, .k = k, .v = v, .att = NULL, .atty = atty, .mid = mid, .ln2 = ln,
                        .rstd2 = rstd2, .gate = gate, .up = up, .swi = swi};
-        attn_ctx ac = {.kc = kv->k + l * layer, .vc = kv->v + l * layer, .past = kv->len};
+        attn_ctx ac = {.kc = lma_at(kv->k, (size_t)l * layer, ea), .vc = lma_at(kv->v, (size_t)l * layer, ea),
+                       .past = kv->len};
         layer_forward(m, l, &io, n, d_pos, &ac);
     }
-    const float *xl = x + (size_t)(n - n_out) * C;
+    const void *xl = lma_at(x, (size_t)(n - n_out) * C, ea);
     be->rmsnorm_fwd(ln, rstd1, xl, m->w.final_norm, n_out, C, (float)c->rms_norm_eps);
     be->matmul_fwd(lg, ln, m->w.lm_head, NULL, n_out, C, V);
-    be->download(logits, lg, (size_t)n_out * V * sizeof(float));
+    lma_status s = download_act(be, logits, lg, (size_t)n_out * V, lg32);
     be->free(buf);
+    if (s != LMA_OK) return s;
     kv->len += n;
     return LMA_OK;
 }

@@ -3,10 +3,18 @@
  * the forward in reverse), and the AdamW update.
  *
  * Memory (all on the model's backend, each one allocation):
- *   params, grads, adam_m, adam_v  — carved by the parameter table (params.h);
- *   activations                    — one block sized from (B, T), reallocated
- *                                    only when (B, T) grows.
+ *   params, grads, adam_m, adam_v  — fp32, carved by the parameter table (params.h):
+ *                                    the master weights, their gradients, AdamW moments;
+ *   wact                           — the compute copy of params in act storage (element
+ *                                    size be->act_bytes, backend.h) that the forward and
+ *                                    backward read; the same memory as params when
+ *                                    act_bytes == 4 (fp32: no copy, no extra memory);
+ *   activations                    — act storage (losses, rstd, attention state fp32),
+ *                                    one block sized from (B, T), reallocated only
+ *                                    when (B, T) grows.
  * grads/adam_* exist only after lma_model_enable_training().
+ * Whoever writes the masters (params, or an adapter's) calls lma_model_sync_weights
+ * afterwards; AdamW refreshes the compute copy of what it updates by itself.
  *
  * Ownership: lma_model_* handles are freed by lma_model_free. Failures return a
  * status with the message naming the file/tensor/field. */
@@ -24,17 +32,19 @@ typedef struct {
     lma_config cfg;
     const lma_backend *be;
     lma_param_table table;
-    float *params, *grads, *adam_m, *adam_v; /* (table.total) each */
-    lma_tensors w, g;                        /* carved views of params / grads */
+    float *params, *grads, *adam_m, *adam_v; /* (table.total) each, fp32 */
+    void *wact;                              /* (table.total) act: compute copy of params (== params
+                                                when be->act_bytes == 4) */
+    lma_tensors w, g;                        /* carved views of wact (act) / grads (fp32) */
     float *inv_freq;                         /* (HD/2) RoPE frequencies with scaling */
     /* activations for the current (B, T) */
     int B, T, cap_B, cap_T;
-    void *act_mem;
+    void *act_mem;                            /* the activation block (bytes) */
     lma_acts *acts;
     int32_t *d_ids, *d_targets, *d_seg, *d_pos; /* (B, T) on the backend */
     int has_targets, has_seg, n_valid;
     float *h_losses;                          /* (B*T) host copy of per-token losses */
-    float *full_logits;                       /* (B,T,V) of the last forward without targets */
+    void *full_logits;                        /* (B,T,V) act, of the last forward without targets */
     size_t full_logits_cap;
     int head_chunk_rows;                      /* rows of logits the loss head takes at a time; 0 = auto */
     /* parameter-efficient fine-tuning (lora.h, nf4.h) */
@@ -49,7 +59,8 @@ typedef struct {
 /* The tensors the optimizer updates: the adapter's when one is attached, else the model's. */
 typedef struct {
     const lma_param_table *table;
-    float *params, *grads, *m, *v; /* (table->total) each; grads/m/v NULL before enable_training */
+    float *params, *grads, *m, *v; /* (table->total) each, fp32; grads/m/v NULL before enable_training */
+    void *pact;                    /* (table->total) act: the compute copy of params (may be params) */
 } lma_trainable;
 lma_trainable lma_model_trainable(const lma_model *m);
 
@@ -71,6 +82,11 @@ lma_status lma_model_load(const char *dir, const lma_backend *be, lma_model **ou
 lma_status lma_model_load_weights(lma_model *m, const char *dir);
 /* HF-style init: N(0, std) for matrices and embeddings, ones for norms, zeros for biases. */
 void lma_model_init_random(lma_model *m, uint64_t seed, float std);
+/* Refreshes the compute copies (wact, and an attached adapter's) from the fp32 masters:
+ * call after writing params (or the adapter's params) directly. The library's own
+ * writers (load, load_weights, init_random, to_nf4, LoRA attach/merge, adapter load)
+ * call it. Nothing to do when act_bytes == 4 (the copies are the masters). */
+void lma_model_sync_weights(lma_model *m);
 /* Writes config.json + model.safetensors (sharded above max_shard_bytes; 0 = never).
  * The base weights only (an attached adapter is saved with lma_adapter_save);
  * LMA_ERR_UNSUPPORTED for an NF4 model. */
@@ -97,7 +113,7 @@ lma_status lma_model_backward(lma_model *m);
 void lma_model_zero_grad(lma_model *m);
 /* Per-token losses of the last forward (host, (B*T)); NULL if it had no targets. */
 const float *lma_model_losses(const lma_model *m);
-/* Copies the logits of the last forward without targets to host: (B,T,V). (With
+/* Copies the logits of the last forward without targets to host as fp32: (B,T,V). (With
  * targets the loss head works in row chunks and keeps no logits.) */
 lma_status lma_model_logits(const lma_model *m, float *host_out);
 
@@ -107,13 +123,13 @@ lma_status lma_model_logits(const lma_model *m, float *host_out);
  * n = 1) at positions len..len+n-1 and appends them. Forward only; no activations
  * are kept. Reset with kv->len = 0 (or truncate to roll back). */
 typedef struct {
-    float *k, *v; /* (L, cap, NKV, HD) each, on the model's backend */
+    void *k, *v; /* (L, cap, NKV, HD) each, act storage on the model's backend */
     int len, cap;
 } lma_kv_cache;
 
 lma_status lma_kv_create(const lma_model *m, int cap, lma_kv_cache **out);
 void lma_kv_free(const lma_model *m, lma_kv_cache *kv);
-/* logits (host): (n, V) when all_logits, else (1, V) for the last token. */
+/* logits (host, fp32): (n, V) when all_logits, else (1, V) for the last token. */
 lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_t *ids, int n, float *logits,
                                     int all_logits);
 
@@ -124,7 +140,7 @@ typedef struct {
 } lma_adamw_params;
 lma_adamw_params lma_adamw_default_params(void);
 /* One AdamW step at step t (1-based) on all trainable parameters with clipping by the global
- * gradient norm (returned, before clipping, in *grad_norm). LMA_ERR_NUMERIC (and
- * no update) if the norm is not finite. */
+ * gradient norm (returned, before clipping, in *grad_norm): the fp32 masters move and
+ * their compute copies follow. LMA_ERR_NUMERIC (and no update) if the norm is not finite. */
 lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, float *grad_norm);
 #endif

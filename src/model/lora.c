@@ -59,11 +59,14 @@ lma_status lma_lora_parse_targets(const char *spec, unsigned *mask) {
 
 void lma_lora_free(lma_lora *lo, const lma_backend *be) {
     if (!lo) return;
-    void *bufs[] = {lo->params, lo->grads, lo->adam_m, lo->adam_v, lo->xa, lo->xd, lo->tmp, lo->mask, lo->dxa};
+    if (lo->pact && lo->pact != lo->params) be->free(lo->pact);
+    void *bufs[] = {lo->params, lo->grads, lo->adam_m, lo->adam_v, lo->xa, lo->xd, lo->tmp, lo->mask, lo->dxa,
+                    lo->mask_f32};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be->free(bufs[i]);
     free(lo->h_mask);
     free(lo->A);
+    free(lo->dA);
     lma_params_free(&lo->table);
     free(lo);
 }
@@ -73,10 +76,10 @@ static lma_status build(lma_lora *lo, const lma_config *c, const lma_backend *be
     int L = c->n_layers, n = 0, r = lo->p.r;
     for (int p = 0; p < LMA_PROJ_COUNT; p++) n += (lo->p.targets >> p & 1u) ? 2 * L : 0;
     lo->table.info = lma_calloc((size_t)(n ? n : 1), sizeof *lo->table.info, "LoRA table");
-    lo->A = lma_calloc((size_t)L * LMA_PROJ_COUNT * 4, sizeof(float *), "LoRA pointers");
-    if (!lo->table.info || !lo->A) return LMA_ERR_NOMEM;
+    lo->A = lma_calloc((size_t)L * LMA_PROJ_COUNT * 2, sizeof(void *), "LoRA pointers");
+    lo->dA = lma_calloc((size_t)L * LMA_PROJ_COUNT * 2, sizeof(float *), "LoRA pointers");
+    if (!lo->table.info || !lo->A || !lo->dA) return LMA_ERR_NOMEM;
     lo->B = lo->A + (size_t)L * LMA_PROJ_COUNT;
-    lo->dA = lo->B + (size_t)L * LMA_PROJ_COUNT;
     lo->dB = lo->dA + (size_t)L * LMA_PROJ_COUNT;
     lo->maxdim = 1;
     for (int l = 0; l < L; l++)
@@ -100,17 +103,23 @@ static lma_status build(lma_lora *lo, const lma_config *c, const lma_backend *be
                 lo->table.total += (pi->numel + 15) & ~(size_t)15;
             }
         }
-    size_t bytes;
-    if (!lma_mul_ok(lo->table.total ? lo->table.total : 1, sizeof(float), &bytes))
+    size_t bytes, abytes, es = (size_t)be->act_bytes; /* fp32 masters, compute copy */
+    if (!lma_mul_ok(lo->table.total ? lo->table.total : 1, sizeof(float), &bytes) ||
+        !lma_mul_ok(lo->table.total ? lo->table.total : 1, es, &abytes))
         return lma_error(LMA_ERR_NOMEM, "LoRA parameter count overflows");
+    int alias = es == sizeof(float);
     lo->params = be->alloc(bytes);
-    if (!lo->params) return lma_error(LMA_ERR_NOMEM, "out of memory for LoRA parameters (%.1f MB)", bytes / 1e6);
+    lo->pact = alias ? lo->params : be->alloc(abytes);
+    if (!lo->params || !lo->pact)
+        return lma_error(LMA_ERR_NOMEM, "out of memory for LoRA parameters (%.1f MB)",
+                         (bytes + (alias ? 0 : abytes)) / 1e6);
     be->zero(lo->params, bytes);
+    if (!alias) be->zero(lo->pact, abytes);
     for (int i = 0; i < lo->table.count; i++) {
         const lma_param_info *pi = &lo->table.info[i];
         size_t k = (size_t)pi->layer * LMA_PROJ_COUNT + (size_t)pi->kind;
-        if (i % 2 == 0) lo->A[k] = lo->params + pi->offset;
-        else lo->B[k] = lo->params + pi->offset;
+        if (i % 2 == 0) lo->A[k] = lma_at(lo->pact, pi->offset, es);
+        else lo->B[k] = lma_at(lo->pact, pi->offset, es);
     }
     return LMA_OK;
 }
@@ -149,6 +158,7 @@ lma_status lma_lora_attach(lma_model *m, const lma_lora_params *p, uint64_t seed
     free(h);
     m->lora = lo;
     m->frozen = 1;
+    lma_model_sync_weights(m);
     return LMA_OK;
 }
 
@@ -181,23 +191,27 @@ lma_status lma_lora_enable_training(lma_lora *lo, const lma_backend *be) {
 
 lma_status lma_lora_ensure(lma_lora *lo, const lma_backend *be, int N) {
     if (N <= lo->cap_N) return LMA_OK;
-    float **bufs[] = {&lo->xa, &lo->xd, &lo->tmp, &lo->mask, &lo->dxa};
+    void **bufs[] = {&lo->xa, &lo->xd, &lo->tmp, &lo->mask, &lo->dxa};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (*bufs[i]) { be->free(*bufs[i]); *bufs[i] = NULL; }
+    if (lo->mask_f32) { be->free(lo->mask_f32); lo->mask_f32 = NULL; }
     free(lo->h_mask);
     lo->h_mask = NULL;
     lo->cap_N = 0;
-    size_t n = (size_t)N, r = (size_t)lo->p.r, md = (size_t)lo->maxdim;
+    size_t n = (size_t)N, r = (size_t)lo->p.r, md = (size_t)lo->maxdim, es = (size_t)be->act_bytes;
     size_t slots = (size_t)lo->n_layers * LMA_PROJ_COUNT;
-    lo->xa = be->alloc(slots * n * r * sizeof(float));
-    lo->xd = be->alloc(n * md * sizeof(float));
-    lo->tmp = be->alloc(n * md * sizeof(float));
-    lo->dxa = be->alloc(n * r * sizeof(float));
+    int stage = es != sizeof(float); /* the fp32 mask is converted on the backend */
+    lo->xa = be->alloc(slots * n * r * es);
+    lo->xd = be->alloc(n * md * es);
+    lo->tmp = be->alloc(n * md * es);
+    lo->dxa = be->alloc(n * r * es);
     if (lo->p.dropout > 0) {
-        lo->mask = be->alloc(n * md * sizeof(float));
+        lo->mask = be->alloc(n * md * es);
         lo->h_mask = malloc(n * md * sizeof(float));
+        if (stage) lo->mask_f32 = be->alloc(n * md * sizeof(float));
     }
-    if (!lo->xa || !lo->xd || !lo->tmp || !lo->dxa || (lo->p.dropout > 0 && (!lo->mask || !lo->h_mask)))
+    if (!lo->xa || !lo->xd || !lo->tmp || !lo->dxa ||
+        (lo->p.dropout > 0 && (!lo->mask || !lo->h_mask || (stage && !lo->mask_f32))))
         return lma_error(LMA_ERR_NOMEM, "out of memory for LoRA activations of %d tokens", N);
     lo->cap_N = N;
     return LMA_OK;
@@ -211,7 +225,12 @@ lma_status lma_lora_make_mask(lma_lora *lo, const lma_backend *be, uint64_t call
     float keep = 1.0f / (1.0f - lo->p.dropout);
     size_t n = (size_t)N * in;
     for (size_t i = 0; i < n; i++) lo->h_mask[i] = lma_rng_uniform(&r) < lo->p.dropout ? 0.0f : keep;
-    be->upload(lo->mask, lo->h_mask, n * sizeof(float));
+    if (lo->mask_f32) { /* act storage is not fp32: upload, then convert on the backend */
+        be->upload(lo->mask_f32, lo->h_mask, n * sizeof(float));
+        be->cast_to_act(lo->mask, lo->mask_f32, n);
+    } else {
+        be->upload(lo->mask, lo->h_mask, n * sizeof(float));
+    }
     return LMA_OK;
 }
 
@@ -230,21 +249,30 @@ lma_status lma_lora_merge(lma_model *m) {
     const lma_backend *be = m->be;
     int L = lo->n_layers, r = lo->p.r;
     float *hA = NULL, *hB = NULL, *hW = NULL;
-    size_t md = (size_t)lo->maxdim;
+    size_t md = (size_t)lo->maxdim, es = (size_t)be->act_bytes;
+    lma_tensors mw; /* views of the fp32 masters (m->w views the compute copy) */
+    LMA_TRY(lma_tensors_carve(&m->cfg, &m->table, m->params, sizeof(float), &mw));
     hA = malloc((size_t)r * md * sizeof(float));
     hB = malloc(md * (size_t)r * sizeof(float));
     hW = malloc(md * md * sizeof(float));
-    if (!hA || !hB || !hW) { free(hA); free(hB); free(hW); return lma_error(LMA_ERR_NOMEM, "out of memory merging LoRA"); }
+    if (!hA || !hB || !hW) {
+        free(hA); free(hB); free(hW);
+        lma_tensors_free(&mw);
+        return lma_error(LMA_ERR_NOMEM, "out of memory merging LoRA");
+    }
     for (int l = 0; l < L; l++) {
-        lma_layer_tensors *w = &m->w.layers[l];
-        float *ws[LMA_PROJ_COUNT] = {w->wq, w->wk, w->wv, w->wo, w->wgate, w->wup, w->wdown};
+        lma_layer_tensors *w = &mw.layers[l];
+        void *ws[LMA_PROJ_COUNT] = {w->wq, w->wk, w->wv, w->wo, w->wgate, w->wup, w->wdown};
         for (int p = 0; p < LMA_PROJ_COUNT; p++) {
             size_t k = (size_t)l * LMA_PROJ_COUNT + p;
             if (!lo->A[k]) continue;
             int in, out;
             lma_proj_dims(&m->cfg, (lma_proj)p, &in, &out);
-            be->download(hA, lo->A[k], (size_t)r * in * sizeof(float));
-            be->download(hB, lo->B[k], (size_t)out * r * sizeof(float));
+            /* the adapter's masters at the offsets of its views */
+            const float *A = lo->params + (size_t)((const char *)lo->A[k] - (const char *)lo->pact) / es;
+            const float *B = lo->params + (size_t)((const char *)lo->B[k] - (const char *)lo->pact) / es;
+            be->download(hA, A, (size_t)r * in * sizeof(float));
+            be->download(hB, B, (size_t)out * r * sizeof(float));
             be->download(hW, ws[p], (size_t)out * in * sizeof(float));
             for (int o = 0; o < out; o++)
                 for (int i = 0; i < in; i++) {
@@ -256,6 +284,8 @@ lma_status lma_lora_merge(lma_model *m) {
         }
     }
     free(hA); free(hB); free(hW);
+    lma_tensors_free(&mw);
     lma_lora_detach(m);
+    lma_model_sync_weights(m);
     return LMA_OK;
 }

@@ -13,6 +13,12 @@
  * optimizer, checkpoints and adapter files walk one list. Once attached, the
  * base model is frozen: it gets no gradient and no optimizer memory.
  *
+ * Storage, as for the base model (llama.h): the parameters are fp32 masters
+ * (`params`, with their fp32 gradients and moments); the forward reads their
+ * compute copy `pact` in act storage (be->act_bytes per element; == params when
+ * that is 4), which A and B point into. lma_model_sync_weights refreshes it after
+ * a write to params; the scratch below is act storage too.
+ *
  * Dropout (training forwards only) draws its mask from a counter-based stream:
  * (seed, forward count, layer, projection), regenerated in the backward, so
  * saving `calls` in a checkpoint makes a resumed run bitwise identical.
@@ -52,16 +58,20 @@ struct lma_lora {
     float scale;                /* s */
     int n_layers;
     lma_param_table table;      /* lora_A / lora_B of each adapted (layer, projection) */
-    float *params, *grads, *adam_m, *adam_v; /* (table.total) each; grads and moments after training is enabled */
-    float **A, **B, **dA, **dB; /* (L * LMA_PROJ_COUNT) each: A (r, in), B (out, r); NULL where not adapted */
+    float *params, *grads, *adam_m, *adam_v; /* (table.total) each, fp32; grads and moments after training is enabled */
+    void *pact;                 /* (table.total) act: compute copy of params (== params when act_bytes == 4) */
+    void **A, **B;              /* (L * LMA_PROJ_COUNT) each, views of pact: A (r, in), B (out, r);
+                                   NULL where not adapted */
+    float **dA, **dB;           /* (L * LMA_PROJ_COUNT) each, views of grads (fp32) */
     uint64_t seed;              /* dropout stream */
     uint64_t calls;             /* training forwards run (dropout stream position) */
-    /* scratch on the backend, sized for N rows (grown on demand) */
+    /* scratch on the backend (act storage), sized for N rows (grown on demand) */
     int cap_N;
-    float *xa;                  /* (L * PROJ, cap_N, r) s * dropout(x) A^T saved for the backward */
-    float *xd, *tmp, *mask;     /* (cap_N, maxdim) each */
-    float *dxa;                 /* (cap_N, r) */
+    void *xa;                   /* (L * PROJ, cap_N, r) s * dropout(x) A^T saved for the backward */
+    void *xd, *tmp, *mask;      /* (cap_N, maxdim) each */
+    void *dxa;                  /* (cap_N, r) */
     float *h_mask;              /* (cap_N * maxdim) host staging of the dropout mask */
+    float *mask_f32;            /* (cap_N * maxdim) fp32 backend staging of the mask when act_bytes != 4 */
     int maxdim;
 };
 
@@ -70,7 +80,8 @@ struct lma_lora {
 lma_status lma_lora_attach(lma_model *m, const lma_lora_params *p, uint64_t seed);
 /* Frees the adapter and unfreezes the base (after a merge, or to drop it). */
 void lma_lora_detach(lma_model *m);
-/* W += s B A for every adapted projection, then detaches (fp32 base only). */
+/* W += s B A for every adapted projection (on the fp32 masters, compute copy
+ * refreshed), then detaches (fp32 base only). */
 lma_status lma_lora_merge(lma_model *m);
 /* PEFT's summary line counts: trainable = adapter parameters, all = base + adapter. */
 void lma_lora_counts(const lma_model *m, size_t *trainable, size_t *all);

@@ -64,13 +64,13 @@ const lma_param_info *lma_params_find(const lma_param_table *t, const char *name
     return NULL;
 }
 
-lma_status lma_tensors_carve(const lma_config *c, const lma_param_table *t, float *base, lma_tensors *out) {
+lma_status lma_tensors_carve(const lma_config *c, const lma_param_table *t, void *base, size_t esz, lma_tensors *out) {
     memset(out, 0, sizeof *out);
     out->layers = lma_calloc((size_t)c->n_layers, sizeof *out->layers, "layer pointers");
     if (!out->layers) return LMA_ERR_NOMEM;
     for (int i = 0; i < t->count; i++) {
         const lma_param_info *p = &t->info[i];
-        float *ptr = base + p->offset;
+        void *ptr = (char *)base + p->offset * esz;
         lma_layer_tensors *L = p->layer >= 0 ? &out->layers[p->layer] : NULL;
         switch (p->kind) {
         case LMA_P_EMBED: out->embed = ptr; break;

@@ -1,8 +1,9 @@
 /* The parameter table: every tensor of a Llama-family model, with its HF name,
- * shape and offset into ONE flat fp32 allocation (llm.c's scheme). Parameters,
- * gradients and both AdamW moments are four allocations of the same size,
+ * shape and offset into ONE flat allocation (llm.c's scheme). Parameters,
+ * gradients and both AdamW moments are four fp32 allocations of the same size,
  * carved by the same table, so the optimizer, checkpoints and the loader walk
- * one list. */
+ * one list; the compute copy of the parameters (act storage, llama.h) has the
+ * same offsets in elements of its own size. */
 #ifndef LMA_MODEL_PARAMS_H
 #define LMA_MODEL_PARAMS_H
 #include <stddef.h>
@@ -21,39 +22,41 @@ typedef struct {
     int layer;           /* -1 for embed / final norm / lm_head */
     int ndim;
     int64_t shape[2];
-    size_t offset, numel; /* in floats */
+    size_t offset, numel; /* in elements */
     int is_norm_or_bias;  /* 1-D tensors: HF Trainer excludes them from weight decay */
 } lma_param_info;
 
-/* Per-layer pointers into a carved buffer (weights or gradients). Absent tensors are NULL. */
+/* Per-layer pointers into a carved buffer: the weights' compute copy (act storage,
+ * element size be->act_bytes) or the fp32 gradients, hence `void *`. Absent tensors are NULL. */
 typedef struct {
-    float *attn_norm;            /* (C) */
-    float *wq, *bq;              /* (NH*HD, C), (NH*HD) */
-    float *wk, *bk, *wv, *bv;    /* (NKV*HD, C), (NKV*HD) */
-    float *wo, *bo;              /* (C, NH*HD), (C) */
-    float *q_norm, *k_norm;      /* (HD) Qwen3 */
-    float *mlp_norm;             /* (C) */
-    float *wgate, *wup;          /* (I, C) */
-    float *wdown;                /* (C, I) */
+    void *attn_norm;            /* (C) */
+    void *wq, *bq;              /* (NH*HD, C), (NH*HD) */
+    void *wk, *bk, *wv, *bv;    /* (NKV*HD, C), (NKV*HD) */
+    void *wo, *bo;              /* (C, NH*HD), (C) */
+    void *q_norm, *k_norm;      /* (HD) Qwen3 */
+    void *mlp_norm;             /* (C) */
+    void *wgate, *wup;          /* (I, C) */
+    void *wdown;                /* (C, I) */
 } lma_layer_tensors;
 
 typedef struct {
-    float *embed;       /* (V, C) */
-    float *final_norm;  /* (C) */
-    float *lm_head;     /* (V, C); == embed when tied */
+    void *embed;       /* (V, C) */
+    void *final_norm;  /* (C) */
+    void *lm_head;     /* (V, C); == embed when tied */
     lma_layer_tensors *layers; /* (L) */
 } lma_tensors;
 
 typedef struct {
     lma_param_info *info;
     int count;
-    size_t total; /* floats */
+    size_t total; /* elements */
 } lma_param_table;
 
 lma_status lma_params_build(const lma_config *c, lma_param_table *t);
 void lma_params_free(lma_param_table *t);
 const lma_param_info *lma_params_find(const lma_param_table *t, const char *name);
-/* Points every member of out at base + offset (layers array malloc'd; free with lma_tensors_free). */
-lma_status lma_tensors_carve(const lma_config *c, const lma_param_table *t, float *base, lma_tensors *out);
+/* Points every member of out at element `offset` of base, whose elements are esz bytes
+ * (layers array malloc'd; free with lma_tensors_free). */
+lma_status lma_tensors_carve(const lma_config *c, const lma_param_table *t, void *base, size_t esz, lma_tensors *out);
 void lma_tensors_free(lma_tensors *t);
 #endif

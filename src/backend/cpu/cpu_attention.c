@@ -27,7 +27,7 @@
 enum { QB = 64 };
 int lma_cpu_attention_rowwise;
 
-size_t lma_cpu_attention_saved_floats(int B, int T, int NH) { return (size_t)B * NH * (size_t)T * T; }
+size_t lma_cpu_attention_saved_floats(int B, int T, int NH, int HD) { return (size_t)B * NH * (size_t)T * T; }
 
 /* lo for row t given lo of row t-1 (segment ids are usually contiguous runs) */
 static int seg_lo(const int32_t *sg, int t, int prev_lo) {
@@ -62,8 +62,10 @@ static inline float dot(const float *a, const float *b, int n) {
     return s;
 }
 
-void lma_cpu_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
+void lma_cpu_attention_fwd(void *out_, float *saved, const void *q_, const void *k_, const void *v_,
                            const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale) {
+    float *out = out_;
+    const float *q = q_, *k = k_, *v = v_;
     int group = NH / NKV, nqb = (T + QB - 1) / QB;
     int qs = NH * HD, ks = NKV * HD; /* row strides over t */
     int prev = lma_cpu_blas_enter();
@@ -153,9 +155,12 @@ static void bwd_rows(float *dq, float *dk, float *dv, const float *dout, const f
         }
 }
 
-void lma_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved,
-                           const float *q, const float *k, const float *v, const int32_t *seg, int B, int T,
+/* out (the forward's output) is not needed: P is saved */
+void lma_cpu_attention_bwd(void *dq_, void *dk_, void *dv_, const void *dout_, const void *out, const float *saved,
+                           const void *q_, const void *k_, const void *v_, const int32_t *seg, int B, int T,
                            int NH, int NKV, int HD, float scale) {
+    float *dq = dq_, *dk = dk_, *dv = dv_;
+    const float *dout = dout_, *q = q_, *k = k_, *v = v_;
     if (!dq && !dk && !dv) return;
     int group = NH / NKV, nqb = (T + QB - 1) / QB;
     int qs = NH * HD, ks = NKV * HD;

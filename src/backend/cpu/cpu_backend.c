@@ -5,12 +5,15 @@
 
 static const lma_backend cpu_backend = {
     .name = "cpu",
+    .act_bytes = 4,
     .alloc = lma_backend_host_alloc,
     .free = lma_backend_host_free,
     .upload = lma_backend_host_copy,
     .download = lma_backend_host_copy,
     .zero = lma_backend_host_zero,
     .copy = lma_backend_host_copy,
+    .cast_to_act = lma_cpu_cast_to_act,
+    .act_to_f32 = lma_cpu_act_to_f32,
     .embedding_fwd = lma_cpu_embedding_fwd,
     .embedding_bwd = lma_cpu_embedding_bwd,
     .rmsnorm_fwd = lma_cpu_rmsnorm_fwd,

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include "backend/cpu/cpu_ops.h"
 
-void lma_cpu_attention_cached(float *out, const float *q, const float *kc, const float *vc, int past, int n, int NH,
+void lma_cpu_attention_cached(void *out_, const void *q_, const void *kc_, const void *vc_, int past, int n, int NH,
                               int NKV, int HD, float scale) {
+    float *out = out_;
+    const float *q = q_, *kc = kc_, *vc = vc_;
     int group = NH / NKV, L = past + n;
 #pragma omp parallel
     {

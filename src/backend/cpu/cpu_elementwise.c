@@ -8,13 +8,16 @@
 #define PAR_MIN 32768 /* elements below which a loop stays on one thread */
 
 /* ---- embedding: out (N,C) = wte (V,C) [ids] ---- */
-void lma_cpu_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C) {
+void lma_cpu_embedding_fwd(void *out_, const int32_t *ids, const void *wte_, int N, int C) {
+    float *out = out_;
+    const float *wte = wte_;
 #pragma omp parallel for schedule(static) if ((size_t)N * C > PAR_MIN)
     for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, wte + (size_t)ids[n] * C, (size_t)C * sizeof(float));
 }
 
 /* dwte[ids[n]] += dout[n]; ids repeat, so threads split the channels, not the rows */
-void lma_cpu_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C) {
+void lma_cpu_embedding_bwd(float *dwte, const void *dout_, const int32_t *ids, int N, int C) {
+    const float *dout = dout_;
     if (!dwte) return;
     enum { CH = 64 };
     int nch = (C + CH - 1) / CH;
@@ -31,7 +34,9 @@ void lma_cpu_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, i
 }
 
 /* ---- rmsnorm ---- */
-void lma_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
+void lma_cpu_rmsnorm_fwd(void *out_, float *rstd, const void *inp_, const void *w_, int N, int C, float eps) {
+    float *out = out_;
+    const float *inp = inp_, *w = w_;
 #pragma omp parallel for schedule(static) if ((size_t)N * C > PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -47,8 +52,10 @@ void lma_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float 
 }
 
 /* dx_j += r w_j g_j - r^3 x_j / C * sum_c g_c w_c x_c ; dw_c += sum_n g_c x_c r */
-void lma_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+void lma_cpu_rmsnorm_bwd(void *dinp_, float *dw, const void *dout_, const void *inp_, const void *w_,
                          const float *rstd, int N, int C) {
+    float *dinp = dinp_;
+    const float *dout = dout_, *inp = inp_, *w = w_;
     enum { CH = 64 };
     int nch = (C + CH - 1) / CH;
 #pragma omp parallel if ((size_t)N * C > PAR_MIN)
@@ -123,19 +130,25 @@ static void rope_apply(float *out, const float *inp, const int32_t *pos, const f
     }
 }
 
-void lma_cpu_rope_fwd(float *out, const float *inp, const int32_t *pos, const float *inv_freq, int N, int NH,
+void lma_cpu_rope_fwd(void *out_, const void *inp_, const int32_t *pos, const float *inv_freq, int N, int NH,
                       int HD) {
+    float *out = out_;
+    const float *inp = inp_;
     rope_apply(out, inp, pos, inv_freq, N, NH, HD, 1.0f, 0);
 }
 
 /* the transpose of a rotation is the rotation by -angle */
-void lma_cpu_rope_bwd(float *dinp, const float *dout, const int32_t *pos, const float *inv_freq, int N, int NH,
+void lma_cpu_rope_bwd(void *dinp_, const void *dout_, const int32_t *pos, const float *inv_freq, int N, int NH,
                       int HD) {
+    float *dinp = dinp_;
+    const float *dout = dout_;
     if (dinp) rope_apply(dinp, dout, pos, inv_freq, N, NH, HD, -1.0f, 1);
 }
 
 /* ---- swiglu: out = silu(g) * u = g * sigmoid(g) * u ---- */
-void lma_cpu_swiglu_fwd(float *out, const float *gate, const float *up, size_t n) {
+void lma_cpu_swiglu_fwd(void *out_, const void *gate_, const void *up_, size_t n) {
+    float *out = out_;
+    const float *gate = gate_, *up = up_;
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float g = gate[i];
@@ -144,8 +157,10 @@ void lma_cpu_swiglu_fwd(float *out, const float *gate, const float *up, size_t n
 }
 
 /* dgate += dout * u * s (1 + g (1 - s)) ; dup += dout * g * s ; s = sigmoid(g) */
-void lma_cpu_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+void lma_cpu_swiglu_bwd(void *dgate_, void *dup_, const void *dout_, const void *gate_, const void *up_,
                         size_t n) {
+    float *dgate = dgate_, *dup = dup_;
+    const float *dout = dout_, *gate = gate_, *up = up_;
     if (dgate && dup) {
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
         for (size_t i = 0; i < n; i++) {
@@ -169,7 +184,9 @@ void lma_cpu_swiglu_bwd(float *dgate, float *dup, const float *dout, const float
 }
 
 /* out may alias a or b: each element is read before it is written */
-void lma_cpu_add(float *out, const float *a, const float *b, size_t n) {
+void lma_cpu_add(void *out_, const void *a_, const void *b_, size_t n) {
+    float *out = out_;
+    const float *a = a_, *b = b_;
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }

@@ -1,4 +1,4 @@
-/* Fused softmax cross-entropy, AdamW, sum of squares. */
+/* Fused softmax cross-entropy, AdamW, sum of squares, the fp32 <-> act casts (copies). */
 #include "backend/backend.h"
 #include "backend/cpu/cpu_ops.h"
 #include <math.h>
@@ -7,8 +7,10 @@
  * written into dlogits (or only summed); loss = max + log(sum) - x[target]
  * (x[target] read first: dlogits may alias logits); dlogits *= dscale / sum;
  * dlogits[target] -= dscale. Ignored rows: loss 0, dlogits 0. */
-void lma_cpu_cross_entropy(float *losses, float *dlogits, const float *logits, const int32_t *targets, int N,
+void lma_cpu_cross_entropy(float *losses, void *dlogits_, const void *logits_, const int32_t *targets, int N,
                            int V, float dscale) {
+    float *dlogits = dlogits_;
+    const float *logits = logits_;
 #pragma omp parallel for schedule(static) if ((size_t)N * V > 32768)
     for (int n = 0; n < N; n++) {
         const float *x = logits + (size_t)n * V;
@@ -53,9 +55,10 @@ void lma_cpu_cross_entropy(float *losses, float *dlogits, const float *logits, c
  *   v  = v * b2 ; v = fma((1 - b2) g, g, v)
  *   d  = sqrt(v) / sqrt(bc2) + eps
  *   p  = fma(-lr / bc1, m / d, p)
- * Scalars are computed in double and rounded to float, as torch does. */
-void lma_cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
-                   float eps, float wd, int t, float grad_scale) {
+ * Scalars are computed in double and rounded to float, as torch does. p_act (the
+ * compute copy, fp32 here) gets a copy of p unless it is p. */
+void lma_cpu_adamw(float *p, const float *g, float *m, float *v, void *p_act, size_t n, float lr, float b1,
+                   float b2, float eps, float wd, int t, float grad_scale) {
     double bc1 = 1.0 - pow((double)b1, t), bc2 = 1.0 - pow((double)b2, t);
     const float decay = (float)(1.0 - (double)lr * wd);
     const float w1 = (float)(1.0 - (double)b1), w2 = (float)(1.0 - (double)b2);
@@ -75,6 +78,7 @@ void lma_cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float
         m[i] = mi;
         v[i] = vi;
     }
+    if (p_act && p_act != p) memcpy(p_act, p, n * sizeof(float)); /* act storage is fp32 */
 }
 
 double lma_cpu_sum_sq(const float *x, size_t n) {
@@ -82,4 +86,12 @@ double lma_cpu_sum_sq(const float *x, size_t n) {
 #pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > 32768)
     for (size_t i = 0; i < n; i++) s += (double)x[i] * (double)x[i];
     return s;
+}
+
+void lma_cpu_cast_to_act(void *dst, const float *src, size_t n) {
+    if (dst != src && n) memcpy(dst, src, n * sizeof(float));
+}
+
+void lma_cpu_act_to_f32(float *dst, const void *src, size_t n) {
+    if (dst != src && n) memcpy(dst, src, n * sizeof(float));
 }

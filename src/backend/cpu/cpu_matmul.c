@@ -39,7 +39,9 @@ static void slice(int n, int i, int nt, int align, int *lo, int *hi) {
     *hi = b * align < n ? b * align : n;
 }
 
-void lma_cpu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
+void lma_cpu_matmul_fwd(void *out_, const void *inp_, const void *w_, const void *bias_, int N, int C, int OC) {
+    float *out = out_;
+    const float *inp = inp_, *w = w_, *bias = bias_;
     int prev = lma_cpu_blas_enter();
     int big = (double)N * C * OC > 1e6;
 #pragma omp parallel if (big)
@@ -68,8 +70,10 @@ void lma_cpu_matmul_fwd(float *out, const float *inp, const float *w, const floa
     lma_cpu_blas_leave(prev);
 }
 
-void lma_cpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-                        const float *w, int N, int C, int OC) {
+void lma_cpu_matmul_bwd(void *dinp_, float *dw, float *dbias, const void *dout_, const void *inp_,
+                        const void *w_, int N, int C, int OC) {
+    float *dinp = dinp_;
+    const float *dout = dout_, *inp = inp_, *w = w_;
     if (!dinp && !dw && !dbias) return;
     int prev = lma_cpu_blas_enter();
     int big = (double)N * C * OC > 1e6;

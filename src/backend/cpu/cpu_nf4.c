@@ -16,12 +16,15 @@
 
 enum { TILE = 128 };
 
-void lma_cpu_scale(float *x, float s, size_t n) {
+void lma_cpu_scale(void *x_, float s, size_t n) {
+    float *x = x_;
 #pragma omp parallel for simd schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
-void lma_cpu_mul(float *out, const float *a, const float *b, size_t n) {
+void lma_cpu_mul(void *out_, const void *a_, const void *b_, size_t n) {
+    float *out = out_;
+    const float *a = a_, *b = b_;
 #pragma omp parallel for simd schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
 }
@@ -80,11 +83,15 @@ static void nf4_matmul(int fwd, float *y, const float *x, const struct lma_nf4_t
     free(tile);
 }
 
-void lma_cpu_matmul_nf4_fwd(float *out, const float *inp, const struct lma_nf4_tensor *w, const float *bias, int N,
+void lma_cpu_matmul_nf4_fwd(void *out_, const void *inp_, const struct lma_nf4_tensor *w, const void *bias_, int N,
                             int C, int OC) {
+    float *out = out_;
+    const float *inp = inp_, *bias = bias_;
     nf4_matmul(1, out, inp, w, bias, N, C, OC);
 }
 
-void lma_cpu_matmul_nf4_bwd(float *dinp, const float *dout, const struct lma_nf4_tensor *w, int N, int C, int OC) {
+void lma_cpu_matmul_nf4_bwd(void *dinp_, const void *dout_, const struct lma_nf4_tensor *w, int N, int C, int OC) {
+    float *dinp = dinp_;
+    const float *dout = dout_;
     if (dinp) nf4_matmul(0, dinp, dout, w, NULL, N, C, OC);
 }

@@ -1,5 +1,7 @@
 /* The fp32 CPU ops behind lma_backend_cpu() (OpenMP + OpenBLAS). Same
- * signatures and semantics as the members of lma_backend (backend.h); these
+ * signatures and semantics as the members of lma_backend (backend.h): act
+ * storage is fp32 here (act_bytes 4), so each op reads its `void *` act
+ * arguments as float arrays; these
  * declarations only connect the files of cpu/. Ops never fail: where an op
  * wants scratch it falls back to a slower path if malloc fails. */
 #ifndef LMA_BACKEND_CPU_OPS_H
@@ -39,40 +41,43 @@ void lma_cpu_blas_leave(int prev);
  * when its per-thread scratch cannot be allocated). Not thread-safe. */
 extern int lma_cpu_attention_rowwise;
 
-void lma_cpu_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C);
-void lma_cpu_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C);
-void lma_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps);
-void lma_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+void lma_cpu_embedding_fwd(void *out, const int32_t *ids, const void *wte, int N, int C);
+void lma_cpu_embedding_bwd(float *dwte, const void *dout, const int32_t *ids, int N, int C);
+void lma_cpu_rmsnorm_fwd(void *out, float *rstd, const void *inp, const void *w, int N, int C, float eps);
+void lma_cpu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *inp, const void *w,
                          const float *rstd, int N, int C);
-void lma_cpu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC);
-void lma_cpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-                        const float *w, int N, int C, int OC);
-void lma_cpu_rope_fwd(float *out, const float *inp, const int32_t *pos, const float *inv_freq, int N, int NH,
+void lma_cpu_matmul_fwd(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC);
+void lma_cpu_matmul_bwd(void *dinp, float *dw, float *dbias, const void *dout, const void *inp,
+                        const void *w, int N, int C, int OC);
+void lma_cpu_rope_fwd(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH,
                       int HD);
-void lma_cpu_rope_bwd(float *dinp, const float *dout, const int32_t *pos, const float *inv_freq, int N, int NH,
+void lma_cpu_rope_bwd(void *dinp, const void *dout, const int32_t *pos, const float *inv_freq, int N, int NH,
                       int HD);
-size_t lma_cpu_attention_saved_floats(int B, int T, int NH);
-void lma_cpu_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
+size_t lma_cpu_attention_saved_floats(int B, int T, int NH, int HD);
+void lma_cpu_attention_fwd(void *out, float *saved, const void *q, const void *k, const void *v,
                            const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale);
-void lma_cpu_attention_cached(float *out, const float *q, const float *kc, const float *vc, int past, int n, int NH,
+void lma_cpu_attention_cached(void *out, const void *q, const void *kc, const void *vc, int past, int n, int NH,
                               int NKV, int HD, float scale);
-void lma_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved,
-                           const float *q, const float *k, const float *v, const int32_t *seg, int B, int T,
+void lma_cpu_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *saved,
+                           const void *q, const void *k, const void *v, const int32_t *seg, int B, int T,
                            int NH, int NKV, int HD, float scale);
-void lma_cpu_swiglu_fwd(float *out, const float *gate, const float *up, size_t n);
-void lma_cpu_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+void lma_cpu_swiglu_fwd(void *out, const void *gate, const void *up, size_t n);
+void lma_cpu_swiglu_bwd(void *dgate, void *dup, const void *dout, const void *gate, const void *up,
                         size_t n);
-void lma_cpu_add(float *out, const float *a, const float *b, size_t n);
-void lma_cpu_cross_entropy(float *losses, float *dlogits, const float *logits, const int32_t *targets, int N,
+void lma_cpu_add(void *out, const void *a, const void *b, size_t n);
+void lma_cpu_cross_entropy(float *losses, void *dlogits, const void *logits, const int32_t *targets, int N,
                            int V, float dscale);
-void lma_cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
-                   float eps, float wd, int t, float grad_scale);
+void lma_cpu_adamw(float *p, const float *g, float *m, float *v, void *p_act, size_t n, float lr, float b1,
+                   float b2, float eps, float wd, int t, float grad_scale);
 double lma_cpu_sum_sq(const float *x, size_t n);
+/* act storage is fp32: both casts are copies (nothing when dst == src) */
+void lma_cpu_cast_to_act(void *dst, const float *src, size_t n);
+void lma_cpu_act_to_f32(float *dst, const void *src, size_t n);
 /* LoRA / QLoRA ops (cpu_nf4.c) */
 struct lma_nf4_tensor;
-void lma_cpu_scale(float *x, float s, size_t n);
-void lma_cpu_mul(float *out, const float *a, const float *b, size_t n);
-void lma_cpu_matmul_nf4_fwd(float *out, const float *inp, const struct lma_nf4_tensor *w, const float *bias, int N,
+void lma_cpu_scale(void *x, float s, size_t n);
+void lma_cpu_mul(void *out, const void *a, const void *b, size_t n);
+void lma_cpu_matmul_nf4_fwd(void *out, const void *inp, const struct lma_nf4_tensor *w, const void *bias, int N,
                             int C, int OC);
-void lma_cpu_matmul_nf4_bwd(float *dinp, const float *dout, const struct lma_nf4_tensor *w, int N, int C, int OC);
+void lma_cpu_matmul_nf4_bwd(void *dinp, const void *dout, const struct lma_nf4_tensor *w, int N, int C, int OC);
 #endif

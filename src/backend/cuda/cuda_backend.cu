@@ -660,6 +660,81 @@ static double cu_sum_sq(const float *x, size_t n) {
     return h;
 }
 
+/* ---- the table's signatures: act storage is fp32 here (act_bytes 4), so the `void *`
+ * act arguments of backend.h are the float arrays of the ops above ---------------------- */
+
+#define F(p) ((float *)(p))
+#define CF(p) ((const float *)(p))
+static void cu_cast_to_act(void *dst, const float *src, size_t n) {
+    if (dst != (const void *)src && n)
+        check(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice), "cast_to_act");
+}
+static void cu_act_to_f32(float *dst, const void *src, size_t n) {
+    if ((const void *)dst != src && n)
+        check(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice), "act_to_f32");
+}
+static void ca_embedding_fwd(void *out, const int32_t *ids, const void *wte, int N, int C) {
+    cu_embedding_fwd(F(out), ids, CF(wte), N, C);
+}
+static void ca_embedding_bwd(float *dwte, const void *dout, const int32_t *ids, int N, int C) {
+    cu_embedding_bwd(dwte, CF(dout), ids, N, C);
+}
+static void ca_rmsnorm_fwd(void *out, float *rstd, const void *inp, const void *w, int N, int C, float eps) {
+    cu_rmsnorm_fwd(F(out), rstd, CF(inp), CF(w), N, C, eps);
+}
+static void ca_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *inp, const void *w, const float *rstd,
+                           int N, int C) {
+    cu_rmsnorm_bwd(F(dinp), dw, CF(dout), CF(inp), CF(w), rstd, N, C);
+}
+static void ca_matmul_fwd(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC) {
+    cu_matmul_fwd(F(out), CF(inp), CF(w), CF(bias), N, C, OC);
+}
+static void ca_matmul_bwd(void *dinp, float *dw, float *dbias, const void *dout, const void *inp, const void *w, int N,
+                          int C, int OC) {
+    cu_matmul_bwd(F(dinp), dw, dbias, CF(dout), CF(inp), CF(w), N, C, OC);
+}
+static void ca_rope_fwd(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
+    cu_rope_fwd(F(out), CF(inp), pos, inv_freq, N, NH, HD);
+}
+static void ca_rope_bwd(void *dinp, const void *dout, const int32_t *pos, const float *inv_freq, int N, int NH,
+                        int HD) {
+    cu_rope_bwd(F(dinp), CF(dout), pos, inv_freq, N, NH, HD);
+}
+static size_t ca_attention_saved_floats(int B, int T, int NH, int HD) { return cu_attention_saved_floats(B, T, NH); }
+static void ca_attention_fwd(void *out, float *saved, const void *q, const void *k, const void *v, const int32_t *seg,
+                             int B, int T, int NH, int NKV, int HD, float scale) {
+    cu_attention_fwd(F(out), saved, CF(q), CF(k), CF(v), seg, B, T, NH, NKV, HD, scale);
+}
+/* out (the forward's output) is not needed: the probabilities are saved */
+static void ca_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *saved,
+                             const void *q, const void *k, const void *v, const int32_t *seg, int B, int T, int NH,
+                             int NKV, int HD, float scale) {
+    cu_attention_bwd(F(dq), F(dk), F(dv), CF(dout), saved, CF(q), CF(k), CF(v), seg, B, T, NH, NKV, HD, scale);
+}
+static void ca_attention_cached(void *out, const void *q, const void *kc, const void *vc, int past, int n, int NH,
+                                int NKV, int HD, float scale) {
+    cu_attention_cached(F(out), CF(q), CF(kc), CF(vc), past, n, NH, NKV, HD, scale);
+}
+static void ca_swiglu_fwd(void *out, const void *g, const void *u, size_t n) { cu_swiglu_fwd(F(out), CF(g), CF(u), n); }
+static void ca_swiglu_bwd(void *dg, void *du, const void *d, const void *g, const void *u, size_t n) {
+    cu_swiglu_bwd(F(dg), F(du), CF(d), CF(g), CF(u), n);
+}
+static void ca_add(void *out, const void *a, const void *b, size_t n) { cu_add(F(out), CF(a), CF(b), n); }
+static void ca_cross_entropy(float *losses, void *dlogits, const void *logits, const int32_t *targets, int N, int V,
+                             float dscale) {
+    cu_cross_entropy(losses, F(dlogits), CF(logits), targets, N, V, dscale);
+}
+/* p_act (the compute copy, fp32 here) gets a copy of the updated p unless it is p */
+static void ca_adamw(float *p, const float *g, float *m, float *v, void *p_act, size_t n, float lr, float b1, float b2,
+                     float eps, float wd, int t, float grad_scale) {
+    cu_adamw(p, g, m, v, n, lr, b1, b2, eps, wd, t, grad_scale);
+    if (p_act && p_act != (void *)p) cu_cast_to_act(p_act, p, n);
+}
+static void ca_scale(void *x, float a, size_t n) { cu_scale(F(x), a, n); }
+static void ca_mul(void *out, const void *a, const void *b, size_t n) { cu_mul(F(out), CF(a), CF(b), n); }
+#undef F
+#undef CF
+
 /* ---- the table ---------------------------------------------------------------------------- */
 
 static lma_backend cuda_backend;
@@ -678,18 +753,20 @@ lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int
         cublasSetMathMode(g_blas, (e && !strcmp(e, "0")) ? CUBLAS_PEDANTIC_MATH : CUBLAS_TF32_TENSOR_OP_MATH);
         lma_backend *b = &cuda_backend;
         b->name = "cuda";
+        b->act_bytes = 4;
         b->alloc = cu_alloc; b->free = cu_free; b->upload = cu_upload; b->download = cu_download;
         b->zero = cu_zero; b->copy = cu_copy;
-        b->embedding_fwd = cu_embedding_fwd; b->embedding_bwd = cu_embedding_bwd;
-        b->rmsnorm_fwd = cu_rmsnorm_fwd; b->rmsnorm_bwd = cu_rmsnorm_bwd;
-        b->matmul_fwd = cu_matmul_fwd; b->matmul_bwd = cu_matmul_bwd;
-        b->rope_fwd = cu_rope_fwd; b->rope_bwd = cu_rope_bwd;
-        b->attention_saved_floats = cu_attention_saved_floats;
-        b->attention_fwd = cu_attention_fwd; b->attention_bwd = cu_attention_bwd;
-        b->attention_cached = cu_attention_cached;
-        b->swiglu_fwd = cu_swiglu_fwd; b->swiglu_bwd = cu_swiglu_bwd; b->add = cu_add;
-        b->cross_entropy = cu_cross_entropy; b->adamw = cu_adamw; b->sum_sq = cu_sum_sq;
-        b->scale = cu_scale; b->mul = cu_mul; /* LoRA; the NF4 matmuls (QLoRA) are CPU-only so far */
+        b->cast_to_act = cu_cast_to_act; b->act_to_f32 = cu_act_to_f32;
+        b->embedding_fwd = ca_embedding_fwd; b->embedding_bwd = ca_embedding_bwd;
+        b->rmsnorm_fwd = ca_rmsnorm_fwd; b->rmsnorm_bwd = ca_rmsnorm_bwd;
+        b->matmul_fwd = ca_matmul_fwd; b->matmul_bwd = ca_matmul_bwd;
+        b->rope_fwd = ca_rope_fwd; b->rope_bwd = ca_rope_bwd;
+        b->attention_saved_floats = ca_attention_saved_floats;
+        b->attention_fwd = ca_attention_fwd; b->attention_bwd = ca_attention_bwd;
+        b->attention_cached = ca_attention_cached;
+        b->swiglu_fwd = ca_swiglu_fwd; b->swiglu_bwd = ca_swiglu_bwd; b->add = ca_add;
+        b->cross_entropy = ca_cross_entropy; b->adamw = ca_adamw; b->sum_sq = cu_sum_sq;
+        b->scale = ca_scale; b->mul = ca_mul; /* LoRA; the NF4 matmuls (QLoRA) are CPU-only so far */
         ok = 1;
     }
     return ok ? &cuda_backend : NULL;

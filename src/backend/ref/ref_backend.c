@@ -1,4 +1,5 @@
-/* lma_backend_ref(): the float op table on top of the double ref ops.
+/* lma_backend_ref(): the float op table (act storage fp32, act_bytes 4) on top
+ * of the double ref ops.
  * Every op converts its float inputs to double scratch, runs the ref op, and
  * rounds the results back (gradients: old value + increment, summed in double,
  * rounded once). Scratch is malloc'd per call; on allocation failure the op
@@ -10,6 +11,7 @@
 #include "core/status.h"
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define MAX_SCRATCH 12
 
@@ -55,13 +57,16 @@ static void poison(float *dst, size_t n) {
 
 #define SZ(a, b) ((size_t)(a) * (size_t)(b))
 
-static void ref_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C) {
+static void ref_embedding_fwd(void *out_, const int32_t *ids, const void *wte_, int N, int C) {
+    float *out = out_;
+    const float *wte = wte_;
     /* a pure gather: exact in float, no scratch needed */
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++) out[SZ(n, C) + c] = wte[SZ(ids[n], C) + c];
 }
 
-static void ref_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C) {
+static void ref_embedding_bwd(float *dwte, const void *dout_, const int32_t *ids, int N, int C) {
+    const float *dout = dout_;
     if (!dwte) return;
     /* accumulate per row in double; rows may repeat, so sum the increments first */
     scratch s = {0};
@@ -81,8 +86,10 @@ static void ref_embedding_bwd(float *dwte, const float *dout, const int32_t *ids
     s_free(&s);
 }
 
-static void ref_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+static void ref_rmsnorm_fwd(void *out_, float *rstd, const void *inp_, const void *w_, int N, int C,
                             float eps) {
+    float *out = out_;
+    const float *inp = inp_, *w = w_;
     scratch s = {0};
     double *x = s_in(&s, inp, SZ(N, C)), *wd = s_in(&s, w, C);
     double *o = s_alloc(&s, SZ(N, C)), *r = s_alloc(&s, N);
@@ -93,8 +100,10 @@ static void ref_rmsnorm_fwd(float *out, float *rstd, const float *inp, const flo
     s_free(&s);
 }
 
-static void ref_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+static void ref_rmsnorm_bwd(void *dinp_, float *dw, const void *dout_, const void *inp_, const void *w_,
                             const float *rstd, int N, int C) {
+    float *dinp = dinp_;
+    const float *dout = dout_, *inp = inp_, *w = w_;
     scratch s = {0};
     double *g = s_in(&s, dout, SZ(N, C)), *x = s_in(&s, inp, SZ(N, C)), *wd = s_in(&s, w, C);
     double *r = s_in(&s, rstd, N), *dx = s_in(&s, dinp, SZ(N, C)), *dwd = s_in(&s, dw, C);
@@ -105,8 +114,10 @@ static void ref_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const flo
     s_free(&s);
 }
 
-static void ref_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N, int C,
+static void ref_matmul_fwd(void *out_, const void *inp_, const void *w_, const void *bias_, int N, int C,
                            int OC) {
+    float *out = out_;
+    const float *inp = inp_, *w = w_, *bias = bias_;
     scratch s = {0};
     double *x = s_in(&s, inp, SZ(N, C)), *wd = s_in(&s, w, SZ(OC, C)), *bd = s_in(&s, bias, OC);
     double *o = s_alloc(&s, SZ(N, OC));
@@ -116,8 +127,10 @@ static void ref_matmul_fwd(float *out, const float *inp, const float *w, const f
     s_free(&s);
 }
 
-static void ref_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-                           const float *w, int N, int C, int OC) {
+static void ref_matmul_bwd(void *dinp_, float *dw, float *dbias, const void *dout_, const void *inp_,
+                           const void *w_, int N, int C, int OC) {
+    float *dinp = dinp_;
+    const float *dout = dout_, *inp = inp_, *w = w_;
     scratch s = {0};
     double *g = s_in(&s, dout, SZ(N, OC)), *x = s_in(&s, inp, SZ(N, C)), *wd = s_in(&s, w, SZ(OC, C));
     double *dx = s_in(&s, dinp, SZ(N, C)), *dwd = s_in(&s, dw, SZ(OC, C)), *db = s_in(&s, dbias, OC);
@@ -131,8 +144,10 @@ static void ref_matmul_bwd(float *dinp, float *dw, float *dbias, const float *do
     s_free(&s);
 }
 
-static void ref_rope_fwd(float *out, const float *inp, const int32_t *pos, const float *inv_freq, int N,
+static void ref_rope_fwd(void *out_, const void *inp_, const int32_t *pos, const float *inv_freq, int N,
                          int NH, int HD) {
+    float *out = out_;
+    const float *inp = inp_;
     size_t n = SZ(N, NH) * (size_t)HD;
     scratch s = {0};
     double *x = s_in(&s, inp, n), *f = s_in(&s, inv_freq, HD / 2), *o = s_alloc(&s, n);
@@ -142,8 +157,10 @@ static void ref_rope_fwd(float *out, const float *inp, const int32_t *pos, const
     s_free(&s);
 }
 
-static void ref_rope_bwd(float *dinp, const float *dout, const int32_t *pos, const float *inv_freq, int N,
+static void ref_rope_bwd(void *dinp_, const void *dout_, const int32_t *pos, const float *inv_freq, int N,
                          int NH, int HD) {
+    float *dinp = dinp_;
+    const float *dout = dout_;
     if (!dinp) return;
     size_t n = SZ(N, NH) * (size_t)HD;
     scratch s = {0};
@@ -156,10 +173,12 @@ static void ref_rope_bwd(float *dinp, const float *dout, const int32_t *pos, con
 
 /* saved = the probabilities (B,NH,T,T) as float, for inspection; the backward
  * recomputes them in double from q and k. */
-static size_t ref_attention_saved_floats(int B, int T, int NH) { return SZ(B, NH) * SZ(T, T); }
+static size_t ref_attention_saved_floats(int B, int T, int NH, int HD) { return SZ(B, NH) * SZ(T, T); }
 
-static void ref_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
+static void ref_attention_fwd(void *out_, float *saved, const void *q_, const void *k_, const void *v_,
                               const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale) {
+    float *out = out_;
+    const float *q = q_, *k = k_, *v = v_;
     size_t nq = SZ(B, T) * SZ(NH, HD), nk = SZ(B, T) * SZ(NKV, HD), na = SZ(B, NH) * SZ(T, T);
     scratch s = {0};
     double *qd = s_in(&s, q, nq), *kd = s_in(&s, k, nk), *vd = s_in(&s, v, nk);
@@ -171,8 +190,10 @@ static void ref_attention_fwd(float *out, float *saved, const float *q, const fl
     s_free(&s);
 }
 
-static void ref_attention_cached(float *out, const float *q, const float *kc, const float *vc, int past, int n,
+static void ref_attention_cached(void *out_, const void *q_, const void *kc_, const void *vc_, int past, int n,
                                  int NH, int NKV, int HD, float scale) {
+    float *out = out_;
+    const float *q = q_, *kc = kc_, *vc = vc_;
     size_t nq = SZ(n, NH) * (size_t)HD, nk = SZ(past + n, NKV) * (size_t)HD;
     scratch s = {0};
     double *qd = s_in(&s, q, nq), *kd = s_in(&s, kc, nk), *vd = s_in(&s, vc, nk), *o = s_alloc(&s, nq);
@@ -182,9 +203,12 @@ static void ref_attention_cached(float *out, const float *q, const float *kc, co
     s_free(&s);
 }
 
-static void ref_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved,
-                              const float *q, const float *k, const float *v, const int32_t *seg, int B,
+/* out (the forward's output) is not needed: the probabilities are recomputed */
+static void ref_attention_bwd(void *dq_, void *dk_, void *dv_, const void *dout_, const void *out, const float *saved,
+                              const void *q_, const void *k_, const void *v_, const int32_t *seg, int B,
                               int T, int NH, int NKV, int HD, float scale) {
+    float *dq = dq_, *dk = dk_, *dv = dv_;
+    const float *dout = dout_, *q = q_, *k = k_, *v = v_;
     size_t nq = SZ(B, T) * SZ(NH, HD), nk = SZ(B, T) * SZ(NKV, HD), na = SZ(B, NH) * SZ(T, T);
     scratch s = {0};
     double *qd = s_in(&s, q, nq), *kd = s_in(&s, k, nk), *vd = s_in(&s, v, nk), *g = s_in(&s, dout, nq);
@@ -199,7 +223,9 @@ static void ref_attention_bwd(float *dq, float *dk, float *dv, const float *dout
     s_free(&s);
 }
 
-static void ref_swiglu_fwd(float *out, const float *gate, const float *up, size_t n) {
+static void ref_swiglu_fwd(void *out_, const void *gate_, const void *up_, size_t n) {
+    float *out = out_;
+    const float *gate = gate_, *up = up_;
     scratch s = {0};
     double *g = s_in(&s, gate, n), *u = s_in(&s, up, n), *o = s_alloc(&s, n);
     if (s.failed) { poison(out, n); s_free(&s); return; }
@@ -208,8 +234,10 @@ static void ref_swiglu_fwd(float *out, const float *gate, const float *up, size_
     s_free(&s);
 }
 
-static void ref_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+static void ref_swiglu_bwd(void *dgate_, void *dup_, const void *dout_, const void *gate_, const void *up_,
                            size_t n) {
+    float *dgate = dgate_, *dup = dup_;
+    const float *dout = dout_, *gate = gate_, *up = up_;
     scratch s = {0};
     double *go = s_in(&s, dout, n), *g = s_in(&s, gate, n), *u = s_in(&s, up, n);
     double *dg = s_in(&s, dgate, n), *du = s_in(&s, dup, n);
@@ -220,12 +248,16 @@ static void ref_swiglu_bwd(float *dgate, float *dup, const float *dout, const fl
     s_free(&s);
 }
 
-static void ref_add(float *out, const float *a, const float *b, size_t n) {
+static void ref_add(void *out_, const void *a_, const void *b_, size_t n) {
+    float *out = out_;
+    const float *a = a_, *b = b_;
     for (size_t i = 0; i < n; i++) out[i] = (float)((double)a[i] + (double)b[i]);
 }
 
-static void ref_cross_entropy(float *losses, float *dlogits, const float *logits, const int32_t *targets,
+static void ref_cross_entropy(float *losses, void *dlogits_, const void *logits_, const int32_t *targets,
                               int N, int V, float dscale) {
+    float *dlogits = dlogits_;
+    const float *logits = logits_;
     size_t n = SZ(N, V);
     scratch s = {0};
     double *x = s_in(&s, logits, n), *l = s_alloc(&s, N), *d = dlogits ? s_alloc(&s, n) : NULL;
@@ -236,8 +268,8 @@ static void ref_cross_entropy(float *losses, float *dlogits, const float *logits
     s_free(&s);
 }
 
-static void ref_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
-                      float eps, float wd, int t, float grad_scale) {
+static void ref_adamw(float *p, const float *g, float *m, float *v, void *p_act, size_t n, float lr, float b1,
+                      float b2, float eps, float wd, int t, float grad_scale) {
     scratch s = {0};
     double *pd = s_in(&s, p, n), *gd = s_in(&s, g, n), *md = s_in(&s, m, n), *vd = s_in(&s, v, n);
     if (s.failed) { poison(p, n); s_free(&s); return; }
@@ -246,6 +278,16 @@ static void ref_adamw(float *p, const float *g, float *m, float *v, size_t n, fl
     put(m, md, n);
     put(v, vd, n);
     s_free(&s);
+    if (p_act && p_act != p) memcpy(p_act, p, n * sizeof(float)); /* act storage is fp32 */
+}
+
+/* act storage is fp32: the casts are copies */
+static void ref_cast_to_act(void *dst, const float *src, size_t n) {
+    if (dst != src && n) memcpy(dst, src, n * sizeof(float));
+}
+
+static void ref_act_to_f32(float *dst, const void *src, size_t n) {
+    if (dst != src && n) memcpy(dst, src, n * sizeof(float));
 }
 
 static double ref_sum_sq(const float *x, size_t n) {
@@ -254,17 +296,22 @@ static double ref_sum_sq(const float *x, size_t n) {
     return sum;
 }
 
-static void ref_scale(float *x, float s, size_t n) {
+static void ref_scale(void *x_, float s, size_t n) {
+    float *x = x_;
     for (size_t i = 0; i < n; i++) x[i] = (float)((double)x[i] * (double)s);
 }
 
-static void ref_mul(float *out, const float *a, const float *b, size_t n) {
+static void ref_mul(void *out_, const void *a_, const void *b_, size_t n) {
+    float *out = out_;
+    const float *a = a_, *b = b_;
     for (size_t i = 0; i < n; i++) out[i] = (float)((double)a[i] * (double)b[i]);
 }
 
 /* NF4 matmuls: the whole weight dequantized element by element (the oracle). */
-static void ref_matmul_nf4_fwd(float *out, const float *inp, const struct lma_nf4_tensor *w, const float *bias,
+static void ref_matmul_nf4_fwd(void *out_, const void *inp_, const struct lma_nf4_tensor *w, const void *bias_,
                                int N, int C, int OC) {
+    float *out = out_;
+    const float *inp = inp_, *bias = bias_;
     float *wd = malloc(SZ(OC, C) * sizeof(float));
     if (!wd) { poison(out, SZ(N, OC)); return; }
     lma_nf4_dequantize(w, 0, (int64_t)OC * C, wd);
@@ -272,8 +319,10 @@ static void ref_matmul_nf4_fwd(float *out, const float *inp, const struct lma_nf
     free(wd);
 }
 
-static void ref_matmul_nf4_bwd(float *dinp, const float *dout, const struct lma_nf4_tensor *w, int N, int C,
+static void ref_matmul_nf4_bwd(void *dinp_, const void *dout_, const struct lma_nf4_tensor *w, int N, int C,
                                int OC) {
+    float *dinp = dinp_;
+    const float *dout = dout_;
     float *wd = malloc(SZ(OC, C) * sizeof(float));
     if (!wd) { poison(dinp, SZ(N, C)); return; }
     lma_nf4_dequantize(w, 0, (int64_t)OC * C, wd);
@@ -283,12 +332,15 @@ static void ref_matmul_nf4_bwd(float *dinp, const float *dout, const struct lma_
 
 static const lma_backend ref_backend = {
     .name = "ref",
+    .act_bytes = 4,
     .alloc = lma_backend_host_alloc,
     .free = lma_backend_host_free,
     .upload = lma_backend_host_copy,
     .download = lma_backend_host_copy,
     .zero = lma_backend_host_zero,
     .copy = lma_backend_host_copy,
+    .cast_to_act = ref_cast_to_act,
+    .act_to_f32 = ref_act_to_f32,
     .embedding_fwd = ref_embedding_fwd,
     .embedding_bwd = ref_embedding_bwd,
     .rmsnorm_fwd = ref_rmsnorm_fwd,
