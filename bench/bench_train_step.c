@@ -2,9 +2,9 @@
  * stories15M shape (dim 288, 6 layers, 6 heads, MLP 768, vocab 32000, untied
  * head: 24.4M parameters; batch 8 x 256), the same setup as
  * bench/torch_cpu_step.py. Usage: bench_train_step [--threads N] [--steps N]
- * [--batch B] [--seq T] [--device cpu|cuda] [--preset NAME --vocab V] (model size presets of
- * model/presets.h instead of the stories15M shape). Prints "RESULT lmadapt device D threads N ...
- * step_ms X tok_s Y". */
+ * [--batch B] [--seq T] [--device cpu|cuda|cuda-fp32] [--preset NAME --vocab V] (model size presets
+ * of model/presets.h instead of the stories15M shape) [--lora R] (LoRA r=R, alpha 2R, on every
+ * projection; the base frozen). Prints "RESULT lmadapt device D threads N ... step_ms X tok_s Y". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +12,13 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "model/llama.h"
+#include "model/lora.h"
 #include "model/presets.h"
 
 int main(int argc, char **argv) {
     int threads = 2, steps = 5, B = 8, T = 256;
     const char *device = "cpu", *preset = NULL;
-    int vocab = 32000;
+    int vocab = 32000, lora_r = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
@@ -26,6 +27,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--device")) device = argv[i + 1];
         else if (!strcmp(argv[i], "--preset")) preset = argv[i + 1];
         else if (!strcmp(argv[i], "--vocab")) vocab = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--lora")) lora_r = atoi(argv[i + 1]);
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
     }
     lma_threads_set(threads);
@@ -39,11 +41,18 @@ int main(int argc, char **argv) {
     lma_model *m;
     const lma_backend *be = lma_backend_by_name(device);
     if (!be) { fprintf(stderr, "bench: device '%s' is not available\n", device); return 1; }
-    if (lma_model_create(&c, be, &m) != LMA_OK || lma_model_enable_training(m) != LMA_OK) {
+    if (lma_model_create(&c, be, &m) != LMA_OK) {
         fprintf(stderr, "bench: %s\n", lma_last_error());
         return 1;
     }
     lma_model_init_random(m, 1, 0.02f);
+    lma_lora_params lp = lma_lora_default_params();
+    lp.r = lora_r;
+    lp.alpha = 2.0f * lora_r;
+    if ((lora_r > 0 && lma_lora_attach(m, &lp, 3) != LMA_OK) || lma_model_enable_training(m) != LMA_OK) {
+        fprintf(stderr, "bench: %s\n", lma_last_error());
+        return 1;
+    }
     int N = B * T;
     int32_t *x = malloc(N * sizeof(int32_t)), *y = malloc(N * sizeof(int32_t));
     lma_rng r;
@@ -63,8 +72,8 @@ int main(int argc, char **argv) {
         lma_model_zero_grad(m);
     }
     double dt = (lma_now() - t0) / steps;
-    printf("RESULT lmadapt device %s threads %d params %.1fM loss %.4f step_ms %.0f tok_s %.0f\n", be->name, lma_threads_get(),
-           lma_model_num_params(m) / 1e6, loss, dt * 1000, N / dt);
+    printf("RESULT lmadapt device %s threads %d params %.1fM lora_r %d batch %d seq %d loss %.4f step_ms %.1f tok_s %.0f\n",
+           be->name, lma_threads_get(), lma_model_num_params(m) / 1e6, lora_r, B, T, loss, dt * 1000, N / dt);
     free(x); free(y);
     lma_model_free(m);
     return 0;

@@ -29,7 +29,7 @@ static void help(void) {
            "  --temperature X          0 = greedy (default 0.7)\n"
            "  --top-k K, --top-p P, --min-p P, --repetition-penalty R, --seed N   as in generate\n"
            "  --threads N              CPU threads\n"
-           "  --device cpu|cuda        where to compute (default: cuda when a GPU is present)\n");
+           "  --device D               cpu | cuda | cuda-fp32 (default: cuda if a GPU)\n");
 }
 
 typedef struct { lma_chat_msg *m; char **own; size_t n, cap; } history;

@@ -457,7 +457,7 @@ static int do_split(int argc, char **argv) {
     "  --repetition-penalty R  --seed N  --stop S (repeatable)  --threads N\n" \
     "  --chat-template NAME   llama2|llama3|chatml|zephyr|mistral instead of the tokenizer's own\n" \
     "  --adapter DIR          apply a PEFT LoRA adapter dir to the model\n" \
-    "  --device D             cpu | cuda (default: cuda when a GPU is present)\n"
+    "  --device D             cpu | cuda | cuda-fp32 (default: cuda if a GPU)\n"
 
 static const char *usage_generate =
     "Usage: lmadapt data generate --model DIR --prompts FILE --out REVIEW.jsonl [options]\n\n"

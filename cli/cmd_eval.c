@@ -49,7 +49,7 @@ static void help(void) {
            "  --json                print the results as JSON\n"
            "  --out FILE            also write the JSON to FILE (atomically)\n"
            "  --threads N           CPU threads\n"
-           "  --device D            cpu | cuda (default: cuda when a GPU is present)\n"
+           "  --device D            cpu | cuda | cuda-fp32 (default: cuda if a GPU)\n"
            "  -h, --help            this help\n\n"
            "Examples:\n"
            "  lmadapt eval --model runs/sft/final --task mmlu:data/mmlu --shots 5\n"

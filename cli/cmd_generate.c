@@ -31,7 +31,7 @@ static void help(void) {
            "  --stop S                stop string (repeatable)\n"
            "  --json                  print {\"ids\": [generated ids], \"text\": \"...\"} instead of streaming\n"
            "  --threads N             CPU threads\n"
-           "  --device cpu|cuda       where to compute (default: cuda when a GPU is present)\n"
+           "  --device D              cpu | cuda | cuda-fp32 (default: cuda if a GPU)\n"
            "  -h, --help              this help\n\n"
            "Example: lmadapt generate --model runs/demo/final --prompt \"Once upon a time\" --max-tokens 64\n");
 }

@@ -26,7 +26,7 @@ static void help(void) {
            "                    where logprobs[i] = log p(ids[i+1] | ids[0..i])\n"
            "  --dtype f32|bf16  weight precision (bf16 rounds the weights; compute stays fp32)\n"
            "  --threads N       CPU threads (default: all cores, or LMA_THREADS)\n"
-           "  --device D        cpu | cuda (default: cuda when a GPU is present)\n"
+           "  --device D        cpu | cuda | cuda-fp32 (default: cuda if a GPU)\n"
            "  -h, --help        this help\n\n"
            "Example: lmadapt score --model tests/ref/models/llama_gqa --ids 1,5,9,2 --json\n");
 }

@@ -152,7 +152,7 @@ void cli_train_help(FILE *f) {
             "  --spike-z Z          skip updates whose loss is Z std devs above the recent mean (0 = off)\n"
             "  --nan-abort K        stop after K consecutive non-finite steps (default 5)\n"
             "  --threads N          CPU threads (default: all cores, or LMA_THREADS)\n"
-            "  --device D           cpu | cuda (default: cuda when a GPU is present; qlora: cpu)\n"
+            "  --device D           cpu | cuda | cuda-fp32 (default: cuda when a GPU is present)\n"
             "Parameter-efficient fine-tuning (sft, cpt):\n"
             "  --method M           full | lora | qlora (default full). lora: frozen fp32 base + LoRA\n"
             "                       adapters; qlora: the base's projections stored as NF4 (block 64,\n"
@@ -177,8 +177,6 @@ static void commas(size_t v, char *out, size_t cap) {
 }
 
 lma_status cli_train_backend(const cli_train_opts *o, const lma_backend **be) {
-    /* the NF4 matmuls of QLoRA exist on the CPU backends only so far: default to cpu */
-    if (!o->device && o->method == CLI_METHOD_QLORA) { *be = lma_backend_cpu(); return LMA_OK; }
     return lma_backend_select(o->device, be);
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "core/status.h"
+#include "model/nf4.h" /* the NF4 code tables, handed to the CUDA plugin */
 
 void *lma_backend_host_alloc(size_t bytes) {
     void *p = NULL;
@@ -32,15 +33,16 @@ const lma_backend *lma_backend_by_name(const char *name) {
     if (!strcmp(name, "cpu")) return lma_backend_cpu();
     if (!strcmp(name, "ref")) return lma_backend_ref();
     if (!strcmp(name, "cuda")) return lma_backend_cuda();
+    if (!strcmp(name, "cuda-fp32")) return lma_backend_cuda_fp32();
     return NULL;
 }
 
 lma_status lma_backend_select(const char *device, const lma_backend **out) {
     *out = device ? lma_backend_by_name(device) : lma_backend_default();
     if (*out) return LMA_OK;
-    if (!strcmp(device, "cuda"))
+    if (!strncmp(device, "cuda", 4))
         return lma_error(LMA_ERR_UNSUPPORTED, "--device cuda: no CUDA GPU found (or lmadapt was built without nvcc)");
-    return lma_error(LMA_ERR_UNSUPPORTED, "unknown --device '%s' (cpu or cuda)", device);
+    return lma_error(LMA_ERR_UNSUPPORTED, "unknown --device '%s' (cpu, cuda or cuda-fp32)", device);
 }
 
 const lma_backend *lma_backend_default(void) {
@@ -56,13 +58,17 @@ const lma_backend *lma_backend_default(void) {
 int lma_cuda_attention_naive = 0;
 static void (*cuda_set_tf32)(int);
 
-const lma_backend *lma_backend_cuda(void) {
+/* The plugin's table: bf16 = 1 for "cuda" (bf16 activations), 0 for "cuda-fp32". */
+static const lma_backend *cuda_table(int bf16) {
 #ifndef LMA_CUDA_PLUGIN
+    (void)bf16;
     return NULL;
 #else
+    typedef const lma_backend *(*open_fn)(lma_status (*)(lma_status, const char *, ...), const int *, int,
+                                          const float *, const float *);
     static int tried;
-    static const lma_backend *be;
-    if (tried) return be;
+    static open_fn open;
+    if (tried) return open ? open(lma_error, &lma_cuda_attention_naive, bf16, lma_nf4_code, lma_nf4_code8) : NULL;
     tried = 1;
     if (!dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) return NULL; /* no driver: no GPU */
     void *h = NULL;
@@ -79,13 +85,14 @@ const lma_backend *lma_backend_cuda(void) {
     }
     if (!h) h = dlopen(LMA_CUDA_PLUGIN, RTLD_NOW | RTLD_LOCAL);
     if (!h) return NULL;
-    typedef const lma_backend *(*open_fn)(lma_status (*)(lma_status, const char *, ...), const int *);
-    open_fn open = (open_fn)dlsym(h, "lma_cuda_plugin_open");
+    open = (open_fn)dlsym(h, "lma_cuda_plugin_open");
     cuda_set_tf32 = (void (*)(int))dlsym(h, "lma_cuda_plugin_set_tf32");
-    be = open ? open(lma_error, &lma_cuda_attention_naive) : NULL;
-    return be;
+    return open ? open(lma_error, &lma_cuda_attention_naive, bf16, lma_nf4_code, lma_nf4_code8) : NULL;
 #endif
 }
+
+const lma_backend *lma_backend_cuda(void) { return cuda_table(1); }
+const lma_backend *lma_backend_cuda_fp32(void) { return cuda_table(0); }
 
 void lma_cuda_set_tf32(int on) {
     if (cuda_set_tf32) cuda_set_tf32(on);

@@ -138,16 +138,19 @@ static inline void *lma_at(const void *p, size_t i, size_t esz) { return (char *
 const lma_backend *lma_backend_cpu(void);
 /* fp32 interface (act_bytes 4), double-precision arithmetic inside: the oracle for tests. */
 const lma_backend *lma_backend_ref(void);
-/* An NVIDIA GPU (cuda/; act storage fp32 so far); NULL when not built (no nvcc) or no GPU is present. */
+/* An NVIDIA GPU (cuda/): "cuda" stores activations and the compute copy of the weights
+ * in bf16 (act_bytes 2; fp32 masters, gradients, moments); "cuda-fp32" in fp32. NULL when
+ * not built (no nvcc) or no GPU is present. */
 const lma_backend *lma_backend_cuda(void);
-/* Test hook of the cuda backend: 1 selects its naive attention kernels (the oracle)
- * instead of the batched-GEMM path. */
+const lma_backend *lma_backend_cuda_fp32(void);
+/* Test hook of the cuda backends' attention: 0 flash attention (head dims 16..128, else
+ * the fallback), 1 the naive kernels (the oracle), 2 batched GEMMs (cuda-fp32 only). */
 extern int lma_cuda_attention_naive;
-/* cuda backend GEMM precision: 1 = TF32 tensor cores (the default), 0 = exact fp32. */
+/* cuda-fp32 GEMM precision: 1 = TF32 tensor cores (the default), 0 = exact fp32. */
 void lma_cuda_set_tf32(int on);
 /* The fastest available: cuda when a GPU is present, else cpu. */
 const lma_backend *lma_backend_default(void);
-/* --device NAME: "cpu", "cuda", "ref", or NULL for lma_backend_default(). On failure
+/* --device NAME: "cpu", "cuda", "cuda-fp32", "ref", or NULL for lma_backend_default(). On failure
  * LMA_ERR_UNSUPPORTED with a message that says why (unknown name, no GPU). */
 lma_status lma_backend_select(const char *device, const lma_backend **out);
 /* By name ("cpu", "ref", "cuda"); NULL if unknown, not built or no device. */

@@ -200,7 +200,7 @@ static const lma_nf4_tensor *nf4_slot(const lma_model *m, int l, int p) {
 
 static lma_status create_impl(const lma_config *cfg, const lma_backend *be, int nf4, lma_model **out) {
     *out = NULL;
-    if (nf4 && (!be->matmul_nf4_fwd || !be->matmul_nf4_bwd || (be != lma_backend_cpu() && be != lma_backend_ref())))
+    if (nf4 && (!be->matmul_nf4_fwd || !be->matmul_nf4_bwd))
         return lma_error(LMA_ERR_UNSUPPORTED, "backend '%s' cannot hold an NF4 (QLoRA) model", be->name);
     lma_model *m = lma_calloc(1, sizeof *m, "model");
     if (!m) return LMA_ERR_NOMEM;
@@ -254,6 +254,8 @@ static lma_status set_quantized(lma_model *m, const lma_param_info *p, const flo
     lma_nf4_free(q);
     lma_status s = lma_nf4_quantize(x, (int64_t)p->numel, q);
     if (s != LMA_OK) return lma_error(s, "%s: %s", p->name, lma_last_error());
+    /* host-memory backends read the host arrays; a GPU gets its own copy */
+    if (m->be != lma_backend_cpu() && m->be != lma_backend_ref()) return lma_nf4_to_backend(q, m->be);
     return LMA_OK;
 }
 

@@ -1,5 +1,6 @@
 /* NF4 + double quantization (see nf4.h for the exact rules). */
 #include "model/nf4.h"
+#include "backend/backend.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,8 +186,29 @@ void lma_nf4_dequantize(const lma_nf4_tensor *q, int64_t start, int64_t count, f
 
 void lma_nf4_free(lma_nf4_tensor *q) {
     if (!q) return;
-    free(q->codes);
-    free(q->qabsmax);
-    free(q->absmax2);
+    void (*rel)(void *) = q->be ? q->be->free : free;
+    if (q->codes) rel(q->codes);
+    if (q->qabsmax) rel(q->qabsmax);
+    if (q->absmax2) rel(q->absmax2);
     memset(q, 0, sizeof *q);
+}
+
+lma_status lma_nf4_to_backend(lma_nf4_tensor *q, const lma_backend *be) {
+    if (q->be) return LMA_OK;
+    size_t nc = (size_t)(q->n + 1) / 2, nb = (size_t)q->nblocks, nb2 = (size_t)q->nblocks2 * sizeof(float);
+    uint8_t *c = be->alloc(nc), *a = be->alloc(nb);
+    float *a2 = be->alloc(nb2);
+    if (!c || !a || !a2) {
+        if (c) be->free(c);
+        if (a) be->free(a);
+        if (a2) be->free(a2);
+        return lma_error(LMA_ERR_NOMEM, "out of %s memory for NF4 weights", be->name);
+    }
+    be->upload(c, q->codes, nc);
+    be->upload(a, q->qabsmax, nb);
+    be->upload(a2, q->absmax2, nb2);
+    free(q->codes); free(q->qabsmax); free(q->absmax2);
+    q->codes = c; q->qabsmax = a; q->absmax2 = a2;
+    q->be = be;
+    return LMA_OK;
 }

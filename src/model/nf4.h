@@ -19,8 +19,8 @@
  * tests/ref/make_nf4_fixture.py is the Python reference (checked against the
  * installed bitsandbytes when present); tests/test_nf4.c compares bit for bit.
  *
- * Ownership: an lma_nf4_tensor owns its three arrays (host malloc);
- * lma_nf4_free releases them. */
+ * Ownership: an lma_nf4_tensor owns its three arrays (host malloc, or backend
+ * memory after lma_nf4_to_backend); lma_nf4_free releases them. */
 #ifndef LMA_MODEL_NF4_H
 #define LMA_MODEL_NF4_H
 #include <stddef.h>
@@ -41,6 +41,7 @@ typedef struct lma_nf4_tensor {
     uint8_t *qabsmax;      /* (nblocks) 8-bit codes of absmax - offset */
     float *absmax2;        /* (nblocks2) scale of each group of 256 constants */
     float offset;          /* mean of the absmax constants */
+    const struct lma_backend *be; /* where the arrays live: NULL = host malloc */
 } lma_nf4_tensor;
 
 /* Quantizes x (n) into out (arrays allocated here). LMA_ERR_ARG if n < 1 or a
@@ -51,6 +52,9 @@ void lma_nf4_absmax(const lma_nf4_tensor *q, int64_t first_block, int64_t count,
 /* Dequantizes elements [start, start+count) into out (count). */
 void lma_nf4_dequantize(const lma_nf4_tensor *q, int64_t start, int64_t count, float *out);
 void lma_nf4_free(lma_nf4_tensor *q);
+/* Moves the arrays of a host tensor into be's memory (a GPU backend's NF4 matmuls read
+ * them there); LMA_ERR_NOMEM leaves q on the host. lma_nf4_absmax/dequantize need host arrays. */
+lma_status lma_nf4_to_backend(lma_nf4_tensor *q, const struct lma_backend *be);
 /* Bytes held by a quantized tensor of n elements. */
 size_t lma_nf4_bytes(int64_t n);
 #endif

@@ -4,9 +4,10 @@
 static const struct { const char *name; int dim, layers, heads, kv, hidden; } presets[] = {
     {"tiny", 128, 4, 4, 4, 352},     {"15m", 288, 6, 6, 6, 768},      {"60m", 512, 8, 8, 8, 1376},     {"125m", 768, 12, 12, 12, 2048},
     {"350m", 1024, 24, 16, 16, 2816}, {"1b", 2048, 22, 32, 4, 5632},
+    {"7b", 4096, 32, 32, 32, 11008},
 };
 
-const char *lma_config_preset_names(void) { return "tiny|15m|60m|125m|350m|1b"; }
+const char *lma_config_preset_names(void) { return "tiny|15m|60m|125m|350m|1b|7b"; }
 
 lma_status lma_config_preset(const char *name, int vocab_size, int max_seq, lma_config *c) {
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {

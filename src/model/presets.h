@@ -6,10 +6,11 @@
  *   125m dim 768,  12 layers, 12 heads
  *   350m dim 1024, 24 layers, 16 heads
  *   1b   dim 2048, 22 layers, 32 heads, 4 kv heads (TinyLlama-1.1B)
+ *   7b   dim 4096, 32 layers, 32 heads, MLP 11008 (Llama-2-7B)
  * The names count the non-embedding parameters roughly; the vocabulary adds V*dim*2. */
 #ifndef LMA_MODEL_PRESETS_H
 #define LMA_MODEL_PRESETS_H
 #include "model/config.h"
 lma_status lma_config_preset(const char *name, int vocab_size, int max_seq, lma_config *c);
-const char *lma_config_preset_names(void); /* "15m|60m|125m|350m|1b" */
+const char *lma_config_preset_names(void); /* "tiny|15m|60m|125m|350m|1b|7b" */
 #endif

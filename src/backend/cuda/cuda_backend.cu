@@ -1,14 +1,19 @@
-/* lma_backend_cuda(): the op table on an NVIDIA GPU, fp32 storage and compute.
+/* lma_backend_cuda(): the op table on an NVIDIA GPU.
  *
- * This is the correctness-first CUDA backend: every op of backend.h on the
- * device, GEMMs through cuBLAS (TF32 tensor cores by default; exact fp32 with
- * LMA_CUDA_TF32=0 or lma_cuda_set_tf32(0), which matches the CPU backend at fp32
- * tolerances), attention as batched GEMMs plus masked-softmax kernels, the rest as
- * simple kernels: one block per row
- * for reductions (rmsnorm, softmax, cross-entropy), one thread per element
- * otherwise. Attention keeps the probabilities (B,NH,T,T) like the CPU backend
- * (not flash attention yet). The bf16/flash/fused fast path of the CUDA issue
- * builds on this file and keeps it as its oracle.
+ * Two tables share every kernel (templates on the activation storage type TI):
+ *   "cuda"      bf16 activations and bf16 compute copy of the weights (act_bytes 2),
+ *               fp32 master weights, fp32 parameter gradients and AdamW moments:
+ *               the fast path and the default;
+ *   "cuda-fp32" fp32 everywhere (act_bytes 4): GEMMs on TF32 tensor cores by default,
+ *               exact fp32 with LMA_CUDA_TF32=0 or lma_cuda_set_tf32(0), which
+ *               matches the CPU backend at fp32 tolerances.
+ * GEMMs go through cuBLASLt (bf16 or fp32 inputs, fp32 accumulation; weight
+ * gradients accumulate into fp32; bias fused as an epilogue), with the plans cached
+ * by shape and alignment. Attention is flash attention (attention.cu) for head dims
+ * 16..128; the batched-GEMM path (fp32 table) and the naive kernels stay as the
+ * fallback and the oracle (lma_cuda_attention_naive: 1 naive, 2 batched GEMMs).
+ * Everything else: one block per row for reductions (rmsnorm, cross-entropy), one
+ * thread per element otherwise, fp32 arithmetic on every storage type.
  *
  * Built as a plugin (liblmadapt_cuda.so) that backend.c loads with dlopen only
  * when the NVIDIA driver is present, so CPU-only runs never map cuBLAS.
@@ -20,19 +25,27 @@ extern "C" {
 #include "backend/backend.h"
 #include "lmadapt.h"
 }
+#include <cublasLt.h>
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "backend/cuda/cuda_internal.h"
+
+typedef __nv_bfloat16 bf16;
 
 static cublasHandle_t g_blas;
+static cublasLtHandle_t g_lt;
+static int g_tf32 = 1;
 /* The library's lma_error, handed over by lma_cuda_plugin_open (this file is a
  * plugin, loaded with dlopen: see backend.c). */
 static lma_status (*g_err)(lma_status, const char *, ...);
 static const int *g_naive; /* lma_cuda_attention_naive of the library */
 #define lma_error(...) (g_err ? g_err(__VA_ARGS__) : LMA_ERR_INTERNAL)
+#define attention_mode (g_naive ? *g_naive : 0)
 
 static void check(cudaError_t e, const char *what) {
     if (e != cudaSuccess) lma_error(LMA_ERR_INTERNAL, "cuda %s: %s", what, cudaGetErrorString(e));
@@ -44,13 +57,18 @@ static void check_blas(cublasStatus_t s, const char *what) {
 
 static unsigned blocks(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
 
+/* fp32 arithmetic on either storage type */
+__device__ __forceinline__ float ld(const float *p) { return *p; }
+__device__ __forceinline__ float ld(const bf16 *p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void st(float *p, float x) { *p = x; }
+__device__ __forceinline__ void st(bf16 *p, float x) { *p = __float2bfloat16(x); }
 
 /* ---- per-op profile (LMA_CUDA_PROFILE=1): each op synchronizes before and after
  * and adds its wall time; the table goes to stderr at exit. Off by default: it
  * serializes the stream, so it explains where time goes, not how fast things are. */
 #include <chrono>
 static int g_prof = -1;
-static struct { const char *name; double ms; long calls; } g_prof_tab[48];
+static struct { const char *name; double ms; long calls; } g_prof_tab[64];
 static int g_prof_n;
 static void prof_report(void) {
     double total = 0;
@@ -66,7 +84,7 @@ static int prof_register(const char *name) {
         g_prof = e && strcmp(e, "0") ? 1 : 0;
         if (g_prof) atexit(prof_report);
     }
-    if (g_prof_n == 48) return -1;
+    if (g_prof_n == 64) return -1;
     g_prof_tab[g_prof_n].name = name;
     return g_prof_n++;
 }
@@ -83,7 +101,9 @@ struct prof_scope {
         g_prof_tab[id].calls++;
     }
 };
-#define PROFILE(name) static int prof_id_ = prof_register(name); prof_scope prof_s_(prof_id_)
+/* one profile row per op and storage type (the templates instantiate it twice) */
+#define PROFILE(name) static int prof_id_ = prof_register(sizeof(TI) == 2 ? name " bf16" : name); prof_scope prof_s_(prof_id_)
+#define PROFILE_F32(name) static int prof_id_ = prof_register(name); prof_scope prof_s_(prof_id_)
 
 /* ---- memory ---------------------------------------------------------------- */
 
@@ -97,6 +117,22 @@ static void cu_upload(void *dst, const void *src, size_t n) { check(cudaMemcpy(d
 static void cu_download(void *dst, const void *src, size_t n) { check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost), "download"); }
 static void cu_zero(void *p, size_t n) { check(cudaMemset(p, 0, n), "memset"); }
 static void cu_copy(void *dst, const void *src, size_t n) { check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToDevice), "copy"); }
+
+template <typename TO, typename TF>
+__global__ void k_convert(TO *dst, const TF *src, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) st(dst + i, ld(src + i));
+}
+template <typename TI> static void cu_cast_to_act(void *dst, const float *src, size_t n) {
+    if (dst == (const void *)src || !n) return;
+    k_convert<TI, float><<<blocks(n, 256), 256>>>((TI *)dst, src, n);
+    check_launch("cast_to_act");
+}
+template <typename TI> static void cu_act_to_f32(float *dst, const void *src, size_t n) {
+    if ((const void *)dst == src || !n) return;
+    k_convert<float, TI><<<blocks(n, 256), 256>>>(dst, (const TI *)src, n);
+    check_launch("act_to_f32");
+}
 
 /* ---- block reductions ---------------------------------------------------------- */
 
@@ -132,157 +168,296 @@ __device__ float block_max(float v) {
 
 /* ---- embedding ------------------------------------------------------------------ */
 
-__global__ void k_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C) {
+template <typename TI>
+__global__ void k_embedding_fwd(TI *out, const int32_t *ids, const TI *wte, int N, int C) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * C) return;
     size_t n = i / C, c = i % C;
     out[i] = wte[(size_t)ids[n] * C + c];
 }
-__global__ void k_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C) {
+template <typename TI>
+__global__ void k_embedding_bwd(float *dwte, const TI *dout, const int32_t *ids, int N, int C) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * C) return;
     size_t n = i / C, c = i % C;
-    atomicAdd(&dwte[(size_t)ids[n] * C + c], dout[i]);
+    atomicAdd(&dwte[(size_t)ids[n] * C + c], ld(dout + i));
 }
-static void cu_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C) {
+template <typename TI> static void cu_embedding_fwd(void *out, const int32_t *ids, const void *wte, int N, int C) {
     PROFILE("embedding_fwd");
-    k_embedding_fwd<<<blocks((size_t)N * C, 256), 256>>>(out, ids, wte, N, C);
+    k_embedding_fwd<TI><<<blocks((size_t)N * C, 256), 256>>>((TI *)out, ids, (const TI *)wte, N, C);
     check_launch("embedding_fwd");
 }
-static void cu_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C) {
+template <typename TI> static void cu_embedding_bwd(float *dwte, const void *dout, const int32_t *ids, int N, int C) {
     PROFILE("embedding_bwd");
     if (!dwte) return;
-    k_embedding_bwd<<<blocks((size_t)N * C, 256), 256>>>(dwte, dout, ids, N, C);
+    k_embedding_bwd<TI><<<blocks((size_t)N * C, 256), 256>>>(dwte, (const TI *)dout, ids, N, C);
     check_launch("embedding_bwd");
 }
 
 /* ---- rmsnorm ---------------------------------------------------------------------- */
 
-__global__ void k_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int C, float eps) {
-    const float *x = inp + (size_t)blockIdx.x * C;
+template <typename TI>
+__global__ void k_rmsnorm_fwd(TI *out, float *rstd, const TI *inp, const TI *w, int C, float eps) {
+    const TI *x = inp + (size_t)blockIdx.x * C;
     float ss = 0;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) ss += x[c] * x[c];
+    for (int c = threadIdx.x; c < C; c += blockDim.x) { float v = ld(x + c); ss += v * v; }
     ss = block_sum(ss);
     float r = rsqrtf(ss / C + eps);
     if (threadIdx.x == 0) rstd[blockIdx.x] = r;
-    float *o = out + (size_t)blockIdx.x * C;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) o[c] = w[c] * (x[c] * r);
+    TI *o = out + (size_t)blockIdx.x * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) st(o + c, ld(w + c) * (ld(x + c) * r));
 }
 /* dinp += r * (g w) - r^3 / C * x * sum(g w x) */
-__global__ void k_rmsnorm_bwd_inp(float *dinp, const float *dout, const float *inp, const float *w, const float *rstd,
-                                  int C) {
-    const float *x = inp + (size_t)blockIdx.x * C, *g = dout + (size_t)blockIdx.x * C;
+template <typename TI>
+__global__ void k_rmsnorm_bwd_inp(TI *dinp, const TI *dout, const TI *inp, const TI *w, const float *rstd, int C) {
+    const TI *x = inp + (size_t)blockIdx.x * C, *g = dout + (size_t)blockIdx.x * C;
     float r = rstd[blockIdx.x], dot = 0;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) dot += g[c] * w[c] * x[c];
+    for (int c = threadIdx.x; c < C; c += blockDim.x) dot += ld(g + c) * ld(w + c) * ld(x + c);
     dot = block_sum(dot);
     float k = r * r * r * dot / C;
-    float *d = dinp + (size_t)blockIdx.x * C;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) d[c] += r * g[c] * w[c] - k * x[c];
+    TI *d = dinp + (size_t)blockIdx.x * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) st(d + c, ld(d + c) + r * ld(g + c) * ld(w + c) - k * ld(x + c));
 }
 /* dw[c] += sum_n dout[n,c] * inp[n,c] * rstd[n]: each block sums a slab of ROWS rows
  * for every column (coalesced) and adds it with one atomic per column. (A thread per
  * column over all N rows used only C threads: 25% of a 124M training step.) */
 enum { COLSUM_ROWS = 64 };
-__global__ void k_rmsnorm_bwd_w(float *dw, const float *dout, const float *inp, const float *rstd, int N, int C) {
+template <typename TI>
+__global__ void k_rmsnorm_bwd_w(float *dw, const TI *dout, const TI *inp, const float *rstd, int N, int C) {
     int n0 = blockIdx.x * COLSUM_ROWS, n1 = min(N, n0 + COLSUM_ROWS);
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
         float acc = 0;
-        for (int n = n0; n < n1; n++) acc += dout[(size_t)n * C + c] * inp[(size_t)n * C + c] * rstd[n];
+        for (int n = n0; n < n1; n++) acc += ld(dout + (size_t)n * C + c) * ld(inp + (size_t)n * C + c) * rstd[n];
         atomicAdd(&dw[c], acc);
     }
 }
-static void cu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
+static unsigned row_threads(int C) { return C >= 1024 ? 512 : C >= 256 ? 256 : C >= 64 ? 64 : 32; }
+template <typename TI>
+static void cu_rmsnorm_fwd(void *out, float *rstd, const void *inp, const void *w, int N, int C, float eps) {
     PROFILE("rmsnorm_fwd");
-    k_rmsnorm_fwd<<<N, 256>>>(out, rstd, inp, w, C, eps);
+    k_rmsnorm_fwd<TI><<<N, row_threads(C)>>>((TI *)out, rstd, (const TI *)inp, (const TI *)w, C, eps);
     check_launch("rmsnorm_fwd");
 }
-static void cu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-                           const float *rstd, int N, int C) {
+template <typename TI>
+static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *inp, const void *w, const float *rstd,
+                           int N, int C) {
     PROFILE("rmsnorm_bwd");
-    if (dinp) { k_rmsnorm_bwd_inp<<<N, 256>>>(dinp, dout, inp, w, rstd, C); check_launch("rmsnorm_bwd"); }
-    if (dw) { k_rmsnorm_bwd_w<<<blocks(N, COLSUM_ROWS), 256>>>(dw, dout, inp, rstd, N, C); check_launch("rmsnorm_bwd_w"); }
+    if (dinp) {
+        k_rmsnorm_bwd_inp<TI><<<N, row_threads(C)>>>((TI *)dinp, (const TI *)dout, (const TI *)inp, (const TI *)w, rstd, C);
+        check_launch("rmsnorm_bwd");
+    }
+    if (dw) {
+        k_rmsnorm_bwd_w<TI><<<blocks(N, COLSUM_ROWS), 256>>>(dw, (const TI *)dout, (const TI *)inp, rstd, N, C);
+        check_launch("rmsnorm_bwd_w");
+    }
 }
 
-/* ---- matmul (cuBLAS, row-major through the transposed view) ----------------------------- */
+/* ---- matmul: cuBLASLt, row-major through the transposed (column-major) view --------------
+ * Plans (descriptors, layouts, the heuristic's algorithm) are cached by shape, types
+ * and pointer alignment: building one costs far more than running a small GEMM. */
 
-__global__ void k_add_bias(float *out, const float *bias, int N, int OC) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < (size_t)N * OC) out[i] += bias[i % OC];
+static void *g_lt_ws;
+enum { LT_WS_BYTES = 32 << 20, LT_PLANS = 128 };
+struct lt_key {
+    int ta, tb, m, n, k, lda, ldb, ldc, ab_type, c_type, compute, bias, align;
+};
+struct lt_plan {
+    lt_key key;
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, c;
+    cublasLtMatmulAlgo_t algo;
+};
+static lt_plan g_plans[LT_PLANS];
+static int g_nplans;
+
+static int ptr_align(const void *p) {
+    uintptr_t u = (uintptr_t)p;
+    int a = 256;
+    while (a > 2 && (u % (uintptr_t)a)) a >>= 1;
+    return a;
 }
-__global__ void k_bias_bwd(float *dbias, const float *dout, int N, int OC) {
-    int n0 = blockIdx.x * 64, n1 = min(N, n0 + 64); /* a slab of rows per block, as k_rmsnorm_bwd_w */
+
+static lt_plan *lt_get(const lt_key &k) {
+    for (int i = 0; i < g_nplans; i++)
+        if (!memcmp(&g_plans[i].key, &k, sizeof k)) return &g_plans[i];
+    lt_plan *p = g_nplans < LT_PLANS ? &g_plans[g_nplans] : &g_plans[LT_PLANS - 1]; /* full: reuse the last slot */
+    if (g_nplans == LT_PLANS) {
+        cublasLtMatmulDescDestroy(p->op);
+        cublasLtMatrixLayoutDestroy(p->a); cublasLtMatrixLayoutDestroy(p->b); cublasLtMatrixLayoutDestroy(p->c);
+    } else {
+        g_nplans++;
+    }
+    memset(p, 0, sizeof *p);
+    p->key = k;
+    cublasOperation_t ta = (cublasOperation_t)k.ta, tb = (cublasOperation_t)k.tb;
+    cublasLtMatmulDescCreate(&p->op, (cublasComputeType_t)k.compute, CUDA_R_32F);
+    cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    if (k.bias) {
+        cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep);
+    }
+    cublasLtMatrixLayoutCreate(&p->a, (cudaDataType)k.ab_type, ta == CUBLAS_OP_N ? k.m : k.k, ta == CUBLAS_OP_N ? k.k : k.m, k.lda);
+    cublasLtMatrixLayoutCreate(&p->b, (cudaDataType)k.ab_type, tb == CUBLAS_OP_N ? k.k : k.n, tb == CUBLAS_OP_N ? k.n : k.k, k.ldb);
+    cublasLtMatrixLayoutCreate(&p->c, (cudaDataType)k.c_type, k.m, k.n, k.ldc);
+    cublasLtMatmulPreference_t pref;
+    cublasLtMatmulPreferenceCreate(&pref);
+    size_t ws = LT_WS_BYTES;
+    uint32_t al = (uint32_t)k.align;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al);
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->op, p->a, p->b, p->c, p->c, pref, 1, &res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (s != CUBLAS_STATUS_SUCCESS || !found) {
+        lma_error(LMA_ERR_INTERNAL, "cublasLt: no algorithm for a %dx%dx%d GEMM (status %d)", k.m, k.n, k.k, (int)s);
+        g_nplans--;
+        return NULL;
+    }
+    p->algo = res.algo;
+    return p;
+}
+
+/* C (m,n) = alpha op(A) op(B) + beta C, column-major, fp32 accumulation; bias (m) added
+ * when given (same type as C). ab: CUDA type of A and B; c: of C. */
+static void lt_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *A, int lda,
+                    const void *Bm, int ldb, void *C, int ldc, float beta, const void *bias, cudaDataType ab,
+                    cudaDataType ct, const char *what) {
+    if (!m || !n) return;
+    int compute = ab == CUDA_R_32F && ct == CUDA_R_32F ? (g_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F)
+                                                       : CUBLAS_COMPUTE_32F;
+    int al = ptr_align(A);
+    if (ptr_align(Bm) < al) al = ptr_align(Bm);
+    if (ptr_align(C) < al) al = ptr_align(C);
+    lt_key key = {(int)ta, (int)tb, m, n, k, lda, ldb, ldc, (int)ab, (int)ct, compute, bias != NULL, al};
+    lt_plan *p = lt_get(key);
+    if (!p) return;
+    if (bias) cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    float alpha = 1.0f;
+    check_blas(cublasLtMatmul(g_lt, p->op, &alpha, A, p->a, Bm, p->b, &beta, C, p->c, C, p->c, &p->algo, g_lt_ws,
+                              LT_WS_BYTES, 0), what);
+}
+
+template <typename TI> static cudaDataType act_type() { return sizeof(TI) == 2 ? CUDA_R_16BF : CUDA_R_32F; }
+
+template <typename TI>
+__global__ void k_bias_bwd(float *dbias, const TI *dout, int N, int OC) {
+    int n0 = blockIdx.x * COLSUM_ROWS, n1 = min(N, n0 + COLSUM_ROWS); /* a slab of rows per block */
     for (int o = threadIdx.x; o < OC; o += blockDim.x) {
         float acc = 0;
-        for (int n = n0; n < n1; n++) acc += dout[(size_t)n * OC + o];
+        for (int n = n0; n < n1; n++) acc += ld(dout + (size_t)n * OC + o);
         atomicAdd(&dbias[o], acc);
     }
 }
-static void cu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
+template <typename TI>
+static void cu_matmul_fwd(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC) {
     PROFILE("matmul_fwd");
-    const float one = 1.0f, zero = 0.0f;
-    /* out^T (OC,N) = W (OC,C) . inp^T (C,N) in column-major terms */
-    check_blas(cublasSgemm(g_blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w, C, inp, C, &zero, out, OC), "matmul_fwd");
-    if (bias) { k_add_bias<<<blocks((size_t)N * OC, 256), 256>>>(out, bias, N, OC); check_launch("bias"); }
+    /* out^T (OC,N) = W (OC,C) . inp^T (C,N) in column-major terms, + bias per row of out^T */
+    lt_gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, w, C, inp, C, out, OC, 0.0f, bias, act_type<TI>(), act_type<TI>(),
+            "matmul_fwd");
 }
-static void cu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
-                          int N, int C, int OC) {
+template <typename TI>
+static void cu_matmul_bwd(void *dinp, float *dw, float *dbias, const void *dout, const void *inp, const void *w, int N,
+                          int C, int OC) {
     PROFILE("matmul_bwd");
-    const float one = 1.0f;
     if (dinp) /* dinp^T (C,N) += W^T (C,OC) . dout^T (OC,N) */
-        check_blas(cublasSgemm(g_blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w, C, dout, OC, &one, dinp, C),
-                   "matmul_bwd dinp");
-    if (dw) /* dW^T (C,OC) += inp^T (C,N) . dout (N,OC) */
-        check_blas(cublasSgemm(g_blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dw, C),
-                   "matmul_bwd dw");
-    if (dbias) { k_bias_bwd<<<blocks(N, 64), 256>>>(dbias, dout, N, OC); check_launch("bias_bwd"); }
+        lt_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, w, C, dout, OC, dinp, C, 1.0f, NULL, act_type<TI>(), act_type<TI>(),
+                "matmul_bwd dinp");
+    if (dw) /* dW^T (C,OC) += inp^T (C,N) . dout (N,OC), fp32 */
+        lt_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, dw, C, 1.0f, NULL, act_type<TI>(), CUDA_R_32F,
+                "matmul_bwd dw");
+    if (dbias) {
+        k_bias_bwd<TI><<<blocks(N, COLSUM_ROWS), 256>>>(dbias, (const TI *)dout, N, OC);
+        check_launch("bias_bwd");
+    }
+}
+
+/* ---- NF4 base weights (QLoRA): dequantized whole into a scratch (one projection at a
+ * time: the largest is 11008 x 4096 for Llama-2-7B, 90 MB in bf16), then the GEMMs above */
+
+static void *g_deq;
+static size_t g_deq_bytes;
+static void *deq_scratch(size_t bytes) {
+    if (bytes > g_deq_bytes) {
+        cudaFree(g_deq);
+        g_deq = NULL;
+        g_deq_bytes = 0;
+        if (cudaMalloc(&g_deq, bytes) != cudaSuccess) { check(cudaGetLastError(), "nf4 dequant scratch"); return NULL; }
+        g_deq_bytes = bytes;
+    }
+    return g_deq;
+}
+template <typename TI>
+static void cu_matmul_nf4_fwd(void *out, const void *inp, const struct lma_nf4_tensor *w, const void *bias, int N,
+                              int C, int OC) {
+    void *wd = deq_scratch((size_t)OC * C * sizeof(TI));
+    if (!wd) return;
+    check(lma_cuda_nf4_dequant(wd, w, sizeof(TI) == 2), "nf4 dequant");
+    cu_matmul_fwd<TI>(out, inp, wd, bias, N, C, OC);
+}
+template <typename TI>
+static void cu_matmul_nf4_bwd(void *dinp, const void *dout, const struct lma_nf4_tensor *w, int N, int C, int OC) {
+    void *wd = deq_scratch((size_t)OC * C * sizeof(TI));
+    if (!wd) return;
+    check(lma_cuda_nf4_dequant(wd, w, sizeof(TI) == 2), "nf4 dequant");
+    cu_matmul_bwd<TI>(dinp, NULL, NULL, dout, NULL, wd, N, C, OC);
 }
 
 /* ---- rope (HF half split) ------------------------------------------------------------ */
 
-__global__ void k_rope(float *out, const float *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
+template <typename TI>
+__global__ void k_rope(TI *out, const TI *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
                        int backward) {
     int half = HD / 2;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * NH * half) return;
     int j = (int)(i % half);
     size_t row = i / half, n = row / NH;
-    float ang = (float)pos[n] * inv_freq[j], c = cosf(ang), s = sinf(ang);
-    const float *x = inp + row * HD;
-    float *o = out + row * HD;
-    float x1 = x[j], x2 = x[j + half];
-    if (!backward) { o[j] = x1 * c - x2 * s; o[j + half] = x2 * c + x1 * s; }
-    else { o[j] += x1 * c + x2 * s; o[j + half] += x2 * c - x1 * s; }
+    float ang = (float)pos[n] * inv_freq[j], c, s;
+    sincosf(ang, &s, &c);
+    const TI *x = inp + row * HD;
+    TI *o = out + row * HD;
+    float x1 = ld(x + j), x2 = ld(x + j + half);
+    if (!backward) { st(o + j, x1 * c - x2 * s); st(o + j + half, x2 * c + x1 * s); }
+    else { st(o + j, ld(o + j) + x1 * c + x2 * s); st(o + j + half, ld(o + j + half) + x2 * c - x1 * s); }
 }
-static void cu_rope_fwd(float *out, const float *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
+template <typename TI>
+static void cu_rope_fwd(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
     PROFILE("rope_fwd");
-    k_rope<<<blocks((size_t)N * NH * (HD / 2), 256), 256>>>(out, inp, pos, inv_freq, N, NH, HD, 0);
+    k_rope<TI><<<blocks((size_t)N * NH * (HD / 2), 256), 256>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH, HD, 0);
     check_launch("rope_fwd");
 }
-static void cu_rope_bwd(float *dinp, const float *dout, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
+template <typename TI>
+static void cu_rope_bwd(void *dinp, const void *dout, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
     PROFILE("rope_bwd");
-    k_rope<<<blocks((size_t)N * NH * (HD / 2), 256), 256>>>(dinp, dout, pos, inv_freq, N, NH, HD, 1);
+    k_rope<TI><<<blocks((size_t)N * NH * (HD / 2), 256), 256>>>((TI *)dinp, (const TI *)dout, pos, inv_freq, N, NH, HD, 1);
     check_launch("rope_bwd");
 }
 
-/* ---- attention (probabilities kept) ------------------------------------------------------- */
+/* ---- attention: the naive kernels (oracle), probabilities kept ------------------------------- */
 
 __device__ bool visible(const int32_t *seg, int b, int T, int t, int s) {
     return s <= t && (!seg || seg[(size_t)b * T + s] == seg[(size_t)b * T + t]);
 }
 
 /* one block per (b, h, t): scores -> softmax row in att -> out = P V */
-__global__ void k_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
-                                const int32_t *seg, int T, int NH, int NKV, int HD, float scale) {
+template <typename TI>
+__global__ void k_attention_fwd(TI *out, float *att, const TI *q, const TI *k, const TI *v, const int32_t *seg, int T,
+                                int NH, int NKV, int HD, float scale) {
     int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z, kh = h / (NH / NKV);
-    const float *qt = q + (((size_t)b * T + t) * NH + h) * HD;
+    const TI *qt = q + (((size_t)b * T + t) * NH + h) * HD;
     float *p = att + (((size_t)b * NH + h) * T + t) * T;
     float mx = -INFINITY;
     for (int s = threadIdx.x; s < T; s += blockDim.x) {
         float d = -INFINITY;
         if (visible(seg, b, T, t, s)) {
-            const float *ks = k + (((size_t)b * T + s) * NKV + kh) * HD;
+            const TI *ks = k + (((size_t)b * T + s) * NKV + kh) * HD;
             d = 0;
-            for (int i = 0; i < HD; i++) d += qt[i] * ks[i];
+            for (int i = 0; i < HD; i++) d += ld(qt + i) * ld(ks + i);
             d *= scale;
         }
         p[s] = d;
@@ -299,28 +474,29 @@ __global__ void k_attention_fwd(float *out, float *att, const float *q, const fl
     float inv = 1.0f / sum;
     for (int s = threadIdx.x; s < T; s += blockDim.x) p[s] *= inv;
     __syncthreads();
-    float *ot = out + (((size_t)b * T + t) * NH + h) * HD;
+    TI *ot = out + (((size_t)b * T + t) * NH + h) * HD;
     for (int i = threadIdx.x; i < HD; i += blockDim.x) {
         float acc = 0;
-        for (int s = 0; s <= t; s++) acc += p[s] * v[(((size_t)b * T + s) * NKV + kh) * HD + i];
-        ot[i] = acc;
+        for (int s = 0; s <= t; s++) acc += p[s] * ld(v + (((size_t)b * T + s) * NKV + kh) * HD + i);
+        st(ot + i, acc);
     }
 }
 
 /* one block per (b, h, t): dp_s = do.v_s; dz = p (dp - sum p dp); dq += scale dz K; dk_s += scale dz_s q;
- * dv_s += p_s do (atomics: query rows and grouped heads share k and v) */
-__global__ void k_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
-                                const float *k, const float *v, int T, int NH, int NKV, int HD, float scale) {
+ * dv_s += p_s do (fp32 atomics: query rows and grouped heads share k and v) */
+template <typename TI>
+__global__ void k_attention_bwd(float *dq, float *dk, float *dv, const TI *dout, const float *att, const TI *q,
+                                const TI *k, const TI *v, int T, int NH, int NKV, int HD, float scale) {
     int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z, kh = h / (NH / NKV);
     const float *p = att + (((size_t)b * NH + h) * T + t) * T;
-    const float *go = dout + (((size_t)b * T + t) * NH + h) * HD, *qt = q + (((size_t)b * T + t) * NH + h) * HD;
+    const TI *go = dout + (((size_t)b * T + t) * NH + h) * HD, *qt = q + (((size_t)b * T + t) * NH + h) * HD;
     extern __shared__ float dz[]; /* (t+1) */
     float dot = 0;
     for (int s = threadIdx.x; s <= t; s += blockDim.x) {
         float d = 0;
         if (p[s] != 0.0f) {
-            const float *vs = v + (((size_t)b * T + s) * NKV + kh) * HD;
-            for (int i = 0; i < HD; i++) d += go[i] * vs[i];
+            const TI *vs = v + (((size_t)b * T + s) * NKV + kh) * HD;
+            for (int i = 0; i < HD; i++) d += ld(go + i) * ld(vs + i);
         }
         dz[s] = d;
         dot += p[s] * d;
@@ -332,7 +508,7 @@ __global__ void k_attention_bwd(float *dq, float *dk, float *dv, const float *do
         float *dqt = dq + (((size_t)b * T + t) * NH + h) * HD;
         for (int i = threadIdx.x; i < HD; i += blockDim.x) {
             float acc = 0;
-            for (int s = 0; s <= t; s++) acc += dz[s] * k[(((size_t)b * T + s) * NKV + kh) * HD + i];
+            for (int s = 0; s <= t; s++) acc += dz[s] * ld(k + (((size_t)b * T + s) * NKV + kh) * HD + i);
             dqt[i] += acc;
         }
     }
@@ -340,49 +516,13 @@ __global__ void k_attention_bwd(float *dq, float *dk, float *dv, const float *do
         if (p[s] == 0.0f) continue;
         size_t o = (((size_t)b * T + s) * NKV + kh) * HD;
         for (int i = threadIdx.x; i < HD; i += blockDim.x) {
-            if (dk) atomicAdd(&dk[o + i], dz[s] * qt[i]);
-            if (dv) atomicAdd(&dv[o + i], p[s] * go[i]);
+            if (dk) atomicAdd(&dk[o + i], dz[s] * ld(qt + i));
+            if (dv) atomicAdd(&dv[o + i], p[s] * ld(go + i));
         }
     }
 }
 
-static size_t cu_attention_saved_floats(int B, int T, int NH) { return (size_t)B * NH * T * T; }
-static void naive_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
-                             const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale) {
-    dim3 grid(T, NH, B);
-    k_attention_fwd<<<grid, 128>>>(out, saved, q, k, v, seg, T, NH, NKV, HD, scale);
-    check_launch("attention_fwd");
-}
-static void naive_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved, const float *q,
-                             const float *k, const float *v, const int32_t *seg, int B, int T, int NH, int NKV,
-                             int HD, float scale) {
-    (void)seg; /* the saved probabilities are zero where the mask hides a key */
-    dim3 grid(T, NH, B);
-    size_t shm = (size_t)(T + 8) * sizeof(float);
-    if (shm > 48 * 1024) {
-        cudaFuncSetAttribute(k_attention_bwd, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
-    }
-    k_attention_bwd<<<grid, 128, shm>>>(dq, dk, dv, dout, saved, q, k, v, T, NH, NKV, HD, scale);
-    check_launch("attention_bwd");
-}
-
-
-/* ---- attention through batched GEMMs (the default) --------------------------------------
- * For each batch row b and each offset g inside a GQA group, one strided-batched GEMM
- * runs over the NKV kv heads (query head h = kh*group + g):
- *   S = scale Q K^T  ->  P = masked softmax(S) (in place, in `saved`)  ->  O = P V
- * backward: dP = dO V^T; dS = P (dP - rowsum(P dP)) scale; dQ += dS K; dK += dS^T Q;
- * dV += P^T dO. Row-major matrices are passed to column-major cuBLAS transposed. The
- * naive kernels above stay as the oracle (lma_cuda_attention_naive = 1 selects them). */
-
-#define lma_cuda_attention_naive (g_naive && *g_naive)
-
-/* GEMM precision: TF32 tensor cores (fast, ~1e-3 relative) unless set to 0, or
- * LMA_CUDA_TF32=0 in the environment: then exact fp32 (the tests compare both). */
-extern "C" __attribute__((visibility("default"))) void lma_cuda_plugin_set_tf32(int on) {
-    if (g_blas) cublasSetMathMode(g_blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);
-}
-
+/* fp32 scratch, grown on demand (attention backward of the oracles, bf16 gradients) */
 static float *g_scratch;
 static size_t g_scratch_n;
 static float *scratch(size_t n) {
@@ -397,6 +537,57 @@ static float *scratch(size_t n) {
         g_scratch_n = n;
     }
     return g_scratch;
+}
+template <typename TI>
+__global__ void k_add_f32(TI *dst, const float *src, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) st(dst + i, ld(dst + i) + src[i]);
+}
+
+template <typename TI>
+static void naive_attention_fwd(TI *out, float *saved, const TI *q, const TI *k, const TI *v, const int32_t *seg, int B,
+                                int T, int NH, int NKV, int HD, float scale) {
+    dim3 grid(T, NH, B);
+    k_attention_fwd<TI><<<grid, 128>>>(out, saved, q, k, v, seg, T, NH, NKV, HD, scale);
+    check_launch("attention_fwd");
+}
+/* fp32 gradients accumulate in place; bf16 ones through an fp32 scratch */
+template <typename TI>
+static void naive_attention_bwd(TI *dq, TI *dk, TI *dv, const TI *dout, const float *saved, const TI *q, const TI *k,
+                                const TI *v, int B, int T, int NH, int NKV, int HD, float scale) {
+    dim3 grid(T, NH, B);
+    size_t shm = (size_t)(T + 8) * sizeof(float), nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD;
+    if (shm > 48 * 1024) cudaFuncSetAttribute(k_attention_bwd<TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+    float *fq = (float *)dq, *fk = (float *)dk, *fv = (float *)dv;
+    if (sizeof(TI) == 2) {
+        float *s = scratch(nq + 2 * nk);
+        if (!s) return;
+        cudaMemset(s, 0, (nq + 2 * nk) * sizeof(float));
+        fq = dq ? s : NULL; fk = dk ? s + nq : NULL; fv = dv ? s + nq + nk : NULL;
+    }
+    k_attention_bwd<TI><<<grid, 128, shm>>>(fq, fk, fv, dout, saved, q, k, v, T, NH, NKV, HD, scale);
+    check_launch("attention_bwd");
+    if (sizeof(TI) == 2) {
+        if (dq) k_add_f32<TI><<<blocks(nq, 256), 256>>>(dq, fq, nq);
+        if (dk) k_add_f32<TI><<<blocks(nk, 256), 256>>>(dk, fk, nk);
+        if (dv) k_add_f32<TI><<<blocks(nk, 256), 256>>>(dv, fv, nk);
+        check_launch("attention_bwd add");
+    }
+}
+
+/* ---- attention through batched GEMMs (fp32 table, lma_cuda_attention_naive = 2; and the
+ * fp32 fallback for head dims flash attention does not take) --------------------------------
+ * For each batch row b and each offset g inside a GQA group, one strided-batched GEMM
+ * runs over the NKV kv heads (query head h = kh*group + g):
+ *   S = scale Q K^T  ->  P = masked softmax(S) (in place, in `saved`)  ->  O = P V
+ * backward: dP = dO V^T; dS = P (dP - rowsum(P dP)) scale; dQ += dS K; dK += dS^T Q;
+ * dV += P^T dO. Row-major matrices are passed to column-major cuBLAS transposed. */
+
+/* GEMM precision of the fp32 table: TF32 tensor cores (fast, ~1e-3 relative) unless set
+ * to 0, or LMA_CUDA_TF32=0 in the environment: then exact fp32 (the tests compare both). */
+extern "C" __attribute__((visibility("default"))) void lma_cuda_plugin_set_tf32(int on) {
+    g_tf32 = on;
+    if (g_blas) cublasSetMathMode(g_blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);
 }
 
 /* P = masked softmax of one row of S (in place); one block per (b, h, t) */
@@ -436,10 +627,8 @@ static void gemm_batched(cublasOperation_t ta, cublasOperation_t tb, int m, int 
                                          batch), what);
 }
 
-static void cu_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
-                             const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale) {
-    PROFILE("attention_fwd");
-    if (lma_cuda_attention_naive) { naive_attention_fwd(out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale); return; }
+static void gemm_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
+                               const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale) {
     int G = NH / NKV, ldq = NH * HD, ldk = NKV * HD;
     for (int b = 0; b < B; b++)
         for (int g = 0; g < G; g++) {
@@ -462,14 +651,8 @@ static void cu_attention_fwd(float *out, float *saved, const float *q, const flo
         }
 }
 
-static void cu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved, const float *q,
-                             const float *k, const float *v, const int32_t *seg, int B, int T, int NH, int NKV,
-                             int HD, float scale) {
-    PROFILE("attention_bwd");
-    if (lma_cuda_attention_naive) {
-        naive_attention_bwd(dq, dk, dv, dout, saved, q, k, v, seg, B, T, NH, NKV, HD, scale);
-        return;
-    }
+static void gemm_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved, const float *q,
+                               const float *k, const float *v, int B, int T, int NH, int NKV, int HD, float scale) {
     int G = NH / NKV, ldq = NH * HD, ldk = NKV * HD;
     float *dp = scratch((size_t)NH * T * T);
     if (!dp) return;
@@ -499,17 +682,61 @@ static void cu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
     }
 }
 
+/* which path runs: 0 flash, 1 naive, 2 batched GEMMs */
+static int attention_path(int HD, int bf) {
+    int mode = attention_mode;
+    if (mode == 1) return 1;
+    if (mode == 0 && lma_cuda_flash_supported(HD)) return 0;
+    return bf ? 1 : 2;
+}
+static size_t cu_attention_saved_floats(int B, int T, int NH, int HD) {
+    /* the lse per query row for flash attention, else the probabilities */
+    return attention_path(HD, 0) == 0 && attention_path(HD, 1) == 0 ? (size_t)B * NH * T : (size_t)B * NH * T * T;
+}
+template <typename TI>
+static void cu_attention_fwd(void *out, float *saved, const void *q, const void *k, const void *v, const int32_t *seg,
+                             int B, int T, int NH, int NKV, int HD, float scale) {
+    PROFILE("attention_fwd");
+    int bf = sizeof(TI) == 2;
+    switch (attention_path(HD, bf)) {
+    case 0: check(lma_cuda_flash_fwd(out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale, bf), "flash attention fwd"); break;
+    case 1: naive_attention_fwd<TI>((TI *)out, saved, (const TI *)q, (const TI *)k, (const TI *)v, seg, B, T, NH, NKV, HD, scale); break;
+    default: gemm_attention_fwd((float *)out, saved, (const float *)q, (const float *)k, (const float *)v, seg, B, T, NH, NKV, HD, scale);
+    }
+}
+template <typename TI>
+static void cu_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *saved,
+                             const void *q, const void *k, const void *v, const int32_t *seg, int B, int T, int NH,
+                             int NKV, int HD, float scale) {
+    PROFILE("attention_bwd");
+    int bf = sizeof(TI) == 2;
+    switch (attention_path(HD, bf)) {
+    case 0:
+        check(lma_cuda_flash_bwd(dq, dk, dv, dout, out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale, bf),
+              "flash attention bwd");
+        break;
+    case 1: /* the saved probabilities are zero where the mask hides a key */
+        naive_attention_bwd<TI>((TI *)dq, (TI *)dk, (TI *)dv, (const TI *)dout, saved, (const TI *)q, (const TI *)k,
+                                (const TI *)v, B, T, NH, NKV, HD, scale);
+        break;
+    default:
+        gemm_attention_bwd((float *)dq, (float *)dk, (float *)dv, (const float *)dout, saved, (const float *)q,
+                           (const float *)k, (const float *)v, B, T, NH, NKV, HD, scale);
+    }
+}
+
 /* one block per (t, h) of the new tokens */
-__global__ void k_attention_cached(float *out, const float *q, const float *kc, const float *vc, int past, int NH,
-                                   int NKV, int HD, float scale) {
+template <typename TI>
+__global__ void k_attention_cached(TI *out, const TI *q, const TI *kc, const TI *vc, int past, int NH, int NKV, int HD,
+                                   float scale) {
     extern __shared__ float p[];
     int t = blockIdx.x, h = blockIdx.y, kh = h / (NH / NKV), last = past + t;
-    const float *qt = q + ((size_t)t * NH + h) * HD;
+    const TI *qt = q + ((size_t)t * NH + h) * HD;
     float mx = -INFINITY;
     for (int s = threadIdx.x; s <= last; s += blockDim.x) {
-        const float *ks = kc + ((size_t)s * NKV + kh) * HD;
+        const TI *ks = kc + ((size_t)s * NKV + kh) * HD;
         float d = 0;
-        for (int i = 0; i < HD; i++) d += qt[i] * ks[i];
+        for (int i = 0; i < HD; i++) d += ld(qt + i) * ld(ks + i);
         p[s] = d * scale;
         mx = fmaxf(mx, p[s]);
     }
@@ -518,110 +745,137 @@ __global__ void k_attention_cached(float *out, const float *q, const float *kc, 
     for (int s = threadIdx.x; s <= last; s += blockDim.x) { p[s] = __expf(p[s] - mx); sum += p[s]; }
     sum = block_sum(sum);
     __syncthreads();
-    float inv = 1.0f / sum, *ot = out + ((size_t)t * NH + h) * HD;
+    float inv = 1.0f / sum;
+    TI *ot = out + ((size_t)t * NH + h) * HD;
     for (int i = threadIdx.x; i < HD; i += blockDim.x) {
         float acc = 0;
-        for (int s = 0; s <= last; s++) acc += p[s] * vc[((size_t)s * NKV + kh) * HD + i];
-        ot[i] = acc * inv;
+        for (int s = 0; s <= last; s++) acc += p[s] * ld(vc + ((size_t)s * NKV + kh) * HD + i);
+        st(ot + i, acc * inv);
     }
 }
-static void cu_attention_cached(float *out, const float *q, const float *kc, const float *vc, int past, int n, int NH,
+template <typename TI>
+static void cu_attention_cached(void *out, const void *q, const void *kc, const void *vc, int past, int n, int NH,
                                 int NKV, int HD, float scale) {
     PROFILE("attention_cached");
     size_t shm = (size_t)(past + n + 8) * sizeof(float);
-    if (shm > 48 * 1024) cudaFuncSetAttribute(k_attention_cached, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+    if (shm > 48 * 1024) cudaFuncSetAttribute(k_attention_cached<TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
     dim3 grid(n, NH);
-    k_attention_cached<<<grid, 128, shm>>>(out, q, kc, vc, past, NH, NKV, HD, scale);
+    k_attention_cached<TI><<<grid, 128, shm>>>((TI *)out, (const TI *)q, (const TI *)kc, (const TI *)vc, past, NH, NKV,
+                                               HD, scale);
     check_launch("attention_cached");
 }
 
 /* ---- elementwise ------------------------------------------------------------------- */
 
-__global__ void k_swiglu_fwd(float *out, const float *g, const float *u, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-}
-__global__ void k_swiglu_bwd(float *dg, float *du, const float *d, const float *g, const float *u, size_t n) {
+template <typename TI>
+__global__ void k_swiglu_fwd(TI *out, const TI *g, const TI *u, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    float sg = 1.0f / (1.0f + expf(-g[i])), silu = g[i] * sg;
-    if (dg) dg[i] += d[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
-    if (du) du[i] += d[i] * silu;
+    float x = ld(g + i);
+    st(out + i, x / (1.0f + __expf(-x)) * ld(u + i));
 }
-__global__ void k_add(float *out, const float *a, const float *b, size_t n) {
+template <typename TI>
+__global__ void k_swiglu_bwd(TI *dg, TI *du, const TI *d, const TI *g, const TI *u, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = a[i] + b[i];
+    if (i >= n) return;
+    float x = ld(g + i), di = ld(d + i), sg = 1.0f / (1.0f + __expf(-x)), silu = x * sg;
+    if (dg) st(dg + i, ld(dg + i) + di * ld(u + i) * sg * (1.0f + x * (1.0f - sg)));
+    if (du) st(du + i, ld(du + i) + di * silu);
 }
-__global__ void k_scale(float *x, float a, size_t n) {
+template <typename TI>
+__global__ void k_add(TI *out, const TI *a, const TI *b, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) x[i] *= a;
+    if (i < n) st(out + i, ld(a + i) + ld(b + i));
 }
-__global__ void k_mul(float *out, const float *a, const float *b, size_t n) {
+template <typename TI>
+__global__ void k_scale(TI *x, float a, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = a[i] * b[i];
+    if (i < n) st(x + i, ld(x + i) * a);
 }
-static void cu_scale(float *x, float a, size_t n) {
+template <typename TI>
+__global__ void k_mul(TI *out, const TI *a, const TI *b, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) st(out + i, ld(a + i) * ld(b + i));
+}
+template <typename TI> static void cu_scale(void *x, float a, size_t n) {
     PROFILE("scale");
-    k_scale<<<blocks(n, 256), 256>>>(x, a, n);
+    k_scale<TI><<<blocks(n, 256), 256>>>((TI *)x, a, n);
     check_launch("scale");
 }
-static void cu_mul(float *out, const float *a, const float *b, size_t n) {
+template <typename TI> static void cu_mul(void *out, const void *a, const void *b, size_t n) {
     PROFILE("mul");
-    k_mul<<<blocks(n, 256), 256>>>(out, a, b, n);
+    k_mul<TI><<<blocks(n, 256), 256>>>((TI *)out, (const TI *)a, (const TI *)b, n);
     check_launch("mul");
 }
-static void cu_swiglu_fwd(float *out, const float *g, const float *u, size_t n) {
+template <typename TI> static void cu_swiglu_fwd(void *out, const void *g, const void *u, size_t n) {
     PROFILE("swiglu_fwd");
-    k_swiglu_fwd<<<blocks(n, 256), 256>>>(out, g, u, n);
+    k_swiglu_fwd<TI><<<blocks(n, 256), 256>>>((TI *)out, (const TI *)g, (const TI *)u, n);
     check_launch("swiglu_fwd");
 }
-static void cu_swiglu_bwd(float *dg, float *du, const float *d, const float *g, const float *u, size_t n) {
+template <typename TI>
+static void cu_swiglu_bwd(void *dg, void *du, const void *d, const void *g, const void *u, size_t n) {
     PROFILE("swiglu_bwd");
-    k_swiglu_bwd<<<blocks(n, 256), 256>>>(dg, du, d, g, u, n);
+    k_swiglu_bwd<TI><<<blocks(n, 256), 256>>>((TI *)dg, (TI *)du, (const TI *)d, (const TI *)g, (const TI *)u, n);
     check_launch("swiglu_bwd");
 }
-static void cu_add(float *out, const float *a, const float *b, size_t n) {
+template <typename TI> static void cu_add(void *out, const void *a, const void *b, size_t n) {
     PROFILE("add");
-    k_add<<<blocks(n, 256), 256>>>(out, a, b, n);
+    k_add<TI><<<blocks(n, 256), 256>>>((TI *)out, (const TI *)a, (const TI *)b, n);
     check_launch("add");
 }
 
-/* ---- cross-entropy: one block per row ------------------------------------------------------ */
+/* ---- cross-entropy: one block per row, online max/sum (one read), then the gradient ----------- */
 
-__global__ void k_cross_entropy(float *losses, float *dlogits, const float *logits, const int32_t *targets, int V,
+template <typename TI>
+__global__ void k_cross_entropy(float *losses, TI *dlogits, const TI *logits, const int32_t *targets, int V,
                                 float dscale) {
+    __shared__ float sm[32], ss[32];
     size_t row = blockIdx.x;
-    const float *x = logits + row * V;
+    const TI *x = logits + row * V;
     int y = targets[row];
     if (y == LMA_IGNORE_INDEX) {
         if (threadIdx.x == 0) losses[row] = 0.0f;
-        if (dlogits) for (int i = threadIdx.x; i < V; i += blockDim.x) dlogits[row * V + i] = 0.0f;
+        if (dlogits) for (int i = threadIdx.x; i < V; i += blockDim.x) st(dlogits + row * V + i, 0.0f);
         return;
     }
-    float mx = -INFINITY;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, x[i]);
-    mx = block_max(mx);
-    float sum = 0;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) sum += expf(x[i] - mx);
-    sum = block_sum(sum);
-    float lse = mx + logf(sum), xy = x[y];
+    float m = -INFINITY, s = 0.0f;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float xi = ld(x + i);
+        if (xi > m) { s = s * __expf(m - xi) + 1.0f; m = xi; }
+        else s += __expf(xi - m);
+    }
+    /* combine (m, s) pairs: warp, then block */
+    for (int o = 16; o > 0; o >>= 1) {
+        float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o), mm = fmaxf(m, m2);
+        s = (m == -INFINITY ? 0.0f : s * __expf(m - mm)) + (m2 == -INFINITY ? 0.0f : s2 * __expf(m2 - mm));
+        m = mm;
+    }
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    if (lane == 0) { sm[w] = m; ss[w] = s; }
+    __syncthreads();
+    float M = -INFINITY, S = 0.0f;
+    for (int j = 0; j < nw; j++) M = fmaxf(M, sm[j]);
+    for (int j = 0; j < nw; j++) S += sm[j] == -INFINITY ? 0.0f : ss[j] * __expf(sm[j] - M);
+    float lse = M + logf(S), xy = ld(x + y);
     __syncthreads();
     if (threadIdx.x == 0) losses[row] = lse - xy;
     if (dlogits)
         for (int i = threadIdx.x; i < V; i += blockDim.x)
-            dlogits[row * V + i] = (expf(x[i] - lse) - (i == y ? 1.0f : 0.0f)) * dscale;
+            st(dlogits + row * V + i, (__expf(ld(x + i) - lse) - (i == y ? 1.0f : 0.0f)) * dscale);
 }
-static void cu_cross_entropy(float *losses, float *dlogits, const float *logits, const int32_t *targets, int N, int V,
+template <typename TI>
+static void cu_cross_entropy(float *losses, void *dlogits, const void *logits, const int32_t *targets, int N, int V,
                              float dscale) {
     PROFILE("cross_entropy");
-    k_cross_entropy<<<N, 512>>>(losses, dlogits, logits, targets, V, dscale);
+    k_cross_entropy<TI><<<N, 512>>>(losses, (TI *)dlogits, (const TI *)logits, targets, V, dscale);
     check_launch("cross_entropy");
 }
 
 /* ---- optimizer ------------------------------------------------------------------------- */
 
-__global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps,
-                        float wd, float bc1, float bc2s, float gs) {
+template <typename TI>
+__global__ void k_adamw(float *p, const float *g, float *m, float *v, TI *pact, size_t n, float lr, float b1, float b2,
+                        float eps, float wd, float bc1, float bc2s, float gs) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     float gi = g[i] * gs;
@@ -631,13 +885,17 @@ __global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, 
     v[i] = vi;
     float pi = p[i] * (1.0f - lr * wd);
     float denom = sqrtf(vi) / bc2s + eps;
-    p[i] = pi - (lr / bc1) * mi / denom;
+    pi = pi - (lr / bc1) * mi / denom;
+    p[i] = pi;
+    if (pact) st(pact + i, pi);
 }
-static void cu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps,
-                     float wd, int t, float grad_scale) {
+template <typename TI>
+static void cu_adamw(float *p, const float *g, float *m, float *v, void *p_act, size_t n, float lr, float b1, float b2,
+                     float eps, float wd, int t, float grad_scale) {
     PROFILE("adamw");
     float bc1 = 1.0f - powf(b1, (float)t), bc2s = sqrtf(1.0f - powf(b2, (float)t));
-    k_adamw<<<blocks(n, 256), 256>>>(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2s, grad_scale);
+    TI *pa = p_act == (void *)p ? NULL : (TI *)p_act;
+    k_adamw<TI><<<blocks(n, 256), 256>>>(p, g, m, v, pa, n, lr, b1, b2, eps, wd, bc1, bc2s, grad_scale);
     check_launch("adamw");
 }
 
@@ -649,7 +907,7 @@ __global__ void k_sum_sq(double *out, const float *x, size_t n) {
     if ((threadIdx.x & 31) == 0) atomicAdd(out, acc);
 }
 static double cu_sum_sq(const float *x, size_t n) {
-    PROFILE("sum_sq");
+    PROFILE_F32("sum_sq");
     static double *d = NULL;
     if (!d && cudaMalloc(&d, sizeof(double)) != cudaSuccess) { check(cudaGetLastError(), "sum_sq alloc"); return NAN; }
     double h = 0;
@@ -660,87 +918,34 @@ static double cu_sum_sq(const float *x, size_t n) {
     return h;
 }
 
-/* ---- the table's signatures: act storage is fp32 here (act_bytes 4), so the `void *`
- * act arguments of backend.h are the float arrays of the ops above ---------------------- */
+/* ---- the tables ---------------------------------------------------------------------------- */
 
-#define F(p) ((float *)(p))
-#define CF(p) ((const float *)(p))
-static void cu_cast_to_act(void *dst, const float *src, size_t n) {
-    if (dst != (const void *)src && n)
-        check(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice), "cast_to_act");
-}
-static void cu_act_to_f32(float *dst, const void *src, size_t n) {
-    if ((const void *)dst != src && n)
-        check(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice), "act_to_f32");
-}
-static void ca_embedding_fwd(void *out, const int32_t *ids, const void *wte, int N, int C) {
-    cu_embedding_fwd(F(out), ids, CF(wte), N, C);
-}
-static void ca_embedding_bwd(float *dwte, const void *dout, const int32_t *ids, int N, int C) {
-    cu_embedding_bwd(dwte, CF(dout), ids, N, C);
-}
-static void ca_rmsnorm_fwd(void *out, float *rstd, const void *inp, const void *w, int N, int C, float eps) {
-    cu_rmsnorm_fwd(F(out), rstd, CF(inp), CF(w), N, C, eps);
-}
-static void ca_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *inp, const void *w, const float *rstd,
-                           int N, int C) {
-    cu_rmsnorm_bwd(F(dinp), dw, CF(dout), CF(inp), CF(w), rstd, N, C);
-}
-static void ca_matmul_fwd(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC) {
-    cu_matmul_fwd(F(out), CF(inp), CF(w), CF(bias), N, C, OC);
-}
-static void ca_matmul_bwd(void *dinp, float *dw, float *dbias, const void *dout, const void *inp, const void *w, int N,
-                          int C, int OC) {
-    cu_matmul_bwd(F(dinp), dw, dbias, CF(dout), CF(inp), CF(w), N, C, OC);
-}
-static void ca_rope_fwd(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
-    cu_rope_fwd(F(out), CF(inp), pos, inv_freq, N, NH, HD);
-}
-static void ca_rope_bwd(void *dinp, const void *dout, const int32_t *pos, const float *inv_freq, int N, int NH,
-                        int HD) {
-    cu_rope_bwd(F(dinp), CF(dout), pos, inv_freq, N, NH, HD);
-}
-static size_t ca_attention_saved_floats(int B, int T, int NH, int HD) { return cu_attention_saved_floats(B, T, NH); }
-static void ca_attention_fwd(void *out, float *saved, const void *q, const void *k, const void *v, const int32_t *seg,
-                             int B, int T, int NH, int NKV, int HD, float scale) {
-    cu_attention_fwd(F(out), saved, CF(q), CF(k), CF(v), seg, B, T, NH, NKV, HD, scale);
-}
-/* out (the forward's output) is not needed: the probabilities are saved */
-static void ca_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *saved,
-                             const void *q, const void *k, const void *v, const int32_t *seg, int B, int T, int NH,
-                             int NKV, int HD, float scale) {
-    cu_attention_bwd(F(dq), F(dk), F(dv), CF(dout), saved, CF(q), CF(k), CF(v), seg, B, T, NH, NKV, HD, scale);
-}
-static void ca_attention_cached(void *out, const void *q, const void *kc, const void *vc, int past, int n, int NH,
-                                int NKV, int HD, float scale) {
-    cu_attention_cached(F(out), CF(q), CF(kc), CF(vc), past, n, NH, NKV, HD, scale);
-}
-static void ca_swiglu_fwd(void *out, const void *g, const void *u, size_t n) { cu_swiglu_fwd(F(out), CF(g), CF(u), n); }
-static void ca_swiglu_bwd(void *dg, void *du, const void *d, const void *g, const void *u, size_t n) {
-    cu_swiglu_bwd(F(dg), F(du), CF(d), CF(g), CF(u), n);
-}
-static void ca_add(void *out, const void *a, const void *b, size_t n) { cu_add(F(out), CF(a), CF(b), n); }
-static void ca_cross_entropy(float *losses, void *dlogits, const void *logits, const int32_t *targets, int N, int V,
-                             float dscale) {
-    cu_cross_entropy(losses, F(dlogits), CF(logits), targets, N, V, dscale);
-}
-/* p_act (the compute copy, fp32 here) gets a copy of the updated p unless it is p */
-static void ca_adamw(float *p, const float *g, float *m, float *v, void *p_act, size_t n, float lr, float b1, float b2,
-                     float eps, float wd, int t, float grad_scale) {
-    cu_adamw(p, g, m, v, n, lr, b1, b2, eps, wd, t, grad_scale);
-    if (p_act && p_act != (void *)p) cu_cast_to_act(p_act, p, n);
-}
-static void ca_scale(void *x, float a, size_t n) { cu_scale(F(x), a, n); }
-static void ca_mul(void *out, const void *a, const void *b, size_t n) { cu_mul(F(out), CF(a), CF(b), n); }
-#undef F
-#undef CF
+static lma_backend g_tables[2]; /* [0] fp32, [1] bf16 */
 
-/* ---- the table ---------------------------------------------------------------------------- */
+template <typename TI> static void fill(lma_backend *b, const char *name) {
+    b->name = name;
+    b->act_bytes = (int)sizeof(TI);
+    b->alloc = cu_alloc; b->free = cu_free; b->upload = cu_upload; b->download = cu_download;
+    b->zero = cu_zero; b->copy = cu_copy;
+    b->cast_to_act = cu_cast_to_act<TI>; b->act_to_f32 = cu_act_to_f32<TI>;
+    b->embedding_fwd = cu_embedding_fwd<TI>; b->embedding_bwd = cu_embedding_bwd<TI>;
+    b->rmsnorm_fwd = cu_rmsnorm_fwd<TI>; b->rmsnorm_bwd = cu_rmsnorm_bwd<TI>;
+    b->matmul_fwd = cu_matmul_fwd<TI>; b->matmul_bwd = cu_matmul_bwd<TI>;
+    b->rope_fwd = cu_rope_fwd<TI>; b->rope_bwd = cu_rope_bwd<TI>;
+    b->attention_saved_floats = cu_attention_saved_floats;
+    b->attention_fwd = cu_attention_fwd<TI>; b->attention_bwd = cu_attention_bwd<TI>;
+    b->attention_cached = cu_attention_cached<TI>;
+    b->swiglu_fwd = cu_swiglu_fwd<TI>; b->swiglu_bwd = cu_swiglu_bwd<TI>; b->add = cu_add<TI>;
+    b->cross_entropy = cu_cross_entropy<TI>; b->adamw = cu_adamw<TI>; b->sum_sq = cu_sum_sq;
+    b->scale = cu_scale<TI>; b->mul = cu_mul<TI>; /* LoRA */
+    b->matmul_nf4_fwd = cu_matmul_nf4_fwd<TI>; b->matmul_nf4_bwd = cu_matmul_nf4_bwd<TI>; /* QLoRA */
+}
 
-static lma_backend cuda_backend;
-
+/* The table for `want_bf16` (1: "cuda", bf16 activations; 0: "cuda-fp32"), NULL without a GPU.
+ * nf4_code (16), nf4_code8 (256): the NF4 code tables of model/nf4.h. */
 extern "C" __attribute__((visibility("default"))) const lma_backend *
-lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int *naive_flag) {
+lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int *naive_flag, int want_bf16,
+                     const float *nf4_code, const float *nf4_code8) {
     static int tried = 0, ok = 0;
     g_err = err;
     g_naive = naive_flag;
@@ -749,25 +954,14 @@ lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int
         int n = 0;
         if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) { cudaGetLastError(); return NULL; }
         if (cublasCreate(&g_blas) != CUBLAS_STATUS_SUCCESS) return NULL;
+        if (cublasLtCreate(&g_lt) != CUBLAS_STATUS_SUCCESS) return NULL;
+        if (cudaMalloc(&g_lt_ws, LT_WS_BYTES) != cudaSuccess) { cudaGetLastError(); return NULL; }
+        if (lma_cuda_nf4_set_tables(nf4_code, nf4_code8) != cudaSuccess) { cudaGetLastError(); return NULL; }
         const char *e = getenv("LMA_CUDA_TF32");
-        cublasSetMathMode(g_blas, (e && !strcmp(e, "0")) ? CUBLAS_PEDANTIC_MATH : CUBLAS_TF32_TENSOR_OP_MATH);
-        lma_backend *b = &cuda_backend;
-        b->name = "cuda";
-        b->act_bytes = 4;
-        b->alloc = cu_alloc; b->free = cu_free; b->upload = cu_upload; b->download = cu_download;
-        b->zero = cu_zero; b->copy = cu_copy;
-        b->cast_to_act = cu_cast_to_act; b->act_to_f32 = cu_act_to_f32;
-        b->embedding_fwd = ca_embedding_fwd; b->embedding_bwd = ca_embedding_bwd;
-        b->rmsnorm_fwd = ca_rmsnorm_fwd; b->rmsnorm_bwd = ca_rmsnorm_bwd;
-        b->matmul_fwd = ca_matmul_fwd; b->matmul_bwd = ca_matmul_bwd;
-        b->rope_fwd = ca_rope_fwd; b->rope_bwd = ca_rope_bwd;
-        b->attention_saved_floats = ca_attention_saved_floats;
-        b->attention_fwd = ca_attention_fwd; b->attention_bwd = ca_attention_bwd;
-        b->attention_cached = ca_attention_cached;
-        b->swiglu_fwd = ca_swiglu_fwd; b->swiglu_bwd = ca_swiglu_bwd; b->add = ca_add;
-        b->cross_entropy = ca_cross_entropy; b->adamw = ca_adamw; b->sum_sq = cu_sum_sq;
-        b->scale = ca_scale; b->mul = ca_mul; /* LoRA; the NF4 matmuls (QLoRA) are CPU-only so far */
+        lma_cuda_plugin_set_tf32(!(e && !strcmp(e, "0")));
+        fill<float>(&g_tables[0], "cuda-fp32");
+        fill<bf16>(&g_tables[1], "cuda");
         ok = 1;
     }
-    return ok ? &cuda_backend : NULL;
+    return ok ? &g_tables[want_bf16 ? 1 : 0] : NULL;
 }

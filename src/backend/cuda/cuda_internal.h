@@ -17,4 +17,11 @@ cudaError_t lma_cuda_flash_fwd(void *out, float *lse, const void *q, const void 
 cudaError_t lma_cuda_flash_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *lse,
                                const void *q, const void *k, const void *v, const int32_t *seg, int B, int T, int NH,
                                int NKV, int HD, float scale, int bf16_storage);
+
+/* NF4 (nf4.cu): the code tables of model/nf4.h into constant memory (once, at open);
+ * w (whose three arrays are device memory) dequantized whole into out: (w->n) fp32 or
+ * bf16 values, bit-identical to lma_nf4_dequantize (before the bf16 rounding). */
+struct lma_nf4_tensor;
+cudaError_t lma_cuda_nf4_set_tables(const float *code16, const float *code256);
+cudaError_t lma_cuda_nf4_dequant(void *out, const struct lma_nf4_tensor *w, int bf16_out);
 #endif
