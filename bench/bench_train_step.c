@@ -4,7 +4,8 @@
  * bench/torch_cpu_step.py. Usage: bench_train_step [--threads N] [--steps N]
  * [--batch B] [--seq T] [--device cpu|cuda|cuda-fp32] [--preset NAME --vocab V] (model size presets
  * of model/presets.h instead of the stories15M shape) [--lora R] (LoRA r=R, alpha 2R, on every
- * projection; the base frozen). Prints "RESULT lmadapt device D threads N ... step_ms X tok_s Y". */
+ * projection; the base frozen, kept only in bf16 on cuda) [--qlora R] (the same on an NF4 base)
+ * [--ckpt 1] (activation checkpointing). Prints "RESULT lmadapt device D threads N ... step_ms X tok_s Y". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 int main(int argc, char **argv) {
     int threads = 2, steps = 5, B = 8, T = 256;
     const char *device = "cpu", *preset = NULL;
-    int vocab = 32000, lora_r = 0;
+    int vocab = 32000, lora_r = 0, qlora = 0, ckpt = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
@@ -28,6 +29,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--preset")) preset = argv[i + 1];
         else if (!strcmp(argv[i], "--vocab")) vocab = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--lora")) lora_r = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--qlora")) { lora_r = atoi(argv[i + 1]); qlora = 1; }
+        else if (!strcmp(argv[i], "--ckpt")) ckpt = atoi(argv[i + 1]);
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
     }
     lma_threads_set(threads);
@@ -41,11 +44,13 @@ int main(int argc, char **argv) {
     lma_model *m;
     const lma_backend *be = lma_backend_by_name(device);
     if (!be) { fprintf(stderr, "bench: device '%s' is not available\n", device); return 1; }
-    if (lma_model_create(&c, be, &m) != LMA_OK) {
+    unsigned flags = qlora ? LMA_MODEL_NF4 : lora_r > 0 ? LMA_MODEL_FROZEN : 0; /* a frozen base: bf16 only on cuda */
+    if (lma_model_create_ex(&c, be, flags, &m) != LMA_OK) {
         fprintf(stderr, "bench: %s\n", lma_last_error());
         return 1;
     }
     lma_model_init_random(m, 1, 0.02f);
+    m->grad_ckpt = ckpt;
     lma_lora_params lp = lma_lora_default_params();
     lp.r = lora_r;
     lp.alpha = 2.0f * lora_r;
@@ -72,8 +77,9 @@ int main(int argc, char **argv) {
         lma_model_zero_grad(m);
     }
     double dt = (lma_now() - t0) / steps;
-    printf("RESULT lmadapt device %s threads %d params %.1fM lora_r %d batch %d seq %d loss %.4f step_ms %.1f tok_s %.0f\n",
-           be->name, lma_threads_get(), lma_model_num_params(m) / 1e6, lora_r, B, T, loss, dt * 1000, N / dt);
+    printf("RESULT lmadapt device %s threads %d params %.1fM %s r %d ckpt %d batch %d seq %d loss %.4f step_ms %.1f "
+           "tok_s %.0f\n", be->name, lma_threads_get(), lma_model_num_params(m) / 1e6,
+           lora_r ? (qlora ? "qlora" : "lora") : "full", lora_r, ckpt, B, T, loss, dt * 1000, N / dt);
     free(x); free(y);
     lma_model_free(m);
     return 0;

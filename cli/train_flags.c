@@ -6,7 +6,8 @@
 enum {
     O_OUT = 1000, O_STEPS, O_EPOCHS, O_BATCH, O_SEQ, O_ACCUM, O_LR, O_MIN_LR, O_WARMUP, O_SCHEDULE, O_WD,
     O_CLIP, O_SEED, O_SAVE_EVERY, O_EVAL_EVERY, O_EVAL_BATCHES, O_KEEP, O_RESUME, O_VAL_FRACTION, O_SPIKE_Z,
-    O_NAN_ABORT, O_THREADS, O_DEVICE, O_METHOD, O_LORA_R, O_LORA_ALPHA, O_LORA_DROPOUT, O_LORA_TARGETS, O_RSLORA
+    O_NAN_ABORT, O_THREADS, O_DEVICE, O_METHOD, O_LORA_R, O_LORA_ALPHA, O_LORA_DROPOUT, O_LORA_TARGETS, O_RSLORA,
+    O_GRAD_CKPT
 };
 
 static const struct option shared[] = {
@@ -25,6 +26,7 @@ static const struct option shared[] = {
     {"method", required_argument, 0, O_METHOD},     {"lora-r", required_argument, 0, O_LORA_R},
     {"lora-alpha", required_argument, 0, O_LORA_ALPHA}, {"lora-dropout", required_argument, 0, O_LORA_DROPOUT},
     {"lora-targets", required_argument, 0, O_LORA_TARGETS}, {"rslora", no_argument, 0, O_RSLORA},
+    {"grad-ckpt", no_argument, 0, O_GRAD_CKPT},
 };
 
 void cli_train_opts_init(cli_train_opts *o) {
@@ -108,6 +110,7 @@ int cli_train_opt(const char *cmd, cli_train_opts *o, int code, const char *arg)
         }
         return 1;
     case O_RSLORA: o->lora.rslora = 1; return 1;
+    case O_GRAD_CKPT: o->grad_ckpt = 1; return 1;
     }
 #undef NUM
     return 0;
@@ -153,10 +156,13 @@ void cli_train_help(FILE *f) {
             "  --nan-abort K        stop after K consecutive non-finite steps (default 5)\n"
             "  --threads N          CPU threads (default: all cores, or LMA_THREADS)\n"
             "  --device D           cpu | cuda | cuda-fp32 (default: cuda when a GPU is present)\n"
+            "  --grad-ckpt          activation checkpointing: keep each layer's input only and recompute\n"
+            "                       the layer in the backward (less memory, about 1/3 more compute)\n"
             "Parameter-efficient fine-tuning (sft, cpt):\n"
             "  --method M           full | lora | qlora (default full). lora: frozen fp32 base + LoRA\n"
             "                       adapters; qlora: the base's projections stored as NF4 (block 64,\n"
             "                       double-quantized constants). The run saves a PEFT adapter dir.\n"
+            "                       On cuda the frozen base is kept in bf16 only (no fp32 copy).\n"
             "  --lora-r R           adapter rank (default 16)\n"
             "  --lora-alpha A       scale numerator: s = A/R, or A/sqrt(R) with --rslora (default 32)\n"
             "  --lora-dropout P     dropout on the adapter input during training (default 0.05)\n"
@@ -185,8 +191,9 @@ lma_status cli_train_load_model(const cli_train_opts *o, const char *dir, lma_mo
     lma_model *m = NULL;
     const lma_backend *be = NULL;
     LMA_TRY(cli_train_backend(o, &be));
+    /* an adapter's base is only read: on cuda it is kept in bf16 only (no fp32 copy) */
     if (o->method == CLI_METHOD_QLORA) LMA_TRY(lma_model_load_nf4(dir, be, &m));
-    else LMA_TRY(lma_model_load(dir, be, &m));
+    else LMA_TRY(lma_model_load_ex(dir, be, o->method == CLI_METHOD_LORA ? LMA_MODEL_FROZEN : 0, &m));
     if (o->method != CLI_METHOD_FULL) {
         lma_status s = lma_lora_attach(m, &o->lora, o->seed ^ 0x10a4ULL);
         if (s != LMA_OK) { lma_model_free(m); return s; }
@@ -198,6 +205,7 @@ lma_status cli_train_load_model(const cli_train_opts *o, const char *dir, lma_mo
         printf("trainable params: %s || all params: %s || trainable%%: %.4f\n", a, b, 100.0 * (double)tr / (double)all);
         fflush(stdout);
     }
+    m->grad_ckpt = o->grad_ckpt;
     *out = m;
     return LMA_OK;
 }

@@ -17,6 +17,7 @@ typedef struct {
     lma_train_params tp;
     int epochs;          /* > 0: steps = epochs * tokens / (B*T*accum) */
     int steps_given;
+    int grad_ckpt;       /* --grad-ckpt: activation checkpointing (recompute each layer in the backward) */
     uint64_t seed;
     double val_fraction;
     int threads;

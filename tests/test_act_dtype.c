@@ -15,6 +15,7 @@
 #include "model/llama.h"
 #include "model/lora.h"
 #include "model/safetensors.h"
+#include <unistd.h>
 #include "test.h"
 
 /* ---- the bf16-storage test backend ---------------------------------------------- */
@@ -411,6 +412,52 @@ static void test_bf16_lora(const char *name) {
     lma_model_free(mb);
 }
 
+/* LoRA training with the frozen base's fp32 masters dropped: the same losses (the forward
+ * reads only the compute copy); whatever needs the masters refuses clearly */
+static void test_drop_masters(const char *name) {
+    lma_model *ma = load(name, &bf16_backend), *mb = load(name, &bf16_backend), *mc = load(name, cpu);
+    if (!ma || !mb || !mc) { lma_model_free(ma); lma_model_free(mb); lma_model_free(mc); return; }
+    CHECK(lma_model_drop_masters(ma) == LMA_ERR_ARG, "%s: an unfrozen model keeps its masters", name);
+    lma_lora_params lp = lma_lora_default_params();
+    lp.r = 4; lp.alpha = 8; lp.dropout = 0.1f;
+    CHECK_OK(lma_lora_attach(ma, &lp, 9));
+    CHECK_OK(lma_lora_attach(mb, &lp, 9));
+    CHECK_OK(lma_lora_attach(mc, &lp, 9));
+    CHECK_OK(lma_model_drop_masters(mb));
+    CHECK_OK(lma_model_drop_masters(mc));
+    CHECK(mb->params == NULL && mb->wact != NULL, "%s: drop_masters frees the bf16 model's fp32 base", name);
+    CHECK(mc->params != NULL && mc->params == mc->wact, "%s: on the cpu (compute copy == masters) nothing is dropped",
+          name);
+    CHECK_OK(lma_model_enable_training(ma));
+    CHECK_OK(lma_model_enable_training(mb));
+    int B = 2, T = 8, N = B * T, V = ma->cfg.vocab_size;
+    int32_t ids[16], tg[16];
+    make_batch(N, V, ids, tg);
+    lma_adamw_params ap = lma_adamw_default_params();
+    ap.lr = 1e-3f;
+    int same = 1;
+    for (int s = 1; s <= 3; s++) {
+        float la = 0, lb = 0;
+        CHECK_OK(lma_model_forward(ma, ids, tg, NULL, B, T, 1, 1.0f, &la));
+        CHECK_OK(lma_model_backward(ma));
+        CHECK_OK(lma_model_adamw_step(ma, &ap, s, NULL));
+        lma_model_zero_grad(ma);
+        CHECK_OK(lma_model_forward(mb, ids, tg, NULL, B, T, 1, 1.0f, &lb));
+        CHECK_OK(lma_model_backward(mb));
+        CHECK_OK(lma_model_adamw_step(mb, &ap, s, NULL));
+        lma_model_zero_grad(mb);
+        same &= la == lb;
+    }
+    CHECK(same, "%s: LoRA training without the base's fp32 masters gives the same losses", name);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/lma_drop_masters_%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    CHECK(lma_model_save(mb, dir, 0, 0) == LMA_ERR_UNSUPPORTED, "%s: saving a base without masters is refused", name);
+    CHECK(lma_lora_merge(mb) == LMA_ERR_UNSUPPORTED, "%s: merging into a base without masters is refused", name);
+    lma_model_free(ma);
+    lma_model_free(mb);
+    lma_model_free(mc);
+}
+
 int main(void) {
     cpu = lma_backend_cpu();
     lma_rng_seed(&rng, 2718);
@@ -418,6 +465,7 @@ int main(void) {
     const char *models[] = {"llama_gqa", "qwen3", "llama_linear_bias"};
     for (int i = 0; i < 3; i++) test_bf16_storage(models[i]);
     test_bf16_lora("llama_gqa");
+    test_drop_masters("qwen3");
     test_bf16_lora("qwen2");
     TEST_END();
 }

@@ -2,7 +2,7 @@
 # lmadapt vs transformers (+ PEFT) training throughput and peak GPU memory, in one run
 # on the device machine. Builds lmadapt with CUDA (bench/device_build.sh), then for each
 # row runs build-gpu/bench_train_step --device cuda and hf_train_baseline.py on the same
-# config. Usage: bash bench/gpu_vs_hf/run.sh [ROW...]   rows: 124m 1b 1b-lora 7b-lora
+# config. Usage: bash bench/gpu_vs_hf/run.sh [ROW...]   rows: 124m 1b 1b-lora 7b-lora-ckpt 7b-lora 7b-qlora
 # (the rows; HF=0 skips the Python baselines, COMPILE=1 adds torch.compile ones,
 # DEVICE=cuda-fp32 runs lmadapt's fp32 table). Prints one line per side per row.
 set -uo pipefail
@@ -39,10 +39,18 @@ for row in "${@:-124m}"; do
       echo "== row 1b-lora: TinyLlama-1.1B config LoRA r=16 all linear, batch 4 x 2048"
       lma --preset 1b --batch 4 --seq 2048 --steps 5 --lora 16
       hf tinyllama1b lora 2048 4 5 ;;
+    7b-lora-ckpt)
+      echo "== row 7b-lora-ckpt: Llama-2-7B config LoRA r=16 all linear, batch 1 x 2048, gradient checkpointing"
+      lma --preset 7b --batch 1 --seq 2048 --steps 3 --lora 16 --ckpt 1
+      hf llama2_7b lora 2048 1 3 ckpt ;;
     7b-lora)
       echo "== row 7b-lora: Llama-2-7B config LoRA r=16 all linear, batch 2 x 2048, no checkpointing"
       lma --preset 7b --batch 2 --seq 2048 --steps 3 --lora 16
       hf llama2_7b lora 2048 2 3 ;;
+    7b-qlora)
+      echo "== row 7b-qlora: Llama-2-7B config QLoRA r=16 all linear, batch 1 x 2048, gradient checkpointing"
+      echo "   (no Python QLoRA baseline on the device machine: compare with the LoRA rows)"
+      lma --preset 7b --batch 1 --seq 2048 --steps 3 --qlora 16 --ckpt 1 ;;
     *) echo "unknown row $row" ;;
   esac
 done

@@ -76,14 +76,16 @@ static size_t head_rows(const lma_config *c, size_t N, int override) {
 }
 
 /* Lays out the activation block for (B, T); returns its bytes; with base == NULL only counts. */
-static size_t acts_layout(const lma_config *c, const lma_backend *be, int B, int T, int chunk, char *base,
+static size_t acts_layout(const lma_config *c, const lma_backend *be, int B, int T, int chunk, int ckpt, char *base,
                           lma_acts *a) {
-    size_t N = (size_t)B * T, C = c->hidden_size, L = c->n_layers, I = c->intermediate_size, V = c->vocab_size;
+    /* L: slots of the per-layer activations (one, shared, with activation checkpointing) */
+    size_t N = (size_t)B * T, C = c->hidden_size, L = ckpt ? 1 : c->n_layers, I = c->intermediate_size;
+    size_t V = c->vocab_size, LR = c->n_layers; /* the residual stream keeps every layer */
     size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim, off = 0;
     size_t ea = (size_t)be->act_bytes, ef = sizeof(float); /* act, fp32 */
     a->saved = be->attention_saved_floats(B, T, c->n_heads, c->head_dim);
 #define TAKE(field, n, esz) do { a->field = base ? (void *)(base + off) : NULL; off += ALIGN64((n) * (esz)); } while (0)
-    TAKE(resid, (L + 1) * N * C, ea);
+    TAKE(resid, (LR + 1) * N * C, ea);
     TAKE(resid_mid, L * N * C, ea);
     TAKE(ln1, L * N * C, ea);
     TAKE(ln2, L * N * C, ea);
@@ -137,16 +139,17 @@ static void free_acts(lma_model *m) {
     m->act_mem = NULL; m->acts = NULL; m->d_ids = NULL; m->h_losses = NULL;
     m->d_targets = m->d_seg = m->d_pos = NULL;
     m->cap_B = m->cap_T = 0;
+    m->act_cap_bytes = 0;
 }
 
 static lma_status ensure_acts(lma_model *m, int B, int T) {
     if (B <= 0 || T <= 0) return lma_error(LMA_ERR_ARG, "batch %d x %d tokens: both must be positive", B, T);
-    if (m->acts && (size_t)B * T <= (size_t)m->cap_B * m->cap_T && B <= m->cap_B) {
+    int ck = m->grad_ckpt != 0;
+    if (m->acts && m->acts_ckpt == ck && (size_t)B * T <= (size_t)m->cap_B * m->cap_T && B <= m->cap_B) {
         /* same or smaller: relayout over the existing block */
-        size_t need = acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, NULL, m->acts);
-        size_t have = acts_layout(&m->cfg, m->be, m->cap_B, m->cap_T, m->head_chunk_rows, NULL, m->acts);
-        if (need <= have) {
-            acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, m->act_mem, m->acts);
+        size_t need = acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, ck, NULL, m->acts);
+        if (need <= m->act_cap_bytes) {
+            acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, ck, m->act_mem, m->acts);
             m->B = B; m->T = T;
             return LMA_OK;
         }
@@ -154,8 +157,10 @@ static lma_status ensure_acts(lma_model *m, int B, int T) {
     free_acts(m);
     m->acts = lma_calloc(1, sizeof *m->acts, "activation table");
     if (!m->acts) return LMA_ERR_NOMEM;
-    size_t bytes = acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, NULL, m->acts);
+    size_t bytes = acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, ck, NULL, m->acts);
     m->act_mem = m->be->alloc(bytes);
+    m->act_cap_bytes = bytes;
+    m->acts_ckpt = ck;
     size_t N = (size_t)B * T;
     m->d_ids = m->be->alloc(4 * N * sizeof(int32_t));
     m->h_losses = malloc(N * sizeof(float));
@@ -167,7 +172,7 @@ static lma_status ensure_acts(lma_model *m, int B, int T) {
     m->d_targets = m->d_ids + N;
     m->d_seg = m->d_ids + 2 * N;
     m->d_pos = m->d_ids + 3 * N;
-    acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, m->act_mem, m->acts);
+    acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, ck, m->act_mem, m->acts);
     m->B = m->cap_B = B;
     m->T = m->cap_T = T;
     return LMA_OK;
@@ -194,11 +199,37 @@ static lma_status split_quantized(lma_model *m) {
     return LMA_OK;
 }
 
+/* LMA_ERR_UNSUPPORTED when the fp32 base weights were dropped (lma_model_drop_masters) */
+static lma_status need_masters(const lma_model *m, const char *what) {
+    if (m->params) return LMA_OK;
+    return lma_error(LMA_ERR_UNSUPPORTED, "%s: this model keeps its frozen base only in %s (fp32 weights dropped for "
+                     "adapter training); load it again", what, m->be->name);
+}
+
 static const lma_nf4_tensor *nf4_slot(const lma_model *m, int l, int p) {
     return m->nf4 ? &m->nf4[(size_t)l * LMA_PROJ_COUNT + p] : NULL;
 }
 
-static lma_status create_impl(const lma_config *cfg, const lma_backend *be, int nf4, lma_model **out) {
+/* host fp32 values of tensor p (n elements from element `at` of it) into the model: the
+ * masters, or without them (frozen base) straight into the compute copy, converted through
+ * a backend staging buffer in chunks */
+static lma_status put_weights(lma_model *m, const lma_param_info *p, size_t at, const float *x, size_t n) {
+    const lma_backend *be = m->be;
+    if (m->params) { be->upload(m->params + p->offset + at, x, n * sizeof(float)); return LMA_OK; }
+    enum { CHUNK = 1 << 22 };
+    float *st = be->alloc((n < CHUNK ? n : CHUNK) * sizeof(float));
+    if (!st) return lma_error(LMA_ERR_NOMEM, "out of %s memory staging %s", be->name, p->name);
+    for (size_t c0 = 0; c0 < n; c0 += CHUNK) {
+        size_t k = n - c0 < CHUNK ? n - c0 : CHUNK;
+        be->upload(st, x + c0, k * sizeof(float));
+        be->cast_to_act(lma_at(m->wact, p->offset + at + c0, (size_t)be->act_bytes), st, k);
+    }
+    be->free(st);
+    return LMA_OK;
+}
+
+static lma_status create_impl(const lma_config *cfg, const lma_backend *be, unsigned flags, lma_model **out) {
+    int nf4 = (flags & LMA_MODEL_NF4) != 0;
     *out = NULL;
     if (nf4 && (!be->matmul_nf4_fwd || !be->matmul_nf4_bwd))
         return lma_error(LMA_ERR_UNSUPPORTED, "backend '%s' cannot hold an NF4 (QLoRA) model", be->name);
@@ -216,15 +247,17 @@ static lma_status create_impl(const lma_config *cfg, const lma_backend *be, int 
         goto fail;
     }
     int alias = be->act_bytes == (int)sizeof(float); /* fp32 act storage: the masters are the compute copy */
-    m->params = be->alloc(bytes);
+    /* a frozen base (NF4, or asked for) keeps no fp32 copy where the compute copy is separate */
+    int masters = alias || !(nf4 || (flags & LMA_MODEL_FROZEN));
+    m->params = masters ? be->alloc(bytes) : NULL;
     m->wact = alias ? m->params : be->alloc(abytes);
     m->inv_freq = be->alloc(sizeof(float) * (size_t)(cfg->head_dim / 2 + 1));
-    if (!m->params || !m->wact || !m->inv_freq) {
-        s = lma_error(LMA_ERR_NOMEM, "out of memory for %zu parameters (%.1f MB)", m->table.total,
-                      (double)(bytes + (alias ? 0 : abytes)) / 1e6);
+    if ((masters && !m->params) || !m->wact || !m->inv_freq) {
+        s = lma_error(LMA_ERR_NOMEM, "out of %s memory for %zu parameters (%.1f MB)", be->name, m->table.total,
+                      (double)((masters ? bytes : 0) + (alias ? 0 : abytes)) / 1e6);
         goto fail;
     }
-    be->zero(m->params, bytes);
+    if (m->params) be->zero(m->params, bytes);
     if (!alias) be->zero(m->wact, abytes);
     s = lma_tensors_carve(cfg, &m->table, m->wact, (size_t)be->act_bytes, &m->w);
     if (s != LMA_OK) goto fail;
@@ -244,8 +277,12 @@ lma_status lma_model_create(const lma_config *cfg, const lma_backend *be, lma_mo
     return create_impl(cfg, be, 0, out);
 }
 
+lma_status lma_model_create_ex(const lma_config *cfg, const lma_backend *be, unsigned flags, lma_model **out) {
+    return create_impl(cfg, be, flags, out);
+}
+
 lma_status lma_model_create_nf4(const lma_config *cfg, const lma_backend *be, lma_model **out) {
-    return create_impl(cfg, be, 1, out);
+    return create_impl(cfg, be, LMA_MODEL_NF4, out);
 }
 
 /* Quantizes one projection weight (host fp32) into its NF4 slot. */
@@ -262,8 +299,9 @@ static lma_status set_quantized(lma_model *m, const lma_param_info *p, const flo
 lma_status lma_model_to_nf4(const lma_model *src, lma_model **out) {
     *out = NULL;
     if (src->nf4) return lma_error(LMA_ERR_ARG, "model is already NF4");
+    LMA_TRY(need_masters(src, "NF4 conversion"));
     lma_model *m = NULL;
-    LMA_TRY(create_impl(&src->cfg, src->be, 1, &m));
+    LMA_TRY(create_impl(&src->cfg, src->be, LMA_MODEL_NF4, &m));
     float *h = lma_malloc(src->table.total * sizeof(float), "NF4 conversion staging");
     if (!h) { lma_model_free(m); return LMA_ERR_NOMEM; }
     src->be->download(h, src->params, src->table.total * sizeof(float));
@@ -271,7 +309,7 @@ lma_status lma_model_to_nf4(const lma_model *src, lma_model **out) {
     for (int i = 0; i < src->table.count && s == LMA_OK; i++) {
         const lma_param_info *p = &src->table.info[i];
         const lma_param_info *d = lma_params_find(&m->table, p->name);
-        if (d) m->be->upload(m->params + d->offset, h + p->offset, p->numel * sizeof(float));
+        if (d) s = put_weights(m, d, 0, h + p->offset, p->numel);
         else s = set_quantized(m, p, h + p->offset);
     }
     free(h);
@@ -297,9 +335,17 @@ lma_trainable lma_model_trainable(const lma_model *m) {
 
 void lma_model_sync_weights(lma_model *m) {
     const lma_backend *be = m->be;
-    if (m->wact && m->wact != m->params) be->cast_to_act(m->wact, m->params, m->table.total);
+    if (m->params && m->wact != m->params) be->cast_to_act(m->wact, m->params, m->table.total);
     lma_lora *lo = m->lora;
     if (lo && lo->pact && lo->pact != lo->params) be->cast_to_act(lo->pact, lo->params, lo->table.total);
+}
+
+lma_status lma_model_drop_masters(lma_model *m) {
+    if (!m->frozen) return lma_error(LMA_ERR_ARG, "only a frozen base (an adapter attached) can drop its fp32 weights");
+    if (!m->params || m->wact == m->params) return LMA_OK; /* gone already, or the compute copy itself */
+    m->be->free(m->params);
+    m->params = NULL;
+    return LMA_OK;
 }
 
 void lma_model_free(lma_model *m) {
@@ -335,40 +381,39 @@ void lma_model_init_random(lma_model *m, uint64_t seed, float std) {
     lma_rng_seed(&r, seed);
     lma_param_table full; /* the unsplit table: an NF4 model gets the same numbers, quantized */
     if (lma_params_build(&m->cfg, &full) != LMA_OK) return;
-    float *h = malloc(m->table.total * sizeof(float)), *qbuf = NULL;
-    if (!h) { lma_params_free(&full); return; }
-    memset(h, 0, m->table.total * sizeof(float));
+    /* every tensor draws from its own stream, split in order first: the threads give the same numbers */
+    lma_rng *streams = malloc((size_t)full.count * sizeof *streams);
+    if (!streams) { lma_params_free(&full); return; }
+    for (int i = 0; i < full.count; i++) streams[i] = lma_rng_split(&r, (uint64_t)i);
+    int failed = 0;
+#pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < full.count; i++) {
         const lma_param_info *p = &full.info[i];
-        lma_rng tr = lma_rng_split(&r, (uint64_t)i);
+        lma_rng tr = streams[i];
         const lma_param_info *own = lma_params_find(&m->table, p->name);
-        float *d = own ? h + own->offset : NULL;
-        if (!own) {
-            float *t = realloc(qbuf, p->numel * sizeof(float));
-            if (!t) break;
-            qbuf = d = t;
-        }
+        float *d = malloc(p->numel * sizeof(float));
+        if (!d) { failed = 1; continue; }
         int is_norm = p->kind == LMA_P_ATTN_NORM || p->kind == LMA_P_MLP_NORM || p->kind == LMA_P_FINAL_NORM ||
                       p->kind == LMA_P_QNORM || p->kind == LMA_P_KNORM;
         for (size_t j = 0; j < p->numel; j++)
             d[j] = is_norm ? 1.0f : p->ndim == 1 ? 0.0f : (float)(std * lma_rng_normal(&tr));
-        if (!own && set_quantized(m, p, d) != LMA_OK) break;
+        if ((own ? put_weights(m, own, 0, d, p->numel) : set_quantized(m, p, d)) != LMA_OK) failed = 1;
+        free(d);
     }
-    m->be->upload(m->params, h, m->table.total * sizeof(float));
+    (void)failed; /* void API: an allocation failure leaves zeros (the message is in lma_last_error) */
     lma_model_sync_weights(m);
-    free(h);
-    free(qbuf);
+    free(streams);
     lma_params_free(&full);
 }
 
-static lma_status load_impl(const char *dir, const lma_backend *be, int nf4, lma_model **out) {
+static lma_status load_impl(const char *dir, const lma_backend *be, unsigned flags, lma_model **out) {
     *out = NULL;
     char path[4096];
     lma_config cfg;
     LMA_TRY(lma_path_join(path, sizeof path, dir, "config.json"));
     LMA_TRY(lma_config_load(path, &cfg));
     lma_model *m = NULL;
-    LMA_TRY(create_impl(&cfg, be, nf4, &m));
+    LMA_TRY(create_impl(&cfg, be, flags, &m));
     lma_status s = lma_model_load_weights(m, dir);
     if (s != LMA_OK) { lma_model_free(m); return s; }
     *out = m;
@@ -378,12 +423,15 @@ static lma_status load_impl(const char *dir, const lma_backend *be, int nf4, lma
 lma_status lma_model_load(const char *dir, const lma_backend *be, lma_model **out) { return load_impl(dir, be, 0, out); }
 
 lma_status lma_model_load_nf4(const char *dir, const lma_backend *be, lma_model **out) {
-    return load_impl(dir, be, 1, out);
+    return load_impl(dir, be, LMA_MODEL_NF4, out);
+}
+
+lma_status lma_model_load_ex(const char *dir, const lma_backend *be, unsigned flags, lma_model **out) {
+    return load_impl(dir, be, flags, out);
 }
 
 lma_status lma_model_load_weights(lma_model *m, const char *dir) {
     const lma_config *cfg = &m->cfg;
-    const lma_backend *be = m->be;
     lma_st_file *st = NULL;
     LMA_TRY(lma_st_open_dir(dir, &st));
     lma_status s = LMA_OK;
@@ -421,7 +469,8 @@ lma_status lma_model_load_weights(lma_model *m, const char *dir) {
             if (s != LMA_OK) goto done;
             seen[m->table.count + (p - m->qtable.info)] = 1;
         } else {
-            be->upload(m->params + p->offset, stage, p->numel * sizeof(float));
+            s = put_weights(m, p, 0, stage, p->numel);
+            if (s != LMA_OK) goto done;
             seen[p - m->table.info] = 1;
         }
     }
@@ -442,6 +491,7 @@ done:
 lma_status lma_model_save(const lma_model *m, const char *dir, int bf16, size_t max_shard_bytes) {
     char path[4096];
     if (m->nf4) return lma_error(LMA_ERR_UNSUPPORTED, "%s: saving an NF4 model is not supported (merge on an fp32 base)", dir);
+    LMA_TRY(need_masters(m, dir));
     LMA_TRY(lma_mkdir_p(dir));
     LMA_TRY(lma_path_join(path, sizeof path, dir, "config.json"));
     LMA_TRY(lma_config_save(path, &m->cfg));
@@ -468,6 +518,7 @@ done:
 lma_status lma_model_enable_training(lma_model *m) {
     if (m->lora) return lma_lora_enable_training(m->lora, m->be);
     if (m->nf4) return lma_error(LMA_ERR_UNSUPPORTED, "an NF4 model trains only through a LoRA adapter (QLoRA)");
+    LMA_TRY(need_masters(m, "full training"));
     if (m->grads) return LMA_OK;
     size_t bytes = m->table.total * sizeof(float);
     m->grads = m->be->alloc(bytes);
@@ -568,7 +619,10 @@ static void proj_bwd(const lma_model *m, int l, int p, void *dinp, float *dw, fl
     }
 }
 
-static void layer_forward(const lma_model *m, int l, const layer_io *io, int N, const int32_t *pos, const attn_ctx *ac) {
+/* recompute (activation checkpointing, from the backward): everything the backward reads,
+ * not the layer's output (the down projection and its residual add are skipped) */
+static void layer_forward(const lma_model *m, int l, const layer_io *io, int N, const int32_t *pos, const attn_ctx *ac,
+                          int recompute) {
     const lma_config *c = &m->cfg;
     const lma_backend *be = m->be;
     const lma_layer_tensors *w = &m->w.layers[l];
@@ -602,8 +656,31 @@ static void layer_forward(const lma_model *m, int l, const layer_io *io, int N, 
     proj_fwd(m, l, LMA_PROJ_GATE, io->gate, io->ln2, w->wgate, NULL, N, C, I);
     proj_fwd(m, l, LMA_PROJ_UP, io->up, io->ln2, w->wup, NULL, N, C, I);
     be->swiglu_fwd(io->swi, io->gate, io->up, (size_t)N * I);
+    if (recompute) return;
     proj_fwd(m, l, LMA_PROJ_DOWN, io->xo, io->swi, w->wdown, NULL, N, I, C);
     be->add(io->xo, io->xo, io->mid, (size_t)N * C);
+}
+
+/* The buffers of layer l for the current (B, T): its input and output in the residual
+ * stream and its slot of every saved activation (with activation checkpointing, the one
+ * slot all layers share). */
+static layer_io layer_slots(const lma_model *m, int l) {
+    const lma_config *c = &m->cfg;
+    const lma_acts *a = m->acts;
+    size_t N = (size_t)m->B * m->T, C = c->hidden_size, I = c->intermediate_size, NH = c->n_heads;
+    size_t NKV = c->n_kv_heads, QD = NH * c->head_dim, KVD = NKV * c->head_dim, es = (size_t)m->be->act_bytes;
+    size_t s = m->grad_ckpt ? 0 : (size_t)l;
+    layer_io io = {
+        .x = lma_at(a->resid, (size_t)l * N * C, es), .xo = lma_at(a->resid, (size_t)(l + 1) * N * C, es),
+        .ln1 = lma_at(a->ln1, s * N * C, es), .rstd1 = a->rstd1 + s * N,
+        .q_raw = c->qk_norm ? lma_at(a->q_raw, s * N * QD, es) : NULL,
+        .k_raw = c->qk_norm ? lma_at(a->k_raw, s * N * KVD, es) : NULL,
+        .q_rstd = c->qk_norm ? a->q_rstd + s * N * NH : NULL, .k_rstd = c->qk_norm ? a->k_rstd + s * N * NKV : NULL,
+        .q = lma_at(a->q, s * N * QD, es), .k = lma_at(a->k, s * N * KVD, es), .v = lma_at(a->v, s * N * KVD, es),
+        .att = a->att + s * a->saved, .atty = lma_at(a->atty, s * N * QD, es),
+        .mid = lma_at(a->resid_mid, s * N * C, es), .ln2 = lma_at(a->ln2, s * N * C, es), .rstd2 = a->rstd2 + s * N,
+        .gate = lma_at(a->gate, s * N * I, es), .up = lma_at(a->up, s * N * I, es), .swi = lma_at(a->swi, s * N * I, es)};
+    return io;
 }
 
 lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *targets, const int32_t *seg,
@@ -622,8 +699,7 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
     }
     m->lora_train = want_grad && m->lora;
     lma_acts *a = m->acts;
-    int N = B * T, C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
-    int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, QD = NH * HD, KVD = NKV * HD;
+    int N = B * T, C = c->hidden_size, V = c->vocab_size;
     size_t es = (size_t)be->act_bytes;
 
     /* validate and stage the integer inputs: positions restart where the segment changes */
@@ -662,20 +738,8 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
     be->embedding_fwd(a->resid, m->d_ids, m->w.embed, N, C);
     attn_ctx ac = {.seg = dseg, .B = B, .T = T};
     for (int l = 0; l < c->n_layers; l++) {
-        layer_io io = {
-            .x = lma_at(a->resid, (size_t)l * N * C, es), .xo = lma_at(a->resid, (size_t)(l + 1) * N * C, es),
-            .ln1 = lma_at(a->ln1, (size_t)l * N * C, es), .rstd1 = a->rstd1 + (size_t)l * N,
-            .q_raw = c->qk_norm ? lma_at(a->q_raw, (size_t)l * N * QD, es) : NULL,
-            .k_raw = c->qk_norm ? lma_at(a->k_raw, (size_t)l * N * KVD, es) : NULL,
-            .q_rstd = c->qk_norm ? a->q_rstd + (size_t)l * N * NH : NULL,
-            .k_rstd = c->qk_norm ? a->k_rstd + (size_t)l * N * NKV : NULL,
-            .q = lma_at(a->q, (size_t)l * N * QD, es), .k = lma_at(a->k, (size_t)l * N * KVD, es),
-            .v = lma_at(a->v, (size_t)l * N * KVD, es),
-            .att = a->att + (size_t)l * a->saved, .atty = lma_at(a->atty, (size_t)l * N * QD, es),
-            .mid = lma_at(a->resid_mid, (size_t)l * N * C, es), .ln2 = lma_at(a->ln2, (size_t)l * N * C, es),
-            .rstd2 = a->rstd2 + (size_t)l * N, .gate = lma_at(a->gate, (size_t)l * N * I, es),
-            .up = lma_at(a->up, (size_t)l * N * I, es), .swi = lma_at(a->swi, (size_t)l * N * I, es)};
-        layer_forward(m, l, &io, N, m->d_pos, &ac);
+        layer_io io = layer_slots(m, l);
+        layer_forward(m, l, &io, N, m->d_pos, &ac, 0);
     }
     void *xl = lma_at(a->resid, (size_t)c->n_layers * N * C, es);
     be->rmsnorm_fwd(a->lnf, a->rstdf, xl, m->w.final_norm, N, C, (float)c->rms_norm_eps);
@@ -738,17 +802,14 @@ lma_status lma_model_backward(lma_model *m) {
     void *xl = lma_at(a->resid, (size_t)c->n_layers * N * C, es);
     be->rmsnorm_bwd(a->dresid, G ? G->final_norm : NULL, a->dln, xl, m->w.final_norm, a->rstdf, N, C);
 
+    attn_ctx ac = {.seg = seg, .B = B, .T = T};
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const lma_layer_tensors *w = &m->w.layers[l], *g = G ? &G->layers[l] : &no_grads;
-        void *x = lma_at(a->resid, (size_t)l * N * C, es);
-        void *ln1 = lma_at(a->ln1, (size_t)l * N * C, es), *ln2 = lma_at(a->ln2, (size_t)l * N * C, es);
-        void *mid = lma_at(a->resid_mid, (size_t)l * N * C, es);
-        void *q = lma_at(a->q, (size_t)l * N * QD, es), *k = lma_at(a->k, (size_t)l * N * KVD, es);
-        void *v = lma_at(a->v, (size_t)l * N * KVD, es);
-        void *atty = lma_at(a->atty, (size_t)l * N * QD, es);
-        float *att = a->att + (size_t)l * a->saved;
-        void *gate = lma_at(a->gate, (size_t)l * N * I, es), *up = lma_at(a->up, (size_t)l * N * I, es);
-        void *swi = lma_at(a->swi, (size_t)l * N * I, es);
+        layer_io io = layer_slots(m, l);
+        if (m->grad_ckpt) layer_forward(m, l, &io, N, m->d_pos, &ac, 1); /* same inputs, same dropout masks */
+        void *x = io.x, *ln1 = io.ln1, *ln2 = io.ln2, *mid = io.mid, *q = io.q, *k = io.k, *v = io.v;
+        void *atty = io.atty, *gate = io.gate, *up = io.up, *swi = io.swi;
+        float *att = io.att;
 
         /* MLP: x' = mid + swi @ Wdown ; dresid flows to mid unchanged */
         be->zero(a->dswi, (size_t)N * I * es);
@@ -759,7 +820,7 @@ lma_status lma_model_backward(lma_model *m) {
         be->zero(a->dln, NC);
         proj_bwd(m, l, LMA_PROJ_GATE, a->dln, g->wgate, NULL, a->dgate, ln2, w->wgate, N, C, I);
         proj_bwd(m, l, LMA_PROJ_UP, a->dln, g->wup, NULL, a->dup, ln2, w->wup, N, C, I);
-        be->rmsnorm_bwd(a->dresid, g->mlp_norm, a->dln, mid, w->mlp_norm, a->rstd2 + (size_t)l * N, N, C);
+        be->rmsnorm_bwd(a->dresid, g->mlp_norm, a->dln, mid, w->mlp_norm, io.rstd2, N, C);
 
         /* attention: mid = x + atty @ Wo */
         be->zero(a->datty, (size_t)N * QD * es);
@@ -777,17 +838,15 @@ lma_status lma_model_backward(lma_model *m) {
             /* reuse dq/dk (no longer needed) as the gradients of q_raw/k_raw */
             be->zero(a->dq, (size_t)N * QD * es);
             be->zero(a->dk, (size_t)N * KVD * es);
-            be->rmsnorm_bwd(a->dq, g->q_norm, a->dqr, lma_at(a->q_raw, (size_t)l * N * QD, es), w->q_norm,
-                            a->q_rstd + (size_t)l * N * NH, N * NH, HD);
-            be->rmsnorm_bwd(a->dk, g->k_norm, a->dkr, lma_at(a->k_raw, (size_t)l * N * KVD, es), w->k_norm,
-                            a->k_rstd + (size_t)l * N * NKV, N * NKV, HD);
+            be->rmsnorm_bwd(a->dq, g->q_norm, a->dqr, io.q_raw, w->q_norm, io.q_rstd, N * NH, HD);
+            be->rmsnorm_bwd(a->dk, g->k_norm, a->dkr, io.k_raw, w->k_norm, io.k_rstd, N * NKV, HD);
             dqp = a->dq; dkp = a->dk;
         }
         be->zero(a->dln, NC);
         proj_bwd(m, l, LMA_PROJ_Q, a->dln, g->wq, g->bq, dqp, ln1, w->wq, N, C, QD);
         proj_bwd(m, l, LMA_PROJ_K, a->dln, g->wk, g->bk, dkp, ln1, w->wk, N, C, KVD);
         proj_bwd(m, l, LMA_PROJ_V, a->dln, g->wv, g->bv, a->dv, ln1, w->wv, N, C, KVD);
-        be->rmsnorm_bwd(a->dresid, g->attn_norm, a->dln, x, w->attn_norm, a->rstd1 + (size_t)l * N, N, C);
+        be->rmsnorm_bwd(a->dresid, g->attn_norm, a->dln, x, w->attn_norm, io.rstd1, N, C);
     }
     if (G) be->embedding_bwd(G->embed, a->dresid, m->d_ids, N, C);
     return LMA_OK;
@@ -930,7 +989,7 @@ lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_
                        .rstd2 = rstd2, .gate = gate, .up = up, .swi = swi};
         attn_ctx ac = {.kc = lma_at(kv->k, (size_t)l * layer, ea), .vc = lma_at(kv->v, (size_t)l * layer, ea),
                        .past = kv->len};
-        layer_forward(m, l, &io, n, d_pos, &ac);
+        layer_forward(m, l, &io, n, d_pos, &ac, 0);
     }
     const void *xl = lma_at(x, (size_t)(n - n_out) * C, ea);
     be->rmsnorm_fwd(ln, rstd1, xl, m->w.final_norm, n_out, C, (float)c->rms_norm_eps);

@@ -47,6 +47,10 @@ typedef struct {
     void *full_logits;                        /* (B,T,V) act, of the last forward without targets */
     size_t full_logits_cap;
     int head_chunk_rows;                      /* rows of logits the loss head takes at a time; 0 = auto */
+    int grad_ckpt;       /* activation checkpointing: keep only each layer's input (the residual
+                            stream) and recompute the layer in the backward; set before a forward */
+    size_t act_cap_bytes;                     /* bytes of act_mem */
+    int acts_ckpt;                            /* grad_ckpt of act_mem's layout (a change reallocates) */
     /* parameter-efficient fine-tuning (lora.h, nf4.h) */
     lma_lora *lora;      /* adapters on the projections, or NULL */
     int frozen;          /* 1 while an adapter is attached: the base gets no gradient */
@@ -66,6 +70,16 @@ lma_trainable lma_model_trainable(const lma_model *m);
 
 /* Allocates parameters for cfg (uninitialised). */
 lma_status lma_model_create(const lma_config *cfg, const lma_backend *be, lma_model **out);
+/* Creation flags of lma_model_create_ex / lma_model_load_ex:
+ *   LMA_MODEL_NF4     projections stored as NF4 (QLoRA base: lma_model_create_nf4);
+ *   LMA_MODEL_FROZEN  a base that will only be read (adapter training, inference): where the
+ *                     backend's compute copy is separate (bf16 "cuda") no fp32 copy is ever
+ *                     allocated (m->params NULL), as after lma_model_drop_masters. An NF4
+ *                     model is always frozen. */
+#define LMA_MODEL_NF4 1u
+#define LMA_MODEL_FROZEN 2u
+lma_status lma_model_create_ex(const lma_config *cfg, const lma_backend *be, unsigned flags, lma_model **out);
+lma_status lma_model_load_ex(const char *dir, const lma_backend *be, unsigned flags, lma_model **out);
 /* Like lma_model_create, but q,k,v,o,gate,up,down weights are stored as NF4 with
  * double-quantized constants (QLoRA base; needs a host-memory backend: cpu, ref).
  * Embeddings, norms, biases and lm_head stay fp32. */
@@ -93,6 +107,13 @@ void lma_model_sync_weights(lma_model *m);
 lma_status lma_model_save(const lma_model *m, const char *dir, int bf16, size_t max_shard_bytes);
 void lma_model_free(lma_model *m);
 size_t lma_model_num_params(const lma_model *m); /* base model, true count (no padding) */
+
+/* Frees the fp32 master copy of a frozen base (an adapter attached) on a backend whose
+ * compute copy is separate (bf16 "cuda"): LoRA/QLoRA training reads only the compute copy,
+ * so a 7B base costs 13 GB instead of 40. Afterwards saving, merging, loading weights and
+ * full training of the base fail with LMA_ERR_UNSUPPORTED; m->params is NULL. Nothing
+ * happens where the compute copy is the master (cpu, ref, cuda-fp32). */
+lma_status lma_model_drop_masters(lma_model *m);
 
 /* Allocates gradients and AdamW moments (zeroed): for the adapter only when one
  * is attached (the frozen base gets none). */
