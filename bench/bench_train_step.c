@@ -77,9 +77,12 @@ int main(int argc, char **argv) {
         lma_model_zero_grad(m);
     }
     double dt = (lma_now() - t0) / steps;
+    size_t cur = 0, peak = 0;
+    lma_cuda_memory(&cur, &peak, 0);
     printf("RESULT lmadapt device %s threads %d params %.1fM %s r %d ckpt %d batch %d seq %d loss %.4f step_ms %.1f "
-           "tok_s %.0f\n", be->name, lma_threads_get(), lma_model_num_params(m) / 1e6,
-           lora_r ? (qlora ? "qlora" : "lora") : "full", lora_r, ckpt, B, T, loss, dt * 1000, N / dt);
+           "tok_s %.0f peak_alloc_gb %.2f\n", be->name, lma_threads_get(), lma_model_num_params(m) / 1e6,
+           lora_r ? (qlora ? "qlora" : "lora") : "full", lora_r, ckpt, B, T, loss, dt * 1000, N / dt,
+           peak / 1073741824.0);
     free(x); free(y);
     lma_model_free(m);
     return 0;

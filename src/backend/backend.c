@@ -57,6 +57,7 @@ const lma_backend *lma_backend_default(void) {
  * (about 220 MB of resident memory when linked directly). */
 int lma_cuda_attention_naive = 0;
 static void (*cuda_set_tf32)(int);
+static void (*cuda_memory)(size_t *, size_t *, int);
 
 /* The plugin's table: bf16 = 1 for "cuda" (bf16 activations), 0 for "cuda-fp32". */
 static const lma_backend *cuda_table(int bf16) {
@@ -87,12 +88,19 @@ static const lma_backend *cuda_table(int bf16) {
     if (!h) return NULL;
     open = (open_fn)dlsym(h, "lma_cuda_plugin_open");
     cuda_set_tf32 = (void (*)(int))dlsym(h, "lma_cuda_plugin_set_tf32");
+    cuda_memory = (void (*)(size_t *, size_t *, int))dlsym(h, "lma_cuda_plugin_memory");
     return open ? open(lma_error, &lma_cuda_attention_naive, bf16, lma_nf4_code, lma_nf4_code8) : NULL;
 #endif
 }
 
 const lma_backend *lma_backend_cuda(void) { return cuda_table(1); }
 const lma_backend *lma_backend_cuda_fp32(void) { return cuda_table(0); }
+
+void lma_cuda_memory(size_t *current, size_t *peak, int reset_peak) {
+    if (current) *current = 0;
+    if (peak) *peak = 0;
+    if (cuda_memory) cuda_memory(current, peak, reset_peak);
+}
 
 void lma_cuda_set_tf32(int on) {
     if (cuda_set_tf32) cuda_set_tf32(on);

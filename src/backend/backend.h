@@ -146,6 +146,9 @@ const lma_backend *lma_backend_cuda_fp32(void);
 /* Test hook of the cuda backends' attention: 0 flash attention (head dims 16..128, else
  * the fallback), 1 the naive kernels (the oracle), 2 batched GEMMs (cuda-fp32 only). */
 extern int lma_cuda_attention_naive;
+/* Device bytes the cuda backends hold now and at most since the last reset (the
+ * counterpart of torch.cuda.memory_allocated / max_memory_allocated); 0 without a GPU. */
+void lma_cuda_memory(size_t *current, size_t *peak, int reset_peak);
 /* cuda-fp32 GEMM precision: 1 = TF32 tensor cores (the default), 0 = exact fp32. */
 void lma_cuda_set_tf32(int on);
 /* The fastest available: cuda when a GPU is present, else cpu. */

@@ -350,10 +350,10 @@ static float *g_fl_scratch;
 static size_t g_fl_scratch_n;
 static float *fl_scratch(size_t n) {
     if (n > g_fl_scratch_n) {
-        cudaFree(g_fl_scratch);
+        lma_cuda_free(g_fl_scratch);
         g_fl_scratch = NULL;
         g_fl_scratch_n = 0;
-        if (cudaMalloc(&g_fl_scratch, n * sizeof(float)) != cudaSuccess) return NULL;
+        if (!(g_fl_scratch = (float *)lma_cuda_malloc(n * sizeof(float)))) return NULL;
         g_fl_scratch_n = n;
     }
     return g_fl_scratch;

@@ -105,14 +105,44 @@ struct prof_scope {
 #define PROFILE(name) static int prof_id_ = prof_register(sizeof(TI) == 2 ? name " bf16" : name); prof_scope prof_s_(prof_id_)
 #define PROFILE_F32(name) static int prof_id_ = prof_register(name); prof_scope prof_s_(prof_id_)
 
-/* ---- memory ---------------------------------------------------------------- */
+/* ---- memory ----------------------------------------------------------------
+ * Every device allocation of the plugin (the model's and the ops' scratch) goes through
+ * lma_cuda_malloc/free, which count the bytes held: lma_cuda_memory() reports the current
+ * and peak totals, the counterpart of torch.cuda.max_memory_allocated (the CUDA context
+ * and cuBLAS's own memory are not included; nvidia-smi shows those too). */
+#include <mutex>
+#include <unordered_map>
+static std::mutex g_mem_mu;
+static std::unordered_map<void *, size_t> g_mem_sizes;
+static size_t g_mem_cur, g_mem_peak;
 
-static void *cu_alloc(size_t bytes) {
+void *lma_cuda_malloc(size_t bytes) {
     void *p = NULL;
     if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) { cudaGetLastError(); return NULL; }
+    std::lock_guard<std::mutex> lk(g_mem_mu);
+    g_mem_sizes[p] = bytes;
+    g_mem_cur += bytes;
+    if (g_mem_cur > g_mem_peak) g_mem_peak = g_mem_cur;
     return p;
 }
-static void cu_free(void *p) { if (p) check(cudaFree(p), "free"); }
+void lma_cuda_free(void *p) {
+    if (!p) return;
+    {
+        std::lock_guard<std::mutex> lk(g_mem_mu);
+        auto it = g_mem_sizes.find(p);
+        if (it != g_mem_sizes.end()) { g_mem_cur -= it->second; g_mem_sizes.erase(it); }
+    }
+    check(cudaFree(p), "free");
+}
+extern "C" __attribute__((visibility("default"))) void lma_cuda_plugin_memory(size_t *cur, size_t *peak, int reset) {
+    std::lock_guard<std::mutex> lk(g_mem_mu);
+    if (cur) *cur = g_mem_cur;
+    if (peak) *peak = g_mem_peak;
+    if (reset) g_mem_peak = g_mem_cur;
+}
+
+static void *cu_alloc(size_t bytes) { return lma_cuda_malloc(bytes); }
+static void cu_free(void *p) { lma_cuda_free(p); }
 static void cu_upload(void *dst, const void *src, size_t n) { check(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice), "upload"); }
 static void cu_download(void *dst, const void *src, size_t n) { check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost), "download"); }
 static void cu_zero(void *p, size_t n) { check(cudaMemset(p, 0, n), "memset"); }
@@ -383,10 +413,10 @@ static void *g_deq;
 static size_t g_deq_bytes;
 static void *deq_scratch(size_t bytes) {
     if (bytes > g_deq_bytes) {
-        cudaFree(g_deq);
+        lma_cuda_free(g_deq);
         g_deq = NULL;
         g_deq_bytes = 0;
-        if (cudaMalloc(&g_deq, bytes) != cudaSuccess) { check(cudaGetLastError(), "nf4 dequant scratch"); return NULL; }
+        if (!(g_deq = lma_cuda_malloc(bytes))) { lma_error(LMA_ERR_NOMEM, "cuda: out of memory for NF4 dequant scratch"); return NULL; }
         g_deq_bytes = bytes;
     }
     return g_deq;
@@ -527,11 +557,11 @@ static float *g_scratch;
 static size_t g_scratch_n;
 static float *scratch(size_t n) {
     if (n > g_scratch_n) {
-        if (g_scratch) cudaFree(g_scratch);
+        lma_cuda_free(g_scratch);
         g_scratch = NULL;
         g_scratch_n = 0;
-        if (cudaMalloc(&g_scratch, n * sizeof(float)) != cudaSuccess) {
-            check(cudaGetLastError(), "attention scratch");
+        if (!(g_scratch = (float *)lma_cuda_malloc(n * sizeof(float)))) {
+            lma_error(LMA_ERR_NOMEM, "cuda: out of memory for attention scratch");
             return NULL;
         }
         g_scratch_n = n;
@@ -955,7 +985,7 @@ lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int
         if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) { cudaGetLastError(); return NULL; }
         if (cublasCreate(&g_blas) != CUBLAS_STATUS_SUCCESS) return NULL;
         if (cublasLtCreate(&g_lt) != CUBLAS_STATUS_SUCCESS) return NULL;
-        if (cudaMalloc(&g_lt_ws, LT_WS_BYTES) != cudaSuccess) { cudaGetLastError(); return NULL; }
+        if (!(g_lt_ws = lma_cuda_malloc(LT_WS_BYTES))) return NULL;
         if (lma_cuda_nf4_set_tables(nf4_code, nf4_code8) != cudaSuccess) { cudaGetLastError(); return NULL; }
         const char *e = getenv("LMA_CUDA_TF32");
         lma_cuda_plugin_set_tf32(!(e && !strcmp(e, "0")));

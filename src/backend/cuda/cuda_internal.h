@@ -5,6 +5,10 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+/* Device memory of the plugin, counted (cuda_backend.cu): every allocation goes here. */
+void *lma_cuda_malloc(size_t bytes);
+void lma_cuda_free(void *p);
+
 /* Flash attention (attention.cu). Shapes and masking as attention_fwd/bwd of
  * backend.h; lse (B, NH, T) is the log-sum-exp of each query row's scaled scores,
  * written by the forward and read by the backward. bf16_storage: q, k, v, out and
