@@ -33,7 +33,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--ckpt")) ckpt = atoi(argv[i + 1]);
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
     }
-    lma_threads_set(threads);
+    /* on a GPU the host threads only initialize the weights: all of them (a 7B model) */
+    lma_threads_set(strcmp(device, "cpu") && strcmp(device, "ref") ? 0 : threads);
     lma_config c = {0};
     c.arch = LMA_ARCH_LLAMA;
     c.vocab_size = 32000; c.hidden_size = 288; c.intermediate_size = 768; c.n_layers = 6;

@@ -2,7 +2,8 @@
  * against a double-precision CPU reference, fp32 and bf16 storage, several head dims,
  * GQA and segment ids, T not a multiple of the tile. Run on the device machine:
  *   nvcc -std=c++17 -O3 -arch=sm_90 -Isrc -Iinclude bench/flash/flash_check.cu src/backend/cuda/attention.cu -o /tmp/fc && /tmp/fc
- * (the op-level test in tests/test_backend_cuda.c covers the same through the op table). */
+ * (the op-level test in tests/test_backend_cuda.c covers the same through the op table).
+ * LMA_CUDA_FLASH_BWD=kv|heads forces the backward's grid (per kv head / per query head). */
 #include <cuda_bf16.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,6 +11,10 @@
 #include <string.h>
 #include <vector>
 #include "backend/cuda/cuda_internal.h"
+
+/* the plugin's counted allocator (cuda_backend.cu), plain here */
+void *lma_cuda_malloc(size_t bytes) { void *p = NULL; return cudaMalloc(&p, bytes) == cudaSuccess ? p : NULL; }
+void lma_cuda_free(void *p) { cudaFree(p); }
 
 static double urand(unsigned long long *s) { *s = *s * 6364136223846793005ULL + 1442695040888963407ULL; return ((*s >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1; }
 

@@ -19,7 +19,7 @@ peak() { # runs "$@" while sampling nvidia-smi; prints the command's output and 
   echo "  peak GPU memory (nvidia-smi, whole process): $(sort -n "$f" | tail -1) MiB"
   rm -f "$f"
 }
-lma() { peak build-gpu/bench_train_step --device "${DEVICE:-cuda}" --vocab 32000 "$@"; }
+lma() { peak timeout 300 build-gpu/bench_train_step --device "${DEVICE:-cuda}" --vocab 32000 "$@"; }
 hf() { # NAME MODE SEQ BATCH STEPS [ckpt]: eager, and compiled when COMPILE=1
   [ "${HF:-1}" = 0 ] && return
   peak python3 bench/gpu_vs_hf/hf_train_baseline.py "$@"

@@ -12,8 +12,11 @@
  *   forward  (grid: query tile, head, batch row):   for each key tile kt <= qt:
  *     S = Q K^T;  m' = max(m, rowmax(scale S));  P = exp(scale S - m')  (masked)
  *     l = l e^(m-m') + rowsum P;  O = O e^(m-m') + P V;   at the end O /= l, lse = m + log l
- *   backward (grid: key tile, kv head, batch row; loops over the G query heads of
- *   the kv head and the query tiles qt >= kt, so dK, dV of a tile have one owner):
+ *   backward (grid: key tile, head group, batch row; loops over the query heads of the
+ *   group and the query tiles qt >= kt, so dK, dV of a tile have one owner. A group is
+ *   all G query heads of a kv head (dK, dV added into the gradients), or, when that
+ *   leaves too few blocks to fill the GPU (GQA: TinyLlama has 4 kv heads), one query
+ *   head, written to an fp32 scratch that a second kernel sums over each group):
  *     P = exp(scale Q K^T - lse);  dV += P^T dO;  dP = dO V^T;  dS = P (dP - D) scale
  *     dK += dS^T Q;  dQ += dS K (fp32 atomics)      with D = rowsum(dO . O)
  *
@@ -25,6 +28,8 @@
 #include <math.h>
 #include <mma.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include "backend/cuda/cuda_internal.h"
 
 using namespace nvcuda;
@@ -214,29 +219,33 @@ struct bwd_smem {
 };
 
 /* a 16x16 accumulator into global rows (row0 + r) of `stride` elements (only rows < T):
- * dst += frag, through the warp's shared temp tile */
-template <typename TI>
-__device__ __forceinline__ void frag_add_global(TI *dst, size_t stride, int row0, int T, const frag_acc &f, float *tmp) {
+ * dst += frag (add) or dst = frag, through the warp's shared temp tile */
+template <typename TO>
+__device__ __forceinline__ void frag_out_global(TO *dst, size_t stride, int row0, int T, const frag_acc &f, float *tmp,
+                                                int add) {
     int lane = threadIdx.x & 31;
     wmma::store_matrix_sync(tmp, f, 20, wmma::mem_row_major);
     __syncwarp();
     for (int i = lane; i < 256; i += 32) {
         int r = i >> 4, c = i & 15;
         if (row0 + r < T) {
-            TI *p = dst + (size_t)(row0 + r) * stride + c;
-            io<TI>::put(p, io<TI>::get(p) + tmp[r * 20 + c]);
+            TO *p = dst + (size_t)(row0 + r) * stride + c;
+            io<TO>::put(p, (add ? io<TO>::get(p) : 0.0f) + tmp[r * 20 + c]);
         }
     }
     __syncwarp();
 }
 
-template <int HD, typename TI>
+/* grid (key tile, group, b); a group is GL consecutive query heads (GL = G: one kv head,
+ * or 1); dK, dV of the group go to dk, dv (TO elements, heads gridDim.y apart), added
+ * (add = 1) or stored */
+template <int HD, typename TI, typename TO>
 __global__ void __launch_bounds__(NTHREADS)
-    k_flash_bwd(float *dqacc, TI *dk, TI *dv, const TI *dout, const float *lse, const float *D, const TI *q,
-                const TI *k, const TI *v, const int32_t *seg, int T, int NH, int NKV, float scale) {
+    k_flash_bwd(float *dqacc, TO *dk, TO *dv, int add, int GL, const TI *dout, const float *lse, const float *D,
+                const TI *q, const TI *k, const TI *v, const int32_t *seg, int T, int NH, int NKV, float scale) {
     typedef bwd_smem<HD> L;
     constexpr int LDH = L::LDH, LDS = L::LDS, LDP = L::LDP, LDT = L::LDT;
-    int kt = blockIdx.x, kh = blockIdx.y, b = blockIdx.z, G = NH / NKV, nqt = (T + BR - 1) / BR;
+    int kt = blockIdx.x, b = blockIdx.z, h0 = blockIdx.y * GL, kh = h0 / (NH / NKV), nqt = (T + BR - 1) / BR;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     extern __shared__ __align__(128) unsigned char smem[];
     bf16 *sK = reinterpret_cast<bf16 *>(smem), *sV = sK + BR * LDH, *sQ = sV + BR * LDH, *sdO = sQ + BR * LDH;
@@ -256,8 +265,8 @@ __global__ void __launch_bounds__(NTHREADS)
     for (int j = 0; j < HD / 16; j++) { wmma::fill_fragment(dK[j], 0.0f); wmma::fill_fragment(dV[j], 0.0f); }
     int rrow = warp * 16 + (lane >> 1), half = lane & 1;
 
-    for (int g = 0; g < G; g++) {
-        int h = kh * G + g;
+    for (int g = 0; g < GL; g++) {
+        int h = h0 + g;
         for (int qt = kt; qt < nqt; qt++) {
             int t0 = qt * BR, nq = min(BR, T - t0), t = t0 + rrow;
             __syncthreads(); /* previous tile's Q, dO, P, dS are consumed */
@@ -327,13 +336,25 @@ __global__ void __launch_bounds__(NTHREADS)
             }
         }
     }
-    /* this block owns rows [s0, s0 + 64) of kv head kh: plain read-modify-write */
-    size_t base = (((size_t)b * T) * NKV + kh) * HD, stride = (size_t)NKV * HD;
+    /* this block owns rows [s0, s0 + 64) of its group: plain read-modify-write */
+    size_t NO = gridDim.y, base = (((size_t)b * T) * NO + blockIdx.y) * HD, stride = NO * HD;
 #pragma unroll
     for (int j = 0; j < HD / 16; j++) {
-        if (dk) frag_add_global<TI>(dk + base + j * 16, stride, s0 + warp * 16, T, dK[j], sT);
-        if (dv) frag_add_global<TI>(dv + base + j * 16, stride, s0 + warp * 16, T, dV[j], sT);
+        if (dk) frag_out_global<TO>(dk + base + j * 16, stride, s0 + warp * 16, T, dK[j], sT, add);
+        if (dv) frag_out_global<TO>(dv + base + j * 16, stride, s0 + warp * 16, T, dV[j], sT, add);
     }
+}
+
+/* d (B,T,NKV,HD) += sum over the G query heads of each kv head of acc (B,T,NH,HD) */
+template <typename TI>
+__global__ void k_group_sum(TI *d, const float *acc, size_t n, int G, int HD) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    size_t row = i / HD, c = i % HD; /* row = (b*T + t)*NKV + kh */
+    const float *a = acc + row * G * HD + c;
+    float s = 0.0f;
+    for (int g = 0; g < G; g++) s += a[(size_t)g * HD];
+    io<TI>::put(d + i, io<TI>::get(d + i) + s);
 }
 
 /* dst (bf16) += src (fp32) */
@@ -370,22 +391,50 @@ static cudaError_t fwd_t(void *out, float *lse, const void *q, const void *k, co
     return cudaGetLastError();
 }
 
+/* one block per kv head when that fills the GPU (about 2 waves), else one per query head */
+static int per_head(int B, int T, int NH, int NKV) {
+    static int mode = -1, sms = 132;
+    if (mode < 0) {
+        const char *e = getenv("LMA_CUDA_FLASH_BWD"); /* "kv" | "heads": force a grid (A/B runs) */
+        mode = e && !strcmp(e, "kv") ? 1 : e && !strcmp(e, "heads") ? 2 : 0;
+        int dev = 0;
+        cudaGetDevice(&dev);
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    }
+    if (NH == NKV || mode == 1) return 0;
+    if (mode == 2) return 1;
+    return (long)B * NKV * ((T + BR - 1) / BR) < 4L * sms;
+}
+
 template <int HD, typename TI>
 static cudaError_t bwd_t(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *lse,
                          const void *q, const void *k, const void *v, const int32_t *seg, int B, int T, int NH, int NKV,
                          float scale) {
-    size_t nq = (size_t)B * T * NH * HD, nrow = (size_t)B * NH * T;
-    int bf = sizeof(TI) == 2;
-    float *scr = fl_scratch(nrow + (bf && dq ? nq : 0));
+    size_t nq = (size_t)B * T * NH * HD, nrow = (size_t)B * NH * T, nk = (size_t)B * T * NKV * HD;
+    int bf = sizeof(TI) == 2, ph = per_head(B, T, NH, NKV);
+    float *scr = fl_scratch(nrow + (bf && dq ? nq : 0) + (ph ? 2 * nq : 0));
     if (!scr) return cudaErrorMemoryAllocation;
     float *D = scr, *dqacc = dq ? (bf ? scr + nrow : (float *)dq) : NULL;
+    float *dkacc = scr + nrow + (bf && dq ? nq : 0), *dvacc = dkacc + nq;
     k_flash_rowdot<TI><<<(unsigned)((nrow * 32 + 255) / 256), 256>>>(D, (const TI *)dout, (const TI *)out, B, T, NH, HD);
     if (bf && dq) cudaMemsetAsync(dqacc, 0, nq * sizeof(float));
     size_t shm = bwd_smem<HD>::bytes;
-    cudaFuncSetAttribute(k_flash_bwd<HD, TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
-    dim3 grid((T + BR - 1) / BR, NKV, B);
-    k_flash_bwd<HD, TI><<<grid, NTHREADS, shm>>>(dqacc, (TI *)dk, (TI *)dv, (const TI *)dout, lse, D, (const TI *)q,
-                                                 (const TI *)k, (const TI *)v, seg, T, NH, NKV, scale);
+    if (ph) {
+        cudaFuncSetAttribute(k_flash_bwd<HD, TI, float>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+        dim3 grid((T + BR - 1) / BR, NH, B);
+        k_flash_bwd<HD, TI, float><<<grid, NTHREADS, shm>>>(dqacc, dk ? dkacc : NULL, dv ? dvacc : NULL, 0, 1,
+                                                            (const TI *)dout, lse, D, (const TI *)q, (const TI *)k,
+                                                            (const TI *)v, seg, T, NH, NKV, scale);
+        unsigned nb = (unsigned)((nk + 255) / 256);
+        if (dk) k_group_sum<TI><<<nb, 256>>>((TI *)dk, dkacc, nk, NH / NKV, HD);
+        if (dv) k_group_sum<TI><<<nb, 256>>>((TI *)dv, dvacc, nk, NH / NKV, HD);
+    } else {
+        cudaFuncSetAttribute(k_flash_bwd<HD, TI, TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+        dim3 grid((T + BR - 1) / BR, NKV, B);
+        k_flash_bwd<HD, TI, TI><<<grid, NTHREADS, shm>>>(dqacc, (TI *)dk, (TI *)dv, 1, NH / NKV, (const TI *)dout, lse,
+                                                         D, (const TI *)q, (const TI *)k, (const TI *)v, seg, T, NH,
+                                                         NKV, scale);
+    }
     if (bf && dq) k_add_f32_to_bf16<<<(unsigned)((nq + 255) / 256), 256>>>((bf16 *)dq, dqacc, nq);
     return cudaGetLastError();
 }
