@@ -104,7 +104,7 @@ int cmd_chat(int argc, char **argv) {
     if (!be) return 1;
     lma_tokenizer *tok = NULL;
     lma_model *m = NULL;
-    if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load(model, be, &m) != LMA_OK ||
+    if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load_ex(model, be, LMA_MODEL_FROZEN, &m) != LMA_OK ||
         (adapter && lma_adapter_load(m, adapter) != LMA_OK)) {
         cli_fail("chat", NULL);
         lma_model_free(m);

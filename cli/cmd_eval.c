@@ -72,7 +72,7 @@ static const lma_backend *g_backend; /* --device */
 static int load_model(const char *dir, const char *adapter, lma_model **m, lma_tokenizer **tok) {
     *m = NULL; *tok = NULL;
     if (lma_tok_load(dir, tok) != LMA_OK) return 0;
-    if (lma_model_load(dir, g_backend ? g_backend : lma_backend_cpu(), m) != LMA_OK) return 0;
+    if (lma_model_load_ex(dir, g_backend ? g_backend : lma_backend_cpu(), LMA_MODEL_FROZEN, m) != LMA_OK) return 0;
     if (adapter && lma_adapter_load(*m, adapter) != LMA_OK) return 0;
     return 1;
 }

@@ -118,7 +118,7 @@ int cmd_generate(int argc, char **argv) {
     }
     const lma_backend *be = cli_backend("generate", device);
     if (!be) { rc = 1; goto done; }
-    if (lma_model_load(model, be, &m) != LMA_OK) goto done;
+    if (lma_model_load_ex(model, be, LMA_MODEL_FROZEN, &m) != LMA_OK) goto done; /* inference: no fp32 copy on cuda */
     if (adapter && lma_adapter_load(m, adapter) != LMA_OK) goto done;
     gp.n_stop_ids = lma_generation_eos(model, &m->cfg, eos, 16);
     if (gp.n_stop_ids == 0 && tok && lma_tok_eos_id(tok) >= 0) eos[gp.n_stop_ids++] = lma_tok_eos_id(tok);
