@@ -3,7 +3,9 @@
  * GQA and segment ids, T not a multiple of the tile. Run on the device machine:
  *   nvcc -std=c++17 -O3 -arch=sm_90 -Isrc -Iinclude bench/flash/flash_check.cu src/backend/cuda/attention.cu -o /tmp/fc && /tmp/fc
  * (the op-level test in tests/test_backend_cuda.c covers the same through the op table).
- * LMA_CUDA_FLASH_BWD=kv|heads forces the backward's grid (per kv head / per query head). */
+ * LMA_CUDA_FLASH_BWD=kv|heads forces the backward's grid (per kv head / per query head);
+ * LMA_CUDA_FLASH=wmma the first (WMMA) kernels instead of the mma.sync ones. Argument
+ * "check": no timings. */
 #include <cuda_bf16.h>
 #include <math.h>
 #include <stdio.h>
@@ -124,7 +126,8 @@ template <typename TI> static void timing(int B, int T, int NH, int NKV, int HD)
     cudaFree(q); cudaFree(k); cudaFree(v); cudaFree(o); cudaFree(g); cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(lse);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    int timings = !(argc > 1 && !strcmp(argv[1], "check")); /* "check": correctness only (for compute-sanitizer) */
     int hds[] = {16, 32, 64, 128};
     for (int i = 0; i < 4; i++) {
         check<float>(2, 200, 4, 2, hds[i], 1);
@@ -133,6 +136,8 @@ int main(void) {
     check<float>(1, 128, 2, 2, 64, 0);
     check<__nv_bfloat16>(3, 77, 6, 2, 64, 0);
     check<float>(1, 300, 8, 8, 128, 0);
+    check<__nv_bfloat16>(2, 300, 8, 2, 128, 1);  /* GQA at head dim 128, segments, 5 tiles */
+    if (!timings) { printf("%s\n", fails ? "FLASH CHECK FAILED" : "flash check passed"); return fails != 0; }
     timing<float>(16, 1024, 12, 12, 64);     /* 124M row */
     timing<__nv_bfloat16>(16, 1024, 12, 12, 64);
     timing<__nv_bfloat16>(4, 2048, 32, 4, 64); /* TinyLlama row */

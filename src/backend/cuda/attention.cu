@@ -193,6 +193,170 @@ __global__ void __launch_bounds__(NTHREADS) k_flash_fwd(TI *out, float *lse, con
     }
 }
 
+/* ---- forward on mma.sync (FA2 register scheme; the default) ----------------------------------
+ * The same tiles as k_flash_fwd, but S, P and O live in registers in the documented
+ * fragment layouts of mma.sync.m16n8k16 (PTX ISA "Matrix fragments for mma.m16n8k16"):
+ * with g = lane / 4, c = lane % 4, a thread holds
+ *   A (16x16, row major): a0 = (g, 2c..2c+1), a1 = (g+8, 2c..), a2 = (g, 2c+8..), a3 = (g+8, 2c+8..)
+ *   B (16x8, k x n):      b0 = (k 2c..2c+1, n g), b1 = (k 2c+8..2c+9, n g)
+ *   C (16x8, fp32):       c0, c1 = (g, 2c..2c+1), c2, c3 = (g+8, 2c..2c+1)
+ * so the C fragments of S become the A fragments of P without moving (FA2's trick).
+ * K is kept key-major (B of Q K^T reads pairs along d), V transposed (B of P V reads
+ * pairs along keys); all fragment reads are free of bank conflicts with 8 elements of
+ * row padding. */
+
+__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t ld32(const bf16 *p) { return *reinterpret_cast<const uint32_t *>(p); }
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+/* A fragment (16 rows from `row0`, columns k0..k0+15) of a row-major bf16 tile of pitch ld */
+__device__ __forceinline__ void frag_a_rows(uint32_t *a, const bf16 *s, int ld, int row0, int k0) {
+    int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
+    a[0] = ld32(s + (row0 + g) * ld + k0 + 2 * c);
+    a[1] = ld32(s + (row0 + g + 8) * ld + k0 + 2 * c);
+    a[2] = ld32(s + (row0 + g) * ld + k0 + 8 + 2 * c);
+    a[3] = ld32(s + (row0 + g + 8) * ld + k0 + 8 + 2 * c);
+}
+/* rows [0, valid) of a (BR, HD) tile transposed into shared memory: st[d * (BR + 8) + r] */
+template <int HD, typename TI>
+__device__ __forceinline__ void load_tile_t(bf16 *st, const TI *g, size_t stride, int valid) {
+    constexpr int CH = HD / 8, LDT = BR + 8;
+    for (int i = threadIdx.x; i < BR * CH; i += NTHREADS) {
+        int r = i % BR, c = (i / BR) * 8; /* consecutive threads: consecutive rows (spread banks) */
+        __align__(16) bf16 tmp[8];
+        if (r < valid) io<TI>::load8(tmp, g + (size_t)r * stride + c);
+        else *reinterpret_cast<uint4 *>(tmp) = make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int j = 0; j < 8; j++) st[(c + j) * LDT + r] = tmp[j];
+    }
+}
+
+template <int HD>
+struct mfwd_smem {
+    static constexpr int LDH = HD + 8, LDT = BR + 8;
+    static constexpr size_t bytes = 2 * BR * LDH * 2 + HD * LDT * 2 + BR * 4;
+};
+
+template <int HD, typename TI>
+__global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse, const TI *q, const TI *k, const TI *v,
+                                                            const int32_t *seg, int T, int NH, int NKV, float scale) {
+    typedef mfwd_smem<HD> L;
+    constexpr int LDH = L::LDH, LDT = L::LDT, NKC = HD / 16, NDT = HD / 8, NST = BR / 8;
+    int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z, kh = h / (NH / NKV);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+    extern __shared__ __align__(128) unsigned char smem[];
+    bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sK = sQ + BR * LDH, *sVt = sK + BR * LDH;
+    int32_t *sSeg = reinterpret_cast<int32_t *>(sVt + HD * LDT);
+
+    int t0 = qt * BR;
+    load_tile<HD, TI>(sQ, q + (((size_t)b * T + t0) * NH + h) * HD, (size_t)NH * HD, min(BR, T - t0));
+    __syncthreads();
+    uint32_t qa[NKC][4];
+#pragma unroll
+    for (int kc = 0; kc < NKC; kc++) frag_a_rows(qa[kc], sQ, LDH, warp * 16, kc * 16);
+    int r0 = t0 + warp * 16 + g, r1 = r0 + 8; /* this thread's two query rows */
+    int sg0 = (seg && r0 < T) ? seg[(size_t)b * T + r0] : 0, sg1 = (seg && r1 < T) ? seg[(size_t)b * T + r1] : 0;
+    float o[NDT][4], m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+#pragma unroll
+    for (int n = 0; n < NDT; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+
+    for (int kt = 0; kt <= qt; kt++) {
+        int s0 = kt * BR, nk = min(BR, T - s0);
+        __syncthreads(); /* every warp is done with the previous K, V */
+        load_tile<HD, TI>(sK, k + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
+        load_tile_t<HD, TI>(sVt, v + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
+        if (seg)
+            for (int i = threadIdx.x; i < BR; i += NTHREADS) sSeg[i] = i < nk ? seg[(size_t)b * T + s0 + i] : -1;
+        __syncthreads();
+        float sc[NST][4];
+#pragma unroll
+        for (int j = 0; j < NST; j++) {
+            sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
+#pragma unroll
+            for (int kc = 0; kc < NKC; kc++)
+                mma16816(sc[j], qa[kc], ld32(sK + (8 * j + g) * LDH + kc * 16 + 2 * c),
+                         ld32(sK + (8 * j + g) * LDH + kc * 16 + 8 + 2 * c));
+        }
+        /* mask + scale, row maxima (rows r0, r1; the 4 threads of a row share it) */
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < NST; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int jj = 8 * j + 2 * c + e, s = s0 + jj;
+                bool ok = jj < nk;
+                int ks = seg ? sSeg[jj] : 0;
+                sc[j][e] = ok && visible(r0, s, T, seg ? &ks : NULL, sg0) ? sc[j][e] * scale : -INFINITY;
+                sc[j][2 + e] = ok && visible(r1, s, T, seg ? &ks : NULL, sg1) ? sc[j][2 + e] * scale : -INFINITY;
+                mx0 = fmaxf(mx0, sc[j][e]);
+                mx1 = fmaxf(mx1, sc[j][2 + e]);
+            }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
+        float a0 = n0 == -INFINITY ? 1.0f : __expf(m0 - n0), a1 = n1 == -INFINITY ? 1.0f : __expf(m1 - n1);
+        m0 = n0;
+        m1 = n1;
+        float ps0 = 0.0f, ps1 = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NST; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                sc[j][e] = sc[j][e] == -INFINITY ? 0.0f : __expf(sc[j][e] - n0);
+                sc[j][2 + e] = sc[j][2 + e] == -INFINITY ? 0.0f : __expf(sc[j][2 + e] - n1);
+                ps0 += sc[j][e];
+                ps1 += sc[j][2 + e];
+            }
+        l0 = l0 * a0 + ps0; /* per-thread partial sums: reduced over the row's 4 threads at the end */
+        l1 = l1 * a1 + ps1;
+#pragma unroll
+        for (int n = 0; n < NDT; n++) { o[n][0] *= a0; o[n][1] *= a0; o[n][2] *= a1; o[n][3] *= a1; }
+        /* O += P V: P's C fragments are the A fragments, 16 keys at a time */
+#pragma unroll
+        for (int kk = 0; kk < BR / 16; kk++) {
+            uint32_t pa[4] = {pack_bf16(sc[2 * kk][0], sc[2 * kk][1]), pack_bf16(sc[2 * kk][2], sc[2 * kk][3]),
+                              pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
+                              pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+#pragma unroll
+            for (int n = 0; n < NDT; n++)
+                mma16816(o[n], pa, ld32(sVt + (8 * n + g) * LDT + kk * 16 + 2 * c),
+                         ld32(sVt + (8 * n + g) * LDT + kk * 16 + 8 + 2 * c));
+        }
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    float i0 = 1.0f / l0, i1 = 1.0f / l1;
+#pragma unroll
+    for (int n = 0; n < NDT; n++) {
+        int d = 8 * n + 2 * c;
+        if (r0 < T) {
+            TI *p = out + (((size_t)b * T + r0) * NH + h) * HD + d;
+            io<TI>::put(p, o[n][0] * i0);
+            io<TI>::put(p + 1, o[n][1] * i0);
+        }
+        if (r1 < T) {
+            TI *p = out + (((size_t)b * T + r1) * NH + h) * HD + d;
+            io<TI>::put(p, o[n][2] * i1);
+            io<TI>::put(p + 1, o[n][3] * i1);
+        }
+    }
+    if (c == 0) {
+        if (r0 < T) lse[((size_t)b * NH + h) * T + r0] = m0 + logf(l0);
+        if (r1 < T) lse[((size_t)b * NH + h) * T + r1] = m1 + logf(l1);
+    }
+}
+
 /* ---- backward ------------------------------------------------------------------------- */
 
 /* D (B, NH, T) = rowsum(dO . O): one warp per (b, t, h) row */
@@ -357,6 +521,163 @@ __global__ void k_group_sum(TI *d, const float *acc, size_t n, int G, int HD) {
     io<TI>::put(d + i, io<TI>::get(d + i) + s);
 }
 
+/* ---- backward on mma.sync (the default) -----------------------------------------------------
+ * Same grid and ownership as k_flash_bwd; each warp owns 16 keys of the tile and works on
+ * transposed products so that its accumulators stay in registers:
+ *   S^T = K Q^T, dP^T = V dO^T  (16 keys x 64 queries: A from K, V rows, B pairs along d)
+ *   P^T = exp(scale S^T - lse), dS^T = P^T (dP^T - D) scale          (in registers)
+ *   dV += P^T dO, dK += dS^T Q  (C fragments of P^T, dS^T reused as A; B from dO, Q
+ *                                stored transposed, pairs along the queries)
+ *   dQ += dS K                  (dS^T through shared memory as [query][key]; warp w takes
+ *                                queries 16w..16w+15; fp32 atomics) */
+template <int HD>
+struct mbwd_smem {
+    static constexpr int LDH = HD + 8, LDT = BR + 8;
+    static constexpr size_t bytes = 4 * BR * LDH * 2 + 3 * HD * LDT * 2 + BR * LDT * 2 + 3 * BR * 4;
+};
+
+__device__ __forceinline__ void atomic_add2(float *p, float a, float b) {
+#if __CUDA_ARCH__ >= 900
+    atomicAdd(reinterpret_cast<float2 *>(p), make_float2(a, b));
+#else
+    atomicAdd(p, a);
+    atomicAdd(p + 1, b);
+#endif
+}
+
+template <int HD, typename TI, typename TO>
+__global__ void __launch_bounds__(NTHREADS)
+    k_flash_bwd_mma(float *dqacc, TO *dk, TO *dv, int add, int GL, const TI *dout, const float *lse, const float *D,
+                    const TI *q, const TI *k, const TI *v, const int32_t *seg, int T, int NH, int NKV, float scale) {
+    typedef mbwd_smem<HD> L;
+    constexpr int LDH = L::LDH, LDT = L::LDT, NKC = HD / 16, NDT = HD / 8, NST = BR / 8;
+    int kt = blockIdx.x, b = blockIdx.z, h0 = blockIdx.y * GL, kh = h0 / (NH / NKV), nqt = (T + BR - 1) / BR;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+    extern __shared__ __align__(128) unsigned char smem[];
+    bf16 *sK = reinterpret_cast<bf16 *>(smem), *sV = sK + BR * LDH, *sQ = sV + BR * LDH, *sdO = sQ + BR * LDH;
+    bf16 *sKt = sdO + BR * LDH, *sQt = sKt + HD * LDT, *sdOt = sQt + HD * LDT, *sdS = sdOt + HD * LDT;
+    float *sLse = reinterpret_cast<float *>(sdS + BR * LDT), *sD = sLse + BR;
+    int32_t *sSegQ = reinterpret_cast<int32_t *>(sD + BR);
+
+    int s0 = kt * BR, nk = min(BR, T - s0);
+    const TI *kg = k + (((size_t)b * T + s0) * NKV + kh) * HD, *vg = v + (((size_t)b * T + s0) * NKV + kh) * HD;
+    load_tile<HD, TI>(sK, kg, (size_t)NKV * HD, nk);
+    load_tile<HD, TI>(sV, vg, (size_t)NKV * HD, nk);
+    load_tile_t<HD, TI>(sKt, kg, (size_t)NKV * HD, nk);
+    int k0 = s0 + warp * 16 + g, k1 = k0 + 8; /* this thread's two keys */
+    int sk0 = (seg && k0 < T) ? seg[(size_t)b * T + k0] : -1, sk1 = (seg && k1 < T) ? seg[(size_t)b * T + k1] : -1;
+    float dK[NDT][4], dV[NDT][4];
+#pragma unroll
+    for (int n = 0; n < NDT; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) dK[n][e] = dV[n][e] = 0.0f;
+
+    for (int gi = 0; gi < GL; gi++) {
+        int h = h0 + gi;
+        for (int qt = kt; qt < nqt; qt++) {
+            int t0 = qt * BR, nq = min(BR, T - t0);
+            const TI *qg = q + (((size_t)b * T + t0) * NH + h) * HD, *og = dout + (((size_t)b * T + t0) * NH + h) * HD;
+            __syncthreads(); /* the previous tile's Q, dO and dS are consumed */
+            load_tile<HD, TI>(sQ, qg, (size_t)NH * HD, nq);
+            load_tile<HD, TI>(sdO, og, (size_t)NH * HD, nq);
+            load_tile_t<HD, TI>(sQt, qg, (size_t)NH * HD, nq);
+            load_tile_t<HD, TI>(sdOt, og, (size_t)NH * HD, nq);
+            for (int i = threadIdx.x; i < BR; i += NTHREADS) {
+                size_t o = ((size_t)b * NH + h) * T + t0 + i;
+                sLse[i] = i < nq ? lse[o] : 0.0f;
+                sD[i] = i < nq ? D[o] : 0.0f;
+                sSegQ[i] = seg && i < nq ? seg[(size_t)b * T + t0 + i] : 0;
+            }
+            __syncthreads();
+            float st[NST][4], dp[NST][4];
+#pragma unroll
+            for (int j = 0; j < NST; j++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) st[j][e] = dp[j][e] = 0.0f;
+#pragma unroll
+                for (int kc = 0; kc < NKC; kc++) {
+                    uint32_t a[4];
+                    frag_a_rows(a, sK, LDH, warp * 16, kc * 16);
+                    mma16816(st[j], a, ld32(sQ + (8 * j + g) * LDH + kc * 16 + 2 * c),
+                             ld32(sQ + (8 * j + g) * LDH + kc * 16 + 8 + 2 * c));
+                    frag_a_rows(a, sV, LDH, warp * 16, kc * 16);
+                    mma16816(dp[j], a, ld32(sdO + (8 * j + g) * LDH + kc * 16 + 2 * c),
+                             ld32(sdO + (8 * j + g) * LDH + kc * 16 + 8 + 2 * c));
+                }
+            }
+            /* P^T and dS^T in place (st, dp); dS^T also to shared memory as [query][key] */
+#pragma unroll
+            for (int j = 0; j < NST; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int qi = 8 * j + 2 * c + (e & 1), tq = t0 + qi, key = e < 2 ? k0 : k1;
+                    int segk = e < 2 ? sk0 : sk1;
+                    bool vis = qi < nq && key < T && key <= tq && (!seg || segk == sSegQ[qi]);
+                    float pv = vis ? __expf(st[j][e] * scale - sLse[qi]) : 0.0f;
+                    float ds = pv * (dp[j][e] - sD[qi]) * scale;
+                    st[j][e] = pv;
+                    dp[j][e] = ds;
+                    sdS[qi * LDT + warp * 16 + g + (e < 2 ? 0 : 8)] = __float2bfloat16(ds);
+                }
+            /* dV += P^T dO, dK += dS^T Q: 16 queries at a time */
+#pragma unroll
+            for (int kq = 0; kq < BR / 16; kq++) {
+                uint32_t pa[4] = {pack_bf16(st[2 * kq][0], st[2 * kq][1]), pack_bf16(st[2 * kq][2], st[2 * kq][3]),
+                                  pack_bf16(st[2 * kq + 1][0], st[2 * kq + 1][1]),
+                                  pack_bf16(st[2 * kq + 1][2], st[2 * kq + 1][3])};
+                uint32_t sa[4] = {pack_bf16(dp[2 * kq][0], dp[2 * kq][1]), pack_bf16(dp[2 * kq][2], dp[2 * kq][3]),
+                                  pack_bf16(dp[2 * kq + 1][0], dp[2 * kq + 1][1]),
+                                  pack_bf16(dp[2 * kq + 1][2], dp[2 * kq + 1][3])};
+#pragma unroll
+                for (int n = 0; n < NDT; n++) {
+                    mma16816(dV[n], pa, ld32(sdOt + (8 * n + g) * LDT + kq * 16 + 2 * c),
+                             ld32(sdOt + (8 * n + g) * LDT + kq * 16 + 8 + 2 * c));
+                    mma16816(dK[n], sa, ld32(sQt + (8 * n + g) * LDT + kq * 16 + 2 * c),
+                             ld32(sQt + (8 * n + g) * LDT + kq * 16 + 8 + 2 * c));
+                }
+            }
+            if (!dqacc) continue;
+            __syncthreads(); /* every warp's dS^T is in sdS */
+            /* dQ (queries 16w..16w+15 of the tile) += dS K over the 64 keys */
+            float dq[NDT][4];
+#pragma unroll
+            for (int n = 0; n < NDT; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < BR / 16; kk++) {
+                uint32_t a[4];
+                frag_a_rows(a, sdS, LDT, warp * 16, kk * 16);
+#pragma unroll
+                for (int n = 0; n < NDT; n++)
+                    mma16816(dq[n], a, ld32(sKt + (8 * n + g) * LDT + kk * 16 + 2 * c),
+                             ld32(sKt + (8 * n + g) * LDT + kk * 16 + 8 + 2 * c));
+            }
+            int q0 = t0 + warp * 16 + g, q1 = q0 + 8;
+#pragma unroll
+            for (int n = 0; n < NDT; n++) {
+                int d = 8 * n + 2 * c;
+                if (q0 < T) atomic_add2(dqacc + (((size_t)b * T + q0) * NH + h) * HD + d, dq[n][0], dq[n][1]);
+                if (q1 < T) atomic_add2(dqacc + (((size_t)b * T + q1) * NH + h) * HD + d, dq[n][2], dq[n][3]);
+            }
+        }
+    }
+    /* this block owns keys [s0, s0 + 64) of its group */
+    size_t NO = gridDim.y;
+#pragma unroll
+    for (int n = 0; n < NDT; n++) {
+        int d = 8 * n + 2 * c;
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            int key = hf ? k1 : k0;
+            if (key >= T) continue;
+            size_t o = (((size_t)b * T + key) * NO + blockIdx.y) * HD + d;
+            for (int e = 0; e < 2; e++) {
+                if (dk) io<TO>::put(dk + o + e, (add ? io<TO>::get(dk + o + e) : 0.0f) + dK[n][2 * hf + e]);
+                if (dv) io<TO>::put(dv + o + e, (add ? io<TO>::get(dv + o + e) : 0.0f) + dV[n][2 * hf + e]);
+            }
+        }
+    }
+}
+
 /* dst (bf16) += src (fp32) */
 __global__ void k_add_f32_to_bf16(bf16 *dst, const float *src, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -380,14 +701,31 @@ static float *fl_scratch(size_t n) {
     return g_fl_scratch;
 }
 
+/* LMA_CUDA_FLASH=wmma selects the first (WMMA, shared-memory) kernels; default: mma.sync */
+static int use_wmma(void) {
+    static int w = -1;
+    if (w < 0) {
+        const char *e = getenv("LMA_CUDA_FLASH");
+        w = e && !strcmp(e, "wmma");
+    }
+    return w;
+}
+
 template <int HD, typename TI>
 static cudaError_t fwd_t(void *out, float *lse, const void *q, const void *k, const void *v, const int32_t *seg, int B,
                          int T, int NH, int NKV, float scale) {
-    size_t shm = fwd_smem<HD>::bytes;
-    cudaFuncSetAttribute(k_flash_fwd<HD, TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
     dim3 grid((T + BR - 1) / BR, NH, B);
-    k_flash_fwd<HD, TI><<<grid, NTHREADS, shm>>>((TI *)out, lse, (const TI *)q, (const TI *)k, (const TI *)v, seg, T,
-                                                 NH, NKV, scale);
+    if (use_wmma()) {
+        size_t shm = fwd_smem<HD>::bytes;
+        cudaFuncSetAttribute(k_flash_fwd<HD, TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+        k_flash_fwd<HD, TI><<<grid, NTHREADS, shm>>>((TI *)out, lse, (const TI *)q, (const TI *)k, (const TI *)v, seg,
+                                                     T, NH, NKV, scale);
+    } else {
+        size_t shm = mfwd_smem<HD>::bytes;
+        cudaFuncSetAttribute(k_flash_fwd_mma<HD, TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+        k_flash_fwd_mma<HD, TI><<<grid, NTHREADS, shm>>>((TI *)out, lse, (const TI *)q, (const TI *)k, (const TI *)v,
+                                                         seg, T, NH, NKV, scale);
+    }
     return cudaGetLastError();
 }
 
@@ -418,6 +756,27 @@ static cudaError_t bwd_t(void *dq, void *dk, void *dv, const void *dout, const v
     float *dkacc = scr + nrow + (bf && dq ? nq : 0), *dvacc = dkacc + nq;
     k_flash_rowdot<TI><<<(unsigned)((nrow * 32 + 255) / 256), 256>>>(D, (const TI *)dout, (const TI *)out, B, T, NH, HD);
     if (bf && dq) cudaMemsetAsync(dqacc, 0, nq * sizeof(float));
+    if (!use_wmma()) {
+        size_t shm = mbwd_smem<HD>::bytes;
+        unsigned nb = (unsigned)((nk + 255) / 256);
+        if (ph) {
+            cudaFuncSetAttribute(k_flash_bwd_mma<HD, TI, float>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+            dim3 grid((T + BR - 1) / BR, NH, B);
+            k_flash_bwd_mma<HD, TI, float><<<grid, NTHREADS, shm>>>(
+                dqacc, dk ? dkacc : NULL, dv ? dvacc : NULL, 0, 1, (const TI *)dout, lse, D, (const TI *)q,
+                (const TI *)k, (const TI *)v, seg, T, NH, NKV, scale);
+            if (dk) k_group_sum<TI><<<nb, 256>>>((TI *)dk, dkacc, nk, NH / NKV, HD);
+            if (dv) k_group_sum<TI><<<nb, 256>>>((TI *)dv, dvacc, nk, NH / NKV, HD);
+        } else {
+            cudaFuncSetAttribute(k_flash_bwd_mma<HD, TI, TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+            dim3 grid((T + BR - 1) / BR, NKV, B);
+            k_flash_bwd_mma<HD, TI, TI><<<grid, NTHREADS, shm>>>(dqacc, (TI *)dk, (TI *)dv, 1, NH / NKV,
+                                                                 (const TI *)dout, lse, D, (const TI *)q,
+                                                                 (const TI *)k, (const TI *)v, seg, T, NH, NKV, scale);
+        }
+        if (bf && dq) k_add_f32_to_bf16<<<(unsigned)((nq + 255) / 256), 256>>>((bf16 *)dq, dqacc, nq);
+        return cudaGetLastError();
+    }
     size_t shm = bwd_smem<HD>::bytes;
     if (ph) {
         cudaFuncSetAttribute(k_flash_bwd<HD, TI, float>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
