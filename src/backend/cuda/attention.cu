@@ -688,18 +688,8 @@ __global__ void k_add_f32_to_bf16(bf16 *dst, const float *src, size_t n) {
 
 int lma_cuda_flash_supported(int HD) { return HD == 16 || HD == 32 || HD == 64 || HD == 128; }
 
-static float *g_fl_scratch;
-static size_t g_fl_scratch_n;
-static float *fl_scratch(size_t n) {
-    if (n > g_fl_scratch_n) {
-        lma_cuda_free(g_fl_scratch);
-        g_fl_scratch = NULL;
-        g_fl_scratch_n = 0;
-        if (!(g_fl_scratch = (float *)lma_cuda_malloc(n * sizeof(float)))) return NULL;
-        g_fl_scratch_n = n;
-    }
-    return g_fl_scratch;
-}
+static lma_cuda_buf g_fl_scratch;
+static float *fl_scratch(size_t n) { return (float *)lma_cuda_grow(&g_fl_scratch, n * sizeof(float)); }
 
 /* LMA_CUDA_FLASH=wmma selects the first (WMMA, shared-memory) kernels; default: mma.sync */
 static int use_wmma(void) {

@@ -409,17 +409,11 @@ static void cu_matmul_bwd(void *dinp, float *dw, float *dbias, const void *dout,
 /* ---- NF4 base weights (QLoRA): dequantized whole into a scratch (one projection at a
  * time: the largest is 11008 x 4096 for Llama-2-7B, 90 MB in bf16), then the GEMMs above */
 
-static void *g_deq;
-static size_t g_deq_bytes;
+static lma_cuda_buf g_deq;
 static void *deq_scratch(size_t bytes) {
-    if (bytes > g_deq_bytes) {
-        lma_cuda_free(g_deq);
-        g_deq = NULL;
-        g_deq_bytes = 0;
-        if (!(g_deq = lma_cuda_malloc(bytes))) { lma_error(LMA_ERR_NOMEM, "cuda: out of memory for NF4 dequant scratch"); return NULL; }
-        g_deq_bytes = bytes;
-    }
-    return g_deq;
+    void *p = lma_cuda_grow(&g_deq, bytes);
+    if (!p) lma_error(LMA_ERR_NOMEM, "cuda: out of memory for the NF4 dequant scratch");
+    return p;
 }
 template <typename TI>
 static void cu_matmul_nf4_fwd(void *out, const void *inp, const struct lma_nf4_tensor *w, const void *bias, int N,
@@ -553,20 +547,11 @@ __global__ void k_attention_bwd(float *dq, float *dk, float *dv, const TI *dout,
 }
 
 /* fp32 scratch, grown on demand (attention backward of the oracles, bf16 gradients) */
-static float *g_scratch;
-static size_t g_scratch_n;
+static lma_cuda_buf g_scratch;
 static float *scratch(size_t n) {
-    if (n > g_scratch_n) {
-        lma_cuda_free(g_scratch);
-        g_scratch = NULL;
-        g_scratch_n = 0;
-        if (!(g_scratch = (float *)lma_cuda_malloc(n * sizeof(float)))) {
-            lma_error(LMA_ERR_NOMEM, "cuda: out of memory for attention scratch");
-            return NULL;
-        }
-        g_scratch_n = n;
-    }
-    return g_scratch;
+    float *p = (float *)lma_cuda_grow(&g_scratch, n * sizeof(float));
+    if (!p) lma_error(LMA_ERR_NOMEM, "cuda: out of memory for attention scratch");
+    return p;
 }
 template <typename TI>
 __global__ void k_add_f32(TI *dst, const float *src, size_t n) {

@@ -8,6 +8,16 @@
 /* Device memory of the plugin, counted (cuda_backend.cu): every allocation goes here. */
 void *lma_cuda_malloc(size_t bytes);
 void lma_cuda_free(void *p);
+/* A scratch buffer grown on demand: at least `bytes` (contents not kept), NULL when out of memory. */
+typedef struct { void *p; size_t bytes; } lma_cuda_buf;
+static inline void *lma_cuda_grow(lma_cuda_buf *b, size_t bytes) {
+    if (bytes > b->bytes) {
+        lma_cuda_free(b->p);
+        b->p = lma_cuda_malloc(bytes);
+        b->bytes = b->p ? bytes : 0;
+    }
+    return b->p;
+}
 
 /* Flash attention (attention.cu). Shapes and masking as attention_fwd/bwd of
  * backend.h; lse (B, NH, T) is the log-sum-exp of each query row's scaled scores,
