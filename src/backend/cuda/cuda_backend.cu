@@ -63,6 +63,56 @@ __device__ __forceinline__ float ld(const bf16 *p) { return __bfloat162float(*p)
 __device__ __forceinline__ void st(float *p, float x) { *p = x; }
 __device__ __forceinline__ void st(bf16 *p, float x) { *p = __float2bfloat16(x); }
 
+/* E = 8 elements per thread (16-byte loads and stores) when n is a multiple of 8 and every
+ * pointer is 16-byte aligned (vec_ok), else E = 1: the elementwise and row kernels. */
+template <typename TI, int E> struct chunk;
+template <typename TI> struct chunk<TI, 1> {
+    static __device__ __forceinline__ void load(const TI *p, float *f) { f[0] = ld(p); }
+    static __device__ __forceinline__ void store(TI *p, const float *f) { st(p, f[0]); }
+};
+template <> struct chunk<bf16, 8> {
+    static __device__ __forceinline__ void load(const bf16 *p, float *f) {
+        uint4 u = *reinterpret_cast<const uint4 *>(p);
+        const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&u);
+#pragma unroll
+        for (int k = 0; k < 4; k++) { float2 v = __bfloat1622float2(h[k]); f[2 * k] = v.x; f[2 * k + 1] = v.y; }
+    }
+    static __device__ __forceinline__ void store(bf16 *p, const float *f) {
+        uint4 u;
+        __nv_bfloat162 *h = reinterpret_cast<__nv_bfloat162 *>(&u);
+#pragma unroll
+        for (int k = 0; k < 4; k++) h[k] = __floats2bfloat162_rn(f[2 * k], f[2 * k + 1]);
+        *reinterpret_cast<uint4 *>(p) = u;
+    }
+};
+template <> struct chunk<float, 8> {
+    static __device__ __forceinline__ void load(const float *p, float *f) {
+        float4 a = reinterpret_cast<const float4 *>(p)[0], b = reinterpret_cast<const float4 *>(p)[1];
+        f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w; f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+    }
+    static __device__ __forceinline__ void store(float *p, const float *f) {
+        reinterpret_cast<float4 *>(p)[0] = make_float4(f[0], f[1], f[2], f[3]);
+        reinterpret_cast<float4 *>(p)[1] = make_float4(f[4], f[5], f[6], f[7]);
+    }
+};
+/* n a multiple of 8 and the (non-NULL) pointers 16-byte aligned */
+static int vec_ok(size_t n, const void *a, const void *b = NULL, const void *c = NULL, const void *d = NULL,
+                  const void *e = NULL) {
+    const void *p[5] = {a, b, c, d, e};
+    if (n % 8) return 0;
+    for (int i = 0; i < 5; i++)
+        if (p[i] && ((uintptr_t)p[i] & 15)) return 0;
+    return 1;
+}
+/* kernel<TI, 8> over n/8 threads or kernel<TI, 1> over n */
+#define LAUNCH_EW(kernel, vec, n, ...)                                                                               \
+    do {                                                                                                             \
+        if (vec) kernel<TI, 8><<<blocks((n) / 8, 256), 256>>>(__VA_ARGS__);                                          \
+        else kernel<TI, 1><<<blocks(n, 256), 256>>>(__VA_ARGS__);                                                    \
+    } while (0)
+#define EW_INDEX(E) size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * (E); if (i >= n) return
+
+
 /* ---- per-op profile (LMA_CUDA_PROFILE=1): each op synchronizes before and after
  * and adds its wall time; the table goes to stderr at exit. Off by default: it
  * serializes the stream, so it explains where time goes, not how fast things are. */
@@ -226,46 +276,88 @@ template <typename TI> static void cu_embedding_bwd(float *dwte, const void *dou
 
 /* ---- rmsnorm ---------------------------------------------------------------------- */
 
-template <typename TI>
+template <typename TI, int E>
 __global__ void k_rmsnorm_fwd(TI *out, float *rstd, const TI *inp, const TI *w, int C, float eps) {
     const TI *x = inp + (size_t)blockIdx.x * C;
-    float ss = 0;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) { float v = ld(x + c); ss += v * v; }
+    TI *o = out + (size_t)blockIdx.x * C;
+    float ss = 0, v[E], wv[E];
+    for (int c = threadIdx.x * E; c < C; c += blockDim.x * E) {
+        chunk<TI, E>::load(x + c, v);
+#pragma unroll
+        for (int k = 0; k < E; k++) ss += v[k] * v[k];
+    }
     ss = block_sum(ss);
     float r = rsqrtf(ss / C + eps);
     if (threadIdx.x == 0) rstd[blockIdx.x] = r;
-    TI *o = out + (size_t)blockIdx.x * C;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) st(o + c, ld(w + c) * (ld(x + c) * r));
+    for (int c = threadIdx.x * E; c < C; c += blockDim.x * E) {
+        chunk<TI, E>::load(x + c, v);
+        chunk<TI, E>::load(w + c, wv);
+#pragma unroll
+        for (int k = 0; k < E; k++) v[k] = wv[k] * (v[k] * r);
+        chunk<TI, E>::store(o + c, v);
+    }
 }
 /* dinp += r * (g w) - r^3 / C * x * sum(g w x) */
-template <typename TI>
+template <typename TI, int E>
 __global__ void k_rmsnorm_bwd_inp(TI *dinp, const TI *dout, const TI *inp, const TI *w, const float *rstd, int C) {
     const TI *x = inp + (size_t)blockIdx.x * C, *g = dout + (size_t)blockIdx.x * C;
-    float r = rstd[blockIdx.x], dot = 0;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) dot += ld(g + c) * ld(w + c) * ld(x + c);
-    dot = block_sum(dot);
-    float k = r * r * r * dot / C;
     TI *d = dinp + (size_t)blockIdx.x * C;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) st(d + c, ld(d + c) + r * ld(g + c) * ld(w + c) - k * ld(x + c));
+    float r = rstd[blockIdx.x], dot = 0, xv[E], gv[E], wv[E], dv[E];
+    for (int c = threadIdx.x * E; c < C; c += blockDim.x * E) {
+        chunk<TI, E>::load(x + c, xv);
+        chunk<TI, E>::load(g + c, gv);
+        chunk<TI, E>::load(w + c, wv);
+#pragma unroll
+        for (int k = 0; k < E; k++) dot += gv[k] * wv[k] * xv[k];
+    }
+    dot = block_sum(dot);
+    float kk = r * r * r * dot / C;
+    for (int c = threadIdx.x * E; c < C; c += blockDim.x * E) {
+        chunk<TI, E>::load(x + c, xv);
+        chunk<TI, E>::load(g + c, gv);
+        chunk<TI, E>::load(w + c, wv);
+        chunk<TI, E>::load(d + c, dv);
+#pragma unroll
+        for (int k = 0; k < E; k++) dv[k] += r * gv[k] * wv[k] - kk * xv[k];
+        chunk<TI, E>::store(d + c, dv);
+    }
 }
 /* dw[c] += sum_n dout[n,c] * inp[n,c] * rstd[n]: each block sums a slab of ROWS rows
  * for every column (coalesced) and adds it with one atomic per column. (A thread per
  * column over all N rows used only C threads: 25% of a 124M training step.) */
 enum { COLSUM_ROWS = 64 };
-template <typename TI>
+template <typename TI, int E>
 __global__ void k_rmsnorm_bwd_w(float *dw, const TI *dout, const TI *inp, const float *rstd, int N, int C) {
     int n0 = blockIdx.x * COLSUM_ROWS, n1 = min(N, n0 + COLSUM_ROWS);
-    for (int c = threadIdx.x; c < C; c += blockDim.x) {
-        float acc = 0;
-        for (int n = n0; n < n1; n++) acc += ld(dout + (size_t)n * C + c) * ld(inp + (size_t)n * C + c) * rstd[n];
-        atomicAdd(&dw[c], acc);
+    for (int c = threadIdx.x * E; c < C; c += blockDim.x * E) {
+        float acc[E] = {0}, gv[E], xv[E];
+        for (int n = n0; n < n1; n++) {
+            chunk<TI, E>::load(dout + (size_t)n * C + c, gv);
+            chunk<TI, E>::load(inp + (size_t)n * C + c, xv);
+            float r = rstd[n];
+#pragma unroll
+            for (int k = 0; k < E; k++) acc[k] += gv[k] * xv[k] * r;
+        }
+#pragma unroll
+        for (int k = 0; k < E; k++) atomicAdd(&dw[c + k], acc[k]);
     }
 }
-static unsigned row_threads(int C) { return C >= 1024 ? 512 : C >= 256 ? 256 : C >= 64 ? 64 : 32; }
+/* threads of a row block: about one per E-element chunk, a multiple of 32, at most 512 */
+static unsigned row_threads(int C, int vec) {
+    int n = vec ? C / 8 : C;
+    return n >= 512 ? 512 : n >= 256 ? 256 : n >= 128 ? 128 : n >= 64 ? 64 : 32;
+}
+/* rows of C elements: vectorized when C is a multiple of 8 and the bases are aligned */
+#define LAUNCH_ROWS(kernel, vec, grid, threads, ...)                                                                 \
+    do {                                                                                                             \
+        if (vec) kernel<TI, 8><<<grid, threads>>>(__VA_ARGS__);                                                      \
+        else kernel<TI, 1><<<grid, threads>>>(__VA_ARGS__);                                                          \
+    } while (0)
 template <typename TI>
 static void cu_rmsnorm_fwd(void *out, float *rstd, const void *inp, const void *w, int N, int C, float eps) {
     PROFILE("rmsnorm_fwd");
-    k_rmsnorm_fwd<TI><<<N, row_threads(C)>>>((TI *)out, rstd, (const TI *)inp, (const TI *)w, C, eps);
+    int v = vec_ok((size_t)C, out, inp, w);
+    LAUNCH_ROWS(k_rmsnorm_fwd, v, N, row_threads(C, v), (TI *)out, rstd, (const TI *)inp, (const TI *)w, C, eps);
     check_launch("rmsnorm_fwd");
 }
 template <typename TI>
@@ -273,11 +365,14 @@ static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *
                            int N, int C) {
     PROFILE("rmsnorm_bwd");
     if (dinp) {
-        k_rmsnorm_bwd_inp<TI><<<N, row_threads(C)>>>((TI *)dinp, (const TI *)dout, (const TI *)inp, (const TI *)w, rstd, C);
+        int v = vec_ok((size_t)C, dinp, dout, inp, w);
+        LAUNCH_ROWS(k_rmsnorm_bwd_inp, v, N, row_threads(C, v), (TI *)dinp, (const TI *)dout, (const TI *)inp,
+                    (const TI *)w, rstd, C);
         check_launch("rmsnorm_bwd");
     }
     if (dw) {
-        k_rmsnorm_bwd_w<TI><<<blocks(N, COLSUM_ROWS), 256>>>(dw, (const TI *)dout, (const TI *)inp, rstd, N, C);
+        LAUNCH_ROWS(k_rmsnorm_bwd_w, vec_ok((size_t)C, dout, inp), blocks(N, COLSUM_ROWS), 256, dw, (const TI *)dout,
+                    (const TI *)inp, rstd, N, C);
         check_launch("rmsnorm_bwd_w");
     }
 }
@@ -780,62 +875,95 @@ static void cu_attention_cached(void *out, const void *q, const void *kc, const 
     check_launch("attention_cached");
 }
 
-/* ---- elementwise ------------------------------------------------------------------- */
+/* ---- elementwise (E elements per thread: chunk, vec_ok above) -------------------------- */
 
-template <typename TI>
+template <typename TI, int E>
 __global__ void k_swiglu_fwd(TI *out, const TI *g, const TI *u, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    float x = ld(g + i);
-    st(out + i, x / (1.0f + __expf(-x)) * ld(u + i));
+    EW_INDEX(E);
+    float x[E], y[E];
+    chunk<TI, E>::load(g + i, x);
+    chunk<TI, E>::load(u + i, y);
+#pragma unroll
+    for (int k = 0; k < E; k++) x[k] = x[k] / (1.0f + __expf(-x[k])) * y[k];
+    chunk<TI, E>::store(out + i, x);
 }
-template <typename TI>
+template <typename TI, int E>
 __global__ void k_swiglu_bwd(TI *dg, TI *du, const TI *d, const TI *g, const TI *u, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    float x = ld(g + i), di = ld(d + i), sg = 1.0f / (1.0f + __expf(-x)), silu = x * sg;
-    if (dg) st(dg + i, ld(dg + i) + di * ld(u + i) * sg * (1.0f + x * (1.0f - sg)));
-    if (du) st(du + i, ld(du + i) + di * silu);
+    EW_INDEX(E);
+    float x[E], di[E], ui[E], a[E];
+    chunk<TI, E>::load(g + i, x);
+    chunk<TI, E>::load(d + i, di);
+    chunk<TI, E>::load(u + i, ui);
+    if (dg) {
+        chunk<TI, E>::load(dg + i, a);
+#pragma unroll
+        for (int k = 0; k < E; k++) {
+            float sg = 1.0f / (1.0f + __expf(-x[k]));
+            a[k] += di[k] * ui[k] * sg * (1.0f + x[k] * (1.0f - sg));
+        }
+        chunk<TI, E>::store(dg + i, a);
+    }
+    if (du) {
+        chunk<TI, E>::load(du + i, a);
+#pragma unroll
+        for (int k = 0; k < E; k++) a[k] += di[k] * (x[k] / (1.0f + __expf(-x[k])));
+        chunk<TI, E>::store(du + i, a);
+    }
 }
-template <typename TI>
+template <typename TI, int E>
 __global__ void k_add(TI *out, const TI *a, const TI *b, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) st(out + i, ld(a + i) + ld(b + i));
+    EW_INDEX(E);
+    float x[E], y[E];
+    chunk<TI, E>::load(a + i, x);
+    chunk<TI, E>::load(b + i, y);
+#pragma unroll
+    for (int k = 0; k < E; k++) x[k] += y[k];
+    chunk<TI, E>::store(out + i, x);
 }
-template <typename TI>
-__global__ void k_scale(TI *x, float a, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) st(x + i, ld(x + i) * a);
+template <typename TI, int E>
+__global__ void k_scale(TI *x, float s, size_t n) {
+    EW_INDEX(E);
+    float v[E];
+    chunk<TI, E>::load(x + i, v);
+#pragma unroll
+    for (int k = 0; k < E; k++) v[k] *= s;
+    chunk<TI, E>::store(x + i, v);
 }
-template <typename TI>
+template <typename TI, int E>
 __global__ void k_mul(TI *out, const TI *a, const TI *b, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) st(out + i, ld(a + i) * ld(b + i));
+    EW_INDEX(E);
+    float x[E], y[E];
+    chunk<TI, E>::load(a + i, x);
+    chunk<TI, E>::load(b + i, y);
+#pragma unroll
+    for (int k = 0; k < E; k++) x[k] *= y[k];
+    chunk<TI, E>::store(out + i, x);
 }
 template <typename TI> static void cu_scale(void *x, float a, size_t n) {
     PROFILE("scale");
-    k_scale<TI><<<blocks(n, 256), 256>>>((TI *)x, a, n);
+    LAUNCH_EW(k_scale, vec_ok(n, x), n, (TI *)x, a, n);
     check_launch("scale");
 }
 template <typename TI> static void cu_mul(void *out, const void *a, const void *b, size_t n) {
     PROFILE("mul");
-    k_mul<TI><<<blocks(n, 256), 256>>>((TI *)out, (const TI *)a, (const TI *)b, n);
+    LAUNCH_EW(k_mul, vec_ok(n, out, a, b), n, (TI *)out, (const TI *)a, (const TI *)b, n);
     check_launch("mul");
 }
 template <typename TI> static void cu_swiglu_fwd(void *out, const void *g, const void *u, size_t n) {
     PROFILE("swiglu_fwd");
-    k_swiglu_fwd<TI><<<blocks(n, 256), 256>>>((TI *)out, (const TI *)g, (const TI *)u, n);
+    LAUNCH_EW(k_swiglu_fwd, vec_ok(n, out, g, u), n, (TI *)out, (const TI *)g, (const TI *)u, n);
     check_launch("swiglu_fwd");
 }
 template <typename TI>
 static void cu_swiglu_bwd(void *dg, void *du, const void *d, const void *g, const void *u, size_t n) {
     PROFILE("swiglu_bwd");
-    k_swiglu_bwd<TI><<<blocks(n, 256), 256>>>((TI *)dg, (TI *)du, (const TI *)d, (const TI *)g, (const TI *)u, n);
+    LAUNCH_EW(k_swiglu_bwd, vec_ok(n, dg, du, d, g, u), n, (TI *)dg, (TI *)du, (const TI *)d, (const TI *)g,
+              (const TI *)u, n);
     check_launch("swiglu_bwd");
 }
 template <typename TI> static void cu_add(void *out, const void *a, const void *b, size_t n) {
     PROFILE("add");
-    k_add<TI><<<blocks(n, 256), 256>>>((TI *)out, (const TI *)a, (const TI *)b, n);
+    LAUNCH_EW(k_add, vec_ok(n, out, a, b), n, (TI *)out, (const TI *)a, (const TI *)b, n);
     check_launch("add");
 }
 
