@@ -41,7 +41,8 @@ lma_status lma_backend_select(const char *device, const lma_backend **out) {
     *out = device ? lma_backend_by_name(device) : lma_backend_default();
     if (*out) return LMA_OK;
     if (!strncmp(device, "cuda", 4))
-        return lma_error(LMA_ERR_UNSUPPORTED, "--device cuda: no CUDA GPU found (or lmadapt was built without nvcc)");
+        return lma_error(LMA_ERR_UNSUPPORTED, "--device %s: no CUDA GPU found (or lmadapt was built without nvcc)",
+                         device);
     return lma_error(LMA_ERR_UNSUPPORTED, "unknown --device '%s' (cpu, cuda or cuda-fp32)", device);
 }
 
