@@ -2,6 +2,7 @@
  * log-probabilities (logprobs0 in expected.safetensors), and bad usage gets
  * exit status 2 with a message. */
 #include <sys/wait.h>
+#include "backend/backend.h"
 #include "model/safetensors.h"
 #include "test.h"
 #include "test_models.h"
@@ -50,6 +51,17 @@ int main(void) {
     CHECK(test_run(cmd, out, sizeof out) == 1 && strstr(out, "/nonexistent"), "missing model names the path: %s", out);
     snprintf(cmd, sizeof cmd, "%s score --model %s --ids 1,99999 2>&1", LMA_CLI, dir);
     CHECK(test_run(cmd, out, sizeof out) == 1 && strstr(out, "vocabulary"), "out-of-vocab id: %s", out);
+    snprintf(cmd, sizeof cmd, "%s score --model %s --ids 1,2 --device tpu 2>&1", LMA_CLI, dir);
+    CHECK(test_run(cmd, out, sizeof out) != 0 && strstr(out, "tpu") && strstr(out, "cuda-fp32"),
+          "an unknown --device is named with the choices: %s", out);
+    if (!lma_backend_cuda()) { /* no GPU here: both cuda tables say so */
+        snprintf(cmd, sizeof cmd, "%s score --model %s --ids 1,2 --device cuda-fp32 2>&1", LMA_CLI, dir);
+        CHECK(test_run(cmd, out, sizeof out) != 0 && strstr(out, "--device cuda-fp32: no CUDA GPU"),
+              "--device cuda-fp32 without a GPU: %s", out);
+    } else { /* on a GPU: the fp32 table runs the command */
+        snprintf(cmd, sizeof cmd, "%s score --device cuda-fp32 --json --model %s --ids 1,2,3 2>&1", LMA_CLI, dir);
+        CHECK(test_run(cmd, out, sizeof out) == 0, "score on cuda-fp32 exits 0: %s", out);
+    }
     free(ids); free(lp);
     lma_st_close(ex);
     TEST_END();
