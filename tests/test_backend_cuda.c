@@ -290,8 +290,10 @@ static void training(const char *name, float lr, double tol, int mode, int ckpt)
     CHECK_OK(lma_model_enable_training(mg));
     lma_adamw_params ap = {.lr = lr, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .clip = 1.0f};
     double worst = 0;
+    size_t held2 = 0, held = 0, peak2 = 0, peak = 0;
     for (int s = 1; s <= 20; s++) {
         float lc = 0, lg = 0, nc = 0, ng = 0;
+        if (s == 3) lma_cuda_memory(&held2, &peak2, 0); /* after two steps every buffer exists */
         CHECK_OK(lma_model_forward(mc, ids, tg, NULL, B, T, 1, 1.0f, &lc));
         CHECK_OK(lma_model_backward(mc));
         CHECK_OK(lma_model_adamw_step(mc, &ap, s, &nc));
@@ -302,6 +304,9 @@ static void training(const char *name, float lr, double tol, int mode, int ckpt)
         lma_model_zero_grad(mg);
         worst = fmax(worst, fabs(lg - lc) / fabs(lc));
     }
+    lma_cuda_memory(&held, &peak, 0);
+    CHECK(held == held2 && peak == peak2, "%s %s: no device allocation after the second step (%zu -> %zu bytes held)",
+          gpu->name, name, held2, held);
     CHECK(worst <= tol, "%s %s %s%s: 20 GPU training steps at lr %g track the CPU (worst loss rel err %.3g, tol %g)",
           gpu->name, name, what[mode], ckpt ? " ckpt" : "", lr, worst, tol);
     printf("%-10s %-18s %-5s%s 20 steps vs cpu at lr %g: worst loss rel err %.3g\n", gpu->name, name, what[mode],
