@@ -17,6 +17,7 @@
 #include "model/safetensors.h"
 #include <unistd.h>
 #include "test.h"
+#include "test_models.h"
 
 /* ---- the bf16-storage test backend ---------------------------------------------- */
 
@@ -186,13 +187,6 @@ static const lma_backend bf16_backend = {
 
 static lma_rng rng;
 
-static lma_model *load(const char *name, const lma_backend *be) {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/tests/ref/models/%s", LMA_SRC_DIR, name);
-    lma_model *m = NULL;
-    CHECK_OK(lma_model_load(dir, be, &m));
-    return m;
-}
 
 static void make_batch(int N, int V, int32_t *ids, int32_t *tg) {
     for (int i = 0; i < N; i++) {
@@ -233,7 +227,7 @@ static int copy_is_rounded_masters(const float *params, const void *act, size_t 
 
 /* cpu: fp32 act storage, the compute copy is the masters */
 static void test_cpu_aliasing(void) {
-    lma_model *m = load("llama_gqa", cpu);
+    lma_model *m = test_fixture("llama_gqa", cpu);
     if (!m) return;
     CHECK(cpu->act_bytes == 4 && m->wact == m->params, "cpu: wact == params (no compute copy)");
     const lma_param_info *e = lma_params_find(&m->table, "model.embed_tokens.weight");
@@ -259,7 +253,7 @@ static void test_cpu_aliasing(void) {
 /* bf16 activations and compute copy vs the fp32 cpu run of the same model */
 static void test_bf16_storage(const char *name) {
     const lma_backend *bb = &bf16_backend;
-    lma_model *mc = load(name, cpu), *mb = load(name, bb);
+    lma_model *mc = test_fixture(name, cpu), *mb = test_fixture(name, bb);
     if (!mc || !mb) { lma_model_free(mc); lma_model_free(mb); return; }
     size_t P = mb->table.total;
     CHECK(mb->wact != (void *)mb->params, "%s bf16: a separate compute copy", name);
@@ -317,19 +311,7 @@ static void test_bf16_storage(const char *name) {
     CHECK_OK(lma_model_enable_training(mb));
     lma_adamw_params ap = lma_adamw_default_params();
     ap.lr = 1e-3f; ap.weight_decay = 0.1f;
-    double worst = 0;
-    for (int s = 1; s <= 5; s++) {
-        float fc = 0, fb = 0, gc = 0, gb = 0;
-        CHECK_OK(lma_model_forward(mc, ids, tg, NULL, B, T, 1, 1.0f, &fc));
-        CHECK_OK(lma_model_backward(mc));
-        CHECK_OK(lma_model_adamw_step(mc, &ap, s, &gc));
-        lma_model_zero_grad(mc);
-        CHECK_OK(lma_model_forward(mb, ids, tg, NULL, B, T, 1, 1.0f, &fb));
-        CHECK_OK(lma_model_backward(mb));
-        CHECK_OK(lma_model_adamw_step(mb, &ap, s, &gb));
-        lma_model_zero_grad(mb);
-        worst = fmax(worst, fabs(fb - fc) / fabs(fc));
-    }
+    double worst = test_track(mc, mb, ids, tg, B, T, &ap, 5);
     /* (the loss falls from ~8 to <1.5 over these steps on the fixed batch: a stale compute
      * copy would be off by several times the tolerance) */
     CHECK(worst < 5e-2, "%s bf16: 5 AdamW steps track the cpu (worst loss rel err %.3g)", name, worst);
@@ -345,7 +327,7 @@ static void test_bf16_storage(const char *name) {
 
 /* LoRA with dropout, then merge, on bf16 storage vs cpu */
 static void test_bf16_lora(const char *name) {
-    lma_model *mc = load(name, cpu), *mb = load(name, &bf16_backend);
+    lma_model *mc = test_fixture(name, cpu), *mb = test_fixture(name, &bf16_backend);
     if (!mc || !mb) { lma_model_free(mc); lma_model_free(mb); return; }
     lma_lora_params lp = lma_lora_default_params();
     lp.r = 4; lp.alpha = 8; lp.dropout = 0.1f;
@@ -374,19 +356,7 @@ static void test_bf16_lora(const char *name) {
     CHECK_OK(lma_model_enable_training(mb));
     lma_adamw_params ap = lma_adamw_default_params();
     ap.lr = 1e-3f;
-    double worst = 0;
-    for (int s = 1; s <= 3; s++) { /* dropout on: the same masks on both backends */
-        float fc = 0, fb = 0, gc = 0, gb = 0;
-        CHECK_OK(lma_model_forward(mc, ids, tg, NULL, B, T, 1, 1.0f, &fc));
-        CHECK_OK(lma_model_backward(mc));
-        CHECK_OK(lma_model_adamw_step(mc, &ap, s, &gc));
-        lma_model_zero_grad(mc);
-        CHECK_OK(lma_model_forward(mb, ids, tg, NULL, B, T, 1, 1.0f, &fb));
-        CHECK_OK(lma_model_backward(mb));
-        CHECK_OK(lma_model_adamw_step(mb, &ap, s, &gb));
-        lma_model_zero_grad(mb);
-        worst = fmax(worst, fabs(fb - fc) / fabs(fc));
-    }
+    double worst = test_track(mc, mb, ids, tg, B, T, &ap, 3); /* dropout on: the same masks on both */
     CHECK(worst < 2e-2, "%s bf16 LoRA: 3 AdamW steps with dropout track the cpu (worst loss rel err %.3g)", name,
           worst);
     mb->be->download(h, lo->params, P * sizeof *h);
@@ -415,7 +385,7 @@ static void test_bf16_lora(const char *name) {
 /* LoRA training with the frozen base's fp32 masters dropped: the same losses (the forward
  * reads only the compute copy); whatever needs the masters refuses clearly */
 static void test_drop_masters(const char *name) {
-    lma_model *ma = load(name, &bf16_backend), *mb = load(name, &bf16_backend), *mc = load(name, cpu);
+    lma_model *ma = test_fixture(name, &bf16_backend), *mb = test_fixture(name, &bf16_backend), *mc = test_fixture(name, cpu);
     if (!ma || !mb || !mc) { lma_model_free(ma); lma_model_free(mb); lma_model_free(mc); return; }
     CHECK(lma_model_drop_masters(ma) == LMA_ERR_ARG, "%s: an unfrozen model keeps its masters", name);
     lma_lora_params lp = lma_lora_default_params();

@@ -13,16 +13,10 @@
 #include "model/lora.h"
 #include "model/nf4.h"
 #include "test.h"
+#include "test_models.h"
 
 static lma_rng rng;
 
-static lma_model *load(const char *name, const lma_backend *be) {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/tests/ref/models/%s", LMA_SRC_DIR, name);
-    lma_model *m = NULL;
-    CHECK_OK(lma_model_load(dir, be, &m));
-    return m;
-}
 
 /* Random B (and scaled-up A) so that every gradient is nonzero. */
 static void randomize_adapter(lma_model *m, float bscale) {
@@ -112,7 +106,7 @@ static void test_fd(void) {
     for (int b = 0; b < 2; b++)
         for (int k = 0; k < 2; k++) {
             for (int q = 0; q < 2; q++) {
-                lma_model *m0 = load(models[k], bes[b]), *m = m0;
+                lma_model *m0 = test_fixture(models[k], bes[b]), *m = m0;
                 if (!m0) continue;
                 if (q) { CHECK_OK(lma_model_to_nf4(m0, &m)); lma_model_free(m0); if (!m) continue; }
                 lma_lora_params p = lma_lora_default_params();
@@ -141,7 +135,7 @@ static double max_rel(const float *a, const float *b, size_t n) {
 
 static void test_identity_merge(void) {
     const lma_backend *be = lma_backend_cpu();
-    lma_model *m = load("qwen3", be);
+    lma_model *m = test_fixture("qwen3", be);
     if (!m) return;
     int B = 2, T = 11, V = m->cfg.vocab_size;
     size_t n = (size_t)B * T * V;
@@ -198,7 +192,7 @@ static void test_identity_merge(void) {
 /* QLoRA forward == LoRA forward on the fp32 model whose projections are the dequantized NF4 weights. */
 static void test_qlora_vs_dequant(void) {
     const lma_backend *be = lma_backend_cpu();
-    lma_model *m = load("llama_gqa", be), *q = NULL;
+    lma_model *m = test_fixture("llama_gqa", be), *q = NULL;
     if (!m) return;
     CHECK_OK(lma_model_to_nf4(m, &q));
     if (!q) { lma_model_free(m); return; }
@@ -279,7 +273,7 @@ static void test_targets(void) {
     lma_clear_error();
     CHECK(lma_lora_parse_targets("", &k) == LMA_ERR_ARG, "empty targets refused");
     lma_clear_error();
-    lma_model *m = load("llama_gqa", lma_backend_cpu());
+    lma_model *m = test_fixture("llama_gqa", lma_backend_cpu());
     if (!m) return;
     lma_lora_params p = lma_lora_default_params();
     p.r = 0;

@@ -1,6 +1,8 @@
 /* Test helpers shared by the CLI and curation tests:
  *  - test_tok_model: a tiny random Llama with the vocabulary of the tests/ref/tok/bl
  *    tokenizer (Llama 3 chat template), saved as an HF dir with that tokenizer;
+ *  - test_fixture: a fixture model of tests/ref/models; test_track: AdamW steps of two
+ *    models side by side, the worst relative loss difference;
  *  - test_run: runs a shell command, captures its stdout, returns its exit status. */
 #ifndef LMA_TEST_MODELS_H
 #define LMA_TEST_MODELS_H
@@ -44,6 +46,35 @@ static inline lma_model *test_tok_model(const char *mdir, test_tok_model_params 
     if (tok_out) *tok_out = tok;
     else lma_tok_free(tok);
     return m;
+}
+
+/* The fixture model tests/ref/models/NAME on be (NULL, and a failed check, if it cannot load). */
+static inline lma_model *test_fixture(const char *name, const lma_backend *be) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/ref/models/%s", LMA_SRC_DIR, name);
+    lma_model *m = NULL;
+    CHECK_OK(lma_model_load(dir, be, &m));
+    return m;
+}
+
+/* `steps` AdamW steps (t = 1, 2, ...) of models a and b (training enabled) on one batch;
+ * returns the worst relative difference of b's loss from a's. */
+static inline double test_track(lma_model *a, lma_model *b, const int32_t *ids, const int32_t *tg, int B, int T,
+                                const lma_adamw_params *ap, int steps) {
+    double worst = 0;
+    for (int s = 1; s <= steps; s++) {
+        float la = 0, lb = 0;
+        lma_model *m[2] = {a, b};
+        float *l[2] = {&la, &lb};
+        for (int k = 0; k < 2; k++) {
+            CHECK_OK(lma_model_forward(m[k], ids, tg, NULL, B, T, 1, 1.0f, l[k]));
+            CHECK_OK(lma_model_backward(m[k]));
+            CHECK_OK(lma_model_adamw_step(m[k], ap, s, NULL));
+            lma_model_zero_grad(m[k]);
+        }
+        worst = fmax(worst, fabs(lb - la) / fabs(la));
+    }
+    return worst;
 }
 
 static inline int test_run(const char *cmd, char *out, size_t cap) {
