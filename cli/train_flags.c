@@ -205,7 +205,15 @@ lma_status cli_train_load_model(const cli_train_opts *o, const char *dir, lma_mo
         printf("trainable params: %s || all params: %s || trainable%%: %.4f\n", a, b, 100.0 * (double)tr / (double)all);
         fflush(stdout);
     }
-    m->grad_ckpt = o->grad_ckpt;
+    cli_train_model_opts(o, m);
     *out = m;
     return LMA_OK;
+}
+
+void cli_train_model_opts(const cli_train_opts *o, lma_model *m) {
+    m->grad_ckpt = o->grad_ckpt;
+    if (o->grad_ckpt) {
+        printf("activation checkpointing: each layer is recomputed in the backward\n");
+        fflush(stdout);
+    }
 }

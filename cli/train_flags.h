@@ -40,4 +40,6 @@ lma_status cli_train_backend(const cli_train_opts *o, const lma_backend **be);
  * NF4 (qlora); attaches a fresh adapter for lora/qlora and prints PEFT's
  * "trainable params" line. Returns an lma_status (message set). */
 lma_status cli_train_load_model(const cli_train_opts *o, const char *dir, lma_model **out);
+/* The model-side options (--grad-ckpt) onto a created or loaded model; says so on stdout. */
+void cli_train_model_opts(const cli_train_opts *o, lma_model *m);
 #endif

@@ -164,6 +164,33 @@ static void test_sft(const char *tokdir) {
     CHECK(!lma_file_exists(cmd), "nothing was trained");
 }
 
+/* --grad-ckpt (activation checkpointing) trains the same: LoRA sft with dropout, losses
+ * bitwise equal with and without it (the CPU is deterministic) */
+static void test_grad_ckpt(void) {
+    char model[256], data[256], run[2][256], cmd[2048];
+    snprintf(model, sizeof model, "%s/full/final", tmp);
+    snprintf(data, sizeof data, "%s/tests/ref/sft/bl.jsonl", LMA_SRC_DIR);
+    for (int k = 0; k < 2; k++) {
+        snprintf(run[k], sizeof run[k], "%s/ckpt%d", tmp, k);
+        snprintf(cmd, sizeof cmd, "%s sft --model %s --data %s --out %s --steps 3 --batch 2 --seq 64 --threads 2 "
+                 "--template llama3 --method lora --lora-dropout 0.1 %s 2>&1", LMA_CLI, model, data, run[k],
+                 k ? "--grad-ckpt" : "");
+        static char out[1 << 16];
+        int said = 0;
+        FILE *p = popen(cmd, "r");
+        size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
+        out[n] = 0;
+        said = strstr(out, "activation checkpointing") != NULL;
+        CHECK(p && pclose(p) == 0, "sft --method lora%s runs", k ? " --grad-ckpt" : "");
+        CHECK(said == k, "checkpointing is on exactly with --grad-ckpt (run %d)", k);
+    }
+    static char la[16][48], lb[16][48];
+    int na = read_losses(run[0], la, 16), nb = read_losses(run[1], lb, 16), same = na == 3 && na == nb;
+    for (int i = 0; same && i < na; i++) same = !strcmp(la[i], lb[i]);
+    CHECK(same, "--grad-ckpt gives the same losses (%d vs %d steps; first %s vs %s)", na, nb, na ? la[0] : "-",
+          nb ? lb[0] : "-");
+}
+
 int main(void) {
     snprintf(tmp, sizeof tmp, "/tmp/lma_cli_train_XXXXXX");
     CHECK(mkdtemp(tmp) != NULL, "mkdtemp");
@@ -183,6 +210,7 @@ int main(void) {
     test_sigint(data, tok);
     test_cpt_replay(data, replay, tok);
     test_sft(tok);
+    test_grad_ckpt();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     CHECK(system(cmd) == 0, "cleanup");
