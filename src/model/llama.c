@@ -199,11 +199,11 @@ static lma_status split_quantized(lma_model *m) {
     return LMA_OK;
 }
 
-/* LMA_ERR_UNSUPPORTED when the fp32 base weights were dropped (lma_model_drop_masters) */
+/* LMA_ERR_UNSUPPORTED for a frozen base that keeps no fp32 copy (LMA_MODEL_FROZEN) */
 static lma_status need_masters(const lma_model *m, const char *what) {
     if (m->params) return LMA_OK;
-    return lma_error(LMA_ERR_UNSUPPORTED, "%s: this model keeps its frozen base only in %s (fp32 weights dropped for "
-                     "adapter training); load it again", what, m->be->name);
+    return lma_error(LMA_ERR_UNSUPPORTED, "%s: this model was loaded frozen and keeps its weights only in %s "
+                     "(no fp32 copy); load it again without LMA_MODEL_FROZEN", what, m->be->name);
 }
 
 static const lma_nf4_tensor *nf4_slot(const lma_model *m, int l, int p) {
@@ -340,14 +340,6 @@ void lma_model_sync_weights(lma_model *m) {
     if (lo && lo->pact && lo->pact != lo->params) be->cast_to_act(lo->pact, lo->params, lo->table.total);
 }
 
-lma_status lma_model_drop_masters(lma_model *m) {
-    if (!m->frozen) return lma_error(LMA_ERR_ARG, "only a frozen base (an adapter attached) can drop its fp32 weights");
-    if (!m->params || m->wact == m->params) return LMA_OK; /* gone already, or the compute copy itself */
-    m->be->free(m->params);
-    m->params = NULL;
-    return LMA_OK;
-}
-
 void lma_model_free(lma_model *m) {
     if (!m) return;
     const lma_backend *be = m->be;
@@ -385,22 +377,21 @@ void lma_model_init_random(lma_model *m, uint64_t seed, float std) {
     lma_rng *streams = malloc((size_t)full.count * sizeof *streams);
     if (!streams) { lma_params_free(&full); return; }
     for (int i = 0; i < full.count; i++) streams[i] = lma_rng_split(&r, (uint64_t)i);
-    int failed = 0;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < full.count; i++) {
         const lma_param_info *p = &full.info[i];
         lma_rng tr = streams[i];
         const lma_param_info *own = lma_params_find(&m->table, p->name);
         float *d = malloc(p->numel * sizeof(float));
-        if (!d) { failed = 1; continue; }
+        if (!d) continue; /* void API: out of memory leaves that tensor zero */
         int is_norm = p->kind == LMA_P_ATTN_NORM || p->kind == LMA_P_MLP_NORM || p->kind == LMA_P_FINAL_NORM ||
                       p->kind == LMA_P_QNORM || p->kind == LMA_P_KNORM;
         for (size_t j = 0; j < p->numel; j++)
             d[j] = is_norm ? 1.0f : p->ndim == 1 ? 0.0f : (float)(std * lma_rng_normal(&tr));
-        if ((own ? put_weights(m, own, 0, d, p->numel) : set_quantized(m, p, d)) != LMA_OK) failed = 1;
+        if (own) put_weights(m, own, 0, d, p->numel); /* a failure is in lma_last_error */
+        else set_quantized(m, p, d);
         free(d);
     }
-    (void)failed; /* void API: an allocation failure leaves zeros (the message is in lma_last_error) */
     lma_model_sync_weights(m);
     free(streams);
     lma_params_free(&full);

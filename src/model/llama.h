@@ -74,8 +74,9 @@ lma_status lma_model_create(const lma_config *cfg, const lma_backend *be, lma_mo
  *   LMA_MODEL_NF4     projections stored as NF4 (QLoRA base: lma_model_create_nf4);
  *   LMA_MODEL_FROZEN  a base that will only be read (adapter training, inference): where the
  *                     backend's compute copy is separate (bf16 "cuda") no fp32 copy is ever
- *                     allocated (m->params NULL), as after lma_model_drop_masters. An NF4
- *                     model is always frozen. */
+ *                     allocated (m->params NULL: a 7B base costs 13 GB instead of 40);
+ *                     saving, merging and full training of it then fail with
+ *                     LMA_ERR_UNSUPPORTED. An NF4 model is always frozen. */
 #define LMA_MODEL_NF4 1u
 #define LMA_MODEL_FROZEN 2u
 lma_status lma_model_create_ex(const lma_config *cfg, const lma_backend *be, unsigned flags, lma_model **out);
@@ -107,13 +108,6 @@ void lma_model_sync_weights(lma_model *m);
 lma_status lma_model_save(const lma_model *m, const char *dir, int bf16, size_t max_shard_bytes);
 void lma_model_free(lma_model *m);
 size_t lma_model_num_params(const lma_model *m); /* base model, true count (no padding) */
-
-/* Frees the fp32 master copy of a frozen base (an adapter attached) on a backend whose
- * compute copy is separate (bf16 "cuda"): LoRA/QLoRA training reads only the compute copy,
- * so a 7B base costs 13 GB instead of 40. Afterwards saving, merging, loading weights and
- * full training of the base fail with LMA_ERR_UNSUPPORTED; m->params is NULL. Nothing
- * happens where the compute copy is the master (cpu, ref, cuda-fp32). */
-lma_status lma_model_drop_masters(lma_model *m);
 
 /* Allocates gradients and AdamW moments (zeroed): for the adapter only when one
  * is attached (the frozen base gets none). */

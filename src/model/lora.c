@@ -247,7 +247,8 @@ lma_status lma_lora_merge(lma_model *m) {
     if (!lo) return lma_error(LMA_ERR_ARG, "no LoRA adapter to merge");
     if (m->nf4) return lma_error(LMA_ERR_UNSUPPORTED, "merging into an NF4 base: load the base in fp32 to merge");
     if (!m->params)
-        return lma_error(LMA_ERR_UNSUPPORTED, "merging: the base's fp32 weights were dropped for adapter training");
+        return lma_error(LMA_ERR_UNSUPPORTED,
+                         "merging: the base was loaded frozen (no fp32 copy); load it without LMA_MODEL_FROZEN");
     const lma_backend *be = m->be;
     int L = lo->n_layers, r = lo->p.r;
     float *hA = NULL, *hB = NULL, *hW = NULL;

@@ -800,8 +800,8 @@ static int attention_path(int HD, int bf) {
     return bf ? 1 : 2;
 }
 static size_t cu_attention_saved_floats(int B, int T, int NH, int HD) {
-    /* the lse per query row for flash attention, else the probabilities */
-    return attention_path(HD, 0) == 0 && attention_path(HD, 1) == 0 ? (size_t)B * NH * T : (size_t)B * NH * T * T;
+    /* the lse per query row for flash attention (either table), else the probabilities */
+    return attention_path(HD, 1) == 0 ? (size_t)B * NH * T : (size_t)B * NH * T * T;
 }
 template <typename TI>
 static void cu_attention_fwd(void *out, float *saved, const void *q, const void *k, const void *v, const int32_t *seg,
