@@ -201,9 +201,9 @@ __global__ void __launch_bounds__(NTHREADS) k_flash_fwd(TI *out, float *lse, con
  *   B (16x8, k x n):      b0 = (k 2c..2c+1, n g), b1 = (k 2c+8..2c+9, n g)
  *   C (16x8, fp32):       c0, c1 = (g, 2c..2c+1), c2, c3 = (g+8, 2c..2c+1)
  * so the C fragments of S become the A fragments of P without moving (FA2's trick).
- * K is kept key-major (B of Q K^T reads pairs along d), V transposed (B of P V reads
- * pairs along keys); all fragment reads are free of bank conflicts with 8 elements of
- * row padding. */
+ * Every tile is row-major in shared memory (8 elements of row padding: the 32-bit
+ * fragment reads are free of bank conflicts); where B must pair elements along the rows
+ * (P V, and the backward's transposed products) ldmatrix .trans reads it. */
 
 __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
@@ -224,36 +224,34 @@ __device__ __forceinline__ void frag_a_rows(uint32_t *a, const bf16 *s, int ld, 
     a[2] = ld32(s + (row0 + g) * ld + k0 + 8 + 2 * c);
     a[3] = ld32(s + (row0 + g + 8) * ld + k0 + 8 + 2 * c);
 }
-/* rows [0, valid) of a (BR, HD) tile transposed into shared memory: st[d * (BR + 8) + r] */
-template <int HD, typename TI>
-__device__ __forceinline__ void load_tile_t(bf16 *st, const TI *g, size_t stride, int valid) {
-    constexpr int CH = HD / 8, LDT = BR + 8;
-    for (int i = threadIdx.x; i < BR * CH; i += NTHREADS) {
-        int r = i % BR, c = (i / BR) * 8; /* consecutive threads: consecutive rows (spread banks) */
-        __align__(16) bf16 tmp[8];
-        if (r < valid) io<TI>::load8(tmp, g + (size_t)r * stride + c);
-        else *reinterpret_cast<uint4 *>(tmp) = make_uint4(0, 0, 0, 0);
-#pragma unroll
-        for (int j = 0; j < 8; j++) st[(c + j) * LDT + r] = tmp[j];
-    }
+/* B fragments of two n-tiles (n0 and n0 + 8) for the k rows k0..k0+15 of a row-major
+ * [k][n] bf16 tile of pitch ld, with ldmatrix .trans (lane t gives the address of row
+ * k0 + t%8 (+8 for lanes 8-15, 24-31), columns n0 (+8 for lanes 16-31)):
+ * r = {b0(n0), b1(n0), b0(n0 + 8), b1(n0 + 8)}. Rows must be 16-byte aligned. */
+__device__ __forceinline__ void frag_b_kn2(uint32_t *r, const bf16 *s, int ld, int k0, int n0) {
+    int t = threadIdx.x & 31;
+    const bf16 *p = s + (k0 + (t & 7) + ((t >> 3) & 1) * 8) * ld + n0 + (t >> 4) * 8;
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"((uint32_t)__cvta_generic_to_shared(p)));
 }
 
 template <int HD>
 struct mfwd_smem {
-    static constexpr int LDH = HD + 8, LDT = BR + 8;
-    static constexpr size_t bytes = 2 * BR * LDH * 2 + HD * LDT * 2 + BR * 4;
+    static constexpr int LDH = HD + 8;
+    static constexpr size_t bytes = 3 * BR * LDH * 2 + BR * 4;
 };
 
 template <int HD, typename TI>
 __global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse, const TI *q, const TI *k, const TI *v,
                                                             const int32_t *seg, int T, int NH, int NKV, float scale) {
     typedef mfwd_smem<HD> L;
-    constexpr int LDH = L::LDH, LDT = L::LDT, NKC = HD / 16, NDT = HD / 8, NST = BR / 8;
+    constexpr int LDH = L::LDH, NKC = HD / 16, NDT = HD / 8, NST = BR / 8;
     int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z, kh = h / (NH / NKV);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
     extern __shared__ __align__(128) unsigned char smem[];
-    bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sK = sQ + BR * LDH, *sVt = sK + BR * LDH;
-    int32_t *sSeg = reinterpret_cast<int32_t *>(sVt + HD * LDT);
+    bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sK = sQ + BR * LDH, *sV = sK + BR * LDH;
+    int32_t *sSeg = reinterpret_cast<int32_t *>(sV + BR * LDH);
 
     int t0 = qt * BR;
     load_tile<HD, TI>(sQ, q + (((size_t)b * T + t0) * NH + h) * HD, (size_t)NH * HD, min(BR, T - t0));
@@ -271,7 +269,7 @@ __global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse,
         int s0 = kt * BR, nk = min(BR, T - s0);
         __syncthreads(); /* every warp is done with the previous K, V */
         load_tile<HD, TI>(sK, k + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
-        load_tile_t<HD, TI>(sVt, v + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
+        load_tile<HD, TI>(sV, v + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
         if (seg)
             for (int i = threadIdx.x; i < BR; i += NTHREADS) sSeg[i] = i < nk ? seg[(size_t)b * T + s0 + i] : -1;
         __syncthreads();
@@ -327,9 +325,12 @@ __global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse,
                               pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
                               pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
 #pragma unroll
-            for (int n = 0; n < NDT; n++)
-                mma16816(o[n], pa, ld32(sVt + (8 * n + g) * LDT + kk * 16 + 2 * c),
-                         ld32(sVt + (8 * n + g) * LDT + kk * 16 + 8 + 2 * c));
+            for (int n = 0; n < NDT; n += 2) {
+                uint32_t bv[4];
+                frag_b_kn2(bv, sV, LDH, kk * 16, 8 * n);
+                mma16816(o[n], pa, bv[0], bv[1]);
+                mma16816(o[n + 1], pa, bv[2], bv[3]);
+            }
         }
     }
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
@@ -527,13 +528,13 @@ __global__ void k_group_sum(TI *d, const float *acc, size_t n, int G, int HD) {
  *   S^T = K Q^T, dP^T = V dO^T  (16 keys x 64 queries: A from K, V rows, B pairs along d)
  *   P^T = exp(scale S^T - lse), dS^T = P^T (dP^T - D) scale          (in registers)
  *   dV += P^T dO, dK += dS^T Q  (C fragments of P^T, dS^T reused as A; B from dO, Q
- *                                stored transposed, pairs along the queries)
+ *                                through ldmatrix .trans)
  *   dQ += dS K                  (dS^T through shared memory as [query][key]; warp w takes
  *                                queries 16w..16w+15; fp32 atomics) */
 template <int HD>
 struct mbwd_smem {
     static constexpr int LDH = HD + 8, LDT = BR + 8;
-    static constexpr size_t bytes = 4 * BR * LDH * 2 + 3 * HD * LDT * 2 + BR * LDT * 2 + 3 * BR * 4;
+    static constexpr size_t bytes = 4 * BR * LDH * 2 + BR * LDT * 2 + 3 * BR * 4;
 };
 
 __device__ __forceinline__ void atomic_add2(float *p, float a, float b) {
@@ -555,7 +556,7 @@ __global__ void __launch_bounds__(NTHREADS)
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
     extern __shared__ __align__(128) unsigned char smem[];
     bf16 *sK = reinterpret_cast<bf16 *>(smem), *sV = sK + BR * LDH, *sQ = sV + BR * LDH, *sdO = sQ + BR * LDH;
-    bf16 *sKt = sdO + BR * LDH, *sQt = sKt + HD * LDT, *sdOt = sQt + HD * LDT, *sdS = sdOt + HD * LDT;
+    bf16 *sdS = sdO + BR * LDH;
     float *sLse = reinterpret_cast<float *>(sdS + BR * LDT), *sD = sLse + BR;
     int32_t *sSegQ = reinterpret_cast<int32_t *>(sD + BR);
 
@@ -563,7 +564,6 @@ __global__ void __launch_bounds__(NTHREADS)
     const TI *kg = k + (((size_t)b * T + s0) * NKV + kh) * HD, *vg = v + (((size_t)b * T + s0) * NKV + kh) * HD;
     load_tile<HD, TI>(sK, kg, (size_t)NKV * HD, nk);
     load_tile<HD, TI>(sV, vg, (size_t)NKV * HD, nk);
-    load_tile_t<HD, TI>(sKt, kg, (size_t)NKV * HD, nk);
     int k0 = s0 + warp * 16 + g, k1 = k0 + 8; /* this thread's two keys */
     int sk0 = (seg && k0 < T) ? seg[(size_t)b * T + k0] : -1, sk1 = (seg && k1 < T) ? seg[(size_t)b * T + k1] : -1;
     float dK[NDT][4], dV[NDT][4];
@@ -580,8 +580,6 @@ __global__ void __launch_bounds__(NTHREADS)
             __syncthreads(); /* the previous tile's Q, dO and dS are consumed */
             load_tile<HD, TI>(sQ, qg, (size_t)NH * HD, nq);
             load_tile<HD, TI>(sdO, og, (size_t)NH * HD, nq);
-            load_tile_t<HD, TI>(sQt, qg, (size_t)NH * HD, nq);
-            load_tile_t<HD, TI>(sdOt, og, (size_t)NH * HD, nq);
             for (int i = threadIdx.x; i < BR; i += NTHREADS) {
                 size_t o = ((size_t)b * NH + h) * T + t0 + i;
                 sLse[i] = i < nq ? lse[o] : 0.0f;
@@ -629,11 +627,14 @@ __global__ void __launch_bounds__(NTHREADS)
                                   pack_bf16(dp[2 * kq + 1][0], dp[2 * kq + 1][1]),
                                   pack_bf16(dp[2 * kq + 1][2], dp[2 * kq + 1][3])};
 #pragma unroll
-                for (int n = 0; n < NDT; n++) {
-                    mma16816(dV[n], pa, ld32(sdOt + (8 * n + g) * LDT + kq * 16 + 2 * c),
-                             ld32(sdOt + (8 * n + g) * LDT + kq * 16 + 8 + 2 * c));
-                    mma16816(dK[n], sa, ld32(sQt + (8 * n + g) * LDT + kq * 16 + 2 * c),
-                             ld32(sQt + (8 * n + g) * LDT + kq * 16 + 8 + 2 * c));
+                for (int n = 0; n < NDT; n += 2) {
+                    uint32_t bo[4], bq[4];
+                    frag_b_kn2(bo, sdO, LDH, kq * 16, 8 * n);
+                    frag_b_kn2(bq, sQ, LDH, kq * 16, 8 * n);
+                    mma16816(dV[n], pa, bo[0], bo[1]);
+                    mma16816(dV[n + 1], pa, bo[2], bo[3]);
+                    mma16816(dK[n], sa, bq[0], bq[1]);
+                    mma16816(dK[n + 1], sa, bq[2], bq[3]);
                 }
             }
             if (!dqacc) continue;
@@ -647,9 +648,12 @@ __global__ void __launch_bounds__(NTHREADS)
                 uint32_t a[4];
                 frag_a_rows(a, sdS, LDT, warp * 16, kk * 16);
 #pragma unroll
-                for (int n = 0; n < NDT; n++)
-                    mma16816(dq[n], a, ld32(sKt + (8 * n + g) * LDT + kk * 16 + 2 * c),
-                             ld32(sKt + (8 * n + g) * LDT + kk * 16 + 8 + 2 * c));
+                for (int n = 0; n < NDT; n += 2) {
+                    uint32_t bk[4];
+                    frag_b_kn2(bk, sK, LDH, kk * 16, 8 * n);
+                    mma16816(dq[n], a, bk[0], bk[1]);
+                    mma16816(dq[n + 1], a, bk[2], bk[3]);
+                }
             }
             int q0 = t0 + warp * 16 + g, q1 = q0 + 8;
 #pragma unroll
