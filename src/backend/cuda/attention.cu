@@ -236,10 +236,33 @@ __device__ __forceinline__ void frag_b_kn2(uint32_t *r, const bf16 *s, int ld, i
                  : "r"((uint32_t)__cvta_generic_to_shared(p)));
 }
 
+/* Tiles of bf16 storage are copied with cp.async (16 bytes a thread, no registers), so the
+ * next K, V tile loads while the current one is used; fp32 storage converts on the way
+ * (load_tile) and gets no overlap. Rows past `valid` are zeroed. */
+template <int HD, typename TI>
+__device__ __forceinline__ void load_tile_async(bf16 *s, const TI *g, size_t stride, int valid) {
+    if constexpr (sizeof(TI) == 2) {
+        constexpr int CH = HD / 8, LDH = HD + 8;
+        for (int i = threadIdx.x; i < BR * CH; i += NTHREADS) {
+            int r = i / CH, c = (i % CH) * 8;
+            bf16 *d = s + r * LDH + c;
+            if (r < valid)
+                asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"((uint32_t)__cvta_generic_to_shared(d)),
+                             "l"(g + (size_t)r * stride + c));
+            else
+                *reinterpret_cast<uint4 *>(d) = make_uint4(0, 0, 0, 0);
+        }
+    } else {
+        load_tile<HD, TI>(s, g, stride, valid);
+    }
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
 template <int HD>
 struct mfwd_smem {
     static constexpr int LDH = HD + 8;
-    static constexpr size_t bytes = 3 * BR * LDH * 2 + BR * 4;
+    static constexpr size_t bytes = 5 * BR * LDH * 2 + 2 * BR * 4; /* Q, K and V twice, key segments twice */
 };
 
 template <int HD, typename TI>
@@ -250,11 +273,22 @@ __global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse,
     int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z, kh = h / (NH / NKV);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
     extern __shared__ __align__(128) unsigned char smem[];
-    bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sK = sQ + BR * LDH, *sV = sK + BR * LDH;
-    int32_t *sSeg = reinterpret_cast<int32_t *>(sV + BR * LDH);
+    bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sK0 = sQ + BR * LDH, *sV0 = sK0 + 2 * BR * LDH;
+    int32_t *sSeg0 = reinterpret_cast<int32_t *>(sV0 + 2 * BR * LDH);
+    /* K, V tile kt (and its key segments) into buffer kt & 1 */
+    auto issue = [&](int kt) {
+        int s0 = kt * BR, nk = min(BR, T - s0), bb = kt & 1;
+        load_tile_async<HD, TI>(sK0 + bb * BR * LDH, k + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
+        load_tile_async<HD, TI>(sV0 + bb * BR * LDH, v + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
+        if (seg)
+            for (int i = threadIdx.x; i < BR; i += NTHREADS)
+                sSeg0[bb * BR + i] = i < nk ? seg[(size_t)b * T + s0 + i] : -1;
+        cp_commit();
+    };
 
     int t0 = qt * BR;
     load_tile<HD, TI>(sQ, q + (((size_t)b * T + t0) * NH + h) * HD, (size_t)NH * HD, min(BR, T - t0));
+    issue(0);
     __syncthreads();
     uint32_t qa[NKC][4];
 #pragma unroll
@@ -267,12 +301,13 @@ __global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse,
 
     for (int kt = 0; kt <= qt; kt++) {
         int s0 = kt * BR, nk = min(BR, T - s0);
-        __syncthreads(); /* every warp is done with the previous K, V */
-        load_tile<HD, TI>(sK, k + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
-        load_tile<HD, TI>(sV, v + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
-        if (seg)
-            for (int i = threadIdx.x; i < BR; i += NTHREADS) sSeg[i] = i < nk ? seg[(size_t)b * T + s0 + i] : -1;
-        __syncthreads();
+        /* the next tile loads into the other buffer (free: the barrier at the end of the
+         * previous iteration) while this one is used */
+        if (kt < qt) { issue(kt + 1); cp_wait<1>(); }
+        else cp_wait<0>();
+        __syncthreads(); /* tile kt is in shared memory for every thread */
+        const bf16 *sK = sK0 + (kt & 1) * BR * LDH, *sV = sV0 + (kt & 1) * BR * LDH;
+        const int32_t *sSeg = sSeg0 + (kt & 1) * BR;
         float sc[NST][4];
 #pragma unroll
         for (int j = 0; j < NST; j++) {
@@ -332,6 +367,7 @@ __global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse,
                 mma16816(o[n + 1], pa, bv[2], bv[3]);
             }
         }
+        __syncthreads(); /* every warp is done with buffer kt & 1 before it is refilled */
     }
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
