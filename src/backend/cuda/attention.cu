@@ -567,10 +567,13 @@ __global__ void k_group_sum(TI *d, const float *acc, size_t n, int G, int HD) {
  *                                through ldmatrix .trans)
  *   dQ += dS K                  (dS^T through shared memory as [query][key]; warp w takes
  *                                queries 16w..16w+15; fp32 atomics) */
+/* NB buffers of the query-side tiles (Q, dO, lse, D, segments): two (the next tile loads
+ * with cp.async during this one) up to head dim 64; one at 128, where two would leave
+ * room for a single block per SM */
 template <int HD>
 struct mbwd_smem {
-    static constexpr int LDH = HD + 8, LDT = BR + 8;
-    static constexpr size_t bytes = 4 * BR * LDH * 2 + BR * LDT * 2 + 3 * BR * 4;
+    static constexpr int LDH = HD + 8, LDT = BR + 8, NB = HD <= 64 ? 2 : 1;
+    static constexpr size_t bytes = (2 + 2 * NB) * BR * LDH * 2 + BR * LDT * 2 + 3 * NB * BR * 4;
 };
 
 __device__ __forceinline__ void atomic_add2(float *p, float a, float b) {
@@ -587,14 +590,29 @@ __global__ void __launch_bounds__(NTHREADS)
     k_flash_bwd_mma(float *dqacc, TO *dk, TO *dv, int add, int GL, const TI *dout, const float *lse, const float *D,
                     const TI *q, const TI *k, const TI *v, const int32_t *seg, int T, int NH, int NKV, float scale) {
     typedef mbwd_smem<HD> L;
-    constexpr int LDH = L::LDH, LDT = L::LDT, NKC = HD / 16, NDT = HD / 8, NST = BR / 8;
+    constexpr int LDH = L::LDH, LDT = L::LDT, NB = L::NB, NKC = HD / 16, NDT = HD / 8, NST = BR / 8;
     int kt = blockIdx.x, b = blockIdx.z, h0 = blockIdx.y * GL, kh = h0 / (NH / NKV), nqt = (T + BR - 1) / BR;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
     extern __shared__ __align__(128) unsigned char smem[];
-    bf16 *sK = reinterpret_cast<bf16 *>(smem), *sV = sK + BR * LDH, *sQ = sV + BR * LDH, *sdO = sQ + BR * LDH;
-    bf16 *sdS = sdO + BR * LDH;
-    float *sLse = reinterpret_cast<float *>(sdS + BR * LDT), *sD = sLse + BR;
-    int32_t *sSegQ = reinterpret_cast<int32_t *>(sD + BR);
+    bf16 *sK = reinterpret_cast<bf16 *>(smem), *sV = sK + BR * LDH, *sQ0 = sV + BR * LDH, *sdO0 = sQ0 + NB * BR * LDH;
+    bf16 *sdS = sdO0 + NB * BR * LDH;
+    float *sLse0 = reinterpret_cast<float *>(sdS + BR * LDT), *sD0 = sLse0 + NB * BR;
+    int32_t *sSegQ0 = reinterpret_cast<int32_t *>(sD0 + NB * BR);
+    /* iteration it: query head h0 + it / nq_tiles, query tile kt + it % nq_tiles */
+    int nqk = nqt - kt, nit = GL * nqk;
+    auto issue = [&](int it) { /* the query-side tiles of iteration it into buffer it % NB */
+        int h = h0 + it / nqk, t0 = (kt + it % nqk) * BR, nq = min(BR, T - t0), bb = it % NB;
+        load_tile_async<HD, TI>(sQ0 + bb * BR * LDH, q + (((size_t)b * T + t0) * NH + h) * HD, (size_t)NH * HD, nq);
+        load_tile_async<HD, TI>(sdO0 + bb * BR * LDH, dout + (((size_t)b * T + t0) * NH + h) * HD, (size_t)NH * HD,
+                                nq);
+        for (int i = threadIdx.x; i < BR; i += NTHREADS) {
+            size_t o = ((size_t)b * NH + h) * T + t0 + i;
+            sLse0[bb * BR + i] = i < nq ? lse[o] : 0.0f;
+            sD0[bb * BR + i] = i < nq ? D[o] : 0.0f;
+            sSegQ0[bb * BR + i] = seg && i < nq ? seg[(size_t)b * T + t0 + i] : 0;
+        }
+        cp_commit();
+    };
 
     int s0 = kt * BR, nk = min(BR, T - s0);
     const TI *kg = k + (((size_t)b * T + s0) * NKV + kh) * HD, *vg = v + (((size_t)b * T + s0) * NKV + kh) * HD;
@@ -608,21 +626,17 @@ __global__ void __launch_bounds__(NTHREADS)
 #pragma unroll
         for (int e = 0; e < 4; e++) dK[n][e] = dV[n][e] = 0.0f;
 
-    for (int gi = 0; gi < GL; gi++) {
-        int h = h0 + gi;
-        for (int qt = kt; qt < nqt; qt++) {
-            int t0 = qt * BR, nq = min(BR, T - t0);
-            const TI *qg = q + (((size_t)b * T + t0) * NH + h) * HD, *og = dout + (((size_t)b * T + t0) * NH + h) * HD;
-            __syncthreads(); /* the previous tile's Q, dO and dS are consumed */
-            load_tile<HD, TI>(sQ, qg, (size_t)NH * HD, nq);
-            load_tile<HD, TI>(sdO, og, (size_t)NH * HD, nq);
-            for (int i = threadIdx.x; i < BR; i += NTHREADS) {
-                size_t o = ((size_t)b * NH + h) * T + t0 + i;
-                sLse[i] = i < nq ? lse[o] : 0.0f;
-                sD[i] = i < nq ? D[o] : 0.0f;
-                sSegQ[i] = seg && i < nq ? seg[(size_t)b * T + t0 + i] : 0;
-            }
-            __syncthreads();
+    if (NB == 2) issue(0);
+    {
+        for (int it = 0; it < nit; it++) {
+            int h = h0 + it / nqk, t0 = (kt + it % nqk) * BR, nq = min(BR, T - t0), bb = it % NB;
+            if (NB == 1) { issue(it); cp_wait<0>(); }
+            else if (it + 1 < nit) { issue(it + 1); cp_wait<1>(); } /* the next tile loads meanwhile */
+            else cp_wait<0>();
+            __syncthreads(); /* this iteration's tiles (and sK, sV) are in shared memory */
+            const bf16 *sQ = sQ0 + bb * BR * LDH, *sdO = sdO0 + bb * BR * LDH;
+            const float *sLse = sLse0 + bb * BR, *sD = sD0 + bb * BR;
+            const int32_t *sSegQ = sSegQ0 + bb * BR;
             float st[NST][4], dp[NST][4];
 #pragma unroll
             for (int j = 0; j < NST; j++) {
@@ -673,7 +687,7 @@ __global__ void __launch_bounds__(NTHREADS)
                     mma16816(dK[n + 1], sa, bq[2], bq[3]);
                 }
             }
-            if (!dqacc) continue;
+            if (dqacc) {
             __syncthreads(); /* every warp's dS^T is in sdS */
             /* dQ (queries 16w..16w+15 of the tile) += dS K over the 64 keys */
             float dq[NDT][4];
@@ -698,6 +712,8 @@ __global__ void __launch_bounds__(NTHREADS)
                 if (q0 < T) atomic_add2(dqacc + (((size_t)b * T + q0) * NH + h) * HD + d, dq[n][0], dq[n][1]);
                 if (q1 < T) atomic_add2(dqacc + (((size_t)b * T + q1) * NH + h) * HD + d, dq[n][2], dq[n][3]);
             }
+            }
+            __syncthreads(); /* buffer bb and sdS are free for the next iteration */
         }
     }
     /* this block owns keys [s0, s0 + 64) of its group */
