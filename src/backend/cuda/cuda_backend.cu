@@ -113,47 +113,80 @@ static int vec_ok(size_t n, const void *a, const void *b = NULL, const void *c =
 #define EW_INDEX(E) size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * (E); if (i >= n) return
 
 
-/* ---- per-op profile (LMA_CUDA_PROFILE=1): each op synchronizes before and after
- * and adds its wall time; the table goes to stderr at exit. Off by default: it
- * serializes the stream, so it explains where time goes, not how fast things are. */
-#include <chrono>
+/* ---- per-op profile (LMA_CUDA_PROFILE=1): CUDA events around each op (and each cuBLASLt
+ * call, by plan) give its GPU time without serializing the stream; the events are read
+ * when their pool fills and at exit, where the tables go to stderr. */
+struct prof_acc { double ms; long calls; };
 static int g_prof = -1;
-static struct { const char *name; double ms; long calls; } g_prof_tab[64];
+static struct { const char *name; prof_acc acc; } g_prof_tab[64];
 static int g_prof_n;
-static void prof_report(void) {
-    double total = 0;
-    for (int i = 0; i < g_prof_n; i++) total += g_prof_tab[i].ms;
-    fprintf(stderr, "[lmadapt] cuda op profile (synchronized per op):\n%-22s %10s %8s %6s\n", "op", "ms", "calls", "%");
-    for (int i = 0; i < g_prof_n; i++)
-        fprintf(stderr, "%-22s %10.1f %8ld %5.1f%%\n", g_prof_tab[i].name, g_prof_tab[i].ms, g_prof_tab[i].calls,
-                total > 0 ? 100.0 * g_prof_tab[i].ms / total : 0.0);
+enum { PROF_EVENTS = 4096 };
+static struct { prof_acc *acc; cudaEvent_t a, b; } g_ev[PROF_EVENTS];
+static int g_ev_n, g_ev_open; /* pairs recorded; scopes still open (the pool drains only at 0) */
+static void prof_drain(void) {
+    if (!g_ev_n) return;
+    cudaEventSynchronize(g_ev[g_ev_n - 1].b);
+    for (int i = 0; i < g_ev_n; i++) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, g_ev[i].a, g_ev[i].b) == cudaSuccess) g_ev[i].acc->ms += ms;
+        g_ev[i].acc->calls++;
+    }
+    g_ev_n = 0;
 }
-static int prof_register(const char *name) {
+static void prof_gemm_report(void);
+static void prof_report(void) {
+    prof_drain();
+    double total = 0;
+    for (int i = 0; i < g_prof_n; i++) total += g_prof_tab[i].acc.ms;
+    fprintf(stderr, "[lmadapt] cuda op profile (GPU time per op, CUDA events):\n%-22s %10s %8s %6s\n", "op", "ms",
+            "calls", "%");
+    for (int i = 0; i < g_prof_n; i++)
+        fprintf(stderr, "%-22s %10.1f %8ld %5.1f%%\n", g_prof_tab[i].name, g_prof_tab[i].acc.ms,
+                g_prof_tab[i].acc.calls, total > 0 ? 100.0 * g_prof_tab[i].acc.ms / total : 0.0);
+    prof_gemm_report();
+}
+static int prof_on(void) {
     if (g_prof < 0) {
         const char *e = getenv("LMA_CUDA_PROFILE");
         g_prof = e && strcmp(e, "0") ? 1 : 0;
         if (g_prof) atexit(prof_report);
     }
-    if (g_prof_n == 64) return -1;
+    return g_prof;
+}
+static int prof_register(const char *name) {
+    if (!prof_on() || g_prof_n == 64) return -1;
     g_prof_tab[g_prof_n].name = name;
     return g_prof_n++;
 }
+/* one timed interval into `acc` (NULL: profiling off, or the pool is full inside an open scope) */
 struct prof_scope {
-    int id;
-    std::chrono::steady_clock::time_point t0;
-    explicit prof_scope(int i) : id(g_prof > 0 ? i : -1) {
-        if (id >= 0) { cudaDeviceSynchronize(); t0 = std::chrono::steady_clock::now(); }
+    int slot;
+    explicit prof_scope(prof_acc *acc) : slot(-1) {
+        if (!acc || g_prof <= 0) return;
+        if (g_ev_n == PROF_EVENTS) {
+            if (g_ev_open) return;
+            prof_drain();
+        }
+        slot = g_ev_n++;
+        if (!g_ev[slot].a) { cudaEventCreate(&g_ev[slot].a); cudaEventCreate(&g_ev[slot].b); }
+        g_ev[slot].acc = acc;
+        g_ev_open++;
+        cudaEventRecord(g_ev[slot].a, 0);
     }
     ~prof_scope() {
-        if (id < 0) return;
-        cudaDeviceSynchronize();
-        g_prof_tab[id].ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        g_prof_tab[id].calls++;
+        if (slot < 0) return;
+        cudaEventRecord(g_ev[slot].b, 0);
+        g_ev_open--;
     }
 };
+static prof_acc *prof_acc_of(int id) { return id >= 0 ? &g_prof_tab[id].acc : NULL; }
 /* one profile row per op and storage type (the templates instantiate it twice) */
-#define PROFILE(name) static int prof_id_ = prof_register(sizeof(TI) == 2 ? name " bf16" : name); prof_scope prof_s_(prof_id_)
-#define PROFILE_F32(name) static int prof_id_ = prof_register(name); prof_scope prof_s_(prof_id_)
+#define PROFILE(name)                                                                                                  \
+    static int prof_id_ = prof_register(sizeof(TI) == 2 ? name " bf16" : name);                                       \
+    prof_scope prof_s_(prof_acc_of(prof_id_))
+#define PROFILE_F32(name)                                                                                              \
+    static int prof_id_ = prof_register(name);                                                                         \
+    prof_scope prof_s_(prof_acc_of(prof_id_))
 
 /* ---- memory ----------------------------------------------------------------
  * Every device allocation of the plugin (the model's and the ops' scratch) goes through
@@ -382,18 +415,50 @@ static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *
  * and pointer alignment: building one costs far more than running a small GEMM. */
 
 static void *g_lt_ws;
-enum { LT_WS_BYTES = 32 << 20, LT_PLANS = 128 };
+enum { LT_WS_BYTES = 32 << 20, LT_PLANS = 128, LT_CAND = 8, LT_REPS = 2 };
 struct lt_key {
     int ta, tb, m, n, k, lda, ldb, ldc, ab_type, c_type, compute, bias, align;
 };
+/* LMA_CUDA_GEMM_TUNE=1: a plan keeps the heuristic's first LT_CAND algorithms and its first
+ * calls run each of them LT_REPS times (every call computes the real product; the
+ * algorithms differ only in order of summation), timed with events; the fastest is kept.
+ * =2 also prints each choice. Off by default: the choice depends on timing, so runs would
+ * not repeat bit for bit. */
 struct lt_plan {
     lt_key key;
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, c;
     cublasLtMatmulAlgo_t algo;
+    prof_acc prof;
+    int ncand, ntimed; /* tuning: candidates (> 1 while tuning), calls timed so far */
+    cublasLtMatmulAlgo_t cand[LT_CAND];
+    cudaEvent_t ev[LT_CAND * LT_REPS][2];
 };
 static lt_plan g_plans[LT_PLANS];
 static int g_nplans;
+
+static int gemm_tune(void) {
+    static int t = -1;
+    if (t < 0) {
+        const char *e = getenv("LMA_CUDA_GEMM_TUNE");
+        t = e ? atoi(e) : 0;
+    }
+    return t;
+}
+
+static void prof_gemm_report(void) {
+    int any = 0;
+    for (int i = 0; i < g_nplans; i++) {
+        const lt_plan *p = &g_plans[i];
+        if (!p->prof.calls) continue;
+        if (!any++) fprintf(stderr, "[lmadapt] cuBLASLt GEMMs (column-major m n k, op A B, types):\n");
+        double fl = 2.0 * p->key.m * p->key.n * p->key.k * p->prof.calls;
+        fprintf(stderr, "  %6d %6d %6d  %c%c %s%s  %6ld calls %9.2f ms %6.0f TFLOP/s\n", p->key.m, p->key.n,
+                p->key.k, p->key.ta == CUBLAS_OP_N ? 'N' : 'T', p->key.tb == CUBLAS_OP_N ? 'N' : 'T',
+                p->key.ab_type == CUDA_R_16BF ? "bf16" : "f32", p->key.c_type == CUDA_R_32F ? "->f32" : "",
+                p->prof.calls, p->prof.ms, p->prof.ms > 0 ? fl / p->prof.ms / 1e9 : 0.0);
+    }
+}
 
 static int ptr_align(const void *p) {
     uintptr_t u = (uintptr_t)p;
@@ -402,16 +467,19 @@ static int ptr_align(const void *p) {
     return a;
 }
 
+static void lt_plan_destroy(lt_plan *p) {
+    cublasLtMatmulDescDestroy(p->op);
+    cublasLtMatrixLayoutDestroy(p->a); cublasLtMatrixLayoutDestroy(p->b); cublasLtMatrixLayoutDestroy(p->c);
+    if (p->ncand > 1)
+        for (int i = 0; i < p->ncand * LT_REPS; i++) { cudaEventDestroy(p->ev[i][0]); cudaEventDestroy(p->ev[i][1]); }
+}
+
 static lt_plan *lt_get(const lt_key &k) {
     for (int i = 0; i < g_nplans; i++)
         if (!memcmp(&g_plans[i].key, &k, sizeof k)) return &g_plans[i];
     lt_plan *p = g_nplans < LT_PLANS ? &g_plans[g_nplans] : &g_plans[LT_PLANS - 1]; /* full: reuse the last slot */
-    if (g_nplans == LT_PLANS) {
-        cublasLtMatmulDescDestroy(p->op);
-        cublasLtMatrixLayoutDestroy(p->a); cublasLtMatrixLayoutDestroy(p->b); cublasLtMatrixLayoutDestroy(p->c);
-    } else {
-        g_nplans++;
-    }
+    if (g_nplans == LT_PLANS) lt_plan_destroy(p);
+    else g_nplans++;
     memset(p, 0, sizeof *p);
     p->key = k;
     cublasOperation_t ta = (cublasOperation_t)k.ta, tb = (cublasOperation_t)k.tb;
@@ -434,17 +502,43 @@ static lt_plan *lt_get(const lt_key &k) {
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al);
-    cublasLtMatmulHeuristicResult_t res;
+    cublasLtMatmulHeuristicResult_t res[LT_CAND];
     int found = 0;
-    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->op, p->a, p->b, p->c, p->c, pref, 1, &res, &found);
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->op, p->a, p->b, p->c, p->c, pref,
+                                                      gemm_tune() ? LT_CAND : 1, res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (s != CUBLAS_STATUS_SUCCESS || !found) {
         lma_error(LMA_ERR_INTERNAL, "cublasLt: no algorithm for a %dx%dx%d GEMM (status %d)", k.m, k.n, k.k, (int)s);
         g_nplans--;
         return NULL;
     }
-    p->algo = res.algo;
+    p->algo = res[0].algo;
+    for (int i = 0; i < found; i++)
+        if (res[i].state == CUBLAS_STATUS_SUCCESS) p->cand[p->ncand++] = res[i].algo;
+    if (p->ncand > 1)
+        for (int i = 0; i < p->ncand * LT_REPS; i++) { cudaEventCreate(&p->ev[i][0]); cudaEventCreate(&p->ev[i][1]); }
     return p;
+}
+
+/* tuning done: keep the candidate with the least time (best of its LT_REPS calls) */
+static void lt_pick(lt_plan *p) {
+    cudaEventSynchronize(p->ev[p->ntimed - 1][1]);
+    float best[LT_CAND];
+    for (int c = 0; c < p->ncand; c++) best[c] = INFINITY;
+    for (int i = 0; i < p->ntimed; i++) {
+        float ms;
+        if (cudaEventElapsedTime(&ms, p->ev[i][0], p->ev[i][1]) == cudaSuccess && ms < best[i % p->ncand])
+            best[i % p->ncand] = ms;
+    }
+    int b = 0;
+    for (int c = 1; c < p->ncand; c++)
+        if (best[c] < best[b]) b = c;
+    if (gemm_tune() > 1)
+        fprintf(stderr, "[lmadapt] gemm %d %d %d: candidate %d of %d, %.3f ms (heuristic's first: %.3f ms)\n",
+                p->key.m, p->key.n, p->key.k, b, p->ncand, best[b], best[0]);
+    p->algo = p->cand[b];
+    for (int i = 0; i < p->ntimed; i++) { cudaEventDestroy(p->ev[i][0]); cudaEventDestroy(p->ev[i][1]); }
+    p->ncand = 1;
 }
 
 /* C (m,n) = alpha op(A) op(B) + beta C, column-major, fp32 accumulation; bias (m) added
@@ -463,8 +557,21 @@ static void lt_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
     if (!p) return;
     if (bias) cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     float alpha = 1.0f;
-    check_blas(cublasLtMatmul(g_lt, p->op, &alpha, A, p->a, Bm, p->b, &beta, C, p->c, C, p->c, &p->algo, g_lt_ws,
-                              LT_WS_BYTES, 0), what);
+    const cublasLtMatmulAlgo_t *algo = &p->algo;
+    int ti = p->ncand > 1 ? p->ntimed++ : -1;
+    if (ti >= 0) {
+        algo = &p->cand[ti % p->ncand];
+        cudaEventRecord(p->ev[ti][0], 0);
+    }
+    {
+        prof_scope ps(g_prof > 0 ? &p->prof : NULL);
+        check_blas(cublasLtMatmul(g_lt, p->op, &alpha, A, p->a, Bm, p->b, &beta, C, p->c, C, p->c, algo, g_lt_ws,
+                                  LT_WS_BYTES, 0), what);
+    }
+    if (ti >= 0) {
+        cudaEventRecord(p->ev[ti][1], 0);
+        if (p->ntimed == p->ncand * LT_REPS) lt_pick(p);
+    }
 }
 
 template <typename TI> static cudaDataType act_type() { return sizeof(TI) == 2 ? CUDA_R_16BF : CUDA_R_32F; }
@@ -1042,10 +1149,29 @@ static void cu_adamw(float *p, const float *g, float *m, float *v, void *p_act, 
     check_launch("adamw");
 }
 
+/* sum of squares: each thread streams 16-byte loads, four in flight, accumulates in fp32
+ * per load and in double across loads; one double atomic per warp */
 __global__ void k_sum_sq(double *out, const float *x, size_t n) {
     double acc = 0;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        acc += (double)x[i] * x[i];
+    size_t tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x, nt = (size_t)gridDim.x * blockDim.x;
+    if (((uintptr_t)x & 15) == 0) {
+        const float4 *x4 = reinterpret_cast<const float4 *>(x);
+        size_t n4 = n / 4, i = tid;
+        for (; i + 3 * nt < n4; i += 4 * nt) {
+            float4 v[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) v[u] = x4[i + u * nt];
+#pragma unroll
+            for (int u = 0; u < 4; u++) acc += (double)(v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w);
+        }
+        for (; i < n4; i += nt) {
+            float4 v = x4[i];
+            acc += (double)(v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w);
+        }
+        for (size_t j = n4 * 4 + tid; j < n; j += nt) acc += (double)x[j] * x[j];
+    } else {
+        for (size_t j = tid; j < n; j += nt) acc += (double)x[j] * x[j];
+    }
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
     if ((threadIdx.x & 31) == 0) atomicAdd(out, acc);
 }
@@ -1055,7 +1181,7 @@ static double cu_sum_sq(const float *x, size_t n) {
     if (!d && cudaMalloc(&d, sizeof(double)) != cudaSuccess) { check(cudaGetLastError(), "sum_sq alloc"); return NAN; }
     double h = 0;
     check(cudaMemset(d, 0, sizeof(double)), "sum_sq");
-    k_sum_sq<<<264, 256>>>(d, x, n);
+    k_sum_sq<<<132 * 8, 256>>>(d, x, n);
     check_launch("sum_sq");
     check(cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost), "sum_sq");
     return h;
