@@ -118,6 +118,15 @@ static void ops(void) {
     poison_act(gout, (size_t)N * OC);
     gpu->matmul_fwd(gout, gx, gw, gb, N, C, OC);
     cmp_act("matmul_fwd", out, gout, (size_t)N * OC, 1e-5);
+    { /* matmul_fwd_add (LoRA's up projection into the base output) = matmul_fwd, then add */
+        float *o2 = malloc((size_t)N * OC * 4);
+        cpu->matmul_fwd(o2, x, w, NULL, N, C, OC);
+        cpu->add(o2, o2, out, (size_t)N * OC);
+        gpu->matmul_fwd_add(gout, gx, gw, N, C, OC);
+        cmp_act("matmul_fwd_add", o2, gout, (size_t)N * OC, 1e-5);
+        gpu->matmul_fwd(gout, gx, gw, gb, N, C, OC); /* back to matmul_fwd's result */
+        free(o2);
+    }
     cpu->matmul_bwd(dx, dw, db, dout, x, w, N, C, OC);
     gpu->matmul_bwd(gdx, gdw, gdb, gdout, gx, gw, N, C, OC);
     cmp_act("matmul_bwd dinp", dx, gdx, (size_t)N * C, 1e-5);

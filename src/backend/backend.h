@@ -122,6 +122,10 @@ struct lma_backend {
     /* ---- LoRA / QLoRA (NULL on a backend without them) ---- */
     /* x (n) *= s */
     void (*scale)(void *x, float s, size_t n);
+    /* out (N,OC) += inp (N,C) @ w (OC,C)^T: the adapter's up projection added into the base
+     * output in one GEMM. Optional even here: NULL, the model runs matmul_fwd into a
+     * scratch and adds. */
+    void (*matmul_fwd_add)(void *out, const void *inp, const void *w, int N, int C, int OC);
     /* out (n) = a * b; out may alias a or b */
     void (*mul)(void *out, const void *a, const void *b, size_t n);
     /* out (N,OC) = inp (N,C) @ dequant(w)^T + bias, w an NF4 tensor of OC*C elements

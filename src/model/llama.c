@@ -577,8 +577,12 @@ static void proj_fwd(const lma_model *m, int l, int p, void *out, const void *in
     }
     be->matmul_fwd(xa, x, lo->A[k], NULL, N, C, r);
     be->scale(xa, lo->scale, (size_t)N * r);
-    be->matmul_fwd(lo->tmp, xa, lo->B[k], NULL, N, r, OC);
-    be->add(out, out, lo->tmp, (size_t)N * OC);
+    if (be->matmul_fwd_add) {
+        be->matmul_fwd_add(out, xa, lo->B[k], N, r, OC);
+    } else {
+        be->matmul_fwd(lo->tmp, xa, lo->B[k], NULL, N, r, OC);
+        be->add(out, out, lo->tmp, (size_t)N * OC);
+    }
 }
 
 /* Backward of proj_fwd: dinp += dout @ W (the frozen base: dw, dbias NULL), and

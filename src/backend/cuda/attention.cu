@@ -36,6 +36,11 @@ using namespace nvcuda;
 typedef __nv_bfloat16 bf16;
 
 enum { BR = 64, NTHREADS = 128 };
+/* blocks an SM the mma.sync backward asks registers for at head dims <= 64 (3: at most 168
+ * registers, a few spilled; 1: ~190, two blocks an SM); -D to compare */
+#ifndef LMA_FLASH_BWD_MINB
+#define LMA_FLASH_BWD_MINB 3
+#endif
 
 /* ---- element access for the two storage types ------------------------------------ */
 
@@ -216,13 +221,24 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<uint32_t *>(&v);
 }
-/* A fragment (16 rows from `row0`, columns k0..k0+15) of a row-major bf16 tile of pitch ld */
+__device__ __forceinline__ void ldsm_x4(uint32_t *r, const bf16 *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"((uint32_t)__cvta_generic_to_shared(p)));
+}
+/* A fragment (16 rows from `row0`, columns k0..k0+15) of a row-major bf16 tile of pitch ld,
+ * with ldmatrix: lane t gives the address of row row0 + t%8 (+8 for lanes 8-15, 24-31),
+ * columns k0 (+8 for lanes 16-31). Rows must be 16-byte aligned. */
 __device__ __forceinline__ void frag_a_rows(uint32_t *a, const bf16 *s, int ld, int row0, int k0) {
-    int g = (threadIdx.x & 31) >> 2, c = threadIdx.x & 3;
-    a[0] = ld32(s + (row0 + g) * ld + k0 + 2 * c);
-    a[1] = ld32(s + (row0 + g + 8) * ld + k0 + 2 * c);
-    a[2] = ld32(s + (row0 + g) * ld + k0 + 8 + 2 * c);
-    a[3] = ld32(s + (row0 + g + 8) * ld + k0 + 8 + 2 * c);
+    int t = threadIdx.x & 31;
+    ldsm_x4(a, s + (row0 + (t & 7) + ((t >> 3) & 1) * 8) * ld + k0 + (t >> 4) * 8);
+}
+/* B fragments of two n-tiles (n0 and n0 + 8) for k0..k0+15 of a row-major [n][k] tile (B^T,
+ * as K in Q K^T), with ldmatrix: lane t gives row n0 + t%8 (+8 for lanes 16-31), columns
+ * k0 (+8 for lanes 8-15, 24-31): r = {b0(n0), b1(n0), b0(n0 + 8), b1(n0 + 8)}. */
+__device__ __forceinline__ void frag_b_nk2(uint32_t *r, const bf16 *s, int ld, int n0, int k0) {
+    int t = threadIdx.x & 31;
+    ldsm_x4(r, s + (n0 + (t & 7) + (t >> 4) * 8) * ld + k0 + ((t >> 3) & 1) * 8);
 }
 /* B fragments of two n-tiles (n0 and n0 + 8) for the k rows k0..k0+15 of a row-major
  * [k][n] bf16 tile of pitch ld, with ldmatrix .trans (lane t gives the address of row
@@ -310,27 +326,41 @@ __global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse,
         const int32_t *sSeg = sSeg0 + (kt & 1) * BR;
         float sc[NST][4];
 #pragma unroll
-        for (int j = 0; j < NST; j++) {
-            sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
+        for (int j = 0; j < NST; j++) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
 #pragma unroll
-            for (int kc = 0; kc < NKC; kc++)
-                mma16816(sc[j], qa[kc], ld32(sK + (8 * j + g) * LDH + kc * 16 + 2 * c),
-                         ld32(sK + (8 * j + g) * LDH + kc * 16 + 8 + 2 * c));
-        }
-        /* mask + scale, row maxima (rows r0, r1; the 4 threads of a row share it) */
-        float mx0 = -INFINITY, mx1 = -INFINITY;
+        for (int kc = 0; kc < NKC; kc++)
 #pragma unroll
-        for (int j = 0; j < NST; j++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                int jj = 8 * j + 2 * c + e, s = s0 + jj;
-                bool ok = jj < nk;
-                int ks = seg ? sSeg[jj] : 0;
-                sc[j][e] = ok && visible(r0, s, T, seg ? &ks : NULL, sg0) ? sc[j][e] * scale : -INFINITY;
-                sc[j][2 + e] = ok && visible(r1, s, T, seg ? &ks : NULL, sg1) ? sc[j][2 + e] * scale : -INFINITY;
-                mx0 = fmaxf(mx0, sc[j][e]);
-                mx1 = fmaxf(mx1, sc[j][2 + e]);
+            for (int j = 0; j < NST; j += 2) {
+                uint32_t bk[4];
+                frag_b_nk2(bk, sK, LDH, 8 * j, kc * 16);
+                mma16816(sc[j], qa[kc], bk[0], bk[1]);
+                mma16816(sc[j + 1], qa[kc], bk[2], bk[3]);
             }
+        /* mask (only tiles on the diagonal, with segments or past T need one) + scale, row
+         * maxima (rows r0, r1; the 4 threads of a row share it) */
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+        if (!seg && kt < qt) {
+#pragma unroll
+            for (int j = 0; j < NST; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) sc[j][e] *= scale;
+        } else {
+#pragma unroll
+            for (int j = 0; j < NST; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    int jj = 8 * j + 2 * c + e, s = s0 + jj;
+                    bool ok = jj < nk;
+                    int ks = seg ? sSeg[jj] : 0;
+                    sc[j][e] = ok && visible(r0, s, T, seg ? &ks : NULL, sg0) ? sc[j][e] * scale : -INFINITY;
+                    sc[j][2 + e] = ok && visible(r1, s, T, seg ? &ks : NULL, sg1) ? sc[j][2 + e] * scale : -INFINITY;
+                }
+        }
+#pragma unroll
+        for (int j = 0; j < NST; j++) {
+            mx0 = fmaxf(mx0, fmaxf(sc[j][0], sc[j][1]));
+            mx1 = fmaxf(mx1, fmaxf(sc[j][2], sc[j][3]));
+        }
         mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
         mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
@@ -586,7 +616,7 @@ __device__ __forceinline__ void atomic_add2(float *p, float a, float b) {
 }
 
 template <int HD, typename TI, typename TO>
-__global__ void __launch_bounds__(NTHREADS)
+__global__ void __launch_bounds__(NTHREADS, HD <= 64 ? LMA_FLASH_BWD_MINB : 1)
     k_flash_bwd_mma(float *dqacc, TO *dk, TO *dv, int add, int GL, const TI *dout, const float *lse, const float *D,
                     const TI *q, const TI *k, const TI *v, const int32_t *seg, int T, int NH, int NKV, float scale) {
     typedef mbwd_smem<HD> L;
@@ -639,28 +669,35 @@ __global__ void __launch_bounds__(NTHREADS)
             const int32_t *sSegQ = sSegQ0 + bb * BR;
             float st[NST][4], dp[NST][4];
 #pragma unroll
-            for (int j = 0; j < NST; j++) {
+            for (int j = 0; j < NST; j++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) st[j][e] = dp[j][e] = 0.0f;
 #pragma unroll
-                for (int kc = 0; kc < NKC; kc++) {
-                    uint32_t a[4];
-                    frag_a_rows(a, sK, LDH, warp * 16, kc * 16);
-                    mma16816(st[j], a, ld32(sQ + (8 * j + g) * LDH + kc * 16 + 2 * c),
-                             ld32(sQ + (8 * j + g) * LDH + kc * 16 + 8 + 2 * c));
-                    frag_a_rows(a, sV, LDH, warp * 16, kc * 16);
-                    mma16816(dp[j], a, ld32(sdO + (8 * j + g) * LDH + kc * 16 + 2 * c),
-                             ld32(sdO + (8 * j + g) * LDH + kc * 16 + 8 + 2 * c));
+            for (int kc = 0; kc < NKC; kc++) {
+                uint32_t ak[4], av[4];
+                frag_a_rows(ak, sK, LDH, warp * 16, kc * 16);
+                frag_a_rows(av, sV, LDH, warp * 16, kc * 16);
+#pragma unroll
+                for (int j = 0; j < NST; j += 2) {
+                    uint32_t bf[4];
+                    frag_b_nk2(bf, sQ, LDH, 8 * j, kc * 16);
+                    mma16816(st[j], ak, bf[0], bf[1]);
+                    mma16816(st[j + 1], ak, bf[2], bf[3]);
+                    frag_b_nk2(bf, sdO, LDH, 8 * j, kc * 16);
+                    mma16816(dp[j], av, bf[0], bf[1]);
+                    mma16816(dp[j + 1], av, bf[2], bf[3]);
                 }
             }
-            /* P^T and dS^T in place (st, dp); dS^T also to shared memory as [query][key] */
+            /* P^T and dS^T in place (st, dp); dS^T also to shared memory as [query][key].
+             * Below the diagonal, without segments, every pair is visible. */
+            bool full = !seg && t0 >= s0 + BR && nq == BR;
 #pragma unroll
             for (int j = 0; j < NST; j++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     int qi = 8 * j + 2 * c + (e & 1), tq = t0 + qi, key = e < 2 ? k0 : k1;
                     int segk = e < 2 ? sk0 : sk1;
-                    bool vis = qi < nq && key < T && key <= tq && (!seg || segk == sSegQ[qi]);
+                    bool vis = full || (qi < nq && key < T && key <= tq && (!seg || segk == sSegQ[qi]));
                     float pv = vis ? __expf(st[j][e] * scale - sLse[qi]) : 0.0f;
                     float ds = pv * (dp[j][e] - sD[qi]) * scale;
                     st[j][e] = pv;

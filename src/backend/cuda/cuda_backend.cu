@@ -593,6 +593,12 @@ static void cu_matmul_fwd(void *out, const void *inp, const void *w, const void 
             "matmul_fwd");
 }
 template <typename TI>
+static void cu_matmul_fwd_add(void *out, const void *inp, const void *w, int N, int C, int OC) {
+    PROFILE("matmul_fwd_add");
+    lt_gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, w, C, inp, C, out, OC, 1.0f, NULL, act_type<TI>(), act_type<TI>(),
+            "matmul_fwd_add");
+}
+template <typename TI>
 static void cu_matmul_bwd(void *dinp, float *dw, float *dbias, const void *dout, const void *inp, const void *w, int N,
                           int C, int OC) {
     PROFILE("matmul_bwd");
@@ -1206,7 +1212,7 @@ template <typename TI> static void fill(lma_backend *b, const char *name) {
     b->attention_cached = cu_attention_cached<TI>;
     b->swiglu_fwd = cu_swiglu_fwd<TI>; b->swiglu_bwd = cu_swiglu_bwd<TI>; b->add = cu_add<TI>;
     b->cross_entropy = cu_cross_entropy<TI>; b->adamw = cu_adamw<TI>; b->sum_sq = cu_sum_sq;
-    b->scale = cu_scale<TI>; b->mul = cu_mul<TI>; /* LoRA */
+    b->scale = cu_scale<TI>; b->mul = cu_mul<TI>; b->matmul_fwd_add = cu_matmul_fwd_add<TI>; /* LoRA */
     b->matmul_nf4_fwd = cu_matmul_nf4_fwd<TI>; b->matmul_nf4_bwd = cu_matmul_nf4_bwd<TI>; /* QLoRA */
 }
 
