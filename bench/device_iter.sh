@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One device call for a kernel iteration (lmadapt only, no Python baseline): build, flash
+# attention check and timings (also for each -D variant in FLASH_VARIANTS, e.g.
+# "-DLMA_FLASH_BWD_MINB=1"), test_backend_cuda, then for each row of ROWS (124m 1b 1b-lora
+# by default) a profiled step (LMA_CUDA_PROFILE=1: per-op and per-GEMM GPU time) and the
+# timed row with and without LMA_CUDA_GEMM_TUNE=1. Everything under $OUT.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-/tmp}"
+bash bench/device_build.sh build-gpu > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread
+fc() { nvcc -std=c++17 -O3 -arch=sm_90 -Isrc -Iinclude "$@" bench/flash/flash_check.cu src/backend/cuda/attention.cu -o /tmp/fc; }
+echo "== flash check"; fc && timeout 120 /tmp/fc > "$OUT/flash.txt" 2>&1; echo "rc $?"; grep -v "^ok" "$OUT/flash.txt"
+for v in ${FLASH_VARIANTS:-}; do
+  echo "== flash $v"; fc "$v" && timeout 120 /tmp/fc 2>&1 | grep -v "^ok"
+done
+echo "== test_backend_cuda"; timeout 200 build-gpu/tests/test_backend_cuda > "$OUT/test_cuda.txt" 2>&1; echo "rc $?"
+grep -E "FAIL|passed" "$OUT/test_cuda.txt" | tail -15
+args() { case "$1" in
+  124m) echo "--preset 125m --batch 16 --seq 1024" ;; 1b) echo "--preset 1b --batch 4 --seq 2048" ;;
+  1b-lora) echo "--preset 1b --batch 4 --seq 2048 --lora 16" ;;
+  7b-lora-ckpt) echo "--preset 7b --batch 1 --seq 2048 --lora 16 --ckpt 1" ;;
+  7b-lora) echo "--preset 7b --batch 2 --seq 2048 --lora 16" ;;
+  7b-qlora) echo "--preset 7b --batch 1 --seq 2048 --qlora 16 --ckpt 1" ;; esac; }
+for row in ${ROWS:-124m 1b 1b-lora}; do
+  b="timeout 300 build-gpu/bench_train_step --device cuda --vocab 32000 $(args "$row")"
+  LMA_CUDA_PROFILE=1 $b --steps 3 > "$OUT/prof_$row.txt" 2>&1
+  echo "== $row"; $b --steps 5 2>&1 | grep RESULT
+  LMA_CUDA_GEMM_TUNE=2 $b --steps 5 > "$OUT/tune_$row.txt" 2>&1; grep RESULT "$OUT/tune_$row.txt" | sed 's/^/tuned: /'
+done
