@@ -2,8 +2,8 @@
 # One device call for a kernel iteration (lmadapt only, no Python baseline): build, flash
 # attention check and timings (also for each -D variant in FLASH_VARIANTS, e.g.
 # "-DLMA_FLASH_BWD_MINB=1"), test_backend_cuda, then for each row of ROWS (124m 1b 1b-lora
-# by default) a profiled step (LMA_CUDA_PROFILE=1: per-op and per-GEMM GPU time) and the
-# timed row with and without LMA_CUDA_GEMM_TUNE=1. Everything under $OUT.
+# by default) a profiled run (LMA_CUDA_PROFILE=1: per-op and per-GEMM GPU time) and the
+# timed row. Everything under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp}"
@@ -26,5 +26,4 @@ for row in ${ROWS:-124m 1b 1b-lora}; do
   b="timeout 300 build-gpu/bench_train_step --device cuda --vocab 32000 $(args "$row")"
   LMA_CUDA_PROFILE=1 $b --steps 3 > "$OUT/prof_$row.txt" 2>&1
   echo "== $row"; $b --steps 5 2>&1 | grep RESULT
-  LMA_CUDA_GEMM_TUNE=2 $b --steps 5 > "$OUT/tune_$row.txt" 2>&1; grep RESULT "$OUT/tune_$row.txt" | sed 's/^/tuned: /'
 done

@@ -54,7 +54,9 @@ struct lma_acts {
     void *gate, *up, *swi;  /* (L, N, I) */
     void *lnf;              /* (N, C) */
     float *rstdf;           /* (N) */
-    void *logits;           /* (rows, V): one row chunk of the loss head (logits, then dlogits) */
+    void *logits;           /* (head_rows, V): one row chunk of the loss head (logits, then dlogits);
+                             * shares memory with the layer-backward scratch (dq .. dswi), unused then */
+    size_t head_rows;
     float *losses;          /* (N) */
     /* backward scratch */
     void *dresid, *dln;     /* (N, C) */
@@ -66,11 +68,16 @@ struct lma_acts {
 
 #define ALIGN64(n) (((size_t)(n) + 63) & ~(size_t)63) /* bytes: every buffer 64-byte aligned */
 
-/* Rows of the (rows, V) logits block the loss head works on at a time: the
- * logits of a whole batch never exist during training (16M elements at most:
- * 64 MB in fp32). */
-static size_t head_rows(const lma_config *c, size_t N, int override) {
-    size_t r = override > 0 ? (size_t)override : ((size_t)16 << 20) / (size_t)c->vocab_size;
+/* Rows of the (rows, V) logits block the loss head works on at a time: the logits of a
+ * whole batch never exist during training. Auto: 16M elements (64 MB in fp32), or more, up
+ * to HEAD_ROWS_GEMM rows, as far as the layer-backward scratch (`spare` bytes, free while
+ * the loss head runs) holds them: the head's GEMMs run at full rate only on thousands of
+ * rows (at 524 rows the lm_head's fp32 gradient is read and written 16 times a step). */
+enum { HEAD_ROWS_GEMM = 4096 };
+static size_t head_rows(const lma_config *c, size_t N, int override, size_t spare, size_t esz) {
+    size_t V = (size_t)c->vocab_size, r = override > 0 ? (size_t)override : ((size_t)16 << 20) / V;
+    size_t fit = spare / (V * esz);
+    if (override <= 0 && r < HEAD_ROWS_GEMM && fit > r) r = fit < HEAD_ROWS_GEMM ? fit : HEAD_ROWS_GEMM;
     if (r < 1) r = 1;
     return r < N ? r : N;
 }
@@ -110,10 +117,10 @@ static size_t acts_layout(const lma_config *c, const lma_backend *be, int B, int
     TAKE(swi, L * N * I, ea);
     TAKE(lnf, N * C, ea);
     TAKE(rstdf, N, ef);
-    TAKE(logits, head_rows(c, N, chunk) * V, ea);
     TAKE(losses, N, ef);
     TAKE(dresid, N * C, ea);
     TAKE(dln, N * C, ea);
+    size_t spare = off; /* the layer-backward scratch from here on; the logits chunk overlays it */
     TAKE(dq, N * QD, ea);
     TAKE(dqr, N * QD, ea);
     TAKE(datty, N * QD, ea);
@@ -124,7 +131,10 @@ static size_t acts_layout(const lma_config *c, const lma_backend *be, int B, int
     TAKE(dup, N * I, ea);
     TAKE(dswi, N * I, ea);
 #undef TAKE
-    return off;
+    a->head_rows = head_rows(c, N, chunk, off - spare, ea);
+    a->logits = base ? (void *)(base + spare) : NULL;
+    size_t lg = spare + ALIGN64(a->head_rows * V * ea);
+    return lg > off ? lg : off;
 }
 
 static void free_acts(lma_model *m) {
@@ -758,7 +768,7 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
          * with want_grad, at once the head's backward: dlnf (into a->dln) and d lm_head */
         const lma_tensors *G = m->frozen ? NULL : &m->g;
         float ds = n_valid > 0 ? grad_scale / (float)n_valid : 0.0f;
-        size_t R = head_rows(c, (size_t)N, m->head_chunk_rows);
+        size_t R = a->head_rows;
         if (want_grad) be->zero(a->dln, (size_t)N * C * es);
         for (size_t r0 = 0; r0 < (size_t)N; r0 += R) {
             int rows = (int)((size_t)N - r0 < R ? (size_t)N - r0 : R);

@@ -415,36 +415,22 @@ static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *
  * and pointer alignment: building one costs far more than running a small GEMM. */
 
 static void *g_lt_ws;
-enum { LT_WS_BYTES = 32 << 20, LT_PLANS = 128, LT_CAND = 8, LT_REPS = 2 };
+enum { LT_WS_BYTES = 32 << 20, LT_PLANS = 128 };
 struct lt_key {
     int ta, tb, m, n, k, lda, ldb, ldc, ab_type, c_type, compute, bias, align;
 };
-/* LMA_CUDA_GEMM_TUNE=1: a plan keeps the heuristic's first LT_CAND algorithms and its first
- * calls run each of them LT_REPS times (every call computes the real product; the
- * algorithms differ only in order of summation), timed with events; the fastest is kept.
- * =2 also prints each choice. Off by default: the choice depends on timing, so runs would
- * not repeat bit for bit. */
+/* (Timing the heuristic's first 8 algorithms on real calls and keeping the fastest was
+ * tried: no row gained, 124m 345k -> 338k tok/s, 1b 51.4k -> 50.9k; the heuristic's first
+ * is kept.) */
 struct lt_plan {
     lt_key key;
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, c;
     cublasLtMatmulAlgo_t algo;
     prof_acc prof;
-    int ncand, ntimed; /* tuning: candidates (> 1 while tuning), calls timed so far */
-    cublasLtMatmulAlgo_t cand[LT_CAND];
-    cudaEvent_t ev[LT_CAND * LT_REPS][2];
 };
 static lt_plan g_plans[LT_PLANS];
 static int g_nplans;
-
-static int gemm_tune(void) {
-    static int t = -1;
-    if (t < 0) {
-        const char *e = getenv("LMA_CUDA_GEMM_TUNE");
-        t = e ? atoi(e) : 0;
-    }
-    return t;
-}
 
 static void prof_gemm_report(void) {
     int any = 0;
@@ -470,8 +456,6 @@ static int ptr_align(const void *p) {
 static void lt_plan_destroy(lt_plan *p) {
     cublasLtMatmulDescDestroy(p->op);
     cublasLtMatrixLayoutDestroy(p->a); cublasLtMatrixLayoutDestroy(p->b); cublasLtMatrixLayoutDestroy(p->c);
-    if (p->ncand > 1)
-        for (int i = 0; i < p->ncand * LT_REPS; i++) { cudaEventDestroy(p->ev[i][0]); cudaEventDestroy(p->ev[i][1]); }
 }
 
 static lt_plan *lt_get(const lt_key &k) {
@@ -502,43 +486,17 @@ static lt_plan *lt_get(const lt_key &k) {
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al);
-    cublasLtMatmulHeuristicResult_t res[LT_CAND];
+    cublasLtMatmulHeuristicResult_t res;
     int found = 0;
-    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->op, p->a, p->b, p->c, p->c, pref,
-                                                      gemm_tune() ? LT_CAND : 1, res, &found);
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->op, p->a, p->b, p->c, p->c, pref, 1, &res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (s != CUBLAS_STATUS_SUCCESS || !found) {
         lma_error(LMA_ERR_INTERNAL, "cublasLt: no algorithm for a %dx%dx%d GEMM (status %d)", k.m, k.n, k.k, (int)s);
         g_nplans--;
         return NULL;
     }
-    p->algo = res[0].algo;
-    for (int i = 0; i < found; i++)
-        if (res[i].state == CUBLAS_STATUS_SUCCESS) p->cand[p->ncand++] = res[i].algo;
-    if (p->ncand > 1)
-        for (int i = 0; i < p->ncand * LT_REPS; i++) { cudaEventCreate(&p->ev[i][0]); cudaEventCreate(&p->ev[i][1]); }
+    p->algo = res.algo;
     return p;
-}
-
-/* tuning done: keep the candidate with the least time (best of its LT_REPS calls) */
-static void lt_pick(lt_plan *p) {
-    cudaEventSynchronize(p->ev[p->ntimed - 1][1]);
-    float best[LT_CAND];
-    for (int c = 0; c < p->ncand; c++) best[c] = INFINITY;
-    for (int i = 0; i < p->ntimed; i++) {
-        float ms;
-        if (cudaEventElapsedTime(&ms, p->ev[i][0], p->ev[i][1]) == cudaSuccess && ms < best[i % p->ncand])
-            best[i % p->ncand] = ms;
-    }
-    int b = 0;
-    for (int c = 1; c < p->ncand; c++)
-        if (best[c] < best[b]) b = c;
-    if (gemm_tune() > 1)
-        fprintf(stderr, "[lmadapt] gemm %d %d %d: candidate %d of %d, %.3f ms (heuristic's first: %.3f ms)\n",
-                p->key.m, p->key.n, p->key.k, b, p->ncand, best[b], best[0]);
-    p->algo = p->cand[b];
-    for (int i = 0; i < p->ntimed; i++) { cudaEventDestroy(p->ev[i][0]); cudaEventDestroy(p->ev[i][1]); }
-    p->ncand = 1;
 }
 
 /* C (m,n) = alpha op(A) op(B) + beta C, column-major, fp32 accumulation; bias (m) added
@@ -557,21 +515,9 @@ static void lt_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
     if (!p) return;
     if (bias) cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     float alpha = 1.0f;
-    const cublasLtMatmulAlgo_t *algo = &p->algo;
-    int ti = p->ncand > 1 ? p->ntimed++ : -1;
-    if (ti >= 0) {
-        algo = &p->cand[ti % p->ncand];
-        cudaEventRecord(p->ev[ti][0], 0);
-    }
-    {
-        prof_scope ps(g_prof > 0 ? &p->prof : NULL);
-        check_blas(cublasLtMatmul(g_lt, p->op, &alpha, A, p->a, Bm, p->b, &beta, C, p->c, C, p->c, algo, g_lt_ws,
-                                  LT_WS_BYTES, 0), what);
-    }
-    if (ti >= 0) {
-        cudaEventRecord(p->ev[ti][1], 0);
-        if (p->ntimed == p->ncand * LT_REPS) lt_pick(p);
-    }
+    prof_scope ps(g_prof > 0 ? &p->prof : NULL);
+    check_blas(cublasLtMatmul(g_lt, p->op, &alpha, A, p->a, Bm, p->b, &beta, C, p->c, C, p->c, &p->algo, g_lt_ws,
+                              LT_WS_BYTES, 0), what);
 }
 
 template <typename TI> static cudaDataType act_type() { return sizeof(TI) == 2 ? CUDA_R_16BF : CUDA_R_32F; }
