@@ -357,14 +357,20 @@ __global__ void k_rmsnorm_bwd_inp(TI *dinp, const TI *dout, const TI *inp, const
 }
 /* dw[c] += sum_n dout[n,c] * inp[n,c] * rstd[n]: each block sums a slab of ROWS rows
  * for every column (coalesced) and adds it with one atomic per column. (A thread per
- * column over all N rows used only C threads: 25% of a 124M training step.) */
-enum { COLSUM_ROWS = 64 };
+ * column over all N rows used only C threads: 25% of a 124M training step.) When a row
+ * has fewer chunks than the block has threads, the threads split into `ph` phases that
+ * take every ph-th row of the slab; the phases meet in the atomics. */
+enum { COLSUM_ROWS = 16 };
 template <typename TI, int E>
 __global__ void k_rmsnorm_bwd_w(float *dw, const TI *dout, const TI *inp, const float *rstd, int N, int C) {
-    int n0 = blockIdx.x * COLSUM_ROWS, n1 = min(N, n0 + COLSUM_ROWS);
-    for (int c = threadIdx.x * E; c < C; c += blockDim.x * E) {
+    int n0 = blockIdx.x * COLSUM_ROWS, n1 = min(N, n0 + COLSUM_ROWS), cc = C / E;
+    int ph = cc >= (int)blockDim.x ? 1 : (int)blockDim.x / cc, t = threadIdx.x;
+    if (t >= ph * (cc < (int)blockDim.x ? cc : (int)blockDim.x)) return;
+    int start = ph > 1 ? t % cc : t, phase = ph > 1 ? t / cc : 0, step = ph > 1 ? cc : (int)blockDim.x;
+    for (int c = start * E; c < C; c += step * E) {
         float acc[E] = {0}, gv[E], xv[E];
-        for (int n = n0; n < n1; n++) {
+#pragma unroll 4
+        for (int n = n0 + phase; n < n1; n += ph) {
             chunk<TI, E>::load(dout + (size_t)n * C + c, gv);
             chunk<TI, E>::load(inp + (size_t)n * C + c, xv);
             float r = rstd[n];
@@ -587,32 +593,53 @@ static void cu_matmul_nf4_bwd(void *dinp, const void *dout, const struct lma_nf4
 
 /* ---- rope (HF half split) ------------------------------------------------------------ */
 
-template <typename TI>
+/* a thread rotates E pairs (x[j..j+E), x[j+half..j+half+E)) of one head */
+template <typename TI, int E>
 __global__ void k_rope(TI *out, const TI *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
                        int backward) {
     int half = HD / 2;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)N * NH * half) return;
-    int j = (int)(i % half);
-    size_t row = i / half, n = row / NH;
-    float ang = (float)pos[n] * inv_freq[j], c, s;
-    sincosf(ang, &s, &c);
+    if (i >= (size_t)N * NH * (half / E)) return;
+    int j = (int)(i % (half / E)) * E;
+    size_t row = i / (half / E), n = row / NH;
     const TI *x = inp + row * HD;
     TI *o = out + row * HD;
-    float x1 = ld(x + j), x2 = ld(x + j + half);
-    if (!backward) { st(o + j, x1 * c - x2 * s); st(o + j + half, x2 * c + x1 * s); }
-    else { st(o + j, ld(o + j) + x1 * c + x2 * s); st(o + j + half, ld(o + j + half) + x2 * c - x1 * s); }
+    float x1[E], x2[E], o1[E], o2[E], p = (float)pos[n];
+    chunk<TI, E>::load(x + j, x1);
+    chunk<TI, E>::load(x + j + half, x2);
+    if (backward) {
+        chunk<TI, E>::load(o + j, o1);
+        chunk<TI, E>::load(o + j + half, o2);
+    }
+#pragma unroll
+    for (int k = 0; k < E; k++) {
+        float c, s;
+        sincosf(p * inv_freq[j + k], &s, &c);
+        if (!backward) { o1[k] = x1[k] * c - x2[k] * s; o2[k] = x2[k] * c + x1[k] * s; }
+        else { o1[k] += x1[k] * c + x2[k] * s; o2[k] += x2[k] * c - x1[k] * s; }
+    }
+    chunk<TI, E>::store(o + j, o1);
+    chunk<TI, E>::store(o + j + half, o2);
+}
+template <typename TI>
+static void rope_launch(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
+                        int backward) {
+    size_t pairs = (size_t)N * NH * (HD / 2);
+    if ((HD / 2) % 8 == 0 && vec_ok(8, out, inp))
+        k_rope<TI, 8><<<blocks(pairs / 8, 256), 256>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH, HD, backward);
+    else
+        k_rope<TI, 1><<<blocks(pairs, 256), 256>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH, HD, backward);
 }
 template <typename TI>
 static void cu_rope_fwd(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
     PROFILE("rope_fwd");
-    k_rope<TI><<<blocks((size_t)N * NH * (HD / 2), 256), 256>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH, HD, 0);
+    rope_launch<TI>(out, inp, pos, inv_freq, N, NH, HD, 0);
     check_launch("rope_fwd");
 }
 template <typename TI>
 static void cu_rope_bwd(void *dinp, const void *dout, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
     PROFILE("rope_bwd");
-    k_rope<TI><<<blocks((size_t)N * NH * (HD / 2), 256), 256>>>((TI *)dinp, (const TI *)dout, pos, inv_freq, N, NH, HD, 1);
+    rope_launch<TI>(dinp, dout, pos, inv_freq, N, NH, HD, 1);
     check_launch("rope_bwd");
 }
 
@@ -1028,7 +1055,7 @@ template <typename TI> static void cu_add(void *out, const void *a, const void *
 
 /* ---- cross-entropy: one block per row, online max/sum (one read), then the gradient ----------- */
 
-template <typename TI>
+template <typename TI, int E>
 __global__ void k_cross_entropy(float *losses, TI *dlogits, const TI *logits, const int32_t *targets, int V,
                                 float dscale) {
     __shared__ float sm[32], ss[32];
@@ -1041,10 +1068,14 @@ __global__ void k_cross_entropy(float *losses, TI *dlogits, const TI *logits, co
         return;
     }
     float m = -INFINITY, s = 0.0f;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) {
-        float xi = ld(x + i);
-        if (xi > m) { s = s * __expf(m - xi) + 1.0f; m = xi; }
-        else s += __expf(xi - m);
+    for (int i = threadIdx.x * E; i < V; i += blockDim.x * E) { /* E at a time: their max, then the sum */
+        float xv[E], mx = -INFINITY;
+        chunk<TI, E>::load(x + i, xv);
+#pragma unroll
+        for (int k = 0; k < E; k++) mx = fmaxf(mx, xv[k]);
+        if (mx > m) { s *= __expf(m - mx); m = mx; }
+#pragma unroll
+        for (int k = 0; k < E; k++) s += __expf(xv[k] - m);
     }
     /* combine (m, s) pairs: warp, then block */
     for (int o = 16; o > 0; o >>= 1) {
@@ -1062,14 +1093,22 @@ __global__ void k_cross_entropy(float *losses, TI *dlogits, const TI *logits, co
     __syncthreads();
     if (threadIdx.x == 0) losses[row] = lse - xy;
     if (dlogits)
-        for (int i = threadIdx.x; i < V; i += blockDim.x)
-            st(dlogits + row * V + i, (__expf(ld(x + i) - lse) - (i == y ? 1.0f : 0.0f)) * dscale);
+        for (int i = threadIdx.x * E; i < V; i += blockDim.x * E) {
+            float xv[E];
+            chunk<TI, E>::load(x + i, xv);
+#pragma unroll
+            for (int k = 0; k < E; k++) xv[k] = (__expf(xv[k] - lse) - (i + k == y ? 1.0f : 0.0f)) * dscale;
+            chunk<TI, E>::store(dlogits + row * V + i, xv);
+        }
 }
 template <typename TI>
 static void cu_cross_entropy(float *losses, void *dlogits, const void *logits, const int32_t *targets, int N, int V,
                              float dscale) {
     PROFILE("cross_entropy");
-    k_cross_entropy<TI><<<N, 512>>>(losses, (TI *)dlogits, (const TI *)logits, targets, V, dscale);
+    if (vec_ok((size_t)V, dlogits, logits))
+        k_cross_entropy<TI, 8><<<N, 512>>>(losses, (TI *)dlogits, (const TI *)logits, targets, V, dscale);
+    else
+        k_cross_entropy<TI, 1><<<N, 512>>>(losses, (TI *)dlogits, (const TI *)logits, targets, V, dscale);
     check_launch("cross_entropy");
 }
 
