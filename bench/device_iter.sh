@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One device call for a kernel iteration (lmadapt only, no Python baseline): build, flash
 # attention check and timings (also for each -D variant in FLASH_VARIANTS, e.g.
-# "-DLMA_FLASH_BWD_MINB=1"), test_backend_cuda, then for each row of ROWS (124m 1b 1b-lora
-# by default) a profiled run (LMA_CUDA_PROFILE=1: per-op and per-GEMM GPU time) and the
-# timed row. Everything under $OUT.
+# "-DLMA_FLASH_BWD_MINB=1"), test_backend_cuda, a profiled run (LMA_CUDA_PROFILE=1: per-op
+# and per-GEMM GPU time) of each row of PROF_ROWS (default: ROWS), then the timed rows of
+# ROWS (124m 1b 1b-lora by default). Everything under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp}"
@@ -22,8 +22,7 @@ args() { case "$1" in
   7b-lora-ckpt) echo "--preset 7b --batch 1 --seq 2048 --lora 16 --ckpt 1" ;;
   7b-lora) echo "--preset 7b --batch 2 --seq 2048 --lora 16" ;;
   7b-qlora) echo "--preset 7b --batch 1 --seq 2048 --qlora 16 --ckpt 1" ;; esac; }
-for row in ${ROWS:-124m 1b 1b-lora}; do
-  b="timeout 300 build-gpu/bench_train_step --device cuda --vocab 32000 $(args "$row")"
-  LMA_CUDA_PROFILE=1 $b --steps 3 > "$OUT/prof_$row.txt" 2>&1
-  echo "== $row"; $b --steps 5 2>&1 | grep RESULT
-done
+ROWS="${ROWS:-124m 1b 1b-lora}"
+b() { timeout 300 build-gpu/bench_train_step --device cuda --vocab 32000 $(args "$1") "${@:2}"; }
+for row in ${PROF_ROWS:-$ROWS}; do LMA_CUDA_PROFILE=1 b "$row" --steps 3 > "$OUT/prof_$row.txt" 2>&1; done
+for row in $ROWS; do echo "== $row"; b "$row" --steps 5 2>&1 | grep RESULT; done
