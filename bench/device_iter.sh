@@ -15,6 +15,7 @@ for v in ${FLASH_VARIANTS:-}; do
   echo "== flash $v"; fc "$v" && timeout 120 /tmp/fc 2>&1 | grep -v "^ok"
 done
 echo "== test_backend_cuda"; timeout 200 build-gpu/tests/test_backend_cuda > "$OUT/test_cuda.txt" 2>&1; echo "rc $?"
+[ -n "${MEMCHECK:-}" ] && { (cd build-gpu && timeout 200 ctest -R cuda_memcheck --output-on-failure | tail -3); }
 grep -E "FAIL|passed" "$OUT/test_cuda.txt" | tail -15
 args() { case "$1" in
   124m) echo "--preset 125m --batch 16 --seq 1024" ;; 1b) echo "--preset 1b --batch 4 --seq 2048" ;;

@@ -357,20 +357,15 @@ __global__ void k_rmsnorm_bwd_inp(TI *dinp, const TI *dout, const TI *inp, const
 }
 /* dw[c] += sum_n dout[n,c] * inp[n,c] * rstd[n]: each block sums a slab of ROWS rows
  * for every column (coalesced) and adds it with one atomic per column. (A thread per
- * column over all N rows used only C threads: 25% of a 124M training step.) When a row
- * has fewer chunks than the block has threads, the threads split into `ph` phases that
- * take every ph-th row of the slab; the phases meet in the atomics. */
-enum { COLSUM_ROWS = 16 };
+ * column over all N rows used only C threads: 25% of a 124M training step. 16-row slabs
+ * with every thread busy were tried: 2.7x slower, the atomics contend.) */
+enum { COLSUM_ROWS = 64 };
 template <typename TI, int E>
 __global__ void k_rmsnorm_bwd_w(float *dw, const TI *dout, const TI *inp, const float *rstd, int N, int C) {
-    int n0 = blockIdx.x * COLSUM_ROWS, n1 = min(N, n0 + COLSUM_ROWS), cc = C / E;
-    int ph = cc >= (int)blockDim.x ? 1 : (int)blockDim.x / cc, t = threadIdx.x;
-    if (t >= ph * (cc < (int)blockDim.x ? cc : (int)blockDim.x)) return;
-    int start = ph > 1 ? t % cc : t, phase = ph > 1 ? t / cc : 0, step = ph > 1 ? cc : (int)blockDim.x;
-    for (int c = start * E; c < C; c += step * E) {
+    int n0 = blockIdx.x * COLSUM_ROWS, n1 = min(N, n0 + COLSUM_ROWS);
+    for (int c = threadIdx.x * E; c < C; c += blockDim.x * E) {
         float acc[E] = {0}, gv[E], xv[E];
-#pragma unroll 4
-        for (int n = n0 + phase; n < n1; n += ph) {
+        for (int n = n0; n < n1; n++) {
             chunk<TI, E>::load(dout + (size_t)n * C + c, gv);
             chunk<TI, E>::load(inp + (size_t)n * C + c, xv);
             float r = rstd[n];
