@@ -900,12 +900,19 @@ lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, 
         double coef = p->clip / (norm + 1e-6);
         if (coef < 1.0) gs = (float)coef;
     }
-    for (int i = 0; i < tr.table->count; i++) {
+    /* one call per run of adjacent tensors with the same weight decay (the update is
+     * elementwise: the whole family in one launch when every tensor decays alike) */
+    for (int i = 0; i < tr.table->count;) {
         const lma_param_info *pi = &tr.table->info[i];
         float wd = (p->decay_all || !pi->is_norm_or_bias) ? p->weight_decay : 0.0f;
-        size_t o = pi->offset;
-        be->adamw(tr.params + o, tr.grads + o, tr.m + o, tr.v + o, lma_at(tr.pact, o, (size_t)be->act_bytes),
-                  pi->numel, p->lr, p->beta1, p->beta2, p->eps, wd, t, gs);
+        size_t o = pi->offset, n = pi->numel;
+        for (i++; i < tr.table->count; i++) {
+            const lma_param_info *q = &tr.table->info[i];
+            if (q->offset != o + n || ((p->decay_all || !q->is_norm_or_bias) ? p->weight_decay : 0.0f) != wd) break;
+            n += q->numel;
+        }
+        be->adamw(tr.params + o, tr.grads + o, tr.m + o, tr.v + o, lma_at(tr.pact, o, (size_t)be->act_bytes), n,
+                  p->lr, p->beta1, p->beta2, p->eps, wd, t, gs);
     }
     return LMA_OK;
 }

@@ -1109,21 +1109,36 @@ static void cu_cross_entropy(float *losses, void *dlogits, const void *logits, c
 
 /* ---- optimizer ------------------------------------------------------------------------- */
 
-template <typename TI>
+__device__ __forceinline__ float adamw1(float &p, float g, float &m, float &v, float lr, float b1, float b2,
+                                        float eps, float wd, float bc1, float bc2s, float gs) {
+    float gi = g * gs;
+    m = fmaf(b1, m - gi, gi); /* torch lerp: m + (1-b1)(g - m) */
+    v = fmaf(b2, v, (1.0f - b2) * gi * gi);
+    float pi = p * (1.0f - lr * wd);
+    float denom = sqrtf(v) / bc2s + eps;
+    return p = pi - (lr / bc1) * m / denom;
+}
+/* E = 4: a thread updates 4 elements with 16-byte accesses (all pointers 16-byte aligned) */
+template <typename TI, int E>
 __global__ void k_adamw(float *p, const float *g, float *m, float *v, TI *pact, size_t n, float lr, float b1, float b2,
                         float eps, float wd, float bc1, float bc2s, float gs) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * E;
     if (i >= n) return;
-    float gi = g[i] * gs;
-    float mi = fmaf(b1, m[i] - gi, gi);          /* torch lerp: m + (1-b1)(g - m) */
-    float vi = fmaf(b2, v[i], (1.0f - b2) * gi * gi);
-    m[i] = mi;
-    v[i] = vi;
-    float pi = p[i] * (1.0f - lr * wd);
-    float denom = sqrtf(vi) / bc2s + eps;
-    pi = pi - (lr / bc1) * mi / denom;
-    p[i] = pi;
-    if (pact) st(pact + i, pi);
+    if constexpr (E == 4) {
+        float4 P = *reinterpret_cast<float4 *>(p + i), G = *reinterpret_cast<const float4 *>(g + i);
+        float4 M = *reinterpret_cast<float4 *>(m + i), V = *reinterpret_cast<float4 *>(v + i);
+        adamw1(P.x, G.x, M.x, V.x, lr, b1, b2, eps, wd, bc1, bc2s, gs);
+        adamw1(P.y, G.y, M.y, V.y, lr, b1, b2, eps, wd, bc1, bc2s, gs);
+        adamw1(P.z, G.z, M.z, V.z, lr, b1, b2, eps, wd, bc1, bc2s, gs);
+        adamw1(P.w, G.w, M.w, V.w, lr, b1, b2, eps, wd, bc1, bc2s, gs);
+        *reinterpret_cast<float4 *>(p + i) = P;
+        *reinterpret_cast<float4 *>(m + i) = M;
+        *reinterpret_cast<float4 *>(v + i) = V;
+        if (pact) { st(pact + i, P.x); st(pact + i + 1, P.y); st(pact + i + 2, P.z); st(pact + i + 3, P.w); }
+    } else {
+        float pi = adamw1(p[i], g[i], m[i], v[i], lr, b1, b2, eps, wd, bc1, bc2s, gs);
+        if (pact) st(pact + i, pi);
+    }
 }
 template <typename TI>
 static void cu_adamw(float *p, const float *g, float *m, float *v, void *p_act, size_t n, float lr, float b1, float b2,
@@ -1131,7 +1146,11 @@ static void cu_adamw(float *p, const float *g, float *m, float *v, void *p_act, 
     PROFILE("adamw");
     float bc1 = 1.0f - powf(b1, (float)t), bc2s = sqrtf(1.0f - powf(b2, (float)t));
     TI *pa = p_act == (void *)p ? NULL : (TI *)p_act;
-    k_adamw<TI><<<blocks(n, 256), 256>>>(p, g, m, v, pa, n, lr, b1, b2, eps, wd, bc1, bc2s, grad_scale);
+    if (n % 4 == 0 && !(((uintptr_t)p | (uintptr_t)g | (uintptr_t)m | (uintptr_t)v) & 15) &&
+        !((uintptr_t)pa & (4 * sizeof(TI) - 1)))
+        k_adamw<TI, 4><<<blocks(n / 4, 256), 256>>>(p, g, m, v, pa, n, lr, b1, b2, eps, wd, bc1, bc2s, grad_scale);
+    else
+        k_adamw<TI, 1><<<blocks(n, 256), 256>>>(p, g, m, v, pa, n, lr, b1, b2, eps, wd, bc1, bc2s, grad_scale);
     check_launch("adamw");
 }
 
