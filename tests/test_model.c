@@ -203,7 +203,47 @@ static void test_accumulation(void) {
     lma_model_free(m);
 }
 
+/* The loss head's row chunks: auto grows past 16M elements / V (524 rows at V 32000) as
+ * far as the layer-backward scratch holds them (the logits chunk overlays it); the loss
+ * and gradients equal those of one chunk of every row. */
+static void test_head_chunks(void) {
+    lma_config c = {0};
+    c.arch = LMA_ARCH_LLAMA;
+    c.vocab_size = 32000; c.hidden_size = 32; c.intermediate_size = 4096; c.n_layers = 1;
+    c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 16; c.max_position_embeddings = 2048;
+    c.rms_norm_eps = 1e-5; c.rope_theta = 10000; c.bos_token_id = -1;
+    lma_model *m;
+    CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
+    if (!m) return;
+    lma_model_init_random(m, 13, 0.2f);
+    CHECK_OK(lma_model_enable_training(m));
+    enum { T = 2048 };
+    int32_t *ids = malloc(T * sizeof(int32_t)), *tg = malloc(T * sizeof(int32_t));
+    lma_rng r; lma_rng_seed(&r, 9);
+    for (int i = 0; i < T; i++) ids[i] = (int32_t)lma_rng_below(&r, 32000);
+    for (int i = 0; i < T; i++) tg[i] = i == T - 1 ? LMA_IGNORE_INDEX : ids[i + 1];
+    size_t P = m->table.total;
+    float *g1 = malloc(P * sizeof(float)), l1 = 0, l2 = 0;
+    CHECK_OK(lma_model_forward(m, ids, tg, NULL, 1, T, 1, 1.0f, &l1));
+    /* the scratch: 3 x T x (QD + KVD + I) floats = 102 MB; a logits row 128 KB: 798 rows */
+    CHECK(m->head_rows == 798, "auto loss-head chunk: %d rows (expected 798: grown past 524 into the scratch)",
+          m->head_rows);
+    CHECK_OK(lma_model_backward(m));
+    memcpy(g1, m->grads, P * sizeof(float));
+    lma_model_zero_grad(m);
+    m->head_chunk_rows = T;
+    CHECK_OK(lma_model_forward(m, ids, tg, NULL, 1, T, 1, 1.0f, &l2));
+    CHECK(m->head_rows == T, "override: one chunk of %d rows (%d)", T, m->head_rows);
+    CHECK_OK(lma_model_backward(m));
+    CHECK(fabs(l1 - l2) <= 1e-6 * fabs(l2), "loss with 798-row chunks %.8f == one chunk %.8f", l1, l2);
+    double e = test_rel_l2f(m->grads, g1, P);
+    CHECK(e < 1e-6, "gradients with 798-row chunks == one chunk (rel L2 %.3g)", e);
+    free(ids); free(tg); free(g1);
+    lma_model_free(m);
+}
+
 int main(void) {
+    test_head_chunks();
     test_accumulation();
     test_packing();
     test_fixtures();

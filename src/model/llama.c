@@ -769,6 +769,7 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
         const lma_tensors *G = m->frozen ? NULL : &m->g;
         float ds = n_valid > 0 ? grad_scale / (float)n_valid : 0.0f;
         size_t R = a->head_rows;
+        m->head_rows = (int)R;
         if (want_grad) be->zero(a->dln, (size_t)N * C * es);
         for (size_t r0 = 0; r0 < (size_t)N; r0 += R) {
             int rows = (int)((size_t)N - r0 < R ? (size_t)N - r0 : R);

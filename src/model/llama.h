@@ -47,6 +47,7 @@ typedef struct {
     void *full_logits;                        /* (B,T,V) act, of the last forward without targets */
     size_t full_logits_cap;
     int head_chunk_rows;                      /* rows of logits the loss head takes at a time; 0 = auto */
+    int head_rows;                            /* the rows it took in the last forward with targets */
     int grad_ckpt;       /* activation checkpointing: keep only each layer's input (the residual
                             stream) and recompute the layer in the backward; set before a forward */
     size_t act_cap_bytes;                     /* bytes of act_mem */
