@@ -3,7 +3,8 @@
 # attention check and timings (also for each -D variant in FLASH_VARIANTS, e.g.
 # "-DLMA_FLASH_BWD_MINB=1"), test_backend_cuda, a profiled run (LMA_CUDA_PROFILE=1: per-op
 # and per-GEMM GPU time) of each row of PROF_ROWS (default: ROWS), then the timed rows of
-# ROWS (124m 1b 1b-lora by default). Everything under $OUT.
+# ROWS (124m 1b 1b-lora by default), 5 steps each. MEMCHECK=1 also runs the cuda_memcheck
+# ctest. Everything under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp}"
@@ -15,8 +16,10 @@ for v in ${FLASH_VARIANTS:-}; do
   echo "== flash $v"; fc "$v" && timeout 120 /tmp/fc 2>&1 | grep -v "^ok"
 done
 echo "== test_backend_cuda"; timeout 200 build-gpu/tests/test_backend_cuda > "$OUT/test_cuda.txt" 2>&1; echo "rc $?"
-[ -n "${MEMCHECK:-}" ] && { (cd build-gpu && timeout 200 ctest -R cuda_memcheck --output-on-failure | tail -3); }
 grep -E "FAIL|passed" "$OUT/test_cuda.txt" | tail -15
+if [ -n "${MEMCHECK:-}" ]; then
+  echo "== cuda_memcheck"; (cd build-gpu && timeout 200 ctest -R cuda_memcheck --output-on-failure | grep -E "tests passed|Failed|memcheck")
+fi
 args() { case "$1" in
   124m) echo "--preset 125m --batch 16 --seq 1024" ;; 1b) echo "--preset 1b --batch 4 --seq 2048" ;;
   1b-lora) echo "--preset 1b --batch 4 --seq 2048 --lora 16" ;;
