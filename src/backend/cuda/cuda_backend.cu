@@ -113,80 +113,13 @@ static int vec_ok(size_t n, const void *a, const void *b = NULL, const void *c =
 #define EW_INDEX(E) size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * (E); if (i >= n) return
 
 
-/* ---- per-op profile (LMA_CUDA_PROFILE=1): CUDA events around each op (and each cuBLASLt
- * call, by plan) give its GPU time without serializing the stream; the events are read
- * when their pool fills and at exit, where the tables go to stderr. */
-struct prof_acc { double ms; long calls; };
-static int g_prof = -1;
-static struct { const char *name; prof_acc acc; } g_prof_tab[64];
-static int g_prof_n;
-enum { PROF_EVENTS = 4096 };
-static struct { prof_acc *acc; cudaEvent_t a, b; } g_ev[PROF_EVENTS];
-static int g_ev_n, g_ev_open; /* pairs recorded; scopes still open (the pool drains only at 0) */
-static void prof_drain(void) {
-    if (!g_ev_n) return;
-    cudaEventSynchronize(g_ev[g_ev_n - 1].b);
-    for (int i = 0; i < g_ev_n; i++) {
-        float ms = 0;
-        if (cudaEventElapsedTime(&ms, g_ev[i].a, g_ev[i].b) == cudaSuccess) g_ev[i].acc->ms += ms;
-        g_ev[i].acc->calls++;
-    }
-    g_ev_n = 0;
-}
-static void prof_gemm_report(void);
-static void prof_report(void) {
-    prof_drain();
-    double total = 0;
-    for (int i = 0; i < g_prof_n; i++) total += g_prof_tab[i].acc.ms;
-    fprintf(stderr, "[lmadapt] cuda op profile (GPU time per op, CUDA events):\n%-22s %10s %8s %6s\n", "op", "ms",
-            "calls", "%");
-    for (int i = 0; i < g_prof_n; i++)
-        fprintf(stderr, "%-22s %10.1f %8ld %5.1f%%\n", g_prof_tab[i].name, g_prof_tab[i].acc.ms,
-                g_prof_tab[i].acc.calls, total > 0 ? 100.0 * g_prof_tab[i].acc.ms / total : 0.0);
-    prof_gemm_report();
-}
-static int prof_on(void) {
-    if (g_prof < 0) {
-        const char *e = getenv("LMA_CUDA_PROFILE");
-        g_prof = e && strcmp(e, "0") ? 1 : 0;
-        if (g_prof) atexit(prof_report);
-    }
-    return g_prof;
-}
-static int prof_register(const char *name) {
-    if (!prof_on() || g_prof_n == 64) return -1;
-    g_prof_tab[g_prof_n].name = name;
-    return g_prof_n++;
-}
-/* one timed interval into `acc` (NULL: profiling off, or the pool is full inside an open scope) */
-struct prof_scope {
-    int slot;
-    explicit prof_scope(prof_acc *acc) : slot(-1) {
-        if (!acc || g_prof <= 0) return;
-        if (g_ev_n == PROF_EVENTS) {
-            if (g_ev_open) return;
-            prof_drain();
-        }
-        slot = g_ev_n++;
-        if (!g_ev[slot].a) { cudaEventCreate(&g_ev[slot].a); cudaEventCreate(&g_ev[slot].b); }
-        g_ev[slot].acc = acc;
-        g_ev_open++;
-        cudaEventRecord(g_ev[slot].a, 0);
-    }
-    ~prof_scope() {
-        if (slot < 0) return;
-        cudaEventRecord(g_ev[slot].b, 0);
-        g_ev_open--;
-    }
-};
-static prof_acc *prof_acc_of(int id) { return id >= 0 ? &g_prof_tab[id].acc : NULL; }
-/* one profile row per op and storage type (the templates instantiate it twice) */
+/* one profile row per op and storage type (the templates instantiate it twice; profile.cu) */
 #define PROFILE(name)                                                                                                  \
-    static int prof_id_ = prof_register(sizeof(TI) == 2 ? name " bf16" : name);                                       \
-    prof_scope prof_s_(prof_acc_of(prof_id_))
+    static lma_cuda_prof_acc *prof_row_ = lma_cuda_prof_register(sizeof(TI) == 2 ? name " bf16" : name);              \
+    lma_cuda_prof_scope prof_s_(prof_row_)
 #define PROFILE_F32(name)                                                                                              \
-    static int prof_id_ = prof_register(name);                                                                         \
-    prof_scope prof_s_(prof_acc_of(prof_id_))
+    static lma_cuda_prof_acc *prof_row_ = lma_cuda_prof_register(name);                                               \
+    lma_cuda_prof_scope prof_s_(prof_row_)
 
 /* ---- memory ----------------------------------------------------------------
  * Every device allocation of the plugin (the model's and the ops' scratch) goes through
@@ -428,11 +361,12 @@ struct lt_plan {
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, c;
     cublasLtMatmulAlgo_t algo;
-    prof_acc prof;
+    lma_cuda_prof_acc prof;
 };
 static lt_plan g_plans[LT_PLANS];
 static int g_nplans;
 
+/* the GEMM table of the profile: time and rate per plan */
 static void prof_gemm_report(void) {
     int any = 0;
     for (int i = 0; i < g_nplans; i++) {
@@ -516,7 +450,7 @@ static void lt_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
     if (!p) return;
     if (bias) cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     float alpha = 1.0f;
-    prof_scope ps(g_prof > 0 ? &p->prof : NULL);
+    lma_cuda_prof_scope ps(lma_cuda_prof_on() ? &p->prof : NULL);
     check_blas(cublasLtMatmul(g_lt, p->op, &alpha, A, p->a, Bm, p->b, &beta, C, p->c, C, p->c, &p->algo, g_lt_ws,
                               LT_WS_BYTES, 0), what);
 }
@@ -1235,6 +1169,7 @@ lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int
         lma_cuda_plugin_set_tf32(!(e && !strcmp(e, "0")));
         fill<float>(&g_tables[0], "cuda-fp32");
         fill<bf16>(&g_tables[1], "cuda");
+        if (lma_cuda_prof_on()) lma_cuda_prof_set_report(prof_gemm_report);
         ok = 1;
     }
     return ok ? &g_tables[want_bf16 ? 1 : 0] : NULL;

@@ -19,6 +19,21 @@ static inline void *lma_cuda_grow(lma_cuda_buf *b, size_t bytes) {
     return b->p;
 }
 
+/* Per-op profile (profile.cu; LMA_CUDA_PROFILE=1): GPU time accumulated into named rows.
+ * lma_cuda_prof_register gives a row (NULL when profiling is off); a scope times the
+ * work queued while it lives. set_report: an extra table printed after the op table. */
+typedef struct { double ms; long calls; } lma_cuda_prof_acc;
+int lma_cuda_prof_on(void);
+lma_cuda_prof_acc *lma_cuda_prof_register(const char *name);
+void lma_cuda_prof_set_report(void (*extra)(void));
+int lma_cuda_prof_begin(lma_cuda_prof_acc *acc); /* a slot, -1 for none */
+void lma_cuda_prof_end(int slot);
+struct lma_cuda_prof_scope {
+    int slot;
+    explicit lma_cuda_prof_scope(lma_cuda_prof_acc *acc) : slot(lma_cuda_prof_begin(acc)) {}
+    ~lma_cuda_prof_scope() { lma_cuda_prof_end(slot); }
+};
+
 /* Flash attention (attention.cu). Shapes and masking as attention_fwd/bwd of
  * backend.h; lse (B, NH, T) is the log-sum-exp of each query row's scaled scores,
  * written by the forward and read by the backward. bf16_storage: q, k, v, out and
