@@ -201,17 +201,20 @@ lma_status lma_lora_ensure(lma_lora *lo, const lma_backend *be, int N) {
     size_t n = (size_t)N, r = (size_t)lo->p.r, md = (size_t)lo->maxdim, es = (size_t)be->act_bytes;
     size_t slots = (size_t)lo->n_layers * LMA_PROJ_COUNT;
     int stage = es != sizeof(float); /* the fp32 mask is converted on the backend */
+    /* xd: the dropped-out input; tmp: the up projection's product where the backend cannot
+     * add it in its GEMM, and the dropout path's input gradient */
+    int drop = lo->p.dropout > 0, need_tmp = drop || !be->matmul_fwd_add;
     lo->xa = be->alloc(slots * n * r * es);
-    lo->xd = be->alloc(n * md * es);
-    lo->tmp = be->alloc(n * md * es);
+    lo->xd = drop ? be->alloc(n * md * es) : NULL;
+    lo->tmp = need_tmp ? be->alloc(n * md * es) : NULL;
     lo->dxa = be->alloc(n * r * es);
-    if (lo->p.dropout > 0) {
+    if (drop) {
         lo->mask = be->alloc(n * md * es);
         lo->h_mask = malloc(n * md * sizeof(float));
         if (stage) lo->mask_f32 = be->alloc(n * md * sizeof(float));
     }
-    if (!lo->xa || !lo->xd || !lo->tmp || !lo->dxa ||
-        (lo->p.dropout > 0 && (!lo->mask || !lo->h_mask || (stage && !lo->mask_f32))))
+    if (!lo->xa || !lo->dxa || (need_tmp && !lo->tmp) ||
+        (drop && (!lo->xd || !lo->mask || !lo->h_mask || (stage && !lo->mask_f32))))
         return lma_error(LMA_ERR_NOMEM, "out of memory for LoRA activations of %d tokens", N);
     lo->cap_N = N;
     return LMA_OK;

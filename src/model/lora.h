@@ -68,7 +68,8 @@ struct lma_lora {
     /* scratch on the backend (act storage), sized for N rows (grown on demand) */
     int cap_N;
     void *xa;                   /* (L * PROJ, cap_N, r) s * dropout(x) A^T saved for the backward */
-    void *xd, *tmp, *mask;      /* (cap_N, maxdim) each */
+    void *xd, *tmp, *mask;      /* (cap_N, maxdim) each; xd, mask only with dropout, tmp with dropout
+                                 * or where the backend has no matmul_fwd_add */
     void *dxa;                  /* (cap_N, r) */
     float *h_mask;              /* (cap_N * maxdim) host staging of the dropout mask */
     float *mask_f32;            /* (cap_N * maxdim) fp32 backend staging of the mask when act_bytes != 4 */
