@@ -242,7 +242,43 @@ static void test_head_chunks(void) {
     lma_model_free(m);
 }
 
+/* AdamW with decay_all off: norms (and biases) keep their values, every other tensor
+ * decays. With zero gradients the update is exactly p * (1 - lr wd); the optimizer runs
+ * over runs of adjacent tensors with one weight decay, which this splits at every norm. */
+static void test_decay_runs(void) {
+    lma_config c = {0};
+    c.arch = LMA_ARCH_QWEN2;
+    c.vocab_size = 40; c.hidden_size = 16; c.intermediate_size = 24; c.n_layers = 2;
+    c.n_heads = 2; c.n_kv_heads = 1; c.head_dim = 8; c.max_position_embeddings = 32;
+    c.rms_norm_eps = 1e-5; c.rope_theta = 10000; c.qkv_bias = 1; c.bos_token_id = -1;
+    lma_model *m;
+    CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
+    if (!m) return;
+    lma_model_init_random(m, 3, 0.2f);
+    CHECK_OK(lma_model_enable_training(m));
+    lma_model_zero_grad(m);
+    size_t P = m->table.total;
+    float *p0 = malloc(P * sizeof(float));
+    memcpy(p0, m->params, P * sizeof(float));
+    lma_adamw_params ap = lma_adamw_default_params();
+    ap.lr = 0.1f; ap.weight_decay = 0.5f; ap.decay_all = 0;
+    CHECK_OK(lma_model_adamw_step(m, &ap, 1, NULL));
+    int bad = 0, kept = 0, decayed = 0;
+    for (int i = 0; i < m->table.count; i++) {
+        const lma_param_info *pi = &m->table.info[i];
+        float f = pi->is_norm_or_bias ? 1.0f : 1.0f - ap.lr * ap.weight_decay;
+        for (size_t j = pi->offset; j < pi->offset + pi->numel; j++) bad += m->params[j] != p0[j] * f;
+        if (pi->is_norm_or_bias) kept++;
+        else decayed++;
+    }
+    CHECK(bad == 0 && kept > 2 && decayed > 2, "AdamW decay_all off: %d of %zu values off (%d tensors kept, %d decayed)",
+          bad, P, kept, decayed);
+    free(p0);
+    lma_model_free(m);
+}
+
 int main(void) {
+    test_decay_runs();
     test_head_chunks();
     test_accumulation();
     test_packing();

@@ -888,6 +888,10 @@ lma_adamw_params lma_adamw_default_params(void) {
     return p;
 }
 
+static float decay_of(const lma_adamw_params *p, const lma_param_info *pi) {
+    return (p->decay_all || !pi->is_norm_or_bias) ? p->weight_decay : 0.0f;
+}
+
 lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, float *grad_norm) {
     const lma_backend *be = m->be;
     lma_trainable tr = lma_model_trainable(m);
@@ -905,11 +909,11 @@ lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, 
      * elementwise: the whole family in one launch when every tensor decays alike) */
     for (int i = 0; i < tr.table->count;) {
         const lma_param_info *pi = &tr.table->info[i];
-        float wd = (p->decay_all || !pi->is_norm_or_bias) ? p->weight_decay : 0.0f;
+        float wd = decay_of(p, pi);
         size_t o = pi->offset, n = pi->numel;
         for (i++; i < tr.table->count; i++) {
             const lma_param_info *q = &tr.table->info[i];
-            if (q->offset != o + n || ((p->decay_all || !q->is_norm_or_bias) ? p->weight_decay : 0.0f) != wd) break;
+            if (q->offset != o + n || decay_of(p, q) != wd) break;
             n += q->numel;
         }
         be->adamw(tr.params + o, tr.grads + o, tr.m + o, tr.v + o, lma_at(tr.pact, o, (size_t)be->act_bytes), n,
