@@ -21,5 +21,8 @@ echo "== sanitizer build (clang, ASan+UBSan, libFuzzer) =="
 CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLMA_SANITIZE=ON -DLMA_FUZZ=ON -DLMA_CUDA=OFF \
     -DLMA_FUZZ_SECONDS="$fuzz_s" -DCMAKE_C_FLAGS="-O1 -g" >/dev/null
 cmake --build build-asan -j"$jobs"
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+# intercept_tls_get_addr=0: LeakSanitizer misreads glibc's dynamic-TLS blocks (google/sanitizers
+# #1322) and its tracer crashes at exit ("Tracer caught signal 11", DTLS at a bogus range) after
+# the tests pass; leaks are still checked everywhere else.
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:intercept_tls_get_addr=0 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --output-on-failure -j"$jobs" -L "unit|fuzz")
