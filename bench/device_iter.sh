@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # One device call for a kernel iteration (lmadapt only, no Python baseline): build, flash
-# attention check and timings (also for each -D variant in FLASH_VARIANTS, e.g.
-# "-DLMA_FLASH_BWD_MINB=1"), test_backend_cuda, a profiled run (LMA_CUDA_PROFILE=1: per-op
+# attention check and timings (the flash kernel and cuDNN's fused attention) (also for each -D variant in FLASH_VARIANTS, e.g.
+# "-DLMA_FLASH_BWD_MINB=1"; commas join flags of one variant), test_backend_cuda, a profiled run (LMA_CUDA_PROFILE=1: per-op
 # and per-GEMM GPU time) of each row of PROF_ROWS (default: ROWS), then the timed rows of
 # ROWS (124m 1b 1b-lora by default), 5 steps each. MEMCHECK=1 also runs the cuda_memcheck
-# ctest. Everything under $OUT.
+# ctest. BUILD_FLAGS (e.g. "-DLMA_FLASH_BWD_MINB=1") go to nvcc for the whole build (fresh build
+# dir, through CMake's CUDAFLAGS). Everything under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp}"
-bash bench/device_build.sh build-gpu > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+CUDAFLAGS="${BUILD_FLAGS:-}" bash bench/device_build.sh build-gpu > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread
-fc() { nvcc -std=c++17 -O3 -arch=sm_90 -Isrc -Iinclude "$@" bench/flash/flash_check.cu src/backend/cuda/attention.cu -o /tmp/fc; }
+fc() { nvcc -std=c++17 -O3 -arch=sm_90 -Isrc -Iinclude -DLMA_HAVE_CUDNN "$@" bench/flash/flash_check.cu src/backend/cuda/attention.cu \
+  src/backend/cuda/cudnn_sdpa.cu -lcudnn -o /tmp/fc; }
 echo "== flash check"; fc && timeout 120 /tmp/fc > "$OUT/flash.txt" 2>&1; echo "rc $?"; grep -v "^ok" "$OUT/flash.txt"
 for v in ${FLASH_VARIANTS:-}; do
-  echo "== flash $v"; fc "$v" && timeout 120 /tmp/fc 2>&1 | grep -v "^ok"
+  echo "== flash $v"; fc ${v//,/ } && timeout 120 /tmp/fc 2>&1 | grep -v "^ok"
 done
 echo "== test_backend_cuda"; timeout 200 build-gpu/tests/test_backend_cuda > "$OUT/test_cuda.txt" 2>&1; echo "rc $?"
 grep -E "FAIL|passed" "$OUT/test_cuda.txt" | tail -15

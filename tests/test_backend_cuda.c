@@ -91,6 +91,43 @@ static void cmp32(const char *what, const float *cpu_out, const void *d, size_t 
     cmp_host(what, cpu_out, back32(d, n), n, tol);
 }
 
+/* cuDNN's fused attention (bf16 table, no segment ids) against the CPU backend at a shape its
+ * engines take (head dim 64, GQA, T not a multiple of the tiles); where the build has cuDNN
+ * (LMA_EXPECT_CUDNN) it must have run, else the flash kernel answers the same checks. */
+static void cudnn_attention(void) {
+    enum { B = 2, T = 130, NH = 4, NKV = 2, HD = 64 };
+    size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD;
+    long runs0 = 0, runs1 = 0;
+    const char *state = lma_cuda_cudnn_attention(HD, &runs0);
+#ifdef LMA_EXPECT_CUDNN
+    CHECK(state != NULL, "cuDNN attention is built in but cannot run (LMA_CUDA_CUDNN=0?)");
+#endif
+    printf("cuDNN attention: %s\n", state ? state : "off");
+    float *q = frand(nq, 1), *k = frand(nk, 1), *v = frand(nk, 1), *dout = frand(nq, 1), scale = 0.125f;
+    float *dq = frand(nq, 1), *dk = frand(nk, 1), *dv = frand(nk, 1); /* the backward accumulates */
+    void *gq = dev_act(q, nq), *gk = dev_act(k, nk), *gv = dev_act(v, nk), *gdo = dev_act(dout, nq);
+    void *gdq = dev_act(dq, nq), *gdk = dev_act(dk, nk), *gdv = dev_act(dv, nk), *go = alloc_act(nq);
+    float *o = malloc(nq * 4), *att = malloc(cpu->attention_saved_floats(B, T, NH, HD) * 4);
+    float *gatt = gpu->alloc(gpu->attention_saved_floats(B, T, NH, HD) * 4);
+    cpu->attention_fwd(o, att, q, k, v, NULL, B, T, NH, NKV, HD, scale);
+    poison_act(go, nq);
+    gpu->attention_fwd(go, gatt, gq, gk, gv, NULL, B, T, NH, NKV, HD, scale);
+    cmp_act("cudnn attention_fwd", o, go, nq, 1e-2);
+    cpu->attention_bwd(dq, dk, dv, dout, o, att, q, k, v, NULL, B, T, NH, NKV, HD, scale);
+    gpu->attention_bwd(gdq, gdk, gdv, gdo, go, gatt, gq, gk, gv, NULL, B, T, NH, NKV, HD, scale);
+    cmp_act("cudnn attention_bwd dq", dq, gdq, nq, 1e-2);
+    cmp_act("cudnn attention_bwd dk", dk, gdk, nk, 1e-2);
+    cmp_act("cudnn attention_bwd dv", dv, gdv, nk, 1e-2);
+    state = lma_cuda_cudnn_attention(HD, &runs1);
+#ifdef LMA_EXPECT_CUDNN
+    CHECK(runs1 == runs0 + 2, "cuDNN attention ran %ld times of 2 (%s)", runs1 - runs0, state ? state : "off");
+#endif
+    void *dev[] = {gq, gk, gv, gdo, gdq, gdk, gdv, go, gatt};
+    for (int i = 0; i < 9; i++) gpu->free(dev[i]);
+    float *host[] = {q, k, v, dout, dq, dk, dv, o, att};
+    for (int i = 0; i < 9; i++) free(host[i]);
+}
+
 static void casts(void) {
     size_t n = 4099;
     float *x = frand32(n, 3), *y;
@@ -186,17 +223,21 @@ static void ops(void) {
     float *gatt = gpu->alloc(gpu->attention_saved_floats(B, T, NH, HD) * 4);
     /* flash attention rounds P and dS to bf16 for the tensor cores: ~3e-3 */
     double atol = lma_cuda_attention_naive == 0 ? 1e-2 : 1e-5;
-    cpu->attention_fwd(ao, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
-    poison_act(gao, nq);
-    gpu->attention_fwd(gao, gatt, gq, gk, gv, gseg, B, T, NH, NKV, HD, scale);
-    cmp_act("attention_fwd", ao, gao, nq, atol);
-    float *ddq = frand(nq, 1), *ddk = frand(nk, 1), *ddv = frand(nk, 1);
-    void *gdo = dev_act(dq, nq), *gddq = dev_act(ddq, nq), *gddk = dev_act(ddk, nk), *gddv = dev_act(ddv, nk);
-    cpu->attention_bwd(ddq, ddk, ddv, dq, ao, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
-    gpu->attention_bwd(gddq, gddk, gddv, gdo, gao, gatt, gq, gk, gv, gseg, B, T, NH, NKV, HD, scale);
-    cmp_act("attention_bwd dq", ddq, gddq, nq, atol);
-    cmp_act("attention_bwd dk", ddk, gddk, nk, atol);
-    cmp_act("attention_bwd dv", ddv, gddv, nk, atol);
+    /* with segment ids, then without (where cuDNN's fused attention runs, mode 0 on bf16) */
+    for (int with_seg = 1; with_seg >= 0; with_seg--) {
+        const int32_t *cseg = with_seg ? seg : NULL, *gs = with_seg ? gseg : NULL;
+        cpu->attention_fwd(ao, att, q, k, v, cseg, B, T, NH, NKV, HD, scale);
+        poison_act(gao, nq);
+        gpu->attention_fwd(gao, gatt, gq, gk, gv, gs, B, T, NH, NKV, HD, scale);
+        cmp_act("attention_fwd", ao, gao, nq, atol);
+        float *ddq = frand(nq, 1), *ddk = frand(nk, 1), *ddv = frand(nk, 1);
+        void *gdo = dev_act(dq, nq), *gddq = dev_act(ddq, nq), *gddk = dev_act(ddk, nk), *gddv = dev_act(ddv, nk);
+        cpu->attention_bwd(ddq, ddk, ddv, dq, ao, att, q, k, v, cseg, B, T, NH, NKV, HD, scale);
+        gpu->attention_bwd(gddq, gddk, gddv, gdo, gao, gatt, gq, gk, gv, gs, B, T, NH, NKV, HD, scale);
+        cmp_act("attention_bwd dq", ddq, gddq, nq, atol);
+        cmp_act("attention_bwd dk", ddk, gddk, nk, atol);
+        cmp_act("attention_bwd dv", ddv, gddv, nk, atol);
+    }
     /* cached attention: one sequence, 5 past + 4 new */
     cpu->attention_cached(ao, q, k, v, 5, 4, NH, NKV, HD, scale);
     poison_act(gao, nq);
@@ -356,6 +397,7 @@ int main(void) {
     ops();
     lma_cuda_attention_naive = 0;
     tol_floor = 0;
+    cudnn_attention();
     const char *models[] = {"llama_gqa", "llama3_tied", "llama_linear_bias", "qwen2", "qwen3", "mistral"};
     /* exact fp32 GEMMs and attention at the fixtures' aggressive lr 1e-2: the runs stay
      * within 1e-3; the fast paths (TF32, flash, bf16) at a fine-tuning lr 1e-3 within the

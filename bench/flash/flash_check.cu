@@ -5,7 +5,8 @@
  * (the op-level test in tests/test_backend_cuda.c covers the same through the op table).
  * LMA_CUDA_FLASH_BWD=kv|heads forces the backward's grid (per kv head / per query head);
  * LMA_CUDA_FLASH=wmma the first (WMMA) kernels instead of the mma.sync ones. Argument
- * "check": no timings. */
+ * "check": no timings. Built with cuDNN (add src/backend/cuda/cudnn_sdpa.cu -DLMA_HAVE_CUDNN
+ * -lcudnn), it also checks and times cuDNN's fused attention (bf16, no segments) the same way. */
 #include <cuda_bf16.h>
 #include <math.h>
 #include <stdio.h>
@@ -68,7 +69,20 @@ template <typename TI> static std::vector<float> down(const void *d, size_t n) {
     for (size_t i = 0; i < n; i++) h[i] = (float)t[i]; return h;
 }
 
-static int fails = 0;
+static int fails = 0, use_sdpa = 0; /* use_sdpa: cuDNN's attention (cudnn_sdpa.cu) instead */
+static cudaError_t fwd(void *o, float *lse, const void *q, const void *k, const void *v, const int *seg, int B, int T,
+                       int NH, int NKV, int HD, float scale, int bf) {
+    if (use_sdpa) return lma_cuda_sdpa_fwd(o, lse, q, k, v, B, T, NH, NKV, HD, scale) ? cudaErrorNotSupported : cudaSuccess;
+    return lma_cuda_flash_fwd(o, lse, q, k, v, seg, B, T, NH, NKV, HD, scale, bf);
+}
+static cudaError_t bwd(void *dq, void *dk, void *dv, const void *g, const void *o, const float *lse, const void *q,
+                       const void *k, const void *v, const int *seg, int B, int T, int NH, int NKV, int HD, float scale,
+                       int bf) {
+    if (use_sdpa)
+        return lma_cuda_sdpa_bwd(dq, dk, dv, g, o, lse, q, k, v, B, T, NH, NKV, HD, scale) ? cudaErrorNotSupported
+                                                                                            : cudaSuccess;
+    return lma_cuda_flash_bwd(dq, dk, dv, g, o, lse, q, k, v, seg, B, T, NH, NKV, HD, scale, bf);
+}
 template <typename TI> static void check(int B, int T, int NH, int NKV, int HD, int use_seg) {
     unsigned long long s = 1234 + T * 7 + HD;
     size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD;
@@ -90,16 +104,21 @@ template <typename TI> static void check(int B, int T, int NH, int NKV, int HD, 
     up<TI>(dqq, init); up<TI>(dkk, ik); up<TI>(dvv, ik);
     if (use_seg) { cudaMalloc(&dseg, B * T * 4); cudaMemcpy(dseg, seg.data(), B * T * 4, cudaMemcpyHostToDevice); }
     int bf = sizeof(TI) == 2;
-    cudaError_t r1 = lma_cuda_flash_fwd(dd, lse, dq_, dk_, dv_, dseg, B, T, NH, NKV, HD, scale, bf);
-    cudaError_t r2 = lma_cuda_flash_bwd(dqq, dkk, dvv, ddo, dd, lse, dq_, dk_, dv_, dseg, B, T, NH, NKV, HD, scale, bf);
+    cudaError_t r1 = fwd(dd, lse, dq_, dk_, dv_, dseg, B, T, NH, NKV, HD, scale, bf);
+    cudaError_t r2 = bwd(dqq, dkk, dvv, ddo, dd, lse, dq_, dk_, dv_, dseg, B, T, NH, NKV, HD, scale, bf);
     cudaError_t r3 = cudaDeviceSynchronize();
     std::vector<float> o = down<TI>(dd, nq), gq = down<TI>(dqq, nq), gk = down<TI>(dkk, nk), gv = down<TI>(dvv, nk);
     for (size_t i = 0; i < nq; i++) gq[i] -= (float)(TI)init[i];
     for (size_t i = 0; i < nk; i++) { gk[i] -= (float)(TI)init[i]; gv[i] -= (float)(TI)init[i]; }
     double eo = rel(ro, o), eq = rel(rdq, gq), ek = rel(rdk, gk), ev = rel(rdv, gv), tol = bf ? 3e-2 : 1.5e-2;
+    if (use_sdpa && (r1 == cudaErrorNotSupported || r2 == cudaErrorNotSupported)) { /* the backend falls back */
+        printf("skip bf16 cudnn B=%d T=%d NH=%d NKV=%d HD=%d: %s\n", B, T, NH, NKV, HD, lma_cuda_sdpa_note());
+        cudaFree(dq_); cudaFree(dk_); cudaFree(dv_); cudaFree(dd); cudaFree(dqq); cudaFree(dkk); cudaFree(dvv); cudaFree(ddo); cudaFree(lse);
+        return;
+    }
     int ok = r1 == cudaSuccess && r2 == cudaSuccess && r3 == cudaSuccess && eo < tol && eq < tol && ek < tol && ev < tol;
-    printf("%s %s B=%d T=%d NH=%d NKV=%d HD=%d seg=%d: rel L2 out %.2e dq %.2e dk %.2e dv %.2e (tol %.0e) %s\n", ok ? "ok  " : "FAIL",
-           bf ? "bf16" : "fp32", B, T, NH, NKV, HD, use_seg, eo, eq, ek, ev, tol, r3 != cudaSuccess ? cudaGetErrorString(r3) : "");
+    printf("%s %s%s B=%d T=%d NH=%d NKV=%d HD=%d seg=%d: rel L2 out %.2e dq %.2e dk %.2e dv %.2e (tol %.0e) %s\n", ok ? "ok  " : "FAIL",
+           bf ? "bf16" : "fp32", use_sdpa ? " cudnn" : "", B, T, NH, NKV, HD, use_seg, eo, eq, ek, ev, tol, r3 != cudaSuccess ? cudaGetErrorString(r3) : "");
     if (!ok) fails++;
     cudaFree(dq_); cudaFree(dk_); cudaFree(dv_); cudaFree(dd); cudaFree(dqq); cudaFree(dkk); cudaFree(dvv); cudaFree(ddo); cudaFree(lse); cudaFree(dseg);
 }
@@ -112,16 +131,16 @@ template <typename TI> static void timing(int B, int T, int NH, int NKV, int HD)
     cudaMemset(q, 0, nq * e); cudaMemset(k, 0, nk * e); cudaMemset(v, 0, nk * e); cudaMemset(g, 0, nq * e);
     int bf = e == 2; float scale = 0.125f;
     cudaEvent_t a, b, c; cudaEventCreate(&a); cudaEventCreate(&b); cudaEventCreate(&c);
-    for (int w = 0; w < 2; w++) { lma_cuda_flash_fwd(o, lse, q, k, v, NULL, B, T, NH, NKV, HD, scale, bf); lma_cuda_flash_bwd(dq, dk, dv, g, o, lse, q, k, v, NULL, B, T, NH, NKV, HD, scale, bf); }
+    for (int w = 0; w < 2; w++) { fwd(o, lse, q, k, v, NULL, B, T, NH, NKV, HD, scale, bf); bwd(dq, dk, dv, g, o, lse, q, k, v, NULL, B, T, NH, NKV, HD, scale, bf); }
     const int R = 5;
     cudaEventRecord(a);
-    for (int r = 0; r < R; r++) lma_cuda_flash_fwd(o, lse, q, k, v, NULL, B, T, NH, NKV, HD, scale, bf);
+    for (int r = 0; r < R; r++) fwd(o, lse, q, k, v, NULL, B, T, NH, NKV, HD, scale, bf);
     cudaEventRecord(b);
-    for (int r = 0; r < R; r++) lma_cuda_flash_bwd(dq, dk, dv, g, o, lse, q, k, v, NULL, B, T, NH, NKV, HD, scale, bf);
+    for (int r = 0; r < R; r++) bwd(dq, dk, dv, g, o, lse, q, k, v, NULL, B, T, NH, NKV, HD, scale, bf);
     cudaEventRecord(c); cudaEventSynchronize(c);
     float f, bw; cudaEventElapsedTime(&f, a, b); cudaEventElapsedTime(&bw, b, c); f /= R; bw /= R;
     double flop = 4.0 * B * NH * (double)T * T / 2 * HD; /* causal: half of QK^T and PV */
-    printf("time %s B=%d T=%d NH=%d NKV=%d HD=%d: fwd %.3f ms (%.0f TFLOP/s) bwd %.3f ms (%.0f TFLOP/s)\n", bf ? "bf16" : "fp32", B, T, NH, NKV,
+    printf("time %s%s B=%d T=%d NH=%d NKV=%d HD=%d: fwd %.3f ms (%.0f TFLOP/s) bwd %.3f ms (%.0f TFLOP/s)\n", bf ? "bf16" : "fp32", use_sdpa ? " cudnn" : "", B, T, NH, NKV,
            HD, f, flop / f / 1e9, bw, 2.5 * flop / bw / 1e9);
     cudaFree(q); cudaFree(k); cudaFree(v); cudaFree(o); cudaFree(g); cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(lse);
 }
@@ -140,11 +159,25 @@ int main(int argc, char **argv) {
         check<float>(1, 300, 8, 8, 128, 0);
         check<__nv_bfloat16>(2, 300, 8, 2, 128, 1); /* GQA at head dim 128, segments, 5 tiles */
     }
+#ifdef LMA_HAVE_CUDNN
+    use_sdpa = 1; /* cuDNN: bf16 without segments, the same references */
+    for (int i = 0; checks && i < 4; i++) check<__nv_bfloat16>(2, 200, 4, 2, hds[i], 0);
+    if (checks) {
+        check<__nv_bfloat16>(3, 77, 6, 2, 64, 0);
+        check<__nv_bfloat16>(2, 300, 8, 8, 128, 0);
+    }
+    use_sdpa = 0;
+#endif
     if (!timings) { printf("%s\n", fails ? "FLASH CHECK FAILED" : "flash check passed"); return fails != 0; }
-    timing<float>(16, 1024, 12, 12, 64);     /* 124M row */
-    timing<__nv_bfloat16>(16, 1024, 12, 12, 64);
-    timing<__nv_bfloat16>(4, 2048, 32, 4, 64); /* TinyLlama row */
-    timing<__nv_bfloat16>(1, 2048, 32, 32, 128); /* Llama-2-7B row */
+    for (use_sdpa = 0; use_sdpa < 2; use_sdpa++) {
+        if (!use_sdpa) timing<float>(16, 1024, 12, 12, 64); /* 124M row */
+        timing<__nv_bfloat16>(16, 1024, 12, 12, 64);
+        timing<__nv_bfloat16>(4, 2048, 32, 4, 64);   /* TinyLlama row */
+        timing<__nv_bfloat16>(1, 2048, 32, 32, 128); /* Llama-2-7B row */
+#ifndef LMA_HAVE_CUDNN
+        break;
+#endif
+    }
     printf("%s\n", fails ? "FLASH CHECK FAILED" : "flash check passed");
     return fails != 0;
 }

@@ -59,6 +59,7 @@ const lma_backend *lma_backend_default(void) {
 int lma_cuda_attention_naive = 0;
 static void (*cuda_set_tf32)(int);
 static void (*cuda_memory)(size_t *, size_t *, int);
+static const char *(*cuda_sdpa)(int, long *);
 
 /* The plugin's table: bf16 = 1 for "cuda" (bf16 activations), 0 for "cuda-fp32". */
 static const lma_backend *cuda_table(int bf16) {
@@ -90,6 +91,7 @@ static const lma_backend *cuda_table(int bf16) {
     open = (open_fn)dlsym(h, "lma_cuda_plugin_open");
     cuda_set_tf32 = (void (*)(int))dlsym(h, "lma_cuda_plugin_set_tf32");
     cuda_memory = (void (*)(size_t *, size_t *, int))dlsym(h, "lma_cuda_plugin_memory");
+    cuda_sdpa = (const char *(*)(int, long *))dlsym(h, "lma_cuda_plugin_sdpa");
     return open ? open(lma_error, &lma_cuda_attention_naive, bf16, lma_nf4_code, lma_nf4_code8) : NULL;
 #endif
 }
@@ -101,6 +103,11 @@ void lma_cuda_memory(size_t *current, size_t *peak, int reset_peak) {
     if (current) *current = 0;
     if (peak) *peak = 0;
     if (cuda_memory) cuda_memory(current, peak, reset_peak);
+}
+
+const char *lma_cuda_cudnn_attention(int HD, long *runs) {
+    if (runs) *runs = 0;
+    return cuda_sdpa ? cuda_sdpa(HD, runs) : NULL;
 }
 
 void lma_cuda_set_tf32(int on) {

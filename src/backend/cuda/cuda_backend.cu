@@ -10,8 +10,10 @@
  * GEMMs go through cuBLASLt (bf16 or fp32 inputs, fp32 accumulation; weight
  * gradients accumulate into fp32; bias fused as an epilogue), with the plans cached
  * by shape and alignment. Attention is flash attention (attention.cu) for head dims
- * 16..128; the batched-GEMM path (fp32 table) and the naive kernels stay as the
- * fallback and the oracle (lma_cuda_attention_naive: 1 naive, 2 batched GEMMs).
+ * 16..128, through cuDNN's fused flash attention (cudnn_sdpa.cu) where it applies (bf16, no
+ * segment ids, cuDNN built in); the batched-GEMM path (fp32 table) and the naive kernels stay
+ * as the fallback and the oracle (lma_cuda_attention_naive: 1 naive, 2 batched GEMMs, 3 the
+ * flash kernel of attention.cu without cuDNN).
  * Everything else: one block per row for reductions (rmsnorm, cross-entropy), one
  * thread per element otherwise, fp32 arithmetic on every storage type.
  *
@@ -149,6 +151,11 @@ void lma_cuda_free(void *p) {
         if (it != g_mem_sizes.end()) { g_mem_cur -= it->second; g_mem_sizes.erase(it); }
     }
     check(cudaFree(p), "free");
+}
+extern "C" __attribute__((visibility("default"))) const char *lma_cuda_plugin_sdpa(int HD, long *runs) {
+    int on = lma_cuda_sdpa_usable(HD);
+    if (runs) *runs = lma_cuda_sdpa_runs();
+    return on ? lma_cuda_sdpa_note() : NULL;
 }
 extern "C" __attribute__((visibility("default"))) void lma_cuda_plugin_memory(size_t *cur, size_t *peak, int reset) {
     std::lock_guard<std::mutex> lk(g_mem_mu);
@@ -807,23 +814,29 @@ static void gemm_attention_bwd(float *dq, float *dk, float *dv, const float *dou
     }
 }
 
-/* which path runs: 0 flash, 1 naive, 2 batched GEMMs */
-static int attention_path(int HD, int bf) {
+/* which path runs: 0 flash, 1 naive, 2 batched GEMMs, 3 cuDNN's flash attention (bf16, no
+ * segment ids; it falls back to 0 where cuDNN has no engine for the shape) */
+static int attention_path(int HD, int bf, const int32_t *seg) {
     int mode = attention_mode;
     if (mode == 1) return 1;
-    if (mode == 0 && lma_cuda_flash_supported(HD)) return 0;
+    if (mode == 0 && bf && !seg && lma_cuda_flash_supported(HD) && lma_cuda_sdpa_usable(HD)) return 3;
+    if ((mode == 0 || mode == 3) && lma_cuda_flash_supported(HD)) return 0;
     return bf ? 1 : 2;
 }
 static size_t cu_attention_saved_floats(int B, int T, int NH, int HD) {
     /* the lse per query row for flash attention (either table), else the probabilities */
-    return attention_path(HD, 1) == 0 ? (size_t)B * NH * T : (size_t)B * NH * T * T;
+    int path = attention_path(HD, 1, NULL);
+    return path == 0 || path == 3 ? (size_t)B * NH * T : (size_t)B * NH * T * T;
 }
 template <typename TI>
 static void cu_attention_fwd(void *out, float *saved, const void *q, const void *k, const void *v, const int32_t *seg,
                              int B, int T, int NH, int NKV, int HD, float scale) {
     PROFILE("attention_fwd");
     int bf = sizeof(TI) == 2;
-    switch (attention_path(HD, bf)) {
+    switch (attention_path(HD, bf, seg)) {
+    case 3:
+        if (!lma_cuda_sdpa_fwd(out, saved, q, k, v, B, T, NH, NKV, HD, scale)) break;
+        [[fallthrough]]; /* no cuDNN engine for this shape */
     case 0: check(lma_cuda_flash_fwd(out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale, bf), "flash attention fwd"); break;
     case 1: naive_attention_fwd<TI>((TI *)out, saved, (const TI *)q, (const TI *)k, (const TI *)v, seg, B, T, NH, NKV, HD, scale); break;
     default: gemm_attention_fwd((float *)out, saved, (const float *)q, (const float *)k, (const float *)v, seg, B, T, NH, NKV, HD, scale);
@@ -835,7 +848,10 @@ static void cu_attention_bwd(void *dq, void *dk, void *dv, const void *dout, con
                              int NKV, int HD, float scale) {
     PROFILE("attention_bwd");
     int bf = sizeof(TI) == 2;
-    switch (attention_path(HD, bf)) {
+    switch (attention_path(HD, bf, seg)) {
+    case 3:
+        if (!lma_cuda_sdpa_bwd(dq, dk, dv, dout, out, saved, q, k, v, B, T, NH, NKV, HD, scale)) break;
+        [[fallthrough]];
     case 0:
         check(lma_cuda_flash_bwd(dq, dk, dv, dout, out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale, bf),
               "flash attention bwd");

@@ -47,6 +47,19 @@ cudaError_t lma_cuda_flash_bwd(void *dq, void *dk, void *dv, const void *dout, c
                                const void *q, const void *k, const void *v, const int32_t *seg, int B, int T, int NH,
                                int NKV, int HD, float scale, int bf16_storage);
 
+/* cuDNN's fused flash attention (cudnn_sdpa.cu): the same contract as lma_cuda_flash_* (lse
+ * included, so either backward reads either forward's) for bf16 storage without segment ids.
+ * usable: cuDNN is built in, loads, and takes the head dim (a multiple of 8 up to 128). fwd/bwd
+ * return 0 when done, -1 when they did nothing (no cuDNN, no engine for the shape: the caller
+ * runs the flash kernel); note: the state or why not, in words; runs: plan executions so far. */
+int lma_cuda_sdpa_usable(int HD);
+int lma_cuda_sdpa_fwd(void *out, float *lse, const void *q, const void *k, const void *v, int B, int T, int NH, int NKV,
+                      int HD, float scale);
+int lma_cuda_sdpa_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *lse, const void *q,
+                      const void *k, const void *v, int B, int T, int NH, int NKV, int HD, float scale);
+const char *lma_cuda_sdpa_note(void);
+long lma_cuda_sdpa_runs(void);
+
 /* NF4 (nf4.cu): the code tables of model/nf4.h into constant memory (once, at open);
  * w (whose three arrays are device memory) dequantized whole into out: (w->n) fp32 or
  * bf16 values, bit-identical to lma_nf4_dequantize (before the bf16 rounding). */
