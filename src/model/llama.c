@@ -707,11 +707,13 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
     int N = B * T, C = c->hidden_size, V = c->vocab_size;
     size_t es = (size_t)be->act_bytes;
 
-    /* validate and stage the integer inputs: positions restart where the segment changes */
+    /* validate and stage the integer inputs: positions restart where the segment changes;
+     * rows of one segment each need no segment mask (seg dropped: a backend may then take a
+     * faster path, cuDNN's attention on cuda) */
     int32_t *h = malloc(2 * (size_t)N * sizeof(int32_t));
     if (!h) return lma_error(LMA_ERR_NOMEM, "out of memory");
     int32_t *pos = h, *tg = h + N;
-    int n_valid = 0;
+    int n_valid = 0, several = 0;
     for (int b = 0; b < B; b++) {
         int start = 0;
         for (int t = 0; t < T; t++) {
@@ -720,7 +722,7 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
                 free(h);
                 return lma_error(LMA_ERR_ARG, "token id %d at position %d is outside the vocabulary [0, %d)", ids[i], i, V);
             }
-            if (seg && t > 0 && seg[i] != seg[i - 1]) start = t;
+            if (seg && t > 0 && seg[i] != seg[i - 1]) start = t, several = 1;
             pos[i] = t - start;
             if (targets) {
                 int y = targets[i];
@@ -733,6 +735,7 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
             }
         }
     }
+    if (!several) seg = NULL;
     be->upload(m->d_ids, ids, (size_t)N * sizeof(int32_t));
     be->upload(m->d_pos, pos, (size_t)N * sizeof(int32_t));
     if (seg) be->upload(m->d_seg, seg, (size_t)N * sizeof(int32_t));

@@ -127,7 +127,14 @@ static desc_t scalar(graph *g, int64_t uid) { /* an fp32 passed by value */
     int64_t one[4] = {1, 1, 1, 1};
     return tensor_ex(g, uid, CUDNN_DATA_FLOAT, one, one, true, CUDNN_TENSOR_REORDERING_NONE);
 }
-static void add_op(graph *g, desc_t op) {
+/* An operation of the graph: its descriptor-valued attributes (names[i] = ds[i]; a NULL
+ * value is left unset), finalized and appended. */
+static void operation(graph *g, cudnnBackendDescriptorType_t type, int n, const cudnnBackendAttributeName_t *names,
+                      const desc_t *ds, const char *what) {
+    desc_t op = g_new(g, type);
+    for (int i = 0; i < n; i++)
+        if (ds[i]) g_set(g, op, names[i], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &ds[i]);
+    g_fin(g, op, what);
     if (g->failed) return;
     if (g->nops == MAX_OPS) {
         snprintf(g_note, sizeof g_note, "more than %d operations", MAX_OPS);
@@ -144,14 +151,11 @@ static void pointwise(graph *g, cudnnPointwiseMode_t mode, cudnnDataType_t prec,
     g_set(g, pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec);
     if (axis >= 0) g_set(g, pw, CUDNN_ATTR_POINTWISE_AXIS, CUDNN_TYPE_INT64, 1, &axis);
     g_fin(g, pw, "pointwise");
-    desc_t op = g_new(g, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR);
-    g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw);
-    g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x);
-    if (b) g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b);
-    if (t) g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t);
-    g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y);
-    g_fin(g, op, "pointwise op");
-    add_op(g, op);
+    const cudnnBackendAttributeName_t names[] = {
+        CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_ATTR_OPERATION_POINTWISE_XDESC,
+        CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, CUDNN_ATTR_OPERATION_POINTWISE_YDESC};
+    const desc_t ds[] = {pw, x, b, t, y};
+    operation(g, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, 5, names, ds, "pointwise op");
 }
 static void reduction(graph *g, cudnnReduceTensorOp_t red, desc_t x, desc_t y) {
     desc_t rd = g_new(g, CUDNN_BACKEND_REDUCTION_DESCRIPTOR);
@@ -159,32 +163,25 @@ static void reduction(graph *g, cudnnReduceTensorOp_t red, desc_t x, desc_t y) {
     g_set(g, rd, CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &red);
     g_set(g, rd, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &f);
     g_fin(g, rd, "reduction");
-    desc_t op = g_new(g, CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR);
-    g_set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x);
-    g_set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y);
-    g_set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &rd);
-    g_fin(g, op, "reduction op");
-    add_op(g, op);
+    const cudnnBackendAttributeName_t names[] = {CUDNN_ATTR_OPERATION_REDUCTION_XDESC,
+                                                 CUDNN_ATTR_OPERATION_REDUCTION_YDESC, CUDNN_ATTR_OPERATION_REDUCTION_DESC};
+    const desc_t ds[] = {x, y, rd};
+    operation(g, CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, 3, names, ds, "reduction op");
 }
 static void matmul(graph *g, desc_t a, desc_t b, desc_t c) {
     desc_t md = g_new(g, CUDNN_BACKEND_MATMUL_DESCRIPTOR);
     cudnnDataType_t f = CUDNN_DATA_FLOAT;
     g_set(g, md, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &f);
     g_fin(g, md, "matmul");
-    desc_t op = g_new(g, CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR);
-    g_set(g, op, CUDNN_ATTR_OPERATION_MATMUL_ADESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &a);
-    g_set(g, op, CUDNN_ATTR_OPERATION_MATMUL_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b);
-    g_set(g, op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &c);
-    g_set(g, op, CUDNN_ATTR_OPERATION_MATMUL_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &md);
-    g_fin(g, op, "matmul op");
-    add_op(g, op);
+    const cudnnBackendAttributeName_t names[] = {CUDNN_ATTR_OPERATION_MATMUL_ADESC, CUDNN_ATTR_OPERATION_MATMUL_BDESC,
+                                                 CUDNN_ATTR_OPERATION_MATMUL_CDESC, CUDNN_ATTR_OPERATION_MATMUL_DESC};
+    const desc_t ds[] = {a, b, c, md};
+    operation(g, CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, 4, names, ds, "matmul op");
 }
 static void reshape(graph *g, desc_t x, desc_t y) {
-    desc_t op = g_new(g, CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR);
-    g_set(g, op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x);
-    g_set(g, op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y);
-    g_fin(g, op, "reshape op");
-    add_op(g, op);
+    const cudnnBackendAttributeName_t names[] = {CUDNN_ATTR_OPERATION_RESHAPE_XDESC, CUDNN_ATTR_OPERATION_RESHAPE_YDESC};
+    const desc_t ds[] = {x, y};
+    operation(g, CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR, 2, names, ds, "reshape op");
 }
 
 /* uids of the graphs' real tensors */
