@@ -19,7 +19,8 @@
  *
  * Built only where CMake finds cuDNN (LMA_HAVE_CUDNN); elsewhere every entry reports "not
  * available" and attention.cu runs. LMA_CUDA_CUDNN=0 turns it off at run time;
- * LMA_CUDA_CUDNN_VERBOSE=1 says why a shape falls back. */
+ * LMA_CUDA_CUDNN_VERBOSE=1 says why a shape falls back; LMA_CUDA_CUDNN_MIN_CALLS (default 2):
+ * the call of a shape from which it gets a plan (see seen_enough). */
 #include <cuda_bf16.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -343,12 +344,32 @@ static void finish_plan(plan_t *p) {
     g->failed = 1;
 }
 
+/* A plan costs ~0.1 s to build: a shape gets one from its LMA_CUDA_CUDNN_MIN_CALLS-th call
+ * (default 2) among the last SEEN shapes asked for; before that the flash kernel serves it.
+ * Training repeats its shapes every step; scoring prompts of ever-new lengths never waits. */
+enum { SEEN = 64 };
+static int g_seen[SEEN][6], g_seen_next;
+static int seen_enough(int bwd, int B, int T, int NH, int NKV, int HD) {
+    static int min_calls = -1;
+    if (min_calls < 0) {
+        const char *e = getenv("LMA_CUDA_CUDNN_MIN_CALLS");
+        min_calls = e ? atoi(e) : 2;
+    }
+    int key[6] = {bwd + 1, B, T, NH, NKV, HD}, calls = 1; /* this one */
+    for (int i = 0; i < SEEN; i++) calls += !memcmp(g_seen[i], key, sizeof key);
+    if (calls >= min_calls) return 1;
+    memcpy(g_seen[g_seen_next], key, sizeof key);
+    g_seen_next = (g_seen_next + 1) % SEEN;
+    return 0;
+}
+
 static plan_t *get_plan(int bwd, int B, int T, int NH, int NKV, int HD) {
     for (int i = 0; i < g_nplans; i++) {
         plan_t *p = g_plans[i];
         if (p->bwd == bwd && p->B == B && p->T == T && p->NH == NH && p->NKV == NKV && p->HD == HD)
             return p->ok ? p : NULL;
     }
+    if (!seen_enough(bwd, B, T, NH, NKV, HD)) return NULL;
     plan_t *p = (plan_t *)calloc(1, sizeof *p);
     if (!p) return NULL;
     p->bwd = bwd, p->B = B, p->T = T, p->NH = NH, p->NKV = NKV, p->HD = HD;
