@@ -5,7 +5,8 @@
  * [--batch B] [--seq T] [--device cpu|cuda|cuda-fp32] [--preset NAME --vocab V] (model size presets
  * of model/presets.h instead of the stories15M shape) [--lora R] (LoRA r=R, alpha 2R, on every
  * projection; the base frozen, kept only in bf16 on cuda) [--qlora R] (the same on an NF4 base)
- * [--ckpt 1] (activation checkpointing). Prints "RESULT lmadapt device D threads N ... step_ms X tok_s Y". */
+ * [--ckpt 1] (activation checkpointing) [--docs L] (rows packed with documents of L tokens:
+ * segment ids, as the trainer's packed batches have them). Prints "RESULT lmadapt device D threads N ... step_ms X tok_s Y". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@
 int main(int argc, char **argv) {
     int threads = 2, steps = 5, B = 8, T = 256;
     const char *device = "cpu", *preset = NULL;
-    int vocab = 32000, lora_r = 0, qlora = 0, ckpt = 0;
+    int vocab = 32000, lora_r = 0, qlora = 0, ckpt = 0, docs = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
@@ -31,6 +32,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--lora")) lora_r = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--qlora")) { lora_r = atoi(argv[i + 1]); qlora = 1; }
         else if (!strcmp(argv[i], "--ckpt")) ckpt = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--docs")) docs = atoi(argv[i + 1]);
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
     }
     /* on a GPU the host threads only initialize the weights: all of them (a 7B model) */
@@ -60,7 +62,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     int N = B * T;
-    int32_t *x = malloc(N * sizeof(int32_t)), *y = malloc(N * sizeof(int32_t));
+    int32_t *x = malloc(N * sizeof(int32_t)), *y = malloc(N * sizeof(int32_t)), *seg = malloc(N * sizeof(int32_t));
+    for (int i = 0; i < N; i++) seg[i] = docs > 0 ? (i % T) / docs : 0;
     lma_rng r;
     lma_rng_seed(&r, 2);
     for (int i = 0; i < N; i++) { x[i] = (int32_t)lma_rng_below(&r, (uint64_t)c.vocab_size); y[i] = (int32_t)lma_rng_below(&r, (uint64_t)c.vocab_size); }
@@ -70,7 +73,7 @@ int main(int argc, char **argv) {
     float loss = 0;
     for (int s = 0; s < steps + 2; s++) {
         if (s == 2) t0 = lma_now();
-        if (lma_model_forward(m, x, y, NULL, B, T, 1, 1.0f, &loss) != LMA_OK || lma_model_backward(m) != LMA_OK ||
+        if (lma_model_forward(m, x, y, docs > 0 ? seg : NULL, B, T, 1, 1.0f, &loss) != LMA_OK || lma_model_backward(m) != LMA_OK ||
             lma_model_adamw_step(m, &ap, s + 1, NULL) != LMA_OK) {
             fprintf(stderr, "bench: %s\n", lma_last_error());
             return 1;
@@ -81,10 +84,10 @@ int main(int argc, char **argv) {
     size_t cur = 0, peak = 0;
     lma_cuda_memory(&cur, &peak, 0);
     printf("RESULT lmadapt device %s threads %d params %.1fM %s r %d ckpt %d batch %d seq %d loss %.4f step_ms %.1f "
-           "tok_s %.0f peak_alloc_gb %.2f\n", be->name, lma_threads_get(), lma_model_num_params(m) / 1e6,
+           "tok_s %.0f peak_alloc_gb %.2f%s\n", be->name, lma_threads_get(), lma_model_num_params(m) / 1e6,
            lora_r ? (qlora ? "qlora" : "lora") : "full", lora_r, ckpt, B, T, loss, dt * 1000, N / dt,
-           peak / 1073741824.0);
-    free(x); free(y);
+           peak / 1073741824.0, docs > 0 ? " (packed documents)" : "");
+    free(x); free(y); free(seg);
     lma_model_free(m);
     return 0;
 }
