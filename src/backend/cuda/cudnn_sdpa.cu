@@ -344,9 +344,11 @@ static void finish_plan(plan_t *p) {
     g->failed = 1;
 }
 
-/* A plan costs ~0.1 s to build: a shape gets one from its LMA_CUDA_CUDNN_MIN_CALLS-th call
- * (default 2) among the last SEEN shapes asked for; before that the flash kernel serves it.
- * Training repeats its shapes every step; scoring prompts of ever-new lengths never waits. */
+/* A plan costs ~0.1 s to build: a forward shape gets one from its LMA_CUDA_CUDNN_MIN_CALLS-th
+ * call (default 2) among the last SEEN shapes asked for; before that the flash kernel serves
+ * it. Scoring prompts of ever-new lengths never waits; training repeats its shapes every step.
+ * A backward (training only) gets its plan at once: the flash backward's scratch (fp32 dK, dV
+ * per query head under GQA) would otherwise stay allocated beside cuDNN's. */
 enum { SEEN = 64 };
 static int g_seen[SEEN][6], g_seen_next;
 static int seen_enough(int bwd, int B, int T, int NH, int NKV, int HD) {
@@ -369,7 +371,7 @@ static plan_t *get_plan(int bwd, int B, int T, int NH, int NKV, int HD) {
         if (p->bwd == bwd && p->B == B && p->T == T && p->NH == NH && p->NKV == NKV && p->HD == HD)
             return p->ok ? p : NULL;
     }
-    if (!seen_enough(bwd, B, T, NH, NKV, HD)) return NULL;
+    if (!bwd && !seen_enough(bwd, B, T, NH, NKV, HD)) return NULL;
     plan_t *p = (plan_t *)calloc(1, sizeof *p);
     if (!p) return NULL;
     p->bwd = bwd, p->B = B, p->T = T, p->NH = NH, p->NKV = NKV, p->HD = HD;
