@@ -2,9 +2,11 @@
 #include "backend/backend.h"
 #include "backend/host.h"
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "core/log.h"
 #include "core/status.h"
 #include "model/nf4.h" /* the NF4 code tables, handed to the CUDA plugin */
 
@@ -61,6 +63,15 @@ static void (*cuda_set_tf32)(int);
 static void (*cuda_memory)(size_t *, size_t *, int);
 static const char *(*cuda_sdpa)(int, long *);
 
+#ifdef LMA_CUDA_PLUGIN
+/* dlopen of the plugin at path; where the file is there but does not load, dlerror into why */
+static void *plugin_open(const char *path, char *why, size_t n) {
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h && access(path, F_OK) == 0) snprintf(why, n, "%s", dlerror());
+    return h;
+}
+#endif
+
 /* The plugin's table: bf16 = 1 for "cuda" (bf16 activations), 0 for "cuda-fp32". */
 static const lma_backend *cuda_table(int bf16) {
 #ifndef LMA_CUDA_PLUGIN
@@ -75,19 +86,23 @@ static const lma_backend *cuda_table(int bf16) {
     tried = 1;
     if (!dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) return NULL; /* no driver: no GPU */
     void *h = NULL;
+    char why[512] = ""; /* a plugin that is there but does not load (a library it needs is missing) */
     const char *env = getenv("LMA_CUDA_PLUGIN");
-    if (env) h = dlopen(env, RTLD_NOW | RTLD_LOCAL);
+    if (env) h = plugin_open(env, why, sizeof why);
     if (!h) {
         char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 32);
         if (n > 0) {
             exe[n] = 0;
             char *slash = strrchr(exe, '/');
-            if (slash) { strcpy(slash + 1, "liblmadapt_cuda.so"); h = dlopen(exe, RTLD_NOW | RTLD_LOCAL); }
+            if (slash) { strcpy(slash + 1, "liblmadapt_cuda.so"); h = plugin_open(exe, why, sizeof why); }
         }
     }
-    if (!h) h = dlopen(LMA_CUDA_PLUGIN, RTLD_NOW | RTLD_LOCAL);
-    if (!h) return NULL;
+    if (!h) h = plugin_open(LMA_CUDA_PLUGIN, why, sizeof why);
+    if (!h) {
+        if (why[0]) lma_log(LMA_LOG_WARN, "the cuda plugin did not load (%s): no GPU backend", why);
+        return NULL;
+    }
     open = (open_fn)dlsym(h, "lma_cuda_plugin_open");
     cuda_set_tf32 = (void (*)(int))dlsym(h, "lma_cuda_plugin_set_tf32");
     cuda_memory = (void (*)(size_t *, size_t *, int))dlsym(h, "lma_cuda_plugin_memory");
