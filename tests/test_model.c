@@ -118,6 +118,25 @@ static void test_fixtures(void) {
     CHECK(count >= 5, "found %d fixture models", count);
 }
 
+/* A random-init model (std 0.2) on the CPU backend, ready to train; NULL (checks recorded)
+ * when it cannot be made. */
+static lma_model *training_model(const lma_config *c, uint64_t seed) {
+    lma_model *m = NULL;
+    CHECK_OK(lma_model_create(c, lma_backend_cpu(), &m));
+    if (!m) return NULL;
+    lma_model_init_random(m, seed, 0.2f);
+    CHECK_OK(lma_model_enable_training(m));
+    return m;
+}
+/* n random ids below V (n a multiple of T); targets: the next id, ignored at the end of each
+ * row of T */
+static void random_tokens(int32_t *ids, int32_t *tg, int n, int T, int V, uint64_t seed) {
+    lma_rng r;
+    lma_rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) ids[i] = (int32_t)lma_rng_below(&r, (uint64_t)V);
+    for (int i = 0; i < n; i++) tg[i] = i % T == T - 1 ? LMA_IGNORE_INDEX : ids[i + 1];
+}
+
 /* Two examples packed in one row with segment ids == the two run separately. */
 static void test_packing(void) {
     lma_config c = {0};
@@ -125,16 +144,11 @@ static void test_packing(void) {
     c.vocab_size = 50; c.hidden_size = 32; c.intermediate_size = 48; c.n_layers = 2;
     c.n_heads = 4; c.n_kv_heads = 2; c.head_dim = 8; c.max_position_embeddings = 64;
     c.rms_norm_eps = 1e-6; c.rope_theta = 10000; c.qkv_bias = 1; c.qk_norm = 1; c.bos_token_id = -1;
-    const lma_backend *be = lma_backend_cpu();
-    lma_model *m;
-    CHECK_OK(lma_model_create(&c, be, &m));
+    lma_model *m = training_model(&c, 7);
     if (!m) return;
-    lma_model_init_random(m, 7, 0.2f);
-    CHECK_OK(lma_model_enable_training(m));
-    lma_rng r; lma_rng_seed(&r, 3);
     enum { L1 = 5, L2 = 7, T = L1 + L2 };
     int32_t ids[T], tg[T], seg[T];
-    for (int t = 0; t < T; t++) ids[t] = (int32_t)lma_rng_below(&r, 50);
+    random_tokens(ids, tg, T, T, 50, 3);
     for (int t = 0; t < T; t++) {
         seg[t] = t < L1 ? 0 : 1;
         tg[t] = (t == L1 - 1 || t == T - 1) ? LMA_IGNORE_INDEX : ids[t + 1];
@@ -176,16 +190,11 @@ static void test_accumulation(void) {
     c.vocab_size = 40; c.hidden_size = 24; c.intermediate_size = 40; c.n_layers = 2;
     c.n_heads = 3; c.n_kv_heads = 1; c.head_dim = 8; c.max_position_embeddings = 64;
     c.rms_norm_eps = 1e-5; c.rope_theta = 10000; c.tie_word_embeddings = 1; c.bos_token_id = -1;
-    lma_model *m;
-    CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
+    lma_model *m = training_model(&c, 11);
     if (!m) return;
-    lma_model_init_random(m, 11, 0.2f);
-    CHECK_OK(lma_model_enable_training(m));
     enum { T = 9 };
     int32_t ids[2 * T], tg[2 * T];
-    lma_rng r; lma_rng_seed(&r, 5);
-    for (int i = 0; i < 2 * T; i++) ids[i] = (int32_t)lma_rng_below(&r, 40);
-    for (int i = 0; i < 2 * T; i++) tg[i] = (i % T == T - 1) ? LMA_IGNORE_INDEX : ids[i + 1];
+    random_tokens(ids, tg, 2 * T, T, 40, 5);
     size_t P = m->table.total;
     float *g1 = malloc(P * sizeof(float)), full = 0, a = 0, b = 0;
     CHECK_OK(lma_model_forward(m, ids, tg, NULL, 2, T, 1, 1.0f, &full));
@@ -212,16 +221,11 @@ static void test_head_chunks(void) {
     c.vocab_size = 32000; c.hidden_size = 32; c.intermediate_size = 4096; c.n_layers = 1;
     c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 16; c.max_position_embeddings = 2048;
     c.rms_norm_eps = 1e-5; c.rope_theta = 10000; c.bos_token_id = -1;
-    lma_model *m;
-    CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
+    lma_model *m = training_model(&c, 13);
     if (!m) return;
-    lma_model_init_random(m, 13, 0.2f);
-    CHECK_OK(lma_model_enable_training(m));
     enum { T = 2048 };
     int32_t *ids = malloc(T * sizeof(int32_t)), *tg = malloc(T * sizeof(int32_t));
-    lma_rng r; lma_rng_seed(&r, 9);
-    for (int i = 0; i < T; i++) ids[i] = (int32_t)lma_rng_below(&r, 32000);
-    for (int i = 0; i < T; i++) tg[i] = i == T - 1 ? LMA_IGNORE_INDEX : ids[i + 1];
+    random_tokens(ids, tg, T, T, 32000, 9);
     size_t P = m->table.total;
     float *g1 = malloc(P * sizeof(float)), l1 = 0, l2 = 0;
     CHECK_OK(lma_model_forward(m, ids, tg, NULL, 1, T, 1, 1.0f, &l1));
@@ -251,11 +255,8 @@ static void test_decay_runs(void) {
     c.vocab_size = 40; c.hidden_size = 16; c.intermediate_size = 24; c.n_layers = 2;
     c.n_heads = 2; c.n_kv_heads = 1; c.head_dim = 8; c.max_position_embeddings = 32;
     c.rms_norm_eps = 1e-5; c.rope_theta = 10000; c.qkv_bias = 1; c.bos_token_id = -1;
-    lma_model *m;
-    CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
+    lma_model *m = training_model(&c, 3);
     if (!m) return;
-    lma_model_init_random(m, 3, 0.2f);
-    CHECK_OK(lma_model_enable_training(m));
     lma_model_zero_grad(m);
     size_t P = m->table.total;
     float *p0 = malloc(P * sizeof(float));

@@ -242,7 +242,8 @@ static void build_bwd(graph *g, int B, int T, int NH, int NKV, int HD) {
     desc_t q = QV(U_Q, BF), kt = KVT(U_K), vt = KVT(U_V), o = QV(U_O, BF), stats = ROWS(U_STATS);
     desc_t dout = QV(U_DO, BF), dq = QV(U_DQ, BF), dk = KV(U_DK, BF), dv = KV(U_DV, BF);
     desc_t scale = scalar(g, U_SCALE), neg = scalar(g, U_NEG), one = scalar(g, U_ONE);
-    /* D = rowsum(dO * O) */
+    /* D = rowsum(dO * O); the two products by `one` below stand where the engines' pattern has
+     * the dropout scale (as the frontend builds it without dropout) */
     desc_t dd = QV(0, F32), dsum = ROWS(0), dsum1 = ROWS(0);
     pointwise(g, CUDNN_POINTWISE_MUL, F32, dout, o, NULL, dd, -1);
     reduction(g, CUDNN_REDUCE_TENSOR_ADD, dd, dsum);
