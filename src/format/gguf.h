@@ -18,8 +18,8 @@
  * Ownership: lma_gguf_open returns a handle freed by lma_gguf_close; every pointer it
  * hands out (keys, strings, array data, tensor data) points into the mapping and lives
  * until lma_gguf_close. Strings are NOT NUL-terminated: use the (ptr, len) pairs. */
-#ifndef LMA_MODEL_GGUF_H
-#define LMA_MODEL_GGUF_H
+#ifndef LMA_FORMAT_GGUF_H
+#define LMA_FORMAT_GGUF_H
 #include <stddef.h>
 #include <stdint.h>
 #include "core/status.h"
@@ -89,4 +89,31 @@ lma_status lma_gguf_get_str(const lma_gguf *g, const char *key, char **out, int 
 /* Element i of a numeric array as double / int64 (caller checks i < arr_n). */
 double lma_gguf_arr_f64(const lma_gguf_kv *kv, uint64_t i);
 int64_t lma_gguf_arr_i64(const lma_gguf_kv *kv, uint64_t i);
+
+/* ---- writing ----
+ * A writer collects metadata and tensor descriptions, then writes the file atomically
+ * (temporary sibling, fsync, rename): GGUF v3, alignment 32 (general.alignment is not
+ * written unless set). Tensor data is produced at write time, one tensor at a time, by
+ * the caller's fill callback into a buffer of the tensor's byte size, so a model is never
+ * held twice. Keys and tensor names are copied; duplicates are refused. */
+typedef struct lma_gguf_writer lma_gguf_writer;
+typedef lma_status (*lma_gguf_fill_fn)(void *ctx, int tensor, void *dst, size_t nbytes);
+
+lma_status lma_gguf_writer_new(lma_gguf_writer **out);
+void lma_gguf_writer_free(lma_gguf_writer *w);
+lma_status lma_gguf_set_str(lma_gguf_writer *w, const char *key, const char *val);
+lma_status lma_gguf_set_u32(lma_gguf_writer *w, const char *key, uint32_t val);
+lma_status lma_gguf_set_i32(lma_gguf_writer *w, const char *key, int32_t val);
+lma_status lma_gguf_set_f32(lma_gguf_writer *w, const char *key, float val);
+lma_status lma_gguf_set_bool(lma_gguf_writer *w, const char *key, int val);
+/* arrays: strings (n of them), or fixed-size elements of type t (raw little-endian values) */
+lma_status lma_gguf_set_str_array(lma_gguf_writer *w, const char *key, const char *const *vals, const size_t *lens,
+                                  uint64_t n);
+lma_status lma_gguf_set_array(lma_gguf_writer *w, const char *key, lma_gguf_type t, const void *vals, uint64_t n);
+/* Copies every key of g except those for which skip(key) returns 1 (skip may be NULL). */
+lma_status lma_gguf_copy_kv(lma_gguf_writer *w, const lma_gguf *g, int (*skip)(const char *key, size_t len));
+/* A tensor (ne in ggml order, ne[0] contiguous) of ggml type `type`; its bytes come from
+ * fill(ctx, index, dst, nbytes) at write time; index is the order of adding (0, 1, ...). */
+lma_status lma_gguf_add_tensor(lma_gguf_writer *w, const char *name, int n_dims, const int64_t *ne, uint32_t type);
+lma_status lma_gguf_write(lma_gguf_writer *w, const char *path, lma_gguf_fill_fn fill, void *ctx);
 #endif

@@ -21,10 +21,12 @@
 #include <string.h>
 #include "core/arena.h"
 #include "core/io.h"
+#include "core/model_path.h"
 #include "core/rng.h"
 #include "model/lora.h"
 #include "model/nf4.h"
 #include "model/safetensors.h"
+#include "model/weight_source.h"
 
 /* the projection of a parameter kind, or -1 */
 static int kind_proj(lma_param_kind k) {
@@ -407,15 +409,15 @@ void lma_model_init_random(lma_model *m, uint64_t seed, float std) {
     lma_params_free(&full);
 }
 
-static lma_status load_impl(const char *dir, const lma_backend *be, unsigned flags, lma_model **out) {
+static lma_status load_impl(const char *path, const lma_backend *be, unsigned flags, lma_model **out) {
     *out = NULL;
-    char path[4096];
+    char where[4096];
     lma_config cfg;
-    LMA_TRY(lma_path_join(path, sizeof path, dir, "config.json"));
-    LMA_TRY(lma_config_load(path, &cfg));
+    LMA_TRY(lma_model_path_resolve(path, where, sizeof where));
+    LMA_TRY(lma_model_config_load(where, &cfg));
     lma_model *m = NULL;
     LMA_TRY(create_impl(&cfg, be, flags, &m));
-    lma_status s = lma_model_load_weights(m, dir);
+    lma_status s = lma_model_load_weights(m, where);
     if (s != LMA_OK) { lma_model_free(m); return s; }
     *out = m;
     return LMA_OK;
@@ -431,39 +433,42 @@ lma_status lma_model_load_ex(const char *dir, const lma_backend *be, unsigned fl
     return load_impl(dir, be, flags, out);
 }
 
-lma_status lma_model_load_weights(lma_model *m, const char *dir) {
+lma_status lma_model_load_weights(lma_model *m, const char *path) {
     const lma_config *cfg = &m->cfg;
-    lma_st_file *st = NULL;
-    LMA_TRY(lma_st_open_dir(dir, &st));
+    char dir[4096];
+    LMA_TRY(lma_model_path_resolve(path, dir, sizeof dir));
+    lma_weight_source src;
+    LMA_TRY(lma_weight_source_open(dir, cfg, &src));
     lma_status s = LMA_OK;
     float *stage = NULL;
     char *seen = calloc((size_t)(m->table.count + m->qtable.count), 1);
     if (!seen) { s = lma_error(LMA_ERR_NOMEM, "out of memory"); goto done; }
-    for (int i = 0; i < lma_st_count(st); i++) {
-        const lma_st_tensor *t = lma_st_get(st, i);
-        const lma_param_info *p = lma_params_find(&m->table, t->name);
+    for (int i = 0; i < src.n; i++) {
+        const char *name;
+        int ndim;
+        int64_t shape[2];
+        s = src.info(src.ctx, i, &name, &ndim, shape);
+        if (s != LMA_OK) goto done;
+        if (!name) continue;
+        const lma_param_info *p = lma_params_find(&m->table, name);
         int quant = 0;
-        if (!p && m->nf4 && (p = lma_params_find(&m->qtable, t->name))) quant = 1;
+        if (!p && m->nf4 && (p = lma_params_find(&m->qtable, name))) quant = 1;
         if (!p) {
-            size_t n = strlen(t->name);
-            if (n >= 19 && !strcmp(t->name + n - 19, "rotary_emb.inv_freq")) continue; /* old checkpoints */
-            if (cfg->tie_word_embeddings && !strcmp(t->name, "lm_head.weight")) continue; /* tied copy */
-            s = lma_error(LMA_ERR_FORMAT, "%s: unexpected tensor '%s' for %s (check config.json)", dir, t->name,
+            if (cfg->tie_word_embeddings && !strcmp(name, "lm_head.weight")) continue; /* tied copy */
+            s = lma_error(LMA_ERR_FORMAT, "%s: unexpected tensor '%s' for %s (check config.json)", dir, name,
                           lma_arch_name(cfg->arch));
             goto done;
         }
-        int ok = t->ndim == p->ndim;
-        for (int d = 0; ok && d < p->ndim; d++) ok = t->shape[d] == p->shape[d];
-        if (!ok) {
-            s = lma_error(LMA_ERR_SHAPE, "%s: tensor '%s' has shape [%lld%s%lld], config says [%lld, %lld]", dir, t->name,
-                          (long long)t->shape[0], t->ndim > 1 ? ", " : "", t->ndim > 1 ? (long long)t->shape[1] : 0LL,
+        if (ndim != p->ndim || shape[0] != p->shape[0] || (p->ndim > 1 && shape[1] != p->shape[1])) {
+            s = lma_error(LMA_ERR_SHAPE, "%s: tensor '%s' has shape [%lld%s%lld], config says [%lld, %lld]", dir, name,
+                          (long long)shape[0], ndim > 1 ? ", " : "", ndim > 1 ? (long long)shape[1] : 0LL,
                           (long long)p->shape[0], (long long)p->shape[1]);
             goto done;
         }
         float *tmp = realloc(stage, p->numel * sizeof(float));
-        if (!tmp) { s = lma_error(LMA_ERR_NOMEM, "out of memory reading %s", t->name); goto done; }
+        if (!tmp) { s = lma_error(LMA_ERR_NOMEM, "out of memory reading %s", name); goto done; }
         stage = tmp;
-        s = lma_st_read_f32(t, stage, p->numel);
+        s = src.read_f32(src.ctx, i, stage, p->numel);
         if (s != LMA_OK) goto done;
         if (quant) {
             s = set_quantized(m, p, stage);
@@ -485,7 +490,7 @@ lma_status lma_model_load_weights(lma_model *m, const char *dir) {
 done:
     free(stage);
     free(seen);
-    lma_st_close(st);
+    lma_weight_source_close(&src);
     return s;
 }
 
