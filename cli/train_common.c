@@ -8,6 +8,7 @@
 #include "core/io.h"
 #include "core/log.h"
 #include "data/tokenize.h"
+#include "tok/tokenizer.h"
 #include "model/presets.h"
 #include "tok/bpe_train.h"
 #include "train/loader_source.h"
@@ -41,20 +42,20 @@ int cli_data_docs(cli_data_opts *d, const char *cmd, const char *v) {
     return 0;
 }
 
-/* tokenizer.json last: its presence marks a complete copy (resume checks it) */
-static const char *tok_files[] = {"tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
-                                  "tokenizer.json"};
-
-/* Copies the tokenizer files present in src into dst. */
+/* Writes the tokenizer of src (an HF model folder or a GGUF file) into dst:
+ * generation_config.json copied from a folder, then lma_tok_save_files, which writes
+ * tokenizer.json last (its presence marks a complete copy; resume checks it). */
 lma_status cli_copy_tokenizer(const char *src, const char *dst) {
     char a[4200], b[4200];
     LMA_TRY(lma_mkdir_p(dst));
-    for (size_t i = 0; i < sizeof tok_files / sizeof tok_files[0]; i++) {
-        snprintf(a, sizeof a, "%s/%s", src, tok_files[i]);
-        snprintf(b, sizeof b, "%s/%s", dst, tok_files[i]);
+    if (lma_is_dir(src)) {
+        snprintf(a, sizeof a, "%s/generation_config.json", src);
+        snprintf(b, sizeof b, "%s/generation_config.json", dst);
         if (lma_file_exists(a)) LMA_TRY(lma_copy_file(a, b));
+        snprintf(a, sizeof a, "%s/tokenizer.json", src);
+        if (!lma_file_exists(a)) return LMA_OK; /* a model folder without a tokenizer: nothing to copy */
     }
-    return LMA_OK;
+    return lma_tok_save_files(src, dst);
 }
 
 static lma_status make_shard(const cli_data_opts *d, const lma_tokenizer *tok, const char *path, int resume,

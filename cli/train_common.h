@@ -26,8 +26,10 @@ typedef struct {
     double replay_ratio;
 } cli_run_spec;
 
-/* Copies tokenizer.json, tokenizer_config.json (and special_tokens_map.json,
- * generation_config.json when present) from src into dst. */
+/* Writes the tokenizer of src into dst: from an HF folder, tokenizer.json,
+ * tokenizer_config.json (and special_tokens_map.json, chat_template.jinja,
+ * generation_config.json when present) copied; from a GGUF file, tokenizer.json and
+ * tokenizer_config.json synthesized from its metadata (lma_tok_save_files). */
 lma_status cli_copy_tokenizer(const char *src, const char *dst);
 
 /* Runs the whole job; returns the exit status (0, 1, 2). */

@@ -139,6 +139,11 @@ lma_status tok_regex_compile(const char *pat, size_t len, const char *ctx, pcre2
 /* Builds aidx/astart (end of loading). */
 lma_status tok_build_added_index(lma_tokenizer *t);
 
+/* tokenizer.json text + tokenizer_config.json text (NULL: none) -> tokenizer; ctx names the source. */
+lma_status tok_load_texts(const char *json, size_t len, const char *config_json, const char *ctx, lma_tokenizer **out);
+/* lma_tok_load of a GGUF file (tok_gguf.c). */
+lma_status tok_load_gguf(const char *path, lma_tokenizer **out);
+
 /* The decoder chain over token strings; returns malloc'd text. */
 lma_status tok_decode_tokens(const lma_tokenizer *t, const int32_t *ids, size_t n, int skip_special,
                              char **text, size_t *len);

@@ -6,6 +6,7 @@
 #include "core/arena.h"
 #include "core/io.h"
 #include "core/json.h"
+#include "format/gguf.h"
 #include "tok/tok_internal.h"
 
 #define TOK_MAX_IDS (1 << 24)
@@ -539,8 +540,44 @@ static lma_status token_field(const cJSON *cfg, const char *k, const char *ctx, 
     return LMA_OK;
 }
 
+/* tokenizer_config.json: bos/eos tokens and the chat template */
+static lma_status apply_config(lma_tokenizer *t, const cJSON *cfg, const char *path) {
+    if (!cJSON_IsObject(cfg)) return lma_error(LMA_ERR_FORMAT, "%s: top level must be an object", path);
+    LMA_TRY(token_field(cfg, "bos_token", path, &t->bos_token));
+    LMA_TRY(token_field(cfg, "eos_token", path, &t->eos_token));
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
+    const char *s = NULL;
+    if (cJSON_IsString(ct)) s = ct->valuestring;
+    else if (cJSON_IsArray(ct)) { /* [{"name":..., "template":...}]: the "default" one */
+        const cJSON *it;
+        cJSON_ArrayForEach(it, ct) {
+            const char *nm = jstr(it, "name");
+            if (nm && !strcmp(nm, "default")) s = jstr(it, "template");
+        }
+    }
+    if (s && !(t->chat_template = dupn(s, strlen(s)))) return lma_error(LMA_ERR_NOMEM, "%s: out of memory", path);
+    return LMA_OK;
+}
+
+lma_status tok_load_texts(const char *json, size_t len, const char *config_json, const char *ctx, lma_tokenizer **out) {
+    *out = NULL;
+    lma_tokenizer *t = NULL;
+    LMA_TRY(lma_tok_load_json(json, len, ctx, &t));
+    lma_status st = LMA_OK;
+    if (config_json) {
+        cJSON *cfg = NULL;
+        st = lma_json_parse(config_json, strlen(config_json), ctx, &cfg);
+        if (st == LMA_OK) st = apply_config(t, cfg, ctx);
+        cJSON_Delete(cfg);
+    }
+    if (st != LMA_OK) { lma_tok_free(t); return st; }
+    *out = t;
+    return LMA_OK;
+}
+
 lma_status lma_tok_load(const char *dir, lma_tokenizer **out) {
     *out = NULL;
+    if (lma_gguf_is_file(dir)) return tok_load_gguf(dir, out);
     char path[4096];
     LMA_TRY(lma_path_join(path, sizeof path, dir, "tokenizer.json"));
     char *txt = NULL; size_t n = 0;
@@ -553,27 +590,12 @@ lma_status lma_tok_load(const char *dir, lma_tokenizer **out) {
     if (lma_file_exists(path)) {
         cJSON *cfg = NULL;
         st = lma_json_load(path, &cfg);
-        if (st == LMA_OK && !cJSON_IsObject(cfg)) st = lma_error(LMA_ERR_FORMAT, "%s: top level must be an object", path);
-        if (st == LMA_OK) st = token_field(cfg, "bos_token", path, &t->bos_token);
-        if (st == LMA_OK) st = token_field(cfg, "eos_token", path, &t->eos_token);
-        if (st == LMA_OK) {
-            const cJSON *ct = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
-            const char *s = NULL;
-            if (cJSON_IsString(ct)) s = ct->valuestring;
-            else if (cJSON_IsArray(ct)) { /* [{"name":..., "template":...}]: the "default" one */
-                const cJSON *it;
-                cJSON_ArrayForEach(it, ct) {
-                    const char *nm = jstr(it, "name");
-                    if (nm && !strcmp(nm, "default")) s = jstr(it, "template");
-                }
-            }
-            if (s && !(t->chat_template = dupn(s, strlen(s)))) st = lma_error(LMA_ERR_NOMEM, "%s: out of memory", path);
-        }
+        if (st == LMA_OK) st = apply_config(t, cfg, path);
         cJSON_Delete(cfg);
     }
     if (st == LMA_OK && !t->chat_template) {
-        LMA_TRY(lma_path_join(path, sizeof path, dir, "chat_template.jinja"));
-        if (lma_file_exists(path)) st = lma_read_file(path, &t->chat_template, &n);
+        st = lma_path_join(path, sizeof path, dir, "chat_template.jinja");
+        if (st == LMA_OK && lma_file_exists(path)) st = lma_read_file(path, &t->chat_template, &n);
     }
     if (st != LMA_OK) { lma_tok_free(t); return st; }
     *out = t;

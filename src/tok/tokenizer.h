@@ -30,11 +30,27 @@
 
 typedef struct lma_tokenizer lma_tokenizer;
 
-/* tokenizer.json + tokenizer_config.json (optional; chat_template.jinja also read) in dir */
+/* tokenizer.json + tokenizer_config.json (optional; chat_template.jinja also read) in dir,
+ * or the tokenizer of a GGUF file when dir names one (see lma_tok_gguf_json). */
 lma_status lma_tok_load(const char *dir, lma_tokenizer **out);
 /* tokenizer.json text only (no config); ctx names the source in messages. */
 lma_status lma_tok_load_json(const char *json, size_t len, const char *ctx, lma_tokenizer **out);
 void lma_tok_free(lma_tokenizer *t);
+
+/* GGUF (tok_gguf.c): tokenizer.json and tokenizer_config.json texts (malloc'd,
+ * NUL-terminated) equivalent to the GGUF's tokenizer.ggml.* metadata, as transformers'
+ * GGUF loader builds them (AutoTokenizer.from_pretrained(dir, gguf_file=F), transformers
+ * 5.25): byte-level BPE for tokenizer.ggml.model "gpt2" (the split regex chosen by
+ * tokenizer.ggml.pre), SentencePiece BPE for "llama" (merges derived from the scores
+ * when the file has none). tokenizer_config_json may be NULL. Failures name the file
+ * and the key. The differences from llama.cpp are listed at the top of tok_gguf.c. */
+struct lma_gguf;
+lma_status lma_tok_gguf_json(const struct lma_gguf *g, char **tokenizer_json, char **tokenizer_config_json);
+/* Writes tokenizer_config.json (chat_template inside) and then tokenizer.json into dir
+ * (created if needed), each atomically: copied from an HF model folder src (with
+ * special_tokens_map.json and chat_template.jinja when present) or synthesized from a
+ * GGUF file src. tokenizer.json is written last: its presence marks a complete copy. */
+lma_status lma_tok_save_files(const char *src, const char *dir);
 
 /* ids malloc'd, caller frees; add_special: apply the post-processor (BOS/EOS) */
 lma_status lma_tok_encode(const lma_tokenizer *t, const char *text, size_t len, int add_special,
