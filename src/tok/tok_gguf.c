@@ -17,9 +17,10 @@
  *     no pre-tokenizer. Gemma files need more (respelled spaces, merges by position)
  *     and are refused.
  *   Added tokens, in transformers' order: the builder class's default specials
- *     ("<|endoftext|>" for gpt2; "<s>", "</s>", "<unk>" for llama) -- appended with a
- *     new id past the vocab when the vocab lacks them, as transformers does (e.g. a
- *     Llama 3 GGUF gains "<|endoftext|>" at id 128256); then the control tokens (type 3,
+ *     ("<|endoftext|>" for gpt2; "<s>", "</s>", "<unk>" for llama) where the vocab has
+ *     them (transformers appends a missing one with a new id past the vocab, e.g. a
+ *     Llama 3 GGUF gains "<|endoftext|>" at id 128256, a row no embedding has: lmadapt
+ *     does not); then the control tokens (type 3,
  *     special; for gpt2 only those spelled in the byte alphabet); then the user-defined
  *     ones (type 4, not special) present in the vocab; then bos/eos/unk/pad by id.
  *   Post-processor: TemplateProcessing with BOS when tokenizer.ggml.add_bos_token
@@ -43,7 +44,7 @@
  *   - llama.cpp matches control tokens in text only when asked (parse_special);
  *     transformers always does. A gpt2 control token outside the byte alphabet is
  *     matched by llama.cpp, skipped by transformers.
- *   - the phantom default specials above do not exist in llama.cpp. */
+ *   - the phantom default specials above exist neither in llama.cpp nor here. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,12 +250,21 @@ static lma_status add_token(gg *s, const char *c, size_t n, int special) {
 
 static int64_t type_of(const gg *s, uint64_t i) { return s->types ? lma_gguf_arr_i64(s->types, i) : 1; }
 
+/* a default special of transformers' builder class, only where the vocab has it: one it
+ * lacks would get an id past the model's embedding rows (a Llama 3 GGUF would report
+ * 128257 tokens for 128256 rows), so lmadapt leaves it out -- the one place where ids can
+ * differ from transformers, and only for text that spells that token */
+static lma_status add_default(gg *s, const char *c) {
+    size_t n = strlen(c);
+    return tok_strmap_get(&s->vocab, c, n) >= 0 ? add_token(s, c, n, 1) : LMA_OK;
+}
+
 static lma_status build_added(gg *s) {
-    if (s->bl) LMA_TRY(add_token(s, "<|endoftext|>", 13, 1)); /* GPT2Tokenizer's default unk/bos/eos */
-    else {                                                     /* LlamaTokenizer's default bos, eos, unk */
-        LMA_TRY(add_token(s, "<s>", 3, 1));
-        LMA_TRY(add_token(s, "</s>", 4, 1));
-        LMA_TRY(add_token(s, "<unk>", 5, 1));
+    if (s->bl) LMA_TRY(add_default(s, "<|endoftext|>")); /* GPT2Tokenizer's default unk/bos/eos */
+    else {                                                /* LlamaTokenizer's default bos, eos, unk */
+        LMA_TRY(add_default(s, "<s>"));
+        LMA_TRY(add_default(s, "</s>"));
+        LMA_TRY(add_default(s, "<unk>"));
     }
     for (uint64_t i = 0; i < s->n; i++) { /* 3 = control: special */
         if (type_of(s, i) != 3) continue;
