@@ -33,6 +33,10 @@ struct lma_backend;
 const struct lma_backend *cli_backend(const char *cmd, const char *device);
 /* Comma-separated non-negative token ids ("1,2,3"); 1 ok (caller frees *out), 0 bad. */
 int cli_parse_ids(const char *s, int32_t **out, size_t *n);
+/* Resolves a --model argument in place (core/model_path.h: a path, a folder holding one
+ * .gguf, or a short name of the model cache); prints the error and returns 1 when there is
+ * no such model. The resolved path lives until exit. */
+int cli_resolve_model(const char *cmd, const char **model);
 /* True when argv has -h or --help. */
 int cli_wants_help(int argc, char **argv);
 #endif

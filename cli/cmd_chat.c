@@ -97,6 +97,7 @@ int cmd_chat(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("chat", "unexpected argument '%s'", argv[optind]);
     if (!model) return cli_usage_error("chat", "--model DIR is required");
+    if (cli_resolve_model("chat", &model)) return 1;
     if (gp.max_tokens < 1) return cli_usage_error("chat", "--max-tokens must be >= 1");
     if (cli_sampling_check("chat", &gp)) return 2;
     lma_threads_set(threads);

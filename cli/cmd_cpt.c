@@ -70,6 +70,7 @@ int cmd_cpt(int argc, char **argv) {
     }
     while (optind < argc) if (cli_data_add(last ? &replay : &data, argv[optind++])) return 2;
     if (!model) return cli_usage_error("cpt", "--model DIR is required");
+    if (cli_resolve_model("cpt", &model)) return 1;
     if (data.n == 0 && !to.tp.resume) return cli_usage_error("cpt", "--data PATH is required");
     if (ratio >= 0 && replay.n == 0) return cli_usage_error("cpt", "--replay-ratio needs --replay PATH");
     if (ratio < 0) ratio = replay.n ? 0.25 : 0;

@@ -601,6 +601,7 @@ static int do_generate(int argc, char **argv) {
         else return cli_usage_error(cmd, "one prompt file only");
     }
     if (!model) return cli_usage_error(cmd, "--model DIR is needed");
+    if (cli_resolve_model(cmd, &model)) return 1;
     if (!prompts) return cli_usage_error(cmd, "--prompts FILE is needed");
     if (!outp) return cli_usage_error(cmd, "--out REVIEW.jsonl is needed");
     if (!sampling_ok(&p.gen)) return cli_usage_error(cmd, "a sampling option is out of range (see --help)");
@@ -696,6 +697,7 @@ static int do_judge(int argc, char **argv) {
         }
     }
     if (!model) return cli_usage_error(cmd, "--model DIR is needed");
+    if (cli_resolve_model(cmd, &model)) return 1;
     if (!in) return cli_usage_error(cmd, "--data FILE is needed");
     if (!p.out_path) return cli_usage_error(cmd, "--out FILE is needed");
     if (!sampling_ok(&p.gen)) return cli_usage_error(cmd, "a sampling option is out of range (see --help)");

@@ -204,6 +204,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
     if (!model) return cli_usage_error("eval", "--model DIR is required");
+    if (cli_resolve_model("eval", &model) || (cmp && cli_resolve_model("eval", &cmp))) return 1;
     if (!n_tasks) return cli_usage_error("eval", "give at least one --task KIND:PATH (ppl, mmlu or gen)");
     lma_threads_set((int)threads);
     if (!(g_backend = cli_backend("eval", device))) return 1;

@@ -95,6 +95,7 @@ int cmd_generate(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
     if (!model) return cli_usage_error("generate", "--model DIR is required");
+    if (cli_resolve_model("generate", &model)) return 1;
     if (!!prompt + !!pfile + !!ids_s != 1) return cli_usage_error("generate", "give one of --prompt, --prompt-file, --ids");
     if (cli_sampling_check("generate", &gp)) return 2;
     lma_threads_set(threads);
@@ -103,14 +104,15 @@ int cmd_generate(int argc, char **argv) {
     lma_model *m = NULL;
     int32_t *ids = NULL, eos[16];
     size_t n = 0;
-    char *buf = NULL, tpath[4200];
+    char *buf = NULL;
     int rc = 1;
-    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", model);
-    if (lma_file_exists(tpath) && lma_tok_load(model, &tok) != LMA_OK) goto done;
+    if (lma_tok_load(model, &tok) != LMA_OK) { /* without a tokenizer, --ids in and ids out */
+        if (!ids_s) { rc = cli_fail("generate", NULL); fprintf(stderr, "(without a tokenizer, give --ids)\n"); goto done; }
+        lma_clear_error();
+    }
     if (ids_s) {
         if (!cli_parse_ids(ids_s, &ids, &n)) { rc = cli_usage_error("generate", "--ids must be comma-separated integers"); goto done; }
     } else {
-        if (!tok) { rc = cli_fail("generate", "the model dir has no tokenizer.json: use --ids"); goto done; }
         size_t len = 0;
         if (pfile && lma_read_file(pfile, &buf, &len) != LMA_OK) goto done;
         if (lma_tok_encode(tok, pfile ? buf : prompt, pfile ? len : strlen(prompt), 1, &ids, &n) != LMA_OK) goto done;

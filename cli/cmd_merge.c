@@ -46,6 +46,7 @@ int cmd_merge(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("merge", "unexpected argument '%s'", argv[optind]);
     if (!model || !adapter || !out) return cli_usage_error("merge", "--model DIR, --adapter DIR and --out DIR are required");
+    if (cli_resolve_model("merge", &model)) return 1;
     lma_model *m = NULL;
     int rc = 1;
     if (lma_model_load(model, lma_backend_cpu(), &m) != LMA_OK) goto done;

@@ -70,6 +70,7 @@ int cmd_score(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("score", "unexpected argument '%s'", argv[optind]);
     if (!model) return cli_usage_error("score", "--model DIR is required");
+    if (cli_resolve_model("score", &model)) return 1;
     if (!!ids_s + !!text + !!file != 1) return cli_usage_error("score", "give exactly one of --ids, --text, --file");
     if (strcmp(dtype, "f32") && strcmp(dtype, "bf16")) return cli_usage_error("score", "--dtype must be f32 or bf16");
     int32_t *ids = NULL;

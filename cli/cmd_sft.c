@@ -79,6 +79,7 @@ int cmd_sft(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("sft", "unexpected argument '%s'", argv[optind]);
     if (!model || !data) return cli_usage_error("sft", "--model DIR and --data FILE are required");
+    if (cli_resolve_model("sft", &model)) return 1;
     lma_threads_set(to.threads);
     const char *run = to.tp.out_dir;
     if (!run) return cli_usage_error("sft", "--out RUN_DIR (or --resume RUN_DIR) is required");

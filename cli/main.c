@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "core/model_path.h"
 #include "backend/backend.h"
 
 static const lma_cli_command commands[] = {
@@ -43,6 +44,15 @@ const struct lma_backend *cli_backend(const char *cmd, const char *device) {
     const lma_backend *be = NULL;
     if (lma_backend_select(device, &be) != LMA_OK) cli_fail(cmd, NULL);
     return be;
+}
+
+int cli_resolve_model(const char *cmd, const char **model) {
+    static char paths[4][4096]; /* --model and --compare of one command */
+    static int next;
+    char *p = paths[next++ % 4];
+    if (lma_model_path_resolve(*model, p, sizeof paths[0]) != LMA_OK) return cli_fail(cmd, NULL);
+    *model = p;
+    return 0;
 }
 
 int cli_parse_ids(const char *s, int32_t **out, size_t *n) {

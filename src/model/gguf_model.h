@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include "format/gguf.h"
 #include "model/config.h"
+#include "model/llama.h"
 #include "model/weight_source.h"
 
 lma_status lma_gguf_config(const lma_gguf *g, lma_config *c);
@@ -23,4 +24,11 @@ int lma_gguf_arch_permutes(lma_arch a);
 void lma_gguf_permute_rows(float *dst, const float *src, int n_head, int hd, size_t cols, int to_gguf);
 /* The weight source of a GGUF file (weight_source.h). */
 lma_status lma_gguf_weight_source(const char *path, const lma_config *cfg, lma_weight_source *src);
+/* Writes m (fp32 masters on any backend) to path through w, which may already hold other
+ * metadata (tokenizer, general.name): llama.cpp's architecture keys and tensor names, Q/K
+ * permuted for llama/mistral, 1-D tensors F32, matrices of `type` (a ggml type that
+ * lma_ggml_type_quantizable accepts; a matrix whose rows do not fill its blocks stays F32).
+ * Atomic; LMA_ERR_NUMERIC for a non-finite weight; LMA_ERR_UNSUPPORTED for an NF4 or frozen
+ * model and llama3 rope scaling. */
+lma_status lma_model_save_gguf(const lma_model *m, lma_gguf_writer *w, const char *path, uint32_t type);
 #endif

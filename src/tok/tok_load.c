@@ -5,6 +5,7 @@
 #include <string.h>
 #include "core/arena.h"
 #include "core/io.h"
+#include "core/model_path.h"
 #include "core/json.h"
 #include "format/gguf.h"
 #include "tok/tok_internal.h"
@@ -575,8 +576,10 @@ lma_status tok_load_texts(const char *json, size_t len, const char *config_json,
     return LMA_OK;
 }
 
-lma_status lma_tok_load(const char *dir, lma_tokenizer **out) {
+lma_status lma_tok_load(const char *where, lma_tokenizer **out) {
     *out = NULL;
+    char dir[4096];
+    LMA_TRY(lma_model_path_resolve(where, dir, sizeof dir)); /* a short name, a folder holding one .gguf */
     if (lma_gguf_is_file(dir)) return tok_load_gguf(dir, out);
     char path[4096];
     LMA_TRY(lma_path_join(path, sizeof path, dir, "tokenizer.json"));

@@ -30,9 +30,10 @@
 
 typedef struct lma_tokenizer lma_tokenizer;
 
-/* tokenizer.json + tokenizer_config.json (optional; chat_template.jinja also read) in dir,
- * or the tokenizer of a GGUF file when dir names one (see lma_tok_gguf_json). */
-lma_status lma_tok_load(const char *dir, lma_tokenizer **out);
+/* where: an HF folder (tokenizer.json + tokenizer_config.json, optional; chat_template.jinja
+ * also read), a GGUF file (its tokenizer metadata, see lma_tok_gguf_json), or a short model
+ * name (core/model_path.h) */
+lma_status lma_tok_load(const char *where, lma_tokenizer **out);
 /* tokenizer.json text only (no config); ctx names the source in messages. */
 lma_status lma_tok_load_json(const char *json, size_t len, const char *ctx, lma_tokenizer **out);
 void lma_tok_free(lma_tokenizer *t);

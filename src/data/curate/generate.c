@@ -34,6 +34,13 @@ static int ends_with(const char *s, const char *suf) {
  * by name, size and mtime (hashing gigabytes of weights would cost a minute). */
 static void model_identity(const char *dir, uint64_t id[2]) {
     id[0] = 0x6a756467652d6964ULL; id[1] = 0x6c6d61646170742dULL;
+    struct stat fs;
+    if (!lma_is_dir(dir) && !stat(dir, &fs)) { /* a GGUF file: its path, size and mtime */
+        uint64_t v[3] = {lma_hash64(dir, strlen(dir), 1), (uint64_t)fs.st_size, (uint64_t)fs.st_mtim.tv_sec};
+        id[0] = lma_mix64(id[0] ^ lma_hash64(v, sizeof v, 21));
+        id[1] = lma_mix64(id[1] ^ lma_hash64(v, sizeof v, 22));
+        return;
+    }
     hash_file_bytes(dir, "config.json", id);
     hash_file_bytes(dir, "tokenizer_config.json", id);
     uint64_t acc[2] = {0, 0};
@@ -59,11 +66,7 @@ static void model_identity(const char *dir, uint64_t id[2]) {
 lma_status lma_curate_llm_load(const char *dir, const char *adapter_dir, const struct lma_backend *be,
                                lma_curate_llm *l) {
     memset(l, 0, sizeof *l);
-    char path[4200];
-    LMA_TRY(lma_path_join(path, sizeof path, dir, "tokenizer.json"));
-    if (!lma_file_exists(path))
-        return lma_error(LMA_ERR_ARG, "%s: the model dir has no tokenizer.json (needed to render prompts)", dir);
-    LMA_TRY(lma_tok_load(dir, &l->tok));
+    LMA_TRY(lma_tok_load(dir, &l->tok)); /* needed to render prompts */
     lma_status st = lma_model_load(dir, be ? be : lma_backend_cpu(), &l->model);
     if (st) { lma_curate_llm_free(l); return st; }
     if (adapter_dir && (st = lma_adapter_load(l->model, adapter_dir)) != LMA_OK) { lma_curate_llm_free(l); return st; }
