@@ -7,7 +7,7 @@
  *
  * Usage:
  *   bench_gen --preset 15m --vocab 32000 --prompt 128 --gen 128 --threads 2 --dir /tmp/m15
- *   bench_gen --mmlu ../shared/data/mmlu --tok tests/ref/tok/bl --shots 5 --limit 2
+ *   bench_gen --mmlu tests/data/mmlu --tok tests/ref/tok/bl --shots 5 --limit 2
  * Run by bench/gen_bench.sh (builds the bench_gen target). Last line:
  *   RESULT lmadapt preset X params P prompt P gen N prefill_tok_s A decode_tok_s B */
 #include <stdio.h>

@@ -2,10 +2,13 @@
 # Dedup and filter throughput (examples/s) of `lmadapt data` on 2 threads, on the
 # public Alpaca set (2k) and on a generated 1M-line set, with the datasketch
 # baseline for dedup (bench/data_dedup_datasketch.py, 100k lines of the big set).
-# Usage: bench/data_bench.sh [BUILD_DIR]   (default build; Release)
+# Usage: bench/data_bench.sh [BUILD_DIR [ALPACA_JSON]]   (default build; Release)
+# ALPACA_JSON defaults to tests/data/alpaca_small_2k.json (2000 Stanford Alpaca records,
+# whole; source in tests/data/MANIFEST.md).
 set -eu
 B=${1:-build}/lmadapt
-SHARED=${LMA_SHARED_DIR:-$(dirname "$0")/../../shared}
+A=${2:-$(dirname "$0")/../tests/data/alpaca_small_2k.json}
+[ -f "$A" ] || { echo "data_bench: $A not found (give the Alpaca JSON file as the 2nd argument)" >&2; exit 2; }
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 LMA_QUIET=1
@@ -36,13 +39,12 @@ head -n 100000 "$W/gen1m.jsonl" > "$W/gen100k.jsonl"
 now() { python3 -c 'import time; print(time.perf_counter())'; }
 run() { # label input command...
     label=$1; shift; input=$1; shift
-    n=$(grep -c . "$input" || true); [ "$input" = "$SHARED/data/alpaca_small_2k.json" ] && n=2000
+    n=$(grep -c . "$input" || true); [ "$input" = "$A" ] && n=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$A")
     t0=$(now); "$@" > "$W/out.txt"; t1=$(now)
     python3 -c "import sys; n=$n; dt=$t1-$t0; print(f'| $label | {n} | {dt:.2f} | {n/dt:,.0f} |')"
 }
 echo "| run | examples | seconds | examples/s |"
 echo "|---|---|---|---|"
-A=$SHARED/data/alpaca_small_2k.json
 run "dedup alpaca 2k" "$A" "$B" data dedup "$A" -o "$W/d.jsonl"
 run "filter alpaca 2k" "$A" "$B" data filter "$A" -o "$W/f.jsonl"
 run "dedup generated 1M" "$W/gen1m.jsonl" "$B" data dedup "$W/gen1m.jsonl" -o "$W/d.jsonl"

@@ -6,11 +6,14 @@
 # forward per choice).
 #
 # Usage: bench/gen_bench.sh          env: THREADS (2), BUILD (build), PYTHON (python3),
-#                                         PROMPT (128), GEN (128), SHARED (../shared)
+#                                         PROMPT (128), GEN (128),
+#                                         MMLU (tests/data/mmlu: Hendrycks CSV folders; --limit 2
+#                                         reads the first 2 val rows of a subject, the same in the
+#                                         cut copy there as in the full data, tests/data/MANIFEST.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS="${THREADS:-2}"; BUILD="${BUILD:-build}"; PYTHON="${PYTHON:-python3}"
-PROMPT="${PROMPT:-128}"; GEN="${GEN:-128}"; SHARED="${SHARED:-../shared}"
+PROMPT="${PROMPT:-128}"; GEN="${GEN:-128}"; MMLU="${MMLU:-tests/data/mmlu}"
 export OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" OMP_WAIT_POLICY=passive
 bin="$BUILD/bench_gen"
 cmake --build "$BUILD" -j2 --target bench_gen >/dev/null
@@ -34,4 +37,4 @@ for preset in 15m 125m; do
   done
 done
 echo "== MMLU scoring paths"
-"$bin" --mmlu "$SHARED/data/mmlu" --tok tests/ref/tok/bl --shots 5 --limit 2 --threads "$THREADS"
+"$bin" --mmlu "$MMLU" --tok tests/ref/tok/bl --shots 5 --limit 2 --threads "$THREADS"

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """PyTorch CPU baseline: one training step (forward + backward + AdamW) in tokens/s.
 
-Adapted from /work/shared/bench/torch_cpu_baseline.py (the baseline behind the CPU
-number in the foundation issue); the model and step are unchanged: stories15M
+Adapted from the PyTorch baseline behind the CPU number in the project's first
+performance goal (bench/RESULTS.md); the model and step are unchanged: stories15M
 shape (dim 288, 6 layers, 6 heads, MLP hidden 768, vocab 32000, untied head,
 24.4M parameters), batch 8 x 256, random tokens, cross-entropy, AdamW(lr=1e-4,
 torch defaults otherwise), zero_grad each step. 2 warm-up steps, then the mean

@@ -31,7 +31,7 @@ static void help(void) {
            "  --config FILE        an HF config.json instead of a preset (its vocab_size must match)\n\n",
            lma_config_preset_names());
     cli_train_help(stdout);
-    printf("\nExample:\n  lmadapt pretrain --data ../shared/data/tinyshakespeare.txt --tokenizer tok/ --preset 15m \\\n"
+    printf("\nExample:\n  lmadapt pretrain --data tests/data/tinyshakespeare.txt --tokenizer tok/ --preset 15m \\\n"
            "      --out runs/shakespeare --steps 300 --batch 8 --seq 256 --lr 1e-3\n");
 }
 

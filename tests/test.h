@@ -1,6 +1,7 @@
 /* Minimal test harness: CHECK(cond, fmt, ...) records a failure and goes on;
  * each test program ends with TEST_END(), which prints "N passed, N failed"
- * and returns the exit status. Paths: LMA_SRC_DIR (repo), LMA_SHARED_DIR. */
+ * and returns the exit status. Paths: LMA_SRC_DIR (repo; public data in
+ * LMA_SRC_DIR/tests/data, see tests/data/MANIFEST.md). */
 #ifndef LMA_TEST_H
 #define LMA_TEST_H
 #include <math.h>

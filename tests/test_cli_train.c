@@ -195,7 +195,7 @@ int main(void) {
     snprintf(tmp, sizeof tmp, "/tmp/lma_cli_train_XXXXXX");
     CHECK(mkdtemp(tmp) != NULL, "mkdtemp");
     char src[512], data[256], replay[256], tok[512];
-    snprintf(src, sizeof src, "%s/data/tinyshakespeare.txt", LMA_SHARED_DIR);
+    snprintf(src, sizeof src, "%s/tests/data/tinyshakespeare.txt", LMA_SRC_DIR);
     snprintf(tok, sizeof tok, "%s/tests/ref/tok/bl", LMA_SRC_DIR);
     snprintf(data, sizeof data, "%s/domain.txt", tmp);
     snprintf(replay, sizeof replay, "%s/general.txt", tmp);

@@ -71,7 +71,7 @@ static cJSON *chat(const char *user, const char *reply) {
 /* expected[line] = kind or "" (untouched); returns the number of lines */
 static int build(const char *path, const char **expected, int cap) {
     char src[1024];
-    snprintf(src, sizeof src, "%s/data/alpaca_first200.json", LMA_SHARED_DIR);
+    snprintf(src, sizeof src, "%s/tests/data/alpaca_first200.json", LMA_SRC_DIR);
     cJSON *arr = NULL;
     CHECK_OK(lma_json_load(src, &arr));
     if (!arr) return 0;

@@ -10,6 +10,7 @@
 #include "core/io.h"
 #include "core/rng.h"
 #include "data/curate/curate.h"
+#include "eval/mmlu.h"
 #include "test.h"
 
 static void normalization(void) {
@@ -35,24 +36,11 @@ static size_t nwords(const char *s) {
     return n;
 }
 
-/* First field of an MMLU CSV row (quoted or not). */
-static char *csv_first(const char *line) {
-    char *o = malloc(strlen(line) + 1); size_t k = 0;
-    if (*line == '"') {
-        for (line++; *line; line++) {
-            if (*line == '"') { if (line[1] == '"') { o[k++] = '"'; line++; continue; } break; }
-            o[k++] = *line;
-        }
-    } else while (*line && *line != ',') o[k++] = *line++;
-    o[k] = 0;
-    return o;
-}
-
 static void planted(void) {
     /* eval set 1: the first 500 GSM8K questions */
     const char *eval1 = "test_data_decontam.eval.jsonl";
     char *gsm; size_t gl;
-    CHECK_OK(lma_read_file(LMA_SHARED_DIR "/data/gsm8k_train.jsonl", &gsm, &gl));
+    CHECK_OK(lma_read_file(LMA_SRC_DIR "/tests/data/gsm8k_train.jsonl", &gsm, &gl));
     if (!gsm) return;
     char *qs[500]; int nq = 0;
     FILE *f = fopen(eval1, "wb");
@@ -64,21 +52,20 @@ static void planted(void) {
     }
     fclose(f);
     free(gsm);
-    /* eval set 2: MMLU validation questions with >= 16 words, from a few subjects */
-    const char *subj[] = {"high_school_european_history", "high_school_us_history", "professional_law", "moral_scenarios"};
+    /* eval set 2: MMLU validation questions of 16 to 199 words on one line, from subjects
+     * whose first rows have such questions */
+    const char *subj[] = {"professional_law", "moral_scenarios", "professional_medicine", "high_school_physics"};
     char *mq[64]; int nm = 0;
     for (int s = 0; s < 4; s++) {
-        char path[512], *t; size_t tl;
-        snprintf(path, sizeof path, "%s/data/mmlu/val/%s_val.csv", LMA_SHARED_DIR, subj[s]);
-        if (lma_read_file(path, &t, &tl)) { lma_clear_error(); continue; }
-        /* rows that start at a line start and whose first field is long enough */
-        for (char *p = t; p && *p && nm < 64; ) {
-            char *q = csv_first(p);
-            if (nwords(q) >= 16 && nwords(q) < 200 && !strchr(q, '\n') && !strchr(q, '\r')) mq[nm++] = q; else free(q);
-            p = strchr(p, '\n'); if (p) p++;
-            for (int skip = 0; skip < 7 && p; skip++) { p = strchr(p, '\n'); if (p) p++; } /* spread over the file */
+        char path[512];
+        lma_mmlu_item *it = NULL; size_t n = 0;
+        snprintf(path, sizeof path, "%s/tests/data/mmlu/val/%s_val.csv", LMA_SRC_DIR, subj[s]);
+        CHECK_OK(lma_mmlu_read_csv(path, &it, &n));
+        for (size_t i = 0; i < n && nm < 64; i++) {
+            const char *q = it[i].question;
+            if (nwords(q) >= 16 && nwords(q) < 200 && !strchr(q, '\n') && !strchr(q, '\r')) mq[nm++] = strdup(q);
         }
-        free(t);
+        lma_mmlu_items_free(it, n);
     }
     CHECK(nm >= 20, "found %d long MMLU questions", nm);
 
@@ -86,7 +73,7 @@ static void planted(void) {
     const char *in = "test_data_decontam.jsonl";
     f = fopen(in, "wb");
     lma_ex_reader *r;
-    CHECK_OK(lma_ex_open(LMA_SHARED_DIR "/data/alpaca_small_2k.json", &r));
+    CHECK_OK(lma_ex_open(LMA_SRC_DIR "/tests/data/alpaca_small_2k.json", &r));
     lma_example *e; lma_ex_buf b = {0};
     int line = 0;
     while (r && lma_ex_next(r, &e) == LMA_OK && e) {
@@ -118,7 +105,7 @@ static void planted(void) {
     fclose(f);
 
     char mmlu_dir[512];
-    snprintf(mmlu_dir, sizeof mmlu_dir, "%s/data/mmlu/val", LMA_SHARED_DIR);
+    snprintf(mmlu_dir, sizeof mmlu_dir, "%s/tests/data/mmlu/val", LMA_SRC_DIR);
     const char *evals[2] = {eval1, mmlu_dir};
     lma_decontam_file_params p; memset(&p, 0, sizeof p);
     p.ngram = 13; p.min_overlaps = 1; p.part = LMA_EX_ALL; p.evals = evals; p.n_evals = 2;

@@ -1,4 +1,4 @@
-/* dedup: Alpaca (2k) + GSM8K (3k) public data with 100 planted exact duplicates
+/* dedup: Alpaca (2k) + GSM8K (1k) public data with 100 planted exact duplicates
  * (case, punctuation and spacing changed) and 100 planted near duplicates (one
  * word changed in a long example); precision and recall of the removed set
  * (with the right kept twin) must be >= 0.95. Also: the hashed shingle Jaccard
@@ -96,10 +96,10 @@ static char *near_variant(const char *u, const char *a) {
 }
 
 static void planted(void) {
-    add_file(LMA_SHARED_DIR "/data/alpaca_small_2k.json", 2000);
-    add_file(LMA_SHARED_DIR "/data/gsm8k_train.jsonl", 3000);
+    add_file(LMA_SRC_DIR "/tests/data/alpaca_small_2k.json", 2000);
+    add_file(LMA_SRC_DIR "/tests/data/gsm8k_train.jsonl", 1000);
     int nbase = nrec;
-    CHECK(nbase == 5000, "5000 base records, got %d", nbase);
+    CHECK(nbase == 3000, "3000 base records, got %d", nbase);
     lma_rng rng; lma_rng_seed(&rng, 2024);
     static int src_of[MAXREC], kind_of[MAXREC], used[MAXREC];
     for (int i = 0; i < MAXREC; i++) src_of[i] = -1;

@@ -117,7 +117,7 @@ static void jsonl_lines(void) {
 
 /* Line of each top-level element's "  {" in the indent=2 json.dump file. */
 static void alpaca_array(void) {
-    const char *path = LMA_SHARED_DIR "/data/alpaca_first200.json";
+    const char *path = LMA_SRC_DIR "/tests/data/alpaca_first200.json";
     char *text; size_t len;
     CHECK_OK(lma_read_file(path, &text, &len));
     if (!text) return;

@@ -97,7 +97,7 @@ static void judge(const char *mdir) {
     path(scores, sizeof scores, "scores.jsonl");
     path(scores2, sizeof scores2, "scores2.jsonl");
     path(cache, sizeof cache, "cache/");
-    snprintf(src, sizeof src, "%s/data/alpaca_first200.json", LMA_SHARED_DIR);
+    snprintf(src, sizeof src, "%s/tests/data/alpaca_first200.json", LMA_SRC_DIR);
     cJSON *arr = NULL;
     CHECK_OK(lma_json_load(src, &arr));
     if (!arr) return;

@@ -40,7 +40,7 @@ int main(void) {
     char *all[N + 1]; int n = 0;
     FILE *f = fopen("test_data_split.jsonl", "wb");
     lma_ex_reader *r;
-    CHECK_OK(lma_ex_open(LMA_SHARED_DIR "/data/gsm8k_train.jsonl", &r));
+    CHECK_OK(lma_ex_open(LMA_SRC_DIR "/tests/data/gsm8k_train.jsonl", &r));
     lma_example *e;
     while (r && n < N && lma_ex_next(r, &e) == LMA_OK && e) {
         const char *task = n % 10 < 6 ? "a" : n % 10 < 9 ? "b" : "c";

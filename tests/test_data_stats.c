@@ -27,7 +27,7 @@ static double num(const cJSON *o, const char *path) {
 }
 
 static void alpaca(void) {
-    const char *path = LMA_SHARED_DIR "/data/alpaca_small_2k.json";
+    const char *path = LMA_SRC_DIR "/tests/data/alpaca_small_2k.json";
     cJSON *all = NULL;
     CHECK_OK(lma_json_load(path, &all));
     if (!all) return;

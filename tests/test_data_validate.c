@@ -47,7 +47,7 @@ static char *json_escape(const char *s) {
 static int make_file(const char *path, int n, int *plant_line) {
     FILE *f = fopen(path, "wb");
     lma_ex_reader *r;
-    if (!f || lma_ex_open(LMA_SHARED_DIR "/data/gsm8k_train.jsonl", &r)) return 0;
+    if (!f || lma_ex_open(LMA_SRC_DIR "/tests/data/gsm8k_train.jsonl", &r)) return 0;
     int line = 1, k = 0, written = 0;
     lma_example *e;
     while (written < n && lma_ex_next(r, &e) == LMA_OK && e) {
@@ -152,7 +152,7 @@ static void too_long(void) {
     const char *path = "test_data_validate_len.jsonl";
     FILE *f = fopen(path, "wb");
     lma_ex_reader *r;
-    CHECK_OK(lma_ex_open(LMA_SHARED_DIR "/data/gsm8k_train.jsonl", &r));
+    CHECK_OK(lma_ex_open(LMA_SRC_DIR "/tests/data/gsm8k_train.jsonl", &r));
     enum { N = 200 };
     size_t len[N], sorted[N];
     lma_example *e;

@@ -1,5 +1,5 @@
 /* cli eval end to end on tiny random models with the bl tokenizer: MMLU over every
- * val file of shared/data/mmlu (per-subject counts = the files' rows from Python's csv
+ * val file of tests/data/mmlu (per-subject counts = the files' rows from Python's csv
  * module, accuracies in [0, 1], micro/macro consistent with the subjects; 0 shots), a gen task
  * and a ppl task; --compare deltas and the forgetting summary; kv and full scoring
  * agree; --adapter / --compare-adapter; usage errors. */
@@ -81,7 +81,7 @@ static void check_mmlu(const cJSON *r, int full_files) {
     CHECK(rows_ok == n_sub, "per-subject counts = the file rows (%d of %d)", rows_ok, n_sub);
     CHECK(acc_ok == n_sub, "per-subject accuracy in [0,1] and = correct/n");
     CHECK(num(r, "n") == n && num(r, "correct") == c, "totals = sums over subjects");
-    CHECK(!full_files || n == 1542, "all 1542 val rows evaluated (%g)", n);
+    CHECK(!full_files || n == 570, "all 570 val rows evaluated (%g)", n);
     CHECK(fabs(num(r, "micro_acc") - c / n) < 1e-12 && num(r, "score") == num(r, "micro_acc"), "micro accuracy");
     CHECK(fabs(num(r, "macro_acc") - macro / n_sub) < 1e-12, "macro accuracy = mean over subjects");
 }
@@ -90,7 +90,7 @@ int main(void) {
     if (!mkdtemp(tmp)) { CHECK(0, "mkdtemp"); TEST_END(); }
     char tokdir[2048], da[2100], db[2100], dad[2100], gen[2100], txt[2100], outj[2100], cmd[16384], mmlu[2048];
     snprintf(tokdir, sizeof tokdir, "%s/tests/ref/tok/bl", LMA_SRC_DIR);
-    snprintf(mmlu, sizeof mmlu, "%s/data/mmlu", LMA_SHARED_DIR);
+    snprintf(mmlu, sizeof mmlu, "%s/tests/data/mmlu", LMA_SRC_DIR);
     snprintf(da, sizeof da, "%s/a", tmp);
     snprintf(db, sizeof db, "%s/b", tmp);
     snprintf(dad, sizeof dad, "%s/adapter", tmp);
@@ -127,7 +127,7 @@ int main(void) {
     CHECK_OK(lma_write_file_atomic(gen, g, strlen(g)));
     char tpath[2048], *t = NULL;
     size_t tl = 0;
-    snprintf(tpath, sizeof tpath, "%s/data/tinyshakespeare.txt", LMA_SHARED_DIR);
+    snprintf(tpath, sizeof tpath, "%s/tests/data/tinyshakespeare.txt", LMA_SRC_DIR);
     CHECK_OK(lma_read_file(tpath, &t, &tl));
     if (t) CHECK_OK(lma_write_file_atomic(txt, t, tl > 3000 ? 3000 : tl));
     free(t);

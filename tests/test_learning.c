@@ -1,5 +1,5 @@
 /* Learning really happens: `lmadapt pretrain --preset 15m` for 300 steps on
- * ../shared/data/tinyshakespeare.txt (with a 1024-token BPE tokenizer trained
+ * tests/data/tinyshakespeare.txt (the first 512 KiB of it; a 1024-token BPE tokenizer trained
  * on it) must reach a validation loss well below the unigram entropy of the
  * training tokens. The unigram entropy H1 is what the best context-free model
  * (one that only knows token frequencies) scores; beating it by 0.7 nats means
@@ -13,10 +13,10 @@ int main(void) {
     char tmp[] = "/tmp/lma_learn_XXXXXX", cmd[4096], path[512];
     CHECK(mkdtemp(tmp) != NULL, "mkdtemp");
     snprintf(cmd, sizeof cmd,
-             "%s pretrain --data %s/data/tinyshakespeare.txt --vocab-size 1024 --preset 15m --out %s/run "
+             "%s pretrain --data %s/tests/data/tinyshakespeare.txt --vocab-size 1024 --preset 15m --out %s/run "
              "--steps 300 --batch 8 --seq 128 --lr 2e-3 --min-lr 2e-4 --warmup 30 --eval-every 100 --eval-batches 0 "
              "--save-every 300 --val-fraction 0.02 --threads 2 2>&1",
-             LMA_CLI, LMA_SHARED_DIR, tmp);
+             LMA_CLI, LMA_SRC_DIR, tmp);
     FILE *p = popen(cmd, "r");
     char out[8192] = {0};
     size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;

@@ -1,4 +1,4 @@
-# Copy of ../shared/bench/hf_train_baseline.py (the transformers + PEFT baseline behind the GPU numbers), kept here because the device machine gets only the repository.
+# The transformers + PEFT training baseline behind the GPU comparison numbers in bench/RESULTS.md (taken over unchanged from the project's first performance goal).
 # Usage: python3 hf_train_baseline.py NAME full|lora SEQ BATCH STEPS [ckpt] [compile]   (NAME: llama124m, tinyllama1b, llama2_7b)
 import sys, time, json, torch
 from transformers import LlamaConfig, LlamaForCausalLM

@@ -1,6 +1,6 @@
 /* Training examples from JSONL (or a top-level JSON array), normalized.
  *
- * One reader for every dataset format lmadapt accepts (REFERENCE.md §7):
+ * One reader for every dataset format lmadapt accepts (docs/formats.md "Datasets"):
  *   messages      {"messages":[{"role","content"},...]}           (OpenAI / TRL)
  *   alpaca        {"instruction","input"?,"output"}               (user = instruction
  *                                                                  + "\n\n" + input)

@@ -1,4 +1,4 @@
-/* PEFT LoRA adapter directories (REFERENCE.md §5): adapter_config.json +
+/* PEFT LoRA adapter directories (docs/formats.md "PEFT LoRA adapters"): adapter_config.json +
  * adapter_model.safetensors, the layout peft's save_pretrained writes and
  * PeftModel.from_pretrained reads.
  *

@@ -1,4 +1,4 @@
-/* HF config.json for Llama-family causal LMs (REFERENCE.md §2): parse (classic
+/* HF config.json for Llama-family causal LMs (docs/formats.md "config.json"): parse (classic
  * rope_theta/rope_scaling form and the transformers-v5 rope_parameters form),
  * save (classic form), and the RoPE inverse frequencies (HF modeling_rope_utils:
  * default, linear, llama3). Defaults follow the transformers config classes. */

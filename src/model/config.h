@@ -1,4 +1,4 @@
-/* Hugging Face config.json for Llama-family causal LMs (REFERENCE.md §2).
+/* Hugging Face config.json for Llama-family causal LMs (docs/formats.md "config.json").
  * Supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM.
  * Anything unsupported (architecture, hidden_act, rope type, sliding window in
  * use, mlp_bias, ...) fails with LMA_ERR_UNSUPPORTED naming the field and value;

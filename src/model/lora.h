@@ -1,5 +1,5 @@
 /* LoRA adapters on the linear projections of a Llama-family model, with PEFT's
- * semantics (REFERENCE.md §5):
+ * semantics (docs/formats.md "PEFT LoRA adapters"):
  *
  *   y = base(x) + s * (dropout(x) A^T) B^T      A (r, in), B (out, r)
  *   s = alpha / r, or alpha / sqrt(r) with rsLoRA

@@ -1,5 +1,5 @@
 /* safetensors reader (mmap, single file or sharded index) and writer.
- * Byte layout and validation rules: REFERENCE.md §1 and huggingface/safetensors
+ * Byte layout and validation rules: docs/formats.md "safetensors" and huggingface/safetensors
  * tensor.rs. The writer reproduces safetensors.torch.save_file(..., metadata=
  * {"format":"pt"}) byte for byte: compact JSON header with __metadata__ first,
  * tensors ordered by dtype size (descending) then name, header padded with

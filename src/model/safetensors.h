@@ -1,4 +1,4 @@
-/* safetensors read (mmap, single file or sharded index) and write (REFERENCE.md §1).
+/* safetensors read (mmap, single file or sharded index) and write (docs/formats.md "safetensors").
  *
  * Reading validates everything before any tensor is handed out: header length
  * <= 100,000,000 bytes and inside the file, UTF-8 JSON object, known dtypes,

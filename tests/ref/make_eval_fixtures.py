@@ -1,25 +1,31 @@
 """Fixtures for tests/test_eval*.c (run from the repo root; needs lm-eval, transformers):
 
     pip install lm-eval        # 0.4.x; made with 0.4.13
-    python3 tests/ref/make_eval_fixtures.py [../shared]
+    python3 tests/ref/make_eval_fixtures.py [--data DIR] [--counts-only]
+
+DIR is the data folder (default tests/data, see tests/data/MANIFEST.md);
+--counts-only rewrites mmlu_rowcounts.txt and gsm8k_answers.txt only (plain Python,
+no lm-eval or transformers needed).
 
 Writes tests/ref/eval/:
   mmlu_prompts.json  MMLU requests built by lm-evaluation-harness's own code: a custom
                      task per subject (the installed mmlu/default/_default_template_yaml,
-                     dataset_path csv on the Hendrycks files in shared/data/mmlu, dev as
+                     dataset_path csv on the Hendrycks files in tests/data/mmlu, dev as
                      the few-shot split, val as the test split; process_docs turns the
                      CSV row into the cais/mmlu record), task.fewshot_context() and
                      task.construct_requests() give (context, continuation); the token
                      ids come from lm_eval's TemplateLM._encode_pair with the bl
                      tokenizer (tests/ref/tok/bl) encoded as HFLM.tok_encode does.
+                     Only the first 5 val rows of 7 subjects are used, so the prompts
+                     are the same for the full Hendrycks files and the cut ones in
+                     tests/data (every dev row is kept there).
   mmlu_rowcounts.txt "<split>/<file> <rows>" from Python's csv module, every file.
   gsm8k_answers.txt  one line per gsm8k_train.jsonl record: the text after '####' with
                      commas removed, as a Python float repr.
 """
-import csv, glob, json, os, sys, tempfile
+import argparse, csv, glob, json, os, sys, tempfile
 
-SHARED = sys.argv[1] if len(sys.argv) > 1 else "../shared"
-DATA = os.path.join(SHARED, "data")
+DATA = "tests/data"
 OUT = "tests/ref/eval"
 SUBJECTS = ["abstract_algebra", "college_mathematics", "formal_logic", "nutrition",
             "professional_law", "world_religions", "college_physics"]
@@ -69,7 +75,28 @@ def write_tasks(tmp):
             f.write('description: %s\n' % json.dumps(desc))
 
 
+def counts():
+    with open(os.path.join(OUT, "mmlu_rowcounts.txt"), "w") as f:
+        for p in sorted(glob.glob(os.path.join(DATA, "mmlu/*/*.csv"))):
+            rows = list(csv.reader(open(p, newline="", encoding="utf-8")))
+            f.write("%s/%s %d\n" % (os.path.basename(os.path.dirname(p)), os.path.basename(p), len(rows)))
+    with open(os.path.join(DATA, "gsm8k_train.jsonl")) as f, open(os.path.join(OUT, "gsm8k_answers.txt"), "w") as g:
+        for line in f:
+            ans = json.loads(line)["answer"]
+            g.write(repr(float(ans.split("####")[-1].strip().replace(",", ""))) + "\n")
+
+
 def main():
+    global DATA
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=DATA)
+    ap.add_argument("--counts-only", action="store_true")
+    a = ap.parse_args()
+    DATA = a.data
+    os.makedirs(OUT, exist_ok=True)
+    if a.counts_only:
+        counts()
+        return
     from lm_eval.tasks import TaskManager, get_task_dict
     from lm_eval.api.model import TemplateLM
     from transformers import AutoTokenizer
@@ -82,7 +109,6 @@ def main():
         def tok_encode(self, s, **kw):
             return tok.encode(s)
 
-    os.makedirs(OUT, exist_ok=True)
     items = []
     with tempfile.TemporaryDirectory() as tmp:
         write_tasks(tmp)
@@ -111,14 +137,7 @@ def main():
         json.dump({"lm_eval_version": __import__("lm_eval").__version__, "tokenizer": "tests/ref/tok/bl",
                    "items": items}, f, ensure_ascii=False, indent=1)
         f.write("\n")
-    with open(os.path.join(OUT, "mmlu_rowcounts.txt"), "w") as f:
-        for p in sorted(glob.glob(os.path.join(DATA, "mmlu/*/*.csv"))):
-            rows = list(csv.reader(open(p, newline="", encoding="utf-8")))
-            f.write("%s/%s %d\n" % (os.path.basename(os.path.dirname(p)), os.path.basename(p), len(rows)))
-    with open(os.path.join(DATA, "gsm8k_train.jsonl")) as f, open(os.path.join(OUT, "gsm8k_answers.txt"), "w") as g:
-        for line in f:
-            ans = json.loads(line)["answer"]
-            g.write(repr(float(ans.split("####")[-1].strip().replace(",", ""))) + "\n")
+    counts()
     print("wrote %d prompts" % len(items))
 
 

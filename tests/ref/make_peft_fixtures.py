@@ -51,6 +51,12 @@ for name, kw in peft_made.items():
                 p.copy_(torch.randn(p.shape, generator=g) * 0.05)
     d = os.path.join(out, "peft_" + name)
     m.save_pretrained(d)
+    # PEFT records the absolute path the base was loaded from; keep the repository-relative one
+    with open(os.path.join(d, "adapter_config.json")) as f:
+        acfg = json.load(f)
+    acfg["base_model_name_or_path"] = "tests/ref/models/" + name
+    with open(os.path.join(d, "adapter_config.json"), "w") as f:
+        json.dump(acfg, f, indent=2, sort_keys=True)  # as PEFT writes it
     m.eval()
     ids = torch.randint(0, m.config.vocab_size, (2, 10), generator=g)
     with torch.no_grad():

@@ -16,7 +16,7 @@ The tensor values come from a formula both sides compute exactly (value(k, i) be
 configs (tests/ref/configs/): <name>.json written by transformers 5 (save_pretrained), plus hand-written
 classic-form configs like real hub files; expected.json holds what transformers makes of each one (after
 loading the file back): sizes, rope parameters, biases and q/k norms of the instantiated model, and the
-model's rotary inv_freq, plus a float64 inv_freq computed here from REFERENCE.md §2 formulas.
+model's rotary inv_freq, plus a float64 inv_freq computed here from the formulas in docs/formats.md "RoPE conventions".
 --check-saved loads tests/ref/configs/saved/<name>.json (written by lma_config_save; test_config compares
 its output to these files byte for byte) and asserts transformers reads the same values as from the original.
 """

@@ -2,11 +2,12 @@
 """Generate tokenizer parity fixtures for lmadapt (tests/ref/tok/).
 
 Everything here is made locally with Hugging Face `tokenizers` and `transformers`
-(no Hub access): tokenizers are trained on public text from ../shared/data, then the
+(no Hub access): tokenizers are trained on public text from tests/data (the first
+3000 lines of tinyshakespeare.txt, alpaca_first200.json; tests/data/MANIFEST.md), then the
 ids of a test text set, their decodings and chat-template renders are dumped as JSON.
 
 Usage:
-  python3 tests/ref/make_tok_fixtures.py [--shared ../shared]
+  python3 tests/ref/make_tok_fixtures.py [--data tests/data]
       writes tests/ref/tok/{bl,sp,spm,g2,train}/ and cases.json, chat.json
   python3 tests/ref/make_tok_fixtures.py --check-lmadapt DIR
       loads DIR/tokenizer.json (written by `lmadapt tokenizer train`) with HF tokenizers,
@@ -125,11 +126,11 @@ def test_texts():
     return out
 
 
-def read_corpus(shared):
+def read_corpus(data):
     lines = []
-    with open(os.path.join(shared, "data", "tinyshakespeare.txt"), encoding="utf-8") as f:
+    with open(os.path.join(data, "tinyshakespeare.txt"), encoding="utf-8") as f:
         lines = f.read().splitlines(keepends=True)[:3000]
-    with open(os.path.join(shared, "data", "alpaca_first200.json"), encoding="utf-8") as f:
+    with open(os.path.join(data, "alpaca_first200.json"), encoding="utf-8") as f:
         recs = json.load(f)
     for r in recs:
         for k in ("instruction", "input", "output"):
@@ -251,10 +252,10 @@ def encode_cases(tok, texts, rng):
     return {"cases": out, "random_decode": rand}
 
 
-def long_text(shared):
-    with open(os.path.join(shared, "data", "tinyshakespeare.txt"), encoding="utf-8") as f:
+def long_text(data):
+    with open(os.path.join(data, "tinyshakespeare.txt"), encoding="utf-8") as f:
         a = f.read()[200000:216000]
-    with open(os.path.join(shared, "data", "gsm8k_train.jsonl"), encoding="utf-8") as f:
+    with open(os.path.join(data, "gsm8k_train.jsonl"), encoding="utf-8") as f:
         b = "".join(json.loads(l)["question"] + "\n" + json.loads(l)["answer"] + "\n\n" for l in f.readlines()[:25])
     return a + b
 
@@ -340,20 +341,20 @@ def check_lmadapt(dirpath):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shared", default=os.path.join(HERE, "..", "..", "..", "shared"))
+    ap.add_argument("--data", default=os.path.join(HERE, "..", "data"))
     ap.add_argument("--check-lmadapt")
     a = ap.parse_args()
     if a.check_lmadapt:
         check_lmadapt(a.check_lmadapt)
         return
-    corpus = read_corpus(a.shared)
+    corpus = read_corpus(a.data)
     rng = random.Random(1234)
     bl = make_bl(corpus)
     (sp, spcfg), (spm, spmcfg) = make_sp(corpus)
     g2 = make_g2(corpus)
     toks = {"bl": bl, "sp": (sp, spcfg), "spm": (spm, spmcfg), "g2": g2}
     texts = test_texts()
-    lt = long_text(a.shared).encode()
+    lt = long_text(a.data).encode()
     cases = {}
     for name, (tok, cfg) in toks.items():
         save(tok, cfg, name)
@@ -366,7 +367,7 @@ def main():
                    "long_text_in": "bl", "tokenizers": cases}, f)
     with open(os.path.join(OUT, "chat.json"), "w") as f:
         json.dump(chat_fixtures(toks), f, ensure_ascii=False)
-    train_fixture(read_corpus(a.shared)[:1500])
+    train_fixture(read_corpus(a.data)[:1500])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-/* validate: OpenAI fine-tuning checks (REFERENCE.md §7), role order, empty turns,
+/* validate: OpenAI fine-tuning checks (docs/formats.md "Datasets"), role order, empty turns,
  * invalid UTF-8, and training/inference format drift (system prompt, stray special
  * tokens and templates in content, answer formats inconsistent within a task). */
 #include <stdarg.h>
