@@ -17,6 +17,7 @@ int cmd_pretrain(int argc, char **argv);
 int cmd_cpt(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_chat(int argc, char **argv);

@@ -18,6 +18,7 @@ static const lma_cli_command commands[] = {
     {"tokenizer", "encode, decode, train tokenizers; render chat templates (HF-exact)", cmd_tokenizer},
     {"sft", "supervised fine-tuning on chat data (loss on assistant turns)", cmd_sft},
     {"merge", "merge a LoRA adapter into its base model (writes a full HF model)", cmd_merge},
+    {"export", "write a model or LoRA adapter as GGUF for llama.cpp / Ollama (+ a Modelfile)", cmd_export},
     {"generate", "continue a prompt (KV cache; greedy, temperature, top-k/p, min-p)", cmd_generate},
     {"chat", "interactive chat with the model's template (/reset, /system, /exit)", cmd_chat},
     {"score", "log-probability of each token, total NLL and perplexity", cmd_score},

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "model/gguf_model.h"
+#include "model/lora.h"
 #include "model/llama.h"
 #include "quant/ggml_quant.h"
 
@@ -126,5 +127,77 @@ done:
     free(c.param);
     free(c.type);
     free(c.scratch);
+    return s;
+}
+
+/* ---- LoRA adapters, as llama.cpp's --lora reads them (convert_lora_to_gguf.py) ---- */
+typedef struct {
+    const lma_model *m;
+    const float *host;  /* (lora table.total) the adapter's fp32 masters on the host */
+    int *param;         /* (n tensors) index into the adapter's table */
+    int *permute;       /* (n tensors) rows of a q/k B to permute: heads, or 0 */
+    float *scratch;
+} lora_ctx;
+
+static lma_status lora_fill(void *vctx, int i, void *dst, size_t nbytes) {
+    lora_ctx *c = vctx;
+    const lma_param_info *p = &c->m->lora->table.info[c->param[i]];
+    const float *x = c->host + p->offset;
+    if (nbytes != p->numel * sizeof(float)) return lma_error(LMA_ERR_INTERNAL, "GGUF export: %s: size", p->name);
+    if (c->permute[i]) {
+        lma_gguf_permute_rows(dst, x, c->permute[i], c->m->cfg.head_dim, (size_t)p->shape[1], 1);
+        return LMA_OK;
+    }
+    memcpy(dst, x, nbytes);
+    return LMA_OK;
+}
+
+lma_status lma_adapter_save_gguf(const lma_model *m, lma_gguf_writer *w, const char *path) {
+    const lma_lora *l = m->lora;
+    if (!l) return lma_error(LMA_ERR_ARG, "%s: the model has no adapter attached", path);
+    /* llama.cpp scales by alpha / r: rsLoRA's alpha / sqrt(r) is alpha * sqrt(r) / r */
+    float alpha = l->p.rslora ? l->p.alpha * sqrtf((float)l->p.r) : l->p.alpha;
+    LMA_TRY(lma_gguf_set_str(w, "general.architecture", gguf_arch(m->cfg.arch)));
+    LMA_TRY(lma_gguf_set_str(w, "general.type", "adapter"));
+    LMA_TRY(lma_gguf_set_str(w, "adapter.type", "lora"));
+    LMA_TRY(lma_gguf_set_f32(w, "adapter.lora.alpha", alpha));
+    int n = l->table.count;
+    lora_ctx c = {m, NULL, malloc((size_t)n * sizeof(int)), malloc((size_t)n * sizeof(int)), NULL};
+    float *host = malloc(l->table.total * sizeof(float));
+    lma_status s = LMA_OK;
+    if (!c.param || !c.permute || !host) { s = lma_error(LMA_ERR_NOMEM, "%s: out of memory", path); goto done; }
+    m->be->download(host, l->params, l->table.total * sizeof(float));
+    c.host = host;
+    for (int i = 0; i < n && s == LMA_OK; i++) {
+        const lma_param_info *p = &l->table.info[i];
+        /* base_model.model.model.layers.N.<module>.<proj>.lora_{A,B}.weight -> blk.N.<gguf>.weight.lora_{a,b} */
+        const char *pre = "base_model.model.", *nm = p->name;
+        size_t k = strlen(pre), len = strlen(nm);
+        int is_a = len > 14 && !strcmp(nm + len - 14, ".lora_A.weight"), is_b = len > 14 && !strcmp(nm + len - 14, ".lora_B.weight");
+        char hf[128], gname[128];
+        if (strncmp(nm, pre, k) || (!is_a && !is_b) || len - k - 14 + 8 > sizeof hf) {
+            s = lma_error(LMA_ERR_INTERNAL, "%s: unexpected adapter tensor %s", path, nm);
+            break;
+        }
+        snprintf(hf, sizeof hf, "%.*s.weight", (int)(len - k - 14), nm + k);
+        if (!lma_gguf_name_from_hf(hf, gname, sizeof gname - 8)) {
+            s = lma_error(LMA_ERR_INTERNAL, "%s: no GGUF name for %s", path, hf);
+            break;
+        }
+        strcat(gname, is_a ? ".lora_a" : ".lora_b");
+        c.param[i] = i;
+        c.permute[i] = 0;
+        if (is_b && lma_gguf_arch_permutes(m->cfg.arch)) {
+            if (strstr(hf, "q_proj")) c.permute[i] = m->cfg.n_heads;
+            if (strstr(hf, "k_proj")) c.permute[i] = m->cfg.n_kv_heads;
+        }
+        int64_t ne[2] = {p->shape[1], p->shape[0]};
+        s = lma_gguf_add_tensor(w, gname, 2, ne, LMA_GGML_F32);
+    }
+    if (s == LMA_OK) s = lma_gguf_write(w, path, lora_fill, &c);
+done:
+    free(host);
+    free(c.param);
+    free(c.permute);
     return s;
 }

@@ -31,4 +31,9 @@ lma_status lma_gguf_weight_source(const char *path, const lma_config *cfg, lma_w
  * Atomic; LMA_ERR_NUMERIC for a non-finite weight; LMA_ERR_UNSUPPORTED for an NF4 or frozen
  * model and llama3 rope scaling. */
 lma_status lma_model_save_gguf(const lma_model *m, lma_gguf_writer *w, const char *path, uint32_t type);
+/* Writes m's attached LoRA adapter as llama.cpp's --lora reads it: general.type "adapter",
+ * adapter.type "lora", adapter.lora.alpha (rsLoRA's scale folded in: llama.cpp divides by r),
+ * blk.N.<tensor>.weight.lora_a (ne [in, r]) and .lora_b (ne [r, out]) in F32, B's rows of
+ * q/k permuted as the base's. */
+lma_status lma_adapter_save_gguf(const lma_model *m, lma_gguf_writer *w, const char *path);
 #endif

@@ -86,6 +86,17 @@ static const struct { const char *name, *re; } SPLITS[] = {
     {"minimax-m2", GPT4O_SPLIT},
 };
 
+/* the name llama.cpp knows for each split (the first of SPLITS is transformers' spelling) */
+const char *tok_gguf_pre_name(const char *re) {
+    static const struct { const char *re, *name; } names[] = {
+        {LLAMA3_SPLIT, "llama-bpe"}, {QWEN2_SPLIT, "qwen2"}, {TEKKEN_SPLIT, "tekken"}, {GPT4O_SPLIT, "gpt-4o"},
+        {QWEN35_SPLIT, "qwen35"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(re, names[i].re)) return names[i].name;
+    return NULL;
+}
+
 typedef struct {
     const char *content; size_t len; /* points into gg strings or a literal */
     int32_t id;

@@ -56,6 +56,7 @@ typedef struct {
     int type;
     int add_prefix_space, use_regex;     /* ByteLevel */
     pcre2_code *re; char *lit; size_t litlen; int behavior, invert; /* Split */
+    char *re_src;                        /* Split: the regex as written (NULL for a literal) */
     char repl[8]; int repl_len; int scheme, split; /* Metaspace */
     int individual;                      /* Digits */
 } tok_pre;
@@ -147,4 +148,6 @@ lma_status tok_load_gguf(const char *path, lma_tokenizer **out);
 /* The decoder chain over token strings; returns malloc'd text. */
 lma_status tok_decode_tokens(const lma_tokenizer *t, const int32_t *ids, size_t n, int skip_special,
                              char **text, size_t *len);
+/* GGUF: llama.cpp's tokenizer.ggml.pre name of a Split regex (NULL when none matches). */
+const char *tok_gguf_pre_name(const char *re);
 #endif

@@ -157,8 +157,13 @@ static lma_status add_pre(lma_tokenizer *t, const cJSON *n, const char *ctx) {
         else if (!strcmp(b, "Contiguous")) p.behavior = BEH_CONTIGUOUS;
         else return lma_error(LMA_ERR_FORMAT, "%s: Split behavior \"%s\" unknown", ctx, b);
         p.invert = jbool(n, "invert", 0);
-        LMA_TRY(parse_pattern(cJSON_GetObjectItemCaseSensitive(n, "pattern"), ctx, &p.lit, &p.litlen, &p.re));
+        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(n, "pattern");
+        LMA_TRY(parse_pattern(pat, ctx, &p.lit, &p.litlen, &p.re));
         if (!p.re && p.litlen == 0) { free(p.lit); return lma_error(LMA_ERR_FORMAT, "%s: Split with an empty pattern", ctx); }
+        if (p.re && !(p.re_src = dupn(jstr(pat, "Regex"), strlen(jstr(pat, "Regex"))))) {
+            pcre2_code_free(p.re);
+            return lma_error(LMA_ERR_NOMEM, "%s: out of memory", ctx);
+        }
     } else if (!strcmp(type, "Metaspace")) {
         p.type = PRE_METASPACE;
         LMA_TRY(parse_repl(n, ctx, p.repl, &p.repl_len, &p.scheme));
@@ -170,7 +175,7 @@ static lma_status add_pre(lma_tokenizer *t, const cJSON *n, const char *ctx) {
         return lma_error(LMA_ERR_UNSUPPORTED, "%s: pre_tokenizer \"%s\" is not supported (supported: ByteLevel, Split, "
                          "Metaspace, Digits, Sequence)", ctx, type);
     tok_pre *a = realloc(t->pres, (t->n_pres + 1) * sizeof *a);
-    if (!a) { free(p.lit); if (p.re) pcre2_code_free(p.re); return lma_error(LMA_ERR_NOMEM, "%s: out of memory", ctx); }
+    if (!a) { free(p.lit); free(p.re_src); if (p.re) pcre2_code_free(p.re); return lma_error(LMA_ERR_NOMEM, "%s: out of memory", ctx); }
     t->pres = a; t->pres[t->n_pres++] = p;
     return LMA_OK;
 }
@@ -618,7 +623,10 @@ void lma_tok_free(lma_tokenizer *t) {
     free(t->added); free(t->aidx[0]); free(t->aidx[1]);
     for (size_t i = 0; i < t->n_norms; i++) { free(t->norms[i].a); free(t->norms[i].b); if (t->norms[i].re) pcre2_code_free(t->norms[i].re); }
     free(t->norms);
-    for (size_t i = 0; i < t->n_pres; i++) { free(t->pres[i].lit); if (t->pres[i].re) pcre2_code_free(t->pres[i].re); }
+    for (size_t i = 0; i < t->n_pres; i++) {
+        free(t->pres[i].lit); free(t->pres[i].re_src);
+        if (t->pres[i].re) pcre2_code_free(t->pres[i].re);
+    }
     free(t->pres);
     for (size_t i = 0; i < t->n_decs; i++) { free(t->decs[i].a); free(t->decs[i].b); }
     free(t->decs);

@@ -52,6 +52,10 @@ lma_status lma_tok_gguf_json(const struct lma_gguf *g, char **tokenizer_json, ch
  * special_tokens_map.json and chat_template.jinja when present) or synthesized from a
  * GGUF file src. tokenizer.json is written last: its presence marks a complete copy. */
 lma_status lma_tok_save_files(const char *src, const char *dir);
+/* The tokenizer of src (a GGUF file: its tokenizer.* keys copied; an HF folder or name:
+ * converted as llama.cpp's converter does, tok_gguf_write.c) as GGUF metadata in w. */
+struct lma_gguf_writer;
+lma_status lma_tok_gguf_meta(const char *src, struct lma_gguf_writer *w);
 
 /* ids malloc'd, caller frees; add_special: apply the post-processor (BOS/EOS) */
 lma_status lma_tok_encode(const lma_tokenizer *t, const char *text, size_t len, int add_special,

@@ -1,0 +1,188 @@
+/* lmadapt export: a model (HF folder or GGUF) or a LoRA adapter as GGUF for llama.cpp and
+ * Ollama, with an Ollama Modelfile beside a model. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "core/io.h"
+#include "format/gguf.h"
+#include "model/adapter.h"
+#include "model/gguf_model.h"
+#include "quant/ggml_quant.h"
+#include "tok/chat_template.h"
+#include "tok/tokenizer.h"
+
+#define DEFAULT_TYPE "f16"
+
+static void help(void) {
+    printf("Usage: lmadapt export --model M --out F.gguf [--type T] [--name S]\n"
+           "       lmadapt export --model BASE --adapter DIR --out A.gguf\n\n"
+           "Writes a GGUF file that llama.cpp, Ollama and LM Studio run (and lmadapt reads back):\n"
+           "llama.cpp's metadata keys and tensor names, Q/K rows in llama.cpp's order, the tokenizer\n"
+           "(tokens, merges or scores, token types, BOS/EOS) and the chat template. Beside a model it\n"
+           "writes F.Modelfile for `ollama create NAME -f F.Modelfile` (FROM, TEMPLATE, stop strings).\n"
+           "With --adapter it writes the LoRA adapter alone, as `llama-cli -m BASE.gguf --lora A.gguf`\n"
+           "reads it (BASE.gguf: this model exported). Every file is written atomically.\n\n"
+           "Options:\n"
+           "  --model M       HF model folder, .gguf file or short name (e.g. smollm2-135m-instruct)\n"
+           "  --adapter DIR   PEFT LoRA adapter folder (trained on --model): export the adapter\n"
+           "  --out F.gguf    output file\n"
+           "  --type T        f32 | f16 | bf16 | q8_0 | q4_0 (also q4_1, q5_0, q5_1) for the matrices;\n"
+           "                  norms and biases stay f32 (default " DEFAULT_TYPE ", as llama.cpp's converter)\n"
+           "  --format gguf   the output format (gguf, the only one)\n"
+           "  --name S        general.name (default: the model's file or folder name)\n"
+           "  -h, --help      this help\n\n"
+           "Error of the types on SmolLM2-135M (docs/models.md): f32 exact, bf16/f16 and q8_0 small,\n"
+           "q4_0 the largest.\n\n"
+           "Examples:\n"
+           "  lmadapt export --model smollm2-135m-instruct --type q8_0 --out smollm2-q8.gguf\n"
+           "  lmadapt export --model runs/sft/final --out tuned.gguf\n"
+           "  lmadapt export --model smollm2-135m-instruct --adapter runs/lora/final --out lora.gguf\n");
+}
+
+static const struct { const char *name; uint32_t type; } types[] = {
+    {"f32", LMA_GGML_F32}, {"f16", LMA_GGML_F16}, {"bf16", LMA_GGML_BF16}, {"q8_0", LMA_GGML_Q8_0},
+    {"q4_0", LMA_GGML_Q4_0}, {"q4_1", LMA_GGML_Q4_1}, {"q5_0", LMA_GGML_Q5_0}, {"q5_1", LMA_GGML_Q5_1},
+};
+
+/* The Ollama TEMPLATE (Go template) and stop strings of each chat format. */
+static const struct { lma_chat_format f; const char *tmpl; const char *stops[3]; } ollama[] = {
+    {LMA_CHAT_CHATML,
+     "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}{{ if .Prompt }}<|im_start|>user\n"
+     "{{ .Prompt }}<|im_end|>\n{{ end }}<|im_start|>assistant\n{{ .Response }}<|im_end|>\n",
+     {"<|im_start|>", "<|im_end|>", NULL}},
+    {LMA_CHAT_LLAMA3,
+     "{{ if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>{{ end }}"
+     "{{ if .Prompt }}<|start_header_id|>user<|end_header_id|>\n\n{{ .Prompt }}<|eot_id|>{{ end }}"
+     "<|start_header_id|>assistant<|end_header_id|>\n\n{{ .Response }}<|eot_id|>",
+     {"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"}},
+    {LMA_CHAT_LLAMA2,
+     "[INST] {{ if .System }}<<SYS>>\n{{ .System }}\n<</SYS>>\n\n{{ end }}{{ .Prompt }} [/INST] {{ .Response }}",
+     {"[INST]", "[/INST]", "</s>"}},
+    {LMA_CHAT_ZEPHYR,
+     "{{ if .System }}<|system|>\n{{ .System }}</s>\n{{ end }}{{ if .Prompt }}<|user|>\n{{ .Prompt }}</s>\n{{ end }}"
+     "<|assistant|>\n{{ .Response }}</s>\n",
+     {"<|system|>", "<|user|>", "</s>"}},
+    {LMA_CHAT_MISTRAL, "[INST] {{ if .System }}{{ .System }}\n\n{{ end }}{{ .Prompt }} [/INST]{{ .Response }}",
+     {"[INST]", "[/INST]", "</s>"}},
+};
+
+/* appends s to a growing string; 0 on failure */
+static int cat(char **buf, size_t *len, size_t *cap, const char *s) {
+    size_t n = strlen(s);
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 1024;
+        while (c < *len + n + 1) c *= 2;
+        char *b = realloc(*buf, c);
+        if (!b) return 0;
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, s, n + 1);
+    *len += n;
+    return 1;
+}
+
+/* Ollama Modelfile beside out: FROM ./file, TEMPLATE, SYSTEM (a template's default), stops. */
+static lma_status write_modelfile(const char *model, const char *out, char *mf_path, size_t cap) {
+    lma_tokenizer *t = NULL;
+    LMA_TRY(lma_tok_load(model, &t));
+    const char *ct = lma_tok_chat_template(t);
+    lma_chat_format f = LMA_CHAT_CHATML;
+    char *sys = NULL;
+    lma_status s = LMA_OK;
+    int have = ct && lma_chat_detect(ct, &f, &sys) == LMA_OK;
+    lma_clear_error();
+    size_t n = strlen(out);
+    const char *base = strrchr(out, '/');
+    base = base ? base + 1 : out;
+    int k = snprintf(mf_path, cap, "%.*s.Modelfile", (int)(n > 5 && !strcmp(out + n - 5, ".gguf") ? n - 5 : n), out);
+    if (k < 0 || (size_t)k >= cap) { lma_tok_free(t); free(sys); return lma_error(LMA_ERR_ARG, "%s: path too long", out); }
+    char *b = NULL;
+    size_t len = 0, bcap = 0;
+    int ok = cat(&b, &len, &bcap, "# Ollama Modelfile written by lmadapt export: ollama create NAME -f THIS_FILE\nFROM ./") &&
+             cat(&b, &len, &bcap, base) && cat(&b, &len, &bcap, "\n");
+    for (size_t i = 0; have && ok && i < sizeof ollama / sizeof *ollama; i++) {
+        if (ollama[i].f != f) continue;
+        ok = cat(&b, &len, &bcap, "TEMPLATE \"\"\"") && cat(&b, &len, &bcap, ollama[i].tmpl) &&
+             cat(&b, &len, &bcap, "\"\"\"\n");
+        if (ok && sys) ok = cat(&b, &len, &bcap, "SYSTEM \"\"\"") && cat(&b, &len, &bcap, sys) &&
+                           cat(&b, &len, &bcap, "\"\"\"\n");
+        for (int j = 0; ok && j < 3 && ollama[i].stops[j]; j++)
+            ok = cat(&b, &len, &bcap, "PARAMETER stop \"") && cat(&b, &len, &bcap, ollama[i].stops[j]) &&
+                 cat(&b, &len, &bcap, "\"\n");
+    }
+    if (!have && ok) ok = cat(&b, &len, &bcap, "# no chat template recognized: raw completion only\n");
+    s = ok ? lma_write_file_atomic(mf_path, b, len) : lma_error(LMA_ERR_NOMEM, "out of memory");
+    free(b);
+    free(sys);
+    lma_tok_free(t);
+    return s;
+}
+
+int cmd_export(int argc, char **argv) {
+    enum { O_MODEL = 1, O_ADAPTER, O_OUT, O_TYPE, O_FORMAT, O_NAME, O_HELP };
+    static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
+                                         {"adapter", required_argument, 0, O_ADAPTER},
+                                         {"out", required_argument, 0, O_OUT},
+                                         {"type", required_argument, 0, O_TYPE},
+                                         {"format", required_argument, 0, O_FORMAT},
+                                         {"name", required_argument, 0, O_NAME},
+                                         {"help", no_argument, 0, O_HELP},
+                                         {0, 0, 0, 0}};
+    const char *model = NULL, *adapter = NULL, *out = NULL, *type_s = DEFAULT_TYPE, *name = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': case O_HELP: help(); return 0;
+        case O_MODEL: model = optarg; break;
+        case O_ADAPTER: adapter = optarg; break;
+        case 'o': case O_OUT: out = optarg; break;
+        case O_TYPE: type_s = optarg; break;
+        case O_FORMAT:
+            if (strcmp(optarg, "gguf")) return cli_usage_error("export", "--format %s: only gguf is written", optarg);
+            break;
+        case O_NAME: name = optarg; break;
+        default: return cli_usage_error("export", "unknown option");
+        }
+    }
+    if (optind < argc) return cli_usage_error("export", "unexpected argument '%s'", argv[optind]);
+    if (!model || !out) return cli_usage_error("export", "--model M and --out F.gguf are required");
+    uint32_t type = UINT32_MAX;
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) if (!strcmp(type_s, types[i].name)) type = types[i].type;
+    if (type == UINT32_MAX)
+        return cli_usage_error("export", "--type %s: one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1", type_s);
+    if (adapter && type != LMA_GGML_F32 && strcmp(type_s, DEFAULT_TYPE))
+        return cli_usage_error("export", "--type: an adapter is written in f32");
+    if (cli_resolve_model("export", &model)) return 1;
+    if (lma_is_dir(out)) return cli_usage_error("export", "--out %s is a folder: give a file name (F.gguf)", out);
+    if (!strcmp(model, out)) return cli_usage_error("export", "--out is the input model: give another file");
+    lma_model *m = NULL;
+    lma_gguf_writer *w = NULL;
+    int rc = 1;
+    if (lma_model_load(model, lma_backend_cpu(), &m) != LMA_OK || lma_gguf_writer_new(&w) != LMA_OK) goto done;
+    if (adapter) {
+        if (lma_adapter_load(m, adapter) != LMA_OK || lma_adapter_save_gguf(m, w, out) != LMA_OK) goto done;
+        printf("export: adapter %s (r %d) -> %s\n", adapter, m->lora->p.r, out);
+        rc = 0;
+        goto done;
+    }
+    if (!name) {
+        const char *b = strrchr(model, '/');
+        name = b && b[1] ? b + 1 : model;
+    }
+    if (lma_gguf_set_str(w, "general.type", "model") != LMA_OK || lma_gguf_set_str(w, "general.name", name) != LMA_OK)
+        goto done;
+    if (lma_tok_gguf_meta(model, w) != LMA_OK || lma_model_save_gguf(m, w, out, type) != LMA_OK) goto done;
+    char mf[4200];
+    if (write_modelfile(model, out, mf, sizeof mf) != LMA_OK) goto done;
+    printf("export: %s (%s) -> %s, %s\n", model, type_s, out, mf);
+    rc = 0;
+done:
+    if (rc) cli_fail("export", NULL);
+    lma_gguf_writer_free(w);
+    lma_model_free(m);
+    return rc;
+}
