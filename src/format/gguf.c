@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "core/io.h"
 #include "quant/ggml_quant.h"
 
@@ -274,8 +277,12 @@ static lma_status parse(lma_gguf *g, const char *ctx) {
             return lma_error(LMA_ERR_FORMAT, "%s: %s: row length %lld is not a multiple of the %s block (%lld)", ctx,
                              what, (long long)t->ne[0], lma_ggml_type_name(t->type),
                              (long long)lma_ggml_block_elems(t->type));
-        if (lma_ggml_nbytes(t->type, nel, &t->nbytes) != LMA_OK)
-            return lma_error_replace(LMA_ERR_FORMAT, "%s: %s: %s", ctx, what, lma_last_error());
+        if (lma_ggml_nbytes(t->type, nel, &t->nbytes) != LMA_OK) {
+            /* copied first: lma_last_error() is the buffer lma_error_replace writes */
+            char why[256];
+            snprintf(why, sizeof why, "%s", lma_last_error());
+            return lma_error_replace(LMA_ERR_FORMAT, "%s: %s: %s", ctx, what, why);
+        }
         if (t->offset % g->alignment)
             return lma_error(LMA_ERR_FORMAT, "%s: %s: offset %llu is not a multiple of the alignment %zu", ctx, what,
                              (unsigned long long)t->offset, g->alignment);
@@ -317,6 +324,12 @@ lma_status lma_gguf_open(const char *path, lma_gguf **out) {
     *out = NULL;
     lma_gguf *g = calloc(1, sizeof *g);
     if (!g) return lma_error(LMA_ERR_NOMEM, "out of memory");
+    /* lma_map_file's open() would block on a FIFO until a writer comes */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        free(g);
+        return lma_error(LMA_ERR_IO, "%s: not a regular file", path);
+    }
     lma_status st = lma_map_file(path, &g->map);
     if (st != LMA_OK) {
         free(g);
@@ -347,12 +360,13 @@ void lma_gguf_close(lma_gguf *g) {
 }
 
 int lma_gguf_is_file(const char *path) {
-    if (!path || lma_is_dir(path)) return 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
+    if (!path) return 0;
+    int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO must not block */
+    if (fd < 0) return 0;
+    struct stat sb;
     char m[4];
-    int ok = fread(m, 1, 4, f) == 4 && !memcmp(m, "GGUF", 4);
-    fclose(f);
+    int ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && read(fd, m, 4) == 4 && !memcmp(m, "GGUF", 4);
+    close(fd);
     return ok;
 }
 
@@ -461,6 +475,12 @@ double lma_gguf_arr_f64(const lma_gguf_kv *kv, uint64_t i) {
 int64_t lma_gguf_arr_i64(const lma_gguf_kv *kv, uint64_t i) {
     lma_gguf_kv x = {0};
     load_scalar(kv->arr_type, kv->arr_data + i * scalar_size(kv->arr_type), &x);
-    if (kv->arr_type == LMA_GGUF_F32 || kv->arr_type == LMA_GGUF_F64) return (int64_t)x.v.f;
+    if (kv->arr_type == LMA_GGUF_F32 || kv->arr_type == LMA_GGUF_F64) {
+        /* out-of-range or NaN float-to-int conversion is undefined: saturate, NaN -> 0 */
+        if (!(x.v.f == x.v.f)) return 0;
+        if (x.v.f >= 9223372036854775808.0) return INT64_MAX;
+        if (x.v.f < -9223372036854775808.0) return INT64_MIN;
+        return (int64_t)x.v.f;
+    }
     return is_signed(kv->arr_type) ? x.v.i : (int64_t)x.v.u;
 }

@@ -7,6 +7,8 @@
 #include "quant/ggml_quant.h"
 
 #define ALIGN 32
+#define MAX_KEY 65536 /* the reader's limits (gguf.c) */
+#define MAX_NAME 256
 
 typedef struct {
     char *name;
@@ -63,6 +65,12 @@ void lma_gguf_writer_free(lma_gguf_writer *w) {
 
 /* records the key (refusing a duplicate) and writes it with its type */
 static lma_status key(lma_gguf_writer *w, const char *k, lma_gguf_type t) {
+    size_t kl = strlen(k);
+    if (kl == 0 || kl > MAX_KEY)
+        return lma_error(LMA_ERR_ARG, "GGUF writer: key '%.60s' has length %zu (1 to %d)", k, kl, MAX_KEY);
+    /* the data is laid out on ALIGN: another alignment would make the file unreadable */
+    if (!strcmp(k, "general.alignment") && t != LMA_GGUF_U32)
+        return lma_error(LMA_ERR_ARG, "GGUF writer: general.alignment must be a u32");
     for (size_t i = 0; i < w->n_keys; i++)
         if (!strcmp(w->keys[i], k)) return lma_error(LMA_ERR_ARG, "GGUF writer: key '%s' set twice", k);
     if (w->n_keys == w->keys_cap) {
@@ -83,7 +91,15 @@ lma_status lma_gguf_set_str(lma_gguf_writer *w, const char *k, const char *val) 
     LMA_TRY(key(w, k, LMA_GGUF_STRING));
     return put_str(w, val, strlen(val));
 }
+static lma_status check_alignment(const char *k, uint64_t v) {
+    if (!strcmp(k, "general.alignment") && v != ALIGN)
+        return lma_error(LMA_ERR_ARG, "GGUF writer: general.alignment %llu (the writer aligns to %d)",
+                         (unsigned long long)v, ALIGN);
+    return LMA_OK;
+}
+
 lma_status lma_gguf_set_u32(lma_gguf_writer *w, const char *k, uint32_t v) {
+    LMA_TRY(check_alignment(k, v));
     LMA_TRY(key(w, k, LMA_GGUF_U32));
     return put(w, &v, 4);
 }
@@ -137,7 +153,8 @@ lma_status lma_gguf_copy_kv(lma_gguf_writer *w, const lma_gguf *g, int (*skip)(c
         if (!k) return lma_error(LMA_ERR_NOMEM, "out of memory");
         memcpy(k, kv->key.s, kv->key.len);
         k[kv->key.len] = 0;
-        lma_status s = key(w, k, kv->type);
+        lma_status s = kv->type == LMA_GGUF_U32 ? check_alignment(k, kv->v.u) : LMA_OK;
+        if (s == LMA_OK) s = key(w, k, kv->type);
         free(k);
         LMA_TRY(s);
         if (kv->type == LMA_GGUF_STRING) LMA_TRY(put_str(w, kv->str.s, kv->str.len));
@@ -160,6 +177,11 @@ lma_status lma_gguf_copy_kv(lma_gguf_writer *w, const lma_gguf *g, int (*skip)(c
 }
 
 lma_status lma_gguf_add_tensor(lma_gguf_writer *w, const char *name, int n_dims, const int64_t *ne, uint32_t type) {
+    size_t nl = strlen(name);
+    if (nl == 0 || nl > MAX_NAME)
+        return lma_error(LMA_ERR_ARG, "GGUF writer: tensor name '%.60s' has length %zu (1 to %d)", name, nl, MAX_NAME);
+    if (!lma_ggml_type_name(type))
+        return lma_error(LMA_ERR_ARG, "GGUF writer: tensor '%s' has unknown ggml type %u", name, (unsigned)type);
     if (n_dims < 1 || n_dims > LMA_GGUF_MAX_DIMS)
         return lma_error(LMA_ERR_ARG, "GGUF writer: tensor '%s' has %d dimensions", name, n_dims);
     for (size_t i = 0; i < w->n_t; i++)
@@ -170,7 +192,7 @@ lma_status lma_gguf_add_tensor(lma_gguf_writer *w, const char *name, int n_dims,
             return lma_error(LMA_ERR_ARG, "GGUF writer: tensor '%s' has a bad shape", name);
         n *= (uint64_t)ne[d];
     }
-    if (ne[0] % lma_ggml_block_elems(type) && lma_ggml_block_elems(type))
+    if (ne[0] % lma_ggml_block_elems(type))
         return lma_error(LMA_ERR_ARG, "GGUF writer: tensor '%s': rows of %lld do not fill %s blocks of %lld", name,
                          (long long)ne[0], lma_ggml_type_name(type) ? lma_ggml_type_name(type) : "?",
                          (long long)lma_ggml_block_elems(type));
