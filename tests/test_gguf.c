@@ -756,6 +756,13 @@ static void test_rejections(void) {
     bb_head(&b, 3, 2, 0); bb_tensor(&b, "w", 1, ne8, LMA_GGML_F32, 0); bb_tensor(&b, "w", 1, ne8, LMA_GGML_F32, 32);
     bb_pad(&b, 32); for (int i = 0; i < 64; i++) bb_u8(&b, 0);
     expect_fail(&b, LMA_ERR_FORMAT, "duplicate tensor 'w'"); bb_free(&b);
+    /* two tensors sharing bytes (ne8: 8 F32 = 32 bytes; the second starts inside the first) */
+    {
+        uint64_t ne16[1] = {16};
+        bb_head(&b, 3, 2, 0); bb_tensor(&b, "a", 1, ne16, LMA_GGML_F32, 0); bb_tensor(&b, "b", 1, ne8, LMA_GGML_F32, 32);
+        bb_pad(&b, 32); for (int i = 0; i < 96; i++) bb_u8(&b, 0);
+        expect_fail(&b, LMA_ERR_FORMAT, "overlap"); bb_free(&b);
+    }
     /* keys that differ only in length are not duplicates */
     bb_head(&b, 3, 0, 2); bb_key(&b, "ab", LMA_GGUF_U8); bb_u8(&b, 1); bb_key(&b, "a", LMA_GGUF_U8); bb_u8(&b, 1);
     expect_ok(&b); bb_free(&b);

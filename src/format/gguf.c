@@ -186,6 +186,27 @@ static lma_status check_unique(const lma_gguf_str *first, size_t stride, size_t 
     return st;
 }
 
+static int cmp_offset(const void *a, const void *b) {
+    const lma_gguf_tensor *x = *(const lma_gguf_tensor *const *)a, *y = *(const lma_gguf_tensor *const *)b;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/* No two tensors share bytes (llama.cpp lays them out back to back; overlap is malformed). */
+static lma_status check_no_overlap(const lma_gguf *g, const char *ctx) {
+    if (g->n_tensors < 2) return LMA_OK;
+    const lma_gguf_tensor **v = malloc((size_t)g->n_tensors * sizeof *v);
+    if (!v) return lma_error(LMA_ERR_NOMEM, "%s: out of memory", ctx);
+    for (int64_t i = 0; i < g->n_tensors; i++) v[i] = &g->tensors[i];
+    qsort(v, (size_t)g->n_tensors, sizeof *v, cmp_offset);
+    lma_status st = LMA_OK;
+    for (int64_t i = 1; i < g->n_tensors && st == LMA_OK; i++)
+        if (v[i - 1]->nbytes && v[i]->nbytes && v[i - 1]->offset + v[i - 1]->nbytes > v[i]->offset)
+            st = lma_error(LMA_ERR_FORMAT, "%s: tensors '%.*s' and '%.*s' overlap in the data section", ctx,
+                           (int)v[i - 1]->name.len, v[i - 1]->name.s, (int)v[i]->name.len, v[i]->name.s);
+    free(v);
+    return st;
+}
+
 static lma_status parse(lma_gguf *g, const char *ctx) {
     cursor c = {g->data, g->len, 0, ctx};
     char magic[4];
@@ -306,7 +327,7 @@ static lma_status parse(lma_gguf *g, const char *ctx) {
                              (unsigned long long)t->offset, (unsigned long long)data_len);
         t->data = g->data + off + t->offset;
     }
-    return LMA_OK;
+    return check_no_overlap(g, ctx);
 }
 
 static lma_status open_common(lma_gguf *g, const char *ctx, lma_gguf **out) {

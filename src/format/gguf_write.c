@@ -8,7 +8,7 @@
 
 #define ALIGN 32
 #define MAX_KEY 65536 /* the reader's limits (gguf.c) */
-#define MAX_NAME 256
+#define MAX_NAME 63 /* llama.cpp: GGML_MAX_NAME 64 with the NUL */
 
 typedef struct {
     char *name;
