@@ -13,7 +13,7 @@
 #include "tok/chat_template.h"
 
 static void help(void) {
-    printf("Usage: lmadapt chat --model DIR [--system S] [--template NAME] [sampling options]\n\n"
+    printf("Usage: lmadapt chat --model M [--system S] [--template NAME] [sampling options]\n\n"
            "Talks with a chat model: each line you type is a user turn; the reply streams back.\n"
            "The conversation is rendered with the model's chat template (or --template: llama2,\n"
            "llama3, chatml, zephyr, mistral) exactly as transformers' apply_chat_template does.\n"
@@ -21,7 +21,8 @@ static void help(void) {
            "Commands: /reset (forget the conversation), /system TEXT (set the system prompt and\n"
            "reset), /exit (or end of input).\n\n"
            "Options:\n"
-           "  --model DIR              HF model dir with tokenizer.json and a chat template\n"
+           "  --model M                HF model folder, .gguf file or short name (docs/models.md),\n"
+           "                           with a chat template\n"
            "  --system S               system prompt\n"
            "  --template NAME          chat format instead of the tokenizer's chat_template\n"
            "  --adapter DIR            apply a PEFT LoRA adapter dir to the model\n"
@@ -96,7 +97,7 @@ int cmd_chat(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("chat", "unexpected argument '%s'", argv[optind]);
-    if (!model) return cli_usage_error("chat", "--model DIR is required");
+    if (!model) return cli_usage_error("chat", "--model is required");
     if (cli_resolve_model("chat", &model)) return 1;
     if (gp.max_tokens < 1) return cli_usage_error("chat", "--max-tokens must be >= 1");
     if (cli_sampling_check("chat", &gp)) return 2;

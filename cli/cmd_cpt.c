@@ -8,13 +8,13 @@
 #include "train_common.h"
 
 static void help(void) {
-    printf("Usage: lmadapt cpt --model DIR --data DOMAIN... [--replay GENERAL... --replay-ratio R] --out RUN_DIR [options]\n\n"
+    printf("Usage: lmadapt cpt --model M --data DOMAIN... [--replay GENERAL... --replay-ratio R] --out RUN_DIR [options]\n\n"
            "Continued pretraining: trains all weights of an HF model (or, with --method lora|qlora,\n"
            "a PEFT adapter on the frozen model) on new-domain text. General\n"
            "text given with --replay is mixed in at share R of the training tokens (within 1%%\n"
            "over a run) to limit catastrophic forgetting. The model's own tokenizer is used.\n\n"
            "Options:\n"
-           "  --model DIR          HF model dir to continue from (config, safetensors, tokenizer.json)\n"
+           "  --model M            model to continue from: HF folder, .gguf file or short name\n"
            "  --data PATH...       domain text: files, directories or JSONL with a \"text\" field\n"
            "  --replay PATH...     general text replayed against forgetting (same forms)\n"
            "  --replay-ratio R     share of training tokens taken from --replay, in [0, 1) (default 0.25\n"
@@ -69,7 +69,7 @@ int cmd_cpt(int argc, char **argv) {
         }
     }
     while (optind < argc) if (cli_data_add(last ? &replay : &data, argv[optind++])) return 2;
-    if (!model) return cli_usage_error("cpt", "--model DIR is required");
+    if (!model) return cli_usage_error("cpt", "--model is required");
     if (cli_resolve_model("cpt", &model)) return 1;
     if (data.n == 0 && !to.tp.resume) return cli_usage_error("cpt", "--data PATH is required");
     if (ratio >= 0 && replay.n == 0) return cli_usage_error("cpt", "--replay-ratio needs --replay PATH");

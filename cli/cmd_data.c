@@ -460,7 +460,7 @@ static int do_split(int argc, char **argv) {
     "  --device D             cpu | cuda | cuda-fp32 (default: cuda if a GPU)\n"
 
 static const char *usage_generate =
-    "Usage: lmadapt data generate --model DIR --prompts FILE --out REVIEW.jsonl [options]\n\n"
+    "Usage: lmadapt data generate --model M --prompts FILE --out REVIEW.jsonl [options]\n\n"
     "The model drafts a response for each prompt; people review the drafts. Prompt records:\n"
     "{\"prompt\"}, {\"instruction\",\"input\"?}, {\"question\"}, {\"messages\"} (ending with a user turn;\n"
     "trailing assistant turns are dropped) or any training format; an \"id\" field names the prompt\n"
@@ -471,7 +471,7 @@ static const char *usage_generate =
     "'lmadapt data accept' makes the training file. Rerunning skips ids already in the review file\n"
     "and keeps its lines as they are (resume after a crash, or add prompts later).\n\n"
     "Options:\n"
-    "  --model DIR            HF model dir with tokenizer.json\n"
+    "  --model M              HF model folder, .gguf file or short name (with a tokenizer)\n"
     "  --prompts FILE         prompt file (JSONL or JSON array)\n"
     "  --out FILE             review file (created or resumed; written atomically)\n"
     "  --system TEXT          system turn added to prompts that have none\n"
@@ -491,7 +491,7 @@ static const char *usage_accept =
     "  --format alpaca        {\"instruction\", \"input\": \"\", \"output\"} (single user-turn prompts only)\n";
 
 static const char *usage_judge =
-    "Usage: lmadapt data judge --model DIR --data FILE --out kept.jsonl [options]\n\n"
+    "Usage: lmadapt data judge --model M --data FILE --out kept.jsonl [options]\n\n"
     "A model scores each example 1-5 against a rubric prompt (AlpaGasus style) and the examples\n"
     "scoring at least --threshold are kept. The score is the first integer after a cue such as\n"
     "\"Score:\" in the model's text, else the first standalone integer 1-5; texts without one are\n"
@@ -600,7 +600,7 @@ static int do_generate(int argc, char **argv) {
         else if (!prompts) prompts = a;
         else return cli_usage_error(cmd, "one prompt file only");
     }
-    if (!model) return cli_usage_error(cmd, "--model DIR is needed");
+    if (!model) return cli_usage_error(cmd, "--model is needed");
     if (cli_resolve_model(cmd, &model)) return 1;
     if (!prompts) return cli_usage_error(cmd, "--prompts FILE is needed");
     if (!outp) return cli_usage_error(cmd, "--out REVIEW.jsonl is needed");
@@ -696,7 +696,7 @@ static int do_judge(int argc, char **argv) {
         default: p.report_path = v; break;
         }
     }
-    if (!model) return cli_usage_error(cmd, "--model DIR is needed");
+    if (!model) return cli_usage_error(cmd, "--model is needed");
     if (cli_resolve_model(cmd, &model)) return 1;
     if (!in) return cli_usage_error(cmd, "--data FILE is needed");
     if (!p.out_path) return cli_usage_error(cmd, "--out FILE is needed");

@@ -17,7 +17,7 @@
 #define MAX_TASKS 64
 
 static void help(void) {
-    printf("Usage: lmadapt eval --model DIR --task [TAG:]KIND:PATH [--task ...] [options]\n\n"
+    printf("Usage: lmadapt eval --model M --task [TAG:]KIND:PATH [--task ...] [options]\n\n"
            "Evaluates a Hugging Face model dir on a suite of tasks and prints a table (or JSON).\n"
            "KIND:\n"
            "  ppl:PATH    token-level perplexity of a text file (or every file of a folder), in\n"
@@ -30,7 +30,7 @@ static void help(void) {
            "              \"required_keys\"?, \"stop\"?}; checks exact, number (GSM8K \"#### N\"), json, yaml\n"
            "TAG (optional): general or domain, for the --compare report (forgetting vs gain).\n\n"
            "Options:\n"
-           "  --model DIR           model dir (config.json, safetensors, tokenizer.json)\n"
+           "  --model M             HF model folder, .gguf file or short name (docs/models.md)\n"
            "  --adapter DIR         apply a PEFT LoRA adapter to --model\n"
            "  --task SPEC           a task (repeatable, up to %d)\n"
            "  --compare DIR2        also evaluate DIR2 on the same suite and print the deltas\n"
@@ -203,7 +203,7 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
-    if (!model) return cli_usage_error("eval", "--model DIR is required");
+    if (!model) return cli_usage_error("eval", "--model is required");
     if (cli_resolve_model("eval", &model) || (cmp && cli_resolve_model("eval", &cmp))) return 1;
     if (!n_tasks) return cli_usage_error("eval", "give at least one --task KIND:PATH (ppl, mmlu or gen)");
     lma_threads_set((int)threads);

@@ -11,12 +11,13 @@
 #include "model/adapter.h"
 
 static void help(void) {
-    printf("Usage: lmadapt generate --model DIR (--prompt S | --ids 1,2,3) [options]\n\n"
+    printf("Usage: lmadapt generate --model M (--prompt S | --ids 1,2,3) [options]\n\n"
            "Continues a prompt with a Hugging Face model dir, streaming the text as it is made.\n"
            "Stops at an end-of-sequence token (generation_config.json eos_token_id, or config.json),\n"
            "at a --stop string, or after --max-tokens.\n\n"
            "Options:\n"
-           "  --model DIR             HF model dir (with tokenizer.json for --prompt and text output)\n"
+           "  --model M               HF model folder, .gguf file or short name (docs/models.md);\n"
+           "                          its tokenizer is needed for --prompt and text output\n"
            "  --adapter DIR           apply a PEFT LoRA adapter dir to the model\n"
            "  --prompt S              prompt text (tokenized with BOS when the tokenizer adds one)\n"
            "  --prompt-file F         prompt text from a file\n"
@@ -94,7 +95,7 @@ int cmd_generate(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
-    if (!model) return cli_usage_error("generate", "--model DIR is required");
+    if (!model) return cli_usage_error("generate", "--model is required");
     if (cli_resolve_model("generate", &model)) return 1;
     if (!!prompt + !!pfile + !!ids_s != 1) return cli_usage_error("generate", "give one of --prompt, --prompt-file, --ids");
     if (cli_sampling_check("generate", &gp)) return 2;

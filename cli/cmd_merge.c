@@ -9,14 +9,14 @@
 #include "train_common.h"
 
 static void help(void) {
-    printf("Usage: lmadapt merge --model DIR --adapter DIR --out DIR [--bf16]\n\n"
+    printf("Usage: lmadapt merge --model M --adapter DIR --out DIR [--bf16]\n\n"
            "Merges a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors, made by\n"
            "lmadapt sft/cpt --method lora|qlora or by PEFT) into the fp32 base model:\n"
            "W = W0 + s * B @ A for every adapted projection, s = lora_alpha / r (or / sqrt(r)\n"
            "with use_rslora). The result is a plain HF model dir (config.json, model.safetensors,\n"
            "tokenizer files copied from the base) that transformers loads unchanged.\n\n"
            "Options:\n"
-           "  --model DIR     base HF model dir (the one the adapter was trained on)\n"
+           "  --model M       the base (the one the adapter was trained on): HF folder, .gguf or short name\n"
            "  --adapter DIR   PEFT adapter dir\n"
            "  --out DIR       output model dir\n"
            "  --bf16          store the merged weights as bf16 (default f32)\n\n"

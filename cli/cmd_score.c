@@ -12,11 +12,11 @@
 #include "tok/tokenizer.h"
 
 static void help(void) {
-    printf("Usage: lmadapt score --model DIR (--ids 1,2,3 | --text S | --file F) [options]\n\n"
+    printf("Usage: lmadapt score --model M (--ids 1,2,3 | --text S | --file F) [options]\n\n"
            "Scores a token sequence with a Hugging Face model directory: the log-probability of\n"
            "each token given its prefix, the total negative log-likelihood and the perplexity.\n\n"
            "Options:\n"
-           "  --model DIR       HF model dir (config.json + model.safetensors or sharded index)\n"
+           "  --model M         HF model folder, .gguf file or short name (docs/models.md)\n"
            "  --adapter DIR     apply a PEFT LoRA adapter dir to the model\n"
            "  --ids LIST        comma-separated token ids (at least 2)\n"
            "  --text S          text, tokenized with the model dir's tokenizer.json (with BOS\n"
@@ -69,7 +69,7 @@ int cmd_score(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("score", "unexpected argument '%s'", argv[optind]);
-    if (!model) return cli_usage_error("score", "--model DIR is required");
+    if (!model) return cli_usage_error("score", "--model is required");
     if (cli_resolve_model("score", &model)) return 1;
     if (!!ids_s + !!text + !!file != 1) return cli_usage_error("score", "give exactly one of --ids, --text, --file");
     if (strcmp(dtype, "f32") && strcmp(dtype, "bf16")) return cli_usage_error("score", "--dtype must be f32 or bf16");

@@ -10,14 +10,14 @@
 #include "train_common.h"
 
 static void help(void) {
-    printf("Usage: lmadapt sft --model DIR --data train.jsonl [--val val.jsonl] --out RUN_DIR [options]\n\n"
+    printf("Usage: lmadapt sft --model M --data train.jsonl [--val val.jsonl] --out RUN_DIR [options]\n\n"
            "Supervised fine-tuning: every JSONL record (OpenAI {\"messages\"}, Alpaca\n"
            "{\"instruction\",\"input\",\"output\"}, ShareGPT {\"conversations\"}, {\"prompt\",\"completion\"})\n"
            "is rendered with the model's chat template and tokenized; the loss is on the assistant\n"
            "tokens (content + end of turn) only, and an assistant message with \"weight\": 0 adds no\n"
            "loss. A malformed line stops the run before training, naming the file and line.\n\n"
            "Options:\n"
-           "  --model DIR        HF model dir with tokenizer.json and a chat_template\n"
+           "  --model M          HF model folder, .gguf file or short name, with a chat template\n"
            "  --data FILE        training examples (JSONL, or a JSON array)\n"
            "  --val FILE         validation examples (loss reported every --eval-every steps)\n"
            "  --method M         full (default), lora or qlora (see below; the run then writes a PEFT\n"

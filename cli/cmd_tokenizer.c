@@ -27,7 +27,8 @@ static void usage(FILE *f) {
         "      Train a byte-level BPE tokenizer (Llama 3 pre-tokenizer) as HF BpeTrainer does and\n"
         "      write DIR/tokenizer.json + tokenizer_config.json. --special may be repeated; the\n"
         "      special tokens get ids 0, 1, ... in the order given.\n\n"
-        "DIR holds tokenizer.json and tokenizer_config.json (a Hugging Face model folder).\n"
+        "DIR is a Hugging Face model folder (tokenizer.json, tokenizer_config.json), a .gguf file\n"
+           "(its tokenizer metadata) or a short model name (docs/models.md).\n"
         "Example: lmadapt tokenizer encode --tokenizer models/tiny --text \"Hello world\" --special\n",
         LMA_CHAT_FORMAT_NAMES);
 }
