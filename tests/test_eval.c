@@ -354,7 +354,7 @@ static void ppl_windows(void) {
     lma_model *m = NULL;
     CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
     if (!m) { lma_tok_free(tok); return; }
-    lma_model_init_random(m, 7, 0.3f);
+    CHECK_OK(lma_model_init_random(m, 7, 0.3f));
     char file[2100], *text = NULL;
     size_t tl = 0;
     snprintf(file, sizeof file, "%s/tests/data/tinyshakespeare.txt", LMA_SRC_DIR);

@@ -41,7 +41,7 @@ static lma_model *make_model(const char *dir, uint64_t seed, int vocab, const ch
     lma_model *m = NULL;
     CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
     if (!m) return NULL;
-    lma_model_init_random(m, seed, 0.5f);
+    CHECK_OK(lma_model_init_random(m, seed, 0.5f));
     CHECK_OK(lma_model_save(m, dir, 0, 0));
     char a[4200], b[4200];
     for (int i = 0; i < 2; i++) {

@@ -128,7 +128,7 @@ static void stop_strings(void) {
     lma_model *m = NULL;
     CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
     if (!m) { lma_tok_free(tok); return; }
-    lma_model_init_random(m, 3, 0.5f);
+    CHECK_OK(lma_model_init_random(m, 3, 0.5f));
     int32_t prompt[3] = {300, 301, 302};
     lma_gen_params gp = {.max_tokens = 40, .sample = lma_sample_default_params(), .seed = 5};
     gp.sample.temperature = 1.0f;

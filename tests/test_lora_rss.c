@@ -59,7 +59,7 @@ int main(void) {
     lma_model *m = NULL;
     CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
     if (!m) TEST_END();
-    lma_model_init_random(m, 3, 0.02f);
+    CHECK_OK(lma_model_init_random(m, 3, 0.02f));
     CHECK_OK(lma_model_save(m, base, 0, 0));
     double mb = (double)lma_model_num_params(m) * 4 / 1e6;
     lma_model_free(m);

@@ -60,7 +60,7 @@ static void make_base(const char *dir) {
     lma_model *m = NULL;
     CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
     if (!m) return;
-    lma_model_init_random(m, 11, 0.02f);
+    CHECK_OK(lma_model_init_random(m, 11, 0.02f));
     CHECK_OK(lma_model_save(m, dir, 0, 0));
     lma_model_free(m);
     CHECK(sh("cp %s/tests/ref/tok/bl/tokenizer.json %s/tests/ref/tok/bl/tokenizer_config.json %s/", LMA_SRC_DIR,

@@ -124,7 +124,7 @@ static lma_model *training_model(const lma_config *c, uint64_t seed) {
     lma_model *m = NULL;
     CHECK_OK(lma_model_create(c, lma_backend_cpu(), &m));
     if (!m) return NULL;
-    lma_model_init_random(m, seed, 0.2f);
+    CHECK_OK(lma_model_init_random(m, seed, 0.2f));
     CHECK_OK(lma_model_enable_training(m));
     return m;
 }

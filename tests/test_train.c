@@ -1,6 +1,8 @@
 /* train/trainer: an interrupted run resumed from its checkpoint gives bitwise
  * identical losses; a corrupt newest checkpoint is detected and the previous
- * one used; the NaN guard skips and then aborts; loss goes down. */
+ * one used; the NaN guard skips and then aborts; loss goes down; a backend op that
+ * fails (a test backend failing its Nth matmul, as a CUDA out-of-memory would) fails the
+ * run with the backend's message instead of being taken for a non-finite step. */
 #include <dirent.h>
 #include <unistd.h>
 #include "core/io.h"
@@ -20,6 +22,32 @@ static lma_config tiny_config(void) {
 }
 
 static char tmpdir[64];
+
+/* ---- a backend that fails: the cpu table whose Nth matmul_fwd records a failure, reported
+ * by sync as the cuda backend reports its own (backend.h) ---- */
+static lma_backend fault_be;
+static long fault_calls, fault_at;
+static lma_status fault_status;
+static void fault_matmul_fwd(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC) {
+    if (++fault_calls == fault_at && fault_status == LMA_OK) fault_status = LMA_ERR_NOMEM; /* output left unwritten */
+    else lma_backend_cpu()->matmul_fwd(out, inp, w, bias, N, C, OC);
+}
+static lma_status fault_sync(void) {
+    lma_status s = fault_status;
+    fault_status = LMA_OK;
+    return s ? lma_error(s, "test backend: out of memory in matmul_fwd call %ld", fault_at) : LMA_OK;
+}
+static const lma_backend *fault_backend(long at) {
+    fault_be = *lma_backend_cpu();
+    fault_be.name = "fault";
+    fault_be.matmul_fwd = fault_matmul_fwd;
+    fault_be.sync = fault_sync;
+    fault_calls = 0;
+    fault_at = at;
+    fault_status = LMA_OK;
+    return &fault_be;
+}
+static const lma_backend *g_be; /* run()'s backend; NULL = cpu */
 
 /* A shard of 60 documents following a learnable pattern (each next token = prev + 1 mod 60). */
 static void make_shard(const char *path) {
@@ -51,8 +79,8 @@ static lma_status run(const char *shard, const char *out, int steps, int resume,
     lma_model *m = NULL;
     lma_shardset *ss = NULL;
     lma_loader *L = NULL;
-    LMA_TRY(lma_model_create(&c, lma_backend_cpu(), &m));
-    lma_model_init_random(m, 1, 0.1f);
+    LMA_TRY(lma_model_create(&c, g_be ? g_be : lma_backend_cpu(), &m));
+    CHECK_OK(lma_model_init_random(m, 1, 0.1f));
     const char *paths[1] = {shard};
     lma_status s = lma_shardset_open(paths, 1, &ss);
     lma_loader_params lp = lma_loader_default_params();
@@ -116,6 +144,38 @@ int main(void) {
     CHECK(!lma_is_dir(path), "only the last 2 checkpoints are kept");
     snprintf(path, sizeof path, "%s/final/model.safetensors", b);
     CHECK(lma_file_exists(path), "final model written");
+
+    /* a backend op fails just after the matmuls a 2-step run makes (counted, not guessed):
+     * during step 3 of a 4-step run */
+    snprintf(b, sizeof b, "%s/fault", tmpdir);
+    g_be = fault_backend(1L << 40);
+    lma_train_result rf = {0};
+    CHECK_OK(run(shard, b, 2, 0, 100, &rf));
+    long per_run = fault_calls; /* matmuls of 2 steps (+ validation) */
+    g_be = fault_backend(per_run + 3);
+    lma_clear_error();
+    lma_status fs = run(shard, b, 4, 0, 100, &rf);
+    CHECK(fs == LMA_ERR_NOMEM && strstr(lma_last_error(), "test backend: out of memory in matmul_fwd"),
+          "a failing op fails the run with its message: %s / %s", lma_status_name(fs), lma_last_error());
+    CHECK(rf.skipped == 0, "the failure was taken for %d skipped steps", rf.skipped);
+    lma_clear_error();
+    /* the forward alone reports it too, and the next forward is fine again */
+    lma_config c = tiny_config();
+    lma_model *m = NULL;
+    CHECK_OK(lma_model_create(&c, fault_backend(2), &m));
+    if (m) {
+        int32_t ids[8] = {1, 2, 3, 4, 5, 6, 7, 8}, tg[8] = {2, 3, 4, 5, 6, 7, 8, 9};
+        float loss = 0;
+        CHECK_OK(lma_model_init_random(m, 1, 0.1f));
+        fs = lma_model_forward(m, ids, tg, NULL, 1, 8, 0, 1.0f, &loss);
+        CHECK(fs == LMA_ERR_NOMEM && strstr(lma_last_error(), "matmul_fwd call 2"), "forward: %s", lma_last_error());
+        lma_clear_error();
+        CHECK_OK(lma_model_forward(m, ids, tg, NULL, 1, 8, 0, 1.0f, &loss));
+        CHECK(isfinite(loss), "forward after the failure: loss %g", loss);
+        lma_model_free(m);
+    }
+    g_be = NULL;
+
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     CHECK(system(cmd) == 0, "cleanup");

@@ -23,7 +23,11 @@
  * - Backward ops ACCUMULATE (+=) into every gradient they write (inputs and
  *   parameters alike); any gradient pointer may be NULL (not needed / frozen).
  * - Forward ops overwrite their outputs.
- * - Ops never fail: shapes are validated by the caller (the model).
+ * - Ops return nothing: shapes are validated by the caller (the model). A backend whose
+ *   ops can fail (cuda: out of memory, a failed launch or copy) records the first failure
+ *   and reports it through sync (ggml's graph compute returns a status the same way); the
+ *   model calls lma_backend_sync at the end of every forward, backward, optimizer step and
+ *   generation step, so each failure becomes the failing call's status and message.
  */
 #ifndef LMA_BACKEND_H
 #define LMA_BACKEND_H
@@ -39,6 +43,11 @@ typedef struct lma_backend lma_backend;
 struct lma_backend {
     const char *name;
     int act_bytes; /* bytes per element of act storage (4 = fp32, 2 = bf16) */
+
+    /* Waits for the queued work and returns the first failure since the last sync, with its
+     * message set in lma_last_error (even if the caller cleared errors meanwhile); NULL for a
+     * backend whose ops cannot fail (cpu, ref). */
+    lma_status (*sync)(void);
 
     /* ---- memory ---- */
     void *(*alloc)(size_t bytes);                     /* NULL on failure; 64-byte aligned */
@@ -138,6 +147,7 @@ struct lma_backend {
 
 /* Address of element i of an array of esz-byte elements (act storage: esz = act_bytes). */
 static inline void *lma_at(const void *p, size_t i, size_t esz) { return (char *)p + i * esz; }
+static inline lma_status lma_backend_sync(const lma_backend *be) { return be->sync ? be->sync() : LMA_OK; }
 
 const lma_backend *lma_backend_cpu(void);
 /* fp32 interface (act_bytes 4), double-precision arithmetic inside: the oracle for tests. */
@@ -159,7 +169,8 @@ void lma_cuda_memory(size_t *current, size_t *peak, int reset_peak);
  * built in, no GPU, LMA_CUDA_CUDNN=0), else its state in words ("cuDNN 91400", or why the last
  * plan failed); *runs: the cuDNN attention executions so far. */
 const char *lma_cuda_cudnn_attention(int HD, long *runs);
-/* cuda-fp32 GEMM precision: 1 = TF32 tensor cores (the default), 0 = exact fp32. */
+/* cuda-fp32 GEMM precision: 0 = exact fp32 (the default, as PyTorch's), 1 = TF32 tensor cores
+ * (LMA_CUDA_TF32=1). */
 void lma_cuda_set_tf32(int on);
 /* The fastest available: cuda when a GPU is present, else cpu. */
 const lma_backend *lma_backend_default(void);

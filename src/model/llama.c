@@ -380,14 +380,16 @@ size_t lma_model_num_params(const lma_model *m) {
     return n;
 }
 
-void lma_model_init_random(lma_model *m, uint64_t seed, float std) {
+lma_status lma_model_init_random(lma_model *m, uint64_t seed, float std) {
     lma_rng r;
     lma_rng_seed(&r, seed);
     lma_param_table full; /* the unsplit table: an NF4 model gets the same numbers, quantized */
-    if (lma_params_build(&m->cfg, &full) != LMA_OK) return;
+    LMA_TRY(lma_params_build(&m->cfg, &full));
     /* every tensor draws from its own stream, split in order first: the threads give the same numbers */
     lma_rng *streams = malloc((size_t)full.count * sizeof *streams);
-    if (!streams) { lma_params_free(&full); return; }
+    if (!streams) { lma_params_free(&full); return lma_error(LMA_ERR_NOMEM, "out of memory initialising the model"); }
+    lma_status st = LMA_OK; /* the first failure of any worker (each sets its own thread's message) */
+    char msg[256] = "";
     for (int i = 0; i < full.count; i++) streams[i] = lma_rng_split(&r, (uint64_t)i);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < full.count; i++) {
@@ -395,18 +397,25 @@ void lma_model_init_random(lma_model *m, uint64_t seed, float std) {
         lma_rng tr = streams[i];
         const lma_param_info *own = lma_params_find(&m->table, p->name);
         float *d = malloc(p->numel * sizeof(float));
-        if (!d) continue; /* void API: out of memory leaves that tensor zero */
+        lma_status ts = LMA_OK;
+        if (!d) ts = lma_error(LMA_ERR_NOMEM, "out of memory initialising %s", p->name);
         int is_norm = p->kind == LMA_P_ATTN_NORM || p->kind == LMA_P_MLP_NORM || p->kind == LMA_P_FINAL_NORM ||
                       p->kind == LMA_P_QNORM || p->kind == LMA_P_KNORM;
-        for (size_t j = 0; j < p->numel; j++)
+        for (size_t j = 0; d && j < p->numel; j++)
             d[j] = is_norm ? 1.0f : p->ndim == 1 ? 0.0f : (float)(std * lma_rng_normal(&tr));
-        if (own) put_weights(m, own, 0, d, p->numel); /* a failure is in lma_last_error */
-        else set_quantized(m, p, d);
+        if (d) ts = own ? put_weights(m, own, 0, d, p->numel) : set_quantized(m, p, d);
         free(d);
+        if (ts != LMA_OK) {
+#pragma omp critical(lma_init_random_fail)
+            if (st == LMA_OK) { st = ts; snprintf(msg, sizeof msg, "%s", lma_last_error()); }
+            lma_clear_error(); /* the worker's message travels in msg */
+        }
     }
-    lma_model_sync_weights(m);
     free(streams);
     lma_params_free(&full);
+    if (st != LMA_OK) return lma_error(st, "%s", msg);
+    lma_model_sync_weights(m);
+    return lma_backend_sync(m->be);
 }
 
 static lma_status load_impl(const char *path, const lma_backend *be, unsigned flags, lma_model **out) {
@@ -791,6 +800,7 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
         be->download(m->h_losses, a->losses, (size_t)N * sizeof(float));
         for (int i = 0; i < N; i++) total += m->h_losses[i];
     }
+    LMA_TRY(lma_backend_sync(be)); /* a failed op is the forward's failure, not a non-finite loss */
     double mean = n_valid > 0 ? total / n_valid : 0.0;
     if (mean_loss) *mean_loss = (float)mean;
     if (targets && !isfinite(mean)) return lma_error(LMA_ERR_NUMERIC, "loss is not finite (%g)", mean);
@@ -863,7 +873,7 @@ lma_status lma_model_backward(lma_model *m) {
         be->rmsnorm_bwd(a->dresid, g->attn_norm, a->dln, x, w->attn_norm, io.rstd1, N, C);
     }
     if (G) be->embedding_bwd(G->embed, a->dresid, m->d_ids, N, C);
-    return LMA_OK;
+    return lma_backend_sync(be);
 }
 
 const float *lma_model_losses(const lma_model *m) { return m->has_targets ? m->h_losses : NULL; }
@@ -906,6 +916,7 @@ lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, 
     if (!tr.grads) return lma_error(LMA_ERR_ARG, "training not enabled on this model");
     if (t < 1) return lma_error(LMA_ERR_ARG, "optimizer step %d: steps count from 1", t);
     double norm = sqrt(be->sum_sq(tr.grads, tr.table->total));
+    LMA_TRY(lma_backend_sync(be)); /* a failed op, not a non-finite gradient */
     if (grad_norm) *grad_norm = (float)norm;
     if (!isfinite(norm)) return lma_error(LMA_ERR_NUMERIC, "gradient norm is not finite (%g): update skipped", norm);
     float gs = 1.0f;
@@ -927,7 +938,7 @@ lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, 
         be->adamw(tr.params + o, tr.grads + o, tr.m + o, tr.v + o, lma_at(tr.pact, o, (size_t)be->act_bytes), n,
                   p->lr, p->beta1, p->beta2, p->eps, wd, t, gs);
     }
-    return LMA_OK;
+    return lma_backend_sync(be);
 }
 
 /* ---- inference with a KV cache ------------------------------------------------ */
@@ -1021,6 +1032,7 @@ lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_
     be->matmul_fwd(lg, ln, m->w.lm_head, NULL, n_out, C, V);
     lma_status s = download_act(be, logits, lg, (size_t)n_out * V, lg32);
     be->free(buf);
+    if (s == LMA_OK) s = lma_backend_sync(be);
     if (s != LMA_OK) return s;
     kv->len += n;
     return LMA_OK;

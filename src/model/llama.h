@@ -96,8 +96,9 @@ lma_status lma_model_load(const char *dir, const lma_backend *be, lma_model **ou
 /* Reads the tensors of an HF model dir (safetensors, single or sharded) into an
  * existing model of the same config; every tensor must be present with its shape. */
 lma_status lma_model_load_weights(lma_model *m, const char *dir);
-/* HF-style init: N(0, std) for matrices and embeddings, ones for norms, zeros for biases. */
-void lma_model_init_random(lma_model *m, uint64_t seed, float std);
+/* HF-style init: N(0, std) for matrices and embeddings, ones for norms, zeros for biases.
+ * Fails (out of memory, a backend failure) with the first worker's message. */
+lma_status lma_model_init_random(lma_model *m, uint64_t seed, float std);
 /* Refreshes the compute copies (wact, and an attached adapter's) from the fp32 masters:
  * call after writing params (or the adapter's params) directly. The library's own
  * writers (load, load_weights, init_random, to_nf4, LoRA attach/merge, adapter load)

@@ -4,9 +4,9 @@
  *   "cuda"      bf16 activations and bf16 compute copy of the weights (act_bytes 2),
  *               fp32 master weights, fp32 parameter gradients and AdamW moments:
  *               the fast path and the default;
- *   "cuda-fp32" fp32 everywhere (act_bytes 4): GEMMs on TF32 tensor cores by default,
- *               exact fp32 with LMA_CUDA_TF32=0 or lma_cuda_set_tf32(0), which
- *               matches the CPU backend at fp32 tolerances.
+ *   "cuda-fp32" fp32 everywhere (act_bytes 4): exact fp32 GEMMs by default (PyTorch's
+ *               default; matches the CPU backend at fp32 tolerances), TF32 tensor
+ *               cores with LMA_CUDA_TF32=1 or lma_cuda_set_tf32(1).
  * GEMMs go through cuBLASLt (bf16 or fp32 inputs, fp32 accumulation; weight
  * gradients accumulate into fp32; bias fused as an epilogue), with the plans cached
  * by shape and alignment. Attention is flash attention (attention.cu) for head dims
@@ -32,6 +32,7 @@ extern "C" {
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,7 @@ typedef __nv_bfloat16 bf16;
 
 static cublasHandle_t g_blas;
 static cublasLtHandle_t g_lt;
-static int g_tf32 = 1;
+static int g_tf32 = 0;
 /* The library's lma_error, handed over by lma_cuda_plugin_open (this file is a
  * plugin, loaded with dlopen: see backend.c). */
 static lma_status (*g_err)(lma_status, const char *, ...);
@@ -49,12 +50,37 @@ static const int *g_naive; /* lma_cuda_attention_naive of the library */
 #define lma_error(...) (g_err ? g_err(__VA_ARGS__) : LMA_ERR_INTERNAL)
 #define attention_mode (g_naive ? *g_naive : 0)
 
+/* The first failure since the last sync (backend.h): ops return nothing, so a failure is
+ * recorded here and reported by cu_sync at the end of the model's forward, backward,
+ * optimizer step or generation step. */
+static lma_status g_fail = LMA_OK;
+static char g_fail_msg[512];
+static void fail(lma_status s, const char *fmt, ...) {
+    if (g_fail != LMA_OK) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_fail_msg, sizeof g_fail_msg, fmt, ap);
+    va_end(ap);
+    g_fail = s;
+    lma_error(s, "%s", g_fail_msg);
+}
 static void check(cudaError_t e, const char *what) {
-    if (e != cudaSuccess) lma_error(LMA_ERR_INTERNAL, "cuda %s: %s", what, cudaGetErrorString(e));
+    if (e != cudaSuccess)
+        fail(e == cudaErrorMemoryAllocation ? LMA_ERR_NOMEM : LMA_ERR_INTERNAL, "cuda %s: %s", what, cudaGetErrorString(e));
 }
 static void check_launch(const char *what) { check(cudaGetLastError(), what); }
 static void check_blas(cublasStatus_t s, const char *what) {
-    if (s != CUBLAS_STATUS_SUCCESS) lma_error(LMA_ERR_INTERNAL, "cublas %s: status %d", what, (int)s);
+    if (s != CUBLAS_STATUS_SUCCESS)
+        fail(s == CUBLAS_STATUS_ALLOC_FAILED ? LMA_ERR_NOMEM : LMA_ERR_INTERNAL, "cublas %s: status %d", what, (int)s);
+}
+static lma_status cu_sync(void) {
+    check(cudaDeviceSynchronize(), "synchronize");
+    lma_status s = g_fail;
+    if (s != LMA_OK) {
+        lma_error(s, "%s", g_fail_msg); /* again: the caller may have cleared it since */
+        g_fail = LMA_OK;
+    }
+    return s;
 }
 
 static unsigned blocks(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
@@ -134,8 +160,20 @@ static std::mutex g_mem_mu;
 static std::unordered_map<void *, size_t> g_mem_sizes;
 static size_t g_mem_cur, g_mem_peak;
 
+/* Fault injection (tests): LMA_CUDA_FAIL_ALLOC_AT=N makes the Nth device allocation fail as an
+ * out-of-memory would (tests/cuda_fault.sh sweeps N over a command). */
+static long fail_alloc_at(void) {
+    static long at = -1;
+    if (at < 0) {
+        const char *e = getenv("LMA_CUDA_FAIL_ALLOC_AT");
+        at = e ? atol(e) : 0;
+    }
+    return at;
+}
 void *lma_cuda_malloc(size_t bytes) {
+    static long n_allocs;
     void *p = NULL;
+    if (fail_alloc_at() > 0 && ++n_allocs == fail_alloc_at()) return NULL;
     if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) { cudaGetLastError(); return NULL; }
     std::lock_guard<std::mutex> lk(g_mem_mu);
     g_mem_sizes[p] = bytes;
@@ -433,7 +471,7 @@ static lt_plan *lt_get(const lt_key &k) {
     cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->op, p->a, p->b, p->c, p->c, pref, 1, &res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (s != CUBLAS_STATUS_SUCCESS || !found) {
-        lma_error(LMA_ERR_INTERNAL, "cublasLt: no algorithm for a %dx%dx%d GEMM (status %d)", k.m, k.n, k.k, (int)s);
+        fail(LMA_ERR_INTERNAL, "cublasLt: no algorithm for a %dx%dx%d GEMM (status %d)", k.m, k.n, k.k, (int)s);
         g_nplans--;
         return NULL;
     }
@@ -508,7 +546,7 @@ static void cu_matmul_bwd(void *dinp, float *dw, float *dbias, const void *dout,
 static lma_cuda_buf g_deq;
 static void *deq_scratch(size_t bytes) {
     void *p = lma_cuda_grow(&g_deq, bytes);
-    if (!p) lma_error(LMA_ERR_NOMEM, "cuda: out of memory for the NF4 dequant scratch");
+    if (!p) fail(LMA_ERR_NOMEM, "cuda: out of memory for the NF4 dequant scratch (%zu bytes)", bytes);
     return p;
 }
 template <typename TI>
@@ -667,7 +705,7 @@ __global__ void k_attention_bwd(float *dq, float *dk, float *dv, const TI *dout,
 static lma_cuda_buf g_scratch;
 static float *scratch(size_t n) {
     float *p = (float *)lma_cuda_grow(&g_scratch, n * sizeof(float));
-    if (!p) lma_error(LMA_ERR_NOMEM, "cuda: out of memory for attention scratch");
+    if (!p) fail(LMA_ERR_NOMEM, "cuda: out of memory for attention scratch (%zu floats)", n);
     return p;
 }
 template <typename TI>
@@ -715,8 +753,8 @@ static void naive_attention_bwd(TI *dq, TI *dk, TI *dv, const TI *dout, const fl
  * backward: dP = dO V^T; dS = P (dP - rowsum(P dP)) scale; dQ += dS K; dK += dS^T Q;
  * dV += P^T dO. Row-major matrices are passed to column-major cuBLAS transposed. */
 
-/* GEMM precision of the fp32 table: TF32 tensor cores (fast, ~1e-3 relative) unless set
- * to 0, or LMA_CUDA_TF32=0 in the environment: then exact fp32 (the tests compare both). */
+/* GEMM precision of the fp32 table: exact fp32 (PyTorch's default), or TF32 tensor cores
+ * (fast, ~1e-3 relative) when set to 1 or LMA_CUDA_TF32=1 (the tests compare both). */
 extern "C" __attribute__((visibility("default"))) void lma_cuda_plugin_set_tf32(int on) {
     g_tf32 = on;
     if (g_blas) cublasSetMathMode(g_blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);
@@ -1149,6 +1187,7 @@ static lma_backend g_tables[2]; /* [0] fp32, [1] bf16 */
 template <typename TI> static void fill(lma_backend *b, const char *name) {
     b->name = name;
     b->act_bytes = (int)sizeof(TI);
+    b->sync = cu_sync;
     b->alloc = cu_alloc; b->free = cu_free; b->upload = cu_upload; b->download = cu_download;
     b->zero = cu_zero; b->copy = cu_copy;
     b->cast_to_act = cu_cast_to_act<TI>; b->act_to_f32 = cu_act_to_f32<TI>;
@@ -1181,8 +1220,8 @@ lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int
         if (cublasLtCreate(&g_lt) != CUBLAS_STATUS_SUCCESS) return NULL;
         if (!(g_lt_ws = lma_cuda_malloc(LT_WS_BYTES))) return NULL;
         if (lma_cuda_nf4_set_tables(nf4_code, nf4_code8) != cudaSuccess) { cudaGetLastError(); return NULL; }
-        const char *e = getenv("LMA_CUDA_TF32");
-        lma_cuda_plugin_set_tf32(!(e && !strcmp(e, "0")));
+        const char *e = getenv("LMA_CUDA_TF32"); /* exact fp32 unless LMA_CUDA_TF32=1 */
+        lma_cuda_plugin_set_tf32(e && !strcmp(e, "1"));
         fill<float>(&g_tables[0], "cuda-fp32");
         fill<bf16>(&g_tables[1], "cuda");
         if (lma_cuda_prof_on()) lma_cuda_prof_set_report(prof_gemm_report);
