@@ -1,21 +1,17 @@
 /* The tokenizer of the real SmolLM2-135M-Instruct Q4_1 GGUF (gpt2 model, pre "smollm",
  * ChatML template) against transformers' GGUF tokenizer (tests/ref/gguf/tok_smollm2.json):
  * ids of every fixture text, decodings, bos/eos, and the chat template rendered by
- * lma_chat_render. The model is looked up in $LMA_HOME/models/... or
- * $HOME/.cache/lmadapt/models/...; without it the test exits 77 (skipped). */
+ * lma_chat_render. The model is found by its short name in the model cache
+ * (core/model_path.h); without it the test exits 77 (skipped). */
 #include <unistd.h>
+#include "core/model_path.h"
 #include "tok/chat_template.h"
 #include "tok_gguf_cases.h"
 
-#define MODEL_REL "models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
-
 int main(void) {
-    char path[4096] = "";
-    const char *home = getenv("LMA_HOME"), *h = getenv("HOME");
-    if (home && *home) snprintf(path, sizeof path, "%s/%s", home, MODEL_REL);
-    if ((!*path || access(path, R_OK)) && h) snprintf(path, sizeof path, "%s/.cache/lmadapt/%s", h, MODEL_REL);
-    if (access(path, R_OK)) {
-        printf("skipped: %s not found (scripts/fetch-models.sh fetches it)\n", MODEL_REL);
+    char path[4096];
+    if (lma_model_path_resolve("smollm2-135m-instruct", path, sizeof path) != LMA_OK) {
+        printf("skipped: %s\n", lma_last_error());
         return 77;
     }
     char fx[1024];

@@ -65,7 +65,7 @@ static lma_status rd_str(cursor *c, lma_gguf_str *s, const char *what) {
     return LMA_OK;
 }
 
-static size_t scalar_size(uint32_t t) {
+size_t lma_gguf_type_size(lma_gguf_type t) {
     switch (t) {
     case LMA_GGUF_U8: case LMA_GGUF_I8: case LMA_GGUF_BOOL: return 1;
     case LMA_GGUF_U16: case LMA_GGUF_I16: return 2;
@@ -85,7 +85,7 @@ static const char *type_name(uint32_t t) {
 static void load_scalar(uint32_t t, const unsigned char *p, lma_gguf_kv *kv) {
     union { uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32; float f32;
             uint64_t u64; int64_t i64; double f64; } x;
-    memcpy(&x, p, scalar_size(t));
+    memcpy(&x, p, lma_gguf_type_size(t));
     switch (t) {
     case LMA_GGUF_U8: case LMA_GGUF_BOOL: kv->v.u = x.u8; break;
     case LMA_GGUF_I8: kv->v.i = x.i8; break;
@@ -123,7 +123,7 @@ static lma_status read_kv(cursor *c, lma_gguf *g, lma_gguf_kv *kv, int64_t idx, 
     kv->type = (lma_gguf_type)t;
     if (t == LMA_GGUF_STRING) return rd_str(c, &kv->str, what);
     if (t != LMA_GGUF_ARRAY) {
-        size_t sz = scalar_size(t);
+        size_t sz = lma_gguf_type_size(t);
         LMA_TRY(need(c, sz, what));
         load_scalar(t, c->p + c->pos, kv);
         c->pos += sz;
@@ -153,7 +153,7 @@ static lma_status read_kv(cursor *c, lma_gguf *g, lma_gguf_kv *kv, int64_t idx, 
         *n_strs += n;
         return LMA_OK;
     }
-    size_t sz = scalar_size(at);
+    size_t sz = lma_gguf_type_size(at);
     if (n > left(c) / sz)
         return lma_error(LMA_ERR_FORMAT, "%s: %s: array count %llu x %zu bytes runs past the end of the file (%zu left)",
                          c->ctx, what, (unsigned long long)n, sz, left(c));
@@ -488,14 +488,14 @@ lma_status lma_gguf_get_str(const lma_gguf *g, const char *key, char **out, int 
 
 double lma_gguf_arr_f64(const lma_gguf_kv *kv, uint64_t i) {
     lma_gguf_kv x = {0};
-    load_scalar(kv->arr_type, kv->arr_data + i * scalar_size(kv->arr_type), &x);
+    load_scalar(kv->arr_type, kv->arr_data + i * lma_gguf_type_size(kv->arr_type), &x);
     if (kv->arr_type == LMA_GGUF_F32 || kv->arr_type == LMA_GGUF_F64) return x.v.f;
     return is_signed(kv->arr_type) ? (double)x.v.i : (double)x.v.u;
 }
 
 int64_t lma_gguf_arr_i64(const lma_gguf_kv *kv, uint64_t i) {
     lma_gguf_kv x = {0};
-    load_scalar(kv->arr_type, kv->arr_data + i * scalar_size(kv->arr_type), &x);
+    load_scalar(kv->arr_type, kv->arr_data + i * lma_gguf_type_size(kv->arr_type), &x);
     if (kv->arr_type == LMA_GGUF_F32 || kv->arr_type == LMA_GGUF_F64) {
         /* out-of-range or NaN float-to-int conversion is undefined: saturate, NaN -> 0 */
         if (!(x.v.f == x.v.f)) return 0;

@@ -31,6 +31,9 @@ typedef enum {
     LMA_GGUF_U64 = 10, LMA_GGUF_I64 = 11, LMA_GGUF_F64 = 12, LMA_GGUF_NTYPES
 } lma_gguf_type;
 
+/* bytes of one value of a fixed-size type; 0 for STRING, ARRAY and unknown types */
+size_t lma_gguf_type_size(lma_gguf_type t);
+
 typedef struct {
     const char *s; /* not NUL-terminated; points into the mapping */
     uint64_t len;

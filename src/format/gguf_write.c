@@ -126,18 +126,8 @@ lma_status lma_gguf_set_str_array(lma_gguf_writer *w, const char *k, const char 
     return LMA_OK;
 }
 
-static size_t elem_size(lma_gguf_type t) {
-    switch (t) {
-    case LMA_GGUF_U8: case LMA_GGUF_I8: case LMA_GGUF_BOOL: return 1;
-    case LMA_GGUF_U16: case LMA_GGUF_I16: return 2;
-    case LMA_GGUF_U32: case LMA_GGUF_I32: case LMA_GGUF_F32: return 4;
-    case LMA_GGUF_U64: case LMA_GGUF_I64: case LMA_GGUF_F64: return 8;
-    default: return 0;
-    }
-}
-
 lma_status lma_gguf_set_array(lma_gguf_writer *w, const char *k, lma_gguf_type t, const void *vals, uint64_t n) {
-    size_t sz = elem_size(t);
+    size_t sz = lma_gguf_type_size(t);
     if (!sz) return lma_error(LMA_ERR_ARG, "GGUF writer: '%s': arrays of type %d take lma_gguf_set_str_array", k, (int)t);
     LMA_TRY(key(w, k, LMA_GGUF_ARRAY));
     LMA_TRY(put_u32(w, (uint32_t)t));
@@ -163,14 +153,14 @@ lma_status lma_gguf_copy_kv(lma_gguf_writer *w, const lma_gguf *g, int (*skip)(c
             LMA_TRY(put_u64(w, kv->arr_n));
             if (kv->arr_type == LMA_GGUF_STRING) {
                 for (uint64_t j = 0; j < kv->arr_n; j++) LMA_TRY(put_str(w, kv->arr_str[j].s, kv->arr_str[j].len));
-            } else LMA_TRY(put(w, kv->arr_data, kv->arr_n * elem_size(kv->arr_type)));
+            } else LMA_TRY(put(w, kv->arr_data, kv->arr_n * lma_gguf_type_size(kv->arr_type)));
         } else {
             /* scalars: the widened value back to its own width */
             union { uint64_t u; int64_t i; double f; float f32; } x = {0};
             if (kv->type == LMA_GGUF_F32) x.f32 = (float)kv->v.f;
             else if (kv->type == LMA_GGUF_F64) x.f = kv->v.f;
             else x.u = kv->v.u;
-            LMA_TRY(put(w, &x, elem_size(kv->type)));
+            LMA_TRY(put(w, &x, lma_gguf_type_size(kv->type)));
         }
     }
     return LMA_OK;
