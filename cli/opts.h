@@ -75,6 +75,8 @@ typedef struct {
 } cli_opt;
 
 #define CLI_END {0}
+#define CLI_STRINGIFY_(x) #x
+#define CLI_STRINGIFY(x) CLI_STRINGIFY_(x)
 #define CLI_BOOL(n, s, d, help_, ...) {.name = n, .short_name = s, .kind = CLI_FLAG, .dest = d, .help = help_, __VA_ARGS__}
 /* a flag that stores v (e.g. --no-pack stores 0 into pack) */
 #define CLI_FLAG_SET(n, s, d, v, help_, ...) \
