@@ -16,7 +16,7 @@ int cmd_merge(int argc, char **argv) {
                       "or short name"),
         CLI_STR("adapter", 0, &adapter, "DIR", "PEFT adapter dir", .flags = CLI_REQUIRED),
         CLI_STR("out", 'o', &out, "DIR", "output model dir", .flags = CLI_REQUIRED),
-        CLI_BOOL("bf16", 0, &bf16, "store the merged weights as bf16 (default f32)"),
+        CLI_BOOL("bf16", 0, &bf16, "store the merged weights as bf16 instead of f32"),
         CLI_END};
     cli_group groups[] = {{NULL, own}, {0}};
     cli_spec spec = {
