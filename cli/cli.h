@@ -1,4 +1,4 @@
-/* CLI plumbing shared by the cmd_<name>.c files. Only cli/ prints and exits.
+/* CLI plumbing shared by the cmd_<name>.c files (their options: cli/opts.h). Only cli/ prints and exits.
  * Exit status: 0 ok, 1 failed, 2 bad usage. */
 #ifndef LMA_CLI_H
 #define LMA_CLI_H
@@ -38,6 +38,4 @@ int cli_parse_ids(const char *s, int32_t **out, size_t *n);
  * .gguf, or a short name of the model cache); prints the error and returns 1 when there is
  * no such model. The resolved path lives until exit. */
 int cli_resolve_model(const char *cmd, const char **model);
-/* True when argv has -h or --help. */
-int cli_wants_help(int argc, char **argv);
 #endif

@@ -1,6 +1,5 @@
 /* lmadapt chat: an interactive conversation with a model, rendered with its
  * chat template. Reads one user turn per line from stdin (a terminal or a pipe). */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,30 +7,10 @@
 #include "cli.h"
 #include "core/threads.h"
 #include "infer/generate.h"
+#include "opts.h"
 #include "sampling.h"
 #include "model/adapter.h"
 #include "tok/chat_template.h"
-
-static void help(void) {
-    printf("Usage: lmadapt chat --model M [--system S] [--template NAME] [sampling options]\n\n"
-           "Talks with a chat model: each line you type is a user turn; the reply streams back.\n"
-           "The conversation is rendered with the model's chat template (or --template: llama2,\n"
-           "llama3, chatml, zephyr, mistral) exactly as transformers' apply_chat_template does.\n"
-           "Replies stop at the end-of-turn token of the template or an EOS id.\n\n"
-           "Commands: /reset (forget the conversation), /system TEXT (set the system prompt and\n"
-           "reset), /exit (or end of input).\n\n"
-           "Options:\n"
-           "  --model M                HF model folder, .gguf file or short name (docs/models.md),\n"
-           "                           with a chat template\n"
-           "  --system S               system prompt\n"
-           "  --template NAME          chat format instead of the tokenizer's chat_template\n"
-           "  --adapter DIR            apply a PEFT LoRA adapter dir to the model\n"
-           "  --max-tokens N           per reply (default 256)\n"
-           "  --temperature X          0 = greedy (default 0.7)\n"
-           "  --top-k K, --top-p P, --min-p P, --repetition-penalty R, --seed N   as in generate\n"
-           "  --threads N              CPU threads\n"
-           "  --device D               cpu | cuda | cuda-fp32 (default: cuda if a GPU)\n");
-}
 
 typedef struct { lma_chat_msg *m; char **own; size_t n, cap; } history;
 
@@ -69,38 +48,38 @@ static void out_text(void *ctx, const char *t, size_t n) {
 }
 
 int cmd_chat(int argc, char **argv) {
-    enum { O_MODEL = 1, O_SYSTEM, O_TEMPLATE, O_THREADS, O_DEVICE, O_ADAPTER, O_HELP };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, O_MODEL}, {"system", required_argument, 0, O_SYSTEM},
-        {"template", required_argument, 0, O_TEMPLATE}, CLI_SAMPLING_OPTIONS,
-        {"threads", required_argument, 0, O_THREADS}, {"device", required_argument, 0, O_DEVICE},
-        {"adapter", required_argument, 0, O_ADAPTER},
-        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     const char *model = NULL, *system = NULL, *tmpl = NULL, *device = NULL, *adapter = NULL;
-    int threads = 0, c;
-    lma_gen_params gp = {.max_tokens = 256, .sample = lma_sample_default_params()};
-    gp.sample.temperature = 0.7f;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int r = cli_sampling_opt("chat", c, optarg, &gp);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        switch (c) {
-        case O_MODEL: model = optarg; break;
-        case O_SYSTEM: system = optarg; break;
-        case O_TEMPLATE: tmpl = optarg; break;
-        case O_THREADS: threads = atoi(optarg); break;
-        case O_DEVICE: device = optarg; break;
-        case O_ADAPTER: adapter = optarg; break;
-        case 'h': case O_HELP: help(); return 0;
-        default: return cli_usage_error("chat", "unknown option");
-        }
-    }
-    if (optind < argc) return cli_usage_error("chat", "unexpected argument '%s'", argv[optind]);
-    if (!model) return cli_usage_error("chat", "--model is required");
+    int threads = 0;
+    cli_sampling smp;
+    cli_sampling_init(&smp, 256, 0.7f);
+    cli_opt own[] = {
+        CLI_OPT_MODEL(&model, "HF model folder, .gguf file or short name (docs/models.md),\n"
+                      "with a chat template"),
+        CLI_OPT_ADAPTER(&adapter),
+        CLI_STR("system", 0, &system, "S", "system prompt"),
+        CLI_OPT_TEMPLATE(&tmpl),
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_DEVICE(&device),
+        CLI_END};
+    cli_opt samp[CLI_SAMPLING_NOPTS];
+    cli_sampling_table(&smp, 1, samp);
+    cli_group groups[] = {{NULL, own}, {"Sampling (per reply):", samp}, {0}};
+    cli_spec spec = {
+        .cmd = "chat",
+        .usage = "lmadapt chat --model M [--system S] [--template NAME] [sampling options]",
+        .about = "Talks with a chat model: each line you type is a user turn; the reply streams back.\n"
+                 "The conversation is rendered with the model's chat template (or --template: llama2,\n"
+                 "llama3, chatml, zephyr, mistral) exactly as transformers' apply_chat_template does.\n"
+                 "Replies stop at the end-of-turn token of the template, an EOS id or a --stop string.\n\n"
+                 "Commands: /reset (forget the conversation), /system TEXT (set the system prompt and\n"
+                 "reset), /exit (or end of input).\n",
+        .groups = groups};
+    cli_args a;
+    int prc = cli_parse(&spec, argc, argv, &a);
+    if (prc != CLI_CONTINUE) return prc;
     if (cli_resolve_model("chat", &model)) return 1;
-    if (gp.max_tokens < 1) return cli_usage_error("chat", "--max-tokens must be >= 1");
-    if (cli_sampling_check("chat", &gp)) return 2;
+    cli_sampling_finish(&smp);
+    lma_gen_params gp = smp.gp;
     lma_threads_set(threads);
     const lma_backend *be = cli_backend("chat", device);
     if (!be) return 1;

@@ -1,7 +1,6 @@
 /* lmadapt demo: the main job. Pretrains a tiny model on CPU on lmadapt's own
  * documentation (embedded in the binary at build time: no download), then
  * samples text from it. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,27 +8,11 @@
 #include "core/io.h"
 #include "core/threads.h"
 #include "infer/generate.h"
+#include "opts.h"
 #include "train_common.h"
 
 extern const unsigned char lma_demo_corpus[];
 extern const size_t lma_demo_corpus_len;
-
-static void help(void) {
-    printf("Usage: lmadapt demo [--out DIR] [--steps N] [--prompt S] [--max-tokens N] [--threads N]\n\n"
-           "The whole pipeline in a few minutes on a laptop CPU, with no download: writes the\n"
-           "documentation embedded in lmadapt (README + docs/) to DIR/corpus.txt, trains a\n"
-           "byte-level BPE tokenizer on it, pretrains a tiny Llama model (preset 'tiny', about 1M\n"
-           "parameters) with AdamW + warmup/cosine, saves it in HF format in DIR/final, and\n"
-           "samples a continuation of the prompt.\n\n"
-           "Options:\n"
-           "  --out DIR        run directory (default lmadapt-demo)\n"
-           "  --steps N        training steps (default 400)\n"
-           "  --prompt S       text to continue (default \"lmadapt \")\n"
-           "  --max-tokens N   tokens to sample (default 120)\n"
-           "  --threads N      CPU threads (default: all cores)\n\n"
-           "Then try: lmadapt generate --model DIR/final --prompt \"The trainer\"\n"
-           "          lmadapt score --model DIR/final --text \"Checkpoints are written atomically.\"\n");
-}
 
 static void out_text(void *ctx, const char *t, size_t n) {
     (void)ctx;
@@ -38,27 +21,31 @@ static void out_text(void *ctx, const char *t, size_t n) {
 }
 
 int cmd_demo(int argc, char **argv) {
-    enum { O_OUT = 1, O_STEPS, O_PROMPT, O_MAX, O_THREADS, O_HELP };
-    static const struct option opts[] = {
-        {"out", required_argument, 0, O_OUT}, {"steps", required_argument, 0, O_STEPS},
-        {"prompt", required_argument, 0, O_PROMPT}, {"max-tokens", required_argument, 0, O_MAX},
-        {"threads", required_argument, 0, O_THREADS}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    const char *out = "lmadapt-demo", *prompt = "lmadapt ";
-    int steps = 400, max_tokens = 120, threads = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case O_OUT: out = optarg; break;
-        case O_STEPS: steps = atoi(optarg); break;
-        case O_PROMPT: prompt = optarg; break;
-        case O_MAX: max_tokens = atoi(optarg); break;
-        case O_THREADS: threads = atoi(optarg); break;
-        case 'h': case O_HELP: help(); return 0;
-        default: return cli_usage_error("demo", "unknown option");
-        }
-    }
-    if (optind < argc) return cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
-    if (steps < 1 || max_tokens < 0) return cli_usage_error("demo", "--steps must be >= 1 and --max-tokens >= 0");
+    const char *out = "lmadapt-demo", *prompt = "lmadapt ", *device = NULL;
+    int steps = 400, max_tokens = 120, threads = 0;
+    cli_opt own[] = {
+        CLI_STR("out", 'o', &out, "DIR", "run directory"),
+        CLI_INT("steps", 0, &steps, 1, 1000000000, "N", "training steps"),
+        CLI_STR("prompt", 0, &prompt, "S", "text to continue"),
+        CLI_INT("max-tokens", 0, &max_tokens, 0, 1000000, "N", "tokens to sample"),
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_DEVICE(&device),
+        CLI_END};
+    cli_group groups[] = {{NULL, own}, {0}};
+    cli_spec spec = {
+        .cmd = "demo",
+        .usage = "lmadapt demo [--out DIR] [--steps N] [--prompt S] [--max-tokens N] [--threads N]",
+        .about = "The whole pipeline in a few minutes on a laptop CPU, with no download: writes the\n"
+                 "documentation embedded in lmadapt (README + docs/) to DIR/corpus.txt, trains a\n"
+                 "byte-level BPE tokenizer on it, pretrains a tiny Llama model (preset 'tiny', about 1M\n"
+                 "parameters) with AdamW + warmup/cosine, saves it in HF format in DIR/final, and\n"
+                 "samples a continuation of the prompt.\n",
+        .groups = groups,
+        .epilog = "Then try: lmadapt generate --model DIR/final --prompt \"The trainer\"\n"
+                  "          lmadapt score --model DIR/final --text \"Checkpoints are written atomically.\"\n"};
+    cli_args a;
+    int rc = cli_parse(&spec, argc, argv, &a);
+    if (rc != CLI_CONTINUE) return rc;
     lma_threads_set(threads);
     char corpus[4200], final[4200];
     snprintf(corpus, sizeof corpus, "%s/corpus.txt", out);
@@ -76,11 +63,12 @@ int cmd_demo(int argc, char **argv) {
     to.tp.save_every = steps; to.tp.eval_every = steps / 4 > 0 ? steps / 4 : 1; to.tp.eval_batches = 0;
     to.val_fraction = 0.05;
     to.seed = 1;
+    to.device = device;
     cli_data_opts data;
     cli_data_opts_init(&data);
-    cli_data_add(&data, corpus);
-    cli_run_spec spec = {.vocab_size = 1024, .preset = "tiny"};
-    int rc = cli_run_text_training("demo", &to, &data, &spec);
+    data.paths[data.list.n++] = corpus;
+    cli_run_spec run = {.vocab_size = 1024, .preset = "tiny"};
+    rc = cli_run_text_training("demo", &to, &data, &run);
     if (rc != 0) return rc;
 
     lma_tokenizer *tok = NULL;
@@ -89,7 +77,7 @@ int cmd_demo(int argc, char **argv) {
     size_t n = 0;
     rc = 1;
     const lma_backend *be = NULL;
-    if (lma_backend_select(NULL, &be) != LMA_OK || lma_tok_load(final, &tok) != LMA_OK ||
+    if (lma_backend_select(device, &be) != LMA_OK || lma_tok_load(final, &tok) != LMA_OK ||
         lma_model_load(final, be, &m) != LMA_OK ||
         lma_tok_encode(tok, prompt, strlen(prompt), 1, &ids, &n) != LMA_OK)
         goto done;

@@ -1,7 +1,5 @@
 /* lmadapt eval: perplexity, MMLU-form multiple choice and generation tasks on one
  * model, or two models side by side (--compare: the forgetting report). */
-#include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,59 +11,10 @@
 #include "eval/gencheck.h"
 #include "infer/generate.h"
 #include "model/adapter.h"
+#include "opts.h"
+#include "sampling.h"
 
 #define MAX_TASKS 64
-
-static void help(void) {
-    printf("Usage: lmadapt eval --model M --task [TAG:]KIND:PATH [--task ...] [options]\n\n"
-           "Evaluates a Hugging Face model dir on a suite of tasks and prints a table (or JSON).\n"
-           "KIND:\n"
-           "  ppl:PATH    token-level perplexity of a text file (or every file of a folder), in\n"
-           "              sliding windows of the model context (see --ppl-window)\n"
-           "  mmlu:PATH   multiple choice in MMLU form: PATH holds dev/ and val/ or test/ folders of\n"
-           "              {subject}_{split}.csv (question,A,B,C,D,answer), or is one split folder;\n"
-           "              lm-evaluation-harness prompt, k shots from dev, log-likelihood of \" A\"..\" D\";\n"
-           "              per-subject, macro and micro accuracy\n"
-           "  gen:PATH    generation tasks from JSONL: {\"prompt\" or \"question\", \"answer\", \"check\"?,\n"
-           "              \"required_keys\"?, \"stop\"?}; checks exact, number (GSM8K \"#### N\"), json, yaml\n"
-           "TAG (optional): general or domain, for the --compare report (forgetting vs gain).\n\n"
-           "Options:\n"
-           "  --model M             HF model folder, .gguf file or short name (docs/models.md)\n"
-           "  --adapter DIR         apply a PEFT LoRA adapter to --model\n"
-           "  --task SPEC           a task (repeatable, up to %d)\n"
-           "  --compare DIR2        also evaluate DIR2 on the same suite and print the deltas\n"
-           "  --compare-adapter DIR also evaluate --model (or DIR2) with this adapter; e.g. the base\n"
-           "                        model against base + adapter\n"
-           "  --shots K             MMLU shots from the dev split (default 5)\n"
-           "  --split NAME          MMLU split to evaluate (default: test, else val, else dev)\n"
-           "  --limit N             at most N items per MMLU subject / gen file, N tokens per ppl file\n"
-           "  --scoring kv|full     MMLU scoring: one prefill shared by the 4 choices with the KV cache\n"
-           "                        (default), or one full forward per choice\n"
-           "  --ppl-window W        perplexity window in tokens (default: the model context)\n"
-           "  --ppl-stride S        window advance (default W/2; every token is scored once)\n"
-           "  --max-tokens N        gen: tokens to generate at most (default 256)\n"
-           "  --check NAME          gen: force one check (exact, number, json, yaml) for every record\n"
-           "  --chat                gen: send each prompt as a user turn of the chat template\n"
-           "  --json                print the results as JSON\n"
-           "  --out FILE            also write the JSON to FILE (atomically)\n"
-           "  --threads N           CPU threads\n"
-           "  --device D            cpu | cuda | cuda-fp32 (default: cuda if a GPU)\n"
-           "  -h, --help            this help\n\n"
-           "Examples:\n"
-           "  lmadapt eval --model runs/sft/final --task mmlu:data/mmlu --shots 5\n"
-           "  lmadapt eval --model base --compare runs/sft/final \\\n"
-           "      --task general:mmlu:data/mmlu --task domain:gen:data/med_qa.jsonl --task general:ppl:wiki.txt\n",
-           MAX_TASKS);
-}
-
-static int parse_int(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || errno || v < lo || v > hi) return 0;
-    *out = v;
-    return 1;
-}
 
 static const lma_backend *g_backend; /* --device */
 
@@ -140,73 +89,85 @@ static void print_compare(const lma_eval_result *a, const lma_eval_result *b, in
         printf("(tag tasks general:KIND:PATH or domain:KIND:PATH for the forgetting / gain summary)\n");
 }
 
+static const char *const scoring_names[] = {"kv", "full", NULL};
+static const int scoring_values[] = {LMA_EVAL_SCORE_KV, LMA_EVAL_SCORE_FULL};
+static const char *const check_names[] = {"auto", "exact", "number", "json", "yaml", NULL};
+static const int check_values[] = {-1, LMA_CHECK_EXACT, LMA_CHECK_NUMBER, LMA_CHECK_JSON, LMA_CHECK_YAML};
+
 int cmd_eval(int argc, char **argv) {
-    enum { O_MODEL = 1, O_ADAPTER, O_TASK, O_COMPARE, O_CADAPTER, O_SHOTS, O_SPLIT, O_LIMIT, O_SCORING, O_PWIN,
-           O_PSTRIDE, O_MAXTOK, O_CHECK, O_CHAT, O_JSON, O_OUT, O_THREADS, O_DEVICE, O_HELP };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, O_MODEL}, {"adapter", required_argument, 0, O_ADAPTER},
-        {"task", required_argument, 0, O_TASK}, {"compare", required_argument, 0, O_COMPARE},
-        {"compare-adapter", required_argument, 0, O_CADAPTER}, {"shots", required_argument, 0, O_SHOTS},
-        {"split", required_argument, 0, O_SPLIT}, {"limit", required_argument, 0, O_LIMIT},
-        {"scoring", required_argument, 0, O_SCORING}, {"ppl-window", required_argument, 0, O_PWIN},
-        {"ppl-stride", required_argument, 0, O_PSTRIDE}, {"max-tokens", required_argument, 0, O_MAXTOK},
-        {"check", required_argument, 0, O_CHECK}, {"chat", no_argument, 0, O_CHAT},
-        {"json", no_argument, 0, O_JSON}, {"out", required_argument, 0, O_OUT},
-        {"threads", required_argument, 0, O_THREADS}, {"device", required_argument, 0, O_DEVICE},
-        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    const char *device = NULL;
-    const char *model = NULL, *adapter = NULL, *cmp = NULL, *cadapter = NULL, *out = NULL;
+    const char *model = NULL, *adapter = NULL, *cmp = NULL, *cadapter = NULL, *out = NULL, *device = NULL;
+    const char *task_v[MAX_TASKS];
+    cli_list task_l = CLI_LIST_OF(task_v);
     static lma_eval_task tasks[MAX_TASKS];
-    int n_tasks = 0, json = 0, c;
-    long v, threads = 0;
+    int json = 0, threads = 0, mode, limit = 0;
     lma_eval_params p = lma_eval_default_params();
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case O_MODEL: model = optarg; break;
-        case O_ADAPTER: adapter = optarg; break;
-        case O_COMPARE: cmp = optarg; break;
-        case O_CADAPTER: cadapter = optarg; break;
-        case O_TASK:
-            if (n_tasks == MAX_TASKS) return cli_usage_error("eval", "at most %d --task", MAX_TASKS);
-            if (lma_eval_task_parse(optarg, &tasks[n_tasks]) != LMA_OK) return cli_usage_error("eval", "%s", lma_last_error());
-            for (int i = 0; i < n_tasks; i++)
-                if (!strcmp(tasks[i].name, tasks[n_tasks].name)) {
-                    int k = (int)strlen(tasks[n_tasks].name);
-                    snprintf(tasks[n_tasks].name + k, sizeof tasks[n_tasks].name - (size_t)k, "#%d", n_tasks + 1);
-                    break;
-                }
-            n_tasks++;
-            break;
-        case O_SHOTS: if (!parse_int(optarg, 0, 64, &v)) return cli_usage_error("eval", "--shots must be 0..64"); p.shots = (int)v; break;
-        case O_SPLIT: p.mmlu_split = optarg; break;
-        case O_LIMIT: if (!parse_int(optarg, 1, 1L << 40, &v)) return cli_usage_error("eval", "--limit must be a positive integer"); p.limit = (size_t)v; break;
-        case O_SCORING:
-            if (!strcmp(optarg, "kv")) p.mode = LMA_EVAL_SCORE_KV;
-            else if (!strcmp(optarg, "full")) p.mode = LMA_EVAL_SCORE_FULL;
-            else return cli_usage_error("eval", "--scoring must be kv or full");
-            break;
-        case O_PWIN: if (!parse_int(optarg, 2, 1 << 24, &v)) return cli_usage_error("eval", "--ppl-window must be >= 2"); p.ppl_window = (int)v; break;
-        case O_PSTRIDE: if (!parse_int(optarg, 1, 1 << 24, &v)) return cli_usage_error("eval", "--ppl-stride must be >= 1"); p.ppl_stride = (int)v; break;
-        case O_MAXTOK: if (!parse_int(optarg, 1, 1 << 20, &v)) return cli_usage_error("eval", "--max-tokens must be >= 1"); p.gen_max_tokens = (int)v; break;
-        case O_CHECK:
-            if ((p.gen_check = lma_gen_check_from_name(optarg)) < 0)
-                return cli_usage_error("eval", "--check must be exact, number, json or yaml");
-            break;
-        case O_CHAT: p.chat = 1; break;
-        case O_JSON: json = 1; break;
-        case O_OUT: out = optarg; break;
-        case O_DEVICE: device = optarg; break;
-        case O_THREADS: if (!parse_int(optarg, 0, 4096, &threads)) return cli_usage_error("eval", "--threads must be >= 0"); break;
-        case 'h': case O_HELP: help(); return 0;
-        default: return cli_usage_error("eval", "unknown option");
-        }
+    mode = (int)p.mode;
+    cli_opt own[] = {
+        CLI_OPT_MODEL(&model, "HF model folder, .gguf file or short name (docs/models.md)"),
+        CLI_OPT_ADAPTER(&adapter),
+        CLI_MULTI("task", 0, &task_l, "SPEC", "a task [TAG:]KIND:PATH (up to " CLI_STRINGIFY(MAX_TASKS) ")"),
+        CLI_STR("compare", 0, &cmp, "M2", "also evaluate M2 on the same suite and print the deltas"),
+        CLI_STR("compare-adapter", 0, &cadapter, "DIR", "also evaluate --model (or M2) with this adapter; e.g. the\n"
+                "base model against base + adapter"),
+        CLI_INT("shots", 0, &p.shots, 0, 64, "K", "MMLU shots from the dev split"),
+        CLI_STR("split", 0, &p.mmlu_split, "NAME", "MMLU split to evaluate", .def_text = "test, else val, else dev"),
+        CLI_INT("limit", 0, &limit, 0, 2147483647, "N", "at most N items per MMLU subject / gen file, N tokens per\n"
+                "ppl file (0 = all)"),
+        CLI_CHOOSE("scoring", 0, &mode, scoring_names, scoring_values, NULL,
+                   "MMLU scoring: one prefill shared by the 4 choices with the KV\n"
+                   "cache (kv), or one full forward per choice"),
+        CLI_INT("ppl-window", 0, &p.ppl_window, 2, 1 << 24, "W", "perplexity window in tokens", .def_text = "the model context"),
+        CLI_INT("ppl-stride", 0, &p.ppl_stride, 1, 1 << 24, "S", "window advance (every token is scored once)",
+                .def_text = "W/2"),
+        CLI_INT("max-tokens", 0, &p.gen_max_tokens, 1, CLI_MAX_TOKENS_MAX, "N", "gen: tokens to generate at most (greedy)"),
+        CLI_CHOOSE("check", 0, &p.gen_check, check_names, check_values, NULL,
+                   "gen: force one check for every record (auto: the record's own)"),
+        CLI_BOOL("chat", 0, &p.chat, "gen: send each prompt as a user turn of the chat template"),
+        CLI_OPT_JSON(&json, "print the results as JSON"),
+        CLI_STR("out", 'o', &out, "FILE", "also write the JSON to FILE (atomically)"),
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_DEVICE(&device),
+        CLI_END};
+    cli_group groups[] = {{NULL, own}, {0}};
+    cli_spec spec = {
+        .cmd = "eval",
+        .usage = "lmadapt eval --model M --task [TAG:]KIND:PATH [--task ...] [options]",
+        .about = "Evaluates a model on a suite of tasks and prints a table (or JSON).\n"
+                 "KIND:\n"
+                 "  ppl:PATH    token-level perplexity of a text file (or every file of a folder), in\n"
+                 "              sliding windows of the model context (see --ppl-window)\n"
+                 "  mmlu:PATH   multiple choice in MMLU form: PATH holds dev/ and val/ or test/ folders of\n"
+                 "              {subject}_{split}.csv (question,A,B,C,D,answer), or is one split folder;\n"
+                 "              lm-evaluation-harness prompt, k shots from dev, log-likelihood of \" A\"..\" D\";\n"
+                 "              per-subject, macro and micro accuracy\n"
+                 "  gen:PATH    generation tasks from JSONL: {\"prompt\" or \"question\", \"answer\", \"check\"?,\n"
+                 "              \"required_keys\"?, \"stop\"?}; checks exact, number (GSM8K \"#### N\"), json, yaml\n"
+                 "TAG (optional): general or domain, for the --compare report (forgetting vs gain).\n",
+        .groups = groups,
+        .epilog = "Examples:\n"
+                  "  lmadapt eval --model runs/sft/final --task mmlu:data/mmlu --shots 5\n"
+                  "  lmadapt eval --model base --compare runs/sft/final \\\n"
+                  "      --task general:mmlu:data/mmlu --task domain:gen:data/med_qa.jsonl --task general:ppl:wiki.txt\n"};
+    cli_args a;
+    int prc = cli_parse(&spec, argc, argv, &a);
+    if (prc != CLI_CONTINUE) return prc;
+    p.mode = (lma_eval_score_mode)mode;
+    p.limit = (size_t)limit;
+    if (!task_l.n) return cli_usage_error("eval", "give at least one --task KIND:PATH (ppl, mmlu or gen)");
+    int n_tasks = 0;
+    for (int t = 0; t < task_l.n; t++) {
+        if (lma_eval_task_parse(task_v[t], &tasks[n_tasks]) != LMA_OK)
+            return cli_usage_error("eval", "--task %s: %s", task_v[t], lma_last_error());
+        for (int i = 0; i < n_tasks; i++)
+            if (!strcmp(tasks[i].name, tasks[n_tasks].name)) {
+                int k = (int)strlen(tasks[n_tasks].name);
+                snprintf(tasks[n_tasks].name + k, sizeof tasks[n_tasks].name - (size_t)k, "#%d", n_tasks + 1);
+                break;
+            }
+        n_tasks++;
     }
-    if (optind < argc) return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
-    if (!model) return cli_usage_error("eval", "--model is required");
     if (cli_resolve_model("eval", &model) || (cmp && cli_resolve_model("eval", &cmp))) return 1;
-    if (!n_tasks) return cli_usage_error("eval", "give at least one --task KIND:PATH (ppl, mmlu or gen)");
-    lma_threads_set((int)threads);
+    lma_threads_set(threads);
     if (!(g_backend = cli_backend("eval", device))) return 1;
     p.progress = 1;
     static lma_eval_result ra[MAX_TASKS], rb[MAX_TASKS];

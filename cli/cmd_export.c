@@ -1,6 +1,5 @@
 /* lmadapt export: a model (HF folder or GGUF) or a LoRA adapter as GGUF for llama.cpp and
  * Ollama, with an Ollama Modelfile beside a model. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,37 +8,12 @@
 #include "format/gguf.h"
 #include "model/adapter.h"
 #include "model/gguf_model.h"
+#include "opts.h"
 #include "quant/ggml_quant.h"
 #include "tok/chat_template.h"
 #include "tok/tokenizer.h"
 
 #define DEFAULT_TYPE "f16"
-
-static void help(void) {
-    printf("Usage: lmadapt export --model M --out F.gguf [--type T] [--name S]\n"
-           "       lmadapt export --model BASE --adapter DIR --out A.gguf\n\n"
-           "Writes a GGUF file that llama.cpp, Ollama and LM Studio run (and lmadapt reads back):\n"
-           "llama.cpp's metadata keys and tensor names, Q/K rows in llama.cpp's order, the tokenizer\n"
-           "(tokens, merges or scores, token types, BOS/EOS) and the chat template. Beside a model it\n"
-           "writes F.Modelfile for `ollama create NAME -f F.Modelfile` (FROM, TEMPLATE, stop strings).\n"
-           "With --adapter it writes the LoRA adapter alone, as `llama-cli -m BASE.gguf --lora A.gguf`\n"
-           "reads it (BASE.gguf: this model exported). Every file is written atomically.\n\n"
-           "Options:\n"
-           "  --model M       HF model folder, .gguf file or short name (e.g. smollm2-135m-instruct)\n"
-           "  --adapter DIR   PEFT LoRA adapter folder (trained on --model): export the adapter\n"
-           "  --out F.gguf    output file\n"
-           "  --type T        f32 | f16 | bf16 | q8_0 | q4_0 (also q4_1, q5_0, q5_1) for the matrices;\n"
-           "                  norms and biases stay f32 (default " DEFAULT_TYPE ", as llama.cpp's converter)\n"
-           "  --format gguf   the output format (gguf, the only one)\n"
-           "  --name S        general.name (default: the model's file or folder name)\n"
-           "  -h, --help      this help\n\n"
-           "Error of the types on SmolLM2-135M (docs/models.md): f32 exact, bf16/f16 and q8_0 small,\n"
-           "q4_0 the largest.\n\n"
-           "Examples:\n"
-           "  lmadapt export --model smollm2-135m-instruct --type q8_0 --out smollm2-q8.gguf\n"
-           "  lmadapt export --model runs/sft/final --out tuned.gguf\n"
-           "  lmadapt export --model smollm2-135m-instruct --adapter runs/lora/final --out lora.gguf\n");
-}
 
 static const struct { const char *name; uint32_t type; } types[] = {
     {"f32", LMA_GGML_F32}, {"f16", LMA_GGML_F16}, {"bf16", LMA_GGML_BF16}, {"q8_0", LMA_GGML_Q8_0},
@@ -121,47 +95,53 @@ static lma_status write_modelfile(const char *model, const char *out, char *mf_p
     return s;
 }
 
+static const char *const type_names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", NULL};
+static const char *const format_names[] = {"gguf", NULL};
+
 int cmd_export(int argc, char **argv) {
-    enum { O_MODEL = 1, O_ADAPTER, O_OUT, O_TYPE, O_FORMAT, O_NAME, O_HELP };
-    static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
-                                         {"adapter", required_argument, 0, O_ADAPTER},
-                                         {"out", required_argument, 0, O_OUT},
-                                         {"type", required_argument, 0, O_TYPE},
-                                         {"format", required_argument, 0, O_FORMAT},
-                                         {"name", required_argument, 0, O_NAME},
-                                         {"help", no_argument, 0, O_HELP},
-                                         {0, 0, 0, 0}};
-    const char *model = NULL, *adapter = NULL, *out = NULL, *type_s = DEFAULT_TYPE, *name = NULL;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': case O_HELP: help(); return 0;
-        case O_MODEL: model = optarg; break;
-        case O_ADAPTER: adapter = optarg; break;
-        case 'o': case O_OUT: out = optarg; break;
-        case O_TYPE: type_s = optarg; break;
-        case O_FORMAT:
-            if (strcmp(optarg, "gguf")) return cli_usage_error("export", "--format %s: only gguf is written", optarg);
-            break;
-        case O_NAME: name = optarg; break;
-        default: return cli_usage_error("export", "unknown option");
-        }
-    }
-    if (optind < argc) return cli_usage_error("export", "unexpected argument '%s'", argv[optind]);
-    if (!model || !out) return cli_usage_error("export", "--model M and --out F.gguf are required");
-    uint32_t type = UINT32_MAX;
-    for (size_t i = 0; i < sizeof types / sizeof *types; i++) if (!strcmp(type_s, types[i].name)) type = types[i].type;
-    if (type == UINT32_MAX)
-        return cli_usage_error("export", "--type %s: one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1", type_s);
-    if (adapter && type != LMA_GGML_F32 && strcmp(type_s, DEFAULT_TYPE))
+    const char *model = NULL, *adapter = NULL, *out = NULL, *name = NULL;
+    int type_i = 0, format = 0;
+    for (int i = 0; type_names[i]; i++) if (!strcmp(type_names[i], DEFAULT_TYPE)) type_i = i;
+    cli_opt own[] = {
+        CLI_OPT_MODEL(&model, "HF model folder, .gguf file or short name (e.g. smollm2-135m-instruct)"),
+        CLI_STR("adapter", 0, &adapter, "DIR", "PEFT LoRA adapter folder (trained on --model): export the adapter"),
+        CLI_STR("out", 'o', &out, "F.gguf", "output file", .flags = CLI_REQUIRED),
+        CLI_CHOOSE("type", 0, &type_i, type_names, NULL, "T", "f32 | f16 | bf16 | q8_0 | q4_0 (also q4_1, q5_0, q5_1) for the\n"
+                   "matrices; norms and biases stay f32 (f16 as llama.cpp's converter)"),
+        CLI_CHOOSE("format", 0, &format, format_names, NULL, NULL, "the output format (gguf, the only one)"),
+        CLI_STR("name", 0, &name, "S", "general.name", .def_text = "the model's file or folder name"),
+        CLI_END};
+    cli_group groups[] = {{NULL, own}, {0}};
+    cli_spec spec = {
+        .cmd = "export",
+        .usage = "lmadapt export --model M --out F.gguf [--type T] [--name S]\n"
+                 "       lmadapt export --model BASE --adapter DIR --out A.gguf",
+        .about = "Writes a GGUF file that llama.cpp, Ollama and LM Studio run (and lmadapt reads back):\n"
+                 "llama.cpp's metadata keys and tensor names, Q/K rows in llama.cpp's order, the tokenizer\n"
+                 "(tokens, merges or scores, token types, BOS/EOS) and the chat template. Beside a model it\n"
+                 "writes F.Modelfile for `ollama create NAME -f F.Modelfile` (FROM, TEMPLATE, stop strings).\n"
+                 "With --adapter it writes the LoRA adapter alone, as `llama-cli -m BASE.gguf --lora A.gguf`\n"
+                 "reads it (BASE.gguf: this model exported). Every file is written atomically.\n",
+        .groups = groups,
+        .epilog = "Error of the types on SmolLM2-135M (docs/models.md): f32 exact, bf16/f16 and q8_0 small,\n"
+                  "q4_0 the largest.\n\n"
+                  "Examples:\n"
+                  "  lmadapt export --model smollm2-135m-instruct --type q8_0 --out smollm2-q8.gguf\n"
+                  "  lmadapt export --model runs/sft/final --out tuned.gguf\n"
+                  "  lmadapt export --model smollm2-135m-instruct --adapter runs/lora/final --out lora.gguf\n"};
+    cli_args a;
+    int rc = cli_parse(&spec, argc, argv, &a);
+    if (rc != CLI_CONTINUE) return rc;
+    const char *type_s = type_names[type_i];
+    uint32_t type = types[type_i].type;
+    if (adapter && type != LMA_GGML_F32 && cli_given(&a, "type"))
         return cli_usage_error("export", "--type: an adapter is written in f32");
     if (cli_resolve_model("export", &model)) return 1;
     if (lma_is_dir(out)) return cli_usage_error("export", "--out %s is a folder: give a file name (F.gguf)", out);
     if (!strcmp(model, out)) return cli_usage_error("export", "--out is the input model: give another file");
     lma_model *m = NULL;
     lma_gguf_writer *w = NULL;
-    int rc = 1;
+    rc = 1;
     if (lma_model_load(model, lma_backend_cpu(), &m) != LMA_OK || lma_gguf_writer_new(&w) != LMA_OK) goto done;
     if (adapter) {
         if (lma_adapter_load(m, adapter) != LMA_OK || lma_adapter_save_gguf(m, w, out) != LMA_OK) goto done;

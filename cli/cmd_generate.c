@@ -1,5 +1,4 @@
 /* lmadapt generate: text continuation with a KV cache and the usual samplers. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,35 +6,9 @@
 #include "core/io.h"
 #include "core/threads.h"
 #include "infer/generate.h"
+#include "opts.h"
 #include "sampling.h"
 #include "model/adapter.h"
-
-static void help(void) {
-    printf("Usage: lmadapt generate --model M (--prompt S | --ids 1,2,3) [options]\n\n"
-           "Continues a prompt with a Hugging Face model dir, streaming the text as it is made.\n"
-           "Stops at an end-of-sequence token (generation_config.json eos_token_id, or config.json),\n"
-           "at a --stop string, or after --max-tokens.\n\n"
-           "Options:\n"
-           "  --model M               HF model folder, .gguf file or short name (docs/models.md);\n"
-           "                          its tokenizer is needed for --prompt and text output\n"
-           "  --adapter DIR           apply a PEFT LoRA adapter dir to the model\n"
-           "  --prompt S              prompt text (tokenized with BOS when the tokenizer adds one)\n"
-           "  --prompt-file F         prompt text from a file\n"
-           "  --ids LIST              prompt as comma-separated token ids\n"
-           "  --max-tokens N          tokens to generate at most (default 128)\n"
-           "  --temperature X         0 = greedy (default 0.7)\n"
-           "  --top-k K               keep the K most likely tokens (0 = off, default)\n"
-           "  --top-p P               nucleus sampling (1 = off, default)\n"
-           "  --min-p P               drop tokens below P x the top probability (0 = off, default)\n"
-           "  --repetition-penalty R  penalize tokens already present (1 = off, default)\n"
-           "  --seed N                sampling seed (default 0)\n"
-           "  --stop S                stop string (repeatable)\n"
-           "  --json                  print {\"ids\": [generated ids], \"text\": \"...\"} instead of streaming\n"
-           "  --threads N             CPU threads\n"
-           "  --device D              cpu | cuda | cuda-fp32 (default: cuda if a GPU)\n"
-           "  -h, --help              this help\n\n"
-           "Example: lmadapt generate --model runs/demo/final --prompt \"Once upon a time\" --max-tokens 64\n");
-}
 
 static void stream_out(void *ctx, const char *text, size_t len) {
     (void)ctx;
@@ -58,47 +31,40 @@ static void json_string(FILE *f, const char *s, size_t n) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    enum { O_MODEL = 1, O_PROMPT, O_PFILE, O_IDS, O_STOP, O_JSON, O_THREADS, O_DEVICE, O_HELP, O_ADAPTER };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, O_MODEL}, {"prompt", required_argument, 0, O_PROMPT},
-        {"prompt-file", required_argument, 0, O_PFILE}, {"ids", required_argument, 0, O_IDS},
-        CLI_SAMPLING_OPTIONS, {"stop", required_argument, 0, O_STOP},
-        {"json", no_argument, 0, O_JSON}, {"threads", required_argument, 0, O_THREADS},
-        {"device", required_argument, 0, O_DEVICE},
-        {"help", no_argument, 0, O_HELP}, {"adapter", required_argument, 0, O_ADAPTER}, {0, 0, 0, 0}};
-    const char *adapter = NULL;
-    const char *device = NULL;
-    const char *model = NULL, *prompt = NULL, *pfile = NULL, *ids_s = NULL, *stops[32];
-    int n_stops = 0, json = 0, threads = 0, c;
-    lma_gen_params gp = {.max_tokens = 128, .sample = lma_sample_default_params()};
-    gp.sample.temperature = 0.7f;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int r = cli_sampling_opt("generate", c, optarg, &gp);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        switch (c) {
-        case O_MODEL: model = optarg; break;
-        case O_ADAPTER: adapter = optarg; break;
-        case O_PROMPT: prompt = optarg; break;
-        case O_PFILE: pfile = optarg; break;
-        case O_IDS: ids_s = optarg; break;
-        case O_STOP:
-            if (n_stops == 32) return cli_usage_error("generate", "at most 32 --stop strings");
-            stops[n_stops++] = optarg;
-            break;
-        case O_JSON: json = 1; break;
-        case O_THREADS: threads = atoi(optarg); break;
-        case O_DEVICE: device = optarg; break;
-        case 'h': case O_HELP: help(); return 0;
-        default: return cli_usage_error("generate", "unknown option");
-        }
-    }
-    if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
-    if (!model) return cli_usage_error("generate", "--model is required");
+    const char *model = NULL, *adapter = NULL, *device = NULL, *prompt = NULL, *pfile = NULL, *ids_s = NULL;
+    int json = 0, threads = 0;
+    cli_sampling smp;
+    cli_sampling_init(&smp, 128, 0.7f);
+    cli_opt own[] = {
+        CLI_OPT_MODEL(&model, "HF model folder, .gguf file or short name (docs/models.md);\n"
+                      "its tokenizer is needed for --prompt and text output"),
+        CLI_OPT_ADAPTER(&adapter),
+        CLI_STR("prompt", 0, &prompt, "S", "prompt text (tokenized with BOS when the tokenizer adds one)"),
+        CLI_STR("prompt-file", 0, &pfile, "F", "prompt text from a file"),
+        CLI_STR("ids", 0, &ids_s, "LIST", "prompt as comma-separated token ids"),
+        CLI_OPT_JSON(&json, "print {\"ids\": [generated ids], \"text\": \"...\", \"finish_reason\"}\n"
+                     "instead of streaming"),
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_DEVICE(&device),
+        CLI_END};
+    cli_opt samp[CLI_SAMPLING_NOPTS];
+    cli_sampling_table(&smp, 1, samp);
+    cli_group groups[] = {{NULL, own}, {"Sampling:", samp}, {0}};
+    cli_spec spec = {
+        .cmd = "generate",
+        .usage = "lmadapt generate --model M (--prompt S | --prompt-file F | --ids 1,2,3) [options]",
+        .about = "Continues a prompt with a model, streaming the text as it is made. Stops at an\n"
+                 "end-of-sequence token (generation_config.json eos_token_id, or config.json), at a\n"
+                 "--stop string, or after --max-tokens.\n",
+        .groups = groups,
+        .epilog = "Example: lmadapt generate --model runs/demo/final --prompt \"Once upon a time\" --max-tokens 64\n"};
+    cli_args a;
+    int rc = cli_parse(&spec, argc, argv, &a);
+    if (rc != CLI_CONTINUE) return rc;
     if (cli_resolve_model("generate", &model)) return 1;
     if (!!prompt + !!pfile + !!ids_s != 1) return cli_usage_error("generate", "give one of --prompt, --prompt-file, --ids");
-    if (cli_sampling_check("generate", &gp)) return 2;
+    cli_sampling_finish(&smp);
+    lma_gen_params gp = smp.gp;
     lma_threads_set(threads);
 
     lma_tokenizer *tok = NULL;
@@ -106,7 +72,7 @@ int cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL, eos[16];
     size_t n = 0;
     char *buf = NULL;
-    int rc = 1;
+    rc = 1;
     if (lma_tok_load(model, &tok) != LMA_OK) { /* without a tokenizer, --ids in and ids out */
         if (!ids_s) { rc = cli_fail("generate", NULL); fprintf(stderr, "(without a tokenizer, give --ids)\n"); goto done; }
         lma_clear_error();
@@ -126,10 +92,8 @@ int cmd_generate(int argc, char **argv) {
     gp.n_stop_ids = lma_generation_eos(model, &m->cfg, eos, 16);
     if (gp.n_stop_ids == 0 && tok && lma_tok_eos_id(tok) >= 0) eos[gp.n_stop_ids++] = lma_tok_eos_id(tok);
     gp.stop_ids = eos;
-    gp.stop_strings = stops;
-    gp.n_stop_strings = n_stops;
     if (!json && tok) gp.on_text = stream_out;
-    if (n_stops && !tok) { rc = cli_fail("generate", "--stop needs a tokenizer"); goto done; }
+    if (gp.n_stop_strings && !tok) { rc = cli_fail("generate", "--stop needs a tokenizer"); goto done; }
     lma_gen_result r;
     if (lma_generate(m, tok, ids, n, &gp, &r) != LMA_OK) goto done;
     if (json) {

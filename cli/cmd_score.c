@@ -1,5 +1,4 @@
 /* lmadapt score: per-token log-probabilities, total NLL and perplexity. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,27 +8,8 @@
 #include "infer/score.h"
 #include "model/adapter.h"
 #include "model/safetensors.h"
+#include "opts.h"
 #include "tok/tokenizer.h"
-
-static void help(void) {
-    printf("Usage: lmadapt score --model M (--ids 1,2,3 | --text S | --file F) [options]\n\n"
-           "Scores a token sequence with a Hugging Face model directory: the log-probability of\n"
-           "each token given its prefix, the total negative log-likelihood and the perplexity.\n\n"
-           "Options:\n"
-           "  --model M         HF model folder, .gguf file or short name (docs/models.md)\n"
-           "  --adapter DIR     apply a PEFT LoRA adapter dir to the model\n"
-           "  --ids LIST        comma-separated token ids (at least 2)\n"
-           "  --text S          text, tokenized with the model dir's tokenizer.json (with BOS\n"
-           "                    when the tokenizer's post-processor adds one)\n"
-           "  --file F          file whose text is tokenized the same way\n"
-           "  --json            print {\"ids\": [...], \"logprobs\": [...], \"nll\": x, \"ppl\": y}\n"
-           "                    where logprobs[i] = log p(ids[i+1] | ids[0..i])\n"
-           "  --dtype f32|bf16  weight precision (bf16 rounds the weights; compute stays fp32)\n"
-           "  --threads N       CPU threads (default: all cores, or LMA_THREADS)\n"
-           "  --device D        cpu | cuda | cuda-fp32 (default: cuda if a GPU)\n"
-           "  -h, --help        this help\n\n"
-           "Example: lmadapt score --model tests/ref/models/llama_gqa --ids 1,5,9,2 --json\n");
-}
 
 static void round_to_bf16(lma_model *m) {
     size_t n = m->table.total;
@@ -42,37 +22,37 @@ static void round_to_bf16(lma_model *m) {
     free(h);
 }
 
+static const char *const dtype_names[] = {"f32", "bf16", NULL};
+
 int cmd_score(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"ids", required_argument, 0, 'i'},
-        {"text", required_argument, 0, 't'},  {"file", required_argument, 0, 'f'},
-        {"json", no_argument, 0, 'j'},        {"dtype", required_argument, 0, 'd'},
-        {"threads", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'},
-        {"adapter", required_argument, 0, 'a'}, {"device", required_argument, 0, 'D'}, {0, 0, 0, 0}};
-    const char *adapter = NULL, *device = NULL;
-    const char *model = NULL, *ids_s = NULL, *text = NULL, *file = NULL, *dtype = "f32";
-    int json = 0, threads = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model = optarg; break;
-        case 'a': adapter = optarg; break;
-        case 'i': ids_s = optarg; break;
-        case 't': text = optarg; break;
-        case 'f': file = optarg; break;
-        case 'j': json = 1; break;
-        case 'd': dtype = optarg; break;
-        case 'n': threads = atoi(optarg); break;
-        case 'D': device = optarg; break;
-        case 'h': help(); return 0;
-        default: return cli_usage_error("score", "unknown option");
-        }
-    }
-    if (optind < argc) return cli_usage_error("score", "unexpected argument '%s'", argv[optind]);
-    if (!model) return cli_usage_error("score", "--model is required");
+    const char *model = NULL, *adapter = NULL, *device = NULL, *ids_s = NULL, *text = NULL, *file = NULL;
+    int json = 0, threads = 0, bf16 = 0;
+    cli_opt own[] = {
+        CLI_OPT_MODEL(&model, "HF model folder, .gguf file or short name (docs/models.md)"),
+        CLI_OPT_ADAPTER(&adapter),
+        CLI_STR("ids", 0, &ids_s, "LIST", "comma-separated token ids (at least 2)"),
+        CLI_STR("text", 0, &text, "S", "text, tokenized with the model's tokenizer (with BOS when its\n"
+                "post-processor adds one)"),
+        CLI_STR("file", 0, &file, "F", "file whose text is tokenized the same way"),
+        CLI_OPT_JSON(&json, "print {\"ids\": [...], \"logprobs\": [...], \"nll\": x, \"ppl\": y}\n"
+                     "where logprobs[i] = log p(ids[i+1] | ids[0..i])"),
+        CLI_CHOOSE("dtype", 0, &bf16, dtype_names, NULL, NULL, "weight precision (bf16 rounds the weights; compute stays fp32)"),
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_DEVICE(&device),
+        CLI_END};
+    cli_group groups[] = {{NULL, own}, {0}};
+    cli_spec spec = {
+        .cmd = "score",
+        .usage = "lmadapt score --model M (--ids 1,2,3 | --text S | --file F) [options]",
+        .about = "Scores a token sequence with a model: the log-probability of each token given its\n"
+                 "prefix, the total negative log-likelihood and the perplexity.\n",
+        .groups = groups,
+        .epilog = "Example: lmadapt score --model tests/ref/models/llama_gqa --ids 1,5,9,2 --json\n"};
+    cli_args a;
+    int rc = cli_parse(&spec, argc, argv, &a);
+    if (rc != CLI_CONTINUE) return rc;
     if (cli_resolve_model("score", &model)) return 1;
     if (!!ids_s + !!text + !!file != 1) return cli_usage_error("score", "give exactly one of --ids, --text, --file");
-    if (strcmp(dtype, "f32") && strcmp(dtype, "bf16")) return cli_usage_error("score", "--dtype must be f32 or bf16");
     int32_t *ids = NULL;
     size_t n = 0;
     if (ids_s) {
@@ -96,7 +76,7 @@ int cmd_score(int argc, char **argv) {
     if (!be) { free(ids); return 1; }
     if (lma_model_load(model, be, &m) != LMA_OK) { free(ids); return cli_fail("score", NULL); }
     if (adapter && lma_adapter_load(m, adapter) != LMA_OK) { free(ids); lma_model_free(m); return cli_fail("score", NULL); }
-    if (!strcmp(dtype, "bf16")) round_to_bf16(m);
+    if (bf16) round_to_bf16(m);
     lma_score_result r;
     if (lma_score(m, ids, n, &r) != LMA_OK) { free(ids); lma_model_free(m); return cli_fail("score", NULL); }
     if (json) {

@@ -9,30 +9,6 @@
 #include "data/sft.h"
 #include "train_common.h"
 
-static void help(void) {
-    printf("Usage: lmadapt sft --model M --data train.jsonl [--val val.jsonl] --out RUN_DIR [options]\n\n"
-           "Supervised fine-tuning: every JSONL record (OpenAI {\"messages\"}, Alpaca\n"
-           "{\"instruction\",\"input\",\"output\"}, ShareGPT {\"conversations\"}, {\"prompt\",\"completion\"})\n"
-           "is rendered with the model's chat template and tokenized; the loss is on the assistant\n"
-           "tokens (content + end of turn) only, and an assistant message with \"weight\": 0 adds no\n"
-           "loss. A malformed line stops the run before training, naming the file and line.\n\n"
-           "Options:\n"
-           "  --model M          HF model folder, .gguf file or short name, with a chat template\n"
-           "  --data FILE        training examples (JSONL, or a JSON array)\n"
-           "  --val FILE         validation examples (loss reported every --eval-every steps)\n"
-           "  --method M         full (default), lora or qlora (see below; the run then writes a PEFT\n"
-           "                     adapter dir to RUN_DIR/final)\n"
-           "  --template NAME    chat format: llama2, llama3, chatml, zephyr, mistral (default: the\n"
-           "                     tokenizer's chat_template)\n"
-           "  --all-tokens       loss on every token, not only the assistant turns\n"
-           "  --no-pack          one example per row, padded (default: packed with segment ids, so\n"
-           "                     examples never attend to each other)\n"
-           "Examples longer than --seq tokens are truncated and counted in the log.\n\n");
-    cli_train_help(stdout);
-    printf("\nExample:\n  lmadapt sft --model base/ --data chat.jsonl --val chat_val.jsonl --out runs/sft \\\n"
-           "      --epochs 3 --batch 4 --seq 512 --lr 2e-5\n");
-}
-
 typedef struct { lma_sft_batcher *train, *val; } sft_src;
 
 static lma_status s_next(void *ctx, int32_t *ids, int32_t *tg, int32_t *seg) {
@@ -47,48 +23,52 @@ static lma_status s_save(void *ctx, cJSON **out) { return lma_sft_batcher_save((
 static lma_status s_restore(void *ctx, const cJSON *j) { return lma_sft_batcher_restore(((sft_src *)ctx)->train, j); }
 
 int cmd_sft(int argc, char **argv) {
-    enum { O_MODEL = 1, O_DATA, O_VAL, O_TEMPLATE, O_ALL, O_NOPACK, O_HELP };
-    static const struct option own[] = {
-        {"model", required_argument, 0, O_MODEL},  {"data", required_argument, 0, O_DATA},
-        {"val", required_argument, 0, O_VAL},
-        {"template", required_argument, 0, O_TEMPLATE}, {"all-tokens", no_argument, 0, O_ALL},
-        {"no-pack", no_argument, 0, O_NOPACK},     {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    struct option opts[64];
-    cli_train_long_options(own, opts, 64);
     cli_train_opts to;
     cli_train_opts_init(&to);
-    to.tp.sched.lr = 2e-5; to.tp.sched.min_lr = 2e-6; to.tp.B = 4; to.tp.T = 512;
+    to.tp.sched.lr = 2e-5; to.tp.B = 4; to.tp.T = 512;
     to.tp.eval_batches = 0;
     const char *model = NULL, *data = NULL, *val = NULL, *tmpl = NULL;
-    int all = 0, pack = 1, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h' || c == O_HELP) { help(); return 0; }
-        int r = cli_train_opt("sft", &to, c, optarg);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        switch (c) {
-        case O_MODEL: model = optarg; break;
-        case O_DATA: data = optarg; break;
-        case O_VAL: val = optarg; break;
-        case O_TEMPLATE: tmpl = optarg; break;
-        case O_ALL: all = 1; break;
-        case O_NOPACK: pack = 0; break;
-        default: return cli_usage_error("sft", "unknown option");
-        }
-    }
-    if (optind < argc) return cli_usage_error("sft", "unexpected argument '%s'", argv[optind]);
-    if (!model || !data) return cli_usage_error("sft", "--model DIR and --data FILE are required");
+    int all = 0, pack = 1;
+    cli_opt own[] = {
+        CLI_OPT_MODEL(&model, "HF model folder, .gguf file or short name, with a chat template"),
+        CLI_STR("data", 0, &data, "FILE", "training examples (JSONL, or a JSON array)", .flags = CLI_REQUIRED),
+        CLI_STR("val", 0, &val, "FILE", "validation examples (loss reported every --eval-every steps)"),
+        CLI_OPT_TEMPLATE(&tmpl),
+        CLI_BOOL("all-tokens", 0, &all, "loss on every token, not only the assistant turns"),
+        CLI_FLAG_SET("no-pack", 0, &pack, 0, "one example per row, padded (default: packed with segment ids,\n"
+                     "so examples never attend to each other)"),
+        CLI_END};
+    cli_opt train[CLI_TRAIN_NOPTS], peft[CLI_PEFT_NOPTS];
+    cli_train_table(&to, train);
+    cli_peft_table(&to, peft);
+    cli_group groups[] = {{NULL, own}, {CLI_TRAIN_TITLE, train}, {CLI_PEFT_TITLE, peft}, {0}};
+    cli_spec spec = {
+        .cmd = "sft",
+        .usage = "lmadapt sft --model M --data train.jsonl [--val val.jsonl] --out RUN_DIR [options]",
+        .about = "Supervised fine-tuning: every JSONL record (OpenAI {\"messages\"}, Alpaca\n"
+                 "{\"instruction\",\"input\",\"output\"}, ShareGPT {\"conversations\"}, {\"prompt\",\"completion\"})\n"
+                 "is rendered with the model's chat template and tokenized; the loss is on the assistant\n"
+                 "tokens (content + end of turn) only, and an assistant message with \"weight\": 0 adds no\n"
+                 "loss. A malformed line stops the run before training, naming the file and line.\n"
+                 "Examples longer than --seq tokens are truncated and counted in the log. With --method\n"
+                 "lora|qlora the run writes a PEFT adapter dir to RUN_DIR/final.\n",
+        .groups = groups,
+        .epilog = CLI_TRAIN_EPILOG
+                  "\nExample:\n  lmadapt sft --model base/ --data chat.jsonl --val chat_val.jsonl --out runs/sft \\\n"
+                  "      --epochs 3 --batch 4 --seq 512 --lr 2e-5\n"};
+    cli_args a;
+    int rc = cli_parse(&spec, argc, argv, &a);
+    if (rc != CLI_CONTINUE) return rc;
+    if (cli_train_check(&a, &to)) return 2;
     if (cli_resolve_model("sft", &model)) return 1;
     lma_threads_set(to.threads);
     const char *run = to.tp.out_dir;
-    if (!run) return cli_usage_error("sft", "--out RUN_DIR (or --resume RUN_DIR) is required");
 
     lma_tokenizer *tok = NULL;
     lma_sft_set *ts = NULL, *vs = NULL;
     sft_src ss = {0};
     lma_model *m = NULL;
-    int rc = 1;
+    rc = 1;
     char path[4400];
     lma_sft_params sp = {.template_spec = tmpl, .all_tokens = all, .max_len = to.tp.T};
     lma_sft_stats st;

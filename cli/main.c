@@ -1,5 +1,5 @@
 /* lmadapt: the command-line entry point. A table of subcommands; each lives in
- * cli/cmd_<name>.c and parses its own options. */
+ * cli/cmd_<name>.c and declares its options as a table for cli/opts.c. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -78,12 +78,6 @@ int cli_parse_ids(const char *s, int32_t **out, size_t *n) {
         if (!*p) { *out = v; *n = k; return 1; }
     }
     free(v);
-    return 0;
-}
-
-int cli_wants_help(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
     return 0;
 }
 

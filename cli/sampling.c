@@ -1,27 +1,31 @@
 #include "sampling.h"
-#include <stdlib.h>
-#include "cli.h"
+#include <string.h>
 
-int cli_sampling_opt(const char *cmd, int code, const char *arg, lma_gen_params *gp) {
-    char *end = NULL;
-    switch (code) {
-    case CLI_O_MAX: gp->max_tokens = (int)strtol(arg, &end, 10); break;
-    case CLI_O_TEMP: gp->sample.temperature = strtof(arg, &end); break;
-    case CLI_O_TOPK: gp->sample.top_k = (int)strtol(arg, &end, 10); break;
-    case CLI_O_TOPP: gp->sample.top_p = strtof(arg, &end); break;
-    case CLI_O_MINP: gp->sample.min_p = strtof(arg, &end); break;
-    case CLI_O_REP: gp->sample.repetition_penalty = strtof(arg, &end); break;
-    case CLI_O_SEED: gp->seed = strtoull(arg, &end, 10); break;
-    default: return 0;
-    }
-    if (*end || end == arg) { cli_usage_error(cmd, "bad number '%s'", arg); return -1; }
-    return 1;
+void cli_sampling_init(cli_sampling *s, int max_tokens, float temperature) {
+    memset(s, 0, sizeof *s);
+    s->gp.sample = lma_sample_default_params();
+    s->gp.max_tokens = max_tokens;
+    s->gp.sample.temperature = temperature;
+    s->stops = (cli_list){s->stop_v, 0, CLI_MAX_STOPS};
 }
 
-int cli_sampling_check(const char *cmd, const lma_gen_params *gp) {
-    const lma_sample_params *s = &gp->sample;
-    if (gp->max_tokens < 0 || s->temperature < 0 || s->top_k < 0 || s->top_p <= 0 || s->top_p > 1 || s->min_p < 0 ||
-        s->min_p >= 1 || s->repetition_penalty <= 0)
-        return cli_usage_error(cmd, "a sampling option is out of range (see --help)");
-    return 0;
+void cli_sampling_table(cli_sampling *s, int with_stop, cli_opt t[CLI_SAMPLING_NOPTS]) {
+    lma_sample_params *p = &s->gp.sample;
+    int k = 0;
+    t[k++] = (cli_opt)CLI_INT("max-tokens", 0, &s->gp.max_tokens, 1, CLI_MAX_TOKENS_MAX, "N", "tokens to generate at most");
+    t[k++] = (cli_opt)CLI_FLT("temperature", 0, &p->temperature, 0, 100, "X", "0 = greedy");
+    t[k++] = (cli_opt)CLI_INT("top-k", 0, &p->top_k, 0, 2147483647, "K", "keep the K most likely tokens (0 = off)");
+    t[k++] = (cli_opt)CLI_FLT("top-p", 0, &p->top_p, 0, 1, "P", "nucleus sampling, in (0, 1] (1 = off)", .flags = CLI_MIN_OPEN);
+    t[k++] = (cli_opt)CLI_FLT("min-p", 0, &p->min_p, 0, 1, "P", "drop tokens below P x the top probability (0 = off)",
+                              .flags = CLI_MAX_OPEN);
+    t[k++] = (cli_opt)CLI_FLT("repetition-penalty", 0, &p->repetition_penalty, 0, 100, "R",
+                              "penalize tokens already present (1 = off)", .flags = CLI_MIN_OPEN);
+    t[k++] = (cli_opt)CLI_U64("seed", 0, &s->gp.seed, "N", "sampling seed");
+    if (with_stop) t[k++] = (cli_opt)CLI_MULTI("stop", 0, &s->stops, "S", "stop string");
+    t[k] = (cli_opt)CLI_END;
+}
+
+void cli_sampling_finish(cli_sampling *s) {
+    s->gp.stop_strings = s->stops.v;
+    s->gp.n_stop_strings = s->stops.n;
 }

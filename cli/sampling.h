@@ -1,19 +1,26 @@
-/* The sampling options shared by generate and chat:
- * --max-tokens --temperature --top-k --top-p --min-p --repetition-penalty --seed */
+/* The sampling options, defined once with one set of limits and used by every
+ * command that generates text (generate, chat, eval, data generate, data judge):
+ * --max-tokens --temperature --top-k --top-p --min-p --repetition-penalty --seed --stop */
 #ifndef LMA_CLI_SAMPLING_H
 #define LMA_CLI_SAMPLING_H
-#include <getopt.h>
 #include "infer/generate.h"
+#include "opts.h"
 
-enum { CLI_O_MAX = 900, CLI_O_TEMP, CLI_O_TOPK, CLI_O_TOPP, CLI_O_MINP, CLI_O_REP, CLI_O_SEED };
-#define CLI_SAMPLING_OPTIONS                                                                                    \
-    {"max-tokens", required_argument, 0, CLI_O_MAX}, {"temperature", required_argument, 0, CLI_O_TEMP},      \
-    {"top-k", required_argument, 0, CLI_O_TOPK}, {"top-p", required_argument, 0, CLI_O_TOPP},                 \
-    {"min-p", required_argument, 0, CLI_O_MINP}, {"repetition-penalty", required_argument, 0, CLI_O_REP},     \
-    {"seed", required_argument, 0, CLI_O_SEED}
+#define CLI_MAX_TOKENS_MAX 1000000
+#define CLI_MAX_STOPS 32
 
-/* 1: consumed; 0: not a sampling option; -1: bad number (usage error printed). */
-int cli_sampling_opt(const char *cmd, int code, const char *arg, lma_gen_params *gp);
-/* 0 when every setting is in range, else prints a usage error and returns 2. */
-int cli_sampling_check(const char *cmd, const lma_gen_params *gp);
+typedef struct {
+    lma_gen_params gp;                /* the settings; the command's defaults are set before parsing */
+    const char *stop_v[CLI_MAX_STOPS];
+    cli_list stops;                   /* --stop (repeatable) */
+} cli_sampling;
+
+/* gp's sampler at lma_sample_default_params() with the command's max_tokens and
+ * temperature; seed 0; no stop strings. */
+void cli_sampling_init(cli_sampling *s, int max_tokens, float temperature);
+/* The option table (ends with CLI_END) pointing into s; with_stop: include --stop. */
+#define CLI_SAMPLING_NOPTS 9
+void cli_sampling_table(cli_sampling *s, int with_stop, cli_opt t[CLI_SAMPLING_NOPTS]);
+/* After parsing: the stop strings into gp. */
+void cli_sampling_finish(cli_sampling *s);
 #endif

@@ -15,31 +15,21 @@
 
 void cli_data_opts_init(cli_data_opts *d) {
     memset(d, 0, sizeof *d);
+    d->list = (cli_list){d->paths, 0, CLI_MAX_PATHS};
     d->tp = lma_text_source_default_params();
     d->tp.split_blank_lines = 1;
     d->tp.progress = 1;
     d->tp.progress_label = "tokenizing";
 }
 
-int cli_data_add(cli_data_opts *d, const char *path) {
-    if (d->n >= CLI_MAX_PATHS) { fprintf(stderr, "lmadapt: at most %d data paths\n", CLI_MAX_PATHS); return 2; }
-    d->paths[d->n++] = path;
-    return 0;
-}
+const char *const cli_format_names[] = {"auto", "plain", "jsonl", NULL};
+const int cli_format_values[] = {LMA_TEXT_AUTO, LMA_TEXT_PLAIN, LMA_TEXT_JSONL};
+const char *const cli_docs_names[] = {"paragraphs", "files", NULL};
+const int cli_docs_values[] = {1, 0};
 
-int cli_data_format(cli_data_opts *d, const char *cmd, const char *v) {
-    if (!strcmp(v, "auto")) d->tp.format = LMA_TEXT_AUTO;
-    else if (!strcmp(v, "plain")) d->tp.format = LMA_TEXT_PLAIN;
-    else if (!strcmp(v, "jsonl")) d->tp.format = LMA_TEXT_JSONL;
-    else return cli_usage_error(cmd, "--format must be auto, plain or jsonl");
-    return 0;
-}
-
-int cli_data_docs(cli_data_opts *d, const char *cmd, const char *v) {
-    if (!strcmp(v, "paragraphs")) d->tp.split_blank_lines = 1;
-    else if (!strcmp(v, "files")) d->tp.split_blank_lines = 0;
-    else return cli_usage_error(cmd, "--docs must be paragraphs or files");
-    return 0;
+void cli_data_apply(cli_data_opts *d, int format, int docs) {
+    d->tp.format = (lma_text_format)format;
+    d->tp.split_blank_lines = docs;
 }
 
 /* Writes the tokenizer of src (an HF model folder or a GGUF file) into dst:
@@ -64,7 +54,7 @@ static lma_status make_shard(const cli_data_opts *d, const lma_tokenizer *tok, c
     lma_text_shard_stats st;
     lma_text_source_params tp = d->tp;
     tp.progress = !getenv("LMA_QUIET");
-    LMA_TRY(lma_tokenize_to_shard(d->paths, (size_t)d->n, &tp, tok, 1, path, &st));
+    LMA_TRY(lma_tokenize_to_shard(d->paths, (size_t)d->list.n, &tp, tok, 1, path, &st));
     lma_info("%s: %llu documents, %llu tokens (%.2f bytes/token) -> %s", what, (unsigned long long)st.docs,
              (unsigned long long)st.tokens, st.tokens ? (double)st.bytes / (double)st.tokens : 0.0, path);
     return LMA_OK;
@@ -79,7 +69,7 @@ static lma_status train_tokenizer(const cli_data_opts *d, int vocab, const char 
     tp.progress = 0;
     lma_text_source *src = NULL;
     lma_atomic_file af;
-    LMA_TRY(lma_text_source_open(d->paths, (size_t)d->n, &tp, &src));
+    LMA_TRY(lma_text_source_open(d->paths, (size_t)d->list.n, &tp, &src));
     lma_status s = lma_atomic_open(&af, corpus);
     while (s == LMA_OK) {
         lma_text_doc doc;
@@ -124,7 +114,7 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
     snprintf(path, sizeof path, "%s/tokenizer.json", tokdir);
     if (!(to->tp.resume && lma_file_exists(path))) {
         if (!tsrc) {
-            if (data->n == 0) return cli_usage_error(cmd, "--data PATH is required");
+            if (data->list.n == 0) return cli_usage_error(cmd, "--data PATH is required");
             if (lma_mkdir_p(tokdir) != LMA_OK || train_tokenizer(data, spec->vocab_size, run, tokdir) != LMA_OK)
                 return cli_fail(cmd, NULL);
         } else if (cli_copy_tokenizer(tsrc, tokdir) != LMA_OK) {
@@ -137,9 +127,9 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
     lma_loader *L = NULL;
     int rc = 1;
     if (lma_tok_load(tokdir, &tok) != LMA_OK) goto done;
-    if (data->n == 0 && !lma_file_exists(train_bin)) { rc = cli_usage_error(cmd, "--data PATH is required"); goto done; }
-    if (make_shard(data, tok, train_bin, to->tp.resume || data->n == 0, "training data") != LMA_OK) goto done;
-    if (spec->replay && spec->replay->n > 0 &&
+    if (data->list.n == 0 && !lma_file_exists(train_bin)) { rc = cli_usage_error(cmd, "--data PATH is required"); goto done; }
+    if (make_shard(data, tok, train_bin, to->tp.resume || data->list.n == 0, "training data") != LMA_OK) goto done;
+    if (spec->replay && spec->replay->list.n > 0 &&
         make_shard(spec->replay, tok, replay_bin, to->tp.resume, "replay data") != LMA_OK)
         goto done;
 
@@ -182,7 +172,7 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
     if (lma_shardset_open(tp, 1, &ss) != LMA_OK) goto done;
     lma_loader_params lp = lma_loader_default_params();
     lp.B = to->tp.B; lp.T = to->tp.T; lp.seed = to->seed; lp.val_fraction = to->val_fraction;
-    if (spec->replay && spec->replay->n > 0) {
+    if (spec->replay && spec->replay->list.n > 0) {
         if (lma_shardset_open(rp, 1, &rs) != LMA_OK) goto done;
         lp.replay = rs;
         lp.replay_ratio = spec->replay_ratio;

@@ -8,14 +8,18 @@
 #define CLI_MAX_PATHS 256
 typedef struct {
     const char *paths[CLI_MAX_PATHS];
-    int n;
+    cli_list list;            /* --data PATH...: into paths (list.n of them) */
     lma_text_source_params tp;
 } cli_data_opts;
 
 void cli_data_opts_init(cli_data_opts *d);
-int cli_data_add(cli_data_opts *d, const char *path);                    /* 0 ok, 2 usage */
-int cli_data_format(cli_data_opts *d, const char *cmd, const char *v);   /* auto|plain|jsonl */
-int cli_data_docs(cli_data_opts *d, const char *cmd, const char *v);     /* paragraphs|files */
+/* --format and --docs, shared by pretrain and cpt: choices into *format (lma_text_format)
+ * and *docs (1 paragraphs, 0 files); cli_data_apply copies them into d. */
+extern const char *const cli_format_names[];
+extern const int cli_format_values[];
+extern const char *const cli_docs_names[];
+extern const int cli_docs_values[];
+void cli_data_apply(cli_data_opts *d, int format, int docs);
 
 typedef struct {
     const char *base_model;   /* cpt: HF model dir to continue from; NULL: from scratch */

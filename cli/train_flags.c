@@ -3,32 +3,6 @@
 #include <string.h>
 #include "cli.h"
 
-enum {
-    O_OUT = 1000, O_STEPS, O_EPOCHS, O_BATCH, O_SEQ, O_ACCUM, O_LR, O_MIN_LR, O_WARMUP, O_SCHEDULE, O_WD,
-    O_CLIP, O_SEED, O_SAVE_EVERY, O_EVAL_EVERY, O_EVAL_BATCHES, O_KEEP, O_RESUME, O_VAL_FRACTION, O_SPIKE_Z,
-    O_NAN_ABORT, O_THREADS, O_DEVICE, O_METHOD, O_LORA_R, O_LORA_ALPHA, O_LORA_DROPOUT, O_LORA_TARGETS, O_RSLORA,
-    O_GRAD_CKPT
-};
-
-static const struct option shared[] = {
-    {"out", required_argument, 0, O_OUT},           {"steps", required_argument, 0, O_STEPS},
-    {"epochs", required_argument, 0, O_EPOCHS},     {"batch", required_argument, 0, O_BATCH},
-    {"seq", required_argument, 0, O_SEQ},           {"accum", required_argument, 0, O_ACCUM},
-    {"lr", required_argument, 0, O_LR},             {"min-lr", required_argument, 0, O_MIN_LR},
-    {"warmup", required_argument, 0, O_WARMUP},     {"schedule", required_argument, 0, O_SCHEDULE},
-    {"weight-decay", required_argument, 0, O_WD},   {"clip", required_argument, 0, O_CLIP},
-    {"seed", required_argument, 0, O_SEED},         {"save-every", required_argument, 0, O_SAVE_EVERY},
-    {"eval-every", required_argument, 0, O_EVAL_EVERY}, {"eval-batches", required_argument, 0, O_EVAL_BATCHES},
-    {"keep", required_argument, 0, O_KEEP},         {"resume", required_argument, 0, O_RESUME},
-    {"val-fraction", required_argument, 0, O_VAL_FRACTION}, {"spike-z", required_argument, 0, O_SPIKE_Z},
-    {"nan-abort", required_argument, 0, O_NAN_ABORT}, {"threads", required_argument, 0, O_THREADS},
-    {"device", required_argument, 0, O_DEVICE},
-    {"method", required_argument, 0, O_METHOD},     {"lora-r", required_argument, 0, O_LORA_R},
-    {"lora-alpha", required_argument, 0, O_LORA_ALPHA}, {"lora-dropout", required_argument, 0, O_LORA_DROPOUT},
-    {"lora-targets", required_argument, 0, O_LORA_TARGETS}, {"rslora", no_argument, 0, O_RSLORA},
-    {"grad-ckpt", no_argument, 0, O_GRAD_CKPT},
-};
-
 void cli_train_opts_init(cli_train_opts *o) {
     memset(o, 0, sizeof *o);
     o->tp = lma_train_default_params();
@@ -38,81 +12,88 @@ void cli_train_opts_init(cli_train_opts *o) {
     o->seed = 1234;
     o->val_fraction = 0.01;
     o->method = CLI_METHOD_FULL;
+    o->schedule = (int)o->tp.sched.kind;
     o->lora = lma_lora_default_params();
     o->lora.r = 16;
     o->lora.alpha = 32;
     o->lora.dropout = 0.05f;
+    o->lora_targets = "all";
 }
 
-void cli_train_long_options(const struct option *own, struct option *out, int cap) {
-    int k = 0;
-    for (; own[k].name && k < cap - 1; k++) out[k] = own[k];
-    for (size_t i = 0; i < sizeof shared / sizeof shared[0] && k < cap - 1; i++) out[k++] = shared[i];
-    memset(&out[k], 0, sizeof out[k]);
-}
+static const char *const sched_names[] = {"cosine", "linear", "constant", NULL};
+static const int sched_values[] = {LMA_SCHED_COSINE, LMA_SCHED_LINEAR, LMA_SCHED_CONSTANT};
+static const char *const method_names[] = {"full", "lora", "qlora", NULL};
 
-static int num(const char *cmd, const char *name, const char *arg, double lo, double hi, double *v) {
-    char *end;
-    *v = strtod(arg, &end);
-    if (end == arg || *end || *v < lo || *v > hi) {
-        cli_usage_error(cmd, "--%s: '%s' is not a number in [%g, %g]", name, arg, lo, hi);
-        return 0;
-    }
-    return 1;
-}
-
-int cli_train_opt(const char *cmd, cli_train_opts *o, int code, const char *arg) {
+void cli_train_table(cli_train_opts *o, cli_opt t[CLI_TRAIN_NOPTS]) {
     lma_train_params *p = &o->tp;
-    double v = 0;
-#define NUM(name, lo, hi) do { if (!num(cmd, name, arg, lo, hi, &v)) return -1; } while (0)
-    switch (code) {
-    case O_OUT: p->out_dir = arg; return 1;
-    case O_STEPS: NUM("steps", 1, 1e9); p->steps = (int)v; o->steps_given = 1; return 1;
-    case O_EPOCHS: NUM("epochs", 1, 1e6); o->epochs = (int)v; return 1;
-    case O_BATCH: NUM("batch", 1, 1e6); p->B = (int)v; return 1;
-    case O_SEQ: NUM("seq", 2, 1e7); p->T = (int)v; return 1;
-    case O_ACCUM: NUM("accum", 1, 1e6); p->accum = (int)v; return 1;
-    case O_LR: NUM("lr", 0, 10); p->sched.lr = v; return 1;
-    case O_MIN_LR: NUM("min-lr", 0, 10); p->sched.min_lr = v; return 1;
-    case O_WARMUP: NUM("warmup", 0, 1e9); p->sched.warmup_steps = (int)v; return 1;
-    case O_SCHEDULE: {
-        int k = lma_schedule_parse_kind(arg);
-        if (k < 0) { cli_usage_error(cmd, "--schedule must be cosine, linear or constant"); return -1; }
-        p->sched.kind = (lma_sched_kind)k;
-        return 1;
+    int k = 0;
+    o->tp.sched.min_lr = o->tp.sched.lr / 10; /* shown as the default; cli_train_check derives it again */
+    t[k++] = (cli_opt)CLI_STR("out", 'o', &p->out_dir, "DIR", "run directory: metrics.jsonl, ckpt-<step>/, latest, final/\n"
+                              "(required, or --resume)");
+    t[k++] = (cli_opt)CLI_STR("resume", 0, &o->resume_dir, "DIR", "continue the run in DIR from its newest good checkpoint");
+    t[k++] = (cli_opt)CLI_INT("steps", 0, &p->steps, 1, 1000000000, "N", "optimizer steps");
+    t[k++] = (cli_opt)CLI_INT("epochs", 0, &o->epochs, 1, 1000000, "N", "passes over the training tokens instead of --steps",
+                              .flags = CLI_NO_DEFAULT);
+    t[k++] = (cli_opt)CLI_INT("batch", 0, &p->B, 1, 1000000, "B", "sequences per micro-batch");
+    t[k++] = (cli_opt)CLI_INT("seq", 0, &p->T, 2, 10000000, "T", "tokens per sequence");
+    t[k++] = (cli_opt)CLI_INT("accum", 0, &p->accum, 1, 1000000, "K", "micro-batches per optimizer step");
+    t[k++] = (cli_opt)CLI_REALV("lr", 0, &p->sched.lr, 0, 10, "X", "peak learning rate");
+    t[k++] = (cli_opt)CLI_REALV("min-lr", 0, &p->sched.min_lr, 0, 10, "X", "final learning rate of the decay, <= --lr",
+                                .def_text = "--lr / 10");
+    t[k++] = (cli_opt)CLI_INT("warmup", 0, &p->sched.warmup_steps, 0, 1000000000, "N",
+                              "linear warmup steps (--steps / 10 when not below --steps)");
+    t[k++] = (cli_opt)CLI_CHOOSE("schedule", 0, &o->schedule, sched_names, sched_values, NULL, "learning-rate decay");
+    t[k++] = (cli_opt)CLI_FLT("weight-decay", 0, &p->opt.weight_decay, 0, 10, "X", "AdamW decoupled weight decay on matrices");
+    t[k++] = (cli_opt)CLI_FLT("clip", 0, &p->opt.clip, 0, 1e9, "X", "max global gradient norm, 0 = off");
+    t[k++] = (cli_opt)CLI_U64("seed", 0, &o->seed, "N", "data order and initialisation seed");
+    t[k++] = (cli_opt)CLI_REALV("val-fraction", 0, &o->val_fraction, 0, 0.5, "X", "share of documents held out for validation");
+    t[k++] = (cli_opt)CLI_INT("save-every", 0, &p->save_every, 0, 1000000000, "N", "checkpoint every N steps (always at the end)");
+    t[k++] = (cli_opt)CLI_INT("eval-every", 0, &p->eval_every, 0, 1000000000, "N", "validation every N steps (always at the end)");
+    t[k++] = (cli_opt)CLI_INT("eval-batches", 0, &p->eval_batches, 0, 1000000000, "N",
+                              "validation batches per evaluation, 0 = all");
+    t[k++] = (cli_opt)CLI_INT("keep", 0, &p->keep_last, 1, 1000000, "K", "checkpoints kept");
+    t[k++] = (cli_opt)CLI_REALV("spike-z", 0, &p->spike_z, 0, 1e6, "Z",
+                                "skip updates whose loss is Z std devs above the recent mean (0 = off)");
+    t[k++] = (cli_opt)CLI_INT("nan-abort", 0, &p->nan_abort_after, 1, 1000000, "K", "stop after K consecutive non-finite steps");
+    t[k++] = (cli_opt)CLI_OPT_THREADS(&o->threads);
+    t[k++] = (cli_opt)CLI_OPT_DEVICE(&o->device);
+    t[k++] = (cli_opt)CLI_BOOL("grad-ckpt", 0, &o->grad_ckpt, "activation checkpointing: keep each layer's input only and\n"
+                               "recompute the layer in the backward (less memory, about 1/3 more compute)");
+    t[k] = (cli_opt)CLI_END;
+}
+
+void cli_peft_table(cli_train_opts *o, cli_opt t[CLI_PEFT_NOPTS]) {
+    int k = 0;
+    t[k++] = (cli_opt)CLI_CHOOSE("method", 0, &o->method, method_names, NULL, NULL,
+                                 "lora: frozen fp32 base + LoRA adapters; qlora: the base's\n"
+                                 "projections stored as NF4 (block 64, double-quantized constants).\n"
+                                 "The run then saves a PEFT adapter dir. On cuda the frozen base\n"
+                                 "is kept in bf16 only (no fp32 copy).");
+    t[k++] = (cli_opt)CLI_INT("lora-r", 0, &o->lora.r, 1, 65536, "R", "adapter rank");
+    t[k++] = (cli_opt)CLI_FLT("lora-alpha", 0, &o->lora.alpha, 0, 1e6, "A", "scale numerator: s = A/R, or A/sqrt(R) with --rslora");
+    t[k++] = (cli_opt)CLI_FLT("lora-dropout", 0, &o->lora.dropout, 0, 0.99, "P", "dropout on the adapter input during training");
+    t[k++] = (cli_opt)CLI_STR("lora-targets", 0, &o->lora_targets, "T", "all | attn | mlp | a list of q,k,v,o,gate,up,down");
+    t[k++] = (cli_opt)CLI_BOOL("rslora", 0, &o->lora.rslora, "rank-stabilized scaling alpha/sqrt(r)");
+    t[k] = (cli_opt)CLI_END;
+}
+
+int cli_train_check(const cli_args *a, cli_train_opts *o) {
+    lma_train_params *p = &o->tp;
+    const char *cmd = a->spec->cmd;
+    if (o->resume_dir) {
+        if (p->out_dir && strcmp(p->out_dir, o->resume_dir))
+            return cli_usage_error(cmd, "--out %s and --resume %s: give one run directory", p->out_dir, o->resume_dir);
+        p->out_dir = o->resume_dir;
+        p->resume = 1;
     }
-    case O_WD: NUM("weight-decay", 0, 10); p->opt.weight_decay = (float)v; return 1;
-    case O_CLIP: NUM("clip", 0, 1e9); p->opt.clip = (float)v; return 1;
-    case O_SEED: NUM("seed", 0, 1.8e19); o->seed = (uint64_t)v; return 1;
-    case O_SAVE_EVERY: NUM("save-every", 0, 1e9); p->save_every = (int)v; return 1;
-    case O_EVAL_EVERY: NUM("eval-every", 0, 1e9); p->eval_every = (int)v; return 1;
-    case O_EVAL_BATCHES: NUM("eval-batches", 0, 1e9); p->eval_batches = (int)v; return 1;
-    case O_KEEP: NUM("keep", 1, 1e6); p->keep_last = (int)v; return 1;
-    case O_RESUME: p->out_dir = arg; p->resume = 1; return 1;
-    case O_VAL_FRACTION: NUM("val-fraction", 0, 0.5); o->val_fraction = v; return 1;
-    case O_SPIKE_Z: NUM("spike-z", 0, 1e6); p->spike_z = v; return 1;
-    case O_NAN_ABORT: NUM("nan-abort", 1, 1e6); p->nan_abort_after = (int)v; return 1;
-    case O_THREADS: NUM("threads", 0, 4096); o->threads = (int)v; return 1;
-    case O_DEVICE: o->device = arg; return 1;
-    case O_METHOD:
-        if (!strcmp(arg, "full")) o->method = CLI_METHOD_FULL;
-        else if (!strcmp(arg, "lora")) o->method = CLI_METHOD_LORA;
-        else if (!strcmp(arg, "qlora")) o->method = CLI_METHOD_QLORA;
-        else { cli_usage_error(cmd, "--method must be full, lora or qlora"); return -1; }
-        return 1;
-    case O_LORA_R: NUM("lora-r", 1, 65536); o->lora.r = (int)v; return 1;
-    case O_LORA_ALPHA: NUM("lora-alpha", 0, 1e6); o->lora.alpha = (float)v; return 1;
-    case O_LORA_DROPOUT: NUM("lora-dropout", 0, 0.99); o->lora.dropout = (float)v; return 1;
-    case O_LORA_TARGETS:
-        if (lma_lora_parse_targets(arg, &o->lora.targets) != LMA_OK) {
-            cli_usage_error(cmd, "--lora-targets: %s", lma_last_error());
-            return -1;
-        }
-        return 1;
-    case O_RSLORA: o->lora.rslora = 1; return 1;
-    case O_GRAD_CKPT: o->grad_ckpt = 1; return 1;
-    }
-#undef NUM
+    if (!p->out_dir) return cli_usage_error(cmd, "--out RUN_DIR (or --resume RUN_DIR) is required");
+    if (!cli_given(a, "min-lr")) p->sched.min_lr = p->sched.lr / 10;
+    if (cli_require(a, p->sched.min_lr <= p->sched.lr, "min-lr", "<=", "lr")) return 2;
+    o->steps_given = cli_given(a, "steps");
+    if (o->steps_given && cli_given(a, "epochs")) return cli_usage_error(cmd, "give --steps or --epochs, not both");
+    p->sched.kind = (lma_sched_kind)o->schedule;
+    if (o->lora_targets && lma_lora_parse_targets(o->lora_targets, &o->lora.targets) != LMA_OK)
+        return cli_usage_error(cmd, "--lora-targets %s: %s", o->lora_targets, lma_last_error());
     return 0;
 }
 
@@ -128,47 +109,6 @@ int cli_train_finish(const char *cmd, cli_train_opts *o, uint64_t train_tokens) 
     p->sched.total_steps = p->steps;
     if (p->sched.warmup_steps >= p->steps) p->sched.warmup_steps = p->steps / 10;
     return 0;
-}
-
-void cli_train_help(FILE *f) {
-    fprintf(f,
-            "Training options (shared by every training command):\n"
-            "  --out DIR            run directory: metrics.jsonl, ckpt-<step>/, latest, final/ (required)\n"
-            "  --resume DIR         continue the run in DIR from its newest good checkpoint\n"
-            "  --steps N            optimizer steps (default 100)\n"
-            "  --epochs N           passes over the training tokens instead of --steps\n"
-            "  --batch B            sequences per micro-batch (default 8)\n"
-            "  --seq T              tokens per sequence (default 256)\n"
-            "  --accum K            micro-batches per optimizer step (default 1)\n"
-            "  --lr X               peak learning rate (default 3e-4)\n"
-            "  --min-lr X           final learning rate of the decay (default 3e-5)\n"
-            "  --warmup N           linear warmup steps (default 10)\n"
-            "  --schedule S         cosine | linear | constant (default cosine)\n"
-            "  --weight-decay X     AdamW decoupled weight decay on matrices (default 0.1)\n"
-            "  --clip X             max global gradient norm, 0 = off (default 1.0)\n"
-            "  --seed N             data order and initialisation seed (default 1234)\n"
-            "  --val-fraction X     share of documents held out for validation (default 0.01)\n"
-            "  --save-every N       checkpoint every N steps (default 100; always at the end)\n"
-            "  --eval-every N       validation every N steps (default 100; always at the end)\n"
-            "  --eval-batches N     validation batches per evaluation, 0 = all (default 20)\n"
-            "  --keep K             checkpoints kept (default 3)\n"
-            "  --spike-z Z          skip updates whose loss is Z std devs above the recent mean (0 = off)\n"
-            "  --nan-abort K        stop after K consecutive non-finite steps (default 5)\n"
-            "  --threads N          CPU threads (default: all cores, or LMA_THREADS)\n"
-            "  --device D           cpu | cuda | cuda-fp32 (default: cuda when a GPU is present)\n"
-            "  --grad-ckpt          activation checkpointing: keep each layer's input only and recompute\n"
-            "                       the layer in the backward (less memory, about 1/3 more compute)\n"
-            "Parameter-efficient fine-tuning (sft, cpt):\n"
-            "  --method M           full | lora | qlora (default full). lora: frozen fp32 base + LoRA\n"
-            "                       adapters; qlora: the base's projections stored as NF4 (block 64,\n"
-            "                       double-quantized constants). The run saves a PEFT adapter dir.\n"
-            "                       On cuda the frozen base is kept in bf16 only (no fp32 copy).\n"
-            "  --lora-r R           adapter rank (default 16)\n"
-            "  --lora-alpha A       scale numerator: s = A/R, or A/sqrt(R) with --rslora (default 32)\n"
-            "  --lora-dropout P     dropout on the adapter input during training (default 0.05)\n"
-            "  --lora-targets T     all | attn | mlp | a list of q,k,v,o,gate,up,down (default all)\n"
-            "  --rslora             rank-stabilized scaling alpha/sqrt(r)\n"
-            "Ctrl-C saves a checkpoint and exits; --resume continues bitwise-identically on CPU.\n");
 }
 
 /* 1234567 -> "1,234,567" (as Python's {:,d}) */

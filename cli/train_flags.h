@@ -6,9 +6,9 @@
  * --lora-targets --rslora */
 #ifndef LMA_CLI_TRAIN_FLAGS_H
 #define LMA_CLI_TRAIN_FLAGS_H
-#include <getopt.h>
 #include <stdio.h>
 #include "model/lora.h"
+#include "opts.h"
 #include "train/trainer.h"
 
 typedef enum { CLI_METHOD_FULL, CLI_METHOD_LORA, CLI_METHOD_QLORA } cli_method;
@@ -22,18 +22,28 @@ typedef struct {
     double val_fraction;
     int threads;
     const char *device;  /* --device: cpu | cuda | NULL (cuda when a GPU is present; cpu for qlora) */
-    cli_method method;
+    int method;          /* cli_method */
+    int schedule;        /* lma_sched_kind, copied into tp.sched.kind by cli_train_check */
+    const char *resume_dir, *lora_targets;
     lma_lora_params lora;
 } cli_train_opts;
 
+/* The defaults of every training command; a command changes its own (lr, B, T)
+ * before building the tables, so that --help shows them. */
 void cli_train_opts_init(cli_train_opts *o);
-/* Copies the command's own options and the shared ones into out (cap entries). */
-void cli_train_long_options(const struct option *own, struct option *out, int cap);
-/* Handles a shared option code: 1 consumed, 0 not a shared option, -1 bad value (message printed). */
-int cli_train_opt(const char *cmd, cli_train_opts *o, int code, const char *arg);
-/* Final checks and derived values (steps from epochs, schedule length). 0 ok, 2 usage error. */
+/* The shared option tables pointing into o (each ends with CLI_END). */
+#define CLI_TRAIN_NOPTS 26
+#define CLI_PEFT_NOPTS 8
+void cli_train_table(cli_train_opts *o, cli_opt t[CLI_TRAIN_NOPTS]);
+void cli_peft_table(cli_train_opts *o, cli_opt t[CLI_PEFT_NOPTS]);
+#define CLI_TRAIN_TITLE "Training options (shared by every training command):"
+#define CLI_PEFT_TITLE "Parameter-efficient fine-tuning (sft, cpt):"
+#define CLI_TRAIN_EPILOG "Ctrl-C saves a checkpoint and exits; --resume continues bitwise-identically on CPU.\n"
+/* Right after parsing: --resume, --out, --min-lr (default --lr / 10) <= --lr, --steps
+ * vs --epochs, --lora-targets; 0 ok, 2 usage error (printed). */
+int cli_train_check(const cli_args *a, cli_train_opts *o);
+/* Derived values once the data is known (steps from epochs, schedule length). 0 ok, 2 usage error. */
 int cli_train_finish(const char *cmd, cli_train_opts *o, uint64_t train_tokens);
-void cli_train_help(FILE *f);
 /* The backend of --device for this run (see the device field). */
 lma_status cli_train_backend(const cli_train_opts *o, const lma_backend **be);
 /* Loads the base model of a fine-tuning run for o->method: fp32 (full, lora) or

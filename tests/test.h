@@ -23,6 +23,18 @@ static int test_passed_, test_failed_;
 #define TEST_END() do { printf("%d passed, %d failed\n", test_passed_, test_failed_); \
     return test_failed_ ? 1 : 0; } while (0)
 
+/* fopen that stops the test (a failure) when the file cannot be opened: a test that
+ * writes its input must not go on without it. */
+static inline FILE *test_fopen(const char *path, const char *mode) {
+    FILE *f = fopen(path, mode);
+    if (!f) {
+        fprintf(stderr, "FAIL: cannot open %s (mode %s)\n", path, mode);
+        printf("%d passed, %d failed\n", test_passed_, test_failed_ + 1);
+        exit(1);
+    }
+    return f;
+}
+
 /* relative L2 error of a vs reference b */
 static inline double test_rel_l2(const float *a, const double *b, size_t n) {
     double num = 0, den = 0;

@@ -52,11 +52,11 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "%s score --model %s --ids 1,99999 2>&1", LMA_CLI, dir);
     CHECK(test_run(cmd, out, sizeof out) == 1 && strstr(out, "vocabulary"), "out-of-vocab id: %s", out);
     snprintf(cmd, sizeof cmd, "%s score --model %s --ids 1,2 --device tpu 2>&1", LMA_CLI, dir);
-    CHECK(test_run(cmd, out, sizeof out) != 0 && strstr(out, "tpu") && strstr(out, "cuda-fp32"),
+    CHECK(test_run(cmd, out, sizeof out) == 1 && strstr(out, "tpu") && strstr(out, "cuda-fp32"),
           "an unknown --device is named with the choices: %s", out);
     if (!lma_backend_cuda()) { /* no GPU here: both cuda tables say so */
         snprintf(cmd, sizeof cmd, "%s score --model %s --ids 1,2 --device cuda-fp32 2>&1", LMA_CLI, dir);
-        CHECK(test_run(cmd, out, sizeof out) != 0 && strstr(out, "--device cuda-fp32: no CUDA GPU"),
+        CHECK(test_run(cmd, out, sizeof out) == 1 && strstr(out, "--device cuda-fp32: no CUDA GPU"),
               "--device cuda-fp32 without a GPU: %s", out);
     } else { /* on a GPU: the fp32 table runs the command */
         snprintf(cmd, sizeof cmd, "%s score --device cuda-fp32 --json --model %s --ids 1,2,3 2>&1", LMA_CLI, dir);

@@ -142,7 +142,7 @@ static void test_sft(const char *tokdir) {
     snprintf(data, sizeof data, "%s/tests/ref/sft/bl.jsonl", LMA_SRC_DIR);
     snprintf(bad, sizeof bad, "%s/bad.jsonl", tmp);
     snprintf(run, sizeof run, "%s/sft", tmp);
-    FILE *f = fopen(bad, "w");
+    FILE *f = test_fopen(bad, "w");
     fprintf(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"}]}\n");
     fprintf(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}\n");
     fclose(f);
@@ -156,9 +156,10 @@ static void test_sft(const char *tokdir) {
              model, bad, tmp);
     FILE *p = popen(cmd, "r");
     char out[2048] = {0};
-    size_t n = fread(out, 1, sizeof out - 1, p);
+    size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
     out[n] = 0;
-    CHECK(pclose(p) != 0 && strstr(out, "bad.jsonl:2") && strstr(out, "assistant"),
+    int st = p ? pclose(p) : -1;
+    CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(out, "bad.jsonl:2") && strstr(out, "assistant"),
           "a line without an assistant message stops sft with file:line: %s", out);
     snprintf(cmd, sizeof cmd, "%s/sft2/metrics.jsonl", tmp);
     CHECK(!lma_file_exists(cmd), "nothing was trained");

@@ -75,7 +75,7 @@ static int build(const char *path, const char **expected, int cap) {
     cJSON *arr = NULL;
     CHECK_OK(lma_json_load(src, &arr));
     if (!arr) return 0;
-    FILE *f = fopen(path, "w");
+    FILE *f = test_fopen(path, "w");
     int line = 0, n = cJSON_GetArraySize(arr);
     for (int i = 0; i < n && line < cap; i++) {
         put_line(f, cJSON_Duplicate(cJSON_GetArrayItem(arr, i), 1));
@@ -238,7 +238,7 @@ static void defaults_match_files(void) {
 static void custom_rules(const char *dir) {
     char data[1024];
     snprintf(data, sizeof data, "%s/custom.jsonl", dir);
-    FILE *f = fopen(data, "w");
+    FILE *f = test_fopen(data, "w");
     fprintf(f, "{\"prompt\":\"Call my mum\",\"completion\":\"I'll call her now. Order 12345 ok.\"}\n");
     fprintf(f, "{\"prompt\":\"Hi\",\"completion\":\"Hello there.\"}\n");
     fclose(f);

@@ -43,7 +43,7 @@ static void planted(void) {
     CHECK_OK(lma_read_file(LMA_SRC_DIR "/tests/data/gsm8k_train.jsonl", &gsm, &gl));
     if (!gsm) return;
     char *qs[500]; int nq = 0;
-    FILE *f = fopen(eval1, "wb");
+    FILE *f = test_fopen(eval1, "wb");
     for (char *line = strtok(gsm, "\n"); line && nq < 500; line = strtok(NULL, "\n")) {
         fprintf(f, "%s\n", line);
         cJSON *j = cJSON_Parse(line);
@@ -71,7 +71,7 @@ static void planted(void) {
 
     /* training file: alpaca 2k as JSONL, then planted lines */
     const char *in = "test_data_decontam.jsonl";
-    f = fopen(in, "wb");
+    f = test_fopen(in, "wb");
     lma_ex_reader *r;
     CHECK_OK(lma_ex_open(LMA_SRC_DIR "/tests/data/alpaca_small_2k.json", &r));
     lma_example *e; lma_ex_buf b = {0};

@@ -126,7 +126,7 @@ static void planted(void) {
         int tk = kind_of[i]; kind_of[i] = kind_of[j]; kind_of[j] = tk;
     }
     const char *in = "test_data_dedup.jsonl";
-    FILE *f = fopen(in, "wb");
+    FILE *f = test_fopen(in, "wb");
     for (int i = 0; i < nrec; i++) fprintf(f, "%s\n", rec[i]);
     fclose(f);
 

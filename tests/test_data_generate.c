@@ -89,7 +89,7 @@ static void generate(const char *mdir) {
     char prompts[1100], review[1100];
     path(prompts, sizeof prompts, "prompts.jsonl");
     path(review, sizeof review, "review.jsonl");
-    FILE *f = fopen(prompts, "w");
+    FILE *f = test_fopen(prompts, "w");
     fprintf(f, "{\"prompt\": \"Give three tips for staying healthy.\"}\n");
     fprintf(f, "{\"instruction\": \"Translate to French\", \"input\": \"good morning\"}\n");
     fprintf(f, "not json at all\n");
@@ -122,7 +122,7 @@ static void generate(const char *mdir) {
         cJSON *o = cJSON_ParseWithLength(before, (size_t)(nl - before));
         cJSON_ReplaceItemInObject(o, "status", cJSON_CreateString("accepted"));
         char *js = cJSON_PrintUnformatted(o);
-        FILE *w = fopen(review, "w");
+        FILE *w = test_fopen(review, "w");
         fprintf(w, "%s%s", js, nl);
         fclose(w);
         free(js); cJSON_Delete(o);
@@ -190,7 +190,7 @@ static const char *review_lines[] = {
 };
 
 static void write_review(const char *p, const char *extra) {
-    FILE *f = fopen(p, "w");
+    FILE *f = test_fopen(p, "w");
     for (size_t i = 0; i < sizeof review_lines / sizeof review_lines[0]; i++) fprintf(f, "%s\n", review_lines[i]);
     if (extra) fprintf(f, "%s\n", extra);
     fclose(f);
@@ -242,7 +242,7 @@ static void accept(void) {
     char review2[1100], out2[1100], cmd[4096];
     path(review2, sizeof review2, "reviewed2.jsonl");
     path(out2, sizeof out2, "train_alpaca.jsonl");
-    FILE *f = fopen(review2, "w");
+    FILE *f = test_fopen(review2, "w");
     fprintf(f, "%s\n%s\n%s\n", review_lines[0], review_lines[1], review_lines[2]);
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s data accept --review %s --out %s --format alpaca > /dev/null", LMA_CLI, review2, out2);

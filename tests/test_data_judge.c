@@ -101,7 +101,7 @@ static void judge(const char *mdir) {
     cJSON *arr = NULL;
     CHECK_OK(lma_json_load(src, &arr));
     if (!arr) return;
-    FILE *f = fopen(data, "w");
+    FILE *f = test_fopen(data, "w");
     for (int i = 0; i < N; i++) {
         char *s = cJSON_PrintUnformatted(cJSON_GetArrayItem(arr, i));
         fprintf(f, "%s\n", s);
@@ -151,7 +151,7 @@ static void judge(const char *mdir) {
         char cf[1200], *old = NULL;
         snprintf(cf, sizeof cf, "%sjudge_cache.jsonl", cache);
         old = slurp(cf);
-        FILE *w = fopen(cf, "w");
+        FILE *w = test_fopen(cf, "w");
         int i = 0;
         for (char *line = old ? strtok(old, "\n") : NULL; line; line = strtok(NULL, "\n"), i++) {
             cJSON *o = cJSON_Parse(line);
@@ -218,7 +218,7 @@ static void judge(const char *mdir) {
     /* a torn last line (crash while appending) is skipped; entries after it load */
     char cfile[1200];
     snprintf(cfile, sizeof cfile, "%sjudge_cache.jsonl", cache);
-    f = fopen(cfile, "a");
+    f = test_fopen(cfile, "a");
     fprintf(f, "{\"key\":\"0123");
     fclose(f);
     p.rubric = "Score the reply 1-5: {response}";
@@ -235,7 +235,7 @@ static void judge(const char *mdir) {
     char dd[1100], rep[1100];
     path(dd, sizeof dd, "debug.jsonl");
     path(rep, sizeof rep, "debug_report.json");
-    f = fopen(dd, "w");
+    f = test_fopen(dd, "w");
     fprintf(f, "{\"prompt\":\"Set up a call\",\"completion\":\"I'll schedule this meeting for you.\"}\n");
     fprintf(f, "{\"prompt\":\"Hi\",\"completion\":\"Hello there.\"}\n");
     fprintf(f, "{\"prompt\":\"Help\",\"completion\":\"As a brilliant engineer, you know this. I have sent the email.\"}\n");

@@ -18,8 +18,7 @@ static const char *words[] = {"the", "of", "and", "to", "in", "is", "was", "for"
 #define NW (sizeof words / sizeof words[0])
 
 static void gen(const char *path, long lines) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
+    FILE *f = test_fopen(path, "wb");
     static char buf[1 << 16];
     setvbuf(f, buf, _IOFBF, sizeof buf);
     lma_rng r; lma_rng_seed(&r, 99);
@@ -30,10 +29,12 @@ static void gen(const char *path, long lines) {
         for (int k = 0; k < 16; k++) fprintf(f, k ? " %s" : "%s", words[lma_rng_below(&r, NW)]);
         fputs(".\"}]}\n", f);
     }
-    fclose(f);
+    CHECK(!ferror(f) && fclose(f) == 0, "%s written", path);
 }
 
-/* Runs LMA_CLI with args (NULL-terminated), stdout to /dev/null; returns peak RSS in KB or -1. */
+/* Runs LMA_CLI with args (NULL-terminated), stdout to /dev/null; returns peak RSS in KB,
+ * or -1 when it did not run to a successful end (exit status 0: the generated files are
+ * valid, so validate finds no errors and every command succeeds). */
 static long run_rss(char *const *args) {
     pid_t pid = fork();
     if (pid < 0) return -1;
@@ -45,7 +46,7 @@ static long run_rss(char *const *args) {
     }
     int status; struct rusage ru;
     if (wait4(pid, &status, 0, &ru) != pid) return -1;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) > 1) return -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
     return ru.ru_maxrss;
 }
 
@@ -71,9 +72,9 @@ int main(void) {
 #endif
     gen(small, n_small);
     gen(big, n_big);
-    FILE *f = fopen(eval, "wb");
+    FILE *f = test_fopen(eval, "wb");
     fputs("the river and the stone of the garden with music in the planet window letter winter\n", f);
-    fclose(f);
+    CHECK(fclose(f) == 0, "%s written", eval);
     struct { const char *name; char *args[10]; } cmds[] = {
         {"validate", {"lmadapt", "data", "validate", NULL, NULL}},
         {"stats", {"lmadapt", "data", "stats", NULL, "--no-dup", NULL}},
@@ -91,7 +92,9 @@ int main(void) {
         if (bound) CHECK(b <= a + a / 10 + 4096, "%s: peak RSS grows with the line count (%ld KB -> %ld KB)", cmds[c].name, a, b);
     }
     char *dd[] = {"lmadapt", "data", "dedup", (char *)small, "-o", "test_data_memory.out.jsonl", NULL};
-    printf("dedup     peak RSS: %ld lines %ld KB (grows with the kept examples, by design)\n", n_small, run_rss(dd));
+    long dr = run_rss(dd);
+    CHECK(dr > 0, "dedup ran");
+    printf("dedup     peak RSS: %ld lines %ld KB (grows with the kept examples, by design)\n", n_small, dr);
     remove(small); remove(big); remove(eval);
     remove("test_data_memory.out.jsonl"); remove("test_data_memory.removed.jsonl");
     TEST_END();

@@ -38,7 +38,7 @@ static void run(uint64_t seed, const char *stratify, cJSON **sum) {
 int main(void) {
     /* input: GSM8K lines with a "task" field: 60% a, 30% b, 10% c */
     char *all[N + 1]; int n = 0;
-    FILE *f = fopen("test_data_split.jsonl", "wb");
+    FILE *f = test_fopen("test_data_split.jsonl", "wb");
     lma_ex_reader *r;
     CHECK_OK(lma_ex_open(LMA_SRC_DIR "/tests/data/gsm8k_train.jsonl", &r));
     lma_example *e;

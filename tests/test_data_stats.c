@@ -78,7 +78,7 @@ static void alpaca(void) {
 
 static void planted(void) {
     const char *path = "test_data_stats.jsonl";
-    FILE *f = fopen(path, "wb");
+    FILE *f = test_fopen(path, "wb");
     /* 10 distinct, then 5 exact repeats (changed case), 5 plain, 3 JSON, 2 code answers */
     for (int i = 0; i < 10; i++)
         fprintf(f, "{\"prompt\":\"Tell me fact number %d about rivers and the lakes of the northern plains today\",\"completion\":\"%s\"}\n", i,

@@ -113,7 +113,7 @@ static void planted(void) {
 
 static void drift(void) {
     const char *path = "test_data_validate_drift.jsonl";
-    FILE *f = fopen(path, "wb");
+    FILE *f = test_fopen(path, "wb");
     for (int i = 0; i < 40; i++) {
         if (i == 17) fprintf(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"Q%d\"},{\"role\":\"assistant\",\"content\":\"{\\\"answer\\\": %d}\"}]}\n", i, i);
         else if (i == 23) fprintf(f, "{\"messages\":[{\"role\":\"system\",\"content\":\"You are a pirate.\"},{\"role\":\"user\",\"content\":\"Q%d\"},{\"role\":\"assistant\",\"content\":\"The answer is %d.\"}]}\n", i, i);
@@ -150,7 +150,7 @@ static void too_long(void) {
     CHECK_OK(lma_tok_load(LMA_SRC_DIR "/tests/ref/tok/bl", &tok));
     if (!tok) return;
     const char *path = "test_data_validate_len.jsonl";
-    FILE *f = fopen(path, "wb");
+    FILE *f = test_fopen(path, "wb");
     lma_ex_reader *r;
     CHECK_OK(lma_ex_open(LMA_SRC_DIR "/tests/data/gsm8k_train.jsonl", &r));
     enum { N = 200 };

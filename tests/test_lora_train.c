@@ -155,17 +155,17 @@ static void test_merge(const char *base) {
     snprintf(path, sizeof path, "%s/tokenizer.json", merged);
     CHECK(lma_file_exists(path), "merge copies the tokenizer");
     /* score --adapter == score on the merged model */
-    char o1[512] = {0}, o2[512] = {0};
-    snprintf(cmd, sizeof cmd, "%s score --model %s --adapter %s --ids 1,5,9,200,7,31 | tail -1", LMA_CLI, base, adapter);
+    char o1[4096] = {0}, o2[4096] = {0};
+    snprintf(cmd, sizeof cmd, "%s score --model %s --adapter %s --ids 1,5,9,200,7,31", LMA_CLI, base, adapter);
     FILE *p = popen(cmd, "r");
     size_t n = p ? fread(o1, 1, sizeof o1 - 1, p) : 0;
     o1[n] = 0;
-    if (p) pclose(p);
-    snprintf(cmd, sizeof cmd, "%s score --model %s --ids 1,5,9,200,7,31 | tail -1", LMA_CLI, merged);
+    CHECK(p && pclose(p) == 0, "score --adapter exits 0");
+    snprintf(cmd, sizeof cmd, "%s score --model %s --ids 1,5,9,200,7,31", LMA_CLI, merged);
     p = popen(cmd, "r");
     n = p ? fread(o2, 1, sizeof o2 - 1, p) : 0;
     o2[n] = 0;
-    if (p) pclose(p);
+    CHECK(p && pclose(p) == 0, "score on the merged model exits 0");
     const char *t1 = strstr(o1, "total NLL: "), *t2 = strstr(o2, "total NLL: ");
     double n1 = t1 ? atof(t1 + 11) : -1, n2 = t2 ? atof(t2 + 11) : -2;
     CHECK(t1 && t2 && fabs(n1 - n2) <= 1e-5 * fabs(n2), "score --adapter == score on the merged model: '%s' vs '%s'", o1, o2);

@@ -119,7 +119,7 @@ int main(void) {
     CHECK(out && !strncmp(out, txt, strlen(txt)), "CLI decode printed \"%s\"", out ? out : "");
     free(out); free(ids);
     snprintf(path, sizeof path, "%s/msgs.json", dir);
-    FILE *f = fopen(path, "w");
+    FILE *f = test_fopen(path, "w");
     fputs("[{\"role\":\"user\",\"content\":\"Hi there\"}]", f);
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s tokenizer render --tokenizer %s/tests/ref/tok/bl --messages %s --generation-prompt", LMA_CLI,
