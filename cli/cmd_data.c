@@ -575,7 +575,7 @@ static int sampling_ok(const lma_gen_params *g) {
 
 static int do_generate(int argc, char **argv) {
     const char *cmd = "data generate";
-    lma_generate_params p; lma_generate_default_params(&p);
+    lma_data_generate_params p; lma_data_generate_default_params(&p);
     p.progress = 1;
     const char *model = NULL, *prompts = NULL, *outp = NULL, *stops[16], *tmpl = NULL;
     int n_stops = 0, threads = 0;

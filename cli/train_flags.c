@@ -31,7 +31,7 @@ static const struct option shared[] = {
 
 void cli_train_opts_init(cli_train_opts *o) {
     memset(o, 0, sizeof *o);
-    o->tp = lma_train_default_params();
+    o->tp = lma_trainer_default_params();
     o->tp.save_every = 100;
     o->tp.eval_every = 100;
     o->tp.eval_batches = 20;
@@ -62,7 +62,7 @@ static int num(const char *cmd, const char *name, const char *arg, double lo, do
 }
 
 int cli_train_opt(const char *cmd, cli_train_opts *o, int code, const char *arg) {
-    lma_train_params *p = &o->tp;
+    lma_trainer_params *p = &o->tp;
     double v = 0;
 #define NUM(name, lo, hi) do { if (!num(cmd, name, arg, lo, hi, &v)) return -1; } while (0)
     switch (code) {
@@ -117,7 +117,7 @@ int cli_train_opt(const char *cmd, cli_train_opts *o, int code, const char *arg)
 }
 
 int cli_train_finish(const char *cmd, cli_train_opts *o, uint64_t train_tokens) {
-    lma_train_params *p = &o->tp;
+    lma_trainer_params *p = &o->tp;
     if (!p->out_dir) return cli_usage_error(cmd, "--out RUN_DIR (or --resume RUN_DIR) is required");
     if (o->epochs > 0) {
         if (o->steps_given) return cli_usage_error(cmd, "give --steps or --epochs, not both");
