@@ -161,7 +161,8 @@ typedef struct {
  * NULL): (n_spans, 2) malloc'd byte ranges [start, end) of each assistant message's
  * content plus its end-of-turn marker. The text already holds BOS where the template
  * writes it: tokenize it with lma_tok_encode(..., add_special = 0, ...).
- * Failure: LMA_ERR_UNSUPPORTED (unrecognized template), LMA_ERR_ARG (roles). */
+ * Failure: LMA_ERR_UNSUPPORTED (a template it does not recognize, or none), LMA_ERR_ARG
+ * (an unknown format name, roles the template refuses). */
 LMA_API lma_status lma_chat_render(const lma_tokenizer *t, const char *spec, const lma_chat_msg *msgs, size_t n,
                                    int add_generation_prompt, char **text, size_t *len, size_t **spans,
                                    size_t *n_spans);
