@@ -144,7 +144,51 @@ static int write_tiny_model(const char *dir, int V) {
     return 1;
 }
 
-int main(void) {
+/* The fixture's first row of ids and transformers' log-probs for it. */
+static int fixture(int *ids, float *lp) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/tests/ref/models/llama_gqa/expected.safetensors", LMA_SRC_DIR);
+    size_t flen = 0, nid = 0, nlp = 0;
+    char *fx = slurp(path, &flen);
+    float *fid = fx ? st_tensor(fx, flen, "input_ids", &nid) : NULL, *flp = fx ? st_tensor(fx, flen, "logprobs0", &nlp) : NULL;
+    int ok = fid && flp && nid == 24 && nlp == 11;
+    for (int i = 0; ok && i < 12; i++) ids[i] = (int)fid[i];
+    for (int i = 0; ok && i < 11; i++) lp[i] = flp[i];
+    free(fid); free(flp); free(fx);
+    return ok;
+}
+
+/* tests/api_install.sh: --fixture-ids prints the ids ("a,b,..."); --score-output FILE
+ * checks the lines "i<TAB>id<TAB>logprob" of examples/score against the fixture. */
+static int tool(int argc, char **argv) {
+    int ids[12];
+    float lp[11];
+    if (!fixture(ids, lp)) { fprintf(stderr, "test_api: fixture unreadable\n"); return 1; }
+    if (!strcmp(argv[1], "--fixture-ids")) {
+        for (int i = 0; i < 12; i++) printf("%s%d", i ? "," : "", ids[i]);
+        printf("\n");
+        return 0;
+    }
+    if (strcmp(argv[1], "--score-output") || argc != 3) { fprintf(stderr, "test_api: bad arguments\n"); return 2; }
+    FILE *f = fopen(argv[2], "r");
+    char line[512];
+    int n = 0;
+    double worst = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        int i, id;
+        double x;
+        if (sscanf(line, "%d\t%d\t%lf", &i, &id, &x) != 3) continue;
+        if (i != n + 1 || i > 11 || id != ids[i]) { fprintf(stderr, "test_api: line %d: index %d id %d\n", n + 1, i, id); return 1; }
+        worst = fmax(worst, fabs(x - lp[i - 1]));
+        n++;
+    }
+    if (f) fclose(f);
+    printf("%d log-probs, max |diff| vs transformers %.3g\n", n, worst);
+    return n == 11 && worst < 1e-5 ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) return tool(argc, argv);
     char dir[1024], path[1200];
     lma_set_threads(2);
 
@@ -174,15 +218,14 @@ int main(void) {
     CHECK(lma_model_n_vocab(m) == 256 && lma_model_n_ctx(m) == 128 && lma_model_n_params(m) > 0 &&
           !strcmp(lma_model_device(m), "cpu"), "model info %d %d %zu %s", lma_model_n_vocab(m), lma_model_n_ctx(m),
           lma_model_n_params(m), lma_model_device(m));
-    snprintf(path, sizeof path, "%s/expected.safetensors", dir);
-    size_t flen = 0, nid = 0, nlp = 0;
-    char *fx = slurp(path, &flen);
-    float *fid = fx ? st_tensor(fx, flen, "input_ids", &nid) : NULL, *flp = fx ? st_tensor(fx, flen, "logprobs0", &nlp) : NULL;
-    CHECK(fid && flp && nlp == 11 && nid == 24, "fixture input_ids (%zu) and logprobs0 (%zu)", nid, nlp);
-    if (fid && flp) {
+    int ids0[12];
+    float flp[11];
+    int have = fixture(ids0, flp);
+    CHECK(have, "fixture input_ids and logprobs0");
+    if (have) {
         int ids[12];
         float lp[11];
-        for (int i = 0; i < 12; i++) ids[i] = (int)fid[i];
+        memcpy(ids, ids0, sizeof ids);
         CHECK_OK(lma_score_ids(m, ids, 12, lp));
         double worst = 0;
         for (int i = 0; i < 11; i++) worst = fmax(worst, fabs((double)lp[i] - flp[i]));
@@ -199,7 +242,6 @@ int main(void) {
               lma_last_error());
         lma_clear_error();
     }
-    free(fid); free(flp); free(fx);
 
     /* ---- greedy generation = transformers ---- */
     snprintf(path, sizeof path, "%s/tests/ref/generate.json", LMA_SRC_DIR);
