@@ -44,7 +44,7 @@ static int load_llm(const char *cmd, model_opts *m, lma_curate_llm *l) {
 }
 
 int cli_data_generate(int argc, char **argv) {
-    lma_generate_params p; lma_generate_default_params(&p);
+    lma_data_generate_params p; lma_data_generate_default_params(&p);
     p.progress = 1;
     const char *prompts = NULL, *outp = NULL;
     model_opts mo = {0};

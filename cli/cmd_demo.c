@@ -78,7 +78,7 @@ int cmd_demo(int argc, char **argv) {
     rc = 1;
     const lma_backend *be = NULL;
     if (lma_backend_select(device, &be) != LMA_OK || lma_tok_load(final, &tok) != LMA_OK ||
-        lma_model_load(final, be, &m) != LMA_OK ||
+        lma_model_load_ex(final, be, 0, &m) != LMA_OK ||
         lma_tok_encode(tok, prompt, strlen(prompt), 1, &ids, &n) != LMA_OK)
         goto done;
     if (n == 0) { rc = cli_usage_error("demo", "the prompt is empty"); goto done; }

@@ -142,7 +142,7 @@ int cmd_export(int argc, char **argv) {
     lma_model *m = NULL;
     lma_gguf_writer *w = NULL;
     rc = 1;
-    if (lma_model_load(model, lma_backend_cpu(), &m) != LMA_OK || lma_gguf_writer_new(&w) != LMA_OK) goto done;
+    if (lma_model_load_ex(model, lma_backend_cpu(), 0, &m) != LMA_OK || lma_gguf_writer_new(&w) != LMA_OK) goto done;
     if (adapter) {
         if (lma_adapter_load(m, adapter) != LMA_OK || lma_adapter_save_gguf(m, w, out) != LMA_OK) goto done;
         printf("export: adapter %s (r %d) -> %s\n", adapter, m->lora->p.r, out);

@@ -35,7 +35,7 @@ int cmd_merge(int argc, char **argv) {
     if (cli_resolve_model("merge", &model)) return 1;
     lma_model *m = NULL;
     rc = 1;
-    if (lma_model_load(model, lma_backend_cpu(), &m) != LMA_OK) goto done;
+    if (lma_model_load_ex(model, lma_backend_cpu(), 0, &m) != LMA_OK) goto done;
     if (lma_adapter_load(m, adapter) != LMA_OK) goto done;
     int r = m->lora->p.r;
     float s = m->lora->scale;

@@ -74,7 +74,7 @@ int cmd_score(int argc, char **argv) {
     lma_model *m = NULL;
     const lma_backend *be = cli_backend("score", device);
     if (!be) { free(ids); return 1; }
-    if (lma_model_load(model, be, &m) != LMA_OK) { free(ids); return cli_fail("score", NULL); }
+    if (lma_model_load_ex(model, be, 0, &m) != LMA_OK) { free(ids); return cli_fail("score", NULL); }
     if (adapter && lma_adapter_load(m, adapter) != LMA_OK) { free(ids); lma_model_free(m); return cli_fail("score", NULL); }
     if (bf16) round_to_bf16(m);
     lma_score_result r;

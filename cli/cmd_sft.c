@@ -93,7 +93,7 @@ int cmd_sft(int argc, char **argv) {
         goto done;
     }
     lma_batch_source src = {&ss, s_next, vs ? s_val_next : NULL, s_val_reset, s_save, s_restore};
-    lma_train_result res;
+    lma_trainer_result res;
     if (lma_train_run(m, &src, &to.tp, &res) != LMA_OK) goto done;
     snprintf(path, sizeof path, "%s/final", run);
     if (cli_copy_tokenizer(model, path) != LMA_OK) goto done;

@@ -187,7 +187,7 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
              to->tp.accum, (unsigned long long)lma_loader_train_docs(L), (unsigned long long)lma_loader_val_docs(L));
 
     lma_batch_source src = lma_loader_batch_source(L);
-    lma_train_result res;
+    lma_trainer_result res;
     lma_status s = lma_train_run(m, &src, &to->tp, &res);
     if (s != LMA_OK) goto done;
     snprintf(path, sizeof path, "%s/final", run);

@@ -5,7 +5,7 @@
 
 void cli_train_opts_init(cli_train_opts *o) {
     memset(o, 0, sizeof *o);
-    o->tp = lma_train_default_params();
+    o->tp = lma_trainer_default_params();
     o->tp.save_every = 100;
     o->tp.eval_every = 100;
     o->tp.eval_batches = 20;
@@ -25,7 +25,7 @@ static const int sched_values[] = {LMA_SCHED_COSINE, LMA_SCHED_LINEAR, LMA_SCHED
 static const char *const method_names[] = {"full", "lora", "qlora", NULL};
 
 void cli_train_table(cli_train_opts *o, cli_opt t[CLI_TRAIN_NOPTS]) {
-    lma_train_params *p = &o->tp;
+    lma_trainer_params *p = &o->tp;
     int k = 0;
     o->tp.sched.min_lr = o->tp.sched.lr / 10; /* shown as the default; cli_train_check derives it again */
     t[k++] = (cli_opt)CLI_STR("out", 'o', &p->out_dir, "DIR", "run directory: metrics.jsonl, ckpt-<step>/, latest, final/\n"
@@ -78,7 +78,7 @@ void cli_peft_table(cli_train_opts *o, cli_opt t[CLI_PEFT_NOPTS]) {
 }
 
 int cli_train_check(const cli_args *a, cli_train_opts *o) {
-    lma_train_params *p = &o->tp;
+    lma_trainer_params *p = &o->tp;
     const char *cmd = a->spec->cmd;
     if (o->resume_dir) {
         if (p->out_dir && strcmp(p->out_dir, o->resume_dir))
@@ -98,7 +98,7 @@ int cli_train_check(const cli_args *a, cli_train_opts *o) {
 }
 
 int cli_train_finish(const char *cmd, cli_train_opts *o, uint64_t train_tokens) {
-    lma_train_params *p = &o->tp;
+    lma_trainer_params *p = &o->tp;
     if (!p->out_dir) return cli_usage_error(cmd, "--out RUN_DIR (or --resume RUN_DIR) is required");
     if (o->epochs > 0) {
         if (o->steps_given) return cli_usage_error(cmd, "give --steps or --epochs, not both");

@@ -14,7 +14,7 @@
 typedef enum { CLI_METHOD_FULL, CLI_METHOD_LORA, CLI_METHOD_QLORA } cli_method;
 
 typedef struct {
-    lma_train_params tp;
+    lma_trainer_params tp;
     int epochs;          /* > 0: steps = epochs * tokens / (B*T*accum) */
     int steps_given;
     int grad_ckpt;       /* --grad-ckpt: activation checkpointing (recompute each layer in the backward) */

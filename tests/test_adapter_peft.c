@@ -27,7 +27,7 @@ static uint64_t fnv1a(const unsigned char *p, size_t n) {
 static lma_status load_base(const char *name, lma_model **m) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/ref/models/%s", LMA_SRC_DIR, name);
-    return lma_model_load(dir, lma_backend_cpu(), m);
+    return lma_model_load_ex(dir, lma_backend_cpu(), 0, m);
 }
 
 /* adapter i: PEFT init from a fixed seed, then B filled from a fixed stream */

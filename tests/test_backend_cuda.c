@@ -327,7 +327,7 @@ static void training(const char *name, float lr, double tol, int mode, int ckpt)
         CHECK_OK(lma_model_load_nf4(dir, cpu, &mc));
         CHECK_OK(lma_model_load_nf4(dir, gpu, &mg));
     } else { /* the adapter's base on the GPU: frozen, bf16 only */
-        CHECK_OK(lma_model_load(dir, cpu, &mc));
+        CHECK_OK(lma_model_load_ex(dir, cpu, 0, &mc));
         CHECK_OK(lma_model_load_ex(dir, gpu, mode ? LMA_MODEL_FROZEN : 0, &mg));
     }
     if (mg) mg->grad_ckpt = ckpt;

@@ -48,7 +48,7 @@ static double num(const cJSON *s, const char *k) { return cJSON_GetObjectItemCas
 static void drafts_equal_generate(const char *mdir, const char *review, const lma_gen_params *gp) {
     lma_model *m = NULL;
     lma_tokenizer *tok = NULL;
-    CHECK_OK(lma_model_load(mdir, lma_backend_cpu(), &m));
+    CHECK_OK(lma_model_load_ex(mdir, lma_backend_cpu(), 0, &m));
     CHECK_OK(lma_tok_load(mdir, &tok));
     if (!m || !tok) { lma_model_free(m); lma_tok_free(tok); return; }
     int32_t eos[16];
@@ -102,8 +102,8 @@ static void generate(const char *mdir) {
     lma_curate_llm l;
     CHECK_OK(lma_curate_llm_load(mdir, NULL, NULL, &l));
     if (!l.model) return;
-    lma_generate_params p;
-    lma_generate_default_params(&p);
+    lma_data_generate_params p;
+    lma_data_generate_default_params(&p);
     p.gen.max_tokens = 12;
     p.gen.sample.temperature = 0.9f;
     p.gen.seed = 5;

@@ -294,7 +294,7 @@ static void scorers(void) {
     char dir[2048];
     snprintf(dir, sizeof dir, "%s/tests/ref/models/llama_gqa", LMA_SRC_DIR);
     lma_model *m = NULL;
-    CHECK_OK(lma_model_load(dir, lma_backend_cpu(), &m));
+    CHECK_OK(lma_model_load_ex(dir, lma_backend_cpu(), 0, &m));
     if (!m) return;
     int maxp = m->cfg.max_position_embeddings; /* 128 */
     int32_t seq[300];

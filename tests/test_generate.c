@@ -11,7 +11,7 @@ static void kv_vs_full(const char *name) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/ref/models/%s", LMA_SRC_DIR, name);
     lma_model *m = NULL;
-    CHECK_OK(lma_model_load(dir, lma_backend_cpu(), &m));
+    CHECK_OK(lma_model_load_ex(dir, lma_backend_cpu(), 0, &m));
     if (!m) return;
     enum { T = 12, P = 5 };
     int V = m->cfg.vocab_size;
@@ -46,7 +46,7 @@ static void greedy_vs_transformers(void) {
         char dir[1024];
         snprintf(dir, sizeof dir, "%s/tests/ref/models/%s", LMA_SRC_DIR, it->string);
         lma_model *m = NULL;
-        CHECK_OK(lma_model_load(dir, lma_backend_cpu(), &m));
+        CHECK_OK(lma_model_load_ex(dir, lma_backend_cpu(), 0, &m));
         if (!m) continue;
         const cJSON *pr = cJSON_GetObjectItem(it, "prompt");
         int32_t prompt[16];

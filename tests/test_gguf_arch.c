@@ -89,8 +89,8 @@ static void check_file(const char *name, int f32) {
     CHECK_OK(lma_config_load(hdir, &hc));
     lma_model *g = NULL, *h = NULL;
     lma_st_file *ex = NULL;
-    CHECK_OK(lma_model_load(gpath, lma_backend_cpu(), &g));
-    CHECK_OK(lma_model_load(hdir, lma_backend_cpu(), &h));
+    CHECK_OK(lma_model_load_ex(gpath, lma_backend_cpu(), 0, &g));
+    CHECK_OK(lma_model_load_ex(hdir, lma_backend_cpu(), 0, &h));
     CHECK_OK(lma_st_open(xpath, &ex));
     if (!g || !h || !ex) goto done;
     check_config(name, &g->cfg, &hc);

@@ -179,7 +179,7 @@ static void check_export(const char *model, const cJSON *cases, float **base) {
         int rc = system(cmd);
         CHECK(rc == 0, "%s failed (%d)", cmd, rc);
         lma_model *m = NULL;
-        CHECK_OK(lma_model_load(out, lma_backend_cpu(), &m));
+        CHECK_OK(lma_model_load_ex(out, lma_backend_cpu(), 0, &m));
         if (!m) continue;
         int n;
         float **lp = score_cases(m, cases, &n);
@@ -250,7 +250,7 @@ int main(void) {
     CHECK_OK(lma_json_load(fx, &doc));
     lma_model *m = NULL;
     lma_tokenizer *tok = NULL;
-    CHECK_OK(lma_model_load(NAME, lma_backend_cpu(), &m));
+    CHECK_OK(lma_model_load_ex(NAME, lma_backend_cpu(), 0, &m));
     CHECK_OK(lma_tok_load(NAME, &tok));
     if (!doc || !m || !tok) TEST_END();
     const lma_config *c = &m->cfg;

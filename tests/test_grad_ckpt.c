@@ -30,7 +30,7 @@ static void one(const char *name, int mode) {
     snprintf(dir, sizeof dir, "%s/tests/ref/models/%s", LMA_SRC_DIR, name);
     lma_model *m = NULL;
     if (mode == 2) CHECK_OK(lma_model_load_nf4(dir, lma_backend_cpu(), &m));
-    else CHECK_OK(lma_model_load(dir, lma_backend_cpu(), &m));
+    else CHECK_OK(lma_model_load_ex(dir, lma_backend_cpu(), 0, &m));
     if (!m) return;
     if (mode) {
         lma_lora_params lp = lma_lora_default_params();

@@ -87,7 +87,7 @@ static void train_and_resume(const char *base, const char *method) {
     long per = r * ((C + C) + (C + KVD) * 2 + (C + C) + 2 * (C + I) + (I + C));
     long tr = per * c.n_layers;
     lma_model *bm = NULL;
-    CHECK_OK(lma_model_load(base, lma_backend_cpu(), &bm));
+    CHECK_OK(lma_model_load_ex(base, lma_backend_cpu(), 0, &bm));
     long all = bm ? (long)lma_model_num_params(bm) + tr : 0;
     lma_model_free(bm);
     char want[256];
@@ -121,7 +121,7 @@ static void train_and_resume(const char *base, const char *method) {
 
 static void logits(const char *model, const char *adapter, const int32_t *ids, int T, float *out) {
     lma_model *m = NULL;
-    CHECK_OK(lma_model_load(model, lma_backend_cpu(), &m));
+    CHECK_OK(lma_model_load_ex(model, lma_backend_cpu(), 0, &m));
     if (!m) return;
     if (adapter) CHECK_OK(lma_adapter_load(m, adapter));
     CHECK_OK(lma_model_forward(m, ids, NULL, NULL, 1, T, 0, 1.0f, NULL));

@@ -25,7 +25,7 @@ static lma_status write_variants(const char *out) {
     char src[1024], dir[1200];
     snprintf(src, sizeof src, "%s/tests/ref/models/qwen2", LMA_SRC_DIR);
     lma_model *m;
-    LMA_TRY(lma_model_load(src, lma_backend_cpu(), &m));
+    LMA_TRY(lma_model_load_ex(src, lma_backend_cpu(), 0, &m));
     lma_status s = LMA_OK;
     for (size_t i = 0; i < sizeof variants / sizeof variants[0] && s == LMA_OK; i++) {
         snprintf(dir, sizeof dir, "%s/%s", out, variants[i].name);
@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
         snprintf(ref, sizeof ref, "%s/tests/ref/saved/%s.safetensors", LMA_SRC_DIR, name);
         lma_model *m = NULL;
         lma_st_file *ex = NULL;
-        CHECK_OK(lma_model_load(path, lma_backend_cpu(), &m));
+        CHECK_OK(lma_model_load_ex(path, lma_backend_cpu(), 0, &m));
         CHECK_OK(lma_st_open(ref, &ex));
         if (!m || !ex) { lma_model_free(m); lma_st_close(ex); continue; }
         const lma_st_tensor *ti = lma_st_find(ex, "input_ids"), *tl = lma_st_find(ex, "logits");

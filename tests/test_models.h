@@ -53,7 +53,7 @@ static inline lma_model *test_fixture(const char *name, const lma_backend *be) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/ref/models/%s", LMA_SRC_DIR, name);
     lma_model *m = NULL;
-    CHECK_OK(lma_model_load(dir, be, &m));
+    CHECK_OK(lma_model_load_ex(dir, be, 0, &m));
     return m;
 }
 

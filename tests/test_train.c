@@ -74,7 +74,7 @@ static void read_losses(const char *dir, losses *out) {
     free(data);
 }
 
-static lma_status run(const char *shard, const char *out, int steps, int resume, int save_every, lma_train_result *res) {
+static lma_status run(const char *shard, const char *out, int steps, int resume, int save_every, lma_trainer_result *res) {
     lma_config c = tiny_config();
     lma_model *m = NULL;
     lma_shardset *ss = NULL;
@@ -88,7 +88,7 @@ static lma_status run(const char *shard, const char *out, int steps, int resume,
     if (s == LMA_OK) s = lma_loader_create(ss, &lp, &L);
     if (s == LMA_OK) {
         lma_batch_source src = lma_loader_batch_source(L);
-        lma_train_params p = lma_train_default_params();
+        lma_trainer_params p = lma_trainer_default_params();
         p.out_dir = out; p.steps = steps; p.B = 2; p.T = 16; p.accum = 2;
         p.sched.lr = 1e-2; p.sched.min_lr = 1e-3; p.sched.warmup_steps = 3; p.sched.total_steps = 16;
         p.save_every = save_every; p.eval_every = 4; p.keep_last = 2; p.resume = resume; p.quiet = 1;
@@ -110,7 +110,7 @@ int main(void) {
     snprintf(a, sizeof a, "%s/a", tmpdir);
     snprintf(b, sizeof b, "%s/b", tmpdir);
     make_shard(shard);
-    lma_train_result ra, rb;
+    lma_trainer_result ra, rb;
     losses la, lb;
 
     /* uninterrupted */
@@ -149,7 +149,7 @@ int main(void) {
      * during step 3 of a 4-step run */
     snprintf(b, sizeof b, "%s/fault", tmpdir);
     g_be = fault_backend(1L << 40);
-    lma_train_result rf = {0};
+    lma_trainer_result rf = {0};
     CHECK_OK(run(shard, b, 2, 0, 100, &rf));
     long per_run = fault_calls; /* matmuls of 2 steps (+ validation) */
     g_be = fault_backend(per_run + 3);

@@ -1,4 +1,5 @@
 /* Backend lookup by name and the host memory shared by cpu/ and ref/. */
+#define _GNU_SOURCE /* dladdr */
 #include "backend/backend.h"
 #include "backend/host.h"
 #include <dlfcn.h>
@@ -56,7 +57,7 @@ const lma_backend *lma_backend_default(void) {
 /* ---- the CUDA backend: a plugin loaded on demand ------------------------------
  * cuda/ is built into liblmadapt_cuda.so (with cuBLAS). It is loaded only when the
  * NVIDIA driver (libcuda.so.1) is there, from $LMA_CUDA_PLUGIN, else beside the
- * executable, else from the build tree; so a CPU-only run never maps cuBLAS
+ * executable, else beside the library (an installed liblmadapt.so), else from the build tree; so a CPU-only run never maps cuBLAS
  * (about 220 MB of resident memory when linked directly). */
 int lma_cuda_attention_naive = 0;
 static void (*cuda_set_tf32)(int);
@@ -96,6 +97,15 @@ static const lma_backend *cuda_table(int bf16) {
             exe[n] = 0;
             char *slash = strrchr(exe, '/');
             if (slash) { strcpy(slash + 1, "liblmadapt_cuda.so"); h = plugin_open(exe, why, sizeof why); }
+        }
+    }
+    if (!h) { /* beside liblmadapt.so (an installed library used by another program) */
+        Dl_info di;
+        char lib[4096];
+        if (dladdr((void *)lma_backend_cuda, &di) && di.dli_fname && strlen(di.dli_fname) < sizeof lib - 32) {
+            strcpy(lib, di.dli_fname);
+            char *slash = strrchr(lib, '/');
+            if (slash) { strcpy(slash + 1, "liblmadapt_cuda.so"); h = plugin_open(lib, why, sizeof why); }
         }
     }
     if (!h) h = plugin_open(LMA_CUDA_PLUGIN, why, sizeof why);

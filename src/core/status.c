@@ -5,7 +5,7 @@
 static _Thread_local char err_msg[1024];
 static _Thread_local int err_set;
 
-const char *lma_version(void) { return LMA_VERSION; }
+const char *lma_version(void) { return LMA_VERSION_STRING; }
 
 const char *lma_status_name(lma_status s) {
     switch (s) {

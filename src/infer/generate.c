@@ -91,6 +91,8 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
     size_t n_hist = n_prompt;
     for (int step = 0; s == LMA_OK && step < p->max_tokens; step++) {
         int32_t id = lma_sample(logits, V, &p->sample, hist, n_hist, &rng);
+        const char *piece_at = NULL; /* the text released with this token */
+        size_t piece_n = 0;
         hist[n_hist++] = id;
         int is_stop = 0;
         for (int i = 0; i < p->n_stop_ids; i++) is_stop |= id == p->stop_ids[i];
@@ -105,8 +107,13 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
             long at = find_stop(&text, text.len - plen, p);
             if (at >= 0) { text.len = (size_t)at; text.p[at] = 0; res->finish = LMA_FINISH_STOP; break; }
             size_t ready = text.len - stop_holdback(&text, p);
-            if (p->on_text && ready > streamed) { p->on_text(p->ctx, text.p + streamed, ready - streamed); streamed = ready; }
+            if ((p->on_text || p->on_token) && ready > streamed) {
+                if (p->on_text) p->on_text(p->ctx, text.p + streamed, ready - streamed);
+                piece_at = text.p + streamed; piece_n = ready - streamed;
+                streamed = ready;
+            }
         }
+        if (p->on_token && p->on_token(p->ctx, id, piece_at, piece_n)) { res->finish = LMA_FINISH_STOP; break; }
         if (step + 1 < p->max_tokens) s = lma_model_forward_cached(m, kv, &id, 1, logits, 0);
     }
     res->decode_s = lma_now() - t0;
@@ -116,7 +123,10 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
         if (lma_tok_stream_flush(ts, &piece, &plen) == LMA_OK && plen) sb_add(&text, piece, plen);
         free(piece);
     }
-    if (s == LMA_OK && p->on_text && text.len > streamed) p->on_text(p->ctx, text.p + streamed, text.len - streamed);
+    if (s == LMA_OK && (p->on_text || p->on_token) && text.len > streamed) {
+        if (p->on_text) p->on_text(p->ctx, text.p + streamed, text.len - streamed);
+        if (p->on_token) p->on_token(p->ctx, -1, text.p + streamed, text.len - streamed);
+    }
     if (s == LMA_OK) {
         res->n_ids = n_hist - n_prompt;
         res->ids = lma_malloc((res->n_ids ? res->n_ids : 1) * sizeof(int32_t), "generated ids");

@@ -370,6 +370,7 @@ void lma_model_free(lma_model *m) {
         for (int i = 0; i < m->cfg.n_layers * LMA_PROJ_COUNT; i++) lma_nf4_free(&m->nf4[i]);
     free(m->nf4);
     lma_params_free(&m->qtable);
+    free(m->path);
     free(m);
 }
 
@@ -427,12 +428,11 @@ static lma_status load_impl(const char *path, const lma_backend *be, unsigned fl
     lma_model *m = NULL;
     LMA_TRY(create_impl(&cfg, be, flags, &m));
     lma_status s = lma_model_load_weights(m, where);
+    if (s == LMA_OK && !(m->path = strdup(where))) s = lma_error(LMA_ERR_NOMEM, "out of memory");
     if (s != LMA_OK) { lma_model_free(m); return s; }
     *out = m;
     return LMA_OK;
 }
-
-lma_status lma_model_load(const char *dir, const lma_backend *be, lma_model **out) { return load_impl(dir, be, 0, out); }
 
 lma_status lma_model_load_nf4(const char *dir, const lma_backend *be, lma_model **out) {
     return load_impl(dir, be, LMA_MODEL_NF4, out);

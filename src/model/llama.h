@@ -28,9 +28,12 @@ typedef struct lma_acts lma_acts; /* activation pointers, private to llama.c */
 typedef struct lma_lora lma_lora; /* LoRA adapters (lora.h) */
 struct lma_nf4_tensor;            /* NF4 weights (nf4.h) */
 
-typedef struct {
+/* The public handle of include/lmadapt.h (typedef struct lma_model lma_model) is this struct. */
+typedef struct lma_model lma_model;
+struct lma_model {
     lma_config cfg;
     const lma_backend *be;
+    char *path;          /* resolved source (HF folder or GGUF file) of lma_model_load_ex, else NULL */
     lma_param_table table;
     float *params, *grads, *adam_m, *adam_v; /* (table.total) each, fp32 */
     void *wact;                              /* (table.total) act: compute copy of params (== params
@@ -59,7 +62,7 @@ typedef struct {
     struct lma_nf4_tensor *nf4; /* (L * 7) NF4 q,k,v,o,gate,up,down weights (QLoRA base) in host
                                    memory, or NULL; then those tensors are absent from `table` */
     lma_param_table qtable;     /* the quantized tensors (names, shapes; offsets unused) */
-} lma_model;
+};
 
 /* The tensors the optimizer updates: the adapter's when one is attached, else the model's. */
 typedef struct {
@@ -81,18 +84,19 @@ lma_status lma_model_create(const lma_config *cfg, const lma_backend *be, lma_mo
 #define LMA_MODEL_NF4 1u
 #define LMA_MODEL_FROZEN 2u
 lma_status lma_model_create_ex(const lma_config *cfg, const lma_backend *be, unsigned flags, lma_model **out);
+/* Loads an HF model folder (config.json + safetensors, single or sharded), a GGUF file or a
+ * short name (core/model_path.h) onto be; flags 0 for a plain fp32 model. (The public
+ * lma_model_load of lmadapt.h takes a device name instead of a backend.) */
 lma_status lma_model_load_ex(const char *dir, const lma_backend *be, unsigned flags, lma_model **out);
 /* Like lma_model_create, but q,k,v,o,gate,up,down weights are stored as NF4 with
  * double-quantized constants (QLoRA base; needs a host-memory backend: cpu, ref).
  * Embeddings, norms, biases and lm_head stay fp32. */
 lma_status lma_model_create_nf4(const lma_config *cfg, const lma_backend *be, lma_model **out);
-/* lma_model_load with the projection weights quantized to NF4 as they are read
+/* lma_model_load_ex with the projection weights quantized to NF4 as they are read
  * (one tensor at a time: the fp32 model never exists whole). */
 lma_status lma_model_load_nf4(const char *dir, const lma_backend *be, lma_model **out);
 /* A copy of src (fp32) with its projections quantized to NF4. */
 lma_status lma_model_to_nf4(const lma_model *src, lma_model **out);
-/* Loads config.json + safetensors (single or sharded) from an HF model dir. */
-lma_status lma_model_load(const char *dir, const lma_backend *be, lma_model **out);
 /* Reads the tensors of an HF model dir (safetensors, single or sharded) into an
  * existing model of the same config; every tensor must be present with its shape. */
 lma_status lma_model_load_weights(lma_model *m, const char *dir);

@@ -27,14 +27,14 @@ static int64_t *pm_slot(pmap *m, uint64_t k, int create) {
         if (!nk || !nv) { free(nk); free(nv); return NULL; }
         memset(nk, 0xFF, nc * sizeof *nk);
         for (size_t i = 0; i < m->cap; i++) if (m->k[i] != UINT64_MAX) {
-            size_t j = tok_hash(&m->k[i], 8) & (nc - 1);
+            size_t j = lma_tok_hash(&m->k[i], 8) & (nc - 1);
             while (nk[j] != UINT64_MAX) j = (j + 1) & (nc - 1);
             nk[j] = m->k[i]; nv[j] = m->v[i];
         }
         free(m->k); free(m->v); m->k = nk; m->v = nv; m->cap = nc;
     }
     if (!m->cap) return NULL;
-    size_t j = tok_hash(&k, 8) & (m->cap - 1);
+    size_t j = lma_tok_hash(&k, 8) & (m->cap - 1);
     while (m->k[j] != UINT64_MAX) { if (m->k[j] == k) return &m->v[j]; j = (j + 1) & (m->cap - 1); }
     if (!create) return NULL;
     m->k[j] = k; m->v[j] = 0; m->n++;
@@ -127,7 +127,7 @@ typedef struct {
 } trainer;
 
 static lma_status add_token(trainer *tr, const char *s, size_t n, int32_t *id) {
-    int32_t e = tok_strmap_get(&tr->w2id, s, n);
+    int32_t e = lma_tok_strmap_get(&tr->w2id, s, n);
     if (e >= 0) { *id = e; return LMA_OK; }
     if (tr->nid == tr->capid) {
         size_t nc = tr->capid ? tr->capid * 2 : 1024;
@@ -143,11 +143,11 @@ static lma_status add_token(trainer *tr, const char *s, size_t n, int32_t *id) {
     memcpy(d, s, n); d[n] = 0;
     tr->id2w[tr->nid] = d; tr->id2wlen[tr->nid] = n;
     *id = (int32_t)tr->nid++;
-    return tok_strmap_put(&tr->w2id, s, n, *id);
+    return lma_tok_strmap_put(&tr->w2id, s, n, *id);
 }
 
 static lma_status count_word(trainer *tr, const char *s, size_t n) {
-    int32_t w = tok_strmap_get(&tr->words, s, n);
+    int32_t w = lma_tok_strmap_get(&tr->words, s, n);
     if (w >= 0) { tr->counts[w]++; return LMA_OK; }
     if (tr->words.n == tr->ncounts) {
         size_t nc = tr->ncounts ? tr->ncounts * 2 : 4096;
@@ -156,7 +156,7 @@ static lma_status count_word(trainer *tr, const char *s, size_t n) {
         tr->counts = c; tr->ncounts = nc;
     }
     tr->counts[tr->words.n] = 1;
-    return tok_strmap_put(&tr->words, s, n, (int32_t)tr->words.n);
+    return lma_tok_strmap_put(&tr->words, s, n, (int32_t)tr->words.n);
 }
 
 static lma_status feed_line(trainer *tr, pcre2_code *re, pcre2_match_data *md, const char *s, size_t n) {
@@ -167,7 +167,7 @@ static lma_status feed_line(trainer *tr, pcre2_code *re, pcre2_match_data *md, c
         if (rc < 0) return lma_error(LMA_ERR_INTERNAL, "bpe train: regex match failed (PCRE2 error %d)", rc);
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t a = ov[0], b = ov[1];
-        if (a == b) { int l = tok_utf8_len((const unsigned char *)s + a, n - a); pos = a + (size_t)(l ? l : 1); continue; }
+        if (a == b) { int l = lma_tok_utf8_len((const unsigned char *)s + a, n - a); pos = a + (size_t)(l ? l : 1); continue; }
         if (prev != a) LMA_TRY(count_word(tr, s + prev, a - prev));
         LMA_TRY(count_word(tr, s + a, b - a));
         prev = pos = b;
@@ -235,7 +235,7 @@ static lma_status write_out(trainer *tr, const lma_bpe_train_params *p, size_t n
         added = cJSON_AddArrayToObject(root, "added_tokens");
         for (size_t i = 0; i < n_special; i++) {
             cJSON *a = cJSON_CreateObject();
-            int32_t id = tok_strmap_get(&tr->w2id, p->special[i], strlen(p->special[i]));
+            int32_t id = lma_tok_strmap_get(&tr->w2id, p->special[i], strlen(p->special[i]));
             cJSON_AddNumberToObject(a, "id", id);
             cJSON_AddStringToObject(a, "content", p->special[i]);
             cJSON_AddBoolToObject(a, "single_word", 0);
@@ -301,7 +301,7 @@ static lma_status write_out(trainer *tr, const lma_bpe_train_params *p, size_t n
     cJSON *atd = cJSON_AddObjectToObject(cfg, "added_tokens_decoder");
     for (size_t i = 0; i < n_special; i++) {
         char key[16];
-        snprintf(key, sizeof key, "%d", tok_strmap_get(&tr->w2id, p->special[i], strlen(p->special[i])));
+        snprintf(key, sizeof key, "%d", lma_tok_strmap_get(&tr->w2id, p->special[i], strlen(p->special[i])));
         cJSON *a = cJSON_AddObjectToObject(atd, key);
         cJSON_AddStringToObject(a, "content", p->special[i]);
         cJSON_AddBoolToObject(a, "lstrip", 0);
@@ -318,7 +318,7 @@ static lma_status write_out(trainer *tr, const lma_bpe_train_params *p, size_t n
 }
 
 static void trainer_free(trainer *tr) {
-    tok_strmap_free(&tr->words); tok_strmap_free(&tr->w2id);
+    lma_tok_strmap_free(&tr->words); lma_tok_strmap_free(&tr->w2id);
     free(tr->counts);
     free(tr->sym); free(tr->len);
     for (size_t i = 0; i < tr->nid; i++) free(tr->id2w[i]);
@@ -336,7 +336,7 @@ lma_status lma_bpe_train_files(const char *const *files, size_t n_files, const l
     trainer tr;
     memset(&tr, 0, sizeof tr);
     pcre2_code *re = NULL;
-    LMA_TRY(tok_regex_compile(LLAMA3_RE, strlen(LLAMA3_RE), "bpe train", &re));
+    LMA_TRY(lma_tok_regex_compile(LLAMA3_RE, strlen(LLAMA3_RE), "bpe train", &re));
     pcre2_match_data *md = pcre2_match_data_create(8, NULL);
     lma_status st = md ? LMA_OK : lma_error(LMA_ERR_NOMEM, "bpe train: out of memory");
     lma_progress pg;
@@ -358,11 +358,11 @@ lma_status lma_bpe_train_files(const char *const *files, size_t n_files, const l
         for (int b = 0; b < 256; b++) order[b] = b;
         for (int i = 1; i < 256; i++) { /* insertion sort by mapped code point */
             int x = order[i], j = i;
-            while (j > 0 && tok_byte_to_char[order[j - 1]] > tok_byte_to_char[x]) { order[j] = order[j - 1]; j--; }
+            while (j > 0 && lma_tok_byte_to_char[order[j - 1]] > lma_tok_byte_to_char[x]) { order[j] = order[j - 1]; j--; }
             order[j] = x;
         }
         for (int k = 0; k < 256 && st == LMA_OK; k++) {
-            char c[4]; int l = tok_utf8_enc(tok_byte_to_char[order[k]], c);
+            char c[4]; int l = lma_tok_utf8_enc(lma_tok_byte_to_char[order[k]], c);
             st = add_token(&tr, c, (size_t)l, &byte_tok[order[k]]);
         }
     }

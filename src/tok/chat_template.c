@@ -95,15 +95,15 @@ static lma_status span(rb *b, size_t a, size_t e) {
 static void strip(const char *s, size_t *a, size_t *e) {
     *a = 0; *e = strlen(s);
     while (*a < *e) {
-        int l = tok_utf8_len((const unsigned char *)s + *a, *e - *a);
-        if (!l || !tok_is_whitespace(tok_utf8_dec((const unsigned char *)s + *a, l))) break;
+        int l = lma_tok_utf8_len((const unsigned char *)s + *a, *e - *a);
+        if (!l || !lma_tok_is_whitespace(lma_tok_utf8_dec((const unsigned char *)s + *a, l))) break;
         *a += (size_t)l;
     }
     while (*e > *a) {
         size_t j = *e - 1;
         while (j > *a && ((unsigned char)s[j] & 0xC0) == 0x80) j--;
-        int l = tok_utf8_len((const unsigned char *)s + j, *e - j);
-        if (!l || !tok_is_whitespace(tok_utf8_dec((const unsigned char *)s + j, l))) break;
+        int l = lma_tok_utf8_len((const unsigned char *)s + j, *e - j);
+        if (!l || !lma_tok_is_whitespace(lma_tok_utf8_dec((const unsigned char *)s + j, l))) break;
         *e = j;
     }
 }

@@ -26,10 +26,7 @@
 
 typedef enum { LMA_CHAT_LLAMA2, LMA_CHAT_LLAMA3, LMA_CHAT_CHATML, LMA_CHAT_ZEPHYR, LMA_CHAT_MISTRAL } lma_chat_format;
 
-typedef struct {
-    const char *role;    /* "system" | "user" | "assistant" */
-    const char *content; /* UTF-8, NUL-terminated */
-} lma_chat_msg;
+/* lma_chat_msg ({role, content}) and lma_chat_render are public: include/lmadapt.h. */
 
 #define LMA_CHAT_FORMAT_NAMES "llama2, llama3, chatml, zephyr, mistral"
 

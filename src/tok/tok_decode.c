@@ -54,8 +54,8 @@ static lma_status dec_bytelevel(tlist *in, tlist *out) {
         size_t n = in->v[i].n, j = 0, start = b.n;
         int ok = 1;
         while (j < n && st == LMA_OK) {
-            int l = tok_utf8_len(s + j, n - j);
-            int byte = l ? tok_char_to_byte(tok_utf8_dec(s + j, l)) : -1;
+            int l = lma_tok_utf8_len(s + j, n - j);
+            int byte = l ? lma_tok_char_to_byte(lma_tok_utf8_dec(s + j, l)) : -1;
             if (byte < 0) { ok = 0; break; }
             char c = (char)byte;
             st = bb_put(&b, &c, 1);
@@ -137,7 +137,7 @@ static lma_status dec_fuse(tlist *in, tlist *out) {
 }
 
 static lma_status dec_strip(const tok_dec *d, tlist *in, tlist *out) {
-    char cs[4]; int cl = tok_utf8_enc(d->strip_c, cs);
+    char cs[4]; int cl = lma_tok_utf8_enc(d->strip_c, cs);
     for (size_t i = 0; i < in->n; i++) {
         const char *s = in->v[i].s; size_t a = 0, b = in->v[i].n;
         for (int k = 0; k < d->start && b - a >= (size_t)cl && !memcmp(s + a, cs, (size_t)cl); k++) a += (size_t)cl;
@@ -163,7 +163,7 @@ static lma_status dec_replace(const tok_dec *d, tlist *in, tlist *out) {
     return LMA_OK;
 }
 
-lma_status tok_decode_tokens(const lma_tokenizer *t, const int32_t *ids, size_t n, int skip_special, char **text,
+lma_status lma_tok_decode_tokens(const lma_tokenizer *t, const int32_t *ids, size_t n, int skip_special, char **text,
                              size_t *len) {
     *text = NULL; *len = 0;
     for (size_t i = 0; i < n; i++)
@@ -220,7 +220,7 @@ lma_status tok_decode_tokens(const lma_tokenizer *t, const int32_t *ids, size_t 
 lma_status lma_tok_decode(const lma_tokenizer *t, const int32_t *ids, size_t n, int skip_special, char **text,
                           size_t *len) {
     if (!t || (!ids && n)) { *text = NULL; *len = 0; return lma_error(LMA_ERR_ARG, "lma_tok_decode: NULL argument"); }
-    return tok_decode_tokens(t, ids, n, skip_special, text, len);
+    return lma_tok_decode_tokens(t, ids, n, skip_special, text, len);
 }
 
 /* ---------------- streaming ---------------- */
@@ -244,7 +244,7 @@ lma_status lma_tok_stream_new(const lma_tokenizer *t, int skip_special, lma_tok_
 static lma_status stream_emit(lma_tok_stream *s, int final, char **text, size_t *len) {
     *text = NULL; *len = 0;
     char *full; size_t fl;
-    LMA_TRY(tok_decode_tokens(s->t, s->ids ? s->ids + s->start : NULL, s->n - s->start, s->skip, &full, &fl));
+    LMA_TRY(lma_tok_decode_tokens(s->t, s->ids ? s->ids + s->start : NULL, s->n - s->start, s->skip, &full, &fl));
     int incomplete = fl >= 3 && !memcmp(full + fl - 3, "\xEF\xBF\xBD", 3);
     if ((fl > s->prefix_len && !incomplete) || (final && fl > s->prefix_len)) {
         size_t common = s->prefix_len && s->prefix_len <= fl && !memcmp(full, s->prefix, s->prefix_len) ? s->prefix_len : 0;
@@ -258,7 +258,7 @@ static lma_status stream_emit(lma_tok_stream *s, int final, char **text, size_t 
         s->read = s->n;
         free(full);
         free(s->prefix);
-        LMA_TRY(tok_decode_tokens(s->t, s->ids + s->start, s->read - s->start, s->skip, &s->prefix, &s->prefix_len));
+        LMA_TRY(lma_tok_decode_tokens(s->t, s->ids + s->start, s->read - s->start, s->skip, &s->prefix, &s->prefix_len));
         /* drop consumed ids */
         if (s->start > 0) {
             memmove(s->ids, s->ids + s->start, (s->n - s->start) * sizeof *s->ids);

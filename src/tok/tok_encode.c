@@ -83,7 +83,7 @@ static int cmp_first(const void *a, const void *b, void *ctx) {
     return d ? d : (*(const int32_t *)a - *(const int32_t *)b);
 }
 
-lma_status tok_build_added_index(lma_tokenizer *t) {
+lma_status lma_tok_build_added_index(lma_tokenizer *t) {
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     for (int set = 0; set < 2; set++) {
         t->aidx[set] = lma_malloc((t->n_added ? t->n_added : 1) * sizeof(int32_t), "added tokens");
@@ -127,15 +127,15 @@ static uint32_t last_char(const char *s, size_t n) {
     if (i == 0 && n == 0) return 0;
     if (i > 0) i--;
     if (((unsigned char)s[i] & 0xC0) == 0x80) return 0;
-    int l = tok_utf8_len((const unsigned char *)s + i, n - i);
-    return l ? tok_utf8_dec((const unsigned char *)s + i, l) : 0;
+    int l = lma_tok_utf8_len((const unsigned char *)s + i, n - i);
+    return l ? lma_tok_utf8_dec((const unsigned char *)s + i, l) : 0;
 }
 
 static int first_char(const char *s, size_t n, uint32_t *c) {
     if (!n) return 0;
-    int l = tok_utf8_len((const unsigned char *)s, n);
+    int l = lma_tok_utf8_len((const unsigned char *)s, n);
     if (!l) return 0;
-    *c = tok_utf8_dec((const unsigned char *)s, l);
+    *c = lma_tok_utf8_dec((const unsigned char *)s, l);
     return l;
 }
 
@@ -171,14 +171,14 @@ static lma_status split_added(enc_ctx *c, view v, int set, piece_fn next) {
                 size_t j = ns - 1;
                 while (j > 0 && ((unsigned char)v.s[j] & 0xC0) == 0x80) j--;
                 uint32_t ch; int l = first_char(v.s + j, ns - j, &ch);
-                if (!l || !tok_is_whitespace(ch)) break;
+                if (!l || !lma_tok_is_whitespace(ch)) break;
                 ns = j;
             }
             start = ns > done ? ns : done;
         }
         if (best->rstrip) {
             uint32_t ch; int l;
-            while (stop < v.n && (l = first_char(v.s + stop, v.n - stop, &ch)) && tok_is_whitespace(ch)) stop += (size_t)l;
+            while (stop < v.n && (l = first_char(v.s + stop, v.n - stop, &ch)) && lma_tok_is_whitespace(ch)) stop += (size_t)l;
             i = stop;
         }
         if (done < start) LMA_TRY(next(c, v_sub(&v, done, start)));
@@ -259,11 +259,11 @@ static lma_status word_symbols(enc_ctx *c, const char *w, size_t n, size_t *nsym
         if (t->byte_level) {
             cl = 1;
             id = t->byte_id[(unsigned char)w[i]];
-            csl = (size_t)tok_utf8_enc(tok_byte_to_char[(unsigned char)w[i]], mapped); cs = mapped;
+            csl = (size_t)lma_tok_utf8_enc(lma_tok_byte_to_char[(unsigned char)w[i]], mapped); cs = mapped;
         } else {
-            cl = (size_t)tok_utf8_len((const unsigned char *)w + i, n - i);
+            cl = (size_t)lma_tok_utf8_len((const unsigned char *)w + i, n - i);
             if (!cl) cl = 1; /* cannot happen on cleaned text */
-            id = tok_strmap_get(&t->vocab, w + i, cl);
+            id = lma_tok_strmap_get(&t->vocab, w + i, cl);
             cs = w + i; csl = cl;
         }
         if (id >= 0) {
@@ -393,7 +393,7 @@ static lma_status model_piece(enc_ctx *c, view v) {
     uint64_t h = 0;
     int cacheable = v.n <= TOK_CACHE_MAX_WORD;
     if (cacheable) {
-        h = tok_hash(v.s, v.n);
+        h = lma_tok_hash(v.s, v.n);
         int r = cache_get(t, h, v.s, v.n, c, &v);
         if (r < 0) return LMA_ERR_NOMEM;
         if (r > 0) return LMA_OK;
@@ -427,7 +427,7 @@ static lma_status model_word(enc_ctx *c, view v) {
     const lma_tokenizer *t = c->t;
     if (v.n == 0) return LMA_OK;
     if (t->ignore_merges) {
-        int32_t id = t->byte_level ? tok_strmap_get(&t->raw, v.s, v.n) : tok_strmap_get(&t->vocab, v.s, v.n);
+        int32_t id = t->byte_level ? lma_tok_strmap_get(&t->raw, v.s, v.n) : lma_tok_strmap_get(&t->vocab, v.s, v.n);
         if (id >= 0) return emit(c, id, v_orig(&v, 0), v_orig(&v, v.n));
     }
     if (!t->meta_split || v.n <= TOK_CACHE_MAX_WORD) return model_piece(c, v);
@@ -469,7 +469,7 @@ static lma_status find_regex(enc_ctx *c, pcre2_code *re, view v, span **out, siz
         size_t a = ov[0], b = ov[1];
         if (b == a) { /* empty match: step over one char */
             if (a >= v.n) break;
-            int l = tok_utf8_len((const unsigned char *)v.s + a, v.n - a);
+            int l = lma_tok_utf8_len((const unsigned char *)v.s + a, v.n - a);
             pos = a + (size_t)(l ? l : 1);
             continue;
         }
@@ -493,8 +493,8 @@ static lma_status find_other(const tok_pre *p, view v, span **out, size_t *nout)
         if (p->type == PRE_DIGITS) { /* Rust char::is_numeric: Nd, Nl, No */
             if ((unsigned char)v.s[i] < 0x80) ml = (v.s[i] >= '0' && v.s[i] <= '9') ? 1 : 0;
             else {
-                int l = tok_utf8_len((const unsigned char *)v.s + i, v.n - i);
-                uint32_t ch = l ? tok_utf8_dec((const unsigned char *)v.s + i, l) : 0;
+                int l = lma_tok_utf8_len((const unsigned char *)v.s + i, v.n - i);
+                uint32_t ch = l ? lma_tok_utf8_dec((const unsigned char *)v.s + i, l) : 0;
                 utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)ch);
                 if (k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO) ml = (size_t)l;
                 else { i += l ? (size_t)l : 1; continue; }
@@ -636,7 +636,7 @@ static lma_status raw_piece(enc_ctx *c, view v) {
     const lma_tokenizer *t = c->t;
     if (!t->n_norms) return split_added(c, v, 1, after_norm_piece);
     char *s; size_t n; int32_t *al;
-    LMA_TRY(tok_normalize(t, v.s, v.n, v.al, v.base, &s, &n, &al));
+    LMA_TRY(lma_tok_normalize(t, v.s, v.n, v.al, v.base, &s, &n, &al));
     lma_status st = keep_buf(c, s);
     if (st != LMA_OK) { free(al); return st; }
     LMA_TRY(keep_buf(c, al));
@@ -656,7 +656,7 @@ static int utf8_valid(const char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         if ((unsigned char)s[i] < 0x80) { i++; continue; }
-        int l = tok_utf8_len((const unsigned char *)s + i, n - i);
+        int l = lma_tok_utf8_len((const unsigned char *)s + i, n - i);
         if (!l) return 0;
         i += (size_t)l;
     }

@@ -87,7 +87,7 @@ static const struct { const char *name, *re; } SPLITS[] = {
 };
 
 /* the name llama.cpp knows for each split (the first of SPLITS is transformers' spelling) */
-const char *tok_gguf_pre_name(const char *re) {
+const char *lma_tok_gguf_pre_name(const char *re) {
     static const struct { const char *re, *name; } names[] = {
         {LLAMA3_SPLIT, "llama-bpe"}, {QWEN2_SPLIT, "qwen2"}, {TEKKEN_SPLIT, "tekken"}, {GPT4O_SPLIT, "gpt-4o"},
         {QWEN35_SPLIT, "qwen35"},
@@ -123,7 +123,7 @@ typedef struct {
 static void gg_free(gg *s) {
     if (s->vs) for (uint64_t i = 0; i < s->n; i++) free(s->vs[i]);
     free(s->vs); free(s->vl);
-    tok_strmap_free(&s->vocab); tok_strmap_free(&s->orig); tok_strmap_free(&s->added_map);
+    lma_tok_strmap_free(&s->vocab); lma_tok_strmap_free(&s->orig); lma_tok_strmap_free(&s->added_map);
     free(s->added);
     free(s->model); free(s->pre); free(s->arch); free(s->chat_template);
 }
@@ -131,7 +131,7 @@ static void gg_free(gg *s) {
 static int utf8_valid(const char *p, size_t n) {
     size_t i = 0;
     while (i < n) {
-        int l = tok_utf8_len((const unsigned char *)p + i, n - i);
+        int l = lma_tok_utf8_len((const unsigned char *)p + i, n - i);
         if (!l) return 0;
         i += (size_t)l;
     }
@@ -218,8 +218,8 @@ static lma_status build_vocab(gg *s) {
         int respell = 0;
         if (s->bl)
             for (size_t j = 0; j < n && !respell;) {
-                int l = tok_utf8_len((const unsigned char *)p + j, n - j);
-                if (tok_char_to_byte(tok_utf8_dec((const unsigned char *)p + j, l)) < 0) respell = 1;
+                int l = lma_tok_utf8_len((const unsigned char *)p + j, n - j);
+                if (lma_tok_char_to_byte(lma_tok_utf8_dec((const unsigned char *)p + j, l)) < 0) respell = 1;
                 j += (size_t)l;
             }
         char *d;
@@ -227,7 +227,7 @@ static lma_status build_vocab(gg *s) {
         if (respell) { /* transformers: "".join(byte_encoder[b] for b in token.encode()) */
             d = malloc(n * 2 + 1);
             if (!d) return lma_error(LMA_ERR_NOMEM, "%s: out of memory", s->path);
-            for (size_t j = 0; j < n; j++) dl += (size_t)tok_utf8_enc(tok_byte_to_char[(unsigned char)p[j]], d + dl);
+            for (size_t j = 0; j < n; j++) dl += (size_t)lma_tok_utf8_enc(lma_tok_byte_to_char[(unsigned char)p[j]], d + dl);
         } else {
             d = malloc(n + 1);
             if (!d) return lma_error(LMA_ERR_NOMEM, "%s: out of memory", s->path);
@@ -235,16 +235,16 @@ static lma_status build_vocab(gg *s) {
         }
         d[dl] = 0;
         s->vs[i] = d; s->vl[i] = dl;
-        LMA_TRY(tok_strmap_put(&s->vocab, d, dl, (int32_t)i)); /* a repeated token keeps its last id (a dict) */
-        LMA_TRY(tok_strmap_put(&s->orig, p, n, (int32_t)i));
+        LMA_TRY(lma_tok_strmap_put(&s->vocab, d, dl, (int32_t)i)); /* a repeated token keeps its last id (a dict) */
+        LMA_TRY(lma_tok_strmap_put(&s->orig, p, n, (int32_t)i));
     }
     return LMA_OK;
 }
 
 /* ---- added tokens, simulating tokenizers' AddedVocabulary ---- */
 static lma_status add_token(gg *s, const char *c, size_t n, int special) {
-    if (!n || tok_strmap_get(&s->added_map, c, n) >= 0) return LMA_OK;
-    int32_t id = tok_strmap_get(&s->vocab, c, n);
+    if (!n || lma_tok_strmap_get(&s->added_map, c, n) >= 0) return LMA_OK;
+    int32_t id = lma_tok_strmap_get(&s->vocab, c, n);
     if (id < 0) { /* a new id: the model's vocab size, or past the largest added id */
         int32_t vsz = (int32_t)s->vocab.n, mx = -1;
         for (size_t i = 0; i < s->n_added; i++) if (s->added[i].id > mx) mx = s->added[i].id;
@@ -254,7 +254,7 @@ static lma_status add_token(gg *s, const char *c, size_t n, int special) {
     if (!a) return lma_error(LMA_ERR_NOMEM, "%s: out of memory", s->path);
     s->added = a;
     a[s->n_added] = (gg_added){c, n, id, special};
-    LMA_TRY(tok_strmap_put(&s->added_map, c, n, (int32_t)s->n_added));
+    LMA_TRY(lma_tok_strmap_put(&s->added_map, c, n, (int32_t)s->n_added));
     s->n_added++;
     return LMA_OK;
 }
@@ -267,7 +267,7 @@ static int64_t type_of(const gg *s, uint64_t i) { return s->types ? lma_gguf_arr
  * differ from transformers, and only for text that spells that token */
 static lma_status add_default(gg *s, const char *c) {
     size_t n = strlen(c);
-    return tok_strmap_get(&s->vocab, c, n) >= 0 ? add_token(s, c, n, 1) : LMA_OK;
+    return lma_tok_strmap_get(&s->vocab, c, n) >= 0 ? add_token(s, c, n, 1) : LMA_OK;
 }
 
 static lma_status build_added(gg *s) {
@@ -284,7 +284,7 @@ static lma_status build_added(gg *s) {
     }
     for (uint64_t i = 0; i < s->n; i++) { /* 4 = user-defined: added, not special, when the vocab has it */
         if (type_of(s, i) != 4) continue;
-        if (tok_strmap_get(&s->vocab, s->tok[i].s, (size_t)s->tok[i].len) < 0) continue;
+        if (lma_tok_strmap_get(&s->vocab, s->tok[i].s, (size_t)s->tok[i].len) < 0) continue;
         LMA_TRY(add_token(s, s->tok[i].s, (size_t)s->tok[i].len, 0));
     }
     for (int k = 0; k < 4; k++) /* bos, eos, unk, pad of the file */
@@ -337,18 +337,18 @@ static lma_status generate_merges(gg *s, cJSON *arr) {
                          "derive the merges from", s->path);
     tok_strmap first = {0};
     lma_status st = LMA_OK;
-    for (uint64_t i = s->n; i-- > 0 && st == LMA_OK;) st = tok_strmap_put(&first, s->tok[i].s, (size_t)s->tok[i].len, (int32_t)i);
+    for (uint64_t i = s->n; i-- > 0 && st == LMA_OK;) st = lma_tok_strmap_put(&first, s->tok[i].s, (size_t)s->tok[i].len, (int32_t)i);
     gg_cand *c = NULL; size_t nc = 0, cap = 0;
     gg_local *loc = NULL; size_t loccap = 0;
     for (uint64_t i = 0; i < s->n && st == LMA_OK; i++) {
         const char *p = s->tok[i].s;
         size_t n = (size_t)s->tok[i].len;
-        if (tok_strmap_get(&first, p, n) != (int32_t)i) continue; /* dict order: first occurrence, last score */
-        double score = lma_gguf_arr_f64(s->scores, (uint64_t)tok_strmap_get(&s->orig, p, n));
+        if (lma_tok_strmap_get(&first, p, n) != (int32_t)i) continue; /* dict order: first occurrence, last score */
+        double score = lma_gguf_arr_f64(s->scores, (uint64_t)lma_tok_strmap_get(&s->orig, p, n));
         size_t nl = 0;
         for (size_t cut = 1; cut < n; cut++) {
             if (((unsigned char)p[cut] & 0xC0) == 0x80) continue;
-            int32_t l = tok_strmap_get(&s->orig, p, cut), r = tok_strmap_get(&s->orig, p + cut, n - cut);
+            int32_t l = lma_tok_strmap_get(&s->orig, p, cut), r = lma_tok_strmap_get(&s->orig, p + cut, n - cut);
             if (l < 0 || r < 0) continue;
             if (nl == loccap) {
                 loccap = loccap ? loccap * 2 : 64;
@@ -378,7 +378,7 @@ static lma_status generate_merges(gg *s, cJSON *arr) {
         st = push_merge(arr, t->s, c[k].cut, t->s + c[k].cut, (size_t)t->len - c[k].cut, s->path);
     }
     free(c); free(loc);
-    tok_strmap_free(&first);
+    lma_tok_strmap_free(&first);
     return st;
 }
 
@@ -392,15 +392,15 @@ static lma_status file_merges(gg *s, cJSON *arr) {
                              s->path, (unsigned long long)i, (int)(n > 60 ? 60 : n), p);
         size_t al = (size_t)(sp - p), bl = n - al - 1;
         const char *bad = NULL; size_t badl = 0;
-        if (tok_strmap_get(&s->vocab, p, al) < 0) { bad = p; badl = al; }
-        else if (tok_strmap_get(&s->vocab, sp + 1, bl) < 0) { bad = sp + 1; badl = bl; }
+        if (lma_tok_strmap_get(&s->vocab, p, al) < 0) { bad = p; badl = al; }
+        else if (lma_tok_strmap_get(&s->vocab, sp + 1, bl) < 0) { bad = sp + 1; badl = bl; }
         if (bad)
             return lma_error(LMA_ERR_FORMAT, "%s: tokenizer.ggml.merges[%llu] \"%.*s\": \"%.*s\" is not a token", s->path,
                              (unsigned long long)i, (int)(n > 60 ? 60 : n), p, (int)(badl > 60 ? 60 : badl), bad);
         char *cat = malloc(n);
         if (!cat) return lma_error(LMA_ERR_NOMEM, "%s: out of memory", s->path);
         memcpy(cat, p, al); memcpy(cat + al, sp + 1, bl);
-        int ok = tok_strmap_get(&s->vocab, cat, al + bl) >= 0;
+        int ok = lma_tok_strmap_get(&s->vocab, cat, al + bl) >= 0;
         free(cat);
         if (!ok)
             return lma_error(LMA_ERR_FORMAT, "%s: tokenizer.ggml.merges[%llu] \"%.*s\": the merged token is not in the vocab",
@@ -454,7 +454,7 @@ static cJSON *tp_seq(const char *id, int type_id) {
 }
 
 static int32_t added_id(const gg *s, int64_t tok) {
-    int32_t k = tok_strmap_get(&s->added_map, s->tok[tok].s, (size_t)s->tok[tok].len);
+    int32_t k = lma_tok_strmap_get(&s->added_map, s->tok[tok].s, (size_t)s->tok[tok].len);
     return k >= 0 ? s->added[k].id : -1;
 }
 
@@ -628,7 +628,7 @@ static lma_status build_json(gg *s, char **out) {
     if (!vocab) goto nomem;
     cJSON_AddItemToObject(x, "vocab", vocab);
     for (uint64_t i = 0; i < s->n; i++) {
-        if (tok_strmap_get(&s->vocab, s->vs[i], s->vl[i]) != (int32_t)i) continue; /* a later duplicate owns it */
+        if (lma_tok_strmap_get(&s->vocab, s->vs[i], s->vl[i]) != (int32_t)i) continue; /* a later duplicate owns it */
         cJSON *num = cJSON_CreateNumber((double)i);
         if (!num) goto nomem;
         cJSON_AddItemToObject(vocab, s->vs[i], num);
@@ -687,7 +687,7 @@ lma_status lma_tok_gguf_json(const lma_gguf *g, char **tokenizer_json, char **to
     return st;
 }
 
-lma_status tok_load_gguf(const char *path, lma_tokenizer **out) {
+lma_status lma_tok_load_gguf(const char *path, lma_tokenizer **out) {
     *out = NULL;
     lma_gguf *g = NULL;
     LMA_TRY(lma_gguf_open(path, &g));
@@ -697,7 +697,7 @@ lma_status tok_load_gguf(const char *path, lma_tokenizer **out) {
     if (st == LMA_OK) {
         char ctx[4400];
         snprintf(ctx, sizeof ctx, "%s (its tokenizer.ggml.* metadata as tokenizer.json)", path);
-        st = tok_load_texts(tj, strlen(tj), tc, ctx, out);
+        st = lma_tok_load_texts(tj, strlen(tj), tc, ctx, out);
     }
     free(tj); free(tc);
     return st;

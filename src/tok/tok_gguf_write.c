@@ -37,7 +37,7 @@ static const char *pre_name(const lma_tokenizer *t) {
         return "smollm";
     if (n == 2 && p[0].type == PRE_SPLIT && p[0].re_src && p[0].behavior == BEH_ISOLATED && !p[0].invert &&
         p[1].type == PRE_BYTELEVEL && !p[1].use_regex)
-        return tok_gguf_pre_name(p[0].re_src);
+        return lma_tok_gguf_pre_name(p[0].re_src);
     return NULL;
 }
 

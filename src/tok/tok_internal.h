@@ -21,24 +21,24 @@ typedef struct {
     size_t nslots;     /* power of two */
 } tok_strmap;
 
-uint64_t tok_hash(const void *p, size_t n);
+uint64_t lma_tok_hash(const void *p, size_t n);
 /* Integer hash for merge pairs (a << 32 | b). */
 static inline uint64_t tok_mix64(uint64_t k) {
     k ^= k >> 33; k *= 0xff51afd7ed558ccdULL; k ^= k >> 33; k *= 0xc4ceb9fe1a85ec53ULL; k ^= k >> 33;
     return k;
 }
-lma_status tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v); /* overwrites */
-int32_t tok_strmap_get(const tok_strmap *m, const char *k, size_t n);           /* -1 if absent */
-void tok_strmap_free(tok_strmap *m);
+lma_status lma_tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v); /* overwrites */
+int32_t lma_tok_strmap_get(const tok_strmap *m, const char *k, size_t n);           /* -1 if absent */
+void lma_tok_strmap_free(tok_strmap *m);
 
 /* ---- utf8 helpers ---- */
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid there. */
-int tok_utf8_len(const unsigned char *s, size_t n);
-/* Decodes one char of valid UTF-8 (as checked by tok_utf8_len). */
-uint32_t tok_utf8_dec(const unsigned char *s, int len);
-int tok_utf8_enc(uint32_t c, char *out);
-int tok_is_whitespace(uint32_t c); /* Unicode White_Space (Rust char::is_whitespace) */
-int tok_is_alnum(uint32_t c);      /* Rust char::is_alphanumeric */
+int lma_tok_utf8_len(const unsigned char *s, size_t n);
+/* Decodes one char of valid UTF-8 (as checked by lma_tok_utf8_len). */
+uint32_t lma_tok_utf8_dec(const unsigned char *s, int len);
+int lma_tok_utf8_enc(uint32_t c, char *out);
+int lma_tok_is_whitespace(uint32_t c); /* Unicode White_Space (Rust char::is_whitespace) */
+int lma_tok_is_alnum(uint32_t c);      /* Rust char::is_alphanumeric */
 
 /* ---- components ---- */
 enum { NORM_NFC, NORM_NFD, NORM_NFKC, NORM_NFKD, NORM_LOWER, NORM_PREPEND, NORM_REPLACE };
@@ -127,27 +127,27 @@ struct lma_tokenizer {
 };
 
 /* Byte-level map (GPT-2 bytes_to_unicode). */
-extern const uint16_t tok_byte_to_char[256];
-int tok_char_to_byte(uint32_t c); /* -1 when c is not a mapped char */
+extern const uint16_t lma_tok_byte_to_char[256];
+int lma_tok_char_to_byte(uint32_t c); /* -1 when c is not a mapped char */
 
 /* Applies the normalizer steps to s. *out malloc'd (len *olen); *al malloc'd (olen+1)
  * original offsets given the input's offsets in `in_al` (NULL: base+i). */
-lma_status tok_normalize(const lma_tokenizer *t, const char *s, size_t n, const int32_t *in_al, size_t base,
+lma_status lma_tok_normalize(const lma_tokenizer *t, const char *s, size_t n, const int32_t *in_al, size_t base,
                          char **out, size_t *olen, int32_t **al);
 /* Compiles a pattern with PCRE2 (UTF, UCP) and JIT. */
-lma_status tok_regex_compile(const char *pat, size_t len, const char *ctx, pcre2_code **out);
+lma_status lma_tok_regex_compile(const char *pat, size_t len, const char *ctx, pcre2_code **out);
 
 /* Builds aidx/astart (end of loading). */
-lma_status tok_build_added_index(lma_tokenizer *t);
+lma_status lma_tok_build_added_index(lma_tokenizer *t);
 
 /* tokenizer.json text + tokenizer_config.json text (NULL: none) -> tokenizer; ctx names the source. */
-lma_status tok_load_texts(const char *json, size_t len, const char *config_json, const char *ctx, lma_tokenizer **out);
+lma_status lma_tok_load_texts(const char *json, size_t len, const char *config_json, const char *ctx, lma_tokenizer **out);
 /* lma_tok_load of a GGUF file (tok_gguf.c). */
-lma_status tok_load_gguf(const char *path, lma_tokenizer **out);
+lma_status lma_tok_load_gguf(const char *path, lma_tokenizer **out);
 
 /* The decoder chain over token strings; returns malloc'd text. */
-lma_status tok_decode_tokens(const lma_tokenizer *t, const int32_t *ids, size_t n, int skip_special,
+lma_status lma_tok_decode_tokens(const lma_tokenizer *t, const int32_t *ids, size_t n, int skip_special,
                              char **text, size_t *len);
 /* GGUF: llama.cpp's tokenizer.ggml.pre name of a Split regex (NULL when none matches). */
-const char *tok_gguf_pre_name(const char *re);
+const char *lma_tok_gguf_pre_name(const char *re);
 #endif

@@ -21,7 +21,7 @@ static char *dupn(const char *s, size_t n) {
 static int utf8_ok(const char *s) {
     size_t n = strlen(s), i = 0;
     while (i < n) {
-        int l = tok_utf8_len((const unsigned char *)s + i, n - i);
+        int l = lma_tok_utf8_len((const unsigned char *)s + i, n - i);
         if (!l) return 0;
         i += (size_t)l;
     }
@@ -60,7 +60,7 @@ static lma_status parse_pattern(const cJSON *p, const char *ctx, char **lit, siz
         return *lit ? LMA_OK : lma_error(LMA_ERR_NOMEM, "%s: out of memory", ctx);
     }
     const char *r = jstr(p, "Regex");
-    if (r) return tok_regex_compile(r, strlen(r), ctx, re);
+    if (r) return lma_tok_regex_compile(r, strlen(r), ctx, re);
     return lma_error(LMA_ERR_FORMAT, "%s: \"pattern\" needs \"String\" or \"Regex\"", ctx);
 }
 
@@ -115,7 +115,7 @@ static lma_status parse_repl(const cJSON *n, const char *ctx, char *repl, int *r
     const char *r = jstr(n, "replacement");
     if (!r) r = "\xE2\x96\x81";
     size_t l = strlen(r);
-    if (l == 0 || l > 4 || tok_utf8_len((const unsigned char *)r, l) != (int)l)
+    if (l == 0 || l > 4 || lma_tok_utf8_len((const unsigned char *)r, l) != (int)l)
         return lma_error(LMA_ERR_FORMAT, "%s: Metaspace \"replacement\" must be one character", ctx);
     memcpy(repl, r, l); repl[l] = 0; *repl_len = (int)l;
     const char *ps = jstr(n, "prepend_scheme");
@@ -145,7 +145,7 @@ static lma_status add_pre(lma_tokenizer *t, const cJSON *n, const char *ctx) {
         p.type = PRE_BYTELEVEL;
         p.add_prefix_space = jbool(n, "add_prefix_space", 1);
         p.use_regex = jbool(n, "use_regex", 1);
-        if (p.use_regex) LMA_TRY(tok_regex_compile(GPT2_RE, strlen(GPT2_RE), ctx, &p.re));
+        if (p.use_regex) LMA_TRY(lma_tok_regex_compile(GPT2_RE, strlen(GPT2_RE), ctx, &p.re));
     } else if (!strcmp(type, "Split")) {
         p.type = PRE_SPLIT;
         const char *b = jstr(n, "behavior");
@@ -202,9 +202,9 @@ static lma_status add_dec(lma_tokenizer *t, const cJSON *n, const char *ctx) {
         d.type = DEC_STRIP;
         const char *c = jstr(n, "content");
         size_t cl = c ? strlen(c) : 0;
-        if (!c || !cl || tok_utf8_len((const unsigned char *)c, cl) != (int)cl)
+        if (!c || !cl || lma_tok_utf8_len((const unsigned char *)c, cl) != (int)cl)
             return lma_error(LMA_ERR_FORMAT, "%s: Strip decoder \"content\" must be one character", ctx);
-        d.strip_c = tok_utf8_dec((const unsigned char *)c, (int)cl);
+        d.strip_c = lma_tok_utf8_dec((const unsigned char *)c, (int)cl);
         int64_t a = 0, b = 0;
         LMA_TRY(lma_json_int(n, "start", 1, ctx, &a));
         LMA_TRY(lma_json_int(n, "stop", 1, ctx, &b));
@@ -330,7 +330,7 @@ static lma_status parse_model(lma_tokenizer *t, const cJSON *model, const cJSON 
             return lma_error(LMA_ERR_FORMAT, "%s: model.vocab[\"%.40s\"]: id must be an integer in [0, %d)", ctx,
                              it->string ? it->string : "", TOK_MAX_IDS);
         int32_t id = (int32_t)it->valuedouble;
-        LMA_TRY(tok_strmap_put(&t->vocab, it->string, strlen(it->string), id));
+        LMA_TRY(lma_tok_strmap_put(&t->vocab, it->string, strlen(it->string), id));
         if (id > max_id) max_id = id;
     }
     if (cJSON_IsArray(added)) {
@@ -374,7 +374,7 @@ static lma_status parse_model(lma_tokenizer *t, const cJSON *model, const cJSON 
             t->id_added[a->id] = 1;
             if (a->special) t->id_special[a->id] = 1;
             LMA_TRY(set_id(t, a->id, a->content, a->len, ctx));
-            LMA_TRY(tok_strmap_put(&t->added_map, a->content, a->len, a->id));
+            LMA_TRY(lma_tok_strmap_put(&t->added_map, a->content, a->len, a->id));
         }
     }
     for (size_t e = 0; e < t->vocab.n; e++)
@@ -405,12 +405,12 @@ static lma_status parse_model(lma_tokenizer *t, const cJSON *model, const cJSON 
             a = cJSON_GetArrayItem(it, 0)->valuestring; al = strlen(a);
             b = cJSON_GetArrayItem(it, 1)->valuestring; bl = strlen(b);
         } else { st = lma_error(LMA_ERR_FORMAT, "%s: model.merges[%d] must be \"a b\" or [\"a\",\"b\"]", ctx, rank); break; }
-        int32_t ia = tok_strmap_get(&t->vocab, a, al), ib = tok_strmap_get(&t->vocab, b, bl);
+        int32_t ia = lma_tok_strmap_get(&t->vocab, a, al), ib = lma_tok_strmap_get(&t->vocab, b, bl);
         if (ia < 0 || ib < 0) { st = lma_error(LMA_ERR_FORMAT, "%s: model.merges[%d]: token \"%.*s\" is not in the vocab", ctx, rank,
                                                (int)(ia < 0 ? al : bl), ia < 0 ? a : b); break; }
         if (al + bl > bufcap) { bufcap = (al + bl) * 2 + 16; char *nb = realloc(buf, bufcap); if (!nb) { st = lma_error(LMA_ERR_NOMEM, "merges"); break; } buf = nb; }
         memcpy(buf, a, al); memcpy(buf + al, b, bl);
-        int32_t in = tok_strmap_get(&t->vocab, buf, al + bl);
+        int32_t in = lma_tok_strmap_get(&t->vocab, buf, al + bl);
         if (in < 0) { st = lma_error(LMA_ERR_FORMAT, "%s: model.merges[%d]: merged token \"%.*s\" is not in the vocab", ctx, rank,
                                      (int)(al + bl), buf); break; }
         merges_put(t, ia, ib, rank, in);
@@ -422,13 +422,13 @@ static lma_status parse_model(lma_tokenizer *t, const cJSON *model, const cJSON 
     t->unk_id = -1;
     const char *unk = jstr(model, "unk_token");
     if (unk) {
-        t->unk_id = tok_strmap_get(&t->vocab, unk, strlen(unk));
+        t->unk_id = lma_tok_strmap_get(&t->vocab, unk, strlen(unk));
         if (t->unk_id < 0) return lma_error(LMA_ERR_FORMAT, "%s: model.unk_token \"%.40s\" is not in the vocab", ctx, unk);
     }
     for (int b = 0; b < 256; b++) {
         char s[8];
         snprintf(s, sizeof s, "<0x%02X>", b);
-        t->bf_id[b] = tok_strmap_get(&t->vocab, s, strlen(s));
+        t->bf_id[b] = lma_tok_strmap_get(&t->vocab, s, strlen(s));
     }
     return LMA_OK;
 }
@@ -448,8 +448,8 @@ static lma_status build_byte_level(lma_tokenizer *t) {
         if (!raw) return lma_error(LMA_ERR_NOMEM, "vocab: out of memory");
         int ok = 1;
         while (i < n) {
-            int l = tok_utf8_len(s + i, n - i);
-            int b = l ? tok_char_to_byte(tok_utf8_dec(s + i, l)) : -1;
+            int l = lma_tok_utf8_len(s + i, n - i);
+            int b = l ? lma_tok_char_to_byte(lma_tok_utf8_dec(s + i, l)) : -1;
             if (b < 0) { ok = 0; break; }
             raw[o++] = (char)b; i += (size_t)l;
         }
@@ -463,17 +463,17 @@ static lma_status build_byte_level(lma_tokenizer *t) {
         char tmp[1024];
         int ok = n <= sizeof tmp;
         while (ok && i < n) {
-            int l = tok_utf8_len(s + i, n - i);
-            int b = l ? tok_char_to_byte(tok_utf8_dec(s + i, l)) : -1;
+            int l = lma_tok_utf8_len(s + i, n - i);
+            int b = l ? lma_tok_char_to_byte(lma_tok_utf8_dec(s + i, l)) : -1;
             if (b < 0) ok = 0;
             else { tmp[o++] = (char)b; i += (size_t)l; }
         }
-        if (ok) LMA_TRY(tok_strmap_put(&t->raw, tmp, o, t->vocab.val[e]));
+        if (ok) LMA_TRY(lma_tok_strmap_put(&t->raw, tmp, o, t->vocab.val[e]));
     }
     for (int b = 0; b < 256; b++) {
         char c[4];
-        int l = tok_utf8_enc(tok_byte_to_char[b], c);
-        t->byte_id[b] = tok_strmap_get(&t->vocab, c, (size_t)l);
+        int l = lma_tok_utf8_enc(lma_tok_byte_to_char[b], c);
+        t->byte_id[b] = lma_tok_strmap_get(&t->vocab, c, (size_t)l);
     }
     return LMA_OK;
 }
@@ -511,7 +511,7 @@ lma_status lma_tok_load_json(const char *json, size_t len, const char *ctx, lma_
         t->byte_level = t->n_pres && t->pres[t->n_pres - 1].type == PRE_BYTELEVEL;
     }
     if (st == LMA_OK) st = build_byte_level(t); /* id_raw also serves the ByteLevel decoder */
-    if (st == LMA_OK && !t->byte_level && tok_strmap_get(&t->vocab, "\xE2\x96\x81", 3) >= 0) {
+    if (st == LMA_OK && !t->byte_level && lma_tok_strmap_get(&t->vocab, "\xE2\x96\x81", 3) >= 0) {
         t->meta_split = 1;
         for (size_t e = 0; e < t->vocab.n && t->meta_split; e++) {
             const char *s = t->vocab.pool + t->vocab.off[e];
@@ -525,11 +525,11 @@ lma_status lma_tok_load_json(const char *json, size_t len, const char *ctx, lma_
         tok_added *a = &t->added[i];
         if (!a->normalized || !t->n_norms) continue;
         int32_t *al = NULL;
-        st = tok_normalize(t, a->content, a->len, NULL, 0, &a->ncontent, &a->nlen, &al);
+        st = lma_tok_normalize(t, a->content, a->len, NULL, 0, &a->ncontent, &a->nlen, &al);
         free(al);
         if (st == LMA_OK && a->nlen == 0) st = lma_error(LMA_ERR_FORMAT, "%s: added token \"%s\" normalizes to nothing", ctx, a->content);
     }
-    if (st == LMA_OK) st = tok_build_added_index(t);
+    if (st == LMA_OK) st = lma_tok_build_added_index(t);
     cJSON_Delete(root);
     if (st != LMA_OK) { lma_tok_free(t); return st; }
     *out = t;
@@ -565,7 +565,7 @@ static lma_status apply_config(lma_tokenizer *t, const cJSON *cfg, const char *p
     return LMA_OK;
 }
 
-lma_status tok_load_texts(const char *json, size_t len, const char *config_json, const char *ctx, lma_tokenizer **out) {
+lma_status lma_tok_load_texts(const char *json, size_t len, const char *config_json, const char *ctx, lma_tokenizer **out) {
     *out = NULL;
     lma_tokenizer *t = NULL;
     LMA_TRY(lma_tok_load_json(json, len, ctx, &t));
@@ -585,7 +585,7 @@ lma_status lma_tok_load(const char *where, lma_tokenizer **out) {
     *out = NULL;
     char dir[4096];
     LMA_TRY(lma_model_path_resolve(where, dir, sizeof dir)); /* a short name, a folder holding one .gguf */
-    if (lma_gguf_is_file(dir)) return tok_load_gguf(dir, out);
+    if (lma_gguf_is_file(dir)) return lma_tok_load_gguf(dir, out);
     char path[4096];
     LMA_TRY(lma_path_join(path, sizeof path, dir, "tokenizer.json"));
     char *txt = NULL; size_t n = 0;
@@ -612,7 +612,7 @@ lma_status lma_tok_load(const char *where, lma_tokenizer **out) {
 
 void lma_tok_free(lma_tokenizer *t) {
     if (!t) return;
-    tok_strmap_free(&t->vocab); tok_strmap_free(&t->raw); tok_strmap_free(&t->added_map);
+    lma_tok_strmap_free(&t->vocab); lma_tok_strmap_free(&t->raw); lma_tok_strmap_free(&t->added_map);
     free(t->mkeys); free(t->mrank); free(t->mnew);
     for (int32_t i = 0; i < t->n_ids; i++) {
         if (t->id_str) free(t->id_str[i]);
@@ -652,8 +652,8 @@ const char *lma_tok_id_to_token(const lma_tokenizer *t, int32_t id) {
 }
 int32_t lma_tok_token_to_id(const lma_tokenizer *t, const char *tok) {
     size_t n = strlen(tok);
-    int32_t id = tok_strmap_get(&t->added_map, tok, n);
-    return id >= 0 ? id : tok_strmap_get(&t->vocab, tok, n);
+    int32_t id = lma_tok_strmap_get(&t->added_map, tok, n);
+    return id >= 0 ? id : lma_tok_strmap_get(&t->vocab, tok, n);
 }
 int lma_tok_is_special(const lma_tokenizer *t, int32_t id) { return id >= 0 && id < t->n_ids && t->id_special[id]; }
 int32_t lma_tok_bos_id(const lma_tokenizer *t) { return t->bos_token ? lma_tok_token_to_id(t, t->bos_token) : -1; }

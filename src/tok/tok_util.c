@@ -7,7 +7,7 @@
 #include "tok/tok_internal.h"
 
 /* ---------------- hash map ---------------- */
-uint64_t tok_hash(const void *p, size_t n) { /* FNV-1a 64 with a final mix */
+uint64_t lma_tok_hash(const void *p, size_t n) { /* FNV-1a 64 with a final mix */
     const unsigned char *s = p;
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++) { h ^= s[i]; h *= 1099511628211ULL; }
@@ -21,7 +21,7 @@ static lma_status strmap_grow(tok_strmap *m) {
     if (!sl) return LMA_ERR_NOMEM;
     for (size_t i = 0; i < ns; i++) sl[i] = -1;
     for (size_t e = 0; e < m->n; e++) {
-        size_t i = tok_hash(m->pool + m->off[e], m->len[e]) & (ns - 1);
+        size_t i = lma_tok_hash(m->pool + m->off[e], m->len[e]) & (ns - 1);
         while (sl[i] >= 0) i = (i + 1) & (ns - 1);
         sl[i] = (int32_t)e;
     }
@@ -30,9 +30,9 @@ static lma_status strmap_grow(tok_strmap *m) {
     return LMA_OK;
 }
 
-int32_t tok_strmap_get(const tok_strmap *m, const char *k, size_t n) {
+int32_t lma_tok_strmap_get(const tok_strmap *m, const char *k, size_t n) {
     if (!m->nslots) return -1;
-    size_t i = tok_hash(k, n) & (m->nslots - 1);
+    size_t i = lma_tok_hash(k, n) & (m->nslots - 1);
     for (;;) {
         int32_t e = m->slots[i];
         if (e < 0) return -1;
@@ -41,10 +41,10 @@ int32_t tok_strmap_get(const tok_strmap *m, const char *k, size_t n) {
     }
 }
 
-lma_status tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v) {
+lma_status lma_tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v) {
     if (n > UINT32_MAX) return lma_error(LMA_ERR_FORMAT, "token of %zu bytes is too long", n);
     if (m->nslots) {
-        size_t i = tok_hash(k, n) & (m->nslots - 1);
+        size_t i = lma_tok_hash(k, n) & (m->nslots - 1);
         for (;;) {
             int32_t e = m->slots[i];
             if (e < 0) break;
@@ -77,19 +77,19 @@ lma_status tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v) {
     m->pool[m->pool_len + n] = 0;
     m->off[m->n] = m->pool_len; m->len[m->n] = (uint32_t)n; m->val[m->n] = v;
     m->pool_len += n + 1;
-    size_t i = tok_hash(k, n) & (m->nslots - 1);
+    size_t i = lma_tok_hash(k, n) & (m->nslots - 1);
     while (m->slots[i] >= 0) i = (i + 1) & (m->nslots - 1);
     m->slots[i] = (int32_t)m->n++;
     return LMA_OK;
 }
 
-void tok_strmap_free(tok_strmap *m) {
+void lma_tok_strmap_free(tok_strmap *m) {
     free(m->pool); free(m->off); free(m->len); free(m->val); free(m->slots);
     memset(m, 0, sizeof *m);
 }
 
 /* ---------------- UTF-8 ---------------- */
-int tok_utf8_len(const unsigned char *s, size_t n) {
+int lma_tok_utf8_len(const unsigned char *s, size_t n) {
     unsigned c = s[0];
     if (c < 0x80) return 1;
     if (c < 0xC2) return 0;
@@ -131,7 +131,7 @@ static int utf8_invalid_len(const unsigned char *s, size_t n) {
     return k;
 }
 
-uint32_t tok_utf8_dec(const unsigned char *s, int len) {
+uint32_t lma_tok_utf8_dec(const unsigned char *s, int len) {
     switch (len) {
     case 1: return s[0];
     case 2: return ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
@@ -141,7 +141,7 @@ uint32_t tok_utf8_dec(const unsigned char *s, int len) {
     }
 }
 
-int tok_utf8_enc(uint32_t c, char *o) {
+int lma_tok_utf8_enc(uint32_t c, char *o) {
     if (c < 0x80) { o[0] = (char)c; return 1; }
     if (c < 0x800) { o[0] = (char)(0xC0 | (c >> 6)); o[1] = (char)(0x80 | (c & 0x3F)); return 2; }
     if (c < 0x10000) {
@@ -164,7 +164,7 @@ lma_status lma_tok_utf8_sanitize(const char *in, size_t len, char **out, size_t 
     if (!buf) return LMA_ERR_NOMEM;
     while (i < len) {
         if (s[i] < 0x80) { buf[o++] = (char)s[i++]; continue; }
-        int l = tok_utf8_len(s + i, len - i);
+        int l = lma_tok_utf8_len(s + i, len - i);
         if (l) { memcpy(buf + o, s + i, (size_t)l); o += (size_t)l; i += (size_t)l; }
         else { i += (size_t)utf8_invalid_len(s + i, len - i); memcpy(buf + o, "\xEF\xBF\xBD", 3); o += 3; }
     }
@@ -173,12 +173,12 @@ lma_status lma_tok_utf8_sanitize(const char *in, size_t len, char **out, size_t 
     return LMA_OK;
 }
 
-int tok_is_whitespace(uint32_t c) {
+int lma_tok_is_whitespace(uint32_t c) {
     return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
            c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
-int tok_is_alnum(uint32_t c) {
+int lma_tok_is_alnum(uint32_t c) {
     if (c < 0x80) return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z');
     utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
     switch (k) {
@@ -190,7 +190,7 @@ int tok_is_alnum(uint32_t c) {
 }
 
 /* ---------------- byte-level map ---------------- */
-const uint16_t tok_byte_to_char[256] = {
+const uint16_t lma_tok_byte_to_char[256] = {
     0x100,0x101,0x102,0x103,0x104,0x105,0x106,0x107,0x108,0x109,0x10A,0x10B,0x10C,0x10D,0x10E,0x10F,
     0x110,0x111,0x112,0x113,0x114,0x115,0x116,0x117,0x118,0x119,0x11A,0x11B,0x11C,0x11D,0x11E,0x11F,
     0x120,0x21,0x22,0x23,0x24,0x25,0x26,0x27,0x28,0x29,0x2A,0x2B,0x2C,0x2D,0x2E,0x2F,
@@ -209,7 +209,7 @@ const uint16_t tok_byte_to_char[256] = {
     0xF0,0xF1,0xF2,0xF3,0xF4,0xF5,0xF6,0xF7,0xF8,0xF9,0xFA,0xFB,0xFC,0xFD,0xFE,0xFF,
 };
 
-int tok_char_to_byte(uint32_t c) {
+int lma_tok_char_to_byte(uint32_t c) {
     if ((c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF)) return (int)c;
     if (c >= 0x100 && c <= 0x143) {
         /* the 68 remaining bytes in ascending order */
@@ -223,7 +223,7 @@ int tok_char_to_byte(uint32_t c) {
 }
 
 /* ---------------- regex ---------------- */
-lma_status tok_regex_compile(const char *pat, size_t len, const char *ctx, pcre2_code **out) {
+lma_status lma_tok_regex_compile(const char *pat, size_t len, const char *ctx, pcre2_code **out) {
     int err; PCRE2_SIZE off;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, len, PCRE2_UTF | PCRE2_UCP, &err, &off, NULL);
     if (!re) {
@@ -274,10 +274,10 @@ static lma_status norm_unicode(int type, const char *s, size_t n, const int32_t 
     size_t i = 0;
     lma_status st = LMA_OK;
     while (i < n && st == LMA_OK) {
-        size_t j = i + (size_t)tok_utf8_len((const unsigned char *)s + i, n - i);
+        size_t j = i + (size_t)lma_tok_utf8_len((const unsigned char *)s + i, n - i);
         while (j < n) {
-            int l = tok_utf8_len((const unsigned char *)s + j, n - j);
-            uint32_t c = tok_utf8_dec((const unsigned char *)s + j, l);
+            int l = lma_tok_utf8_len((const unsigned char *)s + j, n - j);
+            uint32_t c = lma_tok_utf8_dec((const unsigned char *)s + j, l);
             if (utf8proc_get_property((utf8proc_int32_t)c)->combining_class == 0) break;
             j += (size_t)l;
         }
@@ -300,11 +300,11 @@ static lma_status norm_unicode(int type, const char *s, size_t n, const int32_t 
 static lma_status norm_lower(const char *s, size_t n, const int32_t *al, nbuilder *b) {
     size_t i = 0;
     while (i < n) {
-        int l = tok_utf8_len((const unsigned char *)s + i, n - i);
-        uint32_t c = tok_utf8_dec((const unsigned char *)s + i, l);
+        int l = lma_tok_utf8_len((const unsigned char *)s + i, n - i);
+        uint32_t c = lma_tok_utf8_dec((const unsigned char *)s + i, l);
         char tmp[8]; int tl;
         if (c == 0x130) { memcpy(tmp, "i\xCC\x87", 3); tl = 3; } /* the one multi-char lowercase mapping */
-        else tl = tok_utf8_enc((uint32_t)utf8proc_tolower((utf8proc_int32_t)c), tmp);
+        else tl = lma_tok_utf8_enc((uint32_t)utf8proc_tolower((utf8proc_int32_t)c), tmp);
         LMA_TRY(nb_put(b, tmp, (size_t)tl, al[i]));
         i += (size_t)l;
     }
@@ -342,7 +342,7 @@ static lma_status norm_replace(const tok_norm *nm, const char *s, size_t n, cons
         if (e > a) st = nb_put(b, nm->b, nm->blen, al[a]);
         if (e == a) { /* empty match: copy one char and go on */
             if (a >= n) { i = n + 1; break; }
-            int l = tok_utf8_len((const unsigned char *)s + a, n - a);
+            int l = lma_tok_utf8_len((const unsigned char *)s + a, n - a);
             for (int k = 0; k < l && st == LMA_OK; k++) st = nb_put(b, s + a + k, 1, al[a + k]);
             i = a + (size_t)l;
         } else i = e;
@@ -352,7 +352,7 @@ static lma_status norm_replace(const tok_norm *nm, const char *s, size_t n, cons
     return st;
 }
 
-lma_status tok_normalize(const lma_tokenizer *t, const char *s, size_t n, const int32_t *in_al, size_t base,
+lma_status lma_tok_normalize(const lma_tokenizer *t, const char *s, size_t n, const int32_t *in_al, size_t base,
                          char **out, size_t *olen, int32_t **oal) {
     *out = NULL; *olen = 0; *oal = NULL;
     nbuilder cur = {0};

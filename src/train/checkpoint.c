@@ -118,7 +118,7 @@ static lma_status save_optimizer(const lma_model *md, const host_state *h, const
     return s;
 }
 
-lma_status lma_ckpt_save(lma_model *md, lma_batch_source *src, const lma_train_params *p, int step,
+lma_status lma_ckpt_save(lma_model *md, lma_batch_source *src, const lma_trainer_params *p, int step,
                                   const lma_guard_state *g) {
     char dir[4096], tmp[4200], path[4400];
     snprintf(dir, sizeof dir, "%s/ckpt-%06d", p->out_dir, step);
@@ -218,7 +218,7 @@ static lma_status check_sum(const cJSON *cs, const char *key, uint64_t got, cons
     return LMA_OK;
 }
 
-lma_status lma_ckpt_load(lma_model *md, lma_batch_source *src, const lma_train_params *p, int step,
+lma_status lma_ckpt_load(lma_model *md, lma_batch_source *src, const lma_trainer_params *p, int step,
                                   lma_guard_state *g) {
     char dir[4096], path[4200];
     snprintf(dir, sizeof dir, "%s/ckpt-%06d", p->out_dir, step);

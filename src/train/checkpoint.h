@@ -16,10 +16,10 @@ typedef struct {
 } lma_guard_state;
 
 /* Writes ckpt-<step> (and prunes to p->keep_last complete checkpoints). */
-lma_status lma_ckpt_save(lma_model *md, lma_batch_source *src, const lma_train_params *p, int step,
+lma_status lma_ckpt_save(lma_model *md, lma_batch_source *src, const lma_trainer_params *p, int step,
                          const lma_guard_state *g);
 /* Restores ckpt-<step>: weights or adapter, optimizer state, data cursor, guard state. */
-lma_status lma_ckpt_load(lma_model *md, lma_batch_source *src, const lma_train_params *p, int step,
+lma_status lma_ckpt_load(lma_model *md, lma_batch_source *src, const lma_trainer_params *p, int step,
                          lma_guard_state *g);
 /* Steps of the complete checkpoints in out_dir, newest first (at most cap). */
 int lma_ckpt_list(const char *out_dir, int *steps, int cap);

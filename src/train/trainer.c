@@ -24,8 +24,8 @@
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { (void)sig; g_stop = 1; }
 
-lma_train_params lma_train_default_params(void) {
-    lma_train_params p;
+lma_trainer_params lma_trainer_default_params(void) {
+    lma_trainer_params p;
     memset(&p, 0, sizeof p);
     p.steps = 100; p.B = 8; p.T = 256; p.accum = 1;
     p.sched.kind = LMA_SCHED_COSINE; p.sched.lr = 3e-4; p.sched.min_lr = 3e-5;
@@ -45,7 +45,7 @@ static double peak_rss_mb(void) {
     return (double)ru.ru_maxrss / 1024.0;
 }
 
-static int is_spike(const lma_guard_state *g, const lma_train_params *p, float loss) {
+static int is_spike(const lma_guard_state *g, const lma_trainer_params *p, float loss) {
     if (p->spike_z <= 0 || g->hist_n < p->spike_window) return 0;
     double mean = 0, var = 0;
     for (int i = 0; i < g->hist_n; i++) mean += g->hist[i];
@@ -55,7 +55,7 @@ static int is_spike(const lma_guard_state *g, const lma_train_params *p, float l
     return sd > 0 && (loss - mean) / sd > p->spike_z;
 }
 
-static void hist_push(lma_guard_state *g, const lma_train_params *p, float loss) {
+static void hist_push(lma_guard_state *g, const lma_trainer_params *p, float loss) {
     if (p->spike_window <= 0) return;
     g->hist[g->hist_pos] = loss;
     g->hist_pos = (g->hist_pos + 1) % p->spike_window;
@@ -126,7 +126,7 @@ static void write_metrics(FILE *f, int step, float loss, double lr, float gn, do
     fflush(f);
 }
 
-lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_train_params *p, lma_train_result *res) {
+lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_trainer_params *p, lma_trainer_result *res) {
     memset(res, 0, sizeof *res);
     res->last_val_loss = NAN;
     if (!p->out_dir) return lma_error(LMA_ERR_ARG, "training needs an output directory");
@@ -239,6 +239,10 @@ lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_train_pa
         snprintf(extra, sizeof extra, "loss %.4f lr %.2e%s", loss, lr, skipped ? " (skipped)" : "");
         lma_progress_set_extra(&bar, extra);
         lma_progress_update(&bar, step);
+        if (p->on_step) {
+            lma_train_progress pr = {step, p->steps, loss, val, gn, lr, tps, skipped};
+            if (p->on_step(p->on_step_ctx, &pr)) g_stop = 1;
+        }
         if ((p->save_every > 0 && step % p->save_every == 0) || last || g_stop) {
             if (mf) fsync(fileno(mf));
             s = lma_ckpt_save(m, src, p, step, &g);

@@ -27,8 +27,8 @@
  * metrics.jsonl is cut back to its step, so on CPU the losses of a resumed run
  * are bitwise identical to an uninterrupted one.
  *
- * SIGINT/SIGTERM: the current step finishes, a checkpoint is saved and
- * lma_train_run returns LMA_ERR_INTERRUPTED. */
+ * SIGINT/SIGTERM (or on_step returning non-zero): the current step finishes, a
+ * checkpoint is saved and lma_train_run returns LMA_ERR_INTERRUPTED. */
 #ifndef LMA_TRAIN_TRAINER_H
 #define LMA_TRAIN_TRAINER_H
 #include <cjson/cJSON.h>
@@ -62,17 +62,20 @@ typedef struct {
     int resume;           /* continue from out_dir's latest good checkpoint */
     int save_final;       /* write out_dir/final at the end */
     int quiet;            /* no progress bar */
-} lma_train_params;
+    lma_train_callback on_step; /* after each step (lmadapt.h's lma_train_progress), or NULL;
+                                   non-zero stops the run as SIGINT does */
+    void *on_step_ctx;
+} lma_trainer_params;
 
-lma_train_params lma_train_default_params(void);
+lma_trainer_params lma_trainer_default_params(void);
 
 typedef struct {
     int steps_done, skipped;
     float last_loss, last_val_loss; /* val NaN if never evaluated */
     double tokens_per_s;
-} lma_train_result;
+} lma_trainer_result;
 
-lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_train_params *p, lma_train_result *res);
+lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_trainer_params *p, lma_trainer_result *res);
 
 /* Mean loss over the validation set (or max_batches of it). */
 lma_status lma_train_evaluate(lma_model *m, lma_batch_source *src, int B, int T, int max_batches, float *val_loss);

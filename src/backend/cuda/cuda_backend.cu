@@ -858,12 +858,14 @@ static int attention_path(int HD, int bf, const int32_t *seg) {
     int mode = attention_mode;
     if (mode == 1) return 1;
     if (mode == 0 && bf && !seg && lma_cuda_flash_supported(HD) && lma_cuda_sdpa_usable(HD)) return 3;
+    /* cuda-fp32 is exact fp32 unless TF32 is on: the flash kernel's tensor-core products are not */
+    if (mode == 0 && !bf && !g_tf32) return 2;
     if ((mode == 0 || mode == 3) && lma_cuda_flash_supported(HD)) return 0;
     return bf ? 1 : 2;
 }
-static size_t cu_attention_saved_floats(int B, int T, int NH, int HD) {
-    /* the lse per query row for flash attention (either table), else the probabilities */
-    int path = attention_path(HD, 1, NULL);
+template <typename TI> static size_t cu_attention_saved_floats(int B, int T, int NH, int HD) {
+    /* the lse per query row for flash attention, else the probabilities */
+    int path = attention_path(HD, sizeof(TI) == 2, NULL);
     return path == 0 || path == 3 ? (size_t)B * NH * T : (size_t)B * NH * T * T;
 }
 template <typename TI>
@@ -1183,6 +1185,7 @@ static double cu_sum_sq(const float *x, size_t n) {
 /* ---- the tables ---------------------------------------------------------------------------- */
 
 static lma_backend g_tables[2]; /* [0] fp32, [1] bf16 */
+static char g_open_fail[160];     /* why the plugin could not start, when it was not "no GPU" */
 
 template <typename TI> static void fill(lma_backend *b, const char *name) {
     b->name = name;
@@ -1195,7 +1198,7 @@ template <typename TI> static void fill(lma_backend *b, const char *name) {
     b->rmsnorm_fwd = cu_rmsnorm_fwd<TI>; b->rmsnorm_bwd = cu_rmsnorm_bwd<TI>;
     b->matmul_fwd = cu_matmul_fwd<TI>; b->matmul_bwd = cu_matmul_bwd<TI>;
     b->rope_fwd = cu_rope_fwd<TI>; b->rope_bwd = cu_rope_bwd<TI>;
-    b->attention_saved_floats = cu_attention_saved_floats;
+    b->attention_saved_floats = cu_attention_saved_floats<TI>;
     b->attention_fwd = cu_attention_fwd<TI>; b->attention_bwd = cu_attention_bwd<TI>;
     b->attention_cached = cu_attention_cached<TI>;
     b->swiglu_fwd = cu_swiglu_fwd<TI>; b->swiglu_bwd = cu_swiglu_bwd<TI>; b->add = cu_add<TI>;
@@ -1218,7 +1221,12 @@ lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int
         if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) { cudaGetLastError(); return NULL; }
         if (cublasCreate(&g_blas) != CUBLAS_STATUS_SUCCESS) return NULL;
         if (cublasLtCreate(&g_lt) != CUBLAS_STATUS_SUCCESS) return NULL;
-        if (!(g_lt_ws = lma_cuda_malloc(LT_WS_BYTES))) return NULL;
+        if (!(g_lt_ws = lma_cuda_malloc(LT_WS_BYTES))) {
+            snprintf(g_open_fail, sizeof g_open_fail, "cuda: out of memory for the cuBLASLt workspace (%d MiB)",
+                     (int)(LT_WS_BYTES >> 20));
+            lma_error(LMA_ERR_NOMEM, "%s", g_open_fail);
+            return NULL;
+        }
         if (lma_cuda_nf4_set_tables(nf4_code, nf4_code8) != cudaSuccess) { cudaGetLastError(); return NULL; }
         const char *e = getenv("LMA_CUDA_TF32"); /* exact fp32 unless LMA_CUDA_TF32=1 */
         lma_cuda_plugin_set_tf32(e && !strcmp(e, "1"));
@@ -1227,5 +1235,6 @@ lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int
         if (lma_cuda_prof_on()) lma_cuda_prof_set_report(prof_gemm_report);
         ok = 1;
     }
+    if (!ok && g_open_fail[0]) lma_error(LMA_ERR_NOMEM, "%s", g_open_fail); /* each caller hears why */
     return ok ? &g_tables[want_bf16 ? 1 : 0] : NULL;
 }

@@ -297,11 +297,11 @@ typedef struct {
     double checkpoint_s;      /* 60; 0 = after every draft */
     int progress;             /* progress bar on stderr (0) */
     int64_t limit;            /* draft at most this many new prompts (0: all) */
-} lma_generate_params;
-void lma_generate_default_params(lma_generate_params *p);
+} lma_data_generate_params;
+void lma_data_generate_default_params(lma_data_generate_params *p);
 /* summary: prompts, drafted, skipped (already in the review file), duplicates
  * (same id twice in the prompt file), unreadable, model_calls. */
-lma_status lma_data_generate(lma_curate_llm *l, const char *prompts, const char *review, const lma_generate_params *p,
+lma_status lma_data_generate(lma_curate_llm *l, const char *prompts, const char *review, const lma_data_generate_params *p,
                              cJSON **summary);
 
 /* ---- accept: reviewed file -> training data ---------------------------------- */

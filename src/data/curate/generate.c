@@ -67,7 +67,7 @@ lma_status lma_curate_llm_load(const char *dir, const char *adapter_dir, const s
                                lma_curate_llm *l) {
     memset(l, 0, sizeof *l);
     LMA_TRY(lma_tok_load(dir, &l->tok)); /* needed to render prompts */
-    lma_status st = lma_model_load(dir, be ? be : lma_backend_cpu(), &l->model);
+    lma_status st = lma_model_load_ex(dir, be ? be : lma_backend_cpu(), 0, &l->model);
     if (st) { lma_curate_llm_free(l); return st; }
     if (adapter_dir && (st = lma_adapter_load(l->model, adapter_dir)) != LMA_OK) { lma_curate_llm_free(l); return st; }
     l->n_eos = lma_generation_eos(dir, &l->model->cfg, l->eos, 16);
@@ -270,7 +270,7 @@ void lma_jsonl_close(lma_jsonl *j) {
 
 /* ---- generate ----------------------------------------------------------------------- */
 
-void lma_generate_default_params(lma_generate_params *p) {
+void lma_data_generate_default_params(lma_data_generate_params *p) {
     memset(p, 0, sizeof *p);
     p->gen.max_tokens = 256;
     p->gen.sample = lma_sample_default_params();
@@ -325,10 +325,10 @@ static lma_status add_problem(cJSON *summary, int64_t line, const char *msg) {
     return LMA_OK;
 }
 
-lma_status lma_data_generate(lma_curate_llm *l, const char *prompts, const char *review, const lma_generate_params *pin,
+lma_status lma_data_generate(lma_curate_llm *l, const char *prompts, const char *review, const lma_data_generate_params *pin,
                              cJSON **out) {
-    lma_generate_params p;
-    if (pin) p = *pin; else lma_generate_default_params(&p);
+    lma_data_generate_params p;
+    if (pin) p = *pin; else lma_data_generate_default_params(&p);
     *out = NULL;
     if (!review) return lma_error(LMA_ERR_ARG, "generate: a review file path is required");
     LMA_TRY(lma_curate_check_output(prompts, review));
