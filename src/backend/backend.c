@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include "core/log.h"
 #include "core/status.h"
-#include "model/nf4.h" /* the NF4 code tables, handed to the CUDA plugin */
+#include "quant/nf4.h" /* the NF4 code tables, handed to the CUDA plugin */
 
 void *lma_backend_host_alloc(size_t bytes) {
     void *p = NULL;

@@ -33,7 +33,7 @@
 
 #define LMA_IGNORE_INDEX (-100)
 
-struct lma_nf4_tensor; /* model/nf4.h: NF4 codes + double-quantized block constants */
+struct lma_nf4_tensor; /* quant/nf4.h: NF4 codes + double-quantized block constants */
 
 typedef struct lma_backend lma_backend;
 struct lma_backend {

@@ -1166,7 +1166,7 @@ template <typename TI> static void fill(lma_backend *b, const char *name) {
 }
 
 /* The table for `want_bf16` (1: "cuda", bf16 activations; 0: "cuda-fp32"), NULL without a GPU.
- * nf4_code (16), nf4_code8 (256): the NF4 code tables of model/nf4.h. */
+ * nf4_code (16), nf4_code8 (256): the NF4 code tables of quant/nf4.h. */
 extern "C" __attribute__((visibility("default"))) const lma_backend *
 lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int *naive_flag, int want_bf16,
                      const float *nf4_code, const float *nf4_code8) {
