@@ -8,6 +8,7 @@
 #include "core/io.h"
 #include "core/threads.h"
 #include "data/curate/curate.h"
+#include "eval/curate_model.h"
 #include "tok/tokenizer.h"
 
 static const char *usage_main =

@@ -358,7 +358,7 @@ lma_status lma_data_judge(lma_curate_llm *l, const char *in, const lma_judge_par
     const char *rubric = p.rubric ? p.rubric : default_rubric;
     if (!strstr(rubric, "{response}"))
         return lma_error(LMA_ERR_ARG, "judge: the rubric has no {response} placeholder (the reply to score goes there)");
-    if (!l || !l->model) return lma_error(LMA_ERR_ARG, "judge: no model");
+    if (!l || !l->ctx) return lma_error(LMA_ERR_ARG, "judge: no model");
     LMA_TRY(lma_curate_check_output(in, p.scores_path));
     cJSON *summary = cJSON_CreateObject();
     if (!summary) return lma_error(LMA_ERR_NOMEM, "judge: out of memory");
