@@ -1,5 +1,6 @@
 /* Backend lookup by name and the host memory shared by cpu/ and ref/. */
 #include "backend/backend.h"
+#include "backend/cuda/cuda_host.h"
 #include "backend/host.h"
 #include <dlfcn.h>
 #include <stdio.h>
