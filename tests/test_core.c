@@ -1,4 +1,4 @@
-/* core: status messages, arena, atomic writes, JSON getters, RNG determinism. */
+/* core: status messages, checked allocation, atomic writes, JSON getters, RNG determinism. */
 #include <unistd.h>
 #include "core/arena.h"
 #include "core/io.h"
@@ -16,16 +16,12 @@ static void test_status(void) {
     CHECK(!strcmp(lma_last_error(), ""), "cleared");
 }
 
-static void test_arena(void) {
-    lma_arena a;
-    CHECK_OK(lma_arena_init(&a, 1024));
-    void *p = lma_arena_alloc(&a, 100), *q = lma_arena_alloc(&a, 100);
-    CHECK(p && q && ((size_t)q % 64) == 0 && (char *)q >= (char *)p + 100, "aligned, disjoint");
-    CHECK(lma_arena_alloc(&a, 2000) == NULL, "full arena refuses");
+static void test_checked_alloc(void) {
+    void *p = lma_malloc(100, "test"), *q = lma_calloc(10, 10, "test");
+    CHECK(p && q && ((size_t)p % 64) == 0 && ((size_t)q % 64) == 0, "64-byte aligned");
+    free(p); free(q);
+    CHECK(lma_calloc((size_t)1 << 40, (size_t)1 << 40, "test") == NULL, "calloc size overflow refused");
     lma_clear_error();
-    lma_arena_reset(&a);
-    CHECK(lma_arena_alloc(&a, 1000) != NULL, "reset frees");
-    lma_arena_free(&a);
     size_t r;
     CHECK(!lma_mul_ok((size_t)1 << 40, (size_t)1 << 40, &r), "mul overflow detected");
     CHECK(lma_mul_ok(3, 5, &r) && r == 15, "mul");
@@ -95,7 +91,7 @@ static void test_rng(void) {
 
 int main(void) {
     test_status();
-    test_arena();
+    test_checked_alloc();
     test_atomic();
     test_json();
     test_rng();

@@ -322,7 +322,6 @@ struct lma_ex_reader {
     int mode;          /* 0 undecided, 1 JSONL, 2 JSON array, 3 array finished */
     int64_t line;      /* line number of buf[pos] */
     int64_t index;
-    uint64_t consumed;
     lma_example ex;
 };
 
@@ -353,7 +352,6 @@ void lma_ex_close(lma_ex_reader *r) {
     free(r);
 }
 
-uint64_t lma_ex_reader_offset(const lma_ex_reader *r) { return r->consumed; }
 
 /* Reads more bytes, keeping buf[pos..end) (moved to the front). Returns 0 at EOF. */
 static lma_status fill(lma_ex_reader *r, int *got) {
@@ -392,7 +390,7 @@ static lma_status skip_ws(lma_ex_reader *r, int commas, int *next) {
         while (r->pos < r->end) {
             char c = r->buf[r->pos];
             if (c == '\n') r->line++;
-            if (is_ws(c) || (commas && c == ',')) { r->pos++; r->consumed++; continue; }
+            if (is_ws(c) || (commas && c == ',')) { r->pos++; continue; }
             *next = (unsigned char)c;
             return LMA_OK;
         }
@@ -407,10 +405,10 @@ lma_status lma_ex_next(lma_ex_reader *r, lma_example **out) {
         int c; LMA_TRY(skip_ws(r, 0, &c));
         /* UTF-8 byte order mark */
         if (c == 0xEF && r->end - r->pos >= 3 && !memcmp(r->buf + r->pos, "\xEF\xBB\xBF", 3)) {
-            r->pos += 3; r->consumed += 3;
+            r->pos += 3;
             LMA_TRY(skip_ws(r, 0, &c));
         }
-        if (c == '[') { r->mode = 2; r->pos++; r->consumed++; }
+        if (c == '[') { r->mode = 2; r->pos++; }
         else r->mode = 1;
     }
     if (r->mode == 3) return LMA_OK;
@@ -426,7 +424,6 @@ lma_status lma_ex_next(lma_ex_reader *r, lma_example **out) {
             size_t start = r->pos, len = (size_t)(nl - (r->buf + start));
             int64_t line = r->line;
             r->pos = start + len + (nl < r->buf + r->end ? 1 : 0);
-            r->consumed += r->pos - start;
             r->line++;
             size_t n = len;
             while (n && is_ws(r->buf[start + n - 1])) n--;
@@ -443,7 +440,7 @@ lma_status lma_ex_next(lma_ex_reader *r, lma_example **out) {
     int c; LMA_TRY(skip_ws(r, 1, &c));
     if (c == -1) return lma_error(LMA_ERR_FORMAT, "%s:%lld: JSON array is not closed with ']'", r->path, (long long)r->line);
     if (c == ']') {
-        r->mode = 3; r->pos++; r->consumed++;
+        r->mode = 3; r->pos++;
         LMA_TRY(skip_ws(r, 0, &c));
         if (c != -1) return lma_error(LMA_ERR_FORMAT, "%s:%lld: extra data after the closing ']'", r->path, (long long)r->line);
         return LMA_OK;
@@ -482,7 +479,7 @@ lma_status lma_ex_next(lma_ex_reader *r, lma_example **out) {
         } else if (ch == ',' && depth == 0) { i--; break; }
     }
     size_t start = r->pos, len = i - start;
-    r->pos = i; r->consumed += len; r->line += nl;
+    r->pos = i; r->line += nl;
     size_t n = len;
     while (n && is_ws(r->buf[start + n - 1])) n--;
     LMA_TRY(lma_ex_parse(r->buf + start, n, r->path, line, &r->ex));

@@ -100,8 +100,6 @@ typedef struct lma_ex_reader lma_ex_reader;
 lma_status lma_ex_open(const char *path, lma_ex_reader **out);
 /* *ex = the next example, or NULL at the end of the file. */
 lma_status lma_ex_next(lma_ex_reader *r, lma_example **ex);
-/* Bytes consumed so far (for progress). */
-uint64_t lma_ex_reader_offset(const lma_ex_reader *r);
 void lma_ex_close(lma_ex_reader *r);
 
 /* Parses one record (text, len) into ex (zero-initialize ex before the first

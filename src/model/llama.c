@@ -292,10 +292,6 @@ lma_status lma_model_create_ex(const lma_config *cfg, const lma_backend *be, uns
     return create_impl(cfg, be, flags, out);
 }
 
-lma_status lma_model_create_nf4(const lma_config *cfg, const lma_backend *be, lma_model **out) {
-    return create_impl(cfg, be, LMA_MODEL_NF4, out);
-}
-
 /* Quantizes one projection weight (host fp32) into its NF4 slot. */
 static lma_status set_quantized(lma_model *m, const lma_param_info *p, const float *x) {
     lma_nf4_tensor *q = &m->nf4[(size_t)p->layer * LMA_PROJ_COUNT + kind_proj(p->kind)];

@@ -72,7 +72,8 @@ void lma_model_set_adapter(lma_model *m, lma_lora *a, const lma_adapter_hooks *h
 /* Allocates parameters for cfg (uninitialised). */
 lma_status lma_model_create(const lma_config *cfg, const lma_backend *be, lma_model **out);
 /* Creation flags of lma_model_create_ex / lma_model_load_ex:
- *   LMA_MODEL_NF4     projections stored as NF4 (QLoRA base: lma_model_create_nf4);
+ *   LMA_MODEL_NF4     q,k,v,o,gate,up,down stored as NF4 with double-quantized constants
+ *                     (QLoRA base); embeddings, norms, biases and lm_head stay fp32;
  *   LMA_MODEL_FROZEN  a base that will only be read (adapter training, inference): where the
  *                     backend's compute copy is separate (bf16 "cuda") no fp32 copy is ever
  *                     allocated (m->params NULL: a 7B base costs 13 GB instead of 40);
@@ -82,10 +83,6 @@ lma_status lma_model_create(const lma_config *cfg, const lma_backend *be, lma_mo
 #define LMA_MODEL_FROZEN 2u
 lma_status lma_model_create_ex(const lma_config *cfg, const lma_backend *be, unsigned flags, lma_model **out);
 lma_status lma_model_load_ex(const char *dir, const lma_backend *be, unsigned flags, lma_model **out);
-/* Like lma_model_create, but q,k,v,o,gate,up,down weights are stored as NF4 with
- * double-quantized constants (QLoRA base; needs a host-memory backend: cpu, ref).
- * Embeddings, norms, biases and lm_head stay fp32. */
-lma_status lma_model_create_nf4(const lma_config *cfg, const lma_backend *be, lma_model **out);
 /* lma_model_load with the projection weights quantized to NF4 as they are read
  * (one tensor at a time: the fp32 model never exists whole). */
 lma_status lma_model_load_nf4(const char *dir, const lma_backend *be, lma_model **out);

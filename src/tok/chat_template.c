@@ -12,12 +12,6 @@ const char *lma_chat_format_name(lma_chat_format f) {
     return (f >= 0 && f <= LMA_CHAT_MISTRAL) ? NAMES[f] : "?";
 }
 
-lma_status lma_chat_format_from_name(const char *name, lma_chat_format *out) {
-    for (int i = 0; i <= LMA_CHAT_MISTRAL; i++)
-        if (!strcmp(name, NAMES[i])) { *out = (lma_chat_format)i; return LMA_OK; }
-    return lma_error(LMA_ERR_ARG, "unknown chat format \"%s\" (supported: " LMA_CHAT_FORMAT_NAMES ")", name);
-}
-
 /* The text of a Jinja string literal after `key` up to `end`, with \n escapes undone. */
 static char *extract_default_system(const char *tmpl) {
     const char *key = "<|im_start|>system";

@@ -155,7 +155,6 @@ typedef struct {
     const char *const *boilerplate; /* NULL-terminated; NULL = built-in list */
 } lma_filter_params;
 void lma_filter_default_params(lma_filter_params *p);
-const char *const *lma_filter_default_boilerplate(void);
 
 typedef struct {
     const char *rule;   /* NULL when the text passes; else the first failing rule */
