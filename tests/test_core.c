@@ -1,6 +1,7 @@
-/* core: status messages, checked allocation, atomic writes, JSON getters, RNG determinism. */
+/* core: status messages, checked allocation, the growable buffer, atomic writes, JSON getters, RNG determinism. */
 #include <unistd.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/io.h"
 #include "core/json.h"
 #include "core/rng.h"
@@ -25,6 +26,33 @@ static void test_checked_alloc(void) {
     size_t r;
     CHECK(!lma_mul_ok((size_t)1 << 40, (size_t)1 << 40, &r), "mul overflow detected");
     CHECK(lma_mul_ok(3, 5, &r) && r == 15, "mul");
+}
+
+static void test_buf(void) {
+    lma_buf b = {0};
+    CHECK_OK(lma_buf_append(&b, "", 0));
+    CHECK(b.p && b.len == 0 && b.p[0] == 0, "an empty append gives an empty string");
+    for (int i = 0; i < 1000; i++) CHECK_OK(lma_buf_push(&b, (char)('a' + i % 26)));
+    CHECK_OK(lma_buf_str(&b, "|"));
+    CHECK_OK(lma_buf_printf(&b, "%d-%s", 42, "x"));
+    CHECK(b.len == 1005 && b.p[b.len] == 0 && !strcmp(b.p + 1000, "|42-x") && b.p[26] == 'a', "push, str, printf");
+    CHECK(lma_buf_reserve(&b, (size_t)-1) == LMA_ERR_NOMEM, "size overflow refused");
+    CHECK(lma_buf_str(&b, "y") == LMA_ERR_NOMEM && b.len == 1005, "the first failure sticks");
+    lma_clear_error();
+    lma_buf_free(&b);
+    CHECK(!b.p && !b.len && !b.cap && !b.st, "freed and reset");
+    int *a = NULL;
+    size_t cap = 0;
+    CHECK_OK(lma_grow(&a, &cap, 5, sizeof *a, 4, "ints"));
+    CHECK(a && cap == 8, "doubles from first: cap %zu", cap);
+    for (int i = 0; i < 8; i++) a[i] = i;
+    CHECK_OK(lma_grow(&a, &cap, 8, sizeof *a, 4, "ints"));
+    CHECK(cap == 8, "no growth when it fits");
+    CHECK_OK(lma_grow(&a, &cap, 100, sizeof *a, 4, "ints"));
+    CHECK(cap == 128 && a[7] == 7, "contents kept: cap %zu", cap);
+    CHECK(lma_grow(&a, &cap, (size_t)1 << 62, 16, 4, "ints") == LMA_ERR_NOMEM && cap == 128, "overflow refused, array kept");
+    lma_clear_error();
+    free(a);
 }
 
 static void test_atomic(void) {
@@ -92,6 +120,7 @@ static void test_rng(void) {
 int main(void) {
     test_status();
     test_checked_alloc();
+    test_buf();
     test_atomic();
     test_json();
     test_rng();

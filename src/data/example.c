@@ -9,27 +9,6 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-lma_status lma_ex_buf_append(lma_ex_buf *b, const char *s, size_t n) {
-    size_t need;
-    if (!lma_add_ok(b->len, n, &need) || !lma_add_ok(need, 1, &need))
-        return lma_error(LMA_ERR_NOMEM, "text buffer: size overflow");
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < need) {
-            if (!lma_mul_ok(cap, 2, &cap)) return lma_error(LMA_ERR_NOMEM, "text buffer: size overflow");
-        }
-        char *p = realloc(b->p, cap);
-        if (!p) return lma_error(LMA_ERR_NOMEM, "text buffer: out of memory (%zu bytes)", cap);
-        b->p = p; b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-    return LMA_OK;
-}
-
-void lma_ex_buf_free(lma_ex_buf *b) { free(b->p); b->p = NULL; b->len = b->cap = 0; }
-
 int lma_utf8_valid(const char *str, size_t n, size_t *bad_off) {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
@@ -281,32 +260,32 @@ void lma_ex_clear(lma_example *ex) {
     memset(ex, 0, sizeof *ex);
 }
 
-lma_status lma_ex_text(const lma_example *ex, lma_ex_part part, lma_ex_buf *b) {
+lma_status lma_ex_text(const lma_example *ex, lma_ex_part part, lma_buf *b) {
     int first = 1;
     const lma_ex_msg *lists[3] = {ex->msgs, ex->chosen, ex->rejected};
     size_t ns[3] = {ex->n_msgs, ex->n_chosen, ex->n_rejected};
-    LMA_TRY(lma_ex_buf_append(b, "", 0));
+    LMA_TRY(lma_buf_append(b, "", 0));
     for (int l = 0; l < 3; l++)
         for (size_t i = 0; i < ns[l]; i++) {
             const lma_ex_msg *m = &lists[l][i];
             int resp = l > 0 || m->role == LMA_ROLE_ASSISTANT || m->role == LMA_ROLE_TEXT;
             if (!((resp ? LMA_EX_RESPONSE : LMA_EX_PROMPT) & part)) continue;
-            if (!first) LMA_TRY(lma_ex_buf_append(b, "\n", 1));
-            LMA_TRY(lma_ex_buf_append(b, m->text, m->len));
+            if (!first) LMA_TRY(lma_buf_append(b, "\n", 1));
+            LMA_TRY(lma_buf_append(b, m->text, m->len));
             first = 0;
         }
     return LMA_OK;
 }
 
-lma_status lma_ex_line(const lma_example *ex, lma_ex_buf *out) {
+lma_status lma_ex_line(const lma_example *ex, lma_buf *out) {
     if (!memchr(ex->raw, '\n', ex->raw_len) || !ex->json) {
         size_t n = ex->raw_len;
         while (n && (ex->raw[n - 1] == '\n' || ex->raw[n - 1] == '\r')) n--;
-        return lma_ex_buf_append(out, ex->raw, n);
+        return lma_buf_append(out, ex->raw, n);
     }
     char *s = cJSON_PrintUnformatted(ex->json);
     if (!s) return lma_error(LMA_ERR_NOMEM, "%s:%lld: out of memory re-serializing the record", ex->file, (long long)ex->line);
-    lma_status st = lma_ex_buf_append(out, s, strlen(s));
+    lma_status st = lma_buf_append(out, s, strlen(s));
     free(s);
     return st;
 }

@@ -78,11 +78,11 @@ lma_status lma_decontam_add_doc(lma_decontam *d, const char *text, size_t len, c
 }
 
 /* Every string value of a JSON value, space-separated. */
-static lma_status json_strings(const cJSON *j, lma_ex_buf *b) {
+static lma_status json_strings(const cJSON *j, lma_buf *b) {
     for (; j; j = j->next) {
         if (cJSON_IsString(j) && j->valuestring) {
-            LMA_TRY(lma_ex_buf_append(b, j->valuestring, strlen(j->valuestring)));
-            LMA_TRY(lma_ex_buf_append(b, " ", 1));
+            LMA_TRY(lma_buf_append(b, j->valuestring, strlen(j->valuestring)));
+            LMA_TRY(lma_buf_append(b, " ", 1));
         }
         if (j->child) LMA_TRY(json_strings(j->child, b));
     }
@@ -94,32 +94,32 @@ static int ends_with(const char *s, const char *suf) {
     return a >= b && !strcmp(s + a - b, suf);
 }
 
-static lma_status add_csv(lma_decontam *d, const char *path, const char *t, size_t n, lma_ex_buf *b) {
+static lma_status add_csv(lma_decontam *d, const char *path, const char *t, size_t n, lma_buf *b) {
     size_t i = 0;
     int64_t line = 1;
     while (i < n) {
         int64_t row_line = line;
         b->len = 0;
-        LMA_TRY(lma_ex_buf_append(b, "", 0));
+        LMA_TRY(lma_buf_append(b, "", 0));
         for (;;) { /* one field */
             if (i < n && t[i] == '"') {
                 i++;
                 for (;;) {
                     if (i >= n) return lma_error(LMA_ERR_FORMAT, "%s:%lld: unterminated quoted field", path, (long long)row_line);
                     if (t[i] == '"') {
-                        if (i + 1 < n && t[i + 1] == '"') { LMA_TRY(lma_ex_buf_append(b, "\"", 1)); i += 2; continue; }
+                        if (i + 1 < n && t[i + 1] == '"') { LMA_TRY(lma_buf_append(b, "\"", 1)); i += 2; continue; }
                         i++;
                         break;
                     }
                     if (t[i] == '\n') line++;
-                    LMA_TRY(lma_ex_buf_append(b, t + i, 1));
+                    LMA_TRY(lma_buf_append(b, t + i, 1));
                     i++;
                 }
             }
             size_t s = i;
             while (i < n && t[i] != ',' && t[i] != '\n' && t[i] != '\r') i++;
-            LMA_TRY(lma_ex_buf_append(b, t + s, i - s));
-            if (i < n && t[i] == ',') { LMA_TRY(lma_ex_buf_append(b, " ", 1)); i++; continue; }
+            LMA_TRY(lma_buf_append(b, t + s, i - s));
+            if (i < n && t[i] == ',') { LMA_TRY(lma_buf_append(b, " ", 1)); i++; continue; }
             break;
         }
         if (i < n && t[i] == '\r') i++;
@@ -132,7 +132,7 @@ static lma_status add_csv(lma_decontam *d, const char *path, const char *t, size
 static lma_status add_file(lma_decontam *d, const char *path) {
     char *t; size_t n;
     LMA_TRY(lma_read_file(path, &t, &n));
-    lma_ex_buf b = {0};
+    lma_buf b = {0};
     lma_status st = LMA_OK;
     if (ends_with(path, ".csv")) st = add_csv(d, path, t, n, &b);
     else {
@@ -146,14 +146,14 @@ static lma_status add_file(lma_decontam *d, const char *path) {
             if (jsonl && e > i) j = cJSON_ParseWithLength(t + i, e - i);
             if (j) {
                 b.len = 0;
-                if (!(st = lma_ex_buf_append(&b, "", 0)) && !(st = json_strings(j, &b)))
+                if (!(st = lma_buf_append(&b, "", 0)) && !(st = json_strings(j, &b)))
                     st = lma_decontam_add_doc(d, b.p, b.len, path, line);
                 cJSON_Delete(j);
             } else if (e > i) st = lma_decontam_add_doc(d, t + i, e - i, path, line);
             i = e + 1; line++;
         }
     }
-    lma_ex_buf_free(&b);
+    lma_buf_free(&b);
     free(t);
     return st;
 }

@@ -77,7 +77,7 @@ lma_status lma_data_split(const char *in, const lma_split_params *p, cJSON **out
     lma_atomic_file fo[3];
     int open[3] = {0, 0, 0};
     lma_report rep; memset(&rep, 0, sizeof rep);
-    lma_ex_buf line = {0};
+    lma_buf line = {0};
     char name[256];
     int64_t unreadable = 0, n_ex = 0, written[3] = {0, 0, 0};
     lma_status st = lma_ex_open(in, &r);
@@ -124,7 +124,7 @@ lma_status lma_data_split(const char *in, const lma_split_params *p, cJSON **out
         written[b]++;
         if (!open[b]) continue;
         line.len = 0;
-        if (!(st = lma_ex_line(ex, &line)) && !(st = lma_ex_buf_append(&line, "\n", 1)) &&
+        if (!(st = lma_ex_line(ex, &line)) && !(st = lma_buf_append(&line, "\n", 1)) &&
             (st = lma_atomic_write(&fo[b], line.p, line.len)))
             open[b] = 0;
     }
@@ -150,7 +150,7 @@ lma_status lma_data_split(const char *in, const lma_split_params *p, cJSON **out
     for (int k = 0; k < 3; k++) if (open[k]) lma_atomic_abort(&fo[k]);
     lma_report_abort(&rep);
     lma_ex_close(r);
-    lma_ex_buf_free(&line);
+    lma_buf_free(&line);
     for (size_t i = 0; i < s.n; i++) free(s.name[i]);
     free(s.name); free(s.key); free(s.count); free(s.rem); free(s.rng);
     lma_u64map_free(&s.index);
