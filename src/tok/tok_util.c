@@ -4,6 +4,7 @@
 #include <string.h>
 #include <utf8proc.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "tok/tok_internal.h"
 
 /* ---------------- hash map ---------------- */
@@ -66,13 +67,7 @@ lma_status tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v) {
         m->val = vv;
         m->cap = nc;
     }
-    if (m->pool_len + n + 1 > m->pool_cap) {
-        size_t nc = m->pool_cap ? m->pool_cap * 2 : 4096;
-        while (nc < m->pool_len + n + 1) nc *= 2;
-        char *p = realloc(m->pool, nc);
-        if (!p) return lma_error(LMA_ERR_NOMEM, "token map: out of memory");
-        m->pool = p; m->pool_cap = nc;
-    }
+    LMA_TRY(lma_grow(&m->pool, &m->pool_cap, m->pool_len + n + 1, 1, 4096, "token map"));
     memcpy(m->pool + m->pool_len, k, n);
     m->pool[m->pool_len + n] = 0;
     m->off[m->n] = m->pool_len; m->len[m->n] = (uint32_t)n; m->val[m->n] = v;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/io.h"
+#include "core/buf.h"
 #include "data/curate/internal.h"
 #include "data/curate/u64map.h"
 
@@ -85,12 +86,8 @@ static lma_status parse_line(lma_debug_rules *rs, const char *s, size_t n, const
                          (size_t)off, (char *)msg);
     }
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
-    if (rs->n == rs->cap) {
-        size_t nc = rs->cap ? rs->cap * 2 : 16;
-        rule *r = realloc(rs->r, nc * sizeof *r);
-        if (!r) { pcre2_code_free(re); return lma_error(LMA_ERR_NOMEM, "debug rules: out of memory"); }
-        rs->r = r; rs->cap = nc;
-    }
+    lma_status gs = lma_grow(&rs->r, &rs->cap, rs->n + 1, sizeof *rs->r, 16, "debug rules");
+    if (gs) { pcre2_code_free(re); return gs; }
     rule *r = &rs->r[rs->n];
     memset(r, 0, sizeof *r);
     r->kind = (rule_kind)kind;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "core/arena.h"
 #include "core/io.h"
+#include "core/buf.h"
 #include "data/curate/internal.h"
 #include "data/curate/u64map.h"
 
@@ -41,12 +42,7 @@ size_t lma_decontam_ngrams(const lma_decontam *d) { return d->grams.n; }
 
 static lma_status file_index(lma_decontam *d, const char *name, uint32_t *idx) {
     if (d->n_files && !strcmp(d->files[d->n_files - 1], name)) { *idx = (uint32_t)(d->n_files - 1); return LMA_OK; }
-    if (d->n_files == d->cap_files) {
-        size_t cap = d->cap_files ? d->cap_files * 2 : 16;
-        char **f = realloc(d->files, cap * sizeof *f);
-        if (!f) return lma_error(LMA_ERR_NOMEM, "decontam: out of memory");
-        d->files = f; d->cap_files = cap;
-    }
+    LMA_TRY(lma_grow(&d->files, &d->cap_files, d->n_files + 1, sizeof *d->files, 16, "decontam files"));
     d->files[d->n_files] = strdup(name);
     if (!d->files[d->n_files]) return lma_error(LMA_ERR_NOMEM, "decontam: out of memory");
     *idx = (uint32_t)d->n_files++;
@@ -59,14 +55,11 @@ lma_status lma_decontam_add_doc(lma_decontam *d, const char *text, size_t len, c
     uint32_t fi = 0;
     LMA_TRY(file_index(d, name ? name : "(memory)", &fi));
     if (d->n_docs >= UINT32_MAX - 1) return lma_error(LMA_ERR_UNSUPPORTED, "decontam: too many evaluation documents");
-    if (d->n_docs == d->cap_docs) {
-        size_t cap = d->cap_docs ? d->cap_docs * 2 : 1024;
-        uint32_t *f = realloc(d->doc_file, cap * sizeof *f);
-        if (f) d->doc_file = f;
-        int64_t *l = realloc(d->doc_line, cap * sizeof *l);
-        if (l) d->doc_line = l;
-        if (!f || !l) return lma_error(LMA_ERR_NOMEM, "decontam: out of memory");
-        d->cap_docs = cap;
+    if (d->n_docs == d->cap_docs) { /* two arrays, one capacity */
+        size_t c1 = d->cap_docs, c2 = d->cap_docs;
+        LMA_TRY(lma_grow(&d->doc_file, &c1, d->n_docs + 1, sizeof *d->doc_file, 1024, "decontam documents"));
+        LMA_TRY(lma_grow(&d->doc_line, &c2, d->n_docs + 1, sizeof *d->doc_line, 1024, "decontam documents"));
+        d->cap_docs = c1;
     }
     uint32_t di = (uint32_t)d->n_docs++;
     d->doc_file[di] = fi; d->doc_line[di] = line;
@@ -172,12 +165,7 @@ lma_status lma_decontam_add_eval(lma_decontam *d, const char *path) {
         if (!(ends_with(e->d_name, ".csv") || ends_with(e->d_name, ".jsonl") || ends_with(e->d_name, ".json") ||
               ends_with(e->d_name, ".txt")))
             continue;
-        if (nn == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **q = realloc(names, cap * sizeof *q);
-            if (!q) { st = lma_error(LMA_ERR_NOMEM, "decontam: out of memory"); break; }
-            names = q;
-        }
+        if ((st = lma_grow(&names, &cap, nn + 1, sizeof *names, 64, "decontam file names"))) break;
         char full[4096];
         if ((st = lma_path_join(full, sizeof full, path, e->d_name))) break;
         if (!(names[nn] = strdup(full))) { st = lma_error(LMA_ERR_NOMEM, "decontam: out of memory"); break; }

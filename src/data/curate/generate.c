@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include "core/io.h"
 #include "core/progress.h"
+#include "core/buf.h"
 #include "data/curate/internal.h"
 #include "data/curate/u64map.h"
 
@@ -30,12 +31,7 @@ lma_status lma_curate_llm_reply(lma_curate_llm *l, const lma_chat_msg *msgs, siz
 /* ---- prompts ------------------------------------------------------------------ */
 
 static lma_status add_msg(lma_curate_prompt *p, size_t *cap, const char *role, const char *text, size_t len) {
-    if (p->n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 4;
-        lma_chat_msg *m = realloc(p->msgs, nc * sizeof *m);
-        if (!m) return lma_error(LMA_ERR_NOMEM, "prompt: out of memory");
-        p->msgs = m; *cap = nc;
-    }
+    LMA_TRY(lma_grow(&p->msgs, cap, p->n + 1, sizeof *p->msgs, 4, "prompt"));
     char *c = malloc(len + 1);
     if (!c) return lma_error(LMA_ERR_NOMEM, "prompt: out of memory");
     memcpy(c, text, len); c[len] = 0;

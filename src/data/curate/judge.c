@@ -176,16 +176,12 @@ typedef struct {
 } cache;
 
 static lma_status cache_put_mem(cache *c, const uint64_t key[2], int score, const char *text) {
-    if (c->n == c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 256;
-        uint64_t *k1 = realloc(c->k1, nc * sizeof *k1);
-        if (k1) c->k1 = k1;
-        int *sc = realloc(c->score, nc * sizeof *sc);
-        if (sc) c->score = sc;
-        char **tx = realloc(c->text, nc * sizeof *tx);
-        if (tx) c->text = tx;
-        if (!k1 || !sc || !tx) return lma_error(LMA_ERR_NOMEM, "judge cache: out of memory");
-        c->cap = nc;
+    if (c->n == c->cap) { /* three arrays, one capacity */
+        size_t c1 = c->cap, c2 = c->cap, c3 = c->cap;
+        LMA_TRY(lma_grow(&c->k1, &c1, c->n + 1, sizeof *c->k1, 256, "judge cache"));
+        LMA_TRY(lma_grow(&c->score, &c2, c->n + 1, sizeof *c->score, 256, "judge cache"));
+        LMA_TRY(lma_grow(&c->text, &c3, c->n + 1, sizeof *c->text, 256, "judge cache"));
+        c->cap = c1;
     }
     if (c->n >= UINT32_MAX - 1) return lma_error(LMA_ERR_NOMEM, "judge cache: too many entries");
     c->text[c->n] = strdup(text);

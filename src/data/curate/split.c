@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/rng.h"
+#include "core/buf.h"
 #include "data/curate/internal.h"
 #include "data/curate/u64map.h"
 
@@ -43,15 +44,14 @@ static lma_status stratum_slot(strata *s, uint64_t key, const char *name, int cr
     if (v != UINT32_MAX) { *slot = v; return LMA_OK; }
     if (!create) return lma_error(LMA_ERR_INTERNAL, "split: stratum \"%s\" appeared in pass 2 only (input changed?)", name);
     if (s->n >= MAX_STRATA) return lma_error(LMA_ERR_UNSUPPORTED, "split: more than %d distinct values of the stratify field", MAX_STRATA);
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        char **nm = realloc(s->name, cap * sizeof *nm); if (nm) s->name = nm;
-        uint64_t *k = realloc(s->key, cap * sizeof *k); if (k) s->key = k;
-        int64_t (*c)[3] = realloc(s->count, cap * sizeof *c); if (c) s->count = c;
-        int64_t (*r)[3] = realloc(s->rem, cap * sizeof *r); if (r) s->rem = r;
-        lma_rng *g = realloc(s->rng, cap * sizeof *g); if (g) s->rng = g;
-        if (!nm || !k || !c || !r || !g) return lma_error(LMA_ERR_NOMEM, "split: out of memory");
-        s->cap = cap;
+    if (s->n == s->cap) { /* five arrays, one capacity */
+        size_t c[5] = {s->cap, s->cap, s->cap, s->cap, s->cap}, need = s->n + 1;
+        LMA_TRY(lma_grow(&s->name, &c[0], need, sizeof *s->name, 16, "split strata"));
+        LMA_TRY(lma_grow(&s->key, &c[1], need, sizeof *s->key, 16, "split strata"));
+        LMA_TRY(lma_grow(&s->count, &c[2], need, sizeof *s->count, 16, "split strata"));
+        LMA_TRY(lma_grow(&s->rem, &c[3], need, sizeof *s->rem, 16, "split strata"));
+        LMA_TRY(lma_grow(&s->rng, &c[4], need, sizeof *s->rng, 16, "split strata"));
+        s->cap = c[0];
     }
     size_t i = s->n;
     if (!(s->name[i] = strdup(name))) return lma_error(LMA_ERR_NOMEM, "split: out of memory");
