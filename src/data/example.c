@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/arena.h"
+#include "core/buf.h"
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -344,10 +345,7 @@ static lma_status fill(lma_ex_reader *r, int *got) {
         if (r->cap >= LMA_EX_MAX_RECORD + 2)
             return lma_error(LMA_ERR_FORMAT, "%s:%lld: record longer than %zu bytes", r->path,
                              (long long)r->line, LMA_EX_MAX_RECORD);
-        size_t cap = r->cap * 2;
-        char *p = realloc(r->buf, cap);
-        if (!p) return lma_error(LMA_ERR_NOMEM, "%s: out of memory for a %zu-byte record", r->path, cap);
-        r->buf = p; r->cap = cap;
+        LMA_TRY(lma_grow(&r->buf, &r->cap, r->cap + 1, 1, 0, r->path)); /* doubles */
     }
     size_t n = fread(r->buf + r->end, 1, r->cap - r->end, r->f);
     if (n == 0) {

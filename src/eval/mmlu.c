@@ -128,12 +128,7 @@ static lma_status list_subjects(const char *dir, char *split, size_t split_cap, 
         } else if (sl != strlen(split) || memcmp(us + 1, split, sl)) {
             continue;
         }
-        if (k == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **nv = realloc(v, cap * sizeof *nv);
-            if (!nv) { st = lma_error(LMA_ERR_NOMEM, "out of memory listing %s", dir); break; }
-            v = nv;
-        }
+        if ((st = lma_grow(&v, &cap, k + 1, sizeof *v, 64, dir))) break;
         v[k] = malloc((size_t)(us - nm) + 1);
         if (!v[k]) { st = lma_error(LMA_ERR_NOMEM, "out of memory listing %s", dir); break; }
         memcpy(v[k], nm, (size_t)(us - nm)); v[k][us - nm] = 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <utf8proc.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "tok/tok_internal.h"
 
 /* A view of bytes with their original offsets: orig(i) = al ? al[i] : base + i. */
@@ -38,30 +39,20 @@ typedef struct {
 } enc_ctx;
 
 static lma_status emit(enc_ctx *c, int32_t id, size_t a, size_t b) {
-    if (c->n == c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 256;
-        int32_t *ni = realloc(c->ids, nc * sizeof *ni);
-        if (!ni) return lma_error(LMA_ERR_NOMEM, "encode: out of memory");
-        c->ids = ni;
-        size_t *ns = realloc(c->st, nc * sizeof *ns);
-        if (!ns) return lma_error(LMA_ERR_NOMEM, "encode: out of memory");
-        c->st = ns;
-        size_t *ne = realloc(c->en, nc * sizeof *ne);
-        if (!ne) return lma_error(LMA_ERR_NOMEM, "encode: out of memory");
-        c->en = ne;
-        c->cap = nc;
+    if (c->n == c->cap) { /* three arrays, one capacity */
+        size_t c1 = c->cap, c2 = c->cap, c3 = c->cap;
+        LMA_TRY(lma_grow(&c->ids, &c1, c->n + 1, sizeof *c->ids, 256, "encode"));
+        LMA_TRY(lma_grow(&c->st, &c2, c->n + 1, sizeof *c->st, 256, "encode"));
+        LMA_TRY(lma_grow(&c->en, &c3, c->n + 1, sizeof *c->en, 256, "encode"));
+        c->cap = c1;
     }
     c->ids[c->n] = id; c->st[c->n] = a; c->en[c->n] = b; c->n++;
     return LMA_OK;
 }
 
 static lma_status keep_buf(enc_ctx *c, void *p) {
-    if (c->nbufs == c->capbufs) {
-        size_t nc = c->capbufs ? c->capbufs * 2 : 16;
-        void **nb = realloc(c->bufs, nc * sizeof *nb);
-        if (!nb) { free(p); return lma_error(LMA_ERR_NOMEM, "encode: out of memory"); }
-        c->bufs = nb; c->capbufs = nc;
-    }
+    lma_status gs = lma_grow(&c->bufs, &c->capbufs, c->nbufs + 1, sizeof *c->bufs, 16, "encode");
+    if (gs) { free(p); return gs; }
     c->bufs[c->nbufs++] = p;
     return LMA_OK;
 }
