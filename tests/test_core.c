@@ -53,6 +53,14 @@ static void test_buf(void) {
     CHECK(lma_grow(&a, &cap, (size_t)1 << 62, 16, 4, "ints") == LMA_ERR_NOMEM && cap == 128, "overflow refused, array kept");
     lma_clear_error();
     free(a);
+    int32_t *x = NULL; double *y = NULL;
+    cap = 0;
+    void *const arrs[] = {&x, &y};
+    const size_t esz[] = {sizeof *x, sizeof *y};
+    CHECK_OK(lma_grow_all(&cap, 3, 2, "pair", 2, arrs, esz));
+    CHECK(x && y && cap == 4, "arrays sharing one capacity: cap %zu", cap);
+    x[3] = 3; y[3] = 3.0;
+    free(x); free(y);
 }
 
 static void test_atomic(void) {

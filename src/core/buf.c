@@ -22,6 +22,17 @@ lma_status lma_grow(void *arrp, size_t *cap, size_t need, size_t esz, size_t fir
     return LMA_OK;
 }
 
+lma_status lma_grow_all(size_t *cap, size_t need, size_t first, const char *what, size_t count, void *const *arrps,
+                        const size_t *esz) {
+    size_t c = *cap;
+    for (size_t i = 0; i < count; i++) {
+        c = *cap;
+        LMA_TRY(lma_grow(arrps[i], &c, need, esz[i], first, what));
+    }
+    *cap = c;
+    return LMA_OK;
+}
+
 lma_status lma_buf_reserve(lma_buf *b, size_t more) {
     size_t need;
     if (b->st) return b->st;

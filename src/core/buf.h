@@ -18,6 +18,11 @@
 /* arrp: the address of the array pointer (T **); esz: sizeof(T). */
 lma_status lma_grow(void *arrp, size_t *cap, size_t need, size_t esz, size_t first, const char *what);
 
+/* lma_grow for count arrays that share one capacity: arrps[i] is the address of array i's
+ * pointer, esz[i] its element size; all reach the same new capacity, *cap. */
+lma_status lma_grow_all(size_t *cap, size_t need, size_t first, const char *what, size_t count, void *const *arrps,
+                        const size_t *esz);
+
 typedef struct {
     char *p;
     size_t len, cap; /* bytes used (the NUL not counted), allocated */

@@ -17,11 +17,10 @@ struct lma_sft_set {
 static lma_status push(lma_sft_set *s, const int32_t *ids, const uint8_t *lab, size_t n) {
     LMA_TRY(lma_grow(&s->off, &s->cap, s->n + 2, sizeof *s->off, 1024, "SFT example offsets"));
     size_t used = s->n ? s->off[s->n] : 0;
-    if (used + n > s->tok_cap) { /* two arrays, one capacity */
-        size_t c1 = s->tok_cap, c2 = s->tok_cap;
-        LMA_TRY(lma_grow(&s->ids, &c1, used + n, sizeof *s->ids, 1 << 16, "SFT tokens"));
-        LMA_TRY(lma_grow(&s->lab, &c2, used + n, sizeof *s->lab, 1 << 16, "SFT labels"));
-        s->tok_cap = c1;
+    if (used + n > s->tok_cap) { /* 2 arrays, one capacity */
+        void *const arrs[] = {&s->ids, &s->lab};
+        const size_t esz[] = {sizeof *s->ids, sizeof *s->lab};
+        LMA_TRY(lma_grow_all(&s->tok_cap, used + n, 1 << 16, "SFT tokens", 2, arrs, esz));
     }
     if (s->n == 0) s->off[0] = 0;
     memcpy(s->ids + used, ids, n * sizeof *ids);

@@ -120,11 +120,10 @@ typedef struct {
 static lma_status add_token(trainer *tr, const char *s, size_t n, int32_t *id) {
     int32_t e = tok_strmap_get(&tr->w2id, s, n);
     if (e >= 0) { *id = e; return LMA_OK; }
-    if (tr->nid == tr->capid) { /* two arrays, one capacity */
-        size_t c1 = tr->capid, c2 = tr->capid;
-        LMA_TRY(lma_grow(&tr->id2w, &c1, tr->nid + 1, sizeof *tr->id2w, 1024, "bpe train vocabulary"));
-        LMA_TRY(lma_grow(&tr->id2wlen, &c2, tr->nid + 1, sizeof *tr->id2wlen, 1024, "bpe train vocabulary"));
-        tr->capid = c1;
+    if (tr->nid == tr->capid) { /* 2 arrays, one capacity */
+        void *const arrs[] = {&tr->id2w, &tr->id2wlen};
+        const size_t esz[] = {sizeof *tr->id2w, sizeof *tr->id2wlen};
+        LMA_TRY(lma_grow_all(&tr->capid, tr->nid + 1, 1024, "bpe train vocabulary", 2, arrs, esz));
     }
     char *d = malloc(n + 1);
     if (!d) return lma_error(LMA_ERR_NOMEM, "bpe train: out of memory");

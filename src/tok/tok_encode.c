@@ -39,12 +39,10 @@ typedef struct {
 } enc_ctx;
 
 static lma_status emit(enc_ctx *c, int32_t id, size_t a, size_t b) {
-    if (c->n == c->cap) { /* three arrays, one capacity */
-        size_t c1 = c->cap, c2 = c->cap, c3 = c->cap;
-        LMA_TRY(lma_grow(&c->ids, &c1, c->n + 1, sizeof *c->ids, 256, "encode"));
-        LMA_TRY(lma_grow(&c->st, &c2, c->n + 1, sizeof *c->st, 256, "encode"));
-        LMA_TRY(lma_grow(&c->en, &c3, c->n + 1, sizeof *c->en, 256, "encode"));
-        c->cap = c1;
+    if (c->n == c->cap) { /* 3 arrays, one capacity */
+        void *const arrs[] = {&c->ids, &c->st, &c->en};
+        const size_t esz[] = {sizeof *c->ids, sizeof *c->st, sizeof *c->en};
+        LMA_TRY(lma_grow_all(&c->cap, c->n + 1, 256, "encode", 3, arrs, esz));
     }
     c->ids[c->n] = id; c->st[c->n] = a; c->en[c->n] = b; c->n++;
     return LMA_OK;

@@ -55,11 +55,10 @@ lma_status lma_decontam_add_doc(lma_decontam *d, const char *text, size_t len, c
     uint32_t fi = 0;
     LMA_TRY(file_index(d, name ? name : "(memory)", &fi));
     if (d->n_docs >= UINT32_MAX - 1) return lma_error(LMA_ERR_UNSUPPORTED, "decontam: too many evaluation documents");
-    if (d->n_docs == d->cap_docs) { /* two arrays, one capacity */
-        size_t c1 = d->cap_docs, c2 = d->cap_docs;
-        LMA_TRY(lma_grow(&d->doc_file, &c1, d->n_docs + 1, sizeof *d->doc_file, 1024, "decontam documents"));
-        LMA_TRY(lma_grow(&d->doc_line, &c2, d->n_docs + 1, sizeof *d->doc_line, 1024, "decontam documents"));
-        d->cap_docs = c1;
+    if (d->n_docs == d->cap_docs) { /* 2 arrays, one capacity */
+        void *const arrs[] = {&d->doc_file, &d->doc_line};
+        const size_t esz[] = {sizeof *d->doc_file, sizeof *d->doc_line};
+        LMA_TRY(lma_grow_all(&d->cap_docs, d->n_docs + 1, 1024, "decontam documents", 2, arrs, esz));
     }
     uint32_t di = (uint32_t)d->n_docs++;
     d->doc_file[di] = fi; d->doc_line[di] = line;

@@ -157,12 +157,10 @@ lma_status lma_dedup_insert(lma_dedup *d, const lma_dedup_sig *s, int64_t id, lm
     }
     /* keep it */
     if (d->n_kept >= UINT32_MAX - 1) return lma_error(LMA_ERR_UNSUPPORTED, "dedup: more than 4e9 kept examples");
-    if (d->n_kept == d->cap_kept) { /* three arrays, one capacity */
-        size_t c1 = d->cap_kept, c2 = d->cap_kept, c3 = d->cap_kept, need = d->n_kept + 1;
-        LMA_TRY(lma_grow(&d->kept_id, &c1, need, sizeof *d->kept_id, 4096, "dedup kept examples"));
-        LMA_TRY(lma_grow(&d->kept_off, &c2, need, sizeof *d->kept_off, 4096, "dedup kept examples"));
-        LMA_TRY(lma_grow(&d->kept_cnt, &c3, need, sizeof *d->kept_cnt, 4096, "dedup kept examples"));
-        d->cap_kept = c1;
+    if (d->n_kept == d->cap_kept) { /* 3 arrays, one capacity */
+        void *const arrs[] = {&d->kept_id, &d->kept_off, &d->kept_cnt};
+        const size_t esz[] = {sizeof *d->kept_id, sizeof *d->kept_off, sizeof *d->kept_cnt};
+        LMA_TRY(lma_grow_all(&d->cap_kept, d->n_kept + 1, 4096, "dedup kept examples", 3, arrs, esz));
     }
     size_t need;
     if (!lma_add_ok(d->pool_n, s->n_shingles, &need)) return lma_error(LMA_ERR_NOMEM, "dedup: shingle pool overflow");

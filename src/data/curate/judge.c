@@ -176,12 +176,10 @@ typedef struct {
 } cache;
 
 static lma_status cache_put_mem(cache *c, const uint64_t key[2], int score, const char *text) {
-    if (c->n == c->cap) { /* three arrays, one capacity */
-        size_t c1 = c->cap, c2 = c->cap, c3 = c->cap;
-        LMA_TRY(lma_grow(&c->k1, &c1, c->n + 1, sizeof *c->k1, 256, "judge cache"));
-        LMA_TRY(lma_grow(&c->score, &c2, c->n + 1, sizeof *c->score, 256, "judge cache"));
-        LMA_TRY(lma_grow(&c->text, &c3, c->n + 1, sizeof *c->text, 256, "judge cache"));
-        c->cap = c1;
+    if (c->n == c->cap) { /* 3 arrays, one capacity */
+        void *const arrs[] = {&c->k1, &c->score, &c->text};
+        const size_t esz[] = {sizeof *c->k1, sizeof *c->score, sizeof *c->text};
+        LMA_TRY(lma_grow_all(&c->cap, c->n + 1, 256, "judge cache", 3, arrs, esz));
     }
     if (c->n >= UINT32_MAX - 1) return lma_error(LMA_ERR_NOMEM, "judge cache: too many entries");
     c->text[c->n] = strdup(text);

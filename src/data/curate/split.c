@@ -44,14 +44,10 @@ static lma_status stratum_slot(strata *s, uint64_t key, const char *name, int cr
     if (v != UINT32_MAX) { *slot = v; return LMA_OK; }
     if (!create) return lma_error(LMA_ERR_INTERNAL, "split: stratum \"%s\" appeared in pass 2 only (input changed?)", name);
     if (s->n >= MAX_STRATA) return lma_error(LMA_ERR_UNSUPPORTED, "split: more than %d distinct values of the stratify field", MAX_STRATA);
-    if (s->n == s->cap) { /* five arrays, one capacity */
-        size_t c[5] = {s->cap, s->cap, s->cap, s->cap, s->cap}, need = s->n + 1;
-        LMA_TRY(lma_grow(&s->name, &c[0], need, sizeof *s->name, 16, "split strata"));
-        LMA_TRY(lma_grow(&s->key, &c[1], need, sizeof *s->key, 16, "split strata"));
-        LMA_TRY(lma_grow(&s->count, &c[2], need, sizeof *s->count, 16, "split strata"));
-        LMA_TRY(lma_grow(&s->rem, &c[3], need, sizeof *s->rem, 16, "split strata"));
-        LMA_TRY(lma_grow(&s->rng, &c[4], need, sizeof *s->rng, 16, "split strata"));
-        s->cap = c[0];
+    if (s->n == s->cap) { /* 5 arrays, one capacity */
+        void *const arrs[] = {&s->name, &s->key, &s->count, &s->rem, &s->rng};
+        const size_t esz[] = {sizeof *s->name, sizeof *s->key, sizeof *s->count, sizeof *s->rem, sizeof *s->rng};
+        LMA_TRY(lma_grow_all(&s->cap, s->n + 1, 16, "split strata", 5, arrs, esz));
     }
     size_t i = s->n;
     if (!(s->name[i] = strdup(name))) return lma_error(LMA_ERR_NOMEM, "split: out of memory");
