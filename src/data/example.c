@@ -76,13 +76,7 @@ static void set_err(lma_example *ex, const char *code, const char *fmt, ...) {
 static lma_status push_msg(lma_example *ex, int which, lma_ex_msg m) {
     lma_ex_msg **arr = which == 0 ? &ex->msgs : which == 1 ? &ex->chosen : &ex->rejected;
     size_t *n = which == 0 ? &ex->n_msgs : which == 1 ? &ex->n_chosen : &ex->n_rejected;
-    if (*n == ex->cap_[which]) {
-        size_t cap = ex->cap_[which] ? ex->cap_[which] * 2 : 8, bytes;
-        if (!lma_mul_ok(cap, sizeof(lma_ex_msg), &bytes)) return lma_error(LMA_ERR_NOMEM, "messages: size overflow");
-        lma_ex_msg *p = realloc(*arr, bytes);
-        if (!p) return lma_error(LMA_ERR_NOMEM, "messages: out of memory");
-        *arr = p; ex->cap_[which] = cap;
-    }
+    LMA_TRY(lma_grow(arr, &ex->cap_[which], *n + 1, sizeof **arr, 8, "messages"));
     (*arr)[(*n)++] = m;
     return LMA_OK;
 }
