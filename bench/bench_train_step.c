@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "backend/cuda/cuda_host.h"
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/threads.h"

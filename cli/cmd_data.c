@@ -11,6 +11,7 @@
 #include "data/curate/curate.h"
 #include "data_cmds.h"
 #include "opts.h"
+#include "eval/curate_model.h"
 #include "tok/tokenizer.h"
 
 static const char *usage_main =

@@ -13,6 +13,7 @@
 #include "data/curate/curate.h"
 #include "data_cmds.h"
 #include "opts.h"
+#include "eval/curate_model.h"
 #include "sampling.h"
 
 #define print_counts cli_data_print_counts

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): builds and runs the whole suite twice.
-#  1. Release build (gcc, -O3; the CUDA backend too when nvcc is present): every
+#  1. Release build (gcc, -O3; the CUDA backend too when nvcc is present), after the
+#     include check (scripts/check-includes.sh: rooms import downward only): every
 #     test (labels unit, slow; "cuda" tests report skipped without a GPU).
 #     Then the installed tree (cmake --install build --prefix build/install): examples/
 #     compiled with pkg-config and with find_package(lmadapt), score checked against
@@ -14,6 +15,7 @@ jobs=${LMA_JOBS:-$(nproc)}
 fuzz_s=${LMA_FUZZ_SECONDS:-10}
 
 echo "== release build =="
+scripts/check-includes.sh   # rooms import downward only (docs/architecture.md)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs" -LE fuzz)

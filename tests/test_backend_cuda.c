@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <string.h>
 #include "backend/backend.h"
+#include "backend/cuda/cuda_host.h"
 #include "core/rng.h"
 #include "model/llama.h"
 #include "model/lora.h"

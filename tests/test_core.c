@@ -1,6 +1,7 @@
-/* core: status messages, arena, atomic writes, JSON getters, RNG determinism. */
+/* core: status messages, checked allocation, the growable buffer, atomic writes, JSON getters, RNG determinism. */
 #include <unistd.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/io.h"
 #include "core/json.h"
 #include "core/rng.h"
@@ -16,19 +17,50 @@ static void test_status(void) {
     CHECK(!strcmp(lma_last_error(), ""), "cleared");
 }
 
-static void test_arena(void) {
-    lma_arena a;
-    CHECK_OK(lma_arena_init(&a, 1024));
-    void *p = lma_arena_alloc(&a, 100), *q = lma_arena_alloc(&a, 100);
-    CHECK(p && q && ((size_t)q % 64) == 0 && (char *)q >= (char *)p + 100, "aligned, disjoint");
-    CHECK(lma_arena_alloc(&a, 2000) == NULL, "full arena refuses");
+static void test_checked_alloc(void) {
+    void *p = lma_malloc(100, "test"), *q = lma_calloc(10, 10, "test");
+    CHECK(p && q && ((size_t)p % 64) == 0 && ((size_t)q % 64) == 0, "64-byte aligned");
+    free(p); free(q);
+    CHECK(lma_calloc((size_t)1 << 40, (size_t)1 << 40, "test") == NULL, "calloc size overflow refused");
     lma_clear_error();
-    lma_arena_reset(&a);
-    CHECK(lma_arena_alloc(&a, 1000) != NULL, "reset frees");
-    lma_arena_free(&a);
     size_t r;
     CHECK(!lma_mul_ok((size_t)1 << 40, (size_t)1 << 40, &r), "mul overflow detected");
     CHECK(lma_mul_ok(3, 5, &r) && r == 15, "mul");
+}
+
+static void test_buf(void) {
+    lma_buf b = {0};
+    CHECK_OK(lma_buf_append(&b, "", 0));
+    CHECK(b.p && b.len == 0 && b.p[0] == 0, "an empty append gives an empty string");
+    for (int i = 0; i < 1000; i++) CHECK_OK(lma_buf_push(&b, (char)('a' + i % 26)));
+    CHECK_OK(lma_buf_str(&b, "|"));
+    CHECK_OK(lma_buf_printf(&b, "%d-%s", 42, "x"));
+    CHECK(b.len == 1005 && b.p[b.len] == 0 && !strcmp(b.p + 1000, "|42-x") && b.p[26] == 'a', "push, str, printf");
+    CHECK(lma_buf_reserve(&b, (size_t)-1) == LMA_ERR_NOMEM, "size overflow refused");
+    CHECK(lma_buf_str(&b, "y") == LMA_ERR_NOMEM && b.len == 1005, "the first failure sticks");
+    lma_clear_error();
+    lma_buf_free(&b);
+    CHECK(!b.p && !b.len && !b.cap && !b.st, "freed and reset");
+    int *a = NULL;
+    size_t cap = 0;
+    CHECK_OK(lma_grow(&a, &cap, 5, sizeof *a, 4, "ints"));
+    CHECK(a && cap == 8, "doubles from first: cap %zu", cap);
+    for (int i = 0; i < 8; i++) a[i] = i;
+    CHECK_OK(lma_grow(&a, &cap, 8, sizeof *a, 4, "ints"));
+    CHECK(cap == 8, "no growth when it fits");
+    CHECK_OK(lma_grow(&a, &cap, 100, sizeof *a, 4, "ints"));
+    CHECK(cap == 128 && a[7] == 7, "contents kept: cap %zu", cap);
+    CHECK(lma_grow(&a, &cap, (size_t)1 << 62, 16, 4, "ints") == LMA_ERR_NOMEM && cap == 128, "overflow refused, array kept");
+    lma_clear_error();
+    free(a);
+    int32_t *x = NULL; double *y = NULL;
+    cap = 0;
+    void *const arrs[] = {&x, &y};
+    const size_t esz[] = {sizeof *x, sizeof *y};
+    CHECK_OK(lma_grow_all(&cap, 3, 2, "pair", 2, arrs, esz));
+    CHECK(x && y && cap == 4, "arrays sharing one capacity: cap %zu", cap);
+    x[3] = 3; y[3] = 3.0;
+    free(x); free(y);
 }
 
 static void test_atomic(void) {
@@ -95,7 +127,8 @@ static void test_rng(void) {
 
 int main(void) {
     test_status();
-    test_arena();
+    test_checked_alloc();
+    test_buf();
     test_atomic();
     test_json();
     test_rng();

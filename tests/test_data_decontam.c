@@ -74,13 +74,13 @@ static void planted(void) {
     f = test_fopen(in, "wb");
     lma_ex_reader *r;
     CHECK_OK(lma_ex_open(LMA_SRC_DIR "/tests/data/alpaca_small_2k.json", &r));
-    lma_example *e; lma_ex_buf b = {0};
+    lma_example *e; lma_buf b = {0};
     int line = 0;
     while (r && lma_ex_next(r, &e) == LMA_OK && e) {
         b.len = 0; lma_ex_line(e, &b);
         fprintf(f, "%s\n", b.p); line++;
     }
-    lma_ex_close(r); lma_ex_buf_free(&b);
+    lma_ex_close(r); lma_buf_free(&b);
     int nbase = line;
     lma_rng rng; lma_rng_seed(&rng, 7);
     int planted_line[100], planted_src[100], np = 0;

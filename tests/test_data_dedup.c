@@ -22,7 +22,7 @@ static void add_file(const char *path, int limit) {
     CHECK_OK(lma_ex_open(path, &r));
     if (!r) return;
     lma_example *e;
-    lma_ex_buf b = {0};
+    lma_buf b = {0};
     int n = 0;
     while (n < limit && nrec < MAXREC && lma_ex_next(r, &e) == LMA_OK && e) {
         b.len = 0;
@@ -30,7 +30,7 @@ static void add_file(const char *path, int limit) {
         rec[nrec++] = strdup(b.p);
         n++;
     }
-    lma_ex_buf_free(&b);
+    lma_buf_free(&b);
     lma_ex_close(r);
 }
 

@@ -57,13 +57,13 @@ static void formats(void) {
     parse("{\"text\":\"plain\"}");
     CHECK(ex.format == LMA_EXF_TEXT && ex.n_msgs == 1 && msg_is(&ex.msgs[0], LMA_ROLE_TEXT, "plain"), "text");
 
-    lma_ex_buf b = {0};
+    lma_buf b = {0};
     parse("{\"messages\":[{\"role\":\"user\",\"content\":\"Q\"},{\"role\":\"assistant\",\"content\":\"A\"}]}");
     CHECK_OK(lma_ex_text(&ex, LMA_EX_PROMPT, &b));
     CHECK(!strcmp(b.p, "Q"), "prompt text '%s'", b.p);
     b.len = 0; CHECK_OK(lma_ex_text(&ex, LMA_EX_ALL, &b));
     CHECK(!strcmp(b.p, "Q\nA"), "all text '%s'", b.p);
-    lma_ex_buf_free(&b);
+    lma_buf_free(&b);
 }
 
 static void errors(void) {

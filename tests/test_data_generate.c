@@ -11,6 +11,8 @@
 #include "core/io.h"
 #include "core/json.h"
 #include "data/curate/curate.h"
+#include "eval/curate_model.h"
+#include "infer/generate.h"
 #include "test.h"
 #include "test_models.h"
 
@@ -101,7 +103,7 @@ static void generate(const char *mdir) {
     fclose(f);
     lma_curate_llm l;
     CHECK_OK(lma_curate_llm_load(mdir, NULL, NULL, &l));
-    if (!l.model) return;
+    if (!l.ctx) return;
     lma_data_generate_params p;
     lma_data_generate_default_params(&p);
     p.gen.max_tokens = 12;

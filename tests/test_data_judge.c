@@ -10,6 +10,7 @@
 #include "core/io.h"
 #include "core/json.h"
 #include "data/curate/curate.h"
+#include "eval/curate_model.h"
 #include "test.h"
 #include "test_models.h"
 
@@ -111,7 +112,7 @@ static void judge(const char *mdir) {
     cJSON_Delete(arr);
     lma_curate_llm l;
     CHECK_OK(lma_curate_llm_load(mdir, NULL, NULL, &l));
-    if (!l.model) return;
+    if (!l.ctx) return;
     lma_judge_params p;
     lma_judge_default_params(&p);
     p.gen.max_tokens = 10;

@@ -1,6 +1,7 @@
 /* Backend lookup by name and the host memory shared by cpu/ and ref/. */
 #define _GNU_SOURCE /* dladdr */
 #include "backend/backend.h"
+#include "backend/cuda/cuda_host.h"
 #include "backend/host.h"
 #include <dlfcn.h>
 #include <stdio.h>
@@ -9,7 +10,7 @@
 #include <unistd.h>
 #include "core/log.h"
 #include "core/status.h"
-#include "model/nf4.h" /* the NF4 code tables, handed to the CUDA plugin */
+#include "quant/nf4.h" /* the NF4 code tables, handed to the CUDA plugin */
 
 void *lma_backend_host_alloc(size_t bytes) {
     void *p = NULL;

@@ -33,11 +33,10 @@
 #define LMA_BACKEND_H
 #include <stddef.h>
 #include <stdint.h>
+#include "core/targets.h" /* LMA_IGNORE_INDEX */
 #include "lmadapt.h"
 
-#define LMA_IGNORE_INDEX (-100)
-
-struct lma_nf4_tensor; /* model/nf4.h: NF4 codes + double-quantized block constants */
+struct lma_nf4_tensor; /* quant/nf4.h: NF4 codes + double-quantized block constants */
 
 typedef struct lma_backend lma_backend;
 struct lma_backend {
@@ -157,21 +156,7 @@ const lma_backend *lma_backend_ref(void);
  * not built (no nvcc) or no GPU is present. */
 const lma_backend *lma_backend_cuda(void);
 const lma_backend *lma_backend_cuda_fp32(void);
-/* Test hook of the cuda backends' attention: 0 the fastest (cuDNN's fused flash attention
- * for bf16 without segment ids where cuDNN is built in, else the flash kernel for head dims
- * 16..128, else the fallback), 1 the naive kernels (the oracle), 2 batched GEMMs (cuda-fp32
- * only), 3 the flash kernel, never cuDNN. */
-extern int lma_cuda_attention_naive;
-/* Device bytes the cuda backends hold now and at most since the last reset (the
- * counterpart of torch.cuda.memory_allocated / max_memory_allocated); 0 without a GPU. */
-void lma_cuda_memory(size_t *current, size_t *peak, int reset_peak);
-/* cuDNN's fused attention in the cuda backend: NULL when it cannot run for head dim HD (not
- * built in, no GPU, LMA_CUDA_CUDNN=0), else its state in words ("cuDNN 91400", or why the last
- * plan failed); *runs: the cuDNN attention executions so far. */
-const char *lma_cuda_cudnn_attention(int HD, long *runs);
-/* cuda-fp32 GEMM precision: 0 = exact fp32 (the default, as PyTorch's), 1 = TF32 tensor cores
- * (LMA_CUDA_TF32=1). */
-void lma_cuda_set_tf32(int on);
+/* The cuda backends' test hook and counters: backend/cuda/cuda_host.h. */
 /* The fastest available: cuda when a GPU is present, else cpu. */
 const lma_backend *lma_backend_default(void);
 /* --device NAME: "cpu", "cuda", "cuda-fp32", "ref", or NULL for lma_backend_default(). On failure

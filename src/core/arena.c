@@ -32,25 +32,3 @@ void *lma_calloc(size_t n, size_t size, const char *what) {
     if (p) memset(p, 0, bytes);
     return p;
 }
-
-lma_status lma_arena_init(lma_arena *a, size_t cap) {
-    memset(a, 0, sizeof *a);
-    a->base = lma_malloc(cap, "arena");
-    if (!a->base) return LMA_ERR_NOMEM;
-    a->cap = cap;
-    return LMA_OK;
-}
-
-void *lma_arena_alloc(lma_arena *a, size_t bytes) {
-    size_t off = (a->used + 63) & ~(size_t)63, end;
-    if (!lma_add_ok(off, bytes, &end) || end > a->cap) {
-        lma_error(LMA_ERR_NOMEM, "arena full: %zu of %zu bytes used, %zu more asked", a->used, a->cap, bytes);
-        return NULL;
-    }
-    a->used = end;
-    if (end > a->peak) a->peak = end;
-    return a->base + off;
-}
-
-void lma_arena_reset(lma_arena *a) { a->used = 0; }
-void lma_arena_free(lma_arena *a) { free(a->base); memset(a, 0, sizeof *a); }

@@ -1,4 +1,5 @@
 #include "core/io.h"
+#include "core/buf.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -40,11 +41,8 @@ lma_status lma_read_file(const char *path, char **data, size_t *len) {
     char *buf = malloc(cap);
     if (!buf) { fclose(f); return lma_error(LMA_ERR_NOMEM, "%s: out of memory", path); }
     for (;;) {
-        if (n + 1 >= cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) { free(buf); fclose(f); return lma_error(LMA_ERR_NOMEM, "%s: out of memory", path); }
-            buf = nb; cap *= 2;
-        }
+        lma_status gs = lma_grow(&buf, &cap, n + 2, 1, 0, path); /* doubles when full */
+        if (gs) { free(buf); fclose(f); return gs; }
         size_t r = fread(buf + n, 1, cap - n - 1, f);
         n += r;
         if (r == 0) break;

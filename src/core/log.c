@@ -15,7 +15,6 @@ static lma_log_level env_level(void) {
     return LMA_LOG_INFO;
 }
 
-void lma_log_set_level(lma_log_level lvl) { level = (int)lvl; }
 lma_log_level lma_log_get_level(void) {
     if (level < 0) level = (int)env_level();
     return (lma_log_level)level;

@@ -6,29 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/arena.h"
+#include "core/buf.h"
 
 /* ---- small helpers ---------------------------------------------------- */
-
-lma_status lma_ex_buf_append(lma_ex_buf *b, const char *s, size_t n) {
-    size_t need;
-    if (!lma_add_ok(b->len, n, &need) || !lma_add_ok(need, 1, &need))
-        return lma_error(LMA_ERR_NOMEM, "text buffer: size overflow");
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < need) {
-            if (!lma_mul_ok(cap, 2, &cap)) return lma_error(LMA_ERR_NOMEM, "text buffer: size overflow");
-        }
-        char *p = realloc(b->p, cap);
-        if (!p) return lma_error(LMA_ERR_NOMEM, "text buffer: out of memory (%zu bytes)", cap);
-        b->p = p; b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-    return LMA_OK;
-}
-
-void lma_ex_buf_free(lma_ex_buf *b) { free(b->p); b->p = NULL; b->len = b->cap = 0; }
 
 int lma_utf8_valid(const char *str, size_t n, size_t *bad_off) {
     const unsigned char *s = (const unsigned char *)str;
@@ -96,13 +76,7 @@ static void set_err(lma_example *ex, const char *code, const char *fmt, ...) {
 static lma_status push_msg(lma_example *ex, int which, lma_ex_msg m) {
     lma_ex_msg **arr = which == 0 ? &ex->msgs : which == 1 ? &ex->chosen : &ex->rejected;
     size_t *n = which == 0 ? &ex->n_msgs : which == 1 ? &ex->n_chosen : &ex->n_rejected;
-    if (*n == ex->cap_[which]) {
-        size_t cap = ex->cap_[which] ? ex->cap_[which] * 2 : 8, bytes;
-        if (!lma_mul_ok(cap, sizeof(lma_ex_msg), &bytes)) return lma_error(LMA_ERR_NOMEM, "messages: size overflow");
-        lma_ex_msg *p = realloc(*arr, bytes);
-        if (!p) return lma_error(LMA_ERR_NOMEM, "messages: out of memory");
-        *arr = p; ex->cap_[which] = cap;
-    }
+    LMA_TRY(lma_grow(arr, &ex->cap_[which], *n + 1, sizeof **arr, 8, "messages"));
     (*arr)[(*n)++] = m;
     return LMA_OK;
 }
@@ -281,32 +255,32 @@ void lma_ex_clear(lma_example *ex) {
     memset(ex, 0, sizeof *ex);
 }
 
-lma_status lma_ex_text(const lma_example *ex, lma_ex_part part, lma_ex_buf *b) {
+lma_status lma_ex_text(const lma_example *ex, lma_ex_part part, lma_buf *b) {
     int first = 1;
     const lma_ex_msg *lists[3] = {ex->msgs, ex->chosen, ex->rejected};
     size_t ns[3] = {ex->n_msgs, ex->n_chosen, ex->n_rejected};
-    LMA_TRY(lma_ex_buf_append(b, "", 0));
+    LMA_TRY(lma_buf_append(b, "", 0));
     for (int l = 0; l < 3; l++)
         for (size_t i = 0; i < ns[l]; i++) {
             const lma_ex_msg *m = &lists[l][i];
             int resp = l > 0 || m->role == LMA_ROLE_ASSISTANT || m->role == LMA_ROLE_TEXT;
             if (!((resp ? LMA_EX_RESPONSE : LMA_EX_PROMPT) & part)) continue;
-            if (!first) LMA_TRY(lma_ex_buf_append(b, "\n", 1));
-            LMA_TRY(lma_ex_buf_append(b, m->text, m->len));
+            if (!first) LMA_TRY(lma_buf_append(b, "\n", 1));
+            LMA_TRY(lma_buf_append(b, m->text, m->len));
             first = 0;
         }
     return LMA_OK;
 }
 
-lma_status lma_ex_line(const lma_example *ex, lma_ex_buf *out) {
+lma_status lma_ex_line(const lma_example *ex, lma_buf *out) {
     if (!memchr(ex->raw, '\n', ex->raw_len) || !ex->json) {
         size_t n = ex->raw_len;
         while (n && (ex->raw[n - 1] == '\n' || ex->raw[n - 1] == '\r')) n--;
-        return lma_ex_buf_append(out, ex->raw, n);
+        return lma_buf_append(out, ex->raw, n);
     }
     char *s = cJSON_PrintUnformatted(ex->json);
     if (!s) return lma_error(LMA_ERR_NOMEM, "%s:%lld: out of memory re-serializing the record", ex->file, (long long)ex->line);
-    lma_status st = lma_ex_buf_append(out, s, strlen(s));
+    lma_status st = lma_buf_append(out, s, strlen(s));
     free(s);
     return st;
 }
@@ -322,7 +296,6 @@ struct lma_ex_reader {
     int mode;          /* 0 undecided, 1 JSONL, 2 JSON array, 3 array finished */
     int64_t line;      /* line number of buf[pos] */
     int64_t index;
-    uint64_t consumed;
     lma_example ex;
 };
 
@@ -353,7 +326,6 @@ void lma_ex_close(lma_ex_reader *r) {
     free(r);
 }
 
-uint64_t lma_ex_reader_offset(const lma_ex_reader *r) { return r->consumed; }
 
 /* Reads more bytes, keeping buf[pos..end) (moved to the front). Returns 0 at EOF. */
 static lma_status fill(lma_ex_reader *r, int *got) {
@@ -367,10 +339,7 @@ static lma_status fill(lma_ex_reader *r, int *got) {
         if (r->cap >= LMA_EX_MAX_RECORD + 2)
             return lma_error(LMA_ERR_FORMAT, "%s:%lld: record longer than %zu bytes", r->path,
                              (long long)r->line, LMA_EX_MAX_RECORD);
-        size_t cap = r->cap * 2;
-        char *p = realloc(r->buf, cap);
-        if (!p) return lma_error(LMA_ERR_NOMEM, "%s: out of memory for a %zu-byte record", r->path, cap);
-        r->buf = p; r->cap = cap;
+        LMA_TRY(lma_grow(&r->buf, &r->cap, r->cap + 1, 1, 0, r->path)); /* doubles */
     }
     size_t n = fread(r->buf + r->end, 1, r->cap - r->end, r->f);
     if (n == 0) {
@@ -392,7 +361,7 @@ static lma_status skip_ws(lma_ex_reader *r, int commas, int *next) {
         while (r->pos < r->end) {
             char c = r->buf[r->pos];
             if (c == '\n') r->line++;
-            if (is_ws(c) || (commas && c == ',')) { r->pos++; r->consumed++; continue; }
+            if (is_ws(c) || (commas && c == ',')) { r->pos++; continue; }
             *next = (unsigned char)c;
             return LMA_OK;
         }
@@ -407,10 +376,10 @@ lma_status lma_ex_next(lma_ex_reader *r, lma_example **out) {
         int c; LMA_TRY(skip_ws(r, 0, &c));
         /* UTF-8 byte order mark */
         if (c == 0xEF && r->end - r->pos >= 3 && !memcmp(r->buf + r->pos, "\xEF\xBB\xBF", 3)) {
-            r->pos += 3; r->consumed += 3;
+            r->pos += 3;
             LMA_TRY(skip_ws(r, 0, &c));
         }
-        if (c == '[') { r->mode = 2; r->pos++; r->consumed++; }
+        if (c == '[') { r->mode = 2; r->pos++; }
         else r->mode = 1;
     }
     if (r->mode == 3) return LMA_OK;
@@ -426,7 +395,6 @@ lma_status lma_ex_next(lma_ex_reader *r, lma_example **out) {
             size_t start = r->pos, len = (size_t)(nl - (r->buf + start));
             int64_t line = r->line;
             r->pos = start + len + (nl < r->buf + r->end ? 1 : 0);
-            r->consumed += r->pos - start;
             r->line++;
             size_t n = len;
             while (n && is_ws(r->buf[start + n - 1])) n--;
@@ -443,7 +411,7 @@ lma_status lma_ex_next(lma_ex_reader *r, lma_example **out) {
     int c; LMA_TRY(skip_ws(r, 1, &c));
     if (c == -1) return lma_error(LMA_ERR_FORMAT, "%s:%lld: JSON array is not closed with ']'", r->path, (long long)r->line);
     if (c == ']') {
-        r->mode = 3; r->pos++; r->consumed++;
+        r->mode = 3; r->pos++;
         LMA_TRY(skip_ws(r, 0, &c));
         if (c != -1) return lma_error(LMA_ERR_FORMAT, "%s:%lld: extra data after the closing ']'", r->path, (long long)r->line);
         return LMA_OK;
@@ -482,7 +450,7 @@ lma_status lma_ex_next(lma_ex_reader *r, lma_example **out) {
         } else if (ch == ',' && depth == 0) { i--; break; }
     }
     size_t start = r->pos, len = i - start;
-    r->pos = i; r->consumed += len; r->line += nl;
+    r->pos = i; r->line += nl;
     size_t n = len;
     while (n && is_ws(r->buf[start + n - 1])) n--;
     LMA_TRY(lma_ex_parse(r->buf + start, n, r->path, line, &r->ex));

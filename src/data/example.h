@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
+#include "core/buf.h" /* lma_buf: the texts and lines examples are copied into */
 #include "core/io.h"
 #include "core/status.h"
 
@@ -89,10 +90,6 @@ typedef struct {
     char *buf_; size_t buf_cap_;
 } lma_example;
 
-/* Growable byte buffer (caller-owned; free with lma_ex_buf_free). */
-typedef struct { char *p; size_t len, cap; } lma_ex_buf;
-lma_status lma_ex_buf_append(lma_ex_buf *b, const char *s, size_t n);
-void lma_ex_buf_free(lma_ex_buf *b);
 
 typedef struct lma_ex_reader lma_ex_reader;
 
@@ -100,8 +97,6 @@ typedef struct lma_ex_reader lma_ex_reader;
 lma_status lma_ex_open(const char *path, lma_ex_reader **out);
 /* *ex = the next example, or NULL at the end of the file. */
 lma_status lma_ex_next(lma_ex_reader *r, lma_example **ex);
-/* Bytes consumed so far (for progress). */
-uint64_t lma_ex_reader_offset(const lma_ex_reader *r);
 void lma_ex_close(lma_ex_reader *r);
 
 /* Parses one record (text, len) into ex (zero-initialize ex before the first
@@ -122,11 +117,11 @@ typedef enum {
 /* Appends the text of the chosen part to b, turns separated by "\n" (b->len is
  * not reset: the caller sets b->len = 0 first when it wants only this example).
  * b->p stays NUL-terminated. */
-lma_status lma_ex_text(const lma_example *ex, lma_ex_part part, lma_ex_buf *b);
+lma_status lma_ex_text(const lma_example *ex, lma_ex_part part, lma_buf *b);
 
 /* Appends the record as one JSONL line (without the newline) to out: the
  * original bytes when they hold no newline, else the compact JSON. */
-lma_status lma_ex_line(const lma_example *ex, lma_ex_buf *out);
+lma_status lma_ex_line(const lma_example *ex, lma_buf *out);
 
 /* 1 when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF);
  * else 0 and *bad_off = offset of the first bad byte. */

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "backend/backend.h"
+#include "core/targets.h"
 #include "core/arena.h"
 
 enum { STREAM_DATA = 1, STREAM_REPLAY = 2, STREAM_VAL = 3 };

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "data/example.h"
 #include "tok/chat_template.h"
 
@@ -14,22 +15,12 @@ struct lma_sft_set {
 };
 
 static lma_status push(lma_sft_set *s, const int32_t *ids, const uint8_t *lab, size_t n) {
-    if (s->n + 2 > s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 1024;
-        size_t *o = realloc(s->off, nc * sizeof *o);
-        if (!o) return lma_error(LMA_ERR_NOMEM, "out of memory");
-        s->off = o; s->cap = nc;
-    }
+    LMA_TRY(lma_grow(&s->off, &s->cap, s->n + 2, sizeof *s->off, 1024, "SFT example offsets"));
     size_t used = s->n ? s->off[s->n] : 0;
-    if (used + n > s->tok_cap) {
-        size_t nc = s->tok_cap ? s->tok_cap : 1 << 16;
-        while (nc < used + n) nc *= 2;
-        int32_t *i = realloc(s->ids, nc * sizeof *i);
-        if (!i) return lma_error(LMA_ERR_NOMEM, "out of memory");
-        s->ids = i;
-        uint8_t *l = realloc(s->lab, nc);
-        if (!l) return lma_error(LMA_ERR_NOMEM, "out of memory");
-        s->lab = l; s->tok_cap = nc;
+    if (used + n > s->tok_cap) { /* 2 arrays, one capacity */
+        void *const arrs[] = {&s->ids, &s->lab};
+        const size_t esz[] = {sizeof *s->ids, sizeof *s->lab};
+        LMA_TRY(lma_grow_all(&s->tok_cap, used + n, 1 << 16, "SFT tokens", 2, arrs, esz));
     }
     if (s->n == 0) s->off[0] = 0;
     memcpy(s->ids + used, ids, n * sizeof *ids);

@@ -325,7 +325,6 @@ void lma_shardset_close(lma_shardset *s) {
 }
 
 size_t lma_shardset_nshards(const lma_shardset *s) { return s->n; }
-const lma_shard *lma_shardset_shard(const lma_shardset *s, size_t i) { return i < s->n ? s->shards[i] : NULL; }
 uint64_t lma_shardset_ntokens(const lma_shardset *s) { return s->ntok; }
 uint64_t lma_shardset_ndocs(const lma_shardset *s) { return s->cum[s->n]; }
 int32_t lma_shardset_eos(const lma_shardset *s) { return s->eos; }

@@ -87,7 +87,6 @@ lma_status lma_shardset_open(const char *const *paths, size_t n, lma_shardset **
 void lma_shardset_close(lma_shardset *s);
 
 size_t lma_shardset_nshards(const lma_shardset *s);
-const lma_shard *lma_shardset_shard(const lma_shardset *s, size_t i);
 uint64_t lma_shardset_ntokens(const lma_shardset *s); /* EOS included */
 uint64_t lma_shardset_ndocs(const lma_shardset *s);
 int32_t lma_shardset_eos(const lma_shardset *s);

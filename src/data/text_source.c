@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
+#include "core/buf.h"
 #include "core/arena.h"
 #include "core/io.h"
 #include "core/progress.h"
@@ -113,12 +114,7 @@ static lma_status check_utf8(lma_text_source *s, const char **text, size_t *len,
 
 /* ---- file list ---- */
 static lma_status add_file(lma_text_source *s, const char *path, uint64_t size) {
-    if (s->nfiles == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 16;
-        char **nf = realloc(s->files, nc * sizeof *nf);
-        if (!nf) return lma_error(LMA_ERR_NOMEM, "out of memory listing files");
-        s->files = nf; s->cap = nc;
-    }
+    LMA_TRY(lma_grow(&s->files, &s->cap, s->nfiles + 1, sizeof *s->files, 16, "the file list"));
     size_t L = strlen(path);
     char *c = lma_malloc(L + 1, "file path");
     if (!c) return LMA_ERR_NOMEM;
@@ -207,13 +203,7 @@ static lma_status doc_append(lma_text_source *s, const char *b, size_t n) {
     size_t need;
     if (!lma_add_ok(s->dlen, n, &need) || !lma_add_ok(need, 1, &need))
         return lma_error(LMA_ERR_NOMEM, "%s: document too large", s->files[s->cur]);
-    if (need > s->dcap) {
-        size_t nc = s->dcap ? s->dcap : 4096;
-        while (nc < need) nc = nc > SIZE_MAX / 2 ? need : nc * 2;
-        char *nb = realloc(s->doc, nc);
-        if (!nb) return lma_error(LMA_ERR_NOMEM, "%s: out of memory for a %zu-byte document", s->files[s->cur], need);
-        s->doc = nb; s->dcap = nc;
-    }
+    LMA_TRY(lma_grow(&s->doc, &s->dcap, need, 1, 4096, "a document"));
     memcpy(s->doc + s->dlen, b, n);
     s->dlen += n;
     s->doc[s->dlen] = 0;

@@ -1,20 +1,7 @@
 #include "eval/csv.h"
 #include <stdlib.h>
 #include <string.h>
-#include "core/arena.h"
-
-typedef struct { char *p; size_t len, cap; } fbuf;
-
-static int fb_put(fbuf *b, char c) {
-    if (b->len + 1 >= b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 64;
-        char *np = realloc(b->p, nc);
-        if (!np) return 0;
-        b->p = np; b->cap = nc;
-    }
-    b->p[b->len++] = c;
-    return 1;
-}
+#include "core/buf.h"
 
 void lma_csv_free(char **cells, size_t n_cells) {
     if (!cells) return;
@@ -28,7 +15,7 @@ lma_status lma_csv_parse(const char *buf, size_t len, const char *ctx, size_t n_
     if (n_cols == 0 || n_cols > 4096) return lma_error(LMA_ERR_ARG, "%s: bad column count %zu", ctx, n_cols);
     size_t cap = 0, n = 0, line = 1, rec_line = 1, nf = 0;
     char **out = NULL;
-    fbuf f = {0};
+    lma_buf f = {0};
     lma_status st = LMA_OK;
     size_t i = 0;
     while (i < len) {
@@ -49,13 +36,13 @@ lma_status lma_csv_parse(const char *buf, size_t len, const char *ctx, size_t n_
                 char c = buf[i];
                 if (quoted) {
                     if (c == '"') {
-                        if (i + 1 < len && buf[i + 1] == '"') { if (!fb_put(&f, '"')) goto nomem; i += 2; continue; }
+                        if (i + 1 < len && buf[i + 1] == '"') { if (lma_buf_push(&f, '"')) goto nomem; i += 2; continue; }
                         quoted = 0; i++;
                         continue;
                     }
                     if (c == '\n') line++;
                     else if (c == '\r' && !(i + 1 < len && buf[i + 1] == '\n')) line++;
-                    if (!fb_put(&f, c)) goto nomem;
+                    if (lma_buf_push(&f, c)) goto nomem;
                     i++;
                     continue;
                 }
@@ -66,7 +53,7 @@ lma_status lma_csv_parse(const char *buf, size_t len, const char *ctx, size_t n_
                     end_rec = 1;
                     break;
                 }
-                if (!fb_put(&f, c)) goto nomem;
+                if (lma_buf_push(&f, c)) goto nomem;
                 i++;
             }
             if (quoted) { st = lma_error(LMA_ERR_FORMAT, "%s:%zu: quoted field not closed before the end of the file", ctx, rec_line); goto fail; }
@@ -75,13 +62,7 @@ lma_status lma_csv_parse(const char *buf, size_t len, const char *ctx, size_t n_
                 st = lma_error(LMA_ERR_FORMAT, "%s:%zu: more than %zu fields in the record", ctx, rec_line, n_cols);
                 goto fail;
             }
-            if (n * n_cols + nf >= cap) {
-                size_t nc = cap ? cap * 2 : n_cols * 64, bytes;
-                if (!lma_mul_ok(nc, sizeof(char *), &bytes)) goto nomem;
-                char **no = realloc(out, bytes);
-                if (!no) goto nomem;
-                out = no; cap = nc;
-            }
+            if (lma_grow(&out, &cap, n * n_cols + nf + 1, sizeof *out, n_cols * 64, "CSV cells")) goto nomem;
             char *s = malloc(f.len + 1);
             if (!s) goto nomem;
             if (f.len) memcpy(s, f.p, f.len);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/io.h"
 #include "eval/csv.h"
 
@@ -127,12 +128,7 @@ static lma_status list_subjects(const char *dir, char *split, size_t split_cap, 
         } else if (sl != strlen(split) || memcmp(us + 1, split, sl)) {
             continue;
         }
-        if (k == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **nv = realloc(v, cap * sizeof *nv);
-            if (!nv) { st = lma_error(LMA_ERR_NOMEM, "out of memory listing %s", dir); break; }
-            v = nv;
-        }
+        if ((st = lma_grow(&v, &cap, k + 1, sizeof *v, 64, dir))) break;
         v[k] = malloc((size_t)(us - nm) + 1);
         if (!v[k]) { st = lma_error(LMA_ERR_NOMEM, "out of memory listing %s", dir); break; }
         memcpy(v[k], nm, (size_t)(us - nm)); v[k][us - nm] = 0;
@@ -203,33 +199,16 @@ lma_status lma_mmlu_load(const char *path, const char *split, lma_mmlu_set *out)
     return st;
 }
 
-typedef struct { char *p; size_t len, cap; int oom; } sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->len + n + 1) nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) { b->oom = 1; return; }
-        b->p = np; b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
-static void add_question(sbuf *b, const lma_mmlu_item *it) {
+static void add_question(lma_buf *b, const lma_mmlu_item *it) {
     size_t qb, qe;
     lma_py_strip(it->question, strlen(it->question), &qb, &qe);
-    sb_add(b, it->question + qb, qe - qb);
+    lma_buf_append(b, it->question + qb, qe - qb);
     for (int k = 0; k < 4; k++) {
         char h[5] = {'\n', (char)('A' + k), '.', ' ', 0};
-        sb_str(b, h);
-        sb_str(b, it->choices[k]);
+        lma_buf_str(b, h);
+        lma_buf_str(b, it->choices[k]);
     }
-    sb_str(b, "\nAnswer:");
+    lma_buf_str(b, "\nAnswer:");
 }
 
 static int same_item(const lma_mmlu_item *a, const lma_mmlu_item *b) {
@@ -247,21 +226,21 @@ lma_status lma_mmlu_prompt(const char *subject, const lma_mmlu_item *shots, size
     size_t want = (size_t)k + (shots_are_items ? 1 : 0);
     if (k > 0 && n_shots < want)
         return lma_error(LMA_ERR_ARG, "%s: %d shots asked, the dev split has %zu rows", subject, k, n_shots);
-    sbuf b = {0};
-    sb_str(&b, "The following are multiple choice questions (with answers) about ");
-    for (const char *p = subject; *p; p++) sb_add(&b, *p == '_' ? " " : p, 1);
-    sb_str(&b, ".\n\n");
+    lma_buf b = {0};
+    lma_buf_str(&b, "The following are multiple choice questions (with answers) about ");
+    for (const char *p = subject; *p; p++) lma_buf_append(&b, *p == '_' ? " " : p, 1);
+    lma_buf_str(&b, ".\n\n");
     int used = 0;
     for (size_t i = 0; k > 0 && i < want && used < k; i++) {
         if (shots_are_items && same_item(&shots[i], item)) continue;
         add_question(&b, &shots[i]);
         char g[4] = {' ', (char)('A' + shots[i].answer), 0};
-        sb_str(&b, g);
-        sb_str(&b, "\n\n");
+        lma_buf_str(&b, g);
+        lma_buf_str(&b, "\n\n");
         used++;
     }
     add_question(&b, item);
-    if (b.oom) { free(b.p); return lma_error(LMA_ERR_NOMEM, "out of memory building an MMLU prompt"); }
+    if (b.st) { lma_buf_free(&b); return lma_error(LMA_ERR_NOMEM, "out of memory building an MMLU prompt"); }
     *out = b.p; *len = b.len;
     return LMA_OK;
 }

@@ -2,6 +2,7 @@
  * is set; tensors are described up front and their bytes produced at write time. */
 #include <stdlib.h>
 #include <string.h>
+#include "core/buf.h"
 #include "core/io.h"
 #include "format/gguf.h"
 #include "quant/ggml_quant.h"
@@ -28,14 +29,7 @@ struct lma_gguf_writer {
 };
 
 static lma_status put(lma_gguf_writer *w, const void *p, size_t n) {
-    if (w->kv_len + n > w->kv_cap) {
-        size_t cap = w->kv_cap ? w->kv_cap : 4096;
-        while (cap < w->kv_len + n) cap *= 2;
-        unsigned char *b = realloc(w->kv, cap);
-        if (!b) return lma_error(LMA_ERR_NOMEM, "out of memory writing GGUF metadata");
-        w->kv = b;
-        w->kv_cap = cap;
-    }
+    LMA_TRY(lma_grow(&w->kv, &w->kv_cap, w->kv_len + n, 1, 4096, "GGUF metadata"));
     memcpy(w->kv + w->kv_len, p, n);
     w->kv_len += n;
     return LMA_OK;
@@ -73,13 +67,7 @@ static lma_status key(lma_gguf_writer *w, const char *k, lma_gguf_type t) {
         return lma_error(LMA_ERR_ARG, "GGUF writer: general.alignment must be a u32");
     for (size_t i = 0; i < w->n_keys; i++)
         if (!strcmp(w->keys[i], k)) return lma_error(LMA_ERR_ARG, "GGUF writer: key '%s' set twice", k);
-    if (w->n_keys == w->keys_cap) {
-        size_t cap = w->keys_cap ? w->keys_cap * 2 : 32;
-        char **nk = realloc(w->keys, cap * sizeof *nk);
-        if (!nk) return lma_error(LMA_ERR_NOMEM, "out of memory");
-        w->keys = nk;
-        w->keys_cap = cap;
-    }
+    LMA_TRY(lma_grow(&w->keys, &w->keys_cap, w->n_keys + 1, sizeof *w->keys, 32, "GGUF keys"));
     if (!(w->keys[w->n_keys] = strdup(k))) return lma_error(LMA_ERR_NOMEM, "out of memory");
     w->n_keys++;
     w->n_kv++;
@@ -188,13 +176,7 @@ lma_status lma_gguf_add_tensor(lma_gguf_writer *w, const char *name, int n_dims,
                          (long long)lma_ggml_block_elems(type));
     uint64_t nb;
     LMA_TRY(lma_ggml_nbytes(type, n, &nb));
-    if (w->n_t == w->t_cap) {
-        size_t cap = w->t_cap ? w->t_cap * 2 : 64;
-        wtensor *nt = realloc(w->t, cap * sizeof *nt);
-        if (!nt) return lma_error(LMA_ERR_NOMEM, "out of memory");
-        w->t = nt;
-        w->t_cap = cap;
-    }
+    LMA_TRY(lma_grow(&w->t, &w->t_cap, w->n_t + 1, sizeof *w->t, 64, "GGUF tensors"));
     wtensor *t = &w->t[w->n_t];
     memset(t, 0, sizeof *t);
     if (!(t->name = strdup(name))) return lma_error(LMA_ERR_NOMEM, "out of memory");

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/io.h"
 #include "core/json.h"
 #include "core/progress.h"
@@ -24,24 +25,8 @@ int lma_generation_eos(const char *model_dir, const lma_config *c, int32_t *ids,
     return n;
 }
 
-typedef struct { char *p; size_t len, cap; } sbuf;
-
-static int sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 256;
-        while (nc < b->len + n + 1) nc *= 2;
-        char *q = realloc(b->p, nc);
-        if (!q) return 0;
-        b->p = q; b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-    return 1;
-}
-
 /* Earliest stop-string match at or after `from`; returns its offset or -1. */
-static long find_stop(const sbuf *b, size_t from, const lma_gen_params *p) {
+static long find_stop(const lma_buf *b, size_t from, const lma_gen_params *p) {
     long best = -1;
     for (int i = 0; i < p->n_stop_strings; i++) {
         size_t k = strlen(p->stop_strings[i]);
@@ -54,7 +39,7 @@ static long find_stop(const sbuf *b, size_t from, const lma_gen_params *p) {
 }
 
 /* Bytes at the end of b that could still start a stop string (held back from streaming). */
-static size_t stop_holdback(const sbuf *b, const lma_gen_params *p) {
+static size_t stop_holdback(const lma_buf *b, const lma_gen_params *p) {
     size_t hold = 0;
     for (int i = 0; i < p->n_stop_strings; i++) {
         size_t k = strlen(p->stop_strings[i]);
@@ -74,7 +59,7 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
     lma_tok_stream *ts = NULL;
     float *logits = lma_malloc((size_t)V * sizeof(float), "logits");
     int32_t *hist = lma_malloc((size_t)cap * sizeof(int32_t), "token history");
-    sbuf text = {0};
+    lma_buf text = {0};
     size_t streamed = 0;
     lma_status s = (!logits || !hist) ? LMA_ERR_NOMEM : lma_kv_create(m, cap, &kv);
     if (s == LMA_OK && tok) s = lma_tok_stream_new(tok, 1, &ts);
@@ -101,7 +86,7 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
             char *piece = NULL;
             size_t plen = 0;
             s = lma_tok_stream_push(ts, id, &piece, &plen);
-            if (s == LMA_OK && plen && !sb_add(&text, piece, plen)) s = lma_error(LMA_ERR_NOMEM, "out of memory");
+            if (s == LMA_OK && plen) s = lma_buf_append(&text, piece, plen);
             free(piece);
             if (s != LMA_OK) break;
             long at = find_stop(&text, text.len - plen, p);
@@ -120,7 +105,7 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
     if (s == LMA_OK && ts && res->finish == LMA_FINISH_LENGTH) {
         char *piece = NULL;
         size_t plen = 0;
-        if (lma_tok_stream_flush(ts, &piece, &plen) == LMA_OK && plen) sb_add(&text, piece, plen);
+        if (lma_tok_stream_flush(ts, &piece, &plen) == LMA_OK && plen) (void)lma_buf_append(&text, piece, plen);
         free(piece);
     }
     if (s == LMA_OK && (p->on_text || p->on_token) && text.len > streamed) {
@@ -133,7 +118,7 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
         if (!res->ids) s = LMA_ERR_NOMEM;
         else memcpy(res->ids, hist + n_prompt, res->n_ids * sizeof(int32_t));
         if (tok) {
-            if (!text.p) sb_add(&text, "", 0);
+            if (!text.p) (void)lma_buf_append(&text, "", 0);
             res->text = text.p; res->len = text.len; text.p = NULL;
         }
     }

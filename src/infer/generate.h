@@ -11,19 +11,7 @@
 
 typedef enum { LMA_FINISH_LENGTH = 0, LMA_FINISH_STOP } lma_finish_reason;
 
-typedef struct {
-    int max_tokens;
-    lma_sample_params sample;
-    uint64_t seed;
-    const int32_t *stop_ids; int n_stop_ids;         /* e.g. generation_config.json eos_token_id */
-    const char *const *stop_strings; int n_stop_strings;
-    void (*on_text)(void *ctx, const char *text, size_t len);
-    /* per token (lmadapt.h's lma_token_callback): the text released with it (NULL/0 without
-     * tokenizer), then id -1 with what was held back at the end; non-zero stops after it
-     * (finish LMA_FINISH_STOP). Not called for a stop token. */
-    int (*on_token)(void *ctx, int32_t id, const char *text, size_t len);
-    void *ctx;
-} lma_gen_params;
+/* lma_gen_params (the request): core/gen_params.h */
 
 typedef struct {
     int32_t *ids;  size_t n_ids; /* generated ids (a stop token included, as transformers does) */

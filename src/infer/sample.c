@@ -3,11 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-lma_sample_params lma_sample_default_params(void) {
-    lma_sample_params p = {0.0f, 0, 1.0f, 0.0f, 1.0f};
-    return p;
-}
-
 static int cmp_desc(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x < y) - (x > y);

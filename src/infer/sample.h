@@ -8,17 +8,9 @@
 #define LMA_INFER_SAMPLE_H
 #include <stddef.h>
 #include <stdint.h>
+#include "core/gen_params.h" /* lma_sample_params, lma_sample_default_params */
 #include "core/rng.h"
 
-typedef struct {
-    float temperature;        /* 0: greedy */
-    int top_k;                /* 0: off */
-    float top_p;              /* 1: off */
-    float min_p;              /* 0: off */
-    float repetition_penalty; /* 1: off */
-} lma_sample_params;
-
-lma_sample_params lma_sample_default_params(void); /* greedy, everything off */
 /* logits (V) are modified in place; history may be NULL. */
 int32_t lma_sample(float *logits, int V, const lma_sample_params *p, const int32_t *history, size_t n_hist,
                    lma_rng *rng);

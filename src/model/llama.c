@@ -23,7 +23,6 @@
 #include "core/io.h"
 #include "core/model_path.h"
 #include "core/rng.h"
-#include "model/lora.h"
 #include "model/nf4.h"
 #include "model/safetensors.h"
 #include "model/weight_source.h"
@@ -293,10 +292,6 @@ lma_status lma_model_create_ex(const lma_config *cfg, const lma_backend *be, uns
     return create_impl(cfg, be, flags, out);
 }
 
-lma_status lma_model_create_nf4(const lma_config *cfg, const lma_backend *be, lma_model **out) {
-    return create_impl(cfg, be, LMA_MODEL_NF4, out);
-}
-
 /* Quantizes one projection weight (host fp32) into its NF4 slot. */
 static lma_status set_quantized(lma_model *m, const lma_param_info *p, const float *x) {
     lma_nf4_tensor *q = &m->nf4[(size_t)p->layer * LMA_PROJ_COUNT + kind_proj(p->kind)];
@@ -333,23 +328,24 @@ lma_status lma_model_to_nf4(const lma_model *src, lma_model **out) {
 
 lma_trainable lma_model_trainable(const lma_model *m) {
     lma_trainable t;
-    if (m->lora) {
-        t.table = &m->lora->table;
-        t.params = m->lora->params; t.grads = m->lora->grads; t.m = m->lora->adam_m; t.v = m->lora->adam_v;
-        t.pact = m->lora->pact;
-    } else {
-        t.table = &m->table;
-        t.params = m->params; t.grads = m->grads; t.m = m->adam_m; t.v = m->adam_v;
-        t.pact = m->wact;
-    }
+    if (m->lora) return m->lora_hooks->trainable(m->lora);
+    t.table = &m->table;
+    t.params = m->params; t.grads = m->grads; t.m = m->adam_m; t.v = m->adam_v;
+    t.pact = m->wact;
     return t;
+}
+
+void lma_model_set_adapter(lma_model *m, lma_lora *a, const lma_adapter_hooks *hooks) {
+    if (m->lora && m->lora != a) m->lora_hooks->free(m->lora, m->be);
+    m->lora = a;
+    m->lora_hooks = a ? hooks : NULL;
+    m->frozen = a != NULL;
 }
 
 void lma_model_sync_weights(lma_model *m) {
     const lma_backend *be = m->be;
     if (m->params && m->wact != m->params) be->cast_to_act(m->wact, m->params, m->table.total);
-    lma_lora *lo = m->lora;
-    if (lo && lo->pact && lo->pact != lo->params) be->cast_to_act(lo->pact, lo->params, lo->table.total);
+    if (m->lora) m->lora_hooks->sync(m->lora, be);
 }
 
 void lma_model_free(lma_model *m) {
@@ -365,7 +361,7 @@ void lma_model_free(lma_model *m) {
     lma_tensors_free(&m->w);
     lma_tensors_free(&m->g);
     lma_params_free(&m->table);
-    lma_lora_free(m->lora, be);
+    if (m->lora) m->lora_hooks->free(m->lora, be);
     if (m->nf4)
         for (int i = 0; i < m->cfg.n_layers * LMA_PROJ_COUNT; i++) lma_nf4_free(&m->nf4[i]);
     free(m->nf4);
@@ -531,7 +527,7 @@ done:
 }
 
 lma_status lma_model_enable_training(lma_model *m) {
-    if (m->lora) return lma_lora_enable_training(m->lora, m->be);
+    if (m->lora) return m->lora_hooks->enable_training(m->lora, m->be);
     if (m->nf4) return lma_error(LMA_ERR_UNSUPPORTED, "an NF4 model trains only through a LoRA adapter (QLoRA)");
     LMA_TRY(need_masters(m, "full training"));
     if (m->grads) return LMA_OK;
@@ -579,63 +575,26 @@ typedef struct {
     int past;
 } attn_ctx;
 
-/* out (N,OC) = inp (N,C) @ W^T + bias, W the compute copy or NF4; plus the LoRA term
- * s * (dropout(inp) A^T) B^T when (l, p) is adapted. The adapter's xa slot
- * keeps s * dropout(inp) A^T for the backward. */
+/* out (N,OC) = inp (N,C) @ W^T + bias, W the compute copy or NF4; plus an attached
+ * adapter's term (the LoRA path, through its hooks: adapter_hooks.h). */
 static void proj_fwd(const lma_model *m, int l, int p, void *out, const void *inp, const void *w,
                      const void *bias, int N, int C, int OC) {
     const lma_backend *be = m->be;
     const lma_nf4_tensor *q = nf4_slot(m, l, p);
     if (q) be->matmul_nf4_fwd(out, inp, q, bias, N, C, OC);
     else be->matmul_fwd(out, inp, w, bias, N, C, OC);
-    lma_lora *lo = m->lora;
-    size_t k = (size_t)l * LMA_PROJ_COUNT + p;
-    if (!lo || !lo->A[k]) return;
-    int r = lo->p.r;
-    void *xa = lma_at(lo->xa, k * (size_t)lo->cap_N * r, (size_t)be->act_bytes);
-    const void *x = inp;
-    if (m->lora_train && lo->p.dropout > 0) {
-        lma_lora_make_mask(lo, be, lo->calls, l, p, N, C);
-        be->mul(lo->xd, inp, lo->mask, (size_t)N * C);
-        x = lo->xd;
-    }
-    be->matmul_fwd(xa, x, lo->A[k], NULL, N, C, r);
-    be->scale(xa, lo->scale, (size_t)N * r);
-    if (be->matmul_fwd_add) {
-        be->matmul_fwd_add(out, xa, lo->B[k], N, r, OC);
-    } else {
-        be->matmul_fwd(lo->tmp, xa, lo->B[k], NULL, N, r, OC);
-        be->add(out, out, lo->tmp, (size_t)N * OC);
-    }
+    if (m->lora) m->lora_hooks->fwd(m->lora, be, l, p, m->lora_train, out, inp, N, C, OC);
 }
 
-/* Backward of proj_fwd: dinp += dout @ W (the frozen base: dw, dbias NULL), and
- * for an adapter dB += dout^T xa, dA += s (dout B)^T dropout(inp), dinp += its path. */
+/* Backward of proj_fwd: dinp += dout @ W (the frozen base: dw, dbias NULL), and the
+ * adapter's backward (its gradients; dinp += its path). */
 static void proj_bwd(const lma_model *m, int l, int p, void *dinp, float *dw, float *dbias, const void *dout,
                      const void *inp, const void *w, int N, int C, int OC) {
     const lma_backend *be = m->be;
     const lma_nf4_tensor *q = nf4_slot(m, l, p);
     if (q) be->matmul_nf4_bwd(dinp, dout, q, N, C, OC);
     else be->matmul_bwd(dinp, dw, dbias, dout, inp, w, N, C, OC);
-    lma_lora *lo = m->lora;
-    size_t k = (size_t)l * LMA_PROJ_COUNT + p;
-    if (!lo || !lo->A[k]) return;
-    int r = lo->p.r;
-    size_t es = (size_t)be->act_bytes;
-    void *xa = lma_at(lo->xa, k * (size_t)lo->cap_N * r, es);
-    be->zero(lo->dxa, (size_t)N * r * es);
-    be->matmul_bwd(lo->dxa, lo->dB[k], NULL, dout, xa, lo->B[k], N, r, OC);
-    be->scale(lo->dxa, lo->scale, (size_t)N * r);
-    if (lo->p.dropout > 0) {
-        lma_lora_make_mask(lo, be, lo->calls, l, p, N, C);
-        be->mul(lo->xd, inp, lo->mask, (size_t)N * C);
-        be->zero(lo->tmp, (size_t)N * C * es);
-        be->matmul_bwd(lo->tmp, lo->dA[k], NULL, lo->dxa, lo->xd, lo->A[k], N, C, r);
-        be->mul(lo->tmp, lo->tmp, lo->mask, (size_t)N * C);
-        be->add(dinp, dinp, lo->tmp, (size_t)N * C);
-    } else {
-        be->matmul_bwd(dinp, lo->dA[k], NULL, lo->dxa, inp, lo->A[k], N, C, r);
-    }
+    if (m->lora) m->lora_hooks->bwd(m->lora, be, l, p, dinp, dout, inp, N, C, OC);
 }
 
 /* recompute (activation checkpointing, from the backward): everything the backward reads,
@@ -712,10 +671,7 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
         return lma_error(LMA_ERR_UNSUPPORTED, "sequence of %d tokens exceeds sliding_window %d (not implemented)", T,
                          c->sliding_window);
     LMA_TRY(ensure_acts(m, B, T));
-    if (m->lora) {
-        LMA_TRY(lma_lora_ensure(m->lora, be, B * T));
-        if (want_grad) m->lora->calls++; /* the dropout stream of this forward */
-    }
+    if (m->lora) LMA_TRY(m->lora_hooks->begin(m->lora, be, B * T, want_grad));
     m->lora_train = want_grad && m->lora;
     lma_acts *a = m->acts;
     int N = B * T, C = c->hidden_size, V = c->vocab_size;
@@ -981,7 +937,7 @@ lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_
                          kv->len + n, c->sliding_window);
     int C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size, NH = c->n_heads, NKV = c->n_kv_heads;
     int HD = c->head_dim, QD = NH * HD, KVD = NKV * HD, n_out = all_logits ? n : 1;
-    if (m->lora) LMA_TRY(lma_lora_ensure(m->lora, be, n));
+    if (m->lora) LMA_TRY(m->lora_hooks->begin(m->lora, be, n, 0));
     m->lora_train = 0;
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= V)

@@ -21,11 +21,11 @@
 #ifndef LMA_MODEL_LLAMA_H
 #define LMA_MODEL_LLAMA_H
 #include "backend/backend.h"
+#include "model/adapter_hooks.h"
 #include "model/config.h"
 #include "model/params.h"
 
 typedef struct lma_acts lma_acts; /* activation pointers, private to llama.c */
-typedef struct lma_lora lma_lora; /* LoRA adapters (lora.h) */
 struct lma_nf4_tensor;            /* NF4 weights (nf4.h) */
 
 /* The public handle of include/lmadapt.h (typedef struct lma_model lma_model) is this struct. */
@@ -56,7 +56,8 @@ struct lma_model {
     size_t act_cap_bytes;                     /* bytes of act_mem */
     int acts_ckpt;                            /* grad_ckpt of act_mem's layout (a change reallocates) */
     /* parameter-efficient fine-tuning (lora.h, nf4.h) */
-    lma_lora *lora;      /* adapters on the projections, or NULL */
+    lma_lora *lora;      /* adapters on the projections, or NULL (opaque here: lora.h) */
+    const lma_adapter_hooks *lora_hooks; /* how the model calls it (adapter_hooks.h) */
     int frozen;          /* 1 while an adapter is attached: the base gets no gradient */
     int lora_train;      /* the current forward trains the adapter (dropout on) */
     struct lma_nf4_tensor *nf4; /* (L * 7) NF4 q,k,v,o,gate,up,down weights (QLoRA base) in host
@@ -64,18 +65,18 @@ struct lma_model {
     lma_param_table qtable;     /* the quantized tensors (names, shapes; offsets unused) */
 };
 
-/* The tensors the optimizer updates: the adapter's when one is attached, else the model's. */
-typedef struct {
-    const lma_param_table *table;
-    float *params, *grads, *m, *v; /* (table->total) each, fp32; grads/m/v NULL before enable_training */
-    void *pact;                    /* (table->total) act: the compute copy of params (may be params) */
-} lma_trainable;
+/* The tensors the optimizer updates (lma_trainable, adapter_hooks.h): the adapter's when
+ * one is attached, else the model's. */
 lma_trainable lma_model_trainable(const lma_model *m);
+/* Installs adapter a, called through hooks, on m (freeing the one it had, if another) and
+ * freezes the base while one is attached; (NULL, NULL) detaches. The model owns a. */
+void lma_model_set_adapter(lma_model *m, lma_lora *a, const lma_adapter_hooks *hooks);
 
 /* Allocates parameters for cfg (uninitialised). */
 lma_status lma_model_create(const lma_config *cfg, const lma_backend *be, lma_model **out);
 /* Creation flags of lma_model_create_ex / lma_model_load_ex:
- *   LMA_MODEL_NF4     projections stored as NF4 (QLoRA base: lma_model_create_nf4);
+ *   LMA_MODEL_NF4     q,k,v,o,gate,up,down stored as NF4 with double-quantized constants
+ *                     (QLoRA base); embeddings, norms, biases and lm_head stay fp32;
  *   LMA_MODEL_FROZEN  a base that will only be read (adapter training, inference): where the
  *                     backend's compute copy is separate (bf16 "cuda") no fp32 copy is ever
  *                     allocated (m->params NULL: a 7B base costs 13 GB instead of 40);
@@ -88,10 +89,6 @@ lma_status lma_model_create_ex(const lma_config *cfg, const lma_backend *be, uns
  * short name (core/model_path.h) onto be; flags 0 for a plain fp32 model. (The public
  * lma_model_load of lmadapt.h takes a device name instead of a backend.) */
 lma_status lma_model_load_ex(const char *dir, const lma_backend *be, unsigned flags, lma_model **out);
-/* Like lma_model_create, but q,k,v,o,gate,up,down weights are stored as NF4 with
- * double-quantized constants (QLoRA base; needs a host-memory backend: cpu, ref).
- * Embeddings, norms, biases and lm_head stay fp32. */
-lma_status lma_model_create_nf4(const lma_config *cfg, const lma_backend *be, lma_model **out);
 /* lma_model_load_ex with the projection weights quantized to NF4 as they are read
  * (one tensor at a time: the fp32 model never exists whole). */
 lma_status lma_model_load_nf4(const char *dir, const lma_backend *be, lma_model **out);

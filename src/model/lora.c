@@ -57,7 +57,7 @@ lma_status lma_lora_parse_targets(const char *spec, unsigned *mask) {
     return LMA_OK;
 }
 
-void lma_lora_free(lma_lora *lo, const lma_backend *be) {
+static void lora_free(lma_lora *lo, const lma_backend *be) {
     if (!lo) return;
     if (lo->pact && lo->pact != lo->params) be->free(lo->pact);
     void *bufs[] = {lo->params, lo->grads, lo->adam_m, lo->adam_v, lo->xa, lo->xd, lo->tmp, lo->mask, lo->dxa,
@@ -124,52 +124,7 @@ static lma_status build(lma_lora *lo, const lma_config *c, const lma_backend *be
     return LMA_OK;
 }
 
-lma_status lma_lora_attach(lma_model *m, const lma_lora_params *p, uint64_t seed) {
-    if (m->lora) return lma_error(LMA_ERR_ARG, "the model already has a LoRA adapter");
-    if (p->r < 1 || p->r > 65536) return lma_error(LMA_ERR_ARG, "LoRA rank %d must be in [1, 65536]", p->r);
-    if (!(p->dropout >= 0 && p->dropout < 1)) return lma_error(LMA_ERR_ARG, "LoRA dropout %g must be in [0, 1)", p->dropout);
-    if (!isfinite(p->alpha)) return lma_error(LMA_ERR_ARG, "LoRA alpha is not finite");
-    if (!(p->targets & LMA_LORA_ALL)) return lma_error(LMA_ERR_ARG, "LoRA targets no projection");
-    const lma_backend *be = m->be;
-    if (!be->scale || !be->mul)
-        return lma_error(LMA_ERR_UNSUPPORTED, "backend '%s' has no LoRA ops (scale, mul)", be->name);
-    lma_lora *lo = lma_calloc(1, sizeof *lo, "LoRA adapter");
-    if (!lo) return LMA_ERR_NOMEM;
-    lo->p = *p;
-    lo->p.targets &= LMA_LORA_ALL;
-    lo->scale = p->rslora ? p->alpha / sqrtf((float)p->r) : p->alpha / (float)p->r;
-    lo->n_layers = m->cfg.n_layers;
-    lo->seed = seed;
-    lma_status s = build(lo, &m->cfg, be);
-    if (s != LMA_OK) { lma_lora_free(lo, be); return s; }
-    /* PEFT init: A ~ U(-1/sqrt(in), 1/sqrt(in)), B = 0; one stream per tensor */
-    float *h = lma_malloc(lo->table.total * sizeof(float) + 1, "LoRA init");
-    if (!h) { lma_lora_free(lo, be); return LMA_ERR_NOMEM; }
-    memset(h, 0, lo->table.total * sizeof(float));
-    lma_rng root;
-    lma_rng_seed(&root, seed);
-    for (int i = 0; i < lo->table.count; i += 2) {
-        const lma_param_info *pi = &lo->table.info[i];
-        lma_rng r = lma_rng_split(&root, (uint64_t)i);
-        double bound = 1.0 / sqrt((double)pi->shape[1]);
-        for (size_t j = 0; j < pi->numel; j++) h[pi->offset + j] = (float)((2.0 * lma_rng_uniform(&r) - 1.0) * bound);
-    }
-    be->upload(lo->params, h, lo->table.total * sizeof(float));
-    free(h);
-    m->lora = lo;
-    m->frozen = 1;
-    lma_model_sync_weights(m);
-    return LMA_OK;
-}
-
-void lma_lora_detach(lma_model *m) {
-    if (!m->lora) return;
-    lma_lora_free(m->lora, m->be);
-    m->lora = NULL;
-    m->frozen = 0;
-}
-
-lma_status lma_lora_enable_training(lma_lora *lo, const lma_backend *be) {
+static lma_status lora_enable_training(lma_lora *lo, const lma_backend *be) {
     if (lo->grads) return LMA_OK;
     size_t bytes = (lo->table.total ? lo->table.total : 1) * sizeof(float);
     lo->grads = be->alloc(bytes);
@@ -189,7 +144,7 @@ lma_status lma_lora_enable_training(lma_lora *lo, const lma_backend *be) {
     return LMA_OK;
 }
 
-lma_status lma_lora_ensure(lma_lora *lo, const lma_backend *be, int N) {
+static lma_status lora_ensure(lma_lora *lo, const lma_backend *be, int N) {
     if (N <= lo->cap_N) return LMA_OK;
     void **bufs[] = {&lo->xa, &lo->xd, &lo->tmp, &lo->mask, &lo->dxa};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -220,7 +175,8 @@ lma_status lma_lora_ensure(lma_lora *lo, const lma_backend *be, int N) {
     return LMA_OK;
 }
 
-lma_status lma_lora_make_mask(lma_lora *lo, const lma_backend *be, uint64_t call, int l, int p, int N, int in) {
+/* Fills lo->mask (N, in) for (layer l, projection p) of forward number `call`. */
+static lma_status make_mask(lma_lora *lo, const lma_backend *be, uint64_t call, int l, int p, int N, int in) {
     if (!lo->h_mask || N > lo->cap_N) return lma_error(LMA_ERR_ARG, "LoRA dropout scratch not sized");
     lma_rng root, r;
     lma_rng_seed(&root, lo->seed ^ (call * 0x9e3779b97f4a7c15ULL));
@@ -235,6 +191,119 @@ lma_status lma_lora_make_mask(lma_lora *lo, const lma_backend *be, uint64_t call
         be->upload(lo->mask, lo->h_mask, n * sizeof(float));
     }
     return LMA_OK;
+}
+
+/* ---- the hooks the model calls (adapter_hooks.h) ---- */
+
+/* out += s * (dropout(inp) A^T) B^T when (l, p) is adapted; the xa slot keeps
+ * s * dropout(inp) A^T for the backward. */
+static void lora_fwd(lma_lora *lo, const lma_backend *be, int l, int p, int train, void *out, const void *inp, int N,
+                     int C, int OC) {
+    size_t k = (size_t)l * LMA_PROJ_COUNT + p;
+    if (!lo->A[k]) return;
+    int r = lo->p.r;
+    void *xa = lma_at(lo->xa, k * (size_t)lo->cap_N * r, (size_t)be->act_bytes);
+    const void *x = inp;
+    if (train && lo->p.dropout > 0) {
+        make_mask(lo, be, lo->calls, l, p, N, C);
+        be->mul(lo->xd, inp, lo->mask, (size_t)N * C);
+        x = lo->xd;
+    }
+    be->matmul_fwd(xa, x, lo->A[k], NULL, N, C, r);
+    be->scale(xa, lo->scale, (size_t)N * r);
+    if (be->matmul_fwd_add) {
+        be->matmul_fwd_add(out, xa, lo->B[k], N, r, OC);
+    } else {
+        be->matmul_fwd(lo->tmp, xa, lo->B[k], NULL, N, r, OC);
+        be->add(out, out, lo->tmp, (size_t)N * OC);
+    }
+}
+
+
+/* dB += dout^T xa, dA += s (dout B)^T dropout(inp), dinp += the path's input gradient. */
+static void lora_bwd(lma_lora *lo, const lma_backend *be, int l, int p, void *dinp, const void *dout,
+                     const void *inp, int N, int C, int OC) {
+    size_t k = (size_t)l * LMA_PROJ_COUNT + p;
+    if (!lo->A[k]) return;
+    int r = lo->p.r;
+    size_t es = (size_t)be->act_bytes;
+    void *xa = lma_at(lo->xa, k * (size_t)lo->cap_N * r, es);
+    be->zero(lo->dxa, (size_t)N * r * es);
+    be->matmul_bwd(lo->dxa, lo->dB[k], NULL, dout, xa, lo->B[k], N, r, OC);
+    be->scale(lo->dxa, lo->scale, (size_t)N * r);
+    if (lo->p.dropout > 0) {
+        make_mask(lo, be, lo->calls, l, p, N, C);
+        be->mul(lo->xd, inp, lo->mask, (size_t)N * C);
+        be->zero(lo->tmp, (size_t)N * C * es);
+        be->matmul_bwd(lo->tmp, lo->dA[k], NULL, lo->dxa, lo->xd, lo->A[k], N, C, r);
+        be->mul(lo->tmp, lo->tmp, lo->mask, (size_t)N * C);
+        be->add(dinp, dinp, lo->tmp, (size_t)N * C);
+    } else {
+        be->matmul_bwd(dinp, lo->dA[k], NULL, lo->dxa, inp, lo->A[k], N, C, r);
+    }
+}
+
+
+static lma_status lora_begin(lma_lora *lo, const lma_backend *be, int N, int train) {
+    LMA_TRY(lora_ensure(lo, be, N));
+    if (train) lo->calls++; /* the dropout stream of this forward */
+    return LMA_OK;
+}
+
+static lma_trainable lora_trainable(const lma_lora *lo) {
+    lma_trainable t = {.table = &lo->table, .params = lo->params, .grads = lo->grads, .m = lo->adam_m,
+                       .v = lo->adam_v, .pact = lo->pact};
+    return t;
+}
+
+static void lora_sync(lma_lora *lo, const lma_backend *be) {
+    if (lo->pact && lo->pact != lo->params) be->cast_to_act(lo->pact, lo->params, lo->table.total);
+}
+
+static const lma_adapter_hooks lora_hooks = {
+    .begin = lora_begin, .fwd = lora_fwd, .bwd = lora_bwd, .enable_training = lora_enable_training,
+    .trainable = lora_trainable, .sync = lora_sync, .free = lora_free,
+};
+
+lma_status lma_lora_attach(lma_model *m, const lma_lora_params *p, uint64_t seed) {
+    if (m->lora) return lma_error(LMA_ERR_ARG, "the model already has a LoRA adapter");
+    if (p->r < 1 || p->r > 65536) return lma_error(LMA_ERR_ARG, "LoRA rank %d must be in [1, 65536]", p->r);
+    if (!(p->dropout >= 0 && p->dropout < 1)) return lma_error(LMA_ERR_ARG, "LoRA dropout %g must be in [0, 1)", p->dropout);
+    if (!isfinite(p->alpha)) return lma_error(LMA_ERR_ARG, "LoRA alpha is not finite");
+    if (!(p->targets & LMA_LORA_ALL)) return lma_error(LMA_ERR_ARG, "LoRA targets no projection");
+    const lma_backend *be = m->be;
+    if (!be->scale || !be->mul)
+        return lma_error(LMA_ERR_UNSUPPORTED, "backend '%s' has no LoRA ops (scale, mul)", be->name);
+    lma_lora *lo = lma_calloc(1, sizeof *lo, "LoRA adapter");
+    if (!lo) return LMA_ERR_NOMEM;
+    lo->p = *p;
+    lo->p.targets &= LMA_LORA_ALL;
+    lo->scale = p->rslora ? p->alpha / sqrtf((float)p->r) : p->alpha / (float)p->r;
+    lo->n_layers = m->cfg.n_layers;
+    lo->seed = seed;
+    lma_status s = build(lo, &m->cfg, be);
+    if (s != LMA_OK) { lora_free(lo, be); return s; }
+    /* PEFT init: A ~ U(-1/sqrt(in), 1/sqrt(in)), B = 0; one stream per tensor */
+    float *h = lma_malloc(lo->table.total * sizeof(float) + 1, "LoRA init");
+    if (!h) { lora_free(lo, be); return LMA_ERR_NOMEM; }
+    memset(h, 0, lo->table.total * sizeof(float));
+    lma_rng root;
+    lma_rng_seed(&root, seed);
+    for (int i = 0; i < lo->table.count; i += 2) {
+        const lma_param_info *pi = &lo->table.info[i];
+        lma_rng r = lma_rng_split(&root, (uint64_t)i);
+        double bound = 1.0 / sqrt((double)pi->shape[1]);
+        for (size_t j = 0; j < pi->numel; j++) h[pi->offset + j] = (float)((2.0 * lma_rng_uniform(&r) - 1.0) * bound);
+    }
+    be->upload(lo->params, h, lo->table.total * sizeof(float));
+    free(h);
+    lma_model_set_adapter(m, lo, &lora_hooks);
+    lma_model_sync_weights(m);
+    return LMA_OK;
+}
+
+void lma_lora_detach(lma_model *m) {
+    if (m->lora) lma_model_set_adapter(m, NULL, NULL); /* frees it */
 }
 
 void lma_lora_counts(const lma_model *m, size_t *trainable, size_t *all) {

@@ -23,14 +23,14 @@
  * (seed, forward count, layer, projection), regenerated in the backward, so
  * saving `calls` in a checkpoint makes a resumed run bitwise identical.
  *
+ * The model calls the adapter only through its hooks (adapter_hooks.h: per-projection
+ * forward and backward, scratch sizing, training state); attach and detach install
+ * and remove it with lma_model_set_adapter.
+ *
  * Ownership: the model owns its lma_lora (freed by lma_model_free). */
 #ifndef LMA_MODEL_LORA_H
 #define LMA_MODEL_LORA_H
 #include "model/llama.h"
-
-typedef enum {
-    LMA_PROJ_Q, LMA_PROJ_K, LMA_PROJ_V, LMA_PROJ_O, LMA_PROJ_GATE, LMA_PROJ_UP, LMA_PROJ_DOWN, LMA_PROJ_COUNT
-} lma_proj;
 
 #define LMA_LORA_ATTN 0x0fu /* q, k, v, o */
 #define LMA_LORA_MLP 0x70u  /* gate, up, down */
@@ -87,10 +87,4 @@ lma_status lma_lora_merge(lma_model *m);
 /* PEFT's summary line counts: trainable = adapter parameters, all = base + adapter. */
 void lma_lora_counts(const lma_model *m, size_t *trainable, size_t *all);
 
-/* ---- used by llama.c ---- */
-lma_status lma_lora_enable_training(lma_lora *lo, const lma_backend *be);
-lma_status lma_lora_ensure(lma_lora *lo, const lma_backend *be, int N);
-void lma_lora_free(lma_lora *lo, const lma_backend *be);
-/* Fills lo->mask (N, in) for (layer l, projection p) of forward number `call`. */
-lma_status lma_lora_make_mask(lma_lora *lo, const lma_backend *be, uint64_t call, int l, int p, int N, int in);
 #endif

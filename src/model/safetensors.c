@@ -7,12 +7,12 @@
 #include "model/safetensors.h"
 #include <cjson/cJSON.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/io.h"
 #include "core/json.h"
 
@@ -473,51 +473,28 @@ lma_status lma_st_read_f32(const lma_st_tensor *t, float *dst, size_t n) {
 
 /* ---- writing ------------------------------------------------------------------ */
 
-typedef struct { char *p; size_t n, cap; int oom; } sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 1024;
-        while (nc < b->n + n + 1) nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) { b->oom = 1; return; }
-        b->p = np; b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n; b->p[b->n] = 0;
-}
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-static void sb_fmt(sbuf *b, const char *fmt, ...) LMA_PRINTF(2, 3);
-static void sb_fmt(sbuf *b, const char *fmt, ...) {
-    char tmp[128];
-    va_list ap; va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0) sb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
 /* A JSON string as serde_json writes it: escapes " \ and control characters. */
-static void sb_json_str(sbuf *b, const char *s) {
+static void sb_json_str(lma_buf *b, const char *s) {
     static const char hex[] = "0123456789abcdef";
-    sb_put(b, "\"", 1);
+    lma_buf_append(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char e[7];
         switch (*p) {
-        case '"': sb_put(b, "\\\"", 2); break;
-        case '\\': sb_put(b, "\\\\", 2); break;
-        case '\b': sb_put(b, "\\b", 2); break;
-        case '\f': sb_put(b, "\\f", 2); break;
-        case '\n': sb_put(b, "\\n", 2); break;
-        case '\r': sb_put(b, "\\r", 2); break;
-        case '\t': sb_put(b, "\\t", 2); break;
+        case '"': lma_buf_append(b, "\\\"", 2); break;
+        case '\\': lma_buf_append(b, "\\\\", 2); break;
+        case '\b': lma_buf_append(b, "\\b", 2); break;
+        case '\f': lma_buf_append(b, "\\f", 2); break;
+        case '\n': lma_buf_append(b, "\\n", 2); break;
+        case '\r': lma_buf_append(b, "\\r", 2); break;
+        case '\t': lma_buf_append(b, "\\t", 2); break;
         default:
             if (*p < 0x20) {
                 e[0] = '\\'; e[1] = 'u'; e[2] = '0'; e[3] = '0'; e[4] = hex[*p >> 4]; e[5] = hex[*p & 15];
-                sb_put(b, e, 6);
-            } else sb_put(b, (const char *)p, 1);
+                lma_buf_append(b, e, 6);
+            } else lma_buf_append(b, (const char *)p, 1);
         }
     }
-    sb_put(b, "\"", 1);
+    lma_buf_append(b, "\"", 1);
 }
 
 /* Sorts idx[0..n) by the names of e[idx[i]]; returns the first duplicate name or NULL. */
@@ -582,27 +559,27 @@ static lma_status save_subset(const char *path, const lma_st_entry *e, const int
     sort_by_name(e, idx, n, &s);
     if (s != LMA_OK) { free(idx); return s; }
     size_t es = lma_dtype_size(dtype), off = 0;
-    sbuf h = {0};
-    sb_str(&h, "{\"__metadata__\":{\"format\":\"pt\"}");
+    lma_buf h = {0};
+    lma_buf_str(&h, "{\"__metadata__\":{\"format\":\"pt\"}");
     for (int i = 0; i < n; i++) {
         const lma_st_entry *t = &e[idx[i]];
-        sb_str(&h, ",");
+        lma_buf_str(&h, ",");
         sb_json_str(&h, t->name);
-        sb_fmt(&h, ":{\"dtype\":\"%s\",\"shape\":[", lma_dtype_name(dtype));
-        for (int d = 0; d < t->ndim; d++) sb_fmt(&h, d ? ",%" PRId64 : "%" PRId64, t->shape[d]);
+        lma_buf_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", lma_dtype_name(dtype));
+        for (int d = 0; d < t->ndim; d++) lma_buf_printf(&h, d ? ",%" PRId64 : "%" PRId64, t->shape[d]);
         size_t nb = numel[idx[i]] * es;
-        sb_fmt(&h, "],\"data_offsets\":[%zu,%zu]}", off, off + nb);
+        lma_buf_printf(&h, "],\"data_offsets\":[%zu,%zu]}", off, off + nb);
         off += nb;
     }
-    sb_str(&h, "}");
-    while (!h.oom && h.n % 8) sb_put(&h, " ", 1);
-    if (h.oom) { free(h.p); free(idx); return lma_error(LMA_ERR_NOMEM, "%s: out of memory for the header", path); }
+    lma_buf_str(&h, "}");
+    while (!h.st && h.len % 8) lma_buf_append(&h, " ", 1);
+    if (h.st) { lma_buf_free(&h); free(idx); return lma_error(LMA_ERR_NOMEM, "%s: out of memory for the header", path); }
     unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
+    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)h.len >> (8 * i));
     lma_atomic_file af;
     if ((s = lma_atomic_open(&af, path)) != LMA_OK) { free(h.p); free(idx); return s; }
     s = lma_atomic_write(&af, len8, 8);
-    if (s == LMA_OK) s = lma_atomic_write(&af, h.p, h.n);
+    if (s == LMA_OK) s = lma_atomic_write(&af, h.p, h.len);
     enum { CHUNK = 1 << 15 };
     uint16_t *buf = dtype == LMA_DT_BF16 ? lma_malloc(CHUNK * sizeof *buf, "bf16 write buffer") : NULL;
     if (dtype == LMA_DT_BF16 && !buf && s == LMA_OK) { lma_atomic_abort(&af); s = LMA_ERR_NOMEM; }
@@ -641,18 +618,18 @@ static lma_status save_index(const char *path, const lma_st_entry *e, int n, con
     lma_status s;
     sort_by_name(e, idx, n, &s);
     if (s != LMA_OK) { free(idx); return s; }
-    sbuf b = {0};
-    sb_fmt(&b, "{\n  \"metadata\": {\n    \"total_parameters\": %zu,\n    \"total_size\": %zu\n  },\n  \"weight_map\": {",
+    lma_buf b = {0};
+    lma_buf_printf(&b, "{\n  \"metadata\": {\n    \"total_parameters\": %zu,\n    \"total_size\": %zu\n  },\n  \"weight_map\": {",
            total_params, total_size);
     for (int i = 0; i < n; i++) {
-        sb_str(&b, i ? ",\n    " : "\n    ");
+        lma_buf_str(&b, i ? ",\n    " : "\n    ");
         sb_json_str(&b, e[idx[i]].name);
-        sb_fmt(&b, ": \"model-%05d-of-%05d.safetensors\"", shard_of[idx[i]] + 1, n_shards);
+        lma_buf_printf(&b, ": \"model-%05d-of-%05d.safetensors\"", shard_of[idx[i]] + 1, n_shards);
     }
-    sb_str(&b, n ? "\n  }\n}\n" : "}\n}\n");
+    lma_buf_str(&b, n ? "\n  }\n}\n" : "}\n}\n");
     free(idx);
-    if (b.oom) { free(b.p); return lma_error(LMA_ERR_NOMEM, "%s: out of memory", path); }
-    s = lma_write_file_atomic(path, b.p, b.n);
+    if (b.st) { lma_buf_free(&b); return lma_error(LMA_ERR_NOMEM, "%s: out of memory", path); }
+    s = lma_write_file_atomic(path, b.p, b.len);
     free(b.p);
     return s;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/io.h"
 #include "core/json.h"
 #include "core/progress.h"
@@ -48,12 +49,7 @@ static int h_before(const hentry *a, const hentry *b) { /* a pops before b */
     return a->count != b->count ? a->count > b->count : a->pair < b->pair;
 }
 static int h_push(heap *h, hentry e) {
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 1024;
-        hentry *nv = realloc(h->v, nc * sizeof *nv);
-        if (!nv) return 0;
-        h->v = nv; h->cap = nc;
-    }
+    if (lma_grow(&h->v, &h->cap, h->n + 1, sizeof *h->v, 1024, "bpe train heap")) return 0;
     size_t i = h->n++;
     while (i > 0) { size_t p = (i - 1) / 2; if (!h_before(&e, &h->v[p])) break; h->v[i] = h->v[p]; i = p; }
     h->v[i] = e;
@@ -77,12 +73,7 @@ static hentry h_pop(heap *h) {
 typedef struct { uint64_t pair; int32_t w; } upd;
 typedef struct { upd *v; size_t n, cap; } updv;
 static int upd_push(updv *u, uint64_t pair, int32_t w) {
-    if (u->n == u->cap) {
-        size_t nc = u->cap ? u->cap * 2 : 1024;
-        upd *nv = realloc(u->v, nc * sizeof *nv);
-        if (!nv) return 0;
-        u->v = nv; u->cap = nc;
-    }
+    if (lma_grow(&u->v, &u->cap, u->n + 1, sizeof *u->v, 1024, "bpe train updates")) return 0;
     u->v[u->n++] = (upd){pair, w};
     return 1;
 }
@@ -123,20 +114,16 @@ typedef struct {
     pmap pc;
     heap h;
     updv u;
-    uint64_t *mpair; int32_t *mnew; size_t nm, capm;
+    uint64_t *mpair; size_t nm, capm;
 } trainer;
 
 static lma_status add_token(trainer *tr, const char *s, size_t n, int32_t *id) {
     int32_t e = lma_tok_strmap_get(&tr->w2id, s, n);
     if (e >= 0) { *id = e; return LMA_OK; }
-    if (tr->nid == tr->capid) {
-        size_t nc = tr->capid ? tr->capid * 2 : 1024;
-        char **a = realloc(tr->id2w, nc * sizeof *a);
-        if (!a) return lma_error(LMA_ERR_NOMEM, "bpe train: out of memory");
-        tr->id2w = a;
-        size_t *b = realloc(tr->id2wlen, nc * sizeof *b);
-        if (!b) return lma_error(LMA_ERR_NOMEM, "bpe train: out of memory");
-        tr->id2wlen = b; tr->capid = nc;
+    if (tr->nid == tr->capid) { /* 2 arrays, one capacity */
+        void *const arrs[] = {&tr->id2w, &tr->id2wlen};
+        const size_t esz[] = {sizeof *tr->id2w, sizeof *tr->id2wlen};
+        LMA_TRY(lma_grow_all(&tr->capid, tr->nid + 1, 1024, "bpe train vocabulary", 2, arrs, esz));
     }
     char *d = malloc(n + 1);
     if (!d) return lma_error(LMA_ERR_NOMEM, "bpe train: out of memory");
@@ -149,12 +136,7 @@ static lma_status add_token(trainer *tr, const char *s, size_t n, int32_t *id) {
 static lma_status count_word(trainer *tr, const char *s, size_t n) {
     int32_t w = lma_tok_strmap_get(&tr->words, s, n);
     if (w >= 0) { tr->counts[w]++; return LMA_OK; }
-    if (tr->words.n == tr->ncounts) {
-        size_t nc = tr->ncounts ? tr->ncounts * 2 : 4096;
-        uint64_t *c = realloc(tr->counts, nc * sizeof *c);
-        if (!c) return lma_error(LMA_ERR_NOMEM, "bpe train: out of memory");
-        tr->counts = c; tr->ncounts = nc;
-    }
+    LMA_TRY(lma_grow(&tr->counts, &tr->ncounts, tr->words.n + 1, sizeof *tr->counts, 4096, "bpe train word counts"));
     tr->counts[tr->words.n] = 1;
     return lma_tok_strmap_put(&tr->words, s, n, (int32_t)tr->words.n);
 }
@@ -326,7 +308,7 @@ static void trainer_free(trainer *tr) {
     free(tr->pc.k); free(tr->pc.v);
     for (size_t i = 0; i < tr->h.n; i++) free(tr->h.v[i].pos);
     free(tr->h.v); free(tr->u.v);
-    free(tr->mpair); free(tr->mnew);
+    free(tr->mpair);
 }
 
 lma_status lma_bpe_train_files(const char *const *files, size_t n_files, const lma_bpe_train_params *p,
@@ -412,12 +394,7 @@ lma_status lma_bpe_train_files(const char *const *files, size_t n_files, const l
         memcpy(buf, tr.id2w[a], la); memcpy(buf + la, tr.id2w[b], lb);
         int32_t nid;
         st = add_token(&tr, buf, la + lb, &nid);
-        if (st == LMA_OK && tr.nm == tr.capm) {
-            size_t nc = tr.capm ? tr.capm * 2 : 1024;
-            uint64_t *mp = realloc(tr.mpair, nc * sizeof *mp);
-            if (!mp) st = lma_error(LMA_ERR_NOMEM, "bpe train: out of memory");
-            else { tr.mpair = mp; tr.capm = nc; }
-        }
+        if (st == LMA_OK) st = lma_grow(&tr.mpair, &tr.capm, tr.nm + 1, sizeof *tr.mpair, 1024, "bpe train merges");
         if (st == LMA_OK) tr.mpair[tr.nm++] = top.pair;
         for (size_t k = 0; k < top.npos && st == LMA_OK; k++) st = merge_word(&tr, top.pos[k], a, b, nid);
         free(top.pos);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "tok/chat_template.h"
 #include "tok/tok_internal.h"
 
@@ -10,12 +11,6 @@ static const char *NAMES[] = {"llama2", "llama3", "chatml", "zephyr", "mistral"}
 
 const char *lma_chat_format_name(lma_chat_format f) {
     return (f >= 0 && f <= LMA_CHAT_MISTRAL) ? NAMES[f] : "?";
-}
-
-lma_status lma_chat_format_from_name(const char *name, lma_chat_format *out) {
-    for (int i = 0; i <= LMA_CHAT_MISTRAL; i++)
-        if (!strcmp(name, NAMES[i])) { *out = (lma_chat_format)i; return LMA_OK; }
-    return lma_error(LMA_ERR_ARG, "unknown chat format \"%s\" (supported: " LMA_CHAT_FORMAT_NAMES ")", name);
 }
 
 /* The text of a Jinja string literal after `key` up to `end`, with \n escapes undone. */
@@ -69,24 +64,13 @@ lma_status lma_chat_detect(const char *tmpl, lma_chat_format *out, char **defaul
 typedef struct { char *s; size_t n, cap; size_t *sp; size_t nsp, capsp; } rb;
 
 static lma_status put(rb *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 256;
-        while (nc < b->n + n + 1) nc *= 2;
-        char *ns = realloc(b->s, nc);
-        if (!ns) return lma_error(LMA_ERR_NOMEM, "chat render: out of memory");
-        b->s = ns; b->cap = nc;
-    }
+    LMA_TRY(lma_grow(&b->s, &b->cap, b->n + n + 1, 1, 256, "chat render"));
     memcpy(b->s + b->n, s, n); b->n += n; b->s[b->n] = 0;
     return LMA_OK;
 }
 static lma_status puts_(rb *b, const char *s) { return put(b, s, strlen(s)); }
 static lma_status span(rb *b, size_t a, size_t e) {
-    if (b->nsp + 2 > b->capsp) {
-        size_t nc = b->capsp ? b->capsp * 2 : 16;
-        size_t *ns = realloc(b->sp, nc * sizeof *ns);
-        if (!ns) return lma_error(LMA_ERR_NOMEM, "chat render: out of memory");
-        b->sp = ns; b->capsp = nc;
-    }
+    LMA_TRY(lma_grow(&b->sp, &b->capsp, b->nsp + 2, sizeof *b->sp, 16, "chat render spans"));
     b->sp[b->nsp++] = a; b->sp[b->nsp++] = e;
     return LMA_OK;
 }

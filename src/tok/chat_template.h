@@ -31,7 +31,6 @@ typedef enum { LMA_CHAT_LLAMA2, LMA_CHAT_LLAMA3, LMA_CHAT_CHATML, LMA_CHAT_ZEPHY
 #define LMA_CHAT_FORMAT_NAMES "llama2, llama3, chatml, zephyr, mistral"
 
 const char *lma_chat_format_name(lma_chat_format f);
-lma_status lma_chat_format_from_name(const char *name, lma_chat_format *out);
 /* Recognizes a Jinja chat_template string; *default_system (malloc'd or NULL) is the
  * default system prompt a ChatML template writes when none is given. */
 lma_status lma_chat_detect(const char *tmpl, lma_chat_format *out, char **default_system);

@@ -4,18 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "tok/tok_internal.h"
 
 typedef struct { char *s; size_t n; } tstr;
 typedef struct { tstr *v; size_t n, cap; } tlist;
 
 static lma_status tl_push(tlist *l, const char *s, size_t n) {
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? l->cap * 2 : 16;
-        tstr *nv = realloc(l->v, nc * sizeof *nv);
-        if (!nv) return lma_error(LMA_ERR_NOMEM, "decode: out of memory");
-        l->v = nv; l->cap = nc;
-    }
+    LMA_TRY(lma_grow(&l->v, &l->cap, l->n + 1, sizeof *l->v, 16, "decode pieces"));
     char *d = malloc(n + 1);
     if (!d) return lma_error(LMA_ERR_NOMEM, "decode: out of memory");
     memcpy(d, s, n); d[n] = 0;
@@ -23,20 +19,6 @@ static lma_status tl_push(tlist *l, const char *s, size_t n) {
     return LMA_OK;
 }
 static void tl_free(tlist *l) { for (size_t i = 0; i < l->n; i++) free(l->v[i].s); free(l->v); memset(l, 0, sizeof *l); }
-
-/* growable byte buffer */
-typedef struct { char *s; size_t n, cap; } bbuf;
-static lma_status bb_put(bbuf *b, const void *p, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 256;
-        while (nc < b->n + n + 1) nc *= 2;
-        char *ns = realloc(b->s, nc);
-        if (!ns) return lma_error(LMA_ERR_NOMEM, "decode: out of memory");
-        b->s = ns; b->cap = nc;
-    }
-    memcpy(b->s + b->n, p, n); b->n += n; b->s[b->n] = 0;
-    return LMA_OK;
-}
 
 static lma_status lossy(const char *s, size_t n, tlist *out) {
     char *clean; size_t cn;
@@ -47,40 +29,40 @@ static lma_status lossy(const char *s, size_t n, tlist *out) {
 }
 
 static lma_status dec_bytelevel(tlist *in, tlist *out) {
-    bbuf b = {0};
+    lma_buf b = {0};
     lma_status st = LMA_OK;
     for (size_t i = 0; i < in->n && st == LMA_OK; i++) {
         const unsigned char *s = (const unsigned char *)in->v[i].s;
-        size_t n = in->v[i].n, j = 0, start = b.n;
+        size_t n = in->v[i].n, j = 0, start = b.len;
         int ok = 1;
         while (j < n && st == LMA_OK) {
             int l = lma_tok_utf8_len(s + j, n - j);
             int byte = l ? lma_tok_char_to_byte(lma_tok_utf8_dec(s + j, l)) : -1;
             if (byte < 0) { ok = 0; break; }
             char c = (char)byte;
-            st = bb_put(&b, &c, 1);
+            st = lma_buf_append(&b, &c, 1);
             j += (size_t)l;
         }
-        if (!ok && st == LMA_OK) { b.n = start; st = bb_put(&b, s, n); }
+        if (!ok && st == LMA_OK) { b.len = start; st = lma_buf_append(&b, s, n); }
     }
-    if (st == LMA_OK) st = lossy(b.s ? b.s : "", b.n, out);
-    free(b.s);
+    if (st == LMA_OK) st = lossy(b.p ? b.p : "", b.len, out);
+    free(b.p);
     return st;
 }
 
 static lma_status dec_metaspace(const tok_dec *d, tlist *in, tlist *out) {
     for (size_t i = 0; i < in->n; i++) {
-        bbuf b = {0};
+        lma_buf b = {0};
         const char *s = in->v[i].s; size_t n = in->v[i].n, j = 0;
         lma_status st = LMA_OK;
         while (j < n && st == LMA_OK) {
             if (j + (size_t)d->repl_len <= n && !memcmp(s + j, d->repl, (size_t)d->repl_len)) {
-                if (!(i == 0 && d->scheme != PREPEND_NEVER)) st = bb_put(&b, " ", 1);
+                if (!(i == 0 && d->scheme != PREPEND_NEVER)) st = lma_buf_append(&b, " ", 1);
                 j += (size_t)d->repl_len;
-            } else { st = bb_put(&b, s + j, 1); j++; }
+            } else { st = lma_buf_append(&b, s + j, 1); j++; }
         }
-        if (st == LMA_OK) st = tl_push(out, b.s ? b.s : "", b.n);
-        free(b.s);
+        if (st == LMA_OK) st = tl_push(out, b.p ? b.p : "", b.len);
+        free(b.p);
         if (st != LMA_OK) return st;
     }
     return LMA_OK;
@@ -93,46 +75,46 @@ static int hexv(char c) {
     return -1;
 }
 
-static lma_status bf_flush(bbuf *bytes, tlist *out) {
-    if (!bytes->n) return LMA_OK;
+static lma_status bf_flush(lma_buf *bytes, tlist *out) {
+    if (!bytes->len) return LMA_OK;
     char *clean; size_t cn;
-    LMA_TRY(lma_tok_utf8_sanitize(bytes->s, bytes->n, &clean, &cn));
+    LMA_TRY(lma_tok_utf8_sanitize(bytes->p, bytes->len, &clean, &cn));
     lma_status st;
-    if (cn == bytes->n && !memcmp(clean, bytes->s, cn)) st = tl_push(out, clean, cn);
+    if (cn == bytes->len && !memcmp(clean, bytes->p, cn)) st = tl_push(out, clean, cn);
     else { /* invalid: one U+FFFD per byte token */
         st = LMA_OK;
-        for (size_t i = 0; i < bytes->n && st == LMA_OK; i++) st = tl_push(out, "\xEF\xBF\xBD", 3);
+        for (size_t i = 0; i < bytes->len && st == LMA_OK; i++) st = tl_push(out, "\xEF\xBF\xBD", 3);
     }
     free(clean);
-    bytes->n = 0;
+    bytes->len = 0;
     return st;
 }
 
 static lma_status dec_bytefallback(tlist *in, tlist *out) {
-    bbuf bytes = {0};
+    lma_buf bytes = {0};
     lma_status st = LMA_OK;
     for (size_t i = 0; i < in->n && st == LMA_OK; i++) {
         const char *s = in->v[i].s;
         int hi, lo;
         if (in->v[i].n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>' && (hi = hexv(s[3])) >= 0 && (lo = hexv(s[4])) >= 0) {
             char c = (char)(hi * 16 + lo);
-            st = bb_put(&bytes, &c, 1);
+            st = lma_buf_append(&bytes, &c, 1);
             continue;
         }
         st = bf_flush(&bytes, out);
         if (st == LMA_OK) st = tl_push(out, s, in->v[i].n);
     }
     if (st == LMA_OK) st = bf_flush(&bytes, out);
-    free(bytes.s);
+    free(bytes.p);
     return st;
 }
 
 static lma_status dec_fuse(tlist *in, tlist *out) {
-    bbuf b = {0};
+    lma_buf b = {0};
     lma_status st = LMA_OK;
-    for (size_t i = 0; i < in->n && st == LMA_OK; i++) st = bb_put(&b, in->v[i].s, in->v[i].n);
-    if (st == LMA_OK) st = tl_push(out, b.s ? b.s : "", b.n);
-    free(b.s);
+    for (size_t i = 0; i < in->n && st == LMA_OK; i++) st = lma_buf_append(&b, in->v[i].s, in->v[i].n);
+    if (st == LMA_OK) st = tl_push(out, b.p ? b.p : "", b.len);
+    free(b.p);
     return st;
 }
 
@@ -149,15 +131,15 @@ static lma_status dec_strip(const tok_dec *d, tlist *in, tlist *out) {
 
 static lma_status dec_replace(const tok_dec *d, tlist *in, tlist *out) {
     for (size_t i = 0; i < in->n; i++) {
-        bbuf b = {0};
+        lma_buf b = {0};
         const char *s = in->v[i].s; size_t n = in->v[i].n, j = 0;
         lma_status st = LMA_OK;
         while (j < n && st == LMA_OK) {
-            if (j + d->alen <= n && !memcmp(s + j, d->a, d->alen)) { st = bb_put(&b, d->b, d->blen); j += d->alen; }
-            else { st = bb_put(&b, s + j, 1); j++; }
+            if (j + d->alen <= n && !memcmp(s + j, d->a, d->alen)) { st = lma_buf_append(&b, d->b, d->blen); j += d->alen; }
+            else { st = lma_buf_append(&b, s + j, 1); j++; }
         }
-        if (st == LMA_OK) st = tl_push(out, b.s ? b.s : "", b.n);
-        free(b.s);
+        if (st == LMA_OK) st = tl_push(out, b.p ? b.p : "", b.len);
+        free(b.p);
         if (st != LMA_OK) return st;
     }
     return LMA_OK;
@@ -169,18 +151,18 @@ lma_status lma_tok_decode_tokens(const lma_tokenizer *t, const int32_t *ids, siz
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= t->n_ids || !t->id_str[ids[i]])
             return lma_error(LMA_ERR_ARG, "decode: id %d at position %zu is not in the vocabulary (size %d)", ids[i], i, t->n_ids);
-    bbuf out = {0};
+    lma_buf out = {0};
     lma_status st = LMA_OK;
     /* fast path: a lone ByteLevel decoder */
     if (t->n_decs == 1 && t->decs[0].type == DEC_BYTELEVEL) {
         for (size_t i = 0; i < n && st == LMA_OK; i++) {
             int32_t id = ids[i];
             if (skip_special && t->id_special[id]) continue;
-            if (t->id_rawlen[id] >= 0) st = bb_put(&out, t->id_raw[id], (size_t)t->id_rawlen[id]);
-            else st = bb_put(&out, t->id_str[id], t->id_len[id]);
+            if (t->id_rawlen[id] >= 0) st = lma_buf_append(&out, t->id_raw[id], (size_t)t->id_rawlen[id]);
+            else st = lma_buf_append(&out, t->id_str[id], t->id_len[id]);
         }
-        if (st == LMA_OK) st = lma_tok_utf8_sanitize(out.s ? out.s : "", out.n, text, len);
-        free(out.s);
+        if (st == LMA_OK) st = lma_tok_utf8_sanitize(out.p ? out.p : "", out.len, text, len);
+        free(out.p);
         return st;
     }
     tlist cur = {0};
@@ -190,8 +172,8 @@ lma_status lma_tok_decode_tokens(const lma_tokenizer *t, const int32_t *ids, siz
     }
     if (!t->has_decoder) {
         for (size_t i = 0; i < cur.n && st == LMA_OK; i++) {
-            if (i) st = bb_put(&out, " ", 1);
-            if (st == LMA_OK) st = bb_put(&out, cur.v[i].s, cur.v[i].n);
+            if (i) st = lma_buf_append(&out, " ", 1);
+            if (st == LMA_OK) st = lma_buf_append(&out, cur.v[i].s, cur.v[i].n);
         }
     } else {
         for (size_t k = 0; k < t->n_decs && st == LMA_OK; k++) {
@@ -209,11 +191,11 @@ lma_status lma_tok_decode_tokens(const lma_tokenizer *t, const int32_t *ids, siz
             tl_free(&cur);
             cur = nx;
         }
-        for (size_t i = 0; i < cur.n && st == LMA_OK; i++) st = bb_put(&out, cur.v[i].s, cur.v[i].n);
+        for (size_t i = 0; i < cur.n && st == LMA_OK; i++) st = lma_buf_append(&out, cur.v[i].s, cur.v[i].n);
     }
     tl_free(&cur);
-    if (st == LMA_OK) st = lma_tok_utf8_sanitize(out.s ? out.s : "", out.n, text, len);
-    free(out.s);
+    if (st == LMA_OK) st = lma_tok_utf8_sanitize(out.p ? out.p : "", out.len, text, len);
+    free(out.p);
     return st;
 }
 
@@ -277,12 +259,7 @@ lma_status lma_tok_stream_push(lma_tok_stream *s, int32_t id, char **text, size_
     *text = NULL; *len = 0;
     if (id < 0 || id >= s->t->n_ids || !s->t->id_str[id])
         return lma_error(LMA_ERR_ARG, "decode stream: id %d is not in the vocabulary (size %d)", id, s->t->n_ids);
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 16;
-        int32_t *ni = realloc(s->ids, nc * sizeof *ni);
-        if (!ni) return lma_error(LMA_ERR_NOMEM, "decode stream: out of memory");
-        s->ids = ni; s->cap = nc;
-    }
+    LMA_TRY(lma_grow(&s->ids, &s->cap, s->n + 1, sizeof *s->ids, 16, "decode stream"));
     s->ids[s->n++] = id;
     return stream_emit(s, 0, text, len);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <utf8proc.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "tok/tok_internal.h"
 
 /* A view of bytes with their original offsets: orig(i) = al ? al[i] : base + i. */
@@ -38,30 +39,18 @@ typedef struct {
 } enc_ctx;
 
 static lma_status emit(enc_ctx *c, int32_t id, size_t a, size_t b) {
-    if (c->n == c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 256;
-        int32_t *ni = realloc(c->ids, nc * sizeof *ni);
-        if (!ni) return lma_error(LMA_ERR_NOMEM, "encode: out of memory");
-        c->ids = ni;
-        size_t *ns = realloc(c->st, nc * sizeof *ns);
-        if (!ns) return lma_error(LMA_ERR_NOMEM, "encode: out of memory");
-        c->st = ns;
-        size_t *ne = realloc(c->en, nc * sizeof *ne);
-        if (!ne) return lma_error(LMA_ERR_NOMEM, "encode: out of memory");
-        c->en = ne;
-        c->cap = nc;
+    if (c->n == c->cap) { /* 3 arrays, one capacity */
+        void *const arrs[] = {&c->ids, &c->st, &c->en};
+        const size_t esz[] = {sizeof *c->ids, sizeof *c->st, sizeof *c->en};
+        LMA_TRY(lma_grow_all(&c->cap, c->n + 1, 256, "encode", 3, arrs, esz));
     }
     c->ids[c->n] = id; c->st[c->n] = a; c->en[c->n] = b; c->n++;
     return LMA_OK;
 }
 
 static lma_status keep_buf(enc_ctx *c, void *p) {
-    if (c->nbufs == c->capbufs) {
-        size_t nc = c->capbufs ? c->capbufs * 2 : 16;
-        void **nb = realloc(c->bufs, nc * sizeof *nb);
-        if (!nb) { free(p); return lma_error(LMA_ERR_NOMEM, "encode: out of memory"); }
-        c->bufs = nb; c->capbufs = nc;
-    }
+    lma_status gs = lma_grow(&c->bufs, &c->capbufs, c->nbufs + 1, sizeof *c->bufs, 16, "encode");
+    if (gs) { free(p); return gs; }
     c->bufs[c->nbufs++] = p;
     return LMA_OK;
 }
@@ -229,18 +218,14 @@ static bpe_merge heap_pop(bpe_merge *h, size_t *n) {
 
 static lma_status ensure_sym(enc_ctx *c, size_t n) {
     if (n <= c->sym_cap) return LMA_OK;
-    size_t nc = c->sym_cap ? c->sym_cap : 64;
-    while (nc < n) nc *= 2;
-    int32_t *a = realloc(c->sym_id, nc * sizeof *a); if (!a) goto oom; c->sym_id = a;
-    a = realloc(c->sym_prev, nc * sizeof *a); if (!a) goto oom; c->sym_prev = a;
-    a = realloc(c->sym_next, nc * sizeof *a); if (!a) goto oom; c->sym_next = a;
-    uint32_t *u = realloc(c->sym_start, nc * sizeof *u); if (!u) goto oom; c->sym_start = u;
-    u = realloc(c->sym_len, nc * sizeof *u); if (!u) goto oom; c->sym_len = u;
-    bpe_merge *h = realloc(c->heap, 2 * nc * sizeof *h); if (!h) goto oom; c->heap = h;
-    c->sym_cap = nc; c->heap_cap = 2 * nc;
+    size_t cap = c->sym_cap; /* 5 arrays of sym_cap, the heap of twice that */
+    void *const arrs[] = {&c->sym_id, &c->sym_prev, &c->sym_next, &c->sym_start, &c->sym_len};
+    const size_t esz[] = {sizeof *c->sym_id, sizeof *c->sym_prev, sizeof *c->sym_next, sizeof *c->sym_start,
+                          sizeof *c->sym_len};
+    LMA_TRY(lma_grow_all(&cap, n, 64, "encode", 5, arrs, esz));
+    LMA_TRY(lma_grow(&c->heap, &c->heap_cap, 2 * cap, sizeof *c->heap, 128, "encode"));
+    c->sym_cap = cap;
     return LMA_OK;
-oom:
-    return lma_error(LMA_ERR_NOMEM, "encode: out of memory");
 }
 
 /* Initial symbols of a word (merge_word in HF's model.rs). Returns the count. */
@@ -453,7 +438,7 @@ static lma_status find_regex(enc_ctx *c, pcre2_code *re, view v, span **out, siz
         c->md = pcre2_match_data_create(32, NULL);
         if (!c->md) { free(sp); return lma_error(LMA_ERR_NOMEM, "encode: out of memory"); }
     }
-#define PUSH(a_, b_, m_) do { if (n + 2 > cap) { cap *= 2; span *ns_ = realloc(sp, cap * sizeof *sp); if (!ns_) { free(sp); return lma_error(LMA_ERR_NOMEM, "encode: out of memory"); } sp = ns_; } sp[n++] = (span){(a_), (b_), (m_)}; } while (0)
+#define PUSH(a_, b_, m_) do { lma_status gs_ = lma_grow(&sp, &cap, n + 2, sizeof *sp, 16, "encode"); if (gs_) { free(sp); return gs_; } sp[n++] = (span){(a_), (b_), (m_)}; } while (0)
     while (pos <= v.n) {
         int rc = pcre2_match(re, (PCRE2_SPTR)v.s, v.n, pos, PCRE2_NO_UTF_CHECK, c->md, c->mctx);
         if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !c->jst) {

@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/io.h"
 #include "core/json.h"
 #include "format/gguf.h"
@@ -350,23 +351,13 @@ static lma_status generate_merges(gg *s, cJSON *arr) {
             if (((unsigned char)p[cut] & 0xC0) == 0x80) continue;
             int32_t l = lma_tok_strmap_get(&s->orig, p, cut), r = lma_tok_strmap_get(&s->orig, p + cut, n - cut);
             if (l < 0 || r < 0) continue;
-            if (nl == loccap) {
-                loccap = loccap ? loccap * 2 : 64;
-                gg_local *nw = realloc(loc, loccap * sizeof *nw);
-                if (!nw) { st = lma_error(LMA_ERR_NOMEM, "%s: out of memory", s->path); break; }
-                loc = nw;
-            }
+            if ((st = lma_grow(&loc, &loccap, nl + 1, sizeof *loc, 64, s->path))) break;
             loc[nl++] = (gg_local){l, r, (uint32_t)cut};
         }
         if (st != LMA_OK) break;
         if (nl > 1) qsort(loc, nl, sizeof *loc, local_cmp);
         for (size_t k = 0; k < nl; k++) {
-            if (nc == cap) {
-                cap = cap ? cap * 2 : 1024;
-                gg_cand *nw = realloc(c, cap * sizeof *nw);
-                if (!nw) { st = lma_error(LMA_ERR_NOMEM, "%s: out of memory", s->path); break; }
-                c = nw;
-            }
+            if ((st = lma_grow(&c, &cap, nc + 1, sizeof *c, 1024, s->path))) break;
             uint32_t cut = loc[k].cut;
             c[nc] = (gg_cand){score, (uint32_t)cp_len(p, cut), (uint32_t)cp_len(p + cut, n - cut), nc, (uint32_t)i, cut};
             nc++;

@@ -650,6 +650,7 @@ int lma_tok_vocab_size(const lma_tokenizer *t) { return t ? t->n_ids : 0; }
 const char *lma_tok_id_to_token(const lma_tokenizer *t, int32_t id) {
     return (id >= 0 && id < t->n_ids) ? t->id_str[id] : NULL;
 }
+
 int32_t lma_tok_token_to_id(const lma_tokenizer *t, const char *tok) {
     size_t n = strlen(tok);
     int32_t id = lma_tok_strmap_get(&t->added_map, tok, n);

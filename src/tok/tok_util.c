@@ -4,6 +4,7 @@
 #include <string.h>
 #include <utf8proc.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "tok/tok_internal.h"
 
 /* ---------------- hash map ---------------- */
@@ -53,26 +54,12 @@ lma_status lma_tok_strmap_put(tok_strmap *m, const char *k, size_t n, int32_t v)
         }
     }
     if ((m->n + 1) * 2 > m->nslots) LMA_TRY(strmap_grow(m));
-    if (m->n == m->cap) {
-        size_t nc = m->cap ? m->cap * 2 : 64;
-        size_t *o = realloc(m->off, nc * sizeof *o);
-        if (!o) return lma_error(LMA_ERR_NOMEM, "token map: out of memory");
-        m->off = o;
-        uint32_t *l = realloc(m->len, nc * sizeof *l);
-        if (!l) return lma_error(LMA_ERR_NOMEM, "token map: out of memory");
-        m->len = l;
-        int32_t *vv = realloc(m->val, nc * sizeof *vv);
-        if (!vv) return lma_error(LMA_ERR_NOMEM, "token map: out of memory");
-        m->val = vv;
-        m->cap = nc;
+    if (m->n == m->cap) { /* 3 arrays, one capacity */
+        void *const arrs[] = {&m->off, &m->len, &m->val};
+        const size_t esz[] = {sizeof *m->off, sizeof *m->len, sizeof *m->val};
+        LMA_TRY(lma_grow_all(&m->cap, m->n + 1, 64, "token map", 3, arrs, esz));
     }
-    if (m->pool_len + n + 1 > m->pool_cap) {
-        size_t nc = m->pool_cap ? m->pool_cap * 2 : 4096;
-        while (nc < m->pool_len + n + 1) nc *= 2;
-        char *p = realloc(m->pool, nc);
-        if (!p) return lma_error(LMA_ERR_NOMEM, "token map: out of memory");
-        m->pool = p; m->pool_cap = nc;
-    }
+    LMA_TRY(lma_grow(&m->pool, &m->pool_cap, m->pool_len + n + 1, 1, 4096, "token map"));
     memcpy(m->pool + m->pool_len, k, n);
     m->pool[m->pool_len + n] = 0;
     m->off[m->n] = m->pool_len; m->len[m->n] = (uint32_t)n; m->val[m->n] = v;

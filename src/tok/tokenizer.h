@@ -70,9 +70,8 @@ lma_status lma_tok_decode(const lma_tokenizer *t, const int32_t *ids, size_t n, 
 /* max id + 1 over the model vocab and the added tokens (= embedding rows needed) */
 int lma_tok_vocab_size(const lma_tokenizer *t);
 
-/* Lookups. id_to_token returns the token string as stored in tokenizer.json (NULL if
- * no such id); token_to_id returns -1 when absent (added tokens first, then model). */
-const char *lma_tok_id_to_token(const lma_tokenizer *t, int32_t id);
+/* Lookups. token_to_id returns -1 when absent (added tokens first, then model). */
+const char *lma_tok_id_to_token(const lma_tokenizer *t, int32_t id); /* public API (lmadapt.h) */
 int32_t lma_tok_token_to_id(const lma_tokenizer *t, const char *token);
 int lma_tok_is_special(const lma_tokenizer *t, int32_t id);
 /* From tokenizer_config.json: -1 / NULL when not set. */

@@ -20,7 +20,7 @@ static void check(const lma_example *ex) {
     for (int k = 0; k < 3; k++)
         for (size_t i = 0; i < n[k]; i++)
             if (!l[k][i].text || l[k][i].text[l[k][i].len] != 0 || strlen(l[k][i].text) != l[k][i].len) abort();
-    lma_ex_buf b = {0};
+    lma_buf b = {0};
     if (lma_ex_text(ex, LMA_EX_ALL, &b) == LMA_OK && b.p) {
         lma_filter_params fp; lma_filter_default_params(&fp);
         fp.ngram_min_words = 0;
@@ -31,7 +31,7 @@ static void check(const lma_example *ex) {
     }
     b.len = 0;
     if (lma_ex_line(ex, &b) == LMA_OK && memchr(b.p, '\n', b.len)) abort(); /* one line */
-    lma_ex_buf_free(&b);
+    lma_buf_free(&b);
     lma_validate_params vp; lma_validate_default_params(&vp);
     vp.inference_system = "sys";
     lma_finding f[8];

@@ -4,7 +4,7 @@ Reference: bitsandbytes 0.50 on CPU (its "default" pure-torch kernels),
   q, st = bitsandbytes.functional.quantize_4bit(x, blocksize=64, quant_type="nf4",
                                                 compress_statistics=True)
   y = bitsandbytes.functional.dequantize_4bit(q, st)
-and a plain numpy implementation of the same rules (src/model/nf4.h documents
+and a plain numpy implementation of the same rules (src/quant/nf4.h documents
 them), which is THE reference the fixture holds. One difference: bitsandbytes
 takes torch's float32 mean of the block constants (its summation order is
 torch's vectorized one); the numpy reference (and lmadapt) round the exact

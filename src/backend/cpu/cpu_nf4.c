@@ -12,7 +12,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include "backend/cpu/cpu_ops.h"
-#include "model/nf4.h"
+#include "quant/nf4.h"
 
 enum { TILE = 128 };
 

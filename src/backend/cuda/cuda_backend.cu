@@ -948,14 +948,19 @@ static void cu_attention_cached(void *out, const void *q, const void *kc, const 
 
 /* ---- elementwise (E elements per thread: chunk, vec_ok above) -------------------------- */
 
-template <typename TI, int E>
-__global__ void k_swiglu_fwd(TI *out, const TI *g, const TI *u, size_t n) {
+/* out = op(a, b) elementwise, in fp32: add, mul and swiglu_fwd (silu(gate) * up); the op
+ * (an empty struct) is deduced from the last argument */
+struct op_add { __device__ float operator()(float x, float y) const { return x + y; } };
+struct op_mul { __device__ float operator()(float x, float y) const { return x * y; } };
+struct op_swiglu { __device__ float operator()(float x, float y) const { return x / (1.0f + __expf(-x)) * y; } };
+template <typename TI, int E, typename OP>
+__global__ void k_binary(TI *out, const TI *a, const TI *b, size_t n, OP op) {
     EW_INDEX(E);
     float x[E], y[E];
-    chunk<TI, E>::load(g + i, x);
-    chunk<TI, E>::load(u + i, y);
+    chunk<TI, E>::load(a + i, x);
+    chunk<TI, E>::load(b + i, y);
 #pragma unroll
-    for (int k = 0; k < E; k++) x[k] = x[k] / (1.0f + __expf(-x[k])) * y[k];
+    for (int k = 0; k < E; k++) x[k] = op(x[k], y[k]);
     chunk<TI, E>::store(out + i, x);
 }
 template <typename TI, int E>
@@ -982,16 +987,6 @@ __global__ void k_swiglu_bwd(TI *dg, TI *du, const TI *d, const TI *g, const TI 
     }
 }
 template <typename TI, int E>
-__global__ void k_add(TI *out, const TI *a, const TI *b, size_t n) {
-    EW_INDEX(E);
-    float x[E], y[E];
-    chunk<TI, E>::load(a + i, x);
-    chunk<TI, E>::load(b + i, y);
-#pragma unroll
-    for (int k = 0; k < E; k++) x[k] += y[k];
-    chunk<TI, E>::store(out + i, x);
-}
-template <typename TI, int E>
 __global__ void k_scale(TI *x, float s, size_t n) {
     EW_INDEX(E);
     float v[E];
@@ -1000,16 +995,6 @@ __global__ void k_scale(TI *x, float s, size_t n) {
     for (int k = 0; k < E; k++) v[k] *= s;
     chunk<TI, E>::store(x + i, v);
 }
-template <typename TI, int E>
-__global__ void k_mul(TI *out, const TI *a, const TI *b, size_t n) {
-    EW_INDEX(E);
-    float x[E], y[E];
-    chunk<TI, E>::load(a + i, x);
-    chunk<TI, E>::load(b + i, y);
-#pragma unroll
-    for (int k = 0; k < E; k++) x[k] *= y[k];
-    chunk<TI, E>::store(out + i, x);
-}
 template <typename TI> static void cu_scale(void *x, float a, size_t n) {
     PROFILE("scale");
     LAUNCH_EW(k_scale, vec_ok(n, x), n, (TI *)x, a, n);
@@ -1017,12 +1002,12 @@ template <typename TI> static void cu_scale(void *x, float a, size_t n) {
 }
 template <typename TI> static void cu_mul(void *out, const void *a, const void *b, size_t n) {
     PROFILE("mul");
-    LAUNCH_EW(k_mul, vec_ok(n, out, a, b), n, (TI *)out, (const TI *)a, (const TI *)b, n);
+    LAUNCH_EW(k_binary, vec_ok(n, out, a, b), n, (TI *)out, (const TI *)a, (const TI *)b, n, op_mul());
     check_launch("mul");
 }
 template <typename TI> static void cu_swiglu_fwd(void *out, const void *g, const void *u, size_t n) {
     PROFILE("swiglu_fwd");
-    LAUNCH_EW(k_swiglu_fwd, vec_ok(n, out, g, u), n, (TI *)out, (const TI *)g, (const TI *)u, n);
+    LAUNCH_EW(k_binary, vec_ok(n, out, g, u), n, (TI *)out, (const TI *)g, (const TI *)u, n, op_swiglu());
     check_launch("swiglu_fwd");
 }
 template <typename TI>
@@ -1034,7 +1019,7 @@ static void cu_swiglu_bwd(void *dg, void *du, const void *d, const void *g, cons
 }
 template <typename TI> static void cu_add(void *out, const void *a, const void *b, size_t n) {
     PROFILE("add");
-    LAUNCH_EW(k_add, vec_ok(n, out, a, b), n, (TI *)out, (const TI *)a, (const TI *)b, n);
+    LAUNCH_EW(k_binary, vec_ok(n, out, a, b), n, (TI *)out, (const TI *)a, (const TI *)b, n, op_add());
     check_launch("add");
 }
 
@@ -1208,7 +1193,7 @@ template <typename TI> static void fill(lma_backend *b, const char *name) {
 }
 
 /* The table for `want_bf16` (1: "cuda", bf16 activations; 0: "cuda-fp32"), NULL without a GPU.
- * nf4_code (16), nf4_code8 (256): the NF4 code tables of model/nf4.h. */
+ * nf4_code (16), nf4_code8 (256): the NF4 code tables of quant/nf4.h. */
 extern "C" __attribute__((visibility("default"))) const lma_backend *
 lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int *naive_flag, int want_bf16,
                      const float *nf4_code, const float *nf4_code8) {

@@ -60,7 +60,7 @@ int lma_cuda_sdpa_bwd(void *dq, void *dk, void *dv, const void *dout, const void
 const char *lma_cuda_sdpa_note(void);
 long lma_cuda_sdpa_runs(void);
 
-/* NF4 (nf4.cu): the code tables of model/nf4.h into constant memory (once, at open);
+/* NF4 (nf4.cu): the code tables of quant/nf4.h into constant memory (once, at open);
  * w (whose three arrays are device memory) dequantized whole into out: (w->n) fp32 or
  * bf16 values, bit-identical to lma_nf4_dequantize (before the bf16 rounding). */
 struct lma_nf4_tensor;

@@ -1,5 +1,5 @@
 /* NF4 dequantization on the GPU (QLoRA base weights): the layout and the
- * arithmetic of model/nf4.h, bit for bit (products and sums rounded separately,
+ * arithmetic of quant/nf4.h, bit for bit (products and sums rounded separately,
  * no fused multiply-add, as the CPU reference):
  *   a = code8[qabsmax[b]] * absmax2[b / 256] + offset     (block b = i / 64)
  *   w = nf4_code[nibble(i)] * a                           (first element: high nibble)
@@ -9,7 +9,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include "backend/cuda/cuda_internal.h"
-#include "model/nf4.h"
+#include "quant/nf4.h"
 
 __constant__ float c_nf4[16];
 __constant__ float c_code8[256];

@@ -7,7 +7,7 @@
 #include "backend/backend.h"
 #include "backend/host.h"
 #include "backend/ref/ref_ops.h"
-#include "model/nf4.h"
+#include "quant/nf4.h"
 #include "core/status.h"
 #include <math.h>
 #include <stdlib.h>

@@ -222,10 +222,6 @@ void lma_ref_swiglu_bwd(double *dgate, double *dup, const double *dout, const do
     }
 }
 
-void lma_ref_add(double *out, const double *a, const double *b, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
-}
-
 /* ---- cross-entropy ---- */
 void lma_ref_cross_entropy(double *losses, double *dlogits, const double *logits,
                            const int32_t *targets, int N, int V, double dscale) {
@@ -262,8 +258,3 @@ void lma_ref_adamw(double *p, const double *g, double *m, double *v, size_t n, d
     }
 }
 
-double lma_ref_sum_sq(const double *x, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += x[i] * x[i];
-    return s;
-}

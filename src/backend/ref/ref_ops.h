@@ -64,9 +64,6 @@ void lma_ref_swiglu_fwd(double *out, const double *gate, const double *up, size_
 void lma_ref_swiglu_bwd(double *dgate, double *dup, const double *dout, const double *gate,
                         const double *up, size_t n);
 
-/* out (n) = a + b */
-void lma_ref_add(double *out, const double *a, const double *b, size_t n);
-
 /* losses (N); dlogits (N,V) OVERWRITTEN = (softmax - onehot) * dscale (0 on ignored rows);
  * dlogits may be NULL; targets == LMA_IGNORE_INDEX rows get loss 0. */
 void lma_ref_cross_entropy(double *losses, double *dlogits, const double *logits,
@@ -75,6 +72,4 @@ void lma_ref_cross_entropy(double *losses, double *dlogits, const double *logits
 /* One AdamW step in double (formula of backend.h), t >= 1. */
 void lma_ref_adamw(double *p, const double *g, double *m, double *v, size_t n, double lr, double b1,
                    double b2, double eps, double wd, int t, double grad_scale);
-
-double lma_ref_sum_sq(const double *x, size_t n);
 #endif

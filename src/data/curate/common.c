@@ -41,7 +41,7 @@ lma_status lma_curate_batch_read(lma_ex_reader *r, lma_ex_part part, lma_curate_
 }
 
 void lma_curate_batch_free(lma_curate_batch *b) {
-    for (size_t i = 0; i < LMA_CURATE_BATCH; i++) { lma_ex_buf_free(&b->text[i]); lma_ex_buf_free(&b->line[i]); }
+    for (size_t i = 0; i < LMA_CURATE_BATCH; i++) { lma_buf_free(&b->text[i]); lma_buf_free(&b->line[i]); }
     b->n = 0;
 }
 
@@ -74,7 +74,7 @@ lma_status lma_curate_sieve_open(lma_curate_sieve *s, const char *cmd, const cha
     return st;
 }
 
-lma_status lma_curate_sieve_keep(lma_curate_sieve *s, const lma_ex_buf *line) {
+lma_status lma_curate_sieve_keep(lma_curate_sieve *s, const lma_buf *line) {
     s->n_ex++; s->n_kept++;
     lma_status st = lma_atomic_write(&s->fo, line->p, line->len);
     if (!st) st = lma_atomic_write(&s->fo, "\n", 1);
@@ -82,7 +82,7 @@ lma_status lma_curate_sieve_keep(lma_curate_sieve *s, const lma_ex_buf *line) {
     return st;
 }
 
-lma_status lma_curate_sieve_drop(lma_curate_sieve *s, cJSON *info, const lma_ex_buf *line) {
+lma_status lma_curate_sieve_drop(lma_curate_sieve *s, cJSON *info, const lma_buf *line) {
     s->n_ex++; s->n_removed++;
     if (!info) return lma_error(LMA_ERR_NOMEM, "out of memory");
     lma_status st = LMA_OK;
@@ -90,11 +90,11 @@ lma_status lma_curate_sieve_drop(lma_curate_sieve *s, cJSON *info, const lma_ex_
         char *j = cJSON_PrintUnformatted(info);
         if (!j) { cJSON_Delete(info); return lma_error(LMA_ERR_NOMEM, "out of memory"); }
         s->tmp.len = 0;
-        st = lma_ex_buf_append(&s->tmp, j, strlen(j) - 1); /* without the closing brace */
+        st = lma_buf_append(&s->tmp, j, strlen(j) - 1); /* without the closing brace */
         free(j);
-        if (!st) st = lma_ex_buf_append(&s->tmp, ",\"example\":", 11);
-        if (!st) st = lma_ex_buf_append(&s->tmp, line->p, line->len);
-        if (!st) st = lma_ex_buf_append(&s->tmp, "}\n", 2);
+        if (!st) st = lma_buf_append(&s->tmp, ",\"example\":", 11);
+        if (!st) st = lma_buf_append(&s->tmp, line->p, line->len);
+        if (!st) st = lma_buf_append(&s->tmp, "}\n", 2);
         if (!st && (st = lma_atomic_write(&s->fr, s->tmp.p, s->tmp.len))) s->fr_open = 0;
     }
     if (st) { cJSON_Delete(info); return st; }
@@ -119,7 +119,7 @@ void lma_curate_sieve_abort(lma_curate_sieve *s) {
     if (s->fr_open) lma_atomic_abort(&s->fr);
     s->fo_open = s->fr_open = 0;
     lma_report_abort(&s->rep);
-    lma_ex_buf_free(&s->tmp);
+    lma_buf_free(&s->tmp);
 }
 
 int lma_curate_reply_format(const lma_example *ex) {

@@ -27,7 +27,7 @@
 #include "core/status.h"
 #include "data/example.h"
 #include "data/curate/text.h"
-#include "infer/generate.h"
+#include "core/gen_params.h"
 #include "tok/chat_template.h"
 
 #define LMA_CURATE_BATCH 2048
@@ -155,7 +155,6 @@ typedef struct {
     const char *const *boilerplate; /* NULL-terminated; NULL = built-in list */
 } lma_filter_params;
 void lma_filter_default_params(lma_filter_params *p);
-const char *const *lma_filter_default_boilerplate(void);
 
 typedef struct {
     const char *rule;   /* NULL when the text passes; else the first failing rule */
@@ -228,27 +227,26 @@ typedef struct {
 void lma_stats_default_params(lma_stats_params *p);
 lma_status lma_data_stats(const char *in, const lma_stats_params *p, cJSON **summary);
 /* ---- model-backed curation: generate + accept, judge, debug --judge ----------
- * generate.c, judge.c, debug.c. A curation model is an HF model dir with
- * tokenizer.json: prompts are rendered with its chat template (or chat_template)
- * and a generation prompt, then continued by lma_generate (infer/generate.h) with
- * the model's eos ids as stop ids. */
-typedef struct {
-    lma_model *model;
-    lma_tokenizer *tok;
-    const char *chat_template; /* NULL: the tokenizer's own (see tok/chat_template.h) */
-    int32_t eos[16]; int n_eos;
-    uint64_t identity[2];      /* hash of config.json, tokenizer files and the weight files' names, sizes, mtimes */
-    int64_t calls;             /* lma_generate calls made through lma_curate_llm_reply */
-} lma_curate_llm;
-/* Loads model + tokenizer from dir on backend be (NULL: cpu), with the PEFT LoRA
- * adapter in adapter_dir applied when not NULL (it is part of the model identity that
- * keys the judge cache). On failure *l is left empty. */
-lma_status lma_curate_llm_load(const char *dir, const char *adapter_dir, const struct lma_backend *be,
-                               lma_curate_llm *l);
+ * generate.c, judge.c, debug.c. Curation sees a model only as something that
+ * completes chat prompts: an lma_curate_llm, filled by whoever owns a model (the
+ * one above data/ is eval/curate_model.h: an HF folder or GGUF file rendered with
+ * its chat template and continued by lma_generate with its eos ids as stop ids). */
+typedef struct lma_curate_llm lma_curate_llm;
+struct lma_curate_llm {
+    void *ctx;                 /* the model behind it; NULL: none loaded */
+    /* Renders msgs (roles system/user/assistant) with the generation prompt (chat_template
+     * below, NULL: the model's own) and continues them with gp (gp->stop_ids NULL: the
+     * model's eos ids). *text is malloc'd and NUL-terminated, caller frees. */
+    lma_status (*complete)(const lma_curate_llm *l, const lma_chat_msg *msgs, size_t n, const lma_gen_params *gp,
+                           char **text, size_t *len);
+    void (*free_ctx)(void *ctx);
+    const char *chat_template; /* NULL: the model's own (see tok/chat_template.h) */
+    uint64_t identity[2];      /* names the model (keys the judge cache) */
+    int64_t calls;             /* completions made through lma_curate_llm_reply */
+};
+/* Frees the model behind l (free_ctx) and empties l. */
 void lma_curate_llm_free(lma_curate_llm *l);
-/* Renders msgs (roles system/user/assistant) with the generation prompt, encodes and
- * generates with gp (gp->stop_ids NULL: the model's eos ids). *text is malloc'd and
- * NUL-terminated, caller frees. Counts one call. */
+/* l->complete, counted as one call. */
 lma_status lma_curate_llm_reply(lma_curate_llm *l, const lma_chat_msg *msgs, size_t n, const lma_gen_params *gp,
                                 char **text, size_t *len);
 
@@ -290,7 +288,7 @@ void lma_jsonl_close(lma_jsonl *j);
  * Output is atomic: the file is rewritten through a temporary file and renamed,
  * at most every checkpoint_s seconds and at the end, so a crash loses at most that
  * much work and never leaves a torn file. Every draft uses gen.seed, so a draft can
- * be reproduced with lma_generate (or `lmadapt generate --seed`) alone. */
+ * be reproduced with `lmadapt generate --seed` alone. */
 typedef struct {
     lma_gen_params gen;       /* max_tokens 256, greedy, seed 0 */
     const char *system;       /* system turn added to prompts without one (NULL: none) */

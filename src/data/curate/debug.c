@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/io.h"
+#include "core/buf.h"
 #include "data/curate/internal.h"
 #include "data/curate/u64map.h"
 
@@ -85,12 +86,8 @@ static lma_status parse_line(lma_debug_rules *rs, const char *s, size_t n, const
                          (size_t)off, (char *)msg);
     }
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
-    if (rs->n == rs->cap) {
-        size_t nc = rs->cap ? rs->cap * 2 : 16;
-        rule *r = realloc(rs->r, nc * sizeof *r);
-        if (!r) { pcre2_code_free(re); return lma_error(LMA_ERR_NOMEM, "debug rules: out of memory"); }
-        rs->r = r; rs->cap = nc;
-    }
+    lma_status gs = lma_grow(&rs->r, &rs->cap, rs->n + 1, sizeof *rs->r, 16, "debug rules");
+    if (gs) { pcre2_code_free(re); return gs; }
     rule *r = &rs->r[rs->n];
     memset(r, 0, sizeof *r);
     r->kind = (rule_kind)kind;
@@ -288,41 +285,33 @@ static const char *yes_no(const char *t, size_t n) {
     return "unclear";
 }
 
-typedef struct { char *p; size_t len, cap; } sbuf;
-static lma_status sb_add(sbuf *b, const char *s, size_t n) {
-    lma_ex_buf eb = {b->p, b->len, b->cap};
-    lma_status st = lma_ex_buf_append(&eb, s, n);
-    b->p = eb.p; b->len = eb.len; b->cap = eb.cap;
-    return st;
-}
-
 static lma_status ask_judge(const lma_debug_params *p, const lma_example *ex, const lma_debug_flag *f, size_t nf,
-                            sbuf *q, const char **verdict, char **text) {
+                            lma_buf *q, const char **verdict, char **text) {
     q->len = 0;
     static const char head[] = "You are reviewing one training example for an AI assistant that has no tools: it cannot "
                                "send messages, schedule, buy or contact anyone.\n\nConversation:\n";
     static const char flagged[] = "\nAn automatic check flagged it:\n";
-    LMA_TRY(sb_add(q, head, sizeof head - 1));
+    LMA_TRY(lma_buf_append(q, head, sizeof head - 1));
     size_t n_rep = ex->n_msgs + ex->n_chosen;
     for (size_t i = 0; i < n_rep; i++) {
         const lma_ex_msg *m = i < ex->n_msgs ? &ex->msgs[i] : &ex->chosen[i - ex->n_msgs];
         const char *rn = lma_role_name(m->role);
-        LMA_TRY(sb_add(q, rn, strlen(rn)));
-        LMA_TRY(sb_add(q, ": ", 2));
-        LMA_TRY(sb_add(q, m->text, m->len));
-        LMA_TRY(sb_add(q, "\n", 1));
+        LMA_TRY(lma_buf_append(q, rn, strlen(rn)));
+        LMA_TRY(lma_buf_append(q, ": ", 2));
+        LMA_TRY(lma_buf_append(q, m->text, m->len));
+        LMA_TRY(lma_buf_append(q, "\n", 1));
     }
-    LMA_TRY(sb_add(q, flagged, sizeof flagged - 1));
+    LMA_TRY(lma_buf_append(q, flagged, sizeof flagged - 1));
     for (size_t i = 0; i < nf; i++) {
         const char *mean = kind_meaning(f[i].kind);
-        LMA_TRY(sb_add(q, "- ", 2));
-        LMA_TRY(sb_add(q, mean, strlen(mean)));
-        LMA_TRY(sb_add(q, ": \"", 3));
-        LMA_TRY(sb_add(q, f[i].excerpt, strlen(f[i].excerpt)));
-        LMA_TRY(sb_add(q, "\"\n", 2));
+        LMA_TRY(lma_buf_append(q, "- ", 2));
+        LMA_TRY(lma_buf_append(q, mean, strlen(mean)));
+        LMA_TRY(lma_buf_append(q, ": \"", 3));
+        LMA_TRY(lma_buf_append(q, f[i].excerpt, strlen(f[i].excerpt)));
+        LMA_TRY(lma_buf_append(q, "\"\n", 2));
     }
     static const char tail[] = "\nWould training on this example teach the assistant this unwanted behaviour? Answer yes or no.";
-    LMA_TRY(sb_add(q, tail, sizeof tail - 1));
+    LMA_TRY(lma_buf_append(q, tail, sizeof tail - 1));
     lma_chat_msg m = {"user", q->p};
     size_t len;
     LMA_TRY(lma_curate_llm_reply(p->judge, &m, 1, &p->judge_gen, text, &len));
@@ -341,7 +330,7 @@ void lma_debug_default_params(lma_debug_params *p) {
     p->max_summary_flags = 50;
 }
 
-static lma_status write_line(lma_atomic_file *af, int *open, const lma_ex_buf *line) {
+static lma_status write_line(lma_atomic_file *af, int *open, const lma_buf *line) {
     if (!*open) return LMA_OK;
     lma_status st = lma_atomic_write(af, line->p, line->len);
     if (!st) st = lma_atomic_write(af, "\n", 1);
@@ -398,8 +387,8 @@ lma_status lma_data_debug(const char *in, const lma_debug_params *pin, cJSON **o
     lma_curate_bad bad = {&rep, 0};
     lma_debug_flag *flags = malloc(MAX_FLAGS * sizeof *flags);
     if (!flags && !st) st = lma_error(LMA_ERR_NOMEM, "debug: out of memory");
-    lma_ex_buf line = {0};
-    sbuf q = {0};
+    lma_buf line = {0};
+    lma_buf q = {0};
     int64_t n_ex = 0, n_flagged = 0, n_flags = 0, calls0 = p.judge ? p.judge->calls : 0;
     while (!st) {
         lma_example *ex;
@@ -475,7 +464,7 @@ lma_status lma_data_debug(const char *in, const lma_debug_params *pin, cJSON **o
     if (fo_open) lma_atomic_abort(&fo);
     if (fr_open) lma_atomic_abort(&fr);
     lma_report_abort(&rep);
-    lma_ex_buf_free(&line);
+    lma_buf_free(&line);
     free(q.p);
     free(flags);
     task_tables_free(tasks);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "core/arena.h"
 #include "core/io.h"
+#include "core/buf.h"
 #include "data/curate/internal.h"
 #include "data/curate/u64map.h"
 
@@ -41,12 +42,7 @@ size_t lma_decontam_ngrams(const lma_decontam *d) { return d->grams.n; }
 
 static lma_status file_index(lma_decontam *d, const char *name, uint32_t *idx) {
     if (d->n_files && !strcmp(d->files[d->n_files - 1], name)) { *idx = (uint32_t)(d->n_files - 1); return LMA_OK; }
-    if (d->n_files == d->cap_files) {
-        size_t cap = d->cap_files ? d->cap_files * 2 : 16;
-        char **f = realloc(d->files, cap * sizeof *f);
-        if (!f) return lma_error(LMA_ERR_NOMEM, "decontam: out of memory");
-        d->files = f; d->cap_files = cap;
-    }
+    LMA_TRY(lma_grow(&d->files, &d->cap_files, d->n_files + 1, sizeof *d->files, 16, "decontam files"));
     d->files[d->n_files] = strdup(name);
     if (!d->files[d->n_files]) return lma_error(LMA_ERR_NOMEM, "decontam: out of memory");
     *idx = (uint32_t)d->n_files++;
@@ -59,14 +55,10 @@ lma_status lma_decontam_add_doc(lma_decontam *d, const char *text, size_t len, c
     uint32_t fi = 0;
     LMA_TRY(file_index(d, name ? name : "(memory)", &fi));
     if (d->n_docs >= UINT32_MAX - 1) return lma_error(LMA_ERR_UNSUPPORTED, "decontam: too many evaluation documents");
-    if (d->n_docs == d->cap_docs) {
-        size_t cap = d->cap_docs ? d->cap_docs * 2 : 1024;
-        uint32_t *f = realloc(d->doc_file, cap * sizeof *f);
-        if (f) d->doc_file = f;
-        int64_t *l = realloc(d->doc_line, cap * sizeof *l);
-        if (l) d->doc_line = l;
-        if (!f || !l) return lma_error(LMA_ERR_NOMEM, "decontam: out of memory");
-        d->cap_docs = cap;
+    if (d->n_docs == d->cap_docs) { /* 2 arrays, one capacity */
+        void *const arrs[] = {&d->doc_file, &d->doc_line};
+        const size_t esz[] = {sizeof *d->doc_file, sizeof *d->doc_line};
+        LMA_TRY(lma_grow_all(&d->cap_docs, d->n_docs + 1, 1024, "decontam documents", 2, arrs, esz));
     }
     uint32_t di = (uint32_t)d->n_docs++;
     d->doc_file[di] = fi; d->doc_line[di] = line;
@@ -78,11 +70,11 @@ lma_status lma_decontam_add_doc(lma_decontam *d, const char *text, size_t len, c
 }
 
 /* Every string value of a JSON value, space-separated. */
-static lma_status json_strings(const cJSON *j, lma_ex_buf *b) {
+static lma_status json_strings(const cJSON *j, lma_buf *b) {
     for (; j; j = j->next) {
         if (cJSON_IsString(j) && j->valuestring) {
-            LMA_TRY(lma_ex_buf_append(b, j->valuestring, strlen(j->valuestring)));
-            LMA_TRY(lma_ex_buf_append(b, " ", 1));
+            LMA_TRY(lma_buf_append(b, j->valuestring, strlen(j->valuestring)));
+            LMA_TRY(lma_buf_append(b, " ", 1));
         }
         if (j->child) LMA_TRY(json_strings(j->child, b));
     }
@@ -94,32 +86,32 @@ static int ends_with(const char *s, const char *suf) {
     return a >= b && !strcmp(s + a - b, suf);
 }
 
-static lma_status add_csv(lma_decontam *d, const char *path, const char *t, size_t n, lma_ex_buf *b) {
+static lma_status add_csv(lma_decontam *d, const char *path, const char *t, size_t n, lma_buf *b) {
     size_t i = 0;
     int64_t line = 1;
     while (i < n) {
         int64_t row_line = line;
         b->len = 0;
-        LMA_TRY(lma_ex_buf_append(b, "", 0));
+        LMA_TRY(lma_buf_append(b, "", 0));
         for (;;) { /* one field */
             if (i < n && t[i] == '"') {
                 i++;
                 for (;;) {
                     if (i >= n) return lma_error(LMA_ERR_FORMAT, "%s:%lld: unterminated quoted field", path, (long long)row_line);
                     if (t[i] == '"') {
-                        if (i + 1 < n && t[i + 1] == '"') { LMA_TRY(lma_ex_buf_append(b, "\"", 1)); i += 2; continue; }
+                        if (i + 1 < n && t[i + 1] == '"') { LMA_TRY(lma_buf_append(b, "\"", 1)); i += 2; continue; }
                         i++;
                         break;
                     }
                     if (t[i] == '\n') line++;
-                    LMA_TRY(lma_ex_buf_append(b, t + i, 1));
+                    LMA_TRY(lma_buf_append(b, t + i, 1));
                     i++;
                 }
             }
             size_t s = i;
             while (i < n && t[i] != ',' && t[i] != '\n' && t[i] != '\r') i++;
-            LMA_TRY(lma_ex_buf_append(b, t + s, i - s));
-            if (i < n && t[i] == ',') { LMA_TRY(lma_ex_buf_append(b, " ", 1)); i++; continue; }
+            LMA_TRY(lma_buf_append(b, t + s, i - s));
+            if (i < n && t[i] == ',') { LMA_TRY(lma_buf_append(b, " ", 1)); i++; continue; }
             break;
         }
         if (i < n && t[i] == '\r') i++;
@@ -132,7 +124,7 @@ static lma_status add_csv(lma_decontam *d, const char *path, const char *t, size
 static lma_status add_file(lma_decontam *d, const char *path) {
     char *t; size_t n;
     LMA_TRY(lma_read_file(path, &t, &n));
-    lma_ex_buf b = {0};
+    lma_buf b = {0};
     lma_status st = LMA_OK;
     if (ends_with(path, ".csv")) st = add_csv(d, path, t, n, &b);
     else {
@@ -146,14 +138,14 @@ static lma_status add_file(lma_decontam *d, const char *path) {
             if (jsonl && e > i) j = cJSON_ParseWithLength(t + i, e - i);
             if (j) {
                 b.len = 0;
-                if (!(st = lma_ex_buf_append(&b, "", 0)) && !(st = json_strings(j, &b)))
+                if (!(st = lma_buf_append(&b, "", 0)) && !(st = json_strings(j, &b)))
                     st = lma_decontam_add_doc(d, b.p, b.len, path, line);
                 cJSON_Delete(j);
             } else if (e > i) st = lma_decontam_add_doc(d, t + i, e - i, path, line);
             i = e + 1; line++;
         }
     }
-    lma_ex_buf_free(&b);
+    lma_buf_free(&b);
     free(t);
     return st;
 }
@@ -172,12 +164,7 @@ lma_status lma_decontam_add_eval(lma_decontam *d, const char *path) {
         if (!(ends_with(e->d_name, ".csv") || ends_with(e->d_name, ".jsonl") || ends_with(e->d_name, ".json") ||
               ends_with(e->d_name, ".txt")))
             continue;
-        if (nn == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **q = realloc(names, cap * sizeof *q);
-            if (!q) { st = lma_error(LMA_ERR_NOMEM, "decontam: out of memory"); break; }
-            names = q;
-        }
+        if ((st = lma_grow(&names, &cap, nn + 1, sizeof *names, 64, "decontam file names"))) break;
         char full[4096];
         if ((st = lma_path_join(full, sizeof full, path, e->d_name))) break;
         if (!(names[nn] = strdup(full))) { st = lma_error(LMA_ERR_NOMEM, "decontam: out of memory"); break; }

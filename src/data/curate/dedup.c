@@ -6,6 +6,7 @@
 #include <string.h>
 #include "core/arena.h"
 #include "core/rng.h"
+#include "core/buf.h"
 #include "data/curate/internal.h"
 #include "data/curate/u64map.h"
 
@@ -156,26 +157,14 @@ lma_status lma_dedup_insert(lma_dedup *d, const lma_dedup_sig *s, int64_t id, lm
     }
     /* keep it */
     if (d->n_kept >= UINT32_MAX - 1) return lma_error(LMA_ERR_UNSUPPORTED, "dedup: more than 4e9 kept examples");
-    if (d->n_kept == d->cap_kept) {
-        size_t cap = d->cap_kept ? d->cap_kept * 2 : 4096;
-        int64_t *id2 = realloc(d->kept_id, cap * sizeof *id2);
-        if (id2) d->kept_id = id2;
-        uint64_t *off2 = realloc(d->kept_off, cap * sizeof *off2);
-        if (off2) d->kept_off = off2;
-        uint32_t *cnt2 = realloc(d->kept_cnt, cap * sizeof *cnt2);
-        if (cnt2) d->kept_cnt = cnt2;
-        if (!id2 || !off2 || !cnt2) return lma_error(LMA_ERR_NOMEM, "dedup: out of memory for %zu kept examples", cap);
-        d->cap_kept = cap;
+    if (d->n_kept == d->cap_kept) { /* 3 arrays, one capacity */
+        void *const arrs[] = {&d->kept_id, &d->kept_off, &d->kept_cnt};
+        const size_t esz[] = {sizeof *d->kept_id, sizeof *d->kept_off, sizeof *d->kept_cnt};
+        LMA_TRY(lma_grow_all(&d->cap_kept, d->n_kept + 1, 4096, "dedup kept examples", 3, arrs, esz));
     }
     size_t need;
     if (!lma_add_ok(d->pool_n, s->n_shingles, &need)) return lma_error(LMA_ERR_NOMEM, "dedup: shingle pool overflow");
-    if (need > d->pool_cap) {
-        size_t cap = d->pool_cap ? d->pool_cap : 1 << 16;
-        while (cap < need) cap *= 2;
-        uint32_t *q = realloc(d->pool, cap * sizeof *q);
-        if (!q) return lma_error(LMA_ERR_NOMEM, "dedup: out of memory for %zu shingles", cap);
-        d->pool = q; d->pool_cap = cap;
-    }
+    LMA_TRY(lma_grow(&d->pool, &d->pool_cap, need, sizeof *d->pool, 1 << 16, "dedup shingles"));
     uint32_t idx = (uint32_t)d->n_kept;
     d->kept_id[idx] = id;
     d->kept_off[idx] = d->pool_n;

@@ -15,7 +15,6 @@ static const char *const default_boilerplate[] = {
     "terms of use", "terms of service", "all rights reserved", "click here to",
     "sign up for our newsletter", "as an ai language model", NULL};
 
-const char *const *lma_filter_default_boilerplate(void) { return default_boilerplate; }
 
 void lma_filter_default_params(lma_filter_params *p) {
     memset(p, 0, sizeof *p);

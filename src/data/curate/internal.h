@@ -14,8 +14,8 @@ void lma_curate_count(cJSON *obj, const char *key, double by);
  * for the outputs, file line and index. Bounded by LMA_CURATE_BATCH records. */
 typedef struct {
     size_t n;
-    lma_ex_buf text[LMA_CURATE_BATCH];
-    lma_ex_buf line[LMA_CURATE_BATCH];
+    lma_buf text[LMA_CURATE_BATCH];
+    lma_buf line[LMA_CURATE_BATCH];
     int64_t lineno[LMA_CURATE_BATCH];
 } lma_curate_batch;
 /* Reads up to LMA_CURATE_BATCH usable records; unusable ones go to on_bad (which
@@ -37,14 +37,14 @@ typedef struct {
     int fo_open, fr_open;
     lma_report rep;
     lma_curate_bad bad;
-    lma_ex_buf tmp;
+    lma_buf tmp;
     int64_t n_ex, n_kept, n_removed;
 } lma_curate_sieve;
 lma_status lma_curate_sieve_open(lma_curate_sieve *s, const char *cmd, const char *in, const char *out,
                                  const char *removed, const char *report);
-lma_status lma_curate_sieve_keep(lma_curate_sieve *s, const lma_ex_buf *line);
+lma_status lma_curate_sieve_keep(lma_curate_sieve *s, const lma_buf *line);
 /* Takes ownership of info (a JSON object describing why). */
-lma_status lma_curate_sieve_drop(lma_curate_sieve *s, cJSON *info, const lma_ex_buf *line);
+lma_status lma_curate_sieve_drop(lma_curate_sieve *s, cJSON *info, const lma_buf *line);
 lma_status lma_curate_sieve_close(lma_curate_sieve *s, cJSON *summary);
 void lma_curate_sieve_abort(lma_curate_sieve *s);
 #endif

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/io.h"
 #include "core/progress.h"
 #include "data/curate/internal.h"
@@ -120,29 +121,12 @@ int lma_judge_parse_score(const char *t, size_t n) {
 
 /* ---- the judge prompt -------------------------------------------------------- */
 
-typedef struct { char *p; size_t len, cap; } sbuf;
-static lma_status sb_add(sbuf *b, const char *s, size_t n) {
-    size_t need;
-    if (!lma_add_ok(b->len, n, &need) || !lma_add_ok(need, 1, &need)) return lma_error(LMA_ERR_NOMEM, "judge: size overflow");
-    if (need > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < need) nc *= 2;
-        char *q = realloc(b->p, nc);
-        if (!q) return lma_error(LMA_ERR_NOMEM, "judge: out of memory");
-        b->p = q; b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-    return LMA_OK;
-}
-
 /* instruction: the turns before the judged reply; response: the last assistant turn
  * (or the chosen reply; for text records the text). */
-static lma_status split_example(const lma_example *ex, sbuf *ins, sbuf *resp) {
+static lma_status split_example(const lma_example *ex, lma_buf *ins, lma_buf *resp) {
     ins->len = resp->len = 0;
-    LMA_TRY(sb_add(ins, "", 0));
-    LMA_TRY(sb_add(resp, "", 0));
+    LMA_TRY(lma_buf_append(ins, "", 0));
+    LMA_TRY(lma_buf_append(resp, "", 0));
     size_t last = SIZE_MAX;
     const lma_ex_msg *r = NULL;
     if (ex->n_chosen) r = &ex->chosen[ex->n_chosen - 1];
@@ -154,28 +138,28 @@ static lma_status split_example(const lma_example *ex, sbuf *ins, sbuf *resp) {
     for (size_t i = 0; i < end; i++) {
         const lma_ex_msg *m = &ex->msgs[i];
         if (!single) {
-            if (i) LMA_TRY(sb_add(ins, "\n", 1));
+            if (i) LMA_TRY(lma_buf_append(ins, "\n", 1));
             const char *rn = lma_role_name(m->role);
-            LMA_TRY(sb_add(ins, rn, strlen(rn)));
-            LMA_TRY(sb_add(ins, ": ", 2));
+            LMA_TRY(lma_buf_append(ins, rn, strlen(rn)));
+            LMA_TRY(lma_buf_append(ins, ": ", 2));
         }
-        LMA_TRY(sb_add(ins, m->text, m->len));
+        LMA_TRY(lma_buf_append(ins, m->text, m->len));
     }
-    if (r) LMA_TRY(sb_add(resp, r->text, r->len));
+    if (r) LMA_TRY(lma_buf_append(resp, r->text, r->len));
     return LMA_OK;
 }
 
-static lma_status fill_rubric(const char *rubric, const sbuf *ins, const sbuf *resp, sbuf *out) {
+static lma_status fill_rubric(const char *rubric, const lma_buf *ins, const lma_buf *resp, lma_buf *out) {
     out->len = 0;
-    LMA_TRY(sb_add(out, "", 0));
+    LMA_TRY(lma_buf_append(out, "", 0));
     const char *s = rubric;
     for (;;) {
         const char *a = strstr(s, "{instruction}"), *b = strstr(s, "{response}");
         const char *hit = a && (!b || a < b) ? a : b;
-        if (!hit) return sb_add(out, s, strlen(s));
-        LMA_TRY(sb_add(out, s, (size_t)(hit - s)));
-        if (hit == a) { LMA_TRY(sb_add(out, ins->p, ins->len)); s = hit + 13; }
-        else { LMA_TRY(sb_add(out, resp->p, resp->len)); s = hit + 10; }
+        if (!hit) return lma_buf_append(out, s, strlen(s));
+        LMA_TRY(lma_buf_append(out, s, (size_t)(hit - s)));
+        if (hit == a) { LMA_TRY(lma_buf_append(out, ins->p, ins->len)); s = hit + 13; }
+        else { LMA_TRY(lma_buf_append(out, resp->p, resp->len)); s = hit + 10; }
     }
 }
 
@@ -192,16 +176,10 @@ typedef struct {
 } cache;
 
 static lma_status cache_put_mem(cache *c, const uint64_t key[2], int score, const char *text) {
-    if (c->n == c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 256;
-        uint64_t *k1 = realloc(c->k1, nc * sizeof *k1);
-        if (k1) c->k1 = k1;
-        int *sc = realloc(c->score, nc * sizeof *sc);
-        if (sc) c->score = sc;
-        char **tx = realloc(c->text, nc * sizeof *tx);
-        if (tx) c->text = tx;
-        if (!k1 || !sc || !tx) return lma_error(LMA_ERR_NOMEM, "judge cache: out of memory");
-        c->cap = nc;
+    if (c->n == c->cap) { /* 3 arrays, one capacity */
+        void *const arrs[] = {&c->k1, &c->score, &c->text};
+        const size_t esz[] = {sizeof *c->k1, sizeof *c->score, sizeof *c->text};
+        LMA_TRY(lma_grow_all(&c->cap, c->n + 1, 256, "judge cache", 3, arrs, esz));
     }
     if (c->n >= UINT32_MAX - 1) return lma_error(LMA_ERR_NOMEM, "judge cache: too many entries");
     c->text[c->n] = strdup(text);
@@ -322,8 +300,8 @@ static lma_status cache_close(cache *c) {
 
 /* key = two 64-bit hashes of (version, model id, rubric, instruction, response,
  * chat template, generation settings) */
-static void judge_key(const lma_curate_llm *l, const lma_judge_params *p, const char *rubric, const sbuf *ins,
-                      const sbuf *resp, uint64_t key[2]) {
+static void judge_key(const lma_curate_llm *l, const lma_judge_params *p, const char *rubric, const lma_buf *ins,
+                      const lma_buf *resp, uint64_t key[2]) {
     char settings[512];
     const lma_gen_params *g = &p->gen;
     int n = snprintf(settings, sizeof settings, "v1|max=%d|t=%.9g|k=%d|p=%.9g|minp=%.9g|rep=%.9g|seed=%llu|tmpl=%s|nstop=%d",
@@ -358,7 +336,7 @@ lma_status lma_data_judge(lma_curate_llm *l, const char *in, const lma_judge_par
     const char *rubric = p.rubric ? p.rubric : default_rubric;
     if (!strstr(rubric, "{response}"))
         return lma_error(LMA_ERR_ARG, "judge: the rubric has no {response} placeholder (the reply to score goes there)");
-    if (!l || !l->model) return lma_error(LMA_ERR_ARG, "judge: no model");
+    if (!l || !l->ctx) return lma_error(LMA_ERR_ARG, "judge: no model");
     LMA_TRY(lma_curate_check_output(in, p.scores_path));
     cJSON *summary = cJSON_CreateObject();
     if (!summary) return lma_error(LMA_ERR_NOMEM, "judge: out of memory");
@@ -368,8 +346,8 @@ lma_status lma_data_judge(lma_curate_llm *l, const char *in, const lma_judge_par
     lma_atomic_file fs;
     int fs_open = 0, sv_open = 0;
     lma_ex_reader *r = NULL;
-    sbuf ins = {0}, resp = {0}, prompt = {0};
-    lma_ex_buf line = {0};
+    lma_buf ins = {0}, resp = {0}, prompt = {0};
+    lma_buf line = {0};
     int64_t hist[6] = {0}, hits = 0, scored = 0, total = 0, calls0 = l->calls;
     double sum = 0;
     lma_status st = cache_open(&c, p.cache_path, &cache_skipped);
@@ -469,7 +447,7 @@ lma_status lma_data_judge(lma_curate_llm *l, const char *in, const lma_judge_par
     if (fs_open) lma_atomic_abort(&fs);
     if (sv_open) lma_curate_sieve_abort(&sv);
     free(ins.p); free(resp.p); free(prompt.p);
-    lma_ex_buf_free(&line);
+    lma_buf_free(&line);
     if (st) { cJSON_Delete(summary); return st; }
     *out = summary;
     return LMA_OK;

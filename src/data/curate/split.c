@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/rng.h"
+#include "core/buf.h"
 #include "data/curate/internal.h"
 #include "data/curate/u64map.h"
 
@@ -43,15 +44,10 @@ static lma_status stratum_slot(strata *s, uint64_t key, const char *name, int cr
     if (v != UINT32_MAX) { *slot = v; return LMA_OK; }
     if (!create) return lma_error(LMA_ERR_INTERNAL, "split: stratum \"%s\" appeared in pass 2 only (input changed?)", name);
     if (s->n >= MAX_STRATA) return lma_error(LMA_ERR_UNSUPPORTED, "split: more than %d distinct values of the stratify field", MAX_STRATA);
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        char **nm = realloc(s->name, cap * sizeof *nm); if (nm) s->name = nm;
-        uint64_t *k = realloc(s->key, cap * sizeof *k); if (k) s->key = k;
-        int64_t (*c)[3] = realloc(s->count, cap * sizeof *c); if (c) s->count = c;
-        int64_t (*r)[3] = realloc(s->rem, cap * sizeof *r); if (r) s->rem = r;
-        lma_rng *g = realloc(s->rng, cap * sizeof *g); if (g) s->rng = g;
-        if (!nm || !k || !c || !r || !g) return lma_error(LMA_ERR_NOMEM, "split: out of memory");
-        s->cap = cap;
+    if (s->n == s->cap) { /* 5 arrays, one capacity */
+        void *const arrs[] = {&s->name, &s->key, &s->count, &s->rem, &s->rng};
+        const size_t esz[] = {sizeof *s->name, sizeof *s->key, sizeof *s->count, sizeof *s->rem, sizeof *s->rng};
+        LMA_TRY(lma_grow_all(&s->cap, s->n + 1, 16, "split strata", 5, arrs, esz));
     }
     size_t i = s->n;
     if (!(s->name[i] = strdup(name))) return lma_error(LMA_ERR_NOMEM, "split: out of memory");
@@ -77,7 +73,7 @@ lma_status lma_data_split(const char *in, const lma_split_params *p, cJSON **out
     lma_atomic_file fo[3];
     int open[3] = {0, 0, 0};
     lma_report rep; memset(&rep, 0, sizeof rep);
-    lma_ex_buf line = {0};
+    lma_buf line = {0};
     char name[256];
     int64_t unreadable = 0, n_ex = 0, written[3] = {0, 0, 0};
     lma_status st = lma_ex_open(in, &r);
@@ -124,7 +120,7 @@ lma_status lma_data_split(const char *in, const lma_split_params *p, cJSON **out
         written[b]++;
         if (!open[b]) continue;
         line.len = 0;
-        if (!(st = lma_ex_line(ex, &line)) && !(st = lma_ex_buf_append(&line, "\n", 1)) &&
+        if (!(st = lma_ex_line(ex, &line)) && !(st = lma_buf_append(&line, "\n", 1)) &&
             (st = lma_atomic_write(&fo[b], line.p, line.len)))
             open[b] = 0;
     }
@@ -150,7 +146,7 @@ lma_status lma_data_split(const char *in, const lma_split_params *p, cJSON **out
     for (int k = 0; k < 3; k++) if (open[k]) lma_atomic_abort(&fo[k]);
     lma_report_abort(&rep);
     lma_ex_close(r);
-    lma_ex_buf_free(&line);
+    lma_buf_free(&line);
     for (size_t i = 0; i < s.n; i++) free(s.name[i]);
     free(s.name); free(s.key); free(s.count); free(s.rem); free(s.rng);
     lma_u64map_free(&s.index);

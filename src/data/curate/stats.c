@@ -145,7 +145,7 @@ lma_status lma_data_stats(const char *in, const lma_stats_params *pin, cJSON **o
     lma_dedup *dd = NULL;
     lma_dedup_sig sig; memset(&sig, 0, sizeof sig);
     lma_words w = {0};
-    lma_ex_buf text = {0};
+    lma_buf text = {0};
     lma_ex_reader *r = NULL;
     lma_report rep; memset(&rep, 0, sizeof rep);
     int64_t n_ex = 0, unreadable = 0, n_exact = 0, n_near = 0;
@@ -285,7 +285,7 @@ lma_status lma_data_stats(const char *in, const lma_stats_params *pin, cJSON **o
     lma_dedup_free(dd);
     lma_dedup_sig_free(&sig);
     lma_words_free(&w);
-    lma_ex_buf_free(&text);
+    lma_buf_free(&text);
     if (v) {
         free(v->verb); free(v->vcount); free(v->pverb); free(v->obj); free(v->pcount);
         lma_u64map_free(&v->vidx); lma_u64map_free(&v->pidx);

@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <utf8proc.h>
 #include "core/arena.h"
+#include "core/buf.h"
 
 static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
 
@@ -34,22 +35,11 @@ static int is_space_cp(int32_t c) {
            c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 1;
-    size_t c = *cap ? *cap : 64, bytes;
-    while (c < need) c *= 2;
-    if (!lma_mul_ok(c, elem, &bytes)) return 0;
-    void *q = realloc(*p, bytes);
-    if (!q) return 0;
-    *p = q; *cap = c;
-    return 1;
-}
-
 lma_status lma_words_norm(const char *s, size_t n, lma_words *w) {
     w->n = 0; w->text_len = 0;
     size_t need;
-    if (!lma_add_ok(n, 2, &need) || !grow((void **)&w->text, &w->text_cap, need, 1))
-        return lma_error(LMA_ERR_NOMEM, "words: out of memory for %zu bytes", n);
+    if (!lma_add_ok(n, 2, &need)) return lma_error(LMA_ERR_NOMEM, "words: out of memory for %zu bytes", n);
+    LMA_TRY(lma_grow(&w->text, &w->text_cap, need, 1, 64, "words"));
     /* Pass 1: normalized text (words separated by one space). */
     char *o = w->text;
     size_t on = 0;
@@ -80,8 +70,7 @@ lma_status lma_words_norm(const char *s, size_t n, lma_words *w) {
     /* Pass 2: word hashes. */
     size_t count = 0;
     for (size_t i = 0; i < on; i++) count += (i == 0 || o[i - 1] == ' ');
-    if (!grow((void **)&w->hash, &w->cap, count ? count : 1, sizeof(uint64_t)))
-        return lma_error(LMA_ERR_NOMEM, "words: out of memory for %zu words", count);
+    LMA_TRY(lma_grow(&w->hash, &w->cap, count ? count : 1, sizeof *w->hash, 64, "words"));
     size_t st = 0;
     for (size_t i = 0; i <= on; i++) {
         if (i == on || o[i] == ' ') {

@@ -223,17 +223,17 @@ static lma_status count_list(const lma_example *ex, const lma_ex_msg *extra, siz
         lma_clear_error(); /* the template refused these turns: count the plain text */
     }
     free(cm);
-    lma_ex_buf b = {0};
+    lma_buf b = {0};
     lma_status st = LMA_OK;
     for (size_t i = 0; i < total && !st; i++) {
         const lma_ex_msg *m = i < ex->n_msgs ? &ex->msgs[i] : &extra[i - ex->n_msgs];
-        if (i) st = lma_ex_buf_append(&b, "\n", 1);
-        if (!st) st = lma_ex_buf_append(&b, m->text, m->len);
+        if (i) st = lma_buf_append(&b, "\n", 1);
+        if (!st) st = lma_buf_append(&b, m->text, m->len);
     }
     int32_t *ids = NULL; size_t n_ids = 0;
     if (!st) st = lma_tok_encode(t, b.p ? b.p : "", b.len, 1, &ids, &n_ids);
     free(ids);
-    lma_ex_buf_free(&b);
+    lma_buf_free(&b);
     if (!st) { *n = n_ids; *templated = 0; }
     return st;
 }

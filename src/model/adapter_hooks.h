@@ -1,0 +1,41 @@
+/* The narrow interface between the model (llama.c) and an adapter on its linear
+ * projections (LoRA, lora.c): the model calls these hooks around each projection
+ * and never sees the adapter's fields; the adapter gets what it needs as arguments
+ * and never writes the model's fields (lma_model_set_adapter installs it).
+ *
+ * Projection p of layer l is the pair (l, p); an adapter may adapt any subset. */
+#ifndef LMA_MODEL_ADAPTER_HOOKS_H
+#define LMA_MODEL_ADAPTER_HOOKS_H
+#include "backend/backend.h"
+#include "model/params.h"
+
+typedef enum {
+    LMA_PROJ_Q, LMA_PROJ_K, LMA_PROJ_V, LMA_PROJ_O, LMA_PROJ_GATE, LMA_PROJ_UP, LMA_PROJ_DOWN, LMA_PROJ_COUNT
+} lma_proj;
+
+typedef struct lma_lora lma_lora; /* the adapter (lora.h); opaque to the model */
+
+/* The tensors the optimizer updates: the adapter's when one is attached, else the model's. */
+typedef struct {
+    const lma_param_table *table;
+    float *params, *grads, *m, *v; /* (table->total) each, fp32; grads/m/v NULL before enable_training */
+    void *pact;                    /* (table->total) act: the compute copy of params (may be params) */
+} lma_trainable;
+
+typedef struct {
+    /* Before a forward of N rows: sizes the scratch; train = the forward trains the
+     * adapter (advances its dropout stream). */
+    lma_status (*begin)(lma_lora *a, const lma_backend *be, int N, int train);
+    /* out (N, OC) += the adapter's term for (l, p) on inp (N, C); train: dropout on. */
+    void (*fwd)(lma_lora *a, const lma_backend *be, int l, int p, int train, void *out, const void *inp, int N,
+                int C, int OC);
+    /* Backward of fwd (after a training forward): the adapter's gradients, and
+     * dinp (N, C) += the input gradient of its path. */
+    void (*bwd)(lma_lora *a, const lma_backend *be, int l, int p, void *dinp, const void *dout, const void *inp,
+                int N, int C, int OC);
+    lma_status (*enable_training)(lma_lora *a, const lma_backend *be);
+    lma_trainable (*trainable)(const lma_lora *a);
+    void (*sync)(lma_lora *a, const lma_backend *be); /* refresh the compute copy from the masters */
+    void (*free)(lma_lora *a, const lma_backend *be);
+} lma_adapter_hooks;
+#endif
