@@ -21,11 +21,10 @@
 #include <string.h>
 #include "core/arena.h"
 #include "core/io.h"
-#include "core/model_path.h"
 #include "core/rng.h"
 #include "model/nf4.h"
 #include "model/safetensors.h"
-#include "model/weight_source.h"
+#include "model/model_internal.h"
 
 /* the projection of a parameter kind, or -1 */
 static int kind_proj(lma_param_kind k) {
@@ -211,7 +210,7 @@ static lma_status split_quantized(lma_model *m) {
 }
 
 /* LMA_ERR_UNSUPPORTED for a frozen base that keeps no fp32 copy (LMA_MODEL_FROZEN) */
-static lma_status need_masters(const lma_model *m, const char *what) {
+lma_status lma_model_need_masters(const lma_model *m, const char *what) {
     if (m->params) return LMA_OK;
     return lma_error(LMA_ERR_UNSUPPORTED, "%s: this model was loaded frozen and keeps its weights only in %s "
                      "(no fp32 copy); load it again without LMA_MODEL_FROZEN", what, m->be->name);
@@ -224,7 +223,7 @@ static const lma_nf4_tensor *nf4_slot(const lma_model *m, int l, int p) {
 /* host fp32 values of tensor p (n elements from element `at` of it) into the model: the
  * masters, or without them (frozen base) straight into the compute copy, converted through
  * a backend staging buffer in chunks */
-static lma_status put_weights(lma_model *m, const lma_param_info *p, size_t at, const float *x, size_t n) {
+lma_status lma_model_put_weights(lma_model *m, const lma_param_info *p, size_t at, const float *x, size_t n) {
     const lma_backend *be = m->be;
     if (m->params) { be->upload(m->params + p->offset + at, x, n * sizeof(float)); return LMA_OK; }
     enum { CHUNK = 1 << 22 };
@@ -293,7 +292,7 @@ lma_status lma_model_create_ex(const lma_config *cfg, const lma_backend *be, uns
 }
 
 /* Quantizes one projection weight (host fp32) into its NF4 slot. */
-static lma_status set_quantized(lma_model *m, const lma_param_info *p, const float *x) {
+lma_status lma_model_set_quantized(lma_model *m, const lma_param_info *p, const float *x) {
     lma_nf4_tensor *q = &m->nf4[(size_t)p->layer * LMA_PROJ_COUNT + kind_proj(p->kind)];
     lma_nf4_free(q);
     lma_status s = lma_nf4_quantize(x, (int64_t)p->numel, q);
@@ -306,7 +305,7 @@ static lma_status set_quantized(lma_model *m, const lma_param_info *p, const flo
 lma_status lma_model_to_nf4(const lma_model *src, lma_model **out) {
     *out = NULL;
     if (src->nf4) return lma_error(LMA_ERR_ARG, "model is already NF4");
-    LMA_TRY(need_masters(src, "NF4 conversion"));
+    LMA_TRY(lma_model_need_masters(src, "NF4 conversion"));
     lma_model *m = NULL;
     LMA_TRY(create_impl(&src->cfg, src->be, LMA_MODEL_NF4, &m));
     float *h = lma_malloc(src->table.total * sizeof(float), "NF4 conversion staging");
@@ -316,8 +315,8 @@ lma_status lma_model_to_nf4(const lma_model *src, lma_model **out) {
     for (int i = 0; i < src->table.count && s == LMA_OK; i++) {
         const lma_param_info *p = &src->table.info[i];
         const lma_param_info *d = lma_params_find(&m->table, p->name);
-        if (d) s = put_weights(m, d, 0, h + p->offset, p->numel);
-        else s = set_quantized(m, p, h + p->offset);
+        if (d) s = lma_model_put_weights(m, d, 0, h + p->offset, p->numel);
+        else s = lma_model_set_quantized(m, p, h + p->offset);
     }
     free(h);
     if (s != LMA_OK) { lma_model_free(m); return s; }
@@ -377,159 +376,10 @@ size_t lma_model_num_params(const lma_model *m) {
     return n;
 }
 
-lma_status lma_model_init_random(lma_model *m, uint64_t seed, float std) {
-    lma_rng r;
-    lma_rng_seed(&r, seed);
-    lma_param_table full; /* the unsplit table: an NF4 model gets the same numbers, quantized */
-    LMA_TRY(lma_params_build(&m->cfg, &full));
-    /* every tensor draws from its own stream, split in order first: the threads give the same numbers */
-    lma_rng *streams = malloc((size_t)full.count * sizeof *streams);
-    if (!streams) { lma_params_free(&full); return lma_error(LMA_ERR_NOMEM, "out of memory initialising the model"); }
-    lma_status st = LMA_OK; /* the first failure of any worker (each sets its own thread's message) */
-    char msg[256] = "";
-    for (int i = 0; i < full.count; i++) streams[i] = lma_rng_split(&r, (uint64_t)i);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < full.count; i++) {
-        const lma_param_info *p = &full.info[i];
-        lma_rng tr = streams[i];
-        const lma_param_info *own = lma_params_find(&m->table, p->name);
-        float *d = malloc(p->numel * sizeof(float));
-        lma_status ts = LMA_OK;
-        if (!d) ts = lma_error(LMA_ERR_NOMEM, "out of memory initialising %s", p->name);
-        int is_norm = p->kind == LMA_P_ATTN_NORM || p->kind == LMA_P_MLP_NORM || p->kind == LMA_P_FINAL_NORM ||
-                      p->kind == LMA_P_QNORM || p->kind == LMA_P_KNORM;
-        for (size_t j = 0; d && j < p->numel; j++)
-            d[j] = is_norm ? 1.0f : p->ndim == 1 ? 0.0f : (float)(std * lma_rng_normal(&tr));
-        if (d) ts = own ? put_weights(m, own, 0, d, p->numel) : set_quantized(m, p, d);
-        free(d);
-        if (ts != LMA_OK) {
-#pragma omp critical(lma_init_random_fail)
-            if (st == LMA_OK) { st = ts; snprintf(msg, sizeof msg, "%s", lma_last_error()); }
-            lma_clear_error(); /* the worker's message travels in msg */
-        }
-    }
-    free(streams);
-    lma_params_free(&full);
-    if (st != LMA_OK) return lma_error(st, "%s", msg);
-    lma_model_sync_weights(m);
-    return lma_backend_sync(m->be);
-}
-
-static lma_status load_impl(const char *path, const lma_backend *be, unsigned flags, lma_model **out) {
-    *out = NULL;
-    char where[4096];
-    lma_config cfg;
-    LMA_TRY(lma_model_path_resolve(path, where, sizeof where));
-    LMA_TRY(lma_model_config_load(where, &cfg));
-    lma_model *m = NULL;
-    LMA_TRY(create_impl(&cfg, be, flags, &m));
-    lma_status s = lma_model_load_weights(m, where);
-    if (s == LMA_OK && !(m->path = strdup(where))) s = lma_error(LMA_ERR_NOMEM, "out of memory");
-    if (s != LMA_OK) { lma_model_free(m); return s; }
-    *out = m;
-    return LMA_OK;
-}
-
-lma_status lma_model_load_nf4(const char *dir, const lma_backend *be, lma_model **out) {
-    return load_impl(dir, be, LMA_MODEL_NF4, out);
-}
-
-lma_status lma_model_load_ex(const char *dir, const lma_backend *be, unsigned flags, lma_model **out) {
-    return load_impl(dir, be, flags, out);
-}
-
-lma_status lma_model_load_weights(lma_model *m, const char *path) {
-    const lma_config *cfg = &m->cfg;
-    char dir[4096];
-    LMA_TRY(lma_model_path_resolve(path, dir, sizeof dir));
-    lma_weight_source src;
-    LMA_TRY(lma_weight_source_open(dir, cfg, &src));
-    lma_status s = LMA_OK;
-    float *stage = NULL;
-    char *seen = calloc((size_t)(m->table.count + m->qtable.count), 1);
-    if (!seen) { s = lma_error(LMA_ERR_NOMEM, "out of memory"); goto done; }
-    for (int i = 0; i < src.n; i++) {
-        const char *name;
-        int ndim;
-        int64_t shape[2];
-        s = src.info(src.ctx, i, &name, &ndim, shape);
-        if (s != LMA_OK) goto done;
-        if (!name) continue;
-        const lma_param_info *p = lma_params_find(&m->table, name);
-        int quant = 0;
-        if (!p && m->nf4 && (p = lma_params_find(&m->qtable, name))) quant = 1;
-        if (!p) {
-            if (cfg->tie_word_embeddings && !strcmp(name, "lm_head.weight")) continue; /* tied copy */
-            s = lma_error(LMA_ERR_FORMAT, "%s: unexpected tensor '%s' for %s (check config.json)", dir, name,
-                          lma_arch_name(cfg->arch));
-            goto done;
-        }
-        if (ndim != p->ndim || shape[0] != p->shape[0] || (p->ndim > 1 && shape[1] != p->shape[1])) {
-            s = lma_error(LMA_ERR_SHAPE, "%s: tensor '%s' has shape [%lld%s%lld], config says [%lld, %lld]", dir, name,
-                          (long long)shape[0], ndim > 1 ? ", " : "", ndim > 1 ? (long long)shape[1] : 0LL,
-                          (long long)p->shape[0], (long long)p->shape[1]);
-            goto done;
-        }
-        float *tmp = realloc(stage, p->numel * sizeof(float));
-        if (!tmp) { s = lma_error(LMA_ERR_NOMEM, "out of memory reading %s", name); goto done; }
-        stage = tmp;
-        s = src.read_f32(src.ctx, i, stage, p->numel);
-        if (s != LMA_OK) goto done;
-        if (quant) {
-            s = set_quantized(m, p, stage);
-            if (s != LMA_OK) goto done;
-            seen[m->table.count + (p - m->qtable.info)] = 1;
-        } else {
-            s = put_weights(m, p, 0, stage, p->numel);
-            if (s != LMA_OK) goto done;
-            seen[p - m->table.info] = 1;
-        }
-    }
-    for (int i = 0; i < m->table.count + m->qtable.count; i++)
-        if (!seen[i]) {
-            const char *name = i < m->table.count ? m->table.info[i].name : m->qtable.info[i - m->table.count].name;
-            s = lma_error(LMA_ERR_FORMAT, "%s: missing tensor '%s'", dir, name);
-            goto done;
-        }
-    lma_model_sync_weights(m);
-done:
-    free(stage);
-    free(seen);
-    lma_weight_source_close(&src);
-    return s;
-}
-
-lma_status lma_model_save(const lma_model *m, const char *dir, int bf16, size_t max_shard_bytes) {
-    char path[4096];
-    if (m->nf4) return lma_error(LMA_ERR_UNSUPPORTED, "%s: saving an NF4 model is not supported (merge on an fp32 base)", dir);
-    LMA_TRY(need_masters(m, dir));
-    LMA_TRY(lma_mkdir_p(dir));
-    LMA_TRY(lma_path_join(path, sizeof path, dir, "config.json"));
-    LMA_TRY(lma_config_save(path, &m->cfg));
-    float *h = lma_malloc(m->table.total * sizeof(float), "model save staging");
-    lma_st_entry *e = lma_calloc((size_t)m->table.count, sizeof *e, "model save entries");
-    lma_status s = LMA_OK;
-    if (!h || !e) { s = LMA_ERR_NOMEM; goto done; }
-    m->be->download(h, m->params, m->table.total * sizeof(float));
-    for (int i = 0; i < m->table.count; i++) {
-        const lma_param_info *p = &m->table.info[i];
-        e[i].name = p->name;
-        e[i].ndim = p->ndim;
-        e[i].shape[0] = p->shape[0];
-        e[i].shape[1] = p->shape[1];
-        e[i].data = h + p->offset;
-    }
-    s = lma_st_save_dir(dir, e, m->table.count, bf16 ? LMA_DT_BF16 : LMA_DT_F32, max_shard_bytes);
-done:
-    free(h);
-    free(e);
-    return s;
-}
-
 lma_status lma_model_enable_training(lma_model *m) {
     if (m->lora) return m->lora_hooks->enable_training(m->lora, m->be);
     if (m->nf4) return lma_error(LMA_ERR_UNSUPPORTED, "an NF4 model trains only through a LoRA adapter (QLoRA)");
-    LMA_TRY(need_masters(m, "full training"));
+    LMA_TRY(lma_model_need_masters(m, "full training"));
     if (m->grads) return LMA_OK;
     size_t bytes = m->table.total * sizeof(float);
     m->grads = m->be->alloc(bytes);
