@@ -1,0 +1,333 @@
+/* Attention: the dispatch between cuDNN, the flash kernel (attention.cu), batched GEMMs and the
+ * naive kernels (the oracle), and the KV-cache attention of generation.
+ * A part of the cuda plugin, included once by cuda_backend.cu (one translation unit, as
+ * llm.c's llmc/ headers; no include guard), after ops_common.cuh. */
+/* ---- attention: the naive kernels (oracle), probabilities kept ------------------------------- */
+
+__device__ bool visible(const int32_t *seg, int b, int T, int t, int s) {
+    return s <= t && (!seg || seg[(size_t)b * T + s] == seg[(size_t)b * T + t]);
+}
+
+/* one block per (b, h, t): scores -> softmax row in att -> out = P V */
+template <typename TI>
+__global__ void k_attention_fwd(TI *out, float *att, const TI *q, const TI *k, const TI *v, const int32_t *seg, int T,
+                                int NH, int NKV, int HD, float scale) {
+    int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z, kh = h / (NH / NKV);
+    const TI *qt = q + (((size_t)b * T + t) * NH + h) * HD;
+    float *p = att + (((size_t)b * NH + h) * T + t) * T;
+    float mx = -INFINITY;
+    for (int s = threadIdx.x; s < T; s += blockDim.x) {
+        float d = -INFINITY;
+        if (visible(seg, b, T, t, s)) {
+            const TI *ks = k + (((size_t)b * T + s) * NKV + kh) * HD;
+            d = 0;
+            for (int i = 0; i < HD; i++) d += ld(qt + i) * ld(ks + i);
+            d *= scale;
+        }
+        p[s] = d;
+        mx = fmaxf(mx, d);
+    }
+    mx = block_max(mx);
+    float sum = 0;
+    for (int s = threadIdx.x; s < T; s += blockDim.x) {
+        float e = p[s] == -INFINITY ? 0.0f : __expf(p[s] - mx);
+        p[s] = e;
+        sum += e;
+    }
+    sum = block_sum(sum);
+    float inv = 1.0f / sum;
+    for (int s = threadIdx.x; s < T; s += blockDim.x) p[s] *= inv;
+    __syncthreads();
+    TI *ot = out + (((size_t)b * T + t) * NH + h) * HD;
+    for (int i = threadIdx.x; i < HD; i += blockDim.x) {
+        float acc = 0;
+        for (int s = 0; s <= t; s++) acc += p[s] * ld(v + (((size_t)b * T + s) * NKV + kh) * HD + i);
+        st(ot + i, acc);
+    }
+}
+
+/* one block per (b, h, t): dp_s = do.v_s; dz = p (dp - sum p dp); dq += scale dz K; dk_s += scale dz_s q;
+ * dv_s += p_s do (fp32 atomics: query rows and grouped heads share k and v) */
+template <typename TI>
+__global__ void k_attention_bwd(float *dq, float *dk, float *dv, const TI *dout, const float *att, const TI *q,
+                                const TI *k, const TI *v, int T, int NH, int NKV, int HD, float scale) {
+    int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z, kh = h / (NH / NKV);
+    const float *p = att + (((size_t)b * NH + h) * T + t) * T;
+    const TI *go = dout + (((size_t)b * T + t) * NH + h) * HD, *qt = q + (((size_t)b * T + t) * NH + h) * HD;
+    extern __shared__ float dz[]; /* (t+1) */
+    float dot = 0;
+    for (int s = threadIdx.x; s <= t; s += blockDim.x) {
+        float d = 0;
+        if (p[s] != 0.0f) {
+            const TI *vs = v + (((size_t)b * T + s) * NKV + kh) * HD;
+            for (int i = 0; i < HD; i++) d += ld(go + i) * ld(vs + i);
+        }
+        dz[s] = d;
+        dot += p[s] * d;
+    }
+    dot = block_sum(dot);
+    for (int s = threadIdx.x; s <= t; s += blockDim.x) dz[s] = p[s] * (dz[s] - dot) * scale;
+    __syncthreads();
+    if (dq) {
+        float *dqt = dq + (((size_t)b * T + t) * NH + h) * HD;
+        for (int i = threadIdx.x; i < HD; i += blockDim.x) {
+            float acc = 0;
+            for (int s = 0; s <= t; s++) acc += dz[s] * ld(k + (((size_t)b * T + s) * NKV + kh) * HD + i);
+            dqt[i] += acc;
+        }
+    }
+    for (int s = 0; s <= t; s++) {
+        if (p[s] == 0.0f) continue;
+        size_t o = (((size_t)b * T + s) * NKV + kh) * HD;
+        for (int i = threadIdx.x; i < HD; i += blockDim.x) {
+            if (dk) atomicAdd(&dk[o + i], dz[s] * ld(qt + i));
+            if (dv) atomicAdd(&dv[o + i], p[s] * ld(go + i));
+        }
+    }
+}
+
+/* fp32 scratch, grown on demand (attention backward of the oracles, bf16 gradients) */
+static lma_cuda_buf g_scratch;
+static float *scratch(size_t n) {
+    float *p = (float *)lma_cuda_grow(&g_scratch, n * sizeof(float));
+    if (!p) fail(LMA_ERR_NOMEM, "cuda: out of memory for attention scratch (%zu floats)", n);
+    return p;
+}
+template <typename TI>
+__global__ void k_add_f32(TI *dst, const float *src, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) st(dst + i, ld(dst + i) + src[i]);
+}
+
+template <typename TI>
+static void naive_attention_fwd(TI *out, float *saved, const TI *q, const TI *k, const TI *v, const int32_t *seg, int B,
+                                int T, int NH, int NKV, int HD, float scale) {
+    dim3 grid(T, NH, B);
+    k_attention_fwd<TI><<<grid, 128>>>(out, saved, q, k, v, seg, T, NH, NKV, HD, scale);
+    check_launch("attention_fwd");
+}
+/* fp32 gradients accumulate in place; bf16 ones through an fp32 scratch */
+template <typename TI>
+static void naive_attention_bwd(TI *dq, TI *dk, TI *dv, const TI *dout, const float *saved, const TI *q, const TI *k,
+                                const TI *v, int B, int T, int NH, int NKV, int HD, float scale) {
+    dim3 grid(T, NH, B);
+    size_t shm = (size_t)(T + 8) * sizeof(float), nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD;
+    if (shm > 48 * 1024) cudaFuncSetAttribute(k_attention_bwd<TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+    float *fq = (float *)dq, *fk = (float *)dk, *fv = (float *)dv;
+    if (sizeof(TI) == 2) {
+        float *s = scratch(nq + 2 * nk);
+        if (!s) return;
+        cudaMemset(s, 0, (nq + 2 * nk) * sizeof(float));
+        fq = dq ? s : NULL; fk = dk ? s + nq : NULL; fv = dv ? s + nq + nk : NULL;
+    }
+    k_attention_bwd<TI><<<grid, 128, shm>>>(fq, fk, fv, dout, saved, q, k, v, T, NH, NKV, HD, scale);
+    check_launch("attention_bwd");
+    if (sizeof(TI) == 2) {
+        if (dq) k_add_f32<TI><<<blocks(nq, 256), 256>>>(dq, fq, nq);
+        if (dk) k_add_f32<TI><<<blocks(nk, 256), 256>>>(dk, fk, nk);
+        if (dv) k_add_f32<TI><<<blocks(nk, 256), 256>>>(dv, fv, nk);
+        check_launch("attention_bwd add");
+    }
+}
+
+/* ---- attention through batched GEMMs (fp32 table, lma_cuda_attention_naive = 2; and the
+ * fp32 fallback for head dims flash attention does not take) --------------------------------
+ * For each batch row b and each offset g inside a GQA group, one strided-batched GEMM
+ * runs over the NKV kv heads (query head h = kh*group + g):
+ *   S = scale Q K^T  ->  P = masked softmax(S) (in place, in `saved`)  ->  O = P V
+ * backward: dP = dO V^T; dS = P (dP - rowsum(P dP)) scale; dQ += dS K; dK += dS^T Q;
+ * dV += P^T dO. Row-major matrices are passed to column-major cuBLAS transposed. */
+
+/* GEMM precision of the fp32 table: exact fp32 (PyTorch's default), or TF32 tensor cores
+ * (fast, ~1e-3 relative) when set to 1 or LMA_CUDA_TF32=1 (the tests compare both). */
+extern "C" __attribute__((visibility("default"))) void lma_cuda_plugin_set_tf32(int on) {
+    g_tf32 = on;
+    if (g_blas) cublasSetMathMode(g_blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);
+}
+
+/* P = masked softmax of one row of S (in place); one block per (b, h, t) */
+__global__ void k_masked_softmax(float *att, const int32_t *seg, int T, int NH) {
+    int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    float *p = att + (((size_t)b * NH + h) * T + t) * T;
+    float mx = -INFINITY;
+    for (int s = threadIdx.x; s < T; s += blockDim.x)
+        if (visible(seg, b, T, t, s)) mx = fmaxf(mx, p[s]);
+    mx = block_max(mx);
+    float sum = 0;
+    for (int s = threadIdx.x; s < T; s += blockDim.x) {
+        float e = visible(seg, b, T, t, s) ? __expf(p[s] - mx) : 0.0f;
+        p[s] = e;
+        sum += e;
+    }
+    sum = block_sum(sum);
+    float inv = 1.0f / sum;
+    for (int s = threadIdx.x; s < T; s += blockDim.x) p[s] *= inv;
+}
+
+/* dS = P (dP - rowsum(P dP)) * scale, in place in dP; rows of one batch row b: grid (T, NH) */
+__global__ void k_softmax_bwd(float *dp, const float *att, int T, int NH, int b, float scale) {
+    int t = blockIdx.x, h = blockIdx.y;
+    const float *p = att + (((size_t)b * NH + h) * T + t) * T;
+    float *d = dp + ((size_t)h * T + t) * T;
+    float dot = 0;
+    for (int s = threadIdx.x; s <= t; s += blockDim.x) dot += p[s] * d[s];
+    dot = block_sum(dot);
+    for (int s = threadIdx.x; s < T; s += blockDim.x) d[s] = s <= t ? p[s] * (d[s] - dot) * scale : 0.0f;
+}
+
+static void gemm_batched(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const float *A,
+                         int lda, long long sa, const float *Bm, int ldb, long long sb, float beta, float *C, int ldc,
+                         long long sc, int batch, const char *what) {
+    check_blas(cublasSgemmStridedBatched(g_blas, ta, tb, m, n, k, &alpha, A, lda, sa, Bm, ldb, sb, &beta, C, ldc, sc,
+                                         batch), what);
+}
+
+static void gemm_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v,
+                               const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale) {
+    int G = NH / NKV, ldq = NH * HD, ldk = NKV * HD;
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < G; g++) {
+            const float *qb = q + (size_t)b * T * ldq + (size_t)g * HD, *kb = k + (size_t)b * T * ldk;
+            float *sb = saved + ((size_t)b * NH + g) * T * T;
+            /* S (T,T) = scale Q K^T */
+            gemm_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, HD, scale, kb, ldk, HD, qb, ldq, (long long)G * HD, 0.0f, sb,
+                         T, (long long)G * T * T, NKV, "attention S");
+        }
+    dim3 grid(T, NH, B);
+    k_masked_softmax<<<grid, 256>>>(saved, seg, T, NH);
+    check_launch("attention softmax");
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < G; g++) {
+            const float *vb = v + (size_t)b * T * ldk, *pb = saved + ((size_t)b * NH + g) * T * T;
+            float *ob = out + (size_t)b * T * ldq + (size_t)g * HD;
+            /* O (T,HD) = P V */
+            gemm_batched(CUBLAS_OP_N, CUBLAS_OP_N, HD, T, T, 1.0f, vb, ldk, HD, pb, T, (long long)G * T * T, 0.0f, ob,
+                         ldq, (long long)G * HD, NKV, "attention O");
+        }
+}
+
+static void gemm_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *saved, const float *q,
+                               const float *k, const float *v, int B, int T, int NH, int NKV, int HD, float scale) {
+    int G = NH / NKV, ldq = NH * HD, ldk = NKV * HD;
+    float *dp = scratch((size_t)NH * T * T);
+    if (!dp) return;
+    for (int b = 0; b < B; b++) {
+        const float *qb = q + (size_t)b * T * ldq, *kb = k + (size_t)b * T * ldk, *vb = v + (size_t)b * T * ldk;
+        const float *gob = dout + (size_t)b * T * ldq, *pb = saved + (size_t)b * NH * T * T;
+        /* dP (T,T) = dO V^T for every head of this row, in head order: dp[h] */
+        for (int g = 0; g < G; g++)
+            gemm_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, HD, 1.0f, vb, ldk, HD, gob + (size_t)g * HD, ldq,
+                         (long long)G * HD, 0.0f, dp + (size_t)g * T * T, T, (long long)G * T * T, NKV, "attention dP");
+        dim3 grid(T, NH);
+        k_softmax_bwd<<<grid, 256>>>(dp, saved, T, NH, b, scale);
+        check_launch("attention softmax bwd");
+        for (int g = 0; g < G; g++) {
+            const float *ds = dp + (size_t)g * T * T, *pg = pb + (size_t)g * T * T;
+            long long sS = (long long)G * T * T, sQ = (long long)G * HD;
+            if (dq) /* dQ (T,HD) += dS K */
+                gemm_batched(CUBLAS_OP_N, CUBLAS_OP_N, HD, T, T, 1.0f, kb, ldk, HD, ds, T, sS, 1.0f,
+                             dq + (size_t)b * T * ldq + (size_t)g * HD, ldq, sQ, NKV, "attention dQ");
+            if (dk) /* dK (T,HD) += dS^T Q */
+                gemm_batched(CUBLAS_OP_N, CUBLAS_OP_T, HD, T, T, 1.0f, qb + (size_t)g * HD, ldq, sQ, ds, T, sS, 1.0f,
+                             dk + (size_t)b * T * ldk, ldk, HD, NKV, "attention dK");
+            if (dv) /* dV (T,HD) += P^T dO */
+                gemm_batched(CUBLAS_OP_N, CUBLAS_OP_T, HD, T, T, 1.0f, gob + (size_t)g * HD, ldq, sQ, pg, T, sS, 1.0f,
+                             dv + (size_t)b * T * ldk, ldk, HD, NKV, "attention dV");
+        }
+    }
+}
+
+/* which path runs: 0 flash, 1 naive, 2 batched GEMMs, 3 cuDNN's flash attention (bf16, no
+ * segment ids; it falls back to 0 where cuDNN has no engine for the shape) */
+static int attention_path(int HD, int bf, const int32_t *seg) {
+    int mode = attention_mode;
+    if (mode == 1) return 1;
+    if (mode == 0 && bf && !seg && lma_cuda_flash_supported(HD) && lma_cuda_sdpa_usable(HD)) return 3;
+    /* cuda-fp32 is exact fp32 unless TF32 is on: the flash kernel's tensor-core products are not */
+    if (mode == 0 && !bf && !g_tf32) return 2;
+    if ((mode == 0 || mode == 3) && lma_cuda_flash_supported(HD)) return 0;
+    return bf ? 1 : 2;
+}
+template <typename TI> static size_t cu_attention_saved_floats(int B, int T, int NH, int HD) {
+    /* the lse per query row for flash attention, else the probabilities */
+    int path = attention_path(HD, sizeof(TI) == 2, NULL);
+    return path == 0 || path == 3 ? (size_t)B * NH * T : (size_t)B * NH * T * T;
+}
+template <typename TI>
+static void cu_attention_fwd(void *out, float *saved, const void *q, const void *k, const void *v, const int32_t *seg,
+                             int B, int T, int NH, int NKV, int HD, float scale) {
+    PROFILE("attention_fwd");
+    int bf = sizeof(TI) == 2;
+    switch (attention_path(HD, bf, seg)) {
+    case 3:
+        if (!lma_cuda_sdpa_fwd(out, saved, q, k, v, B, T, NH, NKV, HD, scale)) break;
+        [[fallthrough]]; /* no cuDNN engine for this shape */
+    case 0: check(lma_cuda_flash_fwd(out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale, bf), "flash attention fwd"); break;
+    case 1: naive_attention_fwd<TI>((TI *)out, saved, (const TI *)q, (const TI *)k, (const TI *)v, seg, B, T, NH, NKV, HD, scale); break;
+    default: gemm_attention_fwd((float *)out, saved, (const float *)q, (const float *)k, (const float *)v, seg, B, T, NH, NKV, HD, scale);
+    }
+}
+template <typename TI>
+static void cu_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *saved,
+                             const void *q, const void *k, const void *v, const int32_t *seg, int B, int T, int NH,
+                             int NKV, int HD, float scale) {
+    PROFILE("attention_bwd");
+    int bf = sizeof(TI) == 2;
+    switch (attention_path(HD, bf, seg)) {
+    case 3:
+        if (!lma_cuda_sdpa_bwd(dq, dk, dv, dout, out, saved, q, k, v, B, T, NH, NKV, HD, scale)) break;
+        [[fallthrough]];
+    case 0:
+        check(lma_cuda_flash_bwd(dq, dk, dv, dout, out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale, bf),
+              "flash attention bwd");
+        break;
+    case 1: /* the saved probabilities are zero where the mask hides a key */
+        naive_attention_bwd<TI>((TI *)dq, (TI *)dk, (TI *)dv, (const TI *)dout, saved, (const TI *)q, (const TI *)k,
+                                (const TI *)v, B, T, NH, NKV, HD, scale);
+        break;
+    default:
+        gemm_attention_bwd((float *)dq, (float *)dk, (float *)dv, (const float *)dout, saved, (const float *)q,
+                           (const float *)k, (const float *)v, B, T, NH, NKV, HD, scale);
+    }
+}
+
+/* one block per (t, h) of the new tokens */
+template <typename TI>
+__global__ void k_attention_cached(TI *out, const TI *q, const TI *kc, const TI *vc, int past, int NH, int NKV, int HD,
+                                   float scale) {
+    extern __shared__ float p[];
+    int t = blockIdx.x, h = blockIdx.y, kh = h / (NH / NKV), last = past + t;
+    const TI *qt = q + ((size_t)t * NH + h) * HD;
+    float mx = -INFINITY;
+    for (int s = threadIdx.x; s <= last; s += blockDim.x) {
+        const TI *ks = kc + ((size_t)s * NKV + kh) * HD;
+        float d = 0;
+        for (int i = 0; i < HD; i++) d += ld(qt + i) * ld(ks + i);
+        p[s] = d * scale;
+        mx = fmaxf(mx, p[s]);
+    }
+    mx = block_max(mx);
+    float sum = 0;
+    for (int s = threadIdx.x; s <= last; s += blockDim.x) { p[s] = __expf(p[s] - mx); sum += p[s]; }
+    sum = block_sum(sum);
+    __syncthreads();
+    float inv = 1.0f / sum;
+    TI *ot = out + ((size_t)t * NH + h) * HD;
+    for (int i = threadIdx.x; i < HD; i += blockDim.x) {
+        float acc = 0;
+        for (int s = 0; s <= last; s++) acc += p[s] * ld(vc + ((size_t)s * NKV + kh) * HD + i);
+        st(ot + i, acc * inv);
+    }
+}
+template <typename TI>
+static void cu_attention_cached(void *out, const void *q, const void *kc, const void *vc, int past, int n, int NH,
+                                int NKV, int HD, float scale) {
+    PROFILE("attention_cached");
+    size_t shm = (size_t)(past + n + 8) * sizeof(float);
+    if (shm > 48 * 1024) cudaFuncSetAttribute(k_attention_cached<TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+    dim3 grid(n, NH);
+    k_attention_cached<TI><<<grid, 128, shm>>>((TI *)out, (const TI *)q, (const TI *)kc, (const TI *)vc, past, NH, NKV,
+                                               HD, scale);
+    check_launch("attention_cached");
+}
+

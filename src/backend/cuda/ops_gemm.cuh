@@ -1,0 +1,180 @@
+/* Matrix products through cuBLASLt (plans cached by shape), bias, LoRA's fused add, and the
+ * NF4 (QLoRA) projections dequantized into a scratch.
+ * A part of the cuda plugin, included once by cuda_backend.cu (one translation unit, as
+ * llm.c's llmc/ headers; no include guard), after ops_common.cuh. */
+/* ---- matmul: cuBLASLt, row-major through the transposed (column-major) view --------------
+ * Plans (descriptors, layouts, the heuristic's algorithm) are cached by shape, types
+ * and pointer alignment: building one costs far more than running a small GEMM. */
+
+static void *g_lt_ws;
+enum { LT_WS_BYTES = 32 << 20, LT_PLANS = 128 };
+struct lt_key {
+    int ta, tb, m, n, k, lda, ldb, ldc, ab_type, c_type, compute, bias, align;
+};
+/* (Timing the heuristic's first 8 algorithms on real calls and keeping the fastest was
+ * tried: no row gained, 124m 345k -> 338k tok/s, 1b 51.4k -> 50.9k; the heuristic's first
+ * is kept.) */
+struct lt_plan {
+    lt_key key;
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, c;
+    cublasLtMatmulAlgo_t algo;
+    lma_cuda_prof_acc prof;
+};
+static lt_plan g_plans[LT_PLANS];
+static int g_nplans;
+
+/* the GEMM table of the profile: time and rate per plan */
+static void prof_gemm_report(void) {
+    int any = 0;
+    for (int i = 0; i < g_nplans; i++) {
+        const lt_plan *p = &g_plans[i];
+        if (!p->prof.calls) continue;
+        if (!any++) fprintf(stderr, "[lmadapt] cuBLASLt GEMMs (column-major m n k, op A B, types):\n");
+        double fl = 2.0 * p->key.m * p->key.n * p->key.k * p->prof.calls;
+        fprintf(stderr, "  %6d %6d %6d  %c%c %s%s  %6ld calls %9.2f ms %6.0f TFLOP/s\n", p->key.m, p->key.n,
+                p->key.k, p->key.ta == CUBLAS_OP_N ? 'N' : 'T', p->key.tb == CUBLAS_OP_N ? 'N' : 'T',
+                p->key.ab_type == CUDA_R_16BF ? "bf16" : "f32", p->key.c_type == CUDA_R_32F ? "->f32" : "",
+                p->prof.calls, p->prof.ms, p->prof.ms > 0 ? fl / p->prof.ms / 1e9 : 0.0);
+    }
+}
+
+static int ptr_align(const void *p) {
+    uintptr_t u = (uintptr_t)p;
+    int a = 256;
+    while (a > 2 && (u % (uintptr_t)a)) a >>= 1;
+    return a;
+}
+
+static void lt_plan_destroy(lt_plan *p) {
+    cublasLtMatmulDescDestroy(p->op);
+    cublasLtMatrixLayoutDestroy(p->a); cublasLtMatrixLayoutDestroy(p->b); cublasLtMatrixLayoutDestroy(p->c);
+}
+
+static lt_plan *lt_get(const lt_key &k) {
+    for (int i = 0; i < g_nplans; i++)
+        if (!memcmp(&g_plans[i].key, &k, sizeof k)) return &g_plans[i];
+    lt_plan *p = g_nplans < LT_PLANS ? &g_plans[g_nplans] : &g_plans[LT_PLANS - 1]; /* full: reuse the last slot */
+    if (g_nplans == LT_PLANS) lt_plan_destroy(p);
+    else g_nplans++;
+    memset(p, 0, sizeof *p);
+    p->key = k;
+    cublasOperation_t ta = (cublasOperation_t)k.ta, tb = (cublasOperation_t)k.tb;
+    cublasLtMatmulDescCreate(&p->op, (cublasComputeType_t)k.compute, CUDA_R_32F);
+    cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    if (k.bias) {
+        cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep);
+    }
+    cublasLtMatrixLayoutCreate(&p->a, (cudaDataType)k.ab_type, ta == CUBLAS_OP_N ? k.m : k.k, ta == CUBLAS_OP_N ? k.k : k.m, k.lda);
+    cublasLtMatrixLayoutCreate(&p->b, (cudaDataType)k.ab_type, tb == CUBLAS_OP_N ? k.k : k.n, tb == CUBLAS_OP_N ? k.n : k.k, k.ldb);
+    cublasLtMatrixLayoutCreate(&p->c, (cudaDataType)k.c_type, k.m, k.n, k.ldc);
+    cublasLtMatmulPreference_t pref;
+    cublasLtMatmulPreferenceCreate(&pref);
+    size_t ws = LT_WS_BYTES;
+    uint32_t al = (uint32_t)k.align;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al);
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->op, p->a, p->b, p->c, p->c, pref, 1, &res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (s != CUBLAS_STATUS_SUCCESS || !found) {
+        fail(LMA_ERR_INTERNAL, "cublasLt: no algorithm for a %dx%dx%d GEMM (status %d)", k.m, k.n, k.k, (int)s);
+        g_nplans--;
+        return NULL;
+    }
+    p->algo = res.algo;
+    return p;
+}
+
+/* C (m,n) = alpha op(A) op(B) + beta C, column-major, fp32 accumulation; bias (m) added
+ * when given (same type as C). ab: CUDA type of A and B; c: of C. */
+static void lt_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *A, int lda,
+                    const void *Bm, int ldb, void *C, int ldc, float beta, const void *bias, cudaDataType ab,
+                    cudaDataType ct, const char *what) {
+    if (!m || !n) return;
+    int compute = ab == CUDA_R_32F && ct == CUDA_R_32F ? (g_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F)
+                                                       : CUBLAS_COMPUTE_32F;
+    int al = ptr_align(A);
+    if (ptr_align(Bm) < al) al = ptr_align(Bm);
+    if (ptr_align(C) < al) al = ptr_align(C);
+    lt_key key = {(int)ta, (int)tb, m, n, k, lda, ldb, ldc, (int)ab, (int)ct, compute, bias != NULL, al};
+    lt_plan *p = lt_get(key);
+    if (!p) return;
+    if (bias) cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    float alpha = 1.0f;
+    lma_cuda_prof_scope ps(lma_cuda_prof_on() ? &p->prof : NULL);
+    check_blas(cublasLtMatmul(g_lt, p->op, &alpha, A, p->a, Bm, p->b, &beta, C, p->c, C, p->c, &p->algo, g_lt_ws,
+                              LT_WS_BYTES, 0), what);
+}
+
+template <typename TI> static cudaDataType act_type() { return sizeof(TI) == 2 ? CUDA_R_16BF : CUDA_R_32F; }
+
+template <typename TI>
+__global__ void k_bias_bwd(float *dbias, const TI *dout, int N, int OC) {
+    int n0 = blockIdx.x * COLSUM_ROWS, n1 = min(N, n0 + COLSUM_ROWS); /* a slab of rows per block */
+    for (int o = threadIdx.x; o < OC; o += blockDim.x) {
+        float acc = 0;
+        for (int n = n0; n < n1; n++) acc += ld(dout + (size_t)n * OC + o);
+        atomicAdd(&dbias[o], acc);
+    }
+}
+template <typename TI>
+static void cu_matmul_fwd(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC) {
+    PROFILE("matmul_fwd");
+    /* out^T (OC,N) = W (OC,C) . inp^T (C,N) in column-major terms, + bias per row of out^T */
+    lt_gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, w, C, inp, C, out, OC, 0.0f, bias, act_type<TI>(), act_type<TI>(),
+            "matmul_fwd");
+}
+template <typename TI>
+static void cu_matmul_fwd_add(void *out, const void *inp, const void *w, int N, int C, int OC) {
+    PROFILE("matmul_fwd_add");
+    lt_gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, w, C, inp, C, out, OC, 1.0f, NULL, act_type<TI>(), act_type<TI>(),
+            "matmul_fwd_add");
+}
+template <typename TI>
+static void cu_matmul_bwd(void *dinp, float *dw, float *dbias, const void *dout, const void *inp, const void *w, int N,
+                          int C, int OC) {
+    PROFILE("matmul_bwd");
+    if (dinp) /* dinp^T (C,N) += W^T (C,OC) . dout^T (OC,N) */
+        lt_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, w, C, dout, OC, dinp, C, 1.0f, NULL, act_type<TI>(), act_type<TI>(),
+                "matmul_bwd dinp");
+    if (dw) /* dW^T (C,OC) += inp^T (C,N) . dout (N,OC), fp32 */
+        lt_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, dw, C, 1.0f, NULL, act_type<TI>(), CUDA_R_32F,
+                "matmul_bwd dw");
+    if (dbias) {
+        k_bias_bwd<TI><<<blocks(N, COLSUM_ROWS), 256>>>(dbias, (const TI *)dout, N, OC);
+        check_launch("bias_bwd");
+    }
+}
+
+/* ---- NF4 base weights (QLoRA): dequantized whole into a scratch (one projection at a
+ * time: the largest is 11008 x 4096 for Llama-2-7B, 90 MB in bf16), then the GEMMs above */
+
+static lma_cuda_buf g_deq;
+static void *deq_scratch(size_t bytes) {
+    void *p = lma_cuda_grow(&g_deq, bytes);
+    if (!p) fail(LMA_ERR_NOMEM, "cuda: out of memory for the NF4 dequant scratch (%zu bytes)", bytes);
+    return p;
+}
+template <typename TI>
+static void cu_matmul_nf4_fwd(void *out, const void *inp, const struct lma_nf4_tensor *w, const void *bias, int N,
+                              int C, int OC) {
+    void *wd = deq_scratch((size_t)OC * C * sizeof(TI));
+    if (!wd) return;
+    check(lma_cuda_nf4_dequant(wd, w, sizeof(TI) == 2), "nf4 dequant");
+    cu_matmul_fwd<TI>(out, inp, wd, bias, N, C, OC);
+}
+template <typename TI>
+static void cu_matmul_nf4_bwd(void *dinp, const void *dout, const struct lma_nf4_tensor *w, int N, int C, int OC) {
+    void *wd = deq_scratch((size_t)OC * C * sizeof(TI));
+    if (!wd) return;
+    check(lma_cuda_nf4_dequant(wd, w, sizeof(TI) == 2), "nf4 dequant");
+    cu_matmul_bwd<TI>(dinp, NULL, NULL, dout, NULL, wd, N, C, OC);
+}
+

@@ -1,0 +1,135 @@
+/* Embedding and RMSNorm, forward and backward.
+ * A part of the cuda plugin, included once by cuda_backend.cu (one translation unit, as
+ * llm.c's llmc/ headers; no include guard), after ops_common.cuh. */
+/* ---- embedding ------------------------------------------------------------------ */
+
+template <typename TI>
+__global__ void k_embedding_fwd(TI *out, const int32_t *ids, const TI *wte, int N, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C) return;
+    size_t n = i / C, c = i % C;
+    out[i] = wte[(size_t)ids[n] * C + c];
+}
+template <typename TI>
+__global__ void k_embedding_bwd(float *dwte, const TI *dout, const int32_t *ids, int N, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C) return;
+    size_t n = i / C, c = i % C;
+    atomicAdd(&dwte[(size_t)ids[n] * C + c], ld(dout + i));
+}
+template <typename TI> static void cu_embedding_fwd(void *out, const int32_t *ids, const void *wte, int N, int C) {
+    PROFILE("embedding_fwd");
+    k_embedding_fwd<TI><<<blocks((size_t)N * C, 256), 256>>>((TI *)out, ids, (const TI *)wte, N, C);
+    check_launch("embedding_fwd");
+}
+template <typename TI> static void cu_embedding_bwd(float *dwte, const void *dout, const int32_t *ids, int N, int C) {
+    PROFILE("embedding_bwd");
+    if (!dwte) return;
+    k_embedding_bwd<TI><<<blocks((size_t)N * C, 256), 256>>>(dwte, (const TI *)dout, ids, N, C);
+    check_launch("embedding_bwd");
+}
+
+/* ---- rmsnorm ---------------------------------------------------------------------- */
+
+template <typename TI, int E>
+__global__ void k_rmsnorm_fwd(TI *out, float *rstd, const TI *inp, const TI *w, int C, float eps) {
+    const TI *x = inp + (size_t)blockIdx.x * C;
+    TI *o = out + (size_t)blockIdx.x * C;
+    float ss = 0, v[E], wv[E];
+    for (int c = threadIdx.x * E; c < C; c += blockDim.x * E) {
+        chunk<TI, E>::load(x + c, v);
+#pragma unroll
+        for (int k = 0; k < E; k++) ss += v[k] * v[k];
+    }
+    ss = block_sum(ss);
+    float r = rsqrtf(ss / C + eps);
+    if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+    for (int c = threadIdx.x * E; c < C; c += blockDim.x * E) {
+        chunk<TI, E>::load(x + c, v);
+        chunk<TI, E>::load(w + c, wv);
+#pragma unroll
+        for (int k = 0; k < E; k++) v[k] = wv[k] * (v[k] * r);
+        chunk<TI, E>::store(o + c, v);
+    }
+}
+/* dinp += r * (g w) - r^3 / C * x * sum(g w x) */
+template <typename TI, int E>
+__global__ void k_rmsnorm_bwd_inp(TI *dinp, const TI *dout, const TI *inp, const TI *w, const float *rstd, int C) {
+    const TI *x = inp + (size_t)blockIdx.x * C, *g = dout + (size_t)blockIdx.x * C;
+    TI *d = dinp + (size_t)blockIdx.x * C;
+    float r = rstd[blockIdx.x], dot = 0, xv[E], gv[E], wv[E], dv[E];
+    for (int c = threadIdx.x * E; c < C; c += blockDim.x * E) {
+        chunk<TI, E>::load(x + c, xv);
+        chunk<TI, E>::load(g + c, gv);
+        chunk<TI, E>::load(w + c, wv);
+#pragma unroll
+        for (int k = 0; k < E; k++) dot += gv[k] * wv[k] * xv[k];
+    }
+    dot = block_sum(dot);
+    float kk = r * r * r * dot / C;
+    for (int c = threadIdx.x * E; c < C; c += blockDim.x * E) {
+        chunk<TI, E>::load(x + c, xv);
+        chunk<TI, E>::load(g + c, gv);
+        chunk<TI, E>::load(w + c, wv);
+        chunk<TI, E>::load(d + c, dv);
+#pragma unroll
+        for (int k = 0; k < E; k++) dv[k] += r * gv[k] * wv[k] - kk * xv[k];
+        chunk<TI, E>::store(d + c, dv);
+    }
+}
+/* dw[c] += sum_n dout[n,c] * inp[n,c] * rstd[n]: each block sums a slab of ROWS rows
+ * for every column (coalesced) and adds it with one atomic per column. (A thread per
+ * column over all N rows used only C threads: 25% of a 124M training step. 16-row slabs
+ * with every thread busy were tried: 2.7x slower, the atomics contend.) */
+enum { COLSUM_ROWS = 64 };
+template <typename TI, int E>
+__global__ void k_rmsnorm_bwd_w(float *dw, const TI *dout, const TI *inp, const float *rstd, int N, int C) {
+    int n0 = blockIdx.x * COLSUM_ROWS, n1 = min(N, n0 + COLSUM_ROWS);
+    for (int c = threadIdx.x * E; c < C; c += blockDim.x * E) {
+        float acc[E] = {0}, gv[E], xv[E];
+        for (int n = n0; n < n1; n++) {
+            chunk<TI, E>::load(dout + (size_t)n * C + c, gv);
+            chunk<TI, E>::load(inp + (size_t)n * C + c, xv);
+            float r = rstd[n];
+#pragma unroll
+            for (int k = 0; k < E; k++) acc[k] += gv[k] * xv[k] * r;
+        }
+#pragma unroll
+        for (int k = 0; k < E; k++) atomicAdd(&dw[c + k], acc[k]);
+    }
+}
+/* threads of a row block: about one per E-element chunk, a multiple of 32, at most 512 */
+static unsigned row_threads(int C, int vec) {
+    int n = vec ? C / 8 : C;
+    return n >= 512 ? 512 : n >= 256 ? 256 : n >= 128 ? 128 : n >= 64 ? 64 : 32;
+}
+/* rows of C elements: vectorized when C is a multiple of 8 and the bases are aligned */
+#define LAUNCH_ROWS(kernel, vec, grid, threads, ...)                                                                 \
+    do {                                                                                                             \
+        if (vec) kernel<TI, 8><<<grid, threads>>>(__VA_ARGS__);                                                      \
+        else kernel<TI, 1><<<grid, threads>>>(__VA_ARGS__);                                                          \
+    } while (0)
+template <typename TI>
+static void cu_rmsnorm_fwd(void *out, float *rstd, const void *inp, const void *w, int N, int C, float eps) {
+    PROFILE("rmsnorm_fwd");
+    int v = vec_ok((size_t)C, out, inp, w);
+    LAUNCH_ROWS(k_rmsnorm_fwd, v, N, row_threads(C, v), (TI *)out, rstd, (const TI *)inp, (const TI *)w, C, eps);
+    check_launch("rmsnorm_fwd");
+}
+template <typename TI>
+static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *inp, const void *w, const float *rstd,
+                           int N, int C) {
+    PROFILE("rmsnorm_bwd");
+    if (dinp) {
+        int v = vec_ok((size_t)C, dinp, dout, inp, w);
+        LAUNCH_ROWS(k_rmsnorm_bwd_inp, v, N, row_threads(C, v), (TI *)dinp, (const TI *)dout, (const TI *)inp,
+                    (const TI *)w, rstd, C);
+        check_launch("rmsnorm_bwd");
+    }
+    if (dw) {
+        LAUNCH_ROWS(k_rmsnorm_bwd_w, vec_ok((size_t)C, dout, inp), blocks(N, COLSUM_ROWS), 256, dw, (const TI *)dout,
+                    (const TI *)inp, rstd, N, C);
+        check_launch("rmsnorm_bwd_w");
+    }
+}
+

@@ -1,0 +1,55 @@
+/* RoPE (HF half split), forward and backward.
+ * A part of the cuda plugin, included once by cuda_backend.cu (one translation unit, as
+ * llm.c's llmc/ headers; no include guard), after ops_common.cuh. */
+/* ---- rope (HF half split) ------------------------------------------------------------ */
+
+/* a thread rotates E pairs (x[j..j+E), x[j+half..j+half+E)) of one head */
+template <typename TI, int E>
+__global__ void k_rope(TI *out, const TI *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
+                       int backward) {
+    int half = HD / 2;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * NH * (half / E)) return;
+    int j = (int)(i % (half / E)) * E;
+    size_t row = i / (half / E), n = row / NH;
+    const TI *x = inp + row * HD;
+    TI *o = out + row * HD;
+    float x1[E], x2[E], o1[E], o2[E], p = (float)pos[n];
+    chunk<TI, E>::load(x + j, x1);
+    chunk<TI, E>::load(x + j + half, x2);
+    if (backward) {
+        chunk<TI, E>::load(o + j, o1);
+        chunk<TI, E>::load(o + j + half, o2);
+    }
+#pragma unroll
+    for (int k = 0; k < E; k++) {
+        float c, s;
+        sincosf(p * inv_freq[j + k], &s, &c);
+        if (!backward) { o1[k] = x1[k] * c - x2[k] * s; o2[k] = x2[k] * c + x1[k] * s; }
+        else { o1[k] += x1[k] * c + x2[k] * s; o2[k] += x2[k] * c - x1[k] * s; }
+    }
+    chunk<TI, E>::store(o + j, o1);
+    chunk<TI, E>::store(o + j + half, o2);
+}
+template <typename TI>
+static void rope_launch(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
+                        int backward) {
+    size_t pairs = (size_t)N * NH * (HD / 2);
+    if ((HD / 2) % 8 == 0 && vec_ok(8, out, inp))
+        k_rope<TI, 8><<<blocks(pairs / 8, 256), 256>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH, HD, backward);
+    else
+        k_rope<TI, 1><<<blocks(pairs, 256), 256>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH, HD, backward);
+}
+template <typename TI>
+static void cu_rope_fwd(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
+    PROFILE("rope_fwd");
+    rope_launch<TI>(out, inp, pos, inv_freq, N, NH, HD, 0);
+    check_launch("rope_fwd");
+}
+template <typename TI>
+static void cu_rope_bwd(void *dinp, const void *dout, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
+    PROFILE("rope_bwd");
+    rope_launch<TI>(dinp, dout, pos, inv_freq, N, NH, HD, 1);
+    check_launch("rope_bwd");
+}
+
