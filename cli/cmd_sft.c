@@ -7,20 +7,9 @@
 #include "core/log.h"
 #include "core/threads.h"
 #include "data/sft.h"
+#include "train/loader_source.h"
 #include "train_common.h"
 
-typedef struct { lma_sft_batcher *train, *val; } sft_src;
-
-static lma_status s_next(void *ctx, int32_t *ids, int32_t *tg, int32_t *seg) {
-    int rows;
-    return lma_sft_batcher_next(((sft_src *)ctx)->train, ids, tg, seg, &rows);
-}
-static lma_status s_val_next(void *ctx, int32_t *ids, int32_t *tg, int32_t *seg, int *rows) {
-    return lma_sft_batcher_next(((sft_src *)ctx)->val, ids, tg, seg, rows);
-}
-static void s_val_reset(void *ctx) { lma_sft_batcher_rewind(((sft_src *)ctx)->val); }
-static lma_status s_save(void *ctx, cJSON **out) { return lma_sft_batcher_save(((sft_src *)ctx)->train, out); }
-static lma_status s_restore(void *ctx, const cJSON *j) { return lma_sft_batcher_restore(((sft_src *)ctx)->train, j); }
 
 int cmd_sft(int argc, char **argv) {
     cli_train_opts to;
@@ -66,7 +55,7 @@ int cmd_sft(int argc, char **argv) {
 
     lma_tokenizer *tok = NULL;
     lma_sft_set *ts = NULL, *vs = NULL;
-    sft_src ss = {0};
+    lma_sft_pair ss = {0};
     lma_model *m = NULL;
     rc = 1;
     char path[4400];
@@ -92,7 +81,7 @@ int cmd_sft(int argc, char **argv) {
         lma_error(LMA_ERR_SHAPE, "tokenizer has %d tokens, the model only %d", lma_tok_vocab_size(tok), m->cfg.vocab_size);
         goto done;
     }
-    lma_batch_source src = {&ss, s_next, vs ? s_val_next : NULL, s_val_reset, s_save, s_restore};
+    lma_batch_source src = lma_sft_batch_source(&ss);
     lma_trainer_result res;
     if (lma_train_run(m, &src, &to.tp, &res) != LMA_OK) goto done;
     snprintf(path, sizeof path, "%s/final", run);

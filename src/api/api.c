@@ -168,18 +168,6 @@ lma_train_params lma_train_default_params(void) {
     return p;
 }
 
-typedef struct { lma_sft_batcher *train, *val; } sft_src;
-
-static lma_status s_next(void *ctx, int32_t *ids, int32_t *tg, int32_t *seg) {
-    int rows;
-    return lma_sft_batcher_next(((sft_src *)ctx)->train, ids, tg, seg, &rows);
-}
-static lma_status s_val_next(void *ctx, int32_t *ids, int32_t *tg, int32_t *seg, int *rows) {
-    return lma_sft_batcher_next(((sft_src *)ctx)->val, ids, tg, seg, rows);
-}
-static void s_val_reset(void *ctx) { lma_sft_batcher_rewind(((sft_src *)ctx)->val); }
-static lma_status s_save(void *ctx, cJSON **out) { return lma_sft_batcher_save(((sft_src *)ctx)->train, out); }
-static lma_status s_restore(void *ctx, const cJSON *j) { return lma_sft_batcher_restore(((sft_src *)ctx)->train, j); }
 
 /* The model's tokenizer files (and generation_config.json) beside the trained weights,
  * as the CLI writes them; nothing when the model's source has no tokenizer. */
@@ -238,7 +226,7 @@ lma_status lma_train(lma_model *m, const lma_tokenizer *tok, const lma_train_par
     lma_status s = lma_mkdir_p(p->out_dir);
     char path[4400];
     int attached = 0;
-    sft_src ss = {0};
+    lma_sft_pair ss = {0};
     lma_sft_set *ts = NULL, *vs = NULL;
     lma_shardset *shards = NULL;
     lma_loader *L = NULL;
@@ -254,7 +242,7 @@ lma_status lma_train(lma_model *m, const lma_tokenizer *tok, const lma_train_par
         int32_t pad = lma_tok_eos_id(tok) >= 0 ? lma_tok_eos_id(tok) : 0;
         if (s == LMA_OK) s = lma_sft_batcher_create(ts, p->batch, p->seq, 1, pad, p->seed, 1, 0, &ss.train);
         if (s == LMA_OK && vs) s = lma_sft_batcher_create(vs, p->batch, p->seq, 1, pad, p->seed, 0, 1, &ss.val);
-        src = (lma_batch_source){&ss, s_next, vs ? s_val_next : NULL, s_val_reset, s_save, s_restore};
+        src = lma_sft_batch_source(&ss);
     } else {
         char bin[4400];
         snprintf(path, sizeof path, "%s/data", p->out_dir);
