@@ -125,143 +125,232 @@ static int cmp_gram(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-lma_status lma_filter_check(const lma_filter_params *p, const char *t, size_t n, lma_filter_verdict *v) {
-    memset(v, 0, sizeof *v);
-    /* boilerplate (case-insensitive substring, on a lower-cased copy) */
-    const char *const *bp = p->boilerplate ? p->boilerplate : default_boilerplate;
-    if (bp[0]) {
-        char *low = lma_malloc(n + 1, "filter text");
-        if (!low) return LMA_ERR_NOMEM;
-        for (size_t i = 0; i < n; i++) low[i] = (char)((t[i] >= 'A' && t[i] <= 'Z') ? t[i] + 32 : t[i]);
-        low[n] = 0;
-        for (int i = 0; bp[i]; i++) {
-            size_t k = strlen(bp[i]);
-            if (k && k <= n && memmem(low, n, bp[i], k)) {
-                fail(v, "boilerplate", 1, 0);
-                snprintf(v->detail, sizeof v->detail, "%s", bp[i]);
-                free(low);
-                return LMA_OK;
-            }
-        }
-        free(low);
-    }
-    /* words */
-    size_t nw = 0, cap = n / 2 + 1;
-    span *w = lma_malloc(cap * sizeof *w, "filter words");
-    if (!w) return LMA_ERR_NOMEM;
-    size_t chars = 0, hashes = 0, ellipses = 0, alpha = 0, stops = 0;
+/* ---- the rules, in the order lma_filter_check applies them ----------------------
+ * Each check_* fills the verdict (through fail) when the text breaks its rule; the
+ * pure ones return 1 then, the ones that allocate return a status and leave v->rule
+ * set. */
+
+/* The whitespace-separated words of a text and the per-word counts the rules use. */
+typedef struct {
+    span *w; size_t nw;
+    size_t chars;    /* characters (UTF-8 code points) in words */
+    size_t hashes;   /* '#' characters */
+    size_t ellipses; /* "..." and U+2026 inside words */
+    size_t alpha;    /* words with a letter */
+    size_t stops;    /* stop words */
+} word_list;
+
+static lma_status split_words(const char *t, size_t n, word_list *ws) {
+    memset(ws, 0, sizeof *ws);
+    size_t cap = n / 2 + 1;
+    ws->w = lma_malloc(cap * sizeof *ws->w, "filter words");
+    if (!ws->w) return LMA_ERR_NOMEM;
     for (size_t i = 0; i < n;) {
         while (i < n && is_ws((unsigned char)t[i])) i++;
         if (i >= n) break;
         size_t s = i;
         while (i < n && !is_ws((unsigned char)t[i])) i++;
-        w[nw].p = t + s; w[nw].n = i - s;
-        chars += n_chars(t + s, i - s);
+        ws->w[ws->nw].p = t + s; ws->w[ws->nw].n = i - s;
+        ws->chars += n_chars(t + s, i - s);
         for (size_t j = s; j < i; j++) {
-            hashes += t[j] == '#';
-            if (j + 3 <= i && !memcmp(t + j, "...", 3)) { ellipses++; j += 2; }
-            else if (j + 3 <= i && !memcmp(t + j, "\xE2\x80\xA6", 3)) { ellipses++; j += 2; }
+            ws->hashes += t[j] == '#';
+            if (j + 3 <= i && !memcmp(t + j, "...", 3)) { ws->ellipses++; j += 2; }
+            else if (j + 3 <= i && !memcmp(t + j, "\xE2\x80\xA6", 3)) { ws->ellipses++; j += 2; }
         }
-        alpha += has_letter(t + s, i - s);
-        stops += stop_word(t + s, i - s);
-        nw++;
+        ws->alpha += has_letter(t + s, i - s);
+        ws->stops += stop_word(t + s, i - s);
+        ws->nw++;
     }
-    int failed = 0;
-    double mean = nw ? (double)chars / (double)nw : 0;
-    if ((int)nw < p->min_words) failed = fail(v, "min_words", (double)nw, p->min_words);
-    else if ((int)nw > p->max_words) failed = fail(v, "max_words", (double)nw, p->max_words);
-    else if (mean < p->min_mean_word_len) failed = fail(v, "min_mean_word_len", mean, p->min_mean_word_len);
-    else if (mean > p->max_mean_word_len) failed = fail(v, "max_mean_word_len", mean, p->max_mean_word_len);
-    else if ((double)hashes / (double)nw > p->max_symbol_ratio) failed = fail(v, "hash_symbol_ratio", (double)hashes / (double)nw, p->max_symbol_ratio);
-    else if ((double)ellipses / (double)nw > p->max_symbol_ratio) failed = fail(v, "ellipsis_ratio", (double)ellipses / (double)nw, p->max_symbol_ratio);
-    if (!failed) {
-        size_t lines = 0, bullets = 0, ell_lines = 0;
-        for (size_t i = 0; i < n;) {
-            size_t e = i;
-            while (e < n && t[e] != '\n') e++;
-            size_t a = i, b = e;
-            while (a < b && is_ws((unsigned char)t[a])) a++;
-            while (b > a && is_ws((unsigned char)t[b - 1])) b--;
-            if (b > a) {
-                lines++;
-                const char *l = t + a; size_t ln = b - a;
-                if (l[0] == '-' || l[0] == '*' || (ln >= 3 && (!memcmp(l, "\xE2\x80\xA2", 3) || !memcmp(l, "\xE2\x80\xA3", 3) ||
-                                                              !memcmp(l, "\xE2\x96\xAA", 3))) || (ln >= 2 && !memcmp(l, "\xC2\xB7", 2)))
-                    bullets++;
-                if ((ln >= 3 && !memcmp(l + ln - 3, "...", 3)) || (ln >= 3 && !memcmp(l + ln - 3, "\xE2\x80\xA6", 3))) ell_lines++;
-            }
-            i = e + 1;
+    return LMA_OK;
+}
+
+/* Rejects a text containing a boilerplate phrase (case-insensitive substring). */
+static lma_status check_boilerplate(const lma_filter_params *p, const char *t, size_t n, lma_filter_verdict *v) {
+    const char *const *bp = p->boilerplate ? p->boilerplate : default_boilerplate;
+    if (!bp[0]) return LMA_OK;
+    char *low = lma_malloc(n + 1, "filter text");
+    if (!low) return LMA_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) low[i] = (char)((t[i] >= 'A' && t[i] <= 'Z') ? t[i] + 32 : t[i]);
+    low[n] = 0;
+    for (int i = 0; bp[i]; i++) {
+        size_t k = strlen(bp[i]);
+        if (k && k <= n && memmem(low, n, bp[i], k)) {
+            fail(v, "boilerplate", 1, 0);
+            snprintf(v->detail, sizeof v->detail, "%s", bp[i]);
+            break;
         }
-        double alpha_frac = (double)alpha / (double)nw;
-        if (lines && (double)bullets / (double)lines > p->max_bullet_lines) failed = fail(v, "bullet_lines", (double)bullets / (double)lines, p->max_bullet_lines);
-        else if (lines && (double)ell_lines / (double)lines > p->max_ellipsis_lines) failed = fail(v, "ellipsis_lines", (double)ell_lines / (double)lines, p->max_ellipsis_lines);
-        else if (alpha_frac < p->min_alpha_words) failed = fail(v, "alpha_words", alpha_frac, p->min_alpha_words);
-        else if ((int)stops < p->min_stop_words) failed = fail(v, "stop_words", (double)stops, p->min_stop_words);
     }
+    free(low);
+    return LMA_OK;
+}
+
+/* Rejects too few or too many words. */
+static int check_word_count(const lma_filter_params *p, const word_list *ws, lma_filter_verdict *v) {
+    if ((int)ws->nw < p->min_words) return fail(v, "min_words", (double)ws->nw, p->min_words);
+    if ((int)ws->nw > p->max_words) return fail(v, "max_words", (double)ws->nw, p->max_words);
+    return 0;
+}
+
+/* Rejects a mean word length (in characters) outside [min, max]. */
+static int check_mean_word_len(const lma_filter_params *p, const word_list *ws, lma_filter_verdict *v) {
+    double mean = ws->nw ? (double)ws->chars / (double)ws->nw : 0;
+    if (mean < p->min_mean_word_len) return fail(v, "min_mean_word_len", mean, p->min_mean_word_len);
+    if (mean > p->max_mean_word_len) return fail(v, "max_mean_word_len", mean, p->max_mean_word_len);
+    return 0;
+}
+
+/* Rejects too many '#' or ellipses per word. */
+static int check_symbol_ratios(const lma_filter_params *p, const word_list *ws, lma_filter_verdict *v) {
+    if ((double)ws->hashes / (double)ws->nw > p->max_symbol_ratio)
+        return fail(v, "hash_symbol_ratio", (double)ws->hashes / (double)ws->nw, p->max_symbol_ratio);
+    if ((double)ws->ellipses / (double)ws->nw > p->max_symbol_ratio)
+        return fail(v, "ellipsis_ratio", (double)ws->ellipses / (double)ws->nw, p->max_symbol_ratio);
+    return 0;
+}
+
+/* Rejects too many non-blank lines that start with a bullet or end in an ellipsis. */
+static int check_line_shapes(const lma_filter_params *p, const char *t, size_t n, lma_filter_verdict *v) {
+    size_t lines = 0, bullets = 0, ell_lines = 0;
+    for (size_t i = 0; i < n;) {
+        size_t e = i;
+        while (e < n && t[e] != '\n') e++;
+        size_t a = i, b = e;
+        while (a < b && is_ws((unsigned char)t[a])) a++;
+        while (b > a && is_ws((unsigned char)t[b - 1])) b--;
+        if (b > a) {
+            lines++;
+            const char *l = t + a; size_t ln = b - a;
+            if (l[0] == '-' || l[0] == '*' || (ln >= 3 && (!memcmp(l, "\xE2\x80\xA2", 3) || !memcmp(l, "\xE2\x80\xA3", 3) ||
+                                                          !memcmp(l, "\xE2\x96\xAA", 3))) || (ln >= 2 && !memcmp(l, "\xC2\xB7", 2)))
+                bullets++;
+            if ((ln >= 3 && !memcmp(l + ln - 3, "...", 3)) || (ln >= 3 && !memcmp(l + ln - 3, "\xE2\x80\xA6", 3))) ell_lines++;
+        }
+        i = e + 1;
+    }
+    if (lines && (double)bullets / (double)lines > p->max_bullet_lines)
+        return fail(v, "bullet_lines", (double)bullets / (double)lines, p->max_bullet_lines);
+    if (lines && (double)ell_lines / (double)lines > p->max_ellipsis_lines)
+        return fail(v, "ellipsis_lines", (double)ell_lines / (double)lines, p->max_ellipsis_lines);
+    return 0;
+}
+
+/* Rejects too small a share of words containing a letter. */
+static int check_alpha_words(const lma_filter_params *p, const word_list *ws, lma_filter_verdict *v) {
+    double alpha_frac = (double)ws->alpha / (double)ws->nw;
+    return alpha_frac < p->min_alpha_words ? fail(v, "alpha_words", alpha_frac, p->min_alpha_words) : 0;
+}
+
+/* Rejects too few stop words (the be to of and that have with). */
+static int check_stop_words(const lma_filter_params *p, const word_list *ws, lma_filter_verdict *v) {
+    return (int)ws->stops < p->min_stop_words ? fail(v, "stop_words", (double)ws->stops, p->min_stop_words) : 0;
+}
+
+/* Rejects too many duplicated lines, by count and then by characters. */
+static lma_status check_dup_lines(const lma_filter_params *p, const char *t, size_t n, lma_filter_verdict *v) {
+    double f, c;
+    if (dup_segments(t, n, 0, &f, &c)) return lma_error(LMA_ERR_NOMEM, "filter: out of memory");
+    if (f > p->max_dup_line_frac) fail(v, "dup_line_frac", f, p->max_dup_line_frac);
+    else if (c > p->max_dup_line_chars) fail(v, "dup_line_chars", c, p->max_dup_line_chars);
+    return LMA_OK;
+}
+
+/* Rejects too many duplicated paragraphs, by count and then by characters. */
+static lma_status check_dup_paras(const lma_filter_params *p, const char *t, size_t n, lma_filter_verdict *v) {
+    double f, c;
+    if (dup_segments(t, n, 1, &f, &c)) return lma_error(LMA_ERR_NOMEM, "filter: out of memory");
+    if (f > p->max_dup_para_frac) fail(v, "dup_para_frac", f, p->max_dup_para_frac);
+    else if (c > p->max_dup_para_chars) fail(v, "dup_para_chars", c, p->max_dup_para_chars);
+    return LMA_OK;
+}
+
+/* Rejects a most frequent 2-, 3- or 4-gram covering too large a share of the characters
+ * (characters of the n-gram, words joined by spaces, times its count). wh: word hashes;
+ * g: room for nw n-grams. */
+static int check_top_ngrams(const lma_filter_params *p, size_t n, const word_list *ws, const uint64_t *wh, gram *g,
+                            lma_filter_verdict *v) {
+    static const char *names[3] = {"top_2gram_chars", "top_3gram_chars", "top_4gram_chars"};
+    const span *w = ws->w;
+    size_t nw = ws->nw;
+    for (int k = 2; k <= 4; k++) {
+        if (nw < (size_t)k) break;
+        size_t m = nw - (size_t)k + 1;
+        for (size_t i = 0; i < m; i++) {
+            g[i].h = lma_ngram_hash(wh + i, (size_t)k);
+            size_t len = (size_t)k - 1;
+            for (int j = 0; j < k; j++) len += w[i + (size_t)j].n;
+            g[i].len = (uint32_t)len;
+        }
+        qsort(g, m, sizeof *g, cmp_gram);
+        size_t best = 0;
+        for (size_t i = 0; i < m;) {
+            size_t j = i;
+            while (j < m && g[j].h == g[i].h) j++;
+            size_t cnt = j - i;
+            if (cnt > 1 && cnt * g[i].len > best) best = cnt * g[i].len;
+            i = j;
+        }
+        double frac = (double)best / (double)n;
+        if (frac > p->max_top_ngram[k - 2]) return fail(v, names[k - 2], frac, p->max_top_ngram[k - 2]);
+    }
+    return 0;
+}
+
+/* Rejects repeated 5..10-grams covering too large a share of the characters (words
+ * concatenated, each repeat counted once, scanning on past it). s: a set of nw slots. */
+static int check_dup_ngrams(const lma_filter_params *p, size_t n, const word_list *ws, const uint64_t *wh, hset *s,
+                            lma_filter_verdict *v) {
+    static const char *names[6] = {"dup_5gram_chars", "dup_6gram_chars", "dup_7gram_chars",
+                                   "dup_8gram_chars", "dup_9gram_chars", "dup_10gram_chars"};
+    const span *w = ws->w;
+    size_t nw = ws->nw;
+    for (int k = 5; k <= 10 && nw >= (size_t)k; k++) {
+        memset(s->k, 0, s->cap * sizeof *s->k); s->n = 0;
+        size_t rep = 0, i = 0;
+        while (i + (size_t)k <= nw) {
+            if (hset_seen(s, lma_ngram_hash(wh + i, (size_t)k))) {
+                for (int j = 0; j < k; j++) rep += w[i + (size_t)j].n;
+                i += (size_t)k;
+            } else i++;
+        }
+        double frac = (double)rep / (double)n;
+        if (frac > p->max_dup_ngram[k - 5]) return fail(v, names[k - 5], frac, p->max_dup_ngram[k - 5]);
+    }
+    return 0;
+}
+
+/* The n-gram rules (texts of at least ngram_min_words words): the top 2/3/4-gram
+ * rules, then the duplicated 5..10-gram rules, over one set of word hashes. */
+static lma_status check_ngrams(const lma_filter_params *p, size_t n, const word_list *ws, lma_filter_verdict *v) {
+    size_t nw = ws->nw;
+    if (nw < 2 || (int)nw < p->ngram_min_words) return LMA_OK;
+    uint64_t *wh = lma_malloc(nw * sizeof *wh, "filter word hashes");
+    gram *g = lma_malloc(nw * sizeof *g, "filter n-grams");
+    hset s = {0};
     lma_status st = LMA_OK;
-    if (!failed) {
-        double f, c;
-        if (dup_segments(t, n, 0, &f, &c)) { st = lma_error(LMA_ERR_NOMEM, "filter: out of memory"); goto done; }
-        if (f > p->max_dup_line_frac) failed = fail(v, "dup_line_frac", f, p->max_dup_line_frac);
-        else if (c > p->max_dup_line_chars) failed = fail(v, "dup_line_chars", c, p->max_dup_line_chars);
-        if (!failed) {
-            if (dup_segments(t, n, 1, &f, &c)) { st = lma_error(LMA_ERR_NOMEM, "filter: out of memory"); goto done; }
-            if (f > p->max_dup_para_frac) failed = fail(v, "dup_para_frac", f, p->max_dup_para_frac);
-            else if (c > p->max_dup_para_chars) failed = fail(v, "dup_para_chars", c, p->max_dup_para_chars);
-        }
-    }
-    if (!failed && nw >= 2 && (int)nw >= p->ngram_min_words) {
-        uint64_t *wh = lma_malloc(nw * sizeof *wh, "filter word hashes");
-        gram *g = lma_malloc(nw * sizeof *g, "filter n-grams");
-        hset s = {0};
-        if (!wh || !g || !hset_init(&s, nw)) { free(wh); free(g); free(s.k); st = LMA_ERR_NOMEM; lma_error(st, "filter: out of memory"); goto done; }
-        for (size_t i = 0; i < nw; i++) wh[i] = lma_hash64(w[i].p, w[i].n, 11);
-        /* top 2/3/4-gram: characters of the n-gram (words joined by spaces) x count */
-        for (int k = 2; k <= 4 && !failed; k++) {
-            if (nw < (size_t)k) break;
-            size_t m = nw - (size_t)k + 1;
-            for (size_t i = 0; i < m; i++) {
-                g[i].h = lma_ngram_hash(wh + i, (size_t)k);
-                size_t len = (size_t)k - 1;
-                for (int j = 0; j < k; j++) len += w[i + (size_t)j].n;
-                g[i].len = (uint32_t)len;
-            }
-            qsort(g, m, sizeof *g, cmp_gram);
-            size_t best = 0;
-            for (size_t i = 0; i < m;) {
-                size_t j = i;
-                while (j < m && g[j].h == g[i].h) j++;
-                size_t cnt = j - i;
-                if (cnt > 1 && cnt * g[i].len > best) best = cnt * g[i].len;
-                i = j;
-            }
-            double frac = (double)best / (double)n;
-            if (frac > p->max_top_ngram[k - 2]) {
-                static const char *names[3] = {"top_2gram_chars", "top_3gram_chars", "top_4gram_chars"};
-                failed = fail(v, names[k - 2], frac, p->max_top_ngram[k - 2]);
-            }
-        }
-        /* duplicated 5..10-grams: characters (words concatenated) of repeats */
-        for (int k = 5; k <= 10 && !failed && nw >= (size_t)k; k++) {
-            memset(s.k, 0, s.cap * sizeof *s.k); s.n = 0;
-            size_t rep = 0, i = 0;
-            while (i + (size_t)k <= nw) {
-                if (hset_seen(&s, lma_ngram_hash(wh + i, (size_t)k))) {
-                    for (int j = 0; j < k; j++) rep += w[i + (size_t)j].n;
-                    i += (size_t)k;
-                } else i++;
-            }
-            double frac = (double)rep / (double)n;
-            if (frac > p->max_dup_ngram[k - 5]) {
-                static const char *names[6] = {"dup_5gram_chars", "dup_6gram_chars", "dup_7gram_chars",
-                                               "dup_8gram_chars", "dup_9gram_chars", "dup_10gram_chars"};
-                failed = fail(v, names[k - 5], frac, p->max_dup_ngram[k - 5]);
-            }
-        }
-        free(wh); free(g); free(s.k);
-    }
+    if (!wh || !g || !hset_init(&s, nw)) { st = LMA_ERR_NOMEM; lma_error(st, "filter: out of memory"); goto done; }
+    for (size_t i = 0; i < nw; i++) wh[i] = lma_hash64(ws->w[i].p, ws->w[i].n, 11);
+    if (!check_top_ngrams(p, n, ws, wh, g, v)) check_dup_ngrams(p, n, ws, wh, &s, v);
 done:
-    free(w);
+    free(wh); free(g); free(s.k);
+    return st;
+}
+
+/* Applies the rules in order; the first one broken is the verdict (v->rule NULL: kept). */
+lma_status lma_filter_check(const lma_filter_params *p, const char *t, size_t n, lma_filter_verdict *v) {
+    memset(v, 0, sizeof *v);
+    LMA_TRY(check_boilerplate(p, t, n, v));
+    if (v->rule) return LMA_OK;
+    word_list ws;
+    LMA_TRY(split_words(t, n, &ws));
+    lma_status st = LMA_OK;
+    if (check_word_count(p, &ws, v) || check_mean_word_len(p, &ws, v) || check_symbol_ratios(p, &ws, v) ||
+        check_line_shapes(p, t, n, v) || check_alpha_words(p, &ws, v) || check_stop_words(p, &ws, v))
+        goto done;
+    if ((st = check_dup_lines(p, t, n, v)) || v->rule) goto done;
+    if ((st = check_dup_paras(p, t, n, v)) || v->rule) goto done;
+    st = check_ngrams(p, n, &ws, v);
+done:
+    free(ws.w);
     return st;
 }
 

@@ -135,163 +135,249 @@ static cJSON *hist_json(const int64_t *h) {
     return o;
 }
 
+/* Everything one pass over the input gathers, and the buffers the pass reuses. */
+typedef struct {
+    acc *a;
+    verbs *v;
+    lma_dedup *dd; /* NULL with --no-dup */
+    lma_dedup_sig sig;
+    lma_words w;
+    lma_buf text;
+    int64_t n_ex, unreadable, n_exact, n_near;
+} stats_run;
+
+/* ---- setup and teardown ------------------------------------------------------ */
+
+static lma_status stats_run_init(stats_run *r, lma_stats_params *p) {
+    memset(r, 0, sizeof *r);
+    r->a = calloc(1, sizeof *r->a);
+    r->v = calloc(1, sizeof *r->v);
+    if (!r->a || !r->v) return lma_error(LMA_ERR_NOMEM, "stats: out of memory");
+    verbs *v = r->v;
+    v->verb = malloc(MAX_VERBS * sizeof *v->verb); v->vcount = malloc(MAX_VERBS * sizeof *v->vcount);
+    v->pverb = malloc(MAX_PAIRS * sizeof *v->pverb); v->obj = malloc(MAX_PAIRS * sizeof *v->obj);
+    v->pcount = malloc(MAX_PAIRS * sizeof *v->pcount);
+    if (!v->verb || !v->vcount || !v->pverb || !v->obj || !v->pcount) return lma_error(LMA_ERR_NOMEM, "stats: out of memory");
+    if (p->dup) LMA_TRY(lma_dedup_create(&p->dedup, &r->dd));
+    return LMA_OK;
+}
+
+static void stats_run_free(stats_run *r) {
+    lma_dedup_free(r->dd);
+    lma_dedup_sig_free(&r->sig);
+    lma_words_free(&r->w);
+    lma_buf_free(&r->text);
+    if (r->v) {
+        verbs *v = r->v;
+        free(v->verb); free(v->vcount); free(v->pverb); free(v->obj); free(v->pcount);
+        lma_u64map_free(&v->vidx); lma_u64map_free(&v->pidx);
+        free(v);
+    }
+    free(r->a);
+}
+
+/* ---- per-record measurements -------------------------------------------------- */
+
+/* Every message (chosen and rejected ones count as assistant): length histograms per
+ * role, the verb of the first user message, distinct-1/2 of prompts and responses. */
+static lma_status measure_messages(stats_run *r, const lma_example *ex) {
+    acc *a = r->a;
+    const lma_ex_msg *lists[3] = {ex->msgs, ex->chosen, ex->rejected};
+    size_t ns[3] = {ex->n_msgs, ex->n_chosen, ex->n_rejected};
+    int first_user = 1;
+    lma_status st = LMA_OK;
+    for (int l = 0; l < 3 && !st; l++)
+        for (size_t i = 0; i < ns[l] && !st; i++) {
+            const lma_ex_msg *m = &lists[l][i];
+            lma_role role = l ? LMA_ROLE_ASSISTANT : m->role;
+            size_t nw = count_words(m->text, m->len);
+            a->msgs[role]++;
+            a->chars_hist[role][bucket(m->len)]++; a->words_hist[role][bucket(nw)]++;
+            a->chars_sum[role] += (double)m->len; a->words_sum[role] += (double)nw;
+            if (role == LMA_ROLE_USER && first_user) { first_user = 0; st = verb_add(r->v, m->text, m->len); }
+            if (st || (st = lma_words_norm(m->text, m->len, &r->w))) break;
+            int side = role == LMA_ROLE_ASSISTANT || role == LMA_ROLE_TEXT;
+            for (size_t k = 0; k < r->w.n; k++) {
+                hll_add(&a->uni[side], r->w.hash[k]);
+                if (k + 1 < r->w.n) hll_add(&a->bi[side], lma_ngram_hash(r->w.hash + k, 2));
+            }
+        }
+    return st;
+}
+
+/* The script of the whole text and the format of the response (when there is one). */
+static lma_status measure_script_and_format(stats_run *r, const lma_example *ex) {
+    r->text.len = 0;
+    LMA_TRY(lma_ex_text(ex, LMA_EX_ALL, &r->text));
+    r->a->scripts[lma_script_of(r->text.p, r->text.len)]++;
+    r->text.len = 0;
+    LMA_TRY(lma_ex_text(ex, LMA_EX_RESPONSE, &r->text));
+    if (r->text.len) r->a->resp_fmt[lma_text_format_of(r->text.p, r->text.len)]++;
+    return LMA_OK;
+}
+
+/* Exact or near duplicate of an earlier record (the dedup engine), when counted. */
+static lma_status measure_duplicate(stats_run *r, const lma_example *ex) {
+    if (!r->dd) return LMA_OK;
+    r->text.len = 0;
+    lma_dup_result res;
+    LMA_TRY(lma_ex_text(ex, LMA_EX_ALL, &r->text));
+    LMA_TRY(lma_dedup_sign(r->dd, r->text.p, r->text.len, &r->sig));
+    LMA_TRY(lma_dedup_insert(r->dd, &r->sig, ex->line, &res));
+    r->n_exact += res.kind == LMA_DUP_EXACT;
+    r->n_near += res.kind == LMA_DUP_NEAR;
+    return LMA_OK;
+}
+
+static lma_status measure_example(stats_run *r, const lma_example *ex) {
+    r->n_ex++;
+    r->a->formats[ex->format]++;
+    r->a->turns_hist[bucket(ex->n_msgs + ex->n_chosen)]++;
+    LMA_TRY(measure_messages(r, ex));
+    LMA_TRY(measure_script_and_format(r, ex));
+    return measure_duplicate(r, ex);
+}
+
+/* Reads every record of `in`; unreadable ones are counted and skipped. */
+static lma_status read_examples(stats_run *r, const char *in) {
+    lma_ex_reader *rd = NULL;
+    lma_status st = lma_ex_open(in, &rd);
+    while (!st) {
+        lma_example *ex;
+        if ((st = lma_ex_next(rd, &ex)) || !ex) break;
+        if (ex->error_code) { r->unreadable++; continue; }
+        st = measure_example(r, ex);
+    }
+    lma_ex_close(rd);
+    return st;
+}
+
+/* ---- the JSON summary, one part at a time (in the order the keys appear) ------- */
+
+static void add_counts(cJSON *s, const stats_run *r) {
+    cJSON_AddNumberToObject(s, "examples", (double)r->n_ex);
+    cJSON_AddNumberToObject(s, "unreadable", (double)r->unreadable);
+    cJSON *f = cJSON_AddObjectToObject(s, "formats");
+    for (int k = 0; f && k < LMA_EXF_COUNT; k++)
+        if (r->a->formats[k]) cJSON_AddNumberToObject(f, lma_ex_format_name((lma_ex_format)k), (double)r->a->formats[k]);
+}
+
+static void add_roles(cJSON *s, const acc *a) {
+    cJSON *roles = cJSON_AddObjectToObject(s, "roles");
+    for (int k = 0; roles && k < LMA_ROLE_COUNT; k++) {
+        if (!a->msgs[k]) continue;
+        cJSON *o = cJSON_AddObjectToObject(roles, lma_role_name((lma_role)k));
+        if (!o) continue;
+        cJSON_AddNumberToObject(o, "messages", (double)a->msgs[k]);
+        cJSON_AddNumberToObject(o, "mean_chars", a->chars_sum[k] / (double)a->msgs[k]);
+        cJSON_AddNumberToObject(o, "mean_words", a->words_sum[k] / (double)a->msgs[k]);
+        cJSON_AddItemToObject(o, "chars_histogram", hist_json(a->chars_hist[k]));
+        cJSON_AddItemToObject(o, "words_histogram", hist_json(a->words_hist[k]));
+    }
+    cJSON_AddItemToObject(s, "turns_histogram", hist_json(a->turns_hist));
+}
+
+static void add_distinct(cJSON *s, const acc *a) {
+    static const char *side[2] = {"prompts", "responses"};
+    cJSON *dv = cJSON_AddObjectToObject(s, "distinct");
+    for (int k = 0; dv && k < 2; k++) {
+        cJSON *o = cJSON_AddObjectToObject(dv, side[k]);
+        if (!o) continue;
+        cJSON_AddNumberToObject(o, "distinct_1", a->uni[k].total ? hll_count(&a->uni[k]) / (double)a->uni[k].total : 0);
+        cJSON_AddNumberToObject(o, "distinct_2", a->bi[k].total ? hll_count(&a->bi[k]) / (double)a->bi[k].total : 0);
+        cJSON_AddNumberToObject(o, "words", (double)a->uni[k].total);
+    }
+}
+
+static void add_duplicates(cJSON *s, const stats_run *r) {
+    if (!r->dd) return;
+    cJSON *d = cJSON_AddObjectToObject(s, "duplicates");
+    if (!d) return;
+    int64_t n_ex = r->n_ex;
+    cJSON_AddNumberToObject(d, "exact_rate", n_ex ? (double)r->n_exact / (double)n_ex : 0);
+    cJSON_AddNumberToObject(d, "near_rate", n_ex ? (double)r->n_near / (double)n_ex : 0);
+    cJSON_AddNumberToObject(d, "exact", (double)r->n_exact);
+    cJSON_AddNumberToObject(d, "near", (double)r->n_near);
+}
+
+static void add_scripts_and_formats(cJSON *s, const acc *a) {
+    cJSON *sc = cJSON_AddObjectToObject(s, "scripts");
+    for (int k = 0; sc && k < LMA_SCRIPT_COUNT; k++)
+        if (a->scripts[k]) cJSON_AddNumberToObject(sc, lma_script_name((lma_script)k), (double)a->scripts[k]);
+    cJSON *rf = cJSON_AddObjectToObject(s, "response_formats");
+    for (int k = 0; rf && k < LMA_TFMT_COUNT; k++)
+        if (a->resp_fmt[k]) cJSON_AddNumberToObject(rf, lma_text_format_name((lma_text_format)k), (double)a->resp_fmt[k]);
+}
+
+/* The top verbs with their top objects (selection by repeated max: top_verbs is small),
+ * then question_prompts. */
+static void add_verbs(cJSON *s, const verbs *v, const lma_stats_params *p) {
+    cJSON *va = cJSON_AddArrayToObject(s, "verbs");
+    cJSON_AddNumberToObject(s, "question_prompts", (double)v->questions);
+    int64_t *used = calloc(v->nv + 1, sizeof *used);
+    int64_t *pused = calloc(v->np + 1, sizeof *pused);
+    for (int t = 0; va && used && pused && t < p->top_verbs; t++) {
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < v->nv; i++)
+            if (!used[i] && (best == SIZE_MAX || v->vcount[i] > v->vcount[best])) best = i;
+        if (best == SIZE_MAX) break;
+        used[best] = 1;
+        cJSON *o = cJSON_CreateObject();
+        if (!o) break;
+        cJSON_AddStringToObject(o, "verb", v->verb[best]);
+        cJSON_AddNumberToObject(o, "count", (double)v->vcount[best]);
+        cJSON *oa = cJSON_AddArrayToObject(o, "objects");
+        for (int q = 0; oa && q < p->top_objects; q++) {
+            size_t bp = SIZE_MAX;
+            for (size_t i = 0; i < v->np; i++)
+                if (v->pverb[i] == best && !pused[i] && (bp == SIZE_MAX || v->pcount[i] > v->pcount[bp])) bp = i;
+            if (bp == SIZE_MAX) break;
+            pused[bp] = 1;
+            cJSON *po = cJSON_CreateObject();
+            if (po) {
+                cJSON_AddStringToObject(po, "object", v->obj[bp]);
+                cJSON_AddNumberToObject(po, "count", (double)v->pcount[bp]);
+                cJSON_AddItemToArray(oa, po);
+            }
+        }
+        cJSON_AddItemToArray(va, o);
+    }
+    free(used); free(pused);
+}
+
+static lma_status stats_summary(const stats_run *r, const lma_stats_params *p, cJSON **out) {
+    cJSON *s = cJSON_CreateObject();
+    if (!s) return lma_error(LMA_ERR_NOMEM, "stats: out of memory");
+    add_counts(s, r);
+    add_roles(s, r->a);
+    add_distinct(s, r->a);
+    add_duplicates(s, r);
+    add_scripts_and_formats(s, r->a);
+    add_verbs(s, r->v, p);
+    *out = s;
+    return LMA_OK;
+}
+
+static lma_status write_report(const char *path, const char *in, cJSON *s) {
+    lma_report rep; memset(&rep, 0, sizeof rep);
+    lma_status st = lma_report_open(&rep, path, "stats", in, "notes");
+    if (!st) st = lma_report_close(&rep, s);
+    lma_report_abort(&rep);
+    return st;
+}
+
 lma_status lma_data_stats(const char *in, const lma_stats_params *pin, cJSON **out) {
     *out = NULL;
     lma_stats_params p;
     if (pin) p = *pin; else lma_stats_default_params(&p);
     LMA_TRY(lma_curate_check_output(in, p.report_path));
-    acc *a = calloc(1, sizeof *a);
-    verbs *v = calloc(1, sizeof *v);
-    lma_dedup *dd = NULL;
-    lma_dedup_sig sig; memset(&sig, 0, sizeof sig);
-    lma_words w = {0};
-    lma_buf text = {0};
-    lma_ex_reader *r = NULL;
-    lma_report rep; memset(&rep, 0, sizeof rep);
-    int64_t n_ex = 0, unreadable = 0, n_exact = 0, n_near = 0;
-    lma_status st = (a && v) ? LMA_OK : lma_error(LMA_ERR_NOMEM, "stats: out of memory");
-    if (!st) {
-        v->verb = malloc(MAX_VERBS * sizeof *v->verb); v->vcount = malloc(MAX_VERBS * sizeof *v->vcount);
-        v->pverb = malloc(MAX_PAIRS * sizeof *v->pverb); v->obj = malloc(MAX_PAIRS * sizeof *v->obj);
-        v->pcount = malloc(MAX_PAIRS * sizeof *v->pcount);
-        if (!v->verb || !v->vcount || !v->pverb || !v->obj || !v->pcount) st = lma_error(LMA_ERR_NOMEM, "stats: out of memory");
-    }
-    if (!st && p.dup) st = lma_dedup_create(&p.dedup, &dd);
-    if (!st) st = lma_ex_open(in, &r);
-    while (!st) {
-        lma_example *ex;
-        if ((st = lma_ex_next(r, &ex)) || !ex) break;
-        if (ex->error_code) { unreadable++; continue; }
-        n_ex++;
-        a->formats[ex->format]++;
-        const lma_ex_msg *lists[3] = {ex->msgs, ex->chosen, ex->rejected};
-        size_t ns[3] = {ex->n_msgs, ex->n_chosen, ex->n_rejected};
-        int first_user = 1;
-        a->turns_hist[bucket(ex->n_msgs + ex->n_chosen)]++;
-        for (int l = 0; l < 3 && !st; l++)
-            for (size_t i = 0; i < ns[l] && !st; i++) {
-                const lma_ex_msg *m = &lists[l][i];
-                lma_role role = l ? LMA_ROLE_ASSISTANT : m->role;
-                size_t nw = count_words(m->text, m->len);
-                a->msgs[role]++;
-                a->chars_hist[role][bucket(m->len)]++; a->words_hist[role][bucket(nw)]++;
-                a->chars_sum[role] += (double)m->len; a->words_sum[role] += (double)nw;
-                if (role == LMA_ROLE_USER && first_user) { first_user = 0; st = verb_add(v, m->text, m->len); }
-                if (st || (st = lma_words_norm(m->text, m->len, &w))) break;
-                int side = role == LMA_ROLE_ASSISTANT || role == LMA_ROLE_TEXT;
-                for (size_t k = 0; k < w.n; k++) {
-                    hll_add(&a->uni[side], w.hash[k]);
-                    if (k + 1 < w.n) hll_add(&a->bi[side], lma_ngram_hash(w.hash + k, 2));
-                }
-            }
-        if (st) break;
-        text.len = 0;
-        if ((st = lma_ex_text(ex, LMA_EX_ALL, &text))) break;
-        a->scripts[lma_script_of(text.p, text.len)]++;
-        text.len = 0;
-        if ((st = lma_ex_text(ex, LMA_EX_RESPONSE, &text))) break;
-        if (text.len) a->resp_fmt[lma_text_format_of(text.p, text.len)]++;
-        if (dd) {
-            text.len = 0;
-            lma_dup_result res;
-            if ((st = lma_ex_text(ex, LMA_EX_ALL, &text)) || (st = lma_dedup_sign(dd, text.p, text.len, &sig)) ||
-                (st = lma_dedup_insert(dd, &sig, ex->line, &res)))
-                break;
-            n_exact += res.kind == LMA_DUP_EXACT;
-            n_near += res.kind == LMA_DUP_NEAR;
-        }
-    }
+    stats_run r;
     cJSON *s = NULL;
-    if (!st && !(s = cJSON_CreateObject())) st = lma_error(LMA_ERR_NOMEM, "stats: out of memory");
-    if (!st) {
-        cJSON_AddNumberToObject(s, "examples", (double)n_ex);
-        cJSON_AddNumberToObject(s, "unreadable", (double)unreadable);
-        cJSON *f = cJSON_AddObjectToObject(s, "formats");
-        for (int k = 0; f && k < LMA_EXF_COUNT; k++)
-            if (a->formats[k]) cJSON_AddNumberToObject(f, lma_ex_format_name((lma_ex_format)k), (double)a->formats[k]);
-        cJSON *roles = cJSON_AddObjectToObject(s, "roles");
-        for (int k = 0; roles && k < LMA_ROLE_COUNT; k++) {
-            if (!a->msgs[k]) continue;
-            cJSON *o = cJSON_AddObjectToObject(roles, lma_role_name((lma_role)k));
-            if (!o) continue;
-            cJSON_AddNumberToObject(o, "messages", (double)a->msgs[k]);
-            cJSON_AddNumberToObject(o, "mean_chars", a->chars_sum[k] / (double)a->msgs[k]);
-            cJSON_AddNumberToObject(o, "mean_words", a->words_sum[k] / (double)a->msgs[k]);
-            cJSON_AddItemToObject(o, "chars_histogram", hist_json(a->chars_hist[k]));
-            cJSON_AddItemToObject(o, "words_histogram", hist_json(a->words_hist[k]));
-        }
-        cJSON_AddItemToObject(s, "turns_histogram", hist_json(a->turns_hist));
-        static const char *side[2] = {"prompts", "responses"};
-        cJSON *dv = cJSON_AddObjectToObject(s, "distinct");
-        for (int k = 0; dv && k < 2; k++) {
-            cJSON *o = cJSON_AddObjectToObject(dv, side[k]);
-            if (!o) continue;
-            cJSON_AddNumberToObject(o, "distinct_1", a->uni[k].total ? hll_count(&a->uni[k]) / (double)a->uni[k].total : 0);
-            cJSON_AddNumberToObject(o, "distinct_2", a->bi[k].total ? hll_count(&a->bi[k]) / (double)a->bi[k].total : 0);
-            cJSON_AddNumberToObject(o, "words", (double)a->uni[k].total);
-        }
-        if (dd) {
-            cJSON *d = cJSON_AddObjectToObject(s, "duplicates");
-            if (d) {
-                cJSON_AddNumberToObject(d, "exact_rate", n_ex ? (double)n_exact / (double)n_ex : 0);
-                cJSON_AddNumberToObject(d, "near_rate", n_ex ? (double)n_near / (double)n_ex : 0);
-                cJSON_AddNumberToObject(d, "exact", (double)n_exact);
-                cJSON_AddNumberToObject(d, "near", (double)n_near);
-            }
-        }
-        cJSON *sc = cJSON_AddObjectToObject(s, "scripts");
-        for (int k = 0; sc && k < LMA_SCRIPT_COUNT; k++)
-            if (a->scripts[k]) cJSON_AddNumberToObject(sc, lma_script_name((lma_script)k), (double)a->scripts[k]);
-        cJSON *rf = cJSON_AddObjectToObject(s, "response_formats");
-        for (int k = 0; rf && k < LMA_TFMT_COUNT; k++)
-            if (a->resp_fmt[k]) cJSON_AddNumberToObject(rf, lma_text_format_name((lma_text_format)k), (double)a->resp_fmt[k]);
-        /* top verbs (selection by repeated max: top_verbs is small) */
-        cJSON *va = cJSON_AddArrayToObject(s, "verbs");
-        cJSON_AddNumberToObject(s, "question_prompts", (double)v->questions);
-        int64_t *used = calloc(v->nv + 1, sizeof *used);
-        int64_t *pused = calloc(v->np + 1, sizeof *pused);
-        for (int t = 0; va && used && pused && t < p.top_verbs; t++) {
-            size_t best = SIZE_MAX;
-            for (size_t i = 0; i < v->nv; i++)
-                if (!used[i] && (best == SIZE_MAX || v->vcount[i] > v->vcount[best])) best = i;
-            if (best == SIZE_MAX) break;
-            used[best] = 1;
-            cJSON *o = cJSON_CreateObject();
-            if (!o) break;
-            cJSON_AddStringToObject(o, "verb", v->verb[best]);
-            cJSON_AddNumberToObject(o, "count", (double)v->vcount[best]);
-            cJSON *oa = cJSON_AddArrayToObject(o, "objects");
-            for (int q = 0; oa && q < p.top_objects; q++) {
-                size_t bp = SIZE_MAX;
-                for (size_t i = 0; i < v->np; i++)
-                    if (v->pverb[i] == best && !pused[i] && (bp == SIZE_MAX || v->pcount[i] > v->pcount[bp])) bp = i;
-                if (bp == SIZE_MAX) break;
-                pused[bp] = 1;
-                cJSON *po = cJSON_CreateObject();
-                if (po) {
-                    cJSON_AddStringToObject(po, "object", v->obj[bp]);
-                    cJSON_AddNumberToObject(po, "count", (double)v->pcount[bp]);
-                    cJSON_AddItemToArray(oa, po);
-                }
-            }
-            cJSON_AddItemToArray(va, o);
-        }
-        free(used); free(pused);
-        st = lma_report_open(&rep, p.report_path, "stats", in, "notes");
-        if (!st) st = lma_report_close(&rep, s);
-    }
-    lma_report_abort(&rep);
-    lma_ex_close(r);
-    lma_dedup_free(dd);
-    lma_dedup_sig_free(&sig);
-    lma_words_free(&w);
-    lma_buf_free(&text);
-    if (v) {
-        free(v->verb); free(v->vcount); free(v->pverb); free(v->obj); free(v->pcount);
-        lma_u64map_free(&v->vidx); lma_u64map_free(&v->pidx);
-        free(v);
-    }
-    free(a);
+    lma_status st = stats_run_init(&r, &p);
+    if (!st) st = read_examples(&r, in);
+    if (!st) st = stats_summary(&r, &p, &s);
+    if (!st) st = write_report(p.report_path, in, s);
+    stats_run_free(&r);
     if (st) { cJSON_Delete(s); return st; }
     *out = s;
     return LMA_OK;
