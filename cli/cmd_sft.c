@@ -86,9 +86,10 @@ int cmd_sft(int argc, char **argv) {
     if (lma_train_run(m, &src, &to.tp, &res) != LMA_OK) goto done;
     snprintf(path, sizeof path, "%s/final", run);
     if (cli_copy_tokenizer(model, path) != LMA_OK) goto done;
-    printf("sft: %d steps, final loss %.4f, validation loss %.4f, %.0f tokens/s\nsft: %s written to %s\n",
-           res.steps_done, res.last_loss, res.last_val_loss, res.tokens_per_s,
-           m->lora ? "adapter (PEFT format)" : "model", path);
+    char vtext[48];
+    cli_val_loss_text(res.last_val_loss, vtext, sizeof vtext);
+    printf("sft: %d steps, final loss %.4f, %s, %.0f tokens/s\nsft: %s written to %s\n", res.steps_done,
+           res.last_loss, vtext, res.tokens_per_s, m->lora ? "adapter (PEFT format)" : "model", path);
     rc = 0;
 done:
     if (rc == 1) cli_fail("sft", NULL);

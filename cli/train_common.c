@@ -35,6 +35,11 @@ void cli_data_apply(cli_data_opts *d, int format, int docs) {
 /* Writes the tokenizer of src (an HF model folder or a GGUF file) into dst:
  * generation_config.json copied from a folder, then lma_tok_save_files, which writes
  * tokenizer.json last (its presence marks a complete copy; resume checks it). */
+void cli_val_loss_text(float v, char *out, size_t cap) {
+    if (isnan(v)) snprintf(out, cap, "no validation set");
+    else snprintf(out, cap, "validation loss %.4f", v);
+}
+
 lma_status cli_copy_tokenizer(const char *src, const char *dst) {
     char a[4200], b[4200];
     LMA_TRY(lma_mkdir_p(dst));
@@ -192,8 +197,10 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
     if (s != LMA_OK) goto done;
     snprintf(path, sizeof path, "%s/final", run);
     if (cli_copy_tokenizer(tokdir, path) != LMA_OK) goto done;
-    printf("%s: %d steps, final loss %.4f, validation loss %.4f, %.0f tokens/s\n", cmd, res.steps_done, res.last_loss,
-           res.last_val_loss, res.tokens_per_s);
+    char val[48];
+    cli_val_loss_text(res.last_val_loss, val, sizeof val);
+    printf("%s: %d steps, final loss %.4f, %s, %.0f tokens/s\n", cmd, res.steps_done, res.last_loss, val,
+           res.tokens_per_s);
     if (rs) {
         lma_loader_cursor cur;
         lma_loader_get_cursor(L, &cur);

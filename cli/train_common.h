@@ -34,6 +34,8 @@ typedef struct {
  * tokenizer_config.json (and special_tokens_map.json, chat_template.jinja,
  * generation_config.json when present) copied; from a GGUF file, tokenizer.json and
  * tokenizer_config.json synthesized from its metadata (lma_tok_save_files). */
+/* "validation loss X", or "no validation set" for NaN (none was run) */
+void cli_val_loss_text(float v, char *out, size_t cap);
 lma_status cli_copy_tokenizer(const char *src, const char *dst);
 
 /* Runs the whole job; returns the exit status (0, 1, 2). */

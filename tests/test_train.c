@@ -1,10 +1,12 @@
 /* train/trainer: an interrupted run resumed from its checkpoint gives bitwise
  * identical losses; a corrupt newest checkpoint is detected and the previous
- * one used; the NaN guard skips and then aborts; loss goes down; a backend op that
+ * one used; the NaN guard skips and then aborts (metrics.jsonl stays strict JSON: null
+ * for non-finite values); loss goes down; a backend op that
  * fails (a test backend failing its Nth matmul, as a CUDA out-of-memory would) fails the
  * run with the backend's message instead of being taken for a non-finite step. */
 #include <dirent.h>
 #include <unistd.h>
+#include <cjson/cJSON.h>
 #include "core/io.h"
 #include "core/rng.h"
 #include "core/threads.h"
@@ -28,8 +30,13 @@ static char tmpdir[64];
 static lma_backend fault_be;
 static long fault_calls, fault_at;
 static lma_status fault_status;
+static int fault_nan; /* 1: from call fault_at on, the op works but its output holds a NaN (a numeric blow-up) */
 static void fault_matmul_fwd(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC) {
-    if (++fault_calls == fault_at && fault_status == LMA_OK) fault_status = LMA_ERR_NOMEM; /* output left unwritten */
+    ++fault_calls;
+    if (fault_nan && fault_calls >= fault_at) {
+        lma_backend_cpu()->matmul_fwd(out, inp, w, bias, N, C, OC);
+        ((float *)out)[0] = NAN;
+    } else if (fault_calls == fault_at && fault_status == LMA_OK) fault_status = LMA_ERR_NOMEM; /* output unwritten */
     else lma_backend_cpu()->matmul_fwd(out, inp, w, bias, N, C, OC);
 }
 static lma_status fault_sync(void) {
@@ -43,6 +50,7 @@ static const lma_backend *fault_backend(long at) {
     fault_be.matmul_fwd = fault_matmul_fwd;
     fault_be.sync = fault_sync;
     fault_calls = 0;
+    fault_nan = 0;
     fault_at = at;
     fault_status = LMA_OK;
     return &fault_be;
@@ -174,6 +182,40 @@ int main(void) {
         CHECK(isfinite(loss), "forward after the failure: loss %g", loss);
         lma_model_free(m);
     }
+
+    /* the NaN guard: non-finite losses from step 3 or 4 on are skipped, then the run stops after
+     * nan_abort_after (5) in a row with LMA_ERR_NUMERIC; every metrics line is strict JSON
+     * (non-finite values are null, named in "non_finite") */
+    snprintf(b, sizeof b, "%s/nan", tmpdir);
+    g_be = fault_backend(per_run + 1);
+    fault_nan = 1;
+    lma_clear_error();
+    fs = run(shard, b, 12, 0, 100, &rf);
+    CHECK(fs == LMA_ERR_NUMERIC && strstr(lma_last_error(), "consecutive steps"), "NaN guard: %s / %s",
+          lma_status_name(fs), lma_last_error());
+    CHECK(rf.skipped == 5, "NaN guard: %d steps skipped, want 5", rf.skipped);
+    lma_clear_error();
+    snprintf(path, sizeof path, "%s/metrics.jsonl", b);
+    char *mj = NULL;
+    CHECK_OK(lma_read_file(path, &mj, NULL));
+    int lines = 0, nulls = 0, bad_json = 0;
+    for (char *line = mj; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        cJSON *o = cJSON_Parse(line);
+        if (!o) bad_json++;
+        else {
+            const cJSON *lo = cJSON_GetObjectItem(o, "loss"), *nf = cJSON_GetObjectItem(o, "non_finite");
+            if (cJSON_IsNull(lo) && cJSON_IsArray(nf) && cJSON_IsString(nf->child) && !strcmp(nf->child->valuestring, "loss"))
+                nulls++;
+            cJSON_Delete(o);
+        }
+        lines++;
+        line = nl ? nl + 1 : NULL;
+    }
+    free(mj);
+    CHECK(lines >= 7 && bad_json == 0 && nulls == 5, "metrics.jsonl: %d lines, %d not JSON, %d with \"loss\": null",
+          lines, bad_json, nulls);
     g_be = NULL;
 
     char cmd[600];

@@ -102,6 +102,13 @@ lma_status lma_train_evaluate(lma_model *m, lma_batch_source *src, int B, int T,
         if (s != LMA_OK || rows == 0) break;
         float loss = 0;
         s = lma_model_forward(m, buf, buf + N, buf + 2 * N, B, T, 0, 1.0f, &loss);
+        if (s == LMA_ERR_NUMERIC) { /* a non-finite validation loss is a value (+inf), the guards judge it */
+            lma_clear_error();
+            s = LMA_OK;
+            sum = INFINITY;
+            count = count > 0 ? count : 1;
+            break;
+        }
         if (s != LMA_OK) break;
         sum += (double)loss * m->n_valid;
         count += m->n_valid;
@@ -114,14 +121,28 @@ lma_status lma_train_evaluate(lma_model *m, lma_batch_source *src, int B, int T,
 
 /* ---- the loop ----------------------------------------------------------------- */
 
+/* "key": x, or "key": null for NaN/Inf (bare nan is not JSON: jq and Python refuse it);
+ * the names of the null ones are listed in "non_finite" */
+static void put_num(FILE *f, const char *key, double x, char *bad, size_t cap) {
+    if (isfinite(x)) { fprintf(f, ", \"%s\": %.9g", key, x); return; }
+    fprintf(f, ", \"%s\": null", key);
+    size_t n = strlen(bad);
+    snprintf(bad + n, cap - n, "%s\"%s\"", n ? ", " : "", key);
+}
+
 static void write_metrics(FILE *f, int step, float loss, double lr, float gn, double tps, int skipped, const char *why,
                           float val) {
     if (!f) return;
-    fprintf(f, "{\"step\": %d, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens_per_s\": %.1f, "
-               "\"rss_mb\": %.1f, \"skipped\": %s",
-            step, loss, lr, gn, tps, peak_rss_mb(), skipped ? "true" : "false");
+    char bad[96] = "";
+    fprintf(f, "{\"step\": %d", step);
+    put_num(f, "loss", loss, bad, sizeof bad);
+    put_num(f, "lr", lr, bad, sizeof bad);
+    put_num(f, "grad_norm", gn, bad, sizeof bad);
+    fprintf(f, ", \"tokens_per_s\": %.1f, \"rss_mb\": %.1f, \"skipped\": %s", tps, peak_rss_mb(),
+            skipped ? "true" : "false");
     if (why) fprintf(f, ", \"skip_reason\": \"%s\"", why);
-    if (!isnan(val)) fprintf(f, ", \"val_loss\": %.9g", val);
+    if (!isnan(val)) put_num(f, "val_loss", val, bad, sizeof bad); /* absent: no validation at this step */
+    if (bad[0]) fprintf(f, ", \"non_finite\": [%s]", bad);
     fprintf(f, "}\n");
     fflush(f);
 }
@@ -214,11 +235,6 @@ lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_trainer_
             res->skipped++;
             lma_warn("step %d: update skipped (%s, loss %g)", step, why, loss);
             g.nan_streak = why[0] == 'n' ? g.nan_streak + 1 : 0;
-            if (g.nan_streak >= p->nan_abort_after) {
-                s = lma_error(LMA_ERR_NUMERIC, "%d consecutive steps with non-finite loss or gradient: stopping",
-                              g.nan_streak);
-                break;
-            }
         } else {
             g.nan_streak = 0;
             hist_push(&g, p, loss);
@@ -233,6 +249,11 @@ lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_trainer_
             res->last_val_loss = val;
         }
         write_metrics(mf, step, loss, lr, gn, tps, skipped, why, val);
+        if (skipped && g.nan_streak >= p->nan_abort_after) { /* after its metrics line: the log shows the step */
+            s = lma_error(LMA_ERR_NUMERIC, "%d consecutive steps with non-finite loss or gradient: stopping",
+                          g.nan_streak);
+            break;
+        }
         res->last_loss = loss;
         res->steps_done = step;
         char extra[96];
