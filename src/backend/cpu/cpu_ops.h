@@ -14,8 +14,8 @@
  * x < -87.3 (incl. -inf), NaN stays NaN. Used inside `omp simd` loops. */
 static inline float lma_cpu_expf(float x) {
     const float lo = -87.3f, hi = 88.0f;
-    float xc = x < lo ? lo : x;
-    xc = xc > hi ? hi : xc;
+    float xc = x > lo ? x : lo; /* NaN compares false: clamped too, so the int conversion below is defined */
+    xc = xc < hi ? xc : hi;
     float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x/ln2) */
     float r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
@@ -29,7 +29,7 @@ static inline float lma_cpu_expf(float x) {
     union { int32_t i; float f; } sc;
     sc.i = ((int32_t)n + 127) << 23;
     float e = y * sc.f;
-    return x < lo ? 0.0f : e;
+    return x != x ? x : x < lo ? 0.0f : e; /* NaN stays NaN */
 }
 
 /* Around OpenMP regions whose threads each call a single-threaded sgemm: with
