@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "core/buf.h"
 #include "core/io.h"
 #include "data/curate/curate.h"
 #include "data_cmds.h"
@@ -219,22 +220,29 @@ static int do_dedup(int argc, char **argv) {
     return 0;
 }
 
+/* The lowercased non-empty lines of path, NULL-terminated; NULL (message set) on error. */
 static char **read_lines(const char *path, int *n_out) {
-    FILE *f = fopen(path, "r");
-    if (!f) return NULL;
-    char **v = NULL; int n = 0, cap = 0;
+    FILE *f = NULL;
+    if (lma_fopen_input(path, &f) != LMA_OK) return NULL;
+    char **v = NULL; size_t n = 0, cap = 0;
     char *line = NULL; size_t lcap = 0; ssize_t len;
-    while ((len = getline(&line, &lcap, f)) >= 0) {
+    int bad = 0;
+    while (!bad && (len = getline(&line, &lcap, f)) >= 0) {
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (!len) continue;
         for (ssize_t k = 0; k < len; k++) if (line[k] >= 'A' && line[k] <= 'Z') line[k] += 32;
-        if (n + 2 > cap) { cap = cap ? cap * 2 : 16; char **q = realloc(v, (size_t)cap * sizeof *q); if (!q) break; v = q; }
-        v[n++] = strdup(line);
+        bad = lma_grow(&v, &cap, n + 2, sizeof *v, 16, path) != LMA_OK || !(v[n++] = strdup(line));
     }
     free(line); fclose(f);
-    if (v) v[n] = NULL;
-    else { v = calloc(1, sizeof *v); }
-    *n_out = n;
+    if (!bad && !v) bad = !(v = calloc(1, sizeof *v));
+    if (bad) {
+        for (size_t i = 0; v && i < n; i++) free(v[i]);
+        free(v);
+        lma_error(LMA_ERR_NOMEM, "%s: out of memory", path);
+        return NULL;
+    }
+    v[n] = NULL;
+    *n_out = (int)n;
     return v;
 }
 
@@ -291,7 +299,7 @@ static int do_filter(int argc, char **argv) {
     char **bp = NULL; int nbp = 0;
     if (bp_path) {
         bp = read_lines(bp_path, &nbp);
-        if (!bp) { fprintf(stderr, "lmadapt %s: %s: cannot read\n", cmd, bp_path); return 1; }
+        if (!bp) return cli_fail(cmd, NULL);
         f->boilerplate = (const char *const *)bp;
     }
     rc = 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/io.h"
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -306,8 +307,7 @@ lma_status lma_ex_open(const char *path, lma_ex_reader **out) {
     snprintf(r->path, sizeof r->path, "%s", path);
     if (!strcmp(path, "-")) { r->f = stdin; r->own = 0; }
     else {
-        r->f = fopen(path, "rb");
-        if (!r->f) { free(r); return lma_error(LMA_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); }
+        if (lma_fopen_input(path, &r->f) != LMA_OK) { free(r); return LMA_ERR_IO; }
         r->own = 1;
     }
     r->cap = 1 << 20;

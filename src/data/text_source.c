@@ -354,10 +354,9 @@ lma_status lma_text_source_next(lma_text_source *s, lma_text_doc *doc, int *done
                 return LMA_OK;
             }
             s->cur = s->next_file++;
-            s->f = fopen(s->files[s->cur], "rb");
-            if (!s->f) {
+            if (lma_fopen_input(s->files[s->cur], &s->f) != LMA_OK) {
                 s->failed = 1;
-                return lma_error(LMA_ERR_IO, "%s: cannot open: %s", s->files[s->cur], strerror(errno));
+                return LMA_ERR_IO;
             }
             s->jsonl = is_jsonl(s, s->files[s->cur]);
             s->line = 0; s->off = 0;

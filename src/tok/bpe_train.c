@@ -159,8 +159,8 @@ static lma_status feed_line(trainer *tr, pcre2_code *re, pcre2_match_data *md, c
 }
 
 static lma_status feed_file(trainer *tr, pcre2_code *re, pcre2_match_data *md, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return lma_error(LMA_ERR_IO, "%s: cannot open", path);
+    FILE *f = NULL;
+    LMA_TRY(lma_fopen_input(path, &f));
     char *line = NULL; size_t cap = 0;
     ssize_t got;
     lma_status st = LMA_OK;

@@ -137,9 +137,7 @@ lma_status lma_jsonl_open(lma_jsonl *j, const char *path, int lenient) {
     memset(j, 0, sizeof *j);
     snprintf(j->path, sizeof j->path, "%s", path);
     j->lenient = lenient;
-    j->f = fopen(path, "rb");
-    if (!j->f) return lma_error(LMA_ERR_IO, "%s: cannot open", path);
-    return LMA_OK;
+    return lma_fopen_input(path, &j->f);
 }
 
 lma_status lma_jsonl_next(lma_jsonl *j, cJSON **obj, int64_t *line) {
