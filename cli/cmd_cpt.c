@@ -56,6 +56,11 @@ int cmd_cpt(int argc, char **argv) {
     cli_data_apply(&data, format, docs);
     cli_data_apply(&replay, format, docs);
     if (cli_resolve_model("cpt", &model)) return 1;
+    cli_path ins[2 * CLI_MAX_PATHS + 1] = {{"--model", model}};
+    int n_in = 1;
+    for (int i = 0; i < data.list.n; i++) ins[n_in++] = (cli_path){"--data", data.paths[i]};
+    for (int i = 0; i < replay.list.n; i++) ins[n_in++] = (cli_path){"--replay", replay.paths[i]};
+    if ((rc = cli_train_prepare(&a, "cpt", &to, ins, n_in)) != 0) return rc;
     if (data.list.n == 0 && !to.tp.resume) return cli_usage_error("cpt", "--data PATH is required");
     if (cli_given(&a, "replay-ratio") && replay.list.n == 0) return cli_usage_error("cpt", "--replay-ratio needs --replay PATH");
     if (replay.list.n == 0) ratio = 0;

@@ -9,6 +9,7 @@
 #include "model/adapter.h"
 #include "model/gguf_model.h"
 #include "opts.h"
+#include "outputs.h"
 #include "quant/ggml_quant.h"
 #include "tok/chat_template.h"
 #include "tok/tokenizer.h"
@@ -58,6 +59,12 @@ static int cat(char **buf, size_t *len, size_t *cap, const char *s) {
     return 1;
 }
 
+/* F.gguf -> F.Modelfile (returns snprintf's count) */
+static int modelfile_path(const char *out, char *mf_path, size_t cap) {
+    size_t n = strlen(out);
+    return snprintf(mf_path, cap, "%.*s.Modelfile", (int)(n > 5 && !strcmp(out + n - 5, ".gguf") ? n - 5 : n), out);
+}
+
 /* Ollama Modelfile beside out: FROM ./file, TEMPLATE, SYSTEM (a template's default), stops. */
 static lma_status write_modelfile(const char *model, const char *out, char *mf_path, size_t cap) {
     lma_tokenizer *t = NULL;
@@ -68,10 +75,9 @@ static lma_status write_modelfile(const char *model, const char *out, char *mf_p
     lma_status s = LMA_OK;
     int have = ct && lma_chat_detect(ct, &f, &sys) == LMA_OK;
     lma_clear_error();
-    size_t n = strlen(out);
     const char *base = strrchr(out, '/');
     base = base ? base + 1 : out;
-    int k = snprintf(mf_path, cap, "%.*s.Modelfile", (int)(n > 5 && !strcmp(out + n - 5, ".gguf") ? n - 5 : n), out);
+    int k = modelfile_path(out, mf_path, cap);
     if (k < 0 || (size_t)k >= cap) { lma_tok_free(t); free(sys); return lma_error(LMA_ERR_ARG, "%s: path too long", out); }
     char *b = NULL;
     size_t len = 0, bcap = 0;
@@ -138,7 +144,11 @@ int cmd_export(int argc, char **argv) {
         return cli_usage_error("export", "--type: an adapter is written in f32");
     if (cli_resolve_model("export", &model)) return 1;
     if (lma_is_dir(out)) return cli_usage_error("export", "--out %s is a folder: give a file name (F.gguf)", out);
-    if (!strcmp(model, out)) return cli_usage_error("export", "--out is the input model: give another file");
+    char mf_path[4200];
+    modelfile_path(out, mf_path, sizeof mf_path);
+    cli_path outs[] = {{"--out", out}, {"(the Modelfile)", adapter ? NULL : mf_path}},
+             ins[] = {{"--model", model}, {"--adapter", adapter}};
+    if (cli_check_paths("export", outs, 2, ins, 2)) return 2;
     lma_model *m = NULL;
     lma_gguf_writer *w = NULL;
     rc = 1;

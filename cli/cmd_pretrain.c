@@ -49,6 +49,9 @@ int cmd_pretrain(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, &a);
     if (rc != CLI_CONTINUE) return rc;
     if (cli_train_check(&a, &to)) return 2;
+    cli_path ins[CLI_MAX_PATHS + 2] = {{"--tokenizer", tok_dir}, {"--config", config}};
+    for (int i = 0; i < data.list.n; i++) ins[2 + i] = (cli_path){"--data", data.paths[i]};
+    if ((rc = cli_train_prepare(&a, "pretrain", &to, ins, 2 + data.list.n)) != 0) return rc;
     cli_data_apply(&data, format, docs);
     if (data.list.n == 0 && !to.tp.resume) return cli_usage_error("pretrain", "--data PATH is required");
     lma_threads_set(to.threads);

@@ -50,6 +50,8 @@ int cmd_sft(int argc, char **argv) {
     if (rc != CLI_CONTINUE) return rc;
     if (cli_train_check(&a, &to)) return 2;
     if (cli_resolve_model("sft", &model)) return 1;
+    cli_path ins[] = {{"--model", model}, {"--data", data}, {"--val", val}};
+    if ((rc = cli_train_prepare(&a, "sft", &to, ins, 3)) != 0) return rc;
     lma_threads_set(to.threads);
     const char *run = to.tp.out_dir;
 
@@ -83,9 +85,10 @@ int cmd_sft(int argc, char **argv) {
     }
     lma_batch_source src = lma_sft_batch_source(&ss);
     lma_trainer_result res;
+    to.tp.final_files = cli_final_tokenizer;
+    to.tp.final_files_ctx = (void *)model;
     if (lma_train_run(m, &src, &to.tp, &res) != LMA_OK) goto done;
     snprintf(path, sizeof path, "%s/final", run);
-    if (cli_copy_tokenizer(model, path) != LMA_OK) goto done;
     char vtext[48];
     cli_val_loss_text(res.last_val_loss, vtext, sizeof vtext);
     printf("sft: %d steps, final loss %.4f, %s, %.0f tokens/s\nsft: %s written to %s\n", res.steps_done,

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "core/model_path.h"
+#include "core/outdir.h"
 #include "backend/backend.h"
 
 static const lma_cli_command commands[] = {
@@ -102,6 +103,7 @@ static void prefer_passive_waits(char **argv) {
 
 int main(int argc, char **argv) {
     prefer_passive_waits(argv);
+    lma_cleanup_install(); /* SIGINT/SIGTERM remove the temporaries of unfinished outputs */
     if (argc < 2) { usage(stderr); return 2; }
     const char *c = argv[1];
     if (!strcmp(c, "-h") || !strcmp(c, "--help") || !strcmp(c, "help")) { usage(stdout); return 0; }

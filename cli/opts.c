@@ -1,6 +1,8 @@
 /* The table-driven option layer (opts.h): getopt_long underneath, every value
  * checked here, --help and --print-defaults generated from the table. */
 #include "opts.h"
+#include <cjson/cJSON.h>
+#include "core/outdir.h"
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -332,4 +334,108 @@ int cli_require(const cli_args *a, int ok, const char *x, const char *rel, const
     if (ox) cli_opt_format(ox, vx, sizeof vx);
     if (oy) cli_opt_format(oy, vy, sizeof vy);
     return cli_usage_error(a->spec->cmd, "--%s %s must be %s --%s %s", x, vx, rel, y, vy);
+}
+
+/* ---- stored settings ---------------------------------------------------------------- */
+
+static int in_names(const char *name, const char *const *names) {
+    for (int i = 0; names && names[i]; i++)
+        if (!strcmp(names[i], name)) return 1;
+    return 0;
+}
+
+/* as cli_opt_format, with reals to full precision (a stored value parses back exactly) */
+static void format_exact(const cli_opt *o, char *buf, size_t cap) {
+    if (o->kind != CLI_REAL && o->kind != CLI_FLOAT) { cli_opt_format(o, buf, cap); return; }
+    double v = o->kind == CLI_REAL ? *(const double *)o->dest : (double)*(const float *)o->dest;
+    for (int prec = 6; prec <= 17; prec++) { /* the shortest spelling that parses back to v */
+        snprintf(buf, cap, "%.*g", prec, v);
+        double back = strtod(buf, NULL);
+        if (o->kind == CLI_REAL ? back == v : (float)back == (float)v) return;
+    }
+}
+
+cJSON *cli_settings_json(const cli_args *a, const char *const *skip) {
+    cJSON *j = cJSON_CreateObject();
+    int n = n_options(a->spec);
+    for (int i = 0; j && i < n; i++) {
+        const cli_opt *o = opt_at(a->spec, i);
+        if (in_names(o->name, skip)) continue;
+        if (o->kind == CLI_LIST) {
+            const cli_list *l = o->dest;
+            cJSON *arr = cJSON_AddArrayToObject(j, o->name);
+            for (int k = 0; arr && k < l->n; k++) cJSON_AddItemToArray(arr, cJSON_CreateString(l->v[k]));
+            continue;
+        }
+        if (o->kind == CLI_STRING && !*(const char *const *)o->dest) continue; /* unset */
+        char v[4200];
+        format_exact(o, v, sizeof v);
+        cJSON_AddStringToObject(j, o->name, v);
+    }
+    return j;
+}
+
+static int same_value(const cli_opt *o, const char *now, const char *stored) {
+    if (!strcmp(now, stored)) return 1;
+    if (o->kind == CLI_REAL || o->kind == CLI_FLOAT) {
+        double x, y;
+        return parse_real(now, &x) && parse_real(stored, &y) && (o->kind == CLI_REAL ? x == y : (float)x == (float)y);
+    }
+    return o->kind == CLI_STRING && lma_path_relate(now, stored) == LMA_PATH_SAME;
+}
+
+static int list_equal(const cli_list *l, const cJSON *arr) {
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != l->n) return 0;
+    int k = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, k++)
+        if (!cJSON_IsString(e) || (strcmp(e->valuestring, l->v[k]) && lma_path_relate(e->valuestring, l->v[k]) != LMA_PATH_SAME))
+            return 0;
+    return 1;
+}
+
+int cli_settings_apply(cli_args *a, const cJSON *stored, const char *const *skip, const char *const *grow,
+                       const char *where) {
+    const cli_spec *s = a->spec;
+    int n = n_options(s);
+    for (int i = 0; i < n; i++) {
+        const cli_opt *o = opt_at(s, i);
+        if (in_names(o->name, skip)) continue;
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(stored, o->name);
+        if (!v) {
+            if (a->given[i] && o->kind != CLI_LIST)
+                return cli_usage_error(s->cmd, "--%s was not set when the run started (%s); resume takes the stored settings",
+                                       o->name, where);
+            continue;
+        }
+        if (o->kind == CLI_LIST) {
+            cli_list *l = o->dest;
+            if (a->given[i] || l->n) {
+                if (!list_equal(l, v))
+                    return cli_usage_error(s->cmd, "--%s differs from the run's (%s); resume takes the stored settings",
+                                           o->name, where);
+                continue;
+            }
+            for (const cJSON *e = cJSON_IsArray(v) ? v->child : NULL; e; e = e->next)
+                if (!cJSON_IsString(e) || set_value(s, o, e->valuestring)) return 2;
+            continue;
+        }
+        if (!cJSON_IsString(v)) return cli_usage_error(s->cmd, "%s: \"%s\" must be a string", where, o->name);
+        char now[4200];
+        format_exact(o, now, sizeof now);
+        if (same_value(o, now, v->valuestring)) continue;
+        if (a->given[i]) {
+            if (in_names(o->name, grow)) {
+                double x, y;
+                if (parse_real(now, &x) && parse_real(v->valuestring, &y) && x > y) continue;
+                return cli_usage_error(s->cmd, "--%s %s: the run has --%s %s (%s); resume may only raise it", o->name,
+                                       now, o->name, v->valuestring, where);
+            }
+            return cli_usage_error(s->cmd, "--%s %s conflicts with the run's --%s %s (%s); resume takes the stored "
+                                   "settings: drop the flag, or start a new run", o->name, now, o->name,
+                                   v->valuestring, where);
+        }
+        if (o->kind == CLI_FLAG) { *(int *)o->dest = atoi(v->valuestring); continue; }
+        if (set_value(s, o, v->valuestring)) return 2;
+    }
+    return 0;
 }

@@ -142,6 +142,18 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, cli_args *a);
 int cli_given(const cli_args *a, const char *name);
 /* When !ok: prints "lmadapt CMD: --x VX must be REL --y VY" and returns 2; else 0. */
 int cli_require(const cli_args *a, int ok, const char *x, const char *rel, const char *y);
+/* Stored settings (a run's run.json, docs/training.md "Resume"): every option of the
+ * command except those named in skip (NULL-terminated), as {"name": "value"} with values
+ * as the command line spells them (reals exactly, lists as arrays). */
+struct cJSON *cli_settings_json(const cli_args *a, const char *const *skip);
+/* Applies stored settings to a parse: an option not given takes the stored value (parsed
+ * and range-checked as on the command line; the strings stay owned by stored, which must
+ * outlive the options); a given option that differs is refused with the stored value
+ * named ("--lr 0.001 conflicts with the run's lr 0.0003 (RUN/run.json)"), unless grow
+ * names it and the new value is larger. Paths that differ in spelling but resolve to the
+ * same file are equal. Returns 0 or 2 (printed). */
+int cli_settings_apply(cli_args *a, const struct cJSON *stored, const char *const *skip, const char *const *grow,
+                       const char *where);
 /* Prints the generated help to f. */
 void cli_help(const cli_spec *spec, FILE *f);
 /* The value of an option formatted as --help and --print-defaults show it. */

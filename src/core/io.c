@@ -1,5 +1,6 @@
 #include "core/io.h"
 #include "core/buf.h"
+#include "core/outdir.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -128,11 +129,17 @@ lma_status lma_mkdir_p(const char *path) {
 
 lma_status lma_atomic_open(lma_atomic_file *af, const char *path) {
     memset(af, 0, sizeof *af);
+    af->slot = -1;
     if (strlen(path) >= sizeof af->path) return lma_error(LMA_ERR_ARG, "path too long: %s", path);
     strcpy(af->path, path);
     snprintf(af->tmp, sizeof af->tmp, "%s.tmp.%ld", path, (long)getpid());
+    af->slot = lma_cleanup_register(af->tmp, 0);
     af->f = fopen(af->tmp, "wb");
-    if (!af->f) return lma_error(LMA_ERR_IO, "%s: cannot create: %s", af->tmp, strerror(errno));
+    if (!af->f) {
+        int e = errno;
+        lma_atomic_abort(af);
+        return lma_error(LMA_ERR_IO, "%s: cannot create: %s", path, strerror(e));
+    }
     return LMA_OK;
 }
 
@@ -160,21 +167,29 @@ lma_status lma_atomic_commit(lma_atomic_file *af) {
     if (!bad && fsync(fileno(af->f)) != 0) { bad = 1; e = errno; }
     if (fclose(af->f) != 0 && !bad) { bad = 1; e = errno; }
     af->f = NULL;
-    if (bad) {
-        unlink(af->tmp);
-        return lma_error(LMA_ERR_IO, "%s: write failed: %s", af->path, strerror(e));
-    }
-    if (rename(af->tmp, af->path) != 0) {
-        e = errno; unlink(af->tmp);
+    if (!bad && rename(af->tmp, af->path) != 0) {
+        e = errno;
+        lma_atomic_abort(af);
         return lma_error(LMA_ERR_IO, "%s: rename failed: %s", af->path, strerror(e));
     }
+    if (bad) {
+        lma_atomic_abort(af);
+        return lma_error(LMA_ERR_IO, "%s: write failed: %s", af->path, strerror(e));
+    }
+    lma_cleanup_unregister(af->slot);
+    af->slot = -1;
+    af->tmp[0] = 0;
     fsync_dir(af->path);
     return LMA_OK;
 }
 
+/* Removes the temporary file (if any) and releases its registry slot; idempotent. */
 void lma_atomic_abort(lma_atomic_file *af) {
     if (af->f) { fclose(af->f); af->f = NULL; }
     if (af->tmp[0]) unlink(af->tmp);
+    lma_cleanup_unregister(af->slot);
+    af->slot = -1;
+    af->tmp[0] = 0;
 }
 
 lma_status lma_write_file_atomic(const char *path, const void *data, size_t len) {

@@ -41,6 +41,7 @@ typedef struct {
     FILE *f;
     char path[4096];
     char tmp[4200];
+    int slot; /* in the temporary-path registry (core/outdir.h): removed on SIGINT/SIGTERM */
 } lma_atomic_file;
 
 lma_status lma_atomic_open(lma_atomic_file *af, const char *path);
