@@ -48,7 +48,8 @@ double cli_data_getn(const cJSON *o, const char *k) {
 #define print_counts cli_data_print_counts
 #define getn cli_data_getn
 
-#define REPORT_OPT(d) CLI_STR("report", 0, d, "FILE", "write the JSON report (summary and every item) to FILE")
+#define REPORT_OPT(d) \
+    CLI_STR("report", 0, d, "FILE", "write the JSON report (summary and every item) to FILE", .flags = CLI_OUT)
 
 static int do_validate(int argc, char **argv) {
     lma_validate_params p; lma_validate_default_params(&p);
@@ -171,8 +172,8 @@ static const int part_values[] = {LMA_EX_ALL, LMA_EX_PROMPT, LMA_EX_RESPONSE};
 #define IO_NOPTS 5
 static void io_table(cli_opt t[IO_NOPTS], const char **out, const char **removed, const char **report, int *part,
                      const char *field_help) {
-    t[0] = (cli_opt)CLI_STR("out", 'o', out, "FILE", "kept examples (JSONL)", .alias = "output", .flags = CLI_REQUIRED);
-    t[1] = (cli_opt)CLI_STR("removed", 0, removed, "FILE", "removed examples, each with its reason");
+    t[0] = (cli_opt)CLI_STR("out", 'o', out, "FILE", "kept examples (JSONL)", .alias = "output", .flags = CLI_REQUIRED | CLI_OUT);
+    t[1] = (cli_opt)CLI_STR("removed", 0, removed, "FILE", "removed examples, each with its reason", .flags = CLI_OUT);
     t[2] = (cli_opt)REPORT_OPT(report);
     t[3] = (cli_opt)CLI_CHOOSE("field", 0, part, part_names, part_values, NULL, field_help);
     t[4] = (cli_opt)CLI_END;
@@ -379,9 +380,9 @@ static int do_split(int argc, char **argv) {
     snprintf(ratios_def, sizeof ratios_def, "%g,%g,%g", p.ratio[0], p.ratio[1], p.ratio[2]);
     const char *ratios = ratios_def;
     cli_opt own[] = {
-        CLI_STR("train", 0, &p.out_path[0], "FILE", "training examples"),
-        CLI_STR("valid", 0, &p.out_path[1], "FILE", "validation examples"),
-        CLI_STR("test", 0, &p.out_path[2], "FILE", "test examples"),
+        CLI_STR("train", 0, &p.out_path[0], "FILE", "training examples", .flags = CLI_OUT),
+        CLI_STR("valid", 0, &p.out_path[1], "FILE", "validation examples", .flags = CLI_OUT),
+        CLI_STR("test", 0, &p.out_path[2], "FILE", "test examples", .flags = CLI_OUT),
         CLI_STR("ratios", 0, &ratios, "A,B,C", "train, validation, test shares"),
         CLI_U64("seed", 0, &p.seed, "N", "the same seed and input give the same split"),
         CLI_STR("stratify", 0, &p.stratify, "FIELD", "split each value of this top-level field separately"),
@@ -417,8 +418,8 @@ static int do_accept(int argc, char **argv) {
     const char *review = NULL, *outp = NULL;
     int fmt_i = LMA_ACCEPT_MESSAGES;
     cli_opt own[] = {
-        CLI_STR("review", 0, &review, "FILE", "the reviewed file (also the bare argument)"),
-        CLI_STR("out", 'o', &outp, "FILE", "training data", .flags = CLI_REQUIRED),
+        CLI_STR("review", 0, &review, "FILE", "the reviewed file (also the bare argument)", .flags = CLI_IN),
+        CLI_STR("out", 'o', &outp, "FILE", "training data", .flags = CLI_REQUIRED | CLI_OUT),
         CLI_CHOOSE("format", 0, &fmt_i, accept_names, accept_values, NULL,
                    "messages: {\"messages\": [...prompt turns, assistant]}; alpaca:\n"
                    "{\"instruction\", \"input\": \"\", \"output\"} (single user-turn prompts only)"),

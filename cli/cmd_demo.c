@@ -68,7 +68,7 @@ int cmd_demo(int argc, char **argv) {
     cli_train_opts_init(&to);
     to.tp.out_dir = out;
     to.overwrite = is_demo_run(out); /* the demo replaces its own earlier run, nothing else */
-    if ((rc = cli_train_prepare(NULL, "demo", &to, NULL, 0)) != 0) return rc;
+    if ((rc = cli_train_prepare(NULL, "demo", &to)) != 0) return rc;
     char corpus[4200], final[4200];
     snprintf(corpus, sizeof corpus, "%s/corpus.txt", out);
     snprintf(final, sizeof final, "%s/final", out);

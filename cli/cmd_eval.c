@@ -106,9 +106,9 @@ int cmd_eval(int argc, char **argv) {
         CLI_OPT_MODEL(&model, "HF model folder, .gguf file or short name (docs/models.md)"),
         CLI_OPT_ADAPTER(&adapter),
         CLI_MULTI("task", 0, &task_l, "SPEC", "a task [TAG:]KIND:PATH (up to " CLI_STRINGIFY(MAX_TASKS) ")"),
-        CLI_STR("compare", 0, &cmp, "M2", "also evaluate M2 on the same suite and print the deltas"),
+        CLI_STR("compare", 0, &cmp, "M2", "also evaluate M2 on the same suite and print the deltas", .flags = CLI_IN),
         CLI_STR("compare-adapter", 0, &cadapter, "DIR", "also evaluate --model (or M2) with this adapter; e.g. the\n"
-                "base model against base + adapter"),
+                "base model against base + adapter", .flags = CLI_IN),
         CLI_INT("shots", 0, &p.shots, 0, 64, "K", "MMLU shots from the dev split"),
         CLI_STR("split", 0, &p.mmlu_split, "NAME", "MMLU split to evaluate", .def_text = "test, else val, else dev"),
         CLI_INT("limit", 0, &limit, 0, 2147483647, "N", "at most N items per MMLU subject / gen file, N tokens per\n"
@@ -124,7 +124,7 @@ int cmd_eval(int argc, char **argv) {
                    "gen: force one check for every record (auto: the record's own)"),
         CLI_BOOL("chat", 0, &p.chat, "gen: send each prompt as a user turn of the chat template"),
         CLI_OPT_JSON(&json, "print the results as JSON"),
-        CLI_STR("out", 'o', &out, "FILE", "also write the JSON to FILE (atomically)"),
+        CLI_STR("out", 'o', &out, "FILE", "also write the JSON to FILE (atomically)", .flags = CLI_OUT),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_DEVICE(&device),
         CLI_END};

@@ -9,7 +9,6 @@
 #include "model/adapter.h"
 #include "model/gguf_model.h"
 #include "opts.h"
-#include "outputs.h"
 #include "quant/ggml_quant.h"
 #include "tok/chat_template.h"
 #include "tok/tokenizer.h"
@@ -110,8 +109,9 @@ int cmd_export(int argc, char **argv) {
     for (int i = 0; type_names[i]; i++) if (!strcmp(type_names[i], DEFAULT_TYPE)) type_i = i;
     cli_opt own[] = {
         CLI_OPT_MODEL(&model, "HF model folder, .gguf file or short name (e.g. smollm2-135m-instruct)"),
-        CLI_STR("adapter", 0, &adapter, "DIR", "PEFT LoRA adapter folder (trained on --model): export the adapter"),
-        CLI_STR("out", 'o', &out, "F.gguf", "output file", .flags = CLI_REQUIRED),
+        CLI_STR("adapter", 0, &adapter, "DIR", "PEFT LoRA adapter folder (trained on --model): export the adapter",
+                .flags = CLI_IN),
+        CLI_STR("out", 'o', &out, "F.gguf", "output file", .flags = CLI_REQUIRED | CLI_OUT),
         CLI_CHOOSE("type", 0, &type_i, type_names, NULL, "T", "f32 | f16 | bf16 | q8_0 | q4_0 (also q4_1, q5_0, q5_1) for the\n"
                    "matrices; norms and biases stay f32 (f16 as llama.cpp's converter)"),
         CLI_CHOOSE("format", 0, &format, format_names, NULL, NULL, "the output format (gguf, the only one)"),
@@ -144,11 +144,6 @@ int cmd_export(int argc, char **argv) {
         return cli_usage_error("export", "--type: an adapter is written in f32");
     if (cli_resolve_model("export", &model)) return 1;
     if (lma_is_dir(out)) return cli_usage_error("export", "--out %s is a folder: give a file name (F.gguf)", out);
-    char mf_path[4200];
-    modelfile_path(out, mf_path, sizeof mf_path);
-    cli_path outs[] = {{"--out", out}, {"(the Modelfile)", adapter ? NULL : mf_path}},
-             ins[] = {{"--model", model}, {"--adapter", adapter}};
-    if (cli_check_paths("export", outs, 2, ins, 2)) return 2;
     lma_model *m = NULL;
     lma_gguf_writer *w = NULL;
     rc = 1;

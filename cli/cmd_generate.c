@@ -40,7 +40,7 @@ int cmd_generate(int argc, char **argv) {
                       "its tokenizer is needed for --prompt and text output"),
         CLI_OPT_ADAPTER(&adapter),
         CLI_STR("prompt", 0, &prompt, "S", "prompt text (tokenized with BOS when the tokenizer adds one)"),
-        CLI_STR("prompt-file", 0, &pfile, "F", "prompt text from a file"),
+        CLI_STR("prompt-file", 0, &pfile, "F", "prompt text from a file", .flags = CLI_IN),
         CLI_STR("ids", 0, &ids_s, "LIST", "prompt as comma-separated token ids"),
         CLI_OPT_JSON(&json, "print {\"ids\": [generated ids], \"text\": \"...\", \"finish_reason\"}\n"
                      "instead of streaming"),

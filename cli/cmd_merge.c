@@ -16,8 +16,8 @@ int cmd_merge(int argc, char **argv) {
     cli_opt own[] = {
         CLI_OPT_MODEL(&model, "the base (the one the adapter was trained on): HF folder, .gguf\n"
                       "or short name"),
-        CLI_STR("adapter", 0, &adapter, "DIR", "PEFT adapter dir", .flags = CLI_REQUIRED),
-        CLI_STR("out", 'o', &out, "DIR", "output model dir", .flags = CLI_REQUIRED),
+        CLI_STR("adapter", 0, &adapter, "DIR", "PEFT adapter dir", .flags = CLI_REQUIRED | CLI_IN),
+        CLI_STR("out", 'o', &out, "DIR", "output model dir", .flags = CLI_REQUIRED | CLI_OUT),
         CLI_BOOL("bf16", 0, &bf16, "store the merged weights as bf16 instead of f32"),
         CLI_BOOL("overwrite", 0, &overwrite, "replace --out when it is not empty (written whole, then swapped in)"),
         CLI_END};
@@ -36,8 +36,7 @@ int cmd_merge(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, &a);
     if (rc != CLI_CONTINUE) return rc;
     if (cli_resolve_model("merge", &model)) return 1;
-    cli_path outs[] = {{"--out", out}}, ins[] = {{"--model", model}, {"--adapter", adapter}};
-    if (cli_check_paths("merge", outs, 1, ins, 2) || cli_check_out_dir("merge", "--out", out, overwrite)) return 2;
+    if (cli_check_out_dir("merge", "--out", out, overwrite)) return 2;
     lma_model *m = NULL;
     lma_outdir od = {.slot = -1};
     rc = 1;

@@ -20,8 +20,8 @@ int cmd_sft(int argc, char **argv) {
     int all = 0, pack = 1;
     cli_opt own[] = {
         CLI_OPT_MODEL(&model, "HF model folder, .gguf file or short name, with a chat template"),
-        CLI_STR("data", 0, &data, "FILE", "training examples (JSONL, or a JSON array)", .flags = CLI_REQUIRED),
-        CLI_STR("val", 0, &val, "FILE", "validation examples (loss reported every --eval-every steps)"),
+        CLI_STR("data", 0, &data, "FILE", "training examples (JSONL, or a JSON array)", .flags = CLI_REQUIRED | CLI_IN),
+        CLI_STR("val", 0, &val, "FILE", "validation examples (loss reported every --eval-every steps)", .flags = CLI_IN),
         CLI_OPT_TEMPLATE(&tmpl),
         CLI_BOOL("all-tokens", 0, &all, "loss on every token, not only the assistant turns"),
         CLI_FLAG_SET("no-pack", 0, &pack, 0, "one example per row, padded (default: packed with segment ids,\n"
@@ -50,8 +50,7 @@ int cmd_sft(int argc, char **argv) {
     if (rc != CLI_CONTINUE) return rc;
     if (cli_train_check(&a, &to)) return 2;
     if (cli_resolve_model("sft", &model)) return 1;
-    cli_path ins[] = {{"--model", model}, {"--data", data}, {"--val", val}};
-    if ((rc = cli_train_prepare(&a, "sft", &to, ins, 3)) != 0) return rc;
+    if ((rc = cli_train_prepare(&a, "sft", &to)) != 0) return rc;
     lma_threads_set(to.threads);
     const char *run = to.tp.out_dir;
 

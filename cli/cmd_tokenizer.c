@@ -33,7 +33,7 @@ static int do_encode(int argc, char **argv) {
     cli_opt own[] = {
         CLI_STR("tokenizer", 0, &dir, "DIR", TOK_DIR_HELP, .flags = CLI_REQUIRED),
         CLI_STR("text", 0, &text, "S", "the text"),
-        CLI_STR("file", 0, &file, "F", "the text of a file"),
+        CLI_STR("file", 0, &file, "F", "the text of a file", .flags = CLI_IN),
         CLI_BOOL("special", 0, &special, "apply the post-processor (BOS/EOS)"),
         CLI_OPT_JSON(&json, "print a JSON array"),
         CLI_END};
@@ -87,7 +87,7 @@ static int do_decode(int argc, char **argv) {
     cli_opt own[] = {
         CLI_STR("tokenizer", 0, &dir, "DIR", TOK_DIR_HELP, .flags = CLI_REQUIRED),
         CLI_STR("ids", 0, &idstr, "\"1 2 3\"", "the ids, separated by spaces, commas or newlines (a JSON array works)"),
-        CLI_STR("file", 0, &file, "F", "the ids from a file"),
+        CLI_STR("file", 0, &file, "F", "the ids from a file", .flags = CLI_IN),
         CLI_BOOL("skip-special", 0, &skip, "leave special tokens out of the text"),
         CLI_END};
     cli_group groups[] = {{NULL, own}, {0}};
@@ -196,7 +196,7 @@ static int do_train(int argc, char **argv) {
         CLI_INT("vocab-size", 0, &p.vocab_size, 1, 1 << 24, "N", "final vocabulary, special tokens included"),
         CLI_MULTI("special", 0, &sl, "TOKEN", "a special token; they get ids 0, 1, ... in the order given"),
         CLI_I64("min-frequency", 0, &min_freq, 0, INT64_MAX, "N", "merges of pairs seen fewer times are not made"),
-        CLI_STR("out", 'o', &out, "DIR", "output folder", .flags = CLI_REQUIRED),
+        CLI_STR("out", 'o', &out, "DIR", "output folder", .flags = CLI_REQUIRED | CLI_OUT),
         CLI_BOOL("quiet", 0, &p.quiet, "no progress bar"),
         CLI_BOOL("overwrite", 0, &overwrite, "replace --out when it is not empty (written whole, then swapped in)"),
         CLI_END};
@@ -214,8 +214,6 @@ static int do_train(int argc, char **argv) {
         for (int i = 0; i < sl.n; i++)
             if (!*special[i]) rc = cli_usage_error(spec.cmd, "--special needs a token");
         if (!rc && !fl.n) rc = cli_usage_error(spec.cmd, "give at least one text file");
-        cli_path outs[] = {{"--out", out}};
-        for (int i = 0; !rc && i < fl.n; i++) rc = cli_check_paths(spec.cmd, outs, 1, &(cli_path){"input", files[i]}, 1);
         if (!rc) rc = cli_check_out_dir(spec.cmd, "--out", out, overwrite);
     }
     if (!rc) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "outputs.h"
 
 #define HELP_COL 26
 
@@ -256,6 +257,39 @@ static int add_positional(const cli_spec *s, cli_list *greedy, const char *arg) 
 
 enum { CODE_HELP = 'h', CODE_PRINT_DEFAULTS = 0x7000, CODE_BASE = 0x8000 };
 
+/* adds the path values of o (a string or a list) to v */
+static void add_paths(const cli_opt *o, int idx, cli_path *v, int *n, int cap) {
+    static char flags[CLI_MAX_OPTS][64]; /* "--name" of option idx */
+    snprintf(flags[idx], sizeof flags[0], "--%s", o->name);
+    if (o->kind == CLI_STRING) {
+        const char *p = *(const char *const *)o->dest;
+        if (p && *n < cap) v[(*n)++] = (cli_path){flags[idx], p};
+    } else if (o->kind == CLI_LIST) {
+        const cli_list *l = o->dest;
+        for (int i = 0; i < l->n && *n < cap; i++) v[(*n)++] = (cli_path){flags[idx], l->v[i]};
+    }
+}
+
+/* outputs vs inputs and vs each other (outputs.h) */
+static int check_paths(const cli_spec *s) {
+    enum { CAP = 1024 };
+    static cli_path ins[CAP], outs[CAP];
+    int ni = 0, no = 0, n = n_options(s);
+    for (int i = 0; i < n; i++) {
+        const cli_opt *o = opt_at(s, i);
+        if (o->flags & CLI_IN) add_paths(o, i, ins, &ni, CAP);
+        if (o->flags & CLI_OUT) add_paths(o, i, outs, &no, CAP);
+    }
+    if (!no) return 0;
+    if (s->pos_one && *s->pos_one && ni < CAP) ins[ni++] = (cli_path){s->pos_name ? s->pos_name : "input", *s->pos_one};
+    for (int i = 0; s->pos_list && i < s->pos_list->n && ni < CAP; i++) {
+        int dup = 0; /* a greedy list holds the bare arguments already */
+        for (int j = 0; j < ni && !dup; j++) dup = ins[j].path == s->pos_list->v[i];
+        if (!dup) ins[ni++] = (cli_path){s->pos_name ? s->pos_name : "input", s->pos_list->v[i]};
+    }
+    return cli_check_paths(s->cmd, outs, no, ins, ni);
+}
+
 int cli_parse(const cli_spec *s, int argc, char **argv, cli_args *a) {
     memset(a, 0, sizeof *a);
     a->spec = s;
@@ -319,7 +353,7 @@ int cli_parse(const cli_spec *s, int argc, char **argv, cli_args *a) {
         if ((o->flags & CLI_REQUIRED) && !a->given[i])
             return cli_usage_error(s->cmd, "--%s %s is required", o->name, o->metavar ? o->metavar : "");
     }
-    return CLI_CONTINUE;
+    return check_paths(s) ? 2 : CLI_CONTINUE;
 }
 
 int cli_given(const cli_args *a, const char *name) {

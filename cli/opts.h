@@ -10,7 +10,9 @@
  *     cannot drift from the code;
  *   - the hidden --print-defaults prints name=value for every option after parsing
  *     (tests/test_cli_help.c compares it with the help);
- *   - bad usage returns 2 (message + "Try 'lmadapt CMD --help'.").
+ *   - bad usage returns 2 (message + "Try 'lmadapt CMD --help'.");
+ *   - options flagged CLI_OUT are checked against CLI_IN ones and the bare arguments
+ *     (outputs.h): an output is never an input, two outputs never share a path.
  * Relations between options are checked by the command after parsing with
  * cli_require(), which names both flags and their values.
  *
@@ -49,6 +51,10 @@ enum {
     CLI_MIN_OPEN = 8,   /* REAL/FLOAT: the minimum itself is refused */
     CLI_MAX_OPEN = 16,  /* REAL/FLOAT: the maximum itself is refused */
     CLI_GREEDY = 32,    /* LIST: bare arguments after this option are appended too (--data a b c) */
+    CLI_IN = 64,        /* a path the command reads (bare arguments are inputs too) */
+    CLI_OUT = 128,      /* a path the command writes: cli_parse refuses, before any work, an output
+                           equal to, inside or holding an input, and two outputs on one path
+                           (cli/outputs.h; docs/reliability.md) */
 };
 
 /* A repeatable option's values: storage given by the command (no allocation). */
@@ -99,8 +105,8 @@ typedef struct {
     {.name = n, .short_name = s, .kind = CLI_LIST, .dest = d, .metavar = meta, .help = help_, __VA_ARGS__}
 
 /* The options every model-using command spells the same way. */
-#define CLI_OPT_MODEL(d, help_) CLI_STR("model", 0, d, "M", help_, .flags = CLI_REQUIRED)
-#define CLI_OPT_ADAPTER(d) CLI_STR("adapter", 0, d, "DIR", "apply a PEFT LoRA adapter dir to the model")
+#define CLI_OPT_MODEL(d, help_) CLI_STR("model", 0, d, "M", help_, .flags = CLI_REQUIRED | CLI_IN)
+#define CLI_OPT_ADAPTER(d) CLI_STR("adapter", 0, d, "DIR", "apply a PEFT LoRA adapter dir to the model", .flags = CLI_IN)
 #define CLI_OPT_DEVICE(d) \
     CLI_STR("device", 0, d, "D", "cpu | cuda | cuda-fp32", .def_text = "cuda when a GPU is present, else cpu")
 #define CLI_OPT_THREADS(d) CLI_INT("threads", 0, d, 0, 4096, "N", "CPU threads", .def_text = "all cores, or LMA_THREADS")

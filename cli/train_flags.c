@@ -6,6 +6,7 @@
 #include "core/io.h"
 #include "core/json.h"
 #include "core/outdir.h"
+#include "outputs.h"
 
 void cli_train_opts_init(cli_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -33,9 +34,9 @@ void cli_train_table(cli_train_opts *o, cli_opt t[CLI_TRAIN_NOPTS]) {
     int k = 0;
     o->tp.sched.min_lr = o->tp.sched.lr / 10; /* shown as the default; cli_train_check derives it again */
     t[k++] = (cli_opt)CLI_STR("out", 'o', &p->out_dir, "DIR", "run directory: metrics.jsonl, ckpt-<step>/, latest, final/\n"
-                              "(required, or --resume)");
+                              "(required, or --resume)", .flags = CLI_OUT);
     t[k++] = (cli_opt)CLI_STR("resume", 0, &o->resume_dir, "DIR", "continue the run in DIR from its newest good checkpoint,\n"
-                              "with the settings stored in DIR/run.json");
+                              "with the settings stored in DIR/run.json", .flags = CLI_OUT);
     t[k++] = (cli_opt)CLI_BOOL("overwrite", 0, &o->overwrite, "replace whatever --out holds (a finished run, other files)");
     t[k++] = (cli_opt)CLI_INT("steps", 0, &p->steps, 1, 1000000000, "N", "optimizer steps");
     t[k++] = (cli_opt)CLI_INT("epochs", 0, &o->epochs, 1, 1000000, "N", "passes over the training tokens instead of --steps",
@@ -186,19 +187,24 @@ static lma_status write_run_json(const char *path, const cli_args *a, const char
     return s;
 }
 
-int cli_train_prepare(const cli_args *a, const char *cmd, cli_train_opts *o, const cli_path *ins, int n_in) {
+int cli_train_prepare(const cli_args *a, const char *cmd, cli_train_opts *o) {
     const char *run = o->tp.out_dir;
-    cli_path out = {o->tp.resume ? "--resume" : "--out", run};
-    if (cli_check_paths(cmd, &out, 1, ins, n_in)) return 2;
     char rj[4200];
     if (lma_path_join(rj, sizeof rj, run, "run.json") != LMA_OK) return cli_fail(cmd, NULL);
     if (!o->tp.resume) {
+        char latest[4200], fin[4200];
+        int saved_nothing = lma_file_exists(rj) && lma_path_join(latest, sizeof latest, run, "latest") == LMA_OK &&
+                            !lma_file_exists(latest) && lma_path_join(fin, sizeof fin, run, "final") == LMA_OK &&
+                            !lma_is_dir(fin);
+        if (saved_nothing && !o->overwrite)
+            fprintf(stderr, "lmadapt %s: note: %s holds a run that saved nothing (no checkpoint, no final/): replacing it\n",
+                    cmd, run);
         if (!lma_dir_is_empty(run)) {
-            if (!o->overwrite) {
+            if (!o->overwrite && !saved_nothing) {
                 if (lma_file_exists(rj))
                     return cli_usage_error(cmd, "%s already holds a run (run.json): continue it with --resume %s, or "
                                            "replace it with --overwrite", run, run);
-                return cli_check_out_dir(cmd, out.flag, run, 0);
+                return cli_check_out_dir(cmd, "--out", run, 0);
             }
             if (lma_remove_tree(run) != LMA_OK) return cli_fail(cmd, NULL);
         }

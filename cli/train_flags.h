@@ -43,8 +43,8 @@ void cli_peft_table(cli_train_opts *o, cli_opt t[CLI_PEFT_NOPTS]);
 /* Right after parsing: --resume, --out, --min-lr (default --lr / 10) <= --lr, --steps
  * vs --epochs, --lora-targets; 0 ok, 2 usage error (printed). */
 int cli_train_check(const cli_args *a, cli_train_opts *o);
-/* The run folder, before any work (docs/reliability.md): the output rules of outputs.h
- * against the inputs (ins), then
+/* The run folder, before any work (docs/reliability.md; cli_parse has already refused an
+ * --out that is, holds or sits in an input):
  *   fresh run: the folder must be new or empty (--overwrite replaces it whole); the
  *              settings are stored in RUN/run.json;
  *   --resume:  RUN/run.json must be this command's; options not given take the stored
@@ -52,8 +52,7 @@ int cli_train_check(const cli_args *a, cli_train_opts *o);
  *              run.json is rewritten with the new --steps.
  * a may be NULL (a command without the training table: the folder rules only).
  * 0 ok, 1 failed, 2 usage error (printed). */
-#include "outputs.h"
-int cli_train_prepare(const cli_args *a, const char *cmd, cli_train_opts *o, const cli_path *ins, int n_in);
+int cli_train_prepare(const cli_args *a, const char *cmd, cli_train_opts *o);
 /* Derived values once the data is known (steps from epochs, schedule length). 0 ok, 2 usage error. */
 int cli_train_finish(const char *cmd, cli_train_opts *o, uint64_t train_tokens);
 /* The backend of --device for this run (see the device field). */
