@@ -92,6 +92,20 @@ int cmd_chat(int argc, char **argv) {
         lma_tok_free(tok);
         return 1;
     }
+    { /* a model without a usable template stops here, not at every turn */
+        lma_chat_msg probe = {"user", "hello"};
+        char *text = NULL;
+        size_t len = 0, *spans = NULL, nsp = 0;
+        lma_status ts = lma_chat_render(tok, tmpl, &probe, 1, 1, &text, &len, &spans, &nsp);
+        free(text);
+        free(spans);
+        if (ts != LMA_OK) {
+            cli_fail("chat", NULL);
+            lma_model_free(m);
+            lma_tok_free(tok);
+            return 1;
+        }
+    }
     /* stop at EOS ids and at the end-of-turn markers the templates use */
     int32_t stops[16];
     int ns = lma_generation_eos(model, &m->cfg, stops, 12);
@@ -131,7 +145,7 @@ int cmd_chat(int argc, char **argv) {
         int32_t *ids = NULL;
         size_t nids = 0, *spans = NULL, nsp = 0;
         if (lma_chat_encode(tok, tmpl, h.m, h.n, 1, &ids, &nids, &spans, &nsp) != LMA_OK) {
-            cli_fail("chat", NULL);
+            rc = cli_fail("chat", NULL); /* the turn is dropped; the exit status says one failed */
             lma_clear_error();
             free(h.own[--h.n]); /* drop the turn the template refused */
             continue;

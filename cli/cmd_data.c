@@ -41,6 +41,18 @@ void cli_data_print_counts(const cJSON *o, const char *label) {
     printf("\n");
 }
 
+void cli_data_warn_unreadable(const char *cmd, const cJSON *summary) {
+    double n = cli_data_getn(summary, "unreadable");
+    if (n <= 0) return;
+    char lines[128] = "";
+    size_t k = 0;
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(summary, "unreadable_lines");
+    for (const cJSON *e = cJSON_IsArray(l) ? l->child : NULL; e && k + 24 < sizeof lines; e = e->next)
+        k += (size_t)snprintf(lines + k, sizeof lines - k, "%s%.0f", k ? ", " : "", e->valuedouble);
+    fprintf(stderr, "lmadapt %s: %.0f unreadable record%s skipped (line%s %s%s); 'lmadapt data validate' explains each\n",
+            cmd, n, n == 1 ? "" : "s", n == 1 ? "" : "s", lines, n > 5 ? ", ..." : "");
+}
+
 double cli_data_getn(const cJSON *o, const char *k) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(it) ? it->valuedouble : 0;
@@ -139,6 +151,7 @@ static int do_stats(int argc, char **argv) {
     cJSON *s;
     if (lma_data_stats(in, &p, &s)) return cli_fail(cmd, NULL);
     printf("%s: %.0f examples (%.0f unreadable)\n", in, getn(s, "examples"), getn(s, "unreadable"));
+    cli_data_warn_unreadable(cmd, s);
     print_counts(cJSON_GetObjectItemCaseSensitive(s, "formats"), "formats");
     const cJSON *roles = cJSON_GetObjectItemCaseSensitive(s, "roles");
     for (const cJSON *r = roles ? roles->child : NULL; r; r = r->next)
@@ -215,6 +228,7 @@ static int do_dedup(int argc, char **argv) {
     if (lma_data_dedup(in, &p, &s)) return cli_fail(cmd, NULL);
     printf("%s: %.0f examples, kept %.0f, removed %.0f exact + %.0f near duplicates, %.0f unreadable\n", in,
            getn(s, "examples"), getn(s, "kept"), getn(s, "exact_duplicates"), getn(s, "near_duplicates"), getn(s, "unreadable"));
+    cli_data_warn_unreadable(cmd, s);
     printf("state kept in memory: %.1f MB\n", getn(s, "state_bytes") / 1e6);
     printf("output: %s\n", p.out_path);
     cJSON_Delete(s);
@@ -309,6 +323,7 @@ static int do_filter(int argc, char **argv) {
     if (!rc) {
         printf("%s: %.0f examples, kept %.0f, removed %.0f, %.0f unreadable\n", in, getn(s, "examples"), getn(s, "kept"),
                getn(s, "removed"), getn(s, "unreadable"));
+        cli_data_warn_unreadable(cmd, s);
         print_counts(cJSON_GetObjectItemCaseSensitive(s, "reasons"), "removed by rule");
         printf("output: %s\n", p.out_path);
     }
@@ -354,6 +369,7 @@ static int do_decontam(int argc, char **argv) {
         printf("%s: %.0f examples, kept %.0f, removed %.0f (share a %.0f-gram with %.0f evaluation documents), %.0f unreadable\n",
                in, getn(s, "examples"), getn(s, "kept"), getn(s, "removed"), getn(s, "ngram"), getn(s, "eval_documents"),
                getn(s, "unreadable"));
+        cli_data_warn_unreadable(cmd, s);
         printf("output: %s\n", p.out_path);
     }
     cJSON_Delete(s);
@@ -407,6 +423,7 @@ static int do_split(int argc, char **argv) {
     if (lma_data_split(in, &p, &s)) return cli_fail(cmd, NULL);
     printf("%s: %.0f examples -> train %.0f, validation %.0f, test %.0f (seed %.0f), %.0f unreadable\n", in,
            getn(s, "examples"), getn(s, "train"), getn(s, "validation"), getn(s, "test"), getn(s, "seed"), getn(s, "unreadable"));
+    cli_data_warn_unreadable(cmd, s);
     cJSON_Delete(s);
     return 0;
 }

@@ -101,6 +101,7 @@ int cli_data_generate(int argc, char **argv) {
                 cJSON_GetObjectItemCaseSensitive(it, "error")->valuestring);
     printf("%s: %.0f prompts, %.0f drafted, %.0f already in the review file, %.0f duplicate ids, %.0f unreadable\n",
            prompts, getn(s, "prompts"), getn(s, "drafted"), getn(s, "skipped"), getn(s, "duplicates"), getn(s, "unreadable"));
+    cli_data_warn_unreadable(cmd, s);
     printf("review file: %s (%.0f lines); next: set each line's status, then 'lmadapt data accept'\n", outp,
            getn(s, "review_lines"));
     cJSON_Delete(s);
@@ -169,6 +170,7 @@ int cli_data_judge(int argc, char **argv) {
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(s, "histogram");
     printf("%s: %.0f examples scored (%.0f from the cache, %.0f model calls), %.0f unparsed, %.0f unreadable\n", in,
            getn(s, "scored"), getn(s, "cache_hits"), getn(s, "model_calls"), getn(s, "unparsed"), getn(s, "unreadable"));
+    cli_data_warn_unreadable(cmd, s);
     printf("scores: 1:%.0f 2:%.0f 3:%.0f 4:%.0f 5:%.0f (mean %.2f)\n", getn(h, "1"), getn(h, "2"), getn(h, "3"),
            getn(h, "4"), getn(h, "5"), getn(s, "mean_score"));
     printf("kept %.0f (score >= %g%s), removed %.0f; output: %s\n", getn(s, "kept"), p.threshold,
@@ -259,6 +261,7 @@ int cli_data_debug(int argc, char **argv) {
     }
     printf("%s: %.0f examples, %.0f flagged (%.0f flags), %.0f unreadable\n", in, getn(s, "examples"),
            getn(s, "flagged_examples"), getn(s, "flags"), getn(s, "unreadable"));
+    cli_data_warn_unreadable(cmd, s);
     print_counts(cJSON_GetObjectItemCaseSensitive(s, "per_rule"), "flags by rule");
     if (p.judge) print_counts(cJSON_GetObjectItemCaseSensitive(s, "judge"), "judge");
     if (p.report_path) printf("report: %s\n", p.report_path);

@@ -7,9 +7,18 @@
 #include "core/log.h"
 #include "core/threads.h"
 #include "data/sft.h"
+#include "tok/chat_template.h"
 #include "train/loader_source.h"
 #include "train_common.h"
 
+
+/* final/ gets the base's tokenizer and the template the run was trained with */
+typedef struct { const char *model, *tmpl; } final_ctx;
+static lma_status final_files(void *ctx, const char *dir) {
+    const final_ctx *c = ctx;
+    LMA_TRY(cli_copy_tokenizer(c->model, dir));
+    return lma_chat_template_store(dir, c->tmpl);
+}
 
 int cmd_sft(int argc, char **argv) {
     cli_train_opts to;
@@ -84,8 +93,9 @@ int cmd_sft(int argc, char **argv) {
     }
     lma_batch_source src = lma_sft_batch_source(&ss);
     lma_trainer_result res;
-    to.tp.final_files = cli_final_tokenizer;
-    to.tp.final_files_ctx = (void *)model;
+    final_ctx fc = {model, tmpl};
+    to.tp.final_files = final_files;
+    to.tp.final_files_ctx = &fc;
     if (lma_train_run(m, &src, &to.tp, &res) != LMA_OK) goto done;
     snprintf(path, sizeof path, "%s/final", run);
     char vtext[48];
