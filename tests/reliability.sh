@@ -128,5 +128,39 @@ expect 1 "not a regular file" $B sft --model base/final --data pipe --out s5 --s
 expect 1 "is a directory" $B score --model base/final --file base
 expect 1 "is a directory" $B generate --model base/final --prompt-file base
 
+echo "# class 6: no wrong result with exit 0"
+cp -r base/final nanm
+hl=$(od -An -t u8 -N8 nanm/model.safetensors | tr -d ' ')
+printf '\x00\x00\xc0\x7f' | dd of=nanm/model.safetensors bs=1 seek=$((8 + hl + 16)) conv=notrunc 2>/dev/null
+expect 1 "non-finite value" $B generate --model nanm --prompt hello --max-tokens 4
+expect 1 "non-finite value" $B score --model nanm --text "hello there"
+expect 1 "non-finite value" $B sft --model nanm $SFT --out nan_sft
+check "a refused model writes no run output" test ! -e nan_sft/final
+expect 1 "no chat_template" sh -c "echo hi | $B chat --model base/final --max-tokens 2"
+$B sft --model base/final $SFT --out withtmpl >/dev/null 2>&1
+check "sft --template stores the template in the model" grep -q im_start withtmpl/final/tokenizer_config.json
+check "chat works on the model trained with --template" sh -c "echo hi | $B chat --model withtmpl/final --max-tokens 2 >/dev/null 2>&1"
+mkdir -p evalroot/empty evalroot2/sub && printf '{"q":"%s"}\n' "a b c d e f g h i j k l m n" > evalroot2/sub/e.jsonl
+expect 1 "no evaluation documents" $B data decontam d.jsonl --eval evalroot -o dc.jsonl
+expect 1 "cannot open" $B data decontam d.jsonl --eval /nonexistent -o dc.jsonl
+expect 0 "" $B data decontam d.jsonl --eval evalroot2 -o dc.jsonl
+printf '%s\n' '{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}' \
+    '{"messages":[{"role":"user","content":5},{"role":"assistant","content":"b"}]}' \
+    '{"messages":[{"role":"user","content":"c"},{"role":"assistant","content":{"x":1}}]}' > nonstr.jsonl
+expect 1 "nonstr.jsonl:2: messages[0] content must be a string" $B sft --model base/final --data nonstr.jsonl --out ns --steps 1 --template chatml
+expect 1 "nonstr.jsonl:1: no chat_template in tokenizer_config.json; name" $B sft --model base/final --data nonstr.jsonl --out ns2 --steps 1
+expect 0 "2 unreadable records skipped (lines 2, 3)" $B data stats nonstr.jsonl
+expect 0 "2 unreadable records skipped (lines 2, 3)" $B data dedup nonstr.jsonl -o nd.jsonl
+expect 0 "2 unreadable records skipped (lines 2, 3)" $B data split nonstr.jsonl --train nt.jsonl --valid nv.jsonl
+check "invalid records are not copied" test "$(cat nd.jsonl | wc -l)" = 1
+
+echo "# class 8: bounded paths"
+head -c 5000000 /dev/zero | tr '\0' 'a' > longword.txt
+expect 0 "wrote" timeout 30 $B tokenizer train --vocab-size 300 --out tw longword.txt --quiet
+truncate -s 300M zeros.bin
+expect 1 "does not fit in memory" sh -c "ulimit -v 250000; $B tokenizer train --vocab-size 300 --out tz zeros.bin --quiet"
+rm -f zeros.bin
+check "an out-of-memory read writes no tokenizer" test ! -e tz
+
 echo "reliability: $checks checks, $fails failed"
 [ "$fails" = 0 ]
