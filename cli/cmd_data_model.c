@@ -171,8 +171,11 @@ int cli_data_judge(int argc, char **argv) {
     printf("%s: %.0f examples scored (%.0f from the cache, %.0f model calls), %.0f unparsed, %.0f unreadable\n", in,
            getn(s, "scored"), getn(s, "cache_hits"), getn(s, "model_calls"), getn(s, "unparsed"), getn(s, "unreadable"));
     cli_data_warn_unreadable(cmd, s);
-    printf("scores: 1:%.0f 2:%.0f 3:%.0f 4:%.0f 5:%.0f (mean %.2f)\n", getn(h, "1"), getn(h, "2"), getn(h, "3"),
-           getn(h, "4"), getn(h, "5"), getn(s, "mean_score"));
+    if (getn(s, "scored") > getn(s, "unparsed"))
+        printf("scores: 1:%.0f 2:%.0f 3:%.0f 4:%.0f 5:%.0f (mean %.2f)\n", getn(h, "1"), getn(h, "2"), getn(h, "3"),
+               getn(h, "4"), getn(h, "5"), getn(s, "mean_score"));
+    else
+        printf("scores: none could be read from the judge's replies (see --scores for what it wrote)\n");
     printf("kept %.0f (score >= %g%s), removed %.0f; output: %s\n", getn(s, "kept"), p.threshold,
            p.keep_unparsed ? " or unparsed" : "", getn(s, "removed"), p.out_path);
     cJSON_Delete(s);

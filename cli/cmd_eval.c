@@ -170,6 +170,11 @@ int cmd_eval(int argc, char **argv) {
     lma_threads_set(threads);
     if (!(g_backend = cli_backend("eval", device))) return 1;
     p.progress = 1;
+    if (out) { /* an unwritable --out fails now, not after the whole evaluation */
+        lma_atomic_file probe;
+        if (lma_atomic_open(&probe, out) != LMA_OK) return cli_fail("eval", NULL);
+        lma_atomic_abort(&probe);
+    }
     static lma_eval_result ra[MAX_TASKS], rb[MAX_TASKS];
     int two = cmp || cadapter, rc = 1;
     const char *dir_b = cmp ? cmp : model;
@@ -179,7 +184,7 @@ int cmd_eval(int argc, char **argv) {
     if (!run_suite(model, adapter, tasks, n_tasks, p, ra, two)) goto done;
     if (two && !run_suite(dir_b, cadapter, tasks, n_tasks, p, rb, 1)) goto done;
     cJSON *root = cJSON_CreateObject(), *arr;
-    if (!root) { cli_fail("eval", "out of memory"); goto done; }
+    if (!root) { lma_error(LMA_ERR_NOMEM, "out of memory"); goto done; }
     cJSON_AddStringToObject(root, "model", name_a);
     arr = cJSON_AddArrayToObject(root, "results");
     for (int i = 0; arr && i < n_tasks; i++) cJSON_AddItemToArray(arr, lma_eval_result_json(&ra[i]));
@@ -191,8 +196,8 @@ int cmd_eval(int argc, char **argv) {
     }
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
-    if (!text) { cli_fail("eval", "out of memory"); goto done; }
-    if (out && lma_write_file_atomic(out, text, strlen(text)) != LMA_OK) { free(text); cli_fail("eval", NULL); goto done; }
+    if (!text) { lma_error(LMA_ERR_NOMEM, "out of memory"); goto done; }
+    if (out && lma_write_file_atomic(out, text, strlen(text)) != LMA_OK) { free(text); goto done; } /* printed at done */
     if (json) {
         printf("%s\n", text);
     } else {
