@@ -290,6 +290,8 @@ static int check_paths(const cli_spec *s) {
     return cli_check_paths(s->cmd, outs, no, ins, ni);
 }
 
+int cli_parse_only;
+
 int cli_parse(const cli_spec *s, int argc, char **argv, cli_args *a) {
     memset(a, 0, sizeof *a);
     a->spec = s;
@@ -353,7 +355,8 @@ int cli_parse(const cli_spec *s, int argc, char **argv, cli_args *a) {
         if ((o->flags & CLI_REQUIRED) && !a->given[i])
             return cli_usage_error(s->cmd, "--%s %s is required", o->name, o->metavar ? o->metavar : "");
     }
-    return check_paths(s) ? 2 : CLI_CONTINUE;
+    if (check_paths(s)) return 2;
+    return cli_parse_only ? 0 : CLI_CONTINUE;
 }
 
 int cli_given(const cli_args *a, const char *name) {
