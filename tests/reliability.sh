@@ -162,5 +162,16 @@ expect 1 "does not fit in memory" sh -c "ulimit -v 250000; $B tokenizer train --
 rm -f zeros.bin
 check "an out-of-memory read writes no tokenizer" test ! -e tz
 
+echo "# JSONL readers: non-UTF-8, NUL bytes, a 50 MB line"
+printf '{"text":"caf\xe9 ok"}\n{"text":"a\x00b"}\n{"text":"fine"}\n' > odd.jsonl
+expect 0 "1 unreadable record skipped (line 1)" $B data stats odd.jsonl
+{ printf '{"text":"'; head -c 50000000 /dev/zero | tr '\0' 'w'; printf '"}\n{"text":"short"}\n'; } > huge.jsonl
+expect 0 "" timeout 120 $B data stats huge.jsonl
+expect 0 "" timeout 120 $B data dedup huge.jsonl -o hd.jsonl
+check "the 50 MB record is kept whole" test "$(wc -c < hd.jsonl)" -gt 50000000
+{ head -c 50000000 /dev/zero | tr '\0' '{'; printf '\n{"text":"short"}\n'; } > hugebad.jsonl
+expect 0 "1 unreadable record skipped (line 1)" timeout 120 $B data stats hugebad.jsonl
+rm -f huge.jsonl hugebad.jsonl hd.jsonl
+
 echo "reliability: $checks checks, $fails failed"
 [ "$fails" = 0 ]
