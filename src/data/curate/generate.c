@@ -143,9 +143,12 @@ lma_status lma_jsonl_open(lma_jsonl *j, const char *path, int lenient) {
 lma_status lma_jsonl_next(lma_jsonl *j, cJSON **obj, int64_t *line) {
     *obj = NULL;
     for (;;) {
+        errno = 0;
         ssize_t n = getline(&j->buf, &j->cap, j->f);
         if (n < 0) {
-            if (ferror(j->f)) return lma_error(LMA_ERR_IO, "%s:%lld: read error", j->path, (long long)j->line + 1);
+            if (ferror(j->f) || !feof(j->f)) /* ENOMEM on a line that does not fit is not the end */
+                return lma_error(errno == ENOMEM ? LMA_ERR_NOMEM : LMA_ERR_IO, "%s:%lld: %s", j->path,
+                                 (long long)j->line + 1, errno == ENOMEM ? "a line does not fit in memory" : "read error");
             return LMA_OK;
         }
         j->line++;
