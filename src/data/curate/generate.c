@@ -2,6 +2,7 @@
  * from prompt files, JSONL object reading, `data generate` (drafts into a review
  * file, resumable, atomic) and `data accept` (reviewed file -> training data). */
 #include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
