@@ -162,6 +162,15 @@ expect 1 "does not fit in memory" sh -c "ulimit -v 250000; $B tokenizer train --
 rm -f zeros.bin
 check "an out-of-memory read writes no tokenizer" test ! -e tz
 
+echo "# class 10: messages"
+expect 1 "/nonexistent/x.json: cannot create" $B eval --model base/final --task ppl:text.txt --out /nonexistent/x.json
+check "an unwritable --out is refused before the evaluation (one message)" \
+    test "$($B eval --model base/final --task ppl:text.txt --out /nonexistent/x.json 2>&1 | grep -c 'cannot create')" = 1
+printf '%s\n' '{"prompt":"2+2=","answer":"4","stop":[1,2]}' > gen.jsonl
+expect 1 'field "stop": element 1 is not a string' $B eval --model base/final --task gen:gen.jsonl
+env -u LMA_QUIET $B eval --model base/final --task ppl:text.txt >/dev/null 2>prog.txt
+check "progress without a known total shows a count, not '5/0 (0%)'" sh -c '! grep -q "/0 (0%)" prog.txt && grep -q "done" prog.txt'
+
 echo "# JSONL readers: non-UTF-8, NUL bytes, a 50 MB line"
 printf '{"text":"caf\xe9 ok"}\n{"text":"a\x00b"}\n{"text":"fine"}\n' > odd.jsonl
 expect 0 "1 unreadable record skipped (line 1)" $B data stats odd.jsonl
