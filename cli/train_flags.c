@@ -179,11 +179,8 @@ static lma_status write_run_json(const char *path, const cli_args *a, const char
     cJSON_AddStringToObject(j, "command", cmd);
     cJSON *set = a ? cli_settings_json(a, volatile_flags) : cJSON_CreateObject();
     cJSON_AddItemToObject(j, "settings", set);
-    char *text = cJSON_Print(j);
+    lma_status s = lma_json_save(path, j);
     cJSON_Delete(j);
-    if (!text) return lma_error(LMA_ERR_NOMEM, "out of memory");
-    lma_status s = lma_write_file_atomic(path, text, strlen(text));
-    free(text);
     return s;
 }
 

@@ -67,11 +67,8 @@ lma_status lma_chat_template_store(const char *dir, const char *spec) {
     lma_clear_error();
     cJSON_DeleteItemFromObjectCaseSensitive(cfg, "chat_template");
     cJSON_AddStringToObject(cfg, "chat_template", jinja);
-    char *text = cJSON_Print(cfg);
+    lma_status s = lma_json_save(path, cfg);
     cJSON_Delete(cfg);
-    if (!text) return lma_error(LMA_ERR_NOMEM, "out of memory");
-    lma_status s = lma_write_file_atomic(path, text, strlen(text));
-    free(text);
     return s;
 }
 
