@@ -62,7 +62,7 @@ int cmd_chat(int argc, char **argv) {
         CLI_OPT_DEVICE(&device),
         CLI_END};
     cli_opt samp[CLI_SAMPLING_NOPTS];
-    cli_sampling_table(&smp, 1, samp);
+    cli_sampling_table(&smp, CLI_SAMPLING_STOP | CLI_SAMPLING_FORMAT, samp);
     cli_group groups[] = {{NULL, own}, {"Sampling (per reply):", samp}, {0}};
     cli_spec spec = {
         .cmd = "chat",
@@ -117,6 +117,13 @@ int cmd_chat(int argc, char **argv) {
     }
     gp.stop_ids = stops;
     gp.n_stop_ids = ns;
+    if (cli_sampling_constraint(&smp, tok) != LMA_OK) {
+        cli_fail("chat", NULL);
+        lma_model_free(m);
+        lma_tok_free(tok);
+        return 1;
+    }
+    gp.constraint = smp.gp.constraint;
     gp.on_text = out_text;
     int tty = isatty(0);
     history h = {0};
@@ -168,5 +175,6 @@ int cmd_chat(int argc, char **argv) {
     free(h.own);
     lma_model_free(m);
     lma_tok_free(tok);
+    cli_sampling_free(&smp);
     return rc;
 }

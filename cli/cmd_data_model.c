@@ -63,7 +63,7 @@ int cli_data_generate(int argc, char **argv) {
         CLI_END};
     cli_opt model[MODEL_NOPTS], samp[CLI_SAMPLING_NOPTS];
     model_table(&mo, model, "HF model folder, .gguf file or short name (with a tokenizer)", 1, NULL);
-    cli_sampling_table(&smp, 1, samp);
+    cli_sampling_table(&smp, CLI_SAMPLING_STOP, samp);
     cli_group groups[] = {{NULL, own}, {"Model:", model}, {"Sampling (as 'lmadapt generate'):", samp}, {0}};
     cli_spec spec = {
         .cmd = "data generate",
@@ -135,7 +135,7 @@ int cli_data_judge(int argc, char **argv) {
         CLI_END};
     cli_opt model[MODEL_NOPTS], samp[CLI_SAMPLING_NOPTS];
     model_table(&mo, model, "the judge: HF model folder, .gguf file or short name", 0, NULL);
-    cli_sampling_table(&smp, 1, samp);
+    cli_sampling_table(&smp, CLI_SAMPLING_STOP, samp);
     cli_group groups[] = {{NULL, own}, {"Model:", model}, {"Sampling (as 'lmadapt generate'):", samp}, {0}};
     cli_spec spec = {
         .cmd = "data judge",

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/log.h"
+#include "infer/json_constraint.h"
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/io.h"
@@ -82,7 +83,19 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
     t0 = lma_now();
     res->finish = LMA_FINISH_LENGTH;
     size_t n_hist = n_prompt;
+    int json_done = 0;
+    if (s == LMA_OK && p->constraint) {
+        lma_json_constraint_reset(p->constraint);
+        int need = lma_json_constraint_min_tokens(p->constraint);
+        if (need > p->max_tokens)
+            s = lma_error(LMA_ERR_ARG, "max_tokens %d is too small for a complete JSON output (at least %d tokens)",
+                          p->max_tokens, need);
+    }
     for (int step = 0; s == LMA_OK && step < p->max_tokens; step++) {
+        if (p->constraint) {
+            s = lma_json_constraint_mask(p->constraint, logits, V, p->max_tokens - step - 1, p->stop_ids, p->n_stop_ids);
+            if (s != LMA_OK) break;
+        }
         int32_t id = lma_sample(logits, V, &p->sample, hist, n_hist, &rng);
         const char *piece_at = NULL; /* the text released with this token */
         size_t piece_n = 0;
@@ -90,6 +103,7 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
         int is_stop = 0;
         for (int i = 0; i < p->n_stop_ids; i++) is_stop |= id == p->stop_ids[i];
         if (is_stop) { res->finish = LMA_FINISH_STOP; break; }
+        if (p->constraint && (s = lma_json_constraint_accept(p->constraint, id, &json_done)) != LMA_OK) break;
         if (ts) {
             char *piece = NULL;
             size_t plen = 0;
@@ -107,10 +121,11 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
             }
         }
         if (p->on_token && p->on_token(p->ctx, id, piece_at, piece_n)) { res->finish = LMA_FINISH_STOP; break; }
+        if (json_done) { res->finish = LMA_FINISH_STOP; break; } /* the JSON value is complete */
         if (step + 1 < p->max_tokens) s = lma_model_forward_cached(m, kv, &id, 1, logits, 0);
     }
     res->decode_s = lma_now() - t0;
-    if (s == LMA_OK && ts && res->finish == LMA_FINISH_LENGTH) {
+    if (s == LMA_OK && ts && (res->finish == LMA_FINISH_LENGTH || json_done)) {
         char *piece = NULL;
         size_t plen = 0;
         if (lma_tok_stream_flush(ts, &piece, &plen) == LMA_OK && plen) (void)lma_buf_append(&text, piece, plen);
