@@ -3,7 +3,8 @@
  * schema a value that this file's own validator accepts (nested objects and arrays of
  * item schemas, enums, every scalar type, required keys), including at budgets just
  * above the shortest output; a budget below it is refused; unsupported schemas are
- * refused naming the keyword. The tokenizer is a byte-level BPE (tests/ref/tok/bl). */
+ * refused naming the keyword. The tokenizer is a byte-level BPE (tests/ref/tok/bl).
+ * With argument "cuda" the model runs on the GPU (ctest label cuda; 77 without one). */
 #include "core/json.h"
 #include "infer/generate.h"
 #include "infer/json_constraint.h"
@@ -50,6 +51,8 @@ static int valid(const cJSON *s, const cJSON *v) {
     return 0;
 }
 
+static const lma_backend *g_be;
+
 static lma_model *random_model(int vocab, uint64_t seed) {
     char path[1024];
     snprintf(path, sizeof path, "%s/tests/ref/models/llama_gqa/config.json", LMA_SRC_DIR);
@@ -57,7 +60,7 @@ static lma_model *random_model(int vocab, uint64_t seed) {
     lma_model *m = NULL;
     CHECK_OK(lma_config_load(path, &c));
     c.vocab_size = vocab;
-    CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
+    CHECK_OK(lma_model_create(&c, g_be, &m));
     if (m) CHECK_OK(lma_model_init_random(m, seed, 0.5f));
     return m;
 }
@@ -101,7 +104,12 @@ static void run(lma_model *m, const lma_tokenizer *tok, const char *schema_text,
     cJSON_Delete(schema);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    g_be = lma_backend_cpu();
+    if (argc > 1 && lma_backend_select(argv[1], &g_be) != LMA_OK) {
+        printf("no %s backend here: skipped\n", argv[1]);
+        return 77;
+    }
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/ref/tok/bl", LMA_SRC_DIR);
     lma_tokenizer *tok = NULL;
