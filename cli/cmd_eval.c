@@ -17,6 +17,7 @@
 #define MAX_TASKS 64
 
 static const lma_backend *g_backend; /* --device */
+static cli_sampling g_fmt;           /* --format, --json-schema (gen tasks) */
 
 static int load_model(const char *dir, const char *adapter, lma_model **m, lma_tokenizer **tok) {
     *m = NULL; *tok = NULL;
@@ -36,12 +37,15 @@ static int run_suite(const char *dir, const char *adapter, const lma_eval_task *
         p.n_stop_ids = lma_generation_eos(dir, &m->cfg, eos, 16);
         if (!p.n_stop_ids && lma_tok_eos_id(tok) >= 0) eos[p.n_stop_ids++] = lma_tok_eos_id(tok);
         p.stop_ids = eos;
+        ok = cli_sampling_constraint(&g_fmt, tok) == LMA_OK; /* per model: it depends on the tokenizer */
+        p.gen_constraint = g_fmt.gp.constraint;
     }
     for (int i = 0; ok && i < n; i++) {
         if (verbose) fprintf(stderr, "[lmadapt eval] %s%s%s: %s\n", dir, adapter ? " + " : "", adapter ? adapter : "",
                              tasks[i].name);
         ok = lma_eval_run(m, tok, &tasks[i], &p, &res[i]) == LMA_OK;
     }
+    cli_sampling_free(&g_fmt);
     lma_model_free(m);
     lma_tok_free(tok);
     return ok;
@@ -128,7 +132,10 @@ int cmd_eval(int argc, char **argv) {
         CLI_OPT_THREADS(&threads),
         CLI_OPT_DEVICE(&device),
         CLI_END};
-    cli_group groups[] = {{NULL, own}, {0}};
+    cli_sampling_init(&g_fmt, 0, 0);
+    cli_opt fmt[CLI_SAMPLING_NOPTS];
+    cli_sampling_table(&g_fmt, CLI_SAMPLING_FORMAT | CLI_SAMPLING_NO_SAMPLER, fmt);
+    cli_group groups[] = {{NULL, own}, {"Output format of gen tasks (compare format validity with and without):", fmt}, {0}};
     cli_spec spec = {
         .cmd = "eval",
         .usage = "lmadapt eval --model M --task [TAG:]KIND:PATH [--task ...] [options]",

@@ -16,6 +16,7 @@ static const char *const format_names[] = {"text", "json", NULL};
 void cli_sampling_table(cli_sampling *s, int what, cli_opt t[CLI_SAMPLING_NOPTS]) {
     lma_sample_params *p = &s->gp.sample;
     int k = 0;
+    if (!(what & CLI_SAMPLING_NO_SAMPLER)) {
     t[k++] = (cli_opt)CLI_INT("max-tokens", 0, &s->gp.max_tokens, 1, CLI_MAX_TOKENS_MAX, "N", "tokens to generate at most");
     t[k++] = (cli_opt)CLI_FLT("temperature", 0, &p->temperature, 0, 100, "X", "0 = greedy");
     t[k++] = (cli_opt)CLI_INT("top-k", 0, &p->top_k, 0, 2147483647, "K", "keep the K most likely tokens (0 = off)");
@@ -25,6 +26,7 @@ void cli_sampling_table(cli_sampling *s, int what, cli_opt t[CLI_SAMPLING_NOPTS]
     t[k++] = (cli_opt)CLI_FLT("repetition-penalty", 0, &p->repetition_penalty, 0, 100, "R",
                               "penalize tokens already present (1 = off)", .flags = CLI_MIN_OPEN);
     t[k++] = (cli_opt)CLI_U64("seed", 0, &s->gp.seed, "N", "sampling seed");
+    }
     if (what & CLI_SAMPLING_STOP) t[k++] = (cli_opt)CLI_MULTI("stop", 0, &s->stops, "S", "stop string");
     if (what & CLI_SAMPLING_FORMAT) {
         t[k++] = (cli_opt)CLI_CHOOSE("format", 0, &s->format, format_names, NULL, NULL,

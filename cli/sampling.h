@@ -25,7 +25,7 @@ void cli_sampling_init(cli_sampling *s, int max_tokens, float temperature);
 /* The option table (ends with CLI_END) pointing into s; what: CLI_SAMPLING_STOP (--stop),
  * CLI_SAMPLING_FORMAT (--format, --json-schema). */
 #define CLI_SAMPLING_NOPTS 11
-enum { CLI_SAMPLING_STOP = 1, CLI_SAMPLING_FORMAT = 2 };
+enum { CLI_SAMPLING_STOP = 1, CLI_SAMPLING_FORMAT = 2, CLI_SAMPLING_NO_SAMPLER = 4 /* only --format, --json-schema */ };
 void cli_sampling_table(cli_sampling *s, int what, cli_opt t[CLI_SAMPLING_NOPTS]);
 /* After parsing: the stop strings into gp. */
 void cli_sampling_finish(cli_sampling *s);

@@ -328,6 +328,7 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
     lma_gen_params gp = {.max_tokens = p->gen_max_tokens, .sample = lma_sample_default_params()};
     gp.stop_ids = p->stop_ids; gp.n_stop_ids = p->n_stop_ids;
     gp.stop_strings = stops; gp.n_stop_strings = ns;
+    gp.constraint = p->gen_constraint;
     lma_gen_result gr;
     st = lma_generate(m, tok, ids, n, &gp, &gr);
     free(ids);
