@@ -166,7 +166,7 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
         if (lma_tok_eos_id(tok) >= 0) c.eos_token_ids[c.n_eos++] = lma_tok_eos_id(tok);
         if (lma_model_create(&c, be, &m) != LMA_OK) goto done;
         if (lma_model_init_random(m, to->seed, 0.02f) != LMA_OK) goto done;
-        cli_train_model_opts(to, m);
+        if (cli_train_model_opts(to, m) != LMA_OK) goto done;
     }
     if (lma_config_save(cfg_path, &m->cfg) != LMA_OK) goto done;
     if (lma_tok_vocab_size(tok) > m->cfg.vocab_size) {

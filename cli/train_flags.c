@@ -64,6 +64,9 @@ void cli_train_table(cli_train_opts *o, cli_opt t[CLI_TRAIN_NOPTS]) {
     t[k++] = (cli_opt)CLI_INT("nan-abort", 0, &p->nan_abort_after, 1, 1000000, "K", "stop after K consecutive non-finite steps");
     t[k++] = (cli_opt)CLI_OPT_THREADS(&o->threads);
     t[k++] = (cli_opt)CLI_OPT_DEVICE(&o->device);
+    t[k++] = (cli_opt)CLI_STR("rope-scaling", 0, &o->rope_scaling, "TYPE:F",
+                              "extend the context F times: linear | dynamic | yarn | llama3, written\n"
+                              "to config.json as transformers reads it (docs/training.md)");
     t[k++] = (cli_opt)CLI_BOOL("grad-ckpt", 0, &o->grad_ckpt, "activation checkpointing: keep each layer's input only and\n"
                                "recompute the layer in the backward (less memory, about 1/3 more compute)");
     t[k] = (cli_opt)CLI_END;
@@ -152,17 +155,24 @@ lma_status cli_train_load_model(const cli_train_opts *o, const char *dir, lma_mo
         printf("trainable params: %s || all params: %s || trainable%%: %.4f\n", a, b, 100.0 * (double)tr / (double)all);
         fflush(stdout);
     }
-    cli_train_model_opts(o, m);
+    lma_status s = cli_train_model_opts(o, m);
+    if (s != LMA_OK) { lma_model_free(m); return s; }
     *out = m;
     return LMA_OK;
 }
 
-void cli_train_model_opts(const cli_train_opts *o, lma_model *m) {
+lma_status cli_train_model_opts(const cli_train_opts *o, lma_model *m) {
     m->grad_ckpt = o->grad_ckpt;
     if (o->grad_ckpt) {
         printf("activation checkpointing: each layer is recomputed in the backward\n");
         fflush(stdout);
     }
+    if (o->rope_scaling) {
+        LMA_TRY(lma_model_set_rope_scaling(m, o->rope_scaling));
+        printf("rope scaling %s: context %d positions\n", o->rope_scaling, lma_config_context(&m->cfg));
+        fflush(stdout);
+    }
+    return LMA_OK;
 }
 
 /* Flags that only steer how a run is carried out: free to change on resume. */

@@ -26,6 +26,7 @@ typedef struct {
     int method;          /* cli_method */
     int schedule;        /* lma_sched_kind, copied into tp.sched.kind by cli_train_check */
     const char *resume_dir, *lora_targets;
+    const char *rope_scaling; /* --rope-scaling TYPE:FACTOR */
     lma_lora_params lora;
 } cli_train_opts;
 
@@ -33,7 +34,7 @@ typedef struct {
  * before building the tables, so that --help shows them. */
 void cli_train_opts_init(cli_train_opts *o);
 /* The shared option tables pointing into o (each ends with CLI_END). */
-#define CLI_TRAIN_NOPTS 27
+#define CLI_TRAIN_NOPTS 28
 #define CLI_PEFT_NOPTS 8
 void cli_train_table(cli_train_opts *o, cli_opt t[CLI_TRAIN_NOPTS]);
 void cli_peft_table(cli_train_opts *o, cli_opt t[CLI_PEFT_NOPTS]);
@@ -61,6 +62,7 @@ lma_status cli_train_backend(const cli_train_opts *o, const lma_backend **be);
  * NF4 (qlora); attaches a fresh adapter for lora/qlora and prints PEFT's
  * "trainable params" line. Returns an lma_status (message set). */
 lma_status cli_train_load_model(const cli_train_opts *o, const char *dir, lma_model **out);
-/* The model-side options (--grad-ckpt) onto a created or loaded model; says so on stdout. */
-void cli_train_model_opts(const cli_train_opts *o, lma_model *m);
+/* The model-side options (--grad-ckpt, --rope-scaling) onto a created or loaded model; says
+ * so on stdout. */
+lma_status cli_train_model_opts(const cli_train_opts *o, lma_model *m);
 #endif

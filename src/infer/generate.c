@@ -60,10 +60,10 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
     if (n_prompt > (size_t)(INT_MAX / 2) || p->max_tokens > INT_MAX / 2)
         return lma_error(LMA_ERR_ARG, "a prompt of %zu tokens (+ %d new) is too long", n_prompt, p->max_tokens);
     int V = m->cfg.vocab_size, cap = (int)n_prompt + p->max_tokens;
-    if (m->cfg.max_position_embeddings > 0 && cap > m->cfg.max_position_embeddings)
+    if (m->cfg.max_position_embeddings > 0 && cap > lma_config_context(&m->cfg))
         lma_warn("the prompt (%zu tokens) + max_tokens (%d) exceed the model's context of %d tokens "
-                 "(max_position_embeddings): output past it degrades", n_prompt, p->max_tokens,
-                 m->cfg.max_position_embeddings);
+                 "(max_position_embeddings, with rope scaling): output past it degrades", n_prompt, p->max_tokens,
+                 lma_config_context(&m->cfg));
     lma_kv_cache *kv = NULL;
     lma_tok_stream *ts = NULL;
     float *logits = lma_malloc((size_t)V * sizeof(float), "logits");

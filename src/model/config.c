@@ -101,11 +101,37 @@ static lma_status parse_rope(const cJSON *root, const char *ctx, lma_config *c) 
     if (!strcmp(rt, "default")) { c->rope_type = LMA_ROPE_DEFAULT; return LMA_OK; }
     if (!strcmp(rt, "linear")) c->rope_type = LMA_ROPE_LINEAR;
     else if (!strcmp(rt, "llama3")) c->rope_type = LMA_ROPE_LLAMA3;
-    else return lma_error(LMA_ERR_UNSUPPORTED, "%s: %s.rope_type = \"%s\" is not supported (default, linear, llama3)", ctx, where, rt);
-    if (!cJSON_GetObjectItemCaseSensitive(rp, "factor"))
+    else if (!strcmp(rt, "dynamic")) c->rope_type = LMA_ROPE_DYNAMIC;
+    else if (!strcmp(rt, "yarn")) c->rope_type = LMA_ROPE_YARN;
+    else return lma_error(LMA_ERR_UNSUPPORTED, "%s: %s.rope_type = \"%s\" is not supported (default, linear, dynamic, yarn, "
+                          "llama3)", ctx, where, rt);
+    const cJSON *fac = cJSON_GetObjectItemCaseSensitive(rp, "factor");
+    if (c->rope_type == LMA_ROPE_YARN) {
+        c->rope_original_max_pos = c->max_position_embeddings;
+        LMA_TRY(get_int(rp, "original_max_position_embeddings", 0, sub, 1, INT_MAX, &c->rope_original_max_pos));
+        if (!fac || cJSON_IsNull(fac)) c->rope_factor = (double)c->max_position_embeddings / c->rope_original_max_pos;
+        else LMA_TRY(get_pos(rp, "factor", sub, 0, &c->rope_factor));
+        double ms = 0, msa = 0;
+        if (cJSON_GetObjectItemCaseSensitive(rp, "mscale")) LMA_TRY(get_pos(rp, "mscale", sub, 0, &ms));
+        if (cJSON_GetObjectItemCaseSensitive(rp, "mscale_all_dim")) LMA_TRY(get_pos(rp, "mscale_all_dim", sub, 0, &msa));
+        double f = c->rope_factor;
+#define YARN_MSCALE(m) (f <= 1 ? 1.0 : 0.1 * (m) * log(f) + 1.0)
+        c->rope_attention_factor = ms && msa ? YARN_MSCALE(ms) / YARN_MSCALE(msa) : YARN_MSCALE(1.0);
+#undef YARN_MSCALE
+        const cJSON *af = cJSON_GetObjectItemCaseSensitive(rp, "attention_factor");
+        if (af && !cJSON_IsNull(af)) LMA_TRY(get_pos(rp, "attention_factor", sub, 0, &c->rope_attention_factor));
+        c->rope_beta_fast = 32; c->rope_beta_slow = 1;
+        const cJSON *bf = cJSON_GetObjectItemCaseSensitive(rp, "beta_fast"), *bs = cJSON_GetObjectItemCaseSensitive(rp, "beta_slow");
+        if (bf && !cJSON_IsNull(bf)) LMA_TRY(get_pos(rp, "beta_fast", sub, 0, &c->rope_beta_fast));
+        if (bs && !cJSON_IsNull(bs)) LMA_TRY(get_pos(rp, "beta_slow", sub, 0, &c->rope_beta_slow));
+        c->rope_truncate = 1;
+        LMA_TRY(lma_json_bool(rp, "truncate", 0, sub, &c->rope_truncate));
+        return LMA_OK;
+    }
+    if (!fac)
         return lma_error(LMA_ERR_FORMAT, "%s: %s: missing required field \"factor\" for rope_type %s", ctx, where, rt);
     LMA_TRY(get_pos(rp, "factor", sub, 0, &c->rope_factor));
-    if (c->rope_type == LMA_ROPE_LINEAR) return LMA_OK;
+    if (c->rope_type == LMA_ROPE_LINEAR || c->rope_type == LMA_ROPE_DYNAMIC) return LMA_OK;
     static const char *req[] = {"low_freq_factor", "high_freq_factor"};
     for (int i = 0; i < 2; i++)
         if (!cJSON_GetObjectItemCaseSensitive(rp, req[i]))
@@ -263,7 +289,7 @@ static lma_status check_savable(const char *path, const lma_config *c) {
         return lma_error(LMA_ERR_ARG, "%s: qk_norm=%d cannot be expressed for %s", path, c->qk_norm, lma_arch_name(c->arch));
     if (c->sliding_window && c->arch != LMA_ARCH_MISTRAL)
         return lma_error(LMA_ERR_ARG, "%s: sliding_window is only written for Mistral", path);
-    if (c->n_eos < 0 || c->n_eos > LMA_MAX_EOS || (unsigned)c->rope_type > LMA_ROPE_LLAMA3)
+    if (c->n_eos < 0 || c->n_eos > LMA_MAX_EOS || (unsigned)c->rope_type > LMA_ROPE_YARN)
         return lma_error(LMA_ERR_ARG, "%s: bad eos count or rope type", path);
     return LMA_OK;
 }
@@ -289,8 +315,16 @@ lma_status lma_config_save(const char *path, const lma_config *c) {
     if (c->rope_type == LMA_ROPE_DEFAULT) cJSON_AddNullToObject(o, "rope_scaling");
     else {
         x = cJSON_AddObjectToObject(o, "rope_scaling");
-        cJSON_AddStringToObject(x, "rope_type", c->rope_type == LMA_ROPE_LINEAR ? "linear" : "llama3");
+        static const char *const names[] = {"default", "linear", "llama3", "dynamic", "yarn"};
+        cJSON_AddStringToObject(x, "rope_type", names[c->rope_type]);
         cJSON_AddNumberToObject(x, "factor", c->rope_factor);
+        if (c->rope_type == LMA_ROPE_YARN) {
+            cJSON_AddNumberToObject(x, "original_max_position_embeddings", c->rope_original_max_pos);
+            cJSON_AddNumberToObject(x, "attention_factor", c->rope_attention_factor);
+            cJSON_AddNumberToObject(x, "beta_fast", c->rope_beta_fast);
+            cJSON_AddNumberToObject(x, "beta_slow", c->rope_beta_slow);
+            if (!c->rope_truncate) cJSON_AddFalseToObject(x, "truncate");
+        }
         if (c->rope_type == LMA_ROPE_LLAMA3) {
             cJSON_AddNumberToObject(x, "low_freq_factor", c->rope_low_freq_factor);
             cJSON_AddNumberToObject(x, "high_freq_factor", c->rope_high_freq_factor);
@@ -321,11 +355,53 @@ lma_status lma_config_save(const char *path, const lma_config *c) {
 
 /* ---- RoPE ------------------------------------------------------------------------ */
 
+int lma_config_context(const lma_config *c) {
+    double n = c->max_position_embeddings;
+    if (c->rope_type == LMA_ROPE_LINEAR || c->rope_type == LMA_ROPE_DYNAMIC) n *= c->rope_factor;
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+double lma_config_rope_attention_factor(const lma_config *c) {
+    return c->rope_type == LMA_ROPE_YARN ? c->rope_attention_factor : 1.0;
+}
+
 void lma_config_rope_inv_freq(const lma_config *c, float *inv_freq) {
+    lma_config_rope_inv_freq_len(c, c->max_position_embeddings, inv_freq);
+}
+
+/* yarn: the dimension (of head_dim) whose wavelength makes num_rot turns over L positions */
+static double yarn_dim(double num_rot, int dim, double base, double L) {
     const double pi = 3.14159265358979323846;
-    int half = c->head_dim / 2;
+    return dim * log(L / (num_rot * 2 * pi)) / (2 * log(base));
+}
+
+void lma_config_rope_inv_freq_len(const lma_config *c, int seq_len, float *inv_freq) {
+    const double pi = 3.14159265358979323846;
+    int half = c->head_dim / 2, dim = c->head_dim;
+    double base = c->rope_theta;
+    if (c->rope_type == LMA_ROPE_DYNAMIC) {
+        double L = seq_len > c->max_position_embeddings ? seq_len : c->max_position_embeddings;
+        base *= pow(c->rope_factor * L / c->max_position_embeddings - (c->rope_factor - 1), (double)dim / (dim - 2));
+    }
+    double lo = 0, hi = 0;
+    if (c->rope_type == LMA_ROPE_YARN) {
+        lo = yarn_dim(c->rope_beta_fast, dim, base, c->rope_original_max_pos);
+        hi = yarn_dim(c->rope_beta_slow, dim, base, c->rope_original_max_pos);
+        if (c->rope_truncate) { lo = floor(lo); hi = ceil(hi); }
+        if (lo < 0) lo = 0;
+        if (hi > dim - 1) hi = dim - 1;
+        if (lo == hi) hi += 0.001;
+    }
     for (int i = 0; i < half; i++) {
-        double f = 1.0 / pow(c->rope_theta, (2.0 * i) / c->head_dim);
+        /* transformers: base ** (arange(0, dim, 2).float() / dim) in float32 */
+        float expo = (float)(2 * i) / (float)dim;
+        double f = 1.0 / (double)powf((float)base, expo);
+        if (c->rope_type == LMA_ROPE_YARN) {
+            double ramp = ((double)i - lo) / (hi - lo);
+            ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+            double extra = 1 - ramp; /* the extrapolation share */
+            f = f / c->rope_factor * (1 - extra) + f * extra;
+        }
         if (c->rope_type == LMA_ROPE_LINEAR) f /= c->rope_factor;
         else if (c->rope_type == LMA_ROPE_LLAMA3) {
             double L = c->rope_original_max_pos, lff = c->rope_low_freq_factor, hff = c->rope_high_freq_factor;

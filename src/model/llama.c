@@ -16,6 +16,7 @@
  * here and every offset into them goes through lma_at (backend.h); rstd, attention
  * state, losses, parameter gradients and the masters are fp32. */
 #include "model/llama.h"
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,6 +450,65 @@ static void proj_bwd(const lma_model *m, int l, int p, void *dinp, float *dw, fl
 
 /* recompute (activation checkpointing, from the backward): everything the backward reads,
  * not the layer's output (the down projection and its residual add are skipped) */
+/* 1/sqrt(HD), times the square of the factor yarn applies to cos and sin (q.k scales by it) */
+static float attn_scale(const lma_config *c) {
+    double af = lma_config_rope_attention_factor(c);
+    return (float)(af * af / sqrt((double)c->head_dim));
+}
+
+/* dynamic rope: inverse frequencies for sequences of L positions, recomputed as
+ * transformers' dynamic_rope_update does (on growth past the length they were made for,
+ * and back to the original below max_position_embeddings) */
+static void rope_update(lma_model *m, int L) {
+    const lma_config *c = &m->cfg;
+    if (c->rope_type != LMA_ROPE_DYNAMIC) return;
+    int orig = c->max_position_embeddings, len = m->rope_len ? m->rope_len : orig;
+    if (L > len) len = L;
+    else if (L < orig && len > orig) len = orig;
+    else return;
+    float inv[1024];
+    if (c->head_dim / 2 > 1024) return;
+    lma_config_rope_inv_freq_len(c, len, inv);
+    m->be->upload(m->inv_freq, inv, sizeof(float) * (size_t)(c->head_dim / 2));
+    m->rope_len = len;
+}
+
+lma_status lma_model_set_rope_scaling(lma_model *m, const char *spec) {
+    lma_config *c = &m->cfg;
+    const char *colon = strchr(spec, ':');
+    char *end = NULL;
+    double f = colon ? strtod(colon + 1, &end) : 0;
+    static const char *const names[] = {"linear", "dynamic", "yarn", "llama3"};
+    static const lma_rope_type types[] = {LMA_ROPE_LINEAR, LMA_ROPE_DYNAMIC, LMA_ROPE_YARN, LMA_ROPE_LLAMA3};
+    int k = -1;
+    for (int i = 0; colon && i < 4; i++)
+        if ((size_t)(colon - spec) == strlen(names[i]) && !strncmp(spec, names[i], strlen(names[i]))) k = i;
+    if (k < 0 || !end || *end || !(f > 1) || !isfinite(f) || f > 1024)
+        return lma_error(LMA_ERR_ARG, "rope scaling '%s': give TYPE:FACTOR with TYPE linear, dynamic, yarn or llama3 and "
+                         "FACTOR in (1, 1024]", spec);
+    if (c->rope_type == types[k] && c->rope_factor == f) return LMA_OK; /* a resumed run's config already has it */
+    if (c->rope_type != LMA_ROPE_DEFAULT)
+        return lma_error(LMA_ERR_UNSUPPORTED, "the model already has rope scaling (%s); scaling it again is not supported",
+                         names[c->rope_type == LMA_ROPE_LINEAR ? 0 : c->rope_type == LMA_ROPE_DYNAMIC ? 1 :
+                               c->rope_type == LMA_ROPE_YARN ? 2 : 3]);
+    c->rope_type = types[k];
+    c->rope_factor = f;
+    if (c->rope_type == LMA_ROPE_YARN || c->rope_type == LMA_ROPE_LLAMA3) {
+        c->rope_original_max_pos = c->max_position_embeddings;
+        double mp = c->max_position_embeddings * f;
+        c->max_position_embeddings = mp > INT_MAX ? INT_MAX : (int)mp;
+        c->rope_low_freq_factor = 1; c->rope_high_freq_factor = 4; /* Llama 3.1's */
+        c->rope_beta_fast = 32; c->rope_beta_slow = 1; c->rope_truncate = 1;
+        c->rope_attention_factor = 0.1 * log(f) + 1.0;
+    }
+    float inv[1024];
+    if (c->head_dim / 2 > 1024) return lma_error(LMA_ERR_UNSUPPORTED, "head_dim %d is too large", c->head_dim);
+    lma_config_rope_inv_freq(c, inv);
+    m->be->upload(m->inv_freq, inv, sizeof(float) * (size_t)(c->head_dim / 2));
+    m->rope_len = 0;
+    return LMA_OK;
+}
+
 static void layer_forward(const lma_model *m, int l, const layer_io *io, int N, const int32_t *pos, const attn_ctx *ac,
                           int recompute) {
     const lma_config *c = &m->cfg;
@@ -456,7 +516,7 @@ static void layer_forward(const lma_model *m, int l, const layer_io *io, int N, 
     const lma_layer_tensors *w = &m->w.layers[l];
     int C = c->hidden_size, I = c->intermediate_size, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
     int QD = NH * HD, KVD = NKV * HD;
-    float eps = (float)c->rms_norm_eps, scale = 1.0f / sqrtf((float)HD);
+    float eps = (float)c->rms_norm_eps, scale = attn_scale(c);
     be->rmsnorm_fwd(io->ln1, io->rstd1, io->x, w->attn_norm, N, C, eps);
     if (c->qk_norm) {
         proj_fwd(m, l, LMA_PROJ_Q, io->q_raw, io->ln1, w->wq, w->bq, N, C, QD);
@@ -521,6 +581,7 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
         return lma_error(LMA_ERR_UNSUPPORTED, "sequence of %d tokens exceeds sliding_window %d (not implemented)", T,
                          c->sliding_window);
     LMA_TRY(ensure_acts(m, B, T));
+    rope_update(m, T);
     if (m->lora) LMA_TRY(m->lora_hooks->begin(m->lora, be, B * T, want_grad));
     m->lora_train = want_grad && m->lora;
     lma_acts *a = m->acts;
@@ -623,7 +684,7 @@ lma_status lma_model_backward(lma_model *m) {
     lma_acts *a = m->acts;
     int B = m->B, T = m->T, N = B * T, C = c->hidden_size, I = c->intermediate_size;
     int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, QD = NH * HD, KVD = NKV * HD;
-    float scale = 1.0f / sqrtf((float)HD);
+    float scale = attn_scale(c);
     const int32_t *seg = m->has_seg ? m->d_seg : NULL;
     size_t es = (size_t)be->act_bytes, NC = (size_t)N * C * es;
 
@@ -785,6 +846,7 @@ lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_
     if (c->sliding_window > 0 && kv->len + n > c->sliding_window)
         return lma_error(LMA_ERR_UNSUPPORTED, "context of %d tokens exceeds sliding_window %d (not implemented)",
                          kv->len + n, c->sliding_window);
+    rope_update(m, kv->len + n);
     int C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size, NH = c->n_heads, NKV = c->n_kv_heads;
     int HD = c->head_dim, QD = NH * HD, KVD = NKV * HD, n_out = all_logits ? n : 1;
     if (m->lora) LMA_TRY(m->lora_hooks->begin(m->lora, be, n, 0));

@@ -40,6 +40,7 @@ struct lma_model {
                                                 when be->act_bytes == 4) */
     lma_tensors w, g;                        /* carved views of wact (act) / grads (fp32) */
     float *inv_freq;                         /* (HD/2) RoPE frequencies with scaling */
+    int rope_len;                            /* dynamic rope: the length inv_freq was made for */
     /* activations for the current (B, T) */
     int B, T, cap_B, cap_T;
     void *act_mem;                            /* the activation block (bytes) */
@@ -161,4 +162,10 @@ lma_adamw_params lma_adamw_default_params(void);
  * gradient norm (returned, before clipping, in *grad_norm): the fp32 masters move and
  * their compute copies follow. LMA_ERR_NUMERIC (and no update) if the norm is not finite. */
 lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, float *grad_norm);
+/* Extends the context with RoPE scaling (a fine-tuning choice, written to config.json by
+ * lma_model_save as transformers reads it): spec "TYPE:FACTOR", TYPE linear | dynamic | yarn |
+ * llama3. linear and dynamic keep max_position_embeddings (transformers multiplies it by the
+ * factor); yarn and llama3 keep it as original_max_position_embeddings and state
+ * max_position_embeddings x FACTOR. LMA_ERR_ARG names what is wrong with spec. */
+lma_status lma_model_set_rope_scaling(lma_model *m, const char *spec);
 #endif
