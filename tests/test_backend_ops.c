@@ -492,6 +492,8 @@ static void test_cpu_vs_ref(void) {
     cmp_matmul(7, 13, 11, 1);
     cmp_matmul(67, 45, 131, 1);
     cmp_matmul(130, 96, 70, 0);
+    cmp_matmul(12, 384, 384, 1);  /* threaded, split by columns: the bias waits for every slice */
+    cmp_matmul(200, 384, 160, 1); /* threaded, split by rows */
     cmp_rope(7, 4, 6);
     cmp_rope(37, 3, 64);
     cmp_attention(2, 9, 4, 2, 6, 1);
