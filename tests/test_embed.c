@@ -69,7 +69,7 @@ static void check_vectors(const float *got, const float *want, int n, const char
         CHECK(c >= 0.9999, "%s: sentence %d cosine %.7f", what, i, c);
         if (c < worst) worst = c;
     }
-    printf("%s: worst cosine over %d sentences %.8f\n", what, n, worst);
+    printf("%s: worst cosine over %d sentences: 1 - %.2e\n", what, n, 1 - worst);
 }
 
 int main(void) {
