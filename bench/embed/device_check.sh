@@ -36,10 +36,11 @@ cases = json.load(open("tests/ref/embed/cases.json"))
 texts = [bytes.fromhex(c["hex"]).decode() for c in cases["sentences"]]
 raw = open("tests/ref/embed/embeddings.f32", "rb").read()
 want = [struct.unpack_from("<384f", raw, 4 * 384 * i) for i in range(len(texts))]
-inp = "".join(json.dumps({"text": t}) + "\n" for t in texts)
+with open("/tmp/lma_embed_fixture.jsonl", "w") as f:
+    f.write("".join(json.dumps({"text": t}) + "\n" for t in texts))
 for dev in ("cuda-fp32", "cuda"):
-    out = subprocess.run([lma, "embed", "--model", model, "--file", "/dev/stdin", "--json", "-q", "--device", dev],
-                         input=inp.encode(), capture_output=True).stdout.decode().splitlines()
+    out = subprocess.run([lma, "embed", "--model", model, "--file", "/tmp/lma_embed_fixture.jsonl", "--json", "-q",
+                          "--device", dev], capture_output=True).stdout.decode().splitlines()
     worst = 1.0
     for line, w in zip(out, want):
         v = json.loads(line)["embedding"]
