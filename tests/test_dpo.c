@@ -252,6 +252,44 @@ static int same_file(const char *a, const char *b) {
     return ok;
 }
 
+/* --resume takes the reference log-probs from the run's cache: a cache whose chosen
+ * log-probs are raised by 10 lowers every later chosen reward by beta * 10 = 1. */
+static void test_cache_reused(const char *base, const char *data, const char *done_run) {
+    char c[256], cmd[1200], path[512];
+    snprintf(c, sizeof c, "%s/kill_cache", tmp);
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s && rm -rf %s/final %s/ckpt-000016 && printf 'ckpt-000014\\n' > %s/latest",
+             c, done_run, c, c, c, c);
+    CHECK(system(cmd) == 0, "roll a copy back to step 14");
+    snprintf(path, sizeof path, "%s/reference_logps.json", c);
+    char *text = NULL;
+    CHECK_OK(lma_read_file(path, &text, NULL));
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    cJSON *tr = j ? cJSON_GetObjectItem(j, "train") : NULL;
+    int i = 0;
+    for (cJSON *x = tr ? tr->child : NULL; x; x = x->next, i++)
+        if (i % 2 == 0) cJSON_SetNumberValue(x, x->valuedouble + 10);
+    char *out = j ? cJSON_PrintUnformatted(j) : NULL;
+    CHECK(out && lma_write_file_atomic(path, out, strlen(out)) == LMA_OK, "rewrite the cache");
+    free(out);
+    cJSON_Delete(j);
+    char *args[] = {(char *)LMA_CLI, "dpo", "--model", (char *)base, "--data", (char *)data, "--resume", c,
+                    "--steps", "16", "--batch", "2", "--seq", "64", "--save-every", "2", "--keep", "2", "--threads",
+                    "2", "--device", "cpu", "--lr", "1e-3", "--warmup", "2", NULL};
+    CHECK(run_cli(args, 0) == 0, "resume with an edited cache");
+    cJSON *ma[20] = {0}, *mc[20] = {0};
+    int na = read_metrics(done_run, ma, 20), nc = read_metrics(c, mc, 20);
+    CHECK(na == 16 && nc == 16, "both runs logged 16 steps (%d, %d)", na, nc);
+    if (na == 16 && nc == 16) {
+        double d15 = mval(mc[14], "reward_chosen") - mval(ma[14], "reward_chosen");
+        double d14 = mval(mc[13], "reward_chosen") - mval(ma[13], "reward_chosen");
+        CHECK(fabs(d15 + 1.0) < 1e-6 && d14 == 0, "the resumed run used the cached reference (reward shift %.9g at "
+              "step 15, %g at step 14)", d15, d14);
+    }
+    for (int k = 0; k < na; k++) cJSON_Delete(ma[k]);
+    for (int k = 0; k < nc; k++) cJSON_Delete(mc[k]);
+}
+
 static void test_kill_resume(const char *base, const char *data) {
     char a[256], b[256], pa[512], pb[512];
     snprintf(a, sizeof a, "%s/kill_full", tmp);
@@ -291,6 +329,7 @@ static void test_kill_resume(const char *base, const char *data) {
     snprintf(pa, sizeof pa, "%s/final/model.safetensors", a);
     snprintf(pb, sizeof pb, "%s/final/model.safetensors", b);
     CHECK(same_file(pa, pb), "the final models are byte-identical");
+    test_cache_reused(base, data, a);
 }
 
 int main(int argc, char **argv) {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/io.h"
 
 /* log sigmoid(x), stable for large |x| */
@@ -103,33 +104,45 @@ lma_status lma_dpo_reference(lma_model *m, const lma_pref_set *s, int B, int T, 
 
 /* ---- reference cache -------------------------------------------------------------- */
 
-static cJSON *logps_json(const lma_pref_set *s, const double *x) {
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && s && i < 2 * lma_pref_count(s); i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
-    return a;
-}
-
 static void fp_text(const lma_pref_set *s, char *buf, size_t cap) {
     snprintf(buf, cap, "%016llx", s ? (unsigned long long)lma_pref_fingerprint(s) : 0ULL);
 }
 
+/* "key": [x, ...] with %.17g (exact round trip; cJSON's printer is not: it keeps 15 digits
+ * when they read back within a relative epsilon) */
+static lma_status put_logps(lma_buf *b, const char *key, const lma_pref_set *s, const double *x) {
+    char num[40];
+    int k = snprintf(num, sizeof num, ", \"%s\": [", key);
+    LMA_TRY(lma_buf_append(b, num, (size_t)k));
+    for (size_t i = 0; s && i < 2 * lma_pref_count(s); i++) {
+        k = snprintf(num, sizeof num, "%s%.17g", i ? ", " : "", x[i]);
+        LMA_TRY(lma_buf_append(b, num, (size_t)k));
+    }
+    return lma_buf_append(b, "]", 1);
+}
+
 lma_status lma_dpo_cache_save(const char *path, const lma_pref_set *train, const lma_pref_set *val,
                               const double *ref_train, const double *ref_val, const char *reference) {
-    char a[32], b[32];
+    char a[32], c[32];
     fp_text(train, a, sizeof a);
-    fp_text(val, b, sizeof b);
-    cJSON *j = cJSON_CreateObject();
-    if (!j) return lma_error(LMA_ERR_NOMEM, "out of memory");
-    cJSON_AddStringToObject(j, "reference", reference);
-    cJSON_AddStringToObject(j, "train_fingerprint", a);
-    cJSON_AddStringToObject(j, "val_fingerprint", b);
-    cJSON_AddItemToObject(j, "train", logps_json(train, ref_train));
-    cJSON_AddItemToObject(j, "val", logps_json(val, ref_val));
-    char *text = cJSON_PrintUnformatted(j); /* %.17g where %.15g does not round-trip: exact */
-    cJSON_Delete(j);
-    if (!text) return lma_error(LMA_ERR_NOMEM, "out of memory");
-    lma_status s = lma_write_file_atomic(path, text, strlen(text));
-    free(text);
+    fp_text(val, c, sizeof c);
+    cJSON *ref = cJSON_CreateString(reference);
+    char *rs = ref ? cJSON_PrintUnformatted(ref) : NULL; /* the name, escaped */
+    cJSON_Delete(ref);
+    if (!rs) return lma_error(LMA_ERR_NOMEM, "out of memory");
+    lma_buf b = {0};
+    char head[160];
+    snprintf(head, sizeof head, "\"train_fingerprint\": \"%s\", \"val_fingerprint\": \"%s\"", a, c);
+    lma_status s = lma_buf_append(&b, "{\"reference\": ", 14);
+    if (s == LMA_OK) s = lma_buf_append(&b, rs, strlen(rs));
+    if (s == LMA_OK) s = lma_buf_append(&b, ", ", 2);
+    if (s == LMA_OK) s = lma_buf_append(&b, head, strlen(head));
+    if (s == LMA_OK) s = put_logps(&b, "train", train, ref_train);
+    if (s == LMA_OK) s = put_logps(&b, "val", val, ref_val);
+    if (s == LMA_OK) s = lma_buf_append(&b, "}\n", 2);
+    if (s == LMA_OK) s = lma_write_file_atomic(path, b.p, b.len);
+    free(rs);
+    lma_buf_free(&b);
     return s;
 }
 
