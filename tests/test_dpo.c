@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include "core/io.h"
 #include "core/rng.h"
+#include "data/curate/curate.h"
 #include "data/prefs.h"
 #include "model/presets.h"
 #include "model/safetensors.h"
@@ -24,6 +25,11 @@
 #include "test.h"
 
 static char tmp[64];
+
+static double mval_(const cJSON *j, const char *k) {
+    const cJSON *x = j ? cJSON_GetObjectItem(j, k) : NULL;
+    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
 static cJSON *expected;
 
 static const char *fixture(const char *rel) {
@@ -128,6 +134,31 @@ static void test_math(const lma_backend *be, const char *bname, const lma_pref_s
     free(rl);
     lma_model_free(ref);
     lma_model_free(m);
+}
+
+/* data validate names the preference layouts and flags replies that are not assistant
+ * turns and prompts of the other kind */
+static void test_validate(void) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/validate.jsonl", tmp);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cp %s %s", fixture("dpo/pairs.jsonl"), path);
+    CHECK(system(cmd) == 0, "copy pairs");
+    FILE *f = test_fopen(path, "a");
+    fputs("{\"prompt\": \"Hi\", \"chosen\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", "
+          "\"content\": \"Hello\"}], \"rejected\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": "
+          "\"assistant\", \"content\": \"Go away\"}]}\n", f);
+    fputs("{\"prompt\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"chosen\": [{\"role\": \"user\", \"content\": "
+          "\"Hello\"}], \"rejected\": [{\"role\": \"assistant\", \"content\": \"Go away\"}]}\n", f);
+    fclose(f);
+    cJSON *sum = NULL;
+    CHECK_OK(lma_data_validate(path, NULL, &sum));
+    const cJSON *pf = sum ? cJSON_GetObjectItem(sum, "preference_formats") : NULL, *c = sum ? cJSON_GetObjectItem(sum, "counts") : NULL;
+    CHECK(mval_(pf, "trl_conversational") == 3 && mval_(pf, "trl_conversational (implicit prompt)") == 2 &&
+          mval_(pf, "trl_plain_text") == 1 && mval_(pf, "openai") == 1, "preference formats counted");
+    CHECK(mval_(c, "preference_reply_role") == 1 && mval_(c, "preference_prompt_kind") == 1,
+          "a user turn as reply is an error, a string prompt with list replies a warning");
+    cJSON_Delete(sum);
 }
 
 /* ---- CLI ---------------------------------------------------------------------- */
@@ -255,7 +286,7 @@ static int same_file(const char *a, const char *b) {
 /* --resume takes the reference log-probs from the run's cache: a cache whose chosen
  * log-probs are raised by 10 lowers every later chosen reward by beta * 10 = 1. */
 static void test_cache_reused(const char *base, const char *data, const char *done_run) {
-    char c[256], cmd[1200], path[512];
+    char c[256], cmd[2048], path[512];
     snprintf(c, sizeof c, "%s/kill_cache", tmp);
     snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s && rm -rf %s/final %s/ckpt-000016 && printf 'ckpt-000014\\n' > %s/latest",
              c, done_run, c, c, c, c);
@@ -356,6 +387,7 @@ int main(int argc, char **argv) {
 
     snprintf(tmp, sizeof tmp, "/tmp/lma_dpo_XXXXXX");
     CHECK(mkdtemp(tmp) != NULL, "mkdtemp");
+    test_validate();
     test_lr0();
     char base[256], data[256];
     snprintf(base, sizeof base, "%s/base", tmp);

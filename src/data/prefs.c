@@ -108,6 +108,18 @@ static lma_status encode_plain(const lma_tokenizer *tok, const char *p, size_t n
 
 static int is_list(const lma_ex_msg *m, size_t n) { return n > 0 && m[0].json != NULL; }
 
+lma_pref_kind lma_pref_classify(const lma_example *ex, int *implicit) {
+    int openai = ex->json && cJSON_GetObjectItemCaseSensitive(ex->json, "input") != NULL;
+    int conv = openai || is_list(ex->chosen, ex->n_chosen);
+    *implicit = !openai && (ex->n_msgs == 0 || is_list(ex->msgs, ex->n_msgs) != conv);
+    return openai ? LMA_PREF_OPENAI : conv ? LMA_PREF_CONVERSATIONAL : LMA_PREF_PLAIN;
+}
+
+const char *lma_pref_kind_name(lma_pref_kind k) {
+    static const char *const n[] = {"trl_conversational", "trl_plain_text", "openai"};
+    return k < LMA_PREF_KIND_COUNT ? n[k] : "?";
+}
+
 static lma_status add_pair(lma_pref_set *s, const lma_example *ex, const lma_tokenizer *tok, const lma_pref_params *p,
                            lma_pref_stats *st) {
     if (ex->format != LMA_EXF_PREFERENCE)
@@ -117,12 +129,12 @@ static lma_status add_pair(lma_pref_set *s, const lma_example *ex, const lma_tok
         return lma_error(LMA_ERR_FORMAT, "%s:%lld: empty chosen or rejected reply", ex->file, (long long)ex->line);
     const lma_ex_msg *pm = ex->msgs, *cm = ex->chosen, *rm = ex->rejected;
     size_t np = ex->n_msgs, nc = ex->n_chosen, nr = ex->n_rejected;
-    int conv = is_list(cm, nc) || cJSON_GetObjectItemCaseSensitive(ex->json, "input") != NULL;
+    int implicit = 0, conv = lma_pref_classify(ex, &implicit) != LMA_PREF_PLAIN;
     int32_t *ids[3] = {0};
     size_t n[3] = {0};
     lma_status r;
     if (conv) {
-        if (np == 0 || !is_list(pm, np)) { /* implicit prompt: the common leading messages (TRL extract_prompt) */
+        if (implicit) { /* the common leading messages are the prompt (TRL extract_prompt) */
             size_t k = 0;
             while (k < nc && k < nr && same_msg(&cm[k], &rm[k])) k++;
             pm = cm; np = k; cm += k; nc -= k; rm += k; nr -= k;
@@ -135,7 +147,7 @@ static lma_status add_pair(lma_pref_set *s, const lma_example *ex, const lma_tok
     } else {
         const char *pt = np ? pm[0].text : "", *ct = cm[0].text, *rt = rm[0].text;
         size_t pl = np ? pm[0].len : 0, cl = cm[0].len, rl = rm[0].len;
-        if (np == 0) { /* implicit prompt: the common leading characters, less a trailing space */
+        if (implicit) { /* the common leading characters, less a trailing space, are the prompt */
             size_t k = 0;
             while (k < cl && k < rl && ct[k] == rt[k]) k++;
             if (k > 0 && k < cl && k < rl && ct[k - 1] == ' ') k--;

@@ -30,7 +30,16 @@
 #define LMA_DATA_PREFS_H
 #include <cjson/cJSON.h>
 #include "core/rng.h"
+#include "data/example.h"
 #include "tok/tokenizer.h"
+
+
+typedef enum { LMA_PREF_CONVERSATIONAL = 0, LMA_PREF_PLAIN, LMA_PREF_OPENAI, LMA_PREF_KIND_COUNT } lma_pref_kind;
+/* The kind of a preference record (ex->format LMA_EXF_PREFERENCE); *implicit = 1 when its
+ * prompt is the replies' common start: no prompt, or one of the other kind than the replies
+ * (TRL maybe_extract_prompt). */
+lma_pref_kind lma_pref_classify(const lma_example *ex, int *implicit);
+const char *lma_pref_kind_name(lma_pref_kind k); /* "trl_conversational", "trl_plain_text", "openai" */
 
 typedef struct {
     const char *template_spec; /* chat format name or template; NULL: the tokenizer's */
