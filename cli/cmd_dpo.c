@@ -46,11 +46,13 @@ int cmd_dpo(int argc, char **argv) {
     cli_train_opts_init(&to);
     to.tp.sched.lr = 1e-6; to.tp.B = 4; to.tp.T = 1024;
     to.tp.eval_batches = 0;
+    to.lora.dropout = 0; /* TRL's DPOConfig disables dropout (disable_dropout=True), LoRA's included */
     const char *model = NULL, *data = NULL, *val = NULL, *tmpl = NULL, *ref_model = NULL;
     lma_dpo_params dp = {.beta = 0.1, .label_smoothing = 0, .loss = LMA_DPO_SIGMOID};
     int loss = LMA_DPO_SIGMOID;
     cli_opt own[] = {
-        CLI_OPT_MODEL(&model, "the policy to train (and the reference, unless --ref-model): HF folder, .gguf or short name"),
+        CLI_OPT_MODEL(&model, "policy to train (and reference, unless --ref-model): HF folder,\n"
+                      ".gguf or short name"),
         CLI_STR("data", 0, &data, "FILE", "preference pairs (JSONL, or a JSON array)", .flags = CLI_REQUIRED),
         CLI_STR("val", 0, &val, "FILE", "validation pairs (DPO loss every --eval-every steps)"),
         CLI_STR("ref-model", 0, &ref_model, "R", "reference model (default: --model; with lora/qlora the base with\n"

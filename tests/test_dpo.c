@@ -60,7 +60,7 @@ static void test_tokenize(const lma_pref_set *s) {
 
 /* loss and gradients of each fixture case on backend be; tol_* relative */
 static void test_math(const lma_backend *be, const char *bname, const lma_pref_set *s, double tol_lp, double tol_loss,
-                      double tol_grad) {
+                      double tol_grad, int grad_ckpt) {
     int B = (int)lma_pref_count(s), T = 64;
     size_t n = lma_pref_count(s);
     lma_model *ref = NULL, *m = NULL;
@@ -77,6 +77,7 @@ static void test_math(const lma_backend *be, const char *bname, const lma_pref_s
     }
     CHECK(worst < tol_lp, "%s: reference log-probs of the other model match (worst rel err %.2e)", bname, worst);
     CHECK_OK(lma_model_enable_training(m));
+    m->grad_ckpt = grad_ckpt; /* activation checkpointing: the same gradients */
     lma_st_file *gf = NULL;
     CHECK_OK(lma_st_open(fixture("dpo/grads.safetensors"), &gf));
     const cJSON *cases = cJSON_GetObjectItem(expected, "losses");
@@ -211,13 +212,16 @@ static void test_lr0(void) {
         char *args[] = {(char *)LMA_CLI, "dpo", "--model", (char *)fixture("models/dpo_policy"), "--ref-model",
                         (char *)fixture("models/dpo_ref"), "--data", (char *)fixture("dpo/pairs.jsonl"), "--out", run,
                         "--steps", "1", "--batch", "5", "--seq", "64", "--lr", "0", "--threads", "2", "--device", "cpu",
-                        "--loss", (char *)names[i], "--beta", beta, NULL};
+                        "--loss", (char *)names[i], "--beta", beta, "--val", (char *)fixture("dpo/pairs.jsonl"), NULL};
         CHECK(run_cli(args, 0) == 0, "dpo --lr 0 --loss %s runs", names[i]);
         cJSON *ml[4] = {0};
         int n = read_metrics(run, ml, 4);
         double got = n ? mval(ml[0], "loss") : NAN, want = cJSON_GetObjectItem(c, "loss")->valuedouble;
         CHECK(n == 1 && fabs(got - want) / want < 1e-5, "--lr 0 %s: step-1 loss %.9g equals the reference %.9g", names[i],
               got, want);
+        double vl = n ? mval(ml[0], "val_loss") : NAN; /* the same pairs as validation, the model unchanged */
+        CHECK(fabs(vl - want) / want < 1e-5, "--lr 0 %s: validation loss %.9g equals the reference %.9g", names[i], vl,
+              want);
         for (int k = 0; k < n; k++) cJSON_Delete(ml[k]);
     }
 }
@@ -378,8 +382,9 @@ int main(int argc, char **argv) {
     if (s) {
         CHECK(st.conversational == 4 && st.plain == 1, "formats: %zu conversational, %zu plain", st.conversational, st.plain);
         test_tokenize(s);
-        test_math(lma_backend_ref(), "ref", s, 1e-6, 1e-6, 5e-6);
-        test_math(lma_backend_cpu(), "cpu", s, 1e-5, 1e-5, 1e-4);
+        test_math(lma_backend_ref(), "ref", s, 1e-6, 1e-6, 5e-6, 0);
+        test_math(lma_backend_cpu(), "cpu", s, 1e-5, 1e-5, 1e-4, 0);
+        test_math(lma_backend_cpu(), "cpu+ckpt", s, 1e-5, 1e-5, 1e-4, 1);
     }
     lma_pref_free(s);
     lma_tok_free(tok);
