@@ -58,6 +58,48 @@ static void test_tokenize(const lma_pref_set *s) {
     }
 }
 
+/* batches: row 2i chosen and 2i+1 rejected of the same pair, targets on completion tokens
+ * only, every pair once an epoch, longest pairs first (one window holds the 5 pairs) */
+static void test_batches(const lma_pref_set *s) {
+    int B = 2, T = 64, n = (int)lma_pref_count(s);
+    lma_pref_batcher *b = NULL;
+    CHECK_OK(lma_pref_batcher_create(s, B, T, 7, 3, 1, 0, &b));
+    if (!b) return;
+    int32_t ids[2 * 2 * 64], tg[2 * 2 * 64], seg[2 * 2 * 64];
+    int64_t pair[2];
+    int seen[16] = {0}, ok = 1, prev = 1 << 30, sorted = 1;
+    for (int k = 0; k < 3; k++) { /* 3 batches = 6 slots: the epoch's 5 pairs, then the next epoch's first */
+        int np = 0, w = 0;
+        CHECK_OK(lma_pref_batcher_next(b, ids, tg, seg, pair, &np, &w));
+        for (int i = 0; i < B; i++) {
+            if (k * B + i >= n) continue;
+            seen[pair[i]]++;
+            for (int which = 0; which < 2; which++) {
+                const int32_t *row, *t = tg + (size_t)(2 * i + which) * T, *x = ids + (size_t)(2 * i + which) * T;
+                size_t len, st;
+                lma_pref_row(s, (size_t)pair[i], which, &row, &len, &st);
+                for (int c = 0; c < T; c++) {
+                    int32_t want_t = (size_t)c + 1 < len && (size_t)c + 1 >= st ? row[c + 1] : -100;
+                    if (x[c] != ((size_t)c < len ? row[c] : 7) || t[c] != want_t) ok = 0;
+                }
+            }
+            const int32_t *r0, *r1;
+            size_t l0, l1, s0, s1;
+            lma_pref_row(s, (size_t)pair[i], 0, &r0, &l0, &s0);
+            lma_pref_row(s, (size_t)pair[i], 1, &r1, &l1, &s1);
+            int len = (int)(l0 > l1 ? l0 : l1);
+            if (len > prev) sorted = 0;
+            prev = len;
+        }
+    }
+    int once = 1;
+    for (int i = 0; i < n; i++) once &= seen[i] == 1;
+    CHECK(ok, "rows: chosen then rejected of each pair, padded with the pad id, targets on the completion only");
+    CHECK(once, "every pair once in the epoch");
+    CHECK(sorted, "pairs come longest first within the window");
+    lma_pref_batcher_free(b);
+}
+
 /* loss and gradients of each fixture case on backend be; tol_* relative */
 static void test_math(const lma_backend *be, const char *bname, const lma_pref_set *s, double tol_lp, double tol_loss,
                       double tol_grad, int grad_ckpt) {
@@ -382,6 +424,7 @@ int main(int argc, char **argv) {
     if (s) {
         CHECK(st.conversational == 4 && st.plain == 1, "formats: %zu conversational, %zu plain", st.conversational, st.plain);
         test_tokenize(s);
+        test_batches(s);
         test_math(lma_backend_ref(), "ref", s, 1e-6, 1e-6, 5e-6, 0);
         test_math(lma_backend_cpu(), "cpu", s, 1e-5, 1e-5, 1e-4, 0);
         test_math(lma_backend_cpu(), "cpu+ckpt", s, 1e-5, 1e-5, 1e-4, 1);

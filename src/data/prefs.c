@@ -224,11 +224,14 @@ uint64_t lma_pref_fingerprint(const lma_pref_set *s) {
 
 /* ---- batcher ------------------------------------------------------------------ */
 
+typedef struct { size_t len, pos, id; } len_key;
+
 struct lma_pref_batcher {
     const lma_pref_set *set;
     int B, T, shuffle, single_pass;
     int32_t pad;
     size_t *order; /* (n) this epoch's pair order */
+    len_key *key;  /* (n) sorting scratch */
     size_t epoch, pos;
     lma_rng rng;   /* state that ordered this epoch */
     lma_rng next_rng;
@@ -239,13 +242,17 @@ static size_t pair_len(const lma_pref_set *s, size_t i) {
     return a > b ? a : b;
 }
 
-/* stable insertion sort of order[lo, hi) by pair length, longest first */
-static void sort_window(const lma_pref_set *s, size_t *o, size_t n) {
-    for (size_t i = 1; i < n; i++) {
-        size_t x = o[i], lx = pair_len(s, x), j = i;
-        while (j > 0 && pair_len(s, o[j - 1]) < lx) { o[j] = o[j - 1]; j--; }
-        o[j] = x;
-    }
+static int by_len_desc(const void *a, const void *b) { /* longest first; ties keep their order */
+    const len_key *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? 1 : -1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* o[0..n) sorted by pair length, longest first (stable); key: n scratch entries */
+static void sort_window(const lma_pref_set *s, size_t *o, size_t n, len_key *key) {
+    for (size_t i = 0; i < n; i++) key[i] = (len_key){pair_len(s, o[i]), i, o[i]};
+    qsort(key, n, sizeof *key, by_len_desc);
+    for (size_t i = 0; i < n; i++) o[i] = key[i].id;
 }
 
 static void make_order(lma_pref_batcher *b) {
@@ -258,7 +265,7 @@ static void make_order(lma_pref_batcher *b) {
             size_t t = b->order[i - 1]; b->order[i - 1] = b->order[j]; b->order[j] = t;
         }
     size_t w = b->shuffle ? (size_t)64 * b->B : n;
-    for (size_t i = 0; i < n; i += w) sort_window(b->set, b->order + i, n - i < w ? n - i : w);
+    for (size_t i = 0; i < n; i += w) sort_window(b->set, b->order + i, n - i < w ? n - i : w, b->key);
     b->next_rng = r;
 }
 
@@ -270,7 +277,8 @@ lma_status lma_pref_batcher_create(const lma_pref_set *s, int B, int T, int32_t 
     if (!b) return LMA_ERR_NOMEM;
     b->set = s; b->B = B; b->T = T; b->pad = pad_id; b->shuffle = shuffle; b->single_pass = single_pass;
     b->order = lma_calloc(s->n ? s->n : 1, sizeof *b->order, "preference order");
-    if (!b->order) { lma_pref_batcher_free(b); return LMA_ERR_NOMEM; }
+    b->key = lma_calloc(s->n ? s->n : 1, sizeof *b->key, "preference order");
+    if (!b->order || !b->key) { lma_pref_batcher_free(b); return LMA_ERR_NOMEM; }
     lma_rng_seed(&b->rng, seed);
     make_order(b);
     *out = b;
@@ -279,7 +287,7 @@ lma_status lma_pref_batcher_create(const lma_pref_set *s, int B, int T, int32_t 
 
 void lma_pref_batcher_free(lma_pref_batcher *b) {
     if (!b) return;
-    free(b->order); free(b);
+    free(b->order); free(b->key); free(b);
 }
 
 void lma_pref_batcher_rewind(lma_pref_batcher *b) { b->pos = 0; }
