@@ -23,7 +23,7 @@ answers() { # $1: label, then --adapter DIR or nothing
 [ -n "$SKIP_BEFORE" ] || answers before > $D/before.jsonl
 $LMA data validate $D/prefs.jsonl
 $LMA dpo --model $M --data $D/prefs.jsonl --out $RUN --method lora --lora-r 16 --lora-alpha 32 \
-    --steps 12 --batch 4 --seq 256 --lr 2e-4 --warmup 2 --beta 0.1 --save-every 6 --device cpu
+    --steps ${STEPS:-10} --batch 4 --seq 256 --lr ${LR:-1e-4} --warmup 2 --beta ${BETA:-0.1} --save-every 6 --device cpu
 answers after --adapter $RUN/final > $D/after.jsonl
 python3 - $D/before.jsonl $D/after.jsonl <<'PY'
 import json, sys
