@@ -106,8 +106,8 @@ static void test_math(const lma_backend *be, const char *bname, const lma_pref_s
     int B = (int)lma_pref_count(s), T = 64;
     size_t n = lma_pref_count(s);
     lma_model *ref = NULL, *m = NULL;
-    CHECK_OK(lma_model_load_ex(fixture("models/dpo_ref"), be, 0, &ref));
-    CHECK_OK(lma_model_load_ex(fixture("models/dpo_policy"), be, 0, &m));
+    CHECK_OK(lma_model_load_ex(fixture("dpo/models/ref"), be, 0, &ref));
+    CHECK_OK(lma_model_load_ex(fixture("dpo/models/policy"), be, 0, &m));
     if (!ref || !m) { lma_model_free(ref); lma_model_free(m); return; }
     double *rl = calloc(2 * n, sizeof *rl);
     CHECK_OK(lma_dpo_reference(ref, s, 2, T, 0, rl)); /* batches of 2 pairs: order-independent results */
@@ -251,8 +251,8 @@ static void test_lr0(void) {
         char run[256], beta[32];
         snprintf(run, sizeof run, "%s/lr0_%s", tmp, names[i]);
         snprintf(beta, sizeof beta, "%.17g", cJSON_GetObjectItem(c, "beta")->valuedouble);
-        char *args[] = {(char *)LMA_CLI, "dpo", "--model", (char *)fixture("models/dpo_policy"), "--ref-model",
-                        (char *)fixture("models/dpo_ref"), "--data", (char *)fixture("dpo/pairs.jsonl"), "--out", run,
+        char *args[] = {(char *)LMA_CLI, "dpo", "--model", (char *)fixture("dpo/models/policy"), "--ref-model",
+                        (char *)fixture("dpo/models/ref"), "--data", (char *)fixture("dpo/pairs.jsonl"), "--out", run,
                         "--steps", "1", "--batch", "5", "--seq", "64", "--lr", "0", "--threads", "2", "--device", "cpu",
                         "--loss", (char *)names[i], "--beta", beta, "--val", (char *)fixture("dpo/pairs.jsonl"), NULL};
         CHECK(run_cli(args, 0) == 0, "dpo --lr 0 --loss %s runs", names[i]);
@@ -416,7 +416,7 @@ int main(int argc, char **argv) {
     free(text);
     if (!expected) { CHECK(0, "fixture expected.json"); TEST_END(); }
     lma_tokenizer *tok = NULL;
-    CHECK_OK(lma_tok_load(fixture("models/dpo_policy"), &tok));
+    CHECK_OK(lma_tok_load(fixture("dpo/models/policy"), &tok));
     lma_pref_set *s = NULL;
     lma_pref_stats st;
     lma_pref_params pp = {.template_spec = NULL, .max_len = 64};

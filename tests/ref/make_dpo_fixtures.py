@@ -1,4 +1,5 @@
-"""DPO fixtures (tests/test_dpo.c): makes tests/ref/dpo/ and tests/ref/models/dpo_{policy,ref}.
+"""DPO fixtures (tests/test_dpo.c): makes tests/ref/dpo/ (models in tests/ref/dpo/models/{policy,ref}: not
+in tests/ref/models/, whose every folder test_model.c checks against transformers logits).
 
 Two tiny random Llama models on the tests/ref/tok/bl tokenizer (Llama 3 chat template, BOS
 added to plain text): the policy and a *different* reference model. A handful of preference
@@ -115,10 +116,10 @@ def dpo_loss(kind, beta, eps, pc, pr, rc, rr, nc, nr):
 
 def main():
     pol, ref = make_model(1), make_model(2)
-    for name, m in (("dpo_policy", pol), ("dpo_ref", ref)):
-        d = os.path.join(root, "models", name)
+    for name, m in (("policy", pol), ("ref", ref)):
+        d = os.path.join(root, "dpo", "models", name)
         m.save_pretrained(d, safe_serialization=True)
-        if name == "dpo_policy":
+        if name == "policy":
             tok.save_pretrained(d)
     pol, ref = pol.double(), ref.double()
     os.makedirs(os.path.join(root, "dpo"), exist_ok=True)
