@@ -89,6 +89,7 @@ static int do_validate(int argc, char **argv) {
                  "  message_missing_key, message_unrecognized_key, unrecognized_role, missing_content,\n"
                  "  empty_turn, example_missing_assistant_message, missing_user_message, role_order,\n"
                  "  last_turn_not_assistant, invalid_weight, chosen_equals_rejected,\n"
+                 "  preference_reply_role, preference_prompt_kind,\n"
                  "  stray_special_token, template_in_content, system_prompt_drift, answer_format_drift,\n"
                  "  too_long (with --tokenizer).\n",
         .groups = groups,
@@ -120,6 +121,7 @@ static int do_validate(int argc, char **argv) {
     printf("%s: %.0f examples, %.0f with errors; %.0f errors, %.0f warnings\n", in, getn(s, "examples"),
            getn(s, "examples_with_errors"), errs, warns);
     print_counts(cJSON_GetObjectItemCaseSensitive(s, "formats"), "formats");
+    print_counts(cJSON_GetObjectItemCaseSensitive(s, "preference_formats"), "preference formats");
     print_counts(cJSON_GetObjectItemCaseSensitive(s, "counts"), "findings");
     if (p.report_path) printf("report: %s\n", p.report_path);
     cJSON_Delete(s);

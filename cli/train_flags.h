@@ -39,7 +39,7 @@ void cli_train_opts_init(cli_train_opts *o);
 void cli_train_table(cli_train_opts *o, cli_opt t[CLI_TRAIN_NOPTS]);
 void cli_peft_table(cli_train_opts *o, cli_opt t[CLI_PEFT_NOPTS]);
 #define CLI_TRAIN_TITLE "Training options (shared by every training command):"
-#define CLI_PEFT_TITLE "Parameter-efficient fine-tuning (sft, cpt):"
+#define CLI_PEFT_TITLE "Parameter-efficient fine-tuning (sft, cpt, dpo):"
 #define CLI_TRAIN_EPILOG "Ctrl-C saves a checkpoint and exits; --resume continues bitwise-identically on CPU.\n"
 /* Right after parsing: --resume, --out, --min-lr (default --lr / 10) <= --lr, --steps
  * vs --epochs, --lora-targets; 0 ok, 2 usage error (printed). */

@@ -571,8 +571,10 @@ static layer_io layer_slots(const lma_model *m, int l) {
     return io;
 }
 
-lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *targets, const int32_t *seg,
-                             int B, int T, int want_grad, float grad_scale, float *mean_loss) {
+/* fuse_head: with want_grad, the loss head's backward runs inside the forward (mean
+ * cross-entropy); 0 leaves it to lma_model_head_backward (sequence-level objectives) */
+static lma_status forward(lma_model *m, const int32_t *ids, const int32_t *targets, const int32_t *seg, int B, int T,
+                          int want_grad, int fuse_head, float grad_scale, float *mean_loss) {
     const lma_config *c = &m->cfg;
     const lma_backend *be = m->be;
     if (want_grad && !targets) return lma_error(LMA_ERR_ARG, "a forward for training needs targets");
@@ -636,6 +638,8 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
     m->has_targets = targets != NULL;
     m->has_seg = seg != NULL;
     m->n_valid = n_valid;
+    m->head_pending = want_grad && !fuse_head;
+    if (!fuse_head) want_grad = 0; /* from here on: the head's own gradient */
     double total = 0;
     if (!targets) {
         /* logits wanted (lma_model_logits): the whole (N, V) block, allocated on demand */
@@ -674,11 +678,63 @@ lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *ta
     return LMA_OK;
 }
 
+lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *targets, const int32_t *seg,
+                             int B, int T, int want_grad, float grad_scale, float *mean_loss) {
+    return forward(m, ids, targets, seg, B, T, want_grad, 1, grad_scale, mean_loss);
+}
+
+lma_status lma_model_forward_seq(lma_model *m, const int32_t *ids, const int32_t *targets, const int32_t *seg, int B,
+                                 int T) {
+    if (!targets) return lma_error(LMA_ERR_ARG, "a sequence-level forward needs targets");
+    lma_status s = forward(m, ids, targets, seg, B, T, 1, 0, 1.0f, NULL);
+    if (s == LMA_ERR_NUMERIC) lma_clear_error(); /* the objective judges the per-token losses */
+    return s == LMA_ERR_NUMERIC ? LMA_OK : s;
+}
+
+lma_status lma_model_head_backward(lma_model *m, const float *row_scale) {
+    if (!m->head_pending) return lma_error(LMA_ERR_ARG, "head backward without lma_model_forward_seq");
+    const lma_backend *be = m->be;
+    lma_acts *a = m->acts;
+    const lma_tensors *G = m->frozen ? NULL : &m->g;
+    size_t N = (size_t)m->B * m->T, T = (size_t)m->T, C = m->cfg.hidden_size, V = m->cfg.vocab_size, R = a->head_rows;
+    size_t es = (size_t)be->act_bytes;
+    be->zero(a->dln, N * C * es);
+    for (size_t r0 = 0; r0 < N; r0 += R) {
+        size_t rows = N - r0 < R ? N - r0 : R;
+        const void *lnf = lma_at(a->lnf, r0 * C, es);
+        be->matmul_fwd(a->logits, lnf, m->w.lm_head, NULL, (int)rows, (int)C, (int)V);
+        for (size_t s0 = r0; s0 < r0 + rows;) { /* each sequence's part of the chunk, at its own scale */
+            size_t b = s0 / T, e = (b + 1) * T < r0 + rows ? (b + 1) * T : r0 + rows;
+            void *lg = lma_at(a->logits, (s0 - r0) * V, es);
+            be->cross_entropy(a->losses + s0, lg, lg, m->d_targets + s0, (int)(e - s0), (int)V, row_scale[b]);
+            s0 = e;
+        }
+        be->matmul_bwd(lma_at(a->dln, r0 * C, es), G ? G->lm_head : NULL, NULL, a->logits, lnf, m->w.lm_head, (int)rows,
+                       (int)C, (int)V);
+    }
+    m->head_pending = 0;
+    return lma_backend_sync(be);
+}
+
+lma_status lma_model_forward_base(lma_model *m, const int32_t *ids, const int32_t *targets, const int32_t *seg, int B,
+                                  int T) {
+    lma_lora *lo = m->lora;
+    const lma_adapter_hooks *h = m->lora_hooks;
+    m->lora = NULL; /* the base alone: the adapter is skipped, its state (dropout stream) untouched */
+    m->lora_hooks = NULL;
+    lma_status s = forward(m, ids, targets, seg, B, T, 0, 1, 1.0f, NULL);
+    m->lora = lo;
+    m->lora_hooks = h;
+    if (s == LMA_ERR_NUMERIC) lma_clear_error();
+    return s == LMA_ERR_NUMERIC ? LMA_OK : s;
+}
+
 lma_status lma_model_backward(lma_model *m) {
     const lma_config *c = &m->cfg;
     const lma_backend *be = m->be;
     if (!lma_model_trainable(m).grads || !m->acts || !m->has_targets || (m->lora && !m->lora_train))
         return lma_error(LMA_ERR_ARG, "backward without a training forward");
+    if (m->head_pending) return lma_error(LMA_ERR_ARG, "backward before lma_model_head_backward");
     static const lma_layer_tensors no_grads; /* frozen base: every parameter gradient NULL */
     const lma_tensors *G = m->frozen ? NULL : &m->g;
     lma_acts *a = m->acts;

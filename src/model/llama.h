@@ -52,6 +52,7 @@ struct lma_model {
     size_t full_logits_cap;
     int head_chunk_rows;                      /* rows of logits the loss head takes at a time; 0 = auto */
     int head_rows;                            /* the rows it took in the last forward with targets */
+    int head_pending;    /* the last forward (lma_model_forward_seq) awaits lma_model_head_backward */
     int grad_ckpt;       /* activation checkpointing: keep only each layer's input (the residual
                             stream) and recompute the layer in the backward; set before a forward */
     size_t act_cap_bytes;                     /* bytes of act_mem */
@@ -127,6 +128,23 @@ lma_status lma_model_enable_training(lma_model *m);
  * *mean_loss (may be NULL): mean over non-ignored targets (0 if none). */
 lma_status lma_model_forward(lma_model *m, const int32_t *ids, const int32_t *targets, const int32_t *seg,
                              int B, int T, int want_grad, float grad_scale, float *mean_loss);
+/* Sequence-level objectives (DPO, train/dpo.h), whose gradient per token depends on the
+ * whole sequence's log-probability:
+ *   lma_model_forward_seq    the training forward of lma_model_forward (dropout on,
+ *                            activations kept) without the loss head's backward; the
+ *                            per-token losses -log p (lma_model_losses) come back even when
+ *                            not finite (the caller judges them);
+ *   lma_model_head_backward  then sets the head's gradient to that of
+ *                            sum_b row_scale[b] * sum_t loss[b,t] (row_scale (B), host; the
+ *                            head's logits are recomputed chunk by chunk), after which
+ *                            lma_model_backward runs as usual;
+ *   lma_model_forward_base   a forward with targets (no gradient) of the base model alone,
+ *                            the attached adapter switched off (no copy of any weights). */
+lma_status lma_model_forward_seq(lma_model *m, const int32_t *ids, const int32_t *targets, const int32_t *seg, int B,
+                                 int T);
+lma_status lma_model_head_backward(lma_model *m, const float *row_scale);
+lma_status lma_model_forward_base(lma_model *m, const int32_t *ids, const int32_t *targets, const int32_t *seg, int B,
+                                  int T);
 /* Backward of the last forward (which must have had want_grad): ACCUMULATES into grads. */
 lma_status lma_model_backward(lma_model *m);
 void lma_model_zero_grad(lma_model *m);

@@ -19,7 +19,7 @@ static lma_status restore(void *ctx, const cJSON *state) {
 }
 
 lma_batch_source lma_loader_batch_source(lma_loader *L) {
-    lma_batch_source s = {L, next, lma_loader_val_docs(L) > 0 ? val_next : NULL, val_reset, save, restore};
+    lma_batch_source s = {L, next, lma_loader_val_docs(L) > 0 ? val_next : NULL, val_reset, save, restore, NULL, NULL};
     return s;
 }
 
@@ -37,6 +37,6 @@ static lma_status sft_restore(void *ctx, const cJSON *j) {
 }
 
 lma_batch_source lma_sft_batch_source(lma_sft_pair *pair) {
-    lma_batch_source s = {pair, sft_next, pair->val ? sft_val_next : NULL, sft_val_reset, sft_save, sft_restore};
+    lma_batch_source s = {pair, sft_next, pair->val ? sft_val_next : NULL, sft_val_reset, sft_save, sft_restore, NULL, NULL};
     return s;
 }

@@ -87,6 +87,16 @@ static lma_status trim_metrics(const char *path, int last_step) {
 
 /* ---- evaluation ------------------------------------------------------------ */
 
+/* The batch's forward: the source's objective, or the mean cross-entropy (weight: targets) */
+static lma_status run_objective(lma_model *m, lma_batch_source *src, const int32_t *buf, size_t N, int B, int T,
+                                int want_grad, float scale, float *loss, double *weight) {
+    if (src->objective)
+        return src->objective(src->ctx, m, buf, buf + N, buf + 2 * N, B, T, want_grad, scale, loss, weight);
+    lma_status s = lma_model_forward(m, buf, buf + N, buf + 2 * N, B, T, want_grad, scale, loss);
+    *weight = m->n_valid;
+    return s;
+}
+
 lma_status lma_train_evaluate(lma_model *m, lma_batch_source *src, int B, int T, int max_batches, float *val_loss) {
     *val_loss = NAN;
     if (!src->val_next) return LMA_OK;
@@ -102,7 +112,9 @@ lma_status lma_train_evaluate(lma_model *m, lma_batch_source *src, int B, int T,
         s = src->val_next(src->ctx, buf, buf + N, buf + 2 * N, &rows);
         if (s != LMA_OK || rows == 0) break;
         float loss = 0;
-        s = lma_model_forward(m, buf, buf + N, buf + 2 * N, B, T, 0, 1.0f, &loss);
+        double w = 0;
+        s = run_objective(m, src, buf, N, B, T, 0, 1.0f, &loss, &w);
+        if (s == LMA_OK && !isfinite(loss)) s = LMA_ERR_NUMERIC;
         if (s == LMA_ERR_NUMERIC) { /* a non-finite validation loss is a value (+inf), the guards judge it */
             lma_clear_error();
             s = LMA_OK;
@@ -111,8 +123,8 @@ lma_status lma_train_evaluate(lma_model *m, lma_batch_source *src, int B, int T,
             break;
         }
         if (s != LMA_OK) break;
-        sum += (double)loss * m->n_valid;
-        count += m->n_valid;
+        sum += (double)loss * w;
+        count += (long long)w;
     }
     if (src->val_reset) src->val_reset(src->ctx);
     free(buf);
@@ -132,7 +144,7 @@ static void put_num(FILE *f, const char *key, double x, char *bad, size_t cap) {
 }
 
 static void write_metrics(FILE *f, int step, float loss, double lr, float gn, double tps, int skipped, const char *why,
-                          float val) {
+                          float val, const char *extra) {
     if (!f) return;
     char bad[96] = "";
     fprintf(f, "{\"step\": %d", step);
@@ -143,6 +155,7 @@ static void write_metrics(FILE *f, int step, float loss, double lr, float gn, do
             skipped ? "true" : "false");
     if (why) fprintf(f, ", \"skip_reason\": \"%s\"", why);
     if (!isnan(val)) put_num(f, "val_loss", val, bad, sizeof bad); /* absent: no validation at this step */
+    fputs(extra, f); /* the source's step_metrics */
     if (bad[0]) fprintf(f, ", \"non_finite\": [%s]", bad);
     fprintf(f, "}\n");
     fflush(f);
@@ -211,7 +224,8 @@ lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_trainer_
             s = src->next(src->ctx, buf, buf + N, buf + 2 * N);
             if (s != LMA_OK) break;
             float loss = 0;
-            lma_status fs = lma_model_forward(m, buf, buf + N, buf + 2 * N, p->B, p->T, 1, 1.0f / p->accum, &loss);
+            double w = 0;
+            lma_status fs = run_objective(m, src, buf, N, p->B, p->T, 1, 1.0f / p->accum, &loss, &w);
             if (fs == LMA_ERR_NUMERIC) { finite = 0; lma_clear_error(); }
             else if (fs != LMA_OK) { s = fs; break; }
             s = lma_model_backward(m);
@@ -249,7 +263,9 @@ lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_trainer_
             if (s != LMA_OK) break;
             res->last_val_loss = val;
         }
-        write_metrics(mf, step, loss, lr, gn, tps, skipped, why, val);
+        char sx_json[512] = "", sx_line[160] = "";
+        if (src->step_metrics) src->step_metrics(src->ctx, sx_json, sizeof sx_json, sx_line, sizeof sx_line);
+        write_metrics(mf, step, loss, lr, gn, tps, skipped, why, val, sx_json);
         if (skipped && g.nan_streak >= p->nan_abort_after) { /* after its metrics line: the log shows the step */
             s = lma_error(LMA_ERR_NUMERIC, "%d consecutive steps with non-finite loss or gradient: stopping",
                           g.nan_streak);
@@ -257,8 +273,8 @@ lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_trainer_
         }
         res->last_loss = loss;
         res->steps_done = step;
-        char extra[96];
-        snprintf(extra, sizeof extra, "loss %.4f lr %.2e%s", loss, lr, skipped ? " (skipped)" : "");
+        char extra[256];
+        snprintf(extra, sizeof extra, "loss %.4f%s lr %.2e%s", loss, sx_line, lr, skipped ? " (skipped)" : "");
         lma_progress_set_extra(&bar, extra);
         lma_progress_update(&bar, step);
         if (p->on_step) {

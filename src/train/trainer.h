@@ -46,6 +46,17 @@ typedef struct {
     void (*val_reset)(void *ctx);
     lma_status (*save)(void *ctx, cJSON **state);          /* data cursor as JSON */
     lma_status (*restore)(void *ctx, const cJSON *state);
+    /* ---- optional: an objective other than next-token cross-entropy (DPO: train/dpo.h) ----
+     * objective: the forward of the batch next()/val_next() just wrote; with want_grad it
+     * leaves the gradient (times grad_scale) ready for lma_model_backward. *loss: the batch's
+     * loss (NaN/Inf: the guards skip the step), *weight: its weight in a validation mean.
+     * NULL: lma_model_forward's mean cross-entropy over the targets, weighted by their count. */
+    lma_status (*objective)(void *ctx, lma_model *m, const int32_t *ids, const int32_t *targets, const int32_t *seg,
+                            int B, int T, int want_grad, float grad_scale, float *loss, double *weight);
+    /* step_metrics: after each optimizer step, the statistics of its training micro-batches as
+     * extra metrics.jsonl members (json: each one ", \"key\": value") and progress-line text;
+     * resets them for the next step. NULL: none. */
+    void (*step_metrics)(void *ctx, char *json, size_t json_cap, char *line, size_t line_cap);
 } lma_batch_source;
 
 typedef struct {

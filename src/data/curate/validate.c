@@ -8,6 +8,7 @@
 #include "data/curate/internal.h"
 #include "data/curate/text.h"
 #include "data/curate/u64map.h"
+#include "data/prefs.h"
 #include "tok/chat_template.h"
 #include "tok/tokenizer.h"
 
@@ -190,6 +191,23 @@ size_t lma_validate_example(const lma_example *ex, const lma_validate_params *p,
     if (ex->format == LMA_EXF_PREFERENCE) {
         if (!ex->n_chosen || !ex->n_rejected) add(&s, "example_missing_assistant_message", 2, "preference example without a chosen or rejected reply");
         check_order(ex->msgs, ex->n_msgs, "prompt", 0, &s);
+        int implicit = 0;
+        lma_pref_kind kind = lma_pref_classify(ex, &implicit);
+        if (kind != LMA_PREF_PLAIN && !implicit)
+            for (int w = 0; w < 2; w++) { /* TRL and OpenAI: the replies are assistant turns */
+                const lma_ex_msg *r = w ? ex->rejected : ex->chosen;
+                size_t nr = w ? ex->n_rejected : ex->n_chosen;
+                for (size_t i = 0; i < nr; i++)
+                    if (r[i].role != LMA_ROLE_ASSISTANT) {
+                        add(&s, "preference_reply_role", 2, "%s[%zu] has role %s; a reply holds assistant turns",
+                            list_field(ex, 1 + w), i, lma_role_name(r[i].role));
+                        break;
+                    }
+            }
+        if (implicit && ex->n_msgs > 0)
+            add(&s, "preference_prompt_kind", 1, "the prompt is %s but the replies are %s: the prompt is ignored and "
+                "taken from the replies' common start (TRL maybe_extract_prompt)",
+                kind == LMA_PREF_PLAIN ? "a message list" : "a string", kind == LMA_PREF_PLAIN ? "strings" : "message lists");
         if (ex->n_chosen == 1 && ex->n_rejected == 1 && ex->chosen[0].len == ex->rejected[0].len &&
             !memcmp(ex->chosen[0].text, ex->rejected[0].text, ex->chosen[0].len))
             add(&s, "chosen_equals_rejected", 2, "chosen and rejected replies are identical");
@@ -331,6 +349,15 @@ lma_status lma_data_validate(const char *path, const lma_validate_params *pin, c
         if ((st = lma_ex_next(r, &ex)) || !ex) break;
         n_ex++;
         lma_curate_count(cJSON_GetObjectItemCaseSensitive(summary, "formats"), lma_ex_format_name(ex->format), 1);
+        if (ex->format == LMA_EXF_PREFERENCE && !ex->error_code) { /* which preference layout (lmadapt dpo reads all) */
+            int implicit = 0;
+            char key[64];
+            lma_pref_kind k = lma_pref_classify(ex, &implicit);
+            snprintf(key, sizeof key, "%s%s", lma_pref_kind_name(k), implicit ? " (implicit prompt)" : "");
+            cJSON *pf = cJSON_GetObjectItemCaseSensitive(summary, "preference_formats");
+            if (!pf) pf = cJSON_AddObjectToObject(summary, "preference_formats");
+            lma_curate_count(pf, key, 1);
+        }
         size_t n = lma_validate_example(ex, &p, fs, 32), err = 0;
         for (size_t i = 0; i < n && i < 32 && !st; i++) {
             err |= fs[i].severity == 2;
