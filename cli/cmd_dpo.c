@@ -53,10 +53,10 @@ int cmd_dpo(int argc, char **argv) {
     cli_opt own[] = {
         CLI_OPT_MODEL(&model, "policy to train (and reference, unless --ref-model): HF folder,\n"
                       ".gguf or short name"),
-        CLI_STR("data", 0, &data, "FILE", "preference pairs (JSONL, or a JSON array)", .flags = CLI_REQUIRED),
-        CLI_STR("val", 0, &val, "FILE", "validation pairs (DPO loss every --eval-every steps)"),
+        CLI_STR("data", 0, &data, "FILE", "preference pairs (JSONL, or a JSON array)", .flags = CLI_REQUIRED | CLI_IN),
+        CLI_STR("val", 0, &val, "FILE", "validation pairs (DPO loss every --eval-every steps)", .flags = CLI_IN),
         CLI_STR("ref-model", 0, &ref_model, "R", "reference model (default: --model; with lora/qlora the base with\n"
-                "the adapter switched off)"),
+                "the adapter switched off)", .flags = CLI_IN),
         CLI_REALV("beta", 0, &dp.beta, 1e-9, 1e9, "B", "strength of the pull towards the reference"),
         CLI_CHOOSE("loss", 0, &loss, loss_names, loss_values, NULL, "sigmoid (DPO), ipo or hinge"),
         CLI_REALV("label-smoothing", 0, &dp.label_smoothing, 0, 0.4999, "E",
@@ -94,6 +94,8 @@ int cmd_dpo(int argc, char **argv) {
         return cli_usage_error("dpo", "--label-smoothing applies to --loss sigmoid only");
     if (cli_resolve_model("dpo", &model)) return 1;
     if (ref_model && cli_resolve_model("dpo", &ref_model)) return 1;
+    if ((rc = cli_train_prepare(&a, "dpo", &to)) != 0) return rc; /* run.json: --beta, --loss, --ref-model too */
+    dp.loss = (lma_dpo_loss)loss;
     lma_threads_set(to.threads);
     const char *run = to.tp.out_dir;
 
@@ -137,9 +139,10 @@ int cmd_dpo(int argc, char **argv) {
     lma_trainer_params tp = to.tp;
     tp.B = 2 * to.tp.B; /* the trainer's rows: chosen and rejected of each pair */
     lma_trainer_result res;
+    tp.final_files = cli_final_tokenizer;
+    tp.final_files_ctx = (void *)model;
     if (lma_train_run(m, &src, &tp, &res) != LMA_OK) goto done;
     snprintf(path, sizeof path, "%s/final", run);
-    if (cli_copy_tokenizer(model, path) != LMA_OK) goto done;
     char vtext[48];
     cli_val_loss_text(res.last_val_loss, vtext, sizeof vtext);
     printf("dpo: %d steps, final loss %.4f, %s, %.0f tokens/s\ndpo: %s written to %s (metrics in %s/metrics.jsonl)\n",
