@@ -25,6 +25,23 @@ int lma_generation_eos(const char *model_dir, const lma_config *c, int32_t *ids,
     return n;
 }
 
+int lma_chat_stop_ids(const char *model_dir, const lma_config *c, const lma_tokenizer *tok, int32_t *ids, int cap) {
+    int32_t cand[24];
+    int nc = lma_generation_eos(model_dir, c, cand, 16), n = 0;
+    if (lma_tok_eos_id(tok) >= 0) cand[nc++] = lma_tok_eos_id(tok);
+    static const char *eot[] = {"<|eot_id|>", "<|im_end|>", "</s>", "<|end_of_text|>"};
+    for (size_t i = 0; i < sizeof eot / sizeof eot[0]; i++) {
+        int32_t id = lma_tok_token_to_id(tok, eot[i]);
+        if (id >= 0) cand[nc++] = id;
+    }
+    for (int i = 0; i < nc; i++) {
+        int seen = 0;
+        for (int k = 0; k < n; k++) seen |= ids[k] == cand[i];
+        if (!seen && n < cap) ids[n++] = cand[i];
+    }
+    return n;
+}
+
 /* Earliest stop-string match at or after `from`; returns its offset or -1. */
 static long find_stop(const lma_buf *b, size_t from, const lma_gen_params *p) {
     long best = -1;

@@ -49,4 +49,8 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
                         const lma_gen_params *p, lma_gen_result *res);
 /* eos ids of a model dir: generation_config.json eos_token_id (int or list), else config.json's. */
 int lma_generation_eos(const char *model_dir, const lma_config *c, int32_t *ids, int cap);
+/* The ids a chat reply stops at: lma_generation_eos, the tokenizer's eos and the end-of-turn
+ * markers the chat templates use (<|eot_id|>, <|im_end|>, </s>, <|end_of_text|>) that the
+ * vocabulary has, each once. */
+int lma_chat_stop_ids(const char *model_dir, const lma_config *c, const lma_tokenizer *tok, int32_t *ids, int cap);
 #endif
