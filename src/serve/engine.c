@@ -30,6 +30,7 @@ struct lma_job {
     int32_t next_tok;
     lma_buf pending;          /* text the sequence released this step (on_text) */
     int closed_cancelled;     /* job_close saw it cancelled */
+    int32_t *ids; size_t n_ids; /* the generated ids, once finished */
 };
 
 struct lma_engine {
@@ -54,6 +55,7 @@ static void job_free(lma_job *j) {
     pthread_cond_destroy(&j->cv);
     free(j->text.p);
     free(j->pending.p);
+    free(j->ids);
     free(j->prompt);
     free(j->stop_ids);
     for (int i = 0; j->stops && i < j->gp.n_stop_strings; i++) free(j->stops[i]);
@@ -96,6 +98,9 @@ static void job_close(lma_engine *e, lma_job *j, int cancelled) {
         if (s == LMA_OK) {
             j->info.finish = r.finish;
             j->info.completion_tokens = (int)r.n_ids;
+            j->ids = r.ids;
+            j->n_ids = r.n_ids;
+            r.ids = NULL;
         } else {
             record_error(j, s);
         }
@@ -354,6 +359,14 @@ int lma_job_poll(lma_job *j, int timeout_ms, lma_buf *out, lma_job_info *info) {
     int ended = j->state == LMA_JOB_DONE;
     pthread_mutex_unlock(&e->mu);
     return ended;
+}
+
+const int32_t *lma_job_ids(lma_job *j, size_t *n) {
+    pthread_mutex_lock(&j->e->mu);
+    int done = j->state == LMA_JOB_DONE;
+    pthread_mutex_unlock(&j->e->mu);
+    *n = done ? j->n_ids : 0;
+    return done ? j->ids : NULL;
 }
 
 void lma_job_cancel(lma_job *j) {

@@ -59,6 +59,9 @@ lma_status lma_engine_submit(lma_engine *e, const int32_t *prompt, size_t n_prom
  * the last poll to out (may be NULL to discard), fills info. Returns 1 when the job has
  * ended (state DONE), else 0. */
 int lma_job_poll(lma_job *j, int timeout_ms, lma_buf *out, lma_job_info *info);
+/* The generated ids (a stop token included) of a job that finished normally; NULL (n 0)
+ * before its end or when it was cancelled or failed. Valid until lma_job_release. */
+const int32_t *lma_job_ids(lma_job *j, size_t *n);
 /* Ends the job at the next step (its slot is freed); harmless after the end. */
 void lma_job_cancel(lma_job *j);
 /* The submitter is done with j (cancels it first when it has not ended). */
