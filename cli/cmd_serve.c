@@ -73,8 +73,8 @@ int cmd_serve(int argc, char **argv) {
         CLI_INT("max-connections", 0, &max_conn, 1, 100000, "N", "concurrent connections (one thread each)"),
         CLI_INT("max-connections-per-ip", 0, &max_per_ip, 0, 100000, "N", "concurrent connections of one client address\n"
                 "(0: no limit)"),
-        CLI_INT("timeout", 0, &timeout, 1, 86400, "S", "seconds a connection may stay idle, or take to send\n"
-                "its request (slow clients are cut off)"),
+        CLI_INT("timeout", 0, &timeout, 1, 86400, "S", "seconds a connection may stay idle while sending its\n"
+                "request or between requests (a stalled client is cut off)"),
         CLI_INT("max-body-kb", 0, &max_body_kb, 1, 1 << 20, "KB", "largest request body (413 beyond)"),
         CLI_REALV("shutdown-grace", 0, &grace, 0, 3600, "S", "on SIGINT/SIGTERM, seconds requests in flight may\n"
                   "take to finish before they are cancelled"),

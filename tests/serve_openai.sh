@@ -19,7 +19,12 @@ LMA=$1 SRC=$2 MODE=${3:-curl}
 MODEL=${LMA_SERVE_MODEL:-smollm2-135m-instruct}
 WORK=$(mktemp -d /tmp/lma_serve_test.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$WORK"; }
+# LMA_SERVE_LOGDIR: keep the servers' logs there (e.g. to read sanitizer reports)
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    [ -n "${LMA_SERVE_LOGDIR:-}" ] && mkdir -p "$LMA_SERVE_LOGDIR" && cp "$WORK"/*.log "$LMA_SERVE_LOGDIR"/ 2>/dev/null
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
 fails=0 passes=0
 ok() { if [ "$1" = 0 ]; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAIL: $2"; fi; }

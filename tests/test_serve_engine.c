@@ -77,6 +77,7 @@ int main(void) {
     CHECK(lj && lj2 && after && wait2[0] && wait2[1], "five requests accepted (2 slots + 3 queued)");
     CHECK_OK(lma_engine_submit(e, prompts[0], lens[0], &gp[0], &extra, &busy));
     CHECK(!extra && busy == 1, "a sixth request is refused: the queue is full");
+    lma_job_release(extra);
     lma_job_info info;
     if (lj && lj2 && after) {
         lma_job_poll(lj, 50, NULL, &info);
@@ -104,6 +105,7 @@ int main(void) {
     }
     CHECK_OK(lma_engine_submit(e, prompts[0], lens[0], &gp[0], &extra, &busy));
     CHECK(!extra && busy == 2, "a drained engine refuses work (busy %d)", busy);
+    lma_job_release(extra);
     lma_engine_stats st;
     lma_engine_get_stats(e, &st);
     CHECK(st.active == 0 && st.queued == 0 && st.steps > 0, "stats: nothing left, steps counted");

@@ -45,6 +45,7 @@ struct lma_engine {
     int n_queued;
     lma_job **active;         /* (max_active) */
     int n_active;
+    int admitting;            /* popped from the queue, in its prefill: holds a slot */
     int stopping;
     double deadline;          /* of the grace period, once stopping */
     float *logits;            /* (max_active, V) */
@@ -188,10 +189,12 @@ static void *engine_main(void *arg) {
             j->state = LMA_JOB_ACTIVE;
             j->t_start = lma_now();
             j->info.queue_s = j->t_start - j->t_submit;
+            e->admitting = 1;
             pthread_mutex_unlock(&e->mu);
             int going = job_prefill(e, j, e->logits);
             if (!going) job_close(e, j, 0);
             pthread_mutex_lock(&e->mu);
+            e->admitting = 0;
             j->info.state = j->state;
             if (going) {
                 publish(j);
@@ -203,9 +206,8 @@ static void *engine_main(void *arg) {
         e->st.active = e->n_active;
         e->st.queued = e->n_queued;
         if (e->n_active == 0) {
-            if (e->stopping) break;
-            pthread_cond_wait(&e->cv, &e->mu);
-            continue;
+            if (!e->stopping) pthread_cond_wait(&e->cv, &e->mu);
+            continue; /* (stopping: the top of the loop ends what is queued, then leaves) */
         }
         /* one decode step over every active sequence */
         int n = e->n_active;
@@ -322,7 +324,7 @@ lma_status lma_engine_submit(lma_engine *e, const int32_t *prompt, size_t n_prom
     j->info.state = LMA_JOB_QUEUED;
     j->t_submit = lma_now();
     pthread_mutex_lock(&e->mu);
-    if (e->stopping || e->n_queued >= e->p.max_queue + (e->p.max_active - e->n_active)) {
+    if (e->stopping || e->n_queued >= e->p.max_queue + (e->p.max_active - e->n_active - e->admitting)) {
         /* a free slot counts as room: the engine takes the job at its next step */
         *busy = e->stopping ? 2 : 1;
         pthread_mutex_unlock(&e->mu);
