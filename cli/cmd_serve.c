@@ -50,7 +50,7 @@ static int is_loopback(const char *host) {
 
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *device = NULL, *tmpl = NULL, *host = "127.0.0.1", *key_file = NULL;
-    const char *name = NULL;
+    const char *name = NULL, *embed = NULL;
     int threads = 0, port = 8080, max_active = 8, max_queue = 64, max_conn = 64, max_per_ip = 0, timeout = 15;
     int max_prompt = 4096, max_tokens_limit = 4096, default_max_tokens = 256, context = 0, log_prompts = 0, quiet = 0;
     int max_body_kb = 1024;
@@ -61,6 +61,8 @@ int cmd_serve(int argc, char **argv) {
         CLI_OPT_TEMPLATE(&tmpl),
         CLI_STR("model-name", 0, &name, "NAME", "the model id clients send and /v1/models lists",
                 .def_text = "the model folder's or file's name"),
+        CLI_STR("embed", 0, &embed, "E", "serve POST /v1/embeddings with this sentence-transformers model\n"
+                "(folder or short name, e.g. all-minilm-l6-v2)", .flags = CLI_NO_DEFAULT),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_DEVICE(&device),
         CLI_END};
@@ -95,7 +97,8 @@ int cmd_serve(int argc, char **argv) {
         .cmd = "serve",
         .usage = "lmadapt serve --model M [--host 127.0.0.1] [--port 8080] [--api-key-file F] [options]",
         .about = "Serves a model over HTTP with the OpenAI API: POST /v1/chat/completions (messages through\n"
-                 "the model's chat template), POST /v1/completions, GET /v1/models, GET /health. Streaming\n"
+                 "the model's chat template), POST /v1/completions, POST /v1/embeddings (with --embed),\n"
+                 "GET /v1/models, GET /health. Streaming\n"
                  "with stream: true (server-sent events ending with data: [DONE]). Requests are decoded\n"
                  "together (continuous batching, --max-active); an access log line per request goes to\n"
                  "stderr. SIGINT or SIGTERM stops it gracefully. docs/serve.md has the details.\n",
@@ -108,13 +111,14 @@ int cmd_serve(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, &a);
     if (rc != CLI_CONTINUE) return rc;
 #ifndef LMA_HAVE_MHD
-    (void)model; (void)adapter; (void)device; (void)tmpl; (void)host; (void)key_file; (void)name; (void)threads;
+    (void)model; (void)adapter; (void)embed; (void)device; (void)tmpl; (void)host; (void)key_file; (void)name; (void)threads;
     (void)log_prompts; (void)quiet; (void)grace; (void)is_loopback; (void)read_keys;
     return cli_fail("serve", "this build has no HTTP server: install libmicrohttpd-dev (scripts/install-deps.sh) "
                              "and rebuild");
 #else
-    const char *given = model;
+    const char *given = model, *embed_given = embed;
     if (cli_resolve_model("serve", &model)) return 1;
+    if (embed && cli_resolve_model("serve", &embed)) return 1;
     if (cli_require(&a, default_max_tokens <= max_tokens_limit, "default-max-tokens", "<=", "max-tokens-limit")) return 2;
     lma_threads_set(threads);
     char *key_buf = NULL;
@@ -128,6 +132,7 @@ int cmd_serve(int argc, char **argv) {
     lma_tokenizer *tok = NULL;
     lma_model *m = NULL;
     lma_server *srv = NULL;
+    lma_embedder *emb = NULL;
     rc = 1;
     if (!be) goto done;
     if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load_ex(model, be, LMA_MODEL_FROZEN, &m) != LMA_OK ||
@@ -135,6 +140,7 @@ int cmd_serve(int argc, char **argv) {
         cli_fail("serve", NULL);
         goto done;
     }
+    if (embed && lma_embedder_load(embed, be, &emb) != LMA_OK) { cli_fail("serve", NULL); goto done; }
     int32_t stops[16];
     char base[256];
     if (!name) {
@@ -143,6 +149,15 @@ int cmd_serve(int argc, char **argv) {
         while (k > 1 && base[k - 1] == '/') base[--k] = 0;
         const char *b = strrchr(base, '/');
         name = b ? b + 1 : base;
+    }
+    char ebase[256] = "";
+    const char *ename = NULL;
+    if (embed) {
+        snprintf(ebase, sizeof ebase, "%s", embed_given);
+        size_t k = strlen(ebase);
+        while (k > 1 && ebase[k - 1] == '/') ebase[--k] = 0;
+        const char *b = strrchr(ebase, '/');
+        ename = b ? b + 1 : ebase;
     }
     /* block the stop signals in every thread (libmicrohttpd's and the engine's inherit the
      * mask); this thread waits for them below */
@@ -155,6 +170,7 @@ int cmd_serve(int argc, char **argv) {
     int ctx = context ? context : m->cfg.max_position_embeddings;
     lma_server_params sp = {
         .host = host, .port = port, .api_keys = keys, .n_api_keys = n_keys, .model_name = name,
+        .embedder = emb, .embed_name = ename,
         .chat_template = tmpl, .stop_ids = stops, .n_stop_ids = lma_chat_stop_ids(model, &m->cfg, tok, stops, 16),
         .max_body = (size_t)max_body_kb * 1024, .max_prompt_tokens = max_prompt, .max_tokens_limit = max_tokens_limit,
         .default_max_tokens = default_max_tokens, .context = ctx > 1 ? ctx : 2048, .max_connections = max_conn,
@@ -162,9 +178,9 @@ int cmd_serve(int argc, char **argv) {
         .engine = {.max_active = max_active, .max_queue = max_queue}, .log_prompts = log_prompts,
         .log = quiet ? NULL : stderr};
     if (lma_server_start(m, tok, &sp, &srv) != LMA_OK) { cli_fail("serve", NULL); goto done; }
-    fprintf(stderr, "lmadapt serve: listening on http://%s%s%s:%d (model '%s', %d decoded together, %s)\n",
-            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", lma_server_port(srv), name, max_active,
-            n_keys ? "API key required" : "no API key");
+    fprintf(stderr, "lmadapt serve: listening on http://%s%s%s:%d (model '%s'%s%s, %d decoded together, %s)\n",
+            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", lma_server_port(srv), name,
+            ename ? ", embeddings " : "", ename ? ename : "", max_active, n_keys ? "API key required" : "no API key");
     fflush(stderr);
     int sig = 0;
     sigwait(&sigs, &sig);
@@ -174,6 +190,7 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "lmadapt serve: stopped\n");
     rc = 0;
 done:
+    lma_embedder_free(emb);
     lma_model_free(m);
     lma_tok_free(tok);
     free(key_buf);

@@ -1,6 +1,6 @@
 """lmadapt serve driven by the official openai Python client (run by tests/serve_openai.sh).
 
-usage: serve_openai.py BASE_URL MODEL WANT_CHAT.json WANT_COMPLETION.json MAX_TOKENS
+usage: serve_openai.py BASE_URL MODEL WANT_CHAT.json WANT_COMPLETION.json MAX_TOKENS [EMBED_MODEL WANT_EMBED.jsonl]
 WANT_*.json: `lmadapt generate --json` on the same rendered prompt (greedy), which the
 server's greedy output must equal, streamed and not. Also: models.list, usage counts,
 stop strings, errors raised as the client's typed exceptions with the right status,
@@ -102,6 +102,15 @@ def one(i):
 with ThreadPoolExecutor(4) as ex:
     outs = list(ex.map(one, range(4)))
 check(all(t == want_comp["text"] for _, t in outs), f"4 concurrent greedy completions == generate: {outs}")
+
+# embeddings (the client asks for base64 and decodes it) == lmadapt embed
+if len(sys.argv) > 7 and sys.argv[6]:
+    want = [json.loads(line)["embedding"] for line in open(sys.argv[7])]
+    r = client.embeddings.create(model=sys.argv[6], input=["Hello world", "The sky is blue today."])
+    got = [d.embedding for d in r.data]
+    check(len(got) == 2 and all(len(g) == len(w) for g, w in zip(got, want)) and
+          max(abs(a - b) for g, w in zip(got, want) for a, b in zip(g, w)) < 1e-6, "embeddings == lmadapt embed")
+    check(r.usage.prompt_tokens > 4 and r.model == sys.argv[6], "embeddings usage and model")
 
 print(f"openai client: {passes} passed, {fails} failed")
 sys.exit(1 if fails else 0)

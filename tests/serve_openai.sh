@@ -7,7 +7,8 @@
 #                                        disconnects frees its slot (non-streamed and streamed);
 #                                        a slow client is cut off while others are served; an
 #                                        over-long chunked body; SIGTERM lets the request in
-#                                        flight finish, then the server exits 0.
+#                                        flight finish, then the server exits 0; with
+#                                        all-minilm-l6-v2 fetched, /v1/embeddings == lmadapt embed.
 #   serve_openai.sh LMADAPT SRC client   the same server driven by the official `openai` Python
 #                                        client (tests/serve_openai.py).
 # The openai package: $LMA_OPENAI_PYTHON (a python that has it), else a venv the test makes
@@ -35,6 +36,10 @@ if ! "$LMA" tokenizer encode --tokenizer "$MODEL" --text x >/dev/null 2>&1; then
     echo "SKIP: model $MODEL not fetched (scripts/fetch-models.sh)"; exit 77
 fi
 command -v curl >/dev/null || { echo "SKIP: curl is not installed"; exit 77; }
+# /v1/embeddings is tested when the embedding model is fetched too
+EMBED=all-minilm-l6-v2 EMBED_OPT=()
+if "$LMA" embed --model $EMBED --text x --json >/dev/null 2>&1; then EMBED_OPT=(--embed $EMBED); else
+    echo "note: $EMBED not fetched: /v1/embeddings untested"; EMBED=; fi
 
 # start_server NAME [options...]: sets PORT and SPID; the log is $WORK/NAME.log
 start_server() {
@@ -86,13 +91,41 @@ print(json.dumps({'text': text, 'finish': fin[0], 'usage': usage}))"; }
 N=24
 if [ "$MODE" = curl ]; then
     start_server main --max-active 2 --max-queue 1 --max-prompt-tokens 300 --max-tokens-limit 2000 --timeout 3 \
-        --max-body-kb 64
+        --max-body-kb 64 "${EMBED_OPT[@]}"
     # --- health, models
     r=$(curl -s -w '\n%{http_code}' "http://127.0.0.1:$PORT/health")
     check "health is 200 ok" test "$(status_of "$r")/$(body_of "$r" | json "d['status']")" = 200/ok
     r=$(curl -s "http://127.0.0.1:$PORT/v1/models")
     check "models lists the model" test "$(json "d['object'], d['data'][0]['id'], d['data'][0]['object']" <<<"$r")" = \
         "list $MODEL model"
+
+    # --- embeddings == lmadapt embed, as floats and as base64
+    if [ -n "$EMBED" ]; then
+        for t in "Hello world" "The sky is blue today."; do "$LMA" embed --model $EMBED --text "$t" --json; done \
+            >"$WORK/want_embed.jsonl" 2>/dev/null
+        r=$(post /v1/embeddings '{"model": "'$EMBED'", "input": ["Hello world", "The sky is blue today."]}')
+        check "embeddings: 200" test "$(status_of "$r")" = 200
+        body_of "$r" >"$WORK/got_embed.json"
+        r=$(post /v1/embeddings '{"input": ["Hello world", "The sky is blue today."], "encoding_format": "base64"}')
+        body_of "$r" >"$WORK/got_embed64.json"
+        check "embeddings == lmadapt embed (float and base64), usage, model" python3 - "$WORK" "$EMBED" <<'EOF'
+import base64, json, struct, sys
+w, name = sys.argv[1], sys.argv[2]
+want = [json.loads(l)["embedding"] for l in open(w + "/want_embed.jsonl")]
+got = json.load(open(w + "/got_embed.json"))
+b64 = json.load(open(w + "/got_embed64.json"))
+assert got["object"] == "list" and got["model"] == name and got["usage"]["prompt_tokens"] > 4, got.get("usage")
+for i, e in enumerate(got["data"]):
+    assert e["index"] == i and e["object"] == "embedding"
+    assert len(e["embedding"]) == len(want[i]) == 384
+    assert max(abs(a - b) for a, b in zip(e["embedding"], want[i])) < 1e-6
+    raw = base64.b64decode(b64["data"][i]["embedding"])
+    assert list(struct.unpack("<384f", raw)) == [struct.unpack("<f", struct.pack("<f", x))[0] for x in e["embedding"]]
+EOF
+        check "embeddings: unknown model 404" is_error "$(post /v1/embeddings '{"model": "x", "input": "a"}')" 404 model
+        check "embeddings: dimensions mismatch 400" is_error "$(post /v1/embeddings '{"input": "a", "dimensions": 3}')" 400 dimensions
+        check "models lists both" test "$(curl -s "http://127.0.0.1:$PORT/v1/models" | json "len(d['data'])")" = 2
+    fi
 
     # --- greedy chat == lmadapt generate on the rendered prompt
     printf '%s' '[{"role": "user", "content": "Name three colors."}]' >"$WORK/msgs.json"
@@ -208,6 +241,7 @@ EOF
     check "a prefix of the key: 401" is_error "$(curl -s -w '\n%{http_code}' -H 'Authorization: Bearer sk-test' "http://127.0.0.1:$PORT/v1/models")" 401
     r=$(post /v1/completions '{"prompt": "x", "max_tokens": 1}' -H 'Authorization: Bearer sk-other-0123456789abcdef')
     check "right key (the second of the file): 200" test "$(status_of "$r")" = 200
+    check "a server without --embed: /v1/embeddings 404" is_error "$(post /v1/embeddings '{"input": "a"}' -H 'Authorization: Bearer sk-test-0123456789abcdef')" 404
     check "health needs no key" test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health")" = 200
 
     # --- graceful shutdown: the request in flight finishes, then exit 0
@@ -240,7 +274,10 @@ else
         fi
         PY=$VENV/bin/python
     fi
-    start_server client --max-active 4 --max-queue 8
+    start_server client --max-active 4 --max-queue 8 "${EMBED_OPT[@]}"
+    : >"$WORK/want_embed.jsonl"
+    [ -n "$EMBED" ] && for t in "Hello world" "The sky is blue today."; do
+        "$LMA" embed --model $EMBED --text "$t" --json; done >"$WORK/want_embed.jsonl" 2>/dev/null
     printf '%s' '[{"role": "system", "content": "You are brief."}, {"role": "user", "content": "What is 2+2?"}]' \
         >"$WORK/msgs.json"
     ids=$("$LMA" tokenizer render --tokenizer "$MODEL" --messages "$WORK/msgs.json" --generation-prompt --json |
@@ -249,7 +286,7 @@ else
     "$LMA" generate --model "$MODEL" --prompt "The sky is" --max-tokens $N --temperature 0 --json 2>/dev/null \
         >"$WORK/want_completion.json"
     "$PY" "$SRC/tests/serve_openai.py" "http://127.0.0.1:$PORT/v1" "$MODEL" "$WORK/want_chat.json" \
-        "$WORK/want_completion.json" $N
+        "$WORK/want_completion.json" $N "$EMBED" "$WORK/want_embed.jsonl"
     ok $? "the openai client tests (tests/serve_openai.py)"
     kill -TERM "$SPID"; wait "$SPID"
     ok $? "SIGTERM: exit 0"

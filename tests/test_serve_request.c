@@ -2,7 +2,7 @@
  * joined, defaults, prompt as [string], developer -> system, max_completion_tokens);
  * malformed, mistyped, out-of-range, unsupported and oversized-in-structure bodies are
  * refused with status 400 naming the field; every refusal leaves nothing to free
- * (ASan's leak check in the sanitizer pass). */
+ * (ASan's leak check in the sanitizer pass). The embeddings request likewise. */
 #include "serve/request.h"
 #include "test.h"
 
@@ -123,8 +123,38 @@ static void malformed(void) {
     lma_serve_req_free(&r);
 }
 
+static void embeddings(void) {
+    lma_serve_embed_req r;
+    lma_serve_error e;
+    const char *b1 = "{\"model\": \"e\", \"input\": [\"a\", \"bc\"], \"encoding_format\": \"base64\", \"dimensions\": 384}";
+    CHECK(lma_serve_embed_req_parse(b1, strlen(b1), &r, &e) == 0 && r.n_inputs == 2 && !strcmp(r.inputs[1], "bc") &&
+          r.base64 && r.dimensions == 384 && !strcmp(r.model, "e"), "embeddings: array input, base64, dimensions");
+    lma_serve_embed_req_free(&r);
+    const char *b2 = "{\"input\": \"one\"}";
+    CHECK(lma_serve_embed_req_parse(b2, strlen(b2), &r, &e) == 0 && r.n_inputs == 1 && !r.base64 && !r.model &&
+          !r.dimensions, "embeddings: a string input, float by default");
+    lma_serve_embed_req_free(&r);
+    static const struct { const char *body, *param; } bad[] = {
+        {"{}", "input"}, {"{\"input\": []}", "input"}, {"{\"input\": [1, 2]}", "input"}, {"{\"input\": \"\"}", "input"},
+        {"{\"input\": 5}", "input"}, {"{\"input\": \"a\", \"encoding_format\": \"hex\"}", "encoding_format"},
+        {"{\"input\": \"a\", \"dimensions\": 0}", "dimensions"}, {"{\"input\": \"a\", \"model\": 3}", "model"},
+        {"[\"a\"]", ""}, {"{\"input\": \"a\"", ""}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = lma_serve_embed_req_parse(bad[i].body, strlen(bad[i].body), &r, &e);
+        CHECK(rc == 400 && !strcmp(e.param, bad[i].param) && !r.root_ && !r.inputs, "embeddings: %s refused (param %s)",
+              bad[i].body, e.param);
+    }
+    char big[8 * 300 + 32];
+    size_t k = (size_t)sprintf(big, "{\"input\": [");
+    for (int i = 0; i < 300; i++) k += (size_t)sprintf(big + k, "%s\"x\"", i ? ", " : "");
+    sprintf(big + k, "]}");
+    CHECK(lma_serve_embed_req_parse(big, strlen(big), &r, &e) == 400 && !strcmp(e.param, "input"),
+          "embeddings: 300 inputs refused (256 at most)");
+}
+
 int main(void) {
     valid();
     malformed();
+    embeddings();
     TEST_END();
 }

@@ -210,6 +210,24 @@ static int parse_fields(const cJSON *root, lma_sreq_kind kind, int max_tokens_li
     return 0;
 }
 
+/* The body as one JSON value (nothing but white space after it). */
+static int parse_json(const char *body, size_t len, cJSON **out, lma_serve_error *err) {
+    const char *end = NULL;
+    *out = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!root) {
+        size_t at = end && end >= body ? (size_t)(end - body) : 0;
+        return BAD(NULL, "the request body is not valid JSON (at byte %zu)", at);
+    }
+    for (const char *p = end; p && p < body + len; p++)
+        if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') {
+            cJSON_Delete(root);
+            return BAD(NULL, "the request body has bytes after the JSON value (at byte %zu)", (size_t)(p - body));
+        }
+    *out = root;
+    return 0;
+}
+
 int lma_serve_req_parse(const char *body, size_t len, lma_sreq_kind kind, int max_tokens_limit, lma_serve_req *out,
                         lma_serve_error *err) {
     memset(out, 0, sizeof *out);
@@ -217,18 +235,8 @@ int lma_serve_req_parse(const char *body, size_t len, lma_sreq_kind kind, int ma
     out->kind = kind;
     out->max_tokens = -1;
     out->temperature = 1; out->top_p = 1; out->repetition_penalty = 1;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!root) {
-        size_t at = end && end >= body ? (size_t)(end - body) : 0;
-        return BAD(NULL, "the request body is not valid JSON (at byte %zu)", at);
-    }
-    /* trailing bytes after the value (other than white space) are malformed too */
-    for (const char *p = end; p && p < body + len; p++)
-        if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') {
-            cJSON_Delete(root);
-            return BAD(NULL, "the request body has bytes after the JSON value (at byte %zu)", (size_t)(p - body));
-        }
+    cJSON *root = NULL;
+    if (parse_json(body, len, &root, err)) return err->status;
     out->root_ = root;
     lma_buf parts = {0};
     long *offs = NULL;
@@ -246,5 +254,53 @@ void lma_serve_req_free(lma_serve_req *r) {
     cJSON_Delete(r->root_);
     free(r->msgs);
     free(r->parts_);
+    memset(r, 0, sizeof *r);
+}
+
+int lma_serve_embed_req_parse(const char *body, size_t len, lma_serve_embed_req *out, lma_serve_error *err) {
+    memset(out, 0, sizeof *out);
+    memset(err, 0, sizeof *err);
+    cJSON *root = NULL;
+    if (parse_json(body, len, &root, err)) return err->status;
+    out->root_ = root;
+    int rc = 0;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model"), *in, *fmt, *one[1];
+    if (!cJSON_IsObject(root)) { rc = BAD(NULL, "the request body must be a JSON object"); goto done; }
+    if (model && !cJSON_IsNull(model) && !cJSON_IsString(model)) { rc = BAD("model", "'model' must be a string"); goto done; }
+    out->model = cJSON_IsString(model) ? model->valuestring : NULL;
+    in = cJSON_GetObjectItemCaseSensitive(root, "input");
+    if (!in) { rc = BAD("input", "'input' is required"); goto done; }
+    one[0] = in;
+    int n = cJSON_IsString(in) ? 1 : cJSON_IsArray(in) ? cJSON_GetArraySize(in) : -1;
+    if (n < 1) { rc = BAD("input", "'input' must be a string or a non-empty array of strings"); goto done; }
+    if (n > LMA_SREQ_MAX_INPUTS) { rc = BAD("input", "'input' has %d strings; at most %d", n, LMA_SREQ_MAX_INPUTS); goto done; }
+    out->inputs = calloc((size_t)n, sizeof *out->inputs);
+    if (!out->inputs) { rc = lma_serve_fail(err, 500, "server_error", NULL, NULL, "out of memory"); goto done; }
+    const cJSON *it = cJSON_IsString(in) ? one[0] : in->child;
+    for (int i = 0; i < n; i++, it = it->next) {
+        if (!cJSON_IsString(it)) { rc = BAD("input", "'input' must be strings (token ids are not supported)"); goto done; }
+        if (!it->valuestring[0]) { rc = BAD("input", "'input' strings must not be empty"); goto done; }
+        out->inputs[i] = it->valuestring;
+    }
+    out->n_inputs = (size_t)n;
+    fmt = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
+    if (fmt && !cJSON_IsNull(fmt)) {
+        if (!cJSON_IsString(fmt) || (strcmp(fmt->valuestring, "float") && strcmp(fmt->valuestring, "base64"))) {
+            rc = BAD("encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
+            goto done;
+        }
+        out->base64 = !strcmp(fmt->valuestring, "base64");
+    }
+    double d = 0;
+    if (int_field(root, "dimensions", 1, 1 << 20, &d, NULL, err)) { rc = err->status; goto done; }
+    out->dimensions = (int)d;
+done:
+    if (rc) lma_serve_embed_req_free(out);
+    return rc;
+}
+
+void lma_serve_embed_req_free(lma_serve_embed_req *r) {
+    cJSON_Delete(r->root_);
+    free(r->inputs);
     memset(r, 0, sizeof *r);
 }

@@ -48,6 +48,20 @@ typedef struct {
     char *parts_;                   /* concatenated content parts (private) */
 } lma_serve_req;
 
+/* POST /v1/embeddings: input (a string or an array of 1..LMA_SREQ_MAX_INPUTS non-empty
+ * strings; token-id inputs are refused), model, encoding_format ("float" or "base64"),
+ * dimensions (optional: checked by the server against the embedder's width). */
+#define LMA_SREQ_MAX_INPUTS 256
+typedef struct {
+    const char *model;
+    const char **inputs; size_t n_inputs;
+    int base64;
+    int dimensions;  /* 0: not given */
+    void *root_;
+} lma_serve_embed_req;
+int lma_serve_embed_req_parse(const char *body, size_t len, lma_serve_embed_req *out, lma_serve_error *err);
+void lma_serve_embed_req_free(lma_serve_embed_req *r);
+
 /* Sets err (status 400, type invalid_request_error, the param and message) and returns
  * err->status; the server's other refusals use the same shape. */
 int lma_serve_fail(lma_serve_error *err, int status, const char *type, const char *code, const char *param,

@@ -19,7 +19,8 @@
 
 struct lma_server {
     lma_server_params p;
-    char *model_name, *chat_template;
+    char *model_name, *chat_template, *embed_name;
+    pthread_mutex_t embed_mu;    /* the embedder runs one request at a time */
     char **keys;
     int32_t *stop_ids;
     lma_model *m;
@@ -381,14 +382,98 @@ static int route_chat(lma_server *s, lma_http *h) { return route_generate(s, h, 
 static int route_completions(lma_server *s, lma_http *h) { return route_generate(s, h, LMA_SREQ_COMPLETION); }
 
 static int route_models(lma_server *s, lma_http *h) {
-    cJSON *o = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o, "data"), *m = cJSON_CreateObject();
+    cJSON *o = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o, "data");
     cJSON_AddStringToObject(o, "object", "list");
-    cJSON_AddStringToObject(m, "id", s->model_name);
-    cJSON_AddStringToObject(m, "object", "model");
-    cJSON_AddNumberToObject(m, "created", (double)s->started);
-    cJSON_AddStringToObject(m, "owned_by", "lmadapt");
-    cJSON_AddItemToArray(data, m);
+    for (int k = 0; k < (s->p.embedder ? 2 : 1); k++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "id", k ? s->embed_name : s->model_name);
+        cJSON_AddStringToObject(m, "object", "model");
+        cJSON_AddNumberToObject(m, "created", (double)s->started);
+        cJSON_AddStringToObject(m, "owned_by", "lmadapt");
+        cJSON_AddItemToArray(data, m);
+    }
     return lma_http_reply_json(h, 200, o);
+}
+
+/* n bytes -> base64 (NUL-terminated, malloc'd) */
+static char *base64(const unsigned char *p, size_t n) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *o = malloc((n + 2) / 3 * 4 + 1), *q = o;
+    if (!o) return NULL;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        *q++ = tab[v >> 18 & 63];
+        *q++ = tab[v >> 12 & 63];
+        *q++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        *q++ = i + 2 < n ? tab[v & 63] : '=';
+    }
+    *q = 0;
+    return o;
+}
+
+static int route_embeddings(lma_server *s, lma_http *h) {
+    if (!s->p.embedder)
+        return reply_fail(h, 404, "invalid_request_error", "model_not_found", "model",
+                          "this server has no embedding model (start it with --embed E)");
+    lma_serve_embed_req r;
+    lma_serve_error err;
+    size_t blen;
+    const char *body = lma_http_body(h, &blen);
+    if (lma_serve_embed_req_parse(body, blen, &r, &err)) return lma_http_reply_error(h, &err);
+    int dim = lma_embedder_dim(s->p.embedder), ret;
+    float *v = NULL;
+    if (r.model && strcmp(r.model, s->embed_name)) {
+        ret = reply_fail(h, 404, "invalid_request_error", "model_not_found", "model",
+                         "the model '%.80s' does not exist; this server embeds with '%.80s'", r.model, s->embed_name);
+        goto done;
+    }
+    if (r.dimensions && r.dimensions != dim) {
+        ret = reply_fail(h, 400, "invalid_request_error", NULL, "dimensions",
+                         "'dimensions' %d: this model's embeddings have %d", r.dimensions, dim);
+        goto done;
+    }
+    v = malloc(r.n_inputs * (size_t)dim * sizeof *v);
+    if (!v) { ret = reply_fail(h, 500, "server_error", NULL, NULL, "out of memory"); goto done; }
+    size_t tokens = 0, max_t = (size_t)lma_embedder_max_tokens(s->p.embedder);
+    pthread_mutex_lock(&s->embed_mu);
+    lma_status st = LMA_OK;
+    for (size_t i = 0; st == LMA_OK && i < r.n_inputs; i++) {
+        size_t k = 0;
+        st = lma_embedder_count_tokens(s->p.embedder, r.inputs[i], strlen(r.inputs[i]), &k);
+        tokens += k < max_t ? k : max_t;
+    }
+    if (st == LMA_OK) st = lma_embed(s->p.embedder, r.inputs, r.n_inputs, 0, v);
+    pthread_mutex_unlock(&s->embed_mu);
+    if (st != LMA_OK) {
+        ret = reply_fail(h, 500, "server_error", NULL, NULL, "embedding failed: %s", lma_last_error());
+        lma_clear_error();
+        goto done;
+    }
+    cJSON *o = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o, "data");
+    cJSON_AddStringToObject(o, "object", "list");
+    for (size_t i = 0; i < r.n_inputs; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "object", "embedding");
+        cJSON_AddNumberToObject(e, "index", (double)i);
+        if (r.base64) {
+            char *b = base64((const unsigned char *)(v + i * (size_t)dim), (size_t)dim * sizeof *v);
+            cJSON_AddStringToObject(e, "embedding", b ? b : "");
+            free(b);
+        } else {
+            cJSON_AddItemToObject(e, "embedding", cJSON_CreateFloatArray(v + i * (size_t)dim, dim));
+        }
+        cJSON_AddItemToArray(data, e);
+    }
+    cJSON_AddStringToObject(o, "model", s->embed_name);
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", (double)tokens);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)tokens);
+    h->prompt_tokens = (int)tokens;
+    ret = lma_http_reply_json(h, 200, o);
+done:
+    free(v);
+    lma_serve_embed_req_free(&r);
+    return ret;
 }
 
 static int route_health(lma_server *s, lma_http *h) {
@@ -405,10 +490,11 @@ static int route_health(lma_server *s, lma_http *h) {
     return lma_http_reply_json(h, stopping ? 503 : 200, o);
 }
 
-/* The routes: one row per endpoint (POST /v1/embeddings and RAG chat come here). */
+/* The routes: one row per endpoint (RAG chat comes here). */
 static const lma_route routes[] = {
     {"POST", "/v1/chat/completions", 1, route_chat},
     {"POST", "/v1/completions", 1, route_completions},
+    {"POST", "/v1/embeddings", 1, route_embeddings},
     {"GET", "/v1/models", 1, route_models},
     {"GET", "/health", 0, route_health},
 };
@@ -535,7 +621,9 @@ static void free_server(lma_server *s) {
     for (int i = 0; s->keys && i < s->p.n_api_keys; i++) free(s->keys[i]);
     free(s->keys);
     free(s->model_name);
+    free(s->embed_name);
     free(s->chat_template);
+    pthread_mutex_destroy(&s->embed_mu);
     free(s->stop_ids);
     free(s);
 }
@@ -548,11 +636,13 @@ lma_status lma_server_start(lma_model *m, const lma_tokenizer *tok, const lma_se
     s->m = m;
     s->tok = tok;
     s->started = (long)time(NULL);
+    pthread_mutex_init(&s->embed_mu, NULL);
     s->model_name = strdup(p->model_name ? p->model_name : "lmadapt");
+    s->embed_name = strdup(p->embed_name ? p->embed_name : "embedder");
     s->chat_template = p->chat_template ? strdup(p->chat_template) : NULL;
     s->keys = calloc((size_t)p->n_api_keys + 1, sizeof *s->keys);
     s->stop_ids = malloc((size_t)(p->n_stop_ids + 1) * sizeof *s->stop_ids);
-    int ok = s->model_name && s->keys && s->stop_ids && (!p->chat_template || s->chat_template);
+    int ok = s->model_name && s->embed_name && s->keys && s->stop_ids && (!p->chat_template || s->chat_template);
     for (int i = 0; ok && i < p->n_api_keys; i++) ok = (s->keys[i] = strdup(p->api_keys[i])) != NULL;
     if (!ok) { free_server(s); return lma_error(LMA_ERR_NOMEM, "out of memory"); }
     if (p->n_stop_ids) memcpy(s->stop_ids, p->stop_ids, (size_t)p->n_stop_ids * sizeof *s->stop_ids);

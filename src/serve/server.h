@@ -4,7 +4,8 @@
  * Routes (one table in server.c; what a route handler may use is serve/route.h):
  *   POST /v1/chat/completions   messages through the model's chat template
  *   POST /v1/completions        a raw prompt
- *   GET  /v1/models             the one model served
+ *   POST /v1/embeddings         with an embedder (--embed): infer/embed.h
+ *   GET  /v1/models             the models served
  *   GET  /health                {"status": "ok", ...}; 503 while shutting down (no key needed)
  * Every error is the OpenAI error object with its HTTP status (request.h).
  *
@@ -17,6 +18,7 @@
 #define LMA_SERVE_SERVER_H
 #include <stdint.h>
 #include <stdio.h>
+#include "infer/embed.h"
 #include "serve/engine.h"
 
 typedef struct lma_server lma_server;
@@ -26,6 +28,8 @@ typedef struct {
     int port;                    /* 0: any free port (lma_server_port tells which) */
     const char *const *api_keys; int n_api_keys; /* Bearer keys; none: no authentication */
     const char *model_name;      /* the id of /v1/models and of responses */
+    lma_embedder *embedder;      /* for /v1/embeddings, or NULL (kept, not freed) */
+    const char *embed_name;      /* its id */
     const char *chat_template;   /* a format name, or NULL for the tokenizer's */
     const int32_t *stop_ids; int n_stop_ids; /* end of sequence / end of turn ids */
     size_t max_body;             /* bytes of a request body (413 beyond) */

@@ -1,5 +1,5 @@
 /* libFuzzer: the server's request parser (serve/request.c) on arbitrary bytes, as a chat
- * and as a completion body. Invariants: an accepted request has the fields the server
+ * as a completion and as an embeddings body. Invariants: an accepted request has the fields the server
  * relies on (messages with roles and NUL-terminated content, a prompt, stops within
  * bounds, numbers in range); a refusal has an HTTP status, a type and a message; nothing
  * leaks (ASan). */
@@ -39,6 +39,17 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         int rc = lma_serve_req_parse((const char *)data, size, kind, 4096, &r, &e);
         check(&r, rc, &e, kind);
         if (!rc) lma_serve_req_free(&r);
+    }
+    lma_serve_embed_req er;
+    lma_serve_error e;
+    int rc = lma_serve_embed_req_parse((const char *)data, size, &er, &e);
+    if (rc) {
+        if ((rc != 400 && rc != 500) || !e.message[0] || er.root_ || er.inputs) abort();
+    } else {
+        if (er.n_inputs < 1 || er.n_inputs > LMA_SREQ_MAX_INPUTS) abort();
+        for (size_t i = 0; i < er.n_inputs; i++)
+            if (!er.inputs[i] || !er.inputs[i][0]) abort();
+        lma_serve_embed_req_free(&er);
     }
     return 0;
 }
