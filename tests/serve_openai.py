@@ -32,7 +32,9 @@ def check(cond, what):
 messages = [{"role": "system", "content": "You are brief."}, {"role": "user", "content": "What is 2+2?"}]
 
 models = client.models.list()
-check([m.id for m in models.data] == [model], f"models.list: {[m.id for m in models.data]}")
+embed_model = sys.argv[6] if len(sys.argv) > 7 and sys.argv[6] else None
+check([m.id for m in models.data] == [model] + ([embed_model] if embed_model else []),
+      f"models.list: {[m.id for m in models.data]}")
 
 r = client.chat.completions.create(model=model, messages=messages, max_tokens=n, temperature=0)
 check(r.choices[0].message.content == want_chat["text"],
