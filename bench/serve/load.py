@@ -5,8 +5,9 @@ threads for --seconds: each loops over requests, half streamed (SSE, include_usa
 of chat and completions, max_tokens 16-64, and a fraction (--disconnect) that hang up
 mid-request (streams after the first events, others after a short timeout). Reports per
 level: completed requests, errors (any non-200 or malformed answer: must be 0),
-completion tokens/s, end-to-end latency p50/p99, time to first token p50/p99 (streams),
-and the server's RSS (VmRSS) after the warm-up and at the end of each level.
+completion tokens/s, end-to-end latency p50/p99, time to first token p50/p99 (streams: the first event with text),
+and the server's RSS (VmRSS) after the warm-up and at the end of each level (repeat a level,
+e.g. --levels 1,4,16,64,64, to see it flat).
 
 usage: python3 bench/serve/load.py --lmadapt build/lmadapt [--model smollm2-135m-instruct]
        [--levels 1,4,16,64] [--seconds 60] [--max-active 32] [--json out.json]
@@ -114,8 +115,9 @@ def one_request(port, model, rng, st, disconnect):
             if "error" in d:
                 st.add(error=f"stream error {d['error']}")
                 return
-            if first is None:
-                first = time.time() - t0
+            has_text = any((c.get("text") or (c.get("delta") or {}).get("content")) for c in d.get("choices", []))
+            if first is None and has_text:
+                first = time.time() - t0  # the first text (a chat's first event carries only the role)
             events += 1
             if d.get("usage"):
                 usage = d["usage"]
@@ -125,7 +127,9 @@ def one_request(port, model, rng, st, disconnect):
         if not ended or usage is None:
             st.add(error="stream ended without [DONE] or usage")
             return
-        st.add(done=1, tokens=usage["completion_tokens"], lat=time.time() - t0, ttft=first)
+        st.add(done=1, tokens=usage["completion_tokens"], lat=time.time() - t0)
+        if first is not None:
+            st.add(ttft=first)
     except Exception as e:  # a refused connection, a reset: errors
         st.add(error=f"{type(e).__name__}: {e}")
     finally:
