@@ -91,7 +91,7 @@ print(json.dumps({'text': text, 'finish': fin[0], 'usage': usage}))"; }
 N=24
 if [ "$MODE" = curl ]; then
     start_server main --max-active 2 --max-queue 1 --max-prompt-tokens 300 --max-tokens-limit 2000 --timeout 3 \
-        --max-body-kb 64 "${EMBED_OPT[@]}"
+        --max-body-kb 64 --log-prompts "${EMBED_OPT[@]}"
     # --- health, models
     r=$(curl -s -w '\n%{http_code}' "http://127.0.0.1:$PORT/health")
     check "health is 200 ok" test "$(status_of "$r")/$(body_of "$r" | json "d['status']")" = 200/ok
@@ -149,6 +149,7 @@ EOF
     body_s='{"messages": [{"role": "user", "content": "Name three colors."}], "max_tokens": '$N', "temperature": 0, "stream": true, "stream_options": {"include_usage": true}}'
     s=$(post /v1/chat/completions "$body_s" | sed '$d' | sse_text)
     check "chat streamed greedy == generate" test "$(json "json.dumps(d['text'])" <<<"$s")" = "$want_text"
+    check "--log-prompts: the access log shows the messages" grep -q 'prompt=\[{"role":"user","content":"Name three colors."}\]' "$WORK/main.log"
     check "chat streamed: finish and usage" test "$(json "d['finish'], d['usage']['completion_tokens']" <<<"$s")" = "$want_fin $want_n"
 
     # --- greedy completion == lmadapt generate --prompt
