@@ -5,12 +5,14 @@
  *   - lma_embed equals SentenceTransformer.encode (cosine >= 0.9999 per sentence) with batch
  *     32, and with batch 5 (several padded batches), and one row at a time (no padding);
  *   - the whole encoder run on the double-precision ref backend gives the same vectors;
- *   - dim, max_seq_length, token counts before truncation, and a Dense module refused.
+ *   - dim, max_seq_length, token counts before truncation, and a Dense module refused;
+ *   - lmadapt embed --file --json: ids kept, input order, the same vectors; a bad line named.
  * The model comes from scripts/fetch-models.sh; without it the test exits 77 (skipped). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "core/io.h"
 #include "core/json.h"
@@ -60,6 +62,61 @@ static void check_ids(const lma_tokenizer *tok, const cJSON *arr, const char *wh
         free(s);
         k++;
     }
+}
+
+static int run(const char *cmd, char *out, size_t cap) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* lmadapt embed --file: ids kept, input order, the library's vectors; a bad line named */
+static void check_cli(const char *const *texts, const float *want) {
+    char dir[] = "/tmp/lma_embed_cli_XXXXXX", f[1100], cmd[2400];
+    static char out[1 << 16];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(f, sizeof f, "%s/in.jsonl", dir);
+    cJSON *a = cJSON_CreateObject(), *b = cJSON_CreateObject(), *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(a, "id", "a"); cJSON_AddStringToObject(a, "text", texts[0]);
+    cJSON_AddNumberToObject(b, "id", 7); cJSON_AddStringToObject(b, "text", texts[1]);
+    cJSON_AddStringToObject(c, "text", texts[2]);
+    char *sa = cJSON_PrintUnformatted(a), *sb = cJSON_PrintUnformatted(b), *sc = cJSON_PrintUnformatted(c);
+    char body[4096];
+    snprintf(body, sizeof body, "%s\n\n%s\n%s\n", sa, sb, sc);
+    CHECK_OK(lma_write_file_atomic(f, body, strlen(body)));
+    snprintf(cmd, sizeof cmd, "%s embed --model %s --file %s --json -q --threads 1 2>&1", LMA_CLI, NAME, f);
+    CHECK(run(cmd, out, sizeof out) == 0, "embed --file exits 0: %.300s", out);
+    const char *want_id[3] = {"\"a\"", "7", NULL};
+    char *line = out;
+    for (int i = 0; i < 3; i++) {
+        char *nl = strchr(line, '\n');
+        if (!nl) { CHECK(0, "embed --file: %d lines, want 3", i); break; }
+        *nl = 0;
+        cJSON *j = cJSON_Parse(line);
+        const cJSON *id = cJSON_GetObjectItem(j, "id"), *emb = cJSON_GetObjectItem(j, "embedding");
+        char *ids = id ? cJSON_PrintUnformatted(id) : NULL;
+        CHECK(want_id[i] ? ids && !strcmp(ids, want_id[i]) : !id, "embed --file line %d: id %s", i, ids ? ids : "none");
+        free(ids);
+        int ok = cJSON_GetArraySize(emb) == DIM;
+        float v[DIM];
+        for (int k = 0; ok && k < DIM; k++) v[k] = (float)cJSON_GetArrayItem(emb, k)->valuedouble;
+        CHECK(ok && cosine(v, want + (size_t)i * DIM, DIM) >= 0.9999, "embed --file line %d: 384 values, the fixture's vector", i);
+        cJSON_Delete(j);
+        line = nl + 1;
+    }
+    CHECK(*line == 0, "embed --file: nothing after the 3 lines");
+    const char *bad = "{\"text\": \"ok\"}\n{\"txt\": \"no\"}\n";
+    CHECK_OK(lma_write_file_atomic(f, bad, strlen(bad)));
+    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, ":2: field \"text\""), "bad line named: %.300s", out);
+    snprintf(cmd, sizeof cmd, "%s embed --model %s --text a --file %s 2>&1", LMA_CLI, NAME, f);
+    CHECK(run(cmd, out, sizeof out) == 2, "--text with --file is bad usage");
+    unlink(f);
+    rmdir(dir);
+    cJSON_Delete(a); cJSON_Delete(b); cJSON_Delete(c);
+    free(sa); free(sb); free(sc);
 }
 
 static void check_vectors(const float *got, const float *want, int n, const char *what) {
@@ -145,6 +202,7 @@ int main(void) {
         for (int i = 0; i < DIM; i++) nrm += got[i] * got[i];
         CHECK(fabsf(nrm - 1.0f) < 1e-5f, "Normalize: |v|^2 = %.7f", (double)nrm);
         CHECK_OK(lma_embed(e, texts, 0, 0, got)); /* nothing to do */
+        check_cli(texts, want);
         /* the same model on the double-precision reference backend (two short sentences) */
         lma_embedder *er = NULL;
         CHECK_OK(lma_embedder_load(NAME, lma_backend_ref(), &er));
