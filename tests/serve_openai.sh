@@ -12,7 +12,7 @@
 #   serve_openai.sh LMADAPT SRC client   the same server driven by the official `openai` Python
 #                                        client (tests/serve_openai.py).
 # The openai package: $LMA_OPENAI_PYTHON (a python that has it), else a venv the test makes
-# once in $LMA_SERVE_VENV (default: the build folder's serve-venv) with pip. When pip cannot
+# once in $LMA_SERVE_VENV (default: serve-venv beside the lmadapt binary, the build folder) with pip. When pip cannot
 # install it (no network), the client mode exits 77 (skipped) saying so; the curl mode needs
 # nothing but curl and python3 (for reading JSON).
 set -uo pipefail
@@ -261,7 +261,7 @@ EOF
 else
     PY=${LMA_OPENAI_PYTHON:-}
     if [ -z "$PY" ]; then
-        VENV=${LMA_SERVE_VENV:-$PWD/serve-venv}
+        VENV=${LMA_SERVE_VENV:-$(cd "$(dirname "$LMA")" && pwd)/serve-venv}
         if ! "$VENV/bin/python" -c "import openai" 2>/dev/null; then
             echo "creating $VENV with the openai client (pip)"
             python3 -m venv "$VENV" >/dev/null 2>&1 &&
