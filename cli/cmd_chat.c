@@ -108,13 +108,7 @@ int cmd_chat(int argc, char **argv) {
     }
     /* stop at EOS ids and at the end-of-turn markers the templates use */
     int32_t stops[16];
-    int ns = lma_generation_eos(model, &m->cfg, stops, 12);
-    if (lma_tok_eos_id(tok) >= 0 && ns < 16) stops[ns++] = lma_tok_eos_id(tok);
-    static const char *eot[] = {"<|eot_id|>", "<|im_end|>", "</s>", "<|end_of_text|>"};
-    for (size_t i = 0; i < sizeof eot / sizeof eot[0] && ns < 16; i++) {
-        int32_t id = lma_tok_token_to_id(tok, eot[i]);
-        if (id >= 0) stops[ns++] = id;
-    }
+    int ns = lma_chat_stop_ids(model, &m->cfg, tok, stops, 16);
     gp.stop_ids = stops;
     gp.n_stop_ids = ns;
     if (cli_sampling_constraint(&smp, tok) != LMA_OK) {

@@ -1,7 +1,9 @@
 /* infer: KV-cache logits equal full-recompute logits; greedy continuations
  * (plain and with repetition penalty 1.3) equal transformers' generate on every
  * fixture model (tests/ref/make_generate_fixtures.py); sampler properties;
- * stop strings cut the text and streaming never splits it differently. */
+ * stop strings cut the text and streaming never splits it differently; the batched
+ * decode step (continuous batching: sequences at different positions, each with its own
+ * cache, joining and leaving) equals each sequence run alone. */
 #include <dirent.h>
 #include "core/json.h"
 #include "infer/generate.h"
@@ -157,7 +159,70 @@ static void stop_strings(void) {
     lma_tok_free(tok);
 }
 
+/* lma_model_decode_batch vs lma_model_forward_cached of each sequence alone: three
+ * sequences with prompts of 3, 6 and 9 tokens decode together, the second leaves after
+ * 3 steps; the tokens fed are the single path's greedy choices. */
+static void decode_batch_vs_single(const char *name) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/ref/models/%s", LMA_SRC_DIR, name);
+    lma_model *m = NULL;
+    CHECK_OK(lma_model_load_ex(dir, lma_backend_cpu(), 0, &m));
+    if (!m) return;
+    enum { S = 3, STEPS = 6 };
+    int V = m->cfg.vocab_size, lens[S] = {3, 6, 9};
+    lma_kv_cache *single[S] = {0}, *batch[S] = {0};
+    float *ls = malloc((size_t)S * V * sizeof(float)), *lb = malloc((size_t)S * V * sizeof(float));
+    int32_t next[S];
+    for (int i = 0; i < S; i++) {
+        int32_t ids[9];
+        for (int t = 0; t < lens[i]; t++) ids[t] = (t * 31 + i * 7 + 5) % V;
+        CHECK_OK(lma_kv_create(m, 9 + STEPS, &single[i]));
+        CHECK_OK(lma_kv_create(m, 9 + STEPS, &batch[i]));
+        CHECK_OK(lma_model_forward_cached(m, single[i], ids, lens[i], ls + (size_t)i * V, 0));
+        CHECK_OK(lma_model_forward_cached(m, batch[i], ids, lens[i], lb, 0));
+    }
+    double err = 0, mx = 0;
+    int worst_rows = 0;
+    for (int step = 0; step < STEPS; step++) {
+        lma_kv_cache *act[S];
+        int32_t tok[S], which[S], n = 0;
+        for (int i = 0; i < S; i++) {
+            if (i == 1 && step >= 3) continue; /* the second sequence has left */
+            int best = 0;
+            for (int v = 1; v < V; v++) if (ls[(size_t)i * V + v] > ls[(size_t)i * V + best]) best = v;
+            next[i] = best;
+            act[n] = batch[i]; tok[n] = best; which[n++] = i;
+        }
+        CHECK_OK(lma_model_decode_batch(m, act, tok, n, lb));
+        for (int k = 0; k < n; k++) {
+            int i = which[k];
+            CHECK_OK(lma_model_forward_cached(m, single[i], &next[i], 1, ls + (size_t)i * V, 0));
+            for (int v = 0; v < V; v++) {
+                err = fmax(err, fabs(lb[(size_t)k * V + v] - ls[(size_t)i * V + v]));
+                mx = fmax(mx, fabs(ls[(size_t)i * V + v]));
+            }
+            CHECK(batch[i]->len == single[i]->len, "%s: the batched cache grows by one", name);
+        }
+        worst_rows = n > worst_rows ? n : worst_rows;
+    }
+    CHECK(worst_rows == S && err <= 1e-5 * mx, "%s: batched decode == single decode (max err %.3g of %.3g)", name, err, mx);
+    lma_kv_cache *dup[2] = {batch[0], batch[0]};
+    int32_t two[2] = {1, 2};
+    CHECK(lma_model_decode_batch(m, dup, two, 2, lb) == LMA_ERR_ARG, "%s: a batch sharing a cache is refused", name);
+    lma_clear_error();
+    batch[2]->len = batch[2]->cap;
+    CHECK(lma_model_decode_batch(m, batch, two, 2, lb) == LMA_OK, "%s: full cache not in the batch is fine", name);
+    CHECK(lma_model_decode_batch(m, batch, next, 3, lb) == LMA_ERR_ARG, "%s: a full cache in the batch is refused", name);
+    lma_clear_error();
+    for (int i = 0; i < S; i++) { lma_kv_free(m, single[i]); lma_kv_free(m, batch[i]); }
+    free(ls); free(lb);
+    lma_model_free(m);
+}
+
 int main(void) {
+    decode_batch_vs_single("qwen3");
+    decode_batch_vs_single("llama_gqa");
+    decode_batch_vs_single("llama_linear_bias");
     kv_vs_full("qwen3");
     kv_vs_full("llama3_tied");
     kv_vs_full("qwen2");

@@ -28,6 +28,23 @@ int lma_generation_eos(const char *model_dir, const lma_config *c, int32_t *ids,
     return n;
 }
 
+int lma_chat_stop_ids(const char *model_dir, const lma_config *c, const lma_tokenizer *tok, int32_t *ids, int cap) {
+    int32_t cand[24];
+    int nc = lma_generation_eos(model_dir, c, cand, 16), n = 0;
+    if (lma_tok_eos_id(tok) >= 0) cand[nc++] = lma_tok_eos_id(tok);
+    static const char *eot[] = {"<|eot_id|>", "<|im_end|>", "</s>", "<|end_of_text|>"};
+    for (size_t i = 0; i < sizeof eot / sizeof eot[0]; i++) {
+        int32_t id = lma_tok_token_to_id(tok, eot[i]);
+        if (id >= 0) cand[nc++] = id;
+    }
+    for (int i = 0; i < nc; i++) {
+        int seen = 0;
+        for (int k = 0; k < n; k++) seen |= ids[k] == cand[i];
+        if (!seen && n < cap) ids[n++] = cand[i];
+    }
+    return n;
+}
+
 /* Earliest stop-string match at or after `from`; returns its offset or -1. */
 static long find_stop(const lma_buf *b, size_t from, const lma_gen_params *p) {
     long best = -1;
@@ -52,6 +69,139 @@ static size_t stop_holdback(const lma_buf *b, const lma_gen_params *p) {
     return hold;
 }
 
+struct lma_gen_seq {
+    const lma_gen_params *p;
+    int V, step, done, flushed;
+    int json_done;                /* the constraint's value is complete */
+    lma_finish_reason finish;
+    int32_t *hist; size_t n_hist, n_prompt; /* (n_prompt + max_tokens) */
+    lma_tok_stream *ts;
+    lma_buf text;
+    size_t streamed;
+    lma_rng rng;
+};
+
+lma_status lma_gen_seq_new(const lma_tokenizer *tok, const int32_t *prompt, size_t n_prompt, int vocab_size,
+                           const lma_gen_params *p, lma_gen_seq **out) {
+    *out = NULL;
+    if (n_prompt < 1) return lma_error(LMA_ERR_ARG, "the prompt is empty");
+    if (p->max_tokens < 0) return lma_error(LMA_ERR_ARG, "max_tokens must be >= 0");
+    lma_gen_seq *g = lma_calloc(1, sizeof *g, "generation state");
+    if (!g) return LMA_ERR_NOMEM;
+    g->p = p;
+    g->V = vocab_size;
+    g->finish = LMA_FINISH_LENGTH;
+    g->done = p->max_tokens == 0;
+    g->hist = lma_malloc((n_prompt + (size_t)p->max_tokens) * sizeof(int32_t), "token history");
+    lma_status s = g->hist ? LMA_OK : LMA_ERR_NOMEM;
+    if (s == LMA_OK && tok) s = lma_tok_stream_new(tok, 1, &g->ts);
+    if (s != LMA_OK) { lma_gen_seq_free(g); return s; }
+    if (s == LMA_OK && p->constraint) { /* one constraint object per sequence: it holds the sequence's state */
+        lma_json_constraint_reset(p->constraint);
+        int need = lma_json_constraint_min_tokens(p->constraint);
+        if (need > p->max_tokens)
+            s = lma_error(LMA_ERR_ARG, "max_tokens %d is too small for a complete JSON output (at least %d tokens)",
+                          p->max_tokens, need);
+    }
+    if (s != LMA_OK) { lma_gen_seq_free(g); return s; }
+    memcpy(g->hist, prompt, n_prompt * sizeof(int32_t));
+    g->n_hist = g->n_prompt = n_prompt;
+    lma_rng_seed(&g->rng, p->seed);
+    *out = g;
+    return LMA_OK;
+}
+
+void lma_gen_seq_free(lma_gen_seq *g) {
+    if (!g) return;
+    lma_tok_stream_free(g->ts);
+    free(g->text.p);
+    free(g->hist);
+    free(g);
+}
+
+int lma_gen_seq_done(const lma_gen_seq *g) { return g->done; }
+int lma_gen_seq_n_generated(const lma_gen_seq *g) { return (int)(g->n_hist - g->n_prompt); }
+
+lma_status lma_gen_seq_step(lma_gen_seq *g, float *logits, int32_t *next, int *done) {
+    const lma_gen_params *p = g->p;
+    lma_status s = LMA_OK;
+    *done = 1;
+    if (g->done) return LMA_OK;
+    if (p->constraint) {
+        s = lma_json_constraint_mask(p->constraint, logits, g->V, p->max_tokens - g->step - 1, p->stop_ids, p->n_stop_ids);
+        if (s != LMA_OK) { g->done = 1; return s; }
+    }
+    int32_t id = lma_sample(logits, g->V, &p->sample, g->hist, g->n_hist, &g->rng);
+    const char *piece_at = NULL; /* the text released with this token */
+    size_t piece_n = 0;
+    g->hist[g->n_hist++] = id;
+    g->step++;
+    int is_stop = 0;
+    for (int i = 0; i < p->n_stop_ids; i++) is_stop |= id == p->stop_ids[i];
+    if (is_stop) { g->finish = LMA_FINISH_STOP; g->done = 1; return LMA_OK; }
+    if (p->constraint && (s = lma_json_constraint_accept(p->constraint, id, &g->json_done)) != LMA_OK) {
+        g->done = 1;
+        return s;
+    }
+    if (g->ts) {
+        char *piece = NULL;
+        size_t plen = 0;
+        lma_buf *text = &g->text;
+        s = lma_tok_stream_push(g->ts, id, &piece, &plen);
+        if (s == LMA_OK && plen) s = lma_buf_append(text, piece, plen);
+        free(piece);
+        if (s != LMA_OK) { g->done = 1; return s; }
+        long at = find_stop(text, text->len - plen, p);
+        if (at >= 0) {
+            text->len = (size_t)at; text->p[at] = 0;
+            g->finish = LMA_FINISH_STOP; g->done = 1;
+            return LMA_OK;
+        }
+        size_t ready = text->len - stop_holdback(text, p);
+        if ((p->on_text || p->on_token) && ready > g->streamed) {
+            if (p->on_text) p->on_text(p->ctx, text->p + g->streamed, ready - g->streamed);
+            piece_at = text->p + g->streamed; piece_n = ready - g->streamed;
+            g->streamed = ready;
+        }
+    }
+    if (p->on_token && p->on_token(p->ctx, id, piece_at, piece_n)) { g->finish = LMA_FINISH_STOP; g->done = 1; return LMA_OK; }
+    if (g->json_done) { g->finish = LMA_FINISH_STOP; g->done = 1; return LMA_OK; } /* the JSON value is complete */
+    if (g->step >= p->max_tokens) { g->done = 1; return LMA_OK; }
+    *next = id;
+    *done = 0;
+    return LMA_OK;
+}
+
+lma_status lma_gen_seq_finish(lma_gen_seq *g, lma_gen_result *res) {
+    const lma_gen_params *p = g->p;
+    lma_status s = LMA_OK;
+    memset(res, 0, sizeof *res);
+    res->finish = g->finish;
+    res->prompt_tokens = (int)g->n_prompt;
+    if (g->ts && (g->finish == LMA_FINISH_LENGTH || g->json_done) && !g->flushed) {
+        char *piece = NULL;
+        size_t plen = 0;
+        if (lma_tok_stream_flush(g->ts, &piece, &plen) == LMA_OK && plen) (void)lma_buf_append(&g->text, piece, plen);
+        free(piece);
+    }
+    g->flushed = 1;
+    if ((p->on_text || p->on_token) && g->text.len > g->streamed) {
+        if (p->on_text) p->on_text(p->ctx, g->text.p + g->streamed, g->text.len - g->streamed);
+        if (p->on_token) p->on_token(p->ctx, -1, g->text.p + g->streamed, g->text.len - g->streamed);
+        g->streamed = g->text.len;
+    }
+    res->n_ids = g->n_hist - g->n_prompt;
+    res->ids = lma_malloc((res->n_ids ? res->n_ids : 1) * sizeof(int32_t), "generated ids");
+    if (!res->ids) return LMA_ERR_NOMEM;
+    memcpy(res->ids, g->hist + g->n_prompt, res->n_ids * sizeof(int32_t));
+    if (g->ts) {
+        if (!g->text.p) s = lma_buf_append(&g->text, "", 0);
+        res->text = g->text.p; res->len = g->text.len;
+        g->text = (lma_buf){0};
+    }
+    return s;
+}
+
 lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
                         const lma_gen_params *p, lma_gen_result *res) {
     memset(res, 0, sizeof *res);
@@ -65,91 +215,29 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
                  "(max_position_embeddings, with rope scaling): output past it degrades", n_prompt, p->max_tokens,
                  lma_config_context(&m->cfg));
     lma_kv_cache *kv = NULL;
-    lma_tok_stream *ts = NULL;
+    lma_gen_seq *g = NULL;
     float *logits = lma_malloc((size_t)V * sizeof(float), "logits");
-    int32_t *hist = lma_malloc((size_t)cap * sizeof(int32_t), "token history");
-    lma_buf text = {0};
-    size_t streamed = 0;
-    lma_status s = (!logits || !hist) ? LMA_ERR_NOMEM : lma_kv_create(m, cap, &kv);
-    if (s == LMA_OK && tok) s = lma_tok_stream_new(tok, 1, &ts);
+    lma_status s = !logits ? LMA_ERR_NOMEM : lma_kv_create(m, cap, &kv);
+    if (s == LMA_OK) s = lma_gen_seq_new(tok, prompt, n_prompt, V, p, &g);
     if (s != LMA_OK) goto done;
-    memcpy(hist, prompt, n_prompt * sizeof(int32_t));
-    lma_rng rng;
-    lma_rng_seed(&rng, p->seed);
     double t0 = lma_now();
     s = lma_model_forward_cached(m, kv, prompt, (int)n_prompt, logits, 0);
-    res->prefill_s = lma_now() - t0;
-    res->prompt_tokens = (int)n_prompt;
+    double prefill_s = lma_now() - t0;
     t0 = lma_now();
-    res->finish = LMA_FINISH_LENGTH;
-    size_t n_hist = n_prompt;
-    int json_done = 0;
-    if (s == LMA_OK && p->constraint) {
-        lma_json_constraint_reset(p->constraint);
-        int need = lma_json_constraint_min_tokens(p->constraint);
-        if (need > p->max_tokens)
-            s = lma_error(LMA_ERR_ARG, "max_tokens %d is too small for a complete JSON output (at least %d tokens)",
-                          p->max_tokens, need);
+    int fin = lma_gen_seq_done(g);
+    while (s == LMA_OK && !fin) {
+        int32_t id;
+        s = lma_gen_seq_step(g, logits, &id, &fin);
+        if (s == LMA_OK && !fin) s = lma_model_forward_cached(m, kv, &id, 1, logits, 0);
     }
-    for (int step = 0; s == LMA_OK && step < p->max_tokens; step++) {
-        if (p->constraint) {
-            s = lma_json_constraint_mask(p->constraint, logits, V, p->max_tokens - step - 1, p->stop_ids, p->n_stop_ids);
-            if (s != LMA_OK) break;
-        }
-        int32_t id = lma_sample(logits, V, &p->sample, hist, n_hist, &rng);
-        const char *piece_at = NULL; /* the text released with this token */
-        size_t piece_n = 0;
-        hist[n_hist++] = id;
-        int is_stop = 0;
-        for (int i = 0; i < p->n_stop_ids; i++) is_stop |= id == p->stop_ids[i];
-        if (is_stop) { res->finish = LMA_FINISH_STOP; break; }
-        if (p->constraint && (s = lma_json_constraint_accept(p->constraint, id, &json_done)) != LMA_OK) break;
-        if (ts) {
-            char *piece = NULL;
-            size_t plen = 0;
-            s = lma_tok_stream_push(ts, id, &piece, &plen);
-            if (s == LMA_OK && plen) s = lma_buf_append(&text, piece, plen);
-            free(piece);
-            if (s != LMA_OK) break;
-            long at = find_stop(&text, text.len - plen, p);
-            if (at >= 0) { text.len = (size_t)at; text.p[at] = 0; res->finish = LMA_FINISH_STOP; break; }
-            size_t ready = text.len - stop_holdback(&text, p);
-            if ((p->on_text || p->on_token) && ready > streamed) {
-                if (p->on_text) p->on_text(p->ctx, text.p + streamed, ready - streamed);
-                piece_at = text.p + streamed; piece_n = ready - streamed;
-                streamed = ready;
-            }
-        }
-        if (p->on_token && p->on_token(p->ctx, id, piece_at, piece_n)) { res->finish = LMA_FINISH_STOP; break; }
-        if (json_done) { res->finish = LMA_FINISH_STOP; break; } /* the JSON value is complete */
-        if (step + 1 < p->max_tokens) s = lma_model_forward_cached(m, kv, &id, 1, logits, 0);
-    }
-    res->decode_s = lma_now() - t0;
-    if (s == LMA_OK && ts && (res->finish == LMA_FINISH_LENGTH || json_done)) {
-        char *piece = NULL;
-        size_t plen = 0;
-        if (lma_tok_stream_flush(ts, &piece, &plen) == LMA_OK && plen) (void)lma_buf_append(&text, piece, plen);
-        free(piece);
-    }
-    if (s == LMA_OK && (p->on_text || p->on_token) && text.len > streamed) {
-        if (p->on_text) p->on_text(p->ctx, text.p + streamed, text.len - streamed);
-        if (p->on_token) p->on_token(p->ctx, -1, text.p + streamed, text.len - streamed);
-    }
-    if (s == LMA_OK) {
-        res->n_ids = n_hist - n_prompt;
-        res->ids = lma_malloc((res->n_ids ? res->n_ids : 1) * sizeof(int32_t), "generated ids");
-        if (!res->ids) s = LMA_ERR_NOMEM;
-        else memcpy(res->ids, hist + n_prompt, res->n_ids * sizeof(int32_t));
-        if (tok) {
-            if (!text.p) (void)lma_buf_append(&text, "", 0);
-            res->text = text.p; res->len = text.len; text.p = NULL;
-        }
-    }
+    double decode_s = lma_now() - t0;
+    if (s == LMA_OK) s = lma_gen_seq_finish(g, res);
+    res->prefill_s = prefill_s;
+    res->decode_s = decode_s;
+    if (s != LMA_OK) { free(res->ids); free(res->text); res->ids = NULL; res->text = NULL; }
 done:
-    free(text.p);
+    lma_gen_seq_free(g);
     free(logits);
-    free(hist);
-    lma_tok_stream_free(ts);
     lma_kv_free(m, kv);
     return s;
 }

@@ -21,9 +21,36 @@ typedef struct {
     double prefill_s, decode_s;
 } lma_gen_result;
 
+/* One sequence being generated, apart from the model: given the logits of its last
+ * position, it samples the next token (the sampler, its RNG, the history), applies the
+ * stop ids, the stop strings and max_tokens, decodes and streams the text. lma_generate
+ * is this machine driven by lma_model_forward_cached; a server drives many of them with
+ * one batched decode step (lma_model_decode_batch). Same logits in, same tokens out.
+ * Ownership: lma_gen_seq_new copies the prompt; p (and what it points to: stop ids and
+ * strings, callbacks' ctx) must outlive the sequence. */
+typedef struct lma_gen_seq lma_gen_seq;
+lma_status lma_gen_seq_new(const lma_tokenizer *tok, const int32_t *prompt, size_t n_prompt, int vocab_size,
+                           const lma_gen_params *p, lma_gen_seq **out);
+/* logits (V) of the last position (modified: the sampler works in place). *done = 1 when
+ * the sequence has ended (stop id, stop string, max_tokens, or on_token asked to stop);
+ * else *next is the token to feed to the model next. With max_tokens 0 the sequence is
+ * done before any step: check lma_gen_seq_done first. */
+lma_status lma_gen_seq_step(lma_gen_seq *g, float *logits, int32_t *next, int *done);
+int lma_gen_seq_done(const lma_gen_seq *g);
+/* Ends the sequence (flushes held-back text to the callbacks) and moves its ids and text
+ * into res (prompt_tokens set; timings left to the caller). The caller frees res->ids,
+ * res->text. */
+lma_status lma_gen_seq_finish(lma_gen_seq *g, lma_gen_result *res);
+int lma_gen_seq_n_generated(const lma_gen_seq *g);
+void lma_gen_seq_free(lma_gen_seq *g);
+
 /* tok may be NULL (no text, no stop strings). The caller frees res->ids and res->text. */
 lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
                         const lma_gen_params *p, lma_gen_result *res);
 /* eos ids of a model dir: generation_config.json eos_token_id (int or list), else config.json's. */
 int lma_generation_eos(const char *model_dir, const lma_config *c, int32_t *ids, int cap);
+/* The ids a chat reply stops at: lma_generation_eos, the tokenizer's eos and the end-of-turn
+ * markers the chat templates use (<|eot_id|>, <|im_end|>, </s>, <|end_of_text|>) that the
+ * vocabulary has, each once. */
+int lma_chat_stop_ids(const char *model_dir, const lma_config *c, const lma_tokenizer *tok, int32_t *ids, int cap);
 #endif

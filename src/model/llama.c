@@ -424,6 +424,8 @@ typedef struct {
     int B, T;
     void *kc, *vc;  /* (cap, NKV, HD) act of this layer, or NULL for training */
     int past;
+    lma_kv_cache *const *kvs; /* batched decode: row i is one token of the sequence of kvs[i]
+                                 (at position kvs[i]->len), or NULL */
 } attn_ctx;
 
 /* out (N,OC) = inp (N,C) @ W^T + bias, W the compute copy or NF4; plus an attached
@@ -530,7 +532,18 @@ static void layer_forward(const lma_model *m, int l, const layer_io *io, int N, 
     proj_fwd(m, l, LMA_PROJ_V, io->v, io->ln1, w->wv, w->bv, N, C, KVD);
     be->rope_fwd(io->q, io->q, pos, m->inv_freq, N, NH, HD);
     be->rope_fwd(io->k, io->k, pos, m->inv_freq, N, NKV, HD);
-    if (ac->kc) {
+    if (ac->kvs) {
+        size_t es = (size_t)be->act_bytes, row = (size_t)KVD * es;
+        for (int i = 0; i < N; i++) {
+            const lma_kv_cache *kv = ac->kvs[i];
+            size_t layer = (size_t)kv->cap * KVD;
+            void *kc = lma_at(kv->k, (size_t)l * layer, es), *vc = lma_at(kv->v, (size_t)l * layer, es);
+            be->copy(lma_at(kc, (size_t)kv->len * KVD, es), lma_at(io->k, (size_t)i * KVD, es), row);
+            be->copy(lma_at(vc, (size_t)kv->len * KVD, es), lma_at(io->v, (size_t)i * KVD, es), row);
+            be->attention_cached(lma_at(io->atty, (size_t)i * QD, es), lma_at(io->q, (size_t)i * QD, es), kc, vc,
+                                 kv->len, 1, NH, NKV, HD, scale);
+        }
+    } else if (ac->kc) {
         size_t es = (size_t)be->act_bytes, row = (size_t)KVD * es;
         be->copy(lma_at(ac->kc, (size_t)ac->past * KVD, es), io->k, (size_t)N * row);
         be->copy(lma_at(ac->vc, (size_t)ac->past * KVD, es), io->v, (size_t)N * row);
@@ -892,19 +905,30 @@ void lma_kv_free(const lma_model *m, lma_kv_cache *kv) {
     free(kv);
 }
 
-lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_t *ids, int n, float *logits,
-                                    int all_logits) {
+/* Inference forward. Single (batched 0): n tokens of the sequence of kvs[0] at positions
+ * len..len+n-1. Batched: n sequences, one token each, ids[i] at position kvs[i]->len of its
+ * own cache (every row's logits). The projections run once over the n rows either way; only
+ * the attention is per sequence. */
+static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batched, const int32_t *ids, int n,
+                                float *logits, int all_logits) {
     const lma_config *c = &m->cfg;
     const lma_backend *be = m->be;
     if (n < 1) return lma_error(LMA_ERR_ARG, "no tokens to run");
-    if (kv->len + n > kv->cap)
-        return lma_error(LMA_ERR_ARG, "KV cache full: %d + %d tokens exceed its %d", kv->len, n, kv->cap);
-    if (c->sliding_window > 0 && kv->len + n > c->sliding_window)
-        return lma_error(LMA_ERR_UNSUPPORTED, "context of %d tokens exceeds sliding_window %d (not implemented)",
-                         kv->len + n, c->sliding_window);
-    rope_update(m, kv->len + n);
+    int rope_to = 0;
+    for (int i = 0; i < (batched ? n : 1); i++) {
+        const lma_kv_cache *kv = kvs[i];
+        int add = batched ? 1 : n;
+        if (kv->len + add > kv->cap)
+            return lma_error(LMA_ERR_ARG, "KV cache full: %d + %d tokens exceed its %d", kv->len, add, kv->cap);
+        if (c->sliding_window > 0 && kv->len + add > c->sliding_window)
+            return lma_error(LMA_ERR_UNSUPPORTED, "context of %d tokens exceeds sliding_window %d (not implemented)",
+                             kv->len + add, c->sliding_window);
+        if (kv->len + add > rope_to) rope_to = kv->len + add;
+    }
+    rope_update(m, rope_to);
+    lma_kv_cache *kv = kvs[0];
     int C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size, NH = c->n_heads, NKV = c->n_kv_heads;
-    int HD = c->head_dim, QD = NH * HD, KVD = NKV * HD, n_out = all_logits ? n : 1;
+    int HD = c->head_dim, QD = NH * HD, KVD = NKV * HD, n_out = all_logits || batched ? n : 1;
     if (m->lora) LMA_TRY(m->lora_hooks->begin(m->lora, be, n, 0));
     m->lora_train = 0;
     for (int i = 0; i < n; i++)
@@ -936,7 +960,7 @@ lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_
     float *lg32 = (float *)(buf + o[18]);
     int32_t *pos = malloc((size_t)n * sizeof *pos);
     if (!pos) { be->free(buf); return lma_error(LMA_ERR_NOMEM, "out of memory"); }
-    for (int i = 0; i < n; i++) pos[i] = kv->len + i;
+    for (int i = 0; i < n; i++) pos[i] = batched ? kvs[i]->len : kv->len + i;
     be->upload(d_ids, ids, (size_t)n * sizeof(int32_t));
     be->upload(d_pos, pos, (size_t)n * sizeof(int32_t));
     free(pos);
@@ -948,7 +972,7 @@ lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_
                        .k_rstd = k_rstd, .q = q, .k = k, .v = v, .att = NULL, .atty = atty, .mid = mid, .ln2 = ln,
                        .rstd2 = rstd2, .gate = gate, .up = up, .swi = swi};
         attn_ctx ac = {.kc = lma_at(kv->k, (size_t)l * layer, ea), .vc = lma_at(kv->v, (size_t)l * layer, ea),
-                       .past = kv->len};
+                       .past = kv->len, .kvs = batched ? kvs : NULL};
         layer_forward(m, l, &io, n, d_pos, &ac, 0);
     }
     const void *xl = lma_at(x, (size_t)(n - n_out) * C, ea);
@@ -960,8 +984,24 @@ lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_
     if (s != LMA_OK) return s;
     for (size_t i = 0, nl = (size_t)n_out * (size_t)V; i < nl; i++)
         if (!isfinite(logits[i])) /* sampling or ranking NaNs would answer with exit 0 */
-            return lma_error(LMA_ERR_NUMERIC, "non-finite logits at position %d (the activations overflowed or the "
-                             "weights are corrupt)", kv->len + (int)(i / (size_t)V));
-    kv->len += n;
+            return lma_error(LMA_ERR_NUMERIC, "non-finite logits (row %zu; the activations overflowed or the weights "
+                             "are corrupt)", i / (size_t)V);
+    if (batched)
+        for (int i = 0; i < n; i++) kvs[i]->len++;
+    else
+        kv->len += n;
     return LMA_OK;
+}
+
+lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_t *ids, int n, float *logits,
+                                    int all_logits) {
+    return infer_forward(m, &kv, 0, ids, n, logits, all_logits);
+}
+
+lma_status lma_model_decode_batch(lma_model *m, lma_kv_cache *const *kvs, const int32_t *ids, int n_seq,
+                                  float *logits) {
+    for (int i = 0; i < n_seq; i++)
+        for (int j = 0; j < i; j++)
+            if (kvs[i] == kvs[j]) return lma_error(LMA_ERR_ARG, "decode batch: sequences %d and %d share a cache", j, i);
+    return infer_forward(m, kvs, 1, ids, n_seq, logits, 1);
 }

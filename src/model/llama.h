@@ -169,6 +169,13 @@ void lma_kv_free(const lma_model *m, lma_kv_cache *kv);
 /* logits (host, fp32): (n, V) when all_logits, else (1, V) for the last token. */
 lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_t *ids, int n, float *logits,
                                     int all_logits);
+/* One decode step of n_seq sequences (continuous batching): ids[i] runs at position
+ * kvs[i]->len of its own cache, which grows by one. The projections run once over the
+ * n_seq rows, the attention per sequence. logits (host, fp32): (n_seq, V). Matches
+ * lma_model_forward_cached of each sequence alone up to float rounding (the matmuls see
+ * n_seq rows instead of 1; tests/test_generate.c). The caches must be distinct. */
+lma_status lma_model_decode_batch(lma_model *m, lma_kv_cache *const *kvs, const int32_t *ids, int n_seq,
+                                  float *logits);
 
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;

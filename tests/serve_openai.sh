@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# lmadapt serve end to end, on the real SmolLM2-135M-Instruct (label model; exit 77 without it).
+#   serve_openai.sh LMADAPT SRC curl     every endpoint with curl: greedy chat and completion
+#                                        (streamed and not) == `lmadapt generate` on the same
+#                                        rendered prompt ids; error objects and statuses (400,
+#                                        401, 404, 405, 413, 429); API keys; a client that
+#                                        disconnects frees its slot (non-streamed and streamed);
+#                                        a slow client is cut off while others are served; an
+#                                        over-long chunked body; SIGTERM lets the request in
+#                                        flight finish, then the server exits 0; with
+#                                        all-minilm-l6-v2 fetched, /v1/embeddings == lmadapt embed.
+#   serve_openai.sh LMADAPT SRC client   the same server driven by the official `openai` Python
+#                                        client (tests/serve_openai.py).
+# The openai package: $LMA_OPENAI_PYTHON (a python that has it), else a venv the test makes
+# once in $LMA_SERVE_VENV (default: serve-venv beside the lmadapt binary, the build folder) with pip. When pip cannot
+# install it (no network), the client mode exits 77 (skipped) saying so; the curl mode needs
+# nothing but curl and python3 (for reading JSON).
+set -uo pipefail
+LMA=$1 SRC=$2 MODE=${3:-curl}
+MODEL=${LMA_SERVE_MODEL:-smollm2-135m-instruct}
+WORK=$(mktemp -d /tmp/lma_serve_test.XXXXXX)
+PIDS=()
+# LMA_SERVE_LOGDIR: keep the servers' logs there (e.g. to read sanitizer reports)
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    [ -n "${LMA_SERVE_LOGDIR:-}" ] && mkdir -p "$LMA_SERVE_LOGDIR" && cp "$WORK"/*.log "$LMA_SERVE_LOGDIR"/ 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+fails=0 passes=0
+ok() { if [ "$1" = 0 ]; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAIL: $2"; fi; }
+check() { local what=$1; shift; "$@"; ok $? "$what"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+if ! "$LMA" tokenizer encode --tokenizer "$MODEL" --text x >/dev/null 2>&1; then
+    echo "SKIP: model $MODEL not fetched (scripts/fetch-models.sh)"; exit 77
+fi
+command -v curl >/dev/null || { echo "SKIP: curl is not installed"; exit 77; }
+# /v1/embeddings is tested when the embedding model is fetched too
+EMBED=all-minilm-l6-v2 EMBED_OPT=()
+if "$LMA" embed --model $EMBED --text x --json >/dev/null 2>&1; then EMBED_OPT=(--embed $EMBED); else
+    echo "note: $EMBED not fetched: /v1/embeddings untested"; EMBED=; fi
+
+# start_server NAME [options...]: sets PORT and SPID; the log is $WORK/NAME.log
+start_server() {
+    local name=$1; shift
+    "$LMA" serve --model "$MODEL" --port 0 --threads 2 "$@" >"$WORK/$name.log" 2>&1 &
+    SPID=$!
+    PIDS+=("$SPID")
+    for _ in $(seq 1 600); do
+        PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/$name.log")
+        [ -n "$PORT" ] && return 0
+        kill -0 "$SPID" 2>/dev/null || break
+        sleep 0.2
+    done
+    echo "FAIL: the server did not start:"; cat "$WORK/$name.log"; exit 1
+}
+
+# post PATH BODY [curl args...]: prints the body, then the status on the last line
+post() { local p=$1 b=$2; shift 2; curl -s -w '\n%{http_code}' -H 'Content-Type: application/json' "$@" \
+    --data-binary "$b" "http://127.0.0.1:$PORT$p"; }
+status_of() { tail -n1 <<<"$1"; }
+body_of() { sed '$d' <<<"$1"; }
+# the error object: {"error": {"message": str, "type": str, "param": str|null, "code": str|null}}
+is_error() { # RESPONSE STATUS [PARAM]
+    [ "$(status_of "$1")" = "$2" ] || { echo "  status $(status_of "$1") != $2: $(body_of "$1")"; return 1; }
+    body_of "$1" | python3 -c "
+import json, sys
+e = json.load(sys.stdin)['error']
+assert isinstance(e['message'], str) and e['message'] and isinstance(e['type'], str), e
+assert set(e) == {'message', 'type', 'param', 'code'}, e
+want = sys.argv[1] if len(sys.argv) > 1 else None
+assert want is None or e['param'] == want, (e['param'], want)" ${3:+"$3"}
+}
+# concatenates an SSE stream's deltas; checks it ends with [DONE] and has one finish_reason
+sse_text() { python3 -c "
+import json, sys
+lines = [l for l in sys.stdin.read().split('\n') if l]
+assert all(l.startswith('data: ') for l in lines), lines[:3]
+assert lines[-1] == 'data: [DONE]', lines[-1]
+text, fin, usage = '', [], None
+for l in lines[:-1]:
+    d = json.loads(l[6:])
+    if d.get('usage'): usage = d['usage']
+    for c in d['choices']:
+        text += c.get('text') or (c.get('delta') or {}).get('content') or ''
+        if c['finish_reason']: fin.append(c['finish_reason'])
+assert len(fin) == 1, fin
+print(json.dumps({'text': text, 'finish': fin[0], 'usage': usage}))"; }
+
+N=24
+if [ "$MODE" = curl ]; then
+    start_server main --max-active 2 --max-queue 1 --max-prompt-tokens 300 --max-tokens-limit 2000 --timeout 3 \
+        --max-body-kb 64 --log-prompts "${EMBED_OPT[@]}"
+    # --- health, models
+    r=$(curl -s -w '\n%{http_code}' "http://127.0.0.1:$PORT/health")
+    check "health is 200 ok" test "$(status_of "$r")/$(body_of "$r" | json "d['status']")" = 200/ok
+    r=$(curl -s "http://127.0.0.1:$PORT/v1/models")
+    check "models lists the model" test "$(json "d['object'], d['data'][0]['id'], d['data'][0]['object']" <<<"$r")" = \
+        "list $MODEL model"
+
+    # --- embeddings == lmadapt embed, as floats and as base64
+    if [ -n "$EMBED" ]; then
+        for t in "Hello world" "The sky is blue today."; do "$LMA" embed --model $EMBED --text "$t" --json; done \
+            >"$WORK/want_embed.jsonl" 2>/dev/null
+        r=$(post /v1/embeddings '{"model": "'$EMBED'", "input": ["Hello world", "The sky is blue today."]}')
+        check "embeddings: 200" test "$(status_of "$r")" = 200
+        body_of "$r" >"$WORK/got_embed.json"
+        r=$(post /v1/embeddings '{"input": ["Hello world", "The sky is blue today."], "encoding_format": "base64"}')
+        body_of "$r" >"$WORK/got_embed64.json"
+        check "embeddings == lmadapt embed (float and base64), usage, model" python3 - "$WORK" "$EMBED" <<'EOF'
+import base64, json, struct, sys
+w, name = sys.argv[1], sys.argv[2]
+want = [json.loads(l)["embedding"] for l in open(w + "/want_embed.jsonl")]
+got = json.load(open(w + "/got_embed.json"))
+b64 = json.load(open(w + "/got_embed64.json"))
+assert got["object"] == "list" and got["model"] == name and got["usage"]["prompt_tokens"] > 4, got.get("usage")
+for i, e in enumerate(got["data"]):
+    assert e["index"] == i and e["object"] == "embedding"
+    assert len(e["embedding"]) == len(want[i]) == 384
+    assert max(abs(a - b) for a, b in zip(e["embedding"], want[i])) < 1e-6
+    raw = base64.b64decode(b64["data"][i]["embedding"])
+    assert list(struct.unpack("<384f", raw)) == [struct.unpack("<f", struct.pack("<f", x))[0] for x in e["embedding"]]
+EOF
+        check "embeddings: unknown model 404" is_error "$(post /v1/embeddings '{"model": "x", "input": "a"}')" 404 model
+        check "embeddings: dimensions mismatch 400" is_error "$(post /v1/embeddings '{"input": "a", "dimensions": 3}')" 400 dimensions
+        check "models lists both" test "$(curl -s "http://127.0.0.1:$PORT/v1/models" | json "len(d['data'])")" = 2
+    fi
+
+    # --- greedy chat == lmadapt generate on the rendered prompt
+    printf '%s' '[{"role": "user", "content": "Name three colors."}]' >"$WORK/msgs.json"
+    ids=$("$LMA" tokenizer render --tokenizer "$MODEL" --messages "$WORK/msgs.json" --generation-prompt --json |
+        json "','.join(map(str, d['ids']))")
+    n_prompt=$(tr ',' '\n' <<<"$ids" | wc -l)
+    want=$("$LMA" generate --model "$MODEL" --ids "$ids" --max-tokens $N --temperature 0 --json 2>/dev/null)
+    want_text=$(json "json.dumps(d['text'])" <<<"$want")
+    want_fin=$(json "d['finish_reason']" <<<"$want")
+    want_n=$(json "len(d['ids'])" <<<"$want")
+    body='{"model": "'$MODEL'", "messages": [{"role": "user", "content": "Name three colors."}], "max_tokens": '$N', "temperature": 0}'
+    r=$(post /v1/chat/completions "$body")
+    check "chat: 200" test "$(status_of "$r")" = 200
+    got=$(body_of "$r")
+    check "chat greedy == generate (text)" test "$(json "json.dumps(d['choices'][0]['message']['content'])" <<<"$got")" = "$want_text"
+    check "chat: finish_reason" test "$(json "d['choices'][0]['finish_reason']" <<<"$got")" = "$want_fin"
+    check "chat: usage" test "$(json "d['usage']['prompt_tokens'], d['usage']['completion_tokens'], d['usage']['total_tokens']" <<<"$got")" = \
+        "$n_prompt $want_n $((n_prompt + want_n))"
+    check "chat: object and role" test "$(json "d['object'], d['choices'][0]['message']['role'], d['id'][:9]" <<<"$got")" = \
+        "chat.completion assistant chatcmpl-"
+    body_s='{"messages": [{"role": "user", "content": "Name three colors."}], "max_tokens": '$N', "temperature": 0, "stream": true, "stream_options": {"include_usage": true}}'
+    s=$(post /v1/chat/completions "$body_s" | sed '$d' | sse_text)
+    check "chat streamed greedy == generate" test "$(json "json.dumps(d['text'])" <<<"$s")" = "$want_text"
+    check "--log-prompts: the access log shows the messages" grep -q 'prompt=\[{"role":"user","content":"Name three colors."}\]' "$WORK/main.log"
+    check "chat streamed: finish and usage" test "$(json "d['finish'], d['usage']['completion_tokens']" <<<"$s")" = "$want_fin $want_n"
+
+    # --- greedy completion == lmadapt generate --prompt
+    want=$("$LMA" generate --model "$MODEL" --prompt "The sky is" --max-tokens $N --temperature 0 --json 2>/dev/null)
+    want_text=$(json "json.dumps(d['text'])" <<<"$want")
+    r=$(post /v1/completions '{"prompt": "The sky is", "max_tokens": '$N', "temperature": 0}')
+    check "completion greedy == generate" test "$(body_of "$r" | json "json.dumps(d['choices'][0]['text'])")" = "$want_text"
+    check "completion: object" test "$(body_of "$r" | json "d['object']")" = text_completion
+    s=$(post /v1/completions '{"prompt": "The sky is", "max_tokens": '$N', "temperature": 0, "stream": true}' | sed '$d' | sse_text)
+    check "completion streamed greedy == generate" test "$(json "json.dumps(d['text'])" <<<"$s")" = "$want_text"
+    # a stop string cuts the text (and is not part of it)
+    stop=$(json "max(d['text'].split(), key=len)[1:4]" <<<"$want")
+    r=$(post /v1/completions '{"prompt": "The sky is", "max_tokens": '$N', "temperature": 0, "stop": ["'"$stop"'"]}')
+    check "stop string '$stop': finish stop, text cut before it" test "$(body_of "$r" | json "d['choices'][0]['finish_reason'], '$stop' not in d['choices'][0]['text'], $(json "json.dumps(d['text'])" <<<"$want").startswith(d['choices'][0]['text'])")" = "stop True True"
+
+    # --- errors: the OpenAI error object with the right status
+    check "malformed JSON: 400" is_error "$(post /v1/chat/completions '{"messages": [')" 400
+    check "n=2: 400 param n" is_error "$(post /v1/chat/completions '{"messages": [{"role": "user", "content": "x"}], "n": 2}')" 400 n
+    check "bad temperature: 400" is_error "$(post /v1/completions '{"prompt": "x", "temperature": 9}')" 400 temperature
+    check "max_tokens over the limit: 400" is_error "$(post /v1/completions '{"prompt": "x", "max_tokens": 2001}')" 400 max_tokens
+    long=$(python3 -c "print('word ' * 400)")
+    r=$(post /v1/completions '{"prompt": "'"$long"'", "max_tokens": 2}')
+    check "prompt over --max-prompt-tokens: 400 context_length_exceeded" is_error "$r" 400 prompt
+    check "  code context_length_exceeded" test "$(body_of "$r" | json "d['error']['code']")" = context_length_exceeded
+    check "unknown model: 404" is_error "$(post /v1/completions '{"model": "gpt-4", "prompt": "x"}')" 404 model
+    check "unknown URL: 404" is_error "$(post /v1/nothing '{}')" 404
+    r=$(curl -s -w '\n%{http_code}' "http://127.0.0.1:$PORT/v1/chat/completions")
+    check "GET on a POST route: 405" is_error "$r" 405
+    big=$(python3 -c "print('{\"prompt\": \"' + 'a' * 70000 + '\"}')")
+    check "body over --max-body-kb: 413" is_error "$(post /v1/completions "$big")" 413
+    # the same without Content-Length (chunked): the connection is closed, the server lives on
+    curl -s -o /dev/null -H 'Transfer-Encoding: chunked' --data-binary "$big" "http://127.0.0.1:$PORT/v1/completions"
+    check "after an over-long chunked body the server answers" test "$(curl -s "http://127.0.0.1:$PORT/health" | json "d['status']")" = ok
+
+    # --- disconnects free their slots
+    long_body='{"prompt": "Count: 1, 2, 3,", "max_tokens": 1500, "temperature": 0}'
+    curl -s -o /dev/null --max-time 2 -H 'Content-Type: application/json' -d "$long_body" "http://127.0.0.1:$PORT/v1/completions"
+    curl -s -o /dev/null --max-time 2 -H 'Content-Type: application/json' \
+        -d '{"prompt": "Count: 1, 2, 3,", "max_tokens": 1500, "stream": true}' "http://127.0.0.1:$PORT/v1/completions"
+    for _ in $(seq 1 50); do
+        a=$(curl -s "http://127.0.0.1:$PORT/health" | json "d['active'] + d['queued']")
+        [ "$a" = 0 ] && break
+        sleep 0.2
+    done
+    check "clients that disconnect free their slots (active+queued $a)" test "$a" = 0
+    check "the access log marks them aborted" test "$(grep -c 'POST /v1/completions.* aborted' "$WORK/main.log")" -ge 2
+
+    # --- busy: 2 slots + 1 queued, the fourth request gets 429
+    for i in 1 2 3; do
+        curl -s -o /dev/null --max-time 60 -H 'Content-Type: application/json' -d "$long_body" \
+            "http://127.0.0.1:$PORT/v1/completions" &
+        PIDS+=($!)
+    done
+    for _ in $(seq 1 100); do
+        a=$(curl -s "http://127.0.0.1:$PORT/health" | json "d['active'] + d['queued']")
+        [ "$a" = 3 ] && break
+        sleep 0.1
+    done
+    r=$(post /v1/completions '{"prompt": "x", "max_tokens": 2}')
+    check "queue full: 429" is_error "$r" 429
+    check "  code server_busy" test "$(body_of "$r" | json "d['error']['code']")" = server_busy
+    for p in "${PIDS[@]: -3}"; do kill "$p" 2>/dev/null; done
+
+    # --- a slow client (headers never finished) is cut off after --timeout; others are served
+    python3 - "$PORT" <<'EOF' >"$WORK/slow.out" 2>&1 &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Le")
+t = time.time()
+s.settimeout(20)
+try:
+    closed = s.recv(100) == b""
+except Exception:
+    closed = False
+print("closed" if closed else "open", round(time.time() - t, 1))
+EOF
+    slow=$!
+    sleep 0.5
+    check "health answers while a slow client holds a connection" test "$(curl -s --max-time 5 "http://127.0.0.1:$PORT/health" | json "d['status']")" = ok
+    wait $slow
+    check "the slow client is cut off by --timeout 3 ($(cat "$WORK/slow.out"))" grep -q '^closed' "$WORK/slow.out"
+
+    # --- API keys
+    printf '# keys\nsk-test-0123456789abcdef\n\nsk-other-0123456789abcdef\n' >"$WORK/keys"
+    chmod 600 "$WORK/keys"
+    kill -TERM "$SPID"; wait "$SPID"
+    start_server keys --api-key-file "$WORK/keys"
+    check "no key: 401" is_error "$(post /v1/completions '{"prompt": "x", "max_tokens": 1}')" 401
+    check "wrong key: 401" is_error "$(post /v1/completions '{"prompt": "x", "max_tokens": 1}' -H 'Authorization: Bearer sk-test-0123456789abcdeX')" 401
+    check "a prefix of the key: 401" is_error "$(curl -s -w '\n%{http_code}' -H 'Authorization: Bearer sk-test' "http://127.0.0.1:$PORT/v1/models")" 401
+    r=$(post /v1/completions '{"prompt": "x", "max_tokens": 1}' -H 'Authorization: Bearer sk-other-0123456789abcdef')
+    check "right key (the second of the file): 200" test "$(status_of "$r")" = 200
+    check "a server without --embed: /v1/embeddings 404" is_error "$(post /v1/embeddings '{"input": "a"}' -H 'Authorization: Bearer sk-test-0123456789abcdef')" 404
+    check "health needs no key" test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health")" = 200
+
+    # --- graceful shutdown: the request in flight finishes, then exit 0
+    curl -s -H 'Authorization: Bearer sk-test-0123456789abcdef' -H 'Content-Type: application/json' \
+        -d '{"prompt": "Once upon a time", "max_tokens": 12, "temperature": 0, "stream": true}' \
+        "http://127.0.0.1:$PORT/v1/completions" >"$WORK/inflight.out" &
+    c=$!
+    for _ in $(seq 1 100); do grep -q 'data: {' "$WORK/inflight.out" 2>/dev/null && break; sleep 0.1; done
+    kill -TERM "$SPID"
+    wait "$SPID"; rc=$?
+    wait $c
+    check "SIGTERM: exit 0" test "$rc" = 0
+    check "the request in flight finished its stream" test "$(sse_text <"$WORK/inflight.out" | json "d['finish']")" = length
+    check "log says stopped" grep -q 'lmadapt serve: stopped' "$WORK/keys.log"
+    check "no prompt text in the access log" test "$(grep -c 'Once upon' "$WORK/keys.log")" = 0
+else
+    PY=${LMA_OPENAI_PYTHON:-}
+    if [ -z "$PY" ]; then
+        VENV=${LMA_SERVE_VENV:-$(cd "$(dirname "$LMA")" && pwd)/serve-venv}
+        if ! "$VENV/bin/python" -c "import openai" 2>/dev/null; then
+            echo "creating $VENV with the openai client (pip)"
+            python3 -m venv "$VENV" >/dev/null 2>&1 &&
+                timeout 300 "$VENV/bin/pip" install -q openai >"$WORK/pip.log" 2>&1
+            if ! "$VENV/bin/python" -c "import openai" 2>/dev/null; then
+                echo "SKIP: the openai Python client could not be installed with pip (no network?):"
+                tail -3 "$WORK/pip.log" 2>/dev/null
+                echo "set LMA_OPENAI_PYTHON to a python that has 'openai' to run this test"
+                exit 77
+            fi
+        fi
+        PY=$VENV/bin/python
+    fi
+    start_server client --max-active 4 --max-queue 8 "${EMBED_OPT[@]}"
+    : >"$WORK/want_embed.jsonl"
+    [ -n "$EMBED" ] && for t in "Hello world" "The sky is blue today."; do
+        "$LMA" embed --model $EMBED --text "$t" --json; done >"$WORK/want_embed.jsonl" 2>/dev/null
+    printf '%s' '[{"role": "system", "content": "You are brief."}, {"role": "user", "content": "What is 2+2?"}]' \
+        >"$WORK/msgs.json"
+    ids=$("$LMA" tokenizer render --tokenizer "$MODEL" --messages "$WORK/msgs.json" --generation-prompt --json |
+        json "','.join(map(str, d['ids']))")
+    "$LMA" generate --model "$MODEL" --ids "$ids" --max-tokens $N --temperature 0 --json 2>/dev/null >"$WORK/want_chat.json"
+    "$LMA" generate --model "$MODEL" --prompt "The sky is" --max-tokens $N --temperature 0 --json 2>/dev/null \
+        >"$WORK/want_completion.json"
+    "$PY" "$SRC/tests/serve_openai.py" "http://127.0.0.1:$PORT/v1" "$MODEL" "$WORK/want_chat.json" \
+        "$WORK/want_completion.json" $N "$EMBED" "$WORK/want_embed.jsonl"
+    ok $? "the openai client tests (tests/serve_openai.py)"
+    kill -TERM "$SPID"; wait "$SPID"
+    ok $? "SIGTERM: exit 0"
+fi
+echo "$passes passed, $fails failed"
+[ "$fails" = 0 ]
