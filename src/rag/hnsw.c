@@ -326,13 +326,39 @@ lma_status lma_hnsw_remove(lma_hnsw *h, int64_t id) {
     return LMA_OK;
 }
 
+/* Node i's links at level l chosen again from a search for its own vector (the
+ * insertion's procedure), its current links among the candidates; the new neighbours link
+ * back. c: scratch of cmax candidates. */
+static lma_status reconnect(lma_hnsw *h, int32_t i, int l, cand *c, int cmax) {
+    const float *q = h->vecs + (size_t)i * h->dim;
+    int32_t ep = h->entry;
+    if (ep < 0 || ep == i) return LMA_OK;
+    for (int L = h->max_level; L > l; L--) ep = greedy(h, q, ep, L);
+    int ef = h->efc < cmax - h->M0 - 1 ? h->efc : cmax - h->M0 - 1, nw;
+    LMA_TRY(search_layer(h, q, ep, ef, l, c, &nw));
+    int32_t *ls = lvl(h, i, l);
+    int nc = 0;
+    visited_ready(h);
+    h->visited[i] = h->epoch;
+    for (int k = 0; k < nw; k++)
+        if (h->visited[c[k].i] != h->epoch && !h->nodes[c[k].i].dead) h->visited[c[k].i] = h->epoch, c[nc++] = c[k];
+    for (int k = 0; k < ls[0] && nc < cmax; k++)
+        if (h->visited[ls[1 + k]] != h->epoch && !h->nodes[ls[1 + k]].dead)
+            h->visited[ls[1 + k]] = h->epoch, c[nc++] = (cand){dist_ij(h, i, ls[1 + k]), ls[1 + k]};
+    qsort(c, nc, sizeof *c, by_d);
+    ls[0] = select_neighbors(h, c, nc, h->M, ls + 1);
+    h->nodes[i].dirty = 1;
+    for (int k = 0; k < ls[0]; k++) LMA_TRY(link_to(h, ls[1 + k], i, l));
+    return LMA_OK;
+}
+
 /* Drops links to dead nodes; a node that lost some is reconnected from its live links and
  * the links of the dead ones (two hops), re-selected by the heuristic. A node loaded with
  * links to nodes gone from the store (lost) takes its candidates two hops through its live
  * links instead. */
 static lma_status repair(lma_hnsw *h) {
     if (!h->need_repair) return LMA_OK;
-    int cmax = (h->M0 + 1) * (h->M0 + 1);
+    int cmax = (h->M0 + 1) * (h->M0 + 1) + h->efc;
     cand *c = malloc((size_t)cmax * sizeof *c);
     if (!c) return lma_error(LMA_ERR_NOMEM, "hnsw repair");
     for (size_t i = 0; i < h->n; i++) {
@@ -340,7 +366,12 @@ static lma_status repair(lma_hnsw *h) {
         if (nd->dead) continue;
         for (int l = 0; l <= nd->level; l++) {
             int32_t *ls = lvl(h, (int32_t)i, l);
-            int lost = nd->lost;
+            if (nd->lost) { /* a search from the entry, as when it was inserted */
+                lma_status r = reconnect(h, (int32_t)i, l, c, cmax);
+                if (r) { free(c); return r; }
+                continue;
+            }
+            int lost = 0;
             for (int k = 0; k < ls[0]; k++) lost |= h->nodes[ls[1 + k]].dead;
             if (!lost) continue;
             int nc = 0;
