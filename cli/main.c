@@ -23,6 +23,7 @@ static const lma_cli_command commands[] = {
     {"chat", "interactive chat with the model's template (/reset, /system, /exit)", cmd_chat},
     {"score", "log-probability of each token, total NLL and perplexity", cmd_score},
     {"eval", "evaluate: perplexity, MMLU-form multiple choice, generation tasks; --compare for forgetting", cmd_eval},
+    {"rag", "retrieval-augmented generation: index documents (SQLite), search, ask with citations, eval", cmd_rag},
     {"data", "dataset curation: validate, stats, dedup, filter, decontam, split", cmd_data},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
