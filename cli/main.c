@@ -22,6 +22,7 @@ static const lma_cli_command commands[] = {
     {"generate", "continue a prompt (KV cache; greedy, temperature, top-k/p, min-p)", cmd_generate},
     {"chat", "interactive chat with the model's template (/reset, /system, /exit)", cmd_chat},
     {"score", "log-probability of each token, total NLL and perplexity", cmd_score},
+    {"embed", "sentence embeddings (sentence-transformers models: all-MiniLM-L6-v2, BERT family)", cmd_embed},
     {"eval", "evaluate: perplexity, MMLU-form multiple choice, generation tasks; --compare for forgetting", cmd_eval},
     {"rag", "retrieval-augmented generation: index documents (SQLite), search, ask with citations, eval", cmd_rag},
     {"data", "dataset curation: validate, stats, dedup, filter, decontam, split", cmd_data},

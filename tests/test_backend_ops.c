@@ -420,6 +420,70 @@ static void cmp_sum_sq(size_t n) {
     free(x);
 }
 
+/* encoder ops: layernorm (also in place), exact GELU (also hand values), bidirectional
+ * attention over padded rows (row-wise fallback too; padded rows are 0; a row padded to T
+ * equals the same row alone at its own length) */
+static void cmp_layernorm_gelu(int N, int C) {
+    size_t n = (size_t)N * C;
+    float *x = frand(n, 1.5), *w = frand(C, 1), *b = frand(C, 1), *o1 = fvec(n), *o2 = fvec(n);
+    for (int c = 0; c < C; c++) x[c] += 100.0f; /* a large mean: the variance must not cancel */
+    fnan(o1, n);
+    cpu->layernorm_fwd(o1, x, w, b, N, C, 1e-12f);
+    ref->layernorm_fwd(o2, x, w, b, N, C, 1e-12f);
+    CMP("layernorm out", o1, o2, n, TOL);
+    float *xi = fcopy(x, n);
+    cpu->layernorm_fwd(xi, xi, w, b, N, C, 1e-12f);
+    CMP("layernorm in place", xi, o2, n, TOL);
+    fnan(o1, n);
+    cpu->gelu_fwd(o1, x, n);
+    ref->gelu_fwd(o2, x, n);
+    CMP("gelu", o1, o2, n, TOL);
+    memcpy(xi, x, n * sizeof *xi);
+    cpu->gelu_fwd(xi, xi, n);
+    CMP("gelu in place", xi, o2, n, TOL);
+    free(x); free(w); free(b); free(o1); free(o2); free(xi);
+}
+
+static void gelu_hand(const lma_backend *be) {
+    /* x Phi(x), Phi the standard normal CDF (absolute 1e-6 near 0: 1 + erf cancels in float, as in torch) */
+    float x[5] = {0.0f, 1.0f, -1.0f, 3.0f, -6.0f}, o[5];
+    const double want[5] = {0.0, 0.8413447460685429, -0.15865525393145707, 2.99595030590511, -5.919525869479969e-09};
+    be->gelu_fwd(o, x, 5);
+    for (int i = 0; i < 5; i++)
+        CHECK(fabs(o[i] - want[i]) <= 1e-6 * (fabs(want[i]) > 1 ? fabs(want[i]) : 1), "%s gelu(%g) = %.9g, want %.9g", be->name,
+              (double)x[i], (double)o[i], want[i]);
+}
+
+static void cmp_attention_bidir(int B, int T, int NH, int HD) {
+    size_t n = (size_t)B * T * NH * HD;
+    int32_t *lens = malloc((size_t)B * sizeof *lens);
+    for (int b = 0; b < B; b++) lens[b] = b == 0 ? T : b == 1 ? 1 : 1 + (int32_t)lma_rng_below(&rng, T);
+    float scale = 1.0f / sqrtf((float)HD);
+    float *q = frand(n, 1), *k = frand(n, 1), *v = frand(n, 1), *o1 = fvec(n), *o2 = fvec(n);
+    fnan(o1, n);
+    cpu->attention_bidir_fwd(o1, q, k, v, lens, B, T, NH, HD, scale);
+    ref->attention_bidir_fwd(o2, q, k, v, lens, B, T, NH, HD, scale);
+    CMP("attention_bidir out", o1, o2, n, TOL);
+    lma_cpu_attention_bidir_rowwise = 1;
+    fnan(o1, n);
+    cpu->attention_bidir_fwd(o1, q, k, v, lens, B, T, NH, HD, scale);
+    lma_cpu_attention_bidir_rowwise = 0;
+    CMP("attention_bidir out (row-wise)", o1, o2, n, TOL);
+    size_t rs = (size_t)NH * HD;
+    int zero = 1;
+    for (int b = 0; b < B; b++)
+        for (int t = lens[b]; t < T; t++)
+            for (size_t i = 0; i < rs; i++) zero &= o2[((size_t)b * T + t) * rs + i] == 0.0f;
+    CHECK(zero, "attention_bidir: padded rows are 0");
+    /* the last row alone, at its own length: same output rows */
+    int b = B - 1, L = lens[b];
+    float *o3 = fvec((size_t)L * rs);
+    cpu->attention_bidir_fwd(o3, q + (size_t)b * T * rs, k + (size_t)b * T * rs, v + (size_t)b * T * rs, &lens[b], 1,
+                             L, NH, HD, scale);
+    CMP("attention_bidir padded vs alone", o3, o2 + (size_t)b * T * rs, (size_t)L * rs, TOL);
+    free(lens); free(q); free(k); free(v); free(o1); free(o2); free(o3);
+}
+
 static void test_cpu_vs_ref(void) {
     cmp_embedding(37, 13, 11);
     cmp_embedding(64, 288, 500);
@@ -428,6 +492,8 @@ static void test_cpu_vs_ref(void) {
     cmp_matmul(7, 13, 11, 1);
     cmp_matmul(67, 45, 131, 1);
     cmp_matmul(130, 96, 70, 0);
+    cmp_matmul(12, 384, 384, 1);  /* threaded, split by columns: the bias waits for every slice */
+    cmp_matmul(200, 384, 160, 1); /* threaded, split by rows */
     cmp_rope(7, 4, 6);
     cmp_rope(37, 3, 64);
     cmp_attention(2, 9, 4, 2, 6, 1);
@@ -448,6 +514,10 @@ static void test_cpu_vs_ref(void) {
     cmp_cross_entropy(9, 32000);
     cmp_sum_sq(7);
     cmp_sum_sq(100003);
+    cmp_layernorm_gelu(7, 13);
+    cmp_layernorm_gelu(131, 384); /* above the OpenMP threshold */
+    cmp_attention_bidir(3, 9, 2, 6);
+    cmp_attention_bidir(4, 67, 3, 32);
 }
 
 /* ===================== (c) properties ===================== */
@@ -645,7 +715,8 @@ int main(void) {
                        be->matmul_bwd && be->rope_fwd && be->rope_bwd && be->attention_saved_floats &&
                        be->attention_fwd && be->attention_bwd && be->swiglu_fwd && be->swiglu_bwd && be->add &&
                        be->cross_entropy && be->adamw && be->sum_sq && be->copy && be->attention_cached &&
-                       be->cast_to_act && be->act_to_f32;
+                       be->cast_to_act && be->act_to_f32 && be->layernorm_fwd && be->gelu_fwd &&
+                       be->attention_bidir_fwd;
         CHECK(complete, "%s: every op implemented", be->name);
         CHECK(be->act_bytes == 4, "%s: fp32 act storage (act_bytes %d)", be->name, be->act_bytes);
         float *blk = be->alloc(1000);
@@ -668,6 +739,7 @@ int main(void) {
         adamw_hand(all[i], all[i] == ref ? 1e-7 : 1e-6);
         rope_identity(all[i]);
         attention_cached_vs_full(all[i]);
+        gelu_hand(all[i]);
         adamw_torch(all[i], all[i] == cpu);
     }
     CHECK(!lma_error_pending(), "no error recorded: %s", lma_last_error());

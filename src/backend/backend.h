@@ -142,6 +142,18 @@ struct lma_backend {
                            int C, int OC);
     /* dinp (N,C) += dout (N,OC) @ dequant(w); the frozen base gets no gradient */
     void (*matmul_nf4_bwd)(void *dinp, const void *dout, const struct lma_nf4_tensor *w, int N, int C, int OC);
+
+    /* ---- encoders (BERT family), forward only (NULL on a backend without them) ---- */
+    /* out (N,C) = (inp - mean) * rstd * w (C) + b (C), mean and the biased variance over C,
+     * rstd = 1/sqrt(var + eps). out may equal inp. */
+    void (*layernorm_fwd)(void *out, const void *inp, const void *w, const void *b, int N, int C, float eps);
+    /* out (n) = x * (1 + erf(x / sqrt(2))) / 2 (the exact GELU, torch's default); out may equal inp */
+    void (*gelu_fwd)(void *out, const void *inp, size_t n);
+    /* Bidirectional attention over padded rows: q k v out (B,T,NH,HD); lens (B, backend
+     * memory) the valid length of each row, 1 <= lens[b] <= T. Query t < lens[b] attends to
+     * keys s < lens[b]; the padded rows t >= lens[b] of out are set to 0. */
+    void (*attention_bidir_fwd)(void *out, const void *q, const void *k, const void *v, const int32_t *lens,
+                                int B, int T, int NH, int HD, float scale);
 };
 
 /* Address of element i of an array of esz-byte elements (act storage: esz = act_bytes). */

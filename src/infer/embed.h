@@ -24,4 +24,6 @@ lma_status lma_embedder_count_tokens(lma_embedder *e, const char *text, size_t l
  * (sorted by length to limit padding); is_query selects the query instruction of models
  * that have one (decoder embedders), ignored otherwise. */
 lma_status lma_embed(lma_embedder *e, const char *const *texts, size_t n, int is_query, float *out);
+/* Rows per forward pass (default 32; <= 0 restores it). */
+void lma_embedder_set_batch(lma_embedder *e, int batch);
 #endif

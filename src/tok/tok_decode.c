@@ -145,6 +145,47 @@ static lma_status dec_replace(const tok_dec *d, tlist *in, tlist *out) {
     return LMA_OK;
 }
 
+/* WordPiece (HF decoders/wordpiece.rs): pieces after the first lose the prefix or gain a
+ * leading space; cleanup joins punctuation and contractions as HF's cleanup() does. */
+static lma_status wp_replace(lma_buf *b, const char *from, const char *to) {
+    size_t fl = strlen(from), tl = strlen(to);
+    if (b->len < fl) return LMA_OK;
+    lma_buf o = {0};
+    size_t i = 0;
+    lma_status st = LMA_OK;
+    while (i < b->len && st == LMA_OK) {
+        if (i + fl <= b->len && !memcmp(b->p + i, from, fl)) { st = lma_buf_append(&o, to, tl); i += fl; }
+        else st = lma_buf_append(&o, b->p + i++, 1);
+    }
+    if (st != LMA_OK) { free(o.p); return st; }
+    free(b->p);
+    *b = o;
+    return LMA_OK;
+}
+
+static lma_status dec_wordpiece(const tok_dec *d, tlist *in, tlist *out) {
+    static const char *const clean[][2] = {{" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
+                                           {" n't", "n't"}, {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"},
+                                           {" 've", "'ve"}, {" 're", "'re"}};
+    for (size_t i = 0; i < in->n; i++) {
+        lma_buf b = {0};
+        const char *s = in->v[i].s;
+        size_t n = in->v[i].n;
+        lma_status st = LMA_OK;
+        if (i && n >= d->alen && !memcmp(s, d->a, d->alen)) st = lma_buf_append(&b, s + d->alen, n - d->alen);
+        else {
+            if (i) st = lma_buf_append(&b, " ", 1);
+            if (st == LMA_OK) st = lma_buf_append(&b, s, n);
+        }
+        for (size_t k = 0; d->cleanup && st == LMA_OK && k < sizeof clean / sizeof clean[0]; k++)
+            st = wp_replace(&b, clean[k][0], clean[k][1]);
+        if (st == LMA_OK) st = tl_push(out, b.p ? b.p : "", b.len);
+        free(b.p);
+        if (st != LMA_OK) return st;
+    }
+    return LMA_OK;
+}
+
 lma_status lma_tok_decode_tokens(const lma_tokenizer *t, const int32_t *ids, size_t n, int skip_special, char **text,
                              size_t *len) {
     *text = NULL; *len = 0;
@@ -186,6 +227,7 @@ lma_status lma_tok_decode_tokens(const lma_tokenizer *t, const int32_t *ids, siz
             case DEC_FUSE: st = dec_fuse(&cur, &nx); break;
             case DEC_STRIP: st = dec_strip(d, &cur, &nx); break;
             case DEC_REPLACE: st = dec_replace(d, &cur, &nx); break;
+            case DEC_WORDPIECE: st = dec_wordpiece(d, &cur, &nx); break;
             default: st = lma_error(LMA_ERR_INTERNAL, "decoder type %d", d->type);
             }
             tl_free(&cur);

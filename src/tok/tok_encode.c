@@ -403,6 +403,48 @@ static lma_status model_piece(enc_ctx *c, view v) {
     return LMA_OK;
 }
 
+/* WordPiece (HF models/wordpiece): greedy longest-match-first from the left, pieces after
+ * the first carry the prefix; a word longer than wp_max_chars chars or with a part that
+ * matches nothing becomes one unk token over the whole word. */
+static lma_status wordpiece_word(enc_ctx *c, view v) {
+    const lma_tokenizer *t = c->t;
+    size_t nchars = 0;
+    for (size_t i = 0; i < v.n; i++) nchars += ((unsigned char)v.s[i] & 0xC0) != 0x80;
+    size_t n0 = c->n;
+    if (nchars <= (size_t)t->wp_max_chars) {
+        char stackbuf[256];
+        size_t cap = (size_t)t->wp_prefix_len + v.n;
+        char *buf = cap <= sizeof stackbuf ? stackbuf : malloc(cap);
+        if (!buf) return lma_error(LMA_ERR_NOMEM, "encode: out of memory");
+        memcpy(buf, t->wp_prefix, (size_t)t->wp_prefix_len);
+        size_t start = 0;
+        int bad = 0;
+        lma_status st = LMA_OK;
+        while (start < v.n && st == LMA_OK) {
+            size_t end = v.n;
+            int32_t id = -1;
+            while (end > start) {
+                if (start == 0) id = lma_tok_strmap_get(&t->vocab, v.s, end);
+                else {
+                    memcpy(buf + t->wp_prefix_len, v.s + start, end - start);
+                    id = lma_tok_strmap_get(&t->vocab, buf, (size_t)t->wp_prefix_len + end - start);
+                }
+                if (id >= 0) break;
+                do end--; while (end > start && ((unsigned char)v.s[end] & 0xC0) == 0x80);
+            }
+            if (id < 0) { bad = 1; break; }
+            st = emit(c, id, v_orig(&v, start), v_orig(&v, end));
+            start = end;
+        }
+        if (buf != stackbuf) free(buf);
+        LMA_TRY(st);
+        if (!bad) return LMA_OK;
+    }
+    c->n = n0; /* drop the pieces of a bad word */
+    if (t->unk_id < 0) return lma_error(LMA_ERR_FORMAT, "encode: WordPiece without an unk token");
+    return emit(c, t->unk_id, v_orig(&v, 0), v_orig(&v, v.n));
+}
+
 #define META "\xE2\x96\x81"
 /* The BPE model on one pre-tokenized word. When no vocab token holds "▁" after another
  * char than "▁" (meta_split, SentencePiece vocabularies), no merge can cross the start of
@@ -411,6 +453,7 @@ static lma_status model_piece(enc_ctx *c, view v) {
 static lma_status model_word(enc_ctx *c, view v) {
     const lma_tokenizer *t = c->t;
     if (v.n == 0) return LMA_OK;
+    if (t->wordpiece) return wordpiece_word(c, v);
     if (t->ignore_merges) {
         int32_t id = t->byte_level ? lma_tok_strmap_get(&t->raw, v.s, v.n) : lma_tok_strmap_get(&t->vocab, v.s, v.n);
         if (id >= 0) return emit(c, id, v_orig(&v, 0), v_orig(&v, v.n));
@@ -575,6 +618,25 @@ static lma_status pre_metaspace(enc_ctx *c, const tok_pre *p, view v, size_t ste
     return st;
 }
 
+/* BertPreTokenizer: split on whitespace (removed), then punctuation chars each alone. */
+static lma_status pre_bert(enc_ctx *c, view v, size_t step) {
+    size_t i = 0, word = 0;
+    while (i < v.n) {
+        int l = lma_tok_utf8_len((const unsigned char *)v.s + i, v.n - i);
+        if (!l) l = 1;
+        uint32_t ch = lma_tok_utf8_dec((const unsigned char *)v.s + i, l);
+        int ws = lma_tok_is_whitespace(ch), pu = !ws && lma_tok_is_punct(ch);
+        if (ws || pu) {
+            if (word < i) LMA_TRY(pretok(c, v_sub(&v, word, i), step + 1));
+            if (pu) LMA_TRY(pretok(c, v_sub(&v, i, i + (size_t)l), step + 1));
+            word = i + (size_t)l;
+        }
+        i += (size_t)l;
+    }
+    if (word < v.n) LMA_TRY(pretok(c, v_sub(&v, word, v.n), step + 1));
+    return LMA_OK;
+}
+
 static lma_status pretok(enc_ctx *c, view v, size_t step) {
     const lma_tokenizer *t = c->t;
     if (v.n == 0) return LMA_OK;
@@ -609,6 +671,7 @@ static lma_status pretok(enc_ctx *c, view v, size_t step) {
         st = apply_split(c, v, sp, n, p->individual ? BEH_ISOLATED : BEH_CONTIGUOUS, 0, step);
         break;
     case PRE_METASPACE: return pre_metaspace(c, p, v, step);
+    case PRE_BERT: return pre_bert(c, v, step);
     default: return lma_error(LMA_ERR_INTERNAL, "pre-tokenizer type %d", p->type);
     }
     free(sp);

@@ -39,17 +39,19 @@ uint32_t lma_tok_utf8_dec(const unsigned char *s, int len);
 int lma_tok_utf8_enc(uint32_t c, char *out);
 int lma_tok_is_whitespace(uint32_t c); /* Unicode White_Space (Rust char::is_whitespace) */
 int lma_tok_is_alnum(uint32_t c);      /* Rust char::is_alphanumeric */
+int lma_tok_is_punct(uint32_t c);      /* BERT punctuation: ASCII punctuation or Unicode P* */
 
 /* ---- components ---- */
-enum { NORM_NFC, NORM_NFD, NORM_NFKC, NORM_NFKD, NORM_LOWER, NORM_PREPEND, NORM_REPLACE };
+enum { NORM_NFC, NORM_NFD, NORM_NFKC, NORM_NFKD, NORM_LOWER, NORM_PREPEND, NORM_REPLACE, NORM_BERT };
 typedef struct {
     int type;
     char *a; size_t alen;  /* prepend text / replace literal */
     char *b; size_t blen;  /* replace content */
     pcre2_code *re;        /* replace regex (or NULL for a literal) */
+    int clean_text, cjk, strip_accents, lowercase; /* BertNormalizer */
 } tok_norm;
 
-enum { PRE_BYTELEVEL, PRE_SPLIT, PRE_METASPACE, PRE_DIGITS };
+enum { PRE_BYTELEVEL, PRE_SPLIT, PRE_METASPACE, PRE_DIGITS, PRE_BERT };
 enum { BEH_REMOVED, BEH_ISOLATED, BEH_MERGED_PREV, BEH_MERGED_NEXT, BEH_CONTIGUOUS };
 enum { PREPEND_ALWAYS, PREPEND_FIRST, PREPEND_NEVER };
 typedef struct {
@@ -61,12 +63,13 @@ typedef struct {
     int individual;                      /* Digits */
 } tok_pre;
 
-enum { DEC_BYTELEVEL, DEC_METASPACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP, DEC_REPLACE };
+enum { DEC_BYTELEVEL, DEC_METASPACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP, DEC_REPLACE, DEC_WORDPIECE };
 typedef struct {
     int type;
     char repl[8]; int repl_len; int scheme;   /* Metaspace */
     uint32_t strip_c; int start, stop;         /* Strip */
-    char *a; size_t alen; char *b; size_t blen; /* Replace */
+    char *a; size_t alen; char *b; size_t blen; /* Replace; WordPiece: a = the prefix */
+    int cleanup;                               /* WordPiece */
 } tok_dec;
 
 typedef struct {
@@ -101,6 +104,9 @@ struct lma_tokenizer {
     int byte_fallback, fuse_unk, ignore_merges;
     int meta_split;        /* no token has "▁" after a non-"▁" char and "▁" is in the vocab */
     int32_t unk_id;        /* -1: none */
+    /* WordPiece model (instead of BPE): greedy longest match, continuation pieces carry
+     * wp_prefix ("##"); a word longer than wp_max_chars chars, or with no match, is unk_id */
+    int wordpiece; char wp_prefix[16]; int wp_prefix_len; int wp_max_chars;
     /* merges: (a,b) -> rank, new id */
     uint64_t *mkeys; int32_t *mrank, *mnew; size_t mslots; size_t n_merges;
     /* ids */

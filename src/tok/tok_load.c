@@ -82,6 +82,13 @@ static lma_status add_norm(lma_tokenizer *t, const cJSON *n, const char *ctx) {
     else if (!strcmp(type, "NFKC")) nm.type = NORM_NFKC;
     else if (!strcmp(type, "NFKD")) nm.type = NORM_NFKD;
     else if (!strcmp(type, "Lowercase")) nm.type = NORM_LOWER;
+    else if (!strcmp(type, "BertNormalizer")) {
+        nm.type = NORM_BERT;
+        nm.clean_text = jbool(n, "clean_text", 1);
+        nm.cjk = jbool(n, "handle_chinese_chars", 1);
+        nm.lowercase = jbool(n, "lowercase", 1);
+        nm.strip_accents = jbool(n, "strip_accents", nm.lowercase); /* null: follows lowercase */
+    }
     else if (!strcmp(type, "Prepend")) {
         nm.type = NORM_PREPEND;
         lma_status st = LMA_OK;
@@ -101,7 +108,7 @@ static lma_status add_norm(lma_tokenizer *t, const cJSON *n, const char *ctx) {
         if (!nm.b) { free(nm.a); if (nm.re) pcre2_code_free(nm.re); return lma_error(LMA_ERR_NOMEM, "%s: out of memory", ctx); }
     } else
         return lma_error(LMA_ERR_UNSUPPORTED, "%s: normalizer \"%s\" is not supported (supported: NFC, NFD, NFKC, NFKD, "
-                         "Lowercase, Prepend, Replace, Sequence)", ctx, type);
+                         "Lowercase, Prepend, Replace, BertNormalizer, Sequence)", ctx, type);
     tok_norm *a = realloc(t->norms, (t->n_norms + 1) * sizeof *a);
     if (!a) { free(nm.a); free(nm.b); if (nm.re) pcre2_code_free(nm.re); return lma_error(LMA_ERR_NOMEM, "%s: out of memory", ctx); }
     t->norms = a; t->norms[t->n_norms++] = nm;
@@ -168,12 +175,14 @@ static lma_status add_pre(lma_tokenizer *t, const cJSON *n, const char *ctx) {
         p.type = PRE_METASPACE;
         LMA_TRY(parse_repl(n, ctx, p.repl, &p.repl_len, &p.scheme));
         p.split = jbool(n, "split", 1);
+    } else if (!strcmp(type, "BertPreTokenizer")) {
+        p.type = PRE_BERT;
     } else if (!strcmp(type, "Digits")) {
         p.type = PRE_DIGITS;
         p.individual = jbool(n, "individual_digits", 0);
     } else
         return lma_error(LMA_ERR_UNSUPPORTED, "%s: pre_tokenizer \"%s\" is not supported (supported: ByteLevel, Split, "
-                         "Metaspace, Digits, Sequence)", ctx, type);
+                         "Metaspace, Digits, BertPreTokenizer, Sequence)", ctx, type);
     tok_pre *a = realloc(t->pres, (t->n_pres + 1) * sizeof *a);
     if (!a) { free(p.lit); free(p.re_src); if (p.re) pcre2_code_free(p.re); return lma_error(LMA_ERR_NOMEM, "%s: out of memory", ctx); }
     t->pres = a; t->pres[t->n_pres++] = p;
@@ -218,9 +227,16 @@ static lma_status add_dec(lma_tokenizer *t, const cJSON *n, const char *ctx) {
         const char *c = jstr(n, "content");
         if (!c || !d.alen) { free(d.a); return lma_error(LMA_ERR_FORMAT, "%s: Replace decoder needs a non-empty pattern and \"content\"", ctx); }
         d.blen = strlen(c); d.b = dupn(c, d.blen);
+    } else if (!strcmp(type, "WordPiece")) {
+        d.type = DEC_WORDPIECE;
+        const char *pf = jstr(n, "prefix");
+        if (!pf) pf = "##";
+        d.alen = strlen(pf); d.a = dupn(pf, d.alen);
+        if (!d.a) return lma_error(LMA_ERR_NOMEM, "%s: out of memory", ctx);
+        d.cleanup = jbool(n, "cleanup", 1);
     } else
         return lma_error(LMA_ERR_UNSUPPORTED, "%s: decoder \"%s\" is not supported (supported: ByteLevel, Metaspace, "
-                         "ByteFallback, Fuse, Strip, Replace, Sequence)", ctx, type);
+                         "ByteFallback, Fuse, Strip, Replace, WordPiece, Sequence)", ctx, type);
     tok_dec *a = realloc(t->decs, (t->n_decs + 1) * sizeof *a);
     if (!a) { free(d.a); free(d.b); return lma_error(LMA_ERR_NOMEM, "%s: out of memory", ctx); }
     t->decs = a; t->decs[t->n_decs++] = d;
@@ -310,12 +326,25 @@ static lma_status set_id(lma_tokenizer *t, int32_t id, const char *s, size_t n, 
 static lma_status parse_model(lma_tokenizer *t, const cJSON *model, const cJSON *added, const char *ctx) {
     if (!cJSON_IsObject(model)) return lma_error(LMA_ERR_FORMAT, "%s: \"model\" missing", ctx);
     const char *type = jstr(model, "type");
-    if (type && strcmp(type, "BPE"))
-        return lma_error(LMA_ERR_UNSUPPORTED, "%s: model \"%s\" is not supported (only BPE)", ctx, type);
+    if (type && strcmp(type, "BPE") && strcmp(type, "WordPiece"))
+        return lma_error(LMA_ERR_UNSUPPORTED, "%s: model \"%s\" is not supported (BPE, WordPiece)", ctx, type);
+    const char *csp = jstr(model, "continuing_subword_prefix"), *ews = jstr(model, "end_of_word_suffix");
+    if (type && !strcmp(type, "WordPiece")) {
+        t->wordpiece = 1;
+        if (!csp) csp = "##";
+        if (strlen(csp) >= sizeof t->wp_prefix) return lma_error(LMA_ERR_FORMAT, "%s: model.continuing_subword_prefix is too long", ctx);
+        t->wp_prefix_len = (int)strlen(csp);
+        memcpy(t->wp_prefix, csp, (size_t)t->wp_prefix_len + 1);
+        int64_t mx = 100;
+        LMA_TRY(lma_json_int(model, "max_input_chars_per_word", 0, ctx, &mx));
+        if (mx < 1 || mx > 1000000) return lma_error(LMA_ERR_FORMAT, "%s: model.max_input_chars_per_word out of range", ctx);
+        t->wp_max_chars = (int)mx;
+        if (!jstr(model, "unk_token")) return lma_error(LMA_ERR_FORMAT, "%s: WordPiece model needs \"unk_token\"", ctx);
+        csp = ews = NULL;
+    }
     const cJSON *drop = cJSON_GetObjectItemCaseSensitive(model, "dropout");
     if (drop && !cJSON_IsNull(drop) && !(cJSON_IsNumber(drop) && drop->valuedouble == 0.0))
         return lma_error(LMA_ERR_UNSUPPORTED, "%s: model.dropout is not supported", ctx);
-    const char *csp = jstr(model, "continuing_subword_prefix"), *ews = jstr(model, "end_of_word_suffix");
     if ((csp && *csp) || (ews && *ews))
         return lma_error(LMA_ERR_UNSUPPORTED, "%s: model.continuing_subword_prefix/end_of_word_suffix are not supported", ctx);
     t->byte_fallback = jbool(model, "byte_fallback", 0);
@@ -647,6 +676,11 @@ void lma_tok_free(lma_tokenizer *t) {
 
 /* ---------------- lookups ---------------- */
 int lma_tok_vocab_size(const lma_tokenizer *t) { return t ? t->n_ids : 0; }
+void lma_tok_template(const lma_tokenizer *t, const int32_t **pre, size_t *n_pre, const int32_t **post,
+                      size_t *n_post) {
+    *pre = t->post_pre; *n_pre = t->n_post_pre;
+    *post = t->post_post; *n_post = t->n_post_post;
+}
 const char *lma_tok_id_to_token(const lma_tokenizer *t, int32_t id) {
     return (id >= 0 && id < t->n_ids) ? t->id_str[id] : NULL;
 }

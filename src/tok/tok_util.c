@@ -176,6 +176,16 @@ int lma_tok_is_alnum(uint32_t c) {
     }
 }
 
+int lma_tok_is_punct(uint32_t c) {
+    if (c < 0x80) return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126);
+    switch (utf8proc_category((utf8proc_int32_t)c)) {
+    case UTF8PROC_CATEGORY_PC: case UTF8PROC_CATEGORY_PD: case UTF8PROC_CATEGORY_PS: case UTF8PROC_CATEGORY_PE:
+    case UTF8PROC_CATEGORY_PI: case UTF8PROC_CATEGORY_PF: case UTF8PROC_CATEGORY_PO:
+        return 1;
+    default: return 0;
+    }
+}
+
 /* ---------------- byte-level map ---------------- */
 const uint16_t lma_tok_byte_to_char[256] = {
     0x100,0x101,0x102,0x103,0x104,0x105,0x106,0x107,0x108,0x109,0x10A,0x10B,0x10C,0x10D,0x10E,0x10F,
@@ -339,6 +349,69 @@ static lma_status norm_replace(const tok_norm *nm, const char *s, size_t n, cons
     return st;
 }
 
+/* BertNormalizer (HF normalizers/bert.rs), in its order: clean_text (drop NUL, U+FFFD and
+ * control chars other than \t \n \r; whitespace -> ' '), CJK ideographs spaced (" c "),
+ * strip accents (NFD, then drop Mn), lowercase. */
+static int bert_cjk(uint32_t c) {
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+static int bert_control(uint32_t c) {
+    if (c == '\t' || c == '\n' || c == '\r') return 0;
+    switch (utf8proc_category((utf8proc_int32_t)c)) {
+    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CS: case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_CN:
+        return 1;
+    default: return 0;
+    }
+}
+
+static lma_status norm_bert_chars(const tok_norm *nm, const char *s, size_t n, const int32_t *al, nbuilder *b) {
+    size_t i = 0;
+    while (i < n) {
+        int l = lma_tok_utf8_len((const unsigned char *)s + i, n - i);
+        uint32_t c = lma_tok_utf8_dec((const unsigned char *)s + i, l);
+        if (nm->clean_text && (c == 0 || c == 0xFFFD || bert_control(c))) { i += (size_t)l; continue; }
+        if (nm->clean_text && lma_tok_is_whitespace(c)) LMA_TRY(nb_put(b, " ", 1, al[i]));
+        else if (nm->cjk && bert_cjk(c)) {
+            LMA_TRY(nb_put(b, " ", 1, al[i]));
+            LMA_TRY(nb_put(b, s + i, (size_t)l, al[i]));
+            LMA_TRY(nb_put(b, " ", 1, al[i]));
+        } else LMA_TRY(nb_put(b, s + i, (size_t)l, al[i]));
+        i += (size_t)l;
+    }
+    return LMA_OK;
+}
+
+static lma_status drop_mn(const char *s, size_t n, const int32_t *al, nbuilder *b) {
+    size_t i = 0;
+    while (i < n) {
+        int l = lma_tok_utf8_len((const unsigned char *)s + i, n - i);
+        uint32_t c = lma_tok_utf8_dec((const unsigned char *)s + i, l);
+        if (utf8proc_category((utf8proc_int32_t)c) != UTF8PROC_CATEGORY_MN) LMA_TRY(nb_put(b, s + i, (size_t)l, al[i]));
+        i += (size_t)l;
+    }
+    return LMA_OK;
+}
+
+static lma_status norm_bert(const tok_norm *nm, nbuilder *cur) {
+    for (int pass = 0; pass < 4; pass++) {
+        nbuilder nx = {0};
+        lma_status st = LMA_OK;
+        if (pass == 0) st = norm_bert_chars(nm, cur->s, cur->n, cur->al, &nx);
+        else if (pass == 1 && nm->strip_accents) st = cur->n ? norm_unicode(NORM_NFD, cur->s, cur->n, cur->al, &nx) : LMA_OK;
+        else if (pass == 2 && nm->strip_accents) st = drop_mn(cur->s, cur->n, cur->al, &nx);
+        else if (pass == 3 && nm->lowercase) st = norm_lower(cur->s, cur->n, cur->al, &nx);
+        else continue;
+        if (st == LMA_OK && !nx.s) st = nb_put(&nx, "", 0, 0);
+        if (st != LMA_OK) { free(nx.s); free(nx.al); return st; }
+        free(cur->s); free(cur->al);
+        *cur = nx;
+    }
+    return LMA_OK;
+}
+
 lma_status lma_tok_normalize(const lma_tokenizer *t, const char *s, size_t n, const int32_t *in_al, size_t base,
                          char **out, size_t *olen, int32_t **oal) {
     *out = NULL; *olen = 0; *oal = NULL;
@@ -364,6 +437,7 @@ lma_status lma_tok_normalize(const lma_tokenizer *t, const char *s, size_t n, co
             if (st == LMA_OK && cur.n) { st = nb_put(&nx, cur.s, cur.n, 0); if (st == LMA_OK) memcpy(nx.al + nm->alen, cur.al, cur.n * sizeof(int32_t)); }
             break;
         case NORM_REPLACE: st = norm_replace(nm, cur.s, cur.n, cur.al, &nx); break;
+        case NORM_BERT: nx = cur; cur = (nbuilder){0}; st = norm_bert(nm, &nx); break;
         default: st = lma_error(LMA_ERR_INTERNAL, "normalizer type %d", nm->type);
         }
         free(cur.s); free(cur.al);

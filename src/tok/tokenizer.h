@@ -2,11 +2,12 @@
  *
  * Supported: model BPE in its byte-level form (GPT-2, Llama 3, Qwen2, SmolLM) and its
  * SentencePiece-converted form (Llama 2, TinyLlama, Mistral): merges as "a b" strings
- * or ["a","b"] pairs, ignore_merges, byte_fallback, unk_token, fuse_unk.
- * Normalizers NFC, NFD, NFKC, NFKD, Lowercase, Prepend, Replace, Sequence.
- * Pre-tokenizers ByteLevel (last step), Split, Metaspace, Digits, Sequence.
+ * or ["a","b"] pairs, ignore_merges, byte_fallback, unk_token, fuse_unk; model WordPiece
+ * (BERT: continuing_subword_prefix, max_input_chars_per_word, unk_token).
+ * Normalizers NFC, NFD, NFKC, NFKD, Lowercase, Prepend, Replace, BertNormalizer, Sequence.
+ * Pre-tokenizers ByteLevel (last step), Split, Metaspace, Digits, BertPreTokenizer, Sequence.
  * Post-processors TemplateProcessing, ByteLevel (a no-op for ids), Sequence.
- * Decoders ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace, Sequence.
+ * Decoders ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace, WordPiece, Sequence.
  * Added tokens (lstrip, rstrip, single_word, normalized) are matched before
  * normalization (normalized:false) or on the normalized text (normalized:true), the
  * longest leftmost match winning, as HF does. Anything else fails at load with a
@@ -67,6 +68,11 @@ lma_status lma_tok_encode_offsets(const lma_tokenizer *t, const char *text, size
 /* text malloc'd and NUL-terminated (len excludes the NUL); ids outside the vocab are an error */
 lma_status lma_tok_decode(const lma_tokenizer *t, const int32_t *ids, size_t n, int skip_special,
                           char **text, size_t *len);
+/* The special tokens the post-processor puts before (pre) and after (post) a single
+ * sequence (BERT: [CLS] / [SEP]); pointers into t. For truncation: encode with
+ * add_special 0, keep the first max - n_pre - n_post ids, then add these. */
+void lma_tok_template(const lma_tokenizer *t, const int32_t **pre, size_t *n_pre, const int32_t **post,
+                      size_t *n_post);
 /* max id + 1 over the model vocab and the added tokens (= embedding rows needed) */
 int lma_tok_vocab_size(const lma_tokenizer *t);
 

@@ -59,6 +59,7 @@ void lma_cpu_matmul_fwd(void *out_, const void *inp_, const void *w_, const void
                             C, 0.0f, out + lo, OC);
         }
         if (bias) {
+#pragma omp barrier /* every thread's sgemm slice is written before any row gets its bias */
 #pragma omp for schedule(static)
             for (int n = 0; n < N; n++) {
                 float *o = out + (size_t)n * OC;

@@ -80,4 +80,12 @@ void lma_cpu_mul(void *out, const void *a, const void *b, size_t n);
 void lma_cpu_matmul_nf4_fwd(void *out, const void *inp, const struct lma_nf4_tensor *w, const void *bias, int N,
                             int C, int OC);
 void lma_cpu_matmul_nf4_bwd(void *dinp, const void *dout, const struct lma_nf4_tensor *w, int N, int C, int OC);
+/* encoder ops (cpu_encoder.c) */
+void lma_cpu_layernorm_fwd(void *out, const void *inp, const void *w, const void *b, int N, int C, float eps);
+void lma_cpu_gelu_fwd(void *out, const void *inp, size_t n);
+void lma_cpu_attention_bidir_fwd(void *out, const void *q, const void *k, const void *v, const int32_t *lens,
+                                 int B, int T, int NH, int HD, float scale);
+/* Test hook: nonzero makes attention_bidir_fwd take its row-wise path (the one used when
+ * its scratch cannot be allocated). Not thread-safe. */
+extern int lma_cpu_attention_bidir_rowwise;
 #endif

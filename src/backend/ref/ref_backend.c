@@ -330,6 +330,40 @@ static void ref_matmul_nf4_bwd(void *dinp_, const void *dout_, const struct lma_
     free(wd);
 }
 
+/* ---- encoder ops ---- */
+static void ref_layernorm_fwd(void *out_, const void *inp_, const void *w_, const void *b_, int N, int C,
+                              float eps) {
+    float *out = out_;
+    scratch s = {0};
+    double *x = s_in(&s, inp_, SZ(N, C)), *wd = s_in(&s, w_, C), *bd = s_in(&s, b_, C), *o = s_alloc(&s, SZ(N, C));
+    if (s.failed) { poison(out, SZ(N, C)); s_free(&s); return; }
+    lma_ref_layernorm_fwd(o, x, wd, bd, N, C, eps);
+    put(out, o, SZ(N, C));
+    s_free(&s);
+}
+
+static void ref_gelu_fwd(void *out_, const void *inp_, size_t n) {
+    float *out = out_;
+    scratch s = {0};
+    double *x = s_in(&s, inp_, n), *o = s_alloc(&s, n);
+    if (s.failed) { poison(out, n); s_free(&s); return; }
+    lma_ref_gelu_fwd(o, x, n);
+    put(out, o, n);
+    s_free(&s);
+}
+
+static void ref_attention_bidir_fwd(void *out_, const void *q_, const void *k_, const void *v_, const int32_t *lens,
+                                    int B, int T, int NH, int HD, float scale) {
+    float *out = out_;
+    size_t n = SZ(B, T) * SZ(NH, HD);
+    scratch s = {0};
+    double *qd = s_in(&s, q_, n), *kd = s_in(&s, k_, n), *vd = s_in(&s, v_, n), *o = s_alloc(&s, n);
+    if (s.failed) { poison(out, n); s_free(&s); return; }
+    lma_ref_attention_bidir_fwd(o, qd, kd, vd, lens, B, T, NH, HD, scale);
+    put(out, o, n);
+    s_free(&s);
+}
+
 static const lma_backend ref_backend = {
     .name = "ref",
     .act_bytes = 4,
@@ -363,6 +397,9 @@ static const lma_backend ref_backend = {
     .mul = ref_mul,
     .matmul_nf4_fwd = ref_matmul_nf4_fwd,
     .matmul_nf4_bwd = ref_matmul_nf4_bwd,
+    .layernorm_fwd = ref_layernorm_fwd,
+    .gelu_fwd = ref_gelu_fwd,
+    .attention_bidir_fwd = ref_attention_bidir_fwd,
 };
 
 const lma_backend *lma_backend_ref(void) { return &ref_backend; }

@@ -258,3 +258,53 @@ void lma_ref_adamw(double *p, const double *g, double *m, double *v, size_t n, d
     }
 }
 
+
+/* ---------------- encoder ops ---------------- */
+void lma_ref_layernorm_fwd(double *out, const double *inp, const double *w, const double *b, int N, int C,
+                           double eps) {
+    for (int n = 0; n < N; n++) {
+        const double *x = inp + (size_t)n * C;
+        double mean = 0, var = 0;
+        for (int c = 0; c < C; c++) mean += x[c];
+        mean /= C;
+        for (int c = 0; c < C; c++) var += (x[c] - mean) * (x[c] - mean);
+        var /= C;
+        double r = 1.0 / sqrt(var + eps);
+        for (int c = 0; c < C; c++) out[(size_t)n * C + c] = (x[c] - mean) * r * w[c] + b[c];
+    }
+}
+
+void lma_ref_gelu_fwd(double *out, const double *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = 0.5 * inp[i] * (1.0 + erf(inp[i] / sqrt(2.0)));
+}
+
+void lma_ref_attention_bidir_fwd(double *out, const double *q, const double *k, const double *v,
+                                 const int32_t *lens, int B, int T, int NH, int HD, double scale) {
+    size_t rs = (size_t)NH * HD;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                double *o = out + ((size_t)b * T + t) * rs + (size_t)h * HD;
+                for (int i = 0; i < HD; i++) o[i] = 0;
+                int L = lens[b];
+                if (t >= L) continue;
+                const double *qt = q + ((size_t)b * T + t) * rs + (size_t)h * HD;
+                double mx = -INFINITY, sum = 0;
+                for (int s = 0; s < L; s++) {
+                    const double *ks = k + ((size_t)b * T + s) * rs + (size_t)h * HD;
+                    double d = 0;
+                    for (int i = 0; i < HD; i++) d += qt[i] * ks[i];
+                    if (d * scale > mx) mx = d * scale;
+                }
+                for (int s = 0; s < L; s++) {
+                    const double *ks = k + ((size_t)b * T + s) * rs + (size_t)h * HD;
+                    const double *vs = v + ((size_t)b * T + s) * rs + (size_t)h * HD;
+                    double d = 0;
+                    for (int i = 0; i < HD; i++) d += qt[i] * ks[i];
+                    double e = exp(d * scale - mx);
+                    sum += e;
+                    for (int i = 0; i < HD; i++) o[i] += e * vs[i];
+                }
+                for (int i = 0; i < HD; i++) o[i] /= sum;
+            }
+}

@@ -72,4 +72,13 @@ void lma_ref_cross_entropy(double *losses, double *dlogits, const double *logits
 /* One AdamW step in double (formula of backend.h), t >= 1. */
 void lma_ref_adamw(double *p, const double *g, double *m, double *v, size_t n, double lr, double b1,
                    double b2, double eps, double wd, int t, double grad_scale);
+
+/* Encoder ops, forward only (backend.h): layernorm with bias (biased variance), the exact
+ * GELU, bidirectional attention over padded rows (query t < lens[b] sees keys s < lens[b];
+ * padded rows of out are 0). q k v out (B,T,NH,HD). */
+void lma_ref_layernorm_fwd(double *out, const double *inp, const double *w, const double *b, int N, int C,
+                           double eps);
+void lma_ref_gelu_fwd(double *out, const double *inp, size_t n);
+void lma_ref_attention_bidir_fwd(double *out, const double *q, const double *k, const double *v,
+                                 const int32_t *lens, int B, int T, int NH, int HD, double scale);
 #endif
