@@ -184,9 +184,31 @@ static lma_status sq_chunk_count(lma_rag_store *s, int64_t *n) {
     return rc == SQLITE_ROW ? LMA_OK : sq_err(s, "chunks");
 }
 
+/* Document frequency of an ASCII word in the full-text index (fts5vocab, in the temp
+ * schema so the file's schema does not change); -1 when it cannot be told. */
+static int64_t doc_freq(lma_rag_store *s, const char *w, size_t n) {
+    sqlite3_stmt *st;
+    if (sqlite3_exec(DB(s), "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, row)",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(DB(s), "SELECT doc FROM temp.chunks_vocab WHERE term = ?", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    char low[256];
+    if (n >= sizeof low) { sqlite3_finalize(st); return -1; }
+    for (size_t i = 0; i < n; i++) low[i] = (char)((w[i] >= 'A' && w[i] <= 'Z') ? w[i] | 32 : w[i]);
+    sqlite3_bind_text(st, 1, low, (int)n, SQLITE_TRANSIENT);
+    int64_t df = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return df;
+}
+
 /* The query as FTS5 syntax: every word (letters, digits, bytes >= 0x80) as a quoted term,
- * joined with OR, so any text is a valid query and no word is an operator. */
-static char *fts_query(const char *q) {
+ * joined with OR, so any text is a valid query and no word is an operator.
+ * n_rows > 0: ASCII words in at least half of the n_rows chunks are left out: FTS5 gives
+ * them idf 1e-6 (at most 2.2e-6 of a score) while they would make every chunk a match
+ * and the query as slow as a full scan. When that leaves nothing, all words stay. */
+static char *fts_query_ex(lma_rag_store *s, const char *q, int64_t n_rows);
+static char *fts_query(const char *q) { return fts_query_ex(NULL, q, 0); }
+static char *fts_query_ex(lma_rag_store *s, const char *q, int64_t n_rows) {
     size_t n = strlen(q);
     char *out = malloc(4 * n + 8), *o = out;
     if (!out) return NULL;
@@ -199,6 +221,12 @@ static char *fts_query(const char *q) {
             unsigned char d = (unsigned char)q[j];
             if (!(d >= 0x80 || (d >= '0' && d <= '9') || ((d | 32) >= 'a' && (d | 32) <= 'z'))) break;
             j++;
+        }
+        int ascii = 1;
+        for (size_t k = i; k < j; k++) ascii &= (unsigned char)q[k] < 0x80;
+        if (s && n_rows > 0 && ascii) {
+            int64_t df = doc_freq(s, q + i, j - i);
+            if (df >= 0 && 2 * df >= n_rows) { i = j; continue; }
         }
         if (o != out) o += sprintf(o, " OR ");
         *o++ = '"';
@@ -214,15 +242,23 @@ static char *fts_query(const char *q) {
 static lma_status sq_bm25(lma_rag_store *s, const char *query, const lma_rag_filter *f, int k, int64_t *ids,
                           double *scores, int *n) {
     *n = 0;
-    char *q = fts_query(query);
+    int64_t rows = 0;
+    LMA_TRY(sq_chunk_count(s, &rows));
+    char *q = fts_query_ex(s, query, rows);
+    if (q && !*q) { free(q); q = fts_query(query); } /* only very common words: keep them all */
     if (!q) return lma_error(LMA_ERR_NOMEM, "query");
     if (!*q) { free(q); return LMA_OK; } /* no words: no hits */
     char fs[256], sql[1024];
     filter_sql(f, fs, sizeof fs);
     /* FTS5's bm25() is -(Okapi BM25) with k1 1.2, b 0.75: smaller is better */
-    snprintf(sql, sizeof sql,
-             "SELECT c.id, -bm25(chunks_fts) AS sc FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
-             "JOIN documents d ON d.key = c.doc WHERE chunks_fts MATCH ?%s ORDER BY sc DESC, c.id LIMIT ?", fs);
+    /* "ORDER BY rank" (rank = bm25() by default) is the form FTS5 sorts inside the index
+     * scan; the join to documents is made only for a filter */
+    if (!*fs)
+        snprintf(sql, sizeof sql, "SELECT rowid, -rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?");
+    else
+        snprintf(sql, sizeof sql,
+                 "SELECT c.id, -bm25(chunks_fts) AS sc FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
+                 "JOIN documents d ON d.key = c.doc WHERE chunks_fts MATCH ?%s ORDER BY sc DESC, c.id LIMIT ?", fs);
     sqlite3_stmt *st;
     lma_status r = prep(s, sql, &st);
     if (r) { free(q); return r; }
