@@ -44,16 +44,29 @@ static uint64_t mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
+#if defined(__GNUC__)
+/* 16 lanes in 2 x 8 accumulators (GCC/clang vector extension: AVX/AVX-512 where built
+ * with -march=native, SSE pairs otherwise); unaligned loads through memcpy */
+typedef float lma_v8 __attribute__((vector_size(32)));
 static float dot(const float *a, const float *b, int d) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    lma_v8 s0 = {0}, s1 = {0}, x, y, u, v;
     int i = 0;
-    for (; i + 8 <= d; i += 8) {
-        s0 += a[i] * b[i], s1 += a[i + 1] * b[i + 1], s2 += a[i + 2] * b[i + 2], s3 += a[i + 3] * b[i + 3];
-        s4 += a[i + 4] * b[i + 4], s5 += a[i + 5] * b[i + 5], s6 += a[i + 6] * b[i + 6], s7 += a[i + 7] * b[i + 7];
+    for (; i + 16 <= d; i += 16) {
+        memcpy(&x, a + i, 32), memcpy(&y, b + i, 32), memcpy(&u, a + i + 8, 32), memcpy(&v, b + i + 8, 32);
+        s0 += x * y, s1 += u * v;
     }
-    for (; i < d; i++) s0 += a[i] * b[i];
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+    s0 += s1;
+    float r = ((s0[0] + s0[1]) + (s0[2] + s0[3])) + ((s0[4] + s0[5]) + (s0[6] + s0[7]));
+    for (; i < d; i++) r += a[i] * b[i];
+    return r;
 }
+#else
+static float dot(const float *a, const float *b, int d) {
+    float r = 0;
+    for (int i = 0; i < d; i++) r += a[i] * b[i];
+    return r;
+}
+#endif
 
 static float dist_q(const lma_hnsw *h, const float *q, int32_t i) { return 1.0f - dot(q, h->vecs + (size_t)i * h->dim, h->dim); }
 static float dist_ij(const lma_hnsw *h, int32_t i, int32_t j) { return dist_q(h, h->vecs + (size_t)i * h->dim, j); }
