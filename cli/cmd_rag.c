@@ -89,8 +89,9 @@ static int do_index(int argc, char **argv) {
     cli_opt own[] = {
         CLI_STR("db", 0, &db, "F", "the store (.sqlite; created when missing)", .flags = CLI_REQUIRED),
         CLI_STR("embed", 0, &embed, "M", "embedding model (sentence-transformers folder or short name, e.g.\n"
-                "all-minilm-l6-v2); without it the store holds no vectors (BM25 only) and\n"
-                "chunks are sized in words", .flags = CLI_NO_DEFAULT),
+                "all-minilm-l6-v2); an existing store keeps the one it was made with; a new\n"
+                "store without it holds no vectors (BM25 only) and sizes chunks in words",
+                .flags = CLI_NO_DEFAULT),
         CLI_INT("chunk-tokens", 0, &ip.chunk_tokens, 8, 100000, "N", "largest chunk, in the embedder's tokens"),
         CLI_INT("overlap-tokens", 0, &ip.overlap_tokens, 0, 100000, "N", "tokens of whole sentences shared by neighbouring chunks"),
         CLI_INT("batch", 0, &ip.batch, 1, 4096, "N", "chunks per embedding call"),
@@ -127,14 +128,9 @@ static int do_index(int argc, char **argv) {
     lma_threads_set(threads);
     lma_rag_store *s;
     if (lma_rag_store_open_sqlite(db, 1, &s) != LMA_OK) return cli_fail(cmd, NULL);
-    rag_embed re;
+    rag_embed re = {0};
     rc = 1;
-    if (embed) {
-        if (open_embed(cmd, s, embed, device, &re)) goto out;
-    } else {
-        memset(&re, 0, sizeof re);
-        re.enc = lma_rag_encoder_words();
-    }
+    if (open_embed(cmd, s, embed, device, &re)) goto out; /* no --embed: the store's own, or none */
     if (re.enc.max_tokens > 0 && ip.chunk_tokens > re.enc.max_tokens) {
         fprintf(stderr, "lmadapt %s: --chunk-tokens %d is over %s's limit: using %d\n", cmd, ip.chunk_tokens, re.name,
                 re.enc.max_tokens);
