@@ -310,7 +310,7 @@ lma_status lma_hnsw_add(lma_hnsw *h, int64_t id, const float *vec) {
         int nw;
         r = search_layer(h, q, ep, h->efc, l, W, &nw);
         if (r) break;
-        int ns = select_neighbors(h, W, nw, h->M, sel);
+        int ns = select_neighbors(h, W, nw, cap_of(h, l), sel); /* 2M at level 0, as faiss */
         int32_t *ls = lvl(h, i, l);
         for (int k = 0; k < ns; k++) ls[1 + k] = sel[k];
         ls[0] = ns;
@@ -359,7 +359,7 @@ static lma_status reconnect(lma_hnsw *h, int32_t i, int l, cand *c, int cmax) {
         if (h->visited[ls[1 + k]] != h->epoch && !h->nodes[ls[1 + k]].dead)
             h->visited[ls[1 + k]] = h->epoch, c[nc++] = (cand){dist_ij(h, i, ls[1 + k]), ls[1 + k]};
     qsort(c, nc, sizeof *c, by_d);
-    ls[0] = select_neighbors(h, c, nc, h->M, ls + 1);
+    ls[0] = select_neighbors(h, c, nc, cap_of(h, l), ls + 1);
     h->nodes[i].dirty = 1;
     for (int k = 0; k < ls[0]; k++) LMA_TRY(link_to(h, ls[1 + k], i, l));
     return LMA_OK;
