@@ -26,6 +26,11 @@ int cmd_eval(int argc, char **argv);
 int cmd_rag(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 
+/* The dispatcher (cli/main.c): argv[1] is the command; returns the exit status. */
+int cli_main(int argc, char **argv);
+/* Set by tests/fuzz/fuzz_argv.c: cli_parse returns 0 where the command would run. */
+extern int cli_parse_only;
+
 /* Prints "lmadapt <cmd>: <message>" (message = lma_last_error() when NULL) and returns 1. */
 int cli_fail(const char *cmd, const char *msg);
 /* Prints "lmadapt <cmd>: <message>\nTry 'lmadapt <cmd> --help'." and returns 2. */

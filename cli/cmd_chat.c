@@ -62,7 +62,7 @@ int cmd_chat(int argc, char **argv) {
         CLI_OPT_DEVICE(&device),
         CLI_END};
     cli_opt samp[CLI_SAMPLING_NOPTS];
-    cli_sampling_table(&smp, 1, samp);
+    cli_sampling_table(&smp, CLI_SAMPLING_STOP | CLI_SAMPLING_FORMAT, samp);
     cli_group groups[] = {{NULL, own}, {"Sampling (per reply):", samp}, {0}};
     cli_spec spec = {
         .cmd = "chat",
@@ -92,6 +92,20 @@ int cmd_chat(int argc, char **argv) {
         lma_tok_free(tok);
         return 1;
     }
+    { /* a model without a usable template stops here, not at every turn */
+        lma_chat_msg probe = {"user", "hello"};
+        char *text = NULL;
+        size_t len = 0, *spans = NULL, nsp = 0;
+        lma_status ts = lma_chat_render(tok, tmpl, &probe, 1, 1, &text, &len, &spans, &nsp);
+        free(text);
+        free(spans);
+        if (ts != LMA_OK) {
+            cli_fail("chat", NULL);
+            lma_model_free(m);
+            lma_tok_free(tok);
+            return 1;
+        }
+    }
     /* stop at EOS ids and at the end-of-turn markers the templates use */
     int32_t stops[16];
     int ns = lma_generation_eos(model, &m->cfg, stops, 12);
@@ -103,6 +117,13 @@ int cmd_chat(int argc, char **argv) {
     }
     gp.stop_ids = stops;
     gp.n_stop_ids = ns;
+    if (cli_sampling_constraint(&smp, tok) != LMA_OK) {
+        cli_fail("chat", NULL);
+        lma_model_free(m);
+        lma_tok_free(tok);
+        return 1;
+    }
+    gp.constraint = smp.gp.constraint;
     gp.on_text = out_text;
     int tty = isatty(0);
     history h = {0};
@@ -131,7 +152,7 @@ int cmd_chat(int argc, char **argv) {
         int32_t *ids = NULL;
         size_t nids = 0, *spans = NULL, nsp = 0;
         if (lma_chat_encode(tok, tmpl, h.m, h.n, 1, &ids, &nids, &spans, &nsp) != LMA_OK) {
-            cli_fail("chat", NULL);
+            rc = cli_fail("chat", NULL); /* the turn is dropped; the exit status says one failed */
             lma_clear_error();
             free(h.own[--h.n]); /* drop the turn the template refused */
             continue;
@@ -154,5 +175,6 @@ int cmd_chat(int argc, char **argv) {
     free(h.own);
     lma_model_free(m);
     lma_tok_free(tok);
+    cli_sampling_free(&smp);
     return rc;
 }

@@ -24,9 +24,9 @@ int cmd_cpt(int argc, char **argv) {
     cli_opt own[] = {
         CLI_OPT_MODEL(&model, "model to continue from: HF folder, .gguf file or short name"),
         CLI_MULTI("data", 0, &data.list, "PATH", "domain text: files, directories or JSONL with a \"text\" field;\n"
-                  "several may follow one --data", .flags = CLI_GREEDY),
+                  "several may follow one --data", .flags = CLI_GREEDY | CLI_IN),
         CLI_MULTI("replay", 0, &replay.list, "PATH", "general text replayed against forgetting (same forms)",
-                  .flags = CLI_GREEDY),
+                  .flags = CLI_GREEDY | CLI_IN),
         CLI_REALV("replay-ratio", 0, &ratio, 0, 1, "R", "share of training tokens taken from --replay, in [0, 1)\n"
                   "(0 without --replay)", .flags = CLI_MAX_OPEN),
         CLI_CHOOSE("format", 0, &format, cli_format_names, cli_format_values, NULL, "auto: by extension (.jsonl)"),
@@ -56,6 +56,7 @@ int cmd_cpt(int argc, char **argv) {
     cli_data_apply(&data, format, docs);
     cli_data_apply(&replay, format, docs);
     if (cli_resolve_model("cpt", &model)) return 1;
+    if ((rc = cli_train_prepare(&a, "cpt", &to)) != 0) return rc;
     if (data.list.n == 0 && !to.tp.resume) return cli_usage_error("cpt", "--data PATH is required");
     if (cli_given(&a, "replay-ratio") && replay.list.n == 0) return cli_usage_error("cpt", "--replay-ratio needs --replay PATH");
     if (replay.list.n == 0) ratio = 0;

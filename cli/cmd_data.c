@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "core/buf.h"
 #include "core/io.h"
 #include "data/curate/curate.h"
 #include "data_cmds.h"
@@ -40,6 +41,18 @@ void cli_data_print_counts(const cJSON *o, const char *label) {
     printf("\n");
 }
 
+void cli_data_warn_unreadable(const char *cmd, const cJSON *summary) {
+    double n = cli_data_getn(summary, "unreadable");
+    if (n <= 0) return;
+    char lines[128] = "";
+    size_t k = 0;
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(summary, "unreadable_lines");
+    for (const cJSON *e = cJSON_IsArray(l) ? l->child : NULL; e && k + 24 < sizeof lines; e = e->next)
+        k += (size_t)snprintf(lines + k, sizeof lines - k, "%s%.0f", k ? ", " : "", e->valuedouble);
+    fprintf(stderr, "lmadapt %s: %.0f unreadable record%s skipped (line%s %s%s); 'lmadapt data validate' explains each\n",
+            cmd, n, n == 1 ? "" : "s", n == 1 ? "" : "s", lines, n > 5 ? ", ..." : "");
+}
+
 double cli_data_getn(const cJSON *o, const char *k) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(it) ? it->valuedouble : 0;
@@ -47,7 +60,8 @@ double cli_data_getn(const cJSON *o, const char *k) {
 #define print_counts cli_data_print_counts
 #define getn cli_data_getn
 
-#define REPORT_OPT(d) CLI_STR("report", 0, d, "FILE", "write the JSON report (summary and every item) to FILE")
+#define REPORT_OPT(d) \
+    CLI_STR("report", 0, d, "FILE", "write the JSON report (summary and every item) to FILE", .flags = CLI_OUT)
 
 static int do_validate(int argc, char **argv) {
     lma_validate_params p; lma_validate_default_params(&p);
@@ -137,6 +151,7 @@ static int do_stats(int argc, char **argv) {
     cJSON *s;
     if (lma_data_stats(in, &p, &s)) return cli_fail(cmd, NULL);
     printf("%s: %.0f examples (%.0f unreadable)\n", in, getn(s, "examples"), getn(s, "unreadable"));
+    cli_data_warn_unreadable(cmd, s);
     print_counts(cJSON_GetObjectItemCaseSensitive(s, "formats"), "formats");
     const cJSON *roles = cJSON_GetObjectItemCaseSensitive(s, "roles");
     for (const cJSON *r = roles ? roles->child : NULL; r; r = r->next)
@@ -170,8 +185,8 @@ static const int part_values[] = {LMA_EX_ALL, LMA_EX_PROMPT, LMA_EX_RESPONSE};
 #define IO_NOPTS 5
 static void io_table(cli_opt t[IO_NOPTS], const char **out, const char **removed, const char **report, int *part,
                      const char *field_help) {
-    t[0] = (cli_opt)CLI_STR("out", 'o', out, "FILE", "kept examples (JSONL)", .alias = "output", .flags = CLI_REQUIRED);
-    t[1] = (cli_opt)CLI_STR("removed", 0, removed, "FILE", "removed examples, each with its reason");
+    t[0] = (cli_opt)CLI_STR("out", 'o', out, "FILE", "kept examples (JSONL)", .alias = "output", .flags = CLI_REQUIRED | CLI_OUT);
+    t[1] = (cli_opt)CLI_STR("removed", 0, removed, "FILE", "removed examples, each with its reason", .flags = CLI_OUT);
     t[2] = (cli_opt)REPORT_OPT(report);
     t[3] = (cli_opt)CLI_CHOOSE("field", 0, part, part_names, part_values, NULL, field_help);
     t[4] = (cli_opt)CLI_END;
@@ -213,28 +228,36 @@ static int do_dedup(int argc, char **argv) {
     if (lma_data_dedup(in, &p, &s)) return cli_fail(cmd, NULL);
     printf("%s: %.0f examples, kept %.0f, removed %.0f exact + %.0f near duplicates, %.0f unreadable\n", in,
            getn(s, "examples"), getn(s, "kept"), getn(s, "exact_duplicates"), getn(s, "near_duplicates"), getn(s, "unreadable"));
+    cli_data_warn_unreadable(cmd, s);
     printf("state kept in memory: %.1f MB\n", getn(s, "state_bytes") / 1e6);
     printf("output: %s\n", p.out_path);
     cJSON_Delete(s);
     return 0;
 }
 
+/* The lowercased non-empty lines of path, NULL-terminated; NULL (message set) on error. */
 static char **read_lines(const char *path, int *n_out) {
-    FILE *f = fopen(path, "r");
-    if (!f) return NULL;
-    char **v = NULL; int n = 0, cap = 0;
+    FILE *f = NULL;
+    if (lma_fopen_input(path, &f) != LMA_OK) return NULL;
+    char **v = NULL; size_t n = 0, cap = 0;
     char *line = NULL; size_t lcap = 0; ssize_t len;
-    while ((len = getline(&line, &lcap, f)) >= 0) {
+    int bad = 0;
+    while (!bad && (len = getline(&line, &lcap, f)) >= 0) {
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (!len) continue;
         for (ssize_t k = 0; k < len; k++) if (line[k] >= 'A' && line[k] <= 'Z') line[k] += 32;
-        if (n + 2 > cap) { cap = cap ? cap * 2 : 16; char **q = realloc(v, (size_t)cap * sizeof *q); if (!q) break; v = q; }
-        v[n++] = strdup(line);
+        bad = lma_grow(&v, &cap, n + 2, sizeof *v, 16, path) != LMA_OK || !(v[n++] = strdup(line));
     }
     free(line); fclose(f);
-    if (v) v[n] = NULL;
-    else { v = calloc(1, sizeof *v); }
-    *n_out = n;
+    if (!bad && !v) bad = !(v = calloc(1, sizeof *v));
+    if (bad) {
+        for (size_t i = 0; v && i < n; i++) free(v[i]);
+        free(v);
+        lma_error(LMA_ERR_NOMEM, "%s: out of memory", path);
+        return NULL;
+    }
+    v[n] = NULL;
+    *n_out = (int)n;
     return v;
 }
 
@@ -291,7 +314,7 @@ static int do_filter(int argc, char **argv) {
     char **bp = NULL; int nbp = 0;
     if (bp_path) {
         bp = read_lines(bp_path, &nbp);
-        if (!bp) { fprintf(stderr, "lmadapt %s: %s: cannot read\n", cmd, bp_path); return 1; }
+        if (!bp) return cli_fail(cmd, NULL);
         f->boilerplate = (const char *const *)bp;
     }
     rc = 0;
@@ -300,6 +323,7 @@ static int do_filter(int argc, char **argv) {
     if (!rc) {
         printf("%s: %.0f examples, kept %.0f, removed %.0f, %.0f unreadable\n", in, getn(s, "examples"), getn(s, "kept"),
                getn(s, "removed"), getn(s, "unreadable"));
+        cli_data_warn_unreadable(cmd, s);
         print_counts(cJSON_GetObjectItemCaseSensitive(s, "reasons"), "removed by rule");
         printf("output: %s\n", p.out_path);
     }
@@ -345,6 +369,7 @@ static int do_decontam(int argc, char **argv) {
         printf("%s: %.0f examples, kept %.0f, removed %.0f (share a %.0f-gram with %.0f evaluation documents), %.0f unreadable\n",
                in, getn(s, "examples"), getn(s, "kept"), getn(s, "removed"), getn(s, "ngram"), getn(s, "eval_documents"),
                getn(s, "unreadable"));
+        cli_data_warn_unreadable(cmd, s);
         printf("output: %s\n", p.out_path);
     }
     cJSON_Delete(s);
@@ -371,9 +396,9 @@ static int do_split(int argc, char **argv) {
     snprintf(ratios_def, sizeof ratios_def, "%g,%g,%g", p.ratio[0], p.ratio[1], p.ratio[2]);
     const char *ratios = ratios_def;
     cli_opt own[] = {
-        CLI_STR("train", 0, &p.out_path[0], "FILE", "training examples"),
-        CLI_STR("valid", 0, &p.out_path[1], "FILE", "validation examples"),
-        CLI_STR("test", 0, &p.out_path[2], "FILE", "test examples"),
+        CLI_STR("train", 0, &p.out_path[0], "FILE", "training examples", .flags = CLI_OUT),
+        CLI_STR("valid", 0, &p.out_path[1], "FILE", "validation examples", .flags = CLI_OUT),
+        CLI_STR("test", 0, &p.out_path[2], "FILE", "test examples", .flags = CLI_OUT),
         CLI_STR("ratios", 0, &ratios, "A,B,C", "train, validation, test shares"),
         CLI_U64("seed", 0, &p.seed, "N", "the same seed and input give the same split"),
         CLI_STR("stratify", 0, &p.stratify, "FIELD", "split each value of this top-level field separately"),
@@ -398,6 +423,7 @@ static int do_split(int argc, char **argv) {
     if (lma_data_split(in, &p, &s)) return cli_fail(cmd, NULL);
     printf("%s: %.0f examples -> train %.0f, validation %.0f, test %.0f (seed %.0f), %.0f unreadable\n", in,
            getn(s, "examples"), getn(s, "train"), getn(s, "validation"), getn(s, "test"), getn(s, "seed"), getn(s, "unreadable"));
+    cli_data_warn_unreadable(cmd, s);
     cJSON_Delete(s);
     return 0;
 }
@@ -409,8 +435,8 @@ static int do_accept(int argc, char **argv) {
     const char *review = NULL, *outp = NULL;
     int fmt_i = LMA_ACCEPT_MESSAGES;
     cli_opt own[] = {
-        CLI_STR("review", 0, &review, "FILE", "the reviewed file (also the bare argument)"),
-        CLI_STR("out", 'o', &outp, "FILE", "training data", .flags = CLI_REQUIRED),
+        CLI_STR("review", 0, &review, "FILE", "the reviewed file (also the bare argument)", .flags = CLI_IN),
+        CLI_STR("out", 'o', &outp, "FILE", "training data", .flags = CLI_REQUIRED | CLI_OUT),
         CLI_CHOOSE("format", 0, &fmt_i, accept_names, accept_values, NULL,
                    "messages: {\"messages\": [...prompt turns, assistant]}; alpaca:\n"
                    "{\"instruction\", \"input\": \"\", \"output\"} (single user-turn prompts only)"),

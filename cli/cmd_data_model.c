@@ -53,15 +53,17 @@ int cli_data_generate(int argc, char **argv) {
     cli_sampling_init(&smp, p.gen.max_tokens, p.gen.sample.temperature);
     smp.gp = p.gen;
     cli_opt own[] = {
-        CLI_STR("prompts", 0, &prompts, "FILE", "prompt file (JSONL or JSON array; also the bare argument)"),
-        CLI_STR("out", 'o', &outp, "FILE", "review file (created or resumed; written atomically)", .flags = CLI_REQUIRED),
+        CLI_STR("prompts", 0, &prompts, "FILE", "prompt file (JSONL or JSON array; also the bare argument)",
+                .flags = CLI_IN),
+        CLI_STR("out", 'o', &outp, "FILE", "review file (created or resumed; written atomically)",
+                .flags = CLI_REQUIRED | CLI_OUT),
         CLI_STR("system", 0, &p.system, "TEXT", "system turn added to prompts that have none"),
         CLI_REALV("checkpoint-s", 0, &p.checkpoint_s, 0, 1e9, "X", "commit the review file at most every X seconds"),
         CLI_I64("limit", 0, &p.limit, 0, INT64_MAX, "N", "draft at most N new prompts this run (0 = all)"),
         CLI_END};
     cli_opt model[MODEL_NOPTS], samp[CLI_SAMPLING_NOPTS];
     model_table(&mo, model, "HF model folder, .gguf file or short name (with a tokenizer)", 1, NULL);
-    cli_sampling_table(&smp, 1, samp);
+    cli_sampling_table(&smp, CLI_SAMPLING_STOP, samp);
     cli_group groups[] = {{NULL, own}, {"Model:", model}, {"Sampling (as 'lmadapt generate'):", samp}, {0}};
     cli_spec spec = {
         .cmd = "data generate",
@@ -99,6 +101,7 @@ int cli_data_generate(int argc, char **argv) {
                 cJSON_GetObjectItemCaseSensitive(it, "error")->valuestring);
     printf("%s: %.0f prompts, %.0f drafted, %.0f already in the review file, %.0f duplicate ids, %.0f unreadable\n",
            prompts, getn(s, "prompts"), getn(s, "drafted"), getn(s, "skipped"), getn(s, "duplicates"), getn(s, "unreadable"));
+    cli_data_warn_unreadable(cmd, s);
     printf("review file: %s (%.0f lines); next: set each line's status, then 'lmadapt data accept'\n", outp,
            getn(s, "review_lines"));
     cJSON_Delete(s);
@@ -115,23 +118,24 @@ int cli_data_judge(int argc, char **argv) {
     cli_sampling_init(&smp, p.gen.max_tokens, p.gen.sample.temperature);
     smp.gp = p.gen;
     cli_opt own[] = {
-        CLI_STR("data", 0, &in, "FILE", "examples to score (also the bare argument)"),
-        CLI_STR("out", 'o', &p.out_path, "FILE", "kept examples", .flags = CLI_REQUIRED),
+        CLI_STR("data", 0, &in, "FILE", "examples to score (also the bare argument)", .flags = CLI_IN),
+        CLI_STR("out", 'o', &p.out_path, "FILE", "kept examples", .flags = CLI_REQUIRED | CLI_OUT),
         CLI_STR("rubric", 0, &rubric_path, "FILE", "rubric prompt with {instruction} and {response} placeholders",
                 .def_text = "built in; --print-rubric shows it"),
         CLI_BOOL("print-rubric", 0, &print_rubric, "print the built-in rubric and exit"),
         CLI_REALV("threshold", 0, &p.threshold, 0, 5, "X", "keep score >= X"),
         CLI_BOOL("keep-unparsed", 0, &p.keep_unparsed, "keep examples whose score could not be read"),
-        CLI_STR("scores", 0, &p.scores_path, "FILE", "one line per example: {line, index, score, cached, judgement}"),
+        CLI_STR("scores", 0, &p.scores_path, "FILE", "one line per example: {line, index, score, cached, judgement}",
+                .flags = CLI_OUT),
         CLI_STR("cache", 0, &p.cache_path, "PATH", "JSONL cache file, or a directory (PATH/judge_cache.jsonl)"),
         CLI_STR("model-id", 0, &p.model_id, "S", "model identity for the cache",
                 .def_text = "hash of config.json, tokenizer files and the weight files'\nnames, sizes and mtimes"),
-        CLI_STR("removed", 0, &p.removed_path, "FILE", "examples not kept"),
-        CLI_STR("report", 0, &p.report_path, "FILE", "write the JSON report to FILE"),
+        CLI_STR("removed", 0, &p.removed_path, "FILE", "examples not kept", .flags = CLI_OUT),
+        CLI_STR("report", 0, &p.report_path, "FILE", "write the JSON report to FILE", .flags = CLI_OUT),
         CLI_END};
     cli_opt model[MODEL_NOPTS], samp[CLI_SAMPLING_NOPTS];
     model_table(&mo, model, "the judge: HF model folder, .gguf file or short name", 0, NULL);
-    cli_sampling_table(&smp, 1, samp);
+    cli_sampling_table(&smp, CLI_SAMPLING_STOP, samp);
     cli_group groups[] = {{NULL, own}, {"Model:", model}, {"Sampling (as 'lmadapt generate'):", samp}, {0}};
     cli_spec spec = {
         .cmd = "data judge",
@@ -166,8 +170,12 @@ int cli_data_judge(int argc, char **argv) {
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(s, "histogram");
     printf("%s: %.0f examples scored (%.0f from the cache, %.0f model calls), %.0f unparsed, %.0f unreadable\n", in,
            getn(s, "scored"), getn(s, "cache_hits"), getn(s, "model_calls"), getn(s, "unparsed"), getn(s, "unreadable"));
-    printf("scores: 1:%.0f 2:%.0f 3:%.0f 4:%.0f 5:%.0f (mean %.2f)\n", getn(h, "1"), getn(h, "2"), getn(h, "3"),
-           getn(h, "4"), getn(h, "5"), getn(s, "mean_score"));
+    cli_data_warn_unreadable(cmd, s);
+    if (getn(s, "scored") > getn(s, "unparsed"))
+        printf("scores: 1:%.0f 2:%.0f 3:%.0f 4:%.0f 5:%.0f (mean %.2f)\n", getn(h, "1"), getn(h, "2"), getn(h, "3"),
+               getn(h, "4"), getn(h, "5"), getn(s, "mean_score"));
+    else
+        printf("scores: none could be read from the judge's replies (see --scores for what it wrote)\n");
     printf("kept %.0f (score >= %g%s), removed %.0f; output: %s\n", getn(s, "kept"), p.threshold,
            p.keep_unparsed ? " or unparsed" : "", getn(s, "removed"), p.out_path);
     cJSON_Delete(s);
@@ -181,7 +189,7 @@ int cli_data_debug(int argc, char **argv) {
     int print_rules = 0, rc = 0, n_files = 0;
     model_opts mo = {0};
     cli_opt own[] = {
-        CLI_STR("data", 0, &in, "FILE", "examples to check (also the bare argument)"),
+        CLI_STR("data", 0, &in, "FILE", "examples to check (also the bare argument)", .flags = CLI_IN),
         CLI_MULTI("rules", 0, &rules_l, "FILE", "use these rules instead of the built-in ones"),
         CLI_MULTI("extra-rules", 0, &extra_l, "FILE", "add rules to the built-in ones"),
         CLI_BOOL("print-rules", 0, &print_rules, "print the built-in rules and exit"),
@@ -190,9 +198,9 @@ int cli_data_debug(int argc, char **argv) {
         CLI_STR("task-field", 0, &p.task_field, "NAME", "compare reply formats within each value of this field"),
         CLI_BOOL("single-task", 0, &p.single_task, "compare reply formats across the whole file (one task)"),
         CLI_REALV("format-minority", 0, &p.format_minority, 0, 1, "X", "a reply format below this share of its task is flagged"),
-        CLI_STR("out", 'o', &p.out_path, "FILE", "examples without flags", .alias = "output"),
-        CLI_STR("removed", 0, &p.removed_path, "FILE", "flagged examples"),
-        CLI_STR("report", 0, &p.report_path, "FILE", "write the JSON report (every flag) to FILE"),
+        CLI_STR("out", 'o', &p.out_path, "FILE", "examples without flags", .alias = "output", .flags = CLI_OUT),
+        CLI_STR("removed", 0, &p.removed_path, "FILE", "flagged examples", .flags = CLI_OUT),
+        CLI_STR("report", 0, &p.report_path, "FILE", "write the JSON report (every flag) to FILE", .flags = CLI_OUT),
         CLI_INT("show", 0, &p.max_summary_flags, 0, INT_MAX, "N", "flags printed"),
         CLI_END};
     cli_opt model[MODEL_NOPTS];
@@ -256,6 +264,7 @@ int cli_data_debug(int argc, char **argv) {
     }
     printf("%s: %.0f examples, %.0f flagged (%.0f flags), %.0f unreadable\n", in, getn(s, "examples"),
            getn(s, "flagged_examples"), getn(s, "flags"), getn(s, "unreadable"));
+    cli_data_warn_unreadable(cmd, s);
     print_counts(cJSON_GetObjectItemCaseSensitive(s, "per_rule"), "flags by rule");
     if (p.judge) print_counts(cJSON_GetObjectItemCaseSensitive(s, "judge"), "judge");
     if (p.report_path) printf("report: %s\n", p.report_path);

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include <cjson/cJSON.h>
 #include "core/io.h"
+#include "core/json.h"
 #include "core/threads.h"
 #include "infer/generate.h"
 #include "opts.h"
@@ -18,6 +20,21 @@ static void out_text(void *ctx, const char *t, size_t n) {
     (void)ctx;
     fwrite(t, 1, n, stdout);
     fflush(stdout);
+}
+
+/* out holds a run this command wrote (run.json says "demo") */
+static int is_demo_run(const char *out) {
+    char path[4200];
+    cJSON *j = NULL;
+    if (lma_path_join(path, sizeof path, out, "run.json") != LMA_OK || !lma_file_exists(path) ||
+        lma_json_load(path, &j) != LMA_OK) {
+        lma_clear_error();
+        return 0;
+    }
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "command");
+    int yes = cJSON_IsString(c) && !strcmp(c->valuestring, "demo");
+    cJSON_Delete(j);
+    return yes;
 }
 
 int cmd_demo(int argc, char **argv) {
@@ -47,16 +64,17 @@ int cmd_demo(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, &a);
     if (rc != CLI_CONTINUE) return rc;
     lma_threads_set(threads);
-    char corpus[4200], final[4200];
-    snprintf(corpus, sizeof corpus, "%s/corpus.txt", out);
-    snprintf(final, sizeof final, "%s/final", out);
-    if (lma_mkdir_p(out) != LMA_OK || lma_write_file_atomic(corpus, lma_demo_corpus, lma_demo_corpus_len) != LMA_OK)
-        return cli_fail("demo", NULL);
-    printf("demo: %zu bytes of lmadapt's documentation -> %s\n", lma_demo_corpus_len, corpus);
-
     cli_train_opts to;
     cli_train_opts_init(&to);
     to.tp.out_dir = out;
+    to.overwrite = is_demo_run(out); /* the demo replaces its own earlier run, nothing else */
+    if ((rc = cli_train_prepare(NULL, "demo", &to)) != 0) return rc;
+    char corpus[4200], final[4200];
+    snprintf(corpus, sizeof corpus, "%s/corpus.txt", out);
+    snprintf(final, sizeof final, "%s/final", out);
+    if (lma_write_file_atomic(corpus, lma_demo_corpus, lma_demo_corpus_len) != LMA_OK) return cli_fail("demo", NULL);
+    printf("demo: %zu bytes of lmadapt's documentation -> %s\n", lma_demo_corpus_len, corpus);
+
     to.tp.steps = steps;
     to.tp.B = 8; to.tp.T = 128;
     to.tp.sched.lr = 3e-3; to.tp.sched.min_lr = 3e-4; to.tp.sched.warmup_steps = 20;

@@ -17,6 +17,7 @@
 #define MAX_TASKS 64
 
 static const lma_backend *g_backend; /* --device */
+static cli_sampling g_fmt;           /* --format, --json-schema (gen tasks) */
 
 static int load_model(const char *dir, const char *adapter, lma_model **m, lma_tokenizer **tok) {
     *m = NULL; *tok = NULL;
@@ -36,12 +37,15 @@ static int run_suite(const char *dir, const char *adapter, const lma_eval_task *
         p.n_stop_ids = lma_generation_eos(dir, &m->cfg, eos, 16);
         if (!p.n_stop_ids && lma_tok_eos_id(tok) >= 0) eos[p.n_stop_ids++] = lma_tok_eos_id(tok);
         p.stop_ids = eos;
+        ok = cli_sampling_constraint(&g_fmt, tok) == LMA_OK; /* per model: it depends on the tokenizer */
+        p.gen_constraint = g_fmt.gp.constraint;
     }
     for (int i = 0; ok && i < n; i++) {
         if (verbose) fprintf(stderr, "[lmadapt eval] %s%s%s: %s\n", dir, adapter ? " + " : "", adapter ? adapter : "",
                              tasks[i].name);
         ok = lma_eval_run(m, tok, &tasks[i], &p, &res[i]) == LMA_OK;
     }
+    cli_sampling_free(&g_fmt);
     lma_model_free(m);
     lma_tok_free(tok);
     return ok;
@@ -106,9 +110,9 @@ int cmd_eval(int argc, char **argv) {
         CLI_OPT_MODEL(&model, "HF model folder, .gguf file or short name (docs/models.md)"),
         CLI_OPT_ADAPTER(&adapter),
         CLI_MULTI("task", 0, &task_l, "SPEC", "a task [TAG:]KIND:PATH (up to " CLI_STRINGIFY(MAX_TASKS) ")"),
-        CLI_STR("compare", 0, &cmp, "M2", "also evaluate M2 on the same suite and print the deltas"),
+        CLI_STR("compare", 0, &cmp, "M2", "also evaluate M2 on the same suite and print the deltas", .flags = CLI_IN),
         CLI_STR("compare-adapter", 0, &cadapter, "DIR", "also evaluate --model (or M2) with this adapter; e.g. the\n"
-                "base model against base + adapter"),
+                "base model against base + adapter", .flags = CLI_IN),
         CLI_INT("shots", 0, &p.shots, 0, 64, "K", "MMLU shots from the dev split"),
         CLI_STR("split", 0, &p.mmlu_split, "NAME", "MMLU split to evaluate", .def_text = "test, else val, else dev"),
         CLI_INT("limit", 0, &limit, 0, 2147483647, "N", "at most N items per MMLU subject / gen file, N tokens per\n"
@@ -124,11 +128,14 @@ int cmd_eval(int argc, char **argv) {
                    "gen: force one check for every record (auto: the record's own)"),
         CLI_BOOL("chat", 0, &p.chat, "gen: send each prompt as a user turn of the chat template"),
         CLI_OPT_JSON(&json, "print the results as JSON"),
-        CLI_STR("out", 'o', &out, "FILE", "also write the JSON to FILE (atomically)"),
+        CLI_STR("out", 'o', &out, "FILE", "also write the JSON to FILE (atomically)", .flags = CLI_OUT),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_DEVICE(&device),
         CLI_END};
-    cli_group groups[] = {{NULL, own}, {0}};
+    cli_sampling_init(&g_fmt, 0, 0);
+    cli_opt fmt[CLI_SAMPLING_NOPTS];
+    cli_sampling_table(&g_fmt, CLI_SAMPLING_FORMAT | CLI_SAMPLING_NO_SAMPLER, fmt);
+    cli_group groups[] = {{NULL, own}, {"Output format of gen tasks (compare format validity with and without):", fmt}, {0}};
     cli_spec spec = {
         .cmd = "eval",
         .usage = "lmadapt eval --model M --task [TAG:]KIND:PATH [--task ...] [options]",
@@ -170,6 +177,11 @@ int cmd_eval(int argc, char **argv) {
     lma_threads_set(threads);
     if (!(g_backend = cli_backend("eval", device))) return 1;
     p.progress = 1;
+    if (out) { /* an unwritable --out fails now, not after the whole evaluation */
+        lma_atomic_file probe;
+        if (lma_atomic_open(&probe, out) != LMA_OK) return cli_fail("eval", NULL);
+        lma_atomic_abort(&probe);
+    }
     static lma_eval_result ra[MAX_TASKS], rb[MAX_TASKS];
     int two = cmp || cadapter, rc = 1;
     const char *dir_b = cmp ? cmp : model;
@@ -179,7 +191,7 @@ int cmd_eval(int argc, char **argv) {
     if (!run_suite(model, adapter, tasks, n_tasks, p, ra, two)) goto done;
     if (two && !run_suite(dir_b, cadapter, tasks, n_tasks, p, rb, 1)) goto done;
     cJSON *root = cJSON_CreateObject(), *arr;
-    if (!root) { cli_fail("eval", "out of memory"); goto done; }
+    if (!root) { lma_error(LMA_ERR_NOMEM, "out of memory"); goto done; }
     cJSON_AddStringToObject(root, "model", name_a);
     arr = cJSON_AddArrayToObject(root, "results");
     for (int i = 0; arr && i < n_tasks; i++) cJSON_AddItemToArray(arr, lma_eval_result_json(&ra[i]));
@@ -191,8 +203,8 @@ int cmd_eval(int argc, char **argv) {
     }
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
-    if (!text) { cli_fail("eval", "out of memory"); goto done; }
-    if (out && lma_write_file_atomic(out, text, strlen(text)) != LMA_OK) { free(text); cli_fail("eval", NULL); goto done; }
+    if (!text) { lma_error(LMA_ERR_NOMEM, "out of memory"); goto done; }
+    if (out && lma_write_file_atomic(out, text, strlen(text)) != LMA_OK) { free(text); goto done; } /* printed at done */
     if (json) {
         printf("%s\n", text);
     } else {

@@ -58,6 +58,12 @@ static int cat(char **buf, size_t *len, size_t *cap, const char *s) {
     return 1;
 }
 
+/* F.gguf -> F.Modelfile (returns snprintf's count) */
+static int modelfile_path(const char *out, char *mf_path, size_t cap) {
+    size_t n = strlen(out);
+    return snprintf(mf_path, cap, "%.*s.Modelfile", (int)(n > 5 && !strcmp(out + n - 5, ".gguf") ? n - 5 : n), out);
+}
+
 /* Ollama Modelfile beside out: FROM ./file, TEMPLATE, SYSTEM (a template's default), stops. */
 static lma_status write_modelfile(const char *model, const char *out, char *mf_path, size_t cap) {
     lma_tokenizer *t = NULL;
@@ -68,10 +74,9 @@ static lma_status write_modelfile(const char *model, const char *out, char *mf_p
     lma_status s = LMA_OK;
     int have = ct && lma_chat_detect(ct, &f, &sys) == LMA_OK;
     lma_clear_error();
-    size_t n = strlen(out);
     const char *base = strrchr(out, '/');
     base = base ? base + 1 : out;
-    int k = snprintf(mf_path, cap, "%.*s.Modelfile", (int)(n > 5 && !strcmp(out + n - 5, ".gguf") ? n - 5 : n), out);
+    int k = modelfile_path(out, mf_path, cap);
     if (k < 0 || (size_t)k >= cap) { lma_tok_free(t); free(sys); return lma_error(LMA_ERR_ARG, "%s: path too long", out); }
     char *b = NULL;
     size_t len = 0, bcap = 0;
@@ -104,8 +109,9 @@ int cmd_export(int argc, char **argv) {
     for (int i = 0; type_names[i]; i++) if (!strcmp(type_names[i], DEFAULT_TYPE)) type_i = i;
     cli_opt own[] = {
         CLI_OPT_MODEL(&model, "HF model folder, .gguf file or short name (e.g. smollm2-135m-instruct)"),
-        CLI_STR("adapter", 0, &adapter, "DIR", "PEFT LoRA adapter folder (trained on --model): export the adapter"),
-        CLI_STR("out", 'o', &out, "F.gguf", "output file", .flags = CLI_REQUIRED),
+        CLI_STR("adapter", 0, &adapter, "DIR", "PEFT LoRA adapter folder (trained on --model): export the adapter",
+                .flags = CLI_IN),
+        CLI_STR("out", 'o', &out, "F.gguf", "output file", .flags = CLI_REQUIRED | CLI_OUT),
         CLI_CHOOSE("type", 0, &type_i, type_names, NULL, "T", "f32 | f16 | bf16 | q8_0 | q4_0 (also q4_1, q5_0, q5_1) for the\n"
                    "matrices; norms and biases stay f32 (f16 as llama.cpp's converter)"),
         CLI_CHOOSE("format", 0, &format, format_names, NULL, NULL, "the output format (gguf, the only one)"),
@@ -138,7 +144,6 @@ int cmd_export(int argc, char **argv) {
         return cli_usage_error("export", "--type: an adapter is written in f32");
     if (cli_resolve_model("export", &model)) return 1;
     if (lma_is_dir(out)) return cli_usage_error("export", "--out %s is a folder: give a file name (F.gguf)", out);
-    if (!strcmp(model, out)) return cli_usage_error("export", "--out is the input model: give another file");
     lma_model *m = NULL;
     lma_gguf_writer *w = NULL;
     rc = 1;

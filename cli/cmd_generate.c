@@ -40,7 +40,7 @@ int cmd_generate(int argc, char **argv) {
                       "its tokenizer is needed for --prompt and text output"),
         CLI_OPT_ADAPTER(&adapter),
         CLI_STR("prompt", 0, &prompt, "S", "prompt text (tokenized with BOS when the tokenizer adds one)"),
-        CLI_STR("prompt-file", 0, &pfile, "F", "prompt text from a file"),
+        CLI_STR("prompt-file", 0, &pfile, "F", "prompt text from a file", .flags = CLI_IN),
         CLI_STR("ids", 0, &ids_s, "LIST", "prompt as comma-separated token ids"),
         CLI_OPT_JSON(&json, "print {\"ids\": [generated ids], \"text\": \"...\", \"finish_reason\"}\n"
                      "instead of streaming"),
@@ -48,7 +48,7 @@ int cmd_generate(int argc, char **argv) {
         CLI_OPT_DEVICE(&device),
         CLI_END};
     cli_opt samp[CLI_SAMPLING_NOPTS];
-    cli_sampling_table(&smp, 1, samp);
+    cli_sampling_table(&smp, CLI_SAMPLING_STOP | CLI_SAMPLING_FORMAT, samp);
     cli_group groups[] = {{NULL, own}, {"Sampling:", samp}, {0}};
     cli_spec spec = {
         .cmd = "generate",
@@ -94,6 +94,9 @@ int cmd_generate(int argc, char **argv) {
     gp.stop_ids = eos;
     if (!json && tok) gp.on_text = stream_out;
     if (gp.n_stop_strings && !tok) { rc = cli_fail("generate", "--stop needs a tokenizer"); goto done; }
+    if ((smp.format || smp.schema_path) && !tok) { rc = cli_fail("generate", "--format/--json-schema need a tokenizer"); goto done; }
+    if (tok && cli_sampling_constraint(&smp, tok) != LMA_OK) goto done;
+    gp.constraint = smp.gp.constraint;
     lma_gen_result r;
     if (lma_generate(m, tok, ids, n, &gp, &r) != LMA_OK) goto done;
     if (json) {
@@ -120,5 +123,6 @@ done:
     free(ids);
     lma_model_free(m);
     lma_tok_free(tok);
+    cli_sampling_free(&smp);
     return rc;
 }

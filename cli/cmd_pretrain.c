@@ -20,15 +20,16 @@ int cmd_pretrain(int argc, char **argv) {
     snprintf(preset_help, sizeof preset_help, "model size: %s", lma_config_preset_names());
     cli_opt own[] = {
         CLI_MULTI("data", 0, &data.list, "PATH", "text file, directory (recursive) or JSONL with a \"text\" field;\n"
-                  "several may follow one --data", .flags = CLI_GREEDY),
+                  "several may follow one --data", .flags = CLI_GREEDY | CLI_IN),
         CLI_CHOOSE("format", 0, &format, cli_format_names, cli_format_values, NULL, "auto: by extension (.jsonl)"),
         CLI_CHOOSE("docs", 0, &docs, cli_docs_names, cli_docs_values, NULL,
                    "plain text split into documents at blank lines, or one document per file"),
         CLI_STR("tokenizer", 0, &tok_dir, "DIR", "tokenizer.json (+ tokenizer_config.json) to use",
-                .def_text = "train one on the data"),
+                .def_text = "train one on the data", .flags = CLI_IN),
         CLI_INT("vocab-size", 0, &vocab, 260, 1 << 20, "N", "vocabulary of the tokenizer trained when no --tokenizer is given"),
         CLI_STR("preset", 0, &preset, "NAME", preset_help),
-        CLI_STR("config", 0, &config, "FILE", "an HF config.json instead of a preset (its vocab_size must match)"),
+        CLI_STR("config", 0, &config, "FILE", "an HF config.json instead of a preset (its vocab_size must match)",
+                .flags = CLI_IN),
         CLI_END};
     cli_opt train[CLI_TRAIN_NOPTS];
     cli_train_table(&to, train);
@@ -49,6 +50,7 @@ int cmd_pretrain(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, &a);
     if (rc != CLI_CONTINUE) return rc;
     if (cli_train_check(&a, &to)) return 2;
+    if ((rc = cli_train_prepare(&a, "pretrain", &to)) != 0) return rc;
     cli_data_apply(&data, format, docs);
     if (data.list.n == 0 && !to.tp.resume) return cli_usage_error("pretrain", "--data PATH is required");
     lma_threads_set(to.threads);

@@ -33,7 +33,7 @@ int cmd_score(int argc, char **argv) {
         CLI_STR("ids", 0, &ids_s, "LIST", "comma-separated token ids (at least 2)"),
         CLI_STR("text", 0, &text, "S", "text, tokenized with the model's tokenizer (with BOS when its\n"
                 "post-processor adds one)"),
-        CLI_STR("file", 0, &file, "F", "file whose text is tokenized the same way"),
+        CLI_STR("file", 0, &file, "F", "file whose text is tokenized the same way", .flags = CLI_IN),
         CLI_OPT_JSON(&json, "print {\"ids\": [...], \"logprobs\": [...], \"nll\": x, \"ppl\": y}\n"
                      "where logprobs[i] = log p(ids[i+1] | ids[0..i])"),
         CLI_CHOOSE("dtype", 0, &bf16, dtype_names, NULL, NULL, "weight precision (bf16 rounds the weights; compute stays fp32)"),

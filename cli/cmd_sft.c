@@ -7,9 +7,18 @@
 #include "core/log.h"
 #include "core/threads.h"
 #include "data/sft.h"
+#include "tok/chat_template.h"
 #include "train/loader_source.h"
 #include "train_common.h"
 
+
+/* final/ gets the base's tokenizer and the template the run was trained with */
+typedef struct { const char *model, *tmpl; } final_ctx;
+static lma_status final_files(void *ctx, const char *dir) {
+    const final_ctx *c = ctx;
+    LMA_TRY(cli_copy_tokenizer(c->model, dir));
+    return lma_chat_template_store(dir, c->tmpl);
+}
 
 int cmd_sft(int argc, char **argv) {
     cli_train_opts to;
@@ -20,8 +29,8 @@ int cmd_sft(int argc, char **argv) {
     int all = 0, pack = 1;
     cli_opt own[] = {
         CLI_OPT_MODEL(&model, "HF model folder, .gguf file or short name, with a chat template"),
-        CLI_STR("data", 0, &data, "FILE", "training examples (JSONL, or a JSON array)", .flags = CLI_REQUIRED),
-        CLI_STR("val", 0, &val, "FILE", "validation examples (loss reported every --eval-every steps)"),
+        CLI_STR("data", 0, &data, "FILE", "training examples (JSONL, or a JSON array)", .flags = CLI_REQUIRED | CLI_IN),
+        CLI_STR("val", 0, &val, "FILE", "validation examples (loss reported every --eval-every steps)", .flags = CLI_IN),
         CLI_OPT_TEMPLATE(&tmpl),
         CLI_BOOL("all-tokens", 0, &all, "loss on every token, not only the assistant turns"),
         CLI_FLAG_SET("no-pack", 0, &pack, 0, "one example per row, padded (default: packed with segment ids,\n"
@@ -50,6 +59,7 @@ int cmd_sft(int argc, char **argv) {
     if (rc != CLI_CONTINUE) return rc;
     if (cli_train_check(&a, &to)) return 2;
     if (cli_resolve_model("sft", &model)) return 1;
+    if ((rc = cli_train_prepare(&a, "sft", &to)) != 0) return rc;
     lma_threads_set(to.threads);
     const char *run = to.tp.out_dir;
 
@@ -83,9 +93,11 @@ int cmd_sft(int argc, char **argv) {
     }
     lma_batch_source src = lma_sft_batch_source(&ss);
     lma_trainer_result res;
+    final_ctx fc = {model, tmpl};
+    to.tp.final_files = final_files;
+    to.tp.final_files_ctx = &fc;
     if (lma_train_run(m, &src, &to.tp, &res) != LMA_OK) goto done;
     snprintf(path, sizeof path, "%s/final", run);
-    if (cli_copy_tokenizer(model, path) != LMA_OK) goto done;
     char vtext[48];
     cli_val_loss_text(res.last_val_loss, vtext, sizeof vtext);
     printf("sft: %d steps, final loss %.4f, %s, %.0f tokens/s\nsft: %s written to %s\n", res.steps_done,

@@ -6,7 +6,9 @@
 #include "cli.h"
 #include "core/io.h"
 #include "core/json.h"
+#include "core/outdir.h"
 #include "opts.h"
+#include "outputs.h"
 #include "tok/bpe_train.h"
 #include "tok/chat_template.h"
 #include "tok/tokenizer.h"
@@ -31,7 +33,7 @@ static int do_encode(int argc, char **argv) {
     cli_opt own[] = {
         CLI_STR("tokenizer", 0, &dir, "DIR", TOK_DIR_HELP, .flags = CLI_REQUIRED),
         CLI_STR("text", 0, &text, "S", "the text"),
-        CLI_STR("file", 0, &file, "F", "the text of a file"),
+        CLI_STR("file", 0, &file, "F", "the text of a file", .flags = CLI_IN),
         CLI_BOOL("special", 0, &special, "apply the post-processor (BOS/EOS)"),
         CLI_OPT_JSON(&json, "print a JSON array"),
         CLI_END};
@@ -85,7 +87,7 @@ static int do_decode(int argc, char **argv) {
     cli_opt own[] = {
         CLI_STR("tokenizer", 0, &dir, "DIR", TOK_DIR_HELP, .flags = CLI_REQUIRED),
         CLI_STR("ids", 0, &idstr, "\"1 2 3\"", "the ids, separated by spaces, commas or newlines (a JSON array works)"),
-        CLI_STR("file", 0, &file, "F", "the ids from a file"),
+        CLI_STR("file", 0, &file, "F", "the ids from a file", .flags = CLI_IN),
         CLI_BOOL("skip-special", 0, &skip, "leave special tokens out of the text"),
         CLI_END};
     cli_group groups[] = {{NULL, own}, {0}};
@@ -185,6 +187,7 @@ static int do_train(int argc, char **argv) {
     lma_bpe_train_params p;
     lma_bpe_train_default_params(&p);
     const char *out = NULL;
+    int overwrite = 0;
     int64_t min_freq = p.min_frequency;
     const char **special = calloc((size_t)argc + 1, sizeof *special), **files = calloc((size_t)argc + 1, sizeof *files);
     if (!special || !files) { free(special); free(files); return cli_fail("tokenizer train", "out of memory"); }
@@ -193,8 +196,9 @@ static int do_train(int argc, char **argv) {
         CLI_INT("vocab-size", 0, &p.vocab_size, 1, 1 << 24, "N", "final vocabulary, special tokens included"),
         CLI_MULTI("special", 0, &sl, "TOKEN", "a special token; they get ids 0, 1, ... in the order given"),
         CLI_I64("min-frequency", 0, &min_freq, 0, INT64_MAX, "N", "merges of pairs seen fewer times are not made"),
-        CLI_STR("out", 'o', &out, "DIR", "output folder", .flags = CLI_REQUIRED),
+        CLI_STR("out", 'o', &out, "DIR", "output folder", .flags = CLI_REQUIRED | CLI_OUT),
         CLI_BOOL("quiet", 0, &p.quiet, "no progress bar"),
+        CLI_BOOL("overwrite", 0, &overwrite, "replace --out when it is not empty (written whole, then swapped in)"),
         CLI_END};
     cli_group groups[] = {{NULL, own}, {0}};
     cli_spec spec = {.cmd = "tokenizer train",
@@ -210,11 +214,17 @@ static int do_train(int argc, char **argv) {
         for (int i = 0; i < sl.n; i++)
             if (!*special[i]) rc = cli_usage_error(spec.cmd, "--special needs a token");
         if (!rc && !fl.n) rc = cli_usage_error(spec.cmd, "give at least one text file");
+        if (!rc) rc = cli_check_out_dir(spec.cmd, "--out", out, overwrite);
     }
     if (!rc) {
         p.special = special; p.n_special = (size_t)sl.n;
         p.min_frequency = min_freq;
-        if (lma_bpe_train_files(files, (size_t)fl.n, &p, out) != LMA_OK) rc = cli_fail(spec.cmd, NULL);
+        lma_outdir od;
+        lma_status s = lma_outdir_begin(&od, out);
+        if (s == LMA_OK) s = lma_bpe_train_files(files, (size_t)fl.n, &p, od.tmp);
+        if (s == LMA_OK) s = lma_outdir_commit(&od);
+        else lma_outdir_abort(&od);
+        if (s != LMA_OK) rc = cli_fail(spec.cmd, NULL);
         else fprintf(stderr, "wrote %s/tokenizer.json and tokenizer_config.json\n", out);
     }
     free(special); free(files);

@@ -11,6 +11,10 @@ int cli_data_debug(int argc, char **argv);
 
 /* "label: key n key n ..." for an object of counts (nothing when empty) */
 void cli_data_print_counts(const cJSON *o, const char *label);
+/* When the summary counts unreadable records: one line on stderr naming the first line
+ * numbers ("3 unreadable records skipped (lines 2, 5, 9); the errors are in the report",
+ * or "run 'lmadapt data validate FILE'"). */
+void cli_data_warn_unreadable(const char *cmd, const cJSON *summary);
 /* o[k] as a number, 0 when absent */
 double cli_data_getn(const cJSON *o, const char *k);
 #endif

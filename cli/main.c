@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "core/model_path.h"
+#include "core/outdir.h"
 #include "backend/backend.h"
 
 static const lma_cli_command commands[] = {
@@ -96,14 +97,15 @@ static void usage(FILE *f) {
  * cores are shared (measured: a small training run 9x slower on a loaded
  * 2-core machine). libgomp reads OMP_WAIT_POLICY once, at load, so when the
  * user has not chosen one we set "passive" and re-execute ourselves once. */
+#ifndef LMA_CLI_NO_MAIN
 static void prefer_passive_waits(char **argv) {
     if (getenv("OMP_WAIT_POLICY")) return;
     setenv("OMP_WAIT_POLICY", "passive", 1);
     execv("/proc/self/exe", argv); /* returns only on failure: then go on as we are */
 }
+#endif
 
-int main(int argc, char **argv) {
-    prefer_passive_waits(argv);
+int cli_main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
     const char *c = argv[1];
     if (!strcmp(c, "-h") || !strcmp(c, "--help") || !strcmp(c, "help")) { usage(stdout); return 0; }
@@ -113,3 +115,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "lmadapt: unknown command '%s'\nTry 'lmadapt --help'.\n", c);
     return 2;
 }
+
+#ifndef LMA_CLI_NO_MAIN /* tests/fuzz/fuzz_argv.c drives cli_main itself */
+int main(int argc, char **argv) {
+    prefer_passive_waits(argv);
+    lma_cleanup_install(); /* SIGINT/SIGTERM remove the temporaries of unfinished outputs */
+    return cli_main(argc, argv);
+}
+#endif

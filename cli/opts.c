@@ -1,6 +1,8 @@
 /* The table-driven option layer (opts.h): getopt_long underneath, every value
  * checked here, --help and --print-defaults generated from the table. */
 #include "opts.h"
+#include <cjson/cJSON.h>
+#include "core/outdir.h"
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "outputs.h"
 
 #define HELP_COL 26
 
@@ -254,6 +257,41 @@ static int add_positional(const cli_spec *s, cli_list *greedy, const char *arg) 
 
 enum { CODE_HELP = 'h', CODE_PRINT_DEFAULTS = 0x7000, CODE_BASE = 0x8000 };
 
+/* adds the path values of o (a string or a list) to v */
+static void add_paths(const cli_opt *o, int idx, cli_path *v, int *n, int cap) {
+    static char flags[CLI_MAX_OPTS][64]; /* "--name" of option idx */
+    snprintf(flags[idx], sizeof flags[0], "--%s", o->name);
+    if (o->kind == CLI_STRING) {
+        const char *p = *(const char *const *)o->dest;
+        if (p && *n < cap) v[(*n)++] = (cli_path){flags[idx], p};
+    } else if (o->kind == CLI_LIST) {
+        const cli_list *l = o->dest;
+        for (int i = 0; i < l->n && *n < cap; i++) v[(*n)++] = (cli_path){flags[idx], l->v[i]};
+    }
+}
+
+/* outputs vs inputs and vs each other (outputs.h) */
+static int check_paths(const cli_spec *s) {
+    enum { CAP = 1024 };
+    static cli_path ins[CAP], outs[CAP];
+    int ni = 0, no = 0, n = n_options(s);
+    for (int i = 0; i < n; i++) {
+        const cli_opt *o = opt_at(s, i);
+        if (o->flags & CLI_IN) add_paths(o, i, ins, &ni, CAP);
+        if (o->flags & CLI_OUT) add_paths(o, i, outs, &no, CAP);
+    }
+    if (!no) return 0;
+    if (s->pos_one && *s->pos_one && ni < CAP) ins[ni++] = (cli_path){s->pos_name ? s->pos_name : "input", *s->pos_one};
+    for (int i = 0; s->pos_list && i < s->pos_list->n && ni < CAP; i++) {
+        int dup = 0; /* a greedy list holds the bare arguments already */
+        for (int j = 0; j < ni && !dup; j++) dup = ins[j].path == s->pos_list->v[i];
+        if (!dup) ins[ni++] = (cli_path){s->pos_name ? s->pos_name : "input", s->pos_list->v[i]};
+    }
+    return cli_check_paths(s->cmd, outs, no, ins, ni);
+}
+
+int cli_parse_only;
+
 int cli_parse(const cli_spec *s, int argc, char **argv, cli_args *a) {
     memset(a, 0, sizeof *a);
     a->spec = s;
@@ -317,7 +355,8 @@ int cli_parse(const cli_spec *s, int argc, char **argv, cli_args *a) {
         if ((o->flags & CLI_REQUIRED) && !a->given[i])
             return cli_usage_error(s->cmd, "--%s %s is required", o->name, o->metavar ? o->metavar : "");
     }
-    return CLI_CONTINUE;
+    if (check_paths(s)) return 2;
+    return cli_parse_only ? 0 : CLI_CONTINUE;
 }
 
 int cli_given(const cli_args *a, const char *name) {
@@ -332,4 +371,108 @@ int cli_require(const cli_args *a, int ok, const char *x, const char *rel, const
     if (ox) cli_opt_format(ox, vx, sizeof vx);
     if (oy) cli_opt_format(oy, vy, sizeof vy);
     return cli_usage_error(a->spec->cmd, "--%s %s must be %s --%s %s", x, vx, rel, y, vy);
+}
+
+/* ---- stored settings ---------------------------------------------------------------- */
+
+static int in_names(const char *name, const char *const *names) {
+    for (int i = 0; names && names[i]; i++)
+        if (!strcmp(names[i], name)) return 1;
+    return 0;
+}
+
+/* as cli_opt_format, with reals to full precision (a stored value parses back exactly) */
+static void format_exact(const cli_opt *o, char *buf, size_t cap) {
+    if (o->kind != CLI_REAL && o->kind != CLI_FLOAT) { cli_opt_format(o, buf, cap); return; }
+    double v = o->kind == CLI_REAL ? *(const double *)o->dest : (double)*(const float *)o->dest;
+    for (int prec = 6; prec <= 17; prec++) { /* the shortest spelling that parses back to v */
+        snprintf(buf, cap, "%.*g", prec, v);
+        double back = strtod(buf, NULL);
+        if (o->kind == CLI_REAL ? back == v : (float)back == (float)v) return;
+    }
+}
+
+cJSON *cli_settings_json(const cli_args *a, const char *const *skip) {
+    cJSON *j = cJSON_CreateObject();
+    int n = n_options(a->spec);
+    for (int i = 0; j && i < n; i++) {
+        const cli_opt *o = opt_at(a->spec, i);
+        if (in_names(o->name, skip)) continue;
+        if (o->kind == CLI_LIST) {
+            const cli_list *l = o->dest;
+            cJSON *arr = cJSON_AddArrayToObject(j, o->name);
+            for (int k = 0; arr && k < l->n; k++) cJSON_AddItemToArray(arr, cJSON_CreateString(l->v[k]));
+            continue;
+        }
+        if (o->kind == CLI_STRING && !*(const char *const *)o->dest) continue; /* unset */
+        char v[4200];
+        format_exact(o, v, sizeof v);
+        cJSON_AddStringToObject(j, o->name, v);
+    }
+    return j;
+}
+
+static int same_value(const cli_opt *o, const char *now, const char *stored) {
+    if (!strcmp(now, stored)) return 1;
+    if (o->kind == CLI_REAL || o->kind == CLI_FLOAT) {
+        double x, y;
+        return parse_real(now, &x) && parse_real(stored, &y) && (o->kind == CLI_REAL ? x == y : (float)x == (float)y);
+    }
+    return o->kind == CLI_STRING && lma_path_relate(now, stored) == LMA_PATH_SAME;
+}
+
+static int list_equal(const cli_list *l, const cJSON *arr) {
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != l->n) return 0;
+    int k = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, k++)
+        if (!cJSON_IsString(e) || (strcmp(e->valuestring, l->v[k]) && lma_path_relate(e->valuestring, l->v[k]) != LMA_PATH_SAME))
+            return 0;
+    return 1;
+}
+
+int cli_settings_apply(cli_args *a, const cJSON *stored, const char *const *skip, const char *const *grow,
+                       const char *where) {
+    const cli_spec *s = a->spec;
+    int n = n_options(s);
+    for (int i = 0; i < n; i++) {
+        const cli_opt *o = opt_at(s, i);
+        if (in_names(o->name, skip)) continue;
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(stored, o->name);
+        if (!v) {
+            if (a->given[i] && o->kind != CLI_LIST)
+                return cli_usage_error(s->cmd, "--%s was not set when the run started (%s); resume takes the stored settings",
+                                       o->name, where);
+            continue;
+        }
+        if (o->kind == CLI_LIST) {
+            cli_list *l = o->dest;
+            if (a->given[i] || l->n) {
+                if (!list_equal(l, v))
+                    return cli_usage_error(s->cmd, "--%s differs from the run's (%s); resume takes the stored settings",
+                                           o->name, where);
+                continue;
+            }
+            for (const cJSON *e = cJSON_IsArray(v) ? v->child : NULL; e; e = e->next)
+                if (!cJSON_IsString(e) || set_value(s, o, e->valuestring)) return 2;
+            continue;
+        }
+        if (!cJSON_IsString(v)) return cli_usage_error(s->cmd, "%s: \"%s\" must be a string", where, o->name);
+        char now[4200];
+        format_exact(o, now, sizeof now);
+        if (same_value(o, now, v->valuestring)) continue;
+        if (a->given[i]) {
+            if (in_names(o->name, grow)) {
+                double x, y;
+                if (parse_real(now, &x) && parse_real(v->valuestring, &y) && x > y) continue;
+                return cli_usage_error(s->cmd, "--%s %s: the run has --%s %s (%s); resume may only raise it", o->name,
+                                       now, o->name, v->valuestring, where);
+            }
+            return cli_usage_error(s->cmd, "--%s %s conflicts with the run's --%s %s (%s); resume takes the stored "
+                                   "settings: drop the flag, or start a new run", o->name, now, o->name,
+                                   v->valuestring, where);
+        }
+        if (o->kind == CLI_FLAG) { *(int *)o->dest = atoi(v->valuestring); continue; }
+        if (set_value(s, o, v->valuestring)) return 2;
+    }
+    return 0;
 }

@@ -10,7 +10,9 @@
  *     cannot drift from the code;
  *   - the hidden --print-defaults prints name=value for every option after parsing
  *     (tests/test_cli_help.c compares it with the help);
- *   - bad usage returns 2 (message + "Try 'lmadapt CMD --help'.").
+ *   - bad usage returns 2 (message + "Try 'lmadapt CMD --help'.");
+ *   - options flagged CLI_OUT are checked against CLI_IN ones and the bare arguments
+ *     (outputs.h): an output is never an input, two outputs never share a path.
  * Relations between options are checked by the command after parsing with
  * cli_require(), which names both flags and their values.
  *
@@ -49,6 +51,10 @@ enum {
     CLI_MIN_OPEN = 8,   /* REAL/FLOAT: the minimum itself is refused */
     CLI_MAX_OPEN = 16,  /* REAL/FLOAT: the maximum itself is refused */
     CLI_GREEDY = 32,    /* LIST: bare arguments after this option are appended too (--data a b c) */
+    CLI_IN = 64,        /* a path the command reads (bare arguments are inputs too) */
+    CLI_OUT = 128,      /* a path the command writes: cli_parse refuses, before any work, an output
+                           equal to, inside or holding an input, and two outputs on one path
+                           (cli/outputs.h; docs/reliability.md) */
 };
 
 /* A repeatable option's values: storage given by the command (no allocation). */
@@ -99,8 +105,8 @@ typedef struct {
     {.name = n, .short_name = s, .kind = CLI_LIST, .dest = d, .metavar = meta, .help = help_, __VA_ARGS__}
 
 /* The options every model-using command spells the same way. */
-#define CLI_OPT_MODEL(d, help_) CLI_STR("model", 0, d, "M", help_, .flags = CLI_REQUIRED)
-#define CLI_OPT_ADAPTER(d) CLI_STR("adapter", 0, d, "DIR", "apply a PEFT LoRA adapter dir to the model")
+#define CLI_OPT_MODEL(d, help_) CLI_STR("model", 0, d, "M", help_, .flags = CLI_REQUIRED | CLI_IN)
+#define CLI_OPT_ADAPTER(d) CLI_STR("adapter", 0, d, "DIR", "apply a PEFT LoRA adapter dir to the model", .flags = CLI_IN)
 #define CLI_OPT_DEVICE(d) \
     CLI_STR("device", 0, d, "D", "cpu | cuda | cuda-fp32", .def_text = "cuda when a GPU is present, else cpu")
 #define CLI_OPT_THREADS(d) CLI_INT("threads", 0, d, 0, 4096, "N", "CPU threads", .def_text = "all cores, or LMA_THREADS")
@@ -142,6 +148,18 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, cli_args *a);
 int cli_given(const cli_args *a, const char *name);
 /* When !ok: prints "lmadapt CMD: --x VX must be REL --y VY" and returns 2; else 0. */
 int cli_require(const cli_args *a, int ok, const char *x, const char *rel, const char *y);
+/* Stored settings (a run's run.json, docs/training.md "Resume"): every option of the
+ * command except those named in skip (NULL-terminated), as {"name": "value"} with values
+ * as the command line spells them (reals exactly, lists as arrays). */
+struct cJSON *cli_settings_json(const cli_args *a, const char *const *skip);
+/* Applies stored settings to a parse: an option not given takes the stored value (parsed
+ * and range-checked as on the command line; the strings stay owned by stored, which must
+ * outlive the options); a given option that differs is refused with the stored value
+ * named ("--lr 0.001 conflicts with the run's lr 0.0003 (RUN/run.json)"), unless grow
+ * names it and the new value is larger. Paths that differ in spelling but resolve to the
+ * same file are equal. Returns 0 or 2 (printed). */
+int cli_settings_apply(cli_args *a, const struct cJSON *stored, const char *const *skip, const char *const *grow,
+                       const char *where);
 /* Prints the generated help to f. */
 void cli_help(const cli_spec *spec, FILE *f);
 /* The value of an option formatted as --help and --print-defaults show it. */

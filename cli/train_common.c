@@ -53,6 +53,8 @@ lma_status cli_copy_tokenizer(const char *src, const char *dst) {
     return lma_tok_save_files(src, dst);
 }
 
+lma_status cli_final_tokenizer(void *ctx, const char *dir) { return cli_copy_tokenizer(ctx, dir); }
+
 static lma_status make_shard(const cli_data_opts *d, const lma_tokenizer *tok, const char *path, int resume,
                              const char *what) {
     if (resume && lma_file_exists(path)) { lma_info("reusing %s", path); return LMA_OK; }
@@ -193,10 +195,11 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
 
     lma_batch_source src = lma_loader_batch_source(L);
     lma_trainer_result res;
+    to->tp.final_files = cli_final_tokenizer;
+    to->tp.final_files_ctx = tokdir;
     lma_status s = lma_train_run(m, &src, &to->tp, &res);
     if (s != LMA_OK) goto done;
     snprintf(path, sizeof path, "%s/final", run);
-    if (cli_copy_tokenizer(tokdir, path) != LMA_OK) goto done;
     char val[48];
     cli_val_loss_text(res.last_val_loss, val, sizeof val);
     printf("%s: %d steps, final loss %.4f, %s, %.0f tokens/s\n", cmd, res.steps_done, res.last_loss, val,

@@ -37,6 +37,8 @@ typedef struct {
 /* "validation loss X", or "no validation set" for NaN (none was run) */
 void cli_val_loss_text(float v, char *out, size_t cap);
 lma_status cli_copy_tokenizer(const char *src, const char *dst);
+/* lma_trainer_params.final_files for a run whose tokenizer comes from ctx (a folder or GGUF path) */
+lma_status cli_final_tokenizer(void *ctx, const char *dir);
 
 /* Runs the whole job; returns the exit status (0, 1, 2). */
 int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_opts *data, const cli_run_spec *spec);

@@ -1,7 +1,12 @@
 #include "train_flags.h"
 #include <stdlib.h>
 #include <string.h>
+#include <cjson/cJSON.h>
 #include "cli.h"
+#include "core/io.h"
+#include "core/json.h"
+#include "core/outdir.h"
+#include "outputs.h"
 
 void cli_train_opts_init(cli_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -29,8 +34,10 @@ void cli_train_table(cli_train_opts *o, cli_opt t[CLI_TRAIN_NOPTS]) {
     int k = 0;
     o->tp.sched.min_lr = o->tp.sched.lr / 10; /* shown as the default; cli_train_check derives it again */
     t[k++] = (cli_opt)CLI_STR("out", 'o', &p->out_dir, "DIR", "run directory: metrics.jsonl, ckpt-<step>/, latest, final/\n"
-                              "(required, or --resume)");
-    t[k++] = (cli_opt)CLI_STR("resume", 0, &o->resume_dir, "DIR", "continue the run in DIR from its newest good checkpoint");
+                              "(required, or --resume)", .flags = CLI_OUT);
+    t[k++] = (cli_opt)CLI_STR("resume", 0, &o->resume_dir, "DIR", "continue the run in DIR from its newest good checkpoint,\n"
+                              "with the settings stored in DIR/run.json", .flags = CLI_OUT);
+    t[k++] = (cli_opt)CLI_BOOL("overwrite", 0, &o->overwrite, "replace whatever --out holds (a finished run, other files)");
     t[k++] = (cli_opt)CLI_INT("steps", 0, &p->steps, 1, 1000000000, "N", "optimizer steps");
     t[k++] = (cli_opt)CLI_INT("epochs", 0, &o->epochs, 1, 1000000, "N", "passes over the training tokens instead of --steps",
                               .flags = CLI_NO_DEFAULT);
@@ -156,4 +163,85 @@ void cli_train_model_opts(const cli_train_opts *o, lma_model *m) {
         printf("activation checkpointing: each layer is recomputed in the backward\n");
         fflush(stdout);
     }
+}
+
+/* Flags that only steer how a run is carried out: free to change on resume. */
+static const char *const volatile_flags[] = {"out", "resume", "overwrite", "threads", "device", "save-every",
+                                             "eval-every", "eval-batches", "keep", "nan-abort", "spike-z", NULL};
+static const char *const growing_flags[] = {"steps", NULL};
+static cJSON *g_stored; /* the resumed run's settings: option strings point into it */
+static void free_stored(void) { cJSON_Delete(g_stored); }
+
+static lma_status write_run_json(const char *path, const cli_args *a, const char *cmd) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "lmadapt", "run");
+    cJSON_AddNumberToObject(j, "version", 1);
+    cJSON_AddStringToObject(j, "command", cmd);
+    cJSON *set = a ? cli_settings_json(a, volatile_flags) : cJSON_CreateObject();
+    cJSON_AddItemToObject(j, "settings", set);
+    lma_status s = lma_json_save(path, j);
+    cJSON_Delete(j);
+    return s;
+}
+
+int cli_train_prepare(const cli_args *a, const char *cmd, cli_train_opts *o) {
+    const char *run = o->tp.out_dir;
+    char rj[4200];
+    if (lma_path_join(rj, sizeof rj, run, "run.json") != LMA_OK) return cli_fail(cmd, NULL);
+    if (!o->tp.resume) {
+        char latest[4200], fin[4200];
+        int saved_nothing = lma_file_exists(rj) && lma_path_join(latest, sizeof latest, run, "latest") == LMA_OK &&
+                            !lma_file_exists(latest) && lma_path_join(fin, sizeof fin, run, "final") == LMA_OK &&
+                            !lma_is_dir(fin);
+        if (saved_nothing && !o->overwrite)
+            fprintf(stderr, "lmadapt %s: note: %s holds a run that saved nothing (no checkpoint, no final/): replacing it\n",
+                    cmd, run);
+        if (!lma_dir_is_empty(run)) {
+            if (!o->overwrite && !saved_nothing) {
+                if (lma_file_exists(rj))
+                    return cli_usage_error(cmd, "%s already holds a run (run.json): continue it with --resume %s, or "
+                                           "replace it with --overwrite", run, run);
+                return cli_check_out_dir(cmd, "--out", run, 0);
+            }
+            if (lma_remove_tree(run) != LMA_OK) return cli_fail(cmd, NULL);
+        }
+        if (lma_mkdir_p(run) != LMA_OK || write_run_json(rj, a, cmd) != LMA_OK) return cli_fail(cmd, NULL);
+        return 0;
+    }
+    if (!lma_is_dir(run)) return cli_usage_error(cmd, "--resume %s: no such run folder", run);
+    if (!lma_file_exists(rj)) {
+        char latest[4200];
+        if (lma_path_join(latest, sizeof latest, run, "latest") != LMA_OK || !lma_file_exists(latest))
+            return cli_usage_error(cmd, "--resume %s: not a run folder (no run.json)", run);
+        fprintf(stderr, "lmadapt %s: warning: %s has no run.json (a run of an older lmadapt): its settings are not "
+                        "checked\n", cmd, run);
+        return 0;
+    }
+    cJSON *j = NULL;
+    if (lma_json_load(rj, &j) != LMA_OK) return cli_fail(cmd, NULL);
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "command"), *set = cJSON_GetObjectItemCaseSensitive(j, "settings");
+    if (!cJSON_IsString(c) || !cJSON_IsObject(set)) {
+        cJSON_Delete(j);
+        return cli_fail(cmd, "run.json: \"command\" and \"settings\" are required");
+    }
+    if (strcmp(c->valuestring, cmd)) {
+        int rc = cli_usage_error(cmd, "--resume %s: this run was started by 'lmadapt %s'; resume it with that command", run,
+                                 c->valuestring);
+        cJSON_Delete(j);
+        return rc;
+    }
+    cJSON_Delete(g_stored);
+    if (!g_stored) atexit(free_stored);
+    g_stored = j;
+    if (a) {
+        int rc = cli_settings_apply((cli_args *)a, set, volatile_flags, growing_flags, rj);
+        if (rc) return rc;
+        /* what cli_train_check derived from the values now applied */
+        o->tp.sched.kind = (lma_sched_kind)o->schedule;
+        if (cli_require(a, o->tp.sched.min_lr <= o->tp.sched.lr, "min-lr", "<=", "lr")) return 2;
+        if (o->lora_targets && lma_lora_parse_targets(o->lora_targets, &o->lora.targets) != LMA_OK)
+            return cli_usage_error(cmd, "--lora-targets %s: %s", o->lora_targets, lma_last_error());
+        if (write_run_json(rj, a, cmd) != LMA_OK) return cli_fail(cmd, NULL); /* --steps may have grown */
+    }
+    return 0;
 }

@@ -17,6 +17,7 @@ typedef struct {
     lma_trainer_params tp;
     int epochs;          /* > 0: steps = epochs * tokens / (B*T*accum) */
     int steps_given;
+    int overwrite;       /* --overwrite: replace a run folder that holds another run */
     int grad_ckpt;       /* --grad-ckpt: activation checkpointing (recompute each layer in the backward) */
     uint64_t seed;
     double val_fraction;
@@ -32,7 +33,7 @@ typedef struct {
  * before building the tables, so that --help shows them. */
 void cli_train_opts_init(cli_train_opts *o);
 /* The shared option tables pointing into o (each ends with CLI_END). */
-#define CLI_TRAIN_NOPTS 26
+#define CLI_TRAIN_NOPTS 27
 #define CLI_PEFT_NOPTS 8
 void cli_train_table(cli_train_opts *o, cli_opt t[CLI_TRAIN_NOPTS]);
 void cli_peft_table(cli_train_opts *o, cli_opt t[CLI_PEFT_NOPTS]);
@@ -42,6 +43,16 @@ void cli_peft_table(cli_train_opts *o, cli_opt t[CLI_PEFT_NOPTS]);
 /* Right after parsing: --resume, --out, --min-lr (default --lr / 10) <= --lr, --steps
  * vs --epochs, --lora-targets; 0 ok, 2 usage error (printed). */
 int cli_train_check(const cli_args *a, cli_train_opts *o);
+/* The run folder, before any work (docs/reliability.md; cli_parse has already refused an
+ * --out that is, holds or sits in an input):
+ *   fresh run: the folder must be new or empty (--overwrite replaces it whole); the
+ *              settings are stored in RUN/run.json;
+ *   --resume:  RUN/run.json must be this command's; options not given take the stored
+ *              values, a given one that differs is refused (--steps may only grow), and
+ *              run.json is rewritten with the new --steps.
+ * a may be NULL (a command without the training table: the folder rules only).
+ * 0 ok, 1 failed, 2 usage error (printed). */
+int cli_train_prepare(const cli_args *a, const char *cmd, cli_train_opts *o);
 /* Derived values once the data is known (steps from epochs, schedule length). 0 ok, 2 usage error. */
 int cli_train_finish(const char *cmd, cli_train_opts *o, uint64_t train_tokens);
 /* The backend of --device for this run (see the device field). */

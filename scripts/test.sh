@@ -39,7 +39,7 @@ done
 if [ "${1:-}" = "--fast" ]; then exit 0; fi
 
 echo "== sanitizer build (clang, ASan+UBSan, libFuzzer) =="
-CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLMA_SANITIZE=ON -DLMA_FUZZ=ON -DLMA_CUDA=OFF \
+CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLMA_SANITIZE=ON -DLMA_FUZZ=ON -DLMA_FAULT=ON -DLMA_CUDA=OFF \
     -DLMA_FUZZ_SECONDS="$fuzz_s" -DCMAKE_C_FLAGS="-O1 -g" >/dev/null
 cmake --build build-asan -j"$jobs"
 # intercept_tls_get_addr=0: LeakSanitizer misreads glibc's dynamic-TLS blocks (google/sanitizers

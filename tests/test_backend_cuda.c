@@ -315,6 +315,52 @@ static void ops(void) {
     free(x); free(w); free(bias); free(out); free(dout); free(dx); free(dw); free(db); free(x32);
 }
 
+/* encoder ops against the CPU backend: layernorm with bias (rows of 48, vectorized, and 45,
+ * not; in place), GELU, bidirectional attention with padded rows (lengths T, 1 and random;
+ * head dims 16 and 32) */
+static void encoder_ops(void) {
+    const int Cs[2] = {48, 45};
+    for (int ci = 0; ci < 2; ci++) {
+        int N = 37, C = Cs[ci];
+        size_t n = (size_t)N * C;
+        float *x = frand(n, 1.5f), *w = frand(C, 1), *b = frand(C, 1), *o = malloc(n * 4), *o2 = malloc(n * 4);
+        for (int c = 0; c < C; c++) x[c] = act2() ? bf16_round(x[c] + 20.0f) : x[c] + 20.0f; /* a large mean */
+        void *gx = dev_act(x, n), *gw = dev_act(w, C), *gb = dev_act(b, C), *go = alloc_act(n);
+        cpu->layernorm_fwd(o, x, w, b, N, C, 1e-12f);
+        poison_act(go, n);
+        gpu->layernorm_fwd(go, gx, gw, gb, N, C, 1e-12f);
+        cmp_act("layernorm_fwd", o, go, n, 1e-5);
+        gpu->layernorm_fwd(gx, gx, gw, gb, N, C, 1e-12f);
+        cmp_act("layernorm_fwd in place", o, gx, n, 1e-5);
+        cpu->gelu_fwd(o2, o, n);
+        gpu->gelu_fwd(go, gx, n);
+        cmp_act("gelu_fwd", o2, go, n, 1e-5);
+        gpu->gelu_fwd(gx, gx, n);
+        cmp_act("gelu_fwd in place", o2, gx, n, 1e-5);
+        free(x); free(w); free(b); free(o); free(o2);
+        gpu->free(gx); gpu->free(gw); gpu->free(gb); gpu->free(go);
+    }
+    const int shapes[2][4] = {{3, 37, 4, 16}, {4, 130, 3, 32}};
+    for (int si = 0; si < 2; si++) {
+        int B = shapes[si][0], T = shapes[si][1], NH = shapes[si][2], HD = shapes[si][3];
+        size_t n = (size_t)B * T * NH * HD;
+        int32_t lens[4];
+        for (int b = 0; b < B; b++) lens[b] = b == 0 ? T : b == 1 ? 1 : 1 + (int32_t)lma_rng_below(&rng, T);
+        float *q = frand(n, 1), *k = frand(n, 1), *v = frand(n, 1), *o = malloc(n * 4);
+        void *gq = dev_act(q, n), *gk = dev_act(k, n), *gv = dev_act(v, n), *go = alloc_act(n);
+        int32_t *gl = dev32(lens, (size_t)B * sizeof *lens);
+        float scale = 1.0f / sqrtf((float)HD);
+        cpu->attention_bidir_fwd(o, q, k, v, lens, B, T, NH, HD, scale);
+        poison_act(go, n);
+        gpu->attention_bidir_fwd(go, gq, gk, gv, gl, B, T, NH, HD, scale);
+        cmp_act("attention_bidir_fwd", o, go, n, 1e-5);
+        free(q); free(k); free(v); free(o);
+        gpu->free(gq); gpu->free(gk); gpu->free(gv); gpu->free(go); gpu->free(gl);
+    }
+    CHECK(lma_backend_sync(gpu) == LMA_OK && !lma_error_pending(), "%s encoder ops: no CUDA error: %s", gpu->name,
+          lma_last_error());
+}
+
 /* 20 AdamW steps of a fixture model on the GPU track the CPU run (fp32). mode: 0 full,
  * 1 LoRA, 2 QLoRA (NF4 base on both sides); ckpt: activation checkpointing on the GPU. */
 static void training(const char *name, float lr, double tol, int mode, int ckpt) {
@@ -390,6 +436,7 @@ int main(void) {
     gpu = fp32;
     casts();
     lma_cuda_set_tf32(0);           /* exact fp32 GEMMs: fp32 tolerances */
+    encoder_ops();
     lma_cuda_attention_naive = 2;   /* attention through batched GEMMs */
     ops();
     lma_cuda_attention_naive = 1;   /* the naive kernels, the oracle */
@@ -403,6 +450,7 @@ int main(void) {
     gpu = bf16;
     tol_floor = 1e-2;
     casts();
+    encoder_ops();
     ops();
     lma_cuda_attention_naive = 1;
     ops();

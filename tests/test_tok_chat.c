@@ -24,7 +24,7 @@ int main(void) {
     lma_tokenizer *bl = load("bl"), *sp = load("sp");
     if (!bl || !sp) TEST_END();
     const cJSON *convs = cJSON_GetObjectItem(root, "conversations"), *r;
-    int n_renders = 0;
+    int n_renders = 0, jinja_seen[LMA_CHAT_MISTRAL + 1] = {0};
     cJSON_ArrayForEach(r, cJSON_GetObjectItem(root, "renders")) {
         const char *fmt = cJSON_GetObjectItem(r, "format")->valuestring;
         const char *tmpl = cJSON_GetObjectItem(r, "template")->valuestring;
@@ -41,6 +41,11 @@ int main(void) {
         char *defsys = NULL;
         CHECK_OK(lma_chat_detect(tmpl, &f, &defsys));
         CHECK(!strcmp(lma_chat_format_name(f), fmt), "template for %s detected as %s", fmt, lma_chat_format_name(f));
+        /* the Jinja a trained model keeps is one of these HF-rendered templates, verbatim */
+        if (!defsys) {
+            CHECK(!strcmp(lma_chat_jinja(f), tmpl), "lma_chat_jinja(%s) is the fixture's template", fmt);
+            jinja_seen[f] = 1;
+        }
         free(defsys);
         char *text = NULL; size_t len = 0;
         CHECK_OK(lma_chat_render(t, tmpl, msgs, n, gen, &text, &len, NULL, NULL));
@@ -93,5 +98,7 @@ int main(void) {
     lma_clear_error();
     lma_tok_free(bl); lma_tok_free(sp);
     cJSON_Delete(root);
+    for (int k = 0; k <= LMA_CHAT_MISTRAL; k++)
+        CHECK(jinja_seen[k], "the Jinja of %s is compared with a transformers render", lma_chat_format_name((lma_chat_format)k));
     TEST_END();
 }

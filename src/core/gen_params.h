@@ -35,5 +35,8 @@ typedef struct {
      * (finish LMA_FINISH_STOP). Not called for a stop token. */
     int (*on_token)(void *ctx, int32_t id, const char *text, size_t len);
     void *ctx;
+    /* constrained decoding (infer/json_constraint.h), or NULL: the output is a complete JSON
+     * value (valid against its schema) and generation stops when it is complete */
+    struct lma_json_constraint *constraint;
 } lma_gen_params;
 #endif

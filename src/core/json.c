@@ -18,7 +18,7 @@ lma_status lma_json_parse(const char *text, size_t len, const char *ctx, cJSON *
 lma_status lma_json_load(const char *path, cJSON **out) {
     char *text; size_t len;
     *out = NULL;
-    LMA_TRY(lma_read_file(path, &text, &len));
+    LMA_TRY(lma_read_file_max(path, LMA_LIMIT_JSON, &text, &len));
     lma_status s = lma_json_parse(text, len, path, out);
     free(text);
     return s;

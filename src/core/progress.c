@@ -39,7 +39,11 @@ static void draw(lma_progress *p, int final) {
     fmt_time(elapsed, sizeof elapsed, el);
     double frac = p->total > 0 ? (double)p->done / (double)p->total : 0;
     if (frac > 1) frac = 1;
-    if (p->tty) {
+    if (p->total <= 0) { /* an unknown total: a count and a rate, no share */
+        fprintf(stderr, p->tty ? "\r%s: %lld done, %.1f/s, elapsed %s %s\033[K" : "%s: %lld done, %.1f/s, elapsed %s %s\n",
+                p->label, (long long)p->done, rate, elapsed, p->extra);
+        if (p->tty && final) fputc('\n', stderr);
+    } else if (p->tty) {
         char bar[31]; int w = (int)(frac * 30);
         for (int i = 0; i < 30; i++) bar[i] = i < w ? '#' : ' ';
         bar[30] = 0;

@@ -1,6 +1,7 @@
 #include "core/status.h"
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char err_msg[1024];
 static _Thread_local int err_set;
@@ -27,8 +28,12 @@ const char *lma_last_error(void) { return err_set ? err_msg : ""; }
 void lma_clear_error(void) { err_set = 0; err_msg[0] = 0; }
 int lma_error_pending(void) { return err_set; }
 
+/* Formats into a local buffer first: an argument may be lma_last_error() itself
+ * ("%s: %s", path, lma_last_error()), which vsnprintf must not read while writing it. */
 static void set_msg(const char *fmt, va_list ap) {
-    vsnprintf(err_msg, sizeof err_msg, fmt, ap);
+    char buf[sizeof err_msg];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    memcpy(err_msg, buf, sizeof buf);
     err_set = 1;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/io.h"
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -111,6 +112,9 @@ static lma_status parse_msg_list(lma_example *ex, int which, const cJSON *list, 
         const char *rn = cJSON_IsString(role) ? role->valuestring : NULL;
         lma_ex_msg msg = str_msg(role_from_name(rn), rn, content);
         msg.json = m;
+        if (content && !cJSON_IsString(content) && !cJSON_IsNull(content))
+            set_err(ex, "content_type", "%s[%d] content must be a string (content parts and other types are not "
+                    "supported)", field, i);
         const cJSON *w = cJSON_GetObjectItemCaseSensitive(m, "weight");
         if (cJSON_IsNumber(w)) msg.weight = w->valuedouble == 0 ? 0 : 1;
         LMA_TRY(push_msg(ex, which, msg));
@@ -130,6 +134,8 @@ static lma_status parse_str_or_list(lma_example *ex, int which, const cJSON *it,
         const char *rn = cJSON_IsString(role_it) ? role_it->valuestring : NULL;
         lma_ex_msg m = str_msg(rn ? role_from_name(rn) : role, rn, content);
         m.json = it;
+        if (content && !cJSON_IsString(content) && !cJSON_IsNull(content))
+            set_err(ex, "content_type", "%s content must be a string", field);
         return push_msg(ex, which, m);
     }
     set_err(ex, "field_type", "field \"%s\" must be a string or a list of messages", field);
@@ -306,8 +312,7 @@ lma_status lma_ex_open(const char *path, lma_ex_reader **out) {
     snprintf(r->path, sizeof r->path, "%s", path);
     if (!strcmp(path, "-")) { r->f = stdin; r->own = 0; }
     else {
-        r->f = fopen(path, "rb");
-        if (!r->f) { free(r); return lma_error(LMA_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); }
+        if (lma_fopen_input(path, &r->f) != LMA_OK) { free(r); return LMA_ERR_IO; }
         r->own = 1;
     }
     r->cap = 1 << 20;

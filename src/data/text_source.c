@@ -217,7 +217,12 @@ static size_t read_line(lma_text_source *s, size_t *skip) {
     ssize_t r = getline(&s->lb, &s->lcap, s->f);
     *skip = 0;
     if (r < 0) {
-        if (ferror(s->f)) { lma_error(LMA_ERR_IO, "%s: read error: %s", s->files[s->cur], strerror(errno)); return SIZE_MAX; }
+        /* getline fails with ENOMEM on a line that does not fit: that is not the end of the file */
+        if (ferror(s->f) || !feof(s->f)) {
+            lma_error(errno == ENOMEM ? LMA_ERR_NOMEM : LMA_ERR_IO, "%s:%lld: %s", s->files[s->cur],
+                      (long long)s->line + 1, errno == ENOMEM ? "a line does not fit in memory" : strerror(errno));
+            return SIZE_MAX;
+        }
         return 0;
     }
     if (s->off == 0 && r >= 3 && memcmp(s->lb, "\xEF\xBB\xBF", 3) == 0) *skip = 3;
@@ -354,10 +359,9 @@ lma_status lma_text_source_next(lma_text_source *s, lma_text_doc *doc, int *done
                 return LMA_OK;
             }
             s->cur = s->next_file++;
-            s->f = fopen(s->files[s->cur], "rb");
-            if (!s->f) {
+            if (lma_fopen_input(s->files[s->cur], &s->f) != LMA_OK) {
                 s->failed = 1;
-                return lma_error(LMA_ERR_IO, "%s: cannot open: %s", s->files[s->cur], strerror(errno));
+                return LMA_ERR_IO;
             }
             s->jsonl = is_jsonl(s, s->files[s->cur]);
             s->line = 0; s->off = 0;

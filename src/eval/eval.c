@@ -286,14 +286,20 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
     if (ka && !cJSON_IsArray(ka))
         return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"required_keys\" must be a list of strings", file, (long long)line);
     cJSON_ArrayForEach(it, ka) {
-        if (!cJSON_IsString(it) || nk == 64)
+        if (!cJSON_IsString(it))
+            return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"required_keys\": element %zu is not a string", file,
+                             (long long)line, nk + 1);
+        if (nk == 64)
             return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"required_keys\": at most 64 strings", file, (long long)line);
         keys[nk++] = it->valuestring;
     }
     if (sa && !cJSON_IsArray(sa))
         return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"stop\" must be a list of strings", file, (long long)line);
     cJSON_ArrayForEach(it, sa) {
-        if (!cJSON_IsString(it) || ns == 15)
+        if (!cJSON_IsString(it))
+            return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"stop\": element %d is not a string", file, (long long)line,
+                             ns + 1);
+        if (ns == 15)
             return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"stop\": at most 15 strings", file, (long long)line);
         stops[ns++] = it->valuestring;
     }
@@ -322,6 +328,7 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
     lma_gen_params gp = {.max_tokens = p->gen_max_tokens, .sample = lma_sample_default_params()};
     gp.stop_ids = p->stop_ids; gp.n_stop_ids = p->n_stop_ids;
     gp.stop_strings = stops; gp.n_stop_strings = ns;
+    gp.constraint = p->gen_constraint;
     lma_gen_result gr;
     st = lma_generate(m, tok, ids, n, &gp, &gr);
     free(ids);

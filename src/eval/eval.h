@@ -57,6 +57,7 @@ typedef struct {
     int gen_check;            /* -1 = per record / automatic, else an lma_gen_check */
     int chat;                 /* gen: render prompts as one user turn of the chat template */
     const int32_t *stop_ids; int n_stop_ids; /* gen: EOS ids */
+    struct lma_json_constraint *gen_constraint; /* gen: constrained decoding (infer/json_constraint.h), or NULL */
     int progress;             /* draw a progress bar on stderr */
 } lma_eval_params;
 lma_eval_params lma_eval_default_params(void);

@@ -130,6 +130,9 @@ lma_status lma_embedder_load(const char *path, const lma_backend *be, lma_embedd
     *out = NULL;
     char dir[4096], tdir[4096], psub[1024];
     LMA_TRY(lma_model_path_resolve(path, dir, sizeof dir));
+    if (!lma_is_dir(dir))
+        return lma_error(LMA_ERR_UNSUPPORTED, "%s is not a sentence-transformers folder (embedders are BERT-family "
+                         "folders; decoder-model embedders are not implemented yet)", dir);
     lma_embedder *e = lma_calloc(1, sizeof *e, "embedder");
     if (!e) return LMA_ERR_NOMEM;
     e->batch = 32;

@@ -1,7 +1,8 @@
 /* Sentence embeddings: text -> one unit-length (when the model normalizes) vector.
  * An embedder is a tokenizer + an encoder (BERT family, sentence-transformers folder:
  * modules.json, 1_Pooling/config.json, Normalize) or a Llama-family decoder (last-token
- * or mean pooling, optional query instruction), on any backend.
+ * or mean pooling, optional query instruction), on any backend. Implemented: the BERT
+ * family (infer/embed.c, docs/embed.md); a decoder folder fails at load for now.
  * Ownership: lma_embedder_load returns a handle the caller frees with lma_embedder_free;
  * lma_embed writes into the caller's array. On failure a status and lma_last_error(). */
 #ifndef LMA_INFER_EMBED_H
@@ -13,7 +14,8 @@
 typedef struct lma_embedder lma_embedder;
 
 /* path: a sentence-transformers folder (or a short name such as all-minilm-l6-v2, resolved
- * by the caller with lma_model_path_resolve). be: the backend (NULL = cpu). */
+ * by the caller with lma_model_path_resolve; lma_embedder_load resolves it too). be: the
+ * backend (NULL = cpu). */
 lma_status lma_embedder_load(const char *path, const lma_backend *be, lma_embedder **out);
 void lma_embedder_free(lma_embedder *e);
 int lma_embedder_dim(const lma_embedder *e);        /* output width, e.g. 384 */

@@ -1,7 +1,10 @@
 #include "infer/generate.h"
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/log.h"
+#include "infer/json_constraint.h"
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/io.h"
@@ -54,7 +57,13 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
     memset(res, 0, sizeof *res);
     if (n_prompt < 1) return lma_error(LMA_ERR_ARG, "the prompt is empty");
     if (p->max_tokens < 0) return lma_error(LMA_ERR_ARG, "max_tokens must be >= 0");
+    if (n_prompt > (size_t)(INT_MAX / 2) || p->max_tokens > INT_MAX / 2)
+        return lma_error(LMA_ERR_ARG, "a prompt of %zu tokens (+ %d new) is too long", n_prompt, p->max_tokens);
     int V = m->cfg.vocab_size, cap = (int)n_prompt + p->max_tokens;
+    if (m->cfg.max_position_embeddings > 0 && cap > m->cfg.max_position_embeddings)
+        lma_warn("the prompt (%zu tokens) + max_tokens (%d) exceed the model's context of %d tokens "
+                 "(max_position_embeddings): output past it degrades", n_prompt, p->max_tokens,
+                 m->cfg.max_position_embeddings);
     lma_kv_cache *kv = NULL;
     lma_tok_stream *ts = NULL;
     float *logits = lma_malloc((size_t)V * sizeof(float), "logits");
@@ -74,7 +83,19 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
     t0 = lma_now();
     res->finish = LMA_FINISH_LENGTH;
     size_t n_hist = n_prompt;
+    int json_done = 0;
+    if (s == LMA_OK && p->constraint) {
+        lma_json_constraint_reset(p->constraint);
+        int need = lma_json_constraint_min_tokens(p->constraint);
+        if (need > p->max_tokens)
+            s = lma_error(LMA_ERR_ARG, "max_tokens %d is too small for a complete JSON output (at least %d tokens)",
+                          p->max_tokens, need);
+    }
     for (int step = 0; s == LMA_OK && step < p->max_tokens; step++) {
+        if (p->constraint) {
+            s = lma_json_constraint_mask(p->constraint, logits, V, p->max_tokens - step - 1, p->stop_ids, p->n_stop_ids);
+            if (s != LMA_OK) break;
+        }
         int32_t id = lma_sample(logits, V, &p->sample, hist, n_hist, &rng);
         const char *piece_at = NULL; /* the text released with this token */
         size_t piece_n = 0;
@@ -82,6 +103,7 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
         int is_stop = 0;
         for (int i = 0; i < p->n_stop_ids; i++) is_stop |= id == p->stop_ids[i];
         if (is_stop) { res->finish = LMA_FINISH_STOP; break; }
+        if (p->constraint && (s = lma_json_constraint_accept(p->constraint, id, &json_done)) != LMA_OK) break;
         if (ts) {
             char *piece = NULL;
             size_t plen = 0;
@@ -99,10 +121,11 @@ lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *p
             }
         }
         if (p->on_token && p->on_token(p->ctx, id, piece_at, piece_n)) { res->finish = LMA_FINISH_STOP; break; }
+        if (json_done) { res->finish = LMA_FINISH_STOP; break; } /* the JSON value is complete */
         if (step + 1 < p->max_tokens) s = lma_model_forward_cached(m, kv, &id, 1, logits, 0);
     }
     res->decode_s = lma_now() - t0;
-    if (s == LMA_OK && ts && res->finish == LMA_FINISH_LENGTH) {
+    if (s == LMA_OK && ts && (res->finish == LMA_FINISH_LENGTH || json_done)) {
         char *piece = NULL;
         size_t plen = 0;
         if (lma_tok_stream_flush(ts, &piece, &plen) == LMA_OK && plen) (void)lma_buf_append(&text, piece, plen);

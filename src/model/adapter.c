@@ -179,6 +179,7 @@ lma_status lma_adapter_load_weights(lma_model *m, const char *dir) {
         if (!tmp) { s = lma_error(LMA_ERR_NOMEM, "out of memory"); break; }
         stage = tmp;
         s = lma_st_read_f32(t, stage, p->numel);
+        if (s == LMA_OK) s = lma_params_check_finite(stage, p->numel, path, p->name);
         if (s == LMA_OK) m->be->upload(lo->params + p->offset, stage, p->numel * sizeof(float));
         seen[p - lo->table.info] = 1;
     }

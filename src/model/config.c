@@ -244,7 +244,7 @@ lma_status lma_config_load(const char *path, lma_config *c) {
     const char *file = path;
     if (lma_is_dir(path)) { LMA_TRY(lma_path_join(p, sizeof p, path, "config.json")); file = p; }
     char *text; size_t len;
-    LMA_TRY(lma_read_file(file, &text, &len));
+    LMA_TRY(lma_read_file_max(file, LMA_LIMIT_JSON, &text, &len));
     lma_status s = lma_config_parse(text, len, file, c);
     free(text);
     return s;

@@ -1,7 +1,10 @@
 /* BERT-family encoder on the backend op table (encoder.h). Per layer (post-LN):
  *   q k v = x W{q,k,v}^T + b ; a = attention_bidir(q, k, v, lens)
  *   x = LN1(a Wo^T + bo + x) ; x = LN2(gelu(x Wi^T + bi) Wd^T + bd + x)
- * after x = LN0(word[ids] + pos[t] + type[0]). Shapes: N = B*T tokens, C hidden,
+ * after x = LN0(word[ids] + pos[t] + type[0]). Every token-wise op (matmuls, LayerNorm,
+ * GELU, adds) runs on the packed tokens, N = sum of the row lengths, so no compute goes to
+ * padding; only the attention works on the padded (B,T) layout, its inputs gathered into it
+ * and its output gathered back with embedding_fwd (a row gather). Shapes: C hidden,
  * I intermediate, NH heads of HD = C/NH. */
 #include "model/encoder.h"
 #include <math.h>
@@ -26,13 +29,19 @@ struct lma_encoder {
     void *word, *pos, *type;        /* (V,C), (P,C), (TV,C) views into emb */
     void *ln0w, *ln0b;              /* (C) views into vec */
     enc_layer *layers;              /* (n_layers) */
-    /* scratch: one backend block for Ncap tokens and Bcap rows, one host array of positions */
+    /* scratch: one backend block for Ncap packed tokens, Pcap padded slots and Bcap rows;
+     * one host block for the index arrays and the packed hidden states */
     void *scratch;
-    size_t Ncap, Bcap;
-    void *x, *t, *q, *k, *v, *a, *f; /* act (N,C) x6, (N,I) */
-    int32_t *ids_d, *pos_d, *tt_d, *lens_d;
+    size_t Ncap, Pcap, Bcap;
+    void *x, *t, *q, *k, *v, *a, *f;  /* packed (N,C) x6, (N,I) */
+    void *qp, *kp, *vp, *ap;          /* padded (B*T, C) x4: the attention's layout */
+    int32_t *ids_d, *pos_d, *tt_d;    /* (N) */
+    int32_t *to_pad_d, *to_pack_d;    /* (B*T) packed row of each padded slot, (N) padded slot of each token */
+    int32_t *lens_d;                  /* (B) */
     float *hf;                        /* (N,C) fp32 when act storage is not fp32, else NULL */
-    int32_t *hpos;                    /* host (Ncap) */
+    void *host;                       /* host block: the arrays below */
+    int32_t *h_ids, *h_pos, *h_to_pad, *h_to_pack; /* (N), (N), (B*T), (N) */
+    float *h_hidden;                  /* (N,C) */
 };
 
 const lma_encoder_config *lma_encoder_cfg(const lma_encoder *e) { return &e->cfg; }
@@ -54,7 +63,8 @@ static lma_status read_config(const char *dir, lma_encoder_config *c) {
     const char *mt = NULL, *act = NULL, *pet = NULL;
     if (st == LMA_OK) st = lma_json_str(j, "model_type", 0, path, &mt);
     if (st == LMA_OK && mt && strcmp(mt, "bert"))
-        st = lma_error(LMA_ERR_UNSUPPORTED, "%s: model_type \"%s\" is not a BERT encoder", path, mt);
+        st = lma_error(LMA_ERR_UNSUPPORTED, "%s: model_type \"%s\" is not a BERT encoder (decoder-model embedders "
+                       "are not implemented yet)", path, mt);
     if (st == LMA_OK) st = cfg_int(j, "vocab_size", path, 1, 1 << 24, &c->vocab);
     if (st == LMA_OK) st = cfg_int(j, "hidden_size", path, 1, 1 << 16, &c->C);
     if (st == LMA_OK) st = cfg_int(j, "num_hidden_layers", path, 1, 1024, &c->n_layers);
@@ -219,27 +229,30 @@ void lma_encoder_free(lma_encoder *e) {
     if (e->vec) be->free(e->vec);
     if (e->scratch) be->free(e->scratch);
     free(e->layers);
-    free(e->hpos);
+    free(e->host);
     free(e);
 }
 
 static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* scratch for N tokens, B rows (grows; contents not kept) */
-static lma_status ensure_scratch(lma_encoder *e, size_t N, size_t B) {
-    if (N <= e->Ncap && B <= e->Bcap) return LMA_OK;
+/* scratch for N packed tokens, P = B*T padded slots, B rows (grows; contents not kept) */
+static lma_status ensure_scratch(lma_encoder *e, size_t N, size_t P, size_t B) {
+    if (N <= e->Ncap && P <= e->Pcap && B <= e->Bcap) return LMA_OK;
     if (N < e->Ncap) N = e->Ncap;
+    if (P < e->Pcap) P = e->Pcap;
     if (B < e->Bcap) B = e->Bcap;
     const lma_backend *be = e->be;
     size_t C = (size_t)e->cfg.C, I = (size_t)e->cfg.I, esz = (size_t)be->act_bytes;
-    size_t nc = up64(N * C * esz), ni = up64(N * I * esz), nid = up64(N * sizeof(int32_t));
-    size_t total = 6 * nc + ni + 3 * nid + up64(B * sizeof(int32_t)) + (esz != 4 ? up64(N * C * sizeof(float)) : 0);
+    size_t nc = up64(N * C * esz), pc = up64(P * C * esz), ni = up64(N * I * esz), nid = up64(N * sizeof(int32_t));
+    size_t pid = up64(P * sizeof(int32_t)), bid = up64(B * sizeof(int32_t));
+    size_t total = 6 * nc + ni + 4 * pc + 4 * nid + pid + bid + (esz != 4 ? up64(N * C * sizeof(float)) : 0);
+    size_t htotal = 3 * N * sizeof(int32_t) + P * sizeof(int32_t) + N * C * sizeof(float);
     if (e->scratch) be->free(e->scratch);
-    free(e->hpos);
-    e->Ncap = e->Bcap = 0;
-    e->hpos = lma_malloc(N * sizeof *e->hpos, "encoder positions");
+    free(e->host);
+    e->Ncap = e->Pcap = e->Bcap = 0;
+    e->host = lma_malloc(htotal, "encoder host scratch");
     e->scratch = be->alloc(total);
-    if (!e->scratch || !e->hpos) {
+    if (!e->scratch || !e->host) {
         if (e->scratch) be->free(e->scratch);
         e->scratch = NULL;
         return lma_error(LMA_ERR_NOMEM, "encoder: cannot allocate %zu bytes of scratch on %s", total, be->name);
@@ -248,12 +261,22 @@ static lma_status ensure_scratch(lma_encoder *e, size_t N, size_t B) {
     void **acts[6] = {&e->x, &e->t, &e->q, &e->k, &e->v, &e->a};
     for (int i = 0; i < 6; i++) { *acts[i] = p; p += nc; }
     e->f = p; p += ni;
+    void **pads[4] = {&e->qp, &e->kp, &e->vp, &e->ap};
+    for (int i = 0; i < 4; i++) { *pads[i] = p; p += pc; }
     e->ids_d = (int32_t *)p; p += nid;
     e->pos_d = (int32_t *)p; p += nid;
     e->tt_d = (int32_t *)p; p += nid;
-    e->lens_d = (int32_t *)p; p += up64(B * sizeof(int32_t));
+    e->to_pack_d = (int32_t *)p; p += nid;
+    e->to_pad_d = (int32_t *)p; p += pid;
+    e->lens_d = (int32_t *)p; p += bid;
     e->hf = esz != 4 ? (float *)p : NULL;
+    e->h_ids = e->host;
+    e->h_pos = e->h_ids + N;
+    e->h_to_pack = e->h_pos + N;
+    e->h_to_pad = e->h_to_pack + N;
+    e->h_hidden = (float *)(e->h_to_pad + P);
     e->Ncap = N;
+    e->Pcap = P;
     e->Bcap = B;
     return LMA_OK;
 }
@@ -264,17 +287,33 @@ lma_status lma_encoder_forward(lma_encoder *e, const int32_t *ids, const int32_t
         return lma_error(LMA_ERR_ARG, "encoder: %d rows of %d tokens (at most %d positions)", B, T, c->max_pos);
     for (int b = 0; b < B; b++)
         if (lens[b] < 1 || lens[b] > T) return lma_error(LMA_ERR_ARG, "encoder: row %d has length %d (T %d)", b, lens[b], T);
-    size_t N = (size_t)B * T, C = (size_t)c->C, I = (size_t)c->I;
-    for (size_t i = 0; i < N; i++)
+    size_t P = (size_t)B * T, C = (size_t)c->C, I = (size_t)c->I, N = 0;
+    for (size_t i = 0; i < P; i++)
         if (ids[i] < 0 || ids[i] >= c->vocab) return lma_error(LMA_ERR_ARG, "encoder: token id %d outside the vocab (%d)", ids[i], c->vocab);
-    LMA_TRY(ensure_scratch(e, N, (size_t)B));
+    for (int b = 0; b < B; b++) N += (size_t)lens[b];
+    LMA_TRY(ensure_scratch(e, N, P, (size_t)B));
     const lma_backend *be = e->be;
-    for (size_t i = 0; i < N; i++) e->hpos[i] = (int32_t)(i % (size_t)T);
-    be->upload(e->ids_d, ids, N * sizeof(int32_t));
-    be->upload(e->pos_d, e->hpos, N * sizeof(int32_t));
+    /* packed tokens (no padding) for every token-wise op; the attention gathers them into
+     * the padded layout and back (embedding_fwd as a row gather) */
+    size_t n0 = 0;
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            size_t slot = (size_t)b * T + (size_t)t;
+            e->h_to_pad[slot] = (int32_t)(n0 + (size_t)(t < lens[b] ? t : 0)); /* padded slots: any row */
+            if (t >= lens[b]) continue;
+            e->h_ids[n0 + (size_t)t] = ids[slot];
+            e->h_pos[n0 + (size_t)t] = t;
+            e->h_to_pack[n0 + (size_t)t] = (int32_t)slot;
+        }
+        n0 += (size_t)lens[b];
+    }
+    be->upload(e->ids_d, e->h_ids, N * sizeof(int32_t));
+    be->upload(e->pos_d, e->h_pos, N * sizeof(int32_t));
+    be->upload(e->to_pack_d, e->h_to_pack, N * sizeof(int32_t));
+    be->upload(e->to_pad_d, e->h_to_pad, P * sizeof(int32_t));
     be->upload(e->lens_d, lens, (size_t)B * sizeof(int32_t));
     be->zero(e->tt_d, N * sizeof(int32_t));
-    int n = (int)N, iC = c->C, iI = c->I, HD = c->C / c->NH;
+    int n = (int)N, np = (int)P, iC = c->C, iI = c->I, HD = c->C / c->NH;
     float scale = 1.0f / sqrtf((float)HD);
     be->embedding_fwd(e->x, e->ids_d, e->word, n, iC);
     be->embedding_fwd(e->t, e->tt_d, e->type, n, iC);
@@ -287,7 +326,11 @@ lma_status lma_encoder_forward(lma_encoder *e, const int32_t *ids, const int32_t
         be->matmul_fwd(e->q, e->x, y->wq, y->bq, n, iC, iC);
         be->matmul_fwd(e->k, e->x, y->wk, y->bk, n, iC, iC);
         be->matmul_fwd(e->v, e->x, y->wv, y->bv, n, iC, iC);
-        be->attention_bidir_fwd(e->a, e->q, e->k, e->v, e->lens_d, B, T, c->NH, HD, scale);
+        be->embedding_fwd(e->qp, e->to_pad_d, e->q, np, iC);
+        be->embedding_fwd(e->kp, e->to_pad_d, e->k, np, iC);
+        be->embedding_fwd(e->vp, e->to_pad_d, e->v, np, iC);
+        be->attention_bidir_fwd(e->ap, e->qp, e->kp, e->vp, e->lens_d, B, T, c->NH, HD, scale);
+        be->embedding_fwd(e->a, e->to_pack_d, e->ap, n, iC);
         be->matmul_fwd(e->t, e->a, y->wo, y->bo, n, iC, iC);
         be->add(e->t, e->t, e->x, N * C);
         be->layernorm_fwd(e->x, e->t, y->ln1w, y->ln1b, n, iC, c->eps);
@@ -299,8 +342,11 @@ lma_status lma_encoder_forward(lma_encoder *e, const int32_t *ids, const int32_t
     }
     if (e->hf) {
         be->act_to_f32(e->hf, e->x, N * C);
-        be->download(hidden, e->hf, N * C * sizeof(float));
+        be->download(e->h_hidden, e->hf, N * C * sizeof(float));
     } else
-        be->download(hidden, e->x, N * C * sizeof(float));
-    return lma_backend_sync(be);
+        be->download(e->h_hidden, e->x, N * C * sizeof(float));
+    LMA_TRY(lma_backend_sync(be));
+    for (size_t i = 0; i < N; i++)
+        memcpy(hidden + (size_t)e->h_to_pack[i] * C, e->h_hidden + i * C, C * sizeof(float));
+    return LMA_OK;
 }

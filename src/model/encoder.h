@@ -5,8 +5,9 @@
  * Weights come from an HF folder (config.json + model.safetensors, names with or without
  * a "bert." prefix) and live on the backend in the act storage type, one allocation per
  * family: the embedding tables, the matrices of all layers, the vectors (biases and
- * LayerNorm parameters) of all layers. The forward reuses one scratch block sized for the
- * largest batch seen.
+ * LayerNorm parameters) of all layers. The forward runs every token-wise op on the packed
+ * tokens (no compute on padding; the attention alone sees the padded layout) and reuses
+ * one backend scratch block and one host block sized for the largest batch seen.
  *
  * Ownership: lma_encoder_load returns a handle freed by lma_encoder_free; the forward
  * writes into the caller's host array. A handle is used by one thread at a time. */

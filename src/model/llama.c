@@ -840,6 +840,10 @@ lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_
     be->free(buf);
     if (s == LMA_OK) s = lma_backend_sync(be);
     if (s != LMA_OK) return s;
+    for (size_t i = 0, nl = (size_t)n_out * (size_t)V; i < nl; i++)
+        if (!isfinite(logits[i])) /* sampling or ranking NaNs would answer with exit 0 */
+            return lma_error(LMA_ERR_NUMERIC, "non-finite logits at position %d (the activations overflowed or the "
+                             "weights are corrupt)", kv->len + (int)(i / (size_t)V));
     kv->len += n;
     return LMA_OK;
 }

@@ -2,6 +2,7 @@
  * GGUF file, weight_source.h, found by path or short name), save as an HF folder, and the
  * HF-style random initialisation. The memory and the compute are llama.c's. */
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/arena.h"
@@ -109,6 +110,8 @@ lma_status lma_model_load_weights(lma_model *m, const char *path) {
         if (!tmp) { s = lma_error(LMA_ERR_NOMEM, "out of memory reading %s", name); goto done; }
         stage = tmp;
         s = src.read_f32(src.ctx, i, stage, p->numel);
+        if (s != LMA_OK) goto done;
+        s = lma_params_check_finite(stage, p->numel, dir, name);
         if (s != LMA_OK) goto done;
         if (quant) {
             s = lma_model_set_quantized(m, p, stage);

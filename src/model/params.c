@@ -1,5 +1,6 @@
 #include "model/params.h"
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/arena.h"
@@ -99,3 +100,11 @@ lma_status lma_tensors_carve(const lma_config *c, const lma_param_table *t, void
 }
 
 void lma_tensors_free(lma_tensors *t) { free(t->layers); t->layers = NULL; }
+
+lma_status lma_params_check_finite(const float *x, size_t n, const char *file, const char *name) {
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(x[k]))
+            return lma_error(LMA_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value (%g at index %zu): the weights "
+                             "are corrupt", file, name, (double)x[k], k);
+    return LMA_OK;
+}

@@ -59,4 +59,8 @@ const lma_param_info *lma_params_find(const lma_param_table *t, const char *name
  * (layers array malloc'd; free with lma_tensors_free). */
 lma_status lma_tensors_carve(const lma_config *c, const lma_param_table *t, void *base, size_t esz, lma_tensors *out);
 void lma_tensors_free(lma_tensors *t);
+/* Weights read from a file must be finite: a NaN or Inf (corrupt weights) would give
+ * empty text, chance-level scores and skipped steps with exit 0. LMA_ERR_NUMERIC names
+ * the file, the tensor and the first bad index. */
+lma_status lma_params_check_finite(const float *x, size_t n, const char *file, const char *name);
 #endif

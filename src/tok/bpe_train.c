@@ -1,5 +1,6 @@
 /* Byte-level BPE trainer (see bpe_train.h): the HF BpeTrainer algorithm step by step,
  * including its lazy max-heap whose entries carry the word positions to merge. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,7 +134,19 @@ static lma_status add_token(trainer *tr, const char *s, size_t n, int32_t *id) {
     return lma_tok_strmap_put(&tr->w2id, s, n, *id);
 }
 
+/* Words longer than this many bytes are counted as pieces of at most this length (cut at
+ * UTF-8 boundaries): merging inside a word is quadratic in its length (HF tokenizers' trainer
+ * took 21 s on a 1 MB run of letters), and no useful token is that long. */
+#define MAX_WORD 256
+
 static lma_status count_word(trainer *tr, const char *s, size_t n) {
+    while (n > MAX_WORD) {
+        size_t cut = MAX_WORD;
+        while (cut > 1 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--; /* not inside a UTF-8 sequence */
+        LMA_TRY(count_word(tr, s, cut));
+        s += cut;
+        n -= cut;
+    }
     int32_t w = lma_tok_strmap_get(&tr->words, s, n);
     if (w >= 0) { tr->counts[w]++; return LMA_OK; }
     LMA_TRY(lma_grow(&tr->counts, &tr->ncounts, tr->words.n + 1, sizeof *tr->counts, 4096, "bpe train word counts"));
@@ -159,17 +172,22 @@ static lma_status feed_line(trainer *tr, pcre2_code *re, pcre2_match_data *md, c
 }
 
 static lma_status feed_file(trainer *tr, pcre2_code *re, pcre2_match_data *md, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return lma_error(LMA_ERR_IO, "%s: cannot open", path);
+    FILE *f = NULL;
+    LMA_TRY(lma_fopen_input(path, &f));
     char *line = NULL; size_t cap = 0;
     ssize_t got;
     lma_status st = LMA_OK;
+    errno = 0;
     while (st == LMA_OK && (got = getline(&line, &cap, f)) > 0) {
         char *clean; size_t cl;
         st = lma_tok_utf8_sanitize(line, (size_t)got, &clean, &cl);
         if (st == LMA_OK) { st = feed_line(tr, re, md, clean, cl); free(clean); }
+        errno = 0;
     }
-    if (st == LMA_OK && ferror(f)) st = lma_error(LMA_ERR_IO, "%s: read error", path);
+    /* getline fails with ENOMEM on a line that does not fit: that is not the end of the file */
+    if (st == LMA_OK && (ferror(f) || !feof(f)))
+        st = lma_error(errno == ENOMEM ? LMA_ERR_NOMEM : LMA_ERR_IO, "%s: %s", path,
+                       errno == ENOMEM ? "a line does not fit in memory" : "read error");
     free(line);
     fclose(f);
     return st;

@@ -3,11 +3,74 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/arena.h"
+#include <cjson/cJSON.h>
 #include "core/buf.h"
+#include "core/io.h"
+#include "core/json.h"
 #include "tok/chat_template.h"
 #include "tok/tok_internal.h"
 
 static const char *NAMES[] = {"llama2", "llama3", "chatml", "zephyr", "mistral"};
+
+static const char *const JINJA[] = {
+    /* llama2: meta-llama/Llama-2-7b-chat-hf */
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
+    "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
+    "{% set system_message = false %}{% endif %}{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}{% if loop.index0 == 0 and system_message != false %}"
+    "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+    "{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}"
+    "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+    "{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}",
+    /* llama3: meta-llama/Meta-Llama-3-8B-Instruct */
+    "{% set loop_messages = messages %}{% for message in loop_messages %}"
+    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}"
+    "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}",
+    /* chatml: the transformers chat-templating docs / OpenHermes */
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+    /* zephyr: TinyLlama/TinyLlama-1.1B-Chat-v1.0 */
+    "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n"
+    "{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n"
+    "{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n"
+    "{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}",
+    /* mistral: mistralai/Mistral-7B-Instruct-v0.2 */
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}"
+    "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}",
+};
+
+const char *lma_chat_jinja(lma_chat_format f) { return (f >= 0 && f <= LMA_CHAT_MISTRAL) ? JINJA[f] : NULL; }
+
+lma_status lma_chat_template_store(const char *dir, const char *spec) {
+    if (!spec) return LMA_OK;
+    const char *jinja = spec;
+    int named = -1;
+    for (int i = 0; i <= LMA_CHAT_MISTRAL; i++)
+        if (!strcmp(spec, NAMES[i])) { named = i; jinja = JINJA[i]; }
+    char path[4200];
+    LMA_TRY(lma_path_join(path, sizeof path, dir, "tokenizer_config.json"));
+    cJSON *cfg = NULL;
+    if (lma_file_exists(path)) LMA_TRY(lma_json_load(path, &cfg));
+    else if (!(cfg = cJSON_CreateObject())) return lma_error(LMA_ERR_NOMEM, "out of memory");
+    const cJSON *old = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
+    lma_chat_format f;
+    if (named >= 0 && cJSON_IsString(old) && lma_chat_detect(old->valuestring, &f, NULL) == LMA_OK && (int)f == named) {
+        cJSON_Delete(cfg); /* the model's own template is already this format (and may hold a default system) */
+        return LMA_OK;
+    }
+    lma_clear_error();
+    cJSON_DeleteItemFromObjectCaseSensitive(cfg, "chat_template");
+    cJSON_AddStringToObject(cfg, "chat_template", jinja);
+    lma_status s = lma_json_save(path, cfg);
+    cJSON_Delete(cfg);
+    return s;
+}
 
 const char *lma_chat_format_name(lma_chat_format f) {
     return (f >= 0 && f <= LMA_CHAT_MISTRAL) ? NAMES[f] : "?";

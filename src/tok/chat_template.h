@@ -35,6 +35,17 @@ const char *lma_chat_format_name(lma_chat_format f);
  * default system prompt a ChatML template writes when none is given. */
 lma_status lma_chat_detect(const char *tmpl, lma_chat_format *out, char **default_system);
 
+/* The Jinja chat_template of a named format, verbatim from the model it comes from
+ * (Llama-2-7b-chat, Meta-Llama-3-8B-Instruct, ChatML, TinyLlama-1.1B-Chat, Mistral-7B-
+ * Instruct-v0.2): transformers renders it exactly as lma_chat_render renders the name
+ * (tests/ref/tok/chat.json holds these strings and transformers' renders). */
+const char *lma_chat_jinja(lma_chat_format f);
+/* Stores the template a model was trained with in dir/tokenizer_config.json
+ * ("chat_template"), so that the model keeps it: spec is a format name (its Jinja is
+ * written unless the file's template already is that format) or a Jinja string (written
+ * as given). NULL spec: nothing to do. The file is rewritten atomically. */
+lma_status lma_chat_template_store(const char *dir, const char *spec);
+
 /* `spec` is a format name (LMA_CHAT_FORMAT_NAMES), a Jinja chat_template string to
  * recognize, or NULL for the tokenizer's own chat_template. t may be NULL with a name
  * (bos/eos then default to the format's usual strings).

@@ -618,7 +618,7 @@ lma_status lma_tok_load(const char *where, lma_tokenizer **out) {
     char path[4096];
     LMA_TRY(lma_path_join(path, sizeof path, dir, "tokenizer.json"));
     char *txt = NULL; size_t n = 0;
-    LMA_TRY(lma_read_file(path, &txt, &n));
+    LMA_TRY(lma_read_file_max(path, LMA_LIMIT_TOKENIZER, &txt, &n));
     lma_tokenizer *t = NULL;
     lma_status st = lma_tok_load_json(txt, n, path, &t);
     free(txt);
@@ -632,7 +632,7 @@ lma_status lma_tok_load(const char *where, lma_tokenizer **out) {
     }
     if (st == LMA_OK && !t->chat_template) {
         st = lma_path_join(path, sizeof path, dir, "chat_template.jinja");
-        if (st == LMA_OK && lma_file_exists(path)) st = lma_read_file(path, &t->chat_template, &n);
+        if (st == LMA_OK && lma_file_exists(path)) st = lma_read_file_max(path, LMA_LIMIT_JSON, &t->chat_template, &n);
     }
     if (st != LMA_OK) { lma_tok_free(t); return st; }
     *out = t;

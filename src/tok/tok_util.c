@@ -450,3 +450,33 @@ lma_status lma_tok_normalize(const lma_tokenizer *t, const char *s, size_t n, co
     *out = cur.s; *olen = cur.n; *oal = cur.al;
     return LMA_OK;
 }
+
+/* ---------------- token pieces ---------------- */
+int lma_tok_piece_bytes(const lma_tokenizer *t, int32_t id, unsigned char *buf, int cap) {
+    if (id < 0 || id >= t->n_ids || !t->id_str[id] || t->id_special[id] || t->id_added[id]) return 0;
+    if (t->id_raw && t->id_rawlen[id] >= 0) {
+        if (t->id_rawlen[id] > cap) return -1;
+        memcpy(buf, t->id_raw[id], (size_t)t->id_rawlen[id]);
+        return t->id_rawlen[id];
+    }
+    const char *s = t->id_str[id];
+    size_t n = t->id_len[id];
+    if (n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>') { /* byte fallback */
+        unsigned v = 0;
+        for (int i = 3; i < 5; i++) {
+            char c = s[i];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0) return 0;
+            v = v * 16 + (unsigned)d;
+        }
+        if (cap < 1) return -1;
+        buf[0] = (unsigned char)v;
+        return 1;
+    }
+    int k = 0;
+    for (size_t i = 0; i < n;) {
+        if (i + 3 <= n && !memcmp(s + i, "\xe2\x96\x81", 3)) { if (k >= cap) return -1; buf[k++] = ' '; i += 3; }
+        else { if (k >= cap) return -1; buf[k++] = (unsigned char)s[i++]; }
+    }
+    return k;
+}

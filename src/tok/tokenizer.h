@@ -80,6 +80,11 @@ int lma_tok_vocab_size(const lma_tokenizer *t);
 const char *lma_tok_id_to_token(const lma_tokenizer *t, int32_t id); /* public API (lmadapt.h) */
 int32_t lma_tok_token_to_id(const lma_tokenizer *t, const char *token);
 int lma_tok_is_special(const lma_tokenizer *t, int32_t id);
+/* The bytes token id adds to the text when it follows other text (byte-level: its raw
+ * bytes; SentencePiece: "▁" as a space, <0xXX> as the byte). Returns the length written
+ * to buf (at most cap), 0 for special, added or unknown ids (they add no piece), or -1
+ * when the piece does not fit in cap. For constrained decoding (infer/json_constraint.h). */
+int lma_tok_piece_bytes(const lma_tokenizer *t, int32_t id, unsigned char *buf, int cap);
 /* From tokenizer_config.json: -1 / NULL when not set. */
 int32_t lma_tok_bos_id(const lma_tokenizer *t);
 int32_t lma_tok_eos_id(const lma_tokenizer *t);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include "core/outdir.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,10 +279,18 @@ lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_trainer_
     lma_progress_finish(&bar);
     double el = lma_now() - t_run;
     res->tokens_per_s = el > 0 ? (double)tokens_run / el : 0;
+    if (s == LMA_OK && g.opt_t == 0)
+        s = lma_error(LMA_ERR_NUMERIC, "every one of the %d steps was skipped (%d non-finite or spikes): no model "
+                      "written; check the data, the learning rate and the model's weights", step, res->skipped);
     if (s == LMA_OK && p->save_final) {
         char fin[4200];
+        lma_outdir od;
         snprintf(fin, sizeof fin, "%s/final", p->out_dir);
-        s = m->lora ? lma_adapter_save(m, fin, NULL) : lma_model_save(m, fin, 0, 0);
+        s = lma_outdir_begin(&od, fin);
+        if (s == LMA_OK) s = m->lora ? lma_adapter_save(m, od.tmp, NULL) : lma_model_save(m, od.tmp, 0, 0);
+        if (s == LMA_OK && p->final_files) s = p->final_files(p->final_files_ctx, od.tmp);
+        if (s == LMA_OK) s = lma_outdir_commit(&od);
+        else lma_outdir_abort(&od);
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

@@ -15,7 +15,9 @@
  *                       trainer_state.json (step, data cursor, guard state,
  *                       checksums of the three tensor files' contents)
  *   latest              name of the newest complete checkpoint, written last
- *   final/              the trained model (HF layout) at the end
+ *   final/              the trained model (HF layout) at the end, written as a whole;
+ *                       a run whose every step was skipped (non-finite or spike) fails
+ *                       with LMA_ERR_NUMERIC and writes no final/
  * With a LoRA adapter attached (lora.h) the checkpoints and final/ hold the
  * adapter (PEFT layout: adapter_config.json + adapter_model.safetensors) and
  * the optimizer state of the adapter tensors only; trainer_state.json also
@@ -60,7 +62,11 @@ typedef struct {
     double spike_z;       /* loss-spike threshold in standard deviations (0: off) */
     int spike_window;     /* losses in the spike window */
     int resume;           /* continue from out_dir's latest good checkpoint */
-    int save_final;       /* write out_dir/final at the end */
+    int save_final;       /* write out_dir/final at the end, as a whole (core/outdir.h): built in
+                             final.tmp.<pid> and swapped in when complete */
+    /* adds files to the final folder before it is swapped in (the tokenizer), or NULL */
+    lma_status (*final_files)(void *ctx, const char *dir);
+    void *final_files_ctx;
     int quiet;            /* no progress bar */
     lma_train_callback on_step; /* after each step (lmadapt.h's lma_train_progress), or NULL;
                                    non-zero stops the run as SIGINT does */

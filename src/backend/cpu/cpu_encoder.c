@@ -29,13 +29,53 @@ void lma_cpu_layernorm_fwd(void *out_, const void *inp_, const void *w_, const v
     }
 }
 
+/* erf(x) by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7): the formula of
+ * PyTorch's vectorized CPU erf (Vectorized<float>::erf), which its GELU uses; vectorizes,
+ * where libm's erff does not (erff took 11% of an embedding run). */
+static inline float erf_as(float x) {
+    /* a = min(|x|, 9) on the bits (a float select with NaN semantics keeps gcc from
+     * vectorizing): erf is 1 in float from 3.9 on, exp(-81) is a normal float, and NaN
+     * becomes 9 (the caller's x keeps the NaN) */
+    float a = fabsf(x);
+    int32_t ab;
+    memcpy(&ab, &a, sizeof ab);
+    ab = ab < 0x41100000 ? ab : 0x41100000; /* 9.0f */
+    memcpy(&a, &ab, sizeof a);
+    float t = 1.0f / (0.3275911f * a + 1.0f);
+    float r = (((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f;
+    /* exp(-a^2) in [exp(-81), 1]: Cephes' polynomial as lma_cpu_expf, without its NaN and
+     * range branches */
+    float z = -a * a;
+    float k = (z * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float f = z - k * 0.693359375f;
+    f = f - k * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * f + 1.3981999507e-3f;
+    p = p * f + 8.3334519073e-3f;
+    p = p * f + 4.1665795894e-2f;
+    p = p * f + 1.6666665459e-1f;
+    p = p * f + 5.0000001201e-1f;
+    p = p * (f * f) + f + 1.0f;
+    int32_t bits = ((int32_t)k + 127) << 23;
+    float sc;
+    memcpy(&sc, &bits, sizeof sc); /* 2^k (a memcpy, not a union, so that the loop vectorizes) */
+    float y = 1.0f - r * t * (p * sc);
+    return x < 0 ? -y : y;
+}
+
 void lma_cpu_gelu_fwd(void *out_, const void *inp_, size_t n) {
     float *out = out_;
     const float *inp = inp_;
+    enum { CH = 4096 };
+    size_t nch = (n + CH - 1) / CH;
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    for (size_t ch = 0; ch < nch; ch++) {
+        size_t i0 = ch * CH, i1 = i0 + CH < n ? i0 + CH : n;
+#pragma omp simd
+        for (size_t i = i0; i < i1; i++) {
+            float x = inp[i];
+            out[i] = 0.5f * x * (1.0f + erf_as(x * 0.70710678118654752f));
+        }
     }
 }
 

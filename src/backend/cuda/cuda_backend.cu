@@ -25,6 +25,8 @@
  * which the model calls at the end of each forward, backward, optimizer and generation
  * step; the table's alloc returns NULL as backend.h says.
  *
+ * Encoders (BERT): layernorm with bias, exact GELU, bidirectional attention with a padding
+ * mask (ops_encoder.cuh; one block per query row, forward only).
  * Files: this one holds the two tables and the plugin entry; the ops live in ops_*.cuh,
  * one family each, included below into this one translation unit. */
 extern "C" {
@@ -52,6 +54,7 @@ extern "C" {
 #include "backend/cuda/ops_attention.cuh"
 #include "backend/cuda/ops_elementwise.cuh"
 #include "backend/cuda/ops_loss_optim.cuh"
+#include "backend/cuda/ops_encoder.cuh"
 
 /* ---- the tables ---------------------------------------------------------------------------- */
 
@@ -76,6 +79,8 @@ template <typename TI> static void fill(lma_backend *b, const char *name) {
     b->cross_entropy = cu_cross_entropy<TI>; b->adamw = cu_adamw<TI>; b->sum_sq = cu_sum_sq;
     b->scale = cu_scale<TI>; b->mul = cu_mul<TI>; b->matmul_fwd_add = cu_matmul_fwd_add<TI>; /* LoRA */
     b->matmul_nf4_fwd = cu_matmul_nf4_fwd<TI>; b->matmul_nf4_bwd = cu_matmul_nf4_bwd<TI>; /* QLoRA */
+    b->layernorm_fwd = cu_layernorm_fwd<TI>; b->gelu_fwd = cu_gelu_fwd<TI>; /* encoders */
+    b->attention_bidir_fwd = cu_attention_bidir_fwd<TI>;
 }
 
 /* The table for `want_bf16` (1: "cuda", bf16 activations; 0: "cuda-fp32"), NULL without a GPU.

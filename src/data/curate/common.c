@@ -45,9 +45,18 @@ void lma_curate_batch_free(lma_curate_batch *b) {
     b->n = 0;
 }
 
+void lma_curate_bad_summary(const lma_curate_bad *c, cJSON *summary) {
+    cJSON_AddNumberToObject(summary, "unreadable", (double)c->unreadable);
+    cJSON *l = cJSON_AddArrayToObject(summary, "unreadable_lines");
+    for (int64_t i = 0; l && i < c->unreadable && i < LMA_CURATE_FIRST_BAD; i++)
+        cJSON_AddItemToArray(l, cJSON_CreateNumber((double)c->first[i]));
+}
+
 lma_status lma_curate_on_bad(const lma_example *ex, void *vctx) {
     lma_curate_bad *c = vctx;
+    if (c->unreadable < LMA_CURATE_FIRST_BAD) c->first[c->unreadable] = ex->line;
     c->unreadable++;
+    if (!c->rep) return LMA_OK;
     cJSON *o = cJSON_CreateObject();
     if (o) {
         cJSON_AddNumberToObject(o, "line", (double)ex->line);
@@ -105,7 +114,7 @@ lma_status lma_curate_sieve_close(lma_curate_sieve *s, cJSON *summary) {
     cJSON_AddNumberToObject(summary, "examples", (double)s->n_ex);
     cJSON_AddNumberToObject(summary, "kept", (double)s->n_kept);
     cJSON_AddNumberToObject(summary, "removed", (double)s->n_removed);
-    cJSON_AddNumberToObject(summary, "unreadable", (double)s->bad.unreadable);
+    lma_curate_bad_summary(&s->bad, summary);
     lma_status st = lma_atomic_commit(&s->fo);
     s->fo_open = 0;
     if (!st && s->fr_open) { st = lma_atomic_commit(&s->fr); s->fr_open = 0; }

@@ -384,7 +384,7 @@ lma_status lma_data_debug(const char *in, const lma_debug_params *pin, cJSON **o
     if (!st && p.out_path && !(st = lma_atomic_open(&fo, p.out_path))) fo_open = 1;
     if (!st && p.removed_path && !(st = lma_atomic_open(&fr, p.removed_path))) fr_open = 1;
     if (!st) st = lma_ex_open(in, &r);
-    lma_curate_bad bad = {&rep, 0};
+    lma_curate_bad bad = {&rep, 0, {0}};
     lma_debug_flag *flags = malloc(MAX_FLAGS * sizeof *flags);
     if (!flags && !st) st = lma_error(LMA_ERR_NOMEM, "debug: out of memory");
     lma_buf line = {0};
@@ -454,7 +454,7 @@ lma_status lma_data_debug(const char *in, const lma_debug_params *pin, cJSON **o
         cJSON_AddNumberToObject(summary, "examples", (double)n_ex);
         cJSON_AddNumberToObject(summary, "flagged_examples", (double)n_flagged);
         cJSON_AddNumberToObject(summary, "flags", (double)n_flags);
-        cJSON_AddNumberToObject(summary, "unreadable", (double)bad.unreadable);
+        lma_curate_bad_summary(&bad, summary);
         cJSON_AddNumberToObject(summary, "rules", (double)lma_debug_rules_count(rs));
         if (judge) cJSON_AddNumberToObject(judge, "model_calls", (double)(p.judge->calls - calls0));
         if (fo_open) { fo_open = 0; st = lma_atomic_commit(&fo); }

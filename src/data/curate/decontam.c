@@ -152,8 +152,22 @@ static lma_status add_file(lma_decontam *d, const char *path) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+static lma_status add_tree(lma_decontam *d, const char *path, int depth);
+
+/* A file, or a folder with evaluation files in it or in its subfolders; an input that
+ * yields no document is an error (a check against nothing would report success). */
 lma_status lma_decontam_add_eval(lma_decontam *d, const char *path) {
+    size_t before = d->n_docs;
+    LMA_TRY(add_tree(d, path, 0));
+    if (d->n_docs == before)
+        return lma_error(LMA_ERR_FORMAT, "%s: no evaluation documents (.csv, .jsonl, .json, .txt files, also in "
+                         "subfolders): refusing to check against nothing", path);
+    return LMA_OK;
+}
+
+static lma_status add_tree(lma_decontam *d, const char *path, int depth) {
     if (!lma_is_dir(path)) return add_file(d, path);
+    if (depth > 32) return lma_error(LMA_ERR_FORMAT, "%s: folders nested too deep", path);
     DIR *dir = opendir(path);
     if (!dir) return lma_error(LMA_ERR_IO, "%s: cannot open the directory", path);
     char **names = NULL; size_t nn = 0, cap = 0;
@@ -161,18 +175,18 @@ lma_status lma_decontam_add_eval(lma_decontam *d, const char *path) {
     struct dirent *e;
     while ((e = readdir(dir)) && !st) {
         if (e->d_name[0] == '.') continue;
-        if (!(ends_with(e->d_name, ".csv") || ends_with(e->d_name, ".jsonl") || ends_with(e->d_name, ".json") ||
-              ends_with(e->d_name, ".txt")))
-            continue;
-        if ((st = lma_grow(&names, &cap, nn + 1, sizeof *names, 64, "decontam file names"))) break;
         char full[4096];
         if ((st = lma_path_join(full, sizeof full, path, e->d_name))) break;
+        if (!lma_is_dir(full) && !(ends_with(e->d_name, ".csv") || ends_with(e->d_name, ".jsonl") ||
+                                   ends_with(e->d_name, ".json") || ends_with(e->d_name, ".txt")))
+            continue;
+        if ((st = lma_grow(&names, &cap, nn + 1, sizeof *names, 64, "decontam file names"))) break;
         if (!(names[nn] = strdup(full))) { st = lma_error(LMA_ERR_NOMEM, "decontam: out of memory"); break; }
         nn++;
     }
     closedir(dir);
-    if (!st) qsort(names, nn, sizeof *names, cmp_str);
-    for (size_t i = 0; i < nn && !st; i++) st = add_file(d, names[i]);
+    if (!st && nn) qsort(names, nn, sizeof *names, cmp_str);
+    for (size_t i = 0; i < nn && !st; i++) st = add_tree(d, names[i], depth + 1);
     for (size_t i = 0; i < nn; i++) free(names[i]);
     free(names);
     return st;

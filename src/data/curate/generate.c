@@ -2,6 +2,7 @@
  * from prompt files, JSONL object reading, `data generate` (drafts into a review
  * file, resumable, atomic) and `data accept` (reviewed file -> training data). */
 #include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -137,17 +138,18 @@ lma_status lma_jsonl_open(lma_jsonl *j, const char *path, int lenient) {
     memset(j, 0, sizeof *j);
     snprintf(j->path, sizeof j->path, "%s", path);
     j->lenient = lenient;
-    j->f = fopen(path, "rb");
-    if (!j->f) return lma_error(LMA_ERR_IO, "%s: cannot open", path);
-    return LMA_OK;
+    return lma_fopen_input(path, &j->f);
 }
 
 lma_status lma_jsonl_next(lma_jsonl *j, cJSON **obj, int64_t *line) {
     *obj = NULL;
     for (;;) {
+        errno = 0;
         ssize_t n = getline(&j->buf, &j->cap, j->f);
         if (n < 0) {
-            if (ferror(j->f)) return lma_error(LMA_ERR_IO, "%s:%lld: read error", j->path, (long long)j->line + 1);
+            if (ferror(j->f) || !feof(j->f)) /* ENOMEM on a line that does not fit is not the end */
+                return lma_error(errno == ENOMEM ? LMA_ERR_NOMEM : LMA_ERR_IO, "%s:%lld: %s", j->path,
+                                 (long long)j->line + 1, errno == ENOMEM ? "a line does not fit in memory" : "read error");
             return LMA_OK;
         }
         j->line++;

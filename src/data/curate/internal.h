@@ -23,10 +23,19 @@ typedef struct {
 lma_status lma_curate_batch_read(lma_ex_reader *r, lma_ex_part part, lma_curate_batch *b,
                                  lma_status (*on_bad)(const lma_example *ex, void *ctx), void *ctx);
 void lma_curate_batch_free(lma_curate_batch *b);
-/* on_bad for lma_curate_batch_read: counts the record and reports it as
- * {"line", "reason": "unreadable", "error"}. ctx is an lma_curate_bad. */
-typedef struct { lma_report *rep; int64_t unreadable; } lma_curate_bad;
+/* Invalid records, handled the same way by every command: skipped, counted, the first
+ * few line numbers kept, each reported as {"line", "reason": "unreadable", "error"}
+ * (rep may be NULL). lma_curate_on_bad is also on_bad for lma_curate_batch_read (ctx
+ * is an lma_curate_bad); lma_curate_bad_summary adds "unreadable" and
+ * "unreadable_lines" (the first LMA_CURATE_FIRST_BAD) to a summary. */
+#define LMA_CURATE_FIRST_BAD 5
+typedef struct {
+    lma_report *rep;
+    int64_t unreadable;
+    int64_t first[LMA_CURATE_FIRST_BAD];
+} lma_curate_bad;
 lma_status lma_curate_on_bad(const lma_example *ex, void *ctx);
+void lma_curate_bad_summary(const lma_curate_bad *c, cJSON *summary);
 /* The outputs of a command that keeps some examples and removes others (dedup,
  * filter, decontam): the kept file, the removed file ({...info, "example": record}
  * per line, optional) and the report (info per removed or unreadable record).

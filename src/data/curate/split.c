@@ -75,12 +75,13 @@ lma_status lma_data_split(const char *in, const lma_split_params *p, cJSON **out
     lma_report rep; memset(&rep, 0, sizeof rep);
     lma_buf line = {0};
     char name[256];
-    int64_t unreadable = 0, n_ex = 0, written[3] = {0, 0, 0};
+    lma_curate_bad bad = {0};
+    int64_t n_ex = 0, written[3] = {0, 0, 0};
     lma_status st = lma_ex_open(in, &r);
     while (!st) {
         lma_example *ex;
         if ((st = lma_ex_next(r, &ex)) || !ex) break;
-        if (ex->error_code) { unreadable++; continue; }
+        if (ex->error_code) { lma_curate_on_bad(ex, &bad); continue; }
         size_t slot = 0;
         uint64_t key = stratum_of(ex, p->stratify, name, sizeof name);
         if (!(st = stratum_slot(&s, key, name, 1, &slot))) { s.count[slot][0]++; n_ex++; }
@@ -99,16 +100,12 @@ lma_status lma_data_split(const char *in, const lma_split_params *p, cJSON **out
     for (int k = 0; k < 3 && !st; k++)
         if (p->out_path[k] && !(st = lma_atomic_open(&fo[k], p->out_path[k]))) open[k] = 1;
     if (!st) st = lma_report_open(&rep, p->report_path, "split", in, "unreadable");
+    lma_curate_bad reported = {&rep, 0, {0}}; /* the same records again, now into the report */
     if (!st) st = lma_ex_open(in, &r);
     while (!st) {
         lma_example *ex;
         if ((st = lma_ex_next(r, &ex)) || !ex) break;
-        if (ex->error_code) {
-            cJSON *o = cJSON_CreateObject();
-            if (o) { cJSON_AddNumberToObject(o, "line", (double)ex->line); cJSON_AddStringToObject(o, "error", ex->error); }
-            st = lma_report_item(&rep, o);
-            continue;
-        }
+        if (ex->error_code) { st = lma_curate_on_bad(ex, &reported); continue; }
         size_t slot = 0;
         uint64_t key = stratum_of(ex, p->stratify, name, sizeof name);
         if ((st = stratum_slot(&s, key, name, 0, &slot))) break;
@@ -129,7 +126,7 @@ lma_status lma_data_split(const char *in, const lma_split_params *p, cJSON **out
     if (!st) {
         static const char *names[3] = {"train", "validation", "test"};
         cJSON_AddNumberToObject(summary, "examples", (double)n_ex);
-        cJSON_AddNumberToObject(summary, "unreadable", (double)unreadable);
+        lma_curate_bad_summary(&bad, summary);
         cJSON_AddNumberToObject(summary, "seed", (double)p->seed);
         for (int k = 0; k < 3; k++) cJSON_AddNumberToObject(summary, names[k], (double)written[k]);
         if (p->stratify) {

@@ -143,7 +143,8 @@ typedef struct {
     lma_dedup_sig sig;
     lma_words w;
     lma_buf text;
-    int64_t n_ex, unreadable, n_exact, n_near;
+    int64_t n_ex, n_exact, n_near;
+    lma_curate_bad bad;
 } stats_run;
 
 /* ---- setup and teardown ------------------------------------------------------ */
@@ -245,7 +246,7 @@ static lma_status read_examples(stats_run *r, const char *in) {
     while (!st) {
         lma_example *ex;
         if ((st = lma_ex_next(rd, &ex)) || !ex) break;
-        if (ex->error_code) { r->unreadable++; continue; }
+        if (ex->error_code) { lma_curate_on_bad(ex, &r->bad); continue; }
         st = measure_example(r, ex);
     }
     lma_ex_close(rd);
@@ -256,7 +257,7 @@ static lma_status read_examples(stats_run *r, const char *in) {
 
 static void add_counts(cJSON *s, const stats_run *r) {
     cJSON_AddNumberToObject(s, "examples", (double)r->n_ex);
-    cJSON_AddNumberToObject(s, "unreadable", (double)r->unreadable);
+    lma_curate_bad_summary(&r->bad, s);
     cJSON *f = cJSON_AddObjectToObject(s, "formats");
     for (int k = 0; f && k < LMA_EXF_COUNT; k++)
         if (r->a->formats[k]) cJSON_AddNumberToObject(f, lma_ex_format_name((lma_ex_format)k), (double)r->a->formats[k]);

@@ -1,0 +1,47 @@
+/* Constrained decoding: the output is a complete JSON value, valid against a schema when
+ * one is given, even when max_tokens is reached (docs/generate.md, "Guaranteed JSON").
+ *
+ * The grammar is a byte-level pushdown automaton (a stack of frames: object, array,
+ * string, number, literal, enum, key). Before each token is sampled, every token of the
+ * vocabulary is tried on a copy of the state with the bytes it adds
+ * (lma_tok_piece_bytes); a token is allowed when every byte is accepted and the output
+ * can still be closed within the tokens left: the fewest bytes that complete the value
+ * (closing strings and brackets, the required keys with their shortest values) never
+ * exceed the tokens left, which holds because the vocabulary has a token for each byte
+ * (checked at creation). Disallowed tokens get -inf logits; sampling then runs as usual.
+ * The end-of-sequence token is allowed only once the value is complete, and generation
+ * stops as soon as it is.
+ *
+ * Schema subset (draft 2020-12 keywords): type (object, array, string, number, integer,
+ * boolean, null), properties, required, items, enum, additionalProperties (false; with
+ * properties only those keys are produced, each at most once), and the annotations
+ * title, description, $schema, $id, default, examples. Anything else (anyOf, $ref,
+ * pattern, minLength, minItems, const, ...) is refused with the list of what is
+ * supported. Whitespace between tokens is allowed (at most 16 bytes a gap).
+ *
+ * Ownership: lma_json_constraint_new copies what it needs from the schema; the caller
+ * frees with lma_json_constraint_free. */
+#ifndef LMA_INFER_JSON_CONSTRAINT_H
+#define LMA_INFER_JSON_CONSTRAINT_H
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "tok/tokenizer.h"
+
+typedef struct lma_json_constraint lma_json_constraint;
+
+/* schema NULL: any JSON object (the "json" format). */
+lma_status lma_json_constraint_new(const lma_tokenizer *tok, const cJSON *schema, lma_json_constraint **out);
+void lma_json_constraint_free(lma_json_constraint *c);
+/* Back to the start (a new output). */
+void lma_json_constraint_reset(lma_json_constraint *c);
+/* The fewest tokens any complete output takes (for a budget check before generating). */
+int lma_json_constraint_min_tokens(const lma_json_constraint *c);
+/* logits (V): disallowed tokens set to -inf; tokens_left: tokens that may still be
+ * generated after this one. eos_ids: allowed only when the value is complete. Returns
+ * LMA_ERR_ARG when nothing is allowed (cannot happen with a byte-complete vocabulary). */
+lma_status lma_json_constraint_mask(lma_json_constraint *c, float *logits, int V, int tokens_left,
+                                    const int32_t *eos_ids, int n_eos);
+/* Feeds the chosen token; *complete = 1 once the JSON value is complete. */
+lma_status lma_json_constraint_accept(lma_json_constraint *c, int32_t id, int *complete);
+#endif
