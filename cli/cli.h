@@ -25,6 +25,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_rag(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 
 /* The dispatcher (cli/main.c): argv[1] is the command; returns the exit status. */

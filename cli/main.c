@@ -27,6 +27,7 @@ static const lma_cli_command commands[] = {
     {"embed", "sentence embeddings (sentence-transformers models: all-MiniLM-L6-v2, BERT family)", cmd_embed},
     {"eval", "evaluate: perplexity, MMLU-form multiple choice, generation tasks; --compare for forgetting", cmd_eval},
     {"serve", "OpenAI-compatible HTTP server (chat/completions, streaming, continuous batching)", cmd_serve},
+    {"rag", "retrieval-augmented generation: index documents (SQLite), search, ask with citations, eval", cmd_rag},
     {"data", "dataset curation: validate, stats, dedup, filter, decontam, split", cmd_data},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);

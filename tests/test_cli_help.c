@@ -136,7 +136,8 @@ int main(void) {
         "score", "generate", "chat", "eval", "sft", "cpt", "pretrain", "merge", "export", "demo",
         "tokenizer encode", "tokenizer decode", "tokenizer render", "tokenizer train",
         "data validate", "data stats", "data dedup", "data filter", "data decontam", "data split",
-        "data generate", "data accept", "data judge", "data debug"};
+        "data generate", "data accept", "data judge", "data debug",
+        "rag index", "rag search", "rag ask", "rag eval"};
     int total = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         int n = check_help(cmds[i]);
@@ -150,6 +151,8 @@ int main(void) {
     CHECK(run("data", 1, out) == 2, "data without an action is a usage error");
     CHECK(run("data nosuch", 1, out) == 2, "an unknown data action is a usage error");
     CHECK(run("tokenizer nosuch", 1, out) == 2, "an unknown tokenizer action is a usage error");
+    CHECK(run("rag --help", 0, out) == 0 && strstr(out, "search"), "rag --help");
+    CHECK(run("rag nosuch", 1, out) == 2, "an unknown rag action is a usage error");
 
     /* each command's own defaults (the values of the code before the option layer) */
     lands("sft", "lr", "2e-05");

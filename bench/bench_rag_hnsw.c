@@ -1,0 +1,95 @@
+/* HNSW recall and latency on random unit vectors (src/rag/hnsw.c), the data written to
+ * files so that bench/rag/hnsw_faiss.py runs faiss-cpu's HNSW on exactly the same vectors.
+ *   bench_rag_hnsw N DIM NQ OUTDIR [M EFC EF1,EF2,...]
+ * Writes OUTDIR/base.f32 (N, DIM), queries.f32 (NQ, DIM), truth.i64 (NQ, 10: exact top-10
+ * by cosine from lma_rag_exact_topk), then one JSON line per ef on stdout: build seconds,
+ * recall@10 against the exact scan, single-query latency p50/p99 (one thread). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "rag/hnsw.h"
+#include "rag/search.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+static uint64_t st = 42;
+static float gauss(void) {
+    st = st * 6364136223846793005ull + 1442695040888963407ull;
+    double u1 = ((st >> 11) + 0.5) / 9007199254740992.0;
+    st = st * 6364136223846793005ull + 1442695040888963407ull;
+    double u2 = ((st >> 11) + 0.5) / 9007199254740992.0;
+    return (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
+}
+static void unit(float *v, int d) {
+    double n = 0;
+    for (int i = 0; i < d; i++) v[i] = gauss(), n += (double)v[i] * v[i];
+    for (int i = 0; i < d; i++) v[i] /= (float)sqrt(n);
+}
+static int cmpd(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
+static void save(const char *dir, const char *name, const void *p, size_t bytes) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(p, 1, bytes, f) != bytes) { fprintf(stderr, "cannot write %s\n", path); exit(1); }
+    fclose(f);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 5) { fprintf(stderr, "usage: bench_rag_hnsw N DIM NQ OUTDIR [M EFC EF1,EF2,...]\n"); return 2; }
+    size_t n = (size_t)atol(argv[1]);
+    int d = atoi(argv[2]), nq = atoi(argv[3]), K = 10;
+    const char *dir = argv[4];
+    lma_hnsw_params p = lma_hnsw_defaults();
+    if (argc > 5) p.M = atoi(argv[5]);
+    if (argc > 6) p.ef_construction = atoi(argv[6]);
+    const char *efs = argc > 7 ? argv[7] : "16,32,64,128,256";
+    float *base = malloc(n * d * sizeof *base), *q = malloc((size_t)nq * d * sizeof *q), *norms = malloc(n * sizeof *norms);
+    int64_t *truth = malloc((size_t)nq * K * sizeof *truth);
+    if (!base || !q || !norms || !truth) return 1;
+    for (size_t i = 0; i < n; i++) unit(base + i * d, d), norms[i] = 1;
+    for (int i = 0; i < nq; i++) unit(q + (size_t)i * d, d);
+    double t0 = now();
+    float sc[64];
+    for (int i = 0; i < nq; i++) {
+        int nk;
+        lma_rag_exact_topk(base, norms, n, d, q + (size_t)i * d, K, truth + (size_t)i * K, sc, &nk);
+    }
+    double exact_ms = (now() - t0) * 1e3 / nq;
+    save(dir, "base.f32", base, n * d * sizeof *base);
+    save(dir, "queries.f32", q, (size_t)nq * d * sizeof *q);
+    save(dir, "truth.i64", truth, (size_t)nq * K * sizeof *truth);
+    lma_hnsw *h;
+    if (lma_hnsw_new(d, p, &h)) return 1;
+    t0 = now();
+    for (size_t i = 0; i < n; i++)
+        if (lma_hnsw_add(h, (int64_t)i, base + i * d)) { fprintf(stderr, "add failed\n"); return 1; }
+    double build = now() - t0;
+    double *lat = malloc(nq * sizeof *lat);
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", efs);
+    for (char *e = strtok(buf, ","); e; e = strtok(NULL, ",")) {
+        int ef = atoi(e), hit = 0;
+        for (int i = 0; i < nq; i++) {
+            int64_t ids[10];
+            int ng;
+            double a = now();
+            lma_hnsw_search(h, q + (size_t)i * d, K, ef, ids, sc, &ng);
+            lat[i] = (now() - a) * 1e3;
+            for (int x = 0; x < ng; x++)
+                for (int y = 0; y < K; y++) hit += ids[x] == truth[(size_t)i * K + y];
+        }
+        qsort(lat, nq, sizeof *lat, cmpd);
+        printf("{\"impl\": \"lmadapt\", \"n\": %zu, \"dim\": %d, \"M\": %d, \"efc\": %d, \"ef\": %d, \"build_s\": %.2f, "
+               "\"recall10\": %.4f, \"p50_ms\": %.4f, \"p99_ms\": %.4f, \"exact_ms\": %.3f}\n",
+               n, d, p.M, p.ef_construction, ef, build, hit / (double)(nq * K), lat[nq / 2], lat[(int)(nq * 0.99)], exact_ms);
+        fflush(stdout);
+    }
+    lma_hnsw_free(h);
+    free(base), free(q), free(norms), free(truth), free(lat);
+    return 0;
+}
