@@ -1,9 +1,7 @@
 /* lmadapt mem: the peak memory of a training or inference run, before loading any weight
  * (src/advise/mem.h, docs/mem.md). */
-#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "advise/mem.h"
 #include "cli.h"
 #include "model/presets.h"
@@ -16,26 +14,6 @@ static const char *const style_names[] = {"lmadapt", "hf", NULL};
 static const char *const table_names[] = {"seed", NULL};
 
 #define GIB 1073741824.0
-
-/* bytes of the weight files a load maps: a .gguf file, or the *.safetensors of a folder */
-static size_t source_bytes(const char *path) {
-    struct stat st;
-    if (stat(path, &st) != 0) return 0;
-    if (!S_ISDIR(st.st_mode)) return (size_t)st.st_size;
-    DIR *d = opendir(path);
-    if (!d) return 0;
-    size_t n = 0;
-    struct dirent *e;
-    char f[4400];
-    while ((e = readdir(d)) != NULL) {
-        size_t l = strlen(e->d_name);
-        if (l < 12 || strcmp(e->d_name + l - 12, ".safetensors")) continue;
-        snprintf(f, sizeof f, "%s/%s", path, e->d_name);
-        if (stat(f, &st) == 0) n += (size_t)st.st_size;
-    }
-    closedir(d);
-    return n;
-}
 
 static void cli_mem_print(FILE *f, const lma_mem_plan *p, int json) {
     if (json) {
@@ -148,7 +126,7 @@ int cmd_mem(int argc, char **argv) {
     } else {
         if (cli_resolve_model("mem", &model)) return 1;
         if (lma_model_config_load(model, &c) != LMA_OK) return cli_fail("mem", NULL);
-        if (!r.cuda) r.source_bytes = source_bytes(model);
+        if (!r.cuda) r.source_bytes = lma_mem_source_bytes(model);
     }
     lma_mem_plan p;
     if (lma_mem_predict(&c, &r, &p) != LMA_OK) return cli_fail("mem", NULL);

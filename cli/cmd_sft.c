@@ -84,6 +84,7 @@ int cmd_sft(int argc, char **argv) {
     lma_batch_source src = lma_sft_batch_source(&ss);
     lma_trainer_result res;
     if (lma_train_run(m, &src, &to.tp, &res) != LMA_OK) goto done;
+    cli_train_mem_report(&to, m);
     snprintf(path, sizeof path, "%s/final", run);
     if (cli_copy_tokenizer(model, path) != LMA_OK) goto done;
     char vtext[48];

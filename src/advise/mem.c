@@ -1,6 +1,9 @@
 /* The memory planner (see mem.h; the model behind each term: docs/mem.md). */
 #include "advise/mem.h"
+#include <dirent.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "backend/cuda/cuda_sizes.h"
 #include "model/llama.h"
 #include "model/presets.h"
@@ -12,6 +15,26 @@ const char *lma_mem_part_name(lma_mem_part p) { return p < LMA_MEM_NPARTS ? part
 const char *lma_mem_method_name(lma_mem_method m) {
     static const char *n[] = {"full", "lora", "qlora", "infer"};
     return (unsigned)m < 4 ? n[m] : "?";
+}
+
+/* bytes of the weight files a load maps: a .gguf file, or the *.safetensors of a folder */
+size_t lma_mem_source_bytes(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+    if (!S_ISDIR(st.st_mode)) return (size_t)st.st_size;
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    size_t n = 0;
+    struct dirent *e;
+    char f[4400];
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l < 12 || strcmp(e->d_name + l - 12, ".safetensors")) continue;
+        snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+        if (stat(f, &st) == 0) n += (size_t)st.st_size;
+    }
+    closedir(d);
+    return n;
 }
 
 lma_mem_request lma_mem_default_request(void) {
@@ -107,13 +130,15 @@ static lma_status predict_lmadapt(const lma_config *c, const lma_mem_request *r,
         o->context = LMA_MEM_CUDA_CONTEXT_BYTES;
     } else {
         p[LMA_MEM_PROCESS] = LMA_MEM_CPU_PROCESS_BYTES;
-        p[LMA_MEM_LOAD] = (double)r->source_bytes;
+        /* the mapped files, and the loader's fp32 staging of one tensor at a time */
+        p[LMA_MEM_LOAD] = r->source_bytes ? (double)r->source_bytes + 4.0 * (double)w.max_tensor : 0;
         /* a checkpoint downloads the trainable masters and both moments to the host */
         if (train && r->save) p[LMA_MEM_SAVE] = 3.0 * (double)tr_elems * 4;
     }
     double run = 0;
     for (int i = 0; i < LMA_MEM_PROCESS + 1; i++) run += p[i];
-    double load = p[LMA_MEM_WEIGHTS] + p[LMA_MEM_COPY] + p[LMA_MEM_PROCESS] + p[LMA_MEM_LOAD];
+    double load = p[LMA_MEM_WEIGHTS] + p[LMA_MEM_COPY] + p[LMA_MEM_LOAD] + (r->cuda ? 0 : LMA_MEM_CPU_LOAD_BYTES);
+    if (adapter) load -= (double)tr_elems * (4 + (ea != 4 ? ea : 0)); /* the adapter comes after the load */
     double save = run + p[LMA_MEM_SAVE];
     o->peak = run;
     o->phase = train ? "train" : "infer";

@@ -43,7 +43,7 @@ typedef enum {
     LMA_MEM_LOGITS,    /* logits and loss */
     LMA_MEM_WORKSPACE, /* backend scratch: cuBLASLt, attention backward, NF4 dequant */
     LMA_MEM_PROCESS,   /* cpu: the process itself (binary, libraries, BLAS buffers, tokenizer) */
-    LMA_MEM_LOAD,      /* transient: the weight files mapped while the base loads (cpu) */
+    LMA_MEM_LOAD,      /* transient: the weight files mapped while the base loads, the loader's staging (cpu) */
     LMA_MEM_SAVE,      /* transient: host staging of a checkpoint save (cpu) */
     LMA_MEM_NPARTS
 } lma_mem_part;
@@ -57,8 +57,10 @@ typedef struct {
     size_t head_rows;            /* lmadapt: rows of the loss head's logits chunk */
 } lma_mem_plan;
 
-/* Bytes of the cpu process before the model (binary, linked libraries, BLAS buffers,
- * tokenizer, data), measured on the dev machine (docs/mem.md). */
+/* Bytes of the cpu process beside the model, measured on the dev machine (docs/mem.md):
+ * while the base loads (binary, linked libraries, tokenizer, data) and once training runs
+ * (OpenBLAS's per-thread buffers come with the first GEMM). */
+#define LMA_MEM_CPU_LOAD_BYTES ((double)(10u << 20))
 #define LMA_MEM_CPU_PROCESS_BYTES ((double)(40u << 20))
 /* An H100's CUDA context with cuBLAS and cuDNN loaded (outside any allocator). */
 #define LMA_MEM_CUDA_CONTEXT_BYTES ((double)(600u << 20))
@@ -67,6 +69,8 @@ lma_mem_request lma_mem_default_request(void);
 /* Predicts the plan of request r on config c. LMA_ERR_ARG for a request that makes no sense
  * (style hf on cpu, B or T < 1). */
 lma_status lma_mem_predict(const lma_config *c, const lma_mem_request *r, lma_mem_plan *out);
+/* Bytes of the weight files a cpu load maps: a .gguf file, or the *.safetensors of a folder. */
+size_t lma_mem_source_bytes(const char *path);
 const char *lma_mem_part_name(lma_mem_part p); /* "weights", "compute_copy", ... (JSON keys) */
 const char *lma_mem_method_name(lma_mem_method m);
 /* Llama 2 7B / 13B (the seed's Table 1 models): "llama2-7b", "llama2-13b"; LMA_ERR_ARG else. */

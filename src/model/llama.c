@@ -261,11 +261,15 @@ lma_status lma_model_weight_plan(const lma_config *c, int act_bytes, unsigned fl
         out->table_elems = t.total;
         out->masters = masters ? bytes : 0;
         out->compute_copy = alias ? 0 : abytes;
-        for (int i = 0; i < t.count; i++) out->n_params += t.info[i].numel;
+        for (int i = 0; i < t.count; i++) {
+            out->n_params += t.info[i].numel;
+            if (t.info[i].numel > out->max_tensor) out->max_tensor = t.info[i].numel;
+        }
         for (int i = 0; i < q.count; i++) {
             out->n_params += q.info[i].numel;
             out->nf4 += lma_nf4_bytes((int64_t)q.info[i].numel);
             if (q.info[i].numel > out->max_quant) out->max_quant = q.info[i].numel;
+            if (q.info[i].numel > out->max_tensor) out->max_tensor = q.info[i].numel;
         }
         out->inv_freq = sizeof(float) * (size_t)(c->head_dim / 2 + 1);
     }

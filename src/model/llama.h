@@ -173,6 +173,7 @@ typedef struct {
     size_t nf4;          /* the NF4 projections (codes + block constants) */
     size_t max_quant;    /* elements of the largest NF4 projection (a backend's dequant scratch) */
     size_t inv_freq;     /* RoPE frequencies */
+    size_t max_tensor;   /* elements of the largest tensor (the loader's fp32 staging) */
 } lma_weight_plan;
 /* What lma_model_create_ex(cfg, a backend of act_bytes, flags) allocates for weights. */
 lma_status lma_model_weight_plan(const lma_config *c, int act_bytes, unsigned flags, lma_weight_plan *out);
