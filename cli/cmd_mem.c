@@ -78,7 +78,7 @@ int cmd_mem(int argc, char **argv) {
     cli_opt own[] = {
         CLI_STR("model", 0, &model, "M", "HF model folder (config.json alone is enough), .gguf file or short name"),
         CLI_STR("preset", 0, &preset, "NAME", "a model-size preset instead of --model (model/presets.h: tiny|15m|60m|\n"
-                "125m|350m|1b|7b), or llama2-7b | llama2-13b"),
+                "125m|350m|1b|7b), or llama2-7b | llama2-13b | llama2-70b"),
         CLI_INT("vocab", 0, &vocab, 1, 10000000, "N", "vocabulary of a --preset model"),
         CLI_CHOOSE("method", 0, &method, method_names, NULL, NULL, "full | lora | qlora fine-tuning, or infer (generation)"),
         CLI_INT("batch", 0, &r.B, 1, 1 << 20, "B", "sequences per micro-batch (infer: sequences)"),

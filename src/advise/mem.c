@@ -54,7 +54,17 @@ lma_status lma_mem_builtin_config(const char *name, lma_config *c) {
         c->head_dim = 128;
         return LMA_OK;
     }
-    return lma_error(LMA_ERR_ARG, "unknown built-in model '%s' (llama2-7b, llama2-13b)", name);
+    if (!strcmp(name, "llama2-70b")) {
+        LMA_TRY(lma_config_preset("7b", 32000, 4096, c));
+        c->hidden_size = 8192;
+        c->intermediate_size = 28672;
+        c->n_layers = 80;
+        c->n_heads = 64;
+        c->n_kv_heads = 8;
+        c->head_dim = 128;
+        return LMA_OK;
+    }
+    return lma_error(LMA_ERR_ARG, "unknown built-in model '%s' (llama2-7b, llama2-13b, llama2-70b)", name);
 }
 
 /* ---- lmadapt ----------------------------------------------------------------------- */

@@ -73,6 +73,7 @@ lma_status lma_mem_predict(const lma_config *c, const lma_mem_request *r, lma_me
 size_t lma_mem_source_bytes(const char *path);
 const char *lma_mem_part_name(lma_mem_part p); /* "weights", "compute_copy", ... (JSON keys) */
 const char *lma_mem_method_name(lma_mem_method m);
-/* Llama 2 7B / 13B (the seed's Table 1 models): "llama2-7b", "llama2-13b"; LMA_ERR_ARG else. */
+/* Llama 2 7B / 13B (the seed's Table 1 models) and 70B: "llama2-7b", "llama2-13b", "llama2-70b";
+ * LMA_ERR_ARG else. */
 lma_status lma_mem_builtin_config(const char *name, lma_config *c);
 #endif
