@@ -25,6 +25,7 @@ int cmd_data(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_mem(int argc, char **argv);
 int cmd_advise(int argc, char **argv);
+int cmd_icl(int argc, char **argv);
 
 /* Prints "lmadapt <cmd>: <message>" (message = lma_last_error() when NULL) and returns 1. */
 int cli_fail(const char *cmd, const char *msg);

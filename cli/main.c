@@ -23,6 +23,7 @@ static const lma_cli_command commands[] = {
     {"chat", "interactive chat with the model's template (/reset, /system, /exit)", cmd_chat},
     {"score", "log-probability of each token, total NLL and perplexity", cmd_score},
     {"eval", "evaluate: perplexity, MMLU-form multiple choice, generation tasks; --compare for forgetting", cmd_eval},
+    {"icl", "in-context learning: build k-shot prompts from a pool (random, fixed, bm25, mmr), eval exact match", cmd_icl},
     {"advise", "which adaptation method (icl, rag, lora, qlora, full, cpt, pretrain), why, at what cost", cmd_advise},
     {"mem", "peak memory of a training or inference run, from lmadapt's allocation plan (before loading)", cmd_mem},
     {"data", "dataset curation: validate, stats, dedup, filter, decontam, split", cmd_data},
