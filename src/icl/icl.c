@@ -49,7 +49,7 @@ void lma_icl_pool_free(lma_icl_pool *p) {
         free(p->ex[i].input);
         free(p->ex[i].output);
         free(p->ex[i].reasoning);
-        free(p->docs[i].w);
+        if (p->docs) free(p->docs[i].w);
     }
     for (int i = 0; i < p->n_vocab; i++) free(p->vocab[i]);
     free(p->vocab);

@@ -89,6 +89,7 @@ typedef struct {
     /* each query's outcome (may be NULL): its index, the answer extracted, correct or not */
     void (*on_query)(void *ctx, size_t qi, const char *answer, int correct);
     void *ctx;
+    int no_reuse;                          /* recompute every prompt whole (tests compare the two) */
 } lma_icl_gen;
 
 /* Greedy generation for every example of task (its inputs as queries, its outputs as

@@ -80,7 +80,7 @@ lma_status lma_icl_eval(lma_model *m, const lma_tokenizer *tok, const lma_icl_po
     size_t nprev = 0;
     for (size_t q = 0; s == LMA_OK && q < nq; q++) {
         /* reuse the cache of the shared prefix (at least the last prompt token is run: its logits) */
-        size_t keep = prev ? common_prefix(prev, nprev, prompts[q], lens[q]) : 0;
+        size_t keep = prev && !g->no_reuse ? common_prefix(prev, nprev, prompts[q], lens[q]) : 0;
         if (keep >= lens[q]) keep = lens[q] - 1;
         kv->len = (int)keep;
         res->prefix_tokens_reused += (long)keep;
