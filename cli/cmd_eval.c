@@ -94,6 +94,8 @@ static const int scoring_values[] = {LMA_EVAL_SCORE_KV, LMA_EVAL_SCORE_FULL};
 static const char *const check_names[] = {"auto", "exact", "number", "json", "yaml", NULL};
 static const int check_values[] = {-1, LMA_CHECK_EXACT, LMA_CHECK_NUMBER, LMA_CHECK_JSON, LMA_CHECK_YAML};
 
+static const char *const mmlu_form_names[] = {"letter", "cloze", NULL};
+
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *cmp = NULL, *cadapter = NULL, *out = NULL, *device = NULL;
     const char *task_v[MAX_TASKS];
@@ -113,6 +115,9 @@ int cmd_eval(int argc, char **argv) {
         CLI_STR("split", 0, &p.mmlu_split, "NAME", "MMLU split to evaluate", .def_text = "test, else val, else dev"),
         CLI_INT("limit", 0, &limit, 0, 2147483647, "N", "at most N items per MMLU subject / gen file, N tokens per\n"
                 "ppl file (0 = all)"),
+        CLI_CHOOSE("mmlu-form", 0, &p.mmlu_form, mmlu_form_names, NULL, NULL,
+                   "MMLU: letter (\" A\"..\" D\" after the listed choices) or cloze (each answer's\n"
+                   "text after the question, log-likelihood per character: lm-eval's continuation form)"),
         CLI_CHOOSE("scoring", 0, &mode, scoring_names, scoring_values, NULL,
                    "MMLU scoring: one prefill shared by the 4 choices with the KV\n"
                    "cache (kv), or one full forward per choice"),
@@ -139,7 +144,8 @@ int cmd_eval(int argc, char **argv) {
                  "  mmlu:PATH   multiple choice in MMLU form: PATH holds dev/ and val/ or test/ folders of\n"
                  "              {subject}_{split}.csv (question,A,B,C,D,answer), or is one split folder;\n"
                  "              lm-evaluation-harness prompt, k shots from dev, log-likelihood of \" A\"..\" D\";\n"
-                 "              per-subject, macro and micro accuracy\n"
+                 "              per-subject, macro and micro accuracy; --mmlu-form cloze scores each answer's\n"
+                 "              text instead (\"Question: ...\\nAnswer:\" + \" {choice}\", per character)\n"
                  "  gen:PATH    generation tasks from JSONL: {\"prompt\" or \"question\", \"answer\", \"check\"?,\n"
                  "              \"required_keys\"?, \"stop\"?}; checks exact, number (GSM8K \"#### N\"), json, yaml\n"
                  "TAG (optional): general or domain, for the --compare report (forgetting vs gain).\n",
