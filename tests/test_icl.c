@@ -52,7 +52,7 @@ static void bm25(const lma_icl_pool *p) {
 
 static void selection(const lma_icl_pool *p) {
     lma_icl_params prm = lma_icl_default_params();
-    size_t a[8], b[8];
+    size_t a[16], b[16];
     int ka, kb;
     /* fixed: the pool's first, skipping the query itself */
     prm.select = LMA_ICL_FIXED;
