@@ -87,6 +87,8 @@ static void print_compare(const lma_eval_result *a, const lma_eval_result *b, in
     }
     if (!s[1].n_acc && !s[1].n_ppl && !s[2].n_acc && !s[2].n_ppl)
         printf("(tag tasks general:KIND:PATH or domain:KIND:PATH for the forgetting / gain summary)\n");
+    else if (!s[1].n_ppl)
+        printf("(no perplexity on general text: --general-text FILE adds it beside the benchmarks)\n");
 }
 
 static const char *const scoring_names[] = {"kv", "full", NULL};
@@ -98,6 +100,8 @@ static const char *const mmlu_form_names[] = {"letter", "cloze", NULL};
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *cmp = NULL, *cadapter = NULL, *out = NULL, *device = NULL;
+    const char *general = NULL;
+    char general_spec[4200];
     const char *task_v[MAX_TASKS];
     cli_list task_l = CLI_LIST_OF(task_v);
     static lma_eval_task tasks[MAX_TASKS];
@@ -109,6 +113,8 @@ int cmd_eval(int argc, char **argv) {
         CLI_OPT_ADAPTER(&adapter),
         CLI_MULTI("task", 0, &task_l, "SPEC", "a task [TAG:]KIND:PATH (up to " CLI_STRINGIFY(MAX_TASKS) ")"),
         CLI_STR("compare", 0, &cmp, "M2", "also evaluate M2 on the same suite and print the deltas"),
+        CLI_STR("general-text", 0, &general, "FILE", "held-out general text: its perplexity joins the suite as\n"
+                "general:ppl:FILE (with --compare: the forgetting beside the benchmarks)"),
         CLI_STR("compare-adapter", 0, &cadapter, "DIR", "also evaluate --model (or M2) with this adapter; e.g. the\n"
                 "base model against base + adapter"),
         CLI_INT("shots", 0, &p.shots, 0, 64, "K", "MMLU shots from the dev split"),
@@ -159,6 +165,11 @@ int cmd_eval(int argc, char **argv) {
     if (prc != CLI_CONTINUE) return prc;
     p.mode = (lma_eval_score_mode)mode;
     p.limit = (size_t)limit;
+    if (general) {
+        snprintf(general_spec, sizeof general_spec, "general:ppl:%s", general);
+        if (task_l.n >= task_l.cap) return cli_usage_error("eval", "too many tasks with --general-text");
+        task_v[task_l.n++] = general_spec;
+    }
     if (!task_l.n) return cli_usage_error("eval", "give at least one --task KIND:PATH (ppl, mmlu or gen)");
     int n_tasks = 0;
     for (int t = 0; t < task_l.n; t++) {
