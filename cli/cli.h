@@ -32,6 +32,9 @@ int cmd_embed(int argc, char **argv);
 int cli_main(int argc, char **argv);
 /* Set by tests/fuzz/fuzz_argv.c: cli_parse returns 0 where the command would run. */
 extern int cli_parse_only;
+int cmd_mem(int argc, char **argv);
+int cmd_advise(int argc, char **argv);
+int cmd_icl(int argc, char **argv);
 
 /* Prints "lmadapt <cmd>: <message>" (message = lma_last_error() when NULL) and returns 1. */
 int cli_fail(const char *cmd, const char *msg);

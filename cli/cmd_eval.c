@@ -91,6 +91,8 @@ static void print_compare(const lma_eval_result *a, const lma_eval_result *b, in
     }
     if (!s[1].n_acc && !s[1].n_ppl && !s[2].n_acc && !s[2].n_ppl)
         printf("(tag tasks general:KIND:PATH or domain:KIND:PATH for the forgetting / gain summary)\n");
+    else if (!s[1].n_ppl)
+        printf("(no perplexity on general text: --general-text FILE adds it beside the benchmarks)\n");
 }
 
 static const char *const scoring_names[] = {"kv", "full", NULL};
@@ -98,8 +100,12 @@ static const int scoring_values[] = {LMA_EVAL_SCORE_KV, LMA_EVAL_SCORE_FULL};
 static const char *const check_names[] = {"auto", "exact", "number", "json", "yaml", NULL};
 static const int check_values[] = {-1, LMA_CHECK_EXACT, LMA_CHECK_NUMBER, LMA_CHECK_JSON, LMA_CHECK_YAML};
 
+static const char *const mmlu_form_names[] = {"letter", "cloze", NULL};
+
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *cmp = NULL, *cadapter = NULL, *out = NULL, *device = NULL;
+    const char *general = NULL;
+    char general_spec[4200];
     const char *task_v[MAX_TASKS];
     cli_list task_l = CLI_LIST_OF(task_v);
     static lma_eval_task tasks[MAX_TASKS];
@@ -111,12 +117,17 @@ int cmd_eval(int argc, char **argv) {
         CLI_OPT_ADAPTER(&adapter),
         CLI_MULTI("task", 0, &task_l, "SPEC", "a task [TAG:]KIND:PATH (up to " CLI_STRINGIFY(MAX_TASKS) ")"),
         CLI_STR("compare", 0, &cmp, "M2", "also evaluate M2 on the same suite and print the deltas", .flags = CLI_IN),
+        CLI_STR("general-text", 0, &general, "FILE", "held-out general text: its perplexity joins the suite as\n"
+                "general:ppl:FILE (with --compare: the forgetting beside the benchmarks)", .flags = CLI_IN),
         CLI_STR("compare-adapter", 0, &cadapter, "DIR", "also evaluate --model (or M2) with this adapter; e.g. the\n"
                 "base model against base + adapter", .flags = CLI_IN),
         CLI_INT("shots", 0, &p.shots, 0, 64, "K", "MMLU shots from the dev split"),
         CLI_STR("split", 0, &p.mmlu_split, "NAME", "MMLU split to evaluate", .def_text = "test, else val, else dev"),
         CLI_INT("limit", 0, &limit, 0, 2147483647, "N", "at most N items per MMLU subject / gen file, N tokens per\n"
                 "ppl file (0 = all)"),
+        CLI_CHOOSE("mmlu-form", 0, &p.mmlu_form, mmlu_form_names, NULL, NULL,
+                   "MMLU: letter (\" A\"..\" D\" after the listed choices) or cloze (each answer's\n"
+                   "text after the question, log-likelihood per character: lm-eval's continuation form)"),
         CLI_CHOOSE("scoring", 0, &mode, scoring_names, scoring_values, NULL,
                    "MMLU scoring: one prefill shared by the 4 choices with the KV\n"
                    "cache (kv), or one full forward per choice"),
@@ -146,7 +157,8 @@ int cmd_eval(int argc, char **argv) {
                  "  mmlu:PATH   multiple choice in MMLU form: PATH holds dev/ and val/ or test/ folders of\n"
                  "              {subject}_{split}.csv (question,A,B,C,D,answer), or is one split folder;\n"
                  "              lm-evaluation-harness prompt, k shots from dev, log-likelihood of \" A\"..\" D\";\n"
-                 "              per-subject, macro and micro accuracy\n"
+                 "              per-subject, macro and micro accuracy; --mmlu-form cloze scores each answer's\n"
+                 "              text instead (\"Question: ...\\nAnswer:\" + \" {choice}\", per character)\n"
                  "  gen:PATH    generation tasks from JSONL: {\"prompt\" or \"question\", \"answer\", \"check\"?,\n"
                  "              \"required_keys\"?, \"stop\"?}; checks exact, number (GSM8K \"#### N\"), json, yaml\n"
                  "TAG (optional): general or domain, for the --compare report (forgetting vs gain).\n",
@@ -160,6 +172,11 @@ int cmd_eval(int argc, char **argv) {
     if (prc != CLI_CONTINUE) return prc;
     p.mode = (lma_eval_score_mode)mode;
     p.limit = (size_t)limit;
+    if (general) {
+        snprintf(general_spec, sizeof general_spec, "general:ppl:%s", general);
+        if (task_l.n >= task_l.cap) return cli_usage_error("eval", "too many tasks with --general-text");
+        task_v[task_l.n++] = general_spec;
+    }
     if (!task_l.n) return cli_usage_error("eval", "give at least one --task KIND:PATH (ppl, mmlu or gen)");
     int n_tasks = 0;
     for (int t = 0; t < task_l.n; t++) {

@@ -97,6 +97,7 @@ int cmd_sft(int argc, char **argv) {
     to.tp.final_files = final_files;
     to.tp.final_files_ctx = &fc;
     if (lma_train_run(m, &src, &to.tp, &res) != LMA_OK) goto done;
+    cli_train_mem_report(&to, m);
     snprintf(path, sizeof path, "%s/final", run);
     char vtext[48];
     cli_val_loss_text(res.last_val_loss, vtext, sizeof vtext);

@@ -28,6 +28,9 @@ static const lma_cli_command commands[] = {
     {"eval", "evaluate: perplexity, MMLU-form multiple choice, generation tasks; --compare for forgetting", cmd_eval},
     {"serve", "OpenAI-compatible HTTP server (chat/completions, streaming, continuous batching)", cmd_serve},
     {"rag", "retrieval-augmented generation: index documents (SQLite), search, ask with citations, eval", cmd_rag},
+    {"icl", "in-context learning: build k-shot prompts from a pool (random, fixed, bm25, mmr), eval exact match", cmd_icl},
+    {"advise", "which adaptation method (icl, rag, lora, qlora, full, cpt, pretrain), why, at what cost", cmd_advise},
+    {"mem", "peak memory of a training or inference run, from lmadapt's allocation plan (before loading)", cmd_mem},
     {"data", "dataset curation: validate, stats, dedup, filter, decontam, split", cmd_data},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);

@@ -164,6 +164,7 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
         c.bos_token_id = lma_tok_bos_id(tok);
         c.n_eos = 0;
         if (lma_tok_eos_id(tok) >= 0) c.eos_token_ids[c.n_eos++] = lma_tok_eos_id(tok);
+        if (!to->tp.resume) cli_train_mem_predict(to, &c, be, NULL);
         if (lma_model_create(&c, be, &m) != LMA_OK) goto done;
         if (lma_model_init_random(m, to->seed, 0.02f) != LMA_OK) goto done;
         if (cli_train_model_opts(to, m) != LMA_OK) goto done;
@@ -199,6 +200,7 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
     to->tp.final_files_ctx = tokdir;
     lma_status s = lma_train_run(m, &src, &to->tp, &res);
     if (s != LMA_OK) goto done;
+    cli_train_mem_report(to, m);
     snprintf(path, sizeof path, "%s/final", run);
     char val[48];
     cli_val_loss_text(res.last_val_loss, val, sizeof val);

@@ -1,4 +1,7 @@
 #include "train_flags.h"
+#include "advise/mem.h"
+#include "core/model_path.h"
+#include "model/weight_source.h"
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
@@ -136,11 +139,44 @@ lma_status cli_train_backend(const cli_train_opts *o, const lma_backend **be) {
     return lma_backend_select(o->device, be);
 }
 
-lma_status cli_train_load_model(const cli_train_opts *o, const char *dir, lma_model **out) {
+void cli_train_mem_predict(cli_train_opts *o, const lma_config *c, const lma_backend *be, const char *dir) {
+    if (be->act_bytes != 2 && strcmp(be->name, "cpu")) return; /* cuda-fp32, ref: not planned */
+    lma_mem_request r = lma_mem_default_request();
+    r.method = o->method == CLI_METHOD_FULL ? LMA_MEM_FULL : o->method == CLI_METHOD_LORA ? LMA_MEM_LORA : LMA_MEM_QLORA;
+    r.cuda = be->act_bytes == 2;
+    r.B = o->tp.B;
+    r.T = o->tp.T;
+    r.grad_ckpt = o->grad_ckpt;
+    r.lora = o->lora;
+    r.source_bytes = dir && !r.cuda ? lma_mem_source_bytes(dir) : 0;
+    r.save = 1;
+    lma_mem_plan p;
+    if (lma_mem_predict(c, &r, &p) != LMA_OK) { lma_clear_error(); return; }
+    o->tp.mem_pred_gib = p.peak / 1073741824.0;
+    printf("memory: predicted peak %.2f GiB of %s (%s phase; lmadapt mem for the breakdown)\n", o->tp.mem_pred_gib,
+           r.cuda ? "device allocations" : "process RSS", p.phase);
+    fflush(stdout);
+}
+
+void cli_train_mem_report(const cli_train_opts *o, const lma_model *m) {
+    if (o->tp.mem_pred_gib <= 0) return;
+    double peak = lma_backend_peak_bytes(m->be) / 1073741824.0;
+    printf("memory: measured peak %.2f GiB, predicted %.2f GiB (%+.1f%%)\n", peak, o->tp.mem_pred_gib,
+           100.0 * (o->tp.mem_pred_gib - peak) / peak);
+}
+
+lma_status cli_train_load_model(cli_train_opts *o, const char *dir, lma_model **out) {
     *out = NULL;
     lma_model *m = NULL;
     const lma_backend *be = NULL;
     LMA_TRY(cli_train_backend(o, &be));
+    {
+        char where[4096];
+        lma_config c;
+        if (lma_model_path_resolve(dir, where, sizeof where) == LMA_OK && lma_model_config_load(where, &c) == LMA_OK)
+            cli_train_mem_predict(o, &c, be, where);
+        lma_clear_error(); /* the load below reports a bad model */
+    }
     /* an adapter's base is only read: on cuda it is kept in bf16 only (no fp32 copy) */
     if (o->method == CLI_METHOD_QLORA) LMA_TRY(lma_model_load_nf4(dir, be, &m));
     else LMA_TRY(lma_model_load_ex(dir, be, o->method == CLI_METHOD_LORA ? LMA_MODEL_FROZEN : 0, &m));

@@ -61,7 +61,13 @@ lma_status cli_train_backend(const cli_train_opts *o, const lma_backend **be);
 /* Loads the base model of a fine-tuning run for o->method: fp32 (full, lora) or
  * NF4 (qlora); attaches a fresh adapter for lora/qlora and prints PEFT's
  * "trainable params" line. Returns an lma_status (message set). */
-lma_status cli_train_load_model(const cli_train_opts *o, const char *dir, lma_model **out);
+lma_status cli_train_load_model(cli_train_opts *o, const char *dir, lma_model **out);
+/* The memory planner's prediction (advise/mem.h) for a run of config c on be (dir: the weight
+ * source, or NULL for a random init): printed, and kept in o->tp.mem_pred_gib for metrics.jsonl.
+ * Nothing for backends the planner does not model (cuda-fp32, ref). */
+void cli_train_mem_predict(cli_train_opts *o, const lma_config *c, const lma_backend *be, const char *dir);
+/* After the run: the measured peak beside the prediction. */
+void cli_train_mem_report(const cli_train_opts *o, const lma_model *m);
 /* The model-side options (--grad-ckpt, --rope-scaling) onto a created or loaded model; says
  * so on stdout. */
 lma_status cli_train_model_opts(const cli_train_opts *o, lma_model *m);

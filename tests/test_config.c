@@ -145,7 +145,7 @@ static void test_rejects(void) {
     expect(j, LMA_ERR_UNSUPPORTED, "hidden_act", "gelu");
     j = base("llama_gqa"); set(j, "mlp_bias", cJSON_CreateTrue());
     expect(j, LMA_ERR_UNSUPPORTED, "mlp_bias", "mlp_bias");
-    static const char *bad_rope[] = {"dynamic", "yarn", "longrope"};
+    static const char *bad_rope[] = {"longrope", "su", "ntk-by-parts"}; /* dynamic and yarn: tests/test_rope_scaling.c */
     for (int i = 0; i < 3; i++) {
         j = base("llama_gqa");
         cJSON *rp = cJSON_GetObjectItem(j, "rope_parameters");

@@ -176,4 +176,8 @@ const lma_backend *lma_backend_default(void);
 lma_status lma_backend_select(const char *device, const lma_backend **out);
 /* By name ("cpu", "ref", "cuda"); NULL if unknown, not built or no device. */
 const lma_backend *lma_backend_by_name(const char *name);
+/* The peak memory measured so far (bytes): on a cuda backend the plugin's allocator
+ * high-water mark (lma_cuda_memory), else the process's peak RSS (getrusage). The
+ * counterpart of the prediction of advise/mem.h. */
+double lma_backend_peak_bytes(const lma_backend *be);
 #endif

@@ -115,20 +115,35 @@ lma_status lma_eval_mmlu(lma_eval_scorer *sc, const lma_tokenizer *tok, const lm
             size_t plen = 0;
             int32_t *cids[4] = {0}, *ctx = NULL;
             size_t nc[4] = {0}, nctx = 0;
-            st = lma_mmlu_prompt(u->name, u->shots, u->n_shots, u->shots_are_items, p->shots, &u->items[i], &prompt,
-                                 &plen);
+            int cloze = p->mmlu_form == LMA_MMLU_CLOZE;
+            st = lma_mmlu_prompt_form((lma_mmlu_form)p->mmlu_form, u->name, u->shots, u->n_shots,
+                                      u->shots_are_items, p->shots, &u->items[i], &prompt, &plen);
+            char *cont[4] = {0};
             for (int k = 0; st == LMA_OK && k < 4; k++) {
+                /* cloze: " {choice text}" (the harness's target delimiter, then the choice) */
+                if (cloze && !(cont[k] = malloc(strlen(u->items[i].choices[k]) + 2))) {
+                    st = lma_error(LMA_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                if (cloze) { cont[k][0] = ' '; strcpy(cont[k] + 1, u->items[i].choices[k]); }
+                const char *ck = cloze ? cont[k] : conts[k];
                 int32_t *c = NULL;
                 size_t n_c = 0;
-                st = lma_eval_encode_pair(tok, prompt, plen, conts[k], 2, k ? &c : &ctx, k ? &n_c : &nctx,
+                st = lma_eval_encode_pair(tok, prompt, plen, ck, strlen(ck), k ? &c : &ctx, k ? &n_c : &nctx,
                                           &cids[k], &nc[k]);
                 free(c);
                 if (st == LMA_OK && nc[k] == 0)
                     st = lma_error(LMA_ERR_FORMAT, "MMLU %s item %zu: the continuation \"%s\" encodes to no tokens",
-                                   u->name, i + 1, conts[k]);
+                                   u->name, i + 1, ck);
             }
+            for (int k = 0; k < 4; k++) free(cont[k]);
             double ll[4];
             if (st == LMA_OK) st = sc->loglik(sc, ctx, nctx, (const int32_t *const *)cids, nc, 4, ll);
+            if (st == LMA_OK && cloze) /* acc_norm: per character of the choice */
+                for (int k = 0; k < 4; k++) {
+                    size_t nch = lma_utf8_chars(u->items[i].choices[k]);
+                    ll[k] /= (double)(nch ? nch : 1);
+                }
             if (st == LMA_OK) {
                 int best = 0;
                 for (int k = 1; k < 4; k++) if (ll[k] > ll[best]) best = k; /* first max wins, as np.argmax */

@@ -52,6 +52,7 @@ typedef struct {
     size_t limit;             /* 0 = all; else at most this many items per MMLU subject and
                                  per gen file, tokens per ppl file */
     lma_eval_score_mode mode; /* MMLU scoring path */
+    int mmlu_form;            /* lma_mmlu_form: letter (default) or cloze */
     int ppl_window, ppl_stride; /* 0 = model context / window/2 */
     int gen_max_tokens;       /* default 256 */
     int gen_check;            /* -1 = per record / automatic, else an lma_gen_check */

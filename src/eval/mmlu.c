@@ -220,27 +220,56 @@ static int same_item(const lma_mmlu_item *a, const lma_mmlu_item *b) {
 
 lma_status lma_mmlu_prompt(const char *subject, const lma_mmlu_item *shots, size_t n_shots, int shots_are_items,
                            int k, const lma_mmlu_item *item, char **out, size_t *len) {
+    return lma_mmlu_prompt_form(LMA_MMLU_LETTER, subject, shots, n_shots, shots_are_items, k, item, out, len);
+}
+
+/* cloze: "Question: {q.strip()}\nAnswer:" (the choices are not listed) */
+static void add_cloze_question(lma_buf *b, const lma_mmlu_item *it) {
+    size_t qb, qe;
+    lma_py_strip(it->question, strlen(it->question), &qb, &qe);
+    lma_buf_str(b, "Question: ");
+    lma_buf_append(b, it->question + qb, qe - qb);
+    lma_buf_str(b, "\nAnswer:");
+}
+
+lma_status lma_mmlu_prompt_form(lma_mmlu_form form, const char *subject, const lma_mmlu_item *shots, size_t n_shots,
+                                int shots_are_items, int k, const lma_mmlu_item *item, char **out, size_t *len) {
     *out = NULL; *len = 0;
     if (k < 0) return lma_error(LMA_ERR_ARG, "negative number of shots");
     /* first_n: the first k (k+1 when the pool is the evaluated split, minus the item) */
     size_t want = (size_t)k + (shots_are_items ? 1 : 0);
     if (k > 0 && n_shots < want)
         return lma_error(LMA_ERR_ARG, "%s: %d shots asked, the dev split has %zu rows", subject, k, n_shots);
+    int cloze = form == LMA_MMLU_CLOZE;
     lma_buf b = {0};
-    lma_buf_str(&b, "The following are multiple choice questions (with answers) about ");
+    lma_buf_str(&b, cloze ? "The following are questions (with answers) about "
+                          : "The following are multiple choice questions (with answers) about ");
     for (const char *p = subject; *p; p++) lma_buf_append(&b, *p == '_' ? " " : p, 1);
     lma_buf_str(&b, ".\n\n");
     int used = 0;
     for (size_t i = 0; k > 0 && i < want && used < k; i++) {
         if (shots_are_items && same_item(&shots[i], item)) continue;
-        add_question(&b, &shots[i]);
-        char g[4] = {' ', (char)('A' + shots[i].answer), 0};
-        lma_buf_str(&b, g);
+        if (cloze) {
+            add_cloze_question(&b, &shots[i]);
+            lma_buf_str(&b, " ");
+            lma_buf_str(&b, shots[i].choices[shots[i].answer]);
+        } else {
+            add_question(&b, &shots[i]);
+            char g[4] = {' ', (char)('A' + shots[i].answer), 0};
+            lma_buf_str(&b, g);
+        }
         lma_buf_str(&b, "\n\n");
         used++;
     }
-    add_question(&b, item);
+    if (cloze) add_cloze_question(&b, item);
+    else add_question(&b, item);
     if (b.st) { lma_buf_free(&b); return lma_error(LMA_ERR_NOMEM, "out of memory building an MMLU prompt"); }
     *out = b.p; *len = b.len;
     return LMA_OK;
+}
+
+size_t lma_utf8_chars(const char *s) {
+    size_t n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
 }

@@ -55,6 +55,21 @@ void lma_mmlu_free(lma_mmlu_set *s);
 lma_status lma_mmlu_prompt(const char *subject, const lma_mmlu_item *shots, size_t n_shots, int shots_are_items,
                            int k, const lma_mmlu_item *item, char **out, size_t *len);
 
+/* The two forms of the question (eval --mmlu-form):
+ *   letter  the prompt above, continuations " A" .. " D", the highest log-likelihood wins;
+ *   cloze   lm-evaluation-harness's continuation variant (tasks/mmlu/continuation, as SmolLM's
+ *           own evaluation): "The following are questions (with answers) about {subject}.\n\n",
+ *           k times "Question: {question.strip()}\nAnswer: {gold choice text}\n\n", then
+ *           "Question: {question.strip()}\nAnswer:"; the continuations are " {choice text}" and
+ *           the answer is the highest log-likelihood divided by the choice's length in
+ *           characters (the harness's acc_norm): small models that answer letters at chance
+ *           still rank answer texts. */
+typedef enum { LMA_MMLU_LETTER = 0, LMA_MMLU_CLOZE } lma_mmlu_form;
+lma_status lma_mmlu_prompt_form(lma_mmlu_form form, const char *subject, const lma_mmlu_item *shots, size_t n_shots,
+                                int shots_are_items, int k, const lma_mmlu_item *item, char **out, size_t *len);
+/* Code points of a UTF-8 string (Python's len(); the cloze normalization). */
+size_t lma_utf8_chars(const char *s);
+
 /* Python's str.isspace() for one code point. */
 int lma_py_isspace(unsigned cp);
 /* [*b, *e) shrunk like Python's str.strip() on UTF-8 text. */

@@ -393,9 +393,8 @@ void lma_config_rope_inv_freq_len(const lma_config *c, int seq_len, float *inv_f
         if (lo == hi) hi += 0.001;
     }
     for (int i = 0; i < half; i++) {
-        /* transformers: base ** (arange(0, dim, 2).float() / dim) in float32 */
-        float expo = (float)(2 * i) / (float)dim;
-        double f = 1.0 / (double)powf((float)base, expo);
+        /* in double, rounded once at the end (transformers: float32; a few ulps apart) */
+        double f = 1.0 / pow(base, (2.0 * i) / dim);
         if (c->rope_type == LMA_ROPE_YARN) {
             double ramp = ((double)i - lo) / (hi - lo);
             ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;

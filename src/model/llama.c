@@ -84,14 +84,14 @@ static size_t head_rows(const lma_config *c, size_t N, int override, size_t spar
 }
 
 /* Lays out the activation block for (B, T); returns its bytes; with base == NULL only counts. */
-static size_t acts_layout(const lma_config *c, const lma_backend *be, int B, int T, int chunk, int ckpt, char *base,
-                          lma_acts *a) {
+static size_t acts_layout(const lma_config *c, int act_bytes, size_t saved, int B, int T, int chunk, int ckpt,
+                          char *base, lma_acts *a) {
     /* L: slots of the per-layer activations (one, shared, with activation checkpointing) */
     size_t N = (size_t)B * T, C = c->hidden_size, L = ckpt ? 1 : c->n_layers, I = c->intermediate_size;
     size_t V = c->vocab_size, LR = c->n_layers; /* the residual stream keeps every layer */
     size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim, off = 0;
-    size_t ea = (size_t)be->act_bytes, ef = sizeof(float); /* act, fp32 */
-    a->saved = be->attention_saved_floats(B, T, c->n_heads, c->head_dim);
+    size_t ea = (size_t)act_bytes, ef = sizeof(float); /* act, fp32 */
+    a->saved = saved; /* the backend's attention_saved_floats(B, T, NH, HD) */
 #define TAKE(field, n, esz) do { a->field = base ? (void *)(base + off) : NULL; off += ALIGN64((n) * (esz)); } while (0)
     TAKE(resid, (LR + 1) * N * C, ea);
     TAKE(resid_mid, L * N * C, ea);
@@ -138,6 +138,16 @@ static size_t acts_layout(const lma_config *c, const lma_backend *be, int B, int
     return lg > off ? lg : off;
 }
 
+size_t lma_model_acts_bytes(const lma_config *c, int act_bytes, size_t attn_saved, int B, int T, int head_chunk,
+                            int ckpt, size_t *head_rows_out) {
+    lma_acts a;
+    size_t bytes = acts_layout(c, act_bytes, attn_saved, B, T, head_chunk, ckpt, NULL, &a);
+    if (head_rows_out) *head_rows_out = a.head_rows;
+    return bytes;
+}
+
+size_t lma_model_ids_bytes(int B, int T) { return 4 * (size_t)B * T * sizeof(int32_t); }
+
 static void free_acts(lma_model *m) {
     const lma_backend *be = m->be;
     if (m->act_mem) be->free(m->act_mem);
@@ -155,12 +165,13 @@ static void free_acts(lma_model *m) {
 
 static lma_status ensure_acts(lma_model *m, int B, int T) {
     if (B <= 0 || T <= 0) return lma_error(LMA_ERR_ARG, "batch %d x %d tokens: both must be positive", B, T);
-    int ck = m->grad_ckpt != 0;
+    int ck = m->grad_ckpt != 0, ea = m->be->act_bytes;
+    size_t saved = m->be->attention_saved_floats(B, T, m->cfg.n_heads, m->cfg.head_dim);
     if (m->acts && m->acts_ckpt == ck && (size_t)B * T <= (size_t)m->cap_B * m->cap_T && B <= m->cap_B) {
         /* same or smaller: relayout over the existing block */
-        size_t need = acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, ck, NULL, m->acts);
+        size_t need = acts_layout(&m->cfg, ea, saved, B, T, m->head_chunk_rows, ck, NULL, m->acts);
         if (need <= m->act_cap_bytes) {
-            acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, ck, m->act_mem, m->acts);
+            acts_layout(&m->cfg, ea, saved, B, T, m->head_chunk_rows, ck, m->act_mem, m->acts);
             m->B = B; m->T = T;
             return LMA_OK;
         }
@@ -168,12 +179,12 @@ static lma_status ensure_acts(lma_model *m, int B, int T) {
     free_acts(m);
     m->acts = lma_calloc(1, sizeof *m->acts, "activation table");
     if (!m->acts) return LMA_ERR_NOMEM;
-    size_t bytes = acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, ck, NULL, m->acts);
+    size_t bytes = acts_layout(&m->cfg, ea, saved, B, T, m->head_chunk_rows, ck, NULL, m->acts);
     m->act_mem = m->be->alloc(bytes);
     m->act_cap_bytes = bytes;
     m->acts_ckpt = ck;
     size_t N = (size_t)B * T;
-    m->d_ids = m->be->alloc(4 * N * sizeof(int32_t));
+    m->d_ids = m->be->alloc(lma_model_ids_bytes(B, T));
     m->h_losses = malloc(N * sizeof(float));
     if (!m->act_mem || !m->d_ids || !m->h_losses) {
         free_acts(m);
@@ -183,7 +194,7 @@ static lma_status ensure_acts(lma_model *m, int B, int T) {
     m->d_targets = m->d_ids + N;
     m->d_seg = m->d_ids + 2 * N;
     m->d_pos = m->d_ids + 3 * N;
-    acts_layout(&m->cfg, m->be, B, T, m->head_chunk_rows, ck, m->act_mem, m->acts);
+    acts_layout(&m->cfg, ea, saved, B, T, m->head_chunk_rows, ck, m->act_mem, m->acts);
     m->B = m->cap_B = B;
     m->T = m->cap_T = T;
     return LMA_OK;
@@ -192,22 +203,9 @@ static lma_status ensure_acts(lma_model *m, int B, int T) {
 /* Moves the projection weights out of the table into qtable (offsets of the rest
  * recomputed) and allocates the (L*7) NF4 slots. */
 static lma_status split_quantized(lma_model *m) {
-    lma_param_table *t = &m->table, *q = &m->qtable;
-    memset(q, 0, sizeof *q);
-    q->info = lma_calloc((size_t)t->count, sizeof *q->info, "quantized table");
+    LMA_TRY(lma_params_split_quantized(&m->table, &m->qtable));
     m->nf4 = lma_calloc((size_t)m->cfg.n_layers * LMA_PROJ_COUNT, sizeof *m->nf4, "NF4 weights");
-    if (!q->info || !m->nf4) return LMA_ERR_NOMEM;
-    int k = 0;
-    t->total = 0;
-    for (int i = 0; i < t->count; i++) {
-        lma_param_info p = t->info[i];
-        if (kind_proj(p.kind) >= 0) { q->info[q->count++] = p; continue; }
-        p.offset = t->total;
-        t->total += (p.numel + 15) & ~(size_t)15;
-        t->info[k++] = p;
-    }
-    t->count = k;
-    return LMA_OK;
+    return m->nf4 ? LMA_OK : LMA_ERR_NOMEM;
 }
 
 /* LMA_ERR_UNSUPPORTED for a frozen base that keeps no fp32 copy (LMA_MODEL_FROZEN) */
@@ -239,6 +237,48 @@ lma_status lma_model_put_weights(lma_model *m, const lma_param_info *p, size_t a
     return LMA_OK;
 }
 
+/* The bytes of the fp32 masters and of the compute copy of `total` table elements, and
+ * whether each is allocated: *alias (act storage is fp32: the masters are the compute copy,
+ * one allocation), *masters (a frozen base, NF4 or asked for, keeps no fp32 copy where the
+ * compute copy is separate). 0 on overflow. */
+static int weight_bytes(size_t total, int act_bytes, unsigned flags, size_t *bytes, size_t *abytes, int *masters,
+                        int *alias) {
+    if (!lma_mul_ok(total, sizeof(float), bytes) || !lma_mul_ok(total, (size_t)act_bytes, abytes)) return 0;
+    *alias = act_bytes == (int)sizeof(float);
+    *masters = *alias || !(flags & (LMA_MODEL_NF4 | LMA_MODEL_FROZEN));
+    return 1;
+}
+
+lma_status lma_model_weight_plan(const lma_config *c, int act_bytes, unsigned flags, lma_weight_plan *out) {
+    memset(out, 0, sizeof *out);
+    lma_param_table t, q = {0};
+    LMA_TRY(lma_params_build(c, &t));
+    lma_status s = (flags & LMA_MODEL_NF4) ? lma_params_split_quantized(&t, &q) : LMA_OK;
+    size_t bytes = 0, abytes = 0;
+    int masters = 0, alias = 0;
+    if (s == LMA_OK && !weight_bytes(t.total, act_bytes, flags, &bytes, &abytes, &masters, &alias))
+        s = lma_error(LMA_ERR_NOMEM, "parameter count overflows");
+    if (s == LMA_OK) {
+        out->table_elems = t.total;
+        out->masters = masters ? bytes : 0;
+        out->compute_copy = alias ? 0 : abytes;
+        for (int i = 0; i < t.count; i++) {
+            out->n_params += t.info[i].numel;
+            if (t.info[i].numel > out->max_tensor) out->max_tensor = t.info[i].numel;
+        }
+        for (int i = 0; i < q.count; i++) {
+            out->n_params += q.info[i].numel;
+            out->nf4 += lma_nf4_bytes((int64_t)q.info[i].numel);
+            if (q.info[i].numel > out->max_quant) out->max_quant = q.info[i].numel;
+            if (q.info[i].numel > out->max_tensor) out->max_tensor = q.info[i].numel;
+        }
+        out->inv_freq = sizeof(float) * (size_t)(c->head_dim / 2 + 1);
+    }
+    lma_params_free(&t);
+    lma_params_free(&q);
+    return s;
+}
+
 static lma_status create_impl(const lma_config *cfg, const lma_backend *be, unsigned flags, lma_model **out) {
     int nf4 = (flags & LMA_MODEL_NF4) != 0;
     *out = NULL;
@@ -252,17 +292,14 @@ static lma_status create_impl(const lma_config *cfg, const lma_backend *be, unsi
     if (s == LMA_OK && nf4) s = split_quantized(m);
     if (s != LMA_OK) goto fail;
     size_t bytes, abytes; /* fp32 masters, compute copy */
-    if (!lma_mul_ok(m->table.total, sizeof(float), &bytes) ||
-        !lma_mul_ok(m->table.total, (size_t)be->act_bytes, &abytes)) {
+    int masters, alias;
+    if (!weight_bytes(m->table.total, be->act_bytes, flags, &bytes, &abytes, &masters, &alias)) {
         s = lma_error(LMA_ERR_NOMEM, "parameter count overflows");
         goto fail;
     }
-    int alias = be->act_bytes == (int)sizeof(float); /* fp32 act storage: the masters are the compute copy */
-    /* a frozen base (NF4, or asked for) keeps no fp32 copy where the compute copy is separate */
-    int masters = alias || !(nf4 || (flags & LMA_MODEL_FROZEN));
     m->params = masters ? be->alloc(bytes) : NULL;
     m->wact = alias ? m->params : be->alloc(abytes);
-    m->inv_freq = be->alloc(sizeof(float) * (size_t)(cfg->head_dim / 2 + 1));
+    m->inv_freq = be->alloc(sizeof(float) * (size_t)(cfg->head_dim / 2 + 1)); /* as lma_model_weight_plan */
     if ((masters && !m->params) || !m->wact || !m->inv_freq) {
         s = lma_error(LMA_ERR_NOMEM, "out of %s memory for %zu parameters (%.1f MB)", be->name, m->table.total,
                       (double)((masters ? bytes : 0) + (alias ? 0 : abytes)) / 1e6);
@@ -879,13 +916,17 @@ lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, 
 
 /* ---- inference with a KV cache ------------------------------------------------ */
 
+size_t lma_kv_bytes(const lma_config *c, int cap, int act_bytes) {
+    return 2 * (size_t)c->n_layers * (size_t)cap * (size_t)c->n_kv_heads * (size_t)c->head_dim * (size_t)act_bytes;
+}
+
 lma_status lma_kv_create(const lma_model *m, int cap, lma_kv_cache **out) {
     *out = NULL;
     if (cap < 1) return lma_error(LMA_ERR_ARG, "KV cache capacity %d must be >= 1", cap);
     const lma_config *c = &m->cfg;
     lma_kv_cache *kv = lma_calloc(1, sizeof *kv, "kv cache");
     if (!kv) return LMA_ERR_NOMEM;
-    size_t per = (size_t)c->n_layers * cap * c->n_kv_heads * c->head_dim * (size_t)m->be->act_bytes; /* bytes */
+    size_t per = lma_kv_bytes(c, cap, m->be->act_bytes) / 2; /* bytes of k, and of v */
     kv->k = m->be->alloc(per);
     kv->v = m->be->alloc(per);
     kv->cap = cap;
@@ -903,6 +944,33 @@ void lma_kv_free(const lma_model *m, lma_kv_cache *kv) {
     if (kv->k) m->be->free(kv->k);
     if (kv->v) m->be->free(kv->v);
     free(kv);
+}
+
+/* The scratch of an inference forward of n tokens, n_out of them with logits (bytes; offsets
+ * of each buffer into o): act x, ln, mid (n,C) x3; q, atty (n,QD) x2 (+ q_raw); k, v (n,KVD)
+ * (+ k_raw); gate, up, swi (n,I) x3; fp32 rstd (n) x2 + qk rstd; act logits (n_out, V); ids +
+ * pos; fp32 logits (n_out, V) when act storage is not fp32. */
+enum { INFER_SLOTS = 19 };
+static size_t infer_layout(const lma_config *c, int act_bytes, int n_, int n_out_, size_t o[INFER_SLOTS]) {
+    size_t n = (size_t)n_, n_out = (size_t)n_out_, C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
+    size_t NH = c->n_heads, NKV = c->n_kv_heads, QD = NH * c->head_dim, KVD = NKV * c->head_dim;
+    size_t ea = (size_t)act_bytes, ef = sizeof(float), f = 0;
+    int k_ = 0;
+#define NEXT(cnt, esz) (o[k_++] = f, f += ALIGN64((cnt) * (esz)))
+    NEXT(n * C, ea); NEXT(n * C, ea); NEXT(n * C, ea);
+    NEXT(n * QD, ea); NEXT(n * QD, ea); NEXT(n * QD, ea);
+    NEXT(n * KVD, ea); NEXT(n * KVD, ea); NEXT(n * KVD, ea);
+    NEXT(n * I, ea); NEXT(n * I, ea); NEXT(n * I, ea);
+    NEXT(n, ef); NEXT(n, ef); NEXT(n * NH, ef); NEXT(n * NKV, ef);
+    NEXT(n_out * V, ea); NEXT(2 * n, sizeof(int32_t));
+    NEXT(ea == ef ? 0 : n_out * V, ef);
+#undef NEXT
+    return f;
+}
+
+size_t lma_model_infer_scratch_bytes(const lma_config *c, int act_bytes, int n, int n_out) {
+    size_t o[INFER_SLOTS];
+    return infer_layout(c, act_bytes, n, n_out, o);
 }
 
 /* Inference forward. Single (batched 0): n tokens of the sequence of kvs[0] at positions
@@ -927,27 +995,14 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
     }
     rope_update(m, rope_to);
     lma_kv_cache *kv = kvs[0];
-    int C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size, NH = c->n_heads, NKV = c->n_kv_heads;
-    int HD = c->head_dim, QD = NH * HD, KVD = NKV * HD, n_out = all_logits || batched ? n : 1;
+    int C = c->hidden_size, V = c->vocab_size, NKV = c->n_kv_heads;
+    int HD = c->head_dim, KVD = NKV * HD, n_out = all_logits || batched ? n : 1;
     if (m->lora) LMA_TRY(m->lora_hooks->begin(m->lora, be, n, 0));
     m->lora_train = 0;
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= V)
             return lma_error(LMA_ERR_ARG, "token id %d is outside the vocabulary [0, %d)", ids[i], V);
-    /* scratch (bytes): act x, ln, mid (n,C) x3; q, atty (n,QD) x2 (+ q_raw); k, v (n,KVD) (+ k_raw);
-     * gate, up, swi (n,I) x3; fp32 rstd (n) x2 + qk rstd; act logits (n_out, V); ids + pos;
-     * fp32 logits (n_out, V) when act storage is not fp32 */
-    size_t ea = (size_t)be->act_bytes, ef = sizeof(float), f = 0, o[24];
-    int k_ = 0;
-#define NEXT(cnt, esz) (o[k_++] = f, f += ALIGN64((cnt) * (esz)))
-    NEXT((size_t)n * C, ea); NEXT((size_t)n * C, ea); NEXT((size_t)n * C, ea);
-    NEXT((size_t)n * QD, ea); NEXT((size_t)n * QD, ea); NEXT((size_t)n * QD, ea);
-    NEXT((size_t)n * KVD, ea); NEXT((size_t)n * KVD, ea); NEXT((size_t)n * KVD, ea);
-    NEXT((size_t)n * I, ea); NEXT((size_t)n * I, ea); NEXT((size_t)n * I, ea);
-    NEXT((size_t)n, ef); NEXT((size_t)n, ef); NEXT((size_t)n * NH, ef); NEXT((size_t)n * NKV, ef);
-    NEXT((size_t)n_out * V, ea); NEXT((size_t)2 * n, sizeof(int32_t));
-    NEXT(ea == ef ? 0 : (size_t)n_out * V, ef);
-#undef NEXT
+    size_t o[INFER_SLOTS], ea = (size_t)be->act_bytes, f = infer_layout(c, be->act_bytes, n, n_out, o);
     char *buf = be->alloc(f);
     if (!buf) return lma_error(LMA_ERR_NOMEM, "out of memory for %d tokens of inference scratch", n);
     void *x = buf + o[0], *ln = buf + o[1], *mid = buf + o[2], *q = buf + o[3], *atty = buf + o[4];

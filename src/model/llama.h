@@ -193,4 +193,31 @@ lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, 
  * factor); yarn and llama3 keep it as original_max_position_embeddings and state
  * max_position_embeddings x FACTOR. LMA_ERR_ARG names what is wrong with spec. */
 lma_status lma_model_set_rope_scaling(lma_model *m, const char *spec);
+/* ---- the memory plan ----
+ * The sizes the allocations above take, computed by the very functions that allocate
+ * them, so that a run's peak can be predicted before any weight is read (advise/mem.c,
+ * `lmadapt mem`). Bytes throughout. */
+typedef struct {
+    size_t n_params;     /* true parameter count (no padding), as lma_model_num_params */
+    size_t table_elems;  /* elements of the dense table (padded; projections excluded for NF4) */
+    size_t masters;      /* the fp32 masters (0: a frozen base where the compute copy is separate) */
+    size_t compute_copy; /* wact when it is a separate allocation (act storage not fp32) */
+    size_t nf4;          /* the NF4 projections (codes + block constants) */
+    size_t max_quant;    /* elements of the largest NF4 projection (a backend's dequant scratch) */
+    size_t inv_freq;     /* RoPE frequencies */
+    size_t max_tensor;   /* elements of the largest tensor (the loader's fp32 staging) */
+} lma_weight_plan;
+/* What lma_model_create_ex(cfg, a backend of act_bytes, flags) allocates for weights. */
+lma_status lma_model_weight_plan(const lma_config *c, int act_bytes, unsigned flags, lma_weight_plan *out);
+/* The activation block of a forward on (B, T) (attn_saved: the backend's
+ * attention_saved_floats(B, T, NH, HD); head_chunk: m->head_chunk_rows, 0 = auto; ckpt:
+ * activation checkpointing); *head_rows (may be NULL): the loss head's row chunk. */
+size_t lma_model_acts_bytes(const lma_config *c, int act_bytes, size_t attn_saved, int B, int T, int head_chunk,
+                            int ckpt, size_t *head_rows);
+/* The token ids, targets, segment ids and positions staged on the backend for (B, T). */
+size_t lma_model_ids_bytes(int B, int T);
+/* A KV cache of cap tokens (k and v together). */
+size_t lma_kv_bytes(const lma_config *c, int cap, int act_bytes);
+/* The scratch of one lma_model_forward_cached call on n tokens with n_out rows of logits. */
+size_t lma_model_infer_scratch_bytes(const lma_config *c, int act_bytes, int n, int n_out);
 #endif

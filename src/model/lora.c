@@ -71,26 +71,22 @@ static void lora_free(lma_lora *lo, const lma_backend *be) {
     free(lo);
 }
 
-/* table + pointers for the adapted projections of config c */
-static lma_status build(lma_lora *lo, const lma_config *c, const lma_backend *be) {
-    int L = c->n_layers, n = 0, r = lo->p.r;
-    for (int p = 0; p < LMA_PROJ_COUNT; p++) n += (lo->p.targets >> p & 1u) ? 2 * L : 0;
-    lo->table.info = lma_calloc((size_t)(n ? n : 1), sizeof *lo->table.info, "LoRA table");
-    lo->A = lma_calloc((size_t)L * LMA_PROJ_COUNT * 2, sizeof(void *), "LoRA pointers");
-    lo->dA = lma_calloc((size_t)L * LMA_PROJ_COUNT * 2, sizeof(float *), "LoRA pointers");
-    if (!lo->table.info || !lo->A || !lo->dA) return LMA_ERR_NOMEM;
-    lo->B = lo->A + (size_t)L * LMA_PROJ_COUNT;
-    lo->dB = lo->dA + (size_t)L * LMA_PROJ_COUNT;
-    lo->maxdim = 1;
+lma_status lma_lora_table(const lma_config *c, const lma_lora_params *lp, lma_param_table *t, int *maxdim) {
+    int L = c->n_layers, n = 0, r = lp->r;
+    memset(t, 0, sizeof *t);
+    for (int p = 0; p < LMA_PROJ_COUNT; p++) n += (lp->targets >> p & 1u) ? 2 * L : 0;
+    t->info = lma_calloc((size_t)(n ? n : 1), sizeof *t->info, "LoRA table");
+    if (!t->info) return LMA_ERR_NOMEM;
+    *maxdim = 1;
     for (int l = 0; l < L; l++)
         for (int p = 0; p < LMA_PROJ_COUNT; p++) {
-            if (!(lo->p.targets >> p & 1u)) continue;
+            if (!(lp->targets >> p & 1u)) continue;
             int in, out;
             lma_proj_dims(c, (lma_proj)p, &in, &out);
-            if (in > lo->maxdim) lo->maxdim = in;
-            if (out > lo->maxdim) lo->maxdim = out;
+            if (in > *maxdim) *maxdim = in;
+            if (out > *maxdim) *maxdim = out;
             for (int ab = 0; ab < 2; ab++) {
-                lma_param_info *pi = &lo->table.info[lo->table.count++];
+                lma_param_info *pi = &t->info[t->count++];
                 snprintf(pi->name, sizeof pi->name, "base_model.model.model.layers.%d.%s.%s.lora_%c.weight", l,
                          lma_proj_module((lma_proj)p), proj_names[p], ab ? 'B' : 'A');
                 pi->kind = (lma_param_kind)p; /* the projection (lma_proj), not a model kind */
@@ -99,10 +95,22 @@ static lma_status build(lma_lora *lo, const lma_config *c, const lma_backend *be
                 pi->shape[0] = ab ? out : r;
                 pi->shape[1] = ab ? r : in;
                 pi->numel = (size_t)pi->shape[0] * (size_t)pi->shape[1];
-                pi->offset = lo->table.total;
-                lo->table.total += (pi->numel + 15) & ~(size_t)15;
+                pi->offset = t->total;
+                t->total += (pi->numel + 15) & ~(size_t)15;
             }
         }
+    return LMA_OK;
+}
+
+/* table + pointers for the adapted projections of config c */
+static lma_status build(lma_lora *lo, const lma_config *c, const lma_backend *be) {
+    int L = c->n_layers;
+    LMA_TRY(lma_lora_table(c, &lo->p, &lo->table, &lo->maxdim));
+    lo->A = lma_calloc((size_t)L * LMA_PROJ_COUNT * 2, sizeof(void *), "LoRA pointers");
+    lo->dA = lma_calloc((size_t)L * LMA_PROJ_COUNT * 2, sizeof(float *), "LoRA pointers");
+    if (!lo->A || !lo->dA) return LMA_ERR_NOMEM;
+    lo->B = lo->A + (size_t)L * LMA_PROJ_COUNT;
+    lo->dB = lo->dA + (size_t)L * LMA_PROJ_COUNT;
     size_t bytes, abytes, es = (size_t)be->act_bytes; /* fp32 masters, compute copy */
     if (!lma_mul_ok(lo->table.total ? lo->table.total : 1, sizeof(float), &bytes) ||
         !lma_mul_ok(lo->table.total ? lo->table.total : 1, es, &abytes))
@@ -144,6 +152,35 @@ static lma_status lora_enable_training(lma_lora *lo, const lma_backend *be) {
     return LMA_OK;
 }
 
+/* The scratch of N rows (bytes of each buffer; 0 = not allocated): xa, xd, tmp, dxa, mask,
+ * mask_f32 on the backend, h_mask on the host. One function for lora_ensure and the planner. */
+enum { S_XA, S_XD, S_TMP, S_DXA, S_MASK, S_MASK32, S_HMASK, S_COUNT };
+static void scratch_sizes(const lma_lora_params *lp, int n_layers, int maxdim, int N, int act_bytes, int fwd_add,
+                          size_t sz[S_COUNT]) {
+    size_t n = (size_t)N, r = (size_t)lp->r, md = (size_t)maxdim, es = (size_t)act_bytes;
+    size_t slots = (size_t)n_layers * LMA_PROJ_COUNT;
+    int stage = es != sizeof(float); /* the fp32 mask is converted on the backend */
+    /* xd: the dropped-out input; tmp: the up projection's product where the backend cannot
+     * add it in its GEMM, and the dropout path's input gradient */
+    int drop = lp->dropout > 0, need_tmp = drop || !fwd_add;
+    sz[S_XA] = slots * n * r * es;
+    sz[S_XD] = drop ? n * md * es : 0;
+    sz[S_TMP] = need_tmp ? n * md * es : 0;
+    sz[S_DXA] = n * r * es;
+    sz[S_MASK] = drop ? n * md * es : 0;
+    sz[S_MASK32] = drop && stage ? n * md * sizeof(float) : 0;
+    sz[S_HMASK] = drop ? n * md * sizeof(float) : 0;
+}
+
+size_t lma_lora_scratch_bytes(const lma_config *c, const lma_lora_params *lp, int maxdim, int N, int act_bytes,
+                              int fwd_add, size_t *host_bytes) {
+    size_t sz[S_COUNT], dev = 0;
+    scratch_sizes(lp, c->n_layers, maxdim, N, act_bytes, fwd_add, sz);
+    for (int i = 0; i < S_HMASK; i++) dev += sz[i];
+    if (host_bytes) *host_bytes = sz[S_HMASK];
+    return dev;
+}
+
 static lma_status lora_ensure(lma_lora *lo, const lma_backend *be, int N) {
     if (N <= lo->cap_N) return LMA_OK;
     void **bufs[] = {&lo->xa, &lo->xd, &lo->tmp, &lo->mask, &lo->dxa};
@@ -153,29 +190,25 @@ static lma_status lora_ensure(lma_lora *lo, const lma_backend *be, int N) {
     free(lo->h_mask);
     lo->h_mask = NULL;
     lo->cap_N = 0;
-    size_t n = (size_t)N, r = (size_t)lo->p.r, md = (size_t)lo->maxdim, es = (size_t)be->act_bytes;
-    size_t slots = (size_t)lo->n_layers * LMA_PROJ_COUNT;
-    int stage = es != sizeof(float); /* the fp32 mask is converted on the backend */
-    /* xd: the dropped-out input; tmp: the up projection's product where the backend cannot
-     * add it in its GEMM, and the dropout path's input gradient */
-    int drop = lo->p.dropout > 0, need_tmp = drop || !be->matmul_fwd_add;
-    lo->xa = be->alloc(slots * n * r * es);
-    lo->xd = drop ? be->alloc(n * md * es) : NULL;
-    lo->tmp = need_tmp ? be->alloc(n * md * es) : NULL;
-    lo->dxa = be->alloc(n * r * es);
+    size_t sz[S_COUNT];
+    scratch_sizes(&lo->p, lo->n_layers, lo->maxdim, N, be->act_bytes, be->matmul_fwd_add != NULL, sz);
+    int drop = sz[S_MASK] > 0;
+    lo->xa = be->alloc(sz[S_XA]);
+    lo->xd = sz[S_XD] ? be->alloc(sz[S_XD]) : NULL;
+    lo->tmp = sz[S_TMP] ? be->alloc(sz[S_TMP]) : NULL;
+    lo->dxa = be->alloc(sz[S_DXA]);
     if (drop) {
-        lo->mask = be->alloc(n * md * es);
-        lo->h_mask = malloc(n * md * sizeof(float));
-        if (stage) lo->mask_f32 = be->alloc(n * md * sizeof(float));
+        lo->mask = be->alloc(sz[S_MASK]);
+        lo->h_mask = malloc(sz[S_HMASK]);
+        if (sz[S_MASK32]) lo->mask_f32 = be->alloc(sz[S_MASK32]);
     }
-    if (!lo->xa || !lo->dxa || (need_tmp && !lo->tmp) ||
-        (drop && (!lo->xd || !lo->mask || !lo->h_mask || (stage && !lo->mask_f32))))
+    if (!lo->xa || !lo->dxa || (sz[S_TMP] && !lo->tmp) ||
+        (drop && (!lo->xd || !lo->mask || !lo->h_mask || (sz[S_MASK32] && !lo->mask_f32))))
         return lma_error(LMA_ERR_NOMEM, "out of memory for LoRA activations of %d tokens", N);
     lo->cap_N = N;
     return LMA_OK;
 }
 
-/* Fills lo->mask (N, in) for (layer l, projection p) of forward number `call`. */
 static lma_status make_mask(lma_lora *lo, const lma_backend *be, uint64_t call, int l, int p, int N, int in) {
     if (!lo->h_mask || N > lo->cap_N) return lma_error(LMA_ERR_ARG, "LoRA dropout scratch not sized");
     lma_rng root, r;

@@ -76,6 +76,15 @@ struct lma_lora {
     int maxdim;
 };
 
+/* The adapter's parameter table for config c, as lma_lora_attach builds it (its total is
+ * the element count of each of the four fp32 allocations); *maxdim: the widest adapted
+ * projection dimension. Free with lma_params_free. */
+lma_status lma_lora_table(const lma_config *c, const lma_lora_params *p, lma_param_table *t, int *maxdim);
+/* Bytes of backend scratch the adapter holds for N rows (what a forward of N tokens
+ * allocates; fwd_add: the backend has matmul_fwd_add); *host_bytes (may be NULL): the host
+ * staging of the dropout mask. The planner (advise/mem.c) and the allocator share it. */
+size_t lma_lora_scratch_bytes(const lma_config *c, const lma_lora_params *p, int maxdim, int N, int act_bytes,
+                              int fwd_add, size_t *host_bytes);
 /* Attaches fresh adapters (PEFT init from seed) and freezes the base. The model
  * must not already have one; its fp32 or NF4 base is kept as is. */
 lma_status lma_lora_attach(lma_model *m, const lma_lora_params *p, uint64_t seed);

@@ -59,6 +59,28 @@ lma_status lma_params_build(const lma_config *c, lma_param_table *t) {
 
 void lma_params_free(lma_param_table *t) { free(t->info); memset(t, 0, sizeof *t); }
 
+static int is_projection(lma_param_kind k) {
+    return k == LMA_P_WQ || k == LMA_P_WK || k == LMA_P_WV || k == LMA_P_WO || k == LMA_P_WGATE || k == LMA_P_WUP ||
+           k == LMA_P_WDOWN;
+}
+
+lma_status lma_params_split_quantized(lma_param_table *t, lma_param_table *q) {
+    memset(q, 0, sizeof *q);
+    q->info = lma_calloc((size_t)t->count, sizeof *q->info, "quantized table");
+    if (!q->info) return LMA_ERR_NOMEM;
+    int k = 0;
+    t->total = 0;
+    for (int i = 0; i < t->count; i++) {
+        lma_param_info p = t->info[i];
+        if (is_projection(p.kind)) { q->info[q->count++] = p; continue; }
+        p.offset = t->total;
+        t->total += (p.numel + 15) & ~(size_t)15;
+        t->info[k++] = p;
+    }
+    t->count = k;
+    return LMA_OK;
+}
+
 const lma_param_info *lma_params_find(const lma_param_table *t, const char *name) {
     for (int i = 0; i < t->count; i++)
         if (!strcmp(t->info[i].name, name)) return &t->info[i];

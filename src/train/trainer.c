@@ -143,8 +143,8 @@ static void put_num(FILE *f, const char *key, double x, char *bad, size_t cap) {
     snprintf(bad + n, cap - n, "%s\"%s\"", n ? ", " : "", key);
 }
 
-static void write_metrics(FILE *f, int step, float loss, double lr, float gn, double tps, int skipped, const char *why,
-                          float val, const char *extra) {
+static void write_metrics(FILE *f, const lma_trainer_params *p, const lma_model *m, int step, float loss, double lr,
+                          float gn, double tps, int skipped, const char *why, float val, const char *extra) {
     if (!f) return;
     char bad[96] = "";
     fprintf(f, "{\"step\": %d", step);
@@ -153,6 +153,9 @@ static void write_metrics(FILE *f, int step, float loss, double lr, float gn, do
     put_num(f, "grad_norm", gn, bad, sizeof bad);
     fprintf(f, ", \"tokens_per_s\": %.1f, \"rss_mb\": %.1f, \"skipped\": %s", tps, peak_rss_mb(),
             skipped ? "true" : "false");
+    if (p->mem_pred_gib > 0) /* advise/mem.h's prediction and the peak so far */
+        fprintf(f, ", \"mem_pred_gib\": %.3f, \"mem_peak_gib\": %.3f", p->mem_pred_gib,
+                lma_backend_peak_bytes(m->be) / 1073741824.0);
     if (why) fprintf(f, ", \"skip_reason\": \"%s\"", why);
     if (!isnan(val)) put_num(f, "val_loss", val, bad, sizeof bad); /* absent: no validation at this step */
     fputs(extra, f); /* the source's step_metrics */
@@ -265,7 +268,7 @@ lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_trainer_
         }
         char sx_json[512] = "", sx_line[160] = "";
         if (src->step_metrics) src->step_metrics(src->ctx, sx_json, sizeof sx_json, sx_line, sizeof sx_line);
-        write_metrics(mf, step, loss, lr, gn, tps, skipped, why, val, sx_json);
+        write_metrics(mf, p, m, step, loss, lr, gn, tps, skipped, why, val, sx_json);
         if (skipped && g.nan_streak >= p->nan_abort_after) { /* after its metrics line: the log shows the step */
             s = lma_error(LMA_ERR_NUMERIC, "%d consecutive steps with non-finite loss or gradient: stopping",
                           g.nan_streak);

@@ -9,7 +9,8 @@
  *
  * Run directory (p->out_dir):
  *   metrics.jsonl       one JSON object per step: step, loss, lr, grad_norm,
- *                       tokens_per_s, rss_mb, skipped; val_loss on eval steps
+ *                       tokens_per_s, rss_mb, skipped; val_loss on eval steps;
+ *                       mem_pred_gib, mem_peak_gib when a prediction was given
  *   ckpt-<step>/        config.json + model.safetensors (weights),
  *                       optimizer.safetensors (AdamW moments),
  *                       trainer_state.json (step, data cursor, guard state,
@@ -82,6 +83,8 @@ typedef struct {
     lma_train_callback on_step; /* after each step (lmadapt.h's lma_train_progress), or NULL;
                                    non-zero stops the run as SIGINT does */
     void *on_step_ctx;
+    double mem_pred_gib;  /* the memory planner's predicted peak (advise/mem.h), kept in metrics.jsonl beside
+                             the measured one (mem_pred_gib, mem_peak_gib); 0: not predicted */
 } lma_trainer_params;
 
 lma_trainer_params lma_trainer_default_params(void);

@@ -833,7 +833,7 @@ static cudaError_t bwd_t(void *dq, void *dk, void *dv, const void *dout, const v
                          float scale) {
     size_t nq = (size_t)B * T * NH * HD, nrow = (size_t)B * NH * T, nk = (size_t)B * T * NKV * HD;
     int bf = sizeof(TI) == 2, ph = per_head(B, T, NH, NKV);
-    float *scr = fl_scratch(nrow + (bf && dq ? nq : 0) + (ph ? 2 * nq : 0));
+    float *scr = fl_scratch(lma_cuda_flash_bwd_floats(B, T, NH, HD, bf && dq, ph)); /* cuda_sizes.h */
     if (!scr) return cudaErrorMemoryAllocation;
     float *D = scr, *dqacc = dq ? (bf ? scr + nrow : (float *)dq) : NULL;
     float *dkacc = scr + nrow + (bf && dq ? nq : 0), *dvacc = dkacc + nq;

@@ -3,6 +3,7 @@
 #ifndef LMA_BACKEND_CUDA_INTERNAL_H
 #define LMA_BACKEND_CUDA_INTERNAL_H
 #include <cuda_runtime.h>
+#include "backend/cuda/cuda_sizes.h"
 #include <stdint.h>
 
 /* Device memory of the plugin, counted (cuda_backend.cu): every allocation goes here. */

@@ -465,10 +465,10 @@ int lma_cuda_sdpa_bwd(void *dq, void *dk, void *dv, const void *dout, const void
     plan_t *p = get_plan(1, B, T, NH, NKV, HD);
     if (!p) return -1;
     /* workspace: the plan's, then the fp32 dQ accumulator; the bf16 gradients in g_grad */
-    size_t wsb = ((size_t)p->ws + 255) / 256 * 256, acc = (size_t)B * NH * T * HD * 4;
+    size_t wsb = ((size_t)p->ws + 255) / 256 * 256, acc = lma_cuda_sdpa_ws_bytes(p->ws, B, T, NH, HD) - wsb;
     size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD;
     char *ws = (char *)lma_cuda_grow(&g_ws, wsb + acc);
-    bf16 *g = (bf16 *)lma_cuda_grow(&g_grad, (nq + 2 * nk) * sizeof(bf16));
+    bf16 *g = (bf16 *)lma_cuda_grow(&g_grad, lma_cuda_sdpa_grad_bytes(B, T, NH, NKV, HD));
     if (!ws || !g || cudaMemsetAsync(ws + wsb, 0, acc, 0) != cudaSuccess) return -1;
     float neg = NEG, one = 1.0f;
     int64_t uids[] = {U_Q, U_K, U_V, U_O, U_STATS, U_DO, U_DQ, U_DK, U_DV, U_DQACC, U_SCALE, U_NEG, U_ONE};

@@ -7,7 +7,8 @@
  * and pointer alignment: building one costs far more than running a small GEMM. */
 
 static void *g_lt_ws;
-enum { LT_WS_BYTES = 32 << 20, LT_PLANS = 128 };
+enum { LT_PLANS = 128 };
+#define LT_WS_BYTES LMA_CUDA_LT_WS_BYTES /* cuda_sizes.h */
 struct lt_key {
     int ta, tb, m, n, k, lda, ldb, ldc, ab_type, c_type, compute, bias, align;
 };
@@ -165,14 +166,14 @@ static void *deq_scratch(size_t bytes) {
 template <typename TI>
 static void cu_matmul_nf4_fwd(void *out, const void *inp, const struct lma_nf4_tensor *w, const void *bias, int N,
                               int C, int OC) {
-    void *wd = deq_scratch((size_t)OC * C * sizeof(TI));
+    void *wd = deq_scratch(lma_cuda_nf4_deq_bytes((size_t)OC * C, (int)sizeof(TI)));
     if (!wd) return;
     check(lma_cuda_nf4_dequant(wd, w, sizeof(TI) == 2), "nf4 dequant");
     cu_matmul_fwd<TI>(out, inp, wd, bias, N, C, OC);
 }
 template <typename TI>
 static void cu_matmul_nf4_bwd(void *dinp, const void *dout, const struct lma_nf4_tensor *w, int N, int C, int OC) {
-    void *wd = deq_scratch((size_t)OC * C * sizeof(TI));
+    void *wd = deq_scratch(lma_cuda_nf4_deq_bytes((size_t)OC * C, (int)sizeof(TI)));
     if (!wd) return;
     check(lma_cuda_nf4_dequant(wd, w, sizeof(TI) == 2), "nf4 dequant");
     cu_matmul_bwd<TI>(dinp, NULL, NULL, dout, NULL, wd, N, C, OC);
