@@ -165,6 +165,14 @@ EOF
     r=$(post /v1/completions '{"prompt": "The sky is", "max_tokens": '$N', "temperature": 0, "stop": ["'"$stop"'"]}')
     check "stop string '$stop': finish stop, text cut before it" test "$(body_of "$r" | json "d['choices'][0]['finish_reason'], '$stop' not in d['choices'][0]['text'], $(json "json.dumps(d['text'])" <<<"$want").startswith(d['choices'][0]['text'])")" = "stop True True"
 
+    # response_format: constrained decoding gives parseable JSON, valid against the schema
+    r=$(post /v1/chat/completions '{"messages": [{"role": "user", "content": "Describe a cat as JSON."}], "max_tokens": 40, "temperature": 1, "seed": 7, "response_format": {"type": "json_object"}}')
+    check "response_format json_object: the reply parses as an object" test "$(body_of "$r" | json "type(json.loads(d['choices'][0]['message']['content'])).__name__")" = dict
+    r=$(post /v1/chat/completions '{"messages": [{"role": "user", "content": "A cat as JSON."}], "max_tokens": 60, "temperature": 1, "seed": 3, "response_format": {"type": "json_schema", "json_schema": {"name": "cat", "schema": {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}, "mood": {"enum": ["calm", "angry"]}}, "required": ["name", "age", "mood"]}}}}')
+    check "response_format json_schema: valid against it, even at max_tokens" test "$(body_of "$r" | json "(lambda v: isinstance(v['name'], str) and isinstance(v['age'], int) and v['mood'] in ('calm', 'angry'))(json.loads(d['choices'][0]['message']['content']))")" = True
+    check "a budget below the shortest valid output: 400 param max_tokens" is_error "$(post /v1/chat/completions '{"messages": [{"role": "user", "content": "x"}], "max_tokens": 3, "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}}}')" 400 max_tokens
+    check "an unsupported schema: 400 param response_format" is_error "$(post /v1/chat/completions '{"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"schema": {"anyOf": []}}}}')" 400 response_format
+
     # --- errors: the OpenAI error object with the right status
     check "malformed JSON: 400" is_error "$(post /v1/chat/completions '{"messages": [')" 400
     check "n=2: 400 param n" is_error "$(post /v1/chat/completions '{"messages": [{"role": "user", "content": "x"}], "n": 2}')" 400 n

@@ -41,6 +41,14 @@ static void valid(void) {
     CHECK(r.model && !strcmp(r.model, "m"), "model");
     lma_serve_req_free(&r);
 
+    CHECK(parse("{\"prompt\": \"a\", \"response_format\": {\"type\": \"json_object\"}}", LMA_SREQ_COMPLETION, &r, &e) == 0 &&
+          r.json_mode && !r.json_schema, "json_object: constrained decoding, any object");
+    lma_serve_req_free(&r);
+    CHECK(parse("{\"prompt\": \"a\", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"x\", "
+                "\"schema\": {\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"}}}}}}",
+                LMA_SREQ_COMPLETION, &r, &e) == 0 && r.json_mode && r.json_schema && cJSON_IsObject(r.json_schema),
+          "json_schema: its schema");
+    lma_serve_req_free(&r);
     CHECK(parse("{\"prompt\": [\"hello\"]}", LMA_SREQ_COMPLETION, &r, &e) == 0, "completion parses");
     CHECK(r.prompt && !strcmp(r.prompt, "hello") && r.max_tokens == -1 && r.temperature == 1 && r.top_p == 1 &&
           !r.has_seed && !r.stream && r.n_stop == 0 && !r.model && r.repetition_penalty == 1 && r.top_k == 0,
@@ -97,8 +105,10 @@ static void malformed(void) {
     refused("{\"prompt\": \"a\", \"logit_bias\": {\"1\": 5}}", P, "logit_bias", "logit_bias");
     refused("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [{\"type\": \"function\"}]}", C,
             "tools", "tools");
-    refused("{\"prompt\": \"a\", \"response_format\": {\"type\": \"json_object\"}}", P, "response_format",
-            "json_object response_format");
+    refused("{\"prompt\": \"a\", \"response_format\": {\"type\": \"yaml\"}}", P, "response_format",
+            "a yaml response_format");
+    refused("{\"prompt\": \"a\", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {}}}", P,
+            "response_format", "json_schema without a schema");
     char long_stop[400];
     memset(long_stop, 'x', sizeof long_stop);
     memcpy(long_stop, "{\"prompt\": \"a\", \"stop\": \"", 25);

@@ -7,6 +7,7 @@
 #include <time.h>
 #include "core/arena.h"
 #include "core/progress.h" /* lma_now */
+#include "infer/json_constraint.h"
 
 struct lma_job {
     lma_engine *e;
@@ -61,6 +62,7 @@ static void job_free(lma_job *j) {
     free(j->stop_ids);
     for (int i = 0; j->stops && i < j->gp.n_stop_strings; i++) free(j->stops[i]);
     free(j->stops);
+    lma_json_constraint_free(j->gp.constraint);
     free(j);
 }
 
@@ -300,9 +302,9 @@ lma_status lma_engine_submit(lma_engine *e, const int32_t *prompt, size_t n_prom
                              lma_job **out, int *busy) {
     *out = NULL;
     *busy = 0;
-    if (n_prompt < 1) return lma_error(LMA_ERR_ARG, "the prompt is empty");
+    if (n_prompt < 1) { lma_json_constraint_free(gp->constraint); return lma_error(LMA_ERR_ARG, "the prompt is empty"); }
     lma_job *j = lma_calloc(1, sizeof *j, "job");
-    if (!j) return LMA_ERR_NOMEM;
+    if (!j) { lma_json_constraint_free(gp->constraint); return LMA_ERR_NOMEM; }
     pthread_cond_init(&j->cv, NULL);
     j->e = e;
     j->gp = *gp;

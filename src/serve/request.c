@@ -56,7 +56,7 @@ static int bool_field(const cJSON *root, const char *key, int *out, lma_serve_er
 }
 
 /* Fields that change the answer and are not implemented: refused rather than ignored. */
-static int refuse_unsupported(const cJSON *root, lma_serve_error *err) {
+static int refuse_unsupported(const cJSON *root, lma_serve_req *r, lma_serve_error *err) {
     static const char *absent[] = {"tools", "functions", "tool_choice", "function_call", "logit_bias", "suffix",
                                    "audio", "prediction"};
     for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++) {
@@ -86,9 +86,18 @@ static int refuse_unsupported(const cJSON *root, lma_serve_error *err) {
     const cJSON *rf = cJSON_GetObjectItemCaseSensitive(root, "response_format");
     if (rf && !cJSON_IsNull(rf)) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(rf, "type");
-        if (!cJSON_IsString(t) || strcmp(t->valuestring, "text"))
-            return BAD("response_format", "'response_format' must be {\"type\": \"text\"} (constrained decoding is not "
-                                          "implemented yet)");
+        if (cJSON_IsString(t) && !strcmp(t->valuestring, "json_object")) {
+            r->json_mode = 1;
+        } else if (cJSON_IsString(t) && !strcmp(t->valuestring, "json_schema")) {
+            const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+            const cJSON *sc = js ? cJSON_GetObjectItemCaseSensitive(js, "schema") : NULL;
+            if (!cJSON_IsObject(sc))
+                return BAD("response_format", "'response_format.json_schema.schema' must be a JSON schema object");
+            r->json_mode = 1;
+            r->json_schema = sc;
+        } else if (!cJSON_IsString(t) || strcmp(t->valuestring, "text")) {
+            return BAD("response_format", "'response_format.type' must be text, json_object or json_schema");
+        }
     }
     return 0;
 }
@@ -180,7 +189,7 @@ static int parse_fields(const cJSON *root, lma_sreq_kind kind, int max_tokens_li
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (model && !cJSON_IsNull(model) && !cJSON_IsString(model)) return BAD("model", "'model' must be a string");
     r->model = cJSON_IsString(model) ? model->valuestring : NULL;
-    if (refuse_unsupported(root, err)) return err->status;
+    if (refuse_unsupported(root, r, err)) return err->status;
     if (kind == LMA_SREQ_CHAT ? parse_messages(root, r, parts, offs, err) : parse_prompt(root, r, err)) return err->status;
     double mt = -1, mct = -1, seed = 0, top_k = 0;
     int given = 0;

@@ -9,13 +9,14 @@
  * stop (a string or up to 4), n = 1, stream, stream_options.include_usage, and the
  * extensions top_k, min_p, repetition_penalty (as vLLM). Fields that would change the
  * answer and are not implemented (n > 1, tools, logprobs, logit_bias, non-zero presence or
- * frequency penalty, a response_format other than text, echo, best_of > 1, suffix) are
+ * frequency penalty, a response_format other than text, json_object or json_schema, echo, best_of > 1, suffix) are
  * refused with 400 naming the field; other unknown fields are ignored (clients send many).
  *
  * Ownership: lma_serve_req holds the parsed cJSON tree; its strings point into it and
  * live until lma_serve_req_free. Thread-safe (no globals). */
 #ifndef LMA_SERVE_REQUEST_H
 #define LMA_SERVE_REQUEST_H
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "lmadapt.h" /* lma_chat_msg */
@@ -44,6 +45,8 @@ typedef struct {
     int has_seed; uint64_t seed;
     const char *stop[LMA_SREQ_MAX_STOP]; int n_stop;
     int stream, include_usage;
+    int json_mode;                  /* response_format json_object or json_schema: constrained decoding */
+    const cJSON *json_schema;       /* json_schema's "schema" (NULL: any JSON object) */
     void *root_;                    /* the cJSON tree (private) */
     char *parts_;                   /* concatenated content parts (private) */
 } lma_serve_req;

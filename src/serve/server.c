@@ -15,6 +15,7 @@
 #include "core/arena.h"
 #include "core/progress.h" /* lma_now */
 #include "serve/route.h"
+#include "infer/json_constraint.h"
 #include "tok/chat_template.h"
 
 struct lma_server {
@@ -313,6 +314,22 @@ static int route_generate(lma_server *s, lma_http *h, lma_sreq_kind kind) {
     gp.n_stop_ids = s->p.n_stop_ids;
     gp.stop_strings = r.stop;
     gp.n_stop_strings = r.n_stop;
+    if (r.json_mode) { /* response_format: the job owns its constraint (one per sequence) */
+        if (lma_json_constraint_new(s->tok, r.json_schema, &gp.constraint) != LMA_OK) {
+            lma_serve_fail(&err, 400, "invalid_request_error", NULL, "response_format", "%s", lma_last_error());
+            lma_clear_error();
+            ret = lma_http_reply_error(h, &err);
+            goto done;
+        }
+        if (lma_json_constraint_min_tokens(gp.constraint) > max_tokens) {
+            lma_serve_fail(&err, 400, "invalid_request_error", NULL, "max_tokens",
+                           "max_tokens %d is too small for any output valid under response_format (at least %d)",
+                           max_tokens, lma_json_constraint_min_tokens(gp.constraint));
+            lma_json_constraint_free(gp.constraint);
+            ret = lma_http_reply_error(h, &err);
+            goto done;
+        }
+    }
     int busy = 0;
     lma_job *job = NULL;
     h->prompt_tokens = (int)n;
