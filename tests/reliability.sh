@@ -157,10 +157,14 @@ check "invalid records are not copied" test "$(cat nd.jsonl | wc -l)" = 1
 echo "# class 8: bounded paths"
 head -c 5000000 /dev/zero | tr '\0' 'a' > longword.txt
 expect 0 "wrote" timeout 30 $B tokenizer train --vocab-size 300 --out tw longword.txt --quiet
-truncate -s 300M zeros.bin
-expect 1 "does not fit in memory" sh -c "ulimit -v 250000; $B tokenizer train --vocab-size 300 --out tz zeros.bin --quiet"
-rm -f zeros.bin
-check "an out-of-memory read writes no tokenizer" test ! -e tz
+if [ -z "${ASAN_OPTIONS:-}" ]; then # AddressSanitizer cannot start under ulimit -v (its shadow memory)
+    truncate -s 300M zeros.bin
+    expect 1 "does not fit in memory" sh -c "ulimit -v 250000; $B tokenizer train --vocab-size 300 --out tz zeros.bin --quiet"
+    rm -f zeros.bin
+    check "an out-of-memory read writes no tokenizer" test ! -e tz
+else
+    echo "skip the ulimit -v check under AddressSanitizer (the release pass runs it)"
+fi
 
 echo "# class 10: messages"
 expect 1 "/nonexistent/x.json: cannot create" $B eval --model base/final --task ppl:text.txt --out /nonexistent/x.json
