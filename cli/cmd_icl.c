@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "core/model_path.h"
 #include "core/threads.h"
 #include "icl/icl.h"
 #include "infer/generate.h"
@@ -16,13 +17,14 @@ static const char usage_main[] =
     "Usage: lmadapt icl build --model M --pool P.jsonl (--query Q | --task T.jsonl) [options]\n"
     "       lmadapt icl eval --model M --pool P.jsonl --task T.jsonl [--shots K] [--select S] [--json]\n"
     "In-context learning: k shots from a pool of {\"input\", \"output\", \"reasoning\"?} examples,\n"
-    "chosen random | fixed | bm25 | mmr (| knn), formatted plain | chat | cot, within a prompt-token\n"
+    "chosen random | fixed | bm25 | mmr | knn, formatted plain | chat | cot, within a prompt-token\n"
     "budget; eval generates greedily and scores exact match (docs/icl.md).\n";
 
 /* the options both actions share, into these */
 typedef struct {
-    const char *model, *pool, *tmpl;
+    const char *model, *pool, *tmpl, *embed, *device;
     lma_icl_params p;
+    lma_embedder *e; /* knn */
     int select, format;
 } icl_opts;
 
@@ -33,7 +35,8 @@ typedef struct {
         CLI_INT("shots", 0, &(o).p.shots, 0, 1000, "K", "shots per prompt"),                                            \
         CLI_CHOOSE("select", 0, &(o).select, select_names, NULL, NULL,                                                  \
                    "random (seeded, per query) | fixed (the pool's first) | bm25 | mmr |\n"                             \
-                   "knn (needs the embedder)"),                                                                         \
+                   "knn (nearest by sentence-embedding cosine, --embed)"),                                              \
+        CLI_STR("embed", 0, &(o).embed, "M", "embedding model of --select knn", .def_text = "all-minilm-l6-v2"),         \
         CLI_CHOOSE("format", 0, &(o).format, format_names, NULL, NULL,                                                  \
                    "plain (Input:/Output:) | chat (shots as prior turns) | cot (Reasoning: before Output:)"),          \
         CLI_INT("budget", 0, &(o).p.budget, 0, 1 << 24, "N", "max prompt tokens (0 = none): shots are dropped to fit"), \
@@ -44,6 +47,19 @@ static void icl_opts_init(icl_opts *o) {
     o->p = lma_icl_default_params();
     o->select = (int)o->p.select;
     o->format = (int)o->p.format;
+}
+
+/* the pool of --pool, embedded when --select knn */
+static lma_status icl_pool_open(const char *cmd, icl_opts *o, lma_icl_pool **pool) {
+    LMA_TRY(lma_icl_pool_load(o->pool, pool));
+    if (o->p.select != LMA_ICL_KNN) return LMA_OK;
+    char path[4096];
+    const lma_backend *be = NULL;
+    LMA_TRY(lma_model_path_resolve(o->embed ? o->embed : "all-minilm-l6-v2", path, sizeof path));
+    LMA_TRY(lma_backend_select(o->device, &be));
+    LMA_TRY(lma_embedder_load(path, be, &o->e));
+    fprintf(stderr, "%s: embedding %zu pool inputs for knn\n", cmd, lma_icl_pool_size(*pool));
+    return lma_icl_pool_embed(*pool, o->e);
 }
 
 static void icl_opts_apply(icl_opts *o) {
@@ -90,7 +106,7 @@ static int do_build(int argc, char **argv) {
     lma_tokenizer *tok = NULL;
     lma_icl_pool *pool = NULL, *tq = NULL;
     rc = 1;
-    if (lma_tok_load(o.model, &tok) != LMA_OK || lma_icl_pool_load(o.pool, &pool) != LMA_OK) goto done;
+    if (lma_tok_load(o.model, &tok) != LMA_OK || icl_pool_open("icl build", &o, &pool) != LMA_OK) goto done;
     if (task && lma_icl_pool_load(task, &tq) != LMA_OK) goto done;
     size_t nq = tq ? lma_icl_pool_size(tq) : 1;
     for (size_t q = 0; q < nq; q++) {
@@ -118,6 +134,7 @@ done:
     if (rc) cli_fail("icl build", NULL);
     lma_tok_free(tok);
     lma_icl_pool_free(pool);
+    lma_embedder_free(o.e);
     lma_icl_pool_free(tq);
     return rc;
 }
@@ -138,7 +155,7 @@ static void show(void *ctx, size_t qi, const char *answer, int correct) {
 static int do_eval(int argc, char **argv) {
     icl_opts o;
     icl_opts_init(&o);
-    const char *task = NULL, *device = NULL;
+    const char *task = NULL;
     const char *stops_v[16];
     cli_list stops = CLI_LIST_OF(stops_v);
     int json = 0, threads = 0, max_new = 32, verbose = 0;
@@ -151,7 +168,7 @@ static int do_eval(int argc, char **argv) {
                      CLI_BOOL("verbose", 'v', &verbose, "print each query's answer on stderr"),
                      CLI_OPT_JSON(&json, "print {\"accuracy\", \"prompt_tokens_per_query\", \"shots\", \"select\", \"n\", ...}"),
                      CLI_OPT_THREADS(&threads),
-                     CLI_OPT_DEVICE(&device),
+                     CLI_OPT_DEVICE(&o.device),
                      CLI_END};
     cli_group groups[] = {{NULL, own}, {0}};
     cli_spec spec = {.cmd = "icl eval",
@@ -173,10 +190,10 @@ static int do_eval(int argc, char **argv) {
     lma_icl_pool *pool = NULL, *tq = NULL;
     lma_model *m = NULL;
     rc = 1;
-    if (lma_tok_load(o.model, &tok) != LMA_OK || lma_icl_pool_load(o.pool, &pool) != LMA_OK ||
+    if (lma_tok_load(o.model, &tok) != LMA_OK || icl_pool_open("icl eval", &o, &pool) != LMA_OK ||
         lma_icl_pool_load(task, &tq) != LMA_OK)
         goto done;
-    const lma_backend *be = cli_backend("icl eval", device);
+    const lma_backend *be = cli_backend("icl eval", o.device);
     if (!be) goto quiet;
     if (lma_model_load_ex(o.model, be, LMA_MODEL_FROZEN, &m) != LMA_OK) goto done;
     int32_t eos[16];
@@ -202,6 +219,7 @@ quiet:
     lma_model_free(m);
     lma_tok_free(tok);
     lma_icl_pool_free(pool);
+    lma_embedder_free(o.e);
     lma_icl_pool_free(tq);
     return rc;
 }

@@ -1,7 +1,8 @@
 /* In-context learning (icl/icl.h):
  *  - BM25 scores equal rank_bm25's BM25Okapi (fixture: tests/ref/make_icl_fixtures.py);
  *  - selection: fixed / random (seeded, per query) / bm25 order / mmr (lambda 1 = relevance
- *    order; a duplicate is passed over), never the query itself, knn refused;
+ *    order; a duplicate is passed over), never the query itself, knn refused on a pool
+ *    without embeddings (test_embed checks knn with the real embedder);
  *  - the prompt-token budget is never exceeded, over 200 budgets x selections x formats, and
  *    shots are dropped only as needed (one more shot would not fit);
  *  - shared-prefix KV reuse gives the same answers as recomputing every prompt (a random
@@ -93,7 +94,7 @@ static void selection(const lma_icl_pool *p) {
     CHECK(ka == 2 && (a[0] == 0 || a[0] == 1) && (a[1] == 0 || a[1] == 1), "mmr 1.0: both near-duplicates (%zu, %zu)",
           a[0], a[1]);
     prm.select = LMA_ICL_KNN;
-    CHECK(lma_icl_select_shots(p, "x", 0, &prm, a, &ka) == LMA_ERR_UNSUPPORTED, "knn refused without the embedder");
+    CHECK(lma_icl_select_shots(p, "x", 0, &prm, a, &ka) == LMA_ERR_ARG, "knn refused on a pool not embedded");
     lma_clear_error();
 }
 

@@ -1,4 +1,4 @@
-/* In-context learning: pool, shot selection (random, fixed, BM25, MMR), prompt building
+/* In-context learning: pool, shot selection (random, fixed, BM25, kNN, MMR), prompt building
  * within a token budget (see icl.h). */
 #include "icl/icl.h"
 #include <ctype.h>
@@ -27,6 +27,9 @@ struct lma_icl_pool {
     bag *docs;     /* (n) the inputs' words */
     int *df;       /* (n_vocab) inputs containing each word */
     double avgdl;
+    lma_embedder *embedder; /* knn: not owned */
+    float *emb;    /* (n, dim) the inputs' embeddings, unit length; NULL until lma_icl_pool_embed */
+    int dim;
 };
 
 lma_icl_params lma_icl_default_params(void) {
@@ -55,6 +58,7 @@ void lma_icl_pool_free(lma_icl_pool *p) {
     free(p->vocab);
     free(p->docs);
     free(p->df);
+    free(p->emb);
     free(p->ex);
     free(p);
 }
@@ -175,6 +179,46 @@ lma_status lma_icl_pool_load(const char *path, lma_icl_pool **out) {
 
 /* ---- selection ------------------------------------------------------------------ */
 
+static void unit(float *v, int dim) {
+    double nn = 0;
+    for (int i = 0; i < dim; i++) nn += (double)v[i] * v[i];
+    if (nn > 0)
+        for (int i = 0; i < dim; i++) v[i] = (float)(v[i] / sqrt(nn));
+}
+
+lma_status lma_icl_pool_embed(lma_icl_pool *p, lma_embedder *e) {
+    int dim = lma_embedder_dim(e);
+    const char **texts = lma_calloc(p->n, sizeof *texts, "ICL embeddings");
+    float *emb = lma_malloc(p->n * (size_t)dim * sizeof *emb, "ICL embeddings");
+    lma_status s = texts && emb ? LMA_OK : LMA_ERR_NOMEM;
+    for (size_t i = 0; s == LMA_OK && i < p->n; i++) texts[i] = p->ex[i].input;
+    if (s == LMA_OK) s = lma_embed(e, texts, p->n, 0, emb);
+    for (size_t i = 0; s == LMA_OK && i < p->n; i++) unit(emb + i * (size_t)dim, dim);
+    free(texts);
+    if (s != LMA_OK) { free(emb); return s; }
+    free(p->emb);
+    p->emb = emb, p->dim = dim, p->embedder = e;
+    return LMA_OK;
+}
+
+lma_status lma_icl_knn_scores(const lma_icl_pool *p, const char *query, double *scores) {
+    if (!p->emb) return lma_error(LMA_ERR_ARG, "--select knn needs an embedding model (--embed M)");
+    float *q = malloc((size_t)p->dim * sizeof *q);
+    if (!q) return lma_error(LMA_ERR_NOMEM, "out of memory");
+    lma_status s = lma_embed(p->embedder, &query, 1, 1, q);
+    if (s == LMA_OK) {
+        unit(q, p->dim);
+        for (size_t d = 0; d < p->n; d++) {
+            double dot = 0;
+            const float *x = p->emb + d * (size_t)p->dim;
+            for (int i = 0; i < p->dim; i++) dot += (double)q[i] * x[i];
+            scores[d] = dot;
+        }
+    }
+    free(q);
+    return s;
+}
+
 lma_status lma_icl_bm25_scores(const lma_icl_pool *p, const char *query, double *scores) {
     const double k1 = 1.5, b = 0.75, eps = 0.25;
     bag q;
@@ -276,9 +320,6 @@ lma_status lma_icl_select_shots(const lma_icl_pool *p, const char *query, size_t
     *k = 0;
     if (prm->shots <= 0) return LMA_OK;
     switch (prm->select) {
-    case LMA_ICL_KNN:
-        return lma_error(LMA_ERR_UNSUPPORTED, "--select knn needs the embedder (infer/embed.h), which this build does "
-                         "not have yet: use bm25 or mmr");
     case LMA_ICL_MMR: return select_mmr(p, query, query, prm, idx, k);
     case LMA_ICL_FIXED:
         for (size_t d = 0; d < p->n && *k < prm->shots; d++)
@@ -302,16 +343,18 @@ lma_status lma_icl_select_shots(const lma_icl_pool *p, const char *query, size_t
         free(perm);
         return LMA_OK;
     }
-    case LMA_ICL_BM25: {
+    case LMA_ICL_BM25:
+    case LMA_ICL_KNN: {
+        /* the k best by score, most relevant first; ties: pool order */
         double *sc = malloc(p->n * sizeof *sc);
         char *used = calloc(p->n, 1);
         if (!sc || !used) { free(sc); free(used); return lma_error(LMA_ERR_NOMEM, "out of memory"); }
-        lma_status s = lma_icl_bm25_scores(p, query, sc);
+        lma_status s = prm->select == LMA_ICL_BM25 ? lma_icl_bm25_scores(p, query, sc) : lma_icl_knn_scores(p, query, sc);
         for (size_t d = 0; d < p->n; d++)
             if (!strcmp(p->ex[d].input, query)) used[d] = 1;
         while (s == LMA_OK && *k < prm->shots) {
             size_t bi = p->n;
-            for (size_t d = 0; d < p->n; d++) /* highest score; ties: pool order */
+            for (size_t d = 0; d < p->n; d++)
                 if (!used[d] && (bi == p->n || sc[d] > sc[bi])) bi = d;
             if (bi == p->n) break;
             used[bi] = 1;

@@ -11,8 +11,8 @@
  *           BM25Okapi), most relevant first
  *   mmr     maximal marginal relevance over TF-IDF cosine: each next shot maximizes
  *           lambda * sim(query, x) - (1 - lambda) * max sim(x, chosen), lambda 0.5
- *   knn     embedding nearest neighbours: refused until the embedder (infer/embed.h) is
- *           built in
+ *   knn     the k nearest by cosine of the inputs' sentence embeddings (infer/embed.h; the
+ *           pool is embedded once by lma_icl_pool_embed), most similar first
  * An example whose input equals the query is never a shot (no leak of the answer).
  * Formats:
  *   plain   "Input: x\nOutput: y\n\n" per shot, then "Input: q\nOutput:"
@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "core/status.h"
+#include "infer/embed.h"
 #include "model/llama.h"
 #include "tok/tokenizer.h"
 
@@ -62,8 +63,11 @@ lma_icl_params lma_icl_default_params(void);
  * idx has room for prm->shots; *k the number chosen (fewer when the pool is small). */
 lma_status lma_icl_select_shots(const lma_icl_pool *p, const char *query, size_t qi, const lma_icl_params *prm,
                                 size_t *idx, int *k);
-/* BM25 scores of query against every example's input (n = pool size), for tests. */
+/* Embeds every input of the pool with e (kept, not owned, for the queries): --select knn. */
+lma_status lma_icl_pool_embed(lma_icl_pool *p, lma_embedder *e);
+/* BM25 / embedding-cosine scores of query against every example's input (n = pool size). */
 lma_status lma_icl_bm25_scores(const lma_icl_pool *p, const char *query, double *scores);
+lma_status lma_icl_knn_scores(const lma_icl_pool *p, const char *query, double *scores);
 
 /* The prompt for query: shots chosen, formatted, tokenized, cut to the budget.
  * *ids (n_ids) the tokens; *text the rendered prompt (may be NULL); *shots the shots kept. */
