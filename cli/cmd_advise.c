@@ -6,6 +6,8 @@
 #include <unistd.h>
 #include "advise/advise.h"
 #include "cli.h"
+#include "core/threads.h"
+#include "ladder.h"
 #include "model/weight_source.h"
 #include "opts.h"
 
@@ -57,11 +59,16 @@ static void interview(lma_advise_in *in, const char **model_out, char *model_buf
 int cmd_advise(int argc, char **argv) {
     lma_advise_in in = lma_advise_default_in();
     const char *model = NULL;
-    int task = (int)in.task, json = 0, gpus = in.gpus;
+    int task = (int)in.task, json = 0, gpus = in.gpus, measure_on = 0, threads = 0;
     double labelled = 0, examples = 0, unl = 0, params = 0;
+    const char *task_s = NULL;
+    cli_ladder L;
+    cli_ladder_defaults(&L);
+    L.out = "advise-run";
     cli_opt own[] = {
-        CLI_CHOOSE("task", 0, &task, task_choices, NULL, NULL, "what the model must learn: qa (answers from documents),\n"
-                   "format, tone, skill, domain, language, judge"),
+        CLI_STR("task", 0, &task_s, "T", "what the model must learn: qa (answers from documents), format, tone,\n"
+                "skill, domain, language, judge; with --measure: the eval set, JSONL {\"input\", \"output\"}",
+                .def_text = "format"),
         CLI_CHOOSE("knowledge", 0, &in.knowledge, knowledge_choices, NULL, NULL, "does the knowledge change over time"),
         CLI_REALV("labelled", 0, &labelled, 0, 1e15, "N", "labelled examples (input -> output)"),
         CLI_REALV("examples", 0, &examples, 0, 1e15, "N", "examples at hand for prompts"),
@@ -80,9 +87,32 @@ int cmd_advise(int argc, char **argv) {
         CLI_REALV("mfu", 0, &in.mfu, 0, 1, "X", "model FLOPs utilisation for the GPU hours", .flags = CLI_MIN_OPEN),
         CLI_REALV("gpu-tflops", 0, &in.gpu_tflops, 0, 1e9, "X", "dense bf16 TFLOP/s of one GPU (H100: 989)",
                   .flags = CLI_MIN_OPEN),
-        CLI_OPT_JSON(&json, "print {\"method\", \"alternatives\", \"reasons\", \"peak_gib\", \"gpu_hours\", \"next\", ...}"),
+        CLI_OPT_JSON(&json, "print {\"method\", \"alternatives\", \"reasons\", \"peak_gib\", \"gpu_hours\", \"next\", ...}\n"
+                     "(with --measure: summary.json)"),
         CLI_END};
-    cli_group groups[] = {{NULL, own}, {0}};
+    cli_opt meas[] = {
+        CLI_BOOL("measure", 0, &measure_on, "run the ladder on --task T.jsonl with --model M instead of the flow"),
+        CLI_STR("pool", 0, &L.pool, "P", "examples for the ICL shots (knn), JSONL {\"input\", \"output\"}",
+                .def_text = "--train", .flags = CLI_IN),
+        CLI_STR("docs", 0, &L.docs, "DIR", "documents for the RAG rung (a file or folder: .txt .md .html .jsonl)",
+                .flags = CLI_IN),
+        CLI_STR("train", 0, &L.train, "F", "training set of the LoRA rung, JSONL {\"input\", \"output\"}", .flags = CLI_IN),
+        CLI_STR("general-text", 0, &L.general, "FILE", "held-out general text: perplexity before/after LoRA", .flags = CLI_IN),
+        CLI_STR("mmlu", 0, &L.mmlu, "DIR", "MMLU folder (val/ dev/ CSVs): cloze accuracy before/after LoRA",
+                .flags = CLI_IN),
+        CLI_STR("embed", 0, &L.embed, "M", "embedding model of the RAG rung and the knn shots"),
+        CLI_STR("out", 'o', &L.out, "DIR", "run folder: rungs/, lora/, docs.sqlite, summary.json", .flags = CLI_OUT),
+        CLI_INT("shots", 0, &L.shots, 0, 64, "K", "ICL shots"),
+        CLI_INT("k", 'k', &L.k, 1, 32, "N", "RAG sources"),
+        CLI_INT("max-tokens", 0, &L.max_tokens, 1, 4096, "N", "tokens per answer"),
+        CLI_INT("lora-steps", 0, &L.lora_steps, 1, 1000000, "N", "optimizer steps of the LoRA run"),
+        CLI_INT("mmlu-limit", 0, &L.mmlu_limit, 1, 1000000, "N", "MMLU items per subject"),
+        CLI_REALV("budget-minutes", 0, &L.budget_minutes, 0, 1e6, "N", "start no rung after N minutes (0 = no limit)"),
+        CLI_BOOL("fresh", 0, &L.fresh, "measure every rung again (default: reuse those in --out)"),
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_DEVICE(&L.device),
+        CLI_END};
+    cli_group groups[] = {{NULL, own}, {"Measured ladder (--measure):", meas}, {0}};
     cli_spec spec = {
         .cmd = "advise",
         .usage = "lmadapt advise [--task T] [--knowledge static|dynamic] [--labelled N] [--unlabelled-tokens N]\n"
@@ -95,10 +125,22 @@ int cmd_advise(int argc, char **argv) {
         .groups = groups,
         .epilog = "Examples:\n  lmadapt advise --task qa --knowledge dynamic\n"
                   "  lmadapt advise --task format --labelled 2000 --params 7e9 --gpu-mem 24\n"
-                  "  lmadapt advise --task language --unlabelled-tokens 2e10 --gpu-hours 20000 --json\n"};
+                  "  lmadapt advise --task language --unlabelled-tokens 2e10 --gpu-hours 20000 --json\n"
+                  "  lmadapt advise --measure --model smollm2-135m-instruct --task eval.jsonl --train train.jsonl \\\n"
+                  "      --docs docs/ --general-text general.txt --mmlu tests/data/mmlu\n"};
     cli_args a;
     int rc = cli_parse(&spec, argc, argv, &a);
     if (rc != CLI_CONTINUE) return rc;
+    if (measure_on) {
+        if (!model || !task_s) return cli_usage_error("advise", "--measure needs --model M and --task T.jsonl");
+        if (cli_resolve_model("advise", &model)) return 1;
+        lma_threads_set(threads);
+        L.model = model, L.task = task_s, L.json = json;
+        return cli_ladder_run(&L);
+    }
+    if (task_s && (task = choice_of(task_choices, task_s)) < 0)
+        return cli_usage_error("advise", "--task %s: expected qa | format | tone | skill | domain | language | judge "
+                               "(or a JSONL eval set with --measure)", task_s);
     char mbuf[4096];
     in.task = (lma_task)task;
     in.labelled = labelled;

@@ -278,6 +278,18 @@ static void gsm8k_and_checks(void) {
     CHECK(!lma_gen_check_json("{\"name\": 1}", 11, keys, 2, &valid) && valid, "valid JSON missing a key");
     CHECK(!lma_gen_check_json("{\"name\": 1", 10, keys, 0, &valid) && !valid, "truncated JSON");
     CHECK(!lma_gen_check_json("{} extra", 8, keys, 0, &valid) && !valid, "trailing text after JSON");
+    /* fields: the first object's values against the reference's; validity of the whole */
+    const char *want = "{\"command\": \"sft\", \"flag\": \"--lora-r\"}";
+    const char *f1 = "```json\n{\"flag\": \"--lora-r\", \"command\": \"sft\"}\n```";
+    CHECK(lma_gen_check_json_fields(f1, strlen(f1), want, &valid) && valid == 1, "fenced, keys reordered: right, valid");
+    const char *f2 = "The answer is {\"command\": \"sft\", \"flag\": \"--lora-r\"} [1]";
+    CHECK(lma_gen_check_json_fields(f2, strlen(f2), want, &valid) && valid == 0, "text around it: right, not valid");
+    const char *f3 = "{\"command\": \"sft\", \"flag\": \"--lora-alpha\"}";
+    CHECK(!lma_gen_check_json_fields(f3, strlen(f3), want, &valid) && valid == 1, "a wrong value: wrong, valid");
+    const char *f4 = "{\"command\": \"sft\"}";
+    CHECK(!lma_gen_check_json_fields(f4, strlen(f4), want, &valid) && valid == 0, "a missing key: wrong, not valid");
+    CHECK(!lma_gen_check_json_fields("{\"a\": 1", 8, want, &valid) && valid == 0, "truncated: wrong, not valid");
+    CHECK(!lma_gen_check_json_fields("x", 1, "\"sft\"", &valid) && valid == -1, "a reference that is no object");
     const char *y1 = "---\nname: Ann  # comment\nage: 31\ntags:\n  - a\n  - b\n";
     CHECK(lma_gen_check_yaml(y1, strlen(y1), keys, 2, &valid) && valid, "YAML mapping with the keys");
     const char *y2 = "name: [a, b\nage: 3\n";

@@ -104,6 +104,28 @@ int lma_gen_check_json(const char *out, size_t len, const char *const *keys, siz
     return ok;
 }
 
+int lma_gen_check_json_fields(const char *out, size_t len, const char *want, int *valid) {
+    cJSON *w = cJSON_Parse(want);
+    *valid = -1;
+    if (!cJSON_IsObject(w)) { cJSON_Delete(w); return 0; }
+    const char *keys[64];
+    size_t nk = 0;
+    for (const cJSON *f = w->child; f && nk < 64; f = f->next) keys[nk++] = f->string;
+    int v = 0;
+    lma_gen_check_json(out, len, keys, nk, &v);
+    *valid = v && lma_gen_check_json(out, len, keys, nk, &v);
+    const char *brace = memchr(out, '{', len);
+    cJSON *first = brace ? cJSON_ParseWithLengthOpts(brace, len - (size_t)(brace - out), NULL, 0) : NULL;
+    int ok = cJSON_IsObject(first);
+    for (const cJSON *f = w->child; ok && f; f = f->next) {
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(first, f->string);
+        ok = g && cJSON_Compare(g, f, 1);
+    }
+    cJSON_Delete(first);
+    cJSON_Delete(w);
+    return ok;
+}
+
 /* brackets of a flow collection balance on one line (quotes respected) */
 static int flow_balanced(const char *s, size_t n) {
     int depth = 0;

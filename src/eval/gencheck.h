@@ -26,6 +26,11 @@ int lma_gen_check_exact(const char *out, size_t len, const char *answer);
 int lma_gen_check_number(const char *out, size_t len, const char *answer);
 /* *valid: parses at all; returns 1 when valid and every key is present. */
 int lma_gen_check_json(const char *out, size_t len, const char *const *keys, size_t n_keys, int *valid);
+/* want: a JSON object. 1 when the first JSON object of the output (parsed from its first
+ * '{', text around it allowed) has want's value at every key of want (cJSON_Compare, exact);
+ * *valid: lma_gen_check_json of the output with want's keys (the whole output is the object,
+ * a fence aside). want not an object: returns 0 and *valid = -1. */
+int lma_gen_check_json_fields(const char *out, size_t len, const char *want, int *valid);
 /* YAML subset: a block mapping "key: value" at indent 0 (plain, 'single' or "double"
  * quoted keys), nested lines indented deeper (their content not checked beyond tabs
  * used for indentation, which YAML forbids), comments and a leading "---"; a value
