@@ -49,7 +49,7 @@ static void tick_text(double v, double step, char *out, size_t cap) {
 
 static int finite_pt(const lma_chart_series *s, size_t i) { return isfinite(s->x[i]) && isfinite(s->y[i]); }
 
-enum { W = 480, ML = 58, MR = 14, PH = 200, MB = 42, LEG = 16 };
+enum { W = 480, ML = 70, MR = 14, PH = 200, MB = 42, LEG = 16 };
 
 lma_status lma_chart_svg(lma_buf *b, const lma_chart *c, int *curves) {
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
@@ -68,7 +68,7 @@ lma_status lma_chart_svg(lma_buf *b, const lma_chart *c, int *curves) {
     if (curves) *curves = drawn;
     int top = 34 + LEG * c->n_series, H = top + PH + MB, PW = W - ML - MR;
     lma_buf_printf(b, "<svg class=\"chart\" viewBox=\"0 0 %d %d\" width=\"100%%\" role=\"img\" "
-                   "xmlns=\"http://www.w3.org/2000/svg\" font-family=\"system-ui, sans-serif\" font-size=\"13\">\n",
+                   "xmlns=\"http://www.w3.org/2000/svg\" font-family=\"system-ui, sans-serif\" font-size=\"14\">\n",
                    W, H);
     lma_buf_str(b, "<title>");
     lma_html_escape(b, c->title);
@@ -122,7 +122,7 @@ lma_status lma_chart_svg(lma_buf *b, const lma_chart *c, int *curves) {
     lma_buf_printf(b, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", ML, ML, top, top + PH);
     lma_buf_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", ML + PW / 2, top + PH + 36);
     lma_html_escape(b, c->x_label);
-    lma_buf_printf(b, "</text>\n<text transform=\"translate(13 %d) rotate(-90)\" text-anchor=\"middle\">", top + PH / 2);
+    lma_buf_printf(b, "</text>\n<text transform=\"translate(14 %d) rotate(-90)\" text-anchor=\"middle\">", top + PH / 2);
     lma_html_escape(b, c->y_label);
     lma_buf_str(b, "</text>\n</g>\n");
     for (int k = 0; k < c->n_series; k++) {

@@ -143,7 +143,8 @@ static const char css[] =
     ".charts figure{margin:0;border:1px solid #e5e5e5;border-radius:6px;padding:6px}svg.chart{display:block;height:auto}"
     ".scroll{overflow-x:auto}table{border-collapse:collapse;margin:.3em 0;font-size:.93em}"
     "th,td{border-bottom:1px solid #e5e5e5;padding:4px 8px;text-align:left;vertical-align:top}"
-    "td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    "td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.b{text-align:left}"
+    "td:first-child{white-space:nowrap}"
     ".bar{display:inline-block;width:90px;height:10px;background:#eee;border-radius:2px;margin-right:6px;"
     "vertical-align:middle}.bar span{display:block;height:100%;background:#0072b2;border-radius:2px}"
     ".bar.fv span{background:#009e73}.neg{color:#b00020}.pos{color:#006b3c}.note{color:#666}"
@@ -224,9 +225,9 @@ static lma_status put_ladder(lma_buf *b, const run_data *r) {
         LMA_TRY(get_num(g, "peak_gib", rc, &peak));
         lma_buf_str(b, "<tr class=\"rung\"><td>");
         lma_html_escape(b, method ? method : "?");
-        lma_buf_str(b, "</td><td class=\"n\">");
+        lma_buf_str(b, "</td><td class=\"n b\">");
         put_bar(b, score, scale, NULL);
-        lma_buf_str(b, "</td><td class=\"n\">");
+        lma_buf_str(b, "</td><td class=\"n b\">");
         put_bar(b, fv, 1, "fv");
         lma_buf_str(b, "</td><td class=\"n\">");
         put_num(b, ptok);
