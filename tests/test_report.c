@@ -94,7 +94,7 @@ static const char summary_a[] =
     "{\"method\": \"icl\", \"score\": 0.45, \"format_valid\": 1, \"prompt_tokens_per_query\": 300, \"train_seconds\": null, \"peak_gib\": null},"
     "{\"method\": \"rag\", \"score\": null, \"format_valid\": null, \"prompt_tokens_per_query\": null, \"train_seconds\": null, \"peak_gib\": null, \"skipped\": \"no <index>\"},"
     "{\"method\": \"lora\", \"score\": 0.7, \"format_valid\": 0.95, \"prompt_tokens_per_query\": 40, \"train_seconds\": 12, \"peak_gib\": 1.5},"
-    "{\"method\": \"rag+lora\"}],"
+    "{\"method\": \"rag+lora\", \"skipped\": true}],"
     "\"forgetting\": [{\"benchmark\": \"mmlu\", \"base\": 0.30, \"adapted\": 0.28, \"delta\": -0.02},"
     "{\"benchmark\": \"ppl<wiki>\", \"base\": 10, \"adapted\": 11}],"
     "\"recommendation\": \"use <lora> & stop\"}\n";
@@ -148,6 +148,8 @@ static void test_page(void) {
     CHECK(strstr(h, "style=\"width:70.0%\"") && strstr(h, "style=\"width:100.0%\"") && strstr(h, "style=\"width:95.0%\""),
           "bars: score 0.7 at 70%%, format valid 1 and 0.95 at 100%% and 95%%");
     CHECK(strstr(h, "+1</td>"), "a missing delta is adapted - base, signed");
+    CHECK(strstr(h, "<td class=\"note\">skipped</td>") && strstr(h, "<td class=\"note\">skipped: no &lt;index&gt;</td>"),
+          "skipped rungs: true, or the reason");
     CHECK(strstr(h, "tiny &lt;model&gt;") && strstr(h, "t&amp;q") && strstr(h, "b&lt;x&gt;.jsonl") &&
           strstr(h, "no &lt;index&gt;") && strstr(h, "ppl&lt;wiki&gt;") && strstr(h, "use &lt;lora&gt; &amp; stop") &&
           strstr(h, "beta&lt;&amp;&gt;"), "every text from the files is escaped");

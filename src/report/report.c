@@ -217,7 +217,9 @@ static lma_status put_ladder(lma_buf *b, const run_data *r) {
         const char *method, *skipped;
         double score, fv, ptok, ts, peak;
         LMA_TRY(get_str(g, "method", rc, &method));
-        LMA_TRY(get_str(g, "skipped", rc, &skipped));
+        const cJSON *sk = cJSON_GetObjectItemCaseSensitive(g, "skipped");
+        if (cJSON_IsBool(sk)) skipped = cJSON_IsTrue(sk) ? "" : NULL; /* "skipped": true, without a reason */
+        else LMA_TRY(get_str(g, "skipped", rc, &skipped));
         LMA_TRY(get_num(g, "score", rc, &score));
         LMA_TRY(get_num(g, "format_valid", rc, &fv));
         LMA_TRY(get_num(g, "prompt_tokens_per_query", rc, &ptok));
@@ -236,7 +238,7 @@ static lma_status put_ladder(lma_buf *b, const run_data *r) {
         lma_buf_str(b, "</td><td class=\"n\">");
         put_num(b, peak);
         lma_buf_str(b, "</td><td class=\"note\">");
-        if (skipped) { lma_buf_str(b, "skipped: "); lma_html_escape(b, skipped); }
+        if (skipped) { lma_buf_str(b, *skipped ? "skipped: " : "skipped"); lma_html_escape(b, skipped); }
         lma_buf_str(b, "</td></tr>\n");
     }
     lma_buf_str(b, "</tbody></table></div>\n");
