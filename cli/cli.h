@@ -35,6 +35,7 @@ extern int cli_parse_only;
 int cmd_mem(int argc, char **argv);
 int cmd_advise(int argc, char **argv);
 int cmd_icl(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Prints "lmadapt <cmd>: <message>" (message = lma_last_error() when NULL) and returns 1. */
 int cli_fail(const char *cmd, const char *msg);

@@ -148,6 +148,7 @@ int cmd_dpo(int argc, char **argv) {
     printf("dpo: %d steps, final loss %.4f, %s, %.0f tokens/s\ndpo: %s written to %s (metrics in %s/metrics.jsonl)\n",
            res.steps_done, res.last_loss, vtext, res.tokens_per_s, m->lora ? "adapter (PEFT format)" : "model", path,
            run);
+    cli_train_report("dpo", run);
     rc = 0;
 done:
     if (rc == 1) cli_fail("dpo", NULL);

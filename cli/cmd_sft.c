@@ -103,6 +103,7 @@ int cmd_sft(int argc, char **argv) {
     cli_val_loss_text(res.last_val_loss, vtext, sizeof vtext);
     printf("sft: %d steps, final loss %.4f, %s, %.0f tokens/s\nsft: %s written to %s\n", res.steps_done,
            res.last_loss, vtext, res.tokens_per_s, m->lora ? "adapter (PEFT format)" : "model", path);
+    cli_train_report("sft", run);
     rc = 0;
 done:
     if (rc == 1) cli_fail("sft", NULL);

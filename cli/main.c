@@ -32,6 +32,7 @@ static const lma_cli_command commands[] = {
     {"advise", "which adaptation method (icl, rag, lora, qlora, full, cpt, pretrain), why, at what cost", cmd_advise},
     {"mem", "peak memory of a training or inference run, from lmadapt's allocation plan (before loading)", cmd_mem},
     {"data", "dataset curation: validate, stats, dedup, filter, decontam, split", cmd_data},
+    {"report", "one self-contained HTML page of runs: curves, ladder, forgetting, settings", cmd_report},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 

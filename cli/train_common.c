@@ -215,6 +215,7 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
     }
     printf("%s: %s written to %s (metrics in %s/metrics.jsonl)\n", cmd,
            m->lora ? "adapter (PEFT format)" : "model (HF format)", path, run);
+    cli_train_report(cmd, run);
     rc = 0;
 done:
     if (rc == 1) cli_fail(cmd, NULL);

@@ -10,6 +10,7 @@
 #include "core/json.h"
 #include "core/outdir.h"
 #include "outputs.h"
+#include "report/report.h"
 
 void cli_train_opts_init(cli_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -163,6 +164,15 @@ void cli_train_mem_report(const cli_train_opts *o, const lma_model *m) {
     double peak = lma_backend_peak_bytes(m->be) / 1073741824.0;
     printf("memory: measured peak %.2f GiB, predicted %.2f GiB (%+.1f%%)\n", peak, o->tp.mem_pred_gib,
            100.0 * (o->tp.mem_pred_gib - peak) / peak);
+}
+
+void cli_train_report(const char *cmd, const char *run) {
+    char path[4200];
+    lma_status s = lma_path_join(path, sizeof path, run, "report.html");
+    if (s == LMA_OK) s = lma_report_write(&run, 1, path);
+    if (s != LMA_OK) fprintf(stderr, "lmadapt %s: warning: no report.html: %s\n", cmd, lma_last_error());
+    else printf("%s: report in %s\n", cmd, path);
+    lma_clear_error();
 }
 
 lma_status cli_train_load_model(cli_train_opts *o, const char *dir, lma_model **out) {

@@ -66,6 +66,9 @@ lma_status cli_train_load_model(cli_train_opts *o, const char *dir, lma_model **
  * source, or NULL for a random init): printed, and kept in o->tp.mem_pred_gib for metrics.jsonl.
  * Nothing for backends the planner does not model (cuda-fp32, ref). */
 void cli_train_mem_predict(cli_train_opts *o, const lma_config *c, const lma_backend *be, const char *dir);
+/* After a finished run: RUN/report.html (report/report.h) from the run folder; a failure is a
+ * warning on stderr, never a failed run. */
+void cli_train_report(const char *cmd, const char *run);
 /* After the run: the measured peak beside the prediction. */
 void cli_train_mem_report(const cli_train_opts *o, const lma_model *m);
 /* The model-side options (--grad-ckpt, --rope-scaling) onto a created or loaded model; says

@@ -3,7 +3,7 @@
 # `#include "room/..."` lines of every file under src/ and fails (exit 1), naming the
 # file, line and include, on one that runs upward, or into a room this map does not know.
 # Order, top to bottom (rooms on one level may include each other's headers):
-#   cli > api > advise, serve > eval, train, rag, icl > data > infer > model, tok > backend, dist > format > quant > core > include
+#   cli > api > advise, serve, report > eval, train, rag, icl > data > infer > model, tok > backend, dist > format > quant > core > include
 # (api/ holds the public functions of include/lmadapt.h that are more than an internal one.)
 # (cli/ is not under src/; nothing in src/ may include it.)
 # Usage: scripts/check-includes.sh [-v]   (-v: print every room include checked)
@@ -14,7 +14,7 @@ rank() {
     case "$1" in
     cli) echo 11 ;;
     api) echo 10 ;;
-    advise | serve) echo 9 ;;
+    advise | serve | report) echo 9 ;;
     eval | train | rag | icl) echo 8 ;;
     data) echo 7 ;;
     infer) echo 6 ;;

@@ -18,6 +18,14 @@ else
   echo "all build dependencies present"
 fi
 
+# Optional: chromium renders report.html in tests/report_browser.sh (label browser; skipped
+# without it). LMA_NO_BROWSER=1 leaves it out; a failed install is only a warning.
+if [ "${LMA_NO_BROWSER:-0}" != 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "installing (optional): chromium"
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium; } ||
+    echo "warning: chromium not installed: the browser test (report_browser) will be skipped"
+fi
+
 if [ "${LMA_NO_MODELS:-0}" = 1 ]; then
   echo "LMA_NO_MODELS=1: not fetching the models"
 else
