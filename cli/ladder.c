@@ -17,6 +17,7 @@
 #include "infer/generate.h"
 #include "model/adapter.h"
 #include "rag/ask.h"
+#include "report/report.h"
 #include "rag/encoder.h"
 #include "rag/search.h"
 #include "rag/store.h"
@@ -391,6 +392,40 @@ static lma_status measure_general(ladder *c, double *ppl, double *mmlu) {
     return LMA_OK;
 }
 
+/* OUT/rungs/forgetting.json: the four measures, reused like the rungs */
+static int forgetting_reuse(const ladder *c, forgetting *fg) {
+    char p[4300];
+    snprintf(p, sizeof p, "%s/rungs/forgetting.json", c->L->out);
+    cJSON *o = NULL;
+    if (c->L->fresh || !lma_file_exists(p) || lma_json_load(p, &o) != LMA_OK) { lma_clear_error(); return 0; }
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "model");
+    int same = cJSON_IsString(m) && !strcmp(m->valuestring, c->L->model) &&
+               get_num(o, "general_tokens", -1) == c->L->general_tokens && get_num(o, "mmlu_limit", -1) == c->L->mmlu_limit;
+    if (same) {
+        fg->ppl[0] = get_num(o, "ppl_base", NAN), fg->ppl[1] = get_num(o, "ppl_lora", NAN);
+        fg->mmlu[0] = get_num(o, "mmlu_base", NAN), fg->mmlu[1] = get_num(o, "mmlu_lora", NAN);
+        fg->done = 1;
+        fprintf(stderr, "%s: forgetting measured before (%s; --fresh to redo)\n", c->L->cmd, p);
+    }
+    cJSON_Delete(o);
+    return same;
+}
+
+static lma_status forgetting_save(const ladder *c, const forgetting *fg) {
+    char p[4300];
+    snprintf(p, sizeof p, "%s/rungs/forgetting.json", c->L->out);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", c->L->model);
+    cJSON_AddNumberToObject(o, "general_tokens", c->L->general_tokens);
+    cJSON_AddNumberToObject(o, "mmlu_limit", c->L->mmlu_limit);
+    const char *k[4] = {"ppl_base", "ppl_lora", "mmlu_base", "mmlu_lora"};
+    double v[4] = {fg->ppl[0], fg->ppl[1], fg->mmlu[0], fg->mmlu[1]};
+    for (int i = 0; i < 4; i++) cJSON_AddItemToObject(o, k[i], num_or_null(v[i], isnan(v[i])));
+    lma_status s = lma_json_save(p, o);
+    cJSON_Delete(o);
+    return s;
+}
+
 /* ---- the table, the recommendation, summary.json ---------------------------------------------- */
 
 static void fmt(char *b, size_t cap, double v, int none, const char *f) {
@@ -451,6 +486,18 @@ static int finish(ladder *c, const rung *r, const forgetting *fg) {
     }
     cJSON_Delete(o);
     if (s != LMA_OK) return cli_fail(L->cmd, NULL);
+    /* the report: the ladder (OUT) and the LoRA run's curves (OUT/lora) */
+    char lora[4300], html[4300];
+    snprintf(lora, sizeof lora, "%s/lora", L->out);
+    snprintf(html, sizeof html, "%s/report.html", L->out);
+    const char *runs[2] = {L->out, lora};
+    snprintf(path, sizeof path, "%s/lora/metrics.jsonl", L->out);
+    if (lma_report_write(runs, lma_file_exists(path) ? 2 : 1, html) != LMA_OK) {
+        fprintf(stderr, "lmadapt %s: warning: no report: %s\n", L->cmd, lma_last_error());
+        lma_clear_error();
+        html[0] = 0;
+    }
+    snprintf(path, sizeof path, "%s/summary.json", L->out);
     if (L->json) return 0;
     double z = r[R_ZERO].done ? r[R_ZERO].score : NAN;
     printf("\n%-10s %6s %7s %7s %12s %9s %9s\n", "rung", "score", "format", "gain", "prompt tok/q", "train s", "peak GiB");
@@ -473,6 +520,7 @@ static int finish(ladder *c, const rung *r, const forgetting *fg) {
         printf("\n");
     }
     printf("\nrecommendation: %s\nsummary: %s\n", rec, path);
+    if (html[0]) printf("report:  %s\n", html);
     return 0;
 }
 
@@ -526,7 +574,8 @@ int cli_ladder_run(const cli_ladder *L) {
     }
     if (L->docs && open_rag(&c)) goto out;
     if (measure(&c, R_ZERO, &r[R_ZERO]) || measure(&c, R_ICL, &r[R_ICL]) || measure(&c, R_RAG, &r[R_RAG])) goto out;
-    if (L->train && (L->general || L->mmlu)) {
+    int fg_cached = L->train && (L->general || L->mmlu) && forgetting_reuse(&c, &fg);
+    if (L->train && (L->general || L->mmlu) && !fg_cached) {
         fprintf(stderr, "%s: forgetting: the base on general text and MMLU (cloze)\n", L->cmd);
         if (measure_general(&c, &fg.ppl[0], &fg.mmlu[0]) != LMA_OK) { cli_fail(L->cmd, NULL); goto out; }
     }
@@ -538,10 +587,11 @@ int cli_ladder_run(const cli_ladder *L) {
         r[R_RAG_LORA].train_s = r[R_LORA].train_s, r[R_RAG_LORA].peak_gib = r[R_LORA].peak_gib;
         if (measure(&c, R_LORA, &r[R_LORA])) goto out;
         if (L->docs && measure(&c, R_RAG_LORA, &r[R_RAG_LORA])) goto out;
-        if (L->general || L->mmlu) {
+        if ((L->general || L->mmlu) && !fg_cached) {
             fprintf(stderr, "%s: forgetting: the LoRA model on general text and MMLU (cloze)\n", L->cmd);
             if (measure_general(&c, &fg.ppl[1], &fg.mmlu[1]) != LMA_OK) { cli_fail(L->cmd, NULL); goto out; }
             fg.done = 1;
+            if (forgetting_save(&c, &fg) != LMA_OK) { cli_fail(L->cmd, NULL); goto out; }
         }
     } else if (L->train) {
         snprintf(r[R_RAG_LORA].skipped, sizeof r[R_RAG_LORA].skipped, "%s", r[R_LORA].skipped);
