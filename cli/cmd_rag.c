@@ -331,13 +331,7 @@ static int load_chat(const char *cmd, const char *model, const char *device, cha
     if (!be) return 1;
     if (lma_tok_load(model, &c->tok) != LMA_OK || lma_model_load_ex(model, be, LMA_MODEL_FROZEN, &c->m) != LMA_OK)
         return cli_fail(cmd, NULL);
-    c->n_stops = lma_generation_eos(model, &c->m->cfg, c->stops, 12);
-    if (lma_tok_eos_id(c->tok) >= 0) c->stops[c->n_stops++] = lma_tok_eos_id(c->tok);
-    static const char *eot[] = {"<|eot_id|>", "<|im_end|>", "</s>"};
-    for (size_t i = 0; i < 3 && c->n_stops < 16; i++) {
-        int32_t id = lma_tok_token_to_id(c->tok, eot[i]);
-        if (id >= 0) c->stops[c->n_stops++] = id;
-    }
+    c->n_stops = lma_chat_stop_ids(model, &c->m->cfg, c->tok, c->stops, 16); /* as serve */
     return 0;
 }
 
@@ -346,25 +340,18 @@ static void free_chat(chat_model *c) {
     lma_tok_free(c->tok);
 }
 
-/* Retrieves, packs, generates. Fills rows (k) and *n_rows, the answer (malloc'd), the
- * number of sources in the prompt and the prompt's tokens. */
+/* Retrieves, packs (rag/ask.h lma_rag_retrieve_prompt: the same as serve --rag),
+ * generates. Fills rows (k) and *n_rows, the answer (malloc'd), the number of sources in
+ * the prompt and the prompt's tokens. */
 static lma_status answer(lma_rag_store *s, lma_rag_searcher *sr, const lma_rag_search_params *sp, chat_model *c,
                          const char *tmpl, const char *system, const char *question, size_t budget, int retrieve,
-                         lma_gen_params gp, lma_rag_chunk_row *rows, int *n_rows, char **ans, size_t *n_used,
-                         size_t *prompt_tokens) {
-    *n_rows = 0, *ans = NULL, *n_used = 0, *prompt_tokens = 0;
-    lma_rag_hit *hits = malloc(sp->k * sizeof *hits);
-    lma_rag_source *src = malloc(sp->k * sizeof *src);
-    lma_status r = hits && src ? LMA_OK : lma_error(LMA_ERR_NOMEM, "ask");
-    int n = 0;
-    if (!r && retrieve) r = lma_rag_search(sr, question, sp, hits, &n);
-    for (int i = 0; !r && i < n; i++) {
-        r = s->ops->chunk_get(s, hits[i].id, &rows[i]);
-        if (!r) src[i] = (lma_rag_source){rows[i].doc_id, rows[i].text}, (*n_rows)++;
-    }
+                         lma_gen_params gp, lma_rag_chunk_row *rows, double *scores, int *n_rows, char **ans,
+                         size_t *n_used, size_t *prompt_tokens) {
+    *ans = NULL;
     int32_t *ids = NULL;
-    size_t nids = 0, last = 0;
-    if (!r) r = lma_rag_prompt(c->tok, tmpl, system, question, src, *n_rows, budget, &ids, &nids, n_used, &last);
+    size_t nids = 0;
+    lma_status r = lma_rag_retrieve_prompt(s, retrieve ? sr : NULL, sp, c->tok, tmpl, system, question, budget, rows,
+                                           scores, n_rows, &ids, &nids, n_used);
     *prompt_tokens = nids;
     lma_gen_result res = {0};
     gp.stop_ids = c->stops, gp.n_stop_ids = c->n_stops;
@@ -375,7 +362,7 @@ static lma_status answer(lma_rag_store *s, lma_rag_searcher *sr, const lma_rag_s
         size_t len = strlen(t);
         while (len && (t[len - 1] == ' ' || t[len - 1] == '\n')) t[--len] = 0;
     }
-    free(res.ids), free(ids), free(hits), free(src);
+    free(res.ids), free(ids);
     return r;
 }
 
@@ -433,6 +420,7 @@ static int do_ask(int argc, char **argv) {
     lma_rag_searcher *sr = NULL;
     chat_model c = {0};
     lma_rag_chunk_row *rows = calloc(sp.k, sizeof *rows);
+    double *scores = calloc(sp.k, sizeof *scores);
     int nrows = 0;
     char *ans = NULL;
     rc = 1;
@@ -450,8 +438,9 @@ static int do_ask(int argc, char **argv) {
     if (load_chat(cmd, model, device, &c)) goto out;
     sp.mode = (lma_rag_mode)mode, sp.filter = (glob || where) ? &f : NULL;
     size_t used = 0, ptok = 0;
-    if (answer(s, sr, &sp, &c, tmpl, system, question, (size_t)budget, !no_retrieval, smp.gp, rows, &nrows, &ans, &used,
-               &ptok) != LMA_OK) {
+    if (!rows || !scores) { cli_fail(cmd, "out of memory"); goto out; }
+    if (answer(s, sr, &sp, &c, tmpl, system, question, (size_t)budget, !no_retrieval, smp.gp, rows, scores, &nrows, &ans,
+               &used, &ptok) != LMA_OK) {
         cli_fail(cmd, NULL);
         goto out;
     }
@@ -465,6 +454,7 @@ static int do_ask(int argc, char **argv) {
             cJSON_AddNumberToObject(h, "n", (double)i + 1);
             cJSON_AddStringToObject(h, "doc_id", rows[i].doc_id);
             cJSON_AddNumberToObject(h, "chunk", rows[i].seq);
+            cJSON_AddNumberToObject(h, "score", scores[i]);
             cJSON_AddStringToObject(h, "path", rows[i].path);
             cJSON_AddStringToObject(h, "text", rows[i].text);
             cJSON_AddItemToArray(arr, h);
@@ -482,7 +472,7 @@ static int do_ask(int argc, char **argv) {
     rc = 0;
 out:
     for (int i = 0; rows && i < nrows; i++) lma_rag_chunk_row_free(&rows[i]);
-    free(rows), free(ans);
+    free(rows), free(scores), free(ans);
     free_chat(&c);
     lma_rag_searcher_free(sr);
     lma_embedder_free(re.e);
@@ -648,7 +638,7 @@ static int do_eval(int argc, char **argv) {
         lma_rag_search_params sp = lma_rag_search_defaults();
         sp.mode = has_vec ? LMA_RAG_HYBRID : LMA_RAG_BM25, sp.k = 5, sp.hnsw_min = hnsw_min;
         lma_rag_chunk_row rows[5];
-        double em = 0, f1 = 0, cite = 0;
+        double scores[5], em = 0, f1 = 0, cite = 0;
         size_t counted = 0;
         for (size_t qi = 0; qi < nq; qi++) {
             const char *docs[64], *ans[64];
@@ -658,8 +648,8 @@ static int do_eval(int argc, char **argv) {
             int nr = 0;
             char *out_text = NULL;
             size_t used, ptok;
-            if (answer(s, sr, &sp, &c, tmpl, NULL, qs[qi].text, (size_t)budget, 1, smp.gp, rows, &nr, &out_text, &used,
-                       &ptok) != LMA_OK) {
+            if (answer(s, sr, &sp, &c, tmpl, NULL, qs[qi].text, (size_t)budget, 1, smp.gp, rows, scores, &nr, &out_text,
+                       &used, &ptok) != LMA_OK) {
                 cli_fail(cmd, NULL);
                 for (int i = 0; i < nr; i++) lma_rag_chunk_row_free(&rows[i]);
                 goto out;
