@@ -1,9 +1,12 @@
 /* HNSW recall and latency on random unit vectors (src/rag/hnsw.c), the data written to
  * files so that bench/rag/hnsw_faiss.py runs faiss-cpu's HNSW on exactly the same vectors.
- *   bench_rag_hnsw N DIM NQ OUTDIR [M EFC EF1,EF2,...]
+ *   bench_rag_hnsw N DIM NQ OUTDIR [M EFC EF1,EF2,... | auto:R]
  * Writes OUTDIR/base.f32 (N, DIM), queries.f32 (NQ, DIM), truth.i64 (NQ, 10: exact top-10
  * by cosine from lma_rag_exact_topk), then one JSON line per ef on stdout: build seconds,
- * recall@10 against the exact scan, single-query latency p50/p99 (one thread). */
+ * recall@10 against the exact scan, single-query latency p50/p99 (one thread).
+ * auto:R (e.g. auto:0.95) tunes ef instead of sweeping a list: ef doubles from 16 until
+ * recall@10 >= R, then bisects between the last two values to the smallest such ef (within
+ * 5%); every ef tried is printed, the chosen one last with "chosen": true. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +42,41 @@ static void save(const char *dir, const char *name, const void *p, size_t bytes)
     fclose(f);
 }
 
+typedef struct {
+    lma_hnsw *h;
+    const float *q;
+    const int64_t *truth;
+    double *lat;
+    float *sc;
+    size_t n;
+    int d, nq, K;
+    lma_hnsw_params p;
+    double build, exact_ms;
+} run_ctx;
+
+/* one pass of the queries at beam width ef: prints a JSON line, returns recall@10 */
+static double run_ef(run_ctx *c, int ef, int chosen) {
+    int hit = 0, K = c->K, nq = c->nq, d = c->d;
+    if (ef < K) ef = K;
+    for (int i = 0; i < nq; i++) {
+        int64_t ids[10];
+        int ng;
+        double a = now();
+        lma_hnsw_search(c->h, c->q + (size_t)i * d, K, ef, ids, c->sc, &ng);
+        c->lat[i] = (now() - a) * 1e3;
+        for (int x = 0; x < ng; x++)
+            for (int y = 0; y < K; y++) hit += ids[x] == c->truth[(size_t)i * K + y];
+    }
+    qsort(c->lat, nq, sizeof *c->lat, cmpd);
+    double rec = hit / (double)(nq * K);
+    printf("{\"impl\": \"lmadapt\", \"n\": %zu, \"dim\": %d, \"M\": %d, \"efc\": %d, \"ef\": %d, \"build_s\": %.2f, "
+           "\"recall10\": %.4f, \"p50_ms\": %.4f, \"p99_ms\": %.4f, \"exact_ms\": %.3f%s}\n",
+           c->n, d, c->p.M, c->p.ef_construction, ef, c->build, rec, c->lat[nq / 2], c->lat[(int)(nq * 0.99)],
+           c->exact_ms, chosen ? ", \"chosen\": true" : "");
+    fflush(stdout);
+    return rec;
+}
+
 int main(int argc, char **argv) {
     if (argc < 5) { fprintf(stderr, "usage: bench_rag_hnsw N DIM NQ OUTDIR [M EFC EF1,EF2,...]\n"); return 2; }
     size_t n = (size_t)atol(argv[1]);
@@ -72,22 +110,19 @@ int main(int argc, char **argv) {
     double *lat = malloc(nq * sizeof *lat);
     char buf[256];
     snprintf(buf, sizeof buf, "%s", efs);
-    for (char *e = strtok(buf, ","); e; e = strtok(NULL, ",")) {
-        int ef = atoi(e), hit = 0;
-        for (int i = 0; i < nq; i++) {
-            int64_t ids[10];
-            int ng;
-            double a = now();
-            lma_hnsw_search(h, q + (size_t)i * d, K, ef, ids, sc, &ng);
-            lat[i] = (now() - a) * 1e3;
-            for (int x = 0; x < ng; x++)
-                for (int y = 0; y < K; y++) hit += ids[x] == truth[(size_t)i * K + y];
+    run_ctx c = {h, q, truth, lat, sc, n, d, nq, K, p, build, exact_ms};
+    if (!strncmp(buf, "auto:", 5)) {
+        double target = atof(buf + 5);
+        int lo = 0, hi = 16;
+        while (hi < (1 << 20) && run_ef(&c, hi, 0) < target) lo = hi, hi *= 2;
+        while (lo && hi - lo > hi / 20) { /* smallest ef >= target, within 5% */
+            int mid = lo + (hi - lo) / 2;
+            if (run_ef(&c, mid, 0) >= target) hi = mid;
+            else lo = mid;
         }
-        qsort(lat, nq, sizeof *lat, cmpd);
-        printf("{\"impl\": \"lmadapt\", \"n\": %zu, \"dim\": %d, \"M\": %d, \"efc\": %d, \"ef\": %d, \"build_s\": %.2f, "
-               "\"recall10\": %.4f, \"p50_ms\": %.4f, \"p99_ms\": %.4f, \"exact_ms\": %.3f}\n",
-               n, d, p.M, p.ef_construction, ef, build, hit / (double)(nq * K), lat[nq / 2], lat[(int)(nq * 0.99)], exact_ms);
-        fflush(stdout);
+        run_ef(&c, hi, 1);
+    } else {
+        for (char *e = strtok(buf, ","); e; e = strtok(NULL, ",")) run_ef(&c, atoi(e), 0);
     }
     lma_hnsw_free(h);
     free(base), free(q), free(norms), free(truth), free(lat);

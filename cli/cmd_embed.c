@@ -79,15 +79,25 @@ static void print_row(const char *id, const float *v, int dim, int json) {
 }
 
 int cmd_embed(int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *file = NULL, *device = NULL;
-    int json = 0, threads = 0, batch = 32, quiet = 0;
+    const char *model = NULL, *text = NULL, *file = NULL, *device = NULL, *instruction = NULL;
+    int json = 0, threads = 0, batch = 32, quiet = 0, pool = -1, normalize = 0, query = 0;
+    static const char *const pools[] = {"last", "mean", "cls", NULL};
     cli_opt own[] = {
-        CLI_OPT_MODEL(&model, "sentence-transformers folder or short name (all-minilm-l6-v2)"),
+        CLI_OPT_MODEL(&model, "sentence-transformers folder, Llama-family model folder or short name\n"
+                      "(all-minilm-l6-v2)"),
         CLI_STR("text", 0, &text, "S", "one text"),
         CLI_STR("file", 0, &file, "F.jsonl", "texts, one {\"text\": S} (optional \"id\") per line"),
         CLI_OPT_JSON(&json, "one line {\"embedding\": [...]} per input (with \"id\" when the input has one);\n"
                      "default: the values separated by spaces (after the id and a tab)"),
         CLI_INT("batch", 0, &batch, 1, 4096, "N", "texts per forward pass (sorted by length, padded to the longest)"),
+        CLI_CHOOSE("pool", 0, &pool, pools, NULL, NULL, "pooling instead of the folder's Pooling config: last token, mean\n"
+                   "or first token (a Llama-family folder without modules.json needs it)",
+                   .def_text = "the folder's"),
+        CLI_BOOL("normalize", 0, &normalize, "L2-normalize the vectors (besides a folder's Normalize module)"),
+        CLI_BOOL("query", 0, &query, "embed the texts as queries: the model's query prompt in front\n"
+                 "(config_sentence_transformers.json prompts.query, or --query-instruction)"),
+        CLI_STR("query-instruction", 0, &instruction, "TASK", "queries become \"Instruct: TASK\\nQuery:TEXT\"\n"
+                "(Qwen3-Embedding style; documents stay plain)", .flags = CLI_NO_DEFAULT),
         CLI_BOOL("quiet", 'q', &quiet, "no progress bar"),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_DEVICE(&device),
@@ -97,8 +107,9 @@ int cmd_embed(int argc, char **argv) {
         .cmd = "embed",
         .usage = "lmadapt embed --model M (--text S | --file F.jsonl) [--json] [options]",
         .about = "Sentence embeddings with a sentence-transformers model (BERT family: its pooling and\n"
-                 "Normalize modules, inputs truncated at max_seq_length), one vector per input in input\n"
-                 "order. docs/embed.md.\n",
+                 "Normalize modules, inputs truncated at max_seq_length) or a Llama-family decoder\n"
+                 "(Qwen3-Embedding style: last-token or mean pooling of the final hidden states), one\n"
+                 "vector per input in input order. docs/embed.md.\n",
         .groups = groups,
         .epilog = "Example: lmadapt embed --model all-minilm-l6-v2 --text \"How do I reset my password?\" --json\n"};
     cli_args a;
@@ -117,7 +128,9 @@ int cmd_embed(int argc, char **argv) {
     lma_threads_set(threads);
     const lma_backend *be = cli_backend("embed", device);
     lma_embedder *e = NULL;
-    if (!be || lma_embedder_load(model, be, &e) != LMA_OK) { inputs_free(&in); return be ? cli_fail("embed", NULL) : 1; }
+    lma_embed_options eo = {.pool = pool >= 0 ? pools[pool] : NULL, .normalize = normalize ? 1 : -1,
+                            .query_instruction = instruction};
+    if (!be || lma_embedder_load_ex(model, be, &eo, &e) != LMA_OK) { inputs_free(&in); return be ? cli_fail("embed", NULL) : 1; }
     lma_embedder_set_batch(e, batch);
     int dim = lma_embedder_dim(e);
     float *v = malloc((size_t)CHUNK * dim * sizeof *v);
@@ -127,7 +140,7 @@ int cmd_embed(int argc, char **argv) {
     if (show) lma_progress_start(&pr, "embed", (int64_t)in.n);
     for (size_t s = 0; s < in.n; s += CHUNK) {
         size_t m = in.n - s < CHUNK ? in.n - s : CHUNK;
-        if (lma_embed(e, (const char *const *)in.text + s, m, 0, v) != LMA_OK) {
+        if (lma_embed(e, (const char *const *)in.text + s, m, query, v) != LMA_OK) {
             free(v); lma_embedder_free(e); inputs_free(&in);
             return cli_fail("embed", NULL);
         }

@@ -17,6 +17,7 @@
 #include "rag/encoder.h"
 #include "rag/extract.h"
 #include "rag/index.h"
+#include "rag/make_sft.h"
 #include "rag/metrics.h"
 #include "rag/search.h"
 #include "rag/store.h"
@@ -331,13 +332,7 @@ static int load_chat(const char *cmd, const char *model, const char *device, cha
     if (!be) return 1;
     if (lma_tok_load(model, &c->tok) != LMA_OK || lma_model_load_ex(model, be, LMA_MODEL_FROZEN, &c->m) != LMA_OK)
         return cli_fail(cmd, NULL);
-    c->n_stops = lma_generation_eos(model, &c->m->cfg, c->stops, 12);
-    if (lma_tok_eos_id(c->tok) >= 0) c->stops[c->n_stops++] = lma_tok_eos_id(c->tok);
-    static const char *eot[] = {"<|eot_id|>", "<|im_end|>", "</s>"};
-    for (size_t i = 0; i < 3 && c->n_stops < 16; i++) {
-        int32_t id = lma_tok_token_to_id(c->tok, eot[i]);
-        if (id >= 0) c->stops[c->n_stops++] = id;
-    }
+    c->n_stops = lma_chat_stop_ids(model, &c->m->cfg, c->tok, c->stops, 16); /* as serve */
     return 0;
 }
 
@@ -346,25 +341,18 @@ static void free_chat(chat_model *c) {
     lma_tok_free(c->tok);
 }
 
-/* Retrieves, packs, generates. Fills rows (k) and *n_rows, the answer (malloc'd), the
- * number of sources in the prompt and the prompt's tokens. */
+/* Retrieves, packs (rag/ask.h lma_rag_retrieve_prompt: the same as serve --rag),
+ * generates. Fills rows (k) and *n_rows, the answer (malloc'd), the number of sources in
+ * the prompt and the prompt's tokens. */
 static lma_status answer(lma_rag_store *s, lma_rag_searcher *sr, const lma_rag_search_params *sp, chat_model *c,
                          const char *tmpl, const char *system, const char *question, size_t budget, int retrieve,
-                         lma_gen_params gp, lma_rag_chunk_row *rows, int *n_rows, char **ans, size_t *n_used,
-                         size_t *prompt_tokens) {
-    *n_rows = 0, *ans = NULL, *n_used = 0, *prompt_tokens = 0;
-    lma_rag_hit *hits = malloc(sp->k * sizeof *hits);
-    lma_rag_source *src = malloc(sp->k * sizeof *src);
-    lma_status r = hits && src ? LMA_OK : lma_error(LMA_ERR_NOMEM, "ask");
-    int n = 0;
-    if (!r && retrieve) r = lma_rag_search(sr, question, sp, hits, &n);
-    for (int i = 0; !r && i < n; i++) {
-        r = s->ops->chunk_get(s, hits[i].id, &rows[i]);
-        if (!r) src[i] = (lma_rag_source){rows[i].doc_id, rows[i].text}, (*n_rows)++;
-    }
+                         lma_gen_params gp, lma_rag_chunk_row *rows, double *scores, int *n_rows, char **ans,
+                         size_t *n_used, size_t *prompt_tokens) {
+    *ans = NULL;
     int32_t *ids = NULL;
-    size_t nids = 0, last = 0;
-    if (!r) r = lma_rag_prompt(c->tok, tmpl, system, question, src, *n_rows, budget, &ids, &nids, n_used, &last);
+    size_t nids = 0;
+    lma_status r = lma_rag_retrieve_prompt(s, retrieve ? sr : NULL, sp, c->tok, tmpl, system, question, budget, rows,
+                                           scores, n_rows, &ids, &nids, n_used);
     *prompt_tokens = nids;
     lma_gen_result res = {0};
     gp.stop_ids = c->stops, gp.n_stop_ids = c->n_stops;
@@ -375,7 +363,7 @@ static lma_status answer(lma_rag_store *s, lma_rag_searcher *sr, const lma_rag_s
         size_t len = strlen(t);
         while (len && (t[len - 1] == ' ' || t[len - 1] == '\n')) t[--len] = 0;
     }
-    free(res.ids), free(ids), free(hits), free(src);
+    free(res.ids), free(ids);
     return r;
 }
 
@@ -433,6 +421,7 @@ static int do_ask(int argc, char **argv) {
     lma_rag_searcher *sr = NULL;
     chat_model c = {0};
     lma_rag_chunk_row *rows = calloc(sp.k, sizeof *rows);
+    double *scores = calloc(sp.k, sizeof *scores);
     int nrows = 0;
     char *ans = NULL;
     rc = 1;
@@ -450,8 +439,9 @@ static int do_ask(int argc, char **argv) {
     if (load_chat(cmd, model, device, &c)) goto out;
     sp.mode = (lma_rag_mode)mode, sp.filter = (glob || where) ? &f : NULL;
     size_t used = 0, ptok = 0;
-    if (answer(s, sr, &sp, &c, tmpl, system, question, (size_t)budget, !no_retrieval, smp.gp, rows, &nrows, &ans, &used,
-               &ptok) != LMA_OK) {
+    if (!rows || !scores) { cli_fail(cmd, "out of memory"); goto out; }
+    if (answer(s, sr, &sp, &c, tmpl, system, question, (size_t)budget, !no_retrieval, smp.gp, rows, scores, &nrows, &ans,
+               &used, &ptok) != LMA_OK) {
         cli_fail(cmd, NULL);
         goto out;
     }
@@ -465,6 +455,7 @@ static int do_ask(int argc, char **argv) {
             cJSON_AddNumberToObject(h, "n", (double)i + 1);
             cJSON_AddStringToObject(h, "doc_id", rows[i].doc_id);
             cJSON_AddNumberToObject(h, "chunk", rows[i].seq);
+            cJSON_AddNumberToObject(h, "score", scores[i]);
             cJSON_AddStringToObject(h, "path", rows[i].path);
             cJSON_AddStringToObject(h, "text", rows[i].text);
             cJSON_AddItemToArray(arr, h);
@@ -482,7 +473,7 @@ static int do_ask(int argc, char **argv) {
     rc = 0;
 out:
     for (int i = 0; rows && i < nrows; i++) lma_rag_chunk_row_free(&rows[i]);
-    free(rows), free(ans);
+    free(rows), free(scores), free(ans);
     free_chat(&c);
     lma_rag_searcher_free(sr);
     lma_embedder_free(re.e);
@@ -505,14 +496,6 @@ static void labels(cJSON *o, const char **docs, size_t *nd, const char **ans, si
                 cJSON_ArrayForEach(e, v) if (cJSON_IsString(e) && *n < cap) out[(*n)++] = e->valuestring;
         }
     }
-}
-
-static int contains_ci(const char *hay, const char *needle) {
-    size_t n = strlen(needle);
-    if (!n) return 0;
-    for (const char *p = hay; *p; p++)
-        if (!strncasecmp(p, needle, n)) return 1;
-    return 0;
 }
 
 static int do_eval(int argc, char **argv) {
@@ -624,7 +607,7 @@ static int do_eval(int argc, char **argv) {
                     for (size_t d = 0; d < nd; d++)
                         if (!seen[d] && !strcmp(row.doc_id, docs[d])) seen[d] = 1, gains[i] = 1;
                 } else if (!found_ans) {
-                    for (size_t j = 0; j < na && !gains[i]; j++) gains[i] = contains_ci(row.text, ans[j]);
+                    for (size_t j = 0; j < na && !gains[i]; j++) gains[i] = lma_rag_contains(row.text, ans[j]);
                     found_ans = gains[i];
                 }
                 lma_rag_chunk_row_free(&row);
@@ -648,7 +631,7 @@ static int do_eval(int argc, char **argv) {
         lma_rag_search_params sp = lma_rag_search_defaults();
         sp.mode = has_vec ? LMA_RAG_HYBRID : LMA_RAG_BM25, sp.k = 5, sp.hnsw_min = hnsw_min;
         lma_rag_chunk_row rows[5];
-        double em = 0, f1 = 0, cite = 0;
+        double scores[5], em = 0, f1 = 0, cite = 0;
         size_t counted = 0;
         for (size_t qi = 0; qi < nq; qi++) {
             const char *docs[64], *ans[64];
@@ -658,8 +641,8 @@ static int do_eval(int argc, char **argv) {
             int nr = 0;
             char *out_text = NULL;
             size_t used, ptok;
-            if (answer(s, sr, &sp, &c, tmpl, NULL, qs[qi].text, (size_t)budget, 1, smp.gp, rows, &nr, &out_text, &used,
-                       &ptok) != LMA_OK) {
+            if (answer(s, sr, &sp, &c, tmpl, NULL, qs[qi].text, (size_t)budget, 1, smp.gp, rows, scores, &nr, &out_text,
+                       &used, &ptok) != LMA_OK) {
                 cli_fail(cmd, NULL);
                 for (int i = 0; i < nr; i++) lma_rag_chunk_row_free(&rows[i]);
                 goto out;
@@ -676,7 +659,7 @@ static int do_eval(int argc, char **argv) {
             int good = 0;
             for (size_t i = 0; i < used && i < 64; i++)
                 if (cited >> i & 1)
-                    for (size_t j = 0; j < na; j++) good |= contains_ci(rows[i].text, ans[j]);
+                    for (size_t j = 0; j < na; j++) good |= lma_rag_contains(rows[i].text, ans[j]);
             cite += good;
             counted++;
             free(plain), free(out_text);
@@ -701,13 +684,163 @@ out:
     return rc;
 }
 
+/* ---- make-sft ----------------------------------------------------------------------- */
+static int do_make_sft(int argc, char **argv) {
+    const char *db = NULL, *qa = NULL, *out = NULL, *embed = NULL, *device = NULL;
+    int threads = 0, limit = 0, mode = LMA_RAG_HYBRID, quiet = 0;
+    lma_rag_sft_params p = {.search = lma_rag_search_defaults(), .distractors = 2, .oracle_share = 0.8, .seed = 0};
+    p.search.k = 5;
+    unsigned long long seed = 0;
+    cli_opt own[] = {
+        CLI_STR("db", 0, &db, "F", "the store", .flags = CLI_REQUIRED),
+        CLI_STR("qa", 0, &qa, "QA.jsonl", "one {\"id\", \"question\" (or \"text\"), \"answers\": [...], \"doc_ids\": [...]\n"
+                "(optional)} per line (rag eval's format)", .flags = CLI_REQUIRED),
+        CLI_STR("out", 'o', &out, "F.jsonl", "the SFT examples (lmadapt sft --data F.jsonl)", .flags = CLI_REQUIRED),
+        CLI_INT("k", 'k', &p.search.k, 1, 1000, "N", "passages retrieved per question"),
+        CLI_INT("distractors", 0, &p.distractors, 0, 1000, "K", "random chunks without the answer added per question"),
+        CLI_REALV("oracle-share", 0, &p.oracle_share, 0, 1, "P", "share of questions whose passage with the answer is kept\n"
+                  "(the rest: removed, and the answer is the refusal)"),
+        CLI_U64("seed", 0, &seed, "S", "random seed (oracle draws, distractors, source order)"),
+        CLI_CHOOSE("mode", 0, &mode, mode_names, NULL, NULL, "retrieval mode", .def_text = "hybrid, or bm25 for a store without vectors"),
+        CLI_INT("limit", 0, &limit, 0, 100000000, "N", "first N questions only (0: all)"),
+        CLI_STR("embed", 0, &embed, "M", "embedding model", .def_text = "the one the store was indexed with"),
+        CLI_BOOL("quiet", 'q', &quiet, "no summary on stderr"),
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_DEVICE(&device),
+        CLI_END};
+    cli_group groups[] = {{NULL, own}, {0}};
+    cli_spec spec = {
+        .cmd = "rag make-sft",
+        .usage = "lmadapt rag make-sft --db F --qa QA.jsonl --out sft.jsonl [--k N] [--distractors K]\n"
+                 "       [--oracle-share P] [--seed S] [options]",
+        .about = "Makes supervised fine-tuning data for answering from sources (RAFT): each question with\n"
+                 "its retrieved passages plus K random distractors, numbered as rag ask numbers them, in\n"
+                 "exactly rag ask's user message; the answer cites the passage that holds it as [n]. For\n"
+                 "a share 1-P of the questions the passage with the answer is removed and the answer is\n"
+                 "\"" LMA_RAG_REFUSAL "\"\n"
+                 "Output: OpenAI messages JSONL (lmadapt sft), one line per question, with \"id\",\n"
+                 "\"oracle\", \"gold\" (the cited number, 0 when none) and \"sources\" beside \"messages\".\n",
+        .groups = groups,
+        .epilog = "Example: lmadapt rag make-sft --db squad.sqlite --qa tests/data/squad/qa.jsonl --out rag_sft.jsonl\n"};
+    cli_args a;
+    int rc = cli_parse(&spec, argc, argv, &a);
+    if (rc != CLI_CONTINUE) return rc;
+    const char *cmd = spec.cmd;
+    p.seed = seed;
+    lma_threads_set(threads);
+    lma_rag_store *s;
+    if (lma_rag_store_open_sqlite(db, 0, &s) != LMA_OK) return cli_fail(cmd, NULL);
+    rag_embed re = {0};
+    query *qs = NULL;
+    size_t nq = 0, n_all = 0, written = 0, skipped = 0, refusals = 0;
+    int64_t *all = NULL;
+    lma_rag_searcher *sr = NULL;
+    lma_atomic_file af;
+    int af_open = 0;
+    lma_buf line = {0};
+    rc = 1;
+    if (!cli_given(&a, "mode")) {
+        char *dim = NULL;
+        s->ops->meta_get(s, "dim", &dim);
+        if (!dim || atoi(dim) <= 0) mode = LMA_RAG_BM25;
+        free(dim);
+    }
+    if (mode != LMA_RAG_BM25 && open_embed(cmd, s, embed, device, &re)) goto out;
+    if (read_queries(cmd, qa, &qs, &nq)) goto out;
+    if (limit > 0 && (size_t)limit < nq) {
+        for (size_t i = (size_t)limit; i < nq; i++) free(qs[i].id), free(qs[i].text), cJSON_Delete(qs[i].obj);
+        nq = (size_t)limit;
+    }
+    p.search.mode = (lma_rag_mode)mode;
+    if (s->ops->chunk_ids(s, &all, &n_all) != LMA_OK || lma_rag_searcher_open(s, &re.enc, &sr) != LMA_OK ||
+        lma_atomic_open(&af, out) != LMA_OK) {
+        cli_fail(cmd, NULL);
+        goto out;
+    }
+    af_open = 1;
+    for (size_t qi = 0; qi < nq; qi++) {
+        const char *docs[64], *ans[64];
+        size_t nd, na;
+        labels(qs[qi].obj, docs, &nd, ans, &na, 64);
+        if (!na) {
+            fprintf(stderr, "lmadapt %s: %s: question %s has no \"answers\"\n", cmd, qa, qs[qi].id);
+            goto out;
+        }
+        lma_rag_sft_example ex;
+        int skip = 0;
+        if (lma_rag_sft_example_make(s, sr, &p, all, n_all, qi, qs[qi].text, ans, na, docs, nd, &ex, &skip) != LMA_OK) {
+            cli_fail(cmd, NULL);
+            goto out;
+        }
+        if (skip) {
+            if (!quiet) fprintf(stderr, "lmadapt %s: skipped %s: no chunk of the store contains its answer\n", cmd, qs[qi].id);
+            skipped++;
+            continue;
+        }
+        cJSON *o = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(o, "messages"), *m;
+        m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "user");
+        cJSON_AddStringToObject(m, "content", ex.user);
+        cJSON_AddItemToArray(msgs, m);
+        m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "assistant");
+        cJSON_AddStringToObject(m, "content", ex.answer);
+        cJSON_AddItemToArray(msgs, m);
+        cJSON_AddStringToObject(o, "id", qs[qi].id);
+        cJSON_AddBoolToObject(o, "oracle", ex.oracle);
+        cJSON_AddNumberToObject(o, "gold", ex.gold);
+        cJSON *arr = cJSON_AddArrayToObject(o, "sources");
+        for (size_t i = 0; i < ex.n_sources; i++) {
+            lma_rag_chunk_row row;
+            if (s->ops->chunk_get(s, ex.chunk_ids[i], &row) != LMA_OK) {
+                cJSON_Delete(o), lma_rag_sft_example_free(&ex);
+                cli_fail(cmd, NULL);
+                goto out;
+            }
+            cJSON *h = cJSON_CreateObject();
+            cJSON_AddNumberToObject(h, "n", (double)i + 1);
+            cJSON_AddStringToObject(h, "doc_id", row.doc_id);
+            cJSON_AddNumberToObject(h, "chunk", row.seq);
+            cJSON_AddBoolToObject(h, "distractor", ex.distractor[i]);
+            cJSON_AddItemToArray(arr, h);
+            lma_rag_chunk_row_free(&row);
+        }
+        char *t = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        refusals += !ex.oracle;
+        lma_rag_sft_example_free(&ex);
+        line.len = 0;
+        lma_buf_str(&line, t ? t : "");
+        lma_buf_str(&line, "\n");
+        free(t);
+        if (!t || line.st != LMA_OK || lma_atomic_write(&af, line.p, line.len) != LMA_OK) { cli_fail(cmd, NULL); goto out; }
+        written++;
+    }
+    if (lma_atomic_commit(&af) != LMA_OK) { af_open = 0; cli_fail(cmd, NULL); goto out; }
+    af_open = 0;
+    if (!quiet)
+        fprintf(stderr, "%s: %zu examples (%zu answered from a source, %zu refusals), %zu questions skipped\n", out, written,
+                written - refusals, refusals, skipped);
+    rc = 0;
+out:
+    if (af_open) lma_atomic_abort(&af);
+    lma_buf_free(&line);
+    free(all);
+    lma_rag_searcher_free(sr);
+    free_queries(qs, nq);
+    lma_embedder_free(re.e);
+    lma_rag_store_close(s);
+    return rc;
+}
+
 static const char *usage_main =
     "Usage: lmadapt rag <command> [options]   (lmadapt rag <command> --help)\n"
     "Retrieval-augmented generation over an SQLite store (docs/rag.md):\n"
     "  index   index .txt/.md/.html/.jsonl files and folders (incremental)\n"
     "  search  BM25, vector or hybrid retrieval; JSON lines with --json\n"
     "  ask     answer a question from retrieved sources, citing them as [n]\n"
-    "  eval    recall@k, MRR@10, nDCG@10 per mode on labelled questions (+ EM/F1 with --model)\n";
+    "  eval    recall@k, MRR@10, nDCG@10 per mode on labelled questions (+ EM/F1 with --model)\n"
+    "  make-sft  SFT data for answering from sources: retrieved passages + distractors, cited [n]\n";
 
 int cmd_rag(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -715,7 +848,7 @@ int cmd_rag(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     static const struct { const char *name; int (*run)(int, char **); } subs[] = {
-        {"index", do_index}, {"search", do_search}, {"ask", do_ask}, {"eval", do_eval}};
+        {"index", do_index}, {"search", do_search}, {"ask", do_ask}, {"eval", do_eval}, {"make-sft", do_make_sft}};
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (!strcmp(argv[1], subs[i].name)) return subs[i].run(argc - 1, argv + 1);
     fprintf(stderr, "lmadapt rag: unknown command '%s'\n%s", argv[1], usage_main);

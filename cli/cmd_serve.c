@@ -7,10 +7,13 @@
 #include <sys/stat.h>
 #include "cli.h"
 #include "core/io.h"
+#include "core/model_path.h"
 #include "core/threads.h"
 #include "infer/generate.h"
 #include "model/adapter.h"
 #include "opts.h"
+#include "rag/encoder.h"
+#include "rag/store.h"
 #include "serve/server.h"
 
 #define MAX_KEYS 64
@@ -50,7 +53,9 @@ static int is_loopback(const char *host) {
 
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *device = NULL, *tmpl = NULL, *host = "127.0.0.1", *key_file = NULL;
-    const char *name = NULL, *embed = NULL;
+    const char *name = NULL, *embed = NULL, *rag = NULL;
+    static const char *const rag_modes[] = LMA_RAG_MODE_NAMES;
+    int rag_k = 5, rag_budget = 1536, rag_mode = LMA_RAG_HYBRID;
     int threads = 0, port = 8080, max_active = 8, max_queue = 64, max_conn = 64, max_per_ip = 0, timeout = 15;
     int max_prompt = 4096, max_tokens_limit = 4096, default_max_tokens = 256, context = 0, log_prompts = 0, quiet = 0;
     int max_body_kb = 1024;
@@ -65,6 +70,17 @@ int cmd_serve(int argc, char **argv) {
                 "(folder or short name, e.g. all-minilm-l6-v2)", .flags = CLI_NO_DEFAULT),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_DEVICE(&device),
+        CLI_END};
+    cli_opt rag_opts[] = {
+        CLI_STR("rag", 0, &rag, "DB", "answer chat requests from this RAG store (lmadapt rag index) as\n"
+                "'lmadapt rag ask' does, with the sources in the response's \"sources\" field\n"
+                "(docs/serve.md); its embedding model is --embed, else the one it was indexed with",
+                .flags = CLI_NO_DEFAULT),
+        CLI_INT("rag-k", 0, &rag_k, 1, 1000, "N", "sources retrieved per question"),
+        CLI_CHOOSE("rag-mode", 0, &rag_mode, rag_modes, NULL, NULL, "retrieval mode",
+                   .def_text = "hybrid, or bm25 for a store without vectors"),
+        CLI_INT("rag-budget", 0, &rag_budget, 16, 10000000, "N", "most tokens of a RAG prompt (sources that do not fit\n"
+                "are cut or left out)"),
         CLI_END};
     cli_opt net[] = {
         CLI_STR("host", 0, &host, "ADDR", "address to listen on (IPv4 or IPv6); anything but loopback\n"
@@ -92,13 +108,15 @@ int cmd_serve(int argc, char **argv) {
         CLI_INT("context", 0, &context, 0, 10000000, "N", "prompt + max_tokens limit",
                 .def_text = "the model's max_position_embeddings"),
         CLI_END};
-    cli_group groups[] = {{NULL, own}, {"Network and safety:", net}, {"Generation:", gen}, {0}};
+    cli_group groups[] = {{NULL, own}, {"Network and safety:", net}, {"Generation:", gen}, {"Retrieval (--rag):", rag_opts},
+                          {0}};
     cli_spec spec = {
         .cmd = "serve",
         .usage = "lmadapt serve --model M [--host 127.0.0.1] [--port 8080] [--api-key-file F] [options]",
         .about = "Serves a model over HTTP with the OpenAI API: POST /v1/chat/completions (messages through\n"
                  "the model's chat template), POST /v1/completions, POST /v1/embeddings (with --embed),\n"
-                 "GET /v1/models, GET /health. Streaming\n"
+                 "GET /v1/models, GET /health. With --rag DB, chat requests are answered from retrieved\n"
+                 "sources as rag ask does, the sources in the response. Streaming\n"
                  "with stream: true (server-sent events ending with data: [DONE]). Requests are decoded\n"
                  "together (continuous batching, --max-active); an access log line per request goes to\n"
                  "stderr. SIGINT or SIGTERM stops it gracefully. docs/serve.md has the details.\n",
@@ -112,7 +130,7 @@ int cmd_serve(int argc, char **argv) {
     if (rc != CLI_CONTINUE) return rc;
 #ifndef LMA_HAVE_MHD
     (void)model; (void)adapter; (void)embed; (void)device; (void)tmpl; (void)host; (void)key_file; (void)name; (void)threads;
-    (void)log_prompts; (void)quiet; (void)grace; (void)is_loopback; (void)read_keys;
+    (void)log_prompts; (void)quiet; (void)grace; (void)is_loopback; (void)read_keys; (void)rag;
     return cli_fail("serve", "this build has no HTTP server: install libmicrohttpd-dev (scripts/install-deps.sh) "
                              "and rebuild");
 #else
@@ -133,14 +151,44 @@ int cmd_serve(int argc, char **argv) {
     lma_model *m = NULL;
     lma_server *srv = NULL;
     lma_embedder *emb = NULL;
+    lma_rag_store *store = NULL;
+    lma_rag_searcher *searcher = NULL;
+    lma_rag_encoder enc = lma_rag_encoder_words();
+    char *stored = NULL, rag_embed[4096];
     rc = 1;
     if (!be) goto done;
+    if (rag) { /* the store, and its embedding model when --embed is not given */
+        if (lma_rag_store_open_sqlite(rag, 0, &store) != LMA_OK) { cli_fail("serve", NULL); goto done; }
+        char *dim = NULL;
+        store->ops->meta_get(store, "dim", &dim);
+        int has_vec = dim && atoi(dim) > 0;
+        free(dim);
+        if (!cli_given(&a, "rag-mode") && !has_vec) rag_mode = LMA_RAG_BM25;
+        if (rag_mode != LMA_RAG_BM25 && !has_vec) {
+            fprintf(stderr, "lmadapt serve: --rag %s holds no vectors: use --rag-mode bm25\n", rag);
+            goto done;
+        }
+        if (has_vec && !embed) {
+            if (store->ops->meta_get(store, "embed_model", &stored) != LMA_OK) { cli_fail("serve", NULL); goto done; }
+            if (stored && *stored && lma_model_path_resolve(stored, rag_embed, sizeof rag_embed) == LMA_OK)
+                embed = rag_embed, embed_given = stored;
+            else if (rag_mode != LMA_RAG_BM25) {
+                fprintf(stderr, "lmadapt serve: --rag %s: give --embed E (the store's embedding model '%s' is not found)\n",
+                        rag, stored ? stored : "");
+                goto done;
+            }
+        }
+    }
     if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load_ex(model, be, LMA_MODEL_FROZEN, &m) != LMA_OK ||
         (adapter && lma_adapter_load(m, adapter) != LMA_OK)) {
         cli_fail("serve", NULL);
         goto done;
     }
     if (embed && lma_embedder_load(embed, be, &emb) != LMA_OK) { cli_fail("serve", NULL); goto done; }
+    if (store) {
+        if (emb && rag_mode != LMA_RAG_BM25) enc = lma_rag_encoder_embedder(emb, embed_given);
+        if (lma_rag_searcher_open(store, &enc, &searcher) != LMA_OK) { cli_fail("serve", NULL); goto done; }
+    }
     int32_t stops[16];
     char base[256];
     if (!name) {
@@ -171,16 +219,20 @@ int cmd_serve(int argc, char **argv) {
     lma_server_params sp = {
         .host = host, .port = port, .api_keys = keys, .n_api_keys = n_keys, .model_name = name,
         .embedder = emb, .embed_name = ename,
+        .rag_store = store, .rag_searcher = searcher, .rag_budget = (size_t)rag_budget,
         .chat_template = tmpl, .stop_ids = stops, .n_stop_ids = lma_chat_stop_ids(model, &m->cfg, tok, stops, 16),
         .max_body = (size_t)max_body_kb * 1024, .max_prompt_tokens = max_prompt, .max_tokens_limit = max_tokens_limit,
         .default_max_tokens = default_max_tokens, .context = ctx > 1 ? ctx : 2048, .max_connections = max_conn,
         .max_per_ip = max_per_ip, .timeout_s = timeout,
         .engine = {.max_active = max_active, .max_queue = max_queue}, .log_prompts = log_prompts,
         .log = quiet ? NULL : stderr};
+    sp.rag_search = lma_rag_search_defaults();
+    sp.rag_search.mode = (lma_rag_mode)rag_mode, sp.rag_search.k = rag_k;
     if (lma_server_start(m, tok, &sp, &srv) != LMA_OK) { cli_fail("serve", NULL); goto done; }
-    fprintf(stderr, "lmadapt serve: listening on http://%s%s%s:%d (model '%s'%s%s, %d decoded together, %s)\n",
+    fprintf(stderr, "lmadapt serve: listening on http://%s%s%s:%d (model '%s'%s%s%s%s, %d decoded together, %s)\n",
             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", lma_server_port(srv), name,
-            ename ? ", embeddings " : "", ename ? ename : "", max_active, n_keys ? "API key required" : "no API key");
+            ename ? ", embeddings " : "", ename ? ename : "", rag ? ", answers from " : "", rag ? rag : "", max_active,
+            n_keys ? "API key required" : "no API key");
     fflush(stderr);
     int sig = 0;
     sigwait(&sigs, &sig);
@@ -190,6 +242,9 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "lmadapt serve: stopped\n");
     rc = 0;
 done:
+    lma_rag_searcher_free(searcher);
+    lma_rag_store_close(store);
+    free(stored);
     lma_embedder_free(emb);
     lma_model_free(m);
     lma_tok_free(tok);

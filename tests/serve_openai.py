@@ -1,6 +1,9 @@
 """lmadapt serve driven by the official openai Python client (run by tests/serve_openai.sh).
 
 usage: serve_openai.py BASE_URL MODEL WANT_CHAT.json WANT_COMPLETION.json MAX_TOKENS [EMBED_MODEL WANT_EMBED.jsonl]
+       serve_openai.py --rag BASE_URL WANT_RAG.json QUESTION MAX_TOKENS   (a server started with --rag:
+       the answer equals `lmadapt rag ask --json` (WANT_RAG.json), and the response's extra field
+       "sources", read through model_extra, lists its sources; streamed, in the first chunk)
 WANT_*.json: `lmadapt generate --json` on the same rendered prompt (greedy), which the
 server's greedy output must equal, streamed and not. Also: models.list, usage counts,
 stop strings, errors raised as the client's typed exceptions with the right status,
@@ -11,6 +14,37 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
+
+
+def rag_mode(base, want_f, question, n):
+    want = json.load(open(want_f))
+    client = openai.OpenAI(base_url=base, api_key="none", max_retries=0, timeout=600)
+    msgs = [{"role": "user", "content": question}]
+    r = client.chat.completions.create(model=client.models.list().data[0].id, messages=msgs, max_tokens=n,
+                                       temperature=0)
+    fails = []
+    if r.choices[0].message.content.strip() != want["answer"]:
+        fails.append(f"answer {r.choices[0].message.content!r} != {want['answer']!r}")
+    src = (r.model_extra or {}).get("sources")
+    if [(s["n"], s["doc_id"], s["chunk"]) for s in src or []] != [(s["n"], s["doc_id"], s["chunk"]) for s in want["sources"]]:
+        fails.append(f"sources {src!r}")
+    first, text = None, ""
+    for c in client.chat.completions.create(model=r.model, messages=msgs, max_tokens=n, temperature=0, stream=True):
+        if first is None:
+            first = (c.model_extra or {}).get("sources")
+        text += (c.choices[0].delta.content or "") if c.choices else ""
+    if first != src:
+        fails.append("the first streamed chunk's sources differ")
+    if text != r.choices[0].message.content:
+        fails.append(f"streamed {text!r}")
+    for f in fails:
+        print("FAIL:", f)
+    print(f"rag: {3 - len(fails)} of 3 checks passed")
+    sys.exit(1 if fails else 0)
+
+
+if sys.argv[1] == "--rag":
+    rag_mode(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
 
 base, model, want_chat_f, want_comp_f, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 want_chat = json.load(open(want_chat_f))

@@ -11,6 +11,13 @@
 #                                        all-minilm-l6-v2 fetched, /v1/embeddings == lmadapt embed.
 #   serve_openai.sh LMADAPT SRC client   the same server driven by the official `openai` Python
 #                                        client (tests/serve_openai.py).
+#   serve_openai.sh LMADAPT SRC rag      serve --rag on a 6-paragraph index of tests/data/squad
+#                                        (all-minilm-l6-v2; 77 without it): greedy chat, streamed
+#                                        and not, == `lmadapt rag ask --json` on the same question;
+#                                        the "sources" field (in the first chunk of a stream) lists
+#                                        the chunks rag ask packed, numbered [1].., with scores;
+#                                        any [n] the answer cites is a listed source; with an
+#                                        openai client, the same through model_extra.
 # The openai package: $LMA_OPENAI_PYTHON (a python that has it), else a venv the test makes
 # once in $LMA_SERVE_VENV (default: serve-venv beside the lmadapt binary, the build folder) with pip. When pip cannot
 # install it (no network), the client mode exits 77 (skipped) saying so; the curl mode needs
@@ -88,8 +95,81 @@ for l in lines[:-1]:
 assert len(fin) == 1, fin
 print(json.dumps({'text': text, 'finish': fin[0], 'usage': usage}))"; }
 
+# the openai client: $LMA_OPENAI_PYTHON, else the venv (made with pip; 77 when it cannot be)
+openai_python() {
+    PY=${LMA_OPENAI_PYTHON:-}
+    [ -n "$PY" ] && return 0
+    VENV=${LMA_SERVE_VENV:-$(cd "$(dirname "$LMA")" && pwd)/serve-venv}
+    if ! "$VENV/bin/python" -c "import openai" 2>/dev/null; then
+        echo "creating $VENV with the openai client (pip)"
+        python3 -m venv "$VENV" >/dev/null 2>&1 &&
+            timeout 300 "$VENV/bin/pip" install -q openai >"$WORK/pip.log" 2>&1
+        if ! "$VENV/bin/python" -c "import openai" 2>/dev/null; then
+            echo "SKIP: the openai Python client could not be installed with pip (no network?):"
+            tail -3 "$WORK/pip.log" 2>/dev/null
+            echo "set LMA_OPENAI_PYTHON to a python that has 'openai' to run this test"
+            return 1
+        fi
+    fi
+    PY=$VENV/bin/python
+}
+
 N=24
-if [ "$MODE" = curl ]; then
+if [ "$MODE" = rag ]; then
+    [ -n "$EMBED" ] || { echo "SKIP: $EMBED not fetched"; exit 77; }
+    head -6 "$SRC/tests/data/squad/corpus.jsonl" >"$WORK/corpus.jsonl"
+    "$LMA" rag index --db "$WORK/rag.sqlite" --embed $EMBED -q "$WORK/corpus.jsonl" >/dev/null
+    ok $? "rag index"
+    Q="Which NFL team represented the AFC at Super Bowl 50?"
+    "$LMA" rag ask --db "$WORK/rag.sqlite" --model "$MODEL" --k 3 --max-tokens $N --json "$Q" >"$WORK/want_rag.json" 2>/dev/null
+    ok $? "rag ask"
+    start_server rag --rag "$WORK/rag.sqlite" --rag-k 3
+    grep -q "answers from $WORK/rag.sqlite" "$WORK/rag.log"
+    ok $? "the start line names the store"
+    body='{"messages": [{"role": "user", "content": "'"$Q"'"}], "max_tokens": '$N', "temperature": 0}'
+    post /v1/chat/completions "$body" | sed '$d' >"$WORK/got_rag.json"
+    body_s='{"messages": [{"role": "user", "content": "'"$Q"'"}], "max_tokens": '$N', "temperature": 0, "stream": true}'
+    post /v1/chat/completions "$body_s" | sed '$d' >"$WORK/got_rag.sse"
+    check "serve --rag == rag ask (answer, sources; streamed and not)" python3 - "$WORK" <<'EOF'
+import json, re, sys
+w = sys.argv[1]
+want = json.load(open(w + "/want_rag.json"))
+got = json.load(open(w + "/got_rag.json"))
+fails = []
+def expect(c, what):
+    if not c: fails.append(what)
+ans = got["choices"][0]["message"]["content"]
+expect(ans.strip() == want["answer"], f"answer {ans!r} != rag ask {want['answer']!r}")
+src = got.get("sources")
+expect(isinstance(src, list) and len(src) == len(want["sources"]) >= 1, f"sources {src!r}")
+for i, (g, x) in enumerate(zip(src or [], want["sources"])):
+    expect(g["n"] == i + 1 and g["doc_id"] == x["doc_id"] and g["chunk"] == x["chunk"] and g["text"] == x["text"],
+           f"source {i}: {g!r} != {x!r}")
+    expect(abs(g["score"] - x["score"]) < 1e-9 and g["score"] > 0, f"score {g['score']} != {x['score']}")
+expect(src and src[0]["doc_id"] == "Super_Bowl_50/0", "the paragraph with the answer comes first")
+expect(got["usage"]["prompt_tokens"] == want["prompt_tokens"], f"prompt tokens {got['usage']} != {want['prompt_tokens']}")
+for n in re.findall(r"\[(\d+)\]", ans):
+    expect(1 <= int(n) <= len(src), f"[{n}] cites no listed source")
+# the stream: sources in the first chunk only, the text equal
+events = [json.loads(l[6:]) for l in open(w + "/got_rag.sse").read().split("\n") if l.startswith("data: {")]
+expect("sources" in events[0] and events[0]["sources"] == src, "the first chunk carries the sources")
+expect(all("sources" not in e for e in events[1:]), "only the first chunk carries them")
+text = "".join((c.get("delta") or {}).get("content") or "" for e in events for c in e["choices"])
+expect(text == ans, f"streamed {text!r} != {ans!r}")
+for f in fails: print("  ", f)
+sys.exit(1 if fails else 0)
+EOF
+    check "serve --rag: a chat without a user message is a 400 naming messages" \
+        is_error "$(post /v1/chat/completions '{"messages": [{"role": "system", "content": "x"}]}')" 400 messages
+    r=$(post /v1/completions '{"prompt": "The sky is", "max_tokens": 2, "temperature": 0}')
+    check "serve --rag: /v1/completions is a raw prompt (no sources)" test "$(body_of "$r" | json "'sources' in d")" = False
+    if openai_python; then
+        "$PY" "$SRC/tests/serve_openai.py" --rag "http://127.0.0.1:$PORT/v1" "$WORK/want_rag.json" "$Q" $N
+        ok $? "the openai client reads the sources (tests/serve_openai.py --rag)"
+    fi
+    kill -TERM "$SPID"; wait "$SPID"
+    ok $? "SIGTERM: exit 0"
+elif [ "$MODE" = curl ]; then
     start_server main --max-active 2 --max-queue 1 --max-prompt-tokens 300 --max-tokens-limit 2000 --timeout 3 \
         --max-body-kb 64 --log-prompts "${EMBED_OPT[@]}"
     # --- health, models
@@ -267,22 +347,7 @@ EOF
     check "log says stopped" grep -q 'lmadapt serve: stopped' "$WORK/keys.log"
     check "no prompt text in the access log" test "$(grep -c 'Once upon' "$WORK/keys.log")" = 0
 else
-    PY=${LMA_OPENAI_PYTHON:-}
-    if [ -z "$PY" ]; then
-        VENV=${LMA_SERVE_VENV:-$(cd "$(dirname "$LMA")" && pwd)/serve-venv}
-        if ! "$VENV/bin/python" -c "import openai" 2>/dev/null; then
-            echo "creating $VENV with the openai client (pip)"
-            python3 -m venv "$VENV" >/dev/null 2>&1 &&
-                timeout 300 "$VENV/bin/pip" install -q openai >"$WORK/pip.log" 2>&1
-            if ! "$VENV/bin/python" -c "import openai" 2>/dev/null; then
-                echo "SKIP: the openai Python client could not be installed with pip (no network?):"
-                tail -3 "$WORK/pip.log" 2>/dev/null
-                echo "set LMA_OPENAI_PYTHON to a python that has 'openai' to run this test"
-                exit 77
-            fi
-        fi
-        PY=$VENV/bin/python
-    fi
+    openai_python || exit 77
     start_server client --max-active 4 --max-queue 8 "${EMBED_OPT[@]}"
     : >"$WORK/want_embed.jsonl"
     [ -n "$EMBED" ] && for t in "Hello world" "The sky is blue today."; do

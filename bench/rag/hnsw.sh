@@ -2,7 +2,8 @@
 # HNSW: lmadapt (src/rag/hnsw.c) vs faiss-cpu IndexHNSWFlat on the same random unit vectors,
 # one thread each, side by side. Usage: bench/rag/hnsw.sh [N] [DIM] [NQ]   (default 100000 384 1000)
 # Needs build/bench_rag_hnsw (cmake --build build --target bench_rag_hnsw) and a Python with
-# faiss-cpu and numpy (PY, default /tmp/refenv/bin/python).
+# faiss-cpu and numpy (PY, default /tmp/refenv/bin/python). EFS=auto:0.95 tunes ef on each side to
+# the smallest value reaching recall@10 0.95 (the comparison at equal recall).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-100000} DIM=${2:-384} NQ=${3:-1000} PY=${PY:-/tmp/refenv/bin/python}

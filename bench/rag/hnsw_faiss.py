@@ -1,6 +1,8 @@
 """faiss-cpu HNSW on the vectors bench_rag_hnsw wrote (same base, queries, exact truth).
-Usage: hnsw_faiss.py DIR N DIM [M EFC EF1,EF2,...]   (inner product = cosine: unit vectors)
-One JSON line per ef: build seconds, recall@10, single-query latency p50/p99 (1 thread)."""
+Usage: hnsw_faiss.py DIR N DIM [M EFC EF1,EF2,... | auto:R]   (inner product = cosine: unit vectors)
+One JSON line per ef: build seconds, recall@10, single-query latency p50/p99 (1 thread).
+auto:R tunes ef as bench_rag_hnsw does: doubling from 16 until recall@10 >= R, then
+bisecting to the smallest such ef (within 5%); the chosen line has "chosen": true."""
 import json, sys, time
 import numpy as np
 import faiss
@@ -8,7 +10,7 @@ import faiss
 d_, n, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 M = int(sys.argv[4]) if len(sys.argv) > 4 else 16
 efc = int(sys.argv[5]) if len(sys.argv) > 5 else 100
-efs = [int(x) for x in (sys.argv[6] if len(sys.argv) > 6 else "16,32,64,128,256").split(",")]
+efs_arg = sys.argv[6] if len(sys.argv) > 6 else "16,32,64,128,256"
 base = np.fromfile(f"{d_}/base.f32", dtype=np.float32).reshape(n, dim)
 q = np.fromfile(f"{d_}/queries.f32", dtype=np.float32).reshape(-1, dim)
 truth = np.fromfile(f"{d_}/truth.i64", dtype=np.int64).reshape(len(q), 10)
@@ -18,8 +20,10 @@ index.hnsw.efConstruction = efc
 t0 = time.perf_counter()
 index.add(base)
 build = time.perf_counter() - t0
-for ef in efs:
-    index.hnsw.efSearch = ef
+
+
+def run(ef, chosen=False):
+    index.hnsw.efSearch = max(ef, 10)
     lat, hit = [], 0
     for i in range(len(q)):
         a = time.perf_counter()
@@ -27,6 +31,28 @@ for ef in efs:
         lat.append((time.perf_counter() - a) * 1e3)
         hit += len(set(ids[0].tolist()) & set(truth[i].tolist()))
     lat.sort()
-    print(json.dumps({"impl": "faiss", "n": n, "dim": dim, "M": M, "efc": efc, "ef": ef, "build_s": round(build, 2),
-                      "recall10": round(hit / (10 * len(q)), 4), "p50_ms": round(lat[len(lat) // 2], 4),
-                      "p99_ms": round(lat[int(len(lat) * 0.99)], 4)}), flush=True)
+    rec = hit / (10 * len(q))
+    line = {"impl": "faiss", "n": n, "dim": dim, "M": M, "efc": efc, "ef": ef, "build_s": round(build, 2),
+            "recall10": round(rec, 4), "p50_ms": round(lat[len(lat) // 2], 4),
+            "p99_ms": round(lat[int(len(lat) * 0.99)], 4)}
+    if chosen:
+        line["chosen"] = True
+    print(json.dumps(line), flush=True)
+    return rec
+
+
+if efs_arg.startswith("auto:"):
+    target = float(efs_arg[5:])
+    lo, hi = 0, 16
+    while hi < (1 << 20) and run(hi) < target:
+        lo, hi = hi, hi * 2
+    while lo and hi - lo > hi // 20:
+        mid = lo + (hi - lo) // 2
+        if run(mid) >= target:
+            hi = mid
+        else:
+            lo = mid
+    run(hi, True)
+else:
+    for ef in (int(x) for x in efs_arg.split(",")):
+        run(ef)

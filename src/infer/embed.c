@@ -8,7 +8,11 @@
  * max_seq_length - 2 tokens between [CLS] and [SEP]), sorted by length (longest first),
  * cut into batches of `batch` rows padded to their longest, run through the encoder and
  * pooled over the valid tokens on the host.
- * Decoder (Llama-family) embedders are not implemented yet: such a folder fails at load. */
+ * A folder whose config.json is not a BERT model is a Llama-family decoder (model/llama.h,
+ * the model definition the generator uses): each text runs alone (no padding) through
+ * lma_model_hidden_cached, the final hidden states after the final norm (transformers'
+ * AutoModel last_hidden_state), pooled by its last token (Pooling pooling_mode_lasttoken,
+ * Qwen3-Embedding) or their mean; a query gets the query prompt in front. */
 #include "infer/embed.h"
 #include <math.h>
 #include <pthread.h>
@@ -20,12 +24,15 @@
 #include "core/json.h"
 #include "core/model_path.h"
 #include "model/encoder.h"
+#include "model/llama.h"
 #include "tok/tokenizer.h"
 
-enum { POOL_CLS = 1, POOL_MAX = 2, POOL_MEAN = 4, POOL_MEAN_SQRT = 8 };
+enum { POOL_CLS = 1, POOL_MAX = 2, POOL_MEAN = 4, POOL_MEAN_SQRT = 8, POOL_LAST = 16 };
 
 struct lma_embedder {
-    lma_encoder *enc;
+    lma_encoder *enc;     /* BERT family, or */
+    lma_model *dec;       /* a Llama-family decoder */
+    char *query_prefix;   /* put before a query's text ("" or NULL: none) */
     lma_tokenizer *tok;
     int pool;        /* POOL_* bits */
     int normalize;   /* the Normalize module */
@@ -47,16 +54,17 @@ static lma_status read_pooling(const char *dir, const char *sub, int C, int *poo
     LMA_TRY(lma_json_load(path, &j));
     static const struct { const char *key; int bit; } modes[] = {
         {"pooling_mode_cls_token", POOL_CLS}, {"pooling_mode_max_tokens", POOL_MAX},
-        {"pooling_mode_mean_tokens", POOL_MEAN}, {"pooling_mode_mean_sqrt_len_tokens", POOL_MEAN_SQRT}};
-    static const char *const unsupported[] = {"pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken"};
+        {"pooling_mode_mean_tokens", POOL_MEAN}, {"pooling_mode_mean_sqrt_len_tokens", POOL_MEAN_SQRT},
+        {"pooling_mode_lasttoken", POOL_LAST}};
+    static const char *const unsupported[] = {"pooling_mode_weightedmean_tokens"};
     lma_status st = LMA_OK;
     *pool = 0;
-    for (size_t i = 0; i < 4 && st == LMA_OK; i++) {
+    for (size_t i = 0; i < 5 && st == LMA_OK; i++) {
         int on = 0;
         st = lma_json_bool(j, modes[i].key, 0, path, &on);
         if (on) *pool |= modes[i].bit;
     }
-    for (size_t i = 0; i < 2 && st == LMA_OK; i++) {
+    for (size_t i = 0; i < 1 && st == LMA_OK; i++) {
         int on = 0;
         st = lma_json_bool(j, unsupported[i], 0, path, &on);
         if (st == LMA_OK && on) st = lma_error(LMA_ERR_UNSUPPORTED, "%s: %s is not supported", path, unsupported[i]);
@@ -126,30 +134,95 @@ static lma_status read_max_len(const char *tdir, int max_pos, int *out) {
     return st;
 }
 
+/* config.json's model_type is a BERT encoder's (else: a Llama-family decoder) */
+static lma_status is_bert(const char *tdir, int *bert) {
+    char path[4096];
+    LMA_TRY(lma_path_join(path, sizeof path, tdir, "config.json"));
+    cJSON *j = NULL;
+    LMA_TRY(lma_json_load(path, &j));
+    const char *mt = NULL;
+    lma_status st = lma_json_str(j, "model_type", 0, path, &mt);
+    *bert = !mt || !strcmp(mt, "bert");
+    cJSON_Delete(j);
+    return st;
+}
+
+/* config_sentence_transformers.json prompts.query, or NULL */
+static lma_status read_query_prompt(const char *dir, char **out) {
+    char path[4096];
+    *out = NULL;
+    LMA_TRY(lma_path_join(path, sizeof path, dir, "config_sentence_transformers.json"));
+    if (!lma_file_exists(path)) return LMA_OK;
+    cJSON *j = NULL;
+    LMA_TRY(lma_json_load(path, &j));
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "prompts");
+    const cJSON *q = cJSON_IsObject(pr) ? cJSON_GetObjectItemCaseSensitive(pr, "query") : NULL;
+    lma_status st = LMA_OK;
+    if (q && !cJSON_IsString(q)) st = lma_error(LMA_ERR_FORMAT, "%s: prompts.query must be a string", path);
+    else if (q && !(*out = strdup(q->valuestring))) st = lma_error(LMA_ERR_NOMEM, "out of memory");
+    cJSON_Delete(j);
+    return st;
+}
+
 lma_status lma_embedder_load(const char *path, const lma_backend *be, lma_embedder **out) {
+    return lma_embedder_load_ex(path, be, NULL, out);
+}
+
+lma_status lma_embedder_load_ex(const char *path, const lma_backend *be, const lma_embed_options *o,
+                                lma_embedder **out) {
     *out = NULL;
     char dir[4096], tdir[4096], psub[1024];
     LMA_TRY(lma_model_path_resolve(path, dir, sizeof dir));
     if (!lma_is_dir(dir))
-        return lma_error(LMA_ERR_UNSUPPORTED, "%s is not a sentence-transformers folder (embedders are BERT-family "
-                         "folders; decoder-model embedders are not implemented yet)", dir);
+        return lma_error(LMA_ERR_UNSUPPORTED, "%s is not a model folder (embedders are sentence-transformers "
+                         "folders or Llama-family model folders)", dir);
     lma_embedder *e = lma_calloc(1, sizeof *e, "embedder");
     if (!e) return LMA_ERR_NOMEM;
     e->batch = 32;
+    int bert = 1, C = 0, vocab = 0, max_pos = 0;
     lma_status st = read_modules(e, dir, tdir, sizeof tdir, psub, sizeof psub);
-    if (st == LMA_OK) st = lma_encoder_load(tdir, be, &e->enc);
-    const lma_encoder_config *c = st == LMA_OK ? lma_encoder_cfg(e->enc) : NULL;
-    if (st == LMA_OK && psub[0]) st = read_pooling(dir, psub, c->C, &e->pool);
-    if (st == LMA_OK) st = read_max_len(tdir, c->max_pos, &e->max_tokens);
+    if (st == LMA_OK) st = is_bert(tdir, &bert);
+    if (st == LMA_OK && bert) {
+        st = lma_encoder_load(tdir, be, &e->enc);
+        const lma_encoder_config *c = st == LMA_OK ? lma_encoder_cfg(e->enc) : NULL;
+        if (c) C = c->C, vocab = c->vocab, max_pos = c->max_pos;
+    } else if (st == LMA_OK) {
+        if (!psub[0] && !(o && o->pool))
+            st = lma_error(LMA_ERR_ARG, "%s is a decoder model without a sentence-transformers Pooling config "
+                           "(modules.json): choose the pooling (embed --pool last|mean)", dir);
+        if (st == LMA_OK) st = lma_model_load_ex(tdir, be ? be : lma_backend_cpu(), LMA_MODEL_FROZEN, &e->dec);
+        if (st == LMA_OK) C = e->dec->cfg.hidden_size, vocab = e->dec->cfg.vocab_size, max_pos = e->dec->cfg.max_position_embeddings;
+    }
+    if (st == LMA_OK && psub[0]) st = read_pooling(dir, psub, C, &e->pool);
+    if (st == LMA_OK && o && o->pool) {
+        static const struct { const char *name; int bit; } names[] = {{"last", POOL_LAST}, {"mean", POOL_MEAN}, {"cls", POOL_CLS}};
+        e->pool = 0;
+        for (size_t i = 0; i < 3; i++)
+            if (!strcmp(o->pool, names[i].name)) e->pool = names[i].bit;
+        if (!e->pool) st = lma_error(LMA_ERR_ARG, "pool '%s': expected last, mean or cls", o->pool);
+    }
+    if (st == LMA_OK && o && o->normalize >= 0) e->normalize = o->normalize;
+    if (st == LMA_OK) st = read_max_len(tdir, max_pos, &e->max_tokens);
     if (st == LMA_OK) st = lma_tok_load(tdir, &e->tok);
     if (st == LMA_OK) {
-        int modes = !!(e->pool & POOL_CLS) + !!(e->pool & POOL_MAX) + !!(e->pool & POOL_MEAN) + !!(e->pool & POOL_MEAN_SQRT);
-        e->dim = c->C * modes;
+        if (o && o->query_instruction) {
+            size_t n = strlen(o->query_instruction) + 32;
+            e->query_prefix = malloc(n);
+            if (e->query_prefix) snprintf(e->query_prefix, n, "Instruct: %s\nQuery:", o->query_instruction);
+            else st = lma_error(LMA_ERR_NOMEM, "out of memory");
+        } else {
+            st = read_query_prompt(dir, &e->query_prefix);
+        }
+    }
+    if (st == LMA_OK) {
+        int modes = !!(e->pool & POOL_CLS) + !!(e->pool & POOL_MAX) + !!(e->pool & POOL_MEAN) +
+                    !!(e->pool & POOL_MEAN_SQRT) + !!(e->pool & POOL_LAST);
+        e->dim = C * modes;
         int32_t pad = lma_tok_token_to_id(e->tok, "[PAD]");
-        e->pad_id = pad >= 0 && pad < c->vocab ? pad : 0;
-        if (lma_tok_vocab_size(e->tok) > c->vocab)
+        e->pad_id = pad >= 0 && pad < vocab ? pad : 0;
+        if (lma_tok_vocab_size(e->tok) > vocab)
             st = lma_error(LMA_ERR_FORMAT, "%s: the tokenizer has %d ids, the model's vocab_size is %d", tdir,
-                           lma_tok_vocab_size(e->tok), c->vocab);
+                           lma_tok_vocab_size(e->tok), vocab);
     }
     if (st != LMA_OK) { lma_embedder_free(e); return st; }
     *out = e;
@@ -159,7 +232,9 @@ lma_status lma_embedder_load(const char *path, const lma_backend *be, lma_embedd
 void lma_embedder_free(lma_embedder *e) {
     if (!e) return;
     lma_encoder_free(e->enc);
+    lma_model_free(e->dec);
     lma_tok_free(e->tok);
+    free(e->query_prefix);
     free(e);
 }
 
@@ -172,12 +247,23 @@ lma_status lma_embedder_count_tokens(lma_embedder *e, const char *text, size_t l
 }
 
 /* ids of one text, truncated to max_tokens the way sentence-transformers does */
-static lma_status tokenize(const lma_embedder *e, const char *text, int32_t **ids, int *n) {
+static lma_status tokenize(const lma_embedder *e, const char *text, int is_query, int32_t **ids, int *n) {
     const int32_t *pre, *post;
     size_t npre, npost, nb = 0;
     lma_tok_template(e->tok, &pre, &npre, &post, &npost);
     int32_t *body = NULL;
-    LMA_TRY(lma_tok_encode(e->tok, text, strlen(text), 0, &body, &nb));
+    char *joined = NULL;
+    if (is_query && e->query_prefix && *e->query_prefix) { /* "Instruct: ...\nQuery:" + text */
+        size_t a = strlen(e->query_prefix), b = strlen(text);
+        joined = lma_malloc(a + b + 1, "embed query");
+        if (!joined) return LMA_ERR_NOMEM;
+        memcpy(joined, e->query_prefix, a);
+        memcpy(joined + a, text, b + 1);
+        text = joined;
+    }
+    lma_status tst = lma_tok_encode(e->tok, text, strlen(text), 0, &body, &nb);
+    free(joined);
+    LMA_TRY(tst);
     size_t room = (size_t)e->max_tokens > npre + npost ? (size_t)e->max_tokens - npre - npost : 0;
     if (nb > room) nb = room;
     size_t tot = npre + nb + npost;
@@ -204,6 +290,7 @@ static int by_len_desc(const void *a, const void *b) {
 static void pool_row(const lma_embedder *e, const float *h, int L, int C, float *o) {
     int k = 0;
     if (e->pool & POOL_CLS) { memcpy(o, h, (size_t)C * sizeof(float)); k += C; }
+    if (e->pool & POOL_LAST) { memcpy(o + k, h + (size_t)(L - 1) * C, (size_t)C * sizeof(float)); k += C; }
     if (e->pool & POOL_MAX) {
         for (int c = 0; c < C; c++) {
             float m = h[c];
@@ -242,8 +329,25 @@ static void pool_row(const lma_embedder *e, const float *h, int L, int C, float 
     }
 }
 
+/* Decoder: each text alone through the model (causal attention, no padding), one KV cache
+ * of the longest text reused. ids/len of the n texts. */
+static lma_status embed_decoder(lma_embedder *e, int32_t *const *ids, const int32_t *len, size_t n, float *out) {
+    int C = e->dec->cfg.hidden_size, T = 1;
+    for (size_t i = 0; i < n; i++) T = len[i] > T ? len[i] : T;
+    lma_kv_cache *kv = NULL;
+    float *h = lma_malloc((size_t)T * C * sizeof *h, "embed hidden states");
+    lma_status st = h ? lma_kv_create(e->dec, T, &kv) : LMA_ERR_NOMEM;
+    for (size_t i = 0; i < n && st == LMA_OK; i++) {
+        kv->len = 0;
+        st = lma_model_hidden_cached(e->dec, kv, ids[i], len[i], h);
+        if (st == LMA_OK) pool_row(e, h, len[i], C, out + i * (size_t)e->dim);
+    }
+    lma_kv_free(e->dec, kv);
+    free(h);
+    return st;
+}
+
 lma_status lma_embed(lma_embedder *e, const char *const *texts, size_t n, int is_query, float *out) {
-    (void)is_query; /* encoders have no query instruction */
     if (n == 0) return LMA_OK;
     if (!texts || !out) return lma_error(LMA_ERR_ARG, "lma_embed: NULL texts or output");
     for (size_t i = 0; i < n; i++)
@@ -257,7 +361,7 @@ lma_status lma_embed(lma_embedder *e, const char *const *texts, size_t n, int is
 #pragma omp parallel for schedule(dynamic, 8)
         for (size_t i = 0; i < n; i++) {
             int l = 0;
-            if (tokenize(e, texts[i], &ids[i], &l) != LMA_OK) {
+            if (tokenize(e, texts[i], is_query, &ids[i], &l) != LMA_OK) {
 #pragma omp critical(lma_embed_bad)
                 if (i < bad) bad = i;
             }
@@ -266,10 +370,16 @@ lma_status lma_embed(lma_embedder *e, const char *const *texts, size_t n, int is
         if (bad < n) { /* again on this thread: error messages are per thread */
             int l;
             int32_t *tmp = NULL;
-            st = tokenize(e, texts[bad], &tmp, &l);
+            st = tokenize(e, texts[bad], is_query, &tmp, &l);
             free(tmp);
             if (st == LMA_OK) st = lma_error(LMA_ERR_INTERNAL, "embed: tokenizing text %zu failed on a worker thread", bad);
         }
+    }
+    if (e->dec) {
+        if (st == LMA_OK) st = embed_decoder(e, ids, len, n, out);
+        if (ids) for (size_t i = 0; i < n; i++) free(ids[i]);
+        free(ids); free(len); free(order);
+        return st;
     }
     if (st == LMA_OK) {
         static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;

@@ -13,6 +13,8 @@
 #include "core/json.h"
 
 static const char *arch_names[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
+/* the same architectures saved as base models (AutoModel; e.g. Qwen3-Embedding) */
+static const char *base_names[] = {"LlamaModel", "MistralModel", "Qwen2Model", "Qwen3Model"};
 static const char *model_types[] = {"llama", "mistral", "qwen2", "qwen3"};
 
 const char *lma_arch_name(lma_arch a) { return (unsigned)a < 4 ? arch_names[a] : "?"; }
@@ -57,6 +59,7 @@ static lma_status parse_arch(const cJSON *root, const char *ctx, lma_arch *arch)
             return lma_error(LMA_ERR_UNSUPPORTED, "%s: field \"architectures\" lists %d classes; lmadapt supports exactly one",
                              ctx, cJSON_GetArraySize(archs));
         a = find_name(archs->child->valuestring, arch_names);
+        if (a < 0) a = find_name(archs->child->valuestring, base_names);
         if (a < 0)
             return lma_error(LMA_ERR_UNSUPPORTED, "%s: architectures = \"%s\" is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)",
                              ctx, archs->child->valuestring);

@@ -63,8 +63,7 @@ static lma_status read_config(const char *dir, lma_encoder_config *c) {
     const char *mt = NULL, *act = NULL, *pet = NULL;
     if (st == LMA_OK) st = lma_json_str(j, "model_type", 0, path, &mt);
     if (st == LMA_OK && mt && strcmp(mt, "bert"))
-        st = lma_error(LMA_ERR_UNSUPPORTED, "%s: model_type \"%s\" is not a BERT encoder (decoder-model embedders "
-                       "are not implemented yet)", path, mt);
+        st = lma_error(LMA_ERR_UNSUPPORTED, "%s: model_type \"%s\" is not a BERT encoder", path, mt);
     if (st == LMA_OK) st = cfg_int(j, "vocab_size", path, 1, 1 << 24, &c->vocab);
     if (st == LMA_OK) st = cfg_int(j, "hidden_size", path, 1, 1 << 16, &c->C);
     if (st == LMA_OK) st = cfg_int(j, "num_hidden_layers", path, 1, 1024, &c->n_layers);

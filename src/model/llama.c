@@ -978,7 +978,7 @@ size_t lma_model_infer_scratch_bytes(const lma_config *c, int act_bytes, int n, 
  * own cache (every row's logits). The projections run once over the n rows either way; only
  * the attention is per sequence. */
 static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batched, const int32_t *ids, int n,
-                                float *logits, int all_logits) {
+                                float *logits, int all_logits, float *hidden) {
     const lma_config *c = &m->cfg;
     const lma_backend *be = m->be;
     if (n < 1) return lma_error(LMA_ERR_ARG, "no tokens to run");
@@ -996,13 +996,15 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
     rope_update(m, rope_to);
     lma_kv_cache *kv = kvs[0];
     int C = c->hidden_size, V = c->vocab_size, NKV = c->n_kv_heads;
-    int HD = c->head_dim, KVD = NKV * HD, n_out = all_logits || batched ? n : 1;
+    int HD = c->head_dim, KVD = NKV * HD, n_out = all_logits || batched || hidden ? n : 1;
+    lma_config hc = *c; /* hidden states out: the output slots hold (n, C), not (n, V) */
+    if (hidden) hc.vocab_size = C;
     if (m->lora) LMA_TRY(m->lora_hooks->begin(m->lora, be, n, 0));
     m->lora_train = 0;
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= V)
             return lma_error(LMA_ERR_ARG, "token id %d is outside the vocabulary [0, %d)", ids[i], V);
-    size_t o[INFER_SLOTS], ea = (size_t)be->act_bytes, f = infer_layout(c, be->act_bytes, n, n_out, o);
+    size_t o[INFER_SLOTS], ea = (size_t)be->act_bytes, f = infer_layout(&hc, be->act_bytes, n, n_out, o);
     char *buf = be->alloc(f);
     if (!buf) return lma_error(LMA_ERR_NOMEM, "out of memory for %d tokens of inference scratch", n);
     void *x = buf + o[0], *ln = buf + o[1], *mid = buf + o[2], *q = buf + o[3], *atty = buf + o[4];
@@ -1032,15 +1034,17 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
     }
     const void *xl = lma_at(x, (size_t)(n - n_out) * C, ea);
     be->rmsnorm_fwd(ln, rstd1, xl, m->w.final_norm, n_out, C, (float)c->rms_norm_eps);
-    be->matmul_fwd(lg, ln, m->w.lm_head, NULL, n_out, C, V);
-    lma_status s = download_act(be, logits, lg, (size_t)n_out * V, lg32);
+    if (!hidden) be->matmul_fwd(lg, ln, m->w.lm_head, NULL, n_out, C, V);
+    int W = hidden ? C : V; /* output row width */
+    float *outp = hidden ? hidden : logits;
+    lma_status s = download_act(be, outp, hidden ? ln : lg, (size_t)n_out * W, lg32);
     be->free(buf);
     if (s == LMA_OK) s = lma_backend_sync(be);
     if (s != LMA_OK) return s;
-    for (size_t i = 0, nl = (size_t)n_out * (size_t)V; i < nl; i++)
-        if (!isfinite(logits[i])) /* sampling or ranking NaNs would answer with exit 0 */
-            return lma_error(LMA_ERR_NUMERIC, "non-finite logits (row %zu; the activations overflowed or the weights "
-                             "are corrupt)", i / (size_t)V);
+    for (size_t i = 0, nl = (size_t)n_out * (size_t)W; i < nl; i++)
+        if (!isfinite(outp[i])) /* sampling or ranking NaNs would answer with exit 0 */
+            return lma_error(LMA_ERR_NUMERIC, "non-finite %s (row %zu; the activations overflowed or the weights "
+                             "are corrupt)", hidden ? "hidden states" : "logits", i / (size_t)W);
     if (batched)
         for (int i = 0; i < n; i++) kvs[i]->len++;
     else
@@ -1050,7 +1054,12 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
 
 lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_t *ids, int n, float *logits,
                                     int all_logits) {
-    return infer_forward(m, &kv, 0, ids, n, logits, all_logits);
+    return infer_forward(m, &kv, 0, ids, n, logits, all_logits, NULL);
+}
+
+lma_status lma_model_hidden_cached(lma_model *m, lma_kv_cache *kv, const int32_t *ids, int n, float *hidden) {
+    if (!hidden) return lma_error(LMA_ERR_ARG, "lma_model_hidden_cached: NULL output");
+    return infer_forward(m, &kv, 0, ids, n, NULL, 1, hidden);
 }
 
 lma_status lma_model_decode_batch(lma_model *m, lma_kv_cache *const *kvs, const int32_t *ids, int n_seq,
@@ -1058,5 +1067,5 @@ lma_status lma_model_decode_batch(lma_model *m, lma_kv_cache *const *kvs, const 
     for (int i = 0; i < n_seq; i++)
         for (int j = 0; j < i; j++)
             if (kvs[i] == kvs[j]) return lma_error(LMA_ERR_ARG, "decode batch: sequences %d and %d share a cache", j, i);
-    return infer_forward(m, kvs, 1, ids, n_seq, logits, 1);
+    return infer_forward(m, kvs, 1, ids, n_seq, logits, 1, NULL);
 }

@@ -169,6 +169,10 @@ void lma_kv_free(const lma_model *m, lma_kv_cache *kv);
 /* logits (host, fp32): (n, V) when all_logits, else (1, V) for the last token. */
 lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_t *ids, int n, float *logits,
                                     int all_logits);
+/* The same forward, stopping before the head: the final hidden states after the final
+ * norm (what transformers' AutoModel returns as last_hidden_state), (n, C) host fp32, for
+ * every one of the n tokens (decoder embeddings, infer/embed.h). */
+lma_status lma_model_hidden_cached(lma_model *m, lma_kv_cache *kv, const int32_t *ids, int n, float *hidden);
 /* One decode step of n_seq sequences (continuous batching): ids[i] runs at position
  * kvs[i]->len of its own cache, which grows by one. The projections run once over the
  * n_seq rows, the attention per sequence. logits (host, fp32): (n_seq, V). Matches

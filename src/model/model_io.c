@@ -94,6 +94,11 @@ lma_status lma_model_load_weights(lma_model *m, const char *path) {
         const lma_param_info *p = lma_params_find(&m->table, name);
         int quant = 0;
         if (!p && m->nf4 && (p = lma_params_find(&m->qtable, name))) quant = 1;
+        char prefixed[512]; /* a base-model checkpoint (AutoModel's, e.g. Qwen3-Embedding): no "model." */
+        if (!p && strncmp(name, "model.", 6) && snprintf(prefixed, sizeof prefixed, "model.%s", name) < (int)sizeof prefixed) {
+            p = lma_params_find(&m->table, prefixed);
+            if (!p && m->nf4 && (p = lma_params_find(&m->qtable, prefixed))) quant = 1;
+        }
         if (!p) {
             if (cfg->tie_word_embeddings && !strcmp(name, "lm_head.weight")) continue; /* tied copy */
             s = lma_error(LMA_ERR_FORMAT, "%s: unexpected tensor '%s' for %s (check config.json)", dir, name,

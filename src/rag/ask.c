@@ -28,6 +28,15 @@ static lma_status message(lma_buf *b, const char *question, const lma_rag_source
     return b->st;
 }
 
+lma_status lma_rag_user_message(const char *question, const lma_rag_source *src, size_t n, size_t last_len, char **out) {
+    lma_buf b = {0};
+    *out = NULL;
+    lma_status r = message(&b, question, src, n, last_len);
+    if (r) { lma_buf_free(&b); return r; }
+    *out = b.p ? b.p : strdup("");
+    return *out ? LMA_OK : lma_error(LMA_ERR_NOMEM, "rag: out of memory");
+}
+
 static lma_status render(const lma_tokenizer *tok, const char *tmpl, const char *system, lma_buf *user, int32_t **ids,
                          size_t *n_ids) {
     lma_chat_msg msgs[2];
@@ -88,6 +97,26 @@ lma_status lma_rag_prompt(const lma_tokenizer *tok, const char *tmpl, const char
     }
     if (!r) *n_used = used, *last_len = keep;
     lma_buf_free(&b);
+    return r;
+}
+
+lma_status lma_rag_retrieve_prompt(lma_rag_store *s, lma_rag_searcher *sr, const lma_rag_search_params *sp,
+                                   const lma_tokenizer *tok, const char *tmpl, const char *system, const char *question,
+                                   size_t budget, lma_rag_chunk_row *rows, double *scores, int *n_rows, int32_t **ids,
+                                   size_t *n_ids, size_t *n_used) {
+    *n_rows = 0, *ids = NULL, *n_ids = 0, *n_used = 0;
+    lma_rag_hit *hits = malloc((size_t)sp->k * sizeof *hits);
+    lma_rag_source *src = malloc((size_t)sp->k * sizeof *src);
+    lma_status r = hits && src ? LMA_OK : lma_error(LMA_ERR_NOMEM, "rag: out of memory");
+    int n = 0;
+    if (!r && sr) r = lma_rag_search(sr, question, sp, hits, &n);
+    for (int i = 0; !r && i < n; i++) {
+        r = s->ops->chunk_get(s, hits[i].id, &rows[i]);
+        if (!r) src[i] = (lma_rag_source){rows[i].doc_id, rows[i].text}, scores[i] = hits[i].score, (*n_rows)++;
+    }
+    size_t last = 0;
+    if (!r) r = lma_rag_prompt(tok, tmpl, system, question, src, (size_t)*n_rows, budget, ids, n_ids, n_used, &last);
+    free(hits), free(src);
     return r;
 }
 

@@ -11,6 +11,7 @@
 #define LMA_RAG_ASK_H
 #include <stddef.h>
 #include <stdint.h>
+#include "rag/search.h"
 #include "tok/tokenizer.h"
 
 typedef struct {
@@ -24,6 +25,26 @@ typedef struct {
 lma_status lma_rag_prompt(const lma_tokenizer *tok, const char *tmpl, const char *system, const char *question,
                           const lma_rag_source *src, size_t n_src, size_t budget, int32_t **ids, size_t *n_ids,
                           size_t *n_used, size_t *last_len);
+
+/* The user message of that prompt for sources src[0..n) (the last cut to last_len bytes):
+ * the one text that rag ask / serve --rag render through the chat template and that rag
+ * make-sft writes as the user turn of a training example (the same format at training and
+ * at inference). n = 0: the question alone. *out malloc'd. */
+lma_status lma_rag_user_message(const char *question, const lma_rag_source *src, size_t n, size_t last_len, char **out);
+
+/* What a model trained by rag make-sft answers when the right source is not among them. */
+#define LMA_RAG_REFUSAL "The sources do not contain the answer to this question."
+
+/* Retrieval and packing in one step (rag ask, rag eval, serve --rag): searches question
+ * with sp through sr (sr NULL: no retrieval, the question alone), reads the hits' chunks
+ * into rows[0..*n_rows) (room for sp->k; the caller frees each with
+ * lma_rag_chunk_row_free) with their scores, and renders the prompt (lma_rag_prompt) into
+ * *ids (malloc'd); the first *n_used rows are the sources [1]..[n_used] of the prompt.
+ * Not thread-safe for one searcher (the caller serializes). */
+lma_status lma_rag_retrieve_prompt(lma_rag_store *s, lma_rag_searcher *sr, const lma_rag_search_params *sp,
+                                   const lma_tokenizer *tok, const char *tmpl, const char *system, const char *question,
+                                   size_t budget, lma_rag_chunk_row *rows, double *scores, int *n_rows, int32_t **ids,
+                                   size_t *n_ids, size_t *n_used);
 
 /* SQuAD's answer normalization (lowercase; punctuation, articles a/an/the and extra
  * whitespace removed), exact match and token F1 of prediction against the best gold. */

@@ -53,6 +53,7 @@ typedef struct {
                             const char *text, const float *emb, int dim, int64_t *chunk_id);
     lma_status (*chunk_get)(lma_rag_store *s, int64_t id, lma_rag_chunk_row *out);
     lma_status (*chunk_count)(lma_rag_store *s, int64_t *n);
+    lma_status (*chunk_ids)(lma_rag_store *s, int64_t **ids, size_t *n); /* every chunk, ascending; caller frees */
     /* search: BM25 (k1 1.2, b 0.75) over the full-text index, best first, score higher = better */
     lma_status (*bm25)(lma_rag_store *s, const char *query, const lma_rag_filter *f, int k, int64_t *ids,
                        double *scores, int *n);

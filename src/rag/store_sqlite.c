@@ -401,9 +401,10 @@ static lma_status sq_graph_delete(lma_rag_store *s, int64_t id) {
     return rc == SQLITE_DONE ? LMA_OK : sq_err(s, "graph");
 }
 
-static lma_status sq_graph_ids(lma_rag_store *s, int64_t **ids, size_t *n) {
+/* the ids one query selects, in its order */
+static lma_status ids_of(lma_rag_store *s, const char *sql, const char *what, int64_t **ids, size_t *n) {
     sqlite3_stmt *st;
-    LMA_TRY(prep(s, "SELECT id FROM graph ORDER BY id", &st));
+    LMA_TRY(prep(s, sql, &st));
     size_t cap = 0;
     *ids = NULL, *n = 0;
     int rc;
@@ -411,13 +412,22 @@ static lma_status sq_graph_ids(lma_rag_store *s, int64_t **ids, size_t *n) {
         if (*n == cap) {
             cap = cap ? 2 * cap : 1024;
             int64_t *p = realloc(*ids, cap * sizeof *p);
-            if (!p) { sqlite3_finalize(st); return lma_error(LMA_ERR_NOMEM, "graph ids"); }
+            if (!p) { sqlite3_finalize(st); free(*ids), *ids = NULL, *n = 0; return lma_error(LMA_ERR_NOMEM, "%s ids", what); }
             *ids = p;
         }
         (*ids)[(*n)++] = sqlite3_column_int64(st, 0);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? LMA_OK : sq_err(s, "graph");
+    if (rc != SQLITE_DONE) { free(*ids), *ids = NULL, *n = 0; return sq_err(s, what); }
+    return LMA_OK;
+}
+
+static lma_status sq_graph_ids(lma_rag_store *s, int64_t **ids, size_t *n) {
+    return ids_of(s, "SELECT id FROM graph ORDER BY id", "graph", ids, n);
+}
+
+static lma_status sq_chunk_ids(lma_rag_store *s, int64_t **ids, size_t *n) {
+    return ids_of(s, "SELECT id FROM chunks ORDER BY id", "chunks", ids, n);
 }
 
 static lma_status sq_begin(lma_rag_store *s) { return exec(s, "BEGIN IMMEDIATE"); }
@@ -432,7 +442,7 @@ static void sq_close(lma_rag_store *s) {
 
 static const lma_rag_store_ops sq_ops = {
     sq_file_get, sq_file_list, sq_file_put, sq_file_delete, sq_doc_add, sq_chunk_add, sq_chunk_get,
-    sq_chunk_count, sq_bm25, sq_vectors, sq_vector_get, sq_filter_match, sq_meta_get, sq_meta_set,
+    sq_chunk_count, sq_chunk_ids, sq_bm25, sq_vectors, sq_vector_get, sq_filter_match, sq_meta_get, sq_meta_set,
     sq_graph_get, sq_graph_put, sq_graph_delete, sq_graph_ids, sq_begin, sq_commit, sq_rollback, sq_close,
 };
 

@@ -16,12 +16,13 @@
 #include "core/progress.h" /* lma_now */
 #include "serve/route.h"
 #include "infer/json_constraint.h"
+#include "rag/ask.h"
 #include "tok/chat_template.h"
 
 struct lma_server {
     lma_server_params p;
     char *model_name, *chat_template, *embed_name;
-    pthread_mutex_t embed_mu;    /* the embedder runs one request at a time */
+    pthread_mutex_t embed_mu;    /* the embedder (and the RAG searcher) runs one request at a time */
     char **keys;
     int32_t *stop_ids;
     lma_model *m;
@@ -49,6 +50,7 @@ struct lma_http {
     const char *finish;       /* "stop" | "length" | NULL */
     int aborted;              /* the client went away (or the server stopped) mid-request */
     char *log_prompt;         /* with --log-prompts */
+    cJSON *sources;           /* serve --rag: the sources of the answer (until sent) */
     /* streaming */
     lma_job *job;
     lma_sreq_kind kind;
@@ -193,6 +195,7 @@ static void sse_chunk(lma_http *h, const char *text, size_t len, const char *fin
     cJSON *cs = cJSON_AddArrayToObject(o, "choices");
     cJSON_AddItemToArray(cs, choice(h->kind, 1, text, len, finish, first));
     if (h->include_usage) cJSON_AddNullToObject(o, "usage");
+    if (first && h->sources) cJSON_AddItemToObject(o, "sources", h->sources), h->sources = NULL;
     sse(&h->out, o);
 }
 
@@ -272,6 +275,60 @@ static int prompt_ids(lma_server *s, const lma_serve_req *r, int32_t **ids, size
     return 0;
 }
 
+/* serve --rag: the chat request's question through retrieval and the RAG prompt
+ * (rag/ask.h, as rag ask); h->sources gets the sources. 0 or the HTTP status of the
+ * refusal (err filled). */
+static int rag_prompt_ids(lma_server *s, lma_http *h, const lma_serve_req *r, int32_t **ids, size_t *n,
+                          lma_serve_error *err) {
+    const char *question = NULL, *system = NULL;
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        if (!strcmp(r->msgs[i].role, "user")) question = r->msgs[i].content;
+        if (!system && (!strcmp(r->msgs[i].role, "system") || !strcmp(r->msgs[i].role, "developer")))
+            system = r->msgs[i].content;
+    }
+    if (!question || !*question)
+        return lma_serve_fail(err, 400, "invalid_request_error", NULL, "messages",
+                              "this server answers from retrieved sources: give a user message with the question");
+    const lma_rag_search_params *sp = &s->p.rag_search;
+    lma_rag_chunk_row *rows = calloc((size_t)sp->k, sizeof *rows);
+    double *scores = calloc((size_t)sp->k, sizeof *scores);
+    int n_rows = 0;
+    size_t used = 0;
+    int limit = s->p.max_prompt_tokens < s->p.context ? s->p.max_prompt_tokens : s->p.context - 1;
+    size_t budget = s->p.rag_budget < (size_t)limit ? s->p.rag_budget : (size_t)limit;
+    lma_status st = rows && scores ? LMA_OK : lma_error(LMA_ERR_NOMEM, "out of memory");
+    if (!st) {
+        pthread_mutex_lock(&s->embed_mu);
+        st = lma_rag_retrieve_prompt(s->p.rag_store, s->p.rag_searcher, sp, s->tok, s->chat_template, system, question,
+                                     budget, rows, scores, &n_rows, ids, n, &used);
+        pthread_mutex_unlock(&s->embed_mu);
+    }
+    int ret = 0;
+    if (st == LMA_ERR_ARG) /* the question alone is over the budget */
+        ret = lma_serve_fail(err, 400, "invalid_request_error", "context_length_exceeded", "messages", "%s",
+                             lma_last_error());
+    else if (st)
+        ret = lma_serve_fail(err, 500, "server_error", NULL, NULL, "retrieval failed: %s", lma_last_error());
+    if (st) lma_clear_error();
+    if (!ret) {
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; arr && i < used; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "n", (double)i + 1);
+            cJSON_AddStringToObject(o, "doc_id", rows[i].doc_id);
+            cJSON_AddNumberToObject(o, "chunk", rows[i].seq);
+            cJSON_AddNumberToObject(o, "score", scores[i]);
+            cJSON_AddStringToObject(o, "path", rows[i].path);
+            cJSON_AddStringToObject(o, "text", rows[i].text);
+            cJSON_AddItemToArray(arr, o);
+        }
+        h->sources = arr;
+    }
+    for (int i = 0; i < n_rows; i++) lma_rag_chunk_row_free(&rows[i]);
+    free(rows), free(scores);
+    return ret;
+}
+
 static int route_generate(lma_server *s, lma_http *h, lma_sreq_kind kind) {
     lma_serve_req r;
     lma_serve_error err;
@@ -287,7 +344,11 @@ static int route_generate(lma_server *s, lma_http *h, lma_sreq_kind kind) {
         ret = lma_http_reply_error(h, &err);
         goto done;
     }
-    if (prompt_ids(s, &r, &ids, &n, &err)) { ret = lma_http_reply_error(h, &err); goto done; }
+    if (kind == LMA_SREQ_CHAT && s->p.rag_store ? rag_prompt_ids(s, h, &r, &ids, &n, &err)
+                                                : prompt_ids(s, &r, &ids, &n, &err)) {
+        ret = lma_http_reply_error(h, &err);
+        goto done;
+    }
     if (s->p.log_prompts) {
         cJSON *lp = kind == LMA_SREQ_CHAT ? cJSON_Duplicate(cJSON_GetObjectItem(r.root_, "messages"), 1)
                                           : cJSON_CreateString(r.prompt);
@@ -386,6 +447,7 @@ static int route_generate(lma_server *s, lma_http *h, lma_sreq_kind kind) {
         cJSON *cs = cJSON_AddArrayToObject(o, "choices");
         cJSON_AddItemToArray(cs, choice(kind, 0, text.p ? text.p : "", text.len, h->finish, 1));
         cJSON_AddItemToObject(o, "usage", usage_object(info.prompt_tokens, info.completion_tokens));
+        if (h->sources) cJSON_AddItemToObject(o, "sources", h->sources), h->sources = NULL;
         ret = lma_http_reply_json(h, 200, o);
     }
     free(text.p);
@@ -507,7 +569,7 @@ static int route_health(lma_server *s, lma_http *h) {
     return lma_http_reply_json(h, stopping ? 503 : 200, o);
 }
 
-/* The routes: one row per endpoint (RAG chat comes here). */
+/* The routes: one row per endpoint (serve --rag answers through route_chat). */
 static const lma_route routes[] = {
     {"POST", "/v1/chat/completions", 1, route_chat},
     {"POST", "/v1/completions", 1, route_completions},
@@ -626,6 +688,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
         fflush(s->p.log);
     }
     free(h->log_prompt);
+    cJSON_Delete(h->sources);
     free(h->body.p);
     free(h->out.p);
     free(h);

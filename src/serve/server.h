@@ -7,6 +7,12 @@
  *   POST /v1/embeddings         with an embedder (--embed): infer/embed.h
  *   GET  /v1/models             the models served
  *   GET  /health                {"status": "ok", ...}; 503 while shutting down (no key needed)
+ * With a RAG store (rag_store), POST /v1/chat/completions answers from retrieved sources
+ * as `lmadapt rag ask` does (rag/ask.h lma_rag_retrieve_prompt: the same retrieval,
+ * packing and prompt): the question is the last user message, the system prompt the
+ * first system or developer message (other turns are not part of the RAG prompt); the
+ * response carries "sources": [{"n", "doc_id", "chunk", "score", "path", "text"}] (in the
+ * first chunk of a stream). /v1/completions stays a raw prompt.
  * Every error is the OpenAI error object with its HTTP status (request.h).
  *
  * Threads: libmicrohttpd's thread per connection (bounded by max_connections), one engine
@@ -19,6 +25,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "infer/embed.h"
+#include "rag/search.h"
 #include "serve/engine.h"
 
 typedef struct lma_server lma_server;
@@ -30,6 +37,10 @@ typedef struct {
     const char *model_name;      /* the id of /v1/models and of responses */
     lma_embedder *embedder;      /* for /v1/embeddings, or NULL (kept, not freed) */
     const char *embed_name;      /* its id */
+    lma_rag_store *rag_store;    /* serve --rag: chat answers from this store, or NULL (kept, not freed) */
+    lma_rag_searcher *rag_searcher; /* its searcher (with the embedder above, or BM25 only) */
+    lma_rag_search_params rag_search; /* mode, k, ... */
+    size_t rag_budget;           /* most tokens of a RAG prompt */
     const char *chat_template;   /* a format name, or NULL for the tokenizer's */
     const int32_t *stop_ids; int n_stop_ids; /* end of sequence / end of turn ids */
     size_t max_body;             /* bytes of a request body (413 beyond) */
