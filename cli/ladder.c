@@ -18,6 +18,7 @@
 #include "model/adapter.h"
 #include "rag/ask.h"
 #include "report/report.h"
+#include "tok/chat_template.h"
 #include "rag/encoder.h"
 #include "rag/search.h"
 #include "rag/store.h"
@@ -27,8 +28,8 @@ void cli_ladder_defaults(cli_ladder *L) {
     L->cmd = "advise --measure";
     L->embed = "all-minilm-l6-v2";
     L->task_name = "task";
-    L->shots = 4, L->k = 3, L->budget = 1024, L->max_tokens = 48;
-    L->lora_steps = 60, L->lora_batch = 8, L->lora_seq = 128, L->lora_rank = 8, L->lora_lr = 2e-3;
+    L->shots = 4, L->k = 3, L->budget = 640, L->max_tokens = 48;
+    L->lora_steps = 40, L->lora_batch = 2, L->lora_seq = 640, L->lora_rank = 8, L->lora_lr = 2e-3;
     L->mmlu_limit = 1, L->general_tokens = 4096;
 }
 
@@ -73,35 +74,65 @@ static void judge(const char *answer, const char *ref, int *correct, int *valid)
 
 /* ---- answering ------------------------------------------------------------------------- */
 
-/* the prompt of query q for the rung: chat turn (+ shots) or RAG sources + question */
+/* The RAG user message of question (as `rag ask` writes it: numbered sources, then the
+ * question) with the most retrieved sources, whole, for which render() stays within the
+ * budget; *msg malloc'd. prior: the turns before it (shots), np of them. */
+static lma_status rag_message(ladder *c, const char *question, const lma_chat_msg *prior, size_t np, char **msg) {
+    const cli_ladder *L = c->L;
+    lma_rag_search_params sp = lma_rag_search_defaults();
+    sp.k = L->k < 32 ? L->k : 32;
+    sp.mode = c->enc.dim > 0 ? LMA_RAG_HYBRID : LMA_RAG_BM25;
+    lma_rag_hit hits[32];
+    lma_rag_chunk_row rows[32];
+    lma_rag_source src[32];
+    lma_chat_msg msgs[2 * 64 + 1];
+    int nh = 0, nr = 0;
+    *msg = NULL;
+    lma_status s = lma_rag_search(c->searcher, question, &sp, hits, &nh);
+    for (int i = 0; s == LMA_OK && i < nh; i++) {
+        s = c->store->ops->chunk_get(c->store, hits[i].id, &rows[i]);
+        if (s == LMA_OK) src[i] = (lma_rag_source){rows[i].doc_id, rows[i].text}, nr++;
+    }
+    if (np) memcpy(msgs, prior, np * sizeof *msgs);
+    for (int ns = nr; s == LMA_OK && ns >= 0; ns--) {
+        s = lma_rag_user_message(question, src, (size_t)ns, ns ? strlen(src[ns - 1].text) : 0, msg);
+        int32_t *ids = NULL;
+        size_t n = 0, *sp_ = NULL, nsp = 0;
+        msgs[np] = (lma_chat_msg){"user", *msg};
+        if (s == LMA_OK) s = lma_chat_encode(c->tok, NULL, msgs, np + 1, 1, &ids, &n, &sp_, &nsp);
+        free(ids), free(sp_);
+        if (s == LMA_OK && (n <= (size_t)L->budget || ns == 0)) break;
+        free(*msg);
+        *msg = NULL;
+    }
+    for (int i = 0; i < nr; i++) lma_rag_chunk_row_free(&rows[i]);
+    return s;
+}
+
+/* The prompt of query q for the rung. zero-shot, lora: the input as the user turn; icl: the
+ * shots (knn) as prior turns, then the input; rag: the shots, then the RAG message (sources
+ * and the input); rag+lora: the RAG message alone (the adapter learnt the format). */
 static lma_status prompt_for(ladder *c, int method, size_t q, int32_t **ids, size_t *n) {
     const char *input = lma_icl_pool_get(c->task, q)->input;
-    if (method == R_RAG || method == R_RAG_LORA) {
-        const cli_ladder *L = c->L;
-        lma_rag_search_params sp = lma_rag_search_defaults();
-        sp.k = L->k;
-        sp.mode = c->enc.dim > 0 ? LMA_RAG_HYBRID : LMA_RAG_BM25;
-        lma_rag_hit hits[32];
-        lma_rag_chunk_row rows[32];
-        lma_rag_source src[32];
-        int nh = 0, nr = 0;
-        lma_status s = lma_rag_search(c->searcher, input, &sp, hits, &nh);
-        for (int i = 0; s == LMA_OK && i < nh; i++) {
-            s = c->store->ops->chunk_get(c->store, hits[i].id, &rows[i]);
-            if (s == LMA_OK) src[i] = (lma_rag_source){rows[i].doc_id, rows[i].text}, nr++;
-        }
-        size_t used = 0, last = 0;
-        if (s == LMA_OK) s = lma_rag_prompt(c->tok, NULL, NULL, input, src, (size_t)nr, (size_t)L->budget, ids, n, &used, &last);
-        for (int i = 0; i < nr; i++) lma_rag_chunk_row_free(&rows[i]);
-        return s;
-    }
     lma_icl_params prm = lma_icl_default_params();
     prm.format = LMA_ICL_CHAT;
-    prm.shots = method == R_ICL ? c->L->shots : 0;
     prm.select = LMA_ICL_KNN;
-    if (prm.shots == 0) prm.select = LMA_ICL_FIXED;
+    prm.shots = (method == R_ICL || method == R_RAG) && c->pool ? (c->L->shots < 64 ? c->L->shots : 64) : 0;
+    size_t idx[64];
     int k = 0;
-    return lma_icl_build(prm.shots ? c->pool : c->task, c->tok, input, q, &prm, ids, n, NULL, &k);
+    lma_chat_msg msgs[2 * 64 + 1];
+    LMA_TRY(lma_icl_select_shots(c->pool, input, q, &prm, idx, &k));
+    for (int i = 0; i < k; i++) {
+        msgs[2 * i] = (lma_chat_msg){"user", lma_icl_pool_get(c->pool, idx[i])->input};
+        msgs[2 * i + 1] = (lma_chat_msg){"assistant", lma_icl_pool_get(c->pool, idx[i])->output};
+    }
+    char *rag = NULL;
+    if (method == R_RAG || method == R_RAG_LORA) LMA_TRY(rag_message(c, input, msgs, (size_t)(2 * k), &rag));
+    msgs[2 * k] = (lma_chat_msg){"user", rag ? rag : input};
+    size_t *sp = NULL, nsp = 0;
+    lma_status s = lma_chat_encode(c->tok, NULL, msgs, (size_t)(2 * k + 1), 1, ids, n, &sp, &nsp);
+    free(sp), free(rag);
+    return s;
 }
 
 static size_t n_questions(const ladder *c) {
@@ -257,23 +288,36 @@ static int open_rag(ladder *c) {
     return 0;
 }
 
-/* {"input","output"} lines -> {"messages": [user, assistant]} lines: the chat turn every rung asks */
-static lma_status write_sft(const lma_icl_pool *p, const char *path) {
+/* one {"messages": [user, assistant]} line */
+static lma_status sft_line(lma_atomic_file *af, const char *user, const char *assistant) {
+    cJSON *o = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(o, "messages");
+    cJSON *u = cJSON_CreateObject(), *a = cJSON_CreateObject();
+    cJSON_AddStringToObject(u, "role", "user"), cJSON_AddStringToObject(u, "content", user);
+    cJSON_AddStringToObject(a, "role", "assistant"), cJSON_AddStringToObject(a, "content", assistant);
+    cJSON_AddItemToArray(msgs, u), cJSON_AddItemToArray(msgs, a);
+    char *t = cJSON_PrintUnformatted(o);
+    lma_status s = t ? lma_atomic_write(af, t, strlen(t)) : lma_error(LMA_ERR_NOMEM, "out of memory");
+    if (s == LMA_OK) s = lma_atomic_write(af, "\n", 1);
+    free(t);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* The LoRA training set in the prompts the LoRA rungs ask: each {"input", "output"} as the
+ * plain chat turn and, with documents, also as the RAG message with the sources retrieved
+ * for it (retrieval-aware training, as `rag make-sft`: the same format at training and at
+ * inference). */
+static lma_status write_sft(ladder *c, const lma_icl_pool *p, const char *path) {
     lma_atomic_file af;
     LMA_TRY(lma_atomic_open(&af, path));
     lma_status s = LMA_OK;
     for (size_t i = 0; s == LMA_OK && i < lma_icl_pool_size(p); i++) {
         const lma_icl_example *x = lma_icl_pool_get(p, i);
-        cJSON *o = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(o, "messages");
-        cJSON *u = cJSON_CreateObject(), *a = cJSON_CreateObject();
-        cJSON_AddStringToObject(u, "role", "user"), cJSON_AddStringToObject(u, "content", x->input);
-        cJSON_AddStringToObject(a, "role", "assistant"), cJSON_AddStringToObject(a, "content", x->output);
-        cJSON_AddItemToArray(msgs, u), cJSON_AddItemToArray(msgs, a);
-        char *t = cJSON_PrintUnformatted(o);
-        s = t ? lma_atomic_write(&af, t, strlen(t)) : lma_error(LMA_ERR_NOMEM, "out of memory");
-        if (s == LMA_OK) s = lma_atomic_write(&af, "\n", 1);
-        free(t);
-        cJSON_Delete(o);
+        s = sft_line(&af, x->input, x->output);
+        char *rag = NULL;
+        if (s == LMA_OK && c->searcher) s = rag_message(c, x->input, NULL, 0, &rag);
+        if (s == LMA_OK && rag) s = sft_line(&af, rag, x->output);
+        free(rag);
     }
     if (s == LMA_OK) return lma_atomic_commit(&af);
     lma_atomic_abort(&af);
@@ -321,7 +365,7 @@ static int train_lora(ladder *c, rung *lr) {
         return 0;
     }
     lma_icl_pool *train = NULL;
-    if (lma_icl_pool_load(L->train, &train) != LMA_OK || write_sft(train, data) != LMA_OK) {
+    if (lma_icl_pool_load(L->train, &train) != LMA_OK || write_sft(c, train, data) != LMA_OK) {
         lma_icl_pool_free(train);
         return cli_fail(L->cmd, NULL);
     }

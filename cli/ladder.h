@@ -4,9 +4,13 @@
  * LoRA model forgot against the base (perplexity on held-out general text, MMLU in cloze
  * form), one table, summary.json, and a recommendation taken from the measurements.
  *
- * Every rung asks the same question the same way: the task's input as the user turn of the
- * model's chat template (ICL: the shots as prior turns, chosen by knn; RAG: the numbered
- * sources of `rag ask` before it), greedy decoding to the end of the turn (or max_tokens).
+ * Every rung asks the question through the model's chat template: zero-shot and lora as the
+ * user turn; icl with k shots (knn) as prior turns; rag with the shots and, as the last
+ * turn, `rag ask`'s user message (numbered sources, then the question) within the token
+ * budget; rag+lora that message alone. The LoRA training set holds each training example
+ * both ways (plain, and with the sources retrieved for it: retrieval-aware, as `rag
+ * make-sft`), so the adapter sees at training the prompts it is asked at inference.
+ * Greedy decoding to the end of the turn (or max_tokens).
  * Scoring (eval/gencheck.h lma_gen_check_json_fields): when a reference output is a JSON
  * object, the answer is format-valid when it is (whole, trimmed, a ``` fence aside) an
  * object holding every key of the reference, and correct when the first JSON object in it
@@ -36,9 +40,9 @@ typedef struct {
     int limit;            /* questions of the eval set used (0: all) */
     int shots;            /* ICL k (4) */
     int k;                /* RAG sources (3) */
-    int budget;           /* RAG prompt tokens (1024) */
+    int budget;           /* RAG prompt tokens, shots included (640) */
     int max_tokens;       /* per answer (48) */
-    int lora_steps, lora_batch, lora_seq, lora_rank;
+    int lora_steps, lora_batch, lora_seq, lora_rank; /* 40 steps of 2 x 640 tokens, rank 8 */
     double lora_lr;
     int mmlu_limit;       /* items per subject (1) */
     int general_tokens;   /* tokens of general text scored (4096) */
