@@ -105,6 +105,7 @@ int cmd_advise(int argc, char **argv) {
         CLI_INT("shots", 0, &L.shots, 0, 64, "K", "ICL shots"),
         CLI_INT("k", 'k', &L.k, 1, 32, "N", "RAG sources"),
         CLI_INT("max-tokens", 0, &L.max_tokens, 1, 4096, "N", "tokens per answer"),
+        CLI_INT("limit", 0, &L.limit, 0, 1000000, "N", "the first N questions of --task (0 = all)"),
         CLI_INT("lora-steps", 0, &L.lora_steps, 1, 1000000, "N", "optimizer steps of the LoRA run"),
         CLI_INT("mmlu-limit", 0, &L.mmlu_limit, 1, 1000000, "N", "MMLU items per subject"),
         CLI_REALV("budget-minutes", 0, &L.budget_minutes, 0, 1e6, "N", "start no rung after N minutes (0 = no limit)"),
@@ -133,9 +134,10 @@ int cmd_advise(int argc, char **argv) {
     if (rc != CLI_CONTINUE) return rc;
     if (measure_on) {
         if (!model || !task_s) return cli_usage_error("advise", "--measure needs --model M and --task T.jsonl");
+        L.model_name = model;
         if (cli_resolve_model("advise", &model)) return 1;
         lma_threads_set(threads);
-        L.model = model, L.task = task_s, L.json = json;
+        L.model = model, L.task = task_s, L.task_name = task_s, L.json = json;
         return cli_ladder_run(&L);
     }
     if (task_s && (task = choice_of(task_choices, task_s)) < 0)

@@ -74,6 +74,7 @@ int cmd_demo(int argc, char **argv) {
     cli_args a;
     int rc = cli_parse(&spec, argc, argv, &a);
     if (rc != CLI_CONTINUE) return rc;
+    L.model_name = model;
     if (cli_resolve_model("demo", &model)) return 1;
     lma_threads_set(threads);
     if ((rc = write_files(L.out)) != 0) return rc;

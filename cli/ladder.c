@@ -500,7 +500,7 @@ static int finish(ladder *c, const rung *r, const forgetting *fg) {
     char rec[600];
     recommend(r, fg, rec, sizeof rec);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model", L->model);
+    cJSON_AddStringToObject(o, "model", L->model_name ? L->model_name : L->model);
     cJSON_AddStringToObject(o, "task", L->task_name);
     cJSON *arr = cJSON_AddArrayToObject(o, "rungs");
     for (int i = 0; i < R_COUNT; i++) {

@@ -26,7 +26,8 @@
 
 typedef struct {
     const char *cmd;      /* "advise --measure" | "demo": message prefix */
-    const char *model;    /* chat model (HF folder, .gguf or short name) */
+    const char *model;    /* chat model (HF folder, .gguf or short name), resolved */
+    const char *model_name; /* as the user named it (summary.json); NULL: model */
     const char *task;     /* eval set: JSONL {"input", "output"} */
     const char *pool;     /* ICL shots (NULL: the training set, if any) */
     const char *docs;     /* RAG: a file or folder to index (NULL: no RAG rung) */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job (README): build lmadapt, then `lmadapt demo`: pretrain a tiny Llama
-# model on CPU on lmadapt's own documentation (embedded in the binary, no
-# download), save it in Hugging Face format, and sample from it. About a minute
-# on 2 cores. Extra arguments go to `lmadapt demo` (see `lmadapt demo --help`).
+# The main job (README, docs/demo.md): build lmadapt, then `lmadapt demo`: the adaptation
+# ladder (zero-shot, in-context examples, retrieval over lmadapt's docs, a LoRA run, both)
+# on SmolLM2-135M-Instruct with all-MiniLM-L6-v2 (fetched by scripts/install-deps.sh),
+# scored on held-out questions, with what the LoRA model forgot; writes summary.json and
+# report.html in build/demo. Extra arguments go to `lmadapt demo` (`lmadapt demo --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null

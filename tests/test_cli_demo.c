@@ -9,7 +9,9 @@
  *     JSON object's fields against the reference, the whole answer an object);
  *   - report.html holds the ladder table;
  *   - a second run reuses every rung and the LoRA adapter (it says so) and gives the same
- *     summary.
+ *     summary;
+ *   - advise --measure with only --task measures zero-shot and skips the other rungs, each
+ *     with its reason; its usage errors.
  * Without the fetched models the test exits 77 (skipped). */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -44,6 +46,23 @@ int main(void) {
     char dir[] = "/tmp/lma_cli_demo_XXXXXX", cmd[2048];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     static char out[1 << 18];
+    /* advise --measure: the rungs without their inputs are skipped, with the reason */
+    char task[1200];
+    snprintf(task, sizeof task, "%s/eval.jsonl", dir);
+    const char *line = "{\"input\": \"Say OK.\", \"output\": \"OK\"}\n";
+    CHECK_OK(lma_write_file_atomic(task, line, strlen(line)));
+    snprintf(cmd, sizeof cmd, "%s advise --measure --model smollm2-135m-instruct --task %s --out %s/adv --max-tokens 4 "
+             "--threads 2 2>&1", LMA_CLI, task, dir);
+    CHECK(run(cmd, out, sizeof out) == 0, "advise --measure exits 0:\n%s", out);
+    CHECK(strstr(out, "icl        skipped: no pool of examples (--pool or --train)") &&
+              strstr(out, "rag        skipped: no documents (--docs)") &&
+              strstr(out, "lora       skipped: no training set (--train)") &&
+              strstr(out, "rag+lora   skipped: needs both --docs and --train") && strstr(out, "zero-shot "),
+          "zero-shot measured, the rest skipped with reasons:\n%s", out);
+    snprintf(cmd, sizeof cmd, "%s advise --measure --task %s 2>&1", LMA_CLI, task);
+    CHECK(run(cmd, out, sizeof out) == 2 && strstr(out, "--measure needs --model"), "--measure without --model: %s", out);
+    snprintf(cmd, sizeof cmd, "%s advise --task nonsense 2>&1", LMA_CLI);
+    CHECK(run(cmd, out, sizeof out) == 2 && strstr(out, "expected qa | format"), "a bad --task: %s", out);
     snprintf(cmd, sizeof cmd, "%s demo --out %s/run --limit 2 --lora-steps 2 --shots 1 --mmlu-limit 1 --threads 2 2>&1",
              LMA_CLI, dir);
     CHECK(run(cmd, out, sizeof out) == 0, "demo exits 0:\n%s", out);
