@@ -61,6 +61,7 @@ typedef struct {
     int32_t stops[16];
     int n_stops;
     double t0;
+    int retrained; /* the adapter was trained by this run: nothing measured on an older one is reused */
     char db[4200];
 } ladder;
 
@@ -391,6 +392,7 @@ static int train_lora(ladder *c, rung *lr) {
             seq, run);
     double t0 = lma_now();
     if (cmd_sft(argc, argv) != 0) return 1;
+    c->retrained = 1;
     lr->train_s = lma_now() - t0;
     lr->peak_gib = run_peak_gib(run);
     char t[64];
@@ -436,7 +438,8 @@ static lma_status measure_general(ladder *c, double *ppl, double *mmlu) {
     return LMA_OK;
 }
 
-/* OUT/rungs/forgetting.json: the four measures, reused like the rungs */
+/* OUT/rungs/forgetting.json: the base's measures once taken, the LoRA model's after; what
+ * it holds is reused like the rungs. 1 when it held the base's. */
 static int forgetting_reuse(const ladder *c, forgetting *fg) {
     char p[4300];
     snprintf(p, sizeof p, "%s/rungs/forgetting.json", c->L->out);
@@ -448,8 +451,11 @@ static int forgetting_reuse(const ladder *c, forgetting *fg) {
     if (same) {
         fg->ppl[0] = get_num(o, "ppl_base", NAN), fg->ppl[1] = get_num(o, "ppl_lora", NAN);
         fg->mmlu[0] = get_num(o, "mmlu_base", NAN), fg->mmlu[1] = get_num(o, "mmlu_lora", NAN);
-        fg->done = 1;
-        fprintf(stderr, "%s: forgetting measured before (%s; --fresh to redo)\n", c->L->cmd, p);
+        same = !isnan(fg->ppl[0]) || !isnan(fg->mmlu[0]);
+        fg->done = !isnan(fg->ppl[1]) || !isnan(fg->mmlu[1]);
+        if (same)
+            fprintf(stderr, "%s: forgetting measured before (%s: %s; --fresh to redo)\n", c->L->cmd, p,
+                    fg->done ? "base and LoRA" : "the base");
     }
     cJSON_Delete(o);
     return same;
@@ -572,7 +578,7 @@ static int finish(ladder *c, const rung *r, const forgetting *fg) {
 
 static int measure(ladder *c, int method, rung *r) {
     if (r->skipped[0]) return 0;
-    if (rung_reuse(c, method, r)) return 0;
+    if (!(c->retrained && method >= R_LORA) && rung_reuse(c, method, r)) return 0;
     if (over_budget(c, r)) return 0;
     double ts = r->train_s, pk = r->peak_gib;
     if (run_rung(c, method, r) != LMA_OK) return cli_fail(c->L->cmd, NULL);
@@ -618,10 +624,14 @@ int cli_ladder_run(const cli_ladder *L) {
     }
     if (L->docs && open_rag(&c)) goto out;
     if (measure(&c, R_ZERO, &r[R_ZERO]) || measure(&c, R_ICL, &r[R_ICL]) || measure(&c, R_RAG, &r[R_RAG])) goto out;
-    int fg_cached = L->train && (L->general || L->mmlu) && forgetting_reuse(&c, &fg);
-    if (L->train && (L->general || L->mmlu) && !fg_cached) {
+    int fg_on = L->train && (L->general || L->mmlu);
+    fg.ppl[0] = fg.ppl[1] = fg.mmlu[0] = fg.mmlu[1] = NAN;
+    if (fg_on && !forgetting_reuse(&c, &fg)) {
         fprintf(stderr, "%s: forgetting: the base on general text and MMLU (cloze)\n", L->cmd);
-        if (measure_general(&c, &fg.ppl[0], &fg.mmlu[0]) != LMA_OK) { cli_fail(L->cmd, NULL); goto out; }
+        if (measure_general(&c, &fg.ppl[0], &fg.mmlu[0]) != LMA_OK || forgetting_save(&c, &fg) != LMA_OK) {
+            cli_fail(L->cmd, NULL);
+            goto out;
+        }
     }
     if (L->train && !over_budget(&c, &r[R_LORA])) {
         if (train_lora(&c, &r[R_LORA])) goto out;
@@ -631,7 +641,8 @@ int cli_ladder_run(const cli_ladder *L) {
         r[R_RAG_LORA].train_s = r[R_LORA].train_s, r[R_RAG_LORA].peak_gib = r[R_LORA].peak_gib;
         if (measure(&c, R_LORA, &r[R_LORA])) goto out;
         if (L->docs && measure(&c, R_RAG_LORA, &r[R_RAG_LORA])) goto out;
-        if ((L->general || L->mmlu) && !fg_cached) {
+        if (c.retrained) fg.done = 0, fg.ppl[1] = fg.mmlu[1] = NAN;
+        if (fg_on && !fg.done) {
             fprintf(stderr, "%s: forgetting: the LoRA model on general text and MMLU (cloze)\n", L->cmd);
             if (measure_general(&c, &fg.ppl[1], &fg.mmlu[1]) != LMA_OK) { cli_fail(L->cmd, NULL); goto out; }
             fg.done = 1;
