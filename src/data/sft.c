@@ -1,4 +1,5 @@
 #include "data/sft.h"
+#include "data/cursor.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,36 +221,11 @@ lma_status lma_sft_batcher_next(lma_sft_batcher *b, int32_t *ids, int32_t *targe
 }
 
 lma_status lma_sft_batcher_save(const lma_sft_batcher *b, cJSON **out) {
-    cJSON *j = cJSON_CreateObject();
-    if (!j) return lma_error(LMA_ERR_NOMEM, "out of memory");
-    char buf[32];
-    cJSON_AddNumberToObject(j, "epoch", (double)b->epoch);
-    cJSON_AddNumberToObject(j, "pos", (double)b->pos);
-    cJSON_AddNumberToObject(j, "examples", (double)b->set->n);
-    cJSON *r = cJSON_AddArrayToObject(j, "rng");
-    for (int i = 0; i < 4; i++) {
-        snprintf(buf, sizeof buf, "0x%016llx", (unsigned long long)b->rng.s[i]);
-        cJSON_AddItemToArray(r, cJSON_CreateString(buf));
-    }
-    *out = j;
-    return LMA_OK;
+    return lma_epoch_cursor_save(b->epoch, b->pos, "examples", b->set->n, &b->rng, out);
 }
 
 lma_status lma_sft_batcher_restore(lma_sft_batcher *b, const cJSON *j) {
-    const cJSON *ep = cJSON_GetObjectItemCaseSensitive(j, "epoch"), *pos = cJSON_GetObjectItemCaseSensitive(j, "pos"),
-                *nx = cJSON_GetObjectItemCaseSensitive(j, "examples"), *r = cJSON_GetObjectItemCaseSensitive(j, "rng");
-    if (!cJSON_IsNumber(ep) || !cJSON_IsNumber(pos) || !cJSON_IsNumber(nx) || cJSON_GetArraySize(r) != 4)
-        return lma_error(LMA_ERR_FORMAT, "SFT data cursor: malformed");
-    if ((size_t)nx->valuedouble != b->set->n || pos->valuedouble < 0 || (size_t)pos->valuedouble > b->set->n)
-        return lma_error(LMA_ERR_FORMAT, "SFT data cursor: the data set changed (%g examples, now %zu)", nx->valuedouble,
-                         b->set->n);
-    for (int i = 0; i < 4; i++) {
-        const cJSON *x = cJSON_GetArrayItem(r, i);
-        if (!cJSON_IsString(x)) return lma_error(LMA_ERR_FORMAT, "SFT data cursor: bad rng");
-        b->rng.s[i] = strtoull(x->valuestring, NULL, 16);
-    }
-    b->epoch = (size_t)ep->valuedouble;
-    b->pos = (size_t)pos->valuedouble;
+    LMA_TRY(lma_epoch_cursor_restore(j, "SFT data", "examples", "examples", b->set->n, &b->epoch, &b->pos, &b->rng));
     make_order(b);
     return LMA_OK;
 }
