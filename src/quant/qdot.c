@@ -202,8 +202,23 @@ static int always(void) { return 1; }
     }                                                                                                               \
     __attribute__((target(TARGET))) static void q8_0_##SFX(const lma_qmat *w, int r0, int nr,                      \
                                                            const lma_q8_block *a, float *out) {                    \
-        int nb = w->cols / 32;                                                                                      \
-        for (int i = 0; i < nr; i++) {                                                                              \
+        int nb = w->cols / 32, i = 0;                                                                               \
+        for (; i + 1 < nr; i += 2) { /* two rows: one activation load, two FMA chains */                           \
+            const uint8_t *p = row_at(w, r0 + i), *p2 = p + w->row_bytes;                                          \
+            __m256 acc = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps();                                           \
+            for (int b = 0; b < nb; b++, p += 34, p2 += 34) {                                                       \
+                __m256i aq = _mm256_loadu_si256((const __m256i *)a[b].q);                                           \
+                __m256i wq = _mm256_loadu_si256((const __m256i *)(p + 2));                                          \
+                __m256i wq2 = _mm256_loadu_si256((const __m256i *)(p2 + 2));                                        \
+                __m256i s = DOT(_mm256_abs_epi8(wq), _mm256_sign_epi8(aq, wq));                                     \
+                __m256i s2 = DOT(_mm256_abs_epi8(wq2), _mm256_sign_epi8(aq, wq2));                                  \
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_##SFX(p) * a[b].d), _mm256_cvtepi32_ps(s), acc);          \
+                acc2 = _mm256_fmadd_ps(_mm256_set1_ps(f16_##SFX(p2) * a[b].d), _mm256_cvtepi32_ps(s2), acc2);      \
+            }                                                                                                       \
+            out[i] = hsum_##SFX(acc);                                                                               \
+            out[i + 1] = hsum_##SFX(acc2);                                                                          \
+        }                                                                                                           \
+        for (; i < nr; i++) {                                                                                       \
             const uint8_t *p = row_at(w, r0 + i);                                                                   \
             __m256 acc = _mm256_setzero_ps();                                                                       \
             for (int b = 0; b < nb; b++, p += 34) {                                                                 \
@@ -233,8 +248,23 @@ static int always(void) { return 1; }
     }                                                                                                               \
     __attribute__((target(TARGET))) static void q4_1_##SFX(const lma_qmat *w, int r0, int nr,                      \
                                                            const lma_q8_block *a, float *out) {                    \
-        int nb = w->cols / 32;                                                                                      \
-        for (int i = 0; i < nr; i++) {                                                                              \
+        int nb = w->cols / 32, i = 0;                                                                               \
+        for (; i + 1 < nr; i += 2) {                                                                                \
+            const uint8_t *p = row_at(w, r0 + i), *p2 = p + w->row_bytes;                                          \
+            __m256 acc = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps();                                           \
+            float corr = 0, corr2 = 0;                                                                              \
+            for (int b = 0; b < nb; b++, p += 20, p2 += 20) {                                                       \
+                __m256i aq = _mm256_loadu_si256((const __m256i *)a[b].q);                                           \
+                __m256i s = DOT(nib_##SFX(p + 4), aq), s2 = DOT(nib_##SFX(p2 + 4), aq);                             \
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_##SFX(p) * a[b].d), _mm256_cvtepi32_ps(s), acc);          \
+                acc2 = _mm256_fmadd_ps(_mm256_set1_ps(f16_##SFX(p2) * a[b].d), _mm256_cvtepi32_ps(s2), acc2);      \
+                corr += f16_##SFX(p + 2) * a[b].s;                                                                  \
+                corr2 += f16_##SFX(p2 + 2) * a[b].s;                                                                \
+            }                                                                                                       \
+            out[i] = hsum_##SFX(acc) + corr;                                                                        \
+            out[i + 1] = hsum_##SFX(acc2) + corr2;                                                                  \
+        }                                                                                                           \
+        for (; i < nr; i++) {                                                                                       \
             const uint8_t *p = row_at(w, r0 + i);                                                                   \
             __m256 acc = _mm256_setzero_ps();                                                                       \
             float corr = 0;                                                                                         \
