@@ -42,6 +42,7 @@ static void fill_random(lma_qmat *w, lma_rng *r) {
             memcpy(blk + 2 * k, &h, 2);
         }
     }
+    CHECK_OK(lma_qmat_pack(w)); /* the kernels' row layout */
 }
 
 static void kernels_against_oracles(void) {
@@ -49,11 +50,12 @@ static void kernels_against_oracles(void) {
     lma_rng_seed(&r, 7);
     int nk;
     const lma_qdot_kernel *ks = lma_qdot_kernels(&nk);
-    int rows = 37, cols = 512;
-    float *x = malloc(cols * sizeof *x), *row = malloc(cols * sizeof *row), *y = malloc(rows * sizeof *y),
+    int rows = 37;
+    float *x = malloc(576 * sizeof *x), *row = malloc(576 * sizeof *row), *y = malloc(rows * sizeof *y),
           *y0 = malloc(rows * sizeof *y0);
-    lma_q8_block *a = malloc(cols / 32 * sizeof *a);
+    lma_q8_block *a = malloc(576 / 32 * sizeof *a);
     for (int t = 0; t < 4; t++) {
+        int cols = types[t] == LMA_GGML_Q4_K ? 512 : 576; /* 18 blocks: 2 groups of 8 and 2 alone */
         lma_qmat w;
         CHECK_OK(lma_qmat_alloc(&w, types[t], rows, cols));
         if (!w.data) continue;
@@ -62,7 +64,13 @@ static void kernels_against_oracles(void) {
             for (int j = 0; j < cols; j++) /* a few outliers per block, as real activations have */
                 x[j] = (float)(lma_rng_normal(&r) * (j % 37 == 0 ? 20 : 1));
             lma_q8_quantize(x, cols, a);
-            /* the activation blocks themselves: |x - d q| <= d/2 */
+            /* the activation blocks themselves: |x - d q| <= d/2, d = max|x|/127, s = d sum q */
+            for (int b = 0; b < cols / 32; b++) {
+                float amax = 0;
+                int sum = 0;
+                for (int j = 0; j < 32; j++) { amax = fmaxf(amax, fabsf(x[32 * b + j])); sum += a[b].q[j]; }
+                CHECK(a[b].d == amax / 127.0f && a[b].s == a[b].d * (float)sum, "q8 block %d: d %g s %g", b, a[b].d, a[b].s);
+            }
             for (int j = 0; j < cols; j++) {
                 const lma_q8_block *b = &a[j / 32];
                 CHECK(fabsf(x[j] - b->d * b->q[j % 32]) <= b->d * 0.5f * (1 + 1e-5f) + 1e-30f, "q8 of x[%d]", j);

@@ -430,6 +430,7 @@ void lma_model_free(lma_model *m) {
     if (!m) return;
     const lma_backend *be = m->be;
     free_acts(m);
+    if (m->infer_buf) be->free(m->infer_buf);
     if (m->wact && m->wact != m->params) be->free(m->wact);
     if (m->params) be->free(m->params);
     if (m->grads) be->free(m->grads);
@@ -1051,7 +1052,15 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
         if (ids[i] < 0 || ids[i] >= V)
             return lma_error(LMA_ERR_ARG, "token id %d is outside the vocabulary [0, %d)", ids[i], V);
     size_t o[INFER_SLOTS], ea = (size_t)be->act_bytes, f = infer_layout(c, be->act_bytes, n, n_out, o);
-    char *buf = be->alloc(f);
+    /* a scratch up to 64 MB is kept between calls (a decode step allocates nothing); a
+     * larger one (long prompts with every row's logits) is the call's own */
+    enum { KEEP_SCRATCH = 64 << 20 };
+    if (f <= KEEP_SCRATCH && f > m->infer_cap) {
+        if (m->infer_buf) be->free(m->infer_buf);
+        m->infer_buf = be->alloc(f);
+        m->infer_cap = m->infer_buf ? f : 0;
+    }
+    char *buf = f <= KEEP_SCRATCH ? m->infer_buf : be->alloc(f);
     if (!buf) return lma_error(LMA_ERR_NOMEM, "out of memory for %d tokens of inference scratch", n);
     void *x = buf + o[0], *ln = buf + o[1], *mid = buf + o[2], *q = buf + o[3], *atty = buf + o[4];
     void *q_raw = buf + o[5], *k = buf + o[6], *v = buf + o[7], *k_raw = buf + o[8];
@@ -1062,7 +1071,10 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
     int32_t *d_ids = (int32_t *)(buf + o[17]), *d_pos = d_ids + n;
     float *lg32 = (float *)(buf + o[18]);
     int32_t *pos = malloc((size_t)n * sizeof *pos);
-    if (!pos) { be->free(buf); return lma_error(LMA_ERR_NOMEM, "out of memory"); }
+    if (!pos) {
+        if (buf != m->infer_buf) be->free(buf);
+        return lma_error(LMA_ERR_NOMEM, "out of memory");
+    }
     for (int i = 0; i < n; i++) pos[i] = batched ? kvs[i]->len : kv->len + i;
     be->upload(d_ids, ids, (size_t)n * sizeof(int32_t));
     be->upload(d_pos, pos, (size_t)n * sizeof(int32_t));
@@ -1082,7 +1094,7 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
     be->rmsnorm_fwd(ln, rstd1, xl, m->w.final_norm, n_out, C, (float)c->rms_norm_eps);
     head_fwd(m, lg, ln, n_out);
     lma_status s = download_act(be, logits, lg, (size_t)n_out * V, lg32);
-    be->free(buf);
+    if (buf != m->infer_buf) be->free(buf);
     if (s == LMA_OK) s = lma_backend_sync(be);
     if (s != LMA_OK) return s;
     for (size_t i = 0, nl = (size_t)n_out * (size_t)V; i < nl; i++)

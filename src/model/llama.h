@@ -65,6 +65,8 @@ struct lma_model {
     struct lma_nf4_tensor *nf4; /* (L * 7) NF4 q,k,v,o,gate,up,down weights (QLoRA base) in host
                                    memory, or NULL; then those tensors are absent from `table` */
     lma_param_table qtable;     /* the quantized tensors (names, shapes; offsets unused) */
+    void *infer_buf;     /* the scratch of the inference forward, kept between calls (bytes) */
+    size_t infer_cap;
     struct lma_qmat *qm; /* LMA_MODEL_GGUF_QUANT: (L*7 + 2) q,k,v,o,gate,up,down of each layer, then
                             the embedding and an untied lm_head (tied: the embedding serves), in
                             their GGUF blocks (quant/qdot.h; F32 for a type without a kernel), host

@@ -95,7 +95,8 @@ static lma_status put_blocks(lma_model *m, const lma_param_info *p, lma_weight_s
     uint32_t type = src->block_type && src->read_blocks ? src->block_type(src->ctx, i) : LMA_GGML_F32;
     if (lma_qmat_type_kept(type) && cols % lma_ggml_block_elems(type) == 0) {
         LMA_TRY(lma_qmat_alloc(w, type, rows, cols));
-        return src->read_blocks(src->ctx, i, w->data, w->row_bytes, rows);
+        LMA_TRY(src->read_blocks(src->ctx, i, w->data, w->row_bytes, rows));
+        return lma_qmat_pack(w);
     }
     LMA_TRY(lma_qmat_alloc(w, LMA_GGML_F32, rows, cols));
     LMA_TRY(src->read_f32(src->ctx, i, w->data, p->numel));

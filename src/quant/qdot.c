@@ -43,17 +43,22 @@ void lma_qmat_free(lma_qmat *w) {
     memset(w, 0, sizeof *w);
 }
 
-void lma_qmat_row_f32(const lma_qmat *w, int r, float *dst) {
-    const char *p = (const char *)w->data + (size_t)r * w->row_bytes;
-    if (w->type == LMA_GGML_F32) memcpy(dst, p, (size_t)w->cols * sizeof(float));
-    else lma_ggml_dequantize(w->type, p, dst, w->cols); /* a kept type: cannot fail */
-}
+
+#ifdef LMA_X86
+static void q8_quantize_avx2(const float *x, int n, lma_q8_block *dst);
+static int has_avx2(void);
+#endif
 
 void lma_q8_quantize(const float *x, int n, lma_q8_block *dst) {
+#ifdef LMA_X86
+    static int avx2 = -1;
+    if (avx2 < 0) avx2 = has_avx2();
+    if (avx2) { q8_quantize_avx2(x, n, dst); return; }
+#endif
     for (int b = 0; b < n / LMA_Q8_BLOCK; b++) {
         const float *v = x + (size_t)b * LMA_Q8_BLOCK;
         float amax = 0;
-        for (int j = 0; j < LMA_Q8_BLOCK; j++) amax = fmaxf(amax, fabsf(v[j]));
+        for (int j = 0; j < LMA_Q8_BLOCK; j++) amax = fabsf(v[j]) > amax ? fabsf(v[j]) : amax;
         float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
         int sum = 0;
         for (int j = 0; j < LMA_Q8_BLOCK; j++) {
@@ -102,20 +107,68 @@ static inline void scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
     }
 }
 
-/* ---- scalar: the oracle ---- */
 static inline const uint8_t *row_at(const lma_qmat *w, int r) {
     return (const uint8_t *)w->data + (size_t)r * w->row_bytes;
 }
 
+/* ---- the packed row layout (Q8_0, Q4_0, Q4_1): the same bytes as ggml's blocks, regrouped
+ * per row as  d[nb] fp16 | m[nb] fp16 (Q4_1) | qs[nb] (32 int8 or 16 nibble bytes each),
+ * so that 8 blocks' scales convert in one instruction (vcvtph2ps) ---- */
+static int packs(uint32_t t) { return t == LMA_GGML_Q8_0 || t == LMA_GGML_Q4_0 || t == LMA_GGML_Q4_1; }
+static size_t qs_bytes(uint32_t t) { return t == LMA_GGML_Q8_0 ? 32 : 16; }
+static size_t head_bytes(uint32_t t) { return t == LMA_GGML_Q4_1 ? 4 : 2; } /* d (+ m) per block */
+
+lma_status lma_qmat_pack(lma_qmat *w) {
+    if (w->packed || !packs(w->type)) return LMA_OK;
+    size_t nb = (size_t)w->cols / 32, bb = lma_ggml_block_bytes(w->type), qb = qs_bytes(w->type);
+    size_t hb = head_bytes(w->type);
+    uint8_t *tmp = malloc(w->row_bytes);
+    if (!tmp) return lma_error(LMA_ERR_NOMEM, "out of memory");
+    for (int r = 0; r < w->rows; r++) {
+        uint8_t *row = (uint8_t *)w->data + (size_t)r * w->row_bytes;
+        memcpy(tmp, row, w->row_bytes);
+        for (size_t b = 0; b < nb; b++) {
+            const uint8_t *blk = tmp + b * bb;
+            memcpy(row + 2 * b, blk, 2);
+            if (hb == 4) memcpy(row + 2 * nb + 2 * b, blk + 2, 2);
+            memcpy(row + hb * nb + qb * b, blk + hb, qb);
+        }
+    }
+    free(tmp);
+    w->packed = 1;
+    return LMA_OK;
+}
+
+void lma_qmat_row_f32(const lma_qmat *w, int r, float *dst) {
+    const uint8_t *p = row_at(w, r);
+    if (w->type == LMA_GGML_F32) { memcpy(dst, p, (size_t)w->cols * sizeof(float)); return; }
+    if (!w->packed) { lma_ggml_dequantize(w->type, p, dst, w->cols); return; } /* a kept type: cannot fail */
+    /* back to ggml's blocks, a few at a time, then ggml's own dequantizer: the same bits */
+    size_t nb = (size_t)w->cols / 32, bb = lma_ggml_block_bytes(w->type), qb = qs_bytes(w->type);
+    size_t hb = head_bytes(w->type);
+    uint8_t blk[8 * 40];
+    for (size_t b0 = 0; b0 < nb; b0 += 8) {
+        size_t k = nb - b0 < 8 ? nb - b0 : 8;
+        for (size_t b = b0; b < b0 + k; b++) {
+            uint8_t *o = blk + (b - b0) * bb;
+            memcpy(o, p + 2 * b, 2);
+            if (hb == 4) memcpy(o + 2, p + 2 * nb + 2 * b, 2);
+            memcpy(o + hb, p + hb * nb + qb * b, qb);
+        }
+        lma_ggml_dequantize(w->type, blk, dst + b0 * 32, (int64_t)k * 32);
+    }
+}
+
+/* ---- scalar: the oracle (packed rows for Q8_0, Q4_0, Q4_1) ---- */
 static void q8_0_scalar(const lma_qmat *w, int r0, int nr, const lma_q8_block *a, float *out) {
     int nb = w->cols / 32;
     for (int i = 0; i < nr; i++) {
-        const uint8_t *p = row_at(w, r0 + i);
+        const uint8_t *p = row_at(w, r0 + i), *qs = p + 2 * nb;
         float acc = 0;
-        for (int b = 0; b < nb; b++, p += 34) {
+        for (int b = 0; b < nb; b++) {
             int s = 0;
-            for (int j = 0; j < 32; j++) s += (int8_t)p[2 + j] * a[b].q[j];
-            acc += h2f(p) * a[b].d * (float)s;
+            for (int j = 0; j < 32; j++) s += (int8_t)qs[32 * b + j] * a[b].q[j];
+            acc += h2f(p + 2 * b) * a[b].d * (float)s;
         }
         out[i] = acc;
     }
@@ -131,11 +184,11 @@ static inline int nib_dot(const uint8_t *qs, const int8_t *q) {
 static void q4_0_scalar(const lma_qmat *w, int r0, int nr, const lma_q8_block *a, float *out) {
     int nb = w->cols / 32;
     for (int i = 0; i < nr; i++) {
-        const uint8_t *p = row_at(w, r0 + i);
+        const uint8_t *p = row_at(w, r0 + i), *qs = p + 2 * nb;
         float acc = 0;
-        for (int b = 0; b < nb; b++, p += 18) {
-            float dw = h2f(p);
-            acc += dw * a[b].d * (float)nib_dot(p + 2, a[b].q) - 8.0f * dw * a[b].s;
+        for (int b = 0; b < nb; b++) {
+            float dw = h2f(p + 2 * b);
+            acc += dw * a[b].d * (float)nib_dot(qs + 16 * b, a[b].q) - 8.0f * dw * a[b].s;
         }
         out[i] = acc;
     }
@@ -144,10 +197,10 @@ static void q4_0_scalar(const lma_qmat *w, int r0, int nr, const lma_q8_block *a
 static void q4_1_scalar(const lma_qmat *w, int r0, int nr, const lma_q8_block *a, float *out) {
     int nb = w->cols / 32;
     for (int i = 0; i < nr; i++) {
-        const uint8_t *p = row_at(w, r0 + i);
+        const uint8_t *p = row_at(w, r0 + i), *qs = p + 4 * nb;
         float acc = 0;
-        for (int b = 0; b < nb; b++, p += 20)
-            acc += h2f(p) * a[b].d * (float)nib_dot(p + 4, a[b].q) + h2f(p + 2) * a[b].s;
+        for (int b = 0; b < nb; b++)
+            acc += h2f(p + 2 * b) * a[b].d * (float)nib_dot(qs + 16 * b, a[b].q) + h2f(p + 2 * nb + 2 * b) * a[b].s;
         out[i] = acc;
     }
 }
@@ -181,8 +234,10 @@ static int always(void) { return 1; }
 
 #ifdef LMA_X86
 /* The SIMD kernels: for each ISA, DOT(u, s) is 8 int32 lanes whose sum is sum_j u_j s_j over
- * 32 unsigned (u, 0..255) and signed (s, -127..127) bytes; the weights are unpacked to
- * bytes, the per-block float scales applied with an FMA into 8 float accumulators. */
+ * 32 unsigned (u, 0..255) and signed (s, -127..127) bytes. Packed rows (Q8_0, Q4_0, Q4_1) go
+ * 8 blocks at a time: the 8 blocks' lane sums are folded into one vector of 8 block sums
+ * (hadd tree), scaled by the 8 weight scales (one vcvtph2ps) times the 8 activation scales,
+ * one FMA; the other blocks (nb % 8) one at a time. Q4_K: per 32-element sub-block. */
 #define KERNELS(SFX, TARGET, DOT)                                                                                   \
     __attribute__((target(TARGET))) static inline float hsum_##SFX(__m256 v) {                                     \
         __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));                             \
@@ -200,81 +255,72 @@ static int always(void) { return 1; }
         __m128i raw = _mm_loadu_si128((const __m128i *)qs), m4 = _mm_set1_epi8(0xF);                                \
         return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), _mm_and_si128(raw, m4));                \
     }                                                                                                               \
+    /* the integer dot of block b of a packed row (type by qb: 32 = Q8_0 signed, 16 = nibbles) */                  \
+    __attribute__((target(TARGET))) static inline __m256i bdot_##SFX(const uint8_t *qs, int qb, int b,             \
+                                                                      const lma_q8_block *a) {                     \
+        __m256i aq = _mm256_loadu_si256((const __m256i *)a[b].q);                                                   \
+        if (qb == 32) {                                                                                             \
+            __m256i wq = _mm256_loadu_si256((const __m256i *)(qs + 32 * b));                                        \
+            return DOT(_mm256_abs_epi8(wq), _mm256_sign_epi8(aq, wq));                                              \
+        }                                                                                                           \
+        return DOT(nib_##SFX(qs + 16 * b), aq);                                                                     \
+    }                                                                                                               \
+    /* [sum(v0) .. sum(v7)] */                                                                                      \
+    __attribute__((target(TARGET))) static inline __m256i fold8_##SFX(__m256i v0, __m256i v1, __m256i v2,          \
+                                                                       __m256i v3, __m256i v4, __m256i v5,          \
+                                                                       __m256i v6, __m256i v7) {                    \
+        __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));                      \
+        __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v4, v5), _mm256_hadd_epi32(v6, v7));                      \
+        return _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31)); \
+    }                                                                                                               \
+    /* mode 0: Q8_0 (d q), 1: Q4_0 (d (nib - 8)), 2: Q4_1 (d nib + m) */                                           \
+    __attribute__((target(TARGET))) static inline void packed_##SFX(const lma_qmat *w, int r0, int nr,             \
+                                                                    const lma_q8_block *a, float *out, int mode) { \
+        int nb = w->cols / 32, qb = mode == 0 ? 32 : 16, hb = mode == 2 ? 4 : 2, n8 = nb & ~7;                    \
+        float ad[n8 + 8], as[n8 + 8];                                                                               \
+        for (int b = 0; b < n8; b++) { ad[b] = a[b].d; as[b] = a[b].s; }                                            \
+        for (int i = 0; i < nr; i++) {                                                                              \
+            const uint8_t *p = row_at(w, r0 + i), *qs = p + (size_t)hb * nb;                                        \
+            __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();                                           \
+            for (int g = 0; g < n8; g += 8) {                                                                       \
+                __m256i t = fold8_##SFX(bdot_##SFX(qs, qb, g, a), bdot_##SFX(qs, qb, g + 1, a),                     \
+                                        bdot_##SFX(qs, qb, g + 2, a), bdot_##SFX(qs, qb, g + 3, a),                 \
+                                        bdot_##SFX(qs, qb, g + 4, a), bdot_##SFX(qs, qb, g + 5, a),                 \
+                                        bdot_##SFX(qs, qb, g + 6, a), bdot_##SFX(qs, qb, g + 7, a));                \
+                __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * g)));                         \
+                acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(ad + g)), _mm256_cvtepi32_ps(t), acc);      \
+                if (mode == 1)                                                                                      \
+                    corr = _mm256_fmadd_ps(dw, _mm256_loadu_ps(as + g), corr);                                      \
+                else if (mode == 2)                                                                                 \
+                    corr = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * nb + 2 * g))), \
+                                           _mm256_loadu_ps(as + g), corr);                                          \
+            }                                                                                                       \
+            float y = hsum_##SFX(acc), c = hsum_##SFX(corr);                                                        \
+            y += mode == 1 ? -8.0f * c : c;                                                                         \
+            for (int b = n8; b < nb; b++) {                                                                         \
+                float dw = f16_##SFX(p + 2 * b);                                                                    \
+                __m256i v = bdot_##SFX(qs, qb, b, a);                                                               \
+                __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));               \
+                h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));                                                   \
+                h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));                                                   \
+                y += dw * a[b].d * (float)_mm_cvtsi128_si32(h);                                                     \
+                if (mode == 1) y -= 8.0f * dw * a[b].s;                                                             \
+                else if (mode == 2) y += f16_##SFX(p + 2 * nb + 2 * b) * a[b].s;                                    \
+            }                                                                                                       \
+            out[i] = y;                                                                                             \
+        }                                                                                                           \
+    }                                                                                                               \
     __attribute__((target(TARGET))) static void q8_0_##SFX(const lma_qmat *w, int r0, int nr,                      \
                                                            const lma_q8_block *a, float *out) {                    \
-        int nb = w->cols / 32, i = 0;                                                                               \
-        for (; i + 1 < nr; i += 2) { /* two rows: one activation load, two FMA chains */                           \
-            const uint8_t *p = row_at(w, r0 + i), *p2 = p + w->row_bytes;                                          \
-            __m256 acc = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps();                                           \
-            for (int b = 0; b < nb; b++, p += 34, p2 += 34) {                                                       \
-                __m256i aq = _mm256_loadu_si256((const __m256i *)a[b].q);                                           \
-                __m256i wq = _mm256_loadu_si256((const __m256i *)(p + 2));                                          \
-                __m256i wq2 = _mm256_loadu_si256((const __m256i *)(p2 + 2));                                        \
-                __m256i s = DOT(_mm256_abs_epi8(wq), _mm256_sign_epi8(aq, wq));                                     \
-                __m256i s2 = DOT(_mm256_abs_epi8(wq2), _mm256_sign_epi8(aq, wq2));                                  \
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_##SFX(p) * a[b].d), _mm256_cvtepi32_ps(s), acc);          \
-                acc2 = _mm256_fmadd_ps(_mm256_set1_ps(f16_##SFX(p2) * a[b].d), _mm256_cvtepi32_ps(s2), acc2);      \
-            }                                                                                                       \
-            out[i] = hsum_##SFX(acc);                                                                               \
-            out[i + 1] = hsum_##SFX(acc2);                                                                          \
-        }                                                                                                           \
-        for (; i < nr; i++) {                                                                                       \
-            const uint8_t *p = row_at(w, r0 + i);                                                                   \
-            __m256 acc = _mm256_setzero_ps();                                                                       \
-            for (int b = 0; b < nb; b++, p += 34) {                                                                 \
-                __m256i wq = _mm256_loadu_si256((const __m256i *)(p + 2));                                          \
-                __m256i aq = _mm256_loadu_si256((const __m256i *)a[b].q);                                           \
-                __m256i s = DOT(_mm256_abs_epi8(wq), _mm256_sign_epi8(aq, wq));                                     \
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_##SFX(p) * a[b].d), _mm256_cvtepi32_ps(s), acc);          \
-            }                                                                                                       \
-            out[i] = hsum_##SFX(acc);                                                                               \
-        }                                                                                                           \
+        packed_##SFX(w, r0, nr, a, out, 0);                                                                         \
     }                                                                                                               \
     __attribute__((target(TARGET))) static void q4_0_##SFX(const lma_qmat *w, int r0, int nr,                      \
                                                            const lma_q8_block *a, float *out) {                    \
-        int nb = w->cols / 32;                                                                                      \
-        for (int i = 0; i < nr; i++) {                                                                              \
-            const uint8_t *p = row_at(w, r0 + i);                                                                   \
-            __m256 acc = _mm256_setzero_ps();                                                                       \
-            float corr = 0;                                                                                         \
-            for (int b = 0; b < nb; b++, p += 18) {                                                                 \
-                float dw = f16_##SFX(p);                                                                            \
-                __m256i s = DOT(nib_##SFX(p + 2), _mm256_loadu_si256((const __m256i *)a[b].q));                     \
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[b].d), _mm256_cvtepi32_ps(s), acc);                    \
-                corr -= 8.0f * dw * a[b].s;                                                                         \
-            }                                                                                                       \
-            out[i] = hsum_##SFX(acc) + corr;                                                                        \
-        }                                                                                                           \
+        packed_##SFX(w, r0, nr, a, out, 1);                                                                         \
     }                                                                                                               \
     __attribute__((target(TARGET))) static void q4_1_##SFX(const lma_qmat *w, int r0, int nr,                      \
                                                            const lma_q8_block *a, float *out) {                    \
-        int nb = w->cols / 32, i = 0;                                                                               \
-        for (; i + 1 < nr; i += 2) {                                                                                \
-            const uint8_t *p = row_at(w, r0 + i), *p2 = p + w->row_bytes;                                          \
-            __m256 acc = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps();                                           \
-            float corr = 0, corr2 = 0;                                                                              \
-            for (int b = 0; b < nb; b++, p += 20, p2 += 20) {                                                       \
-                __m256i aq = _mm256_loadu_si256((const __m256i *)a[b].q);                                           \
-                __m256i s = DOT(nib_##SFX(p + 4), aq), s2 = DOT(nib_##SFX(p2 + 4), aq);                             \
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_##SFX(p) * a[b].d), _mm256_cvtepi32_ps(s), acc);          \
-                acc2 = _mm256_fmadd_ps(_mm256_set1_ps(f16_##SFX(p2) * a[b].d), _mm256_cvtepi32_ps(s2), acc2);      \
-                corr += f16_##SFX(p + 2) * a[b].s;                                                                  \
-                corr2 += f16_##SFX(p2 + 2) * a[b].s;                                                                \
-            }                                                                                                       \
-            out[i] = hsum_##SFX(acc) + corr;                                                                        \
-            out[i + 1] = hsum_##SFX(acc2) + corr2;                                                                  \
-        }                                                                                                           \
-        for (; i < nr; i++) {                                                                                       \
-            const uint8_t *p = row_at(w, r0 + i);                                                                   \
-            __m256 acc = _mm256_setzero_ps();                                                                       \
-            float corr = 0;                                                                                         \
-            for (int b = 0; b < nb; b++, p += 20) {                                                                 \
-                __m256i s = DOT(nib_##SFX(p + 4), _mm256_loadu_si256((const __m256i *)a[b].q));                     \
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_##SFX(p) * a[b].d), _mm256_cvtepi32_ps(s), acc);          \
-                corr += f16_##SFX(p + 2) * a[b].s;                                                                  \
-            }                                                                                                       \
-            out[i] = hsum_##SFX(acc) + corr;                                                                        \
-        }                                                                                                           \
+        packed_##SFX(w, r0, nr, a, out, 2);                                                                         \
     }                                                                                                               \
     __attribute__((target(TARGET))) static void q4_k_##SFX(const lma_qmat *w, int r0, int nr,                      \
                                                            const lma_q8_block *a, float *out) {                    \
@@ -319,6 +365,35 @@ __attribute__((target(AVX512_TARGET))) static inline __m256i dot_avx512(__m256i 
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
 }
 KERNELS(avx512, AVX512_TARGET, dot_avx512)
+
+/* lma_q8_quantize with AVX2: the same numbers (cvtps rounds to nearest even as lrintf
+ * does in the default rounding mode; |x / d| <= 127 needs no clamp) */
+__attribute__((target("avx2,fma"))) static void q8_quantize_avx2(const float *x, int n, lma_q8_block *dst) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int b = 0; b < n / LMA_Q8_BLOCK; b++) {
+        const float *v = x + (size_t)b * LMA_Q8_BLOCK;
+        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8), v2 = _mm256_loadu_ps(v + 16),
+               v3 = _mm256_loadu_ps(v + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        __m256 s = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
+        __m256i sum = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        _mm256_storeu_si256((__m256i *)dst[b].q, _mm256_permutevar8x32_epi32(p, perm));
+        dst[b].d = d;
+        dst[b].s = d * (float)_mm_cvtsi128_si32(s4);
+    }
+}
 
 static int has_avx2(void) {
     __builtin_cpu_init();

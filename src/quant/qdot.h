@@ -35,6 +35,7 @@ typedef struct lma_qmat {
     uint32_t type;     /* LMA_GGML_Q8_0, Q4_0, Q4_1, Q4_K or F32 */
     int rows, cols;    /* (OC, C) */
     size_t row_bytes;  /* bytes of one row */
+    int packed;        /* Q8_0, Q4_0, Q4_1 rows regrouped by lma_qmat_pack (qdot.c): the kernels need it */
     void *data;        /* rows * row_bytes, 64-byte aligned, owned (lma_qmat_free) */
 } lma_qmat;
 
@@ -43,6 +44,10 @@ int lma_qmat_type_kept(uint32_t type);
 /* Allocates w for (rows, cols) of type (F32 or a kept type; cols a multiple of its block). */
 lma_status lma_qmat_alloc(lma_qmat *w, uint32_t type, int rows, int cols);
 void lma_qmat_free(lma_qmat *w);
+/* After the rows are filled with ggml's blocks: regroups each row of a Q8_0, Q4_0 or Q4_1
+ * matrix as d[nb] | m[nb] (Q4_1) | qs[nb] (the same bytes; the SIMD kernels convert 8 scales at
+ * once). Nothing for Q4_K and F32. The kernels and lma_qmat_row_f32 need it done. */
+lma_status lma_qmat_pack(lma_qmat *w);
 /* Row r of w as fp32 (cols floats), exactly as lma_ggml_dequantize gives it. */
 void lma_qmat_row_f32(const lma_qmat *w, int r, float *dst);
 
