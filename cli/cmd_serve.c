@@ -51,7 +51,7 @@ static int is_loopback(const char *host) {
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *device = NULL, *tmpl = NULL, *host = "127.0.0.1", *key_file = NULL;
     const char *name = NULL, *embed = NULL;
-    int threads = 0, port = 8080, max_active = 8, max_queue = 64, max_conn = 64, max_per_ip = 0, timeout = 15;
+    int dequantize = 0, threads = 0, port = 8080, max_active = 8, max_queue = 64, max_conn = 64, max_per_ip = 0, timeout = 15;
     int max_prompt = 4096, max_tokens_limit = 4096, default_max_tokens = 256, context = 0, log_prompts = 0, quiet = 0;
     int max_body_kb = 1024;
     double grace = 10;
@@ -65,6 +65,7 @@ int cmd_serve(int argc, char **argv) {
                 "(folder or short name, e.g. all-minilm-l6-v2)", .flags = CLI_NO_DEFAULT),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_DEVICE(&device),
+        CLI_OPT_DEQUANTIZE(&dequantize),
         CLI_END};
     cli_opt net[] = {
         CLI_STR("host", 0, &host, "ADDR", "address to listen on (IPv4 or IPv6); anything but loopback\n"
@@ -135,7 +136,7 @@ int cmd_serve(int argc, char **argv) {
     lma_embedder *emb = NULL;
     rc = 1;
     if (!be) goto done;
-    if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load_ex(model, be, LMA_MODEL_FROZEN, &m) != LMA_OK ||
+    if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load_ex(model, be, CLI_INFER_FLAGS(dequantize), &m) != LMA_OK ||
         (adapter && lma_adapter_load(m, adapter) != LMA_OK)) {
         cli_fail("serve", NULL);
         goto done;
