@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "core/arena.h"
 #include "quant/ggml_quant.h"
 #include "quant/half.h"
@@ -27,7 +28,13 @@ lma_status lma_qmat_alloc(lma_qmat *w, uint32_t type, int rows, int cols) {
     size_t bytes;
     if (!lma_mul_ok((size_t)rb, (size_t)rows, &bytes) || bytes > SIZE_MAX - 64)
         return lma_error(LMA_ERR_NOMEM, "quantized matrix of %d x %d is too large", rows, cols);
-    w->data = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    /* 2 MB and more: on 2 MB boundaries and asked for as huge pages (fewer TLB misses while
+     * the kernels stream the matrix; a hint, ignored where THP is off) */
+    size_t huge = (size_t)2 << 20, align = bytes >= huge ? huge : 64;
+    w->data = aligned_alloc(align, (bytes + align - 1) & ~(align - 1));
+#ifdef MADV_HUGEPAGE
+    if (w->data && align == huge) madvise(w->data, (bytes + align - 1) & ~(align - 1), MADV_HUGEPAGE);
+#endif
     if (!w->data) return lma_error(LMA_ERR_NOMEM, "out of memory for a %d x %d %s matrix (%.1f MB)", rows, cols,
                                    lma_ggml_type_name(type), (double)bytes / 1e6);
     w->type = type;
@@ -238,6 +245,9 @@ static int always(void) { return 1; }
  * 8 blocks at a time: the 8 blocks' lane sums are folded into one vector of 8 block sums
  * (hadd tree), scaled by the 8 weight scales (one vcvtph2ps) times the 8 activation scales,
  * one FMA; the other blocks (nb % 8) one at a time. Q4_K: per 32-element sub-block. */
+#ifndef LMA_QDOT_PREFETCH
+#define LMA_QDOT_PREFETCH 1024 /* bytes ahead in the weight stream */
+#endif
 #define KERNELS(SFX, TARGET, DOT)                                                                                   \
     __attribute__((target(TARGET))) static inline float hsum_##SFX(__m256 v) {                                     \
         __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));                             \
@@ -283,6 +293,8 @@ static int always(void) { return 1; }
             const uint8_t *p = row_at(w, r0 + i), *qs = p + (size_t)hb * nb;                                        \
             __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();                                           \
             for (int g = 0; g < n8; g += 8) {                                                                       \
+                const char *pf = (const char *)(qs + (size_t)qb * g) + LMA_QDOT_PREFETCH;                          \
+                for (int l = 0; l < qb * 8; l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);                             \
                 __m256i t = fold8_##SFX(bdot_##SFX(qs, qb, g, a), bdot_##SFX(qs, qb, g + 1, a),                     \
                                         bdot_##SFX(qs, qb, g + 2, a), bdot_##SFX(qs, qb, g + 3, a),                 \
                                         bdot_##SFX(qs, qb, g + 4, a), bdot_##SFX(qs, qb, g + 5, a),                 \
