@@ -42,7 +42,19 @@ static void fill_random(lma_qmat *w, lma_rng *r) {
             memcpy(blk + 2 * k, &h, 2);
         }
     }
-    CHECK_OK(lma_qmat_pack(w)); /* the kernels' row layout */
+    /* the kernels' row layout; lma_qmat_row_f32 of it is ggml's dequantization, bit for bit */
+    size_t bytes = (size_t)w->rows * w->row_bytes;
+    uint8_t *ggml = malloc(bytes);
+    float *a = malloc((size_t)w->cols * sizeof *a), *b = malloc((size_t)w->cols * sizeof *b);
+    memcpy(ggml, w->data, bytes);
+    CHECK_OK(lma_qmat_pack(w));
+    for (int i = 0; i < w->rows; i++) {
+        CHECK_OK(lma_ggml_dequantize(w->type, ggml + (size_t)i * w->row_bytes, a, w->cols));
+        lma_qmat_row_f32(w, i, b);
+        CHECK(!memcmp(a, b, (size_t)w->cols * sizeof *a), "%s row %d: packed dequantization differs from ggml's",
+              lma_ggml_type_name(w->type), i);
+    }
+    free(ggml); free(a); free(b);
 }
 
 static void kernels_against_oracles(void) {

@@ -150,19 +150,26 @@ void lma_qmat_row_f32(const lma_qmat *w, int r, float *dst) {
     const uint8_t *p = row_at(w, r);
     if (w->type == LMA_GGML_F32) { memcpy(dst, p, (size_t)w->cols * sizeof(float)); return; }
     if (!w->packed) { lma_ggml_dequantize(w->type, p, dst, w->cols); return; } /* a kept type: cannot fail */
-    /* back to ggml's blocks, a few at a time, then ggml's own dequantizer: the same bits */
-    size_t nb = (size_t)w->cols / 32, bb = lma_ggml_block_bytes(w->type), qb = qs_bytes(w->type);
-    size_t hb = head_bytes(w->type);
-    uint8_t blk[8 * 40];
-    for (size_t b0 = 0; b0 < nb; b0 += 8) {
-        size_t k = nb - b0 < 8 ? nb - b0 : 8;
-        for (size_t b = b0; b < b0 + k; b++) {
-            uint8_t *o = blk + (b - b0) * bb;
-            memcpy(o, p + 2 * b, 2);
-            if (hb == 4) memcpy(o + 2, p + 2 * nb + 2 * b, 2);
-            memcpy(o + hb, p + hb * nb + qb * b, qb);
+    /* ggml's dequantize_row_* on the regrouped bytes, the same operations in the same order
+     * (no contraction in ISO C mode: tests/test_quant_matmul.c compares the bits) */
+    int nb = w->cols / 32;
+    if (w->type == LMA_GGML_Q8_0) {
+        const int8_t *qs = (const int8_t *)(p + 2 * (size_t)nb);
+        for (int b = 0; b < nb; b++) {
+            float d = h2f(p + 2 * b);
+            for (int j = 0; j < 32; j++) dst[32 * b + j] = qs[32 * b + j] * d;
         }
-        lma_ggml_dequantize(w->type, blk, dst + b0 * 32, (int64_t)k * 32);
+        return;
+    }
+    const uint8_t *qs = p + (w->type == LMA_GGML_Q4_1 ? 4 : 2) * (size_t)nb;
+    for (int b = 0; b < nb; b++) {
+        float d = h2f(p + 2 * b), m = w->type == LMA_GGML_Q4_1 ? h2f(p + 2 * (size_t)nb + 2 * b) : 0.0f;
+        const uint8_t *q = qs + 16 * b;
+        float *y = dst + 32 * b;
+        if (w->type == LMA_GGML_Q4_1)
+            for (int j = 0; j < 16; j++) { y[j] = (q[j] & 0x0F) * d + m; y[j + 16] = (q[j] >> 4) * d + m; }
+        else
+            for (int j = 0; j < 16; j++) { y[j] = ((q[j] & 0x0F) - 8) * d; y[j + 16] = ((q[j] >> 4) - 8) * d; }
     }
 }
 

@@ -5,9 +5,9 @@
  *        8-bit blocks once, then the threads split W's rows and each runs the int8 dot
  *        kernel of the CPU (lma_qdot_best: AVX-512 VNNI, AVX2 or scalar) for every input row
  *        against a weight row while it is in L1: W is read once per call, 4.5-8.5 bits a weight;
- *   N >= lma_cpu_qgemm_rows  (prefill): W is dequantized TILE rows at a time into one fp32
- *        buffer and multiplied with sgemm (fp32 activations: no activation quantization);
- *        the fp32 W never exists whole.
+ *   N >= lma_cpu_qgemm_rows  (prefill): each thread dequantizes its share of W's rows, TILE
+ *        at a time, into its own fp32 buffer and multiplies them with sgemm (fp32 activations:
+ *        no activation quantization); the fp32 W never exists whole.
  * bench/bench_qmat.c measured the crossover (bench/RESULTS.md). An F32 lma_qmat (a tensor of a
  * type without a kernel, dequantized when loaded) is the plain fp32 matmul. */
 #include <cblas.h>
@@ -17,7 +17,7 @@
 #include "quant/ggml_quant.h"
 #include "quant/qdot.h"
 
-enum { TILE = 128, CHUNK = 16 };
+enum { TILE = 64, CHUNK = 16 };
 
 int lma_cpu_qgemm_rows = 16;
 
@@ -33,36 +33,31 @@ static void add_bias(float *out, const float *bias, int N, int OC) {
         for (int j = 0; j < OC; j++) out[(size_t)n * OC + j] += bias[j];
 }
 
+/* Each thread takes its share of W's rows, TILE at a time: dequantizes them into its own
+ * buffer and multiplies all N input rows with them (sgemm): no barrier between tiles. */
 static void tiles_sgemm(float *out, const float *inp, const lma_qmat *w, const float *bias, int N) {
-    int C = w->cols, OC = w->rows;
-    float *tile = malloc((size_t)TILE * C * sizeof(float));
+    int C = w->cols, OC = w->rows, ntiles = (OC + TILE - 1) / TILE;
     int prev = lma_cpu_blas_enter();
-#pragma omp parallel if (tile)
+#pragma omp parallel
     {
-        int nt = omp_get_num_threads(), id = omp_get_thread_num();
-        int lo = (int)((long)N * id / nt), hi = (int)((long)N * (id + 1) / nt);
-        float *row = tile ? NULL : malloc((size_t)C * sizeof(float)); /* no tile: one row at a time */
-        for (int o0 = 0; o0 < OC; o0 += (tile ? TILE : 1)) {
-            int rows = tile ? (OC - o0 < TILE ? OC - o0 : TILE) : 1;
-            float *t = tile ? tile : row;
-            if (tile) {
+        float *tile = malloc((size_t)TILE * C * sizeof(float));
+        int rows_max = tile ? TILE : 1;
+        float *t = tile ? tile : malloc((size_t)C * sizeof(float)); /* no tile: one row at a time */
 #pragma omp for schedule(static)
-                for (int r = 0; r < rows; r++) lma_qmat_row_f32(w, o0 + r, tile + (size_t)r * C);
-            } else if (row) {
-                lma_qmat_row_f32(w, o0, row);
-            }
-            if (t && hi > lo)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, rows, C, 1.0f, inp + (size_t)lo * C, C,
-                            t, C, 0.0f, out + (size_t)lo * OC + o0, OC);
-            if (tile) {
-#pragma omp barrier
+        for (int k = 0; k < ntiles; k++) {
+            for (int o0 = k * TILE; t && o0 < (k + 1) * TILE && o0 < OC; o0 += rows_max) {
+                int rows = OC - o0 < rows_max ? OC - o0 : rows_max;
+                for (int r = 0; r < rows; r++) lma_qmat_row_f32(w, o0 + r, t + (size_t)r * C);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, rows, C, 1.0f, inp, C, t, C, 0.0f, out + o0,
+                            OC);
+                if (bias)
+                    for (int n = 0; n < N; n++)
+                        for (int j = 0; j < rows; j++) out[(size_t)n * OC + o0 + j] += bias[o0 + j];
             }
         }
-        free(row);
+        free(t);
     }
     lma_cpu_blas_leave(prev);
-    free(tile);
-    add_bias(out, bias, N, OC);
 }
 
 void lma_cpu_matmul_q_fwd(void *out_, const void *inp_, const lma_qmat *w, const void *bias_, int N) {
