@@ -49,7 +49,7 @@ static void out_text(void *ctx, const char *t, size_t n) {
 
 int cmd_chat(int argc, char **argv) {
     const char *model = NULL, *system = NULL, *tmpl = NULL, *device = NULL, *adapter = NULL;
-    int threads = 0;
+    int threads = 0, dequantize = 0;
     cli_sampling smp;
     cli_sampling_init(&smp, 256, 0.7f);
     cli_opt own[] = {
@@ -60,6 +60,7 @@ int cmd_chat(int argc, char **argv) {
         CLI_OPT_TEMPLATE(&tmpl),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_DEVICE(&device),
+        CLI_OPT_DEQUANTIZE(&dequantize),
         CLI_END};
     cli_opt samp[CLI_SAMPLING_NOPTS];
     cli_sampling_table(&smp, CLI_SAMPLING_STOP | CLI_SAMPLING_FORMAT, samp);
@@ -85,7 +86,7 @@ int cmd_chat(int argc, char **argv) {
     if (!be) return 1;
     lma_tokenizer *tok = NULL;
     lma_model *m = NULL;
-    if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load_ex(model, be, LMA_MODEL_FROZEN, &m) != LMA_OK ||
+    if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load_ex(model, be, CLI_INFER_FLAGS(dequantize), &m) != LMA_OK ||
         (adapter && lma_adapter_load(m, adapter) != LMA_OK)) {
         cli_fail("chat", NULL);
         lma_model_free(m);

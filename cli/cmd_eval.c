@@ -17,12 +17,13 @@
 #define MAX_TASKS 64
 
 static const lma_backend *g_backend; /* --device */
+static int g_dequantize;             /* --dequantize */
 static cli_sampling g_fmt;           /* --format, --json-schema (gen tasks) */
 
 static int load_model(const char *dir, const char *adapter, lma_model **m, lma_tokenizer **tok) {
     *m = NULL; *tok = NULL;
     if (lma_tok_load(dir, tok) != LMA_OK) return 0;
-    if (lma_model_load_ex(dir, g_backend ? g_backend : lma_backend_cpu(), LMA_MODEL_FROZEN, m) != LMA_OK) return 0;
+    if (lma_model_load_ex(dir, g_backend ? g_backend : lma_backend_cpu(), CLI_INFER_FLAGS(g_dequantize), m) != LMA_OK) return 0;
     if (adapter && lma_adapter_load(*m, adapter) != LMA_OK) return 0;
     return 1;
 }
@@ -142,6 +143,7 @@ int cmd_eval(int argc, char **argv) {
         CLI_STR("out", 'o', &out, "FILE", "also write the JSON to FILE (atomically)", .flags = CLI_OUT),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_DEVICE(&device),
+        CLI_OPT_DEQUANTIZE(&g_dequantize),
         CLI_END};
     cli_sampling_init(&g_fmt, 0, 0);
     cli_opt fmt[CLI_SAMPLING_NOPTS];

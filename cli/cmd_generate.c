@@ -32,7 +32,7 @@ static void json_string(FILE *f, const char *s, size_t n) {
 
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *device = NULL, *prompt = NULL, *pfile = NULL, *ids_s = NULL;
-    int json = 0, threads = 0;
+    int json = 0, threads = 0, dequantize = 0;
     cli_sampling smp;
     cli_sampling_init(&smp, 128, 0.7f);
     cli_opt own[] = {
@@ -46,6 +46,7 @@ int cmd_generate(int argc, char **argv) {
                      "instead of streaming"),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_DEVICE(&device),
+        CLI_OPT_DEQUANTIZE(&dequantize),
         CLI_END};
     cli_opt samp[CLI_SAMPLING_NOPTS];
     cli_sampling_table(&smp, CLI_SAMPLING_STOP | CLI_SAMPLING_FORMAT, samp);
@@ -87,7 +88,7 @@ int cmd_generate(int argc, char **argv) {
     }
     const lma_backend *be = cli_backend("generate", device);
     if (!be) { rc = 1; goto done; }
-    if (lma_model_load_ex(model, be, LMA_MODEL_FROZEN, &m) != LMA_OK) goto done; /* inference: no fp32 copy on cuda */
+    if (lma_model_load_ex(model, be, CLI_INFER_FLAGS(dequantize), &m) != LMA_OK) goto done; /* inference: no fp32 copy on cuda */
     if (adapter && lma_adapter_load(m, adapter) != LMA_OK) goto done;
     gp.n_stop_ids = lma_generation_eos(model, &m->cfg, eos, 16);
     if (gp.n_stop_ids == 0 && tok && lma_tok_eos_id(tok) >= 0) eos[gp.n_stop_ids++] = lma_tok_eos_id(tok);

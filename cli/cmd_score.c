@@ -26,7 +26,7 @@ static const char *const dtype_names[] = {"f32", "bf16", NULL};
 
 int cmd_score(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *device = NULL, *ids_s = NULL, *text = NULL, *file = NULL;
-    int json = 0, threads = 0, bf16 = 0;
+    int json = 0, threads = 0, bf16 = 0, dequantize = 0;
     cli_opt own[] = {
         CLI_OPT_MODEL(&model, "HF model folder, .gguf file or short name (docs/models.md)"),
         CLI_OPT_ADAPTER(&adapter),
@@ -39,6 +39,7 @@ int cmd_score(int argc, char **argv) {
         CLI_CHOOSE("dtype", 0, &bf16, dtype_names, NULL, NULL, "weight precision (bf16 rounds the weights; compute stays fp32)"),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_DEVICE(&device),
+        CLI_OPT_DEQUANTIZE(&dequantize),
         CLI_END};
     cli_group groups[] = {{NULL, own}, {0}};
     cli_spec spec = {
@@ -74,7 +75,7 @@ int cmd_score(int argc, char **argv) {
     lma_model *m = NULL;
     const lma_backend *be = cli_backend("score", device);
     if (!be) { free(ids); return 1; }
-    if (lma_model_load_ex(model, be, 0, &m) != LMA_OK) { free(ids); return cli_fail("score", NULL); }
+    if (lma_model_load_ex(model, be, bf16 ? 0 : CLI_INFER_FLAGS(dequantize), &m) != LMA_OK) { free(ids); return cli_fail("score", NULL); }
     if (adapter && lma_adapter_load(m, adapter) != LMA_OK) { free(ids); lma_model_free(m); return cli_fail("score", NULL); }
     if (bf16) round_to_bf16(m);
     lma_score_result r;

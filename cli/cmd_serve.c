@@ -56,7 +56,7 @@ int cmd_serve(int argc, char **argv) {
     const char *name = NULL, *embed = NULL, *rag = NULL;
     static const char *const rag_modes[] = LMA_RAG_MODE_NAMES;
     int rag_k = 5, rag_budget = 1536, rag_mode = LMA_RAG_HYBRID;
-    int threads = 0, port = 8080, max_active = 8, max_queue = 64, max_conn = 64, max_per_ip = 0, timeout = 15;
+    int dequantize = 0, threads = 0, port = 8080, max_active = 8, max_queue = 64, max_conn = 64, max_per_ip = 0, timeout = 15;
     int max_prompt = 4096, max_tokens_limit = 4096, default_max_tokens = 256, context = 0, log_prompts = 0, quiet = 0;
     int max_body_kb = 1024;
     double grace = 10;
@@ -70,6 +70,7 @@ int cmd_serve(int argc, char **argv) {
                 "(folder or short name, e.g. all-minilm-l6-v2)", .flags = CLI_NO_DEFAULT),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_DEVICE(&device),
+        CLI_OPT_DEQUANTIZE(&dequantize),
         CLI_END};
     cli_opt rag_opts[] = {
         CLI_STR("rag", 0, &rag, "DB", "answer chat requests from this RAG store (lmadapt rag index) as\n"
@@ -179,7 +180,7 @@ int cmd_serve(int argc, char **argv) {
             }
         }
     }
-    if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load_ex(model, be, LMA_MODEL_FROZEN, &m) != LMA_OK ||
+    if (lma_tok_load(model, &tok) != LMA_OK || lma_model_load_ex(model, be, CLI_INFER_FLAGS(dequantize), &m) != LMA_OK ||
         (adapter && lma_adapter_load(m, adapter) != LMA_OK)) {
         cli_fail("serve", NULL);
         goto done;

@@ -109,6 +109,13 @@ typedef struct {
 #define CLI_OPT_ADAPTER(d) CLI_STR("adapter", 0, d, "DIR", "apply a PEFT LoRA adapter dir to the model", .flags = CLI_IN)
 #define CLI_OPT_DEVICE(d) \
     CLI_STR("device", 0, d, "D", "cpu | cuda | cuda-fp32", .def_text = "cuda when a GPU is present, else cpu")
+/* inference commands: a GGUF model's Q8_0/Q4_0/Q4_1/Q4_K blocks are computed on as they are
+ * on the CPU (docs/gguf.md); --dequantize loads them as fp32 instead. CLI_INFER_FLAGS gives
+ * lma_model_load_ex's flags (model/llama.h). */
+#define CLI_OPT_DEQUANTIZE(d) \
+    CLI_BOOL("dequantize", 0, d, "GGUF on the CPU: dequantize the weights to fp32 instead of computing on\n" \
+             "their quantized blocks (Q8_0, Q4_0, Q4_1, Q4_K)")
+#define CLI_INFER_FLAGS(dequantize) (LMA_MODEL_FROZEN | ((dequantize) ? 0u : LMA_MODEL_GGUF_QUANT))
 #define CLI_OPT_THREADS(d) CLI_INT("threads", 0, d, 0, 4096, "N", "CPU threads", .def_text = "all cores, or LMA_THREADS")
 #define CLI_OPT_TEMPLATE(d) \
     CLI_STR("template", 0, d, "NAME", "chat format: llama2 | llama3 | chatml | zephyr | mistral", \

@@ -37,6 +37,7 @@
 #include "lmadapt.h"
 
 struct lma_nf4_tensor; /* quant/nf4.h: NF4 codes + double-quantized block constants */
+struct lma_qmat;       /* quant/qdot.h: a weight matrix kept in GGUF blocks (Q8_0, Q4_0, Q4_1, Q4_K) */
 
 typedef struct lma_backend lma_backend;
 struct lma_backend {
@@ -142,6 +143,11 @@ struct lma_backend {
                            int C, int OC);
     /* dinp (N,C) += dout (N,OC) @ dequant(w); the frozen base gets no gradient */
     void (*matmul_nf4_bwd)(void *dinp, const void *dout, const struct lma_nf4_tensor *w, int N, int C, int OC);
+    /* Inference only (NULL on a backend without it; host memory): out (N,OC) = inp (N,C) @ W^T + bias,
+     * W an lma_qmat (OC = w->rows, C = w->cols) in GGUF blocks. cpu: int8 dot kernels on
+     * activations quantized per 32 (error bound: quant/qdot.h); ref: fp32 activations
+     * against the dequantized rows in double (the oracle). */
+    void (*matmul_q_fwd)(void *out, const void *inp, const struct lma_qmat *w, const void *bias, int N);
 
     /* ---- encoders (BERT family), forward only (NULL on a backend without them) ---- */
     /* out (N,C) = (inp - mean) * rstd * w (C) + b (C), mean and the biased variance over C,

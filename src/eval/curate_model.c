@@ -103,7 +103,7 @@ lma_status lma_curate_llm_load(const char *dir, const char *adapter_dir, const s
     curate_model *cm = lma_calloc(1, sizeof *cm, "curation model");
     if (!cm) return LMA_ERR_NOMEM;
     lma_status st = lma_tok_load(dir, &cm->tok); /* needed to render prompts */
-    if (!st) st = lma_model_load_ex(dir, be ? be : lma_backend_cpu(), 0, &cm->model);
+    if (!st) st = lma_model_load_ex(dir, be ? be : lma_backend_cpu(), LMA_MODEL_FROZEN | LMA_MODEL_GGUF_QUANT, &cm->model);
     if (!st && adapter_dir) st = lma_adapter_load(cm->model, adapter_dir);
     if (st) { model_free(cm); return st; }
     cm->n_eos = lma_generation_eos(dir, &cm->model->cfg, cm->eos, 16);

@@ -8,6 +8,7 @@
 #include "model/gguf_model.h"
 #include "model/lora.h"
 #include "model/llama.h"
+#include "model/model_internal.h"
 #include "quant/ggml_quant.h"
 
 /* llama.cpp's llama_ftype of a file whose matrices are all of one type */
@@ -63,6 +64,7 @@ lma_status lma_model_save_gguf(const lma_model *m, lma_gguf_writer *w, const cha
     const lma_config *cfg = &m->cfg;
     if (!m->params) return lma_error(LMA_ERR_UNSUPPORTED, "%s: the model keeps no fp32 weights (loaded frozen)", path);
     if (m->nf4) return lma_error(LMA_ERR_UNSUPPORTED, "%s: an NF4 (QLoRA) model cannot be exported; merge first", path);
+    LMA_TRY(lma_model_no_qm(m, "export"));
     if (!lma_ggml_type_quantizable(type))
         return lma_error(LMA_ERR_ARG, "%s: lmadapt does not write GGUF type %u", path, type);
     if (cfg->rope_type == LMA_ROPE_LLAMA3)

@@ -288,6 +288,36 @@ static lma_status g_read(void *ctx, int i, float *dst, size_t n) {
     return LMA_OK;
 }
 
+static uint32_t g_block_type(void *ctx, int i) {
+    gsrc *s = ctx;
+    return lma_gguf_tensor_at(s->g, i)->type;
+}
+
+static lma_status g_read_blocks(void *ctx, int i, void *dst, size_t row_bytes, int64_t rows) {
+    gsrc *s = ctx;
+    const lma_gguf_tensor *t = lma_gguf_tensor_at(s->g, i);
+    uint64_t bytes = 0;
+    LMA_TRY(lma_ggml_nbytes(t->type, t->nelem, &bytes));
+    if (t->n_dims != 2 || (uint64_t)t->ne[1] != (uint64_t)rows || bytes != row_bytes * (uint64_t)rows)
+        return lma_error(LMA_ERR_SHAPE, "%s: tensor '%.*s' is not %lld rows of %zu bytes", lma_gguf_path(s->g),
+                         (int)t->name.len, t->name.s, (long long)rows, row_bytes);
+    const char *nm = s->names[i];
+    int q = strstr(nm, "q_proj.") != NULL, k = strstr(nm, "k_proj.") != NULL;
+    if (!(s->permute && (q || k))) { memcpy(dst, t->data, (size_t)bytes); return LMA_OK; }
+    /* lma_gguf_permute_rows on whole rows of blocks: HF row h*hd + j*half + i is GGUF row h*hd + i*2 + j */
+    int nh = q ? s->cfg.n_heads : s->cfg.n_kv_heads, hd = s->cfg.head_dim, half = hd / 2;
+    if ((int64_t)nh * hd != rows)
+        return lma_error(LMA_ERR_SHAPE, "%s: tensor '%s' does not have %d heads of %d rows", lma_gguf_path(s->g), nm, nh,
+                         hd);
+    for (int h = 0; h < nh; h++)
+        for (int ii = 0; ii < half; ii++)
+            for (int j = 0; j < 2; j++) {
+                size_t hf_row = (size_t)h * hd + (size_t)j * half + ii, gg_row = (size_t)h * hd + (size_t)ii * 2 + j;
+                memcpy((char *)dst + hf_row * row_bytes, (const char *)t->data + gg_row * row_bytes, row_bytes);
+            }
+    return LMA_OK;
+}
+
 static void g_close(void *ctx) {
     gsrc *s = ctx;
     if (!s) return;
@@ -322,6 +352,8 @@ lma_status lma_gguf_weight_source(const char *path, const lma_config *cfg, lma_w
     src->n = (int)n;
     src->info = g_info;
     src->read_f32 = g_read;
+    src->block_type = g_block_type;
+    src->read_blocks = g_read_blocks;
     src->close = g_close;
     return LMA_OK;
 }

@@ -24,6 +24,7 @@
 #include "core/io.h"
 #include "core/rng.h"
 #include "model/nf4.h"
+#include "quant/qdot.h"
 #include "model/safetensors.h"
 #include "model/model_internal.h"
 
@@ -219,6 +220,39 @@ static const lma_nf4_tensor *nf4_slot(const lma_model *m, int l, int p) {
     return m->nf4 ? &m->nf4[(size_t)l * LMA_PROJ_COUNT + p] : NULL;
 }
 
+lma_status lma_model_no_qm(const lma_model *m, const char *what) {
+    if (!m->qm) return LMA_OK;
+    return lma_error(LMA_ERR_UNSUPPORTED, "%s: %s keeps its GGUF weights quantized for inference; load it "
+                     "dequantized (--dequantize, or without LMA_MODEL_GGUF_QUANT) for this", what,
+                     m->path ? m->path : "the model");
+}
+
+/* GGUF blocks (LMA_MODEL_GGUF_QUANT): the slot of a projection, the embedding, the lm_head */
+static const lma_qmat *q_slot(const lma_model *m, int l, int p) {
+    return m->qm ? &m->qm[(size_t)l * LMA_PROJ_COUNT + p] : NULL;
+}
+static const lma_qmat *q_embed(const lma_model *m) {
+    return m->qm ? &m->qm[(size_t)m->cfg.n_layers * LMA_PROJ_COUNT] : NULL;
+}
+static const lma_qmat *q_head(const lma_model *m) {
+    return m->qm ? &m->qm[(size_t)m->cfg.n_layers * LMA_PROJ_COUNT + !m->cfg.tie_word_embeddings] : NULL;
+}
+
+/* out (N,C) = the embedding rows of ids (backend memory: host when the table is in blocks) */
+static void embed_fwd(const lma_model *m, void *out, const int32_t *ids, int N) {
+    const lma_qmat *e = q_embed(m);
+    int C = m->cfg.hidden_size;
+    if (!e) { m->be->embedding_fwd(out, ids, m->w.embed, N, C); return; }
+    for (int n = 0; n < N; n++) lma_qmat_row_f32(e, ids[n], (float *)out + (size_t)n * C);
+}
+
+/* out (rows,V) = inp (rows,C) @ lm_head^T */
+static void head_fwd(const lma_model *m, void *out, const void *inp, int rows) {
+    const lma_qmat *h = q_head(m);
+    if (h) m->be->matmul_q_fwd(out, inp, h, NULL, rows);
+    else m->be->matmul_fwd(out, inp, m->w.lm_head, NULL, rows, m->cfg.hidden_size, m->cfg.vocab_size);
+}
+
 /* host fp32 values of tensor p (n elements from element `at` of it) into the model: the
  * masters, or without them (frozen base) straight into the compute copy, converted through
  * a backend staging buffer in chunks */
@@ -290,6 +324,13 @@ static lma_status create_impl(const lma_config *cfg, const lma_backend *be, unsi
     m->be = be;
     lma_status s = lma_params_build(cfg, &m->table);
     if (s == LMA_OK && nf4) s = split_quantized(m);
+    if (s == LMA_OK && (flags & LMA_MODEL_GGUF_QUANT) && !nf4) {
+        if (!be->matmul_q_fwd) s = lma_error(LMA_ERR_UNSUPPORTED, "backend '%s' cannot hold GGUF blocks", be->name);
+        else s = lma_params_split(&m->table, &m->qtable, 1);
+        if (s == LMA_OK)
+            m->qm = lma_calloc((size_t)cfg->n_layers * LMA_PROJ_COUNT + 2, sizeof *m->qm, "quantized weights");
+        if (s == LMA_OK && !m->qm) s = LMA_ERR_NOMEM;
+    }
     if (s != LMA_OK) goto fail;
     size_t bytes, abytes; /* fp32 masters, compute copy */
     int masters, alias;
@@ -389,6 +430,7 @@ void lma_model_free(lma_model *m) {
     if (!m) return;
     const lma_backend *be = m->be;
     free_acts(m);
+    if (m->infer_buf) be->free(m->infer_buf);
     if (m->wact && m->wact != m->params) be->free(m->wact);
     if (m->params) be->free(m->params);
     if (m->grads) be->free(m->grads);
@@ -402,6 +444,9 @@ void lma_model_free(lma_model *m) {
     if (m->nf4)
         for (int i = 0; i < m->cfg.n_layers * LMA_PROJ_COUNT; i++) lma_nf4_free(&m->nf4[i]);
     free(m->nf4);
+    if (m->qm)
+        for (int i = 0; i < m->cfg.n_layers * LMA_PROJ_COUNT + 2; i++) lma_qmat_free(&m->qm[i]);
+    free(m->qm);
     lma_params_free(&m->qtable);
     free(m->path);
     free(m);
@@ -417,6 +462,7 @@ size_t lma_model_num_params(const lma_model *m) {
 lma_status lma_model_enable_training(lma_model *m) {
     if (m->lora) return m->lora_hooks->enable_training(m->lora, m->be);
     if (m->nf4) return lma_error(LMA_ERR_UNSUPPORTED, "an NF4 model trains only through a LoRA adapter (QLoRA)");
+    if (m->qm) return lma_model_no_qm(m, "training");
     LMA_TRY(lma_model_need_masters(m, "full training"));
     if (m->grads) return LMA_OK;
     size_t bytes = m->table.total * sizeof(float);
@@ -471,7 +517,9 @@ static void proj_fwd(const lma_model *m, int l, int p, void *out, const void *in
                      const void *bias, int N, int C, int OC) {
     const lma_backend *be = m->be;
     const lma_nf4_tensor *q = nf4_slot(m, l, p);
+    const lma_qmat *g = q_slot(m, l, p);
     if (q) be->matmul_nf4_fwd(out, inp, q, bias, N, C, OC);
+    else if (g) be->matmul_q_fwd(out, inp, g, bias, N);
     else be->matmul_fwd(out, inp, w, bias, N, C, OC);
     if (m->lora) m->lora_hooks->fwd(m->lora, be, l, p, m->lora_train, out, inp, N, C, OC);
 }
@@ -628,6 +676,7 @@ static lma_status forward(lma_model *m, const int32_t *ids, const int32_t *targe
     const lma_config *c = &m->cfg;
     const lma_backend *be = m->be;
     if (want_grad && !targets) return lma_error(LMA_ERR_ARG, "a forward for training needs targets");
+    if (want_grad) LMA_TRY(lma_model_no_qm(m, "training"));
     if (want_grad && !lma_model_trainable(m).grads) return lma_error(LMA_ERR_ARG, "training not enabled on this model");
     if (c->sliding_window > 0 && T > c->sliding_window)
         return lma_error(LMA_ERR_UNSUPPORTED, "sequence of %d tokens exceeds sliding_window %d (not implemented)", T,
@@ -676,7 +725,7 @@ static lma_status forward(lma_model *m, const int32_t *ids, const int32_t *targe
     free(h);
     const int32_t *dseg = seg ? m->d_seg : NULL;
 
-    be->embedding_fwd(a->resid, m->d_ids, m->w.embed, N, C);
+    embed_fwd(m, a->resid, m->d_ids, N);
     attn_ctx ac = {.seg = dseg, .B = B, .T = T};
     for (int l = 0; l < c->n_layers; l++) {
         layer_io io = layer_slots(m, l);
@@ -700,7 +749,7 @@ static lma_status forward(lma_model *m, const int32_t *ids, const int32_t *targe
             m->full_logits_cap = m->full_logits ? need : 0;
             if (!m->full_logits) return lma_error(LMA_ERR_NOMEM, "out of memory for %zu logits", need);
         }
-        be->matmul_fwd(m->full_logits, a->lnf, m->w.lm_head, NULL, N, C, V);
+        head_fwd(m, m->full_logits, a->lnf, N);
     } else {
         /* the loss head in row chunks: logits -> cross-entropy (dlogits in place) ->
          * with want_grad, at once the head's backward: dlnf (into a->dln) and d lm_head */
@@ -712,7 +761,7 @@ static lma_status forward(lma_model *m, const int32_t *ids, const int32_t *targe
         for (size_t r0 = 0; r0 < (size_t)N; r0 += R) {
             int rows = (int)((size_t)N - r0 < R ? (size_t)N - r0 : R);
             const void *lnf = lma_at(a->lnf, r0 * C, es);
-            be->matmul_fwd(a->logits, lnf, m->w.lm_head, NULL, rows, C, V);
+            head_fwd(m, a->logits, lnf, rows);
             be->cross_entropy(a->losses + r0, want_grad ? a->logits : NULL, a->logits, m->d_targets + r0, rows, V, ds);
             if (want_grad)
                 be->matmul_bwd(lma_at(a->dln, r0 * C, es), G ? G->lm_head : NULL, NULL, a->logits, lnf, m->w.lm_head,
@@ -1005,7 +1054,15 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
         if (ids[i] < 0 || ids[i] >= V)
             return lma_error(LMA_ERR_ARG, "token id %d is outside the vocabulary [0, %d)", ids[i], V);
     size_t o[INFER_SLOTS], ea = (size_t)be->act_bytes, f = infer_layout(&hc, be->act_bytes, n, n_out, o);
-    char *buf = be->alloc(f);
+    /* a scratch up to 64 MB is kept between calls (a decode step allocates nothing); a
+     * larger one (long prompts with every row's logits) is the call's own */
+    enum { KEEP_SCRATCH = 64 << 20 };
+    if (f <= KEEP_SCRATCH && f > m->infer_cap) {
+        if (m->infer_buf) be->free(m->infer_buf);
+        m->infer_buf = be->alloc(f);
+        m->infer_cap = m->infer_buf ? f : 0;
+    }
+    char *buf = f <= KEEP_SCRATCH ? m->infer_buf : be->alloc(f);
     if (!buf) return lma_error(LMA_ERR_NOMEM, "out of memory for %d tokens of inference scratch", n);
     void *x = buf + o[0], *ln = buf + o[1], *mid = buf + o[2], *q = buf + o[3], *atty = buf + o[4];
     void *q_raw = buf + o[5], *k = buf + o[6], *v = buf + o[7], *k_raw = buf + o[8];
@@ -1016,13 +1073,16 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
     int32_t *d_ids = (int32_t *)(buf + o[17]), *d_pos = d_ids + n;
     float *lg32 = (float *)(buf + o[18]);
     int32_t *pos = malloc((size_t)n * sizeof *pos);
-    if (!pos) { be->free(buf); return lma_error(LMA_ERR_NOMEM, "out of memory"); }
+    if (!pos) {
+        if (buf != m->infer_buf) be->free(buf);
+        return lma_error(LMA_ERR_NOMEM, "out of memory");
+    }
     for (int i = 0; i < n; i++) pos[i] = batched ? kvs[i]->len : kv->len + i;
     be->upload(d_ids, ids, (size_t)n * sizeof(int32_t));
     be->upload(d_pos, pos, (size_t)n * sizeof(int32_t));
     free(pos);
 
-    be->embedding_fwd(x, d_ids, m->w.embed, n, C);
+    embed_fwd(m, x, d_ids, n);
     size_t layer = (size_t)kv->cap * KVD;
     for (int l = 0; l < c->n_layers; l++) {
         layer_io io = {.x = x, .xo = x, .ln1 = ln, .rstd1 = rstd1, .q_raw = q_raw, .k_raw = k_raw, .q_rstd = q_rstd,
@@ -1034,11 +1094,11 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
     }
     const void *xl = lma_at(x, (size_t)(n - n_out) * C, ea);
     be->rmsnorm_fwd(ln, rstd1, xl, m->w.final_norm, n_out, C, (float)c->rms_norm_eps);
-    if (!hidden) be->matmul_fwd(lg, ln, m->w.lm_head, NULL, n_out, C, V);
+    if (!hidden) head_fwd(m, lg, ln, n_out);
     int W = hidden ? C : V; /* output row width */
     float *outp = hidden ? hidden : logits;
     lma_status s = download_act(be, outp, hidden ? ln : lg, (size_t)n_out * W, lg32);
-    be->free(buf);
+    if (buf != m->infer_buf) be->free(buf);
     if (s == LMA_OK) s = lma_backend_sync(be);
     if (s != LMA_OK) return s;
     for (size_t i = 0, nl = (size_t)n_out * (size_t)W; i < nl; i++)

@@ -65,6 +65,12 @@ struct lma_model {
     struct lma_nf4_tensor *nf4; /* (L * 7) NF4 q,k,v,o,gate,up,down weights (QLoRA base) in host
                                    memory, or NULL; then those tensors are absent from `table` */
     lma_param_table qtable;     /* the quantized tensors (names, shapes; offsets unused) */
+    void *infer_buf;     /* the scratch of the inference forward, kept between calls (bytes) */
+    size_t infer_cap;
+    struct lma_qmat *qm; /* LMA_MODEL_GGUF_QUANT: (L*7 + 2) q,k,v,o,gate,up,down of each layer, then
+                            the embedding and an untied lm_head (tied: the embedding serves), in
+                            their GGUF blocks (quant/qdot.h; F32 for a type without a kernel), host
+                            memory; those tensors are absent from `table`. NULL otherwise. */
 };
 
 /* The tensors the optimizer updates (lma_trainable, adapter_hooks.h): the adapter's when
@@ -84,8 +90,15 @@ lma_status lma_model_create(const lma_config *cfg, const lma_backend *be, lma_mo
  *                     allocated (m->params NULL: a 7B base costs 13 GB instead of 40);
  *                     saving, merging and full training of it then fail with
  *                     LMA_ERR_UNSUPPORTED. An NF4 model is always frozen. */
+/*   LMA_MODEL_GGUF_QUANT  inference on a host backend (cpu, ref) from a GGUF file: the
+ *                     projections, the embedding and the lm_head stay in their ggml blocks
+ *                     where a kernel exists (Q8_0, Q4_0, Q4_1, Q4_K; others are dequantized into
+ *                     the same slots), no fp32 copy of them; forward only (training, saving,
+ *                     merging and export are refused). lma_model_load_ex ignores it for an HF
+ *                     folder or a backend without matmul_q_fwd (cuda: dequantized as before). */
 #define LMA_MODEL_NF4 1u
 #define LMA_MODEL_FROZEN 2u
+#define LMA_MODEL_GGUF_QUANT 4u
 lma_status lma_model_create_ex(const lma_config *cfg, const lma_backend *be, unsigned flags, lma_model **out);
 /* Loads an HF model folder (config.json + safetensors, single or sharded), a GGUF file or a
  * short name (core/model_path.h) onto be; flags 0 for a plain fp32 model. (The public

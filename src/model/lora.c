@@ -6,6 +6,7 @@
 #include <string.h>
 #include "core/arena.h"
 #include "core/rng.h"
+#include "model/model_internal.h"
 
 static const char *proj_names[LMA_PROJ_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj",
                                                  "gate_proj", "up_proj", "down_proj"};
@@ -351,6 +352,7 @@ lma_status lma_lora_merge(lma_model *m) {
     lma_lora *lo = m->lora;
     if (!lo) return lma_error(LMA_ERR_ARG, "no LoRA adapter to merge");
     if (m->nf4) return lma_error(LMA_ERR_UNSUPPORTED, "merging into an NF4 base: load the base in fp32 to merge");
+    LMA_TRY(lma_model_no_qm(m, "merging an adapter"));
     if (!m->params)
         return lma_error(LMA_ERR_UNSUPPORTED,
                          "merging: the base was loaded frozen (no fp32 copy); load it without LMA_MODEL_FROZEN");

@@ -11,4 +11,7 @@ lma_status lma_model_put_weights(lma_model *m, const lma_param_info *p, size_t a
 lma_status lma_model_set_quantized(lma_model *m, const lma_param_info *p, const float *x);
 /* LMA_ERR_UNSUPPORTED for a frozen base that keeps no fp32 copy (LMA_MODEL_FROZEN) */
 lma_status lma_model_need_masters(const lma_model *m, const char *what);
+/* LMA_ERR_UNSUPPORTED naming `what` for a model whose GGUF weights stay quantized
+ * (LMA_MODEL_GGUF_QUANT: inference only); LMA_OK otherwise */
+lma_status lma_model_no_qm(const lma_model *m, const char *what);
 #endif

@@ -12,6 +12,9 @@
 #include "model/model_internal.h"
 #include "model/safetensors.h"
 #include "model/weight_source.h"
+#include "format/gguf.h"
+#include "quant/ggml_quant.h"
+#include "quant/qdot.h"
 
 lma_status lma_model_init_random(lma_model *m, uint64_t seed, float std) {
     lma_rng r;
@@ -57,6 +60,8 @@ static lma_status load_impl(const char *path, const lma_backend *be, unsigned fl
     lma_config cfg;
     LMA_TRY(lma_model_path_resolve(path, where, sizeof where));
     LMA_TRY(lma_model_config_load(where, &cfg));
+    /* GGUF blocks stay quantized only from a GGUF file onto a backend that has their matmul */
+    if (!lma_gguf_is_file(where) || !be->matmul_q_fwd || (flags & LMA_MODEL_NF4)) flags &= ~LMA_MODEL_GGUF_QUANT;
     lma_model *m = NULL;
     LMA_TRY(lma_model_create_ex(&cfg, be, flags, &m));
     lma_status s = lma_model_load_weights(m, where);
@@ -72,6 +77,31 @@ lma_status lma_model_load_nf4(const char *dir, const lma_backend *be, lma_model 
 
 lma_status lma_model_load_ex(const char *dir, const lma_backend *be, unsigned flags, lma_model **out) {
     return load_impl(dir, be, flags, out);
+}
+
+/* Tensor i of src into its GGUF-block slot (LMA_MODEL_GGUF_QUANT): the blocks as stored
+ * when a kernel takes their type, else the fp32 values (an F32 slot). */
+static lma_status put_blocks(lma_model *m, const lma_param_info *p, lma_weight_source *src, int i, float **stage,
+                             const char *dir) {
+    int L7 = m->cfg.n_layers * LMA_PROJ_COUNT;
+    lma_qmat *w = p->kind == LMA_P_EMBED ? &m->qm[L7] : p->kind == LMA_P_LM_HEAD ? &m->qm[L7 + 1] : NULL;
+    static const lma_param_kind proj[LMA_PROJ_COUNT] = {LMA_P_WQ, LMA_P_WK, LMA_P_WV, LMA_P_WO,
+                                                        LMA_P_WGATE, LMA_P_WUP, LMA_P_WDOWN};
+    for (int k = 0; !w && k < LMA_PROJ_COUNT; k++)
+        if (p->kind == proj[k]) w = &m->qm[(size_t)p->layer * LMA_PROJ_COUNT + k];
+    if (!w) return lma_error(LMA_ERR_FORMAT, "%s: '%s' cannot be kept quantized", dir, p->name);
+    lma_qmat_free(w);
+    int rows = (int)p->shape[0], cols = (int)p->shape[1];
+    uint32_t type = src->block_type && src->read_blocks ? src->block_type(src->ctx, i) : LMA_GGML_F32;
+    if (lma_qmat_type_kept(type) && cols % lma_ggml_block_elems(type) == 0) {
+        LMA_TRY(lma_qmat_alloc(w, type, rows, cols));
+        LMA_TRY(src->read_blocks(src->ctx, i, w->data, w->row_bytes, rows));
+        return lma_qmat_pack(w);
+    }
+    LMA_TRY(lma_qmat_alloc(w, LMA_GGML_F32, rows, cols));
+    LMA_TRY(src->read_f32(src->ctx, i, w->data, p->numel));
+    (void)stage;
+    return lma_params_check_finite(w->data, p->numel, dir, p->name);
 }
 
 lma_status lma_model_load_weights(lma_model *m, const char *path) {
@@ -93,11 +123,11 @@ lma_status lma_model_load_weights(lma_model *m, const char *path) {
         if (!name) continue;
         const lma_param_info *p = lma_params_find(&m->table, name);
         int quant = 0;
-        if (!p && m->nf4 && (p = lma_params_find(&m->qtable, name))) quant = 1;
+        if (!p && (m->nf4 || m->qm) && (p = lma_params_find(&m->qtable, name))) quant = 1;
         char prefixed[512]; /* a base-model checkpoint (AutoModel's, e.g. Qwen3-Embedding): no "model." */
         if (!p && strncmp(name, "model.", 6) && snprintf(prefixed, sizeof prefixed, "model.%s", name) < (int)sizeof prefixed) {
             p = lma_params_find(&m->table, prefixed);
-            if (!p && m->nf4 && (p = lma_params_find(&m->qtable, prefixed))) quant = 1;
+            if (!p && (m->nf4 || m->qm) && (p = lma_params_find(&m->qtable, prefixed))) quant = 1;
         }
         if (!p) {
             if (cfg->tie_word_embeddings && !strcmp(name, "lm_head.weight")) continue; /* tied copy */
@@ -110,6 +140,12 @@ lma_status lma_model_load_weights(lma_model *m, const char *path) {
                           (long long)shape[0], ndim > 1 ? ", " : "", ndim > 1 ? (long long)shape[1] : 0LL,
                           (long long)p->shape[0], (long long)p->shape[1]);
             goto done;
+        }
+        if (quant && m->qm) {
+            s = put_blocks(m, p, &src, i, &stage, dir);
+            if (s != LMA_OK) goto done;
+            seen[m->table.count + (p - m->qtable.info)] = 1;
+            continue;
         }
         float *tmp = realloc(stage, p->numel * sizeof(float));
         if (!tmp) { s = lma_error(LMA_ERR_NOMEM, "out of memory reading %s", name); goto done; }
@@ -145,6 +181,7 @@ done:
 lma_status lma_model_save(const lma_model *m, const char *dir, int bf16, size_t max_shard_bytes) {
     char path[4096];
     if (m->nf4) return lma_error(LMA_ERR_UNSUPPORTED, "%s: saving an NF4 model is not supported (merge on an fp32 base)", dir);
+    LMA_TRY(lma_model_no_qm(m, "saving"));
     LMA_TRY(lma_model_need_masters(m, dir));
     LMA_TRY(lma_mkdir_p(dir));
     LMA_TRY(lma_path_join(path, sizeof path, dir, "config.json"));

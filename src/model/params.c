@@ -64,7 +64,9 @@ static int is_projection(lma_param_kind k) {
            k == LMA_P_WDOWN;
 }
 
-lma_status lma_params_split_quantized(lma_param_table *t, lma_param_table *q) {
+lma_status lma_params_split_quantized(lma_param_table *t, lma_param_table *q) { return lma_params_split(t, q, 0); }
+
+lma_status lma_params_split(lma_param_table *t, lma_param_table *q, int with_embed) {
     memset(q, 0, sizeof *q);
     q->info = lma_calloc((size_t)t->count, sizeof *q->info, "quantized table");
     if (!q->info) return LMA_ERR_NOMEM;
@@ -72,7 +74,10 @@ lma_status lma_params_split_quantized(lma_param_table *t, lma_param_table *q) {
     t->total = 0;
     for (int i = 0; i < t->count; i++) {
         lma_param_info p = t->info[i];
-        if (is_projection(p.kind)) { q->info[q->count++] = p; continue; }
+        if (is_projection(p.kind) || (with_embed && (p.kind == LMA_P_EMBED || p.kind == LMA_P_LM_HEAD))) {
+            q->info[q->count++] = p;
+            continue;
+        }
         p.offset = t->total;
         t->total += (p.numel + 15) & ~(size_t)15;
         t->info[k++] = p;

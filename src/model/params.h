@@ -57,6 +57,9 @@ void lma_params_free(lma_param_table *t);
 /* Moves the q,k,v,o,gate,up,down weights of t into q (allocated here) and recomputes the
  * offsets and total of the rest (an NF4 base keeps those out of the dense table). */
 lma_status lma_params_split_quantized(lma_param_table *t, lma_param_table *q);
+/* The same; with_embed also moves the embedding and an untied lm_head (GGUF blocks kept
+ * quantized for inference, llama.h LMA_MODEL_GGUF_QUANT). */
+lma_status lma_params_split(lma_param_table *t, lma_param_table *q, int with_embed);
 const lma_param_info *lma_params_find(const lma_param_table *t, const char *name);
 /* Points every member of out at element `offset` of base, whose elements are esz bytes
  * (layers array malloc'd; free with lma_tensors_free). */

@@ -18,6 +18,11 @@ typedef struct {
     lma_status (*info)(void *ctx, int i, const char **name, int *ndim, int64_t shape[2]);
     /* its values as fp32; n equals the element count */
     lma_status (*read_f32)(void *ctx, int i, float *dst, size_t n);
+    /* Optional (GGUF; NULL for HF folders): the ggml type of tensor i's stored blocks, and
+     * those blocks themselves: `rows` rows of row_bytes each into dst, in HF row order (the
+     * Q/K permutation undone as read_f32 does, whole rows being whole blocks). */
+    uint32_t (*block_type)(void *ctx, int i);
+    lma_status (*read_blocks)(void *ctx, int i, void *dst, size_t row_bytes, int64_t rows);
     void (*close)(void *ctx);
 } lma_weight_source;
 

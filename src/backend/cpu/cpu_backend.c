@@ -36,6 +36,7 @@ static const lma_backend cpu_backend = {
     .mul = lma_cpu_mul,
     .matmul_nf4_fwd = lma_cpu_matmul_nf4_fwd,
     .matmul_nf4_bwd = lma_cpu_matmul_nf4_bwd,
+    .matmul_q_fwd = lma_cpu_matmul_q_fwd,
     .layernorm_fwd = lma_cpu_layernorm_fwd,
     .gelu_fwd = lma_cpu_gelu_fwd,
     .attention_bidir_fwd = lma_cpu_attention_bidir_fwd,

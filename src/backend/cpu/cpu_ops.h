@@ -79,6 +79,11 @@ void lma_cpu_scale(void *x, float s, size_t n);
 void lma_cpu_mul(void *out, const void *a, const void *b, size_t n);
 void lma_cpu_matmul_nf4_fwd(void *out, const void *inp, const struct lma_nf4_tensor *w, const void *bias, int N,
                             int C, int OC);
+/* inference matmul against GGUF blocks kept quantized (cpu_qmat.c); lma_cpu_qgemm_rows: from
+ * this many input rows on, dequantized tiles + sgemm instead of the int8 dot kernels */
+struct lma_qmat;
+void lma_cpu_matmul_q_fwd(void *out, const void *inp, const struct lma_qmat *w, const void *bias, int N);
+extern int lma_cpu_qgemm_rows;
 void lma_cpu_matmul_nf4_bwd(void *dinp, const void *dout, const struct lma_nf4_tensor *w, int N, int C, int OC);
 /* encoder ops (cpu_encoder.c) */
 void lma_cpu_layernorm_fwd(void *out, const void *inp, const void *w, const void *b, int N, int C, float eps);

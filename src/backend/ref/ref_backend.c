@@ -8,6 +8,7 @@
 #include "backend/host.h"
 #include "backend/ref/ref_ops.h"
 #include "quant/nf4.h"
+#include "quant/qdot.h"
 #include "core/status.h"
 #include <math.h>
 #include <stdlib.h>
@@ -330,6 +331,25 @@ static void ref_matmul_nf4_bwd(void *dinp_, const void *dout_, const struct lma_
     free(wd);
 }
 
+/* GGUF-block matmul: each weight row dequantized (exactly as lma_ggml_dequantize), then the
+ * fp32 matmul in double: what the cpu's int8 kernels approximate (quant/qdot.h). */
+static void ref_matmul_q_fwd(void *out_, const void *inp_, const struct lma_qmat *w, const void *bias_, int N) {
+    float *out = out_;
+    const float *inp = inp_, *bias = bias_;
+    int C = w->cols, OC = w->rows;
+    float *row = malloc((size_t)C * sizeof(float));
+    if (!row) { poison(out, SZ(N, OC)); return; }
+    for (int o = 0; o < OC; o++) {
+        lma_qmat_row_f32(w, o, row);
+        for (int n = 0; n < N; n++) {
+            double acc = bias ? (double)bias[o] : 0.0;
+            for (int c = 0; c < C; c++) acc += (double)inp[(size_t)n * C + c] * (double)row[c];
+            out[(size_t)n * OC + o] = (float)acc;
+        }
+    }
+    free(row);
+}
+
 /* ---- encoder ops ---- */
 static void ref_layernorm_fwd(void *out_, const void *inp_, const void *w_, const void *b_, int N, int C,
                               float eps) {
@@ -397,6 +417,7 @@ static const lma_backend ref_backend = {
     .mul = ref_mul,
     .matmul_nf4_fwd = ref_matmul_nf4_fwd,
     .matmul_nf4_bwd = ref_matmul_nf4_bwd,
+    .matmul_q_fwd = ref_matmul_q_fwd,
     .layernorm_fwd = ref_layernorm_fwd,
     .gelu_fwd = ref_gelu_fwd,
     .attention_bidir_fwd = ref_attention_bidir_fwd,
