@@ -33,6 +33,7 @@ static const lma_cli_command commands[] = {
     {"advise", "which adaptation method (icl, rag, lora, qlora, full, cpt, pretrain), why, at what cost", cmd_advise},
     {"mem", "peak memory of a training or inference run, from lmadapt's allocation plan (before loading)", cmd_mem},
     {"data", "dataset curation: validate, stats, dedup, filter, decontam, split", cmd_data},
+    {"launch", "data-parallel training on N processes: lmadapt launch -n N -- lmadapt sft ... (MPI, NCCL)", cmd_launch},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 

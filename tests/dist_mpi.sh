@@ -103,5 +103,20 @@ cut z2 r23; mpi 3 $A --resume r23 > r23.log 2>&1 || { bad "resume 2 -> 3"; tail 
 same z2 r23 1e-6 "resume 2 ranks -> 3 ranks (re-sharded)"
 cut one r12; mpi 2 $A --resume r12 --zero 0 > r12.log 2>&1 || { bad "resume 1 -> 2"; tail -5 r12.log; }
 same one r12 1e-6 "resume 1 process -> 2 ranks"
+# ---- lmadapt launch: on CPU through mpirun (bitwise the mpirun run above); the forked mode
+# (cuda) checked for its environment and its failure handling with a shell as the command
+"$B" launch -n 2 --device cpu -- lmadapt $A --out lz --zero 2 > lz.log 2>&1 || { bad "launch -n 2 --device cpu"; tail -5 lz.log; }
+same z2 lz 0 "launch -n 2 --device cpu: bitwise the mpirun -n 2 run"
+got=$("$B" launch -n 3 --device cuda -- sh -c 'echo "$RANK/$WORLD_SIZE/$LOCAL_RANK $MASTER_ADDR:$MASTER_PORT $CUDA_VISIBLE_DEVICES $NCCL_NVLS_ENABLE $(dirname "$LMA_NCCL_ID_FILE")"' | sort)
+want0="0/3/0 127.0.0.1:29500 0 0"
+case "$got" in "$want0 "*) ;; *) bad "launch --device cuda environment: $got" ;; esac
+[ "$(echo "$got" | awk '{print $5}' | sort -u | wc -l)" = 1 ] && [ "$(echo "$got" | wc -l)" = 3 ] ||
+    bad "launch: 3 ranks sharing one id folder: $got"
+start=$(date +%s)
+"$B" launch -n 2 --device cuda -- sh -c 'if [ "$RANK" = 1 ]; then exit 3; fi; sleep 60' 2>/dev/null; rc=$?
+[ $rc = 3 ] && [ $(( $(date +%s) - start )) -lt 30 ] && echo "ok: launch: a failing rank (3) stops the others" ||
+    bad "launch: failing rank gave $rc"
+"$B" launch -n 2 --device cpu > /dev/null 2>&1; [ $? = 2 ] || bad "launch without a command is a usage error"
+
 [ $fail = 0 ] && echo "dist_mpi: all passed"
 exit $fail

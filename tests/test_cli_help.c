@@ -137,7 +137,7 @@ int main(void) {
         "tokenizer encode", "tokenizer decode", "tokenizer render", "tokenizer train",
         "data validate", "data stats", "data dedup", "data filter", "data decontam", "data split",
         "data generate", "data accept", "data judge", "data debug",
-        "rag index", "rag search", "rag ask", "rag eval", "mem", "advise", "icl build", "icl eval"};
+        "rag index", "rag search", "rag ask", "rag eval", "mem", "advise", "icl build", "icl eval", "launch"};
     int total = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         int n = check_help(cmds[i]);
