@@ -11,6 +11,36 @@ static lma_comm *g_comm;
 lma_comm *cli_dist_comm(void) { return g_comm; }
 int cli_dist_rank(void) { return lma_comm_rank(g_comm); }
 
+/* One GPU a rank: the LOCAL_RANK-th of CUDA_VISIBLE_DEVICES (all of them when unset), made
+ * the only one this process sees. A list of one (srun --gpus-per-task, lmadapt launch) stays. */
+static void pick_gpu(const lma_world *w) {
+    if (w->world < 2) return;
+    const char *v = getenv("CUDA_VISIBLE_DEVICES");
+    char one[64];
+    if (!v) {
+        snprintf(one, sizeof one, "%d", w->local_rank);
+        setenv("CUDA_VISIBLE_DEVICES", one, 1);
+        return;
+    }
+    int i = 0;
+    for (const char *p = v; *p; i++) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        if (i == w->local_rank && c) { /* more than one listed: keep mine */
+            snprintf(one, sizeof one, "%.*s", (int)(n < 60 ? n : 60), p);
+            setenv("CUDA_VISIBLE_DEVICES", one, 1);
+            return;
+        }
+        if (i == w->local_rank && i > 0) {
+            snprintf(one, sizeof one, "%.*s", (int)(n < 60 ? n : 60), p);
+            setenv("CUDA_VISIBLE_DEVICES", one, 1);
+            return;
+        }
+        if (!c) break;
+        p = c + 1;
+    }
+}
+
 int cli_dist_setup(const char *cmd, cli_train_opts *o) {
     lma_world w;
     if (lma_world_from_env(&w) != LMA_OK) return cli_fail(cmd, NULL);
@@ -18,6 +48,7 @@ int cli_dist_setup(const char *cmd, cli_train_opts *o) {
         if (o->zero > 0) fprintf(stderr, "lmadapt %s: note: --zero %d on one process changes nothing\n", cmd, o->zero);
         return 0;
     }
+    if (!o->device || !strncmp(o->device, "cuda", 4)) pick_gpu(&w); /* before the CUDA runtime starts (the backend below) */
     const lma_backend *be = NULL;
     if (cli_train_backend(o, &be) != LMA_OK) return cli_fail(cmd, NULL);
     lma_comm_kind kind = !strncmp(be->name, "cuda", 4) ? LMA_COMM_NCCL

@@ -200,21 +200,29 @@ int lma_comm_rank(const lma_comm *c) { return c ? c->rank : 0; }
 int lma_comm_world(const lma_comm *c) { return c ? c->world : 1; }
 const char *lma_comm_name(const lma_comm *c) { return c ? c->ops->name : "none"; }
 
-lma_status lma_comm_allreduce(lma_comm *c, float *buf, size_t n) { return n ? c->ops->allreduce(c, buf, n) : LMA_OK; }
+/* a failure with its message in c->err (the plugin's) becomes the pending error */
+static lma_status said(lma_comm *c, lma_status s) {
+    if (s != LMA_OK && c->err[0]) {
+        lma_error(s, "%s", c->err);
+        c->err[0] = 0;
+    }
+    return s;
+}
+lma_status lma_comm_allreduce(lma_comm *c, float *buf, size_t n) { return n ? said(c, c->ops->allreduce(c, buf, n)) : LMA_OK; }
 lma_status lma_comm_allreduce_f64(lma_comm *c, double *host, size_t n) {
-    return n ? c->ops->allreduce_f64(c, host, n) : LMA_OK;
+    return n ? said(c, c->ops->allreduce_f64(c, host, n)) : LMA_OK;
 }
 lma_status lma_comm_reduce_scatter(lma_comm *c, const float *send, float *recv, size_t n) {
-    return n ? c->ops->reduce_scatter(c, send, recv, n) : LMA_OK;
+    return n ? said(c, c->ops->reduce_scatter(c, send, recv, n)) : LMA_OK;
 }
 lma_status lma_comm_allgather(lma_comm *c, const float *send, float *recv, size_t n) {
-    return n ? c->ops->allgather(c, send, recv, n) : LMA_OK;
+    return n ? said(c, c->ops->allgather(c, send, recv, n)) : LMA_OK;
 }
 lma_status lma_comm_bcast(lma_comm *c, float *buf, size_t n, int root) {
     if (root < 0 || root >= c->world) return lma_error(LMA_ERR_ARG, "broadcast root %d outside the world of %d", root, c->world);
-    return n ? c->ops->bcast(c, buf, n, root) : LMA_OK;
+    return n ? said(c, c->ops->bcast(c, buf, n, root)) : LMA_OK;
 }
-lma_status lma_comm_barrier(lma_comm *c) { return c->ops->barrier(c); }
+lma_status lma_comm_barrier(lma_comm *c) { return said(c, c->ops->barrier(c)); }
 void lma_comm_abort(lma_comm *c, int code) {
     fflush(stdout);
     fflush(stderr);

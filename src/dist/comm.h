@@ -82,6 +82,8 @@ struct lma_comm {
     const lma_comm_ops *ops;
     int rank, world;
     void *impl;
+    char err[256]; /* an implementation that cannot call lma_error (the CUDA plugin) leaves its
+                      failure's message here; the lma_comm_* calls report it */
 };
 lma_status lma_comm_mpi_create(const lma_world *w, lma_comm **out);
 #endif
