@@ -110,11 +110,11 @@ static lma_status id_by_file(const char *path, int rank, unsigned char *id) {
     return lma_error(LMA_ERR_IO, "%s: rank 0 wrote no NCCL id within 10 minutes", path);
 }
 
-/* rank 0 listens at addr:port and hands the id to world-1 connections; the others connect
+/* rank 0 listens at addr:(MASTER_PORT + 1) and hands the id to world-1 connections; the others connect
  * (retrying for up to 10 minutes while rank 0 starts) and read it */
 static lma_status id_by_socket(const lma_world *w, unsigned char *id) {
-    char port[16];
-    snprintf(port, sizeof port, "%d", w->master_port);
+    char port[16]; /* MASTER_PORT + 1: torchrun's own store holds MASTER_PORT */
+    snprintf(port, sizeof port, "%d", w->master_port < 65535 ? w->master_port + 1 : w->master_port - 1);
     struct addrinfo hints = {0}, *ai = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

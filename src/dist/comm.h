@@ -42,7 +42,8 @@ typedef enum { LMA_COMM_LOCAL, LMA_COMM_MPI, LMA_COMM_NCCL } lma_comm_kind;
  * saying how to get it) when lmadapt was built without MPI, or when no MPI launcher started
  * this process and w.world > 1. NCCL: needs the CUDA plugin built with NCCL and a GPU; the
  * unique id goes from rank 0 to the others through the file LMA_NCCL_ID_FILE (lmadapt
- * launch sets it) or else a TCP socket at MASTER_ADDR:MASTER_PORT. */
+ * launch sets it) or else a TCP socket at MASTER_ADDR, port MASTER_PORT + 1 (torchrun's own
+ * store listens at MASTER_PORT). */
 lma_status lma_comm_create(lma_comm_kind kind, const lma_world *w, lma_comm **out);
 void lma_comm_free(lma_comm *c);
 int lma_comm_rank(const lma_comm *c);
