@@ -2,6 +2,8 @@
  * local comm of world size 1, the dp shard ranges, and, when started by mpirun (tests/dist_mpi.sh
  * runs it with 2 and 3 ranks), every collective against sums computed by hand. */
 #include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "dist/comm.h"
 #include "test.h"
 #include "train/dist_step.h"
@@ -150,12 +152,54 @@ static void mpi_tests(void) {
     lma_comm_free(c); /* MPI_Finalize */
 }
 
+/* NCCL's id from rank 0 to 3 forked ranks, by file and by socket (loopback), with the
+ * ranks started in both orders */
+static int share_in_children(int world, int port, int root_late) {
+    pid_t kids[8];
+    for (int r = 0; r < world; r++) {
+        pid_t p = fork();
+        if (p == 0) {
+            if (r == 0 && root_late) usleep(300000); /* the others connect before rank 0 listens */
+            lma_world w = {.rank = r, .world = world, .source = "torchrun", .master_port = port};
+            snprintf(w.master_addr, sizeof w.master_addr, "127.0.0.1");
+            unsigned char id[128];
+            for (int i = 0; i < 128; i++) id[i] = r == 0 ? (unsigned char)(i * 7 + 3) : 0;
+            if (lma_comm_share_id(&w, id) != LMA_OK) _exit(2);
+            for (int i = 0; i < 128; i++) if (id[i] != (unsigned char)(i * 7 + 3)) _exit(3);
+            _exit(0);
+        }
+        kids[r] = p;
+    }
+    int bad = 0;
+    for (int r = 0; r < world; r++) {
+        int st = 0;
+        waitpid(kids[r], &st, 0);
+        bad += !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    return bad;
+}
+
+static void share_id_tests(void) {
+    char dir[] = "/tmp/lma_dist_XXXXXX", file[64];
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    snprintf(file, sizeof file, "%s/nccl_id", dir);
+    setenv("LMA_NCCL_ID_FILE", file, 1);
+    CHECK(share_in_children(4, 0, 1) == 0, "id through a file: every rank has rank 0's bytes");
+    unlink(file);
+    unsetenv("LMA_NCCL_ID_FILE");
+    int port = 20000 + (int)(getpid() % 20000);
+    CHECK(share_in_children(4, port, 0) == 0, "id through a socket at MASTER_PORT+1 (%d)", port + 1);
+    CHECK(share_in_children(3, port + 2, 1) == 0, "id through a socket, rank 0 started last");
+    rmdir(dir);
+}
+
 int main(void) {
     if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE")) {
         mpi_tests();
     } else {
         world_env_tests();
         local_tests();
+        share_id_tests();
     }
     TEST_END();
 }

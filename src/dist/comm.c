@@ -157,6 +157,12 @@ static lma_status id_by_socket(const lma_world *w, unsigned char *id) {
     return s;
 }
 
+lma_status lma_comm_share_id(const lma_world *w, unsigned char id[128]) {
+    const char *file = getenv("LMA_NCCL_ID_FILE");
+    if (w->world < 2) return LMA_OK;
+    return file && *file ? id_by_file(file, w->rank, id) : id_by_socket(w, id);
+}
+
 static lma_status nccl_create(const lma_world *w, lma_comm **out) {
     typedef int (*id_fn)(unsigned char *);
     typedef int (*comm_fn)(int, int, int, const unsigned char *, lma_comm **, char *, size_t);
@@ -168,8 +174,7 @@ static lma_status nccl_create(const lma_world *w, lma_comm **out) {
     unsigned char id[NCCL_ID_BYTES] = {0};
     char msg[256] = "";
     if (w->rank == 0 && get_id(id)) return lma_error(LMA_ERR_IO, "ncclGetUniqueId failed");
-    const char *file = getenv("LMA_NCCL_ID_FILE");
-    LMA_TRY(file && *file ? id_by_file(file, w->rank, id) : w->world > 1 ? id_by_socket(w, id) : LMA_OK);
+    LMA_TRY(lma_comm_share_id(w, id));
     if (make(w->rank, w->world, w->local_rank, id, out, msg, sizeof msg))
         return lma_error(LMA_ERR_IO, "NCCL: %s", msg);
     return LMA_OK;

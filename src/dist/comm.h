@@ -46,6 +46,9 @@ typedef enum { LMA_COMM_LOCAL, LMA_COMM_MPI, LMA_COMM_NCCL } lma_comm_kind;
  * store listens at MASTER_PORT). */
 lma_status lma_comm_create(lma_comm_kind kind, const lma_world *w, lma_comm **out);
 void lma_comm_free(lma_comm *c);
+/* The 128 bytes of NCCL's unique id from rank 0 (whose id holds it) to every rank of w, as
+ * lma_comm_create does it (exposed for tests). */
+lma_status lma_comm_share_id(const lma_world *w, unsigned char id[128]);
 int lma_comm_rank(const lma_comm *c);
 int lma_comm_world(const lma_comm *c);
 const char *lma_comm_name(const lma_comm *c);
