@@ -2,7 +2,8 @@
 # Data-parallel training on CPU processes through MPI (issue 23, docs/distributed.md):
 #   - the comm's collectives with 2 and 3 ranks against hand-computed sums (test_dist_comm);
 #   - 2 ranks vs 1 process, the same global batch (--batch 4 --accum 2), 20 steps, fp32:
-#     full fine-tuning (ZeRO 0), ZeRO-1, ZeRO-2 and LoRA (ZeRO-1): every loss and validation
+#     full fine-tuning (ZeRO 0), ZeRO-1, ZeRO-2, LoRA (ZeRO-1, ZeRO-2) and SFT (ZeRO-2,
+#     packed chat rows with loss on the assistant tokens): every loss and validation
 #     loss within 1e-6 (relative) of the 1-process run; not bitwise, since each rank's
 #     matrix products see 2 of the 4 rows (the sums run in another order);
 #   - ZeRO-1 and ZeRO-2 on 2 ranks against ZeRO 0 on 2 ranks: the same all-reduced gradients
@@ -90,6 +91,13 @@ runN 2 lz2 --zero 2 $L
 same lone lz1 1e-6 "LoRA: 2 ranks ZeRO-1 vs 1 process"
 same lone lz2 1e-6 "LoRA: 2 ranks ZeRO-2 vs 1 process"
 [ -f lz2/final/adapter_model.safetensors ] || bad "LoRA run wrote no adapter"
+
+# ---- SFT (packed chat rows, loss on assistant tokens only: the ranks' rows hold different
+# numbers of targets, so the global count must set the scale)
+S="sft --model base/final --data $SRC/tests/data/alpaca_first200.json --template chatml --steps 20 --batch 4 --seq 64 --lr 1e-3 --warmup 2 --eval-every 5"
+"$B" $S --out sone > sone.log 2>&1 || { bad "sft 1 process"; tail -3 sone.log; }
+mpi 2 $S --out sz2 --zero 2 > sz2.log 2>&1 || { bad "sft 2 ranks"; tail -5 sz2.log; }
+same sone sz2 1e-6 "SFT: 2 ranks ZeRO-2 vs 1 process"
 
 # ---- checkpoints N -> M: z2 cut back to step 10, resumed on 2, 1 and 3 ranks
 cut() { # copy of run $1 as $2 with the checkpoints after step 10 and final/ removed

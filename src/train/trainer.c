@@ -133,6 +133,7 @@ lma_status lma_train_evaluate(lma_model *m, lma_batch_source *src, int B, int T,
  * as one process sums it (the float mean, weighted by the count). */
 static lma_status evaluate(lma_model *m, lma_batch_source *src, int B, int T, int max_batches, lma_dp *dp,
                            float *val_loss) {
+    if (dp && dp->world < 2) dp = NULL; /* one rank: the plain evaluation */
     *val_loss = NAN;
     if (!src->val_next) return LMA_OK;
     size_t N = (size_t)B * T;
@@ -149,7 +150,6 @@ static lma_status evaluate(lma_model *m, lma_batch_source *src, int B, int T, in
         float loss = 0;
         double w = 0;
         dp_slice x = slice_of(dp, buf, B, T);
-        if (dp) m->loss_denom = 0;
         s = run_objective(m, src, x.ids, x.tg, x.seg, x.B, T, 0, 1.0f, &loss, &w);
         if (s == LMA_OK && !isfinite(loss)) s = LMA_ERR_NUMERIC;
         if (dp && (s == LMA_OK || s == LMA_ERR_NUMERIC)) { /* the batch over all ranks */
@@ -225,10 +225,14 @@ lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_trainer_
                          "run it on one process");
     LMA_TRY(lma_mkdir_p(p->out_dir));
     LMA_TRY(lma_model_enable_training(m));
-    lma_dp dpv, *dp = NULL;
+    /* dp: the comm's path (gradients, optimizer, checkpoints; also for one rank, so that
+     * world size 1 through NCCL can be compared with the plain path); multi: several ranks
+     * (the batch sliced, the loss summed over them) */
+    lma_dp dpv, *dp = NULL, *multi = NULL;
     if (p->comm) {
         LMA_TRY(lma_dp_init(&dpv, p->comm, p->zero, m, 0));
         dp = &dpv;
+        if (world > 1) multi = dp;
     }
     double *mb = lma_calloc((size_t)p->accum + 2, sizeof(double), "micro-batch losses"); /* dp: per micro-batch */
     int *mb_count = lma_calloc((size_t)p->accum + 1, sizeof(int), "micro-batch counts");
@@ -296,19 +300,19 @@ lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_trainer_
             if (s != LMA_OK) break;
             float loss = 0;
             double w = 0;
-            dp_slice x = slice_of(dp, buf, p->B, p->T);
-            if (dp) m->loss_denom = x.count > 0 ? x.count : 1; /* the gradient of the global micro-batch's mean */
+            dp_slice x = slice_of(multi, buf, p->B, p->T);
+            if (multi) m->loss_denom = x.count > 0 ? x.count : 1; /* the gradient of the global micro-batch's mean */
             lma_status fs = run_objective(m, src, x.ids, x.tg, x.seg, x.B, p->T, 1, 1.0f / p->accum, &loss, &w);
             if (fs == LMA_ERR_NUMERIC) { finite = 0; lma_clear_error(); }
             else if (fs != LMA_OK) { s = fs; break; }
             s = lma_model_backward(m);
             loss_sum += loss;
-            if (dp) { mb[a] = local_loss_total(m, x.B, p->T); mb_count[a] = x.count; }
+            if (multi) { mb[a] = local_loss_total(m, x.B, p->T); mb_count[a] = x.count; }
         }
-        if (dp) m->loss_denom = 0;
-        if (s == LMA_OK && dp) { /* the step's loss over all ranks, as one process computes it */
+        if (multi) m->loss_denom = 0;
+        if (s == LMA_OK && multi) { /* the step's loss over all ranks, as one process computes it */
             mb[p->accum] = !finite;
-            s = lma_comm_allreduce_f64(dp->comm, mb, (size_t)p->accum + 1);
+            s = lma_comm_allreduce_f64(multi->comm, mb, (size_t)p->accum + 1);
             finite = mb[p->accum] == 0;
             loss_sum = 0;
             for (int a = 0; a < p->accum; a++) loss_sum += mb_count[a] > 0 ? (float)(mb[a] / mb_count[a]) : 0.0f;
