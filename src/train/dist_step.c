@@ -80,6 +80,7 @@ lma_status lma_dp_reduce_grads(lma_dp *d, lma_model *m) {
             if (n) d->be->copy(dst, tr.grads + start, n * sizeof(float));
             if (n < d->bucket) d->be->zero(dst + n, (d->bucket - n) * sizeof(float));
         }
+        LMA_TRY(lma_backend_sync(d->be)); /* the packing is done before the comm's own stream reads it */
         LMA_TRY(lma_comm_reduce_scatter(d->comm, d->stage, d->recv, d->bucket));
         size_t start, n = piece(d, d->rank, j, &start);
         if (n) d->be->copy(tr.grads + start, d->recv, n * sizeof(float));
@@ -94,6 +95,7 @@ static lma_status gather_params(lma_dp *d, lma_model *m) {
         float *mine = d->stage + (size_t)d->rank * d->bucket;
         if (n) d->be->copy(mine, tr.params + start, n * sizeof(float));
         if (n < d->bucket) d->be->zero(mine + n, (d->bucket - n) * sizeof(float));
+        LMA_TRY(lma_backend_sync(d->be));
         LMA_TRY(lma_comm_allgather(d->comm, mine, d->stage, d->bucket));
         for (int q = 0; q < d->world; q++) {
             if (q == d->rank) continue;
