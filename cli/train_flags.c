@@ -219,7 +219,7 @@ lma_status cli_train_model_opts(const cli_train_opts *o, lma_model *m) {
 
 /* Flags that only steer how a run is carried out: free to change on resume. */
 static const char *const volatile_flags[] = {"out", "resume", "overwrite", "threads", "device", "save-every",
-                                             "eval-every", "eval-batches", "keep", "nan-abort", "spike-z", NULL};
+                                             "eval-every", "eval-batches", "keep", "nan-abort", "spike-z", "zero", NULL};
 static const char *const growing_flags[] = {"steps", NULL};
 static cJSON *g_stored; /* the resumed run's settings: option strings point into it */
 static void free_stored(void) { cJSON_Delete(g_stored); }

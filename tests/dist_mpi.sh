@@ -13,7 +13,7 @@
 #     bitwise the plain run;
 #   - checkpoints N -> M: a 2-rank ZeRO-2 run cut at step 10 resumes on 2 ranks (bitwise the
 #     uninterrupted run), on 1 process and on 3 ranks (within 1e-6); a 1-process checkpoint
-#     resumes on 2 ranks.
+#     resumes on 2 ranks with ZeRO-2, and a ZeRO-2 one with ZeRO 0.
 # The base model: a tiny one pretrained here for 2 steps (tests/ref/models have no tokenizer).
 # Usage: tests/dist_mpi.sh LMADAPT TEST_DIST_COMM SRC_DIR   (exit 77: no mpirun)
 set -u
@@ -109,8 +109,10 @@ cut z2 r21; "$B" $A --resume r21 > r21.log 2>&1 || { bad "resume 2 -> 1"; tail -
 same z2 r21 1e-6 "resume 2 ranks -> 1 process (shards merged)"
 cut z2 r23; mpi 3 $A --resume r23 > r23.log 2>&1 || { bad "resume 2 -> 3"; tail -5 r23.log; }
 same z2 r23 1e-6 "resume 2 ranks -> 3 ranks (re-sharded)"
-cut one r12; mpi 2 $A --resume r12 --zero 0 > r12.log 2>&1 || { bad "resume 1 -> 2"; tail -5 r12.log; }
-same one r12 1e-6 "resume 1 process -> 2 ranks"
+cut one r12; mpi 2 $A --resume r12 --zero 2 > r12.log 2>&1 || { bad "resume 1 -> 2"; tail -5 r12.log; }
+same one r12 1e-6 "resume 1 process -> 2 ranks, ZeRO 0 -> 2 (the stage may change on resume)"
+cut z2 r20; mpi 2 $A --resume r20 --zero 0 > r20.log 2>&1 || { bad "resume ZeRO-2 -> 0"; tail -5 r20.log; }
+same z2 r20 1e-6 "resume 2 ranks ZeRO-2 -> ZeRO 0"
 # ---- lmadapt launch: on CPU through mpirun (bitwise the mpirun run above); the forked mode
 # (cuda) checked for its environment and its failure handling with a shell as the command
 "$B" launch -n 2 --device cpu -- lmadapt $A --out lz --zero 2 > lz.log 2>&1 || { bad "launch -n 2 --device cpu"; tail -5 lz.log; }
