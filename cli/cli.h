@@ -16,6 +16,7 @@ int cmd_tokenizer(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_cpt(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
+int cmd_launch(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_export(int argc, char **argv);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "dist.h"
 #include "core/model_path.h"
 #include "core/outdir.h"
 #include "backend/backend.h"
@@ -33,6 +34,7 @@ static const lma_cli_command commands[] = {
     {"mem", "peak memory of a training or inference run, from lmadapt's allocation plan (before loading)", cmd_mem},
     {"data", "dataset curation: validate, stats, dedup, filter, decontam, split", cmd_data},
     {"report", "one self-contained HTML page of runs: curves, ladder, forgetting, settings", cmd_report},
+    {"launch", "data-parallel training on N processes: lmadapt launch -n N -- lmadapt sft ... (MPI, NCCL)", cmd_launch},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
@@ -117,7 +119,11 @@ int cli_main(int argc, char **argv) {
     if (!strcmp(c, "-h") || !strcmp(c, "--help") || !strcmp(c, "help")) { usage(stdout); return 0; }
     if (!strcmp(c, "-V") || !strcmp(c, "--version")) { printf("lmadapt %s\n", lma_version()); return 0; }
     for (int i = 0; i < n_commands; i++)
-        if (!strcmp(c, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(c, commands[i].name)) {
+            int rc = commands[i].run(argc - 1, argv + 1);
+            cli_dist_end(rc); /* distributed training: MPI_Finalize, or abort the job on a failure */
+            return rc;
+        }
     fprintf(stderr, "lmadapt: unknown command '%s'\nTry 'lmadapt --help'.\n", c);
     return 2;
 }

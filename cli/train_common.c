@@ -1,4 +1,5 @@
 #include "train_common.h"
+#include "dist.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,10 +117,14 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
         lma_mkdir_p(path) != LMA_OK)
         return cli_fail(cmd, NULL);
 
+    /* several ranks: rank 0 makes the tokenizer and the token shards, the others wait and
+     * read them (cli_dist_agree below: the same call on every rank) */
+    int follower = cli_dist_rank() > 0;
+    if (follower && cli_dist_agree(0)) return 1;
     /* tokenizer: the run's own copy on resume, else the base model's, else --tokenizer */
     const char *tsrc = spec->base_model ? spec->base_model : spec->tok_dir;
     snprintf(path, sizeof path, "%s/tokenizer.json", tokdir);
-    if (!(to->tp.resume && lma_file_exists(path))) {
+    if (!((to->tp.resume || follower) && lma_file_exists(path))) {
         if (!tsrc) {
             if (data->list.n == 0) return cli_usage_error(cmd, "--data PATH is required");
             if (lma_mkdir_p(tokdir) != LMA_OK || train_tokenizer(data, spec->vocab_size, run, tokdir) != LMA_OK)
@@ -135,10 +140,12 @@ int cli_run_text_training(const char *cmd, cli_train_opts *to, const cli_data_op
     int rc = 1;
     if (lma_tok_load(tokdir, &tok) != LMA_OK) goto done;
     if (data->list.n == 0 && !lma_file_exists(train_bin)) { rc = cli_usage_error(cmd, "--data PATH is required"); goto done; }
-    if (make_shard(data, tok, train_bin, to->tp.resume || data->list.n == 0, "training data") != LMA_OK) goto done;
-    if (spec->replay && spec->replay->list.n > 0 &&
-        make_shard(spec->replay, tok, replay_bin, to->tp.resume, "replay data") != LMA_OK)
+    if (make_shard(data, tok, train_bin, to->tp.resume || follower || data->list.n == 0, "training data") != LMA_OK)
         goto done;
+    if (spec->replay && spec->replay->list.n > 0 &&
+        make_shard(spec->replay, tok, replay_bin, to->tp.resume || follower, "replay data") != LMA_OK)
+        goto done;
+    if (!follower && cli_dist_comm() && cli_dist_agree(0)) goto done; /* the followers may read them now */
 
     /* model */
     const lma_backend *be = NULL;

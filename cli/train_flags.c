@@ -10,6 +10,7 @@
 #include "core/json.h"
 #include "core/outdir.h"
 #include "outputs.h"
+#include "dist.h"
 #include "report/report.h"
 
 void cli_train_opts_init(cli_train_opts *o) {
@@ -73,6 +74,10 @@ void cli_train_table(cli_train_opts *o, cli_opt t[CLI_TRAIN_NOPTS]) {
                               "to config.json as transformers reads it (docs/training.md)");
     t[k++] = (cli_opt)CLI_BOOL("grad-ckpt", 0, &o->grad_ckpt, "activation checkpointing: keep each layer's input only and\n"
                                "recompute the layer in the backward (less memory, about 1/3 more compute)");
+    t[k++] = (cli_opt)CLI_INT("zero", 0, &o->zero, 0, 2, "N",
+                              "data-parallel ZeRO stage under a launcher (lmadapt launch, torchrun\n"
+                              "variables, mpirun, srun): 0 all-reduce, 1 optimizer state sharded,\n"
+                              "2 gradients and optimizer state sharded (docs/distributed.md)");
     t[k] = (cli_opt)CLI_END;
 }
 
@@ -108,6 +113,7 @@ int cli_train_check(const cli_args *a, cli_train_opts *o) {
     p->sched.kind = (lma_sched_kind)o->schedule;
     if (o->lora_targets && lma_lora_parse_targets(o->lora_targets, &o->lora.targets) != LMA_OK)
         return cli_usage_error(cmd, "--lora-targets %s: %s", o->lora_targets, lma_last_error());
+    if (cli_dist_setup(cmd, o)) return 1;
     return 0;
 }
 
@@ -167,6 +173,7 @@ void cli_train_mem_report(const cli_train_opts *o, const lma_model *m) {
 }
 
 void cli_train_report(const char *cmd, const char *run) {
+    if (cli_dist_rank() != 0) return; /* one report, from rank 0 */
     char path[4200];
     lma_status s = lma_path_join(path, sizeof path, run, "report.html");
     if (s == LMA_OK) s = lma_report_write(&run, 1, path);
@@ -223,7 +230,7 @@ lma_status cli_train_model_opts(const cli_train_opts *o, lma_model *m) {
 
 /* Flags that only steer how a run is carried out: free to change on resume. */
 static const char *const volatile_flags[] = {"out", "resume", "overwrite", "threads", "device", "save-every",
-                                             "eval-every", "eval-batches", "keep", "nan-abort", "spike-z", NULL};
+                                             "eval-every", "eval-batches", "keep", "nan-abort", "spike-z", "zero", NULL};
 static const char *const growing_flags[] = {"steps", NULL};
 static cJSON *g_stored; /* the resumed run's settings: option strings point into it */
 static void free_stored(void) { cJSON_Delete(g_stored); }
@@ -240,7 +247,20 @@ static lma_status write_run_json(const char *path, const cli_args *a, const char
     return s;
 }
 
+static int prepare_one(const cli_args *a, const char *cmd, cli_train_opts *o, int writer);
+
+/* Several ranks: rank 0 checks and writes the run folder first; the others then read the
+ * stored settings of a resumed run (and write nothing). */
+typedef struct { const cli_args *a; const char *cmd; cli_train_opts *o; } prep_ctx;
+static int prep_root(void *c) { prep_ctx *p = c; return prepare_one(p->a, p->cmd, p->o, 1); }
+static int prep_rest(void *c) { prep_ctx *p = c; return p->o->tp.resume ? prepare_one(p->a, p->cmd, p->o, 0) : 0; }
+
 int cli_train_prepare(const cli_args *a, const char *cmd, cli_train_opts *o) {
+    prep_ctx c = {a, cmd, o};
+    return cli_dist_root_first(prep_root, prep_rest, &c);
+}
+
+static int prepare_one(const cli_args *a, const char *cmd, cli_train_opts *o, int writer) {
     const char *run = o->tp.out_dir;
     char rj[4200];
     if (lma_path_join(rj, sizeof rj, run, "run.json") != LMA_OK) return cli_fail(cmd, NULL);
@@ -297,7 +317,7 @@ int cli_train_prepare(const cli_args *a, const char *cmd, cli_train_opts *o) {
         if (cli_require(a, o->tp.sched.min_lr <= o->tp.sched.lr, "min-lr", "<=", "lr")) return 2;
         if (o->lora_targets && lma_lora_parse_targets(o->lora_targets, &o->lora.targets) != LMA_OK)
             return cli_usage_error(cmd, "--lora-targets %s: %s", o->lora_targets, lma_last_error());
-        if (write_run_json(rj, a, cmd) != LMA_OK) return cli_fail(cmd, NULL); /* --steps may have grown */
+        if (writer && write_run_json(rj, a, cmd) != LMA_OK) return cli_fail(cmd, NULL); /* --steps may have grown */
     }
     return 0;
 }

@@ -24,6 +24,7 @@ typedef struct {
     int threads;
     const char *device;  /* --device: cpu | cuda | NULL (cuda when a GPU is present; cpu for qlora) */
     int method;          /* cli_method */
+    int zero;            /* --zero 0|1|2: the ZeRO stage of data-parallel training (docs/distributed.md) */
     int schedule;        /* lma_sched_kind, copied into tp.sched.kind by cli_train_check */
     const char *resume_dir, *lora_targets;
     const char *rope_scaling; /* --rope-scaling TYPE:FACTOR */
@@ -34,7 +35,7 @@ typedef struct {
  * before building the tables, so that --help shows them. */
 void cli_train_opts_init(cli_train_opts *o);
 /* The shared option tables pointing into o (each ends with CLI_END). */
-#define CLI_TRAIN_NOPTS 28
+#define CLI_TRAIN_NOPTS 29
 #define CLI_PEFT_NOPTS 8
 void cli_train_table(cli_train_opts *o, cli_opt t[CLI_TRAIN_NOPTS]);
 void cli_peft_table(cli_train_opts *o, cli_opt t[CLI_PEFT_NOPTS]);

@@ -7,7 +7,7 @@ set -euo pipefail
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libomp-dev \
       libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libsqlite3-dev libmicrohttpd-dev \
-      unzip python3-pip"
+      libopenmpi-dev openmpi-bin unzip python3-pip"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -2,8 +2,8 @@
 # The test command (README, .ci/run): builds and runs the whole suite twice.
 #  1. Release build (gcc, -O3; the CUDA backend too when nvcc is present), after the
 #     include check (scripts/check-includes.sh: rooms import downward only): every
-#     test (labels unit, slow; "cuda" tests report skipped without a GPU, "browser" without
-#     chromium).
+#     test (labels unit, slow, dist (2 MPI processes); "cuda" tests report skipped without a GPU,
+#     "browser" without chromium).
 #     Then the installed tree (cmake --install build --prefix build/install): examples/
 #     compiled with pkg-config and with find_package(lmadapt), score checked against
 #     transformers (also ctest's api_install, with a static link).

@@ -138,7 +138,7 @@ int main(void) {
         "data validate", "data stats", "data dedup", "data filter", "data decontam", "data split",
         "data generate", "data accept", "data judge", "data debug",
         "rag index", "rag search", "rag ask", "rag eval", "rag make-sft", "mem", "advise", "icl build", "icl eval",
-        "report"};
+        "report", "launch"};
     int total = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         int n = check_help(cmds[i]);

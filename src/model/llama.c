@@ -754,7 +754,8 @@ static lma_status forward(lma_model *m, const int32_t *ids, const int32_t *targe
         /* the loss head in row chunks: logits -> cross-entropy (dlogits in place) ->
          * with want_grad, at once the head's backward: dlnf (into a->dln) and d lm_head */
         const lma_tensors *G = m->frozen ? NULL : &m->g;
-        float ds = n_valid > 0 ? grad_scale / (float)n_valid : 0.0f;
+        int denom = m->loss_denom > 0 ? m->loss_denom : n_valid;
+        float ds = denom > 0 ? grad_scale / (float)denom : 0.0f;
         size_t R = a->head_rows;
         m->head_rows = (int)R;
         if (want_grad) be->zero(a->dln, (size_t)N * C * es);
@@ -933,13 +934,19 @@ static float decay_of(const lma_adamw_params *p, const lma_param_info *pi) {
 }
 
 lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, float *grad_norm) {
+    lma_trainable tr = lma_model_trainable(m);
+    if (!tr.grads) return lma_error(LMA_ERR_ARG, "training not enabled on this model");
+    double norm = sqrt(m->be->sum_sq(tr.grads, tr.table->total));
+    LMA_TRY(lma_backend_sync(m->be)); /* a failed op, not a non-finite gradient */
+    if (grad_norm) *grad_norm = (float)norm;
+    return lma_model_adamw_range(m, p, t, 0, tr.table->total, norm);
+}
+
+lma_status lma_model_adamw_range(lma_model *m, const lma_adamw_params *p, int t, size_t lo, size_t hi, double norm) {
     const lma_backend *be = m->be;
     lma_trainable tr = lma_model_trainable(m);
     if (!tr.grads) return lma_error(LMA_ERR_ARG, "training not enabled on this model");
     if (t < 1) return lma_error(LMA_ERR_ARG, "optimizer step %d: steps count from 1", t);
-    double norm = sqrt(be->sum_sq(tr.grads, tr.table->total));
-    LMA_TRY(lma_backend_sync(be)); /* a failed op, not a non-finite gradient */
-    if (grad_norm) *grad_norm = (float)norm;
     if (!isfinite(norm)) return lma_error(LMA_ERR_NUMERIC, "gradient norm is not finite (%g): update skipped", norm);
     float gs = 1.0f;
     if (p->clip > 0) {
@@ -947,7 +954,7 @@ lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, 
         if (coef < 1.0) gs = (float)coef;
     }
     /* one call per run of adjacent tensors with the same weight decay (the update is
-     * elementwise: the whole family in one launch when every tensor decays alike) */
+     * elementwise: the whole family in one launch when every tensor decays alike), cut to [lo, hi) */
     for (int i = 0; i < tr.table->count;) {
         const lma_param_info *pi = &tr.table->info[i];
         float wd = decay_of(p, pi);
@@ -957,7 +964,9 @@ lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, 
             if (q->offset != o + n || decay_of(p, q) != wd) break;
             n += q->numel;
         }
-        be->adamw(tr.params + o, tr.grads + o, tr.m + o, tr.v + o, lma_at(tr.pact, o, (size_t)be->act_bytes), n,
+        size_t a = o > lo ? o : lo, b = o + n < hi ? o + n : hi;
+        if (a >= b) continue;
+        be->adamw(tr.params + a, tr.grads + a, tr.m + a, tr.v + a, lma_at(tr.pact, a, (size_t)be->act_bytes), b - a,
                   p->lr, p->beta1, p->beta2, p->eps, wd, t, gs);
     }
     return lma_backend_sync(be);

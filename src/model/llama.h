@@ -52,6 +52,8 @@ struct lma_model {
     size_t full_logits_cap;
     int head_chunk_rows;                      /* rows of logits the loss head takes at a time; 0 = auto */
     int head_rows;                            /* the rows it took in the last forward with targets */
+    int loss_denom;      /* > 0: the loss head's gradient divides by this count of targets instead of the
+                            batch's own (data parallel: the global micro-batch's count, train/dist_step.h) */
     int head_pending;    /* the last forward (lma_model_forward_seq) awaits lma_model_head_backward */
     int grad_ckpt;       /* activation checkpointing: keep only each layer's input (the residual
                             stream) and recompute the layer in the backward; set before a forward */
@@ -204,6 +206,11 @@ lma_adamw_params lma_adamw_default_params(void);
  * gradient norm (returned, before clipping, in *grad_norm): the fp32 masters move and
  * their compute copies follow. LMA_ERR_NUMERIC (and no update) if the norm is not finite. */
 lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, float *grad_norm);
+/* The same update on the elements [lo, hi) of the trainable buffer only (a ZeRO shard), with
+ * the global gradient norm given (norm >= 0, already summed over the shards) instead of
+ * computed: elementwise the very update of lma_model_adamw_step. LMA_ERR_NUMERIC if the norm
+ * is not finite. The compute copy of [lo, hi) follows; the caller gathers the rest. */
+lma_status lma_model_adamw_range(lma_model *m, const lma_adamw_params *p, int t, size_t lo, size_t hi, double norm);
 /* Extends the context with RoPE scaling (a fine-tuning choice, written to config.json by
  * lma_model_save as transformers reads it): spec "TYPE:FACTOR", TYPE linear | dynamic | yarn |
  * llama3. linear and dynamic keep max_position_embeddings (transformers multiplies it by the

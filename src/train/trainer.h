@@ -35,6 +35,7 @@
 #ifndef LMA_TRAIN_TRAINER_H
 #define LMA_TRAIN_TRAINER_H
 #include <cjson/cJSON.h>
+#include "dist/comm.h"
 #include "model/llama.h"
 #include "train/schedule.h"
 
@@ -83,6 +84,12 @@ typedef struct {
     lma_train_callback on_step; /* after each step (lmadapt.h's lma_train_progress), or NULL;
                                    non-zero stops the run as SIGINT does */
     void *on_step_ctx;
+    /* data parallel (train/dist_step.h): comm NULL or of world size 1 trains alone. With more
+     * ranks B is the global micro-batch (each rank trains on its slice of rows), rank 0 alone
+     * writes metrics.jsonl, the model and final/, and zero (0, 1, 2) picks how gradients and
+     * optimizer state are split. */
+    lma_comm *comm;
+    int zero;
     double mem_pred_gib;  /* the memory planner's predicted peak (advise/mem.h), kept in metrics.jsonl beside
                              the measured one (mem_pred_gib, mem_peak_gib); 0: not predicted */
 } lma_trainer_params;
