@@ -176,7 +176,8 @@ int main(void) {
     lands("eval", "shots", "5");
     lands("eval", "max-tokens", "256");
     lands("export", "type", "f16");
-    lands("demo", "steps", "400");
+    lands("demo", "lora-steps", "40");
+    lands("demo", "shots", "4");
     lands("data dedup", "bands", "14");
     lands("data split", "ratios", "0.8,0.1,0.1");
     lands("data validate", "max-tokens", "16385");
@@ -205,7 +206,7 @@ int main(void) {
     refused("eval --model m --task ppl:x --ppl-window 1x", "--ppl-window 1x: must be an integer", NULL);
     refused("score --model m --ids 1,2 --threads -3", "lmadapt score: --threads -3: must be an integer in [0, 4096]", NULL);
     refused("score --model m --ids 1,2 --dtype f8", "--dtype f8: must be one of f32, bf16", NULL);
-    refused("demo --steps 0", "lmadapt demo: --steps 0: must be an integer", NULL);
+    refused("demo --lora-steps 0", "lmadapt demo: --lora-steps 0: must be an integer", NULL);
     refused("export --model m --out x.gguf --type q9", "--type q9: must be one of", NULL);
     refused("tokenizer train --vocab-size 99999999999 --out o f", "lmadapt tokenizer train: --vocab-size 99999999999", NULL);
     refused("data dedup in.jsonl -o out --bands -1", "lmadapt data dedup: --bands -1: must be an integer", NULL);
