@@ -112,6 +112,7 @@ int cmd_advise(int argc, char **argv) {
         CLI_BOOL("fresh", 0, &L.fresh, "measure every rung again (default: reuse those in --out)"),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_DEVICE(&L.device),
+        CLI_OPT_DEQUANTIZE(&L.dequantize),
         CLI_END};
     cli_group groups[] = {{NULL, own}, {"Measured ladder (--measure):", meas}, {0}};
     cli_spec spec = {

@@ -57,6 +57,7 @@ int cmd_demo(int argc, char **argv) {
         CLI_OPT_JSON(&L.json, "print summary.json instead of the table"),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_DEVICE(&L.device),
+        CLI_OPT_DEQUANTIZE(&L.dequantize),
         CLI_END};
     cli_group groups[] = {{NULL, own}, {0}};
     cli_spec spec = {

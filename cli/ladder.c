@@ -16,6 +16,7 @@
 #include "infer/embed.h"
 #include "infer/generate.h"
 #include "model/adapter.h"
+#include "opts.h"
 #include "rag/ask.h"
 #include "report/report.h"
 #include "tok/chat_template.h"
@@ -608,7 +609,7 @@ int cli_ladder_run(const cli_ladder *L) {
         snprintf(r[R_RAG_LORA].skipped, sizeof r[R_RAG_LORA].skipped, "needs both --docs and --train");
     char epath[4096];
     fprintf(stderr, "%s: %s on %s (%zu questions)\n", L->cmd, L->model, L->task, n_questions(&c));
-    if (lma_tok_load(L->model, &c.tok) != LMA_OK || lma_model_load_ex(L->model, c.be, LMA_MODEL_FROZEN, &c.m) != LMA_OK) {
+    if (lma_tok_load(L->model, &c.tok) != LMA_OK || lma_model_load_ex(L->model, c.be, CLI_INFER_FLAGS(L->dequantize), &c.m) != LMA_OK) {
         cli_fail(L->cmd, NULL);
         goto out;
     }

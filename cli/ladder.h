@@ -48,6 +48,7 @@ typedef struct {
     int mmlu_limit;       /* items per subject (1) */
     int general_tokens;   /* tokens of general text scored (4096) */
     int fresh;            /* recompute every rung */
+    int dequantize;       /* GGUF on the CPU: fp32 weights instead of the quantized blocks */
     int json;             /* print summary.json instead of the table */
     double budget_minutes; /* rungs not started once the run is past it (0: none) */
 } cli_ladder;
