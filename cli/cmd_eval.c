@@ -1,5 +1,6 @@
 /* lmadapt eval: perplexity, MMLU-form multiple choice and generation tasks on one
  * model, or two models side by side (--compare: the forgetting report). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "core/threads.h"
 #include "eval/eval.h"
 #include "eval/gencheck.h"
+#include "eval/judge.h"
 #include "infer/generate.h"
 #include "model/adapter.h"
 #include "opts.h"
@@ -18,6 +20,7 @@
 
 static const lma_backend *g_backend; /* --device */
 static cli_sampling g_fmt;           /* --format, --json-schema (gen tasks) */
+static lma_rubric g_rubric;          /* --rubric */
 
 static int load_model(const char *dir, const char *adapter, lma_model **m, lma_tokenizer **tok) {
     *m = NULL; *tok = NULL;
@@ -51,11 +54,29 @@ static int run_suite(const char *dir, const char *adapter, const lma_eval_task *
     return ok;
 }
 
+static void print_judge(const lma_judge_stats *s) {
+    for (int c = 0; s->rubric && c < s->rubric->n; c++) {
+        lma_judge_summary sm;
+        lma_judge_summarize(s, c, &sm);
+        printf("    judge %-26s mean %6.3f (%d..%d)", s->rubric->crit[c].name, sm.mean, s->rubric->crit[c].min,
+               s->rubric->crit[c].max);
+        if (sm.n_labelled) printf("   vs labels: acc %.4f  kappa %s%.4f  n %ld", sm.accuracy, isfinite(sm.kappa) ? "" : "(undefined) ",
+                                  isfinite(sm.kappa) ? sm.kappa : 0.0, sm.n_labelled);
+        printf("\n");
+    }
+}
+
 static void print_result(const lma_eval_result *r) {
     if (r->task.kind == LMA_EVAL_PPL) {
         printf("%-28s %-8s ppl %10.4f   tokens %ld   bits/byte %.4f   (%.1fs)\n", r->task.name,
                lma_eval_tag_name(r->task.tag), r->score, r->tokens,
                r->bytes ? r->nll / 0.6931471805599453 / (double)r->bytes : 0.0, r->seconds);
+        return;
+    }
+    if (r->task.kind == LMA_EVAL_JUDGE) {
+        printf("%-28s %-8s %-5s %8.4f   items %ld   (%.1fs)\n", r->task.name, lma_eval_tag_name(r->task.tag), r->metric,
+               r->score, r->n, r->seconds);
+        print_judge(&r->judge);
         return;
     }
     printf("%-28s %-8s acc %10.4f   %ld/%ld", r->task.name, lma_eval_tag_name(r->task.tag), r->score, r->correct, r->n);
@@ -67,6 +88,7 @@ static void print_result(const lma_eval_result *r) {
             printf("    %-40s %7.4f  %ld/%ld\n", r->groups[g].name,
                    r->groups[g].n ? (double)r->groups[g].correct / (double)r->groups[g].n : 0.0, r->groups[g].correct,
                    r->groups[g].n);
+    if (r->judge.rubric) print_judge(&r->judge);
 }
 
 static void print_compare(const lma_eval_result *a, const lma_eval_result *b, int n, const char *na, const char *nb) {
@@ -109,6 +131,7 @@ int cmd_eval(int argc, char **argv) {
     const char *task_v[MAX_TASKS];
     cli_list task_l = CLI_LIST_OF(task_v);
     static lma_eval_task tasks[MAX_TASKS];
+    const char *judge = NULL, *rubric = NULL;
     int json = 0, threads = 0, mode, limit = 0;
     lma_eval_params p = lma_eval_default_params();
     mode = (int)p.mode;
@@ -138,6 +161,10 @@ int cmd_eval(int argc, char **argv) {
         CLI_CHOOSE("check", 0, &p.gen_check, check_names, check_values, NULL,
                    "gen: force one check for every record (auto: the record's own)"),
         CLI_BOOL("chat", 0, &p.chat, "gen: send each prompt as a user turn of the chat template"),
+        CLI_STR("judge", 0, &judge, "MODEL", "gen: a judge model also scores each output on the --rubric\n"
+                "criteria, its reply constrained to the score schema (docs/eval.md, \"LLM judge\")", .flags = CLI_IN),
+        CLI_STR("rubric", 0, &rubric, "FILE", "the judge's rubric: JSON criteria with integer scales (for\n"
+                "--judge and judge:PATH tasks)", .flags = CLI_IN),
         CLI_OPT_JSON(&json, "print the results as JSON"),
         CLI_STR("out", 'o', &out, "FILE", "also write the JSON to FILE (atomically)", .flags = CLI_OUT),
         CLI_OPT_THREADS(&threads),
@@ -160,7 +187,10 @@ int cmd_eval(int argc, char **argv) {
                  "              per-subject, macro and micro accuracy; --mmlu-form cloze scores each answer's\n"
                  "              text instead (\"Question: ...\\nAnswer:\" + \" {choice}\", per character)\n"
                  "  gen:PATH    generation tasks from JSONL: {\"prompt\" or \"question\", \"answer\", \"check\"?,\n"
-                 "              \"required_keys\"?, \"stop\"?}; checks exact, number (GSM8K \"#### N\"), json, yaml\n"
+                 "              \"required_keys\"?, \"stop\"?}; checks exact, number (GSM8K \"#### N\"), json, yaml;\n"
+                 "              with --judge also \"sources\"? and \"label\"? ({criterion: score})\n"
+                 "  judge:PATH  the MODEL is a judge: JSONL {\"question\", \"response\", \"sources\"?, \"label\"?}\n"
+                 "              scored on the --rubric; agreement with the labels (accuracy, Cohen's kappa)\n"
                  "TAG (optional): general or domain, for the --compare report (forgetting vs gain).\n",
         .groups = groups,
         .epilog = "Examples:\n"
@@ -177,7 +207,7 @@ int cmd_eval(int argc, char **argv) {
         if (task_l.n >= task_l.cap) return cli_usage_error("eval", "too many tasks with --general-text");
         task_v[task_l.n++] = general_spec;
     }
-    if (!task_l.n) return cli_usage_error("eval", "give at least one --task KIND:PATH (ppl, mmlu or gen)");
+    if (!task_l.n) return cli_usage_error("eval", "give at least one --task KIND:PATH (ppl, mmlu, gen or judge)");
     int n_tasks = 0;
     for (int t = 0; t < task_l.n; t++) {
         if (lma_eval_task_parse(task_v[t], &tasks[n_tasks]) != LMA_OK)
@@ -190,7 +220,14 @@ int cmd_eval(int argc, char **argv) {
             }
         n_tasks++;
     }
-    if (cli_resolve_model("eval", &model) || (cmp && cli_resolve_model("eval", &cmp))) return 1;
+    int n_gen = 0, n_judge = 0;
+    for (int i = 0; i < n_tasks; i++) { n_gen += tasks[i].kind == LMA_EVAL_GEN; n_judge += tasks[i].kind == LMA_EVAL_JUDGE; }
+    if (judge && !n_gen) return cli_usage_error("eval", "--judge scores gen tasks: give a --task gen:PATH");
+    if ((judge || n_judge) && !rubric) return cli_usage_error("eval", "%s needs --rubric F.json", judge ? "--judge" : "a judge task");
+    if (rubric && !judge && !n_judge) return cli_usage_error("eval", "--rubric is for --judge or judge:PATH tasks");
+    if (cli_resolve_model("eval", &model) || (cmp && cli_resolve_model("eval", &cmp)) ||
+        (judge && cli_resolve_model("eval", &judge)))
+        return 1;
     lma_threads_set(threads);
     if (!(g_backend = cli_backend("eval", device))) return 1;
     p.progress = 1;
@@ -198,6 +235,22 @@ int cmd_eval(int argc, char **argv) {
         lma_atomic_file probe;
         if (lma_atomic_open(&probe, out) != LMA_OK) return cli_fail("eval", NULL);
         lma_atomic_abort(&probe);
+    }
+    lma_model *jm = NULL;
+    lma_tokenizer *jt = NULL;
+    lma_eval_judge *jd = NULL;
+    if (rubric && lma_rubric_load(rubric, &g_rubric) != LMA_OK) return cli_fail("eval", NULL);
+    p.rubric = rubric ? &g_rubric : NULL;
+    if (judge) { /* loaded once, for every suite */
+        int32_t jeos[16];
+        int ok = load_model(judge, NULL, &jm, &jt);
+        if (ok) ok = lma_eval_judge_new(jm, jt, &g_rubric, jeos, lma_generation_eos(judge, &jm->cfg, jeos, 16), &jd) == LMA_OK;
+        if (!ok) {
+            cli_fail("eval", NULL);
+            lma_model_free(jm); lma_tok_free(jt); lma_rubric_free(&g_rubric);
+            return 1;
+        }
+        p.judge = jd;
     }
     static lma_eval_result ra[MAX_TASKS], rb[MAX_TASKS];
     int two = cmp || cadapter, rc = 1;
@@ -238,5 +291,9 @@ int cmd_eval(int argc, char **argv) {
 done:
     if (rc) cli_fail("eval", NULL);
     for (int i = 0; i < n_tasks; i++) { lma_eval_result_free(&ra[i]); lma_eval_result_free(&rb[i]); }
+    lma_eval_judge_free(jd);
+    lma_model_free(jm);
+    lma_tok_free(jt);
+    lma_rubric_free(&g_rubric);
     return rc;
 }

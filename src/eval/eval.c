@@ -12,10 +12,11 @@
 #include "infer/generate.h"
 #include "tok/chat_template.h"
 
-static const char *const kind_names[] = {"ppl", "mmlu", "gen"};
+static const char *const kind_names[] = {"ppl", "mmlu", "gen", "judge"};
+#define N_KINDS 4
 static const char *const tag_names[] = {"", "general", "domain"};
 
-const char *lma_eval_kind_name(lma_eval_kind k) { return (unsigned)k < 3 ? kind_names[k] : "?"; }
+const char *lma_eval_kind_name(lma_eval_kind k) { return (unsigned)k < N_KINDS ? kind_names[k] : "?"; }
 const char *lma_eval_tag_name(lma_eval_tag t) { return (unsigned)t < 3 ? tag_names[t] : "?"; }
 
 lma_eval_params lma_eval_default_params(void) {
@@ -34,10 +35,10 @@ lma_status lma_eval_task_parse(const char *spec, lma_eval_task *out) {
     else if (!strncmp(s, "domain:", 7)) { out->tag = LMA_EVAL_DOMAIN; s += 7; }
     const char *c = strchr(s, ':');
     int k = -1;
-    for (int i = 0; c && i < 3; i++)
+    for (int i = 0; c && i < N_KINDS; i++)
         if ((size_t)(c - s) == strlen(kind_names[i]) && !strncmp(s, kind_names[i], (size_t)(c - s))) k = i;
     if (k < 0)
-        return lma_error(LMA_ERR_ARG, "task '%s': expected [general:|domain:]KIND:PATH with KIND ppl, mmlu or gen", spec);
+        return lma_error(LMA_ERR_ARG, "task '%s': expected [general:|domain:]KIND:PATH with KIND ppl, mmlu, gen or judge", spec);
     if (!c[1]) return lma_error(LMA_ERR_ARG, "task '%s': the PATH is empty", spec);
     if (strlen(c + 1) >= sizeof out->path) return lma_error(LMA_ERR_ARG, "task '%s': path too long", spec);
     out->kind = (lma_eval_kind)k;
@@ -56,6 +57,7 @@ void lma_eval_result_free(lma_eval_result *r) {
     if (!r) return;
     for (size_t i = 0; i < r->n_groups; i++) free(r->groups[i].name);
     free(r->groups);
+    lma_judge_stats_free(&r->judge);
     memset(r, 0, sizeof *r);
 }
 
@@ -318,6 +320,7 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
             return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"stop\": at most 15 strings", file, (long long)line);
         stops[ns++] = it->valuestring;
     }
+    const char *judge_q = question ? question : prompt;
     char *qbuf = NULL;
     if (question) {
         size_t ql = strlen(question);
@@ -358,6 +361,20 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
     case LMA_CHECK_JSON: ok = lma_gen_check_json(out, olen, keys, nk, &valid); break;
     default: ok = lma_gen_check_yaml(out, olen, keys, nk, &valid); break;
     }
+    if (p->judge) { /* the judge scores the output */
+        const char *src[64];
+        int nsrc = 0, scores[LMA_RUBRIC_MAX], labels[LMA_RUBRIC_MAX], any;
+        char *ans = lma_malloc(olen + 1, "output");
+        st = ans ? LMA_OK : LMA_ERR_NOMEM;
+        if (ans) { memcpy(ans, out, olen); ans[olen] = 0; }
+        if (st == LMA_OK) st = lma_judge_read_sources(j, file, (long long)line, src, 64, &nsrc);
+        if (st == LMA_OK) st = lma_judge_read_labels(p->rubric, j, file, (long long)line, labels, &any);
+        if (st == LMA_OK)
+            st = lma_eval_judge_score(p->judge, judge_q, src, nsrc, ans, scores, NULL, &res->judge_tokens_run);
+        if (st == LMA_OK) { res->judge.rubric = p->rubric; st = lma_judge_stats_add(&res->judge, scores, labels); }
+        free(ans);
+        if (st != LMA_OK) { free(gr.ids); free(gr.text); return st; }
+    }
     free(gr.ids); free(gr.text);
     size_t gi;
     LMA_TRY(add_group(res, lma_gen_check_name((lma_gen_check)check), &gi));
@@ -394,6 +411,72 @@ static lma_status run_gen(lma_model *m, const lma_tokenizer *tok, const lma_eval
     return LMA_OK;
 }
 
+/* ---------------- judge tasks: the model is the judge ---------------- */
+
+static lma_status judge_record(lma_eval_judge *jd, const cJSON *j, const char *file, int64_t line,
+                               const lma_eval_params *p, lma_eval_result *res, int *labelled) {
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "question"), *a = cJSON_GetObjectItemCaseSensitive(j, "response");
+    if (!cJSON_IsString(q)) q = cJSON_GetObjectItemCaseSensitive(j, "prompt");
+    if (!cJSON_IsString(a)) a = cJSON_GetObjectItemCaseSensitive(j, "answer");
+    if (!cJSON_IsString(q))
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"question\" (or \"prompt\") string", file, (long long)line);
+    if (!cJSON_IsString(a))
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"response\" (or \"answer\") string to judge", file,
+                         (long long)line);
+    const char *src[64];
+    int nsrc = 0, scores[LMA_RUBRIC_MAX], labels[LMA_RUBRIC_MAX], any = 0;
+    LMA_TRY(lma_judge_read_sources(j, file, (long long)line, src, 64, &nsrc));
+    LMA_TRY(lma_judge_read_labels(p->rubric, j, file, (long long)line, labels, &any));
+    LMA_TRY(lma_eval_judge_score(jd, q->valuestring, src, nsrc, a->valuestring, scores, NULL, &res->tokens_run));
+    *labelled |= any;
+    return lma_judge_stats_add(&res->judge, scores, labels);
+}
+
+static lma_status run_judge(lma_model *m, const lma_tokenizer *tok, const lma_eval_task *t, const lma_eval_params *p,
+                            lma_eval_result *res) {
+    if (!p->rubric) return lma_error(LMA_ERR_ARG, "task %s needs a rubric (--rubric F.json)", t->name);
+    lma_eval_judge *jd = NULL;
+    LMA_TRY(lma_eval_judge_new(m, tok, p->rubric, p->stop_ids, p->n_stop_ids, &jd));
+    res->judge.rubric = p->rubric;
+    lma_ex_reader *r = NULL;
+    lma_status st = lma_ex_open(t->path, &r);
+    if (st != LMA_OK) { lma_eval_judge_free(jd); return st; }
+    lma_progress pg;
+    if (p->progress) lma_progress_start(&pg, "judge", 0);
+    lma_example *ex = NULL;
+    size_t done = 0;
+    int labelled = 0;
+    while (st == LMA_OK && (!p->limit || done < p->limit)) {
+        if ((st = lma_ex_next(r, &ex)) != LMA_OK || !ex) break;
+        if (!ex->json || !cJSON_IsObject(ex->json)) {
+            st = lma_error(LMA_ERR_FORMAT, "%s:%lld: not a JSON object", t->path, (long long)ex->line);
+            break;
+        }
+        st = judge_record(jd, ex->json, t->path, ex->line, p, res, &labelled);
+        done++;
+        if (p->progress) lma_progress_update(&pg, (int64_t)done);
+    }
+    if (p->progress) lma_progress_finish(&pg);
+    lma_ex_close(r);
+    lma_eval_judge_free(jd);
+    if (st != LMA_OK) return st;
+    if (done == 0) return lma_error(LMA_ERR_FORMAT, "%s: no records", t->path);
+    res->n = (long)done;
+    res->higher_is_better = 1;
+    double sum = 0;
+    int k = 0;
+    for (int c = 0; c < p->rubric->n; c++) {
+        lma_judge_summary sm;
+        lma_judge_summarize(&res->judge, c, &sm);
+        const lma_rubric_criterion *cr = &p->rubric->crit[c];
+        if (labelled && sm.n_labelled) { sum += sm.accuracy; k++; }
+        else if (!labelled) { sum += cr->max > cr->min ? (sm.mean - cr->min) / (cr->max - cr->min) : 1.0; k++; }
+    }
+    res->metric = labelled ? "agree" : "score";
+    res->score = k ? sum / k : 0;
+    return LMA_OK;
+}
+
 /* ---------------- dispatch, JSON, compare ---------------- */
 
 lma_status lma_eval_run(lma_model *m, const lma_tokenizer *tok, const lma_eval_task *t, const lma_eval_params *p,
@@ -414,6 +497,8 @@ lma_status lma_eval_run(lma_model *m, const lma_tokenizer *tok, const lma_eval_t
         lma_mmlu_free(&set);
     } else if (t->kind == LMA_EVAL_PPL) {
         st = run_ppl(m, tok, t, p, res);
+    } else if (t->kind == LMA_EVAL_JUDGE) {
+        st = run_judge(m, tok, t, p, res);
     } else {
         st = run_gen(m, tok, t, p, res);
     }
@@ -437,6 +522,8 @@ cJSON *lma_eval_result_json(const lma_eval_result *r) {
         cJSON_AddNumberToObject(o, "tokens", (double)r->tokens);
         cJSON_AddNumberToObject(o, "bytes", (double)r->bytes);
         cJSON_AddNumberToObject(o, "bits_per_byte", r->bytes ? r->nll / log(2.0) / (double)r->bytes : 0);
+    } else if (r->task.kind == LMA_EVAL_JUDGE) {
+        cJSON_AddNumberToObject(o, "n", (double)r->n);
     } else {
         cJSON_AddNumberToObject(o, "n", (double)r->n);
         cJSON_AddNumberToObject(o, "correct", (double)r->correct);
@@ -456,6 +543,10 @@ cJSON *lma_eval_result_json(const lma_eval_result *r) {
             cJSON_AddNumberToObject(e, "acc", r->groups[i].n ? (double)r->groups[i].correct / (double)r->groups[i].n : 0);
             cJSON_AddItemToArray(g, e);
         }
+    }
+    if (r->judge.rubric) {
+        cJSON_AddItemToObject(o, "judge", lma_judge_stats_json(&r->judge));
+        if (r->task.kind == LMA_EVAL_GEN) cJSON_AddNumberToObject(o, "judge_tokens_run", (double)r->judge_tokens_run);
     }
     cJSON_AddNumberToObject(o, "seconds", r->seconds);
     cJSON_AddNumberToObject(o, "tokens_run", (double)r->tokens_run);

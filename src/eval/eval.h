@@ -19,6 +19,14 @@
  *         json | yaml, see eval/gencheck.h), "required_keys" (list) and "stop" (list).
  *         Default check: number when the answer has "####", else exact. Greedy
  *         decoding with the KV cache until EOS, a stop string or max tokens.
+ *         With a judge (params.judge) each output is also scored on the rubric
+ *         (eval/judge.h): "sources" (optional) go to the judge, "label" (optional)
+ *         {criterion: score} gives agreement; result.judge holds the scores.
+ *   judge JSONL of judged items: "question" (or "prompt"), "response" (or "answer"),
+ *         optional "sources" and "label"; the MODEL is the judge (params.rubric); no
+ *         reference answer. Metric "agree" (mean over criteria of exact agreement with
+ *         the labels) when any item has labels, else "score" (mean over criteria of
+ *         the mean score scaled to [0, 1] by the criterion's range).
  *
  * Ownership: results own their strings and arrays (lma_eval_result_free). JSON from
  * the *_json functions is a new cJSON tree for the caller (cJSON_Delete). The library
@@ -26,12 +34,13 @@
 #ifndef LMA_EVAL_EVAL_H
 #define LMA_EVAL_EVAL_H
 #include <cjson/cJSON.h>
+#include "eval/judge.h"
 #include "eval/mmlu.h"
 #include "eval/scorer.h"
 #include "model/llama.h"
 #include "tok/tokenizer.h"
 
-typedef enum { LMA_EVAL_PPL = 0, LMA_EVAL_MMLU, LMA_EVAL_GEN } lma_eval_kind;
+typedef enum { LMA_EVAL_PPL = 0, LMA_EVAL_MMLU, LMA_EVAL_GEN, LMA_EVAL_JUDGE } lma_eval_kind;
 typedef enum { LMA_EVAL_UNTAGGED = 0, LMA_EVAL_GENERAL, LMA_EVAL_DOMAIN } lma_eval_tag;
 
 typedef struct {
@@ -59,6 +68,8 @@ typedef struct {
     int chat;                 /* gen: render prompts as one user turn of the chat template */
     const int32_t *stop_ids; int n_stop_ids; /* gen: EOS ids */
     struct lma_json_constraint *gen_constraint; /* gen: constrained decoding (infer/json_constraint.h), or NULL */
+    const lma_rubric *rubric; /* judge tasks (the model is the judge) and `judge` below */
+    lma_eval_judge *judge;    /* gen: each output is also scored by this judge, or NULL */
     int progress;             /* draw a progress bar on stderr */
 } lma_eval_params;
 lma_eval_params lma_eval_default_params(void);
@@ -77,6 +88,8 @@ typedef struct {
     double nll; long tokens, bytes; /* ppl */
     double seconds;
     long tokens_run;         /* tokens through the model */
+    lma_judge_stats judge;   /* judge tasks, and gen tasks with a judge (judge.rubric set) */
+    long judge_tokens_run;   /* gen with a judge: tokens through the judge model */
 } lma_eval_result;
 void lma_eval_result_free(lma_eval_result *r);
 
