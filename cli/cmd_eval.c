@@ -131,7 +131,7 @@ int cmd_eval(int argc, char **argv) {
     const char *task_v[MAX_TASKS];
     cli_list task_l = CLI_LIST_OF(task_v);
     static lma_eval_task tasks[MAX_TASKS];
-    const char *judge = NULL, *rubric = NULL;
+    const char *judge = NULL, *rubric = NULL, *sft_out = NULL;
     int json = 0, threads = 0, mode, limit = 0;
     lma_eval_params p = lma_eval_default_params();
     mode = (int)p.mode;
@@ -165,6 +165,9 @@ int cmd_eval(int argc, char **argv) {
                 "criteria, its reply constrained to the score schema (docs/eval.md, \"LLM judge\")", .flags = CLI_IN),
         CLI_STR("rubric", 0, &rubric, "FILE", "the judge's rubric: JSON criteria with integer scales (for\n"
                 "--judge and judge:PATH tasks)", .flags = CLI_IN),
+        CLI_STR("judge-sft-out", 0, &sft_out, "FILE", "write the judge task's labelled items as SFT examples (the\n"
+                "judge prompt, the labels as its JSON reply): a judge's training set (docs/recipes/judge.md)",
+                .flags = CLI_OUT),
         CLI_OPT_JSON(&json, "print the results as JSON"),
         CLI_STR("out", 'o', &out, "FILE", "also write the JSON to FILE (atomically)", .flags = CLI_OUT),
         CLI_OPT_THREADS(&threads),
@@ -225,6 +228,7 @@ int cmd_eval(int argc, char **argv) {
     if (judge && !n_gen) return cli_usage_error("eval", "--judge scores gen tasks: give a --task gen:PATH");
     if ((judge || n_judge) && !rubric) return cli_usage_error("eval", "%s needs --rubric F.json", judge ? "--judge" : "a judge task");
     if (rubric && !judge && !n_judge) return cli_usage_error("eval", "--rubric is for --judge or judge:PATH tasks");
+    if (sft_out && n_judge != 1) return cli_usage_error("eval", "--judge-sft-out needs exactly one judge:PATH task");
     if (cli_resolve_model("eval", &model) || (cmp && cli_resolve_model("eval", &cmp)) ||
         (judge && cli_resolve_model("eval", &judge)))
         return 1;
@@ -241,6 +245,15 @@ int cmd_eval(int argc, char **argv) {
     lma_eval_judge *jd = NULL;
     if (rubric && lma_rubric_load(rubric, &g_rubric) != LMA_OK) return cli_fail("eval", NULL);
     p.rubric = rubric ? &g_rubric : NULL;
+    for (int i = 0; sft_out && i < n_tasks; i++) {
+        long w, sk;
+        if (tasks[i].kind != LMA_EVAL_JUDGE) continue;
+        if (lma_judge_sft_write(&g_rubric, tasks[i].path, sft_out, &w, &sk) != LMA_OK) {
+            lma_rubric_free(&g_rubric);
+            return cli_fail("eval", NULL);
+        }
+        fprintf(stderr, "[lmadapt eval] %s: %ld SFT examples (%ld records without a full label skipped)\n", sft_out, w, sk);
+    }
     if (judge) { /* loaded once, for every suite */
         int32_t jeos[16];
         int ok = load_model(judge, NULL, &jm, &jt);

@@ -300,6 +300,37 @@ int main(void) {
     }
     cJSON_Delete(o);
     free(out);
+    /* the judge's training set: the same prompt, the labels as the reply */
+    char sft[2200];
+    snprintf(sft, sizeof sft, "%s/sft.jsonl", tmp);
+    {
+        long w = 0, sk = 0;
+        f = test_fopen(gen, "w");
+        fputs("{\"question\":\"Q1\",\"response\":\"R1\",\"sources\":[\"S1\"],"
+              "\"label\":{\"groundedness\":2,\"compliance\":1,\"helpfulness\":10}}\n"
+              "{\"question\":\"Q2\",\"response\":\"R2\",\"label\":{\"groundedness\":2}}\n", f);
+        fclose(f);
+        CHECK_OK(lma_judge_sft_write(&r, gen, sft, &w, &sk));
+        CHECK(w == 1 && sk == 1, "one SFT example, one partly labelled record skipped (%ld, %ld)", w, sk);
+        char *text = NULL;
+        size_t tl = 0;
+        CHECK_OK(lma_read_file(sft, &text, &tl));
+        cJSON *e = text ? cJSON_Parse(text) : NULL;
+        const cJSON *msgs = get(e, "messages");
+        const char *const srcs[1] = {"S1"};
+        char *want = lma_judge_prompt(&r, "Q1", srcs, 1, "R1");
+        CHECK(cJSON_GetArraySize(msgs) == 2 && want &&
+                  !strcmp(get(cJSON_GetArrayItem(msgs, 0), "content")->valuestring, want) &&
+                  !strcmp(get(cJSON_GetArrayItem(msgs, 1), "content")->valuestring,
+                          "{\"groundedness\": 2, \"compliance\": 1, \"helpfulness\": 10}"),
+              "SFT example: the judge prompt and the labels as JSON: %s", text ? text : "");
+        int sc[3];
+        const char *rep = msgs ? get(cJSON_GetArrayItem(msgs, 1), "content")->valuestring : "";
+        CHECK(lma_judge_parse(&r, rep, strlen(rep), sc), "the SFT reply parses as a judgement");
+        free(want);
+        cJSON_Delete(e);
+        free(text);
+    }
     /* usage errors */
     snprintf(cmd, sizeof cmd, "%s eval --model %s --task gen:%s --judge %s 2>&1", LMA_CLI, dm, gen, dm);
     out = NULL;

@@ -415,19 +415,13 @@ static lma_status run_gen(lma_model *m, const lma_tokenizer *tok, const lma_eval
 
 static lma_status judge_record(lma_eval_judge *jd, const cJSON *j, const char *file, int64_t line,
                                const lma_eval_params *p, lma_eval_result *res, int *labelled) {
-    const cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "question"), *a = cJSON_GetObjectItemCaseSensitive(j, "response");
-    if (!cJSON_IsString(q)) q = cJSON_GetObjectItemCaseSensitive(j, "prompt");
-    if (!cJSON_IsString(a)) a = cJSON_GetObjectItemCaseSensitive(j, "answer");
-    if (!cJSON_IsString(q))
-        return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"question\" (or \"prompt\") string", file, (long long)line);
-    if (!cJSON_IsString(a))
-        return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"response\" (or \"answer\") string to judge", file,
-                         (long long)line);
+    const char *q, *a;
+    LMA_TRY(lma_judge_read_item(j, file, (long long)line, &q, &a));
     const char *src[64];
     int nsrc = 0, scores[LMA_RUBRIC_MAX], labels[LMA_RUBRIC_MAX], any = 0;
     LMA_TRY(lma_judge_read_sources(j, file, (long long)line, src, 64, &nsrc));
     LMA_TRY(lma_judge_read_labels(p->rubric, j, file, (long long)line, labels, &any));
-    LMA_TRY(lma_eval_judge_score(jd, q->valuestring, src, nsrc, a->valuestring, scores, NULL, &res->tokens_run));
+    LMA_TRY(lma_eval_judge_score(jd, q, src, nsrc, a, scores, NULL, &res->tokens_run));
     *labelled |= any;
     return lma_judge_stats_add(&res->judge, scores, labels);
 }

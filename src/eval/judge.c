@@ -7,7 +7,9 @@
 #include <string.h>
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/io.h"
 #include "core/json.h"
+#include "data/example.h"
 #include "infer/generate.h"
 #include "infer/json_constraint.h"
 #include "tok/chat_template.h"
@@ -357,4 +359,82 @@ lma_status lma_judge_read_sources(const cJSON *j, const char *file, long long li
         sources[(*n)++] = e->valuestring;
     }
     return LMA_OK;
+}
+
+lma_status lma_judge_read_item(const cJSON *j, const char *file, long long line, const char **question,
+                               const char **response) {
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "question"), *a = cJSON_GetObjectItemCaseSensitive(j, "response");
+    if (!cJSON_IsString(q)) q = cJSON_GetObjectItemCaseSensitive(j, "prompt");
+    if (!cJSON_IsString(a)) a = cJSON_GetObjectItemCaseSensitive(j, "answer");
+    if (!cJSON_IsString(q))
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"question\" (or \"prompt\") string", file, line);
+    if (!cJSON_IsString(a))
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"response\" (or \"answer\") string to judge", file,
+                         line);
+    *question = q->valuestring;
+    *response = a->valuestring;
+    return LMA_OK;
+}
+
+static lma_status sft_record(const lma_rubric *r, const cJSON *j, const char *in, long long line, lma_atomic_file *af,
+                             long *written, long *skipped) {
+    const char *q, *a, *src[64];
+    int nsrc, labels[LMA_RUBRIC_MAX], any, full = 1;
+    LMA_TRY(lma_judge_read_item(j, in, line, &q, &a));
+    LMA_TRY(lma_judge_read_sources(j, in, line, src, 64, &nsrc));
+    LMA_TRY(lma_judge_read_labels(r, j, in, line, labels, &any));
+    for (int i = 0; i < r->n; i++) full &= labels[i] != LMA_JUDGE_NO_LABEL;
+    if (!full) { (*skipped)++; return LMA_OK; }
+    lma_buf reply = {0};
+    lma_buf_push(&reply, '{');
+    for (int i = 0; i < r->n; i++) lma_buf_printf(&reply, "%s\"%s\": %d", i ? ", " : "", r->crit[i].name, labels[i]);
+    lma_buf_push(&reply, '}');
+    char *prompt = lma_judge_prompt(r, q, src, nsrc, a), *line_text = NULL;
+    cJSON *o = cJSON_CreateObject(), *msgs = o ? cJSON_AddArrayToObject(o, "messages") : NULL;
+    cJSON *u = cJSON_CreateObject(), *as = cJSON_CreateObject();
+    lma_status st = LMA_ERR_NOMEM;
+    if (reply.st == LMA_OK && prompt && msgs && u && as) {
+        cJSON_AddStringToObject(u, "role", "user");
+        cJSON_AddStringToObject(u, "content", prompt);
+        cJSON_AddStringToObject(as, "role", "assistant");
+        cJSON_AddStringToObject(as, "content", reply.p);
+        cJSON_AddItemToArray(msgs, u);
+        cJSON_AddItemToArray(msgs, as);
+        u = as = NULL;
+        line_text = cJSON_PrintUnformatted(o);
+        if (line_text) {
+            st = lma_atomic_write(af, line_text, strlen(line_text));
+            if (st == LMA_OK) st = lma_atomic_write(af, "\n", 1);
+            if (st == LMA_OK) (*written)++;
+        }
+    }
+    if (st == LMA_ERR_NOMEM && !line_text) lma_error(LMA_ERR_NOMEM, "out of memory");
+    free(line_text);
+    cJSON_Delete(u);
+    cJSON_Delete(as);
+    cJSON_Delete(o);
+    free(prompt);
+    lma_buf_free(&reply);
+    return st;
+}
+
+lma_status lma_judge_sft_write(const lma_rubric *r, const char *in, const char *out, long *written, long *skipped) {
+    *written = *skipped = 0;
+    lma_ex_reader *rd = NULL;
+    LMA_TRY(lma_ex_open(in, &rd));
+    lma_atomic_file af;
+    lma_status st = lma_atomic_open(&af, out);
+    if (st != LMA_OK) { lma_ex_close(rd); return st; }
+    lma_example *ex = NULL;
+    while (st == LMA_OK) {
+        if ((st = lma_ex_next(rd, &ex)) != LMA_OK || !ex) break;
+        if (!ex->json || !cJSON_IsObject(ex->json))
+            st = lma_error(LMA_ERR_FORMAT, "%s:%lld: not a JSON object", in, (long long)ex->line);
+        else
+            st = sft_record(r, ex->json, in, (long long)ex->line, &af, written, skipped);
+    }
+    lma_ex_close(rd);
+    if (st == LMA_OK && !*written) st = lma_error(LMA_ERR_FORMAT, "%s: no record is labelled on every criterion", in);
+    if (st != LMA_OK) { lma_atomic_abort(&af); return st; }
+    return lma_atomic_commit(&af);
 }

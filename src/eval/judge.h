@@ -104,4 +104,16 @@ lma_status lma_judge_read_labels(const lma_rubric *r, const cJSON *j, const char
  * naming file:line when not strings. */
 lma_status lma_judge_read_sources(const cJSON *j, const char *file, long long line, const char **sources, int cap,
                                   int *n);
+
+/* A judged item's texts: "question" (or "prompt") and "response" (or "answer"); an error
+ * naming file:line when either is missing. */
+lma_status lma_judge_read_item(const cJSON *j, const char *file, long long line, const char **question,
+                               const char **response);
+
+/* The training set for a judge in the exact prompt it is evaluated with: each record of
+ * the judge JSONL at in (question, response, sources?, label) labelled on every
+ * criterion becomes {"messages": [{"role":"user","content": the judge prompt},
+ * {"role":"assistant","content": {"<criterion>": label, ...} as compact JSON}]}, written
+ * to out atomically. Records without a full label are skipped (*skipped). */
+lma_status lma_judge_sft_write(const lma_rubric *r, const char *in, const char *out, long *written, long *skipped);
 #endif
