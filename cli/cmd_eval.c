@@ -73,6 +73,22 @@ static void print_result(const lma_eval_result *r) {
                r->bytes ? r->nll / 0.6931471805599453 / (double)r->bytes : 0.0, r->seconds);
         return;
     }
+    if (r->task.kind == LMA_EVAL_PASSKEY) {
+        printf("%-28s %-8s acc %10.4f   %ld/%ld   (%.1fs)\n", r->task.name, lma_eval_tag_name(r->task.tag), r->score,
+               r->correct, r->n, r->seconds);
+        int nd = 0; /* cells are length-major: the depths repeat */
+        while ((size_t)nd < r->n_cells && r->cells[nd].context == r->cells[0].context) nd++;
+        printf("    %-10s", "depth \\ ctx");
+        for (size_t i = 0; i < r->n_cells; i += (size_t)nd) printf(" %8d", r->cells[i].context);
+        printf("\n");
+        for (int d = 0; d < nd; d++) {
+            printf("    %-10.2f", r->cells[d].depth);
+            for (size_t i = (size_t)d; i < r->n_cells; i += (size_t)nd)
+                printf(" %8.2f", r->cells[i].n ? (double)r->cells[i].correct / (double)r->cells[i].n : 0.0);
+            printf("\n");
+        }
+        return;
+    }
     if (r->task.kind == LMA_EVAL_JUDGE) {
         printf("%-28s %-8s %-5s %8.4f   items %ld   (%.1fs)\n", r->task.name, lma_eval_tag_name(r->task.tag), r->metric,
                r->score, r->n, r->seconds);
@@ -131,7 +147,9 @@ int cmd_eval(int argc, char **argv) {
     const char *task_v[MAX_TASKS];
     cli_list task_l = CLI_LIST_OF(task_v);
     static lma_eval_task tasks[MAX_TASKS];
-    const char *judge = NULL, *rubric = NULL, *sft_out = NULL;
+    const char *judge = NULL, *rubric = NULL, *sft_out = NULL, *ctx_list = NULL, *depth_list = NULL;
+    static int ctx_v[32];
+    static double depth_v[32];
     int json = 0, threads = 0, mode, limit = 0;
     lma_eval_params p = lma_eval_default_params();
     mode = (int)p.mode;
@@ -168,6 +186,10 @@ int cmd_eval(int argc, char **argv) {
         CLI_STR("judge-sft-out", 0, &sft_out, "FILE", "write the judge task's labelled items as SFT examples (the\n"
                 "judge prompt, the labels as its JSON reply): a judge's training set (docs/recipes/judge.md)",
                 .flags = CLI_OUT),
+        CLI_STR("context", 0, &ctx_list, "N[,N...]", "passkey: context lengths in tokens (prompt + 8 answer tokens)"),
+        CLI_STR("depths", 0, &depth_list, "D[,D...]", "passkey: depths of the key in the filler, 0 (start) to 1 (end)",
+                .def_text = "0,0.25,0.5,0.75,1"),
+        CLI_INT("passkey-trials", 0, &p.passkey_trials, 1, 100000, "N", "passkey: keys per length x depth cell"),
         CLI_OPT_JSON(&json, "print the results as JSON"),
         CLI_STR("out", 'o', &out, "FILE", "also write the JSON to FILE (atomically)", .flags = CLI_OUT),
         CLI_OPT_THREADS(&threads),
@@ -194,6 +216,8 @@ int cmd_eval(int argc, char **argv) {
                  "              with --judge also \"sources\"? and \"label\"? ({criterion: score})\n"
                  "  judge:PATH  the MODEL is a judge: JSONL {\"question\", \"response\", \"sources\"?, \"label\"?}\n"
                  "              scored on the --rubric; agreement with the labels (accuracy, Cohen's kappa)\n"
+                 "  passkey     (no PATH) a 5-digit key hidden at --depths of filler text, --context tokens\n"
+                 "              long; accuracy per length x depth (docs/eval.md, \"Passkey\")\n"
                  "TAG (optional): general or domain, for the --compare report (forgetting vs gain).\n",
         .groups = groups,
         .epilog = "Examples:\n"
@@ -223,6 +247,28 @@ int cmd_eval(int argc, char **argv) {
             }
         n_tasks++;
     }
+    int n_pk = 0;
+    for (int i = 0; i < n_tasks; i++) n_pk += tasks[i].kind == LMA_EVAL_PASSKEY;
+    if (n_pk && !ctx_list) return cli_usage_error("eval", "--task passkey needs --context N[,N...]");
+    if (!n_pk && (ctx_list || depth_list)) return cli_usage_error("eval", "--context and --depths are for --task passkey");
+    for (const char *c = ctx_list; c && *c;) {
+        char *e;
+        long v = strtol(c, &e, 10);
+        if (e == c || v < 16 || v > 10000000 || (*e && *e != ',') || p.n_passkey_ctx == 32)
+            return cli_usage_error("eval", "--context %s: expected up to 32 lengths of 16 or more tokens, comma-separated", ctx_list);
+        ctx_v[p.n_passkey_ctx++] = (int)v;
+        c = *e ? e + 1 : e;
+    }
+    for (const char *c = depth_list; c && *c;) {
+        char *e;
+        double v = strtod(c, &e);
+        if (e == c || !(v >= 0 && v <= 1) || (*e && *e != ',') || p.n_passkey_depths == 32)
+            return cli_usage_error("eval", "--depths %s: expected up to 32 numbers in [0, 1], comma-separated", depth_list);
+        depth_v[p.n_passkey_depths++] = v;
+        c = *e ? e + 1 : e;
+    }
+    p.passkey_ctx = ctx_v;
+    p.passkey_depths = depth_v;
     int n_gen = 0, n_judge = 0;
     for (int i = 0; i < n_tasks; i++) { n_gen += tasks[i].kind == LMA_EVAL_GEN; n_judge += tasks[i].kind == LMA_EVAL_JUDGE; }
     if (judge && !n_gen) return cli_usage_error("eval", "--judge scores gen tasks: give a --task gen:PATH");

@@ -9,11 +9,12 @@
 #include "core/progress.h"
 #include "data/example.h"
 #include "eval/gencheck.h"
+#include "eval/passkey.h"
 #include "infer/generate.h"
 #include "tok/chat_template.h"
 
-static const char *const kind_names[] = {"ppl", "mmlu", "gen", "judge"};
-#define N_KINDS 4
+static const char *const kind_names[] = {"ppl", "mmlu", "gen", "judge", "passkey"};
+#define N_KINDS 5
 static const char *const tag_names[] = {"", "general", "domain"};
 
 const char *lma_eval_kind_name(lma_eval_kind k) { return (unsigned)k < N_KINDS ? kind_names[k] : "?"; }
@@ -25,6 +26,7 @@ lma_eval_params lma_eval_default_params(void) {
     p.mode = LMA_EVAL_SCORE_KV;
     p.gen_max_tokens = 256;
     p.gen_check = -1;
+    p.passkey_trials = 5;
     return p;
 }
 
@@ -33,12 +35,17 @@ lma_status lma_eval_task_parse(const char *spec, lma_eval_task *out) {
     const char *s = spec;
     if (!strncmp(s, "general:", 8)) { out->tag = LMA_EVAL_GENERAL; s += 8; }
     else if (!strncmp(s, "domain:", 7)) { out->tag = LMA_EVAL_DOMAIN; s += 7; }
+    if (!strcmp(s, "passkey")) { /* no file */
+        out->kind = LMA_EVAL_PASSKEY;
+        snprintf(out->name, sizeof out->name, "passkey");
+        return LMA_OK;
+    }
     const char *c = strchr(s, ':');
     int k = -1;
     for (int i = 0; c && i < N_KINDS; i++)
         if ((size_t)(c - s) == strlen(kind_names[i]) && !strncmp(s, kind_names[i], (size_t)(c - s))) k = i;
     if (k < 0)
-        return lma_error(LMA_ERR_ARG, "task '%s': expected [general:|domain:]KIND:PATH with KIND ppl, mmlu, gen or judge", spec);
+        return lma_error(LMA_ERR_ARG, "task '%s': expected [general:|domain:]KIND:PATH with KIND ppl, mmlu, gen or judge, or passkey", spec);
     if (!c[1]) return lma_error(LMA_ERR_ARG, "task '%s': the PATH is empty", spec);
     if (strlen(c + 1) >= sizeof out->path) return lma_error(LMA_ERR_ARG, "task '%s': path too long", spec);
     out->kind = (lma_eval_kind)k;
@@ -58,6 +65,7 @@ void lma_eval_result_free(lma_eval_result *r) {
     for (size_t i = 0; i < r->n_groups; i++) free(r->groups[i].name);
     free(r->groups);
     lma_judge_stats_free(&r->judge);
+    free(r->cells);
     memset(r, 0, sizeof *r);
 }
 
@@ -471,6 +479,64 @@ static lma_status run_judge(lma_model *m, const lma_tokenizer *tok, const lma_ev
     return LMA_OK;
 }
 
+/* ---------------- passkey ---------------- */
+
+static uint64_t mix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+static lma_status run_passkey(lma_model *m, const lma_tokenizer *tok, const lma_eval_params *p, lma_eval_result *res) {
+    if (p->n_passkey_ctx <= 0) return lma_error(LMA_ERR_ARG, "passkey: give the context lengths (--context N[,N...])");
+    static const double def_depths[5] = {0, 0.25, 0.5, 0.75, 1};
+    const double *depths = p->n_passkey_depths > 0 ? p->passkey_depths : def_depths;
+    int nd = p->n_passkey_depths > 0 ? p->n_passkey_depths : 5, trials = p->passkey_trials > 0 ? p->passkey_trials : 5;
+    res->n_cells = (size_t)p->n_passkey_ctx * (size_t)nd;
+    res->cells = lma_calloc(res->n_cells, sizeof *res->cells, "passkey cells");
+    if (!res->cells) return LMA_ERR_NOMEM;
+    lma_progress pg;
+    if (p->progress) lma_progress_start(&pg, "passkey", (int64_t)res->n_cells * trials);
+    lma_status st = LMA_OK;
+    long done = 0;
+    for (int ci = 0; st == LMA_OK && ci < p->n_passkey_ctx; ci++)
+        for (int di = 0; st == LMA_OK && di < nd; di++) {
+            lma_passkey_cell *cell = &res->cells[(size_t)ci * (size_t)nd + (size_t)di];
+            cell->context = p->passkey_ctx[ci];
+            cell->depth = depths[di];
+            for (int t = 0; st == LMA_OK && t < trials; t++) {
+                uint64_t h = mix64(p->passkey_seed ^ mix64((uint64_t)cell->context * 1000003u + (uint64_t)di * 101u + (uint64_t)t));
+                int key = 10000 + (int)(h % 90000);
+                lma_passkey_prompt pk;
+                st = lma_passkey_build(tok, cell->context, cell->depth, key, 8, &pk);
+                if (st != LMA_OK) break;
+                lma_gen_params gp = {.max_tokens = 8, .sample = lma_sample_default_params()};
+                gp.sample.temperature = 0;
+                gp.stop_ids = p->stop_ids; gp.n_stop_ids = p->n_stop_ids;
+                lma_gen_result gr;
+                st = lma_generate(m, tok, pk.ids, pk.n, &gp, &gr);
+                free(pk.ids);
+                if (st != LMA_OK) break;
+                res->tokens_run += gr.prompt_tokens + (long)gr.n_ids;
+                int ok = gr.text && lma_passkey_check(gr.text, gr.len, key);
+                free(gr.ids); free(gr.text);
+                cell->prompt_tokens += ((double)pk.n - cell->prompt_tokens) / (double)(cell->n + 1);
+                cell->n++;
+                cell->correct += ok;
+                res->n++;
+                res->correct += ok;
+                if (p->progress) lma_progress_update(&pg, (int64_t)++done);
+            }
+        }
+    if (p->progress) lma_progress_finish(&pg);
+    if (st != LMA_OK) return st;
+    res->metric = "acc";
+    res->higher_is_better = 1;
+    res->score = res->n ? (double)res->correct / (double)res->n : 0;
+    return LMA_OK;
+}
+
 /* ---------------- dispatch, JSON, compare ---------------- */
 
 lma_status lma_eval_run(lma_model *m, const lma_tokenizer *tok, const lma_eval_task *t, const lma_eval_params *p,
@@ -493,6 +559,8 @@ lma_status lma_eval_run(lma_model *m, const lma_tokenizer *tok, const lma_eval_t
         st = run_ppl(m, tok, t, p, res);
     } else if (t->kind == LMA_EVAL_JUDGE) {
         st = run_judge(m, tok, t, p, res);
+    } else if (t->kind == LMA_EVAL_PASSKEY) {
+        st = run_passkey(m, tok, p, res);
     } else {
         st = run_gen(m, tok, t, p, res);
     }
@@ -518,6 +586,21 @@ cJSON *lma_eval_result_json(const lma_eval_result *r) {
         cJSON_AddNumberToObject(o, "bits_per_byte", r->bytes ? r->nll / log(2.0) / (double)r->bytes : 0);
     } else if (r->task.kind == LMA_EVAL_JUDGE) {
         cJSON_AddNumberToObject(o, "n", (double)r->n);
+    } else if (r->task.kind == LMA_EVAL_PASSKEY) {
+        cJSON_AddNumberToObject(o, "n", (double)r->n);
+        cJSON_AddNumberToObject(o, "correct", (double)r->correct);
+        cJSON *cells = cJSON_AddArrayToObject(o, "cells");
+        for (size_t i = 0; cells && i < r->n_cells; i++) {
+            cJSON *e = cJSON_CreateObject();
+            if (!e) break;
+            cJSON_AddNumberToObject(e, "context", r->cells[i].context);
+            cJSON_AddNumberToObject(e, "depth", r->cells[i].depth);
+            cJSON_AddNumberToObject(e, "n", (double)r->cells[i].n);
+            cJSON_AddNumberToObject(e, "correct", (double)r->cells[i].correct);
+            cJSON_AddNumberToObject(e, "acc", r->cells[i].n ? (double)r->cells[i].correct / (double)r->cells[i].n : 0);
+            cJSON_AddNumberToObject(e, "prompt_tokens", r->cells[i].prompt_tokens);
+            cJSON_AddItemToArray(cells, e);
+        }
     } else {
         cJSON_AddNumberToObject(o, "n", (double)r->n);
         cJSON_AddNumberToObject(o, "correct", (double)r->correct);
