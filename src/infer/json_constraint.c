@@ -44,6 +44,7 @@ typedef struct {
 } state;
 
 struct lma_json_constraint {
+    int yaml;                         /* the YAML subset (its own automaton, below) instead of JSON */
     node *nodes; int n_nodes; size_t cap_nodes;
     lit *lits; int n_lits; size_t cap_lits;
     int root;
@@ -493,19 +494,108 @@ static int close_cost(const lma_json_constraint *c, const state *s) {
     return cost;
 }
 
+/* ---- the YAML subset (see json_constraint.h) ---------------------------------------------------
+ * One frame, f[0]: phase = the state below, pos = lines done, ws = 1 after a sequence item
+ * (another item may follow), prop = bytes of the current key or scalar. */
+enum { Y_LINE, Y_KEY, Y_COLON, Y_VSTART, Y_VALUE, Y_SEQ, Y_IND1, Y_IND2, Y_DASH, Y_ISTART, Y_ITEM };
+#define Y_MAX_KEY 64
+#define Y_MAX_SCALAR 256
+
+static int y_key_first(unsigned char b) { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || b == '_'; }
+static int y_key_char(unsigned char b) { return y_key_first(b) || (b >= '0' && b <= '9') || b == '-'; }
+static int y_scalar_first(unsigned char b) { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9'); }
+static int y_scalar_char(unsigned char b) {
+    return y_scalar_first(b) || b == ' ' || b == '.' || b == ',' || b == '_' || b == '-' || b == '(' || b == ')' ||
+           b == '/' || b == '\'' || b == '+' || b == '%' || b == '$' || b == '=' || b == ';' || b == '!' || b == '?';
+}
+
+static int yfeed(state *s, unsigned char b) {
+    frame *f = &s->f[0];
+    if (s->done) return 0;
+    switch (f->phase) {
+    case Y_LINE:
+        if (y_key_first(b)) { f->phase = Y_KEY; f->prop = 1; f->ws = 0; return 1; }
+        if (b == ' ' && f->ws) { f->phase = Y_IND1; return 1; }
+        return 0;
+    case Y_KEY:
+        if (b == ':') { f->phase = Y_COLON; return 1; }
+        if (y_key_char(b) && f->prop < Y_MAX_KEY) { f->prop++; return 1; }
+        return 0;
+    case Y_COLON:
+        if (b == ' ') { f->phase = Y_VSTART; return 1; }
+        if (b == '\n') { f->phase = Y_SEQ; return 1; }
+        return 0;
+    case Y_VSTART: case Y_ISTART:
+        if (!y_scalar_first(b)) return 0;
+        f->phase = f->phase == Y_VSTART ? Y_VALUE : Y_ITEM;
+        f->prop = 1;
+        return 1;
+    case Y_VALUE: case Y_ITEM:
+        if (b == '\n') {
+            f->ws = f->phase == Y_ITEM;
+            f->phase = Y_LINE;
+            f->pos++;
+            return 1;
+        }
+        if (y_scalar_char(b) && f->prop < Y_MAX_SCALAR) { f->prop++; return 1; }
+        return 0;
+    case Y_SEQ: case Y_IND1:
+        if (b != ' ') return 0;
+        f->phase = f->phase == Y_SEQ ? Y_IND1 : Y_IND2;
+        return 1;
+    case Y_IND2:
+        if (b != '-') return 0;
+        f->phase = Y_DASH;
+        return 1;
+    case Y_DASH:
+        if (b != ' ') return 0;
+        f->phase = Y_ISTART;
+        return 1;
+    }
+    return 0;
+}
+
+/* bytes to the nearest end: "k: v" on a fresh document, the rest of a line, an item */
+static int y_close_cost(const state *s) {
+    const frame *f = &s->f[0];
+    if (s->done) return 0;
+    switch (f->phase) {
+    case Y_LINE: return f->pos ? 0 : 4;
+    case Y_KEY: return 3;
+    case Y_COLON: return 2;
+    case Y_VSTART: case Y_ISTART: return 1;
+    case Y_VALUE: case Y_ITEM: return 0;
+    case Y_SEQ: return 5;
+    case Y_IND1: return 4;
+    case Y_IND2: return 3;
+    case Y_DASH: return 2;
+    }
+    return 1 << 20;
+}
+
+static int y_can_end(const state *s) {
+    const frame *f = &s->f[0];
+    return s->done || (f->phase == Y_LINE && f->pos > 0) || f->phase == Y_VALUE || f->phase == Y_ITEM;
+}
+
+static int feed_any(const lma_json_constraint *c, state *s, unsigned char b) { return c->yaml ? yfeed(s, b) : feed(c, s, b); }
+static int close_any(const lma_json_constraint *c, const state *s) { return c->yaml ? y_close_cost(s) : close_cost(c, s); }
+
 /* ---- the public side ------------------------------------------------------------------------ */
 
 void lma_json_constraint_reset(lma_json_constraint *c) {
     memset(&c->st, 0, sizeof c->st);
+    if (c->yaml) { c->st.depth = 1; c->st.f[0].phase = Y_LINE; return; }
     push(&c->st, value_frame(c->root));
 }
 
-int lma_json_constraint_min_tokens(const lma_json_constraint *c) { return c->nodes[c->root].minlen; }
+int lma_json_constraint_min_tokens(const lma_json_constraint *c) { return c->yaml ? 4 : c->nodes[c->root].minlen; }
 
-lma_status lma_json_constraint_new(const lma_tokenizer *tok, const cJSON *schema, lma_json_constraint **out) {
+static lma_status make(const lma_tokenizer *tok, const cJSON *schema, int yaml, lma_json_constraint **out) {
     *out = NULL;
     lma_json_constraint *c = lma_calloc(1, sizeof *c, "json constraint");
     if (!c) return LMA_ERR_NOMEM;
+    c->yaml = yaml;
     lma_status s = LMA_OK;
     if (schema) s = compile(c, schema, 0, &c->root);
     else { /* the json format: an object, any keys, any values */
@@ -552,6 +642,12 @@ lma_status lma_json_constraint_new(const lma_tokenizer *tok, const cJSON *schema
     return LMA_OK;
 }
 
+lma_status lma_json_constraint_new(const lma_tokenizer *tok, const cJSON *schema, lma_json_constraint **out) {
+    return make(tok, schema, 0, out);
+}
+
+lma_status lma_yaml_constraint_new(const lma_tokenizer *tok, lma_json_constraint **out) { return make(tok, NULL, 1, out); }
+
 void lma_json_constraint_free(lma_json_constraint *c) {
     if (!c) return;
     for (int i = 0; c->piece && i < c->V; i++) free(c->piece[i]);
@@ -565,6 +661,7 @@ void lma_json_constraint_free(lma_json_constraint *c) {
 }
 
 static int can_end(const lma_json_constraint *c, const state *s) {
+    if (c->yaml) return y_can_end(s);
     if (s->done) return 1;
     if (s->depth != 1) return 0;
     const frame *f = &s->f[0];
@@ -580,10 +677,10 @@ lma_status lma_json_constraint_mask(lma_json_constraint *c, float *logits, int V
     unsigned char first_ok[256];
     for (int b = 0; b < 256; b++) {
         state t = c->st;
-        first_ok[b] = (unsigned char)feed(c, &t, (unsigned char)b);
+        first_ok[b] = (unsigned char)feed_any(c, &t, (unsigned char)b);
     }
     const frame *top = c->st.depth ? &c->st.f[c->st.depth - 1] : NULL;
-    int in_str = !c->st.done && top && top->kind == F_STR && top->phase == 0 && top->pos == 0;
+    int in_str = !c->yaml && !c->st.done && top && top->kind == F_STR && top->phase == 0 && top->pos == 0;
     int str_ok = in_str && close_cost(c, &c->st) <= tokens_left;
     for (int id = 0; id < V; id++) {
         int ok = 0;
@@ -595,8 +692,8 @@ lma_status lma_json_constraint_mask(lma_json_constraint *c, float *logits, int V
             t.done = c->st.done;
             memcpy(t.f, c->st.f, (size_t)c->st.depth * sizeof t.f[0]);
             ok = 1;
-            for (int k = 0; ok && k < c->plen[id]; k++) ok = feed(c, &t, c->piece[id][k]);
-            if (ok) ok = close_cost(c, &t) <= tokens_left;
+            for (int k = 0; ok && k < c->plen[id]; k++) ok = feed_any(c, &t, c->piece[id][k]);
+            if (ok) ok = close_any(c, &t) <= tokens_left;
         }
         if (!ok) logits[id] = -INFINITY;
         allowed += ok;
@@ -612,7 +709,7 @@ lma_status lma_json_constraint_accept(lma_json_constraint *c, int32_t id, int *c
     *complete = 0;
     if (id >= 0 && id < c->V && c->plen[id] > 0) {
         for (int k = 0; k < c->plen[id]; k++)
-            if (!feed(c, &c->st, c->piece[id][k])) return lma_error(LMA_ERR_INTERNAL, "constrained decoding: token %d rejected", id);
+            if (!feed_any(c, &c->st, c->piece[id][k])) return lma_error(LMA_ERR_INTERNAL, "constrained decoding: token %d rejected", id);
     } else if (!can_end(c, &c->st)) {
         return lma_error(LMA_ERR_INTERNAL, "constrained decoding: token %d ends an incomplete value", id);
     } else {
