@@ -50,9 +50,13 @@ struct lma_json_constraint {
     int root;
     state st;
     int V;
-    unsigned char **piece; int *plen; /* (V) bytes each token adds */
+    unsigned char **piece; int *plen; /* (V) bytes each token adds (pointers into pool) */
+    unsigned char *pool;              /* every piece, one after another in id order */
+    unsigned char *first, *second;    /* (V) each piece's first and second byte (0 when one byte), dense:
+                                         the mask's tests read these, not the scattered pieces */
     unsigned char *plain;             /* (V) 1: every byte is plain string content (no quote, backslash,
-                                         control byte; whole UTF-8 sequences) */
+                                         control byte; whole UTF-8 sequences); YAML: every byte a
+                                         plain scalar's non-first byte */
 };
 
 /* ---- schema --------------------------------------------------------------------------- */
@@ -578,6 +582,12 @@ static int y_can_end(const state *s) {
     return s->done || (f->phase == Y_LINE && f->pos > 0) || f->phase == Y_VALUE || f->phase == Y_ITEM;
 }
 
+static void copy_state(state *d, const state *s) {
+    d->depth = s->depth;
+    d->done = s->done;
+    memcpy(d->f, s->f, (size_t)s->depth * sizeof d->f[0]);
+}
+
 static int feed_any(const lma_json_constraint *c, state *s, unsigned char b) { return c->yaml ? yfeed(s, b) : feed(c, s, b); }
 static int close_any(const lma_json_constraint *c, const state *s) { return c->yaml ? y_close_cost(s) : close_cost(c, s); }
 
@@ -611,16 +621,26 @@ static lma_status make(const lma_tokenizer *tok, const cJSON *schema, int yaml, 
         c->piece = lma_calloc((size_t)c->V, sizeof *c->piece, "token pieces");
         c->plen = lma_calloc((size_t)c->V, sizeof *c->plen, "token pieces");
         c->plain = lma_calloc((size_t)c->V, 1, "token pieces");
-        if (!c->piece || !c->plen || !c->plain) s = LMA_ERR_NOMEM;
+        c->first = lma_calloc((size_t)c->V, 1, "token pieces");
+        c->second = lma_calloc((size_t)c->V, 1, "token pieces");
+        if (!c->piece || !c->plen || !c->plain || !c->first || !c->second) s = LMA_ERR_NOMEM;
     }
     int single[128] = {0};
-    for (int id = 0; s == LMA_OK && id < c->V; id++) {
+    lma_buf pool = {0};
+    for (int id = 0; s == LMA_OK && id < c->V; id++) { /* the pieces into one pool (the mask walks them in order) */
         unsigned char buf[PIECE_MAX];
         int n = lma_tok_piece_bytes(tok, id, buf, PIECE_MAX);
+        if (n > 0 && (s = lma_buf_append(&pool, buf, (size_t)n)) == LMA_OK) c->plen[id] = n;
+    }
+    c->pool = (unsigned char *)pool.p;
+    for (size_t id = 0, off = 0; s == LMA_OK && id < (size_t)c->V; off += (size_t)c->plen[id], id++)
+        if (c->plen[id] > 0) c->piece[id] = c->pool + off;
+    for (int id = 0; s == LMA_OK && id < c->V; id++) {
+        int n = c->plen[id];
         if (n <= 0) continue; /* specials, unknown, too long: never allowed */
-        if (!(c->piece[id] = malloc((size_t)n))) { s = lma_error(LMA_ERR_NOMEM, "out of memory"); break; }
-        memcpy(c->piece[id], buf, (size_t)n);
-        c->plen[id] = n;
+        const unsigned char *buf = c->piece[id];
+        c->first[id] = buf[0];
+        c->second[id] = n > 1 ? buf[1] : 0;
         int plain = 1;
         for (int k = 0; k < n && plain;) {
             unsigned char b = buf[k];
@@ -628,6 +648,10 @@ static lma_status make(const lma_tokenizer *tok, const cJSON *schema, int yaml, 
             if (!l || k + l > n || b < 0x20 || b == '"' || b == '\\') { plain = 0; break; }
             for (int j = 1; j < l; j++) plain &= (buf[k + j] & 0xC0) == 0x80;
             k += l;
+        }
+        if (c->yaml) {
+            plain = 1;
+            for (int k = 0; k < n && plain; k++) plain = y_scalar_char(buf[k]);
         }
         c->plain[id] = (unsigned char)plain;
         if (n == 1 && buf[0] < 128) single[buf[0]] = 1;
@@ -650,8 +674,10 @@ lma_status lma_yaml_constraint_new(const lma_tokenizer *tok, lma_json_constraint
 
 void lma_json_constraint_free(lma_json_constraint *c) {
     if (!c) return;
-    for (int i = 0; c->piece && i < c->V; i++) free(c->piece[i]);
+    free(c->pool);
     free(c->piece);
+    free(c->first);
+    free(c->second);
     free(c->plen);
     free(c->plain);
     for (int i = 0; i < c->n_lits; i++) free(c->lits[i].s);
@@ -672,28 +698,59 @@ static int can_end(const lma_json_constraint *c, const state *s) {
 lma_status lma_json_constraint_mask(lma_json_constraint *c, float *logits, int V, int tokens_left, const int32_t *eos_ids,
                                     int n_eos) {
     int allowed = 0;
-    /* two shortcuts, each exact: a token whose first byte the state rejects is rejected; inside
-     * a string (no escape or UTF-8 sequence open), a plain token leaves the state as it is */
-    unsigned char first_ok[256];
+    /* three shortcuts, each exact: a token whose first byte the state rejects is rejected;
+     * inside a string (no escape or UTF-8 sequence open), a plain token leaves the state as
+     * it is (YAML: inside a scalar); where at most 8 first bytes pass, the state after each
+     * is kept and a token whose second byte that state rejects is rejected */
+    unsigned char first_ok[256], slot[256];
+    int n_first = 0;
     for (int b = 0; b < 256; b++) {
-        state t = c->st;
+        state t;
+        copy_state(&t, &c->st);
         first_ok[b] = (unsigned char)feed_any(c, &t, (unsigned char)b);
+        n_first += first_ok[b];
     }
     const frame *top = c->st.depth ? &c->st.f[c->st.depth - 1] : NULL;
     int in_str = !c->yaml && !c->st.done && top && top->kind == F_STR && top->phase == 0 && top->pos == 0;
     int str_ok = in_str && close_cost(c, &c->st) <= tokens_left;
+    /* YAML: inside a scalar, a token of scalar bytes only keeps the state (bar the length) */
+    int in_scalar = c->yaml && !c->st.done && (top->phase == Y_VALUE || top->phase == Y_ITEM);
+    int room = in_scalar ? Y_MAX_SCALAR - top->prop : 0;
+    state after[8];
+    unsigned char second_ok[8][256];
+    memset(slot, 255, sizeof slot);
+    if (n_first <= 8) {
+        int n = 0;
+        for (int b = 0; b < 256; b++) {
+            if (!first_ok[b]) continue;
+            copy_state(&after[n], &c->st);
+            feed_any(c, &after[n], (unsigned char)b);
+            for (int b2 = 0; b2 < 256; b2++) {
+                state t;
+                copy_state(&t, &after[n]);
+                second_ok[n][b2] = (unsigned char)feed_any(c, &t, (unsigned char)b2);
+            }
+            slot[b] = (unsigned char)n++;
+        }
+    }
     for (int id = 0; id < V; id++) {
         int ok = 0;
-        if (id < c->V && c->plen[id] > 0 && in_str && c->plain[id]) {
+        if (id < c->V && c->plen[id] > 0 && in_scalar && c->plain[id]) {
+            ok = c->plen[id] <= room; /* the close cost stays 0 */
+        } else if (id < c->V && c->plen[id] > 0 && in_str && c->plain[id]) {
             ok = str_ok;
-        } else if (id < c->V && c->plen[id] > 0 && first_ok[c->piece[id][0]]) {
+        } else if (id < c->V && c->plen[id] > 0 && first_ok[c->first[id]]) {
+            int sl = slot[c->first[id]], k = 0;
             state t;
-            t.depth = c->st.depth;
-            t.done = c->st.done;
-            memcpy(t.f, c->st.f, (size_t)c->st.depth * sizeof t.f[0]);
-            ok = 1;
-            for (int k = 0; ok && k < c->plen[id]; k++) ok = feed_any(c, &t, c->piece[id][k]);
-            if (ok) ok = close_any(c, &t) <= tokens_left;
+            if (sl != 255 && c->plen[id] > 1 && !second_ok[sl][c->second[id]]) {
+                ok = 0;
+            } else {
+                if (sl != 255) { copy_state(&t, &after[sl]); k = 1; }
+                else copy_state(&t, &c->st);
+                ok = 1;
+                for (; ok && k < c->plen[id]; k++) ok = feed_any(c, &t, c->piece[id][k]);
+                if (ok) ok = close_any(c, &t) <= tokens_left;
+            }
         }
         if (!ok) logits[id] = -INFINITY;
         allowed += ok;
