@@ -7,11 +7,13 @@
 #include <unistd.h>
 #include "cli.h"
 #include "core/io.h"
+#include "core/json.h"
 #include "core/threads.h"
 #include "eval/eval.h"
 #include "eval/gencheck.h"
 #include "eval/judge.h"
 #include "infer/generate.h"
+#include "infer/json_constraint.h"
 #include "model/adapter.h"
 #include "opts.h"
 #include "sampling.h"
@@ -97,7 +99,10 @@ static void print_result(const lma_eval_result *r) {
     }
     printf("%-28s %-8s acc %10.4f   %ld/%ld", r->task.name, lma_eval_tag_name(r->task.tag), r->score, r->correct, r->n);
     if (r->task.kind == LMA_EVAL_MMLU) printf("   macro %.4f   subjects %zu", r->macro, r->n_groups);
-    else if (r->valid) printf("   parsable %ld", r->valid);
+    else if (r->format_n) {
+        printf("   parsable %ld/%ld  keys %ld", r->valid, r->format_n, r->keys_ok);
+        if (r->schema_n) printf("  schema-valid %ld/%ld", r->schema_valid, r->schema_n);
+    }
     printf("   (%.1fs)\n", r->seconds);
     if (r->task.kind == LMA_EVAL_MMLU || r->n_groups > 1)
         for (size_t g = 0; g < r->n_groups; g++)
@@ -147,6 +152,7 @@ int cmd_eval(int argc, char **argv) {
     const char *task_v[MAX_TASKS];
     cli_list task_l = CLI_LIST_OF(task_v);
     static lma_eval_task tasks[MAX_TASKS];
+    const char *check_schema = NULL;
     const char *judge = NULL, *rubric = NULL, *sft_out = NULL, *ctx_list = NULL, *depth_list = NULL;
     static int ctx_v[32];
     static double depth_v[32];
@@ -179,6 +185,9 @@ int cmd_eval(int argc, char **argv) {
         CLI_CHOOSE("check", 0, &p.gen_check, check_names, check_values, NULL,
                    "gen: force one check for every record (auto: the record's own)"),
         CLI_BOOL("chat", 0, &p.chat, "gen: send each prompt as a user turn of the chat template"),
+        CLI_STR("check-schema", 0, &check_schema, "F", "gen: also validate json outputs against this JSON schema\n"
+                "(without constraining the decoding; a record's \"schema\" wins)", .def_text = "--json-schema's",
+                .flags = CLI_IN),
         CLI_STR("judge", 0, &judge, "MODEL", "gen: a judge model also scores each output on the --rubric\n"
                 "criteria, its reply constrained to the score schema (docs/eval.md, \"LLM judge\")", .flags = CLI_IN),
         CLI_STR("rubric", 0, &rubric, "FILE", "the judge's rubric: JSON criteria with integer scales (for\n"
@@ -286,16 +295,28 @@ int cmd_eval(int argc, char **argv) {
         if (lma_atomic_open(&probe, out) != LMA_OK) return cli_fail("eval", NULL);
         lma_atomic_abort(&probe);
     }
+    cJSON *schema_doc = NULL;
+    const char *sp = check_schema ? check_schema : g_fmt.schema_path;
+    if (sp) {
+        int dummy;
+        if (lma_json_load(sp, &schema_doc) != LMA_OK || lma_json_schema_check(schema_doc, "", 0, &dummy) != LMA_OK) {
+            lma_error_replace(LMA_ERR_FORMAT, "%s: %s", sp, lma_last_error());
+            cJSON_Delete(schema_doc);
+            return cli_fail("eval", NULL);
+        }
+        p.gen_schema = schema_doc;
+    }
     lma_model *jm = NULL;
     lma_tokenizer *jt = NULL;
     lma_eval_judge *jd = NULL;
-    if (rubric && lma_rubric_load(rubric, &g_rubric) != LMA_OK) return cli_fail("eval", NULL);
+    if (rubric && lma_rubric_load(rubric, &g_rubric) != LMA_OK) { cJSON_Delete(schema_doc); return cli_fail("eval", NULL); }
     p.rubric = rubric ? &g_rubric : NULL;
     for (int i = 0; sft_out && i < n_tasks; i++) {
         long w, sk;
         if (tasks[i].kind != LMA_EVAL_JUDGE) continue;
         if (lma_judge_sft_write(&g_rubric, tasks[i].path, sft_out, &w, &sk) != LMA_OK) {
             lma_rubric_free(&g_rubric);
+            cJSON_Delete(schema_doc);
             return cli_fail("eval", NULL);
         }
         fprintf(stderr, "[lmadapt eval] %s: %ld SFT examples (%ld records without a full label skipped)\n", sft_out, w, sk);
@@ -306,7 +327,7 @@ int cmd_eval(int argc, char **argv) {
         if (ok) ok = lma_eval_judge_new(jm, jt, &g_rubric, jeos, lma_generation_eos(judge, &jm->cfg, jeos, 16), &jd) == LMA_OK;
         if (!ok) {
             cli_fail("eval", NULL);
-            lma_model_free(jm); lma_tok_free(jt); lma_rubric_free(&g_rubric);
+            lma_model_free(jm); lma_tok_free(jt); lma_rubric_free(&g_rubric); cJSON_Delete(schema_doc);
             return 1;
         }
         p.judge = jd;
@@ -354,5 +375,6 @@ done:
     lma_model_free(jm);
     lma_tok_free(jt);
     lma_rubric_free(&g_rubric);
+    cJSON_Delete(schema_doc);
     return rc;
 }

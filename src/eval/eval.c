@@ -11,6 +11,7 @@
 #include "eval/gencheck.h"
 #include "eval/passkey.h"
 #include "infer/generate.h"
+#include "infer/json_constraint.h"
 #include "tok/chat_template.h"
 
 static const char *const kind_names[] = {"ppl", "mmlu", "gen", "judge", "passkey"};
@@ -369,6 +370,24 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
     case LMA_CHECK_JSON: ok = lma_gen_check_json(out, olen, keys, nk, &valid); break;
     default: ok = lma_gen_check_yaml(out, olen, keys, nk, &valid); break;
     }
+    if (check == LMA_CHECK_JSON || check == LMA_CHECK_YAML) { /* format validity, beside the accuracy */
+        res->format_n++;
+        res->keys_ok += ok;
+        const cJSON *sch = cJSON_GetObjectItemCaseSensitive(j, "schema");
+        if (!sch) sch = p->gen_schema;
+        if (check == LMA_CHECK_JSON && sch) {
+            size_t b, e;
+            int sv = 0;
+            lma_gen_unfence(out, olen, &b, &e);
+            st = lma_json_schema_check(sch, out + b, e - b, &sv);
+            if (st != LMA_OK) {
+                free(gr.ids); free(gr.text);
+                return lma_error_replace(st, "%s:%lld: field \"schema\": %s", file, (long long)line, lma_last_error());
+            }
+            res->schema_n++;
+            res->schema_valid += sv;
+        }
+    }
     if (p->judge) { /* the judge scores the output */
         const char *src[64];
         int nsrc = 0, scores[LMA_RUBRIC_MAX], labels[LMA_RUBRIC_MAX], any;
@@ -609,6 +628,16 @@ cJSON *lma_eval_result_json(const lma_eval_result *r) {
             cJSON_AddNumberToObject(o, "macro_acc", r->macro);
         } else {
             cJSON_AddNumberToObject(o, "valid", (double)r->valid);
+            if (r->format_n) {
+                cJSON *f = cJSON_AddObjectToObject(o, "format");
+                if (f) {
+                    cJSON_AddNumberToObject(f, "n", (double)r->format_n);
+                    cJSON_AddNumberToObject(f, "parsed", (double)r->valid);
+                    cJSON_AddNumberToObject(f, "required_keys", (double)r->keys_ok);
+                    cJSON_AddNumberToObject(f, "schema_checked", (double)r->schema_n);
+                    cJSON_AddNumberToObject(f, "schema_valid", (double)r->schema_valid);
+                }
+            }
         }
         cJSON *g = cJSON_AddArrayToObject(o, r->task.kind == LMA_EVAL_MMLU ? "subjects" : "checks");
         for (size_t i = 0; g && i < r->n_groups; i++) {

@@ -16,7 +16,9 @@
  *   gen   JSONL, one object per line: "prompt" (used as is) or "question" (rendered as
  *         "Question: {question}\nAnswer:", GSM8K-style, with "Question:" as a stop
  *         string); "answer" (string or number); optional "check" (exact | number |
- *         json | yaml, see eval/gencheck.h), "required_keys" (list) and "stop" (list).
+ *         json | yaml, see eval/gencheck.h), "required_keys" (list), "stop" (list) and
+ *         "schema" (json: a JSON schema the output is also validated against, by the
+ *         constraint's own automaton, lma_json_schema_check).
  *         Default check: number when the answer has "####", else exact. Greedy
  *         decoding with the KV cache until EOS, a stop string or max tokens.
  *         With a judge (params.judge) each output is also scored on the rubric
@@ -71,6 +73,8 @@ typedef struct {
     int chat;                 /* gen: render prompts as one user turn of the chat template */
     const int32_t *stop_ids; int n_stop_ids; /* gen: EOS ids */
     struct lma_json_constraint *gen_constraint; /* gen: constrained decoding (infer/json_constraint.h), or NULL */
+    const cJSON *gen_schema;  /* gen: json outputs are also validated against it (a record's own
+                                 "schema" wins), or NULL */
     const lma_rubric *rubric; /* judge tasks (the model is the judge) and `judge` below */
     lma_eval_judge *judge;    /* gen: each output is also scored by this judge, or NULL */
     const int *passkey_ctx; int n_passkey_ctx;         /* passkey: context lengths (tokens) */
@@ -93,6 +97,8 @@ typedef struct {
     double macro;            /* MMLU: mean per-subject accuracy */
     lma_eval_group *groups; size_t n_groups; /* MMLU subjects / gen checks */
     long valid;              /* gen: json/yaml outputs that parse */
+    long format_n, keys_ok;  /* gen: json/yaml records; outputs that parse with every required key */
+    long schema_n, schema_valid; /* gen: json records with a schema; outputs valid against it */
     double nll; long tokens, bytes; /* ppl */
     double seconds;
     long tokens_run;         /* tokens through the model */

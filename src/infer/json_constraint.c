@@ -582,6 +582,8 @@ static int y_can_end(const state *s) {
     return s->done || (f->phase == Y_LINE && f->pos > 0) || f->phase == Y_VALUE || f->phase == Y_ITEM;
 }
 
+static int can_end(const lma_json_constraint *c, const state *s);
+
 static void copy_state(state *d, const state *s) {
     d->depth = s->depth;
     d->done = s->done;
@@ -616,8 +618,8 @@ static lma_status make(const lma_tokenizer *tok, const cJSON *schema, int yaml, 
     int any = s == LMA_OK ? add_node(c, T_ANY) : -1; /* last: values of free objects and arrays */
     if (s == LMA_OK && any < 0) s = LMA_ERR_NOMEM;
     if (s == LMA_OK) c->nodes[any].minlen = 1;
-    c->V = lma_tok_vocab_size(tok);
-    if (s == LMA_OK) {
+    c->V = tok ? lma_tok_vocab_size(tok) : 0; /* no tokenizer: a validator (lma_json_schema_check) */
+    if (s == LMA_OK && tok) {
         c->piece = lma_calloc((size_t)c->V, sizeof *c->piece, "token pieces");
         c->plen = lma_calloc((size_t)c->V, sizeof *c->plen, "token pieces");
         c->plain = lma_calloc((size_t)c->V, 1, "token pieces");
@@ -657,7 +659,7 @@ static lma_status make(const lma_tokenizer *tok, const cJSON *schema, int yaml, 
         if (n == 1 && buf[0] < 128) single[buf[0]] = 1;
     }
     for (int b = 0x20; s == LMA_OK && b < 0x7f; b++)
-        if (!single[b])
+        if (tok && !single[b])
             s = lma_error(LMA_ERR_UNSUPPORTED, "constrained decoding needs a token for each printable byte; this tokenizer "
                           "has none for '%c'", b);
     if (s != LMA_OK) { lma_json_constraint_free(c); return s; }
@@ -671,6 +673,17 @@ lma_status lma_json_constraint_new(const lma_tokenizer *tok, const cJSON *schema
 }
 
 lma_status lma_yaml_constraint_new(const lma_tokenizer *tok, lma_json_constraint **out) { return make(tok, NULL, 1, out); }
+
+lma_status lma_json_schema_check(const cJSON *schema, const char *text, size_t len, int *valid) {
+    *valid = 0;
+    lma_json_constraint *c = NULL;
+    LMA_TRY(make(NULL, schema, 0, &c));
+    int ok = 1;
+    for (size_t i = 0; ok && i < len; i++) ok = feed(c, &c->st, (unsigned char)text[i]);
+    *valid = ok && len > 0 && can_end(c, &c->st);
+    lma_json_constraint_free(c);
+    return LMA_OK;
+}
 
 void lma_json_constraint_free(lma_json_constraint *c) {
     if (!c) return;

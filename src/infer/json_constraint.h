@@ -44,6 +44,10 @@ typedef struct lma_json_constraint lma_json_constraint;
 
 /* schema NULL: any JSON object (the "json" format). */
 lma_status lma_json_constraint_new(const lma_tokenizer *tok, const cJSON *schema, lma_json_constraint **out);
+/* Validation by the same automaton: *valid = 1 when text (no surrounding whitespace beyond
+ * 16 leading bytes) is one complete value the constraint for schema (NULL: any object)
+ * could have produced. Fails only for an unsupported schema (message as _new). */
+lma_status lma_json_schema_check(const cJSON *schema, const char *text, size_t len, int *valid);
 /* The YAML subset above (no schema). */
 lma_status lma_yaml_constraint_new(const lma_tokenizer *tok, lma_json_constraint **out);
 void lma_json_constraint_free(lma_json_constraint *c);
