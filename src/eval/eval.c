@@ -292,9 +292,12 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
         return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"prompt\" (or \"question\") string", file,
                          (long long)line);
     if (!prompt) question = cJSON_GetObjectItemCaseSensitive(j, "question")->valuestring;
-    if (!json_text(j, "answer", numbuf, sizeof numbuf, &answer))
-        return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"answer\" (string or number)", file,
-                         (long long)line);
+    const cJSON *answer_obj = cJSON_GetObjectItemCaseSensitive(j, "answer");
+    if (cJSON_IsObject(answer_obj)) answer = ""; /* json check: the values the output must hold */
+    else if (!json_text(j, "answer", numbuf, sizeof numbuf, &answer))
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"answer\" (string, number, or an object for "
+                         "check json)", file, (long long)line);
+    else answer_obj = NULL;
     int check = p->gen_check;
     const cJSON *cj = cJSON_GetObjectItemCaseSensitive(j, "check");
     if (check < 0 && cJSON_IsString(cj)) {
@@ -303,7 +306,10 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
             return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"check\": unknown check '%s' (exact, number, json, yaml)",
                              file, (long long)line, cj->valuestring);
     }
-    if (check < 0) check = strstr(answer, "####") ? LMA_CHECK_NUMBER : LMA_CHECK_EXACT;
+    if (check < 0) check = answer_obj ? LMA_CHECK_JSON : strstr(answer, "####") ? LMA_CHECK_NUMBER : LMA_CHECK_EXACT;
+    if (answer_obj && check != LMA_CHECK_JSON)
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"answer\": an object answer needs the json check", file,
+                         (long long)line);
     const char *keys[64], *stops[16];
     size_t nk = 0;
     int ns = 0;
@@ -373,6 +379,17 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
     if (check == LMA_CHECK_JSON || check == LMA_CHECK_YAML) { /* format validity, beside the accuracy */
         res->format_n++;
         res->keys_ok += ok;
+        if (ok && answer_obj) { /* the task itself: each of the answer's values, equal after strip() */
+            size_t b, e;
+            lma_gen_unfence(out, olen, &b, &e);
+            cJSON *got = cJSON_ParseWithLength(out + b, e - b);
+            for (const cJSON *want = answer_obj->child; ok && want; want = want->next) {
+                const cJSON *g = cJSON_GetObjectItemCaseSensitive(got, want->string);
+                if (cJSON_IsString(want) && cJSON_IsString(g)) ok = lma_gen_check_exact(g->valuestring, strlen(g->valuestring), want->valuestring);
+                else ok = g && cJSON_Compare(g, want, 1);
+            }
+            cJSON_Delete(got);
+        }
         const cJSON *sch = cJSON_GetObjectItemCaseSensitive(j, "schema");
         if (!sch) sch = p->gen_schema;
         if (check == LMA_CHECK_JSON && sch) {
