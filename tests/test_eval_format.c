@@ -144,6 +144,29 @@ int main(void) {
           "--format yaml: every yaml output parses: %s", out ? out : "");
     cJSON_Delete(o);
     free(out);
+    /* an object answer: accuracy = the output holds its values; a one-value enum schema forces
+     * {"answer": "yes"}, so the "yes" records are right and the "no" records wrong */
+    char one[2200];
+    snprintf(one, sizeof one, "%s/one.json", tmp);
+    f = test_fopen(one, "w");
+    fputs("{\"type\":\"object\",\"properties\":{\"answer\":{\"enum\":[\"yes\"]}},\"required\":[\"answer\"],"
+          "\"additionalProperties\":false}", f);
+    fclose(f);
+    f = test_fopen(gen, "w");
+    for (int i = 0; i < 4; i++)
+        fprintf(f, "{\"prompt\":\"Q%d\",\"answer\":{\"answer\":\"%s\"},\"required_keys\":[\"answer\"]}\n", i, i % 2 ? "no" : "yes");
+    fclose(f);
+    out = NULL;
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --task gen:%s --max-tokens 20 --json-schema %s --json 2>/dev/null", LMA_CLI,
+             dm, gen, one);
+    rc = run(cmd, &out);
+    o = out ? cJSON_Parse(out) : NULL;
+    r = cJSON_GetArrayItem(get(o, "results"), 0);
+    CHECK(rc == 0 && r && get(r, "correct")->valuedouble == 2 && fnum(r, "required_keys") == 4 &&
+              fnum(r, "schema_valid") == 4,
+          "object answers: 2 of 4 right, 4 of 4 well-formed: %s", out ? out : "");
+    cJSON_Delete(o);
+    free(out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     CHECK(system(cmd) == 0, "cleanup");
     TEST_END();
