@@ -1,6 +1,7 @@
 /* Cost of constrained decoding per generated token (infer/json_constraint.h): replays a
  * fixed JSON answer token by token through the constraint (the json format, then a
- * schema) and times lma_json_constraint_mask over the whole vocabulary at each step.
+ * schema), and a YAML answer through --format yaml's constraint, and times
+ * lma_json_constraint_mask over the whole vocabulary at each step.
  * Usage: bench_json_mask TOKENIZER_DIR [REPEATS]
  * Prints "format tokens mask_us_per_token" lines; bench/json/mask_cost.sh sets them beside
  * the model's decode time per token. */
@@ -14,6 +15,8 @@
 
 static const char *answer = "{\"name\": \"Ada Lovelace\", \"born\": 1815, \"fields\": [\"mathematics\", \"computing\"], "
                             "\"notes\": \"wrote the first published algorithm, for the Analytical Engine\"}";
+static const char *yaml_answer = "name: Ada Lovelace\nborn: 1815\nfields:\n  - mathematics\n  - computing\n"
+                                 "notes: wrote the first published algorithm, for the Analytical Engine\n";
 static const char *schema_text =
     "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"born\":{\"type\":\"integer\"},"
     "\"fields\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"notes\":{\"type\":\"string\"}},"
@@ -58,6 +61,13 @@ int main(int argc, char **argv) {
     cJSON *s = cJSON_Parse(schema_text);
     if (!rc && lma_json_constraint_new(t, s, &c) == LMA_OK) { rc = replay("schema", c, ids, n, V, reps); lma_json_constraint_free(c); }
     cJSON_Delete(s);
+    free(ids);
+    ids = NULL;
+    if (!rc && lma_tok_encode(t, yaml_answer, strlen(yaml_answer), 0, &ids, &n) == LMA_OK &&
+        lma_yaml_constraint_new(t, &c) == LMA_OK) {
+        rc = replay("yaml", c, ids, n, V, reps);
+        lma_json_constraint_free(c);
+    }
     free(ids);
     lma_tok_free(t);
     return rc;

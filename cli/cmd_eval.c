@@ -1,15 +1,19 @@
 /* lmadapt eval: perplexity, MMLU-form multiple choice and generation tasks on one
  * model, or two models side by side (--compare: the forgetting report). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
 #include "core/io.h"
+#include "core/json.h"
 #include "core/threads.h"
 #include "eval/eval.h"
 #include "eval/gencheck.h"
+#include "eval/judge.h"
 #include "infer/generate.h"
+#include "infer/json_constraint.h"
 #include "model/adapter.h"
 #include "opts.h"
 #include "sampling.h"
@@ -19,6 +23,7 @@
 static const lma_backend *g_backend; /* --device */
 static int g_dequantize;             /* --dequantize */
 static cli_sampling g_fmt;           /* --format, --json-schema (gen tasks) */
+static lma_rubric g_rubric;          /* --rubric */
 
 static int load_model(const char *dir, const char *adapter, lma_model **m, lma_tokenizer **tok) {
     *m = NULL; *tok = NULL;
@@ -52,6 +57,18 @@ static int run_suite(const char *dir, const char *adapter, const lma_eval_task *
     return ok;
 }
 
+static void print_judge(const lma_judge_stats *s) {
+    for (int c = 0; s->rubric && c < s->rubric->n; c++) {
+        lma_judge_summary sm;
+        lma_judge_summarize(s, c, &sm);
+        printf("    judge %-26s mean %6.3f (%d..%d)", s->rubric->crit[c].name, sm.mean, s->rubric->crit[c].min,
+               s->rubric->crit[c].max);
+        if (sm.n_labelled) printf("   vs labels: acc %.4f  kappa %s%.4f  n %ld", sm.accuracy, isfinite(sm.kappa) ? "" : "(undefined) ",
+                                  isfinite(sm.kappa) ? sm.kappa : 0.0, sm.n_labelled);
+        printf("\n");
+    }
+}
+
 static void print_result(const lma_eval_result *r) {
     if (r->task.kind == LMA_EVAL_PPL) {
         printf("%-28s %-8s ppl %10.4f   tokens %ld   bits/byte %.4f   (%.1fs)\n", r->task.name,
@@ -59,15 +76,41 @@ static void print_result(const lma_eval_result *r) {
                r->bytes ? r->nll / 0.6931471805599453 / (double)r->bytes : 0.0, r->seconds);
         return;
     }
+    if (r->task.kind == LMA_EVAL_PASSKEY) {
+        printf("%-28s %-8s acc %10.4f   %ld/%ld   (%.1fs)\n", r->task.name, lma_eval_tag_name(r->task.tag), r->score,
+               r->correct, r->n, r->seconds);
+        int nd = 0; /* cells are length-major: the depths repeat */
+        while ((size_t)nd < r->n_cells && r->cells[nd].context == r->cells[0].context) nd++;
+        printf("    %-10s", "depth \\ ctx");
+        for (size_t i = 0; i < r->n_cells; i += (size_t)nd) printf(" %8d", r->cells[i].context);
+        printf("\n");
+        for (int d = 0; d < nd; d++) {
+            printf("    %-10.2f", r->cells[d].depth);
+            for (size_t i = (size_t)d; i < r->n_cells; i += (size_t)nd)
+                printf(" %8.2f", r->cells[i].n ? (double)r->cells[i].correct / (double)r->cells[i].n : 0.0);
+            printf("\n");
+        }
+        return;
+    }
+    if (r->task.kind == LMA_EVAL_JUDGE) {
+        printf("%-28s %-8s %-5s %8.4f   items %ld   (%.1fs)\n", r->task.name, lma_eval_tag_name(r->task.tag), r->metric,
+               r->score, r->n, r->seconds);
+        print_judge(&r->judge);
+        return;
+    }
     printf("%-28s %-8s acc %10.4f   %ld/%ld", r->task.name, lma_eval_tag_name(r->task.tag), r->score, r->correct, r->n);
     if (r->task.kind == LMA_EVAL_MMLU) printf("   macro %.4f   subjects %zu", r->macro, r->n_groups);
-    else if (r->valid) printf("   parsable %ld", r->valid);
+    else if (r->format_n) {
+        printf("   parsable %ld/%ld  keys %ld", r->valid, r->format_n, r->keys_ok);
+        if (r->schema_n) printf("  schema-valid %ld/%ld", r->schema_valid, r->schema_n);
+    }
     printf("   (%.1fs)\n", r->seconds);
     if (r->task.kind == LMA_EVAL_MMLU || r->n_groups > 1)
         for (size_t g = 0; g < r->n_groups; g++)
             printf("    %-40s %7.4f  %ld/%ld\n", r->groups[g].name,
                    r->groups[g].n ? (double)r->groups[g].correct / (double)r->groups[g].n : 0.0, r->groups[g].correct,
                    r->groups[g].n);
+    if (r->judge.rubric) print_judge(&r->judge);
 }
 
 static void print_compare(const lma_eval_result *a, const lma_eval_result *b, int n, const char *na, const char *nb) {
@@ -110,6 +153,10 @@ int cmd_eval(int argc, char **argv) {
     const char *task_v[MAX_TASKS];
     cli_list task_l = CLI_LIST_OF(task_v);
     static lma_eval_task tasks[MAX_TASKS];
+    const char *check_schema = NULL;
+    const char *judge = NULL, *rubric = NULL, *sft_out = NULL, *ctx_list = NULL, *depth_list = NULL;
+    static int ctx_v[32];
+    static double depth_v[32];
     int json = 0, threads = 0, mode, limit = 0;
     lma_eval_params p = lma_eval_default_params();
     mode = (int)p.mode;
@@ -139,6 +186,20 @@ int cmd_eval(int argc, char **argv) {
         CLI_CHOOSE("check", 0, &p.gen_check, check_names, check_values, NULL,
                    "gen: force one check for every record (auto: the record's own)"),
         CLI_BOOL("chat", 0, &p.chat, "gen: send each prompt as a user turn of the chat template"),
+        CLI_STR("check-schema", 0, &check_schema, "F", "gen: also validate json outputs against this JSON schema\n"
+                "(without constraining the decoding; a record's \"schema\" wins)", .def_text = "--json-schema's",
+                .flags = CLI_IN),
+        CLI_STR("judge", 0, &judge, "MODEL", "gen: a judge model also scores each output on the --rubric\n"
+                "criteria, its reply constrained to the score schema (docs/eval.md, \"LLM judge\")", .flags = CLI_IN),
+        CLI_STR("rubric", 0, &rubric, "FILE", "the judge's rubric: JSON criteria with integer scales (for\n"
+                "--judge and judge:PATH tasks)", .flags = CLI_IN),
+        CLI_STR("judge-sft-out", 0, &sft_out, "FILE", "write the judge task's labelled items as SFT examples (the\n"
+                "judge prompt, the labels as its JSON reply): a judge's training set (docs/recipes/judge.md)",
+                .flags = CLI_OUT),
+        CLI_STR("context", 0, &ctx_list, "N[,N...]", "passkey: context lengths in tokens (prompt + 8 answer tokens)"),
+        CLI_STR("depths", 0, &depth_list, "D[,D...]", "passkey: depths of the key in the filler, 0 (start) to 1 (end)",
+                .def_text = "0,0.25,0.5,0.75,1"),
+        CLI_INT("passkey-trials", 0, &p.passkey_trials, 1, 100000, "N", "passkey: keys per length x depth cell"),
         CLI_OPT_JSON(&json, "print the results as JSON"),
         CLI_STR("out", 'o', &out, "FILE", "also write the JSON to FILE (atomically)", .flags = CLI_OUT),
         CLI_OPT_THREADS(&threads),
@@ -162,7 +223,12 @@ int cmd_eval(int argc, char **argv) {
                  "              per-subject, macro and micro accuracy; --mmlu-form cloze scores each answer's\n"
                  "              text instead (\"Question: ...\\nAnswer:\" + \" {choice}\", per character)\n"
                  "  gen:PATH    generation tasks from JSONL: {\"prompt\" or \"question\", \"answer\", \"check\"?,\n"
-                 "              \"required_keys\"?, \"stop\"?}; checks exact, number (GSM8K \"#### N\"), json, yaml\n"
+                 "              \"required_keys\"?, \"stop\"?}; checks exact, number (GSM8K \"#### N\"), json, yaml;\n"
+                 "              with --judge also \"sources\"? and \"label\"? ({criterion: score})\n"
+                 "  judge:PATH  the MODEL is a judge: JSONL {\"question\", \"response\", \"sources\"?, \"label\"?}\n"
+                 "              scored on the --rubric; agreement with the labels (accuracy, Cohen's kappa)\n"
+                 "  passkey     (no PATH) a 5-digit key hidden at --depths of filler text, --context tokens\n"
+                 "              long; accuracy per length x depth (docs/eval.md, \"Passkey\")\n"
                  "TAG (optional): general or domain, for the --compare report (forgetting vs gain).\n",
         .groups = groups,
         .epilog = "Examples:\n"
@@ -179,7 +245,7 @@ int cmd_eval(int argc, char **argv) {
         if (task_l.n >= task_l.cap) return cli_usage_error("eval", "too many tasks with --general-text");
         task_v[task_l.n++] = general_spec;
     }
-    if (!task_l.n) return cli_usage_error("eval", "give at least one --task KIND:PATH (ppl, mmlu or gen)");
+    if (!task_l.n) return cli_usage_error("eval", "give at least one --task KIND:PATH (ppl, mmlu, gen or judge)");
     int n_tasks = 0;
     for (int t = 0; t < task_l.n; t++) {
         if (lma_eval_task_parse(task_v[t], &tasks[n_tasks]) != LMA_OK)
@@ -192,7 +258,37 @@ int cmd_eval(int argc, char **argv) {
             }
         n_tasks++;
     }
-    if (cli_resolve_model("eval", &model) || (cmp && cli_resolve_model("eval", &cmp))) return 1;
+    int n_pk = 0;
+    for (int i = 0; i < n_tasks; i++) n_pk += tasks[i].kind == LMA_EVAL_PASSKEY;
+    if (n_pk && !ctx_list) return cli_usage_error("eval", "--task passkey needs --context N[,N...]");
+    if (!n_pk && (ctx_list || depth_list)) return cli_usage_error("eval", "--context and --depths are for --task passkey");
+    for (const char *c = ctx_list; c && *c;) {
+        char *e;
+        long v = strtol(c, &e, 10);
+        if (e == c || v < 16 || v > 10000000 || (*e && *e != ',') || p.n_passkey_ctx == 32)
+            return cli_usage_error("eval", "--context %s: expected up to 32 lengths of 16 or more tokens, comma-separated", ctx_list);
+        ctx_v[p.n_passkey_ctx++] = (int)v;
+        c = *e ? e + 1 : e;
+    }
+    for (const char *c = depth_list; c && *c;) {
+        char *e;
+        double v = strtod(c, &e);
+        if (e == c || !(v >= 0 && v <= 1) || (*e && *e != ',') || p.n_passkey_depths == 32)
+            return cli_usage_error("eval", "--depths %s: expected up to 32 numbers in [0, 1], comma-separated", depth_list);
+        depth_v[p.n_passkey_depths++] = v;
+        c = *e ? e + 1 : e;
+    }
+    p.passkey_ctx = ctx_v;
+    p.passkey_depths = depth_v;
+    int n_gen = 0, n_judge = 0;
+    for (int i = 0; i < n_tasks; i++) { n_gen += tasks[i].kind == LMA_EVAL_GEN; n_judge += tasks[i].kind == LMA_EVAL_JUDGE; }
+    if (judge && !n_gen) return cli_usage_error("eval", "--judge scores gen tasks: give a --task gen:PATH");
+    if ((judge || n_judge) && !rubric) return cli_usage_error("eval", "%s needs --rubric F.json", judge ? "--judge" : "a judge task");
+    if (rubric && !judge && !n_judge) return cli_usage_error("eval", "--rubric is for --judge or judge:PATH tasks");
+    if (sft_out && n_judge != 1) return cli_usage_error("eval", "--judge-sft-out needs exactly one judge:PATH task");
+    if (cli_resolve_model("eval", &model) || (cmp && cli_resolve_model("eval", &cmp)) ||
+        (judge && cli_resolve_model("eval", &judge)))
+        return 1;
     lma_threads_set(threads);
     if (!(g_backend = cli_backend("eval", device))) return 1;
     p.progress = 1;
@@ -200,6 +296,43 @@ int cmd_eval(int argc, char **argv) {
         lma_atomic_file probe;
         if (lma_atomic_open(&probe, out) != LMA_OK) return cli_fail("eval", NULL);
         lma_atomic_abort(&probe);
+    }
+    cJSON *schema_doc = NULL;
+    const char *sp = check_schema ? check_schema : g_fmt.schema_path;
+    if (sp) {
+        int dummy;
+        if (lma_json_load(sp, &schema_doc) != LMA_OK || lma_json_schema_check(schema_doc, "", 0, &dummy) != LMA_OK) {
+            lma_error_replace(LMA_ERR_FORMAT, "%s: %s", sp, lma_last_error());
+            cJSON_Delete(schema_doc);
+            return cli_fail("eval", NULL);
+        }
+        p.gen_schema = schema_doc;
+    }
+    lma_model *jm = NULL;
+    lma_tokenizer *jt = NULL;
+    lma_eval_judge *jd = NULL;
+    if (rubric && lma_rubric_load(rubric, &g_rubric) != LMA_OK) { cJSON_Delete(schema_doc); return cli_fail("eval", NULL); }
+    p.rubric = rubric ? &g_rubric : NULL;
+    for (int i = 0; sft_out && i < n_tasks; i++) {
+        long w, sk;
+        if (tasks[i].kind != LMA_EVAL_JUDGE) continue;
+        if (lma_judge_sft_write(&g_rubric, tasks[i].path, sft_out, &w, &sk) != LMA_OK) {
+            lma_rubric_free(&g_rubric);
+            cJSON_Delete(schema_doc);
+            return cli_fail("eval", NULL);
+        }
+        fprintf(stderr, "[lmadapt eval] %s: %ld SFT examples (%ld records without a full label skipped)\n", sft_out, w, sk);
+    }
+    if (judge) { /* loaded once, for every suite */
+        int32_t jeos[16];
+        int ok = load_model(judge, NULL, &jm, &jt);
+        if (ok) ok = lma_eval_judge_new(jm, jt, &g_rubric, jeos, lma_generation_eos(judge, &jm->cfg, jeos, 16), &jd) == LMA_OK;
+        if (!ok) {
+            cli_fail("eval", NULL);
+            lma_model_free(jm); lma_tok_free(jt); lma_rubric_free(&g_rubric); cJSON_Delete(schema_doc);
+            return 1;
+        }
+        p.judge = jd;
     }
     static lma_eval_result ra[MAX_TASKS], rb[MAX_TASKS];
     int two = cmp || cadapter, rc = 1;
@@ -240,5 +373,10 @@ int cmd_eval(int argc, char **argv) {
 done:
     if (rc) cli_fail("eval", NULL);
     for (int i = 0; i < n_tasks; i++) { lma_eval_result_free(&ra[i]); lma_eval_result_free(&rb[i]); }
+    lma_eval_judge_free(jd);
+    lma_model_free(jm);
+    lma_tok_free(jt);
+    lma_rubric_free(&g_rubric);
+    cJSON_Delete(schema_doc);
     return rc;
 }

@@ -11,7 +11,7 @@ void cli_sampling_init(cli_sampling *s, int max_tokens, float temperature) {
     s->stops = (cli_list){s->stop_v, 0, CLI_MAX_STOPS};
 }
 
-static const char *const format_names[] = {"text", "json", NULL};
+static const char *const format_names[] = {"text", "json", "yaml", NULL};
 
 void cli_sampling_table(cli_sampling *s, int what, cli_opt t[CLI_SAMPLING_NOPTS]) {
     lma_sample_params *p = &s->gp.sample;
@@ -31,7 +31,9 @@ void cli_sampling_table(cli_sampling *s, int what, cli_opt t[CLI_SAMPLING_NOPTS]
     if (what & CLI_SAMPLING_FORMAT) {
         t[k++] = (cli_opt)CLI_CHOOSE("format", 0, &s->format, format_names, NULL, NULL,
                                      "json: the output is a complete JSON object, even at --max-tokens\n"
-                                     "(tokens that cannot continue it are masked; docs/generate.md)");
+                                     "(tokens that cannot continue it are masked; docs/generate.md);\n"
+                                     "yaml: a YAML block mapping of plain scalars and lists (the subset\n"
+                                     "in docs/generate.md)");
         t[k++] = (cli_opt)CLI_STR("json-schema", 0, &s->schema_path, "F", "the output is valid against this JSON schema\n"
                                   "(type, properties, required, items, enum; docs/generate.md)", .flags = CLI_IN);
     }
@@ -45,6 +47,10 @@ void cli_sampling_finish(cli_sampling *s) {
 
 lma_status cli_sampling_constraint(cli_sampling *s, const lma_tokenizer *tok) {
     if (!s->format && !s->schema_path) return LMA_OK;
+    if (s->format == 2) {
+        if (s->schema_path) return lma_error(LMA_ERR_ARG, "--json-schema constrains JSON: it does not go with --format yaml");
+        return lma_yaml_constraint_new(tok, &s->gp.constraint);
+    }
     cJSON *schema = NULL;
     if (s->schema_path) LMA_TRY(lma_json_load(s->schema_path, &schema));
     lma_status st = lma_json_constraint_new(tok, schema, &s->gp.constraint);

@@ -15,7 +15,7 @@ typedef struct {
     lma_gen_params gp;                /* the settings; the command's defaults are set before parsing */
     const char *stop_v[CLI_MAX_STOPS];
     cli_list stops;                   /* --stop (repeatable) */
-    int format;                       /* --format: 0 text, 1 json */
+    int format;                       /* --format: 0 text, 1 json, 2 yaml */
     const char *schema_path;          /* --json-schema */
 } cli_sampling;
 
@@ -29,7 +29,7 @@ enum { CLI_SAMPLING_STOP = 1, CLI_SAMPLING_FORMAT = 2, CLI_SAMPLING_NO_SAMPLER =
 void cli_sampling_table(cli_sampling *s, int what, cli_opt t[CLI_SAMPLING_NOPTS]);
 /* After parsing: the stop strings into gp. */
 void cli_sampling_finish(cli_sampling *s);
-/* With --format json or --json-schema: the constraint for tok into gp.constraint (message
+/* With --format json|yaml or --json-schema: the constraint for tok into gp.constraint (message
  * set on failure: an unreadable or unsupported schema, a tokenizer without byte tokens). */
 lma_status cli_sampling_constraint(cli_sampling *s, const lma_tokenizer *tok);
 void cli_sampling_free(cli_sampling *s);

@@ -9,13 +9,16 @@
 #include "core/progress.h"
 #include "data/example.h"
 #include "eval/gencheck.h"
+#include "eval/passkey.h"
 #include "infer/generate.h"
+#include "infer/json_constraint.h"
 #include "tok/chat_template.h"
 
-static const char *const kind_names[] = {"ppl", "mmlu", "gen"};
+static const char *const kind_names[] = {"ppl", "mmlu", "gen", "judge", "passkey"};
+#define N_KINDS 5
 static const char *const tag_names[] = {"", "general", "domain"};
 
-const char *lma_eval_kind_name(lma_eval_kind k) { return (unsigned)k < 3 ? kind_names[k] : "?"; }
+const char *lma_eval_kind_name(lma_eval_kind k) { return (unsigned)k < N_KINDS ? kind_names[k] : "?"; }
 const char *lma_eval_tag_name(lma_eval_tag t) { return (unsigned)t < 3 ? tag_names[t] : "?"; }
 
 lma_eval_params lma_eval_default_params(void) {
@@ -24,6 +27,7 @@ lma_eval_params lma_eval_default_params(void) {
     p.mode = LMA_EVAL_SCORE_KV;
     p.gen_max_tokens = 256;
     p.gen_check = -1;
+    p.passkey_trials = 5;
     return p;
 }
 
@@ -32,12 +36,17 @@ lma_status lma_eval_task_parse(const char *spec, lma_eval_task *out) {
     const char *s = spec;
     if (!strncmp(s, "general:", 8)) { out->tag = LMA_EVAL_GENERAL; s += 8; }
     else if (!strncmp(s, "domain:", 7)) { out->tag = LMA_EVAL_DOMAIN; s += 7; }
+    if (!strcmp(s, "passkey")) { /* no file */
+        out->kind = LMA_EVAL_PASSKEY;
+        snprintf(out->name, sizeof out->name, "passkey");
+        return LMA_OK;
+    }
     const char *c = strchr(s, ':');
     int k = -1;
-    for (int i = 0; c && i < 3; i++)
+    for (int i = 0; c && i < N_KINDS; i++)
         if ((size_t)(c - s) == strlen(kind_names[i]) && !strncmp(s, kind_names[i], (size_t)(c - s))) k = i;
     if (k < 0)
-        return lma_error(LMA_ERR_ARG, "task '%s': expected [general:|domain:]KIND:PATH with KIND ppl, mmlu or gen", spec);
+        return lma_error(LMA_ERR_ARG, "task '%s': expected [general:|domain:]KIND:PATH with KIND ppl, mmlu, gen or judge, or passkey", spec);
     if (!c[1]) return lma_error(LMA_ERR_ARG, "task '%s': the PATH is empty", spec);
     if (strlen(c + 1) >= sizeof out->path) return lma_error(LMA_ERR_ARG, "task '%s': path too long", spec);
     out->kind = (lma_eval_kind)k;
@@ -56,6 +65,8 @@ void lma_eval_result_free(lma_eval_result *r) {
     if (!r) return;
     for (size_t i = 0; i < r->n_groups; i++) free(r->groups[i].name);
     free(r->groups);
+    lma_judge_stats_free(&r->judge);
+    free(r->cells);
     memset(r, 0, sizeof *r);
 }
 
@@ -281,9 +292,12 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
         return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"prompt\" (or \"question\") string", file,
                          (long long)line);
     if (!prompt) question = cJSON_GetObjectItemCaseSensitive(j, "question")->valuestring;
-    if (!json_text(j, "answer", numbuf, sizeof numbuf, &answer))
-        return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"answer\" (string or number)", file,
-                         (long long)line);
+    const cJSON *answer_obj = cJSON_GetObjectItemCaseSensitive(j, "answer");
+    if (cJSON_IsObject(answer_obj)) answer = ""; /* json check: the values the output must hold */
+    else if (!json_text(j, "answer", numbuf, sizeof numbuf, &answer))
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"answer\" (string, number, or an object for "
+                         "check json)", file, (long long)line);
+    else answer_obj = NULL;
     int check = p->gen_check;
     const cJSON *cj = cJSON_GetObjectItemCaseSensitive(j, "check");
     if (check < 0 && cJSON_IsString(cj)) {
@@ -292,7 +306,10 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
             return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"check\": unknown check '%s' (exact, number, json, yaml)",
                              file, (long long)line, cj->valuestring);
     }
-    if (check < 0) check = strstr(answer, "####") ? LMA_CHECK_NUMBER : LMA_CHECK_EXACT;
+    if (check < 0) check = answer_obj ? LMA_CHECK_JSON : strstr(answer, "####") ? LMA_CHECK_NUMBER : LMA_CHECK_EXACT;
+    if (answer_obj && check != LMA_CHECK_JSON)
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"answer\": an object answer needs the json check", file,
+                         (long long)line);
     const char *keys[64], *stops[16];
     size_t nk = 0;
     int ns = 0;
@@ -318,6 +335,7 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
             return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"stop\": at most 15 strings", file, (long long)line);
         stops[ns++] = it->valuestring;
     }
+    const char *judge_q = question ? question : prompt;
     char *qbuf = NULL;
     if (question) {
         size_t ql = strlen(question);
@@ -358,6 +376,49 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
     case LMA_CHECK_JSON: ok = lma_gen_check_json(out, olen, keys, nk, &valid); break;
     default: ok = lma_gen_check_yaml(out, olen, keys, nk, &valid); break;
     }
+    if (check == LMA_CHECK_JSON || check == LMA_CHECK_YAML) { /* format validity, beside the accuracy */
+        res->format_n++;
+        res->keys_ok += ok;
+        if (ok && answer_obj) { /* the task itself: each of the answer's values, equal after strip() */
+            size_t b, e;
+            lma_gen_unfence(out, olen, &b, &e);
+            cJSON *got = cJSON_ParseWithLength(out + b, e - b);
+            for (const cJSON *want = answer_obj->child; ok && want; want = want->next) {
+                const cJSON *g = cJSON_GetObjectItemCaseSensitive(got, want->string);
+                if (cJSON_IsString(want) && cJSON_IsString(g)) ok = lma_gen_check_exact(g->valuestring, strlen(g->valuestring), want->valuestring);
+                else ok = g && cJSON_Compare(g, want, 1);
+            }
+            cJSON_Delete(got);
+        }
+        const cJSON *sch = cJSON_GetObjectItemCaseSensitive(j, "schema");
+        if (!sch) sch = p->gen_schema;
+        if (check == LMA_CHECK_JSON && sch) {
+            size_t b, e;
+            int sv = 0;
+            lma_gen_unfence(out, olen, &b, &e);
+            st = lma_json_schema_check(sch, out + b, e - b, &sv);
+            if (st != LMA_OK) {
+                free(gr.ids); free(gr.text);
+                return lma_error_replace(st, "%s:%lld: field \"schema\": %s", file, (long long)line, lma_last_error());
+            }
+            res->schema_n++;
+            res->schema_valid += sv;
+        }
+    }
+    if (p->judge) { /* the judge scores the output */
+        const char *src[64];
+        int nsrc = 0, scores[LMA_RUBRIC_MAX], labels[LMA_RUBRIC_MAX], any;
+        char *ans = lma_malloc(olen + 1, "output");
+        st = ans ? LMA_OK : LMA_ERR_NOMEM;
+        if (ans) { memcpy(ans, out, olen); ans[olen] = 0; }
+        if (st == LMA_OK) st = lma_judge_read_sources(j, file, (long long)line, src, 64, &nsrc);
+        if (st == LMA_OK) st = lma_judge_read_labels(p->rubric, j, file, (long long)line, labels, &any);
+        if (st == LMA_OK)
+            st = lma_eval_judge_score(p->judge, judge_q, src, nsrc, ans, scores, NULL, &res->judge_tokens_run);
+        if (st == LMA_OK) { res->judge.rubric = p->rubric; st = lma_judge_stats_add(&res->judge, scores, labels); }
+        free(ans);
+        if (st != LMA_OK) { free(gr.ids); free(gr.text); return st; }
+    }
     free(gr.ids); free(gr.text);
     size_t gi;
     LMA_TRY(add_group(res, lma_gen_check_name((lma_gen_check)check), &gi));
@@ -394,6 +455,124 @@ static lma_status run_gen(lma_model *m, const lma_tokenizer *tok, const lma_eval
     return LMA_OK;
 }
 
+/* ---------------- judge tasks: the model is the judge ---------------- */
+
+static lma_status judge_record(lma_eval_judge *jd, const cJSON *j, const char *file, int64_t line,
+                               const lma_eval_params *p, lma_eval_result *res, int *labelled) {
+    const char *q, *a;
+    LMA_TRY(lma_judge_read_item(j, file, (long long)line, &q, &a));
+    const char *src[64];
+    int nsrc = 0, scores[LMA_RUBRIC_MAX], labels[LMA_RUBRIC_MAX], any = 0;
+    LMA_TRY(lma_judge_read_sources(j, file, (long long)line, src, 64, &nsrc));
+    LMA_TRY(lma_judge_read_labels(p->rubric, j, file, (long long)line, labels, &any));
+    LMA_TRY(lma_eval_judge_score(jd, q, src, nsrc, a, scores, NULL, &res->tokens_run));
+    *labelled |= any;
+    return lma_judge_stats_add(&res->judge, scores, labels);
+}
+
+static lma_status run_judge(lma_model *m, const lma_tokenizer *tok, const lma_eval_task *t, const lma_eval_params *p,
+                            lma_eval_result *res) {
+    if (!p->rubric) return lma_error(LMA_ERR_ARG, "task %s needs a rubric (--rubric F.json)", t->name);
+    lma_eval_judge *jd = NULL;
+    LMA_TRY(lma_eval_judge_new(m, tok, p->rubric, p->stop_ids, p->n_stop_ids, &jd));
+    res->judge.rubric = p->rubric;
+    lma_ex_reader *r = NULL;
+    lma_status st = lma_ex_open(t->path, &r);
+    if (st != LMA_OK) { lma_eval_judge_free(jd); return st; }
+    lma_progress pg;
+    if (p->progress) lma_progress_start(&pg, "judge", 0);
+    lma_example *ex = NULL;
+    size_t done = 0;
+    int labelled = 0;
+    while (st == LMA_OK && (!p->limit || done < p->limit)) {
+        if ((st = lma_ex_next(r, &ex)) != LMA_OK || !ex) break;
+        if (!ex->json || !cJSON_IsObject(ex->json)) {
+            st = lma_error(LMA_ERR_FORMAT, "%s:%lld: not a JSON object", t->path, (long long)ex->line);
+            break;
+        }
+        st = judge_record(jd, ex->json, t->path, ex->line, p, res, &labelled);
+        done++;
+        if (p->progress) lma_progress_update(&pg, (int64_t)done);
+    }
+    if (p->progress) lma_progress_finish(&pg);
+    lma_ex_close(r);
+    lma_eval_judge_free(jd);
+    if (st != LMA_OK) return st;
+    if (done == 0) return lma_error(LMA_ERR_FORMAT, "%s: no records", t->path);
+    res->n = (long)done;
+    res->higher_is_better = 1;
+    double sum = 0;
+    int k = 0;
+    for (int c = 0; c < p->rubric->n; c++) {
+        lma_judge_summary sm;
+        lma_judge_summarize(&res->judge, c, &sm);
+        const lma_rubric_criterion *cr = &p->rubric->crit[c];
+        if (labelled && sm.n_labelled) { sum += sm.accuracy; k++; }
+        else if (!labelled) { sum += cr->max > cr->min ? (sm.mean - cr->min) / (cr->max - cr->min) : 1.0; k++; }
+    }
+    res->metric = labelled ? "agree" : "score";
+    res->score = k ? sum / k : 0;
+    return LMA_OK;
+}
+
+/* ---------------- passkey ---------------- */
+
+static uint64_t mix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+static lma_status run_passkey(lma_model *m, const lma_tokenizer *tok, const lma_eval_params *p, lma_eval_result *res) {
+    if (p->n_passkey_ctx <= 0) return lma_error(LMA_ERR_ARG, "passkey: give the context lengths (--context N[,N...])");
+    static const double def_depths[5] = {0, 0.25, 0.5, 0.75, 1};
+    const double *depths = p->n_passkey_depths > 0 ? p->passkey_depths : def_depths;
+    int nd = p->n_passkey_depths > 0 ? p->n_passkey_depths : 5, trials = p->passkey_trials > 0 ? p->passkey_trials : 5;
+    res->n_cells = (size_t)p->n_passkey_ctx * (size_t)nd;
+    res->cells = lma_calloc(res->n_cells, sizeof *res->cells, "passkey cells");
+    if (!res->cells) return LMA_ERR_NOMEM;
+    lma_progress pg;
+    if (p->progress) lma_progress_start(&pg, "passkey", (int64_t)res->n_cells * trials);
+    lma_status st = LMA_OK;
+    long done = 0;
+    for (int ci = 0; st == LMA_OK && ci < p->n_passkey_ctx; ci++)
+        for (int di = 0; st == LMA_OK && di < nd; di++) {
+            lma_passkey_cell *cell = &res->cells[(size_t)ci * (size_t)nd + (size_t)di];
+            cell->context = p->passkey_ctx[ci];
+            cell->depth = depths[di];
+            for (int t = 0; st == LMA_OK && t < trials; t++) {
+                uint64_t h = mix64(p->passkey_seed ^ mix64((uint64_t)cell->context * 1000003u + (uint64_t)di * 101u + (uint64_t)t));
+                int key = 10000 + (int)(h % 90000);
+                lma_passkey_prompt pk;
+                st = lma_passkey_build(tok, cell->context, cell->depth, key, 8, &pk);
+                if (st != LMA_OK) break;
+                lma_gen_params gp = {.max_tokens = 8, .sample = lma_sample_default_params()};
+                gp.sample.temperature = 0;
+                gp.stop_ids = p->stop_ids; gp.n_stop_ids = p->n_stop_ids;
+                lma_gen_result gr;
+                st = lma_generate(m, tok, pk.ids, pk.n, &gp, &gr);
+                free(pk.ids);
+                if (st != LMA_OK) break;
+                res->tokens_run += gr.prompt_tokens + (long)gr.n_ids;
+                int ok = gr.text && lma_passkey_check(gr.text, gr.len, key);
+                free(gr.ids); free(gr.text);
+                cell->prompt_tokens += ((double)pk.n - cell->prompt_tokens) / (double)(cell->n + 1);
+                cell->n++;
+                cell->correct += ok;
+                res->n++;
+                res->correct += ok;
+                if (p->progress) lma_progress_update(&pg, (int64_t)++done);
+            }
+        }
+    if (p->progress) lma_progress_finish(&pg);
+    if (st != LMA_OK) return st;
+    res->metric = "acc";
+    res->higher_is_better = 1;
+    res->score = res->n ? (double)res->correct / (double)res->n : 0;
+    return LMA_OK;
+}
+
 /* ---------------- dispatch, JSON, compare ---------------- */
 
 lma_status lma_eval_run(lma_model *m, const lma_tokenizer *tok, const lma_eval_task *t, const lma_eval_params *p,
@@ -414,6 +593,10 @@ lma_status lma_eval_run(lma_model *m, const lma_tokenizer *tok, const lma_eval_t
         lma_mmlu_free(&set);
     } else if (t->kind == LMA_EVAL_PPL) {
         st = run_ppl(m, tok, t, p, res);
+    } else if (t->kind == LMA_EVAL_JUDGE) {
+        st = run_judge(m, tok, t, p, res);
+    } else if (t->kind == LMA_EVAL_PASSKEY) {
+        st = run_passkey(m, tok, p, res);
     } else {
         st = run_gen(m, tok, t, p, res);
     }
@@ -437,6 +620,23 @@ cJSON *lma_eval_result_json(const lma_eval_result *r) {
         cJSON_AddNumberToObject(o, "tokens", (double)r->tokens);
         cJSON_AddNumberToObject(o, "bytes", (double)r->bytes);
         cJSON_AddNumberToObject(o, "bits_per_byte", r->bytes ? r->nll / log(2.0) / (double)r->bytes : 0);
+    } else if (r->task.kind == LMA_EVAL_JUDGE) {
+        cJSON_AddNumberToObject(o, "n", (double)r->n);
+    } else if (r->task.kind == LMA_EVAL_PASSKEY) {
+        cJSON_AddNumberToObject(o, "n", (double)r->n);
+        cJSON_AddNumberToObject(o, "correct", (double)r->correct);
+        cJSON *cells = cJSON_AddArrayToObject(o, "cells");
+        for (size_t i = 0; cells && i < r->n_cells; i++) {
+            cJSON *e = cJSON_CreateObject();
+            if (!e) break;
+            cJSON_AddNumberToObject(e, "context", r->cells[i].context);
+            cJSON_AddNumberToObject(e, "depth", r->cells[i].depth);
+            cJSON_AddNumberToObject(e, "n", (double)r->cells[i].n);
+            cJSON_AddNumberToObject(e, "correct", (double)r->cells[i].correct);
+            cJSON_AddNumberToObject(e, "acc", r->cells[i].n ? (double)r->cells[i].correct / (double)r->cells[i].n : 0);
+            cJSON_AddNumberToObject(e, "prompt_tokens", r->cells[i].prompt_tokens);
+            cJSON_AddItemToArray(cells, e);
+        }
     } else {
         cJSON_AddNumberToObject(o, "n", (double)r->n);
         cJSON_AddNumberToObject(o, "correct", (double)r->correct);
@@ -445,6 +645,16 @@ cJSON *lma_eval_result_json(const lma_eval_result *r) {
             cJSON_AddNumberToObject(o, "macro_acc", r->macro);
         } else {
             cJSON_AddNumberToObject(o, "valid", (double)r->valid);
+            if (r->format_n) {
+                cJSON *f = cJSON_AddObjectToObject(o, "format");
+                if (f) {
+                    cJSON_AddNumberToObject(f, "n", (double)r->format_n);
+                    cJSON_AddNumberToObject(f, "parsed", (double)r->valid);
+                    cJSON_AddNumberToObject(f, "required_keys", (double)r->keys_ok);
+                    cJSON_AddNumberToObject(f, "schema_checked", (double)r->schema_n);
+                    cJSON_AddNumberToObject(f, "schema_valid", (double)r->schema_valid);
+                }
+            }
         }
         cJSON *g = cJSON_AddArrayToObject(o, r->task.kind == LMA_EVAL_MMLU ? "subjects" : "checks");
         for (size_t i = 0; g && i < r->n_groups; i++) {
@@ -456,6 +666,10 @@ cJSON *lma_eval_result_json(const lma_eval_result *r) {
             cJSON_AddNumberToObject(e, "acc", r->groups[i].n ? (double)r->groups[i].correct / (double)r->groups[i].n : 0);
             cJSON_AddItemToArray(g, e);
         }
+    }
+    if (r->judge.rubric) {
+        cJSON_AddItemToObject(o, "judge", lma_judge_stats_json(&r->judge));
+        if (r->task.kind == LMA_EVAL_GEN) cJSON_AddNumberToObject(o, "judge_tokens_run", (double)r->judge_tokens_run);
     }
     cJSON_AddNumberToObject(o, "seconds", r->seconds);
     cJSON_AddNumberToObject(o, "tokens_run", (double)r->tokens_run);

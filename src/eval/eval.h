@@ -16,9 +16,22 @@
  *   gen   JSONL, one object per line: "prompt" (used as is) or "question" (rendered as
  *         "Question: {question}\nAnswer:", GSM8K-style, with "Question:" as a stop
  *         string); "answer" (string or number); optional "check" (exact | number |
- *         json | yaml, see eval/gencheck.h), "required_keys" (list) and "stop" (list).
+ *         json | yaml, see eval/gencheck.h), "required_keys" (list), "stop" (list) and
+ *         "schema" (json: a JSON schema the output is also validated against, by the
+ *         constraint's own automaton, lma_json_schema_check).
  *         Default check: number when the answer has "####", else exact. Greedy
  *         decoding with the KV cache until EOS, a stop string or max tokens.
+ *         With a judge (params.judge) each output is also scored on the rubric
+ *         (eval/judge.h): "sources" (optional) go to the judge, "label" (optional)
+ *         {criterion: score} gives agreement; result.judge holds the scores.
+ *   passkey  no file: eval/passkey.h prompts at each context length x depth
+ *         (params.passkey_*), trials keys a cell, greedy, 8 new tokens; accuracy per
+ *         cell (result.cells) and over all; the score is the overall accuracy.
+ *   judge JSONL of judged items: "question" (or "prompt"), "response" (or "answer"),
+ *         optional "sources" and "label"; the MODEL is the judge (params.rubric); no
+ *         reference answer. Metric "agree" (mean over criteria of exact agreement with
+ *         the labels) when any item has labels, else "score" (mean over criteria of
+ *         the mean score scaled to [0, 1] by the criterion's range).
  *
  * Ownership: results own their strings and arrays (lma_eval_result_free). JSON from
  * the *_json functions is a new cJSON tree for the caller (cJSON_Delete). The library
@@ -26,12 +39,13 @@
 #ifndef LMA_EVAL_EVAL_H
 #define LMA_EVAL_EVAL_H
 #include <cjson/cJSON.h>
+#include "eval/judge.h"
 #include "eval/mmlu.h"
 #include "eval/scorer.h"
 #include "model/llama.h"
 #include "tok/tokenizer.h"
 
-typedef enum { LMA_EVAL_PPL = 0, LMA_EVAL_MMLU, LMA_EVAL_GEN } lma_eval_kind;
+typedef enum { LMA_EVAL_PPL = 0, LMA_EVAL_MMLU, LMA_EVAL_GEN, LMA_EVAL_JUDGE, LMA_EVAL_PASSKEY } lma_eval_kind;
 typedef enum { LMA_EVAL_UNTAGGED = 0, LMA_EVAL_GENERAL, LMA_EVAL_DOMAIN } lma_eval_tag;
 
 typedef struct {
@@ -41,7 +55,7 @@ typedef struct {
     char name[256];      /* "mmlu:<folder name>", "ppl:<file name>", ... (unique in a suite) */
 } lma_eval_task;
 
-/* "[general:|domain:]KIND:PATH" */
+/* "[general:|domain:]KIND:PATH", or "[TAG:]passkey" (no path) */
 lma_status lma_eval_task_parse(const char *spec, lma_eval_task *out);
 const char *lma_eval_kind_name(lma_eval_kind k);
 const char *lma_eval_tag_name(lma_eval_tag t);
@@ -59,11 +73,20 @@ typedef struct {
     int chat;                 /* gen: render prompts as one user turn of the chat template */
     const int32_t *stop_ids; int n_stop_ids; /* gen: EOS ids */
     struct lma_json_constraint *gen_constraint; /* gen: constrained decoding (infer/json_constraint.h), or NULL */
+    const cJSON *gen_schema;  /* gen: json outputs are also validated against it (a record's own
+                                 "schema" wins), or NULL */
+    const lma_rubric *rubric; /* judge tasks (the model is the judge) and `judge` below */
+    lma_eval_judge *judge;    /* gen: each output is also scored by this judge, or NULL */
+    const int *passkey_ctx; int n_passkey_ctx;         /* passkey: context lengths (tokens) */
+    const double *passkey_depths; int n_passkey_depths; /* passkey: key depths in [0, 1] */
+    int passkey_trials;       /* passkey: keys per (length, depth) cell (default 5) */
+    uint64_t passkey_seed;    /* passkey: the keys' seed */
     int progress;             /* draw a progress bar on stderr */
 } lma_eval_params;
 lma_eval_params lma_eval_default_params(void);
 
 typedef struct { char *name; long n, correct; } lma_eval_group;
+typedef struct { int context; double depth; long n, correct; double prompt_tokens; } lma_passkey_cell;
 
 typedef struct {
     lma_eval_task task;
@@ -74,9 +97,15 @@ typedef struct {
     double macro;            /* MMLU: mean per-subject accuracy */
     lma_eval_group *groups; size_t n_groups; /* MMLU subjects / gen checks */
     long valid;              /* gen: json/yaml outputs that parse */
+    long format_n, keys_ok;  /* gen: json/yaml records; outputs that parse with every required key */
+    long schema_n, schema_valid; /* gen: json records with a schema; outputs valid against it */
     double nll; long tokens, bytes; /* ppl */
     double seconds;
     long tokens_run;         /* tokens through the model */
+    lma_judge_stats judge;   /* judge tasks, and gen tasks with a judge (judge.rubric set) */
+    long judge_tokens_run;   /* gen with a judge: tokens through the judge model */
+    lma_passkey_cell *cells; size_t n_cells; /* passkey: length-major (context, depth) cells;
+                                                prompt_tokens = mean prompt length */
 } lma_eval_result;
 void lma_eval_result_free(lma_eval_result *r);
 

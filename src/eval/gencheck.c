@@ -78,7 +78,7 @@ int lma_gen_check_number(const char *out, size_t len, const char *answer) {
 }
 
 /* strip + remove a ``` fence (with an optional language word) */
-static void unfence(const char *s, size_t len, size_t *b, size_t *e) {
+void lma_gen_unfence(const char *s, size_t len, size_t *b, size_t *e) {
     lma_py_strip(s, len, b, e);
     if (*e - *b >= 6 && !memcmp(s + *b, "```", 3) && !memcmp(s + *e - 3, "```", 3)) {
         size_t i = *b + 3;
@@ -93,7 +93,7 @@ static void unfence(const char *s, size_t len, size_t *b, size_t *e) {
 
 int lma_gen_check_json(const char *out, size_t len, const char *const *keys, size_t n_keys, int *valid) {
     size_t b, e;
-    unfence(out, len, &b, &e);
+    lma_gen_unfence(out, len, &b, &e);
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(out + b, e - b, &end, 0);
     *valid = j && end == out + e;
@@ -143,7 +143,7 @@ static int flow_balanced(const char *s, size_t n) {
 
 int lma_gen_check_yaml(const char *out, size_t len, const char *const *keys, size_t n_keys, int *valid) {
     size_t b, e;
-    unfence(out, len, &b, &e);
+    lma_gen_unfence(out, len, &b, &e);
     const char *s = out + b;
     size_t n = e - b;
     char found[64] = {0};

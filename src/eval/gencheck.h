@@ -24,6 +24,8 @@ int lma_gen_check_from_name(const char *name);
 int lma_extract_number(const char *text, size_t len, double *out);
 int lma_gen_check_exact(const char *out, size_t len, const char *answer);
 int lma_gen_check_number(const char *out, size_t len, const char *answer);
+/* [*b, *e) of text: Python-style strip(), then a ``` or ```json fence removed */
+void lma_gen_unfence(const char *text, size_t len, size_t *b, size_t *e);
 /* *valid: parses at all; returns 1 when valid and every key is present. */
 int lma_gen_check_json(const char *out, size_t len, const char *const *keys, size_t n_keys, int *valid);
 /* want: a JSON object. 1 when the first JSON object of the output (parsed from its first

@@ -44,14 +44,19 @@ typedef struct {
 } state;
 
 struct lma_json_constraint {
+    int yaml;                         /* the YAML subset (its own automaton, below) instead of JSON */
     node *nodes; int n_nodes; size_t cap_nodes;
     lit *lits; int n_lits; size_t cap_lits;
     int root;
     state st;
     int V;
-    unsigned char **piece; int *plen; /* (V) bytes each token adds */
+    unsigned char **piece; int *plen; /* (V) bytes each token adds (pointers into pool) */
+    unsigned char *pool;              /* every piece, one after another in id order */
+    unsigned char *first, *second;    /* (V) each piece's first and second byte (0 when one byte), dense:
+                                         the mask's tests read these, not the scattered pieces */
     unsigned char *plain;             /* (V) 1: every byte is plain string content (no quote, backslash,
-                                         control byte; whole UTF-8 sequences) */
+                                         control byte; whole UTF-8 sequences); YAML: every byte a
+                                         plain scalar's non-first byte */
 };
 
 /* ---- schema --------------------------------------------------------------------------- */
@@ -493,19 +498,116 @@ static int close_cost(const lma_json_constraint *c, const state *s) {
     return cost;
 }
 
+/* ---- the YAML subset (see json_constraint.h) ---------------------------------------------------
+ * One frame, f[0]: phase = the state below, pos = lines done, ws = 1 after a sequence item
+ * (another item may follow), prop = bytes of the current key or scalar. */
+enum { Y_LINE, Y_KEY, Y_COLON, Y_VSTART, Y_VALUE, Y_SEQ, Y_IND1, Y_IND2, Y_DASH, Y_ISTART, Y_ITEM };
+#define Y_MAX_KEY 64
+#define Y_MAX_SCALAR 256
+
+static int y_key_first(unsigned char b) { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || b == '_'; }
+static int y_key_char(unsigned char b) { return y_key_first(b) || (b >= '0' && b <= '9') || b == '-'; }
+static int y_scalar_first(unsigned char b) { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9'); }
+static int y_scalar_char(unsigned char b) {
+    return y_scalar_first(b) || b == ' ' || b == '.' || b == ',' || b == '_' || b == '-' || b == '(' || b == ')' ||
+           b == '/' || b == '\'' || b == '+' || b == '%' || b == '$' || b == '=' || b == ';' || b == '!' || b == '?';
+}
+
+static int yfeed(state *s, unsigned char b) {
+    frame *f = &s->f[0];
+    if (s->done) return 0;
+    switch (f->phase) {
+    case Y_LINE:
+        if (y_key_first(b)) { f->phase = Y_KEY; f->prop = 1; f->ws = 0; return 1; }
+        if (b == ' ' && f->ws) { f->phase = Y_IND1; return 1; }
+        return 0;
+    case Y_KEY:
+        if (b == ':') { f->phase = Y_COLON; return 1; }
+        if (y_key_char(b) && f->prop < Y_MAX_KEY) { f->prop++; return 1; }
+        return 0;
+    case Y_COLON:
+        if (b == ' ') { f->phase = Y_VSTART; return 1; }
+        if (b == '\n') { f->phase = Y_SEQ; return 1; }
+        return 0;
+    case Y_VSTART: case Y_ISTART:
+        if (!y_scalar_first(b)) return 0;
+        f->phase = f->phase == Y_VSTART ? Y_VALUE : Y_ITEM;
+        f->prop = 1;
+        return 1;
+    case Y_VALUE: case Y_ITEM:
+        if (b == '\n') {
+            f->ws = f->phase == Y_ITEM;
+            f->phase = Y_LINE;
+            f->pos++;
+            return 1;
+        }
+        if (y_scalar_char(b) && f->prop < Y_MAX_SCALAR) { f->prop++; return 1; }
+        return 0;
+    case Y_SEQ: case Y_IND1:
+        if (b != ' ') return 0;
+        f->phase = f->phase == Y_SEQ ? Y_IND1 : Y_IND2;
+        return 1;
+    case Y_IND2:
+        if (b != '-') return 0;
+        f->phase = Y_DASH;
+        return 1;
+    case Y_DASH:
+        if (b != ' ') return 0;
+        f->phase = Y_ISTART;
+        return 1;
+    }
+    return 0;
+}
+
+/* bytes to the nearest end: "k: v" on a fresh document, the rest of a line, an item */
+static int y_close_cost(const state *s) {
+    const frame *f = &s->f[0];
+    if (s->done) return 0;
+    switch (f->phase) {
+    case Y_LINE: return f->pos ? 0 : 4;
+    case Y_KEY: return 3;
+    case Y_COLON: return 2;
+    case Y_VSTART: case Y_ISTART: return 1;
+    case Y_VALUE: case Y_ITEM: return 0;
+    case Y_SEQ: return 5;
+    case Y_IND1: return 4;
+    case Y_IND2: return 3;
+    case Y_DASH: return 2;
+    }
+    return 1 << 20;
+}
+
+static int y_can_end(const state *s) {
+    const frame *f = &s->f[0];
+    return s->done || (f->phase == Y_LINE && f->pos > 0) || f->phase == Y_VALUE || f->phase == Y_ITEM;
+}
+
+static int can_end(const lma_json_constraint *c, const state *s);
+
+static void copy_state(state *d, const state *s) {
+    d->depth = s->depth;
+    d->done = s->done;
+    memcpy(d->f, s->f, (size_t)s->depth * sizeof d->f[0]);
+}
+
+static int feed_any(const lma_json_constraint *c, state *s, unsigned char b) { return c->yaml ? yfeed(s, b) : feed(c, s, b); }
+static int close_any(const lma_json_constraint *c, const state *s) { return c->yaml ? y_close_cost(s) : close_cost(c, s); }
+
 /* ---- the public side ------------------------------------------------------------------------ */
 
 void lma_json_constraint_reset(lma_json_constraint *c) {
     memset(&c->st, 0, sizeof c->st);
+    if (c->yaml) { c->st.depth = 1; c->st.f[0].phase = Y_LINE; return; }
     push(&c->st, value_frame(c->root));
 }
 
-int lma_json_constraint_min_tokens(const lma_json_constraint *c) { return c->nodes[c->root].minlen; }
+int lma_json_constraint_min_tokens(const lma_json_constraint *c) { return c->yaml ? 4 : c->nodes[c->root].minlen; }
 
-lma_status lma_json_constraint_new(const lma_tokenizer *tok, const cJSON *schema, lma_json_constraint **out) {
+static lma_status make(const lma_tokenizer *tok, const cJSON *schema, int yaml, lma_json_constraint **out) {
     *out = NULL;
     lma_json_constraint *c = lma_calloc(1, sizeof *c, "json constraint");
     if (!c) return LMA_ERR_NOMEM;
+    c->yaml = yaml;
     lma_status s = LMA_OK;
     if (schema) s = compile(c, schema, 0, &c->root);
     else { /* the json format: an object, any keys, any values */
@@ -516,21 +618,31 @@ lma_status lma_json_constraint_new(const lma_tokenizer *tok, const cJSON *schema
     int any = s == LMA_OK ? add_node(c, T_ANY) : -1; /* last: values of free objects and arrays */
     if (s == LMA_OK && any < 0) s = LMA_ERR_NOMEM;
     if (s == LMA_OK) c->nodes[any].minlen = 1;
-    c->V = lma_tok_vocab_size(tok);
-    if (s == LMA_OK) {
+    c->V = tok ? lma_tok_vocab_size(tok) : 0; /* no tokenizer: a validator (lma_json_schema_check) */
+    if (s == LMA_OK && tok) {
         c->piece = lma_calloc((size_t)c->V, sizeof *c->piece, "token pieces");
         c->plen = lma_calloc((size_t)c->V, sizeof *c->plen, "token pieces");
         c->plain = lma_calloc((size_t)c->V, 1, "token pieces");
-        if (!c->piece || !c->plen || !c->plain) s = LMA_ERR_NOMEM;
+        c->first = lma_calloc((size_t)c->V, 1, "token pieces");
+        c->second = lma_calloc((size_t)c->V, 1, "token pieces");
+        if (!c->piece || !c->plen || !c->plain || !c->first || !c->second) s = LMA_ERR_NOMEM;
     }
     int single[128] = {0};
-    for (int id = 0; s == LMA_OK && id < c->V; id++) {
+    lma_buf pool = {0};
+    for (int id = 0; s == LMA_OK && id < c->V; id++) { /* the pieces into one pool (the mask walks them in order) */
         unsigned char buf[PIECE_MAX];
         int n = lma_tok_piece_bytes(tok, id, buf, PIECE_MAX);
+        if (n > 0 && (s = lma_buf_append(&pool, buf, (size_t)n)) == LMA_OK) c->plen[id] = n;
+    }
+    c->pool = (unsigned char *)pool.p;
+    for (size_t id = 0, off = 0; s == LMA_OK && id < (size_t)c->V; off += (size_t)c->plen[id], id++)
+        if (c->plen[id] > 0) c->piece[id] = c->pool + off;
+    for (int id = 0; s == LMA_OK && id < c->V; id++) {
+        int n = c->plen[id];
         if (n <= 0) continue; /* specials, unknown, too long: never allowed */
-        if (!(c->piece[id] = malloc((size_t)n))) { s = lma_error(LMA_ERR_NOMEM, "out of memory"); break; }
-        memcpy(c->piece[id], buf, (size_t)n);
-        c->plen[id] = n;
+        const unsigned char *buf = c->piece[id];
+        c->first[id] = buf[0];
+        c->second[id] = n > 1 ? buf[1] : 0;
         int plain = 1;
         for (int k = 0; k < n && plain;) {
             unsigned char b = buf[k];
@@ -539,11 +651,15 @@ lma_status lma_json_constraint_new(const lma_tokenizer *tok, const cJSON *schema
             for (int j = 1; j < l; j++) plain &= (buf[k + j] & 0xC0) == 0x80;
             k += l;
         }
+        if (c->yaml) {
+            plain = 1;
+            for (int k = 0; k < n && plain; k++) plain = y_scalar_char(buf[k]);
+        }
         c->plain[id] = (unsigned char)plain;
         if (n == 1 && buf[0] < 128) single[buf[0]] = 1;
     }
     for (int b = 0x20; s == LMA_OK && b < 0x7f; b++)
-        if (!single[b])
+        if (tok && !single[b])
             s = lma_error(LMA_ERR_UNSUPPORTED, "constrained decoding needs a token for each printable byte; this tokenizer "
                           "has none for '%c'", b);
     if (s != LMA_OK) { lma_json_constraint_free(c); return s; }
@@ -552,10 +668,29 @@ lma_status lma_json_constraint_new(const lma_tokenizer *tok, const cJSON *schema
     return LMA_OK;
 }
 
+lma_status lma_json_constraint_new(const lma_tokenizer *tok, const cJSON *schema, lma_json_constraint **out) {
+    return make(tok, schema, 0, out);
+}
+
+lma_status lma_yaml_constraint_new(const lma_tokenizer *tok, lma_json_constraint **out) { return make(tok, NULL, 1, out); }
+
+lma_status lma_json_schema_check(const cJSON *schema, const char *text, size_t len, int *valid) {
+    *valid = 0;
+    lma_json_constraint *c = NULL;
+    LMA_TRY(make(NULL, schema, 0, &c));
+    int ok = 1;
+    for (size_t i = 0; ok && i < len; i++) ok = feed(c, &c->st, (unsigned char)text[i]);
+    *valid = ok && len > 0 && can_end(c, &c->st);
+    lma_json_constraint_free(c);
+    return LMA_OK;
+}
+
 void lma_json_constraint_free(lma_json_constraint *c) {
     if (!c) return;
-    for (int i = 0; c->piece && i < c->V; i++) free(c->piece[i]);
+    free(c->pool);
     free(c->piece);
+    free(c->first);
+    free(c->second);
     free(c->plen);
     free(c->plain);
     for (int i = 0; i < c->n_lits; i++) free(c->lits[i].s);
@@ -565,6 +700,7 @@ void lma_json_constraint_free(lma_json_constraint *c) {
 }
 
 static int can_end(const lma_json_constraint *c, const state *s) {
+    if (c->yaml) return y_can_end(s);
     if (s->done) return 1;
     if (s->depth != 1) return 0;
     const frame *f = &s->f[0];
@@ -575,28 +711,59 @@ static int can_end(const lma_json_constraint *c, const state *s) {
 lma_status lma_json_constraint_mask(lma_json_constraint *c, float *logits, int V, int tokens_left, const int32_t *eos_ids,
                                     int n_eos) {
     int allowed = 0;
-    /* two shortcuts, each exact: a token whose first byte the state rejects is rejected; inside
-     * a string (no escape or UTF-8 sequence open), a plain token leaves the state as it is */
-    unsigned char first_ok[256];
+    /* three shortcuts, each exact: a token whose first byte the state rejects is rejected;
+     * inside a string (no escape or UTF-8 sequence open), a plain token leaves the state as
+     * it is (YAML: inside a scalar); where at most 8 first bytes pass, the state after each
+     * is kept and a token whose second byte that state rejects is rejected */
+    unsigned char first_ok[256], slot[256];
+    int n_first = 0;
     for (int b = 0; b < 256; b++) {
-        state t = c->st;
-        first_ok[b] = (unsigned char)feed(c, &t, (unsigned char)b);
+        state t;
+        copy_state(&t, &c->st);
+        first_ok[b] = (unsigned char)feed_any(c, &t, (unsigned char)b);
+        n_first += first_ok[b];
     }
     const frame *top = c->st.depth ? &c->st.f[c->st.depth - 1] : NULL;
-    int in_str = !c->st.done && top && top->kind == F_STR && top->phase == 0 && top->pos == 0;
+    int in_str = !c->yaml && !c->st.done && top && top->kind == F_STR && top->phase == 0 && top->pos == 0;
     int str_ok = in_str && close_cost(c, &c->st) <= tokens_left;
+    /* YAML: inside a scalar, a token of scalar bytes only keeps the state (bar the length) */
+    int in_scalar = c->yaml && !c->st.done && (top->phase == Y_VALUE || top->phase == Y_ITEM);
+    int room = in_scalar ? Y_MAX_SCALAR - top->prop : 0;
+    state after[8];
+    unsigned char second_ok[8][256];
+    memset(slot, 255, sizeof slot);
+    if (n_first <= 8) {
+        int n = 0;
+        for (int b = 0; b < 256; b++) {
+            if (!first_ok[b]) continue;
+            copy_state(&after[n], &c->st);
+            feed_any(c, &after[n], (unsigned char)b);
+            for (int b2 = 0; b2 < 256; b2++) {
+                state t;
+                copy_state(&t, &after[n]);
+                second_ok[n][b2] = (unsigned char)feed_any(c, &t, (unsigned char)b2);
+            }
+            slot[b] = (unsigned char)n++;
+        }
+    }
     for (int id = 0; id < V; id++) {
         int ok = 0;
-        if (id < c->V && c->plen[id] > 0 && in_str && c->plain[id]) {
+        if (id < c->V && c->plen[id] > 0 && in_scalar && c->plain[id]) {
+            ok = c->plen[id] <= room; /* the close cost stays 0 */
+        } else if (id < c->V && c->plen[id] > 0 && in_str && c->plain[id]) {
             ok = str_ok;
-        } else if (id < c->V && c->plen[id] > 0 && first_ok[c->piece[id][0]]) {
+        } else if (id < c->V && c->plen[id] > 0 && first_ok[c->first[id]]) {
+            int sl = slot[c->first[id]], k = 0;
             state t;
-            t.depth = c->st.depth;
-            t.done = c->st.done;
-            memcpy(t.f, c->st.f, (size_t)c->st.depth * sizeof t.f[0]);
-            ok = 1;
-            for (int k = 0; ok && k < c->plen[id]; k++) ok = feed(c, &t, c->piece[id][k]);
-            if (ok) ok = close_cost(c, &t) <= tokens_left;
+            if (sl != 255 && c->plen[id] > 1 && !second_ok[sl][c->second[id]]) {
+                ok = 0;
+            } else {
+                if (sl != 255) { copy_state(&t, &after[sl]); k = 1; }
+                else copy_state(&t, &c->st);
+                ok = 1;
+                for (; ok && k < c->plen[id]; k++) ok = feed_any(c, &t, c->piece[id][k]);
+                if (ok) ok = close_any(c, &t) <= tokens_left;
+            }
         }
         if (!ok) logits[id] = -INFINITY;
         allowed += ok;
@@ -612,7 +779,7 @@ lma_status lma_json_constraint_accept(lma_json_constraint *c, int32_t id, int *c
     *complete = 0;
     if (id >= 0 && id < c->V && c->plen[id] > 0) {
         for (int k = 0; k < c->plen[id]; k++)
-            if (!feed(c, &c->st, c->piece[id][k])) return lma_error(LMA_ERR_INTERNAL, "constrained decoding: token %d rejected", id);
+            if (!feed_any(c, &c->st, c->piece[id][k])) return lma_error(LMA_ERR_INTERNAL, "constrained decoding: token %d rejected", id);
     } else if (!can_end(c, &c->st)) {
         return lma_error(LMA_ERR_INTERNAL, "constrained decoding: token %d ends an incomplete value", id);
     } else {

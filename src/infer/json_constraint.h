@@ -19,6 +19,18 @@
  * pattern, minLength, minItems, const, ...) is refused with the list of what is
  * supported. Whitespace between tokens is allowed (at most 16 bytes a gap).
  *
+ * YAML (lma_yaml_constraint_new, --format yaml): the same mask and budget machinery over
+ * a second automaton for a YAML subset, a block mapping of plain scalars and block
+ * sequences of plain scalars:
+ *     key: value\n          key = [A-Za-z_][A-Za-z0-9_-]* (at most 64 bytes)
+ *     key:\n  - item\n  - item\n
+ * a value or item is a plain scalar: it starts with a letter or digit, then letters,
+ * digits, space and . , _ - ( ) / ' + % $ = ; ! ? (at most 256 bytes; no ':' or '#', so
+ * nothing reads as a nested mapping or a comment). Indentation is exactly two spaces
+ * before "- ". The document is complete after its first value or item; end-of-sequence is
+ * allowed from then on at a line's end or start (there is no closing bracket: a YAML
+ * output ends at EOS or max_tokens, always parsable). Keys are not checked for repeats.
+ *
  * Ownership: lma_json_constraint_new copies what it needs from the schema; the caller
  * frees with lma_json_constraint_free. */
 #ifndef LMA_INFER_JSON_CONSTRAINT_H
@@ -32,6 +44,12 @@ typedef struct lma_json_constraint lma_json_constraint;
 
 /* schema NULL: any JSON object (the "json" format). */
 lma_status lma_json_constraint_new(const lma_tokenizer *tok, const cJSON *schema, lma_json_constraint **out);
+/* Validation by the same automaton: *valid = 1 when text (no surrounding whitespace beyond
+ * 16 leading bytes) is one complete value the constraint for schema (NULL: any object)
+ * could have produced. Fails only for an unsupported schema (message as _new). */
+lma_status lma_json_schema_check(const cJSON *schema, const char *text, size_t len, int *valid);
+/* The YAML subset above (no schema). */
+lma_status lma_yaml_constraint_new(const lma_tokenizer *tok, lma_json_constraint **out);
 void lma_json_constraint_free(lma_json_constraint *c);
 /* Back to the start (a new output). */
 void lma_json_constraint_reset(lma_json_constraint *c);
