@@ -85,7 +85,7 @@ int main(void) {
     DIR *d = opendir(path);
     for (struct dirent *e; d && (e = readdir(d));) {
         size_t l = strlen(e->d_name);
-        if (l < 4 || strcmp(e->d_name + l - 3, ".md")) continue;
+        if (l < 4 || strcmp(e->d_name + l - 3, ".md") || !strcmp(e->d_name, "demo.md")) continue; /* as CMakeLists.txt */
         snprintf(path, sizeof path, "%s/docs/%s", LMA_SRC_DIR, e->d_name);
         CHECK_OK(lma_read_file(path, &data, &len));
         lma_buf_str(&all, data ? data : "");
