@@ -269,9 +269,9 @@ static lma_status tokenize(const lma_embedder *e, const char *text, int is_query
     size_t tot = npre + nb + npost;
     int32_t *r = lma_malloc((tot ? tot : 1) * sizeof *r, "embed ids");
     if (!r) { free(body); return LMA_ERR_NOMEM; }
-    memcpy(r, pre, npre * sizeof *r);
-    memcpy(r + npre, body, nb * sizeof *r);
-    memcpy(r + npre + nb, post, npost * sizeof *r);
+    if (npre) memcpy(r, pre, npre * sizeof *r); /* a template may add nothing (pre/post NULL) */
+    if (nb) memcpy(r + npre, body, nb * sizeof *r);
+    if (npost) memcpy(r + npre + nb, post, npost * sizeof *r);
     free(body);
     if (tot == 0) { free(r); return lma_error(LMA_ERR_ARG, "embed: a text gives no tokens and the model adds none"); }
     *ids = r;
