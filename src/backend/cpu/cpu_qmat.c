@@ -1,11 +1,11 @@
 /* Inference matmul against quantized weights kept in their GGUF blocks (quant/qdot.h):
  *   out (N,OC) = inp (N,C) @ W^T + bias,  W an lma_qmat (OC, C).
  * Two ways, by the number of rows N:
- *   N <  lma_cpu_qgemm_rows  (decode, small batches): each input row is quantized to
+ *   N <  lma_cpu_qgemm_rows  (decode, batches, prompts up to 1023 tokens): each input row is quantized to
  *        8-bit blocks once, then the threads split W's rows and each runs the int8 dot
  *        kernel of the CPU (lma_qdot_best: AVX-512 VNNI, AVX2 or scalar) for every input row
  *        against a weight row while it is in L1: W is read once per call, 4.5-8.5 bits a weight;
- *   N >= lma_cpu_qgemm_rows  (prefill): each thread dequantizes its share of W's rows, TILE
+ *   N >= lma_cpu_qgemm_rows  (large prefills): each thread dequantizes its share of W's rows, TILE
  *        at a time, into its own fp32 buffer and multiplies them with sgemm (fp32 activations:
  *        no activation quantization); the fp32 W never exists whole.
  * bench/bench_qmat.c measured the crossover (bench/RESULTS.md). An F32 lma_qmat (a tensor of a
@@ -19,7 +19,9 @@
 
 enum { TILE = 64, CHUNK = 16 };
 
-int lma_cpu_qgemm_rows = 16;
+/* measured (bench/RESULTS.md, CPU time per prompt token, SmolLM2 Q4_1, 1 thread): int8 11.3 ms vs
+ * tiles 12.8 ms at 128 rows, 14.6 vs 18.2 at 512; tiles only for larger batches */
+int lma_cpu_qgemm_rows = 1024;
 
 static const lma_qdot_kernel *kernel(void) {
     static const lma_qdot_kernel *k;
