@@ -108,7 +108,7 @@ static void test_fixtures(void) {
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
-        char dir[1200];
+        char dir[1300];
         snprintf(dir, sizeof dir, "%s/%s", root, e->d_name);
         check_fixture(dir, e->d_name, lma_backend_cpu());
         check_fixture(dir, e->d_name, lma_backend_ref());

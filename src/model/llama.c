@@ -1066,12 +1066,16 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
     /* a scratch up to 64 MB is kept between calls (a decode step allocates nothing); a
      * larger one (long prompts with every row's logits) is the call's own */
     enum { KEEP_SCRATCH = 64 << 20 };
-    if (f <= KEEP_SCRATCH && f > m->infer_cap) {
+    /* the kept scratch serves one call at a time: a call on another thread meanwhile (two
+     * generations on one model) takes its own */
+    int kept = f <= KEEP_SCRATCH && !__atomic_test_and_set(&m->infer_busy, __ATOMIC_ACQUIRE);
+    if (kept && f > m->infer_cap) {
         if (m->infer_buf) be->free(m->infer_buf);
         m->infer_buf = be->alloc(f);
         m->infer_cap = m->infer_buf ? f : 0;
     }
-    char *buf = f <= KEEP_SCRATCH ? m->infer_buf : be->alloc(f);
+    char *buf = kept ? m->infer_buf : be->alloc(f);
+    if (!buf && kept) __atomic_clear(&m->infer_busy, __ATOMIC_RELEASE);
     if (!buf) return lma_error(LMA_ERR_NOMEM, "out of memory for %d tokens of inference scratch", n);
     void *x = buf + o[0], *ln = buf + o[1], *mid = buf + o[2], *q = buf + o[3], *atty = buf + o[4];
     void *q_raw = buf + o[5], *k = buf + o[6], *v = buf + o[7], *k_raw = buf + o[8];
@@ -1083,7 +1087,8 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
     float *lg32 = (float *)(buf + o[18]);
     int32_t *pos = malloc((size_t)n * sizeof *pos);
     if (!pos) {
-        if (buf != m->infer_buf) be->free(buf);
+        if (kept) __atomic_clear(&m->infer_busy, __ATOMIC_RELEASE);
+        else be->free(buf);
         return lma_error(LMA_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < n; i++) pos[i] = batched ? kvs[i]->len : kv->len + i;
@@ -1107,7 +1112,8 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
     int W = hidden ? C : V; /* output row width */
     float *outp = hidden ? hidden : logits;
     lma_status s = download_act(be, outp, hidden ? ln : lg, (size_t)n_out * W, lg32);
-    if (buf != m->infer_buf) be->free(buf);
+    if (kept) __atomic_clear(&m->infer_busy, __ATOMIC_RELEASE);
+    else be->free(buf);
     if (s == LMA_OK) s = lma_backend_sync(be);
     if (s != LMA_OK) return s;
     for (size_t i = 0, nl = (size_t)n_out * (size_t)W; i < nl; i++)

@@ -69,6 +69,7 @@ struct lma_model {
     lma_param_table qtable;     /* the quantized tensors (names, shapes; offsets unused) */
     void *infer_buf;     /* the scratch of the inference forward, kept between calls (bytes) */
     size_t infer_cap;
+    char infer_busy;     /* infer_buf in use (atomic test-and-set): a concurrent call allocates its own */
     struct lma_qmat *qm; /* LMA_MODEL_GGUF_QUANT: (L*7 + 2) q,k,v,o,gate,up,down of each layer, then
                             the embedding and an untied lm_head (tied: the embedding serves), in
                             their GGUF blocks (quant/qdot.h; F32 for a type without a kernel), host
