@@ -18,6 +18,7 @@
 #include "model/adapter.h"
 #include "opts.h"
 #include "rag/ask.h"
+#include "rag/make_sft.h"
 #include "report/report.h"
 #include "tok/chat_template.h"
 #include "rag/encoder.h"
@@ -30,7 +31,7 @@ void cli_ladder_defaults(cli_ladder *L) {
     L->embed = "all-minilm-l6-v2";
     L->task_name = "task";
     L->shots = 4, L->k = 3, L->budget = 640, L->max_tokens = 48;
-    L->lora_steps = 40, L->lora_batch = 2, L->lora_seq = 640, L->lora_rank = 8, L->lora_lr = 2e-3;
+    L->lora_steps = 30, L->lora_batch = 2, L->lora_seq = 640, L->lora_rank = 8, L->lora_lr = 2e-3;
     L->mmlu_limit = 1, L->general_tokens = 4096;
 }
 
@@ -79,7 +80,44 @@ static void judge(const char *answer, const char *ref, int *correct, int *valid)
 /* The RAG user message of question (as `rag ask` writes it: numbered sources, then the
  * question) with the most retrieved sources, whole, for which render() stays within the
  * budget; *msg malloc'd. prior: the turns before it (shots), np of them. */
-static lma_status rag_message(ladder *c, const char *question, const lma_chat_msg *prior, size_t np, char **msg) {
+/* 1 when text holds the answer: every string value of a JSON-object answer (else the
+ * answer itself), case-insensitively */
+static int holds_answer(const char *text, const char *answer) {
+    cJSON *a = cJSON_Parse(answer);
+    int ok = 1, any = 0;
+    for (const cJSON *v = cJSON_IsObject(a) ? a->child : NULL; v; v = v->next)
+        if (cJSON_IsString(v)) any = 1, ok &= lma_rag_contains(text, v->valuestring);
+    if (!any) ok = lma_rag_contains(text, answer);
+    cJSON_Delete(a);
+    return ok;
+}
+
+/* the first BM25 hit for the answer's words that holds the answer, into *row (0: none) */
+static int oracle_chunk(ladder *c, const char *answer, lma_rag_chunk_row *row) {
+    lma_rag_search_params sp = lma_rag_search_defaults();
+    sp.k = 20, sp.mode = LMA_RAG_BM25;
+    char q[512] = "";
+    cJSON *a = cJSON_Parse(answer);
+    for (const cJSON *v = cJSON_IsObject(a) ? a->child : NULL; v; v = v->next)
+        if (cJSON_IsString(v)) snprintf(q + strlen(q), sizeof q - strlen(q), "%s ", v->valuestring);
+    cJSON_Delete(a);
+    if (!q[0]) snprintf(q, sizeof q, "%s", answer);
+    lma_rag_hit hits[20];
+    int nh = 0;
+    if (lma_rag_search(c->searcher, q, &sp, hits, &nh) != LMA_OK) { lma_clear_error(); return 0; }
+    for (int i = 0; i < nh; i++) {
+        if (c->store->ops->chunk_get(c->store, hits[i].id, row) != LMA_OK) { lma_clear_error(); return 0; }
+        if (holds_answer(row->text, answer)) return 1;
+        lma_rag_chunk_row_free(row);
+    }
+    return 0;
+}
+
+/* answer (training only, NULL at inference): when no retrieved source holds it, a chunk
+ * that does takes the first place and the last retrieved one goes (RAFT's oracle document:
+ * the training set shows the answer read from a source, never one the sources lack) */
+static lma_status rag_message(ladder *c, const char *question, const char *answer, const lma_chat_msg *prior,
+                              size_t np, char **msg) {
     const cli_ladder *L = c->L;
     lma_rag_search_params sp = lma_rag_search_defaults();
     sp.k = L->k < 32 ? L->k : 32;
@@ -94,6 +132,17 @@ static lma_status rag_message(ladder *c, const char *question, const lma_chat_ms
     for (int i = 0; s == LMA_OK && i < nh; i++) {
         s = c->store->ops->chunk_get(c->store, hits[i].id, &rows[i]);
         if (s == LMA_OK) src[i] = (lma_rag_source){rows[i].doc_id, rows[i].text}, nr++;
+    }
+    int held = 0;
+    for (int i = 0; answer && i < nr; i++) held |= holds_answer(src[i].text, answer);
+    if (s == LMA_OK && answer && !held && nr > 0) {
+        lma_rag_chunk_row o;
+        if (oracle_chunk(c, answer, &o)) { /* first, so that the budget never drops it */
+            lma_rag_chunk_row_free(&rows[nr - 1]);
+            memmove(rows + 1, rows, (size_t)(nr - 1) * sizeof *rows);
+            rows[0] = o;
+            for (int i = 0; i < nr; i++) src[i] = (lma_rag_source){rows[i].doc_id, rows[i].text};
+        }
     }
     if (np) memcpy(msgs, prior, np * sizeof *msgs);
     for (int ns = nr; s == LMA_OK && ns >= 0; ns--) {
@@ -129,7 +178,7 @@ static lma_status prompt_for(ladder *c, int method, size_t q, int32_t **ids, siz
         msgs[2 * i + 1] = (lma_chat_msg){"assistant", lma_icl_pool_get(c->pool, idx[i])->output};
     }
     char *rag = NULL;
-    if (method == R_RAG || method == R_RAG_LORA) LMA_TRY(rag_message(c, input, msgs, (size_t)(2 * k), &rag));
+    if (method == R_RAG || method == R_RAG_LORA) LMA_TRY(rag_message(c, input, NULL, msgs, (size_t)(2 * k), &rag));
     msgs[2 * k] = (lma_chat_msg){"user", rag ? rag : input};
     size_t *sp = NULL, nsp = 0;
     lma_status s = lma_chat_encode(c->tok, NULL, msgs, (size_t)(2 * k + 1), 1, ids, n, &sp, &nsp);
@@ -317,7 +366,7 @@ static lma_status write_sft(ladder *c, const lma_icl_pool *p, const char *path) 
         const lma_icl_example *x = lma_icl_pool_get(p, i);
         s = sft_line(&af, x->input, x->output);
         char *rag = NULL;
-        if (s == LMA_OK && c->searcher) s = rag_message(c, x->input, NULL, 0, &rag);
+        if (s == LMA_OK && c->searcher) s = rag_message(c, x->input, x->output, NULL, 0, &rag);
         if (s == LMA_OK && rag) s = sft_line(&af, rag, x->output);
         free(rag);
     }
