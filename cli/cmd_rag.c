@@ -449,17 +449,7 @@ static int do_ask(int argc, char **argv) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "question", question);
         cJSON_AddStringToObject(o, "answer", ans);
-        cJSON *arr = cJSON_AddArrayToObject(o, "sources");
-        for (size_t i = 0; i < used; i++) {
-            cJSON *h = cJSON_CreateObject();
-            cJSON_AddNumberToObject(h, "n", (double)i + 1);
-            cJSON_AddStringToObject(h, "doc_id", rows[i].doc_id);
-            cJSON_AddNumberToObject(h, "chunk", rows[i].seq);
-            cJSON_AddNumberToObject(h, "score", scores[i]);
-            cJSON_AddStringToObject(h, "path", rows[i].path);
-            cJSON_AddStringToObject(h, "text", rows[i].text);
-            cJSON_AddItemToArray(arr, h);
-        }
+        cJSON_AddItemToObject(o, "sources", lma_rag_sources_json(rows, scores, used));
         cJSON_AddNumberToObject(o, "prompt_tokens", (double)ptok);
         char *t = cJSON_PrintUnformatted(o);
         puts(t ? t : "{}");

@@ -196,3 +196,18 @@ uint64_t lma_rag_citations(const char *s) {
     }
     return m;
 }
+
+cJSON *lma_rag_sources_json(const lma_rag_chunk_row *rows, const double *scores, size_t n) {
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; arr && i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "n", (double)i + 1);
+        cJSON_AddStringToObject(o, "doc_id", rows[i].doc_id);
+        cJSON_AddNumberToObject(o, "chunk", rows[i].seq);
+        cJSON_AddNumberToObject(o, "score", scores[i]);
+        cJSON_AddStringToObject(o, "path", rows[i].path);
+        cJSON_AddStringToObject(o, "text", rows[i].text);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}

@@ -11,6 +11,7 @@
 #define LMA_RAG_ASK_H
 #include <stddef.h>
 #include <stdint.h>
+#include <cjson/cJSON.h>
 #include "rag/search.h"
 #include "tok/tokenizer.h"
 
@@ -45,6 +46,10 @@ lma_status lma_rag_retrieve_prompt(lma_rag_store *s, lma_rag_searcher *sr, const
                                    const lma_tokenizer *tok, const char *tmpl, const char *system, const char *question,
                                    size_t budget, lma_rag_chunk_row *rows, double *scores, int *n_rows, int32_t **ids,
                                    size_t *n_ids, size_t *n_used);
+
+/* The sources of a prompt as the JSON array `rag ask --json` and `serve --rag` return:
+ * [{"n", "doc_id", "chunk", "score", "path", "text"}] for rows[0..n). NULL: out of memory. */
+cJSON *lma_rag_sources_json(const lma_rag_chunk_row *rows, const double *scores, size_t n);
 
 /* SQuAD's answer normalization (lowercase; punctuation, articles a/an/the and extra
  * whitespace removed), exact match and token F1 of prediction against the best gold. */

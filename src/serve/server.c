@@ -311,18 +311,7 @@ static int rag_prompt_ids(lma_server *s, lma_http *h, const lma_serve_req *r, in
         ret = lma_serve_fail(err, 500, "server_error", NULL, NULL, "retrieval failed: %s", lma_last_error());
     if (st) lma_clear_error();
     if (!ret) {
-        cJSON *arr = cJSON_CreateArray();
-        for (size_t i = 0; arr && i < used; i++) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddNumberToObject(o, "n", (double)i + 1);
-            cJSON_AddStringToObject(o, "doc_id", rows[i].doc_id);
-            cJSON_AddNumberToObject(o, "chunk", rows[i].seq);
-            cJSON_AddNumberToObject(o, "score", scores[i]);
-            cJSON_AddStringToObject(o, "path", rows[i].path);
-            cJSON_AddStringToObject(o, "text", rows[i].text);
-            cJSON_AddItemToArray(arr, o);
-        }
-        h->sources = arr;
+        h->sources = lma_rag_sources_json(rows, scores, used);
     }
     for (int i = 0; i < n_rows; i++) lma_rag_chunk_row_free(&rows[i]);
     free(rows), free(scores);
