@@ -2,6 +2,7 @@
  * AVX2 and AVX-512 VNNI kernels, one body written once (KERNELS below) over a 32-element
  * unsigned x signed byte dot product (dot_u8s8 of each instruction set). */
 #include "quant/qdot.h"
+#include <cpuid.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -414,9 +415,13 @@ __attribute__((target("avx2,fma"))) static void q8_quantize_avx2(const float *x,
     }
 }
 
+static int has_f16c(void) { /* CPUID.1:ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c") */
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
 static int has_avx2(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
 }
 static int has_avx512(void) {
     __builtin_cpu_init();
