@@ -254,6 +254,29 @@ static void rung_path(const ladder *c, int method, char *p, size_t cap) {
     snprintf(p, cap, "%s/rungs/%s.json", c->L->out, rung_names[method]);
 }
 
+/* What a rung's result depends on, as one string kept in its file: a later run reuses the
+ * rung only when its own string is the same (a changed --shots, --k or LoRA setting measures
+ * again). The adapter's part also keys OUT/lora (train_lora). */
+static void adapter_settings(const cli_ladder *L, char *b, size_t cap) {
+    snprintf(b, cap, "train=%s docs=%s k=%d budget=%d steps=%d batch=%d seq=%d rank=%d lr=%g device=%s",
+             L->train ? L->train : "-", L->docs ? L->docs : "-", L->k, L->budget, L->lora_steps, L->lora_batch,
+             L->lora_seq, L->lora_rank, L->lora_lr, L->device ? L->device : "cpu");
+}
+
+static void rung_settings(const ladder *c, int method, char *b, size_t cap) {
+    const cli_ladder *L = c->L;
+    size_t n = (size_t)snprintf(b, cap, "model=%s task=%s n=%zu max_tokens=%d dequantize=%d", L->model, L->task,
+                                n_questions(c), L->max_tokens, L->dequantize);
+    if ((method == R_ICL || method == R_RAG) && n < cap)
+        n += (size_t)snprintf(b + n, cap - n, " pool=%s shots=%d embed=%s", L->pool ? L->pool : L->train, L->shots, L->embed);
+    if ((method == R_RAG || method == R_RAG_LORA) && n < cap)
+        n += (size_t)snprintf(b + n, cap - n, " docs=%s k=%d budget=%d embed=%s", L->docs, L->k, L->budget, L->embed);
+    if ((method == R_LORA || method == R_RAG_LORA) && n + 1 < cap) {
+        b[n++] = ' ';
+        adapter_settings(L, b + n, cap - n);
+    }
+}
+
 static cJSON *num_or_null(double v, int is_null) { return is_null ? cJSON_CreateNull() : cJSON_CreateNumber(v); }
 
 static cJSON *rung_json(const ladder *c, int method, const rung *r) {
@@ -269,6 +292,9 @@ static cJSON *rung_json(const ladder *c, int method, const rung *r) {
     if (!r->done) cJSON_AddStringToObject(o, "skipped", r->skipped);
     cJSON_AddStringToObject(o, "model", c->L->model);
     cJSON_AddStringToObject(o, "task", c->L->task);
+    char set[8192];
+    rung_settings(c, method, set, sizeof set);
+    cJSON_AddStringToObject(o, "settings", set);
     return o;
 }
 
@@ -277,16 +303,17 @@ static double get_num(const cJSON *o, const char *k, double dflt) {
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
-/* 1 when an earlier run measured this rung with the same model and task */
+/* 1 when an earlier run measured this rung with the same settings */
 static int rung_reuse(const ladder *c, int method, rung *r) {
     char p[4300];
     rung_path(c, method, p, sizeof p);
     cJSON *o = NULL;
     if (c->L->fresh || !lma_file_exists(p) || lma_json_load(p, &o) != LMA_OK) { lma_clear_error(); return 0; }
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "model"), *t = cJSON_GetObjectItemCaseSensitive(o, "task");
-    int same = cJSON_IsString(m) && cJSON_IsString(t) && !strcmp(m->valuestring, c->L->model) &&
-               !strcmp(t->valuestring, c->L->task) && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "score")) &&
-               get_num(o, "n", -1) == (double)n_questions(c);
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "settings");
+    char set[8192];
+    rung_settings(c, method, set, sizeof set);
+    int same = cJSON_IsString(st) && !strcmp(st->valuestring, set) &&
+               cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "score"));
     if (same) {
         r->done = 1;
         r->score = get_num(o, "score", 0);
@@ -405,7 +432,17 @@ static int train_lora(ladder *c, rung *lr) {
     snprintf(data, sizeof data, "%s/train_sft.jsonl", L->out);
     char tpath[4300];
     snprintf(tpath, sizeof tpath, "%s/train_seconds", run);
-    if (!L->fresh && lma_file_exists(fin)) {
+    char set[8192], spath[4300], *had = NULL;
+    size_t hn = 0;
+    adapter_settings(L, set, sizeof set);
+    snprintf(spath, sizeof spath, "%s/settings", run);
+    int same = lma_file_exists(spath) && lma_read_file(spath, &had, &hn) == LMA_OK && hn == strlen(set) &&
+               !memcmp(had, set, hn);
+    lma_clear_error();
+    free(had);
+    if (!L->fresh && lma_file_exists(fin) && !same)
+        fprintf(stderr, "%s: LoRA adapter in %s/final was trained with other settings: training again\n", L->cmd, run);
+    if (!L->fresh && lma_file_exists(fin) && same) {
         char *t = NULL;
         size_t n = 0;
         lr->train_s = lma_read_file(tpath, &t, &n) == LMA_OK ? atof(t) : -1;
@@ -447,7 +484,8 @@ static int train_lora(ladder *c, rung *lr) {
     lr->peak_gib = run_peak_gib(run);
     char t[64];
     int n = snprintf(t, sizeof t, "%.1f\n", lr->train_s);
-    if (lma_write_file_atomic(tpath, t, (size_t)n) != LMA_OK) return cli_fail(L->cmd, NULL);
+    if (lma_write_file_atomic(tpath, t, (size_t)n) != LMA_OK || lma_write_file_atomic(spath, set, strlen(set)) != LMA_OK)
+        return cli_fail(L->cmd, NULL);
     return 0;
 }
 
