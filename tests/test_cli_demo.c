@@ -9,7 +9,8 @@
  *     JSON object's fields against the reference, the whole answer an object);
  *   - report.html holds the ladder table;
  *   - a second run reuses every rung and the LoRA adapter (it says so) and gives the same
- *     summary;
+ *     summary; a third with other --shots and --lora-steps measures icl, rag, the adapter and
+ *     its rungs again and reuses zero-shot;
  *   - advise --measure with only --task measures zero-shot and skips the other rungs, each
  *     with its reason; its usage errors.
  * Without the fetched models the test exits 77 (skipped). */
@@ -141,6 +142,15 @@ int main(void) {
           "the same rungs the second time");
     cJSON_Delete(s);
     cJSON_Delete(s2);
+
+    /* a third run with other shots and LoRA steps: what depends on them is measured again */
+    snprintf(cmd, sizeof cmd, "%s demo --out %s/run --limit 2 --lora-steps 3 --shots 2 --mmlu-limit 1 --threads 2 2>&1",
+             LMA_CLI, dir);
+    CHECK(run(cmd, out, sizeof out) == 0, "third demo exits 0:\n%s", out);
+    CHECK(strstr(out, "zero-shot measured before") && !strstr(out, "icl measured before") &&
+              !strstr(out, "rag measured before") && strstr(out, "other settings: training again") &&
+              !strstr(out, "rag+lora measured before"),
+          "changed --shots and --lora-steps: icl, rag, the adapter and its rungs again, zero-shot reused:\n%s", out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0, "cleanup");
     TEST_END();

@@ -246,6 +246,56 @@ static void test_head_chunks(void) {
     lma_model_free(m);
 }
 
+/* The loss head skips runs of rows without a target (m->head_spans): with targets split in
+ * two complementary masks of long runs (prompt-like stretches of 40 ignored rows, answers of
+ * 1-12 rows), n1 G1 + n2 G2 == n G of every target (where nothing is skipped), and the
+ * per-token losses of each mask are those of the full run on its rows, zero elsewhere. */
+static void test_head_spans(void) {
+    lma_config c = {0};
+    c.arch = LMA_ARCH_LLAMA;
+    c.vocab_size = 300; c.hidden_size = 32; c.intermediate_size = 48; c.n_layers = 2;
+    c.n_heads = 4; c.n_kv_heads = 2; c.head_dim = 8; c.max_position_embeddings = 512;
+    c.rms_norm_eps = 1e-5; c.rope_theta = 10000; c.tie_word_embeddings = 1; c.bos_token_id = -1;
+    lma_model *m = training_model(&c, 17);
+    if (!m) return;
+    enum { B = 2, T = 200, N = B * T };
+    m->head_chunk_rows = 24; /* ranges split at the chunk size too */
+    int32_t ids[N], all[N], t1[N], t2[N];
+    random_tokens(ids, all, N, T, 300, 21);
+    int n[3] = {0, 0, 0};
+    for (int i = 0; i < N; i++) {
+        int in1 = (i / 13) % 5 == 4 || (i % 97) < 1 || (i >= 260 && i < 300); /* answers, singles, one long run */
+        t1[i] = in1 ? all[i] : LMA_IGNORE_INDEX;
+        t2[i] = in1 ? LMA_IGNORE_INDEX : all[i];
+        n[0] += all[i] != LMA_IGNORE_INDEX, n[1] += t1[i] != LMA_IGNORE_INDEX, n[2] += t2[i] != LMA_IGNORE_INDEX;
+    }
+    size_t P = m->table.total;
+    float *g[3], *ls[3];
+    const int32_t *tgs[3] = {all, t1, t2};
+    int spans[3];
+    for (int k = 0; k < 3; k++) {
+        g[k] = malloc(P * sizeof(float)), ls[k] = malloc(N * sizeof(float));
+        lma_model_zero_grad(m);
+        CHECK_OK(lma_model_forward(m, ids, tgs[k], NULL, B, T, 1, 1.0f, NULL));
+        spans[k] = m->n_head_spans;
+        memcpy(ls[k], lma_model_losses(m), N * sizeof(float));
+        CHECK_OK(lma_model_backward(m));
+        memcpy(g[k], m->grads, P * sizeof(float));
+    }
+    CHECK(spans[1] > 4 && spans[2] > 4, "the masks skip rows: %d and %d ranges", spans[1], spans[2]);
+    for (size_t j = 0; j < P; j++) g[1][j] = (n[1] * g[1][j] + n[2] * g[2][j]) / n[0];
+    double e = test_rel_l2f(g[1], g[0], P);
+    CHECK(e < 1e-5, "n1 G1 + n2 G2 == n G (rel L2 %.3g)", e);
+    double le = 0;
+    for (int i = 0; i < N; i++) {
+        le = fmax(le, fabs(ls[1][i] - (t1[i] != LMA_IGNORE_INDEX ? ls[0][i] : 0)));
+        le = fmax(le, fabs(ls[2][i] - (t2[i] != LMA_IGNORE_INDEX ? ls[0][i] : 0)));
+    }
+    CHECK(le < 1e-5, "per-token losses of each mask == the full run's on its rows, 0 elsewhere (%.3g)", le);
+    for (int k = 0; k < 3; k++) free(g[k]), free(ls[k]);
+    lma_model_free(m);
+}
+
 /* AdamW with decay_all off: norms (and biases) keep their values, every other tensor
  * decays. With zero gradients the update is exactly p * (1 - lr wd); the optimizer runs
  * over runs of adjacent tensors with one weight decay, which this splits at every norm. */
@@ -281,6 +331,7 @@ static void test_decay_runs(void) {
 int main(void) {
     test_decay_runs();
     test_head_chunks();
+    test_head_spans();
     test_accumulation();
     test_packing();
     test_fixtures();

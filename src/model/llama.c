@@ -158,7 +158,7 @@ static void free_acts(lma_model *m) {
     m->full_logits_cap = 0;
     free(m->acts);
     free(m->h_losses);
-    m->act_mem = NULL; m->acts = NULL; m->d_ids = NULL; m->h_losses = NULL;
+    m->act_mem = NULL; m->acts = NULL; m->d_ids = NULL; m->h_losses = NULL; m->head_spans = NULL;
     m->d_targets = m->d_seg = m->d_pos = NULL;
     m->cap_B = m->cap_T = 0;
     m->act_cap_bytes = 0;
@@ -186,7 +186,8 @@ static lma_status ensure_acts(lma_model *m, int B, int T) {
     m->acts_ckpt = ck;
     size_t N = (size_t)B * T;
     m->d_ids = m->be->alloc(lma_model_ids_bytes(B, T));
-    m->h_losses = malloc(N * sizeof(float));
+    m->h_losses = malloc(N * sizeof(float) + 2 * (N + 1) * sizeof(int32_t));
+    m->head_spans = m->h_losses ? (int32_t *)(m->h_losses + N) : NULL;
     if (!m->act_mem || !m->d_ids || !m->h_losses) {
         free_acts(m);
         return lma_error(LMA_ERR_NOMEM, "out of memory for activations of batch %d x %d (%.1f MB)", B, T,
@@ -669,6 +670,25 @@ static layer_io layer_slots(const lma_model *m, int l) {
     return io;
 }
 
+/* The row ranges of the loss head (m->head_spans) for targets tg (N rows): a row without a
+ * target has no loss and no gradient, so runs of them (prompt tokens in SFT, DPO) are
+ * skipped; a range holds at most R rows and bridges gaps of up to 16 ignored rows (computed
+ * like the others: their cross-entropy is zero) so that short answers share a GEMM. */
+static void head_spans(lma_model *m, const int32_t *tg, int N, int R) {
+    enum { GAP = 16 };
+    int n = 0;
+    for (int i = 0; i < N;) {
+        while (i < N && tg[i] == LMA_IGNORE_INDEX) i++;
+        if (i == N) break;
+        int s = i, last = i;
+        for (int j = i + 1; j < N && j - s < R && j - last <= GAP; j++)
+            if (tg[j] != LMA_IGNORE_INDEX) last = j;
+        m->head_spans[2 * n] = s, m->head_spans[2 * n + 1] = last + 1, n++;
+        i = last + 1;
+    }
+    m->n_head_spans = n;
+}
+
 /* fuse_head: with want_grad, the loss head's backward runs inside the forward (mean
  * cross-entropy); 0 leaves it to lma_model_head_backward (sequence-level objectives) */
 static lma_status forward(lma_model *m, const int32_t *ids, const int32_t *targets, const int32_t *seg, int B, int T,
@@ -718,6 +738,7 @@ static lma_status forward(lma_model *m, const int32_t *ids, const int32_t *targe
         }
     }
     if (!several) seg = NULL;
+    if (targets) head_spans(m, tg, N, (int)a->head_rows);
     be->upload(m->d_ids, ids, (size_t)N * sizeof(int32_t));
     be->upload(m->d_pos, pos, (size_t)N * sizeof(int32_t));
     if (seg) be->upload(m->d_seg, seg, (size_t)N * sizeof(int32_t));
@@ -756,11 +777,12 @@ static lma_status forward(lma_model *m, const int32_t *ids, const int32_t *targe
         const lma_tensors *G = m->frozen ? NULL : &m->g;
         int denom = m->loss_denom > 0 ? m->loss_denom : n_valid;
         float ds = denom > 0 ? grad_scale / (float)denom : 0.0f;
-        size_t R = a->head_rows;
-        m->head_rows = (int)R;
+        m->head_rows = (int)a->head_rows;
         if (want_grad) be->zero(a->dln, (size_t)N * C * es);
-        for (size_t r0 = 0; r0 < (size_t)N; r0 += R) {
-            int rows = (int)((size_t)N - r0 < R ? (size_t)N - r0 : R);
+        be->zero(a->losses, (size_t)N * sizeof(float)); /* the rows the spans skip */
+        for (int sp = 0; sp < m->n_head_spans; sp++) {
+            size_t r0 = (size_t)m->head_spans[2 * sp];
+            int rows = m->head_spans[2 * sp + 1] - (int)r0;
             const void *lnf = lma_at(a->lnf, r0 * C, es);
             head_fwd(m, a->logits, lnf, rows);
             be->cross_entropy(a->losses + r0, want_grad ? a->logits : NULL, a->logits, m->d_targets + r0, rows, V, ds);
@@ -796,11 +818,12 @@ lma_status lma_model_head_backward(lma_model *m, const float *row_scale) {
     const lma_backend *be = m->be;
     lma_acts *a = m->acts;
     const lma_tensors *G = m->frozen ? NULL : &m->g;
-    size_t N = (size_t)m->B * m->T, T = (size_t)m->T, C = m->cfg.hidden_size, V = m->cfg.vocab_size, R = a->head_rows;
+    size_t N = (size_t)m->B * m->T, T = (size_t)m->T, C = m->cfg.hidden_size, V = m->cfg.vocab_size;
     size_t es = (size_t)be->act_bytes;
     be->zero(a->dln, N * C * es);
-    for (size_t r0 = 0; r0 < N; r0 += R) {
-        size_t rows = N - r0 < R ? N - r0 : R;
+    be->zero(a->losses, N * sizeof(float));
+    for (int sp = 0; sp < m->n_head_spans; sp++) {
+        size_t r0 = (size_t)m->head_spans[2 * sp], rows = (size_t)m->head_spans[2 * sp + 1] - r0;
         const void *lnf = lma_at(a->lnf, r0 * C, es);
         be->matmul_fwd(a->logits, lnf, m->w.lm_head, NULL, (int)rows, (int)C, (int)V);
         for (size_t s0 = r0; s0 < r0 + rows;) { /* each sequence's part of the chunk, at its own scale */

@@ -48,6 +48,11 @@ struct lma_model {
     int32_t *d_ids, *d_targets, *d_seg, *d_pos; /* (B, T) on the backend */
     int has_targets, has_seg, n_valid;
     float *h_losses;                          /* (B*T) host copy of per-token losses */
+    int32_t *head_spans;                      /* (2*(B*T+1)) host, in h_losses' allocation: the row ranges
+                                                 [start, end) the loss head computes in the last forward with
+                                                 targets, n_head_spans of them: the rows with a target, at most
+                                                 head_rows a range, runs of ignored rows skipped */
+    int n_head_spans;
     void *full_logits;                        /* (B,T,V) act, of the last forward without targets */
     size_t full_logits_cap;
     int head_chunk_rows;                      /* rows of logits the loss head takes at a time; 0 = auto */
