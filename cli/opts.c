@@ -43,7 +43,9 @@ static int takes_value(const cli_opt *o) { return o->kind != CLI_FLAG; }
 void cli_opt_format(const cli_opt *o, char *buf, size_t cap) {
     buf[0] = 0;
     switch (o->kind) {
-    case CLI_FLAG: snprintf(buf, cap, "%d", *(const int *)o->dest); break;
+    case CLI_FLAG: /* the flag's state: 1 when its effect is on (CLI_FLAG_SET: the variable holds the set value) */
+        snprintf(buf, cap, "%d", o->imax ? *(const int *)o->dest == (int)o->imin : *(const int *)o->dest != 0);
+        break;
     case CLI_STRING: {
         const char *v = *(const char *const *)o->dest;
         snprintf(buf, cap, "%s", v ? v : "");
@@ -381,8 +383,10 @@ static int in_names(const char *name, const char *const *names) {
     return 0;
 }
 
-/* as cli_opt_format, with reals to full precision (a stored value parses back exactly) */
-static void format_exact(const cli_opt *o, char *buf, size_t cap) {
+/* as cli_opt_format, with reals to full precision (a stored value parses back exactly);
+ * legacy: a flag as its variable's value (run.json version 1) */
+static void format_exact(const cli_opt *o, char *buf, size_t cap, int legacy) {
+    if (o->kind == CLI_FLAG && legacy) { snprintf(buf, cap, "%d", *(const int *)o->dest); return; }
     if (o->kind != CLI_REAL && o->kind != CLI_FLOAT) { cli_opt_format(o, buf, cap); return; }
     double v = o->kind == CLI_REAL ? *(const double *)o->dest : (double)*(const float *)o->dest;
     for (int prec = 6; prec <= 17; prec++) { /* the shortest spelling that parses back to v */
@@ -406,7 +410,7 @@ cJSON *cli_settings_json(const cli_args *a, const char *const *skip) {
         }
         if (o->kind == CLI_STRING && !*(const char *const *)o->dest) continue; /* unset */
         char v[4200];
-        format_exact(o, v, sizeof v);
+        format_exact(o, v, sizeof v, 0);
         cJSON_AddStringToObject(j, o->name, v);
     }
     return j;
@@ -431,7 +435,7 @@ static int list_equal(const cli_list *l, const cJSON *arr) {
 }
 
 int cli_settings_apply(cli_args *a, const cJSON *stored, const char *const *skip, const char *const *grow,
-                       const char *where) {
+                       const char *where, int legacy_flags) {
     const cli_spec *s = a->spec;
     int n = n_options(s);
     for (int i = 0; i < n; i++) {
@@ -458,7 +462,7 @@ int cli_settings_apply(cli_args *a, const cJSON *stored, const char *const *skip
         }
         if (!cJSON_IsString(v)) return cli_usage_error(s->cmd, "%s: \"%s\" must be a string", where, o->name);
         char now[4200];
-        format_exact(o, now, sizeof now);
+        format_exact(o, now, sizeof now, legacy_flags);
         if (same_value(o, now, v->valuestring)) continue;
         if (a->given[i]) {
             if (in_names(o->name, grow)) {
@@ -471,7 +475,11 @@ int cli_settings_apply(cli_args *a, const cJSON *stored, const char *const *skip
                                    "settings: drop the flag, or start a new run", o->name, now, o->name,
                                    v->valuestring, where);
         }
-        if (o->kind == CLI_FLAG) { *(int *)o->dest = atoi(v->valuestring); continue; }
+        if (o->kind == CLI_FLAG) { /* not given here: the stored state (0: the default, already there) */
+            if (legacy_flags) *(int *)o->dest = atoi(v->valuestring);
+            else if (atoi(v->valuestring)) *(int *)o->dest = o->imax ? (int)o->imin : 1;
+            continue;
+        }
         if (set_value(s, o, v->valuestring)) return 2;
     }
     return 0;

@@ -164,9 +164,11 @@ struct cJSON *cli_settings_json(const cli_args *a, const char *const *skip);
  * outlive the options); a given option that differs is refused with the stored value
  * named ("--lr 0.001 conflicts with the run's lr 0.0003 (RUN/run.json)"), unless grow
  * names it and the new value is larger. Paths that differ in spelling but resolve to the
- * same file are equal. Returns 0 or 2 (printed). */
+ * same file are equal. A flag is stored as its state ("1": given); legacy_flags: as the
+ * value of its variable (run.json version 1, where "no-pack": "1" meant packed). Returns 0
+ * or 2 (printed). */
 int cli_settings_apply(cli_args *a, const struct cJSON *stored, const char *const *skip, const char *const *grow,
-                       const char *where);
+                       const char *where, int legacy_flags);
 /* Prints the generated help to f. */
 void cli_help(const cli_spec *spec, FILE *f);
 /* The value of an option formatted as --help and --print-defaults show it. */

@@ -238,7 +238,7 @@ static void free_stored(void) { cJSON_Delete(g_stored); }
 static lma_status write_run_json(const char *path, const cli_args *a, const char *cmd) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "lmadapt", "run");
-    cJSON_AddNumberToObject(j, "version", 1);
+    cJSON_AddNumberToObject(j, "version", 2); /* 2: flags stored as their state (1: as their variable's value) */
     cJSON_AddStringToObject(j, "command", cmd);
     cJSON *set = a ? cli_settings_json(a, volatile_flags) : cJSON_CreateObject();
     cJSON_AddItemToObject(j, "settings", set);
@@ -310,7 +310,9 @@ static int prepare_one(const cli_args *a, const char *cmd, cli_train_opts *o, in
     if (!g_stored) atexit(free_stored);
     g_stored = j;
     if (a) {
-        int rc = cli_settings_apply((cli_args *)a, set, volatile_flags, growing_flags, rj);
+        const cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "version");
+        int legacy = !cJSON_IsNumber(ver) || ver->valuedouble < 2;
+        int rc = cli_settings_apply((cli_args *)a, set, volatile_flags, growing_flags, rj, legacy);
         if (rc) return rc;
         /* what cli_train_check derived from the values now applied */
         o->tp.sched.kind = (lma_sched_kind)o->schedule;

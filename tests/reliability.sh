@@ -77,6 +77,19 @@ $B pretrain --resume base --steps 6 --threads 1 >/dev/null 2>&1
 check "--steps may grow on resume (6 steps run, run.json updated)" \
     grep -q '"steps":[[:space:]]*"6"' base/run.json
 check "resume leaves the earlier checkpoint as it was" test "$before" = "$(sums base/ckpt-000004)"
+# flags are stored as their state (run.json version 2): a packed sft run has "no-pack": "0"
+check "run.json v2 stores --no-pack's state (packed: \"0\")" \
+    sh -c 'grep -q "\"version\":[[:space:]]*2" tuned/run.json && grep -q "\"no-pack\":[[:space:]]*\"0\"" tuned/run.json'
+RES="--model base/final $SFT --method lora"
+expect 2 "conflicts with the run's --no-pack 0" $B sft $RES --resume tuned --no-pack
+# version 1 stored the variable: "no-pack": "1" meant packed, "0" unpacked
+cp -r tuned legacy
+sed -i 's/"version":[[:space:]]*2/"version": 1/; s/"no-pack":[[:space:]]*"0"/"no-pack": "1"/' legacy/run.json
+expect 2 "conflicts with the run's --no-pack 1" $B sft $RES --resume legacy --no-pack
+sed -i 's/"no-pack": "1"/"no-pack": "0"/' legacy/run.json
+expect 0 "" $B sft $RES --resume legacy --no-pack
+check "a resumed version-1 run is rewritten as version 2 (unpacked: \"no-pack\": \"1\")" \
+    sh -c 'grep -q "\"version\":[[:space:]]*2" legacy/run.json && grep -q "\"no-pack\":[[:space:]]*\"1\"" legacy/run.json'
 
 echo "# class 3: output sets are written whole"
 printf '{"text":"a"}\n{"text":"b"}\n{"text":"c"}\n' > d.jsonl
