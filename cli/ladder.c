@@ -506,6 +506,7 @@ static lma_status measure_general(ladder *c, double *ppl, double *mmlu) {
         LMA_TRY(lma_eval_task_parse(spec, &t));
         p.limit = (size_t)L->general_tokens;
         p.ppl_window = 512;
+        p.ppl_stride = 512; /* windows side by side: every token scored once (the same for base and LoRA) */
         LMA_TRY(lma_eval_run(c->m, c->tok, &t, &p, &r));
         *ppl = r.score;
         lma_eval_result_free(&r);
