@@ -57,6 +57,7 @@ int cmd_serve(int argc, char **argv) {
     static const char *const rag_modes[] = LMA_RAG_MODE_NAMES;
     int rag_k = 5, rag_budget = 1536, rag_mode = LMA_RAG_HYBRID;
     int dequantize = 0, threads = 0, port = 8080, max_active = 8, max_queue = 64, max_conn = 64, max_per_ip = 0, timeout = 15;
+    int request_timeout = 10;
     int max_prompt = 4096, max_tokens_limit = 4096, default_max_tokens = 256, context = 0, log_prompts = 0, quiet = 0;
     int max_body_kb = 1024;
     double grace = 10;
@@ -94,6 +95,10 @@ int cmd_serve(int argc, char **argv) {
                 "(0: no limit)"),
         CLI_INT("timeout", 0, &timeout, 1, 86400, "S", "seconds a connection may stay idle while sending its\n"
                 "request or between requests (a stalled client is cut off)"),
+        CLI_INT("request-timeout", 0, &request_timeout, 0, 86400, "S", "seconds a request (headers and body) may take to\n"
+                "arrive, however steadily it trickles (slowloris):\n"
+                "beyond, 408 and the connection is closed (0: no\n"
+                "deadline; generation time does not count)"),
         CLI_INT("max-body-kb", 0, &max_body_kb, 1, 1 << 20, "KB", "largest request body (413 beyond)"),
         CLI_REALV("shutdown-grace", 0, &grace, 0, 3600, "S", "on SIGINT/SIGTERM, seconds requests in flight may\n"
                   "take to finish before they are cancelled"),
@@ -224,7 +229,7 @@ int cmd_serve(int argc, char **argv) {
         .chat_template = tmpl, .stop_ids = stops, .n_stop_ids = lma_chat_stop_ids(model, &m->cfg, tok, stops, 16),
         .max_body = (size_t)max_body_kb * 1024, .max_prompt_tokens = max_prompt, .max_tokens_limit = max_tokens_limit,
         .default_max_tokens = default_max_tokens, .context = ctx > 1 ? ctx : 2048, .max_connections = max_conn,
-        .max_per_ip = max_per_ip, .timeout_s = timeout,
+        .max_per_ip = max_per_ip, .timeout_s = timeout, .request_timeout_s = request_timeout,
         .engine = {.max_active = max_active, .max_queue = max_queue}, .log_prompts = log_prompts,
         .log = quiet ? NULL : stderr};
     sp.rag_search = lma_rag_search_defaults();

@@ -9,6 +9,11 @@
 #                                        over-long chunked body; SIGTERM lets the request in
 #                                        flight finish, then the server exits 0; with
 #                                        all-minilm-l6-v2 fetched, /v1/embeddings == lmadapt embed.
+#   serve_openai.sh LMADAPT SRC slow     slowloris: 4 clients trickling a request (its line, a
+#                                        header, the body; the next request on a kept-alive
+#                                        connection) a byte every 1.5 s get 408 and are closed
+#                                        by --request-timeout, while a chat request, a kept-alive
+#                                        client and an oversized body (413) are served.
 #   serve_openai.sh LMADAPT SRC client   the same server driven by the official `openai` Python
 #                                        client (tests/serve_openai.py).
 #   serve_openai.sh LMADAPT SRC rag      serve --rag on a 6-paragraph index of tests/data/squad
@@ -167,6 +172,49 @@ EOF
         "$PY" "$SRC/tests/serve_openai.py" --rag "http://127.0.0.1:$PORT/v1" "$WORK/want_rag.json" "$Q" $N
         ok $? "the openai client reads the sources (tests/serve_openai.py --rag)"
     fi
+    kill -TERM "$SPID"; wait "$SPID"
+    ok $? "SIGTERM: exit 0"
+elif [ "$MODE" = slow ]; then
+    # --- slowloris: requests trickled one byte every 1.5 s (under the idle --timeout 3) are
+    # answered 408 and closed by --request-timeout 4, while other clients are served
+    start_server slow --timeout 3 --request-timeout 4 --max-body-kb 64
+    python3 "$SRC/tests/serve_slowloris.py" "$PORT" 1.5 30 >"$WORK/loris.json" &
+    loris=$!
+    PIDS+=("$loris")
+    sleep 1
+    # a normal client meanwhile: a chat completion, and two requests on one kept-alive
+    # connection 2 s apart (idle time between requests does not count against it)
+    r=$(post /v1/chat/completions '{"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8, "temperature": 0}')
+    check "a chat request while 4 slow clients trickle: 200" test "$(status_of "$r")/$(body_of "$r" | json "d['object']")" = \
+        200/chat.completion
+    ka=$(python3 - "$PORT" <<'PYEOF'
+import http.client, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+out = []
+for i in range(2):
+    c.request("GET", "/health"); r = c.getresponse(); r.read(); out.append(r.status)
+    time.sleep(2)
+print(*out)
+PYEOF
+)
+    check "two requests on a kept-alive connection 2 s apart: 200 200 ($ka)" test "$ka" = "200 200"
+    big=$(python3 -c "print('{\"prompt\": \"' + 'a' * 70000 + '\"}')")
+    check "a body over --max-body-kb meanwhile: 413" is_error "$(post /v1/completions "$big")" 413
+    wait "$loris"
+    cat "$WORK/loris.json"
+    # the first three must be cut 4 s after they connected (+ the watchdog's 0.25 s and a
+    # margin for a loaded machine); the kept-alive one after its response + idle 3 + 4 s
+    check "every slow client answered 408 and closed within its deadline" python3 - "$WORK/loris.json" <<'PYEOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+bound = {"line": 4 + 2.5, "header": 4 + 2.5, "body": 4 + 2.5, "keepalive": 3 + 4 + 2.5}
+for k, b in bound.items():
+    assert r[k]["closed"] and 3.5 <= r[k]["after"] <= b, (k, r[k])
+    assert r[k]["status"] in (408, None), (k, r[k])  # None: a reset beat the 408 to the client
+assert sum(v["status"] == 408 for v in r.values()) >= 3, r
+PYEOF
+    check "the access log has their 408 lines" test "$(grep -c '" 408 .*request not received within 4 s' "$WORK/slow.log")" = 4
+    check "the server still answers" test "$(curl -s --max-time 5 "http://127.0.0.1:$PORT/health" | json "d['status']")" = ok
     kill -TERM "$SPID"; wait "$SPID"
     ok $? "SIGTERM: exit 0"
 elif [ "$MODE" = curl ]; then
