@@ -200,6 +200,12 @@ PYEOF
     check "two requests on a kept-alive connection 2 s apart: 200 200 ($ka)" test "$ka" = "200 200"
     big=$(python3 -c "print('{\"prompt\": \"' + 'a' * 70000 + '\"}')")
     check "a body over --max-body-kb meanwhile: 413" is_error "$(post /v1/completions "$big")" 413
+    # ignore_eos (vLLM's extension, for benchmarks): a reply that ends at end-of-turn goes on
+    # to max_tokens
+    b='{"messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 40, "temperature": 0'
+    r1=$(post /v1/chat/completions "$b}" | sed '$d' | json "d['choices'][0]['finish_reason'], d['usage']['completion_tokens'] < 40")
+    r2=$(post /v1/chat/completions "$b, \"ignore_eos\": true}" | sed '$d' | json "d['choices'][0]['finish_reason'], d['usage']['completion_tokens']")
+    check "ignore_eos: stop before 40 tokens without it ($r1), 40 tokens with it ($r2)" test "$r1/$r2" = "stop True/length 40"
     wait "$loris"
     cat "$WORK/loris.json"
     # the first three must be cut 4 s after they connected (+ the watchdog's 0.25 s and a

@@ -210,6 +210,7 @@ static int parse_fields(const cJSON *root, lma_sreq_kind kind, int max_tokens_li
     r->seed = (uint64_t)(int64_t)seed;
     if (parse_stop(root, r, err)) return err->status;
     if (bool_field(root, "stream", &r->stream, err)) return err->status;
+    if (bool_field(root, "ignore_eos", &r->ignore_eos, err)) return err->status;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
     if (so && !cJSON_IsNull(so)) {
         if (!cJSON_IsObject(so)) return BAD("stream_options", "'stream_options' must be an object");

@@ -378,7 +378,7 @@ static int route_generate(lma_server *s, lma_http *h, lma_sreq_kind kind) {
     gp.sample.repetition_penalty = (float)r.repetition_penalty;
     gp.seed = r.has_seed ? r.seed : (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull ^ atomic_fetch_add(&s->next_id, 1);
     gp.stop_ids = s->stop_ids;
-    gp.n_stop_ids = s->p.n_stop_ids;
+    gp.n_stop_ids = r.ignore_eos ? 0 : s->p.n_stop_ids; /* ignore_eos: max_tokens tokens exactly (stop strings still apply) */
     gp.stop_strings = r.stop;
     gp.n_stop_strings = r.n_stop;
     if (r.json_mode) { /* response_format: the job owns its constraint (one per sequence) */
