@@ -221,8 +221,30 @@ assert sum(v["status"] == 408 for v in r.values()) >= 3, r
 PYEOF
     check "the access log has their 408 lines" test "$(grep -c '" 408 .*request not received within 4 s' "$WORK/slow.log")" = 4
     check "the server still answers" test "$(curl -s --max-time 5 "http://127.0.0.1:$PORT/health" | json "d['status']")" = ok
+    greedy='{"messages": [{"role": "user", "content": "Describe a cat."}], "max_tokens": 30, "temperature": 0'
+    free_text=$(post /v1/chat/completions "$greedy}" | sed '$d' | json "json.dumps(d['choices'][0]['message']['content'])")
     kill -TERM "$SPID"; wait "$SPID"
     ok $? "SIGTERM: exit 0"
+
+    # --- --format / --json-schema: the default of a request without response_format
+    printf '%s' '{"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}, "required": ["name", "age"]}' >"$WORK/schema.json"
+    start_server fmt --json-schema "$WORK/schema.json"
+    r=$(post /v1/chat/completions "$greedy}")
+    check "--json-schema: a request without response_format gets JSON valid against it" test \
+        "$(body_of "$r" | json "(lambda v: sorted(v) == ['age', 'name'] and isinstance(v['age'], int))(json.loads(d['choices'][0]['message']['content']))")" = True
+    r=$(post /v1/chat/completions "$greedy, \"response_format\": {\"type\": \"text\"}}" | sed '$d' | json "json.dumps(d['choices'][0]['message']['content'])")
+    check "  response_format text overrides it: the free greedy text" test "$r" = "$free_text"
+    r=$(post /v1/chat/completions "$greedy, \"response_format\": {\"type\": \"json_object\"}}" | sed '$d' | json "type(json.loads(d['choices'][0]['message']['content'])).__name__")
+    check "  response_format json_object overrides it: an object" test "$r" = dict
+    check "  max_tokens below its shortest output: 400 max_tokens" is_error "$(post /v1/completions '{"prompt": "x", "max_tokens": 2}')" 400 max_tokens
+    kill -TERM "$SPID"; wait "$SPID"
+    start_server yaml --format yaml
+    r=$(post /v1/completions '{"prompt": "A cat:", "max_tokens": 24, "temperature": 0}' | sed '$d' | json "json.dumps(d['choices'][0]['text'])")
+    check "--format yaml: a key: value mapping ($r)" python3 -c "import json,re,sys; t=json.loads(sys.argv[1]); assert re.match(r'[A-Za-z_][A-Za-z0-9_-]*:', t), t" "$r"
+    kill -TERM "$SPID"; wait "$SPID"
+    printf '%s' '{"anyOf": []}' >"$WORK/bad.json"
+    "$LMA" serve --model "$MODEL" --port 0 --json-schema "$WORK/bad.json" >"$WORK/bad.log" 2>&1
+    check "an unsupported --json-schema stops the start naming the file" grep -q "bad.json" "$WORK/bad.log"
 elif [ "$MODE" = curl ]; then
     start_server main --max-active 2 --max-queue 1 --max-prompt-tokens 300 --max-tokens-limit 2000 --timeout 3 \
         --max-body-kb 64 --log-prompts "${EMBED_OPT[@]}"

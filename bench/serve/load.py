@@ -11,7 +11,9 @@ e.g. --levels 1,4,16,64,64, to see it flat).
 
 RSS over time (leak check): --rss-every S samples the server's VmRSS every S seconds from
 the end of the warm-up (--warmup-seconds at --warmup-clients) to the end, and reports the
-spread (max - min) and the growth (last - first) in % of the first sample.
+spread (max - min) and the growth (last - first) in % of the first sample, and the RSS at
+idle (after the warm-up and 1 s after each level's requests drained) with its spread: under
+load RSS holds the live KV caches, at idle it should come back to the same value.
 
 usage: python3 bench/serve/load.py --lmadapt build/lmadapt [--model smollm2-135m-instruct]
        [--levels 1,4,16,64] [--seconds 60] [--max-active 32] [--json out.json]
@@ -235,7 +237,7 @@ def main():
                "errors": len(st.errors), "tokens_per_s": round(st.tokens / wall, 1),
                "lat_p50_s": round(pct(st.lat, 50), 2), "lat_p99_s": round(pct(st.lat, 99), 2),
                "ttft_p50_s": round(pct(st.ttft, 50), 2), "ttft_p99_s": round(pct(st.ttft, 99), 2),
-               "rss_mb": round(rss_kb(pid) / 1024) if pid else None,
+               "rss_mb": round(rss_kb(pid) / 1024, 1) if pid else None,
                "left_active": health["active"], "left_queued": health["queued"]}
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -250,7 +252,12 @@ def main():
         rss = {"every_s": a.rss_every, "samples": samples, "min_mb": min(v), "max_mb": max(v),
                "spread_pct": round(100 * (max(v) - min(v)) / v[0], 2),
                "growth_pct": round(100 * (v[-1] - v[0]) / v[0], 2)}
+        idle = [round(rss0 / 1024, 1)] + [r["rss_mb"] for r in rows]
+        rss["idle_mb"] = idle
+        rss["idle_spread_pct"] = round(100 * (max(idle) - min(idle)) / idle[0], 2)
         print(f"RSS every {a.rss_every:g} s after the warm-up (MB): {' '.join(f'{x[1]:.0f}' for x in samples)}")
+        print(f"RSS at idle (after the warm-up, then 1 s after each level drained): {idle} MB, spread "
+              f"{rss['idle_spread_pct']} %")
         print(f"RSS spread (max - min) {rss['spread_pct']} %, growth (last - first) {rss['growth_pct']} %; "
               f"load average {os.getloadavg()}", flush=True)
     if proc:

@@ -98,6 +98,7 @@ static int refuse_unsupported(const cJSON *root, lma_serve_req *r, lma_serve_err
         } else if (!cJSON_IsString(t) || strcmp(t->valuestring, "text")) {
             return BAD("response_format", "'response_format.type' must be text, json_object or json_schema");
         }
+        r->has_response_format = 1;
     }
     return 0;
 }

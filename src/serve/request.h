@@ -47,6 +47,7 @@ typedef struct {
     int stream, include_usage;
     int ignore_eos;                 /* decode past end-of-sequence / end-of-turn ids (benchmarks) */
     int json_mode;                  /* response_format json_object or json_schema: constrained decoding */
+    int has_response_format;        /* response_format given (text too): the server's default does not apply */
     const cJSON *json_schema;       /* json_schema's "schema" (NULL: any JSON object) */
     void *root_;                    /* the cJSON tree (private) */
     char *parts_;                   /* concatenated content parts (private) */

@@ -33,6 +33,7 @@ typedef struct lma_conn {
 struct lma_server {
     lma_server_params p;
     char *model_name, *chat_template, *embed_name;
+    cJSON *default_schema;       /* a copy of p.default_schema */
     pthread_mutex_t embed_mu;    /* the embedder (and the RAG searcher) runs one request at a time */
     char **keys;
     int32_t *stop_ids;
@@ -381,17 +382,25 @@ static int route_generate(lma_server *s, lma_http *h, lma_sreq_kind kind) {
     gp.n_stop_ids = r.ignore_eos ? 0 : s->p.n_stop_ids; /* ignore_eos: max_tokens tokens exactly (stop strings still apply) */
     gp.stop_strings = r.stop;
     gp.n_stop_strings = r.n_stop;
-    if (r.json_mode) { /* response_format: the job owns its constraint (one per sequence) */
-        if (lma_json_constraint_new(s->tok, r.json_schema, &gp.constraint) != LMA_OK) {
-            lma_serve_fail(&err, 400, "invalid_request_error", NULL, "response_format", "%s", lma_last_error());
+    /* a request without response_format takes the server's --format / --json-schema */
+    int fmt = r.has_response_format ? r.json_mode : s->p.default_format;
+    const cJSON *schema = r.has_response_format ? r.json_schema : s->default_schema;
+    if (fmt) { /* the job owns its constraint (one per sequence) */
+        lma_status cst = fmt == 2 ? lma_yaml_constraint_new(s->tok, &gp.constraint)
+                                  : lma_json_constraint_new(s->tok, schema, &gp.constraint);
+        if (cst != LMA_OK) {
+            lma_serve_fail(&err, r.has_response_format ? 400 : 500,
+                           r.has_response_format ? "invalid_request_error" : "server_error", NULL,
+                           r.has_response_format ? "response_format" : NULL, "%s", lma_last_error());
             lma_clear_error();
             ret = lma_http_reply_error(h, &err);
             goto done;
         }
         if (lma_json_constraint_min_tokens(gp.constraint) > max_tokens) {
             lma_serve_fail(&err, 400, "invalid_request_error", NULL, "max_tokens",
-                           "max_tokens %d is too small for any output valid under response_format (at least %d)",
-                           max_tokens, lma_json_constraint_min_tokens(gp.constraint));
+                           "max_tokens %d is too small for any output valid under %s (at least %d)", max_tokens,
+                           r.has_response_format ? "response_format" : "the server's --format/--json-schema",
+                           lma_json_constraint_min_tokens(gp.constraint));
             lma_json_constraint_free(gp.constraint);
             ret = lma_http_reply_error(h, &err);
             goto done;
@@ -817,6 +826,7 @@ static void free_server(lma_server *s) {
     free(s->model_name);
     free(s->embed_name);
     free(s->chat_template);
+    cJSON_Delete(s->default_schema);
     pthread_mutex_destroy(&s->embed_mu);
     pthread_mutex_destroy(&s->conn_mu);
     pthread_cond_destroy(&s->conn_cv);
@@ -840,11 +850,14 @@ lma_status lma_server_start(lma_model *m, const lma_tokenizer *tok, const lma_se
     s->chat_template = p->chat_template ? strdup(p->chat_template) : NULL;
     s->keys = calloc((size_t)p->n_api_keys + 1, sizeof *s->keys);
     s->stop_ids = malloc((size_t)(p->n_stop_ids + 1) * sizeof *s->stop_ids);
-    int ok = s->model_name && s->embed_name && s->keys && s->stop_ids && (!p->chat_template || s->chat_template);
+    s->default_schema = p->default_schema ? cJSON_Duplicate(p->default_schema, 1) : NULL;
+    int ok = s->model_name && s->embed_name && s->keys && s->stop_ids && (!p->chat_template || s->chat_template) &&
+             (!p->default_schema || s->default_schema);
     for (int i = 0; ok && i < p->n_api_keys; i++) ok = (s->keys[i] = strdup(p->api_keys[i])) != NULL;
     if (!ok) { free_server(s); return lma_error(LMA_ERR_NOMEM, "out of memory"); }
     if (p->n_stop_ids) memcpy(s->stop_ids, p->stop_ids, (size_t)p->n_stop_ids * sizeof *s->stop_ids);
     s->p.api_keys = NULL;
+    s->p.default_schema = NULL; /* s->default_schema is the copy */
     /* the address */
     struct sockaddr_in a4 = {0};
     struct sockaddr_in6 a6 = {0};

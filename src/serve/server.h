@@ -23,6 +23,7 @@
  * strings and arrays. lma_server_stop frees it. */
 #ifndef LMA_SERVE_SERVER_H
 #define LMA_SERVE_SERVER_H
+#include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
 #include "infer/embed.h"
@@ -55,6 +56,8 @@ typedef struct {
     int request_timeout_s;       /* a request's headers and body must be in within this many seconds
                                   * of the connection's start, or of its request line on a kept-alive
                                   * connection (slowloris: 408, closed); 0: no deadline */
+    int default_format;          /* a request without response_format: 0 text, 1 JSON, 2 YAML (serve --format) */
+    const cJSON *default_schema; /* with default_format 1: the JSON schema (serve --json-schema; copied), or NULL */
     lma_engine_params engine;
     int log_prompts;             /* the access log shows prompts (off: never) */
     FILE *log;                   /* access log, one line per request (NULL: none) */
