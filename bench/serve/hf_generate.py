@@ -13,8 +13,9 @@
       of bench/serve/load.py (left padded) in batches, exactly --new tokens each
       (min_new_tokens = max_new_tokens, EOS ignored as the server's ignore_eos does).
       eager: the default dynamic cache; static: cache_implementation="static", with which
-      generate compiles the decoding forward with torch.compile (transformers >= 4.48; the
-      first call of each batch size compiles, untimed). Per batch: tokens/s over --reps
+      generate compiles the decoding forward with torch.compile on cuda (transformers >= 4.48
+      does it by itself for a static cache; not on the CPU); the first call of each batch size
+      (the compile) is untimed and reported as warmup_s. Per batch: tokens/s over --reps
       timed runs and the latency of a request (the batch's wall time: all its requests end
       together) p50 / p99 over them. A batch that would start after --deadline is skipped
       (reported as skipped).
