@@ -2,6 +2,8 @@
 # lmadapt serve on the GPU beside transformers' generate (the lead runs it on the device; nothing
 # is downloaded, no model file is carried). Run from the repository root on the device:
 #   bash bench/serve/device_check.sh                      carry: .deps (as the other checks)
+# (or the build first, in its own call on the same machine, so that the check's 8 minutes
+# are all measurement: bash bench/device_build.sh build-gpu, then the line above.)
 # It needs only the repository (bench/serve/tok: SmolLM2's tokenizer, 0.6 MB, committed), the
 # .deps/ Debian packages for bench/device_build.sh (libmicrohttpd-dev and libmicrohttpd12
 # among them) and python3 with torch + transformers (device: torch 2.11, transformers 5.17).
