@@ -11,7 +11,9 @@
 #include "core/threads.h"
 #include "infer/generate.h"
 #include "model/adapter.h"
+#include "core/json.h"
 #include "opts.h"
+#include "sampling.h"
 #include "rag/encoder.h"
 #include "rag/store.h"
 #include "serve/server.h"
@@ -57,6 +59,7 @@ int cmd_serve(int argc, char **argv) {
     static const char *const rag_modes[] = LMA_RAG_MODE_NAMES;
     int rag_k = 5, rag_budget = 1536, rag_mode = LMA_RAG_HYBRID;
     int dequantize = 0, threads = 0, port = 8080, max_active = 8, max_queue = 64, max_conn = 64, max_per_ip = 0, timeout = 15;
+    int request_timeout = 10;
     int max_prompt = 4096, max_tokens_limit = 4096, default_max_tokens = 256, context = 0, log_prompts = 0, quiet = 0;
     int max_body_kb = 1024;
     double grace = 10;
@@ -94,6 +97,10 @@ int cmd_serve(int argc, char **argv) {
                 "(0: no limit)"),
         CLI_INT("timeout", 0, &timeout, 1, 86400, "S", "seconds a connection may stay idle while sending its\n"
                 "request or between requests (a stalled client is cut off)"),
+        CLI_INT("request-timeout", 0, &request_timeout, 0, 86400, "S", "seconds a request (headers and body) may take to\n"
+                "arrive, however steadily it trickles (slowloris):\n"
+                "beyond, 408 and the connection is closed (0: no\n"
+                "deadline; generation time does not count)"),
         CLI_INT("max-body-kb", 0, &max_body_kb, 1, 1 << 20, "KB", "largest request body (413 beyond)"),
         CLI_REALV("shutdown-grace", 0, &grace, 0, 3600, "S", "on SIGINT/SIGTERM, seconds requests in flight may\n"
                   "take to finish before they are cancelled"),
@@ -109,8 +116,15 @@ int cmd_serve(int argc, char **argv) {
         CLI_INT("context", 0, &context, 0, 10000000, "N", "prompt + max_tokens limit",
                 .def_text = "the model's max_position_embeddings"),
         CLI_END};
-    cli_group groups[] = {{NULL, own}, {"Network and safety:", net}, {"Generation:", gen}, {"Retrieval (--rag):", rag_opts},
-                          {0}};
+    /* --format / --json-schema as generate's (cli/sampling.h): the default of a request
+     * that gives no response_format */
+    cli_sampling smp;
+    cli_sampling_init(&smp, 1, 1);
+    cli_opt fmt[CLI_SAMPLING_NOPTS];
+    cli_sampling_table(&smp, CLI_SAMPLING_FORMAT | CLI_SAMPLING_NO_SAMPLER, fmt);
+    cli_group groups[] = {{NULL, own}, {"Network and safety:", net}, {"Generation:", gen},
+                          {"Output format (of a request without response_format):", fmt},
+                          {"Retrieval (--rag):", rag_opts}, {0}};
     cli_spec spec = {
         .cmd = "serve",
         .usage = "lmadapt serve --model M [--host 127.0.0.1] [--port 8080] [--api-key-file F] [options]",
@@ -131,7 +145,7 @@ int cmd_serve(int argc, char **argv) {
     if (rc != CLI_CONTINUE) return rc;
 #ifndef LMA_HAVE_MHD
     (void)model; (void)adapter; (void)embed; (void)device; (void)tmpl; (void)host; (void)key_file; (void)name; (void)threads;
-    (void)log_prompts; (void)quiet; (void)grace; (void)is_loopback; (void)read_keys; (void)rag;
+    (void)log_prompts; (void)quiet; (void)grace; (void)is_loopback; (void)read_keys; (void)rag; (void)smp;
     return cli_fail("serve", "this build has no HTTP server: install libmicrohttpd-dev (scripts/install-deps.sh) "
                              "and rebuild");
 #else
@@ -155,6 +169,7 @@ int cmd_serve(int argc, char **argv) {
     lma_rag_store *store = NULL;
     lma_rag_searcher *searcher = NULL;
     lma_rag_encoder enc = lma_rag_encoder_words();
+    cJSON *schema = NULL;
     char *stored = NULL, rag_embed[4096];
     rc = 1;
     if (!be) goto done;
@@ -186,6 +201,10 @@ int cmd_serve(int argc, char **argv) {
         goto done;
     }
     if (embed && lma_embedder_load(embed, be, &emb) != LMA_OK) { cli_fail("serve", NULL); goto done; }
+    /* --format / --json-schema: checked now (an unsupported schema stops the start) */
+    if (cli_sampling_constraint(&smp, tok) != LMA_OK) { cli_fail("serve", NULL); goto done; }
+    cli_sampling_free(&smp);
+    if (smp.schema_path && lma_json_load(smp.schema_path, &schema) != LMA_OK) { cli_fail("serve", NULL); goto done; }
     if (store) {
         if (emb && rag_mode != LMA_RAG_BM25) enc = lma_rag_encoder_embedder(emb, embed_given);
         if (lma_rag_searcher_open(store, &enc, &searcher) != LMA_OK) { cli_fail("serve", NULL); goto done; }
@@ -224,7 +243,8 @@ int cmd_serve(int argc, char **argv) {
         .chat_template = tmpl, .stop_ids = stops, .n_stop_ids = lma_chat_stop_ids(model, &m->cfg, tok, stops, 16),
         .max_body = (size_t)max_body_kb * 1024, .max_prompt_tokens = max_prompt, .max_tokens_limit = max_tokens_limit,
         .default_max_tokens = default_max_tokens, .context = ctx > 1 ? ctx : 2048, .max_connections = max_conn,
-        .max_per_ip = max_per_ip, .timeout_s = timeout,
+        .max_per_ip = max_per_ip, .timeout_s = timeout, .request_timeout_s = request_timeout,
+        .default_format = smp.schema_path ? 1 : smp.format, .default_schema = schema,
         .engine = {.max_active = max_active, .max_queue = max_queue}, .log_prompts = log_prompts,
         .log = quiet ? NULL : stderr};
     sp.rag_search = lma_rag_search_defaults();
@@ -243,6 +263,7 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "lmadapt serve: stopped\n");
     rc = 0;
 done:
+    cJSON_Delete(schema);
     lma_rag_searcher_free(searcher);
     lma_rag_store_close(store);
     free(stored);

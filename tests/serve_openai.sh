@@ -9,6 +9,11 @@
 #                                        over-long chunked body; SIGTERM lets the request in
 #                                        flight finish, then the server exits 0; with
 #                                        all-minilm-l6-v2 fetched, /v1/embeddings == lmadapt embed.
+#   serve_openai.sh LMADAPT SRC slow     slowloris: 4 clients trickling a request (its line, a
+#                                        header, the body; the next request on a kept-alive
+#                                        connection) a byte every 1.5 s get 408 and are closed
+#                                        by --request-timeout, while a chat request, a kept-alive
+#                                        client and an oversized body (413) are served.
 #   serve_openai.sh LMADAPT SRC client   the same server driven by the official `openai` Python
 #                                        client (tests/serve_openai.py).
 #   serve_openai.sh LMADAPT SRC rag      serve --rag on a 6-paragraph index of tests/data/squad
@@ -169,6 +174,77 @@ EOF
     fi
     kill -TERM "$SPID"; wait "$SPID"
     ok $? "SIGTERM: exit 0"
+elif [ "$MODE" = slow ]; then
+    # --- slowloris: requests trickled one byte every 1.5 s (under the idle --timeout 3) are
+    # answered 408 and closed by --request-timeout 4, while other clients are served
+    start_server slow --timeout 3 --request-timeout 4 --max-body-kb 64
+    python3 "$SRC/tests/serve_slowloris.py" "$PORT" 1.5 30 >"$WORK/loris.json" &
+    loris=$!
+    PIDS+=("$loris")
+    sleep 1
+    # a normal client meanwhile: a chat completion, and two requests on one kept-alive
+    # connection 2 s apart (idle time between requests does not count against it)
+    r=$(post /v1/chat/completions '{"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8, "temperature": 0}')
+    check "a chat request while 4 slow clients trickle: 200" test "$(status_of "$r")/$(body_of "$r" | json "d['object']")" = \
+        200/chat.completion
+    ka=$(python3 - "$PORT" <<'PYEOF'
+import http.client, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+out = []
+for i in range(2):
+    c.request("GET", "/health"); r = c.getresponse(); r.read(); out.append(r.status)
+    time.sleep(2)
+print(*out)
+PYEOF
+)
+    check "two requests on a kept-alive connection 2 s apart: 200 200 ($ka)" test "$ka" = "200 200"
+    big=$(python3 -c "print('{\"prompt\": \"' + 'a' * 70000 + '\"}')")
+    check "a body over --max-body-kb meanwhile: 413" is_error "$(post /v1/completions "$big")" 413
+    # ignore_eos (vLLM's extension, for benchmarks): a reply that ends at end-of-turn goes on
+    # to max_tokens
+    b='{"messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 40, "temperature": 0'
+    r1=$(post /v1/chat/completions "$b}" | sed '$d' | json "d['choices'][0]['finish_reason'], d['usage']['completion_tokens'] < 40")
+    r2=$(post /v1/chat/completions "$b, \"ignore_eos\": true}" | sed '$d' | json "d['choices'][0]['finish_reason'], d['usage']['completion_tokens']")
+    check "ignore_eos: stop before 40 tokens without it ($r1), 40 tokens with it ($r2)" test "$r1/$r2" = "stop True/length 40"
+    wait "$loris"
+    cat "$WORK/loris.json"
+    # the first three must be cut 4 s after they connected (+ the watchdog's 0.25 s and a
+    # margin for a loaded machine); the kept-alive one after its response + idle 3 + 4 s
+    check "every slow client answered 408 and closed within its deadline" python3 - "$WORK/loris.json" <<'PYEOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+bound = {"line": 4 + 2.5, "header": 4 + 2.5, "body": 4 + 2.5, "keepalive": 3 + 4 + 2.5}
+for k, b in bound.items():
+    assert r[k]["closed"] and 3.5 <= r[k]["after"] <= b, (k, r[k])
+    assert r[k]["status"] in (408, None), (k, r[k])  # None: a reset beat the 408 to the client
+assert sum(v["status"] == 408 for v in r.values()) >= 3, r
+PYEOF
+    check "the access log has their 408 lines" test "$(grep -c '" 408 .*request not received within 4 s' "$WORK/slow.log")" = 4
+    check "the server still answers" test "$(curl -s --max-time 5 "http://127.0.0.1:$PORT/health" | json "d['status']")" = ok
+    greedy='{"messages": [{"role": "user", "content": "Describe a cat."}], "max_tokens": 30, "temperature": 0'
+    free_text=$(post /v1/chat/completions "$greedy}" | sed '$d' | json "json.dumps(d['choices'][0]['message']['content'])")
+    kill -TERM "$SPID"; wait "$SPID"
+    ok $? "SIGTERM: exit 0"
+
+    # --- --format / --json-schema: the default of a request without response_format
+    printf '%s' '{"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}, "required": ["name", "age"]}' >"$WORK/schema.json"
+    start_server fmt --json-schema "$WORK/schema.json"
+    r=$(post /v1/chat/completions "$greedy}")
+    check "--json-schema: a request without response_format gets JSON valid against it" test \
+        "$(body_of "$r" | json "(lambda v: sorted(v) == ['age', 'name'] and isinstance(v['age'], int))(json.loads(d['choices'][0]['message']['content']))")" = True
+    r=$(post /v1/chat/completions "$greedy, \"response_format\": {\"type\": \"text\"}}" | sed '$d' | json "json.dumps(d['choices'][0]['message']['content'])")
+    check "  response_format text overrides it: the free greedy text" test "$r" = "$free_text"
+    r=$(post /v1/chat/completions "$greedy, \"response_format\": {\"type\": \"json_object\"}}" | sed '$d' | json "type(json.loads(d['choices'][0]['message']['content'])).__name__")
+    check "  response_format json_object overrides it: an object" test "$r" = dict
+    check "  max_tokens below its shortest output: 400 max_tokens" is_error "$(post /v1/completions '{"prompt": "x", "max_tokens": 2}')" 400 max_tokens
+    kill -TERM "$SPID"; wait "$SPID"
+    start_server yaml --format yaml
+    r=$(post /v1/completions '{"prompt": "A cat:", "max_tokens": 24, "temperature": 0}' | sed '$d' | json "json.dumps(d['choices'][0]['text'])")
+    check "--format yaml: a key: value mapping ($r)" python3 -c "import json,re,sys; t=json.loads(sys.argv[1]); assert re.match(r'[A-Za-z_][A-Za-z0-9_-]*:', t), t" "$r"
+    kill -TERM "$SPID"; wait "$SPID"
+    printf '%s' '{"anyOf": []}' >"$WORK/bad.json"
+    "$LMA" serve --model "$MODEL" --port 0 --json-schema "$WORK/bad.json" >"$WORK/bad.log" 2>&1
+    check "an unsupported --json-schema stops the start naming the file" grep -q "bad.json" "$WORK/bad.log"
 elif [ "$MODE" = curl ]; then
     start_server main --max-active 2 --max-queue 1 --max-prompt-tokens 300 --max-tokens-limit 2000 --timeout 3 \
         --max-body-kb 64 --log-prompts "${EMBED_OPT[@]}"

@@ -42,7 +42,7 @@ static void valid(void) {
     lma_serve_req_free(&r);
 
     CHECK(parse("{\"prompt\": \"a\", \"response_format\": {\"type\": \"json_object\"}}", LMA_SREQ_COMPLETION, &r, &e) == 0 &&
-          r.json_mode && !r.json_schema, "json_object: constrained decoding, any object");
+          r.json_mode && !r.json_schema && r.has_response_format, "json_object: constrained decoding, any object");
     lma_serve_req_free(&r);
     CHECK(parse("{\"prompt\": \"a\", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"x\", "
                 "\"schema\": {\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"}}}}}}",
@@ -57,7 +57,12 @@ static void valid(void) {
     CHECK(parse("{\"prompt\": \"p\", \"stop\": \"END\", \"top_k\": -1, \"max_tokens\": 1000}", LMA_SREQ_COMPLETION,
                 &r, &e) == 0 && r.n_stop == 1 && !strcmp(r.stop[0], "END") && r.top_k == 0 && r.max_tokens == 1000,
           "stop as a string, top_k -1 is off, max_tokens at the limit");
+    CHECK(!r.ignore_eos && !r.has_response_format, "ignore_eos: off by default; no response_format");
     lma_serve_req_free(&r);
+    CHECK(parse("{\"prompt\": \"p\", \"ignore_eos\": true}", LMA_SREQ_COMPLETION, &r, &e) == 0 && r.ignore_eos,
+          "ignore_eos: true (vLLM's extension)");
+    lma_serve_req_free(&r);
+    refused("{\"prompt\": \"p\", \"ignore_eos\": 1}", LMA_SREQ_COMPLETION, "ignore_eos", "ignore_eos not a boolean");
 }
 
 static void malformed(void) {

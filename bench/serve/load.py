@@ -9,8 +9,15 @@ completion tokens/s, end-to-end latency p50/p99, time to first token p50/p99 (st
 and the server's RSS (VmRSS) after the warm-up and at the end of each level (repeat a level,
 e.g. --levels 1,4,16,64,64, to see it flat).
 
+RSS over time (leak check): --rss-every S samples the server's VmRSS every S seconds from
+the end of the warm-up (--warmup-seconds at --warmup-clients) to the end, and reports the
+spread (max - min) and the growth (last - first) in % of the first sample, and the RSS at
+idle (after the warm-up and 1 s after each level's requests drained) with its spread: under
+load RSS holds the live KV caches, at idle it should come back to the same value.
+
 usage: python3 bench/serve/load.py --lmadapt build/lmadapt [--model smollm2-135m-instruct]
        [--levels 1,4,16,64] [--seconds 60] [--max-active 32] [--json out.json]
+       [--warmup-seconds 30 --warmup-clients 64 --rss-every 10]
 """
 import argparse
 import http.client
@@ -24,6 +31,7 @@ import sys
 import threading
 import time
 
+FIXED = {"max_tokens": 0, "ignore_eos": False}
 PROMPTS = ["Write a short poem about the sea.", "What is the capital of France?", "Explain what a CPU does.",
            "Give me three tips for learning to cook.", "Tell me a fun fact about space.",
            "Summarize the plot of a fairy tale in two sentences."]
@@ -71,8 +79,10 @@ def one_request(port, model, rng, st, disconnect):
     chat = rng.random() < 0.5
     stream = rng.random() < 0.5
     prompt = rng.choice(PROMPTS)
-    body = {"model": model, "max_tokens": rng.randint(16, 64), "temperature": rng.choice([0, 0.7]),
-            "seed": rng.randint(0, 1 << 30)}
+    body = {"model": model, "max_tokens": FIXED["max_tokens"] or rng.randint(16, 64),
+            "temperature": rng.choice([0, 0.7]), "seed": rng.randint(0, 1 << 30)}
+    if FIXED["ignore_eos"]:
+        body["ignore_eos"] = True
     if chat:
         body["messages"] = [{"role": "user", "content": prompt}]
     else:
@@ -166,7 +176,14 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default=None)
     ap.add_argument("--json")
+    ap.add_argument("--warmup-seconds", type=float, default=5)
+    ap.add_argument("--warmup-clients", type=int, default=2)
+    ap.add_argument("--rss-every", type=float, default=0, help="sample the server's RSS every S seconds")
+    ap.add_argument("--max-tokens", type=int, default=0, help="every request's max_tokens (default 16-64 at random)")
+    ap.add_argument("--ignore-eos", action="store_true", help="ask for ignore_eos (fixed lengths; vLLM's extension)")
     a = ap.parse_args()
+    global FIXED
+    FIXED = {"max_tokens": a.max_tokens, "ignore_eos": a.ignore_eos}
     proc = None
     if a.url:
         port = int(a.url.rsplit(":", 1)[1].strip("/"))
@@ -194,10 +211,21 @@ def main():
     model = json.loads(c.getresponse().read())["data"][0]["id"]
     c.close()
     # warm-up
-    run_level(port, model, 2, 5, 0, 0)
+    run_level(port, model, a.warmup_clients, a.warmup_seconds, 0, 0)
     rows = []
     rss0 = rss_kb(pid) if pid else -1
-    print(f"server RSS after warm-up: {rss0 / 1024:.0f} MB", flush=True)
+    print(f"server RSS after warm-up: {rss0 / 1024:.0f} MB; load average {os.getloadavg()}", flush=True)
+    samples, sampling = [], threading.Event()
+    if a.rss_every and pid:
+        t_start = time.time()
+
+        def sampler():
+            while True:
+                samples.append((round(time.time() - t_start, 1), round(rss_kb(pid) / 1024, 1)))
+                if sampling.wait(a.rss_every):
+                    break
+        st_thread = threading.Thread(target=sampler, daemon=True)
+        st_thread.start()
     for lvl in [int(x) for x in a.levels.split(",")]:
         st, wall = run_level(port, model, lvl, a.seconds, a.disconnect, lvl)
         time.sleep(1)
@@ -209,12 +237,29 @@ def main():
                "errors": len(st.errors), "tokens_per_s": round(st.tokens / wall, 1),
                "lat_p50_s": round(pct(st.lat, 50), 2), "lat_p99_s": round(pct(st.lat, 99), 2),
                "ttft_p50_s": round(pct(st.ttft, 50), 2), "ttft_p99_s": round(pct(st.ttft, 99), 2),
-               "rss_mb": round(rss_kb(pid) / 1024) if pid else None,
+               "rss_mb": round(rss_kb(pid) / 1024, 1) if pid else None,
                "left_active": health["active"], "left_queued": health["queued"]}
         rows.append(row)
         print(json.dumps(row), flush=True)
         for e in st.errors[:5]:
             print("  error:", e, flush=True)
+    rss = None
+    if samples:
+        sampling.set()
+        st_thread.join()
+        samples.append((round(time.time() - t_start, 1), round(rss_kb(pid) / 1024, 1)))
+        v = [x[1] for x in samples]
+        rss = {"every_s": a.rss_every, "samples": samples, "min_mb": min(v), "max_mb": max(v),
+               "spread_pct": round(100 * (max(v) - min(v)) / v[0], 2),
+               "growth_pct": round(100 * (v[-1] - v[0]) / v[0], 2)}
+        idle = [round(rss0 / 1024, 1)] + [r["rss_mb"] for r in rows]
+        rss["idle_mb"] = idle
+        rss["idle_spread_pct"] = round(100 * (max(idle) - min(idle)) / idle[0], 2)
+        print(f"RSS every {a.rss_every:g} s after the warm-up (MB): {' '.join(f'{x[1]:.0f}' for x in samples)}")
+        print(f"RSS at idle (after the warm-up, then 1 s after each level drained): {idle} MB, spread "
+              f"{rss['idle_spread_pct']} %")
+        print(f"RSS spread (max - min) {rss['spread_pct']} %, growth (last - first) {rss['growth_pct']} %; "
+              f"load average {os.getloadavg()}", flush=True)
     if proc:
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=60)
@@ -225,7 +270,8 @@ def main():
         print(f"| {r['clients']} | {r['completed']} | {r['disconnects']} | {r['errors']} | {r['tokens_per_s']} | "
               f"{r['lat_p50_s']} / {r['lat_p99_s']} | {r['ttft_p50_s']} / {r['ttft_p99_s']} | {r['rss_mb']} |")
     if a.json:
-        json.dump({"rss_warm_mb": round(rss0 / 1024) if pid else None, "levels": rows}, open(a.json, "w"), indent=1)
+        json.dump({"rss_warm_mb": round(rss0 / 1024) if pid else None, "levels": rows, "rss": rss},
+                  open(a.json, "w"), indent=1)
     bad = sum(r["errors"] for r in rows) + sum(r["left_active"] + r["left_queued"] for r in rows)
     sys.exit(1 if bad else 0)
 

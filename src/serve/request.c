@@ -98,6 +98,7 @@ static int refuse_unsupported(const cJSON *root, lma_serve_req *r, lma_serve_err
         } else if (!cJSON_IsString(t) || strcmp(t->valuestring, "text")) {
             return BAD("response_format", "'response_format.type' must be text, json_object or json_schema");
         }
+        r->has_response_format = 1;
     }
     return 0;
 }
@@ -210,6 +211,7 @@ static int parse_fields(const cJSON *root, lma_sreq_kind kind, int max_tokens_li
     r->seed = (uint64_t)(int64_t)seed;
     if (parse_stop(root, r, err)) return err->status;
     if (bool_field(root, "stream", &r->stream, err)) return err->status;
+    if (bool_field(root, "ignore_eos", &r->ignore_eos, err)) return err->status;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
     if (so && !cJSON_IsNull(so)) {
         if (!cJSON_IsObject(so)) return BAD("stream_options", "'stream_options' must be an object");

@@ -15,13 +15,15 @@
  * first chunk of a stream). /v1/completions stays a raw prompt.
  * Every error is the OpenAI error object with its HTTP status (request.h).
  *
- * Threads: libmicrohttpd's thread per connection (bounded by max_connections), one engine
+ * Threads: libmicrohttpd's thread per connection (bounded by max_connections), a watchdog
+ * that closes connections whose request is not in by request_timeout_s (slowloris), one engine
  * thread that owns the model. A handler waits for its job, checking that the client is
  * still there (a closed socket cancels the job and frees its slot).
  * Ownership: the server keeps pointers to m and tok (they outlive it) and copies p's
  * strings and arrays. lma_server_stop frees it. */
 #ifndef LMA_SERVE_SERVER_H
 #define LMA_SERVE_SERVER_H
+#include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
 #include "infer/embed.h"
@@ -51,6 +53,11 @@ typedef struct {
     int max_connections;         /* concurrent connections */
     int max_per_ip;              /* concurrent connections per client address (0: no limit) */
     int timeout_s;               /* idle seconds before a connection is closed (slow clients) */
+    int request_timeout_s;       /* a request's headers and body must be in within this many seconds
+                                  * of the connection's start, or of its request line on a kept-alive
+                                  * connection (slowloris: 408, closed); 0: no deadline */
+    int default_format;          /* a request without response_format: 0 text, 1 JSON, 2 YAML (serve --format) */
+    const cJSON *default_schema; /* with default_format 1: the JSON schema (serve --json-schema; copied), or NULL */
     lma_engine_params engine;
     int log_prompts;             /* the access log shows prompts (off: never) */
     FILE *log;                   /* access log, one line per request (NULL: none) */
