@@ -10,7 +10,9 @@
  * THREADS (default 1) > 1: the graph is built by that many threads (lma_hnsw_add_many) and
  * the recall of each ef is measured with lma_hnsw_search_many on as many; latency is then
  * measured one query at a time on one thread, for the chosen ef only under auto:R (for
- * every ef of a list), so p50/p99 stay single-query, single-thread numbers. */
+ * every ef of a list), so p50/p99 stay single-query, single-thread numbers.
+ * EFS "none": only the files (for hnsw_faiss.py alone). The vectors are drawn row by row from
+ * per-row seeds (in parallel), so every run of the same N DIM NQ writes the same files. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +26,7 @@ static double now(void) {
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
-static uint64_t st = 42;
+static _Thread_local uint64_t st = 42;
 static float gauss(void) {
     st = st * 6364136223846793005ull + 1442695040888963407ull;
     double u1 = ((st >> 11) + 0.5) / 9007199254740992.0;
@@ -105,8 +107,15 @@ int main(int argc, char **argv) {
     float *base = malloc(n * d * sizeof *base), *q = malloc((size_t)nq * d * sizeof *q), *norms = malloc(n * sizeof *norms);
     int64_t *truth = malloc((size_t)nq * K * sizeof *truth);
     if (!base || !q || !norms || !truth) return 1;
-    for (size_t i = 0; i < n; i++) unit(base + i * d, d), norms[i] = 1;
-    for (int i = 0; i < nq; i++) unit(q + (size_t)i * d, d);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        st = 42 + 0x9E3779B97F4A7C15ull * (i + 1);
+        unit(base + i * d, d), norms[i] = 1;
+    }
+    for (int i = 0; i < nq; i++) {
+        st = 7 + 0xD1B54A32D192ED03ull * (i + 1);
+        unit(q + (size_t)i * d, d);
+    }
     double t0 = now();
     float sc[64];
     for (int i = 0; i < nq; i++) {
@@ -117,6 +126,8 @@ int main(int argc, char **argv) {
     save(dir, "base.f32", base, n * d * sizeof *base);
     save(dir, "queries.f32", q, (size_t)nq * d * sizeof *q);
     save(dir, "truth.i64", truth, (size_t)nq * K * sizeof *truth);
+    fprintf(stderr, "# data + exact truth written (exact scan %.1f ms/query)\n", exact_ms);
+    if (!strcmp(efs, "none")) return 0;
     lma_hnsw *h;
     if (lma_hnsw_new(d, p, &h)) return 1;
     int64_t *ids = malloc(n * sizeof *ids);
