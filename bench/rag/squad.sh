@@ -13,11 +13,9 @@ CORPUS=${1:-tests/data/squad/corpus.jsonl} QA=${2:-tests/data/squad/qa.jsonl}
 PY=${PY:-/tmp/refenv/bin/python} MODEL=${MODEL:-all-minilm-l6-v2}
 MDIR=${MDIR:-$HOME/.cache/lmadapt/models/all-minilm-l6-v2}
 DB=$(mktemp -u /tmp/lma_squad.XXXXXX).sqlite
-trap 'rm -f "$DB" "$DB-wal" "$DB-shm" "$DB.empty"* ' EXIT
+trap 'rm -f "$DB" "$DB-wal" "$DB-shm"' EXIT
 echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD) corpus $(wc -l < "$CORPUS") paragraphs, $(wc -l < "$QA") questions, load $(cut -d' ' -f1 /proc/loadavg)"
-: > "$DB.empty.jsonl" # the fixed cost of an index run (model load, store setup): an empty corpus
-/usr/bin/time -f "# index of nothing: %e s wall, %U s user" build/lmadapt rag index -q --db "$DB.empty" --embed "$MODEL" "$DB.empty.jsonl"
-/usr/bin/time -f "# index: %e s wall, %U s user" build/lmadapt rag index -q --db "$DB" --embed "$MODEL" --chunk-tokens 256 --overlap-tokens 32 "$CORPUS"
+/usr/bin/time -f "# index (model load included): %e s wall, %U s user" build/lmadapt rag index -q --db "$DB" --embed "$MODEL" --chunk-tokens 256 --overlap-tokens 32 "$CORPUS"
 build/lmadapt rag eval --db "$DB" --qa "$QA" --k 10 --json | sed 's/^{/{"impl": "lmadapt", /'
 "$PY" bench/rag/squad_ref.py "$CORPUS" "$QA" "$MDIR" 2>/dev/null
 if [ -n "${LCPY:-}" ]; then "$LCPY" bench/rag/langchain_squad.py "$CORPUS" "$QA" "$MDIR" 2>/dev/null; fi
