@@ -410,6 +410,7 @@ lma_status lma_hnsw_add_many(lma_hnsw *h, size_t n, const int64_t *ids, const fl
     for (size_t i = 0; i < h->n; i++) omp_init_lock(&h->locks[i]);
     omp_init_lock(&h->glock);
     lma_status r = LMA_OK;
+    char msg[512] = "";
     size_t start = first;
     if (h->entry < 0) { /* the entry, alone */
         vset vs = {h->visited, h->epoch, h->cap};
@@ -425,14 +426,14 @@ lma_status lma_hnsw_add_many(lma_hnsw *h, size_t n, const int64_t *ids, const fl
         for (size_t i = start; i < nn; i++)
             if (!mine) mine = insert(h, (int32_t)i, &vs);
 #pragma omp critical(lma_hnsw_add_many)
-        if (mine && !r) r = mine;
+        if (mine && !r) r = mine, snprintf(msg, sizeof msg, "%s", lma_last_error()); /* errors are per thread */
         free(vs.v);
     }
     for (size_t i = 0; i < h->n; i++) omp_destroy_lock(&h->locks[i]);
     omp_destroy_lock(&h->glock);
     free(h->locks);
     h->locks = NULL;
-    return r;
+    return r && msg[0] ? lma_error(r, "%s", msg) : r;
 }
 
 lma_status lma_hnsw_remove(lma_hnsw *h, int64_t id) {
@@ -569,6 +570,7 @@ lma_status lma_hnsw_search_many(lma_hnsw *h, size_t nq, const float *q, int k, i
                                 int *n, int threads) {
     LMA_TRY(repair(h));
     lma_status r = LMA_OK;
+    char msg[512] = "";
 #pragma omp parallel num_threads(threads < 1 ? 1 : threads)
     {
         vset vs = {calloc(h->cap ? h->cap : 1, sizeof(uint32_t)), 0, h->cap};
@@ -579,10 +581,10 @@ lma_status lma_hnsw_search_many(lma_hnsw *h, size_t nq, const float *q, int k, i
             if (!mine) mine = search_one(h, &vs, q + i * h->dim, k, ef, ids + i * k, scores + i * k, &n[i]);
         }
 #pragma omp critical(lma_hnsw_search_many)
-        if (mine && !r) r = mine;
+        if (mine && !r) r = mine, snprintf(msg, sizeof msg, "%s", lma_last_error()); /* errors are per thread */
         free(vs.v);
     }
-    return r;
+    return r && msg[0] ? lma_error(r, "%s", msg) : r;
 }
 
 /* the store ---------------------------------------------------------------- */
