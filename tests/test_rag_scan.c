@@ -2,13 +2,18 @@
  * (lma_rag_exact_topk), its oracle: same top-k ids, scores within fp32 rounding, on
  * random vectors of uneven norms (and a zero row), n not a multiple of the upload block.
  * No argument: the cpu table's matmul; "cuda": the GPU (ctest label cuda; 77 without one),
- * both "cuda" (scanned by its fp32 twin) and "cuda-fp32". */
+ * both "cuda" (scanned by its fp32 twin) and "cuda-fp32". Also the searcher: a store's
+ * vector search with the scan's backend set (ref here, the GPU with "cuda") returns the
+ * hits of the searcher without one (the BLAS scan). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include "rag/index.h"
 #include "rag/scan.h"
 #include "rag/search.h"
+#include "rag/store.h"
 #include "test.h"
 
 static uint64_t st = 7;
@@ -51,6 +56,78 @@ static void check(const lma_backend *be, size_t n, int dim, int nq, int k) {
     free(v), free(norms), free(q), free(ia), free(ib), free(sa), free(sb);
 }
 
+/* test encoder: hashed words with uneven weights (no score ties), 32-d */
+#define EDIM 32
+static lma_status e_count(void *ctx, const char *t, size_t len, size_t *n) {
+    size_t w = 0;
+    for (size_t i = 0; i < len; i++) w += t[i] != ' ' && (i == 0 || t[i - 1] == ' ');
+    *n = w + 2;
+    return LMA_OK;
+}
+static lma_status e_embed(void *ctx, const char *const *texts, size_t n, int q, float *out) {
+    for (size_t k = 0; k < n; k++) {
+        float *v = out + k * EDIM;
+        memset(v, 0, EDIM * sizeof *v);
+        for (const char *p = texts[k]; *p;) {
+            if (*p == ' ' || *p == '.') { p++; continue; }
+            uint32_t h = 2166136261u;
+            while (*p && *p != ' ' && *p != '.') h = (h ^ (unsigned char)(*p++ | 32)) * 16777619u;
+            v[h % EDIM] += 1.0f + (h >> 20) % 997 / 997.0f;
+        }
+        v[0] += 0.01f;
+    }
+    return LMA_OK;
+}
+
+static void check_searcher(const lma_backend *be) {
+    char dir[] = "/tmp/lma_test_rag_scan.XXXXXX", path[512], db[512];
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    snprintf(path, sizeof path, "%s/docs.jsonl", dir);
+    snprintf(db, sizeof db, "%s/s.sqlite", dir);
+    FILE *f = test_fopen(path, "w");
+    const char *words[] = {"river", "stone", "light", "north", "glass", "paper", "storm", "field", "metal", "cloud",
+                           "sugar", "tiger", "ocean", "music", "plant", "chair", "green", "quiet", "smoke", "bread"};
+    for (int d = 0; d < 300; d++) {
+        fprintf(f, "{\"id\": \"d%d\", \"text\": \"", d);
+        for (int w = 0; w < 6 + d % 5; w++) fprintf(f, "%s ", words[(d * 7 + w * (d % 3 + 1)) % 20]);
+        fprintf(f, "\"}\n");
+    }
+    fclose(f);
+    lma_rag_store *s = NULL;
+    CHECK_OK(lma_rag_store_open_sqlite(db, 1, &s));
+    lma_rag_encoder enc = {NULL, EDIM, 0, "test-hash32", e_count, e_embed};
+    lma_rag_index_params ip = lma_rag_index_defaults();
+    lma_rag_index_stats ist;
+    const char *paths[] = {path};
+    CHECK_OK(lma_rag_index(s, &enc, paths, 1, &ip, &ist));
+    lma_rag_searcher *a = NULL, *b = NULL;
+    CHECK_OK(lma_rag_searcher_open(s, &enc, &a));
+    CHECK_OK(lma_rag_searcher_open(s, &enc, &b));
+    if (!a || !b) { lma_rag_searcher_free(a), lma_rag_searcher_free(b), lma_rag_store_close(s); return; }
+    lma_rag_searcher_set_backend(b, be);
+    lma_rag_search_params sp = lma_rag_search_defaults();
+    sp.mode = LMA_RAG_VECTOR, sp.k = 10;
+    int same = 1;
+    for (int t = 0; t < 20; t++) {
+        char query[128];
+        snprintf(query, sizeof query, "%s %s %s", words[t], words[(t * 3 + 1) % 20], words[(t * 11 + 5) % 20]);
+        lma_rag_hit ha[10], hb[10];
+        int na = 0, nb = 0;
+        CHECK_OK(lma_rag_search(a, query, &sp, ha, &na));
+        CHECK_OK(lma_rag_search(b, query, &sp, hb, &nb));
+        same &= na == nb && na == 10;
+        for (int i = 0; i < na && i < nb; i++)
+            same &= fabs(ha[i].score - hb[i].score) < 1e-5 && (ha[i].id == hb[i].id || fabs(ha[i].score - hb[i].score) < 1e-6);
+    }
+    CHECK(same, "%s: the searcher's vector hits differ from the BLAS scan's", be->name);
+    printf("%s: searcher over 300 documents: the BLAS scan's hits\n", be->name);
+    lma_rag_searcher_free(a), lma_rag_searcher_free(b);
+    lma_rag_store_close(s);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "rm %s", dir);
+}
+
 int main(int argc, char **argv) {
     const char *names[2] = {"cpu", NULL};
     if (argc > 1) {
@@ -68,8 +145,10 @@ int main(int argc, char **argv) {
         check(be, 9001, 384, 20, 10); /* 9001: three upload blocks, the last partial */
         check(be, 3, 16, 3, 10);      /* k above n */
         check(be, 100000, 64, 5, 50);
+        if (argc > 1) check_searcher(be);
     }
     /* the CPU table refuses nothing; ref has matmul_fwd too: the oracle's oracle */
     check(lma_backend_ref(), 500, 32, 3, 10);
+    if (argc == 1) check_searcher(lma_backend_ref()); /* ref goes through scan.c, cpu through BLAS */
     TEST_END();
 }
