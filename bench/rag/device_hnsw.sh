@@ -47,7 +47,8 @@ fi
             { echo "build failed: $OUT/build.log"; tail -20 "$OUT/build.log"; exit 1; }
     fi
     echo "# build: $(($(date +%s) - t0)) s"
-    "$PY" -m pip install -q --upgrade --no-deps --no-index --target /tmp/faisspkg bench/rag/.wheels/*.whl 2>&1 | tail -2
+    "$PY" -m pip install -q --upgrade --no-deps --no-index --target /tmp/faisspkg bench/rag/.wheels/*.whl 2>&1 | tail -2 ||
+        for w in bench/rag/.wheels/*.whl; do "$PY" -m zipfile -e "$w" /tmp/faisspkg; done # no pip: a wheel is a zip
     export PYTHONPATH=/tmp/faisspkg${PYTHONPATH:+:$PYTHONPATH}
     "$PY" -c "import faiss; print('# faiss', faiss.__version__)" || echo "# faiss did not import: the lmadapt side only"
     DIR=$(mktemp -d /tmp/lma_hnsw_dev.XXXXXX)
