@@ -19,7 +19,7 @@
 # that the whole stays under the device's 10 minutes; a side cut off says so in the table.
 # SIDE=lmadapt or SIDE=faiss runs one side alone (LIMIT_S 480: the first call also builds;
 # two calls, the same vectors: they are drawn from fixed per-row seeds) when both do not
-# fit in one call, as expected at 1M (bench/RESULTS.md: the estimate from 40K here).
+# fit in one call, as expected at 1M (bench/RESULTS.md: the estimate from 100K here).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hnsw_device}; mkdir -p "$OUT"
