@@ -9,6 +9,7 @@
 #include "core/buf.h"
 #include "core/io.h"
 #include "core/model_path.h"
+#include "core/progress.h"
 #include "core/threads.h"
 #include "infer/embed.h"
 #include "infer/generate.h"
@@ -30,6 +31,7 @@ static const char *const mode_names[] = LMA_RAG_MODE_NAMES;
 typedef struct {
     lma_embedder *e;
     lma_rag_encoder enc;
+    const lma_backend *be; /* --device: the embedder's and the exact scan's */
     char name[1024];
 } rag_embed;
 
@@ -49,6 +51,7 @@ static int open_embed(const char *cmd, lma_rag_store *s, const char *embed, cons
     const lma_backend *be = cli_backend(cmd, device);
     if (!be) return 1;
     if (lma_embedder_load(path, be, &out->e) != LMA_OK) return cli_fail(cmd, NULL);
+    out->be = be;
     out->enc = lma_rag_encoder_embedder(out->e, out->name);
     return 0;
 }
@@ -270,6 +273,7 @@ static int do_search(int argc, char **argv) {
     sp.mode = (lma_rag_mode)mode, sp.filter = (glob || where) ? &f : NULL, sp.hnsw_min = hnsw_min;
     hits = malloc(sp.k * sizeof *hits);
     if (!hits || lma_rag_searcher_open(s, &re.enc, &sr) != LMA_OK) { cli_fail(cmd, hits ? NULL : "out of memory"); goto out; }
+    lma_rag_searcher_set_backend(sr, re.be);
     for (size_t qi = 0; qi < nq; qi++) {
         int n = 0;
         if (lma_rag_search(sr, qs[qi].text, &sp, hits, &n) != LMA_OK) { cli_fail(cmd, NULL); goto out; }
@@ -435,6 +439,7 @@ static int do_ask(int argc, char **argv) {
         }
         if (mode != LMA_RAG_BM25 && open_embed(cmd, s, embed, device, &re)) goto out;
         if (lma_rag_searcher_open(s, &re.enc, &sr) != LMA_OK) { cli_fail(cmd, NULL); goto out; }
+        lma_rag_searcher_set_backend(sr, re.be);
     }
     if (load_chat(cmd, model, device, &c)) goto out;
     sp.mode = (lma_rag_mode)mode, sp.filter = (glob || where) ? &f : NULL;
@@ -486,6 +491,11 @@ static void labels(cJSON *o, const char **docs, size_t *nd, const char **ans, si
                 cJSON_ArrayForEach(e, v) if (cJSON_IsString(e) && *n < cap) out[(*n)++] = e->valuestring;
         }
     }
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 static int do_eval(int argc, char **argv) {
@@ -540,6 +550,7 @@ static int do_eval(int argc, char **argv) {
     lma_rag_searcher *sr = NULL;
     lma_rag_hit *hits = malloc(k * sizeof *hits);
     int *gains = malloc(k * sizeof *gains);
+    double *lat = NULL; /* per-question search time, ms */
     chat_model c = {0};
     rc = 1;
     char *dim = NULL;
@@ -570,7 +581,9 @@ static int do_eval(int argc, char **argv) {
         for (size_t i = (size_t)limit; i < nq; i++) free(qs[i].id), free(qs[i].text), cJSON_Delete(qs[i].obj);
         nq = (size_t)limit;
     }
-    if (!hits || !gains || lma_rag_searcher_open(s, &re.enc, &sr) != LMA_OK) { cli_fail(cmd, NULL); goto out; }
+    lat = malloc((nq ? nq : 1) * sizeof *lat);
+    if (!hits || !gains || !lat || lma_rag_searcher_open(s, &re.enc, &sr) != LMA_OK) { cli_fail(cmd, NULL); goto out; }
+    lma_rag_searcher_set_backend(sr, re.be);
     if (!json) {
         char h[16];
         snprintf(h, sizeof h, "recall@%d", k);
@@ -587,7 +600,9 @@ static int do_eval(int argc, char **argv) {
             labels(qs[qi].obj, docs, &nd, ans, &na, 64);
             if (!nd && !na) continue;
             int n = 0;
+            double t0 = lma_now();
             if (lma_rag_search(sr, qs[qi].text, &sp, hits, &n) != LMA_OK) { cli_fail(cmd, NULL); goto out; }
+            lat[counted] = (lma_now() - t0) * 1e3;
             int seen[64] = {0}, found_ans = 0;
             for (int i = 0; i < n; i++) {
                 lma_rag_chunk_row row;
@@ -608,9 +623,12 @@ static int do_eval(int argc, char **argv) {
             counted++;
         }
         double d = counted ? (double)counted : 1;
-        if (json)
+        qsort(lat, counted, sizeof *lat, cmp_double);
+        double p50 = counted ? lat[counted / 2] : 0, p99 = counted ? lat[(size_t)(counted * 0.99)] : 0;
+        if (json) /* search time per question (query embedding included), the index as p50/p99 */
             printf("{\"mode\": \"%s\", \"recall@1\": %.6f, \"recall@5\": %.6f, \"recall@%d\": %.6f, \"mrr@10\": %.6f, "
-                   "\"ndcg@10\": %.6f, \"n\": %zu}\n", mode_names[modes[mi]], r1 / d, r5 / d, k, rk / d, mrr / d, ndcg / d, counted);
+                   "\"ndcg@10\": %.6f, \"n\": %zu, \"query_p50_ms\": %.3f, \"query_p99_ms\": %.3f}\n", mode_names[modes[mi]],
+                   r1 / d, r5 / d, k, rk / d, mrr / d, ndcg / d, counted, p50, p99);
         else
             printf("%-7s %9.4f %9.4f %9.4f %9.4f %9.4f %6zu\n", mode_names[modes[mi]], r1 / d, r5 / d, rk / d, mrr / d,
                    ndcg / d, counted);
@@ -665,7 +683,7 @@ static int do_eval(int argc, char **argv) {
     }
     rc = 0;
 out:
-    free(hits), free(gains);
+    free(hits), free(gains), free(lat);
     free_chat(&c);
     lma_rag_searcher_free(sr);
     free_queries(qs, nq);

@@ -3,10 +3,14 @@
  * level 0 at offset 0 (count, then up to M0 = 2M links), level l >= 1 at
  * (M0 + 1) + (l - 1)(M + 1) (count, then up to M). Distance: 1 - dot of unit vectors. */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/threads.h"
 #include "rag/hnsw.h"
+
+#define HNSW_MAX_M 64 /* links_copy's buffers */
 
 typedef struct {
     int64_t id;
@@ -27,6 +31,7 @@ struct lma_hnsw {
     int32_t *map_v;
     size_t map_cap;
     uint32_t *visited, epoch;
+    omp_lock_t *locks, glock; /* during lma_hnsw_add_many only: one per node (its links), entry/max_level */
     int64_t *removed; /* ids removed since the last save */
     size_t n_removed, cap_removed;
     int need_repair;
@@ -124,7 +129,7 @@ static void map_del(lma_hnsw *h, int64_t id) {
 /* lifecycle -------------------------------------------------------------- */
 lma_status lma_hnsw_new(int dim, lma_hnsw_params p, lma_hnsw **out) {
     *out = NULL;
-    if (dim <= 0 || p.M < 2 || p.ef_construction < 1) return lma_error(LMA_ERR_ARG, "hnsw: dim %d, M %d, ef %d", dim, p.M, p.ef_construction);
+    if (dim <= 0 || p.M < 2 || p.M > HNSW_MAX_M || p.ef_construction < 1) return lma_error(LMA_ERR_ARG, "hnsw: dim %d, M %d, ef %d", dim, p.M, p.ef_construction);
     lma_hnsw *h = calloc(1, sizeof *h);
     if (!h) return lma_error(LMA_ERR_NOMEM, "hnsw");
     h->dim = dim, h->M = p.M, h->M0 = 2 * p.M, h->efc = p.ef_construction, h->seed = p.seed;
@@ -175,26 +180,43 @@ static void visited_ready(lma_hnsw *h) {
     if (++h->epoch == 0) { memset(h->visited, 0, h->cap * sizeof *h->visited); h->epoch = 1; }
 }
 
+/* a visited set: the graph's own, or one per thread in lma_hnsw_add_many */
+typedef struct { uint32_t *v, epoch; size_t cap; } vset;
+static void vset_ready(vset *vs) {
+    if (++vs->epoch == 0) { memset(vs->v, 0, vs->cap * sizeof *vs->v); vs->epoch = 1; }
+}
+
+/* node i's links at level l copied to out (count first): under its lock while a parallel
+ * insertion runs */
+static void links_copy(const lma_hnsw *h, int32_t i, int l, int32_t *out) {
+    if (h->locks) omp_set_lock(&h->locks[i]);
+    const int32_t *ls = lvl(h, i, l);
+    memcpy(out, ls, (size_t)(ls[0] + 1) * sizeof *ls);
+    if (h->locks) omp_unset_lock(&h->locks[i]);
+}
+
 /* ef closest to q at level l from entry ep: out (ef) sorted ascending, *nout */
-static lma_status search_layer(lma_hnsw *h, const float *q, int32_t ep, int ef, int l, cand *out, int *nout) {
-    visited_ready(h);
+static lma_status search_layer_vs(lma_hnsw *h, vset *vs, const float *q, int32_t ep, int ef, int l, cand *out, int *nout) {
+    vset_ready(vs);
+    uint32_t *visited = vs->v, epoch = vs->epoch;
+    int32_t ls[1 + 2 * HNSW_MAX_M];
     int ccap = ef + h->M0 + 16;
     cand *C = malloc((size_t)ccap * sizeof *C);
     cand *W = malloc((size_t)(ef + 1) * sizeof *W);
     if (!C || !W) { free(C), free(W); return lma_error(LMA_ERR_NOMEM, "hnsw search"); }
     int nc = 0, nw = 0;
     cand e = {dist_q(h, q, ep), ep};
-    h->visited[ep] = h->epoch;
+    visited[ep] = epoch;
     hpush(C, &nc, e, 1);
     hpush(W, &nw, e, -1);
     while (nc) {
         cand c = hpop(C, &nc, 1);
         if (c.d > W[0].d && nw >= ef) break;
-        int32_t *ls = lvl(h, c.i, l);
+        links_copy(h, c.i, l, ls);
         for (int k = 0; k < ls[0]; k++) {
             int32_t j = ls[1 + k];
-            if (h->visited[j] == h->epoch) continue;
-            h->visited[j] = h->epoch;
+            if (visited[j] == epoch) continue;
+            visited[j] = epoch;
             float d = dist_q(h, q, j);
             if (nw < ef || d < W[0].d) {
                 if (nc == ccap) { /* grow the candidate heap */
@@ -214,12 +236,19 @@ static lma_status search_layer(lma_hnsw *h, const float *q, int32_t ep, int ef, 
     free(C), free(W);
     return LMA_OK;
 }
+static lma_status search_layer(lma_hnsw *h, const float *q, int32_t ep, int ef, int l, cand *out, int *nout) {
+    vset vs = {h->visited, h->epoch, h->cap};
+    lma_status r = search_layer_vs(h, &vs, q, ep, ef, l, out, nout);
+    h->epoch = vs.epoch;
+    return r;
+}
 
 static int32_t greedy(const lma_hnsw *h, const float *q, int32_t ep, int l) {
     float best = dist_q(h, q, ep);
+    int32_t ls[1 + 2 * HNSW_MAX_M];
     for (int changed = 1; changed;) {
         changed = 0;
-        int32_t *ls = lvl(h, ep, l);
+        links_copy(h, ep, l, ls);
         for (int k = 0; k < ls[0]; k++) {
             float d = dist_q(h, q, ls[1 + k]);
             if (d < best) best = d, ep = ls[1 + k], changed = 1;
@@ -242,7 +271,15 @@ static int select_neighbors(const lma_hnsw *h, const cand *c, int nc, int m, int
 }
 
 /* node i gets link to j at level l; over capacity: re-selected by the heuristic */
+static lma_status link_to_unlocked(lma_hnsw *h, int32_t i, int32_t j, int l);
 static lma_status link_to(lma_hnsw *h, int32_t i, int32_t j, int l) {
+    if (!h->locks) return link_to_unlocked(h, i, j, l);
+    omp_set_lock(&h->locks[i]);
+    lma_status r = link_to_unlocked(h, i, j, l);
+    omp_unset_lock(&h->locks[i]);
+    return r;
+}
+static lma_status link_to_unlocked(lma_hnsw *h, int32_t i, int32_t j, int l) {
     int32_t *ls = lvl(h, i, l);
     int m = cap_of(h, l);
     for (int k = 0; k < ls[0]; k++)
@@ -259,9 +296,10 @@ static lma_status link_to(lma_hnsw *h, int32_t i, int32_t j, int l) {
     return LMA_OK;
 }
 
-static lma_status new_node(lma_hnsw *h, int64_t id, const float *vec, int level, int32_t *out) {
-    if (h->n == h->cap) {
+static lma_status reserve(lma_hnsw *h, size_t want) {
+    if (want > h->cap) {
         size_t nc = h->cap ? 2 * h->cap : 1024;
+        while (nc < want) nc *= 2;
         node *nn = realloc(h->nodes, nc * sizeof *nn);
         if (nn) h->nodes = nn;
         float *nv = nn ? realloc(h->vecs, nc * h->dim * sizeof *nv) : NULL;
@@ -272,6 +310,11 @@ static lma_status new_node(lma_hnsw *h, int64_t id, const float *vec, int level,
         h->visited = vis;
         h->cap = nc;
     }
+    return LMA_OK;
+}
+
+static lma_status new_node(lma_hnsw *h, int64_t id, const float *vec, int level, int32_t *out) {
+    LMA_TRY(reserve(h, h->n + 1));
     int32_t i = (int32_t)h->n;
     size_t nl = (size_t)(h->M0 + 1) + (size_t)level * (h->M + 1);
     node *nd = &h->nodes[i];
@@ -294,32 +337,103 @@ static int draw_level(const lma_hnsw *h, int64_t id) {
     return l > 30 ? 30 : l;
 }
 
-lma_status lma_hnsw_add(lma_hnsw *h, int64_t id, const float *vec) {
-    if (map_get(h, id) >= 0) return lma_error(LMA_ERR_ARG, "hnsw: id %lld is already in the graph", (long long)id);
-    int level = draw_level(h, id);
-    int32_t i;
-    LMA_TRY(new_node(h, id, vec, level, &i));
-    if (h->entry < 0) { h->entry = i, h->max_level = level; return LMA_OK; }
-    const float *q = h->vecs + (size_t)i * h->dim;
+static lma_status repair(lma_hnsw *h);
+
+/* links node i (created by new_node, not yet linked) into the graph; vs: the caller's
+ * visited set. In lma_hnsw_add_many several run at once: links are read and written under
+ * their node's lock, entry and max_level under glock (held through an insertion that
+ * raises max_level, as hnswlib does). */
+static lma_status insert(lma_hnsw *h, int32_t i, vset *vs) {
+    int level = h->nodes[i].level;
+    if (h->locks) omp_set_lock(&h->glock);
     int32_t ep = h->entry;
-    for (int l = h->max_level; l > level; l--) ep = greedy(h, q, ep, l);
+    int maxl = h->max_level, hold = level > maxl;
+    if (h->locks && !hold) omp_unset_lock(&h->glock);
+    if (ep < 0) { /* the first node */
+        h->entry = i, h->max_level = level;
+        if (h->locks) omp_unset_lock(&h->glock);
+        return LMA_OK;
+    }
+    const float *q = h->vecs + (size_t)i * h->dim;
+    for (int l = maxl; l > level; l--) ep = greedy(h, q, ep, l);
     cand *W = malloc((size_t)(h->efc + 1) * sizeof *W);
     int32_t *sel = malloc((size_t)(h->M0 + 1) * sizeof *sel);
     lma_status r = W && sel ? LMA_OK : lma_error(LMA_ERR_NOMEM, "hnsw add");
-    for (int l = level < h->max_level ? level : h->max_level; !r && l >= 0; l--) {
-        int nw;
-        r = search_layer(h, q, ep, h->efc, l, W, &nw);
+    for (int l = level < maxl ? level : maxl; !r && l >= 0; l--) {
+        int nw, m = 0;
+        r = search_layer_vs(h, vs, q, ep, h->efc, l, W, &nw);
         if (r) break;
-        int ns = select_neighbors(h, W, nw, cap_of(h, l), sel); /* 2M at level 0, as faiss */
+        for (int k = 0; k < nw; k++) /* itself: reachable when another insertion linked to it */
+            if (W[k].i != i) W[m++] = W[k];
+        if (!m) continue;
+        int ns = select_neighbors(h, W, m, cap_of(h, l), sel); /* 2M at level 0, as faiss */
+        if (h->locks) omp_set_lock(&h->locks[i]);
         int32_t *ls = lvl(h, i, l);
         for (int k = 0; k < ns; k++) ls[1 + k] = sel[k];
         ls[0] = ns;
+        if (h->locks) omp_unset_lock(&h->locks[i]);
         for (int k = 0; !r && k < ns; k++) r = link_to(h, sel[k], i, l);
         ep = W[0].i;
     }
     free(W), free(sel);
-    if (!r && level > h->max_level) h->entry = i, h->max_level = level;
+    if (!r && hold) h->entry = i, h->max_level = level;
+    if (h->locks && hold) omp_unset_lock(&h->glock);
     return r;
+}
+
+lma_status lma_hnsw_add(lma_hnsw *h, int64_t id, const float *vec) {
+    if (map_get(h, id) >= 0) return lma_error(LMA_ERR_ARG, "hnsw: id %lld is already in the graph", (long long)id);
+    int32_t i;
+    LMA_TRY(new_node(h, id, vec, draw_level(h, id), &i));
+    vset vs = {h->visited, h->epoch, h->cap};
+    lma_status r = insert(h, i, &vs);
+    h->epoch = vs.epoch;
+    return r;
+}
+
+lma_status lma_hnsw_add_many(lma_hnsw *h, size_t n, const int64_t *ids, const float *vecs, int threads) {
+    if (threads < 1) threads = 1;
+    if (threads == 1 || n < 2) {
+        for (size_t k = 0; k < n; k++) LMA_TRY(lma_hnsw_add(h, ids[k], vecs + k * h->dim));
+        return LMA_OK;
+    }
+    LMA_TRY(repair(h));
+    LMA_TRY(reserve(h, h->n + n));
+    size_t first = h->n;
+    for (size_t k = 0; k < n; k++) {
+        if (map_get(h, ids[k]) >= 0) return lma_error(LMA_ERR_ARG, "hnsw: id %lld is already in the graph", (long long)ids[k]);
+        int32_t i;
+        LMA_TRY(new_node(h, ids[k], vecs + k * h->dim, draw_level(h, ids[k]), &i));
+    }
+    h->locks = malloc(h->n * sizeof *h->locks);
+    if (!h->locks) return lma_error(LMA_ERR_NOMEM, "hnsw locks");
+    for (size_t i = 0; i < h->n; i++) omp_init_lock(&h->locks[i]);
+    omp_init_lock(&h->glock);
+    lma_status r = LMA_OK;
+    char msg[512] = "";
+    size_t start = first;
+    if (h->entry < 0) { /* the entry, alone */
+        vset vs = {h->visited, h->epoch, h->cap};
+        r = insert(h, (int32_t)start++, &vs);
+        h->epoch = vs.epoch;
+    }
+    size_t nn = h->n;
+#pragma omp parallel num_threads(threads)
+    {
+        vset vs = {calloc(h->cap, sizeof(uint32_t)), 0, h->cap};
+        lma_status mine = vs.v ? LMA_OK : lma_error(LMA_ERR_NOMEM, "hnsw visited");
+#pragma omp for schedule(dynamic, 64)
+        for (size_t i = start; i < nn; i++)
+            if (!mine) mine = insert(h, (int32_t)i, &vs);
+#pragma omp critical(lma_hnsw_add_many)
+        if (mine && !r) r = mine, snprintf(msg, sizeof msg, "%s", lma_last_error()); /* errors are per thread */
+        free(vs.v);
+    }
+    for (size_t i = 0; i < h->n; i++) omp_destroy_lock(&h->locks[i]);
+    omp_destroy_lock(&h->glock);
+    free(h->locks);
+    h->locks = NULL;
+    return r && msg[0] ? lma_error(r, "%s", msg) : r;
 }
 
 lma_status lma_hnsw_remove(lma_hnsw *h, int64_t id) {
@@ -419,9 +533,9 @@ static lma_status repair(lma_hnsw *h) {
     return LMA_OK;
 }
 
-lma_status lma_hnsw_search(lma_hnsw *h, const float *q, int k, int ef, int64_t *ids, float *scores, int *n) {
+/* one query after repair: vs the caller's visited set (the graph is only read) */
+static lma_status search_one(lma_hnsw *h, vset *vs, const float *q, int k, int ef, int64_t *ids, float *scores, int *n) {
     *n = 0;
-    LMA_TRY(repair(h));
     if (h->entry < 0 || k <= 0) return LMA_OK;
     if (ef < k) ef = k;
     float *u = malloc(h->dim * sizeof *u), nrm = 0;
@@ -433,7 +547,7 @@ lma_status lma_hnsw_search(lma_hnsw *h, const float *q, int k, int ef, int64_t *
     int32_t ep = h->entry;
     for (int l = h->max_level; l > 0; l--) ep = greedy(h, u, ep, l);
     int nw;
-    lma_status r = search_layer(h, u, ep, ef, 0, W, &nw);
+    lma_status r = search_layer_vs(h, vs, u, ep, ef, 0, W, &nw);
     for (int i = 0; !r && i < nw && *n < k; i++) {
         if (h->nodes[W[i].i].dead) continue;
         ids[*n] = h->nodes[W[i].i].id, scores[*n] = 1.0f - W[i].d;
@@ -441,6 +555,36 @@ lma_status lma_hnsw_search(lma_hnsw *h, const float *q, int k, int ef, int64_t *
     }
     free(u), free(W);
     return r;
+}
+
+lma_status lma_hnsw_search(lma_hnsw *h, const float *q, int k, int ef, int64_t *ids, float *scores, int *n) {
+    *n = 0;
+    LMA_TRY(repair(h));
+    vset vs = {h->visited, h->epoch, h->cap};
+    lma_status r = search_one(h, &vs, q, k, ef, ids, scores, n);
+    h->epoch = vs.epoch;
+    return r;
+}
+
+lma_status lma_hnsw_search_many(lma_hnsw *h, size_t nq, const float *q, int k, int ef, int64_t *ids, float *scores,
+                                int *n, int threads) {
+    LMA_TRY(repair(h));
+    lma_status r = LMA_OK;
+    char msg[512] = "";
+#pragma omp parallel num_threads(threads < 1 ? 1 : threads)
+    {
+        vset vs = {calloc(h->cap ? h->cap : 1, sizeof(uint32_t)), 0, h->cap};
+        lma_status mine = vs.v ? LMA_OK : lma_error(LMA_ERR_NOMEM, "hnsw visited");
+#pragma omp for schedule(dynamic, 1)
+        for (size_t i = 0; i < nq; i++) {
+            n[i] = 0;
+            if (!mine) mine = search_one(h, &vs, q + i * h->dim, k, ef, ids + i * k, scores + i * k, &n[i]);
+        }
+#pragma omp critical(lma_hnsw_search_many)
+        if (mine && !r) r = mine, snprintf(msg, sizeof msg, "%s", lma_last_error()); /* errors are per thread */
+        free(vs.v);
+    }
+    return r && msg[0] ? lma_error(r, "%s", msg) : r;
 }
 
 /* the store ---------------------------------------------------------------- */
@@ -578,8 +722,13 @@ lma_status lma_hnsw_update(lma_rag_store *s, int dim, lma_hnsw_params p, size_t 
     }
     if (!r && *removed) h->need_repair = 1;
     if (!r) r = repair(h);
-    for (size_t i = 0; !r && i < nv; i++)
-        if (!lma_hnsw_contains(h, vids[i])) r = lma_hnsw_add(h, vids[i], vecs + i * dim), (*added)++;
+    for (size_t i = 0; !r && i < nv; i++) /* the chunks without a node, packed to the front */
+        if (!lma_hnsw_contains(h, vids[i])) {
+            vids[*added] = vids[i];
+            memmove(vecs + *added * dim, vecs + i * dim, (size_t)dim * sizeof *vecs);
+            (*added)++;
+        }
+    if (!r) r = lma_hnsw_add_many(h, *added, vids, vecs, lma_threads_get());
     if (!r) r = save(h, s);
     if (!r) r = s->ops->commit(s);
     else s->ops->rollback(s);

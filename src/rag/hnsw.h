@@ -14,7 +14,7 @@
 typedef struct lma_hnsw lma_hnsw;
 
 typedef struct {
-    int M;               /* links per node above level 0 (2M at level 0); 16 */
+    int M;               /* links per node above level 0 (2M at level 0); 16, at most 64 */
     int ef_construction; /* beam width while inserting; 100 */
     uint64_t seed;       /* level draws */
 } lma_hnsw_params;
@@ -25,9 +25,16 @@ void lma_hnsw_free(lma_hnsw *h);
 size_t lma_hnsw_size(const lma_hnsw *h); /* live nodes */
 int lma_hnsw_contains(const lma_hnsw *h, int64_t id);
 lma_status lma_hnsw_add(lma_hnsw *h, int64_t id, const float *vec);
+/* n vectors (n, dim) with their ids, inserted by `threads` threads at once (per-node locks,
+ * as hnswlib); the graph differs from n lma_hnsw_add calls (the order of insertion is not
+ * fixed) and is as good. threads <= 1: lma_hnsw_add in order. */
+lma_status lma_hnsw_add_many(lma_hnsw *h, size_t n, const int64_t *ids, const float *vecs, int threads);
 lma_status lma_hnsw_remove(lma_hnsw *h, int64_t id);
 /* k best by cosine (ids, scores best first, *n <= k); ef: beam width (>= k) */
 lma_status lma_hnsw_search(lma_hnsw *h, const float *q, int k, int ef, int64_t *ids, float *scores, int *n);
+/* nq queries (nq, dim) by `threads` threads at once: ids, scores (nq, k), n (nq) */
+lma_status lma_hnsw_search_many(lma_hnsw *h, size_t nq, const float *q, int k, int ef, int64_t *ids, float *scores,
+                                int *n, int threads);
 
 /* The graph of the store (empty when it has none): nodes, links, parameters. */
 lma_status lma_hnsw_load(lma_rag_store *s, int dim, lma_hnsw **out);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "rag/hnsw.h"
+#include "rag/scan.h"
 #include "rag/search.h"
 
 struct lma_rag_searcher {
@@ -15,6 +16,8 @@ struct lma_rag_searcher {
     float *vecs;      /* (n, dim) */
     float *norms;     /* (n) */
     size_t n;
+    const lma_backend *be; /* the exact scan's device: NULL or cpu/ref: BLAS here */
+    lma_rag_scan *scan;    /* on be, made on the first unfiltered exact search */
     lma_hnsw *graph;  /* loaded on the first search that uses it */
     int graph_tried, used_hnsw;
 };
@@ -41,11 +44,16 @@ lma_status lma_rag_searcher_open(lma_rag_store *s, const lma_rag_encoder *enc, l
 void lma_rag_searcher_free(lma_rag_searcher *q) {
     if (!q) return;
     free(q->ids), free(q->vecs), free(q->norms);
+    lma_rag_scan_free(q->scan);
     lma_hnsw_free(q->graph);
     free(q);
 }
 
 int lma_rag_searcher_used_hnsw(const lma_rag_searcher *q) { return q->used_hnsw; }
+
+void lma_rag_searcher_set_backend(lma_rag_searcher *q, const lma_backend *be) {
+    q->be = be && strcmp(be->name, "cpu") ? be : NULL;
+}
 
 /* min-heap on score (the worst kept on top) */
 static void heap_push(int64_t *idx, float *sc, int *n, int k, int64_t id, float v) {
@@ -184,7 +192,13 @@ static lma_status vector_search(lma_rag_searcher *q, const float *qv, const lma_
     } else if (!r) {
         r = load_vectors(q);
     }
-    if (!r) {
+    if (!r && !p->filter && q->be) { /* the GEMM on the device; the vectors go up once */
+        int nk = 0;
+        if (!q->scan) r = lma_rag_scan_new(q->be, q->vecs, q->norms, q->n, q->dim, &q->scan);
+        if (!r) r = lma_rag_scan_topk(q->scan, qv, k, idx, sc, &nk);
+        for (int i = 0; !r && i < nk; i++) hits[i] = (lma_rag_hit){q->ids[idx[i]], sc[i]};
+        *n = r ? 0 : nk;
+    } else if (!r) {
         int nk;
         lma_rag_exact_topk(p->filter ? vecs : q->vecs, p->filter ? norms : q->norms, p->filter ? nv : q->n, q->dim, qv,
                            k, idx, sc, &nk);

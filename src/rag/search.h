@@ -7,6 +7,7 @@
 #define LMA_RAG_SEARCH_H
 #include <stddef.h>
 #include <stdint.h>
+#include "backend/backend.h"
 #include "rag/encoder.h"
 #include "rag/store.h"
 
@@ -36,6 +37,10 @@ void lma_rag_searcher_free(lma_rag_searcher *q);
 /* hits: room for p->k; *n the number found (<= k), best first */
 lma_status lma_rag_search(lma_rag_searcher *q, const char *query, const lma_rag_search_params *p, lma_rag_hit *hits,
                           int *n);
+/* The device of the exact scan (unfiltered vector search below hnsw_min): a GPU backend
+ * scans with one GEMM per query there (rag/scan.h; the vectors uploaded on first use);
+ * NULL or cpu: BLAS on the host (the default); ref: scan.c on the host (tests). */
+void lma_rag_searcher_set_backend(lma_rag_searcher *q, const lma_backend *be);
 /* 1 when the last vector search of q went through the HNSW graph */
 int lma_rag_searcher_used_hnsw(const lma_rag_searcher *q);
 
