@@ -85,13 +85,14 @@ EOF
         --max-tokens "$NEW" --ignore-eos --disconnect 0 --max-active 64 --warmup-seconds 3 --warmup-clients 4 \
         --json "$OUT/load_$shape.json" >"$OUT/load_$shape.txt" 2>&1
     tail -8 "$OUT/load_$shape.txt"
-    # transformers generate, eager
-    timeout 300 "$PY" bench/serve/hf_generate.py bench "$M" --mode eager --device $DEV --batches "$BATCHES" \
+    # transformers generate, eager (HF=0: the lmadapt side alone, e.g. to re-run it)
+    [ "${HF:-1}" = 1 ] && timeout 300 "$PY" bench/serve/hf_generate.py bench "$M" --mode eager --device $DEV --batches "$BATCHES" \
         --new "$NEW" --deadline $((T0 + BUDGET - 20)) --json "$OUT/hf_${shape}_eager.json" 2>"$OUT/hf_${shape}_eager.log" | tail -4
     echo "$shape done after $(( $(date +%s) - T0 )) s"
 done
 # static cache + torch.compile while time remains
 for shape in $SHAPES; do
+    [ "${HF:-1}" = 1 ] || break
     left=$((T0 + BUDGET - $(date +%s)))
     [ $left -gt 30 ] || { echo "no time left for the static cache ($shape)"; continue; }
     timeout $left "$PY" bench/serve/hf_generate.py bench "$MODELS/$shape" --mode static --device $DEV \
