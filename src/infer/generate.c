@@ -100,7 +100,7 @@ lma_status lma_gen_seq_new(const lma_tokenizer *tok, const int32_t *prompt, size
         lma_json_constraint_reset(p->constraint);
         int need = lma_json_constraint_min_tokens(p->constraint);
         if (need > p->max_tokens)
-            s = lma_error(LMA_ERR_ARG, "max_tokens %d is too small for a complete JSON output (at least %d tokens)",
+            s = lma_error(LMA_ERR_ARG, "max_tokens %d is too small for a complete constrained output (at least %d tokens)",
                           p->max_tokens, need);
     }
     if (s != LMA_OK) { lma_gen_seq_free(g); return s; }
