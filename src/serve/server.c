@@ -364,17 +364,19 @@ static int route_generate(lma_server *s, lma_http *h, lma_sreq_kind kind) {
     gp.n_stop_ids = s->p.n_stop_ids;
     gp.stop_strings = r.stop;
     gp.n_stop_strings = r.n_stop;
-    if (r.json_mode) { /* response_format: the job owns its constraint (one per sequence) */
-        if (lma_json_constraint_new(s->tok, r.json_schema, &gp.constraint) != LMA_OK) {
-            lma_serve_fail(&err, 400, "invalid_request_error", NULL, "response_format", "%s", lma_last_error());
+    if (r.json_mode || r.grammar) { /* response_format or grammar: the job owns its constraint (one per sequence) */
+        if ((r.grammar ? lma_grammar_constraint_new(s->tok, r.grammar, strlen(r.grammar), "grammar", &gp.constraint)
+                       : lma_json_constraint_new(s->tok, r.json_schema, &gp.constraint)) != LMA_OK) {
+            lma_serve_fail(&err, 400, "invalid_request_error", NULL, r.grammar ? "grammar" : "response_format", "%s",
+                           lma_last_error());
             lma_clear_error();
             ret = lma_http_reply_error(h, &err);
             goto done;
         }
         if (lma_json_constraint_min_tokens(gp.constraint) > max_tokens) {
             lma_serve_fail(&err, 400, "invalid_request_error", NULL, "max_tokens",
-                           "max_tokens %d is too small for any output valid under response_format (at least %d)",
-                           max_tokens, lma_json_constraint_min_tokens(gp.constraint));
+                           "max_tokens %d is too small for any output valid under %s (at least %d)", max_tokens,
+                           r.grammar ? "grammar" : "response_format", lma_json_constraint_min_tokens(gp.constraint));
             lma_json_constraint_free(gp.constraint);
             ret = lma_http_reply_error(h, &err);
             goto done;
