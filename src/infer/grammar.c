@@ -42,6 +42,9 @@ struct lma_grammar {
     int *rest;                         /* (n_el) fewest bytes from this position to the end of its alternative */
     int start;                         /* the element: a reference to root, then END */
     gstate st, a, b, t;
+    gstate after[256];                 /* the mask's: the state after each first byte */
+    unsigned char memo[256][256];      /* the mask's: second byte after each first byte: 0 refused,
+                                          1 taken, 3 taken and the state stays, 255 not yet tried */
     int32_t stk[MAX_DEPTH + 1];
     const char *name;
     const char *src; size_t len;
@@ -717,6 +720,7 @@ void lma_grammar_free(lma_grammar *g) {
     free(g->rg);
     free(g->rest);
     free(g->st.d); free(g->a.d); free(g->b.d); free(g->t.d);
+    for (int i = 0; i < 256; i++) free(g->after[i].d);
     free(g);
 }
 
@@ -744,29 +748,52 @@ int lma_grammar_matches(lma_grammar *g, const char *text, size_t len) {
     return ok;
 }
 
+/* the memo's entry for byte b2 after first byte b */
+static int second_slow(lma_grammar *g, int b, int b2) {
+    unsigned char *m = &g->memo[b][b2];
+    {
+        if (!state_copy(&g->a, &g->after[b])) return 0;
+        int ok = feed_byte(g, &g->a, &g->b, (unsigned char)b2);
+        *m = (unsigned char)(!ok ? 0 : state_equal(&g->a, &g->after[b]) ? 3 : 1);
+    }
+    return *m;
+}
+static inline int second(lma_grammar *g, int b, int b2) {
+    int m = g->memo[b][b2];
+    return m != 255 ? m : second_slow(g, b, b2);
+}
+
 lma_status lma_grammar_mask(lma_grammar *g, unsigned char *const *piece, const int *plen, int n_pieces, float *logits,
                             int V, int tokens_left, const int32_t *eos_ids, int n_eos) {
-    /* each first byte is tried once: a token whose first byte is refused is refused; a byte
-     * that leaves the state as it was ("stays": inside [^"]* and the like) needs no copy, so a
-     * token of such bytes only is allowed when the state's own closing cost fits */
-    unsigned char first_ok[256], stay[256];
+    /* Exact shortcuts. Each first byte is fed once and the state after it kept; a second byte
+     * after it is fed once (memo); a token is refused at its first refused byte of those two.
+     * A token whose later bytes each leave the state after its first byte as it was (inside
+     * [^"]* and the like) needs no copy: it is allowed when that state's closing cost fits.
+     * Only the other tokens are fed byte by byte from the state after their first byte. */
+    unsigned char first_ok[256];
+    int cost[256];
     for (int b = 0; b < 256; b++) {
-        first_ok[b] = stay[b] = 0;
-        if (!state_copy(&g->a, &g->st)) return lma_error(LMA_ERR_NOMEM, "out of memory");
-        first_ok[b] = (unsigned char)feed_byte(g, &g->a, &g->b, (unsigned char)b);
-        stay[b] = (unsigned char)(first_ok[b] && state_equal(&g->a, &g->st));
+        if (!state_copy(&g->after[b], &g->st)) return lma_error(LMA_ERR_NOMEM, "out of memory");
+        first_ok[b] = (unsigned char)feed_byte(g, &g->after[b], &g->b, (unsigned char)b);
+        cost[b] = first_ok[b] ? close_cost(g, &g->after[b]) : INF;
     }
-    int here_ok = close_cost(g, &g->st) <= tokens_left, allowed = 0;
+    memset(g->memo, 255, sizeof g->memo);
+    int allowed = 0;
     for (int id = 0; id < V; id++) {
         int ok = 0, n = id < n_pieces ? plen[id] : 0;
-        if (n > 0 && first_ok[piece[id][0]]) {
-            int k = 0;
-            while (k < n && stay[piece[id][k]]) k++;
-            if (k == n) ok = here_ok;
-            else {
-                ok = state_copy(&g->a, &g->st);
-                for (k = 0; ok && k < n; k++) ok = feed_byte(g, &g->a, &g->b, piece[id][k]);
-                if (ok) ok = close_cost(g, &g->a) <= tokens_left;
+        const unsigned char *pc = n > 0 ? piece[id] : NULL;
+        if (n > 0 && first_ok[pc[0]]) {
+            int b = pc[0];
+            if (n == 1) ok = cost[b] <= tokens_left;
+            else if (second(g, b, pc[1])) {
+                int k = 1;
+                while (k < n && second(g, b, pc[k]) == 3) k++;
+                if (k == n) ok = cost[b] <= tokens_left;
+                else {
+                    ok = state_copy(&g->a, &g->after[b]);
+                    for (k = 1; ok && k < n; k++) ok = feed_byte(g, &g->a, &g->b, pc[k]);
+                    if (ok) ok = close_cost(g, &g->a) <= tokens_left;
+                }
             }
         }
         if (!ok) logits[id] = -INFINITY;
