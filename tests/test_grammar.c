@@ -8,6 +8,7 @@
  * one line with their line:column. */
 #include "core/json.h"
 #include "infer/generate.h"
+#include "infer/grammar.h"
 #include "infer/json_constraint.h"
 #include "test.h"
 
@@ -242,6 +243,56 @@ static int run(lma_model *m, const lma_tokenizer *tok, const char *g, int (*ok)(
     return stopped;
 }
 
+/* the mask's shortcuts against the naive mask (every token fed byte by byte) along random
+ * walks: at each step the same tokens are allowed; the walk takes a random allowed token */
+static void mask_parity(const lma_tokenizer *tok, const char *gtext, int seeds, const char *what) {
+    int V = lma_tok_vocab_size(tok);
+    unsigned char **piece = calloc((size_t)V, sizeof *piece), byte_tok[256] = {0};
+    int *plen = calloc((size_t)V, sizeof *plen);
+    float *a = malloc((size_t)V * sizeof *a), *b = malloc((size_t)V * sizeof *b);
+    for (int id = 0; id < V; id++) {
+        unsigned char buf[64];
+        int n = lma_tok_piece_bytes(tok, id, buf, 64);
+        if (n <= 0) continue;
+        piece[id] = malloc((size_t)n);
+        memcpy(piece[id], buf, (size_t)n);
+        plen[id] = n;
+        if (n == 1) byte_tok[buf[0]] = 1;
+    }
+    lma_grammar *g = NULL;
+    CHECK_OK(lma_grammar_compile(gtext, strlen(gtext), what, byte_tok, &g));
+    uint64_t rng = 88172645463325252ull;
+    int steps = 0, diff = 0, nonascii = 0;
+    for (int seed = 0; g && seed < seeds; seed++) {
+        lma_grammar_reset(g);
+        int max_tokens = 12 + 7 * seed;
+        for (int step = 0; step < max_tokens && !lma_grammar_done(g); step++) {
+            for (int i = 0; i < V; i++) a[i] = b[i] = 0;
+            lma_status sa = lma_grammar_mask(g, piece, plen, V, a, V, max_tokens - step - 1, NULL, 0);
+            lma_status sb = lma_grammar_mask_ref(g, piece, plen, V, b, V, max_tokens - step - 1, NULL, 0);
+            lma_clear_error();
+            int n_ok = 0, d = sa != sb;
+            for (int i = 0; i < V; i++) {
+                d += isinf(a[i]) != isinf(b[i]);
+                n_ok += !isinf(b[i]);
+            }
+            diff += d != 0;
+            steps++;
+            if (!n_ok) break;
+            int pick = (int)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 33) % n_ok, id = 0;
+            for (id = 0; id < V; id++)
+                if (!isinf(b[id]) && pick-- == 0) break;
+            for (int k = 0; k < plen[id]; k++) nonascii |= piece[id][k] >= 0x80;
+            CHECK(lma_grammar_feed(g, piece[id], (size_t)plen[id]), "%s: an allowed token is taken", what);
+        }
+    }
+    CHECK(steps > 0 && diff == 0, "%s: the mask equals the naive mask at every step (%d of %d steps differ)", what, diff, steps);
+    if (strstr(what, "unicode")) CHECK(nonascii, "%s: walks went through multi-byte characters", what);
+    lma_grammar_free(g);
+    for (int id = 0; id < V; id++) free(piece[id]);
+    free(piece); free(plen); free(a); free(b);
+}
+
 static void check_text(const char *g, const char *text, int expect) {
     int v = -1;
     CHECK_OK(lma_grammar_check(g, strlen(g), "g", text, strlen(text), &v));
@@ -278,6 +329,23 @@ int main(int argc, char **argv) {
     lma_tokenizer *tok = NULL;
     CHECK_OK(lma_tok_load(dir, &tok));
     if (!tok) TEST_END();
+    const char *gnames[] = {"arith", "list", "json", "cmds", "unicode"}, *gtexts[] = {ARITH, LIST, JSONSUB, CMDS, UNI};
+    for (int i = 0; i < 5; i++) mask_parity(tok, gtexts[i], 6, gnames[i]);
+    /* a real vocabulary (SmolLM2's 49,152 tokens, many multi-byte) when the model cache has it */
+    char sdir[1024];
+    snprintf(sdir, sizeof sdir, "%s/.cache/lmadapt/models/smollm2-135m-instruct", getenv("HOME") ? getenv("HOME") : "/");
+    lma_tokenizer *stok = NULL;
+    if (lma_tok_load(sdir, &stok) == LMA_OK) {
+        char nm[64];
+        for (int i = 0; i < 5; i++) {
+            snprintf(nm, sizeof nm, "smollm2 %s", gnames[i]);
+            mask_parity(stok, gtexts[i], 2, nm);
+        }
+        lma_tok_free(stok);
+    } else {
+        printf("no SmolLM2 tokenizer in the model cache: its mask parity skipped\n");
+    }
+    lma_clear_error();
     lma_model *m = random_model(lma_tok_vocab_size(tok), 42);
     if (!m) TEST_END();
 

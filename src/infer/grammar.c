@@ -43,6 +43,9 @@ struct lma_grammar {
     int start;                         /* the element: a reference to root, then END */
     gstate st, a, b, t;
     gstate after[256];                 /* the mask's: the state after each first byte */
+    unsigned char *whole;              /* (n_whole) per token: 1 when its non-ASCII bytes are whole UTF-8
+                                          characters (made at the first mask) */
+    int n_whole;
     unsigned char memo[256][256];      /* the mask's: second byte after each first byte: 0 refused,
                                           1 taken, 3 taken and the state stays, 255 not yet tried */
     int32_t stk[MAX_DEPTH + 1];
@@ -459,6 +462,26 @@ static int el_meets(const lma_grammar *g, const gel *e, uint32_t lo, uint32_t hi
     }
 }
 
+/* every code point in [lo, hi] matches e */
+static int el_covers(const lma_grammar *g, const gel *e, uint32_t lo, uint32_t hi) {
+    if (e->neg) {
+        for (int32_t i = 0; i < e->n; i++)
+            if (g->rg[2 * (e->a + i)] <= hi && g->rg[2 * (e->a + i) + 1] >= lo) return 0;
+        return 1;
+    }
+    uint32_t x = lo;
+    for (;;) {
+        int moved = 0;
+        for (int32_t i = 0; i < e->n; i++)
+            if (g->rg[2 * (e->a + i)] <= x && g->rg[2 * (e->a + i) + 1] >= x) {
+                if (g->rg[2 * (e->a + i) + 1] >= hi) return 1;
+                x = g->rg[2 * (e->a + i) + 1] + 1;
+                moved = 1;
+            }
+        if (!moved) return 0;
+    }
+}
+
 static const char *rule_desc(const lma_grammar *g, int r, char *buf, size_t cap) {
     if (g->r[r].name) snprintf(buf, cap, "the rule '%s'", g->r[r].name);
     else snprintf(buf, cap, "the %s at %d:%d", g->r[r].what, g->r[r].line, g->r[r].col);
@@ -485,18 +508,22 @@ static lma_status left_rec(const lma_grammar *g, int r, unsigned char *colour) {
     return LMA_OK;
 }
 
-static int utf8_len(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
-
 /* fewest bytes of a character e can produce one token a byte, or INF */
 static int char_cost(const lma_grammar *g, const gel *e, const unsigned char *byte_tok) {
     for (uint32_t b = 0; b < 0x80; b++)
         if ((!byte_tok || byte_tok[b]) && el_match(g, e, b)) return 1;
-    for (uint32_t b = 0x80; b < 0xF5 && byte_tok; b++)
+    for (uint32_t b = 0x80; b < 0xC0 && byte_tok; b++) /* continuation bytes */
         if (!byte_tok[b]) return INF;
-    static const uint32_t lo[] = {0x80, 0x800, 0xE000, 0x10000}, hi[] = {0x7FF, 0xD7FF, 0xFFFF, 0x10FFFF};
-    for (int i = 0; i < 4; i++)
-        if (el_meets(g, e, lo[i], hi[i])) return utf8_len(lo[i]);
-    return INF;
+    int best = INF;
+    for (uint32_t b = 0xC2; b <= 0xF4; b++) { /* a lead byte with a token, and the characters it starts */
+        if (byte_tok && !byte_tok[b]) continue;
+        int l = b <= 0xDF ? 2 : b <= 0xEF ? 3 : 4;
+        uint32_t lo = (b & (0x7Fu >> l)) << (6 * (l - 1)), hi = lo | ((1u << (6 * (l - 1))) - 1);
+        if (lo < (l == 3 ? 0x800u : l == 4 ? 0x10000u : 0x80u)) lo = l == 3 ? 0x800u : l == 4 ? 0x10000u : 0x80u;
+        if (hi > 0x10FFFF) hi = 0x10FFFF;
+        if (lo <= hi && el_meets(g, e, lo, hi) && l < best) best = l;
+    }
+    return best;
 }
 
 static lma_status analyse(lma_grammar *g, const unsigned char *byte_tok) {
@@ -721,6 +748,7 @@ void lma_grammar_free(lma_grammar *g) {
     free(g->rest);
     free(g->st.d); free(g->a.d); free(g->b.d); free(g->t.d);
     for (int i = 0; i < 256; i++) free(g->after[i].d);
+    free(g->whole);
     free(g);
 }
 
@@ -770,18 +798,59 @@ lma_status lma_grammar_mask(lma_grammar *g, unsigned char *const *piece, const i
      * A token whose later bytes each leave the state after its first byte as it was (inside
      * [^"]* and the like) needs no copy: it is allowed when that state's closing cost fits.
      * Only the other tokens are fed byte by byte from the state after their first byte. */
-    unsigned char first_ok[256];
+    unsigned char first_ok[256], stay[256];
     int cost[256];
     for (int b = 0; b < 256; b++) {
         if (!state_copy(&g->after[b], &g->st)) return lma_error(LMA_ERR_NOMEM, "out of memory");
         first_ok[b] = (unsigned char)feed_byte(g, &g->after[b], &g->b, (unsigned char)b);
         cost[b] = first_ok[b] ? close_cost(g, &g->after[b]) : INF;
+        stay[b] = (unsigned char)(b < 0x80 && first_ok[b] && state_equal(&g->after[b], &g->st));
     }
     memset(g->memo, 255, sizeof g->memo);
+    if (!g->whole) { /* tokens made of ASCII bytes and whole UTF-8 characters */
+        g->whole = lma_calloc((size_t)n_pieces + 1, 1, "grammar");
+        if (!g->whole) return LMA_ERR_NOMEM;
+        g->n_whole = n_pieces;
+        for (int id = 0; id < n_pieces; id++) {
+            int ok = plen[id] > 0;
+            for (int k = 0; ok && k < plen[id];) {
+                unsigned char b = piece[id][k];
+                int l = b < 0x80 ? 1 : (b >= 0xC2 && b <= 0xDF) ? 2 : (b >= 0xE0 && b <= 0xEF) ? 3 : (b >= 0xF0 && b <= 0xF4) ? 4 : 0;
+                ok = l && k + l <= plen[id];
+                uint32_t cp = l == 1 ? b : (uint32_t)(b & (0x7F >> l));
+                for (int j = 1; ok && j < l; j++) {
+                    ok = (piece[id][k + j] & 0xC0) == 0x80;
+                    cp = cp << 6 | (piece[id][k + j] & 0x3F);
+                }
+                static const uint32_t minv[] = {0, 0, 0x80, 0x800, 0x10000};
+                if (ok) ok = cp >= minv[l] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+                k += l ? l : 1;
+            }
+            g->whole[id] = (unsigned char)ok;
+        }
+    }
+    /* every non-ASCII character leaves the state as it is: each stack's top takes all of them or
+     * none, and one of them (U+00E9) gives the state back (inside [^"]* and the like) */
+    int uni_stay = !g->st.need;
+    for (size_t o = 0; uni_stay && o < g->st.len; o += (size_t)g->st.d[o] + 1) {
+        const gel *e = g->st.d[o] ? &g->el[g->st.d[o + g->st.d[o]]] : NULL;
+        uni_stay = !e || el_covers(g, e, 0x80, 0x10FFFF) || !el_meets(g, e, 0x80, 0x10FFFF);
+    }
+    if (uni_stay) uni_stay = advance(g, &g->st, &g->a, 0xE9) && state_equal(&g->a, &g->st);
+    int here_ok = close_cost(g, &g->st) <= tokens_left;
     int allowed = 0;
     for (int id = 0; id < V; id++) {
         int ok = 0, n = id < n_pieces ? plen[id] : 0;
         const unsigned char *pc = n > 0 ? piece[id] : NULL;
+        if (uni_stay && n > 0 && g->whole[id]) { /* ASCII stays and non-ASCII characters: the state stays */
+            int k = 0;
+            while (k < n && (pc[k] >= 0x80 || stay[pc[k]])) k++;
+            if (k == n) {
+                if (here_ok) allowed++;
+                else logits[id] = -INFINITY;
+                continue;
+            }
+        }
         if (n > 0 && first_ok[pc[0]]) {
             int b = pc[0];
             if (n == 1) ok = cost[b] <= tokens_left;
@@ -796,6 +865,23 @@ lma_status lma_grammar_mask(lma_grammar *g, unsigned char *const *piece, const i
                 }
             }
         }
+        if (!ok) logits[id] = -INFINITY;
+        allowed += ok;
+    }
+    if (can_end(&g->st))
+        for (int i = 0; i < n_eos; i++)
+            if (eos_ids[i] >= 0 && eos_ids[i] < V && logits[eos_ids[i]] == -INFINITY) { logits[eos_ids[i]] = 0; allowed++; }
+    if (!allowed) return lma_error(LMA_ERR_ARG, "constrained decoding: no token can continue the grammar's output");
+    return LMA_OK;
+}
+
+lma_status lma_grammar_mask_ref(lma_grammar *g, unsigned char *const *piece, const int *plen, int n_pieces, float *logits,
+                                int V, int tokens_left, const int32_t *eos_ids, int n_eos) {
+    int allowed = 0;
+    for (int id = 0; id < V; id++) {
+        int ok = id < n_pieces && plen[id] > 0 && state_copy(&g->a, &g->st);
+        for (int k = 0; ok && k < plen[id]; k++) ok = feed_byte(g, &g->a, &g->b, piece[id][k]);
+        if (ok) ok = close_cost(g, &g->a) <= tokens_left;
         if (!ok) logits[id] = -INFINITY;
         allowed += ok;
     }

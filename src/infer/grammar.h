@@ -44,6 +44,9 @@ int lma_grammar_min_bytes(const lma_grammar *g);
  * never allowed) */
 lma_status lma_grammar_mask(lma_grammar *g, unsigned char *const *piece, const int *plen, int n_pieces, float *logits,
                             int V, int tokens_left, const int32_t *eos_ids, int n_eos);
+/* the naive mask, the oracle of the one above: every token fed byte by byte on a copy */
+lma_status lma_grammar_mask_ref(lma_grammar *g, unsigned char *const *piece, const int *plen, int n_pieces, float *logits,
+                                int V, int tokens_left, const int32_t *eos_ids, int n_eos);
 /* feeds bytes; 0 when rejected (the state is then undefined: reset) */
 int lma_grammar_feed(lma_grammar *g, const unsigned char *b, size_t n);
 /* the output may end here / nothing can follow */
