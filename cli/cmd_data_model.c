@@ -112,7 +112,7 @@ int cli_data_judge(int argc, char **argv) {
     lma_judge_params p; lma_judge_default_params(&p);
     p.progress = 1;
     const char *in = NULL, *prompt_path = NULL;
-    int print_prompt = 0;
+    int print_prompt = 0, unconstrained = 0;
     model_opts mo = {0};
     cli_sampling smp;
     cli_sampling_init(&smp, p.gen.max_tokens, p.gen.sample.temperature);
@@ -125,6 +125,8 @@ int cli_data_judge(int argc, char **argv) {
                 .def_text = "built in; --print-judge-prompt shows it"),
         CLI_BOOL("print-judge-prompt", 0, &print_prompt, "print the built-in judge prompt and exit"),
         CLI_REALV("threshold", 0, &p.threshold, 0, 5, "X", "keep score >= X"),
+        CLI_BOOL("unconstrained", 0, &unconstrained, "let the judge write freely (default: its reply is held to\n"
+                 "\"Score: N\" with N in 1..5, then any explanation, by the --grammar\nmachinery, so every reply parses)"),
         CLI_BOOL("keep-unparsed", 0, &p.keep_unparsed, "keep examples whose score could not be read"),
         CLI_STR("scores", 0, &p.scores_path, "FILE", "one line per example: {line, index, score, cached, judgement}",
                 .flags = CLI_OUT),
@@ -143,7 +145,8 @@ int cli_data_judge(int argc, char **argv) {
         .usage = "lmadapt data judge --model M --data FILE --out kept.jsonl [options]",
         .about = "A model scores each example 1-5 against a judge prompt (AlpaGasus style) and the examples\n"
                  "scoring at least --threshold are kept. The score is the first integer after a cue such as\n"
-                 "\"Score:\" in the model's text, else the first standalone integer 1-5; texts without one are\n"
+                 "\"Score:\" in the model's text (the reply is constrained to begin \"Score: N\" unless\n"
+                 "--unconstrained), else the first standalone integer 1-5; texts without one are\n"
                  "'unparsed' and not kept (--keep-unparsed keeps them). Scores are cached by a hash of (model\n"
                  "identity, judge prompt, example text, sampling settings): a rerun makes no model call.\n",
         .groups = groups, .pos_name = "input file", .pos_one = &in};
@@ -157,6 +160,7 @@ int cli_data_judge(int argc, char **argv) {
     if (!in) return cli_usage_error(cmd, "--data FILE is needed");
     cli_sampling_finish(&smp);
     p.gen = smp.gp;
+    if (unconstrained) p.gen.grammar = NULL;
     char *rubric = NULL;
     size_t rlen;
     if (prompt_path && lma_read_file(prompt_path, &rubric, &rlen)) return cli_fail(cmd, NULL);
