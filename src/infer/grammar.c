@@ -46,6 +46,7 @@ struct lma_grammar {
     unsigned char *whole;              /* (n_whole) per token: 1 when its non-ASCII bytes are whole UTF-8
                                           characters (made at the first mask) */
     int n_whole;
+    uint64_t *ascii;                   /* (2 n_whole) per token: the ASCII bytes it holds, as a 128-bit set */
     unsigned char memo[256][256];      /* the mask's: second byte after each first byte: 0 refused,
                                           1 taken, 3 taken and the state stays, 255 not yet tried */
     int32_t stk[MAX_DEPTH + 1];
@@ -749,6 +750,7 @@ void lma_grammar_free(lma_grammar *g) {
     free(g->st.d); free(g->a.d); free(g->b.d); free(g->t.d);
     for (int i = 0; i < 256; i++) free(g->after[i].d);
     free(g->whole);
+    free(g->ascii);
     free(g);
 }
 
@@ -809,7 +811,8 @@ lma_status lma_grammar_mask(lma_grammar *g, unsigned char *const *piece, const i
     memset(g->memo, 255, sizeof g->memo);
     if (!g->whole) { /* tokens made of ASCII bytes and whole UTF-8 characters */
         g->whole = lma_calloc((size_t)n_pieces + 1, 1, "grammar");
-        if (!g->whole) return LMA_ERR_NOMEM;
+        g->ascii = lma_calloc(2 * (size_t)n_pieces + 2, sizeof *g->ascii, "grammar");
+        if (!g->whole || !g->ascii) return LMA_ERR_NOMEM;
         g->n_whole = n_pieces;
         for (int id = 0; id < n_pieces; id++) {
             int ok = plen[id] > 0;
@@ -824,6 +827,7 @@ lma_status lma_grammar_mask(lma_grammar *g, unsigned char *const *piece, const i
                 }
                 static const uint32_t minv[] = {0, 0, 0x80, 0x800, 0x10000};
                 if (ok) ok = cp >= minv[l] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+                if (l == 1) g->ascii[2 * id + (b >> 6)] |= 1ULL << (b & 63);
                 k += l ? l : 1;
             }
             g->whole[id] = (unsigned char)ok;
@@ -838,14 +842,15 @@ lma_status lma_grammar_mask(lma_grammar *g, unsigned char *const *piece, const i
     }
     if (uni_stay) uni_stay = advance(g, &g->st, &g->a, 0xE9) && state_equal(&g->a, &g->st);
     int here_ok = close_cost(g, &g->st) <= tokens_left;
+    uint64_t moves[2] = {0, 0}; /* ASCII bytes that do not stay */
+    for (int b = 0; b < 128; b++)
+        if (!stay[b]) moves[b >> 6] |= 1ULL << (b & 63);
     int allowed = 0;
     for (int id = 0; id < V; id++) {
         int ok = 0, n = id < n_pieces ? plen[id] : 0;
         const unsigned char *pc = n > 0 ? piece[id] : NULL;
         if (uni_stay && n > 0 && g->whole[id]) { /* ASCII stays and non-ASCII characters: the state stays */
-            int k = 0;
-            while (k < n && (pc[k] >= 0x80 || stay[pc[k]])) k++;
-            if (k == n) {
+            if (!(g->ascii[2 * id] & moves[0]) && !(g->ascii[2 * id + 1] & moves[1])) {
                 if (here_ok) allowed++;
                 else logits[id] = -INFINITY;
                 continue;
