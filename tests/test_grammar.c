@@ -399,6 +399,9 @@ int main(int argc, char **argv) {
         {"root ::= \"a\"{3,1}\n", "g:1:13: {3,1}: the maximum is below the minimum"},
         {"root ::= \"a\" )\n", "g:1:14: a ')' without its '('"},
         {"root ::= [a-\n", "g:1:10: a character class without its closing ']'"},
+        {"root ::= \"a\"{99999}\n", "g:1:13: a count above 256"},
+        {"root ::= \"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz\"{1000,}\n",
+         "a count above 256"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         lma_json_constraint *x = NULL;
@@ -406,6 +409,17 @@ int main(int argc, char **argv) {
         const char *e = lma_last_error();
         CHECK(s == LMA_ERR_FORMAT && !x && strstr(e, bad[i].msg) && !strchr(e, '\n'), "malformed grammar %zu: want [%s], got [%s]",
               i, bad[i].msg, e);
+        lma_clear_error();
+        lma_json_constraint_free(x);
+    }
+    { /* a repetition copies its operand: 300 bytes x 256 copies is refused */
+        char big[400] = "root ::= \"";
+        memset(big + 10, 'a', 300);
+        strcpy(big + 310, "\"{256}\n");
+        lma_json_constraint *x = NULL;
+        CHECK(lma_grammar_constraint_new(tok, big, strlen(big), "g", &x) == LMA_ERR_FORMAT &&
+                  strstr(lma_last_error(), "g:1:312: this repetition makes more than 65536 copies"),
+              "a repetition too large: %s", lma_last_error());
         lma_clear_error();
         lma_json_constraint_free(x);
     }

@@ -14,6 +14,8 @@ enum { E_END, E_CHAR, E_RULE };
 #define MAX_DEPTH 256  /* positions in one stack */
 #define MAX_STACKS 512 /* stacks in one state (more are dropped: text they alone allow is refused) */
 #define MAX_REPEAT 256 /* n of {m,n} */
+#define MAX_COPIES 65536 /* elements one repetition may copy */
+#define MAX_EXPAND 131072 /* rule expansions one character may cause (more are dropped, as stacks) */
 
 typedef struct {
     uint8_t type, neg;
@@ -50,6 +52,7 @@ struct lma_grammar {
     unsigned char memo[256][256];      /* the mask's: second byte after each first byte: 0 refused,
                                           1 taken, 3 taken and the state stays, 255 not yet tried */
     int32_t stk[MAX_DEPTH + 1];
+    long budget;                       /* expansions left for the current character */
     const char *name;
     const char *src; size_t len;
 };
@@ -231,6 +234,7 @@ static gel char_el(const parser *p, size_t at, uint32_t a, uint32_t n, int neg) 
 static lma_status repeat(parser *p, seq *q, size_t from, int min, int max, size_t at) {
     lma_grammar *g = p->g;
     size_t xn = q->n - from;
+    if (xn * (size_t)(min > max ? min : max) > MAX_COPIES) return perr(p, at, "this repetition makes more than %d copies", MAX_COPIES);
     gel *x = malloc(xn * sizeof *x);
     if (!x) return lma_error(LMA_ERR_NOMEM, "out of memory");
     memcpy(x, q->e + from, xn * sizeof *x);
@@ -370,7 +374,10 @@ static lma_status parse_sequence(parser *p, seq *q, int nested) {
                 skip_ws(p);
                 if (peek(p) < '0' || peek(p) > '9') return perr(p, at, "'{' needs a count: {m}, {m,} or {m,n}");
                 min = 0;
-                while (peek(p) >= '0' && peek(p) <= '9' && min <= MAX_REPEAT) min = min * 10 + (p->s[p->pos++] - '0');
+                while (peek(p) >= '0' && peek(p) <= '9') {
+                    min = min * 10 + (p->s[p->pos++] - '0');
+                    if (min > MAX_REPEAT) min = MAX_REPEAT + 1;
+                }
                 skip_ws(p);
                 max = min;
                 if (peek(p) == ',') {
@@ -379,7 +386,10 @@ static lma_status parse_sequence(parser *p, seq *q, int nested) {
                     max = -1;
                     if (peek(p) >= '0' && peek(p) <= '9') {
                         max = 0;
-                        while (peek(p) >= '0' && peek(p) <= '9' && max <= MAX_REPEAT) max = max * 10 + (p->s[p->pos++] - '0');
+                        while (peek(p) >= '0' && peek(p) <= '9') {
+                            max = max * 10 + (p->s[p->pos++] - '0');
+                            if (max > MAX_REPEAT) max = MAX_REPEAT + 1;
+                        }
                     }
                     skip_ws(p);
                 }
@@ -623,6 +633,7 @@ static void emit(gstate *d, const int32_t *stk, int depth) {
 
 /* expands the stack until its top is a character (or it is empty) into d */
 static void expand(lma_grammar *g, gstate *d, int32_t *stk, int depth) {
+    if (g->budget-- <= 0) return;
     if (depth == 0) { emit(d, stk, 0); return; }
     int32_t p = stk[depth - 1];
     const gel *e = &g->el[p];
@@ -641,6 +652,7 @@ static void expand(lma_grammar *g, gstate *d, int32_t *stk, int depth) {
 /* s advanced by code point cp into d */
 static int advance(lma_grammar *g, const gstate *s, gstate *d, uint32_t cp) {
     d->len = 0; d->n = 0; d->need = 0;
+    g->budget = MAX_EXPAND;
     for (size_t o = 0; o < s->len; o += (size_t)s->d[o] + 1) {
         int k = s->d[o];
         if (!k) continue;
@@ -757,6 +769,7 @@ void lma_grammar_free(lma_grammar *g) {
 void lma_grammar_reset(lma_grammar *g) {
     g->st.len = 0; g->st.n = 0; g->st.need = 0;
     g->stk[0] = g->start;
+    g->budget = MAX_EXPAND;
     expand(g, &g->st, g->stk, 1);
 }
 

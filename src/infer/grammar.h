@@ -12,7 +12,10 @@
  * class matches a whole code point (text that is not UTF-8 is never produced). Refused at
  * compile time, with the file's line:column: syntax errors, an undefined or twice-defined
  * rule, no `root`, left recursion (also a repetition of something that can be empty), a
- * rule that can never end, a class nothing can be produced for.
+ * rule that can never end, a class nothing can be produced for, a count above 256, a
+ * repetition that copies more than 65,536 elements. Limits while decoding: 256 positions a
+ * stack, 512 stacks a state, 131,072 rule expansions a character (what lies beyond is
+ * dropped: text only it would allow is never produced; what is produced stays valid).
  *
  * State: the set of stacks of a nondeterministic pushdown automaton (llama.cpp's), each a
  * list of positions in the rules, top = the next character element to match; an empty
