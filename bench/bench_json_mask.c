@@ -2,13 +2,16 @@
  * fixed JSON answer token by token through the constraint (the json format, then a
  * schema), and a YAML answer through --format yaml's constraint, and times
  * lma_json_constraint_mask over the whole vocabulary at each step.
- * Usage: bench_json_mask TOKENIZER_DIR [REPEATS]
+ * With a GBNF file (--grammar's format, e.g. bench/grammar/json.gbnf) the JSON answer is also
+ * replayed through that grammar's constraint ("grammar" line).
+ * Usage: bench_json_mask TOKENIZER_DIR [REPEATS [GRAMMAR.gbnf]]
  * Prints "format tokens mask_us_per_token" lines; bench/json/mask_cost.sh sets them beside
  * the model's decode time per token. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/io.h"
 #include "core/progress.h"
 #include "infer/json_constraint.h"
 #include "tok/tokenizer.h"
@@ -61,6 +64,18 @@ int main(int argc, char **argv) {
     cJSON *s = cJSON_Parse(schema_text);
     if (!rc && lma_json_constraint_new(t, s, &c) == LMA_OK) { rc = replay("schema", c, ids, n, V, reps); lma_json_constraint_free(c); }
     cJSON_Delete(s);
+    if (!rc && argc > 3) {
+        char *g = NULL;
+        size_t glen = 0;
+        if (lma_read_file(argv[3], &g, &glen) != LMA_OK || lma_grammar_constraint_new(t, g, glen, argv[3], &c) != LMA_OK) {
+            fprintf(stderr, "%s\n", lma_last_error());
+            rc = 1;
+        } else {
+            rc = replay("grammar", c, ids, n, V, reps);
+            lma_json_constraint_free(c);
+        }
+        free(g);
+    }
     free(ids);
     ids = NULL;
     if (!rc && lma_tok_encode(t, yaml_answer, strlen(yaml_answer), 0, &ids, &n) == LMA_OK &&

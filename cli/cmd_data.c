@@ -29,7 +29,7 @@ static const char *usage_main =
     "  split      deterministic train/validation/test split\n"
     "  generate   a model drafts responses to prompts into a review file\n"
     "  accept     reviewed file -> training data (accepted and edited lines)\n"
-    "  judge      a model scores each example 1-5 against a rubric; keep >= threshold\n"
+    "  judge      a model scores each example 1-5 against a judge prompt; keep >= threshold\n"
     "  debug      flag examples that would teach unwanted behaviour\n\n"
     "Every command takes --report FILE (JSON report) and prints a summary.\n"
     "Run 'lmadapt data <command> --help' for its options.\n";

@@ -111,8 +111,8 @@ int cli_data_generate(int argc, char **argv) {
 int cli_data_judge(int argc, char **argv) {
     lma_judge_params p; lma_judge_default_params(&p);
     p.progress = 1;
-    const char *in = NULL, *rubric_path = NULL;
-    int print_rubric = 0;
+    const char *in = NULL, *prompt_path = NULL;
+    int print_prompt = 0, unconstrained = 0;
     model_opts mo = {0};
     cli_sampling smp;
     cli_sampling_init(&smp, p.gen.max_tokens, p.gen.sample.temperature);
@@ -120,10 +120,13 @@ int cli_data_judge(int argc, char **argv) {
     cli_opt own[] = {
         CLI_STR("data", 0, &in, "FILE", "examples to score (also the bare argument)", .flags = CLI_IN),
         CLI_STR("out", 'o', &p.out_path, "FILE", "kept examples", .flags = CLI_REQUIRED | CLI_OUT),
-        CLI_STR("rubric", 0, &rubric_path, "FILE", "rubric prompt with {instruction} and {response} placeholders",
-                .def_text = "built in; --print-rubric shows it"),
-        CLI_BOOL("print-rubric", 0, &print_rubric, "print the built-in rubric and exit"),
+        CLI_STR("judge-prompt", 0, &prompt_path, "FILE", "the judge's prompt: a text with {instruction} and {response}\n"
+                "placeholders (eval's --rubric is another thing: JSON criteria)",
+                .def_text = "built in; --print-judge-prompt shows it"),
+        CLI_BOOL("print-judge-prompt", 0, &print_prompt, "print the built-in judge prompt and exit"),
         CLI_REALV("threshold", 0, &p.threshold, 0, 5, "X", "keep score >= X"),
+        CLI_BOOL("unconstrained", 0, &unconstrained, "let the judge write freely (default: its reply is held to\n"
+                 "\"Score: N\" with N in 1..5, then any explanation, by the --grammar\nmachinery, so every reply parses)"),
         CLI_BOOL("keep-unparsed", 0, &p.keep_unparsed, "keep examples whose score could not be read"),
         CLI_STR("scores", 0, &p.scores_path, "FILE", "one line per example: {line, index, score, cached, judgement}",
                 .flags = CLI_OUT),
@@ -140,25 +143,27 @@ int cli_data_judge(int argc, char **argv) {
     cli_spec spec = {
         .cmd = "data judge",
         .usage = "lmadapt data judge --model M --data FILE --out kept.jsonl [options]",
-        .about = "A model scores each example 1-5 against a rubric prompt (AlpaGasus style) and the examples\n"
+        .about = "A model scores each example 1-5 against a judge prompt (AlpaGasus style) and the examples\n"
                  "scoring at least --threshold are kept. The score is the first integer after a cue such as\n"
-                 "\"Score:\" in the model's text, else the first standalone integer 1-5; texts without one are\n"
+                 "\"Score:\" in the model's text (the reply is constrained to begin \"Score: N\" unless\n"
+                 "--unconstrained), else the first standalone integer 1-5; texts without one are\n"
                  "'unparsed' and not kept (--keep-unparsed keeps them). Scores are cached by a hash of (model\n"
-                 "identity, rubric, example text, sampling settings): a rerun makes no model call.\n",
+                 "identity, judge prompt, example text, sampling settings): a rerun makes no model call.\n",
         .groups = groups, .pos_name = "input file", .pos_one = &in};
     cli_args a;
     int rc = cli_parse(&spec, argc, argv, &a);
     if (rc != CLI_CONTINUE) return rc;
     const char *cmd = spec.cmd;
-    if (print_rubric) { fputs(lma_judge_default_rubric(), stdout); return 0; }
+    if (print_prompt) { fputs(lma_judge_default_rubric(), stdout); return 0; }
     if (!mo.model) return cli_usage_error(cmd, "--model M is required");
     if (cli_resolve_model(cmd, &mo.model)) return 1;
     if (!in) return cli_usage_error(cmd, "--data FILE is needed");
     cli_sampling_finish(&smp);
     p.gen = smp.gp;
+    if (unconstrained) p.gen.grammar = NULL;
     char *rubric = NULL;
     size_t rlen;
-    if (rubric_path && lma_read_file(rubric_path, &rubric, &rlen)) return cli_fail(cmd, NULL);
+    if (prompt_path && lma_read_file(prompt_path, &rubric, &rlen)) return cli_fail(cmd, NULL);
     p.rubric = rubric;
     lma_curate_llm l;
     if (load_llm(cmd, &mo, &l)) { free(rubric); return 1; }

@@ -95,7 +95,10 @@ int cmd_generate(int argc, char **argv) {
     gp.stop_ids = eos;
     if (!json && tok) gp.on_text = stream_out;
     if (gp.n_stop_strings && !tok) { rc = cli_fail("generate", "--stop needs a tokenizer"); goto done; }
-    if ((smp.format || smp.schema_path) && !tok) { rc = cli_fail("generate", "--format/--json-schema need a tokenizer"); goto done; }
+    if ((smp.format || smp.schema_path || smp.grammar_path) && !tok) {
+        rc = cli_fail("generate", "--format/--json-schema/--grammar need a tokenizer");
+        goto done;
+    }
     if (tok && cli_sampling_constraint(&smp, tok) != LMA_OK) goto done;
     gp.constraint = smp.gp.constraint;
     lma_gen_result r;

@@ -116,7 +116,7 @@ int cmd_serve(int argc, char **argv) {
         CLI_INT("context", 0, &context, 0, 10000000, "N", "prompt + max_tokens limit",
                 .def_text = "the model's max_position_embeddings"),
         CLI_END};
-    /* --format / --json-schema as generate's (cli/sampling.h): the default of a request
+    /* --format / --json-schema / --grammar as generate's (cli/sampling.h): the default of a request
      * that gives no response_format */
     cli_sampling smp;
     cli_sampling_init(&smp, 1, 1);
@@ -170,6 +170,8 @@ int cmd_serve(int argc, char **argv) {
     lma_rag_searcher *searcher = NULL;
     lma_rag_encoder enc = lma_rag_encoder_words();
     cJSON *schema = NULL;
+    char *grammar = NULL;
+    size_t grammar_len = 0;
     char *stored = NULL, rag_embed[4096];
     rc = 1;
     if (!be) goto done;
@@ -201,10 +203,14 @@ int cmd_serve(int argc, char **argv) {
         goto done;
     }
     if (embed && lma_embedder_load(embed, be, &emb) != LMA_OK) { cli_fail("serve", NULL); goto done; }
-    /* --format / --json-schema: checked now (an unsupported schema stops the start) */
+    /* --format / --json-schema / --grammar: checked now (an unsupported schema or a bad grammar stops the start) */
     if (cli_sampling_constraint(&smp, tok) != LMA_OK) { cli_fail("serve", NULL); goto done; }
     cli_sampling_free(&smp);
     if (smp.schema_path && lma_json_load(smp.schema_path, &schema) != LMA_OK) { cli_fail("serve", NULL); goto done; }
+    if (smp.grammar_path && lma_read_file(smp.grammar_path, &grammar, &grammar_len) != LMA_OK) {
+        cli_fail("serve", NULL);
+        goto done;
+    }
     if (store) {
         if (emb && rag_mode != LMA_RAG_BM25) enc = lma_rag_encoder_embedder(emb, embed_given);
         if (lma_rag_searcher_open(store, &enc, &searcher) != LMA_OK) { cli_fail("serve", NULL); goto done; }
@@ -244,7 +250,7 @@ int cmd_serve(int argc, char **argv) {
         .max_body = (size_t)max_body_kb * 1024, .max_prompt_tokens = max_prompt, .max_tokens_limit = max_tokens_limit,
         .default_max_tokens = default_max_tokens, .context = ctx > 1 ? ctx : 2048, .max_connections = max_conn,
         .max_per_ip = max_per_ip, .timeout_s = timeout, .request_timeout_s = request_timeout,
-        .default_format = smp.schema_path ? 1 : smp.format, .default_schema = schema,
+        .default_format = smp.schema_path ? 1 : smp.format, .default_schema = schema, .default_grammar = grammar,
         .engine = {.max_active = max_active, .max_queue = max_queue}, .log_prompts = log_prompts,
         .log = quiet ? NULL : stderr};
     sp.rag_search = lma_rag_search_defaults();
@@ -264,6 +270,7 @@ int cmd_serve(int argc, char **argv) {
     rc = 0;
 done:
     cJSON_Delete(schema);
+    free(grammar);
     lma_rag_searcher_free(searcher);
     lma_rag_store_close(store);
     free(stored);

@@ -1,5 +1,7 @@
 #include "sampling.h"
 #include <string.h>
+#include <stdlib.h>
+#include "core/io.h"
 #include "core/json.h"
 #include "infer/json_constraint.h"
 
@@ -36,6 +38,8 @@ void cli_sampling_table(cli_sampling *s, int what, cli_opt t[CLI_SAMPLING_NOPTS]
                                      "in docs/generate.md)");
         t[k++] = (cli_opt)CLI_STR("json-schema", 0, &s->schema_path, "F", "the output is valid against this JSON schema\n"
                                   "(type, properties, required, items, enum; docs/generate.md)", .flags = CLI_IN);
+        t[k++] = (cli_opt)CLI_STR("grammar", 0, &s->grammar_path, "F", "the output is a complete sentence of this GBNF grammar\n"
+                                  "(llama.cpp's format, start rule root; docs/generate.md)", .flags = CLI_IN);
     }
     t[k] = (cli_opt)CLI_END;
 }
@@ -46,7 +50,16 @@ void cli_sampling_finish(cli_sampling *s) {
 }
 
 lma_status cli_sampling_constraint(cli_sampling *s, const lma_tokenizer *tok) {
-    if (!s->format && !s->schema_path) return LMA_OK;
+    if (!s->format && !s->schema_path && !s->grammar_path) return LMA_OK;
+    if (s->grammar_path) {
+        if (s->format || s->schema_path) return lma_error(LMA_ERR_ARG, "--grammar does not go with --format or --json-schema");
+        char *text = NULL;
+        size_t len = 0;
+        LMA_TRY(lma_read_file(s->grammar_path, &text, &len));
+        lma_status st = lma_grammar_constraint_new(tok, text, len, s->grammar_path, &s->gp.constraint);
+        free(text);
+        return st;
+    }
     if (s->format == 2) {
         if (s->schema_path) return lma_error(LMA_ERR_ARG, "--json-schema constrains JSON: it does not go with --format yaml");
         return lma_yaml_constraint_new(tok, &s->gp.constraint);

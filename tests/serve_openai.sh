@@ -242,6 +242,13 @@ PYEOF
     r=$(post /v1/completions '{"prompt": "A cat:", "max_tokens": 24, "temperature": 0}' | sed '$d' | json "json.dumps(d['choices'][0]['text'])")
     check "--format yaml: a key: value mapping ($r)" python3 -c "import json,re,sys; t=json.loads(sys.argv[1]); assert re.match(r'[A-Za-z_][A-Za-z0-9_-]*:', t), t" "$r"
     kill -TERM "$SPID"; wait "$SPID"
+    printf '%s\n' 'root ::= ("yes" | "no") " because " [a-z]+ "."' >"$WORK/yn.gbnf"
+    start_server gbnf --grammar "$WORK/yn.gbnf"
+    r=$(post /v1/completions '{"prompt": "Is it red?", "max_tokens": 24, "temperature": 1, "seed": 3}' | sed '$d' | json "json.dumps(d['choices'][0]['text'])")
+    check "--grammar: a request without response_format is a sentence of the grammar ($r)" python3 -c "import json,re,sys; t=json.loads(sys.argv[1]); assert re.fullmatch(r'(yes|no) because [a-z]+[.]', t), t" "$r"
+    r=$(post /v1/completions '{"prompt": "Is it red?", "max_tokens": 24, "grammar": "root ::= \"maybe\""}' | sed '$d' | json "json.dumps(d['choices'][0]['text'])")
+    check "  the request's own grammar comes first ($r)" test "$r" = '"maybe"'
+    kill -TERM "$SPID"; wait "$SPID"
     printf '%s' '{"anyOf": []}' >"$WORK/bad.json"
     "$LMA" serve --model "$MODEL" --port 0 --json-schema "$WORK/bad.json" >"$WORK/bad.log" 2>&1
     check "an unsupported --json-schema stops the start naming the file" grep -q "bad.json" "$WORK/bad.log"

@@ -230,6 +230,10 @@ int main(void) {
     refused("data stats a.jsonl b.jsonl", "one input file only", NULL);
     refused("merge --model m --out o", "--adapter", "required");
     refused("chat", "--model", "required");
+    /* one flag, one meaning: --rubric is eval's JSON rubric; data judge's prompt is --judge-prompt */
+    refused("data judge --model m --data d -o k --rubric r.txt", "unknown", "--rubric");
+    lands("data judge --judge-prompt p.txt", "judge-prompt", "p.txt");
+    lands("eval --rubric r.json", "rubric", "r.json");
 
     /* old names kept as aliases */
     lands("data validate in.jsonl --chat-template chatml", "template", "chatml");

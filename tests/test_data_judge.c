@@ -128,6 +128,11 @@ static void judge(const char *mdir) {
     int parsed = 0;
     for (int i = 0; i < n1; i++) parsed += sc1[i] != 0;
     CHECK(num(s, "kept") == parsed && num(s, "unparsed") == N - parsed, "kept = parsed scores >= 1 (%d)", parsed);
+    /* the reply is constrained (lma_judge_score_grammar): a random model's every judgement
+     * starts "Score: N" with N in 1..5, so every one parses */
+    int led = 0;
+    for (int i = 0; i < n1; i++) led += !strncmp(tx1[i], "Score: ", 7) && tx1[i][7] >= '1' && tx1[i][7] <= '5';
+    CHECK(parsed == N && led == N, "constrained judge: %d of %d judgements begin \"Score: N\", %d parse", led, N, parsed);
     cJSON_Delete(s);
     char *kept_first = slurp(kept);
     /* rerun with a freshly loaded model: everything from the cache */

@@ -79,8 +79,12 @@ int main(void) {
     free(log);
     CHECK(run("data generate --model " NAME " --prompts prompts.jsonl --out review.jsonl --max-tokens 6") == 0 &&
               exists("review.jsonl"), "data generate");
-    CHECK(run("data judge --model " NAME " --data judge.jsonl --out kept.jsonl --max-tokens 6 --keep-unparsed") == 0,
+    CHECK(run("data judge --model " NAME " --data judge.jsonl --out kept.jsonl --max-tokens 10 --scores scores.jsonl") == 0,
           "data judge");
+    log = slurp("scores.jsonl");
+    CHECK(log && strstr(log, "\"judgement\":\"Score: ") && !strstr(log, "\"score\":null"),
+          "data judge: the constrained reply parses: %s", log ? log : "");
+    free(log);
     const char *common = " --data train.jsonl --steps 1 --batch 1 --seq 64 --save-every 1";
     char a[512];
     snprintf(a, sizeof a, "sft --model %s --method lora --out lora%s", NAME, common);

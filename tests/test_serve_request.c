@@ -49,6 +49,12 @@ static void valid(void) {
                 LMA_SREQ_COMPLETION, &r, &e) == 0 && r.json_mode && r.json_schema && cJSON_IsObject(r.json_schema),
           "json_schema: its schema");
     lma_serve_req_free(&r);
+    CHECK(parse("{\"prompt\": \"a\", \"grammar\": \"root ::= [0-9]+\"}", LMA_SREQ_COMPLETION, &r, &e) == 0 && r.grammar &&
+          !strcmp(r.grammar, "root ::= [0-9]+") && !r.json_mode, "grammar: a GBNF grammar");
+    lma_serve_req_free(&r);
+    refused("{\"prompt\": \"a\", \"grammar\": 3}", LMA_SREQ_COMPLETION, "grammar", "a grammar that is not a string");
+    refused("{\"prompt\": \"a\", \"grammar\": \"root ::= \\\"a\\\"\", \"response_format\": {\"type\": \"json_object\"}}", LMA_SREQ_COMPLETION,
+            "grammar", "a grammar with a json response_format");
     CHECK(parse("{\"prompt\": [\"hello\"]}", LMA_SREQ_COMPLETION, &r, &e) == 0, "completion parses");
     CHECK(r.prompt && !strcmp(r.prompt, "hello") && r.max_tokens == -1 && r.temperature == 1 && r.top_p == 1 &&
           !r.has_seed && !r.stream && r.n_stop == 0 && !r.model && r.repetition_penalty == 1 && r.top_k == 0,

@@ -38,5 +38,9 @@ typedef struct {
     /* constrained decoding (infer/json_constraint.h), or NULL: the output is a complete JSON
      * value (valid against its schema) and generation stops when it is complete */
     struct lma_json_constraint *constraint;
+    /* a GBNF grammar (infer/grammar.h) for a request made where no tokenizer is at hand
+     * (data/curate through lma_curate_llm): when constraint is NULL, the generation compiles
+     * it for its tokenizer and owns that constraint; NULL: none */
+    const char *grammar;
 } lma_gen_params;
 #endif

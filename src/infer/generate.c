@@ -73,6 +73,8 @@ struct lma_gen_seq {
     const lma_gen_params *p;
     int V, step, done, flushed;
     int json_done;                /* the constraint's value is complete */
+    lma_json_constraint *con;     /* p->constraint, or own */
+    lma_json_constraint *own;     /* compiled from p->grammar (owned) */
     lma_finish_reason finish;
     int32_t *hist; size_t n_hist, n_prompt; /* (n_prompt + max_tokens) */
     lma_tok_stream *ts;
@@ -96,11 +98,16 @@ lma_status lma_gen_seq_new(const lma_tokenizer *tok, const int32_t *prompt, size
     lma_status s = g->hist ? LMA_OK : LMA_ERR_NOMEM;
     if (s == LMA_OK && tok) s = lma_tok_stream_new(tok, 1, &g->ts);
     if (s != LMA_OK) { lma_gen_seq_free(g); return s; }
-    if (s == LMA_OK && p->constraint) { /* one constraint object per sequence: it holds the sequence's state */
-        lma_json_constraint_reset(p->constraint);
-        int need = lma_json_constraint_min_tokens(p->constraint);
+    if (s == LMA_OK && !p->constraint && p->grammar) {
+        if (!tok) s = lma_error(LMA_ERR_ARG, "a grammar needs the tokenizer");
+        else s = lma_grammar_constraint_new(tok, p->grammar, strlen(p->grammar), "grammar", &g->own);
+    }
+    g->con = p->constraint ? p->constraint : g->own;
+    if (s == LMA_OK && g->con) { /* one constraint object per sequence: it holds the sequence's state */
+        lma_json_constraint_reset(g->con);
+        int need = lma_json_constraint_min_tokens(g->con);
         if (need > p->max_tokens)
-            s = lma_error(LMA_ERR_ARG, "max_tokens %d is too small for a complete JSON output (at least %d tokens)",
+            s = lma_error(LMA_ERR_ARG, "max_tokens %d is too small for a complete constrained output (at least %d tokens)",
                           p->max_tokens, need);
     }
     if (s != LMA_OK) { lma_gen_seq_free(g); return s; }
@@ -114,6 +121,7 @@ lma_status lma_gen_seq_new(const lma_tokenizer *tok, const int32_t *prompt, size
 void lma_gen_seq_free(lma_gen_seq *g) {
     if (!g) return;
     lma_tok_stream_free(g->ts);
+    lma_json_constraint_free(g->own);
     free(g->text.p);
     free(g->hist);
     free(g);
@@ -127,8 +135,8 @@ lma_status lma_gen_seq_step(lma_gen_seq *g, float *logits, int32_t *next, int *d
     lma_status s = LMA_OK;
     *done = 1;
     if (g->done) return LMA_OK;
-    if (p->constraint) {
-        s = lma_json_constraint_mask(p->constraint, logits, g->V, p->max_tokens - g->step - 1, p->stop_ids, p->n_stop_ids);
+    if (g->con) {
+        s = lma_json_constraint_mask(g->con, logits, g->V, p->max_tokens - g->step - 1, p->stop_ids, p->n_stop_ids);
         if (s != LMA_OK) { g->done = 1; return s; }
     }
     int32_t id = lma_sample(logits, g->V, &p->sample, g->hist, g->n_hist, &g->rng);
@@ -139,7 +147,7 @@ lma_status lma_gen_seq_step(lma_gen_seq *g, float *logits, int32_t *next, int *d
     int is_stop = 0;
     for (int i = 0; i < p->n_stop_ids; i++) is_stop |= id == p->stop_ids[i];
     if (is_stop) { g->finish = LMA_FINISH_STOP; g->done = 1; return LMA_OK; }
-    if (p->constraint && (s = lma_json_constraint_accept(p->constraint, id, &g->json_done)) != LMA_OK) {
+    if (g->con && (s = lma_json_constraint_accept(g->con, id, &g->json_done)) != LMA_OK) {
         g->done = 1;
         return s;
     }

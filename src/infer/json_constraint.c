@@ -6,6 +6,7 @@
 #include <string.h>
 #include "core/arena.h"
 #include "core/buf.h"
+#include "infer/grammar.h"
 
 enum { T_ANY, T_OBJECT, T_ARRAY, T_STRING, T_NUMBER, T_INTEGER, T_BOOLEAN, T_NULL, T_ENUM };
 #define MAX_DEPTH 32
@@ -45,6 +46,7 @@ typedef struct {
 
 struct lma_json_constraint {
     int yaml;                         /* the YAML subset (its own automaton, below) instead of JSON */
+    lma_grammar *gram;                /* a GBNF grammar (infer/grammar.h: its own automaton and mask) instead */
     node *nodes; int n_nodes; size_t cap_nodes;
     lit *lits; int n_lits; size_t cap_lits;
     int root;
@@ -597,13 +599,19 @@ static int close_any(const lma_json_constraint *c, const state *s) { return c->y
 
 void lma_json_constraint_reset(lma_json_constraint *c) {
     memset(&c->st, 0, sizeof c->st);
+    if (c->gram) { lma_grammar_reset(c->gram); return; }
     if (c->yaml) { c->st.depth = 1; c->st.f[0].phase = Y_LINE; return; }
     push(&c->st, value_frame(c->root));
 }
 
-int lma_json_constraint_min_tokens(const lma_json_constraint *c) { return c->yaml ? 4 : c->nodes[c->root].minlen; }
+int lma_json_constraint_min_tokens(const lma_json_constraint *c) {
+    return c->gram ? lma_grammar_min_bytes(c->gram) : c->yaml ? 4 : c->nodes[c->root].minlen;
+}
 
-static lma_status make(const lma_tokenizer *tok, const cJSON *schema, int yaml, lma_json_constraint **out) {
+typedef struct { const char *text; size_t len; const char *name; } grammar_src;
+
+static lma_status make(const lma_tokenizer *tok, const cJSON *schema, int yaml, const grammar_src *gs,
+                       lma_json_constraint **out) {
     *out = NULL;
     lma_json_constraint *c = lma_calloc(1, sizeof *c, "json constraint");
     if (!c) return LMA_ERR_NOMEM;
@@ -662,6 +670,12 @@ static lma_status make(const lma_tokenizer *tok, const cJSON *schema, int yaml, 
         if (tok && !single[b])
             s = lma_error(LMA_ERR_UNSUPPORTED, "constrained decoding needs a token for each printable byte; this tokenizer "
                           "has none for '%c'", b);
+    if (s == LMA_OK && gs) { /* the budget needs a token for each byte a shortest completion uses */
+        unsigned char byte_tok[256] = {0};
+        for (int id = 0; id < c->V; id++)
+            if (c->plen[id] == 1) byte_tok[c->piece[id][0]] = 1;
+        s = lma_grammar_compile(gs->text, gs->len, gs->name, tok ? byte_tok : NULL, &c->gram);
+    }
     if (s != LMA_OK) { lma_json_constraint_free(c); return s; }
     lma_json_constraint_reset(c);
     *out = c;
@@ -669,15 +683,31 @@ static lma_status make(const lma_tokenizer *tok, const cJSON *schema, int yaml, 
 }
 
 lma_status lma_json_constraint_new(const lma_tokenizer *tok, const cJSON *schema, lma_json_constraint **out) {
-    return make(tok, schema, 0, out);
+    return make(tok, schema, 0, NULL, out);
 }
 
-lma_status lma_yaml_constraint_new(const lma_tokenizer *tok, lma_json_constraint **out) { return make(tok, NULL, 1, out); }
+lma_status lma_yaml_constraint_new(const lma_tokenizer *tok, lma_json_constraint **out) { return make(tok, NULL, 1, NULL, out); }
+
+lma_status lma_grammar_constraint_new(const lma_tokenizer *tok, const char *text, size_t len, const char *name,
+                                      lma_json_constraint **out) {
+    grammar_src gs = {text, len, name};
+    return make(tok, NULL, 0, &gs, out);
+}
+
+lma_status lma_grammar_check(const char *grammar, size_t glen, const char *name, const char *text, size_t len, int *valid) {
+    *valid = 0;
+    lma_json_constraint *c = NULL;
+    grammar_src gs = {grammar, glen, name};
+    LMA_TRY(make(NULL, NULL, 0, &gs, &c));
+    *valid = lma_grammar_matches(c->gram, text, len);
+    lma_json_constraint_free(c);
+    return LMA_OK;
+}
 
 lma_status lma_json_schema_check(const cJSON *schema, const char *text, size_t len, int *valid) {
     *valid = 0;
     lma_json_constraint *c = NULL;
-    LMA_TRY(make(NULL, schema, 0, &c));
+    LMA_TRY(make(NULL, schema, 0, NULL, &c));
     int ok = 1;
     for (size_t i = 0; ok && i < len; i++) ok = feed(c, &c->st, (unsigned char)text[i]);
     *valid = ok && len > 0 && can_end(c, &c->st);
@@ -687,6 +717,7 @@ lma_status lma_json_schema_check(const cJSON *schema, const char *text, size_t l
 
 void lma_json_constraint_free(lma_json_constraint *c) {
     if (!c) return;
+    lma_grammar_free(c->gram);
     free(c->pool);
     free(c->piece);
     free(c->first);
@@ -710,6 +741,7 @@ static int can_end(const lma_json_constraint *c, const state *s) {
 
 lma_status lma_json_constraint_mask(lma_json_constraint *c, float *logits, int V, int tokens_left, const int32_t *eos_ids,
                                     int n_eos) {
+    if (c->gram) return lma_grammar_mask(c->gram, c->piece, c->plen, c->V, logits, V, tokens_left, eos_ids, n_eos);
     int allowed = 0;
     /* three shortcuts, each exact: a token whose first byte the state rejects is rejected;
      * inside a string (no escape or UTF-8 sequence open), a plain token leaves the state as
@@ -777,6 +809,19 @@ lma_status lma_json_constraint_mask(lma_json_constraint *c, float *logits, int V
 
 lma_status lma_json_constraint_accept(lma_json_constraint *c, int32_t id, int *complete) {
     *complete = 0;
+    if (c->gram) {
+        if (id >= 0 && id < c->V && c->plen[id] > 0) {
+            if (!lma_grammar_feed(c->gram, c->piece[id], (size_t)c->plen[id]))
+                return lma_error(LMA_ERR_INTERNAL, "constrained decoding: token %d rejected by the grammar", id);
+        } else if (!lma_grammar_can_end(c->gram)) {
+            return lma_error(LMA_ERR_INTERNAL, "constrained decoding: token %d ends an incomplete output", id);
+        } else {
+            *complete = 1;
+            return LMA_OK;
+        }
+        *complete = lma_grammar_done(c->gram);
+        return LMA_OK;
+    }
     if (id >= 0 && id < c->V && c->plen[id] > 0) {
         for (int k = 0; k < c->plen[id]; k++)
             if (!feed_any(c, &c->st, c->piece[id][k])) return lma_error(LMA_ERR_INTERNAL, "constrained decoding: token %d rejected", id);

@@ -50,6 +50,15 @@ lma_status lma_json_constraint_new(const lma_tokenizer *tok, const cJSON *schema
 lma_status lma_json_schema_check(const cJSON *schema, const char *text, size_t len, int *valid);
 /* The YAML subset above (no schema). */
 lma_status lma_yaml_constraint_new(const lma_tokenizer *tok, lma_json_constraint **out);
+/* A GBNF grammar (--grammar F; infer/grammar.h has the subset): the same mask, budget and
+ * stop rules over the grammar's automaton; the output is complete once no stack can
+ * continue (end-of-sequence is allowed wherever root may end). name prefixes messages
+ * ("name:line:col: ..."). */
+lma_status lma_grammar_constraint_new(const lma_tokenizer *tok, const char *text, size_t len, const char *name,
+                                      lma_json_constraint **out);
+/* Validation by the same automaton: *valid = 1 when text is a complete output of the grammar
+ * (fails only when the grammar does not compile). */
+lma_status lma_grammar_check(const char *grammar, size_t glen, const char *name, const char *text, size_t len, int *valid);
 void lma_json_constraint_free(lma_json_constraint *c);
 /* Back to the start (a new output). */
 void lma_json_constraint_reset(lma_json_constraint *c);

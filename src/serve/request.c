@@ -100,6 +100,12 @@ static int refuse_unsupported(const cJSON *root, lma_serve_req *r, lma_serve_err
         }
         r->has_response_format = 1;
     }
+    const cJSON *gr = cJSON_GetObjectItemCaseSensitive(root, "grammar");
+    if (gr && !cJSON_IsNull(gr)) {
+        if (!cJSON_IsString(gr) || !gr->valuestring[0]) return BAD("grammar", "'grammar' must be a GBNF grammar (a string)");
+        if (r->json_mode) return BAD("grammar", "'grammar' does not go with a json response_format");
+        r->grammar = gr->valuestring;
+    }
     return 0;
 }
 

@@ -7,7 +7,8 @@
  * or an array of {"type": "text", "text"} parts) or prompt (a string, or an array of one
  * string), max_tokens / max_completion_tokens, temperature [0, 2], top_p (0, 1], seed,
  * stop (a string or up to 4), n = 1, stream, stream_options.include_usage, and the
- * extensions top_k, min_p, repetition_penalty, ignore_eos (as vLLM). Fields that would change the
+ * extensions top_k, min_p, repetition_penalty, ignore_eos (as vLLM) and grammar (a GBNF grammar, as
+ * llama.cpp's server; not with a json response_format). Fields that would change the
  * answer and are not implemented (n > 1, tools, logprobs, logit_bias, non-zero presence or
  * frequency penalty, a response_format other than text, json_object or json_schema, echo, best_of > 1, suffix) are
  * refused with 400 naming the field; other unknown fields are ignored (clients send many).
@@ -49,6 +50,7 @@ typedef struct {
     int json_mode;                  /* response_format json_object or json_schema: constrained decoding */
     int has_response_format;        /* response_format given (text too): the server's default does not apply */
     const cJSON *json_schema;       /* json_schema's "schema" (NULL: any JSON object) */
+    const char *grammar;            /* "grammar": a GBNF grammar (llama.cpp server's extension), or NULL */
     void *root_;                    /* the cJSON tree (private) */
     char *parts_;                   /* concatenated content parts (private) */
 } lma_serve_req;

@@ -34,6 +34,7 @@ struct lma_server {
     lma_server_params p;
     char *model_name, *chat_template, *embed_name;
     cJSON *default_schema;       /* a copy of p.default_schema */
+    char *default_grammar;       /* a copy of p.default_grammar */
     pthread_mutex_t embed_mu;    /* the embedder (and the RAG searcher) runs one request at a time */
     char **keys;
     int32_t *stop_ids;
@@ -382,16 +383,18 @@ static int route_generate(lma_server *s, lma_http *h, lma_sreq_kind kind) {
     gp.n_stop_ids = r.ignore_eos ? 0 : s->p.n_stop_ids; /* ignore_eos: max_tokens tokens exactly (stop strings still apply) */
     gp.stop_strings = r.stop;
     gp.n_stop_strings = r.n_stop;
-    /* a request without response_format takes the server's --format / --json-schema */
+    /* the request's grammar, else its response_format, else the server's --grammar / --format / --json-schema */
     int fmt = r.has_response_format ? r.json_mode : s->p.default_format;
     const cJSON *schema = r.has_response_format ? r.json_schema : s->default_schema;
-    if (fmt) { /* the job owns its constraint (one per sequence) */
-        lma_status cst = fmt == 2 ? lma_yaml_constraint_new(s->tok, &gp.constraint)
-                                  : lma_json_constraint_new(s->tok, schema, &gp.constraint);
+    const char *grammar = r.grammar ? r.grammar : r.has_response_format ? NULL : s->default_grammar;
+    const char *field = r.grammar ? "grammar" : r.has_response_format ? "response_format" : NULL;
+    if (grammar || fmt) { /* the job owns its constraint (one per sequence) */
+        lma_status cst = grammar ? lma_grammar_constraint_new(s->tok, grammar, strlen(grammar), "grammar", &gp.constraint)
+                         : fmt == 2 ? lma_yaml_constraint_new(s->tok, &gp.constraint)
+                                    : lma_json_constraint_new(s->tok, schema, &gp.constraint);
         if (cst != LMA_OK) {
-            lma_serve_fail(&err, r.has_response_format ? 400 : 500,
-                           r.has_response_format ? "invalid_request_error" : "server_error", NULL,
-                           r.has_response_format ? "response_format" : NULL, "%s", lma_last_error());
+            lma_serve_fail(&err, field ? 400 : 500, field ? "invalid_request_error" : "server_error", NULL, field, "%s",
+                           lma_last_error());
             lma_clear_error();
             ret = lma_http_reply_error(h, &err);
             goto done;
@@ -399,7 +402,7 @@ static int route_generate(lma_server *s, lma_http *h, lma_sreq_kind kind) {
         if (lma_json_constraint_min_tokens(gp.constraint) > max_tokens) {
             lma_serve_fail(&err, 400, "invalid_request_error", NULL, "max_tokens",
                            "max_tokens %d is too small for any output valid under %s (at least %d)", max_tokens,
-                           r.has_response_format ? "response_format" : "the server's --format/--json-schema",
+                           field ? field : "the server's --grammar/--format/--json-schema",
                            lma_json_constraint_min_tokens(gp.constraint));
             lma_json_constraint_free(gp.constraint);
             ret = lma_http_reply_error(h, &err);
@@ -827,6 +830,7 @@ static void free_server(lma_server *s) {
     free(s->embed_name);
     free(s->chat_template);
     cJSON_Delete(s->default_schema);
+    free(s->default_grammar);
     pthread_mutex_destroy(&s->embed_mu);
     pthread_mutex_destroy(&s->conn_mu);
     pthread_cond_destroy(&s->conn_cv);
@@ -851,13 +855,15 @@ lma_status lma_server_start(lma_model *m, const lma_tokenizer *tok, const lma_se
     s->keys = calloc((size_t)p->n_api_keys + 1, sizeof *s->keys);
     s->stop_ids = malloc((size_t)(p->n_stop_ids + 1) * sizeof *s->stop_ids);
     s->default_schema = p->default_schema ? cJSON_Duplicate(p->default_schema, 1) : NULL;
+    s->default_grammar = p->default_grammar ? strdup(p->default_grammar) : NULL;
     int ok = s->model_name && s->embed_name && s->keys && s->stop_ids && (!p->chat_template || s->chat_template) &&
-             (!p->default_schema || s->default_schema);
+             (!p->default_schema || s->default_schema) && (!p->default_grammar || s->default_grammar);
     for (int i = 0; ok && i < p->n_api_keys; i++) ok = (s->keys[i] = strdup(p->api_keys[i])) != NULL;
     if (!ok) { free_server(s); return lma_error(LMA_ERR_NOMEM, "out of memory"); }
     if (p->n_stop_ids) memcpy(s->stop_ids, p->stop_ids, (size_t)p->n_stop_ids * sizeof *s->stop_ids);
     s->p.api_keys = NULL;
     s->p.default_schema = NULL; /* s->default_schema is the copy */
+    s->p.default_grammar = NULL;
     /* the address */
     struct sockaddr_in a4 = {0};
     struct sockaddr_in6 a6 = {0};

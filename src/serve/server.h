@@ -58,6 +58,8 @@ typedef struct {
                                   * connection (slowloris: 408, closed); 0: no deadline */
     int default_format;          /* a request without response_format: 0 text, 1 JSON, 2 YAML (serve --format) */
     const cJSON *default_schema; /* with default_format 1: the JSON schema (serve --json-schema; copied), or NULL */
+    const char *default_grammar; /* a request without response_format or grammar: this GBNF text (serve --grammar;
+                                    copied), or NULL */
     lma_engine_params engine;
     int log_prompts;             /* the access log shows prompts (off: never) */
     FILE *log;                   /* access log, one line per request (NULL: none) */

@@ -321,11 +321,15 @@ const char *lma_judge_default_rubric(void);
  * accepted only in 1..5 (a cued number outside it, e.g. "Score: 8/10", makes the text
  * unparseable rather than falling back). Returns the score, or 0 when none. */
 int lma_judge_parse_score(const char *text, size_t len);
+/* The GBNF grammar of a judge's reply (the default gen.grammar): root ::= "Score: " [1-5] ("\n" .*)? */
+const char *lma_judge_score_grammar(void);
 typedef struct {
     const char *rubric;       /* NULL: lma_judge_default_rubric() */
     double threshold;         /* keep score >= threshold (4) */
     int keep_unparsed;        /* keep examples whose score could not be parsed (0) */
-    lma_gen_params gen;       /* max_tokens 48, greedy */
+    lma_gen_params gen;       /* max_tokens 48, greedy, grammar lma_judge_score_grammar(): the reply is
+                                 constrained to "Score: N" (N in 1..5), then an optional explanation
+                                 line(s) (gen.grammar NULL: free text) */
     const char *model_id;     /* NULL: the model's identity hash */
     const char *cache_path;   /* JSONL cache (a directory: <dir>/judge_cache.jsonl); NULL: none */
     const char *out_path;     /* kept examples (required) */
@@ -335,7 +339,7 @@ typedef struct {
 } lma_judge_params;
 void lma_judge_default_params(lma_judge_params *p);
 /* Cache key: 128-bit hash of (model id, rubric, the example's prompt and response
- * texts, max_tokens and every sampling setting incl. seed). New entries are appended
+ * texts, max_tokens and every sampling setting incl. seed, the grammar when one is set). New entries are appended
  * to the cache (a torn last line from a crash is skipped on the next load).
  * summary adds: scored, cache_hits, model_calls, unparsed, histogram {"1".."5"}. */
 lma_status lma_data_judge(lma_curate_llm *l, const char *in, const lma_judge_params *p, cJSON **summary);

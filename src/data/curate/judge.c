@@ -28,11 +28,16 @@ static const char default_rubric[] =
 
 const char *lma_judge_default_rubric(void) { return default_rubric; }
 
+/* the judge's reply: a score line the parser reads first, then anything (the explanation) */
+static const char score_grammar[] = "root ::= \"Score: \" [1-5] (\"\\n\" .*)?\n";
+const char *lma_judge_score_grammar(void) { return score_grammar; }
+
 void lma_judge_default_params(lma_judge_params *p) {
     memset(p, 0, sizeof *p);
     p->threshold = 4;
     p->gen.max_tokens = 48;
     p->gen.sample = lma_sample_default_params();
+    p->gen.grammar = score_grammar;
 }
 
 /* ---- score parsing ---------------------------------------------------------- */
@@ -323,6 +328,7 @@ static void judge_key(const lma_curate_llm *l, const lma_judge_params *p, const 
         s = lma_hash64(ins->p, ins->len + 1, s);
         s = lma_hash64(resp->p, resp->len + 1, s);
         for (int i = 0; i < g->n_stop_strings; i++) s = lma_hash64(g->stop_strings[i], strlen(g->stop_strings[i]) + 1, s);
+        if (g->grammar) s = lma_hash64(g->grammar, strlen(g->grammar) + 1, s ^ 0x6772616d6d6172ULL); /* unconstrained: v1 keys */
         key[h] = s;
     }
 }
