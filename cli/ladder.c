@@ -31,7 +31,7 @@ void cli_ladder_defaults(cli_ladder *L) {
     L->embed = "all-minilm-l6-v2";
     L->task_name = "task";
     L->shots = 4, L->k = 3, L->budget = 640, L->max_tokens = 48;
-    L->lora_steps = 20, L->lora_batch = 2, L->lora_seq = 640, L->lora_rank = 8, L->lora_lr = 2e-3;
+    L->lora_steps = 16, L->lora_batch = 2, L->lora_seq = 640, L->lora_rank = 8, L->lora_lr = 2e-3;
     L->mmlu_limit = 1, L->general_tokens = 4096;
 }
 

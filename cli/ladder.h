@@ -43,7 +43,7 @@ typedef struct {
     int k;                /* RAG sources (3) */
     int budget;           /* RAG prompt tokens, shots included (640) */
     int max_tokens;       /* per answer (48) */
-    int lora_steps, lora_batch, lora_seq, lora_rank; /* 20 steps of 2 x 640 tokens, rank 8 */
+    int lora_steps, lora_batch, lora_seq, lora_rank; /* 16 steps of 2 x 640 tokens, rank 8 */
     double lora_lr;
     int mmlu_limit;       /* items per subject (1) */
     int general_tokens;   /* tokens of general text scored (4096) */

@@ -176,7 +176,7 @@ int main(void) {
     lands("eval", "shots", "5");
     lands("eval", "max-tokens", "256");
     lands("export", "type", "f16");
-    lands("demo", "lora-steps", "20");
+    lands("demo", "lora-steps", "16");
     lands("demo", "shots", "4");
     lands("data dedup", "bands", "14");
     lands("data split", "ratios", "0.8,0.1,0.1");
