@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rag/topk.h"
 #include "rag/scan.h"
 #include "rag/search.h"
 
@@ -55,26 +56,6 @@ lma_status lma_rag_scan_new(const lma_backend *be, const float *vecs, const floa
     return LMA_OK;
 }
 
-/* min-heap on score, the worst kept on top; ties: the smaller row stays (as search.c) */
-static void push(int64_t *idx, float *sc, int *n, int k, int64_t id, float v) {
-    if (*n == k && !(v > sc[0])) return;
-    int i;
-    if (*n < k) {
-        i = (*n)++;
-        while (i > 0 && sc[(i - 1) / 2] > v) { idx[i] = idx[(i - 1) / 2], sc[i] = sc[(i - 1) / 2]; i = (i - 1) / 2; }
-    } else {
-        i = 0;
-        for (;;) {
-            int c = 2 * i + 1;
-            if (c >= *n) break;
-            if (c + 1 < *n && sc[c + 1] < sc[c]) c++;
-            if (!(sc[c] < v)) break;
-            idx[i] = idx[c], sc[i] = sc[c];
-            i = c;
-        }
-    }
-    idx[i] = id, sc[i] = v;
-}
 
 typedef struct { int64_t id; float s; } pair;
 static int by_score(const void *a, const void *b) {
@@ -98,7 +79,7 @@ lma_status lma_rag_scan_topk(lma_rag_scan *s, const float *q, int k, int64_t *id
     be->matmul_fwd(s->ddots, s->dq, s->dvecs, NULL, 1, s->dim, (int)s->n);
     be->download(s->dots, s->ddots, s->n * sizeof *s->dots);
     LMA_TRY(lma_backend_sync(be));
-    for (size_t i = 0; i < s->n; i++) push(idx, score, nk, k, (int64_t)i, s->dots[i]);
+    for (size_t i = 0; i < s->n; i++) lma_topk_push(idx, score, nk, k, (int64_t)i, s->dots[i]);
     pair *p = malloc(*nk * sizeof *p);
     if (!p) return lma_error(LMA_ERR_NOMEM, "exact scan");
     for (int i = 0; i < *nk; i++) p[i] = (pair){idx[i], score[i]};

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "rag/topk.h"
 #include "rag/hnsw.h"
 #include "rag/scan.h"
 #include "rag/search.h"
@@ -55,27 +56,6 @@ void lma_rag_searcher_set_backend(lma_rag_searcher *q, const lma_backend *be) {
     q->be = be && strcmp(be->name, "cpu") ? be : NULL;
 }
 
-/* min-heap on score (the worst kept on top) */
-static void heap_push(int64_t *idx, float *sc, int *n, int k, int64_t id, float v) {
-    if (*n == k && !(v > sc[0])) return;
-    int i;
-    if (*n < k) i = (*n)++;
-    else { /* replace the root, sift down */
-        i = 0;
-        for (;;) {
-            int c = 2 * i + 1;
-            if (c >= *n) break;
-            if (c + 1 < *n && sc[c + 1] < sc[c]) c++;
-            if (!(sc[c] < v)) break;
-            idx[i] = idx[c], sc[i] = sc[c];
-            i = c;
-        }
-        idx[i] = id, sc[i] = v;
-        return;
-    }
-    while (i > 0 && sc[(i - 1) / 2] > v) { idx[i] = idx[(i - 1) / 2], sc[i] = sc[(i - 1) / 2]; i = (i - 1) / 2; }
-    idx[i] = id, sc[i] = v;
-}
 
 typedef struct { int64_t id; float s; } pair;
 static int by_score(const void *a, const void *b) {
@@ -99,7 +79,7 @@ void lma_rag_exact_topk(const float *vecs, const float *norms, size_t n, int dim
         cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m, dim, 1.0f, vecs + b0 * dim, dim, q, 1, 0.0f, dots, 1);
         for (size_t i = 0; i < m; i++) {
             float nv = norms[b0 + i] > 0 ? norms[b0 + i] : 1;
-            heap_push(idx, score, nk, k, (int64_t)(b0 + i), dots[i] / (nv * qn));
+            lma_topk_push(idx, score, nk, k, (int64_t)(b0 + i), dots[i] / (nv * qn));
         }
     }
     free(dots);
