@@ -57,13 +57,6 @@ lma_status lma_rag_scan_new(const lma_backend *be, const float *vecs, const floa
 }
 
 
-typedef struct { int64_t id; float s; } pair;
-static int by_score(const void *a, const void *b) {
-    const pair *x = a, *y = b;
-    if (x->s != y->s) return x->s > y->s ? -1 : 1;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
 lma_status lma_rag_scan_topk(lma_rag_scan *s, const float *q, int k, int64_t *idx, float *score, int *nk) {
     *nk = 0;
     if (!s->n || k <= 0) return LMA_OK;
@@ -80,11 +73,6 @@ lma_status lma_rag_scan_topk(lma_rag_scan *s, const float *q, int k, int64_t *id
     be->download(s->dots, s->ddots, s->n * sizeof *s->dots);
     LMA_TRY(lma_backend_sync(be));
     for (size_t i = 0; i < s->n; i++) lma_topk_push(idx, score, nk, k, (int64_t)i, s->dots[i]);
-    pair *p = malloc(*nk * sizeof *p);
-    if (!p) return lma_error(LMA_ERR_NOMEM, "exact scan");
-    for (int i = 0; i < *nk; i++) p[i] = (pair){idx[i], score[i]};
-    qsort(p, *nk, sizeof *p, by_score);
-    for (int i = 0; i < *nk; i++) idx[i] = p[i].id, score[i] = p[i].s;
-    free(p);
+    lma_topk_sort(idx, score, *nk);
     return LMA_OK;
 }

@@ -57,13 +57,6 @@ void lma_rag_searcher_set_backend(lma_rag_searcher *q, const lma_backend *be) {
 }
 
 
-typedef struct { int64_t id; float s; } pair;
-static int by_score(const void *a, const void *b) {
-    const pair *x = a, *y = b;
-    if (x->s != y->s) return x->s > y->s ? -1 : 1;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
 void lma_rag_exact_topk(const float *vecs, const float *norms, size_t n, int dim, const float *q, int k, int64_t *idx,
                         float *score, int *nk) {
     *nk = 0;
@@ -83,12 +76,7 @@ void lma_rag_exact_topk(const float *vecs, const float *norms, size_t n, int dim
         }
     }
     free(dots);
-    pair *p = malloc(*nk * sizeof *p);
-    if (!p) return;
-    for (int i = 0; i < *nk; i++) p[i] = (pair){idx[i], score[i]};
-    qsort(p, *nk, sizeof *p, by_score);
-    for (int i = 0; i < *nk; i++) idx[i] = p[i].id, score[i] = p[i].s;
-    free(p);
+    lma_topk_sort(idx, score, *nk);
 }
 
 lma_status lma_rag_rrf(const int64_t *const *lists, const int *lens, int n_lists, int rrf_k, int k, lma_rag_hit *out,
