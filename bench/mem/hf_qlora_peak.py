@@ -4,7 +4,9 @@
 # saved in bf16, then loaded as NF4 (double quantization, bf16 compute) onto the GPU, given
 # LoRA r16 on every projection, gradient checkpointing, batch 1 x 2048, 3 AdamW steps.
 # Prints {"peak_gb": torch.cuda.max_memory_allocated from before the load, GiB, ...}.
-# Usage (device): python3 bench/mem/hf_qlora_peak.py [DIR]   (bitsandbytes as a carried wheel, .bnb/ in carry)
+# Usage (device, bitsandbytes carried as a wheel in the gitignored .bnb/, carry [".bnb"]):
+#   here:   pip download bitsandbytes==0.50.2 --no-deps --only-binary=:all: --platform manylinux_2_24_x86_64 -d .bnb
+#   device: pip install --no-deps --target /tmp/bnbpkg .bnb/*.whl && PYTHONPATH=/tmp/bnbpkg python3 bench/mem/hf_qlora_peak.py [DIR]
 # Measured 2026-12-06 on an H100 80GB HBM3 (bitsandbytes 0.50.2): peak_gb 6.66 (bench/RESULTS.md).
 import json, sys, time, torch
 from transformers import BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM
