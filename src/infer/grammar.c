@@ -806,6 +806,16 @@ static inline int second(lma_grammar *g, int b, int b2) {
     return m != 255 ? m : second_slow(g, b, b2);
 }
 
+/* The end of a mask (the fast one and its oracle): the end-of-sequence tokens allowed once
+ * the grammar can end; an error when no token is left. */
+static lma_status mask_end(const lma_grammar *g, float *logits, int V, int allowed, const int32_t *eos_ids, int n_eos) {
+    if (can_end(&g->st))
+        for (int i = 0; i < n_eos; i++)
+            if (eos_ids[i] >= 0 && eos_ids[i] < V && logits[eos_ids[i]] == -INFINITY) { logits[eos_ids[i]] = 0; allowed++; }
+    if (!allowed) return lma_error(LMA_ERR_ARG, "constrained decoding: no token can continue the grammar's output");
+    return LMA_OK;
+}
+
 lma_status lma_grammar_mask(lma_grammar *g, unsigned char *const *piece, const int *plen, int n_pieces, float *logits,
                             int V, int tokens_left, const int32_t *eos_ids, int n_eos) {
     /* Exact shortcuts. Each first byte is fed once and the state after it kept; a second byte
@@ -886,11 +896,7 @@ lma_status lma_grammar_mask(lma_grammar *g, unsigned char *const *piece, const i
         if (!ok) logits[id] = -INFINITY;
         allowed += ok;
     }
-    if (can_end(&g->st))
-        for (int i = 0; i < n_eos; i++)
-            if (eos_ids[i] >= 0 && eos_ids[i] < V && logits[eos_ids[i]] == -INFINITY) { logits[eos_ids[i]] = 0; allowed++; }
-    if (!allowed) return lma_error(LMA_ERR_ARG, "constrained decoding: no token can continue the grammar's output");
-    return LMA_OK;
+    return mask_end(g, logits, V, allowed, eos_ids, n_eos);
 }
 
 lma_status lma_grammar_mask_ref(lma_grammar *g, unsigned char *const *piece, const int *plen, int n_pieces, float *logits,
@@ -903,9 +909,5 @@ lma_status lma_grammar_mask_ref(lma_grammar *g, unsigned char *const *piece, con
         if (!ok) logits[id] = -INFINITY;
         allowed += ok;
     }
-    if (can_end(&g->st))
-        for (int i = 0; i < n_eos; i++)
-            if (eos_ids[i] >= 0 && eos_ids[i] < V && logits[eos_ids[i]] == -INFINITY) { logits[eos_ids[i]] = 0; allowed++; }
-    if (!allowed) return lma_error(LMA_ERR_ARG, "constrained decoding: no token can continue the grammar's output");
-    return LMA_OK;
+    return mask_end(g, logits, V, allowed, eos_ids, n_eos);
 }
