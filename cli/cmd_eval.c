@@ -13,6 +13,7 @@
 #include "eval/gencheck.h"
 #include "eval/judge.h"
 #include "infer/generate.h"
+#include "infer/grammar.h"
 #include "infer/json_constraint.h"
 #include "model/adapter.h"
 #include "opts.h"
@@ -24,6 +25,7 @@ static const lma_backend *g_backend; /* --device */
 static int g_dequantize;             /* --dequantize */
 static cli_sampling g_fmt;           /* --format, --json-schema (gen tasks) */
 static lma_rubric g_rubric;          /* --rubric */
+static lma_grammar *g_check_grammar; /* --check-grammar (a validator), freed at the end of cmd_eval */
 
 static int load_model(const char *dir, const char *adapter, lma_model **m, lma_tokenizer **tok) {
     *m = NULL; *tok = NULL;
@@ -104,6 +106,7 @@ static void print_result(const lma_eval_result *r) {
         printf("   parsable %ld/%ld  keys %ld", r->valid, r->format_n, r->keys_ok);
         if (r->schema_n) printf("  schema-valid %ld/%ld", r->schema_valid, r->schema_n);
     }
+    if (r->grammar_n) printf("   grammar-valid %ld/%ld", r->grammar_valid, r->grammar_n);
     printf("   (%.1fs)\n", r->seconds);
     if (r->task.kind == LMA_EVAL_MMLU || r->n_groups > 1)
         for (size_t g = 0; g < r->n_groups; g++)
@@ -153,7 +156,7 @@ int cmd_eval(int argc, char **argv) {
     const char *task_v[MAX_TASKS];
     cli_list task_l = CLI_LIST_OF(task_v);
     static lma_eval_task tasks[MAX_TASKS];
-    const char *check_schema = NULL;
+    const char *check_schema = NULL, *check_grammar = NULL;
     const char *judge = NULL, *rubric = NULL, *sft_out = NULL, *ctx_list = NULL, *depth_list = NULL;
     static int ctx_v[32];
     static double depth_v[32];
@@ -189,6 +192,8 @@ int cmd_eval(int argc, char **argv) {
         CLI_STR("check-schema", 0, &check_schema, "F", "gen: also validate json outputs against this JSON schema\n"
                 "(without constraining the decoding; a record's \"schema\" wins)", .def_text = "--json-schema's",
                 .flags = CLI_IN),
+        CLI_STR("check-grammar", 0, &check_grammar, "F", "gen: also count the outputs that are complete sentences of\n"
+                "this GBNF grammar (without constraining the decoding)", .def_text = "--grammar's", .flags = CLI_IN),
         CLI_STR("judge", 0, &judge, "MODEL", "gen: a judge model also scores each output on the --rubric\n"
                 "criteria, its reply constrained to the score schema (docs/eval.md, \"LLM judge\")", .flags = CLI_IN),
         CLI_STR("rubric", 0, &rubric, "FILE", "the judge's rubric: JSON criteria with integer scales (for\n"
@@ -308,6 +313,16 @@ int cmd_eval(int argc, char **argv) {
         }
         p.gen_schema = schema_doc;
     }
+    const char *gpath = check_grammar ? check_grammar : g_fmt.grammar_path;
+    if (gpath) {
+        char *gtext = NULL;
+        size_t glen = 0;
+        lma_status gs = lma_read_file(gpath, &gtext, &glen);
+        if (gs == LMA_OK) gs = lma_grammar_compile(gtext, glen, gpath, NULL, &g_check_grammar);
+        free(gtext);
+        if (gs != LMA_OK) { cJSON_Delete(schema_doc); return cli_fail("eval", NULL); }
+        p.gen_grammar = g_check_grammar;
+    }
     lma_model *jm = NULL;
     lma_tokenizer *jt = NULL;
     lma_eval_judge *jd = NULL;
@@ -378,5 +393,7 @@ done:
     lma_tok_free(jt);
     lma_rubric_free(&g_rubric);
     cJSON_Delete(schema_doc);
+    lma_grammar_free(g_check_grammar);
+    g_check_grammar = NULL;
     return rc;
 }

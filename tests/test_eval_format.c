@@ -167,6 +167,37 @@ int main(void) {
           "object answers: 2 of 4 right, 4 of 4 well-formed: %s", out ? out : "");
     cJSON_Delete(o);
     free(out);
+    /* grammar validity: the same records under a GBNF grammar (every output a sentence of it,
+     * the exact-answer accuracy beside: "yes" right on 2 of 4), and checked without it (a random
+     * model's free text is no sentence of it) */
+    char gbnf[2200];
+    snprintf(gbnf, sizeof gbnf, "%s/yn.gbnf", tmp);
+    f = test_fopen(gbnf, "w");
+    fputs("root ::= \"yes\"\n", f);
+    fclose(f);
+    f = test_fopen(gen, "w");
+    for (int i = 0; i < 4; i++) fprintf(f, "{\"prompt\":\"Q%d\",\"answer\":\"%s\",\"check\":\"exact\"}\n", i, i % 2 ? "no" : "yes");
+    fclose(f);
+    const char *gmodes[2] = {"--check-grammar", "--grammar"};
+    for (int k = 0; k < 2; k++) {
+        out = NULL;
+        snprintf(cmd, sizeof cmd, "%s eval --model %s --task gen:%s --max-tokens 20 %s %s --json 2>/dev/null", LMA_CLI, dm,
+                 gen, gmodes[k], gbnf);
+        rc = run(cmd, &out);
+        o = out ? cJSON_Parse(out) : NULL;
+        r = cJSON_GetArrayItem(get(o, "results"), 0);
+        const cJSON *gm = get(r, "grammar"), *gn = get(gm, "n"), *gv = get(gm, "valid"), *cr = get(r, "correct");
+        CHECK(rc == 0 && cJSON_IsNumber(gn) && gn->valuedouble == 4 && cJSON_IsNumber(gv) && cJSON_IsNumber(cr) &&
+                  gv->valuedouble == (k ? 4 : 0) && cr->valuedouble == (k ? 2 : 0),
+              "%s: grammar-valid %s of 4 expected: %s", gmodes[k], k ? "4" : "0", out ? out : "");
+        cJSON_Delete(o);
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --task gen:%s --check-grammar %s 2>&1", LMA_CLI, dm, gen, sch);
+    out = NULL;
+    rc = run(cmd, &out);
+    CHECK(rc != 0 && out && strstr(out, "schema.json:"), "a file that is no grammar: one line naming it: %s", out ? out : "");
+    free(out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     CHECK(system(cmd) == 0, "cleanup");
     TEST_END();

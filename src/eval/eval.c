@@ -11,6 +11,7 @@
 #include "eval/gencheck.h"
 #include "eval/passkey.h"
 #include "infer/generate.h"
+#include "infer/grammar.h"
 #include "infer/json_constraint.h"
 #include "tok/chat_template.h"
 
@@ -405,6 +406,10 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
             res->schema_valid += sv;
         }
     }
+    if (p->gen_grammar) { /* the whole output, as generated, a complete sentence of the grammar */
+        res->grammar_n++;
+        res->grammar_valid += lma_grammar_matches(p->gen_grammar, out, olen);
+    }
     if (p->judge) { /* the judge scores the output */
         const char *src[64];
         int nsrc = 0, scores[LMA_RUBRIC_MAX], labels[LMA_RUBRIC_MAX], any;
@@ -645,6 +650,13 @@ cJSON *lma_eval_result_json(const lma_eval_result *r) {
             cJSON_AddNumberToObject(o, "macro_acc", r->macro);
         } else {
             cJSON_AddNumberToObject(o, "valid", (double)r->valid);
+            if (r->grammar_n) {
+                cJSON *gm = cJSON_AddObjectToObject(o, "grammar");
+                if (gm) {
+                    cJSON_AddNumberToObject(gm, "n", (double)r->grammar_n);
+                    cJSON_AddNumberToObject(gm, "valid", (double)r->grammar_valid);
+                }
+            }
             if (r->format_n) {
                 cJSON *f = cJSON_AddObjectToObject(o, "format");
                 if (f) {

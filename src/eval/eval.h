@@ -75,6 +75,8 @@ typedef struct {
     struct lma_json_constraint *gen_constraint; /* gen: constrained decoding (infer/json_constraint.h), or NULL */
     const cJSON *gen_schema;  /* gen: json outputs are also validated against it (a record's own
                                  "schema" wins), or NULL */
+    struct lma_grammar *gen_grammar; /* gen: every output is also checked against this GBNF grammar
+                                        (infer/grammar.h, compiled as a validator), or NULL */
     const lma_rubric *rubric; /* judge tasks (the model is the judge) and `judge` below */
     lma_eval_judge *judge;    /* gen: each output is also scored by this judge, or NULL */
     const int *passkey_ctx; int n_passkey_ctx;         /* passkey: context lengths (tokens) */
@@ -99,6 +101,7 @@ typedef struct {
     long valid;              /* gen: json/yaml outputs that parse */
     long format_n, keys_ok;  /* gen: json/yaml records; outputs that parse with every required key */
     long schema_n, schema_valid; /* gen: json records with a schema; outputs valid against it */
+    long grammar_n, grammar_valid; /* gen with gen_grammar: outputs checked, and complete sentences of it */
     double nll; long tokens, bytes; /* ppl */
     double seconds;
     long tokens_run;         /* tokens through the model */
