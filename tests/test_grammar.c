@@ -10,6 +10,7 @@
 #include "infer/generate.h"
 #include "infer/grammar.h"
 #include "infer/json_constraint.h"
+#include "sample_loop.h"
 #include "test.h"
 
 /* ---- naive recognizers, one a grammar (written from the grammar text, not from the compiler) ---- */
@@ -182,24 +183,30 @@ static int ok_yn(const char *s, size_t n) {
 
 static const lma_backend *g_be;
 
-static lma_model *random_model(int vocab, uint64_t seed) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/ref/models/llama_gqa/config.json", LMA_SRC_DIR);
-    lma_config c;
-    lma_model *m = NULL;
-    CHECK_OK(lma_config_load(path, &c));
-    c.vocab_size = vocab;
-    CHECK_OK(lma_model_create(&c, g_be, &m));
-    if (m) CHECK_OK(lma_model_init_random(m, seed, 0.5f));
-    return m;
-}
-
 static int min_tokens(const lma_tokenizer *tok, const char *g) {
     lma_json_constraint *c = NULL;
     CHECK_OK(lma_grammar_constraint_new(tok, g, strlen(g), "g", &c));
     int n = c ? lma_json_constraint_min_tokens(c) : 0;
     lma_json_constraint_free(c);
     return n;
+}
+
+typedef struct {
+    const char *g;
+    int (*ok)(const char *, size_t);
+    int max_tokens, nonascii;
+} grammar_judge_ctx;
+
+/* an output is in the grammar by its recognizer, and the automaton, used as a validator, agrees */
+static int grammar_judge(void *ctx, const char *what, int seed, const lma_gen_result *r) {
+    grammar_judge_ctx *x = ctx;
+    int v = x->ok(r->text, r->len);
+    if (!v) fprintf(stderr, "%s seed %d (max %d): not in the grammar: [%.*s]\n", what, seed, x->max_tokens, (int)r->len, r->text);
+    int again = 0;
+    CHECK_OK(lma_grammar_check(x->g, strlen(x->g), what, r->text, r->len, &again));
+    CHECK(again, "%s seed %d: the grammar's own check accepts its output", what, seed);
+    for (size_t i = 0; i < r->len; i++) x->nonascii |= (unsigned char)r->text[i] >= 0x80;
+    return v;
 }
 
 /* samples `seeds` outputs at temperature 1; each must satisfy ok(); returns how many ended
@@ -209,36 +216,11 @@ static int run(lma_model *m, const lma_tokenizer *tok, const char *g, int (*ok)(
     lma_json_constraint *jc = NULL;
     CHECK_OK(lma_grammar_constraint_new(tok, g, strlen(g), what, &jc));
     if (!jc) return 0;
-    int32_t prompt[3] = {1, 2, 3}, eos = lma_tok_eos_id(tok);
-    int good = 0, stopped = 0, nonascii = 0;
-    for (int seed = 0; seed < seeds; seed++) {
-        lma_gen_params p = {0};
-        p.max_tokens = max_tokens;
-        p.sample = lma_sample_default_params();
-        p.sample.temperature = 1.0f;
-        p.seed = (uint64_t)seed * 104729 + 17;
-        p.stop_ids = &eos;
-        p.n_stop_ids = eos >= 0;
-        p.constraint = jc;
-        lma_gen_result r;
-        lma_status s = lma_generate(m, tok, prompt, 3, &p, &r);
-        CHECK(s == LMA_OK, "%s seed %d: %s", what, seed, lma_last_error());
-        lma_clear_error();
-        if (s != LMA_OK) continue;
-        int v = ok(r.text, r.len);
-        if (!v) fprintf(stderr, "%s seed %d (max %d): not in the grammar: [%.*s]\n", what, seed, max_tokens, (int)r.len, r.text);
-        /* the automaton, used as a validator, agrees */
-        int again = 0;
-        CHECK_OK(lma_grammar_check(g, strlen(g), what, r.text, r.len, &again));
-        CHECK(again, "%s seed %d: the grammar's own check accepts its output", what, seed);
-        for (size_t i = 0; i < r.len; i++) nonascii |= (unsigned char)r.text[i] >= 0x80;
-        good += v;
-        stopped += r.finish == LMA_FINISH_STOP;
-        free(r.ids);
-        free(r.text);
-    }
+    grammar_judge_ctx x = {g, ok, max_tokens, 0};
+    int stopped = 0;
+    int good = test_sample_loop(m, tok, jc, max_tokens, seeds, 1.0f, 104729, 17, what, grammar_judge, &x, &stopped);
     CHECK(good == seeds, "%s: %d of %d outputs in the grammar (max_tokens %d)", what, good, seeds, max_tokens);
-    if (g == UNI) CHECK(nonascii, "%s: multi-byte characters were produced", what);
+    if (g == UNI) CHECK(x.nonascii, "%s: multi-byte characters were produced", what);
     lma_json_constraint_free(jc);
     return stopped;
 }
@@ -346,7 +328,7 @@ int main(int argc, char **argv) {
         printf("no SmolLM2 tokenizer in the model cache: its mask parity skipped\n");
     }
     lma_clear_error();
-    lma_model *m = random_model(lma_tok_vocab_size(tok), 42);
+    lma_model *m = test_random_model(g_be, lma_tok_vocab_size(tok), 42);
     if (!m) TEST_END();
 
     struct { const char *name, *g; int (*ok)(const char *, size_t); int shortest; } gs[] = {

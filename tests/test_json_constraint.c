@@ -8,6 +8,7 @@
 #include "core/json.h"
 #include "infer/generate.h"
 #include "infer/json_constraint.h"
+#include "sample_loop.h"
 #include "test.h"
 
 /* 1 when v is valid against schema s (the subset json_constraint supports) */
@@ -53,16 +54,14 @@ static int valid(const cJSON *s, const cJSON *v) {
 
 static const lma_backend *g_be;
 
-static lma_model *random_model(int vocab, uint64_t seed) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/ref/models/llama_gqa/config.json", LMA_SRC_DIR);
-    lma_config c;
-    lma_model *m = NULL;
-    CHECK_OK(lma_config_load(path, &c));
-    c.vocab_size = vocab;
-    CHECK_OK(lma_model_create(&c, g_be, &m));
-    if (m) CHECK_OK(lma_model_init_random(m, seed, 0.5f));
-    return m;
+/* an output parses, and validates against the schema ctx (NULL: any object) */
+static int json_judge(void *ctx, const char *what, int seed, const lma_gen_result *r) {
+    const cJSON *schema = ctx;
+    cJSON *v = cJSON_ParseWithLength(r->text, r->len);
+    int ok = v && (!schema || valid(schema, v)) && (schema || cJSON_IsObject(v));
+    if (!ok) fprintf(stderr, "%s seed %d: not valid: %.*s\n", what, seed, (int)r->len, r->text);
+    cJSON_Delete(v);
+    return ok;
 }
 
 /* generates with the constraint at temperature 1 over `seeds` seeds; counts outputs that
@@ -73,31 +72,8 @@ static void run(lma_model *m, const lma_tokenizer *tok, const char *schema_text,
     lma_json_constraint *jc = NULL;
     CHECK_OK(lma_json_constraint_new(tok, schema, &jc));
     if (!jc) { cJSON_Delete(schema); return; }
-    int32_t prompt[3] = {1, 2, 3}, eos = lma_tok_eos_id(tok);
-    int good = 0, complete = 0;
-    for (int seed = 0; seed < seeds; seed++) {
-        lma_gen_params p = {0};
-        p.max_tokens = max_tokens;
-        p.sample = lma_sample_default_params();
-        p.sample.temperature = 1.0f;
-        p.seed = (uint64_t)seed * 7919 + 1;
-        p.stop_ids = &eos;
-        p.n_stop_ids = eos >= 0;
-        p.constraint = jc;
-        lma_gen_result r;
-        lma_status s = lma_generate(m, tok, prompt, 3, &p, &r);
-        CHECK(s == LMA_OK, "%s seed %d: %s", what, seed, lma_last_error());
-        lma_clear_error();
-        if (s != LMA_OK) continue;
-        cJSON *v = cJSON_ParseWithLength(r.text, r.len);
-        int ok = v && (!schema || valid(schema, v)) && (schema || cJSON_IsObject(v));
-        if (!ok) fprintf(stderr, "%s seed %d: not valid: %.*s\n", what, seed, (int)r.len, r.text);
-        good += ok;
-        complete += r.finish == LMA_FINISH_STOP;
-        cJSON_Delete(v);
-        free(r.ids);
-        free(r.text);
-    }
+    int complete = 0;
+    int good = test_sample_loop(m, tok, jc, max_tokens, seeds, 1.0f, 7919, 1, what, json_judge, schema, &complete);
     CHECK(good == seeds, "%s: %d of %d outputs valid (max_tokens %d)", what, good, seeds, max_tokens);
     CHECK(complete == seeds, "%s: every output ends as soon as the value is complete (%d of %d)", what, complete, seeds);
     lma_json_constraint_free(jc);
@@ -115,7 +91,7 @@ int main(int argc, char **argv) {
     lma_tokenizer *tok = NULL;
     CHECK_OK(lma_tok_load(dir, &tok));
     if (!tok) TEST_END();
-    lma_model *m = random_model(lma_tok_vocab_size(tok), 42);
+    lma_model *m = test_random_model(g_be, lma_tok_vocab_size(tok), 42);
     if (!m) TEST_END();
 
     run(m, tok, NULL, 48, 30, "json format");

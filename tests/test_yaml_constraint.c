@@ -8,6 +8,7 @@
 #include "eval/gencheck.h"
 #include "infer/generate.h"
 #include "infer/json_constraint.h"
+#include "sample_loop.h"
 #include "test.h"
 
 static int key_first(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
@@ -53,49 +54,27 @@ static int subset_ok(const char *t, size_t len, int *lines) {
     return *lines > 0 && !after_key_list;
 }
 
-static lma_model *random_model(int vocab, uint64_t seed) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/ref/models/llama_gqa/config.json", LMA_SRC_DIR);
-    lma_config c;
-    lma_model *m = NULL;
-    CHECK_OK(lma_config_load(path, &c));
-    c.vocab_size = vocab;
-    CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
-    if (m) CHECK_OK(lma_model_init_random(m, seed, 0.5f));
-    return m;
+typedef struct { int checked, *lists; } yaml_judge_ctx;
+
+/* an output is in the subset by this file's reader; eval's YAML check counted apart */
+static int yaml_judge(void *ctx, const char *what, int seed, const lma_gen_result *r) {
+    yaml_judge_ctx *x = ctx;
+    int lines = 0, valid = 0;
+    int ok = subset_ok(r->text, r->len, &lines);
+    lma_gen_check_yaml(r->text, r->len, NULL, 0, &valid);
+    if (!ok || !valid) fprintf(stderr, "%s seed %d: not valid (subset %d, check %d): [%.*s]\n", what, seed, ok, valid,
+                               (int)r->len, r->text);
+    x->checked += valid;
+    if (x->lists && strstr(r->text, "\n  - ")) (*x->lists)++;
+    return ok;
 }
 
 static void run(lma_model *m, const lma_tokenizer *tok, lma_json_constraint *jc, int max_tokens, int seeds, float temp,
                 const char *what, int *lists) {
-    int32_t prompt[3] = {1, 2, 3}, eos = lma_tok_eos_id(tok);
-    int good = 0, checked = 0;
-    for (int seed = 0; seed < seeds; seed++) {
-        lma_gen_params p = {0};
-        p.max_tokens = max_tokens;
-        p.sample = lma_sample_default_params();
-        p.sample.temperature = temp;
-        p.seed = (uint64_t)seed * 7919 + 3;
-        p.stop_ids = &eos;
-        p.n_stop_ids = eos >= 0;
-        p.constraint = jc;
-        lma_gen_result r;
-        lma_status s = lma_generate(m, tok, prompt, 3, &p, &r);
-        CHECK(s == LMA_OK, "%s seed %d: %s", what, seed, lma_last_error());
-        lma_clear_error();
-        if (s != LMA_OK) continue;
-        int lines = 0, valid = 0;
-        int ok = subset_ok(r.text, r.len, &lines);
-        lma_gen_check_yaml(r.text, r.len, NULL, 0, &valid);
-        if (!ok || !valid) fprintf(stderr, "%s seed %d: not valid (subset %d, check %d): [%.*s]\n", what, seed, ok, valid,
-                                   (int)r.len, r.text);
-        good += ok;
-        checked += valid;
-        if (lists && strstr(r.text, "\n  - ")) (*lists)++;
-        free(r.ids);
-        free(r.text);
-    }
+    yaml_judge_ctx x = {0, lists};
+    int good = test_sample_loop(m, tok, jc, max_tokens, seeds, temp, 7919, 3, what, yaml_judge, &x, NULL);
     CHECK(good == seeds, "%s: %d of %d outputs in the subset (max_tokens %d)", what, good, seeds, max_tokens);
-    CHECK(checked == seeds, "%s: %d of %d outputs pass eval's YAML check", what, checked, seeds);
+    CHECK(x.checked == seeds, "%s: %d of %d outputs pass eval's YAML check", what, x.checked, seeds);
 }
 
 int main(void) {
@@ -141,7 +120,7 @@ int main(void) {
         CHECK(allowed >= 1, "with no tokens left something can still end the document");
     }
     free(logits);
-    lma_model *m = random_model(V, 11);
+    lma_model *m = test_random_model(lma_backend_cpu(), V, 11);
     int lists = 0;
     if (m) {
         run(m, tok, jc, 64, 40, 1.0f, "yaml, 64 tokens", &lists);

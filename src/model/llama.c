@@ -14,7 +14,9 @@
  * Storage: activations, their gradients and the weights the ops read (the compute
  * copy m->wact) are act storage, be->act_bytes per element, so they are `void *`
  * here and every offset into them goes through lma_at (backend.h); rstd, attention
- * state, losses, parameter gradients and the masters are fp32. */
+ * state, losses, parameter gradients and the masters are fp32.
+ * The inference forward with a KV cache is llama_infer.c, on the layer of this file
+ * (lma_model_layer_forward, model_internal.h). */
 #include "model/llama.h"
 #include <limits.h>
 #include <math.h>
@@ -68,8 +70,6 @@ struct lma_acts {
     size_t saved;           /* floats of attention state per layer */
 };
 
-#define ALIGN64(n) (((size_t)(n) + 63) & ~(size_t)63) /* bytes: every buffer 64-byte aligned */
-
 /* Rows of the (rows, V) logits block the loss head works on at a time: the logits of a
  * whole batch never exist during training. Auto: 16M elements (64 MB in fp32), or more, up
  * to HEAD_ROWS_GEMM rows, as far as the layer-backward scratch (`spare` bytes, free while
@@ -93,7 +93,7 @@ static size_t acts_layout(const lma_config *c, int act_bytes, size_t saved, int 
     size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim, off = 0;
     size_t ea = (size_t)act_bytes, ef = sizeof(float); /* act, fp32 */
     a->saved = saved; /* the backend's attention_saved_floats(B, T, NH, HD) */
-#define TAKE(field, n, esz) do { a->field = base ? (void *)(base + off) : NULL; off += ALIGN64((n) * (esz)); } while (0)
+#define TAKE(field, n, esz) do { a->field = base ? (void *)(base + off) : NULL; off += LMA_ALIGN64((n) * (esz)); } while (0)
     TAKE(resid, (LR + 1) * N * C, ea);
     TAKE(resid_mid, L * N * C, ea);
     TAKE(ln1, L * N * C, ea);
@@ -135,7 +135,7 @@ static size_t acts_layout(const lma_config *c, int act_bytes, size_t saved, int 
 #undef TAKE
     a->head_rows = head_rows(c, N, chunk, off - spare, ea);
     a->logits = base ? (void *)(base + spare) : NULL;
-    size_t lg = spare + ALIGN64(a->head_rows * V * ea);
+    size_t lg = spare + LMA_ALIGN64(a->head_rows * V * ea);
     return lg > off ? lg : off;
 }
 
@@ -240,7 +240,7 @@ static const lma_qmat *q_head(const lma_model *m) {
 }
 
 /* out (N,C) = the embedding rows of ids (backend memory: host when the table is in blocks) */
-static void embed_fwd(const lma_model *m, void *out, const int32_t *ids, int N) {
+void lma_model_embed_fwd(const lma_model *m, void *out, const int32_t *ids, int N) {
     const lma_qmat *e = q_embed(m);
     int C = m->cfg.hidden_size;
     if (!e) { m->be->embedding_fwd(out, ids, m->w.embed, N, C); return; }
@@ -248,7 +248,7 @@ static void embed_fwd(const lma_model *m, void *out, const int32_t *ids, int N) 
 }
 
 /* out (rows,V) = inp (rows,C) @ lm_head^T */
-static void head_fwd(const lma_model *m, void *out, const void *inp, int rows) {
+void lma_model_head_fwd(const lma_model *m, void *out, const void *inp, int rows) {
     const lma_qmat *h = q_head(m);
     if (h) m->be->matmul_q_fwd(out, inp, h, NULL, rows);
     else m->be->matmul_fwd(out, inp, m->w.lm_head, NULL, rows, m->cfg.hidden_size, m->cfg.vocab_size);
@@ -483,35 +483,6 @@ void lma_model_zero_grad(lma_model *m) {
     if (t.grads) m->be->zero(t.grads, t.table->total * sizeof(float));
 }
 
-/* Buffers of one layer's forward (training: the saved activations of layer l;
- * inference: per-call scratch, with xo == x). q_raw..k_rstd are used with qk-norm only.
- * void *: act storage; float *: fp32. */
-typedef struct {
-    void *x, *xo;                  /* (N, C) in, out */
-    void *ln1;                     /* (N, C) */
-    float *rstd1;                  /* (N) */
-    void *q_raw, *k_raw;           /* (N, QD), (N, KVD) */
-    float *q_rstd, *k_rstd;        /* (N*NH), (N*NKV) */
-    void *q, *k, *v;               /* (N, QD), (N, KVD), (N, KVD) after norm + rope */
-    float *att;                    /* attention state */
-    void *atty;                    /* (N, QD) */
-    void *mid, *ln2;               /* (N, C), (N, C) */
-    float *rstd2;                  /* (N) */
-    void *gate, *up, *swi;         /* (N, I) */
-} layer_io;
-
-/* Training: full causal attention over (B, T) with segments. Inference: the new
- * tokens' k and v are appended to the layer's cache rows [past, past+N), then
- * attention runs against the cache. */
-typedef struct {
-    const int32_t *seg;
-    int B, T;
-    void *kc, *vc;  /* (cap, NKV, HD) act of this layer, or NULL for training */
-    int past;
-    lma_kv_cache *const *kvs; /* batched decode: row i is one token of the sequence of kvs[i]
-                                 (at position kvs[i]->len), or NULL */
-} attn_ctx;
-
 /* out (N,OC) = inp (N,C) @ W^T + bias, W the compute copy or NF4; plus an attached
  * adapter's term (the LoRA path, through its hooks: adapter_hooks.h). */
 static void proj_fwd(const lma_model *m, int l, int p, void *out, const void *inp, const void *w,
@@ -547,7 +518,7 @@ static float attn_scale(const lma_config *c) {
 /* dynamic rope: inverse frequencies for sequences of L positions, recomputed as
  * transformers' dynamic_rope_update does (on growth past the length they were made for,
  * and back to the original below max_position_embeddings) */
-static void rope_update(lma_model *m, int L) {
+void lma_model_rope_update(lma_model *m, int L) {
     const lma_config *c = &m->cfg;
     if (c->rope_type != LMA_ROPE_DYNAMIC) return;
     int orig = c->max_position_embeddings, len = m->rope_len ? m->rope_len : orig;
@@ -597,8 +568,8 @@ lma_status lma_model_set_rope_scaling(lma_model *m, const char *spec) {
     return LMA_OK;
 }
 
-static void layer_forward(const lma_model *m, int l, const layer_io *io, int N, const int32_t *pos, const attn_ctx *ac,
-                          int recompute) {
+void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, int N, const int32_t *pos,
+                             const lma_attn_ctx *ac, int recompute) {
     const lma_config *c = &m->cfg;
     const lma_backend *be = m->be;
     const lma_layer_tensors *w = &m->w.layers[l];
@@ -651,13 +622,13 @@ static void layer_forward(const lma_model *m, int l, const layer_io *io, int N, 
 /* The buffers of layer l for the current (B, T): its input and output in the residual
  * stream and its slot of every saved activation (with activation checkpointing, the one
  * slot all layers share). */
-static layer_io layer_slots(const lma_model *m, int l) {
+static lma_layer_io layer_slots(const lma_model *m, int l) {
     const lma_config *c = &m->cfg;
     const lma_acts *a = m->acts;
     size_t N = (size_t)m->B * m->T, C = c->hidden_size, I = c->intermediate_size, NH = c->n_heads;
     size_t NKV = c->n_kv_heads, QD = NH * c->head_dim, KVD = NKV * c->head_dim, es = (size_t)m->be->act_bytes;
     size_t s = m->grad_ckpt ? 0 : (size_t)l;
-    layer_io io = {
+    lma_layer_io io = {
         .x = lma_at(a->resid, (size_t)l * N * C, es), .xo = lma_at(a->resid, (size_t)(l + 1) * N * C, es),
         .ln1 = lma_at(a->ln1, s * N * C, es), .rstd1 = a->rstd1 + s * N,
         .q_raw = c->qk_norm ? lma_at(a->q_raw, s * N * QD, es) : NULL,
@@ -702,7 +673,7 @@ static lma_status forward(lma_model *m, const int32_t *ids, const int32_t *targe
         return lma_error(LMA_ERR_UNSUPPORTED, "sequence of %d tokens exceeds sliding_window %d (not implemented)", T,
                          c->sliding_window);
     LMA_TRY(ensure_acts(m, B, T));
-    rope_update(m, T);
+    lma_model_rope_update(m, T);
     if (m->lora) LMA_TRY(m->lora_hooks->begin(m->lora, be, B * T, want_grad));
     m->lora_train = want_grad && m->lora;
     lma_acts *a = m->acts;
@@ -746,11 +717,11 @@ static lma_status forward(lma_model *m, const int32_t *ids, const int32_t *targe
     free(h);
     const int32_t *dseg = seg ? m->d_seg : NULL;
 
-    embed_fwd(m, a->resid, m->d_ids, N);
-    attn_ctx ac = {.seg = dseg, .B = B, .T = T};
+    lma_model_embed_fwd(m, a->resid, m->d_ids, N);
+    lma_attn_ctx ac = {.seg = dseg, .B = B, .T = T};
     for (int l = 0; l < c->n_layers; l++) {
-        layer_io io = layer_slots(m, l);
-        layer_forward(m, l, &io, N, m->d_pos, &ac, 0);
+        lma_layer_io io = layer_slots(m, l);
+        lma_model_layer_forward(m, l, &io, N, m->d_pos, &ac, 0);
     }
     void *xl = lma_at(a->resid, (size_t)c->n_layers * N * C, es);
     be->rmsnorm_fwd(a->lnf, a->rstdf, xl, m->w.final_norm, N, C, (float)c->rms_norm_eps);
@@ -770,7 +741,7 @@ static lma_status forward(lma_model *m, const int32_t *ids, const int32_t *targe
             m->full_logits_cap = m->full_logits ? need : 0;
             if (!m->full_logits) return lma_error(LMA_ERR_NOMEM, "out of memory for %zu logits", need);
         }
-        head_fwd(m, m->full_logits, a->lnf, N);
+        lma_model_head_fwd(m, m->full_logits, a->lnf, N);
     } else {
         /* the loss head in row chunks: logits -> cross-entropy (dlogits in place) ->
          * with want_grad, at once the head's backward: dlnf (into a->dln) and d lm_head */
@@ -784,7 +755,7 @@ static lma_status forward(lma_model *m, const int32_t *ids, const int32_t *targe
             size_t r0 = (size_t)m->head_spans[2 * sp];
             int rows = m->head_spans[2 * sp + 1] - (int)r0;
             const void *lnf = lma_at(a->lnf, r0 * C, es);
-            head_fwd(m, a->logits, lnf, rows);
+            lma_model_head_fwd(m, a->logits, lnf, rows);
             be->cross_entropy(a->losses + r0, want_grad ? a->logits : NULL, a->logits, m->d_targets + r0, rows, V, ds);
             if (want_grad)
                 be->matmul_bwd(lma_at(a->dln, r0 * C, es), G ? G->lm_head : NULL, NULL, a->logits, lnf, m->w.lm_head,
@@ -872,11 +843,11 @@ lma_status lma_model_backward(lma_model *m) {
     void *xl = lma_at(a->resid, (size_t)c->n_layers * N * C, es);
     be->rmsnorm_bwd(a->dresid, G ? G->final_norm : NULL, a->dln, xl, m->w.final_norm, a->rstdf, N, C);
 
-    attn_ctx ac = {.seg = seg, .B = B, .T = T};
+    lma_attn_ctx ac = {.seg = seg, .B = B, .T = T};
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const lma_layer_tensors *w = &m->w.layers[l], *g = G ? &G->layers[l] : &no_grads;
-        layer_io io = layer_slots(m, l);
-        if (m->grad_ckpt) layer_forward(m, l, &io, N, m->d_pos, &ac, 1); /* same inputs, same dropout masks */
+        lma_layer_io io = layer_slots(m, l);
+        if (m->grad_ckpt) lma_model_layer_forward(m, l, &io, N, m->d_pos, &ac, 1); /* same inputs, same dropout masks */
         void *x = io.x, *ln1 = io.ln1, *ln2 = io.ln2, *mid = io.mid, *q = io.q, *k = io.k, *v = io.v;
         void *atty = io.atty, *gate = io.gate, *up = io.up, *swi = io.swi;
         float *att = io.att;
@@ -926,7 +897,7 @@ const float *lma_model_losses(const lma_model *m) { return m->has_targets ? m->h
 
 /* n act elements at src (backend) -> host fp32, through an fp32 backend buffer
  * (f32, n floats, or NULL to allocate one) unless act storage is fp32 */
-static lma_status download_act(const lma_backend *be, float *host, const void *src, size_t n, float *f32) {
+lma_status lma_download_act(const lma_backend *be, float *host, const void *src, size_t n, float *f32) {
     if (be->act_bytes == (int)sizeof(float)) {
         be->download(host, src, n * sizeof(float));
         return LMA_OK;
@@ -943,7 +914,7 @@ lma_status lma_model_logits(const lma_model *m, float *host_out) {
     if (!m->acts) return lma_error(LMA_ERR_ARG, "no forward pass has run");
     if (!m->full_logits || m->has_targets)
         return lma_error(LMA_ERR_ARG, "logits are kept only by a forward without targets");
-    return download_act(m->be, host_out, m->full_logits, (size_t)m->B * m->T * m->cfg.vocab_size, NULL);
+    return lma_download_act(m->be, host_out, m->full_logits, (size_t)m->B * m->T * m->cfg.vocab_size, NULL);
 }
 
 lma_adamw_params lma_adamw_default_params(void) {
@@ -993,177 +964,4 @@ lma_status lma_model_adamw_range(lma_model *m, const lma_adamw_params *p, int t,
                   p->lr, p->beta1, p->beta2, p->eps, wd, t, gs);
     }
     return lma_backend_sync(be);
-}
-
-/* ---- inference with a KV cache ------------------------------------------------ */
-
-size_t lma_kv_bytes(const lma_config *c, int cap, int act_bytes) {
-    return 2 * (size_t)c->n_layers * (size_t)cap * (size_t)c->n_kv_heads * (size_t)c->head_dim * (size_t)act_bytes;
-}
-
-lma_status lma_kv_create(const lma_model *m, int cap, lma_kv_cache **out) {
-    *out = NULL;
-    if (cap < 1) return lma_error(LMA_ERR_ARG, "KV cache capacity %d must be >= 1", cap);
-    const lma_config *c = &m->cfg;
-    lma_kv_cache *kv = lma_calloc(1, sizeof *kv, "kv cache");
-    if (!kv) return LMA_ERR_NOMEM;
-    size_t per = lma_kv_bytes(c, cap, m->be->act_bytes) / 2; /* bytes of k, and of v */
-    kv->k = m->be->alloc(per);
-    kv->v = m->be->alloc(per);
-    kv->cap = cap;
-    if (!kv->k || !kv->v) {
-        lma_kv_free(m, kv);
-        return lma_error(LMA_ERR_NOMEM, "out of memory for a KV cache of %d tokens (%.1f MB)", cap,
-                         2.0 * (double)per / 1e6);
-    }
-    *out = kv;
-    return LMA_OK;
-}
-
-void lma_kv_free(const lma_model *m, lma_kv_cache *kv) {
-    if (!kv) return;
-    if (kv->k) m->be->free(kv->k);
-    if (kv->v) m->be->free(kv->v);
-    free(kv);
-}
-
-/* The scratch of an inference forward of n tokens, n_out of them with logits (bytes; offsets
- * of each buffer into o): act x, ln, mid (n,C) x3; q, atty (n,QD) x2 (+ q_raw); k, v (n,KVD)
- * (+ k_raw); gate, up, swi (n,I) x3; fp32 rstd (n) x2 + qk rstd; act logits (n_out, V); ids +
- * pos; fp32 logits (n_out, V) when act storage is not fp32. */
-enum { INFER_SLOTS = 19 };
-static size_t infer_layout(const lma_config *c, int act_bytes, int n_, int n_out_, size_t o[INFER_SLOTS]) {
-    size_t n = (size_t)n_, n_out = (size_t)n_out_, C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
-    size_t NH = c->n_heads, NKV = c->n_kv_heads, QD = NH * c->head_dim, KVD = NKV * c->head_dim;
-    size_t ea = (size_t)act_bytes, ef = sizeof(float), f = 0;
-    int k_ = 0;
-#define NEXT(cnt, esz) (o[k_++] = f, f += ALIGN64((cnt) * (esz)))
-    NEXT(n * C, ea); NEXT(n * C, ea); NEXT(n * C, ea);
-    NEXT(n * QD, ea); NEXT(n * QD, ea); NEXT(n * QD, ea);
-    NEXT(n * KVD, ea); NEXT(n * KVD, ea); NEXT(n * KVD, ea);
-    NEXT(n * I, ea); NEXT(n * I, ea); NEXT(n * I, ea);
-    NEXT(n, ef); NEXT(n, ef); NEXT(n * NH, ef); NEXT(n * NKV, ef);
-    NEXT(n_out * V, ea); NEXT(2 * n, sizeof(int32_t));
-    NEXT(ea == ef ? 0 : n_out * V, ef);
-#undef NEXT
-    return f;
-}
-
-size_t lma_model_infer_scratch_bytes(const lma_config *c, int act_bytes, int n, int n_out) {
-    size_t o[INFER_SLOTS];
-    return infer_layout(c, act_bytes, n, n_out, o);
-}
-
-/* Inference forward. Single (batched 0): n tokens of the sequence of kvs[0] at positions
- * len..len+n-1. Batched: n sequences, one token each, ids[i] at position kvs[i]->len of its
- * own cache (every row's logits). The projections run once over the n rows either way; only
- * the attention is per sequence. */
-static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batched, const int32_t *ids, int n,
-                                float *logits, int all_logits, float *hidden) {
-    const lma_config *c = &m->cfg;
-    const lma_backend *be = m->be;
-    if (n < 1) return lma_error(LMA_ERR_ARG, "no tokens to run");
-    int rope_to = 0;
-    for (int i = 0; i < (batched ? n : 1); i++) {
-        const lma_kv_cache *kv = kvs[i];
-        int add = batched ? 1 : n;
-        if (kv->len + add > kv->cap)
-            return lma_error(LMA_ERR_ARG, "KV cache full: %d + %d tokens exceed its %d", kv->len, add, kv->cap);
-        if (c->sliding_window > 0 && kv->len + add > c->sliding_window)
-            return lma_error(LMA_ERR_UNSUPPORTED, "context of %d tokens exceeds sliding_window %d (not implemented)",
-                             kv->len + add, c->sliding_window);
-        if (kv->len + add > rope_to) rope_to = kv->len + add;
-    }
-    rope_update(m, rope_to);
-    lma_kv_cache *kv = kvs[0];
-    int C = c->hidden_size, V = c->vocab_size, NKV = c->n_kv_heads;
-    int HD = c->head_dim, KVD = NKV * HD, n_out = all_logits || batched || hidden ? n : 1;
-    lma_config hc = *c; /* hidden states out: the output slots hold (n, C), not (n, V) */
-    if (hidden) hc.vocab_size = C;
-    if (m->lora) LMA_TRY(m->lora_hooks->begin(m->lora, be, n, 0));
-    m->lora_train = 0;
-    for (int i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= V)
-            return lma_error(LMA_ERR_ARG, "token id %d is outside the vocabulary [0, %d)", ids[i], V);
-    size_t o[INFER_SLOTS], ea = (size_t)be->act_bytes, f = infer_layout(&hc, be->act_bytes, n, n_out, o);
-    /* a scratch up to 64 MB is kept between calls (a decode step allocates nothing); a
-     * larger one (long prompts with every row's logits) is the call's own */
-    enum { KEEP_SCRATCH = 64 << 20 };
-    /* the kept scratch serves one call at a time: a call on another thread meanwhile (two
-     * generations on one model) takes its own */
-    int kept = f <= KEEP_SCRATCH && !__atomic_test_and_set(&m->infer_busy, __ATOMIC_ACQUIRE);
-    if (kept && f > m->infer_cap) {
-        if (m->infer_buf) be->free(m->infer_buf);
-        m->infer_buf = be->alloc(f);
-        m->infer_cap = m->infer_buf ? f : 0;
-    }
-    char *buf = kept ? m->infer_buf : be->alloc(f);
-    if (!buf && kept) __atomic_clear(&m->infer_busy, __ATOMIC_RELEASE);
-    if (!buf) return lma_error(LMA_ERR_NOMEM, "out of memory for %d tokens of inference scratch", n);
-    void *x = buf + o[0], *ln = buf + o[1], *mid = buf + o[2], *q = buf + o[3], *atty = buf + o[4];
-    void *q_raw = buf + o[5], *k = buf + o[6], *v = buf + o[7], *k_raw = buf + o[8];
-    void *gate = buf + o[9], *up = buf + o[10], *swi = buf + o[11];
-    float *rstd1 = (float *)(buf + o[12]), *rstd2 = (float *)(buf + o[13]);
-    float *q_rstd = (float *)(buf + o[14]), *k_rstd = (float *)(buf + o[15]);
-    void *lg = buf + o[16];
-    int32_t *d_ids = (int32_t *)(buf + o[17]), *d_pos = d_ids + n;
-    float *lg32 = (float *)(buf + o[18]);
-    int32_t *pos = malloc((size_t)n * sizeof *pos);
-    if (!pos) {
-        if (kept) __atomic_clear(&m->infer_busy, __ATOMIC_RELEASE);
-        else be->free(buf);
-        return lma_error(LMA_ERR_NOMEM, "out of memory");
-    }
-    for (int i = 0; i < n; i++) pos[i] = batched ? kvs[i]->len : kv->len + i;
-    be->upload(d_ids, ids, (size_t)n * sizeof(int32_t));
-    be->upload(d_pos, pos, (size_t)n * sizeof(int32_t));
-    free(pos);
-
-    embed_fwd(m, x, d_ids, n);
-    size_t layer = (size_t)kv->cap * KVD;
-    for (int l = 0; l < c->n_layers; l++) {
-        layer_io io = {.x = x, .xo = x, .ln1 = ln, .rstd1 = rstd1, .q_raw = q_raw, .k_raw = k_raw, .q_rstd = q_rstd,
-                       .k_rstd = k_rstd, .q = q, .k = k, .v = v, .att = NULL, .atty = atty, .mid = mid, .ln2 = ln,
-                       .rstd2 = rstd2, .gate = gate, .up = up, .swi = swi};
-        attn_ctx ac = {.kc = lma_at(kv->k, (size_t)l * layer, ea), .vc = lma_at(kv->v, (size_t)l * layer, ea),
-                       .past = kv->len, .kvs = batched ? kvs : NULL};
-        layer_forward(m, l, &io, n, d_pos, &ac, 0);
-    }
-    const void *xl = lma_at(x, (size_t)(n - n_out) * C, ea);
-    be->rmsnorm_fwd(ln, rstd1, xl, m->w.final_norm, n_out, C, (float)c->rms_norm_eps);
-    if (!hidden) head_fwd(m, lg, ln, n_out);
-    int W = hidden ? C : V; /* output row width */
-    float *outp = hidden ? hidden : logits;
-    lma_status s = download_act(be, outp, hidden ? ln : lg, (size_t)n_out * W, lg32);
-    if (kept) __atomic_clear(&m->infer_busy, __ATOMIC_RELEASE);
-    else be->free(buf);
-    if (s == LMA_OK) s = lma_backend_sync(be);
-    if (s != LMA_OK) return s;
-    for (size_t i = 0, nl = (size_t)n_out * (size_t)W; i < nl; i++)
-        if (!isfinite(outp[i])) /* sampling or ranking NaNs would answer with exit 0 */
-            return lma_error(LMA_ERR_NUMERIC, "non-finite %s (row %zu; the activations overflowed or the weights "
-                             "are corrupt)", hidden ? "hidden states" : "logits", i / (size_t)W);
-    if (batched)
-        for (int i = 0; i < n; i++) kvs[i]->len++;
-    else
-        kv->len += n;
-    return LMA_OK;
-}
-
-lma_status lma_model_forward_cached(lma_model *m, lma_kv_cache *kv, const int32_t *ids, int n, float *logits,
-                                    int all_logits) {
-    return infer_forward(m, &kv, 0, ids, n, logits, all_logits, NULL);
-}
-
-lma_status lma_model_hidden_cached(lma_model *m, lma_kv_cache *kv, const int32_t *ids, int n, float *hidden) {
-    if (!hidden) return lma_error(LMA_ERR_ARG, "lma_model_hidden_cached: NULL output");
-    return infer_forward(m, &kv, 0, ids, n, NULL, 1, hidden);
-}
-
-lma_status lma_model_decode_batch(lma_model *m, lma_kv_cache *const *kvs, const int32_t *ids, int n_seq,
-                                  float *logits) {
-    for (int i = 0; i < n_seq; i++)
-        for (int j = 0; j < i; j++)
-            if (kvs[i] == kvs[j]) return lma_error(LMA_ERR_ARG, "decode batch: sequences %d and %d share a cache", j, i);
-    return infer_forward(m, kvs, 1, ids, n_seq, logits, 1, NULL);
 }

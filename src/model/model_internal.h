@@ -1,5 +1,6 @@
 /* Internals the model's files share (src/model/ only): llama.c keeps the memory and the
- * compute, model_io.c reads and writes the weights through these. */
+ * compute (training), llama_infer.c runs the inference forward on it, model_io.c reads and
+ * writes the weights through these. */
 #ifndef LMA_MODEL_MODEL_INTERNAL_H
 #define LMA_MODEL_MODEL_INTERNAL_H
 #include "model/llama.h"
@@ -14,4 +15,47 @@ lma_status lma_model_need_masters(const lma_model *m, const char *what);
 /* LMA_ERR_UNSUPPORTED naming `what` for a model whose GGUF weights stay quantized
  * (LMA_MODEL_GGUF_QUANT: inference only); LMA_OK otherwise */
 lma_status lma_model_no_qm(const lma_model *m, const char *what);
+
+#define LMA_ALIGN64(n) (((size_t)(n) + 63) & ~(size_t)63) /* bytes: every buffer 64-byte aligned */
+
+/* Buffers of one layer's forward (training: the saved activations of layer l;
+ * inference: per-call scratch, with xo == x). q_raw..k_rstd are used with qk-norm only.
+ * void *: act storage; float *: fp32. */
+typedef struct {
+    void *x, *xo;                  /* (N, C) in, out */
+    void *ln1;                     /* (N, C) */
+    float *rstd1;                  /* (N) */
+    void *q_raw, *k_raw;           /* (N, QD), (N, KVD) */
+    float *q_rstd, *k_rstd;        /* (N*NH), (N*NKV) */
+    void *q, *k, *v;               /* (N, QD), (N, KVD), (N, KVD) after norm + rope */
+    float *att;                    /* attention state */
+    void *atty;                    /* (N, QD) */
+    void *mid, *ln2;               /* (N, C), (N, C) */
+    float *rstd2;                  /* (N) */
+    void *gate, *up, *swi;         /* (N, I) */
+} lma_layer_io;
+
+/* Training: full causal attention over (B, T) with segments. Inference: the new
+ * tokens' k and v are appended to the layer's cache rows [past, past+N), then
+ * attention runs against the cache. */
+typedef struct {
+    const int32_t *seg;
+    int B, T;
+    void *kc, *vc;  /* (cap, NKV, HD) act of this layer, or NULL for training */
+    int past;
+    lma_kv_cache *const *kvs; /* batched decode: row i is one token of the sequence of kvs[i]
+                                 (at position kvs[i]->len), or NULL */
+} lma_attn_ctx;
+
+/* layer l's forward on io, N rows at pos (recompute: what the backward reads, not the output) */
+void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, int N, const int32_t *pos,
+                             const lma_attn_ctx *ac, int recompute);
+/* dynamic rope: the inverse frequencies recomputed for sequences of L positions (else nothing) */
+void lma_model_rope_update(lma_model *m, int L);
+/* out (N,C) = the embedding rows of ids (N, on the backend) */
+void lma_model_embed_fwd(const lma_model *m, void *out, const int32_t *ids, int N);
+/* out (rows,V) = inp (rows,C) @ lm_head^T */
+void lma_model_head_fwd(const lma_model *m, void *out, const void *inp, int rows);
+/* n act elements at src (backend) -> host fp32, via backend buffer f32 (n floats; NULL: allocated) */
+lma_status lma_download_act(const lma_backend *be, float *host, const void *src, size_t n, float *f32);
 #endif

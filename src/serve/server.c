@@ -15,20 +15,10 @@
 #include "core/arena.h"
 #include "core/progress.h" /* lma_now */
 #include "serve/route.h"
+#include "serve/watchdog.h"
 #include "infer/json_constraint.h"
 #include "rag/ask.h"
 #include "tok/chat_template.h"
-
-/* One TCP connection (libmicrohttpd's socket context), on the server's list while open:
- * the watchdog closes it when its request is not in by its deadline (slowloris). */
-typedef struct lma_conn {
-    int fd;
-    double deadline;          /* lma_now() by which the request must be in; 0: none (received) */
-    int cut;                  /* the watchdog has closed it */
-    double opened;
-    char addr[48];
-    struct lma_conn *prev, *next;
-} lma_conn;
 
 struct lma_server {
     lma_server_params p;
@@ -46,12 +36,7 @@ struct lma_server {
     atomic_int stopping;
     atomic_ullong next_id;
     long started;
-    /* the request deadline (request_timeout_s): the open connections and their watchdog */
-    pthread_mutex_t conn_mu;
-    pthread_cond_t conn_cv;
-    lma_conn *conns;
-    pthread_t watchdog;
-    int watchdog_on, watchdog_stop;
+    lma_watchdog wd;             /* the request deadline (request_timeout_s; serve/watchdog.h) */
 };
 
 /* One request on one connection (libmicrohttpd's con_cls). */
@@ -596,121 +581,6 @@ static const lma_route routes[] = {
     {"GET", "/health", 0, route_health},
 };
 
-/* ---- the request deadline (slowloris) ---------------------------------------------
- * libmicrohttpd's timeout counts idle time only: a client that sends a byte of its headers
- * every few seconds would hold its connection (and thread) for ever. Every connection is on
- * s->conns with a deadline by which its request must be in whole (headers and body):
- *   opened                    -> opened + R            (R = request_timeout_s)
- *   request line parsed       -> min(deadline, now + R)
- *   the body in               -> none (generation and the reply are not bounded by it)
- *   its response sent         -> now + idle timeout + R (the next request on a kept-alive
- *                                connection may idle, then must come in whole)
- * The watchdog thread answers a connection past its deadline with 408 and shuts its socket
- * down; libmicrohttpd's thread then sees the end of the stream and closes it. The fd is
- * shut down only under conn_mu while the connection is on the list, and libmicrohttpd
- * takes it off the list (NOTIFY_CLOSED) before it closes the fd: never another socket. */
-
-static void client_addr(struct MHD_Connection *c, char *addr, size_t n) {
-    snprintf(addr, n, "-");
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!ci || !ci->client_addr) return;
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, (socklen_t)n);
-    else if (sa->sa_family == AF_INET6) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, (socklen_t)n);
-}
-
-static void utc_now(char *when, size_t n) {
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(when, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static lma_conn *conn_of(struct MHD_Connection *c) {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
-}
-
-/* Sets the deadline of c's connection: at = 0 none; keep_earlier: only if earlier. */
-static void conn_deadline(lma_server *s, struct MHD_Connection *c, double at, int keep_earlier) {
-    if (s->p.request_timeout_s <= 0) return;
-    pthread_mutex_lock(&s->conn_mu);
-    lma_conn *k = conn_of(c);
-    if (k && !(keep_earlier && k->deadline && k->deadline < at)) k->deadline = at;
-    pthread_mutex_unlock(&s->conn_mu);
-}
-
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode toe) {
-    lma_server *s = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        lma_conn *k = calloc(1, sizeof *k);
-        if (!k) return; /* without a deadline (out of memory) */
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        k->fd = ci ? ci->connect_fd : -1;
-        k->opened = lma_now();
-        k->deadline = k->opened + s->p.request_timeout_s;
-        client_addr(c, k->addr, sizeof k->addr);
-        pthread_mutex_lock(&s->conn_mu);
-        k->next = s->conns;
-        if (s->conns) s->conns->prev = k;
-        s->conns = k;
-        *socket_context = k;
-        pthread_mutex_unlock(&s->conn_mu);
-    } else if (*socket_context) {
-        lma_conn *k = *socket_context;
-        pthread_mutex_lock(&s->conn_mu);
-        if (k->prev) k->prev->next = k->next; else s->conns = k->next;
-        if (k->next) k->next->prev = k->prev;
-        *socket_context = NULL;
-        pthread_mutex_unlock(&s->conn_mu);
-        free(k);
-    }
-}
-
-/* The request line is in (called for every request of a connection). */
-static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
-    lma_server *s = cls;
-    (void)uri;
-    conn_deadline(s, c, lma_now() + s->p.request_timeout_s, 1);
-    return NULL;
-}
-
-static void *watchdog_main(void *arg) {
-    lma_server *s = arg;
-    static const char body[] = "{\"error\":{\"message\":\"the request was not received in time\","
-                               "\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"request_timeout\"}}";
-    char reply[320];
-    int len = snprintf(reply, sizeof reply, "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
-                       "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", sizeof body - 1, body);
-    pthread_mutex_lock(&s->conn_mu);
-    while (!s->watchdog_stop) {
-        double now = lma_now();
-        for (lma_conn *k = s->conns; k; k = k->next) {
-            if (k->cut || !k->deadline || now < k->deadline || k->fd < 0) continue;
-            k->cut = 1;
-            /* nothing of a response is being written: the request is not in (or the last
-             * response was sent whole) */
-            if (send(k->fd, reply, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) { /* best effort */ }
-            shutdown(k->fd, SHUT_RDWR);
-            if (s->p.log) {
-                char when[32];
-                utc_now(when, sizeof when);
-                fprintf(s->p.log, "%s %s \"- -\" 408 %.0fms request not received within %d s: connection closed\n",
-                        when, k->addr, (now - k->opened) * 1e3, s->p.request_timeout_s);
-                fflush(s->p.log);
-            }
-        }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 250 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-        pthread_cond_timedwait(&s->conn_cv, &s->conn_mu, &ts);
-    }
-    pthread_mutex_unlock(&s->conn_mu);
-    return NULL;
-}
-
 /* ---- libmicrohttpd callbacks ----------------------------------------------------- */
 
 /* Constant-time in the key (the secret): every byte of every key is compared. */
@@ -776,7 +646,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* a body without Content-Length that runs past the limit: close the connection */
         return h->overflow ? MHD_NO : MHD_YES;
     }
-    conn_deadline(s, c, 0, 0); /* the request is in */
+    lma_watchdog_deadline(&s->wd, c, 0, 0); /* the request is in */
     if (h->refused) return MHD_YES;
     if (h->body.st != LMA_OK) return reply_fail(h, 500, "server_error", NULL, NULL, "out of memory");
     /* generation may take longer than the idle timeout: none while the request runs
@@ -789,7 +659,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     lma_server *s = cls;
     lma_http *h = *con_cls;
     /* the response is sent: the next request on this connection may idle, then must come whole */
-    conn_deadline(s, c, lma_now() + s->p.timeout_s + s->p.request_timeout_s, 0);
+    lma_watchdog_deadline(&s->wd, c, lma_now() + s->p.timeout_s + s->p.request_timeout_s, 0);
     if (!h) return;
     *con_cls = NULL;
     if (h->job) {
@@ -805,8 +675,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)s->p.timeout_s);
     if (s->p.log) {
         char addr[INET6_ADDRSTRLEN], when[32];
-        client_addr(c, addr, sizeof addr);
-        utc_now(when, sizeof when);
+        lma_serve_client_addr(c, addr, sizeof addr);
+        lma_serve_utc_now(when, sizeof when);
         fprintf(s->p.log, "%s %s \"%s %s\" %d %.0fms prompt_tokens=%d completion_tokens=%d%s%s%s%s%s\n", when, addr,
                 h->method, h->path, h->status ? h->status : 0, (lma_now() - h->t0) * 1e3, h->prompt_tokens,
                 h->completion_tokens, h->finish ? " finish=" : "", h->finish ? h->finish : "",
@@ -832,8 +702,7 @@ static void free_server(lma_server *s) {
     cJSON_Delete(s->default_schema);
     free(s->default_grammar);
     pthread_mutex_destroy(&s->embed_mu);
-    pthread_mutex_destroy(&s->conn_mu);
-    pthread_cond_destroy(&s->conn_cv);
+    lma_watchdog_destroy(&s->wd);
     free(s->stop_ids);
     free(s);
 }
@@ -847,8 +716,7 @@ lma_status lma_server_start(lma_model *m, const lma_tokenizer *tok, const lma_se
     s->tok = tok;
     s->started = (long)time(NULL);
     pthread_mutex_init(&s->embed_mu, NULL);
-    pthread_mutex_init(&s->conn_mu, NULL);
-    pthread_cond_init(&s->conn_cv, NULL);
+    lma_watchdog_init(&s->wd, p->request_timeout_s, p->log);
     s->model_name = strdup(p->model_name ? p->model_name : "lmadapt");
     s->embed_name = strdup(p->embed_name ? p->embed_name : "embedder");
     s->chat_template = p->chat_template ? strdup(p->chat_template) : NULL;
@@ -890,12 +758,9 @@ lma_status lma_server_start(lma_model *m, const lma_tokenizer *tok, const lma_se
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p->timeout_s,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_END);
-    if (s->d && p->request_timeout_s > 0) {
-        if (pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0) s->watchdog_on = 1;
-        else { MHD_stop_daemon(s->d); s->d = NULL; }
-    }
+                            MHD_OPTION_NOTIFY_CONNECTION, lma_watchdog_on_connection, &s->wd,
+                            MHD_OPTION_URI_LOG_CALLBACK, lma_watchdog_on_uri, &s->wd, MHD_OPTION_END);
+    if (s->d && lma_watchdog_start(&s->wd) != LMA_OK) { MHD_stop_daemon(s->d); s->d = NULL; }
     if (!s->d) {
         lma_engine_free(s->engine);
         free_server(s);
@@ -916,13 +781,7 @@ void lma_server_stop(lma_server *s, double grace_s) {
     lma_engine_drain(s->engine, grace_s);     /* in-flight requests finish or are cancelled */
     MHD_stop_daemon(s->d);                    /* their connections end; threads joined */
     if (ls != MHD_INVALID_SOCKET) close(ls);
-    if (s->watchdog_on) {
-        pthread_mutex_lock(&s->conn_mu);
-        s->watchdog_stop = 1;
-        pthread_cond_signal(&s->conn_cv);
-        pthread_mutex_unlock(&s->conn_mu);
-        pthread_join(s->watchdog, NULL);
-    }
+    lma_watchdog_stop(&s->wd);
     lma_engine_free(s->engine);
     free_server(s);
 }

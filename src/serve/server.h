@@ -16,9 +16,9 @@
  * Every error is the OpenAI error object with its HTTP status (request.h).
  *
  * Threads: libmicrohttpd's thread per connection (bounded by max_connections), a watchdog
- * that closes connections whose request is not in by request_timeout_s (slowloris), one engine
- * thread that owns the model. A handler waits for its job, checking that the client is
- * still there (a closed socket cancels the job and frees its slot).
+ * (serve/watchdog.h) that closes connections whose request is not in by request_timeout_s
+ * (slowloris), one engine thread that owns the model. A handler waits for its job, checking
+ * that the client is still there (a closed socket cancels the job and frees its slot).
  * Ownership: the server keeps pointers to m and tok (they outlive it) and copies p's
  * strings and arrays. lma_server_stop frees it. */
 #ifndef LMA_SERVE_SERVER_H
