@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Context extension 2x of a model (docs/recipes/long-context.md), end to end in one call:
+#   (0) build: bash bench/device_build.sh $BUILD (incremental; skipped with SKIP_BUILD=1)
+#   (a) before: passkey retrieval at $CTX x $DEPTHS ($TRIALS keys a cell), one eval call per
+#       context (a slow or failed length loses only its own column), and the perplexity of
+#       held-out text (the first $HELDOUT_BYTES bytes of tests/data/tinyshakespeare.txt, not
+#       trained on) in windows of $PPL_WINDOW tokens, $PPL_LIMIT tokens
+#   (b) cpt --method lora --rope-scaling $ROPE --seq $SEQ --batch 1 --accum $ACCUM --steps
+#       $STEPS --lr $LR --grad-ckpt on long documents, each file one document (--docs files):
+#       the rest of tinyshakespeare, the project's docs/*.md joined, its C sources joined
+#       (no replay, no validation split); stopped by SIGTERM at $T_CPT s it saves a checkpoint,
+#       which is then merged instead of final/ (said in the log and the table)
+#   (c) merge of the adapter into the base; the merged config.json must carry rope_scaling
+#       and the longer max_position_embeddings (checked; patched, loudly, if missing)
+#   (d) after: the same evaluations on the merged model
+#   (e) $OUT/table.md: passkey accuracy per depth x context before and after, perplexity at
+#       $PPL_WINDOW before and after, each step's status and seconds. A step that failed or
+#       timed out shows as such in its cells, never as a 0.
+#
+# Usage (device, GPU): MODEL=/path/SmolLM2-135M-Instruct.Q4_1.gguf OUT=$OUT \
+#                      bash bench/long_context/device_run.sh
+# Usage (CPU proof):   MODEL=~/.cache/lmadapt/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf \
+#                      DEVICE=cpu BUILD=build SKIP_BUILD=1 THREADS=2 CTX=512,1024 TRIALS=1 SEQ=512 STEPS=2 \
+#                      PPL_WINDOW=512 PPL_LIMIT=1024 OUT=/tmp/lc_out bash bench/long_context/device_run.sh
+# Environment (defaults for an H100, ~4-5 minutes with the build):
+#   MODEL (required)  base model: .gguf file, HF folder or short name
+#   OUT (/tmp/longctx_out)  the small results; WORK (/tmp/longctx_work) the run dir, merged model
+#   BUILD (build-gpu) SKIP_BUILD (unset) DEVICE (cuda) THREADS (all cores)
+#   CTX (4096,8192,12288,16384) DEPTHS (0,0.25,0.5,0.75,1) TRIALS (2)
+#   PPL_WINDOW (8192) PPL_LIMIT (32768) HELDOUT_BYTES (131072)
+#   ROPE (yarn:2) SEQ (16384) STEPS (150) ACCUM (1) LR (2e-4) WARMUP (10) LORA_R (16)
+#   T_EVAL (120: seconds per eval call) T_CPT (240) T_MERGE (120)
+# Writes under $OUT (6 files at most): log.txt (every command, its output, rc and seconds),
+# before.json, after.json (the eval results, per context, with each call's status),
+# metrics.jsonl (the cpt run's), table.md (the before/after tables, printed at the end too).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+: "${MODEL:?set MODEL to the base model (.gguf file, HF folder or short name)}"
+OUT="${OUT:-/tmp/longctx_out}"
+WORK="${WORK:-/tmp/longctx_work}"
+BUILD="${BUILD:-build-gpu}"
+DEVICE="${DEVICE:-cuda}"
+CTX="${CTX:-4096,8192,12288,16384}"
+DEPTHS="${DEPTHS:-0,0.25,0.5,0.75,1}"
+TRIALS="${TRIALS:-2}"
+PPL_WINDOW="${PPL_WINDOW:-8192}"
+PPL_LIMIT="${PPL_LIMIT:-32768}"
+HELDOUT_BYTES="${HELDOUT_BYTES:-131072}"
+ROPE="${ROPE:-yarn:2}"
+SEQ="${SEQ:-16384}"
+STEPS="${STEPS:-150}"
+ACCUM="${ACCUM:-1}"
+LR="${LR:-2e-4}"
+WARMUP="${WARMUP:-10}"
+LORA_R="${LORA_R:-16}"
+T_EVAL="${T_EVAL:-120}"
+T_CPT="${T_CPT:-240}"
+T_MERGE="${T_MERGE:-120}"
+mkdir -p "$OUT" "$WORK"
+LOG="$OUT/log.txt"
+: > "$LOG"
+STATUS="$WORK/status.tsv" # step <tab> rc <tab> seconds <tab> note
+: > "$STATUS"
+if [ -d /tmp/deps ]; then # the libraries bench/device_build.sh unpacked
+  export LD_LIBRARY_PATH="/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread:${LD_LIBRARY_PATH:-}"
+fi
+say() { echo "$*" | tee -a "$LOG"; }
+# run NAME TIMEOUT CMD...: logs the command and its output, records rc and seconds
+run() {
+  local name="$1" lim="$2"; shift 2
+  say "== $name: $*"
+  local t0 rc; t0=$(date +%s.%N)
+  timeout -k 30 "$lim" "$@" >> "$LOG" 2>&1
+  rc=$?
+  local dt; dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  local note=ok
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then note="timeout after ${lim}s"; elif [ "$rc" != 0 ]; then note="failed (rc $rc)"; fi
+  printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$dt" "$note" >> "$STATUS"
+  say "-- $name: $note, ${dt}s"
+  return "$rc"
+}
+
+say "long-context run $(date -u +%FT%TZ): MODEL=$MODEL DEVICE=$DEVICE CTX=$CTX DEPTHS=$DEPTHS TRIALS=$TRIALS"
+say "  PPL_WINDOW=$PPL_WINDOW PPL_LIMIT=$PPL_LIMIT ROPE=$ROPE SEQ=$SEQ STEPS=$STEPS ACCUM=$ACCUM LR=$LR LORA_R=$LORA_R"
+say "  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) cores$(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | head -1 | sed 's/^/; /')"
+
+# (0) build
+if [ -z "${SKIP_BUILD:-}" ]; then
+  run build 400 bash bench/device_build.sh "$BUILD" || { tail -30 "$LOG"; }
+fi
+LMA="$BUILD/lmadapt"
+if [ ! -x "$LMA" ]; then say "FATAL: no $LMA"; exit 1; fi
+
+DEV=(--device "$DEVICE")
+[ -n "${THREADS:-}" ] && DEV+=(--threads "$THREADS")
+DEQ=()
+case "$MODEL" in *.gguf) [ "$DEVICE" = cpu ] && DEQ=(--dequantize) ;; esac # fp32 as the merged model is
+
+# data: held-out text for perplexity, long training documents (one file = one document)
+DATA="$WORK/data"
+rm -rf "$DATA" && mkdir -p "$DATA/train"
+SH=tests/data/tinyshakespeare.txt
+head -c "$HELDOUT_BYTES" "$SH" > "$DATA/heldout.txt"
+tail -c +"$((HELDOUT_BYTES + 1))" "$SH" > "$DATA/train/shakespeare_rest.txt"
+cat README.md docs/*.md docs/*/*.md > "$DATA/train/docs.md" 2>/dev/null
+find src -name '*.[ch]' | sort | xargs cat > "$DATA/train/src.c"
+find cli -name '*.[ch]' | sort | xargs cat > "$DATA/train/cli.c"
+say "data: held-out $(wc -c < "$DATA/heldout.txt") bytes; training files: $(cd "$DATA/train" && wc -c * | tr '\n' ' ')"
+
+# eval PHASE MODEL: one call per passkey context, then the perplexity
+evals() {
+  local ph="$1" m="$2" c
+  local deq=(${DEQ[@]+"${DEQ[@]}"})
+  [ "$ph" = after ] && deq=()
+  for c in ${CTX//,/ }; do
+    run "$ph passkey $c" "$T_EVAL" "$LMA" eval --model "$m" --task passkey --context "$c" --depths "$DEPTHS" \
+      --passkey-trials "$TRIALS" "${DEV[@]}" ${deq[@]+"${deq[@]}"} --out "$WORK/$ph.passkey.$c.json"
+  done
+  run "$ph ppl" "$T_EVAL" "$LMA" eval --model "$m" --task "ppl:$DATA/heldout.txt" --ppl-window "$PPL_WINDOW" \
+    --limit "$PPL_LIMIT" "${DEV[@]}" ${deq[@]+"${deq[@]}"} --out "$WORK/$ph.ppl.json"
+}
+rm -f "$WORK"/before.*.json "$WORK"/after.*.json
+evals before "$MODEL"
+
+# (b) the LoRA run with the RoPE scaled
+RUN="$WORK/run"
+run cpt "$T_CPT" "$LMA" cpt --model "$MODEL" --data "$DATA/train" --docs files --method lora --lora-r "$LORA_R" \
+  --rope-scaling "$ROPE" --seq "$SEQ" --batch 1 --accum "$ACCUM" --steps "$STEPS" --lr "$LR" --warmup "$WARMUP" \
+  --grad-ckpt --val-fraction 0 --save-every "$STEPS" "${DEV[@]}" --out "$RUN" --overwrite
+TOK=$(grep -o 'training data: [0-9]* documents, [0-9]* tokens' "$LOG" | tail -1 | awk '{print $5}')
+[ -n "$TOK" ] && say "training tokens $TOK; the run reads $((STEPS * ACCUM * SEQ)) = $(awk -v a=$((STEPS * ACCUM * SEQ)) -v b="$TOK" 'BEGIN { printf "%.1f", a / b }') epochs"
+[ -f "$RUN/metrics.jsonl" ] && cp "$RUN/metrics.jsonl" "$OUT/metrics.jsonl"
+ADAPTER="$RUN/final"
+if [ ! -f "$ADAPTER/adapter_config.json" ] && [ -f "$RUN/latest" ]; then
+  ADAPTER="$RUN/$(cat "$RUN/latest")"
+  say "NOTE: no $RUN/final (cpt stopped early): merging the checkpoint $ADAPTER"
+  printf 'adapter\t0\t0\tcheckpoint %s (cpt did not finish)\n' "$(cat "$RUN/latest")" >> "$STATUS"
+fi
+
+# (c) merge, and the rope scaling of the merged config
+MERGED="$WORK/merged"
+if [ -f "$ADAPTER/adapter_config.json" ]; then
+  run merge "$T_MERGE" "$LMA" merge --model "$MODEL" --adapter "$ADAPTER" --out "$MERGED" --overwrite
+  if [ -f "$MERGED/config.json" ]; then
+    python3 - "$MERGED/config.json" "$ROPE" "$STATUS" <<'EOF' 2>&1 | tee -a "$LOG"
+import json, sys
+path, rope, status = sys.argv[1], sys.argv[2], sys.argv[3]
+c = json.load(open(path))
+kind, factor = rope.split(":")[0], float(rope.split(":")[1])
+rs = c.get("rope_scaling") or {}
+print("merged config.json: max_position_embeddings %s, rope_scaling %s" % (c.get("max_position_embeddings"), json.dumps(rs)))
+if rs.get("rope_type", rs.get("type")) != kind or float(rs.get("factor", 0)) != factor:
+    orig = c["max_position_embeddings"]
+    rs = {"rope_type": kind, "factor": factor}
+    if kind in ("yarn", "llama3"):
+        rs["original_max_position_embeddings"] = orig
+        c["max_position_embeddings"] = int(orig * factor)
+    if kind == "llama3":
+        rs.update(low_freq_factor=1.0, high_freq_factor=4.0)
+    c["rope_scaling"] = rs
+    json.dump(c, open(path, "w"), indent=1)
+    print("PATCHED merged config.json (merge did not carry the run's rope scaling): %s, max_position_embeddings %d"
+          % (json.dumps(rs), c["max_position_embeddings"]))
+    open(status, "a").write("rope_scaling\t0\t0\tPATCHED into the merged config.json by this script\n")
+EOF
+  fi
+else
+  say "FATAL: no adapter to merge (cpt failed before any checkpoint)"
+  printf 'merge\t1\t0\tskipped: no adapter\n' >> "$STATUS"
+fi
+
+# (d) after
+if [ -f "$MERGED/config.json" ]; then evals after "$MERGED"; else say "after: skipped (no merged model)"; fi
+
+# (e) before.json, after.json, table.md
+python3 - "$WORK" "$OUT" "$STATUS" "$CTX" "$PPL_WINDOW" "$MODEL" "$ROPE" <<'EOF' 2>&1 | tee -a "$LOG"
+import json, os, sys
+work, out, status_path, ctx, win, model, rope = sys.argv[1:8]
+ctxs = [int(c) for c in ctx.split(",")]
+status = {}
+for line in open(status_path):
+    f = line.rstrip("\n").split("\t")
+    status[f[0]] = {"rc": int(f[1]), "seconds": float(f[2]), "note": f[3]}
+def load(path):
+    try:
+        return json.load(open(path))
+    except Exception:
+        return None
+res = {}
+for ph in ("before", "after"):
+    d = {"model": None, "passkey": {}, "ppl": None, "status": {}}
+    for c in ctxs:
+        j = load(os.path.join(work, "%s.passkey.%d.json" % (ph, c)))
+        st = status.get("%s passkey %d" % (ph, c), {"note": "not run"})
+        d["status"]["passkey %d" % c] = st
+        if j and st.get("note") == "ok":
+            d["model"] = j.get("model")
+            d["passkey"][str(c)] = j["results"][0]
+    j = load(os.path.join(work, "%s.ppl.json" % ph))
+    st = status.get("%s ppl" % ph, {"note": "not run"})
+    d["status"]["ppl"] = st
+    if j and st.get("note") == "ok":
+        d["model"] = d["model"] or j.get("model")
+        d["ppl"] = j["results"][0]
+    res[ph] = d
+    json.dump(d, open(os.path.join(out, ph + ".json"), "w"), indent=1)
+depths = []
+for ph in res.values():
+    for r in ph["passkey"].values():
+        for cell in r["cells"]:
+            if cell["depth"] not in depths:
+                depths.append(cell["depth"])
+L = ["# Context extension %s: before / after" % rope, "",
+     "Model %s; %s. Passkey: correct/keys per cell (greedy, 5-digit key in filler)." % (model, "after = merged LoRA run"), ""]
+def cell_text(ph, c, depth):
+    r = res[ph]["passkey"].get(str(c))
+    if r is None:
+        return "**%s**" % res[ph]["status"]["passkey %d" % c]["note"]
+    for cell in r["cells"]:
+        if cell["depth"] == depth:
+            return "%d/%d" % (cell["correct"], cell["n"])
+    return "-"
+L.append("| depth \\ context | " + " | ".join("%d before | %d after" % (c, c) for c in ctxs) + " |")
+L.append("|---" * (1 + 2 * len(ctxs)) + "|")
+for dp in depths or [None]:
+    L.append("| %s | " % ("%.2f" % dp if dp is not None else "-") +
+             " | ".join("%s | %s" % (cell_text("before", c, dp), cell_text("after", c, dp)) for c in ctxs) + " |")
+def acc(ph, c):
+    r = res[ph]["passkey"].get(str(c))
+    return "%.2f (%d/%d)" % (r["correct"] / r["n"], r["correct"], r["n"]) if r and r["n"] else "**%s**" % res[ph]["status"]["passkey %d" % c]["note"]
+L.append("| **all depths** | " + " | ".join("%s | %s" % (acc("before", c), acc("after", c)) for c in ctxs) + " |")
+L.append("")
+def ppl(ph):
+    p = res[ph]["ppl"]
+    return "%.3f (%d tokens, %.4f bits/byte)" % (p["ppl"], p["tokens"], p["bits_per_byte"]) if p else "**%s**" % res[ph]["status"]["ppl"]["note"]
+L.append("| held-out perplexity, window %s | before | after | change |" % win)
+L.append("|---|---|---|---|")
+b, a = res["before"]["ppl"], res["after"]["ppl"]
+ch = "%+.2f%%" % (100 * (a["ppl"] / b["ppl"] - 1)) if a and b else "n/a"
+L.append("| tinyshakespeare, first bytes (not trained on) | %s | %s | %s |" % (ppl("before"), ppl("after"), ch))
+L.append("")
+L.append("| step | status | seconds |")
+L.append("|---|---|---|")
+for k, v in status.items():
+    L.append("| %s | %s | %.1f |" % (k, v["note"] if v["note"] == "ok" else "**%s**" % v["note"], v["seconds"]))
+bad = [k for k, v in status.items() if v["note"] != "ok" and v["rc"] != 0]
+L.append("")
+L.append("Steps not ok: %s" % (", ".join(bad) if bad else "none"))
+text = "\n".join(L) + "\n"
+open(os.path.join(out, "table.md"), "w").write(text)
+print(text)
+EOF
+say "done $(date -u +%FT%TZ); files in $OUT: $(ls "$OUT" | tr '\n' ' ')"
