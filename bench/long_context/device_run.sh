@@ -12,10 +12,12 @@
 #       which is then merged instead of final/ (said in the log and the table)
 #   (c) merge of the adapter into the base; the merged config.json must carry rope_scaling
 #       and the longer max_position_embeddings (checked; patched, loudly, if missing)
-#   (d) after: the same evaluations on the merged model
-#   (e) $OUT/table.md: passkey accuracy per depth x context before and after, perplexity at
-#       $PPL_WINDOW before and after, each step's status and seconds. A step that failed or
-#       timed out shows as such in its cells, never as a 0.
+#   (d) after: the same evaluations on the merged model; and (CONTROL=1, the default) on the
+#       base with the run's rope scaling but no training: the trained adapter with its lora_B
+#       zeroed (eval --adapter applies the adapter's rope_scaling.json)
+#   (e) $OUT/table.md: passkey accuracy per depth x context (base, scaled untrained, after),
+#       held-out perplexity at $PPL_WINDOW, each step's status and seconds. A step that failed
+#       or timed out shows as such in its cells, never as a 0.
 #
 # Usage (device, GPU): MODEL=/path/SmolLM2-135M-Instruct.Q4_1.gguf OUT=$OUT \
 #                      bash bench/long_context/device_run.sh
@@ -26,13 +28,13 @@
 #   MODEL (required)  base model: .gguf file, HF folder or short name
 #   OUT (/tmp/longctx_out)  the small results; WORK (/tmp/longctx_work) the run dir, merged model
 #   BUILD (build-gpu) SKIP_BUILD (unset) DEVICE (cuda) THREADS (all cores)
-#   CTX (4096,8192,12288,16384) DEPTHS (0,0.25,0.5,0.75,1) TRIALS (2)
+#   CTX (4096,8192,12288,16384) DEPTHS (0,0.25,0.5,0.75,1) TRIALS (4 keys a cell) CONTROL (1)
 #   PPL_WINDOW (8192) PPL_LIMIT (32768) HELDOUT_BYTES (131072)
 #   ROPE (yarn:2) SEQ (16384) STEPS (150) ACCUM (1) LR (2e-4) WARMUP (10) LORA_R (16)
 #   T_EVAL (120: seconds per eval call) T_CPT (240) T_MERGE (120)
-# Writes under $OUT (6 files at most): log.txt (every command, its output, rc and seconds),
-# before.json, after.json (the eval results, per context, with each call's status),
-# metrics.jsonl (the cpt run's), table.md (the before/after tables, printed at the end too).
+# Writes under $OUT (6 files): log.txt (every command, its output, rc and seconds),
+# before.json, control.json, after.json (the eval results per context, each call's status),
+# metrics.jsonl (the cpt run's), table.md (the tables, printed at the end too).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 : "${MODEL:?set MODEL to the base model (.gguf file, HF folder or short name)}"
@@ -42,7 +44,7 @@ BUILD="${BUILD:-build-gpu}"
 DEVICE="${DEVICE:-cuda}"
 CTX="${CTX:-4096,8192,12288,16384}"
 DEPTHS="${DEPTHS:-0,0.25,0.5,0.75,1}"
-TRIALS="${TRIALS:-2}"
+TRIALS="${TRIALS:-4}"
 PPL_WINDOW="${PPL_WINDOW:-8192}"
 PPL_LIMIT="${PPL_LIMIT:-32768}"
 HELDOUT_BYTES="${HELDOUT_BYTES:-131072}"
@@ -107,20 +109,20 @@ find src -name '*.[ch]' | sort | xargs cat > "$DATA/train/src.c"
 find cli -name '*.[ch]' | sort | xargs cat > "$DATA/train/cli.c"
 say "data: held-out $(wc -c < "$DATA/heldout.txt") bytes; training files: $(cd "$DATA/train" && wc -c * | tr '\n' ' ')"
 
-# eval PHASE MODEL: one call per passkey context, then the perplexity
+# eval PHASE MODEL [ARGS...]: one call per passkey context, then the perplexity
 evals() {
   local ph="$1" m="$2" c
-  local deq=(${DEQ[@]+"${DEQ[@]}"})
-  [ "$ph" = after ] && deq=()
+  shift 2
+  local extra=("$@")
   for c in ${CTX//,/ }; do
     run "$ph passkey $c" "$T_EVAL" "$LMA" eval --model "$m" --task passkey --context "$c" --depths "$DEPTHS" \
-      --passkey-trials "$TRIALS" "${DEV[@]}" ${deq[@]+"${deq[@]}"} --out "$WORK/$ph.passkey.$c.json"
+      --passkey-trials "$TRIALS" "${DEV[@]}" ${extra[@]+"${extra[@]}"} --out "$WORK/$ph.passkey.$c.json"
   done
   run "$ph ppl" "$T_EVAL" "$LMA" eval --model "$m" --task "ppl:$DATA/heldout.txt" --ppl-window "$PPL_WINDOW" \
-    --limit "$PPL_LIMIT" "${DEV[@]}" ${deq[@]+"${deq[@]}"} --out "$WORK/$ph.ppl.json"
+    --limit "$PPL_LIMIT" "${DEV[@]}" ${extra[@]+"${extra[@]}"} --out "$WORK/$ph.ppl.json"
 }
-rm -f "$WORK"/before.*.json "$WORK"/after.*.json
-evals before "$MODEL"
+rm -f "$WORK"/before.*.json "$WORK"/control.*.json "$WORK"/after.*.json
+evals before "$MODEL" ${DEQ[@]+"${DEQ[@]}"}
 
 # (b) the LoRA run with the RoPE scaled
 RUN="$WORK/run"
@@ -169,10 +171,37 @@ else
   printf 'merge\t1\t0\tskipped: no adapter\n' >> "$STATUS"
 fi
 
-# (d) after
+# (d) after; and the control (CONTROL=1): the base with the run's rope scaling and no training,
+# through the trained adapter with its lora_B zeroed (B = 0: the adapter adds nothing, its
+# rope_scaling.json still applies)
 if [ -f "$MERGED/config.json" ]; then evals after "$MERGED"; else say "after: skipped (no merged model)"; fi
+if [ "${CONTROL:-1}" = 1 ] && [ -f "$ADAPTER/adapter_config.json" ]; then
+  ZERO="$WORK/zero_adapter"
+  rm -rf "$ZERO" && mkdir -p "$ZERO" && cp "$ADAPTER"/*.json "$ZERO"/ && rm -f "$ZERO/trainer_state.json"
+  python3 - "$ADAPTER/adapter_model.safetensors" "$ZERO/adapter_model.safetensors" <<'EOF' 2>&1 | tee -a "$LOG"
+import json, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+data = bytearray(open(src, "rb").read())
+n = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + n])
+zeroed = 0
+for name, t in header.items():
+    if name != "__metadata__" and "lora_B" in name:
+        a, b = t["data_offsets"]
+        data[8 + n + a:8 + n + b] = bytes(b - a)
+        zeroed += 1
+open(dst, "wb").write(data)
+print("control adapter: %d lora_B tensors zeroed" % zeroed)
+EOF
+  if [ -f "$ZERO/rope_scaling.json" ]; then
+    evals control "$MODEL" --adapter "$ZERO" ${DEQ[@]+"${DEQ[@]}"}
+  else
+    say "control: skipped (the adapter has no rope_scaling.json: an lmadapt without it)"
+  fi
+fi
 
-# (e) before.json, after.json, table.md
+
+# (e) before.json, control.json, after.json, table.md
 python3 - "$WORK" "$OUT" "$STATUS" "$CTX" "$PPL_WINDOW" "$MODEL" "$ROPE" <<'EOF' 2>&1 | tee -a "$LOG"
 import json, os, sys
 work, out, status_path, ctx, win, model, rope = sys.argv[1:8]
@@ -186,64 +215,74 @@ def load(path):
         return json.load(open(path))
     except Exception:
         return None
+phases = [("before", "base"), ("control", rope + ", untrained"), ("after", rope + " + LoRA run")]
 res = {}
-for ph in ("before", "after"):
-    d = {"model": None, "passkey": {}, "ppl": None, "status": {}}
+for ph, _ in phases:
+    d = {"passkey": {}, "ppl": None, "status": {}}
     for c in ctxs:
         j = load(os.path.join(work, "%s.passkey.%d.json" % (ph, c)))
         st = status.get("%s passkey %d" % (ph, c), {"note": "not run"})
         d["status"]["passkey %d" % c] = st
-        if j and st.get("note") == "ok":
+        if j and st["note"] == "ok":
             d["model"] = j.get("model")
             d["passkey"][str(c)] = j["results"][0]
     j = load(os.path.join(work, "%s.ppl.json" % ph))
     st = status.get("%s ppl" % ph, {"note": "not run"})
     d["status"]["ppl"] = st
-    if j and st.get("note") == "ok":
-        d["model"] = d["model"] or j.get("model")
+    if j and st["note"] == "ok":
+        d["model"] = j.get("model")
         d["ppl"] = j["results"][0]
     res[ph] = d
-    json.dump(d, open(os.path.join(out, ph + ".json"), "w"), indent=1)
+    if any(v["note"] != "not run" for v in d["status"].values()):
+        json.dump(d, open(os.path.join(out, ph + ".json"), "w"), indent=1)
+phases = [(ph, label) for ph, label in phases if any(v["note"] != "not run" for v in res[ph]["status"].values())]
 depths = []
-for ph in res.values():
-    for r in ph["passkey"].values():
+for d in res.values():
+    for r in d["passkey"].values():
         for cell in r["cells"]:
             if cell["depth"] not in depths:
                 depths.append(cell["depth"])
-L = ["# Context extension %s: before / after" % rope, "",
-     "Model %s; %s. Passkey: correct/keys per cell (greedy, 5-digit key in filler)." % (model, "after = merged LoRA run"), ""]
+def failed(ph, key):
+    return "**%s**" % res[ph]["status"][key]["note"]
 def cell_text(ph, c, depth):
     r = res[ph]["passkey"].get(str(c))
     if r is None:
-        return "**%s**" % res[ph]["status"]["passkey %d" % c]["note"]
+        return failed(ph, "passkey %d" % c)
     for cell in r["cells"]:
         if cell["depth"] == depth:
             return "%d/%d" % (cell["correct"], cell["n"])
     return "-"
-L.append("| depth \\ context | " + " | ".join("%d before | %d after" % (c, c) for c in ctxs) + " |")
-L.append("|---" * (1 + 2 * len(ctxs)) + "|")
-for dp in depths or [None]:
-    L.append("| %s | " % ("%.2f" % dp if dp is not None else "-") +
-             " | ".join("%s | %s" % (cell_text("before", c, dp), cell_text("after", c, dp)) for c in ctxs) + " |")
 def acc(ph, c):
     r = res[ph]["passkey"].get(str(c))
-    return "%.2f (%d/%d)" % (r["correct"] / r["n"], r["correct"], r["n"]) if r and r["n"] else "**%s**" % res[ph]["status"]["passkey %d" % c]["note"]
-L.append("| **all depths** | " + " | ".join("%s | %s" % (acc("before", c), acc("after", c)) for c in ctxs) + " |")
+    if r is None or not r["n"]:
+        return failed(ph, "passkey %d" % c)
+    return "**%.2f** (%d/%d)" % (r["correct"] / r["n"], r["correct"], r["n"])
+L = ["# Context extension %s: before / after" % rope, "",
+     "Base model %s. Passkey retrieval (greedy; a 5-digit key hidden in filler at each depth of a "
+     "context of N tokens): correct/keys per cell. Columns: %s." % (model, "; ".join("%s = %s" % p for p in phases)), ""]
+L.append("| depth \\ context | " + " | ".join("%d %s" % (c, ph) for c in ctxs for ph, _ in phases) + " |")
+L.append("|---" * (1 + len(ctxs) * len(phases)) + "|")
+for dp in depths or [None]:
+    L.append("| %s | " % ("%.2f" % dp if dp is not None else "-") +
+             " | ".join(cell_text(ph, c, dp) for c in ctxs for ph, _ in phases) + " |")
+L.append("| all depths | " + " | ".join(acc(ph, c) for c in ctxs for ph, _ in phases) + " |")
 L.append("")
-def ppl(ph):
+L.append("| held-out perplexity (first bytes of tinyshakespeare, not trained on), window %s | ppl | tokens | bits/byte | vs base |" % win)
+L.append("|---|---|---|---|---|")
+b = res["before"]["ppl"]
+for ph, label in phases:
     p = res[ph]["ppl"]
-    return "%.3f (%d tokens, %.4f bits/byte)" % (p["ppl"], p["tokens"], p["bits_per_byte"]) if p else "**%s**" % res[ph]["status"]["ppl"]["note"]
-L.append("| held-out perplexity, window %s | before | after | change |" % win)
-L.append("|---|---|---|---|")
-b, a = res["before"]["ppl"], res["after"]["ppl"]
-ch = "%+.2f%%" % (100 * (a["ppl"] / b["ppl"] - 1)) if a and b else "n/a"
-L.append("| tinyshakespeare, first bytes (not trained on) | %s | %s | %s |" % (ppl("before"), ppl("after"), ch))
+    if p:
+        ch = "%+.2f%%" % (100 * (p["ppl"] / b["ppl"] - 1)) if b else "n/a"
+        L.append("| %s | %.3f | %d | %.4f | %s |" % (label, p["ppl"], p["tokens"], p["bits_per_byte"], ch))
+    else:
+        L.append("| %s | %s | | | |" % (label, failed(ph, "ppl")))
 L.append("")
 L.append("| step | status | seconds |")
 L.append("|---|---|---|")
 for k, v in status.items():
     L.append("| %s | %s | %.1f |" % (k, v["note"] if v["note"] == "ok" else "**%s**" % v["note"], v["seconds"]))
-bad = [k for k, v in status.items() if v["note"] != "ok" and v["rc"] != 0]
+bad = [k for k, v in status.items() if v["note"] != "ok"]
 L.append("")
 L.append("Steps not ok: %s" % (", ".join(bad) if bad else "none"))
 text = "\n".join(L) + "\n"
