@@ -6,7 +6,7 @@
 #       held-out text (the first $HELDOUT_BYTES bytes of tests/data/tinyshakespeare.txt, not
 #       trained on) in windows of $PPL_WINDOW tokens, $PPL_LIMIT tokens
 #   (b) cpt --method lora --rope-scaling $ROPE --seq $SEQ --batch 1 --accum $ACCUM --steps
-#       $STEPS --lr $LR --grad-ckpt on long documents, each file one document (--docs files):
+#       $STEPS --lr $LR on long documents, each file one document (--docs files):
 #       the rest of tinyshakespeare, the project's docs/*.md joined, its C sources joined
 #       (no replay, no validation split); stopped by SIGTERM at $T_CPT s it saves a checkpoint,
 #       which is then merged instead of final/ (said in the log and the table)
@@ -31,7 +31,9 @@
 #   CTX (4096,8192,12288,16384) DEPTHS (0,0.25,0.5,0.75,1) TRIALS (4 keys a cell) CONTROL (1)
 #   PPL_WINDOW (8192) PPL_LIMIT (32768) HELDOUT_BYTES (131072)
 #   ROPE (yarn:2) SEQ (16384) STEPS (150) ACCUM (1) LR (2e-4) WARMUP (10) LORA_R (16)
-#   T_EVAL (120: seconds per eval call) T_CPT (240) T_MERGE (120)
+#   GRAD_CKPT (0; 1 adds --grad-ckpt: SmolLM2 LoRA at 16K needs 8.6 GiB without, 1.6 with,
+#   by lmadapt mem, so an H100 runs without and saves the recompute)
+#   T_EVAL (120: seconds per eval call) T_CPT (180) T_MERGE (120)
 # Writes under $OUT (6 files): log.txt (every command, its output, rc and seconds),
 # before.json, control.json, after.json (the eval results per context, each call's status),
 # metrics.jsonl (the cpt run's), table.md (the tables, printed at the end too).
@@ -56,7 +58,8 @@ LR="${LR:-2e-4}"
 WARMUP="${WARMUP:-10}"
 LORA_R="${LORA_R:-16}"
 T_EVAL="${T_EVAL:-120}"
-T_CPT="${T_CPT:-240}"
+T_CPT="${T_CPT:-180}"
+GRAD_CKPT="${GRAD_CKPT:-0}"
 T_MERGE="${T_MERGE:-120}"
 mkdir -p "$OUT" "$WORK"
 LOG="$OUT/log.txt"
@@ -83,7 +86,7 @@ run() {
 }
 
 say "long-context run $(date -u +%FT%TZ): MODEL=$MODEL DEVICE=$DEVICE CTX=$CTX DEPTHS=$DEPTHS TRIALS=$TRIALS"
-say "  PPL_WINDOW=$PPL_WINDOW PPL_LIMIT=$PPL_LIMIT ROPE=$ROPE SEQ=$SEQ STEPS=$STEPS ACCUM=$ACCUM LR=$LR LORA_R=$LORA_R"
+say "  PPL_WINDOW=$PPL_WINDOW PPL_LIMIT=$PPL_LIMIT ROPE=$ROPE SEQ=$SEQ STEPS=$STEPS ACCUM=$ACCUM LR=$LR LORA_R=$LORA_R GRAD_CKPT=$GRAD_CKPT"
 say "  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) cores$(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | head -1 | sed 's/^/; /')"
 
 # (0) build
@@ -126,9 +129,11 @@ evals before "$MODEL" ${DEQ[@]+"${DEQ[@]}"}
 
 # (b) the LoRA run with the RoPE scaled
 RUN="$WORK/run"
+CKPT=()
+[ "$GRAD_CKPT" = 1 ] && CKPT=(--grad-ckpt)
 run cpt "$T_CPT" "$LMA" cpt --model "$MODEL" --data "$DATA/train" --docs files --method lora --lora-r "$LORA_R" \
   --rope-scaling "$ROPE" --seq "$SEQ" --batch 1 --accum "$ACCUM" --steps "$STEPS" --lr "$LR" --warmup "$WARMUP" \
-  --grad-ckpt --val-fraction 0 --save-every "$STEPS" "${DEV[@]}" --out "$RUN" --overwrite
+  ${CKPT[@]+"${CKPT[@]}"} --val-fraction 0 --save-every "$STEPS" "${DEV[@]}" --out "$RUN" --overwrite
 TOK=$(grep -o 'training data: [0-9]* documents, [0-9]* tokens' "$LOG" | tail -1 | awk '{print $5}')
 [ -n "$TOK" ] && say "training tokens $TOK; the run reads $((STEPS * ACCUM * SEQ)) = $(awk -v a=$((STEPS * ACCUM * SEQ)) -v b="$TOK" 'BEGIN { printf "%.1f", a / b }') epochs"
 [ -f "$RUN/metrics.jsonl" ] && cp "$RUN/metrics.jsonl" "$OUT/metrics.jsonl"
