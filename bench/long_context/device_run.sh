@@ -66,9 +66,6 @@ LOG="$OUT/log.txt"
 : > "$LOG"
 STATUS="$WORK/status.tsv" # step <tab> rc <tab> seconds <tab> note
 : > "$STATUS"
-if [ -d /tmp/deps ]; then # the libraries bench/device_build.sh unpacked
-  export LD_LIBRARY_PATH="/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread:${LD_LIBRARY_PATH:-}"
-fi
 say() { echo "$*" | tee -a "$LOG"; }
 # run NAME TIMEOUT CMD...: logs the command and its output, records rc and seconds
 run() {
@@ -91,7 +88,10 @@ say "  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) co
 
 # (0) build
 if [ -z "${SKIP_BUILD:-}" ]; then
-  run build 400 bash bench/device_build.sh "$BUILD" || { tail -30 "$LOG"; }
+  run build 400 bash bench/device_build.sh "$BUILD" || { tail -30 "$LOG"; say "FATAL: the build failed"; exit 1; }
+fi
+if [ -d /tmp/deps ]; then # the libraries bench/device_build.sh unpacked (after the build: it makes them)
+  export LD_LIBRARY_PATH="/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread:${LD_LIBRARY_PATH:-}"
 fi
 LMA="$BUILD/lmadapt"
 if [ ! -x "$LMA" ]; then say "FATAL: no $LMA"; exit 1; fi
@@ -295,3 +295,6 @@ open(os.path.join(out, "table.md"), "w").write(text)
 print(text)
 EOF
 say "done $(date -u +%FT%TZ); files in $OUT: $(ls "$OUT" | tr '\n' ' ')"
+# exit 1 when a step failed or ran out of time (the table says which)
+if awk -F'\t' '$2 != 0 { bad = 1 } END { exit !bad }' "$STATUS"; then exit 1; fi
+exit 0
