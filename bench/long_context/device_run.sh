@@ -34,6 +34,7 @@
 #   GRAD_CKPT (0; 1 adds --grad-ckpt: SmolLM2 LoRA at 16K needs 8.6 GiB without, 1.6 with,
 #   by lmadapt mem, so an H100 runs without and saves the recompute)
 #   T_EVAL (120: seconds per eval call) T_CPT (180) T_MERGE (120)
+#   CUDA_TEST (0; 1 first runs $BUILD/tests/test_backend_cuda, up to 200 s, into the log)
 # Writes under $OUT (6 files): log.txt (every command, its output, rc and seconds),
 # before.json, control.json, after.json (the eval results per context, each call's status),
 # metrics.jsonl (the cpt run's), table.md (the tables, printed at the end too).
@@ -95,6 +96,10 @@ if [ -d /tmp/deps ]; then # the libraries bench/device_build.sh unpacked (after 
 fi
 LMA="$BUILD/lmadapt"
 if [ ! -x "$LMA" ]; then say "FATAL: no $LMA"; exit 1; fi
+if [ "${CUDA_TEST:-0}" = 1 ]; then # the backend against the CPU: prefill via flash, yarn rope past 8192
+  run test_backend_cuda 200 "$BUILD/tests/test_backend_cuda"
+  say "test_backend_cuda: $(grep -E 'passed' "$LOG" | tail -1); $(grep -c '^FAIL' "$LOG") FAIL lines in the log"
+fi
 
 DEV=(--device "$DEVICE")
 [ -n "${THREADS:-}" ] && DEV+=(--threads "$THREADS")
