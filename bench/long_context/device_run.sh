@@ -134,6 +134,8 @@ evals before "$MODEL" ${DEQ[@]+"${DEQ[@]}"}
 
 # (b) the LoRA run with the RoPE scaled
 RUN="$WORK/run"
+MERGED="$WORK/merged"
+rm -rf "$RUN" "$MERGED" "$WORK/zero_adapter" # nothing of an earlier call may stand in for this one's
 CKPT=()
 [ "$GRAD_CKPT" = 1 ] && CKPT=(--grad-ckpt)
 run cpt "$T_CPT" "$LMA" cpt --model "$MODEL" --data "$DATA/train" --docs files --method lora --lora-r "$LORA_R" \
@@ -150,7 +152,6 @@ if [ ! -f "$ADAPTER/adapter_config.json" ] && [ -f "$RUN/latest" ]; then
 fi
 
 # (c) merge, and the rope scaling of the merged config
-MERGED="$WORK/merged"
 if [ -f "$ADAPTER/adapter_config.json" ]; then
   run merge "$T_MERGE" "$LMA" merge --model "$MODEL" --adapter "$ADAPTER" --out "$MERGED" --overwrite
   if [ -f "$MERGED/config.json" ]; then
