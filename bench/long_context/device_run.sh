@@ -33,7 +33,10 @@
 #   ROPE (yarn:2) SEQ (16384) STEPS (150) ACCUM (1) LR (2e-4) WARMUP (10) LORA_R (16)
 #   GRAD_CKPT (0; 1 adds --grad-ckpt: SmolLM2 LoRA at 16K needs 8.6 GiB without, 1.6 with,
 #   by lmadapt mem, so an H100 runs without and saves the recompute)
+#   BUDGET (350: seconds for the whole call, build included; each step's limit is cut to what
+#   is left, a step with nothing left is skipped and says so, the table is always written)
 #   T_EVAL (120: seconds per eval call) T_CPT (180) T_MERGE (120)
+#   RESERVE (75: seconds the cpt leaves of the budget for the merge and the "after" evals)
 #   CUDA_TEST (0; 1 first runs $BUILD/tests/test_backend_cuda, up to 200 s, into the log)
 # Writes under $OUT (6 files): log.txt (every command, its output, rc and seconds),
 # before.json, control.json, after.json (the eval results per context, each call's status),
@@ -62,6 +65,10 @@ T_EVAL="${T_EVAL:-120}"
 T_CPT="${T_CPT:-180}"
 GRAD_CKPT="${GRAD_CKPT:-0}"
 T_MERGE="${T_MERGE:-120}"
+BUDGET="${BUDGET:-350}"
+RESERVE="${RESERVE:-75}"
+START=$(date +%s)
+left() { echo $((BUDGET - ($(date +%s) - START))); }
 mkdir -p "$OUT" "$WORK"
 LOG="$OUT/log.txt"
 : > "$LOG"
@@ -71,7 +78,14 @@ say() { echo "$*" | tee -a "$LOG"; }
 # run NAME TIMEOUT CMD...: logs the command and its output, records rc and seconds
 run() {
   local name="$1" lim="$2"; shift 2
-  say "== $name: $*"
+  local rem; rem=$(left)
+  if [ "$rem" -le 5 ]; then
+    printf '%s\t125\t0\tskipped: the %ss budget is spent\n' "$name" "$BUDGET" >> "$STATUS"
+    say "-- $name: skipped, the ${BUDGET}s budget is spent"
+    return 125
+  fi
+  [ "$lim" -gt "$rem" ] && lim=$rem
+  say "== $name (limit ${lim}s): $*"
   local t0 rc; t0=$(date +%s.%N)
   timeout -k 30 "$lim" "$@" >> "$LOG" 2>&1
   rc=$?
@@ -138,7 +152,10 @@ MERGED="$WORK/merged"
 rm -rf "$RUN" "$MERGED" "$WORK/zero_adapter" # nothing of an earlier call may stand in for this one's
 CKPT=()
 [ "$GRAD_CKPT" = 1 ] && CKPT=(--grad-ckpt)
-run cpt "$T_CPT" "$LMA" cpt --model "$MODEL" --data "$DATA/train" --docs files --method lora --lora-r "$LORA_R" \
+LIM=$(( $(left) - RESERVE ))
+[ "$LIM" -gt "$T_CPT" ] && LIM=$T_CPT
+[ "$LIM" -lt 30 ] && LIM=30
+run cpt "$LIM" "$LMA" cpt --model "$MODEL" --data "$DATA/train" --docs files --method lora --lora-r "$LORA_R" \
   --rope-scaling "$ROPE" --seq "$SEQ" --batch 1 --accum "$ACCUM" --steps "$STEPS" --lr "$LR" --warmup "$WARMUP" \
   ${CKPT[@]+"${CKPT[@]}"} --val-fraction 0 --save-every "$STEPS" "${DEV[@]}" --out "$RUN" --overwrite
 TOK=$(grep -o 'training data: [0-9]* documents, [0-9]* tokens' "$LOG" | tail -1 | awk '{print $5}')
