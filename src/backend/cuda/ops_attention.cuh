@@ -321,7 +321,6 @@ __global__ void k_attention_cached(TI *out, const TI *q, const TI *kc, const TI 
 }
 /* The lse rows of a prefill through the flash kernel (not read: there is no backward). */
 static lma_cuda_buf g_prefill_lse;
-enum { PREFILL_FLASH_MIN = 64 }; /* new rows from which a prefill takes the flash kernel */
 template <typename TI>
 static void cu_attention_cached(void *out, const void *q, const void *kc, const void *vc, int past, int n, int NH,
                                 int NKV, int HD, float scale) {
@@ -333,8 +332,8 @@ static void cu_attention_cached(void *out, const void *q, const void *kc, const 
      * where attention_fwd itself takes a flash path (not cuda-fp32's exact GEMM path, not
      * LMA_CUDA naive mode). Out of memory for the lse: the kernel below. */
     int path = attention_path(HD, sizeof(TI) == 2, NULL);
-    if (past == 0 && n >= PREFILL_FLASH_MIN && (path == 0 || path == 3)) {
-        float *lse = (float *)lma_cuda_grow(&g_prefill_lse, (size_t)NH * (size_t)n * sizeof(float));
+    if (past == 0 && n >= LMA_CUDA_PREFILL_FLASH_MIN && (path == 0 || path == 3)) {
+        float *lse = (float *)lma_cuda_grow(&g_prefill_lse, lma_cuda_prefill_lse_bytes(n, NH));
         if (lse) {
             check(lma_cuda_flash_fwd(out, lse, q, kc, vc, NULL, 1, n, NH, NKV, HD, scale, sizeof(TI) == 2),
                   "flash attention (prefill)");
