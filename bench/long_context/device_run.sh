@@ -22,8 +22,9 @@
 # Usage (device, GPU): MODEL=/path/SmolLM2-135M-Instruct.Q4_1.gguf OUT=$OUT \
 #                      bash bench/long_context/device_run.sh
 # Usage (CPU proof):   MODEL=~/.cache/lmadapt/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf \
-#                      DEVICE=cpu BUILD=build SKIP_BUILD=1 THREADS=2 CTX=512,1024 TRIALS=1 SEQ=512 STEPS=2 \
-#                      PPL_WINDOW=512 PPL_LIMIT=1024 OUT=/tmp/lc_out bash bench/long_context/device_run.sh
+#                      DEVICE=cpu BUILD=build SKIP_BUILD=1 THREADS=2 CTX=512,1024 DEPTHS=0,0.5,1 TRIALS=1 \
+#                      SEQ=512 STEPS=2 PPL_WINDOW=512 PPL_LIMIT=1024 T_EVAL=400 T_CPT=600 BUDGET=3600 \
+#                      OUT=/tmp/lc_out bash bench/long_context/device_run.sh
 # Environment (defaults for an H100, ~4-5 minutes with the build):
 #   MODEL (required)  base model: .gguf file, HF folder or short name
 #   OUT (/tmp/longctx_out)  the small results; WORK (/tmp/longctx_work) the run dir, merged model
