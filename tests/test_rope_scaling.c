@@ -10,7 +10,10 @@
 #include "core/json.h"
 #include "infer/score.h"
 #include "core/rng.h"
+#include "format/gguf.h"
 #include "model/adapter.h"
+#include "model/gguf_model.h"
+#include "quant/ggml_quant.h"
 #include "model/llama.h"
 #include "model/lora.h"
 #include "test.h"
@@ -156,6 +159,19 @@ int main(void) {
         CHECK(got.logprobs && e1 < 1e-4, "scaled %d: the merged model's log-probs equal the trained model's (max err %.2e)", scaled, e1);
         CHECK(got2.logprobs && e2 < 1e-6, "scaled %d: base + the adapter's log-probs equal the trained model's (max err %.2e)",
               scaled, e2);
+        /* GGUF export writes linear scaling only: a yarn model is refused, not written unscaled */
+        lma_gguf_writer *w = NULL;
+        snprintf(path, sizeof path, "%s/m.gguf", tmp2);
+        if (mm && lma_gguf_writer_new(&w) == LMA_OK) {
+            lma_status es = lma_model_save_gguf(mm, w, path, LMA_GGML_F32);
+            if (scaled)
+                CHECK(es == LMA_ERR_UNSUPPORTED && strstr(lma_last_error(), "yarn"), "GGUF export of a yarn model is "
+                      "refused: %s", lma_last_error());
+            else
+                CHECK(es == LMA_OK, "the unscaled merged model exports: %s", lma_last_error());
+            lma_clear_error();
+            lma_gguf_writer_free(w);
+        }
         free(want.logprobs); free(got.logprobs); free(got2.logprobs);
         lma_model_free(m); lma_model_free(mm); lma_model_free(b);
     }
