@@ -151,6 +151,52 @@ static void casts(void) {
     gpu->free(d);
 }
 
+/* A prefill into an empty cache (past 0, at least 64 new rows) takes the flash kernel where
+ * attention_fwd does (ops_attention.cuh): the CPU's cached attention's outputs, GQA, yarn:2's
+ * attention scale (0.1 ln 2 + 1)^2 / sqrt(HD); and the next token (past n: the block-per-row
+ * kernel) reads the cache the prefill left. */
+static void prefill_cached(void) {
+    enum { n = 300, NH = 4, NKV = 2, HD = 64 };
+    size_t nq = (size_t)n * NH * HD, nk = (size_t)(n + 1) * NKV * HD;
+    float *q = frand(nq, 1), *k = frand(nk, 1), *v = frand(nk, 1), *o = malloc(nq * 4);
+    void *gq = dev_act(q, nq), *gk = dev_act(k, nk), *gv = dev_act(v, nk), *go = alloc_act(nq);
+    float scale = (float)((0.1 * log(2.0) + 1) * (0.1 * log(2.0) + 1) / 8.0);
+    double tol = lma_cuda_attention_naive == 0 ? 1e-2 : 1e-5; /* flash rounds P to bf16 */
+    cpu->attention_cached(o, q, k, v, 0, n, NH, NKV, HD, scale);
+    poison_act(go, nq);
+    gpu->attention_cached(go, gq, gk, gv, 0, n, NH, NKV, HD, scale);
+    cmp_act("attention_cached prefill (past 0, 300 rows)", o, go, nq, tol);
+    cpu->attention_cached(o, q, k, v, n, 1, NH, NKV, HD, scale);
+    poison_act(go, (size_t)NH * HD);
+    gpu->attention_cached(go, gq, gk, gv, n, 1, NH, NKV, HD, scale);
+    cmp_act("attention_cached decode after a prefill (past 300)", o, go, (size_t)NH * HD, 1e-5);
+    gpu->free(gq); gpu->free(gk); gpu->free(gv); gpu->free(go);
+    free(q); free(k); free(v); free(o);
+    /* RoPE past the original window with yarn:2's frequencies (SmolLM2's theta 1e5, window
+     * 8192): positions up to 16383, where the angles reach ~1.6e4 rad */
+    lma_config c;
+    memset(&c, 0, sizeof c);
+    c.head_dim = HD; c.rope_theta = 1e5; c.max_position_embeddings = 16384; c.rope_type = LMA_ROPE_YARN;
+    c.rope_factor = 2; c.rope_original_max_pos = 8192; c.rope_beta_fast = 32; c.rope_beta_slow = 1; c.rope_truncate = 1;
+    float inv[HD / 2], *x = frand(nq, 1), *dx = frand(nq, 1);
+    lma_config_rope_inv_freq(&c, inv);
+    int32_t pos[n];
+    for (int i = 0; i < n; i++) pos[i] = 16383 - 55 * i; /* 16383 down to 1938 */
+    void *gx = dev_act(x, nq), *gdx = dev_act(dx, nq);
+    float *ginv = dev32(inv, sizeof inv);
+    int32_t *gpos = dev32(pos, sizeof pos);
+    cpu->rope_fwd(x, x, pos, inv, n, NH, HD);
+    gpu->rope_fwd(gx, gx, gpos, ginv, n, NH, HD);
+    cmp_act("rope_fwd, yarn:2 frequencies, positions to 16383", x, gx, nq, 1e-6);
+    float *dq = frand(nq, 1);
+    void *gdq = dev_act(dq, nq);
+    cpu->rope_bwd(dx, dq, pos, inv, n, NH, HD);
+    gpu->rope_bwd(gdx, gdq, gpos, ginv, n, NH, HD);
+    cmp_act("rope_bwd, yarn:2 frequencies, positions to 16383", dx, gdx, nq, 1e-6);
+    gpu->free(gx); gpu->free(gdx); gpu->free(ginv); gpu->free(gpos); gpu->free(gdq);
+    free(x); free(dx); free(dq);
+}
+
 static void ops(void) {
     enum { B = 2, T = 37, NH = 4, NKV = 2, HD = 16, C = 48, OC = 80, V = 301 };
     int N = B * T;
@@ -254,6 +300,7 @@ static void ops(void) {
     poison_act(gao, nq);
     gpu->attention_cached(gao, gq, gk, gv, 5, 4, NH, NKV, HD, scale);
     cmp_act("attention_cached", ao, gao, (size_t)4 * NH * HD, 1e-5);
+    prefill_cached();
     /* swiglu, add, scale, mul */
     size_t n = (size_t)N * C;
     float *sw = malloc(n * 4);

@@ -2,12 +2,20 @@
  * log-probabilities of a 96-token sequence, 3x the original 32-position window, equal
  * transformers' with the same rope_scaling (tests/ref/make_rope_fixtures.py), at every
  * position and in particular past the window; the config round-trips through
- * lma_config_save; KV-cached decoding equals the full forward (the static types). */
+ * lma_config_save; KV-cached decoding equals the full forward (the static types). A LoRA
+ * adapter trained with --rope-scaling carries it: lmadapt merge writes it to config.json
+ * and lma_adapter_load (eval/generate --adapter) applies it to the unscaled base. */
 #include <unistd.h>
 #include "core/io.h"
 #include "core/json.h"
 #include "infer/score.h"
+#include "core/rng.h"
+#include "format/gguf.h"
+#include "model/adapter.h"
+#include "model/gguf_model.h"
+#include "quant/ggml_quant.h"
 #include "model/llama.h"
+#include "model/lora.h"
 #include "test.h"
 
 static const char *types[] = {"linear", "dynamic", "yarn", "yarn_params", "llama3"};
@@ -99,6 +107,76 @@ int main(void) {
         lma_clear_error();
         lma_model_free(m);
     }
+    /* a LoRA adapter trained with yarn:4 on the unscaled model (tmp's config now) */
+    char ad[1200], merged[1200], mcfg[1300], rfile[1300], cmd[4000], tmp2[] = "/tmp/lma_rope_ad_XXXXXX";
+    CHECK(mkdtemp(tmp2) != NULL, "mkdtemp"); /* merge writes outside its input folders */
+    snprintf(ad, sizeof ad, "%s/adapter", tmp2);
+    snprintf(merged, sizeof merged, "%s/merged", tmp2);
+    snprintf(mcfg, sizeof mcfg, "%s/config.json", merged);
+    for (int scaled = 1; scaled >= 0; scaled--) {
+        lma_model *m = NULL, *mm = NULL, *b = NULL;
+        CHECK_OK(lma_model_load_ex(tmp, lma_backend_cpu(), 0, &m));
+        if (!m) break;
+        int W = m->cfg.max_position_embeddings;
+        if (scaled) CHECK_OK(lma_model_set_rope_scaling(m, "yarn:4"));
+        lma_lora_params lp = lma_lora_default_params();
+        lp.r = 4; lp.alpha = 8;
+        CHECK_OK(lma_lora_attach(m, &lp, 3));
+        if (!m->lora) { lma_model_free(m); break; }
+        lma_rng rg;
+        lma_rng_seed(&rg, 5);
+        for (size_t i = 0; i < m->lora->table.total; i++) m->lora->params[i] = (float)(0.3 * lma_rng_normal(&rg));
+        lma_model_sync_weights(m);
+        CHECK_OK(lma_adapter_save(m, ad, NULL));
+        snprintf(rfile, sizeof rfile, "%s/" LMA_ADAPTER_ROPE_FILE, ad);
+        CHECK(lma_file_exists(rfile) == scaled, "rope_scaling.json is written exactly when the run scaled the rope (%d)", scaled);
+        lma_score_result want = {0}, got = {0}, got2 = {0};
+        CHECK_OK(lma_score(m, ids, (size_t)T, &want));
+        snprintf(cmd, sizeof cmd, "rm -rf %s && %s merge --model %s --adapter %s --out %s >/dev/null 2>&1", merged, LMA_CLI,
+                 tmp, ad, merged);
+        CHECK(system(cmd) == 0, "merge runs");
+        lma_config mc;
+        memset(&mc, 0, sizeof mc);
+        CHECK_OK(lma_config_load(mcfg, &mc));
+        if (scaled)
+            CHECK(mc.rope_type == LMA_ROPE_YARN && mc.rope_factor == 4 && mc.rope_original_max_pos == W &&
+                      mc.max_position_embeddings == 4 * W && fabs(mc.rope_attention_factor - (0.1 * log(4.0) + 1)) < 1e-12,
+                  "merge writes the adapter's yarn:4 to config.json (type %d factor %g original %d max %d; window %d)",
+                  mc.rope_type, mc.rope_factor, mc.rope_original_max_pos, mc.max_position_embeddings, W);
+        else
+            CHECK(mc.rope_type == LMA_ROPE_DEFAULT && mc.max_position_embeddings == W, "an unscaled adapter merges unscaled");
+        /* the merged model and base + --adapter score as the trained model did, past the window too */
+        CHECK_OK(lma_model_load_ex(merged, lma_backend_cpu(), 0, &mm));
+        if (mm) CHECK_OK(lma_score(mm, ids, (size_t)T, &got));
+        CHECK_OK(lma_model_load_ex(tmp, lma_backend_cpu(), 0, &b));
+        if (b) CHECK_OK(lma_adapter_load(b, ad));
+        if (b) CHECK_OK(lma_score(b, ids, (size_t)T, &got2));
+        double e1 = 0, e2 = 0;
+        for (int t = 0; t < T - 1 && want.logprobs && got.logprobs && got2.logprobs; t++) {
+            e1 = fmax(e1, fabs(got.logprobs[t] - want.logprobs[t]));
+            e2 = fmax(e2, fabs(got2.logprobs[t] - want.logprobs[t]));
+        }
+        CHECK(got.logprobs && e1 < 1e-4, "scaled %d: the merged model's log-probs equal the trained model's (max err %.2e)", scaled, e1);
+        CHECK(got2.logprobs && e2 < 1e-6, "scaled %d: base + the adapter's log-probs equal the trained model's (max err %.2e)",
+              scaled, e2);
+        /* GGUF export writes linear scaling only: a yarn model is refused, not written unscaled */
+        lma_gguf_writer *w = NULL;
+        snprintf(path, sizeof path, "%s/m.gguf", tmp2);
+        if (mm && lma_gguf_writer_new(&w) == LMA_OK) {
+            lma_status es = lma_model_save_gguf(mm, w, path, LMA_GGML_F32);
+            if (scaled)
+                CHECK(es == LMA_ERR_UNSUPPORTED && strstr(lma_last_error(), "yarn"), "GGUF export of a yarn model is "
+                      "refused: %s", lma_last_error());
+            else
+                CHECK(es == LMA_OK, "the unscaled merged model exports: %s", lma_last_error());
+            lma_clear_error();
+            lma_gguf_writer_free(w);
+        }
+        free(want.logprobs); free(got.logprobs); free(got2.logprobs);
+        lma_model_free(m); lma_model_free(mm); lma_model_free(b);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp2);
+    CHECK(system(cmd) == 0, "clean up");
     lma_model *m = NULL;
     CHECK_OK(lma_model_load_ex(tmp, lma_backend_cpu(), 0, &m));
     const char *badspec[] = {"yarn", "yarn:1", "ntk:2", "linear:x", "linear:2x", "linear:1e9"};

@@ -1,13 +1,59 @@
 /* PEFT adapter directories (see adapter.h). */
 #include "model/adapter.h"
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "core/arena.h"
 #include "core/io.h"
 #include "core/json.h"
 #include "model/safetensors.h"
+
+/* rope_scaling.json: the RoPE scaling the adapter was trained with (a run with --rope-scaling),
+ * which adapter_config.json has no field for: {"lmadapt": "rope_scaling", "spec": "yarn:2",
+ * "rope_scaling": {config.json's value}, "max_position_embeddings": N}. "spec" is what
+ * lma_adapter_load applies (lma_model_set_rope_scaling: a no-op on a base that has it already);
+ * the rest tells a reader (or a transformers user) what to put in the base's config.json. */
+static lma_status save_rope(const lma_model *m, const char *dir) {
+    const lma_config *c = &m->cfg;
+    static const char *const names[] = {"default", "linear", "llama3", "dynamic", "yarn"};
+    char path[4200], spec[64];
+    LMA_TRY(lma_path_join(path, sizeof path, dir, LMA_ADAPTER_ROPE_FILE));
+    if (c->rope_type == LMA_ROPE_DEFAULT) { /* an earlier adapter's, saved to the same dir */
+        if (unlink(path) != 0 && errno != ENOENT) return lma_error(LMA_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+        return LMA_OK;
+    }
+    snprintf(spec, sizeof spec, "%s:%.17g", names[c->rope_type], c->rope_factor);
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return lma_error(LMA_ERR_NOMEM, "out of memory");
+    cJSON_AddStringToObject(j, "lmadapt", "rope_scaling");
+    cJSON_AddStringToObject(j, "spec", spec);
+    cJSON_AddItemToObject(j, "rope_scaling", lma_config_rope_json(c));
+    cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_position_embeddings);
+    lma_status s = lma_json_save(path, j);
+    cJSON_Delete(j);
+    return s;
+}
+
+/* applies dir/rope_scaling.json when there is one */
+static lma_status load_rope(lma_model *m, const char *dir) {
+    char path[4200];
+    LMA_TRY(lma_path_join(path, sizeof path, dir, LMA_ADAPTER_ROPE_FILE));
+    if (!lma_file_exists(path)) return LMA_OK;
+    cJSON *j = NULL;
+    LMA_TRY(lma_json_load(path, &j));
+    const char *spec = NULL;
+    lma_status s = lma_json_str(j, "spec", 1, path, &spec);
+    if (s == LMA_OK && lma_model_set_rope_scaling(m, spec) != LMA_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", lma_last_error());
+        s = lma_error(LMA_ERR_UNSUPPORTED, "%s: the adapter was trained with rope scaling \"%s\": %s", path, spec, why);
+    }
+    cJSON_Delete(j);
+    return s;
+}
 
 lma_status lma_adapter_save(const lma_model *m, const char *dir, const char *base_name) {
     const lma_lora *lo = m->lora;
@@ -41,6 +87,7 @@ lma_status lma_adapter_save(const lma_model *m, const char *dir, const char *bas
     lma_status s = lma_path_join(path, sizeof path, dir, "adapter_config.json");
     if (s == LMA_OK) s = lma_json_save(path, j);
     cJSON_Delete(j);
+    if (s == LMA_OK) s = save_rope(m, dir);
     if (s != LMA_OK) return s;
 
     int n = lo->table.count;
@@ -197,6 +244,7 @@ lma_status lma_adapter_load(lma_model *m, const char *dir) {
     LMA_TRY(lma_adapter_read_config(dir, &p));
     LMA_TRY(lma_lora_attach(m, &p, 0));
     lma_status s = lma_adapter_load_weights(m, dir);
+    if (s == LMA_OK) s = load_rope(m, dir);
     if (s != LMA_OK) lma_lora_detach(m);
     return s;
 }

@@ -297,9 +297,30 @@ static lma_status check_savable(const char *path, const lma_config *c) {
     return LMA_OK;
 }
 
+struct cJSON *lma_config_rope_json(const lma_config *c) {
+    if (c->rope_type == LMA_ROPE_DEFAULT) return cJSON_CreateNull();
+    cJSON *x = cJSON_CreateObject();
+    static const char *const names[] = {"default", "linear", "llama3", "dynamic", "yarn"};
+    cJSON_AddStringToObject(x, "rope_type", names[c->rope_type]);
+    cJSON_AddNumberToObject(x, "factor", c->rope_factor);
+    if (c->rope_type == LMA_ROPE_YARN) {
+        cJSON_AddNumberToObject(x, "original_max_position_embeddings", c->rope_original_max_pos);
+        cJSON_AddNumberToObject(x, "attention_factor", c->rope_attention_factor);
+        cJSON_AddNumberToObject(x, "beta_fast", c->rope_beta_fast);
+        cJSON_AddNumberToObject(x, "beta_slow", c->rope_beta_slow);
+        if (!c->rope_truncate) cJSON_AddFalseToObject(x, "truncate");
+    }
+    if (c->rope_type == LMA_ROPE_LLAMA3) {
+        cJSON_AddNumberToObject(x, "low_freq_factor", c->rope_low_freq_factor);
+        cJSON_AddNumberToObject(x, "high_freq_factor", c->rope_high_freq_factor);
+        cJSON_AddNumberToObject(x, "original_max_position_embeddings", c->rope_original_max_pos);
+    }
+    return x;
+}
+
 lma_status lma_config_save(const char *path, const lma_config *c) {
     LMA_TRY(check_savable(path, c));
-    cJSON *o = cJSON_CreateObject(), *x;
+    cJSON *o = cJSON_CreateObject();
     if (!o) return lma_error(LMA_ERR_NOMEM, "%s: out of memory", path);
     const char *an = lma_arch_name(c->arch);
     cJSON_AddItemToObject(o, "architectures", cJSON_CreateStringArray(&an, 1));
@@ -315,25 +336,7 @@ lma_status lma_config_save(const char *path, const lma_config *c) {
     cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_position_embeddings);
     cJSON_AddNumberToObject(o, "rms_norm_eps", c->rms_norm_eps);
     cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
-    if (c->rope_type == LMA_ROPE_DEFAULT) cJSON_AddNullToObject(o, "rope_scaling");
-    else {
-        x = cJSON_AddObjectToObject(o, "rope_scaling");
-        static const char *const names[] = {"default", "linear", "llama3", "dynamic", "yarn"};
-        cJSON_AddStringToObject(x, "rope_type", names[c->rope_type]);
-        cJSON_AddNumberToObject(x, "factor", c->rope_factor);
-        if (c->rope_type == LMA_ROPE_YARN) {
-            cJSON_AddNumberToObject(x, "original_max_position_embeddings", c->rope_original_max_pos);
-            cJSON_AddNumberToObject(x, "attention_factor", c->rope_attention_factor);
-            cJSON_AddNumberToObject(x, "beta_fast", c->rope_beta_fast);
-            cJSON_AddNumberToObject(x, "beta_slow", c->rope_beta_slow);
-            if (!c->rope_truncate) cJSON_AddFalseToObject(x, "truncate");
-        }
-        if (c->rope_type == LMA_ROPE_LLAMA3) {
-            cJSON_AddNumberToObject(x, "low_freq_factor", c->rope_low_freq_factor);
-            cJSON_AddNumberToObject(x, "high_freq_factor", c->rope_high_freq_factor);
-            cJSON_AddNumberToObject(x, "original_max_position_embeddings", c->rope_original_max_pos);
-        }
-    }
+    cJSON_AddItemToObject(o, "rope_scaling", lma_config_rope_json(c));
     cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tie_word_embeddings);
     if (c->arch != LMA_ARCH_QWEN2) cJSON_AddBoolToObject(o, "attention_bias", c->o_bias);
     if (c->arch == LMA_ARCH_LLAMA) cJSON_AddBoolToObject(o, "mlp_bias", 0);

@@ -29,7 +29,7 @@ lma_status lma_gguf_weight_source(const char *path, const lma_config *cfg, lma_w
  * permuted for llama/mistral, 1-D tensors F32, matrices of `type` (a ggml type that
  * lma_ggml_type_quantizable accepts; a matrix whose rows do not fill its blocks stays F32).
  * Atomic; LMA_ERR_NUMERIC for a non-finite weight; LMA_ERR_UNSUPPORTED for an NF4 or frozen
- * model and llama3 rope scaling. */
+ * model and llama3, yarn or dynamic rope scaling (only linear is written). */
 lma_status lma_model_save_gguf(const lma_model *m, lma_gguf_writer *w, const char *path, uint32_t type);
 /* Writes m's attached LoRA adapter as llama.cpp's --lora reads it: general.type "adapter",
  * adapter.type "lora", adapter.lora.alpha (rsLoRA's scale folded in: llama.cpp divides by r),
