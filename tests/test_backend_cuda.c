@@ -151,10 +151,10 @@ static void casts(void) {
     gpu->free(d);
 }
 
-/* A prefill into an empty cache (past 0, at least 64 new rows) takes the flash kernel where
- * attention_fwd does (ops_attention.cuh): the CPU's cached attention's outputs, GQA, yarn:2's
- * attention scale (0.1 ln 2 + 1)^2 / sqrt(HD); and the next token (past n: the block-per-row
- * kernel) reads the cache the prefill left. */
+/* A prefill into an empty cache (past 0, 300 new rows) against the CPU's cached attention:
+ * GQA, yarn:2's attention scale (0.1 ln 2 + 1)^2 / sqrt(HD); and the next token (past n) reads
+ * the cache the prefill left. (Branch flash-prefill routes such a prefill through the flash
+ * kernel; this is its test.) */
 static void prefill_cached(void) {
     enum { n = 300, NH = 4, NKV = 2, HD = 64 };
     size_t nq = (size_t)n * NH * HD, nk = (size_t)(n + 1) * NKV * HD;

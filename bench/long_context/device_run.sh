@@ -111,7 +111,7 @@ if [ -d /tmp/deps ]; then # the libraries bench/device_build.sh unpacked (after 
 fi
 LMA="$BUILD/lmadapt"
 if [ ! -x "$LMA" ]; then say "FATAL: no $LMA"; exit 1; fi
-if [ "${CUDA_TEST:-0}" = 1 ]; then # the backend against the CPU: prefill via flash, yarn rope past 8192
+if [ "${CUDA_TEST:-0}" = 1 ]; then # the backend against the CPU: cached prefill, yarn rope past 8192
   run test_backend_cuda 200 "$BUILD/tests/test_backend_cuda"
   say "test_backend_cuda: $(grep -E 'passed' "$LOG" | tail -1); $(grep -c '^FAIL' "$LOG") FAIL lines in the log"
 fi

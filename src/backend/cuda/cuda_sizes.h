@@ -25,12 +25,6 @@ static inline size_t lma_cuda_flash_bwd_floats(int B, int T, int NH, int HD, int
     size_t nq = (size_t)B * T * NH * HD, nrow = (size_t)B * NH * T;
     return nrow + (bf16 ? nq : 0) + (per_head ? 2 * nq : 0);
 }
-/* A prefill into an empty KV cache of n >= LMA_CUDA_PREFILL_FLASH_MIN rows runs the flash
- * kernel (ops_attention.cuh), whose log-sum-exp rows (NH per token, fp32) go to a scratch. */
-#define LMA_CUDA_PREFILL_FLASH_MIN 64
-static inline size_t lma_cuda_prefill_lse_bytes(int n, int NH) {
-    return n >= LMA_CUDA_PREFILL_FLASH_MIN ? (size_t)NH * (size_t)n * sizeof(float) : 0;
-}
 /* The NF4 (QLoRA) dequantization scratch: the largest projection (elements) in act storage. */
 static inline size_t lma_cuda_nf4_deq_bytes(size_t max_quant, int act_bytes) { return max_quant * (size_t)act_bytes; }
 #endif

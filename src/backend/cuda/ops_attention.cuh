@@ -319,27 +319,10 @@ __global__ void k_attention_cached(TI *out, const TI *q, const TI *kc, const TI 
         st(ot + i, acc * inv);
     }
 }
-/* The lse rows of a prefill through the flash kernel (not read: there is no backward). */
-static lma_cuda_buf g_prefill_lse;
 template <typename TI>
 static void cu_attention_cached(void *out, const void *q, const void *kc, const void *vc, int past, int n, int NH,
                                 int NKV, int HD, float scale) {
     PROFILE("attention_cached");
-    /* A prefill into an empty cache is causal attention over the new rows alone (the cache's
-     * rows [0, n) are their k and v, in attention_fwd's (T, NKV, HD) layout): the flash kernel,
-     * on tensor cores with O(n) memory, instead of the block per row below, whose work grows
-     * as n^2 on CUDA cores and whose shared memory as n (64 KB a block at 16K tokens). Only
-     * where attention_fwd itself takes a flash path (not cuda-fp32's exact GEMM path, not
-     * LMA_CUDA naive mode). Out of memory for the lse: the kernel below. */
-    int path = attention_path(HD, sizeof(TI) == 2, NULL);
-    if (past == 0 && n >= LMA_CUDA_PREFILL_FLASH_MIN && (path == 0 || path == 3)) {
-        float *lse = (float *)lma_cuda_grow(&g_prefill_lse, lma_cuda_prefill_lse_bytes(n, NH));
-        if (lse) {
-            check(lma_cuda_flash_fwd(out, lse, q, kc, vc, NULL, 1, n, NH, NKV, HD, scale, sizeof(TI) == 2),
-                  "flash attention (prefill)");
-            return;
-        }
-    }
     size_t shm = (size_t)(past + n + 8) * sizeof(float);
     if (shm > 48 * 1024) cudaFuncSetAttribute(k_attention_cached<TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
     dim3 grid(n, NH);
