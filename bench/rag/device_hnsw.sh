@@ -20,6 +20,8 @@
 # SIDE=lmadapt or SIDE=faiss runs one side alone (LIMIT_S 480: the first call also builds;
 # two calls, the same vectors: they are drawn from fixed per-row seeds) when both do not
 # fit in one call, as expected at 1M (bench/RESULTS.md: the estimate from 100K here).
+# EFS=EF1,EF2,... (both sides, or SIDE=faiss alone): each ef swept and timed one query at a
+# time, no tuning: e.g. SIDE=faiss EFS=40960,45056,49152 for faiss's ef at recall 0.95, 1M.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/hnsw_device}; mkdir -p "$OUT"
@@ -53,7 +55,8 @@ fi
     "$PY" -c "import faiss; print('# faiss', faiss.__version__)" || echo "# faiss did not import: the lmadapt side only"
     DIR=$(mktemp -d /tmp/lma_hnsw_dev.XXXXXX)
     t0=$(date +%s)
-    EFS="auto:$R"
+    EFS_BOTH=${EFS:-auto:$R} # EFS=EF1,EF2,...: sweep and time these ef values instead of tuning
+    EFS=$EFS_BOTH
     [ "$SIDE" = faiss ] && EFS=none # the files only
     OMP_NUM_THREADS=$T OPENBLAS_NUM_THREADS=$T timeout "$LIMIT_S" \
         "$BUILD/bench_rag_hnsw" "$N" "$DIM" "$NQ" "$DIR" "$M" "$EFC" "$EFS" "$T" | tee -a "$J"
@@ -63,7 +66,7 @@ fi
         echo "# faiss side: not run (SIDE=lmadapt)"
     elif [ -s "$DIR/truth.i64" ]; then
         OMP_NUM_THREADS=$T timeout "$LIMIT_S" \
-            "$PY" bench/rag/hnsw_faiss.py "$DIR" "$N" "$DIM" "$M" "$EFC" "auto:$R" "$T" | tee -a "$J"
+            "$PY" bench/rag/hnsw_faiss.py "$DIR" "$N" "$DIM" "$M" "$EFC" "$EFS_BOTH" "$T" | tee -a "$J"
         echo "# faiss side: rc ${PIPESTATUS[0]}, $(($(date +%s) - t0)) s (load + build + search)"
     else
         echo "# faiss side: not run (no data: the lmadapt side failed before writing it)"
@@ -80,6 +83,8 @@ md = [f"N = {n}, dim {dim}, {nq} queries, M {M}, efConstruction {efc}, target re
 for impl in ("lmadapt", "faiss"):
     mine = [r for r in rows if r["impl"] == impl]
     ch = [r for r in mine if r.get("chosen")]
+    if not ch:  # an explicit EFS list: the smallest timed ef that reaches R
+        ch = sorted((r for r in mine if "p50_ms" in r and r["recall10"] >= float(R)), key=lambda r: r["ef"])[:1]
     if not mine:
         md.append(f"| {impl} | not run here | | | | |")
         continue
