@@ -18,14 +18,13 @@
  * the rest tells a reader (or a transformers user) what to put in the base's config.json. */
 static lma_status save_rope(const lma_model *m, const char *dir) {
     const lma_config *c = &m->cfg;
-    static const char *const names[] = {"default", "linear", "llama3", "dynamic", "yarn"};
     char path[4200], spec[64];
     LMA_TRY(lma_path_join(path, sizeof path, dir, LMA_ADAPTER_ROPE_FILE));
     if (c->rope_type == LMA_ROPE_DEFAULT) { /* an earlier adapter's, saved to the same dir */
         if (unlink(path) != 0 && errno != ENOENT) return lma_error(LMA_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
         return LMA_OK;
     }
-    snprintf(spec, sizeof spec, "%s:%.17g", names[c->rope_type], c->rope_factor);
+    snprintf(spec, sizeof spec, "%s:%.17g", lma_rope_type_name(c->rope_type), c->rope_factor);
     cJSON *j = cJSON_CreateObject();
     if (!j) return lma_error(LMA_ERR_NOMEM, "out of memory");
     cJSON_AddStringToObject(j, "lmadapt", "rope_scaling");

@@ -297,11 +297,15 @@ static lma_status check_savable(const char *path, const lma_config *c) {
     return LMA_OK;
 }
 
+const char *lma_rope_type_name(int rope_type) {
+    static const char *const names[] = {"default", "linear", "llama3", "dynamic", "yarn"};
+    return rope_type >= 0 && rope_type < (int)(sizeof names / sizeof *names) ? names[rope_type] : "?";
+}
+
 struct cJSON *lma_config_rope_json(const lma_config *c) {
     if (c->rope_type == LMA_ROPE_DEFAULT) return cJSON_CreateNull();
     cJSON *x = cJSON_CreateObject();
-    static const char *const names[] = {"default", "linear", "llama3", "dynamic", "yarn"};
-    cJSON_AddStringToObject(x, "rope_type", names[c->rope_type]);
+    cJSON_AddStringToObject(x, "rope_type", lma_rope_type_name(c->rope_type));
     cJSON_AddNumberToObject(x, "factor", c->rope_factor);
     if (c->rope_type == LMA_ROPE_YARN) {
         cJSON_AddNumberToObject(x, "original_max_position_embeddings", c->rope_original_max_pos);

@@ -44,6 +44,8 @@ lma_status lma_config_save(const char *path, const lma_config *c);
 /* config.json's "rope_scaling" value as lma_config_save writes it: a new cJSON object in
  * transformers' classic form, or JSON null without scaling (the caller owns it). */
 struct cJSON *lma_config_rope_json(const lma_config *c);
+/* transformers' rope_type string of an LMA_ROPE_* value ("default", "linear", "llama3", "dynamic", "yarn") */
+const char *lma_rope_type_name(int rope_type);
 /* inv_freq (head_dim/2): theta^(-2i/hd) with the rope scaling applied, as transformers'
  * modeling_rope_utils computes it. seq_len matters for "dynamic" only (NTK scaling of the
  * base once seq_len exceeds max_position_embeddings; transformers' dynamic_rope_update). */
