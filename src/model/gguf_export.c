@@ -74,7 +74,7 @@ lma_status lma_model_save_gguf(const lma_model *m, lma_gguf_writer *w, const cha
     if (cfg->rope_type == LMA_ROPE_YARN || cfg->rope_type == LMA_ROPE_DYNAMIC)
         return lma_error(LMA_ERR_UNSUPPORTED, "%s: %s rope scaling is not written to GGUF by lmadapt yet (llama.cpp "
                          "would run the model unscaled); use the HF folder", path,
-                         cfg->rope_type == LMA_ROPE_YARN ? "yarn" : "dynamic");
+                         lma_rope_type_name(cfg->rope_type));
     const char *a = gguf_arch(cfg->arch);
     char k[128];
 #define KEY(s) (snprintf(k, sizeof k, "%s.%s", a, s), k)
