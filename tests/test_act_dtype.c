@@ -129,11 +129,28 @@ static void b_attention_bwd(void *dq, void *dk, void *dv, const void *dout, cons
     out(dq, dqf, nq); out(dk, dkf, nk); out(dv, dvf, nk);
     free(g); free(of); free(qf); free(kf); free(vf);
 }
-static void b_attention_cached(void *o, const void *q, const void *kc, const void *vc, int past, int n, int NH,
-                               int NKV, int HD, float scale) {
-    size_t nq = (size_t)n * NH * HD, nk = (size_t)(past + n) * NKV * HD;
-    float *qf = in(q, nq), *kf = in(kc, nk), *vf = in(vc, nk), *y = buf(nq);
-    cpu->attention_cached(y, qf, kf, vf, past, n, NH, NKV, HD, scale);
+/* each cache's layer in fp32 (its cached rows, then room for the new ones), the cpu op, and
+ * the new rows rounded back into the bf16 caches */
+static void b_attention_cached(void *o, const void *q, const void *k, const void *v, const lma_kv_seq *seqs,
+                               int n_seq, int n, int layer, int NH, int NKV, int HD, float scale) {
+    size_t KVD = (size_t)NKV * HD, nq = (size_t)n_seq * n * NH * HD, nk = (size_t)n_seq * n * KVD;
+    float *qf = in(q, nq), *kf = in(k, nk), *vf = in(v, nk), *y = buf(nq);
+    lma_kv_seq *fs = calloc((size_t)n_seq, sizeof *fs);
+    if (!fs) abort();
+    for (int i = 0; i < n_seq; i++) {
+        size_t lay = (size_t)layer * seqs[i].cap * KVD, rows = (size_t)(seqs[i].len + n) * KVD;
+        fs[i] = (lma_kv_seq){.k = in((const uint16_t *)seqs[i].k + lay, rows),
+                             .v = in((const uint16_t *)seqs[i].v + lay, rows), .cap = seqs[i].len + n,
+                             .len = seqs[i].len};
+    }
+    cpu->attention_cached(y, qf, kf, vf, fs, n_seq, n, 0, NH, NKV, HD, scale);
+    for (int i = 0; i < n_seq; i++) {
+        size_t at = ((size_t)layer * seqs[i].cap + seqs[i].len) * KVD, past = (size_t)seqs[i].len * KVD;
+        b_cast_to_act((uint16_t *)seqs[i].k + at, (float *)fs[i].k + past, (size_t)n * KVD);
+        b_cast_to_act((uint16_t *)seqs[i].v + at, (float *)fs[i].v + past, (size_t)n * KVD);
+        free(fs[i].k); free(fs[i].v);
+    }
+    free(fs);
     out(o, y, nq); free(qf); free(kf); free(vf);
 }
 static void b_swiglu_fwd(void *o, const void *gate, const void *up, size_t n) {

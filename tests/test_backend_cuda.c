@@ -151,27 +151,54 @@ static void casts(void) {
     gpu->free(d);
 }
 
-/* A prefill into an empty cache (past 0, 300 new rows) against the CPU's cached attention:
- * GQA, yarn:2's attention scale (0.1 ln 2 + 1)^2 / sqrt(HD); and the next token (past n) reads
- * the cache the prefill left. (Branch flash-prefill routes such a prefill through the flash
- * kernel; this is its test.) */
-static void prefill_cached(void) {
-    enum { n = 300, NH = 4, NKV = 2, HD = 64 };
-    size_t nq = (size_t)n * NH * HD, nk = (size_t)(n + 1) * NKV * HD;
+/* attention_cached on n_seq sequences of n new rows each (lens: rows already cached, caps:
+ * capacities; layer 1 of 2-layer caches) against the CPU's: the output, and every cache
+ * after the call (the new rows written at [len, len+n), nothing else changed). */
+static void cached_vs_cpu(const char *what, int n_seq, const int *lens, const int *caps, int n, int NH, int NKV,
+                          int HD, float scale, double tol) {
+    size_t KVD = (size_t)NKV * HD, nq = (size_t)n_seq * n * NH * HD, nk = (size_t)n_seq * n * KVD;
     float *q = frand(nq, 1), *k = frand(nk, 1), *v = frand(nk, 1), *o = malloc(nq * 4);
     void *gq = dev_act(q, nq), *gk = dev_act(k, nk), *gv = dev_act(v, nk), *go = alloc_act(nq);
-    float scale = (float)((0.1 * log(2.0) + 1) * (0.1 * log(2.0) + 1) / 8.0);
-    double tol = lma_cuda_attention_naive == 0 ? 1e-2 : 1e-5; /* flash rounds P to bf16 */
-    cpu->attention_cached(o, q, k, v, 0, n, NH, NKV, HD, scale);
+    lma_kv_seq *hs = malloc((size_t)n_seq * sizeof *hs), *ds = malloc((size_t)n_seq * sizeof *ds);
+    for (int i = 0; i < n_seq; i++) {
+        size_t cn = 2 * (size_t)caps[i] * KVD;
+        hs[i] = (lma_kv_seq){.k = frand(cn, 1), .v = frand(cn, 1), .cap = caps[i], .len = lens[i]};
+        ds[i] = (lma_kv_seq){.k = dev_act(hs[i].k, cn), .v = dev_act(hs[i].v, cn), .cap = caps[i], .len = lens[i]};
+    }
+    lma_kv_seq *gs = dev32(ds, (size_t)n_seq * sizeof *ds);
+    cpu->attention_cached(o, q, k, v, hs, n_seq, n, 1, NH, NKV, HD, scale);
     poison_act(go, nq);
-    gpu->attention_cached(go, gq, gk, gv, 0, n, NH, NKV, HD, scale);
-    cmp_act("attention_cached prefill (past 0, 300 rows)", o, go, nq, tol);
-    cpu->attention_cached(o, q, k, v, n, 1, NH, NKV, HD, scale);
-    poison_act(go, (size_t)NH * HD);
-    gpu->attention_cached(go, gq, gk, gv, n, 1, NH, NKV, HD, scale);
-    cmp_act("attention_cached decode after a prefill (past 300)", o, go, (size_t)NH * HD, 1e-5);
-    gpu->free(gq); gpu->free(gk); gpu->free(gv); gpu->free(go);
-    free(q); free(k); free(v); free(o);
+    gpu->attention_cached(go, gq, gk, gv, gs, n_seq, n, 1, NH, NKV, HD, scale);
+    char name[160];
+    snprintf(name, sizeof name, "attention_cached %s", what);
+    cmp_act(name, o, go, nq, tol);
+    for (int i = 0; i < n_seq; i++) {
+        size_t cn = 2 * (size_t)caps[i] * KVD;
+        snprintf(name, sizeof name, "attention_cached %s: sequence %d's caches after the call", what, i);
+        float *bk = back_act(ds[i].k, cn), *bv = back_act(ds[i].v, cn);
+        CHECK(!memcmp(bk, hs[i].k, cn * 4) && !memcmp(bv, hs[i].v, cn * 4), "%s %s", gpu->name, name);
+        free(bk); free(bv);
+        gpu->free(ds[i].k); gpu->free(ds[i].v); free(hs[i].k); free(hs[i].v);
+    }
+    gpu->free(gs); gpu->free(gq); gpu->free(gk); gpu->free(gv); gpu->free(go);
+    free(hs); free(ds); free(q); free(k); free(v); free(o);
+}
+
+/* Cached attention at the shapes inference runs: a prefill into an empty cache (300 rows,
+ * GQA, yarn:2's attention scale (0.1 ln 2 + 1)^2 / sqrt(HD)) and the next token after it; a
+ * batched decode step of 5 sequences of different lengths and capacities (TinyLlama's heads,
+ * HD 64) and of 3 at HD 128 (7B's). Then RoPE past the original window. */
+static void cached_shapes(void) {
+    enum { n = 300, NH = 4, NKV = 2, HD = 64 };
+    size_t nq = (size_t)n * NH * HD;
+    float scale = (float)((0.1 * log(2.0) + 1) * (0.1 * log(2.0) + 1) / 8.0);
+    int l0[1] = {0}, c0[1] = {n + 1}, l1[1] = {n};
+    cached_vs_cpu("prefill (1 sequence, 300 rows into an empty cache)", 1, l0, c0, n, NH, NKV, HD, scale, 1e-5);
+    cached_vs_cpu("decode after a prefill (past 300)", 1, l1, c0, 1, NH, NKV, HD, scale, 1e-5);
+    int lb[5] = {0, 1, 17, 300, 64}, cb[5] = {1, 2, 40, 301, 65};
+    cached_vs_cpu("batched decode (5 sequences, 32/4 heads, HD 64)", 5, lb, cb, 1, 32, 4, 64, 0.125f, 1e-5);
+    int lc[3] = {5, 129, 2}, cc[3] = {6, 200, 3};
+    cached_vs_cpu("batched decode (3 sequences, 32/32 heads, HD 128)", 3, lc, cc, 1, 32, 32, 128, 0.088f, 1e-5);
     /* RoPE past the original window with yarn:2's frequencies (SmolLM2's theta 1e5, window
      * 8192): positions up to 16383, where the angles reach ~1.6e4 rad */
     lma_config c;
@@ -296,11 +323,11 @@ static void ops(void) {
         cmp_act("attention_bwd dv", ddv, gddv, nk, atol);
     }
     /* cached attention: one sequence, 5 past + 4 new */
-    cpu->attention_cached(ao, q, k, v, 5, 4, NH, NKV, HD, scale);
-    poison_act(gao, nq);
-    gpu->attention_cached(gao, gq, gk, gv, 5, 4, NH, NKV, HD, scale);
-    cmp_act("attention_cached", ao, gao, (size_t)4 * NH * HD, 1e-5);
-    prefill_cached();
+    {
+        int l5[1] = {5}, c9[1] = {9};
+        cached_vs_cpu("(5 past + 4 new)", 1, l5, c9, 4, NH, NKV, HD, scale, 1e-5);
+    }
+    cached_shapes();
     /* swiglu, add, scale, mul */
     size_t n = (size_t)N * C;
     float *sw = malloc(n * 4);

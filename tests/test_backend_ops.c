@@ -681,24 +681,63 @@ static void rope_identity(const lma_backend *be) {
     free(x);
 }
 
-/* attention_cached: new tokens against a KV cache equal the matching rows of the
- * full causal attention (one sequence), on both backends, for several splits. */
+/* attention_cached: new tokens against a KV cache equal the matching rows of the full causal
+ * attention, on both backends: one sequence prefilled in several splits (layer 1 of a 2-layer
+ * cache); and a batched decode step of 3 sequences of different lengths (one new token each,
+ * different capacities) equal to each sequence's last row alone. The new rows land in the
+ * caches; the other layer is untouched. */
 static void attention_cached_vs_full(const lma_backend *be) {
-    enum { T = 13, NH = 4, NKV = 2, HD = 6 };
-    size_t nq = (size_t)T * NH * HD, nk = (size_t)T * NKV * HD;
+    enum { T = 13, NH = 4, NKV = 2, HD = 6, KVD = NKV * HD, CAP = 16 };
+    size_t nq = (size_t)T * NH * HD, nk = (size_t)T * KVD;
     float *q = frand(nq, 1), *k = frand(nk, 1), *v = frand(nk, 1), *full = fvec(nq), *out = fvec(nq);
     float *saved = fvec(be->attention_saved_floats(1, T, NH, HD));
+    float *kc = fvec(2 * CAP * KVD), *vc = fvec(2 * CAP * KVD);
     float scale = 1.0f / sqrtf((float)HD);
     be->attention_fwd(full, saved, q, k, v, NULL, 1, T, NH, NKV, HD, scale);
     int splits[3] = {0, 5, 12};
     for (int i = 0; i < 3; i++) {
         int past = splits[i], n = T - past;
+        fnan(kc, 2 * CAP * KVD); fnan(vc, 2 * CAP * KVD);
+        memcpy(kc + CAP * KVD, k, (size_t)past * KVD * sizeof(float));
+        memcpy(vc + CAP * KVD, v, (size_t)past * KVD * sizeof(float));
+        lma_kv_seq sq = {.k = kc, .v = vc, .cap = CAP, .len = past};
         fnan(out, nq);
-        be->attention_cached(out, q + (size_t)past * NH * HD, k, v, past, n, NH, NKV, HD, scale);
+        be->attention_cached(out, q + (size_t)past * NH * HD, k + (size_t)past * KVD, v + (size_t)past * KVD, &sq,
+                             1, n, 1, NH, NKV, HD, scale);
         double err = test_rel_l2f(out, full + (size_t)past * NH * HD, (size_t)n * NH * HD);
         CHECK(err < 1e-6, "%s: cached attention past=%d equals full attention rows (rel %.3g)", be->name, past, err);
+        CHECK(!memcmp(kc + CAP * KVD, k, nk * sizeof(float)) && !memcmp(vc + CAP * KVD, v, nk * sizeof(float)),
+              "%s: past=%d: the cache holds every row's k and v after the call", be->name, past);
+        CHECK(isnan(kc[0]) && isnan(vc[CAP * KVD - 1]), "%s: layer 0 untouched", be->name);
     }
-    free(q); free(k); free(v); free(full); free(out); free(saved);
+    /* batched decode: sequence j is the first lens[j] rows of (q, k, v) */
+    int lens[3] = {1, 7, 13}, caps[3] = {3, 9, 16};
+    float *kcs[3], *vcs[3], qb[3 * NH * HD], kb[3 * KVD], vb[3 * KVD], ob[3 * NH * HD];
+    lma_kv_seq seqs[3];
+    for (int j = 0; j < 3; j++) {
+        int L = lens[j] - 1;
+        kcs[j] = fvec(2 * (size_t)caps[j] * KVD); vcs[j] = fvec(2 * (size_t)caps[j] * KVD);
+        memcpy(kcs[j] + caps[j] * KVD, k, (size_t)L * KVD * sizeof(float));
+        memcpy(vcs[j] + caps[j] * KVD, v, (size_t)L * KVD * sizeof(float));
+        memcpy(qb + j * NH * HD, q + (size_t)L * NH * HD, NH * HD * sizeof(float));
+        memcpy(kb + j * KVD, k + (size_t)L * KVD, KVD * sizeof(float));
+        memcpy(vb + j * KVD, v + (size_t)L * KVD, KVD * sizeof(float));
+        seqs[j] = (lma_kv_seq){.k = kcs[j], .v = vcs[j], .cap = caps[j], .len = L};
+    }
+    fnan(ob, 3 * NH * HD);
+    be->attention_cached(ob, qb, kb, vb, seqs, 3, 1, 1, NH, NKV, HD, scale);
+    for (int j = 0; j < 3; j++) {
+        int L = lens[j] - 1;
+        /* the full attention of the first lens[j] rows: its last row is causal, so row L of the
+         * T-row run is it */
+        double err = test_rel_l2f(ob + j * NH * HD, full + (size_t)L * NH * HD, NH * HD);
+        CHECK(err < 1e-6, "%s: batched decode, sequence %d (%d cached) equals its own attention (rel %.3g)", be->name,
+              j, L, err);
+        CHECK(!memcmp(kcs[j] + (caps[j] + L) * KVD, kb + j * KVD, KVD * sizeof(float)),
+              "%s: batched decode, sequence %d: its new k is in its cache row %d", be->name, j, L);
+        free(kcs[j]); free(vcs[j]);
+    }
+    free(q); free(k); free(v); free(full); free(out); free(saved); free(kc); free(vc);
 }
 
 int main(void) {

@@ -39,6 +39,14 @@
 struct lma_nf4_tensor; /* quant/nf4.h: NF4 codes + double-quantized block constants */
 struct lma_qmat;       /* quant/qdot.h: a weight matrix kept in GGUF blocks (Q8_0, Q4_0, Q4_1, Q4_K) */
 
+/* One sequence's KV cache as the inference attention sees it (model/llama.h lma_kv_cache):
+ * k, v (L, cap, NKV, HD) act storage each; len rows already cached. Host and device agree on
+ * the layout, so a table of them is uploaded as bytes. */
+typedef struct {
+    void *k, *v;
+    int32_t cap, len;
+} lma_kv_seq;
+
 typedef struct lma_backend lma_backend;
 struct lma_backend {
     const char *name;
@@ -97,12 +105,14 @@ struct lma_backend {
                           const void *q, const void *k, const void *v, const int32_t *seg,
                           int B, int T, int NH, int NKV, int HD, float scale);
 
-    /* Inference attention of n new tokens of one sequence against its KV cache.
-     * q (n,NH,HD); kc, vc (>= past+n, NKV, HD) hold the cached tokens [0, past) and the
-     * new ones [past, past+n); new token i (position past+i) attends to cache rows
-     * [0, past+i]. out (n,NH,HD). Forward only. */
-    void (*attention_cached)(void *out, const void *q, const void *kc, const void *vc, int past, int n,
-                             int NH, int NKV, int HD, float scale);
+    /* Inference attention against KV caches: n_seq sequences of n new tokens each (a prefill:
+     * one sequence of n tokens; a batched decode step: n_seq sequences of one token), seqs
+     * (n_seq entries, backend memory). For sequence i: writes its new rows k, v [i*n, i*n+n)
+     * (NKV, HD) into rows [len, len+n) of layer `layer` of its cache, then its new token t
+     * (position len+t) attends to cache rows [0, len+t]. q, out (n_seq*n, NH, HD); k, v
+     * (n_seq*n, NKV, HD). Forward only; seqs[i].len is not advanced (the caller does it). */
+    void (*attention_cached)(void *out, const void *q, const void *k, const void *v, const lma_kv_seq *seqs,
+                             int n_seq, int n, int layer, int NH, int NKV, int HD, float scale);
 
     /* out (n) = silu(gate) * up */
     void (*swiglu_fwd)(void *out, const void *gate, const void *up, size_t n);

@@ -589,22 +589,8 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
     proj_fwd(m, l, LMA_PROJ_V, io->v, io->ln1, w->wv, w->bv, N, C, KVD);
     be->rope_fwd(io->q, io->q, pos, m->inv_freq, N, NH, HD);
     be->rope_fwd(io->k, io->k, pos, m->inv_freq, N, NKV, HD);
-    if (ac->kvs) {
-        size_t es = (size_t)be->act_bytes, row = (size_t)KVD * es;
-        for (int i = 0; i < N; i++) {
-            const lma_kv_cache *kv = ac->kvs[i];
-            size_t layer = (size_t)kv->cap * KVD;
-            void *kc = lma_at(kv->k, (size_t)l * layer, es), *vc = lma_at(kv->v, (size_t)l * layer, es);
-            be->copy(lma_at(kc, (size_t)kv->len * KVD, es), lma_at(io->k, (size_t)i * KVD, es), row);
-            be->copy(lma_at(vc, (size_t)kv->len * KVD, es), lma_at(io->v, (size_t)i * KVD, es), row);
-            be->attention_cached(lma_at(io->atty, (size_t)i * QD, es), lma_at(io->q, (size_t)i * QD, es), kc, vc,
-                                 kv->len, 1, NH, NKV, HD, scale);
-        }
-    } else if (ac->kc) {
-        size_t es = (size_t)be->act_bytes, row = (size_t)KVD * es;
-        be->copy(lma_at(ac->kc, (size_t)ac->past * KVD, es), io->k, (size_t)N * row);
-        be->copy(lma_at(ac->vc, (size_t)ac->past * KVD, es), io->v, (size_t)N * row);
-        be->attention_cached(io->atty, io->q, ac->kc, ac->vc, ac->past, N, NH, NKV, HD, scale);
+    if (ac->seqs) {
+        be->attention_cached(io->atty, io->q, io->k, io->v, ac->seqs, ac->n_seq, N / ac->n_seq, l, NH, NKV, HD, scale);
     } else {
         be->attention_fwd(io->atty, io->att, io->q, io->k, io->v, ac->seg, ac->B, ac->T, NH, NKV, HD, scale);
     }

@@ -43,8 +43,9 @@ void lma_kv_free(const lma_model *m, lma_kv_cache *kv) {
 /* The scratch of an inference forward of n tokens, n_out of them with logits (bytes; offsets
  * of each buffer into o): act x, ln, mid (n,C) x3; q, atty (n,QD) x2 (+ q_raw); k, v (n,KVD)
  * (+ k_raw); gate, up, swi (n,I) x3; fp32 rstd (n) x2 + qk rstd; act logits (n_out, V); ids +
- * pos; fp32 logits (n_out, V) when act storage is not fp32. */
-enum { INFER_SLOTS = 19 };
+ * pos; fp32 logits (n_out, V) when act storage is not fp32; the caches' table (up to n
+ * sequences). */
+enum { INFER_SLOTS = 20 };
 static size_t infer_layout(const lma_config *c, int act_bytes, int n_, int n_out_, size_t o[INFER_SLOTS]) {
     size_t n = (size_t)n_, n_out = (size_t)n_out_, C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
     size_t NH = c->n_heads, NKV = c->n_kv_heads, QD = NH * c->head_dim, KVD = NKV * c->head_dim;
@@ -58,6 +59,7 @@ static size_t infer_layout(const lma_config *c, int act_bytes, int n_, int n_out
     NEXT(n, ef); NEXT(n, ef); NEXT(n * NH, ef); NEXT(n * NKV, ef);
     NEXT(n_out * V, ea); NEXT(2 * n, sizeof(int32_t));
     NEXT(ea == ef ? 0 : n_out * V, ef);
+    NEXT(n, sizeof(lma_kv_seq));
 #undef NEXT
     return f;
 }
@@ -69,8 +71,8 @@ size_t lma_model_infer_scratch_bytes(const lma_config *c, int act_bytes, int n, 
 
 /* Inference forward. Single (batched 0): n tokens of the sequence of kvs[0] at positions
  * len..len+n-1. Batched: n sequences, one token each, ids[i] at position kvs[i]->len of its
- * own cache (every row's logits). The projections run once over the n rows either way; only
- * the attention is per sequence. */
+ * own cache (every row's logits). Every op runs once over the n rows either way: the
+ * attention reads the caches through a table of them (backend.h attention_cached). */
 static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batched, const int32_t *ids, int n,
                                 float *logits, int all_logits, float *hidden) {
     const lma_config *c = &m->cfg;
@@ -89,8 +91,7 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
     }
     lma_model_rope_update(m, rope_to);
     lma_kv_cache *kv = kvs[0];
-    int C = c->hidden_size, V = c->vocab_size, NKV = c->n_kv_heads;
-    int HD = c->head_dim, KVD = NKV * HD, n_out = all_logits || batched || hidden ? n : 1;
+    int C = c->hidden_size, V = c->vocab_size, n_out = all_logits || batched || hidden ? n : 1;
     lma_config hc = *c; /* hidden states out: the output slots hold (n, C), not (n, V) */
     if (hidden) hc.vocab_size = C;
     if (m->lora) LMA_TRY(m->lora_hooks->begin(m->lora, be, n, 0));
@@ -121,25 +122,32 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
     void *lg = buf + o[16];
     int32_t *d_ids = (int32_t *)(buf + o[17]), *d_pos = d_ids + n;
     float *lg32 = (float *)(buf + o[18]);
+    lma_kv_seq *d_seqs = (lma_kv_seq *)(buf + o[19]);
+    int n_seq = batched ? n : 1;
     int32_t *pos = malloc((size_t)n * sizeof *pos);
-    if (!pos) {
+    lma_kv_seq *seqs = malloc((size_t)n_seq * sizeof *seqs);
+    if (!pos || !seqs) {
+        free(pos);
+        free(seqs);
         if (kept) __atomic_clear(&m->infer_busy, __ATOMIC_RELEASE);
         else be->free(buf);
         return lma_error(LMA_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < n; i++) pos[i] = batched ? kvs[i]->len : kv->len + i;
+    for (int i = 0; i < n_seq; i++)
+        seqs[i] = (lma_kv_seq){.k = kvs[i]->k, .v = kvs[i]->v, .cap = kvs[i]->cap, .len = kvs[i]->len};
     be->upload(d_ids, ids, (size_t)n * sizeof(int32_t));
     be->upload(d_pos, pos, (size_t)n * sizeof(int32_t));
+    be->upload(d_seqs, seqs, (size_t)n_seq * sizeof *seqs);
     free(pos);
+    free(seqs);
 
     lma_model_embed_fwd(m, x, d_ids, n);
-    size_t layer = (size_t)kv->cap * KVD;
+    lma_attn_ctx ac = {.seqs = d_seqs, .n_seq = n_seq};
     for (int l = 0; l < c->n_layers; l++) {
         lma_layer_io io = {.x = x, .xo = x, .ln1 = ln, .rstd1 = rstd1, .q_raw = q_raw, .k_raw = k_raw, .q_rstd = q_rstd,
                        .k_rstd = k_rstd, .q = q, .k = k, .v = v, .att = NULL, .atty = atty, .mid = mid, .ln2 = ln,
                        .rstd2 = rstd2, .gate = gate, .up = up, .swi = swi};
-        lma_attn_ctx ac = {.kc = lma_at(kv->k, (size_t)l * layer, ea), .vc = lma_at(kv->v, (size_t)l * layer, ea),
-                       .past = kv->len, .kvs = batched ? kvs : NULL};
         lma_model_layer_forward(m, l, &io, n, d_pos, &ac, 0);
     }
     const void *xl = lma_at(x, (size_t)(n - n_out) * C, ea);

@@ -35,16 +35,14 @@ typedef struct {
     void *gate, *up, *swi;         /* (N, I) */
 } lma_layer_io;
 
-/* Training: full causal attention over (B, T) with segments. Inference: the new
- * tokens' k and v are appended to the layer's cache rows [past, past+N), then
- * attention runs against the cache. */
+/* Training: full causal attention over (B, T) with segments. Inference: the N rows are
+ * n_seq sequences of N / n_seq new tokens each, appended to their caches (table seqs, backend
+ * memory) by the attention, which then attends against the caches. */
 typedef struct {
     const int32_t *seg;
     int B, T;
-    void *kc, *vc;  /* (cap, NKV, HD) act of this layer, or NULL for training */
-    int past;
-    lma_kv_cache *const *kvs; /* batched decode: row i is one token of the sequence of kvs[i]
-                                 (at position kvs[i]->len), or NULL */
+    const lma_kv_seq *seqs; /* inference: (n_seq) caches, or NULL for training */
+    int n_seq;
 } lma_attn_ctx;
 
 /* layer l's forward on io, N rows at pos (recompute: what the backward reads, not the output) */

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include "backend/backend.h" /* lma_kv_seq */
 
 /* vectorizable exp(x) for float (Cephes polynomial, ~1-2 ulp); exp(x) = 0 for
  * x < -87.3 (incl. -inf), NaN stays NaN. Used inside `omp simd` loops. */
@@ -56,8 +57,8 @@ void lma_cpu_rope_bwd(void *dinp, const void *dout, const int32_t *pos, const fl
 size_t lma_cpu_attention_saved_floats(int B, int T, int NH, int HD);
 void lma_cpu_attention_fwd(void *out, float *saved, const void *q, const void *k, const void *v,
                            const int32_t *seg, int B, int T, int NH, int NKV, int HD, float scale);
-void lma_cpu_attention_cached(void *out, const void *q, const void *kc, const void *vc, int past, int n, int NH,
-                              int NKV, int HD, float scale);
+void lma_cpu_attention_cached(void *out, const void *q, const void *k, const void *v, const lma_kv_seq *seqs,
+                              int n_seq, int n, int layer, int NH, int NKV, int HD, float scale);
 void lma_cpu_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *saved,
                            const void *q, const void *k, const void *v, const int32_t *seg, int B, int T,
                            int NH, int NKV, int HD, float scale);

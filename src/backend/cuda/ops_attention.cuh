@@ -291,43 +291,77 @@ static void cu_attention_bwd(void *dq, void *dk, void *dv, const void *dout, con
     }
 }
 
-/* one block per (t, h) of the new tokens */
+/* Inference attention against KV caches, one launch for every sequence of a decode step.
+ * One block of ATTC_WARPS warps per (new row r, head h): the first head of each KV group
+ * writes row r's k and v into its cache row; the warps take every ATTC_WARPS-th key with an
+ * online softmax each (lane j holds dims j, j+32, ...: coalesced loads, one shuffle
+ * reduction per key), then merge through shared memory. Keys of this call's new rows are
+ * read from k, v themselves, so no block waits for another's cache write. Scratch is fixed
+ * (no row per key): any context length runs. */
+enum { ATTC_WARPS = 4, ATTC_HD = 256 };
 template <typename TI>
-__global__ void k_attention_cached(TI *out, const TI *q, const TI *kc, const TI *vc, int past, int NH, int NKV, int HD,
-                                   float scale) {
-    extern __shared__ float p[];
-    int t = blockIdx.x, h = blockIdx.y, kh = h / (NH / NKV), last = past + t;
-    const TI *qt = q + ((size_t)t * NH + h) * HD;
-    float mx = -INFINITY;
-    for (int s = threadIdx.x; s <= last; s += blockDim.x) {
-        const TI *ks = kc + ((size_t)s * NKV + kh) * HD;
-        float d = 0;
-        for (int i = 0; i < HD; i++) d += ld(qt + i) * ld(ks + i);
-        p[s] = d * scale;
-        mx = fmaxf(mx, p[s]);
+__global__ void k_attention_cached(TI *out, const TI *q, const TI *k, const TI *v, const lma_kv_seq *seqs, int n,
+                                   int layer, int NH, int NKV, int HD, float scale) {
+    __shared__ float sm[ATTC_WARPS], sl[ATTC_WARPS], sacc[ATTC_WARPS][ATTC_HD];
+    int r = blockIdx.x, h = blockIdx.y, G = NH / NKV, kh = h / G, t = r % n;
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nd = (HD + 31) / 32;
+    lma_kv_seq sq = seqs[r / n];
+    size_t KVD = (size_t)NKV * HD, lay = (size_t)layer * sq.cap * KVD, off = (size_t)kh * HD;
+    TI *kc = (TI *)sq.k + lay, *vc = (TI *)sq.v + lay;
+    const TI *kn = k + (size_t)(r - t) * KVD, *vn = v + (size_t)(r - t) * KVD; /* this sequence's new rows */
+    int len = sq.len, last = len + t;
+    if (h % G == 0)
+        for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+            kc[(size_t)last * KVD + off + d] = kn[(size_t)t * KVD + off + d];
+            vc[(size_t)last * KVD + off + d] = vn[(size_t)t * KVD + off + d];
+        }
+    float qv[ATTC_HD / 32], acc[ATTC_HD / 32], m = -INFINITY, l = 0;
+    const TI *qt = q + ((size_t)r * NH + h) * HD;
+    for (int j = 0; j < nd; j++) {
+        int d = lane + 32 * j;
+        qv[j] = d < HD ? ld(qt + d) * scale : 0.0f;
+        acc[j] = 0;
     }
-    mx = block_max(mx);
-    float sum = 0;
-    for (int s = threadIdx.x; s <= last; s += blockDim.x) { p[s] = __expf(p[s] - mx); sum += p[s]; }
-    sum = block_sum(sum);
+    for (int s = w; s <= last; s += ATTC_WARPS) {
+        const TI *ks = (s < len ? kc + (size_t)s * KVD : kn + (size_t)(s - len) * KVD) + off;
+        const TI *vs = (s < len ? vc + (size_t)s * KVD : vn + (size_t)(s - len) * KVD) + off;
+        float dot = 0;
+        for (int j = 0; j < nd; j++) {
+            int d = lane + 32 * j;
+            if (d < HD) dot += qv[j] * ld(ks + d);
+        }
+        dot = warp_sum(dot);
+        float mn = fmaxf(m, dot), c = __expf(m - mn), p = __expf(dot - mn);
+        l = l * c + p;
+        for (int j = 0; j < nd; j++) {
+            int d = lane + 32 * j;
+            acc[j] = acc[j] * c + (d < HD ? p * ld(vs + d) : 0.0f);
+        }
+        m = mn;
+    }
+    if (lane == 0) { sm[w] = m; sl[w] = l; }
+    for (int j = 0; j < nd; j++)
+        if (lane + 32 * j < HD) sacc[w][lane + 32 * j] = acc[j];
     __syncthreads();
-    float inv = 1.0f / sum;
-    TI *ot = out + ((size_t)t * NH + h) * HD;
-    for (int i = threadIdx.x; i < HD; i += blockDim.x) {
-        float acc = 0;
-        for (int s = 0; s <= last; s++) acc += p[s] * ld(vc + ((size_t)s * NKV + kh) * HD + i);
-        st(ot + i, acc * inv);
+    float M = sm[0]; /* warp 0 always has key 0 */
+    for (int i = 1; i < ATTC_WARPS; i++) M = fmaxf(M, sm[i]);
+    float L = 0;
+    for (int i = 0; i < ATTC_WARPS; i++) L += sl[i] * __expf(sm[i] - M);
+    TI *ot = out + ((size_t)r * NH + h) * HD;
+    for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+        float o = 0;
+        for (int i = 0; i < ATTC_WARPS; i++) o += sacc[i][d] * __expf(sm[i] - M);
+        st(ot + d, o / L);
     }
 }
 template <typename TI>
-static void cu_attention_cached(void *out, const void *q, const void *kc, const void *vc, int past, int n, int NH,
-                                int NKV, int HD, float scale) {
+static void cu_attention_cached(void *out, const void *q, const void *k, const void *v, const lma_kv_seq *seqs,
+                                int n_seq, int n, int layer, int NH, int NKV, int HD, float scale) {
     PROFILE("attention_cached");
-    size_t shm = (size_t)(past + n + 8) * sizeof(float);
-    if (shm > 48 * 1024) cudaFuncSetAttribute(k_attention_cached<TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
-    dim3 grid(n, NH);
-    k_attention_cached<TI><<<grid, 128, shm>>>((TI *)out, (const TI *)q, (const TI *)kc, (const TI *)vc, past, NH, NKV,
-                                               HD, scale);
+    if (HD > ATTC_HD) return fail(LMA_ERR_UNSUPPORTED, "attention_cached: head_dim %d above %d", HD, (int)ATTC_HD);
+    dim3 grid(n_seq * n, NH);
+    k_attention_cached<TI><<<grid, 32 * ATTC_WARPS>>>((TI *)out, (const TI *)q, (const TI *)k, (const TI *)v, seqs, n,
+                                                      layer, NH, NKV, HD, scale);
     check_launch("attention_cached");
 }
 

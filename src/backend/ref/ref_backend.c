@@ -191,17 +191,27 @@ static void ref_attention_fwd(void *out_, float *saved, const void *q_, const vo
     s_free(&s);
 }
 
-static void ref_attention_cached(void *out_, const void *q_, const void *kc_, const void *vc_, int past, int n,
-                                 int NH, int NKV, int HD, float scale) {
-    float *out = out_;
-    const float *q = q_, *kc = kc_, *vc = vc_;
-    size_t nq = SZ(n, NH) * (size_t)HD, nk = SZ(past + n, NKV) * (size_t)HD;
-    scratch s = {0};
-    double *qd = s_in(&s, q, nq), *kd = s_in(&s, kc, nk), *vd = s_in(&s, vc, nk), *o = s_alloc(&s, nq);
-    if (s.failed) { poison(out, nq); s_free(&s); return; }
-    lma_ref_attention_cached(o, qd, kd, vd, past, n, NH, NKV, HD, scale);
-    put(out, o, nq);
-    s_free(&s);
+/* per sequence: the new rows into its cache, then the double oracle on the cache's rows */
+static void ref_attention_cached(void *out_, const void *q_, const void *k_, const void *v_, const lma_kv_seq *seqs,
+                                 int n_seq, int n, int layer, int NH, int NKV, int HD, float scale) {
+    size_t KVD = SZ(NKV, HD), nq = SZ(n, NH) * (size_t)HD, rows = (size_t)n * KVD;
+    for (int i = 0; i < n_seq; i++) {
+        const lma_kv_seq *sq = &seqs[i];
+        float *kc = (float *)sq->k + SZ(layer, sq->cap) * KVD, *vc = (float *)sq->v + SZ(layer, sq->cap) * KVD;
+        float *out = (float *)out_ + (size_t)i * nq;
+        memcpy(kc + (size_t)sq->len * KVD, (const float *)k_ + (size_t)i * rows, rows * sizeof(float));
+        memcpy(vc + (size_t)sq->len * KVD, (const float *)v_ + (size_t)i * rows, rows * sizeof(float));
+        size_t nk = (size_t)(sq->len + n) * KVD;
+        scratch s = {0};
+        double *qd = s_in(&s, (const float *)q_ + (size_t)i * nq, nq), *kd = s_in(&s, kc, nk), *vd = s_in(&s, vc, nk);
+        double *o = s_alloc(&s, nq);
+        if (s.failed) poison(out, nq);
+        else {
+            lma_ref_attention_cached(o, qd, kd, vd, sq->len, n, NH, NKV, HD, scale);
+            put(out, o, nq);
+        }
+        s_free(&s);
+    }
 }
 
 /* out (the forward's output) is not needed: the probabilities are recomputed */

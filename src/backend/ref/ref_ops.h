@@ -52,7 +52,8 @@ void lma_ref_rope_bwd(double *dinp, const double *dout, const int32_t *pos, cons
  * (0 where masked), written by the forward, read by the backward. */
 void lma_ref_attention_fwd(double *out, double *att, const double *q, const double *k, const double *v,
                            const int32_t *seg, int B, int T, int NH, int NKV, int HD, double scale);
-/* Attention of n new tokens against a KV cache (see backend.h attention_cached). */
+/* Attention of n new tokens (positions past..past+n-1) against one contiguous cache kc, vc
+ * (past+n, NKV, HD) that already holds them (backend.h attention_cached, one sequence). */
 void lma_ref_attention_cached(double *out, const double *q, const double *kc, const double *vc, int past, int n,
                               int NH, int NKV, int HD, double scale);
 void lma_ref_attention_bwd(double *dq, double *dk, double *dv, const double *dout, const double *att,
