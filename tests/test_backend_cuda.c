@@ -498,6 +498,68 @@ static void training(const char *name, float lr, double tol, int mode, int ckpt)
     lma_model_free(mg);
 }
 
+/* Generation with a KV cache on the GPU against the same steps on the CPU (fp32), fixture
+ * model `name`: one sequence (a 6-token prefill, then 5 decode steps: the first runs as
+ * is, the second is recorded as a graph, the rest replay it) and a batched step of 3
+ * sequences of different lengths (5 lma_model_decode_batch steps), every step's logits, the
+ * tokens fed from the CPU's greedy choice so that both sides see the same ids. */
+static void decoding(const char *name, double tol) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/ref/models/%s", LMA_SRC_DIR, name);
+    lma_model *mc = NULL, *mg = NULL;
+    CHECK_OK(lma_model_load_ex(dir, cpu, 0, &mc));
+    CHECK_OK(lma_model_load_ex(dir, gpu, LMA_MODEL_FROZEN, &mg));
+    if (!mc || !mg) { lma_model_free(mc); lma_model_free(mg); return; }
+    enum { S = 3, P = 6, STEPS = 5 };
+    int V = mc->cfg.vocab_size, lens[S] = {6, 3, 5};
+    float *lc = malloc((size_t)S * V * 4), *lg = malloc((size_t)S * V * 4);
+    lma_kv_cache *kc[S], *kg[S];
+    for (int i = 0; i < S; i++) {
+        CHECK_OK(lma_kv_create(mc, P + STEPS + 1, &kc[i]));
+        CHECK_OK(lma_kv_create(mg, P + STEPS + 1, &kg[i]));
+    }
+    int32_t ids[S][P], tok[S];
+    for (int i = 0; i < S; i++)
+        for (int t = 0; t < P; t++) ids[i][t] = (int32_t)((7 + 13 * t + 31 * i) % V);
+    char what[160];
+    for (int batched = 0; batched < 2; batched++) {
+        int ns = batched ? S : 1;
+        for (int i = 0; i < ns; i++) { /* prefill */
+            kc[i]->len = kg[i]->len = 0;
+            CHECK_OK(lma_model_forward_cached(mc, kc[i], ids[i], lens[i], lc, 0));
+            CHECK_OK(lma_model_forward_cached(mg, kg[i], ids[i], lens[i], lg, 0));
+            snprintf(what, sizeof what, "%s decode: prefill of %d tokens, sequence %d", name, lens[i], i);
+            cmp_host(what, lc, (float *)memcpy(malloc((size_t)V * 4), lg, (size_t)V * 4), V, tol);
+            tok[i] = 0;
+            for (int j = 1; j < V; j++) if (lc[j] > lc[tok[i]]) tok[i] = j;
+        }
+        for (int s = 0; s < STEPS; s++) {
+            if (batched) {
+                CHECK_OK(lma_model_decode_batch(mc, kc, tok, S, lc));
+                CHECK_OK(lma_model_decode_batch(mg, kg, tok, S, lg));
+            } else {
+                CHECK_OK(lma_model_forward_cached(mc, kc[0], tok, 1, lc, 0));
+                CHECK_OK(lma_model_forward_cached(mg, kg[0], tok, 1, lg, 0));
+            }
+            snprintf(what, sizeof what, "%s decode: %s step %d (%s)", name, batched ? "batched (3 sequences)" : "one sequence",
+                     s, s == 0 ? "as is" : s == 1 ? "recorded" : "replayed");
+            cmp_host(what, lc, (float *)memcpy(malloc((size_t)ns * V * 4), lg, (size_t)ns * V * 4), (size_t)ns * V, tol);
+            for (int i = 0; i < ns; i++) {
+                const float *r = lc + (size_t)i * V;
+                tok[i] = 0;
+                for (int j = 1; j < V; j++) if (r[j] > r[tok[i]]) tok[i] = j;
+            }
+        }
+        for (int i = 0; i < ns; i++)
+            CHECK(kg[i]->len == lens[i] + STEPS && kc[i]->len == kg[i]->len, "%s %s decode: sequence %d at %d tokens",
+                  gpu->name, name, i, kg[i]->len);
+    }
+    for (int i = 0; i < S; i++) { lma_kv_free(mc, kc[i]); lma_kv_free(mg, kg[i]); }
+    free(lc); free(lg);
+    lma_model_free(mc);
+    lma_model_free(mg);
+}
+
 int main(void) {
     cpu = lma_backend_cpu();
     const lma_backend *fp32 = lma_backend_cuda_fp32(), *bf16 = lma_backend_cuda();
@@ -537,6 +599,10 @@ int main(void) {
      * issue's 1e-2 (at lr 1e-2 the tiny models amplify rounding chaotically) */
     gpu = fp32;
     lma_cuda_set_tf32(0);
+    for (int i = 0; i < 6; i++) decoding(models[i], 1e-5);
+    gpu = bf16;
+    for (int i = 0; i < 6; i++) decoding(models[i], 2e-2);
+    gpu = fp32;
     lma_cuda_attention_naive = 2;
     for (int i = 0; i < 6; i++) training(models[i], 1e-2f, 1e-3, 0, 0);
     lma_cuda_attention_naive = 0;

@@ -114,6 +114,17 @@ struct lma_backend {
     void (*attention_cached)(void *out, const void *q, const void *k, const void *v, const lma_kv_seq *seqs,
                              int n_seq, int n, int layer, int NH, int NKV, int HD, float scale);
 
+    /* Recorded graphs (NULL where unsupported: cpu, ref). graph_begin (0: cannot record
+     * now) makes the ops this thread issues next be recorded instead of run, until
+     * graph_end, which returns them as a replayable graph (NULL, the failure recorded for
+     * sync, if recording failed). graph_run queues a graph: its ops run on the buffers they
+     * were recorded with, reading what those hold at run time. The model records a decode
+     * step once per shape and replays it (model/llama_infer.c). */
+    int (*graph_begin)(void);
+    void *(*graph_end)(void);
+    void (*graph_run)(void *graph);
+    void (*graph_free)(void *graph);
+
     /* out (n) = silu(gate) * up */
     void (*swiglu_fwd)(void *out, const void *gate, const void *up, size_t n);
     void (*swiglu_bwd)(void *dgate, void *dup, const void *dout, const void *gate, const void *up, size_t n);

@@ -431,6 +431,7 @@ void lma_model_free(lma_model *m) {
     if (!m) return;
     const lma_backend *be = m->be;
     free_acts(m);
+    lma_model_drop_graphs(m);
     if (m->infer_buf) be->free(m->infer_buf);
     if (m->wact && m->wact != m->params) be->free(m->wact);
     if (m->params) be->free(m->params);

@@ -75,6 +75,10 @@ struct lma_model {
     void *infer_buf;     /* the scratch of the inference forward, kept between calls (bytes) */
     size_t infer_cap;
     char infer_busy;     /* infer_buf in use (atomic test-and-set): a concurrent call allocates its own */
+    struct {             /* decode steps recorded as backend graphs, by batch (llama_infer.c) */
+        int n, calls;    /* sequences of one token each; calls seen (recorded at the second) */
+        void *graph;     /* NULL until recorded */
+    } graphs[16];
     struct lma_qmat *qm; /* LMA_MODEL_GGUF_QUANT: (L*7 + 2) q,k,v,o,gate,up,down of each layer, then
                             the embedding and an untied lm_head (tied: the embedding serves), in
                             their GGUF blocks (quant/qdot.h; F32 for a type without a kernel), host

@@ -7,6 +7,7 @@
 #include "model/llama.h"
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "core/arena.h"
 #include "model/model_internal.h"
 
@@ -43,8 +44,8 @@ void lma_kv_free(const lma_model *m, lma_kv_cache *kv) {
 /* The scratch of an inference forward of n tokens, n_out of them with logits (bytes; offsets
  * of each buffer into o): act x, ln, mid (n,C) x3; q, atty (n,QD) x2 (+ q_raw); k, v (n,KVD)
  * (+ k_raw); gate, up, swi (n,I) x3; fp32 rstd (n) x2 + qk rstd; act logits (n_out, V); ids +
- * pos; fp32 logits (n_out, V) when act storage is not fp32; the caches' table (up to n
- * sequences). */
+ * pos and the caches' table (up to n sequences), uploaded together; fp32 logits (n_out, V)
+ * when act storage is not fp32. */
 enum { INFER_SLOTS = 20 };
 static size_t infer_layout(const lma_config *c, int act_bytes, int n_, int n_out_, size_t o[INFER_SLOTS]) {
     size_t n = (size_t)n_, n_out = (size_t)n_out_, C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
@@ -57,9 +58,8 @@ static size_t infer_layout(const lma_config *c, int act_bytes, int n_, int n_out
     NEXT(n * KVD, ea); NEXT(n * KVD, ea); NEXT(n * KVD, ea);
     NEXT(n * I, ea); NEXT(n * I, ea); NEXT(n * I, ea);
     NEXT(n, ef); NEXT(n, ef); NEXT(n * NH, ef); NEXT(n * NKV, ef);
-    NEXT(n_out * V, ea); NEXT(2 * n, sizeof(int32_t));
+    NEXT(n_out * V, ea); NEXT(2 * n, sizeof(int32_t)); NEXT(n, sizeof(lma_kv_seq));
     NEXT(ea == ef ? 0 : n_out * V, ef);
-    NEXT(n, sizeof(lma_kv_seq));
 #undef NEXT
     return f;
 }
@@ -67,6 +67,42 @@ static size_t infer_layout(const lma_config *c, int act_bytes, int n_, int n_out
 size_t lma_model_infer_scratch_bytes(const lma_config *c, int act_bytes, int n, int n_out) {
     size_t o[INFER_SLOTS];
     return infer_layout(c, act_bytes, n, n_out, o);
+}
+
+/* The graph slot of a decode step of n sequences, or NULL where it is not recorded: a backend
+ * without graphs, an attached adapter (its hooks run on the host), LMA_DECODE_GRAPHS=0, or a
+ * first call (it runs as usual and counts). The graphs read the kept scratch, the weights and
+ * the RoPE table, whose addresses they keep: a new scratch drops them (llama_infer.c), as
+ * does lma_model_free. */
+static void **infer_graph_slot(lma_model *m, int n) {
+    static int off = -1;
+    if (off < 0) {
+        const char *e = getenv("LMA_DECODE_GRAPHS");
+        off = e && !strcmp(e, "0");
+    }
+    if (off || !m->be->graph_begin || m->lora) return NULL;
+    enum { NG = sizeof m->graphs / sizeof m->graphs[0] };
+    int free_at = -1, fewest = 0;
+    for (int i = 0; i < NG; i++) {
+        if (m->graphs[i].n == n) return m->graphs[i].calls++ ? &m->graphs[i].graph : NULL;
+        if (m->graphs[i].calls < m->graphs[fewest].calls) fewest = i;
+        if (free_at < 0 && !m->graphs[i].n) free_at = i;
+    }
+    int at = free_at >= 0 ? free_at : fewest; /* full: the least used batch size gives way */
+    if (m->graphs[at].graph) m->be->graph_free(m->graphs[at].graph);
+    m->graphs[at].n = n;
+    m->graphs[at].calls = 1;
+    m->graphs[at].graph = NULL;
+    return NULL;
+}
+
+/* Drops every recorded graph (the scratch they read moved, or the model goes). */
+void lma_model_drop_graphs(lma_model *m) {
+    for (size_t i = 0; i < sizeof m->graphs / sizeof m->graphs[0]; i++) {
+        if (m->graphs[i].graph) m->be->graph_free(m->graphs[i].graph);
+        m->graphs[i].n = m->graphs[i].calls = 0;
+        m->graphs[i].graph = NULL;
+    }
 }
 
 /* Inference forward. Single (batched 0): n tokens of the sequence of kvs[0] at positions
@@ -107,6 +143,7 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
      * generations on one model) takes its own */
     int kept = f <= KEEP_SCRATCH && !__atomic_test_and_set(&m->infer_busy, __ATOMIC_ACQUIRE);
     if (kept && f > m->infer_cap) {
+        lma_model_drop_graphs(m);
         if (m->infer_buf) be->free(m->infer_buf);
         m->infer_buf = be->alloc(f);
         m->infer_cap = m->infer_buf ? f : 0;
@@ -121,38 +158,47 @@ static lma_status infer_forward(lma_model *m, lma_kv_cache *const *kvs, int batc
     float *q_rstd = (float *)(buf + o[14]), *k_rstd = (float *)(buf + o[15]);
     void *lg = buf + o[16];
     int32_t *d_ids = (int32_t *)(buf + o[17]), *d_pos = d_ids + n;
-    float *lg32 = (float *)(buf + o[18]);
-    lma_kv_seq *d_seqs = (lma_kv_seq *)(buf + o[19]);
+    lma_kv_seq *d_seqs = (lma_kv_seq *)(buf + o[18]);
+    float *lg32 = (float *)(buf + o[19]);
     int n_seq = batched ? n : 1;
-    int32_t *pos = malloc((size_t)n * sizeof *pos);
-    lma_kv_seq *seqs = malloc((size_t)n_seq * sizeof *seqs);
-    if (!pos || !seqs) {
-        free(pos);
-        free(seqs);
+    /* ids, positions and the caches' table: one upload, laid out as in the scratch */
+    size_t nb = o[18] - o[17] + (size_t)n_seq * sizeof(lma_kv_seq);
+    char *stage = malloc(nb);
+    if (!stage) {
         if (kept) __atomic_clear(&m->infer_busy, __ATOMIC_RELEASE);
         else be->free(buf);
         return lma_error(LMA_ERR_NOMEM, "out of memory");
     }
+    int32_t *pos = (int32_t *)stage + n;
+    lma_kv_seq *seqs = (lma_kv_seq *)(stage + (o[18] - o[17]));
+    memcpy(stage, ids, (size_t)n * sizeof(int32_t));
     for (int i = 0; i < n; i++) pos[i] = batched ? kvs[i]->len : kv->len + i;
     for (int i = 0; i < n_seq; i++)
         seqs[i] = (lma_kv_seq){.k = kvs[i]->k, .v = kvs[i]->v, .cap = kvs[i]->cap, .len = kvs[i]->len};
-    be->upload(d_ids, ids, (size_t)n * sizeof(int32_t));
-    be->upload(d_pos, pos, (size_t)n * sizeof(int32_t));
-    be->upload(d_seqs, seqs, (size_t)n_seq * sizeof *seqs);
-    free(pos);
-    free(seqs);
+    be->upload(d_ids, stage, nb);
+    free(stage);
 
-    lma_model_embed_fwd(m, x, d_ids, n);
-    lma_attn_ctx ac = {.seqs = d_seqs, .n_seq = n_seq};
-    for (int l = 0; l < c->n_layers; l++) {
-        lma_layer_io io = {.x = x, .xo = x, .ln1 = ln, .rstd1 = rstd1, .q_raw = q_raw, .k_raw = k_raw, .q_rstd = q_rstd,
-                       .k_rstd = k_rstd, .q = q, .k = k, .v = v, .att = NULL, .atty = atty, .mid = mid, .ln2 = ln,
-                       .rstd2 = rstd2, .gate = gate, .up = up, .swi = swi};
-        lma_model_layer_forward(m, l, &io, n, d_pos, &ac, 0);
+    /* a decode step (one token for each of n_seq sequences) replays its recorded graph, or
+     * is recorded at its second call (the first warms up plans and scratch) */
+    void **graph = kept && n == n_seq && !hidden ? infer_graph_slot(m, n) : NULL;
+    if (graph && *graph) {
+        be->graph_run(*graph);
+    } else {
+        int rec = graph && be->graph_begin();
+        lma_model_embed_fwd(m, x, d_ids, n);
+        lma_attn_ctx ac = {.seqs = d_seqs, .n_seq = n_seq};
+        for (int l = 0; l < c->n_layers; l++) {
+            lma_layer_io io = {.x = x, .xo = x, .ln1 = ln, .rstd1 = rstd1, .q_raw = q_raw, .k_raw = k_raw,
+                               .q_rstd = q_rstd, .k_rstd = k_rstd, .q = q, .k = k, .v = v, .att = NULL,
+                               .atty = atty, .mid = mid, .ln2 = ln, .rstd2 = rstd2, .gate = gate, .up = up,
+                               .swi = swi};
+            lma_model_layer_forward(m, l, &io, n, d_pos, &ac, 0);
+        }
+        const void *xl = lma_at(x, (size_t)(n - n_out) * C, ea);
+        be->rmsnorm_fwd(ln, rstd1, xl, m->w.final_norm, n_out, C, (float)c->rms_norm_eps);
+        if (!hidden) lma_model_head_fwd(m, lg, ln, n_out);
+        if (rec && (*graph = be->graph_end())) be->graph_run(*graph);
     }
-    const void *xl = lma_at(x, (size_t)(n - n_out) * C, ea);
-    be->rmsnorm_fwd(ln, rstd1, xl, m->w.final_norm, n_out, C, (float)c->rms_norm_eps);
-    if (!hidden) lma_model_head_fwd(m, lg, ln, n_out);
     int W = hidden ? C : V; /* output row width */
     float *outp = hidden ? hidden : logits;
     lma_status s = lma_download_act(be, outp, hidden ? ln : lg, (size_t)n_out * W, lg32);

@@ -45,6 +45,9 @@ typedef struct {
     int n_seq;
 } lma_attn_ctx;
 
+/* Frees the decode steps recorded as backend graphs (llama_infer.c). */
+void lma_model_drop_graphs(lma_model *m);
+
 /* layer l's forward on io, N rows at pos (recompute: what the backward reads, not the output) */
 void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, int N, const int32_t *pos,
                              const lma_attn_ctx *ac, int recompute);

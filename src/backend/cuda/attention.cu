@@ -801,12 +801,12 @@ static cudaError_t fwd_t(void *out, float *lse, const void *q, const void *k, co
     if (use_wmma()) {
         size_t shm = fwd_smem<HD>::bytes;
         cudaFuncSetAttribute(k_flash_fwd<HD, TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
-        k_flash_fwd<HD, TI><<<grid, NTHREADS, shm>>>((TI *)out, lse, (const TI *)q, (const TI *)k, (const TI *)v, seg,
+        k_flash_fwd<HD, TI><<<grid, NTHREADS, shm, lma_cu_stream>>>((TI *)out, lse, (const TI *)q, (const TI *)k, (const TI *)v, seg,
                                                      T, NH, NKV, scale);
     } else {
         size_t shm = mfwd_smem<HD>::bytes;
         cudaFuncSetAttribute(k_flash_fwd_mma<HD, TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
-        k_flash_fwd_mma<HD, TI><<<grid, NTHREADS, shm>>>((TI *)out, lse, (const TI *)q, (const TI *)k, (const TI *)v,
+        k_flash_fwd_mma<HD, TI><<<grid, NTHREADS, shm, lma_cu_stream>>>((TI *)out, lse, (const TI *)q, (const TI *)k, (const TI *)v,
                                                          seg, T, NH, NKV, scale);
     }
     return cudaGetLastError();
@@ -837,7 +837,7 @@ static cudaError_t bwd_t(void *dq, void *dk, void *dv, const void *dout, const v
     if (!scr) return cudaErrorMemoryAllocation;
     float *D = scr, *dqacc = dq ? (bf ? scr + nrow : (float *)dq) : NULL;
     float *dkacc = scr + nrow + (bf && dq ? nq : 0), *dvacc = dkacc + nq;
-    k_flash_rowdot<TI><<<(unsigned)((nrow * 32 + 255) / 256), 256>>>(D, (const TI *)dout, (const TI *)out, B, T, NH, HD);
+    k_flash_rowdot<TI><<<(unsigned)((nrow * 32 + 255) / 256), 256, 0, lma_cu_stream>>>(D, (const TI *)dout, (const TI *)out, B, T, NH, HD);
     if (bf && dq) cudaMemsetAsync(dqacc, 0, nq * sizeof(float));
     if (!use_wmma()) {
         size_t shm = mbwd_smem<HD>::bytes;
@@ -845,39 +845,39 @@ static cudaError_t bwd_t(void *dq, void *dk, void *dv, const void *dout, const v
         if (ph) {
             cudaFuncSetAttribute(k_flash_bwd_mma<HD, TI, float>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
             dim3 grid((T + BR - 1) / BR, NH, B);
-            k_flash_bwd_mma<HD, TI, float><<<grid, NTHREADS, shm>>>(
+            k_flash_bwd_mma<HD, TI, float><<<grid, NTHREADS, shm, lma_cu_stream>>>(
                 dqacc, dk ? dkacc : NULL, dv ? dvacc : NULL, 0, 1, (const TI *)dout, lse, D, (const TI *)q,
                 (const TI *)k, (const TI *)v, seg, T, NH, NKV, scale);
-            if (dk) k_group_sum<TI><<<nb, 256>>>((TI *)dk, dkacc, nk, NH / NKV, HD);
-            if (dv) k_group_sum<TI><<<nb, 256>>>((TI *)dv, dvacc, nk, NH / NKV, HD);
+            if (dk) k_group_sum<TI><<<nb, 256, 0, lma_cu_stream>>>((TI *)dk, dkacc, nk, NH / NKV, HD);
+            if (dv) k_group_sum<TI><<<nb, 256, 0, lma_cu_stream>>>((TI *)dv, dvacc, nk, NH / NKV, HD);
         } else {
             cudaFuncSetAttribute(k_flash_bwd_mma<HD, TI, TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
             dim3 grid((T + BR - 1) / BR, NKV, B);
-            k_flash_bwd_mma<HD, TI, TI><<<grid, NTHREADS, shm>>>(dqacc, (TI *)dk, (TI *)dv, 1, NH / NKV,
+            k_flash_bwd_mma<HD, TI, TI><<<grid, NTHREADS, shm, lma_cu_stream>>>(dqacc, (TI *)dk, (TI *)dv, 1, NH / NKV,
                                                                  (const TI *)dout, lse, D, (const TI *)q,
                                                                  (const TI *)k, (const TI *)v, seg, T, NH, NKV, scale);
         }
-        if (bf && dq) k_add_f32_to_bf16<<<(unsigned)((nq + 255) / 256), 256>>>((bf16 *)dq, dqacc, nq);
+        if (bf && dq) k_add_f32_to_bf16<<<(unsigned)((nq + 255) / 256), 256, 0, lma_cu_stream>>>((bf16 *)dq, dqacc, nq);
         return cudaGetLastError();
     }
     size_t shm = bwd_smem<HD>::bytes;
     if (ph) {
         cudaFuncSetAttribute(k_flash_bwd<HD, TI, float>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
         dim3 grid((T + BR - 1) / BR, NH, B);
-        k_flash_bwd<HD, TI, float><<<grid, NTHREADS, shm>>>(dqacc, dk ? dkacc : NULL, dv ? dvacc : NULL, 0, 1,
+        k_flash_bwd<HD, TI, float><<<grid, NTHREADS, shm, lma_cu_stream>>>(dqacc, dk ? dkacc : NULL, dv ? dvacc : NULL, 0, 1,
                                                             (const TI *)dout, lse, D, (const TI *)q, (const TI *)k,
                                                             (const TI *)v, seg, T, NH, NKV, scale);
         unsigned nb = (unsigned)((nk + 255) / 256);
-        if (dk) k_group_sum<TI><<<nb, 256>>>((TI *)dk, dkacc, nk, NH / NKV, HD);
-        if (dv) k_group_sum<TI><<<nb, 256>>>((TI *)dv, dvacc, nk, NH / NKV, HD);
+        if (dk) k_group_sum<TI><<<nb, 256, 0, lma_cu_stream>>>((TI *)dk, dkacc, nk, NH / NKV, HD);
+        if (dv) k_group_sum<TI><<<nb, 256, 0, lma_cu_stream>>>((TI *)dv, dvacc, nk, NH / NKV, HD);
     } else {
         cudaFuncSetAttribute(k_flash_bwd<HD, TI, TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
         dim3 grid((T + BR - 1) / BR, NKV, B);
-        k_flash_bwd<HD, TI, TI><<<grid, NTHREADS, shm>>>(dqacc, (TI *)dk, (TI *)dv, 1, NH / NKV, (const TI *)dout, lse,
+        k_flash_bwd<HD, TI, TI><<<grid, NTHREADS, shm, lma_cu_stream>>>(dqacc, (TI *)dk, (TI *)dv, 1, NH / NKV, (const TI *)dout, lse,
                                                          D, (const TI *)q, (const TI *)k, (const TI *)v, seg, T, NH,
                                                          NKV, scale);
     }
-    if (bf && dq) k_add_f32_to_bf16<<<(unsigned)((nq + 255) / 256), 256>>>((bf16 *)dq, dqacc, nq);
+    if (bf && dq) k_add_f32_to_bf16<<<(unsigned)((nq + 255) / 256), 256, 0, lma_cu_stream>>>((bf16 *)dq, dqacc, nq);
     return cudaGetLastError();
 }
 

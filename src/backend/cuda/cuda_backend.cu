@@ -55,6 +55,7 @@ extern "C" {
 #include "backend/cuda/ops_elementwise.cuh"
 #include "backend/cuda/ops_loss_optim.cuh"
 #include "backend/cuda/ops_encoder.cuh"
+#include "backend/cuda/ops_graph.cuh"
 
 /* ---- the tables ---------------------------------------------------------------------------- */
 
@@ -81,6 +82,8 @@ template <typename TI> static void fill(lma_backend *b, const char *name) {
     b->matmul_nf4_fwd = cu_matmul_nf4_fwd<TI>; b->matmul_nf4_bwd = cu_matmul_nf4_bwd<TI>; /* QLoRA */
     b->layernorm_fwd = cu_layernorm_fwd<TI>; b->gelu_fwd = cu_gelu_fwd<TI>; /* encoders */
     b->attention_bidir_fwd = cu_attention_bidir_fwd<TI>;
+    b->graph_begin = cu_graph_begin; b->graph_end = cu_graph_end; b->graph_run = cu_graph_run;
+    b->graph_free = cu_graph_free;
 }
 
 /* The table for `want_bf16` (1: "cuda", bf16 activations; 0: "cuda-fp32"), NULL without a GPU.

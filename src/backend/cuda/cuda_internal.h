@@ -6,6 +6,10 @@
 #include "backend/cuda/cuda_sizes.h"
 #include <stdint.h>
 
+/* The stream this thread's ops are queued on: the legacy default stream (0), or while a
+ * graph is recorded the capture stream (ops_graph.cuh). Every launch names it. */
+extern thread_local cudaStream_t lma_cu_stream;
+
 /* Device memory of the plugin, counted (cuda_backend.cu): every allocation goes here. */
 void *lma_cuda_malloc(size_t bytes);
 void lma_cuda_free(void *p);

@@ -477,7 +477,7 @@ int lma_cuda_sdpa_bwd(void *dq, void *dk, void *dv, const void *dout, const void
     if (execute(p, 13, uids, ptrs, ws)) return -1;
     size_t n8 = (nq + 2 * nk) / 8;
     int vec = (((uintptr_t)dq | (uintptr_t)dk | (uintptr_t)dv) & 15) == 0;
-    k_add3<<<(unsigned)((n8 + 255) / 256), 256>>>((bf16 *)dq, (bf16 *)dk, (bf16 *)dv, g, nq, nk, vec);
+    k_add3<<<(unsigned)((n8 + 255) / 256), 256, 0, lma_cu_stream>>>((bf16 *)dq, (bf16 *)dk, (bf16 *)dv, g, nq, nk, vec);
     return cudaGetLastError() == cudaSuccess ? 0 : -1;
 }
 

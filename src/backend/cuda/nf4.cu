@@ -38,8 +38,8 @@ cudaError_t lma_cuda_nf4_dequant(void *out, const lma_nf4_tensor *w, int bf16_ou
     int64_t bytes = (w->n + 1) / 2;
     unsigned nb = (unsigned)((bytes + 255) / 256);
     if (bf16_out)
-        k_nf4_dequant<__nv_bfloat16><<<nb, 256>>>((__nv_bfloat16 *)out, w->codes, w->qabsmax, w->absmax2, w->offset, w->n);
+        k_nf4_dequant<__nv_bfloat16><<<nb, 256, 0, lma_cu_stream>>>((__nv_bfloat16 *)out, w->codes, w->qabsmax, w->absmax2, w->offset, w->n);
     else
-        k_nf4_dequant<float><<<nb, 256>>>((float *)out, w->codes, w->qabsmax, w->absmax2, w->offset, w->n);
+        k_nf4_dequant<float><<<nb, 256, 0, lma_cu_stream>>>((float *)out, w->codes, w->qabsmax, w->absmax2, w->offset, w->n);
     return cudaGetLastError();
 }

@@ -103,7 +103,7 @@ template <typename TI>
 static void naive_attention_fwd(TI *out, float *saved, const TI *q, const TI *k, const TI *v, const int32_t *seg, int B,
                                 int T, int NH, int NKV, int HD, float scale) {
     dim3 grid(T, NH, B);
-    k_attention_fwd<TI><<<grid, 128>>>(out, saved, q, k, v, seg, T, NH, NKV, HD, scale);
+    k_attention_fwd<TI><<<grid, 128, 0, lma_cu_stream>>>(out, saved, q, k, v, seg, T, NH, NKV, HD, scale);
     check_launch("attention_fwd");
 }
 /* fp32 gradients accumulate in place; bf16 ones through an fp32 scratch */
@@ -120,12 +120,12 @@ static void naive_attention_bwd(TI *dq, TI *dk, TI *dv, const TI *dout, const fl
         cudaMemset(s, 0, (nq + 2 * nk) * sizeof(float));
         fq = dq ? s : NULL; fk = dk ? s + nq : NULL; fv = dv ? s + nq + nk : NULL;
     }
-    k_attention_bwd<TI><<<grid, 128, shm>>>(fq, fk, fv, dout, saved, q, k, v, T, NH, NKV, HD, scale);
+    k_attention_bwd<TI><<<grid, 128, shm, lma_cu_stream>>>(fq, fk, fv, dout, saved, q, k, v, T, NH, NKV, HD, scale);
     check_launch("attention_bwd");
     if (sizeof(TI) == 2) {
-        if (dq) k_add_f32<TI><<<blocks(nq, 256), 256>>>(dq, fq, nq);
-        if (dk) k_add_f32<TI><<<blocks(nk, 256), 256>>>(dk, fk, nk);
-        if (dv) k_add_f32<TI><<<blocks(nk, 256), 256>>>(dv, fv, nk);
+        if (dq) k_add_f32<TI><<<blocks(nq, 256), 256, 0, lma_cu_stream>>>(dq, fq, nq);
+        if (dk) k_add_f32<TI><<<blocks(nk, 256), 256, 0, lma_cu_stream>>>(dk, fk, nk);
+        if (dv) k_add_f32<TI><<<blocks(nk, 256), 256, 0, lma_cu_stream>>>(dv, fv, nk);
         check_launch("attention_bwd add");
     }
 }
@@ -194,7 +194,7 @@ static void gemm_attention_fwd(float *out, float *saved, const float *q, const f
                          T, (long long)G * T * T, NKV, "attention S");
         }
     dim3 grid(T, NH, B);
-    k_masked_softmax<<<grid, 256>>>(saved, seg, T, NH);
+    k_masked_softmax<<<grid, 256, 0, lma_cu_stream>>>(saved, seg, T, NH);
     check_launch("attention softmax");
     for (int b = 0; b < B; b++)
         for (int g = 0; g < G; g++) {
@@ -219,7 +219,7 @@ static void gemm_attention_bwd(float *dq, float *dk, float *dv, const float *dou
             gemm_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, HD, 1.0f, vb, ldk, HD, gob + (size_t)g * HD, ldq,
                          (long long)G * HD, 0.0f, dp + (size_t)g * T * T, T, (long long)G * T * T, NKV, "attention dP");
         dim3 grid(T, NH);
-        k_softmax_bwd<<<grid, 256>>>(dp, saved, T, NH, b, scale);
+        k_softmax_bwd<<<grid, 256, 0, lma_cu_stream>>>(dp, saved, T, NH, b, scale);
         check_launch("attention softmax bwd");
         for (int g = 0; g < G; g++) {
             const float *ds = dp + (size_t)g * T * T, *pg = pb + (size_t)g * T * T;
@@ -360,7 +360,7 @@ static void cu_attention_cached(void *out, const void *q, const void *k, const v
     PROFILE("attention_cached");
     if (HD > ATTC_HD) return fail(LMA_ERR_UNSUPPORTED, "attention_cached: head_dim %d above %d", HD, (int)ATTC_HD);
     dim3 grid(n_seq * n, NH);
-    k_attention_cached<TI><<<grid, 32 * ATTC_WARPS>>>((TI *)out, (const TI *)q, (const TI *)k, (const TI *)v, seqs, n,
+    k_attention_cached<TI><<<grid, 32 * ATTC_WARPS, 0, lma_cu_stream>>>((TI *)out, (const TI *)q, (const TI *)k, (const TI *)v, seqs, n,
                                                       layer, NH, NKV, HD, scale);
     check_launch("attention_cached");
 }

@@ -102,7 +102,7 @@ static void cu_attention_bidir_fwd(void *out, const void *q, const void *k, cons
     size_t shm = (size_t)T * sizeof(float);
     if (shm > 48 * 1024) cudaFuncSetAttribute(k_attention_bidir<TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
     dim3 grid(T, NH, B);
-    k_attention_bidir<TI><<<grid, 128, shm>>>((TI *)out, (const TI *)q, (const TI *)k, (const TI *)v, lens, T, NH, HD,
+    k_attention_bidir<TI><<<grid, 128, shm, lma_cu_stream>>>((TI *)out, (const TI *)q, (const TI *)k, (const TI *)v, lens, T, NH, HD,
                                               scale);
     check_launch("attention_bidir_fwd");
 }

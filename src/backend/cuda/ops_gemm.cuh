@@ -111,7 +111,7 @@ static void lt_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
     float alpha = 1.0f;
     lma_cuda_prof_scope ps(lma_cuda_prof_on() ? &p->prof : NULL);
     check_blas(cublasLtMatmul(g_lt, p->op, &alpha, A, p->a, Bm, p->b, &beta, C, p->c, C, p->c, &p->algo, g_lt_ws,
-                              LT_WS_BYTES, 0), what);
+                              LT_WS_BYTES, lma_cu_stream), what);
 }
 
 template <typename TI> static cudaDataType act_type() { return sizeof(TI) == 2 ? CUDA_R_16BF : CUDA_R_32F; }
@@ -149,7 +149,7 @@ static void cu_matmul_bwd(void *dinp, float *dw, float *dbias, const void *dout,
         lt_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, dw, C, 1.0f, NULL, act_type<TI>(), CUDA_R_32F,
                 "matmul_bwd dw");
     if (dbias) {
-        k_bias_bwd<TI><<<blocks(N, COLSUM_ROWS), 256>>>(dbias, (const TI *)dout, N, OC);
+        k_bias_bwd<TI><<<blocks(N, COLSUM_ROWS), 256, 0, lma_cu_stream>>>(dbias, (const TI *)dout, N, OC);
         check_launch("bias_bwd");
     }
 }

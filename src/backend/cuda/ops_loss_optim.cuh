@@ -54,9 +54,9 @@ static void cu_cross_entropy(float *losses, void *dlogits, const void *logits, c
                              float dscale) {
     PROFILE("cross_entropy");
     if (vec_ok((size_t)V, dlogits, logits))
-        k_cross_entropy<TI, 8><<<N, 512>>>(losses, (TI *)dlogits, (const TI *)logits, targets, V, dscale);
+        k_cross_entropy<TI, 8><<<N, 512, 0, lma_cu_stream>>>(losses, (TI *)dlogits, (const TI *)logits, targets, V, dscale);
     else
-        k_cross_entropy<TI, 1><<<N, 512>>>(losses, (TI *)dlogits, (const TI *)logits, targets, V, dscale);
+        k_cross_entropy<TI, 1><<<N, 512, 0, lma_cu_stream>>>(losses, (TI *)dlogits, (const TI *)logits, targets, V, dscale);
     check_launch("cross_entropy");
 }
 
@@ -101,9 +101,9 @@ static void cu_adamw(float *p, const float *g, float *m, float *v, void *p_act, 
     TI *pa = p_act == (void *)p ? NULL : (TI *)p_act;
     if (n % 4 == 0 && !(((uintptr_t)p | (uintptr_t)g | (uintptr_t)m | (uintptr_t)v) & 15) &&
         !((uintptr_t)pa & (4 * sizeof(TI) - 1)))
-        k_adamw<TI, 4><<<blocks(n / 4, 256), 256>>>(p, g, m, v, pa, n, lr, b1, b2, eps, wd, bc1, bc2s, grad_scale);
+        k_adamw<TI, 4><<<blocks(n / 4, 256), 256, 0, lma_cu_stream>>>(p, g, m, v, pa, n, lr, b1, b2, eps, wd, bc1, bc2s, grad_scale);
     else
-        k_adamw<TI, 1><<<blocks(n, 256), 256>>>(p, g, m, v, pa, n, lr, b1, b2, eps, wd, bc1, bc2s, grad_scale);
+        k_adamw<TI, 1><<<blocks(n, 256), 256, 0, lma_cu_stream>>>(p, g, m, v, pa, n, lr, b1, b2, eps, wd, bc1, bc2s, grad_scale);
     check_launch("adamw");
 }
 
@@ -139,7 +139,7 @@ static double cu_sum_sq(const float *x, size_t n) {
     if (!d && cudaMalloc(&d, sizeof(double)) != cudaSuccess) { check(cudaGetLastError(), "sum_sq alloc"); return NAN; }
     double h = 0;
     check(cudaMemset(d, 0, sizeof(double)), "sum_sq");
-    k_sum_sq<<<132 * 8, 256>>>(d, x, n);
+    k_sum_sq<<<132 * 8, 256, 0, lma_cu_stream>>>(d, x, n);
     check_launch("sum_sq");
     check(cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost), "sum_sq");
     return h;

@@ -69,12 +69,12 @@ __global__ void k_convert(TO *dst, const TF *src, size_t n) {
 }
 template <typename TI> static void cu_cast_to_act(void *dst, const float *src, size_t n) {
     if (dst == (const void *)src || !n) return;
-    k_convert<TI, float><<<blocks(n, 256), 256>>>((TI *)dst, src, n);
+    k_convert<TI, float><<<blocks(n, 256), 256, 0, lma_cu_stream>>>((TI *)dst, src, n);
     check_launch("cast_to_act");
 }
 template <typename TI> static void cu_act_to_f32(float *dst, const void *src, size_t n) {
     if ((const void *)dst == src || !n) return;
-    k_convert<float, TI><<<blocks(n, 256), 256>>>(dst, (const TI *)src, n);
+    k_convert<float, TI><<<blocks(n, 256), 256, 0, lma_cu_stream>>>(dst, (const TI *)src, n);
     check_launch("act_to_f32");
 }
 

@@ -19,13 +19,13 @@ __global__ void k_embedding_bwd(float *dwte, const TI *dout, const int32_t *ids,
 }
 template <typename TI> static void cu_embedding_fwd(void *out, const int32_t *ids, const void *wte, int N, int C) {
     PROFILE("embedding_fwd");
-    k_embedding_fwd<TI><<<blocks((size_t)N * C, 256), 256>>>((TI *)out, ids, (const TI *)wte, N, C);
+    k_embedding_fwd<TI><<<blocks((size_t)N * C, 256), 256, 0, lma_cu_stream>>>((TI *)out, ids, (const TI *)wte, N, C);
     check_launch("embedding_fwd");
 }
 template <typename TI> static void cu_embedding_bwd(float *dwte, const void *dout, const int32_t *ids, int N, int C) {
     PROFILE("embedding_bwd");
     if (!dwte) return;
-    k_embedding_bwd<TI><<<blocks((size_t)N * C, 256), 256>>>(dwte, (const TI *)dout, ids, N, C);
+    k_embedding_bwd<TI><<<blocks((size_t)N * C, 256), 256, 0, lma_cu_stream>>>(dwte, (const TI *)dout, ids, N, C);
     check_launch("embedding_bwd");
 }
 
@@ -106,8 +106,8 @@ static unsigned row_threads(int C, int vec) {
 /* rows of C elements: vectorized when C is a multiple of 8 and the bases are aligned */
 #define LAUNCH_ROWS(kernel, vec, grid, threads, ...)                                                                 \
     do {                                                                                                             \
-        if (vec) kernel<TI, 8><<<grid, threads>>>(__VA_ARGS__);                                                      \
-        else kernel<TI, 1><<<grid, threads>>>(__VA_ARGS__);                                                          \
+        if (vec) kernel<TI, 8><<<grid, threads, 0, lma_cu_stream>>>(__VA_ARGS__);                                                      \
+        else kernel<TI, 1><<<grid, threads, 0, lma_cu_stream>>>(__VA_ARGS__);                                                          \
     } while (0)
 template <typename TI>
 static void cu_rmsnorm_fwd(void *out, float *rstd, const void *inp, const void *w, int N, int C, float eps) {

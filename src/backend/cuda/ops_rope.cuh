@@ -36,9 +36,9 @@ static void rope_launch(void *out, const void *inp, const int32_t *pos, const fl
                         int backward) {
     size_t pairs = (size_t)N * NH * (HD / 2);
     if ((HD / 2) % 8 == 0 && vec_ok(8, out, inp))
-        k_rope<TI, 8><<<blocks(pairs / 8, 256), 256>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH, HD, backward);
+        k_rope<TI, 8><<<blocks(pairs / 8, 256), 256, 0, lma_cu_stream>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH, HD, backward);
     else
-        k_rope<TI, 1><<<blocks(pairs, 256), 256>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH, HD, backward);
+        k_rope<TI, 1><<<blocks(pairs, 256), 256, 0, lma_cu_stream>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH, HD, backward);
 }
 template <typename TI>
 static void cu_rope_fwd(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
