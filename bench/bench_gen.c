@@ -1,7 +1,7 @@
 /* Generation speed: prompt (prefill) tokens/s and decode tokens/s of a preset-shaped model
  * with random weights (saved with --dir so that bench/gen_torch.py runs the same weights),
  * on any backend (--device cpu | cuda | cuda-fp32), at batch 1 or several sequences decoded
- * together (--batch B: each sequence's prompt prefilled alone, then one
+ * together (--batch B[,B...]: each sequence's prompt prefilled alone, then one
  * lma_model_decode_batch step for all B per token, as serve and eval run them); and (--mmlu)
  * the MMLU scoring paths, KV cache vs full forwards.
  *
@@ -10,7 +10,7 @@
  *
  * Usage:
  *   bench_gen --preset 15m --vocab 32000 --prompt 128 --gen 128 --threads 2 --dir /tmp/m15
- *   bench_gen --preset 1b --device cuda --batch 32 --prompt 128 --gen 256
+ *   bench_gen --preset 1b --device cuda --batch 1,32 --prompt 128 --gen 256
  *   bench_gen --mmlu tests/data/mmlu --tok tests/ref/tok/bl --shots 5 --limit 2
  * Run by bench/gen_bench.sh (CPU) and bench/gen_gpu.sh (device). Last line:
  *   RESULT lmadapt preset X params P device D batch B prompt P gen N prefill_tok_s A decode_tok_s B */
@@ -70,9 +70,45 @@ static int mmlu_bench(const char *dir, const char *tokdir, int shots, int limit)
     return 0;
 }
 
+/* One measurement at batch B (the first B caches and prompts): best of reps rounds after a
+ * warm-up round; prints the RESULT line. */
+static int run_batch(lma_model *m, int32_t *ids, int32_t *step, float *logits, lma_kv_cache **kv, int B, int P,
+                     int N, int reps, const char *preset) {
+    int V = m->cfg.vocab_size;
+    double best_pre = 1e30, best_dec = 1e30;
+    for (int r = 0; r < reps + 1; r++) { /* the first round warms up */
+        double t0 = lma_now();
+        for (int b = 0; b < B; b++) {
+            int32_t *sb = ids + (size_t)b * (P + N);
+            kv[b]->len = 0;
+            if (lma_model_forward_cached(m, kv[b], sb, P, logits, 0) != LMA_OK) return die("prefill");
+            sb[P] = argmax(logits, V);
+        }
+        double t1 = lma_now();
+        for (int i = 0; i < N - 1; i++) {
+            for (int b = 0; b < B; b++) step[b] = ids[(size_t)b * (P + N) + P + i];
+            lma_status st = B == 1 ? lma_model_forward_cached(m, kv[0], step, 1, logits, 0)
+                                   : lma_model_decode_batch(m, kv, step, B, logits);
+            if (st != LMA_OK) return die("decode");
+            for (int b = 0; b < B; b++) ids[(size_t)b * (P + N) + P + i + 1] = argmax(logits + (size_t)b * V, V);
+        }
+        double t2 = lma_now();
+        if (r == 0) continue;
+        if (t1 - t0 < best_pre) best_pre = t1 - t0;
+        if (t2 - t1 < best_dec) best_dec = t2 - t1;
+    }
+    printf("first generated ids:");
+    for (int i = 0; i < 16 && i < N; i++) printf(" %d", ids[P + i]);
+    printf("\nRESULT lmadapt preset %s params %zu device %s batch %d prompt %d gen %d prefill_tok_s %.1f "
+           "decode_tok_s %.2f\n", preset, lma_model_num_params(m), m->be->name, B, P, N, (double)B * P / best_pre,
+           (double)B * (N - 1) / best_dec);
+    fflush(stdout);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    const char *preset = "15m", *dir = NULL, *mmlu = NULL, *tokdir = NULL, *device = "cpu";
-    int vocab = 32000, P = 128, N = 128, threads = 2, reps = 3, shots = 5, limit = 2, B = 1;
+    const char *preset = "15m", *dir = NULL, *mmlu = NULL, *tokdir = NULL, *device = "cpu", *batches = "1";
+    int vocab = 32000, P = 128, N = 128, threads = 2, reps = 3, shots = 5, limit = 2;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--preset")) preset = v;
@@ -87,12 +123,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--shots")) shots = atoi(v);
         else if (!strcmp(k, "--limit")) limit = atoi(v);
         else if (!strcmp(k, "--device")) device = v;
-        else if (!strcmp(k, "--batch")) B = atoi(v);
+        else if (!strcmp(k, "--batch")) batches = v;
         else { fprintf(stderr, "bench_gen: unknown option %s\n", k); return 2; }
     }
     lma_threads_set(threads);
     if (mmlu) return tokdir ? mmlu_bench(mmlu, tokdir, shots, limit) : 2;
-    if (B < 1 || P < 1 || N < 2) { fprintf(stderr, "bench_gen: --batch, --prompt >= 1, --gen >= 2\n"); return 2; }
+    int maxb = 0; /* the largest batch of the list */
+    for (const char *bl = batches; bl; bl = strchr(bl, ',') ? strchr(bl, ',') + 1 : NULL)
+        if (atoi(bl) > maxb) maxb = atoi(bl);
+    if (maxb < 1 || P < 1 || N < 2) { fprintf(stderr, "bench_gen: --batch B[,B...] >= 1, --prompt >= 1, --gen >= 2\n"); return 2; }
     const lma_backend *be = lma_backend_by_name(device);
     if (!be) { fprintf(stderr, "bench_gen: no backend %s in this build\n", device); return 2; }
     lma_config c;
@@ -102,11 +141,11 @@ int main(int argc, char **argv) {
     if (lma_model_create_ex(&c, be, dir ? 0 : LMA_MODEL_FROZEN, &m) != LMA_OK) return die("model");
     if (lma_model_init_random(m, 1, 0.02f) != LMA_OK) return die("init");
     if (dir && lma_model_save(m, dir, 0, 0) != LMA_OK) return die("save");
-    int32_t *ids = malloc((size_t)B * (P + N) * sizeof(int32_t)), *step = malloc((size_t)B * sizeof(int32_t));
-    float *logits = malloc((size_t)B * c.vocab_size * sizeof(float));
-    lma_kv_cache **kv = calloc((size_t)B, sizeof *kv);
+    int32_t *ids = malloc((size_t)maxb * (P + N) * sizeof(int32_t)), *step = malloc((size_t)maxb * sizeof(int32_t));
+    float *logits = malloc((size_t)maxb * c.vocab_size * sizeof(float));
+    lma_kv_cache **kv = calloc((size_t)maxb, sizeof *kv);
     uint64_t s = 12345;
-    for (int i = 0; i < B * (P + N); i++) {
+    for (int i = 0; i < maxb * (P + N); i++) {
         s = s * 6364136223846793005ULL + 1442695040888963407ULL;
         ids[i] = (int32_t)((s >> 33) % (uint64_t)vocab); /* sequence b: ids + b * (P + N) */
     }
@@ -117,37 +156,11 @@ int main(int argc, char **argv) {
         for (int i = 0; f && i < P; i++) fprintf(f, "%d\n", ids[i]);
         if (f) fclose(f);
     }
-    for (int b = 0; b < B; b++)
+    for (int b = 0; b < maxb; b++)
         if (lma_kv_create(m, P + N, &kv[b]) != LMA_OK) return die("kv");
-    double best_pre = 1e30, best_dec = 1e30;
-    for (int r = 0; r < reps + 1; r++) { /* the first round warms up */
-        double t0 = lma_now();
-        for (int b = 0; b < B; b++) {
-            int32_t *sb = ids + (size_t)b * (P + N);
-            kv[b]->len = 0;
-            if (lma_model_forward_cached(m, kv[b], sb, P, logits, 0) != LMA_OK) return die("prefill");
-            sb[P] = argmax(logits, c.vocab_size);
-        }
-        double t1 = lma_now();
-        for (int i = 0; i < N - 1; i++) {
-            for (int b = 0; b < B; b++) step[b] = ids[(size_t)b * (P + N) + P + i];
-            lma_status st = B == 1 ? lma_model_forward_cached(m, kv[0], step, 1, logits, 0)
-                                   : lma_model_decode_batch(m, kv, step, B, logits);
-            if (st != LMA_OK) return die("decode");
-            for (int b = 0; b < B; b++)
-                ids[(size_t)b * (P + N) + P + i + 1] = argmax(logits + (size_t)b * c.vocab_size, c.vocab_size);
-        }
-        double t2 = lma_now();
-        if (r == 0) continue;
-        if (t1 - t0 < best_pre) best_pre = t1 - t0;
-        if (t2 - t1 < best_dec) best_dec = t2 - t1;
-    }
-    printf("first generated ids:");
-    for (int i = 0; i < 16 && i < N; i++) printf(" %d", ids[P + i]);
-    printf("\nRESULT lmadapt preset %s params %zu device %s batch %d prompt %d gen %d prefill_tok_s %.1f "
-           "decode_tok_s %.2f\n", preset, lma_model_num_params(m), be->name, B, P, N, (double)B * P / best_pre,
-           (double)B * (N - 1) / best_dec);
-    for (int b = 0; b < B; b++) lma_kv_free(m, kv[b]);
+    for (const char *bl = batches; bl; bl = strchr(bl, ',') ? strchr(bl, ',') + 1 : NULL)
+        if (run_batch(m, ids, step, logits, kv, atoi(bl), P, N, reps, preset) != 0) return 1;
+    for (int b = 0; b < maxb; b++) lma_kv_free(m, kv[b]);
     free(kv); free(ids); free(step); free(logits);
     lma_model_free(m);
     return 0;

@@ -2,7 +2,7 @@
 # Generation on the GPU (issue 22 item 3), lmadapt beside transformers' generate, one device call:
 #   1. builds lmadapt with CUDA (bench/device_build.sh $BUILD; reused when there) and, with
 #      CUDA_TEST=1, runs test_backend_cuda first (its last lines go to the log);
-#   2. lmadapt: bench_gen --device cuda (bf16 weights, activations and KV cache) for each
+#   2. lmadapt: bench_gen --device cuda, with decode steps replayed as CUDA graphs and without, (bf16 weights, activations and KV cache) for each
 #      shape in $SHAPES (1b: TinyLlama-1.1B, 7b: Llama-2-7B; random weights, vocab 32000) at
 #      each batch in $BATCHES: prompt $PROMPT random tokens, $GEN new tokens, greedy; prefill
 #      tokens/s, decode tokens/s (batch > 1: one lma_model_decode_batch step for all sequences
@@ -39,13 +39,12 @@ if [ "${CUDA_TEST:-0}" = 1 ]; then
     grep -E "FAIL|not ok|passed|failed" "$OUT/test_backend_cuda.log" | tail -12
 fi
 for shape in ${SHAPES//,/ }; do
-    for b in ${BATCHES//,/ }; do
-        r=$(timeout 240 "$BUILD/bench_gen" --preset "$shape" --vocab 32000 --device "${DEVICE:-cuda}" --batch "$b" --prompt "$PROMPT" \
-            --gen "$GEN" --reps 2 2>&1 | tail -1)
-        echo "$r"
-        echo "$r" | awk -v s="$shape" '/^RESULT/ { for (i = 3; i < NF; i += 2) v[$i] = $(i + 1);
-            printf "{\"impl\": \"lmadapt\", \"mode\": \"cuda bf16\", \"shape\": \"%s\", \"params\": %s, \"batch\": %s, \"prefill_tok_s\": %s, \"decode_tok_s\": %s}\n",
-            s, v["params"], v["batch"], v["prefill_tok_s"], v["decode_tok_s"] }' >>"$J"
+    for g in 1 0; do # decode steps replayed as CUDA graphs, then without (LMA_DECODE_GRAPHS=0); one model each
+        LMA_DECODE_GRAPHS=$g timeout 300 "$BUILD/bench_gen" --preset "$shape" --vocab 32000 --device "${DEVICE:-cuda}" \
+            --batch "$BATCHES" --prompt "$PROMPT" --gen "$GEN" --reps 2 2>&1 | grep -v '^first' | sed "s/^/graphs $g: /" |
+            tee /dev/stderr | awk -v s="$shape" -v g="$g" '$3 == "RESULT" { for (i = 5; i < NF; i += 2) v[$i] = $(i + 1);
+                printf "{\"impl\": \"lmadapt\", \"graphs\": %s, \"shape\": \"%s\", \"params\": %s, \"batch\": %s, \"prefill_tok_s\": %s, \"decode_tok_s\": %s}\n",
+                g, s, v["params"], v["batch"], v["prefill_tok_s"], v["decode_tok_s"] }' >>"$J"
     done
 done
 echo "# lmadapt done after $(( $(date +%s) - T0 )) s"
@@ -65,10 +64,11 @@ P, G, gpu = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 bw = 4.8e12 if "H200" in gpu else 3.35e12
 print(f"{gpu}; prompt {P} random tokens, {G} new tokens, greedy; bf16 weights on both sides. "
       "End-to-end: new tokens / (prefill + decode) seconds, as generate is timed.\n")
-print("| shape | batch | lmadapt prefill tok/s | lmadapt decode tok/s | lmadapt end-to-end tok/s | "
+print("| shape | batch | lmadapt prefill tok/s | lmadapt decode tok/s (without graphs) | lmadapt end-to-end tok/s | "
       "transformers eager tok/s | transformers static+compile tok/s | lmadapt / eager | lmadapt / compiled |")
 print("|---|---|---|---|---|---|---|---|---|")
-for r in [r for r in rows if r["impl"] == "lmadapt"]:
+nog = {(r["shape"], r["batch"]): r["decode_tok_s"] for r in rows if r["impl"] == "lmadapt" and r["graphs"] == 0}
+for r in [r for r in rows if r["impl"] == "lmadapt" and r["graphs"] == 1]:
     s, b = r["shape"], r["batch"]
     pre, dec = r["prefill_tok_s"], r["decode_tok_s"]
     e2e = b * G / (b * P / pre + b * (G - 1) / dec)
@@ -76,10 +76,10 @@ for r in [r for r in rows if r["impl"] == "lmadapt"]:
                    and x["batch"] == b and "tok_s" in x), None) for m in ("eager", "static")}
     cell = lambda x: f"{x['tok_s']:,.1f} ({x['peak_gib']} GiB)" if x else "not run"
     ratio = lambda x: f"{e2e / x['tok_s']:.2f}x" if x else "-"
-    print(f"| {s} | {b} | {pre:,.0f} | {dec:,.1f} | {e2e:,.1f} | {cell(hf['eager'])} | {cell(hf['static'])} | "
+    print(f"| {s} | {b} | {pre:,.0f} | {dec:,.1f} ({nog.get((s, b), 0):,.1f}) | {e2e:,.1f} | {cell(hf['eager'])} | {cell(hf['static'])} | "
           f"{ratio(hf['eager'])} | {ratio(hf['static'])} |")
 print()
-for r in [r for r in rows if r["impl"] == "lmadapt" and r["batch"] == 1]:
+for r in [r for r in rows if r["impl"] == "lmadapt" and r["batch"] == 1 and r["graphs"] == 1]:
     lim = bw / (2 * r["params"])
     print(f"{r['shape']} batch 1: bandwidth limit {lim:,.0f} tok/s ({2 * r['params'] / 1e9:.2f} GB of bf16 weights a token "
           f"at {bw / 1e12:.2f} TB/s); lmadapt decodes at {r['decode_tok_s']:,.1f} = {lim / r['decode_tok_s']:.2f}x the limit's time")

@@ -10,7 +10,7 @@ random prompt ids (batch x prompt); greedy generate of exactly --gen new tokens
 (min_new_tokens = max_new_tokens: no early stop). eager: the default dynamic cache; static:
 cache_implementation="static", with which generate compiles the decoding forward with
 torch.compile (its first call, the compile, is untimed and reported as warmup_s). Per batch:
-new tokens/s over the best of 2 timed runs (prefill included, as generate runs it) and the
+new tokens/s over the best of --reps (1) timed runs (prefill included, as generate runs it) and the
 peak GPU memory. A batch that would start past --deadline is skipped and says so.
 """
 import argparse
@@ -36,6 +36,7 @@ def main():
     ap.add_argument("--gen", type=int, default=256)
     ap.add_argument("--mode", choices=("eager", "static"), default="eager")
     ap.add_argument("--deadline", type=float, default=0)
+    ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--json")
     a = ap.parse_args()
     cfg = LlamaConfig(vocab_size=32000, max_position_embeddings=a.prompt + a.gen + 8, rms_norm_eps=1e-5,
@@ -60,12 +61,13 @@ def main():
             kw["cache_implementation"] = "static"
         torch.cuda.reset_peak_memory_stats()
         t0 = time.time()
+        warm = dict(kw) if a.mode == "static" else dict(kw, max_new_tokens=4, min_new_tokens=4)
         with torch.no_grad():
-            model.generate(ids, **kw)  # warm-up (static: the compile)
+            model.generate(ids, **warm)  # warm-up (static: the compile, at the timed shapes)
         torch.cuda.synchronize()
         row["warmup_s"] = round(time.time() - t0, 2)
         best = 1e30
-        for _ in range(2):
+        for _ in range(a.reps):
             torch.cuda.synchronize()
             t0 = time.time()
             with torch.no_grad():
