@@ -1,12 +1,14 @@
 /* Recorded graphs (backend.h graph_*): the ops of a decode step captured once into a CUDA
  * graph and replayed, one launch for the hundreds of small kernels a token takes (at batch 1
  * a step of a 1B model is bound by launches, not by memory). While recording, every op of
- * this thread goes to the capture stream (lma_cu_stream, thread-local; the legacy default
- * stream otherwise); a graph runs on that stream, which, created blocking, orders itself with
- * the legacy stream the rest of the plugin uses: uploads before it, downloads after it.
+ * this thread goes to its capture stream (lma_cu_stream; the legacy default stream
+ * otherwise: both thread-local, so two threads record and replay apart); a graph runs on that
+ * stream (created blocking, so ordered with the legacy stream the rest of the plugin uses:
+ * uploads before it, downloads after it), or on the legacy stream in a thread that never
+ * recorded.
  * A part of the cuda plugin, included once by cuda_backend.cu. */
 thread_local cudaStream_t lma_cu_stream = 0;
-static cudaStream_t g_cap; /* the capture and replay stream */
+static thread_local cudaStream_t g_cap; /* this thread's capture and replay stream */
 
 static int cu_graph_begin(void) {
     if (lma_cuda_prof_on()) return 0; /* the profiler's events would be recorded too */
