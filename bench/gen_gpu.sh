@@ -13,7 +13,7 @@
 #      the card's memory bandwidth: 3.35 TB/s H100 SXM, 4.8 TB/s H200) and the ratios.
 # Usage (device): bash bench/gen_gpu.sh          carry: .deps
 # Environment: OUT (/tmp/gen_gpu) BUILD (build-gpu) SHAPES (1b,7b) BATCHES (1,32) PROMPT (128)
-#   GEN (256) MODES (eager,static) BUDGET_S (540: seconds for the whole call; a transformers
+#   GEN (256) MODES (eager,static) HF_SHAPES (the transformers side's shapes, space-separated; $SHAPES) BUDGET_S (540: seconds for the whole call; a transformers
 #   run that would start past it is skipped and says so) CUDA_TEST (0) PY (python3)
 # Local check of the plumbing (no GPU): DEVICE=cpu SHAPES=15m MODES= BUILD=build bash bench/gen_gpu.sh
 set -uo pipefail
@@ -49,7 +49,7 @@ for shape in ${SHAPES//,/ }; do
 done
 echo "# lmadapt done after $(( $(date +%s) - T0 )) s"
 for mode in ${MODES//,/ }; do
-    for shape in ${SHAPES//,/ }; do
+    for shape in ${HF_SHAPES:-${SHAPES//,/ }}; do
         left=$(( BUDGET - ($(date +%s) - T0) ))
         [ "$left" -lt 20 ] && { echo "# transformers $mode $shape: skipped, the ${BUDGET}s budget is spent"; continue; }
         timeout "$left" "$PY" bench/gen_gpu_hf.py --shape "$shape" --batches "$BATCHES" --prompt "$PROMPT" --gen "$GEN" \

@@ -292,66 +292,81 @@ static void cu_attention_bwd(void *dq, void *dk, void *dv, const void *dout, con
 }
 
 /* Inference attention against KV caches, one launch for every sequence of a decode step.
- * One block of ATTC_WARPS warps per (new row r, head h): the first head of each KV group
- * writes row r's k and v into its cache row; the warps take every ATTC_WARPS-th key with an
- * online softmax each (lane j holds dims j, j+32, ...: coalesced loads, one shuffle
- * reduction per key), then merge through shared memory. Keys of this call's new rows are
- * read from k, v themselves, so no block waits for another's cache write. Scratch is fixed
- * (no row per key): any context length runs. */
-enum { ATTC_WARPS = 4, ATTC_HD = 256 };
+ * One block of 128 threads per (new row r, head h): the first head of each KV group writes
+ * row r's k and v into its cache row; the keys go by in chunks of ATTC_CHUNK: a thread per key
+ * scores it (the scaled q in shared memory), an online softmax rescales the running sums, and
+ * a thread per output dim (two key subsets per dim when HD <= 64) accumulates P.V. Keys of this
+ * call's new rows are read from k, v themselves, so no block waits for another's cache write.
+ * Scratch is fixed, so any context length runs. */
+enum { ATTC_THREADS = 128, ATTC_CHUNK = 1024, ATTC_HD = 256 };
 template <typename TI>
-__global__ void k_attention_cached(TI *out, const TI *q, const TI *k, const TI *v, const lma_kv_seq *seqs, int n,
-                                   int layer, int NH, int NKV, int HD, float scale) {
-    __shared__ float sm[ATTC_WARPS], sl[ATTC_WARPS], sacc[ATTC_WARPS][ATTC_HD];
-    int r = blockIdx.x, h = blockIdx.y, G = NH / NKV, kh = h / G, t = r % n;
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nd = (HD + 31) / 32;
+__global__ void __launch_bounds__(ATTC_THREADS)
+k_attention_cached(TI *out, const TI *q, const TI *k, const TI *v, const lma_kv_seq *seqs, int n, int layer, int NH,
+                   int NKV, int HD, float scale) {
+    __shared__ float qs[ATTC_HD], p[ATTC_CHUNK], red[ATTC_THREADS];
+    int r = blockIdx.x, h = blockIdx.y, G = NH / NKV, kh = h / G, t = r % n, tid = threadIdx.x;
     lma_kv_seq sq = seqs[r / n];
     size_t KVD = (size_t)NKV * HD, lay = (size_t)layer * sq.cap * KVD, off = (size_t)kh * HD;
-    TI *kc = (TI *)sq.k + lay, *vc = (TI *)sq.v + lay;
-    const TI *kn = k + (size_t)(r - t) * KVD, *vn = v + (size_t)(r - t) * KVD; /* this sequence's new rows */
+    TI *kc = (TI *)sq.k + lay + off, *vc = (TI *)sq.v + lay + off; /* row s: + s * KVD */
+    const TI *kn = k + (size_t)(r - t) * KVD + off, *vn = v + (size_t)(r - t) * KVD + off; /* this call's rows */
     int len = sq.len, last = len + t;
     if (h % G == 0)
-        for (int d = threadIdx.x; d < HD; d += blockDim.x) {
-            kc[(size_t)last * KVD + off + d] = kn[(size_t)t * KVD + off + d];
-            vc[(size_t)last * KVD + off + d] = vn[(size_t)t * KVD + off + d];
+        for (int d = tid; d < HD; d += ATTC_THREADS) {
+            kc[(size_t)last * KVD + d] = kn[(size_t)t * KVD + d];
+            vc[(size_t)last * KVD + d] = vn[(size_t)t * KVD + d];
         }
-    float qv[ATTC_HD / 32], acc[ATTC_HD / 32], m = -INFINITY, l = 0;
     const TI *qt = q + ((size_t)r * NH + h) * HD;
-    for (int j = 0; j < nd; j++) {
-        int d = lane + 32 * j;
-        qv[j] = d < HD ? ld(qt + d) * scale : 0.0f;
-        acc[j] = 0;
-    }
-    for (int s = w; s <= last; s += ATTC_WARPS) {
-        const TI *ks = (s < len ? kc + (size_t)s * KVD : kn + (size_t)(s - len) * KVD) + off;
-        const TI *vs = (s < len ? vc + (size_t)s * KVD : vn + (size_t)(s - len) * KVD) + off;
-        float dot = 0;
-        for (int j = 0; j < nd; j++) {
-            int d = lane + 32 * j;
-            if (d < HD) dot += qv[j] * ld(ks + d);
-        }
-        dot = warp_sum(dot);
-        float mn = fmaxf(m, dot), c = __expf(m - mn), p = __expf(dot - mn);
-        l = l * c + p;
-        for (int j = 0; j < nd; j++) {
-            int d = lane + 32 * j;
-            acc[j] = acc[j] * c + (d < HD ? p * ld(vs + d) : 0.0f);
-        }
-        m = mn;
-    }
-    if (lane == 0) { sm[w] = m; sl[w] = l; }
-    for (int j = 0; j < nd; j++)
-        if (lane + 32 * j < HD) sacc[w][lane + 32 * j] = acc[j];
+    for (int d = tid; d < HD; d += ATTC_THREADS) qs[d] = ld(qt + d) * scale;
     __syncthreads();
-    float M = sm[0]; /* warp 0 always has key 0 */
-    for (int i = 1; i < ATTC_WARPS; i++) M = fmaxf(M, sm[i]);
-    float L = 0;
-    for (int i = 0; i < ATTC_WARPS; i++) L += sl[i] * __expf(sm[i] - M);
+    /* P.V: thread tid takes dim d0 (and d0 + 128 when HD > 128) over keys g, g + groups, ... */
+    int groups = HD <= ATTC_THREADS ? ATTC_THREADS / HD : 1;
+    int d0 = HD <= ATTC_THREADS ? tid % HD : tid, g = HD <= ATTC_THREADS ? tid / HD : 0;
+    bool active = g < groups && d0 < HD;
+    float a0 = 0, a1 = 0, m = -INFINITY, l = 0;
+    for (int c0 = 0; c0 <= last; c0 += ATTC_CHUNK) {
+        int cn = min(ATTC_CHUNK, last + 1 - c0);
+        float mx = -INFINITY;
+        for (int j = tid; j < cn; j += ATTC_THREADS) {
+            int s = c0 + j;
+            const TI *ks = s < len ? kc + (size_t)s * KVD : kn + (size_t)(s - len) * KVD;
+            float dot = 0;
+            for (int i = 0; i < HD; i++) dot += qs[i] * ld(ks + i);
+            p[j] = dot;
+            mx = fmaxf(mx, dot);
+        }
+        mx = block_max(mx);
+        float mn = fmaxf(m, mx), c = __expf(m - mn), sum = 0;
+        for (int j = tid; j < cn; j += ATTC_THREADS) {
+            float e = __expf(p[j] - mn);
+            p[j] = e;
+            sum += e;
+        }
+        sum = block_sum(sum); /* its barriers also publish p */
+        l = l * c + sum;
+        a0 *= c;
+        a1 *= c;
+        m = mn;
+        if (active)
+            for (int j = g; j < cn; j += groups) {
+                int s = c0 + j;
+                const TI *vs = s < len ? vc + (size_t)s * KVD : vn + (size_t)(s - len) * KVD;
+                a0 += p[j] * ld(vs + d0);
+                if (d0 + ATTC_THREADS < HD) a1 += p[j] * ld(vs + d0 + ATTC_THREADS);
+            }
+        __syncthreads(); /* the next chunk rewrites p */
+    }
     TI *ot = out + ((size_t)r * NH + h) * HD;
-    for (int d = threadIdx.x; d < HD; d += blockDim.x) {
-        float o = 0;
-        for (int i = 0; i < ATTC_WARPS; i++) o += sacc[i][d] * __expf(sm[i] - M);
-        st(ot + d, o / L);
+    if (groups > 1) { /* the key subsets' partial sums of each dim */
+        red[tid] = a0;
+        __syncthreads();
+        if (tid < HD) {
+            float o = 0;
+            for (int i = 0; i < groups; i++) o += red[i * HD + tid];
+            st(ot + tid, o / l);
+        }
+    } else if (active) {
+        st(ot + d0, a0 / l);
+        if (d0 + ATTC_THREADS < HD) st(ot + d0 + ATTC_THREADS, a1 / l);
     }
 }
 template <typename TI>
@@ -360,8 +375,8 @@ static void cu_attention_cached(void *out, const void *q, const void *k, const v
     PROFILE("attention_cached");
     if (HD > ATTC_HD) return fail(LMA_ERR_UNSUPPORTED, "attention_cached: head_dim %d above %d", HD, (int)ATTC_HD);
     dim3 grid(n_seq * n, NH);
-    k_attention_cached<TI><<<grid, 32 * ATTC_WARPS, 0, lma_cu_stream>>>((TI *)out, (const TI *)q, (const TI *)k, (const TI *)v, seqs, n,
-                                                      layer, NH, NKV, HD, scale);
+    k_attention_cached<TI><<<grid, ATTC_THREADS, 0, lma_cu_stream>>>((TI *)out, (const TI *)q, (const TI *)k,
+                                                                    (const TI *)v, seqs, n, layer, NH, NKV, HD, scale);
     check_launch("attention_cached");
 }
 

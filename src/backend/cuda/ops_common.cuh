@@ -100,8 +100,8 @@ static int vec_ok(size_t n, const void *a, const void *b = NULL, const void *c =
 /* kernel<TI, 8> over n/8 threads or kernel<TI, 1> over n */
 #define LAUNCH_EW(kernel, vec, n, ...)                                                                               \
     do {                                                                                                             \
-        if (vec) kernel<TI, 8><<<blocks((n) / 8, 256), 256, 0, lma_cu_stream>>>(__VA_ARGS__);                                          \
-        else kernel<TI, 1><<<blocks(n, 256), 256, 0, lma_cu_stream>>>(__VA_ARGS__);                                                    \
+        if (vec) kernel<TI, 8><<<blocks((n) / 8, 256), 256, 0, lma_cu_stream>>>(__VA_ARGS__);                          \
+        else kernel<TI, 1><<<blocks(n, 256), 256, 0, lma_cu_stream>>>(__VA_ARGS__);                                    \
     } while (0)
 #define EW_INDEX(E) size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * (E); if (i >= n) return
 

@@ -106,8 +106,8 @@ static unsigned row_threads(int C, int vec) {
 /* rows of C elements: vectorized when C is a multiple of 8 and the bases are aligned */
 #define LAUNCH_ROWS(kernel, vec, grid, threads, ...)                                                                 \
     do {                                                                                                             \
-        if (vec) kernel<TI, 8><<<grid, threads, 0, lma_cu_stream>>>(__VA_ARGS__);                                                      \
-        else kernel<TI, 1><<<grid, threads, 0, lma_cu_stream>>>(__VA_ARGS__);                                                          \
+        if (vec) kernel<TI, 8><<<grid, threads, 0, lma_cu_stream>>>(__VA_ARGS__);                                      \
+        else kernel<TI, 1><<<grid, threads, 0, lma_cu_stream>>>(__VA_ARGS__);                                          \
     } while (0)
 template <typename TI>
 static void cu_rmsnorm_fwd(void *out, float *rstd, const void *inp, const void *w, int N, int C, float eps) {
