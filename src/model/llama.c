@@ -510,65 +510,6 @@ static void proj_bwd(const lma_model *m, int l, int p, void *dinp, float *dw, fl
 
 /* recompute (activation checkpointing, from the backward): everything the backward reads,
  * not the layer's output (the down projection and its residual add are skipped) */
-/* 1/sqrt(HD), times the square of the factor yarn applies to cos and sin (q.k scales by it) */
-static float attn_scale(const lma_config *c) {
-    double af = lma_config_rope_attention_factor(c);
-    return (float)(af * af / sqrt((double)c->head_dim));
-}
-
-/* dynamic rope: inverse frequencies for sequences of L positions, recomputed as
- * transformers' dynamic_rope_update does (on growth past the length they were made for,
- * and back to the original below max_position_embeddings) */
-void lma_model_rope_update(lma_model *m, int L) {
-    const lma_config *c = &m->cfg;
-    if (c->rope_type != LMA_ROPE_DYNAMIC) return;
-    int orig = c->max_position_embeddings, len = m->rope_len ? m->rope_len : orig;
-    if (L > len) len = L;
-    else if (L < orig && len > orig) len = orig;
-    else return;
-    float inv[1024];
-    if (c->head_dim / 2 > 1024) return;
-    lma_config_rope_inv_freq_len(c, len, inv);
-    m->be->upload(m->inv_freq, inv, sizeof(float) * (size_t)(c->head_dim / 2));
-    m->rope_len = len;
-}
-
-lma_status lma_model_set_rope_scaling(lma_model *m, const char *spec) {
-    lma_config *c = &m->cfg;
-    const char *colon = strchr(spec, ':');
-    char *end = NULL;
-    double f = colon ? strtod(colon + 1, &end) : 0;
-    static const char *const names[] = {"linear", "dynamic", "yarn", "llama3"};
-    static const lma_rope_type types[] = {LMA_ROPE_LINEAR, LMA_ROPE_DYNAMIC, LMA_ROPE_YARN, LMA_ROPE_LLAMA3};
-    int k = -1;
-    for (int i = 0; colon && i < 4; i++)
-        if ((size_t)(colon - spec) == strlen(names[i]) && !strncmp(spec, names[i], strlen(names[i]))) k = i;
-    if (k < 0 || !end || *end || !(f > 1) || !isfinite(f) || f > 1024)
-        return lma_error(LMA_ERR_ARG, "rope scaling '%s': give TYPE:FACTOR with TYPE linear, dynamic, yarn or llama3 and "
-                         "FACTOR in (1, 1024]", spec);
-    if (c->rope_type == types[k] && c->rope_factor == f) return LMA_OK; /* a resumed run's config already has it */
-    if (c->rope_type != LMA_ROPE_DEFAULT)
-        return lma_error(LMA_ERR_UNSUPPORTED, "the model already has rope scaling (%s); scaling it again is not supported",
-                         names[c->rope_type == LMA_ROPE_LINEAR ? 0 : c->rope_type == LMA_ROPE_DYNAMIC ? 1 :
-                               c->rope_type == LMA_ROPE_YARN ? 2 : 3]);
-    c->rope_type = types[k];
-    c->rope_factor = f;
-    if (c->rope_type == LMA_ROPE_YARN || c->rope_type == LMA_ROPE_LLAMA3) {
-        c->rope_original_max_pos = c->max_position_embeddings;
-        double mp = c->max_position_embeddings * f;
-        c->max_position_embeddings = mp > INT_MAX ? INT_MAX : (int)mp;
-        c->rope_low_freq_factor = 1; c->rope_high_freq_factor = 4; /* Llama 3.1's */
-        c->rope_beta_fast = 32; c->rope_beta_slow = 1; c->rope_truncate = 1;
-        c->rope_attention_factor = 0.1 * log(f) + 1.0;
-    }
-    float inv[1024];
-    if (c->head_dim / 2 > 1024) return lma_error(LMA_ERR_UNSUPPORTED, "head_dim %d is too large", c->head_dim);
-    lma_config_rope_inv_freq(c, inv);
-    m->be->upload(m->inv_freq, inv, sizeof(float) * (size_t)(c->head_dim / 2));
-    m->rope_len = 0;
-    return LMA_OK;
-}
-
 void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, int N, const int32_t *pos,
                              const lma_attn_ctx *ac, int recompute) {
     const lma_config *c = &m->cfg;
@@ -576,7 +517,7 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
     const lma_layer_tensors *w = &m->w.layers[l];
     int C = c->hidden_size, I = c->intermediate_size, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
     int QD = NH * HD, KVD = NKV * HD;
-    float eps = (float)c->rms_norm_eps, scale = attn_scale(c);
+    float eps = (float)c->rms_norm_eps, scale = lma_model_attn_scale(c);
     be->rmsnorm_fwd(io->ln1, io->rstd1, io->x, w->attn_norm, N, C, eps);
     if (c->qk_norm) {
         proj_fwd(m, l, LMA_PROJ_Q, io->q_raw, io->ln1, w->wq, w->bq, N, C, QD);
@@ -821,7 +762,7 @@ lma_status lma_model_backward(lma_model *m) {
     lma_acts *a = m->acts;
     int B = m->B, T = m->T, N = B * T, C = c->hidden_size, I = c->intermediate_size;
     int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, QD = NH * HD, KVD = NKV * HD;
-    float scale = attn_scale(c);
+    float scale = lma_model_attn_scale(c);
     const int32_t *seg = m->has_seg ? m->d_seg : NULL;
     size_t es = (size_t)be->act_bytes, NC = (size_t)N * C * es;
 
@@ -902,53 +843,4 @@ lma_status lma_model_logits(const lma_model *m, float *host_out) {
     if (!m->full_logits || m->has_targets)
         return lma_error(LMA_ERR_ARG, "logits are kept only by a forward without targets");
     return lma_download_act(m->be, host_out, m->full_logits, (size_t)m->B * m->T * m->cfg.vocab_size, NULL);
-}
-
-lma_adamw_params lma_adamw_default_params(void) {
-    lma_adamw_params p = {.lr = 3e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f,
-                          .clip = 1.0f, .decay_all = 0};
-    return p;
-}
-
-static float decay_of(const lma_adamw_params *p, const lma_param_info *pi) {
-    return (p->decay_all || !pi->is_norm_or_bias) ? p->weight_decay : 0.0f;
-}
-
-lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, float *grad_norm) {
-    lma_trainable tr = lma_model_trainable(m);
-    if (!tr.grads) return lma_error(LMA_ERR_ARG, "training not enabled on this model");
-    double norm = sqrt(m->be->sum_sq(tr.grads, tr.table->total));
-    LMA_TRY(lma_backend_sync(m->be)); /* a failed op, not a non-finite gradient */
-    if (grad_norm) *grad_norm = (float)norm;
-    return lma_model_adamw_range(m, p, t, 0, tr.table->total, norm);
-}
-
-lma_status lma_model_adamw_range(lma_model *m, const lma_adamw_params *p, int t, size_t lo, size_t hi, double norm) {
-    const lma_backend *be = m->be;
-    lma_trainable tr = lma_model_trainable(m);
-    if (!tr.grads) return lma_error(LMA_ERR_ARG, "training not enabled on this model");
-    if (t < 1) return lma_error(LMA_ERR_ARG, "optimizer step %d: steps count from 1", t);
-    if (!isfinite(norm)) return lma_error(LMA_ERR_NUMERIC, "gradient norm is not finite (%g): update skipped", norm);
-    float gs = 1.0f;
-    if (p->clip > 0) {
-        double coef = p->clip / (norm + 1e-6);
-        if (coef < 1.0) gs = (float)coef;
-    }
-    /* one call per run of adjacent tensors with the same weight decay (the update is
-     * elementwise: the whole family in one launch when every tensor decays alike), cut to [lo, hi) */
-    for (int i = 0; i < tr.table->count;) {
-        const lma_param_info *pi = &tr.table->info[i];
-        float wd = decay_of(p, pi);
-        size_t o = pi->offset, n = pi->numel;
-        for (i++; i < tr.table->count; i++) {
-            const lma_param_info *q = &tr.table->info[i];
-            if (q->offset != o + n || decay_of(p, q) != wd) break;
-            n += q->numel;
-        }
-        size_t a = o > lo ? o : lo, b = o + n < hi ? o + n : hi;
-        if (a >= b) continue;
-        be->adamw(tr.params + a, tr.grads + a, tr.m + a, tr.v + a, lma_at(tr.pact, a, (size_t)be->act_bytes), b - a,
-                  p->lr, p->beta1, p->beta2, p->eps, wd, t, gs);
-    }
-    return lma_backend_sync(be);
 }

@@ -45,6 +45,9 @@ typedef struct {
     int n_seq;
 } lma_attn_ctx;
 
+/* 1/sqrt(HD), times the square of the factor yarn applies to cos and sin (rope.c) */
+float lma_model_attn_scale(const lma_config *c);
+
 /* Frees the decode steps recorded as backend graphs (llama_infer.c). */
 void lma_model_drop_graphs(lma_model *m);
 
