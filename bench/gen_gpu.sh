@@ -35,8 +35,8 @@ fi
 echo "# build done after $(( $(date +%s) - T0 )) s"
 if [ "${CUDA_TEST:-0}" = 1 ]; then
     timeout 200 "$BUILD/tests/test_backend_cuda" >"$OUT/test_backend_cuda.log" 2>&1
-    echo "# test_backend_cuda: rc $? ($(grep -c '^ok\|PASS' "$OUT/test_backend_cuda.log") ok lines), $(( $(date +%s) - T0 )) s"
-    grep -E "FAIL|not ok|passed|failed" "$OUT/test_backend_cuda.log" | tail -12
+    echo "# test_backend_cuda: rc $?, $(tail -1 "$OUT/test_backend_cuda.log"), $(( $(date +%s) - T0 )) s"
+    grep -E "FAIL" "$OUT/test_backend_cuda.log" | head -12
 fi
 for shape in ${SHAPES//,/ }; do
     for g in 1 0; do # decode steps replayed as CUDA graphs, then without (LMA_DECODE_GRAPHS=0); one model each

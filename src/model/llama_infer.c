@@ -70,8 +70,9 @@ size_t lma_model_infer_scratch_bytes(const lma_config *c, int act_bytes, int n, 
 }
 
 /* The graph slot of a decode step of n sequences, or NULL where it is not recorded: a backend
- * without graphs, an attached adapter (its hooks run on the host), LMA_DECODE_GRAPHS=0, or a
- * first call (it runs as usual and counts). The graphs read the kept scratch, the weights and
+ * without graphs, an attached adapter (its hooks run on the host), NF4 weights (dequantized
+ * into the backend's shared scratch, which another model may grow and move),
+ * LMA_DECODE_GRAPHS=0, or a first call (it runs as usual and counts). The graphs read the kept scratch, the weights and
  * the RoPE table, whose addresses they keep: a new scratch drops them (llama_infer.c), as
  * does lma_model_free. */
 static void **infer_graph_slot(lma_model *m, int n) {
@@ -80,7 +81,7 @@ static void **infer_graph_slot(lma_model *m, int n) {
         const char *e = getenv("LMA_DECODE_GRAPHS");
         off = e && !strcmp(e, "0");
     }
-    if (off || !m->be->graph_begin || m->lora) return NULL;
+    if (off || !m->be->graph_begin || m->lora || m->nf4) return NULL;
     enum { NG = sizeof m->graphs / sizeof m->graphs[0] };
     int free_at = -1, fewest = 0;
     for (int i = 0; i < NG; i++) {
