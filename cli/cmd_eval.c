@@ -205,6 +205,7 @@ int cmd_eval(int argc, char **argv) {
         CLI_STR("depths", 0, &depth_list, "D[,D...]", "passkey: depths of the key in the filler, 0 (start) to 1 (end)",
                 .def_text = "0,0.25,0.5,0.75,1"),
         CLI_INT("passkey-trials", 0, &p.passkey_trials, 1, 100000, "N", "passkey: keys per length x depth cell"),
+        CLI_OPT_MAX_ACTIVE(&p.max_active),
         CLI_OPT_JSON(&json, "print the results as JSON"),
         CLI_STR("out", 'o', &out, "FILE", "also write the JSON to FILE (atomically)", .flags = CLI_OUT),
         CLI_OPT_THREADS(&threads),

@@ -108,7 +108,7 @@ int cmd_serve(int argc, char **argv) {
         CLI_BOOL("quiet", 'q', &quiet, "no access log"),
         CLI_END};
     cli_opt gen[] = {
-        CLI_INT("max-active", 0, &max_active, 1, 4096, "N", "sequences decoded together (each with its KV cache)"),
+        CLI_OPT_MAX_ACTIVE(&max_active),
         CLI_INT("max-queue", 0, &max_queue, 0, 1000000, "N", "requests waiting for a slot (429 beyond)"),
         CLI_INT("max-prompt-tokens", 0, &max_prompt, 1, 10000000, "N", "longest prompt (400 beyond)"),
         CLI_INT("max-tokens-limit", 0, &max_tokens_limit, 1, 10000000, "N", "largest max_tokens a request may ask"),

@@ -116,6 +116,9 @@ typedef struct {
     CLI_BOOL("dequantize", 0, d, "GGUF on the CPU: dequantize the weights to fp32 instead of computing on\n" \
              "their quantized blocks (Q8_0, Q4_0, Q4_1, Q4_K)")
 #define CLI_INFER_FLAGS(dequantize) (LMA_MODEL_FROZEN | ((dequantize) ? 0u : LMA_MODEL_GGUF_QUANT))
+/* serve, eval, data generation: one meaning for every command */
+#define CLI_OPT_MAX_ACTIVE(d) \
+    CLI_INT("max-active", 0, d, 1, 4096, "N", "sequences decoded together (continuous batching, each with its KV cache)")
 #define CLI_OPT_THREADS(d) CLI_INT("threads", 0, d, 0, 4096, "N", "CPU threads", .def_text = "all cores, or LMA_THREADS")
 #define CLI_OPT_TEMPLATE(d) \
     CLI_STR("template", 0, d, "NAME", "chat format: llama2 | llama3 | chatml | zephyr | mistral", \

@@ -222,20 +222,22 @@ int main(void) {
     lma_eval_judge *jd = NULL;
     int32_t eos = lma_tok_eos_id(tok);
     if (m) CHECK_OK(lma_eval_judge_new(m, tok, &r, &eos, eos >= 0, &jd));
-    int good = 0, total = 40, distinct_text = 0;
-    char prev[512] = "";
+    enum { total = 40 };
+    int good = 0, distinct_text = 0, same = 0;
+    char prev[512] = "", qs[total][64], as[total][128];
+    const char *src[1] = {"A source sentence."};
+    lma_judge_call calls[total], one;
+    long toks = 0, toks1 = 0;
+    for (int i = 0; i < total; i++) {
+        snprintf(qs[i], sizeof qs[i], "Question number %d?", i);
+        snprintf(as[i], sizeof as[i], "Answer %d: %s", i * 37 % 101, i % 3 ? "yes indeed" : "no");
+        calls[i] = (lma_judge_call){.question = qs[i], .sources = src, .n_sources = i % 2, .answer = as[i]};
+    }
+    if (jd) CHECK_OK(lma_eval_judge_score(jd, calls, total, 4, &toks)); /* 4 at a time */
     for (int i = 0; jd && i < total; i++) {
-        char ans[128], q[64];
-        snprintf(q, sizeof q, "Question number %d?", i);
-        snprintf(ans, sizeof ans, "Answer %d: %s", i * 37 % 101, i % 3 ? "yes indeed" : "no");
-        const char *src[1] = {"A source sentence."};
-        int sc[3] = {-99, -99, -99};
-        char *text = NULL;
-        long toks = 0;
-        lma_status s = lma_eval_judge_score(jd, q, src, i % 2, ans, sc, &text, &toks);
-        CHECK(s == LMA_OK, "judge call %d: %s", i, lma_last_error());
-        lma_clear_error();
-        int ok = s == LMA_OK && text;
+        const char *text = calls[i].text;
+        const int *sc = calls[i].scores;
+        int ok = text != NULL;
         for (int c = 0; ok && c < 3; c++) ok = sc[c] >= r.crit[c].min && sc[c] <= r.crit[c].max;
         cJSON *v = text ? cJSON_Parse(text) : NULL;
         ok = ok && cJSON_IsObject(v) && cJSON_GetArraySize(v) == 3;
@@ -243,9 +245,14 @@ int main(void) {
         good += ok;
         if (text && strcmp(prev, text)) { distinct_text++; snprintf(prev, sizeof prev, "%s", text); }
         cJSON_Delete(v);
-        free(text);
-        CHECK(toks > 0, "tokens counted");
+        one = (lma_judge_call){.question = qs[i], .sources = src, .n_sources = i % 2, .answer = as[i]};
+        CHECK_OK(lma_eval_judge_score(jd, &one, 1, 1, &toks1)); /* alone */
+        same += one.text && text && !strcmp(one.text, text) && !memcmp(one.scores, sc, sizeof one.scores);
+        free(one.text);
+        free(calls[i].text);
     }
+    CHECK(toks > 0 && toks == toks1, "tokens counted (%ld batched, %ld alone)", toks, toks1);
+    CHECK(!jd || same == total, "the batched judge replies equal the judge alone (%d of %d)", same, total);
     CHECK(good == total, "random judge: %d of %d replies valid JSON with every score in range", good, total);
     fprintf(stderr, "random judge: %d changes of reply over %d items\n", distinct_text, total);
     lma_eval_judge_free(jd);

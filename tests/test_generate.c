@@ -3,10 +3,12 @@
  * fixture model (tests/ref/make_generate_fixtures.py); sampler properties;
  * stop strings cut the text and streaming never splits it differently; the batched
  * decode step (continuous batching: sequences at different positions, each with its own
- * cache, joining and leaving) equals each sequence run alone. */
+ * cache, joining and leaving) equals each sequence run alone, and lma_generate_batch's
+ * requests each equal lma_generate alone. */
 #include <dirent.h>
 #include "core/json.h"
 #include "infer/generate.h"
+#include "infer/json_constraint.h"
 #include "test.h"
 
 static void kv_vs_full(const char *name) {
@@ -117,20 +119,28 @@ static void on_text(void *ctx, const char *t, size_t n) {
     s->calls++;
 }
 
-static void stop_strings(void) {
+/* a 1-layer random model over the byte-level BPE test tokenizer (text worth streaming) */
+static lma_model *bl_model(lma_tokenizer **tok) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/ref/tok/bl", LMA_SRC_DIR);
-    lma_tokenizer *tok = NULL;
-    CHECK_OK(lma_tok_load(dir, &tok));
-    if (!tok) return;
+    *tok = NULL;
+    CHECK_OK(lma_tok_load(dir, tok));
+    if (!*tok) return NULL;
     lma_config c = {0};
-    c.arch = LMA_ARCH_LLAMA; c.vocab_size = lma_tok_vocab_size(tok); c.hidden_size = 32; c.intermediate_size = 64;
+    c.arch = LMA_ARCH_LLAMA; c.vocab_size = lma_tok_vocab_size(*tok); c.hidden_size = 32; c.intermediate_size = 64;
     c.n_layers = 1; c.n_heads = 2; c.n_kv_heads = 1; c.head_dim = 16; c.max_position_embeddings = 256;
     c.rms_norm_eps = 1e-5; c.rope_theta = 10000; c.bos_token_id = -1;
     lma_model *m = NULL;
     CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m));
-    if (!m) { lma_tok_free(tok); return; }
+    if (!m) { lma_tok_free(*tok); *tok = NULL; return NULL; }
     CHECK_OK(lma_model_init_random(m, 3, 0.5f));
+    return m;
+}
+
+static void stop_strings(void) {
+    lma_tokenizer *tok = NULL;
+    lma_model *m = bl_model(&tok);
+    if (!m) return;
     int32_t prompt[3] = {300, 301, 302};
     lma_gen_params gp = {.max_tokens = 40, .sample = lma_sample_default_params(), .seed = 5};
     gp.sample.temperature = 1.0f;
@@ -219,7 +229,59 @@ static void decode_batch_vs_single(const char *name) {
     lma_model_free(m);
 }
 
+/* lma_generate_batch: 9 requests (prompts of 1 to 9 tokens; max_tokens 0 to 40; sampled and
+ * greedy; stop strings; two sharing one JSON constraint, one with a grammar), 3 at a time,
+ * give each request's tokens and text as lma_generate on it alone; a constrained output
+ * is JSON; the template is left as it was (the runs alone come after the batch). */
+static void batch_vs_alone(void) {
+    lma_tokenizer *tok = NULL;
+    lma_model *m = bl_model(&tok);
+    if (!m) return;
+    enum { N = 9 };
+    lma_json_constraint *jc = NULL;
+    CHECK_OK(lma_json_constraint_new(tok, NULL, &jc));
+    static const char *stops[1] = {"e"};
+    lma_gen_params gp[N];
+    lma_gen_request rq[N];
+    int32_t prompts[N][9];
+    for (int i = 0; i < N; i++) {
+        gp[i] = (lma_gen_params){.max_tokens = (int[]){20, 0, 5, 40, 1, 30, 30, 12, 25}[i],
+                                 .sample = lma_sample_default_params(), .seed = 11u + (uint64_t)i};
+        if (i % 3) gp[i].sample.temperature = 1.0f;
+        for (int t = 0; t <= i; t++) prompts[i][t] = 300 + (t * 13 + i * 7) % 200;
+        rq[i] = (lma_gen_request){prompts[i], (size_t)i + 1, &gp[i]};
+    }
+    gp[3].stop_strings = stops; gp[3].n_stop_strings = 1;
+    gp[5].constraint = jc; gp[6].constraint = jc;
+    gp[8].grammar = "root ::= \"yes\" | \"no\" | [a-z]+ \"!\"";
+    lma_gen_result rb[N], ra;
+    CHECK_OK(lma_generate_batch(m, tok, rq, N, 3, rb));
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(lma_generate(m, tok, rq[i].prompt, rq[i].n_prompt, rq[i].p, &ra));
+        CHECK(ra.n_ids == rb[i].n_ids && !memcmp(ra.ids, rb[i].ids, ra.n_ids * sizeof *ra.ids) && ra.len == rb[i].len &&
+              !memcmp(ra.text, rb[i].text, ra.len) && ra.finish == rb[i].finish && ra.prompt_tokens == rb[i].prompt_tokens,
+              "batched request %d == alone (%zu vs %zu tokens, finish %d vs %d)", i, rb[i].n_ids, ra.n_ids, rb[i].finish,
+              ra.finish);
+        if (gp[i].constraint) {
+            cJSON *v = cJSON_ParseWithLength(rb[i].text, rb[i].len);
+            CHECK(cJSON_IsObject(v), "request %d under the shared constraint is a JSON object: %.*s", i, (int)rb[i].len,
+                  rb[i].text);
+            cJSON_Delete(v);
+        }
+        free(ra.ids); free(ra.text);
+    }
+    CHECK(rb[1].n_ids == 0 && rb[4].n_ids == 1 && rb[3].finish == LMA_FINISH_STOP, "max_tokens 0 and 1, the stop string");
+    for (int i = 0; i < N; i++) { free(rb[i].ids); free(rb[i].text); }
+    gp[0].max_tokens = -1;
+    CHECK(lma_generate_batch(m, tok, rq, N, 3, rb) == LMA_ERR_ARG && rb[5].ids == NULL, "a bad request fails the call");
+    lma_clear_error();
+    lma_json_constraint_free(jc);
+    lma_model_free(m);
+    lma_tok_free(tok);
+}
+
 int main(void) {
+    batch_vs_alone();
     decode_batch_vs_single("qwen3");
     decode_batch_vs_single("llama_gqa");
     decode_batch_vs_single("llama_linear_bias");

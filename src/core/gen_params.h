@@ -36,7 +36,8 @@ typedef struct {
     int (*on_token)(void *ctx, int32_t id, const char *text, size_t len);
     void *ctx;
     /* constrained decoding (infer/json_constraint.h), or NULL: the output is a complete JSON
-     * value (valid against its schema) and generation stops when it is complete */
+     * value (valid against its schema) and generation stops when it is complete. A template:
+     * each generation decodes with its own clone, so one serves any number of requests */
     struct lma_json_constraint *constraint;
     /* a GBNF grammar (infer/grammar.h) for a request made where no tokenizer is at hand
      * (data/curate through lma_curate_llm): when constraint is NULL, the generation compiles

@@ -29,6 +29,7 @@ lma_eval_params lma_eval_default_params(void) {
     p.gen_max_tokens = 256;
     p.gen_check = -1;
     p.passkey_trials = 5;
+    p.max_active = 8;
     return p;
 }
 
@@ -284,20 +285,63 @@ static int json_text(const cJSON *j, const char *key, char *buf, size_t cap, con
     return 0;
 }
 
-static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON *j, const char *file, int64_t line,
-                             const lma_eval_params *p, lma_eval_result *res) {
+enum { GEN_CHUNK = 64 }; /* records read, generated together (max_active at a time) and scored, a chunk at a time */
+
+/* Reads the next chunk of records, at most room (<= GEN_CHUNK) of them, each a JSON object,
+ * duplicated into js[] (the caller deletes them) with its line; *n = 0 at the end. */
+static lma_status read_chunk(lma_ex_reader *r, const char *path, size_t room, cJSON **js, int64_t *lines, size_t *n) {
+    lma_example *ex = NULL;
+    for (*n = 0; *n < room;) {
+        LMA_TRY(lma_ex_next(r, &ex));
+        if (!ex) break;
+        if (!ex->json || !cJSON_IsObject(ex->json))
+            return lma_error(LMA_ERR_FORMAT, "%s:%lld: not a JSON object", path, (long long)ex->line);
+        if (!(js[*n] = cJSON_Duplicate(ex->json, 1))) return lma_error(LMA_ERR_NOMEM, "out of memory");
+        lines[(*n)++] = ex->line;
+    }
+    return LMA_OK;
+}
+
+static size_t chunk_room(const lma_eval_params *p, size_t done) {
+    return p->limit && p->limit - done < GEN_CHUNK ? p->limit - done : GEN_CHUNK;
+}
+
+/* One gen record between its parsing and its scoring: the prompt's ids and the request
+ * (its stop strings point into stops[], its texts into json, which the item owns). */
+typedef struct {
+    cJSON *json;
+    const char *file; int64_t line;
+    const char *answer, *judge_q;
+    const cJSON *answer_obj;
+    char pnum[64], anum[64]; /* a number prompt or answer, as text */
+    int check, ns;
+    const char *keys[64], *stops[16];
+    size_t nk;
+    int32_t *ids; size_t n;
+    lma_gen_params gp;
+} gen_item;
+
+static void gen_item_free(gen_item *it) {
+    cJSON_Delete(it->json);
+    free(it->ids);
+    memset(it, 0, sizeof *it);
+}
+
+/* Parses a record (it->json, owned) into its request. */
+static lma_status gen_prepare(const lma_tokenizer *tok, const lma_eval_params *p, gen_item *it) {
+    const cJSON *j = it->json;
+    const char *file = it->file;
+    long long line = (long long)it->line;
     const char *prompt = NULL, *question = NULL, *answer = NULL;
-    char numbuf[64];
-    json_text(j, "prompt", numbuf, sizeof numbuf, &prompt);
+    json_text(j, "prompt", it->pnum, sizeof it->pnum, &prompt);
     if (!prompt && !(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "question"))))
-        return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"prompt\" (or \"question\") string", file,
-                         (long long)line);
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"prompt\" (or \"question\") string", file, line);
     if (!prompt) question = cJSON_GetObjectItemCaseSensitive(j, "question")->valuestring;
     const cJSON *answer_obj = cJSON_GetObjectItemCaseSensitive(j, "answer");
     if (cJSON_IsObject(answer_obj)) answer = ""; /* json check: the values the output must hold */
-    else if (!json_text(j, "answer", numbuf, sizeof numbuf, &answer))
+    else if (!json_text(j, "answer", it->anum, sizeof it->anum, &answer))
         return lma_error(LMA_ERR_FORMAT, "%s:%lld: the record has no \"answer\" (string, number, or an object for "
-                         "check json)", file, (long long)line);
+                         "check json)", file, line);
     else answer_obj = NULL;
     int check = p->gen_check;
     const cJSON *cj = cJSON_GetObjectItemCaseSensitive(j, "check");
@@ -305,38 +349,34 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
         check = lma_gen_check_from_name(cj->valuestring);
         if (check < 0)
             return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"check\": unknown check '%s' (exact, number, json, yaml)",
-                             file, (long long)line, cj->valuestring);
+                             file, line, cj->valuestring);
     }
     if (check < 0) check = answer_obj ? LMA_CHECK_JSON : strstr(answer, "####") ? LMA_CHECK_NUMBER : LMA_CHECK_EXACT;
     if (answer_obj && check != LMA_CHECK_JSON)
-        return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"answer\": an object answer needs the json check", file,
-                         (long long)line);
-    const char *keys[64], *stops[16];
-    size_t nk = 0;
-    int ns = 0;
-    const cJSON *it, *ka = cJSON_GetObjectItemCaseSensitive(j, "required_keys"),
-                     *sa = cJSON_GetObjectItemCaseSensitive(j, "stop");
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"answer\": an object answer needs the json check", file, line);
+    const cJSON *e, *ka = cJSON_GetObjectItemCaseSensitive(j, "required_keys"),
+                    *sa = cJSON_GetObjectItemCaseSensitive(j, "stop");
     if (ka && !cJSON_IsArray(ka))
-        return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"required_keys\" must be a list of strings", file, (long long)line);
-    cJSON_ArrayForEach(it, ka) {
-        if (!cJSON_IsString(it))
-            return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"required_keys\": element %zu is not a string", file,
-                             (long long)line, nk + 1);
-        if (nk == 64)
-            return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"required_keys\": at most 64 strings", file, (long long)line);
-        keys[nk++] = it->valuestring;
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"required_keys\" must be a list of strings", file, line);
+    cJSON_ArrayForEach(e, ka) {
+        if (!cJSON_IsString(e))
+            return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"required_keys\": element %zu is not a string", file, line,
+                             it->nk + 1);
+        if (it->nk == 64) return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"required_keys\": at most 64 strings", file, line);
+        it->keys[it->nk++] = e->valuestring;
     }
     if (sa && !cJSON_IsArray(sa))
-        return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"stop\" must be a list of strings", file, (long long)line);
-    cJSON_ArrayForEach(it, sa) {
-        if (!cJSON_IsString(it))
-            return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"stop\": element %d is not a string", file, (long long)line,
-                             ns + 1);
-        if (ns == 15)
-            return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"stop\": at most 15 strings", file, (long long)line);
-        stops[ns++] = it->valuestring;
+        return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"stop\" must be a list of strings", file, line);
+    cJSON_ArrayForEach(e, sa) {
+        if (!cJSON_IsString(e))
+            return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"stop\": element %d is not a string", file, line, it->ns + 1);
+        if (it->ns == 15) return lma_error(LMA_ERR_FORMAT, "%s:%lld: field \"stop\": at most 15 strings", file, line);
+        it->stops[it->ns++] = e->valuestring;
     }
-    const char *judge_q = question ? question : prompt;
+    it->answer = answer;
+    it->answer_obj = answer_obj;
+    it->check = check;
+    it->judge_q = question ? question : prompt;
     char *qbuf = NULL;
     if (question) {
         size_t ql = strlen(question);
@@ -344,64 +384,62 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
         if (!qbuf) return LMA_ERR_NOMEM;
         snprintf(qbuf, ql + 32, "Question: %s\nAnswer:", question);
         prompt = qbuf;
-        if (!sa) stops[ns++] = "Question:";
+        if (!sa) it->stops[it->ns++] = "Question:";
     }
-    int32_t *ids = NULL;
-    size_t n = 0, *sp = NULL, nsp = 0;
     lma_status st;
     if (p->chat) {
         lma_chat_msg msg = {"user", prompt};
-        st = lma_chat_encode(tok, NULL, &msg, 1, 1, &ids, &n, &sp, &nsp);
+        size_t *sp = NULL, nsp = 0;
+        st = lma_chat_encode(tok, NULL, &msg, 1, 1, &it->ids, &it->n, &sp, &nsp);
         free(sp);
     } else {
-        st = lma_tok_encode(tok, prompt, strlen(prompt), 1, &ids, &n);
+        st = lma_tok_encode(tok, prompt, strlen(prompt), 1, &it->ids, &it->n);
     }
     free(qbuf);
-    if (st == LMA_OK && n == 0) st = lma_error(LMA_ERR_FORMAT, "%s:%lld: the prompt is empty", file, (long long)line);
-    if (st != LMA_OK) { free(ids); return st; }
-    lma_gen_params gp = {.max_tokens = p->gen_max_tokens, .sample = lma_sample_default_params()};
-    gp.stop_ids = p->stop_ids; gp.n_stop_ids = p->n_stop_ids;
-    gp.stop_strings = stops; gp.n_stop_strings = ns;
-    gp.constraint = p->gen_constraint;
-    lma_gen_result gr;
-    st = lma_generate(m, tok, ids, n, &gp, &gr);
-    free(ids);
+    if (st == LMA_OK && it->n == 0) st = lma_error(LMA_ERR_FORMAT, "%s:%lld: the prompt is empty", file, line);
     if (st != LMA_OK) return st;
-    res->tokens_run += gr.prompt_tokens + (long)gr.n_ids;
-    const char *out = gr.text ? gr.text : "";
-    size_t olen = gr.text ? gr.len : 0;
-    int ok = 0, valid = 0;
+    it->gp = (lma_gen_params){.max_tokens = p->gen_max_tokens, .sample = lma_sample_default_params()};
+    it->gp.stop_ids = p->stop_ids; it->gp.n_stop_ids = p->n_stop_ids;
+    it->gp.stop_strings = it->stops; it->gp.n_stop_strings = it->ns;
+    it->gp.constraint = p->gen_constraint;
+    return LMA_OK;
+}
+
+/* Scores one output: the check, the format validity, the grammar. */
+static lma_status gen_score(const gen_item *it, const lma_gen_result *gr, const lma_eval_params *p, lma_eval_result *res) {
+    const char *out = gr->text ? gr->text : "";
+    size_t olen = gr->text ? gr->len : 0;
+    int ok = 0, valid = 0, check = it->check;
+    res->tokens_run += gr->prompt_tokens + (long)gr->n_ids;
     switch (check) {
-    case LMA_CHECK_EXACT: ok = lma_gen_check_exact(out, olen, answer); break;
-    case LMA_CHECK_NUMBER: ok = lma_gen_check_number(out, olen, answer); break;
-    case LMA_CHECK_JSON: ok = lma_gen_check_json(out, olen, keys, nk, &valid); break;
-    default: ok = lma_gen_check_yaml(out, olen, keys, nk, &valid); break;
+    case LMA_CHECK_EXACT: ok = lma_gen_check_exact(out, olen, it->answer); break;
+    case LMA_CHECK_NUMBER: ok = lma_gen_check_number(out, olen, it->answer); break;
+    case LMA_CHECK_JSON: ok = lma_gen_check_json(out, olen, it->keys, it->nk, &valid); break;
+    default: ok = lma_gen_check_yaml(out, olen, it->keys, it->nk, &valid); break;
     }
     if (check == LMA_CHECK_JSON || check == LMA_CHECK_YAML) { /* format validity, beside the accuracy */
         res->format_n++;
         res->keys_ok += ok;
-        if (ok && answer_obj) { /* the task itself: each of the answer's values, equal after strip() */
+        if (ok && it->answer_obj) { /* the task itself: each of the answer's values, equal after strip() */
             size_t b, e;
             lma_gen_unfence(out, olen, &b, &e);
             cJSON *got = cJSON_ParseWithLength(out + b, e - b);
-            for (const cJSON *want = answer_obj->child; ok && want; want = want->next) {
+            for (const cJSON *want = it->answer_obj->child; ok && want; want = want->next) {
                 const cJSON *g = cJSON_GetObjectItemCaseSensitive(got, want->string);
                 if (cJSON_IsString(want) && cJSON_IsString(g)) ok = lma_gen_check_exact(g->valuestring, strlen(g->valuestring), want->valuestring);
                 else ok = g && cJSON_Compare(g, want, 1);
             }
             cJSON_Delete(got);
         }
-        const cJSON *sch = cJSON_GetObjectItemCaseSensitive(j, "schema");
+        const cJSON *sch = cJSON_GetObjectItemCaseSensitive(it->json, "schema");
         if (!sch) sch = p->gen_schema;
         if (check == LMA_CHECK_JSON && sch) {
             size_t b, e;
             int sv = 0;
             lma_gen_unfence(out, olen, &b, &e);
-            st = lma_json_schema_check(sch, out + b, e - b, &sv);
-            if (st != LMA_OK) {
-                free(gr.ids); free(gr.text);
-                return lma_error_replace(st, "%s:%lld: field \"schema\": %s", file, (long long)line, lma_last_error());
-            }
+            lma_status st = lma_json_schema_check(sch, out + b, e - b, &sv);
+            if (st != LMA_OK)
+                return lma_error_replace(st, "%s:%lld: field \"schema\": %s", it->file, (long long)it->line, lma_last_error());
             res->schema_n++;
             res->schema_valid += sv;
         }
@@ -410,21 +448,6 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
         res->grammar_n++;
         res->grammar_valid += lma_grammar_matches(p->gen_grammar, out, olen);
     }
-    if (p->judge) { /* the judge scores the output */
-        const char *src[64];
-        int nsrc = 0, scores[LMA_RUBRIC_MAX], labels[LMA_RUBRIC_MAX], any;
-        char *ans = lma_malloc(olen + 1, "output");
-        st = ans ? LMA_OK : LMA_ERR_NOMEM;
-        if (ans) { memcpy(ans, out, olen); ans[olen] = 0; }
-        if (st == LMA_OK) st = lma_judge_read_sources(j, file, (long long)line, src, 64, &nsrc);
-        if (st == LMA_OK) st = lma_judge_read_labels(p->rubric, j, file, (long long)line, labels, &any);
-        if (st == LMA_OK)
-            st = lma_eval_judge_score(p->judge, judge_q, src, nsrc, ans, scores, NULL, &res->judge_tokens_run);
-        if (st == LMA_OK) { res->judge.rubric = p->rubric; st = lma_judge_stats_add(&res->judge, scores, labels); }
-        free(ans);
-        if (st != LMA_OK) { free(gr.ids); free(gr.text); return st; }
-    }
-    free(gr.ids); free(gr.text);
     size_t gi;
     LMA_TRY(add_group(res, lma_gen_check_name((lma_gen_check)check), &gi));
     res->groups[gi].n++;
@@ -433,26 +456,63 @@ static lma_status gen_record(lma_model *m, const lma_tokenizer *tok, const cJSON
     return LMA_OK;
 }
 
+/* The judge scores a chunk's outputs, all in one batch. */
+static lma_status gen_judge(const gen_item *it, const lma_gen_result *gr, size_t n, const lma_eval_params *p,
+                            lma_eval_result *res) {
+    const char **src = lma_calloc(n * 64, sizeof *src, "judge sources");
+    lma_judge_call *calls = lma_calloc(n, sizeof *calls, "judge calls");
+    int(*labels)[LMA_RUBRIC_MAX] = lma_calloc(n, sizeof *labels, "judge labels");
+    lma_status st = src && calls && labels ? LMA_OK : LMA_ERR_NOMEM;
+    for (size_t i = 0; st == LMA_OK && i < n; i++) {
+        int any;
+        calls[i].question = it[i].judge_q;
+        calls[i].answer = gr[i].text ? gr[i].text : "";
+        calls[i].sources = src + 64 * i;
+        st = lma_judge_read_sources(it[i].json, it[i].file, (long long)it[i].line, src + 64 * i, 64, &calls[i].n_sources);
+        if (st == LMA_OK) st = lma_judge_read_labels(p->rubric, it[i].json, it[i].file, (long long)it[i].line, labels[i], &any);
+    }
+    if (st == LMA_OK) st = lma_eval_judge_score(p->judge, calls, n, p->max_active, &res->judge_tokens_run);
+    res->judge.rubric = p->rubric;
+    for (size_t i = 0; calls && i < n; i++) {
+        if (st == LMA_OK) st = lma_judge_stats_add(&res->judge, calls[i].scores, labels[i]);
+        free(calls[i].text);
+    }
+    free(src); free(calls); free(labels);
+    return st;
+}
+
 static lma_status run_gen(lma_model *m, const lma_tokenizer *tok, const lma_eval_task *t, const lma_eval_params *p,
                           lma_eval_result *res) {
     lma_ex_reader *r = NULL;
     LMA_TRY(lma_ex_open(t->path, &r));
     lma_progress pg;
     if (p->progress) lma_progress_start(&pg, "gen", 0);
-    lma_status st = LMA_OK;
-    lma_example *ex = NULL;
-    size_t done = 0;
-    while (st == LMA_OK && (!p->limit || done < p->limit)) {
-        if ((st = lma_ex_next(r, &ex)) != LMA_OK || !ex) break;
-        if (!ex->json || !cJSON_IsObject(ex->json)) {
-            st = lma_error(LMA_ERR_FORMAT, "%s:%lld: not a JSON object", t->path, (long long)ex->line);
-            break;
+    gen_item *it = lma_calloc(GEN_CHUNK, sizeof *it, "gen records");
+    cJSON *js[GEN_CHUNK];
+    int64_t lines[GEN_CHUNK];
+    lma_gen_request rq[GEN_CHUNK];
+    lma_gen_result gr[GEN_CHUNK];
+    lma_status st = it ? LMA_OK : LMA_ERR_NOMEM;
+    size_t done = 0, n = 1;
+    while (st == LMA_OK && n && (n = chunk_room(p, done))) {
+        st = read_chunk(r, t->path, n, js, lines, &n);
+        for (size_t i = 0; i < n; i++) {
+            it[i] = (gen_item){.json = js[i], .file = t->path, .line = lines[i]};
+            if (st == LMA_OK) st = gen_prepare(tok, p, &it[i]);
+            rq[i] = (lma_gen_request){it[i].ids, it[i].n, &it[i].gp};
         }
-        st = gen_record(m, tok, ex->json, t->path, ex->line, p, res);
-        done++;
-        if (p->progress) lma_progress_update(&pg, (int64_t)done);
+        if (st == LMA_OK && n) st = lma_generate_batch(m, tok, rq, n, p->max_active, gr);
+        if (st == LMA_OK && n) {
+            for (size_t i = 0; st == LMA_OK && i < n; i++) st = gen_score(&it[i], &gr[i], p, res);
+            if (st == LMA_OK && p->judge) st = gen_judge(it, gr, n, p, res);
+            for (size_t i = 0; i < n; i++) { free(gr[i].ids); free(gr[i].text); }
+            done += n;
+            if (p->progress) lma_progress_update(&pg, (int64_t)done);
+        }
+        for (size_t i = 0; i < n; i++) gen_item_free(&it[i]);
     }
     if (p->progress) lma_progress_finish(&pg);
+    free(it);
     lma_ex_close(r);
     if (st != LMA_OK) return st;
     if (done == 0) return lma_error(LMA_ERR_FORMAT, "%s: no records", t->path);
@@ -461,19 +521,6 @@ static lma_status run_gen(lma_model *m, const lma_tokenizer *tok, const lma_eval
 }
 
 /* ---------------- judge tasks: the model is the judge ---------------- */
-
-static lma_status judge_record(lma_eval_judge *jd, const cJSON *j, const char *file, int64_t line,
-                               const lma_eval_params *p, lma_eval_result *res, int *labelled) {
-    const char *q, *a;
-    LMA_TRY(lma_judge_read_item(j, file, (long long)line, &q, &a));
-    const char *src[64];
-    int nsrc = 0, scores[LMA_RUBRIC_MAX], labels[LMA_RUBRIC_MAX], any = 0;
-    LMA_TRY(lma_judge_read_sources(j, file, (long long)line, src, 64, &nsrc));
-    LMA_TRY(lma_judge_read_labels(p->rubric, j, file, (long long)line, labels, &any));
-    LMA_TRY(lma_eval_judge_score(jd, q, src, nsrc, a, scores, NULL, &res->tokens_run));
-    *labelled |= any;
-    return lma_judge_stats_add(&res->judge, scores, labels);
-}
 
 static lma_status run_judge(lma_model *m, const lma_tokenizer *tok, const lma_eval_task *t, const lma_eval_params *p,
                             lma_eval_result *res) {
@@ -486,19 +533,35 @@ static lma_status run_judge(lma_model *m, const lma_tokenizer *tok, const lma_ev
     if (st != LMA_OK) { lma_eval_judge_free(jd); return st; }
     lma_progress pg;
     if (p->progress) lma_progress_start(&pg, "judge", 0);
-    lma_example *ex = NULL;
-    size_t done = 0;
+    /* a chunk of records (their JSON kept: the calls point into it) scored in one batch */
+    cJSON *js[GEN_CHUNK];
+    int64_t lines[GEN_CHUNK];
+    const char **src = lma_calloc(GEN_CHUNK * 64, sizeof *src, "judge sources");
+    lma_judge_call *calls = lma_calloc(GEN_CHUNK, sizeof *calls, "judge calls");
+    int(*labels)[LMA_RUBRIC_MAX] = lma_calloc(GEN_CHUNK, sizeof *labels, "judge labels");
+    if (!src || !calls || !labels) st = LMA_ERR_NOMEM;
+    size_t done = 0, n = 1;
     int labelled = 0;
-    while (st == LMA_OK && (!p->limit || done < p->limit)) {
-        if ((st = lma_ex_next(r, &ex)) != LMA_OK || !ex) break;
-        if (!ex->json || !cJSON_IsObject(ex->json)) {
-            st = lma_error(LMA_ERR_FORMAT, "%s:%lld: not a JSON object", t->path, (long long)ex->line);
-            break;
+    while (st == LMA_OK && n && (n = chunk_room(p, done))) {
+        st = read_chunk(r, t->path, n, js, lines, &n);
+        for (size_t i = 0; st == LMA_OK && i < n; i++) {
+            lma_judge_call *c = &calls[i];
+            int any = 0;
+            memset(c, 0, sizeof *c);
+            c->sources = src + 64 * i;
+            st = lma_judge_read_item(js[i], t->path, (long long)lines[i], &c->question, &c->answer);
+            if (st == LMA_OK)
+                st = lma_judge_read_sources(js[i], t->path, (long long)lines[i], src + 64 * i, 64, &c->n_sources);
+            if (st == LMA_OK) st = lma_judge_read_labels(p->rubric, js[i], t->path, (long long)lines[i], labels[i], &any);
+            labelled |= any;
         }
-        st = judge_record(jd, ex->json, t->path, ex->line, p, res, &labelled);
-        done++;
-        if (p->progress) lma_progress_update(&pg, (int64_t)done);
+        if (st == LMA_OK && n) st = lma_eval_judge_score(jd, calls, n, p->max_active, &res->tokens_run);
+        for (size_t i = 0; st == LMA_OK && i < n; i++) st = lma_judge_stats_add(&res->judge, calls[i].scores, labels[i]);
+        for (size_t i = 0; i < n; i++) { free(calls[i].text); calls[i].text = NULL; cJSON_Delete(js[i]); }
+        done += n;
+        if (p->progress && n) lma_progress_update(&pg, (int64_t)done);
     }
+    free(src); free(calls); free(labels);
     if (p->progress) lma_progress_finish(&pg);
     lma_ex_close(r);
     lma_eval_judge_free(jd);

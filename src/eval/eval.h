@@ -83,6 +83,8 @@ typedef struct {
     const double *passkey_depths; int n_passkey_depths; /* passkey: key depths in [0, 1] */
     int passkey_trials;       /* passkey: keys per (length, depth) cell (default 5) */
     uint64_t passkey_seed;    /* passkey: the keys' seed */
+    int max_active;           /* gen, judge, passkey: sequences generated together (default 8;
+                                 infer/generate.h, lma_generate_batch) */
     int progress;             /* draw a progress bar on stderr */
 } lma_eval_params;
 lma_eval_params lma_eval_default_params(void);

@@ -211,34 +211,44 @@ void lma_eval_judge_free(lma_eval_judge *j) {
     free(j);
 }
 
-lma_status lma_eval_judge_score(lma_eval_judge *j, const char *question, const char *const *sources, int n_sources,
-                                const char *answer, int *scores, char **text, long *tokens_run) {
-    if (text) *text = NULL;
-    char *prompt = lma_judge_prompt(j->r, question, sources, n_sources, answer);
-    if (!prompt) return lma_error(LMA_ERR_NOMEM, "out of memory");
-    lma_chat_msg msg = {"user", prompt};
-    int32_t *ids = NULL;
-    size_t n = 0, *sp = NULL, nsp = 0;
-    lma_status st = lma_chat_encode(j->tok, NULL, &msg, 1, 1, &ids, &n, &sp, &nsp);
-    free(sp);
-    free(prompt);
-    if (st != LMA_OK) { free(ids); return st; }
-    lma_gen_params gp = {.max_tokens = j->max_tokens, .sample = lma_sample_default_params()};
-    gp.sample.temperature = 0; /* greedy */
+lma_status lma_eval_judge_score(lma_eval_judge *j, lma_judge_call *calls, size_t n, int max_active, long *tokens_run) {
+    for (size_t i = 0; i < n; i++) calls[i].text = NULL;
+    if (!n) return LMA_OK;
+    lma_gen_params gp = {.max_tokens = j->max_tokens, .sample = lma_sample_default_params()}; /* greedy */
     gp.stop_ids = j->stop;
     gp.n_stop_ids = j->n_stop;
     gp.constraint = j->jc;
-    lma_gen_result gr;
-    st = lma_generate(j->m, j->tok, ids, n, &gp, &gr);
-    free(ids);
-    if (st != LMA_OK) return st;
-    if (tokens_run) *tokens_run += gr.prompt_tokens + (long)gr.n_ids;
-    int ok = gr.text && lma_judge_parse(j->r, gr.text, gr.len, scores);
-    if (!ok) st = lma_error(LMA_ERR_INTERNAL, "judge: the constrained output does not hold the rubric's scores: %.*s",
-                            gr.text ? (int)(gr.len > 200 ? 200 : gr.len) : 0, gr.text ? gr.text : "");
-    free(gr.ids);
-    if (text && ok) *text = gr.text;
-    else free(gr.text);
+    int32_t **ids = lma_calloc(n, sizeof *ids, "judge prompts");
+    lma_gen_request *rq = lma_calloc(n, sizeof *rq, "judge prompts");
+    lma_gen_result *gr = lma_calloc(n, sizeof *gr, "judge prompts");
+    lma_status st = ids && rq && gr ? LMA_OK : LMA_ERR_NOMEM;
+    for (size_t i = 0; st == LMA_OK && i < n; i++) {
+        const lma_judge_call *c = &calls[i];
+        char *prompt = lma_judge_prompt(j->r, c->question, c->sources, c->n_sources, c->answer);
+        if (!prompt) { st = lma_error(LMA_ERR_NOMEM, "out of memory"); break; }
+        lma_chat_msg msg = {"user", prompt};
+        size_t *sp = NULL, nsp = 0;
+        st = lma_chat_encode(j->tok, NULL, &msg, 1, 1, &ids[i], &rq[i].n_prompt, &sp, &nsp);
+        free(sp);
+        free(prompt);
+        rq[i].prompt = ids[i];
+        rq[i].p = &gp;
+    }
+    if (st == LMA_OK) st = lma_generate_batch(j->m, j->tok, rq, n, max_active, gr);
+    for (size_t i = 0; st == LMA_OK && i < n; i++) {
+        if (tokens_run) *tokens_run += gr[i].prompt_tokens + (long)gr[i].n_ids;
+        if (!gr[i].text || !lma_judge_parse(j->r, gr[i].text, gr[i].len, calls[i].scores))
+            st = lma_error(LMA_ERR_INTERNAL, "judge: the constrained output does not hold the rubric's scores: %.*s",
+                           gr[i].text ? (int)(gr[i].len > 200 ? 200 : gr[i].len) : 0, gr[i].text ? gr[i].text : "");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ids) free(ids[i]);
+        if (!gr) continue;
+        free(gr[i].ids);
+        if (st == LMA_OK) calls[i].text = gr[i].text;
+        else free(gr[i].text);
+    }
+    free(ids); free(rq); free(gr);
     return st;
 }
 

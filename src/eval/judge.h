@@ -72,10 +72,16 @@ typedef struct lma_eval_judge lma_eval_judge;
 lma_status lma_eval_judge_new(lma_model *m, const lma_tokenizer *tok, const lma_rubric *r, const int32_t *stop_ids,
                               int n_stop_ids, lma_eval_judge **out);
 void lma_eval_judge_free(lma_eval_judge *j);
-/* Scores one answer (greedy, constrained); scores (r->n). *text (optional): the judge's
- * raw output, malloc'd. *tokens_run: prompt + generated tokens (added to). */
-lma_status lma_eval_judge_score(lma_eval_judge *j, const char *question, const char *const *sources, int n_sources,
-                                const char *answer, int *scores, char **text, long *tokens_run);
+/* One answer to score: what the judge reads, and what it said. */
+typedef struct {
+    const char *question; const char *const *sources; int n_sources; const char *answer;
+    int scores[LMA_RUBRIC_MAX]; /* out: rubric order */
+    char *text;                 /* out: the judge's raw output, malloc'd (the caller frees) */
+} lma_judge_call;
+/* Scores n answers (greedy, constrained), up to max_active of them generated together
+ * (infer/generate.h, lma_generate_batch). *tokens_run: prompt + generated tokens (added to).
+ * On failure no text is left to free. */
+lma_status lma_eval_judge_score(lma_eval_judge *j, lma_judge_call *calls, size_t n, int max_active, long *tokens_run);
 
 /* Scores collected over a task: n items x r->n criteria; labels LMA_JUDGE_NO_LABEL where
  * an item has none. The rubric is borrowed (outlives the stats). */

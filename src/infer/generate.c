@@ -73,8 +73,8 @@ struct lma_gen_seq {
     const lma_gen_params *p;
     int V, step, done, flushed;
     int json_done;                /* the constraint's value is complete */
-    lma_json_constraint *con;     /* p->constraint, or own */
-    lma_json_constraint *own;     /* compiled from p->grammar (owned) */
+    lma_json_constraint *con;     /* own (NULL: unconstrained) */
+    lma_json_constraint *own;     /* a clone of p->constraint or compiled from p->grammar */
     lma_finish_reason finish;
     int32_t *hist; size_t n_hist, n_prompt; /* (n_prompt + max_tokens) */
     lma_tok_stream *ts;
@@ -98,13 +98,14 @@ lma_status lma_gen_seq_new(const lma_tokenizer *tok, const int32_t *prompt, size
     lma_status s = g->hist ? LMA_OK : LMA_ERR_NOMEM;
     if (s == LMA_OK && tok) s = lma_tok_stream_new(tok, 1, &g->ts);
     if (s != LMA_OK) { lma_gen_seq_free(g); return s; }
-    if (s == LMA_OK && !p->constraint && p->grammar) {
+    if (s == LMA_OK && p->constraint) { /* a sequence's own copy: it holds the sequence's state */
+        s = lma_json_constraint_clone(p->constraint, &g->own);
+    } else if (s == LMA_OK && p->grammar) {
         if (!tok) s = lma_error(LMA_ERR_ARG, "a grammar needs the tokenizer");
         else s = lma_grammar_constraint_new(tok, p->grammar, strlen(p->grammar), "grammar", &g->own);
     }
-    g->con = p->constraint ? p->constraint : g->own;
-    if (s == LMA_OK && g->con) { /* one constraint object per sequence: it holds the sequence's state */
-        lma_json_constraint_reset(g->con);
+    g->con = g->own;
+    if (s == LMA_OK && g->con) {
         int need = lma_json_constraint_min_tokens(g->con);
         if (need > p->max_tokens)
             s = lma_error(LMA_ERR_ARG, "max_tokens %d is too small for a complete constrained output (at least %d tokens)",
@@ -210,42 +211,101 @@ lma_status lma_gen_seq_finish(lma_gen_seq *g, lma_gen_result *res) {
     return s;
 }
 
+/* lma_generate_batch's slot: one sequence and its cache (kept for the next request when large enough) */
+typedef struct {
+    lma_kv_cache *kv;
+    lma_gen_seq *g;
+    size_t req;
+    int32_t next;
+    double t_decode;
+} gen_slot;
+
+static lma_status check_request(const lma_model *m, const lma_gen_request *r, int *warned) {
+    if (r->n_prompt < 1) return lma_error(LMA_ERR_ARG, "the prompt is empty");
+    if (r->p->max_tokens < 0) return lma_error(LMA_ERR_ARG, "max_tokens must be >= 0");
+    if (r->n_prompt > (size_t)(INT_MAX / 2) || r->p->max_tokens > INT_MAX / 2)
+        return lma_error(LMA_ERR_ARG, "a prompt of %zu tokens (+ %d new) is too long", r->n_prompt, r->p->max_tokens);
+    int cap = (int)r->n_prompt + r->p->max_tokens;
+    if (!*warned && m->cfg.max_position_embeddings > 0 && cap > lma_config_context(&m->cfg)) {
+        lma_warn("the prompt (%zu tokens) + max_tokens (%d) exceed the model's context of %d tokens "
+                 "(max_position_embeddings, with rope scaling): output past it degrades", r->n_prompt, r->p->max_tokens,
+                 lma_config_context(&m->cfg));
+        *warned = 1;
+    }
+    return LMA_OK;
+}
+
+/* Ends slot s's sequence into its request's result and frees the slot. */
+static lma_status slot_finish(gen_slot *sl, lma_gen_result *res) {
+    lma_gen_result *r = &res[sl->req];
+    double prefill_s = r->prefill_s;
+    lma_status s = lma_gen_seq_finish(sl->g, r);
+    r->prefill_s = prefill_s;
+    r->decode_s = lma_now() - sl->t_decode;
+    lma_gen_seq_free(sl->g);
+    sl->g = NULL;
+    return s;
+}
+
+/* Takes request i into free slot sl: its cache, its sequence, the prefill and the first
+ * token (a request done at once is finished here and leaves the slot free). */
+static lma_status slot_admit(lma_model *m, const lma_tokenizer *tok, gen_slot *sl, const lma_gen_request *rq, size_t i,
+                             float *logits, lma_gen_result *res) {
+    const lma_gen_request *r = &rq[i];
+    int cap = (int)r->n_prompt + r->p->max_tokens;
+    if (sl->kv && sl->kv->cap < cap) { lma_kv_free(m, sl->kv); sl->kv = NULL; }
+    if (!sl->kv) LMA_TRY(lma_kv_create(m, cap, &sl->kv));
+    sl->kv->len = 0;
+    sl->req = i;
+    LMA_TRY(lma_gen_seq_new(tok, r->prompt, r->n_prompt, m->cfg.vocab_size, r->p, &sl->g));
+    double t0 = lma_now();
+    lma_status s = lma_model_forward_cached(m, sl->kv, r->prompt, (int)r->n_prompt, logits, 0);
+    sl->t_decode = lma_now();
+    res[i].prefill_s = sl->t_decode - t0;
+    int fin = lma_gen_seq_done(sl->g);
+    if (s == LMA_OK && !fin) s = lma_gen_seq_step(sl->g, logits, &sl->next, &fin);
+    if (s == LMA_OK && fin) s = slot_finish(sl, res);
+    return s;
+}
+
+lma_status lma_generate_batch(lma_model *m, const lma_tokenizer *tok, const lma_gen_request *rq, size_t n,
+                              int max_batch, lma_gen_result *res) {
+    memset(res, 0, n * sizeof *res);
+    int warned = 0;
+    for (size_t i = 0; i < n; i++) LMA_TRY(check_request(m, &rq[i], &warned));
+    int B = max_batch < 1 ? 1 : (size_t)max_batch > n ? (int)n : max_batch, V = m->cfg.vocab_size;
+    if (B < 1) return LMA_OK;
+    gen_slot *sl = lma_calloc((size_t)B, sizeof *sl, "generation slots");
+    float *logits = lma_malloc((size_t)B * (size_t)V * sizeof(float), "logits");
+    lma_kv_cache **kvs = lma_malloc((size_t)B * sizeof *kvs, "generation slots");
+    int32_t *ids = lma_malloc((size_t)B * sizeof *ids, "generation slots");
+    int *act = lma_malloc((size_t)B * sizeof *act, "generation slots");
+    lma_status s = sl && logits && kvs && ids && act ? LMA_OK : LMA_ERR_NOMEM;
+    size_t next = 0;
+    while (s == LMA_OK) {
+        for (int k = 0; s == LMA_OK && k < B; k++) /* free slots take the next requests */
+            while (s == LMA_OK && !sl[k].g && next < n) s = slot_admit(m, tok, &sl[k], rq, next++, logits, res);
+        int na = 0;
+        for (int k = 0; k < B; k++)
+            if (sl[k].g) { act[na] = k; kvs[na] = sl[k].kv; ids[na] = sl[k].next; na++; }
+        if (s != LMA_OK || !na) break;
+        s = lma_model_decode_batch(m, kvs, ids, na, logits); /* one step, every running sequence */
+        for (int a = 0; s == LMA_OK && a < na; a++) {
+            gen_slot *x = &sl[act[a]];
+            int fin;
+            s = lma_gen_seq_step(x->g, logits + (size_t)a * V, &x->next, &fin);
+            if (s == LMA_OK && fin) s = slot_finish(x, res);
+        }
+    }
+    for (int k = 0; sl && k < B; k++) { lma_gen_seq_free(sl[k].g); lma_kv_free(m, sl[k].kv); }
+    free(sl); free(logits); free(kvs); free(ids); free(act);
+    if (s != LMA_OK)
+        for (size_t i = 0; i < n; i++) { free(res[i].ids); free(res[i].text); memset(&res[i], 0, sizeof res[i]); }
+    return s;
+}
+
 lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
                         const lma_gen_params *p, lma_gen_result *res) {
-    memset(res, 0, sizeof *res);
-    if (n_prompt < 1) return lma_error(LMA_ERR_ARG, "the prompt is empty");
-    if (p->max_tokens < 0) return lma_error(LMA_ERR_ARG, "max_tokens must be >= 0");
-    if (n_prompt > (size_t)(INT_MAX / 2) || p->max_tokens > INT_MAX / 2)
-        return lma_error(LMA_ERR_ARG, "a prompt of %zu tokens (+ %d new) is too long", n_prompt, p->max_tokens);
-    int V = m->cfg.vocab_size, cap = (int)n_prompt + p->max_tokens;
-    if (m->cfg.max_position_embeddings > 0 && cap > lma_config_context(&m->cfg))
-        lma_warn("the prompt (%zu tokens) + max_tokens (%d) exceed the model's context of %d tokens "
-                 "(max_position_embeddings, with rope scaling): output past it degrades", n_prompt, p->max_tokens,
-                 lma_config_context(&m->cfg));
-    lma_kv_cache *kv = NULL;
-    lma_gen_seq *g = NULL;
-    float *logits = lma_malloc((size_t)V * sizeof(float), "logits");
-    lma_status s = !logits ? LMA_ERR_NOMEM : lma_kv_create(m, cap, &kv);
-    if (s == LMA_OK) s = lma_gen_seq_new(tok, prompt, n_prompt, V, p, &g);
-    if (s != LMA_OK) goto done;
-    double t0 = lma_now();
-    s = lma_model_forward_cached(m, kv, prompt, (int)n_prompt, logits, 0);
-    double prefill_s = lma_now() - t0;
-    t0 = lma_now();
-    int fin = lma_gen_seq_done(g);
-    while (s == LMA_OK && !fin) {
-        int32_t id;
-        s = lma_gen_seq_step(g, logits, &id, &fin);
-        if (s == LMA_OK && !fin) s = lma_model_forward_cached(m, kv, &id, 1, logits, 0);
-    }
-    double decode_s = lma_now() - t0;
-    if (s == LMA_OK) s = lma_gen_seq_finish(g, res);
-    res->prefill_s = prefill_s;
-    res->decode_s = decode_s;
-    if (s != LMA_OK) { free(res->ids); free(res->text); res->ids = NULL; res->text = NULL; }
-done:
-    lma_gen_seq_free(g);
-    free(logits);
-    lma_kv_free(m, kv);
-    return s;
+    lma_gen_request r = {prompt, n_prompt, p};
+    return lma_generate_batch(m, tok, &r, 1, 1, res);
 }

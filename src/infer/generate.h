@@ -45,6 +45,21 @@ int lma_gen_seq_n_generated(const lma_gen_seq *g);
 void lma_gen_seq_free(lma_gen_seq *g);
 
 /* tok may be NULL (no text, no stop strings). The caller frees res->ids and res->text. */
+typedef struct {
+    const int32_t *prompt; size_t n_prompt;
+    const lma_gen_params *p; /* must outlive the call; p->constraint is a template (never modified) */
+} lma_gen_request;
+/* Generates n requests together (eval's gen tasks and judge, data generation): up to
+ * max_batch sequences at once, each prompt prefilled into its own KV cache, then one
+ * lma_model_decode_batch step a token over every sequence still running; a finished one's
+ * slot takes the next request at once (continuous batching, as the server's engine). res[i]
+ * is request i's (prefill_s its prefill, decode_s from then to its end, steps shared).
+ * Each sequence's tokens are lma_generate's on it alone, up to the float rounding of the
+ * batched matmuls (a greedy tie may break the other way). On failure every res[i] is freed
+ * and zeroed. The caller frees each res[i]'s ids and text. */
+lma_status lma_generate_batch(lma_model *m, const lma_tokenizer *tok, const lma_gen_request *rq, size_t n,
+                              int max_batch, lma_gen_result *res);
+/* One request: lma_generate_batch of 1. */
 lma_status lma_generate(lma_model *m, const lma_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
                         const lma_gen_params *p, lma_gen_result *res);
 /* eos ids of a model dir: generation_config.json eos_token_id (int or list), else config.json's. */

@@ -55,6 +55,7 @@ struct lma_grammar {
     long budget;                       /* expansions left for the current character */
     const char *name;
     const char *src; size_t len;
+    int shared;                        /* a clone: el, rg, r and rest are its original's */
 };
 
 /* ---- parsing ------------------------------------------------------------------------------ */
@@ -752,13 +753,30 @@ lma_status lma_grammar_compile(const char *text, size_t len, const char *name, c
     return LMA_OK;
 }
 
+lma_status lma_grammar_clone(const lma_grammar *g, lma_grammar **out) {
+    *out = NULL;
+    lma_grammar *c = lma_malloc(sizeof *c, "grammar");
+    if (!c) return LMA_ERR_NOMEM;
+    memcpy(c, g, sizeof *c);
+    c->shared = 1;
+    memset(&c->st, 0, sizeof c->st); memset(&c->a, 0, sizeof c->a); memset(&c->b, 0, sizeof c->b);
+    memset(&c->t, 0, sizeof c->t); memset(c->after, 0, sizeof c->after);
+    c->whole = NULL; c->ascii = NULL; c->n_whole = 0;
+    lma_grammar_reset(c);
+    if (!c->st.n) { lma_grammar_free(c); return lma_error(LMA_ERR_NOMEM, "out of memory"); }
+    *out = c;
+    return LMA_OK;
+}
+
 void lma_grammar_free(lma_grammar *g) {
     if (!g) return;
-    for (size_t r = 0; r < g->n_r; r++) { free(g->r[r].name); free(g->r[r].alt); }
-    free(g->r);
-    free(g->el);
-    free(g->rg);
-    free(g->rest);
+    if (!g->shared) {
+        for (size_t r = 0; r < g->n_r; r++) { free(g->r[r].name); free(g->r[r].alt); }
+        free(g->r);
+        free(g->el);
+        free(g->rg);
+        free(g->rest);
+    }
     free(g->st.d); free(g->a.d); free(g->b.d); free(g->t.d);
     for (int i = 0; i < 256; i++) free(g->after[i].d);
     free(g->whole);

@@ -39,6 +39,9 @@ typedef struct lma_grammar lma_grammar;
  * 1 when the vocabulary has a token of the single byte b (NULL: a validator, every byte). */
 lma_status lma_grammar_compile(const char *text, size_t len, const char *name, const unsigned char *byte_tok,
                                lma_grammar **out);
+/* A second automaton of the same grammar, at the start, with its own state and scratch; it
+ * shares g's compiled rules, so g must outlive it. */
+lma_status lma_grammar_clone(const lma_grammar *g, lma_grammar **out);
 void lma_grammar_free(lma_grammar *g);
 void lma_grammar_reset(lma_grammar *g);
 /* fewest bytes of any complete output */

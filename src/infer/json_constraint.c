@@ -59,6 +59,7 @@ struct lma_json_constraint {
     unsigned char *plain;             /* (V) 1: every byte is plain string content (no quote, backslash,
                                          control byte; whole UTF-8 sequences); YAML: every byte a
                                          plain scalar's non-first byte */
+    int shared;                       /* a clone: everything but st and gram is its original's */
 };
 
 /* ---- schema --------------------------------------------------------------------------- */
@@ -715,9 +716,24 @@ lma_status lma_json_schema_check(const cJSON *schema, const char *text, size_t l
     return LMA_OK;
 }
 
+lma_status lma_json_constraint_clone(const lma_json_constraint *c, lma_json_constraint **out) {
+    *out = NULL;
+    lma_json_constraint *k = lma_malloc(sizeof *k, "json constraint");
+    if (!k) return LMA_ERR_NOMEM;
+    *k = *c;
+    k->shared = 1;
+    k->gram = NULL;
+    lma_status s = c->gram ? lma_grammar_clone(c->gram, &k->gram) : LMA_OK;
+    if (s != LMA_OK) { free(k); return s; }
+    lma_json_constraint_reset(k);
+    *out = k;
+    return LMA_OK;
+}
+
 void lma_json_constraint_free(lma_json_constraint *c) {
     if (!c) return;
     lma_grammar_free(c->gram);
+    if (c->shared) { free(c); return; }
     free(c->pool);
     free(c->piece);
     free(c->first);

@@ -59,6 +59,10 @@ lma_status lma_grammar_constraint_new(const lma_tokenizer *tok, const char *text
 /* Validation by the same automaton: *valid = 1 when text is a complete output of the grammar
  * (fails only when the grammar does not compile). */
 lma_status lma_grammar_check(const char *grammar, size_t glen, const char *name, const char *text, size_t len, int *valid);
+/* A second constraint of the same schema, format or grammar, at the start, with its own
+ * state: one for each sequence decoded at once (lma_gen_seq_new clones the request's). It
+ * shares c's tables (the token pieces, the compiled schema or grammar), so c must outlive it. */
+lma_status lma_json_constraint_clone(const lma_json_constraint *c, lma_json_constraint **out);
 void lma_json_constraint_free(lma_json_constraint *c);
 /* Back to the start (a new output). */
 void lma_json_constraint_reset(lma_json_constraint *c);

@@ -51,7 +51,7 @@ void lma_engine_free(lma_engine *e);
 
 /* Queues a request: prompt (copied) and gp (copied, stop ids and strings included;
  * on_text / on_token / ctx are ignored: the text is collected for lma_job_poll). The job
- * takes gp->constraint (response_format; one per request) and frees it, also when refused.
+ * takes gp->constraint (response_format) and frees it, also when refused.
  * Returns LMA_OK with *out the job, or LMA_OK with *out NULL and *busy = 1 when the queue
  * is full, 2 when the engine is stopping; another status on failure (out of memory). */
 lma_status lma_engine_submit(lma_engine *e, const int32_t *prompt, size_t n_prompt, const lma_gen_params *gp,
