@@ -22,16 +22,17 @@
 /* The model options of the three commands. */
 typedef struct {
     const char *model, *adapter, *device, *tmpl;
-    int threads;
+    int threads, max_active;
 } model_opts;
-#define MODEL_NOPTS 6
+#define MODEL_NOPTS 7
 static void model_table(model_opts *m, cli_opt t[MODEL_NOPTS], const char *model_help, int required, const char *alias) {
     t[0] = (cli_opt)CLI_STR("model", 0, &m->model, "M", model_help, .flags = required ? CLI_REQUIRED : 0, .alias = alias);
     t[1] = (cli_opt)CLI_OPT_ADAPTER(&m->adapter);
     t[2] = (cli_opt)CLI_OPT_TEMPLATE(&m->tmpl);
     t[3] = (cli_opt)CLI_OPT_DEVICE(&m->device);
     t[4] = (cli_opt)CLI_OPT_THREADS(&m->threads);
-    t[5] = (cli_opt)CLI_END;
+    t[5] = (cli_opt)CLI_OPT_MAX_ACTIVE(&m->max_active);
+    t[6] = (cli_opt)CLI_END;
 }
 
 /* Loads the model of m (resolved) with its adapter on its device; 0 ok, else 1 (printed). */
@@ -41,6 +42,7 @@ static int load_llm(const char *cmd, model_opts *m, lma_curate_llm *l) {
     if (!be) return 1;
     if (lma_curate_llm_load(m->model, m->adapter, be, l)) return cli_fail(cmd, NULL);
     l->chat_template = m->tmpl;
+    if (m->max_active) l->max_active = m->max_active;
     return 0;
 }
 

@@ -74,27 +74,32 @@ static void model_free(void *ctx) {
     free(cm);
 }
 
-static lma_status model_complete(const lma_curate_llm *l, const lma_chat_msg *msgs, size_t n, const lma_gen_params *gp,
-                                 char **text, size_t *len) {
+static lma_status model_complete(const lma_curate_llm *l, lma_curate_call *calls, size_t n, const lma_gen_params *gp) {
     const curate_model *cm = l->ctx;
-    int32_t *ids = NULL; size_t n_ids = 0, *spans = NULL, n_spans = 0;
-    LMA_TRY(lma_chat_encode(cm->tok, l->chat_template, msgs, n, 1, &ids, &n_ids, &spans, &n_spans));
-    free(spans);
     lma_gen_params g = *gp;
     if (!g.stop_ids) { g.stop_ids = cm->eos; g.n_stop_ids = cm->n_eos; }
-    lma_gen_result r;
-    memset(&r, 0, sizeof r);
-    lma_status st = lma_generate(cm->model, cm->tok, ids, n_ids, &g, &r);
-    free(ids);
-    if (st) return st;
-    free(r.ids);
-    if (!r.text) {
-        r.text = malloc(1);
-        if (!r.text) return lma_error(LMA_ERR_NOMEM, "curation model: out of memory");
-        r.text[0] = 0; r.len = 0;
+    lma_gen_request *rq = lma_calloc(n, sizeof *rq, "curation prompts");
+    lma_gen_result *r = lma_calloc(n, sizeof *r, "curation prompts");
+    lma_status st = rq && r ? LMA_OK : LMA_ERR_NOMEM;
+    for (size_t i = 0; st == LMA_OK && i < n; i++) {
+        int32_t *ids = NULL;
+        size_t *spans = NULL, n_spans = 0;
+        st = lma_chat_encode(cm->tok, l->chat_template, calls[i].msgs, calls[i].n, 1, &ids, &rq[i].n_prompt, &spans, &n_spans);
+        free(spans);
+        rq[i].prompt = ids;
+        rq[i].p = &g;
     }
-    *text = r.text; *len = r.len;
-    return LMA_OK;
+    if (st == LMA_OK) st = lma_generate_batch(cm->model, cm->tok, rq, n, l->max_active, r);
+    for (size_t i = 0; st == LMA_OK && i < n; i++)
+        if (!r[i].text && !(r[i].text = lma_calloc(1, 1, "curation model"))) st = LMA_ERR_NOMEM;
+    for (size_t i = 0; i < n && rq && r; i++) {
+        free((int32_t *)rq[i].prompt);
+        free(r[i].ids);
+        if (st == LMA_OK) { calls[i].text = r[i].text; calls[i].len = r[i].len; }
+        else free(r[i].text);
+    }
+    free(rq); free(r);
+    return st;
 }
 
 lma_status lma_curate_llm_load(const char *dir, const char *adapter_dir, const struct lma_backend *be,
@@ -110,6 +115,7 @@ lma_status lma_curate_llm_load(const char *dir, const char *adapter_dir, const s
     if (!cm->n_eos && lma_tok_eos_id(cm->tok) >= 0) cm->eos[cm->n_eos++] = lma_tok_eos_id(cm->tok);
     l->ctx = cm;
     l->complete = model_complete;
+    l->max_active = 8;
     l->free_ctx = model_free;
     model_identity(dir, l->identity);
     if (adapter_dir) { /* the adapter's config and weights file join the identity */

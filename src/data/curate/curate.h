@@ -230,25 +230,33 @@ lma_status lma_data_stats(const char *in, const lma_stats_params *p, cJSON **sum
  * generate.c, judge.c, debug.c. Curation sees a model only as something that
  * completes chat prompts: an lma_curate_llm, filled by whoever owns a model (the
  * one above data/ is eval/curate_model.h: an HF folder or GGUF file rendered with
- * its chat template and continued by lma_generate with its eos ids as stop ids). */
+ * its chat template and continued by lma_generate_batch with its eos ids as stop ids). */
 typedef struct lma_curate_llm lma_curate_llm;
+/* One conversation to continue: msgs in, text out (malloc'd, NUL-terminated, caller frees). */
+typedef struct {
+    const lma_chat_msg *msgs; size_t n;
+    char *text; size_t len;
+} lma_curate_call;
 struct lma_curate_llm {
     void *ctx;                 /* the model behind it; NULL: none loaded */
-    /* Renders msgs (roles system/user/assistant) with the generation prompt (chat_template
-     * below, NULL: the model's own) and continues them with gp (gp->stop_ids NULL: the
-     * model's eos ids). *text is malloc'd and NUL-terminated, caller frees. */
-    lma_status (*complete)(const lma_curate_llm *l, const lma_chat_msg *msgs, size_t n, const lma_gen_params *gp,
-                           char **text, size_t *len);
+    /* Renders each call's msgs (roles system/user/assistant) with the generation prompt
+     * (chat_template below, NULL: the model's own) and continues them with gp (gp->stop_ids
+     * NULL: the model's eos ids), up to max_active of them generated together. On failure
+     * no text is left to free. */
+    lma_status (*complete)(const lma_curate_llm *l, lma_curate_call *calls, size_t n, const lma_gen_params *gp);
     void (*free_ctx)(void *ctx);
     const char *chat_template; /* NULL: the model's own (see tok/chat_template.h) */
+    int max_active;            /* conversations continued together (<= 1: one at a time) */
     uint64_t identity[2];      /* names the model (keys the judge cache) */
-    int64_t calls;             /* completions made through lma_curate_llm_reply */
+    int64_t calls;             /* completions made through lma_curate_llm_reply(_batch) */
 };
 /* Frees the model behind l (free_ctx) and empties l. */
 void lma_curate_llm_free(lma_curate_llm *l);
-/* l->complete, counted as one call. */
+/* l->complete of one conversation, counted as one call. */
 lma_status lma_curate_llm_reply(lma_curate_llm *l, const lma_chat_msg *msgs, size_t n, const lma_gen_params *gp,
                                 char **text, size_t *len);
+/* l->complete of n conversations, counted as n calls. */
+lma_status lma_curate_llm_reply_batch(lma_curate_llm *l, lma_curate_call *calls, size_t n, const lma_gen_params *gp);
 
 /* A prompt read from a prompt file record (any example format; prompt-only records
  * {"prompt"}, {"instruction","input"?}, {"question"} and {"messages"} ending in a user
@@ -292,7 +300,7 @@ void lma_jsonl_close(lma_jsonl *j);
 typedef struct {
     lma_gen_params gen;       /* max_tokens 256, greedy, seed 0 */
     const char *system;       /* system turn added to prompts without one (NULL: none) */
-    double checkpoint_s;      /* 60; 0 = after every draft */
+    double checkpoint_s;      /* 60; 0 = after every chunk of drafts (32 prompts, drafted together) */
     int progress;             /* progress bar on stderr (0) */
     int64_t limit;            /* draft at most this many new prompts (0: all) */
 } lma_data_generate_params;

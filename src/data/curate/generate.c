@@ -20,12 +20,18 @@ void lma_curate_llm_free(lma_curate_llm *l) {
     memset(l, 0, sizeof *l);
 }
 
+lma_status lma_curate_llm_reply_batch(lma_curate_llm *l, lma_curate_call *calls, size_t n, const lma_gen_params *gp) {
+    for (size_t i = 0; i < n; i++) { calls[i].text = NULL; calls[i].len = 0; }
+    if (!l || !l->ctx || !l->complete) return lma_error(LMA_ERR_ARG, "curation model: not loaded");
+    l->calls += (int64_t)n;
+    return n ? l->complete(l, calls, n, gp) : LMA_OK;
+}
+
 lma_status lma_curate_llm_reply(lma_curate_llm *l, const lma_chat_msg *msgs, size_t n, const lma_gen_params *gp,
                                 char **text, size_t *len) {
-    *text = NULL; *len = 0;
-    if (!l || !l->ctx || !l->complete) return lma_error(LMA_ERR_ARG, "curation model: not loaded");
-    lma_status st = l->complete(l, msgs, n, gp, text, len);
-    l->calls++;
+    lma_curate_call c = {msgs, n, NULL, 0};
+    lma_status st = lma_curate_llm_reply_batch(l, &c, 1, gp);
+    *text = c.text; *len = c.len;
     return st;
 }
 
@@ -283,64 +289,74 @@ lma_status lma_data_generate(lma_curate_llm *l, const char *prompts, const char 
     lma_progress bar;
     if (p.progress) lma_progress_start(&bar, "drafts", total);
     double last_commit = lma_now();
-    int64_t uncommitted = 0;
-    while (!st) {
-        if (p.limit > 0 && drafted >= p.limit) break;
-        lma_example *ex;
-        if ((st = lma_ex_next(r, &ex)) || !ex) break;
-        n_prompts++;
-        lma_curate_prompt pr;
-        if (lma_curate_prompt_from(ex, &pr)) {
-            bad++;
-            st = add_problem(summary, ex->line, lma_last_error());
-            lma_clear_error();
-            continue;
+    /* prompts are drafted a chunk at a time (the model continues up to l->max_active of them
+     * together), then written in order */
+    enum { CHUNK = 32 };
+    lma_curate_prompt pr[CHUNK];
+    lma_chat_msg *tmp[CHUNK];
+    lma_curate_call calls[CHUNK];
+    int end = 0;
+    while (!st && !end) {
+        size_t n = 0;
+        while (!st && n < CHUNK && !(p.limit > 0 && drafted + (int64_t)n >= p.limit)) {
+            lma_example *ex;
+            if ((st = lma_ex_next(r, &ex)) || !ex) { end = 1; break; }
+            n_prompts++;
+            if (lma_curate_prompt_from(ex, &pr[n])) {
+                bad++;
+                st = add_problem(summary, ex->line, lma_last_error());
+                lma_clear_error();
+                continue;
+            }
+            uint64_t h = id_hash(pr[n].id);
+            uint32_t v = lma_u64map_get(&done, h);
+            if (v != UINT32_MAX) {
+                if (v == 1) skipped++; else dups++;
+                lma_curate_prompt_free(&pr[n]);
+                if (p.progress) lma_progress_update(&bar, n_prompts);
+                continue;
+            }
+            if ((st = lma_u64map_insert(&done, h, 2))) { lma_curate_prompt_free(&pr[n]); break; }
+            /* the system turn, when asked for and absent */
+            calls[n] = (lma_curate_call){pr[n].msgs, pr[n].n, NULL, 0};
+            tmp[n] = NULL;
+            if (p.system && strcmp(pr[n].msgs[0].role, "system")) {
+                tmp[n] = malloc((pr[n].n + 1) * sizeof *tmp[n]);
+                if (!tmp[n]) { lma_curate_prompt_free(&pr[n]); st = lma_error(LMA_ERR_NOMEM, "generate: out of memory"); break; }
+                tmp[n][0].role = "system"; tmp[n][0].content = p.system;
+                memcpy(tmp[n] + 1, pr[n].msgs, pr[n].n * sizeof *tmp[n]);
+                calls[n].msgs = tmp[n]; calls[n].n = pr[n].n + 1;
+            }
+            n++;
         }
-        uint64_t h = id_hash(pr.id);
-        uint32_t v = lma_u64map_get(&done, h);
-        if (v != UINT32_MAX) {
-            if (v == 1) skipped++; else dups++;
-            lma_curate_prompt_free(&pr);
-            if (p.progress) lma_progress_update(&bar, n_prompts);
-            continue;
+        if (p.limit > 0 && drafted + (int64_t)n >= p.limit) end = 1;
+        if (!st && n) st = lma_curate_llm_reply_batch(l, calls, n, &p.gen);
+        for (size_t i = 0; i < n; i++) {
+            cJSON *o = st ? NULL : cJSON_CreateObject();
+            if (o) {
+                cJSON_AddStringToObject(o, "id", pr[i].id);
+                if (tmp[i]) {
+                    lma_curate_prompt shown = pr[i];
+                    shown.msgs = tmp[i]; shown.n = calls[i].n;
+                    prompt_json(o, &shown);
+                } else prompt_json(o, &pr[i]);
+                cJSON_AddStringToObject(o, "draft", calls[i].text);
+                cJSON_AddStringToObject(o, "status", "pending");
+                cJSON_AddStringToObject(o, "reviewer_note", "");
+                char *js = cJSON_PrintUnformatted(o);
+                if (!js) st = lma_error(LMA_ERR_NOMEM, "generate: out of memory");
+                if (!st && (st = lma_atomic_write(&af, js, strlen(js)))) af_open = 0;
+                if (!st && (st = lma_atomic_write(&af, "\n", 1))) af_open = 0;
+                free(js);
+                cJSON_Delete(o);
+            } else if (!st) st = lma_error(LMA_ERR_NOMEM, "generate: out of memory");
+            free(calls[i].text); free(tmp[i]);
+            lma_curate_prompt_free(&pr[i]);
+            if (!st) drafted++;
         }
-        /* the system turn, when asked for and absent */
-        lma_chat_msg *msgs = pr.msgs, *tmp = NULL;
-        size_t nm = pr.n;
-        if (p.system && strcmp(pr.msgs[0].role, "system")) {
-            tmp = malloc((pr.n + 1) * sizeof *tmp);
-            if (!tmp) { lma_curate_prompt_free(&pr); st = lma_error(LMA_ERR_NOMEM, "generate: out of memory"); break; }
-            tmp[0].role = "system"; tmp[0].content = p.system;
-            memcpy(tmp + 1, pr.msgs, pr.n * sizeof *tmp);
-            msgs = tmp; nm = pr.n + 1;
-        }
-        char *draft = NULL; size_t dlen = 0;
-        st = lma_curate_llm_reply(l, msgs, nm, &p.gen, &draft, &dlen);
-        cJSON *o = st ? NULL : cJSON_CreateObject();
-        if (o) {
-            cJSON_AddStringToObject(o, "id", pr.id);
-            if (tmp) {
-                lma_curate_prompt shown = pr;
-                shown.msgs = tmp; shown.n = nm;
-                prompt_json(o, &shown);
-            } else prompt_json(o, &pr);
-            cJSON_AddStringToObject(o, "draft", draft);
-            cJSON_AddStringToObject(o, "status", "pending");
-            cJSON_AddStringToObject(o, "reviewer_note", "");
-            char *s = cJSON_PrintUnformatted(o);
-            if (!s) st = lma_error(LMA_ERR_NOMEM, "generate: out of memory");
-            if (!st && (st = lma_atomic_write(&af, s, strlen(s)))) af_open = 0;
-            if (!st && (st = lma_atomic_write(&af, "\n", 1))) af_open = 0;
-            free(s);
-            cJSON_Delete(o);
-        } else if (!st) st = lma_error(LMA_ERR_NOMEM, "generate: out of memory");
-        if (!st) st = lma_u64map_insert(&done, h, 2);
-        free(draft); free(tmp);
-        lma_curate_prompt_free(&pr);
         if (st) break;
-        drafted++; uncommitted++;
         if (p.progress) lma_progress_update(&bar, n_prompts);
-        if (lma_now() - last_commit >= p.checkpoint_s) {
+        if (n && lma_now() - last_commit >= p.checkpoint_s) {
             /* checkpoint: commit what we have, then continue in a fresh temporary copy */
             af_open = 0;
             if ((st = lma_atomic_commit(&af))) break;
@@ -348,7 +364,6 @@ lma_status lma_data_generate(lma_curate_llm *l, const char *prompts, const char 
             af_open = 1;
             if ((st = copy_into(&af, review))) { af_open = 0; break; }
             last_commit = lma_now();
-            uncommitted = 0;
         }
     }
     lma_ex_close(r);
@@ -356,7 +371,6 @@ lma_status lma_data_generate(lma_curate_llm *l, const char *prompts, const char 
     if (!st && af_open) { af_open = 0; st = lma_atomic_commit(&af); }
     if (af_open) lma_atomic_abort(&af);
     lma_u64map_free(&done);
-    (void)uncommitted;
     if (st) { cJSON_Delete(summary); return st; }
     cJSON_AddNumberToObject(summary, "prompts", (double)n_prompts);
     cJSON_AddNumberToObject(summary, "drafted", (double)drafted);
