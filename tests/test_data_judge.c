@@ -151,6 +151,20 @@ static void judge(const char *mdir) {
     CHECK(same && kept_first && kept_second && !strcmp(kept_first, kept_second), "rerun: identical scores, judgements and kept file");
     free(kept_first); free(kept_second);
     for (int i = 0; i < n2; i++) free(tx2[i]);
+    /* one record at a time, no cache: the same judgements as the batched first run */
+    {
+        lma_judge_params p1 = p;
+        p1.cache_path = NULL; p1.out_path = kept2; p1.scores_path = scores2;
+        l.max_active = 1;
+        s = run(&l, data, &p1);
+        cJSON_Delete(s);
+        n2 = read_scores(scores2, sc2, tx2, N, &cons2);
+        same = n2 == n1;
+        for (int i = 0; same && i < n1; i++) same = sc1[i] == sc2[i] && !strcmp(tx1[i], tx2[i]);
+        CHECK(same && l.calls == N, "one at a time: the judgements of the batched run (%d calls)", (int)l.calls);
+        for (int i = 0; i < n2; i++) free(tx2[i]);
+        l.max_active = 8;
+    }
     /* threshold on known scores: rewrite the cache entries (file order = example order)
      * with judgements "Score: k", k = 1 + i % 5, and rerun from the cache */
     {

@@ -335,6 +335,15 @@ static void judge_key(const lma_curate_llm *l, const lma_judge_params *p, const 
 
 /* ---- the driver ---------------------------------------------------------------------- */
 
+/* One record of a chunk: its judged parts, its JSONL line, its cache key. */
+typedef struct {
+    lma_buf ins, resp, prompt, line;
+    lma_chat_msg msg;
+    int64_t lineno, index;
+    uint64_t key[2];
+    int cached; /* in the cache before the chunk, or a repeat of an earlier record of it */
+} jrec;
+
 lma_status lma_data_judge(lma_curate_llm *l, const char *in, const lma_judge_params *pin, cJSON **out) {
     lma_judge_params p;
     if (pin) p = *pin; else lma_judge_default_params(&p);
@@ -352,11 +361,15 @@ lma_status lma_data_judge(lma_curate_llm *l, const char *in, const lma_judge_par
     lma_atomic_file fs;
     int fs_open = 0, sv_open = 0;
     lma_ex_reader *r = NULL;
-    lma_buf ins = {0}, resp = {0}, prompt = {0};
-    lma_buf line = {0};
+    /* records are judged a chunk at a time: what the cache lacks is generated in one batch
+     * (l->max_active together), then every record is scored from the cache in its order */
+    enum { CHUNK = 32 };
+    jrec *rec = lma_calloc(CHUNK, sizeof *rec, "judge records");
+    lma_curate_call calls[CHUNK];
     int64_t hist[6] = {0}, hits = 0, scored = 0, total = 0, calls0 = l->calls;
     double sum = 0;
-    lma_status st = cache_open(&c, p.cache_path, &cache_skipped);
+    memset(&c, 0, sizeof c);
+    lma_status st = rec ? cache_open(&c, p.cache_path, &cache_skipped) : LMA_ERR_NOMEM;
     if (!st && p.progress && strcmp(in, "-")) {
         st = lma_ex_open(in, &r);
         lma_example *ex;
@@ -369,63 +382,69 @@ lma_status lma_data_judge(lma_curate_llm *l, const char *in, const lma_judge_par
     lma_progress bar;
     if (p.progress) lma_progress_start(&bar, "judge", total);
     int64_t seen = 0;
-    while (!st) {
-        lma_example *ex;
-        if ((st = lma_ex_next(r, &ex)) || !ex) break;
-        seen++;
-        if (ex->error_code) { st = lma_curate_on_bad(ex, &sv.bad); continue; }
-        if ((st = split_example(ex, &ins, &resp))) break;
-        uint64_t key[2];
-        judge_key(l, &p, rubric, &ins, &resp, key);
-        uint32_t hit = cache_get(&c, key);
-        int score;
-        const char *text;
-        char *gen = NULL;
-        if (hit != UINT32_MAX) {
-            hits++;
-            score = c.score[hit];
-            text = c.text[hit];
-        } else {
-            if ((st = fill_rubric(rubric, &ins, &resp, &prompt))) break;
-            lma_chat_msg m = {"user", prompt.p};
-            size_t glen;
-            if ((st = lma_curate_llm_reply(l, &m, 1, &p.gen, &gen, &glen))) break;
-            score = lma_judge_parse_score(gen, glen);
-            text = gen;
-            if ((st = cache_add(&c, key, score, gen))) { free(gen); break; }
+    int end = 0;
+    while (!st && !end) {
+        size_t n = 0, nc = 0;
+        while (!st && n < CHUNK) { /* 1. read: the judged parts, the line, the key, a cache hit */
+            lma_example *ex;
+            if ((st = lma_ex_next(r, &ex)) || !ex) { end = 1; break; }
+            seen++;
+            if (ex->error_code) { st = lma_curate_on_bad(ex, &sv.bad); continue; }
+            jrec *x = &rec[n];
+            x->lineno = ex->line; x->index = ex->index; x->line.len = 0;
+            if ((st = split_example(ex, &x->ins, &x->resp)) || (st = lma_ex_line(ex, &x->line))) break;
+            judge_key(l, &p, rubric, &x->ins, &x->resp, x->key);
+            x->cached = cache_get(&c, x->key) != UINT32_MAX;
+            for (size_t k = 0; !x->cached && k < n; k++) /* judged once a chunk: the repeat is a cache hit */
+                x->cached = !memcmp(rec[k].key, x->key, sizeof x->key);
+            n++;
         }
-        scored++;
-        hist[score]++;
-        sum += score;
-        if (fs_open) {
-            cJSON *o = cJSON_CreateObject();
-            if (o) {
-                cJSON_AddNumberToObject(o, "line", (double)ex->line);
-                cJSON_AddNumberToObject(o, "index", (double)ex->index);
-                if (score) cJSON_AddNumberToObject(o, "score", score); else cJSON_AddNullToObject(o, "score");
-                cJSON_AddBoolToObject(o, "cached", hit != UINT32_MAX);
-                cJSON_AddStringToObject(o, "judgement", text);
+        for (size_t i = 0; !st && i < n; i++) /* 2. the prompts of what the cache lacks */
+            if (!rec[i].cached && !(st = fill_rubric(rubric, &rec[i].ins, &rec[i].resp, &rec[i].prompt))) {
+                rec[i].msg = (lma_chat_msg){"user", rec[i].prompt.p};
+                calls[nc++] = (lma_curate_call){&rec[i].msg, 1, NULL, 0};
             }
-            char *s = o ? cJSON_PrintUnformatted(o) : NULL;
-            cJSON_Delete(o);
-            if (!s) st = lma_error(LMA_ERR_NOMEM, "judge: out of memory");
-            if (!st && (st = lma_atomic_write(&fs, s, strlen(s)))) fs_open = 0;
-            if (!st && (st = lma_atomic_write(&fs, "\n", 1))) fs_open = 0;
-            free(s);
-        }
-        free(gen);
-        if (st) break;
-        line.len = 0;
-        if ((st = lma_ex_line(ex, &line))) break;
-        if (score ? score >= p.threshold : p.keep_unparsed) st = lma_curate_sieve_keep(&sv, &line);
-        else {
-            cJSON *info = cJSON_CreateObject();
-            if (info) {
-                cJSON_AddNumberToObject(info, "line", (double)ex->line);
-                cJSON_AddStringToObject(info, "reason", score ? "below_threshold" : "unparsed");
-                if (score) cJSON_AddNumberToObject(info, "score", score); else cJSON_AddNullToObject(info, "score");
+        if (!st && nc) st = lma_curate_llm_reply_batch(l, calls, nc, &p.gen);
+        for (size_t i = 0, k = 0; i < n && k < nc; i++) /* 3. into the cache (kept even when a later step fails) */
+            if (!rec[i].cached) {
+                if (!st) st = cache_add(&c, rec[i].key, lma_judge_parse_score(calls[k].text, calls[k].len), calls[k].text);
+                free(calls[k++].text);
             }
-            st = lma_curate_sieve_drop(&sv, info, &line);
+        for (size_t i = 0; !st && i < n; i++) { /* 4. each record in its order, from the cache */
+            const jrec *x = &rec[i];
+            uint32_t at = cache_get(&c, x->key);
+            int score = c.score[at];
+            hits += x->cached;
+            scored++;
+            hist[score]++;
+            sum += score;
+            if (fs_open) {
+                cJSON *o = cJSON_CreateObject();
+                if (o) {
+                    cJSON_AddNumberToObject(o, "line", (double)x->lineno);
+                    cJSON_AddNumberToObject(o, "index", (double)x->index);
+                    if (score) cJSON_AddNumberToObject(o, "score", score); else cJSON_AddNullToObject(o, "score");
+                    cJSON_AddBoolToObject(o, "cached", x->cached);
+                    cJSON_AddStringToObject(o, "judgement", c.text[at]);
+                }
+                char *js = o ? cJSON_PrintUnformatted(o) : NULL;
+                cJSON_Delete(o);
+                if (!js) st = lma_error(LMA_ERR_NOMEM, "judge: out of memory");
+                if (!st && (st = lma_atomic_write(&fs, js, strlen(js)))) fs_open = 0;
+                if (!st && (st = lma_atomic_write(&fs, "\n", 1))) fs_open = 0;
+                free(js);
+            }
+            if (st) break;
+            if (score ? score >= p.threshold : p.keep_unparsed) st = lma_curate_sieve_keep(&sv, &x->line);
+            else {
+                cJSON *info = cJSON_CreateObject();
+                if (info) {
+                    cJSON_AddNumberToObject(info, "line", (double)x->lineno);
+                    cJSON_AddStringToObject(info, "reason", score ? "below_threshold" : "unparsed");
+                    if (score) cJSON_AddNumberToObject(info, "score", score); else cJSON_AddNullToObject(info, "score");
+                }
+                st = lma_curate_sieve_drop(&sv, info, &x->line);
+            }
         }
         if (p.progress) lma_progress_update(&bar, seen);
     }
@@ -452,8 +471,10 @@ lma_status lma_data_judge(lma_curate_llm *l, const char *in, const lma_judge_par
     }
     if (fs_open) lma_atomic_abort(&fs);
     if (sv_open) lma_curate_sieve_abort(&sv);
-    free(ins.p); free(resp.p); free(prompt.p);
-    lma_buf_free(&line);
+    for (size_t i = 0; rec && i < CHUNK; i++) {
+        lma_buf_free(&rec[i].ins); lma_buf_free(&rec[i].resp); lma_buf_free(&rec[i].prompt); lma_buf_free(&rec[i].line);
+    }
+    free(rec);
     if (st) { cJSON_Delete(summary); return st; }
     *out = summary;
     return LMA_OK;
