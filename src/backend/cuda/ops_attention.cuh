@@ -383,7 +383,7 @@ template <typename TI>
 static void cu_attention_cached(void *out, const void *q, const void *k, const void *v, const lma_kv_seq *seqs,
                                 int n_seq, int n, int layer, int NH, int NKV, int HD, float scale) {
     PROFILE("attention_cached");
-    int vec = HD % 8 == 0; /* the caches and the scratch rows are then 16-byte aligned */
+    int vec = vec_ok(HD, q, k, v); /* cache rows are then 16-byte aligned too (cudaMalloc'd, rows of HD) */
     if (HD > ATTC_HD || (!vec && HD > ATTC_THREADS))
         return fail(LMA_ERR_UNSUPPORTED, "attention_cached: head_dim %d not supported (a multiple of 8 up to %d, or "
                     "up to %d)", HD, (int)ATTC_HD, (int)ATTC_THREADS);
