@@ -14,7 +14,7 @@
 # Usage (device): bash bench/gen_gpu.sh          carry: .deps
 # Environment: OUT (/tmp/gen_gpu) BUILD (build-gpu) SHAPES (1b,7b) BATCHES (1,32) PROMPT (128)
 #   GEN (256) MODES (eager,static) HF_SHAPES (the transformers side's shapes, space-separated; $SHAPES) BUDGET_S (540: seconds for the whole call; a transformers
-#   run that would start past it is skipped and says so) CUDA_TEST (0) PY (python3)
+#   run that would start past it is skipped and says so) CUDA_TEST (0) PY (python3) GRAPHS ("1 0": with graphs, without)
 # Local check of the plumbing (no GPU): DEVICE=cpu SHAPES=15m MODES= BUILD=build bash bench/gen_gpu.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +39,7 @@ if [ "${CUDA_TEST:-0}" = 1 ]; then
     grep -E "FAIL" "$OUT/test_backend_cuda.log" | head -12
 fi
 for shape in ${SHAPES//,/ }; do
-    for g in 1 0; do # decode steps replayed as CUDA graphs, then without (LMA_DECODE_GRAPHS=0); one model each
+    for g in ${GRAPHS:-1 0}; do # decode steps replayed as CUDA graphs, then without (LMA_DECODE_GRAPHS=0); one model each
         LMA_DECODE_GRAPHS=$g timeout 300 "$BUILD/bench_gen" --preset "$shape" --vocab 32000 --device "${DEVICE:-cuda}" \
             --batch "$BATCHES" --prompt "$PROMPT" --gen "$GEN" --reps 2 2>&1 | grep -v '^first' | sed "s/^/graphs $g: /" |
             tee /dev/stderr | awk -v s="$shape" -v g="$g" '$3 == "RESULT" { for (i = 5; i < NF; i += 2) v[$i] = $(i + 1);

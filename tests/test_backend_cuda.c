@@ -199,6 +199,9 @@ static void cached_shapes(void) {
     cached_vs_cpu("batched decode (5 sequences, 32/4 heads, HD 64)", 5, lb, cb, 1, 32, 4, 64, 0.125f, 1e-5);
     int lc[3] = {5, 129, 2}, cc[3] = {6, 200, 3};
     cached_vs_cpu("batched decode (3 sequences, 32/32 heads, HD 128)", 3, lc, cc, 1, 32, 32, 128, 0.088f, 1e-5);
+    int ld_[2] = {1100, 3}, cd_[2] = {1102, 5}; /* past one chunk of keys; HD 20: the scalar loads */
+    cached_vs_cpu("2 rows on 2 sequences, one past 1024 keys, HD 20", 2, ld_, cd_, 2, 6, 3, 20, 0.22f, 1e-5);
+    cached_vs_cpu("batched decode, HD 256", 2, ld_, cd_, 1, 4, 2, 256, 0.0625f, 1e-5);
     /* RoPE past the original window with yarn:2's frequencies (SmolLM2's theta 1e5, window
      * 8192): positions up to 16383, where the angles reach ~1.6e4 rad */
     lma_config c;

@@ -294,16 +294,19 @@ static void cu_attention_bwd(void *dq, void *dk, void *dv, const void *dout, con
 /* Inference attention against KV caches, one launch for every sequence of a decode step.
  * One block of 128 threads per (new row r, head h): the first head of each KV group writes
  * row r's k and v into its cache row; the keys go by in chunks of ATTC_CHUNK: a thread per key
- * scores it (the scaled q in shared memory), an online softmax rescales the running sums, and
- * a thread per output dim (two key subsets per dim when HD <= 64) accumulates P.V. Keys of this
- * call's new rows are read from k, v themselves, so no block waits for another's cache write.
- * Scratch is fixed, so any context length runs. */
+ * scores it (E-element loads of the key row, all in flight at once; the scaled q in shared
+ * memory), an online softmax rescales the running sums, and for P.V each thread takes E
+ * adjacent dims of every groups-th key (one E-element load a key, independent across keys:
+ * at batch 1 there are only NH blocks, so the loads in flight, not the blocks, hide the
+ * latency), the key subsets summed at the end. Keys of this call's new rows are read from k,
+ * v themselves, so no block waits for another's cache write. Scratch is fixed, so any context
+ * length runs. E = 8 (16-byte bf16 loads) when HD % 8 == 0, else 1. */
 enum { ATTC_THREADS = 128, ATTC_CHUNK = 1024, ATTC_HD = 256 };
-template <typename TI>
+template <typename TI, int E>
 __global__ void __launch_bounds__(ATTC_THREADS)
 k_attention_cached(TI *out, const TI *q, const TI *k, const TI *v, const lma_kv_seq *seqs, int n, int layer, int NH,
                    int NKV, int HD, float scale) {
-    __shared__ float qs[ATTC_HD], p[ATTC_CHUNK], red[ATTC_THREADS];
+    __shared__ float qs[ATTC_HD], p[ATTC_CHUNK], red[ATTC_THREADS * E];
     int r = blockIdx.x, h = blockIdx.y, G = NH / NKV, kh = h / G, t = r % n, tid = threadIdx.x;
     lma_kv_seq sq = seqs[r / n];
     size_t KVD = (size_t)NKV * HD, lay = (size_t)layer * sq.cap * KVD, off = (size_t)kh * HD;
@@ -318,11 +321,11 @@ k_attention_cached(TI *out, const TI *q, const TI *k, const TI *v, const lma_kv_
     const TI *qt = q + ((size_t)r * NH + h) * HD;
     for (int d = tid; d < HD; d += ATTC_THREADS) qs[d] = ld(qt + d) * scale;
     __syncthreads();
-    /* P.V: thread tid takes dim d0 (and d0 + 128 when HD > 128) over keys g, g + groups, ... */
-    int groups = HD <= ATTC_THREADS ? ATTC_THREADS / HD : 1;
-    int d0 = HD <= ATTC_THREADS ? tid % HD : tid, g = HD <= ATTC_THREADS ? tid / HD : 0;
-    bool active = g < groups && d0 < HD;
-    float a0 = 0, a1 = 0, m = -INFINITY, l = 0;
+    int nc = HD / E, groups = ATTC_THREADS / nc, c = tid % nc, g = tid / nc; /* P.V: dims c*E.., keys g + groups*i */
+    bool active = g < groups;
+    float acc[E], m = -INFINITY, l = 0;
+#pragma unroll
+    for (int e = 0; e < E; e++) acc[e] = 0;
     for (int c0 = 0; c0 <= last; c0 += ATTC_CHUNK) {
         int cn = min(ATTC_CHUNK, last + 1 - c0);
         float mx = -INFINITY;
@@ -330,53 +333,67 @@ k_attention_cached(TI *out, const TI *q, const TI *k, const TI *v, const lma_kv_
             int s = c0 + j;
             const TI *ks = s < len ? kc + (size_t)s * KVD : kn + (size_t)(s - len) * KVD;
             float dot = 0;
-            for (int i = 0; i < HD; i++) dot += qs[i] * ld(ks + i);
+#pragma unroll 4
+            for (int i = 0; i < HD; i += E) {
+                float f[E];
+                chunk<TI, E>::load(ks + i, f);
+#pragma unroll
+                for (int e = 0; e < E; e++) dot += qs[i + e] * f[e];
+            }
             p[j] = dot;
             mx = fmaxf(mx, dot);
         }
         mx = block_max(mx);
-        float mn = fmaxf(m, mx), c = __expf(m - mn), sum = 0;
+        float mn = fmaxf(m, mx), cc = __expf(m - mn), sum = 0;
         for (int j = tid; j < cn; j += ATTC_THREADS) {
-            float e = __expf(p[j] - mn);
-            p[j] = e;
-            sum += e;
+            float x = __expf(p[j] - mn);
+            p[j] = x;
+            sum += x;
         }
         sum = block_sum(sum); /* its barriers also publish p */
-        l = l * c + sum;
-        a0 *= c;
-        a1 *= c;
+        l = l * cc + sum;
         m = mn;
-        if (active)
+#pragma unroll
+        for (int e = 0; e < E; e++) acc[e] *= cc;
+        if (active) {
+#pragma unroll 4
             for (int j = g; j < cn; j += groups) {
                 int s = c0 + j;
-                const TI *vs = s < len ? vc + (size_t)s * KVD : vn + (size_t)(s - len) * KVD;
-                a0 += p[j] * ld(vs + d0);
-                if (d0 + ATTC_THREADS < HD) a1 += p[j] * ld(vs + d0 + ATTC_THREADS);
+                const TI *vs = (s < len ? vc + (size_t)s * KVD : vn + (size_t)(s - len) * KVD) + c * E;
+                float f[E], pj = p[j];
+                chunk<TI, E>::load(vs, f);
+#pragma unroll
+                for (int e = 0; e < E; e++) acc[e] += pj * f[e];
             }
+        }
         __syncthreads(); /* the next chunk rewrites p */
     }
+    if (active)
+#pragma unroll
+        for (int e = 0; e < E; e++) red[g * HD + c * E + e] = acc[e];
+    __syncthreads();
     TI *ot = out + ((size_t)r * NH + h) * HD;
-    if (groups > 1) { /* the key subsets' partial sums of each dim */
-        red[tid] = a0;
-        __syncthreads();
-        if (tid < HD) {
-            float o = 0;
-            for (int i = 0; i < groups; i++) o += red[i * HD + tid];
-            st(ot + tid, o / l);
-        }
-    } else if (active) {
-        st(ot + d0, a0 / l);
-        if (d0 + ATTC_THREADS < HD) st(ot + d0 + ATTC_THREADS, a1 / l);
+    for (int d = tid; d < HD; d += ATTC_THREADS) {
+        float o = 0;
+        for (int i = 0; i < groups; i++) o += red[i * HD + d];
+        st(ot + d, o / l);
     }
 }
 template <typename TI>
 static void cu_attention_cached(void *out, const void *q, const void *k, const void *v, const lma_kv_seq *seqs,
                                 int n_seq, int n, int layer, int NH, int NKV, int HD, float scale) {
     PROFILE("attention_cached");
-    if (HD > ATTC_HD) return fail(LMA_ERR_UNSUPPORTED, "attention_cached: head_dim %d above %d", HD, (int)ATTC_HD);
+    int vec = vec_ok(HD, q, k, v); /* cache rows are then 16-byte aligned too (cudaMalloc'd, rows of HD) */
+    if (HD > ATTC_HD || (!vec && HD > ATTC_THREADS))
+        return fail(LMA_ERR_UNSUPPORTED, "attention_cached: head_dim %d not supported (a multiple of 8 up to %d, or "
+                    "up to %d)", HD, (int)ATTC_HD, (int)ATTC_THREADS);
     dim3 grid(n_seq * n, NH);
-    k_attention_cached<TI><<<grid, ATTC_THREADS, 0, lma_cu_stream>>>((TI *)out, (const TI *)q, (const TI *)k,
-                                                                    (const TI *)v, seqs, n, layer, NH, NKV, HD, scale);
+    if (vec)
+        k_attention_cached<TI, 8><<<grid, ATTC_THREADS, 0, lma_cu_stream>>>(
+            (TI *)out, (const TI *)q, (const TI *)k, (const TI *)v, seqs, n, layer, NH, NKV, HD, scale);
+    else
+        k_attention_cached<TI, 1><<<grid, ATTC_THREADS, 0, lma_cu_stream>>>(
+            (TI *)out, (const TI *)q, (const TI *)k, (const TI *)v, seqs, n, layer, NH, NKV, HD, scale);
     check_launch("attention_cached");
 }
 
