@@ -5,7 +5,7 @@
  * [--batch B] [--seq T] [--device cpu|cuda|cuda-fp32] [--preset NAME --vocab V] (model size presets
  * of model/presets.h instead of the stories15M shape) [--lora R] (LoRA r=R, alpha 2R, on every
  * projection; the base frozen, kept only in bf16 on cuda) [--qlora R] (the same on an NF4 base)
- * [--ckpt 1] (activation checkpointing) [--docs L] (rows packed with documents of L tokens:
+ * [--dropout P] (LoRA dropout) [--ckpt 1] (activation checkpointing) [--docs L] (rows packed with documents of L tokens:
  * segment ids, as the trainer's packed batches have them). Prints "RESULT lmadapt device D threads N ... step_ms X tok_s Y". */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +22,7 @@ int main(int argc, char **argv) {
     int threads = 2, steps = 5, B = 8, T = 256;
     const char *device = "cpu", *preset = NULL;
     int vocab = 32000, lora_r = 0, qlora = 0, ckpt = 0, docs = 0;
+    float dropout = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
@@ -32,6 +33,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--vocab")) vocab = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--lora")) lora_r = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--qlora")) { lora_r = atoi(argv[i + 1]); qlora = 1; }
+        else if (!strcmp(argv[i], "--dropout")) dropout = (float)atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--ckpt")) ckpt = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--docs")) docs = atoi(argv[i + 1]);
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
@@ -58,6 +60,7 @@ int main(int argc, char **argv) {
     lma_lora_params lp = lma_lora_default_params();
     lp.r = lora_r;
     lp.alpha = 2.0f * lora_r;
+    lp.dropout = dropout;
     if ((lora_r > 0 && lma_lora_attach(m, &lp, 3) != LMA_OK) || lma_model_enable_training(m) != LMA_OK) {
         fprintf(stderr, "bench: %s\n", lma_last_error());
         return 1;

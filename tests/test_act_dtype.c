@@ -173,10 +173,10 @@ static void b_scale(void *x, float s, size_t n) {
     cpu->scale(f, s, n);
     out(x, f, n);
 }
-static void b_mul(void *o, const void *a, const void *b, size_t n) {
-    float *af = in(a, n), *bf = in(b, n);
-    cpu->mul(af, af, bf, n);
-    out(o, af, n); free(bf);
+static void b_dropout(void *o, const void *x, float p, uint64_t seed, size_t n) {
+    float *xf = in(x, n);
+    cpu->dropout(xf, xf, p, seed, n);
+    out(o, xf, n);
 }
 static void b_cross_entropy(float *losses, void *dlogits, const void *logits, const int32_t *targets, int N, int V,
                             float dscale) {
@@ -205,7 +205,7 @@ static const lma_backend bf16_backend = {
     .attention_cached = b_attention_cached,
     .swiglu_fwd = b_swiglu_fwd, .swiglu_bwd = b_swiglu_bwd, .add = b_add,
     .cross_entropy = b_cross_entropy, .adamw = b_adamw, .sum_sq = b_sum_sq,
-    .scale = b_scale, .mul = b_mul, .matmul_fwd_add = b_matmul_fwd_add,
+    .scale = b_scale, .dropout = b_dropout, .matmul_fwd_add = b_matmul_fwd_add,
 };
 
 /* ---- helpers ---------------------------------------------------------------------- */

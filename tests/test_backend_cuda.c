@@ -350,9 +350,9 @@ static void ops(void) {
     cpu->scale(sw, 0.37f, n);
     gpu->scale(gsw, 0.37f, n);
     cmp_act("scale", sw, gsw, n, 1e-6);
-    cpu->mul(sw, sw, x, n);
-    gpu->mul(gsw, gsw, gx, n);
-    cmp_act("mul", sw, gsw, n, 1e-6);
+    cpu->dropout(sw, sw, 0.3f, 77, n); /* the same mask on both: it is a hash of (seed, i) */
+    gpu->dropout(gsw, gsw, 0.3f, 77, n);
+    cmp_act("dropout", sw, gsw, n, 1e-6);
     /* cross-entropy with ignored rows */
     float *lg = frand((size_t)N * V, 2), *loss = malloc(N * 4);
     void *glg = dev_act(lg, (size_t)N * V);

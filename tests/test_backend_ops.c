@@ -387,6 +387,27 @@ static void cmp_swiglu_add(size_t n) {
     free(a); free(b); free(a2); free(b2);
 }
 
+/* dropout: cpu == ref (the same mask: a hash of (seed, i)), in place too; the kept share is
+ * 1 - p within 4 standard deviations; another seed, another mask; p 0 keeps everything */
+static void cmp_dropout(size_t n, float p) {
+    float *x = frand(n, 1), *o1 = fvec(n), *o2 = fvec(n), *o3 = fcopy(x, n);
+    cpu->dropout(o1, x, p, 1234, n);
+    ref->dropout(o2, x, p, 1234, n);
+    CMP("dropout", o1, o2, n, 1e-6);
+    cpu->dropout(o3, o3, p, 1234, n);
+    CMP("dropout in place", o3, o1, n, 0);
+    size_t kept = 0, same = 0;
+    for (size_t i = 0; i < n; i++) kept += o1[i] != 0;
+    cpu->dropout(o3, x, p, 1235, n);
+    for (size_t i = 0; i < n; i++) same += (o3[i] != 0) == (o1[i] != 0);
+    double sd = sqrt((double)n * p * (1 - p));
+    CHECK(fabs((double)kept - (double)n * (1 - p)) <= 4 * sd + 1, "dropout %g keeps %zu of %zu", p, kept, n);
+    CHECK(p == 0 || same < n, "another seed, another mask");
+    cpu->dropout(o3, x, 0.0f, 7, n);
+    CMP("dropout p 0", o3, x, n, 0);
+    free(x); free(o1); free(o2); free(o3);
+}
+
 static void cmp_cross_entropy(int N, int V) {
     size_t n = (size_t)N * V;
     int32_t *tg = malloc(N * sizeof *tg);
@@ -509,6 +530,8 @@ static void test_cpu_vs_ref(void) {
     cmp_swiglu_add(7);
     cmp_swiglu_add(1031);
     cmp_swiglu_add(70001); /* above the OpenMP threshold */
+    cmp_dropout(1031, 0.1f);
+    cmp_dropout(70001, 0.5f); /* above the OpenMP threshold */
     cmp_cross_entropy(7, 13);
     cmp_cross_entropy(37, 1003);
     cmp_cross_entropy(9, 32000);

@@ -36,6 +36,24 @@
 #include "core/targets.h" /* LMA_IGNORE_INDEX */
 #include "lmadapt.h"
 
+/* dropout's mask bits: element i of stream seed (splitmix64 of seed + (i + 1) * golden
+ * ratio, the high 32 bits); host and device code alike */
+#ifdef __CUDACC__
+#define LMA_HOST_DEVICE __host__ __device__
+#else
+#define LMA_HOST_DEVICE
+#endif
+static inline LMA_HOST_DEVICE uint32_t lma_dropout_bits(uint64_t seed, uint64_t i) {
+    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+/* the keep threshold of rate p: keep when bits >= it */
+static inline LMA_HOST_DEVICE uint32_t lma_dropout_threshold(float p) {
+    return p <= 0 ? 0u : (uint32_t)((double)p * 4294967296.0);
+}
+
 struct lma_nf4_tensor; /* quant/nf4.h: NF4 codes + double-quantized block constants */
 struct lma_qmat;       /* quant/qdot.h: a weight matrix kept in GGUF blocks (Q8_0, Q4_0, Q4_1, Q4_K) */
 
@@ -156,8 +174,11 @@ struct lma_backend {
      * output in one GEMM. Optional even here: NULL, the model runs matmul_fwd into a
      * scratch and adds. */
     void (*matmul_fwd_add)(void *out, const void *inp, const void *w, int N, int C, int OC);
-    /* out (n) = a * b; out may alias a or b */
-    void (*mul)(void *out, const void *a, const void *b, size_t n);
+    /* out (n) = x * mask: element i kept, times 1 / (1 - p), when lma_dropout_bits(seed, i) >=
+     * p * 2^32, else 0. The mask is a hash of (seed, i), the same on every backend, made where
+     * the data is (no host mask, no upload), so the backward replays it from the seed alone.
+     * out may alias x; 0 <= p < 1. */
+    void (*dropout)(void *out, const void *x, float p, uint64_t seed, size_t n);
     /* out (N,OC) = inp (N,C) @ dequant(w)^T + bias, w an NF4 tensor of OC*C elements
      * (row-major (OC,C)); dequantized a tile of rows at a time, never whole. */
     void (*matmul_nf4_fwd)(void *out, const void *inp, const struct lma_nf4_tensor *w, const void *bias, int N,

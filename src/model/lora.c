@@ -61,11 +61,9 @@ lma_status lma_lora_parse_targets(const char *spec, unsigned *mask) {
 static void lora_free(lma_lora *lo, const lma_backend *be) {
     if (!lo) return;
     if (lo->pact && lo->pact != lo->params) be->free(lo->pact);
-    void *bufs[] = {lo->params, lo->grads, lo->adam_m, lo->adam_v, lo->xa, lo->xd, lo->tmp, lo->mask, lo->dxa,
-                    lo->mask_f32};
+    void *bufs[] = {lo->params, lo->grads, lo->adam_m, lo->adam_v, lo->xa, lo->xd, lo->tmp, lo->dxa};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be->free(bufs[i]);
-    free(lo->h_mask);
     free(lo->A);
     free(lo->dA);
     lma_params_free(&lo->table);
@@ -153,14 +151,13 @@ static lma_status lora_enable_training(lma_lora *lo, const lma_backend *be) {
     return LMA_OK;
 }
 
-/* The scratch of N rows (bytes of each buffer; 0 = not allocated): xa, xd, tmp, dxa, mask,
- * mask_f32 on the backend, h_mask on the host. One function for lora_ensure and the planner. */
-enum { S_XA, S_XD, S_TMP, S_DXA, S_MASK, S_MASK32, S_HMASK, S_COUNT };
+/* The scratch of N rows (bytes of each buffer; 0 = not allocated): xa, xd, tmp, dxa on the
+ * backend. One function for lora_ensure and the planner. */
+enum { S_XA, S_XD, S_TMP, S_DXA, S_COUNT };
 static void scratch_sizes(const lma_lora_params *lp, int n_layers, int maxdim, int N, int act_bytes, int fwd_add,
                           size_t sz[S_COUNT]) {
     size_t n = (size_t)N, r = (size_t)lp->r, md = (size_t)maxdim, es = (size_t)act_bytes;
     size_t slots = (size_t)n_layers * LMA_PROJ_COUNT;
-    int stage = es != sizeof(float); /* the fp32 mask is converted on the backend */
     /* xd: the dropped-out input; tmp: the up projection's product where the backend cannot
      * add it in its GEMM, and the dropout path's input gradient */
     int drop = lp->dropout > 0, need_tmp = drop || !fwd_add;
@@ -168,63 +165,41 @@ static void scratch_sizes(const lma_lora_params *lp, int n_layers, int maxdim, i
     sz[S_XD] = drop ? n * md * es : 0;
     sz[S_TMP] = need_tmp ? n * md * es : 0;
     sz[S_DXA] = n * r * es;
-    sz[S_MASK] = drop ? n * md * es : 0;
-    sz[S_MASK32] = drop && stage ? n * md * sizeof(float) : 0;
-    sz[S_HMASK] = drop ? n * md * sizeof(float) : 0;
 }
 
 size_t lma_lora_scratch_bytes(const lma_config *c, const lma_lora_params *lp, int maxdim, int N, int act_bytes,
                               int fwd_add, size_t *host_bytes) {
     size_t sz[S_COUNT], dev = 0;
     scratch_sizes(lp, c->n_layers, maxdim, N, act_bytes, fwd_add, sz);
-    for (int i = 0; i < S_HMASK; i++) dev += sz[i];
-    if (host_bytes) *host_bytes = sz[S_HMASK];
+    for (int i = 0; i < S_COUNT; i++) dev += sz[i];
+    if (host_bytes) *host_bytes = 0; /* the dropout mask is made on the backend */
     return dev;
 }
 
 static lma_status lora_ensure(lma_lora *lo, const lma_backend *be, int N) {
     if (N <= lo->cap_N) return LMA_OK;
-    void **bufs[] = {&lo->xa, &lo->xd, &lo->tmp, &lo->mask, &lo->dxa};
+    void **bufs[] = {&lo->xa, &lo->xd, &lo->tmp, &lo->dxa};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (*bufs[i]) { be->free(*bufs[i]); *bufs[i] = NULL; }
-    if (lo->mask_f32) { be->free(lo->mask_f32); lo->mask_f32 = NULL; }
-    free(lo->h_mask);
-    lo->h_mask = NULL;
     lo->cap_N = 0;
     size_t sz[S_COUNT];
     scratch_sizes(&lo->p, lo->n_layers, lo->maxdim, N, be->act_bytes, be->matmul_fwd_add != NULL, sz);
-    int drop = sz[S_MASK] > 0;
     lo->xa = be->alloc(sz[S_XA]);
     lo->xd = sz[S_XD] ? be->alloc(sz[S_XD]) : NULL;
     lo->tmp = sz[S_TMP] ? be->alloc(sz[S_TMP]) : NULL;
     lo->dxa = be->alloc(sz[S_DXA]);
-    if (drop) {
-        lo->mask = be->alloc(sz[S_MASK]);
-        lo->h_mask = malloc(sz[S_HMASK]);
-        if (sz[S_MASK32]) lo->mask_f32 = be->alloc(sz[S_MASK32]);
-    }
-    if (!lo->xa || !lo->dxa || (sz[S_TMP] && !lo->tmp) ||
-        (drop && (!lo->xd || !lo->mask || !lo->h_mask || (sz[S_MASK32] && !lo->mask_f32))))
+    if (!lo->xa || !lo->dxa || (sz[S_TMP] && !lo->tmp) || (sz[S_XD] && !lo->xd))
         return lma_error(LMA_ERR_NOMEM, "out of memory for LoRA activations of %d tokens", N);
     lo->cap_N = N;
     return LMA_OK;
 }
 
-static lma_status make_mask(lma_lora *lo, const lma_backend *be, uint64_t call, int l, int p, int N, int in) {
-    if (!lo->h_mask || N > lo->cap_N) return lma_error(LMA_ERR_ARG, "LoRA dropout scratch not sized");
+/* The dropout stream of (forward count, layer, projection): the backward replays it. */
+static uint64_t mask_seed(const lma_lora *lo, int l, int p) {
     lma_rng root, r;
-    lma_rng_seed(&root, lo->seed ^ (call * 0x9e3779b97f4a7c15ULL));
+    lma_rng_seed(&root, lo->seed ^ (lo->calls * 0x9e3779b97f4a7c15ULL));
     r = lma_rng_split(&root, (uint64_t)l * LMA_PROJ_COUNT + (uint64_t)p);
-    float keep = 1.0f / (1.0f - lo->p.dropout);
-    size_t n = (size_t)N * in;
-    for (size_t i = 0; i < n; i++) lo->h_mask[i] = lma_rng_uniform(&r) < lo->p.dropout ? 0.0f : keep;
-    if (lo->mask_f32) { /* act storage is not fp32: upload, then convert on the backend */
-        be->upload(lo->mask_f32, lo->h_mask, n * sizeof(float));
-        be->cast_to_act(lo->mask, lo->mask_f32, n);
-    } else {
-        be->upload(lo->mask, lo->h_mask, n * sizeof(float));
-    }
-    return LMA_OK;
+    return lma_rng_u64(&r);
 }
 
 /* ---- the hooks the model calls (adapter_hooks.h) ---- */
@@ -239,8 +214,7 @@ static void lora_fwd(lma_lora *lo, const lma_backend *be, int l, int p, int trai
     void *xa = lma_at(lo->xa, k * (size_t)lo->cap_N * r, (size_t)be->act_bytes);
     const void *x = inp;
     if (train && lo->p.dropout > 0) {
-        make_mask(lo, be, lo->calls, l, p, N, C);
-        be->mul(lo->xd, inp, lo->mask, (size_t)N * C);
+        be->dropout(lo->xd, inp, lo->p.dropout, mask_seed(lo, l, p), (size_t)N * C);
         x = lo->xd;
     }
     be->matmul_fwd(xa, x, lo->A[k], NULL, N, C, r);
@@ -266,11 +240,11 @@ static void lora_bwd(lma_lora *lo, const lma_backend *be, int l, int p, void *di
     be->matmul_bwd(lo->dxa, lo->dB[k], NULL, dout, xa, lo->B[k], N, r, OC);
     be->scale(lo->dxa, lo->scale, (size_t)N * r);
     if (lo->p.dropout > 0) {
-        make_mask(lo, be, lo->calls, l, p, N, C);
-        be->mul(lo->xd, inp, lo->mask, (size_t)N * C);
+        uint64_t seed = mask_seed(lo, l, p);
+        be->dropout(lo->xd, inp, lo->p.dropout, seed, (size_t)N * C);
         be->zero(lo->tmp, (size_t)N * C * es);
         be->matmul_bwd(lo->tmp, lo->dA[k], NULL, lo->dxa, lo->xd, lo->A[k], N, C, r);
-        be->mul(lo->tmp, lo->tmp, lo->mask, (size_t)N * C);
+        be->dropout(lo->tmp, lo->tmp, lo->p.dropout, seed, (size_t)N * C); /* the same mask */
         be->add(dinp, dinp, lo->tmp, (size_t)N * C);
     } else {
         be->matmul_bwd(dinp, lo->dA[k], NULL, lo->dxa, inp, lo->A[k], N, C, r);
@@ -306,8 +280,8 @@ lma_status lma_lora_attach(lma_model *m, const lma_lora_params *p, uint64_t seed
     if (!isfinite(p->alpha)) return lma_error(LMA_ERR_ARG, "LoRA alpha is not finite");
     if (!(p->targets & LMA_LORA_ALL)) return lma_error(LMA_ERR_ARG, "LoRA targets no projection");
     const lma_backend *be = m->be;
-    if (!be->scale || !be->mul)
-        return lma_error(LMA_ERR_UNSUPPORTED, "backend '%s' has no LoRA ops (scale, mul)", be->name);
+    if (!be->scale || !be->dropout)
+        return lma_error(LMA_ERR_UNSUPPORTED, "backend '%s' has no LoRA ops (scale, dropout)", be->name);
     lma_lora *lo = lma_calloc(1, sizeof *lo, "LoRA adapter");
     if (!lo) return LMA_ERR_NOMEM;
     lo->p = *p;

@@ -20,8 +20,10 @@
  * a write to params; the scratch below is act storage too.
  *
  * Dropout (training forwards only) draws its mask from a counter-based stream:
- * (seed, forward count, layer, projection), regenerated in the backward, so
- * saving `calls` in a checkpoint makes a resumed run bitwise identical.
+ * (seed, forward count, layer, projection), made on the backend by its dropout op
+ * (a hash of the stream's seed and the element index: no host mask, no upload) and
+ * replayed in the backward, so saving `calls` in a checkpoint makes a resumed run
+ * bitwise identical.
  *
  * The model calls the adapter only through its hooks (adapter_hooks.h: per-projection
  * forward and backward, scratch sizing, training state); attach and detach install
@@ -68,11 +70,9 @@ struct lma_lora {
     /* scratch on the backend (act storage), sized for N rows (grown on demand) */
     int cap_N;
     void *xa;                   /* (L * PROJ, cap_N, r) s * dropout(x) A^T saved for the backward */
-    void *xd, *tmp, *mask;      /* (cap_N, maxdim) each; xd, mask only with dropout, tmp with dropout
+    void *xd, *tmp;             /* (cap_N, maxdim) each; xd only with dropout, tmp with dropout
                                  * or where the backend has no matmul_fwd_add */
     void *dxa;                  /* (cap_N, r) */
-    float *h_mask;              /* (cap_N * maxdim) host staging of the dropout mask */
-    float *mask_f32;            /* (cap_N * maxdim) fp32 backend staging of the mask when act_bytes != 4 */
     int maxdim;
 };
 
@@ -81,8 +81,9 @@ struct lma_lora {
  * projection dimension. Free with lma_params_free. */
 lma_status lma_lora_table(const lma_config *c, const lma_lora_params *p, lma_param_table *t, int *maxdim);
 /* Bytes of backend scratch the adapter holds for N rows (what a forward of N tokens
- * allocates; fwd_add: the backend has matmul_fwd_add); *host_bytes (may be NULL): the host
- * staging of the dropout mask. The planner (advise/mem.c) and the allocator share it. */
+ * allocates; fwd_add: the backend has matmul_fwd_add); *host_bytes (may be NULL): host
+ * memory it holds besides (0: none since the mask is made on the backend). The planner
+ * (advise/mem.c) and the allocator share it. */
 size_t lma_lora_scratch_bytes(const lma_config *c, const lma_lora_params *p, int maxdim, int N, int act_bytes,
                               int fwd_add, size_t *host_bytes);
 /* Attaches fresh adapters (PEFT init from seed) and freezes the base. The model

@@ -22,11 +22,13 @@ void lma_cpu_scale(void *x_, float s, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
-void lma_cpu_mul(void *out_, const void *a_, const void *b_, size_t n) {
+void lma_cpu_dropout(void *out_, const void *x_, float p, uint64_t seed, size_t n) {
     float *out = out_;
-    const float *a = a_, *b = b_;
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+    const float *x = x_;
+    uint32_t thr = lma_dropout_threshold(p);
+    float keep = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) out[i] = lma_dropout_bits(seed, i) >= thr ? x[i] * keep : 0.0f;
 }
 
 static void rows_of(int N, int id, int nt, int *lo, int *hi) {

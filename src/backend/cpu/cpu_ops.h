@@ -77,7 +77,7 @@ void lma_cpu_act_to_f32(float *dst, const void *src, size_t n);
 /* LoRA / QLoRA ops (cpu_nf4.c) */
 struct lma_nf4_tensor;
 void lma_cpu_scale(void *x, float s, size_t n);
-void lma_cpu_mul(void *out, const void *a, const void *b, size_t n);
+void lma_cpu_dropout(void *out, const void *x, float p, uint64_t seed, size_t n);
 void lma_cpu_matmul_nf4_fwd(void *out, const void *inp, const struct lma_nf4_tensor *w, const void *bias, int N,
                             int C, int OC);
 /* inference matmul against GGUF blocks kept quantized (cpu_qmat.c); lma_cpu_qgemm_rows: from

@@ -78,7 +78,7 @@ template <typename TI> static void fill(lma_backend *b, const char *name) {
     b->attention_cached = cu_attention_cached<TI>;
     b->swiglu_fwd = cu_swiglu_fwd<TI>; b->swiglu_bwd = cu_swiglu_bwd<TI>; b->add = cu_add<TI>;
     b->cross_entropy = cu_cross_entropy<TI>; b->adamw = cu_adamw<TI>; b->sum_sq = cu_sum_sq;
-    b->scale = cu_scale<TI>; b->mul = cu_mul<TI>; b->matmul_fwd_add = cu_matmul_fwd_add<TI>; /* LoRA */
+    b->scale = cu_scale<TI>; b->dropout = cu_dropout<TI>; b->matmul_fwd_add = cu_matmul_fwd_add<TI>; /* LoRA */
     b->matmul_nf4_fwd = cu_matmul_nf4_fwd<TI>; b->matmul_nf4_bwd = cu_matmul_nf4_bwd<TI>; /* QLoRA */
     b->layernorm_fwd = cu_layernorm_fwd<TI>; b->gelu_fwd = cu_gelu_fwd<TI>; /* encoders */
     b->attention_bidir_fwd = cu_attention_bidir_fwd<TI>;

@@ -1,12 +1,11 @@
-/* Elementwise ops: add, mul, SwiGLU, scale.
+/* Elementwise ops: add, SwiGLU, scale, dropout.
  * A part of the cuda plugin, included once by cuda_backend.cu (one translation unit, as
  * llm.c's llmc/ headers; no include guard), after ops_common.cuh. */
 /* ---- elementwise (E elements per thread: chunk, vec_ok above) -------------------------- */
 
-/* out = op(a, b) elementwise, in fp32: add, mul and swiglu_fwd (silu(gate) * up); the op
+/* out = op(a, b) elementwise, in fp32: add and swiglu_fwd (silu(gate) * up); the op
  * (an empty struct) is deduced from the last argument */
 struct op_add { __device__ float operator()(float x, float y) const { return x + y; } };
-struct op_mul { __device__ float operator()(float x, float y) const { return x * y; } };
 struct op_swiglu { __device__ float operator()(float x, float y) const { return x / (1.0f + __expf(-x)) * y; } };
 template <typename TI, int E, typename OP>
 __global__ void k_binary(TI *out, const TI *a, const TI *b, size_t n, OP op) {
@@ -55,10 +54,20 @@ template <typename TI> static void cu_scale(void *x, float a, size_t n) {
     LAUNCH_EW(k_scale, vec_ok(n, x), n, (TI *)x, a, n);
     check_launch("scale");
 }
-template <typename TI> static void cu_mul(void *out, const void *a, const void *b, size_t n) {
-    PROFILE("mul");
-    LAUNCH_EW(k_binary, vec_ok(n, out, a, b), n, (TI *)out, (const TI *)a, (const TI *)b, n, op_mul());
-    check_launch("mul");
+template <typename TI, int E>
+__global__ void k_dropout(TI *out, const TI *x, uint32_t thr, float keep, uint64_t seed, size_t n) {
+    EW_INDEX(E);
+    float v[E];
+    chunk<TI, E>::load(x + i, v);
+#pragma unroll
+    for (int k = 0; k < E; k++) v[k] = lma_dropout_bits(seed, i + k) >= thr ? v[k] * keep : 0.0f;
+    chunk<TI, E>::store(out + i, v);
+}
+template <typename TI> static void cu_dropout(void *out, const void *x, float p, uint64_t seed, size_t n) {
+    PROFILE("dropout");
+    LAUNCH_EW(k_dropout, vec_ok(n, out, x), n, (TI *)out, (const TI *)x, lma_dropout_threshold(p), 1.0f / (1.0f - p),
+              seed, n);
+    check_launch("dropout");
 }
 template <typename TI> static void cu_swiglu_fwd(void *out, const void *g, const void *u, size_t n) {
     PROFILE("swiglu_fwd");

@@ -312,10 +312,13 @@ static void ref_scale(void *x_, float s, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = (float)((double)x[i] * (double)s);
 }
 
-static void ref_mul(void *out_, const void *a_, const void *b_, size_t n) {
+static void ref_dropout(void *out_, const void *x_, float p, uint64_t seed, size_t n) {
     float *out = out_;
-    const float *a = a_, *b = b_;
-    for (size_t i = 0; i < n; i++) out[i] = (float)((double)a[i] * (double)b[i]);
+    const float *x = x_;
+    for (size_t i = 0; i < n; i++) { /* the mask from its definition: a uniform in [0, 1) against p */
+        double u = lma_dropout_bits(seed, i) / 4294967296.0;
+        out[i] = u >= (double)lma_dropout_threshold(p) / 4294967296.0 ? (float)((double)x[i] / (1.0 - (double)p)) : 0.0f;
+    }
 }
 
 /* NF4 matmuls: the whole weight dequantized element by element (the oracle). */
@@ -424,7 +427,7 @@ static const lma_backend ref_backend = {
     .adamw = ref_adamw,
     .sum_sq = ref_sum_sq,
     .scale = ref_scale,
-    .mul = ref_mul,
+    .dropout = ref_dropout,
     .matmul_nf4_fwd = ref_matmul_nf4_fwd,
     .matmul_nf4_bwd = ref_matmul_nf4_bwd,
     .matmul_q_fwd = ref_matmul_q_fwd,
