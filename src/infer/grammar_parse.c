@@ -115,6 +115,17 @@ static lma_status seq_push(seq *q, gel e) {
     return LMA_OK;
 }
 
+/* appends a reference to rule r (written at line:col); *last: its index (what a repeat takes) */
+static lma_status seq_push_ref(seq *q, int r, int line, int col, long *last) {
+    gel e = {0};
+    e.type = E_RULE;
+    e.a = r;
+    e.line = line;
+    e.col = col;
+    *last = (long)q->n;
+    return seq_push(q, e);
+}
+
 /* appends elements + END as an alternative of rule r */
 static lma_status add_alt(lma_grammar *g, int r, const gel *e, size_t n) {
     grule *ru = &g->r[r];
@@ -301,13 +312,7 @@ static lma_status parse_sequence(parser *p, seq *q, int nested) {
             skip_ws(p);
             if (peek(p) != ')') return perr(p, at, "this '(' has no closing ')'");
             p->pos++;
-            gel e = {0};
-            e.type = E_RULE;
-            e.a = r;
-            e.line = line;
-            e.col = col;
-            last = (long)q->n;
-            LMA_TRY(seq_push(q, e));
+            LMA_TRY(seq_push_ref(q, r, line, col, &last));
         } else if (name_char(c)) {
             size_t n = 0;
             while (name_char(peek(p))) { p->pos++; n++; }
@@ -315,13 +320,7 @@ static lma_status parse_sequence(parser *p, seq *q, int nested) {
             int line, col;
             line_col(p, at, &line, &col);
             if (r < 0 && (r = add_rule(p->g, p->s + at, n, NULL, line, col)) < 0) return lma_error(LMA_ERR_NOMEM, "out of memory");
-            gel e = {0};
-            e.type = E_RULE;
-            e.a = r;
-            e.line = line;
-            e.col = col;
-            last = (long)q->n;
-            LMA_TRY(seq_push(q, e));
+            LMA_TRY(seq_push_ref(q, r, line, col, &last));
         } else if (c == '*' || c == '+' || c == '?' || c == '{') {
             if (last < 0) return perr(p, at, "'%c' has nothing before it to repeat", c);
             p->pos++;
