@@ -206,6 +206,16 @@ LMA_API lma_generate_params lma_generate_default_params(void);
 LMA_API lma_status lma_generate_text(lma_model *m, const lma_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
                                      const lma_generate_params *p, char **text, size_t *len, int32_t **ids,
                                      size_t *n_ids);
+/* Continuations of n prompts generated together: up to max_active sequences share each
+ * decode step (continuous batching: a finished one's place goes to the next prompt), each
+ * with its own KV cache, the same p for all (on_token is not called). The outputs are arrays
+ * of n, each optional (NULL): texts[i] / lens[i], ids[i] / n_ids[i] (malloc'd, the caller
+ * frees each) are what lma_generate_text gives for prompt i alone, up to the float rounding
+ * of the batched matmuls. On failure nothing is left to free. */
+LMA_API lma_status lma_generate_batch_text(lma_model *m, const lma_tokenizer *tok, const int32_t *const *prompts,
+                                           const size_t *n_prompts, size_t n, int max_active,
+                                           const lma_generate_params *p, char **texts, size_t *lens, int32_t **ids,
+                                           size_t *n_ids);
 
 /* ---- training ------------------------------------------------------------------ */
 

@@ -6,6 +6,7 @@
  *  - lma_score_ids on tests/ref/models/llama_gqa equals transformers' log-probs
  *    (expected.safetensors logprobs0, within 1e-5);
  *  - lma_generate_text, greedy, equals transformers' generate (tests/ref/generate.json),
+ *    and lma_generate_batch_text equals it prompt by prompt,
  *    the per-token callback sees every token and can stop the generation;
  *  - tokenizer encode/decode round trip and chat render (tests/ref/tok/bl);
  *  - lma_train: chat SFT with LoRA and text training of all weights on a tiny model
@@ -274,6 +275,26 @@ int main(int argc, char **argv) {
         lma_free(got);
         s = lma_generate_text(m, NULL, prompt, 0, &gp, NULL, NULL, NULL, NULL);
         CHECK(s == LMA_ERR_ARG, "empty prompt -> %s", lma_status_name(s));
+        lma_clear_error();
+        /* batched: 4 prompts (the fixture's, and three others of other lengths), 2 at a time,
+         * each = lma_generate_text alone, the first = transformers */
+        int32_t others[3][8] = {{5, 9, 2}, {7, 7, 1, 3, 11, 2}, {4}};
+        const int32_t *ps[4] = {prompt, others[0], others[1], others[2]};
+        size_t nps[4] = {(size_t)np, 3, 6, 1}, nb[4];
+        int32_t *bids[4];
+        gp.on_token = NULL;
+        CHECK_OK(lma_generate_batch_text(m, NULL, ps, nps, 4, 2, &gp, NULL, NULL, bids, nb));
+        int same = nb[0] == (size_t)nw && bids[0] && !memcmp(bids[0], want, nb[0] * sizeof *bids[0]);
+        for (int i = 0; i < 4; i++) {
+            CHECK_OK(lma_generate_text(m, NULL, ps[i], nps[i], &gp, NULL, NULL, &got, &ng));
+            same &= ng == nb[i] && got && bids[i] && !memcmp(got, bids[i], ng * sizeof *got);
+            lma_free(got);
+            lma_free(bids[i]);
+        }
+        CHECK(same, "lma_generate_batch_text: each prompt's ids = alone, the first = transformers");
+        nps[2] = 0;
+        s = lma_generate_batch_text(m, NULL, ps, nps, 4, 2, &gp, NULL, NULL, bids, nb);
+        CHECK(s == LMA_ERR_ARG && bids[0] == NULL, "an empty prompt fails the batch -> %s", lma_status_name(s));
         lma_clear_error();
     }
     lma_model_free(m);

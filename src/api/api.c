@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend/backend.h"
+#include "core/arena.h"
 #include "core/io.h"
 #include "core/log.h"
 #include "core/threads.h"
@@ -101,41 +102,45 @@ static int default_stops(const lma_model *m, const lma_tokenizer *tok, int32_t *
     return n;
 }
 
+/* Checks prompt i and p (who names the caller in messages) and fills gp (stop ids into stops). */
+static lma_status gen_request(const char *who, lma_model *m, const lma_tokenizer *tok, const int32_t *prompt,
+                              size_t n_prompt, const lma_generate_params *p, int32_t *stops, lma_gen_params *gp) {
+    if (!m || !prompt || !p) return lma_error(LMA_ERR_ARG, "%s: NULL model, prompt or params", who);
+    if (n_prompt < 1) return lma_error(LMA_ERR_ARG, "%s: the prompt is empty", who);
+    for (size_t i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= m->cfg.vocab_size)
+            return lma_error(LMA_ERR_ARG, "%s: prompt[%zu] = %d is outside the vocabulary [0, %d)", who, i, prompt[i],
+                             m->cfg.vocab_size);
+    if (p->max_tokens < 0 || p->temperature < 0 || p->top_k < 0 || p->top_p <= 0 || p->top_p > 1 || p->min_p < 0 ||
+        p->min_p >= 1 || p->repetition_penalty <= 0 || p->n_stop_ids < 0 || p->n_stop_strings < 0 ||
+        (p->n_stop_strings > 0 && !p->stop_strings))
+        return lma_error(LMA_ERR_ARG, "%s: a sampling parameter is out of range", who);
+    memset(gp, 0, sizeof *gp);
+    gp->max_tokens = p->max_tokens;
+    gp->sample.temperature = p->temperature;
+    gp->sample.top_k = p->top_k;
+    gp->sample.top_p = p->top_p;
+    gp->sample.min_p = p->min_p;
+    gp->sample.repetition_penalty = p->repetition_penalty;
+    gp->seed = p->seed;
+    if (p->stop_ids) { gp->stop_ids = p->stop_ids; gp->n_stop_ids = p->n_stop_ids; }
+    else { gp->stop_ids = stops; gp->n_stop_ids = default_stops(m, tok, stops, 32); }
+    gp->stop_strings = p->stop_strings;
+    gp->n_stop_strings = tok ? p->n_stop_strings : 0;
+    gp->on_token = p->on_token;
+    gp->ctx = p->user_data;
+    return LMA_OK;
+}
+
 lma_status lma_generate_text(lma_model *m, const lma_tokenizer *tok, const int32_t *prompt, size_t n_prompt,
                              const lma_generate_params *p, char **text, size_t *len, int32_t **ids, size_t *n_ids) {
     if (text) *text = NULL;
     if (len) *len = 0;
     if (ids) *ids = NULL;
     if (n_ids) *n_ids = 0;
-    if (!m || !prompt || !p) return lma_error(LMA_ERR_ARG, "lma_generate_text: NULL model, prompt or params");
-    if (n_prompt < 1) return lma_error(LMA_ERR_ARG, "lma_generate_text: the prompt is empty");
-    for (size_t i = 0; i < n_prompt; i++)
-        if (prompt[i] < 0 || prompt[i] >= m->cfg.vocab_size)
-            return lma_error(LMA_ERR_ARG, "lma_generate_text: prompt[%zu] = %d is outside the vocabulary [0, %d)", i,
-                             prompt[i], m->cfg.vocab_size);
-    if (p->max_tokens < 0 || p->temperature < 0 || p->top_k < 0 || p->top_p <= 0 || p->top_p > 1 || p->min_p < 0 ||
-        p->min_p >= 1 || p->repetition_penalty <= 0 || p->n_stop_ids < 0 || p->n_stop_strings < 0 ||
-        (p->n_stop_strings > 0 && !p->stop_strings))
-        return lma_error(LMA_ERR_ARG, "lma_generate_text: a sampling parameter is out of range");
-    if ((size_t)p->max_tokens + n_prompt > (size_t)m->cfg.max_position_embeddings)
-        lma_warn("generation: %zu prompt + %d new tokens exceed the model's %d positions", n_prompt, p->max_tokens,
-                 m->cfg.max_position_embeddings);
     int32_t stops[32];
     lma_gen_params gp;
-    memset(&gp, 0, sizeof gp);
-    gp.max_tokens = p->max_tokens;
-    gp.sample.temperature = p->temperature;
-    gp.sample.top_k = p->top_k;
-    gp.sample.top_p = p->top_p;
-    gp.sample.min_p = p->min_p;
-    gp.sample.repetition_penalty = p->repetition_penalty;
-    gp.seed = p->seed;
-    if (p->stop_ids) { gp.stop_ids = p->stop_ids; gp.n_stop_ids = p->n_stop_ids; }
-    else { gp.stop_ids = stops; gp.n_stop_ids = default_stops(m, tok, stops, 32); }
-    gp.stop_strings = p->stop_strings;
-    gp.n_stop_strings = tok ? p->n_stop_strings : 0;
-    gp.on_token = p->on_token;
-    gp.ctx = p->user_data;
+    LMA_TRY(gen_request("lma_generate_text", m, tok, prompt, n_prompt, p, stops, &gp));
     lma_gen_result r;
     LMA_TRY(lma_generate(m, tok, prompt, n_prompt, &gp, &r));
     if (text) *text = r.text; else free(r.text);
@@ -143,6 +148,38 @@ lma_status lma_generate_text(lma_model *m, const lma_tokenizer *tok, const int32
     if (ids) *ids = r.ids; else free(r.ids);
     if (n_ids) *n_ids = r.n_ids;
     return LMA_OK;
+}
+
+lma_status lma_generate_batch_text(lma_model *m, const lma_tokenizer *tok, const int32_t *const *prompts,
+                                   const size_t *n_prompts, size_t n, int max_active, const lma_generate_params *p,
+                                   char **texts, size_t *lens, int32_t **ids, size_t *n_ids) {
+    for (size_t i = 0; i < n; i++) {
+        if (texts) texts[i] = NULL;
+        if (lens) lens[i] = 0;
+        if (ids) ids[i] = NULL;
+        if (n_ids) n_ids[i] = 0;
+    }
+    if (n && (!prompts || !n_prompts)) return lma_error(LMA_ERR_ARG, "lma_generate_batch_text: NULL prompts");
+    if (max_active < 1) return lma_error(LMA_ERR_ARG, "lma_generate_batch_text: max_active must be >= 1");
+    int32_t stops[32];
+    lma_gen_params gp;
+    lma_gen_request *rq = lma_calloc(n ? n : 1, sizeof *rq, "generation requests");
+    lma_gen_result *r = lma_calloc(n ? n : 1, sizeof *r, "generation requests");
+    lma_status st = rq && r ? LMA_OK : LMA_ERR_NOMEM;
+    for (size_t i = 0; st == LMA_OK && i < n; i++) {
+        st = gen_request("lma_generate_batch_text", m, tok, prompts[i], n_prompts[i], p, stops, &gp);
+        rq[i] = (lma_gen_request){prompts[i], n_prompts[i], &gp};
+    }
+    gp.on_token = NULL; /* one callback could not tell the sequences apart */
+    if (st == LMA_OK) st = lma_generate_batch(m, tok, rq, n, max_active, r);
+    for (size_t i = 0; st == LMA_OK && i < n; i++) {
+        if (texts) texts[i] = r[i].text; else free(r[i].text);
+        if (lens) lens[i] = r[i].len;
+        if (ids) ids[i] = r[i].ids; else free(r[i].ids);
+        if (n_ids) n_ids[i] = r[i].n_ids;
+    }
+    free(rq); free(r);
+    return st;
 }
 
 /* ---- training ------------------------------------------------------------------- */
