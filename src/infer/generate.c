@@ -1,6 +1,7 @@
 #include "infer/generate.h"
 #include <stdio.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/log.h"
@@ -220,18 +221,18 @@ typedef struct {
     double t_decode;
 } gen_slot;
 
-static lma_status check_request(const lma_model *m, const lma_gen_request *r, int *warned) {
+static lma_status check_request(const lma_model *m, const lma_gen_request *r) {
+    /* once a process: an evaluation past the window would print it for every prompt */
+    static atomic_int warned;
     if (r->n_prompt < 1) return lma_error(LMA_ERR_ARG, "the prompt is empty");
     if (r->p->max_tokens < 0) return lma_error(LMA_ERR_ARG, "max_tokens must be >= 0");
     if (r->n_prompt > (size_t)(INT_MAX / 2) || r->p->max_tokens > INT_MAX / 2)
         return lma_error(LMA_ERR_ARG, "a prompt of %zu tokens (+ %d new) is too long", r->n_prompt, r->p->max_tokens);
     int cap = (int)r->n_prompt + r->p->max_tokens;
-    if (!*warned && m->cfg.max_position_embeddings > 0 && cap > lma_config_context(&m->cfg)) {
+    if (m->cfg.max_position_embeddings > 0 && cap > lma_config_context(&m->cfg) && !atomic_exchange(&warned, 1))
         lma_warn("the prompt (%zu tokens) + max_tokens (%d) exceed the model's context of %d tokens "
-                 "(max_position_embeddings, with rope scaling): output past it degrades", r->n_prompt, r->p->max_tokens,
-                 lma_config_context(&m->cfg));
-        *warned = 1;
-    }
+                 "(max_position_embeddings, with rope scaling): output past it degrades (said once)", r->n_prompt,
+                 r->p->max_tokens, lma_config_context(&m->cfg));
     return LMA_OK;
 }
 
@@ -271,8 +272,7 @@ static lma_status slot_admit(lma_model *m, const lma_tokenizer *tok, gen_slot *s
 lma_status lma_generate_batch(lma_model *m, const lma_tokenizer *tok, const lma_gen_request *rq, size_t n,
                               int max_batch, lma_gen_result *res) {
     memset(res, 0, n * sizeof *res);
-    int warned = 0;
-    for (size_t i = 0; i < n; i++) LMA_TRY(check_request(m, &rq[i], &warned));
+    for (size_t i = 0; i < n; i++) LMA_TRY(check_request(m, &rq[i]));
     int B = max_batch < 1 ? 1 : (size_t)max_batch > n ? (int)n : max_batch, V = m->cfg.vocab_size;
     if (B < 1) return LMA_OK;
     gen_slot *sl = lma_calloc((size_t)B, sizeof *sl, "generation slots");
