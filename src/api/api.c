@@ -102,15 +102,21 @@ static int default_stops(const lma_model *m, const lma_tokenizer *tok, int32_t *
     return n;
 }
 
-/* Checks prompt i and p (who names the caller in messages) and fills gp (stop ids into stops). */
-static lma_status gen_request(const char *who, lma_model *m, const lma_tokenizer *tok, const int32_t *prompt,
-                              size_t n_prompt, const lma_generate_params *p, int32_t *stops, lma_gen_params *gp) {
-    if (!m || !prompt || !p) return lma_error(LMA_ERR_ARG, "%s: NULL model, prompt or params", who);
+/* A prompt's ids within the vocabulary (who names the caller in messages). */
+static lma_status check_prompt(const char *who, const lma_model *m, const int32_t *prompt, size_t n_prompt) {
+    if (!prompt) return lma_error(LMA_ERR_ARG, "%s: NULL prompt", who);
     if (n_prompt < 1) return lma_error(LMA_ERR_ARG, "%s: the prompt is empty", who);
     for (size_t i = 0; i < n_prompt; i++)
         if (prompt[i] < 0 || prompt[i] >= m->cfg.vocab_size)
             return lma_error(LMA_ERR_ARG, "%s: prompt[%zu] = %d is outside the vocabulary [0, %d)", who, i, prompt[i],
                              m->cfg.vocab_size);
+    return LMA_OK;
+}
+
+/* Checks p and fills gp (the default stop ids into stops: read once per call). */
+static lma_status gen_params(const char *who, lma_model *m, const lma_tokenizer *tok, const lma_generate_params *p,
+                             int32_t *stops, lma_gen_params *gp) {
+    if (!m || !p) return lma_error(LMA_ERR_ARG, "%s: NULL model or params", who);
     if (p->max_tokens < 0 || p->temperature < 0 || p->top_k < 0 || p->top_p <= 0 || p->top_p > 1 || p->min_p < 0 ||
         p->min_p >= 1 || p->repetition_penalty <= 0 || p->n_stop_ids < 0 || p->n_stop_strings < 0 ||
         (p->n_stop_strings > 0 && !p->stop_strings))
@@ -140,7 +146,8 @@ lma_status lma_generate_text(lma_model *m, const lma_tokenizer *tok, const int32
     if (n_ids) *n_ids = 0;
     int32_t stops[32];
     lma_gen_params gp;
-    LMA_TRY(gen_request("lma_generate_text", m, tok, prompt, n_prompt, p, stops, &gp));
+    LMA_TRY(gen_params("lma_generate_text", m, tok, p, stops, &gp));
+    LMA_TRY(check_prompt("lma_generate_text", m, prompt, n_prompt));
     lma_gen_result r;
     LMA_TRY(lma_generate(m, tok, prompt, n_prompt, &gp, &r));
     if (text) *text = r.text; else free(r.text);
@@ -165,12 +172,12 @@ lma_status lma_generate_batch_text(lma_model *m, const lma_tokenizer *tok, const
     lma_gen_params gp;
     lma_gen_request *rq = lma_calloc(n ? n : 1, sizeof *rq, "generation requests");
     lma_gen_result *r = lma_calloc(n ? n : 1, sizeof *r, "generation requests");
-    lma_status st = rq && r ? LMA_OK : LMA_ERR_NOMEM;
+    lma_status st = rq && r ? gen_params("lma_generate_batch_text", m, tok, p, stops, &gp) : LMA_ERR_NOMEM;
+    gp.on_token = NULL; /* one callback could not tell the sequences apart */
     for (size_t i = 0; st == LMA_OK && i < n; i++) {
-        st = gen_request("lma_generate_batch_text", m, tok, prompts[i], n_prompts[i], p, stops, &gp);
+        st = check_prompt("lma_generate_batch_text", m, prompts[i], n_prompts[i]);
         rq[i] = (lma_gen_request){prompts[i], n_prompts[i], &gp};
     }
-    gp.on_token = NULL; /* one callback could not tell the sequences apart */
     if (st == LMA_OK) st = lma_generate_batch(m, tok, rq, n, max_active, r);
     for (size_t i = 0; st == LMA_OK && i < n; i++) {
         if (texts) texts[i] = r[i].text; else free(r[i].text);
