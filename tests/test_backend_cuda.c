@@ -151,6 +151,46 @@ static void casts(void) {
     gpu->free(d);
 }
 
+/* Attention over segments that span tiles, where the flash kernels skip the tile pairs whose
+ * ids cannot meet: packed documents of 90, 37 and 150 rows (ids nondecreasing), then ids
+ * reused apart ((t / 70) % 3: skipping must not drop a distant tile of the same id). */
+static void packed_attention(void) {
+    enum { B = 2, T = 300, NH = 4, NKV = 2, HD = 64 };
+    size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD;
+    static const int len[3] = {90, 37, 150};
+    int32_t seg[B * T];
+    float *q = frand(nq, 1), *k = frand(nk, 1), *v = frand(nk, 1), *dout = frand(nq, 1), scale = 0.125f;
+    void *gq = dev_act(q, nq), *gk = dev_act(k, nk), *gv = dev_act(v, nk), *gdo = dev_act(dout, nq);
+    void *go = alloc_act(nq);
+    float *o = malloc(nq * 4), *att = malloc(cpu->attention_saved_floats(B, T, NH, HD) * 4);
+    float *gatt = gpu->alloc(gpu->attention_saved_floats(B, T, NH, HD) * 4);
+    for (int kind = 0; kind < 2; kind++) {
+        for (int b = 0; b < B; b++)
+            for (int t = 0, id = 0, end = len[0]; t < T; t++) {
+                if (t == end) end += len[++id % 3];
+                seg[b * T + t] = kind == 0 ? id : (t / 70) % 3;
+            }
+        int32_t *gseg = dev32(seg, sizeof seg);
+        float *dq = frand(nq, 1), *dk = frand(nk, 1), *dv = frand(nk, 1); /* the backward accumulates */
+        void *gdq = dev_act(dq, nq), *gdk = dev_act(dk, nk), *gdv = dev_act(dv, nk);
+        cpu->attention_fwd(o, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
+        cpu->attention_bwd(dq, dk, dv, dout, o, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
+        poison_act(go, nq);
+        gpu->attention_fwd(go, gatt, gq, gk, gv, gseg, B, T, NH, NKV, HD, scale);
+        cmp_act(kind ? "attention_fwd (reused ids)" : "attention_fwd (packed documents)", o, go, nq, 1e-2);
+        gpu->attention_bwd(gdq, gdk, gdv, gdo, go, gatt, gq, gk, gv, gseg, B, T, NH, NKV, HD, scale);
+        cmp_act(kind ? "attention_bwd dq (reused ids)" : "attention_bwd dq (packed documents)", dq, gdq, nq, 1e-2);
+        cmp_act(kind ? "attention_bwd dk (reused ids)" : "attention_bwd dk (packed documents)", dk, gdk, nk, 1e-2);
+        cmp_act(kind ? "attention_bwd dv (reused ids)" : "attention_bwd dv (packed documents)", dv, gdv, nk, 1e-2);
+        gpu->free(gdq), gpu->free(gdk), gpu->free(gdv), gpu->free(gseg);
+        free(dq), free(dk), free(dv);
+    }
+    void *dev[] = {gq, gk, gv, gdo, go, gatt};
+    for (int i = 0; i < 6; i++) gpu->free(dev[i]);
+    float *host[] = {q, k, v, dout, o, att};
+    for (int i = 0; i < 6; i++) free(host[i]);
+}
+
 /* attention_cached on n_seq sequences of n new rows each (lens: rows already cached, caps:
  * capacities; layer 1 of 2-layer caches) against the CPU's: the output, and every cache
  * after the call (the new rows written at [len, len+n), nothing else changed). */
@@ -225,6 +265,29 @@ static void cached_shapes(void) {
     cmp_act("rope_bwd, yarn:2 frequencies, positions to 16383", dx, gdx, nq, 1e-6);
     gpu->free(gx); gpu->free(gdx); gpu->free(ginv); gpu->free(gpos); gpu->free(gdq);
     free(x); free(dx); free(dq);
+}
+
+/* matmul_fwd at the few rows of a decode step, where the bf16 table runs its own kernel
+ * (N <= 4, C a multiple of 8; a row tail past 128-element strides, bias or none), and at
+ * shapes it leaves to cuBLASLt (C 44, N 5), against the CPU backend */
+static void few_rows(void) {
+    static const int shapes[][4] = {{1, 4096, 300, 1}, {2, 264, 1000, 0}, {3, 512, 77, 1}, {4, 2048, 33, 1},
+                                    {1, 44, 50, 1}, {5, 64, 64, 0}};
+    for (int si = 0; si < 6; si++) {
+        int N = shapes[si][0], C = shapes[si][1], OC = shapes[si][2], with_bias = shapes[si][3];
+        float *x = frand((size_t)N * C, 1), *w = frand((size_t)OC * C, 0.05f), *bias = frand(OC, 1);
+        float *out = malloc((size_t)N * OC * 4);
+        void *gx = dev_act(x, (size_t)N * C), *gw = dev_act(w, (size_t)OC * C), *gb = dev_act(bias, OC);
+        void *gout = alloc_act((size_t)N * OC);
+        cpu->matmul_fwd(out, x, w, with_bias ? bias : NULL, N, C, OC);
+        poison_act(gout, (size_t)N * OC);
+        gpu->matmul_fwd(gout, gx, gw, with_bias ? gb : NULL, N, C, OC);
+        char what[64];
+        snprintf(what, sizeof what, "matmul_fwd N %d C %d OC %d", N, C, OC);
+        cmp_act(what, out, gout, (size_t)N * OC, act2() ? 1e-2 : 1e-5);
+        gpu->free(gx), gpu->free(gw), gpu->free(gb), gpu->free(gout);
+        free(x), free(w), free(bias), free(out);
+    }
 }
 
 static void ops(void) {
@@ -575,6 +638,7 @@ int main(void) {
     gpu = fp32;
     casts();
     lma_cuda_set_tf32(0);           /* exact fp32 GEMMs: fp32 tolerances */
+    few_rows();
     encoder_ops();
     lma_cuda_attention_naive = 2;   /* attention through batched GEMMs */
     ops();
@@ -582,6 +646,7 @@ int main(void) {
     ops();
     lma_cuda_attention_naive = 0;   /* flash attention (bf16 tensor cores inside) */
     ops();
+    packed_attention();
     lma_cuda_set_tf32(1);           /* TF32 tensor cores (10-bit mantissa products): */
     tol_floor = 5e-3;               /* relative L2 of a K-term dot product stays ~1e-3 */
     ops();
@@ -596,6 +661,8 @@ int main(void) {
     lma_cuda_attention_naive = 0;
     tol_floor = 0;
     cudnn_attention();
+    few_rows();
+    packed_attention();
     const char *models[] = {"llama_gqa", "llama3_tied", "llama_linear_bias", "qwen2", "qwen3", "mistral"};
     /* exact fp32 GEMMs and attention at the fixtures' aggressive lr 1e-2: the runs stay
      * within 1e-3; the fast paths (TF32, flash, bf16) at a fine-tuning lr 1e-3 within the

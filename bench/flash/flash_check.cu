@@ -1,6 +1,7 @@
 /* Standalone check and timing of the flash-attention kernels (src/backend/cuda/attention.cu)
  * against a double-precision CPU reference, fp32 and bf16 storage, several head dims,
- * GQA and segment ids, T not a multiple of the tile. Run on the device machine:
+ * GQA and segment ids (packed documents and reused ids: the skipped tiles), T not a multiple
+ * of the tile. Run on the device machine:
  *   nvcc -std=c++17 -O3 -arch=sm_90 -Isrc -Iinclude bench/flash/flash_check.cu src/backend/cuda/attention.cu -o /tmp/fc && /tmp/fc
  * (the op-level test in tests/test_backend_cuda.c covers the same through the op table).
  * LMA_CUDA_FLASH_BWD=kv|heads forces the backward's grid (per kv head / per query head);
@@ -89,7 +90,15 @@ template <typename TI> static void check(int B, int T, int NH, int NKV, int HD, 
     std::vector<float> q(nq), k(nk), v(nk), dout(nq), init(nq); std::vector<int> seg;
     for (auto &x : q) x = urand(&s); for (auto &x : k) x = urand(&s); for (auto &x : v) x = urand(&s); for (auto &x : dout) x = urand(&s);
     for (auto &x : init) x = 0.5 * urand(&s);
-    if (use_seg) { seg.resize(B * T); for (int b = 0; b < B; b++) for (int t = 0; t < T; t++) seg[b * T + t] = t < T / 3 ? 0 : (t < T / 2 + b ? 1 : 2); }
+    /* segment ids: 1 three segments; 2 packed documents of 90, 37, 150, ... rows (nondecreasing
+     * ids across tiles); 3 ids reused apart ((t / 70) % 3: the skipping must stay exact) */
+    static const int doc_len[3] = {90, 37, 150};
+    if (use_seg) seg.resize(B * T);
+    for (int b = 0; use_seg && b < B; b++)
+        for (int t = 0, id = 0, end = doc_len[0]; t < T; t++) {
+            if (t == end) end += doc_len[++id % 3];
+            seg[b * T + t] = use_seg == 1 ? (t < T / 3 ? 0 : (t < T / 2 + b ? 1 : 2)) : use_seg == 2 ? id : (t / 70) % 3;
+        }
     float scale = 1.0f / sqrtf((float)HD);
     std::vector<double> ro, rdq, rdk, rdv;
     ref(B, T, NH, NKV, HD, scale, q, k, v, seg, dout, ro, rdq, rdk, rdv);
@@ -123,26 +132,35 @@ template <typename TI> static void check(int B, int T, int NH, int NKV, int HD, 
     cudaFree(dq_); cudaFree(dk_); cudaFree(dv_); cudaFree(dd); cudaFree(dqq); cudaFree(dkk); cudaFree(dvv); cudaFree(ddo); cudaFree(lse); cudaFree(dseg);
 }
 
-template <typename TI> static void timing(int B, int T, int NH, int NKV, int HD) {
+/* doc > 0: packed documents of doc rows (segment ids t / doc) */
+template <typename TI> static void timing(int B, int T, int NH, int NKV, int HD, int doc = 0) {
     size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, e = sizeof(TI);
     void *q, *k, *v, *o, *dq, *dk, *dv, *g; float *lse;
     cudaMalloc(&q, nq * e); cudaMalloc(&k, nk * e); cudaMalloc(&v, nk * e); cudaMalloc(&o, nq * e); cudaMalloc(&g, nq * e);
     cudaMalloc(&dq, nq * e); cudaMalloc(&dk, nk * e); cudaMalloc(&dv, nk * e); cudaMalloc(&lse, (size_t)B * NH * T * 4);
     cudaMemset(q, 0, nq * e); cudaMemset(k, 0, nk * e); cudaMemset(v, 0, nk * e); cudaMemset(g, 0, nq * e);
-    int bf = e == 2; float scale = 0.125f;
+    int bf = e == 2; float scale = 0.125f, *seg = NULL;
+    if (doc) {
+        std::vector<int> h((size_t)B * T);
+        for (size_t i = 0; i < h.size(); i++) h[i] = (int)(i % T) / doc;
+        cudaMalloc(&seg, h.size() * 4);
+        cudaMemcpy(seg, h.data(), h.size() * 4, cudaMemcpyHostToDevice);
+    }
+    int *sg = (int *)seg;
     cudaEvent_t a, b, c; cudaEventCreate(&a); cudaEventCreate(&b); cudaEventCreate(&c);
-    for (int w = 0; w < 2; w++) { fwd(o, lse, q, k, v, NULL, B, T, NH, NKV, HD, scale, bf); bwd(dq, dk, dv, g, o, lse, q, k, v, NULL, B, T, NH, NKV, HD, scale, bf); }
+    for (int w = 0; w < 2; w++) { fwd(o, lse, q, k, v, sg, B, T, NH, NKV, HD, scale, bf); bwd(dq, dk, dv, g, o, lse, q, k, v, sg, B, T, NH, NKV, HD, scale, bf); }
     const int R = 5;
     cudaEventRecord(a);
-    for (int r = 0; r < R; r++) fwd(o, lse, q, k, v, NULL, B, T, NH, NKV, HD, scale, bf);
+    for (int r = 0; r < R; r++) fwd(o, lse, q, k, v, sg, B, T, NH, NKV, HD, scale, bf);
     cudaEventRecord(b);
-    for (int r = 0; r < R; r++) bwd(dq, dk, dv, g, o, lse, q, k, v, NULL, B, T, NH, NKV, HD, scale, bf);
+    for (int r = 0; r < R; r++) bwd(dq, dk, dv, g, o, lse, q, k, v, sg, B, T, NH, NKV, HD, scale, bf);
     cudaEventRecord(c); cudaEventSynchronize(c);
     float f, bw; cudaEventElapsedTime(&f, a, b); cudaEventElapsedTime(&bw, b, c); f /= R; bw /= R;
-    double flop = 4.0 * B * NH * (double)T * T / 2 * HD; /* causal: half of QK^T and PV */
-    printf("time %s%s B=%d T=%d NH=%d NKV=%d HD=%d: fwd %.3f ms (%.0f TFLOP/s) bwd %.3f ms (%.0f TFLOP/s)\n", bf ? "bf16" : "fp32", use_sdpa ? " cudnn" : "", B, T, NH, NKV,
-           HD, f, flop / f / 1e9, bw, 2.5 * flop / bw / 1e9);
-    cudaFree(q); cudaFree(k); cudaFree(v); cudaFree(o); cudaFree(g); cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(lse);
+    int L = doc ? doc : T; /* causal: half of QK^T and PV, over each document */
+    double flop = 4.0 * B * NH * (double)(T / L) * L * L / 2 * HD;
+    printf("time %s%s B=%d T=%d NH=%d NKV=%d HD=%d docs=%d: fwd %.3f ms (%.0f TFLOP/s) bwd %.3f ms (%.0f TFLOP/s)\n", bf ? "bf16" : "fp32", use_sdpa ? " cudnn" : "", B, T, NH, NKV,
+           HD, doc, f, flop / f / 1e9, bw, 2.5 * flop / bw / 1e9);
+    cudaFree(seg); cudaFree(q); cudaFree(k); cudaFree(v); cudaFree(o); cudaFree(g); cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(lse);
 }
 
 int main(int argc, char **argv) {
@@ -159,6 +177,11 @@ int main(int argc, char **argv) {
         check<__nv_bfloat16>(3, 77, 6, 2, 64, 0);
         check<float>(1, 300, 8, 8, 128, 0);
         check<__nv_bfloat16>(2, 300, 8, 2, 128, 1); /* GQA at head dim 128, segments, 5 tiles */
+        for (int kind = 2; kind <= 3; kind++) { /* tiles skipped: packed documents, reused ids */
+            check<float>(2, 450, 4, 2, 64, kind);
+            check<__nv_bfloat16>(2, 450, 4, 2, 64, kind);
+            check<__nv_bfloat16>(1, 450, 8, 2, 128, kind);
+        }
     }
 #ifdef LMA_HAVE_CUDNN
     use_sdpa = 1; /* cuDNN: bf16 without segments, the same references */
@@ -174,6 +197,7 @@ int main(int argc, char **argv) {
         if (!use_sdpa) timing<float>(16, 1024, 12, 12, 64); /* 124M row */
         timing<__nv_bfloat16>(16, 1024, 12, 12, 64);
         timing<__nv_bfloat16>(4, 2048, 32, 4, 64);   /* TinyLlama row */
+        if (!use_sdpa) timing<__nv_bfloat16>(4, 2048, 32, 4, 64, 512); /* its packed 512-row documents */
         timing<__nv_bfloat16>(1, 2048, 32, 32, 128); /* Llama-2-7B row */
 #ifndef LMA_HAVE_CUDNN
         break;

@@ -20,7 +20,9 @@
  *     P = exp(scale Q K^T - lse);  dV += P^T dO;  dP = dO V^T;  dS = P (dP - D) scale
  *     dK += dS^T Q;  dQ += dS K (fp32 atomics)      with D = rowsum(dO . O)
  *
- * Masking: key s is visible to query t iff s <= t and seg[b,s] == seg[b,t].
+ * Masking: key s is visible to query t iff s <= t and seg[b,s] == seg[b,t]; the mma.sync
+ * kernels skip the tile pairs whose segment ids cannot meet (seg_range), so packed documents
+ * cost the attention of each document alone.
  * Head dims 16, 32, 64, 128 (lma_cuda_flash_supported); the batched-GEMM path of
  * cuda_backend.cu is the fallback and, with the naive kernels, the oracle. */
 #include <cuda_bf16.h>
@@ -107,6 +109,26 @@ __device__ __forceinline__ void strip_abt(float *out, int lds, const bf16 *a, co
 __device__ __forceinline__ bool visible(int t, int s, int T, const int32_t *seg_k, int segq) {
     return t < T && s <= t && (!seg_k || seg_k[0] == segq);
 }
+
+/* Segment skipping (the mma.sync kernels): a query tile and a key tile whose segment ids'
+ * ranges [lo, hi] do not meet hold no visible pair (visibility needs equal ids), so the loops
+ * skip them. Exact for any ids; for packed documents (ids nondecreasing along a row) only the
+ * tiles of the query's own documents remain. seg_range: the ids' range of rows [t0, t0 + BR)
+ * of one batch row (segb), computed by each warp alone (no barrier). */
+__device__ __forceinline__ int2 seg_range(const int32_t *segb, int T, int t0) {
+    int lo = 0x7fffffff, hi = -0x7fffffff - 1;
+    for (int i = threadIdx.x & 31; i < BR && t0 + i < T; i += 32) {
+        int s = segb[t0 + i];
+        lo = min(lo, s);
+        hi = max(hi, s);
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, o));
+        hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, o));
+    }
+    return make_int2(lo, hi);
+}
+__device__ __forceinline__ bool seg_meet(int2 a, int2 b) { return a.x <= b.y && b.x <= a.y; }
 
 /* ---- forward -------------------------------------------------------------------------- */
 
@@ -291,9 +313,9 @@ __global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse,
     extern __shared__ __align__(128) unsigned char smem[];
     bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sK0 = sQ + BR * LDH, *sV0 = sK0 + 2 * BR * LDH;
     int32_t *sSeg0 = reinterpret_cast<int32_t *>(sV0 + 2 * BR * LDH);
-    /* K, V tile kt (and its key segments) into buffer kt & 1 */
-    auto issue = [&](int kt) {
-        int s0 = kt * BR, nk = min(BR, T - s0), bb = kt & 1;
+    /* K, V tile kt (and its key segments) into buffer bb */
+    auto issue = [&](int kt, int bb) {
+        int s0 = kt * BR, nk = min(BR, T - s0);
         load_tile_async<HD, TI>(sK0 + bb * BR * LDH, k + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
         load_tile_async<HD, TI>(sV0 + bb * BR * LDH, v + (((size_t)b * T + s0) * NKV + kh) * HD, (size_t)NKV * HD, nk);
         if (seg)
@@ -303,8 +325,16 @@ __global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse,
     };
 
     int t0 = qt * BR;
+    const int32_t *segb = seg ? seg + (size_t)b * T : NULL;
+    int2 qr = seg ? seg_range(segb, T, t0) : make_int2(0, 0);
+    /* the first key tile from kt on that meets this query tile's segments (qt itself does) */
+    auto next_kt = [&](int kt) {
+        while (seg && kt < qt && !seg_meet(qr, seg_range(segb, T, kt * BR))) kt++;
+        return kt;
+    };
     load_tile<HD, TI>(sQ, q + (((size_t)b * T + t0) * NH + h) * HD, (size_t)NH * HD, min(BR, T - t0));
-    issue(0);
+    int kt = next_kt(0);
+    issue(kt, 0);
     __syncthreads();
     uint32_t qa[NKC][4];
 #pragma unroll
@@ -315,15 +345,15 @@ __global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse,
 #pragma unroll
     for (int n = 0; n < NDT; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
 
-    for (int kt = 0; kt <= qt; kt++) {
-        int s0 = kt * BR, nk = min(BR, T - s0);
+    for (int it = 0; kt <= qt; it++) {
+        int s0 = kt * BR, nk = min(BR, T - s0), nxt = kt < qt ? next_kt(kt + 1) : qt + 1, bb = it & 1;
         /* the next tile loads into the other buffer (free: the barrier at the end of the
          * previous iteration) while this one is used */
-        if (kt < qt) { issue(kt + 1); cp_wait<1>(); }
+        if (nxt <= qt) { issue(nxt, bb ^ 1); cp_wait<1>(); }
         else cp_wait<0>();
         __syncthreads(); /* tile kt is in shared memory for every thread */
-        const bf16 *sK = sK0 + (kt & 1) * BR * LDH, *sV = sV0 + (kt & 1) * BR * LDH;
-        const int32_t *sSeg = sSeg0 + (kt & 1) * BR;
+        const bf16 *sK = sK0 + bb * BR * LDH, *sV = sV0 + bb * BR * LDH;
+        const int32_t *sSeg = sSeg0 + bb * BR;
         float sc[NST][4];
 #pragma unroll
         for (int j = 0; j < NST; j++) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
@@ -397,7 +427,8 @@ __global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse,
                 mma16816(o[n + 1], pa, bv[2], bv[3]);
             }
         }
-        __syncthreads(); /* every warp is done with buffer kt & 1 before it is refilled */
+        __syncthreads(); /* every warp is done with buffer bb before it is refilled */
+        kt = nxt;
     }
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
@@ -630,8 +661,8 @@ __global__ void __launch_bounds__(NTHREADS, HD <= 64 ? LMA_FLASH_BWD_MINB : 1)
     int32_t *sSegQ0 = reinterpret_cast<int32_t *>(sD0 + NB * BR);
     /* iteration it: query head h0 + it / nq_tiles, query tile kt + it % nq_tiles */
     int nqk = nqt - kt, nit = GL * nqk;
-    auto issue = [&](int it) { /* the query-side tiles of iteration it into buffer it % NB */
-        int h = h0 + it / nqk, t0 = (kt + it % nqk) * BR, nq = min(BR, T - t0), bb = it % NB;
+    auto issue = [&](int it, int bb) { /* the query-side tiles of iteration it into buffer bb */
+        int h = h0 + it / nqk, t0 = (kt + it % nqk) * BR, nq = min(BR, T - t0);
         load_tile_async<HD, TI>(sQ0 + bb * BR * LDH, q + (((size_t)b * T + t0) * NH + h) * HD, (size_t)NH * HD, nq);
         load_tile_async<HD, TI>(sdO0 + bb * BR * LDH, dout + (((size_t)b * T + t0) * NH + h) * HD, (size_t)NH * HD,
                                 nq);
@@ -656,12 +687,20 @@ __global__ void __launch_bounds__(NTHREADS, HD <= 64 ? LMA_FLASH_BWD_MINB : 1)
 #pragma unroll
         for (int e = 0; e < 4; e++) dK[n][e] = dV[n][e] = 0.0f;
 
-    if (NB == 2) issue(0);
+    const int32_t *segb = seg ? seg + (size_t)b * T : NULL;
+    int2 kr = seg ? seg_range(segb, T, s0) : make_int2(0, 0);
+    /* the first iteration from it on whose query tile meets this key tile's segments */
+    auto next_it = [&](int it) {
+        while (seg && it < nit && !seg_meet(kr, seg_range(segb, T, (kt + it % nqk) * BR))) it++;
+        return it;
+    };
+    int it = next_it(0);
+    if (NB == 2 && it < nit) issue(it, 0);
     {
-        for (int it = 0; it < nit; it++) {
-            int h = h0 + it / nqk, t0 = (kt + it % nqk) * BR, nq = min(BR, T - t0), bb = it % NB;
-            if (NB == 1) { issue(it); cp_wait<0>(); }
-            else if (it + 1 < nit) { issue(it + 1); cp_wait<1>(); } /* the next tile loads meanwhile */
+        for (int n = 0; it < nit; n++) {
+            int h = h0 + it / nqk, t0 = (kt + it % nqk) * BR, nq = min(BR, T - t0), bb = n % NB, nxt = next_it(it + 1);
+            if (NB == 1) { issue(it, 0); cp_wait<0>(); }
+            else if (nxt < nit) { issue(nxt, bb ^ 1); cp_wait<1>(); } /* the next tile loads meanwhile */
             else cp_wait<0>();
             __syncthreads(); /* this iteration's tiles (and sK, sV) are in shared memory */
             const bf16 *sQ = sQ0 + bb * BR * LDH, *sdO = sdO0 + bb * BR * LDH;
@@ -751,6 +790,7 @@ __global__ void __launch_bounds__(NTHREADS, HD <= 64 ? LMA_FLASH_BWD_MINB : 1)
             }
             }
             __syncthreads(); /* buffer bb and sdS are free for the next iteration */
+            it = nxt;
         }
     }
     /* this block owns keys [s0, s0 + 64) of its group */
