@@ -16,9 +16,10 @@
 #include <vector>
 #include "backend/cuda/cuda_internal.h"
 
-/* the plugin's counted allocator (cuda_backend.cu), plain here */
+/* the plugin's counted allocator and stream (cuda_backend.cu), plain here */
 void *lma_cuda_malloc(size_t bytes) { void *p = NULL; return cudaMalloc(&p, bytes) == cudaSuccess ? p : NULL; }
 void lma_cuda_free(void *p) { cudaFree(p); }
+thread_local cudaStream_t lma_cu_stream = 0;
 
 static double urand(unsigned long long *s) { *s = *s * 6364136223846793005ULL + 1442695040888963407ULL; return ((*s >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1; }
 

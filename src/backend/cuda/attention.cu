@@ -21,7 +21,7 @@
  *     dK += dS^T Q;  dQ += dS K (fp32 atomics)      with D = rowsum(dO . O)
  *
  * Masking: key s is visible to query t iff s <= t and seg[b,s] == seg[b,t]; the mma.sync
- * kernels skip the tile pairs whose segment ids cannot meet (seg_range), so packed documents
+ * kernels skip the tile pairs whose segment ids cannot meet (k_seg_ranges), so packed documents
  * cost the attention of each document alone.
  * Head dims 16, 32, 64, 128 (lma_cuda_flash_supported); the batched-GEMM path of
  * cuda_backend.cu is the fallback and, with the naive kernels, the oracle. */
@@ -112,23 +112,34 @@ __device__ __forceinline__ bool visible(int t, int s, int T, const int32_t *seg_
 
 /* Segment skipping (the mma.sync kernels): a query tile and a key tile whose segment ids'
  * ranges [lo, hi] do not meet hold no visible pair (visibility needs equal ids), so the loops
- * skip them. Exact for any ids; for packed documents (ids nondecreasing along a row) only the
- * tiles of the query's own documents remain. seg_range: the ids' range of rows [t0, t0 + BR)
- * of one batch row (segb), computed by each warp alone (no barrier). */
-__device__ __forceinline__ int2 seg_range(const int32_t *segb, int T, int t0) {
-    int lo = 0x7fffffff, hi = -0x7fffffff - 1;
-    for (int i = threadIdx.x & 31; i < BR && t0 + i < T; i += 32) {
-        int s = segb[t0 + i];
-        lo = min(lo, s);
-        hi = max(hi, s);
+ * skip them, and a pair of tiles of one id each, the same, below the diagonal needs no mask.
+ * Exact for any ids; for packed documents (ids nondecreasing along a row) only the tiles of
+ * the query's own documents remain. rng (B, nT): each tile's range, k_seg_ranges before the
+ * kernels; first_meet finds the next tile to run 32 candidates a round. */
+__global__ void k_seg_ranges(int2 *rng, const int32_t *seg, int B, int T) {
+    int nT = (T + BR - 1) / BR, i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= B * nT) return;
+    const int32_t *sb = seg + (size_t)(i / nT) * T;
+    int t0 = (i % nT) * BR, lo = 0x7fffffff, hi = -0x7fffffff - 1;
+    for (int t = t0; t < min(T, t0 + BR); t++) {
+        lo = min(lo, sb[t]);
+        hi = max(hi, sb[t]);
     }
-    for (int o = 16; o > 0; o >>= 1) {
-        lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, o));
-        hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, o));
-    }
-    return make_int2(lo, hi);
+    rng[i] = make_int2(lo, hi);
 }
 __device__ __forceinline__ bool seg_meet(int2 a, int2 b) { return a.x <= b.y && b.x <= a.y; }
+__device__ __forceinline__ bool seg_same(int2 a, int2 b) { return a.x == a.y && b.x == a.x && b.y == a.x; }
+/* the first j in [from, to) whose tile (tile_of(j)) meets range r, else to; the same answer
+ * in every lane of the warp */
+template <typename F>
+__device__ __forceinline__ int first_meet(int from, int to, int2 r, const int2 *rb, F tile_of) {
+    for (int base = from; base < to; base += 32) {
+        int j = base + (threadIdx.x & 31);
+        unsigned m = __ballot_sync(0xffffffffu, j < to && seg_meet(r, rb[tile_of(j)]));
+        if (m) return base + __ffs(m) - 1;
+    }
+    return to;
+}
 
 /* ---- forward -------------------------------------------------------------------------- */
 
@@ -305,7 +316,8 @@ struct mfwd_smem {
 
 template <int HD, typename TI>
 __global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse, const TI *q, const TI *k, const TI *v,
-                                                            const int32_t *seg, int T, int NH, int NKV, float scale) {
+                                                            const int32_t *seg, const int2 *rng, int T, int NH, int NKV,
+                                                            float scale) {
     typedef mfwd_smem<HD> L;
     constexpr int LDH = L::LDH, NKC = HD / 16, NDT = HD / 8, NST = BR / 8;
     int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z, kh = h / (NH / NKV);
@@ -325,13 +337,10 @@ __global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse,
     };
 
     int t0 = qt * BR;
-    const int32_t *segb = seg ? seg + (size_t)b * T : NULL;
-    int2 qr = seg ? seg_range(segb, T, t0) : make_int2(0, 0);
+    const int2 *rb = seg ? rng + (size_t)b * gridDim.x : NULL;
+    int2 qr = seg ? rb[qt] : make_int2(0, 0);
     /* the first key tile from kt on that meets this query tile's segments (qt itself does) */
-    auto next_kt = [&](int kt) {
-        while (seg && kt < qt && !seg_meet(qr, seg_range(segb, T, kt * BR))) kt++;
-        return kt;
-    };
+    auto next_kt = [&](int kt) { return seg ? first_meet(kt, qt, qr, rb, [](int j) { return j; }) : kt; };
     load_tile<HD, TI>(sQ, q + (((size_t)b * T + t0) * NH + h) * HD, (size_t)NH * HD, min(BR, T - t0));
     int kt = next_kt(0);
     issue(kt, 0);
@@ -369,7 +378,7 @@ __global__ void __launch_bounds__(NTHREADS) k_flash_fwd_mma(TI *out, float *lse,
         /* mask (only tiles on the diagonal, with segments or past T need one) + scale, row
          * maxima (rows r0, r1; the 4 threads of a row share it) */
         float mx0 = -INFINITY, mx1 = -INFINITY;
-        if (!seg && kt < qt) {
+        if (kt < qt && (!seg || seg_same(qr, rb[kt]))) {
 #pragma unroll
             for (int j = 0; j < NST; j++)
 #pragma unroll
@@ -649,7 +658,8 @@ __device__ __forceinline__ void atomic_add2(float *p, float a, float b) {
 template <int HD, typename TI, typename TO>
 __global__ void __launch_bounds__(NTHREADS, HD <= 64 ? LMA_FLASH_BWD_MINB : 1)
     k_flash_bwd_mma(float *dqacc, TO *dk, TO *dv, int add, int GL, const TI *dout, const float *lse, const float *D,
-                    const TI *q, const TI *k, const TI *v, const int32_t *seg, int T, int NH, int NKV, float scale) {
+                    const TI *q, const TI *k, const TI *v, const int32_t *seg, const int2 *rng, int T, int NH, int NKV,
+                    float scale) {
     typedef mbwd_smem<HD> L;
     constexpr int LDH = L::LDH, LDT = L::LDT, NB = L::NB, NKC = HD / 16, NDT = HD / 8, NST = BR / 8;
     int kt = blockIdx.x, b = blockIdx.z, h0 = blockIdx.y * GL, kh = h0 / (NH / NKV), nqt = (T + BR - 1) / BR;
@@ -687,12 +697,11 @@ __global__ void __launch_bounds__(NTHREADS, HD <= 64 ? LMA_FLASH_BWD_MINB : 1)
 #pragma unroll
         for (int e = 0; e < 4; e++) dK[n][e] = dV[n][e] = 0.0f;
 
-    const int32_t *segb = seg ? seg + (size_t)b * T : NULL;
-    int2 kr = seg ? seg_range(segb, T, s0) : make_int2(0, 0);
+    const int2 *rb = seg ? rng + (size_t)b * nqt : NULL;
+    int2 kr = seg ? rb[kt] : make_int2(0, 0);
     /* the first iteration from it on whose query tile meets this key tile's segments */
     auto next_it = [&](int it) {
-        while (seg && it < nit && !seg_meet(kr, seg_range(segb, T, (kt + it % nqk) * BR))) it++;
-        return it;
+        return seg ? first_meet(it, nit, kr, rb, [&](int j) { return kt + j % nqk; }) : it;
     };
     int it = next_it(0);
     if (NB == 2 && it < nit) issue(it, 0);
@@ -728,8 +737,8 @@ __global__ void __launch_bounds__(NTHREADS, HD <= 64 ? LMA_FLASH_BWD_MINB : 1)
                 }
             }
             /* P^T and dS^T in place (st, dp); dS^T also to shared memory as [query][key].
-             * Below the diagonal, without segments, every pair is visible. */
-            bool full = !seg && t0 >= s0 + BR && nq == BR;
+             * Below the diagonal, without segments or in one segment, every pair is visible. */
+            bool full = t0 >= s0 + BR && nq == BR && (!seg || seg_same(kr, rb[t0 / BR]));
 #pragma unroll
             for (int j = 0; j < NST; j++)
 #pragma unroll
@@ -834,6 +843,16 @@ static int use_wmma(void) {
     return w;
 }
 
+/* each tile's segment id range (k_seg_ranges) in a scratch kept between calls; NULL: seg is */
+static lma_cuda_buf g_seg_rng;
+static const int2 *seg_ranges(const int32_t *seg, int B, int T, cudaError_t *err) {
+    int n = B * ((T + BR - 1) / BR);
+    int2 *r = seg ? (int2 *)lma_cuda_grow(&g_seg_rng, (size_t)n * sizeof(int2)) : NULL;
+    if (seg && !r) *err = cudaErrorMemoryAllocation;
+    if (r) k_seg_ranges<<<(n + 127) / 128, 128, 0, lma_cu_stream>>>(r, seg, B, T);
+    return r;
+}
+
 template <int HD, typename TI>
 static cudaError_t fwd_t(void *out, float *lse, const void *q, const void *k, const void *v, const int32_t *seg, int B,
                          int T, int NH, int NKV, float scale) {
@@ -845,9 +864,12 @@ static cudaError_t fwd_t(void *out, float *lse, const void *q, const void *k, co
                                                      T, NH, NKV, scale);
     } else {
         size_t shm = mfwd_smem<HD>::bytes;
+        cudaError_t err = cudaSuccess;
+        const int2 *rng = seg_ranges(seg, B, T, &err);
+        if (err != cudaSuccess) return err;
         cudaFuncSetAttribute(k_flash_fwd_mma<HD, TI>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
         k_flash_fwd_mma<HD, TI><<<grid, NTHREADS, shm, lma_cu_stream>>>((TI *)out, lse, (const TI *)q, (const TI *)k, (const TI *)v,
-                                                         seg, T, NH, NKV, scale);
+                                                         seg, rng, T, NH, NKV, scale);
     }
     return cudaGetLastError();
 }
@@ -881,13 +903,16 @@ static cudaError_t bwd_t(void *dq, void *dk, void *dv, const void *dout, const v
     if (bf && dq) cudaMemsetAsync(dqacc, 0, nq * sizeof(float));
     if (!use_wmma()) {
         size_t shm = mbwd_smem<HD>::bytes;
+        cudaError_t err = cudaSuccess;
+        const int2 *rng = seg_ranges(seg, B, T, &err);
+        if (err != cudaSuccess) return err;
         unsigned nb = (unsigned)((nk + 255) / 256);
         if (ph) {
             cudaFuncSetAttribute(k_flash_bwd_mma<HD, TI, float>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
             dim3 grid((T + BR - 1) / BR, NH, B);
             k_flash_bwd_mma<HD, TI, float><<<grid, NTHREADS, shm, lma_cu_stream>>>(
                 dqacc, dk ? dkacc : NULL, dv ? dvacc : NULL, 0, 1, (const TI *)dout, lse, D, (const TI *)q,
-                (const TI *)k, (const TI *)v, seg, T, NH, NKV, scale);
+                (const TI *)k, (const TI *)v, seg, rng, T, NH, NKV, scale);
             if (dk) k_group_sum<TI><<<nb, 256, 0, lma_cu_stream>>>((TI *)dk, dkacc, nk, NH / NKV, HD);
             if (dv) k_group_sum<TI><<<nb, 256, 0, lma_cu_stream>>>((TI *)dv, dvacc, nk, NH / NKV, HD);
         } else {
@@ -895,7 +920,7 @@ static cudaError_t bwd_t(void *dq, void *dk, void *dv, const void *dout, const v
             dim3 grid((T + BR - 1) / BR, NKV, B);
             k_flash_bwd_mma<HD, TI, TI><<<grid, NTHREADS, shm, lma_cu_stream>>>(dqacc, (TI *)dk, (TI *)dv, 1, NH / NKV,
                                                                  (const TI *)dout, lse, D, (const TI *)q,
-                                                                 (const TI *)k, (const TI *)v, seg, T, NH, NKV, scale);
+                                                                 (const TI *)k, (const TI *)v, seg, rng, T, NH, NKV, scale);
         }
         if (bf && dq) k_add_f32_to_bf16<<<(unsigned)((nq + 255) / 256), 256, 0, lma_cu_stream>>>((bf16 *)dq, dqacc, nq);
         return cudaGetLastError();
