@@ -267,9 +267,9 @@ static void cached_shapes(void) {
     free(x); free(dx); free(dq);
 }
 
-/* matmul_fwd at the few rows of a decode step, where the bf16 table runs its own kernel
- * (N <= 4, C a multiple of 8; a row tail past 128-element strides, bias or none), and at
- * shapes it leaves to cuBLASLt (C 44, N 5), against the CPU backend */
+/* matmul_fwd, then matmul_fwd_add into its output, at the few rows of a decode step, where
+ * the bf16 table runs its own kernel (N <= 3, C a multiple of 8; a row tail past 128-element
+ * strides, bias or none), and at shapes it leaves to cuBLASLt (C 44, N 4, 5), against the CPU */
 static void few_rows(void) {
     static const int shapes[][4] = {{1, 4096, 300, 1}, {2, 264, 1000, 0}, {3, 512, 77, 1}, {4, 2048, 33, 1},
                                     {1, 44, 50, 1}, {5, 64, 64, 0}};
@@ -285,8 +285,15 @@ static void few_rows(void) {
         char what[64];
         snprintf(what, sizeof what, "matmul_fwd N %d C %d OC %d", N, C, OC);
         cmp_act(what, out, gout, (size_t)N * OC, act2() ? 1e-2 : 1e-5);
+        /* matmul_fwd_add into that output (the decode step's residual adds) */
+        float *xw = malloc((size_t)N * OC * 4);
+        cpu->matmul_fwd(xw, x, w, NULL, N, C, OC);
+        for (size_t i = 0; i < (size_t)N * OC; i++) out[i] = (act2() ? bf16_round(out[i]) : out[i]) + xw[i];
+        gpu->matmul_fwd_add(gout, gx, gw, N, C, OC);
+        snprintf(what, sizeof what, "matmul_fwd_add N %d C %d OC %d", N, C, OC);
+        cmp_act(what, out, gout, (size_t)N * OC, act2() ? 1e-2 : 1e-5);
         gpu->free(gx), gpu->free(gw), gpu->free(gb), gpu->free(gout);
-        free(x), free(w), free(bias), free(out);
+        free(x), free(w), free(bias), free(out), free(xw);
     }
 }
 

@@ -536,15 +536,28 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
     } else {
         be->attention_fwd(io->atty, io->att, io->q, io->k, io->v, ac->seg, ac->B, ac->T, NH, NKV, HD, scale);
     }
-    proj_fwd(m, l, LMA_PROJ_O, io->mid, io->atty, w->wo, w->bo, N, QD, C);
-    be->add(io->mid, io->mid, io->x, (size_t)N * C);
-    be->rmsnorm_fwd(io->ln2, io->rstd2, io->mid, w->mlp_norm, N, C, eps);
+    /* inference updates the residual stream in place (x == xo): where the backend adds a
+     * product into its output and the o and down weights are plain (no adapter, blocks or
+     * bias), both projections add into x themselves, two launches fewer a layer */
+    int in_place = io->x == io->xo && !recompute && be->matmul_fwd_add && !m->lora && !w->bo && !m->nf4 && !m->qm;
+    const void *mid = in_place ? io->x : io->mid;
+    if (in_place) {
+        be->matmul_fwd_add(io->x, io->atty, w->wo, N, QD, C);
+    } else {
+        proj_fwd(m, l, LMA_PROJ_O, io->mid, io->atty, w->wo, w->bo, N, QD, C);
+        be->add(io->mid, io->mid, io->x, (size_t)N * C);
+    }
+    be->rmsnorm_fwd(io->ln2, io->rstd2, mid, w->mlp_norm, N, C, eps);
     proj_fwd(m, l, LMA_PROJ_GATE, io->gate, io->ln2, w->wgate, NULL, N, C, I);
     proj_fwd(m, l, LMA_PROJ_UP, io->up, io->ln2, w->wup, NULL, N, C, I);
     be->swiglu_fwd(io->swi, io->gate, io->up, (size_t)N * I);
     if (recompute) return;
-    proj_fwd(m, l, LMA_PROJ_DOWN, io->xo, io->swi, w->wdown, NULL, N, I, C);
-    be->add(io->xo, io->xo, io->mid, (size_t)N * C);
+    if (in_place) {
+        be->matmul_fwd_add(io->xo, io->swi, w->wdown, N, I, C);
+    } else {
+        proj_fwd(m, l, LMA_PROJ_DOWN, io->xo, io->swi, w->wdown, NULL, N, I, C);
+        be->add(io->xo, io->xo, io->mid, (size_t)N * C);
+    }
 }
 
 /* The buffers of layer l for the current (B, T): its input and output in the residual
