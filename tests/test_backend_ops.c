@@ -279,6 +279,13 @@ static void cmp_matmul(int N, int C, int OC, int with_bias) {
     cpu->matmul_fwd(o1, x, w, b, N, C, OC);
     ref->matmul_fwd(o2, x, w, b, N, C, OC);
     CMP("matmul out", o1, o2, no, TOL);
+    /* fwd_add: o1 += x w^T (the ref backend has none: ref's product added to its output) */
+    float *o3 = fvec(no);
+    cpu->matmul_fwd_add(o1, x, w, N, C, OC);
+    ref->matmul_fwd(o3, x, w, NULL, N, C, OC);
+    for (size_t i = 0; i < no; i++) o2[i] += o3[i];
+    CMP("matmul_fwd_add out", o1, o2, no, TOL);
+    free(o3);
     float *g = frand(no, 1), *dx1 = frand(ni, 0.5), *dx2 = fcopy(dx1, ni), *dw1 = frand(nw, 0.5), *dw2 = fcopy(dw1, nw);
     float *db1 = frand(OC, 0.5), *db2 = fcopy(db1, OC);
     cpu->matmul_bwd(dx1, dw1, with_bias ? db1 : NULL, g, x, w, N, C, OC);

@@ -114,12 +114,8 @@ static lma_status predict_lmadapt(const lma_config *c, const lma_mem_request *r,
         p[LMA_MEM_ACTS] = (double)body + (double)lma_model_ids_bytes(r->B, r->T);
         p[LMA_MEM_LOGITS] = (double)(all - body);
         if (!r->cuda) p[LMA_MEM_ACTS] += (double)N * sizeof(float); /* host copy of the losses */
-        if (adapter) {
-            size_t host = 0;
-            /* both backends add the up projection's product in their GEMM (matmul_fwd_add) */
-            p[LMA_MEM_ACTS] += (double)lma_lora_scratch_bytes(c, &r->lora, maxdim, (int)N, ea, 1, &host);
-            if (!r->cuda) p[LMA_MEM_ACTS] += (double)host;
-        }
+        /* both backends add the up projection's product in their GEMM (matmul_fwd_add) */
+        if (adapter) p[LMA_MEM_ACTS] += (double)lma_lora_scratch_bytes(c, &r->lora, maxdim, (int)N, ea, 1);
     } else {
         /* generation: a KV cache of T tokens per sequence, one prefill of T tokens */
         size_t scratch = lma_model_infer_scratch_bytes(c, ea, r->T, 1);

@@ -168,11 +168,10 @@ static void scratch_sizes(const lma_lora_params *lp, int n_layers, int maxdim, i
 }
 
 size_t lma_lora_scratch_bytes(const lma_config *c, const lma_lora_params *lp, int maxdim, int N, int act_bytes,
-                              int fwd_add, size_t *host_bytes) {
+                              int fwd_add) {
     size_t sz[S_COUNT], dev = 0;
     scratch_sizes(lp, c->n_layers, maxdim, N, act_bytes, fwd_add, sz);
     for (int i = 0; i < S_COUNT; i++) dev += sz[i];
-    if (host_bytes) *host_bytes = 0; /* the dropout mask is made on the backend */
     return dev;
 }
 

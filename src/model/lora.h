@@ -81,11 +81,10 @@ struct lma_lora {
  * projection dimension. Free with lma_params_free. */
 lma_status lma_lora_table(const lma_config *c, const lma_lora_params *p, lma_param_table *t, int *maxdim);
 /* Bytes of backend scratch the adapter holds for N rows (what a forward of N tokens
- * allocates; fwd_add: the backend has matmul_fwd_add); *host_bytes (may be NULL): host
- * memory it holds besides (0: none since the mask is made on the backend). The planner
- * (advise/mem.c) and the allocator share it. */
+ * allocates; fwd_add: the backend has matmul_fwd_add); it holds no host memory. The
+ * planner (advise/mem.c) and the allocator share it. */
 size_t lma_lora_scratch_bytes(const lma_config *c, const lma_lora_params *p, int maxdim, int N, int act_bytes,
-                              int fwd_add, size_t *host_bytes);
+                              int fwd_add);
 /* Attaches fresh adapters (PEFT init from seed) and freezes the base. The model
  * must not already have one; its fp32 or NF4 base is kept as is. */
 lma_status lma_lora_attach(lma_model *m, const lma_lora_params *p, uint64_t seed);

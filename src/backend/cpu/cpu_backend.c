@@ -34,6 +34,7 @@ static const lma_backend cpu_backend = {
     .sum_sq = lma_cpu_sum_sq,
     .scale = lma_cpu_scale,
     .dropout = lma_cpu_dropout,
+    .matmul_fwd_add = lma_cpu_matmul_fwd_add,
     .matmul_nf4_fwd = lma_cpu_matmul_nf4_fwd,
     .matmul_nf4_bwd = lma_cpu_matmul_nf4_bwd,
     .matmul_q_fwd = lma_cpu_matmul_q_fwd,

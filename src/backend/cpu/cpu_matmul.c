@@ -1,5 +1,6 @@
 /* Matmul on OpenBLAS (row-major), split across the OpenMP threads by us:
  *   forward   out (N,OC)  = inp (N,C) @ w (OC,C)^T + bias     sgemm(N,T), beta 0
+ *             out (N,OC) += inp (N,C) @ w (OC,C)^T            sgemm(N,T), beta 1 (fwd_add)
  *   backward  dinp (N,C) += dout (N,OC) @ w (OC,C)            sgemm(N,N), beta 1
  *             dw (OC,C)  += dout^T @ inp (N,C)                sgemm(T,N), beta 1
  *             dbias (OC) += column sums of dout
@@ -39,7 +40,9 @@ static void slice(int n, int i, int nt, int align, int *lo, int *hi) {
     *hi = b * align < n ? b * align : n;
 }
 
-void lma_cpu_matmul_fwd(void *out_, const void *inp_, const void *w_, const void *bias_, int N, int C, int OC) {
+/* out = inp @ w^T (+ bias) (+ out: beta 1) */
+static void matmul_fwd(void *out_, const void *inp_, const void *w_, const void *bias_, float beta, int N, int C,
+                       int OC) {
     float *out = out_;
     const float *inp = inp_, *w = w_, *bias = bias_;
     int prev = lma_cpu_blas_enter();
@@ -51,12 +54,12 @@ void lma_cpu_matmul_fwd(void *out_, const void *inp_, const void *w_, const void
             slice(N, id, nt, 8, &lo, &hi);
             if (hi > lo)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, OC, C, 1.0f, inp + (size_t)lo * C, C,
-                            w, C, 0.0f, out + (size_t)lo * OC, OC);
+                            w, C, beta, out + (size_t)lo * OC, OC);
         } else {
             slice(OC, id, nt, 16, &lo, &hi);
             if (hi > lo)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, hi - lo, C, 1.0f, inp, C, w + (size_t)lo * C,
-                            C, 0.0f, out + lo, OC);
+                            C, beta, out + lo, OC);
         }
         if (bias) {
 #pragma omp barrier /* every thread's sgemm slice is written before any row gets its bias */
@@ -69,6 +72,13 @@ void lma_cpu_matmul_fwd(void *out_, const void *inp_, const void *w_, const void
         }
     }
     lma_cpu_blas_leave(prev);
+}
+
+void lma_cpu_matmul_fwd(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC) {
+    matmul_fwd(out, inp, w, bias, 0.0f, N, C, OC);
+}
+void lma_cpu_matmul_fwd_add(void *out, const void *inp, const void *w, int N, int C, int OC) {
+    matmul_fwd(out, inp, w, NULL, 1.0f, N, C, OC);
 }
 
 void lma_cpu_matmul_bwd(void *dinp_, float *dw, float *dbias, const void *dout_, const void *inp_,

@@ -48,6 +48,7 @@ void lma_cpu_rmsnorm_fwd(void *out, float *rstd, const void *inp, const void *w,
 void lma_cpu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *inp, const void *w,
                          const float *rstd, int N, int C);
 void lma_cpu_matmul_fwd(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC);
+void lma_cpu_matmul_fwd_add(void *out, const void *inp, const void *w, int N, int C, int OC);
 void lma_cpu_matmul_bwd(void *dinp, float *dw, float *dbias, const void *dout, const void *inp,
                         const void *w, int N, int C, int OC);
 void lma_cpu_rope_fwd(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH,
