@@ -456,28 +456,56 @@ static lma_status gen_score(const gen_item *it, const lma_gen_result *gr, const 
     return LMA_OK;
 }
 
+/* A chunk of judge calls with their sources and human labels (the calls point into the
+ * records' JSON, kept meanwhile): gen tasks with --judge and judge tasks share it. */
+enum { JUDGE_SOURCES = 64 };
+typedef struct {
+    const char **src;
+    lma_judge_call *calls;
+    int (*labels)[LMA_RUBRIC_MAX];
+} judge_chunk;
+static lma_status judge_chunk_new(judge_chunk *c, size_t n) {
+    c->src = lma_calloc(n * JUDGE_SOURCES, sizeof *c->src, "judge sources");
+    c->calls = lma_calloc(n, sizeof *c->calls, "judge calls");
+    c->labels = lma_calloc(n, sizeof *c->labels, "judge labels");
+    return c->src && c->calls && c->labels ? LMA_OK : LMA_ERR_NOMEM;
+}
+static void judge_chunk_free(judge_chunk *c) { free(c->src); free(c->calls); free(c->labels); }
+/* call i (question and answer set by the caller) gets its record's sources and labels */
+static lma_status judge_chunk_read(judge_chunk *c, size_t i, const cJSON *js, const char *file, int64_t line,
+                                   const lma_rubric *rb, int *any) {
+    lma_judge_call *call = &c->calls[i];
+    call->sources = c->src + JUDGE_SOURCES * i;
+    LMA_TRY(lma_judge_read_sources(js, file, (long long)line, c->src + JUDGE_SOURCES * i, JUDGE_SOURCES,
+                                   &call->n_sources));
+    return lma_judge_read_labels(rb, js, file, (long long)line, c->labels[i], any);
+}
+/* the n calls scored in one batch, counted into stats; their texts freed */
+static lma_status judge_chunk_score(judge_chunk *c, size_t n, lma_eval_judge *jd, int max_active, long *tokens,
+                                   lma_judge_stats *stats) {
+    lma_status st = lma_eval_judge_score(jd, c->calls, n, max_active, tokens);
+    for (size_t i = 0; i < n; i++) {
+        if (st == LMA_OK) st = lma_judge_stats_add(stats, c->calls[i].scores, c->labels[i]);
+        free(c->calls[i].text);
+        c->calls[i].text = NULL;
+    }
+    return st;
+}
+
 /* The judge scores a chunk's outputs, all in one batch. */
 static lma_status gen_judge(const gen_item *it, const lma_gen_result *gr, size_t n, const lma_eval_params *p,
                             lma_eval_result *res) {
-    const char **src = lma_calloc(n * 64, sizeof *src, "judge sources");
-    lma_judge_call *calls = lma_calloc(n, sizeof *calls, "judge calls");
-    int(*labels)[LMA_RUBRIC_MAX] = lma_calloc(n, sizeof *labels, "judge labels");
-    lma_status st = src && calls && labels ? LMA_OK : LMA_ERR_NOMEM;
+    judge_chunk c;
+    lma_status st = judge_chunk_new(&c, n);
     for (size_t i = 0; st == LMA_OK && i < n; i++) {
         int any;
-        calls[i].question = it[i].judge_q;
-        calls[i].answer = gr[i].text ? gr[i].text : "";
-        calls[i].sources = src + 64 * i;
-        st = lma_judge_read_sources(it[i].json, it[i].file, (long long)it[i].line, src + 64 * i, 64, &calls[i].n_sources);
-        if (st == LMA_OK) st = lma_judge_read_labels(p->rubric, it[i].json, it[i].file, (long long)it[i].line, labels[i], &any);
+        c.calls[i].question = it[i].judge_q;
+        c.calls[i].answer = gr[i].text ? gr[i].text : "";
+        st = judge_chunk_read(&c, i, it[i].json, it[i].file, it[i].line, p->rubric, &any);
     }
-    if (st == LMA_OK) st = lma_eval_judge_score(p->judge, calls, n, p->max_active, &res->judge_tokens_run);
     res->judge.rubric = p->rubric;
-    for (size_t i = 0; calls && i < n; i++) {
-        if (st == LMA_OK) st = lma_judge_stats_add(&res->judge, calls[i].scores, labels[i]);
-        free(calls[i].text);
-    }
-    free(src); free(calls); free(labels);
+    if (st == LMA_OK) st = judge_chunk_score(&c, n, p->judge, p->max_active, &res->judge_tokens_run, &res->judge);
+    judge_chunk_free(&c);
     return st;
 }
 
@@ -536,32 +564,25 @@ static lma_status run_judge(lma_model *m, const lma_tokenizer *tok, const lma_ev
     /* a chunk of records (their JSON kept: the calls point into it) scored in one batch */
     cJSON *js[GEN_CHUNK];
     int64_t lines[GEN_CHUNK];
-    const char **src = lma_calloc(GEN_CHUNK * 64, sizeof *src, "judge sources");
-    lma_judge_call *calls = lma_calloc(GEN_CHUNK, sizeof *calls, "judge calls");
-    int(*labels)[LMA_RUBRIC_MAX] = lma_calloc(GEN_CHUNK, sizeof *labels, "judge labels");
-    if (!src || !calls || !labels) st = LMA_ERR_NOMEM;
+    judge_chunk jc;
+    if (judge_chunk_new(&jc, GEN_CHUNK) != LMA_OK) st = LMA_ERR_NOMEM;
     size_t done = 0, n = 1;
     int labelled = 0;
     while (st == LMA_OK && n && (n = chunk_room(p, done))) {
         st = read_chunk(r, t->path, n, js, lines, &n);
         for (size_t i = 0; st == LMA_OK && i < n; i++) {
-            lma_judge_call *c = &calls[i];
             int any = 0;
-            memset(c, 0, sizeof *c);
-            c->sources = src + 64 * i;
-            st = lma_judge_read_item(js[i], t->path, (long long)lines[i], &c->question, &c->answer);
-            if (st == LMA_OK)
-                st = lma_judge_read_sources(js[i], t->path, (long long)lines[i], src + 64 * i, 64, &c->n_sources);
-            if (st == LMA_OK) st = lma_judge_read_labels(p->rubric, js[i], t->path, (long long)lines[i], labels[i], &any);
+            memset(&jc.calls[i], 0, sizeof jc.calls[i]);
+            st = lma_judge_read_item(js[i], t->path, (long long)lines[i], &jc.calls[i].question, &jc.calls[i].answer);
+            if (st == LMA_OK) st = judge_chunk_read(&jc, i, js[i], t->path, lines[i], p->rubric, &any);
             labelled |= any;
         }
-        if (st == LMA_OK && n) st = lma_eval_judge_score(jd, calls, n, p->max_active, &res->tokens_run);
-        for (size_t i = 0; st == LMA_OK && i < n; i++) st = lma_judge_stats_add(&res->judge, calls[i].scores, labels[i]);
-        for (size_t i = 0; i < n; i++) { free(calls[i].text); calls[i].text = NULL; cJSON_Delete(js[i]); }
+        if (st == LMA_OK && n) st = judge_chunk_score(&jc, n, jd, p->max_active, &res->tokens_run, &res->judge);
+        for (size_t i = 0; i < n; i++) cJSON_Delete(js[i]);
         done += n;
         if (p->progress && n) lma_progress_update(&pg, (int64_t)done);
     }
-    free(src); free(calls); free(labels);
+    judge_chunk_free(&jc);
     if (p->progress) lma_progress_finish(&pg);
     lma_ex_close(r);
     lma_eval_judge_free(jd);
