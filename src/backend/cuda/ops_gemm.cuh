@@ -130,8 +130,8 @@ __global__ void k_bias_bwd(float *dbias, const TI *dout, int N, int OC) {
  * At batch 1 a decode step is the weights read once, so all that counts is the memory's
  * rate: one warp a row of W, each lane 16 bytes of it and of every input row a load, four
  * loads in flight, W streamed past L1 (read once), the inputs kept there (read by every
- * warp). fp32 sums, one rounding to bf16, as cuBLASLt does. Oracle: cuBLASLt (the test
- * runs both, LMA_CUDA_GEMV=0 turns this off for A/B runs). */
+ * warp). fp32 sums, one rounding to bf16, as cuBLASLt does. test_backend_cuda checks it
+ * against the CPU backend; LMA_CUDA_GEMV=0 leaves every product to cuBLASLt (A/B runs). */
 enum { GEMV_MAX_N = 3, GEMV_WARPS = 4 };
 __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
     uint4 r;
