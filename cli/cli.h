@@ -42,7 +42,7 @@ int cmd_report(int argc, char **argv);
 int cli_fail(const char *cmd, const char *msg);
 /* Prints "lmadapt <cmd>: <message>\nTry 'lmadapt <cmd> --help'." and returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...);
-/* The backend for --device NAME: "cpu", "cuda", or NULL for the default (cuda when a
+/* The backend for --device NAME: "cpu", "cpu-bf16", "cuda", "cuda-fp32", or NULL for the default (cuda when a
  * GPU is present, else cpu). Prints an error and returns NULL when unavailable. */
 struct lma_backend;
 const struct lma_backend *cli_backend(const char *cmd, const char *device);

@@ -108,7 +108,7 @@ typedef struct {
 #define CLI_OPT_MODEL(d, help_) CLI_STR("model", 0, d, "M", help_, .flags = CLI_REQUIRED | CLI_IN)
 #define CLI_OPT_ADAPTER(d) CLI_STR("adapter", 0, d, "DIR", "apply a PEFT LoRA adapter dir to the model", .flags = CLI_IN)
 #define CLI_OPT_DEVICE(d) \
-    CLI_STR("device", 0, d, "D", "cpu | cuda | cuda-fp32", .def_text = "cuda when a GPU is present, else cpu")
+    CLI_STR("device", 0, d, "D", "cpu | cpu-bf16 | cuda | cuda-fp32", .def_text = "cuda when a GPU is present, else cpu")
 /* inference commands: a GGUF model's Q8_0/Q4_0/Q4_1/Q4_K blocks are computed on as they are
  * on the CPU (docs/gguf.md); --dequantize loads them as fp32 instead. CLI_INFER_FLAGS gives
  * lma_model_load_ex's flags (model/llama.h). */

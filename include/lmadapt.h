@@ -88,7 +88,8 @@ typedef struct lma_model lma_model;
 
 /* Loads a model: path_or_name is an HF folder, a GGUF file (F32/F16/BF16/Q8_0/Q4_x/Q5_x/
  * Q2_K..Q6_K, dequantized to fp32) or a short name (see "Paths" above). device: "cpu",
- * "cuda" (bf16 compute, fp32 master weights), "cuda-fp32", or NULL for the default (cuda
+ * "cpu-bf16" (the GEMMs' products in bf16), "cuda" (bf16 compute, fp32 master weights),
+ * "cuda-fp32", or NULL for the default (cuda
  * when an NVIDIA GPU and the CUDA plugin are present, else cpu). The weights are kept in
  * fp32, so the model can be trained (lma_train) as well as run.
  * Failure: LMA_ERR_IO (missing path, unknown name), LMA_ERR_FORMAT, LMA_ERR_UNSUPPORTED
@@ -98,7 +99,7 @@ LMA_API void lma_model_free(lma_model *m);
 LMA_API int lma_model_n_vocab(const lma_model *m);     /* embedding rows */
 LMA_API int lma_model_n_ctx(const lma_model *m);       /* max_position_embeddings */
 LMA_API size_t lma_model_n_params(const lma_model *m); /* base model parameters (no adapter) */
-LMA_API const char *lma_model_device(const lma_model *m); /* "cpu", "cuda", "cuda-fp32" */
+LMA_API const char *lma_model_device(const lma_model *m); /* "cpu", "cpu-bf16", "cuda", "cuda-fp32" */
 /* Writes the base weights as an HF folder (config.json + model.safetensors, sharded above
  * max_shard_bytes, 0 = one file; bf16 != 0 stores BF16). An attached adapter is not
  * included: merge it first (lma_adapter_merge) or save it (lma_adapter_save). */

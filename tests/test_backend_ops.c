@@ -1,7 +1,7 @@
 /* Backend op table tests.
  * (a) every double-precision ref backward op against central finite
  *     differences (odd shapes, GQA, several segments, ignored targets);
- * (b) the CPU backend against the ref backend on fresh random inputs: forward
+ * (b) the CPU backend (and cpu-bf16's matmuls) against the ref backend on fresh random inputs: forward
  *     outputs poisoned with NaN beforehand (every element must be written),
  *     gradients pre-filled with random values (backward must accumulate),
  *     NULL gradients, aliasing (rope in place, add, cross-entropy in place);
@@ -13,6 +13,7 @@
 #include "backend/ref/ref_ops.h"
 #include "core/rng.h"
 #include "core/status.h"
+#include "quant/half.h"
 #include "test.h"
 #include <stdint.h>
 
@@ -301,6 +302,51 @@ static void cmp_matmul(int N, int C, int OC, int with_bias) {
     free(db1); free(db2);
 }
 
+/* cpu-bf16's matmuls (cpu_gemm_bf16.c) with micro-kernel isa (0 portable C, 1 AVX512_BF16):
+ * equal to the double-precision product of the bf16-rounded operands up to fp32 summation
+ * (TOL), and away from the unrounded product by bf16's rounding (so bf16 was used); below
+ * 64 in any dimension the fp32 op's result exactly */
+static float *bf16_round(const float *x, size_t n) {
+    float *p = fvec(n);
+    for (size_t i = 0; i < n; i++) p[i] = lma_q_bf16_to_f32(lma_q_f32_to_bf16(x[i]));
+    return p;
+}
+static void cmp_matmul_bf16(int isa, int N, int C, int OC, int with_bias) {
+    const lma_backend *bf = lma_backend_by_name("cpu-bf16");
+    lma_cpu_bf16_isa = isa;
+    size_t ni = (size_t)N * C, nw = (size_t)OC * C, no = (size_t)N * OC;
+    int small = N < 64 || C < 64 || OC < 64;
+    float *x = frand(ni, 1), *w = frand(nw, 0.3), *b = with_bias ? frand(OC, 1) : NULL, *g = frand(no, 1);
+    float *xr = bf16_round(x, ni), *wr = bf16_round(w, nw), *gr = bf16_round(g, no);
+    const float *xe = small ? x : xr, *we = small ? w : wr, *ge = small ? g : gr; /* what the op should see */
+    float *o1 = fvec(no), *o2 = fvec(no), *o3 = fvec(no);
+    fnan(o1, no);
+    bf->matmul_fwd(o1, x, w, b, N, C, OC);
+    ref->matmul_fwd(o2, xe, we, b, N, C, OC);
+    ref->matmul_fwd(o3, x, w, b, N, C, OC);
+    CMP("bf16 matmul out", o1, o2, no, TOL);
+    double e = test_rel_l2f(o1, o3, no);
+    CHECK(small ? e <= TOL : e > 1e-5 && e < 1e-2, "isa %d %dx%dx%d: bf16 out vs fp32 rel L2 %.3g", isa, N, C, OC, e);
+    bf->matmul_fwd_add(o1, x, w, N, C, OC);
+    ref->matmul_fwd(o3, xe, we, NULL, N, C, OC);
+    for (size_t i = 0; i < no; i++) o2[i] += o3[i];
+    CMP("bf16 matmul_fwd_add out", o1, o2, no, TOL);
+    float *dx1 = frand(ni, 0.5), *dx2 = fcopy(dx1, ni), *dw1 = frand(nw, 0.5), *dw2 = fcopy(dw1, nw);
+    float *db1 = frand(OC, 0.5), *db2 = fcopy(db1, OC);
+    bf->matmul_bwd(dx1, dw1, with_bias ? db1 : NULL, g, x, w, N, C, OC);
+    ref->matmul_bwd(dx2, dw2, NULL, ge, xe, we, N, C, OC);
+    if (with_bias) ref->matmul_bwd(NULL, NULL, db2, g, x, w, N, C, OC); /* the bias gradient stays fp32 */
+    CMP("bf16 matmul dinp", dx1, dx2, ni, TOL);
+    CMP("bf16 matmul dw", dw1, dw2, nw, TOL);
+    CMP("bf16 matmul dbias", db1, db2, OC, TOL);
+    bf->matmul_bwd(dx1, NULL, NULL, g, x, w, N, C, OC);
+    ref->matmul_bwd(dx2, NULL, NULL, ge, xe, we, N, C, OC);
+    CMP("bf16 matmul dinp (dw NULL)", dx1, dx2, ni, TOL);
+    free(x); free(w); free(b); free(g); free(xr); free(wr); free(gr); free(o1); free(o2); free(o3);
+    free(dx1); free(dx2); free(dw1); free(dw2); free(db1); free(db2);
+    lma_cpu_bf16_isa = -1;
+}
+
 static void cmp_rope(int N, int NH, int HD) {
     size_t n = (size_t)N * NH * HD;
     int32_t *pos = malloc(N * sizeof *pos);
@@ -522,6 +568,13 @@ static void test_cpu_vs_ref(void) {
     cmp_matmul(130, 96, 70, 0);
     cmp_matmul(12, 384, 384, 1);  /* threaded, split by columns: the bias waits for every slice */
     cmp_matmul(200, 384, 160, 1); /* threaded, split by rows */
+    for (int isa = 0; isa <= lma_cpu_has_avx512bf16(); isa++) {
+        cmp_matmul_bf16(isa, 67, 131, 70, 1); /* odd K, edge tiles in both dimensions */
+        cmp_matmul_bf16(isa, 130, 96, 64, 0);
+        cmp_matmul_bf16(isa, 200, 384, 300, 1); /* threaded, several tasks and k-blocks */
+        cmp_matmul_bf16(isa, 7, 13, 11, 1);     /* small: the fp32 op */
+    }
+    if (!lma_cpu_has_avx512bf16()) printf("note: this CPU has no AVX512_BF16: cpu-bf16 checked with its portable kernel only\n");
     cmp_rope(7, 4, 6);
     cmp_rope(37, 3, 64);
     cmp_attention(2, 9, 4, 2, 6, 1);

@@ -35,6 +35,7 @@ void lma_backend_host_zero(void *p, size_t bytes) {
 const lma_backend *lma_backend_by_name(const char *name) {
     if (!name) return NULL;
     if (!strcmp(name, "cpu")) return lma_backend_cpu();
+    if (!strcmp(name, "cpu-bf16")) return lma_backend_cpu_bf16();
     if (!strcmp(name, "ref")) return lma_backend_ref();
     if (!strcmp(name, "cuda")) return lma_backend_cuda();
     if (!strcmp(name, "cuda-fp32")) return lma_backend_cuda_fp32();
@@ -47,7 +48,11 @@ lma_status lma_backend_select(const char *device, const lma_backend **out) {
     if (!strncmp(device, "cuda", 4))
         return lma_error(LMA_ERR_UNSUPPORTED, "--device %s: no CUDA GPU found (or lmadapt was built without nvcc)",
                          device);
-    return lma_error(LMA_ERR_UNSUPPORTED, "unknown --device '%s' (cpu, cuda or cuda-fp32)", device);
+    return lma_error(LMA_ERR_UNSUPPORTED, "unknown --device '%s' (cpu, cpu-bf16, cuda or cuda-fp32)", device);
+}
+
+int lma_backend_on_host(const lma_backend *be) {
+    return be == lma_backend_cpu() || be == lma_backend_cpu_bf16() || be == lma_backend_ref();
 }
 
 const lma_backend *lma_backend_default(void) {

@@ -210,6 +210,10 @@ static inline void *lma_at(const void *p, size_t i, size_t esz) { return (char *
 static inline lma_status lma_backend_sync(const lma_backend *be) { return be->sync ? be->sync() : LMA_OK; }
 
 const lma_backend *lma_backend_cpu(void);
+/* "cpu-bf16": lma_backend_cpu with bf16 products in the matmuls (fp32 sums, fp32 storage):
+ * AVX512_BF16's dot product where the CPU has it, else portable C (slow: the exactness of
+ * the choice, not speed). */
+const lma_backend *lma_backend_cpu_bf16(void);
 /* fp32 interface (act_bytes 4), double-precision arithmetic inside: the oracle for tests. */
 const lma_backend *lma_backend_ref(void);
 /* An NVIDIA GPU (cuda/): "cuda" stores activations and the compute copy of the weights
@@ -220,11 +224,13 @@ const lma_backend *lma_backend_cuda_fp32(void);
 /* The cuda backends' test hook and counters: backend/cuda/cuda_host.h. */
 /* The fastest available: cuda when a GPU is present, else cpu. */
 const lma_backend *lma_backend_default(void);
-/* --device NAME: "cpu", "cuda", "cuda-fp32", "ref", or NULL for lma_backend_default(). On failure
+/* --device NAME: "cpu", "cpu-bf16", "cuda", "cuda-fp32", "ref", or NULL for lma_backend_default(). On failure
  * LMA_ERR_UNSUPPORTED with a message that says why (unknown name, no GPU). */
 lma_status lma_backend_select(const char *device, const lma_backend **out);
 /* By name ("cpu", "ref", "cuda"); NULL if unknown, not built or no device. */
 const lma_backend *lma_backend_by_name(const char *name);
+/* 1 for the backends whose memory is host memory (cpu, cpu-bf16, ref) */
+int lma_backend_on_host(const lma_backend *be);
 /* The peak memory measured so far (bytes): on a cuda backend the plugin's allocator
  * high-water mark (lma_cuda_memory), else the process's peak RSS (getrusage). The
  * counterpart of the prediction of advise/mem.h. */

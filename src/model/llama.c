@@ -378,7 +378,7 @@ lma_status lma_model_set_quantized(lma_model *m, const lma_param_info *p, const 
     lma_status s = lma_nf4_quantize(x, (int64_t)p->numel, q);
     if (s != LMA_OK) return lma_error(s, "%s: %s", p->name, lma_last_error());
     /* host-memory backends read the host arrays; a GPU gets its own copy */
-    if (m->be != lma_backend_cpu() && m->be != lma_backend_ref()) return lma_nf4_to_backend(q, m->be);
+    if (!lma_backend_on_host(m->be)) return lma_nf4_to_backend(q, m->be);
     return LMA_OK;
 }
 

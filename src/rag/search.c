@@ -53,7 +53,7 @@ void lma_rag_searcher_free(lma_rag_searcher *q) {
 int lma_rag_searcher_used_hnsw(const lma_rag_searcher *q) { return q->used_hnsw; }
 
 void lma_rag_searcher_set_backend(lma_rag_searcher *q, const lma_backend *be) {
-    q->be = be && strcmp(be->name, "cpu") ? be : NULL;
+    q->be = be && !lma_backend_on_host(be) ? be : NULL;
 }
 
 

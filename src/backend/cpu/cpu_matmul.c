@@ -14,12 +14,17 @@
  * for the duration of the call and restores the caller's setting after (a
  * process-wide setting: do not run ops from two host threads at once). The
  * OpenMP build of OpenBLAS runs single-threaded inside a parallel region by
- * itself; the serial build needs nothing. */
+ * itself; the serial build needs nothing.
+ *
+ * The "cpu-bf16" table (lma_backend_cpu_bf16) runs the same three products through
+ * lma_cpu_gemm_bf16 (cpu_gemm_bf16.c: bf16 operands, fp32 sums) where every dimension is at
+ * least BF16_MIN (LoRA's rank-r products and single-row decode stay in sgemm). */
 #include "backend/cpu/cpu_ops.h"
 #include <cblas.h>
 #include <omp.h>
 
-enum { MIN_ROWS = 32 }; /* rows per thread below which we split columns */
+enum { MIN_ROWS = 32, /* rows per thread below which we split columns */
+       BF16_MIN = 64 };
 
 int lma_cpu_blas_enter(void) {
     if (openblas_get_parallel() != 1) return 0;
@@ -79,6 +84,41 @@ void lma_cpu_matmul_fwd(void *out, const void *inp, const void *w, const void *b
 }
 void lma_cpu_matmul_fwd_add(void *out, const void *inp, const void *w, int N, int C, int OC) {
     matmul_fwd(out, inp, w, NULL, 1.0f, N, C, OC);
+}
+
+static int bf16_shape(int N, int C, int OC) { return N >= BF16_MIN && C >= BF16_MIN && OC >= BF16_MIN; }
+
+/* out (N,OC) = beta out + inp (N,C) w (OC,C)^T in bf16 products, then the bias */
+static void matmul_fwd_bf16(void *out, const void *inp, const void *w, const void *bias, float beta, int N, int C,
+                            int OC) {
+    if (!bf16_shape(N, C, OC) || lma_cpu_gemm_bf16(N, OC, C, inp, C, 1, w, 1, C, out, OC, beta) != 0) {
+        matmul_fwd(out, inp, w, bias, beta, N, C, OC);
+        return;
+    }
+    if (!bias) return;
+    float *o = out;
+    const float *bs = bias;
+#pragma omp parallel for schedule(static) if ((double)N * OC > 1e5)
+    for (int n = 0; n < N; n++)
+#pragma omp simd
+        for (int j = 0; j < OC; j++) o[(size_t)n * OC + j] += bs[j];
+}
+void lma_cpu_matmul_fwd_bf16(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC) {
+    matmul_fwd_bf16(out, inp, w, bias, 0.0f, N, C, OC);
+}
+void lma_cpu_matmul_fwd_add_bf16(void *out, const void *inp, const void *w, int N, int C, int OC) {
+    matmul_fwd_bf16(out, inp, w, NULL, 1.0f, N, C, OC);
+}
+
+/* dinp (N,C) += dout (N,OC) w (OC,C); dw (OC,C) += dout^T inp (N,C), bf16 products; dbias as
+ * the fp32 op */
+void lma_cpu_matmul_bwd_bf16(void *dinp, float *dw, float *dbias, const void *dout, const void *inp, const void *w,
+                             int N, int C, int OC) {
+    if (bf16_shape(N, C, OC)) {
+        if (dinp && lma_cpu_gemm_bf16(N, C, OC, dout, OC, 1, w, C, 1, dinp, C, 1.0f) == 0) dinp = NULL;
+        if (dw && lma_cpu_gemm_bf16(OC, C, N, dout, 1, OC, inp, C, 1, dw, C, 1.0f) == 0) dw = NULL;
+    }
+    lma_cpu_matmul_bwd(dinp, dw, dbias, dout, inp, w, N, C, OC); /* what is left (all of it if no scratch) */
 }
 
 void lma_cpu_matmul_bwd(void *dinp_, float *dw, float *dbias, const void *dout_, const void *inp_,

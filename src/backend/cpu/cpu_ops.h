@@ -49,6 +49,19 @@ void lma_cpu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *in
                          const float *rstd, int N, int C);
 void lma_cpu_matmul_fwd(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC);
 void lma_cpu_matmul_fwd_add(void *out, const void *inp, const void *w, int N, int C, int OC);
+/* the same with bf16 products (cpu_gemm_bf16.c), the matmuls of lma_backend_cpu_bf16 */
+void lma_cpu_matmul_fwd_bf16(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC);
+void lma_cpu_matmul_fwd_add_bf16(void *out, const void *inp, const void *w, int N, int C, int OC);
+void lma_cpu_matmul_bwd_bf16(void *dinp, float *dw, float *dbias, const void *dout, const void *inp,
+                             const void *w, int N, int C, int OC);
+/* C (M,N) = beta C + sum_k bf16(A(m,k)) bf16(B(k,n)) in fp32, A(m,k) = a[m*a_sm + k*a_sk],
+ * B(k,n) = b[k*b_sk + n*b_sn], C row-major with ldc. 0, or -1 when its packing scratch
+ * cannot be allocated (C untouched). lma_cpu_bf16_isa: -1 choose by the CPU (the default),
+ * 0 the portable micro-kernel, 1 AVX512_BF16 (test hook; not thread-safe). */
+int lma_cpu_gemm_bf16(int M, int N, int K, const float *a, long a_sm, long a_sk, const float *b, long b_sk, long b_sn,
+                      float *c, long ldc, float beta);
+extern int lma_cpu_bf16_isa;
+int lma_cpu_has_avx512bf16(void);
 void lma_cpu_matmul_bwd(void *dinp, float *dw, float *dbias, const void *dout, const void *inp,
                         const void *w, int N, int C, int OC);
 void lma_cpu_rope_fwd(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH,
