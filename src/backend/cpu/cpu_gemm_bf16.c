@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend/cpu/cpu_ops.h"
+#include "core/log.h"
 #include "quant/half.h" /* lma_q_f32_to_bf16 */
 
 enum {
@@ -51,7 +52,11 @@ int lma_cpu_has_avx512bf16(void) {
 }
 
 static int isa(void) {
-    if (lma_cpu_bf16_isa < 0) lma_cpu_bf16_isa = lma_cpu_has_avx512bf16();
+    if (lma_cpu_bf16_isa < 0) {
+        lma_cpu_bf16_isa = lma_cpu_has_avx512bf16();
+        if (!lma_cpu_bf16_isa)
+            lma_warn("cpu-bf16: this CPU has no AVX512_BF16; the portable kernel is much slower than --device cpu");
+    }
     return lma_cpu_bf16_isa;
 }
 
