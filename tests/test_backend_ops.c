@@ -272,78 +272,55 @@ static void cmp_rmsnorm(int N, int C) {
     free(dx1); free(dx2); free(dw1); free(dw2); free(dx3); free(dw3);
 }
 
-static void cmp_matmul(int N, int C, int OC, int with_bias) {
-    size_t ni = (size_t)N * C, nw = (size_t)OC * C, no = (size_t)N * OC;
-    float *x = frand(ni, 1), *w = frand(nw, 0.3), *b = with_bias ? frand(OC, 1) : NULL;
-    float *o1 = fvec(no), *o2 = fvec(no);
-    fnan(o1, no);
-    cpu->matmul_fwd(o1, x, w, b, N, C, OC);
-    ref->matmul_fwd(o2, x, w, b, N, C, OC);
-    CMP("matmul out", o1, o2, no, TOL);
-    /* fwd_add: o1 += x w^T (the ref backend has none: ref's product added to its output) */
-    float *o3 = fvec(no);
-    cpu->matmul_fwd_add(o1, x, w, N, C, OC);
-    ref->matmul_fwd(o3, x, w, NULL, N, C, OC);
-    for (size_t i = 0; i < no; i++) o2[i] += o3[i];
-    CMP("matmul_fwd_add out", o1, o2, no, TOL);
-    free(o3);
-    float *g = frand(no, 1), *dx1 = frand(ni, 0.5), *dx2 = fcopy(dx1, ni), *dw1 = frand(nw, 0.5), *dw2 = fcopy(dw1, nw);
-    float *db1 = frand(OC, 0.5), *db2 = fcopy(db1, OC);
-    cpu->matmul_bwd(dx1, dw1, with_bias ? db1 : NULL, g, x, w, N, C, OC);
-    ref->matmul_bwd(dx2, dw2, with_bias ? db2 : NULL, g, x, w, N, C, OC);
-    CMP("matmul dinp", dx1, dx2, ni, TOL);
-    CMP("matmul dw", dw1, dw2, nw, TOL);
-    CMP("matmul dbias", db1, db2, OC, TOL);
-    /* frozen weight (LoRA-style): only dinp */
-    cpu->matmul_bwd(dx1, NULL, NULL, g, x, w, N, C, OC);
-    ref->matmul_bwd(dx2, NULL, NULL, g, x, w, N, C, OC);
-    CMP("matmul dinp (dw NULL)", dx1, dx2, ni, TOL);
-    free(x); free(w); free(b); free(o1); free(o2); free(g); free(dx1); free(dx2); free(dw1); free(dw2);
-    free(db1); free(db2);
-}
-
-/* cpu-bf16's matmuls (cpu_gemm_bf16.c) with micro-kernel isa (0 portable C, 1 AVX512_BF16):
- * equal to the double-precision product of the bf16-rounded operands up to fp32 summation
- * (TOL), and away from the unrounded product by bf16's rounding (so bf16 was used); below
- * 64 in any dimension the fp32 op's result exactly */
+/* be's matmuls against ref's on the operands be should see: as given, or rounded to bf16
+ * (cpu-bf16, every dimension >= 64); the bias gradient always from the fp32 dout */
 static float *bf16_round(const float *x, size_t n) {
     float *p = fvec(n);
     for (size_t i = 0; i < n; i++) p[i] = lma_q_bf16_to_f32(lma_q_f32_to_bf16(x[i]));
     return p;
 }
-static void cmp_matmul_bf16(int isa, int N, int C, int OC, int with_bias) {
-    const lma_backend *bf = lma_backend_by_name("cpu-bf16");
-    lma_cpu_bf16_isa = isa;
+static void cmp_matmul_on(const lma_backend *be, int bf16, int N, int C, int OC, int with_bias) {
     size_t ni = (size_t)N * C, nw = (size_t)OC * C, no = (size_t)N * OC;
-    int small = N < 64 || C < 64 || OC < 64;
+    int rounded = bf16 && N >= 64 && C >= 64 && OC >= 64;
     float *x = frand(ni, 1), *w = frand(nw, 0.3), *b = with_bias ? frand(OC, 1) : NULL, *g = frand(no, 1);
-    float *xr = bf16_round(x, ni), *wr = bf16_round(w, nw), *gr = bf16_round(g, no);
-    const float *xe = small ? x : xr, *we = small ? w : wr, *ge = small ? g : gr; /* what the op should see */
+    float *xe = rounded ? bf16_round(x, ni) : fcopy(x, ni), *we = rounded ? bf16_round(w, nw) : fcopy(w, nw);
+    float *ge = rounded ? bf16_round(g, no) : fcopy(g, no);
     float *o1 = fvec(no), *o2 = fvec(no), *o3 = fvec(no);
     fnan(o1, no);
-    bf->matmul_fwd(o1, x, w, b, N, C, OC);
+    be->matmul_fwd(o1, x, w, b, N, C, OC);
     ref->matmul_fwd(o2, xe, we, b, N, C, OC);
-    ref->matmul_fwd(o3, x, w, b, N, C, OC);
-    CMP("bf16 matmul out", o1, o2, no, TOL);
-    double e = test_rel_l2f(o1, o3, no);
-    CHECK(small ? e <= TOL : e > 1e-5 && e < 1e-2, "isa %d %dx%dx%d: bf16 out vs fp32 rel L2 %.3g", isa, N, C, OC, e);
-    bf->matmul_fwd_add(o1, x, w, N, C, OC);
+    CMP("matmul out", o1, o2, no, TOL);
+    if (bf16) { /* bf16 was used: away from the unrounded product by its rounding */
+        ref->matmul_fwd(o3, x, w, b, N, C, OC);
+        double e = test_rel_l2f(o1, o3, no);
+        CHECK(rounded ? e > 1e-5 && e < 1e-2 : e <= TOL, "%s %dx%dx%d: out vs fp32 rel L2 %.3g", be->name, N, C, OC, e);
+    }
+    /* fwd_add: o1 += x w^T (the ref backend has none: ref's product added to its output) */
+    be->matmul_fwd_add(o1, x, w, N, C, OC);
     ref->matmul_fwd(o3, xe, we, NULL, N, C, OC);
     for (size_t i = 0; i < no; i++) o2[i] += o3[i];
-    CMP("bf16 matmul_fwd_add out", o1, o2, no, TOL);
+    CMP("matmul_fwd_add out", o1, o2, no, TOL);
     float *dx1 = frand(ni, 0.5), *dx2 = fcopy(dx1, ni), *dw1 = frand(nw, 0.5), *dw2 = fcopy(dw1, nw);
     float *db1 = frand(OC, 0.5), *db2 = fcopy(db1, OC);
-    bf->matmul_bwd(dx1, dw1, with_bias ? db1 : NULL, g, x, w, N, C, OC);
+    be->matmul_bwd(dx1, dw1, with_bias ? db1 : NULL, g, x, w, N, C, OC);
     ref->matmul_bwd(dx2, dw2, NULL, ge, xe, we, N, C, OC);
-    if (with_bias) ref->matmul_bwd(NULL, NULL, db2, g, x, w, N, C, OC); /* the bias gradient stays fp32 */
-    CMP("bf16 matmul dinp", dx1, dx2, ni, TOL);
-    CMP("bf16 matmul dw", dw1, dw2, nw, TOL);
-    CMP("bf16 matmul dbias", db1, db2, OC, TOL);
-    bf->matmul_bwd(dx1, NULL, NULL, g, x, w, N, C, OC);
+    if (with_bias) ref->matmul_bwd(NULL, NULL, db2, g, x, w, N, C, OC);
+    CMP("matmul dinp", dx1, dx2, ni, TOL);
+    CMP("matmul dw", dw1, dw2, nw, TOL);
+    CMP("matmul dbias", db1, db2, OC, TOL);
+    /* frozen weight (LoRA-style): only dinp */
+    be->matmul_bwd(dx1, NULL, NULL, g, x, w, N, C, OC);
     ref->matmul_bwd(dx2, NULL, NULL, ge, xe, we, N, C, OC);
-    CMP("bf16 matmul dinp (dw NULL)", dx1, dx2, ni, TOL);
-    free(x); free(w); free(b); free(g); free(xr); free(wr); free(gr); free(o1); free(o2); free(o3);
+    CMP("matmul dinp (dw NULL)", dx1, dx2, ni, TOL);
+    free(x); free(w); free(b); free(g); free(xe); free(we); free(ge); free(o1); free(o2); free(o3);
     free(dx1); free(dx2); free(dw1); free(dw2); free(db1); free(db2);
+}
+static void cmp_matmul(int N, int C, int OC, int with_bias) { cmp_matmul_on(cpu, 0, N, C, OC, with_bias); }
+/* cpu-bf16 (cpu_gemm_bf16.c) with micro-kernel isa (0 portable C, 1 AVX512_BF16): equal to the
+ * double-precision product of the bf16-rounded operands up to fp32 summation (TOL) */
+static void cmp_matmul_bf16(int isa, int N, int C, int OC, int with_bias) {
+    lma_cpu_bf16_isa = isa;
+    cmp_matmul_on(lma_backend_by_name("cpu-bf16"), 1, N, C, OC, with_bias);
     lma_cpu_bf16_isa = -1;
 }
 
