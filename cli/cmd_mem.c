@@ -9,7 +9,7 @@
 #include "opts.h"
 
 static const char *const method_names[] = {"full", "lora", "qlora", "infer", NULL};
-static const char *const device_names[] = {"cpu", "cuda", NULL};
+static const char *const device_names[] = {"cpu", "cuda", "cpu-bf16", NULL};
 static const char *const style_names[] = {"lmadapt", "hf", NULL};
 static const char *const table_names[] = {"seed", NULL};
 
@@ -85,7 +85,8 @@ int cmd_mem(int argc, char **argv) {
         CLI_INT("seq", 0, &r.T, 1, 1 << 24, "T", "tokens per sequence (infer: the context of the KV cache)"),
         CLI_BOOL("grad-ckpt", 0, &r.grad_ckpt, "activation checkpointing"),
         CLI_INT("lora-rank", 0, &r.lora.r, 1, 65536, "R", "LoRA rank (every projection adapted)", .alias = "lora-r"),
-        CLI_CHOOSE("device", 0, &device, device_names, NULL, NULL, "cpu (peak RSS) or cuda (the allocator's high-water mark)"),
+        CLI_CHOOSE("device", 0, &device, device_names, NULL, NULL, "cpu (peak RSS), cpu-bf16 (the same, with its GEMMs'\n"
+                   "packing scratch) or cuda (the allocator's high-water mark)"),
         CLI_CHOOSE("style", 0, &style, style_names, NULL, NULL, "lmadapt's own plan, or transformers + PEFT (+ bitsandbytes)\n"
                    "in bf16 autocast with fused AdamW (cuda only)"),
         CLI_FLAG_SET("no-save", 0, &save, 0, "cpu: the run saves no checkpoint (no host staging phase)"),
@@ -97,7 +98,7 @@ int cmd_mem(int argc, char **argv) {
     cli_spec spec = {
         .cmd = "mem",
         .usage = "lmadapt mem (--model M | --preset NAME) [--method full|lora|qlora|infer] [--batch B] [--seq T]\n"
-                 "            [--grad-ckpt] [--lora-rank R] [--device cpu|cuda] [--style lmadapt|hf] [--json]\n"
+                 "            [--grad-ckpt] [--lora-rank R] [--device cpu|cpu-bf16|cuda] [--style lmadapt|hf] [--json]\n"
                  "lmadapt mem --table seed [--batch B] [--seq T] [--lora-rank R] [--grad-ckpt] [--json]",
         .about = "Predicts the peak memory of a training or inference run from lmadapt's own allocation plan\n"
                  "(the functions that size each allocation), before any weight is read, with a breakdown:\n"
@@ -114,7 +115,8 @@ int cmd_mem(int argc, char **argv) {
     if (rc != CLI_CONTINUE) return rc;
     r.method = (lma_mem_method)method;
     r.style = (lma_mem_style)style;
-    r.cuda = device;
+    r.cuda = device == 1;
+    r.cpu_bf16 = device == 2;
     r.save = save && r.method != LMA_MEM_INFER;
     if (table == 0) return seed_table(&r, json);
     if (!!model + !!preset != 1) return cli_usage_error("mem", "give exactly one of --model, --preset (or --table seed)");
@@ -133,7 +135,7 @@ int cmd_mem(int argc, char **argv) {
     if (!json)
         printf("%s: %.1fM parameters (%zu trainable), %s, batch %d x %d%s, %s, style %s\n",
                preset ? preset : model, (double)p.n_params / 1e6, p.trainable, lma_mem_method_name(r.method), r.B, r.T,
-               r.grad_ckpt ? ", activation checkpointing" : "", r.cuda ? "cuda" : "cpu",
+               r.grad_ckpt ? ", activation checkpointing" : "", device_names[device],
                r.style == LMA_MEM_HF ? "hf (transformers + PEFT)" : "lmadapt");
     cli_mem_print(stdout, &p, json);
     return 0;

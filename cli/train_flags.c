@@ -151,6 +151,7 @@ void cli_train_mem_predict(cli_train_opts *o, const lma_config *c, const lma_bac
     lma_mem_request r = lma_mem_default_request();
     r.method = o->method == CLI_METHOD_FULL ? LMA_MEM_FULL : o->method == CLI_METHOD_LORA ? LMA_MEM_LORA : LMA_MEM_QLORA;
     r.cuda = be->act_bytes == 2;
+    r.cpu_bf16 = be == lma_backend_cpu_bf16();
     r.B = o->tp.B;
     r.T = o->tp.T;
     r.grad_ckpt = o->grad_ckpt;

@@ -175,7 +175,7 @@ static void cpu_runs(void) {
     snprintf(run, sizeof run, "%s/pre", tmp);
     char *pre[] = {LMA_CLI, "pretrain", "--data", docs, "--tokenizer", tok, "--preset", "60m", "--batch", "2", "--seq",
                    "128", "--steps", "2", "--threads", "2", "--out", run, "--eval-every", "0", NULL};
-    double meas[3], pred[3];
+    double meas[4], pred[4];
     meas[0] = run_peak(pre);
     lma_config c;
     snprintf(cmd, sizeof cmd, "%s/final/config.json", run);
@@ -191,24 +191,28 @@ static void cpu_runs(void) {
     pred[0] = p.peak;
     /* 2, 3. sft LoRA and QLoRA on that model: the peak is the load (weights + the mapped file) */
     snprintf(base, sizeof base, "%s/final", run);
-    static const char *meth[] = {"lora", "qlora"};
-    for (int i = 0; i < 2; i++) {
+    /* 4. LoRA again on cpu-bf16: its GEMMs' packing scratch in the workspace */
+    static const char *meth[] = {"lora", "qlora", "lora"};
+    for (int i = 0; i < 3; i++) {
         char out[320];
-        snprintf(out, sizeof out, "%s/%s", tmp, meth[i]);
+        snprintf(out, sizeof out, "%s/%s%d", tmp, meth[i], i);
         char *sft[] = {LMA_CLI, "sft", "--model", base, "--data", data, "--method", (char *)meth[i], "--out", out,
                        "--steps", "2", "--batch", "2", "--seq", "64", "--threads", "2", "--template", "llama3",
-                       "--lora-r", "8", "--eval-every", "0", NULL};
+                       "--lora-r", "8", "--eval-every", "0", "--device", i == 2 ? "cpu-bf16" : "cpu", NULL};
         meas[1 + i] = run_peak(sft);
-        q.method = i ? LMA_MEM_QLORA : LMA_MEM_LORA;
+        q.method = i == 1 ? LMA_MEM_QLORA : LMA_MEM_LORA;
+        q.cpu_bf16 = i == 2;
         q.T = 64;
         q.lora.r = 8;
         q.source_bytes = lma_mem_source_bytes(base);
         CHECK(q.source_bytes > 0, "the base's safetensors found");
         CHECK_OK(lma_mem_predict(&c, &q, &p));
         pred[1 + i] = p.peak;
+        CHECK(i == 2 ? p.part[LMA_MEM_WORKSPACE] > 0 : p.part[LMA_MEM_WORKSPACE] == 0, "cpu-bf16 only: packing scratch");
     }
-    static const char *names[] = {"pretrain 60m full 2x128", "sft lora r8 2x64", "sft qlora r8 2x64"};
-    for (int i = 0; i < 3; i++) {
+    static const char *names[] = {"pretrain 60m full 2x128", "sft lora r8 2x64", "sft qlora r8 2x64",
+                                  "sft lora r8 2x64 cpu-bf16"};
+    for (int i = 0; i < 4; i++) {
         double e = pred[i] / meas[i] - 1;
         printf("cpu %s: predicted %.1f MiB, measured peak RSS %.1f MiB (%+.1f%%)\n", names[i], pred[i] / 1048576,
                meas[i] / 1048576, 100 * e);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "backend/cpu/cpu_sizes.h"
 #include "backend/cuda/cuda_sizes.h"
 #include "model/llama.h"
 #include "model/presets.h"
@@ -80,6 +81,23 @@ static size_t attn_saved(const lma_config *c, int cuda, int B, int T) {
     return cuda && cuda_flash(c->head_dim) ? rows : rows * (size_t)T;
 }
 
+/* cpu-bf16: its packing scratch grows to the largest product's (kept between calls): every
+ * linear layer's forward (rows R), input gradient and, when trained, weight gradient */
+static double cpu_bf16_scratch(const lma_config *c, size_t N, size_t head_rows, int full) {
+    long C = c->hidden_size, QD = (long)c->n_heads * c->head_dim, KVD = (long)c->n_kv_heads * c->head_dim;
+    long I = c->intermediate_size, V = c->vocab_size;
+    long lin[6][3] = {{C, QD, (long)N}, {C, KVD, (long)N}, {QD, C, (long)N}, {C, I, (long)N},
+                      {I, C, (long)N},  {C, V, (long)head_rows}};
+    size_t best = 0;
+    for (int i = 0; i < 6; i++) {
+        long in = lin[i][0], out = lin[i][1], R = lin[i][2];
+        size_t b[3] = {lma_cpu_gemm_bf16_bytes(R, out, in), lma_cpu_gemm_bf16_bytes(R, in, out),
+                       full ? lma_cpu_gemm_bf16_bytes(out, in, R) : 0};
+        for (int j = 0; j < 3; j++) best = b[j] > best ? b[j] : best;
+    }
+    return (double)best;
+}
+
 static lma_status predict_lmadapt(const lma_config *c, const lma_mem_request *r, lma_mem_plan *o) {
     int ea = r->cuda ? 2 : 4, train = r->method != LMA_MEM_INFER, adapter = r->method == LMA_MEM_LORA ||
                                                                           r->method == LMA_MEM_QLORA;
@@ -136,6 +154,9 @@ static lma_status predict_lmadapt(const lma_config *c, const lma_mem_request *r,
         o->context = LMA_MEM_CUDA_CONTEXT_BYTES;
     } else {
         p[LMA_MEM_PROCESS] = LMA_MEM_CPU_PROCESS_BYTES;
+        if (r->cpu_bf16)
+            p[LMA_MEM_WORKSPACE] = cpu_bf16_scratch(c, train ? N : (size_t)r->T, train ? o->head_rows : (size_t)r->T,
+                                                    r->method == LMA_MEM_FULL);
         /* the mapped files, and the loader's fp32 staging of one tensor at a time */
         p[LMA_MEM_LOAD] = r->source_bytes ? (double)r->source_bytes + 4.0 * (double)w.max_tensor : 0;
         /* a checkpoint downloads the trainable masters and both moments to the host */

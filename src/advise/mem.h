@@ -26,6 +26,7 @@ typedef struct {
     lma_mem_method method;
     lma_mem_style style;
     int cuda;             /* 1: the cuda backend (bf16 act storage); 0: cpu (fp32) */
+    int cpu_bf16;         /* cpu: the cpu-bf16 table (its GEMMs' packing scratch) */
     int B, T;             /* micro-batch; infer: sequences x tokens of context */
     int grad_ckpt;        /* activation checkpointing */
     lma_lora_params lora; /* lora, qlora */
@@ -41,7 +42,7 @@ typedef enum {
     LMA_MEM_OPTIM,     /* AdamW moments */
     LMA_MEM_ACTS,      /* activations (and inference: the KV cache and scratch) */
     LMA_MEM_LOGITS,    /* logits and loss */
-    LMA_MEM_WORKSPACE, /* backend scratch: cuBLASLt, attention backward, NF4 dequant */
+    LMA_MEM_WORKSPACE, /* backend scratch: cuBLASLt, attention backward, NF4 dequant; cpu-bf16's packing */
     LMA_MEM_PROCESS,   /* cpu: the process itself (binary, libraries, BLAS buffers, tokenizer) */
     LMA_MEM_LOAD,      /* transient: the weight files mapped while the base loads, the loader's staging (cpu) */
     LMA_MEM_SAVE,      /* transient: host staging of a checkpoint save (cpu) */

@@ -25,11 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/cpu_sizes.h"
 #include "core/log.h"
 #include "quant/half.h" /* lma_q_f32_to_bf16 */
 
 enum {
-    MR = 12, NR = 32, /* the micro-tile: 12 x 2 zmm accumulators */
+    MR = LMA_CPU_BF16_MR, NR = LMA_CPU_BF16_NR, /* the micro-tile: 12 x 2 zmm accumulators */
     KC = 128,         /* k-pairs per micro-kernel call: an A micro-panel 6 KiB, a B one 16 KiB */
     MB = 8, NB = 8,   /* panels per task: 96 x 256 of C */
 };
@@ -213,7 +214,7 @@ int lma_cpu_gemm_bf16(int M, int N, int K, const float *a, long a_sm, long a_sk,
         return 0;
     }
     int KP = (K + 1) / 2, mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
-    size_t asz = (size_t)mp * KP * MR, bsz = (size_t)np * KP * NR;
+    size_t asz = (size_t)mp * KP * MR, bsz = (size_t)np * KP * NR; /* lma_cpu_gemm_bf16_bytes / 4 */
     uint32_t *ap = scratch(asz + bsz);
     if (!ap) return -1;
     uint32_t *bp = ap + asz;

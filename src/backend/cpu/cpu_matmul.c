@@ -20,11 +20,12 @@
  * lma_cpu_gemm_bf16 (cpu_gemm_bf16.c: bf16 operands, fp32 sums) where every dimension is at
  * least BF16_MIN (LoRA's rank-r products and single-row decode stay in sgemm). */
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/cpu_sizes.h"
 #include <cblas.h>
 #include <omp.h>
 
 enum { MIN_ROWS = 32, /* rows per thread below which we split columns */
-       BF16_MIN = 64 };
+       BF16_MIN = LMA_CPU_BF16_MIN };
 
 int lma_cpu_blas_enter(void) {
     if (openblas_get_parallel() != 1) return 0;
