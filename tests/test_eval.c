@@ -213,6 +213,11 @@ static void mmlu_arithmetic(void) {
     const cJSON *subs = cJSON_GetObjectItem(js, "subjects");
     CHECK(cJSON_GetArraySize(subs) == 2 && subs && fabs(cJSON_GetObjectItem(cJSON_GetArrayItem(subs, 0), "acc")->valuedouble - 2.0 / 3) < 1e-12,
           "JSON per-subject accuracy");
+    const cJSON *s0 = cJSON_GetArrayItem(subs, 0), *s1 = cJSON_GetArrayItem(subs, 1);
+    const char *p0 = cJSON_GetStringValue(cJSON_GetObjectItem(s0, "pred")), *g0 = cJSON_GetStringValue(cJSON_GetObjectItem(s0, "gold"));
+    const char *p1 = cJSON_GetStringValue(cJSON_GetObjectItem(s1, "pred")), *g1 = cJSON_GetStringValue(cJSON_GetObjectItem(s1, "gold"));
+    CHECK(p0 && g0 && p1 && g1 && !strcmp(p0, "ABD") && !strcmp(g0, "ACD") && !strcmp(p1, "AB") && !strcmp(g1, "BB"),
+          "JSON per-item letters (pred %s/%s, gold %s/%s)", p0 ? p0 : "-", p1 ? p1 : "-", g0 ? g0 : "-", g1 ? g1 : "-");
     cJSON_Delete(js);
     /* a second "model" on the same suite: compare */
     lma_eval_result a[2], b[2];

@@ -65,7 +65,11 @@ lma_status lma_eval_task_parse(const char *spec, lma_eval_task *out) {
 
 void lma_eval_result_free(lma_eval_result *r) {
     if (!r) return;
-    for (size_t i = 0; i < r->n_groups; i++) free(r->groups[i].name);
+    for (size_t i = 0; i < r->n_groups; i++) {
+        free(r->groups[i].name);
+        free(r->groups[i].pred);
+        free(r->groups[i].gold);
+    }
     free(r->groups);
     lma_judge_stats_free(&r->judge);
     free(r->cells);
@@ -81,6 +85,7 @@ static lma_status add_group(lma_eval_result *r, const char *name, size_t *idx) {
     if (!g[r->n_groups].name) return lma_error(LMA_ERR_NOMEM, "out of memory");
     strcpy(g[r->n_groups].name, name);
     g[r->n_groups].n = g[r->n_groups].correct = 0;
+    g[r->n_groups].pred = g[r->n_groups].gold = NULL;
     *idx = r->n_groups++;
     return LMA_OK;
 }
@@ -160,8 +165,17 @@ lma_status lma_eval_mmlu(lma_eval_scorer *sc, const lma_tokenizer *tok, const lm
             if (st == LMA_OK) {
                 int best = 0;
                 for (int k = 1; k < 4; k++) if (ll[k] > ll[best]) best = k; /* first max wins, as np.argmax */
-                res->groups[gi].n++;
-                res->groups[gi].correct += best == u->items[i].answer;
+                lma_eval_group *g = &res->groups[gi];
+                char *pr = realloc(g->pred, (size_t)g->n + 2), *go = pr ? realloc(g->gold, (size_t)g->n + 2) : NULL;
+                if (pr) g->pred = pr;
+                if (go) g->gold = go;
+                if (!pr || !go) st = lma_error(LMA_ERR_NOMEM, "out of memory");
+                else {
+                    pr[g->n] = (char)('A' + best), pr[g->n + 1] = 0;
+                    go[g->n] = (char)('A' + u->items[i].answer), go[g->n + 1] = 0;
+                    g->n++;
+                    g->correct += best == u->items[i].answer;
+                }
             }
             free(prompt); free(ctx);
             for (int k = 0; k < 4; k++) free(cids[k]);
@@ -760,6 +774,10 @@ cJSON *lma_eval_result_json(const lma_eval_result *r) {
             cJSON_AddNumberToObject(e, "n", (double)r->groups[i].n);
             cJSON_AddNumberToObject(e, "correct", (double)r->groups[i].correct);
             cJSON_AddNumberToObject(e, "acc", r->groups[i].n ? (double)r->groups[i].correct / (double)r->groups[i].n : 0);
+            if (r->groups[i].pred) { /* MMLU: item by item, in file order */
+                cJSON_AddStringToObject(e, "pred", r->groups[i].pred);
+                cJSON_AddStringToObject(e, "gold", r->groups[i].gold);
+            }
             cJSON_AddItemToArray(g, e);
         }
     }

@@ -89,7 +89,11 @@ typedef struct {
 } lma_eval_params;
 lma_eval_params lma_eval_default_params(void);
 
-typedef struct { char *name; long n, correct; } lma_eval_group;
+typedef struct {
+    char *name;
+    long n, correct;
+    char *pred, *gold; /* MMLU: per item, the letter chosen and the answer ('A'..'D', n chars); else NULL */
+} lma_eval_group;
 typedef struct { int context; double depth; long n, correct; double prompt_tokens; } lma_passkey_cell;
 
 typedef struct {
