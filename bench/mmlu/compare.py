@@ -1,13 +1,11 @@
 """Compares lmadapt eval's MMLU JSON with bench/mmlu/lm_eval_mmlu.py's; prints a table.
 
     python3 bench/mmlu/compare.py --lmadapt OUT/lmadapt.json --lmeval OUT/lm_eval.json
-        [--lmadapt-wall S] [--lmadapt-items OUT/lmadapt_items.json] [--json OUT/compare.json]
+        [--lmadapt-wall S] [--json OUT/compare.json]
 
 --lmadapt-wall: the wall-clock seconds of the whole `lmadapt eval` process (load included),
 as device_run.sh measured it; lmadapt's own JSON "seconds" is the MMLU task alone.
---lmadapt-items: per-item correctness of lmadapt ({subject: [0/1, ...]}, from
-cpu_check.sh's --limit sweep), compared item by item with lm-eval's when given:
-`lmadapt eval --json` reports per-subject counts, not per-item choices.
+Per item: the letter lmadapt chose (its JSON's subjects[].pred) against lm-eval's.
 Always exits 0 (a report); a missing or broken input is printed as such.
 """
 import argparse, json, sys
@@ -35,7 +33,6 @@ def main():
     ap.add_argument("--lmeval", required=True)
     ap.add_argument("--lmadapt-wall", type=float)
     ap.add_argument("--lmeval-wall", type=float)
-    ap.add_argument("--lmadapt-items")
     ap.add_argument("--json")
     a = ap.parse_args()
     A, B = load(a.lmadapt), load(a.lmeval)
@@ -99,19 +96,19 @@ def main():
                         "max_abs_acc_diff": diff[0][0] if diff else 0.0,
                         "micro_diff": ra["micro_acc"] - B["micro_acc"], "macro_diff": ra["macro_acc"] - B["macro_acc"]})
         print("micro difference (lmadapt - lm-eval) %+.4f, macro %+.4f" % (summary["micro_diff"], summary["macro_diff"]))
-        # per item
-        items = load(a.lmadapt_items) if a.lmadapt_items else None
-        if items:
+        # per item: the letters lmadapt chose (its JSON's "pred", one an item)
+        letters = {s: sa[s]["pred"] for s in sa if sa[s].get("pred") is not None}
+        if letters:
             agree = n = 0
-            for s, flags in items.items():
+            for s, pred in letters.items():
                 for r in B["items"].get(s, []):
-                    if r["doc"] < len(flags):
+                    if r["doc"] < len(pred):
                         n += 1
-                        agree += int(flags[r["doc"]]) == int(r["pred"] == r["gold"])
-            print("per item (correct/wrong): %d of %d agree" % (agree, n))
+                        agree += pred[r["doc"]] == "ABCD"[r["pred"]]
+            print("per item (the letter chosen): %d of %d agree" % (agree, n))
             summary["items_agree"], summary["items_compared"] = agree, n
         else:
-            print("per item: not available (lmadapt eval --json reports per-subject counts only)")
+            print("per item: not available (no \"pred\" in lmadapt's JSON: an older lmadapt)")
     if B:  # lm-eval's own spread: how close to ties the choices are
         gaps = sorted(sorted(r["ll"], reverse=True)[0] - sorted(r["ll"], reverse=True)[1]
                       for rows in B["items"].values() for r in rows)

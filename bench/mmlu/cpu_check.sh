@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The CPU check of the whole pipeline at small scale: device_run.sh with a tiny fp32 Llama
 # (make_model.py --tiny, the same tokenizer) on 5 subjects of tests/data/mmlu (10 val rows
-# each), lm-eval on the CPU in float32 and lmadapt --device cpu; then lmadapt's per-item
-# correctness from a --limit sweep (correct(limit k) - correct(limit k-1)) compared item by
-# item with lm-eval's. Per-subject counts must be identical in fp32.
+# each), lm-eval on the CPU in float32 and lmadapt --device cpu; the letter each chose is
+# compared item by item (lmadapt's JSON "pred"). Per-subject counts must be identical in fp32.
 #   PYTHON=/tmp/mmlu-env/bin/python bash bench/mmlu/cpu_check.sh   (a Python with lm_eval, torch)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,28 +16,8 @@ for s in $SUBJ; do cp tests/data/mmlu/dev/${s}_dev.csv "$D/dev/"; cp tests/data/
 rm -rf "$OUT"
 OUT=$OUT DATA=$D LMADAPT=$LMADAPT PYTHON=$PY TORCH_DEVICE=cpu LMA_DEVICE=cpu LMEVAL_DTYPE=float32 FP32=0 TINY=1 \
   BATCH=${BATCH:-8} MODEL=${MODEL:-/tmp/tl-mmlu-tiny} bash bench/mmlu/device_run.sh
-# per item: lmadapt --limit k for k = 1..n
-$PY - "$LMADAPT" "${MODEL:-/tmp/tl-mmlu-tiny}" "$D" "$OUT" <<'PYEOF'
-import json, subprocess, sys, glob, os
-lma, model, data, out = sys.argv[1:]
-def counts(k):
-    r = subprocess.run([lma, "eval", "--model", model, "--task", "mmlu:" + data, "--shots", "5", "--limit", str(k),
-                        "--device", "cpu", "--json"], capture_output=True, text=True, check=True)
-    return {s["name"]: s["correct"] for s in json.loads(r.stdout)["results"][0]["subjects"]}
-nmax = max(sum(1 for _ in open(p)) for p in glob.glob(data + "/val/*.csv"))  # >= rows
-prev = {s: 0 for s in counts(1)}
-items = {s: [] for s in prev}
-n_items = {s["name"]: s["n"] for s in json.load(open(out + "/lmadapt_bf16.json"))["results"][0]["subjects"]}
-for k in range(1, max(n_items.values()) + 1):
-    c = counts(k)
-    for s in c:
-        if k <= n_items[s]:
-            items[s].append(c[s] - prev[s])
-    prev = c
-json.dump(items, open(out + "/lmadapt_items.json", "w"))
-PYEOF
 $PY bench/mmlu/compare.py --lmadapt "$OUT/lmadapt_bf16.json" --lmeval "$OUT/lm_eval_bf16.json" \
-  --lmadapt-items "$OUT/lmadapt_items.json" --lmadapt-wall "$(cat "$OUT/lmadapt_bf16.wall")" \
+  --lmadapt-wall "$(cat "$OUT/lmadapt_bf16.wall")" \
   --lmeval-wall "$(cat "$OUT/lm_eval_bf16.wall")" | tee "$OUT/compare_items.txt"
 $PY - "$OUT" <<'PYEOF'
 import json, sys
