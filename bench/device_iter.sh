@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp}"
 CUDAFLAGS="${BUILD_FLAGS:-}" bash bench/device_build.sh build-gpu > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread
-fc() { nvcc -std=c++17 -O3 -arch=sm_90 -Isrc -Iinclude -DLMA_HAVE_CUDNN "$@" bench/flash/flash_check.cu src/backend/cuda/attention.cu \
-  src/backend/cuda/cudnn_sdpa.cu -lcudnn -o /tmp/fc; }
+fc() { nvcc -std=c++17 -O3 -arch=sm_90 -Isrc -Iinclude -DLMA_HAVE_CUDNN "$@" bench/flash/flash_check.cu src/backend/cuda/flash_fwd.cu \
+  src/backend/cuda/flash_bwd.cu src/backend/cuda/cudnn_sdpa.cu -lcudnn -o /tmp/fc; }
 echo "== flash check"; fc && timeout 120 /tmp/fc > "$OUT/flash.txt" 2>&1; echo "rc $?"; grep -v "^ok" "$OUT/flash.txt"
 for v in ${FLASH_VARIANTS:-}; do
   echo "== flash $v"; fc ${v//,/ } && timeout 120 /tmp/fc 2>&1 | grep -v "^ok"

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp}"
 bash bench/device_build.sh build-gpu > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread
-nvcc -std=c++17 -O3 -arch=sm_90 -Isrc -Iinclude bench/flash/flash_check.cu src/backend/cuda/attention.cu -o /tmp/fc
+nvcc -std=c++17 -O3 -arch=sm_90 -Isrc -Iinclude bench/flash/flash_check.cu src/backend/cuda/flash_fwd.cu src/backend/cuda/flash_bwd.cu -o /tmp/fc
 echo "== flash check (mma.sync)"; timeout 120 /tmp/fc > "$OUT/flash_mma.txt" 2>&1; ok=$?
 grep -v "^ok" "$OUT/flash_mma.txt"
 [ $ok = 0 ] || { echo "mma.sync kernels FAILED: benchmarks use LMA_CUDA_FLASH=wmma"; export LMA_CUDA_FLASH=wmma; }

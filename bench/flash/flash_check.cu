@@ -1,8 +1,9 @@
-/* Standalone check and timing of the flash-attention kernels (src/backend/cuda/attention.cu)
- * against a double-precision CPU reference, fp32 and bf16 storage, several head dims,
+/* Standalone check and timing of the flash-attention kernels (src/backend/cuda/flash_fwd.cu and
+ * flash_bwd.cu) against a double-precision CPU reference, fp32 and bf16 storage, several head dims,
  * GQA and segment ids (packed documents and reused ids: the skipped tiles), T not a multiple
  * of the tile. Run on the device machine:
- *   nvcc -std=c++17 -O3 -arch=sm_90 -Isrc -Iinclude bench/flash/flash_check.cu src/backend/cuda/attention.cu -o /tmp/fc && /tmp/fc
+ *   nvcc -std=c++17 -O3 -arch=sm_90 -Isrc -Iinclude bench/flash/flash_check.cu src/backend/cuda/flash_fwd.cu \
+ *     src/backend/cuda/flash_bwd.cu -o /tmp/fc && /tmp/fc
  * (the op-level test in tests/test_backend_cuda.c covers the same through the op table).
  * LMA_CUDA_FLASH_BWD=kv|heads forces the backward's grid (per kv head / per query head);
  * LMA_CUDA_FLASH=wmma the first (WMMA) kernels instead of the mma.sync ones. Argument

@@ -9,11 +9,11 @@
  *               cores with LMA_CUDA_TF32=1 or lma_cuda_set_tf32(1).
  * GEMMs go through cuBLASLt (bf16 or fp32 inputs, fp32 accumulation; weight
  * gradients accumulate into fp32; bias fused as an epilogue), with the plans cached
- * by shape and alignment. Attention is flash attention (attention.cu) for head dims
+ * by shape and alignment. Attention is flash attention (flash_*.cu) for head dims
  * 16..128, through cuDNN's fused flash attention (cudnn_sdpa.cu) where it applies (bf16, no
  * segment ids, cuDNN built in); the batched-GEMM path (fp32 table) and the naive kernels stay
  * as the fallback and the oracle (lma_cuda_attention_naive: 1 naive, 2 batched GEMMs, 3 the
- * flash kernel of attention.cu without cuDNN).
+ * flash kernel of flash_*.cu without cuDNN).
  * Everything else: one block per row for reductions (rmsnorm, cross-entropy), one
  * thread per element otherwise, fp32 arithmetic on every storage type.
  *

@@ -39,7 +39,7 @@ struct lma_cuda_prof_scope {
     ~lma_cuda_prof_scope() { lma_cuda_prof_end(slot); }
 };
 
-/* Flash attention (attention.cu). Shapes and masking as attention_fwd/bwd of
+/* Flash attention (flash_fwd.cu, flash_bwd.cu). Shapes and masking as attention_fwd/bwd of
  * backend.h; lse (B, NH, T) is the log-sum-exp of each query row's scaled scores,
  * written by the forward and read by the backward. bf16_storage: q, k, v, out and
  * the gradients are bf16 (else fp32). The backward ACCUMULATES into dq, dk, dv (any

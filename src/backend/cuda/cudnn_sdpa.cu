@@ -1,8 +1,9 @@
 /* cuDNN's fused flash attention (SDPA), forward and backward, through the backend (C) graph
- * API: the same causal attention with GQA as attention.cu, for bf16 storage without segment
- * ids, head dims a multiple of 8 up to 128. attention.cu stays the fallback (segment ids, fp32,
- * other head dims, no cuDNN, no engine for a shape) and the oracle: both keep the same lse, the
- * log-sum-exp of each query row's scaled scores, so either backward reads either forward's.
+ * API: the same causal attention with GQA as the flash kernels (flash_fwd.cu, flash_bwd.cu), for
+ * bf16 storage without segment ids, head dims a multiple of 8 up to 128. The flash kernels stay
+ * the fallback (segment ids, fp32, other head dims, no cuDNN, no engine for a shape) and the
+ * oracle: both keep the same lse, the log-sum-exp of each query row's scaled scores, so either
+ * backward reads either forward's.
  *
  * The graphs are the operation patterns of cuDNN's flash-attention engines (as the cuDNN
  * frontend's SDPA nodes spell them; causal mask, no dropout):
@@ -18,7 +19,7 @@
  * scratch copy and one kernel adds it (tens of microseconds a layer).
  *
  * Built only where CMake finds cuDNN (LMA_HAVE_CUDNN); elsewhere every entry reports "not
- * available" and attention.cu runs. LMA_CUDA_CUDNN=0 turns it off at run time;
+ * available" and the flash kernels run. LMA_CUDA_CUDNN=0 turns it off at run time;
  * LMA_CUDA_CUDNN_VERBOSE=1 says why a shape falls back; LMA_CUDA_CUDNN_MIN_CALLS (default 2):
  * the call of a shape from which it gets a plan (see seen_enough). */
 #include <cuda_bf16.h>

@@ -1,5 +1,5 @@
-/* Attention: the dispatch between cuDNN, the flash kernel (attention.cu), batched GEMMs and the
- * naive kernels (the oracle), and the KV-cache attention of generation.
+/* Attention: the dispatch between cuDNN, the flash kernel (flash_fwd.cu, flash_bwd.cu), batched
+ * GEMMs and the naive kernels (the oracle), and the KV-cache attention of generation.
  * A part of the cuda plugin, included once by cuda_backend.cu (one translation unit, as
  * llm.c's llmc/ headers; no include guard), after ops_common.cuh. */
 /* ---- attention: the naive kernels (oracle), probabilities kept ------------------------------- */
