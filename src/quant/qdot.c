@@ -174,8 +174,16 @@ void lma_qmat_row_f32(const lma_qmat *w, int r, float *dst) {
     }
 }
 
-/* ---- scalar: the oracle (packed rows for Q8_0, Q4_0, Q4_1) ---- */
-static void q8_0_scalar(const lma_qmat *w, int r0, int nr, const lma_q8_block *a, float *out) {
+/* ---- scalar: the oracle (packed rows for Q8_0, Q4_0, Q4_1) ----
+ * Not vectorized by GCC: GCC 12 at -O3 -march=native on a CPU with AVX512_VNNI (AMD Zen 4)
+ * turned q8_0_scalar's signed x signed byte dot into wrong code (VPDPBUSD, which is unsigned
+ * x signed), and the oracle then disagreed with the fp32 dot and with both SIMD kernels. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define LMA_NO_VECTORIZE __attribute__((optimize("no-tree-vectorize")))
+#else
+#define LMA_NO_VECTORIZE
+#endif
+LMA_NO_VECTORIZE static void q8_0_scalar(const lma_qmat *w, int r0, int nr, const lma_q8_block *a, float *out) {
     int nb = w->cols / 32;
     for (int i = 0; i < nr; i++) {
         const uint8_t *p = row_at(w, r0 + i), *qs = p + 2 * nb;
