@@ -147,7 +147,7 @@ lma_status cli_train_backend(const cli_train_opts *o, const lma_backend **be) {
 }
 
 void cli_train_mem_predict(cli_train_opts *o, const lma_config *c, const lma_backend *be, const char *dir) {
-    if (be->act_bytes != 2 && strncmp(be->name, "cpu", 3)) return; /* cuda-fp32, ref: not planned */
+    if (be->act_bytes != 2 && be != lma_backend_cpu() && be != lma_backend_cpu_bf16()) return; /* cuda-fp32, ref */
     lma_mem_request r = lma_mem_default_request();
     r.method = o->method == CLI_METHOD_FULL ? LMA_MEM_FULL : o->method == CLI_METHOD_LORA ? LMA_MEM_LORA : LMA_MEM_QLORA;
     r.cuda = be->act_bytes == 2;

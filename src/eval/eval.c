@@ -128,6 +128,12 @@ lma_status lma_eval_mmlu(lma_eval_scorer *sc, const lma_tokenizer *tok, const lm
         size_t gi;
         if ((st = add_group(res, u->name, &gi)) != LMA_OK) break;
         size_t n = p->limit && u->n_items > p->limit ? p->limit : u->n_items;
+        lma_eval_group *g = &res->groups[gi];
+        char *pr = realloc(g->pred, (size_t)g->n + n + 1), *go = pr ? realloc(g->gold, (size_t)g->n + n + 1) : NULL;
+        if (pr) g->pred = pr;
+        if (go) g->gold = go;
+        if (!pr || !go) st = lma_error(LMA_ERR_NOMEM, "out of memory");
+        else pr[g->n] = go[g->n] = 0; /* a subject with no item: empty strings */
         for (size_t i = 0; st == LMA_OK && i < n; i++) {
             char *prompt = NULL;
             size_t plen = 0;
@@ -165,17 +171,10 @@ lma_status lma_eval_mmlu(lma_eval_scorer *sc, const lma_tokenizer *tok, const lm
             if (st == LMA_OK) {
                 int best = 0;
                 for (int k = 1; k < 4; k++) if (ll[k] > ll[best]) best = k; /* first max wins, as np.argmax */
-                lma_eval_group *g = &res->groups[gi];
-                char *pr = realloc(g->pred, (size_t)g->n + 2), *go = pr ? realloc(g->gold, (size_t)g->n + 2) : NULL;
-                if (pr) g->pred = pr;
-                if (go) g->gold = go;
-                if (!pr || !go) st = lma_error(LMA_ERR_NOMEM, "out of memory");
-                else {
-                    pr[g->n] = (char)('A' + best), pr[g->n + 1] = 0;
-                    go[g->n] = (char)('A' + u->items[i].answer), go[g->n + 1] = 0;
-                    g->n++;
-                    g->correct += best == u->items[i].answer;
-                }
+                g->pred[g->n] = (char)('A' + best), g->pred[g->n + 1] = 0;
+                g->gold[g->n] = (char)('A' + u->items[i].answer), g->gold[g->n + 1] = 0;
+                g->n++;
+                g->correct += best == u->items[i].answer;
             }
             free(prompt); free(ctx);
             for (int k = 0; k < 4; k++) free(cids[k]);
