@@ -8,7 +8,9 @@
  * LMA_CUDA_FLASH_BWD=kv|heads forces the backward's grid (per kv head / per query head);
  * LMA_CUDA_FLASH=wmma the first (WMMA) kernels instead of the mma.sync ones. Argument
  * "check": no timings. Built with cuDNN (add src/backend/cuda/cudnn_sdpa.cu -DLMA_HAVE_CUDNN
- * -lcudnn), it also checks and times cuDNN's fused attention (bf16, no segments) the same way. */
+ * -lcudnn), it also checks and times cuDNN's fused attention (bf16) the same way: unsegmented
+ * rows, packed documents as ragged sequences (ids that never decrease along a row; reused ids
+ * must fall back), and each direction with the other one's flash kernel (the shared lse). */
 #include <cuda_bf16.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,8 +20,9 @@
 #include "backend/cuda/cuda_internal.h"
 
 /* the plugin's counted allocator and stream (cuda_backend.cu), plain here */
-void *lma_cuda_malloc(size_t bytes) { void *p = NULL; return cudaMalloc(&p, bytes) == cudaSuccess ? p : NULL; }
-void lma_cuda_free(void *p) { cudaFree(p); }
+unsigned long lma_cuda_epoch; /* bumped where device data changes under the same pointer */
+void *lma_cuda_malloc(size_t bytes) { void *p = NULL; lma_cuda_epoch++; return cudaMalloc(&p, bytes) == cudaSuccess ? p : NULL; }
+void lma_cuda_free(void *p) { lma_cuda_epoch++; cudaFree(p); }
 thread_local cudaStream_t lma_cu_stream = 0;
 
 static double urand(unsigned long long *s) { *s = *s * 6364136223846793005ULL + 1442695040888963407ULL; return ((*s >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1; }
@@ -72,18 +75,20 @@ template <typename TI> static std::vector<float> down(const void *d, size_t n) {
     for (size_t i = 0; i < n; i++) h[i] = (float)t[i]; return h;
 }
 
-static int fails = 0, use_sdpa = 0; /* use_sdpa: cuDNN's attention (cudnn_sdpa.cu) instead */
+/* use_sdpa: cuDNN's attention (cudnn_sdpa.cu) instead of the flash kernel, 1 forward, 2 backward, 3 both */
+static int fails = 0, use_sdpa = 0;
 static cudaError_t fwd(void *o, float *lse, const void *q, const void *k, const void *v, const int *seg, int B, int T,
                        int NH, int NKV, int HD, float scale, int bf) {
-    if (use_sdpa) return lma_cuda_sdpa_fwd(o, lse, q, k, v, B, T, NH, NKV, HD, scale) ? cudaErrorNotSupported : cudaSuccess;
+    if (use_sdpa & 1)
+        return lma_cuda_sdpa_fwd(o, lse, q, k, v, seg, B, T, NH, NKV, HD, scale) ? cudaErrorNotSupported : cudaSuccess;
     return lma_cuda_flash_fwd(o, lse, q, k, v, seg, B, T, NH, NKV, HD, scale, bf);
 }
 static cudaError_t bwd(void *dq, void *dk, void *dv, const void *g, const void *o, const float *lse, const void *q,
                        const void *k, const void *v, const int *seg, int B, int T, int NH, int NKV, int HD, float scale,
                        int bf) {
-    if (use_sdpa)
-        return lma_cuda_sdpa_bwd(dq, dk, dv, g, o, lse, q, k, v, B, T, NH, NKV, HD, scale) ? cudaErrorNotSupported
-                                                                                            : cudaSuccess;
+    if (use_sdpa & 2)
+        return lma_cuda_sdpa_bwd(dq, dk, dv, g, o, lse, q, k, v, seg, B, T, NH, NKV, HD, scale) ? cudaErrorNotSupported
+                                                                                                 : cudaSuccess;
     return lma_cuda_flash_bwd(dq, dk, dv, g, o, lse, q, k, v, seg, B, T, NH, NKV, HD, scale, bf);
 }
 template <typename TI> static void check(int B, int T, int NH, int NKV, int HD, int use_seg) {
@@ -113,7 +118,7 @@ template <typename TI> static void check(int B, int T, int NH, int NKV, int HD, 
     up<TI>(dq_, q); up<TI>(dk_, k); up<TI>(dv_, v); up<TI>(ddo, dout);
     std::vector<float> ik(init.begin(), init.begin() + nk);
     up<TI>(dqq, init); up<TI>(dkk, ik); up<TI>(dvv, ik);
-    if (use_seg) { cudaMalloc(&dseg, B * T * 4); cudaMemcpy(dseg, seg.data(), B * T * 4, cudaMemcpyHostToDevice); }
+    if (use_seg) { cudaMalloc(&dseg, B * T * 4); cudaMemcpy(dseg, seg.data(), B * T * 4, cudaMemcpyHostToDevice); lma_cuda_epoch++; }
     int bf = sizeof(TI) == 2;
     cudaError_t r1 = fwd(dd, lse, dq_, dk_, dv_, dseg, B, T, NH, NKV, HD, scale, bf);
     cudaError_t r2 = bwd(dqq, dkk, dvv, ddo, dd, lse, dq_, dk_, dv_, dseg, B, T, NH, NKV, HD, scale, bf);
@@ -123,13 +128,17 @@ template <typename TI> static void check(int B, int T, int NH, int NKV, int HD, 
     for (size_t i = 0; i < nk; i++) { gk[i] -= (float)(TI)init[i]; gv[i] -= (float)(TI)init[i]; }
     double eo = rel(ro, o), eq = rel(rdq, gq), ek = rel(rdk, gk), ev = rel(rdv, gv), tol = bf ? 3e-2 : 1.5e-2;
     if (use_sdpa && (r1 == cudaErrorNotSupported || r2 == cudaErrorNotSupported)) { /* the backend falls back */
-        printf("skip bf16 cudnn B=%d T=%d NH=%d NKV=%d HD=%d: %s\n", B, T, NH, NKV, HD, lma_cuda_sdpa_note());
+        int expected = use_seg == 3; /* reused ids are not packed documents: cuDNN must decline them */
+        printf("%s bf16 cudnn%d B=%d T=%d NH=%d NKV=%d HD=%d seg=%d: %s\n", expected ? "ok   (declined)" : "skip", use_sdpa, B,
+               T, NH, NKV, HD, use_seg, lma_cuda_sdpa_note());
+        if (!expected && use_seg) fails++; /* packed documents must take the ragged path */
         cudaFree(dq_); cudaFree(dk_); cudaFree(dv_); cudaFree(dd); cudaFree(dqq); cudaFree(dkk); cudaFree(dvv); cudaFree(ddo); cudaFree(lse);
         return;
     }
     int ok = r1 == cudaSuccess && r2 == cudaSuccess && r3 == cudaSuccess && eo < tol && eq < tol && ek < tol && ev < tol;
+    if (use_sdpa && use_seg == 3) ok = 0; /* taken where it must decline */
     printf("%s %s%s B=%d T=%d NH=%d NKV=%d HD=%d seg=%d: rel L2 out %.2e dq %.2e dk %.2e dv %.2e (tol %.0e) %s\n", ok ? "ok  " : "FAIL",
-           bf ? "bf16" : "fp32", use_sdpa ? " cudnn" : "", B, T, NH, NKV, HD, use_seg, eo, eq, ek, ev, tol, r3 != cudaSuccess ? cudaGetErrorString(r3) : "");
+           bf ? "bf16" : "fp32", use_sdpa == 3 ? " cudnn" : use_sdpa == 1 ? " cudnn-fwd" : use_sdpa ? " cudnn-bwd" : "", B, T, NH, NKV, HD, use_seg, eo, eq, ek, ev, tol, r3 != cudaSuccess ? cudaGetErrorString(r3) : "");
     if (!ok) fails++;
     cudaFree(dq_); cudaFree(dk_); cudaFree(dv_); cudaFree(dd); cudaFree(dqq); cudaFree(dkk); cudaFree(dvv); cudaFree(ddo); cudaFree(lse); cudaFree(dseg);
 }
@@ -147,6 +156,7 @@ template <typename TI> static void timing(int B, int T, int NH, int NKV, int HD,
         for (size_t i = 0; i < h.size(); i++) h[i] = (int)(i % T) / doc;
         cudaMalloc(&seg, h.size() * 4);
         cudaMemcpy(seg, h.data(), h.size() * 4, cudaMemcpyHostToDevice);
+        lma_cuda_epoch++;
     }
     int *sg = (int *)seg;
     cudaEvent_t a, b, c; cudaEventCreate(&a); cudaEventCreate(&b); cudaEventCreate(&c);
@@ -186,20 +196,31 @@ int main(int argc, char **argv) {
         }
     }
 #ifdef LMA_HAVE_CUDNN
-    use_sdpa = 1; /* cuDNN: bf16 without segments, the same references */
+    use_sdpa = 3; /* cuDNN: bf16, the same references */
     for (int i = 0; checks && i < 4; i++) check<__nv_bfloat16>(2, 200, 4, 2, hds[i], 0);
     if (checks) {
         check<__nv_bfloat16>(3, 77, 6, 2, 64, 0);
         check<__nv_bfloat16>(2, 300, 8, 8, 128, 0);
+        /* packed rows as ragged documents: three segments, documents of 90/37/150 rows (padded
+         * to a power of two of documents), GQA and MHA, head dims 64 and 128; reused ids decline */
+        for (int kind = 1; kind <= 3; kind++) check<__nv_bfloat16>(2, 450, 4, 2, 64, kind);
+        check<__nv_bfloat16>(1, 450, 8, 2, 128, 2);
+        check<__nv_bfloat16>(2, 300, 8, 8, 128, 2);
+        check<__nv_bfloat16>(3, 200, 4, 4, 64, 1);
+        for (use_sdpa = 1; use_sdpa <= 2; use_sdpa++) { /* one direction each: the lse is shared */
+            check<__nv_bfloat16>(2, 450, 4, 2, 64, 2);
+            check<__nv_bfloat16>(2, 200, 4, 2, 64, 0);
+        }
     }
     use_sdpa = 0;
 #endif
     if (!timings) { printf("%s\n", fails ? "FLASH CHECK FAILED" : "flash check passed"); return fails != 0; }
-    for (use_sdpa = 0; use_sdpa < 2; use_sdpa++) {
+    for (use_sdpa = 0; use_sdpa < 4; use_sdpa += 3) {
         if (!use_sdpa) timing<float>(16, 1024, 12, 12, 64); /* 124M row */
         timing<__nv_bfloat16>(16, 1024, 12, 12, 64);
         timing<__nv_bfloat16>(4, 2048, 32, 4, 64);   /* TinyLlama row */
-        if (!use_sdpa) timing<__nv_bfloat16>(4, 2048, 32, 4, 64, 512); /* its packed 512-row documents */
+        timing<__nv_bfloat16>(4, 2048, 32, 4, 64, 512); /* its packed 512-row documents */
+        timing<__nv_bfloat16>(4, 2048, 32, 4, 64, 128);
         timing<__nv_bfloat16>(1, 2048, 32, 32, 128); /* Llama-2-7B row */
 #ifndef LMA_HAVE_CUDNN
         break;

@@ -146,7 +146,8 @@ static lma_status predict_lmadapt(const lma_config *c, const lma_mem_request *r,
         double ws = (double)LMA_CUDA_LT_WS_BYTES;
         if (train && cuda_cudnn(HD))
             ws += (double)lma_cuda_sdpa_ws_bytes(0, r->B, r->T, c->n_heads, HD) +
-                  (double)lma_cuda_sdpa_grad_bytes(r->B, r->T, c->n_heads, c->n_kv_heads, HD);
+                  (double)lma_cuda_sdpa_grad_bytes(r->B, r->T, c->n_heads, c->n_kv_heads, HD) +
+                  (double)lma_cuda_sdpa_docs_bytes((size_t)r->B * r->T); /* packed rows' documents */
         else if (train && cuda_flash(HD))
             ws += 4.0 * (double)lma_cuda_flash_bwd_floats(r->B, r->T, c->n_heads, HD, 1, c->n_heads != c->n_kv_heads);
         if (r->method == LMA_MEM_QLORA) ws += (double)lma_cuda_nf4_deq_bytes(w.max_quant, ea);

@@ -11,6 +11,10 @@
 extern thread_local cudaStream_t lma_cu_stream;
 
 /* Device memory of the plugin, counted (cuda_backend.cu): every allocation goes here. */
+/* Bumped by every allocation, free, upload, copy and zeroing of the table (ops_memory.cuh):
+ * what the host read off device data (the documents of segment ids, cudnn_sdpa.cu) stays
+ * valid while it is unchanged. Segment ids reach the device by upload only. */
+extern unsigned long lma_cuda_epoch;
 void *lma_cuda_malloc(size_t bytes);
 void lma_cuda_free(void *p);
 /* A scratch buffer grown on demand: at least `bytes` (contents not kept), NULL when out of memory. */
@@ -53,15 +57,18 @@ cudaError_t lma_cuda_flash_bwd(void *dq, void *dk, void *dv, const void *dout, c
                                int NKV, int HD, float scale, int bf16_storage);
 
 /* cuDNN's fused flash attention (cudnn_sdpa.cu): the same contract as lma_cuda_flash_* (lse
- * included, so either backward reads either forward's) for bf16 storage without segment ids.
- * usable: cuDNN is built in, loads, and takes the head dim (a multiple of 8 up to 128). fwd/bwd
- * return 0 when done, -1 when they did nothing (no cuDNN, no engine for the shape: the caller
- * runs the flash kernel); note: the state or why not, in words; runs: plan executions so far. */
+ * included, so either backward reads either forward's) for bf16 storage; segment ids that
+ * never decrease along a row (packed documents) run as ragged documents. usable: cuDNN is
+ * built in, loads, and takes the head dim (a multiple of 8 up to 128). fwd/bwd return 0 when
+ * done, -1 when they did nothing (no cuDNN, no engine for the shape, ids the ragged path does
+ * not take: the caller runs the flash kernel); note: the state or why not, in words; runs:
+ * plan executions so far. */
 int lma_cuda_sdpa_usable(int HD);
-int lma_cuda_sdpa_fwd(void *out, float *lse, const void *q, const void *k, const void *v, int B, int T, int NH, int NKV,
-                      int HD, float scale);
+int lma_cuda_sdpa_fwd(void *out, float *lse, const void *q, const void *k, const void *v, const int32_t *seg, int B,
+                      int T, int NH, int NKV, int HD, float scale);
 int lma_cuda_sdpa_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *lse, const void *q,
-                      const void *k, const void *v, int B, int T, int NH, int NKV, int HD, float scale);
+                      const void *k, const void *v, const int32_t *seg, int B, int T, int NH, int NKV, int HD,
+                      float scale);
 const char *lma_cuda_sdpa_note(void);
 long lma_cuda_sdpa_runs(void);
 

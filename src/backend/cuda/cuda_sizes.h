@@ -19,6 +19,11 @@ static inline size_t lma_cuda_sdpa_ws_bytes(size_t plan_ws, int B, int T, int NH
 static inline size_t lma_cuda_sdpa_grad_bytes(int B, int T, int NH, int NKV, int HD) {
     return ((size_t)B * T * NH * HD + 2 * (size_t)B * T * NKV * HD) * 2;
 }
+/* ... and, for packed rows, the documents' table: their starts and count (ints), lengths
+ * (ints) and three offset arrays (int64) for n = B * T tokens (cudnn_sdpa.cu find_docs). */
+static inline size_t lma_cuda_sdpa_docs_bytes(size_t n) {
+    return 8 * ((n + 3) & ~(size_t)1) + 16 + 24 * (n + 2);
+}
 /* The flash kernel's backward scratch in floats: the row dots, the fp32 dQ accumulator for
  * bf16 storage, and per-head dK/dV accumulators under GQA when that path is taken (per_head). */
 static inline size_t lma_cuda_flash_bwd_floats(int B, int T, int NH, int HD, int bf16, int per_head) {

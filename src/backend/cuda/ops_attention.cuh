@@ -237,12 +237,13 @@ static void gemm_attention_bwd(float *dq, float *dk, float *dv, const float *dou
     }
 }
 
-/* which path runs: 0 flash, 1 naive, 2 batched GEMMs, 3 cuDNN's flash attention (bf16, no
- * segment ids; it falls back to 0 where cuDNN has no engine for the shape) */
+/* which path runs: 0 flash, 1 naive, 2 batched GEMMs, 3 cuDNN's flash attention (bf16; segment
+ * ids as ragged documents; it falls back to 0 where cuDNN has no engine for the shape or the
+ * ids are not packed documents) */
 static int attention_path(int HD, int bf, const int32_t *seg) {
     int mode = attention_mode;
     if (mode == 1) return 1;
-    if (mode == 0 && bf && !seg && lma_cuda_flash_supported(HD) && lma_cuda_sdpa_usable(HD)) return 3;
+    if (mode == 0 && bf && lma_cuda_flash_supported(HD) && lma_cuda_sdpa_usable(HD)) return 3;
     /* cuda-fp32 is exact fp32 unless TF32 is on: the flash kernel's tensor-core products are not */
     if (mode == 0 && !bf && !g_tf32) return 2;
     if ((mode == 0 || mode == 3) && lma_cuda_flash_supported(HD)) return 0;
@@ -260,7 +261,7 @@ static void cu_attention_fwd(void *out, float *saved, const void *q, const void 
     int bf = sizeof(TI) == 2;
     switch (attention_path(HD, bf, seg)) {
     case 3:
-        if (!lma_cuda_sdpa_fwd(out, saved, q, k, v, B, T, NH, NKV, HD, scale)) break;
+        if (!lma_cuda_sdpa_fwd(out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale)) break;
         [[fallthrough]]; /* no cuDNN engine for this shape */
     case 0: check(lma_cuda_flash_fwd(out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale, bf), "flash attention fwd"); break;
     case 1: naive_attention_fwd<TI>((TI *)out, saved, (const TI *)q, (const TI *)k, (const TI *)v, seg, B, T, NH, NKV, HD, scale); break;
@@ -275,7 +276,7 @@ static void cu_attention_bwd(void *dq, void *dk, void *dv, const void *dout, con
     int bf = sizeof(TI) == 2;
     switch (attention_path(HD, bf, seg)) {
     case 3:
-        if (!lma_cuda_sdpa_bwd(dq, dk, dv, dout, out, saved, q, k, v, B, T, NH, NKV, HD, scale)) break;
+        if (!lma_cuda_sdpa_bwd(dq, dk, dv, dout, out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale)) break;
         [[fallthrough]];
     case 0:
         check(lma_cuda_flash_bwd(dq, dk, dv, dout, out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale, bf),

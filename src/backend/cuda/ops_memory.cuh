@@ -23,8 +23,10 @@ static long fail_alloc_at(void) {
     }
     return at;
 }
+unsigned long lma_cuda_epoch;
 void *lma_cuda_malloc(size_t bytes) {
     static long n_allocs;
+    lma_cuda_epoch++;
     void *p = NULL;
     if (fail_alloc_at() > 0 && ++n_allocs == fail_alloc_at()) return NULL;
     if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) { cudaGetLastError(); return NULL; }
@@ -36,6 +38,7 @@ void *lma_cuda_malloc(size_t bytes) {
 }
 void lma_cuda_free(void *p) {
     if (!p) return;
+    lma_cuda_epoch++;
     {
         std::lock_guard<std::mutex> lk(g_mem_mu);
         auto it = g_mem_sizes.find(p);
@@ -57,10 +60,19 @@ extern "C" __attribute__((visibility("default"))) void lma_cuda_plugin_memory(si
 
 static void *cu_alloc(size_t bytes) { return lma_cuda_malloc(bytes); }
 static void cu_free(void *p) { lma_cuda_free(p); }
-static void cu_upload(void *dst, const void *src, size_t n) { check(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice), "upload"); }
+static void cu_upload(void *dst, const void *src, size_t n) {
+    lma_cuda_epoch++;
+    check(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice), "upload");
+}
 static void cu_download(void *dst, const void *src, size_t n) { check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost), "download"); }
-static void cu_zero(void *p, size_t n) { check(cudaMemset(p, 0, n), "memset"); }
-static void cu_copy(void *dst, const void *src, size_t n) { check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToDevice), "copy"); }
+static void cu_zero(void *p, size_t n) {
+    lma_cuda_epoch++;
+    check(cudaMemset(p, 0, n), "memset");
+}
+static void cu_copy(void *dst, const void *src, size_t n) {
+    lma_cuda_epoch++;
+    check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToDevice), "copy");
+}
 
 template <typename TO, typename TF>
 __global__ void k_convert(TO *dst, const TF *src, size_t n) {
