@@ -58,7 +58,8 @@ cudaError_t lma_cuda_flash_bwd(void *dq, void *dk, void *dv, const void *dout, c
 
 /* cuDNN's fused flash attention (cudnn_sdpa.cu): the same contract as lma_cuda_flash_* (lse
  * included, so either backward reads either forward's) for bf16 storage; segment ids that
- * never decrease along a row (packed documents) run as ragged documents. usable: cuDNN is
+ * never decrease along a row as unsigned numbers (packed documents, then -1 padding) run as
+ * ragged documents. usable: cuDNN is
  * built in, loads, and takes the head dim (a multiple of 8 up to 128). fwd/bwd return 0 when
  * done, -1 when they did nothing (no cuDNN, no engine for the shape, ids the ragged path does
  * not take: the caller runs the flash kernel); note: the state or why not, in words; runs:

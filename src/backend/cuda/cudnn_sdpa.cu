@@ -20,9 +20,9 @@
  * (CUDNN_ATTR_TENSOR_RAGGED_OFFSET_DESC) with its length (the padding mask and the matmuls'
  * M/N/K overrides, as the frontend's padding-mask SDPA spells them), so the engine computes only
  * the document's own causal triangle. The documents are the runs of equal ids of a row; the
- * ragged path takes ids that never decrease along a row (every run a new document, as the
- * trainer packs them); other ids, or documents the plan cannot take, stay with the flash
- * kernel. The lse stays in the flash kernels' (B, NH, T) layout (a ragged offset per document
+ * ragged path takes ids that never decrease along a row as unsigned numbers (every run a new
+ * document, as the loaders pack them: 0, 1, 2, ... then the -1 of padding); other ids, or
+ * documents the plan cannot take, stay with the flash kernel. The lse stays in the flash kernels' (B, NH, T) layout (a ragged offset per document
  * into it), so the two backwards stay interchangeable. Finding the documents costs one small
  * kernel and a device-to-host copy of their count (a sync), kept while the ids' buffer stays as
  * it was (lma_cuda_epoch: once a training step, not once a layer); plans are kept per (documents
@@ -525,7 +525,7 @@ static const float NEG = -3.402823466e38f; /* the lowest float: the masked score
 enum { DOC_THREADS = 1024 };
 /* seg (B, T) -> starts[j]: the first token (of B*T) of document j, a document a run of equal
  * ids in a row, starts[nd] = B*T; hdr: {nd, the longest document, 1 where ids decrease along a
- * row}. One block: a count a thread over its slice, a scan of the counts, the starts written. */
+ * row as unsigned numbers (a decrease could bring an earlier run's id back)}. One block: a count a thread over its slice, a scan of the counts, the starts written. */
 __global__ void __launch_bounds__(DOC_THREADS) k_doc_starts(const int32_t *seg, int B, int T, int *starts, int *hdr) {
     __shared__ int part[DOC_THREADS];
     __shared__ int longest, bad;
@@ -535,7 +535,7 @@ __global__ void __launch_bounds__(DOC_THREADS) k_doc_starts(const int32_t *seg, 
     for (int i = i0; i < i1; i++) {
         int first = i % T == 0;
         cnt += first || seg[i] != seg[i - 1];
-        dec |= !first && seg[i] < seg[i - 1];
+        dec |= !first && (uint32_t)seg[i] < (uint32_t)seg[i - 1];
     }
     part[threadIdx.x] = cnt;
     __syncthreads();
