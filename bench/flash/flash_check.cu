@@ -98,13 +98,14 @@ template <typename TI> static void check(int B, int T, int NH, int NKV, int HD, 
     for (auto &x : q) x = urand(&s); for (auto &x : k) x = urand(&s); for (auto &x : v) x = urand(&s); for (auto &x : dout) x = urand(&s);
     for (auto &x : init) x = 0.5 * urand(&s);
     /* segment ids: 1 three segments; 2 packed documents of 90, 37, 150, ... rows (nondecreasing
-     * ids across tiles); 3 ids reused apart ((t / 70) % 3: the skipping must stay exact) */
+     * ids across tiles); 3 ids reused apart ((t / 70) % 3: the skipping must stay exact); 4
+     * documents of 100 rows, then 50 rows of -1 (a loader's padding) */
     static const int doc_len[3] = {90, 37, 150};
     if (use_seg) seg.resize(B * T);
     for (int b = 0; use_seg && b < B; b++)
         for (int t = 0, id = 0, end = doc_len[0]; t < T; t++) {
             if (t == end) end += doc_len[++id % 3];
-            seg[b * T + t] = use_seg == 1 ? (t < T / 3 ? 0 : (t < T / 2 + b ? 1 : 2)) : use_seg == 2 ? id : (t / 70) % 3;
+            seg[b * T + t] = use_seg == 1 ? (t < T / 3 ? 0 : (t < T / 2 + b ? 1 : 2)) : use_seg == 2 ? id : use_seg == 3 ? (t / 70) % 3 : t < T - 50 ? t / 100 : -1;
         }
     float scale = 1.0f / sqrtf((float)HD);
     std::vector<double> ro, rdq, rdk, rdv;
@@ -207,6 +208,7 @@ int main(int argc, char **argv) {
         check<__nv_bfloat16>(1, 450, 8, 2, 128, 2);
         check<__nv_bfloat16>(2, 300, 8, 8, 128, 2);
         check<__nv_bfloat16>(3, 200, 4, 4, 64, 1);
+        check<__nv_bfloat16>(2, 450, 4, 2, 64, 4);
         for (use_sdpa = 1; use_sdpa <= 2; use_sdpa++) { /* one direction each: the lse is shared */
             check<__nv_bfloat16>(2, 450, 4, 2, 64, 2);
             check<__nv_bfloat16>(2, 200, 4, 2, 64, 0);
