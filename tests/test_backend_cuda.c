@@ -297,6 +297,100 @@ static void few_rows(void) {
     }
 }
 
+/* norm_proj_fwd (bf16 table): rmsnorm, then q|k|v (three segments of unequal rows, GQA-like, a
+ * block of rows straddling two of them at 40/12/12) or gate|up -> SwiGLU, in one launch, at the
+ * rows of a decode step and C from 64 to 8192 (136, 200: not a multiple of 128; 8192: past 48 KB
+ * of shared memory). Against the CPU's rmsnorm_fwd, matmul_fwd (and swiglu_fwd) with the rounding
+ * to bf16 between them, and bit for bit against the GPU's own unfused ops (rmsnorm_fwd, the GEMV,
+ * swiglu_fwd: the kernel keeps their order of sums). Then shapes it declines (N 4, C 44, gate and
+ * up of unequal rows, four weights), which must leave the output untouched. */
+static void fused_norm_proj(void) {
+    const char *ef = getenv("LMA_CUDA_FUSE"), *eg = getenv("LMA_CUDA_GEMV");
+    int on = !(ef && !strcmp(ef, "0")) && !(eg && !strcmp(eg, "0"));
+    static const int shapes[][5] = {{1, 64, 64, 16, 16}, {2, 136, 40, 12, 12}, {3, 200, 64, 16, 16},
+                                    {1, 1024, 40, 12, 12}, {2, 4096, 64, 16, 16}, {3, 4096, 64, 16, 16},
+                                    {3, 8192, 40, 12, 12}};
+    float eps = 1e-5f;
+    for (int si = 0; si < 7; si++) {
+        int N = shapes[si][0], C = shapes[si][1];
+        for (int glu = 0; glu < 2; glu++) {
+            int n_w = glu ? 2 : 3, oc[3] = {shapes[si][2], shapes[si][3], shapes[si][4]};
+            if (glu) oc[0] = oc[1] = 100; /* gate and up: 100 rows, a block of them partial */
+            float *x = frand((size_t)N * C, 1), *g = frand(C, 1), *y = malloc((size_t)N * C * 4), *rs = malloc(N * 4);
+            void *gx = dev_act(x, (size_t)N * C), *gg = dev_act(g, C), *gln = alloc_act((size_t)N * C);
+            float *grs = gpu->alloc(N * 4);
+            cpu->rmsnorm_fwd(y, rs, x, g, N, C, eps);
+            for (size_t i = 0; i < (size_t)N * C; i++) y[i] = bf16_round(y[i]); /* as the GPU stores ln */
+            gpu->rmsnorm_fwd(gln, grs, gx, gg, N, C, eps);
+            float *w[3], *ref[3];
+            void *gw[3], *gout[3], *gun[3];
+            for (int j = 0; j < n_w; j++) {
+                size_t no = (size_t)N * oc[j];
+                w[j] = frand((size_t)oc[j] * C, 0.05f);
+                gw[j] = dev_act(w[j], (size_t)oc[j] * C);
+                ref[j] = malloc(no * 4);
+                cpu->matmul_fwd(ref[j], y, w[j], NULL, N, C, oc[j]);
+                gun[j] = alloc_act(no);
+                gpu->matmul_fwd(gun[j], gln, gw[j], NULL, N, C, oc[j]);
+                gout[j] = alloc_act(no);
+                poison_act(gout[j], no);
+            }
+            size_t no = (size_t)N * oc[0];
+            if (glu) { /* the products rounded as matmul_fwd stores them, then swiglu_fwd */
+                for (size_t i = 0; i < no; i++) ref[0][i] = bf16_round(ref[0][i]), ref[1][i] = bf16_round(ref[1][i]);
+                cpu->swiglu_fwd(ref[0], ref[0], ref[1], no);
+                gpu->swiglu_fwd(gun[0], gun[0], gun[1], no);
+            }
+            int rc = gpu->norm_proj_fwd(gout, gx, gg, eps, (const void *const *)gw, oc, n_w, glu, N, C);
+            char what[160];
+            snprintf(what, sizeof what, "norm_proj_fwd %s N %d C %d (%d|%d|%d rows)", glu ? "SwiGLU" : "q|k|v", N, C,
+                     oc[0], oc[1], glu ? 0 : oc[2]);
+            CHECK(on ? rc == 0 : rc != 0, "%s %s: returned %d (%s)", gpu->name, what, rc,
+                  on ? "should run" : "LMA_CUDA_FUSE=0 or LMA_CUDA_GEMV=0: should decline");
+            for (int j = 0; rc == 0 && j < (glu ? 1 : n_w); j++) {
+                size_t nj = (size_t)N * oc[j];
+                float *a = back_act(gout[j], nj), *b = back_act(gun[j], nj);
+                size_t diff = 0;
+                for (size_t i = 0; i < nj; i++) diff += memcmp(&a[i], &b[i], 4) != 0;
+                CHECK(diff == 0, "%s %s, output %d: %zu of %zu values differ from rmsnorm_fwd + matmul_fwd%s on the GPU",
+                      gpu->name, what, j, diff, nj, glu ? " + swiglu_fwd" : "");
+                free(b);
+                char wj[200];
+                snprintf(wj, sizeof wj, "%s, output %d vs cpu", what, j);
+                cmp_host(wj, ref[j], a, nj, 1e-2);
+            }
+            for (int j = 0; j < n_w; j++) {
+                gpu->free(gw[j]), gpu->free(gout[j]), gpu->free(gun[j]);
+                free(w[j]), free(ref[j]);
+            }
+            gpu->free(gx), gpu->free(gg), gpu->free(gln), gpu->free(grs);
+            free(x), free(g), free(y), free(rs);
+        }
+    }
+    /* declined: nothing written */
+    static const int decl[][4] = {{4, 64, 3, 0}, {1, 44, 3, 0}, {1, 64, 2, 1}, {2, 64, 4, 0}};
+    for (int di = 0; di < 4; di++) {
+        int N = decl[di][0], C = decl[di][1], n_w = decl[di][2], glu = decl[di][3];
+        int oc[4] = {16, glu ? 24 : 16, 16, 16}; /* glu: gate and up of unequal rows */
+        float *x = frand((size_t)N * C, 1), *g = frand(C, 1), *w = frand((size_t)24 * C, 0.05f);
+        void *gx = dev_act(x, (size_t)N * C), *gg = dev_act(g, C), *gw = dev_act(w, (size_t)24 * C);
+        void *go = alloc_act((size_t)N * 16);
+        poison_act(go, (size_t)N * 16);
+        void *outs[4] = {go, go, go, go};
+        const void *ws[4] = {gw, gw, gw, gw};
+        int rc = gpu->norm_proj_fwd(outs, gx, gg, 1e-5f, ws, oc, n_w, glu, N, C);
+        float *o = back_act(go, (size_t)N * 16);
+        int untouched = 1;
+        for (int i = 0; i < N * 16; i++) untouched &= isnan(o[i]) != 0;
+        CHECK(rc != 0 && untouched, "%s norm_proj_fwd declines N %d C %d n_w %d glu %d (returned %d, output %s)",
+              gpu->name, N, C, n_w, glu, rc, untouched ? "untouched" : "written");
+        gpu->free(gx), gpu->free(gg), gpu->free(gw), gpu->free(go);
+        free(x), free(g), free(w), free(o);
+    }
+    CHECK(lma_backend_sync(gpu) == LMA_OK && !lma_error_pending(), "%s norm_proj_fwd: no CUDA error: %s", gpu->name,
+          lma_last_error());
+}
+
 static void ops(void) {
     enum { B = 2, T = 37, NH = 4, NKV = 2, HD = 16, C = 48, OC = 80, V = 301 };
     int N = B * T;
@@ -641,6 +735,9 @@ int main(void) {
         return 77;
     }
     lma_rng_seed(&rng, 77);
+    /* the fused decode op is the bf16 table's only (the model falls back elsewhere) */
+    CHECK(bf16->norm_proj_fwd && !fp32->norm_proj_fwd && !cpu->norm_proj_fwd,
+          "norm_proj_fwd on cuda only, NULL on cuda-fp32 and cpu");
     /* cuda-fp32 */
     gpu = fp32;
     casts();
@@ -669,6 +766,7 @@ int main(void) {
     tol_floor = 0;
     cudnn_attention();
     few_rows();
+    fused_norm_proj();
     packed_attention();
     const char *models[] = {"llama_gqa", "llama3_tied", "llama_linear_bias", "qwen2", "qwen3", "mistral"};
     /* exact fp32 GEMMs and attention at the fixtures' aggressive lr 1e-2: the runs stay

@@ -817,6 +817,7 @@ int main(void) {
                        be->cast_to_act && be->act_to_f32 && be->layernorm_fwd && be->gelu_fwd &&
                        be->attention_bidir_fwd;
         CHECK(complete, "%s: every op implemented", be->name);
+        CHECK(!be->norm_proj_fwd, "%s: no fused norm_proj_fwd (the model runs the unfused ops)", be->name);
         CHECK(be->act_bytes == 4, "%s: fp32 act storage (act_bytes %d)", be->name, be->act_bytes);
         float *blk = be->alloc(1000);
         CHECK(blk && ((uintptr_t)blk & 63) == 0, "%s: alloc is 64-byte aligned", be->name);

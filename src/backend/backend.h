@@ -192,6 +192,18 @@ struct lma_backend {
      * against the dequantized rows in double (the oracle). */
     void (*matmul_q_fwd)(void *out, const void *inp, const struct lma_qmat *w, const void *bias, int N);
 
+    /* ---- fused inference ops (NULL on a backend without them: the model runs the unfused ops) ---- */
+    /* RMSNorm, then n_w (1..3) products of its output, in one call: y (N,C) = rmsnorm_fwd(x (N,C),
+     * g (C), eps) (rounded as rmsnorm_fwd stores its output; no rstd out); glu 0: out[j] (N,oc[j]) =
+     * y @ w[j] (oc[j],C)^T for each j (q, k and v in one launch); glu 1 (n_w 2, oc[0] == oc[1]):
+     * out[0] (N,oc[0]) = silu(y @ w[0]^T) * (y @ w[1]^T), each product rounded to act storage first
+     * (= matmul_fwd, matmul_fwd, swiglu_fwd). No bias; out must not alias x. Returns 0 when it
+     * ran, nonzero (nothing done) when the backend does not take the call (cuda: bf16 table only,
+     * N <= 3, C a multiple of 8 up to 16384, 16-byte aligned x, g, w; LMA_CUDA_FUSE=0 or
+     * LMA_CUDA_GEMV=0): then the caller runs rmsnorm_fwd, matmul_fwd (and swiglu_fwd). */
+    int (*norm_proj_fwd)(void *const *out, const void *x, const void *g, float eps, const void *const *w,
+                         const int *oc, int n_w, int glu, int N, int C);
+
     /* ---- encoders (BERT family), forward only (NULL on a backend without them) ---- */
     /* out (N,C) = (inp - mean) * rstd * w (C) + b (C), mean and the biased variance over C,
      * rstd = 1/sqrt(var + eps). out may equal inp. */

@@ -508,6 +508,26 @@ static void proj_bwd(const lma_model *m, int l, int p, void *dinp, float *dw, fl
     if (m->lora) m->lora_hooks->bwd(m->lora, be, l, p, dinp, dout, inp, N, C, OC);
 }
 
+/* Inference on plain weights: the attention's rmsnorm and q, k, v projections as one backend
+ * call (backend.h norm_proj_fwd); 1 when it ran, 0 when the backend declined (nothing done). */
+static int fused_norm_qkv(const lma_model *m, const lma_layer_tensors *w, const lma_layer_io *io, int N) {
+    const lma_config *c = &m->cfg;
+    int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
+    void *out[3] = {io->q, io->k, io->v};
+    const void *ws[3] = {w->wq, w->wk, w->wv};
+    int oc[3] = {QD, KVD, KVD};
+    return !m->be->norm_proj_fwd(out, io->x, w->attn_norm, (float)c->rms_norm_eps, ws, oc, 3, 0, N, c->hidden_size);
+}
+/* ... and the MLP's rmsnorm of mid, gate, up and SwiGLU into io->swi */
+static int fused_norm_swiglu(const lma_model *m, const lma_layer_tensors *w, const lma_layer_io *io, const void *mid,
+                             int N) {
+    const lma_config *c = &m->cfg;
+    void *out[2] = {io->swi, NULL};
+    const void *ws[2] = {w->wgate, w->wup};
+    int oc[2] = {c->intermediate_size, c->intermediate_size};
+    return !m->be->norm_proj_fwd(out, mid, w->mlp_norm, (float)c->rms_norm_eps, ws, oc, 2, 1, N, c->hidden_size);
+}
+
 /* recompute (activation checkpointing, from the backward): everything the backward reads,
  * not the layer's output (the down projection and its residual add are skipped) */
 void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, int N, const int32_t *pos,
@@ -518,17 +538,24 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
     int C = c->hidden_size, I = c->intermediate_size, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
     int QD = NH * HD, KVD = NKV * HD;
     float eps = (float)c->rms_norm_eps, scale = lma_model_attn_scale(c);
-    be->rmsnorm_fwd(io->ln1, io->rstd1, io->x, w->attn_norm, N, C, eps);
-    if (c->qk_norm) {
-        proj_fwd(m, l, LMA_PROJ_Q, io->q_raw, io->ln1, w->wq, w->bq, N, C, QD);
-        proj_fwd(m, l, LMA_PROJ_K, io->k_raw, io->ln1, w->wk, w->bk, N, C, KVD);
-        be->rmsnorm_fwd(io->q, io->q_rstd, io->q_raw, w->q_norm, N * NH, HD, eps);
-        be->rmsnorm_fwd(io->k, io->k_rstd, io->k_raw, w->k_norm, N * NKV, HD, eps);
-    } else {
-        proj_fwd(m, l, LMA_PROJ_Q, io->q, io->ln1, w->wq, w->bq, N, C, QD);
-        proj_fwd(m, l, LMA_PROJ_K, io->k, io->ln1, w->wk, w->bk, N, C, KVD);
+    /* inference on plain weights (no adapter, NF4 or GGUF blocks): each rmsnorm and the
+     * projections it feeds as one backend call where the backend has one and takes the shape
+     * (the decode rows on cuda: six launches fewer a layer; q/k biases or q/k norms keep the
+     * attention's unfused); training never */
+    int fuse = ac->seqs && !recompute && be->norm_proj_fwd && !m->lora && !m->nf4 && !m->qm;
+    if (!(fuse && !c->qk_norm && !w->bq && !w->bk && !w->bv && fused_norm_qkv(m, w, io, N))) {
+        be->rmsnorm_fwd(io->ln1, io->rstd1, io->x, w->attn_norm, N, C, eps);
+        if (c->qk_norm) {
+            proj_fwd(m, l, LMA_PROJ_Q, io->q_raw, io->ln1, w->wq, w->bq, N, C, QD);
+            proj_fwd(m, l, LMA_PROJ_K, io->k_raw, io->ln1, w->wk, w->bk, N, C, KVD);
+            be->rmsnorm_fwd(io->q, io->q_rstd, io->q_raw, w->q_norm, N * NH, HD, eps);
+            be->rmsnorm_fwd(io->k, io->k_rstd, io->k_raw, w->k_norm, N * NKV, HD, eps);
+        } else {
+            proj_fwd(m, l, LMA_PROJ_Q, io->q, io->ln1, w->wq, w->bq, N, C, QD);
+            proj_fwd(m, l, LMA_PROJ_K, io->k, io->ln1, w->wk, w->bk, N, C, KVD);
+        }
+        proj_fwd(m, l, LMA_PROJ_V, io->v, io->ln1, w->wv, w->bv, N, C, KVD);
     }
-    proj_fwd(m, l, LMA_PROJ_V, io->v, io->ln1, w->wv, w->bv, N, C, KVD);
     be->rope_fwd(io->q, io->q, pos, m->inv_freq, N, NH, HD);
     be->rope_fwd(io->k, io->k, pos, m->inv_freq, N, NKV, HD);
     if (ac->seqs) {
@@ -547,10 +574,12 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
         proj_fwd(m, l, LMA_PROJ_O, io->mid, io->atty, w->wo, w->bo, N, QD, C);
         be->add(io->mid, io->mid, io->x, (size_t)N * C);
     }
-    be->rmsnorm_fwd(io->ln2, io->rstd2, mid, w->mlp_norm, N, C, eps);
-    proj_fwd(m, l, LMA_PROJ_GATE, io->gate, io->ln2, w->wgate, NULL, N, C, I);
-    proj_fwd(m, l, LMA_PROJ_UP, io->up, io->ln2, w->wup, NULL, N, C, I);
-    be->swiglu_fwd(io->swi, io->gate, io->up, (size_t)N * I);
+    if (!(fuse && fused_norm_swiglu(m, w, io, mid, N))) {
+        be->rmsnorm_fwd(io->ln2, io->rstd2, mid, w->mlp_norm, N, C, eps);
+        proj_fwd(m, l, LMA_PROJ_GATE, io->gate, io->ln2, w->wgate, NULL, N, C, I);
+        proj_fwd(m, l, LMA_PROJ_UP, io->up, io->ln2, w->wup, NULL, N, C, I);
+        be->swiglu_fwd(io->swi, io->gate, io->up, (size_t)N * I);
+    }
     if (recompute) return;
     if (in_place) {
         be->matmul_fwd_add(io->xo, io->swi, w->wdown, N, I, C);

@@ -80,6 +80,7 @@ template <typename TI> static void fill(lma_backend *b, const char *name) {
     b->cross_entropy = cu_cross_entropy<TI>; b->adamw = cu_adamw<TI>; b->sum_sq = cu_sum_sq;
     b->scale = cu_scale<TI>; b->dropout = cu_dropout<TI>; b->matmul_fwd_add = cu_matmul_fwd_add<TI>; /* LoRA */
     b->matmul_nf4_fwd = cu_matmul_nf4_fwd<TI>; b->matmul_nf4_bwd = cu_matmul_nf4_bwd<TI>; /* QLoRA */
+    b->norm_proj_fwd = sizeof(TI) == 2 ? cu_norm_proj_fwd : NULL; /* decode: rmsnorm + GEMVs, bf16 only */
     b->layernorm_fwd = cu_layernorm_fwd<TI>; b->gelu_fwd = cu_gelu_fwd<TI>; /* encoders */
     b->attention_bidir_fwd = cu_attention_bidir_fwd<TI>;
     b->graph_begin = cu_graph_begin; b->graph_end = cu_graph_end; b->graph_run = cu_graph_run;
@@ -107,6 +108,7 @@ lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int
             return NULL;
         }
         if (lma_cuda_nf4_set_tables(nf4_code, nf4_code8) != cudaSuccess) { cudaGetLastError(); return NULL; }
+        np_grant(); /* the fused decode kernel's shared memory (ops_gemm.cuh) */
         const char *e = getenv("LMA_CUDA_TF32"); /* exact fp32 unless LMA_CUDA_TF32=1 */
         lma_cuda_plugin_set_tf32(e && !strcmp(e, "1"));
         fill<float>(&g_tables[0], "cuda-fp32");

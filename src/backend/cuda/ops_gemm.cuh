@@ -225,6 +225,186 @@ static void cu_matmul_fwd_add(void *out, const void *inp, const void *w, int N, 
     lt_gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, w, C, inp, C, out, OC, 1.0f, NULL, act_type<TI>(), act_type<TI>(),
             "matmul_fwd_add");
 }
+/* ---- RMSNorm + few-row products in one launch (decode; backend.h norm_proj_fwd) ----------
+ * The layer's rmsnorm -> q, k, v GEMVs (glu 0) and rmsnorm -> gate, up GEMVs -> swiglu (glu 1),
+ * each one kernel instead of four. A block first copies its NN input rows and the norm weight
+ * into shared memory (each warp's first loads of W go out before, so the norm hides behind them),
+ * sums x^2 in rmsnorm_fwd's order (k_rmsnorm_fwd's vt = row_threads(C) threads, 8 elements a
+ * chunk, chunks vt apart, a warp sum each, then a warp sum of those), so rstd is rmsnorm_fwd's
+ * to the bit, and normalizes the rows in place, rounded to bf16 as rmsnorm_fwd stores them.
+ * Then each warp runs k_gemv_bf16's loop against those rows (same lanes, same order of sums):
+ * the products equal rmsnorm_fwd followed by the GEMV bit for bit. Rows of the concatenated
+ * output [0, sum oc) map to (segment j, row o), so one grid covers q|k|v; with glu a warp
+ * streams row o of gate and of up together (eight loads in flight) and writes
+ * silu(bf16(g)) * bf16(u) as swiglu_fwd does. LMA_CUDA_FUSE=0 declines every call (A/B runs). */
+enum { NP_MAX_W = 3, NP_WARPS = 8, NP_MAX_C = 16384 };
+struct np_args {
+    bf16 *out[NP_MAX_W];
+    const bf16 *w[NP_MAX_W];
+    int end[NP_MAX_W]; /* segment j holds the rows [end[j-1], end[j]); unused segments end at rows */
+    int oc[NP_MAX_W];
+    const bf16 *x, *g;
+    float eps;
+    int C, rows, vt; /* vt: the threads k_rmsnorm_fwd gives a row (row_threads), whose order of sums is kept */
+};
+template <int NN, int GLU>
+__global__ void __launch_bounds__(NP_WARPS * 32, 2) k_norm_proj_bf16(np_args a) {
+    enum { R = GLU ? 2 : 1 }; /* rows of W a warp streams */
+    extern __shared__ uint4 sm[]; /* the NN input rows (normalized in place), then g: (NN + 1) * C bf16 */
+    __shared__ float part[NN][16], rs[NN];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, C = a.C, nc = C / 8;
+    int r = blockIdx.x * NP_WARPS + warp, valid = r < a.rows;
+    /* segment j, row o (selected, not indexed: a dynamic index would copy the arguments to local memory) */
+    int j = GLU ? 0 : (r >= a.end[0]) + (r >= a.end[1]), o = valid ? r - (j == 2 ? a.end[1] : j ? a.end[0] : 0) : 0;
+    bf16 *out = j == 2 ? a.out[2] : j ? a.out[1] : a.out[0];
+    int oc = j == 2 ? a.oc[2] : j ? a.oc[1] : a.oc[0];
+    const uint4 *wr[R];
+    wr[0] = reinterpret_cast<const uint4 *>((j == 2 ? a.w[2] : j ? a.w[1] : a.w[0]) + (size_t)o * C);
+    if (GLU) wr[R - 1] = reinterpret_cast<const uint4 *>(a.w[1] + (size_t)o * C);
+    uint4 wb[R][4];
+    if (valid && lane + 96 < nc) /* the first loads of W go out before the norm */
+#pragma unroll
+        for (int q = 0; q < R; q++)
+#pragma unroll
+            for (int k = 0; k < 4; k++) wb[q][k] = ld_stream(wr[q] + lane + 32 * k);
+    const uint4 *xs = reinterpret_cast<const uint4 *>(a.x), *gs = reinterpret_cast<const uint4 *>(a.g);
+#pragma unroll 4
+    for (int i = threadIdx.x; i < (NN + 1) * nc; i += blockDim.x) sm[i] = __ldg(i < NN * nc ? xs + i : gs + (i - NN * nc));
+    __syncthreads();
+    bf16 *ys = reinterpret_cast<bf16 *>(sm);
+    for (int t = threadIdx.x; t < a.vt; t += blockDim.x) { /* virtual thread t of k_rmsnorm_fwd */
+#pragma unroll
+        for (int n = 0; n < NN; n++) {
+            float ss = 0, v[8];
+            for (int c = t * 8; c < C; c += a.vt * 8) {
+                chunk<bf16, 8>::load(ys + (size_t)n * C + c, v);
+#pragma unroll
+                for (int k = 0; k < 8; k++) ss += v[k] * v[k];
+            }
+            ss = warp_sum(ss);
+            if (lane == 0) part[n][t >> 5] = ss;
+        }
+    }
+    __syncthreads();
+    if (warp == 0)
+#pragma unroll
+        for (int n = 0; n < NN; n++) {
+            float ss = warp_sum(lane < (a.vt >> 5) ? part[n][lane] : 0.0f);
+            if (lane == 0) rs[n] = rsqrtf(ss / C + a.eps);
+        }
+    __syncthreads();
+    for (int i = threadIdx.x; i < NN * nc; i += blockDim.x) {
+        int n = i / nc, c = (i - n * nc) * 8;
+        float v[8], wv[8], rn = rs[n];
+        chunk<bf16, 8>::load(ys + (size_t)i * 8, v);
+        chunk<bf16, 8>::load(ys + (size_t)NN * C + c, wv);
+#pragma unroll
+        for (int k = 0; k < 8; k++) v[k] = wv[k] * (v[k] * rn);
+        chunk<bf16, 8>::store(ys + (size_t)i * 8, v);
+    }
+    __syncthreads();
+    if (!valid) return;
+    float acc[R][NN];
+#pragma unroll
+    for (int q = 0; q < R; q++)
+#pragma unroll
+        for (int n = 0; n < NN; n++) acc[q][n] = 0.0f;
+    int i = lane;
+    for (; i + 96 < nc; i += 128) { /* as k_gemv_bf16, the inputs from shared memory */
+        if (i != lane)
+#pragma unroll
+            for (int q = 0; q < R; q++)
+#pragma unroll
+                for (int k = 0; k < 4; k++) wb[q][k] = ld_stream(wr[q] + i + 32 * k);
+#pragma unroll
+        for (int q = 0; q < R; q++)
+#pragma unroll
+            for (int n = 0; n < NN; n++) {
+                const uint4 *xn = sm + (size_t)n * nc + i;
+                acc[q][n] += dot8(wb[q][0], xn[0]) + dot8(wb[q][1], xn[32]) + dot8(wb[q][2], xn[64]) + dot8(wb[q][3], xn[96]);
+            }
+    }
+    for (; i < nc; i += 32) {
+        uint4 w0[R];
+#pragma unroll
+        for (int q = 0; q < R; q++) w0[q] = ld_stream(wr[q] + i);
+#pragma unroll
+        for (int q = 0; q < R; q++)
+#pragma unroll
+            for (int n = 0; n < NN; n++) acc[q][n] += dot8(w0[q], sm[(size_t)n * nc + i]);
+    }
+#pragma unroll
+    for (int n = 0; n < NN; n++) {
+        float s[R];
+#pragma unroll
+        for (int q = 0; q < R; q++) s[q] = warp_sum(acc[q][n]);
+        if (lane) continue;
+        if (GLU) { /* the products rounded as matmul_fwd stores them, then swiglu_fwd's formula */
+            float x = __bfloat162float(__float2bfloat16(s[0])), y = __bfloat162float(__float2bfloat16(s[R - 1]));
+            out[(size_t)n * oc + o] = __float2bfloat16(x / (1.0f + __expf(-x)) * y);
+        } else {
+            out[(size_t)n * oc + o] = __float2bfloat16(s[0]);
+        }
+    }
+}
+/* Shared memory past 48 KB a block must be granted a kernel: np_grant, at the plugin's open
+ * (never while a graph is being recorded), asks for what C = NP_MAX_C takes; where that is
+ * refused, blocks stay under 32 KB and larger rows are declined. */
+static int g_np_granted;
+template <int NN, int GLU> static int np_grant1(void) {
+    if (cudaFuncSetAttribute(k_norm_proj_bf16<NN, GLU>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (NN + 1) * NP_MAX_C * 2) == cudaSuccess)
+        return 1;
+    cudaGetLastError();
+    return 0;
+}
+static void np_grant(void) {
+    g_np_granted = np_grant1<1, 0>() & np_grant1<2, 0>() & np_grant1<3, 0>() & np_grant1<1, 1>() &
+                   np_grant1<2, 1>() & np_grant1<3, 1>();
+}
+template <int NN, int GLU> static int np_launch(const np_args &a) {
+    size_t bytes = (size_t)(NN + 1) * a.C * 2;
+    if (bytes > (g_np_granted ? (size_t)(NN + 1) * NP_MAX_C * 2 : (size_t)32 << 10)) return 1;
+    k_norm_proj_bf16<NN, GLU><<<(unsigned)((a.rows + NP_WARPS - 1) / NP_WARPS), NP_WARPS * 32, bytes, lma_cu_stream>>>(a);
+    check_launch(GLU ? "norm_swiglu" : "norm_proj");
+    return 0;
+}
+template <int GLU> static int np_run(const np_args &a, int N) {
+    PROFILE_F32(GLU ? "norm_swiglu_fwd bf16" : "norm_proj_fwd bf16");
+    return N == 1 ? np_launch<1, GLU>(a) : N == 2 ? np_launch<2, GLU>(a) : np_launch<3, GLU>(a);
+}
+/* the bf16 table's norm_proj_fwd (backend.h): 0 when it ran, 1 when it declines */
+static int cu_norm_proj_fwd(void *const *out, const void *x, const void *g, float eps, const void *const *w,
+                            const int *oc, int n_w, int glu, int N, int C) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("LMA_CUDA_FUSE");
+        on = !(e && !strcmp(e, "0"));
+    }
+    if (!on || n_w < 1 || n_w > NP_MAX_W || (glu && (n_w != 2 || oc[0] != oc[1])) || C > NP_MAX_C ||
+        ptr_align(g) < 16)
+        return 1;
+    np_args a;
+    memset(&a, 0, sizeof a);
+    int rows = 0;
+    for (int j = 0; j < n_w; j++) {
+        if (oc[j] < 1 || !gemv_takes(1, out[glu ? 0 : j], x, w[j], N, C)) return 1;
+        a.out[j] = (bf16 *)out[glu ? 0 : j];
+        a.w[j] = (const bf16 *)w[j];
+        a.oc[j] = oc[j];
+        rows += glu ? 0 : oc[j];
+        a.end[j] = rows;
+    }
+    a.rows = glu ? oc[0] : rows;
+    for (int j = glu ? 0 : n_w; j < NP_MAX_W; j++) a.end[j] = a.rows;
+    a.x = (const bf16 *)x;
+    a.g = (const bf16 *)g;
+    a.eps = eps;
+    a.C = C;
+    a.vt = (int)row_threads(C, 1);
+    return glu ? np_run<1>(a, N) : np_run<0>(a, N);
+}
+
 template <typename TI>
 static void cu_matmul_bwd(void *dinp, float *dw, float *dbias, const void *dout, const void *inp, const void *w, int N,
                           int C, int OC) {
