@@ -152,8 +152,11 @@ static void casts(void) {
 }
 
 /* Attention over segments that span tiles, where the flash kernels skip the tile pairs whose
- * ids cannot meet: packed documents of 90, 37 and 150 rows (ids nondecreasing), then ids
- * reused apart ((t / 70) % 3: skipping must not drop a distant tile of the same id). */
+ * ids cannot meet: packed documents of 90, 37 and 150 rows (ids nondecreasing; on the bf16
+ * table cuDNN's ragged documents where built in), documents of 64 rows then -1 padding (as the
+ * loaders pad) uploaded into the same buffer (the documents found for the first layout must not
+ * be reused), then ids reused apart
+ * ((t / 70) % 3: skipping must not drop a distant tile of the same id; cuDNN declines). */
 static void packed_attention(void) {
     enum { B = 2, T = 300, NH = 4, NKV = 2, HD = 64 };
     size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD;
@@ -164,27 +167,45 @@ static void packed_attention(void) {
     void *go = alloc_act(nq);
     float *o = malloc(nq * 4), *att = malloc(cpu->attention_saved_floats(B, T, NH, HD) * 4);
     float *gatt = gpu->alloc(gpu->attention_saved_floats(B, T, NH, HD) * 4);
-    for (int kind = 0; kind < 2; kind++) {
+    int32_t *gseg = gpu->alloc(sizeof seg);
+    static const char *names[3] = {"packed documents", "64-row documents and -1 padding, same buffer", "reused ids"};
+    for (int kind = 0; kind < 3; kind++) {
         for (int b = 0; b < B; b++)
             for (int t = 0, id = 0, end = len[0]; t < T; t++) {
                 if (t == end) end += len[++id % 3];
-                seg[b * T + t] = kind == 0 ? id : (t / 70) % 3;
+                seg[b * T + t] = kind == 0 ? id : kind == 1 ? (t < 256 ? t / 64 : -1) : (t / 70) % 3;
             }
-        int32_t *gseg = dev32(seg, sizeof seg);
+        gpu->upload(gseg, seg, sizeof seg);
+        long runs0 = 0, runs1 = 0;
+        lma_cuda_cudnn_attention(HD, &runs0);
         float *dq = frand(nq, 1), *dk = frand(nk, 1), *dv = frand(nk, 1); /* the backward accumulates */
         void *gdq = dev_act(dq, nq), *gdk = dev_act(dk, nk), *gdv = dev_act(dv, nk);
         cpu->attention_fwd(o, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
         cpu->attention_bwd(dq, dk, dv, dout, o, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
         poison_act(go, nq);
         gpu->attention_fwd(go, gatt, gq, gk, gv, gseg, B, T, NH, NKV, HD, scale);
-        cmp_act(kind ? "attention_fwd (reused ids)" : "attention_fwd (packed documents)", o, go, nq, 1e-2);
+        char what[96];
+        snprintf(what, sizeof what, "attention_fwd (%s)", names[kind]);
+        cmp_act(what, o, go, nq, 1e-2);
         gpu->attention_bwd(gdq, gdk, gdv, gdo, go, gatt, gq, gk, gv, gseg, B, T, NH, NKV, HD, scale);
-        cmp_act(kind ? "attention_bwd dq (reused ids)" : "attention_bwd dq (packed documents)", dq, gdq, nq, 1e-2);
-        cmp_act(kind ? "attention_bwd dk (reused ids)" : "attention_bwd dk (packed documents)", dk, gdk, nk, 1e-2);
-        cmp_act(kind ? "attention_bwd dv (reused ids)" : "attention_bwd dv (packed documents)", dv, gdv, nk, 1e-2);
-        gpu->free(gdq), gpu->free(gdk), gpu->free(gdv), gpu->free(gseg);
+        snprintf(what, sizeof what, "attention_bwd dq (%s)", names[kind]);
+        cmp_act(what, dq, gdq, nq, 1e-2);
+        snprintf(what, sizeof what, "attention_bwd dk (%s)", names[kind]);
+        cmp_act(what, dk, gdk, nk, 1e-2);
+        snprintf(what, sizeof what, "attention_bwd dv (%s)", names[kind]);
+        cmp_act(what, dv, gdv, nk, 1e-2);
+        const char *state = lma_cuda_cudnn_attention(HD, &runs1);
+#ifdef LMA_EXPECT_CUDNN
+        if (act2()) /* bf16: both directions as ragged documents, or neither (reused ids) */
+            CHECK(runs1 - runs0 == (kind < 2 ? 2 : 0), "%s: cuDNN attention ran %ld times, not %d (%s)", names[kind],
+                  runs1 - runs0, kind < 2 ? 2 : 0, state ? state : "off");
+#else
+        (void)state;
+#endif
+        gpu->free(gdq), gpu->free(gdk), gpu->free(gdv);
         free(dq), free(dk), free(dv);
     }
+    gpu->free(gseg);
     void *dev[] = {gq, gk, gv, gdo, go, gatt};
     for (int i = 0; i < 6; i++) gpu->free(dev[i]);
     float *host[] = {q, k, v, dout, o, att};
