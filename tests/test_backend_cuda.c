@@ -441,24 +441,26 @@ static void ops(void) {
     cmp_act("matmul_bwd dinp", dx, gdx, (size_t)N * C, 1e-5);
     cmp32("matmul_bwd dw", dw, gdw, (size_t)OC * C, 1e-5);
     cmp32("matmul_bwd dbias", db, gdb, OC, 1e-5);
-    /* NF4 matmuls (QLoRA): the same quantized weight on both sides */
-    {
+    /* NF4 matmuls (QLoRA): the same quantized weight on both sides; OC rows (whole 32-weight
+     * chunks of the dequantization), then OC - 1 (a tail of 16 weights for the byte kernel) */
+    for (int oc = OC; oc >= OC - 1; oc--) {
         lma_nf4_tensor qc, qg;
-        CHECK_OK(lma_nf4_quantize(w, (int64_t)OC * C, &qc));
-        CHECK_OK(lma_nf4_quantize(w, (int64_t)OC * C, &qg));
+        CHECK_OK(lma_nf4_quantize(w, (int64_t)oc * C, &qc));
+        CHECK_OK(lma_nf4_quantize(w, (int64_t)oc * C, &qg));
         CHECK_OK(lma_nf4_to_backend(&qg, gpu));
-        float *o2 = malloc((size_t)N * OC * 4), *dx2 = frand((size_t)N * C, 1);
+        float *o2 = malloc((size_t)N * oc * 4), *dx2 = frand((size_t)N * C, 1);
         void *gdx2 = dev_act(dx2, (size_t)N * C);
-        cpu->matmul_nf4_fwd(o2, x, &qc, bias, N, C, OC);
+        cpu->matmul_nf4_fwd(o2, x, &qc, bias, N, C, oc);
         poison_act(gout, (size_t)N * OC);
-        gpu->matmul_nf4_fwd(gout, gx, &qg, gb, N, C, OC);
-        cmp_act("matmul_nf4_fwd", o2, gout, (size_t)N * OC, 1e-5);
-        cpu->matmul_nf4_bwd(dx2, dout, &qc, N, C, OC);
-        gpu->matmul_nf4_bwd(gdx2, gdout, &qg, N, C, OC);
-        cmp_act("matmul_nf4_bwd dinp", dx2, gdx2, (size_t)N * C, 1e-5);
+        gpu->matmul_nf4_fwd(gout, gx, &qg, gb, N, C, oc);
+        cmp_act(oc == OC ? "matmul_nf4_fwd" : "matmul_nf4_fwd (a tail)", o2, gout, (size_t)N * oc, 1e-5);
+        cpu->matmul_nf4_bwd(dx2, dout, &qc, N, C, oc);
+        gpu->matmul_nf4_bwd(gdx2, gdout, &qg, N, C, oc);
+        cmp_act(oc == OC ? "matmul_nf4_bwd dinp" : "matmul_nf4_bwd dinp (a tail)", dx2, gdx2, (size_t)N * C, 1e-5);
         lma_nf4_free(&qc);
         lma_nf4_free(&qg);
         free(o2); free(dx2);
+        gpu->free(gdx2);
     }
     /* rmsnorm */
     float *rn = malloc((size_t)N * C * 4), *rs = malloc(N * 4), *nw = frand(C, 1), *dn = frand32(C, 1);
