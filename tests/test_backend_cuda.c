@@ -323,18 +323,25 @@ static void few_rows(void) {
  * rows of a decode step and C from 64 to 8192 (136, 200: not a multiple of 128; 8192: past 48 KB
  * of shared memory). Against the CPU's rmsnorm_fwd, matmul_fwd (and swiglu_fwd) with the rounding
  * to bf16 between them, and bit for bit against the GPU's own unfused ops (rmsnorm_fwd, the GEMV,
- * swiglu_fwd: the kernel keeps their order of sums). Then shapes it declines (N 4, C 44, gate and
- * up of unequal rows, four weights), which must leave the output untouched. */
+ * swiglu_fwd: the kernel keeps their order of sums); and q|k|v with RoPE of q and k folded in
+ * (head dim 4, positions 5, 300, 7; against the same chains followed by rope_fwd). Then shapes it
+ * declines (N 4, C 44, gate and up of unequal rows, four weights, RoPE of partial heads), which
+ * must leave the output untouched. */
 static void fused_norm_proj(void) {
     const char *ef = getenv("LMA_CUDA_FUSE"), *eg = getenv("LMA_CUDA_GEMV");
     int on = !(ef && !strcmp(ef, "0")) && !(eg && !strcmp(eg, "0"));
     static const int shapes[][5] = {{1, 64, 64, 16, 16}, {2, 136, 40, 12, 12}, {3, 200, 64, 16, 16},
                                     {1, 1024, 40, 12, 12}, {2, 4096, 64, 16, 16}, {3, 4096, 64, 16, 16},
                                     {3, 8192, 40, 12, 12}};
-    float eps = 1e-5f;
+    float eps = 1e-5f, inv[2] = {1.0f, 0.01f};
+    int32_t pos[3] = {5, 300, 7};
+    enum { HD = 4 };
+    int32_t *gpos = dev32(pos, sizeof pos);
+    float *ginv = dev32(inv, sizeof inv);
     for (int si = 0; si < 7; si++) {
         int N = shapes[si][0], C = shapes[si][1];
-        for (int glu = 0; glu < 2; glu++) {
+        for (int mode = 0; mode < 3; mode++) { /* q|k|v, gate|up SwiGLU, q|k|v with RoPE */
+            int glu = mode == 1, rope = mode == 2;
             int n_w = glu ? 2 : 3, oc[3] = {shapes[si][2], shapes[si][3], shapes[si][4]};
             if (glu) oc[0] = oc[1] = 100; /* gate and up: 100 rows, a block of them partial */
             float *x = frand((size_t)N * C, 1), *g = frand(C, 1), *y = malloc((size_t)N * C * 4), *rs = malloc(N * 4);
@@ -362,10 +369,16 @@ static void fused_norm_proj(void) {
                 cpu->swiglu_fwd(ref[0], ref[0], ref[1], no);
                 gpu->swiglu_fwd(gun[0], gun[0], gun[1], no);
             }
-            int rc = gpu->norm_proj_fwd(gout, gx, gg, eps, (const void *const *)gw, oc, n_w, glu, N, C);
+            for (int j = 0; rope && j < 2; j++) { /* the products rounded as stored, then rope_fwd */
+                for (size_t i = 0; i < (size_t)N * oc[j]; i++) ref[j][i] = bf16_round(ref[j][i]);
+                cpu->rope_fwd(ref[j], ref[j], pos, inv, N, oc[j] / HD, HD);
+                gpu->rope_fwd(gun[j], gun[j], gpos, ginv, N, oc[j] / HD, HD);
+            }
+            int rc = gpu->norm_proj_fwd(gout, gx, gg, eps, (const void *const *)gw, oc, n_w, glu, N, C,
+                                        rope ? gpos : NULL, rope ? ginv : NULL, HD);
             char what[160];
-            snprintf(what, sizeof what, "norm_proj_fwd %s N %d C %d (%d|%d|%d rows)", glu ? "SwiGLU" : "q|k|v", N, C,
-                     oc[0], oc[1], glu ? 0 : oc[2]);
+            snprintf(what, sizeof what, "norm_proj_fwd %s N %d C %d (%d|%d|%d rows)",
+                     glu ? "SwiGLU" : rope ? "q|k|v RoPE" : "q|k|v", N, C, oc[0], oc[1], glu ? 0 : oc[2]);
             CHECK(on ? rc == 0 : rc != 0, "%s %s: returned %d (%s)", gpu->name, what, rc,
                   on ? "should run" : "LMA_CUDA_FUSE=0 or LMA_CUDA_GEMV=0: should decline");
             for (int j = 0; rc == 0 && j < (glu ? 1 : n_w); j++) {
@@ -374,7 +387,7 @@ static void fused_norm_proj(void) {
                 size_t diff = 0;
                 for (size_t i = 0; i < nj; i++) diff += memcmp(&a[i], &b[i], 4) != 0;
                 CHECK(diff == 0, "%s %s, output %d: %zu of %zu values differ from rmsnorm_fwd + matmul_fwd%s on the GPU",
-                      gpu->name, what, j, diff, nj, glu ? " + swiglu_fwd" : "");
+                      gpu->name, what, j, diff, nj, glu ? " + swiglu_fwd" : rope && j < 2 ? " + rope_fwd" : "");
                 free(b);
                 char wj[200];
                 snprintf(wj, sizeof wj, "%s, output %d vs cpu", what, j);
@@ -389,9 +402,9 @@ static void fused_norm_proj(void) {
         }
     }
     /* declined: nothing written */
-    static const int decl[][4] = {{4, 64, 3, 0}, {1, 44, 3, 0}, {1, 64, 2, 1}, {2, 64, 4, 0}};
-    for (int di = 0; di < 4; di++) {
-        int N = decl[di][0], C = decl[di][1], n_w = decl[di][2], glu = decl[di][3];
+    static const int decl[][4] = {{4, 64, 3, 0}, {1, 44, 3, 0}, {1, 64, 2, 1}, {2, 64, 4, 0}, {1, 64, 3, 2}};
+    for (int di = 0; di < 5; di++) {
+        int N = decl[di][0], C = decl[di][1], n_w = decl[di][2], glu = decl[di][3] == 1, rope = decl[di][3] == 2;
         int oc[4] = {16, glu ? 24 : 16, 16, 16}; /* glu: gate and up of unequal rows */
         float *x = frand((size_t)N * C, 1), *g = frand(C, 1), *w = frand((size_t)24 * C, 0.05f);
         void *gx = dev_act(x, (size_t)N * C), *gg = dev_act(g, C), *gw = dev_act(w, (size_t)24 * C);
@@ -399,17 +412,19 @@ static void fused_norm_proj(void) {
         poison_act(go, (size_t)N * 16);
         void *outs[4] = {go, go, go, go};
         const void *ws[4] = {gw, gw, gw, gw};
-        int rc = gpu->norm_proj_fwd(outs, gx, gg, 1e-5f, ws, oc, n_w, glu, N, C);
+        /* rope: head dim 32 does not divide the 16-row segments */
+        int rc = gpu->norm_proj_fwd(outs, gx, gg, 1e-5f, ws, oc, n_w, glu, N, C, rope ? gpos : NULL, rope ? ginv : NULL, 32);
         float *o = back_act(go, (size_t)N * 16);
         int untouched = 1;
         for (int i = 0; i < N * 16; i++) untouched &= isnan(o[i]) != 0;
-        CHECK(rc != 0 && untouched, "%s norm_proj_fwd declines N %d C %d n_w %d glu %d (returned %d, output %s)",
-              gpu->name, N, C, n_w, glu, rc, untouched ? "untouched" : "written");
+        CHECK(rc != 0 && untouched, "%s norm_proj_fwd declines N %d C %d n_w %d glu %d rope %d (returned %d, output %s)",
+              gpu->name, N, C, n_w, glu, rope, rc, untouched ? "untouched" : "written");
         gpu->free(gx), gpu->free(gg), gpu->free(gw), gpu->free(go);
         free(x), free(g), free(w), free(o);
     }
     CHECK(lma_backend_sync(gpu) == LMA_OK && !lma_error_pending(), "%s norm_proj_fwd: no CUDA error: %s", gpu->name,
           lma_last_error());
+    gpu->free(gpos), gpu->free(ginv);
 }
 
 static void ops(void) {

@@ -151,6 +151,7 @@ static lma_status predict_lmadapt(const lma_config *c, const lma_mem_request *r,
         else if (train && cuda_flash(HD))
             ws += 4.0 * (double)lma_cuda_flash_bwd_floats(r->B, r->T, c->n_heads, HD, 1, c->n_heads != c->n_kv_heads);
         if (r->method == LMA_MEM_QLORA) ws += (double)lma_cuda_nf4_deq_bytes(w.max_quant, ea);
+        if (!train) ws += (double)LMA_CUDA_ATTC_SPLIT_BYTES; /* decode attention's key splits */
         p[LMA_MEM_WORKSPACE] = ws;
         o->context = LMA_MEM_CUDA_CONTEXT_BYTES;
     } else {

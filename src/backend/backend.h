@@ -197,12 +197,15 @@ struct lma_backend {
      * g (C), eps) (rounded as rmsnorm_fwd stores its output; no rstd out); glu 0: out[j] (N,oc[j]) =
      * y @ w[j] (oc[j],C)^T for each j (q, k and v in one launch); glu 1 (n_w 2, oc[0] == oc[1]):
      * out[0] (N,oc[0]) = silu(y @ w[0]^T) * (y @ w[1]^T), each product rounded to act storage first
-     * (= matmul_fwd, matmul_fwd, swiglu_fwd). No bias; out must not alias x. Returns 0 when it
-     * ran, nonzero (nothing done) when the backend does not take the call (cuda: bf16 table only,
-     * N <= 3, C a multiple of 8 up to 16384, 16-byte aligned x, g, w; LMA_CUDA_FUSE=0 or
-     * LMA_CUDA_GEMV=0): then the caller runs rmsnorm_fwd, matmul_fwd (and swiglu_fwd). */
+     * (= matmul_fwd, matmul_fwd, swiglu_fwd). pos (N, backend memory) non-NULL (glu 0, every
+     * oc[j] whole heads of HD): out[0] and out[1] (q, k) then rotated as rope_fwd(pos, inv_freq
+     * (HD/2), HD) does. No bias; out must not alias x. Returns 0 when it ran, nonzero (nothing
+     * done) when the backend does not take the call (cuda: bf16 table only, N <= 3, C a multiple
+     * of 8 up to 16384, 16-byte aligned x, g, w; LMA_CUDA_FUSE=0 or LMA_CUDA_GEMV=0): then the
+     * caller runs rmsnorm_fwd, matmul_fwd (and swiglu_fwd, rope_fwd). */
     int (*norm_proj_fwd)(void *const *out, const void *x, const void *g, float eps, const void *const *w,
-                         const int *oc, int n_w, int glu, int N, int C);
+                         const int *oc, int n_w, int glu, int N, int C, const int32_t *pos, const float *inv_freq,
+                         int HD);
 
     /* ---- encoders (BERT family), forward only (NULL on a backend without them) ---- */
     /* out (N,C) = (inp - mean) * rstd * w (C) + b (C), mean and the biased variance over C,

@@ -508,15 +508,18 @@ static void proj_bwd(const lma_model *m, int l, int p, void *dinp, float *dw, fl
     if (m->lora) m->lora_hooks->bwd(m->lora, be, l, p, dinp, dout, inp, N, C, OC);
 }
 
-/* Inference on plain weights: the attention's rmsnorm and q, k, v projections as one backend
- * call (backend.h norm_proj_fwd); 1 when it ran, 0 when the backend declined (nothing done). */
-static int fused_norm_qkv(const lma_model *m, const lma_layer_tensors *w, const lma_layer_io *io, int N) {
+/* Inference on plain weights: the attention's rmsnorm, q, k, v projections and RoPE of q and k
+ * as one backend call (backend.h norm_proj_fwd); 1 when it ran, 0 when the backend declined
+ * (nothing done). */
+static int fused_norm_qkv(const lma_model *m, const lma_layer_tensors *w, const lma_layer_io *io, int N,
+                          const int32_t *pos) {
     const lma_config *c = &m->cfg;
     int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
     void *out[3] = {io->q, io->k, io->v};
     const void *ws[3] = {w->wq, w->wk, w->wv};
     int oc[3] = {QD, KVD, KVD};
-    return !m->be->norm_proj_fwd(out, io->x, w->attn_norm, (float)c->rms_norm_eps, ws, oc, 3, 0, N, c->hidden_size);
+    return !m->be->norm_proj_fwd(out, io->x, w->attn_norm, (float)c->rms_norm_eps, ws, oc, 3, 0, N, c->hidden_size, pos,
+                                 m->inv_freq, c->head_dim);
 }
 /* ... and the MLP's rmsnorm of mid, gate, up and SwiGLU into io->swi */
 static int fused_norm_swiglu(const lma_model *m, const lma_layer_tensors *w, const lma_layer_io *io, const void *mid,
@@ -525,7 +528,8 @@ static int fused_norm_swiglu(const lma_model *m, const lma_layer_tensors *w, con
     void *out[2] = {io->swi, NULL};
     const void *ws[2] = {w->wgate, w->wup};
     int oc[2] = {c->intermediate_size, c->intermediate_size};
-    return !m->be->norm_proj_fwd(out, mid, w->mlp_norm, (float)c->rms_norm_eps, ws, oc, 2, 1, N, c->hidden_size);
+    return !m->be->norm_proj_fwd(out, mid, w->mlp_norm, (float)c->rms_norm_eps, ws, oc, 2, 1, N, c->hidden_size, NULL,
+                                 NULL, 0);
 }
 
 /* recompute (activation checkpointing, from the backward): everything the backward reads,
@@ -540,10 +544,11 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
     float eps = (float)c->rms_norm_eps, scale = lma_model_attn_scale(c);
     /* inference on plain weights (no adapter, NF4 or GGUF blocks): each rmsnorm and the
      * projections it feeds as one backend call where the backend has one and takes the shape
-     * (the decode rows on cuda: six launches fewer a layer; q/k biases or q/k norms keep the
+     * (the decode rows on cuda: eight launches fewer a layer, RoPE included; q/k biases or q/k norms keep the
      * attention's unfused); training never */
     int fuse = ac->seqs && !recompute && be->norm_proj_fwd && !m->lora && !m->nf4 && !m->qm;
-    if (!(fuse && !c->qk_norm && !w->bq && !w->bk && !w->bv && fused_norm_qkv(m, w, io, N))) {
+    int roped = fuse && !c->qk_norm && !w->bq && !w->bk && !w->bv && fused_norm_qkv(m, w, io, N, pos);
+    if (!roped) {
         be->rmsnorm_fwd(io->ln1, io->rstd1, io->x, w->attn_norm, N, C, eps);
         if (c->qk_norm) {
             proj_fwd(m, l, LMA_PROJ_Q, io->q_raw, io->ln1, w->wq, w->bq, N, C, QD);
@@ -556,8 +561,10 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
         }
         proj_fwd(m, l, LMA_PROJ_V, io->v, io->ln1, w->wv, w->bv, N, C, KVD);
     }
-    be->rope_fwd(io->q, io->q, pos, m->inv_freq, N, NH, HD);
-    be->rope_fwd(io->k, io->k, pos, m->inv_freq, N, NKV, HD);
+    if (!roped) {
+        be->rope_fwd(io->q, io->q, pos, m->inv_freq, N, NH, HD);
+        be->rope_fwd(io->k, io->k, pos, m->inv_freq, N, NKV, HD);
+    }
     if (ac->seqs) {
         be->attention_cached(io->atty, io->q, io->k, io->v, ac->seqs, ac->n_seq, N / ac->n_seq, l, NH, NKV, HD, scale);
     } else {

@@ -30,6 +30,13 @@ static inline size_t lma_cuda_flash_bwd_floats(int B, int T, int NH, int HD, int
     size_t nq = (size_t)B * T * NH * HD, nrow = (size_t)B * NH * T;
     return nrow + (bf16 ? nq : 0) + (per_head ? 2 * nq : 0);
 }
+/* Decode attention's key splits (attention_cached, ops_attention.cuh): up to 264 blocks'
+ * partial sums (head dims up to 256, plus the max and sum) and a counter each, allocated at
+ * the first split call and kept (recorded decode graphs keep its address). */
+#define LMA_CUDA_ATTC_HD 256
+#define LMA_CUDA_ATTC_SPLIT_BLOCKS 264
+#define LMA_CUDA_ATTC_SPLIT_BYTES \
+    ((size_t)LMA_CUDA_ATTC_SPLIT_BLOCKS * (LMA_CUDA_ATTC_HD + 2) * 4 + (size_t)LMA_CUDA_ATTC_SPLIT_BLOCKS * 4)
 /* The NF4 (QLoRA) dequantization scratch: the largest projection (elements) in act storage. */
 static inline size_t lma_cuda_nf4_deq_bytes(size_t max_quant, int act_bytes) { return max_quant * (size_t)act_bytes; }
 #endif

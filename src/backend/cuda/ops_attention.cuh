@@ -293,28 +293,34 @@ static void cu_attention_bwd(void *dq, void *dk, void *dv, const void *dout, con
 }
 
 /* Inference attention against KV caches, one launch for every sequence of a decode step.
- * One block of 128 threads per (new row r, head h): the first head of each KV group writes
- * row r's k and v into its cache row; the keys go by in chunks of ATTC_CHUNK: a thread per key
- * scores it (E-element loads of the key row, all in flight at once; the scaled q in shared
- * memory), an online softmax rescales the running sums, and for P.V each thread takes E
- * adjacent dims of every groups-th key (one E-element load a key, independent across keys:
- * at batch 1 there are only NH blocks, so the loads in flight, not the blocks, hide the
- * latency), the key subsets summed at the end. Keys of this call's new rows are read from k,
- * v themselves, so no block waits for another's cache write. Scratch is fixed, so any context
- * length runs. E = 8 (16-byte bf16 loads) when HD % 8 == 0, else 1. */
-enum { ATTC_THREADS = 128, ATTC_CHUNK = 1024, ATTC_HD = 256 };
+ * One block of 128 threads per (new row r, head h, key split z): the first head of each KV
+ * group (in split 0) writes row r's k and v into its cache row; the block's keys go by in
+ * chunks of ATTC_CHUNK: a thread per key scores it (E-element loads of the key row, all in
+ * flight at once; the scaled q in shared memory), an online softmax rescales the running sums,
+ * and for P.V each thread takes E adjacent dims of every groups-th key (one E-element load a
+ * key, independent across keys), the key subsets summed at the end. Keys of this call's new
+ * rows are read from k, v themselves, so no block waits for another's cache write. Scratch is
+ * fixed, so any context length runs. E = 8 (16-byte bf16 loads) when HD % 8 == 0, else 1.
+ * Few (row, head) pairs (a decode step at batch 1 has NH of them for ~132 SMs) split the keys
+ * in S ranges, one block each (flash-decoding): each writes its unnormalized sums, running max
+ * and sum to `part`, and the last block of a (row, head) to finish (a counter, reset by it)
+ * combines them; S depends on the rows and heads only, so a recorded decode graph replays it. */
+enum { ATTC_THREADS = 128, ATTC_CHUNK = 1024, ATTC_HD = LMA_CUDA_ATTC_HD, ATTC_MAX_SPLITS = 8,
+       ATTC_SPLIT_BLOCKS = LMA_CUDA_ATTC_SPLIT_BLOCKS };
 template <typename TI, int E>
 __global__ void __launch_bounds__(ATTC_THREADS)
 k_attention_cached(TI *out, const TI *q, const TI *k, const TI *v, const lma_kv_seq *seqs, int n, int layer, int NH,
-                   int NKV, int HD, float scale) {
+                   int NKV, int HD, float scale, float *part, int *cnt) {
     __shared__ float qs[ATTC_HD], p[ATTC_CHUNK], red[ATTC_THREADS * E];
-    int r = blockIdx.x, h = blockIdx.y, G = NH / NKV, kh = h / G, t = r % n, tid = threadIdx.x;
+    __shared__ int is_last;
+    int r = blockIdx.x, h = blockIdx.y, S = gridDim.z, z = blockIdx.z, G = NH / NKV, kh = h / G, t = r % n;
+    int tid = threadIdx.x;
     lma_kv_seq sq = seqs[r / n];
     size_t KVD = (size_t)NKV * HD, lay = (size_t)layer * sq.cap * KVD, off = (size_t)kh * HD;
     TI *kc = (TI *)sq.k + lay + off, *vc = (TI *)sq.v + lay + off; /* row s: + s * KVD */
     const TI *kn = k + (size_t)(r - t) * KVD + off, *vn = v + (size_t)(r - t) * KVD + off; /* this call's rows */
-    int len = sq.len, last = len + t;
-    if (h % G == 0)
+    int len = sq.len, last = len + t, per = (last + S) / S, lo = z * per, hi = min(last + 1, lo + per);
+    if (h % G == 0 && z == 0)
         for (int d = tid; d < HD; d += ATTC_THREADS) {
             kc[(size_t)last * KVD + d] = kn[(size_t)t * KVD + d];
             vc[(size_t)last * KVD + d] = vn[(size_t)t * KVD + d];
@@ -327,8 +333,8 @@ k_attention_cached(TI *out, const TI *q, const TI *k, const TI *v, const lma_kv_
     float acc[E], m = -INFINITY, l = 0;
 #pragma unroll
     for (int e = 0; e < E; e++) acc[e] = 0;
-    for (int c0 = 0; c0 <= last; c0 += ATTC_CHUNK) {
-        int cn = min(ATTC_CHUNK, last + 1 - c0);
+    for (int c0 = lo; c0 < hi; c0 += ATTC_CHUNK) {
+        int cn = min(ATTC_CHUNK, hi - c0);
         float mx = -INFINITY;
         for (int j = tid; j < cn; j += ATTC_THREADS) {
             int s = c0 + j;
@@ -374,11 +380,51 @@ k_attention_cached(TI *out, const TI *q, const TI *k, const TI *v, const lma_kv_
         for (int e = 0; e < E; e++) red[g * HD + c * E + e] = acc[e];
     __syncthreads();
     TI *ot = out + ((size_t)r * NH + h) * HD;
+    if (S == 1) {
+        for (int d = tid; d < HD; d += ATTC_THREADS) {
+            float o = 0;
+            for (int i = 0; i < groups; i++) o += red[i * HD + d];
+            st(ot + d, o / l);
+        }
+        return;
+    }
+    /* split: this block's sums, max and sum to part; the last block of (r, h) combines */
+    size_t rh = (size_t)r * NH + h, W = (size_t)HD + 2;
+    float *mine = part + (rh * S + z) * W;
     for (int d = tid; d < HD; d += ATTC_THREADS) {
         float o = 0;
         for (int i = 0; i < groups; i++) o += red[i * HD + d];
-        st(ot + d, o / l);
+        mine[d] = o;
     }
+    if (tid == 0) mine[HD] = m, mine[HD + 1] = l;
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) is_last = atomicAdd(cnt + rh, 1) == S - 1;
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    const float *all = part + rh * S * W;
+    float M = -INFINITY, L = 0;
+    for (int i = 0; i < S; i++) M = fmaxf(M, __ldcg(all + i * W + HD));
+    for (int i = 0; i < S; i++) L += __ldcg(all + i * W + HD + 1) * __expf(__ldcg(all + i * W + HD) - M);
+    for (int d = tid; d < HD; d += ATTC_THREADS) {
+        float o = 0;
+        for (int i = 0; i < S; i++) o += __ldcg(all + i * W + d) * __expf(__ldcg(all + i * W + HD) - M);
+        st(ot + d, o / L);
+    }
+    if (tid == 0) cnt[rh] = 0; /* ready for the next call (the graph's next replay) */
+}
+/* the key splits for rows x NH (row, head) pairs: doubled while the blocks stay within
+ * ATTC_SPLIT_BLOCKS (two a SM of an H100), so part and cnt have a fixed size */
+static int attc_splits(int pairs) {
+    static int off = -1;
+    if (off < 0) {
+        const char *e = getenv("LMA_CUDA_DECODE_SPLIT");
+        off = e && !strcmp(e, "0");
+    }
+    int S = 1;
+    while (!off && S < ATTC_MAX_SPLITS && (long)pairs * S * 2 <= ATTC_SPLIT_BLOCKS) S *= 2;
+    return S;
 }
 template <typename TI>
 static void cu_attention_cached(void *out, const void *q, const void *k, const void *v, const lma_kv_seq *seqs,
@@ -388,13 +434,26 @@ static void cu_attention_cached(void *out, const void *q, const void *k, const v
     if (HD > ATTC_HD || (!vec && HD > ATTC_THREADS))
         return fail(LMA_ERR_UNSUPPORTED, "attention_cached: head_dim %d not supported (a multiple of 8 up to %d, or "
                     "up to %d)", HD, (int)ATTC_HD, (int)ATTC_THREADS);
-    dim3 grid(n_seq * n, NH);
+    int S = attc_splits(n_seq * n * NH);
+    /* the split scratch: its largest size at the first call (never regrown, so recorded
+     * graphs keep its address); the counters zeroed once, then reset by the kernels */
+    static float *part;
+    static int *cnt;
+    static std::mutex mu;
+    if (S > 1) {
+        std::lock_guard<std::mutex> lk(mu);
+        size_t pb = (size_t)ATTC_SPLIT_BLOCKS * (ATTC_HD + 2) * sizeof(float);
+        char *b = part ? NULL : (char *)lma_cuda_malloc(LMA_CUDA_ATTC_SPLIT_BYTES);
+        if (b && cudaMemset(b + pb, 0, ATTC_SPLIT_BLOCKS * sizeof(int)) == cudaSuccess) part = (float *)b, cnt = (int *)(b + pb);
+        else if (b) lma_cuda_free(b);
+        if (!part) S = 1;
+    }
+    dim3 grid(n_seq * n, NH, S);
     if (vec)
         k_attention_cached<TI, 8><<<grid, ATTC_THREADS, 0, lma_cu_stream>>>(
-            (TI *)out, (const TI *)q, (const TI *)k, (const TI *)v, seqs, n, layer, NH, NKV, HD, scale);
+            (TI *)out, (const TI *)q, (const TI *)k, (const TI *)v, seqs, n, layer, NH, NKV, HD, scale, part, cnt);
     else
         k_attention_cached<TI, 1><<<grid, ATTC_THREADS, 0, lma_cu_stream>>>(
-            (TI *)out, (const TI *)q, (const TI *)k, (const TI *)v, seqs, n, layer, NH, NKV, HD, scale);
+            (TI *)out, (const TI *)q, (const TI *)k, (const TI *)v, seqs, n, layer, NH, NKV, HD, scale, part, cnt);
     check_launch("attention_cached");
 }
-

@@ -236,7 +236,11 @@ static void cu_matmul_fwd_add(void *out, const void *inp, const void *w, int N, 
  * the products equal rmsnorm_fwd followed by the GEMV bit for bit. Rows of the concatenated
  * output [0, sum oc) map to (segment j, row o), so one grid covers q|k|v; with glu a warp
  * streams row o of gate and of up together (eight loads in flight) and writes
- * silu(bf16(g)) * bf16(u) as swiglu_fwd does. LMA_CUDA_FUSE=0 declines every call (A/B runs). */
+ * silu(bf16(g)) * bf16(u) as swiglu_fwd does. With RoPE (q|k|v: rope_fwd of q and k folded in)
+ * a warp streams rows o and o + HD/2 of one head together (every segment, so v's rows pair the
+ * same way) and rotates the q and k pairs as rope_fwd does (the products rounded to bf16 first,
+ * sincosf of pos * inv_freq): two launches fewer a layer. LMA_CUDA_FUSE=0 declines every call
+ * (A/B runs). */
 enum { NP_MAX_W = 3, NP_WARPS = 8, NP_MAX_C = 16384 };
 struct np_args {
     bf16 *out[NP_MAX_W];
@@ -246,21 +250,29 @@ struct np_args {
     const bf16 *x, *g;
     float eps;
     int C, rows, vt; /* vt: the threads k_rmsnorm_fwd gives a row (row_threads), whose order of sums is kept */
+    const int32_t *pos; /* RoPE (ROPE kernels): positions (NN), inverse frequencies (half), half the head dim */
+    const float *inv_freq;
+    int half;
 };
+/* GLU 1: gate|up and SwiGLU; GLU 2: q|k|v with RoPE on q and k; GLU 0: plain segments */
 template <int NN, int GLU>
 __global__ void __launch_bounds__(NP_WARPS * 32, 2) k_norm_proj_bf16(np_args a) {
-    enum { R = GLU ? 2 : 1 }; /* rows of W a warp streams */
+    enum { R = GLU ? 2 : 1, ROPE = GLU == 2 }; /* rows of W a warp streams */
     extern __shared__ uint4 sm[]; /* the NN input rows (normalized in place), then g: (NN + 1) * C bf16 */
     __shared__ float part[NN][16], rs[NN];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, C = a.C, nc = C / 8;
-    int r = blockIdx.x * NP_WARPS + warp, valid = r < a.rows;
+    int r = blockIdx.x * NP_WARPS + warp, valid = r < a.rows; /* ROPE: r counts row pairs, rows too */
     /* segment j, row o (selected, not indexed: a dynamic index would copy the arguments to local memory) */
-    int j = GLU ? 0 : (r >= a.end[0]) + (r >= a.end[1]), o = valid ? r - (j == 2 ? a.end[1] : j ? a.end[0] : 0) : 0;
+    int j = GLU == 1 ? 0 : (r >= a.end[0]) + (r >= a.end[1]), o = valid ? r - (j == 2 ? a.end[1] : j ? a.end[0] : 0) : 0;
+    int fi = 0; /* ROPE: the pair's frequency index */
+    if (ROPE) fi = o % a.half, o = o / a.half * 2 * a.half + fi; /* pair (o, o + half) of head o / half */
     bf16 *out = j == 2 ? a.out[2] : j ? a.out[1] : a.out[0];
     int oc = j == 2 ? a.oc[2] : j ? a.oc[1] : a.oc[0];
     const uint4 *wr[R];
-    wr[0] = reinterpret_cast<const uint4 *>((j == 2 ? a.w[2] : j ? a.w[1] : a.w[0]) + (size_t)o * C);
-    if (GLU) wr[R - 1] = reinterpret_cast<const uint4 *>(a.w[1] + (size_t)o * C);
+    const bf16 *wj = j == 2 ? a.w[2] : j ? a.w[1] : a.w[0];
+    wr[0] = reinterpret_cast<const uint4 *>(wj + (size_t)o * C);
+    if (GLU == 1) wr[R - 1] = reinterpret_cast<const uint4 *>(a.w[1] + (size_t)o * C);
+    if (ROPE) wr[R - 1] = reinterpret_cast<const uint4 *>(wj + (size_t)(o + a.half) * C);
     uint4 wb[R][4];
     if (valid && lane + 96 < nc) /* the first loads of W go out before the norm */
 #pragma unroll
@@ -339,9 +351,19 @@ __global__ void __launch_bounds__(NP_WARPS * 32, 2) k_norm_proj_bf16(np_args a) 
 #pragma unroll
         for (int q = 0; q < R; q++) s[q] = warp_sum(acc[q][n]);
         if (lane) continue;
-        if (GLU) { /* the products rounded as matmul_fwd stores them, then swiglu_fwd's formula */
+        if (GLU == 1) { /* the products rounded as matmul_fwd stores them, then swiglu_fwd's formula */
             float x = __bfloat162float(__float2bfloat16(s[0])), y = __bfloat162float(__float2bfloat16(s[R - 1]));
             out[(size_t)n * oc + o] = __float2bfloat16(x / (1.0f + __expf(-x)) * y);
+        } else if (ROPE) { /* the products rounded as matmul_fwd stores them, then rope_fwd's rotation */
+            float x1 = __bfloat162float(__float2bfloat16(s[0])), x2 = __bfloat162float(__float2bfloat16(s[R - 1]));
+            float y1 = x1, y2 = x2;
+            if (j < 2) {
+                float c, sn;
+                sincosf((float)a.pos[n] * a.inv_freq[fi], &sn, &c);
+                y1 = x1 * c - x2 * sn, y2 = x2 * c + x1 * sn;
+            }
+            out[(size_t)n * oc + o] = __float2bfloat16(y1);
+            out[(size_t)n * oc + o + a.half] = __float2bfloat16(y2);
         } else {
             out[(size_t)n * oc + o] = __float2bfloat16(s[0]);
         }
@@ -360,30 +382,33 @@ template <int NN, int GLU> static int np_grant1(void) {
 }
 static void np_grant(void) {
     g_np_granted = np_grant1<1, 0>() & np_grant1<2, 0>() & np_grant1<3, 0>() & np_grant1<1, 1>() &
-                   np_grant1<2, 1>() & np_grant1<3, 1>();
+                   np_grant1<2, 1>() & np_grant1<3, 1>() & np_grant1<1, 2>() & np_grant1<2, 2>() & np_grant1<3, 2>();
 }
 template <int NN, int GLU> static int np_launch(const np_args &a) {
     size_t bytes = (size_t)(NN + 1) * a.C * 2;
     if (bytes > (g_np_granted ? (size_t)(NN + 1) * NP_MAX_C * 2 : (size_t)32 << 10)) return 1;
     k_norm_proj_bf16<NN, GLU><<<(unsigned)((a.rows + NP_WARPS - 1) / NP_WARPS), NP_WARPS * 32, bytes, lma_cu_stream>>>(a);
-    check_launch(GLU ? "norm_swiglu" : "norm_proj");
+    check_launch(GLU == 1 ? "norm_swiglu" : "norm_proj");
     return 0;
 }
 template <int GLU> static int np_run(const np_args &a, int N) {
-    PROFILE_F32(GLU ? "norm_swiglu_fwd bf16" : "norm_proj_fwd bf16");
+    PROFILE_F32(GLU == 1 ? "norm_swiglu_fwd bf16" : GLU ? "norm_proj_rope_fwd bf16" : "norm_proj_fwd bf16");
     return N == 1 ? np_launch<1, GLU>(a) : N == 2 ? np_launch<2, GLU>(a) : np_launch<3, GLU>(a);
 }
 /* the bf16 table's norm_proj_fwd (backend.h): 0 when it ran, 1 when it declines */
 static int cu_norm_proj_fwd(void *const *out, const void *x, const void *g, float eps, const void *const *w,
-                            const int *oc, int n_w, int glu, int N, int C) {
+                            const int *oc, int n_w, int glu, int N, int C, const int32_t *pos, const float *inv_freq,
+                            int HD) {
     static int on = -1;
     if (on < 0) {
         const char *e = getenv("LMA_CUDA_FUSE");
         on = !(e && !strcmp(e, "0"));
     }
     if (!on || n_w < 1 || n_w > NP_MAX_W || (glu && (n_w != 2 || oc[0] != oc[1])) || C > NP_MAX_C ||
-        ptr_align(g) < 16)
+        ptr_align(g) < 16 || (pos && (glu || !inv_freq || HD < 2 || HD % 2)))
         return 1;
+    for (int j = 0; pos && j < n_w; j++)
+        if (oc[j] % HD) return 1; /* RoPE: whole heads */
     np_args a;
     memset(&a, 0, sizeof a);
     int rows = 0;
@@ -402,6 +427,12 @@ static int cu_norm_proj_fwd(void *const *out, const void *x, const void *g, floa
     a.eps = eps;
     a.C = C;
     a.vt = (int)row_threads(C, 1);
+    if (pos) { /* RoPE: the rows counted in pairs */
+        a.pos = pos, a.inv_freq = inv_freq, a.half = HD / 2;
+        a.rows /= 2;
+        for (int j = 0; j < NP_MAX_W; j++) a.end[j] /= 2;
+        return np_run<2>(a, N);
+    }
     return glu ? np_run<1>(a, N) : np_run<0>(a, N);
 }
 
