@@ -149,38 +149,58 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b) {
     }
     return s;
 }
-template <int NN>
+/* R = 2: a warp streams rows o and o + 1 of W (eight loads in flight; each row's sums in the
+ * same order as one row alone, so the products do not depend on the pairing) */
+template <int NN, int R>
 __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_bf16(bf16 *out, const bf16 *inp, const bf16 *w,
                                                               const bf16 *bias, int add, int C, int OC) {
-    int o = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31, nc = C / 8;
+    int o = (blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * R, lane = threadIdx.x & 31, nc = C / 8;
     if (o >= OC) return;
-    const uint4 *wr = reinterpret_cast<const uint4 *>(w + (size_t)o * C), *x = reinterpret_cast<const uint4 *>(inp);
-    float acc[NN];
+    int rows = min(R, OC - o);
+    const uint4 *wr[R], *x = reinterpret_cast<const uint4 *>(inp);
 #pragma unroll
-    for (int n = 0; n < NN; n++) acc[n] = 0.0f;
+    for (int q = 0; q < R; q++) wr[q] = reinterpret_cast<const uint4 *>(w + (size_t)(q < rows ? o + q : o) * C);
+    float acc[R][NN];
+#pragma unroll
+    for (int q = 0; q < R; q++)
+#pragma unroll
+        for (int n = 0; n < NN; n++) acc[q][n] = 0.0f;
     int i = lane;
-    for (; i + 96 < nc; i += 128) { /* four 16-byte loads of W in flight */
-        uint4 w0 = ld_stream(wr + i), w1 = ld_stream(wr + i + 32), w2 = ld_stream(wr + i + 64), w3 = ld_stream(wr + i + 96);
+    for (; i + 96 < nc; i += 128) { /* four 16-byte loads of each row in flight */
+        uint4 wb[R][4];
 #pragma unroll
-        for (int n = 0; n < NN; n++) {
-            const uint4 *xn = x + (size_t)n * nc + i;
-            acc[n] += dot8(w0, __ldg(xn)) + dot8(w1, __ldg(xn + 32)) + dot8(w2, __ldg(xn + 64)) + dot8(w3, __ldg(xn + 96));
-        }
+        for (int q = 0; q < R; q++)
+#pragma unroll
+            for (int k = 0; k < 4; k++) wb[q][k] = ld_stream(wr[q] + i + 32 * k);
+#pragma unroll
+        for (int q = 0; q < R; q++)
+#pragma unroll
+            for (int n = 0; n < NN; n++) {
+                const uint4 *xn = x + (size_t)n * nc + i;
+                acc[q][n] += dot8(wb[q][0], __ldg(xn)) + dot8(wb[q][1], __ldg(xn + 32)) + dot8(wb[q][2], __ldg(xn + 64)) +
+                             dot8(wb[q][3], __ldg(xn + 96));
+            }
     }
     for (; i < nc; i += 32) {
-        uint4 w0 = ld_stream(wr + i);
+        uint4 w0[R];
 #pragma unroll
-        for (int n = 0; n < NN; n++) acc[n] += dot8(w0, __ldg(x + (size_t)n * nc + i));
+        for (int q = 0; q < R; q++) w0[q] = ld_stream(wr[q] + i);
+#pragma unroll
+        for (int q = 0; q < R; q++)
+#pragma unroll
+            for (int n = 0; n < NN; n++) acc[q][n] += dot8(w0[q], __ldg(x + (size_t)n * nc + i));
     }
 #pragma unroll
-    for (int n = 0; n < NN; n++) {
-        float a = acc[n];
-        for (int s = 16; s > 0; s >>= 1) a += __shfl_xor_sync(0xffffffffu, a, s);
-        if (lane == 0) {
-            bf16 *y = out + (size_t)n * OC + o;
-            *y = __float2bfloat16(a + (bias ? __bfloat162float(bias[o]) : 0.0f) + (add ? __bfloat162float(*y) : 0.0f));
+    for (int q = 0; q < R; q++)
+#pragma unroll
+        for (int n = 0; n < NN; n++) {
+            float a = acc[q][n];
+            for (int s = 16; s > 0; s >>= 1) a += __shfl_xor_sync(0xffffffffu, a, s);
+            if (lane == 0 && q < rows) {
+                bf16 *y = out + (size_t)n * OC + o + q;
+                *y = __float2bfloat16(a + (bias ? __bfloat162float(bias[o + q]) : 0.0f) + (add ? __bfloat162float(*y) : 0.0f));
+            }
         }
-    }
 }
 /* whether the few-row kernel takes this product (bf16, N <= GEMV_MAX_N, 16-byte rows) */
 static bool gemv_takes(int bf, const void *out, const void *inp, const void *w, int N, int C) {
@@ -193,14 +213,26 @@ static bool gemv_takes(int bf, const void *out, const void *inp, const void *w, 
            ptr_align(out) >= 2;
 }
 static void gemv_bf16(void *out, const void *inp, const void *w, const void *bias, int add, int N, int C, int OC) {
-    unsigned nb = (unsigned)((OC + GEMV_WARPS - 1) / GEMV_WARPS);
+    static int pair = -1; /* two rows a warp; LMA_CUDA_GEMV_PAIR=0: one (A/B runs) */
+    if (pair < 0) {
+        const char *e = getenv("LMA_CUDA_GEMV_PAIR");
+        pair = !(e && !strcmp(e, "0"));
+    }
+    int rw = pair ? 2 : 1;
+    unsigned nb = (unsigned)((OC + rw * GEMV_WARPS - 1) / (rw * GEMV_WARPS));
     bf16 *o = (bf16 *)out;
     const bf16 *x = (const bf16 *)inp, *wt = (const bf16 *)w, *bs = (const bf16 *)bias;
-    switch (N) {
-    case 1: k_gemv_bf16<1><<<nb, GEMV_WARPS * 32, 0, lma_cu_stream>>>(o, x, wt, bs, add, C, OC); break;
-    case 2: k_gemv_bf16<2><<<nb, GEMV_WARPS * 32, 0, lma_cu_stream>>>(o, x, wt, bs, add, C, OC); break;
-    default: k_gemv_bf16<3><<<nb, GEMV_WARPS * 32, 0, lma_cu_stream>>>(o, x, wt, bs, add, C, OC); break;
-    }
+    dim3 g(nb), b(GEMV_WARPS * 32);
+    if (pair) switch (N) {
+        case 1: k_gemv_bf16<1, 2><<<g, b, 0, lma_cu_stream>>>(o, x, wt, bs, add, C, OC); break;
+        case 2: k_gemv_bf16<2, 2><<<g, b, 0, lma_cu_stream>>>(o, x, wt, bs, add, C, OC); break;
+        default: k_gemv_bf16<3, 2><<<g, b, 0, lma_cu_stream>>>(o, x, wt, bs, add, C, OC); break;
+        }
+    else switch (N) {
+        case 1: k_gemv_bf16<1, 1><<<g, b, 0, lma_cu_stream>>>(o, x, wt, bs, add, C, OC); break;
+        case 2: k_gemv_bf16<2, 1><<<g, b, 0, lma_cu_stream>>>(o, x, wt, bs, add, C, OC); break;
+        default: k_gemv_bf16<3, 1><<<g, b, 0, lma_cu_stream>>>(o, x, wt, bs, add, C, OC); break;
+        }
     check_launch("gemv");
 }
 
