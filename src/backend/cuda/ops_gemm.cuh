@@ -149,10 +149,12 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b) {
     }
     return s;
 }
-/* A warp streams R rows of W (o, o + 1 with R = 2), four 16-byte loads of each in flight and
- * the next four issued before the current ones are summed; each row's sums in the same order
- * as one row alone, so the products depend neither on R nor on the prefetch. R = 2 pays at 3
- * input rows only (7B, H100: 464 vs 434 tok/s at batch 3; 186 vs 191 at batch 1, fewer warps). */
+/* A warp streams R rows of W (o, o + 1 with R = 2), four 16-byte loads of each in flight; at
+ * one input row the next four are issued before the current ones are summed. Each row's sums
+ * in the same order as one row alone, so the products depend neither on R nor on the
+ * prefetch. Measured on the 7B shape (H100, decode tok/s): R = 2 pays at 3 rows only (464 vs
+ * 434; 186 vs 191 at 1 row: fewer warps); the prefetch at 1 row only (193.9 vs 191.0; 346 vs
+ * 357 at 2 rows, 443 vs 464 at 3: registers). */
 template <int NN, int R>
 __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_bf16(bf16 *out, const bf16 *inp, const bf16 *w,
                                                               const bf16 *bias, int add, int C, int OC) {
@@ -168,8 +170,8 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_bf16(bf16 *out, const 
 #pragma unroll
         for (int n = 0; n < NN; n++) acc[q][n] = 0.0f;
     int i = lane;
-    uint4 nx[R][4];
-    if (i + 96 < nc)
+    uint4 nx[R][4]; /* one input row: the loads of the iteration ahead */
+    if (NN == 1 && i + 96 < nc)
 #pragma unroll
         for (int q = 0; q < R; q++)
 #pragma unroll
@@ -179,8 +181,8 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_bf16(bf16 *out, const 
 #pragma unroll
         for (int q = 0; q < R; q++)
 #pragma unroll
-            for (int k = 0; k < 4; k++) wb[q][k] = nx[q][k];
-        if (i + 128 + 96 < nc) /* the next iteration's loads go out now */
+            for (int k = 0; k < 4; k++) wb[q][k] = NN == 1 ? nx[q][k] : ld_stream(wr[q] + i + 32 * k);
+        if (NN == 1 && i + 128 + 96 < nc) /* the next iteration's loads go out now */
 #pragma unroll
             for (int q = 0; q < R; q++)
 #pragma unroll
