@@ -543,9 +543,9 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
     int QD = NH * HD, KVD = NKV * HD;
     float eps = (float)c->rms_norm_eps, scale = lma_model_attn_scale(c);
     /* inference on plain weights (no adapter, NF4 or GGUF blocks): each rmsnorm and the
-     * projections it feeds as one backend call where the backend has one and takes the shape
-     * (the decode rows on cuda: eight launches fewer a layer, RoPE included; q/k biases or q/k norms keep the
-     * attention's unfused); training never */
+     * projections it feeds (and RoPE) as one backend call where the backend has one and takes
+     * the shape (the decode rows on cuda: eight launches fewer a layer; q/k biases or q/k norms
+     * keep the attention's unfused); training never */
     int fuse = ac->seqs && !recompute && be->norm_proj_fwd && !m->lora && !m->nf4 && !m->qm;
     int roped = fuse && !c->qk_norm && !w->bq && !w->bk && !w->bv && fused_norm_qkv(m, w, io, N, pos);
     if (!roped) {
@@ -560,8 +560,6 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
             proj_fwd(m, l, LMA_PROJ_K, io->k, io->ln1, w->wk, w->bk, N, C, KVD);
         }
         proj_fwd(m, l, LMA_PROJ_V, io->v, io->ln1, w->wv, w->bv, N, C, KVD);
-    }
-    if (!roped) {
         be->rope_fwd(io->q, io->q, pos, m->inv_freq, N, NH, HD);
         be->rope_fwd(io->k, io->k, pos, m->inv_freq, N, NKV, HD);
     }
