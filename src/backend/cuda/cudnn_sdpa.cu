@@ -247,8 +247,6 @@ static desc_t kvt(graph *g, const shape_t *p, int64_t uid) {
 }
 static desc_t rows(graph *g, const shape_t *p, int64_t uid) { /* uid 0: a virtual row value */
     int64_t T = p->T, NH = p->NH, LT = uid ? p->LT : p->T;
-    if (LT < 0) /* the lse token-major ((rows, NH): LMA_CUDA_CUDNN_LSE=token, an experiment) */
-        return tensor_r(g, uid, F32, p->B, NH, T, 1, NH * T, 1, NH, 1, p->off_st);
     return tensor_r(g, uid, F32, p->B, NH, T, 1, NH * LT, LT, 1, 1, uid ? p->off_st : NULL);
 }
 #define SS(dt) tensor(g, 0, dt, p->B, p->NH, p->T, p->T, (int64_t)p->NH * p->T * p->T, (int64_t)p->T * p->T, p->T, 1)
@@ -558,16 +556,17 @@ __global__ void __launch_bounds__(DOC_THREADS) k_doc_starts(const int32_t *seg, 
     if (threadIdx.x == 0) hdr[0] = nd, hdr[1] = longest, hdr[2] = bad;
 }
 /* the ragged graphs' tables for cap >= nd documents (the ones past nd empty, at the end):
- * lengths, and offsets in elements of q/out (NH heads), k/v (NKV) and the lse (flash layout
- * (B, NH, T): a document's rows at (row, 0, position); LT < 0: token-major (B*T, NH)) */
-__global__ void k_doc_tables(const int *starts, int nd, int cap, int T, int NH, int NKV, int HD, int LT, int32_t *len,
+ * lengths, and offsets in elements of q/out (NH heads), k/v (NKV) and the lse (the flash
+ * kernels' (B, NH, T): a document's rows at (row, 0, position); cuDNN takes this layout as
+ * well as a token-major one, which the flash backward could not read) */
+__global__ void k_doc_tables(const int *starts, int nd, int cap, int T, int NH, int NKV, int HD, int32_t *len,
                              int64_t *off_qo, int64_t *off_kv, int64_t *off_st) {
     for (int j = blockIdx.x * blockDim.x + threadIdx.x; j <= cap; j += gridDim.x * blockDim.x) {
         int s = starts[min(j, nd)];
         if (j < cap) len[j] = j < nd ? starts[j + 1] - s : 0;
         off_qo[j] = (int64_t)s * NH * HD;
         off_kv[j] = (int64_t)s * NKV * HD;
-        off_st[j] = LT < 0 ? (int64_t)s * NH : (int64_t)(s / T) * NH * T + s % T;
+        off_st[j] = (int64_t)(s / T) * NH * T + s % T;
     }
 }
 
@@ -582,13 +581,12 @@ static int *g_hdr; /* pinned */
 /* The documents of seg (B, T) for a ragged plan: 0 with d filled, 1 where every row is one
  * document (the unsegmented plan serves), -1 where the ragged path does not take them (ids
  * decrease along a row, a graph is being recorded, no memory). */
-static int find_docs_now(const int32_t *seg, int B, int T, int NH, int NKV, int HD, int pad, int token, docs_t *d);
+static int find_docs_now(const int32_t *seg, int B, int T, int NH, int NKV, int HD, int pad, docs_t *d);
 static int find_docs(const int32_t *seg, int B, int T, int NH, int NKV, int HD, docs_t *d) {
-    static int pad = -1, token = -1;
+    static int pad = -1;
     if (pad < 0) {
-        const char *e = getenv("LMA_CUDA_CUDNN_PAD"), *l = getenv("LMA_CUDA_CUDNN_LSE");
+        const char *e = getenv("LMA_CUDA_CUDNN_PAD");
         pad = !(e && !strcmp(e, "0"));
-        token = l && !strcmp(l, "token");
     }
     if (lma_cu_stream != 0) return -1; /* recording: the count is a sync */
     static struct { /* the last answer, while nothing was uploaded, copied or freed since */
@@ -602,12 +600,12 @@ static int find_docs(const int32_t *seg, int B, int T, int NH, int NKV, int HD, 
         *d = last.d;
         return last.r;
     }
-    int r = find_docs_now(seg, B, T, NH, NKV, HD, pad, token, d);
+    int r = find_docs_now(seg, B, T, NH, NKV, HD, pad, d);
     last.seg = seg, last.B = B, last.T = T, last.NH = NH, last.NKV = NKV, last.HD = HD, last.r = r, last.d = *d;
     last.epoch = lma_cuda_epoch; /* after find_docs_now's own allocation */
     return r;
 }
-static int find_docs_now(const int32_t *seg, int B, int T, int NH, int NKV, int HD, int pad, int token, docs_t *d) {
+static int find_docs_now(const int32_t *seg, int B, int T, int NH, int NKV, int HD, int pad, docs_t *d) {
     *d = (docs_t){0, 0, 0, NULL, NULL, NULL, NULL};
     size_t n = (size_t)B * T, ni = (n + 2 + 1) & ~(size_t)1; /* ints, even: the int64s after them are aligned */
     char *buf = (char *)lma_cuda_grow(&g_docs, lma_cuda_sdpa_docs_bytes(n));
@@ -626,8 +624,8 @@ static int find_docs_now(const int32_t *seg, int B, int T, int NH, int NKV, int 
     while (pad && cap & (cap - 1)) cap += cap & -cap; /* up to a power of two */
     while (smax < longest) smax *= 2;
     if (smax > T) smax = T;
-    *d = (docs_t){cap, smax, token ? -T : T, len, off, off + n + 2, off + 2 * (n + 2)};
-    k_doc_tables<<<(cap + 256) / 256, 256, 0, 0>>>(starts, nd, cap, T, NH, NKV, HD, d->LT, d->len, d->off_qo, d->off_kv,
+    *d = (docs_t){cap, smax, T, len, off, off + n + 2, off + 2 * (n + 2)};
+    k_doc_tables<<<(cap + 256) / 256, 256, 0, 0>>>(starts, nd, cap, T, NH, NKV, HD, d->len, d->off_qo, d->off_kv,
                                                     d->off_st);
     return cudaGetLastError() == cudaSuccess ? 0 : -1;
 }
