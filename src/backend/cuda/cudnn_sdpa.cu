@@ -571,7 +571,7 @@ __global__ void k_doc_tables(const int *starts, int nd, int cap, int T, int NH, 
 }
 
 typedef struct {
-    int cap, smax, LT;                 /* the plan's documents and longest one; the lse layout */
+    int cap, smax;                     /* the plan's documents and longest one */
     int32_t *len;                      /* (cap) */
     int64_t *off_qo, *off_kv, *off_st; /* (cap + 1) each */
 } docs_t;
@@ -594,7 +594,7 @@ static int find_docs(const int32_t *seg, int B, int T, int NH, int NKV, int HD, 
         int B, T, NH, NKV, HD, r;
         unsigned long epoch;
         docs_t d;
-    } last = {NULL, 0, 0, 0, 0, 0, 0, 0, {0, 0, 0, NULL, NULL, NULL, NULL}};
+    } last = {NULL, 0, 0, 0, 0, 0, 0, 0, {0, 0, NULL, NULL, NULL, NULL}};
     if (last.seg == seg && last.epoch == lma_cuda_epoch && last.B == B && last.T == T && last.NH == NH &&
         last.NKV == NKV && last.HD == HD) {
         *d = last.d;
@@ -606,7 +606,7 @@ static int find_docs(const int32_t *seg, int B, int T, int NH, int NKV, int HD, 
     return r;
 }
 static int find_docs_now(const int32_t *seg, int B, int T, int NH, int NKV, int HD, int pad, docs_t *d) {
-    *d = (docs_t){0, 0, 0, NULL, NULL, NULL, NULL};
+    *d = (docs_t){0, 0, NULL, NULL, NULL, NULL};
     size_t n = (size_t)B * T, ni = (n + 2 + 1) & ~(size_t)1; /* ints, even: the int64s after them are aligned */
     char *buf = (char *)lma_cuda_grow(&g_docs, lma_cuda_sdpa_docs_bytes(n));
     if (!buf || (!g_hdr && cudaMallocHost((void **)&g_hdr, 4 * sizeof(int)) != cudaSuccess)) return -1;
@@ -624,7 +624,7 @@ static int find_docs_now(const int32_t *seg, int B, int T, int NH, int NKV, int 
     while (pad && cap & (cap - 1)) cap += cap & -cap; /* up to a power of two */
     while (smax < longest) smax *= 2;
     if (smax > T) smax = T;
-    *d = (docs_t){cap, smax, T, len, off, off + n + 2, off + 2 * (n + 2)};
+    *d = (docs_t){cap, smax, len, off, off + n + 2, off + 2 * (n + 2)};
     k_doc_tables<<<(cap + 256) / 256, 256, 0, 0>>>(starts, nd, cap, T, NH, NKV, HD, d->len, d->off_qo, d->off_kv,
                                                     d->off_st);
     return cudaGetLastError() == cudaSuccess ? 0 : -1;
@@ -638,7 +638,7 @@ static plan_t *plan_for(int bwd, const int32_t *seg, int B, int T, int NH, int N
         if (r < 0) return NULL;
         if (r == 0) {
             *ragged = 1;
-            return get_plan(bwd, d->cap, d->smax, NH, NKV, HD, d->LT);
+            return get_plan(bwd, d->cap, d->smax, NH, NKV, HD, T); /* the lse rows: T long */
         }
     }
     return get_plan(bwd, B, T, NH, NKV, HD, 0);
