@@ -427,6 +427,81 @@ static void fused_norm_proj(void) {
     gpu->free(gpos), gpu->free(ginv);
 }
 
+/* The deferred zeroing (backend/cuda/ops_zero.cuh) against the CPU, which zeroes at once: a
+ * whole allocation (filled with 1000s first) zeroed, then one piece written by matmul_bwd's dw
+ * (taken: written with beta 0), one written twice (the second adds), one added into by
+ * rmsnorm_bwd's weight gradient (cleared on demand), the rest never written (cleared when
+ * sum_sq reads it); zeroed again with one piece written; activation pieces zeroed just before
+ * swiglu_bwd (one of its two outputs), rope_bwd and matmul_bwd's dinp (taken), and before an
+ * op that only reads (cleared). */
+static void deferred_zero(void) {
+    enum { N = 24, C = 32, OC = 40, HD = 8 };
+    size_t nw = (size_t)OC * C, total = 3 * nw + C + 100, nc = (size_t)N * C;
+    float *junk = malloc(total * 4), *hg = calloc(total, 4);
+    for (size_t i = 0; i < total; i++) junk[i] = 1000.0f;
+    float *x = frand(nc, 1), *w = frand(nw, 0.3f), *dout = frand((size_t)N * OC, 1), *dy = frand(nc, 1);
+    float *nw_ = frand(C, 1), *y = malloc(nc * 4), *rs = malloc(N * 4);
+    void *gx = dev_act(x, nc), *gw = dev_act(w, nw), *gdout = dev_act(dout, (size_t)N * OC), *gdy = dev_act(dy, nc);
+    void *gnw = dev_act(nw_, C), *gy = alloc_act(nc);
+    float *grs = gpu->alloc(N * 4), *G = gpu->alloc(total * 4);
+    cpu->rmsnorm_fwd(y, rs, x, nw_, N, C, 1e-5f);
+    gpu->rmsnorm_fwd(gy, grs, gx, gnw, N, C, 1e-5f);
+    for (int round = 0; round < 2; round++) {
+        gpu->upload(G, junk, total * 4);
+        gpu->zero(G, total * 4);
+        memset(hg, 0, total * 4);
+        cpu->matmul_bwd(NULL, hg + nw, NULL, dout, x, w, N, C, OC);
+        gpu->matmul_bwd(NULL, G + nw, NULL, gdout, gx, gw, N, C, OC);
+        if (!round) {
+            cpu->matmul_bwd(NULL, hg, NULL, dout, x, w, N, C, OC);
+            gpu->matmul_bwd(NULL, G, NULL, gdout, gx, gw, N, C, OC);
+            cpu->matmul_bwd(NULL, hg + nw, NULL, dout, x, w, N, C, OC);
+            gpu->matmul_bwd(NULL, G + nw, NULL, gdout, gx, gw, N, C, OC);
+            cpu->rmsnorm_bwd(NULL, hg + 3 * nw, dy, x, nw_, rs, N, C);
+            gpu->rmsnorm_bwd(NULL, G + 3 * nw, gdy, gx, gnw, grs, N, C);
+            double a = cpu->sum_sq(hg, total), b = gpu->sum_sq(G, total);
+            CHECK(fabs(a - b) <= 1e-4 * a, "%s deferred zero: sum_sq of the gradients %.9g vs %.9g", gpu->name, b, a);
+        }
+        cmp32(round ? "deferred zero: zeroed again, one piece written" : "deferred zero: pieces of a whole allocation",
+              hg, G, total, 1e-5);
+    }
+    /* activation pieces (one buffer, pieces of it: the list of ops_zero.cuh) */
+    float *a = frand(4 * nc, 1), *h = malloc(4 * nc * 4);
+    memcpy(h, a, 4 * nc * 4);
+    void *ga = dev_act(a, 4 * nc);
+    int32_t pos[N];
+    float inv[HD / 2];
+    for (int i = 0; i < N; i++) pos[i] = 3 * i;
+    for (int i = 0; i < HD / 2; i++) inv[i] = powf(10000.0f, -2.0f * i / HD);
+    void *gpos = dev32(pos, sizeof pos), *ginv = dev32(inv, sizeof inv);
+    size_t es = (size_t)gpu->act_bytes;
+    memset(h, 0, nc * 4); /* piece 0 zeroed for swiglu_bwd's dgate; piece 1 (dup) keeps its values */
+    gpu->zero(ga, nc * es);
+    cpu->swiglu_bwd(h, h + nc, dy, x, y, nc);
+    gpu->swiglu_bwd(ga, lma_at(ga, nc, es), gdy, gx, gy, nc);
+    memset(h + 2 * nc, 0, nc * 4); /* piece 2 zeroed for rope_bwd */
+    gpu->zero(lma_at(ga, 2 * nc, es), nc * es);
+    cpu->rope_bwd(h + 2 * nc, dy, pos, inv, N, C / HD, HD);
+    gpu->rope_bwd(lma_at(ga, 2 * nc, es), gdy, gpos, ginv, N, C / HD, HD);
+    memset(h + 3 * nc, 0, nc * 4); /* piece 3 zeroed, written by matmul_bwd's dinp, then added to */
+    gpu->zero(lma_at(ga, 3 * nc, es), nc * es);
+    for (int k = 0; k < 2; k++) {
+        cpu->matmul_bwd(h + 3 * nc, NULL, NULL, dout, x, w, N, C, OC);
+        gpu->matmul_bwd(lma_at(ga, 3 * nc, es), NULL, NULL, gdout, gx, gw, N, C, OC);
+    }
+    cmp_act("deferred zero: swiglu_bwd, rope_bwd, matmul_bwd into zeroed pieces", h, ga, 4 * nc, 1e-5);
+    memset(h, 0, nc * 4); /* zeroed, then only read: add(piece 1, piece 0, piece 1) = piece 1 */
+    gpu->zero(ga, nc * es);
+    cpu->add(h + nc, h, h + nc, nc);
+    gpu->add(lma_at(ga, nc, es), ga, lma_at(ga, nc, es), nc);
+    cmp_act("deferred zero: a zeroed piece read by an op that takes nothing", h, ga, 2 * nc, 1e-6);
+    CHECK(lma_backend_sync(gpu) == LMA_OK && !lma_error_pending(), "%s deferred zero: no CUDA error: %s", gpu->name,
+          lma_last_error());
+    void *dev[] = {gx, gw, gdout, gdy, gnw, gy, grs, G, ga, gpos, ginv};
+    for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) gpu->free(dev[i]);
+    free(junk); free(hg); free(x); free(w); free(dout); free(dy); free(nw_); free(y); free(rs); free(a); free(h);
+}
+
 static void ops(void) {
     enum { B = 2, T = 37, NH = 4, NKV = 2, HD = 16, C = 48, OC = 80, V = 301 };
     int N = B * T;
@@ -780,6 +855,7 @@ int main(void) {
     gpu = fp32;
     casts();
     lma_cuda_set_tf32(0);           /* exact fp32 GEMMs: fp32 tolerances */
+    deferred_zero();
     few_rows();
     encoder_ops();
     lma_cuda_attention_naive = 2;   /* attention through batched GEMMs */
@@ -796,6 +872,7 @@ int main(void) {
     gpu = bf16;
     tol_floor = 1e-2;
     casts();
+    deferred_zero();
     encoder_ops();
     ops();
     lma_cuda_attention_naive = 1;

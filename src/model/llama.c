@@ -846,15 +846,15 @@ lma_status lma_model_backward(lma_model *m) {
         be->zero(a->dv, (size_t)N * KVD * es);
         be->attention_bwd(a->dq, a->dk, a->dv, a->datty, atty, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
         be->zero(a->dqr, (size_t)N * QD * es);
-        be->zero(a->dkr, (size_t)N * KVD * es);
         be->rope_bwd(a->dqr, a->dq, m->d_pos, m->inv_freq, N, NH, HD);
+        be->zero(a->dkr, (size_t)N * KVD * es);
         be->rope_bwd(a->dkr, a->dk, m->d_pos, m->inv_freq, N, NKV, HD);
         void *dqp = a->dqr, *dkp = a->dkr; /* gradient w.r.t. the projections' outputs */
         if (c->qk_norm) {
             /* reuse dq/dk (no longer needed) as the gradients of q_raw/k_raw */
             be->zero(a->dq, (size_t)N * QD * es);
-            be->zero(a->dk, (size_t)N * KVD * es);
             be->rmsnorm_bwd(a->dq, g->q_norm, a->dqr, io.q_raw, w->q_norm, io.q_rstd, N * NH, HD);
+            be->zero(a->dk, (size_t)N * KVD * es);
             be->rmsnorm_bwd(a->dk, g->k_norm, a->dkr, io.k_raw, w->k_norm, io.k_rstd, N * NKV, HD);
             dqp = a->dq; dkp = a->dk;
         }

@@ -48,6 +48,7 @@ extern "C" {
 /* the op families, one file each (each a part of this translation unit) */
 #include "backend/cuda/ops_common.cuh"
 #include "backend/cuda/ops_memory.cuh"
+#include "backend/cuda/ops_zero.cuh"
 #include "backend/cuda/ops_norm.cuh"
 #include "backend/cuda/ops_gemm.cuh"
 #include "backend/cuda/ops_rope.cuh"
@@ -62,29 +63,35 @@ extern "C" {
 static lma_backend g_tables[2]; /* [0] fp32, [1] bf16 */
 static char g_open_fail[160];     /* why the plugin could not start, when it was not "no GPU" */
 
+/* LZ: the entry clears the deferred zeros its arguments need first (ops_zero.cuh); the entries
+ * without it call lz_enter themselves: zero, the backward ops that may take a zeroed output
+ * (matmul_bwd, swiglu_bwd, rope_bwd, attention_bwd, matmul_nf4_bwd through matmul_bwd),
+ * rmsnorm_bwd (its weight gradient clears only its own piece) and norm_proj_fwd (pointers in
+ * arrays) */
+#define LZ(f) lz_flushed<f>::call
 template <typename TI> static void fill(lma_backend *b, const char *name) {
     b->name = name;
     b->act_bytes = (int)sizeof(TI);
-    b->sync = cu_sync;
-    b->alloc = cu_alloc; b->free = cu_free; b->upload = cu_upload; b->download = cu_download;
-    b->zero = cu_zero; b->copy = cu_copy;
-    b->cast_to_act = cu_cast_to_act<TI>; b->act_to_f32 = cu_act_to_f32<TI>;
-    b->embedding_fwd = cu_embedding_fwd<TI>; b->embedding_bwd = cu_embedding_bwd<TI>;
-    b->rmsnorm_fwd = cu_rmsnorm_fwd<TI>; b->rmsnorm_bwd = cu_rmsnorm_bwd<TI>;
-    b->matmul_fwd = cu_matmul_fwd<TI>; b->matmul_bwd = cu_matmul_bwd<TI>;
-    b->rope_fwd = cu_rope_fwd<TI>; b->rope_bwd = cu_rope_bwd<TI>;
-    b->attention_saved_floats = cu_attention_saved_floats<TI>;
-    b->attention_fwd = cu_attention_fwd<TI>; b->attention_bwd = cu_attention_bwd<TI>;
-    b->attention_cached = cu_attention_cached<TI>;
-    b->swiglu_fwd = cu_swiglu_fwd<TI>; b->swiglu_bwd = cu_swiglu_bwd<TI>; b->add = cu_add<TI>;
-    b->cross_entropy = cu_cross_entropy<TI>; b->adamw = cu_adamw<TI>; b->sum_sq = cu_sum_sq;
-    b->scale = cu_scale<TI>; b->dropout = cu_dropout<TI>; b->matmul_fwd_add = cu_matmul_fwd_add<TI>; /* LoRA */
-    b->matmul_nf4_fwd = cu_matmul_nf4_fwd<TI>; b->matmul_nf4_bwd = cu_matmul_nf4_bwd<TI>; /* QLoRA */
+    b->sync = LZ(cu_sync);
+    b->alloc = LZ(cu_alloc); b->free = LZ(cu_free); b->upload = LZ(cu_upload); b->download = LZ(cu_download);
+    b->zero = cu_zero; b->copy = LZ(cu_copy);
+    b->cast_to_act = LZ(cu_cast_to_act<TI>); b->act_to_f32 = LZ(cu_act_to_f32<TI>);
+    b->embedding_fwd = LZ(cu_embedding_fwd<TI>); b->embedding_bwd = LZ(cu_embedding_bwd<TI>);
+    b->rmsnorm_fwd = LZ(cu_rmsnorm_fwd<TI>); b->rmsnorm_bwd = cu_rmsnorm_bwd<TI>;
+    b->matmul_fwd = LZ(cu_matmul_fwd<TI>); b->matmul_bwd = cu_matmul_bwd<TI>;
+    b->rope_fwd = LZ(cu_rope_fwd<TI>); b->rope_bwd = cu_rope_bwd<TI>;
+    b->attention_saved_floats = cu_attention_saved_floats<TI>; /* sizes only */
+    b->attention_fwd = LZ(cu_attention_fwd<TI>); b->attention_bwd = cu_attention_bwd<TI>;
+    b->attention_cached = LZ(cu_attention_cached<TI>);
+    b->swiglu_fwd = LZ(cu_swiglu_fwd<TI>); b->swiglu_bwd = cu_swiglu_bwd<TI>; b->add = LZ(cu_add<TI>);
+    b->cross_entropy = LZ(cu_cross_entropy<TI>); b->adamw = LZ(cu_adamw<TI>); b->sum_sq = LZ(cu_sum_sq);
+    b->scale = LZ(cu_scale<TI>); b->dropout = LZ(cu_dropout<TI>); b->matmul_fwd_add = LZ(cu_matmul_fwd_add<TI>); /* LoRA */
+    b->matmul_nf4_fwd = LZ(cu_matmul_nf4_fwd<TI>); b->matmul_nf4_bwd = cu_matmul_nf4_bwd<TI>; /* QLoRA */
     b->norm_proj_fwd = sizeof(TI) == 2 ? cu_norm_proj_fwd : NULL; /* decode: rmsnorm + GEMVs, bf16 only */
-    b->layernorm_fwd = cu_layernorm_fwd<TI>; b->gelu_fwd = cu_gelu_fwd<TI>; /* encoders */
-    b->attention_bidir_fwd = cu_attention_bidir_fwd<TI>;
-    b->graph_begin = cu_graph_begin; b->graph_end = cu_graph_end; b->graph_run = cu_graph_run;
-    b->graph_free = cu_graph_free;
+    b->layernorm_fwd = LZ(cu_layernorm_fwd<TI>); b->gelu_fwd = LZ(cu_gelu_fwd<TI>); /* encoders */
+    b->attention_bidir_fwd = LZ(cu_attention_bidir_fwd<TI>);
+    b->graph_begin = LZ(cu_graph_begin); b->graph_end = LZ(cu_graph_end); b->graph_run = LZ(cu_graph_run);
+    b->graph_free = LZ(cu_graph_free);
 }
 
 /* The table for `want_bf16` (1: "cuda", bf16 activations; 0: "cuda-fp32"), NULL without a GPU.

@@ -62,14 +62,15 @@ cudaError_t lma_cuda_flash_bwd(void *dq, void *dk, void *dv, const void *dout, c
  * ragged documents. usable: cuDNN is
  * built in, loads, and takes the head dim (a multiple of 8 up to 128). fwd/bwd return 0 when
  * done, -1 when they did nothing (no cuDNN, no engine for the shape, ids the ragged path does
- * not take: the caller runs the flash kernel); note: the state or why not, in words; runs:
+ * not take: the caller runs the flash kernel); bwd's set: dq, dk, dv are written, not added
+ * into (they hold nothing the caller keeps); note: the state or why not, in words; runs:
  * plan executions so far. */
 int lma_cuda_sdpa_usable(int HD);
 int lma_cuda_sdpa_fwd(void *out, float *lse, const void *q, const void *k, const void *v, const int32_t *seg, int B,
                       int T, int NH, int NKV, int HD, float scale);
 int lma_cuda_sdpa_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *lse, const void *q,
                       const void *k, const void *v, const int32_t *seg, int B, int T, int NH, int NKV, int HD,
-                      float scale);
+                      float scale, int set);
 const char *lma_cuda_sdpa_note(void);
 long lma_cuda_sdpa_runs(void);
 

@@ -28,8 +28,9 @@
  * it was (lma_cuda_epoch: once a training step, not once a layer); plans are kept per (documents
  * rounded up to a power of two, longest document rounded up to one).
  *
- * cuDNN writes dq, dk, dv; the op table's backward accumulates, so the backward writes into a
- * scratch copy and one kernel adds it (tens of microseconds a layer).
+ * cuDNN writes dq, dk, dv; the op table's backward accumulates, so where the caller has not
+ * just zeroed them (set: the model's usual case, ops_memory.cuh's deferred zeroing) the backward
+ * writes into a scratch copy and one kernel adds it (tens of microseconds a layer).
  *
  * Built only where CMake finds cuDNN (LMA_HAVE_CUDNN); elsewhere every entry reports "not
  * available" and the flash kernels run. LMA_CUDA_CUDNN=0 turns it off at run time;
@@ -50,7 +51,7 @@ int lma_cuda_sdpa_fwd(void *, float *, const void *, const void *, const void *,
     return -1;
 }
 int lma_cuda_sdpa_bwd(void *, void *, void *, const void *, const void *, const float *, const void *, const void *,
-                      const void *, const int32_t *, int, int, int, int, int, float) {
+                      const void *, const int32_t *, int, int, int, int, int, float, int) {
     return -1;
 }
 const char *lma_cuda_sdpa_note(void) { return "built without cuDNN"; }
@@ -682,7 +683,7 @@ __global__ void k_add3(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *g, size_t nq, s
 
 int lma_cuda_sdpa_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *lse, const void *q,
                       const void *k, const void *v, const int32_t *seg, int B, int T, int NH, int NKV, int HD,
-                      float scale) {
+                      float scale, int set) {
     if (!lma_cuda_sdpa_usable(HD) || !dq || !dk || !dv) return -1;
     docs_t d;
     int ragged;
@@ -693,15 +694,17 @@ int lma_cuda_sdpa_bwd(void *dq, void *dk, void *dv, const void *dout, const void
     size_t wsb = ((size_t)p->ws + 255) / 256 * 256, acc = lma_cuda_sdpa_ws_bytes(p->ws, B, T, NH, HD) - wsb;
     size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD;
     char *ws = (char *)lma_cuda_grow(&g_ws, wsb + acc);
-    bf16 *g = (bf16 *)lma_cuda_grow(&g_grad, lma_cuda_sdpa_grad_bytes(B, T, NH, NKV, HD));
-    if (!ws || !g || cudaMemsetAsync(ws + wsb, 0, acc, 0) != cudaSuccess) return -1;
+    bf16 *g = set ? NULL : (bf16 *)lma_cuda_grow(&g_grad, lma_cuda_sdpa_grad_bytes(B, T, NH, NKV, HD));
+    if (!ws || (!set && !g) || cudaMemsetAsync(ws + wsb, 0, acc, 0) != cudaSuccess) return -1;
     float neg = NEG, one = 1.0f;
     int64_t uids[] = {U_Q,     U_K,     U_V,   U_O,      U_STATS,  U_DO,     U_DQ,     U_DK,
                       U_DV,    U_DQACC, U_SCALE, U_NEG,  U_ONE,    U_SEQ_Q,  U_SEQ_KV, U_OFF_QO,
                       U_OFF_KV, U_OFF_ST};
-    void *ptrs[] = {(void *)q, (void *)k, (void *)v, (void *)out, (void *)lse, (void *)dout, g, g + nq,
-                    g + nq + nk, ws + wsb, &scale, &neg, &one, d.len, d.len, d.off_qo, d.off_kv, d.off_st};
+    void *ptrs[] = {(void *)q, (void *)k, (void *)v, (void *)out, (void *)lse, (void *)dout,
+                    set ? dq : (void *)g, set ? dk : (void *)(g + nq), set ? dv : (void *)(g + nq + nk), ws + wsb,
+                    &scale, &neg, &one, d.len, d.len, d.off_qo, d.off_kv, d.off_st};
     if (execute(p, ragged ? 18 : 13, uids, ptrs, ws)) return -1;
+    if (set) return 0;
     size_t n8 = (nq + 2 * nk) / 8;
     int vec = (((uintptr_t)dq | (uintptr_t)dk | (uintptr_t)dv) & 15) == 0;
     k_add3<<<(unsigned)((n8 + 255) / 256), 256, 0, lma_cu_stream>>>((bf16 *)dq, (bf16 *)dk, (bf16 *)dv, g, nq, nk, vec);

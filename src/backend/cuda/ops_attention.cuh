@@ -272,11 +272,23 @@ template <typename TI>
 static void cu_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *saved,
                              const void *q, const void *k, const void *v, const int32_t *seg, int B, int T, int NH,
                              int NKV, int HD, float scale) {
+    int bf = sizeof(TI) == 2, path = attention_path(HD, bf, seg);
+    /* cuDNN writes its gradients: into dq, dk, dv themselves when all three were zeroed just
+     * before (ops_zero.cuh), else into a scratch that is then added */
+    size_t nq = (size_t)B * T * NH * HD * sizeof(TI), nk = (size_t)B * T * NKV * HD * sizeof(TI);
+    void *dp[3] = {dq, dk, dv};
+    size_t dn[3] = {nq, nk, nk};
+    int set = path == 3, took[3] = {0, 0, 0};
+    for (int j = 0; j < 3 && path == 3; j++) set &= took[j] = lz_take(dp[j], dn[j]);
+    for (int j = 0; j < 3; j++)
+        if (took[j] && !set) lz_memset(dp[j], dn[j]); /* not all three: the zeros after all */
+    lz_enter(dq, dk, dv, dout, out, saved, q, k, v, seg);
     PROFILE("attention_bwd");
-    int bf = sizeof(TI) == 2;
-    switch (attention_path(HD, bf, seg)) {
+    switch (path) {
     case 3:
-        if (!lma_cuda_sdpa_bwd(dq, dk, dv, dout, out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale)) break;
+        if (!lma_cuda_sdpa_bwd(dq, dk, dv, dout, out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale, set)) break;
+        if (set) /* no engine for the shape: the flash kernel accumulates, so the zeros after all */
+            for (int j = 0; j < 3; j++) lz_memset(dp[j], dn[j]);
         [[fallthrough]];
     case 0:
         check(lma_cuda_flash_bwd(dq, dk, dv, dout, out, saved, q, k, v, seg, B, T, NH, NKV, HD, scale, bf),

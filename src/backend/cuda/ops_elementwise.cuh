@@ -18,14 +18,14 @@ __global__ void k_binary(TI *out, const TI *a, const TI *b, size_t n, OP op) {
     chunk<TI, E>::store(out + i, x);
 }
 template <typename TI, int E>
-__global__ void k_swiglu_bwd(TI *dg, TI *du, const TI *d, const TI *g, const TI *u, size_t n) {
+__global__ void k_swiglu_bwd(TI *dg, TI *du, const TI *d, const TI *g, const TI *u, size_t n, int set_g, int set_u) {
     EW_INDEX(E);
-    float x[E], di[E], ui[E], a[E];
+    float x[E], di[E], ui[E], a[E] = {};
     chunk<TI, E>::load(g + i, x);
     chunk<TI, E>::load(d + i, di);
     chunk<TI, E>::load(u + i, ui);
     if (dg) {
-        chunk<TI, E>::load(dg + i, a);
+        if (!set_g) chunk<TI, E>::load(dg + i, a);
 #pragma unroll
         for (int k = 0; k < E; k++) {
             float sg = 1.0f / (1.0f + __expf(-x[k]));
@@ -34,7 +34,12 @@ __global__ void k_swiglu_bwd(TI *dg, TI *du, const TI *d, const TI *g, const TI 
         chunk<TI, E>::store(dg + i, a);
     }
     if (du) {
-        chunk<TI, E>::load(du + i, a);
+        if (set_u) {
+#pragma unroll
+            for (int k = 0; k < E; k++) a[k] = 0.0f;
+        } else {
+            chunk<TI, E>::load(du + i, a);
+        }
 #pragma unroll
         for (int k = 0; k < E; k++) a[k] += di[k] * (x[k] / (1.0f + __expf(-x[k])));
         chunk<TI, E>::store(du + i, a);
@@ -76,9 +81,11 @@ template <typename TI> static void cu_swiglu_fwd(void *out, const void *g, const
 }
 template <typename TI>
 static void cu_swiglu_bwd(void *dg, void *du, const void *d, const void *g, const void *u, size_t n) {
+    int set_g = lz_take(dg, n * sizeof(TI)), set_u = lz_take(du, n * sizeof(TI)); /* zeroed: set (ops_zero.cuh) */
+    lz_enter(d, g, u);
     PROFILE("swiglu_bwd");
     LAUNCH_EW(k_swiglu_bwd, vec_ok(n, dg, du, d, g, u), n, (TI *)dg, (TI *)du, (const TI *)d, (const TI *)g,
-              (const TI *)u, n);
+              (const TI *)u, n, set_g, set_u);
     check_launch("swiglu_bwd");
 }
 template <typename TI> static void cu_add(void *out, const void *a, const void *b, size_t n) {

@@ -446,6 +446,8 @@ template <int GLU> static int np_run(const np_args &a, int N) {
 static int cu_norm_proj_fwd(void *const *out, const void *x, const void *g, float eps, const void *const *w,
                             const int *oc, int n_w, int glu, int N, int C, const int32_t *pos, const float *inv_freq,
                             int HD) {
+    lz_enter(x, g, pos, inv_freq); /* its arrays' pointers too (ops_zero.cuh) */
+    for (int j = 0; j < n_w; j++) lz_enter(out[j], w[j]);
     static int on = -1;
     if (on < 0) {
         const char *e = getenv("LMA_CUDA_FUSE");
@@ -486,12 +488,17 @@ static int cu_norm_proj_fwd(void *const *out, const void *x, const void *g, floa
 template <typename TI>
 static void cu_matmul_bwd(void *dinp, float *dw, float *dbias, const void *dout, const void *inp, const void *w, int N,
                           int C, int OC) {
+    /* zeroed and not written since (ops_zero.cuh): written, not added into */
+    float beta = lz_take(dinp, (size_t)N * C * sizeof(TI)) ? 0.0f : 1.0f;
+    float beta_w = lz_take(dw, (size_t)OC * C * sizeof(float)) ? 0.0f : 1.0f;
+    if (dbias) lzb_need(dbias, (size_t)OC * sizeof(float));
+    lz_enter(dout, inp, w);
     PROFILE("matmul_bwd");
     if (dinp) /* dinp^T (C,N) += W^T (C,OC) . dout^T (OC,N) */
-        lt_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, w, C, dout, OC, dinp, C, 1.0f, NULL, act_type<TI>(), act_type<TI>(),
+        lt_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, w, C, dout, OC, dinp, C, beta, NULL, act_type<TI>(), act_type<TI>(),
                 "matmul_bwd dinp");
     if (dw) /* dW^T (C,OC) += inp^T (C,N) . dout (N,OC), fp32 */
-        lt_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, dw, C, 1.0f, NULL, act_type<TI>(), CUDA_R_32F,
+        lt_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, dw, C, beta_w, NULL, act_type<TI>(), CUDA_R_32F,
                 "matmul_bwd dw");
     if (dbias) {
         k_bias_bwd<TI><<<blocks(N, COLSUM_ROWS), 256, 0, lma_cu_stream>>>(dbias, (const TI *)dout, N, OC);

@@ -1,5 +1,5 @@
 /* Device memory: counted allocation (lma_cuda_malloc/free, fault injection), the table's
- * alloc/free/upload/download/zero/copy and the fp32 <-> act casts.
+ * alloc/free/upload/download/copy (zero: ops_zero.cuh) and the fp32 <-> act casts.
  * A part of the cuda plugin, included once by cuda_backend.cu (one translation unit, as
  * llm.c's llmc/ headers; no include guard), after ops_common.cuh. */
 /* ---- memory ----------------------------------------------------------------
@@ -46,6 +46,11 @@ void lma_cuda_free(void *p) {
     }
     check(cudaFree(p), "free");
 }
+static size_t lma_cuda_alloc_size(const void *p) {
+    std::lock_guard<std::mutex> lk(g_mem_mu);
+    auto it = g_mem_sizes.find((void *)p);
+    return it == g_mem_sizes.end() ? 0 : it->second;
+}
 extern "C" __attribute__((visibility("default"))) const char *lma_cuda_plugin_sdpa(int HD, long *runs) {
     int on = lma_cuda_sdpa_usable(HD);
     if (runs) *runs = lma_cuda_sdpa_runs();
@@ -65,10 +70,7 @@ static void cu_upload(void *dst, const void *src, size_t n) {
     check(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice), "upload");
 }
 static void cu_download(void *dst, const void *src, size_t n) { check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost), "download"); }
-static void cu_zero(void *p, size_t n) {
-    lma_cuda_epoch++;
-    check(cudaMemset(p, 0, n), "memset");
-}
+/* zero: ops_zero.cuh (deferred) */
 static void cu_copy(void *dst, const void *src, size_t n) {
     lma_cuda_epoch++;
     check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToDevice), "copy");

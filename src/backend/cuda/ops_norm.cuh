@@ -119,6 +119,8 @@ static void cu_rmsnorm_fwd(void *out, float *rstd, const void *inp, const void *
 template <typename TI>
 static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *inp, const void *w, const float *rstd,
                            int N, int C) {
+    if (dw) lzb_need(dw, (size_t)C * sizeof(float)); /* atomics add into it: its zeros now (ops_zero.cuh) */
+    lz_enter(dinp, dout, inp, w, rstd);
     PROFILE("rmsnorm_bwd");
     if (dinp) {
         int v = vec_ok((size_t)C, dinp, dout, inp, w);

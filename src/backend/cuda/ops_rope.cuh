@@ -3,7 +3,8 @@
  * llm.c's llmc/ headers; no include guard), after ops_common.cuh. */
 /* ---- rope (HF half split) ------------------------------------------------------------ */
 
-/* a thread rotates E pairs (x[j..j+E), x[j+half..j+half+E)) of one head */
+/* a thread rotates E pairs (x[j..j+E), x[j+half..j+half+E)) of one head; backward 0: the
+ * forward, 1: the backward added into out, 2: the backward written (out zeroed just before) */
 template <typename TI, int E>
 __global__ void k_rope(TI *out, const TI *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
                        int backward) {
@@ -17,9 +18,12 @@ __global__ void k_rope(TI *out, const TI *inp, const int32_t *pos, const float *
     float x1[E], x2[E], o1[E], o2[E], p = (float)pos[n];
     chunk<TI, E>::load(x + j, x1);
     chunk<TI, E>::load(x + j + half, x2);
-    if (backward) {
+    if (backward == 1) {
         chunk<TI, E>::load(o + j, o1);
         chunk<TI, E>::load(o + j + half, o2);
+    } else {
+#pragma unroll
+        for (int k = 0; k < E; k++) o1[k] = o2[k] = 0.0f;
     }
 #pragma unroll
     for (int k = 0; k < E; k++) {
@@ -48,8 +52,10 @@ static void cu_rope_fwd(void *out, const void *inp, const int32_t *pos, const fl
 }
 template <typename TI>
 static void cu_rope_bwd(void *dinp, const void *dout, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
+    int set = lz_take(dinp, (size_t)N * NH * HD * sizeof(TI)); /* zeroed just before: set (ops_zero.cuh) */
+    lz_enter(dout, pos, inv_freq);
     PROFILE("rope_bwd");
-    rope_launch<TI>(dinp, dout, pos, inv_freq, N, NH, HD, 1);
+    rope_launch<TI>(dinp, dout, pos, inv_freq, N, NH, HD, set ? 2 : 1);
     check_launch("rope_bwd");
 }
 
