@@ -176,10 +176,16 @@ static void packed_attention(void) {
                 seg[b * T + t] = kind == 0 ? id : kind == 1 ? (t < 256 ? t / 64 : -1) : (t / 70) % 3;
             }
         gpu->upload(gseg, seg, sizeof seg);
+        for (int zeroed = 0; zeroed < 2; zeroed++) { /* gradients pre-filled (+=), then zeroed just before */
         long runs0 = 0, runs1 = 0;
         lma_cuda_cudnn_attention(HD, &runs0);
         float *dq = frand(nq, 1), *dk = frand(nk, 1), *dv = frand(nk, 1); /* the backward accumulates */
         void *gdq = dev_act(dq, nq), *gdk = dev_act(dk, nk), *gdv = dev_act(dv, nk);
+        if (zeroed) { /* the model's case: cuDNN writes straight into them (ops_zero.cuh) */
+            memset(dq, 0, nq * 4), memset(dk, 0, nk * 4), memset(dv, 0, nk * 4);
+            gpu->zero(gdq, nq * (size_t)gpu->act_bytes), gpu->zero(gdk, nk * (size_t)gpu->act_bytes);
+            gpu->zero(gdv, nk * (size_t)gpu->act_bytes);
+        }
         cpu->attention_fwd(o, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
         cpu->attention_bwd(dq, dk, dv, dout, o, att, q, k, v, seg, B, T, NH, NKV, HD, scale);
         poison_act(go, nq);
@@ -188,11 +194,12 @@ static void packed_attention(void) {
         snprintf(what, sizeof what, "attention_fwd (%s)", names[kind]);
         cmp_act(what, o, go, nq, 1e-2);
         gpu->attention_bwd(gdq, gdk, gdv, gdo, go, gatt, gq, gk, gv, gseg, B, T, NH, NKV, HD, scale);
-        snprintf(what, sizeof what, "attention_bwd dq (%s)", names[kind]);
+        const char *into = zeroed ? "zeroed" : "added";
+        snprintf(what, sizeof what, "attention_bwd dq (%s, %s)", names[kind], into);
         cmp_act(what, dq, gdq, nq, 1e-2);
-        snprintf(what, sizeof what, "attention_bwd dk (%s)", names[kind]);
+        snprintf(what, sizeof what, "attention_bwd dk (%s, %s)", names[kind], into);
         cmp_act(what, dk, gdk, nk, 1e-2);
-        snprintf(what, sizeof what, "attention_bwd dv (%s)", names[kind]);
+        snprintf(what, sizeof what, "attention_bwd dv (%s, %s)", names[kind], into);
         cmp_act(what, dv, gdv, nk, 1e-2);
         const char *state = lma_cuda_cudnn_attention(HD, &runs1);
 #ifdef LMA_EXPECT_CUDNN
@@ -204,6 +211,7 @@ static void packed_attention(void) {
 #endif
         gpu->free(gdq), gpu->free(gdk), gpu->free(gdv);
         free(dq), free(dk), free(dv);
+        }
     }
     gpu->free(gseg);
     void *dev[] = {gq, gk, gv, gdo, go, gatt};
@@ -500,6 +508,49 @@ static void deferred_zero(void) {
     void *dev[] = {gx, gw, gdout, gdy, gnw, gy, grs, G, ga, gpos, ginv};
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) gpu->free(dev[i]);
     free(junk); free(hg); free(x); free(w); free(dout); free(dy); free(nw_); free(y); free(rs); free(a); free(h);
+}
+
+/* The fused q|k|v rows (backend.h qkv_rope_*) against the CPU's rope_fwd / rope_bwd of each
+ * part (GQA: 4 query heads, 2 kv heads, HD 16; odd token count) */
+static void fused_qkv_rope(void) {
+    enum { N = 37, NH = 4, NKV = 2, HD = 16, QD = NH * HD, KVD = NKV * HD, W = QD + 2 * KVD };
+    CHECK(gpu->qkv_rope_fwd && gpu->qkv_rope_bwd, "%s: qkv_rope_fwd/bwd present", gpu->name);
+    if (!gpu->qkv_rope_fwd || !gpu->qkv_rope_bwd) return;
+    float *qkv = frand((size_t)N * W, 1), *q = malloc(N * QD * 4), *k = malloc(N * KVD * 4), *v = malloc(N * KVD * 4);
+    float *dq = frand(N * QD, 1), *dk = frand(N * KVD, 1), *dv = frand(N * KVD, 1), *dqkv = calloc((size_t)N * W, 4);
+    float *rq = malloc(N * QD * 4), *rk = malloc(N * KVD * 4), inv[HD / 2];
+    int32_t pos[N];
+    for (int i = 0; i < N; i++) pos[i] = 5 * i + 1;
+    for (int i = 0; i < HD / 2; i++) inv[i] = powf(10000.0f, -2.0f * i / HD);
+    for (int n = 0; n < N; n++) { /* the parts of each row, packed */
+        memcpy(q + n * QD, qkv + (size_t)n * W, QD * 4);
+        memcpy(k + n * KVD, qkv + (size_t)n * W + QD, KVD * 4);
+        memcpy(v + n * KVD, qkv + (size_t)n * W + QD + KVD, KVD * 4);
+    }
+    cpu->rope_fwd(q, q, pos, inv, N, NH, HD);
+    cpu->rope_fwd(k, k, pos, inv, N, NKV, HD);
+    memset(rq, 0, N * QD * 4), memset(rk, 0, N * KVD * 4);
+    cpu->rope_bwd(rq, dq, pos, inv, N, NH, HD);
+    cpu->rope_bwd(rk, dk, pos, inv, N, NKV, HD);
+    for (int n = 0; n < N; n++) {
+        memcpy(dqkv + (size_t)n * W, rq + n * QD, QD * 4);
+        memcpy(dqkv + (size_t)n * W + QD, rk + n * KVD, KVD * 4);
+        memcpy(dqkv + (size_t)n * W + QD + KVD, dv + n * KVD, KVD * 4);
+    }
+    void *gqkv = dev_act(qkv, (size_t)N * W), *gq = alloc_act(N * QD), *gk = alloc_act(N * KVD), *gv = alloc_act(N * KVD);
+    void *gdq = dev_act(dq, N * QD), *gdk = dev_act(dk, N * KVD), *gdv = dev_act(dv, N * KVD);
+    void *gpos = dev32(pos, sizeof pos), *ginv = dev32(inv, sizeof inv);
+    poison_act(gq, N * QD), poison_act(gk, N * KVD), poison_act(gv, N * KVD);
+    gpu->qkv_rope_fwd(gq, gk, gv, gqkv, gpos, ginv, N, NH, NKV, HD);
+    cmp_act("qkv_rope_fwd q", q, gq, N * QD, 1e-6);
+    cmp_act("qkv_rope_fwd k", k, gk, N * KVD, 1e-6);
+    cmp_act("qkv_rope_fwd v", v, gv, N * KVD, 1e-6);
+    poison_act(gqkv, (size_t)N * W); /* written, not added into */
+    gpu->qkv_rope_bwd(gqkv, gdq, gdk, gdv, gpos, ginv, N, NH, NKV, HD);
+    cmp_act("qkv_rope_bwd", dqkv, gqkv, (size_t)N * W, 1e-6);
+    void *dev[] = {gqkv, gq, gk, gv, gdq, gdk, gdv, gpos, ginv};
+    for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) gpu->free(dev[i]);
+    free(qkv), free(q), free(k), free(v), free(dq), free(dk), free(dv), free(dqkv), free(rq), free(rk);
 }
 
 static void ops(void) {
@@ -856,6 +907,7 @@ int main(void) {
     casts();
     lma_cuda_set_tf32(0);           /* exact fp32 GEMMs: fp32 tolerances */
     deferred_zero();
+    fused_qkv_rope();
     few_rows();
     encoder_ops();
     lma_cuda_attention_naive = 2;   /* attention through batched GEMMs */
@@ -873,6 +925,7 @@ int main(void) {
     tol_floor = 1e-2;
     casts();
     deferred_zero();
+    fused_qkv_rope();
     encoder_ops();
     ops();
     lma_cuda_attention_naive = 1;

@@ -110,6 +110,17 @@ struct lma_backend {
     /* dinp += rotate^T(dout); dinp must not alias dout */
     void (*rope_bwd)(void *dinp, const void *dout, const int32_t *pos, const float *inv_freq, int N, int NH, int HD);
 
+    /* The fused q|k|v projection (optional: NULL, the model runs three products). The model
+     * multiplies by wq, wk, wv as one (QD + 2 KVD, C) weight where the three lie one after
+     * another, into qkv (N, QD + 2 KVD), rows [q | k | v]:
+     * qkv_rope_fwd: q (N,NH,HD), k (N,NKV,HD) = rope_fwd of their parts of qkv; v (N,NKV,HD) = its part.
+     * qkv_rope_bwd: dqkv (N, QD + 2 KVD) = [rope_bwd(dq) | rope_bwd(dk) | dv], WRITTEN, not added
+     * (the model's scratch; the one backward op besides cross_entropy that overwrites). */
+    void (*qkv_rope_fwd)(void *q, void *k, void *v, const void *qkv, const int32_t *pos, const float *inv_freq, int N,
+                         int NH, int NKV, int HD);
+    void (*qkv_rope_bwd)(void *dqkv, const void *dq, const void *dk, const void *dv, const int32_t *pos,
+                         const float *inv_freq, int N, int NH, int NKV, int HD);
+
     /* Causal self-attention with GQA and segment ids.
      * q (B,T,NH,HD), k v (B,T,NKV,HD), out (B,T,NH,HD); query head h reads kv head h/(NH/NKV).
      * Token t attends to s iff s <= t and seg[b,s] == seg[b,t] (seg (B,T) may be NULL: one segment).

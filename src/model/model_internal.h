@@ -33,6 +33,7 @@ typedef struct {
     void *mid, *ln2;               /* (N, C), (N, C) */
     float *rstd2;                  /* (N) */
     void *gate, *up, *swi;         /* (N, I) */
+    void *qkv;                     /* (N, QD + 2 KVD) scratch of the fused q|k|v product (training), or NULL */
 } lma_layer_io;
 
 /* Training: full causal attention over (B, T) with segments. Inference: the N rows are

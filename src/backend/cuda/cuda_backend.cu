@@ -80,6 +80,8 @@ template <typename TI> static void fill(lma_backend *b, const char *name) {
     b->rmsnorm_fwd = LZ(cu_rmsnorm_fwd<TI>); b->rmsnorm_bwd = cu_rmsnorm_bwd<TI>;
     b->matmul_fwd = LZ(cu_matmul_fwd<TI>); b->matmul_bwd = cu_matmul_bwd<TI>;
     b->rope_fwd = LZ(cu_rope_fwd<TI>); b->rope_bwd = cu_rope_bwd<TI>;
+    b->qkv_rope_fwd = qkv_fuse_on() ? LZ(cu_qkv_rope_fwd<TI>) : NULL;
+    b->qkv_rope_bwd = qkv_fuse_on() ? LZ(cu_qkv_rope_bwd<TI>) : NULL;
     b->attention_saved_floats = cu_attention_saved_floats<TI>; /* sizes only */
     b->attention_fwd = LZ(cu_attention_fwd<TI>); b->attention_bwd = cu_attention_bwd<TI>;
     b->attention_cached = LZ(cu_attention_cached<TI>);

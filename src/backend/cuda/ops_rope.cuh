@@ -3,18 +3,20 @@
  * llm.c's llmc/ headers; no include guard), after ops_common.cuh. */
 /* ---- rope (HF half split) ------------------------------------------------------------ */
 
-/* a thread rotates E pairs (x[j..j+E), x[j+half..j+half+E)) of one head; backward 0: the
- * forward, 1: the backward added into out, 2: the backward written (out zeroed just before) */
+/* a thread rotates E pairs (x[j..j+E), x[j+half..j+half+E)) of one head; token n's heads start
+ * at element n * ld_out of out and n * ld_in of inp (NH * HD: packed; the fused q|k|v rows:
+ * qkv_rope_*); backward 0: the forward, 1: the backward added into out, 2: the backward written
+ * (out zeroed just before) */
 template <typename TI, int E>
 __global__ void k_rope(TI *out, const TI *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
-                       int backward) {
+                       size_t ld_out, size_t ld_in, int backward) {
     int half = HD / 2;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * NH * (half / E)) return;
     int j = (int)(i % (half / E)) * E;
-    size_t row = i / (half / E), n = row / NH;
-    const TI *x = inp + row * HD;
-    TI *o = out + row * HD;
+    size_t row = i / (half / E), n = row / NH, h = row % NH;
+    const TI *x = inp + n * ld_in + h * HD;
+    TI *o = out + n * ld_out + h * HD;
     float x1[E], x2[E], o1[E], o2[E], p = (float)pos[n];
     chunk<TI, E>::load(x + j, x1);
     chunk<TI, E>::load(x + j + half, x2);
@@ -37,12 +39,16 @@ __global__ void k_rope(TI *out, const TI *inp, const int32_t *pos, const float *
 }
 template <typename TI>
 static void rope_launch(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
-                        int backward) {
+                        int backward, size_t ld_out = 0, size_t ld_in = 0) {
     size_t pairs = (size_t)N * NH * (HD / 2);
-    if ((HD / 2) % 8 == 0 && vec_ok(8, out, inp))
-        k_rope<TI, 8><<<blocks(pairs / 8, 256), 256, 0, lma_cu_stream>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH, HD, backward);
+    if (!ld_out) ld_out = (size_t)NH * HD;
+    if (!ld_in) ld_in = (size_t)NH * HD;
+    if ((HD / 2) % 8 == 0 && ld_out % 8 == 0 && ld_in % 8 == 0 && vec_ok(8, out, inp))
+        k_rope<TI, 8><<<blocks(pairs / 8, 256), 256, 0, lma_cu_stream>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH,
+                                                                          HD, ld_out, ld_in, backward);
     else
-        k_rope<TI, 1><<<blocks(pairs, 256), 256, 0, lma_cu_stream>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH, HD, backward);
+        k_rope<TI, 1><<<blocks(pairs, 256), 256, 0, lma_cu_stream>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH,
+                                                                          HD, ld_out, ld_in, backward);
 }
 template <typename TI>
 static void cu_rope_fwd(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {
@@ -59,3 +65,33 @@ static void cu_rope_bwd(void *dinp, const void *dout, const int32_t *pos, const 
     check_launch("rope_bwd");
 }
 
+
+/* ---- the fused q|k|v projection's rows (backend.h qkv_rope_*): RoPE between the rows' layout
+ * [q | k | v] (N, QD + 2 KVD) and the attention's q, k, v; v as a 2-D copy. LMA_CUDA_FUSE_QKV=0
+ * leaves the two entries NULL (the model then runs three projections: A/B runs). */
+static int qkv_fuse_on(void) {
+    const char *e = getenv("LMA_CUDA_FUSE_QKV");
+    return !(e && !strcmp(e, "0"));
+}
+template <typename TI>
+static void cu_qkv_rope_fwd(void *q, void *k, void *v, const void *qkv, const int32_t *pos, const float *inv_freq,
+                            int N, int NH, int NKV, int HD) {
+    PROFILE("qkv_rope_fwd");
+    size_t QD = (size_t)NH * HD, KVD = (size_t)NKV * HD, W = QD + 2 * KVD, es = sizeof(TI);
+    rope_launch<TI>(q, qkv, pos, inv_freq, N, NH, HD, 0, QD, W);
+    rope_launch<TI>(k, (const char *)qkv + QD * es, pos, inv_freq, N, NKV, HD, 0, KVD, W);
+    check(cudaMemcpy2DAsync(v, KVD * es, (const char *)qkv + (QD + KVD) * es, W * es, KVD * es, (size_t)N,
+                            cudaMemcpyDeviceToDevice, lma_cu_stream), "qkv_rope_fwd v");
+    check_launch("qkv_rope_fwd");
+}
+template <typename TI>
+static void cu_qkv_rope_bwd(void *dqkv, const void *dq, const void *dk, const void *dv, const int32_t *pos,
+                            const float *inv_freq, int N, int NH, int NKV, int HD) {
+    PROFILE("qkv_rope_bwd");
+    size_t QD = (size_t)NH * HD, KVD = (size_t)NKV * HD, W = QD + 2 * KVD, es = sizeof(TI);
+    rope_launch<TI>(dqkv, dq, pos, inv_freq, N, NH, HD, 2, W, QD);
+    rope_launch<TI>((char *)dqkv + QD * es, dk, pos, inv_freq, N, NKV, HD, 2, W, KVD);
+    check(cudaMemcpy2DAsync((char *)dqkv + (QD + KVD) * es, W * es, dv, KVD * es, KVD * es, (size_t)N,
+                            cudaMemcpyDeviceToDevice, lma_cu_stream), "qkv_rope_bwd dv");
+    check_launch("qkv_rope_bwd");
+}
