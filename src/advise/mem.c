@@ -145,8 +145,9 @@ static lma_status predict_lmadapt(const lma_config *c, const lma_mem_request *r,
         int HD = c->head_dim;
         double ws = (double)LMA_CUDA_LT_WS_BYTES;
         if (train && cuda_cudnn(HD))
+            /* (the bf16 q/k/v gradients' scratch, lma_cuda_sdpa_grad_bytes, is not there: the
+             * model's gradients are zeroed just before, so cuDNN writes into them: ops_zero.cuh) */
             ws += (double)lma_cuda_sdpa_ws_bytes(0, r->B, r->T, c->n_heads, HD) +
-                  (double)lma_cuda_sdpa_grad_bytes(r->B, r->T, c->n_heads, c->n_kv_heads, HD) +
                   (double)lma_cuda_sdpa_docs_bytes((size_t)r->B * r->T); /* packed rows' documents */
         else if (train && cuda_flash(HD))
             ws += 4.0 * (double)lma_cuda_flash_bwd_floats(r->B, r->T, c->n_heads, HD, 1, c->n_heads != c->n_kv_heads);

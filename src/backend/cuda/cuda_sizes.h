@@ -15,7 +15,8 @@
 static inline size_t lma_cuda_sdpa_ws_bytes(size_t plan_ws, int B, int T, int NH, int HD) {
     return (plan_ws + 255) / 256 * 256 + (size_t)B * NH * T * HD * 4;
 }
-/* ... and the bf16 gradients of q, k, v it writes before they are added into dq, dk, dv. */
+/* ... and the bf16 gradients of q, k, v it writes before they are added into dq, dk, dv, where
+ * those were not zeroed just before (never in the model's backward: ops_zero.cuh). */
 static inline size_t lma_cuda_sdpa_grad_bytes(int B, int T, int NH, int NKV, int HD) {
     return ((size_t)B * T * NH * HD + 2 * (size_t)B * T * NKV * HD) * 2;
 }
