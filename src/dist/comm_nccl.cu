@@ -12,6 +12,7 @@
 #ifdef LMA_HAVE_NCCL
 extern "C" {
 #include "dist/comm.h"
+#include "backend/cuda/cuda_internal.h" /* lma_cuda_zero_settle: the table's deferred zeros */
 }
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -40,6 +41,7 @@ static lma_status finish(lma_comm *c, ncclResult_t r, const char *what) {
 
 static lma_status n_allreduce(lma_comm *c, float *buf, size_t n) {
     nccl_impl *m = (nccl_impl *)c->impl;
+    lma_cuda_zero_settle(buf);
     return finish(c, ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, m->comm, m->stream), "all-reduce");
 }
 /* host doubles: through a small device buffer */
@@ -63,14 +65,17 @@ static lma_status n_allreduce64(lma_comm *c, double *host, size_t n) {
 }
 static lma_status n_reduce_scatter(lma_comm *c, const float *send, float *recv, size_t n) {
     nccl_impl *m = (nccl_impl *)c->impl;
+    lma_cuda_zero_settle(send), lma_cuda_zero_settle(recv);
     return finish(c, ncclReduceScatter(send, recv, n, ncclFloat32, ncclSum, m->comm, m->stream), "reduce-scatter");
 }
 static lma_status n_allgather(lma_comm *c, const float *send, float *recv, size_t n) {
     nccl_impl *m = (nccl_impl *)c->impl;
+    lma_cuda_zero_settle(send), lma_cuda_zero_settle(recv);
     return finish(c, ncclAllGather(send, recv, n, ncclFloat32, m->comm, m->stream), "all-gather");
 }
 static lma_status n_bcast(lma_comm *c, float *buf, size_t n, int root) {
     nccl_impl *m = (nccl_impl *)c->impl;
+    lma_cuda_zero_settle(buf);
     return finish(c, ncclBroadcast(buf, buf, n, ncclFloat32, root, m->comm, m->stream), "broadcast");
 }
 /* a barrier: an all-reduce of one float */

@@ -17,6 +17,10 @@ extern thread_local cudaStream_t lma_cu_stream;
 extern unsigned long lma_cuda_epoch;
 void *lma_cuda_malloc(size_t bytes);
 void lma_cuda_free(void *p);
+/* The table's zero is deferred (ops_zero.cuh); code of the plugin outside the table that reads or
+ * writes device memory (NCCL's collectives) first settles the allocation it touches: what is
+ * pending there cleared, and the stream waited for. */
+void lma_cuda_zero_settle(const void *p);
 /* A scratch buffer grown on demand: at least `bytes` (contents not kept), NULL when out of memory. */
 typedef struct { void *p; size_t bytes; } lma_cuda_buf;
 static inline void *lma_cuda_grow(lma_cuda_buf *b, size_t bytes) {

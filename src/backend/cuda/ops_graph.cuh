@@ -12,6 +12,7 @@ static thread_local cudaStream_t g_cap; /* this thread's capture and replay stre
 
 static int cu_graph_begin(void) {
     if (lma_cuda_prof_on()) return 0; /* the profiler's events would be recorded too */
+    lz_flush_all();                   /* deferred zeros: now, not at every replay (ops_zero.cuh) */
     if (!g_cap && cudaStreamCreate(&g_cap) != cudaSuccess) { cudaGetLastError(); g_cap = 0; return 0; }
     if (cudaStreamBeginCapture(g_cap, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
         cudaGetLastError();

@@ -19,7 +19,10 @@
  *
  * Every table entry goes through lz_enter with its arguments before it runs: cuda_backend.cu
  * wraps the entries that take nothing (lz_flushed), the takers call it themselves after their
- * takes. Per thread, as the stream is. LMA_CUDA_LAZY_ZERO=0 clears at once (A/B runs).
+ * takes; code outside the table that touches device memory (NCCL's collectives) settles the
+ * allocation first (lma_cuda_zero_settle), and a graph about to be recorded clears everything
+ * (a clearing recorded into it would rerun at each replay). Per thread, as the stream is.
+ * LMA_CUDA_LAZY_ZERO=0 clears at once (A/B runs).
  * A part of the cuda plugin, included once by cuda_backend.cu, after ops_memory.cuh. */
 #include <vector>
 
@@ -130,6 +133,18 @@ template <typename T> static void lz_touch(T *p) {
 template <typename... A> static void lz_enter(const A &...a) {
     lz_flush();
     (lz_touch(a), ...);
+}
+/* everything pending cleared (before a graph is recorded: a clearing recorded into it would run
+ * at every replay instead of now) */
+static void lz_flush_all(void) {
+    lz_flush();
+    for (int i = 0; i < LZB_MAX; i++)
+        if (g_lzb[i].p) lzb_flush(&g_lzb[i]);
+}
+/* cuda_internal.h: for the plugin's code outside the table (NCCL's collectives) */
+void lma_cuda_zero_settle(const void *p) {
+    lz_enter(p);
+    check(cudaStreamSynchronize(lma_cu_stream), "synchronize");
 }
 /* an entry of the table that takes nothing (fill() in cuda_backend.cu) */
 template <auto F> struct lz_flushed;
