@@ -21,7 +21,10 @@
  * wraps the entries that take nothing (lz_flushed), the takers call it themselves after their
  * takes; code outside the table that touches device memory (NCCL's collectives) settles the
  * allocation first (lma_cuda_zero_settle), and a graph about to be recorded clears everything
- * (a clearing recorded into it would rerun at each replay). Per thread, as the stream is.
+ * (a clearing recorded into it would rerun at each replay). Per thread, as the stream is: what
+ * a thread zeroes is cleared by that thread's ops, so memory zeroed whole by one thread must be
+ * touched by it (an upload, any op) before another thread reads it (lmadapt's one such handover,
+ * a model loaded by one thread and served by another, uploads its weights in the first).
  * LMA_CUDA_LAZY_ZERO=0 clears at once (A/B runs).
  * A part of the cuda plugin, included once by cuda_backend.cu, after ops_memory.cuh. */
 #include <vector>
