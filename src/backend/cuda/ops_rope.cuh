@@ -67,11 +67,13 @@ static void cu_rope_bwd(void *dinp, const void *dout, const int32_t *pos, const 
 
 
 /* ---- the fused q|k|v projection's rows (backend.h qkv_rope_*): RoPE between the rows' layout
- * [q | k | v] (N, QD + 2 KVD) and the attention's q, k, v; v as a 2-D copy. LMA_CUDA_FUSE_QKV=0
- * leaves the two entries NULL (the model then runs three projections: A/B runs). */
+ * [q | k | v] (N, QD + 2 KVD) and the attention's q, k, v; v as a 2-D copy. Written in a session
+ * whose GPU time ran out before it ran: off unless LMA_CUDA_FUSE_QKV=1 (test_backend_cuda turns
+ * it on) until a GPU has run its tests and measured it; off, the two entries are NULL and the
+ * model runs three projections. */
 static int qkv_fuse_on(void) {
     const char *e = getenv("LMA_CUDA_FUSE_QKV");
-    return !(e && !strcmp(e, "0"));
+    return e && !strcmp(e, "1");
 }
 template <typename TI>
 static void cu_qkv_rope_fwd(void *q, void *k, void *v, const void *qkv, const int32_t *pos, const float *inv_freq,
