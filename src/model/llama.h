@@ -25,7 +25,7 @@
 #include "model/config.h"
 #include "model/params.h"
 
-typedef struct lma_acts lma_acts; /* activation pointers, private to llama.c */
+typedef struct lma_acts lma_acts; /* activation pointers: model_internal.h, llama_acts.c */
 struct lma_nf4_tensor;            /* NF4 weights (nf4.h) */
 
 /* The public handle of include/lmadapt.h (typedef struct lma_model lma_model) is this struct. */

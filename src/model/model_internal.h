@@ -46,6 +46,39 @@ typedef struct {
     int n_seq;
 } lma_attn_ctx;
 
+/* void *: act storage; float *: fp32 */
+struct lma_acts {
+    void *resid;            /* (L+1, N, C) residual stream entering layer l; [L] = last */
+    void *resid_mid;        /* (L, N, C) after the attention residual */
+    void *ln1, *ln2;        /* (L, N, C) */
+    float *rstd1, *rstd2;   /* (L, N) */
+    void *q_raw, *k_raw;    /* (L, N, QD), (L, N, KVD): projections before qk-norm (Qwen3 only) */
+    float *q_rstd, *k_rstd; /* (L, N*NH), (L, N*NKV) (Qwen3 only) */
+    void *q, *k, *v;        /* (L, N, QD), (L, N, KVD), (L, N, KVD): after norm + rope */
+    float *att;             /* (L, saved) what attention backward needs */
+    void *atty;             /* (L, N, QD) */
+    void *gate, *up, *swi;  /* (L, N, I) */
+    void *lnf;              /* (N, C) */
+    float *rstdf;           /* (N) */
+    void *logits;           /* (head_rows, V): one row chunk of the loss head (logits, then dlogits);
+                             * shares memory with the layer-backward scratch (dq .. dswi), unused then */
+    size_t head_rows;
+    float *losses;          /* (N) */
+    /* backward scratch */
+    void *dresid, *dln;     /* (N, C) */
+    void *dq, *dqr, *datty; /* (N, QD) */
+    void *dk, *dkr, *dv;    /* (N, KVD) */
+    void *dgate, *dup, *dswi; /* (N, I) */
+    size_t saved;           /* floats of attention state per layer */
+};
+
+
+/* llama_acts.c: the activation block of m sized for (B, T) (kept when it fits), freed, and the
+ * slots of layer l in it for the current (B, T) */
+lma_status lma_model_ensure_acts(lma_model *m, int B, int T);
+void lma_model_free_acts(lma_model *m);
+lma_layer_io lma_model_layer_slots(const lma_model *m, int l);
+
 /* 1/sqrt(HD), times the square of the factor yarn applies to cos and sin (rope.c) */
 float lma_model_attn_scale(const lma_config *c);
 
