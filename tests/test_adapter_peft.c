@@ -41,9 +41,14 @@ static lma_status write_adapter(int i, const char *dir, lma_model **keep) {
         lma_lora *lo = m->lora;
         lma_rng r;
         lma_rng_seed(&r, 77 + (uint64_t)i);
-        for (int t = 1; t < lo->table.count; t += 2)
-            for (size_t j = 0; j < lo->table.info[t].numel; j++)
-                lo->params[lo->table.info[t].offset + j] = (float)(0.05 * lma_rng_normal(&r));
+        /* the B matrices in PEFT's order (layer, projection), whatever the table's */
+        for (int l = 0; l < m->cfg.n_layers; l++)
+            for (int pj = 0; pj < LMA_PROJ_COUNT; pj++)
+                for (int t = 0; t < lo->table.count; t++) {
+                    const lma_param_info *pi = &lo->table.info[t];
+                    if (pi->layer != l || (int)pi->kind != pj || !strstr(pi->name, ".lora_B.")) continue;
+                    for (size_t j = 0; j < pi->numel; j++) lo->params[pi->offset + j] = (float)(0.05 * lma_rng_normal(&r));
+                }
         lma_model_sync_weights(m);
         s = lma_adapter_save(m, dir, written[i].model);
     }

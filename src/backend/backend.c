@@ -28,6 +28,10 @@ void lma_backend_host_copy(void *dst, const void *src, size_t bytes) {
     if (bytes) memmove(dst, src, bytes);
 }
 
+void lma_backend_host_copy2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t rows) {
+    for (size_t i = 0; i < rows; i++) memcpy((char *)dst + i * dpitch, (const char *)src + i * spitch, width);
+}
+
 void lma_backend_host_zero(void *p, size_t bytes) {
     if (bytes) memset(p, 0, bytes);
 }

@@ -82,6 +82,10 @@ struct lma_backend {
     void (*download)(void *host, const void *src, size_t bytes);
     void (*zero)(void *p, size_t bytes);
     void (*copy)(void *dst, const void *src, size_t bytes); /* backend to backend */
+    /* rows rows of width bytes each, the rows pitch bytes apart at dst and at src (as
+     * cudaMemcpy2D); backend memory, no overlap. Optional (NULL: the caller copies no columns
+     * out of a matrix; LoRA then multiplies projection by projection). */
+    void (*copy2d)(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t rows);
     /* n elements fp32 -> act and act -> fp32, backend memory both; nothing when dst == src */
     void (*cast_to_act)(void *dst, const float *src, size_t n);
     void (*act_to_f32)(float *dst, const void *src, size_t n);

@@ -26,13 +26,15 @@ typedef struct {
     /* Before a forward of N rows: sizes the scratch; train = the forward trains the
      * adapter (advances its dropout stream). */
     lma_status (*begin)(lma_lora *a, const lma_backend *be, int N, int train);
-    /* out (N, OC) += the adapter's term for (l, p) on inp (N, C); train: dropout on. */
-    void (*fwd)(lma_lora *a, const lma_backend *be, int l, int p, int train, void *out, const void *inp, int N,
-                int C, int OC);
+    /* out[j] (N, oc[j]) += the adapter's term for (l, p0 + j), j < n, on inp (N, C): the
+     * n projections that read one input (q, k, v; gate, up) in one call, so that an adapter
+     * may multiply by their down projections as one matrix; train: dropout on. */
+    void (*fwd)(lma_lora *a, const lma_backend *be, int l, int p0, int n, int train, void *const *out,
+                const void *inp, int N, int C, const int *oc);
     /* Backward of fwd (after a training forward): the adapter's gradients, and
-     * dinp (N, C) += the input gradient of its path. */
-    void (*bwd)(lma_lora *a, const lma_backend *be, int l, int p, void *dinp, const void *dout, const void *inp,
-                int N, int C, int OC);
+     * dinp (N, C) += the input gradient of its paths (dout[j] (N, oc[j])). */
+    void (*bwd)(lma_lora *a, const lma_backend *be, int l, int p0, int n, void *dinp, const void *const *dout,
+                const void *inp, int N, int C, const int *oc);
     lma_status (*enable_training)(lma_lora *a, const lma_backend *be);
     lma_trainable (*trainable)(const lma_lora *a);
     void (*sync)(lma_lora *a, const lma_backend *be); /* refresh the compute copy from the masters */

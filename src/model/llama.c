@@ -326,28 +326,42 @@ void lma_model_zero_grad(lma_model *m) {
     if (t.grads) m->be->zero(t.grads, t.table->total * sizeof(float));
 }
 
-/* out (N,OC) = inp (N,C) @ W^T + bias, W the compute copy or NF4; plus an attached
- * adapter's term (the LoRA path, through its hooks: adapter_hooks.h). */
-static void proj_fwd(const lma_model *m, int l, int p, void *out, const void *inp, const void *w,
-                     const void *bias, int N, int C, int OC) {
+/* out[j] (N,oc[j]) = inp (N,C) @ W[j]^T + bias[j] for the n projections p0 + j that read inp
+ * (q, k, v; gate, up; or one), W the compute copy, NF4 or GGUF blocks; then an attached
+ * adapter's terms, in one call for the n (the LoRA path, through its hooks: adapter_hooks.h). */
+static void proj_fwd(const lma_model *m, int l, int p0, int n, void *const *out, const void *inp, const void *const *w,
+                     const void *const *bias, int N, int C, const int *oc) {
     const lma_backend *be = m->be;
-    const lma_nf4_tensor *q = nf4_slot(m, l, p);
-    const lma_qmat *g = q_slot(m, l, p);
-    if (q) be->matmul_nf4_fwd(out, inp, q, bias, N, C, OC);
-    else if (g) be->matmul_q_fwd(out, inp, g, bias, N);
-    else be->matmul_fwd(out, inp, w, bias, N, C, OC);
-    if (m->lora) m->lora_hooks->fwd(m->lora, be, l, p, m->lora_train, out, inp, N, C, OC);
+    for (int j = 0; j < n; j++) {
+        const lma_nf4_tensor *q = nf4_slot(m, l, p0 + j);
+        const lma_qmat *g = q_slot(m, l, p0 + j);
+        if (q) be->matmul_nf4_fwd(out[j], inp, q, bias[j], N, C, oc[j]);
+        else if (g) be->matmul_q_fwd(out[j], inp, g, bias[j], N);
+        else be->matmul_fwd(out[j], inp, w[j], bias[j], N, C, oc[j]);
+    }
+    if (m->lora) m->lora_hooks->fwd(m->lora, be, l, p0, n, m->lora_train, out, inp, N, C, oc);
+}
+/* one projection */
+static void proj1_fwd(const lma_model *m, int l, int p, void *out, const void *inp, const void *w, const void *bias,
+                      int N, int C, int OC) {
+    proj_fwd(m, l, p, 1, &out, inp, &w, &bias, N, C, &OC);
 }
 
-/* Backward of proj_fwd: dinp += dout @ W (the frozen base: dw, dbias NULL), and the
- * adapter's backward (its gradients; dinp += its path). */
-static void proj_bwd(const lma_model *m, int l, int p, void *dinp, float *dw, float *dbias, const void *dout,
-                     const void *inp, const void *w, int N, int C, int OC) {
+/* Backward of proj_fwd: dinp += dout[j] @ W[j] (the frozen base: dw, dbias NULL), and the
+ * adapter's backward (its gradients; dinp += its paths). */
+static void proj_bwd(const lma_model *m, int l, int p0, int n, void *dinp, float *const *dw, float *const *dbias,
+                     const void *const *dout, const void *inp, const void *const *w, int N, int C, const int *oc) {
     const lma_backend *be = m->be;
-    const lma_nf4_tensor *q = nf4_slot(m, l, p);
-    if (q) be->matmul_nf4_bwd(dinp, dout, q, N, C, OC);
-    else be->matmul_bwd(dinp, dw, dbias, dout, inp, w, N, C, OC);
-    if (m->lora) m->lora_hooks->bwd(m->lora, be, l, p, dinp, dout, inp, N, C, OC);
+    for (int j = 0; j < n; j++) {
+        const lma_nf4_tensor *q = nf4_slot(m, l, p0 + j);
+        if (q) be->matmul_nf4_bwd(dinp, dout[j], q, N, C, oc[j]);
+        else be->matmul_bwd(dinp, dw[j], dbias[j], dout[j], inp, w[j], N, C, oc[j]);
+    }
+    if (m->lora) m->lora_hooks->bwd(m->lora, be, l, p0, n, dinp, dout, inp, N, C, oc);
+}
+static void proj1_bwd(const lma_model *m, int l, int p, void *dinp, float *dw, float *dbias, const void *dout,
+                      const void *inp, const void *w, int N, int C, int OC) {
+    proj_bwd(m, l, p, 1, dinp, &dw, &dbias, &dout, inp, &w, N, C, &OC);
 }
 
 /* Inference on plain weights: the attention's rmsnorm, q, k, v projections and RoPE of q and k
@@ -410,16 +424,13 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
         be->qkv_rope_fwd(io->q, io->k, io->v, io->qkv, pos, m->inv_freq, N, NH, NKV, HD);
     } else if (!roped) {
         be->rmsnorm_fwd(io->ln1, io->rstd1, io->x, w->attn_norm, N, C, eps);
+        void *out[3] = {c->qk_norm ? io->q_raw : io->q, c->qk_norm ? io->k_raw : io->k, io->v};
+        const void *ws[3] = {w->wq, w->wk, w->wv}, *bs[3] = {w->bq, w->bk, w->bv};
+        proj_fwd(m, l, LMA_PROJ_Q, 3, out, io->ln1, ws, bs, N, C, (const int[3]){QD, KVD, KVD});
         if (c->qk_norm) {
-            proj_fwd(m, l, LMA_PROJ_Q, io->q_raw, io->ln1, w->wq, w->bq, N, C, QD);
-            proj_fwd(m, l, LMA_PROJ_K, io->k_raw, io->ln1, w->wk, w->bk, N, C, KVD);
             be->rmsnorm_fwd(io->q, io->q_rstd, io->q_raw, w->q_norm, N * NH, HD, eps);
             be->rmsnorm_fwd(io->k, io->k_rstd, io->k_raw, w->k_norm, N * NKV, HD, eps);
-        } else {
-            proj_fwd(m, l, LMA_PROJ_Q, io->q, io->ln1, w->wq, w->bq, N, C, QD);
-            proj_fwd(m, l, LMA_PROJ_K, io->k, io->ln1, w->wk, w->bk, N, C, KVD);
         }
-        proj_fwd(m, l, LMA_PROJ_V, io->v, io->ln1, w->wv, w->bv, N, C, KVD);
         be->rope_fwd(io->q, io->q, pos, m->inv_freq, N, NH, HD);
         be->rope_fwd(io->k, io->k, pos, m->inv_freq, N, NKV, HD);
     }
@@ -436,20 +447,21 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
     if (in_place) {
         be->matmul_fwd_add(io->x, io->atty, w->wo, N, QD, C);
     } else {
-        proj_fwd(m, l, LMA_PROJ_O, io->mid, io->atty, w->wo, w->bo, N, QD, C);
+        proj1_fwd(m, l, LMA_PROJ_O, io->mid, io->atty, w->wo, w->bo, N, QD, C);
         be->add(io->mid, io->mid, io->x, (size_t)N * C);
     }
     if (!(fuse && fused_norm_swiglu(m, w, io, mid, N))) {
         be->rmsnorm_fwd(io->ln2, io->rstd2, mid, w->mlp_norm, N, C, eps);
-        proj_fwd(m, l, LMA_PROJ_GATE, io->gate, io->ln2, w->wgate, NULL, N, C, I);
-        proj_fwd(m, l, LMA_PROJ_UP, io->up, io->ln2, w->wup, NULL, N, C, I);
+        void *out[2] = {io->gate, io->up};
+        const void *ws[2] = {w->wgate, w->wup}, *bs[2] = {NULL, NULL};
+        proj_fwd(m, l, LMA_PROJ_GATE, 2, out, io->ln2, ws, bs, N, C, (const int[2]){I, I});
         be->swiglu_fwd(io->swi, io->gate, io->up, (size_t)N * I);
     }
     if (recompute) return;
     if (in_place) {
         be->matmul_fwd_add(io->xo, io->swi, w->wdown, N, I, C);
     } else {
-        proj_fwd(m, l, LMA_PROJ_DOWN, io->xo, io->swi, w->wdown, NULL, N, I, C);
+        proj1_fwd(m, l, LMA_PROJ_DOWN, io->xo, io->swi, w->wdown, NULL, N, I, C);
         be->add(io->xo, io->xo, io->mid, (size_t)N * C);
     }
 }
@@ -668,18 +680,21 @@ lma_status lma_model_backward(lma_model *m) {
 
         /* MLP: x' = mid + swi @ Wdown ; dresid flows to mid unchanged */
         be->zero(a->dswi, (size_t)N * I * es);
-        proj_bwd(m, l, LMA_PROJ_DOWN, a->dswi, g->wdown, NULL, a->dresid, swi, w->wdown, N, I, C);
+        proj1_bwd(m, l, LMA_PROJ_DOWN, a->dswi, g->wdown, NULL, a->dresid, swi, w->wdown, N, I, C);
         be->zero(a->dgate, (size_t)N * I * es);
         be->zero(a->dup, (size_t)N * I * es);
         be->swiglu_bwd(a->dgate, a->dup, a->dswi, gate, up, (size_t)N * I);
         be->zero(a->dln, NC);
-        proj_bwd(m, l, LMA_PROJ_GATE, a->dln, g->wgate, NULL, a->dgate, ln2, w->wgate, N, C, I);
-        proj_bwd(m, l, LMA_PROJ_UP, a->dln, g->wup, NULL, a->dup, ln2, w->wup, N, C, I);
+        {
+            float *dw[2] = {g->wgate, g->wup}, *db[2] = {NULL, NULL};
+            const void *dout[2] = {a->dgate, a->dup}, *ws[2] = {w->wgate, w->wup};
+            proj_bwd(m, l, LMA_PROJ_GATE, 2, a->dln, dw, db, dout, ln2, ws, N, C, (const int[2]){I, I});
+        }
         be->rmsnorm_bwd(a->dresid, g->mlp_norm, a->dln, mid, w->mlp_norm, io.rstd2, N, C);
 
         /* attention: mid = x + atty @ Wo */
         be->zero(a->datty, (size_t)N * QD * es);
-        proj_bwd(m, l, LMA_PROJ_O, a->datty, g->wo, g->bo, a->dresid, atty, w->wo, N, QD, C);
+        proj1_bwd(m, l, LMA_PROJ_O, a->datty, g->wo, g->bo, a->dresid, atty, w->wo, N, QD, C);
         be->zero(a->dq, (size_t)N * QD * es);
         be->zero(a->dk, (size_t)N * KVD * es);
         be->zero(a->dv, (size_t)N * KVD * es);
@@ -703,9 +718,9 @@ lma_status lma_model_backward(lma_model *m) {
                 dqp = a->dq; dkp = a->dk;
             }
             be->zero(a->dln, NC);
-            proj_bwd(m, l, LMA_PROJ_Q, a->dln, g->wq, g->bq, dqp, ln1, w->wq, N, C, QD);
-            proj_bwd(m, l, LMA_PROJ_K, a->dln, g->wk, g->bk, dkp, ln1, w->wk, N, C, KVD);
-            proj_bwd(m, l, LMA_PROJ_V, a->dln, g->wv, g->bv, a->dv, ln1, w->wv, N, C, KVD);
+            float *dw[3] = {g->wq, g->wk, g->wv}, *db[3] = {g->bq, g->bk, g->bv};
+            const void *dout[3] = {dqp, dkp, a->dv}, *ws[3] = {w->wq, w->wk, w->wv};
+            proj_bwd(m, l, LMA_PROJ_Q, 3, a->dln, dw, db, dout, ln1, ws, N, C, (const int[3]){QD, KVD, KVD});
         }
         be->rmsnorm_bwd(a->dresid, g->attn_norm, a->dln, x, w->attn_norm, io.rstd1, N, C);
     }

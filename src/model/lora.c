@@ -77,14 +77,16 @@ lma_status lma_lora_table(const lma_config *c, const lma_lora_params *lp, lma_pa
     t->info = lma_calloc((size_t)(n ? n : 1), sizeof *t->info, "LoRA table");
     if (!t->info) return LMA_ERR_NOMEM;
     *maxdim = 1;
+    /* a layer's A matrices first, one after another (q, k, v's and gate, up's read one input:
+     * lora_fwd multiplies by them as one), then its B matrices */
     for (int l = 0; l < L; l++)
-        for (int p = 0; p < LMA_PROJ_COUNT; p++) {
-            if (!(lp->targets >> p & 1u)) continue;
-            int in, out;
-            lma_proj_dims(c, (lma_proj)p, &in, &out);
-            if (in > *maxdim) *maxdim = in;
-            if (out > *maxdim) *maxdim = out;
-            for (int ab = 0; ab < 2; ab++) {
+        for (int ab = 0; ab < 2; ab++)
+            for (int p = 0; p < LMA_PROJ_COUNT; p++) {
+                if (!(lp->targets >> p & 1u)) continue;
+                int in, out;
+                lma_proj_dims(c, (lma_proj)p, &in, &out);
+                if (in > *maxdim) *maxdim = in;
+                if (out > *maxdim) *maxdim = out;
                 lma_param_info *pi = &t->info[t->count++];
                 snprintf(pi->name, sizeof pi->name, "base_model.model.model.layers.%d.%s.%s.lora_%c.weight", l,
                          lma_proj_module((lma_proj)p), proj_names[p], ab ? 'B' : 'A');
@@ -97,8 +99,12 @@ lma_status lma_lora_table(const lma_config *c, const lma_lora_params *lp, lma_pa
                 pi->offset = t->total;
                 t->total += (pi->numel + 15) & ~(size_t)15;
             }
-        }
     return LMA_OK;
+}
+
+static int is_lora_a(const lma_param_info *pi) {
+    size_t n = strlen(pi->name);
+    return n > 14 && !strcmp(pi->name + n - 14, ".lora_A.weight");
 }
 
 /* table + pointers for the adapted projections of config c */
@@ -125,7 +131,7 @@ static lma_status build(lma_lora *lo, const lma_config *c, const lma_backend *be
     for (int i = 0; i < lo->table.count; i++) {
         const lma_param_info *pi = &lo->table.info[i];
         size_t k = (size_t)pi->layer * LMA_PROJ_COUNT + (size_t)pi->kind;
-        if (i % 2 == 0) lo->A[k] = lma_at(lo->pact, pi->offset, es);
+        if (is_lora_a(pi)) lo->A[k] = lma_at(lo->pact, pi->offset, es);
         else lo->B[k] = lma_at(lo->pact, pi->offset, es);
     }
     return LMA_OK;
@@ -145,7 +151,7 @@ static lma_status lora_enable_training(lma_lora *lo, const lma_backend *be) {
     for (int i = 0; i < lo->table.count; i++) {
         const lma_param_info *pi = &lo->table.info[i];
         size_t k = (size_t)pi->layer * LMA_PROJ_COUNT + (size_t)pi->kind;
-        if (i % 2 == 0) lo->dA[k] = lo->grads + pi->offset;
+        if (is_lora_a(pi)) lo->dA[k] = lo->grads + pi->offset;
         else lo->dB[k] = lo->grads + pi->offset;
     }
     return LMA_OK;
@@ -154,6 +160,7 @@ static lma_status lora_enable_training(lma_lora *lo, const lma_backend *be) {
 /* The scratch of N rows (bytes of each buffer; 0 = not allocated): xa, xd, tmp, dxa on the
  * backend. One function for lora_ensure and the planner. */
 enum { S_XA, S_XD, S_TMP, S_DXA, S_COUNT };
+enum { GROUP_MAX = 3 }; /* projections of one input: q, k, v */
 static void scratch_sizes(const lma_lora_params *lp, int n_layers, int maxdim, int N, int act_bytes, int fwd_add,
                           size_t sz[S_COUNT]) {
     size_t n = (size_t)N, r = (size_t)lp->r, md = (size_t)maxdim, es = (size_t)act_bytes;
@@ -164,7 +171,7 @@ static void scratch_sizes(const lma_lora_params *lp, int n_layers, int maxdim, i
     sz[S_XA] = slots * n * r * es;
     sz[S_XD] = drop ? n * md * es : 0;
     sz[S_TMP] = need_tmp ? n * md * es : 0;
-    sz[S_DXA] = n * r * es;
+    sz[S_DXA] = (GROUP_MAX + 1) * n * r * es; /* a group's (N, n r), then one (N, r) */
 }
 
 size_t lma_lora_scratch_bytes(const lma_config *c, const lma_lora_params *lp, int maxdim, int N, int act_bytes,
@@ -203,53 +210,86 @@ static uint64_t mask_seed(const lma_lora *lo, int l, int p) {
 
 /* ---- the hooks the model calls (adapter_hooks.h) ---- */
 
-/* out += s * (dropout(inp) A^T) B^T when (l, p) is adapted; the xa slot keeps
- * s * dropout(inp) A^T for the backward. */
-static void lora_fwd(lma_lora *lo, const lma_backend *be, int l, int p, int train, void *out, const void *inp, int N,
-                     int C, int OC) {
-    size_t k = (size_t)l * LMA_PROJ_COUNT + p;
-    if (!lo->A[k]) return;
-    int r = lo->p.r;
-    void *xa = lma_at(lo->xa, k * (size_t)lo->cap_N * r, (size_t)be->act_bytes);
-    const void *x = inp;
-    if (train && lo->p.dropout > 0) {
-        be->dropout(lo->xd, inp, lo->p.dropout, mask_seed(lo, l, p), (size_t)N * C);
-        x = lo->xd;
+/* 1 when the n projections p0.. of layer l (one input) run as one: all adapted, their A
+ * matrices one after another (a (n r, C) matrix), no dropout (each has its own mask) */
+static int grouped(const lma_lora *lo, const lma_backend *be, size_t k, int n, int C, int train) {
+    if (n < 2 || n > GROUP_MAX || !be->copy2d || (train && lo->p.dropout > 0)) return 0;
+    size_t rc = (size_t)lo->p.r * C;
+    for (int j = 0; j < n; j++)
+        if (!lo->A[k + j] || lo->A[k + j] != lma_at(lo->A[k], j * rc, (size_t)be->act_bytes)) return 0;
+    return 1;
+}
+
+/* out[j] += s * (dropout(inp) A^T) B^T for each adapted (l, p0 + j); the xa slot of each keeps
+ * s * dropout(inp) A^T for the backward. Grouped: inp A^T for all n in one product (inp read
+ * once), its columns then copied to the slots. */
+static void lora_fwd(lma_lora *lo, const lma_backend *be, int l, int p0, int n, int train, void *const *out,
+                     const void *inp, int N, int C, const int *oc) {
+    size_t k0 = (size_t)l * LMA_PROJ_COUNT + p0, es = (size_t)be->act_bytes;
+    int r = lo->p.r, group = grouped(lo, be, k0, n, C, train);
+    if (group) {
+        be->matmul_fwd(lo->dxa, inp, lo->A[k0], NULL, N, C, n * r); /* (N, n r) */
+        be->scale(lo->dxa, lo->scale, (size_t)N * n * r);
     }
-    be->matmul_fwd(xa, x, lo->A[k], NULL, N, C, r);
-    be->scale(xa, lo->scale, (size_t)N * r);
-    if (be->matmul_fwd_add) {
-        be->matmul_fwd_add(out, xa, lo->B[k], N, r, OC);
-    } else {
-        be->matmul_fwd(lo->tmp, xa, lo->B[k], NULL, N, r, OC);
-        be->add(out, out, lo->tmp, (size_t)N * OC);
+    for (int j = 0; j < n; j++) {
+        size_t k = k0 + j;
+        if (!lo->A[k]) continue;
+        void *xa = lma_at(lo->xa, k * (size_t)lo->cap_N * r, es);
+        if (group) {
+            be->copy2d(xa, r * es, lma_at(lo->dxa, (size_t)j * r, es), (size_t)n * r * es, r * es, (size_t)N);
+        } else {
+            const void *x = inp;
+            if (train && lo->p.dropout > 0) {
+                be->dropout(lo->xd, inp, lo->p.dropout, mask_seed(lo, l, p0 + j), (size_t)N * C);
+                x = lo->xd;
+            }
+            be->matmul_fwd(xa, x, lo->A[k], NULL, N, C, r);
+            be->scale(xa, lo->scale, (size_t)N * r);
+        }
+        if (be->matmul_fwd_add) {
+            be->matmul_fwd_add(out[j], xa, lo->B[k], N, r, oc[j]);
+        } else {
+            be->matmul_fwd(lo->tmp, xa, lo->B[k], NULL, N, r, oc[j]);
+            be->add(out[j], out[j], lo->tmp, (size_t)N * oc[j]);
+        }
     }
 }
 
-
-/* dB += dout^T xa, dA += s (dout B)^T dropout(inp), dinp += the path's input gradient. */
-static void lora_bwd(lma_lora *lo, const lma_backend *be, int l, int p, void *dinp, const void *dout,
-                     const void *inp, int N, int C, int OC) {
-    size_t k = (size_t)l * LMA_PROJ_COUNT + p;
-    if (!lo->A[k]) return;
-    int r = lo->p.r;
-    size_t es = (size_t)be->act_bytes;
-    void *xa = lma_at(lo->xa, k * (size_t)lo->cap_N * r, es);
-    be->zero(lo->dxa, (size_t)N * r * es);
-    be->matmul_bwd(lo->dxa, lo->dB[k], NULL, dout, xa, lo->B[k], N, r, OC);
-    be->scale(lo->dxa, lo->scale, (size_t)N * r);
-    if (lo->p.dropout > 0) {
-        uint64_t seed = mask_seed(lo, l, p);
-        be->dropout(lo->xd, inp, lo->p.dropout, seed, (size_t)N * C);
-        be->zero(lo->tmp, (size_t)N * C * es);
-        be->matmul_bwd(lo->tmp, lo->dA[k], NULL, lo->dxa, lo->xd, lo->A[k], N, C, r);
-        be->dropout(lo->tmp, lo->tmp, lo->p.dropout, seed, (size_t)N * C); /* the same mask */
-        be->add(dinp, dinp, lo->tmp, (size_t)N * C);
-    } else {
-        be->matmul_bwd(dinp, lo->dA[k], NULL, lo->dxa, inp, lo->A[k], N, C, r);
+/* For each adapted (l, p0 + j): dB += dout^T xa, dA += s (dout B)^T dropout(inp), dinp += the
+ * path's input gradient. Grouped: the n (dout B) side by side, then dA and dinp of all n in
+ * one product each (inp read once, dinp written once). */
+static void lora_bwd(lma_lora *lo, const lma_backend *be, int l, int p0, int n, void *dinp, const void *const *dout,
+                     const void *inp, int N, int C, const int *oc) {
+    size_t k0 = (size_t)l * LMA_PROJ_COUNT + p0, es = (size_t)be->act_bytes;
+    int r = lo->p.r, group = grouped(lo, be, k0, n, C, 1);
+    void *dxa = group ? lma_at(lo->dxa, (size_t)GROUP_MAX * N * r, es) : lo->dxa; /* (N, r) */
+    for (int j = 0; j < n; j++) {
+        size_t k = k0 + j;
+        if (!lo->A[k]) continue;
+        void *xa = lma_at(lo->xa, k * (size_t)lo->cap_N * r, es);
+        be->zero(dxa, (size_t)N * r * es);
+        be->matmul_bwd(dxa, lo->dB[k], NULL, dout[j], xa, lo->B[k], N, r, oc[j]);
+        if (group) {
+            be->copy2d(lma_at(lo->dxa, (size_t)j * r, es), (size_t)n * r * es, dxa, r * es, r * es, (size_t)N);
+            continue;
+        }
+        be->scale(dxa, lo->scale, (size_t)N * r);
+        if (lo->p.dropout > 0) {
+            uint64_t seed = mask_seed(lo, l, p0 + j);
+            be->dropout(lo->xd, inp, lo->p.dropout, seed, (size_t)N * C);
+            be->zero(lo->tmp, (size_t)N * C * es);
+            be->matmul_bwd(lo->tmp, lo->dA[k], NULL, dxa, lo->xd, lo->A[k], N, C, r);
+            be->dropout(lo->tmp, lo->tmp, lo->p.dropout, seed, (size_t)N * C); /* the same mask */
+            be->add(dinp, dinp, lo->tmp, (size_t)N * C);
+        } else {
+            be->matmul_bwd(dinp, lo->dA[k], NULL, dxa, inp, lo->A[k], N, C, r);
+        }
+    }
+    if (group) { /* dA (n r, C): the n A gradients lie one after another as the A matrices do */
+        be->scale(lo->dxa, lo->scale, (size_t)N * n * r);
+        be->matmul_bwd(dinp, lo->dA[k0], NULL, lo->dxa, inp, lo->A[k0], N, C, n * r);
     }
 }
-
 
 static lma_status lora_begin(lma_lora *lo, const lma_backend *be, int N, int train) {
     LMA_TRY(lora_ensure(lo, be, N));
@@ -296,11 +336,17 @@ lma_status lma_lora_attach(lma_model *m, const lma_lora_params *p, uint64_t seed
     memset(h, 0, lo->table.total * sizeof(float));
     lma_rng root;
     lma_rng_seed(&root, seed);
-    for (int i = 0; i < lo->table.count; i += 2) {
-        const lma_param_info *pi = &lo->table.info[i];
-        lma_rng r = lma_rng_split(&root, (uint64_t)i);
-        double bound = 1.0 / sqrt((double)pi->shape[1]);
-        for (size_t j = 0; j < pi->numel; j++) h[pi->offset + j] = (float)((2.0 * lma_rng_uniform(&r) - 1.0) * bound);
+    /* stream 2 x (the adapted pair's index in (layer, projection) order): PEFT's order of the A matrices */
+    uint64_t pair = 0;
+    size_t es = (size_t)be->act_bytes;
+    for (size_t k = 0; k < (size_t)lo->n_layers * LMA_PROJ_COUNT; k++) {
+        if (!lo->A[k]) continue;
+        int in, out;
+        lma_proj_dims(&m->cfg, (lma_proj)(k % LMA_PROJ_COUNT), &in, &out);
+        float *a = h + (size_t)((const char *)lo->A[k] - (const char *)lo->pact) / es;
+        lma_rng r = lma_rng_split(&root, 2 * pair++);
+        double bound = 1.0 / sqrt((double)in);
+        for (size_t j = 0; j < (size_t)p->r * in; j++) a[j] = (float)((2.0 * lma_rng_uniform(&r) - 1.0) * bound);
     }
     be->upload(lo->params, h, lo->table.total * sizeof(float));
     free(h);

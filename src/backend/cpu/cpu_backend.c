@@ -13,6 +13,7 @@
     .download = lma_backend_host_copy, \
     .zero = lma_backend_host_zero, \
     .copy = lma_backend_host_copy, \
+    .copy2d = lma_backend_host_copy2d, \
     .cast_to_act = lma_cpu_cast_to_act, \
     .act_to_f32 = lma_cpu_act_to_f32, \
     .embedding_fwd = lma_cpu_embedding_fwd, \

@@ -76,6 +76,12 @@ static void cu_copy(void *dst, const void *src, size_t n) {
     check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToDevice), "copy");
 }
 
+static void cu_copy2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t rows) {
+    lma_cuda_epoch++;
+    if (rows && width)
+        check(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, cudaMemcpyDeviceToDevice, lma_cu_stream), "copy2d");
+}
+
 template <typename TO, typename TF>
 __global__ void k_convert(TO *dst, const TF *src, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;

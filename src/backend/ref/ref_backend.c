@@ -406,6 +406,7 @@ static const lma_backend ref_backend = {
     .download = lma_backend_host_copy,
     .zero = lma_backend_host_zero,
     .copy = lma_backend_host_copy,
+    .copy2d = lma_backend_host_copy2d,
     .cast_to_act = ref_cast_to_act,
     .act_to_f32 = ref_act_to_f32,
     .embedding_fwd = ref_embedding_fwd,
