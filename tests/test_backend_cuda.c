@@ -147,8 +147,22 @@ static void casts(void) {
     int same = 1;
     for (size_t i = 0; i < n; i++) same &= y[i] == (act2() ? bf16_round(x[i]) : x[i]);
     CHECK(same, "%s: cast_to_act then act_to_f32 gives the %s values exactly", gpu->name, act2() ? "bf16-rounded" : "same");
-    free(x); free(y);
+    /* copy2d: columns [5, 12) of a (33, 40) matrix into columns [3, 10) of a (33, 16) one */
+    size_t es = (size_t)gpu->act_bytes, R = 33;
+    float *h = frand32(R * 16, 1), *z;
+    void *dst = dev_act(h, R * 16);
+    gpu->copy2d(lma_at(dst, 3, es), 16 * es, lma_at(d, 5, es), 40 * es, 7 * es, R);
+    z = back_act(dst, R * 16);
+    same = 1;
+    for (size_t i = 0; i < R; i++)
+        for (size_t j = 0; j < 16; j++) {
+            float want = j >= 3 && j < 10 ? y[i * 40 + 5 + j - 3] : (act2() ? bf16_round(h[i * 16 + j]) : h[i * 16 + j]);
+            same &= z[i * 16 + j] == want;
+        }
+    CHECK(same, "%s: copy2d moves a block of columns between row pitches, nothing else", gpu->name);
+    free(x); free(y); free(h); free(z);
     gpu->free(d);
+    gpu->free(dst);
 }
 
 /* Attention over segments that span tiles, where the flash kernels skip the tile pairs whose
