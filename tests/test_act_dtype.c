@@ -85,8 +85,8 @@ static void b_matmul_fwd(void *o, const void *inp, const void *w, const void *bi
     out(o, y, (size_t)N * OC); free(x); free(wf); free(b);
 }
 /* as the CUDA bf16 table: the sum in fp32, rounded once */
-static void b_matmul_fwd_add(void *o, const void *inp, const void *w, int N, int C, int OC) {
-    float *x = in(inp, (size_t)N * C), *wf = in(w, (size_t)OC * C), *y = in(o, (size_t)N * OC);
+static void b_matmul_fwd_add(void *o, const void *inp, const void *w, const void *res, int N, int C, int OC) {
+    float *x = in(inp, (size_t)N * C), *wf = in(w, (size_t)OC * C), *y = in(res, (size_t)N * OC);
     float *t = buf((size_t)N * OC);
     cpu->matmul_fwd(t, x, wf, NULL, N, C, OC);
     for (size_t i = 0; i < (size_t)N * OC; i++) y[i] += t[i];

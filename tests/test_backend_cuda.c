@@ -332,7 +332,7 @@ static void few_rows(void) {
         float *xw = malloc((size_t)N * OC * 4);
         cpu->matmul_fwd(xw, x, w, NULL, N, C, OC);
         for (size_t i = 0; i < (size_t)N * OC; i++) out[i] = (act2() ? bf16_round(out[i]) : out[i]) + xw[i];
-        gpu->matmul_fwd_add(gout, gx, gw, N, C, OC);
+        gpu->matmul_fwd_add(gout, gx, gw, gout, N, C, OC);
         snprintf(what, sizeof what, "matmul_fwd_add N %d C %d OC %d", N, C, OC);
         cmp_act(what, out, gout, (size_t)N * OC, act2() ? 1e-2 : 1e-5);
         gpu->free(gx), gpu->free(gw), gpu->free(gb), gpu->free(gout);
@@ -586,7 +586,13 @@ static void ops(void) {
         float *o2 = malloc((size_t)N * OC * 4);
         cpu->matmul_fwd(o2, x, w, NULL, N, C, OC);
         cpu->add(o2, o2, out, (size_t)N * OC);
-        gpu->matmul_fwd_add(gout, gx, gw, N, C, OC);
+        void *g2 = alloc_act((size_t)N * OC); /* onto the residual: into another matrix, gout read only */
+        poison_act(g2, (size_t)N * OC);
+        gpu->matmul_fwd_add(g2, gx, gw, gout, N, C, OC);
+        cmp_act("matmul_fwd_add (res apart)", o2, g2, (size_t)N * OC, 1e-5);
+        cmp_act("matmul_fwd_add leaves res", out, gout, (size_t)N * OC, 1e-5);
+        gpu->free(g2);
+        gpu->matmul_fwd_add(gout, gx, gw, gout, N, C, OC);
         cmp_act("matmul_fwd_add", o2, gout, (size_t)N * OC, 1e-5);
         gpu->matmul_fwd(gout, gx, gw, gb, N, C, OC); /* back to matmul_fwd's result */
         free(o2);

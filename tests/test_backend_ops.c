@@ -296,10 +296,17 @@ static void cmp_matmul_on(const lma_backend *be, int bf16, int N, int C, int OC,
         CHECK(rounded ? e > 1e-5 && e < 1e-2 : e <= TOL, "%s %dx%dx%d: out vs fp32 rel L2 %.3g", be->name, N, C, OC, e);
     }
     /* fwd_add: o1 += x w^T (the ref backend has none: ref's product added to its output) */
-    be->matmul_fwd_add(o1, x, w, N, C, OC);
+    be->matmul_fwd_add(o1, x, w, o1, N, C, OC);
     ref->matmul_fwd(o3, xe, we, NULL, N, C, OC);
     for (size_t i = 0; i < no; i++) o2[i] += o3[i];
     CMP("matmul_fwd_add out", o1, o2, no, TOL);
+    /* ... and onto another matrix: o1 = o2 + x w^T, o2 untouched */
+    float *o4 = fcopy(o2, no);
+    be->matmul_fwd_add(o1, x, w, o4, N, C, OC);
+    CHECK(!memcmp(o4, o2, no * sizeof *o4), "%s: matmul_fwd_add leaves res as it was", be->name);
+    for (size_t i = 0; i < no; i++) o2[i] += o3[i];
+    CMP("matmul_fwd_add out (res apart)", o1, o2, no, TOL);
+    free(o4);
     float *dx1 = frand(ni, 0.5), *dx2 = fcopy(dx1, ni), *dw1 = frand(nw, 0.5), *dw2 = fcopy(dw1, nw);
     float *db1 = frand(OC, 0.5), *db2 = fcopy(db1, OC);
     be->matmul_bwd(dx1, dw1, with_bias ? db1 : NULL, g, x, w, N, C, OC);

@@ -185,11 +185,11 @@ struct lma_backend {
     /* ---- LoRA / QLoRA (NULL on a backend without them) ---- */
     /* x (n) *= s */
     void (*scale)(void *x, float s, size_t n);
-    /* out (N,OC) += inp (N,C) @ w (OC,C)^T: the adapter's up projection added into the base
-     * output in one GEMM, and at inference the o and down projections added into the
-     * residual stream. Optional even here: NULL, the model runs matmul_fwd into a scratch
-     * and adds. */
-    void (*matmul_fwd_add)(void *out, const void *inp, const void *w, int N, int C, int OC);
+    /* out (N,OC) = res (N,OC) + inp (N,C) @ w (OC,C)^T, res may be out: the adapter's up
+     * projection added into the base output in one GEMM, and the o and down projections
+     * added to the residual stream (into it at inference, res == out). Optional even here:
+     * NULL, the model runs matmul_fwd into a scratch and adds. */
+    void (*matmul_fwd_add)(void *out, const void *inp, const void *w, const void *res, int N, int C, int OC);
     /* out (n) = x * mask: element i kept, times 1 / (1 - p), when lma_dropout_bits(seed, i) >=
      * p * 2^32, else 0. The mask is a hash of (seed, i), the same on every backend, made where
      * the data is (no host mask, no upload), so the backward replays it from the seed alone.

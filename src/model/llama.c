@@ -341,10 +341,19 @@ static void proj_fwd(const lma_model *m, int l, int p0, int n, void *const *out,
     }
     if (m->lora) m->lora_hooks->fwd(m->lora, be, l, p0, n, m->lora_train, out, inp, N, C, oc);
 }
-/* one projection */
+/* one projection, added to res (N,OC) when given (the o and down projections onto the
+ * residual stream): by the GEMM itself on plain weights without a bias (out may then be res:
+ * inference adds into the stream), else a product and an add (out must not be res) */
 static void proj1_fwd(const lma_model *m, int l, int p, void *out, const void *inp, const void *w, const void *bias,
-                      int N, int C, int OC) {
+                      const void *res, int N, int C, int OC) {
+    const lma_backend *be = m->be;
+    if (res && be->matmul_fwd_add && !bias && !nf4_slot(m, l, p) && !q_slot(m, l, p)) {
+        be->matmul_fwd_add(out, inp, w, res, N, C, OC);
+        if (m->lora) m->lora_hooks->fwd(m->lora, be, l, p, 1, m->lora_train, &out, inp, N, C, &OC);
+        return;
+    }
     proj_fwd(m, l, p, 1, &out, inp, &w, &bias, N, C, &OC);
+    if (res) be->add(out, out, res, (size_t)N * OC);
 }
 
 /* Backward of proj_fwd: dinp += dout[j] @ W[j] (the frozen base: dw, dbias NULL), and the
@@ -439,17 +448,12 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
     } else {
         be->attention_fwd(io->atty, io->att, io->q, io->k, io->v, ac->seg, ac->B, ac->T, NH, NKV, HD, scale);
     }
-    /* inference updates the residual stream in place (x == xo): where the backend adds a
-     * product into its output and the o and down weights are plain (no adapter, blocks or
-     * bias), both projections add into x themselves, two launches fewer a layer */
+    /* the o and down products land on the residual stream: mid = x + atty Wo^T, xo = mid +
+     * swi Wdown^T, each one GEMM on plain weights (proj1_fwd). Inference updates the stream
+     * in place (x == xo) where that holds and no adapter is attached: mid is x itself */
     int in_place = io->x == io->xo && !recompute && be->matmul_fwd_add && !m->lora && !w->bo && !m->nf4 && !m->qm;
-    const void *mid = in_place ? io->x : io->mid;
-    if (in_place) {
-        be->matmul_fwd_add(io->x, io->atty, w->wo, N, QD, C);
-    } else {
-        proj1_fwd(m, l, LMA_PROJ_O, io->mid, io->atty, w->wo, w->bo, N, QD, C);
-        be->add(io->mid, io->mid, io->x, (size_t)N * C);
-    }
+    void *mid = in_place ? io->x : io->mid;
+    proj1_fwd(m, l, LMA_PROJ_O, mid, io->atty, w->wo, w->bo, io->x, N, QD, C);
     if (!(fuse && fused_norm_swiglu(m, w, io, mid, N))) {
         be->rmsnorm_fwd(io->ln2, io->rstd2, mid, w->mlp_norm, N, C, eps);
         void *out[2] = {io->gate, io->up};
@@ -458,12 +462,7 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
         be->swiglu_fwd(io->swi, io->gate, io->up, (size_t)N * I);
     }
     if (recompute) return;
-    if (in_place) {
-        be->matmul_fwd_add(io->xo, io->swi, w->wdown, N, I, C);
-    } else {
-        proj1_fwd(m, l, LMA_PROJ_DOWN, io->xo, io->swi, w->wdown, NULL, N, I, C);
-        be->add(io->xo, io->xo, io->mid, (size_t)N * C);
-    }
+    proj1_fwd(m, l, LMA_PROJ_DOWN, io->xo, io->swi, w->wdown, NULL, mid, N, I, C);
 }
 
 

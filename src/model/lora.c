@@ -247,7 +247,7 @@ static void lora_fwd(lma_lora *lo, const lma_backend *be, int l, int p0, int n, 
             be->scale(xa, lo->scale, (size_t)N * r);
         }
         if (be->matmul_fwd_add) {
-            be->matmul_fwd_add(out[j], xa, lo->B[k], N, r, oc[j]);
+            be->matmul_fwd_add(out[j], xa, lo->B[k], out[j], N, r, oc[j]);
         } else {
             be->matmul_fwd(lo->tmp, xa, lo->B[k], NULL, N, r, oc[j]);
             be->add(out[j], out[j], lo->tmp, (size_t)N * oc[j]);

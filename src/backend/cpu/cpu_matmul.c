@@ -20,6 +20,7 @@
  * lma_cpu_gemm_bf16 (cpu_gemm_bf16.c: bf16 operands, fp32 sums) where every dimension is at
  * least BF16_MIN (LoRA's rank-r products and single-row decode stay in sgemm). */
 #include "backend/cpu/cpu_ops.h"
+#include <string.h>
 #include "backend/cpu/cpu_sizes.h"
 #include <cblas.h>
 #include <omp.h>
@@ -83,7 +84,8 @@ static void matmul_fwd(void *out_, const void *inp_, const void *w_, const void 
 void lma_cpu_matmul_fwd(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC) {
     matmul_fwd(out, inp, w, bias, 0.0f, N, C, OC);
 }
-void lma_cpu_matmul_fwd_add(void *out, const void *inp, const void *w, int N, int C, int OC) {
+void lma_cpu_matmul_fwd_add(void *out, const void *inp, const void *w, const void *res, int N, int C, int OC) {
+    if (res != out) memcpy(out, res, (size_t)N * OC * sizeof(float));
     matmul_fwd(out, inp, w, NULL, 1.0f, N, C, OC);
 }
 
@@ -107,7 +109,8 @@ static void matmul_fwd_bf16(void *out, const void *inp, const void *w, const voi
 void lma_cpu_matmul_fwd_bf16(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC) {
     matmul_fwd_bf16(out, inp, w, bias, 0.0f, N, C, OC);
 }
-void lma_cpu_matmul_fwd_add_bf16(void *out, const void *inp, const void *w, int N, int C, int OC) {
+void lma_cpu_matmul_fwd_add_bf16(void *out, const void *inp, const void *w, const void *res, int N, int C, int OC) {
+    if (res != out) memcpy(out, res, (size_t)N * OC * sizeof(float));
     matmul_fwd_bf16(out, inp, w, NULL, 1.0f, N, C, OC);
 }
 

@@ -48,10 +48,10 @@ void lma_cpu_rmsnorm_fwd(void *out, float *rstd, const void *inp, const void *w,
 void lma_cpu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *inp, const void *w,
                          const float *rstd, int N, int C);
 void lma_cpu_matmul_fwd(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC);
-void lma_cpu_matmul_fwd_add(void *out, const void *inp, const void *w, int N, int C, int OC);
+void lma_cpu_matmul_fwd_add(void *out, const void *inp, const void *w, const void *res, int N, int C, int OC);
 /* the same with bf16 products (cpu_gemm_bf16.c), the matmuls of lma_backend_cpu_bf16 */
 void lma_cpu_matmul_fwd_bf16(void *out, const void *inp, const void *w, const void *bias, int N, int C, int OC);
-void lma_cpu_matmul_fwd_add_bf16(void *out, const void *inp, const void *w, int N, int C, int OC);
+void lma_cpu_matmul_fwd_add_bf16(void *out, const void *inp, const void *w, const void *res, int N, int C, int OC);
 void lma_cpu_matmul_bwd_bf16(void *dinp, float *dw, float *dbias, const void *dout, const void *inp,
                              const void *w, int N, int C, int OC);
 /* C (M,N) = beta C + sum_k bf16(A(m,k)) bf16(B(k,n)) in fp32, A(m,k) = a[m*a_sm + k*a_sk],

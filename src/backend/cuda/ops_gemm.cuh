@@ -93,24 +93,27 @@ static lt_plan *lt_get(const lt_key &k) {
     return p;
 }
 
-/* C (m,n) = alpha op(A) op(B) + beta C, column-major, fp32 accumulation; bias (m) added
- * when given (same type as C). ab: CUDA type of A and B; c: of C. */
+/* D (m,n) = alpha op(A) op(B) + beta C0, column-major, fp32 accumulation; bias (m) added
+ * when given (same type as D). C0 (the layout of D) is D unless given. ab: CUDA type of A
+ * and B; c: of D. */
 static void lt_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *A, int lda,
                     const void *Bm, int ldb, void *C, int ldc, float beta, const void *bias, cudaDataType ab,
-                    cudaDataType ct, const char *what) {
+                    cudaDataType ct, const char *what, const void *C0 = NULL) {
     if (!m || !n) return;
+    if (!C0) C0 = C;
     int compute = ab == CUDA_R_32F && ct == CUDA_R_32F ? (g_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F)
                                                        : CUBLAS_COMPUTE_32F;
     int al = ptr_align(A);
     if (ptr_align(Bm) < al) al = ptr_align(Bm);
     if (ptr_align(C) < al) al = ptr_align(C);
+    if (ptr_align(C0) < al) al = ptr_align(C0);
     lt_key key = {(int)ta, (int)tb, m, n, k, lda, ldb, ldc, (int)ab, (int)ct, compute, bias != NULL, al};
     lt_plan *p = lt_get(key);
     if (!p) return;
     if (bias) cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     float alpha = 1.0f;
     lma_cuda_prof_scope ps(lma_cuda_prof_on() ? &p->prof : NULL);
-    check_blas(cublasLtMatmul(g_lt, p->op, &alpha, A, p->a, Bm, p->b, &beta, C, p->c, C, p->c, &p->algo, g_lt_ws,
+    check_blas(cublasLtMatmul(g_lt, p->op, &alpha, A, p->a, Bm, p->b, &beta, C0, p->c, C, p->c, &p->algo, g_lt_ws,
                               LT_WS_BYTES, lma_cu_stream), what);
 }
 
@@ -263,14 +266,14 @@ static void cu_matmul_fwd(void *out, const void *inp, const void *w, const void 
             "matmul_fwd");
 }
 template <typename TI>
-static void cu_matmul_fwd_add(void *out, const void *inp, const void *w, int N, int C, int OC) {
+static void cu_matmul_fwd_add(void *out, const void *inp, const void *w, const void *res, int N, int C, int OC) {
     PROFILE("matmul_fwd_add");
-    if (gemv_takes(sizeof(TI) == 2, out, inp, w, N, C)) {
+    if (res == out && gemv_takes(sizeof(TI) == 2, out, inp, w, N, C)) {
         gemv_bf16(out, inp, w, NULL, 1, N, C, OC);
         return;
     }
     lt_gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, w, C, inp, C, out, OC, 1.0f, NULL, act_type<TI>(), act_type<TI>(),
-            "matmul_fwd_add");
+            "matmul_fwd_add", res);
 }
 /* ---- RMSNorm + few-row products in one launch (decode; backend.h norm_proj_fwd) ----------
  * The layer's rmsnorm -> q, k, v GEMVs (glu 0) and rmsnorm -> gate, up GEMVs -> swiglu (glu 1),
