@@ -72,7 +72,7 @@ struct lma_lora {
     void *xa;                   /* (L * PROJ, cap_N, r) s * dropout(x) A^T saved for the backward */
     void *xd, *tmp;             /* (cap_N, maxdim) each; xd only with dropout, tmp with dropout
                                  * or where the backend has no matmul_fwd_add */
-    void *dxa;                  /* (cap_N, r) */
+    void *dxa;                  /* (cap_N, 4r): a group's (N, n r) side by side (q, k, v: n 3), then one (N, r) */
     int maxdim;
 };
 
