@@ -12,8 +12,8 @@
 #ifdef LMA_HAVE_NCCL
 extern "C" {
 #include "dist/comm.h"
-#include "backend/cuda/cuda_internal.h" /* lma_cuda_zero_settle: the table's deferred zeros */
 }
+#include "backend/cuda/cuda_internal.h" /* lma_cuda_zero_settle: the table's deferred zeros (C++, as the plugin's .cu files) */
 #include <cuda_runtime.h>
 #include <nccl.h>
 #include <stdio.h>
