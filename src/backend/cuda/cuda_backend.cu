@@ -74,7 +74,7 @@ template <typename TI> static void fill(lma_backend *b, const char *name) {
     b->act_bytes = (int)sizeof(TI);
     b->sync = LZ(cu_sync);
     b->alloc = LZ(cu_alloc); b->free = LZ(cu_free); b->upload = LZ(cu_upload); b->download = LZ(cu_download);
-    b->zero = cu_zero; b->copy = LZ(cu_copy); b->copy2d = LZ(cu_copy2d);
+    b->zero = cu_zero; b->copy = LZ(cu_copy); b->copy2d = env_on("LMA_CUDA_COPY2D") ? LZ(cu_copy2d) : NULL; /* 0: LoRA ungrouped (A/B runs) */
     b->cast_to_act = LZ(cu_cast_to_act<TI>); b->act_to_f32 = LZ(cu_act_to_f32<TI>);
     b->embedding_fwd = LZ(cu_embedding_fwd<TI>); b->embedding_bwd = LZ(cu_embedding_bwd<TI>);
     b->rmsnorm_fwd = LZ(cu_rmsnorm_fwd<TI>); b->rmsnorm_bwd = cu_rmsnorm_bwd<TI>;

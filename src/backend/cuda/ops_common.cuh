@@ -48,6 +48,11 @@ static lma_status cu_sync(void) {
     return s;
 }
 
+/* an A/B switch of the environment: 1 unless NAME=0 (each call reads it; callers cache it) */
+static int env_on(const char *name) {
+    const char *e = getenv(name);
+    return !(e && !strcmp(e, "0"));
+}
 static unsigned blocks(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
 
 /* fp32 arithmetic on either storage type */

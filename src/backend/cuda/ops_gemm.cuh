@@ -268,6 +268,12 @@ static void cu_matmul_fwd(void *out, const void *inp, const void *w, const void 
 template <typename TI>
 static void cu_matmul_fwd_add(void *out, const void *inp, const void *w, const void *res, int N, int C, int OC) {
     PROFILE("matmul_fwd_add");
+    static int res_gemm = -1; /* LMA_CUDA_RES_GEMM=0: res copied to out first, then added into (A/B runs) */
+    if (res_gemm < 0) res_gemm = env_on("LMA_CUDA_RES_GEMM");
+    if (res != out && !res_gemm) {
+        check(cudaMemcpyAsync(out, res, (size_t)N * OC * sizeof(TI), cudaMemcpyDeviceToDevice, lma_cu_stream), "copy");
+        res = out;
+    }
     if (res == out && gemv_takes(sizeof(TI) == 2, out, inp, w, N, C)) {
         gemv_bf16(out, inp, w, NULL, 1, N, C, OC);
         return;
