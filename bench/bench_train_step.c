@@ -6,7 +6,7 @@
  * of model/presets.h instead of the stories15M shape) [--lora R] (LoRA r=R, alpha 2R, on every
  * projection; the base frozen, kept only in bf16 on cuda) [--qlora R] (the same on an NF4 base)
  * [--dropout P] (LoRA dropout) [--ckpt 1] (activation checkpointing) [--docs L] (rows packed with documents of L tokens:
- * segment ids, as the trainer's packed batches have them). Prints "RESULT lmadapt device D threads N ... step_ms X tok_s Y". */
+ * segment ids, as the trainer's packed batches have them) [--trace 1] (each step's loss and gradient norm). Prints "RESULT lmadapt device D threads N ... step_ms X tok_s Y". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +21,7 @@
 int main(int argc, char **argv) {
     int threads = 2, steps = 5, B = 8, T = 256;
     const char *device = "cpu", *preset = NULL;
-    int vocab = 32000, lora_r = 0, qlora = 0, ckpt = 0, docs = 0;
+    int vocab = 32000, lora_r = 0, qlora = 0, ckpt = 0, docs = 0, trace = 0;
     float dropout = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
@@ -36,6 +36,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--dropout")) dropout = (float)atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--ckpt")) ckpt = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--docs")) docs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--trace")) trace = atoi(argv[i + 1]);
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
     }
     /* on a GPU the host threads only initialize the weights: all of them (a 7B model) */
@@ -74,14 +75,15 @@ int main(int argc, char **argv) {
     lma_adamw_params ap = lma_adamw_default_params();
     ap.lr = 1e-4f; ap.clip = 0; ap.weight_decay = 0.01f; ap.decay_all = 1; /* torch AdamW defaults */
     double t0 = 0;
-    float loss = 0;
+    float loss = 0, gnorm = 0;
     for (int s = 0; s < steps + 2; s++) {
         if (s == 2) t0 = lma_now();
         if (lma_model_forward(m, x, y, docs > 0 ? seg : NULL, B, T, 1, 1.0f, &loss) != LMA_OK || lma_model_backward(m) != LMA_OK ||
-            lma_model_adamw_step(m, &ap, s + 1, NULL) != LMA_OK) {
+            lma_model_adamw_step(m, &ap, s + 1, &gnorm) != LMA_OK) {
             fprintf(stderr, "bench: %s\n", lma_last_error());
             return 1;
         }
+        if (trace) printf("step %d loss %.6f grad_norm %.6g\n", s + 1, loss, gnorm);
         lma_model_zero_grad(m);
     }
     double dt = (lma_now() - t0) / steps;
