@@ -26,11 +26,15 @@ typedef struct {
     /* Before a forward of N rows: sizes the scratch; train = the forward trains the
      * adapter (advances its dropout stream). */
     lma_status (*begin)(lma_lora *a, const lma_backend *be, int N, int train);
-    /* out[j] (N, oc[j]) += the adapter's term for (l, p0 + j), j < n, on inp (N, C): the
-     * n projections that read one input (q, k, v; gate, up) in one call, so that an adapter
+    /* out[j] (N, oc[j]) = res[j] + the adapter's term for (l, p0 + j), j < n, on inp (N, C):
+     * res[j] == out[j] adds the term into out, res[j] NULL writes it alone (the model then
+     * adds the base product in its GEMM's epilogue), only for a projection it adapts. The n
+     * projections that read one input (q, k, v; gate, up) in one call, so that an adapter
      * may multiply by their down projections as one matrix; train: dropout on. */
     void (*fwd)(lma_lora *a, const lma_backend *be, int l, int p0, int n, int train, void *const *out,
-                const void *inp, int N, int C, const int *oc);
+                const void *const *res, const void *inp, int N, int C, const int *oc);
+    /* 1 when the adapter has a term for projection p of layer l */
+    int (*adapts)(const lma_lora *a, int l, int p);
     /* Backward of fwd (after a training forward): the adapter's gradients, and
      * dinp (N, C) += the input gradient of its paths (dout[j] (N, oc[j])). */
     void (*bwd)(lma_lora *a, const lma_backend *be, int l, int p0, int n, void *dinp, const void *const *dout,

@@ -326,34 +326,52 @@ void lma_model_zero_grad(lma_model *m) {
     if (t.grads) m->be->zero(t.grads, t.table->total * sizeof(float));
 }
 
-/* out[j] (N,oc[j]) = inp (N,C) @ W[j]^T + bias[j] for the n projections p0 + j that read inp
- * (q, k, v; gate, up; or one), W the compute copy, NF4 or GGUF blocks; then an attached
- * adapter's terms, in one call for the n (the LoRA path, through its hooks: adapter_hooks.h). */
-static void proj_fwd(const lma_model *m, int l, int p0, int n, void *const *out, const void *inp, const void *const *w,
-                     const void *const *bias, int N, int C, const int *oc) {
+/* 1 when the adapter's terms of the n projections p0.. go first, the base products then added
+ * in their GEMMs' epilogue (C input): the output is then written once by the small product and
+ * read once inside the compute-bound one, instead of written, then read and written again.
+ * Every one adapted, plain weights without a bias, a backend that adds in its GEMM. */
+static int adapter_first(const lma_model *m, int l, int p0, int n, const void *const *bias) {
+    if (!m->lora || !m->be->matmul_fwd_add) return 0;
+    for (int j = 0; j < n; j++)
+        if (bias[j] || nf4_slot(m, l, p0 + j) || q_slot(m, l, p0 + j) || !m->lora_hooks->adapts(m->lora, l, p0 + j))
+            return 0;
+    return 1;
+}
+
+/* out[j] (N,oc[j]) = res[j] + inp (N,C) @ W[j]^T + bias[j] for the n projections p0 + j that
+ * read inp (q, k, v; gate, up; or one) (res NULL: none; res[j] may be out[j]), W the compute
+ * copy, NF4 or GGUF blocks; with an attached adapter's terms, in one call for the n (the LoRA
+ * path, through its hooks: adapter_hooks.h). res without the backend's matmul_fwd_add: n = 1,
+ * no bias, out != res. */
+static void proj_fwd(const lma_model *m, int l, int p0, int n, void *const *out, const void *const *res,
+                     const void *inp, const void *const *w, const void *const *bias, int N, int C, const int *oc) {
     const lma_backend *be = m->be;
+    const void *none[3] = {NULL, NULL, NULL}, *own[3];
+    if (!res) res = none;
+    if (adapter_first(m, l, p0, n, bias)) {
+        m->lora_hooks->fwd(m->lora, be, l, p0, n, m->lora_train, out, res, inp, N, C, oc);
+        for (int j = 0; j < n; j++) be->matmul_fwd_add(out[j], inp, w[j], out[j], N, C, oc[j]);
+        return;
+    }
     for (int j = 0; j < n; j++) {
         const lma_nf4_tensor *q = nf4_slot(m, l, p0 + j);
         const lma_qmat *g = q_slot(m, l, p0 + j);
-        if (q) be->matmul_nf4_fwd(out[j], inp, q, bias[j], N, C, oc[j]);
+        int add = res[j] && be->matmul_fwd_add && !bias[j] && !q && !g; /* the residual in the epilogue */
+        if (add) be->matmul_fwd_add(out[j], inp, w[j], res[j], N, C, oc[j]);
+        else if (q) be->matmul_nf4_fwd(out[j], inp, q, bias[j], N, C, oc[j]);
         else if (g) be->matmul_q_fwd(out[j], inp, g, bias[j], N);
         else be->matmul_fwd(out[j], inp, w[j], bias[j], N, C, oc[j]);
+        if (res[j] && !add) be->add(out[j], out[j], res[j], (size_t)N * oc[j]);
+        own[j] = out[j];
     }
-    if (m->lora) m->lora_hooks->fwd(m->lora, be, l, p0, n, m->lora_train, out, inp, N, C, oc);
+    if (m->lora) m->lora_hooks->fwd(m->lora, be, l, p0, n, m->lora_train, out, own, inp, N, C, oc);
 }
 /* one projection, added to res (N,OC) when given (the o and down projections onto the
- * residual stream): by the GEMM itself on plain weights without a bias (out may then be res:
- * inference adds into the stream), else a product and an add (out must not be res) */
+ * residual stream; out may be res where the backend adds in its GEMM: inference adds into
+ * the stream) */
 static void proj1_fwd(const lma_model *m, int l, int p, void *out, const void *inp, const void *w, const void *bias,
                       const void *res, int N, int C, int OC) {
-    const lma_backend *be = m->be;
-    if (res && be->matmul_fwd_add && !bias && !nf4_slot(m, l, p) && !q_slot(m, l, p)) {
-        be->matmul_fwd_add(out, inp, w, res, N, C, OC);
-        if (m->lora) m->lora_hooks->fwd(m->lora, be, l, p, 1, m->lora_train, &out, inp, N, C, &OC);
-        return;
-    }
-    proj_fwd(m, l, p, 1, &out, inp, &w, &bias, N, C, &OC);
-    if (res) be->add(out, out, res, (size_t)N * OC);
+    proj_fwd(m, l, p, 1, &out, &res, inp, &w, &bias, N, C, &OC);
 }
 
 /* Backward of proj_fwd: dinp += dout[j] @ W[j] (the frozen base: dw, dbias NULL), and the
@@ -435,7 +453,7 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
         be->rmsnorm_fwd(io->ln1, io->rstd1, io->x, w->attn_norm, N, C, eps);
         void *out[3] = {c->qk_norm ? io->q_raw : io->q, c->qk_norm ? io->k_raw : io->k, io->v};
         const void *ws[3] = {w->wq, w->wk, w->wv}, *bs[3] = {w->bq, w->bk, w->bv};
-        proj_fwd(m, l, LMA_PROJ_Q, 3, out, io->ln1, ws, bs, N, C, (const int[3]){QD, KVD, KVD});
+        proj_fwd(m, l, LMA_PROJ_Q, 3, out, NULL, io->ln1, ws, bs, N, C, (const int[3]){QD, KVD, KVD});
         if (c->qk_norm) {
             be->rmsnorm_fwd(io->q, io->q_rstd, io->q_raw, w->q_norm, N * NH, HD, eps);
             be->rmsnorm_fwd(io->k, io->k_rstd, io->k_raw, w->k_norm, N * NKV, HD, eps);
@@ -458,7 +476,7 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
         be->rmsnorm_fwd(io->ln2, io->rstd2, mid, w->mlp_norm, N, C, eps);
         void *out[2] = {io->gate, io->up};
         const void *ws[2] = {w->wgate, w->wup}, *bs[2] = {NULL, NULL};
-        proj_fwd(m, l, LMA_PROJ_GATE, 2, out, io->ln2, ws, bs, N, C, (const int[2]){I, I});
+        proj_fwd(m, l, LMA_PROJ_GATE, 2, out, NULL, io->ln2, ws, bs, N, C, (const int[2]){I, I});
         be->swiglu_fwd(io->swi, io->gate, io->up, (size_t)N * I);
     }
     if (recompute) return;

@@ -220,11 +220,11 @@ static int grouped(const lma_lora *lo, const lma_backend *be, size_t k, int n, i
     return 1;
 }
 
-/* out[j] += s * (dropout(inp) A^T) B^T for each adapted (l, p0 + j); the xa slot of each keeps
- * s * dropout(inp) A^T for the backward. Grouped: inp A^T for all n in one product (inp read
- * once), its columns then copied to the slots. */
+/* out[j] = res[j] + s * (dropout(inp) A^T) B^T for each adapted (l, p0 + j) (res[j] NULL: the
+ * term alone); the xa slot of each keeps s * dropout(inp) A^T for the backward. Grouped: inp
+ * A^T for all n in one product (inp read once), its columns then copied to the slots. */
 static void lora_fwd(lma_lora *lo, const lma_backend *be, int l, int p0, int n, int train, void *const *out,
-                     const void *inp, int N, int C, const int *oc) {
+                     const void *const *res, const void *inp, int N, int C, const int *oc) {
     size_t k0 = (size_t)l * LMA_PROJ_COUNT + p0, es = (size_t)be->act_bytes;
     int r = lo->p.r, group = grouped(lo, be, k0, n, C, train);
     if (group) {
@@ -246,11 +246,13 @@ static void lora_fwd(lma_lora *lo, const lma_backend *be, int l, int p0, int n, 
             be->matmul_fwd(xa, x, lo->A[k], NULL, N, C, r);
             be->scale(xa, lo->scale, (size_t)N * r);
         }
-        if (be->matmul_fwd_add) {
-            be->matmul_fwd_add(out[j], xa, lo->B[k], out[j], N, r, oc[j]);
+        if (!res[j]) {
+            be->matmul_fwd(out[j], xa, lo->B[k], NULL, N, r, oc[j]);
+        } else if (be->matmul_fwd_add) {
+            be->matmul_fwd_add(out[j], xa, lo->B[k], res[j], N, r, oc[j]);
         } else {
             be->matmul_fwd(lo->tmp, xa, lo->B[k], NULL, N, r, oc[j]);
-            be->add(out[j], out[j], lo->tmp, (size_t)N * oc[j]);
+            be->add(out[j], res[j], lo->tmp, (size_t)N * oc[j]);
         }
     }
 }
@@ -291,6 +293,8 @@ static void lora_bwd(lma_lora *lo, const lma_backend *be, int l, int p0, int n, 
     }
 }
 
+static int lora_adapts(const lma_lora *lo, int l, int p) { return lo->A[(size_t)l * LMA_PROJ_COUNT + p] != NULL; }
+
 static lma_status lora_begin(lma_lora *lo, const lma_backend *be, int N, int train) {
     LMA_TRY(lora_ensure(lo, be, N));
     if (train) lo->calls++; /* the dropout stream of this forward */
@@ -308,7 +312,7 @@ static void lora_sync(lma_lora *lo, const lma_backend *be) {
 }
 
 static const lma_adapter_hooks lora_hooks = {
-    .begin = lora_begin, .fwd = lora_fwd, .bwd = lora_bwd, .enable_training = lora_enable_training,
+    .begin = lora_begin, .fwd = lora_fwd, .adapts = lora_adapts, .bwd = lora_bwd, .enable_training = lora_enable_training,
     .trainable = lora_trainable, .sync = lora_sync, .free = lora_free,
 };
 
