@@ -7,13 +7,16 @@
  * same steps on the CPU (fp32): full, LoRA and QLoRA. Without a GPU (or a build
  * without nvcc) the test says so and exits 77, which ctest reports as skipped. */
 #include <dirent.h>
+#include <pthread.h>
 #include <string.h>
 #include "backend/backend.h"
 #include "backend/cuda/cuda_host.h"
 #include "core/rng.h"
+#include "core/threads.h"
 #include "model/llama.h"
 #include "model/lora.h"
 #include "model/nf4.h"
+#include "model/presets.h"
 #include "model/safetensors.h"
 #include "test.h"
 
@@ -524,6 +527,55 @@ static void deferred_zero(void) {
     free(junk); free(hg); free(x); free(w); free(dout); free(dy); free(nw_); free(y); free(rs); free(a); free(h);
 }
 
+/* A whole allocation zeroed by this thread, a piece of it then written by another (the model's
+ * random initialisation uploads from OpenMP workers): the zero is pending for every thread, so
+ * the worker's upload clears it first and this thread's read finds the piece, the rest zero. */
+struct upload_job { void *d; const float *h; size_t n; };
+static void *upload_thread(void *arg) {
+    struct upload_job *j = arg;
+    gpu->upload(j->d, j->h, j->n * 4);
+    return NULL;
+}
+static void deferred_zero_threads(void) {
+    enum { N = 4096 };
+    float *h = frand32(N, 1), *want = calloc(N, 4);
+    memcpy(want, h, N / 2 * 4);
+    float *G = gpu->alloc(N * 4);
+    gpu->upload(G, h, N * 4);
+    gpu->zero(G, N * 4);
+    struct upload_job j = {G, h, N / 2};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, upload_thread, &j) == 0, "deferred zero across threads: thread started");
+    pthread_join(t, NULL);
+    cmp32("deferred zero: a piece written by another thread, the rest zero", want, G, N, 0);
+    gpu->free(G);
+    free(h); free(want);
+}
+
+/* The random initialisation (OpenMP workers upload the tensors) on the GPU equals the CPU's: the
+ * same losses of one forward on exact fp32 GEMMs. */
+static void init_random_threads(void) {
+    lma_config c;
+    CHECK(lma_config_preset("tiny", 512, 64, &c) == LMA_OK, "init_random: the tiny preset");
+    c.vocab_size = 512;
+    int ids[2 * 64], tg[2 * 64];
+    for (int i = 0; i < 2 * 64; i++) { ids[i] = (i * 37 + 11) % 512; tg[i] = (i * 91 + 5) % 512; }
+    float loss[2] = {0, 0};
+    const lma_backend *bes[2] = {cpu, gpu};
+    int th = lma_threads_get();
+    lma_threads_set(4);
+    for (int b = 0; b < 2; b++) {
+        lma_model *m = NULL;
+        CHECK(lma_model_create_ex(&c, bes[b], 0, &m) == LMA_OK && lma_model_init_random(m, 5, 0.2f) == LMA_OK &&
+                  lma_model_forward(m, ids, tg, NULL, 2, 64, 0, 1.0f, &loss[b]) == LMA_OK,
+              "init_random on %s: %s", bes[b]->name, lma_last_error());
+        lma_model_free(m);
+    }
+    lma_threads_set(th);
+    CHECK(fabs(loss[0] - loss[1]) <= 1e-4 * fabs(loss[0]), "%s init_random (4 threads): loss %.7g vs the CPU's %.7g",
+          gpu->name, loss[1], loss[0]);
+}
+
 /* The fused q|k|v rows (backend.h qkv_rope_*) against the CPU's rope_fwd / rope_bwd of each
  * part (GQA: 4 query heads, 2 kv heads, HD 16; odd token count) */
 static void fused_qkv_rope(void) {
@@ -928,6 +980,8 @@ int main(void) {
     casts();
     lma_cuda_set_tf32(0);           /* exact fp32 GEMMs: fp32 tolerances */
     deferred_zero();
+    deferred_zero_threads();
+    init_random_threads();
     fused_qkv_rope();
     few_rows();
     encoder_ops();

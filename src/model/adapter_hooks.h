@@ -33,8 +33,9 @@ typedef struct {
      * may multiply by their down projections as one matrix; train: dropout on. */
     void (*fwd)(lma_lora *a, const lma_backend *be, int l, int p0, int n, int train, void *const *out,
                 const void *const *res, const void *inp, int N, int C, const int *oc);
-    /* 1 when the adapter has a term for projection p of layer l */
-    int (*adapts)(const lma_lora *a, int l, int p);
+    /* 1 when the adapter's term for projection p of layer l may be written alone first (it
+     * adapts that projection): the model then adds the base product in its GEMM */
+    int (*term_first)(const lma_lora *a, int l, int p);
     /* Backward of fwd (after a training forward): the adapter's gradients, and
      * dinp (N, C) += the input gradient of its paths (dout[j] (N, oc[j])). */
     void (*bwd)(lma_lora *a, const lma_backend *be, int l, int p0, int n, void *dinp, const void *const *dout,

@@ -333,7 +333,7 @@ void lma_model_zero_grad(lma_model *m) {
 static int adapter_first(const lma_model *m, int l, int p0, int n, const void *const *bias) {
     if (!m->lora || !m->be->matmul_fwd_add) return 0;
     for (int j = 0; j < n; j++)
-        if (bias[j] || nf4_slot(m, l, p0 + j) || q_slot(m, l, p0 + j) || !m->lora_hooks->adapts(m->lora, l, p0 + j))
+        if (bias[j] || nf4_slot(m, l, p0 + j) || q_slot(m, l, p0 + j) || !m->lora_hooks->term_first(m->lora, l, p0 + j))
             return 0;
     return 1;
 }

@@ -293,7 +293,16 @@ static void lora_bwd(lma_lora *lo, const lma_backend *be, int l, int p0, int n, 
     }
 }
 
-static int lora_adapts(const lma_lora *lo, int l, int p) { return lo->A[(size_t)l * LMA_PROJ_COUNT + p] != NULL; }
+/* LMA_LORA_FIRST=0 (A/B runs) answers 0: the model then runs the base product first and the
+ * term is added into it, as before the term-first order */
+static int lora_term_first(const lma_lora *lo, int l, int p) {
+    static int first = -1;
+    if (first < 0) {
+        const char *e = getenv("LMA_LORA_FIRST");
+        first = !(e && !strcmp(e, "0"));
+    }
+    return first && lo->A[(size_t)l * LMA_PROJ_COUNT + p] != NULL;
+}
 
 static lma_status lora_begin(lma_lora *lo, const lma_backend *be, int N, int train) {
     LMA_TRY(lora_ensure(lo, be, N));
@@ -312,7 +321,7 @@ static void lora_sync(lma_lora *lo, const lma_backend *be) {
 }
 
 static const lma_adapter_hooks lora_hooks = {
-    .begin = lora_begin, .fwd = lora_fwd, .adapts = lora_adapts, .bwd = lora_bwd, .enable_training = lora_enable_training,
+    .begin = lora_begin, .fwd = lora_fwd, .term_first = lora_term_first, .bwd = lora_bwd, .enable_training = lora_enable_training,
     .trainable = lora_trainable, .sync = lora_sync, .free = lora_free,
 };
 
