@@ -21,12 +21,16 @@
  * wraps the entries that take nothing (lz_flushed), the takers call it themselves after their
  * takes; code outside the table that touches device memory (NCCL's collectives) settles the
  * allocation first (lma_cuda_zero_settle), and a graph about to be recorded clears everything
- * (a clearing recorded into it would rerun at each replay). Per thread, as the stream is: what
- * a thread zeroes is cleared by that thread's ops, so memory zeroed whole by one thread must be
- * touched by it (an upload, any op) before another thread reads it (lmadapt's one such handover,
- * a model loaded by one thread and served by another, uploads its weights in the first).
- * LMA_CUDA_LAZY_ZERO=0 clears at once (A/B runs).
+ * (a clearing recorded into it would rerun at each replay). The listed pieces are per thread
+ * (they never outlive the zeroing thread's next op); the pending whole allocations belong to the
+ * memory, so every thread sees them (one lock): the model's random initialisation zeroes its
+ * weights in one thread and uploads them from OpenMP workers, and a per-thread list cleared the
+ * zeroing thread's pending region over what the workers had written (a partly zeroed model,
+ * run to run different; the thirteenth session found it by the losses). Threads that share an
+ * allocation share the legacy stream, so a clearing enqueued by one precedes what another
+ * enqueues after it. LMA_CUDA_LAZY_ZERO=0 clears at once (A/B runs).
  * A part of the cuda plugin, included once by cuda_backend.cu, after ops_memory.cuh. */
+#include <mutex>
 #include <vector>
 
 static int lz_on(void) {
@@ -48,7 +52,8 @@ struct lzb_region {
     size_t n;
     std::vector<std::pair<size_t, size_t>> done; /* no longer pending: sorted, disjoint [begin, end) offsets */
 };
-static thread_local lzb_region g_lzb[LZB_MAX];
+static lzb_region g_lzb[LZB_MAX];
+static std::recursive_mutex g_lzb_mu; /* g_lzb: the lzb_* functions below run under it */
 
 static lzb_region *lzb_of(const void *p) {
     for (int i = 0; i < LZB_MAX; i++)
@@ -94,6 +99,7 @@ static int lzb_take(const void *p, size_t n) {
 }
 /* [p, p + n) is about to be added into: what is pending of it cleared now */
 static void lzb_need(const void *p, size_t n) {
+    std::lock_guard<std::recursive_mutex> lk(g_lzb_mu);
     lzb_region *r = lzb_of(p);
     if (!r) return;
     size_t b = (size_t)((const char *)p - r->p);
@@ -113,6 +119,7 @@ static void lz_flush(void) {
  * whole allocation): the caller writes it whole instead of adding into it */
 static int lz_take(const void *p, size_t n) {
     if (!p) return 0;
+    std::lock_guard<std::recursive_mutex> lk(g_lzb_mu);
     for (int i = 0; i < g_lz_n; i++)
         if (g_lz[i].p == p && g_lz[i].n == n) {
             g_lz[i] = g_lz[--g_lz_n];
@@ -135,12 +142,14 @@ template <typename T> static void lz_touch(T *p) {
 }
 template <typename... A> static void lz_enter(const A &...a) {
     lz_flush();
+    std::lock_guard<std::recursive_mutex> lk(g_lzb_mu);
     (lz_touch(a), ...);
 }
 /* everything pending cleared (before a graph is recorded: a clearing recorded into it would run
  * at every replay instead of now) */
 static void lz_flush_all(void) {
     lz_flush();
+    std::lock_guard<std::recursive_mutex> lk(g_lzb_mu);
     for (int i = 0; i < LZB_MAX; i++)
         if (g_lzb[i].p) lzb_flush(&g_lzb[i]);
 }
@@ -166,6 +175,7 @@ static void cu_zero(void *p, size_t n) {
         return;
     }
     if (lma_cuda_alloc_size(p) == n) { /* a whole allocation */
+        std::lock_guard<std::recursive_mutex> lk(g_lzb_mu);
         lzb_region *r = lzb_of(p);
         if (!r) {
             r = &g_lzb[0];
