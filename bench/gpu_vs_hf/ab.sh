@@ -5,7 +5,8 @@
 # compiled) baselines of the same rows while time is left. Everything goes to stdout and, on the
 # device, $OUT/ab.log. The switches (docs/cuda.md): LMA_CUDA_FUSE_QKV=1 (fused q|k|v product),
 # LMA_CUDA_COPY2D=0 (LoRA projection by projection), LMA_CUDA_RES_GEMM=0 (residual copied, then
-# added into), LMA_CUDA_LAZY_ZERO=0 (zeros at once).
+# added into), LMA_CUDA_LAZY_ZERO=0 (zeros at once), LMA_LORA_FIRST=0 (docs/lora.md: the base
+# product first, LoRA's term added after).
 # Usage (on the device): LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh      (LIMIT: the call's budget, 560)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,26 +23,31 @@ timeout 200 build-gpu/tests/test_backend_cuda > "${OUT:-/tmp}/test_backend_cuda.
 echo "test_backend_cuda rc=$? (0 = all passed; 77 = the plugin did not load)"
 grep -E "FAIL|warn" "${OUT:-/tmp}/test_backend_cuda.log" | head -20; tail -1 "${OUT:-/tmp}/test_backend_cuda.log"
 el tested
-row() { # NAME ENV... -- bench args
+row() { # NAME ENV... -- bench args: each step's loss (step 1: before any update, the same in every
+    # run of a row on either side of a switch, up to the rounding of a changed product) and the RESULT
     local name=$1; shift; local envs=()
     while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
     [ "$(left)" -gt 40 ] || { echo "skip $name (time)"; return; }
     echo "== $name ${envs[*]}"
-    env "${envs[@]}" timeout 150 build-gpu/bench_train_step --device cuda --vocab 32000 "$@" 2>&1 | grep RESULT
+    env "${envs[@]}" timeout 150 build-gpu/bench_train_step --device cuda --vocab 32000 --trace 1 "$@" 2>&1 |
+        grep -E "^step|RESULT|bench" | sed 's/grad_norm/g/' | tr '\n' ' '; echo
 }
 S124="--preset 125m --batch 16 --seq 1024 --steps 10"; S1B="--preset 1b --batch 4 --seq 2048 --steps 5"
+S7B="--preset 7b --batch 2 --seq 2048 --steps 3 --lora 16"
 for r in 1 2; do
-    row 124m LMA_CUDA_FUSE_QKV=0 LMA_CUDA_RES_GEMM=0 -- $S124
-    row 124m LMA_CUDA_FUSE_QKV=0 -- $S124
+    row 124m LMA_CUDA_LAZY_ZERO=0 -- $S124
+    row 124m X=1 -- $S124
     row 124m LMA_CUDA_FUSE_QKV=1 -- $S124
 done
-row 1b LMA_CUDA_FUSE_QKV=0 LMA_CUDA_RES_GEMM=0 -- $S1B
-row 1b LMA_CUDA_FUSE_QKV=0 -- $S1B
+row 1b LMA_CUDA_LAZY_ZERO=0 -- $S1B
+row 1b X=1 -- $S1B
 row 1b LMA_CUDA_FUSE_QKV=1 -- $S1B
-row 1b-docs512 LMA_CUDA_FUSE_QKV=1 -- $S1B --docs 512
-row 1b-lora LMA_CUDA_COPY2D=0 LMA_CUDA_RES_GEMM=0 -- $S1B --lora 16
-row 1b-lora LMA_CUDA_RES_GEMM=0 -- $S1B --lora 16
+row 1b-docs512 X=1 -- $S1B --docs 512
+row 1b-lora LMA_CUDA_COPY2D=0 LMA_CUDA_RES_GEMM=0 LMA_LORA_FIRST=0 -- $S1B --lora 16
+row 1b-lora LMA_LORA_FIRST=0 -- $S1B --lora 16
 row 1b-lora X=1 -- $S1B --lora 16
+row 7b-lora LMA_LORA_FIRST=0 -- $S7B
+row 7b-lora X=1 -- $S7B
 el rows
 hf() {
     [ "$(left)" -gt 90 ] || { echo "skip HF $* (time)"; return; }
@@ -52,6 +58,4 @@ if [ "${COMPILE:-0}" = 1 ]; then
     echo "== transformers torch.compile"
     hf llama124m full 1024 16 10 compile; hf tinyllama1b full 2048 4 5 compile; hf tinyllama1b lora 2048 4 5 compile
 fi
-row 7b-lora LMA_CUDA_COPY2D=0 LMA_CUDA_RES_GEMM=0 -- --preset 7b --batch 2 --seq 2048 --steps 3 --lora 16
-row 7b-lora X=1 -- --preset 7b --batch 2 --seq 2048 --steps 3 --lora 16
 el end
