@@ -10,6 +10,7 @@
  *    (== bf16(master) exactly), logits come back as fp32, KV-cache decoding, LoRA
  *    with dropout, merge; results track the cpu backend within bf16 tolerances. */
 #include <stdint.h>
+#include <string.h>
 #include "backend/host.h"
 #include "core/rng.h"
 #include "model/llama.h"
@@ -191,6 +192,39 @@ static void b_adamw(float *p, const float *g, float *m, float *v, void *p_act, s
     if (p_act) b_cast_to_act(p_act, p, n);
 }
 static double b_sum_sq(const float *x, size_t n) { return cpu->sum_sq(x, n); }
+
+/* the fused q|k|v rows (backend.h qkv_rope_*), counted: the model must take them both ways */
+static int qkv_calls[2];
+static void b_qkv_rope_fwd(void *q, void *k, void *v, const void *qkv, const int32_t *pos, const float *f, int N,
+                           int NH, int NKV, int HD) {
+    size_t QD = (size_t)NH * HD, KVD = (size_t)NKV * HD, W = QD + 2 * KVD;
+    float *x = in(qkv, (size_t)N * W), *fq = buf((size_t)N * QD), *fk = buf((size_t)N * KVD), *fv = buf((size_t)N * KVD);
+    for (int n = 0; n < N; n++) {
+        memcpy(fq + n * QD, x + n * W, QD * sizeof(float));
+        memcpy(fk + n * KVD, x + n * W + QD, KVD * sizeof(float));
+        memcpy(fv + n * KVD, x + n * W + QD + KVD, KVD * sizeof(float));
+    }
+    cpu->rope_fwd(fq, fq, pos, f, N, NH, HD);
+    cpu->rope_fwd(fk, fk, pos, f, N, NKV, HD);
+    out(q, fq, (size_t)N * QD); out(k, fk, (size_t)N * KVD); out(v, fv, (size_t)N * KVD); free(x);
+    qkv_calls[0]++;
+}
+static void b_qkv_rope_bwd(void *dqkv, const void *dq, const void *dk, const void *dv, const int32_t *pos,
+                           const float *f, int N, int NH, int NKV, int HD) {
+    size_t QD = (size_t)NH * HD, KVD = (size_t)NKV * HD, W = QD + 2 * KVD;
+    float *gq = in(dq, (size_t)N * QD), *gk = in(dk, (size_t)N * KVD), *gv = in(dv, (size_t)N * KVD);
+    float *rq = calloc((size_t)N * QD, sizeof(float)), *rk = calloc((size_t)N * KVD, sizeof(float)), *o = buf((size_t)N * W);
+    cpu->rope_bwd(rq, gq, pos, f, N, NH, HD);
+    cpu->rope_bwd(rk, gk, pos, f, N, NKV, HD);
+    for (int n = 0; n < N; n++) {
+        memcpy(o + n * W, rq + n * QD, QD * sizeof(float));
+        memcpy(o + n * W + QD, rk + n * KVD, KVD * sizeof(float));
+        memcpy(o + n * W + QD + KVD, gv + n * KVD, KVD * sizeof(float));
+    }
+    out(dqkv, o, (size_t)N * W);
+    free(gq); free(gk); free(gv); free(rq); free(rk);
+    qkv_calls[1]++;
+}
 
 static const lma_backend bf16_backend = {
     .name = "cpu-bf16-test", .act_bytes = 2,
@@ -448,6 +482,32 @@ static void test_frozen(const char *name) {
     lma_model_free(mc);
 }
 
+/* The fused q|k|v product (one GEMM each way over [q | k | v] rows) trains as the three
+ * products do: both directions taken, the same losses on the same bf16 storage */
+static void test_fused_qkv(const char *name) {
+    lma_backend fused = bf16_backend;
+    fused.name = "cpu-bf16-test-fused";
+    fused.qkv_rope_fwd = b_qkv_rope_fwd;
+    fused.qkv_rope_bwd = b_qkv_rope_bwd;
+    lma_model *ma = test_fixture(name, &bf16_backend), *mb = test_fixture(name, &fused);
+    if (!ma || !mb) { lma_model_free(ma); lma_model_free(mb); return; }
+    CHECK_OK(lma_model_enable_training(ma));
+    CHECK_OK(lma_model_enable_training(mb));
+    int B = 2, T = 9;
+    int32_t ids[18], tg[18];
+    make_batch(B * T, ma->cfg.vocab_size, ids, tg);
+    lma_adamw_params ap = lma_adamw_default_params();
+    ap.lr = 1e-3f;
+    qkv_calls[0] = qkv_calls[1] = 0;
+    double diff = test_track(ma, mb, ids, tg, B, T, &ap, 3);
+    int L = ma->cfg.n_layers;
+    CHECK(qkv_calls[0] >= 3 * L && qkv_calls[1] == 3 * L, "%s fused q|k|v: %d forward, %d backward calls (%d layers, 3 steps)",
+          name, qkv_calls[0], qkv_calls[1], L);
+    CHECK(diff < 1e-3, "%s fused q|k|v: 3 AdamW steps track the three products (rel diff %.3g)", name, diff);
+    lma_model_free(ma);
+    lma_model_free(mb);
+}
+
 int main(void) {
     cpu = lma_backend_cpu();
     lma_rng_seed(&rng, 2718);
@@ -458,5 +518,6 @@ int main(void) {
     test_bf16_lora("llama_gqa", 0.0f);
     test_frozen("qwen3");
     test_bf16_lora("qwen2", 0.1f);
+    test_fused_qkv("llama_gqa");
     TEST_END();
 }

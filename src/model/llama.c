@@ -426,7 +426,8 @@ static int qkv_fused(const lma_model *m, const lma_layer_tensors *w, const lma_l
     size_t es = (size_t)be->act_bytes;
     return scratch && be->qkv_rope_fwd && be->qkv_rope_bwd && !m->lora && !m->nf4 && !m->qm && !c->qk_norm && !w->bq &&
            !w->bk && !w->bv && w->wk == lma_at(w->wq, QD * C, es) && w->wv == lma_at(w->wk, KVD * C, es) &&
-           (!g || !g->wq || (g->wk == g->wq + QD * C && g->wv == g->wk + KVD * C));
+           (!g || !g->wq ||
+            (g->wk == lma_at(g->wq, QD * C, sizeof(float)) && g->wv == lma_at(g->wk, KVD * C, sizeof(float))));
 }
 
 /* recompute (activation checkpointing, from the backward): everything the backward reads,
