@@ -964,7 +964,7 @@ static void decoding(const char *name, double tol) {
 }
 
 int main(void) {
-    setenv("LMA_CUDA_FUSE_QKV", "1", 0); /* the fused q|k|v product (opt-in until verified here) */
+    setenv("LMA_CUDA_FUSE_QKV", "1", 0); /* the fused q|k|v product (opt-in: docs/cuda.md) */
     cpu = lma_backend_cpu();
     const lma_backend *fp32 = lma_backend_cuda_fp32(), *bf16 = lma_backend_cuda();
     if (!fp32 || !bf16) {
