@@ -7,7 +7,7 @@
 # LMA_CUDA_COPY2D=0 (LoRA projection by projection), LMA_CUDA_RES_GEMM=0 (residual copied, then
 # added into), LMA_CUDA_LAZY_ZERO=0 (zeros at once), LMA_LORA_FIRST=0 (docs/lora.md: the base
 # product first, LoRA's term added after).
-# Usage (on the device): LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh      (LIMIT: the call's budget, 560)
+# Usage (on the device): [COMPILE=1] [HF7B=1] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 LOG=${OUT:-/tmp}/ab.log
@@ -57,5 +57,8 @@ echo "== transformers eager"; hf llama124m full 1024 16 10; hf tinyllama1b full 
 if [ "${COMPILE:-0}" = 1 ]; then
     echo "== transformers torch.compile"
     hf llama124m full 1024 16 10 compile; hf tinyllama1b full 2048 4 5 compile; hf tinyllama1b lora 2048 4 5 compile
+fi
+if [ "${HF7B:-0}" = 1 ]; then # the 7B LoRA row's baselines (long: the 7B model is built on the GPU each run)
+    echo "== transformers 7B LoRA, eager then compiled"; hf llama2_7b lora 2048 2 3; hf llama2_7b lora 2048 2 3 compile
 fi
 el end
