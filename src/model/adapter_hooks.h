@@ -37,9 +37,11 @@ typedef struct {
      * adapts that projection): the model then adds the base product in its GEMM */
     int (*term_first)(const lma_lora *a, int l, int p);
     /* Backward of fwd (after a training forward): the adapter's gradients, and
-     * dinp (N, C) += the input gradient of its paths (dout[j] (N, oc[j])). */
-    void (*bwd)(lma_lora *a, const lma_backend *be, int l, int p0, int n, void *dinp, const void *const *dout,
-                const void *inp, int N, int C, const int *oc);
+     * dinp (N, C) += the input gradient of its paths (dout[j] (N, oc[j])); fresh: dinp holds
+     * nothing yet, the adapter writes it (zeroes it just before its first write; the model
+     * adds the base products after: term_first). */
+    void (*bwd)(lma_lora *a, const lma_backend *be, int l, int p0, int n, void *dinp, int fresh,
+                const void *const *dout, const void *inp, int N, int C, const int *oc);
     lma_status (*enable_training)(lma_lora *a, const lma_backend *be);
     lma_trainable (*trainable)(const lma_lora *a);
     void (*sync)(lma_lora *a, const lma_backend *be); /* refresh the compute copy from the masters */

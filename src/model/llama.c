@@ -374,17 +374,23 @@ static void proj1_fwd(const lma_model *m, int l, int p, void *out, const void *i
     proj_fwd(m, l, p, 1, &out, &res, inp, &w, &bias, N, C, &OC);
 }
 
-/* Backward of proj_fwd: dinp += dout[j] @ W[j] (the frozen base: dw, dbias NULL), and the
- * adapter's backward (its gradients; dinp += its paths). */
+/* Backward of proj_fwd: dinp (N,C) = the sum of dout[j] @ W[j] (the frozen base: dw, dbias NULL)
+ * and of the adapter's paths (its gradients too); dinp is written (callers need not zero it).
+ * As in the forward, where the adapter takes every projection of the call its input gradient
+ * writes dinp first and the base products add into it in their GEMMs' epilogue. */
 static void proj_bwd(const lma_model *m, int l, int p0, int n, void *dinp, float *const *dw, float *const *dbias,
                      const void *const *dout, const void *inp, const void *const *w, int N, int C, const int *oc) {
     const lma_backend *be = m->be;
+    int first = m->lora != NULL;
+    for (int j = 0; j < n && first; j++) first = m->lora_hooks->term_first(m->lora, l, p0 + j);
+    if (first) m->lora_hooks->bwd(m->lora, be, l, p0, n, dinp, 1, dout, inp, N, C, oc);
+    else be->zero(dinp, (size_t)N * C * (size_t)be->act_bytes);
     for (int j = 0; j < n; j++) {
         const lma_nf4_tensor *q = nf4_slot(m, l, p0 + j);
         if (q) be->matmul_nf4_bwd(dinp, dout[j], q, N, C, oc[j]);
         else be->matmul_bwd(dinp, dw[j], dbias[j], dout[j], inp, w[j], N, C, oc[j]);
     }
-    if (m->lora) m->lora_hooks->bwd(m->lora, be, l, p0, n, dinp, dout, inp, N, C, oc);
+    if (m->lora && !first) m->lora_hooks->bwd(m->lora, be, l, p0, n, dinp, 0, dout, inp, N, C, oc);
 }
 static void proj1_bwd(const lma_model *m, int l, int p, void *dinp, float *dw, float *dbias, const void *dout,
                       const void *inp, const void *w, int N, int C, int OC) {
@@ -697,12 +703,10 @@ lma_status lma_model_backward(lma_model *m) {
         float *att = io.att;
 
         /* MLP: x' = mid + swi @ Wdown ; dresid flows to mid unchanged */
-        be->zero(a->dswi, (size_t)N * I * es);
         proj1_bwd(m, l, LMA_PROJ_DOWN, a->dswi, g->wdown, NULL, a->dresid, swi, w->wdown, N, I, C);
         be->zero(a->dgate, (size_t)N * I * es);
         be->zero(a->dup, (size_t)N * I * es);
         be->swiglu_bwd(a->dgate, a->dup, a->dswi, gate, up, (size_t)N * I);
-        be->zero(a->dln, NC);
         {
             float *dw[2] = {g->wgate, g->wup}, *db[2] = {NULL, NULL};
             const void *dout[2] = {a->dgate, a->dup}, *ws[2] = {w->wgate, w->wup};
@@ -711,7 +715,6 @@ lma_status lma_model_backward(lma_model *m) {
         be->rmsnorm_bwd(a->dresid, g->mlp_norm, a->dln, mid, w->mlp_norm, io.rstd2, N, C);
 
         /* attention: mid = x + atty @ Wo */
-        be->zero(a->datty, (size_t)N * QD * es);
         proj1_bwd(m, l, LMA_PROJ_O, a->datty, g->wo, g->bo, a->dresid, atty, w->wo, N, QD, C);
         be->zero(a->dq, (size_t)N * QD * es);
         be->zero(a->dk, (size_t)N * KVD * es);
@@ -735,7 +738,6 @@ lma_status lma_model_backward(lma_model *m) {
                 be->rmsnorm_bwd(a->dk, g->k_norm, a->dkr, io.k_raw, w->k_norm, io.k_rstd, N * NKV, HD);
                 dqp = a->dq; dkp = a->dk;
             }
-            be->zero(a->dln, NC);
             float *dw[3] = {g->wq, g->wk, g->wv}, *db[3] = {g->bq, g->bk, g->bv};
             const void *dout[3] = {dqp, dkp, a->dv}, *ws[3] = {w->wq, w->wk, w->wv};
             proj_bwd(m, l, LMA_PROJ_Q, 3, a->dln, dw, db, dout, ln1, ws, N, C, (const int[3]){QD, KVD, KVD});

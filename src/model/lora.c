@@ -257,12 +257,19 @@ static void lora_fwd(lma_lora *lo, const lma_backend *be, int l, int p0, int n, 
     }
 }
 
+/* dinp of a fresh backward (adapter_hooks.h bwd) zeroed just before its first writer, so that
+ * the backend's deferred zero lets that writer write instead of add */
+static void clear_once(const lma_backend *be, void *dinp, size_t bytes, int *fresh) {
+    if (*fresh) be->zero(dinp, bytes);
+    *fresh = 0;
+}
+
 /* For each adapted (l, p0 + j): dB += dout^T xa, dA += s (dout B)^T dropout(inp), dinp += the
- * path's input gradient. Grouped: the n (dout B) side by side, then dA and dinp of all n in
- * one product each (inp read once, dinp written once). */
-static void lora_bwd(lma_lora *lo, const lma_backend *be, int l, int p0, int n, void *dinp, const void *const *dout,
-                     const void *inp, int N, int C, const int *oc) {
-    size_t k0 = (size_t)l * LMA_PROJ_COUNT + p0, es = (size_t)be->act_bytes;
+ * path's input gradient (fresh: dinp written). Grouped: the n (dout B) side by side, then dA
+ * and dinp of all n in one product each (inp read once, dinp written once). */
+static void lora_bwd(lma_lora *lo, const lma_backend *be, int l, int p0, int n, void *dinp, int fresh,
+                     const void *const *dout, const void *inp, int N, int C, const int *oc) {
+    size_t k0 = (size_t)l * LMA_PROJ_COUNT + p0, es = (size_t)be->act_bytes, bytes = (size_t)N * C * es;
     int r = lo->p.r, group = grouped(lo, be, k0, n, C, 1);
     void *dxa = group ? lma_at(lo->dxa, (size_t)GROUP_MAX * N * r, es) : lo->dxa; /* (N, r) */
     for (int j = 0; j < n; j++) {
@@ -282,15 +289,20 @@ static void lora_bwd(lma_lora *lo, const lma_backend *be, int l, int p0, int n, 
             be->zero(lo->tmp, (size_t)N * C * es);
             be->matmul_bwd(lo->tmp, lo->dA[k], NULL, dxa, lo->xd, lo->A[k], N, C, r);
             be->dropout(lo->tmp, lo->tmp, lo->p.dropout, seed, (size_t)N * C); /* the same mask */
-            be->add(dinp, dinp, lo->tmp, (size_t)N * C);
+            if (fresh) be->copy(dinp, lo->tmp, bytes);
+            else be->add(dinp, dinp, lo->tmp, (size_t)N * C);
+            fresh = 0;
         } else {
+            clear_once(be, dinp, bytes, &fresh);
             be->matmul_bwd(dinp, lo->dA[k], NULL, dxa, inp, lo->A[k], N, C, r);
         }
     }
     if (group) { /* dA (n r, C): the n A gradients lie one after another as the A matrices do */
         be->scale(lo->dxa, lo->scale, (size_t)N * n * r);
+        clear_once(be, dinp, bytes, &fresh);
         be->matmul_bwd(dinp, lo->dA[k0], NULL, lo->dxa, inp, lo->A[k0], N, C, n * r);
     }
+    clear_once(be, dinp, bytes, &fresh); /* no path wrote it */
 }
 
 /* LMA_LORA_FIRST=0 (A/B runs) answers 0: the model then runs the base product first and the
