@@ -6,7 +6,8 @@
  * of model/presets.h instead of the stories15M shape) [--lora R] (LoRA r=R, alpha 2R, on every
  * projection; the base frozen, kept only in bf16 on cuda) [--qlora R] (the same on an NF4 base)
  * [--dropout P] (LoRA dropout) [--ckpt 1] (activation checkpointing) [--docs L] (rows packed with documents of L tokens:
- * segment ids, as the trainer's packed batches have them) [--trace 1] (each step's loss and gradient norm). Prints "RESULT lmadapt device D threads N ... step_ms X tok_s Y". */
+ * segment ids, as the trainer's packed batches have them) [--trace 1] (each step's loss and gradient norm); with LMA_CUDA_PROFILE=1 the profile covers the timed
+ * steps only. Prints "RESULT lmadapt device D threads N ... step_ms X tok_s Y". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,10 @@ int main(int argc, char **argv) {
     double t0 = 0;
     float loss = 0, gnorm = 0;
     for (int s = 0; s < steps + 2; s++) {
-        if (s == 2) t0 = lma_now();
+        if (s == 2) {
+            lma_cuda_profile_reset(); /* LMA_CUDA_PROFILE=1: the timed steps only */
+            t0 = lma_now();
+        }
         if (lma_model_forward(m, x, y, docs > 0 ? seg : NULL, B, T, 1, 1.0f, &loss) != LMA_OK || lma_model_backward(m) != LMA_OK ||
             lma_model_adamw_step(m, &ap, s + 1, &gnorm) != LMA_OK) {
             fprintf(stderr, "bench: %s\n", lma_last_error());

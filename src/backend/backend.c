@@ -73,6 +73,7 @@ int lma_cuda_attention_naive = 0;
 static void (*cuda_set_tf32)(int);
 static void (*cuda_memory)(size_t *, size_t *, int);
 static const char *(*cuda_sdpa)(int, long *);
+static void (*cuda_profile_reset)(void);
 
 #ifdef LMA_CUDA_PLUGIN
 /* dlopen of the plugin at path; where the file is there but does not load, dlerror into why */
@@ -127,6 +128,7 @@ static const lma_backend *cuda_table(int bf16) {
     cuda_set_tf32 = (void (*)(int))dlsym(h, "lma_cuda_plugin_set_tf32");
     cuda_memory = (void (*)(size_t *, size_t *, int))dlsym(h, "lma_cuda_plugin_memory");
     cuda_sdpa = (const char *(*)(int, long *))dlsym(h, "lma_cuda_plugin_sdpa");
+    cuda_profile_reset = (void (*)(void))dlsym(h, "lma_cuda_plugin_profile_reset");
     return open ? open(lma_error, &lma_cuda_attention_naive, bf16, lma_nf4_code, lma_nf4_code8) : NULL;
 #endif
 }
@@ -143,6 +145,10 @@ void lma_cuda_memory(size_t *current, size_t *peak, int reset_peak) {
 const char *lma_cuda_cudnn_attention(int HD, long *runs) {
     if (runs) *runs = 0;
     return cuda_sdpa ? cuda_sdpa(HD, runs) : NULL;
+}
+
+void lma_cuda_profile_reset(void) {
+    if (cuda_profile_reset) cuda_profile_reset();
 }
 
 void lma_cuda_set_tf32(int on) {

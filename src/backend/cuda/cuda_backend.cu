@@ -122,7 +122,7 @@ lma_cuda_plugin_open(lma_status (*err)(lma_status, const char *, ...), const int
         lma_cuda_plugin_set_tf32(e && !strcmp(e, "1"));
         fill<float>(&g_tables[0], "cuda-fp32");
         fill<bf16>(&g_tables[1], "cuda");
-        if (lma_cuda_prof_on()) lma_cuda_prof_set_report(prof_gemm_report);
+        if (lma_cuda_prof_on()) lma_cuda_prof_set_report(prof_gemm_report, prof_gemm_reset);
         ok = 1;
     }
     if (!ok && g_open_fail[0]) lma_error(LMA_ERR_NOMEM, "%s", g_open_fail); /* each caller hears why */

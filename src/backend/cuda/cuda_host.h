@@ -20,4 +20,7 @@ const char *lma_cuda_cudnn_attention(int HD, long *runs);
 /* cuda-fp32 GEMM precision: 0 = exact fp32 (the default, as PyTorch's), 1 = TF32 tensor cores
  * (LMA_CUDA_TF32=1). */
 void lma_cuda_set_tf32(int on);
+/* The profile (LMA_CUDA_PROFILE=1) drops what it counted so far (warm-up steps), so that its
+ * report at exit covers what runs after; nothing without a GPU or with profiling off. */
+void lma_cuda_profile_reset(void);
 #endif

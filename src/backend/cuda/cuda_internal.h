@@ -38,7 +38,7 @@ static inline void *lma_cuda_grow(lma_cuda_buf *b, size_t bytes) {
 typedef struct { double ms; long calls; } lma_cuda_prof_acc;
 int lma_cuda_prof_on(void);
 lma_cuda_prof_acc *lma_cuda_prof_register(const char *name);
-void lma_cuda_prof_set_report(void (*extra)(void));
+void lma_cuda_prof_set_report(void (*extra)(void), void (*extra_reset)(void)); /* an extra table and its reset */
 int lma_cuda_prof_begin(lma_cuda_prof_acc *acc); /* a slot, -1 for none */
 void lma_cuda_prof_end(int slot);
 struct lma_cuda_prof_scope {

@@ -40,6 +40,10 @@ static void prof_gemm_report(void) {
     }
 }
 
+static void prof_gemm_reset(void) {
+    for (int i = 0; i < g_nplans; i++) g_plans[i].prof = lma_cuda_prof_acc{0, 0};
+}
+
 static int ptr_align(const void *p) {
     uintptr_t u = (uintptr_t)p;
     int a = 256;

@@ -1,8 +1,8 @@
 /* Per-op profile of the CUDA plugin (LMA_CUDA_PROFILE=1): CUDA events around each op (and,
  * from cuda_backend.cu, each cuBLASLt call by plan) give its GPU time without serializing
  * the stream. The events are read when their pool fills and at exit, where the op table,
- * then any extra table (lma_cuda_prof_set_report), go to stderr. Warm-up steps count too:
- * profile a few steps. */
+ * then any extra table (lma_cuda_prof_set_report), go to stderr. Warm-up steps count too
+ * unless the caller drops them (lma_cuda_profile_reset, cuda_host.h; bench_train_step does). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,7 @@ static struct { const char *name; lma_cuda_prof_acc acc; } g_tab[PROF_OPS];
 static int g_n;
 static struct { lma_cuda_prof_acc *acc; cudaEvent_t a, b; } g_ev[PROF_EVENTS];
 static int g_ev_n, g_ev_open; /* pairs recorded; scopes still open (the pool drains only at 0) */
-static void (*g_extra)(void);
+static void (*g_extra)(void), (*g_extra_reset)(void);
 
 static void drain(void) {
     if (!g_ev_n) return;
@@ -48,7 +48,18 @@ int lma_cuda_prof_on(void) {
     return g_prof;
 }
 
-void lma_cuda_prof_set_report(void (*extra)(void)) { g_extra = extra; }
+void lma_cuda_prof_set_report(void (*extra)(void), void (*extra_reset)(void)) {
+    g_extra = extra;
+    g_extra_reset = extra_reset;
+}
+
+/* cuda_host.h lma_cuda_profile_reset: what was counted so far dropped (warm-up steps) */
+extern "C" __attribute__((visibility("default"))) void lma_cuda_plugin_profile_reset(void) {
+    if (g_prof != 1) return;
+    drain();
+    for (int i = 0; i < g_n; i++) g_tab[i].acc = lma_cuda_prof_acc{0, 0};
+    if (g_extra_reset) g_extra_reset();
+}
 
 lma_cuda_prof_acc *lma_cuda_prof_register(const char *name) {
     if (!lma_cuda_prof_on() || g_n == PROF_OPS) return NULL;
