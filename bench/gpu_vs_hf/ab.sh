@@ -6,8 +6,9 @@
 # device, $OUT/ab.log. The switches (docs/cuda.md): LMA_CUDA_FUSE_QKV=1 (fused q|k|v product),
 # LMA_CUDA_COPY2D=0 (LoRA projection by projection), LMA_CUDA_RES_GEMM=0 (residual copied, then
 # added into), LMA_CUDA_LAZY_ZERO=0 (zeros at once), LMA_LORA_FIRST=0 (docs/lora.md: the base
-# product first, LoRA's term added after).
-# Usage (on the device): [COMPILE=1] [HF7B=1] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
+# product first, LoRA's term added after), LMA_CUDA_SIDE=0 (the optimizer's updates in order on
+# the main stream instead of beside the backward).
+# Usage (on the device): [COMPILE=1] [HF7B=1] [PROF=1] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 LOG=${OUT:-/tmp}/ab.log
@@ -35,20 +36,27 @@ row() { # NAME ENV... -- bench args: each step's loss (step 1: before any update
 S124="--preset 125m --batch 16 --seq 1024 --steps 10"; S1B="--preset 1b --batch 4 --seq 2048 --steps 5"
 S7B="--preset 7b --batch 2 --seq 2048 --steps 3 --lora 16"
 for r in 1 2; do
-    row 124m LMA_CUDA_LAZY_ZERO=0 -- $S124
+    row 124m LMA_CUDA_SIDE=0 -- $S124
     row 124m X=1 -- $S124
     row 124m LMA_CUDA_FUSE_QKV=1 -- $S124
 done
-row 1b LMA_CUDA_LAZY_ZERO=0 -- $S1B
+row 1b LMA_CUDA_SIDE=0 -- $S1B
 row 1b X=1 -- $S1B
 row 1b LMA_CUDA_FUSE_QKV=1 -- $S1B
-row 1b-docs512 X=1 -- $S1B --docs 512
-row 1b-lora LMA_CUDA_COPY2D=0 LMA_CUDA_RES_GEMM=0 LMA_LORA_FIRST=0 -- $S1B --lora 16
+row 1b-docs512 LMA_CUDA_FUSE_QKV=1 -- $S1B --docs 512
 row 1b-lora LMA_LORA_FIRST=0 -- $S1B --lora 16
 row 1b-lora X=1 -- $S1B --lora 16
 row 7b-lora LMA_LORA_FIRST=0 -- $S7B
 row 7b-lora X=1 -- $S7B
 el rows
+if [ "${PROF:-0}" = 1 ]; then # LMA_CUDA_PROFILE=1 tables of the timed steps (warm-up dropped) in $OUT/prof_*.log
+    for a in "1b:$S1B" "1b-lora:$S1B --lora 16" "7b-lora:$S7B"; do
+        [ "$(left)" -gt 60 ] || { echo "skip profile ${a%%:*} (time)"; continue; }
+        LMA_CUDA_PROFILE=1 timeout 120 build-gpu/bench_train_step --device cuda --vocab 32000 ${a#*:} \
+            > "${OUT:-/tmp}/prof_${a%%:*}.log" 2>&1; echo "profile ${a%%:*} rc=$?"
+    done
+    el profiles
+fi
 hf() {
     [ "$(left)" -gt 90 ] || { echo "skip HF $* (time)"; return; }
     timeout $(( $(left) - 20 )) python3 bench/gpu_vs_hf/hf_train_baseline.py "$@" 2>&1 | grep '^{'
