@@ -97,9 +97,10 @@ lma_status lma_model_backward_adamw(lma_model *m, const lma_adamw_params *p, int
     lma_status s = lma_model_backward(m); /* calls lma_model_update_part as each part's gradients are final */
     m->upd = NULL;
     LMA_TRY(s);
+    if (!grad_norm) return LMA_OK; /* nothing needs the norm: no pass over the gradients for it */
     double norm = sqrt(m->be->sum_sq(tr.grads, tr.table->total));
     LMA_TRY(lma_backend_sync(m->be));
-    if (grad_norm) *grad_norm = (float)norm;
+    *grad_norm = (float)norm;
     if (!isfinite(norm))
         return lma_error(LMA_ERR_NUMERIC, "gradient norm is not finite (%g): the update ran with the backward "
                          "(no clipping) and was applied", norm);

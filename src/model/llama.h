@@ -230,7 +230,8 @@ lma_status lma_model_adamw_range(lma_model *m, const lma_adamw_params *p, int t,
  * of the layers below: the update (bound by memory) hides under the backward's GEMMs. Every
  * value is that of the two calls (bit for bit where the backend is deterministic). With
  * clipping it is the two calls. *grad_norm as lma_model_adamw_step's; a non-finite norm gives
- * LMA_ERR_NUMERIC, and without clipping the update has then already been applied. */
+ * LMA_ERR_NUMERIC, and without clipping the update has then already been applied. Without
+ * clipping and with grad_norm NULL the norm is not computed (no pass over the gradients). */
 lma_status lma_model_backward_adamw(lma_model *m, const lma_adamw_params *p, int t, float *grad_norm);
 /* Extends the context with RoPE scaling (a fine-tuning choice, written to config.json by
  * lma_model_save as transformers reads it): spec "TYPE:FACTOR", TYPE linear | dynamic | yarn |
