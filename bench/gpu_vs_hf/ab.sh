@@ -8,7 +8,7 @@
 # added into), LMA_CUDA_LAZY_ZERO=0 (zeros at once), LMA_LORA_FIRST=0 (docs/lora.md: the base
 # product first, LoRA's term added after), LMA_CUDA_SIDE=0 (the optimizer's updates in order on
 # the main stream instead of beside the backward).
-# Usage (on the device): [COMPILE=1] [HF7B=1] [PROF=1] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
+# Usage (on the device): [COMPILE=1] [EAGER=0] [HF7B=1] [PROF=1] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 LOG=${OUT:-/tmp}/ab.log
@@ -46,25 +46,26 @@ row 1b LMA_CUDA_FUSE_QKV=1 -- $S1B
 row 1b-docs512 LMA_CUDA_FUSE_QKV=1 -- $S1B --docs 512
 row 1b-lora LMA_LORA_FIRST=0 -- $S1B --lora 16
 row 1b-lora X=1 -- $S1B --lora 16
-row 7b-lora LMA_LORA_FIRST=0 -- $S7B
 row 7b-lora X=1 -- $S7B
 el rows
+hf() {
+    [ "$(left)" -gt 90 ] || { echo "skip HF $* (time)"; return; }
+    timeout $(( $(left) - 20 )) python3 bench/gpu_vs_hf/hf_train_baseline.py "$@" 2>&1 | grep '^{'
+}
+if [ "${COMPILE:-0}" = 1 ]; then # compiled first: the better baseline on every row so far
+    echo "== transformers torch.compile"
+    hf llama124m full 1024 16 10 compile; hf tinyllama1b full 2048 4 5 compile; hf tinyllama1b lora 2048 4 5 compile
+fi
 if [ "${PROF:-0}" = 1 ]; then # LMA_CUDA_PROFILE=1 tables of the timed steps (warm-up dropped) in $OUT/prof_*.log
-    for a in "1b:$S1B" "1b-lora:$S1B --lora 16" "7b-lora:$S7B"; do
+    for a in "7b-lora:$S7B" "1b:$S1B"; do
         [ "$(left)" -gt 60 ] || { echo "skip profile ${a%%:*} (time)"; continue; }
         LMA_CUDA_PROFILE=1 timeout 120 build-gpu/bench_train_step --device cuda --vocab 32000 ${a#*:} \
             > "${OUT:-/tmp}/prof_${a%%:*}.log" 2>&1; echo "profile ${a%%:*} rc=$?"
     done
     el profiles
 fi
-hf() {
-    [ "$(left)" -gt 90 ] || { echo "skip HF $* (time)"; return; }
-    timeout $(( $(left) - 20 )) python3 bench/gpu_vs_hf/hf_train_baseline.py "$@" 2>&1 | grep '^{'
-}
-echo "== transformers eager"; hf llama124m full 1024 16 10; hf tinyllama1b full 2048 4 5; hf tinyllama1b lora 2048 4 5
-if [ "${COMPILE:-0}" = 1 ]; then
-    echo "== transformers torch.compile"
-    hf llama124m full 1024 16 10 compile; hf tinyllama1b full 2048 4 5 compile; hf tinyllama1b lora 2048 4 5 compile
+if [ "${EAGER:-1}" = 1 ]; then
+    echo "== transformers eager"; hf llama124m full 1024 16 10; hf tinyllama1b full 2048 4 5; hf tinyllama1b lora 2048 4 5
 fi
 if [ "${HF7B:-0}" = 1 ]; then # the 7B LoRA row's baselines (long: the 7B model is built on the GPU each run)
     echo "== transformers 7B LoRA, eager then compiled"; hf llama2_7b lora 2048 2 3; hf llama2_7b lora 2048 2 3 compile
