@@ -15,6 +15,7 @@
 #include "model/nf4.h"
 #include "model/presets.h"
 #include "test.h"
+#include "cuda_test.h"
 
 static const lma_backend *cpu, *gpu; /* gpu: the table under test */
 static double tol_floor;             /* raises every tolerance of a pass (TF32, bf16) */
@@ -835,13 +836,9 @@ static void encoder_ops(void) {
 }
 
 int main(void) {
-    setenv("LMA_CUDA_FUSE_QKV", "1", 0); /* the fused q|k|v product (opt-in: docs/cuda.md) */
     cpu = lma_backend_cpu();
-    const lma_backend *fp32 = lma_backend_cuda_fp32(), *bf16 = lma_backend_cuda();
-    if (!fp32 || !bf16) {
-        printf("no CUDA device (or built without nvcc): cuda tests skipped\n");
-        return 77;
-    }
+    const lma_backend *fp32, *bf16;
+    if (!cuda_test_tables(&fp32, &bf16)) return 77;
     lma_rng_seed(&rng, 77);
     /* the fused decode op is the bf16 table's only (the model falls back elsewhere) */
     CHECK(bf16->norm_proj_fwd && !fp32->norm_proj_fwd && !cpu->norm_proj_fwd,

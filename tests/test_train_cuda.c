@@ -12,6 +12,7 @@
 #include "model/nf4.h"
 #include "model/safetensors.h"
 #include "test.h"
+#include "cuda_test.h"
 
 static const lma_backend *cpu, *gpu; /* gpu: the table under test */
 
@@ -152,13 +153,9 @@ static void decoding(const char *name, double tol) {
 }
 
 int main(void) {
-    setenv("LMA_CUDA_FUSE_QKV", "1", 0); /* the fused q|k|v product (opt-in: docs/cuda.md) */
     cpu = lma_backend_cpu();
-    const lma_backend *fp32 = lma_backend_cuda_fp32(), *bf16 = lma_backend_cuda();
-    if (!fp32 || !bf16) {
-        printf("no CUDA device (or built without nvcc): cuda tests skipped\n");
-        return 77;
-    }
+    const lma_backend *fp32, *bf16;
+    if (!cuda_test_tables(&fp32, &bf16)) return 77;
     const char *models[] = {"llama_gqa", "llama3_tied", "llama_linear_bias", "qwen2", "qwen3", "mistral"};
     /* exact fp32 GEMMs and attention at the fixtures' aggressive lr 1e-2: the runs stay
      * within 1e-3; the fast paths (TF32, flash, bf16) at a fine-tuning lr 1e-3 within the
