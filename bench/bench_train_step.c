@@ -82,10 +82,10 @@ int main(int argc, char **argv) {
             lma_cuda_profile_reset(); /* LMA_CUDA_PROFILE=1: the timed steps only */
             t0 = lma_now();
         }
-        /* no clipping: each layer's update runs beside the backward of the layers below; the
-         * timed steps compute no gradient norm (nothing needs it: torch's step without a clip) */
+        /* no clipping: the timed steps compute no gradient norm (nothing needs it: torch's step
+         * without a clip); the warm-up steps do */
         if (lma_model_forward(m, x, y, docs > 0 ? seg : NULL, B, T, 1, 1.0f, &loss) != LMA_OK ||
-            lma_model_backward_adamw(m, &ap, s + 1, s < 2 ? &gnorm : NULL) != LMA_OK) {
+            lma_model_backward(m) != LMA_OK || lma_model_adamw_step(m, &ap, s + 1, s < 2 ? &gnorm : NULL) != LMA_OK) {
             fprintf(stderr, "bench: %s\n", lma_last_error());
             return 1;
         }

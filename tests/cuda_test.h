@@ -7,7 +7,6 @@
 #include "backend/backend.h"
 
 static int cuda_test_tables(const lma_backend **fp32, const lma_backend **bf16) {
-    setenv("LMA_CUDA_FUSE_QKV", "1", 0); /* the fused q|k|v product (opt-in: docs/cuda.md) */
     *fp32 = lma_backend_cuda_fp32();
     *bf16 = lma_backend_cuda();
     if (*fp32 && *bf16) return 1;

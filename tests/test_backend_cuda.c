@@ -843,8 +843,6 @@ int main(void) {
     /* the fused decode op is the bf16 table's only (the model falls back elsewhere) */
     CHECK(bf16->norm_proj_fwd && !fp32->norm_proj_fwd && !cpu->norm_proj_fwd,
           "norm_proj_fwd on cuda only, NULL on cuda-fp32 and cpu");
-    CHECK(bf16->side && bf16->side(LMA_SIDE_FORK) == 1 && bf16->side(LMA_SIDE_BACK) && bf16->side(LMA_SIDE_JOIN),
-          "the side stream forks (the updates during the backward below run beside it)");
     /* cuda-fp32 */
     gpu = fp32;
     casts();

@@ -329,30 +329,25 @@ static void test_decay_runs(void) {
     lma_model_free(m);
 }
 
-/* lma_model_backward_adamw without clipping updates each layer during the backward, as soon as
- * its gradients are final: on the CPU (ops in order) every value must equal lma_model_backward
- * then lma_model_adamw_step, bit for bit. An update that came too early (a layer whose weights
- * the backward still reads, the head before its gradient is whole) or twice, or a tensor left
- * out, changes the parameters. Tied and untied heads, norms decayed or not, activation
- * checkpointing, a LoRA adapter; and with clipping (the two calls). */
-static void test_backward_adamw(void) {
-    for (int v = 0; v < 5; v++) {
-        int tied = v == 1, ckpt = v == 2, lora = v == 3, clip = v == 4;
+/* Without clipping and with no norm asked for (grad_norm NULL), lma_model_adamw_step makes
+ * no pass over the gradients for the norm: the update must be the one it makes when asked,
+ * bit for bit, tied or untied, with norms decayed or not, and with a LoRA adapter. */
+static void test_adamw_no_norm(void) {
+    for (int v = 0; v < 3; v++) {
         lma_config c = {0};
         c.arch = LMA_ARCH_QWEN2;
-        c.vocab_size = 40; c.hidden_size = 16; c.intermediate_size = 24; c.n_layers = 3;
+        c.vocab_size = 40; c.hidden_size = 16; c.intermediate_size = 24; c.n_layers = 2;
         c.n_heads = 2; c.n_kv_heads = 1; c.head_dim = 8; c.max_position_embeddings = 32;
         c.rms_norm_eps = 1e-5; c.rope_theta = 10000; c.qkv_bias = 1; c.bos_token_id = -1;
-        c.tie_word_embeddings = tied;
+        c.tie_word_embeddings = v == 1;
         lma_model *m[2] = {NULL, NULL};
         for (int k = 0; k < 2; k++) {
             CHECK_OK(lma_model_create(&c, lma_backend_cpu(), &m[k]));
             if (!m[k]) return;
             CHECK_OK(lma_model_init_random(m[k], 9, 0.2f));
-            m[k]->grad_ckpt = ckpt;
-            if (lora) {
+            if (v == 2) {
                 lma_lora_params lp = lma_lora_default_params();
-                lp.r = 4; lp.alpha = 8; lp.dropout = 0;
+                lp.r = 4; lp.alpha = 8;
                 CHECK_OK(lma_lora_attach(m[k], &lp, 3));
             }
             CHECK_OK(lma_model_enable_training(m[k]));
@@ -360,39 +355,31 @@ static void test_backward_adamw(void) {
         enum { B = 2, T = 8 };
         int32_t ids[B * T], tg[B * T];
         lma_adamw_params ap = lma_adamw_default_params();
-        ap.lr = 0.05f; ap.weight_decay = 0.1f; ap.decay_all = v & 1; ap.clip = clip ? 0.5f : 0.0f;
-        float gn[2] = {0, 0};
+        ap.lr = 0.05f; ap.weight_decay = 0.1f; ap.decay_all = v == 1; ap.clip = 0;
         for (int step = 1; step <= 3; step++) {
             random_tokens(ids, tg, B * T, T, c.vocab_size, 100 + step);
             for (int k = 0; k < 2; k++) {
+                float gn = 0;
                 CHECK_OK(lma_model_forward(m[k], ids, tg, NULL, B, T, 1, 1.0f, NULL));
-                if (k == 0) {
-                    CHECK_OK(lma_model_backward(m[k]));
-                    CHECK_OK(lma_model_adamw_step(m[k], &ap, step, &gn[k]));
-                } else {
-                    CHECK_OK(lma_model_backward_adamw(m[k], &ap, step, &gn[k]));
-                }
+                CHECK_OK(lma_model_backward(m[k]));
+                CHECK_OK(lma_model_adamw_step(m[k], &ap, step, k ? NULL : &gn));
                 lma_model_zero_grad(m[k]);
             }
         }
         lma_trainable t0 = lma_model_trainable(m[0]), t1 = lma_model_trainable(m[1]);
-        size_t n = t0.table->total, bad = 0, moved = 0;
-        for (size_t i = 0; i < n; i++) {
-            bad += memcmp(&t0.params[i], &t1.params[i], sizeof(float)) != 0;
-            moved += t0.params[i] != t1.params[i] || t0.m[i] != 0;
-        }
-        bad += memcmp(t0.m, t1.m, n * sizeof(float)) != 0 || memcmp(t0.v, t1.v, n * sizeof(float)) != 0;
-        CHECK(bad == 0 && gn[0] == gn[1] && moved > n / 2,
-              "backward_adamw (tied %d ckpt %d lora %d clip %d decay_all %d): %zu of %zu values differ from "
-              "backward + adamw_step, grad norm %g vs %g",
-              tied, ckpt, lora, clip, ap.decay_all, bad, n, gn[1], gn[0]);
+        size_t n = t0.table->total, moved = 0;
+        for (size_t i = 0; i < n; i++) moved += t0.m[i] != 0;
+        int same = !memcmp(t0.params, t1.params, n * sizeof(float)) && !memcmp(t0.m, t1.m, n * sizeof(float)) &&
+                   !memcmp(t0.v, t1.v, n * sizeof(float));
+        CHECK(same && moved > n / 2, "AdamW without the norm (case %d): the same update bit for bit (%zu of %zu moments "
+              "moved)", v, moved, n);
         lma_model_free(m[0]);
         lma_model_free(m[1]);
     }
 }
 
 int main(void) {
-    test_backward_adamw();
+    test_adamw_no_norm();
     test_decay_runs();
     test_head_chunks();
     test_head_spans();

@@ -3,11 +3,10 @@
 # builds lmadapt with CUDA (bench/device_build.sh), runs test_backend_cuda, then each training
 # row with a change off and on in the same binary, then transformers' eager (and, COMPILE=1,
 # compiled) baselines of the same rows while time is left. Everything goes to stdout and, on the
-# device, $OUT/ab.log. The switches (docs/cuda.md): LMA_CUDA_FUSE_QKV=1 (fused q|k|v product),
+# device, $OUT/ab.log. The switches (docs/cuda.md): LMA_CUDA_FUSE_QKV=0 (three q, k, v products),
 # LMA_CUDA_COPY2D=0 (LoRA projection by projection), LMA_CUDA_RES_GEMM=0 (residual copied, then
 # added into), LMA_CUDA_LAZY_ZERO=0 (zeros at once), LMA_LORA_FIRST=0 (docs/lora.md: the base
-# product first, LoRA's term added after), LMA_CUDA_SIDE=0 (the optimizer's updates in order on
-# the main stream instead of beside the backward).
+# product first, LoRA's term added after).
 # Usage (on the device): [COMPILE=1] [EAGER=0] [HF7B=1] [PROF=1] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,15 +37,12 @@ row() { # NAME ENV... -- bench args: each step's loss (step 1: before any update
 S124="--preset 125m --batch 16 --seq 1024 --steps 10"; S1B="--preset 1b --batch 4 --seq 2048 --steps 5"
 S7B="--preset 7b --batch 2 --seq 2048 --steps 3 --lora 16"
 for r in 1 2; do
-    row 124m LMA_CUDA_SIDE=0 -- $S124
+    row 124m LMA_CUDA_FUSE_QKV=0 -- $S124
     row 124m X=1 -- $S124
-    row 124m LMA_CUDA_FUSE_QKV=1 -- $S124
 done
-row 1b LMA_CUDA_SIDE=0 -- $S1B
+row 1b LMA_CUDA_FUSE_QKV=0 -- $S1B
 row 1b X=1 -- $S1B
-row 1b LMA_CUDA_FUSE_QKV=1 -- $S1B
-row 1b-docs512 LMA_CUDA_FUSE_QKV=1 -- $S1B --docs 512
-row 1b-lora LMA_LORA_FIRST=0 -- $S1B --lora 16
+row 1b-docs512 X=1 -- $S1B --docs 512
 row 1b-lora X=1 -- $S1B --lora 16
 row 7b-lora X=1 -- $S7B
 el rows

@@ -54,8 +54,6 @@ static inline LMA_HOST_DEVICE uint32_t lma_dropout_threshold(float p) {
     return p <= 0 ? 0u : (uint32_t)((double)p * 4294967296.0);
 }
 
-enum { LMA_SIDE_FORK, LMA_SIDE_BACK, LMA_SIDE_JOIN }; /* lma_backend.side */
-
 struct lma_nf4_tensor; /* quant/nf4.h: NF4 codes + double-quantized block constants */
 struct lma_qmat;       /* quant/qdot.h: a weight matrix kept in GGUF blocks (Q8_0, Q4_0, Q4_1, Q4_K) */
 
@@ -159,16 +157,6 @@ struct lma_backend {
     void *(*graph_end)(void);
     void (*graph_run)(void *graph);
     void (*graph_free)(void *graph);
-
-    /* A second queue beside the main one (NULL where there is none: cpu, ref; the ops then
-     * simply run in order). side(LMA_SIDE_FORK) sends the ops this thread issues next to the
-     * side queue, after all queued so far (0: refused, they stay on the main queue);
-     * side(LMA_SIDE_BACK) returns them to the main queue, which does not wait for the side's;
-     * side(LMA_SIDE_JOIN) makes the main queue's later work wait for all the side's so far.
-     * Work on the side must not touch what the main queue touches before the join. The model
-     * runs a layer's optimizer update there beside the backward of the layers below
-     * (model/adamw.c lma_model_backward_adamw). */
-    int (*side)(int what);
 
     /* out (n) = silu(gate) * up */
     void (*swiglu_fwd)(void *out, const void *gate, const void *up, size_t n);

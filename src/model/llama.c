@@ -692,7 +692,6 @@ lma_status lma_model_backward(lma_model *m) {
     be->zero(a->dresid, NC);
     void *xl = lma_at(a->resid, (size_t)c->n_layers * N * C, es);
     be->rmsnorm_bwd(a->dresid, G ? G->final_norm : NULL, a->dln, xl, m->w.final_norm, a->rstdf, N, C);
-    lma_model_update_part(m, LMA_UPD_HEAD); /* lma_model_backward_adamw: their gradients are final */
 
     lma_attn_ctx ac = {.seg = seg, .B = B, .T = T};
     for (int l = c->n_layers - 1; l >= 0; l--) {
@@ -744,10 +743,8 @@ lma_status lma_model_backward(lma_model *m) {
             proj_bwd(m, l, LMA_PROJ_Q, 3, a->dln, dw, db, dout, ln1, ws, N, C, (const int[3]){QD, KVD, KVD});
         }
         be->rmsnorm_bwd(a->dresid, g->attn_norm, a->dln, x, w->attn_norm, io.rstd1, N, C);
-        lma_model_update_part(m, l); /* beside the layers below (their backward reads none of it) */
     }
     if (G) be->embedding_bwd(G->embed, a->dresid, m->d_ids, N, C);
-    lma_model_update_part(m, LMA_UPD_REST);
     return lma_backend_sync(be);
 }
 

@@ -83,9 +83,6 @@ struct lma_model {
                             the embedding and an untied lm_head (tied: the embedding serves), in
                             their GGUF blocks (quant/qdot.h; F32 for a type without a kernel), host
                             memory; those tensors are absent from `table`. NULL otherwise. */
-    const struct lma_adamw_params *upd; /* during lma_model_backward_adamw: the update each part of the
-                                           trainable tensors gets as its gradients become final */
-    int upd_t;                          /* its step */
 };
 
 /* The tensors the optimizer updates (lma_trainable, adapter_hooks.h): the adapter's when
@@ -209,7 +206,7 @@ lma_status lma_model_hidden_cached(lma_model *m, lma_kv_cache *kv, const int32_t
 lma_status lma_model_decode_batch(lma_model *m, lma_kv_cache *const *kvs, const int32_t *ids, int n_seq,
                                   float *logits);
 
-typedef struct lma_adamw_params {
+typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
     float clip;          /* max global grad norm; <= 0: no clipping */
     int decay_all;       /* 1: decay every tensor (torch default); 0: skip norms and biases (HF Trainer) */
@@ -217,22 +214,15 @@ typedef struct lma_adamw_params {
 lma_adamw_params lma_adamw_default_params(void);
 /* One AdamW step at step t (1-based) on all trainable parameters with clipping by the global
  * gradient norm (returned, before clipping, in *grad_norm): the fp32 masters move and
- * their compute copies follow. LMA_ERR_NUMERIC (and no update) if the norm is not finite. */
+ * their compute copies follow. LMA_ERR_NUMERIC (and no update) if the norm is not finite.
+ * Without clipping (clip <= 0) and with grad_norm NULL the norm is not computed (no pass over
+ * the gradients, as torch's step without a clip): a non-finite gradient is then not caught. */
 lma_status lma_model_adamw_step(lma_model *m, const lma_adamw_params *p, int t, float *grad_norm);
 /* The same update on the elements [lo, hi) of the trainable buffer only (a ZeRO shard), with
  * the global gradient norm given (norm >= 0, already summed over the shards) instead of
  * computed: elementwise the very update of lma_model_adamw_step. LMA_ERR_NUMERIC if the norm
  * is not finite. The compute copy of [lo, hi) follows; the caller gathers the rest. */
 lma_status lma_model_adamw_range(lma_model *m, const lma_adamw_params *p, int t, size_t lo, size_t hi, double norm);
-/* lma_model_backward then lma_model_adamw_step, in one call. Without clipping (p->clip <= 0:
- * no global norm to wait for) each layer's tensors are updated as soon as the backward has
- * finished their gradients, on the backend's side queue (backend.h side) beside the backward
- * of the layers below: the update (bound by memory) hides under the backward's GEMMs. Every
- * value is that of the two calls (bit for bit where the backend is deterministic). With
- * clipping it is the two calls. *grad_norm as lma_model_adamw_step's; a non-finite norm gives
- * LMA_ERR_NUMERIC, and without clipping the update has then already been applied. Without
- * clipping and with grad_norm NULL the norm is not computed (no pass over the gradients). */
-lma_status lma_model_backward_adamw(lma_model *m, const lma_adamw_params *p, int t, float *grad_norm);
 /* Extends the context with RoPE scaling (a fine-tuning choice, written to config.json by
  * lma_model_save as transformers reads it): spec "TYPE:FACTOR", TYPE linear | dynamic | yarn |
  * llama3. linear and dynamic keep max_position_embeddings (transformers multiplies it by the

@@ -90,12 +90,6 @@ void lma_model_layer_forward(const lma_model *m, int l, const lma_layer_io *io, 
                              const lma_attn_ctx *ac, int recompute);
 /* dynamic rope: the inverse frequencies recomputed for sequences of L positions (else nothing) */
 void lma_model_rope_update(lma_model *m, int L);
-/* During lma_model_backward_adamw, from the backward: the update of the trainable tensors of
- * layer `part` (>= 0), LMA_UPD_HEAD (the final norm and an untied lm_head, final after the
- * head's backward) or LMA_UPD_REST (the rest: the embedding; then the side queue joined).
- * Nothing at other times. */
-enum { LMA_UPD_REST = -1, LMA_UPD_HEAD = -2, LMA_UPD_ALL = -3 };
-void lma_model_update_part(lma_model *m, int part);
 /* out (N,C) = the embedding rows of ids (N, on the backend) */
 void lma_model_embed_fwd(const lma_model *m, void *out, const int32_t *ids, int N);
 /* out (rows,V) = inp (rows,C) @ lm_head^T */

@@ -294,8 +294,7 @@ lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_trainer_
         step++;
         double t0 = lma_now(), lr = lma_schedule_lr(&p->sched, step - 1);
         double loss_sum = 0;
-        int finite = 1, updated = 0; /* updated: the update ran with the last backward */
-        float gn = NAN;
+        int finite = 1;
         for (int a = 0; a < p->accum && s == LMA_OK; a++) {
             s = src->next(src->ctx, buf, buf + N, buf + 2 * N);
             if (s != LMA_OK) break;
@@ -306,21 +305,7 @@ lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_trainer_
             lma_status fs = run_objective(m, src, x.ids, x.tg, x.seg, x.B, p->T, 1, 1.0f / p->accum, &loss, &w);
             if (fs == LMA_ERR_NUMERIC) { finite = 0; lma_clear_error(); }
             else if (fs != LMA_OK) { s = fs; break; }
-            /* without clipping nothing waits for the whole gradient: the last backward of a step
-             * that will not be skipped updates each layer as it finishes (model/adamw.c), one process */
-            if (a == p->accum - 1 && !multi && !dp && p->opt.clip <= 0 && finite &&
-                isfinite((float)((loss_sum + loss) / p->accum)) && !is_spike(&g, p, (float)((loss_sum + loss) / p->accum))) {
-                lma_adamw_params op = p->opt;
-                op.lr = (float)lr;
-                s = lma_model_backward_adamw(m, &op, g.opt_t + 1, &gn);
-                if (s == LMA_ERR_NUMERIC)
-                    s = lma_error(LMA_ERR_NUMERIC, "step %d: the gradient is not finite, and without clipping (--clip 0) "
-                                  "the update ran with the backward: resume from the last checkpoint (--clip > 0 "
-                                  "skips such steps)", step);
-                updated = s == LMA_OK;
-            } else {
-                s = lma_model_backward(m);
-            }
+            s = lma_model_backward(m);
             loss_sum += loss;
             if (multi) { mb[a] = local_loss_total(m, x.B, p->T); mb_count[a] = x.count; }
         }
@@ -333,14 +318,12 @@ lma_status lma_train_run(lma_model *m, lma_batch_source *src, const lma_trainer_
             for (int a = 0; a < p->accum; a++) loss_sum += mb_count[a] > 0 ? (float)(mb[a] / mb_count[a]) : 0.0f;
         }
         if (s != LMA_OK) break;
-        float loss = (float)(loss_sum / p->accum);
+        float loss = (float)(loss_sum / p->accum), gn = NAN;
         const char *why = NULL;
         int skipped = 0;
         if (!finite || !isfinite(loss)) { skipped = 1; why = "non-finite loss"; }
         else if (is_spike(&g, p, loss)) { skipped = 1; why = "loss spike"; }
-        if (updated) {
-            g.opt_t++;
-        } else if (!skipped) {
+        if (!skipped) {
             lma_adamw_params op = p->opt;
             op.lr = (float)lr;
             lma_status as = dp ? lma_dp_reduce_grads(dp, m) : LMA_OK;

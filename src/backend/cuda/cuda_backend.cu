@@ -57,7 +57,6 @@ extern "C" {
 #include "backend/cuda/ops_loss_optim.cuh"
 #include "backend/cuda/ops_encoder.cuh"
 #include "backend/cuda/ops_graph.cuh"
-#include "backend/cuda/ops_side.cuh"
 
 /* ---- the tables ---------------------------------------------------------------------------- */
 
@@ -67,9 +66,8 @@ static char g_open_fail[160];     /* why the plugin could not start, when it was
 /* LZ: the entry clears the deferred zeros its arguments need first (ops_zero.cuh); the entries
  * without it call lz_enter themselves: zero, the backward ops that may take a zeroed output
  * (matmul_bwd, swiglu_bwd, rope_bwd, attention_bwd, matmul_nf4_bwd through matmul_bwd),
- * rmsnorm_bwd (its weight gradient clears only its own piece), adamw (only its ranges: it may
- * run on the side stream while the backward writes the rest of the gradients, ops_side.cuh),
- * norm_proj_fwd (pointers in arrays) and side */
+ * rmsnorm_bwd (its weight gradient clears only its own piece) and norm_proj_fwd (pointers in
+ * arrays) */
 #define LZ(f) lz_flushed<f>::call
 template <typename TI> static void fill(lma_backend *b, const char *name) {
     b->name = name;
@@ -88,7 +86,7 @@ template <typename TI> static void fill(lma_backend *b, const char *name) {
     b->attention_fwd = LZ(cu_attention_fwd<TI>); b->attention_bwd = cu_attention_bwd<TI>;
     b->attention_cached = LZ(cu_attention_cached<TI>);
     b->swiglu_fwd = LZ(cu_swiglu_fwd<TI>); b->swiglu_bwd = cu_swiglu_bwd<TI>; b->add = LZ(cu_add<TI>);
-    b->cross_entropy = LZ(cu_cross_entropy<TI>); b->adamw = cu_adamw_lz<TI>; b->sum_sq = LZ(cu_sum_sq);
+    b->cross_entropy = LZ(cu_cross_entropy<TI>); b->adamw = LZ(cu_adamw<TI>); b->sum_sq = LZ(cu_sum_sq);
     b->scale = LZ(cu_scale<TI>); b->dropout = LZ(cu_dropout<TI>); b->matmul_fwd_add = LZ(cu_matmul_fwd_add<TI>); /* LoRA */
     b->matmul_nf4_fwd = LZ(cu_matmul_nf4_fwd<TI>); b->matmul_nf4_bwd = cu_matmul_nf4_bwd<TI>; /* QLoRA */
     b->norm_proj_fwd = sizeof(TI) == 2 ? cu_norm_proj_fwd : NULL; /* decode: rmsnorm + GEMVs, bf16 only */
@@ -96,7 +94,6 @@ template <typename TI> static void fill(lma_backend *b, const char *name) {
     b->attention_bidir_fwd = LZ(cu_attention_bidir_fwd<TI>);
     b->graph_begin = LZ(cu_graph_begin); b->graph_end = LZ(cu_graph_end); b->graph_run = LZ(cu_graph_run);
     b->graph_free = LZ(cu_graph_free);
-    b->side = cu_side;
 }
 
 /* The table for `want_bf16` (1: "cuda", bf16 activations; 0: "cuda-fp32"), NULL without a GPU.

@@ -72,10 +72,7 @@ static void cu_rope_bwd(void *dinp, const void *dout, const int32_t *pos, const 
  * running (no gain; the model's backward check was 4x off until 6caf22a), the two directions
  * are to be measured before it becomes the default; off, the two entries are NULL and the
  * model runs three projections. */
-static int qkv_fuse_on(void) {
-    const char *e = getenv("LMA_CUDA_FUSE_QKV");
-    return e && !strcmp(e, "1");
-}
+static int qkv_fuse_on(void) { return env_on("LMA_CUDA_FUSE_QKV"); } /* 0: three products (A/B runs) */
 template <typename TI>
 static void cu_qkv_rope_fwd(void *q, void *k, void *v, const void *qkv, const int32_t *pos, const float *inv_freq,
                             int N, int NH, int NKV, int HD) {
