@@ -36,8 +36,10 @@ static void fault_matmul_fwd(void *out, const void *inp, const void *w, const vo
     if (fault_nan && fault_calls >= fault_at) {
         lma_backend_cpu()->matmul_fwd(out, inp, w, bias, N, C, OC);
         ((float *)out)[0] = NAN;
-    } else if (fault_calls == fault_at && fault_status == LMA_OK) fault_status = LMA_ERR_NOMEM; /* output unwritten */
-    else lma_backend_cpu()->matmul_fwd(out, inp, w, bias, N, C, OC);
+    } else if (fault_calls == fault_at && fault_status == LMA_OK) {
+        fault_status = LMA_ERR_NOMEM; /* the op failed: its output zeros (defined, for valgrind), not the product */
+        memset(out, 0, (size_t)N * OC * sizeof(float));
+    } else lma_backend_cpu()->matmul_fwd(out, inp, w, bias, N, C, OC);
 }
 static lma_status fault_sync(void) {
     lma_status s = fault_status;
