@@ -55,7 +55,7 @@ void lma_cuda_prof_set_report(void (*extra)(void), void (*extra_reset)(void)) {
 
 /* cuda_host.h lma_cuda_profile_reset: what was counted so far dropped (warm-up steps) */
 extern "C" __attribute__((visibility("default"))) void lma_cuda_plugin_profile_reset(void) {
-    if (g_prof != 1) return;
+    if (!lma_cuda_prof_on()) return;
     drain();
     for (int i = 0; i < g_n; i++) g_tab[i].acc = lma_cuda_prof_acc{0, 0};
     if (g_extra_reset) g_extra_reset();
