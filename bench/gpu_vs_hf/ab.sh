@@ -7,7 +7,7 @@
 # LMA_CUDA_COPY2D=0 (LoRA projection by projection), LMA_CUDA_RES_GEMM=0 (residual copied, then
 # added into), LMA_CUDA_LAZY_ZERO=0 (zeros at once), LMA_LORA_FIRST=0 (docs/lora.md: the base
 # product first, LoRA's term added after).
-# Usage (on the device): [COMPILE=1] [EAGER=0] [HF7B=1] [PROF=1] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
+# Usage (on the device): [COMPILE=1] [EAGER=0] [HF7B=1] [PROF=1 [PROF_ROWS="124m 7b-lora 1b"]] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 LOG=${OUT:-/tmp}/ab.log
@@ -55,7 +55,8 @@ if [ "${COMPILE:-0}" = 1 ]; then # compiled first: the better baseline on every 
     hf llama124m full 1024 16 10 compile; hf tinyllama1b full 2048 4 5 compile; hf tinyllama1b lora 2048 4 5 compile
 fi
 if [ "${PROF:-0}" = 1 ]; then # LMA_CUDA_PROFILE=1 tables of the timed steps (warm-up dropped) in $OUT/prof_*.log
-    for a in "7b-lora:$S7B" "1b:$S1B"; do
+    for a in "124m:$S124" "7b-lora:$S7B" "1b:$S1B"; do
+        case " ${PROF_ROWS:-7b-lora 1b} " in *" ${a%%:*} "*) ;; *) continue ;; esac
         [ "$(left)" -gt 60 ] || { echo "skip profile ${a%%:*} (time)"; continue; }
         LMA_CUDA_PROFILE=1 timeout 120 build-gpu/bench_train_step --device cuda --vocab 32000 ${a#*:} \
             > "${OUT:-/tmp}/prof_${a%%:*}.log" 2>&1; echo "profile ${a%%:*} rc=$?"
