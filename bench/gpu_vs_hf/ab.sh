@@ -7,7 +7,7 @@
 # LMA_CUDA_COPY2D=0 (LoRA projection by projection), LMA_CUDA_RES_GEMM=0 (residual copied, then
 # added into), LMA_CUDA_LAZY_ZERO=0 (zeros at once), LMA_LORA_FIRST=0 (docs/lora.md: the base
 # product first, LoRA's term added after).
-# Usage (on the device): [COMPILE=1] [EAGER=0] [HF7B=1] [PROF=1 [PROF_ROWS="124m 7b-lora 1b"]] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
+# Usage (on the device): [AB="LMA_CUDA_X=0 ..."] [COMPILE=1] [EAGER=0] [HF7B=1] [PROF=1 [PROF_ROWS="124m 7b-lora 1b"]] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 LOG=${OUT:-/tmp}/ab.log
@@ -36,11 +36,12 @@ row() { # NAME ENV... -- bench args: each step's loss (step 1: before any update
 }
 S124="--preset 125m --batch 16 --seq 1024 --steps 10"; S1B="--preset 1b --batch 4 --seq 2048 --steps 5"
 S7B="--preset 7b --batch 2 --seq 2048 --steps 3 --lora 16"
+OFF=${AB:-LMA_CUDA_FUSE_QKV=0} # the switches of the change under test, off (AB="NAME=0 NAME2=0")
 for r in 1 2; do
-    row 124m LMA_CUDA_FUSE_QKV=0 -- $S124
+    row 124m $OFF -- $S124
     row 124m X=1 -- $S124
 done
-row 1b LMA_CUDA_FUSE_QKV=0 -- $S1B
+row 1b $OFF -- $S1B
 row 1b X=1 -- $S1B
 row 1b-docs512 X=1 -- $S1B --docs 512
 row 1b-lora X=1 -- $S1B --lora 16

@@ -1,9 +1,12 @@
 /* Cross-entropy (fused, chunked rows), AdamW, and the sum of squares for the gradient norm.
  * A part of the cuda plugin, included once by cuda_backend.cu (one translation unit, as
  * llm.c's llmc/ headers; no include guard), after ops_common.cuh. */
-/* ---- cross-entropy: one block per row, online max/sum (one read), then the gradient ----------- */
+/* ---- cross-entropy: one block per row, online max/sum (one read), then the gradient -----------
+ * NCH > 0: the row's NCH chunks a thread (V <= blockDim.x * E * NCH) stay in registers, stored
+ * as read, between the two passes (the second pass read the row again: from L2 when it was still
+ * there, with ~500 rows of 64 KB in flight not always); NCH = 0: any V, read twice. */
 
-template <typename TI, int E>
+template <typename TI, int E, int NCH>
 __global__ void k_cross_entropy(float *losses, TI *dlogits, const TI *logits, const int32_t *targets, int V,
                                 float dscale) {
     __shared__ float sm[32], ss[32];
@@ -16,14 +19,32 @@ __global__ void k_cross_entropy(float *losses, TI *dlogits, const TI *logits, co
         return;
     }
     float m = -INFINITY, s = 0.0f;
-    for (int i = threadIdx.x * E; i < V; i += blockDim.x * E) { /* E at a time: their max, then the sum */
-        float xv[E], mx = -INFINITY;
-        chunk<TI, E>::load(x + i, xv);
+    struct alignas(16) raw_t { TI v[E]; } raw[NCH > 0 ? NCH : 1];
+    auto online = [&](const float *xv) { /* E at a time: their max, then the sum */
+        float mx = -INFINITY;
 #pragma unroll
         for (int k = 0; k < E; k++) mx = fmaxf(mx, xv[k]);
         if (mx > m) { s *= __expf(m - mx); m = mx; }
 #pragma unroll
         for (int k = 0; k < E; k++) s += __expf(xv[k] - m);
+    };
+    if (NCH > 0) {
+#pragma unroll
+        for (int j = 0; j < NCH; j++) {
+            int i = (threadIdx.x + j * blockDim.x) * E;
+            if (i < V) raw[j] = *reinterpret_cast<const raw_t *>(x + i);
+        }
+#pragma unroll
+        for (int j = 0; j < NCH; j++) {
+            float xv[E];
+            if ((threadIdx.x + j * blockDim.x) * E < V) { chunk<TI, E>::load(raw[j].v, xv); online(xv); }
+        }
+    } else {
+        for (int i = threadIdx.x * E; i < V; i += blockDim.x * E) {
+            float xv[E];
+            chunk<TI, E>::load(x + i, xv);
+            online(xv);
+        }
     }
     /* combine (m, s) pairs: warp, then block */
     for (int o = 16; o > 0; o >>= 1) {
@@ -40,23 +61,41 @@ __global__ void k_cross_entropy(float *losses, TI *dlogits, const TI *logits, co
     float lse = M + logf(S), xy = ld(x + y);
     __syncthreads();
     if (threadIdx.x == 0) losses[row] = lse - xy;
-    if (dlogits)
+    if (!dlogits) return;
+    auto grad = [&](int i, float *xv) {
+#pragma unroll
+        for (int k = 0; k < E; k++) xv[k] = (__expf(xv[k] - lse) - (i + k == y ? 1.0f : 0.0f)) * dscale;
+        chunk<TI, E>::store(dlogits + row * V + i, xv);
+    };
+    if (NCH > 0) {
+#pragma unroll
+        for (int j = 0; j < NCH; j++) {
+            int i = (threadIdx.x + j * blockDim.x) * E;
+            float xv[E];
+            if (i < V) { chunk<TI, E>::load(raw[j].v, xv); grad(i, xv); }
+        }
+    } else {
         for (int i = threadIdx.x * E; i < V; i += blockDim.x * E) {
             float xv[E];
             chunk<TI, E>::load(x + i, xv);
-#pragma unroll
-            for (int k = 0; k < E; k++) xv[k] = (__expf(xv[k] - lse) - (i + k == y ? 1.0f : 0.0f)) * dscale;
-            chunk<TI, E>::store(dlogits + row * V + i, xv);
+            grad(i, xv);
         }
+    }
 }
 template <typename TI>
 static void cu_cross_entropy(float *losses, void *dlogits, const void *logits, const int32_t *targets, int N, int V,
                              float dscale) {
     PROFILE("cross_entropy");
-    if (vec_ok((size_t)V, dlogits, logits))
-        k_cross_entropy<TI, 8><<<N, 512, 0, lma_cu_stream>>>(losses, (TI *)dlogits, (const TI *)logits, targets, V, dscale);
+    static int reg = -1; /* LMA_CUDA_CE_REG=0: the row read twice (A/B runs) */
+    if (reg < 0) reg = env_on("LMA_CUDA_CE_REG");
+    TI *d = (TI *)dlogits;
+    const TI *l = (const TI *)logits;
+    if (!vec_ok((size_t)V, dlogits, logits))
+        k_cross_entropy<TI, 1, 0><<<N, 512, 0, lma_cu_stream>>>(losses, d, l, targets, V, dscale);
+    else if (reg && sizeof(TI) == 2 && V <= 512 * 8 * 8) /* bf16 rows up to 32768: 32 registers of a row */
+        k_cross_entropy<TI, 8, 8><<<N, 512, 0, lma_cu_stream>>>(losses, d, l, targets, V, dscale);
     else
-        k_cross_entropy<TI, 1><<<N, 512, 0, lma_cu_stream>>>(losses, (TI *)dlogits, (const TI *)logits, targets, V, dscale);
+        k_cross_entropy<TI, 8, 0><<<N, 512, 0, lma_cu_stream>>>(losses, d, l, targets, V, dscale);
     check_launch("cross_entropy");
 }
 

@@ -98,6 +98,66 @@ __global__ void k_rmsnorm_bwd_w(float *dw, const TI *dout, const TI *inp, const 
         for (int k = 0; k < E; k++) atomicAdd(&dw[c + k], acc[k]);
     }
 }
+/* The backward in one pass (the two kernels above read dout and inp twice: 201 MB a 1.1B layer
+ * where 134 suffice): each block takes a slab of R rows with one E-chunk of a row a thread
+ * (C <= blockDim.x * E), keeps w and its columns' weight-gradient sums in registers, loads the next
+ * row's x and dout before the current row's block sum, and writes its slab's sums to a partial row
+ * dwp[blockIdx.x, C] that k_colsum_add adds into dw (no atomics: the same sum every run). */
+template <typename TI, int E>
+__global__ void k_rmsnorm_bwd_slab(TI *dinp, float *dwp, const TI *dout, const TI *inp, const TI *w,
+                                   const float *rstd, int N, int C, int R) {
+    int c = threadIdx.x * E, n0 = blockIdx.x * R, n1 = min(N, n0 + R);
+    bool on = c < C;
+    float wv[E], acc[E], xv[E], gv[E], xn[E], gn[E], dv[E];
+#pragma unroll
+    for (int k = 0; k < E; k++) wv[k] = acc[k] = xv[k] = gv[k] = xn[k] = gn[k] = dv[k] = 0;
+    if (on) {
+        chunk<TI, E>::load(w + c, wv);
+        chunk<TI, E>::load(inp + (size_t)n0 * C + c, xv);
+        chunk<TI, E>::load(dout + (size_t)n0 * C + c, gv);
+    }
+    float r = n0 < n1 ? rstd[n0] : 0;
+    for (int n = n0; n < n1; n++) {
+        size_t o = (size_t)n * C + c;
+        float rn = n + 1 < n1 ? rstd[n + 1] : 0;
+        if (on && dinp) chunk<TI, E>::load(dinp + o, dv);
+        if (on && n + 1 < n1) {
+            chunk<TI, E>::load(inp + o + C, xn);
+            chunk<TI, E>::load(dout + o + C, gn);
+        }
+        float dot = 0;
+#pragma unroll
+        for (int k = 0; k < E; k++) dot += gv[k] * wv[k] * xv[k];
+        dot = block_sum(dot);
+        float kk = r * r * r * dot / C;
+#pragma unroll
+        for (int k = 0; k < E; k++) {
+            dv[k] += r * gv[k] * wv[k] - kk * xv[k];
+            acc[k] += gv[k] * xv[k] * r;
+            xv[k] = xn[k];
+            gv[k] = gn[k];
+        }
+        if (on && dinp) chunk<TI, E>::store(dinp + o, dv);
+        r = rn;
+    }
+    if (on && dwp) chunk<float, E>::store(dwp + (size_t)blockIdx.x * C + c, acc);
+}
+/* dw[c] += sum_g p[g, c]: 32 columns a block, its 32 rows of threads striding over g */
+__global__ void k_colsum_add(float *dw, const float *p, int G, int C) {
+    __shared__ float s[32][33];
+    int c = blockIdx.x * 32 + threadIdx.x;
+    float v = 0;
+    if (c < C)
+        for (int g = threadIdx.y; g < G; g += 32) v += p[(size_t)g * C + c];
+    s[threadIdx.y][threadIdx.x] = v;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        for (int y = 1; y < 32; y++) v += s[y][threadIdx.x];
+        dw[c] += v;
+    }
+}
+static lma_cuda_buf g_norm_part; /* the slabs' partial weight gradients */
+static int g_sms;                /* the device's multiprocessors (0: not read yet) */
 /* threads of a row block: about one per E-element chunk, a multiple of 32, at most 512 */
 static unsigned row_threads(int C, int vec) {
     int n = vec ? C / 8 : C;
@@ -119,11 +179,39 @@ static void cu_rmsnorm_fwd(void *out, float *rstd, const void *inp, const void *
 template <typename TI>
 static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *inp, const void *w, const float *rstd,
                            int N, int C) {
-    if (dw) lzb_need(dw, (size_t)C * sizeof(float)); /* atomics add into it: its zeros now (ops_zero.cuh) */
+    if (dw) lzb_need(dw, (size_t)C * sizeof(float)); /* added into: its zeros now (ops_zero.cuh) */
     lz_enter(dinp, dout, inp, w, rstd);
     PROFILE("rmsnorm_bwd");
+    static int slab = -1; /* LMA_CUDA_NORM_SLAB=0: the two-kernel backward (A/B runs) */
+    if (slab < 0) slab = env_on("LMA_CUDA_NORM_SLAB");
+    int v = vec_ok((size_t)C, dinp, dout, inp, w), E = v ? 8 : 1;
+    unsigned T = (unsigned)((C / E + 31) / 32 * 32);
+    if (slab && N > 0 && T <= 1024) {
+        if (!g_sms) {
+            int dev = 0;
+            cudaGetDevice(&dev);
+            cudaDeviceGetAttribute(&g_sms, cudaDevAttrMultiProcessorCount, dev);
+            if (g_sms <= 0) g_sms = 1;
+        }
+        /* about 16 warps a multiprocessor; 8..64 rows a slab (the partials' traffic is 1/R of the rows') */
+        int per_sm = T >= 512 ? 1 : 512 / (int)T, R = (N + g_sms * per_sm - 1) / (g_sms * per_sm);
+        R = R < 8 ? 8 : R > 64 ? 64 : R;
+        int G = (N + R - 1) / R;
+        float *part = NULL;
+        if (dw) {
+            part = (float *)lma_cuda_grow(&g_norm_part, (size_t)G * C * sizeof(float));
+            if (!part) { fail(LMA_ERR_NOMEM, "cuda: out of memory for rmsnorm_bwd's partial sums (%d x %d)", G, C); return; }
+        }
+        LAUNCH_ROWS(k_rmsnorm_bwd_slab, v, G, T, (TI *)dinp, part, (const TI *)dout, (const TI *)inp, (const TI *)w,
+                    rstd, N, C, R);
+        check_launch("rmsnorm_bwd");
+        if (dw) {
+            k_colsum_add<<<blocks(C, 32), dim3(32, 32), 0, lma_cu_stream>>>(dw, part, G, C);
+            check_launch("rmsnorm_bwd_w");
+        }
+        return;
+    }
     if (dinp) {
-        int v = vec_ok((size_t)C, dinp, dout, inp, w);
         LAUNCH_ROWS(k_rmsnorm_bwd_inp, v, N, row_threads(C, v), (TI *)dinp, (const TI *)dout, (const TI *)inp,
                     (const TI *)w, rstd, C);
         check_launch("rmsnorm_bwd");
@@ -134,4 +222,3 @@ static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *
         check_launch("rmsnorm_bwd_w");
     }
 }
-
