@@ -15,82 +15,7 @@
 #include "model/nf4.h"
 #include "model/presets.h"
 #include "test.h"
-#include "cuda_test.h"
-
-static const lma_backend *cpu, *gpu; /* gpu: the table under test */
-static double tol_floor;             /* raises every tolerance of a pass (TF32, bf16) */
-static lma_rng rng;
-
-static float bf16_round(float x) { /* round to nearest even, as __float2bfloat16 */
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7f800000u) != 0x7f800000u) u += 0x7fffu + ((u >> 16) & 1u);
-    u &= 0xffff0000u;
-    memcpy(&x, &u, 4);
-    return x;
-}
-static int act2(void) { return gpu->act_bytes == 2; }
-/* host N(0, sd) values; act inputs are rounded to what the act storage holds */
-static float *frand32(size_t n, float sd) {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    for (size_t i = 0; i < n; i++) p[i] = (float)(sd * lma_rng_normal(&rng));
-    return p;
-}
-static float *frand(size_t n, float sd) {
-    float *p = frand32(n, sd);
-    if (act2())
-        for (size_t i = 0; i < n; i++) p[i] = bf16_round(p[i]);
-    return p;
-}
-/* device copies: raw bytes (fp32, ints) and act storage (through the backend's casts) */
-static void *dev32(const void *h, size_t bytes) {
-    void *d = gpu->alloc(bytes);
-    gpu->upload(d, h, bytes);
-    return d;
-}
-static void *dev_act(const float *h, size_t n) {
-    float *tmp = dev32(h, n * 4);
-    void *d = gpu->alloc(n * (size_t)gpu->act_bytes);
-    gpu->cast_to_act(d, tmp, n);
-    if (d != (void *)tmp) gpu->free(tmp);
-    return d;
-}
-static void *alloc_act(size_t n) { return gpu->alloc(n * (size_t)gpu->act_bytes); }
-static float *back32(const void *d, size_t n) {
-    float *h = malloc((n ? n : 1) * sizeof *h);
-    gpu->download(h, d, n * sizeof *h);
-    return h;
-}
-static float *back_act(const void *d, size_t n) {
-    float *tmp = gpu->alloc(n * 4);
-    gpu->act_to_f32(tmp, d, n);
-    float *h = back32(tmp, n);
-    gpu->free(tmp);
-    return h;
-}
-static void poison_act(void *d, size_t n) {
-    float *h = malloc(n * sizeof *h);
-    for (size_t i = 0; i < n; i++) h[i] = NAN;
-    float *tmp = dev32(h, n * 4);
-    gpu->cast_to_act(d, tmp, n);
-    gpu->free(tmp);
-    free(h);
-}
-static void cmp_host(const char *what, const float *cpu_out, float *g, size_t n, double tol) {
-    int finite = 1;
-    for (size_t i = 0; i < n; i++) finite &= isfinite(g[i]);
-    double e = test_rel_l2f(g, cpu_out, n);
-    if (tol_floor > tol) tol = tol_floor;
-    CHECK(finite && e <= tol, "%s %s: rel L2 %.3g (tol %.1g)%s", gpu->name, what, e, tol,
-          finite ? "" : ", non-finite output");
-    free(g);
-}
-static void cmp_act(const char *what, const float *cpu_out, const void *d, size_t n, double tol) {
-    cmp_host(what, cpu_out, back_act(d, n), n, tol);
-}
-static void cmp32(const char *what, const float *cpu_out, const void *d, size_t n, double tol) {
-    cmp_host(what, cpu_out, back32(d, n), n, tol);
-}
+#include "cuda_ops_test.h"
 
 /* cuDNN's fused attention (bf16 table, no segment ids) against the CPU backend at a shape its
  * engines take (head dim 64, GQA, T not a multiple of the tiles); where the build has cuDNN
@@ -789,76 +714,6 @@ static void ops(void) {
     free(x); free(w); free(bias); free(out); free(dout); free(dx); free(dw); free(db); free(x32);
 }
 
-/* rmsnorm_bwd at shapes of real models against the CPU: many slabs of rows and a partial one
- * (N = 1001), rows of 768, 2048 and 4096 (vectorized), 1032 (a thread count off the powers of
- * two), 40 and 45 (not vectorized), 8200 (past the one-pass kernel's 1024 threads: the two-kernel
- * path); the input gradient and the weight's added into (non-zero before), or either left NULL */
-static void rmsnorm_shapes(void) {
-    const int shapes[7][2] = {{1001, 768}, {1001, 2048}, {300, 4096}, {77, 1032}, {1001, 40}, {50, 45}, {50, 8200}};
-    for (int si = 0; si < 7; si++) {
-        int N = shapes[si][0], C = shapes[si][1];
-        size_t n = (size_t)N * C;
-        float *x = frand(n, 1.5f), *w = frand(C, 1), *g = frand(n, 1), *dx = frand(n, 1), *dw = frand32(C, 1);
-        float *y = malloc(n * 4), *rs = malloc((size_t)N * 4);
-        void *gx = dev_act(x, n), *gw = dev_act(w, C), *gg = dev_act(g, n), *gdx = dev_act(dx, n), *gy = alloc_act(n);
-        float *grs = gpu->alloc((size_t)N * 4), *gdw = dev32(dw, (size_t)C * 4);
-        cpu->rmsnorm_fwd(y, rs, x, w, N, C, 1e-5f);
-        gpu->rmsnorm_fwd(gy, grs, gx, gw, N, C, 1e-5f);
-        char what[96];
-        for (int mode = 0; mode < 3; mode++) { /* both, dinp only, dw only */
-            cpu->rmsnorm_bwd(mode == 2 ? NULL : dx, mode == 1 ? NULL : dw, g, x, w, rs, N, C);
-            gpu->rmsnorm_bwd(mode == 2 ? NULL : gdx, mode == 1 ? NULL : gdw, gg, gx, gw, grs, N, C);
-            snprintf(what, sizeof what, "rmsnorm_bwd %dx%d mode %d dinp", N, C, mode);
-            cmp_act(what, dx, gdx, n, 1e-5);
-            snprintf(what, sizeof what, "rmsnorm_bwd %dx%d mode %d dw", N, C, mode);
-            cmp32(what, dw, gdw, C, 1e-5);
-        }
-        free(x); free(w); free(g); free(dx); free(dw); free(y); free(rs);
-        gpu->free(gx); gpu->free(gw); gpu->free(gg); gpu->free(gdx); gpu->free(gy); gpu->free(grs); gpu->free(gdw);
-    }
-    CHECK(lma_backend_sync(gpu) == LMA_OK && !lma_error_pending(), "%s rmsnorm shapes: no CUDA error: %s", gpu->name,
-          lma_last_error());
-}
-
-/* cross_entropy at vocabularies of real models against the CPU (rows of 32000 and 32768: held in
- * registers between the passes on the bf16 table; 1000: chunks past the row's end; 49152: read
- * twice), with an ignored row: into a separate buffer, in place, and the loss alone */
-static void cross_entropy_shapes(void) {
-    const int Vs[4] = {32000, 32768, 1000, 49152};
-    enum { N = 9 };
-    for (int vi = 0; vi < 4; vi++) {
-        int V = Vs[vi];
-        size_t n = (size_t)N * V;
-        float *lg = frand(n, 3), *d = malloc(n * 4), *loss = malloc(N * 4);
-        int32_t tg[N];
-        for (int i = 0; i < N; i++) tg[i] = i % 7 == 3 ? LMA_IGNORE_INDEX : (int32_t)lma_rng_below(&rng, V);
-        tg[0] = V - 1; /* the last column: the target's -1 in the last chunk */
-        void *glg = dev_act(lg, n), *gd = alloc_act(n);
-        float *gloss = gpu->alloc(N * 4);
-        int32_t *gtg = dev32(tg, sizeof tg);
-        char what[80];
-        cpu->cross_entropy(loss, d, lg, tg, N, V, 0.5f);
-        for (int mode = 0; mode < 3; mode++) { /* apart, in place, the loss alone */
-            if (mode == 1) gpu->cross_entropy(gloss, glg, glg, gtg, N, V, 0.5f);
-            else gpu->cross_entropy(gloss, mode == 0 ? gd : NULL, glg, gtg, N, V, 0.5f);
-            snprintf(what, sizeof what, "cross_entropy V %d mode %d loss", V, mode);
-            cmp32(what, loss, gloss, N, 1e-6);
-            if (mode < 2) {
-                snprintf(what, sizeof what, "cross_entropy V %d mode %d dlogits", V, mode);
-                cmp_act(what, d, mode == 0 ? gd : glg, n, 1e-5);
-            }
-            if (mode == 1) { /* the logits back for the loss alone */
-                gpu->free(glg);
-                glg = dev_act(lg, n);
-            }
-        }
-        free(lg); free(d); free(loss);
-        gpu->free(glg); gpu->free(gd); gpu->free(gloss); gpu->free(gtg);
-    }
-    CHECK(lma_backend_sync(gpu) == LMA_OK && !lma_error_pending(), "%s cross_entropy shapes: no CUDA error: %s",
-          gpu->name, lma_last_error());
-}
-
 /* encoder ops against the CPU backend: layernorm with bias (rows of 48, vectorized, and 45,
  * not; in place), GELU, bidirectional attention with padded rows (lengths T, 1 and random;
  * head dims 16 and 32) */
@@ -923,8 +778,6 @@ int main(void) {
     fused_qkv_rope();
     few_rows();
     encoder_ops();
-    rmsnorm_shapes();
-    cross_entropy_shapes();
     lma_cuda_attention_naive = 2;   /* attention through batched GEMMs */
     ops();
     lma_cuda_attention_naive = 1;   /* the naive kernels, the oracle */
@@ -942,8 +795,6 @@ int main(void) {
     deferred_zero();
     fused_qkv_rope();
     encoder_ops();
-    rmsnorm_shapes();
-    cross_entropy_shapes();
     ops();
     lma_cuda_attention_naive = 1;
     ops();

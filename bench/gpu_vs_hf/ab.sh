@@ -19,7 +19,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 bash bench/device_build.sh build-gpu > "${OUT:-/tmp}/build.log" 2>&1 || { tail -30 "${OUT:-/tmp}/build.log"; exit 1; }
 el built
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread
-for t in test_backend_cuda test_train_cuda; do
+for t in test_backend_cuda test_shapes_cuda test_train_cuda; do
     timeout 200 build-gpu/tests/$t > "${OUT:-/tmp}/$t.log" 2>&1
     echo "$t rc=$? (0 = all passed; 77 = the plugin did not load)"
     grep -E "FAIL|warn" "${OUT:-/tmp}/$t.log" | head -20; tail -1 "${OUT:-/tmp}/$t.log"

@@ -50,6 +50,8 @@ extern "C" {
 #include "backend/cuda/ops_memory.cuh"
 #include "backend/cuda/ops_zero.cuh"
 #include "backend/cuda/ops_norm.cuh"
+#include "backend/cuda/mma.cuh"
+#include "backend/cuda/ops_thin.cuh"
 #include "backend/cuda/ops_gemm.cuh"
 #include "backend/cuda/ops_rope.cuh"
 #include "backend/cuda/ops_attention.cuh"

@@ -265,6 +265,7 @@ static void cu_matmul_fwd(void *out, const void *inp, const void *w, const void 
         gemv_bf16(out, inp, w, bias, 0, N, C, OC);
         return;
     }
+    if (!bias && thin_gemm<TI>(out, inp, w, 1, NULL, N, OC, C)) return; /* ops_thin.cuh */
     /* out^T (OC,N) = W (OC,C) . inp^T (C,N) in column-major terms, + bias per row of out^T */
     lt_gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, w, C, inp, C, out, OC, 0.0f, bias, act_type<TI>(), act_type<TI>(),
             "matmul_fwd");
@@ -282,6 +283,7 @@ static void cu_matmul_fwd_add(void *out, const void *inp, const void *w, const v
         gemv_bf16(out, inp, w, NULL, 1, N, C, OC);
         return;
     }
+    if (thin_gemm<TI>(out, inp, w, 1, res, N, OC, C)) return;
     lt_gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, w, C, inp, C, out, OC, 1.0f, NULL, act_type<TI>(), act_type<TI>(),
             "matmul_fwd_add", res);
 }
@@ -507,7 +509,8 @@ static void cu_matmul_bwd(void *dinp, float *dw, float *dbias, const void *dout,
     if (dbias) lzb_need(dbias, (size_t)OC * sizeof(float));
     lz_enter(dout, inp, w);
     PROFILE("matmul_bwd");
-    if (dinp) /* dinp^T (C,N) += W^T (C,OC) . dout^T (OC,N) */
+    if (dinp && !thin_gemm<TI>(dinp, dout, w, 0, beta ? dinp : NULL, N, C, OC))
+        /* dinp^T (C,N) += W^T (C,OC) . dout^T (OC,N) */
         lt_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, w, C, dout, OC, dinp, C, beta, NULL, act_type<TI>(), act_type<TI>(),
                 "matmul_bwd dinp");
     if (dw) /* dW^T (C,OC) += inp^T (C,N) . dout (N,OC), fp32 */
