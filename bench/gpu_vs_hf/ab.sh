@@ -44,7 +44,9 @@ done
 row 1b $OFF -- $S1B
 row 1b X=1 -- $S1B
 row 1b-docs512 X=1 -- $S1B --docs 512
+row 1b-lora $OFF -- $S1B --lora 16
 row 1b-lora X=1 -- $S1B --lora 16
+row 7b-lora $OFF -- $S7B
 row 7b-lora X=1 -- $S7B
 el rows
 hf() {
