@@ -3,44 +3,52 @@
  * llm.c's llmc/ headers; no include guard), after ops_common.cuh. */
 /* ---- rope (HF half split) ------------------------------------------------------------ */
 
-/* a thread rotates E pairs (x[j..j+E), x[j+half..j+half+E)) of one head; token n's heads start
- * at element n * ld_out of out and n * ld_in of inp (NH * HD: packed; the fused q|k|v rows:
- * qkv_rope_*); backward 0: the forward, 1: the backward added into out, 2: the backward written
- * (out zeroed just before) */
+/* a thread rotates E pairs (x[j..j+E), x[j+half..j+half+E)) of ROPE_HG heads of one token (the
+ * angles computed once for them: sincosf was a third of the op's time when every head computed
+ * its own); token n's heads start at element n * ld_out of out and n * ld_in of inp (NH * HD:
+ * packed; the fused q|k|v rows: qkv_rope_*); backward 0: the forward, 1: the backward added into
+ * out, 2: the backward written (out zeroed just before) */
+enum { ROPE_HG = 4 };
 template <typename TI, int E>
 __global__ void k_rope(TI *out, const TI *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
                        size_t ld_out, size_t ld_in, int backward) {
-    int half = HD / 2;
+    int half = HD / 2, groups = (NH + ROPE_HG - 1) / ROPE_HG;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)N * NH * (half / E)) return;
+    if (i >= (size_t)N * groups * (half / E)) return;
     int j = (int)(i % (half / E)) * E;
-    size_t row = i / (half / E), n = row / NH, h = row % NH;
-    const TI *x = inp + n * ld_in + h * HD;
-    TI *o = out + n * ld_out + h * HD;
-    float x1[E], x2[E], o1[E], o2[E], p = (float)pos[n];
-    chunk<TI, E>::load(x + j, x1);
-    chunk<TI, E>::load(x + j + half, x2);
-    if (backward == 1) {
-        chunk<TI, E>::load(o + j, o1);
-        chunk<TI, E>::load(o + j + half, o2);
-    } else {
+    size_t row = i / (half / E), n = row / groups;
+    int h0 = (int)(row % groups) * ROPE_HG, h1 = min(NH, h0 + ROPE_HG);
+    float c[E], s[E], p = (float)pos[n];
 #pragma unroll
-        for (int k = 0; k < E; k++) o1[k] = o2[k] = 0.0f;
-    }
+    for (int k = 0; k < E; k++) sincosf(p * inv_freq[j + k], &s[k], &c[k]);
 #pragma unroll
-    for (int k = 0; k < E; k++) {
-        float c, s;
-        sincosf(p * inv_freq[j + k], &s, &c);
-        if (!backward) { o1[k] = x1[k] * c - x2[k] * s; o2[k] = x2[k] * c + x1[k] * s; }
-        else { o1[k] += x1[k] * c + x2[k] * s; o2[k] += x2[k] * c - x1[k] * s; }
+    for (int h = h0; h < h0 + ROPE_HG; h++) {
+        if (h >= h1) break;
+        const TI *x = inp + n * ld_in + (size_t)h * HD;
+        TI *o = out + n * ld_out + (size_t)h * HD;
+        float x1[E], x2[E], o1[E], o2[E];
+        chunk<TI, E>::load(x + j, x1);
+        chunk<TI, E>::load(x + j + half, x2);
+        if (backward == 1) {
+            chunk<TI, E>::load(o + j, o1);
+            chunk<TI, E>::load(o + j + half, o2);
+        } else {
+#pragma unroll
+            for (int k = 0; k < E; k++) o1[k] = o2[k] = 0.0f;
+        }
+#pragma unroll
+        for (int k = 0; k < E; k++) {
+            if (!backward) { o1[k] = x1[k] * c[k] - x2[k] * s[k]; o2[k] = x2[k] * c[k] + x1[k] * s[k]; }
+            else { o1[k] += x1[k] * c[k] + x2[k] * s[k]; o2[k] += x2[k] * c[k] - x1[k] * s[k]; }
+        }
+        chunk<TI, E>::store(o + j, o1);
+        chunk<TI, E>::store(o + j + half, o2);
     }
-    chunk<TI, E>::store(o + j, o1);
-    chunk<TI, E>::store(o + j + half, o2);
 }
 template <typename TI>
 static void rope_launch(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
                         int backward, size_t ld_out = 0, size_t ld_in = 0) {
-    size_t pairs = (size_t)N * NH * (HD / 2);
+    size_t pairs = (size_t)N * ((NH + ROPE_HG - 1) / ROPE_HG) * (HD / 2); /* a thread's ROPE_HG heads count once */
     if (!ld_out) ld_out = (size_t)NH * HD;
     if (!ld_in) ld_in = (size_t)NH * HD;
     if ((HD / 2) % 8 == 0 && ld_out % 8 == 0 && ld_in % 8 == 0 && vec_ok(8, out, inp))
