@@ -37,7 +37,7 @@ row() { # NAME ENV... -- bench args: each step's loss (step 1: before any update
 S124="--preset 125m --batch 16 --seq 1024 --steps 10"; S1B="--preset 1b --batch 4 --seq 2048 --steps 5"
 S7B="--preset 7b --batch 2 --seq 2048 --steps 3 --lora 16"
 OFF=${AB:-LMA_CUDA_FUSE_QKV=0} # the switches of the change under test, off (AB="NAME=0 NAME2=0")
-for r in 1 2; do
+for r in $(seq "${REPS:-2}"); do # REPS: rounds of the 124M pair
     row 124m $OFF -- $S124
     row 124m X=1 -- $S124
 done
