@@ -7,7 +7,7 @@
 # LMA_CUDA_COPY2D=0 (LoRA projection by projection), LMA_CUDA_RES_GEMM=0 (residual copied, then
 # added into), LMA_CUDA_LAZY_ZERO=0 (zeros at once), LMA_LORA_FIRST=0 (docs/lora.md: the base
 # product first, LoRA's term added after).
-# Usage (on the device): [AB="LMA_CUDA_X=0 ..."] [COMPILE=1] [EAGER=0] [HF7B=1] [PROF=1 [PROF_ROWS="124m 7b-lora 1b"]] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
+# Usage (on the device): [TARGETS="bench_train_step lmadapt_cuda test_..."] [AB="LMA_CUDA_X=0 ..."] [COMPILE=1] [EAGER=0] [HF7B=1] [PROF=1 [PROF_ROWS="124m 7b-lora 1b"]] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 LOG=${OUT:-/tmp}/ab.log
@@ -16,7 +16,7 @@ T0=$(date +%s)
 left() { echo $(( ${LIMIT:-560} - ($(date +%s) - T0) )); }
 el() { echo "[t=$(( $(date +%s) - T0 ))s] $*"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-bash bench/device_build.sh build-gpu > "${OUT:-/tmp}/build.log" 2>&1 || { tail -30 "${OUT:-/tmp}/build.log"; exit 1; }
+bash bench/device_build.sh build-gpu . ${TARGETS:-} > "${OUT:-/tmp}/build.log" 2>&1 || { tail -30 "${OUT:-/tmp}/build.log"; exit 1; }
 el built
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread
 for t in test_backend_cuda test_shapes_cuda test_train_cuda; do
