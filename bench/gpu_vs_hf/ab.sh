@@ -7,7 +7,7 @@
 # LMA_CUDA_COPY2D=0 (LoRA projection by projection), LMA_CUDA_RES_GEMM=0 (residual copied, then
 # added into), LMA_CUDA_LAZY_ZERO=0 (zeros at once), LMA_LORA_FIRST=0 (docs/lora.md: the base
 # product first, LoRA's term added after).
-# Usage (on the device): [TARGETS="bench_train_step lmadapt_cuda test_..."] [AB="LMA_CUDA_X=0 ..."] [COMPILE=1] [EAGER=0] [HF7B=1] [PROF=1 [PROF_ROWS="124m 7b-lora 1b"]] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
+# Usage (on the device): [ONLY="ROW ..."] [TARGETS="bench_train_step lmadapt_cuda test_..."] [AB="LMA_CUDA_X=0 ..."] [COMPILE=1] [EAGER=0] [HF7B=1] [PROF=1 [PROF_ROWS="124m 7b-lora 1b"]] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 LOG=${OUT:-/tmp}/ab.log
@@ -29,6 +29,7 @@ row() { # NAME ENV... -- bench args: each step's loss (step 1: before any update
     # run of a row on either side of a switch, up to the rounding of a changed product) and the RESULT
     local name=$1; shift; local envs=()
     while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
+    case " ${ONLY:-$name} " in *" $name "*) ;; *) return ;; esac # ONLY="124m 1b-lora": those rows alone
     [ "$(left)" -gt 40 ] || { echo "skip $name (time)"; return; }
     echo "== $name ${envs[*]}"
     env "${envs[@]}" timeout 150 build-gpu/bench_train_step --device cuda --vocab 32000 --trace 1 "$@" 2>&1 |
