@@ -1,7 +1,9 @@
-/* GPU ops at the shapes of real models (label cuda), against the CPU backend, both tables:
- * rmsnorm's backward (one pass over slabs of rows), cross-entropy (rows in registers), the thin
- * products of LoRA (ops_thin.cuh). The op-by-op test at small shapes: test_backend_cuda.c. */
+/* GPU ops at the shapes of real models (label cuda), against the CPU backend, both tables, with
+ * the kernels that are still opt-in switched on: rmsnorm's backward (one pass over slabs of
+ * rows), cross-entropy (rows in registers), the thin products of LoRA (ops_thin.cuh), RoPE over
+ * groups of heads. The op-by-op test at small shapes (default kernels): test_backend_cuda.c. */
 #include <stdio.h>
+#include <stdlib.h>
 #include "backend/backend.h"
 #include "backend/cuda/cuda_host.h"
 #include "core/status.h"
@@ -127,7 +129,57 @@ static void thin_products(void) {
           lma_last_error());
 }
 
+/* rope at head counts off the 4-head groups (6: a partial group; 32), head dims 64 (8 pairs a
+ * thread), 16 and 12 (one pair a thread): forward apart and in place, backward added into and
+ * written (zeroed before) */
+static void rope_heads(void) {
+    const int shapes[4][2] = {{6, 64}, {32, 64}, {6, 16}, {5, 12}};
+    enum { N = 37 };
+    int32_t pos[N];
+    for (int i = 0; i < N; i++) pos[i] = 3 * i + 1;
+    int32_t *gpos = dev32(pos, sizeof pos);
+    for (int si = 0; si < 4; si++) {
+        int NH = shapes[si][0], HD = shapes[si][1];
+        size_t n = (size_t)N * NH * HD;
+        float inv[64];
+        for (int i = 0; i < HD / 2; i++) inv[i] = powf(10000.0f, -2.0f * i / HD);
+        float *x = frand(n, 1), *o = malloc(n * 4), *d = frand(n, 1);
+        float *ginv = dev32(inv, (size_t)HD / 2 * 4);
+        void *gx = dev_act(x, n), *go = alloc_act(n), *gd = dev_act(d, n);
+        char what[80];
+        cpu->rope_fwd(o, x, pos, inv, N, NH, HD);
+        poison_act(go, n);
+        gpu->rope_fwd(go, gx, gpos, ginv, N, NH, HD);
+        snprintf(what, sizeof what, "rope_fwd %d heads of %d", NH, HD);
+        cmp_act(what, o, go, n, 1e-6);
+        gpu->rope_fwd(gx, gx, gpos, ginv, N, NH, HD);
+        snprintf(what, sizeof what, "rope_fwd %d heads of %d (in place)", NH, HD);
+        cmp_act(what, o, gx, n, 1e-6);
+        cpu->rope_bwd(d, o, pos, inv, N, NH, HD); /* o as the upstream gradient */
+        gpu->rope_bwd(gd, go, gpos, ginv, N, NH, HD);
+        snprintf(what, sizeof what, "rope_bwd %d heads of %d (added)", NH, HD);
+        cmp_act(what, d, gd, n, 1e-5);
+        memset(d, 0, n * 4);
+        cpu->rope_bwd(d, o, pos, inv, N, NH, HD);
+        gpu->zero(gd, n * (size_t)gpu->act_bytes);
+        gpu->rope_bwd(gd, go, gpos, ginv, N, NH, HD);
+        snprintf(what, sizeof what, "rope_bwd %d heads of %d (written)", NH, HD);
+        cmp_act(what, d, gd, n, 1e-5);
+        free(x); free(o); free(d);
+        gpu->free(ginv); gpu->free(gx); gpu->free(go); gpu->free(gd);
+    }
+    gpu->free(gpos);
+    CHECK(lma_backend_sync(gpu) == LMA_OK && !lma_error_pending(), "%s rope: no CUDA error: %s", gpu->name,
+          lma_last_error());
+}
+
 int main(void) {
+    /* the kernels that are opt-in until they have run on a GPU (docs/cuda.md); the switches are
+     * read at each op's first call, so these hold for the whole program */
+    setenv("LMA_CUDA_NORM_SLAB", "1", 1);
+    setenv("LMA_CUDA_CE_REG", "1", 1);
+    setenv("LMA_CUDA_THIN", "1", 1);
+    setenv("LMA_CUDA_ROPE_HEADS", "1", 1);
     cpu = lma_backend_cpu();
     const lma_backend *fp32, *bf16;
     if (!cuda_test_tables(&fp32, &bf16)) return 77;
@@ -137,10 +189,12 @@ int main(void) {
     rmsnorm_shapes();
     cross_entropy_shapes();
     thin_products();
+    rope_heads();
     gpu = bf16; /* bf16 storage: every output rounded to bf16 (2^-9 relative) */
     tol_floor = 1e-2;
     rmsnorm_shapes();
     cross_entropy_shapes();
     thin_products();
+    rope_heads();
     TEST_END();
 }

@@ -7,7 +7,7 @@
 # LMA_CUDA_COPY2D=0 (LoRA projection by projection), LMA_CUDA_RES_GEMM=0 (residual copied, then
 # added into), LMA_CUDA_LAZY_ZERO=0 (zeros at once), LMA_LORA_FIRST=0 (docs/lora.md: the base
 # product first, LoRA's term added after).
-# Usage (on the device): [ONLY="ROW ..."] [TARGETS="bench_train_step lmadapt_cuda test_..."] [AB="LMA_CUDA_X=0 ..."] [COMPILE=1] [EAGER=0] [HF7B=1] [PROF=1 [PROF_ROWS="124m 7b-lora 1b"]] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
+# Usage (on the device): [ONLY="ROW ..."] [ABON="LMA_CUDA_X=1 ..."] [TARGETS="bench_train_step lmadapt_cuda test_..."] [AB="LMA_CUDA_X=0 ..."] [COMPILE=1] [EAGER=0] [HF7B=1] [PROF=1 [PROF_ROWS="124m 7b-lora 1b"]] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 LOG=${OUT:-/tmp}/ab.log
@@ -38,17 +38,18 @@ row() { # NAME ENV... -- bench args: each step's loss (step 1: before any update
 S124="--preset 125m --batch 16 --seq 1024 --steps 10"; S1B="--preset 1b --batch 4 --seq 2048 --steps 5"
 S7B="--preset 7b --batch 2 --seq 2048 --steps 3 --lora 16"
 OFF=${AB:-LMA_CUDA_FUSE_QKV=0} # the switches of the change under test, off (AB="NAME=0 NAME2=0")
+ON=${ABON:-X=1}                 # and on, where that is not the default (ABON="NAME=1 ...": opt-in kernels)
 for r in $(seq "${REPS:-2}"); do # REPS: rounds of the 124M pair
     row 124m $OFF -- $S124
-    row 124m X=1 -- $S124
+    row 124m $ON -- $S124
 done
 row 1b $OFF -- $S1B
-row 1b X=1 -- $S1B
-row 1b-docs512 X=1 -- $S1B --docs 512
+row 1b $ON -- $S1B
+row 1b-docs512 $ON -- $S1B --docs 512
 row 1b-lora $OFF -- $S1B --lora 16
-row 1b-lora X=1 -- $S1B --lora 16
+row 1b-lora $ON -- $S1B --lora 16
 row 7b-lora $OFF -- $S7B
-row 7b-lora X=1 -- $S7B
+row 7b-lora $ON -- $S7B
 el rows
 hf() {
     [ "$(left)" -gt 90 ] || { echo "skip HF $* (time)"; return; }
@@ -62,7 +63,7 @@ if [ "${PROF:-0}" = 1 ]; then # LMA_CUDA_PROFILE=1 tables of the timed steps (wa
     for a in "124m:$S124" "7b-lora:$S7B" "1b:$S1B"; do
         case " ${PROF_ROWS:-7b-lora 1b} " in *" ${a%%:*} "*) ;; *) continue ;; esac
         [ "$(left)" -gt 60 ] || { echo "skip profile ${a%%:*} (time)"; continue; }
-        LMA_CUDA_PROFILE=1 timeout 120 build-gpu/bench_train_step --device cuda --vocab 32000 ${a#*:} \
+        env LMA_CUDA_PROFILE=1 $ON timeout 120 build-gpu/bench_train_step --device cuda --vocab 32000 ${a#*:} \
             > "${OUT:-/tmp}/prof_${a%%:*}.log" 2>&1; echo "profile ${a%%:*} rc=$?"
     done
     el profiles

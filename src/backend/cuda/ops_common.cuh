@@ -53,6 +53,11 @@ static int env_on(const char *name) {
     const char *e = getenv(name);
     return !(e && !strcmp(e, "0"));
 }
+/* a switch of a kernel not yet run on a GPU: 0 unless NAME=1 (it becomes env_on once measured) */
+static int env_opt_in(const char *name) {
+    const char *e = getenv(name);
+    return e && !strcmp(e, "1");
+}
 static unsigned blocks(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
 
 /* fp32 arithmetic on either storage type */

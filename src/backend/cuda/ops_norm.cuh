@@ -182,8 +182,8 @@ static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *
     if (dw) lzb_need(dw, (size_t)C * sizeof(float)); /* added into: its zeros now (ops_zero.cuh) */
     lz_enter(dinp, dout, inp, w, rstd);
     PROFILE("rmsnorm_bwd");
-    static int slab = -1; /* LMA_CUDA_NORM_SLAB=0: the two-kernel backward (A/B runs) */
-    if (slab < 0) slab = env_on("LMA_CUDA_NORM_SLAB");
+    static int slab = -1; /* LMA_CUDA_NORM_SLAB=1: one pass (opt-in: not yet run on a GPU) */
+    if (slab < 0) slab = env_opt_in("LMA_CUDA_NORM_SLAB");
     int v = vec_ok((size_t)C, dinp, dout, inp, w), E = v ? 8 : 1;
     unsigned T = (unsigned)((C / E + 31) / 32 * 32);
     if (slab && N > 0 && T <= 1024) {

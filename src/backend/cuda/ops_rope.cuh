@@ -3,21 +3,21 @@
  * llm.c's llmc/ headers; no include guard), after ops_common.cuh. */
 /* ---- rope (HF half split) ------------------------------------------------------------ */
 
-/* a thread rotates E pairs (x[j..j+E), x[j+half..j+half+E)) of ROPE_HG heads of one token (the
- * angles computed once for them: sincosf was a third of the op's time when every head computed
- * its own); token n's heads start at element n * ld_out of out and n * ld_in of inp (NH * HD:
+/* a thread rotates E pairs (x[j..j+E), x[j+half..j+half+E)) of hg heads of one token (1, or
+ * ROPE_HG with LMA_CUDA_ROPE_HEADS=1: the angles computed once for them, opt-in until it has run
+ * on a GPU; the same arithmetic either way); token n's heads start at element n * ld_out of out and n * ld_in of inp (NH * HD:
  * packed; the fused q|k|v rows: qkv_rope_*); backward 0: the forward, 1: the backward added into
  * out, 2: the backward written (out zeroed just before) */
 enum { ROPE_HG = 4 };
 template <typename TI, int E>
 __global__ void k_rope(TI *out, const TI *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
-                       size_t ld_out, size_t ld_in, int backward) {
-    int half = HD / 2, groups = (NH + ROPE_HG - 1) / ROPE_HG;
+                       size_t ld_out, size_t ld_in, int backward, int hg) {
+    int half = HD / 2, groups = (NH + hg - 1) / hg;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * groups * (half / E)) return;
     int j = (int)(i % (half / E)) * E;
     size_t row = i / (half / E), n = row / groups;
-    int h0 = (int)(row % groups) * ROPE_HG, h1 = min(NH, h0 + ROPE_HG);
+    int h0 = (int)(row % groups) * hg, h1 = min(NH, h0 + hg);
     float c[E], s[E], p = (float)pos[n];
 #pragma unroll
     for (int k = 0; k < E; k++) sincosf(p * inv_freq[j + k], &s[k], &c[k]);
@@ -48,15 +48,18 @@ __global__ void k_rope(TI *out, const TI *inp, const int32_t *pos, const float *
 template <typename TI>
 static void rope_launch(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
                         int backward, size_t ld_out = 0, size_t ld_in = 0) {
-    size_t pairs = (size_t)N * ((NH + ROPE_HG - 1) / ROPE_HG) * (HD / 2); /* a thread's ROPE_HG heads count once */
+    static int heads = -1;
+    if (heads < 0) heads = env_opt_in("LMA_CUDA_ROPE_HEADS");
+    int hg = heads ? ROPE_HG : 1;
+    size_t pairs = (size_t)N * ((NH + hg - 1) / hg) * (HD / 2); /* a thread's hg heads count once */
     if (!ld_out) ld_out = (size_t)NH * HD;
     if (!ld_in) ld_in = (size_t)NH * HD;
     if ((HD / 2) % 8 == 0 && ld_out % 8 == 0 && ld_in % 8 == 0 && vec_ok(8, out, inp))
         k_rope<TI, 8><<<blocks(pairs / 8, 256), 256, 0, lma_cu_stream>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH,
-                                                                          HD, ld_out, ld_in, backward);
+                                                                          HD, ld_out, ld_in, backward, hg);
     else
         k_rope<TI, 1><<<blocks(pairs, 256), 256, 0, lma_cu_stream>>>((TI *)out, (const TI *)inp, pos, inv_freq, N, NH,
-                                                                          HD, ld_out, ld_in, backward);
+                                                                          HD, ld_out, ld_in, backward, hg);
 }
 template <typename TI>
 static void cu_rope_fwd(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD) {

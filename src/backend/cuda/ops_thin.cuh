@@ -9,8 +9,8 @@
  * A block: a 128 x 64 tile of out, 8 warps of 16 rows; X's rows and W's 64 columns go to shared
  * memory (zero-padded to KP, a multiple of 16), then KP / 16 mma steps a warp and n-tile; the fp32
  * sums are staged in shared memory, and each thread writes 16-byte chunks (res added in fp32
- * first: one rounding, as cuBLASLt's beta = 1). LMA_CUDA_THIN=0 leaves every product to cuBLASLt
- * (A/B runs). */
+ * first: one rounding, as cuBLASLt's beta = 1). Opt-in until it has run on a GPU: LMA_CUDA_THIN=1
+ * (tests/test_shapes_cuda.c sets it); otherwise every product stays with cuBLASLt. */
 enum { TH_BM = 128, TH_BN = 64, TH_THREADS = 256, TH_KMAX = 64 };
 
 /* WT 1: W is (M, K) row-major (a forward, x W^T); WT 0: W is (K, M) row-major (a backward, dout W) */
@@ -91,11 +91,11 @@ static lma_cuda_prof_acc *thin_prof_row(void) {
 }
 /* out = X W^T (wt 1, W (M,K)) or X W (wt 0, W (K,M)), + res when given (may be out): 1 when it ran,
  * 0 when the call is not one for these kernels (fp32 storage, K past 64 or not a multiple of 8, M
- * not a multiple of 8, bases not 16-byte aligned, LMA_CUDA_THIN=0) */
+ * not a multiple of 8, bases not 16-byte aligned, LMA_CUDA_THIN not 1) */
 template <typename TI>
 static int thin_gemm(void *out, const void *X, const void *W, int wt, const void *res, int N, int M, int K) {
     static int on = -1;
-    if (on < 0) on = env_on("LMA_CUDA_THIN");
+    if (on < 0) on = env_opt_in("LMA_CUDA_THIN");
     if (sizeof(TI) != 2 || !on || N <= 0 || K <= 0 || K > TH_KMAX || K % 8 || M % 8 || !vec_ok(8, out, X, W, res))
         return 0;
     lma_cuda_prof_scope ps(thin_prof_row());
