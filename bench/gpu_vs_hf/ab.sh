@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # One device call that checks and measures the step's switchable changes (issue 22 item 2):
-# builds lmadapt with CUDA (bench/device_build.sh), runs test_backend_cuda, then each training
-# row with a change off and on in the same binary, then transformers' eager (and, COMPILE=1,
+# builds lmadapt with CUDA (bench/device_build.sh), runs test_backend_cuda, test_shapes_cuda and
+# test_train_cuda (with ABON, the first and last again with those switches), then each training
+# row with a change off (AB) and on (ABON, or the default) in the same binary, then transformers' eager (and, COMPILE=1,
 # compiled) baselines of the same rows while time is left. Everything goes to stdout and, on the
 # device, $OUT/ab.log. The switches (docs/cuda.md): LMA_CUDA_FUSE_QKV=0 (three q, k, v products),
 # LMA_CUDA_COPY2D=0 (LoRA projection by projection), LMA_CUDA_RES_GEMM=0 (residual copied, then
 # added into), LMA_CUDA_LAZY_ZERO=0 (zeros at once), LMA_LORA_FIRST=0 (docs/lora.md: the base
-# product first, LoRA's term added after).
+# product first, LoRA's term added after); opt-in, =1: LMA_CUDA_NORM_SLAB, LMA_CUDA_CE_REG,
+# LMA_CUDA_THIN, LMA_CUDA_ROPE_HEADS.
 # Usage (on the device): [ONLY="ROW ..."] [ABON="LMA_CUDA_X=1 ..."] [TARGETS="bench_train_step lmadapt_cuda test_..."] [AB="LMA_CUDA_X=0 ..."] [COMPILE=1] [EAGER=0] [HF7B=1] [PROF=1 [PROF_ROWS="124m 7b-lora 1b"]] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,10 +21,13 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 bash bench/device_build.sh build-gpu . ${TARGETS:-} > "${OUT:-/tmp}/build.log" 2>&1 || { tail -30 "${OUT:-/tmp}/build.log"; exit 1; }
 el built
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread
-for t in test_backend_cuda test_shapes_cuda test_train_cuda; do
-    timeout 200 build-gpu/tests/$t > "${OUT:-/tmp}/$t.log" 2>&1
-    echo "$t rc=$? (0 = all passed; 77 = the plugin did not load)"
-    grep -E "FAIL|warn" "${OUT:-/tmp}/$t.log" | head -20; tail -1 "${OUT:-/tmp}/$t.log"
+# the tests with the defaults; with ABON, the whole-model runs (and every op) once more with it
+for t in test_backend_cuda test_shapes_cuda test_train_cuda ${ABON:+on:test_train_cuda on:test_backend_cuda}; do
+    envs=(X=1); log="${OUT:-/tmp}/$t.log"
+    [ "${t#on:}" != "$t" ] && { t=${t#on:}; envs=(${ABON}); log="${OUT:-/tmp}/${t}_on.log"; }
+    env "${envs[@]}" timeout 200 build-gpu/tests/$t > "$log" 2>&1
+    echo "$t ${envs[*]} rc=$? (0 = all passed; 77 = the plugin did not load)"
+    grep -E "FAIL|warn" "$log" | head -20; tail -1 "$log"
 done
 el tested
 row() { # NAME ENV... -- bench args: each step's loss (step 1: before any update, the same in every
