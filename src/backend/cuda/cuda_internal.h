@@ -33,8 +33,9 @@ static inline void *lma_cuda_grow(lma_cuda_buf *b, size_t bytes) {
 }
 
 /* Per-op profile (profile.cu; LMA_CUDA_PROFILE=1): GPU time accumulated into named rows.
- * lma_cuda_prof_register gives a row (NULL when profiling is off); a scope times the
- * work queued while it lives. set_report: an extra table printed after the op table. */
+ * lma_cuda_prof_register gives a row (NULL when profiling is off; a name that starts with a
+ * space is a part of another row's time, left out of the total); a scope times the work queued
+ * while it lives. set_report: an extra table printed after the op table. */
 typedef struct { double ms; long calls; } lma_cuda_prof_acc;
 int lma_cuda_prof_on(void);
 lma_cuda_prof_acc *lma_cuda_prof_register(const char *name);

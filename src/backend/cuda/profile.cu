@@ -30,7 +30,8 @@ static void drain(void) {
 static void report(void) {
     drain();
     double total = 0;
-    for (int i = 0; i < g_n; i++) total += g_tab[i].acc.ms;
+    for (int i = 0; i < g_n; i++)
+        if (g_tab[i].name[0] != ' ') total += g_tab[i].acc.ms; /* " name": a part of another row */
     fprintf(stderr, "[lmadapt] cuda op profile (GPU time per op, CUDA events):\n%-22s %10s %8s %6s\n", "op", "ms",
             "calls", "%");
     for (int i = 0; i < g_n; i++)
