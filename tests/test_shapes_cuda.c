@@ -40,13 +40,14 @@ static void rmsnorm_shapes(void) {
           lma_last_error());
 }
 
-/* cross_entropy at vocabularies of real models against the CPU (rows of 32000 and 32768: held in
- * registers between the passes on the bf16 table; 1000: chunks past the row's end; 49152: read
- * twice), with an ignored row: into a separate buffer, in place, and the loss alone */
+/* cross_entropy at vocabularies of real models against the CPU (rows of 32000, 32768 and 49152:
+ * held in registers between the passes on the bf16 table, 8 or 12 chunks a thread; 1000: chunks
+ * past the row's end; 65536: read twice), with an ignored row: into a separate buffer, in place,
+ * and the loss alone */
 static void cross_entropy_shapes(void) {
-    const int Vs[4] = {32000, 32768, 1000, 49152};
+    const int Vs[5] = {32000, 32768, 1000, 49152, 65536};
     enum { N = 9 };
-    for (int vi = 0; vi < 4; vi++) {
+    for (int vi = 0; vi < 5; vi++) {
         int V = Vs[vi];
         size_t n = (size_t)N * V;
         float *lg = frand(n, 3), *d = malloc(n * 4), *loss = malloc(N * 4);

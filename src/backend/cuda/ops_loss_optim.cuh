@@ -2,12 +2,13 @@
  * A part of the cuda plugin, included once by cuda_backend.cu (one translation unit, as
  * llm.c's llmc/ headers; no include guard), after ops_common.cuh. */
 /* ---- cross-entropy: one block per row, online max/sum (one read), then the gradient -----------
- * NCH > 0: the row's NCH chunks a thread (V <= blockDim.x * E * NCH) stay in registers, stored
+ * NCH > 0 (8 or 12: vocabularies up to 32768 or 49152, bf16): the row's NCH chunks a thread
+ * (V <= blockDim.x * E * NCH) stay in registers, stored
  * as read, between the two passes (the second pass read the row again: from L2 when it was still
  * there, with ~500 rows of 64 KB in flight not always); NCH = 0: any V, read twice. */
 
 template <typename TI, int E, int NCH>
-__global__ void k_cross_entropy(float *losses, TI *dlogits, const TI *logits, const int32_t *targets, int V,
+__global__ void __launch_bounds__(512) k_cross_entropy(float *losses, TI *dlogits, const TI *logits, const int32_t *targets, int V,
                                 float dscale) {
     __shared__ float sm[32], ss[32];
     size_t row = blockIdx.x;
@@ -94,6 +95,8 @@ static void cu_cross_entropy(float *losses, void *dlogits, const void *logits, c
         k_cross_entropy<TI, 1, 0><<<N, 512, 0, lma_cu_stream>>>(losses, d, l, targets, V, dscale);
     else if (reg && sizeof(TI) == 2 && V <= 512 * 8 * 8) /* bf16 rows up to 32768: 32 registers of a row */
         k_cross_entropy<TI, 8, 8><<<N, 512, 0, lma_cu_stream>>>(losses, d, l, targets, V, dscale);
+    else if (reg && sizeof(TI) == 2 && V <= 512 * 8 * 12) /* up to 49152 (SmolLM2): 48 registers */
+        k_cross_entropy<TI, 8, 12><<<N, 512, 0, lma_cu_stream>>>(losses, d, l, targets, V, dscale);
     else
         k_cross_entropy<TI, 8, 0><<<N, 512, 0, lma_cu_stream>>>(losses, d, l, targets, V, dscale);
     check_launch("cross_entropy");
