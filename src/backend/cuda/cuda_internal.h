@@ -21,6 +21,16 @@ void lma_cuda_free(void *p);
  * writes device memory (NCCL's collectives) first settles the allocation it touches: what is
  * pending there cleared, and the stream waited for. */
 void lma_cuda_zero_settle(const void *p);
+/* The current device's multiprocessors (read once; 1 if the query fails): grid sizes. */
+static inline int lma_cuda_sms(void) {
+    static int sms;
+    if (!sms) {
+        int dev = 0;
+        cudaGetDevice(&dev);
+        if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || sms <= 0) sms = 1;
+    }
+    return sms;
+}
 /* A scratch buffer grown on demand: at least `bytes` (contents not kept), NULL when out of memory. */
 typedef struct { void *p; size_t bytes; } lma_cuda_buf;
 static inline void *lma_cuda_grow(lma_cuda_buf *b, size_t bytes) {

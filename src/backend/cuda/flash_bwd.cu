@@ -390,17 +390,14 @@ static float *fl_scratch(size_t n) { return (float *)lma_cuda_grow(&g_fl_scratch
 
 /* one block per kv head when that fills the GPU (about 2 waves), else one per query head */
 static int per_head(int B, int T, int NH, int NKV) {
-    static int mode = -1, sms = 132;
+    static int mode = -1;
     if (mode < 0) {
         const char *e = getenv("LMA_CUDA_FLASH_BWD"); /* "kv" | "heads": force a grid (A/B runs) */
         mode = e && !strcmp(e, "kv") ? 1 : e && !strcmp(e, "heads") ? 2 : 0;
-        int dev = 0;
-        cudaGetDevice(&dev);
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
     }
     if (NH == NKV || mode == 1) return 0;
     if (mode == 2) return 1;
-    return (long)B * NKV * ((T + BR - 1) / BR) < 4L * sms;
+    return (long)B * NKV * ((T + BR - 1) / BR) < 4L * lma_cuda_sms();
 }
 
 template <int HD, typename TI>

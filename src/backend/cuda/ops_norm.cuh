@@ -157,7 +157,6 @@ __global__ void k_colsum_add(float *dw, const float *p, int G, int C) {
     }
 }
 static lma_cuda_buf g_norm_part; /* the slabs' partial weight gradients */
-static int g_sms;                /* the device's multiprocessors (0: not read yet) */
 /* threads of a row block: about one per E-element chunk, a multiple of 32, at most 512 */
 static unsigned row_threads(int C, int vec) {
     int n = vec ? C / 8 : C;
@@ -187,14 +186,8 @@ static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *
     int v = vec_ok((size_t)C, dinp, dout, inp, w), E = v ? 8 : 1;
     unsigned T = (unsigned)((C / E + 31) / 32 * 32);
     if (slab && N > 0 && T <= 1024) {
-        if (!g_sms) {
-            int dev = 0;
-            cudaGetDevice(&dev);
-            cudaDeviceGetAttribute(&g_sms, cudaDevAttrMultiProcessorCount, dev);
-            if (g_sms <= 0) g_sms = 1;
-        }
         /* about 16 warps a multiprocessor; 8..64 rows a slab (the partials' traffic is 1/R of the rows') */
-        int per_sm = T >= 512 ? 1 : 512 / (int)T, R = (N + g_sms * per_sm - 1) / (g_sms * per_sm);
+        int per_sm = T >= 512 ? 1 : 512 / (int)T, slabs = lma_cuda_sms() * per_sm, R = (N + slabs - 1) / slabs;
         R = R < 8 ? 8 : R > 64 ? 64 : R;
         int G = (N + R - 1) / R;
         float *part = NULL;

@@ -5,9 +5,9 @@
 
 /* a thread rotates E pairs (x[j..j+E), x[j+half..j+half+E)) of hg heads of one token (1, or
  * ROPE_HG with LMA_CUDA_ROPE_HEADS=1: the angles computed once for them, opt-in until it has run
- * on a GPU; the same arithmetic either way); token n's heads start at element n * ld_out of out and n * ld_in of inp (NH * HD:
- * packed; the fused q|k|v rows: qkv_rope_*); backward 0: the forward, 1: the backward added into
- * out, 2: the backward written (out zeroed just before) */
+ * on a GPU; the same arithmetic either way); token n's heads start at element n * ld_out of out
+ * and n * ld_in of inp (NH * HD: packed; the fused q|k|v rows: qkv_rope_*); backward 0: the
+ * forward, 1: the backward added into out, 2: the backward written (out zeroed just before) */
 enum { ROPE_HG = 4 };
 template <typename TI, int E>
 __global__ void k_rope(TI *out, const TI *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
