@@ -11,10 +11,10 @@
 
 /* rmsnorm_bwd at shapes of real models against the CPU: many slabs of rows and a partial one
  * (N = 1001), rows of 768, 2048 and 4096 (vectorized), 1032 (a thread count off the powers of
- * two), 40 and 45 (not vectorized), 8200 (past the one-pass kernel's 1024 threads: the two-kernel
- * path); the input gradient and the weight's added into (non-zero before), or either left NULL */
+ * two), 40 and 45 (not vectorized), 8192 (a 70B row: past the one-pass kernel's 512 threads, the
+ * two-kernel path); the input gradient and the weight's added into (non-zero before), or either left NULL */
 static void rmsnorm_shapes(void) {
-    const int shapes[7][2] = {{1001, 768}, {1001, 2048}, {300, 4096}, {77, 1032}, {1001, 40}, {50, 45}, {50, 8200}};
+    const int shapes[7][2] = {{1001, 768}, {1001, 2048}, {300, 4096}, {77, 1032}, {1001, 40}, {50, 45}, {50, 8192}};
     for (int si = 0; si < 7; si++) {
         int N = shapes[si][0], C = shapes[si][1];
         size_t n = (size_t)N * C;

@@ -100,11 +100,11 @@ __global__ void k_rmsnorm_bwd_w(float *dw, const TI *dout, const TI *inp, const 
 }
 /* The backward in one pass (the two kernels above read dout and inp twice: 201 MB a 1.1B layer
  * where 134 suffice): each block takes a slab of R rows with one E-chunk of a row a thread
- * (C <= blockDim.x * E), keeps w and its columns' weight-gradient sums in registers, loads the next
+ * (C <= blockDim.x * E, at most 512 threads: C <= 4096 vectorized), keeps w and its columns' weight-gradient sums in registers, loads the next
  * row's x and dout before the current row's block sum, and writes its slab's sums to a partial row
  * dwp[blockIdx.x, C] that k_colsum_add adds into dw (no atomics: the same sum every run). */
 template <typename TI, int E>
-__global__ void k_rmsnorm_bwd_slab(TI *dinp, float *dwp, const TI *dout, const TI *inp, const TI *w,
+__global__ void __launch_bounds__(512) k_rmsnorm_bwd_slab(TI *dinp, float *dwp, const TI *dout, const TI *inp, const TI *w,
                                    const float *rstd, int N, int C, int R) {
     int c = threadIdx.x * E, n0 = blockIdx.x * R, n1 = min(N, n0 + R);
     bool on = c < C;
@@ -185,7 +185,7 @@ static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *
     if (slab < 0) slab = env_opt_in("LMA_CUDA_NORM_SLAB");
     int v = vec_ok((size_t)C, dinp, dout, inp, w), E = v ? 8 : 1;
     unsigned T = (unsigned)((C / E + 31) / 32 * 32);
-    if (slab && N > 0 && T <= 1024) {
+    if (slab && N > 0 && T <= 512) { /* more threads of ~77 registers would not launch */
         /* about 16 warps a multiprocessor; 8..64 rows a slab (the partials' traffic is 1/R of the rows') */
         int per_sm = T >= 512 ? 1 : 512 / (int)T, slabs = lma_cuda_sms() * per_sm, R = (N + slabs - 1) / slabs;
         R = R < 8 ? 8 : R > 64 ? 64 : R;
