@@ -9,6 +9,9 @@
 # added into), LMA_CUDA_LAZY_ZERO=0 (zeros at once), LMA_LORA_FIRST=0 (docs/lora.md: the base
 # product first, LoRA's term added after); opt-in, =1: LMA_CUDA_NORM_SLAB, LMA_CUDA_CE_REG,
 # LMA_CUDA_THIN, LMA_CUDA_ROPE_HEADS.
+# RUNS="ROW@ENV,ENV ROW@X=0 ...": those rows with those switches, instead of the off/on pairs
+# (REPS rounds); PROF_RUNS="ROW@ENV,ENV ...": profiles of those rows with those switches
+# ($OUT/prof_ROW_N.log), instead of PROF; TESTS="..." the tests to run ("" none).
 # Usage (on the device): [ONLY="ROW ..."] [ABON="LMA_CUDA_X=1 ..."] [TARGETS="bench_train_step lmadapt_cuda test_..."] [AB="LMA_CUDA_X=0 ..."] [COMPILE=1] [EAGER=0] [HF7B=1] [PROF=1 [PROF_ROWS="124m 7b-lora 1b"]] LIMIT=SECONDS bash bench/gpu_vs_hf/ab.sh   (LIMIT: the call's budget, 560)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,7 +25,8 @@ bash bench/device_build.sh build-gpu . ${TARGETS:-} > "${OUT:-/tmp}/build.log" 2
 el built
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread
 # the tests with the defaults; with ABON, the whole-model runs (and every op) once more with it
-for t in test_backend_cuda test_shapes_cuda test_train_cuda ${ABON:+on:test_train_cuda on:test_backend_cuda}; do
+TESTS=${TESTS-test_backend_cuda test_shapes_cuda test_train_cuda}
+for t in $TESTS ${TESTS:+${ABON:+on:test_train_cuda on:test_backend_cuda}}; do
     envs=(X=1); log="${OUT:-/tmp}/$t.log"
     [ "${t#on:}" != "$t" ] && { t=${t#on:}; envs=(${ABON}); log="${OUT:-/tmp}/${t}_on.log"; }
     env "${envs[@]}" timeout 200 build-gpu/tests/$t > "$log" 2>&1
@@ -42,6 +46,14 @@ row() { # NAME ENV... -- bench args: each step's loss (step 1: before any update
 }
 S124="--preset 125m --batch 16 --seq 1024 --steps 10"; S1B="--preset 1b --batch 4 --seq 2048 --steps 5"
 S7B="--preset 7b --batch 2 --seq 2048 --steps 3 --lora 16"
+args_of() { case $1 in 124m) echo "$S124" ;; 1b) echo "$S1B" ;; 1b-lora) echo "$S1B --lora 16" ;;
+    1b-docs512) echo "$S1B --docs 512" ;; 7b-lora) echo "$S7B" ;; esac; }
+if [ -n "${RUNS:-}" ]; then # ROW@ENV,ENV items instead of the pairs below, REPS rounds
+    for r in $(seq "${REPS:-1}"); do
+        for it in $RUNS; do envs=${it#*@}; row "${it%%@*}" ${envs//,/ } -- $(args_of "${it%%@*}"); done
+    done
+    ONLY=none
+fi
 OFF=${AB:-LMA_CUDA_FUSE_QKV=0} # the switches of the change under test, off (AB="NAME=0 NAME2=0")
 ON=${ABON:-X=1}                 # and on, where that is not the default (ABON="NAME=1 ...": opt-in kernels)
 for r in $(seq "${REPS:-2}"); do # REPS: rounds of the 124M pair
@@ -64,6 +76,13 @@ if [ "${COMPILE:-0}" = 1 ]; then # compiled first: the better baseline on every 
     echo "== transformers torch.compile"
     hf llama124m full 1024 16 10 compile; hf tinyllama1b full 2048 4 5 compile; hf tinyllama1b lora 2048 4 5 compile
 fi
+i=0
+for pr in ${PROF_RUNS:-}; do # ROW@ENV,ENV: a profile of that row with those switches
+    i=$((i + 1)); name=${pr%%@*}; envs=${pr#*@}
+    [ "$(left)" -gt 60 ] || { echo "skip profile $pr (time)"; continue; }
+    env LMA_CUDA_PROFILE=1 ${envs//,/ } timeout 120 build-gpu/bench_train_step --device cuda --vocab 32000 \
+        $(args_of "$name") > "${OUT:-/tmp}/prof_${name}_$i.log" 2>&1; echo "profile $pr rc=$? -> prof_${name}_$i.log"
+done
 if [ "${PROF:-0}" = 1 ]; then # LMA_CUDA_PROFILE=1 tables of the timed steps (warm-up dropped) in $OUT/prof_*.log
     for a in "124m:$S124" "7b-lora:$S7B" "1b:$S1B"; do
         case " ${PROF_ROWS:-7b-lora 1b} " in *" ${a%%:*} "*) ;; *) continue ;; esac
