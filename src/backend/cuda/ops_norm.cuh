@@ -185,23 +185,25 @@ static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *
     if (slab < 0) slab = env_opt_in("LMA_CUDA_NORM_SLAB");
     int v = vec_ok((size_t)C, dinp, dout, inp, w), E = v ? 8 : 1;
     unsigned T = (unsigned)((C / E + 31) / 32 * 32);
-    if (slab && N > 0 && T <= 512) { /* more threads of ~77 registers would not launch */
-        /* about 16 warps a multiprocessor; 8..64 rows a slab (the partials' traffic is 1/R of the rows') */
-        int per_sm = T >= 512 ? 1 : 512 / (int)T, slabs = lma_cuda_sms() * per_sm, R = (N + slabs - 1) / slabs;
+    static int warps = -1; /* LMA_CUDA_NORM_SLAB_WARPS: the slabs' warps a multiprocessor (A/B runs) */
+    if (warps < 0) warps = getenv("LMA_CUDA_NORM_SLAB_WARPS") ? atoi(getenv("LMA_CUDA_NORM_SLAB_WARPS")) : 16;
+    /* the slabs save the second read of dout and inp that dw's kernel makes: without dw (LoRA's
+     * frozen norms) the row kernel below, a block a row, keeps more rows in flight */
+    if (slab && dw && N > 0 && T <= 512) { /* more threads of ~77 registers would not launch */
+        /* `warps` warps a multiprocessor (at most 3 blocks of 512 or 256 threads fit its registers);
+         * 8..64 rows a slab (the partials' traffic is 1/R of the rows') */
+        int per_sm = warps * 32 / (int)T, fit = 65536 / (80 * (int)T);
+        per_sm = per_sm < 1 ? 1 : per_sm > fit ? fit : per_sm;
+        int slabs = lma_cuda_sms() * per_sm, R = (N + slabs - 1) / slabs;
         R = R < 8 ? 8 : R > 64 ? 64 : R;
         int G = (N + R - 1) / R;
-        float *part = NULL;
-        if (dw) {
-            part = (float *)lma_cuda_grow(&g_norm_part, (size_t)G * C * sizeof(float));
-            if (!part) { fail(LMA_ERR_NOMEM, "cuda: out of memory for rmsnorm_bwd's partial sums (%d x %d)", G, C); return; }
-        }
+        float *part = (float *)lma_cuda_grow(&g_norm_part, (size_t)G * C * sizeof(float));
+        if (!part) { fail(LMA_ERR_NOMEM, "cuda: out of memory for rmsnorm_bwd's partial sums (%d x %d)", G, C); return; }
         LAUNCH_ROWS(k_rmsnorm_bwd_slab, v, G, T, (TI *)dinp, part, (const TI *)dout, (const TI *)inp, (const TI *)w,
                     rstd, N, C, R);
         check_launch("rmsnorm_bwd");
-        if (dw) {
-            k_colsum_add<<<blocks(C, 32), dim3(32, 32), 0, lma_cu_stream>>>(dw, part, G, C);
-            check_launch("rmsnorm_bwd_w");
-        }
+        k_colsum_add<<<blocks(C, 32), dim3(32, 32), 0, lma_cu_stream>>>(dw, part, G, C);
+        check_launch("rmsnorm_bwd_w");
         return;
     }
     if (dinp) {
