@@ -1,7 +1,7 @@
 /* GPU ops at the shapes of real models (label cuda), against the CPU backend, both tables, with
- * the kernels that are still opt-in switched on: rmsnorm's backward (one pass over slabs of
- * rows), cross-entropy (rows in registers), the thin products of LoRA (ops_thin.cuh), RoPE over
- * groups of heads. The op-by-op test at small shapes (default kernels): test_backend_cuda.c. */
+ * the kernels of the fifteenth session switched on (three are defaults, the thin products opt-in):
+ * rmsnorm's backward (one pass over slabs of rows), cross-entropy (rows in registers), the thin
+ * products of LoRA (ops_thin.cuh), RoPE over groups of heads. The op-by-op test at small shapes (default kernels): test_backend_cuda.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include "backend/backend.h"
@@ -175,8 +175,8 @@ static void rope_heads(void) {
 }
 
 int main(void) {
-    /* the kernels that are opt-in until they have run on a GPU (docs/cuda.md); the switches are
-     * read at each op's first call, so these hold for the whole program */
+    /* on whatever the environment says (three are defaults, LMA_CUDA_THIN opt-in: docs/cuda.md);
+     * the switches are read at each op's first call, so these hold for the whole program */
     setenv("LMA_CUDA_NORM_SLAB", "1", 1);
     setenv("LMA_CUDA_CE_REG", "1", 1);
     setenv("LMA_CUDA_THIN", "1", 1);

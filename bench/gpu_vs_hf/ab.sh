@@ -7,8 +7,9 @@
 # device, $OUT/ab.log. The switches (docs/cuda.md): LMA_CUDA_FUSE_QKV=0 (three q, k, v products),
 # LMA_CUDA_COPY2D=0 (LoRA projection by projection), LMA_CUDA_RES_GEMM=0 (residual copied, then
 # added into), LMA_CUDA_LAZY_ZERO=0 (zeros at once), LMA_LORA_FIRST=0 (docs/lora.md: the base
-# product first, LoRA's term added after); opt-in, =1: LMA_CUDA_NORM_SLAB, LMA_CUDA_CE_REG,
-# LMA_CUDA_THIN, LMA_CUDA_ROPE_HEADS.
+# product first, LoRA's term added after), LMA_CUDA_NORM_SLAB=0, LMA_CUDA_CE_REG=0,
+# LMA_CUDA_ROPE_HEADS=0 (rmsnorm's two kernels, cross-entropy read twice, RoPE a head at a time);
+# opt-in, =1: LMA_CUDA_THIN (LoRA's thin products on the tensor cores).
 # RUNS="ROW@ENV,ENV ROW@X=0 ...": those rows with those switches, instead of the off/on pairs
 # (REPS rounds); PROF_RUNS="ROW@ENV,ENV ...": profiles of those rows with those switches
 # ($OUT/prof_ROW_N.log), instead of PROF; TESTS="..." the tests to run ("" none).

@@ -87,8 +87,8 @@ template <typename TI>
 static void cu_cross_entropy(float *losses, void *dlogits, const void *logits, const int32_t *targets, int N, int V,
                              float dscale) {
     PROFILE("cross_entropy");
-    static int reg = -1; /* LMA_CUDA_CE_REG=1: the row in registers (opt-in: not yet run on a GPU) */
-    if (reg < 0) reg = env_opt_in("LMA_CUDA_CE_REG");
+    static int reg = -1; /* the row in registers; LMA_CUDA_CE_REG=0: read twice (A/B runs) */
+    if (reg < 0) reg = env_on("LMA_CUDA_CE_REG");
     TI *d = (TI *)dlogits;
     const TI *l = (const TI *)logits;
     if (!vec_ok((size_t)V, dlogits, logits))

@@ -100,33 +100,30 @@ __global__ void k_rmsnorm_bwd_w(float *dw, const TI *dout, const TI *inp, const 
 }
 /* The backward in one pass (the two kernels above read dout and inp twice: 201 MB a 1.1B layer
  * where 134 suffice): each block takes a slab of R rows with one E-chunk of a row a thread
- * (C <= blockDim.x * E, at most 512 threads: C <= 4096 vectorized), keeps w and its columns'
- * weight-gradient sums in registers, loads the next row's x, dout and dinp before the current
- * row's block sum, and writes its slab's sums to a partial row dwp[blockIdx.x, C] that
- * k_colsum_add adds into dw (no atomics: the same sum every run). */
+ * (C <= blockDim.x * E, at most 512 threads: C <= 4096 vectorized), keeps w and its columns' weight-gradient sums in registers, loads the next
+ * row's x and dout before the current row's block sum, and writes its slab's sums to a partial row
+ * dwp[blockIdx.x, C] that k_colsum_add adds into dw (no atomics: the same sum every run). */
 template <typename TI, int E>
 __global__ void __launch_bounds__(512) k_rmsnorm_bwd_slab(TI *dinp, float *dwp, const TI *dout, const TI *inp, const TI *w,
                                    const float *rstd, int N, int C, int R) {
     int c = threadIdx.x * E, n0 = blockIdx.x * R, n1 = min(N, n0 + R);
     bool on = c < C;
-    float wv[E], acc[E], xv[E], gv[E], dv[E], xn[E], gn[E], dn[E];
+    float wv[E], acc[E], xv[E], gv[E], xn[E], gn[E], dv[E];
 #pragma unroll
-    for (int k = 0; k < E; k++) wv[k] = acc[k] = xv[k] = gv[k] = dv[k] = xn[k] = gn[k] = dn[k] = 0;
-    if (on && n0 < n1) {
-        size_t o = (size_t)n0 * C + c;
+    for (int k = 0; k < E; k++) wv[k] = acc[k] = xv[k] = gv[k] = xn[k] = gn[k] = dv[k] = 0;
+    if (on) {
         chunk<TI, E>::load(w + c, wv);
-        chunk<TI, E>::load(inp + o, xv);
-        chunk<TI, E>::load(dout + o, gv);
-        if (dinp) chunk<TI, E>::load(dinp + o, dv);
+        chunk<TI, E>::load(inp + (size_t)n0 * C + c, xv);
+        chunk<TI, E>::load(dout + (size_t)n0 * C + c, gv);
     }
     float r = n0 < n1 ? rstd[n0] : 0;
     for (int n = n0; n < n1; n++) {
         size_t o = (size_t)n * C + c;
         float rn = n + 1 < n1 ? rstd[n + 1] : 0;
-        if (on && n + 1 < n1) { /* the next row in flight during this one's sum */
+        if (on && dinp) chunk<TI, E>::load(dinp + o, dv);
+        if (on && n + 1 < n1) {
             chunk<TI, E>::load(inp + o + C, xn);
             chunk<TI, E>::load(dout + o + C, gn);
-            if (dinp) chunk<TI, E>::load(dinp + o + C, dn);
         }
         float dot = 0;
 #pragma unroll
@@ -137,10 +134,10 @@ __global__ void __launch_bounds__(512) k_rmsnorm_bwd_slab(TI *dinp, float *dwp, 
         for (int k = 0; k < E; k++) {
             dv[k] += r * gv[k] * wv[k] - kk * xv[k];
             acc[k] += gv[k] * xv[k] * r;
+            xv[k] = xn[k];
+            gv[k] = gn[k];
         }
         if (on && dinp) chunk<TI, E>::store(dinp + o, dv);
-#pragma unroll
-        for (int k = 0; k < E; k++) { xv[k] = xn[k]; gv[k] = gn[k]; dv[k] = dn[k]; }
         r = rn;
     }
     if (on && dwp) chunk<float, E>::store(dwp + (size_t)blockIdx.x * C + c, acc);
@@ -184,27 +181,15 @@ static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *
     if (dw) lzb_need(dw, (size_t)C * sizeof(float)); /* added into: its zeros now (ops_zero.cuh) */
     lz_enter(dinp, dout, inp, w, rstd);
     PROFILE("rmsnorm_bwd");
-    static int slab = -1; /* LMA_CUDA_NORM_SLAB=1: one pass (opt-in: not yet run on a GPU) */
-    if (slab < 0) slab = env_opt_in("LMA_CUDA_NORM_SLAB");
+    static int slab = -1; /* one pass; LMA_CUDA_NORM_SLAB=0: the two kernels (A/B runs) */
+    if (slab < 0) slab = env_on("LMA_CUDA_NORM_SLAB");
     int v = vec_ok((size_t)C, dinp, dout, inp, w), E = v ? 8 : 1;
     unsigned T = (unsigned)((C / E + 31) / 32 * 32);
-    static int warps = -1; /* LMA_CUDA_NORM_SLAB_WARPS: the slabs' warps a multiprocessor (A/B runs) */
-    if (warps < 0) warps = getenv("LMA_CUDA_NORM_SLAB_WARPS") ? atoi(getenv("LMA_CUDA_NORM_SLAB_WARPS")) : 16;
-    /* the slabs save the second read of dout and inp that dw's kernel makes: without dw (LoRA's
+    /* the slabs save the second read of dout and inp that dw's kernel makes; without dw (LoRA's
      * frozen norms) the row kernel below, a block a row, keeps more rows in flight */
     if (slab && dw && N > 0 && T <= 512) { /* more threads of ~77 registers would not launch */
-        /* `warps` warps a multiprocessor, as many blocks as its registers hold at most;
-         * 8..64 rows a slab (the partials' traffic is 1/R of the rows') */
-        static unsigned fit_T[2];
-        static int fit[2]; /* blocks of T threads a multiprocessor holds, per E (asked once per T) */
-        if (fit_T[v] != T) {
-            fit_T[v] = T;
-            if (v) check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fit[v], k_rmsnorm_bwd_slab<TI, 8>, T, 0), "occupancy");
-            else check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fit[v], k_rmsnorm_bwd_slab<TI, 1>, T, 0), "occupancy");
-        }
-        int per_sm = warps * 32 / (int)T, cap = fit[v] > 0 ? fit[v] : 1;
-        per_sm = per_sm > cap ? cap : per_sm < 1 ? 1 : per_sm;
-        int slabs = lma_cuda_sms() * per_sm, R = (N + slabs - 1) / slabs;
+        /* about 16 warps a multiprocessor; 8..64 rows a slab (the partials' traffic is 1/R of the rows') */
+        int per_sm = T >= 512 ? 1 : 512 / (int)T, slabs = lma_cuda_sms() * per_sm, R = (N + slabs - 1) / slabs;
         R = R < 8 ? 8 : R > 64 ? 64 : R;
         int G = (N + R - 1) / R;
         float *part = (float *)lma_cuda_grow(&g_norm_part, (size_t)G * C * sizeof(float));

@@ -4,8 +4,8 @@
 /* ---- rope (HF half split) ------------------------------------------------------------ */
 
 /* a thread rotates E pairs (x[j..j+E), x[j+half..j+half+E)) of hg heads of one token (1, or
- * ROPE_HG with LMA_CUDA_ROPE_HEADS=1: the angles computed once for them, opt-in until it has run
- * on a GPU; the same arithmetic either way); token n's heads start at element n * ld_out of out
+ * ROPE_HG by default: the angles computed once for them; LMA_CUDA_ROPE_HEADS=0 gives 1, for A/B
+ * runs; the same arithmetic either way); token n's heads start at element n * ld_out of out
  * and n * ld_in of inp (NH * HD: packed; the fused q|k|v rows: qkv_rope_*); backward 0: the
  * forward, 1: the backward added into out, 2: the backward written (out zeroed just before) */
 enum { ROPE_HG = 4 };
@@ -49,7 +49,7 @@ template <typename TI>
 static void rope_launch(void *out, const void *inp, const int32_t *pos, const float *inv_freq, int N, int NH, int HD,
                         int backward, size_t ld_out = 0, size_t ld_in = 0) {
     static int heads = -1;
-    if (heads < 0) heads = env_opt_in("LMA_CUDA_ROPE_HEADS");
+    if (heads < 0) heads = env_on("LMA_CUDA_ROPE_HEADS");
     int hg = heads ? ROPE_HG : 1;
     size_t pairs = (size_t)N * ((NH + hg - 1) / hg) * (HD / 2); /* a thread's hg heads count once */
     if (!ld_out) ld_out = (size_t)NH * HD;

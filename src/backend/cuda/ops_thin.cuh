@@ -9,8 +9,10 @@
  * A block: a 128 x 64 tile of out, 8 warps of 16 rows; X's rows and W's 64 columns go to shared
  * memory (zero-padded to KP, a multiple of 16), then KP / 16 mma steps a warp and n-tile; the fp32
  * sums are staged in shared memory, and each thread writes 16-byte chunks (res added in fp32
- * first: one rounding, as cuBLASLt's beta = 1). Opt-in until it has run on a GPU: LMA_CUDA_THIN=1
- * (tests/test_shapes_cuda.c sets it); otherwise every product stays with cuBLASLt. */
+ * first: one rounding, as cuBLASLt's beta = 1). Opt-in (LMA_CUDA_THIN=1; tests/test_shapes_cuda.c
+ * sets it): correct on an H100, but its speed against cuBLASLt is not yet measured on its own (the
+ * LoRA rows lost 1.1-1.3 ms with it and three other changes on; docs/cuda.md). Otherwise every
+ * product stays with cuBLASLt. */
 enum { TH_BM = 128, TH_BN = 64, TH_THREADS = 256, TH_KMAX = 64 };
 
 /* WT 1: W is (M, K) row-major (a forward, x W^T); WT 0: W is (K, M) row-major (a backward, dout W) */
