@@ -1,7 +1,7 @@
 /* GPU ops at the shapes of real models (label cuda), against the CPU backend, both tables, with
- * the kernels of the fifteenth session switched on (three are defaults, the thin products opt-in):
- * rmsnorm's backward (one pass over slabs of rows), cross-entropy (rows in registers), the thin
- * products of LoRA (ops_thin.cuh), RoPE over groups of heads. The op-by-op test at small shapes (default kernels): test_backend_cuda.c. */
+ * the kernels of the fifteenth session on (three are defaults; the thin products opt-in, which
+ * this test turns on): rmsnorm's backward (one pass over slabs of rows), cross-entropy (rows in
+ * registers), the thin products of LoRA (ops_thin.cuh), RoPE over groups of heads. The op-by-op test at small shapes (default kernels): test_backend_cuda.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include "backend/backend.h"
@@ -175,12 +175,11 @@ static void rope_heads(void) {
 }
 
 int main(void) {
-    /* on whatever the environment says (three are defaults, LMA_CUDA_THIN opt-in: docs/cuda.md);
-     * the switches are read at each op's first call, so these hold for the whole program */
-    setenv("LMA_CUDA_NORM_SLAB", "1", 1);
-    setenv("LMA_CUDA_CE_REG", "1", 1);
-    setenv("LMA_CUDA_THIN", "1", 1);
-    setenv("LMA_CUDA_ROPE_HEADS", "1", 1);
+    /* the kernels as the environment switches them (docs/cuda.md: rmsnorm's slabs, cross-entropy
+     * in registers and RoPE over head groups are defaults, =0 checks the paths they replaced;
+     * LMA_CUDA_NORM_SLAB_PF=1 the opt-in slab variant), and the thin products on unless
+     * LMA_CUDA_THIN says otherwise; the switches are read at each op's first call */
+    setenv("LMA_CUDA_THIN", "1", 0);
     cpu = lma_backend_cpu();
     const lma_backend *fp32, *bf16;
     if (!cuda_test_tables(&fp32, &bf16)) return 77;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call that checks and measures the step's switchable changes (issue 22 item 2):
 # builds lmadapt with CUDA (bench/device_build.sh), runs test_backend_cuda, test_shapes_cuda and
-# test_train_cuda (with ABON, the first and last again with those switches), then each training
+# test_train_cuda (with ABON, all three again with those switches), then each training
 # row with a change off (AB) and on (ABON, or the default) in the same binary, then transformers' eager (and, COMPILE=1,
 # compiled) baselines of the same rows while time is left. Everything goes to stdout and, on the
 # device, $OUT/ab.log. The switches (docs/cuda.md): LMA_CUDA_FUSE_QKV=0 (three q, k, v products),
@@ -27,7 +27,7 @@ el built
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread
 # the tests with the defaults; with ABON, the whole-model runs (and every op) once more with it
 TESTS=${TESTS-test_backend_cuda test_shapes_cuda test_train_cuda}
-for t in $TESTS ${TESTS:+${ABON:+on:test_train_cuda on:test_backend_cuda}}; do
+for t in $TESTS ${TESTS:+${ABON:+on:test_shapes_cuda on:test_train_cuda on:test_backend_cuda}}; do
     envs=(X=1); log="${OUT:-/tmp}/$t.log"
     [ "${t#on:}" != "$t" ] && { t=${t#on:}; envs=(${ABON}); log="${OUT:-/tmp}/${t}_on.log"; }
     env "${envs[@]}" timeout 200 build-gpu/tests/$t > "$log" 2>&1

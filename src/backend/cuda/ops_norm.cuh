@@ -102,28 +102,33 @@ __global__ void k_rmsnorm_bwd_w(float *dw, const TI *dout, const TI *inp, const 
  * where 134 suffice): each block takes a slab of R rows with one E-chunk of a row a thread
  * (C <= blockDim.x * E, at most 512 threads: C <= 4096 vectorized), keeps w and its columns' weight-gradient sums in registers, loads the next
  * row's x and dout before the current row's block sum, and writes its slab's sums to a partial row
- * dwp[blockIdx.x, C] that k_colsum_add adds into dw (no atomics: the same sum every run). */
-template <typename TI, int E>
+ * dwp[blockIdx.x, C] that k_colsum_add adds into dw (no atomics: the same sum every run).
+ * PF 1 (LMA_CUDA_NORM_SLAB_PF=1, opt-in until a GPU has measured it): the next row's dinp is
+ * loaded with its x and dout too (PF 0 reads it in the row's own step: a memory latency a row in
+ * series with the block sum, the likely reason the slabs gained half their prediction). */
+template <typename TI, int E, int PF = 0>
 __global__ void __launch_bounds__(512) k_rmsnorm_bwd_slab(TI *dinp, float *dwp, const TI *dout, const TI *inp, const TI *w,
                                    const float *rstd, int N, int C, int R) {
     int c = threadIdx.x * E, n0 = blockIdx.x * R, n1 = min(N, n0 + R);
     bool on = c < C;
-    float wv[E], acc[E], xv[E], gv[E], xn[E], gn[E], dv[E];
+    float wv[E], acc[E], xv[E], gv[E], xn[E], gn[E], dv[E], dn[PF ? E : 1];
 #pragma unroll
     for (int k = 0; k < E; k++) wv[k] = acc[k] = xv[k] = gv[k] = xn[k] = gn[k] = dv[k] = 0;
     if (on) {
         chunk<TI, E>::load(w + c, wv);
         chunk<TI, E>::load(inp + (size_t)n0 * C + c, xv);
         chunk<TI, E>::load(dout + (size_t)n0 * C + c, gv);
+        if (PF && dinp && n0 < n1) chunk<TI, E>::load(dinp + (size_t)n0 * C + c, dv);
     }
     float r = n0 < n1 ? rstd[n0] : 0;
     for (int n = n0; n < n1; n++) {
         size_t o = (size_t)n * C + c;
         float rn = n + 1 < n1 ? rstd[n + 1] : 0;
-        if (on && dinp) chunk<TI, E>::load(dinp + o, dv);
+        if (!PF && on && dinp) chunk<TI, E>::load(dinp + o, dv);
         if (on && n + 1 < n1) {
             chunk<TI, E>::load(inp + o + C, xn);
             chunk<TI, E>::load(dout + o + C, gn);
+            if (PF && dinp) chunk<TI, E>::load(dinp + o + C, dn);
         }
         float dot = 0;
 #pragma unroll
@@ -138,6 +143,9 @@ __global__ void __launch_bounds__(512) k_rmsnorm_bwd_slab(TI *dinp, float *dwp, 
             gv[k] = gn[k];
         }
         if (on && dinp) chunk<TI, E>::store(dinp + o, dv);
+        if (PF)
+#pragma unroll
+            for (int k = 0; k < E; k++) dv[k] = dn[k];
         r = rn;
     }
     if (on && dwp) chunk<float, E>::store(dwp + (size_t)blockIdx.x * C + c, acc);
@@ -194,8 +202,14 @@ static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *
         int G = (N + R - 1) / R;
         float *part = (float *)lma_cuda_grow(&g_norm_part, (size_t)G * C * sizeof(float));
         if (!part) { fail(LMA_ERR_NOMEM, "cuda: out of memory for rmsnorm_bwd's partial sums (%d x %d)", G, C); return; }
-        LAUNCH_ROWS(k_rmsnorm_bwd_slab, v, G, T, (TI *)dinp, part, (const TI *)dout, (const TI *)inp, (const TI *)w,
-                    rstd, N, C, R);
+        static int pf = -1; /* LMA_CUDA_NORM_SLAB_PF=1: the next row's dinp in flight too (opt-in) */
+        if (pf < 0) pf = env_opt_in("LMA_CUDA_NORM_SLAB_PF");
+        if (pf && v)
+            k_rmsnorm_bwd_slab<TI, 8, 1><<<G, T, 0, lma_cu_stream>>>((TI *)dinp, part, (const TI *)dout,
+                                                                     (const TI *)inp, (const TI *)w, rstd, N, C, R);
+        else
+            LAUNCH_ROWS(k_rmsnorm_bwd_slab, v, G, T, (TI *)dinp, part, (const TI *)dout, (const TI *)inp,
+                        (const TI *)w, rstd, N, C, R);
         check_launch("rmsnorm_bwd");
         k_colsum_add<<<blocks(C, 32), dim3(32, 32), 0, lma_cu_stream>>>(dw, part, G, C);
         check_launch("rmsnorm_bwd_w");
