@@ -114,6 +114,8 @@ __global__ void __launch_bounds__(512) k_rmsnorm_bwd_slab(TI *dinp, float *dwp, 
     float wv[E], acc[E], xv[E], gv[E], xn[E], gn[E], dv[E], dn[PF ? E : 1];
 #pragma unroll
     for (int k = 0; k < E; k++) wv[k] = acc[k] = xv[k] = gv[k] = xn[k] = gn[k] = dv[k] = 0;
+#pragma unroll
+    for (int k = 0; k < (PF ? E : 1); k++) dn[k] = 0;
     if (on) {
         chunk<TI, E>::load(w + c, wv);
         chunk<TI, E>::load(inp + (size_t)n0 * C + c, xv);
