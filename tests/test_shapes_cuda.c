@@ -1,7 +1,8 @@
 /* GPU ops at the shapes of real models (label cuda), against the CPU backend, both tables, with
  * the kernels of the fifteenth session on (three are defaults; the thin products opt-in, which
  * this test turns on): rmsnorm's backward (one pass over slabs of rows), cross-entropy (rows in
- * registers), the thin products of LoRA (ops_thin.cuh), RoPE over groups of heads. The op-by-op test at small shapes (default kernels): test_backend_cuda.c. */
+ * registers), the thin products of LoRA (ops_thin.cuh), RoPE over groups of heads. The op-by-op
+ * test at small shapes (default kernels): test_backend_cuda.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include "backend/backend.h"
@@ -12,7 +13,8 @@
 /* rmsnorm_bwd at shapes of real models against the CPU: many slabs of rows and a partial one
  * (N = 1001), rows of 768, 2048 and 4096 (vectorized), 1032 (a thread count off the powers of
  * two), 40 and 45 (not vectorized), 8192 (a 70B row: past the one-pass kernel's 512 threads, the
- * two-kernel path); the input gradient and the weight's added into (non-zero before), or either left NULL */
+ * two-kernel path); the input gradient and the weight's added into (non-zero before), or either
+ * left NULL (without dw: the row kernel) */
 static void rmsnorm_shapes(void) {
     const int shapes[7][2] = {{1001, 768}, {1001, 2048}, {300, 4096}, {77, 1032}, {1001, 40}, {50, 45}, {50, 8192}};
     for (int si = 0; si < 7; si++) {

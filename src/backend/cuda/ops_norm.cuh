@@ -100,9 +100,10 @@ __global__ void k_rmsnorm_bwd_w(float *dw, const TI *dout, const TI *inp, const 
 }
 /* The backward in one pass (the two kernels above read dout and inp twice: 201 MB a 1.1B layer
  * where 134 suffice): each block takes a slab of R rows with one E-chunk of a row a thread
- * (C <= blockDim.x * E, at most 512 threads: C <= 4096 vectorized), keeps w and its columns' weight-gradient sums in registers, loads the next
- * row's x and dout before the current row's block sum, and writes its slab's sums to a partial row
- * dwp[blockIdx.x, C] that k_colsum_add adds into dw (no atomics: the same sum every run).
+ * (C <= blockDim.x * E, at most 512 threads: C <= 4096 vectorized), keeps w and its columns'
+ * weight-gradient sums in registers, loads the next row's x and dout before the current row's
+ * block sum, and writes its slab's sums to a partial row dwp[blockIdx.x, C] that k_colsum_add
+ * adds into dw (no atomics: the same sum every run).
  * PF 1 (LMA_CUDA_NORM_SLAB_PF=1, opt-in until a GPU has measured it): the next row's dinp is
  * loaded with its x and dout too (PF 0 reads it in the row's own step: a memory latency a row in
  * series with the block sum, the likely reason the slabs gained half their prediction). */
@@ -197,7 +198,7 @@ static void cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *
     unsigned T = (unsigned)((C / E + 31) / 32 * 32);
     /* the slabs save the second read of dout and inp that dw's kernel makes; without dw (LoRA's
      * frozen norms) the row kernel below, a block a row, keeps more rows in flight */
-    if (slab && dw && N > 0 && T <= 512) { /* more threads of ~77 registers would not launch */
+    if (slab && dw && N > 0 && T <= 512) { /* more threads of 79-88 registers would not launch */
         /* about 16 warps a multiprocessor; 8..64 rows a slab (the partials' traffic is 1/R of the rows') */
         int per_sm = T >= 512 ? 1 : 512 / (int)T, slabs = lma_cuda_sms() * per_sm, R = (N + slabs - 1) / slabs;
         R = R < 8 ? 8 : R > 64 ? 64 : R;
